@@ -1,0 +1,49 @@
+use thiserror::Error;
+
+/// A rule of the domain refused an input or a move. Each variant maps to one
+/// API error code; the message is written for the person who made the request.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// Malformed input: bad id, bad version, config not an object, bad timestamp… (HTTP 422)
+    #[error("{0}")]
+    Invalid(String),
+    /// A lifecycle move that is not allowed; the message names the allowed moves. (HTTP 409)
+    #[error("{0}")]
+    IllegalMove(String),
+    /// An environment's policy forbids it (latest, min stage). (HTTP 422)
+    #[error("{0}")]
+    PolicyViolation(String),
+    /// The version exists but is retired. (HTTP 410)
+    #[error("{0}")]
+    Retired(String),
+    /// Nothing by that name. (HTTP 404)
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts what is stored (e.g. re-registering with another config). (HTTP 409)
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl DomainError {
+    /// The stable machine-readable code used in `{"error":{"code":…}}`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DomainError::Invalid(_) => "invalid_input",
+            DomainError::IllegalMove(_) => "illegal_stage_move",
+            DomainError::PolicyViolation(_) => "policy_violation",
+            DomainError::Retired(_) => "retired",
+            DomainError::NotFound(_) => "not_found",
+            DomainError::Conflict(_) => "conflict",
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            DomainError::Invalid(_) | DomainError::PolicyViolation(_) => 422,
+            DomainError::IllegalMove(_) | DomainError::Conflict(_) => 409,
+            DomainError::Retired(_) => 410,
+            DomainError::NotFound(_) => 404,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Switchyard's domain rules, as plain Rust with no I/O.
+//!
+//! The same code decides on the server and greys out buttons in the browser,
+//! so it must compile for wasm too: no sqlx, no tokio, no axum here.
+
+pub mod config_hash;
+pub mod error;
+pub mod history;
+pub mod ids;
+pub mod ledger;
+pub mod lifecycle;
+pub mod policy;
+pub mod records;
+pub mod resolve;
+pub mod time;
+pub mod types;
+
+pub use error::DomainError;
+pub use ids::{FullId, ModelId, VersionName, VersionRef};
+pub use lifecycle::Stage;
+pub use time::Timestamp;
