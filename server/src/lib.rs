@@ -1,1 +1,14 @@
+//! The switchyard server as a library, so that tests start the real thing
+//! (`startup::Application::build` on port 0 with a fresh database).
 
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod demo;
+pub mod error;
+pub mod jobs;
+pub mod rest;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

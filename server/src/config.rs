@@ -1,0 +1,45 @@
+//! Configuration from environment variables (documented in the README).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`, default `sqlite://data/switchyard.db`.
+    pub database_url: String,
+    /// `SWITCHYARD_ADDR`, default `127.0.0.1:3000`.
+    pub addr: SocketAddr,
+    /// `LOG_FORMAT=json` for JSON logs; anything else is human-readable.
+    pub log_json: bool,
+    /// `SWITCHYARD_DEPRECATION_DAYS`, 30–90, default 30.
+    pub deprecation_days: u32,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Config> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let addr = var("SWITCHYARD_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
+        let deprecation_days = match var("SWITCHYARD_DEPRECATION_DAYS") {
+            Some(d) => {
+                let d: u32 = d
+                    .parse()
+                    .with_context(|| format!("SWITCHYARD_DEPRECATION_DAYS={d:?} is not a number of days"))?;
+                switchyard_domain::lifecycle::deprecation_days(d)?
+            }
+            None => switchyard_domain::lifecycle::DEPRECATION_DAYS_DEFAULT,
+        };
+        Ok(Config {
+            database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://data/switchyard.db".into()),
+            addr: addr
+                .parse()
+                .with_context(|| format!("SWITCHYARD_ADDR={addr:?} is not an address like 127.0.0.1:3000"))?,
+            log_json: var("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            deprecation_days,
+        })
+    }
+
+    pub fn store_settings(&self) -> crate::store::StoreSettings {
+        crate::store::StoreSettings { deprecation_days: self.deprecation_days }
+    }
+}

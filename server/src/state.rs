@@ -1,0 +1,12 @@
+//! What every handler and server function can reach.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::store::DynStore;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub config: Arc<Config>,
+}

@@ -1,0 +1,177 @@
+//! Storage: one trait, a SQLite and a PostgreSQL implementation, one
+//! contract test suite run against both (`store/contract.rs`).
+//!
+//! Every method that changes state writes its ledger event(s) in the same
+//! transaction as the change. Writers serialise on the ledger head row
+//! (`ledger_head`), which both backends lock the same way (an UPDATE first
+//! in the transaction): PostgreSQL by row lock, SQLite by taking the write
+//! lock at once. That keeps the hash chain unbroken and every invariant true
+//! across several server processes — no in-process mutex is relied on.
+
+pub mod postgres;
+pub mod sqlite;
+
+#[cfg(test)]
+mod contract;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use switchyard_domain::lifecycle::MoveVia;
+use switchyard_domain::types::{
+    AuditPage, Environment, ModelSummary, NewVersion, Pin, RequestLookup, RequestRecord, Resolved,
+    ServingAt, Version, VersionDetail, VerifyReport,
+};
+use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionRef};
+
+/// What went wrong in a store call: a rule said no (shown to the user), or
+/// the database failed (logged, shown as a generic 500).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Settings every store needs to apply the domain rules.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    /// Days a version stays deprecated before it may be retired (30–90).
+    pub deprecation_days: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            deprecation_days: switchyard_domain::lifecycle::DEPRECATION_DAYS_DEFAULT,
+        }
+    }
+}
+
+/// The result of a registration: the stored version, and whether this call created it.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub version: Version,
+    pub created: bool,
+}
+
+/// Filters of the audit log. `cursor` is the opaque `next_cursor` of the previous page.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub after: Option<Timestamp>,
+    pub before: Option<Timestamp>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub model: Option<String>,
+    pub environment: Option<String>,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+/// What a pass of the retirement job did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetireReport {
+    pub retired: Vec<FullId>,
+    /// Due, but still pinned (or serving) somewhere: flagged, not retired.
+    pub held: Vec<FullId>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations and creates the standard environments
+    /// (development, staging, production) with their default policies.
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Registers a version in `development`. Idempotent for the same config
+    /// and artifact; a different config or artifact under the same full id
+    /// is a `DomainError::Conflict` and changes nothing.
+    async fn register_version(&self, new: NewVersion, actor: &str, at: Timestamp) -> StoreResult<Registered>;
+
+    async fn list_models(&self) -> StoreResult<Vec<ModelSummary>>;
+
+    /// A model's versions, newest first. Unknown model: `NotFound`.
+    async fn list_versions(&self, model: &ModelId) -> StoreResult<Vec<Version>>;
+
+    async fn get_version(&self, id: &FullId) -> StoreResult<Option<Version>>;
+
+    /// The version with its stage history, retirement date and current pins.
+    async fn version_detail(&self, id: &FullId) -> StoreResult<Option<VersionDetail>>;
+
+    /// Moves a version's stage after `lifecycle::check_move`. Moving to
+    /// production is only done by promotions (`MoveVia::Promotion`), which
+    /// also deprecate the model's previous production version in the same
+    /// transaction.
+    async fn change_stage(
+        &self,
+        id: &FullId,
+        to: Stage,
+        via: MoveVia,
+        reason: Option<&str>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Version>;
+
+    /// Environments in their standard order, each with its policy and pins.
+    async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
+
+    /// Pins `id` in `env` if the environment's policy admits the version's stage.
+    async fn set_pin(&self, env: &str, id: &FullId, reason: Option<&str>, actor: &str, at: Timestamp) -> StoreResult<Pin>;
+
+    /// The hot path model servers call: see `switchyard_domain::resolve`.
+    async fn resolve(&self, reference: &VersionRef, env: &str) -> StoreResult<Resolved>;
+
+    /// Stores a validated batch in one transaction (all or nothing). A
+    /// record whose request_id is already stored is skipped (retries are safe).
+    /// Returns the number of records accepted.
+    async fn insert_request_records(&self, records: &[RequestRecord]) -> StoreResult<u64>;
+
+    async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>>;
+
+    /// What each environment pinned at `at`: one indexed lookup per pin subject.
+    async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt>;
+
+    /// Ledger events, newest first, filtered and paginated.
+    async fn audit_page(&self, q: &AuditQuery) -> StoreResult<AuditPage>;
+
+    /// Walks the whole chain (in pages) and checks every link and the head.
+    async fn audit_verify(&self) -> StoreResult<VerifyReport>;
+
+    /// Retires deprecated versions whose period has passed (actor `system`),
+    /// unless they are still pinned somewhere: those are flagged once in the ledger.
+    async fn retire_due(&self, now: Timestamp) -> StoreResult<RetireReport>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store a `DATABASE_URL` names: `sqlite://path` (created if
+/// missing, WAL mode) or `postgres://…`.
+pub async fn connect(url: &str, settings: StoreSettings) -> StoreResult<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(postgres::PgStore::connect(url, settings).await?))
+    } else {
+        Err(StoreError::Domain(DomainError::Invalid(format!(
+            "DATABASE_URL must start with sqlite:// or postgres://, got {:?}",
+            url.split(':').next().unwrap_or("")
+        ))))
+    }
+}
