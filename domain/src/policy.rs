@@ -122,7 +122,7 @@ impl EnvPolicy {
 pub const MAX_REQUIRED_APPROVALS: u32 = 10;
 
 /// "a", "a or b", "a, b or c".
-fn or_list(stages: &[Stage]) -> String {
+pub(crate) fn or_list(stages: &[Stage]) -> String {
     match stages {
         [] => String::new(),
         [only] => only.to_string(),
