@@ -11,9 +11,15 @@ use crate::config_hash::{canonical_json, sha256_prefixed};
 use crate::types::VerifyReport;
 use crate::Timestamp;
 
-/// The `prev_hash` of the first event.
+/// The `prev_hash` of the first event, and the head hash of an empty ledger.
 pub const GENESIS_HASH: &str =
     "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The id of the first event. Ids are contiguous: each event's id is the
+/// ledger head's id + 1 (the head of an empty ledger is id 0), assigned by
+/// the writer that holds the head lock — not taken from a database sequence,
+/// which can skip numbers and would look like a deleted row to `verify`.
+pub const FIRST_EVENT_ID: i64 = 1;
 
 /// Action names, the same in the API, the database and the console.
 pub mod action {
@@ -68,6 +74,11 @@ impl NewEvent {
 
     pub fn environment(mut self, env: &str) -> Self {
         self.environment = Some(env.to_owned());
+        self
+    }
+
+    pub fn cluster(mut self, cluster: &str) -> Self {
+        self.cluster = Some(cluster.to_owned());
         self
     }
 
@@ -153,10 +164,21 @@ impl LedgerEvent {
 
 /// Walks the ledger in id order, checking each link. Feed it events in
 /// ascending id order (in pages, for a large ledger), then call `finish`
-/// with the chain head the database recorded.
+/// with the chain head the database recorded. Read the head and the events
+/// in one snapshot (one read transaction), or an event appended meanwhile
+/// would look like a forgery.
+///
+/// Each event must have the next id, a hash that matches its content, and
+/// the previous event's hash as its `prev_hash`; the last event must be the
+/// one the head records. So an edited row, a deleted row (anywhere, also the
+/// newest ones) and a forged row are all found, and `first_broken_id` names
+/// the first event from which the chain can no longer be trusted.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    prev_hash: String,
+    /// The id and hash of the last event that checked out (0 and the
+    /// genesis hash before any).
+    last_id: i64,
+    last_hash: String,
     checked: u64,
     broken: Option<(i64, String)>,
 }
@@ -164,7 +186,8 @@ pub struct Verifier {
 impl Default for Verifier {
     fn default() -> Self {
         Verifier {
-            prev_hash: GENESIS_HASH.to_owned(),
+            last_id: FIRST_EVENT_ID - 1,
+            last_hash: GENESIS_HASH.to_owned(),
             checked: 0,
             broken: None,
         }
@@ -172,6 +195,7 @@ impl Default for Verifier {
 }
 
 impl Verifier {
+    /// Whether a broken link was found; later events need not be fed.
     pub fn is_broken(&self) -> bool {
         self.broken.is_some()
     }
@@ -181,58 +205,421 @@ impl Verifier {
             return;
         }
         self.checked += 1;
-        if ev.prev_hash != self.prev_hash {
-            self.broken = Some((
+        let expected_id = self.last_id + 1;
+        let broken = if ev.id > expected_id {
+            // Rows are gone; the row after the gap is the first that no longer fits.
+            Some((ev.id, format!("{}: event {} follows {}", missing(expected_id, ev.id - 1), ev.id, self.describe_last())))
+        } else if ev.id < expected_id {
+            Some((
                 ev.id,
-                format!(
-                    "event {} does not follow the event before it (an event was deleted, inserted or edited)",
-                    ev.id
-                ),
-            ));
+                format!("event {} comes after event {}: events are out of order or repeated", ev.id, self.last_id),
+            ))
         } else if ev.compute_hash() != ev.hash {
-            self.broken = Some((
+            Some((
                 ev.id,
-                format!("event {} was edited after it was written", ev.id),
-            ));
+                format!("event {} was edited after it was written: its content no longer matches its hash", ev.id),
+            ))
+        } else if ev.prev_hash != self.last_hash {
+            // Both events are self-consistent, so one of them was rewritten
+            // with a recomputed hash; from the earlier one on, nothing holds.
+            if self.last_id < FIRST_EVENT_ID {
+                Some((
+                    ev.id,
+                    format!("event {} was rewritten: as the first event its prev_hash must be the genesis hash", ev.id),
+                ))
+            } else {
+                Some((
+                    self.last_id,
+                    format!(
+                        "event {} was rewritten: its hash is not the prev_hash that event {} recorded",
+                        self.last_id, ev.id
+                    ),
+                ))
+            }
+        } else {
+            None
+        };
+        match broken {
+            Some(b) => self.broken = Some(b),
+            None => {
+                self.last_id = ev.id;
+                self.last_hash.clone_from(&ev.hash);
+            }
         }
-        self.prev_hash = ev.hash.clone();
     }
 
-    /// `head`: the (id, hash) of the last event as the database's chain head
-    /// records it, so deleting the newest rows is detected too.
+    fn describe_last(&self) -> String {
+        if self.last_id < FIRST_EVENT_ID {
+            "the start of the ledger".to_owned()
+        } else {
+            format!("event {}", self.last_id)
+        }
+    }
+
+    /// `head`: the (id, hash) of the newest event as the database's ledger
+    /// head records it — (0, genesis hash) for an empty ledger, `None` where
+    /// no head row exists yet — so that deleting the newest rows is found too.
+    /// `last_id`: the highest event id in the ledger table (`None` if it is
+    /// empty), so that a caller that stopped feeding events early cannot
+    /// report a good chain.
     pub fn finish(self, head: Option<(i64, &str)>, last_id: Option<i64>) -> VerifyReport {
+        let checked = self.checked;
+        let broken = |id: Option<i64>, problem: String| VerifyReport {
+            ok: false,
+            checked,
+            first_broken_id: id,
+            problem: Some(problem),
+        };
         if let Some((id, problem)) = self.broken {
-            return VerifyReport {
-                ok: false,
-                checked: self.checked,
-                first_broken_id: Some(id),
-                problem: Some(problem),
-            };
+            return broken(Some(id), problem);
+        }
+        let last = self.last_id;
+        let table_last = last_id.unwrap_or(FIRST_EVENT_ID - 1);
+        if table_last != last {
+            return broken(
+                Some(table_last.min(last) + 1),
+                format!(
+                    "not every event was checked: the ledger's last event is {table_last}, \
+                     but the events checked end at {last}"
+                ),
+            );
         }
         match head {
-            Some((head_id, head_hash)) if head_hash != self.prev_hash || Some(head_id) != last_id => {
-                VerifyReport {
-                    ok: false,
-                    checked: self.checked,
-                    first_broken_id: Some(last_id.map_or(head_id, |l| l.min(head_id) + 1).min(head_id)),
-                    problem: Some(format!(
-                        "the chain ends at event {} but the ledger head records event {head_id}: events at the end were deleted or edited",
-                        last_id.map_or("none".to_string(), |l| l.to_string())
-                    )),
-                }
-            }
-            None if self.checked > 0 => VerifyReport {
-                ok: false,
-                checked: self.checked,
-                first_broken_id: last_id,
-                problem: Some("the ledger head is missing".into()),
-            },
-            _ => VerifyReport {
+            None if last < FIRST_EVENT_ID => VerifyReport {
                 ok: true,
-                checked: self.checked,
+                checked,
                 first_broken_id: None,
                 problem: None,
             },
+            None => broken(
+                None,
+                format!("the ledger head is missing, so deletion of the newest events cannot be ruled out (the chain ends at event {last})"),
+            ),
+            Some((head_id, head_hash)) if head_id == last && head_hash == self.last_hash => VerifyReport {
+                ok: true,
+                checked,
+                first_broken_id: None,
+                problem: None,
+            },
+            Some((head_id, _)) if head_id > last => broken(
+                Some(last + 1),
+                format!(
+                    "{}: the ledger head records event {head_id} but the chain ends at {}",
+                    missing(last + 1, head_id),
+                    self.describe_last()
+                ),
+            ),
+            Some((head_id, _)) if head_id < last => broken(
+                Some(head_id + 1),
+                format!(
+                    "{} not recorded in the ledger head, which ends at event {head_id}: \
+                     written outside Switchyard",
+                    events_are(head_id + 1, last)
+                ),
+            ),
+            Some((head_id, _)) if head_id < FIRST_EVENT_ID => broken(
+                None,
+                "the ledger head of an empty ledger must hold the genesis hash; it was edited".to_owned(),
+            ),
+            Some((head_id, _)) => broken(
+                Some(head_id),
+                format!(
+                    "event {head_id} does not have the hash the ledger head recorded for it: \
+                     it was rewritten (or the head was edited)"
+                ),
+            ),
         }
+    }
+}
+
+/// "event 4 is" / "events 4 to 6 are".
+fn events_are(from: i64, to: i64) -> String {
+    if from == to {
+        format!("event {from} is")
+    } else {
+        format!("events {from} to {to} are")
+    }
+}
+
+/// "event 4 is missing" / "events 4 to 6 are missing".
+fn missing(from: i64, to: i64) -> String {
+    format!("{} missing", events_are(from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FullId;
+
+    /// A sealed chain of `n` events with ids 1..=n.
+    fn chain(n: i64) -> Vec<LedgerEvent> {
+        let mut events: Vec<LedgerEvent> = Vec::new();
+        for id in 1..=n {
+            let prev = events.last().map_or(GENESIS_HASH.to_owned(), |e| e.hash.clone());
+            let ev = NewEvent::new(Timestamp::from_micros(1_000_000 * id), "alice", action::STAGE_CHANGED)
+                .full_id(&FullId::parse(&format!("chat:v{id}")).expect("valid"))
+                .environment("production")
+                .reason(Some("release"))
+                .details(json!({"from": "staging", "to": "production"}))
+                .seal(id, &prev);
+            events.push(ev);
+        }
+        events
+    }
+
+    fn head_of(events: &[LedgerEvent]) -> (i64, String) {
+        events
+            .last()
+            .map_or((0, GENESIS_HASH.to_owned()), |e| (e.id, e.hash.clone()))
+    }
+
+    /// Verifies `rows` (as read back from the table) against `head`.
+    fn verify(rows: &[LedgerEvent], head: Option<(i64, &str)>) -> VerifyReport {
+        let mut v = Verifier::default();
+        for ev in rows {
+            v.check(ev);
+        }
+        v.finish(head, rows.last().map(|e| e.id))
+    }
+
+    fn verify_against_head(rows: &[LedgerEvent], original: &[LedgerEvent]) -> VerifyReport {
+        let (id, hash) = head_of(original);
+        verify(rows, Some((id, &hash)))
+    }
+
+    #[test]
+    fn an_untouched_ledger_verifies_and_counts_every_event() {
+        let events = chain(5);
+        let report = verify_against_head(&events, &events);
+        assert_eq!(
+            report,
+            VerifyReport { ok: true, checked: 5, first_broken_id: None, problem: None }
+        );
+    }
+
+    #[test]
+    fn an_empty_ledger_with_its_head_at_id_0_verifies() {
+        let report = verify(&[], Some((0, GENESIS_HASH)));
+        assert!(report.ok, "{report:?}");
+        assert_eq!(report.checked, 0);
+    }
+
+    #[test]
+    fn a_fresh_ledger_without_a_head_row_verifies() {
+        assert!(verify(&[], None).ok);
+    }
+
+    #[test]
+    fn an_edited_row_is_named_as_the_first_broken_event() {
+        let events = chain(5);
+        let mut rows = events.clone();
+        rows[2].actor = "mallory".into();
+        let report = verify_against_head(&rows, &events);
+        assert!(!report.ok);
+        assert_eq!(report.first_broken_id, Some(3));
+        assert_eq!(report.checked, 3);
+        assert!(report.problem.as_deref().is_some_and(|p| p.contains("event 3 was edited")), "{report:?}");
+    }
+
+    #[test]
+    fn an_edited_row_whose_hash_was_recomputed_is_still_named() {
+        let events = chain(5);
+        let mut rows = events.clone();
+        rows[2].reason = Some("covering tracks".into());
+        rows[2].hash = rows[2].compute_hash();
+        let report = verify_against_head(&rows, &events);
+        assert_eq!(report.first_broken_id, Some(3), "{report:?}");
+        assert!(report.problem.as_deref().is_some_and(|p| p.contains("event 3 was rewritten")), "{report:?}");
+    }
+
+    #[test]
+    fn editing_the_details_json_breaks_the_chain() {
+        let events = chain(3);
+        let mut rows = events.clone();
+        rows[1].details = json!({"from": "staging", "to": "development"});
+        assert_eq!(verify_against_head(&rows, &events).first_broken_id, Some(2));
+    }
+
+    #[test]
+    fn a_deleted_middle_row_is_reported_at_the_row_after_the_gap() {
+        let events = chain(5);
+        let mut rows = events.clone();
+        rows.remove(2); // event 3
+        let report = verify_against_head(&rows, &events);
+        assert!(!report.ok);
+        assert_eq!(report.first_broken_id, Some(4));
+        assert_eq!(
+            report.problem.as_deref(),
+            Some("event 3 is missing: event 4 follows event 2")
+        );
+    }
+
+    #[test]
+    fn several_deleted_middle_rows_are_reported_as_a_range() {
+        let events = chain(6);
+        let rows: Vec<LedgerEvent> = events.iter().filter(|e| !(2..=4).contains(&e.id)).cloned().collect();
+        let report = verify_against_head(&rows, &events);
+        assert_eq!(report.first_broken_id, Some(5));
+        assert_eq!(
+            report.problem.as_deref(),
+            Some("events 2 to 4 are missing: event 5 follows event 1")
+        );
+    }
+
+    #[test]
+    fn a_deleted_first_row_is_reported_at_the_row_after_it() {
+        let events = chain(3);
+        let report = verify_against_head(&events[1..], &events);
+        assert_eq!(report.first_broken_id, Some(2));
+        assert!(report.problem.as_deref().is_some_and(|p| p.contains("the start of the ledger")), "{report:?}");
+    }
+
+    #[test]
+    fn a_deleted_newest_row_is_found_through_the_head_and_named() {
+        let events = chain(5);
+        let report = verify_against_head(&events[..4], &events);
+        assert!(!report.ok);
+        assert_eq!(report.checked, 4);
+        assert_eq!(report.first_broken_id, Some(5));
+        assert_eq!(
+            report.problem.as_deref(),
+            Some("event 5 is missing: the ledger head records event 5 but the chain ends at event 4")
+        );
+    }
+
+    #[test]
+    fn several_deleted_newest_rows_are_named_from_the_first_missing_one() {
+        let events = chain(5);
+        let report = verify_against_head(&events[..2], &events);
+        assert_eq!(report.first_broken_id, Some(3));
+        assert!(report.problem.as_deref().is_some_and(|p| p.starts_with("events 3 to 5 are missing")), "{report:?}");
+    }
+
+    #[test]
+    fn a_ledger_emptied_of_all_rows_is_found_through_the_head() {
+        let events = chain(3);
+        let report = verify_against_head(&[], &events);
+        assert!(!report.ok);
+        assert_eq!(report.first_broken_id, Some(1));
+    }
+
+    #[test]
+    fn a_missing_head_row_with_events_is_not_ok() {
+        let events = chain(2);
+        let report = verify(&events, None);
+        assert!(!report.ok);
+        assert!(report.problem.as_deref().is_some_and(|p| p.contains("head is missing")), "{report:?}");
+    }
+
+    #[test]
+    fn a_newest_row_rewritten_together_with_its_hash_is_found_through_the_head() {
+        let events = chain(4);
+        let mut rows = events.clone();
+        rows[3].actor = "mallory".into();
+        rows[3].hash = rows[3].compute_hash();
+        let report = verify_against_head(&rows, &events);
+        assert!(!report.ok);
+        assert_eq!(report.first_broken_id, Some(4));
+    }
+
+    #[test]
+    fn rows_appended_behind_the_heads_back_are_reported_from_the_first_one() {
+        let events = chain(5);
+        let (_, h3) = head_of(&events[..3]);
+        let report = verify(&events, Some((3, &h3)));
+        assert!(!report.ok);
+        assert_eq!(report.first_broken_id, Some(4));
+        assert!(report.problem.as_deref().is_some_and(|p| p.contains("events 4 to 5 are not recorded")), "{report:?}");
+    }
+
+    #[test]
+    fn an_edited_head_hash_is_not_ok() {
+        let events = chain(2);
+        let report = verify(&events, Some((2, GENESIS_HASH)));
+        assert!(!report.ok);
+        assert_eq!(report.first_broken_id, Some(2));
+        assert!(!verify(&[], Some((0, "sha256:bad"))).ok);
+    }
+
+    #[test]
+    fn a_first_event_not_chained_to_genesis_is_broken() {
+        let forged = NewEvent::new(Timestamp::from_micros(1), "mallory", action::PIN_CHANGED)
+            .seal(1, "sha256:1111111111111111111111111111111111111111111111111111111111111111");
+        let report = verify(std::slice::from_ref(&forged), Some((1, &forged.hash)));
+        assert_eq!(report.first_broken_id, Some(1));
+    }
+
+    #[test]
+    fn events_fed_out_of_order_are_refused() {
+        let events = chain(3);
+        let rows = vec![events[0].clone(), events[2].clone(), events[1].clone()];
+        let mut v = Verifier::default();
+        v.check(&rows[0]);
+        v.check(&rows[0]);
+        assert!(v.is_broken());
+        let report = v.finish(Some((3, &events[2].hash)), Some(3));
+        assert_eq!(report.first_broken_id, Some(1));
+        assert!(report.problem.as_deref().is_some_and(|p| p.contains("out of order")), "{report:?}");
+    }
+
+    #[test]
+    fn a_caller_that_stops_feeding_events_early_does_not_get_an_ok() {
+        let events = chain(4);
+        let mut v = Verifier::default();
+        v.check(&events[0]);
+        v.check(&events[1]);
+        let (id, hash) = head_of(&events);
+        let report = v.finish(Some((id, &hash)), Some(4));
+        assert!(!report.ok);
+        assert_eq!(report.first_broken_id, Some(3));
+    }
+
+    #[test]
+    fn the_hash_covers_every_field_of_the_event() {
+        let base = NewEvent::new(Timestamp::from_micros(1), "alice", action::PIN_CHANGED)
+            .model(&crate::ModelId::parse("chat").expect("valid"))
+            .environment("production")
+            .cluster("eu-1")
+            .reason(Some("r"))
+            .details(json!({"k": 1}));
+        let h = |ev: NewEvent| ev.seal(1, GENESIS_HASH).hash;
+        let original = h(base.clone());
+        let mut variants = vec![
+            NewEvent { at: Timestamp::from_micros(2), ..base.clone() },
+            NewEvent { actor: "bob".into(), ..base.clone() },
+            NewEvent { action: action::STAGE_CHANGED.into(), ..base.clone() },
+            NewEvent { model_id: None, ..base.clone() },
+            NewEvent { version: Some("v1".into()), ..base.clone() },
+            NewEvent { environment: Some("staging".into()), ..base.clone() },
+            NewEvent { cluster: None, ..base.clone() },
+            NewEvent { reason: None, ..base.clone() },
+            NewEvent { details: json!({"k": 2}), ..base.clone() },
+        ];
+        for ev in variants.drain(..) {
+            assert_ne!(h(ev.clone()), original, "{ev:?}");
+        }
+        assert_ne!(base.clone().seal(2, GENESIS_HASH).hash, original, "the id is covered");
+        assert_ne!(base.seal(1, &original).hash, original, "the previous hash is covered");
+    }
+
+    #[test]
+    fn an_events_hash_is_stable_so_ledgers_written_by_older_releases_still_verify() {
+        let ev = NewEvent::new(Timestamp::from_micros(1_772_546_400_000_000), "alice", action::VERSION_REGISTERED)
+            .full_id(&FullId::parse("chat:v1").expect("valid"))
+            .details(json!({"config_hash": "sha256:abc"}))
+            .seal(1, GENESIS_HASH);
+        // Computed independently: sha256(GENESIS_HASH + "\n" + the sorted, compact JSON content).
+        assert_eq!(
+            ev.hash,
+            "sha256:46b9690c62f01b5d6502ddd36af8f9271d5b70e27e5e923ff86b8f5087cc0dc3"
+        );
+    }
+
+    #[test]
+    fn an_event_names_its_full_id_when_it_has_model_and_version() {
+        let events = chain(1);
+        assert_eq!(events[0].full_id().as_deref(), Some("chat:v1"));
+        let ev = NewEvent::new(Timestamp::from_micros(1), "a", action::ENVIRONMENT_CHANGED).seal(1, GENESIS_HASH);
+        assert_eq!(ev.full_id(), None);
     }
 }
