@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::policy::parse_environment_name;
+use crate::{FullId, ModelId, Timestamp};
 
 /// The key of a subject whose state is tracked over time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,17 +26,21 @@ impl Subject {
         }
     }
 
+    /// Reads a stored key back; `None` for anything `key` cannot produce
+    /// from valid names.
     pub fn parse(key: &str) -> Option<Subject> {
         let (kind, rest) = key.split_once('/')?;
         match kind {
             "pin" => {
                 let (environment, model_id) = rest.split_once('/')?;
                 Some(Subject::Pin {
-                    environment: environment.to_owned(),
-                    model_id: model_id.to_owned(),
+                    environment: parse_environment_name(environment).ok()?,
+                    model_id: ModelId::parse(model_id).ok()?.to_string(),
                 })
             }
-            "stage" => Some(Subject::Stage { full_id: rest.to_owned() }),
+            "stage" => Some(Subject::Stage {
+                full_id: FullId::parse(rest).ok()?.to_string(),
+            }),
             _ => None,
         }
     }
@@ -54,9 +59,121 @@ pub struct StateEntry<V> {
 /// from entries sorted by (valid_from, event_id). This is the rule the
 /// database's indexed lookup implements; it is here so it can be tested and
 /// used on in-memory history (the timeline chart).
+///
+/// Several changes at one instant all take effect at it, in event order, so
+/// the one with the highest event id is in force from then on.
 pub fn as_of<V>(entries: &[StateEntry<V>], t: Timestamp) -> (Option<&StateEntry<V>>, Option<Timestamp>) {
+    debug_assert!(
+        entries
+            .windows(2)
+            .all(|w| (w[0].valid_from, w[0].event_id) <= (w[1].valid_from, w[1].event_id)),
+        "state entries must be sorted by (valid_from, event_id)"
+    );
     let idx = entries.partition_point(|e| e.valid_from <= t);
     let current = idx.checked_sub(1).map(|i| &entries[i]);
     let next = entries.get(idx).map(|e| e.valid_from);
     (current, next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(us: i64) -> Timestamp {
+        Timestamp::from_micros(us)
+    }
+
+    fn entry(valid_from: i64, event_id: i64, value: &'static str) -> StateEntry<&'static str> {
+        StateEntry { valid_from: at(valid_from), event_id, value }
+    }
+
+    /// chat in production: v1 from 100, v2 from 200, v3 from 300.
+    fn pins() -> Vec<StateEntry<&'static str>> {
+        vec![entry(100, 1, "v1"), entry(200, 5, "v2"), entry(300, 9, "v3")]
+    }
+
+    fn value_at(entries: &[StateEntry<&'static str>], t: i64) -> (Option<&'static str>, Option<i64>) {
+        let (current, next) = as_of(entries, at(t));
+        (current.map(|e| e.value), next.map(Timestamp::micros))
+    }
+
+    #[test]
+    fn before_the_first_change_nothing_held_and_the_first_change_is_next() {
+        assert_eq!(value_at(&pins(), 99), (None, Some(100)));
+    }
+
+    #[test]
+    fn exactly_at_a_change_the_new_value_holds() {
+        assert_eq!(value_at(&pins(), 100), (Some("v1"), Some(200)));
+        assert_eq!(value_at(&pins(), 200), (Some("v2"), Some(300)));
+    }
+
+    #[test]
+    fn between_changes_the_earlier_value_holds_until_the_next_change() {
+        assert_eq!(value_at(&pins(), 150), (Some("v1"), Some(200)));
+        assert_eq!(value_at(&pins(), 299), (Some("v2"), Some(300)));
+    }
+
+    #[test]
+    fn after_the_last_change_it_still_holds_and_nothing_is_next() {
+        assert_eq!(value_at(&pins(), 300), (Some("v3"), None));
+        assert_eq!(value_at(&pins(), i64::MAX), (Some("v3"), None));
+    }
+
+    #[test]
+    fn a_subject_with_no_history_held_nothing_at_any_time() {
+        assert_eq!(value_at(&[], 100), (None, None));
+    }
+
+    #[test]
+    fn of_two_changes_at_one_instant_the_later_event_holds() {
+        let entries = vec![entry(100, 1, "v1"), entry(200, 4, "v2"), entry(200, 6, "v3"), entry(400, 7, "v4")];
+        let (current, next) = as_of(&entries, at(200));
+        assert_eq!(current.map(|e| (e.value, e.event_id)), Some(("v3", 6)));
+        assert_eq!(next, Some(at(400)));
+        // Just before the instant, the next change is that instant, not the event after it.
+        assert_eq!(value_at(&entries, 199), (Some("v1"), Some(200)));
+    }
+
+    #[test]
+    fn the_entry_returned_names_the_event_that_made_the_change() {
+        let entries = pins();
+        let (current, _) = as_of(&entries, at(250));
+        assert_eq!(current.map(|e| e.event_id), Some(5));
+    }
+
+    #[test]
+    fn subject_keys_read_back_as_the_same_subject() {
+        for subject in [
+            Subject::Pin { environment: "production".into(), model_id: "chat".into() },
+            Subject::Stage { full_id: "chat:v2.1.3+build.7".into() },
+        ] {
+            assert_eq!(Subject::parse(&subject.key()), Some(subject));
+        }
+    }
+
+    #[test]
+    fn subject_keys_look_as_documented() {
+        let pin = Subject::Pin { environment: "production".into(), model_id: "chat".into() };
+        assert_eq!(pin.key(), "pin/production/chat");
+        assert_eq!(Subject::Stage { full_id: "chat:v1".into() }.key(), "stage/chat:v1");
+    }
+
+    #[test]
+    fn malformed_subject_keys_are_not_read() {
+        for bad in [
+            "",
+            "pin",
+            "pin/production",
+            "pin/production/",
+            "pin//chat",
+            "pin/production/chat/extra",
+            "stage/",
+            "stage/chat",
+            "stage/chat:latest",
+            "slot/eu-1/blue",
+        ] {
+            assert_eq!(Subject::parse(bad), None, "{bad:?}");
+        }
+    }
 }
