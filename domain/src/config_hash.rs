@@ -69,7 +69,8 @@ fn first_unsafe_integer(value: &Value) -> Option<String> {
     match value {
         Value::Number(n) => {
             let unsafe_int = n.as_u64().is_some_and(|u| u > MAX_SAFE_INTEGER)
-                || n.as_i64().is_some_and(|i| i.unsigned_abs() > MAX_SAFE_INTEGER);
+                || n.as_i64()
+                    .is_some_and(|i| i.unsigned_abs() > MAX_SAFE_INTEGER);
             unsafe_int.then(|| n.to_string())
         }
         Value::Array(items) => items.iter().find_map(first_unsafe_integer),
@@ -179,7 +180,11 @@ mod tests {
             (0x43143ff3c1cb0959, "1424953923781206.2"),
         ];
         for (bits, expected) in samples {
-            assert_eq!(canonical_number(f64::from_bits(*bits)), *expected, "bits {bits:#018x}");
+            assert_eq!(
+                canonical_number(f64::from_bits(*bits)),
+                *expected,
+                "bits {bits:#018x}"
+            );
         }
     }
 
@@ -260,10 +265,16 @@ mod tests {
         .to_vec();
         let positions: Vec<usize> = order
             .iter()
-            .map(|v| out.find(v).unwrap_or_else(|| panic!("{v} missing in {out}")))
+            .map(|v| {
+                out.find(v)
+                    .unwrap_or_else(|| panic!("{v} missing in {out}"))
+            })
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{out}");
-        assert!(out.starts_with(r#"{"\r":"Carriage Return","1":"One","#), "{out}");
+        assert!(
+            out.starts_with(r#"{"\r":"Carriage Return","1":"One","#),
+            "{out}"
+        );
     }
 
     #[test]
@@ -279,7 +290,10 @@ mod tests {
     #[test]
     fn nested_arrays_and_objects_are_written_without_white_space() {
         let v = json!({"b": [1, {"d": null, "c": true}], "a": {}});
-        assert_eq!(canonical_json(&v), r#"{"a":{},"b":[1,{"c":true,"d":null}]}"#);
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{},"b":[1,{"c":true,"d":null}]}"#
+        );
     }
 
     #[test]
@@ -287,7 +301,11 @@ mod tests {
         let h = config_hash(&json!({"temperature": 0.2})).expect("object");
         let hex = h.strip_prefix("sha256:").expect("prefix");
         assert_eq!(hex.len(), 64);
-        assert!(hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)), "{h}");
+        assert!(
+            hex.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "{h}"
+        );
     }
 
     #[test]
@@ -301,8 +319,9 @@ mod tests {
 
     #[test]
     fn the_same_config_with_other_key_order_and_white_space_has_the_same_hash() {
-        let a: Value = serde_json::from_str(r#"{"model":"llama","params":{"top_p":0.9,"temperature":0.20}}"#)
-            .expect("valid");
+        let a: Value =
+            serde_json::from_str(r#"{"model":"llama","params":{"top_p":0.9,"temperature":0.20}}"#)
+                .expect("valid");
         let b: Value = serde_json::from_str(
             "{\n  \"params\": { \"temperature\": 2e-1, \"top_p\": 0.90 },\n  \"model\": \"llama\"\n}",
         )
@@ -316,7 +335,10 @@ mod tests {
             config_hash(&json!({"temperature": 0.2})),
             config_hash(&json!({"temperature": 0.3}))
         );
-        assert_ne!(config_hash(&json!({"a": "1"})), config_hash(&json!({"a": 1})));
+        assert_ne!(
+            config_hash(&json!({"a": "1"})),
+            config_hash(&json!({"a": 1}))
+        );
     }
 
     #[test]

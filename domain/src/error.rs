@@ -47,3 +47,29 @@ impl DomainError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_answers_with_its_documented_code_and_http_status() {
+        let m = || "m".to_owned();
+        for (err, code, status) in [
+            (DomainError::Invalid(m()), "invalid_input", 422),
+            (DomainError::IllegalMove(m()), "illegal_stage_move", 409),
+            (DomainError::PolicyViolation(m()), "policy_violation", 422),
+            (DomainError::Retired(m()), "retired", 410),
+            (DomainError::NotFound(m()), "not_found", 404),
+            (DomainError::Conflict(m()), "conflict", 409),
+        ] {
+            assert_eq!((err.code(), err.http_status()), (code, status), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn the_message_shown_is_exactly_the_message_given() {
+        let err = DomainError::Retired("chat:v1 is retired".into());
+        assert_eq!(err.to_string(), "chat:v1 is retired");
+    }
+}

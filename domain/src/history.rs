@@ -12,7 +12,10 @@ use crate::{FullId, ModelId, Timestamp};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {
     /// The pin of `model_id` in `environment`.
-    Pin { environment: String, model_id: String },
+    Pin {
+        environment: String,
+        model_id: String,
+    },
     /// The lifecycle stage of a version.
     Stage { full_id: String },
 }
@@ -21,7 +24,10 @@ impl Subject {
     /// The stored key, e.g. `pin/production/chat` or `stage/chat:v1`.
     pub fn key(&self) -> String {
         match self {
-            Subject::Pin { environment, model_id } => format!("pin/{environment}/{model_id}"),
+            Subject::Pin {
+                environment,
+                model_id,
+            } => format!("pin/{environment}/{model_id}"),
             Subject::Stage { full_id } => format!("stage/{full_id}"),
         }
     }
@@ -62,7 +68,10 @@ pub struct StateEntry<V> {
 ///
 /// Several changes at one instant all take effect at it, in event order, so
 /// the one with the highest event id is in force from then on.
-pub fn as_of<V>(entries: &[StateEntry<V>], t: Timestamp) -> (Option<&StateEntry<V>>, Option<Timestamp>) {
+pub fn as_of<V>(
+    entries: &[StateEntry<V>],
+    t: Timestamp,
+) -> (Option<&StateEntry<V>>, Option<Timestamp>) {
     debug_assert!(
         entries
             .windows(2)
@@ -84,15 +93,26 @@ mod tests {
     }
 
     fn entry(valid_from: i64, event_id: i64, value: &'static str) -> StateEntry<&'static str> {
-        StateEntry { valid_from: at(valid_from), event_id, value }
+        StateEntry {
+            valid_from: at(valid_from),
+            event_id,
+            value,
+        }
     }
 
     /// chat in production: v1 from 100, v2 from 200, v3 from 300.
     fn pins() -> Vec<StateEntry<&'static str>> {
-        vec![entry(100, 1, "v1"), entry(200, 5, "v2"), entry(300, 9, "v3")]
+        vec![
+            entry(100, 1, "v1"),
+            entry(200, 5, "v2"),
+            entry(300, 9, "v3"),
+        ]
     }
 
-    fn value_at(entries: &[StateEntry<&'static str>], t: i64) -> (Option<&'static str>, Option<i64>) {
+    fn value_at(
+        entries: &[StateEntry<&'static str>],
+        t: i64,
+    ) -> (Option<&'static str>, Option<i64>) {
         let (current, next) = as_of(entries, at(t));
         (current.map(|e| e.value), next.map(Timestamp::micros))
     }
@@ -127,7 +147,12 @@ mod tests {
 
     #[test]
     fn of_two_changes_at_one_instant_the_later_event_holds() {
-        let entries = vec![entry(100, 1, "v1"), entry(200, 4, "v2"), entry(200, 6, "v3"), entry(400, 7, "v4")];
+        let entries = vec![
+            entry(100, 1, "v1"),
+            entry(200, 4, "v2"),
+            entry(200, 6, "v3"),
+            entry(400, 7, "v4"),
+        ];
         let (current, next) = as_of(&entries, at(200));
         assert_eq!(current.map(|e| (e.value, e.event_id)), Some(("v3", 6)));
         assert_eq!(next, Some(at(400)));
@@ -145,8 +170,13 @@ mod tests {
     #[test]
     fn subject_keys_read_back_as_the_same_subject() {
         for subject in [
-            Subject::Pin { environment: "production".into(), model_id: "chat".into() },
-            Subject::Stage { full_id: "chat:v2.1.3+build.7".into() },
+            Subject::Pin {
+                environment: "production".into(),
+                model_id: "chat".into(),
+            },
+            Subject::Stage {
+                full_id: "chat:v2.1.3+build.7".into(),
+            },
         ] {
             assert_eq!(Subject::parse(&subject.key()), Some(subject));
         }
@@ -154,9 +184,18 @@ mod tests {
 
     #[test]
     fn subject_keys_look_as_documented() {
-        let pin = Subject::Pin { environment: "production".into(), model_id: "chat".into() };
+        let pin = Subject::Pin {
+            environment: "production".into(),
+            model_id: "chat".into(),
+        };
         assert_eq!(pin.key(), "pin/production/chat");
-        assert_eq!(Subject::Stage { full_id: "chat:v1".into() }.key(), "stage/chat:v1");
+        assert_eq!(
+            Subject::Stage {
+                full_id: "chat:v1".into()
+            }
+            .key(),
+            "stage/chat:v1"
+        );
     }
 
     #[test]

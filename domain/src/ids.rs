@@ -31,14 +31,20 @@ fn check_chars(
     rest_ok: impl Fn(char) -> bool,
     rule: &str,
 ) -> Result<(), DomainError> {
-    let invalid = |why: String| Err(DomainError::Invalid(format!("{what} {why}: it must match {rule}")));
+    let invalid = |why: String| {
+        Err(DomainError::Invalid(format!(
+            "{what} {why}: it must match {rule}"
+        )))
+    };
     let Some(first) = s.chars().next() else {
         return invalid("is empty".into());
     };
     // Only ASCII is ever allowed, so counting chars here also bounds the bytes.
     let len = s.chars().count();
     if len > MAX_NAME_LEN {
-        return invalid(format!("is {len} characters long, more than {MAX_NAME_LEN}"));
+        return invalid(format!(
+            "is {len} characters long, more than {MAX_NAME_LEN}"
+        ));
     }
     if !first_ok(first) {
         return invalid(format!("{s:?} cannot start with {first:?}"));
@@ -221,13 +227,19 @@ mod tests {
     #[test]
     fn model_ids_of_lowercase_letters_digits_dots_underscores_and_dashes_are_accepted() {
         for ok in ["chat", "0", "a", "chat-v2", "fraud_model.v3", "9lives"] {
-            assert_eq!(ModelId::parse(ok).map(|m| m.to_string()), Ok(ok.to_owned()), "{ok}");
+            assert_eq!(
+                ModelId::parse(ok).map(|m| m.to_string()),
+                Ok(ok.to_owned()),
+                "{ok}"
+            );
         }
     }
 
     #[test]
     fn model_ids_with_capitals_a_leading_symbol_or_other_characters_are_refused() {
-        for bad in ["Chat", "-chat", ".chat", "_chat", "chat:v1", "chat/x", "chat v", " chat", "chat+1"] {
+        for bad in [
+            "Chat", "-chat", ".chat", "_chat", "chat:v1", "chat/x", "chat v", " chat", "chat+1",
+        ] {
             assert!(ModelId::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -262,7 +274,11 @@ mod tests {
     #[test]
     fn version_names_allow_capitals_and_plus_signs() {
         for ok in ["v2.1.3", "V2", "1.0.0+build.5", "rc-1_final", "2026.03.03"] {
-            assert_eq!(VersionName::parse(ok).map(|v| v.to_string()), Ok(ok.to_owned()), "{ok}");
+            assert_eq!(
+                VersionName::parse(ok).map(|v| v.to_string()),
+                Ok(ok.to_owned()),
+                "{ok}"
+            );
         }
         assert!(VersionName::parse(&"v".repeat(64)).is_ok());
         assert!(VersionName::parse(&"v".repeat(65)).is_err());
@@ -271,7 +287,10 @@ mod tests {
     #[test]
     fn version_names_with_a_leading_symbol_or_a_colon_or_slash_are_refused() {
         for bad in ["", ".v1", "+v1", "-v1", "v1:2", "v1/2", "v 1"] {
-            assert!(VersionName::parse(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                VersionName::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
@@ -332,7 +351,10 @@ mod tests {
     #[test]
     fn a_model_version_reference_names_that_exact_version() {
         let r = VersionRef::parse("chat:v1").expect("valid");
-        assert_eq!(r, VersionRef::Exact(FullId::parse("chat:v1").expect("valid")));
+        assert_eq!(
+            r,
+            VersionRef::Exact(FullId::parse("chat:v1").expect("valid"))
+        );
         assert_eq!(r.model_id().as_str(), "chat");
     }
 
@@ -364,8 +386,14 @@ mod tests {
     #[test]
     fn ids_serialise_as_strings_and_are_validated_when_deserialised() {
         let id = FullId::parse("chat:v1").expect("valid");
-        assert_eq!(serde_json::to_string(&id).expect("serialises"), "\"chat:v1\"");
-        assert_eq!(serde_json::from_str::<FullId>("\"chat:v1\"").expect("parses"), id);
+        assert_eq!(
+            serde_json::to_string(&id).expect("serialises"),
+            "\"chat:v1\""
+        );
+        assert_eq!(
+            serde_json::from_str::<FullId>("\"chat:v1\"").expect("parses"),
+            id
+        );
         assert!(serde_json::from_str::<FullId>("\"chat:latest\"").is_err());
         assert!(serde_json::from_str::<ModelId>("\"Chat\"").is_err());
         assert!(serde_json::from_str::<VersionName>("\"latest\"").is_err());

@@ -128,7 +128,10 @@ pub fn allowed_moves(from: Stage) -> &'static [(Stage, &'static str)] {
                 Stage::Retired,
                 "after the deprecation period; earlier only by an admin with a reason",
             ),
-            (Stage::Production, "un-deprecate, only through an approved promotion"),
+            (
+                Stage::Production,
+                "un-deprecate, only through an approved promotion",
+            ),
         ],
         Stage::Retired => &[],
     }
@@ -293,15 +296,22 @@ mod tests {
                     let result = check_move(from, to, &settled(via));
                     if expected_allowed(from, to, via) {
                         allowed += 1;
-                        assert_eq!(result, Ok(()), "{from} → {to} via {via:?} should be allowed");
+                        assert_eq!(
+                            result,
+                            Ok(()),
+                            "{from} → {to} via {via:?} should be allowed"
+                        );
                     } else {
                         match result {
                             Err(DomainError::IllegalMove(msg)) => {
-                                let names_moves = msg.contains(&format!("allowed moves from {from}:"))
+                                let names_moves = msg
+                                    .contains(&format!("allowed moves from {from}:"))
                                     || (from == Retired && msg.contains("never moves again"));
                                 assert!(names_moves, "{from} → {to} via {via:?}: {msg}");
                             }
-                            other => panic!("{from} → {to} via {via:?}: expected IllegalMove, got {other:?}"),
+                            other => panic!(
+                                "{from} → {to} via {via:?}: expected IllegalMove, got {other:?}"
+                            ),
                         }
                     }
                 }
@@ -312,9 +322,11 @@ mod tests {
 
     #[test]
     fn a_refused_move_lists_each_allowed_move_with_how_it_is_made() {
-        let Err(DomainError::IllegalMove(msg)) =
-            check_move(Staging, Retired, &settled(MoveVia::Manual { is_admin: true }))
-        else {
+        let Err(DomainError::IllegalMove(msg)) = check_move(
+            Staging,
+            Retired,
+            &settled(MoveVia::Manual { is_admin: true }),
+        ) else {
             panic!("staging → retired must be refused");
         };
         assert_eq!(
@@ -328,9 +340,11 @@ mod tests {
     #[test]
     fn promoting_to_production_by_hand_is_refused_with_directions_to_request_a_promotion() {
         for from in [Staging, Deprecated] {
-            let Err(DomainError::IllegalMove(msg)) =
-                check_move(from, Production, &settled(MoveVia::Manual { is_admin: true }))
-            else {
+            let Err(DomainError::IllegalMove(msg)) = check_move(
+                from,
+                Production,
+                &settled(MoveVia::Manual { is_admin: true }),
+            ) else {
                 panic!("{from} → production by hand must be refused");
             };
             assert!(msg.contains("POST /api/v1/promotions"), "{msg}");
@@ -344,14 +358,18 @@ mod tests {
         else {
             panic!("production → production must be refused");
         };
-        assert!(msg.starts_with("the version is already production"), "{msg}");
+        assert!(
+            msg.starts_with("the version is already production"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn a_retired_version_never_moves_again() {
         for to in Stage::ALL {
             for via in VIAS {
-                let Err(DomainError::IllegalMove(msg)) = check_move(Retired, to, &settled(via)) else {
+                let Err(DomainError::IllegalMove(msg)) = check_move(Retired, to, &settled(via))
+                else {
                     panic!("retired → {to} must be refused");
                 };
                 assert!(msg.contains("a retired version never moves again"), "{msg}");
@@ -361,9 +379,16 @@ mod tests {
 
     #[test]
     fn the_retirement_job_retires_once_the_default_30_day_period_has_passed() {
-        assert_eq!(check_move(Deprecated, Retired, &retiring(MoveVia::System, 30, false)), Ok(()));
         assert_eq!(
-            check_move(Deprecated, Retired, &retiring(MoveVia::Manual { is_admin: false }, 30, false)),
+            check_move(Deprecated, Retired, &retiring(MoveVia::System, 30, false)),
+            Ok(())
+        );
+        assert_eq!(
+            check_move(
+                Deprecated,
+                Retired,
+                &retiring(MoveVia::Manual { is_admin: false }, 30, false)
+            ),
             Ok(())
         );
     }
@@ -375,7 +400,10 @@ mod tests {
             panic!("early retirement by the job must be refused");
         };
         let due = deprecated_at().plus_days(30).to_rfc3339();
-        assert!(msg.contains(&format!("the deprecation period ends at {due}")), "{msg}");
+        assert!(
+            msg.contains(&format!("the deprecation period ends at {due}")),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -397,7 +425,10 @@ mod tests {
     #[test]
     fn a_non_admin_cannot_retire_early_even_with_a_reason() {
         let ctx = retiring(MoveVia::Manual { is_admin: false }, 1, true);
-        assert!(matches!(check_move(Deprecated, Retired, &ctx), Err(DomainError::IllegalMove(_))));
+        assert!(matches!(
+            check_move(Deprecated, Retired, &ctx),
+            Err(DomainError::IllegalMove(_))
+        ));
     }
 
     #[test]
@@ -442,7 +473,10 @@ mod tests {
 
     #[test]
     fn a_version_retires_the_configured_number_of_days_after_deprecation() {
-        assert_eq!(retires_at(deprecated_at(), 30), Timestamp::from_micros(1_030 * DAY));
+        assert_eq!(
+            retires_at(deprecated_at(), 30),
+            Timestamp::from_micros(1_030 * DAY)
+        );
     }
 
     #[test]

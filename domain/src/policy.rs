@@ -185,12 +185,17 @@ mod tests {
     #[test]
     fn a_production_environment_pins_only_production_versions_and_says_so() {
         let p = EnvPolicy::default_for("production");
-        assert_eq!(p.check_pin("production", &id("chat:v3"), Production), Ok(()));
+        assert_eq!(
+            p.check_pin("production", &id("chat:v3"), Production),
+            Ok(())
+        );
         assert_eq!(
             violation(p.check_pin("production", &id("chat:v2"), Staging)),
             "environment production only accepts versions in stage production; chat:v2 is staging"
         );
-        assert!(p.check_pin("production", &id("chat:v1"), Development).is_err());
+        assert!(p
+            .check_pin("production", &id("chat:v1"), Development)
+            .is_err());
     }
 
     #[test]
@@ -217,7 +222,11 @@ mod tests {
     fn a_development_environment_pins_anything_not_retired_including_deprecated() {
         let p = EnvPolicy::default_for("development");
         for stage in [Development, Staging, Production, Deprecated] {
-            assert_eq!(p.check_pin("development", &id("chat:v1"), stage), Ok(()), "{stage}");
+            assert_eq!(
+                p.check_pin("development", &id("chat:v1"), stage),
+                Ok(()),
+                "{stage}"
+            );
         }
     }
 
@@ -234,8 +243,14 @@ mod tests {
 
     #[test]
     fn the_accepted_stages_follow_the_minimum_stage() {
-        assert_eq!(EnvPolicy::default_for("production").accepted_stages(), vec![Production]);
-        assert_eq!(EnvPolicy::default_for("staging").accepted_stages(), vec![Staging, Production]);
+        assert_eq!(
+            EnvPolicy::default_for("production").accepted_stages(),
+            vec![Production]
+        );
+        assert_eq!(
+            EnvPolicy::default_for("staging").accepted_stages(),
+            vec![Staging, Production]
+        );
         assert_eq!(
             EnvPolicy::default_for("development").accepted_stages(),
             vec![Development, Staging, Production, Deprecated]
@@ -251,7 +266,9 @@ mod tests {
         assert!(p.validate().is_err());
         let mut p = EnvPolicy::default_for("production");
         p.required_approvals = 0;
-        assert!(matches!(p.validate(), Err(DomainError::Invalid(m)) if m.contains("required_approvals")));
+        assert!(
+            matches!(p.validate(), Err(DomainError::Invalid(m)) if m.contains("required_approvals"))
+        );
         p.required_approvals = MAX_REQUIRED_APPROVALS + 1;
         assert!(p.validate().is_err());
     }

@@ -110,7 +110,9 @@ mod tests {
     }
 
     fn validate(v: Value) -> Result<RequestRecord, DomainError> {
-        serde_json::from_value::<RawRequestRecord>(v).expect("deserialises").validate()
+        serde_json::from_value::<RawRequestRecord>(v)
+            .expect("deserialises")
+            .validate()
     }
 
     fn message(v: Value) -> String {
@@ -151,16 +153,33 @@ mod tests {
 
     #[test]
     fn each_missing_required_field_is_named() {
-        for f in ["request_id", "at", "cluster", "slot", "full_id", "latency_ms"] {
+        for f in [
+            "request_id",
+            "at",
+            "cluster",
+            "slot",
+            "full_id",
+            "latency_ms",
+        ] {
             assert_eq!(message(without(f)), format!("field {f:?} is missing"));
-            assert_eq!(message(with(f, Value::Null)), format!("field {f:?} is missing"), "null {f}");
+            assert_eq!(
+                message(with(f, Value::Null)),
+                format!("field {f:?} is missing"),
+                "null {f}"
+            );
         }
     }
 
     #[test]
     fn an_empty_blank_or_overlong_request_id_is_refused() {
-        assert_eq!(message(with("request_id", json!(""))), "field \"request_id\" is empty");
-        assert_eq!(message(with("request_id", json!("   "))), "field \"request_id\" is empty");
+        assert_eq!(
+            message(with("request_id", json!(""))),
+            "field \"request_id\" is empty"
+        );
+        assert_eq!(
+            message(with("request_id", json!("   "))),
+            "field \"request_id\" is empty"
+        );
         assert_eq!(
             message(with("request_id", json!("r".repeat(129)))),
             "field \"request_id\" is 129 characters long, more than 128"
@@ -185,7 +204,10 @@ mod tests {
     #[test]
     fn an_invalid_cluster_name_is_refused() {
         let m = message(with("cluster", json!("EU Prod")));
-        assert!(m.starts_with("field \"cluster\": \"EU Prod\" is not a valid cluster name"), "{m}");
+        assert!(
+            m.starts_with("field \"cluster\": \"EU Prod\" is not a valid cluster name"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub fn decide(
     };
     if v.stage == Stage::Retired {
         let hint = match reference {
-            VersionRef::Pinned(_) => format!("; it is still pinned in {env}: pin a current version"),
+            VersionRef::Pinned(_) => {
+                format!("; it is still pinned in {env}: pin a current version")
+            }
             VersionRef::Exact(_) | VersionRef::Latest(_) => String::new(),
         };
         return Err(DomainError::Retired(format!(
@@ -62,9 +64,8 @@ pub fn decide(
         stage: v.stage,
         pinned,
         deprecated,
-        warning: deprecated.then(|| {
-            format!("{} is deprecated: migrate to a current version", v.full_id)
-        }),
+        warning: deprecated
+            .then(|| format!("{} is deprecated: migrate to a current version", v.full_id)),
     })
 }
 
@@ -125,7 +126,10 @@ mod tests {
     #[test]
     fn a_model_without_a_pin_is_not_found_naming_the_environment() {
         let err = decide(&r("chat"), "production", &production(), None).expect_err("no pin");
-        assert_eq!(err, DomainError::NotFound("model chat has no pin in environment production".into()));
+        assert_eq!(
+            err,
+            DomainError::NotFound("model chat has no pin in environment production".into())
+        );
         assert_eq!(err.http_status(), 404);
     }
 
@@ -139,13 +143,17 @@ mod tests {
     #[test]
     fn an_unregistered_exact_version_is_not_found() {
         let err = decide(&r("chat:v9"), "production", &production(), None).expect_err("unknown");
-        assert_eq!(err, DomainError::NotFound("version chat:v9 is not registered".into()));
+        assert_eq!(
+            err,
+            DomainError::NotFound("version chat:v9 is not registered".into())
+        );
     }
 
     #[test]
     fn an_exact_version_below_the_environment_minimum_is_refused_with_both_stages() {
         let v = version("chat:v4", Staging);
-        let err = decide(&r("chat:v4"), "production", &production(), Some(&v)).expect_err("too low");
+        let err =
+            decide(&r("chat:v4"), "production", &production(), Some(&v)).expect_err("too low");
         assert_eq!(
             err,
             DomainError::PolicyViolation(
@@ -155,17 +163,25 @@ mod tests {
         let dev = version("chat:v5", Development);
         let staging = EnvPolicy::default_for("staging");
         let err = decide(&r("chat:v5"), "staging", &staging, Some(&dev)).expect_err("too low");
-        assert!(err.to_string().contains("staging or production; chat:v5 is development"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("staging or production; chat:v5 is development"),
+            "{err}"
+        );
     }
 
     #[test]
     fn latest_is_refused_in_production_with_the_reason_and_what_to_use_instead() {
         let v = version("chat:v3", Production);
-        let err = decide(&r("chat:latest"), "production", &production(), Some(&v)).expect_err("no latest");
+        let err = decide(&r("chat:latest"), "production", &production(), Some(&v))
+            .expect_err("no latest");
         let DomainError::PolicyViolation(msg) = &err else {
             panic!("expected PolicyViolation, got {err:?}");
         };
-        assert!(msg.contains("environment production does not allow \"latest\""), "{msg}");
+        assert!(
+            msg.contains("environment production does not allow \"latest\""),
+            "{msg}"
+        );
         assert!(msg.contains("reproducible"), "{msg}");
         assert!(msg.contains("chat:<version>"), "{msg}");
         assert_eq!(err.http_status(), 422);
@@ -194,16 +210,26 @@ mod tests {
     fn latest_with_no_live_version_is_not_found() {
         let dev = EnvPolicy::default_for("development");
         let err = decide(&r("chat:latest"), "development", &dev, None).expect_err("none");
-        assert_eq!(err, DomainError::NotFound("model chat has no version that is not retired".into()));
+        assert_eq!(
+            err,
+            DomainError::NotFound("model chat has no version that is not retired".into())
+        );
     }
 
     #[test]
     fn a_retired_version_is_refused_with_gone_whichever_way_it_is_asked_for() {
         let v = version("chat:v1", Retired);
         let dev = EnvPolicy::default_for("development");
-        for (reference, policy) in [("chat", &production()), ("chat:v1", &production()), ("chat:latest", &dev)] {
+        for (reference, policy) in [
+            ("chat", &production()),
+            ("chat:v1", &production()),
+            ("chat:latest", &dev),
+        ] {
             let err = decide(&r(reference), "production", policy, Some(&v)).expect_err("retired");
-            assert!(matches!(&err, DomainError::Retired(m) if m.starts_with("chat:v1 is retired")), "{err:?}");
+            assert!(
+                matches!(&err, DomainError::Retired(m) if m.starts_with("chat:v1 is retired")),
+                "{err:?}"
+            );
             assert_eq!(err.http_status(), 410);
         }
     }

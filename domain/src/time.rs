@@ -32,9 +32,13 @@ impl Timestamp {
         if let Ok(d) = DateTime::parse_from_rfc3339(s) {
             return Ok(Timestamp(d.with_timezone(&Utc).timestamp_micros()));
         }
-        let zoneless = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
-            .iter()
-            .any(|f| NaiveDateTime::parse_from_str(s, f).is_ok());
+        let zoneless = [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ]
+        .iter()
+        .any(|f| NaiveDateTime::parse_from_str(s, f).is_ok());
         let why = if zoneless {
             "has no time zone, and 14:00 is a different instant in every zone"
         } else {
@@ -50,7 +54,8 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        self.to_datetime().to_rfc3339_opts(SecondsFormat::Micros, true)
+        self.to_datetime()
+            .to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
     /// Saturates at the ends of time rather than overflowing.
@@ -91,7 +96,9 @@ mod tests {
     const MARCH_3_14H: i64 = 1_772_546_400_000_000;
 
     fn parsed(s: &str) -> i64 {
-        Timestamp::parse(s).map(Timestamp::micros).unwrap_or_else(|e| panic!("{s}: {e}"))
+        Timestamp::parse(s)
+            .map(Timestamp::micros)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
     #[test]
@@ -115,7 +122,12 @@ mod tests {
 
     #[test]
     fn a_timestamp_without_a_zone_is_refused_saying_the_zone_is_missing() {
-        for s in ["2026-03-03T14:00:00", "2026-03-03T14:00:00.123", "2026-03-03 14:00:00", "2026-03-03T14:00"] {
+        for s in [
+            "2026-03-03T14:00:00",
+            "2026-03-03T14:00:00.123",
+            "2026-03-03 14:00:00",
+            "2026-03-03T14:00",
+        ] {
             match Timestamp::parse(s) {
                 Err(DomainError::Invalid(m)) => assert!(m.contains("has no time zone"), "{s}: {m}"),
                 other => panic!("{s}: expected Invalid, got {other:?}"),
@@ -125,9 +137,17 @@ mod tests {
 
     #[test]
     fn text_that_is_no_timestamp_at_all_is_refused_with_an_example() {
-        for s in ["", "yesterday", "2026-03-03", "2026-13-03T14:00:00Z", "1772546400"] {
+        for s in [
+            "",
+            "yesterday",
+            "2026-03-03",
+            "2026-13-03T14:00:00Z",
+            "1772546400",
+        ] {
             match Timestamp::parse(s) {
-                Err(DomainError::Invalid(m)) => assert!(m.contains("2026-03-03T14:00:00Z"), "{s}: {m}"),
+                Err(DomainError::Invalid(m)) => {
+                    assert!(m.contains("2026-03-03T14:00:00Z"), "{s}: {m}")
+                }
                 other => panic!("{s}: expected Invalid, got {other:?}"),
             }
         }
@@ -135,14 +155,30 @@ mod tests {
 
     #[test]
     fn timestamps_are_written_in_utc_with_microseconds_and_z() {
-        assert_eq!(Timestamp::from_micros(MARCH_3_14H).to_rfc3339(), "2026-03-03T14:00:00.000000Z");
-        assert_eq!(Timestamp::from_micros(MARCH_3_14H + 123_456).to_string(), "2026-03-03T14:00:00.123456Z");
-        assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_micros(MARCH_3_14H).to_rfc3339(),
+            "2026-03-03T14:00:00.000000Z"
+        );
+        assert_eq!(
+            Timestamp::from_micros(MARCH_3_14H + 123_456).to_string(),
+            "2026-03-03T14:00:00.123456Z"
+        );
+        assert_eq!(
+            Timestamp::from_micros(0).to_string(),
+            "1970-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
     fn a_written_timestamp_reads_back_as_the_same_instant() {
-        for us in [0, 1, -1, MARCH_3_14H, MARCH_3_14H + 999_999, -86_400_000_001] {
+        for us in [
+            0,
+            1,
+            -1,
+            MARCH_3_14H,
+            MARCH_3_14H + 999_999,
+            -86_400_000_001,
+        ] {
             let t = Timestamp::from_micros(us);
             assert_eq!(Timestamp::parse(&t.to_rfc3339()), Ok(t), "{us}");
             let json = serde_json::to_string(&t).expect("serialises");
@@ -160,6 +196,9 @@ mod tests {
         let t = Timestamp::from_micros(MARCH_3_14H);
         assert_eq!(t.plus_days(30).to_string(), "2026-04-02T14:00:00.000000Z");
         assert_eq!(t.plus_hours(72), t.plus_days(3));
-        assert_eq!(Timestamp::from_micros(i64::MAX - 1).plus_days(1).micros(), i64::MAX);
+        assert_eq!(
+            Timestamp::from_micros(i64::MAX - 1).plus_days(1).micros(),
+            i64::MAX
+        );
     }
 }
