@@ -205,8 +205,20 @@ impl Verifier {
             return;
         }
         self.checked += 1;
+        match self.problem_with(ev) {
+            Some(broken) => self.broken = Some(broken),
+            None => {
+                self.last_id = ev.id;
+                self.last_hash.clone_from(&ev.hash);
+            }
+        }
+    }
+
+    /// What is wrong with `ev` as the next event: the id of the first event
+    /// that can no longer be trusted, and why.
+    fn problem_with(&self, ev: &LedgerEvent) -> Option<(i64, String)> {
         let expected_id = self.last_id + 1;
-        let broken = if ev.id > expected_id {
+        if ev.id > expected_id {
             // Rows are gone; the row after the gap is the first that no longer fits.
             Some((
                 ev.id,
@@ -249,13 +261,6 @@ impl Verifier {
             }
         } else {
             None
-        };
-        match broken {
-            Some(b) => self.broken = Some(b),
-            None => {
-                self.last_id = ev.id;
-                self.last_hash.clone_from(&ev.hash);
-            }
         }
     }
 
