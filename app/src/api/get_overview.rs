@@ -1,0 +1,10 @@
+use leptos::prelude::*;
+use switchyard_domain::types::Overview;
+
+use crate::error::AppError;
+
+/// Environments × models with their pins, for the overview page.
+#[server(prefix = "/console/fn", endpoint = "get_overview")]
+pub async fn get_overview() -> Result<Overview, AppError> {
+    crate::services::services()?.overview().await
+}
