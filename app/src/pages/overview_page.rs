@@ -10,6 +10,9 @@ use crate::components::stage_badge::StageBadge;
 pub fn OverviewPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_overview());
     let (filter, set_filter) = signal(String::new());
+    // Effects run only in the browser: this marks the page as interactive.
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
 
     view! {
         <Title text="Overview · Switchyard"/>
@@ -17,7 +20,7 @@ pub fn OverviewPage() -> impl IntoView {
             <h1>"Overview"</h1>
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
-        <div class="toolbar">
+        <div class="toolbar" data-hydrated=move || hydrated.get().to_string()>
             <label for="model-filter">"Filter models"</label>
             <input
                 id="model-filter"
