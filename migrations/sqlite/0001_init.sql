@@ -81,7 +81,6 @@ CREATE TABLE state_history (
     PRIMARY KEY (subject, valid_from, event_id)
 ) WITHOUT ROWID;
 
--- WITHOUT ROWID: one b-tree insert per record instead of two (bulk ingest).
 CREATE TABLE request_records (
     request_id TEXT             PRIMARY KEY,
     at         BIGINT           NOT NULL,
@@ -91,4 +90,4 @@ CREATE TABLE request_records (
     version    TEXT             NOT NULL,
     latency_ms DOUBLE PRECISION NOT NULL CHECK (latency_ms >= 0),
     outcome    TEXT
-) WITHOUT ROWID;
+);
