@@ -32,7 +32,11 @@ impl SqliteStore {
             // 64 MiB of page cache per connection (default 2 MiB): request
             // ids arrive in random order, so bulk ingest touches pages all over the index.
             .pragma("cache_size", "-65536");
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let pool = SqlitePoolOptions::new()
