@@ -99,22 +99,31 @@ impl TestDb {
             .expect("connect again")
     }
 
-    /// Raw SQL behind the store's back, as someone tampering with the database would.
-    async fn execute(&self, sql: &str) {
+    /// Raw SQL behind the store's back.
+    async fn execute(&self, sql: &str) -> Result<(), sqlx::Error> {
         match self.backend {
             Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url)
-                    .await
-                    .expect("open sqlite");
-                sqlx::query(sql).execute(&mut c).await.expect(sql);
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
+                sqlx::Executor::execute(&mut c, sql).await?;
             }
             Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url)
-                    .await
-                    .expect("open postgres");
-                sqlx::query(sql).execute(&mut c).await.expect(sql);
+                let mut c = sqlx::PgConnection::connect(&self.url).await?;
+                sqlx::Executor::execute(&mut c, sql).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Edits the ledger as someone with full access to the database would:
+    /// first removing the append-only triggers, then running `sql`.
+    async fn tamper(&self, sql: &str) {
+        let unprotect = match self.backend {
+            Backend::Sqlite => "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete;",
+            Backend::Postgres => "ALTER TABLE ledger DISABLE TRIGGER USER;",
+        };
+        self.execute(&format!("{unprotect} {sql}"))
+            .await
+            .expect(sql);
     }
 
     /// Best effort: a leftover test database is harmless.
@@ -191,6 +200,7 @@ contract_tests!(
     the_audit_log_filters_and_paginates_newest_first,
     a_malformed_cursor_or_limit_is_refused,
     verify_accepts_an_untouched_ledger,
+    the_database_refuses_to_edit_or_delete_ledger_events,
     verify_detects_an_edited_reason_at_that_event,
     verify_detects_a_deleted_first_or_middle_event,
     verify_detects_a_deleted_last_event,
@@ -1157,9 +1167,21 @@ async fn verify_accepts_an_untouched_ledger(db: Arc<TestDb>) {
     assert_eq!((report.checked, report.first_broken_id), (8, None));
 }
 
+async fn the_database_refuses_to_edit_or_delete_ledger_events(db: Arc<TestDb>) {
+    some_history(&db).await;
+    for sql in [
+        "UPDATE ledger SET reason = 'nothing to see' WHERE id = 4",
+        "DELETE FROM ledger WHERE id = 8",
+    ] {
+        let e = db.execute(sql).await.expect_err(sql);
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
+    assert!(db.store.audit_verify().await.unwrap().ok);
+}
+
 async fn verify_detects_an_edited_reason_at_that_event(db: Arc<TestDb>) {
     some_history(&db).await;
-    db.execute("UPDATE ledger SET reason = 'nothing to see' WHERE id = 4")
+    db.tamper("UPDATE ledger SET reason = 'nothing to see' WHERE id = 4")
         .await;
     let report = db.store.audit_verify().await.unwrap();
     assert!(!report.ok);
@@ -1169,13 +1191,13 @@ async fn verify_detects_an_edited_reason_at_that_event(db: Arc<TestDb>) {
 
 async fn verify_detects_a_deleted_first_or_middle_event(db: Arc<TestDb>) {
     some_history(&db).await;
-    db.execute("DELETE FROM ledger WHERE id = 5").await;
+    db.tamper("DELETE FROM ledger WHERE id = 5").await;
     let report = db.store.audit_verify().await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_broken_id, Some(5), "{report:?}");
     assert!(report.problem.unwrap().contains("missing"));
 
-    db.execute("DELETE FROM ledger WHERE id = 1").await;
+    db.execute("DELETE FROM ledger WHERE id = 1").await.unwrap();
     let report = db.store.audit_verify().await.unwrap();
     assert_eq!(
         (report.ok, report.first_broken_id),
@@ -1186,13 +1208,13 @@ async fn verify_detects_a_deleted_first_or_middle_event(db: Arc<TestDb>) {
 
 async fn verify_detects_a_deleted_last_event(db: Arc<TestDb>) {
     some_history(&db).await;
-    db.execute("DELETE FROM ledger WHERE id = 8").await;
+    db.tamper("DELETE FROM ledger WHERE id = 8").await;
     let report = db.store.audit_verify().await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_broken_id, Some(8), "{report:?}");
 
     // Deleting every event is caught by the head as well.
-    db.execute("DELETE FROM ledger").await;
+    db.execute("DELETE FROM ledger").await.unwrap();
     let report = db.store.audit_verify().await.unwrap();
     assert_eq!(
         (report.ok, report.first_broken_id),
