@@ -64,4 +64,4 @@ impl PgStore {
     }
 }
 
-super::sql::sql_store!(PgStore, sqlx::Postgres, Postgres);
+super::sql_store::sql_store!(PgStore, sqlx::Postgres, Postgres);

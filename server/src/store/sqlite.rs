@@ -89,4 +89,4 @@ fn insert_records_sql(rows: usize) -> std::borrow::Cow<'static, str> {
     }
 }
 
-super::sql::sql_store!(SqliteStore, sqlx::Sqlite, Sqlite);
+super::sql_store::sql_store!(SqliteStore, sqlx::Sqlite, Sqlite);
