@@ -1355,3 +1355,27 @@ async fn concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous
     );
     assert_eq!(envs[1].pins.len(), 1);
 }
+
+#[tokio::test]
+async fn a_sqlite_database_is_created_in_wal_mode_with_its_directory_on_first_start() {
+    let dir = std::env::temp_dir().join(format!("switchyard-test-{:016x}", rand::random::<u64>()));
+    let url = format!("sqlite://{}/data/switchyard.db", dir.display());
+    let store = connect(&url, StoreSettings::default())
+        .await
+        .expect("created");
+    store.migrate().await.expect("migrated");
+    store
+        .migrate()
+        .await
+        .expect("migrating again changes nothing");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    assert_eq!(store.list_environments().await.unwrap().len(), 3);
+
+    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let _ = std::fs::remove_dir_all(dir);
+}
