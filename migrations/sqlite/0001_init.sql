@@ -63,6 +63,17 @@ CREATE INDEX ledger_by_actor ON ledger (actor, id);
 CREATE INDEX ledger_by_version ON ledger (model_id, version, id);
 CREATE INDEX ledger_by_environment ON ledger (environment, id);
 
+-- Append-only, enforced by the database too. The hash chain is what proves
+-- it: verify still finds rows edited by someone who dropped these triggers.
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+BEGIN
+    SELECT RAISE(ABORT, 'the ledger is append-only');
+END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+BEGIN
+    SELECT RAISE(ABORT, 'the ledger is append-only');
+END;
+
 -- The chain head: every writer locks this row first, which serialises writers.
 CREATE TABLE ledger_head (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),

@@ -11,6 +11,7 @@
 pub mod postgres;
 pub mod sqlite;
 mod sql;
+mod sql_store;
 
 #[cfg(test)]
 mod contract;

@@ -32,7 +32,11 @@ impl SqliteStore {
             // 64 MiB of page cache per connection (default 2 MiB): request
             // ids arrive in random order, so bulk ingest touches pages all over the index.
             .pragma("cache_size", "-65536");
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
         }
         let pool = SqlitePoolOptions::new()
@@ -85,4 +89,4 @@ fn insert_records_sql(rows: usize) -> std::borrow::Cow<'static, str> {
     }
 }
 
-super::sql::sql_store!(SqliteStore, sqlx::Sqlite, Sqlite);
+super::sql_store::sql_store!(SqliteStore, sqlx::Sqlite, Sqlite);
