@@ -10,6 +10,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod sql;
 
 #[cfg(test)]
 mod contract;
@@ -69,6 +70,7 @@ pub struct Registered {
 }
 
 /// Filters of the audit log. `cursor` is the opaque `next_cursor` of the previous page.
+/// `after` is inclusive and `before` exclusive; `limit` is 1 to 1000 (0 means 100).
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub after: Option<Timestamp>,

@@ -1,1 +1,85 @@
-//! (in progress)
+//! The embedded backend: one SQLite file in WAL mode, created on first start.
+
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use switchyard_domain::types::RequestRecord;
+
+use super::sql::REQUEST_RECORD_COLUMNS;
+use super::{StoreError, StoreResult, StoreSettings};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Records per INSERT: 8 parameters each stays well under SQLite's limit of
+/// 32766, and long statements amortise the per-statement cost.
+const RECORDS_PER_STATEMENT: usize = 1000;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    settings: StoreSettings,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, settings: StoreSettings) -> StoreResult<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Writers wait for each other (the ledger head) instead of failing.
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool, settings })
+    }
+
+    /// One transaction, multi-row INSERTs of `RECORDS_PER_STATEMENT` rows.
+    async fn insert_records(&self, records: &[RequestRecord]) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for chunk in records.chunks(RECORDS_PER_STATEMENT) {
+            let sql = insert_records_sql(chunk.len());
+            let mut statement = sqlx::query(&sql);
+            for r in chunk {
+                statement = statement
+                    .bind(&r.request_id)
+                    .bind(r.at.micros())
+                    .bind(&r.cluster)
+                    .bind(&r.slot)
+                    .bind(r.full_id.model_id.as_str())
+                    .bind(r.full_id.version.as_str())
+                    .bind(r.latency_ms)
+                    .bind(r.outcome.as_deref());
+            }
+            inserted += statement.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+}
+
+/// The INSERT for `rows` records; the full-size one is built once.
+fn insert_records_sql(rows: usize) -> std::borrow::Cow<'static, str> {
+    static FULL: OnceLock<String> = OnceLock::new();
+    let build = |rows: usize| {
+        let tuples = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+        format!(
+            "INSERT INTO request_records ({REQUEST_RECORD_COLUMNS}) VALUES {tuples} \
+             ON CONFLICT (request_id) DO NOTHING"
+        )
+    };
+    if rows == RECORDS_PER_STATEMENT {
+        FULL.get_or_init(|| build(rows)).as_str().into()
+    } else {
+        build(rows).into()
+    }
+}
+
+super::sql::sql_store!(SqliteStore, sqlx::Sqlite, Sqlite);
