@@ -1,1 +1,107 @@
-//! (in progress)
+//! REST API v1 under `/api/v1`, plus `/healthz`, `/readyz` and `/metrics`.
+//!
+//! Handlers are thin: parse the input with the domain's types, take the
+//! actor, call the store, and let `ApiError` map what comes back.
+
+pub mod actor;
+pub mod audit;
+pub mod environments;
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod request_records;
+pub mod resolve;
+pub mod serving;
+pub mod stages;
+pub mod versions;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{any, get, post, put};
+use axum::Router;
+use switchyard_domain::Timestamp;
+
+use crate::error::{ApiError, BODY_LIMIT, RECORDS_BODY_LIMIT};
+use crate::state::AppState;
+use metrics::Metrics;
+
+#[derive(Clone, FromRef)]
+struct RestState {
+    app: AppState,
+    metrics: Arc<Metrics>,
+}
+
+/// The API's routes, with their state applied; `startup` merges the console's.
+pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
+    let ingest = post(request_records::ingest).layer(DefaultBodyLimit::max(RECORDS_BODY_LIMIT));
+    Router::new()
+        .route("/api/v1/models", get(versions::list_models))
+        .route("/api/v1/models/{model_id}/versions", get(versions::list_versions).post(versions::register))
+        .route("/api/v1/versions/{full_id}", get(versions::detail))
+        .route("/api/v1/versions/{full_id}/stage", post(stages::change_stage))
+        .route("/api/v1/environments", get(environments::list))
+        .route("/api/v1/environments/{env}/pins/{model_id}", put(environments::set_pin))
+        .route("/api/v1/resolve/{reference}", get(resolve::resolve))
+        .route("/api/v1/request-records", ingest)
+        .route("/api/v1/request-records/{request_id}", get(request_records::lookup))
+        .route("/api/v1/serving", get(serving::serving_at))
+        .route("/api/v1/audit", get(audit::page))
+        .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        // Unknown API paths answer in the API's format, not with the console's 404 page.
+        .route("/api/{*rest}", any(unknown_path))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(RestState { app: state, metrics })
+}
+
+async fn unknown_path(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no API endpoint at {}; see /api/v1/openapi.json", uri.path()))
+}
+
+/// A reason as given, or none when it is blank.
+fn reason(r: Option<&str>) -> Option<&str> {
+    r.map(str::trim).filter(|r| !r.is_empty())
+}
+
+/// A query filter as given, or none when it is empty (`?model=`).
+fn filter(v: Option<&str>) -> Option<&str> {
+    v.filter(|v| !v.is_empty())
+}
+
+/// Parses an RFC 3339 timestamp from a query string, where an unencoded `+`
+/// of a zone offset (`…T15:00:00+01:00`) arrives decoded as a space.
+fn parse_time(s: &str) -> Result<Timestamp, ApiError> {
+    let s = s.trim();
+    let repaired;
+    let s = match s.rfind(' ') {
+        Some(i) if i > "2026-03-03T00:00".len() => {
+            repaired = format!("{}+{}", &s[..i], &s[i + 1..]);
+            repaired.as_str()
+        }
+        _ => s,
+    };
+    Ok(Timestamp::parse(s)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_offset_whose_plus_was_decoded_as_a_space_still_parses() {
+        let t = parse_time("2026-03-03T15:00:00 01:00").expect("parses");
+        assert_eq!(t, Timestamp::parse("2026-03-03T14:00:00Z").expect("parses"));
+    }
+
+    #[test]
+    fn a_timestamp_without_a_zone_is_refused() {
+        let e = parse_time("2026-03-03T14:00:00").expect_err("refused");
+        assert_eq!(e.code, "invalid_input");
+        assert!(e.message.contains("time zone"), "{}", e.message);
+    }
+}

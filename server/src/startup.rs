@@ -1,1 +1,105 @@
-//! (in progress)
+//! Building and running the server: open and migrate the store, bind the
+//! listener, assemble the REST API and the console with their layers.
+//! A library function so that tests start the real server on port 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use axum::{middleware, Router};
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::rest::metrics::{self, Metrics};
+use crate::state::AppState;
+
+/// No request may take longer than this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Application {
+    listener: TcpListener,
+    port: u16,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let store = crate::store::connect(&config.database_url, config.store_settings())
+            .await
+            .context("cannot open the database named by DATABASE_URL")?;
+        store.migrate().await.context("cannot migrate the database")?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        let port = listener.local_addr().context("the listener has no local address")?.port();
+        let state = AppState { store, config: Arc::new(config) };
+        let router = app(state).await?;
+        Ok(Application { listener, port, router })
+    }
+
+    /// The port actually bound (useful when the configured one was 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until ctrl-c or SIGTERM, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        tracing::info!(port = self.port, "listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("the server failed")
+    }
+}
+
+async fn app(state: AppState) -> anyhow::Result<Router> {
+    let metrics = Arc::new(Metrics::default());
+    let router = crate::rest::router(state.clone(), metrics.clone())
+        .merge(crate::console::router(state).await?)
+        // Layers run bottom-up: the request id is set first, so the trace span sees it.
+        .layer(middleware::from_fn(crate::error::json_error_bodies))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(middleware::from_fn_with_state(metrics, metrics::track_http))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::request_span)
+                .on_request(())
+                .on_response(crate::telemetry::record_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+    Ok(router)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,56 @@
+//! Environments, their policies, and the pins that say which version each must use.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchyard_domain::policy::parse_environment_name;
+use switchyard_domain::types::Pin;
+use switchyard_domain::{FullId, ModelId, Timestamp, VersionName};
+use utoipa::ToSchema;
+
+use super::actor::Actor;
+use super::extract::{ApiJson, ApiPath};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/api/v1/environments", tag = "environments",
+    responses((status = 200, description = "Environments with their policies and pins", body = ref("#/components/schemas/EnvironmentList"))))]
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "environments": app.store.list_environments().await? })))
+}
+
+/// The body of `PUT /api/v1/environments/{env}/pins/{model_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPin {
+    /// An exact version of the model; never `latest`.
+    #[schema(example = "v2.1.3")]
+    pub version: String,
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/environments/{env}/pins/{model_id}", tag = "environments",
+    params(("env" = String, Path), ("model_id" = String, Path)),
+    request_body = SetPin,
+    responses(
+        (status = 200, description = "Pinned", body = ref("#/components/schemas/Pin")),
+        (status = 404, description = "Unknown environment or version", body = ref("#/components/schemas/Error")),
+        (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The environment's policy forbids this version, or the input is malformed", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn set_pin(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath((env, model_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SetPin>,
+) -> Result<Json<Pin>, ApiError> {
+    let env = parse_environment_name(&env)?;
+    let full_id = FullId::new(ModelId::parse(&model_id)?, VersionName::parse(&body.version)?);
+    let reason = super::reason(body.reason.as_deref());
+    let pin = app
+        .store
+        .set_pin(&env, &full_id, reason, &actor.name, Timestamp::now())
+        .await?;
+    Ok(Json(pin))
+}

@@ -1,0 +1,38 @@
+//! "What was serving at time T?"
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use switchyard_domain::policy::parse_environment_name;
+use switchyard_domain::types::ServingAt;
+use switchyard_domain::ModelId;
+use utoipa::IntoParams;
+
+use super::extract::ApiQuery;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ServingQuery {
+    /// RFC 3339 with a time zone, e.g. `2026-03-03T14:00:00Z`.
+    at: String,
+    environment: Option<String>,
+    model: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/serving", tag = "audit",
+    params(ServingQuery),
+    responses(
+        (status = 200, description = "What each environment pinned at that instant, since when, by which event and actor, and when it next changed", body = ref("#/components/schemas/ServingAt")),
+        (status = 422, description = "`at` missing or without a time zone, or a malformed filter", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn serving_at(
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<ServingQuery>,
+) -> Result<Json<ServingAt>, ApiError> {
+    let at = super::parse_time(&q.at)?;
+    let environment = super::filter(q.environment.as_deref()).map(parse_environment_name).transpose()?;
+    let model = super::filter(q.model.as_deref()).map(ModelId::parse).transpose()?;
+    let serving = app.store.serving_at(at, environment.as_deref(), model.as_ref()).await?;
+    Ok(Json(serving))
+}

@@ -1,0 +1,55 @@
+//! Moving a version through its lifecycle by hand.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use switchyard_domain::lifecycle::MoveVia;
+use switchyard_domain::types::Version;
+use switchyard_domain::{FullId, Stage, Timestamp};
+use utoipa::ToSchema;
+
+use super::actor::Actor;
+use super::extract::{ApiJson, ApiPath};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The body of `POST /api/v1/versions/{full_id}/stage`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageMove {
+    /// development, staging, production, deprecated or retired.
+    #[schema(example = "staging")]
+    pub to: String,
+    pub reason: Option<String>,
+    /// An admin's explicit request to retire before the deprecation period
+    /// ends (a reason is then required). Without it admins get the same
+    /// answer as everyone, so an early retirement is never an accident.
+    #[serde(default)]
+    pub early: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/versions/{full_id}/stage", tag = "versions",
+    params(("full_id" = String, Path, description = "model_id:version")),
+    request_body = StageMove,
+    responses(
+        (status = 200, description = "Moved", body = ref("#/components/schemas/Version")),
+        (status = 404, description = "Not registered", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "Move not allowed; the message names the allowed moves (to production: request a promotion)", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "Unknown stage or malformed id", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn change_stage(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(full_id): ApiPath<String>,
+    ApiJson(body): ApiJson<StageMove>,
+) -> Result<Json<Version>, ApiError> {
+    let full_id = FullId::parse(&full_id)?;
+    let to: Stage = body.to.parse()?;
+    let via = MoveVia::Manual { is_admin: actor.is_admin && body.early };
+    let reason = super::reason(body.reason.as_deref());
+    let version = app
+        .store
+        .change_stage(&full_id, to, via, reason, &actor.name, Timestamp::now())
+        .await?;
+    Ok(Json(version))
+}

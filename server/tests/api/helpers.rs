@@ -1,0 +1,141 @@
+//! Starting a server per test and talking to it.
+
+use std::path::PathBuf;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use switchyard::config::Config;
+use switchyard::startup::Application;
+use switchyard::store::{DynStore, StoreSettings};
+use switchyard_domain::lifecycle::MoveVia;
+use switchyard_domain::{FullId, Stage, Timestamp};
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    _dir: Option<TempDir>,
+}
+
+/// A directory removed when the test ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server on a fresh SQLite database.
+pub async fn spawn_app() -> TestApp {
+    let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/switchyard.db", dir.display());
+    spawn_app_on(url, Some(TempDir(dir))).await
+}
+
+/// A server on the database at `database_url` (a fresh PostgreSQL database in the smoke test).
+pub async fn spawn_app_on_database(database_url: String) -> TestApp {
+    spawn_app_on(database_url, None).await
+}
+
+async fn spawn_app_on(database_url: String, dir: Option<TempDir>) -> TestApp {
+    switchyard::telemetry::init_for_test();
+    let config = Config {
+        database_url: database_url.clone(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        log_json: false,
+        deprecation_days: 30,
+    };
+    let app = Application::build(config).await.expect("the server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp { address, client: reqwest::Client::new(), database_url, _dir: dir }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(format!("{}{path}", self.address)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.client.put(format!("{}{path}", self.address)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.get(path).await;
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.expect("JSON body")
+    }
+
+    /// Registers `model:version` with `config` and asserts it was created.
+    pub async fn register(&self, model: &str, version: &str, config: Value) -> Value {
+        let res = self
+            .post_json(&format!("/api/v1/models/{model}/versions"), &json!({ "version": version, "config": config }))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED, "registering {model}:{version}");
+        res.json().await.expect("JSON body")
+    }
+
+    pub async fn move_stage(&self, full_id: &str, to: &str) -> Response {
+        self.post_json(&format!("/api/v1/versions/{full_id}/stage"), &json!({ "to": to, "reason": "test" })).await
+    }
+
+    /// Registers a version and brings it to production. Promotions are not
+    /// in the API yet, so the last step goes to the store directly, as an
+    /// applied promotion would.
+    pub async fn production_version(&self, model: &str, version: &str) -> FullId {
+        self.register(model, version, json!({ "v": version })).await;
+        let full_id = format!("{model}:{version}");
+        assert_eq!(self.move_stage(&full_id, "staging").await.status(), StatusCode::OK);
+        let id = FullId::parse(&full_id).expect("full id");
+        self.store()
+            .await
+            .change_stage(&id, Stage::Production, MoveVia::Promotion, Some("test"), "test", Timestamp::now())
+            .await
+            .expect("promoted");
+        id
+    }
+
+    /// Retires a production version: deprecated through the API, then
+    /// retired early as an admin would (admins do not exist in the API yet).
+    pub async fn retire(&self, full_id: &FullId) {
+        assert_eq!(self.move_stage(&full_id.to_string(), "deprecated").await.status(), StatusCode::OK);
+        self.store()
+            .await
+            .change_stage(full_id, Stage::Retired, MoveVia::Manual { is_admin: true }, Some("test"), "admin", Timestamp::now())
+            .await
+            .expect("retired");
+    }
+
+    /// A second connection to the server's database, for set-up the API cannot do yet.
+    pub async fn store(&self) -> DynStore {
+        switchyard::store::connect(&self.database_url, StoreSettings::default()).await.expect("store")
+    }
+}
+
+/// Asserts that `res` is an error in the API's format with `status`, and returns its `error` object.
+pub async fn assert_error(res: Response, status: StatusCode) -> Value {
+    assert_eq!(res.status(), status);
+    let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(content_type.starts_with("application/json"), "content type {content_type:?}");
+    let body: Value = res.json().await.expect("JSON error body");
+    let error = body["error"].clone();
+    assert!(error["code"].is_string(), "no error.code in {body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "no error.message in {body}");
+    error
+}

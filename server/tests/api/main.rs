@@ -1,0 +1,14 @@
+//! API tests: each starts the real server (`Application::build`) on
+//! 127.0.0.1:0 with a fresh SQLite file, and talks HTTP to it.
+
+mod helpers;
+
+mod audit;
+mod environments;
+mod operations;
+mod postgres;
+mod request_records;
+mod resolve;
+mod serving;
+mod stages;
+mod versions;

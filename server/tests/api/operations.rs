@@ -1,0 +1,89 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_error, spawn_app};
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_200_when_the_database_is_reachable() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    assert_eq!(app.get_json("/readyz").await["status"], "ready");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_json_listing_every_path() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/models",
+        "/api/v1/models/{model_id}/versions",
+        "/api/v1/versions/{full_id}",
+        "/api/v1/versions/{full_id}/stage",
+        "/api/v1/environments",
+        "/api/v1/environments/{env}/pins/{model_id}",
+        "/api/v1/resolve/{reference}",
+        "/api/v1/request-records",
+        "/api/v1/request-records/{request_id}",
+        "/api/v1/serving",
+        "/api/v1/audit",
+        "/api/v1/audit/verify",
+        "/api/v1/openapi.json",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} is missing");
+    }
+    // Every schema a path refers to is defined.
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let text = doc.to_string();
+    for reference in text.split("#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "schema {name} is referred to but not defined");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_requests_resolves_and_ingested_records() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", json!({})).await;
+    app.get("/api/v1/resolve/chat:v1?env=development").await;
+    app.get("/api/v1/resolve/chat:v9?env=development").await;
+    let record = json!({"request_id": "r1", "at": "2026-03-03T14:00:00Z", "cluster": "eu-1", "slot": "blue", "full_id": "chat:v1", "latency_ms": 3});
+    app.post_json("/api/v1/request-records", &json!([record])).await;
+
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    for line in [
+        r#"http_requests_total{method="POST",path="/api/v1/models/{model_id}/versions",status="201"} 1"#,
+        r#"http_requests_total{method="GET",path="/api/v1/resolve/{reference}",status="404"} 1"#,
+        r#"http_request_duration_seconds_count{method="GET",path="/api/v1/resolve/{reference}"} 2"#,
+        r#"switchyard_resolve_total{outcome="ok"} 1"#,
+        r#"switchyard_resolve_total{outcome="not_found"} 1"#,
+        "switchyard_request_records_ingested_total 1",
+    ] {
+        assert!(text.contains(line), "{line} is missing from\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_api_path_and_a_wrong_method_answer_in_the_error_format() {
+    let app = spawn_app().await;
+    assert_error(app.get("/api/v1/nothing-here").await, StatusCode::NOT_FOUND).await;
+    let res = app.client.delete(format!("{}/api/v1/models", app.address)).send().await.unwrap();
+    assert_eq!(assert_error(res, StatusCode::METHOD_NOT_ALLOWED).await["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let res = app.get("/healthz").await;
+    assert!(!res.headers()["x-request-id"].is_empty());
+    let res = app.client.get(format!("{}/healthz", app.address)).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "abc-123");
+    let _: Value = res.json().await.unwrap();
+}
