@@ -173,21 +173,25 @@ async fn demo_data_has_all_five_stages_pins_in_three_environments_and_months_of_
     }
 }
 
+/// What `audit verify` says after `statement` changed the ledger of a demo
+/// database by hand; it must exit 1.
+async fn verify_after_tampering(name: &str, statement: &str) -> String {
+    let db = TestDb::with_demo(name);
+    db.run(&["audit", "verify"]).succeeds();
+    db.sql(statement).await;
+    db.run(&["audit", "verify"]).exits(1).stderr()
+}
+
 #[tokio::test]
 async fn editing_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_event() {
-    let db = TestDb::with_demo("tamper-edit");
-    db.run(&["audit", "verify"]).succeeds();
-    db.sql("UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
-    let verify = db.run(&["audit", "verify"]);
-    assert!(verify.exits(1).stderr().contains("event 42"), "{}", verify.stderr());
+    let stderr = verify_after_tampering("tamper-edit", "UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
+    assert!(stderr.contains("event 42"), "{stderr}");
 }
 
 #[tokio::test]
 async fn deleting_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_missing_event() {
-    let db = TestDb::with_demo("tamper-delete");
-    db.sql("DELETE FROM ledger WHERE id = 17").await;
-    let verify = db.run(&["audit", "verify"]);
-    assert!(verify.exits(1).stderr().contains("event 17"), "{}", verify.stderr());
+    let stderr = verify_after_tampering("tamper-delete", "DELETE FROM ledger WHERE id = 17").await;
+    assert!(stderr.contains("event 17"), "{stderr}");
 }
 
 #[tokio::test]
