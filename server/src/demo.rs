@@ -58,11 +58,8 @@ impl fmt::Display for DemoSummary {
 /// Every event is dated before `now`.
 pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSummary> {
     let plan = plan(now)?;
-    let mut summary = DemoSummary {
-        models: plan.models,
-        first_at: plan.steps.first().map(|s| s.at),
-        ..DemoSummary::default()
-    };
+    let mut summary =
+        DemoSummary { models: plan.models, first_at: plan.steps.first().map(|s| s.at), ..DemoSummary::default() };
     let mut held = HashSet::new();
     for step in plan.steps {
         let at = step.at;
@@ -100,9 +97,23 @@ struct Step {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Action {
-    Register { new: NewVersion, actor: &'static str },
-    Stage { id: FullId, to: Stage, via: MoveVia, reason: String, actor: &'static str },
-    Pin { env: &'static str, id: FullId, reason: String, actor: &'static str },
+    Register {
+        new: NewVersion,
+        actor: &'static str,
+    },
+    Stage {
+        id: FullId,
+        to: Stage,
+        via: MoveVia,
+        reason: String,
+        actor: &'static str,
+    },
+    Pin {
+        env: &'static str,
+        id: FullId,
+        reason: String,
+        actor: &'static str,
+    },
     /// A run of the background retirement job.
     RetireDue,
 }
@@ -168,6 +179,8 @@ fn release(name: Name, day: i64, fate: Fate, change: &'static str, patch: Value)
     Release { name, day, fate, change, patch }
 }
 
+// One release per line reads as a release history; rustfmt would split them.
+#[rustfmt::skip]
 fn scripts() -> Vec<ModelScript> {
     use Fate::*;
     use Name::*;

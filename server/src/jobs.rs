@@ -77,7 +77,10 @@ mod tests {
         store.register_version(new, "ci", at).await.expect("registered");
         let manual = MoveVia::Manual { is_admin: false };
         store.change_stage(&id, Stage::Staging, manual, None, "alice", at.plus_hours(1)).await.expect("staged");
-        store.change_stage(&id, Stage::Production, MoveVia::Promotion, None, "bob", promoted_at).await.expect("promoted");
+        store
+            .change_stage(&id, Stage::Production, MoveVia::Promotion, None, "bob", promoted_at)
+            .await
+            .expect("promoted");
         id
     }
 

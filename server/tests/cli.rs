@@ -151,11 +151,7 @@ async fn demo_data_has_all_five_stages_pins_in_three_environments_and_months_of_
     assert!(report.ok, "{report:?}");
     let newest = store.audit_page(&AuditQuery { limit: 1, ..AuditQuery::default() }).await.expect("a page");
     let oldest = store
-        .audit_page(&AuditQuery {
-            limit: 1,
-            before: Some(Timestamp::now().plus_days(-120)),
-            ..AuditQuery::default()
-        })
+        .audit_page(&AuditQuery { limit: 1, before: Some(Timestamp::now().plus_days(-120)), ..AuditQuery::default() })
         .await
         .expect("a page");
     assert!(!oldest.events.is_empty(), "no ledger event is older than four months");
@@ -184,7 +180,8 @@ async fn verify_after_tampering(name: &str, statement: &str) -> String {
 
 #[tokio::test]
 async fn editing_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_event() {
-    let stderr = verify_after_tampering("tamper-edit", "UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
+    let stderr =
+        verify_after_tampering("tamper-edit", "UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
     assert!(stderr.contains("event 42"), "{stderr}");
 }
 

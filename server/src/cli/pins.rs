@@ -92,8 +92,8 @@ enum Field {
 }
 
 pub(super) async fn check(store: &dyn Store, path: &Path, env: &str) -> Outcome {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
     let file: PinFile = serde_yaml::from_str(&text).map_err(|e| {
         Failure::usage(format!(
             "{} is not a pin file: {e} (expected models: <name>: {{model_id: …, version: …}})",
@@ -101,13 +101,8 @@ pub(super) async fn check(store: &dyn Store, path: &Path, env: &str) -> Outcome 
         ))
     })?;
     let environment = environment(store, env).await?;
-    let known_models: HashSet<String> = store
-        .list_models()
-        .await
-        .context("cannot list models")?
-        .into_iter()
-        .map(|m| m.model_id.to_string())
-        .collect();
+    let known_models: HashSet<String> =
+        store.list_models().await.context("cannot list models")?.into_iter().map(|m| m.model_id.to_string()).collect();
 
     let lines = locate_entries(&text);
     let mut findings = Vec::new();
@@ -132,10 +127,7 @@ pub(super) async fn check(store: &dyn Store, path: &Path, env: &str) -> Outcome 
     for f in &findings {
         eprintln!("{shown}:{}: {}: {}", f.line, f.name, f.problem);
     }
-    Err(Failure::refused(format!(
-        "{} of {total} pins in {shown} are not allowed in {env}",
-        findings.len()
-    )))
+    Err(Failure::refused(format!("{} of {total} pins in {shown} are not allowed in {env}", findings.len())))
 }
 
 /// Whether `entry` may be deployed in `env`; if not, which field is wrong and why.
@@ -266,17 +258,15 @@ mod tests {
 
     #[test]
     fn versions_that_yaml_reads_as_numbers_stay_strings() {
-        let file: PinFile = serde_yaml::from_str("models:\n  m:\n    model_id: m\n    version: 1.10\n").expect("a pin file");
+        let file: PinFile =
+            serde_yaml::from_str("models:\n  m:\n    model_id: m\n    version: 1.10\n").expect("a pin file");
         assert_eq!(file.models["m"].version, "1.10");
     }
 
     #[test]
     fn an_exported_file_reads_back_the_same() {
         let file = PinFile {
-            models: BTreeMap::from([(
-                "chat".to_owned(),
-                PinEntry { model_id: "chat".into(), version: "1.0".into() },
-            )]),
+            models: BTreeMap::from([("chat".to_owned(), PinEntry { model_id: "chat".into(), version: "1.0".into() })]),
         };
         let yaml = serde_yaml::to_string(&file).expect("yaml");
         assert_eq!(serde_yaml::from_str::<PinFile>(&yaml).expect("a pin file"), file);
