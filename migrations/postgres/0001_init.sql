@@ -62,6 +62,18 @@ CREATE INDEX ledger_by_actor ON ledger (actor, id);
 CREATE INDEX ledger_by_version ON ledger (model_id, version, id);
 CREATE INDEX ledger_by_environment ON ledger (environment, id);
 
+-- Append-only, enforced by the database too. The hash chain is what proves
+-- it: verify still finds rows edited by someone who disabled these triggers.
+CREATE FUNCTION ledger_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the ledger is append-only';
+END;
+$$;
+CREATE TRIGGER ledger_no_update_or_delete BEFORE UPDATE OR DELETE ON ledger
+    FOR EACH ROW EXECUTE FUNCTION ledger_append_only();
+CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_append_only();
+
 -- The chain head: every writer locks this row first, which serialises writers.
 CREATE TABLE ledger_head (
     singleton BIGINT  PRIMARY KEY CHECK (singleton = 1),

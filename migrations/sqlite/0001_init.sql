@@ -63,6 +63,17 @@ CREATE INDEX ledger_by_actor ON ledger (actor, id);
 CREATE INDEX ledger_by_version ON ledger (model_id, version, id);
 CREATE INDEX ledger_by_environment ON ledger (environment, id);
 
+-- Append-only, enforced by the database too. The hash chain is what proves
+-- it: verify still finds rows edited by someone who dropped these triggers.
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+BEGIN
+    SELECT RAISE(ABORT, 'the ledger is append-only');
+END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+BEGIN
+    SELECT RAISE(ABORT, 'the ledger is append-only');
+END;
+
 -- The chain head: every writer locks this row first, which serialises writers.
 CREATE TABLE ledger_head (
     singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
@@ -81,7 +92,6 @@ CREATE TABLE state_history (
     PRIMARY KEY (subject, valid_from, event_id)
 ) WITHOUT ROWID;
 
--- WITHOUT ROWID: one b-tree insert per record instead of two (bulk ingest).
 CREATE TABLE request_records (
     request_id TEXT             PRIMARY KEY,
     at         BIGINT           NOT NULL,
@@ -91,4 +101,4 @@ CREATE TABLE request_records (
     version    TEXT             NOT NULL,
     latency_ms DOUBLE PRECISION NOT NULL CHECK (latency_ms >= 0),
     outcome    TEXT
-) WITHOUT ROWID;
+);

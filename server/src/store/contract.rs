@@ -37,9 +37,13 @@ fn pg_admin_url() -> String {
 
 /// `url` with its database name replaced by `db`.
 fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let host_start = base.find("://").map_or(0, |i| i + 3);
-    let base = base[host_start..].find('/').map_or(base, |i| &base[..host_start + i]);
+    let base = base[host_start..]
+        .find('/')
+        .map_or(base, |i| &base[..host_start + i]);
     match query {
         Some(q) => format!("{base}/{db}?{q}"),
         None => format!("{base}/{db}"),
@@ -58,7 +62,8 @@ async fn pg_admin() -> sqlx::PgConnection {
 
 impl TestDb {
     async fn sqlite() -> TestDb {
-        let path = std::env::temp_dir().join(format!("switchyard-test-{:016x}.db", rand::random::<u64>()));
+        let path =
+            std::env::temp_dir().join(format!("switchyard-test-{:016x}.db", rand::random::<u64>()));
         let url = format!("sqlite://{}", path.display());
         TestDb::open(Backend::Sqlite, url, path.display().to_string()).await
     }
@@ -75,28 +80,50 @@ impl TestDb {
     }
 
     async fn open(backend: Backend, url: String, cleanup: String) -> TestDb {
-        let store = connect(&url, StoreSettings::default()).await.expect("connect to the test database");
+        let store = connect(&url, StoreSettings::default())
+            .await
+            .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");
-        TestDb { backend, url, store, cleanup }
+        TestDb {
+            backend,
+            url,
+            store,
+            cleanup,
+        }
     }
 
     /// Another pool on the same database, as another server process would have.
     async fn another_server(&self) -> DynStore {
-        connect(&self.url, StoreSettings::default()).await.expect("connect again")
+        connect(&self.url, StoreSettings::default())
+            .await
+            .expect("connect again")
     }
 
-    /// Raw SQL behind the store's back, as someone tampering with the database would.
-    async fn execute(&self, sql: &str) {
+    /// Raw SQL behind the store's back.
+    async fn execute(&self, sql: &str) -> Result<(), sqlx::Error> {
         match self.backend {
             Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url).await.expect("open sqlite");
-                sqlx::query(sql).execute(&mut c).await.expect(sql);
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
+                sqlx::Executor::execute(&mut c, sql).await?;
             }
             Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url).await.expect("open postgres");
-                sqlx::query(sql).execute(&mut c).await.expect(sql);
+                let mut c = sqlx::PgConnection::connect(&self.url).await?;
+                sqlx::Executor::execute(&mut c, sql).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Edits the ledger as someone with full access to the database would:
+    /// first removing the append-only triggers, then running `sql`.
+    async fn tamper(&self, sql: &str) {
+        let unprotect = match self.backend {
+            Backend::Sqlite => "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete;",
+            Backend::Postgres => "ALTER TABLE ledger DISABLE TRIGGER USER;",
+        };
+        self.execute(&format!("{unprotect} {sql}"))
+            .await
+            .expect(sql);
     }
 
     /// Best effort: a leftover test database is harmless.
@@ -173,6 +200,7 @@ contract_tests!(
     the_audit_log_filters_and_paginates_newest_first,
     a_malformed_cursor_or_limit_is_refused,
     verify_accepts_an_untouched_ledger,
+    the_database_refuses_to_edit_or_delete_ledger_events,
     verify_detects_an_edited_reason_at_that_event,
     verify_detects_a_deleted_first_or_middle_event,
     verify_detects_a_deleted_last_event,
@@ -211,8 +239,16 @@ fn new_version(full_id: &str, config: Value, artifact: Option<&str>) -> NewVersi
 }
 
 async fn register(db: &TestDb, full_id: &str, when: Timestamp) -> Version {
-    let new = new_version(full_id, json!({ "temperature": 0.2, "id": full_id }), Some("s3://models/x"));
-    db.store.register_version(new, "ci", when).await.expect("register").version
+    let new = new_version(
+        full_id,
+        json!({ "temperature": 0.2, "id": full_id }),
+        Some("s3://models/x"),
+    );
+    db.store
+        .register_version(new, "ci", when)
+        .await
+        .expect("register")
+        .version
 }
 
 const MANUAL: MoveVia = MoveVia::Manual { is_admin: false };
@@ -240,7 +276,10 @@ fn domain(result: Result<impl std::fmt::Debug, StoreError>) -> DomainError {
 }
 
 async fn all_events(db: &TestDb) -> Vec<LedgerEvent> {
-    let q = AuditQuery { limit: 1000, ..Default::default() };
+    let q = AuditQuery {
+        limit: 1000,
+        ..Default::default()
+    };
     let mut events = db.store.audit_page(&q).await.expect("audit page").events;
     events.reverse();
     events
@@ -264,10 +303,16 @@ fn record(request_id: &str, full_id: &str, when: Timestamp) -> RequestRecord {
 
 // ---- registration and listing ----
 
-async fn registering_the_same_version_twice_returns_the_stored_one_without_a_new_event(db: Arc<TestDb>) {
+async fn registering_the_same_version_twice_returns_the_stored_one_without_a_new_event(
+    db: Arc<TestDb>,
+) {
     let first = db
         .store
-        .register_version(new_version("chat:v1", json!({"a": 1, "b": [1, 2]}), None), "ci", at(0))
+        .register_version(
+            new_version("chat:v1", json!({"a": 1, "b": [1, 2]}), None),
+            "ci",
+            at(0),
+        )
         .await
         .expect("first registration");
     assert!(first.created);
@@ -277,12 +322,19 @@ async fn registering_the_same_version_twice_returns_the_stored_one_without_a_new
     // Same config written with another key order: the same canonical hash.
     let again = db
         .store
-        .register_version(new_version("chat:v1", json!({"b": [1, 2], "a": 1}), None), "ci-retry", at(5))
+        .register_version(
+            new_version("chat:v1", json!({"b": [1, 2], "a": 1}), None),
+            "ci-retry",
+            at(5),
+        )
         .await
         .expect("second registration");
     assert!(!again.created);
     assert_eq!(again.version, first.version);
-    assert_eq!(actions(&all_events(&db).await), [action::VERSION_REGISTERED]);
+    assert_eq!(
+        actions(&all_events(&db).await),
+        [action::VERSION_REGISTERED]
+    );
 }
 
 async fn registering_a_known_version_with_another_config_or_artifact_is_a_conflict_and_changes_nothing(
@@ -290,7 +342,11 @@ async fn registering_a_known_version_with_another_config_or_artifact_is_a_confli
 ) {
     let stored = register(&db, "chat:v1", at(0)).await;
 
-    let other_config = new_version("chat:v1", json!({"temperature": 0.9}), Some("s3://models/x"));
+    let other_config = new_version(
+        "chat:v1",
+        json!({"temperature": 0.9}),
+        Some("s3://models/x"),
+    );
     let e = domain(db.store.register_version(other_config, "ci", at(1)).await);
     assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
     assert_eq!(e.http_status(), 409);
@@ -300,7 +356,10 @@ async fn registering_a_known_version_with_another_config_or_artifact_is_a_confli
     let e = domain(db.store.register_version(other_artifact, "ci", at(2)).await);
     assert!(e.to_string().contains("artifact_uri"), "{e}");
 
-    assert_eq!(db.store.get_version(&id("chat:v1")).await.unwrap(), Some(stored));
+    assert_eq!(
+        db.store.get_version(&id("chat:v1")).await.unwrap(),
+        Some(stored)
+    );
     assert_eq!(all_events(&db).await.len(), 1);
 }
 
@@ -314,7 +373,10 @@ async fn models_and_versions_are_listed_with_counts_latest_and_production(db: Ar
     assert_eq!(models[0].model_id.as_str(), "chat");
     assert_eq!(models[0].version_count, 2);
     assert_eq!(models[0].latest_version.as_ref().unwrap().as_str(), "v2");
-    assert_eq!(models[0].production_version.as_ref().unwrap().as_str(), "v1");
+    assert_eq!(
+        models[0].production_version.as_ref().unwrap().as_str(),
+        "v1"
+    );
     assert_eq!(models[0].updated_at, at(10));
     assert_eq!(models[1].production_version, None);
 
@@ -325,8 +387,16 @@ async fn models_and_versions_are_listed_with_counts_latest_and_production(db: Ar
     assert!(matches!(e, DomainError::NotFound(_)));
     assert_eq!(db.store.get_version(&id("chat:v9")).await.unwrap(), None);
 
-    db.store.set_pin("production", &id("chat:v1"), None, "bob", at(30)).await.unwrap();
-    let detail = db.store.version_detail(&id("chat:v1")).await.unwrap().unwrap();
+    db.store
+        .set_pin("production", &id("chat:v1"), None, "bob", at(30))
+        .await
+        .unwrap();
+    let detail = db
+        .store
+        .version_detail(&id("chat:v1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(detail.pinned_in, ["production"]);
     assert_eq!(detail.retires_at, None);
 
@@ -347,19 +417,47 @@ async fn every_allowed_lifecycle_move_succeeds_and_shows_in_the_stage_history(db
     move_to(&db, "chat:v1", Stage::Staging, MANUAL, day(1)).await;
     move_to(&db, "chat:v1", Stage::Development, MANUAL, day(2)).await;
     move_to(&db, "chat:v1", Stage::Staging, MANUAL, day(3)).await;
-    move_to(&db, "chat:v1", Stage::Production, MoveVia::Promotion, day(4)).await;
+    move_to(
+        &db,
+        "chat:v1",
+        Stage::Production,
+        MoveVia::Promotion,
+        day(4),
+    )
+    .await;
     move_to(&db, "chat:v1", Stage::Deprecated, MANUAL, day(5)).await;
-    move_to(&db, "chat:v1", Stage::Production, MoveVia::Promotion, day(6)).await;
+    move_to(
+        &db,
+        "chat:v1",
+        Stage::Production,
+        MoveVia::Promotion,
+        day(6),
+    )
+    .await;
     let v = move_to(&db, "chat:v1", Stage::Deprecated, MANUAL, day(7)).await;
     assert_eq!((v.stage, v.stage_since), (Stage::Deprecated, day(7)));
-    let detail = db.store.version_detail(&id("chat:v1")).await.unwrap().unwrap();
+    let detail = db
+        .store
+        .version_detail(&id("chat:v1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(detail.retires_at, Some(day(37)));
     let v = move_to(&db, "chat:v1", Stage::Retired, MoveVia::System, day(37)).await;
     assert_eq!(v.stage, Stage::Retired);
 
-    let detail = db.store.version_detail(&id("chat:v1")).await.unwrap().unwrap();
+    let detail = db
+        .store
+        .version_detail(&id("chat:v1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(detail.version.stage, Stage::Retired);
-    let steps: Vec<_> = detail.stage_history.iter().map(|c| (c.from, c.to)).collect();
+    let steps: Vec<_> = detail
+        .stage_history
+        .iter()
+        .map(|c| (c.from, c.to))
+        .collect();
     use Stage::*;
     assert_eq!(
         steps,
@@ -377,7 +475,13 @@ async fn every_allowed_lifecycle_move_succeeds_and_shows_in_the_stage_history(db
     );
     assert_eq!(detail.stage_history[1].actor, "alice");
     let events = all_events(&db).await;
-    assert_eq!(events.iter().filter(|e| e.action == action::DEPRECATION).count(), 2);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == action::DEPRECATION)
+            .count(),
+        2
+    );
     assert_eq!(events.last().unwrap().action, action::RETIREMENT);
 }
 
@@ -390,33 +494,64 @@ async fn refused_lifecycle_moves_name_the_allowed_moves(db: Arc<TestDb>) {
         (Stage::Retired, ADMIN),
         (Stage::Development, MANUAL),
     ] {
-        let e = domain(db.store.change_stage(&id("chat:v1"), to, via, Some("why"), "alice", day(1)).await);
-        assert!(matches!(e, DomainError::IllegalMove(_)), "development → {to}: {e:?}");
+        let e = domain(
+            db.store
+                .change_stage(&id("chat:v1"), to, via, Some("why"), "alice", day(1))
+                .await,
+        );
         assert!(
-            e.to_string().contains("allowed moves from development: development → staging"),
+            matches!(e, DomainError::IllegalMove(_)),
+            "development → {to}: {e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains("allowed moves from development: development → staging"),
             "{e}"
         );
     }
     in_production(&db, "chat:v2", day(0)).await;
-    let e = domain(db.store.change_stage(&id("chat:v2"), Stage::Staging, ADMIN, None, "alice", day(1)).await);
+    let e = domain(
+        db.store
+            .change_stage(&id("chat:v2"), Stage::Staging, ADMIN, None, "alice", day(1))
+            .await,
+    );
     assert!(e.to_string().contains("production → deprecated"), "{e}");
 
     move_to(&db, "chat:v2", Stage::Deprecated, MANUAL, day(1)).await;
     move_to(&db, "chat:v2", Stage::Retired, MANUAL, day(31)).await;
     let e = domain(
         db.store
-            .change_stage(&id("chat:v2"), Stage::Production, MoveVia::Promotion, None, "alice", day(32))
+            .change_stage(
+                &id("chat:v2"),
+                Stage::Production,
+                MoveVia::Promotion,
+                None,
+                "alice",
+                day(32),
+            )
             .await,
     );
     assert!(e.to_string().contains("never moves again"), "{e}");
-    assert_eq!(db.store.get_version(&id("chat:v1")).await.unwrap().unwrap().stage, Stage::Development);
+    assert_eq!(
+        db.store
+            .get_version(&id("chat:v1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .stage,
+        Stage::Development
+    );
 }
 
 async fn staging_to_production_is_refused_except_through_a_promotion(db: Arc<TestDb>) {
     register(&db, "chat:v1", at(0)).await;
     move_to(&db, "chat:v1", Stage::Staging, MANUAL, at(1)).await;
     for via in [MANUAL, ADMIN, MoveVia::System, MoveVia::Superseded] {
-        let e = domain(db.store.change_stage(&id("chat:v1"), Stage::Production, via, None, "alice", at(2)).await);
+        let e = domain(
+            db.store
+                .change_stage(&id("chat:v1"), Stage::Production, via, None, "alice", at(2))
+                .await,
+        );
         assert!(matches!(e, DomainError::IllegalMove(_)));
         assert!(e.to_string().contains("promotion"), "{e}");
     }
@@ -435,13 +570,25 @@ async fn promoting_a_version_deprecates_the_previous_production_version(db: Arc<
     };
     assert_eq!(stage("chat:v1").await, Stage::Deprecated);
     assert_eq!(stage("chat:v2").await, Stage::Production);
-    assert_eq!(stage("other:v1").await, Stage::Production, "other models are untouched");
+    assert_eq!(
+        stage("other:v1").await,
+        Stage::Production,
+        "other models are untouched"
+    );
 
     let events = all_events(&db).await;
-    let deprecation = events.iter().find(|e| e.action == action::DEPRECATION).expect("a deprecation event");
+    let deprecation = events
+        .iter()
+        .find(|e| e.action == action::DEPRECATION)
+        .expect("a deprecation event");
     assert_eq!(deprecation.full_id().as_deref(), Some("chat:v1"));
     assert_eq!(deprecation.details["superseded_by"], "chat:v2");
-    let v1 = db.store.version_detail(&id("chat:v1")).await.unwrap().unwrap();
+    let v1 = db
+        .store
+        .version_detail(&id("chat:v1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v1.version.stage_since, at(10));
     assert_eq!(v1.retires_at, Some(at(10).plus_days(30)));
 }
@@ -460,17 +607,32 @@ async fn a_reader_never_sees_two_or_zero_production_versions_during_promotions(d
             let mut reads = 0;
             while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
                 let versions = reader.list_versions(&model("chat")).await.unwrap();
-                let production = versions.iter().filter(|v| v.stage == Stage::Production).count();
-                assert_eq!(production, 1, "a reader saw {production} production versions");
+                let production = versions
+                    .iter()
+                    .filter(|v| v.stage == Stage::Production)
+                    .count();
+                assert_eq!(
+                    production, 1,
+                    "a reader saw {production} production versions"
+                );
                 reads += 1;
             }
         })
     };
     for n in 2..=6 {
-        move_to(&db, &format!("chat:v{n}"), Stage::Production, MoveVia::Promotion, at(10 + n)).await;
+        move_to(
+            &db,
+            &format!("chat:v{n}"),
+            Stage::Production,
+            MoveVia::Promotion,
+            at(10 + n),
+        )
+        .await;
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    watching.await.expect("the reader saw exactly one production version every time");
+    watching
+        .await
+        .expect("the reader saw exactly one production version every time");
 }
 
 async fn retiring_before_the_deprecation_period_needs_an_admin_with_a_reason(db: Arc<TestDb>) {
@@ -478,16 +640,31 @@ async fn retiring_before_the_deprecation_period_needs_an_admin_with_a_reason(db:
     move_to(&db, "chat:v1", Stage::Deprecated, MANUAL, day(1)).await;
     let retire = |via: MoveVia, reason: Option<&'static str>, when: Timestamp| {
         let db = db.clone();
-        async move { db.store.change_stage(&id("chat:v1"), Stage::Retired, via, reason, "alice", when).await }
+        async move {
+            db.store
+                .change_stage(&id("chat:v1"), Stage::Retired, via, reason, "alice", when)
+                .await
+        }
     };
     let e = domain(retire(MoveVia::System, None, day(20)).await);
     assert!(matches!(e, DomainError::IllegalMove(_)));
     assert!(e.to_string().contains("deprecation period ends"), "{e}");
-    assert!(matches!(domain(retire(MANUAL, Some("cleanup"), day(20)).await), DomainError::IllegalMove(_)));
-    assert!(matches!(domain(retire(ADMIN, None, day(20)).await), DomainError::Invalid(_)));
-    assert!(matches!(domain(retire(ADMIN, Some("  "), day(20)).await), DomainError::Invalid(_)));
+    assert!(matches!(
+        domain(retire(MANUAL, Some("cleanup"), day(20)).await),
+        DomainError::IllegalMove(_)
+    ));
+    assert!(matches!(
+        domain(retire(ADMIN, None, day(20)).await),
+        DomainError::Invalid(_)
+    ));
+    assert!(matches!(
+        domain(retire(ADMIN, Some("  "), day(20)).await),
+        DomainError::Invalid(_)
+    ));
 
-    let v = retire(ADMIN, Some("security issue"), day(20)).await.expect("an admin with a reason retires early");
+    let v = retire(ADMIN, Some("security issue"), day(20))
+        .await
+        .expect("an admin with a reason retires early");
     assert_eq!(v.stage, Stage::Retired);
     let retirement = all_events(&db).await.pop().unwrap();
     assert_eq!(retirement.action, action::RETIREMENT);
@@ -505,43 +682,109 @@ async fn pins_obey_the_environment_policy(db: Arc<TestDb>) {
     in_production(&db, "chat:prod", at(2)).await; // chat:old is now deprecated
     let pin = |env: &'static str, v: &'static str| {
         let db = db.clone();
-        async move { db.store.set_pin(env, &id(v), Some("test"), "bob", at(10)).await }
+        async move {
+            db.store
+                .set_pin(env, &id(v), Some("test"), "bob", at(10))
+                .await
+        }
     };
 
-    assert!(matches!(domain(pin("production", "chat:stg").await), DomainError::PolicyViolation(_)));
-    assert!(matches!(domain(pin("production", "chat:old").await), DomainError::PolicyViolation(_)));
-    assert!(matches!(domain(pin("staging", "chat:dev").await), DomainError::PolicyViolation(_)));
-    assert!(matches!(domain(pin("nowhere", "chat:prod").await), DomainError::NotFound(_)));
-    assert!(matches!(domain(pin("production", "chat:v404").await), DomainError::NotFound(_)));
-    assert!(all_events(&db).await.iter().all(|e| e.action != action::PIN_CHANGED));
+    assert!(matches!(
+        domain(pin("production", "chat:stg").await),
+        DomainError::PolicyViolation(_)
+    ));
+    assert!(matches!(
+        domain(pin("production", "chat:old").await),
+        DomainError::PolicyViolation(_)
+    ));
+    assert!(matches!(
+        domain(pin("staging", "chat:dev").await),
+        DomainError::PolicyViolation(_)
+    ));
+    assert!(matches!(
+        domain(pin("nowhere", "chat:prod").await),
+        DomainError::NotFound(_)
+    ));
+    assert!(matches!(
+        domain(pin("production", "chat:v404").await),
+        DomainError::NotFound(_)
+    ));
+    assert!(all_events(&db)
+        .await
+        .iter()
+        .all(|e| e.action != action::PIN_CHANGED));
 
-    assert_eq!(pin("production", "chat:prod").await.unwrap().stage, Stage::Production);
-    assert_eq!(pin("staging", "chat:stg").await.unwrap().full_id, id("chat:stg"));
-    assert_eq!(pin("development", "chat:dev").await.unwrap().environment, "development");
+    assert_eq!(
+        pin("production", "chat:prod").await.unwrap().stage,
+        Stage::Production
+    );
+    assert_eq!(
+        pin("staging", "chat:stg").await.unwrap().full_id,
+        id("chat:stg")
+    );
+    assert_eq!(
+        pin("development", "chat:dev").await.unwrap().environment,
+        "development"
+    );
 
     db.store
-        .change_stage(&id("chat:old"), Stage::Retired, ADMIN, Some("broken"), "alice", at(20))
+        .change_stage(
+            &id("chat:old"),
+            Stage::Retired,
+            ADMIN,
+            Some("broken"),
+            "alice",
+            at(20),
+        )
         .await
         .unwrap();
     let e = domain(pin("development", "chat:old").await);
-    assert!(matches!(e, DomainError::Retired(_)), "a retired version is never pinned: {e:?}");
+    assert!(
+        matches!(e, DomainError::Retired(_)),
+        "a retired version is never pinned: {e:?}"
+    );
 }
 
 async fn pin_changes_are_recorded_with_the_previous_version(db: Arc<TestDb>) {
     in_production(&db, "chat:v1", at(0)).await;
-    let first = db.store.set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(5)).await.unwrap();
+    let first = db
+        .store
+        .set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(5))
+        .await
+        .unwrap();
     in_production(&db, "chat:v2", at(6)).await;
-    let second = db.store.set_pin("production", &id("chat:v2"), Some("upgrade"), "carol", at(7)).await.unwrap();
+    let second = db
+        .store
+        .set_pin(
+            "production",
+            &id("chat:v2"),
+            Some("upgrade"),
+            "carol",
+            at(7),
+        )
+        .await
+        .unwrap();
     assert!(second.event_id > first.event_id);
-    let again = db.store.set_pin("production", &id("chat:v2"), None, "dave", at(8)).await.unwrap();
+    let again = db
+        .store
+        .set_pin("production", &id("chat:v2"), None, "dave", at(8))
+        .await
+        .unwrap();
     assert_eq!(again, second, "pinning the pinned version changes nothing");
 
-    let pins: Vec<_> = all_events(&db).await.into_iter().filter(|e| e.action == action::PIN_CHANGED).collect();
+    let pins: Vec<_> = all_events(&db)
+        .await
+        .into_iter()
+        .filter(|e| e.action == action::PIN_CHANGED)
+        .collect();
     assert_eq!(pins.len(), 2);
     assert_eq!(pins[0].details, json!({"from": null, "to": "v1"}));
     assert_eq!(pins[1].details, json!({"from": "v1", "to": "v2"}));
     assert_eq!(pins[1].environment.as_deref(), Some("production"));
-    assert_eq!((pins[1].actor.as_str(), pins[1].reason.as_deref()), ("carol", Some("upgrade")));
+    assert_eq!(
+        (pins[1].actor.as_str(), pins[1].reason.as_deref()),
+        ("carol", Some("upgrade"))
+    );
     assert_eq!(pins[1].id, second.event_id);
 
     let envs = db.store.list_environments().await.unwrap();
@@ -553,7 +796,10 @@ async fn pin_changes_are_recorded_with_the_previous_version(db: Arc<TestDb>) {
 async fn resolving_a_model_follows_the_environments_pin(db: Arc<TestDb>) {
     in_production(&db, "chat:v1", at(0)).await;
     in_production(&db, "chat:v2", at(1)).await;
-    db.store.set_pin("production", &id("chat:v2"), None, "bob", at(2)).await.unwrap();
+    db.store
+        .set_pin("production", &id("chat:v2"), None, "bob", at(2))
+        .await
+        .unwrap();
     let pinned = VersionRef::parse("chat").unwrap();
 
     let r = db.store.resolve(&pinned, "production").await.unwrap();
@@ -569,22 +815,35 @@ async fn resolving_a_model_follows_the_environments_pin(db: Arc<TestDb>) {
     assert!(matches!(e, DomainError::NotFound(_)));
 }
 
-async fn resolving_an_exact_version_warns_when_deprecated_and_refuses_when_retired(db: Arc<TestDb>) {
+async fn resolving_an_exact_version_warns_when_deprecated_and_refuses_when_retired(
+    db: Arc<TestDb>,
+) {
     in_production(&db, "chat:v1", day(0)).await;
     in_production(&db, "chat:v2", day(1)).await;
     register(&db, "chat:v3", day(1)).await;
     let exact = |s: &str| VersionRef::parse(s).unwrap();
 
-    let r = db.store.resolve(&exact("chat:v2"), "production").await.unwrap();
+    let r = db
+        .store
+        .resolve(&exact("chat:v2"), "production")
+        .await
+        .unwrap();
     assert!(!r.pinned && !r.deprecated && r.stage == Stage::Production);
 
-    let r = db.store.resolve(&exact("chat:v1"), "production").await.unwrap();
+    let r = db
+        .store
+        .resolve(&exact("chat:v1"), "production")
+        .await
+        .unwrap();
     assert!(r.deprecated);
     assert!(r.warning.as_deref().unwrap_or("").contains("deprecated"));
 
     let e = domain(db.store.resolve(&exact("chat:v3"), "production").await);
     assert!(matches!(e, DomainError::PolicyViolation(_)), "{e:?}");
-    assert!(matches!(domain(db.store.resolve(&exact("chat:v9"), "production").await), DomainError::NotFound(_)));
+    assert!(matches!(
+        domain(db.store.resolve(&exact("chat:v9"), "production").await),
+        DomainError::NotFound(_)
+    ));
 
     move_to(&db, "chat:v1", Stage::Retired, MoveVia::System, day(31)).await;
     let e = domain(db.store.resolve(&exact("chat:v1"), "development").await);
@@ -613,45 +872,90 @@ async fn resolving_latest_gives_the_newest_unretired_version_only_where_allowed(
     move_to(&db, "chat:v2b", Stage::Retired, MoveVia::System, day(40)).await;
     let r = db.store.resolve(&latest, "development").await.unwrap();
     assert_eq!(r.full_id, id("chat:v2"));
-    assert!(matches!(domain(db.store.resolve(&VersionRef::parse("nope:latest").unwrap(), "development").await), DomainError::NotFound(_)));
+    assert!(matches!(
+        domain(
+            db.store
+                .resolve(&VersionRef::parse("nope:latest").unwrap(), "development")
+                .await
+        ),
+        DomainError::NotFound(_)
+    ));
 }
 
 // ---- request records ----
 
 async fn request_records_are_stored_all_or_nothing_and_retries_are_skipped(db: Arc<TestDb>) {
-    let batch: Vec<_> = (0..2500).map(|i| record(&format!("req-{i}"), "chat:v1", at(i))).collect();
+    let batch: Vec<_> = (0..2500)
+        .map(|i| record(&format!("req-{i}"), "chat:v1", at(i)))
+        .collect();
     assert_eq!(db.store.insert_request_records(&batch).await.unwrap(), 2500);
     assert_eq!(db.store.insert_request_records(&[]).await.unwrap(), 0);
 
     let mut retry = batch[..10].to_vec();
     retry.push(record("req-new", "chat:v1", at(1)));
     retry.push(record("req-new", "chat:v1", at(1)));
-    assert_eq!(db.store.insert_request_records(&retry).await.unwrap(), 1, "only the new record is stored");
+    assert_eq!(
+        db.store.insert_request_records(&retry).await.unwrap(),
+        1,
+        "only the new record is stored"
+    );
 
     // A record the database refuses fails the whole batch.
-    let mut broken = vec![record("req-a", "chat:v1", at(1)), record("req-b", "chat:v1", at(1))];
+    let mut broken = vec![
+        record("req-a", "chat:v1", at(1)),
+        record("req-b", "chat:v1", at(1)),
+    ];
     broken[1].slot = "purple".into();
     assert!(db.store.insert_request_records(&broken).await.is_err());
-    assert!(db.store.request_lookup("req-a").await.unwrap().is_none(), "nothing of a failed batch is stored");
+    assert!(
+        db.store.request_lookup("req-a").await.unwrap().is_none(),
+        "nothing of a failed batch is stored"
+    );
 
-    let found = db.store.request_lookup("req-2499").await.unwrap().expect("stored");
+    let found = db
+        .store
+        .request_lookup("req-2499")
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(found.record, batch[2499]);
     assert!(found.version.is_none(), "chat:v1 was never registered here");
-    assert!(db.store.request_lookup("req-unknown").await.unwrap().is_none());
+    assert!(db
+        .store
+        .request_lookup("req-unknown")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn request_lookup_names_the_version_and_the_events_that_put_it_in_service(db: Arc<TestDb>) {
     in_production(&db, "chat:v1", at(0)).await;
-    db.store.set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(5)).await.unwrap();
+    db.store
+        .set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(5))
+        .await
+        .unwrap();
     register(&db, "chat:v2", at(6)).await;
-    db.store.insert_request_records(&[record("decision-42", "chat:v1", at(30))]).await.unwrap();
+    db.store
+        .insert_request_records(&[record("decision-42", "chat:v1", at(30))])
+        .await
+        .unwrap();
     move_to(&db, "chat:v1", Stage::Deprecated, MANUAL, at(60)).await;
 
-    let found = db.store.request_lookup("decision-42").await.unwrap().expect("stored");
+    let found = db
+        .store
+        .request_lookup("decision-42")
+        .await
+        .unwrap()
+        .expect("stored");
     assert_eq!(found.version.expect("registered").full_id, id("chat:v1"));
     assert_eq!(
         actions(&found.provenance),
-        [action::VERSION_REGISTERED, action::STAGE_CHANGED, action::STAGE_CHANGED, action::PIN_CHANGED],
+        [
+            action::VERSION_REGISTERED,
+            action::STAGE_CHANGED,
+            action::STAGE_CHANGED,
+            action::PIN_CHANGED
+        ],
         "events of chat:v1 up to the request, not later ones nor other versions'"
     );
     assert_eq!(found.provenance[3].actor, "bob");
@@ -662,30 +966,64 @@ async fn request_lookup_names_the_version_and_the_events_that_put_it_in_service(
 async fn serving_at_answers_what_each_environment_pinned_at_an_instant(db: Arc<TestDb>) {
     in_production(&db, "chat:v1", at(0)).await;
     register(&db, "embed:e1", at(0)).await;
-    db.store.set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(10)).await.unwrap();
-    db.store.set_pin("development", &id("embed:e1"), None, "erin", at(12)).await.unwrap();
+    db.store
+        .set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(10))
+        .await
+        .unwrap();
+    db.store
+        .set_pin("development", &id("embed:e1"), None, "erin", at(12))
+        .await
+        .unwrap();
     in_production(&db, "chat:v2", at(15)).await;
-    db.store.set_pin("production", &id("chat:v2"), Some("upgrade"), "carol", at(20)).await.unwrap();
+    db.store
+        .set_pin(
+            "production",
+            &id("chat:v2"),
+            Some("upgrade"),
+            "carol",
+            at(20),
+        )
+        .await
+        .unwrap();
 
     let before = db.store.serving_at(at(5), None, None).await.unwrap();
     assert!(before.pins.is_empty(), "nothing was pinned yet: {before:?}");
 
     let between = db.store.serving_at(at(15), None, None).await.unwrap();
     assert_eq!(between.at, at(15));
-    let envs: Vec<_> = between.pins.iter().map(|p| p.environment.as_str()).collect();
+    let envs: Vec<_> = between
+        .pins
+        .iter()
+        .map(|p| p.environment.as_str())
+        .collect();
     assert_eq!(envs, ["development", "production"]);
     let chat = &between.pins[1];
     assert_eq!(chat.full_id, id("chat:v1"));
     assert_eq!((chat.since, chat.next_change), (at(10), Some(at(20))));
-    assert_eq!((chat.actor.as_str(), chat.reason.as_deref()), ("bob", Some("launch")));
+    assert_eq!(
+        (chat.actor.as_str(), chat.reason.as_deref()),
+        ("bob", Some("launch"))
+    );
 
-    let exactly = db.store.serving_at(at(20), Some("production"), None).await.unwrap();
+    let exactly = db
+        .store
+        .serving_at(at(20), Some("production"), None)
+        .await
+        .unwrap();
     assert_eq!(exactly.pins.len(), 1);
-    assert_eq!(exactly.pins[0].full_id, id("chat:v2"), "a change holds from its own instant");
+    assert_eq!(
+        exactly.pins[0].full_id,
+        id("chat:v2"),
+        "a change holds from its own instant"
+    );
     assert_eq!(exactly.pins[0].next_change, None);
     assert_eq!(exactly.pins[0].actor, "carol");
 
-    let after = db.store.serving_at(at(100), None, Some(&model("embed"))).await.unwrap();
+    let after = db
+        .store
+        .serving_at(at(100), None, Some(&model("embed")))
+        .await
+        .unwrap();
     assert_eq!(after.pins.len(), 1);
     assert_eq!(after.pins[0].full_id, id("embed:e1"));
 }
@@ -695,8 +1033,14 @@ async fn serving_at_answers_what_each_environment_pinned_at_an_instant(db: Arc<T
 async fn the_audit_log_filters_and_paginates_newest_first(db: Arc<TestDb>) {
     in_production(&db, "chat:v1", at(0)).await; // events 1–3
     register(&db, "embed:e1", at(10)).await; // 4
-    db.store.set_pin("production", &id("chat:v1"), None, "bob", at(20)).await.unwrap(); // 5
-    db.store.set_pin("development", &id("embed:e1"), None, "bob", at(30)).await.unwrap(); // 6
+    db.store
+        .set_pin("production", &id("chat:v1"), None, "bob", at(20))
+        .await
+        .unwrap(); // 5
+    db.store
+        .set_pin("development", &id("embed:e1"), None, "bob", at(30))
+        .await
+        .unwrap(); // 6
 
     let page = |q: AuditQuery| {
         let db = db.clone();
@@ -707,7 +1051,12 @@ async fn the_audit_log_filters_and_paginates_newest_first(db: Arc<TestDb>) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let p = page(AuditQuery { limit: 4, cursor: cursor.clone(), ..Default::default() }).await;
+        let p = page(AuditQuery {
+            limit: 4,
+            cursor: cursor.clone(),
+            ..Default::default()
+        })
+        .await;
         seen.extend(ids(&p.events));
         match p.next_cursor {
             Some(c) => cursor = Some(c),
@@ -715,19 +1064,43 @@ async fn the_audit_log_filters_and_paginates_newest_first(db: Arc<TestDb>) {
         }
     }
     assert_eq!(seen, [6, 5, 4, 3, 2, 1]);
-    let full = page(AuditQuery { limit: 6, ..Default::default() }).await;
+    let full = page(AuditQuery {
+        limit: 6,
+        ..Default::default()
+    })
+    .await;
     assert_eq!((full.events.len(), full.next_cursor), (6, None));
-    assert_eq!(page(AuditQuery::default()).await.events.len(), 6, "limit 0 means the default page");
+    assert_eq!(
+        page(AuditQuery::default()).await.events.len(),
+        6,
+        "limit 0 means the default page"
+    );
 
     let by = |f: fn(&mut AuditQuery)| {
         let mut q = AuditQuery::default();
         f(&mut q);
         q
     };
-    assert_eq!(ids(&page(by(|q| q.action = Some("pin.changed".into()))).await.events), [6, 5]);
-    assert_eq!(ids(&page(by(|q| q.actor = Some("ci".into()))).await.events), [4, 1]);
-    assert_eq!(ids(&page(by(|q| q.model = Some("embed".into()))).await.events), [6, 4]);
-    assert_eq!(ids(&page(by(|q| q.environment = Some("production".into()))).await.events), [5]);
+    assert_eq!(
+        ids(&page(by(|q| q.action = Some("pin.changed".into())))
+            .await
+            .events),
+        [6, 5]
+    );
+    assert_eq!(
+        ids(&page(by(|q| q.actor = Some("ci".into()))).await.events),
+        [4, 1]
+    );
+    assert_eq!(
+        ids(&page(by(|q| q.model = Some("embed".into()))).await.events),
+        [6, 4]
+    );
+    assert_eq!(
+        ids(&page(by(|q| q.environment = Some("production".into())))
+            .await
+            .events),
+        [5]
+    );
     let window = by(|q| {
         q.after = Some(at(10));
         q.before = Some(at(30));
@@ -744,21 +1117,42 @@ async fn the_audit_log_filters_and_paginates_newest_first(db: Arc<TestDb>) {
 
 async fn a_malformed_cursor_or_limit_is_refused(db: Arc<TestDb>) {
     for q in [
-        AuditQuery { cursor: Some("abc".into()), ..Default::default() },
-        AuditQuery { cursor: Some("-3".into()), ..Default::default() },
-        AuditQuery { limit: 1001, ..Default::default() },
+        AuditQuery {
+            cursor: Some("abc".into()),
+            ..Default::default()
+        },
+        AuditQuery {
+            cursor: Some("-3".into()),
+            ..Default::default()
+        },
+        AuditQuery {
+            limit: 1001,
+            ..Default::default()
+        },
     ] {
-        assert!(matches!(domain(db.store.audit_page(&q).await), DomainError::Invalid(_)), "{q:?}");
+        assert!(
+            matches!(
+                domain(db.store.audit_page(&q).await),
+                DomainError::Invalid(_)
+            ),
+            "{q:?}"
+        );
     }
 }
 
 /// A few versions, stage changes and pins: 8 events.
 async fn some_history(db: &TestDb) {
     in_production(db, "chat:v1", at(0)).await; // 1–3
-    db.store.set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(1)).await.unwrap(); // 4
+    db.store
+        .set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(1))
+        .await
+        .unwrap(); // 4
     register(db, "chat:v2", at(2)).await; // 5
     move_to(db, "chat:v2", Stage::Staging, MANUAL, at(3)).await; // 6
-    db.store.set_pin("staging", &id("chat:v2"), Some("try"), "bob", at(4)).await.unwrap(); // 7
+    db.store
+        .set_pin("staging", &id("chat:v2"), Some("try"), "bob", at(4))
+        .await
+        .unwrap(); // 7
     register(db, "chat:v3", at(5)).await; // 8
 }
 
@@ -773,9 +1167,22 @@ async fn verify_accepts_an_untouched_ledger(db: Arc<TestDb>) {
     assert_eq!((report.checked, report.first_broken_id), (8, None));
 }
 
+async fn the_database_refuses_to_edit_or_delete_ledger_events(db: Arc<TestDb>) {
+    some_history(&db).await;
+    for sql in [
+        "UPDATE ledger SET reason = 'nothing to see' WHERE id = 4",
+        "DELETE FROM ledger WHERE id = 8",
+    ] {
+        let e = db.execute(sql).await.expect_err(sql);
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
+    assert!(db.store.audit_verify().await.unwrap().ok);
+}
+
 async fn verify_detects_an_edited_reason_at_that_event(db: Arc<TestDb>) {
     some_history(&db).await;
-    db.execute("UPDATE ledger SET reason = 'nothing to see' WHERE id = 4").await;
+    db.tamper("UPDATE ledger SET reason = 'nothing to see' WHERE id = 4")
+        .await;
     let report = db.store.audit_verify().await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_broken_id, Some(4), "{report:?}");
@@ -784,35 +1191,46 @@ async fn verify_detects_an_edited_reason_at_that_event(db: Arc<TestDb>) {
 
 async fn verify_detects_a_deleted_first_or_middle_event(db: Arc<TestDb>) {
     some_history(&db).await;
-    db.execute("DELETE FROM ledger WHERE id = 5").await;
+    db.tamper("DELETE FROM ledger WHERE id = 5").await;
     let report = db.store.audit_verify().await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_broken_id, Some(5), "{report:?}");
     assert!(report.problem.unwrap().contains("missing"));
 
-    db.execute("DELETE FROM ledger WHERE id = 1").await;
+    db.execute("DELETE FROM ledger WHERE id = 1").await.unwrap();
     let report = db.store.audit_verify().await.unwrap();
-    assert_eq!((report.ok, report.first_broken_id), (false, Some(1)), "{report:?}");
+    assert_eq!(
+        (report.ok, report.first_broken_id),
+        (false, Some(1)),
+        "{report:?}"
+    );
 }
 
 async fn verify_detects_a_deleted_last_event(db: Arc<TestDb>) {
     some_history(&db).await;
-    db.execute("DELETE FROM ledger WHERE id = 8").await;
+    db.tamper("DELETE FROM ledger WHERE id = 8").await;
     let report = db.store.audit_verify().await.unwrap();
     assert!(!report.ok);
     assert_eq!(report.first_broken_id, Some(8), "{report:?}");
 
     // Deleting every event is caught by the head as well.
-    db.execute("DELETE FROM ledger").await;
+    db.execute("DELETE FROM ledger").await.unwrap();
     let report = db.store.audit_verify().await.unwrap();
-    assert_eq!((report.ok, report.first_broken_id), (false, Some(1)), "{report:?}");
+    assert_eq!(
+        (report.ok, report.first_broken_id),
+        (false, Some(1)),
+        "{report:?}"
+    );
 }
 
 // ---- retirement job ----
 
 async fn retire_due_retires_unpinned_versions_and_holds_pinned_ones(db: Arc<TestDb>) {
     in_production(&db, "chat:v1", day(0)).await;
-    db.store.set_pin("production", &id("chat:v1"), None, "bob", day(0)).await.unwrap();
+    db.store
+        .set_pin("production", &id("chat:v1"), None, "bob", day(0))
+        .await
+        .unwrap();
     in_production(&db, "chat:v2", day(1)).await; // v1 deprecated at day 1, still pinned
     in_production(&db, "embed:e1", day(0)).await;
     in_production(&db, "embed:e2", day(2)).await; // e1 deprecated at day 2, not pinned
@@ -830,11 +1248,20 @@ async fn retire_due_retires_unpinned_versions_and_holds_pinned_ones(db: Arc<Test
     assert_eq!(stage("chat:v2").await, Stage::Deprecated);
 
     let events = all_events(&db).await;
-    let held: Vec<_> = events.iter().filter(|e| e.action == action::RETIREMENT_HELD).collect();
+    let held: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == action::RETIREMENT_HELD)
+        .collect();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].actor, "system");
-    let retired = events.iter().find(|e| e.action == action::RETIREMENT).unwrap();
-    assert_eq!((retired.actor.as_str(), retired.full_id().as_deref()), ("system", Some("embed:e1")));
+    let retired = events
+        .iter()
+        .find(|e| e.action == action::RETIREMENT)
+        .unwrap();
+    assert_eq!(
+        (retired.actor.as_str(), retired.full_id().as_deref()),
+        ("system", Some("embed:e1"))
+    );
 
     // A second pass (another server) flags nothing twice and retires nothing twice.
     let again = db.another_server().await.retire_due(day(41)).await.unwrap();
@@ -842,7 +1269,10 @@ async fn retire_due_retires_unpinned_versions_and_holds_pinned_ones(db: Arc<Test
     assert_eq!(all_events(&db).await.len(), events.len());
 
     // Once unpinned (the pin moves on), it is retired.
-    db.store.set_pin("production", &id("chat:v3"), None, "bob", day(42)).await.unwrap();
+    db.store
+        .set_pin("production", &id("chat:v3"), None, "bob", day(42))
+        .await
+        .unwrap();
     let last = db.store.retire_due(day(60)).await.unwrap();
     assert_eq!(last.retired, [id("chat:v1"), id("chat:v2")]);
     assert!(db.store.audit_verify().await.unwrap().ok);
@@ -850,13 +1280,17 @@ async fn retire_due_retires_unpinned_versions_and_holds_pinned_ones(db: Arc<Test
 
 // ---- concurrency across servers ----
 
-async fn concurrent_registrations_of_one_version_with_different_configs_have_one_winner(db: Arc<TestDb>) {
+async fn concurrent_registrations_of_one_version_with_different_configs_have_one_winner(
+    db: Arc<TestDb>,
+) {
     let mut tasks = Vec::new();
     for n in 0..10 {
         let server = db.another_server().await;
         tasks.push(tokio::spawn(async move {
             let new = new_version("chat:v1", json!({ "writer": n }), None);
-            server.register_version(new, &format!("ci-{n}"), at(n)).await
+            server
+                .register_version(new, &format!("ci-{n}"), at(n))
+                .await
         }));
     }
     let mut winners = 0;
@@ -883,9 +1317,18 @@ async fn concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous
         let server = db.another_server().await;
         tasks.push(tokio::spawn(async move {
             let v = id(&format!("chat:v{n}"));
-            server.set_pin("development", &v, None, "bob", at(100 + n)).await.unwrap();
-            server.change_stage(&v, Stage::Staging, MANUAL, None, "alice", at(100 + n)).await.unwrap();
-            server.set_pin("staging", &v, None, "bob", at(100 + n)).await.unwrap();
+            server
+                .set_pin("development", &v, None, "bob", at(100 + n))
+                .await
+                .unwrap();
+            server
+                .change_stage(&v, Stage::Staging, MANUAL, None, "alice", at(100 + n))
+                .await
+                .unwrap();
+            server
+                .set_pin("staging", &v, None, "bob", at(100 + n))
+                .await
+                .unwrap();
         }));
     }
     for task in tasks {
@@ -902,9 +1345,13 @@ async fn concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous
     let envs = db.store.list_environments().await.unwrap();
     let last_dev_pin = events
         .iter()
-        .filter(|e| e.action == action::PIN_CHANGED && e.environment.as_deref() == Some("development"))
-        .last()
+        .rfind(|e| {
+            e.action == action::PIN_CHANGED && e.environment.as_deref() == Some("development")
+        })
         .unwrap();
-    assert_eq!(envs[0].pins[0].event_id, last_dev_pin.id, "the pin is the one the last event set");
+    assert_eq!(
+        envs[0].pins[0].event_id, last_dev_pin.id,
+        "the pin is the one the last event set"
+    );
     assert_eq!(envs[1].pins.len(), 1);
 }

@@ -49,7 +49,12 @@ impl PgStore {
                 .bind(column(|r| r.full_id.model_id.as_str()))
                 .bind(column(|r| r.full_id.version.as_str()))
                 .bind(chunk.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|r| r.outcome.as_deref()).collect::<Vec<_>>())
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|r| r.outcome.as_deref())
+                        .collect::<Vec<_>>(),
+                )
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

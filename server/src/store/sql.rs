@@ -16,7 +16,7 @@ use switchyard_domain::ledger::{action, LedgerEvent};
 use switchyard_domain::lifecycle::{MoveContext, MoveVia};
 use switchyard_domain::policy::EnvPolicy;
 use switchyard_domain::types::{
-    Labels, NewVersion, Pin, RequestRecord, StageChange, Version, VerifyReport,
+    Labels, NewVersion, Pin, RequestRecord, StageChange, VerifyReport, Version,
 };
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionName};
 
@@ -33,8 +33,10 @@ pub(crate) const VERIFY_PAGE: i64 = 5000;
 /// lock, taken at once so two deferred transactions never deadlock upgrading).
 pub(crate) const LOCK_HEAD: &str =
     "UPDATE ledger_head SET last_id = last_id WHERE singleton = 1 RETURNING last_id, last_hash";
-pub(crate) const UPDATE_HEAD: &str = "UPDATE ledger_head SET last_id = $1, last_hash = $2 WHERE singleton = 1";
-pub(crate) const SELECT_HEAD: &str = "SELECT last_id, last_hash FROM ledger_head WHERE singleton = 1";
+pub(crate) const UPDATE_HEAD: &str =
+    "UPDATE ledger_head SET last_id = $1, last_hash = $2 WHERE singleton = 1";
+pub(crate) const SELECT_HEAD: &str =
+    "SELECT last_id, last_hash FROM ledger_head WHERE singleton = 1";
 
 pub(crate) const INSERT_ENVIRONMENT: &str = "INSERT INTO environments \
      (name, allow_latest, required_approvals, min_stage, position) VALUES ($1, $2, $3, $4, $5) \
@@ -83,7 +85,8 @@ pub(crate) const INSERT_VERSION: &str = concat!(
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 // A new stage clears the retirement flag: it belonged to the old deprecation.
-pub(crate) const UPDATE_STAGE: &str = "UPDATE versions SET stage = $3, stage_since = $4, retirement_held_at = NULL \
+pub(crate) const UPDATE_STAGE: &str =
+    "UPDATE versions SET stage = $3, stage_since = $4, retirement_held_at = NULL \
      WHERE model_id = $1 AND version = $2";
 pub(crate) const FLAG_RETIREMENT_HELD: &str = "UPDATE versions SET retirement_held_at = $3 \
      WHERE model_id = $1 AND version = $2 AND retirement_held_at IS NULL";
@@ -98,11 +101,13 @@ pub(crate) const SELECT_MODELS: &str = "SELECT m.model_id, m.version_count, m.up
            FROM versions GROUP BY model_id) m \
      ORDER BY m.model_id";
 
-pub(crate) const SELECT_PIN: &str = "SELECT p.environment, p.model_id, p.version, v.stage, p.since, p.set_by, \
+pub(crate) const SELECT_PIN: &str =
+    "SELECT p.environment, p.model_id, p.version, v.stage, p.since, p.set_by, \
      p.reason, p.event_id FROM pins p \
      JOIN versions v ON v.model_id = p.model_id AND v.version = p.version \
      WHERE p.environment = $1 AND p.model_id = $2";
-pub(crate) const SELECT_ALL_PINS: &str = "SELECT p.environment, p.model_id, p.version, v.stage, p.since, p.set_by, \
+pub(crate) const SELECT_ALL_PINS: &str =
+    "SELECT p.environment, p.model_id, p.version, v.stage, p.since, p.set_by, \
      p.reason, p.event_id FROM pins p \
      JOIN versions v ON v.model_id = p.model_id AND v.version = p.version \
      ORDER BY p.environment, p.model_id";
@@ -122,7 +127,8 @@ pub(crate) const SELECT_PIN_SUBJECTS: &str = "SELECT p.environment, p.model_id F
 
 pub(crate) const INSERT_STATE: &str =
     "INSERT INTO state_history (subject, valid_from, event_id, value) VALUES ($1, $2, $3, $4)";
-pub(crate) const SELECT_STATE_AT: &str = "SELECT h.valid_from, h.event_id, h.value, l.actor, l.reason \
+pub(crate) const SELECT_STATE_AT: &str =
+    "SELECT h.valid_from, h.event_id, h.value, l.actor, l.reason \
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.subject = $1 AND h.valid_from <= $2 \
      ORDER BY h.valid_from DESC, h.event_id DESC LIMIT 1";
@@ -156,7 +162,8 @@ pub(crate) const SELECT_STAGE_EVENTS: &str = concat!(
      AND action IN ('version.registered', 'stage.changed') ORDER BY id"
 );
 
-pub(crate) const SELECT_REQUEST_RECORD: &str = "SELECT request_id, at, cluster, slot, model_id, version, \
+pub(crate) const SELECT_REQUEST_RECORD: &str =
+    "SELECT request_id, at, cluster, slot, model_id, version, \
      latency_ms, outcome FROM request_records WHERE request_id = $1";
 pub(crate) const REQUEST_RECORD_COLUMNS: &str =
     "request_id, at, cluster, slot, model_id, version, latency_ms, outcome";
@@ -168,7 +175,9 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 pub(crate) fn stored_full_id(model_id: &str, version: &str) -> StoreResult<FullId> {
     match (ModelId::parse(model_id), VersionName::parse(version)) {
         (Ok(m), Ok(v)) => Ok(FullId::new(m, v)),
-        _ => Err(corrupt(format_args!("stored id {model_id}:{version} is not a valid full id"))),
+        _ => Err(corrupt(format_args!(
+            "stored id {model_id}:{version} is not a valid full id"
+        ))),
     }
 }
 
@@ -211,7 +220,11 @@ impl VersionRow {
             .labels
             .map(|l| serde_json::from_str(&l))
             .transpose()
-            .map_err(|e| corrupt(format_args!("labels of {full_id} are not a JSON object of strings: {e}")))?;
+            .map_err(|e| {
+                corrupt(format_args!(
+                    "labels of {full_id} are not a JSON object of strings: {e}"
+                ))
+            })?;
         Ok(Version {
             model_id: full_id.model_id.clone(),
             version: full_id.version.clone(),
@@ -382,8 +395,12 @@ pub(crate) struct LedgerRow {
 
 impl LedgerRow {
     pub(crate) fn into_event(self) -> StoreResult<LedgerEvent> {
-        let details = serde_json::from_str(&self.details)
-            .map_err(|e| corrupt(format_args!("details of ledger event {} are not JSON: {e}", self.id)))?;
+        let details = serde_json::from_str(&self.details).map_err(|e| {
+            corrupt(format_args!(
+                "details of ledger event {} are not JSON: {e}",
+                self.id
+            ))
+        })?;
         Ok(LedgerEvent {
             id: self.id,
             at: Timestamp::from_micros(self.at),
@@ -466,7 +483,9 @@ pub(crate) fn audit_statement(q: &AuditQuery) -> StoreResult<(String, Vec<Arg>, 
         0 => 100,
         l @ 1..=1000 => l,
         l => {
-            return Err(DomainError::Invalid(format!("limit must be between 1 and 1000, not {l}")).into())
+            return Err(
+                DomainError::Invalid(format!("limit must be between 1 and 1000, not {l}")).into(),
+            )
         }
     };
     let cursor = q
@@ -509,7 +528,11 @@ pub(crate) fn audit_statement(q: &AuditQuery) -> StoreResult<(String, Vec<Arg>, 
         format!(" WHERE {}", conditions.join(" AND "))
     };
     let sql = format!(
-        concat!("SELECT ", ledger_columns!(), " FROM ledger{} ORDER BY id DESC LIMIT {}"),
+        concat!(
+            "SELECT ",
+            ledger_columns!(),
+            " FROM ledger{} ORDER BY id DESC LIMIT {}"
+        ),
         filter,
         limit + 1
     );
@@ -555,13 +578,22 @@ impl ChainWalk {
             let missing = expected.min(row.id);
             self.gap = Some(broken(
                 missing,
-                format!("event {missing} is missing: the ledger goes from event {} to {}", expected - 1, row.id),
+                format!(
+                    "event {missing} is missing: the ledger goes from event {} to {}",
+                    expected - 1,
+                    row.id
+                ),
             ));
             return;
         }
         match row.into_event() {
             Ok(ev) => self.verifier.check(&ev),
-            Err(e) => self.gap = Some(broken(expected, format!("event {expected} cannot be read: {e}"))),
+            Err(e) => {
+                self.gap = Some(broken(
+                    expected,
+                    format!("event {expected} cannot be read: {e}"),
+                ))
+            }
         }
         self.last_id = expected;
     }
@@ -573,8 +605,10 @@ impl ChainWalk {
         }
         // The domain verifier expects `Some(0)` for an empty ledger whose head
         // is (0, genesis); with `None` it would report a fresh ledger as broken.
-        self.verifier
-            .finish(head.as_ref().map(|(id, hash)| (*id, hash.as_str())), Some(self.last_id))
+        self.verifier.finish(
+            head.as_ref().map(|(id, hash)| (*id, hash.as_str())),
+            Some(self.last_id),
+        )
     }
 }
 
@@ -1178,10 +1212,20 @@ pub(crate) use sql_store;
 
 /// A row of `SELECT_MODELS`.
 pub(crate) fn model_summary(
-    (model_id, count, updated_at, latest, production): (String, i64, i64, Option<String>, Option<String>),
+    (model_id, count, updated_at, latest, production): (
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+    ),
 ) -> StoreResult<switchyard_domain::types::ModelSummary> {
     let version_name = |v: String| {
-        VersionName::parse(&v).map_err(|_| corrupt(format_args!("stored version {v:?} of {model_id} is not valid")))
+        VersionName::parse(&v).map_err(|_| {
+            corrupt(format_args!(
+                "stored version {v:?} of {model_id} is not valid"
+            ))
+        })
     };
     Ok(switchyard_domain::types::ModelSummary {
         model_id: ModelId::parse(&model_id)
