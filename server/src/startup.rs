@@ -11,7 +11,6 @@ use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::rest::metrics::{self, Metrics};
@@ -64,13 +63,7 @@ async fn app(state: AppState) -> anyhow::Result<Router> {
         .layer(middleware::from_fn(crate::error::json_error_bodies))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(middleware::from_fn_with_state(metrics, metrics::track_http))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(crate::telemetry::request_span)
-                .on_request(())
-                .on_response(crate::telemetry::record_response)
-                .on_failure(()),
-        )
+        .layer(crate::telemetry::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     Ok(router)

@@ -1,16 +1,17 @@
-//! One smoke test on PostgreSQL: the API's store calls work on the
-//! production backend too (the store's contract suite covers the rest).
-//! The server is `SWITCHYARD_TEST_PG` (default postgres://postgres@127.0.0.1:5432/postgres);
-//! when it is unreachable the test fails rather than skips.
+//! PostgreSQL: one smoke test that the API's store calls work on the
+//! production backend too (the store's contract suite covers the rest), and
+//! readiness when the database goes away. The server is `SWITCHYARD_TEST_PG`
+//! (default postgres://postgres@127.0.0.1:5432/postgres); when it is
+//! unreachable these tests fail rather than skip.
 
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::helpers::spawn_app_on_database;
+use crate::helpers::{assert_error, spawn_app_on_database, TestApp};
 
-#[tokio::test]
-async fn the_api_registers_pins_and_resolves_on_postgresql() {
+/// A server on a fresh database `sy_api_<random>`, and an admin connection to drop it.
+async fn spawn_app_on_fresh_postgres() -> (TestApp, PgConnection, String) {
     let admin_url = std::env::var("SWITCHYARD_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let name = format!("sy_api_{:016x}", rand::random::<u64>());
@@ -19,8 +20,12 @@ async fn the_api_registers_pins_and_resolves_on_postgresql() {
         .expect("PostgreSQL is reachable at SWITCHYARD_TEST_PG (start it, or point the variable at one)");
     admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");
     let (base, _) = admin_url.rsplit_once('/').expect("URL with a database name");
-    let app = spawn_app_on_database(format!("{base}/{name}")).await;
+    (spawn_app_on_database(format!("{base}/{name}")).await, admin, name)
+}
 
+#[tokio::test]
+async fn the_api_registers_pins_and_resolves_on_postgresql() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
     app.register("chat", "v1", json!({"temperature": 0.2})).await;
     assert_eq!(app.move_stage("chat:v1", "staging").await.status(), StatusCode::OK);
     let res = app.put_json("/api/v1/environments/staging/pins/chat", &json!({"version": "v1", "reason": "smoke"})).await;
@@ -28,4 +33,14 @@ async fn the_api_registers_pins_and_resolves_on_postgresql() {
     assert_eq!(app.get_json("/api/v1/resolve/chat?env=staging").await["full_id"], "chat:v1");
     assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
     assert_eq!(app.get_json("/readyz").await["status"], "ready");
+    admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
+}
+
+#[tokio::test]
+async fn readyz_answers_503_when_the_database_is_gone_while_healthz_stays_200() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+    admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
+    assert_eq!(assert_error(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await["code"], "not_ready");
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
 }

@@ -50,31 +50,37 @@ async fn registering_the_same_version_with_another_config_answers_409_and_keeps_
     assert_eq!(detail["config"], json!({"temperature": 0.2}));
 }
 
+/// Registers `body` under `model`, expects a 422 whose message contains
+/// `explanation`, and checks that no model was stored.
+async fn assert_registration_refused(model: &str, body: serde_json::Value, explanation: &str) {
+    let app = spawn_app().await;
+    let res = app.post_json(&format!("/api/v1/models/{model}/versions"), &body).await;
+    let error = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(error["message"].as_str().unwrap().contains(explanation), "{error}");
+    assert_eq!(app.get_json("/api/v1/models").await["models"], json!([]));
+}
+
 #[tokio::test]
 async fn a_malformed_model_id_is_refused_with_422_and_nothing_is_stored() {
-    let app = spawn_app().await;
-    let res = app.post_json("/api/v1/models/Chat!/versions", &json!({"version": "v1", "config": {}})).await;
-    let error = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(error["message"].as_str().unwrap().contains("model id"), "{error}");
-    assert_eq!(app.get_json("/api/v1/models").await["models"], json!([]));
+    assert_registration_refused("Chat!", json!({"version": "v1", "config": {}}), "model id").await;
 }
 
 #[tokio::test]
 async fn latest_as_a_version_is_refused_with_422_and_nothing_is_stored() {
-    let app = spawn_app().await;
-    let res = app.post_json("/api/v1/models/chat/versions", &json!({"version": "latest", "config": {}})).await;
-    let error = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(error["message"].as_str().unwrap().contains("\"latest\" is not a version"), "{error}");
-    assert_eq!(app.get_json("/api/v1/models").await["models"], json!([]));
+    assert_registration_refused("chat", json!({"version": "latest", "config": {}}), "\"latest\" is not a version").await;
 }
 
 #[tokio::test]
 async fn a_config_that_is_not_an_object_is_refused_with_422_and_nothing_is_stored() {
-    let app = spawn_app().await;
-    let res = app.post_json("/api/v1/models/chat/versions", &json!({"version": "v1", "config": [1, 2]})).await;
-    let error = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(error["message"].as_str().unwrap().contains("config must be a JSON object, not an array"), "{error}");
-    assert_eq!(app.get_json("/api/v1/models").await["models"], json!([]));
+    let body = json!({"version": "v1", "config": [1, 2]});
+    assert_registration_refused("chat", body, "config must be a JSON object, not an array").await;
+}
+
+#[tokio::test]
+async fn a_missing_config_or_an_unknown_field_is_refused_with_422_naming_it() {
+    assert_registration_refused("chat", json!({"version": "v1"}), "config").await;
+    let body = json!({"version": "v1", "config": {}, "artifact_url": "s3://x"});
+    assert_registration_refused("chat", body, "artifact_url").await;
 }
 
 #[tokio::test]
@@ -89,18 +95,6 @@ async fn a_body_that_is_not_declared_as_json_is_refused_with_415() {
     let app = spawn_app().await;
     let res = app.post_raw("/api/v1/models/chat/versions", "text/plain", r#"{"version":"v1","config":{}}"#).await;
     assert_eq!(assert_error(res, StatusCode::UNSUPPORTED_MEDIA_TYPE).await["code"], "unsupported_media_type");
-}
-
-#[tokio::test]
-async fn a_missing_config_or_an_unknown_field_is_refused_with_422_naming_it() {
-    let app = spawn_app().await;
-    let res = app.post_json("/api/v1/models/chat/versions", &json!({"version": "v1"})).await;
-    assert!(assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await["message"].as_str().unwrap().contains("config"));
-    let res = app
-        .post_json("/api/v1/models/chat/versions", &json!({"version": "v1", "config": {}, "artifact_url": "s3://x"}))
-        .await;
-    assert!(assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await["message"].as_str().unwrap().contains("artifact_url"));
-    assert_eq!(app.get_json("/api/v1/models").await["models"], json!([]));
 }
 
 #[tokio::test]
