@@ -4,25 +4,61 @@
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 use switchyard::store::{self, AuditQuery, DynStore, StoreSettings};
 use switchyard_domain::{Stage, Timestamp};
 
-/// A scratch directory with a database URL pointing into it.
+/// A scratch directory and a fresh database: a SQLite file in the directory,
+/// or a new PostgreSQL database (dropped by `drop_postgres`).
 struct TestDb {
     dir: PathBuf,
     url: String,
+    /// The admin URL and name of the PostgreSQL database to drop.
+    postgres: Option<(String, String)>,
+}
+
+/// The PostgreSQL server for tests: `SWITCHYARD_TEST_PG`, as in the API tests.
+fn pg_admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 impl TestDb {
-    fn new(name: &str) -> TestDb {
+    fn scratch(name: &str) -> PathBuf {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a scratch directory");
+        dir
+    }
+
+    fn new(name: &str) -> TestDb {
+        let dir = TestDb::scratch(name);
         let url = format!("sqlite://{}", dir.join("switchyard.db").display());
-        TestDb { dir, url }
+        TestDb { dir, url, postgres: None }
+    }
+
+    async fn new_postgres(name: &str) -> TestDb {
+        let admin_url = pg_admin_url();
+        let database = format!("sy_cli_{}_{:016x}", name.replace('-', "_"), rand::random::<u64>());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL is reachable at SWITCHYARD_TEST_PG (start it, or point the variable at one)");
+        admin.execute(format!("CREATE DATABASE {database}").as_str()).await.expect("create database");
+        let (server, _) = admin_url.rsplit_once('/').expect("a URL with a database name");
+        let url = format!("{server}/{database}");
+        TestDb { dir: TestDb::scratch(name), url, postgres: Some((admin_url, database)) }
+    }
+
+    async fn drop_postgres(self) {
+        if let Some((admin_url, database)) = self.postgres {
+            let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL is reachable");
+            admin.execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str()).await.expect("drop database");
+        }
     }
 
     /// A database that `switchyard demo` has filled.
@@ -56,10 +92,32 @@ impl TestDb {
         store::connect(&self.url, StoreSettings::default()).await.expect("the database opens")
     }
 
-    async fn sql(&self, statement: &str) {
-        let pool = sqlx::SqlitePool::connect(&self.url).await.expect("the database opens");
-        sqlx::query(statement).execute(&pool).await.expect("the statement runs");
-        pool.close().await;
+    /// Runs SQL by hand, as someone with access to the database could.
+    async fn sql(&self, statements: &[&str]) {
+        if self.postgres.is_some() {
+            let mut db = PgConnection::connect(&self.url).await.expect("the database opens");
+            for statement in statements {
+                db.execute(*statement).await.expect("the statement runs");
+            }
+        } else {
+            let mut db = SqliteConnection::connect(&self.url).await.expect("the database opens");
+            for statement in statements {
+                db.execute(*statement).await.expect("the statement runs");
+            }
+        }
+    }
+
+    /// What `audit verify` says after `statement` changed the ledger by
+    /// hand (past the append-only triggers); it must exit 1.
+    async fn verify_after_tampering(&self, statement: &str) -> String {
+        self.run(&["audit", "verify"]).succeeds();
+        let lift_triggers: &[&str] = if self.postgres.is_some() {
+            &["ALTER TABLE ledger DISABLE TRIGGER USER"]
+        } else {
+            &["DROP TRIGGER ledger_no_update", "DROP TRIGGER ledger_no_delete"]
+        };
+        self.sql(&[lift_triggers, &[statement]].concat()).await;
+        self.run(&["audit", "verify"]).exits(1).stderr()
     }
 }
 
@@ -169,26 +227,27 @@ async fn demo_data_has_all_five_stages_pins_in_three_environments_and_months_of_
     }
 }
 
-/// What `audit verify` says after `statement` changed the ledger of a demo
-/// database by hand; it must exit 1.
-async fn verify_after_tampering(name: &str, statement: &str) -> String {
-    let db = TestDb::with_demo(name);
-    db.run(&["audit", "verify"]).succeeds();
-    db.sql(statement).await;
-    db.run(&["audit", "verify"]).exits(1).stderr()
-}
-
 #[tokio::test]
 async fn editing_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_event() {
-    let stderr =
-        verify_after_tampering("tamper-edit", "UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
+    let db = TestDb::with_demo("tamper-edit");
+    let stderr = db.verify_after_tampering("UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
     assert!(stderr.contains("event 42"), "{stderr}");
 }
 
 #[tokio::test]
 async fn deleting_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_missing_event() {
-    let stderr = verify_after_tampering("tamper-delete", "DELETE FROM ledger WHERE id = 17").await;
+    let db = TestDb::with_demo("tamper-delete");
+    let stderr = db.verify_after_tampering("DELETE FROM ledger WHERE id = 17").await;
     assert!(stderr.contains("event 17"), "{stderr}");
+}
+
+#[tokio::test]
+async fn on_postgresql_demo_fills_the_database_and_a_hand_edited_ledger_row_is_named_by_audit_verify() {
+    let db = TestDb::new_postgres("tamper").await;
+    db.run(&["demo"]).succeeds();
+    let stderr = db.verify_after_tampering("UPDATE ledger SET actor = 'mallory' WHERE id = 99").await;
+    assert!(stderr.contains("event 99"), "{stderr}");
+    db.drop_postgres().await;
 }
 
 #[tokio::test]
@@ -305,17 +364,28 @@ fn a_bad_database_url_is_one_clear_line_not_a_panic() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
+/// Stops the server when the test ends, also when it fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
 async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() {
     let db = TestDb::new("serve");
     let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
-    let mut server = db
-        .command(&["serve", "--demo-if-empty"])
-        .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server starts");
+    let _server = KillOnDrop(
+        db.command(&["serve", "--demo-if-empty"])
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
 
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -327,8 +397,6 @@ async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() 
         assert!(Instant::now() < deadline, "the server did not answer within 30 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let _ = server.kill();
-    let _ = server.wait();
 
     let count = models["models"].as_array().map_or(0, Vec::len);
     assert!(count >= 5, "{models}");
