@@ -438,6 +438,8 @@ struct Playhead<'a> {
     steps: Vec<Step>,
     config: Map<String, Value>,
     production: Option<FullId>,
+    /// The production version before the current one: the rollback target.
+    superseded: Option<FullId>,
     dev_pinned: bool,
     cursor: Timestamp,
 }
@@ -456,9 +458,9 @@ impl Playhead<'_> {
         self.push(at, Action::Pin { env, id: id.clone(), reason, actor });
     }
 
-    fn play(&mut self, index: usize, r: &Release, now: Timestamp) -> Result<(), DomainError> {
+    /// Registers the release's version (and moves the development pin to it).
+    fn register(&mut self, index: usize, r: &Release, now: Timestamp) -> Result<FullId, DomainError> {
         let s = self.script;
-        let [first_approver, applier] = s.approvers;
         let planned = day_start(now.plus_days(-r.day)).plus_hours(8);
         let start = if planned > self.cursor { planned } else { self.cursor.plus_hours(2) };
         let t = self.dice.after(start, 0, 9 * 60, MINUTE);
@@ -499,9 +501,17 @@ impl Playhead<'_> {
             self.pin(at, "development", &id, reason, "ci-pipeline");
             self.dev_pinned = true;
         }
+        Ok(id)
+    }
+
+    /// Plays one release: registration, then as far through the lifecycle as its fate says.
+    fn play(&mut self, index: usize, r: &Release, now: Timestamp) -> Result<(), DomainError> {
+        let id = self.register(index, r, now)?;
         if matches!(r.fate, Fate::Development) {
             return Ok(());
         }
+        let s = self.script;
+        let [first_approver, applier] = s.approvers;
 
         let manual = MoveVia::Manual { is_admin: false };
         let at = self.dice.after(self.cursor, 20, 70, HOUR);
@@ -525,8 +535,7 @@ impl Playhead<'_> {
                 let reason = format!("promotion approved by {first_approver} and {applier}: {}", r.change);
                 self.promote(at, &id, reason, applier);
                 if let Fate::RolledBack(why) = r.fate {
-                    let previous = self.production_before(&id);
-                    if let Some(previous) = previous {
+                    if let Some(previous) = self.superseded.clone() {
                         let at = self.dice.after(self.cursor, 6, 30, HOUR);
                         let reason = format!("rollback: {why}; approved by {first_approver} and {applier}");
                         self.promote(at, &previous, reason, applier);
@@ -542,20 +551,7 @@ impl Playhead<'_> {
         self.stage(at, id, Stage::Production, MoveVia::Promotion, reason, actor);
         let pin_at = Timestamp::from_micros(at.micros() + 30_000_000);
         self.pin(pin_at, "production", id, format!("promotion of {id} applied"), actor);
-        self.production = Some(id.clone());
-    }
-
-    /// The production version that `id` replaced.
-    fn production_before(&self, id: &FullId) -> Option<FullId> {
-        self.steps
-            .iter()
-            .filter_map(|s| match &s.action {
-                Action::Stage { id: v, to: Stage::Production, .. } => Some(v),
-                _ => None,
-            })
-            .take_while(|v| *v != id)
-            .last()
-            .cloned()
+        self.superseded = self.production.replace(id.clone());
     }
 }
 
@@ -576,6 +572,7 @@ fn plan(now: Timestamp) -> Result<Plan, DomainError> {
             steps: Vec::new(),
             config: script.base_config.as_object().cloned().unwrap_or_default(),
             production: None,
+            superseded: None,
             dev_pinned: false,
             cursor: Timestamp::from_micros(0),
         };
