@@ -1,1 +1,243 @@
-//! (in progress)
+//! The command line of the `switchyard` binary. Configuration comes from
+//! environment variables (`Config::from_env`), not flags, so the same
+//! settings apply to `serve` and to every one-off command.
+
+mod pins;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchyard_domain::Timestamp;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::store::{DynStore, Store};
+
+const AFTER_HELP: &str = "\
+Configuration (environment variables):
+  DATABASE_URL                 sqlite://data/switchyard.db (default) or postgres://user:pass@host/db
+  SWITCHYARD_ADDR              address to serve on (default 127.0.0.1:3000)
+  LOG_FORMAT=json              structured JSON logs instead of human-readable ones
+  SWITCHYARD_DEPRECATION_DAYS  days a version stays deprecated before it retires (30-90, default 30)
+
+Exit codes:
+  0  success
+  1  a check failed (broken ledger, pins not allowed), demo refused, or the command could not complete
+  2  bad usage or configuration, an unknown environment, or an unreadable or malformed pin file";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Switchyard: a release console for machine-learning models",
+    after_help = AFTER_HELP,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate the database and serve the console and the REST API.
+    Serve {
+        /// Fill the database with demo data first if it holds no versions yet.
+        #[arg(long)]
+        demo_if_empty: bool,
+    },
+    /// Apply pending database migrations and create the standard environments.
+    Migrate,
+    /// Fill a fresh database with a realistic six-month history (refused if it holds versions).
+    Demo,
+    /// The audit ledger.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Pin files: what a pipeline checks before it deploys.
+    #[command(subcommand)]
+    Pins(PinsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain; exit 1 naming the first broken event.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+enum PinsCommand {
+    /// Write an environment's pins as YAML (models: <name>: {model_id, version}).
+    Export {
+        /// The environment whose pins to export.
+        #[arg(long)]
+        env: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a pin file against an environment's policy; exit 1 naming every offending line.
+    Check {
+        /// The YAML pin file, as `pins export` writes it.
+        file: PathBuf,
+        /// The environment the file is meant for.
+        #[arg(long)]
+        env: String,
+    },
+}
+
+/// Why a command stopped: the line to print and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// A check that found problems, or a refusal (exit 1).
+    fn refused(message: impl Into<String>) -> Self {
+        Failure { code: 1, message: message.into() }
+    }
+
+    /// Bad usage or bad input (exit 2).
+    fn usage(message: impl Into<String>) -> Self {
+        Failure { code: 2, message: message.into() }
+    }
+}
+
+/// Anything else that goes wrong (database unreachable, …): exit 1, with
+/// the error and its context on one line.
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::refused(format!("{:#}", e.into()))
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+/// Runs the parsed command line and reports how it ended.
+pub async fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Outcome {
+    let config = Config::from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
+    match command {
+        Command::Serve { demo_if_empty } => serve(config, demo_if_empty).await,
+        Command::Migrate => {
+            migrated_store(&config).await?;
+            println!("database migrated: {}", redacted(&config.database_url));
+            Ok(())
+        }
+        Command::Demo => demo(&config).await,
+        Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
+        Command::Pins(PinsCommand::Export { env, out }) => {
+            pins::export(open_store(&config).await?.as_ref(), &env, out.as_deref()).await
+        }
+        Command::Pins(PinsCommand::Check { file, env }) => {
+            pins::check(open_store(&config).await?.as_ref(), &file, &env).await
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    crate::store::connect(&config.database_url, config.store_settings())
+        .await
+        .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))
+}
+
+async fn migrated_store(config: &Config) -> anyhow::Result<DynStore> {
+    let store = open_store(config).await?;
+    store.migrate().await.context("cannot migrate the database")?;
+    Ok(store)
+}
+
+/// The database URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn holds_versions(store: &dyn Store) -> anyhow::Result<bool> {
+    let models = store.list_models().await.context("cannot list models")?;
+    Ok(models.iter().any(|m| m.version_count > 0))
+}
+
+async fn demo(config: &Config) -> Outcome {
+    let store = migrated_store(config).await?;
+    if holds_versions(store.as_ref()).await? {
+        return Err(Failure::refused(format!(
+            "the database {} already holds versions; demo only fills a fresh database \
+             (point DATABASE_URL at a new file, e.g. sqlite://data/demo.db)",
+            redacted(&config.database_url)
+        )));
+    }
+    let summary = crate::demo::fill(store.as_ref(), Timestamp::now()).await?;
+    println!("demo data written: {summary}");
+    Ok(())
+}
+
+async fn audit_verify(config: &Config) -> Outcome {
+    let store = open_store(config).await?;
+    let report = store.audit_verify().await.context("cannot read the ledger")?;
+    match report.first_broken_id {
+        None if report.ok => {
+            println!("ledger OK: {} events checked", report.checked);
+            Ok(())
+        }
+        broken => Err(Failure::refused(format!(
+            "ledger BROKEN at event {}: {} ({} events checked)",
+            broken.map_or_else(|| "?".to_owned(), |id| id.to_string()),
+            report.problem.as_deref().unwrap_or("the chain does not verify"),
+            report.checked
+        ))),
+    }
+}
+
+async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
+    crate::telemetry::init(config.log_json);
+    let store = migrated_store(&config).await?;
+    if demo_if_empty && !holds_versions(store.as_ref()).await? {
+        let summary = crate::demo::fill(store.as_ref(), Timestamp::now()).await?;
+        tracing::info!(%summary, "the database was empty: demo data written");
+    }
+    let retirement = crate::jobs::spawn(AppState { store, config: Arc::new(config.clone()) });
+    let app = crate::startup::Application::build(config).await.context("cannot start the server")?;
+    let stopped = app.run_until_stopped().await.context("the server stopped with an error");
+    retirement.abort();
+    Ok(stopped?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_not_printed() {
+        assert_eq!(
+            redacted("postgres://switchyard:s3cret@db:5432/switchyard"),
+            "postgres://switchyard:***@db:5432/switchyard"
+        );
+        assert_eq!(redacted("sqlite://data/switchyard.db"), "sqlite://data/switchyard.db");
+    }
+}

@@ -1,0 +1,403 @@
+//! The `switchyard` binary, run the way an operator or a pipeline runs it,
+//! each test against a fresh SQLite database of its own.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
+use switchyard::store::{self, AuditQuery, DynStore, StoreSettings};
+use switchyard_domain::{Stage, Timestamp};
+
+/// A scratch directory and a fresh database: a SQLite file in the directory,
+/// or a new PostgreSQL database (dropped by `drop_postgres`).
+struct TestDb {
+    dir: PathBuf,
+    url: String,
+    /// The admin URL and name of the PostgreSQL database to drop.
+    postgres: Option<(String, String)>,
+}
+
+/// The PostgreSQL server for tests: `SWITCHYARD_TEST_PG`, as in the API tests.
+fn pg_admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+impl TestDb {
+    fn scratch(name: &str) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        dir
+    }
+
+    fn new(name: &str) -> TestDb {
+        let dir = TestDb::scratch(name);
+        let url = format!("sqlite://{}", dir.join("switchyard.db").display());
+        TestDb { dir, url, postgres: None }
+    }
+
+    async fn new_postgres(name: &str) -> TestDb {
+        let admin_url = pg_admin_url();
+        let database = format!("sy_cli_{}_{:016x}", name.replace('-', "_"), rand::random::<u64>());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL is reachable at SWITCHYARD_TEST_PG (start it, or point the variable at one)");
+        admin.execute(format!("CREATE DATABASE {database}").as_str()).await.expect("create database");
+        let (server, _) = admin_url.rsplit_once('/').expect("a URL with a database name");
+        let url = format!("{server}/{database}");
+        TestDb { dir: TestDb::scratch(name), url, postgres: Some((admin_url, database)) }
+    }
+
+    async fn drop_postgres(self) {
+        if let Some((admin_url, database)) = self.postgres {
+            let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL is reachable");
+            admin.execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str()).await.expect("drop database");
+        }
+    }
+
+    /// A database that `switchyard demo` has filled.
+    fn with_demo(name: &str) -> TestDb {
+        let db = TestDb::new(name);
+        db.run(&["demo"]).succeeds();
+        db
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("DATABASE_URL", &self.url)
+            .env_remove("LOG_FORMAT")
+            .env_remove("SWITCHYARD_ADDR")
+            .env_remove("SWITCHYARD_DEPRECATION_DAYS");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("the switchyard binary runs");
+        Run { args: args.join(" "), output }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+
+    async fn store(&self) -> DynStore {
+        store::connect(&self.url, StoreSettings::default()).await.expect("the database opens")
+    }
+
+    /// Runs SQL by hand, as someone with access to the database could.
+    async fn sql(&self, statements: &[&str]) {
+        if self.postgres.is_some() {
+            let mut db = PgConnection::connect(&self.url).await.expect("the database opens");
+            for statement in statements {
+                db.execute(*statement).await.expect("the statement runs");
+            }
+        } else {
+            let mut db = SqliteConnection::connect(&self.url).await.expect("the database opens");
+            for statement in statements {
+                db.execute(*statement).await.expect("the statement runs");
+            }
+        }
+    }
+
+    /// What `audit verify` says after `statement` changed the ledger by
+    /// hand (past the append-only triggers); it must exit 1.
+    async fn verify_after_tampering(&self, statement: &str) -> String {
+        self.run(&["audit", "verify"]).succeeds();
+        let lift_triggers: &[&str] = if self.postgres.is_some() {
+            &["ALTER TABLE ledger DISABLE TRIGGER USER"]
+        } else {
+            &["DROP TRIGGER ledger_no_update", "DROP TRIGGER ledger_no_delete"]
+        };
+        self.sql(&[lift_triggers, &[statement]].concat()).await;
+        self.run(&["audit", "verify"]).exits(1).stderr()
+    }
+}
+
+struct Run {
+    args: String,
+    output: Output,
+}
+
+impl Run {
+    fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    fn exits(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "switchyard {} exited with {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    fn succeeds(&self) -> &Run {
+        self.exits(0)
+    }
+}
+
+/// The version names of `model` that are in `stage` now.
+async fn versions_in(store: &DynStore, model: &str, stage: Stage) -> Vec<String> {
+    let model = switchyard_domain::ModelId::parse(model).expect("a model id");
+    let versions = store.list_versions(&model).await.expect("versions");
+    versions.into_iter().filter(|v| v.stage == stage).map(|v| v.version.to_string()).collect()
+}
+
+#[test]
+fn migrate_creates_a_database_whose_empty_ledger_verifies() {
+    let db = TestDb::new("migrate");
+    db.run(&["migrate"]).succeeds();
+    db.run(&["migrate"]).succeeds();
+    let verify = db.run(&["audit", "verify"]);
+    assert!(verify.succeeds().stdout().contains("ledger OK: 0 events checked"), "{}", verify.stdout());
+}
+
+#[test]
+fn demo_fills_a_fresh_database_and_refuses_one_that_holds_versions() {
+    let db = TestDb::new("demo-twice");
+    let first = db.run(&["demo"]);
+    assert!(first.succeeds().stdout().contains("6 models"), "{}", first.stdout());
+    let second = db.run(&["demo"]);
+    assert!(second.exits(1).stderr().contains("already holds versions"), "{}", second.stderr());
+    assert_eq!(second.stderr().lines().count(), 1, "one line: {}", second.stderr());
+}
+
+#[tokio::test]
+async fn demo_data_has_all_five_stages_pins_in_three_environments_and_months_of_verified_ledger() {
+    let db = TestDb::with_demo("demo-properties");
+    let store = db.store().await;
+
+    let mut stages = BTreeSet::new();
+    let mut versions = 0;
+    let models = store.list_models().await.expect("models");
+    assert!(models.len() >= 5, "{} models", models.len());
+    for m in &models {
+        for v in store.list_versions(&m.model_id).await.expect("versions") {
+            stages.insert(v.stage);
+            versions += 1;
+        }
+    }
+    assert_eq!(stages, Stage::ALL.into_iter().collect(), "stages present");
+    assert!(versions >= 24, "only {versions} versions");
+
+    for env in store.list_environments().await.expect("environments") {
+        assert!(env.pins.len() >= 5, "{} has {} pins", env.name, env.pins.len());
+    }
+
+    let report = store.audit_verify().await.expect("a report");
+    assert!(report.ok, "{report:?}");
+    let newest = store.audit_page(&AuditQuery { limit: 1, ..AuditQuery::default() }).await.expect("a page");
+    let oldest = store
+        .audit_page(&AuditQuery { limit: 1, before: Some(Timestamp::now().plus_days(-120)), ..AuditQuery::default() })
+        .await
+        .expect("a page");
+    assert!(!oldest.events.is_empty(), "no ledger event is older than four months");
+    assert!(newest.events[0].at > Timestamp::now().plus_days(-7), "the newest event is old");
+    let actors: BTreeSet<String> = store
+        .audit_page(&AuditQuery { limit: 500, ..AuditQuery::default() })
+        .await
+        .expect("a page")
+        .events
+        .into_iter()
+        .map(|e| e.actor)
+        .collect();
+    for actor in ["alice", "bob", "carol", "dave", "ci-pipeline", "system"] {
+        assert!(actors.contains(actor), "{actor} never acted: {actors:?}");
+    }
+}
+
+#[tokio::test]
+async fn editing_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_event() {
+    let db = TestDb::with_demo("tamper-edit");
+    let stderr = db.verify_after_tampering("UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
+    assert!(stderr.contains("event 42"), "{stderr}");
+}
+
+#[tokio::test]
+async fn deleting_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_missing_event() {
+    let db = TestDb::with_demo("tamper-delete");
+    let stderr = db.verify_after_tampering("DELETE FROM ledger WHERE id = 17").await;
+    assert!(stderr.contains("event 17"), "{stderr}");
+}
+
+#[tokio::test]
+async fn on_postgresql_demo_fills_the_database_and_a_hand_edited_ledger_row_is_named_by_audit_verify() {
+    let db = TestDb::new_postgres("tamper").await;
+    db.run(&["demo"]).succeeds();
+    let stderr = db.verify_after_tampering("UPDATE ledger SET actor = 'mallory' WHERE id = 99").await;
+    assert!(stderr.contains("event 99"), "{stderr}");
+    db.drop_postgres().await;
+}
+
+#[tokio::test]
+async fn pins_export_writes_the_environment_pins_as_yaml() {
+    let db = TestDb::with_demo("export");
+    let printed = db.run(&["pins", "export", "--env", "production"]);
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&printed.succeeds().stdout()).expect("YAML");
+    let pins = db.store().await.list_environments().await.expect("environments");
+    let production = pins.iter().find(|e| e.name == "production").expect("production");
+    for pin in &production.pins {
+        let entry = &yaml["models"][pin.model_id.as_str()];
+        assert_eq!(entry["model_id"].as_str(), Some(pin.model_id.as_str()));
+        assert_eq!(entry["version"].as_str(), Some(pin.version.as_str()));
+    }
+
+    let out = db.path("production.yaml");
+    db.run(&["pins", "export", "--env", "production", "--out", &out]).succeeds();
+    let written = std::fs::read_to_string(&out).expect("the file was written");
+    assert_eq!(serde_yaml::from_str::<serde_yaml::Value>(&written).expect("YAML"), yaml);
+}
+
+#[test]
+fn an_exported_pin_file_passes_pins_check() {
+    let db = TestDb::with_demo("check-ok");
+    let file = db.path("production.yaml");
+    db.run(&["pins", "export", "--env", "production", "--out", &file]).succeeds();
+    let check = db.run(&["pins", "check", &file, "--env", "production"]);
+    assert!(check.succeeds().stdout().contains("pins OK: 6 pins"), "{}", check.stdout());
+}
+
+#[tokio::test]
+async fn pins_check_names_every_offending_line_and_why() {
+    let db = TestDb::with_demo("check-bad");
+    let store = db.store().await;
+    let retired = versions_in(&store, "chat-llama-70b", Stage::Retired).await;
+    let staging = versions_in(&store, "rerank-minilm", Stage::Staging).await;
+    let production = versions_in(&store, "embed-bge-large", Stage::Production).await;
+    let file = db.path("bad.yaml");
+    let text = format!(
+        "# hand-edited\n\
+         models:\n\
+         \x20 chat:\n\
+         \x20   model_id: chat-llama-70b\n\
+         \x20   version: latest\n\
+         \x20 embed:\n\
+         \x20   model_id: embed-bge-large\n\
+         \x20   version: {good}\n\
+         \x20 embed-next:\n\
+         \x20   model_id: embed-bge-large\n\
+         \x20   version: v9.9.9\n\
+         \x20 chat-old:\n\
+         \x20   model_id: chat-llama-70b\n\
+         \x20   version: {retired}\n\
+         \x20 rerank: {{model_id: rerank-minilm, version: {staging}}}\n\
+         \x20 sentiment:\n\
+         \x20   model_id: sentiment-bert\n\
+         \x20   version: v1.0.0\n",
+        good = production[0],
+        retired = retired[0],
+        staging = staging[0],
+    );
+    std::fs::write(&file, text).expect("the file is written");
+
+    let check = db.run(&["pins", "check", &file, "--env", "production"]);
+    let stderr = check.exits(1).stderr();
+    for (line, why) in [
+        (5, "\"latest\""),
+        (11, "unknown version embed-bge-large:v9.9.9"),
+        (14, "retired"),
+        (15, "requires versions in stage production"),
+        (17, "unknown model sentiment-bert"),
+    ] {
+        let prefix = format!("{file}:{line}: ");
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&prefix) && l.contains(why)),
+            "no line {prefix}…{why} in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains(":8: "), "the good pin was reported:\n{stderr}");
+    assert!(stderr.contains("5 of 6 pins"), "{stderr}");
+}
+
+#[test]
+fn a_malformed_pin_file_exits_2_with_a_clear_message() {
+    let db = TestDb::with_demo("check-malformed");
+    let file = db.path("broken.yaml");
+    std::fs::write(&file, "models:\n  chat:\n    model_id: chat-llama-70b\n    verison: v2.1.1\n").expect("written");
+    let check = db.run(&["pins", "check", &file, "--env", "production"]);
+    let stderr = check.exits(2).stderr();
+    assert!(stderr.contains("is not a pin file") && stderr.contains("verison"), "{stderr}");
+
+    let missing = db.run(&["pins", "check", &db.path("missing.yaml"), "--env", "production"]);
+    assert!(missing.exits(2).stderr().contains("cannot read"), "{}", missing.stderr());
+}
+
+#[test]
+fn an_unknown_environment_is_refused_naming_the_known_ones() {
+    let db = TestDb::with_demo("unknown-env");
+    let export = db.run(&["pins", "export", "--env", "prod"]);
+    assert!(
+        export.exits(2).stderr().contains("the environments are development, staging, production"),
+        "{}",
+        export.stderr()
+    );
+}
+
+#[test]
+fn a_bad_database_url_is_one_clear_line_not_a_panic() {
+    let db = TestDb::new("bad-url");
+    let run = db.command(&["audit", "verify"]).env("DATABASE_URL", "mysql://x").output().expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("sqlite://"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Stops the server when the test ends, also when it fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() {
+    let db = TestDb::new("serve");
+    let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
+    let _server = KillOnDrop(
+        db.command(&["serve", "--demo-if-empty"])
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let models = loop {
+        let answer = client.get(format!("http://127.0.0.1:{port}/api/v1/models")).send().await;
+        if let Ok(answer) = answer {
+            break answer.json::<serde_json::Value>().await.expect("JSON");
+        }
+        assert!(Instant::now() < deadline, "the server did not answer within 30 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let count = models["models"].as_array().map_or(0, Vec::len);
+    assert!(count >= 5, "{models}");
+}
