@@ -3,6 +3,7 @@
 //! The same code decides on the server and greys out buttons in the browser,
 //! so it must compile for wasm too: no sqlx, no tokio, no axum here.
 
+pub mod access;
 pub mod config_hash;
 pub mod error;
 pub mod history;
