@@ -4,6 +4,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use server_fn::codec::JsonEncoding;
+use switchyard_domain::access::Role;
+
+use crate::session::SignedInUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -15,6 +18,19 @@ pub struct AppError {
 impl AppError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
         AppError { code: code.to_owned(), message: message.into() }
+    }
+
+    /// No valid session: the console's server functions refuse everything.
+    pub fn unauthenticated() -> Self {
+        AppError::new("unauthenticated", "You are signed out. Sign in to use the console.")
+    }
+
+    /// Signed in, but the role is too low for `what`.
+    pub fn forbidden(what: &str, needed: Role, user: &SignedInUser) -> Self {
+        AppError::new(
+            "forbidden",
+            format!("{what} needs the {needed} role; {} has the {} role", user.username, user.role),
+        )
     }
 
     pub fn internal() -> Self {

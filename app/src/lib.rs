@@ -6,6 +6,7 @@ pub mod api;
 pub mod components;
 pub mod error;
 pub mod pages;
+pub mod session;
 #[cfg(feature = "ssr")]
 pub mod services;
 
@@ -16,6 +17,7 @@ use leptos_router::StaticSegment;
 
 use crate::components::layout::Header;
 use crate::pages::overview_page::OverviewPage;
+use crate::pages::signin_page::SignInPage;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -47,6 +49,7 @@ pub fn App() -> impl IntoView {
             <main id="main">
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=OverviewPage/>
+                    <Route path=StaticSegment("signin") view=SignInPage/>
                 </Routes>
             </main>
         </Router>

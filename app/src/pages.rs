@@ -1,3 +1,4 @@
 //! One file per route.
 
 pub mod overview_page;
+pub mod signin_page;

@@ -19,6 +19,10 @@ pub enum DomainError {
     /// Nothing by that name. (HTTP 404)
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not do this, whatever their role (e.g. approving their
+    /// own promotion request). (HTTP 403)
+    #[error("{0}")]
+    Forbidden(String),
     /// The request contradicts what is stored (e.g. re-registering with another config). (HTTP 409)
     #[error("{0}")]
     Conflict(String),
@@ -34,6 +38,7 @@ impl DomainError {
             DomainError::Retired(_) => "retired",
             DomainError::NotFound(_) => "not_found",
             DomainError::Conflict(_) => "conflict",
+            DomainError::Forbidden(_) => "forbidden",
         }
     }
 
@@ -44,6 +49,7 @@ impl DomainError {
             DomainError::IllegalMove(_) | DomainError::Conflict(_) => 409,
             DomainError::Retired(_) => 410,
             DomainError::NotFound(_) => 404,
+            DomainError::Forbidden(_) => 403,
         }
     }
 }
@@ -62,6 +68,7 @@ mod tests {
             (DomainError::Retired(m()), "retired", 410),
             (DomainError::NotFound(m()), "not_found", 404),
             (DomainError::Conflict(m()), "conflict", 409),
+            (DomainError::Forbidden(m()), "forbidden", 403),
         ] {
             assert_eq!((err.code(), err.http_status()), (code, status), "{err:?}");
         }

@@ -30,6 +30,18 @@ pub mod action {
     pub const RETIREMENT: &str = "version.retired";
     pub const RETIREMENT_HELD: &str = "version.retirement_held";
     pub const ENVIRONMENT_CHANGED: &str = "environment.changed";
+    pub const PROMOTION_REQUESTED: &str = "promotion.requested";
+    pub const PROMOTION_APPROVED: &str = "promotion.approved";
+    pub const PROMOTION_REJECTED: &str = "promotion.rejected";
+    pub const PROMOTION_EXPIRED: &str = "promotion.expired";
+    pub const PROMOTION_APPLIED: &str = "promotion.applied";
+    pub const USER_CREATED: &str = "user.created";
+    pub const USER_DISABLED: &str = "user.disabled";
+    pub const TOKEN_CREATED: &str = "token.created";
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+    pub const SIGNED_IN: &str = "user.signed_in";
+    pub const SIGN_IN_FAILED: &str = "user.sign_in_failed";
+    pub const SIGNED_OUT: &str = "user.signed_out";
 }
 
 /// An event about to be appended: everything but id and hashes.

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod ledger;
 pub mod lifecycle;
 pub mod policy;
+pub mod promotion;
 pub mod records;
 pub mod resolve;
 pub mod time;

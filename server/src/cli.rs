@@ -3,6 +3,8 @@
 //! settings apply to `serve` and to every one-off command.
 
 mod pins;
+mod token;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,7 +61,47 @@ enum Command {
     /// Pin files: what a pipeline checks before it deploys.
     #[command(subcommand)]
     Pins(PinsCommand),
+    /// People who sign in to the console.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens for pipelines and model servers.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input (one line).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// viewer, deployer, approver or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Disable a user: their sessions end and their tokens stop working.
+    Disable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token with the user's role; prints it once.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// A unique name, shown in the ledger as `token:<name>`.
+        #[arg(long)]
+        name: String,
+        /// Lifetime such as 90d or 12h (default: no expiry).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
+/// The ledger actor of changes made on the command line.
+const CLI_ACTOR: &str = "cli";
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
@@ -145,6 +187,18 @@ async fn dispatch(command: Command) -> Outcome {
         Command::Pins(PinsCommand::Check { file, env }) => {
             pins::check(open_store(&config).await?.as_ref(), &file, &env).await
         }
+        Command::User(UserCommand::Create { username, role }) => {
+            user::create(migrated_store(&config).await?.as_ref(), &username, &role).await
+        }
+        Command::User(UserCommand::Disable { username }) => {
+            user::disable(migrated_store(&config).await?.as_ref(), &username).await
+        }
+        Command::Token(TokenCommand::Create { user, name, expires }) => {
+            token::create(migrated_store(&config).await?.as_ref(), &user, &name, expires.as_deref()).await
+        }
+        Command::Token(TokenCommand::Revoke { name }) => {
+            token::revoke(migrated_store(&config).await?.as_ref(), &name).await
+        }
     }
 }
 
@@ -188,6 +242,7 @@ async fn demo(config: &Config) -> Outcome {
     }
     let summary = crate::demo::fill(store.as_ref(), Timestamp::now()).await?;
     println!("demo data written: {summary}");
+    println!("demo users (sign in to the console with these):\n{}", crate::demo::demo_users_text());
     Ok(())
 }
 
@@ -214,6 +269,8 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     if demo_if_empty && !holds_versions(store.as_ref()).await? {
         let summary = crate::demo::fill(store.as_ref(), Timestamp::now()).await?;
         tracing::info!(%summary, "the database was empty: demo data written");
+        // Printed, not logged: the demo passwords are for the person at the terminal.
+        println!("demo users (sign in to the console with these):\n{}", crate::demo::demo_users_text());
     }
     let retirement = crate::jobs::spawn(AppState { store, config: Arc::new(config.clone()) });
     let app = crate::startup::Application::build(config).await.context("cannot start the server")?;

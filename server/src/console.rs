@@ -1,6 +1,12 @@
 //! The browser console: Leptos routes (server-rendered pages, server
-//! functions, the wasm/CSS bundle) and the services the app's server
-//! functions call, implemented on top of the store.
+//! functions, the wasm/CSS bundle), the sign-in and sign-out form posts, and
+//! the services the app's server functions call, implemented on top of the
+//! store for the signed-in user.
+//!
+//! Every console request passes `auth::session::console_gate` first: it
+//! finds the session, enforces CSRF on anything but GET/HEAD, and redirects
+//! signed-out page views to `/signin`. Services are provided only with a
+//! session, so every server function refuses without one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,32 +14,57 @@ use std::sync::Arc;
 use app::error::AppError;
 use app::services::{DynServices, Services};
 use app::{shell, App};
-use axum::Router;
-use leptos::prelude::{provide_context, LeptosOptions};
+use app::session::SignedInUser;
+use axum::http::request::Parts;
+use axum::routing::post;
+use axum::{middleware, Router};
+use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use switchyard_domain::types::Overview;
 
+use crate::auth;
 use crate::state::AppState;
+use crate::store::identity::Session;
 use crate::store::StoreError;
 
 /// The console's routes; merged by `startup` after the REST API.
 pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let options = leptos_options();
     let routes = generate_route_list(App);
-    let services: DynServices = Arc::new(StoreServices { state });
     let app_fn = {
         let options = options.clone();
         move || shell(options.clone())
     };
+    let context = {
+        let state = state.clone();
+        move || provide_session_context(&state)
+    };
+    let forms = Router::new()
+        .route("/signin", post(auth::signin::sign_in))
+        .route("/signout", post(auth::signin::sign_out))
+        .with_state(state.clone());
     Ok(Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || provide_context(services.clone()),
-            app_fn,
-        )
+        .leptos_routes_with_context(&options, routes, context, app_fn)
         .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(options))
+        .with_state(options)
+        .merge(forms)
+        .layer(middleware::from_fn_with_state(state, auth::session::console_gate)))
+}
+
+/// With the session the gate found: the user for the header, and services
+/// acting for them. Without one, nothing — so `services()` refuses.
+fn provide_session_context(state: &AppState) {
+    let Some(session) = use_context::<Parts>().and_then(|p| p.extensions.get::<Session>().cloned()) else {
+        return;
+    };
+    let user = SignedInUser {
+        username: session.identity.username.clone(),
+        role: session.identity.role,
+        csrf_token: session.csrf_token,
+    };
+    provide_context(user.clone());
+    let services: DynServices = Arc::new(StoreServices { state: state.clone(), user });
+    provide_context(services);
 }
 
 /// Where the built site (`pkg/switchyard.{js,wasm,css}`) is: `LEPTOS_SITE_ROOT`
@@ -63,9 +94,10 @@ fn leptos_options() -> LeptosOptions {
         .build()
 }
 
-/// The app's services, on top of the store.
+/// The app's services, on top of the store, for one signed-in user.
 struct StoreServices {
     state: AppState,
+    user: SignedInUser,
 }
 
 fn to_app_error(e: StoreError) -> AppError {
@@ -80,6 +112,10 @@ fn to_app_error(e: StoreError) -> AppError {
 
 #[async_trait::async_trait]
 impl Services for StoreServices {
+    fn user(&self) -> &SignedInUser {
+        &self.user
+    }
+
     async fn overview(&self) -> Result<Overview, AppError> {
         let store = &self.state.store;
         let environments = store.list_environments().await.map_err(to_app_error)?;

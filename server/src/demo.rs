@@ -13,12 +13,33 @@ use std::collections::HashSet;
 use std::fmt;
 
 use serde_json::{json, Map, Value};
+use switchyard_domain::access::Role;
 use switchyard_domain::config_hash::config_hash;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::types::{Labels, NewVersion, RequestRecord};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionName};
 
 use crate::store::Store;
+
+/// The people of the demo, with their roles and passwords, so the console
+/// can be signed into at once (printed by `demo` and `serve --demo-if-empty`,
+/// and listed in the README). Demo data only: never in a real database.
+pub const DEMO_USERS: [(&str, Role, &str); 5] = [
+    ("alice", Role::Admin, "alice-switchyard"),
+    ("bob", Role::Approver, "bob-switchyard"),
+    ("carol", Role::Approver, "carol-switchyard"),
+    ("dave", Role::Deployer, "dave-switchyard"),
+    ("erin", Role::Viewer, "erin-switchyard"),
+];
+
+/// The demo users as lines to print.
+pub fn demo_users_text() -> String {
+    DEMO_USERS
+        .iter()
+        .map(|(name, role, password)| format!("  {name:<6} {:<9} password: {password}", role.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// What `fill` wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,6 +106,10 @@ pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSumma
     }
     summary.held = held.len();
     summary.request_records = store.insert_request_records(&plan.records).await?;
+    for (name, role, password) in DEMO_USERS {
+        let hash = crate::auth::password::hash(password)?;
+        store.create_user(name, role, &hash, "demo", now).await?;
+    }
     Ok(summary)
 }
 

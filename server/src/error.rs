@@ -47,6 +47,20 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 401: no credentials, or ones that are unknown, revoked or expired.
+    pub fn unauthenticated() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this endpoint needs `Authorization: Bearer <token>` with a valid, unrevoked, unexpired API token",
+        )
+    }
+
+    /// 403: authenticated, but the role is too low.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// 500 with a generic message; the caller has already logged the cause.
     pub fn internal() -> Self {
         ApiError::new(
@@ -97,6 +111,8 @@ impl ApiError {
 fn code_for_status(status: StatusCode) -> &'static str {
     match status {
         StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::REQUEST_TIMEOUT => "timeout",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",

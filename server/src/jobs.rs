@@ -1,6 +1,6 @@
 //! Background work every server runs. Running it in several servers at once
 //! is safe: the store re-checks each item in a transaction, so a version is
-//! retired exactly once.
+//! retired, and a promotion expired, exactly once.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -17,9 +17,9 @@ pub const RETIRE_EVERY: Duration = Duration::from_secs(60);
 /// The first check, soon after start so a restarted server catches up.
 const FIRST_RETIRE_AFTER: Duration = Duration::from_secs(5);
 
-/// Starts the retirement job: every `RETIRE_EVERY`, retire the deprecated
-/// versions whose period has passed (actor `system`). Errors are logged and
-/// the job carries on.
+/// Starts the background job: every `RETIRE_EVERY`, retire the deprecated
+/// versions whose period has passed and expire overdue promotions (actor
+/// `system`). Errors are logged and the job carries on.
 pub fn spawn(state: AppState) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = interval_at(Instant::now() + FIRST_RETIRE_AFTER, RETIRE_EVERY);
@@ -27,7 +27,9 @@ pub fn spawn(state: AppState) -> JoinHandle<()> {
         let mut held = HashSet::new();
         loop {
             ticks.tick().await;
-            retire_due(state.store.as_ref(), Timestamp::now(), &mut held).await;
+            let now = Timestamp::now();
+            retire_due(state.store.as_ref(), now, &mut held).await;
+            expire_promotions(state.store.as_ref(), now).await;
         }
     })
 }
@@ -49,6 +51,19 @@ pub async fn retire_due(store: &dyn Store, now: Timestamp, held: &mut HashSet<Fu
             *held = report.held.into_iter().collect();
         }
         Err(e) => tracing::error!(error = %e, "the retirement job failed; it will try again"),
+    }
+}
+
+/// One pass of the expiry job: pending promotions past their expiry become
+/// `expired`, each with a ledger event (actor `system`).
+pub async fn expire_promotions(store: &dyn Store, now: Timestamp) {
+    match store.expire_promotions(now).await {
+        Ok(ids) => {
+            for id in ids {
+                tracing::info!(promotion = id, "promotion expired without enough approvals");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "the promotion expiry job failed; it will try again"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The switchyard server as a library, so that tests start the real thing
 //! (`startup::Application::build` on port 0 with a fresh database).
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod console;

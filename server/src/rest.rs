@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod promotions;
 pub mod request_records;
 pub mod resolve;
 pub mod serving;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{any, get, post, put};
-use axum::Router;
+use axum::{middleware, Router};
 use switchyard_domain::Timestamp;
 
 use crate::error::{ApiError, BODY_LIMIT, RECORDS_BODY_LIMIT};
@@ -36,7 +37,7 @@ struct RestState {
 /// The API's routes, with their state applied; `startup` merges the console's.
 pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
     let ingest = post(request_records::ingest).layer(DefaultBodyLimit::max(RECORDS_BODY_LIMIT));
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/models", get(versions::list_models))
         .route("/api/v1/models/{model_id}/versions", get(versions::list_versions).post(versions::register))
         .route("/api/v1/versions/{full_id}", get(versions::detail))
@@ -49,9 +50,16 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         .route("/api/v1/serving", get(serving::serving_at))
         .route("/api/v1/audit", get(audit::page))
         .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/promotions", get(promotions::list).post(promotions::request))
+        .route("/api/v1/promotions/{id}/approve", post(promotions::approve))
+        .route("/api/v1/promotions/{id}/reject", post(promotions::reject))
         .route("/api/v1/openapi.json", get(openapi::document))
         // Unknown API paths answer in the API's format, not with the console's 404 page.
         .route("/api/{*rest}", any(unknown_path))
+        // Every API route, and only those: health and metrics stay anonymous.
+        .route_layer(middleware::from_fn_with_state(state.clone(), actor::authenticate));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

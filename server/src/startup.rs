@@ -48,7 +48,9 @@ impl Application {
     /// Serves until ctrl-c or SIGTERM, then finishes the requests in flight.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "listening");
-        axum::serve(self.listener, self.router)
+        // The peer address is what sign-in rate limits count per client.
+        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("the server failed")

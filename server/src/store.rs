@@ -8,6 +8,8 @@
 //! lock at once. That keeps the hash chain unbroken and every invariant true
 //! across several server processes — no in-process mutex is relied on.
 
+pub mod identity;
+mod identity_sql;
 pub mod postgres;
 pub mod sqlite;
 mod sql;
@@ -19,6 +21,7 @@ mod contract;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+pub use identity::IdentityStore;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::types::{
     AuditPage, Environment, ModelSummary, NewVersion, Pin, RequestLookup, RequestRecord, Resolved,
@@ -93,7 +96,7 @@ pub struct RetireReport {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations and creates the standard environments

@@ -84,6 +84,28 @@ impl TestDb {
         Run { args: args.join(" "), output }
     }
 
+    /// Runs with `input` on standard input (how passwords are given).
+    fn run_with_input(&self, args: &[&str], input: &str) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the switchyard binary runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("input written");
+        }
+        let output = child.wait_with_output().expect("the switchyard binary ends");
+        Run { args: args.join(" "), output }
+    }
+
+    /// Creates an admin and prints a token for them, as an operator would.
+    fn admin_token(&self) -> String {
+        self.run_with_input(&["user", "create", "--username", "ops", "--role", "admin"], "ops-password-1\n").succeeds();
+        self.run(&["token", "create", "--user", "ops", "--name", "ops-cli"]).succeeds().stdout().trim().to_owned()
+    }
+
     fn path(&self, file: &str) -> String {
         self.dir.join(file).display().to_string()
     }
@@ -178,6 +200,9 @@ fn demo_fills_a_fresh_database_and_refuses_one_that_holds_versions() {
     let db = TestDb::new("demo-twice");
     let first = db.run(&["demo"]);
     assert!(first.succeeds().stdout().contains("6 models"), "{}", first.stdout());
+    for user in ["alice", "bob", "carol", "dave", "erin"] {
+        assert!(first.stdout().contains(&format!("{user} ")), "demo user {user} is printed: {}", first.stdout());
+    }
     let second = db.run(&["demo"]);
     assert!(second.exits(1).stderr().contains("already holds versions"), "{}", second.stderr());
     assert_eq!(second.stderr().lines().count(), 1, "one line: {}", second.stderr());
@@ -377,6 +402,7 @@ impl Drop for KillOnDrop {
 #[tokio::test]
 async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() {
     let db = TestDb::new("serve");
+    let token = db.admin_token();
     let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
     let _server = KillOnDrop(
         db.command(&["serve", "--demo-if-empty"])
@@ -390,7 +416,7 @@ async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() 
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let models = loop {
-        let answer = client.get(format!("http://127.0.0.1:{port}/api/v1/models")).send().await;
+        let answer = client.get(format!("http://127.0.0.1:{port}/api/v1/models")).bearer_auth(&token).send().await;
         if let Ok(answer) = answer {
             break answer.json::<serde_json::Value>().await.expect("JSON");
         }
@@ -400,4 +426,32 @@ async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() 
 
     let count = models["models"].as_array().map_or(0, Vec::len);
     assert!(count >= 5, "{models}");
+}
+
+#[tokio::test]
+async fn users_and_tokens_are_managed_from_the_command_line_and_only_hashes_are_stored() {
+    let db = TestDb::new("identity");
+    let created = db.run_with_input(&["user", "create", "--username", "dave", "--role", "deployer"], "dave-password-1\n");
+    assert!(created.succeeds().stdout().contains("dave"));
+    db.run_with_input(&["user", "create", "--username", "dave", "--role", "viewer"], "dave-password-1\n").exits(1);
+    db.run_with_input(&["user", "create", "--username", "eve", "--role", "root"], "eve-password-1\n").exits(2);
+    db.run_with_input(&["user", "create", "--username", "eve", "--role", "viewer"], "").exits(2);
+
+    let token = db.run(&["token", "create", "--user", "dave", "--name", "ci", "--expires", "90d"]).succeeds().stdout().trim().to_owned();
+    assert!(token.starts_with("sy_"), "{token}");
+    let store = db.store().await;
+    let who = store.token_identity(&switchyard::auth::secret::hash(&token), Timestamp::now()).await.expect("lookup");
+    assert_eq!(who.map(|i| i.username), Some("dave".to_owned()));
+
+    db.run(&["token", "revoke", "ci"]).succeeds();
+    let who = store.token_identity(&switchyard::auth::secret::hash(&token), Timestamp::now()).await.expect("lookup");
+    assert!(who.is_none(), "a revoked token no longer works");
+    db.run(&["user", "disable", "dave"]).succeeds();
+
+    let events = store.audit_page(&AuditQuery { limit: 100, ..Default::default() }).await.expect("audit").events;
+    let text = serde_json::to_string(&events).expect("JSON");
+    assert!(!text.contains(&token) && !text.contains("dave-password-1"), "no secret in the ledger");
+    for action in ["user.created", "token.created", "token.revoked", "user.disabled"] {
+        assert!(events.iter().any(|e| e.action == action && e.actor == "cli"), "{action}");
+    }
 }

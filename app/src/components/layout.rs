@@ -1,9 +1,15 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-/// The bar at the top of every page: product name and navigation.
+use crate::api::client::CSRF_ELEMENT_ID;
+use crate::api::get_signed_in_user::get_signed_in_user;
+use crate::session::SignedInUser;
+
+/// The bar at the top of every page: product name, navigation, and the
+/// signed-in user with their role and a sign-out button.
 #[component]
 pub fn Header() -> impl IntoView {
+    let user = Resource::new(|| (), |_| get_signed_in_user());
     view! {
         <header class="topbar">
             <a class="skip" href="#main">"Skip to content"</a>
@@ -14,6 +20,30 @@ pub fn Header() -> impl IntoView {
             <nav aria-label="Main">
                 <A href="/">"Overview"</A>
             </nav>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match user.await {
+                        Ok(Some(u)) => view! { <UserBox user=u/> }.into_any(),
+                        _ => view! { <A href="/signin" attr:class="signin-link">"Sign in"</A> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </header>
+    }
+}
+
+/// Who is signed in, and the sign-out form. Its hidden field carries the
+/// CSRF token that plain forms post and the server-function client reads.
+#[component]
+fn UserBox(user: SignedInUser) -> impl IntoView {
+    view! {
+        <div class="user" aria-label="Signed in user">
+            <span class="user-name">{user.username.clone()}</span>
+            <span class="role-badge" data-role=user.role.as_str()>{user.role.as_str()}</span>
+            <form method="post" action="/signout">
+                <input type="hidden" id=CSRF_ELEMENT_ID name="csrf_token" value=user.csrf_token.clone()/>
+                <button type="submit" class="signout">"Sign out"</button>
+            </form>
+        </div>
     }
 }

@@ -1,26 +1,62 @@
-//! Who is making a request, as every state-changing handler passes it to the store.
+//! Who is making an API request: every `/api/v1` route runs `authenticate`
+//! first (401 without a valid bearer token), and handlers take the `Actor`
+//! it leaves behind, checking the role they need with `Actor::require`.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use switchyard_domain::access::Role;
+use switchyard_domain::Timestamp;
 
+use crate::auth::{self, secret, Identity};
 use crate::error::ApiError;
+use crate::state::AppState;
 
-/// The authenticated caller. Handlers take it as an extractor and hand
-/// `name` to the store as the ledger actor, so no handler invents one.
-///
-/// Identity (sign-in, API tokens, roles) is a later issue, which replaces
-/// the body of `from_request_parts`: until then every caller is
-/// `anonymous` without admin rights.
+/// The authenticated caller. `name` is the ledger actor handlers hand to
+/// the store (the user, or `token:<name>`), so no handler invents one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub name: String,
-    pub is_admin: bool,
+    pub role: Role,
+    pub identity: Identity,
+}
+
+impl Actor {
+    /// 403 naming the role `what` needs when the caller's role is lower.
+    pub fn require(&self, needed: Role, what: &str) -> Result<(), ApiError> {
+        auth::require(&self.identity, needed, what)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Actor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Actor { name: "anonymous".to_owned(), is_admin: false })
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Actor>().cloned().ok_or_else(ApiError::unauthenticated)
     }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(parts: &Request) -> Option<&str> {
+    let value = parts.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// Middleware on every `/api/v1` route: a valid (unrevoked, unexpired) API
+/// token, or 401. Every valid token may read (viewer); handlers ask for more.
+pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(token) = bearer(&req) else {
+        return ApiError::unauthenticated().into_response();
+    };
+    let identity = match app.store.token_identity(&secret::hash(token), Timestamp::now()).await {
+        Ok(Some(identity)) => identity,
+        Ok(None) => return ApiError::unauthenticated().into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let actor = Actor { name: identity.actor(), role: identity.role, identity };
+    req.extensions_mut().insert(actor);
+    next.run(req).await
 }

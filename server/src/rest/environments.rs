@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use switchyard_domain::access::Role;
 use switchyard_domain::policy::parse_environment_name;
 use switchyard_domain::types::Pin;
 use switchyard_domain::{FullId, ModelId, Timestamp, VersionName};
@@ -46,6 +47,7 @@ pub async fn set_pin(
     ApiJson(body): ApiJson<SetPin>,
 ) -> Result<Json<Pin>, ApiError> {
     let env = parse_environment_name(&env)?;
+    actor.require(pin_role(&app, &env).await?, &format!("pinning by hand in {env}"))?;
     let full_id = FullId::new(ModelId::parse(&model_id)?, VersionName::parse(&body.version)?);
     let reason = super::reason(body.reason.as_deref());
     let pin = app
@@ -53,4 +55,13 @@ pub async fn set_pin(
         .set_pin(&env, &full_id, reason, &actor.name, Timestamp::now())
         .await?;
     Ok(Json(pin))
+}
+
+/// Pins by hand: deployers outside production-policy environments; in those
+/// only admins, since production pins otherwise move only through approved
+/// promotions.
+async fn pin_role(app: &AppState, env: &str) -> Result<Role, ApiError> {
+    let environments = app.store.list_environments().await?;
+    let production = environments.iter().find(|e| e.name == env).is_some_and(|e| e.policy.is_production());
+    Ok(if production { Role::Admin } else { Role::Deployer })
 }

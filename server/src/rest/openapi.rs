@@ -12,7 +12,7 @@ use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBui
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, environments, health, metrics, request_records, resolve, serving, stages, versions};
+use super::{audit, environments, health, metrics, promotions, request_records, resolve, serving, stages, versions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,10 +26,13 @@ use super::{audit, environments, health, metrics, request_records, resolve, serv
         request_records::ingest, request_records::lookup,
         serving::serving_at,
         audit::page, audit::verify,
+        promotions::request, promotions::approve, promotions::reject, promotions::list,
         document, health::healthz, health::readyz, metrics::metrics,
     ),
-    components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin)),
-    modifiers(&DomainSchemas),
+    components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
+        promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion)),
+    modifiers(&DomainSchemas, &BearerAuth),
+    security(("bearer" = [])),
 )]
 struct ApiDoc;
 
@@ -113,6 +116,17 @@ const AUDIT_PAGE: &[Field] = &[("events", F::List("LedgerEvent"), true), ("next_
 const VERIFY_REPORT: &[Field] = &[
     ("ok", F::Bool, true), ("checked", F::Int, true), ("first_broken_id", F::Int, false), ("problem", F::Str, false),
 ];
+const APPROVAL: &[Field] = &[
+    ("approver", F::Str, true), ("actor", F::Str, true), ("config_hash", F::Str, true), ("reason", F::Str, false),
+    ("at", F::Time, true),
+];
+const PROMOTION: &[Field] = &[
+    ("id", F::Int, true), ("full_id", F::Str, true), ("environment", F::Str, true), ("to_stage", F::Stage, true),
+    ("config_hash", F::Str, true), ("reason", F::Str, true), ("requested_by", F::Str, true),
+    ("requested_at", F::Time, true), ("expires_at", F::Time, true), ("required_approvals", F::Int, true),
+    ("status", F::Str, true), ("approvals", F::List("Approval"), true), ("decided_at", F::Time, false),
+    ("decided_by", F::Str, false), ("decision_reason", F::Str, false),
+];
 const ERROR_BODY: &[Field] = &[("code", F::Str, true), ("message", F::Str, true), ("details", F::Obj, false)];
 
 const SCHEMAS: &[(&str, &[Field])] = &[
@@ -134,6 +148,9 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("ServingAt", SERVING_AT),
     ("AuditPage", AUDIT_PAGE),
     ("VerifyReport", VERIFY_REPORT),
+    ("Approval", APPROVAL),
+    ("Promotion", PROMOTION),
+    ("PromotionList", &[("promotions", F::List("Promotion"), true)]),
     ("ErrorDetail", ERROR_BODY),
     ("Error", &[("error", F::Ref("ErrorDetail"), true)]),
 ];
@@ -150,6 +167,18 @@ impl Modify for DomainSchemas {
         components.schemas.insert("VersionDetail".to_owned(), Schema::AllOf(detail.build()).into());
         let batch = ArrayBuilder::new().items(Ref::from_schema_name("RequestRecord"));
         components.schemas.insert("RequestRecordBatch".to_owned(), Schema::Array(batch.build()).into());
+    }
+}
+
+/// Every `/api/v1` route takes `Authorization: Bearer <token>`.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut Document) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("an API token: `switchyard token create`"));
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
     }
 }
 

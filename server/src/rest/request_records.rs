@@ -15,6 +15,8 @@ use switchyard_domain::types::{RequestLookup, RequestRecord};
 
 use super::extract::ApiPath;
 use super::metrics::Metrics;
+use super::actor::Actor;
+use switchyard_domain::access::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,9 +39,13 @@ const MAX_LISTED: usize = 100;
 pub async fn ingest(
     State(app): State<AppState>,
     State(metrics): State<Arc<Metrics>>,
+    actor: Actor,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // A write, though not of release state: reporters (routers, model
+    // servers) get a deployer token; resolving alone needs only viewer.
+    actor.require(Role::Deployer, "reporting request records")?;
     let format = Format::of(&headers)?;
     let body = body.map_err(|r| ApiError::from_bare_status(r.status()))?;
     let records = parse_batch(&body, format)?;

@@ -209,6 +209,8 @@ contract_tests!(
     concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous,
 );
 
+mod identity;
+
 // ---- helpers ----
 
 /// 2026-03-01T00:00:00Z plus `minutes`.

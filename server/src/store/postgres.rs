@@ -65,3 +65,4 @@ impl PgStore {
 }
 
 super::sql_store::sql_store!(PgStore, sqlx::Postgres, Postgres);
+super::identity_sql::identity_store!(PgStore, sqlx::Postgres);

@@ -114,14 +114,14 @@ macro_rules! sql_store {
 
         /// A writing transaction that holds the ledger head: events appended
         /// through it get contiguous ids, and the head moves on commit.
-        struct Writer {
-            tx: sqlx::Transaction<'static, $db>,
+        pub(super) struct Writer {
+            pub(super) tx: sqlx::Transaction<'static, $db>,
             last_id: i64,
             last_hash: String,
         }
 
         impl Writer {
-            async fn begin(pool: &sqlx::Pool<$db>) -> StoreResult<Writer> {
+            pub(super) async fn begin(pool: &sqlx::Pool<$db>) -> StoreResult<Writer> {
                 let mut tx = pool.begin().await?;
                 let (last_id, last_hash) = sqlx::query_as::<_, (i64, String)>(q::LOCK_HEAD)
                     .fetch_one(&mut *tx)
@@ -129,7 +129,7 @@ macro_rules! sql_store {
                 Ok(Writer { tx, last_id, last_hash })
             }
 
-            async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {
+            pub(super) async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {
                 let ev = event.seal(self.last_id + 1, &self.last_hash);
                 sqlx::query(q::INSERT_EVENT)
                     .bind(ev.id)
@@ -151,7 +151,7 @@ macro_rules! sql_store {
                 Ok(ev)
             }
 
-            async fn record_state(&mut self, subject: Subject, at: Timestamp, event_id: i64, value: &str) -> StoreResult<()> {
+            pub(super) async fn record_state(&mut self, subject: Subject, at: Timestamp, event_id: i64, value: &str) -> StoreResult<()> {
                 sqlx::query(q::INSERT_STATE)
                     .bind(subject.key())
                     .bind(at.micros())
@@ -162,7 +162,7 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn commit(mut self) -> StoreResult<()> {
+            pub(super) async fn commit(mut self) -> StoreResult<()> {
                 sqlx::query(q::UPDATE_HEAD)
                     .bind(self.last_id)
                     .bind(&self.last_hash)
@@ -175,7 +175,7 @@ macro_rules! sql_store {
             /// Moves `v` to `to` (already allowed by `check_move`) and records
             /// it: `stage.changed`, the deprecation or retirement event with
             /// `details`, and the stage's state history.
-            async fn move_stage(
+            pub(super) async fn move_stage(
                 &mut self,
                 v: &Version,
                 to: Stage,
@@ -212,9 +212,87 @@ macro_rules! sql_store {
                 self.record_state(subject, at, changed.id, to.as_str()).await?;
                 Ok(Version { stage: to, stage_since: at, ..v.clone() })
             }
+
+            /// `move_stage`, and when `to` is production also deprecates the
+            /// model's previous production version, in the same transaction so
+            /// no reader sees two production versions.
+            #[allow(clippy::too_many_arguments)]
+            pub(super) async fn move_stage_superseding(
+                &mut self,
+                v: &Version,
+                to: Stage,
+                reason: Option<&str>,
+                actor: &str,
+                at: Timestamp,
+                details: serde_json::Value,
+                days: u32,
+            ) -> StoreResult<Version> {
+                let moved = self.move_stage(v, to, reason, actor, at, details).await?;
+                if to == Stage::Production {
+                    let previous = fetch_versions(q::SELECT_OTHER_PRODUCTION_VERSIONS)
+                        .bind(v.model_id.as_str())
+                        .bind(v.version.as_str())
+                        .fetch_all(&mut *self.tx)
+                        .await?;
+                    let why = format!("superseded by {}", v.full_id);
+                    for row in previous {
+                        let prev = row.into_version()?;
+                        let ctx = q::move_context(&prev, MoveVia::Superseded, at, days, Some(&why));
+                        lifecycle::check_move(prev.stage, Stage::Deprecated, &ctx)?;
+                        let details = json!({ "superseded_by": v.full_id.to_string() });
+                        self.move_stage(&prev, Stage::Deprecated, Some(&why), actor, at, details).await?;
+                    }
+                }
+                Ok(moved)
+            }
+
+            /// Pins `v` (already checked against the policy) in `env` and
+            /// records it; pinning what is already pinned records nothing.
+            pub(super) async fn pin(&mut self, env: &str, v: &Version, reason: Option<&str>, actor: &str, at: Timestamp) -> StoreResult<Pin> {
+                let id = &v.full_id;
+                let previous = fetch_pin(&mut *self.tx, env, &id.model_id).await?;
+                if let Some(pin) = previous.as_ref().filter(|p| p.version == id.version) {
+                    return Ok(pin.clone());
+                }
+                let ev = self
+                    .append(
+                        NewEvent::new(at, actor, action::PIN_CHANGED)
+                            .full_id(id)
+                            .environment(env)
+                            .reason(reason)
+                            .details(json!({
+                                "from": previous.map(|p| p.version),
+                                "to": id.version,
+                            })),
+                    )
+                    .await?;
+                sqlx::query(q::UPSERT_PIN)
+                    .bind(env)
+                    .bind(id.model_id.as_str())
+                    .bind(id.version.as_str())
+                    .bind(at.micros())
+                    .bind(actor)
+                    .bind(reason)
+                    .bind(ev.id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                let subject = Subject::Pin { environment: env.to_owned(), model_id: id.model_id.to_string() };
+                self.record_state(subject, at, ev.id, id.version.as_str()).await?;
+                Ok(Pin {
+                    environment: env.to_owned(),
+                    model_id: id.model_id.clone(),
+                    version: id.version.clone(),
+                    full_id: id.clone(),
+                    stage: v.stage,
+                    since: at,
+                    set_by: actor.to_owned(),
+                    reason: reason.map(str::to_owned),
+                    event_id: ev.id,
+                })
+            }
         }
 
-        async fn fetch_version<'e, E>(db: E, id: &FullId) -> StoreResult<Option<Version>>
+        pub(super) async fn fetch_version<'e, E>(db: E, id: &FullId) -> StoreResult<Option<Version>>
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
@@ -227,7 +305,7 @@ macro_rules! sql_store {
                 .transpose()
         }
 
-        async fn fetch_policy<'e, E>(db: E, env: &str) -> StoreResult<EnvPolicy>
+        pub(super) async fn fetch_policy<'e, E>(db: E, env: &str) -> StoreResult<EnvPolicy>
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
@@ -239,7 +317,7 @@ macro_rules! sql_store {
                 .policy()
         }
 
-        async fn fetch_pin<'e, E>(db: E, env: &str, model: &ModelId) -> StoreResult<Option<Pin>>
+        pub(super) async fn fetch_pin<'e, E>(db: E, env: &str, model: &ModelId) -> StoreResult<Option<Pin>>
         where
             E: sqlx::Executor<'e, Database = $db>,
         {
@@ -437,23 +515,7 @@ macro_rules! sql_store {
                     Stage::Retired => json!({ "early": at < lifecycle::retires_at(v.stage_since, days) }),
                     _ => json!({}),
                 };
-                let moved = w.move_stage(&v, to, reason, actor, at, details).await?;
-                if to == Stage::Production {
-                    // In the same transaction, so no reader sees two production versions.
-                    let previous = fetch_versions(q::SELECT_OTHER_PRODUCTION_VERSIONS)
-                        .bind(id.model_id.as_str())
-                        .bind(id.version.as_str())
-                        .fetch_all(&mut *w.tx)
-                        .await?;
-                    let why = format!("superseded by {id}");
-                    for row in previous {
-                        let prev = row.into_version()?;
-                        let ctx = q::move_context(&prev, MoveVia::Superseded, at, days, Some(&why));
-                        lifecycle::check_move(prev.stage, Stage::Deprecated, &ctx)?;
-                        let details = json!({ "superseded_by": id.to_string() });
-                        w.move_stage(&prev, Stage::Deprecated, Some(&why), actor, at, details).await?;
-                    }
-                }
+                let moved = w.move_stage_superseding(&v, to, reason, actor, at, details, days).await?;
                 w.commit().await?;
                 Ok(moved)
             }
@@ -484,47 +546,9 @@ macro_rules! sql_store {
                 let policy = fetch_policy(&mut *w.tx, env).await?;
                 let v = fetch_version(&mut *w.tx, id).await?.ok_or_else(|| q::not_found_version(id))?;
                 policy.check_pin(env, id, v.stage)?;
-                let previous = fetch_pin(&mut *w.tx, env, &id.model_id).await?;
-                if let Some(pin) = previous.as_ref().filter(|p| p.version == id.version) {
-                    // Already pinned there: nothing changes, so nothing is recorded.
-                    return Ok(pin.clone());
-                }
-                let ev = w
-                    .append(
-                        NewEvent::new(at, actor, action::PIN_CHANGED)
-                            .full_id(id)
-                            .environment(env)
-                            .reason(reason)
-                            .details(json!({
-                                "from": previous.map(|p| p.version),
-                                "to": id.version,
-                            })),
-                    )
-                    .await?;
-                sqlx::query(q::UPSERT_PIN)
-                    .bind(env)
-                    .bind(id.model_id.as_str())
-                    .bind(id.version.as_str())
-                    .bind(at.micros())
-                    .bind(actor)
-                    .bind(reason)
-                    .bind(ev.id)
-                    .execute(&mut *w.tx)
-                    .await?;
-                let subject = Subject::Pin { environment: env.to_owned(), model_id: id.model_id.to_string() };
-                w.record_state(subject, at, ev.id, id.version.as_str()).await?;
+                let pin = w.pin(env, &v, reason, actor, at).await?;
                 w.commit().await?;
-                Ok(Pin {
-                    environment: env.to_owned(),
-                    model_id: id.model_id.clone(),
-                    version: id.version.clone(),
-                    full_id: id.clone(),
-                    stage: v.stage,
-                    since: at,
-                    set_by: actor.to_owned(),
-                    reason: reason.map(str::to_owned),
-                    event_id: ev.id,
-                })
+                Ok(pin)
             }
 
             async fn resolve(&self, reference: &VersionRef, env: &str) -> StoreResult<Resolved> {

@@ -22,7 +22,7 @@ async fn pinning_a_staging_version_in_staging_answers_200_and_the_pin_is_listed(
     let res = app.put_json("/api/v1/environments/staging/pins/chat", &json!({"version": "v1", "reason": "release 7"})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let pin: serde_json::Value = res.json().await.unwrap();
-    assert_eq!((pin["full_id"].as_str(), pin["set_by"].as_str()), (Some("chat:v1"), Some("anonymous")));
+    assert_eq!((pin["full_id"].as_str(), pin["set_by"].as_str()), (Some("chat:v1"), Some("token:test-admin")));
     let envs = app.get_json("/api/v1/environments").await;
     assert_eq!(envs["environments"][1]["pins"][0]["full_id"], "chat:v1");
 }

@@ -6,7 +6,9 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use switchyard::config::Config;
 use switchyard::startup::Application;
+use switchyard::auth::secret;
 use switchyard::store::{DynStore, StoreSettings};
+use switchyard_domain::access::Role;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::{FullId, Stage, Timestamp};
 
@@ -14,8 +16,13 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub database_url: String,
+    /// An admin's API token; the request helpers send it.
+    pub token: String,
     _dir: Option<TempDir>,
 }
+
+/// The ledger actor of requests made with `TestApp::token`.
+pub const ADMIN_ACTOR: &str = "token:test-admin";
 
 /// A directory removed when the test ends.
 struct TempDir(PathBuf);
@@ -50,25 +57,54 @@ async fn spawn_app_on(database_url: String, dir: Option<TempDir>) -> TestApp {
     let app = Application::build(config).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new(), database_url, _dir: dir }
+    let mut test_app =
+        TestApp { address, client: reqwest::Client::new(), database_url, token: String::new(), _dir: dir };
+    test_app.token = test_app.user_with_token("test-admin", Role::Admin, None).await;
+    test_app
 }
 
+/// The password every test user gets.
+pub const TEST_PASSWORD: &str = "test-password";
+
 impl TestApp {
+    /// Creates user `name` (password `TEST_PASSWORD`) and an API token named
+    /// `name`, expiring at `expires_at`; returns the token.
+    pub async fn user_with_token(&self, name: &str, role: Role, expires_at: Option<Timestamp>) -> String {
+        let store = self.store().await;
+        let hash = switchyard::auth::password::hash(TEST_PASSWORD).expect("hashed");
+        store.create_user(name, role, &hash, "test", Timestamp::now()).await.expect("user created");
+        let token = secret::generate(secret::TOKEN_PREFIX);
+        store
+            .create_token(name, name, &secret::hash(&token), expires_at, "test", Timestamp::now())
+            .await
+            .expect("token created");
+        token
+    }
+
+    /// A request to `path` with the admin token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.address)).bearer_auth(&self.token)
+    }
+
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.expect("request sent")
+        self.request(reqwest::Method::GET, path).send().await.expect("request sent")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(format!("{}{path}", self.address)).json(body).send().await.expect("request sent")
+        self.request(reqwest::Method::POST, path).json(body).send().await.expect("request sent")
+    }
+
+    /// POST with another token.
+    pub async fn post_json_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        self.client.post(format!("{}{path}", self.address)).bearer_auth(token).json(body).send().await.expect("request sent")
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
-        self.client.put(format!("{}{path}", self.address)).json(body).send().await.expect("request sent")
+        self.request(reqwest::Method::PUT, path).json(body).send().await.expect("request sent")
     }
 
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
-        self.client
-            .post(format!("{}{path}", self.address))
+        self.request(reqwest::Method::POST, path)
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -95,9 +131,9 @@ impl TestApp {
         self.post_json(&format!("/api/v1/versions/{full_id}/stage"), &json!({ "to": to, "reason": "test" })).await
     }
 
-    /// Registers a version and brings it to production. Promotions are not
-    /// in the API yet, so the last step goes to the store directly, as an
-    /// applied promotion would.
+    /// Registers a version and brings it to production. The last step goes
+    /// to the store directly, as an applied promotion would, to keep tests
+    /// that are not about promotions short.
     pub async fn production_version(&self, model: &str, version: &str) -> FullId {
         self.register(model, version, json!({ "v": version })).await;
         let full_id = format!("{model}:{version}");
@@ -112,7 +148,8 @@ impl TestApp {
     }
 
     /// Retires a production version: deprecated through the API, then
-    /// retired early as an admin would (admins do not exist in the API yet).
+    /// retired early as an admin would, through the store (the API's early
+    /// retirement has its own tests).
     pub async fn retire(&self, full_id: &FullId) {
         assert_eq!(self.move_stage(&full_id.to_string(), "deprecated").await.status(), StatusCode::OK);
         self.store()

@@ -3,10 +3,13 @@
 
 mod helpers;
 
+mod access;
 mod audit;
+mod console;
 mod environments;
 mod operations;
 mod postgres;
+mod promotions;
 mod request_records;
 mod resolve;
 mod serving;

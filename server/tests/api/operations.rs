@@ -74,7 +74,7 @@ async fn metrics_count_requests_resolves_and_ingested_records() {
 async fn an_unknown_api_path_and_a_wrong_method_answer_in_the_error_format() {
     let app = spawn_app().await;
     assert_error(app.get("/api/v1/nothing-here").await, StatusCode::NOT_FOUND).await;
-    let res = app.client.delete(format!("{}/api/v1/models", app.address)).send().await.unwrap();
+    let res = app.request(reqwest::Method::DELETE, "/api/v1/models").send().await.unwrap();
     assert_eq!(assert_error(res, StatusCode::METHOD_NOT_ALLOWED).await["code"], "method_not_allowed");
 }
 

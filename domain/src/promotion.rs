@@ -1,0 +1,314 @@
+//! Promotions: a request to bring a version into an environment (and into
+//! the stage that environment requires), approved by other people.
+//!
+//! The rules here are pure: the store calls them inside the transaction that
+//! holds the ledger head, so the state they judge cannot change underneath.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{check_move, MoveContext, MoveVia};
+use crate::policy::EnvPolicy;
+use crate::types::Version;
+use crate::{DomainError, FullId, Stage, Timestamp};
+
+/// How long a request waits for its approvals before it expires.
+pub const DEFAULT_EXPIRY_HOURS: i64 = 72;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromotionStatus {
+    Pending,
+    Applied,
+    Rejected,
+    Expired,
+}
+
+impl PromotionStatus {
+    pub const ALL: [PromotionStatus; 4] = [
+        PromotionStatus::Pending,
+        PromotionStatus::Applied,
+        PromotionStatus::Rejected,
+        PromotionStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromotionStatus::Pending => "pending",
+            PromotionStatus::Applied => "applied",
+            PromotionStatus::Rejected => "rejected",
+            PromotionStatus::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for PromotionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PromotionStatus {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PromotionStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::Invalid(format!(
+                    "unknown promotion status {s:?}: expected pending, applied, rejected or expired"
+                ))
+            })
+    }
+}
+
+/// One person's approval, bound to the config it approved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The user who approved (the two-person rule compares users).
+    pub approver: String,
+    /// The ledger actor: the user, or the token they used.
+    pub actor: String,
+    pub config_hash: String,
+    pub reason: Option<String>,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub id: i64,
+    pub full_id: FullId,
+    pub environment: String,
+    /// The stage the version is in once the promotion is applied.
+    pub to_stage: Stage,
+    /// The config the request (and every approval) is about.
+    pub config_hash: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub required_approvals: u32,
+    pub status: PromotionStatus,
+    pub approvals: Vec<Approval>,
+    pub decided_at: Option<Timestamp>,
+    pub decided_by: Option<String>,
+    pub decision_reason: Option<String>,
+}
+
+impl Promotion {
+    /// Whether the approvals so far are enough to apply it.
+    pub fn is_fully_approved(&self) -> bool {
+        self.approvals.len() >= self.required_approvals as usize
+    }
+}
+
+fn promotion_context(now: Timestamp) -> MoveContext {
+    MoveContext {
+        via: MoveVia::Promotion,
+        now,
+        deprecated_at: None,
+        deprecation_days: crate::lifecycle::DEPRECATION_DAYS_DEFAULT,
+        has_reason: true,
+    }
+}
+
+/// The stage `v` must reach to be pinned in `env`: its own if the policy
+/// admits it, else the policy's minimum, reached through a promotion move.
+/// Retired versions can never be promoted.
+pub fn target_stage(v: &Version, env: &str, policy: &EnvPolicy, now: Timestamp) -> Result<Stage, DomainError> {
+    if v.stage == Stage::Retired {
+        return Err(DomainError::Retired(format!(
+            "{} is retired and can never be promoted",
+            v.full_id
+        )));
+    }
+    if policy.check_pin(env, &v.full_id, v.stage).is_ok() {
+        return Ok(v.stage);
+    }
+    check_move(v.stage, policy.min_stage, &promotion_context(now))?;
+    Ok(policy.min_stage)
+}
+
+/// A request must give a reason.
+pub fn check_reason(reason: &str) -> Result<(), DomainError> {
+    if reason.trim().is_empty() {
+        return Err(DomainError::Invalid("a promotion needs a reason".into()));
+    }
+    Ok(())
+}
+
+fn check_open(p: &Promotion, now: Timestamp) -> Result<(), DomainError> {
+    if p.status != PromotionStatus::Pending {
+        return Err(DomainError::Conflict(format!(
+            "promotion {} is {}; only pending promotions can be approved or rejected",
+            p.id, p.status
+        )));
+    }
+    if now >= p.expires_at {
+        return Err(expired_error(p));
+    }
+    Ok(())
+}
+
+/// Why an expired request cannot be approved or rejected.
+pub fn expired_error(p: &Promotion) -> DomainError {
+    DomainError::Conflict(format!(
+        "promotion {} expired at {}; request it again",
+        p.id,
+        p.expires_at.to_rfc3339()
+    ))
+}
+
+/// Whether `p` has passed its expiry while still pending.
+pub fn is_expired(p: &Promotion, now: Timestamp) -> bool {
+    p.status == PromotionStatus::Pending && now >= p.expires_at
+}
+
+/// Checks that `approver` may approve `p` now, for a version whose config is
+/// `current_config_hash`.
+pub fn check_approval(
+    p: &Promotion,
+    approver: &str,
+    current_config_hash: &str,
+    now: Timestamp,
+) -> Result<(), DomainError> {
+    check_open(p, now)?;
+    if p.requested_by == approver {
+        return Err(DomainError::Forbidden(format!(
+            "{approver} requested promotion {} and cannot approve it; another approver must",
+            p.id
+        )));
+    }
+    if p.approvals.iter().any(|a| a.approver == approver) {
+        return Err(DomainError::Conflict(format!(
+            "{approver} has already approved promotion {}; it needs approvals from {} different people",
+            p.id, p.required_approvals
+        )));
+    }
+    if p.config_hash != current_config_hash {
+        return Err(DomainError::Conflict(format!(
+            "promotion {} was requested for config {}, but {} now has {}",
+            p.id, p.config_hash, p.full_id, current_config_hash
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `p` may be rejected now (with a non-empty reason).
+pub fn check_rejection(p: &Promotion, reason: &str, now: Timestamp) -> Result<(), DomainError> {
+    check_open(p, now)?;
+    if reason.trim().is_empty() {
+        return Err(DomainError::Invalid("a rejection needs a reason".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(stage: Stage) -> Version {
+        let full_id = FullId::parse("chat:v2").expect("full id");
+        Version {
+            model_id: full_id.model_id.clone(),
+            version: full_id.version.clone(),
+            full_id,
+            stage,
+            config_hash: "sha256:aa".into(),
+            config: serde_json::json!({}),
+            artifact_uri: None,
+            labels: None,
+            created_at: Timestamp::from_micros(0),
+            created_by: "ci".into(),
+            stage_since: Timestamp::from_micros(0),
+        }
+    }
+
+    fn pending() -> Promotion {
+        Promotion {
+            id: 1,
+            full_id: FullId::parse("chat:v2").expect("full id"),
+            environment: "production".into(),
+            to_stage: Stage::Production,
+            config_hash: "sha256:aa".into(),
+            reason: "ready".into(),
+            requested_by: "dave".into(),
+            requested_at: Timestamp::from_micros(0),
+            expires_at: Timestamp::from_micros(0).plus_hours(DEFAULT_EXPIRY_HOURS),
+            required_approvals: 2,
+            status: PromotionStatus::Pending,
+            approvals: vec![],
+            decided_at: None,
+            decided_by: None,
+            decision_reason: None,
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_micros(0).plus_hours(1)
+    }
+
+    #[test]
+    fn production_needs_staging_or_deprecated_versions_to_move_to_production() {
+        let prod = EnvPolicy::default_for("production");
+        for stage in [Stage::Staging, Stage::Deprecated, Stage::Production] {
+            assert_eq!(target_stage(&version(stage), "production", &prod, now()), Ok(Stage::Production));
+        }
+        assert!(matches!(
+            target_stage(&version(Stage::Development), "production", &prod, now()),
+            Err(DomainError::IllegalMove(_))
+        ));
+    }
+
+    #[test]
+    fn a_retired_version_can_never_be_promoted_anywhere() {
+        for env in ["development", "staging", "production"] {
+            let policy = EnvPolicy::default_for(env);
+            assert!(matches!(
+                target_stage(&version(Stage::Retired), env, &policy, now()),
+                Err(DomainError::Retired(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn the_requester_cannot_approve_their_own_request() {
+        assert!(matches!(check_approval(&pending(), "dave", "sha256:aa", now()), Err(DomainError::Forbidden(_))));
+        assert_eq!(check_approval(&pending(), "bob", "sha256:aa", now()), Ok(()));
+    }
+
+    #[test]
+    fn one_approval_per_person() {
+        let mut p = pending();
+        p.approvals.push(Approval {
+            approver: "bob".into(),
+            actor: "bob".into(),
+            config_hash: "sha256:aa".into(),
+            reason: None,
+            at: now(),
+        });
+        assert!(matches!(check_approval(&p, "bob", "sha256:aa", now()), Err(DomainError::Conflict(_))));
+    }
+
+    #[test]
+    fn approvals_are_bound_to_the_requested_config() {
+        assert!(matches!(check_approval(&pending(), "bob", "sha256:bb", now()), Err(DomainError::Conflict(_))));
+    }
+
+    #[test]
+    fn expired_and_decided_requests_cannot_be_approved_or_rejected() {
+        let late = pending().expires_at;
+        assert!(matches!(check_approval(&pending(), "bob", "sha256:aa", late), Err(DomainError::Conflict(m)) if m.contains("expired")));
+        let mut rejected = pending();
+        rejected.status = PromotionStatus::Rejected;
+        assert!(check_approval(&rejected, "bob", "sha256:aa", now()).is_err());
+        assert!(check_rejection(&rejected, "no", now()).is_err());
+    }
+
+    #[test]
+    fn a_rejection_needs_a_reason() {
+        assert!(matches!(check_rejection(&pending(), " ", now()), Err(DomainError::Invalid(_))));
+    }
+}

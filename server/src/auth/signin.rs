@@ -1,0 +1,119 @@
+//! The sign-in and sign-out form posts (plain HTML forms, so they work
+//! without JavaScript). Failed sign-ins are rate-limited per username and
+//! per client address, through the database so the limit holds across
+//! servers, and each is a ledger event naming the username, never the password.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use switchyard_domain::Timestamp;
+
+use super::session::{self, SESSION_HOURS};
+use super::{password, secret};
+use crate::state::AppState;
+use crate::store::identity::NewSession;
+
+/// The window failed sign-ins are counted over, and the limits in it.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub const MAX_FAILURES_PER_USERNAME: u64 = 5;
+pub const MAX_FAILURES_PER_ADDRESS: u64 = 20;
+const FORM_LIMIT: usize = 16 * 1024;
+
+#[derive(Deserialize)]
+struct SignInForm {
+    username: String,
+    password: String,
+}
+
+fn back_to_signin(error: &str) -> Response {
+    Redirect::to(&format!("/signin?error={error}")).into_response()
+}
+
+fn client_address(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |ConnectInfo(a)| a.ip().to_string())
+}
+
+/// `POST /signin` (form: username, password): on success a session cookie
+/// and a redirect to the overview; otherwise back to the form with a reason.
+pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
+    let address = client_address(&req);
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        return back_to_signin("invalid");
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<SignInForm>(&bytes) else {
+        return back_to_signin("invalid");
+    };
+    let username = form.username.trim();
+    let now = Timestamp::now();
+    let window = i64::try_from(FAILURE_WINDOW.as_micros()).unwrap_or(i64::MAX);
+    let window_start = Timestamp::from_micros(now.micros().saturating_sub(window));
+    let failed = app.store.failed_sign_ins_since(username, &address, window_start).await;
+    let limited = match failed {
+        Ok((by_user, by_address)) => by_user >= MAX_FAILURES_PER_USERNAME || by_address >= MAX_FAILURES_PER_ADDRESS,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot count failed sign-ins");
+            return back_to_signin("unavailable");
+        }
+    };
+    let user = if limited {
+        None
+    } else {
+        match app.store.user_credentials(username).await {
+            Ok(Some((user, stored))) if !user.disabled && password::verify(&form.password, &stored) => Some(user),
+            Ok(found) => {
+                if found.is_none() {
+                    password::verify_nothing(&form.password);
+                }
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot look up a user");
+                return back_to_signin("unavailable");
+            }
+        }
+    };
+    let Some(user) = user else {
+        if let Err(e) = app.store.record_failed_sign_in(username, &address, now).await {
+            tracing::error!(error = %e, "cannot record a failed sign-in");
+        }
+        tracing::info!(%address, "sign-in refused");
+        return back_to_signin(if limited { "rate_limited" } else { "invalid" });
+    };
+    let id = secret::generate("");
+    let csrf_token = secret::generate("");
+    let id_hash = secret::hash(&id);
+    let new = NewSession {
+        id_hash: &id_hash,
+        csrf_token: &csrf_token,
+        username: &user.username,
+        address: &address,
+        expires_at: now.plus_hours(SESSION_HOURS),
+    };
+    if let Err(e) = app.store.create_session(new, now).await {
+        tracing::error!(error = %e, "cannot open a session");
+        return back_to_signin("unavailable");
+    }
+    tracing::info!(username = %user.username, "signed in");
+    let mut res = Redirect::to("/").into_response();
+    res.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&parts.headers, Some(&id)));
+    res
+}
+
+/// `POST /signout` (form: csrf_token, checked by the console gate).
+pub async fn sign_out(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(id) = session::cookie(&headers) {
+        if let Err(e) = app.store.end_session(&secret::hash(id), Timestamp::now()).await {
+            tracing::error!(error = %e, "cannot end a session");
+        }
+    }
+    let mut res = Redirect::to("/signin").into_response();
+    res.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&headers, None));
+    res
+}

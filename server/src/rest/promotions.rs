@@ -1,0 +1,130 @@
+//! Promotions: a deployer requests, other people approve (two for
+//! production by default); the last approval applies it atomically.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchyard_domain::access::Role;
+use switchyard_domain::policy::parse_environment_name;
+use switchyard_domain::promotion::{Promotion, PromotionStatus, DEFAULT_EXPIRY_HOURS};
+use switchyard_domain::{FullId, Timestamp};
+use utoipa::{IntoParams, ToSchema};
+
+use super::actor::Actor;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The body of `POST /api/v1/promotions`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestPromotion {
+    #[schema(example = "chat:v2.1.3")]
+    pub full_id: String,
+    #[schema(example = "production")]
+    pub environment: String,
+    pub reason: String,
+}
+
+/// The body of `POST /api/v1/promotions/{id}/approve`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovePromotion {
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /api/v1/promotions/{id}/reject`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectPromotion {
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PromotionFilter {
+    /// pending, applied, rejected or expired.
+    status: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/promotions", tag = "promotions",
+    request_body = RequestPromotion,
+    responses(
+        (status = 201, description = "Requested; pending approvals", body = ref("#/components/schemas/Promotion")),
+        (status = 403, description = "Needs the deployer role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "Unknown version or environment", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "The lifecycle does not allow it, or one is already pending", body = ref("#/components/schemas/Error")),
+        (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn request(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(body): ApiJson<RequestPromotion>,
+) -> Result<(StatusCode, Json<Promotion>), ApiError> {
+    actor.require(Role::Deployer, "requesting a promotion")?;
+    let full_id = FullId::parse(&body.full_id)?;
+    let env = parse_environment_name(&body.environment)?;
+    let now = Timestamp::now();
+    let promotion = app
+        .store
+        .request_promotion(&full_id, &env, &body.reason, &actor.identity, now, now.plus_hours(DEFAULT_EXPIRY_HOURS))
+        .await?;
+    Ok((StatusCode::CREATED, Json(promotion)))
+}
+
+#[utoipa::path(post, path = "/api/v1/promotions/{id}/approve", tag = "promotions",
+    params(("id" = i64, Path)),
+    request_body = ApprovePromotion,
+    responses(
+        (status = 200, description = "Approved; `status` is `applied` when this was the last approval needed", body = ref("#/components/schemas/Promotion")),
+        (status = 403, description = "Needs the approver role, or the caller requested it", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such promotion", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "Already approved by this person, or no longer pending (applied, rejected, expired)", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn approve(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<Promotion>, ApiError> {
+    actor.require(Role::Approver, "approving a promotion")?;
+    // The body is optional: an approval needs no reason.
+    let body: ApprovePromotion = if body.iter().all(u8::is_ascii_whitespace) {
+        ApprovePromotion::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not an approval: {e}")))?
+    };
+    let reason = super::reason(body.reason.as_deref());
+    Ok(Json(app.store.approve_promotion(id, reason, &actor.identity, Timestamp::now()).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/promotions/{id}/reject", tag = "promotions",
+    params(("id" = i64, Path)),
+    request_body = RejectPromotion,
+    responses(
+        (status = 200, description = "Rejected; it can never be approved again", body = ref("#/components/schemas/Promotion")),
+        (status = 403, description = "Needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "No longer pending", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn reject(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RejectPromotion>,
+) -> Result<Json<Promotion>, ApiError> {
+    actor.require(Role::Approver, "rejecting a promotion")?;
+    Ok(Json(app.store.reject_promotion(id, &body.reason, &actor.identity, Timestamp::now()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/promotions", tag = "promotions",
+    params(PromotionFilter),
+    responses((status = 200, description = "Newest first", body = ref("#/components/schemas/PromotionList"))))]
+pub async fn list(
+    State(app): State<AppState>,
+    ApiQuery(filter): ApiQuery<PromotionFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let status = super::filter(filter.status.as_deref()).map(str::parse::<PromotionStatus>).transpose()?;
+    Ok(Json(json!({ "promotions": app.store.list_promotions(status).await? })))
+}

@@ -1,0 +1,144 @@
+//! Storage for identity (users, API tokens, browser sessions, failed
+//! sign-ins) and promotions: a supertrait of `Store`, implemented for both
+//! backends by `identity_sql.rs` on the same `Writer` as the rest, so every
+//! change writes its ledger event in its own transaction.
+//!
+//! Secrets never reach this layer: it stores and compares hashes (argon2 PHC
+//! strings for passwords, SHA-256 for tokens and session ids).
+
+use async_trait::async_trait;
+use switchyard_domain::access::Role;
+use switchyard_domain::promotion::{Promotion, PromotionStatus};
+use switchyard_domain::{FullId, Timestamp};
+
+use super::StoreResult;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct User {
+    pub username: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ApiToken {
+    pub name: String,
+    pub username: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// Whom a valid credential speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub username: String,
+    pub role: Role,
+    /// The API token's name, when the request came with a token.
+    pub token: Option<String>,
+}
+
+impl Identity {
+    /// The ledger actor: the user, or `token:<name>` for a token, so the
+    /// audit log tells a person at the console from a pipeline's token.
+    pub fn actor(&self) -> String {
+        match &self.token {
+            Some(name) => format!("token:{name}"),
+            None => self.username.clone(),
+        }
+    }
+}
+
+/// A browser session, found by the hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub identity: Identity,
+    pub csrf_token: String,
+    pub expires_at: Timestamp,
+}
+
+/// A new browser session: the hash of its cookie and its CSRF token.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id_hash: &'a str,
+    pub csrf_token: &'a str,
+    pub username: &'a str,
+    pub address: &'a str,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
+    /// Creates a user; an existing username is a `Conflict`.
+    async fn create_user(&self, username: &str, role: Role, password_hash: &str, actor: &str, at: Timestamp) -> StoreResult<User>;
+
+    /// Disables a user: their sessions end and their tokens stop working.
+    async fn disable_user(&self, username: &str, actor: &str, at: Timestamp) -> StoreResult<User>;
+
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+
+    /// The user and their password hash, for signing in.
+    async fn user_credentials(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+
+    /// Stores a token's hash for an enabled user; the name is unique.
+    async fn create_token(
+        &self,
+        name: &str,
+        username: &str,
+        token_hash: &str,
+        expires_at: Option<Timestamp>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<ApiToken>;
+
+    async fn revoke_token(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<ApiToken>;
+
+    /// Whom the token with this hash speaks for, if it is neither revoked nor
+    /// expired and its user is enabled.
+    async fn token_identity(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Identity>>;
+
+    /// Opens a session after a successful sign-in (ledger: `user.signed_in`).
+    async fn create_session(&self, new: NewSession<'_>, at: Timestamp) -> StoreResult<()>;
+
+    /// The unexpired session of an enabled user with this cookie hash.
+    async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<Session>>;
+
+    /// Ends a session (ledger: `user.signed_out`); an unknown one is a no-op.
+    async fn end_session(&self, id_hash: &str, at: Timestamp) -> StoreResult<()>;
+
+    /// Records a failed sign-in (ledger: `user.sign_in_failed`, never the password).
+    async fn record_failed_sign_in(&self, username: &str, address: &str, at: Timestamp) -> StoreResult<()>;
+
+    /// Failed sign-ins since `since`: (for this username, from this address).
+    async fn failed_sign_ins_since(&self, username: &str, address: &str, since: Timestamp) -> StoreResult<(u64, u64)>;
+
+    /// Requests a promotion of `full_id` into `environment`. Refused for
+    /// retired versions and moves the lifecycle does not allow.
+    async fn request_promotion(
+        &self,
+        full_id: &FullId,
+        environment: &str,
+        reason: &str,
+        by: &Identity,
+        at: Timestamp,
+        expires_at: Timestamp,
+    ) -> StoreResult<Promotion>;
+
+    /// Approves; the approval that completes the count applies the
+    /// promotion in the same transaction (stage, previous production
+    /// version deprecated, pin, ledger events).
+    async fn approve_promotion(&self, id: i64, reason: Option<&str>, by: &Identity, at: Timestamp) -> StoreResult<Promotion>;
+
+    async fn reject_promotion(&self, id: i64, reason: &str, by: &Identity, at: Timestamp) -> StoreResult<Promotion>;
+
+    async fn get_promotion(&self, id: i64) -> StoreResult<Option<Promotion>>;
+
+    /// Newest first, optionally only those with `status`.
+    async fn list_promotions(&self, status: Option<PromotionStatus>) -> StoreResult<Vec<Promotion>>;
+
+    /// Marks pending promotions past their expiry as expired (actor
+    /// `system`), each in its own transaction so that every server may run
+    /// this and each is expired exactly once. Returns the ids it expired.
+    async fn expire_promotions(&self, now: Timestamp) -> StoreResult<Vec<i64>>;
+}

@@ -1,0 +1,705 @@
+//! The SQL of `IdentityStore`, shared by both backends, and the macro that
+//! implements it for one of them on the `Writer` of `sql_store.rs`.
+
+use std::str::FromStr;
+
+use switchyard_domain::access::Role;
+use switchyard_domain::promotion::{Approval, Promotion, PromotionStatus};
+use switchyard_domain::{Stage, Timestamp};
+
+use super::identity::{ApiToken, Identity, User};
+use super::sql::stored_full_id;
+use super::{StoreError, StoreResult};
+
+/// Failed sign-ins older than this are pruned; rate limits look back less far.
+pub(crate) const FAILURES_KEPT_HOURS: i64 = 24;
+
+pub(crate) const INSERT_USER: &str =
+    "INSERT INTO users (username, role, password_hash, created_at) VALUES ($1, $2, $3, $4)";
+pub(crate) const SELECT_USER: &str =
+    "SELECT username, role, created_at, disabled_at, password_hash FROM users WHERE username = $1";
+pub(crate) const SELECT_USERS: &str =
+    "SELECT username, role, created_at, disabled_at, password_hash FROM users ORDER BY username";
+pub(crate) const DISABLE_USER: &str =
+    "UPDATE users SET disabled_at = $2 WHERE username = $1 AND disabled_at IS NULL";
+pub(crate) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM sessions WHERE username = $1";
+
+pub(crate) const INSERT_TOKEN: &str = "INSERT INTO api_tokens \
+     (name, username, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const SELECT_TOKEN: &str =
+    "SELECT name, username, created_at, expires_at, revoked_at FROM api_tokens WHERE name = $1";
+pub(crate) const REVOKE_TOKEN: &str =
+    "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
+pub(crate) const SELECT_TOKEN_IDENTITY: &str = "SELECT u.username, u.role, t.name FROM api_tokens t \
+     JOIN users u ON u.username = t.username \
+     WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
+     AND u.disabled_at IS NULL";
+
+pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions \
+     (id_hash, username, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+pub(crate) const SELECT_SESSION: &str = "SELECT u.username, u.role, s.csrf_token, s.expires_at \
+     FROM sessions s JOIN users u ON u.username = s.username \
+     WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL";
+pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1 RETURNING username";
+pub(crate) const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+
+pub(crate) const INSERT_FAILURE: &str =
+    "INSERT INTO sign_in_failures (username, address, at) VALUES ($1, $2, $3)";
+pub(crate) const PRUNE_FAILURES: &str = "DELETE FROM sign_in_failures WHERE at < $1";
+pub(crate) const COUNT_FAILURES: &str = "SELECT \
+     (SELECT COUNT(*) FROM sign_in_failures WHERE username = $1 AND at >= $3), \
+     (SELECT COUNT(*) FROM sign_in_failures WHERE address = $2 AND at >= $3)";
+
+macro_rules! promotion_columns {
+    () => {
+        "id, model_id, version, environment, to_stage, config_hash, reason, requested_by, \
+         requested_at, expires_at, required_approvals, status, decided_at, decided_by, decision_reason"
+    };
+}
+pub(crate) const NEXT_PROMOTION_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM promotions";
+pub(crate) const INSERT_PROMOTION: &str = concat!(
+    "INSERT INTO promotions (",
+    promotion_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+);
+pub(crate) const SELECT_PROMOTION: &str =
+    concat!("SELECT ", promotion_columns!(), " FROM promotions WHERE id = $1");
+pub(crate) const SELECT_PROMOTIONS: &str = concat!(
+    "SELECT ",
+    promotion_columns!(),
+    " FROM promotions WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC"
+);
+pub(crate) const SELECT_PENDING_FOR: &str = "SELECT id FROM promotions \
+     WHERE model_id = $1 AND version = $2 AND environment = $3 AND status = 'pending' AND expires_at > $4";
+pub(crate) const SELECT_DUE_PROMOTIONS: &str =
+    "SELECT id FROM promotions WHERE status = 'pending' AND expires_at <= $1 ORDER BY id";
+pub(crate) const DECIDE_PROMOTION: &str = "UPDATE promotions \
+     SET status = $2, decided_at = $3, decided_by = $4, decision_reason = $5 WHERE id = $1";
+pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO promotion_approvals \
+     (promotion_id, approver, actor, config_hash, reason, at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const SELECT_APPROVALS: &str = "SELECT approver, actor, config_hash, reason, at \
+     FROM promotion_approvals WHERE promotion_id = $1 ORDER BY at, approver";
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn stored_role(s: &str) -> StoreResult<Role> {
+    Role::from_str(s).map_err(|_| corrupt(format_args!("stored role {s:?} is unknown")))
+}
+
+pub(crate) fn user_not_found(username: &str) -> StoreError {
+    switchyard_domain::DomainError::NotFound(format!("no user named {username}")).into()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    username: String,
+    role: String,
+    created_at: i64,
+    disabled_at: Option<i64>,
+    password_hash: String,
+}
+
+impl UserRow {
+    pub(crate) fn into_user(self) -> StoreResult<(User, String)> {
+        Ok((
+            User {
+                role: stored_role(&self.role)?,
+                username: self.username,
+                created_at: Timestamp::from_micros(self.created_at),
+                disabled: self.disabled_at.is_some(),
+            },
+            self.password_hash,
+        ))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TokenRow {
+    name: String,
+    username: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    pub(crate) fn into_token(self) -> ApiToken {
+        ApiToken {
+            name: self.name,
+            username: self.username,
+            created_at: Timestamp::from_micros(self.created_at),
+            expires_at: self.expires_at.map(Timestamp::from_micros),
+            revoked_at: self.revoked_at.map(Timestamp::from_micros),
+        }
+    }
+}
+
+/// (username, role, token name) of `SELECT_TOKEN_IDENTITY`.
+pub(crate) fn identity(username: String, role: &str, token: Option<String>) -> StoreResult<Identity> {
+    Ok(Identity { username, role: stored_role(role)?, token })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PromotionRow {
+    id: i64,
+    model_id: String,
+    version: String,
+    environment: String,
+    to_stage: String,
+    config_hash: String,
+    reason: String,
+    requested_by: String,
+    requested_at: i64,
+    expires_at: i64,
+    required_approvals: i64,
+    status: String,
+    decided_at: Option<i64>,
+    decided_by: Option<String>,
+    decision_reason: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ApprovalRow {
+    approver: String,
+    actor: String,
+    config_hash: String,
+    reason: Option<String>,
+    at: i64,
+}
+
+impl PromotionRow {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub(crate) fn into_promotion(self, approvals: Vec<ApprovalRow>) -> StoreResult<Promotion> {
+        let id = self.id;
+        Ok(Promotion {
+            id,
+            full_id: stored_full_id(&self.model_id, &self.version)?,
+            environment: self.environment,
+            to_stage: Stage::from_str(&self.to_stage)
+                .map_err(|_| corrupt(format_args!("promotion {id} has an unknown stage")))?,
+            config_hash: self.config_hash,
+            reason: self.reason,
+            requested_by: self.requested_by,
+            requested_at: Timestamp::from_micros(self.requested_at),
+            expires_at: Timestamp::from_micros(self.expires_at),
+            required_approvals: u32::try_from(self.required_approvals)
+                .map_err(|_| corrupt(format_args!("promotion {id} has a bad approval count")))?,
+            status: PromotionStatus::from_str(&self.status)
+                .map_err(|_| corrupt(format_args!("promotion {id} has an unknown status")))?,
+            approvals: approvals
+                .into_iter()
+                .map(|a| Approval {
+                    approver: a.approver,
+                    actor: a.actor,
+                    config_hash: a.config_hash,
+                    reason: a.reason,
+                    at: Timestamp::from_micros(a.at),
+                })
+                .collect(),
+            decided_at: self.decided_at.map(Timestamp::from_micros),
+            decided_by: self.decided_by,
+            decision_reason: self.decision_reason,
+        })
+    }
+}
+
+/// Implements `IdentityStore` for `$store` in a child module `identity` of
+/// the backend's module, next to `shared` (from `sql_store!`), whose `Writer`
+/// and fetch helpers it reuses.
+macro_rules! identity_store {
+    ($store:ident, $db:ty) => {
+      mod identity {
+        use super::shared::{fetch_policy, fetch_version, Writer};
+        use super::$store;
+        use $crate::store::identity::{ApiToken, Identity, IdentityStore, NewSession, Session, User};
+        use $crate::store::identity_sql::{self as iq, ApprovalRow, PromotionRow};
+        use $crate::store::sql as q;
+        use $crate::store::StoreResult;
+        use serde_json::json;
+        use switchyard_domain::access::Role;
+        use switchyard_domain::ledger::{action, NewEvent};
+        use switchyard_domain::promotion::{self, Promotion, PromotionStatus};
+        use switchyard_domain::{DomainError, FullId, Timestamp};
+
+        async fn fetch_promotion<'e, E>(db: E, id: i64) -> StoreResult<Option<PromotionRow>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            Ok(sqlx::query_as::<_, PromotionRow>(iq::SELECT_PROMOTION).bind(id).fetch_optional(db).await?)
+        }
+
+        async fn with_approvals<'e, E>(db: E, row: PromotionRow, id: i64) -> StoreResult<Promotion>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            let approvals = sqlx::query_as::<_, ApprovalRow>(iq::SELECT_APPROVALS).bind(id).fetch_all(db).await?;
+            row.into_promotion(approvals)
+        }
+
+        /// The promotion `id` as this transaction sees it.
+        async fn locked_promotion(w: &mut Writer, id: i64) -> StoreResult<Promotion> {
+            let row = fetch_promotion(&mut *w.tx, id)
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("no promotion {id}")))?;
+            with_approvals(&mut *w.tx, row, id).await
+        }
+
+        async fn decide(w: &mut Writer, p: &mut Promotion, status: PromotionStatus, by: &str, reason: Option<&str>, at: Timestamp) -> StoreResult<()> {
+            sqlx::query(iq::DECIDE_PROMOTION)
+                .bind(p.id)
+                .bind(status.as_str())
+                .bind(at.micros())
+                .bind(by)
+                .bind(reason)
+                .execute(&mut *w.tx)
+                .await?;
+            p.status = status;
+            p.decided_at = Some(at);
+            p.decided_by = Some(by.to_owned());
+            p.decision_reason = reason.map(str::to_owned);
+            Ok(())
+        }
+
+        fn promotion_event(p: &Promotion, actor: &str, what: &str, at: Timestamp) -> NewEvent {
+            NewEvent::new(at, actor, what).full_id(&p.full_id).environment(&p.environment)
+        }
+
+        /// Marks `p` expired with its ledger event (actor `system`).
+        async fn expire(w: &mut Writer, p: &mut Promotion, now: Timestamp) -> StoreResult<()> {
+            decide(w, p, PromotionStatus::Expired, "system", None, now).await?;
+            w.append(
+                promotion_event(p, "system", action::PROMOTION_EXPIRED, now)
+                    .details(json!({ "promotion_id": p.id, "expires_at": p.expires_at.to_rfc3339(), "approvals": p.approvals.len() })),
+            )
+            .await?;
+            Ok(())
+        }
+
+        impl $store {
+            /// Applies a fully approved promotion inside `w`: the stage move
+            /// (deprecating the previous production version), the pin, and
+            /// `promotion.applied`.
+            async fn apply(&self, w: &mut Writer, p: &mut Promotion, actor: &str, at: Timestamp) -> StoreResult<()> {
+                let v = fetch_version(&mut *w.tx, &p.full_id).await?.ok_or_else(|| q::not_found_version(&p.full_id))?;
+                let policy = fetch_policy(&mut *w.tx, &p.environment).await?;
+                // Re-judged now: the version may have moved since the request.
+                let to = promotion::target_stage(&v, &p.environment, &policy, at)?;
+                let why = format!("promotion {} applied", p.id);
+                let v = if to == v.stage {
+                    v
+                } else {
+                    let days = self.settings.deprecation_days;
+                    w.move_stage_superseding(&v, to, Some(&why), actor, at, json!({ "promotion_id": p.id }), days).await?
+                };
+                policy.check_pin(&p.environment, &v.full_id, v.stage)?;
+                w.pin(&p.environment, &v, Some(&why), actor, at).await?;
+                decide(w, p, PromotionStatus::Applied, actor, None, at).await?;
+                let approvers: Vec<&str> = p.approvals.iter().map(|a| a.approver.as_str()).collect();
+                w.append(
+                    promotion_event(p, actor, action::PROMOTION_APPLIED, at)
+                        .reason(Some(&p.reason))
+                        .details(json!({
+                            "promotion_id": p.id,
+                            "requested_by": p.requested_by,
+                            "approved_by": approvers,
+                            "config_hash": p.config_hash,
+                            "to_stage": to,
+                        })),
+                )
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl IdentityStore for $store {
+            async fn create_user(&self, username: &str, role: Role, password_hash: &str, actor: &str, at: Timestamp) -> StoreResult<User> {
+                let mut w = Writer::begin(&self.pool).await?;
+                if sqlx::query(iq::SELECT_USER).bind(username).fetch_optional(&mut *w.tx).await?.is_some() {
+                    return Err(DomainError::Conflict(format!("a user named {username} already exists")).into());
+                }
+                sqlx::query(iq::INSERT_USER)
+                    .bind(username)
+                    .bind(role.as_str())
+                    .bind(password_hash)
+                    .bind(at.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.append(NewEvent::new(at, actor, action::USER_CREATED).details(json!({ "username": username, "role": role })))
+                    .await?;
+                w.commit().await?;
+                Ok(User { username: username.to_owned(), role, created_at: at, disabled: false })
+            }
+
+            async fn disable_user(&self, username: &str, actor: &str, at: Timestamp) -> StoreResult<User> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let (user, _) = sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
+                    .bind(username)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .ok_or_else(|| iq::user_not_found(username))?
+                    .into_user()?;
+                if user.disabled {
+                    return Ok(user);
+                }
+                sqlx::query(iq::DISABLE_USER).bind(username).bind(at.micros()).execute(&mut *w.tx).await?;
+                sqlx::query(iq::DELETE_SESSIONS_OF_USER).bind(username).execute(&mut *w.tx).await?;
+                w.append(NewEvent::new(at, actor, action::USER_DISABLED).details(json!({ "username": username })))
+                    .await?;
+                w.commit().await?;
+                Ok(User { disabled: true, ..user })
+            }
+
+            async fn list_users(&self) -> StoreResult<Vec<User>> {
+                sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USERS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.into_user().map(|(u, _)| u))
+                    .collect()
+            }
+
+            async fn user_credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+                sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(iq::UserRow::into_user)
+                    .transpose()
+            }
+
+            async fn create_token(
+                &self,
+                name: &str,
+                username: &str,
+                token_hash: &str,
+                expires_at: Option<Timestamp>,
+                actor: &str,
+                at: Timestamp,
+            ) -> StoreResult<ApiToken> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let (user, _) = sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
+                    .bind(username)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .ok_or_else(|| iq::user_not_found(username))?
+                    .into_user()?;
+                if user.disabled {
+                    return Err(DomainError::Conflict(format!("user {username} is disabled")).into());
+                }
+                if sqlx::query(iq::SELECT_TOKEN).bind(name).fetch_optional(&mut *w.tx).await?.is_some() {
+                    return Err(DomainError::Conflict(format!("a token named {name} already exists")).into());
+                }
+                sqlx::query(iq::INSERT_TOKEN)
+                    .bind(name)
+                    .bind(username)
+                    .bind(token_hash)
+                    .bind(at.micros())
+                    .bind(expires_at.map(Timestamp::micros))
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.append(NewEvent::new(at, actor, action::TOKEN_CREATED).details(json!({
+                    "token": name,
+                    "username": username,
+                    "role": user.role,
+                    "expires_at": expires_at.map(Timestamp::to_rfc3339),
+                })))
+                .await?;
+                w.commit().await?;
+                Ok(ApiToken { name: name.to_owned(), username: username.to_owned(), created_at: at, expires_at, revoked_at: None })
+            }
+
+            async fn revoke_token(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<ApiToken> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let token = sqlx::query_as::<_, iq::TokenRow>(iq::SELECT_TOKEN)
+                    .bind(name)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("no token named {name}")))?
+                    .into_token();
+                if token.revoked_at.is_some() {
+                    return Ok(token);
+                }
+                sqlx::query(iq::REVOKE_TOKEN).bind(name).bind(at.micros()).execute(&mut *w.tx).await?;
+                w.append(NewEvent::new(at, actor, action::TOKEN_REVOKED).details(json!({ "token": name, "username": token.username })))
+                    .await?;
+                w.commit().await?;
+                Ok(ApiToken { revoked_at: Some(at), ..token })
+            }
+
+            async fn token_identity(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Identity>> {
+                sqlx::query_as::<_, (String, String, String)>(iq::SELECT_TOKEN_IDENTITY)
+                    .bind(token_hash)
+                    .bind(now.micros())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|(username, role, name)| iq::identity(username, &role, Some(name)))
+                    .transpose()
+            }
+
+            async fn create_session(&self, new: NewSession<'_>, at: Timestamp) -> StoreResult<()> {
+                let mut w = Writer::begin(&self.pool).await?;
+                // Expired sessions are swept here, where a writer already holds the lock.
+                sqlx::query(iq::DELETE_EXPIRED_SESSIONS).bind(at.micros()).execute(&mut *w.tx).await?;
+                sqlx::query(iq::INSERT_SESSION)
+                    .bind(new.id_hash)
+                    .bind(new.username)
+                    .bind(new.csrf_token)
+                    .bind(at.micros())
+                    .bind(new.expires_at.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.append(NewEvent::new(at, new.username, action::SIGNED_IN).details(json!({ "address": new.address })))
+                    .await?;
+                w.commit().await
+            }
+
+            async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
+                let Some((username, role, csrf_token, expires_at)) = sqlx::query_as::<_, (String, String, String, i64)>(iq::SELECT_SESSION)
+                    .bind(id_hash)
+                    .bind(now.micros())
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                Ok(Some(Session {
+                    identity: iq::identity(username, &role, None)?,
+                    csrf_token,
+                    expires_at: Timestamp::from_micros(expires_at),
+                }))
+            }
+
+            async fn end_session(&self, id_hash: &str, at: Timestamp) -> StoreResult<()> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let Some(username) = sqlx::query_scalar::<_, String>(iq::DELETE_SESSION)
+                    .bind(id_hash)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                else {
+                    return Ok(());
+                };
+                w.append(NewEvent::new(at, &username, action::SIGNED_OUT)).await?;
+                w.commit().await
+            }
+
+            async fn record_failed_sign_in(&self, username: &str, address: &str, at: Timestamp) -> StoreResult<()> {
+                let mut w = Writer::begin(&self.pool).await?;
+                sqlx::query(iq::PRUNE_FAILURES)
+                    .bind(at.plus_hours(-iq::FAILURES_KEPT_HOURS).micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                sqlx::query(iq::INSERT_FAILURE).bind(username).bind(address).bind(at.micros()).execute(&mut *w.tx).await?;
+                w.append(
+                    NewEvent::new(at, "anonymous", action::SIGN_IN_FAILED)
+                        .details(json!({ "username": username, "address": address })),
+                )
+                .await?;
+                w.commit().await
+            }
+
+            async fn failed_sign_ins_since(&self, username: &str, address: &str, since: Timestamp) -> StoreResult<(u64, u64)> {
+                let (by_user, by_address) = sqlx::query_as::<_, (i64, i64)>(iq::COUNT_FAILURES)
+                    .bind(username)
+                    .bind(address)
+                    .bind(since.micros())
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((by_user.unsigned_abs(), by_address.unsigned_abs()))
+            }
+
+            async fn request_promotion(
+                &self,
+                full_id: &FullId,
+                environment: &str,
+                reason: &str,
+                by: &Identity,
+                at: Timestamp,
+                expires_at: Timestamp,
+            ) -> StoreResult<Promotion> {
+                promotion::check_reason(reason)?;
+                let mut w = Writer::begin(&self.pool).await?;
+                let policy = fetch_policy(&mut *w.tx, environment).await?;
+                let v = fetch_version(&mut *w.tx, full_id).await?.ok_or_else(|| q::not_found_version(full_id))?;
+                let to_stage = promotion::target_stage(&v, environment, &policy, at)?;
+                if let Some(open) = sqlx::query_scalar::<_, i64>(iq::SELECT_PENDING_FOR)
+                    .bind(full_id.model_id.as_str())
+                    .bind(full_id.version.as_str())
+                    .bind(environment)
+                    .bind(at.micros())
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                {
+                    return Err(DomainError::Conflict(format!(
+                        "promotion {open} of {full_id} to {environment} is already pending; approve or reject it"
+                    ))
+                    .into());
+                }
+                let id = sqlx::query_scalar::<_, i64>(iq::NEXT_PROMOTION_ID).fetch_one(&mut *w.tx).await?;
+                let p = Promotion {
+                    id,
+                    full_id: full_id.clone(),
+                    environment: environment.to_owned(),
+                    to_stage,
+                    config_hash: v.config_hash.clone(),
+                    reason: reason.trim().to_owned(),
+                    requested_by: by.username.clone(),
+                    requested_at: at,
+                    expires_at,
+                    required_approvals: policy.required_approvals,
+                    status: PromotionStatus::Pending,
+                    approvals: vec![],
+                    decided_at: None,
+                    decided_by: None,
+                    decision_reason: None,
+                };
+                sqlx::query(iq::INSERT_PROMOTION)
+                    .bind(p.id)
+                    .bind(full_id.model_id.as_str())
+                    .bind(full_id.version.as_str())
+                    .bind(environment)
+                    .bind(to_stage.as_str())
+                    .bind(&p.config_hash)
+                    .bind(&p.reason)
+                    .bind(&p.requested_by)
+                    .bind(at.micros())
+                    .bind(expires_at.micros())
+                    .bind(i64::from(p.required_approvals))
+                    .bind(p.status.as_str())
+                    .bind(None::<i64>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.append(
+                    promotion_event(&p, &by.actor(), action::PROMOTION_REQUESTED, at)
+                        .reason(Some(&p.reason))
+                        .details(json!({
+                            "promotion_id": p.id,
+                            "config_hash": p.config_hash,
+                            "to_stage": to_stage,
+                            "required_approvals": p.required_approvals,
+                            "expires_at": expires_at.to_rfc3339(),
+                        })),
+                )
+                .await?;
+                w.commit().await?;
+                Ok(p)
+            }
+
+            async fn approve_promotion(&self, id: i64, reason: Option<&str>, by: &Identity, at: Timestamp) -> StoreResult<Promotion> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let mut p = locked_promotion(&mut w, id).await?;
+                if promotion::is_expired(&p, at) {
+                    // Recorded now rather than at the job's next pass, then refused.
+                    expire(&mut w, &mut p, at).await?;
+                    w.commit().await?;
+                    return Err(promotion::expired_error(&p).into());
+                }
+                let v = fetch_version(&mut *w.tx, &p.full_id).await?.ok_or_else(|| q::not_found_version(&p.full_id))?;
+                promotion::check_approval(&p, &by.username, &v.config_hash, at)?;
+                let actor = by.actor();
+                sqlx::query(iq::INSERT_APPROVAL)
+                    .bind(p.id)
+                    .bind(&by.username)
+                    .bind(&actor)
+                    .bind(&v.config_hash)
+                    .bind(reason)
+                    .bind(at.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                p.approvals.push(promotion::Approval {
+                    approver: by.username.clone(),
+                    actor: actor.clone(),
+                    config_hash: v.config_hash.clone(),
+                    reason: reason.map(str::to_owned),
+                    at,
+                });
+                w.append(
+                    promotion_event(&p, &actor, action::PROMOTION_APPROVED, at)
+                        .reason(reason)
+                        .details(json!({
+                            "promotion_id": p.id,
+                            "config_hash": v.config_hash,
+                            "approvals": p.approvals.len(),
+                            "required_approvals": p.required_approvals,
+                        })),
+                )
+                .await?;
+                if p.is_fully_approved() {
+                    self.apply(&mut w, &mut p, &actor, at).await?;
+                }
+                w.commit().await?;
+                Ok(p)
+            }
+
+            async fn reject_promotion(&self, id: i64, reason: &str, by: &Identity, at: Timestamp) -> StoreResult<Promotion> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let mut p = locked_promotion(&mut w, id).await?;
+                if promotion::is_expired(&p, at) {
+                    expire(&mut w, &mut p, at).await?;
+                    w.commit().await?;
+                    return Err(promotion::expired_error(&p).into());
+                }
+                promotion::check_rejection(&p, reason, at)?;
+                let actor = by.actor();
+                decide(&mut w, &mut p, PromotionStatus::Rejected, &by.username, Some(reason.trim()), at).await?;
+                w.append(
+                    promotion_event(&p, &actor, action::PROMOTION_REJECTED, at)
+                        .reason(Some(reason.trim()))
+                        .details(json!({ "promotion_id": p.id })),
+                )
+                .await?;
+                w.commit().await?;
+                Ok(p)
+            }
+
+            async fn get_promotion(&self, id: i64) -> StoreResult<Option<Promotion>> {
+                let Some(row) = fetch_promotion(&self.pool, id).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(with_approvals(&self.pool, row, id).await?))
+            }
+
+            async fn list_promotions(&self, status: Option<PromotionStatus>) -> StoreResult<Vec<Promotion>> {
+                let rows = sqlx::query_as::<_, PromotionRow>(iq::SELECT_PROMOTIONS)
+                    .bind(status.map(PromotionStatus::as_str))
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut promotions = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id = row.id();
+                    promotions.push(with_approvals(&self.pool, row, id).await?);
+                }
+                Ok(promotions)
+            }
+
+            async fn expire_promotions(&self, now: Timestamp) -> StoreResult<Vec<i64>> {
+                let due = sqlx::query_scalar::<_, i64>(iq::SELECT_DUE_PROMOTIONS)
+                    .bind(now.micros())
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut expired = Vec::new();
+                for id in due {
+                    // Re-read under the head lock: another server may have
+                    // expired, approved or rejected it meanwhile.
+                    let mut w = Writer::begin(&self.pool).await?;
+                    let mut p = locked_promotion(&mut w, id).await?;
+                    if promotion::is_expired(&p, now) {
+                        expire(&mut w, &mut p, now).await?;
+                        w.commit().await?;
+                        expired.push(id);
+                    }
+                }
+                Ok(expired)
+            }
+        }
+      }
+    };
+}
+pub(crate) use identity_store;
