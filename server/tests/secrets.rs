@@ -90,10 +90,11 @@ async fn tokens_and_passwords_appear_in_no_log_ledger_event_or_api_response() {
     let ledger = app.get("/api/v1/audit?limit=1000").await.text().await.unwrap_or_default();
     let logs = logs_text(&logs);
     assert!(logs.contains("request finished") || logs.contains("signed in"), "the logs were captured");
-    for secret in [&app.token, &deployer, &approver, &second, TEST_PASSWORD, wrong_password, "sy_not-a-real-token"] {
-        assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
-        assert!(!ledger.contains(secret.as_str()), "a secret is in the ledger");
-        assert!(!responses.contains(secret.as_str()), "a secret is in an API response");
+    let secrets = [app.token.as_str(), &deployer, &approver, &second, TEST_PASSWORD, wrong_password, "sy_not-a-real-token"];
+    for secret in secrets {
+        assert!(!logs.contains(secret), "a secret is in the logs");
+        assert!(!ledger.contains(secret), "a secret is in the ledger");
+        assert!(!responses.contains(secret), "a secret is in an API response");
     }
 }
 

@@ -77,12 +77,6 @@ fn allowed(caller: Caller, least: Option<Role>) -> bool {
     }
 }
 
-fn callers() -> Vec<Caller> {
-    let mut all = vec![Caller::Anonymous, Caller::Revoked, Caller::Expired];
-    all.extend(Role::ALL.map(Caller::Role));
-    all
-}
-
 /// The tokens for each caller: one user per role, plus a revoked and an expired token of an admin.
 async fn tokens(app: &TestApp) -> Vec<(Caller, Option<String>)> {
     let mut out = vec![(Caller::Anonymous, None)];

@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
 
 #[tokio::test]
 async fn the_audit_log_pages_through_every_event_newest_first() {
@@ -33,7 +33,7 @@ async fn the_audit_log_filters_by_actor_and_model() {
     let app = spawn_app().await;
     app.register("chat", "v1", json!({})).await;
     app.register("embed", "e1", json!({})).await;
-    let page = app.get_json("/api/v1/audit?model=embed&actor=token:test-admin").await;
+    let page = app.get_json(&format!("/api/v1/audit?model=embed&actor={ADMIN_ACTOR}")).await;
     let events = page["events"].as_array().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!((events[0]["model_id"].as_str(), events[0]["action"].as_str()), (Some("embed"), Some("version.registered")));

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
 
 #[tokio::test]
 async fn the_three_standard_environments_are_listed_with_their_policies() {
@@ -22,7 +22,7 @@ async fn pinning_a_staging_version_in_staging_answers_200_and_the_pin_is_listed(
     let res = app.put_json("/api/v1/environments/staging/pins/chat", &json!({"version": "v1", "reason": "release 7"})).await;
     assert_eq!(res.status(), StatusCode::OK);
     let pin: serde_json::Value = res.json().await.unwrap();
-    assert_eq!((pin["full_id"].as_str(), pin["set_by"].as_str()), (Some("chat:v1"), Some("token:test-admin")));
+    assert_eq!((pin["full_id"].as_str(), pin["set_by"].as_str()), (Some("chat:v1"), Some(ADMIN_ACTOR)));
     let envs = app.get_json("/api/v1/environments").await;
     assert_eq!(envs["environments"][1]["pins"][0]["full_id"], "chat:v1");
 }

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
 
 #[tokio::test]
 async fn serving_at_an_instant_shows_what_each_environment_pinned_and_who_set_it() {
@@ -16,7 +16,7 @@ async fn serving_at_an_instant_shows_what_each_environment_pinned_and_who_set_it
     let pins = serving["pins"].as_array().unwrap();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0]["full_id"], "chat:v1");
-    assert_eq!(pins[0]["actor"], "token:test-admin");
+    assert_eq!(pins[0]["actor"], ADMIN_ACTOR);
     assert_eq!(pins[0]["reason"], "release 7");
     assert!(pins[0]["next_change"].is_null());
 

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
 
 #[tokio::test]
 async fn registering_a_new_version_answers_201_with_the_version_object() {
@@ -23,7 +23,7 @@ async fn registering_a_new_version_answers_201_with_the_version_object() {
     assert!(v["config_hash"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(v["artifact_uri"], "s3://m/chat/v2.1.3");
     assert_eq!(v["labels"], json!({"team": "nlp"}));
-    assert_eq!(v["created_by"], "token:test-admin");
+    assert_eq!(v["created_by"], ADMIN_ACTOR);
     assert!(v["created_at"].is_string());
 }
 
