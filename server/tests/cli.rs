@@ -342,7 +342,7 @@ async fn pins_check_names_every_offending_line_and_why() {
         (5, "\"latest\""),
         (11, "unknown version embed-bge-large:v9.9.9"),
         (14, "retired"),
-        (15, "requires versions in stage production"),
+        (15, "only accepts versions in stage production"),
         (17, "unknown model sentiment-bert"),
     ] {
         let prefix = format!("{file}:{line}: ");
