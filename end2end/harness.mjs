@@ -63,3 +63,14 @@ export async function launchBrowser() {
     ],
   });
 }
+
+// Signs in through the sign-in page as one of the demo users (README, "Demo users").
+export async function signIn(page, base, user = 'erin', password = `${user}-switchyard`) {
+  await page.goto(base + '/signin');
+  await page.getByLabel('Username').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await Promise.all([
+    page.waitForURL(base + '/'),
+    page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
+}

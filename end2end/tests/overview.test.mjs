@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, launchBrowser, shotsDir } from '../harness.mjs';
+import { startServer, launchBrowser, shotsDir, signIn } from '../harness.mjs';
 
 let server;
 let browser;
@@ -19,7 +19,7 @@ after(async () => {
 test('the overview shows every environment and the demo models, server-rendered without JavaScript', async () => {
   const ctx = await browser.newContext({ javaScriptEnabled: false });
   const page = await ctx.newPage();
-  await page.goto(server.base + '/');
+  await signIn(page, server.base);
   for (const env of ['development', 'staging', 'production']) {
     await page.getByRole('columnheader', { name: new RegExp(env) }).waitFor();
   }
@@ -34,7 +34,7 @@ test('the overview hydrates: typing in the filter narrows the models in the brow
   const page = await ctx.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(server.base + '/');
+  await signIn(page, server.base);
   const rows = page.locator('table.matrix tbody tr');
   const before = await rows.count();
   const first = (await rows.first().locator('.model').textContent()).trim();

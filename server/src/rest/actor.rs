@@ -3,8 +3,8 @@
 //! it leaves behind, checking the role they need with `Actor::require`.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchyard_domain::access::Role;

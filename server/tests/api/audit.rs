@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, ADMIN_ACTOR};
 
 #[tokio::test]
 async fn the_audit_log_pages_through_every_event_newest_first() {

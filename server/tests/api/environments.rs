@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, ADMIN_ACTOR};
 
 #[tokio::test]
 async fn the_three_standard_environments_are_listed_with_their_policies() {

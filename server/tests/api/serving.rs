@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, ADMIN_ACTOR};
 
 #[tokio::test]
 async fn serving_at_an_instant_shows_what_each_environment_pinned_and_who_set_it() {

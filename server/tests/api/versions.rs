@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_ACTOR, assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, ADMIN_ACTOR};
 
 #[tokio::test]
 async fn registering_a_new_version_answers_201_with_the_version_object() {
