@@ -24,6 +24,7 @@ Configuration (environment variables):
   SWITCHYARD_ADDR              address to serve on (default 127.0.0.1:3000)
   LOG_FORMAT=json              structured JSON logs instead of human-readable ones
   SWITCHYARD_DEPRECATION_DAYS  days a version stays deprecated before it retires (30-90, default 30)
+  SWITCHYARD_METRICS_TOKEN     if set, /metrics needs `Authorization: Bearer <this>`
 
 Exit codes:
   0  success

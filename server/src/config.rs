@@ -14,6 +14,9 @@ pub struct Config {
     pub log_json: bool,
     /// `SWITCHYARD_DEPRECATION_DAYS`, 30–90, default 30.
     pub deprecation_days: u32,
+    /// `SWITCHYARD_METRICS_TOKEN`: if set, `/metrics` answers only
+    /// `Authorization: Bearer <this>` (a scraper's own secret, not an API token).
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -36,6 +39,7 @@ impl Config {
                 .with_context(|| format!("SWITCHYARD_ADDR={addr:?} is not an address like 127.0.0.1:3000"))?,
             log_json: var("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             deprecation_days,
+            metrics_token: var("SWITCHYARD_METRICS_TOKEN"),
         })
     }
 

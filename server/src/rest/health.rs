@@ -9,13 +9,13 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = "/healthz", security(()), tag = "operations",
     responses((status = 200, description = "The process is up")))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = "/readyz", security(()), tag = "operations",
     responses(
         (status = 200, description = "The database is reachable"),
         (status = 503, description = "The database is not reachable", body = ref("#/components/schemas/Error")),

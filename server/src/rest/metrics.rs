@@ -132,11 +132,27 @@ pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next:
     res
 }
 
-/// `GET /metrics`
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
-pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render())
+/// `GET /metrics`: anonymous unless `SWITCHYARD_METRICS_TOKEN` is set.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "`SWITCHYARD_METRICS_TOKEN` is set and the request does not carry it", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn metrics(
+    State(metrics): State<Arc<Metrics>>,
+    State(app): State<crate::state::AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, crate::error::ApiError> {
+    if let Some(expected) = &app.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| crate::auth::secret::constant_time_eq(g.trim(), expected)) {
+            return Err(crate::error::ApiError::unauthenticated());
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()))
 }
 
 #[cfg(test)]

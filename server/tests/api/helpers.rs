@@ -38,25 +38,40 @@ pub async fn spawn_app() -> TestApp {
     let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}/switchyard.db", dir.display());
-    spawn_app_on(url, Some(TempDir(dir))).await
+    spawn_app_on(url, Some(TempDir(dir)), None).await
+}
+
+/// A server on a fresh SQLite database whose `/metrics` needs `metrics_token`.
+pub async fn spawn_app_with_metrics_token(metrics_token: &str) -> TestApp {
+    let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/switchyard.db", dir.display());
+    spawn_app_on(url, Some(TempDir(dir)), Some(metrics_token.to_owned())).await
 }
 
 /// A server on the database at `database_url` (a fresh PostgreSQL database in the smoke test).
 pub async fn spawn_app_on_database(database_url: String) -> TestApp {
-    spawn_app_on(database_url, None).await
+    spawn_app_on(database_url, None, None).await
 }
 
-async fn spawn_app_on(database_url: String, dir: Option<TempDir>) -> TestApp {
+/// Starts a server on `database_url`; answers its address.
+async fn start_server(database_url: &str, metrics_token: Option<String>) -> String {
     switchyard::telemetry::init_for_test();
     let config = Config {
-        database_url: database_url.clone(),
+        database_url: database_url.to_owned(),
         addr: "127.0.0.1:0".parse().expect("address"),
         log_json: false,
         deprecation_days: 30,
+        metrics_token,
     };
     let app = Application::build(config).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
+    address
+}
+
+async fn spawn_app_on(database_url: String, dir: Option<TempDir>, metrics_token: Option<String>) -> TestApp {
+    let address = start_server(&database_url, metrics_token).await;
     let mut test_app =
         TestApp { address, client: reqwest::Client::new(), database_url, token: String::new(), _dir: dir };
     test_app.token = test_app.user_with_token("test-admin", Role::Admin, None).await;
@@ -67,6 +82,18 @@ async fn spawn_app_on(database_url: String, dir: Option<TempDir>) -> TestApp {
 pub const TEST_PASSWORD: &str = "test-password";
 
 impl TestApp {
+    /// A second server process on the same database, with the same admin token.
+    pub async fn another_server(&self) -> TestApp {
+        let address = start_server(&self.database_url, None).await;
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            token: self.token.clone(),
+            _dir: None,
+        }
+    }
+
     /// Creates user `name` (password `TEST_PASSWORD`) and an API token named
     /// `name`, expiring at `expires_at`; returns the token.
     pub async fn user_with_token(&self, name: &str, role: Role, expires_at: Option<Timestamp>) -> String {

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_metrics_token};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_200_when_the_database_is_reachable() {
@@ -86,4 +86,15 @@ async fn every_response_carries_a_request_id() {
     let res = app.client.get(format!("{}/healthz", app.address)).header("x-request-id", "abc-123").send().await.unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
     let _: Value = res.json().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_behind_their_own_token_refuse_scrapers_without_it() {
+    let app = spawn_app_with_metrics_token("scrape-secret").await;
+    let url = format!("{}/metrics", app.address);
+    let anonymous = app.client.get(&url).send().await.expect("sent");
+    assert_error(anonymous, StatusCode::UNAUTHORIZED).await;
+    let scraper = app.client.get(&url).bearer_auth("scrape-secret").send().await.expect("sent");
+    assert_eq!(scraper.status(), StatusCode::OK);
+    assert_eq!(app.client.get(format!("{}/healthz", app.address)).send().await.expect("sent").status(), StatusCode::OK);
 }

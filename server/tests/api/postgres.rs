@@ -8,6 +8,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 
+use switchyard_domain::access::Role;
+
 use crate::helpers::{assert_error, spawn_app_on_database, TestApp};
 
 /// A server on a fresh database `sy_api_<random>`, and an admin connection to drop it.
@@ -43,4 +45,33 @@ async fn readyz_answers_503_when_the_database_is_gone_while_healthz_stays_200() 
     admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
     assert_eq!(assert_error(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await["code"], "not_ready");
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_approvals_through_two_servers_apply_a_production_promotion_exactly_once() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    let second = app.another_server().await;
+    app.register("chat", "v2", json!({"v": 2})).await;
+    assert_eq!(app.move_stage("chat:v2", "staging").await.status(), StatusCode::OK);
+    let deployer = app.user_with_token("dave", Role::Deployer, None).await;
+    let request = json!({"full_id": "chat:v2", "environment": "production", "reason": "ship"});
+    let promotion: serde_json::Value = app.post_json_as(&deployer, "/api/v1/promotions", &request).await.json().await.expect("JSON");
+    let path = format!("/api/v1/promotions/{}/approve", promotion["id"]);
+    let mut approvers = Vec::new();
+    for n in 0..20 {
+        approvers.push(app.user_with_token(&format!("approver{n}"), Role::Approver, None).await);
+    }
+    let empty = json!({});
+    let calls = approvers.iter().enumerate().map(|(n, token)| {
+        let server = if n % 2 == 0 { &app } else { &second };
+        server.post_json_as(token, &path, &empty)
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(calls).await.iter().map(|r| r.status()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 2, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT), "{statuses:?}");
+    let applied = app.get_json("/api/v1/audit?action=promotion.applied").await;
+    assert_eq!(applied["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second.get_json("/api/v1/versions/chat:v2").await["stage"], "production");
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
 }
