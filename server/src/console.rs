@@ -20,6 +20,7 @@ use axum::routing::post;
 use axum::{middleware, Router};
 use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use switchyard_domain::access::Role;
 use switchyard_domain::types::Overview;
 
 use crate::auth;
@@ -117,6 +118,7 @@ impl Services for StoreServices {
     }
 
     async fn overview(&self) -> Result<Overview, AppError> {
+        self.user.require(Role::Viewer, "reading the overview")?;
         let store = &self.state.store;
         let environments = store.list_environments().await.map_err(to_app_error)?;
         let models = store.list_models().await.map_err(to_app_error)?;

@@ -22,6 +22,7 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 pub const MAX_FAILURES_PER_USERNAME: u64 = 5;
 pub const MAX_FAILURES_PER_ADDRESS: u64 = 20;
 const FORM_LIMIT: usize = 16 * 1024;
+const MAX_USERNAME_CHARS: usize = 64;
 
 #[derive(Deserialize)]
 struct SignInForm {
@@ -50,7 +51,9 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
     let Ok(form) = serde_urlencoded::from_bytes::<SignInForm>(&bytes) else {
         return back_to_signin("invalid");
     };
-    let username = form.username.trim();
+    // Bounded, since failed attempts record the name given in the ledger.
+    let username: String = form.username.trim().chars().take(MAX_USERNAME_CHARS).collect();
+    let username = username.as_str();
     let now = Timestamp::now();
     let window = i64::try_from(FAILURE_WINDOW.as_micros()).unwrap_or(i64::MAX);
     let window_start = Timestamp::from_micros(now.micros().saturating_sub(window));
