@@ -30,6 +30,13 @@ pub mod action {
     pub const RETIREMENT: &str = "version.retired";
     pub const RETIREMENT_HELD: &str = "version.retirement_held";
     pub const ENVIRONMENT_CHANGED: &str = "environment.changed";
+    pub const CLUSTER_CREATED: &str = "cluster.created";
+    pub const OPERATION_STARTED: &str = "operation.started";
+    pub const OPERATION_STEP: &str = "operation.step";
+    pub const OPERATION_RESUMED: &str = "operation.resumed";
+    pub const OPERATION_COMPLETED: &str = "operation.completed";
+    pub const OPERATION_FAILED: &str = "operation.failed";
+    pub const ROLLBACK: &str = "rollback";
 }
 
 /// An event about to be appended: everything but id and hashes.

@@ -8,6 +8,8 @@
 //! lock at once. That keeps the hash chain unbroken and every invariant true
 //! across several server processes — no in-process mutex is relied on.
 
+pub mod clusters;
+mod clusters_sql;
 pub mod postgres;
 pub mod sqlite;
 mod sql;
@@ -93,7 +95,7 @@ pub struct RetireReport {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: clusters::ClusterStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations and creates the standard environments
@@ -148,7 +150,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>>;
 
-    /// What each environment pinned at `at`: one indexed lookup per pin subject.
+    /// What each environment pinned and each cluster served at `at`: one
+    /// indexed lookup per pin or cluster subject.
     async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt>;
 
     /// Ledger events, newest first, filtered and paginated.
