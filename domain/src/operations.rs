@@ -383,7 +383,9 @@ impl Operation {
                 step_at(self, *index, &[StepState::Pending, StepState::Running])?;
                 let r = &mut self.steps[*index];
                 r.state = StepState::Running;
-                r.started_at = Some(at);
+                // A step run again keeps its first start: the switch window
+                // must cover the time a crashed runner left it half-done.
+                r.started_at.get_or_insert(at);
                 Ok(r.step.during(cluster))
             }
             Progress::StepDone { index, note } => {

@@ -156,7 +156,7 @@ async fn drive(store: DynStore, drivers: Drivers, owner: &str, settings: &Runner
 }
 
 /// Runs one step; `Ok` carries a note worth keeping (the measured switch time).
-async fn execute(
+pub async fn execute(
     driver: &dyn Driver,
     step: &Step,
     state: &switchyard_domain::clusters::ClusterState,

@@ -30,6 +30,7 @@ use switchyard::drivers::oip_haproxy::{haproxy_config, OipHaproxyConfig};
 use switchyard::drivers::Drivers;
 use switchyard::operations::RunnerSettings;
 use switchyard::startup::Application;
+use switchyard_domain::operations::Progress;
 use switchyard_domain::Timestamp;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
@@ -261,8 +262,8 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     switchyard::telemetry::init_for_test();
     let dir = std::env::temp_dir().join(format!("sy-peers-{:08x}", rand::random::<u32>()));
     let artifacts = dir.join("artifacts");
-    // 1–23 serve; 24 fails to load; 25 fails every request (its smoke request too).
-    for v in 1..=23 {
+    // 1–23 and 26–33 serve; 24 fails to load; 25 fails every request (its smoke request too).
+    for v in (1..=23).chain(26..=33) {
         write_version(&artifacts, v, None);
     }
     write_version(&artifacts, 24, Some("fail_load"));
@@ -315,7 +316,7 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     let settings = RunnerSettings { lease: Duration::from_secs(1), poll: Duration::from_millis(20), ready_timeout: Duration::from_secs(20) };
     let mut runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
 
-    for v in 1..=25 {
+    for v in 1..=33 {
         let (status, body) = api.post(&format!("/api/v1/models/{MODEL}/versions"), json!({ "version": v.to_string(), "config": { "v": v } })).await;
         assert_eq!(status, 201, "{body}");
     }
@@ -369,35 +370,52 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     assert_eq!(op["state"], "succeeded", "{op}");
     ops.push(op);
 
-    // Crash safety: stop the runner while each step of a blue-green switch
-    // runs, restart it with fresh drivers, as a restarted server would.
-    let mut crash_version = 21;
+    // Crash safety: a runner dies at each step of a blue-green switch, once
+    // right after writing the step's start (before the driver acted) and
+    // once after the driver acted (before writing it done). Played by a
+    // runner driven by hand here; the real runner, restarted with fresh
+    // drivers as after a restart, must resume it after the lease expires.
+    runner.abort();
+    let mut crash_version = 25;
     for crash_at in 0..4 {
-        crash_version = if crash_version == 21 { 20 } else { 21 };
-        let id = api.operate(body(&format!("echo:{crash_version}"))).await;
-        let mut stopped = false;
-        for _ in 0..2000 {
-            let op = api.get(&format!("/api/v1/operations/{id}")).await;
-            if op["state"] != "running" {
-                break;
+        for acted in [false, true] {
+            // A new version each time, so the plan has all four steps.
+            crash_version += 1;
+            let id = api.operate(body(&format!("echo:{crash_version}"))).await;
+            let doomed = format!("doomed-{crash_at}-{acted}");
+            let now = Timestamp::now();
+            let lease_until = Timestamp::from_micros(now.micros() + settings.lease.as_micros() as i64);
+            let op = store.claim_operation(&doomed, now, lease_until).await.expect("claim").expect("the operation");
+            assert_eq!((op.id, op.steps.len()), (id, 4));
+            let cluster = store.get_cluster(CLUSTER).await.expect("read").expect("cluster");
+            let driver = Drivers::default().for_cluster(&cluster).expect("driver");
+            for index in 0..=crash_at {
+                store.record_progress(id, &doomed, Progress::StepStarted { index }, Timestamp::now()).await.expect("started");
+                let state = store.get_cluster(CLUSTER).await.expect("read").expect("cluster").state;
+                let step = op.steps[index].step.clone();
+                if index < crash_at || acted {
+                    switchyard::operations::execute(driver.as_ref(), &step, &state, &settings).await.expect("the step runs");
+                }
+                if index < crash_at {
+                    store.record_progress(id, &doomed, Progress::StepDone { index, note: None }, Timestamp::now()).await.expect("done");
+                }
             }
-            if op["steps"][crash_at]["state"] == "running" {
-                runner.abort();
-                stopped = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // The doomed runner is gone; a restarted one takes over once its lease expires.
+            runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
+            let op = api.finished(id).await;
+            runner.abort();
+            assert_eq!(op["state"], "succeeded", "after a crash at step {crash_at} (acted: {acted}): {op}");
+            let cluster = store.get_cluster(CLUSTER).await.expect("read").expect("cluster");
+            let observed = Drivers::default().for_cluster(&cluster).expect("driver").observe().await.expect("observed");
+            assert_eq!(observed.weights, cluster.state.weights, "HAProxy and the database agree after a crash at step {crash_at}");
+            assert_eq!(cluster.state.sole_version().map(ToString::to_string), Some(format!("echo:{crash_version}")));
+            eprintln!("crash at step {crash_at} ({}): resumed by a restarted runner; HAProxy and the database agree", if acted { "after the driver acted" } else { "before the driver acted" });
+            ops.push(op);
         }
-        tokio::time::sleep(settings.lease + Duration::from_millis(200)).await;
-        runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
-        let op = api.finished(id).await;
-        assert_eq!(op["state"], "succeeded", "after a stop at step {crash_at} (stopped: {stopped}): {op}");
-        let cluster = store.get_cluster(CLUSTER).await.expect("read").expect("cluster");
-        let observed = Drivers::default().for_cluster(&cluster).expect("driver").observe().await.expect("observed");
-        assert_eq!(observed.weights, cluster.state.weights, "HAProxy and the database agree after a stop at step {crash_at}");
-        eprintln!("stop at step {crash_at}: stopped mid-step {stopped}, resumed, router and database agree");
-        ops.push(op);
     }
+    let events = api.get("/api/v1/audit?action=operation.resumed&limit=100").await;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(8), "each resumption is in the ledger");
+    runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
 
     // Broken versions: the operation aborts and traffic stays where it was.
     for (v, failing_step) in [("echo:24", 0), ("echo:25", 2)] {
