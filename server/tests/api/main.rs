@@ -4,6 +4,7 @@
 mod helpers;
 
 mod audit;
+mod clusters;
 mod environments;
 mod operations;
 mod postgres;
