@@ -20,6 +20,8 @@ use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionN
 
 use crate::store::Store;
 
+mod clusters;
+
 /// What `fill` wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DemoSummary {
@@ -31,6 +33,8 @@ pub struct DemoSummary {
     /// Versions the retirement job flagged instead of retiring (still pinned).
     pub held: usize,
     pub request_records: u64,
+    /// Simulated serving clusters with an operation history.
+    pub clusters: usize,
     pub first_at: Option<Timestamp>,
 }
 
@@ -38,14 +42,15 @@ impl fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} models, {} versions, {} stage changes, {} pin changes, {} retired, {} held, {} request records",
+            "{} models, {} versions, {} stage changes, {} pin changes, {} retired, {} held, {} request records, {} simulated clusters",
             self.models,
             self.versions,
             self.stage_changes,
             self.pin_changes,
             self.retired,
             self.held,
-            self.request_records
+            self.request_records,
+            self.clusters
         )?;
         if let Some(first) = self.first_at {
             write!(f, "; history since {first}")?;
@@ -61,6 +66,7 @@ pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSumma
     let mut summary =
         DemoSummary { models: plan.models, first_at: plan.steps.first().map(|s| s.at), ..DemoSummary::default() };
     let mut held = HashSet::new();
+    let last = plan.steps.last().map_or(now, |s| s.at);
     for step in plan.steps {
         let at = step.at;
         match step.action {
@@ -85,6 +91,7 @@ pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSumma
     }
     summary.held = held.len();
     summary.request_records = store.insert_request_records(&plan.records).await?;
+    summary.clusters = clusters::fill(store, last, now).await?;
     Ok(summary)
 }
 
