@@ -232,9 +232,9 @@ macro_rules! cluster_sql {
         }
 
         impl $store {
-            /// What each cluster (of `env`, if given) served at `at`, with drift
+            /// What each cluster (of `env`, serving `model`, if given) served at `at`, with drift
             /// against the pins in force then: one indexed lookup per subject.
-            async fn clusters_at(&self, at: Timestamp, env: Option<&str>) -> StoreResult<Vec<ClusterAt>> {
+            async fn clusters_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<Vec<ClusterAt>> {
                 let clusters = sqlx::query_as::<_, cq::ClusterRow>(cq::SELECT_CLUSTERS_IN)
                     .bind(env)
                     .fetch_all(&self.pool)
@@ -260,6 +260,9 @@ macro_rules! cluster_sql {
                     let held: ClusterState = serde_json::from_str(&state.value).map_err(|e| {
                         $crate::store::StoreError::Corrupt(format!("state history of cluster {} is not valid: {e}", c.name))
                     })?;
+                    if model.is_some_and(|m| !held.serving().iter().any(|(_, v, _)| &v.model_id == m)) {
+                        continue; // serves other models
+                    }
                     let mut pins = Vec::new();
                     for (_, v, _) in held.serving() {
                         let pin_key = Subject::Pin { environment: c.environment.clone(), model_id: v.model_id.to_string() }.key();

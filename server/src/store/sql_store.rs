@@ -615,7 +615,7 @@ macro_rules! sql_store {
                         next_change,
                     });
                 }
-                let clusters = self.clusters_at(at, env).await?;
+                let clusters = self.clusters_at(at, env, model).await?;
                 Ok(ServingAt { at, pins, clusters })
             }
 
