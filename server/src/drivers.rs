@@ -36,8 +36,6 @@ pub struct Observed {
 
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
-    fn kind(&self) -> DriverKind;
-
     /// Makes `slot` hold exactly `full_id`. Only called for a slot without traffic.
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()>;
 
@@ -48,14 +46,13 @@ pub trait Driver: Send + Sync + 'static {
     async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()>;
 
     /// Sets the router's weights and returns once the router acknowledged;
-    /// all traffic on one slot is an atomic switch.
+    /// all traffic on one slot is an atomic switch. The slot left without
+    /// traffic keeps its version loaded: it is the rollback target, and
+    /// after a map switch no new request reaches it (so no drain is needed).
     async fn shift(&self, weights: Weights) -> DriverResult<()>;
 
     /// Checks that every slot with traffic in `state` is ready and healthy.
     async fn gate(&self, state: &ClusterState) -> DriverResult<()>;
-
-    /// Unloads whatever `slot` holds (a slot without traffic).
-    async fn unload(&self, slot: SlotName) -> DriverResult<()>;
 
     /// The router's weights as they are.
     async fn observe(&self) -> DriverResult<Observed>;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, Weights};
+use switchyard_domain::clusters::{ClusterState, SlotName, Weights};
 use switchyard_domain::{DomainError, FullId};
 
 pub use haproxy::haproxy_config;
@@ -188,10 +188,6 @@ where
 
 #[async_trait]
 impl Driver for OipHaproxy {
-    fn kind(&self) -> DriverKind {
-        DriverKind::OipHaproxy
-    }
-
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
         self.check_model(full_id)?;
         self.stage(slot, full_id).await?;
@@ -248,10 +244,6 @@ impl Driver for OipHaproxy {
             }
         }
         Ok(())
-    }
-
-    async fn unload(&self, slot: SlotName) -> DriverResult<()> {
-        self.oip(slot).unload().await
     }
 
     async fn observe(&self) -> DriverResult<Observed> {

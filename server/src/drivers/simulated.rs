@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, Weights};
+use switchyard_domain::clusters::{ClusterState, SlotName, Weights};
 use switchyard_domain::{DomainError, FullId};
 use tokio::sync::Mutex;
 
@@ -78,10 +78,6 @@ impl Simulated {
 
 #[async_trait]
 impl Driver for Simulated {
-    fn kind(&self) -> DriverKind {
-        DriverKind::Simulated
-    }
-
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
         self.act().await;
         let mut r = self.router.lock().await;
@@ -131,12 +127,6 @@ impl Driver for Simulated {
                 return Err(DriverError::new(format!("simulated: health gate failed with {p}% on the new version")));
             }
         }
-        Ok(())
-    }
-
-    async fn unload(&self, slot: SlotName) -> DriverResult<()> {
-        self.act().await;
-        self.router.lock().await.slots[index(slot)] = None;
         Ok(())
     }
 
