@@ -92,3 +92,5 @@ ensure_postgres() {
   "${run[@]}" "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
     -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
 }
+
+source "$ROOT/scripts/peers.sh"

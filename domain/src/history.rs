@@ -18,6 +18,8 @@ pub enum Subject {
     },
     /// The lifecycle stage of a version.
     Stage { full_id: String },
+    /// A serving cluster's slots and weights (`clusters::ClusterState` as JSON).
+    Cluster { name: String },
 }
 
 impl Subject {
@@ -29,6 +31,7 @@ impl Subject {
                 model_id,
             } => format!("pin/{environment}/{model_id}"),
             Subject::Stage { full_id } => format!("stage/{full_id}"),
+            Subject::Cluster { name } => format!("cluster/{name}"),
         }
     }
 
@@ -46,6 +49,9 @@ impl Subject {
             }
             "stage" => Some(Subject::Stage {
                 full_id: FullId::parse(rest).ok()?.to_string(),
+            }),
+            "cluster" => Some(Subject::Cluster {
+                name: crate::clusters::parse_cluster_name(rest).ok()?,
             }),
             _ => None,
         }
@@ -177,6 +183,9 @@ mod tests {
             Subject::Stage {
                 full_id: "chat:v2.1.3+build.7".into(),
             },
+            Subject::Cluster {
+                name: "eu-1".into(),
+            },
         ] {
             assert_eq!(Subject::parse(&subject.key()), Some(subject));
         }
@@ -211,6 +220,8 @@ mod tests {
             "stage/chat",
             "stage/chat:latest",
             "slot/eu-1/blue",
+            "cluster/",
+            "cluster/EU 1",
         ] {
             assert_eq!(Subject::parse(bad), None, "{bad:?}");
         }

@@ -42,6 +42,13 @@ pub mod action {
     pub const SIGNED_IN: &str = "user.signed_in";
     pub const SIGN_IN_FAILED: &str = "user.sign_in_failed";
     pub const SIGNED_OUT: &str = "user.signed_out";
+    pub const CLUSTER_CREATED: &str = "cluster.created";
+    pub const OPERATION_STARTED: &str = "operation.started";
+    pub const OPERATION_STEP: &str = "operation.step";
+    pub const OPERATION_RESUMED: &str = "operation.resumed";
+    pub const OPERATION_COMPLETED: &str = "operation.completed";
+    pub const OPERATION_FAILED: &str = "operation.failed";
+    pub const ROLLBACK: &str = "rollback";
 }
 
 /// An event about to be appended: everything but id and hashes.

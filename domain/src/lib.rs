@@ -4,12 +4,14 @@
 //! so it must compile for wasm too: no sqlx, no tokio, no axum here.
 
 pub mod access;
+pub mod clusters;
 pub mod config_hash;
 pub mod error;
 pub mod history;
 pub mod ids;
 pub mod ledger;
 pub mod lifecycle;
+pub mod operations;
 pub mod policy;
 pub mod promotion;
 pub mod records;

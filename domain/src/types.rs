@@ -140,11 +140,30 @@ pub struct PinAt {
     pub next_change: Option<Timestamp>,
 }
 
+/// What one cluster served at an instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterAt {
+    pub cluster: String,
+    pub environment: String,
+    pub driver: crate::clusters::DriverKind,
+    pub slots: Vec<crate::clusters::SlotView>,
+    pub since: Timestamp,
+    /// The ledger event that set these slots and weights.
+    pub event_id: i64,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub next_change: Option<Timestamp>,
+    /// Versions served with traffic that the environment did not pin at that instant.
+    pub drift: Vec<crate::clusters::Drift>,
+}
+
 /// `GET /api/v1/serving?at=`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServingAt {
     pub at: Timestamp,
     pub pins: Vec<PinAt>,
+    #[serde(default)]
+    pub clusters: Vec<ClusterAt>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -273,10 +273,12 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         // Printed, not logged: the demo passwords are for the person at the terminal.
         println!("demo users (sign in to the console with these):\n{}", crate::demo::demo_users_text());
     }
-    let retirement = crate::jobs::spawn(AppState { store, config: Arc::new(config.clone()) });
+    let retirement = crate::jobs::spawn(AppState { store: store.clone(), config: Arc::new(config.clone()) });
+    let runner = crate::operations::spawn(store, crate::drivers::Drivers::default(), Default::default());
     let app = crate::startup::Application::build(config).await.context("cannot start the server")?;
     let stopped = app.run_until_stopped().await.context("the server stopped with an error");
     retirement.abort();
+    runner.abort();
     Ok(stopped?)
 }
 

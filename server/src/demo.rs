@@ -41,6 +41,8 @@ pub fn demo_users_text() -> String {
         .join("\n")
 }
 
+mod clusters;
+
 /// What `fill` wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DemoSummary {
@@ -52,6 +54,8 @@ pub struct DemoSummary {
     /// Versions the retirement job flagged instead of retiring (still pinned).
     pub held: usize,
     pub request_records: u64,
+    /// Simulated serving clusters with an operation history.
+    pub clusters: usize,
     pub first_at: Option<Timestamp>,
 }
 
@@ -59,14 +63,15 @@ impl fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} models, {} versions, {} stage changes, {} pin changes, {} retired, {} held, {} request records",
+            "{} models, {} versions, {} stage changes, {} pin changes, {} retired, {} held, {} request records, {} simulated clusters",
             self.models,
             self.versions,
             self.stage_changes,
             self.pin_changes,
             self.retired,
             self.held,
-            self.request_records
+            self.request_records,
+            self.clusters
         )?;
         if let Some(first) = self.first_at {
             write!(f, "; history since {first}")?;
@@ -82,6 +87,7 @@ pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSumma
     let mut summary =
         DemoSummary { models: plan.models, first_at: plan.steps.first().map(|s| s.at), ..DemoSummary::default() };
     let mut held = HashSet::new();
+    let last = plan.steps.last().map_or(now, |s| s.at);
     for step in plan.steps {
         let at = step.at;
         match step.action {
@@ -110,6 +116,7 @@ pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSumma
         let hash = crate::auth::password::hash(password)?;
         store.create_user(name, role, &hash, "demo", now).await?;
     }
+    summary.clusters = clusters::fill(store, last, now).await?;
     Ok(summary)
 }
 

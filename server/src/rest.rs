@@ -5,12 +5,14 @@
 
 pub mod actor;
 pub mod audit;
+pub mod clusters;
 pub mod environments;
 pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod promotions;
+pub mod operations;
 pub mod request_records;
 pub mod resolve;
 pub mod serving;
@@ -48,6 +50,11 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         .route("/api/v1/request-records", ingest)
         .route("/api/v1/request-records/{request_id}", get(request_records::lookup))
         .route("/api/v1/serving", get(serving::serving_at))
+        .route("/api/v1/clusters", get(clusters::list).post(clusters::create))
+        .route("/api/v1/clusters/{name}", get(clusters::detail))
+        .route("/api/v1/clusters/{name}/operations", post(operations::start))
+        .route("/api/v1/clusters/{name}/rollback", post(operations::rollback))
+        .route("/api/v1/operations/{id}", get(operations::detail))
         .route("/api/v1/audit", get(audit::page))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/promotions", get(promotions::list).post(promotions::request))

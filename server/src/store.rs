@@ -10,6 +10,8 @@
 
 pub mod identity;
 mod identity_sql;
+pub mod clusters;
+mod clusters_sql;
 pub mod postgres;
 pub mod sqlite;
 mod sql;
@@ -96,7 +98,7 @@ pub struct RetireReport {
 }
 
 #[async_trait]
-pub trait Store: IdentityStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations and creates the standard environments
@@ -151,7 +153,8 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
 
     async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>>;
 
-    /// What each environment pinned at `at`: one indexed lookup per pin subject.
+    /// What each environment pinned and each cluster served at `at`: one
+    /// indexed lookup per pin or cluster subject.
     async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt>;
 
     /// Ledger events, newest first, filtered and paginated.

@@ -12,7 +12,10 @@ use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBui
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, environments, health, metrics, promotions, request_records, resolve, serving, stages, versions};
+use super::{
+    audit, clusters, environments, health, metrics, operations, promotions, request_records, resolve,
+    serving, stages, versions,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,10 +30,13 @@ use super::{audit, environments, health, metrics, promotions, request_records, r
         serving::serving_at,
         audit::page, audit::verify,
         promotions::request, promotions::approve, promotions::reject, promotions::list,
+        clusters::create, clusters::list, clusters::detail,
+        operations::start, operations::rollback, operations::detail,
         document, health::healthz, health::readyz, metrics::metrics,
     ),
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
-        promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion)),
+        promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
+        clusters::CreateCluster, operations::StartOperation, operations::Rollback)),
     modifiers(&DomainSchemas, &BearerAuth),
     security(("bearer" = [])),
 )]
@@ -111,7 +117,31 @@ const PIN_AT: &[Field] = &[
     ("environment", F::Str, true), ("model_id", F::Str, true), ("full_id", F::Str, true), ("since", F::Time, true),
     ("event_id", F::Int, true), ("actor", F::Str, true), ("reason", F::Str, false), ("next_change", F::Time, false),
 ];
-const SERVING_AT: &[Field] = &[("at", F::Time, true), ("pins", F::List("PinAt"), true)];
+const SLOT: &[Field] = &[("slot", F::Str, true), ("full_id", F::Str, false), ("weight", F::Int, true)];
+const DRIFT: &[Field] = &[("model_id", F::Str, true), ("serving", F::Str, true), ("pinned", F::Str, false)];
+const CLUSTER_AT: &[Field] = &[
+    ("cluster", F::Str, true), ("environment", F::Str, true), ("driver", F::Str, true), ("slots", F::List("Slot"), true),
+    ("since", F::Time, true), ("event_id", F::Int, true), ("actor", F::Str, true), ("reason", F::Str, false),
+    ("next_change", F::Time, false), ("drift", F::List("Drift"), true),
+];
+const SERVING_AT: &[Field] =
+    &[("at", F::Time, true), ("pins", F::List("PinAt"), true), ("clusters", F::List("ClusterAt"), true)];
+const CLUSTER: &[Field] = &[
+    ("name", F::Str, true), ("environment", F::Str, true), ("driver", F::Str, true), ("simulated", F::Bool, true),
+    ("config", F::Obj, true), ("slots", F::List("Slot"), true), ("rollback_to", F::Str, false),
+    ("state_event_id", F::Int, true), ("state_since", F::Time, true), ("created_at", F::Time, true),
+    ("created_by", F::Str, true), ("running_operation", F::Int, false),
+];
+const STEP: &[Field] = &[
+    ("action", F::Str, true), ("state", F::Str, true), ("started_at", F::Time, false), ("finished_at", F::Time, false),
+    ("note", F::Str, false), ("slot", F::Str, false), ("full_id", F::Str, false), ("weights", F::Obj, false),
+];
+const OPERATION: &[Field] = &[
+    ("id", F::Int, true), ("cluster", F::Str, true), ("kind", F::Str, true), ("full_id", F::Str, true),
+    ("state", F::Str, true), ("steps", F::List("OperationStep"), true), ("next_step", F::Int, true),
+    ("before", F::Obj, true), ("reason", F::Str, false), ("actor", F::Str, true), ("trigger", F::Str, false),
+    ("error", F::Str, false), ("created_at", F::Time, true), ("finished_at", F::Time, false),
+];
 const AUDIT_PAGE: &[Field] = &[("events", F::List("LedgerEvent"), true), ("next_cursor", F::Str, false)];
 const VERIFY_REPORT: &[Field] = &[
     ("ok", F::Bool, true), ("checked", F::Int, true), ("first_broken_id", F::Int, false), ("problem", F::Str, false),
@@ -146,6 +176,14 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("LedgerEvent", LEDGER_EVENT),
     ("PinAt", PIN_AT),
     ("ServingAt", SERVING_AT),
+    ("Slot", SLOT),
+    ("Drift", DRIFT),
+    ("ClusterAt", CLUSTER_AT),
+    ("Cluster", CLUSTER),
+    ("ClusterList", &[("clusters", F::List("Cluster"), true)]),
+    ("OperationStep", STEP),
+    ("Operation", OPERATION),
+    ("OperationAccepted", &[("operation_id", F::Int, true), ("state", F::Str, true)]),
     ("AuditPage", AUDIT_PAGE),
     ("VerifyReport", VERIFY_REPORT),
     ("Approval", APPROVAL),

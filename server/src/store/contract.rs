@@ -1381,3 +1381,5 @@ async fn a_sqlite_database_is_created_in_wal_mode_with_its_directory_on_first_st
     assert_eq!(mode, "wal");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+mod clusters;

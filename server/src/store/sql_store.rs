@@ -341,6 +341,8 @@ macro_rules! sql_store {
                 .await?)
         }
 
+        $crate::store::clusters_sql::cluster_sql!($store, $db, $backend);
+
         fn fetch_versions<'q>(
             sql: &'q str,
         ) -> sqlx::query::QueryAs<'q, $db, q::VersionRow, <$db as sqlx::Database>::Arguments<'q>> {
@@ -637,7 +639,8 @@ macro_rules! sql_store {
                         next_change,
                     });
                 }
-                Ok(ServingAt { at, pins })
+                let clusters = self.clusters_at(at, env, model).await?;
+                Ok(ServingAt { at, pins, clusters })
             }
 
             async fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage> {

@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod audit;
 mod console;
+mod clusters;
 mod environments;
 mod operations;
 mod postgres;

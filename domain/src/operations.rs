@@ -1,0 +1,618 @@
+//! Operations on a cluster as persisted state machines: the plan (a list of
+//! steps) is computed when the operation is asked for, each step is written
+//! before it runs, and the rules here say which plans are safe — a slot is
+//! only ever loaded while it carries no traffic — and how a failed operation
+//! gets back to serving what it served before.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clusters::{ClusterState, SlotName, Weights};
+use crate::{DomainError, FullId, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    BlueGreen,
+    Rolling,
+    HotReload,
+    Rollback,
+}
+
+impl OperationKind {
+    pub const ALL: [OperationKind; 4] =
+        [OperationKind::BlueGreen, OperationKind::Rolling, OperationKind::HotReload, OperationKind::Rollback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::BlueGreen => "blue_green",
+            OperationKind::Rolling => "rolling",
+            OperationKind::HotReload => "hot_reload",
+            OperationKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OperationKind {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
+            DomainError::Invalid(format!(
+                "unknown operation kind {s:?}: expected blue_green, rolling or hot_reload"
+            ))
+        })
+    }
+}
+
+/// Where an operation is. `Running` is the only state that is not final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationState {
+    Running,
+    /// Every step done.
+    Succeeded,
+    /// Aborted before traffic moved: traffic is where it was.
+    Failed,
+    /// Traffic had moved, then was sent back to what served before.
+    RolledBack,
+}
+
+impl OperationState {
+    pub const ALL: [OperationState; 4] =
+        [OperationState::Running, OperationState::Succeeded, OperationState::Failed, OperationState::RolledBack];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationState::Running => "running",
+            OperationState::Succeeded => "succeeded",
+            OperationState::Failed => "failed",
+            OperationState::RolledBack => "rolled_back",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != OperationState::Running
+    }
+
+    /// Only a running operation moves, and only to a final state.
+    pub fn check_move(self, to: OperationState) -> Result<(), DomainError> {
+        if self == OperationState::Running && to.is_final() {
+            Ok(())
+        } else {
+            Err(DomainError::IllegalMove(format!(
+                "an operation moves from running to succeeded, failed or rolled_back, not from {} to {}",
+                self.as_str(),
+                to.as_str()
+            )))
+        }
+    }
+}
+
+impl FromStr for OperationState {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationState::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| DomainError::Invalid(format!("unknown operation state {s:?}")))
+    }
+}
+
+/// Who or what asked for a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Person,
+    HealthGate,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Step {
+    /// Make `slot` hold exactly `full_id` (the slot carries no traffic).
+    Load { slot: SlotName, full_id: FullId },
+    /// Wait until the version answers ready and the router sees the slot up.
+    WaitReady { slot: SlotName, full_id: FullId },
+    /// One real inference request straight to the slot; it must answer as `full_id`.
+    Smoke { slot: SlotName, full_id: FullId },
+    /// Set the router's weights (all on one slot: an atomic switch).
+    Shift { weights: Weights },
+    /// Check every slot with traffic is ready and healthy.
+    Gate,
+}
+
+impl Step {
+    /// Whether the step changes what serves traffic.
+    pub fn moves_traffic(&self) -> bool {
+        matches!(self, Step::Shift { .. })
+    }
+
+    /// The cluster state once the step is done, from the state before it.
+    pub fn after(&self, s: &ClusterState) -> ClusterState {
+        match self {
+            Step::Load { slot, full_id } => s.with_version(*slot, Some(full_id.clone())),
+            Step::Shift { weights } => s.with_weights(*weights),
+            _ => s.clone(),
+        }
+    }
+
+    /// The state written before the step runs: a slot being loaded holds
+    /// nothing we can vouch for until the load is done.
+    pub fn during(&self, s: &ClusterState) -> Option<ClusterState> {
+        match self {
+            Step::Load { slot, .. } if s.version(*slot).is_some() => Some(s.with_version(*slot, None)),
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Load { slot, full_id } => format!("load {full_id} into {slot}"),
+            Step::WaitReady { slot, full_id } => format!("wait until {full_id} in {slot} is ready"),
+            Step::Smoke { slot, full_id } => format!("smoke request to {full_id} in {slot}"),
+            Step::Shift { weights } => match weights.sole() {
+                Some(slot) => format!("switch all traffic to {slot}"),
+                None => format!("shift traffic to blue {} / green {}", weights.blue, weights.green),
+            },
+            Step::Gate => "health gate".to_owned(),
+        }
+    }
+}
+
+/// The rolling steps used when none are given: percent of traffic on the new slot.
+pub const DEFAULT_ROLLING_STEPS: [u8; 3] = [10, 50, 100];
+
+/// Checks rolling steps: strictly increasing percentages ending at 100.
+pub fn check_rolling_steps(steps: &[u8]) -> Result<(), DomainError> {
+    let increasing = steps.windows(2).all(|w| w[0] < w[1]);
+    if steps.is_empty() || !increasing || steps.last() != Some(&100) || steps[0] == 0 || steps.len() > 20 {
+        return Err(DomainError::Invalid(format!(
+            "rolling steps must be 1 to 20 strictly increasing percentages ending at 100, e.g. [10, 50, 100], not {steps:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn refuse(msg: String) -> DomainError {
+    DomainError::Conflict(msg)
+}
+
+/// The slot that will receive a new version: the one with no traffic.
+fn idle(state: &ClusterState) -> Result<SlotName, DomainError> {
+    state.idle_slot().ok_or_else(|| {
+        refuse("traffic is split between the slots; finish or roll back the rolling update first".to_owned())
+    })
+}
+
+/// Steps that put `target` in `slot` (no traffic there) unless it already holds it.
+fn deploy(state: &ClusterState, slot: SlotName, target: &FullId, smoke: bool) -> Vec<Step> {
+    if state.version(slot) == Some(target) {
+        return vec![Step::WaitReady { slot, full_id: target.clone() }];
+    }
+    let mut steps = vec![
+        Step::Load { slot, full_id: target.clone() },
+        Step::WaitReady { slot, full_id: target.clone() },
+    ];
+    if smoke {
+        steps.push(Step::Smoke { slot, full_id: target.clone() });
+    }
+    steps
+}
+
+/// The plan of an operation of `kind` bringing `target` into service.
+pub fn plan(kind: OperationKind, state: &ClusterState, target: &FullId, rolling: &[u8]) -> Result<Vec<Step>, DomainError> {
+    if state.sole_version() == Some(target) {
+        return Err(refuse(format!("{target} already serves all traffic")));
+    }
+    let plan = match kind {
+        OperationKind::BlueGreen | OperationKind::Rollback => {
+            let slot = idle(state)?;
+            let mut steps = deploy(state, slot, target, true);
+            steps.push(Step::Shift { weights: Weights::all_on(slot) });
+            steps
+        }
+        OperationKind::Rolling => {
+            check_rolling_steps(rolling)?;
+            let slot = idle(state)?;
+            let mut steps = deploy(state, slot, target, true);
+            for &p in rolling {
+                steps.push(Step::Shift { weights: Weights::split(slot, p) });
+                steps.push(Step::Gate);
+            }
+            steps
+        }
+        OperationKind::HotReload => {
+            // The live slot is reloaded only once its traffic has moved to a
+            // copy of the serving version in the other slot: a model server
+            // busy loading cannot answer.
+            let live = state.weights.sole().ok_or_else(|| {
+                refuse("traffic is split between the slots; finish or roll back the rolling update first".to_owned())
+            })?;
+            let serving = state.version(live).cloned().ok_or_else(|| {
+                refuse("nothing is serving yet: deploy with blue_green first, then hot reload".to_owned())
+            })?;
+            let carrier = live.other();
+            let mut steps = deploy(state, carrier, &serving, false);
+            steps.push(Step::Shift { weights: Weights::all_on(carrier) });
+            steps.push(Step::Load { slot: live, full_id: target.clone() });
+            steps.push(Step::WaitReady { slot: live, full_id: target.clone() });
+            steps.push(Step::Smoke { slot: live, full_id: target.clone() });
+            steps.push(Step::Shift { weights: Weights::all_on(live) });
+            steps
+        }
+    };
+    debug_assert!(loads_only_idle_slots(state, &plan));
+    Ok(plan)
+}
+
+/// Whether every `Load` in `plan` hits a slot without traffic at that point.
+pub fn loads_only_idle_slots(start: &ClusterState, plan: &[Step]) -> bool {
+    let mut s = start.clone();
+    for step in plan {
+        if let Step::Load { slot, .. } = step {
+            if s.weights.of(*slot) > 0 {
+                return false;
+            }
+        }
+        s = step.after(&s);
+    }
+    true
+}
+
+/// How to get back to serving `before` from `now` after a failure: `None`
+/// when traffic never moved (nothing to undo). Restoring never loads a slot:
+/// it shifts traffic to slots that still hold what served before.
+pub fn restore_plan(before: &ClusterState, now: &ClusterState) -> Result<Option<Step>, DomainError> {
+    let versions = |s: &ClusterState| {
+        let mut v: Vec<(FullId, u8)> = s.serving().into_iter().map(|(_, v, w)| (v.clone(), w)).collect();
+        v.sort();
+        v
+    };
+    if versions(before) == versions(now) {
+        return Ok(None);
+    }
+    if let Some(v) = before.sole_version() {
+        // Any slot still holding it will do (a hot reload leaves the copy in the other slot).
+        let slot = SlotName::ALL.into_iter().find(|s| now.version(*s) == Some(v)).ok_or_else(|| {
+            refuse(format!("no slot holds {v} any more; traffic cannot be restored without loading it"))
+        })?;
+        return Ok(Some(Step::Shift { weights: Weights::all_on(slot) }));
+    }
+    let same_slots = SlotName::ALL.into_iter().all(|s| before.weights.of(s) == 0 || before.version(s) == now.version(s));
+    if same_slots {
+        Ok(Some(Step::Shift { weights: before.weights }))
+    } else {
+        Err(refuse("the slots no longer hold what served before".to_owned()))
+    }
+}
+
+/// The progress of one step, as persisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+/// A step with its progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    #[serde(flatten)]
+    pub step: Step,
+    pub state: StepState,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    /// What happened: an error, or the measured switch time.
+    pub note: Option<String>,
+    /// Whether this step restores traffic after a failure (not part of the plan).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore: bool,
+}
+
+impl StepRecord {
+    pub fn pending(step: Step) -> StepRecord {
+        StepRecord { step, state: StepState::Pending, started_at: None, finished_at: None, note: None, restore: false }
+    }
+}
+
+/// An operation, as `GET /api/v1/operations/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub id: i64,
+    pub cluster: String,
+    pub kind: OperationKind,
+    pub full_id: FullId,
+    pub state: OperationState,
+    pub steps: Vec<StepRecord>,
+    /// Index of the next step to run (== steps.len() when all are done).
+    pub next_step: usize,
+    /// What served before; a failure goes back to it.
+    pub before: ClusterState,
+    pub reason: Option<String>,
+    pub actor: String,
+    pub trigger: Option<Trigger>,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// What a runner reports about an operation it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// Step `index` is about to run (written before it runs).
+    StepStarted { index: usize },
+    /// Step `index` ran; `note` says what was measured.
+    StepDone { index: usize, note: Option<String> },
+    /// Step `index` failed with `error`.
+    StepFailed { index: usize, error: String },
+    /// A step that restores traffic after a failure, appended to the plan.
+    RestoreAdded { step: Step, trigger: Trigger },
+    /// The operation ends in `state`.
+    Finished { state: OperationState, error: Option<String> },
+}
+
+impl Operation {
+    /// Applies `progress` to the operation and to the cluster state `cluster`
+    /// (as last written), returning the cluster state to write if it changes.
+    pub fn apply(&mut self, progress: &Progress, cluster: &ClusterState, at: Timestamp) -> Result<Option<ClusterState>, DomainError> {
+        if self.state.is_final() {
+            return Err(DomainError::Conflict(format!("operation {} is already {}", self.id, self.state.as_str())));
+        }
+        let step_at = |op: &mut Operation, index: usize, expect: &[StepState]| -> Result<(), DomainError> {
+            match op.steps.get(index) {
+                Some(r) if expect.contains(&r.state) && index == op.next_step => Ok(()),
+                _ => Err(DomainError::Conflict(format!(
+                    "operation {} is at step {}, not {index}", op.id, op.next_step
+                ))),
+            }
+        };
+        match progress {
+            Progress::StepStarted { index } => {
+                // A step found running was interrupted (the runner died): it runs again.
+                step_at(self, *index, &[StepState::Pending, StepState::Running])?;
+                let r = &mut self.steps[*index];
+                r.state = StepState::Running;
+                // A step run again keeps its first start: the switch window
+                // must cover the time a crashed runner left it half-done.
+                r.started_at.get_or_insert(at);
+                Ok(r.step.during(cluster))
+            }
+            Progress::StepDone { index, note } => {
+                step_at(self, *index, &[StepState::Running])?;
+                let r = &mut self.steps[*index];
+                r.state = StepState::Done;
+                r.finished_at = Some(at);
+                r.note.clone_from(note);
+                self.next_step += 1;
+                let after = r.step.after(cluster);
+                Ok((after != *cluster).then_some(after))
+            }
+            Progress::StepFailed { index, error } => {
+                step_at(self, *index, &[StepState::Running])?;
+                let r = &mut self.steps[*index];
+                r.state = StepState::Failed;
+                r.finished_at = Some(at);
+                r.note = Some(error.clone());
+                self.error = Some(error.clone());
+                // The rest of the plan is dropped: only a restore step may follow.
+                self.steps.truncate(*index + 1);
+                self.next_step = *index + 1;
+                Ok(None)
+            }
+            Progress::RestoreAdded { step, trigger } => {
+                self.steps.push(StepRecord { restore: true, ..StepRecord::pending(step.clone()) });
+                self.trigger = Some(*trigger);
+                Ok(None)
+            }
+            Progress::Finished { state, error } => {
+                self.state.check_move(*state)?;
+                if *state == OperationState::Succeeded && self.steps.iter().any(|r| r.state != StepState::Done) {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} cannot succeed with steps failed or left", self.id
+                    )));
+                }
+                self.state = *state;
+                self.finished_at = Some(at);
+                if error.is_some() {
+                    self.error.clone_from(error);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The step to run next, if any.
+    pub fn next(&self) -> Option<&Step> {
+        self.steps.get(self.next_step).map(|r| &r.step)
+    }
+
+    /// Whether a runner already worked on it (a new claim is then a resumption).
+    pub fn has_progress(&self) -> bool {
+        self.steps.iter().any(|r| r.state != StepState::Pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> FullId {
+        FullId::parse(s).expect("a full id")
+    }
+
+    fn blue_serves(v: &str) -> ClusterState {
+        ClusterState { blue: Some(id(v)), green: None, weights: Weights::all_on(SlotName::Blue) }
+    }
+
+    fn actions(plan: &[Step]) -> Vec<String> {
+        plan.iter().map(Step::describe).collect()
+    }
+
+    #[test]
+    fn a_blue_green_switch_loads_the_idle_slot_checks_it_and_then_switches_atomically() {
+        let p = plan(OperationKind::BlueGreen, &blue_serves("chat:1"), &id("chat:2"), &[]).expect("a plan");
+        assert_eq!(
+            actions(&p),
+            [
+                "load chat:2 into green",
+                "wait until chat:2 in green is ready",
+                "smoke request to chat:2 in green",
+                "switch all traffic to green"
+            ]
+        );
+    }
+
+    #[test]
+    fn switching_back_to_a_version_the_idle_slot_still_holds_needs_no_load() {
+        let s = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::all_on(SlotName::Green) };
+        let p = plan(OperationKind::Rollback, &s, &id("chat:1"), &[]).expect("a plan");
+        assert_eq!(actions(&p), ["wait until chat:1 in blue is ready", "switch all traffic to blue"]);
+    }
+
+    #[test]
+    fn a_rolling_update_shifts_in_the_given_steps_with_a_gate_after_each() {
+        let p = plan(OperationKind::Rolling, &blue_serves("chat:1"), &id("chat:2"), &[10, 50, 100]).expect("a plan");
+        let shifts: Vec<_> = p.iter().filter_map(|s| match s { Step::Shift { weights } => Some(weights.green), _ => None }).collect();
+        assert_eq!(shifts, [10, 50, 100]);
+        assert_eq!(p.iter().filter(|s| **s == Step::Gate).count(), 3);
+        for bad in [&[][..], &[50, 10, 100], &[10, 50], &[0, 100], &[10, 10, 100]] {
+            assert!(plan(OperationKind::Rolling, &blue_serves("chat:1"), &id("chat:2"), bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_hot_reload_moves_traffic_to_a_copy_before_reloading_the_live_slot() {
+        let p = plan(OperationKind::HotReload, &blue_serves("chat:1"), &id("chat:2"), &[]).expect("a plan");
+        assert_eq!(
+            actions(&p),
+            [
+                "load chat:1 into green",
+                "wait until chat:1 in green is ready",
+                "switch all traffic to green",
+                "load chat:2 into blue",
+                "wait until chat:2 in blue is ready",
+                "smoke request to chat:2 in blue",
+                "switch all traffic to blue"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_plan_ever_loads_a_slot_that_carries_traffic() {
+        let states = [
+            blue_serves("chat:1"),
+            ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:3")), weights: Weights::all_on(SlotName::Green) },
+            ClusterState::default(),
+        ];
+        for s in &states {
+            for kind in OperationKind::ALL {
+                if let Ok(p) = plan(kind, s, &id("chat:2"), &DEFAULT_ROLLING_STEPS) {
+                    assert!(loads_only_idle_slots(s, &p), "{kind} from {s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn operations_are_refused_while_traffic_is_split_or_when_the_target_already_serves() {
+        let split = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::split(SlotName::Green, 50) };
+        assert!(plan(OperationKind::BlueGreen, &split, &id("chat:3"), &[]).is_err());
+        assert!(plan(OperationKind::BlueGreen, &blue_serves("chat:1"), &id("chat:1"), &[]).is_err());
+        assert!(plan(OperationKind::HotReload, &ClusterState::default(), &id("chat:1"), &[]).is_err());
+    }
+
+    #[test]
+    fn restoring_shifts_back_to_a_slot_holding_what_served_before_and_nothing_if_traffic_never_moved() {
+        let before = blue_serves("chat:1");
+        assert_eq!(restore_plan(&before, &before.with_version(SlotName::Green, Some(id("chat:2")))), Ok(None));
+        let mid_rolling = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::split(SlotName::Green, 50) };
+        assert_eq!(restore_plan(&before, &mid_rolling), Ok(Some(Step::Shift { weights: Weights::all_on(SlotName::Blue) })));
+        // A hot reload that failed after switching to the reloaded blue: the copy in green serves again.
+        let hot = ClusterState { blue: Some(id("chat:2")), green: Some(id("chat:1")), weights: Weights::all_on(SlotName::Blue) };
+        assert_eq!(restore_plan(&before, &hot), Ok(Some(Step::Shift { weights: Weights::all_on(SlotName::Green) })));
+        // Traffic on the copy of the same version is not a change to undo.
+        let on_copy = hot.with_weights(Weights::all_on(SlotName::Green));
+        assert_eq!(restore_plan(&before, &on_copy), Ok(None));
+    }
+
+    #[test]
+    fn only_a_running_operation_moves_and_only_to_a_final_state() {
+        assert!(OperationState::Running.check_move(OperationState::RolledBack).is_ok());
+        assert!(OperationState::Succeeded.check_move(OperationState::Failed).is_err());
+        assert!(OperationState::Running.check_move(OperationState::Running).is_err());
+    }
+
+    fn operation(plan: Vec<Step>, before: ClusterState) -> Operation {
+        Operation {
+            id: 7,
+            cluster: "eu-1".into(),
+            kind: OperationKind::BlueGreen,
+            full_id: id("chat:2"),
+            state: OperationState::Running,
+            steps: plan.into_iter().map(StepRecord::pending).collect(),
+            next_step: 0,
+            before,
+            reason: None,
+            actor: "alice".into(),
+            trigger: None,
+            error: None,
+            created_at: Timestamp::from_micros(0),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn steps_run_in_order_and_the_cluster_state_changes_as_each_is_started_and_done() {
+        let s0 = blue_serves("chat:1");
+        let mut op = operation(plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"), s0.clone());
+        let t = Timestamp::from_micros(1);
+        assert!(op.apply(&Progress::StepDone { index: 0, note: None }, &s0, t).is_err(), "not started");
+        assert!(op.apply(&Progress::StepStarted { index: 1 }, &s0, t).is_err(), "out of order");
+        assert_eq!(op.apply(&Progress::StepStarted { index: 0 }, &s0, t), Ok(None));
+        let s1 = op.apply(&Progress::StepDone { index: 0, note: None }, &s0, t).expect("done").expect("green loaded");
+        assert_eq!(s1.green, Some(id("chat:2")));
+        for i in 1..3 {
+            op.apply(&Progress::StepStarted { index: i }, &s1, t).expect("started");
+            assert_eq!(op.apply(&Progress::StepDone { index: i, note: None }, &s1, t), Ok(None));
+        }
+        op.apply(&Progress::StepStarted { index: 3 }, &s1, t).expect("started");
+        // Started again after a crash: the interrupted step runs again.
+        op.apply(&Progress::StepStarted { index: 3 }, &s1, t).expect("restarted");
+        let s2 = op.apply(&Progress::StepDone { index: 3, note: None }, &s1, t).expect("done").expect("switched");
+        assert_eq!(s2.weights.sole(), Some(SlotName::Green));
+        op.apply(&Progress::Finished { state: OperationState::Succeeded, error: None }, &s2, t).expect("finished");
+        assert!(op.apply(&Progress::StepStarted { index: 0 }, &s2, t).is_err(), "a finished operation never moves");
+    }
+
+    #[test]
+    fn a_failed_step_drops_the_rest_of_the_plan_and_cannot_end_as_succeeded() {
+        let s0 = blue_serves("chat:1");
+        let mut op = operation(plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"), s0.clone());
+        let t = Timestamp::from_micros(1);
+        op.apply(&Progress::StepStarted { index: 0 }, &s0, t).expect("started");
+        op.apply(&Progress::StepFailed { index: 0, error: "no such version".into() }, &s0, t).expect("failed");
+        assert_eq!((op.steps.len(), op.next(), op.error.as_deref()), (1, None, Some("no such version")));
+        assert!(op.apply(&Progress::Finished { state: OperationState::Succeeded, error: None }, &s0, t).is_err());
+        assert!(op.apply(&Progress::Finished { state: OperationState::Failed, error: None }, &s0, t).is_ok());
+        assert_eq!(op.error.as_deref(), Some("no such version"), "the first error is kept");
+    }
+
+    #[test]
+    fn a_step_being_loaded_leaves_its_slot_empty_until_done() {
+        let s = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:0")), weights: Weights::all_on(SlotName::Blue) };
+        let load = Step::Load { slot: SlotName::Green, full_id: id("chat:2") };
+        assert_eq!(load.during(&s).and_then(|d| d.green), None);
+        assert_eq!(load.after(&s).green, Some(id("chat:2")));
+    }
+}

@@ -1,0 +1,262 @@
+//! The `oip+haproxy` driver: each slot is a model server speaking the Open
+//! Inference Protocol (KServe V2; tested with MLServer 1.7.1), and HAProxy
+//! routes between them, driven through its Runtime API on the admin socket.
+//!
+//! Routing contract (see [`haproxy_config`]): the frontend picks its backend
+//! from a map file (`active` → `be_blue`, `be_green` or `be_split`); an atomic
+//! switch is one `set map`. Rolling steps set the weights of the two servers
+//! of `be_split` and point the map at it. Every change is also written to the
+//! map and weights files, so a restarted HAProxy routes the same way.
+//!
+//! Switch order (measured to drop no request): load the version into the
+//! idle slot → wait for its per-version ready endpoint → wait until HAProxy
+//! itself reports the server UP → `set map`. The old slot keeps its version
+//! loaded: it is the rollback target.
+
+mod haproxy;
+mod oip;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use switchyard_domain::clusters::{ClusterState, SlotName, Weights};
+use switchyard_domain::{DomainError, FullId};
+
+pub use haproxy::haproxy_config;
+
+use super::{Driver, DriverError, DriverResult, Observed};
+
+/// One slot: where its model server listens and the model repository it serves from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    /// e.g. `http://127.0.0.1:18081`
+    pub url: String,
+    /// The model server's repository root; the driver puts version folders in it.
+    pub repository: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaproxyConfig {
+    /// The admin socket (`stats socket PATH level admin`).
+    pub socket: PathBuf,
+    /// The map file the frontend reads `active` from.
+    pub route_map: PathBuf,
+    /// Where the weights of `be_split` are kept for a restart (`blue N` / `green N`).
+    pub weights_file: PathBuf,
+}
+
+/// `config` of an `oip+haproxy` cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OipHaproxyConfig {
+    /// The OIP model name the cluster serves (the model id of its versions).
+    pub model: String,
+    pub blue: SlotConfig,
+    pub green: SlotConfig,
+    /// Version folders to deploy from: `ARTIFACTS/MODEL/VERSION/`.
+    pub artifacts: PathBuf,
+    pub haproxy: HaproxyConfig,
+    /// The inference request body sent as the smoke test (a default BYTES input if absent).
+    pub smoke_request: Option<serde_json::Value>,
+}
+
+impl OipHaproxyConfig {
+    pub fn parse(config: &serde_json::Value) -> Result<OipHaproxyConfig, DomainError> {
+        let c: OipHaproxyConfig = serde_json::from_value(config.clone())
+            .map_err(|e| DomainError::Invalid(format!("oip+haproxy driver config: {e}")))?;
+        switchyard_domain::ModelId::parse(&c.model)?;
+        for s in [&c.blue, &c.green] {
+            if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
+                return Err(DomainError::Invalid(format!("slot url {:?} must start with http:// or https://", s.url)));
+            }
+        }
+        Ok(c)
+    }
+
+    fn slot(&self, slot: SlotName) -> &SlotConfig {
+        match slot {
+            SlotName::Blue => &self.blue,
+            SlotName::Green => &self.green,
+        }
+    }
+}
+
+pub struct OipHaproxy {
+    config: OipHaproxyConfig,
+    http: reqwest::Client,
+    socket: haproxy::Socket,
+}
+
+/// Backend names of the routing contract.
+pub fn backend(slot: Option<SlotName>) -> &'static str {
+    match slot {
+        Some(SlotName::Blue) => "be_blue",
+        Some(SlotName::Green) => "be_green",
+        None => "be_split",
+    }
+}
+
+impl OipHaproxy {
+    pub fn new(config: OipHaproxyConfig) -> DriverResult<OipHaproxy> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| DriverError::new(format!("cannot build the HTTP client: {e}")))?;
+        let socket = haproxy::Socket::new(config.haproxy.socket.clone());
+        Ok(OipHaproxy { config, http, socket })
+    }
+
+    fn check_model(&self, full_id: &FullId) -> DriverResult<()> {
+        if full_id.model_id.as_str() != self.config.model {
+            return Err(DriverError::new(format!(
+                "this cluster serves model {}, not {}",
+                self.config.model, full_id.model_id
+            )));
+        }
+        Ok(())
+    }
+
+    fn oip(&self, slot: SlotName) -> oip::Server<'_> {
+        oip::Server { http: &self.http, base: self.config.slot(slot).url.trim_end_matches('/'), model: &self.config.model }
+    }
+
+    /// Puts exactly `full_id`'s folder into the slot's repository.
+    async fn stage(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
+        let from = self.config.artifacts.join(&self.config.model).join(full_id.version.as_str());
+        let model_dir = self.config.slot(slot).repository.join(&self.config.model);
+        let to = model_dir.join(full_id.version.as_str());
+        let io = |what: &str, p: &Path, e: std::io::Error| DriverError::new(format!("{what} {}: {e}", p.display()));
+        if !tokio::fs::try_exists(&from).await.unwrap_or(false) {
+            return Err(DriverError::new(format!("no artifact for {full_id} at {}", from.display())));
+        }
+        match tokio::fs::remove_dir_all(&model_dir).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("cannot clear", &model_dir, e)),
+            _ => {}
+        }
+        copy_dir(&from, &to).await.map_err(|e| io("cannot copy the artifact to", &to, e))
+    }
+
+    async fn haproxy_up(&self, slot: SlotName) -> DriverResult<bool> {
+        for be in [backend(Some(slot)), backend(None)] {
+            if !self.socket.server_up(be, slot.as_str()).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+async fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(to).await?;
+    let mut entries = tokio::fs::read_dir(from).await?;
+    while let Some(e) = entries.next_entry().await? {
+        let target = to.join(e.file_name());
+        if e.file_type().await?.is_dir() {
+            Box::pin(copy_dir(&e.path(), &target)).await?;
+        } else {
+            tokio::fs::copy(e.path(), target).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Polls `check` every 50 ms until it is true or `timeout` passes.
+async fn poll<F, Fut>(timeout: Duration, what: &str, mut check: F) -> DriverResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DriverResult<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = Some(e),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let why = last.map_or(String::new(), |e| format!(" ({e})"));
+            return Err(DriverError::new(format!("{what} within {} s{why}", timeout.as_secs_f32())));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[async_trait]
+impl Driver for OipHaproxy {
+    async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
+        self.check_model(full_id)?;
+        self.stage(slot, full_id).await?;
+        let server = self.oip(slot);
+        // Unload first: a load only adds versions, and the slot must hold exactly this one.
+        server.unload().await?;
+        server.load().await
+    }
+
+    async fn wait_ready(&self, slot: SlotName, full_id: &FullId, timeout: Duration) -> DriverResult<()> {
+        self.check_model(full_id)?;
+        let server = self.oip(slot);
+        let v = full_id.version.as_str();
+        poll(timeout, &format!("{full_id} in {slot} did not become ready"), || server.version_ready(v)).await?;
+        // The model server being ready is not enough: HAProxy must have seen it
+        // up too, or requests fall through while its health check catches up.
+        poll(timeout, &format!("HAProxy did not report {slot} UP"), || self.haproxy_up(slot)).await
+    }
+
+    async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
+        self.check_model(full_id)?;
+        let answered = self.oip(slot).infer(full_id.version.as_str(), self.config.smoke_request.as_ref()).await?;
+        if answered != full_id.version.as_str() {
+            return Err(DriverError::new(format!(
+                "the smoke request to {slot} was answered by version {answered:?}, not {}",
+                full_id.version
+            )));
+        }
+        Ok(())
+    }
+
+    async fn shift(&self, weights: Weights) -> DriverResult<()> {
+        let map = self.config.haproxy.route_map.display().to_string();
+        let target = backend(weights.sole());
+        let mut commands = Vec::new();
+        if weights.sole().is_none() {
+            for slot in SlotName::ALL {
+                commands.push(format!("set server {}/{} weight {}", backend(None), slot, weights.of(slot)));
+            }
+        }
+        commands.push(format!("set map {map} active {target}"));
+        // Files first: if HAProxy restarts between the two, it comes back to the new routing.
+        haproxy::write_files(&self.config.haproxy, target, weights).await?;
+        self.socket.run(&commands.join("; ")).await.map(|_| ())
+    }
+
+    async fn gate(&self, state: &ClusterState) -> DriverResult<()> {
+        for (slot, v, _) in state.serving() {
+            if !self.oip(slot).version_ready(v.version.as_str()).await? {
+                return Err(DriverError::new(format!("{v} in {slot} is not ready")));
+            }
+            if !self.haproxy_up(slot).await? {
+                return Err(DriverError::new(format!("HAProxy reports {slot} down")));
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe(&self) -> DriverResult<Observed> {
+        let active = self.socket.map_value(&self.config.haproxy.route_map, "active").await?;
+        let weights = match active.as_str() {
+            "be_blue" => Weights::all_on(SlotName::Blue),
+            "be_green" => Weights::all_on(SlotName::Green),
+            _ => {
+                let b = self.socket.server_weight(backend(None), "blue").await?;
+                let g = self.socket.server_weight(backend(None), "green").await?;
+                Weights::new(b, g).map_err(|e| DriverError::new(e.to_string()))?
+            }
+        };
+        Ok(Observed { weights })
+    }
+}

@@ -1,0 +1,144 @@
+//! HAProxy's Runtime API over its admin socket, the files that keep routing
+//! across a restart, and the configuration the routing contract expects.
+
+use std::path::PathBuf;
+
+use switchyard_domain::clusters::{SlotName, Weights};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use super::{backend, HaproxyConfig, OipHaproxyConfig};
+use crate::drivers::{DriverError, DriverResult};
+
+pub(super) struct Socket {
+    path: PathBuf,
+}
+
+/// `srv_op_state` of a server that is UP, in `show servers state`.
+const SRV_RUNNING: &str = "2";
+
+impl Socket {
+    pub fn new(path: PathBuf) -> Socket {
+        Socket { path }
+    }
+
+    /// Runs one command line (commands separated by `;`) and returns the answer.
+    pub async fn run(&self, command: &str) -> DriverResult<String> {
+        let fail = |e: std::io::Error| DriverError::new(format!("HAProxy admin socket {}: {e}", self.path.display()));
+        let mut s = UnixStream::connect(&self.path).await.map_err(fail)?;
+        s.write_all(format!("{command}\n").as_bytes()).await.map_err(fail)?;
+        // Non-interactive mode: HAProxy answers and closes the connection.
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.map_err(fail)?;
+        let refused = ["Unknown", "unknown", "No such", "not found", "Require", "invalid", "cannot", "must be"];
+        if refused.iter().any(|r| out.contains(r)) {
+            return Err(DriverError::new(format!("HAProxy refused {command:?}: {}", out.trim())));
+        }
+        Ok(out)
+    }
+
+    fn state_line<'a>(out: &'a str, server: &str) -> Option<Vec<&'a str>> {
+        out.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(3) == Some(&server))
+    }
+
+    /// Whether HAProxy's own health check has `server` of `backend` UP.
+    pub async fn server_up(&self, backend: &str, server: &str) -> DriverResult<bool> {
+        let out = self.run(&format!("show servers state {backend}")).await?;
+        Ok(Socket::state_line(&out, server).and_then(|f| f.get(5).copied()) == Some(SRV_RUNNING))
+    }
+
+    pub async fn server_weight(&self, backend: &str, server: &str) -> DriverResult<u8> {
+        let out = self.run(&format!("show servers state {backend}")).await?;
+        // Columns: … srv_op_state srv_admin_state srv_uweight srv_iweight …
+        Socket::state_line(&out, server)
+            .and_then(|f| f.get(7).and_then(|w| w.parse().ok()))
+            .ok_or_else(|| DriverError::new(format!("HAProxy does not list {backend}/{server}")))
+    }
+
+    pub async fn map_value(&self, map: &std::path::Path, key: &str) -> DriverResult<String> {
+        let out = self.run(&format!("show map {}", map.display())).await?;
+        // Lines: `0x55d0… active be_green`
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.get(1) == Some(&key))
+            .and_then(|f| f.get(2).map(|v| (*v).to_owned()))
+            .ok_or_else(|| DriverError::new(format!("HAProxy map {} has no {key}", map.display())))
+    }
+}
+
+async fn write_atomically(path: &std::path::Path, text: String) -> DriverResult<()> {
+    let tmp = path.with_extension("tmp");
+    let fail = |e: std::io::Error| DriverError::new(format!("cannot write {}: {e}", path.display()));
+    tokio::fs::write(&tmp, text).await.map_err(fail)?;
+    tokio::fs::rename(&tmp, path).await.map_err(fail)
+}
+
+/// Writes the map and weights files to match the routing being set.
+pub(super) async fn write_files(h: &HaproxyConfig, active: &str, weights: Weights) -> DriverResult<()> {
+    write_atomically(&h.route_map, format!("active {active}\n")).await?;
+    write_atomically(&h.weights_file, format!("blue {}\ngreen {}\n", weights.blue, weights.green)).await
+}
+
+/// Reads the weights file (50/50 if absent or unreadable: only used while split).
+fn saved_weights(h: &HaproxyConfig) -> Weights {
+    let text = std::fs::read_to_string(&h.weights_file).unwrap_or_default();
+    let get = |slot: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(k, _)| *k == slot)
+            .and_then(|(_, v)| v.trim().parse::<u8>().ok())
+    };
+    match (get("blue"), get("green")) {
+        (Some(b), Some(g)) => Weights::new(b, g).unwrap_or(Weights { blue: 50, green: 50 }),
+        _ => Weights { blue: 50, green: 50 },
+    }
+}
+
+/// An HAProxy configuration that follows the routing contract for `c`,
+/// listening on `bind` (e.g. `127.0.0.1:8080`). It takes the split weights
+/// from the weights file, so a restart keeps them; the map file holds the
+/// active backend. Each answer carries `X-Slot` naming the slot that served it.
+pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
+    let h = &c.haproxy;
+    let w = saved_weights(h);
+    let addr = |slot: SlotName| {
+        let url = &c.slot_url(slot);
+        url.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned()
+    };
+    let check = format!(
+        "    option httpchk GET /v2/models/{}/ready\n    http-check expect status 200\n",
+        c.model
+    );
+    // Fast checks: a slot must be seen UP before traffic is switched to it.
+    let srv = |slot: SlotName, weight: Option<u8>| {
+        let weight = weight.map_or(String::new(), |w| format!(" weight {w}"));
+        format!("    server {slot} {} check inter 100ms fall 2 rise 1{weight}\n", addr(slot))
+    };
+    let mut out = format!(
+        "global\n    stats socket {} level admin\n    maxconn 4096\n\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    \
+         retries 3\n    option redispatch\n\n\
+         frontend fe\n    bind {bind}\n    use_backend %[str(active),map({},be_blue)]\n\n",
+        h.socket.display(),
+        h.route_map.display()
+    );
+    for slot in SlotName::ALL {
+        out.push_str(&format!("backend {}\n{check}    http-response set-header X-Slot {slot}\n{}\n", backend(Some(slot)), srv(slot, None)));
+    }
+    out.push_str(&format!(
+        "backend {}\n    balance roundrobin\n{check}    http-response set-header X-Slot %s\n{}{}",
+        backend(None),
+        srv(SlotName::Blue, Some(w.blue)),
+        srv(SlotName::Green, Some(w.green))
+    ));
+    out
+}
+
+impl OipHaproxyConfig {
+    fn slot_url(&self, slot: SlotName) -> String {
+        self.slot(slot).url.clone()
+    }
+}

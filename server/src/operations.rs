@@ -1,0 +1,178 @@
+//! The operation runner: a background task in every server that claims
+//! running operations from the database (a lease, so one runner works on an
+//! operation at a time, across servers), runs their steps through the
+//! cluster's driver — each step written before it runs and after — and, when
+//! a step fails after traffic moved, restores what served before (trigger
+//! `health_gate`). A runner that dies leaves its lease to expire; another
+//! runner resumes the operation at the interrupted step (every step is safe
+//! to run again: loads, readiness, smoke requests and weight changes).
+
+use std::time::{Duration, Instant};
+
+use switchyard_domain::operations::{restore_plan, Operation, OperationState, Progress, Step, StepState, Trigger};
+use switchyard_domain::Timestamp;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::drivers::{Driver, Drivers};
+use crate::store::{DynStore, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// How long a claim holds without renewal; after it, another runner may take over.
+    pub lease: Duration,
+    /// How often the database is asked for work.
+    pub poll: Duration,
+    /// Longest wait for a slot to become ready.
+    pub ready_timeout: Duration,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings { lease: Duration::from_secs(15), poll: Duration::from_millis(250), ready_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Starts the runner. Aborting the returned task stops every operation it
+/// runs mid-step, as a crash would; their leases then expire.
+pub fn spawn(store: DynStore, drivers: Drivers, settings: RunnerSettings) -> JoinHandle<()> {
+    let owner = format!("runner-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    tokio::spawn(async move {
+        let mut running = JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let now = Timestamp::now();
+            match store.claim_operation(&owner, now, later(now, settings.lease)).await {
+                Ok(Some(op)) => {
+                    tracing::info!(operation = op.id, cluster = %op.cluster, kind = %op.kind, "operation claimed");
+                    let (store, drivers, owner, settings) = (store.clone(), drivers.clone(), owner.clone(), settings.clone());
+                    running.spawn(async move { run(store, drivers, owner, settings, op).await });
+                    continue; // there may be more
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "cannot claim operations; trying again"),
+            }
+            tokio::time::sleep(settings.poll).await;
+        }
+    })
+}
+
+fn later(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_micros(t.micros() + i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2))
+}
+
+/// Why a run stopped before the operation ended.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("the lease was lost to another runner")]
+    LeaseLost,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn run(store: DynStore, drivers: Drivers, owner: String, settings: RunnerSettings, op: Operation) {
+    let id = op.id;
+    let lease = settings.lease;
+    let work = drive(store.clone(), drivers, &owner, &settings, op);
+    // Renew the lease while working; stop working if it is lost.
+    let renew = async {
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            match store.renew_lease(id, &owner, later(Timestamp::now(), lease)).await {
+                Ok(true) => {}
+                Ok(false) => return Stop::LeaseLost,
+                Err(e) => tracing::warn!(operation = id, error = %e, "cannot renew the lease"),
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        stop = renew => Err(stop),
+    };
+    match outcome {
+        Ok(op) => tracing::info!(operation = id, state = op.state.as_str(), "operation ended"),
+        Err(e) => tracing::error!(operation = id, error = %e, "operation stopped; another runner will resume it"),
+    }
+}
+
+async fn drive(store: DynStore, drivers: Drivers, owner: &str, settings: &RunnerSettings, mut op: Operation) -> Result<Operation, Stop> {
+    let record = |op_id: i64, p: Progress| {
+        let store = store.clone();
+        let owner = owner.to_owned();
+        async move {
+            store.record_progress(op_id, &owner, p, Timestamp::now()).await.map_err(|e| match e {
+                StoreError::Domain(switchyard_domain::DomainError::Conflict(_)) => Stop::LeaseLost,
+                e => Stop::Store(e),
+            })
+        }
+    };
+    let cluster = store
+        .get_cluster(&op.cluster)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("operation {} names unknown cluster {}", op.id, op.cluster)))?;
+    let driver = match drivers.for_cluster(&cluster) {
+        Ok(d) => d,
+        Err(e) => {
+            return record(op.id, Progress::Finished { state: OperationState::Failed, error: Some(e.to_string()) }).await;
+        }
+    };
+    loop {
+        if let Some(step) = op.next().cloned() {
+            let index = op.next_step;
+            op = record(op.id, Progress::StepStarted { index }).await?;
+            let state = store.get_cluster(&op.cluster).await?.map(|c| c.state).unwrap_or_default();
+            op = match execute(driver.as_ref(), &step, &state, settings).await {
+                Ok(note) => record(op.id, Progress::StepDone { index, note }).await?,
+                Err(error) => {
+                    tracing::warn!(operation = op.id, step = %step.describe(), %error, "step failed");
+                    record(op.id, Progress::StepFailed { index, error }).await?
+                }
+            };
+            continue;
+        }
+        // Nothing left to run: conclude, or restore first after a failure.
+        let failed = |restore: bool| op.steps.iter().any(|r| r.state == StepState::Failed && r.restore == restore);
+        let restored = op.steps.iter().any(|r| r.restore && r.state == StepState::Done);
+        let end = |state, error| Progress::Finished { state, error };
+        let progress = if !failed(false) {
+            end(OperationState::Succeeded, None)
+        } else if failed(true) {
+            end(OperationState::Failed, Some("restoring traffic failed; see the steps".to_owned()))
+        } else if restored {
+            end(OperationState::RolledBack, None)
+        } else {
+            let now = store.get_cluster(&op.cluster).await?.map(|c| c.state).unwrap_or_default();
+            match restore_plan(&op.before, &now) {
+                Ok(None) => end(OperationState::Failed, None),
+                Ok(Some(step)) => Progress::RestoreAdded { step, trigger: Trigger::HealthGate },
+                Err(e) => end(OperationState::Failed, Some(e.to_string())),
+            }
+        };
+        let finished = matches!(progress, Progress::Finished { .. });
+        op = record(op.id, progress).await?;
+        if finished {
+            return Ok(op);
+        }
+    }
+}
+
+/// Runs one step; `Ok` carries a note worth keeping (the measured switch time).
+pub async fn execute(
+    driver: &dyn Driver,
+    step: &Step,
+    state: &switchyard_domain::clusters::ClusterState,
+    settings: &RunnerSettings,
+) -> Result<Option<String>, String> {
+    let r = match step {
+        Step::Load { slot, full_id } => driver.load(*slot, full_id).await,
+        Step::WaitReady { slot, full_id } => driver.wait_ready(*slot, full_id, settings.ready_timeout).await,
+        Step::Smoke { slot, full_id } => driver.smoke(*slot, full_id).await,
+        Step::Gate => driver.gate(state).await,
+        Step::Shift { weights } => {
+            let started = Instant::now();
+            driver.shift(*weights).await.map_err(|e| e.to_string())?;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            return Ok(Some(format!("router acknowledged in {ms:.2} ms")));
+        }
+    };
+    r.map(|()| None).map_err(|e| e.to_string())
+}

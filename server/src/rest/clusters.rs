@@ -1,0 +1,128 @@
+//! Serving clusters: create (admin), list, show.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchyard_domain::access::Role;
+use switchyard_domain::clusters::{parse_cluster_name, Cluster, DriverKind, NewCluster};
+use switchyard_domain::policy::parse_environment_name;
+use switchyard_domain::Timestamp;
+use utoipa::ToSchema;
+
+use super::actor::Actor;
+use super::extract::{ApiJson, ApiPath};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The role each cluster and operation route needs.
+pub mod required_role {
+    use super::Role;
+    pub const CREATE_CLUSTER: Role = Role::Admin;
+    pub const READ: Role = Role::Viewer;
+    /// Operations and rollbacks outside production.
+    pub const OPERATE: Role = Role::Deployer;
+    /// Operations in a production-policy environment: deployers work outside production only.
+    pub const OPERATE_PRODUCTION: Role = Role::Approver;
+    /// Rolling back a production-policy environment.
+    pub const ROLLBACK_PRODUCTION: Role = Role::Approver;
+}
+
+/// The body of `POST /api/v1/clusters`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCluster {
+    #[schema(example = "eu-1")]
+    pub name: String,
+    #[schema(example = "production")]
+    pub environment: String,
+    /// `simulated` or `oip+haproxy`.
+    #[schema(example = "simulated")]
+    pub driver: String,
+    /// Driver settings (addresses, socket and file paths).
+    #[serde(default)]
+    pub config: Value,
+}
+
+/// A cluster as shown: simulated clusters say so.
+fn shown(c: Cluster) -> Value {
+    let simulated = c.driver == DriverKind::Simulated;
+    let mut v = json!(c);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("simulated".into(), json!(simulated));
+    }
+    v
+}
+
+#[utoipa::path(post, path = "/api/v1/clusters", tag = "clusters",
+    request_body = CreateCluster,
+    responses(
+        (status = 201, description = "Created, serving nothing yet", body = ref("#/components/schemas/Cluster")),
+        (status = 404, description = "Unknown environment", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "A cluster by that name exists", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "Bad name, driver or driver config", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn create(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiJson(body): ApiJson<CreateCluster>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    actor.require(required_role::CREATE_CLUSTER, "creating a cluster")?;
+    let driver: DriverKind = body.driver.parse()?;
+    crate::drivers::validate_config(driver, &body.config)?;
+    let new = NewCluster {
+        name: parse_cluster_name(&body.name)?,
+        environment: parse_environment_name(&body.environment)?,
+        driver,
+        config: body.config,
+    };
+    let cluster = app.store.create_cluster(new, &actor.name, Timestamp::now()).await?;
+    Ok((StatusCode::CREATED, Json(shown(cluster))))
+}
+
+#[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters",
+    responses((status = 200, description = "Every cluster with its slots, weights and running operation", body = ref("#/components/schemas/ClusterList"))))]
+pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let clusters: Vec<Value> = app.store.list_clusters().await?.into_iter().map(shown).collect();
+    Ok(Json(json!({ "clusters": clusters })))
+}
+
+#[utoipa::path(get, path = "/api/v1/clusters/{name}", tag = "clusters",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "The cluster: slots, versions, weights, the running operation", body = ref("#/components/schemas/Cluster")),
+        (status = 404, description = "No such cluster", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn detail(State(app): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+    let name = parse_cluster_name(&name)?;
+    let cluster = app
+        .store
+        .get_cluster(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("cluster {name} does not exist")))?;
+    Ok(Json(shown(cluster)))
+}
+
+/// Checks that `actor` may run an operation (or a rollback) on `cluster`:
+/// deployers outside production, approvers in production-policy
+/// environments. The lower bar is checked first so that a viewer is told
+/// "forbidden" whether or not the cluster exists.
+pub(super) async fn require_operator(app: &AppState, actor: &Actor, cluster: &str, rollback: bool) -> Result<(), ApiError> {
+    let what = if rollback { "rolling back a cluster" } else { "running an operation on a cluster" };
+    actor.require(required_role::OPERATE, what)?;
+    let Some(c) = app.store.get_cluster(cluster).await? else {
+        return Ok(()); // the operation itself answers 404
+    };
+    let production = app
+        .store
+        .list_environments()
+        .await?
+        .iter()
+        .any(|e| e.name == c.environment && e.policy.is_production());
+    if production {
+        let needed = if rollback { required_role::ROLLBACK_PRODUCTION } else { required_role::OPERATE_PRODUCTION };
+        actor.require(needed, &format!("{what} in production environment {}", c.environment))?;
+    }
+    Ok(())
+}

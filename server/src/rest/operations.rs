@@ -1,0 +1,116 @@
+//! Operations on clusters: ask for one (202, run by the background runner),
+//! roll back, and follow one's steps.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use switchyard_domain::clusters::parse_cluster_name;
+use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
+use switchyard_domain::{FullId, Timestamp};
+use utoipa::ToSchema;
+
+use super::actor::Actor;
+use super::extract::{ApiJson, ApiPath};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::clusters::OperationRequest;
+
+/// The body of `POST /api/v1/clusters/{name}/operations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartOperation {
+    /// `blue_green`, `rolling` or `hot_reload`.
+    #[schema(example = "blue_green")]
+    pub kind: String,
+    #[schema(example = "chat:v2")]
+    pub full_id: String,
+    /// Rolling only: percent of traffic on the new version per step (default 10, 50, 100).
+    pub steps: Option<Vec<u8>>,
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /api/v1/clusters/{name}/rollback`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    pub reason: Option<String>,
+}
+
+fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
+    (StatusCode::ACCEPTED, Json(json!({ "operation_id": op.id, "state": op.state })))
+}
+
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/operations", tag = "clusters",
+    params(("name" = String, Path)),
+    request_body = StartOperation,
+    responses(
+        (status = 202, description = "Accepted; follow it at /api/v1/operations/{operation_id}", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 404, description = "Unknown cluster or version", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "Another operation runs on the cluster (named), or the plan is impossible from its state", body = ref("#/components/schemas/Error")),
+        (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The environment's policy forbids the version, or the input is malformed", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn start(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<StartOperation>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::clusters::require_operator(&app, &actor, &name, false).await?;
+    let kind: OperationKind = body.kind.parse()?;
+    if kind == OperationKind::Rollback {
+        return Err(ApiError::invalid(format!("roll back with POST /api/v1/clusters/{name}/rollback")));
+    }
+    let request = OperationRequest {
+        cluster: parse_cluster_name(&name)?,
+        kind,
+        full_id: Some(FullId::parse(&body.full_id)?),
+        rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
+        reason: super::reason(body.reason.as_deref()).map(str::to_owned),
+    };
+    let op = app.store.start_operation(request, &actor.name, Timestamp::now()).await?;
+    Ok(accepted(&op))
+}
+
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/rollback", tag = "clusters",
+    params(("name" = String, Path)),
+    request_body = Rollback,
+    responses(
+        (status = 202, description = "Accepted: traffic goes back to the version that served before the last operation", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 404, description = "Unknown cluster", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "Another operation runs, or there is nothing to roll back to", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn rollback(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<Rollback>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    super::clusters::require_operator(&app, &actor, &name, true).await?;
+    let request = OperationRequest {
+        cluster: parse_cluster_name(&name)?,
+        kind: OperationKind::Rollback,
+        full_id: None,
+        rolling_steps: Vec::new(),
+        reason: super::reason(body.reason.as_deref()).map(str::to_owned),
+    };
+    let op = app.store.start_operation(request, &actor.name, Timestamp::now()).await?;
+    Ok(accepted(&op))
+}
+
+#[utoipa::path(get, path = "/api/v1/operations/{id}", tag = "clusters",
+    params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "The operation: state, steps with timings, error and trigger", body = ref("#/components/schemas/Operation")),
+        (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn detail(State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Operation>, ApiError> {
+    let op = app
+        .store
+        .get_operation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
+    Ok(Json(op))
+}

@@ -1,0 +1,64 @@
+//! Storage of serving clusters and their operations (`ClusterStore`), a
+//! supertrait of `Store`. The SQL is in `clusters_sql.rs`, expanded inside
+//! each backend's `Store` implementation so that it writes through the same
+//! `Writer` (ledger head locked first, events and state history in the same
+//! transaction).
+//!
+//! Operations are persisted state machines. A runner claims a running
+//! operation with a lease (`claim_operation`), writes each step before it
+//! runs and after it ran (`record_progress`, fenced by the lease owner), and
+//! renews the lease while it works; a runner that dies leaves the lease to
+//! expire, and another runner — in this process after a restart, or in
+//! another server — claims the operation and resumes it.
+
+use async_trait::async_trait;
+use switchyard_domain::clusters::{Cluster, NewCluster};
+use switchyard_domain::operations::{Operation, OperationKind, Progress};
+use switchyard_domain::{FullId, Timestamp};
+
+use super::StoreResult;
+
+/// An operation asked for through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRequest {
+    pub cluster: String,
+    pub kind: OperationKind,
+    /// The version to bring into service; `None` only for a rollback (it
+    /// returns to the cluster's `rollback_to`).
+    pub full_id: Option<FullId>,
+    /// Rolling steps in percent; ignored by other kinds.
+    pub rolling_steps: Vec<u8>,
+    pub reason: Option<String>,
+}
+
+#[async_trait]
+pub trait ClusterStore: Send + Sync + 'static {
+    /// Creates a cluster serving nothing yet (router on blue).
+    async fn create_cluster(&self, new: NewCluster, actor: &str, at: Timestamp) -> StoreResult<Cluster>;
+
+    async fn list_clusters(&self) -> StoreResult<Vec<Cluster>>;
+
+    async fn get_cluster(&self, name: &str) -> StoreResult<Option<Cluster>>;
+
+    /// Plans and records an operation, refusing it before anything moves if
+    /// another one runs on the cluster (`Conflict` naming it), if the version
+    /// is unknown, retired or not allowed in the cluster's environment, or if
+    /// the plan is not possible from the cluster's state.
+    async fn start_operation(&self, request: OperationRequest, actor: &str, at: Timestamp) -> StoreResult<Operation>;
+
+    async fn get_operation(&self, id: i64) -> StoreResult<Option<Operation>>;
+
+    /// Takes the oldest running operation whose lease is free or expired,
+    /// leasing it to `owner` until `lease_until`. Two runners never get the
+    /// same operation at once (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite:
+    /// one UPDATE under the database write lock).
+    async fn claim_operation(&self, owner: &str, now: Timestamp, lease_until: Timestamp) -> StoreResult<Option<Operation>>;
+
+    /// Extends `owner`'s lease; false when it is no longer the owner.
+    async fn renew_lease(&self, id: i64, owner: &str, lease_until: Timestamp) -> StoreResult<bool>;
+
+    /// Records progress with its ledger event, and the cluster's new state
+    /// and state history when the step changes what serves. Refused with
+    /// `Conflict` if `owner` no longer holds the lease.
+    async fn record_progress(&self, id: i64, owner: &str, progress: Progress, at: Timestamp) -> StoreResult<Operation>;
+}

@@ -1,0 +1,551 @@
+//! The SQL of `ClusterStore`, shared by both backends like `sql.rs`, and the
+//! macro that implements the trait inside `sql_store!`'s module (so it
+//! writes through the same `Writer`).
+
+use std::str::FromStr;
+
+use switchyard_domain::clusters::{Cluster, ClusterState, DriverKind};
+use switchyard_domain::operations::{Operation, OperationKind, OperationState, StepRecord, Trigger};
+use switchyard_domain::{FullId, Timestamp};
+
+use super::{StoreError, StoreResult};
+
+macro_rules! cluster_columns {
+    () => {
+        "c.name, c.environment, c.driver, c.config, c.state, c.state_event, c.state_since, \
+         c.rollback_to, c.created_at, c.created_by, \
+         (SELECT o.id FROM operations o WHERE o.cluster = c.name AND o.state = 'running') AS running_operation"
+    };
+}
+pub(crate) const SELECT_CLUSTERS: &str = concat!("SELECT ", cluster_columns!(), " FROM clusters c ORDER BY c.name");
+pub(crate) const SELECT_CLUSTER: &str = concat!("SELECT ", cluster_columns!(), " FROM clusters c WHERE c.name = $1");
+pub(crate) const SELECT_CLUSTERS_IN: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters c WHERE ($1 IS NULL OR c.environment = $1) ORDER BY c.name"
+);
+pub(crate) const INSERT_CLUSTER: &str = "INSERT INTO clusters \
+     (name, environment, driver, config, state, state_event, state_since, rollback_to, created_at, created_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
+pub(crate) const UPDATE_CLUSTER_STATE: &str =
+    "UPDATE clusters SET state = $2, state_event = $3, state_since = $4 WHERE name = $1";
+pub(crate) const UPDATE_ROLLBACK_TO: &str = "UPDATE clusters SET rollback_to = $2 WHERE name = $1";
+
+macro_rules! operation_columns {
+    () => {
+        "id, cluster, kind, full_id, state, steps, next_step, before, reason, actor, trigger, error, \
+         created_at, finished_at, lease_owner"
+    };
+}
+pub(crate) const SELECT_OPERATION: &str =
+    concat!("SELECT ", operation_columns!(), " FROM operations WHERE id = $1");
+pub(crate) const SELECT_RUNNING_OPERATION: &str =
+    "SELECT id, kind FROM operations WHERE cluster = $1 AND state = 'running'";
+pub(crate) const INSERT_OPERATION: &str = "INSERT INTO operations \
+     (cluster, kind, full_id, state, steps, next_step, before, reason, actor, created_at) \
+     VALUES ($1, $2, $3, 'running', $4, 0, $5, $6, $7, $8) RETURNING id";
+pub(crate) const UPDATE_OPERATION: &str = "UPDATE operations SET state = $2, steps = $3, next_step = $4, \
+     trigger = $5, error = $6, finished_at = $7 WHERE id = $1";
+pub(crate) const CLAIMABLE: &str = "SELECT id FROM operations \
+     WHERE state = 'running' AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT 1";
+/// The claim on SQLite: one statement, so it runs under the write lock
+/// without another writer in between.
+pub(crate) const CLAIM_SQLITE: &str = "UPDATE operations SET lease_owner = $1, lease_until = $2 \
+     WHERE id = (SELECT id FROM operations WHERE state = 'running' \
+                 AND (lease_until IS NULL OR lease_until < $3) ORDER BY id LIMIT 1) \
+     AND state = 'running' AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
+/// The claim on PostgreSQL: a row another server is claiming is skipped, not
+/// waited for; the outer conditions are checked again on the locked row.
+pub(crate) const CLAIM_POSTGRES: &str = "UPDATE operations SET lease_owner = $1, lease_until = $2 \
+     WHERE id = (SELECT id FROM operations WHERE state = 'running' \
+                 AND (lease_until IS NULL OR lease_until < $3) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     AND state = 'running' AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
+pub(crate) const RENEW_LEASE: &str = "UPDATE operations SET lease_until = $3 \
+     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(format_args!("stored {what} is not valid: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| corrupt(format_args!("cannot serialise: {e}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClusterRow {
+    name: String,
+    environment: String,
+    driver: String,
+    config: String,
+    state: String,
+    state_event: i64,
+    state_since: i64,
+    rollback_to: Option<String>,
+    created_at: i64,
+    created_by: String,
+    running_operation: Option<i64>,
+}
+
+impl ClusterRow {
+    pub(crate) fn into_cluster(self) -> StoreResult<Cluster> {
+        let state: ClusterState = json_of(&self.state, "cluster state")?;
+        Ok(Cluster {
+            driver: DriverKind::from_str(&self.driver).map_err(|_| corrupt(format_args!("driver {:?}", self.driver)))?,
+            config: json_of(&self.config, "cluster config")?,
+            slots: state.slot_views(),
+            state,
+            rollback_to: self
+                .rollback_to
+                .map(|r| FullId::parse(&r).map_err(|_| corrupt(format_args!("rollback_to {r:?}"))))
+                .transpose()?,
+            state_event_id: self.state_event,
+            state_since: Timestamp::from_micros(self.state_since),
+            created_at: Timestamp::from_micros(self.created_at),
+            created_by: self.created_by,
+            running_operation: self.running_operation,
+            name: self.name,
+            environment: self.environment,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OperationRow {
+    id: i64,
+    cluster: String,
+    kind: String,
+    full_id: String,
+    state: String,
+    steps: String,
+    next_step: i64,
+    before: String,
+    reason: Option<String>,
+    actor: String,
+    trigger: Option<String>,
+    error: Option<String>,
+    created_at: i64,
+    finished_at: Option<i64>,
+    pub(crate) lease_owner: Option<String>,
+}
+
+impl OperationRow {
+    pub(crate) fn into_operation(self) -> StoreResult<Operation> {
+        let steps: Vec<StepRecord> = json_of(&self.steps, "operation steps")?;
+        Ok(Operation {
+            id: self.id,
+            cluster: self.cluster,
+            kind: OperationKind::from_str(&self.kind).map_err(|_| corrupt(format_args!("kind {:?}", self.kind)))?,
+            full_id: FullId::parse(&self.full_id).map_err(|_| corrupt(format_args!("full id {:?}", self.full_id)))?,
+            state: OperationState::from_str(&self.state).map_err(|_| corrupt(format_args!("state {:?}", self.state)))?,
+            next_step: usize::try_from(self.next_step).map_err(|_| corrupt("negative next_step"))?,
+            steps,
+            before: json_of(&self.before, "operation before-state")?,
+            reason: self.reason,
+            actor: self.actor,
+            trigger: self.trigger.map(|t| json_of::<Trigger>(&format!("\"{t}\""), "trigger")).transpose()?,
+            error: self.error,
+            created_at: Timestamp::from_micros(self.created_at),
+            finished_at: self.finished_at.map(Timestamp::from_micros),
+        })
+    }
+}
+
+pub(crate) fn trigger_text(t: Option<Trigger>) -> Option<&'static str> {
+    t.map(|t| match t {
+        Trigger::Person => "person",
+        Trigger::HealthGate => "health_gate",
+    })
+}
+
+/// Implements `ClusterStore` for `$store`. Expanded inside `sql_store!`'s
+/// `shared` module, where `Writer`, `fetch_version` and `fetch_policy` live.
+macro_rules! cluster_sql {
+    ($store:ident, $db:ty, $backend:ident) => {
+        use $crate::store::clusters::{ClusterStore, OperationRequest};
+        use $crate::store::clusters_sql as cq;
+        use switchyard_domain::clusters::{self as cl, Cluster, ClusterState, NewCluster};
+        use switchyard_domain::operations::{
+            self as ops, Operation, OperationKind, OperationState, Progress, StepRecord, Trigger,
+        };
+        use switchyard_domain::types::ClusterAt;
+
+        async fn fetch_cluster<'e, E>(db: E, name: &str) -> StoreResult<Option<Cluster>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query_as::<_, cq::ClusterRow>(cq::SELECT_CLUSTER)
+                .bind(name)
+                .fetch_optional(db)
+                .await?
+                .map(cq::ClusterRow::into_cluster)
+                .transpose()
+        }
+
+        async fn fetch_operation<'e, E>(db: E, id: i64) -> StoreResult<Option<(Operation, Option<String>)>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            match sqlx::query_as::<_, cq::OperationRow>(cq::SELECT_OPERATION).bind(id).fetch_optional(db).await? {
+                None => Ok(None),
+                Some(row) => {
+                    let owner = row.lease_owner.clone();
+                    Ok(Some((row.into_operation()?, owner)))
+                }
+            }
+        }
+
+        fn unknown_cluster(name: &str) -> $crate::store::StoreError {
+            DomainError::NotFound(format!("cluster {name} does not exist")).into()
+        }
+
+        impl Writer {
+            /// Writes the cluster's new slots and weights, set by event `event_id`.
+            async fn set_cluster_state(&mut self, name: &str, state: &ClusterState, event_id: i64, at: Timestamp) -> StoreResult<()> {
+                let value = cq::to_json(state)?;
+                sqlx::query(cq::UPDATE_CLUSTER_STATE)
+                    .bind(name)
+                    .bind(&value)
+                    .bind(event_id)
+                    .bind(at.micros())
+                    .execute(&mut *self.tx)
+                    .await?;
+                self.record_state(Subject::Cluster { name: name.to_owned() }, at, event_id, &value).await
+            }
+
+            async fn save_operation(&mut self, op: &Operation) -> StoreResult<()> {
+                sqlx::query(cq::UPDATE_OPERATION)
+                    .bind(op.id)
+                    .bind(op.state.as_str())
+                    .bind(cq::to_json(&op.steps)?)
+                    .bind(op.next_step as i64)
+                    .bind(cq::trigger_text(op.trigger))
+                    .bind(&op.error)
+                    .bind(op.finished_at.map(Timestamp::micros))
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        impl $store {
+            /// What each cluster (of `env`, serving `model`, if given) served at `at`, with drift
+            /// against the pins in force then: one indexed lookup per subject.
+            async fn clusters_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<Vec<ClusterAt>> {
+                let clusters = sqlx::query_as::<_, cq::ClusterRow>(cq::SELECT_CLUSTERS_IN)
+                    .bind(env)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(clusters.len());
+                for row in clusters {
+                    let c = row.into_cluster()?;
+                    let key = Subject::Cluster { name: c.name.clone() }.key();
+                    let Some(state) = sqlx::query_as::<_, q::StateAtRow>(q::SELECT_STATE_AT)
+                        .bind(&key)
+                        .bind(at.micros())
+                        .fetch_optional(&self.pool)
+                        .await?
+                    else {
+                        continue; // the cluster did not exist yet
+                    };
+                    let next_change = sqlx::query_scalar::<_, i64>(q::SELECT_NEXT_STATE)
+                        .bind(&key)
+                        .bind(at.micros())
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .map(Timestamp::from_micros);
+                    let held: ClusterState = serde_json::from_str(&state.value).map_err(|e| {
+                        $crate::store::StoreError::Corrupt(format!("state history of cluster {} is not valid: {e}", c.name))
+                    })?;
+                    if model.is_some_and(|m| !held.serving().iter().any(|(_, v, _)| &v.model_id == m)) {
+                        continue; // serves other models
+                    }
+                    let mut pins = Vec::new();
+                    for (_, v, _) in held.serving() {
+                        let pin_key = Subject::Pin { environment: c.environment.clone(), model_id: v.model_id.to_string() }.key();
+                        if let Some(p) = sqlx::query_as::<_, q::StateAtRow>(q::SELECT_STATE_AT)
+                            .bind(&pin_key)
+                            .bind(at.micros())
+                            .fetch_optional(&self.pool)
+                            .await?
+                        {
+                            pins.push(p.pinned_full_id(v.model_id.as_str())?);
+                        }
+                    }
+                    out.push(ClusterAt {
+                        drift: cl::drift(&held, &pins),
+                        slots: held.slot_views(),
+                        cluster: c.name,
+                        environment: c.environment,
+                        driver: c.driver,
+                        since: Timestamp::from_micros(state.valid_from),
+                        event_id: state.event_id,
+                        actor: state.actor,
+                        reason: state.reason,
+                        next_change,
+                    });
+                }
+                Ok(out)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl ClusterStore for $store {
+            async fn create_cluster(&self, new: NewCluster, actor: &str, at: Timestamp) -> StoreResult<Cluster> {
+                let mut w = Writer::begin(&self.pool).await?;
+                fetch_policy(&mut *w.tx, &new.environment).await?;
+                if fetch_cluster(&mut *w.tx, &new.name).await?.is_some() {
+                    return Err(DomainError::Conflict(format!("cluster {} already exists", new.name)).into());
+                }
+                let state = ClusterState::default();
+                let ev = w
+                    .append(
+                        NewEvent::new(at, actor, action::CLUSTER_CREATED)
+                            .environment(&new.environment)
+                            .cluster(&new.name)
+                            .details(json!({ "driver": new.driver.as_str(), "config": new.config, "state": state })),
+                    )
+                    .await?;
+                sqlx::query(cq::INSERT_CLUSTER)
+                    .bind(&new.name)
+                    .bind(&new.environment)
+                    .bind(new.driver.as_str())
+                    .bind(new.config.to_string())
+                    .bind(cq::to_json(&state)?)
+                    .bind(ev.id)
+                    .bind(at.micros())
+                    .bind(at.micros())
+                    .bind(actor)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.record_state(Subject::Cluster { name: new.name.clone() }, at, ev.id, &cq::to_json(&state)?).await?;
+                w.commit().await?;
+                fetch_cluster(&self.pool, &new.name).await?.ok_or_else(|| unknown_cluster(&new.name))
+            }
+
+            async fn list_clusters(&self) -> StoreResult<Vec<Cluster>> {
+                sqlx::query_as::<_, cq::ClusterRow>(cq::SELECT_CLUSTERS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(cq::ClusterRow::into_cluster)
+                    .collect()
+            }
+
+            async fn get_cluster(&self, name: &str) -> StoreResult<Option<Cluster>> {
+                fetch_cluster(&self.pool, name).await
+            }
+
+            async fn start_operation(&self, request: OperationRequest, actor: &str, at: Timestamp) -> StoreResult<Operation> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let cluster = fetch_cluster(&mut *w.tx, &request.cluster)
+                    .await?
+                    .ok_or_else(|| unknown_cluster(&request.cluster))?;
+                if let Some((id, kind)) = sqlx::query_as::<_, (i64, String)>(cq::SELECT_RUNNING_OPERATION)
+                    .bind(&cluster.name)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {id} ({kind}) is running on cluster {}; wait for it to finish",
+                        cluster.name
+                    ))
+                    .into());
+                }
+                let target = match (request.kind, request.full_id) {
+                    (OperationKind::Rollback, _) => cluster.rollback_to.clone().ok_or_else(|| {
+                        DomainError::Conflict(format!("cluster {} has nothing to roll back to", cluster.name))
+                    })?,
+                    (_, Some(id)) => id,
+                    (_, None) => return Err(DomainError::Invalid("full_id is required".to_owned()).into()),
+                };
+                let version = fetch_version(&mut *w.tx, &target).await?.ok_or_else(|| q::not_found_version(&target))?;
+                if request.kind == OperationKind::Rollback {
+                    // Going back to what served before is allowed even though a
+                    // promotion has since deprecated it; a retired version never serves.
+                    if version.stage == Stage::Retired {
+                        return Err(DomainError::Retired(format!("{target} is retired and can never be deployed")).into());
+                    }
+                } else {
+                    fetch_policy(&mut *w.tx, &cluster.environment)
+                        .await?
+                        .check_pin(&cluster.environment, &target, version.stage)?;
+                }
+                let plan = ops::plan(request.kind, &cluster.state, &target, &request.rolling_steps)?;
+                let steps: Vec<StepRecord> = plan.into_iter().map(StepRecord::pending).collect();
+                let id: i64 = sqlx::query_scalar(cq::INSERT_OPERATION)
+                    .bind(&cluster.name)
+                    .bind(request.kind.as_str())
+                    .bind(target.to_string())
+                    .bind(cq::to_json(&steps)?)
+                    .bind(cq::to_json(&cluster.state)?)
+                    .bind(&request.reason)
+                    .bind(actor)
+                    .bind(at.micros())
+                    .fetch_one(&mut *w.tx)
+                    .await?;
+                let plan_text: Vec<String> = steps.iter().map(|s| s.step.describe()).collect();
+                w.append(
+                    NewEvent::new(at, actor, action::OPERATION_STARTED)
+                        .full_id(&target)
+                        .environment(&cluster.environment)
+                        .cluster(&cluster.name)
+                        .reason(request.reason.as_deref())
+                        .details(json!({ "operation_id": id, "kind": request.kind, "plan": plan_text, "before": cluster.state })),
+                )
+                .await?;
+                w.commit().await?;
+                Ok(fetch_operation(&self.pool, id).await?.map(|(op, _)| op).ok_or_else(|| {
+                    $crate::store::StoreError::Corrupt(format!("operation {id} vanished after it was written"))
+                })?)
+            }
+
+            async fn get_operation(&self, id: i64) -> StoreResult<Option<Operation>> {
+                Ok(fetch_operation(&self.pool, id).await?.map(|(op, _)| op))
+            }
+
+            async fn claim_operation(&self, owner: &str, now: Timestamp, lease_until: Timestamp) -> StoreResult<Option<Operation>> {
+                // A cheap read first, so idle servers polling take no write lock.
+                let free: Option<i64> = sqlx::query_scalar(cq::CLAIMABLE).bind(now.micros()).fetch_optional(&self.pool).await?;
+                if free.is_none() {
+                    return Ok(None);
+                }
+                let claim = match Backend::$backend {
+                    Backend::Sqlite => cq::CLAIM_SQLITE,
+                    Backend::Postgres => cq::CLAIM_POSTGRES,
+                };
+                let claimed: Option<i64> = sqlx::query_scalar(claim)
+                    .bind(owner)
+                    .bind(lease_until.micros())
+                    .bind(now.micros())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(id) = claimed else { return Ok(None) };
+                let Some((op, _)) = fetch_operation(&self.pool, id).await? else { return Ok(None) };
+                if op.has_progress() {
+                    // Another runner (or this server before a restart) left it half-done.
+                    let mut w = Writer::begin(&self.pool).await?;
+                    w.append(
+                        NewEvent::new(now, "system", action::OPERATION_RESUMED)
+                            .full_id(&op.full_id)
+                            .cluster(&op.cluster)
+                            .details(json!({ "operation_id": id, "next_step": op.next_step, "runner": owner })),
+                    )
+                    .await?;
+                    w.commit().await?;
+                }
+                Ok(Some(op))
+            }
+
+            async fn renew_lease(&self, id: i64, owner: &str, lease_until: Timestamp) -> StoreResult<bool> {
+                let n = sqlx::query(cq::RENEW_LEASE)
+                    .bind(id)
+                    .bind(owner)
+                    .bind(lease_until.micros())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn record_progress(&self, id: i64, owner: &str, progress: Progress, at: Timestamp) -> StoreResult<Operation> {
+                let mut w = Writer::begin(&self.pool).await?;
+                let (mut op, lease_owner) = fetch_operation(&mut *w.tx, id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("operation {id} does not exist")))?;
+                if lease_owner.as_deref() != Some(owner) {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {id} is now run by another runner ({})",
+                        lease_owner.as_deref().unwrap_or("none")
+                    ))
+                    .into());
+                }
+                let cluster = fetch_cluster(&mut *w.tx, &op.cluster).await?.ok_or_else(|| unknown_cluster(&op.cluster))?;
+                let new_state = op.apply(&progress, &cluster.state, at)?;
+                let base = NewEvent::new(at, "system", action::OPERATION_STEP)
+                    .full_id(&op.full_id)
+                    .environment(&cluster.environment)
+                    .cluster(&op.cluster);
+                let event = match &progress {
+                    Progress::StepStarted { index } | Progress::StepDone { index, .. } | Progress::StepFailed { index, .. } => {
+                        let r = &op.steps[*index];
+                        let phase = match &progress {
+                            Progress::StepStarted { .. } => "started",
+                            Progress::StepDone { .. } => "done",
+                            _ => "failed",
+                        };
+                        Some(base.reason(r.note.as_deref().filter(|_| phase == "failed")).details(json!({
+                            "operation_id": id,
+                            "index": index,
+                            "step": r.step.describe(),
+                            "phase": phase,
+                            "restore": r.restore,
+                            "note": r.note,
+                            "state": new_state,
+                        })))
+                    }
+                    Progress::RestoreAdded { .. } => None,
+                    Progress::Finished { state, .. } => {
+                        let a = match state {
+                            OperationState::Succeeded => action::OPERATION_COMPLETED,
+                            _ => action::OPERATION_FAILED,
+                        };
+                        Some(NewEvent { action: a.to_owned(), ..base }.reason(op.error.as_deref()).details(json!({
+                            "operation_id": id,
+                            "kind": op.kind,
+                            "state": op.state,
+                            "duration_ms": (at.micros() - op.created_at.micros()) / 1000,
+                        })))
+                    }
+                };
+                let event_id = match event {
+                    Some(e) => Some(w.append(e).await?.id),
+                    None => None,
+                };
+                if let (Some(state), Some(event_id)) = (&new_state, event_id) {
+                    w.set_cluster_state(&op.cluster, state, event_id, at).await?;
+                }
+                if let Progress::Finished { state, .. } = progress {
+                    let rolled_back = state == OperationState::RolledBack;
+                    if rolled_back || op.kind == OperationKind::Rollback {
+                        // Time to restore: from the failure (or the request) to traffic back.
+                        let from = if rolled_back {
+                            op.steps.iter().find(|r| r.state == ops::StepState::Failed).and_then(|r| r.finished_at)
+                        } else {
+                            Some(op.created_at)
+                        };
+                        let restored = op.steps.iter().rev().find(|r| r.step.moves_traffic()).and_then(|r| r.finished_at);
+                        let ttr = from.zip(restored).map(|(a, b)| (b.micros() - a.micros()) / 1000);
+                        w.append(
+                            NewEvent::new(at, if rolled_back { "system" } else { op.actor.as_str() }, action::ROLLBACK)
+                                .full_id(&op.full_id)
+                                .environment(&cluster.environment)
+                                .cluster(&op.cluster)
+                                .reason(op.reason.as_deref().filter(|_| !rolled_back).or(op.error.as_deref()))
+                                .details(json!({
+                                    "operation_id": id,
+                                    "trigger": op.trigger.unwrap_or(Trigger::Person),
+                                    "at": at,
+                                    "time_to_restore_ms": ttr,
+                                    "outcome": op.state,
+                                    "serving": op.before.sole_version(),
+                                })),
+                        )
+                        .await?;
+                    }
+                    if state == OperationState::Succeeded {
+                        let back_to = op.before.sole_version().map(ToString::to_string);
+                        sqlx::query(cq::UPDATE_ROLLBACK_TO).bind(&op.cluster).bind(back_to).execute(&mut *w.tx).await?;
+                    }
+                }
+                w.save_operation(&op).await?;
+                w.commit().await?;
+                Ok(op)
+            }
+        }
+    };
+}
+pub(crate) use cluster_sql;
