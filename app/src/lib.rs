@@ -4,7 +4,9 @@
 
 pub mod api;
 pub mod components;
+pub mod data;
 pub mod error;
+pub mod format;
 pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod services;
@@ -12,10 +14,16 @@ pub mod services;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::path;
 
 use crate::components::layout::Header;
+use crate::pages::audit_page::AuditLogPage;
+use crate::pages::board_page::BoardPage;
+use crate::pages::model_page::ModelPage;
 use crate::pages::overview_page::OverviewPage;
+use crate::pages::request_page::RequestPage;
+use crate::pages::serving_page::ServingPage;
+use crate::pages::version_page::VersionPage;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -36,17 +44,53 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The stylesheet's address: `/pkg/switchyard.<hash>.css` when cargo-leptos
+/// hashed the file names (its `hash.txt` sits next to the server binary,
+/// where Leptos' `HydrationScripts` reads the wasm and JS names too).
+#[cfg(feature = "ssr")]
+fn stylesheet_href() -> String {
+    static HREF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HREF.get_or_init(|| {
+        let css_hash = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|hashes| {
+                hashes.lines().find_map(|line| {
+                    let (file, hash) = line.split_once(':')?;
+                    (file.trim() == "css").then(|| hash.trim().to_owned())
+                })
+            });
+        match css_hash {
+            Some(hash) => format!("/pkg/switchyard.{hash}.css"),
+            None => "/pkg/switchyard.css".to_owned(),
+        }
+    })
+    .clone()
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // The link tag is rendered on the server only; in the browser it is already there.
+    #[cfg(feature = "ssr")]
+    let href = stylesheet_href();
+    #[cfg(not(feature = "ssr"))]
+    let href = String::new();
     view! {
-        <Stylesheet id="switchyard" href="/pkg/switchyard.css"/>
+        <Stylesheet id="switchyard" href/>
         <Title text="Switchyard"/>
         <Router>
             <Header/>
             <main id="main">
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=OverviewPage/>
+                    <Route path=path!("/") view=OverviewPage/>
+                    <Route path=path!("/models/:model_id") view=ModelPage/>
+                    <Route path=path!("/versions/:full_id") view=VersionPage/>
+                    <Route path=path!("/board") view=BoardPage/>
+                    <Route path=path!("/audit") view=AuditLogPage/>
+                    <Route path=path!("/serving") view=ServingPage/>
+                    <Route path=path!("/requests") view=RequestPage/>
                 </Routes>
             </main>
         </Router>

@@ -1,0 +1,11 @@
+use leptos::prelude::*;
+
+use crate::data::Board;
+use crate::error::AppError;
+
+/// The lifecycle board of a model (the first model when none is named).
+#[server(prefix = "/console/fn", endpoint = "get_board")]
+pub async fn get_board(model_id: Option<String>) -> Result<Board, AppError> {
+    let model = super::given(model_id).map(|m| switchyard_domain::ModelId::parse(&m)).transpose()?;
+    crate::services::services()?.board(model.as_ref()).await
+}

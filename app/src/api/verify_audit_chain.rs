@@ -1,0 +1,10 @@
+use leptos::prelude::*;
+use switchyard_domain::types::VerifyReport;
+
+use crate::error::AppError;
+
+/// Walks the whole ledger and checks every link of the hash chain.
+#[server(prefix = "/console/fn", endpoint = "verify_audit_chain")]
+pub async fn verify_audit_chain() -> Result<VerifyReport, AppError> {
+    crate::services::services()?.audit_verify().await
+}
