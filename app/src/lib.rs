@@ -12,9 +12,9 @@ pub mod pages;
 pub mod services;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 use crate::components::layout::Header;
 use crate::pages::audit_page::AuditLogPage;
@@ -34,6 +34,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <link rel="stylesheet" id="switchyard" href=stylesheet_href()/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -69,28 +70,30 @@ fn stylesheet_href() -> String {
     .clone()
 }
 
+/// The shell is only rendered on the server; the browser never asks.
+#[cfg(not(feature = "ssr"))]
+fn stylesheet_href() -> String {
+    "/pkg/switchyard.css".to_owned()
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // The link tag is rendered on the server only; in the browser it is already there.
-    #[cfg(feature = "ssr")]
-    let href = stylesheet_href();
-    #[cfg(not(feature = "ssr"))]
-    let href = String::new();
     view! {
-        <Stylesheet id="switchyard" href/>
         <Title text="Switchyard"/>
         <Router>
             <Header/>
             <main id="main">
+                // Async: each page is sent once its data is in, so it reads
+                // complete without JavaScript (streamed chunks need a script).
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                    <Route path=path!("/") view=OverviewPage/>
-                    <Route path=path!("/models/:model_id") view=ModelPage/>
-                    <Route path=path!("/versions/:full_id") view=VersionPage/>
-                    <Route path=path!("/board") view=BoardPage/>
-                    <Route path=path!("/audit") view=AuditLogPage/>
-                    <Route path=path!("/serving") view=ServingPage/>
-                    <Route path=path!("/requests") view=RequestPage/>
+                    <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
+                    <Route path=path!("/models/:model_id") view=ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/versions/:full_id") view=VersionPage ssr=SsrMode::Async/>
+                    <Route path=path!("/board") view=BoardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=AuditLogPage ssr=SsrMode::Async/>
+                    <Route path=path!("/serving") view=ServingPage ssr=SsrMode::Async/>
+                    <Route path=path!("/requests") view=RequestPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -12,9 +12,6 @@ use crate::format::utc;
 pub fn OverviewPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_overview());
     let (filter, set_filter) = signal(String::new());
-    // Effects run only in the browser: this marks the page as interactive.
-    let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
 
     view! {
         <Title text="Overview · Switchyard"/>
@@ -22,7 +19,7 @@ pub fn OverviewPage() -> impl IntoView {
             <h1>"Overview"</h1>
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
-        <div class="toolbar" data-hydrated=move || hydrated.get().to_string()>
+        <div class="toolbar">
             <label for="model-filter">"Filter models"</label>
             <input
                 id="model-filter"
