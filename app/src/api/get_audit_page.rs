@@ -1,11 +1,22 @@
 use leptos::prelude::*;
 
-use crate::data::{AuditFilter, AuditView};
+use crate::data::AuditView;
 use crate::error::AppError;
 
-/// One page of the filtered audit log, newest first.
+/// One page of the filtered audit log, newest first. The filters are
+/// separate arguments: an all-empty nested struct would not survive the
+/// URL encoding of server function arguments.
 #[server(prefix = "/console/fn", endpoint = "get_audit_page")]
-pub async fn get_audit_page(filter: AuditFilter, cursor: Option<String>) -> Result<AuditView, AppError> {
+pub async fn get_audit_page(
+    from: Option<String>,
+    to: Option<String>,
+    action: Option<String>,
+    actor: Option<String>,
+    model: Option<String>,
+    env: Option<String>,
+    cursor: Option<String>,
+) -> Result<AuditView, AppError> {
+    let filter = crate::data::AuditFilter { from, to, action, actor, model, env };
     let cursor = super::given(cursor);
     crate::services::services()?.audit_page(&filter, cursor.as_deref()).await
 }

@@ -36,7 +36,10 @@ pub fn AuditLogPage() -> impl IntoView {
         }
     });
     let cursor = move || query.read().get("cursor").filter(|c| !c.is_empty());
-    let page = Resource::new(move || (filter.get(), cursor()), |(f, c)| get_audit_page(f, c));
+    let page = Resource::new(
+        move || (filter.get(), cursor()),
+        |(f, c)| get_audit_page(f.from, f.to, f.action, f.actor, f.model, f.env, c),
+    );
     let verify_asked = move || query.read().get("verify").is_some_and(|v| v == "1");
     let verify = Resource::new(verify_asked, |asked| async move {
         if asked {
