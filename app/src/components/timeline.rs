@@ -80,6 +80,21 @@ pub fn ticks(w: Window) -> Vec<(Timestamp, String)> {
         .collect()
 }
 
+/// The version name shortened to fit a bar `width` units wide (12px
+/// monospace is about 7.3 units a character), or None when not even a few
+/// characters fit.
+fn fit_label(version: &str, width: f64) -> Option<String> {
+    let room = ((width - 10.0) / 7.3).floor() as usize;
+    let chars = version.chars().count();
+    if chars <= room {
+        Some(version.to_owned())
+    } else if room >= 4 {
+        Some(version.chars().take(room - 1).chain(std::iter::once('…')).collect())
+    } else {
+        None
+    }
+}
+
 fn stage_word(from: Option<Stage>, to: Stage) -> &'static str {
     match (from, to) {
         (None, _) => "registered",
@@ -179,8 +194,8 @@ pub fn Timeline(
                         s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
                     );
                     let (focus, hover) = focusable(label.clone());
-                    let text = (w > 46.0).then(|| {
-                        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{s.version.clone()}</text> }
+                    let text = fit_label(&s.version, w).map(|t| {
+                        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{t}</text> }
                     });
                     let aria = label.clone();
                     view! {
@@ -321,6 +336,13 @@ mod tests {
         let t = ticks(w);
         assert!(!t.is_empty() && t.len() <= 8, "{t:?}");
         assert!(t.iter().all(|(at, _)| w.contains(*at)));
+    }
+
+    #[test]
+    fn version_names_are_shortened_to_fit_their_bar() {
+        assert_eq!(fit_label("v1.0.0", 100.0).as_deref(), Some("v1.0.0"));
+        assert_eq!(fit_label("20261112-awq-int4", 60.0).as_deref(), Some("20261…"));
+        assert_eq!(fit_label("v1.0.0", 20.0), None);
     }
 
     #[test]

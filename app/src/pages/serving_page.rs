@@ -5,7 +5,7 @@ use leptos_router::hooks::use_query_map;
 use crate::api::get_serving_at::get_serving_at;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::{encode, ServingAnswer};
-use crate::format::utc;
+use crate::format::utc_seconds as utc;
 
 /// Time zones offered besides the browser's own (any IANA name is accepted in the URL).
 const ZONES: [&str; 16] = [
@@ -129,8 +129,10 @@ fn ServingBody(a: ServingAnswer, tz_given: bool, env: Option<String>, model: Opt
         </form>
         <section aria-labelledby="answer-h" class="answer">
             <h2 id="answer-h">
-                {format!("Pinned at {} ", utc_text)}
-                <span class="sub inline">{format!("({} {tz})", answer_local(&tz, &utc_text, &local_val.get_untracked()))}</span>
+                {format!("Pinned at {utc_text} ")}
+                {(tz != "UTC").then(|| view! {
+                    <span class="sub inline">{format!("({} {tz})", local_val.get_untracked().replace('T', " "))}</span>
+                })}
             </h2>
             <p>
                 <a href=permalink.clone() class="permalink">"Permalink to this instant"</a>
@@ -174,15 +176,6 @@ fn ServingBody(a: ServingAnswer, tz_given: bool, env: Option<String>, model: Opt
                 }.into_any()
             }}
         </section>
-    }
-}
-
-/// How the answer's heading names the instant in the zone asked for.
-fn answer_local(tz: &str, utc_text: &str, local: &str) -> String {
-    if tz == "UTC" {
-        utc_text.trim_end_matches(" UTC").to_owned()
-    } else {
-        local.replace('T', " ")
     }
 }
 
