@@ -19,21 +19,24 @@ pub fn OverviewPage() -> impl IntoView {
             <h1>"Overview"</h1>
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
-        <div class="toolbar">
-            <label for="model-filter">"Filter models"</label>
-            <input
-                id="model-filter"
-                type="search"
-                placeholder="e.g. chat"
-                autocomplete="off"
-                prop:value=filter
-                on:input=move |ev| set_filter.set(event_target_value(&ev))
-            />
-        </div>
         <Suspense fallback=|| view! { <Loading what="the overview"/> }>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(data) => view! { <Summary data=data.clone()/> <PinMatrix data filter/> }.into_any(),
+                    Ok(data) => view! {
+                        <Summary data=data.clone()/>
+                        <div class="toolbar">
+                            <label for="model-filter">"Filter models"</label>
+                            <input
+                                id="model-filter"
+                                type="search"
+                                placeholder="e.g. chat"
+                                autocomplete="off"
+                                prop:value=filter
+                                on:input=move |ev| set_filter.set(event_target_value(&ev))
+                            />
+                        </div>
+                        <PinMatrix data filter/>
+                    }.into_any(),
                     Err(error) => view! { <ErrorNote doing="load the overview" error/> }.into_any(),
                 }
             })}
