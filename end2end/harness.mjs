@@ -1,6 +1,6 @@
 // Starts the real switchyard server on a free port with a fresh SQLite
 // database filled with demo data, and launches Debian's Chromium.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -25,7 +25,9 @@ function freePort() {
 }
 
 export async function startServer() {
-  const bin = process.env.SWITCHYARD_BIN ?? join(root, 'target/debug/switchyard');
+  // cargo puts the binary under CARGO_TARGET_DIR when it is set.
+  const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
+  const bin = process.env.SWITCHYARD_BIN ?? join(targetDir, 'debug/switchyard');
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin}: run cargo leptos build first`);
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
   const port = await freePort();
@@ -50,8 +52,62 @@ export async function startServer() {
     if (Date.now() > deadline) throw new Error('server did not answer /healthz within 30 s');
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { base, stop: () => child.kill('SIGTERM') };
+  // The REST API takes bearer tokens: one for the tests, made by the CLI as an
+  // operator would, for the demo admin.
+  apiToken = execFileSync(bin, ['token', 'create', '--user', 'alice', '--name', 'e2e'], {
+    env: { ...process.env, DATABASE_URL: `sqlite://${dir}/switchyard.db` },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  }).toString().trim();
+  currentBase = base;
+  return { base, token: apiToken, stop: () => child.kill('SIGTERM') };
 }
+
+let apiToken = '';
+let currentBase = '';
+
+/// A fresh browser context and page that records uncaught page errors,
+/// signed in as `user` (a demo user; alice is the admin) unless `user` is null.
+export async function openPage(browser, { javaScriptEnabled = true, width = 1280, user = 'alice' } = {}) {
+  const ctx = await browser.newContext({ javaScriptEnabled, viewport: { width, height: 900 }, acceptDownloads: true });
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  if (user) await signIn(page, currentBase, user);
+  return { ctx, page, errors };
+}
+
+/// Waits until the wasm bundle has hydrated the page.
+export async function hydrated(page) {
+  await page.locator('header[data-hydrated="true"]').waitFor({ timeout: 20_000 });
+}
+
+export function shot(page, name) {
+  return page.screenshot({ path: join(shotsDir, `${name}.png`), fullPage: true });
+}
+
+/// Calls the REST API and returns the parsed body, failing on an error status.
+export async function api(base, method, path, body, contentType = 'application/json') {
+  const r = await fetch(base + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${apiToken}`,
+      ...(body === undefined ? {} : { 'content-type': contentType }),
+    },
+    body: body === undefined ? undefined : (typeof body === 'string' ? body : JSON.stringify(body)),
+  });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path} answered ${r.status}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+export const registerVersion = (base, model, version, config = { temperature: 0.2, version }) =>
+  api(base, 'POST', `/api/v1/models/${model}/versions`, { version, config, artifact_uri: `s3://e2e/${model}/${version}` });
+
+export const moveStage = (base, fullId, to, reason) =>
+  api(base, 'POST', `/api/v1/versions/${fullId}/stage`, { to, reason });
+
+export const setPin = (base, env, model, version, reason) =>
+  api(base, 'PUT', `/api/v1/environments/${env}/pins/${model}`, { version, reason });
 
 export async function launchBrowser() {
   mkdirSync(shotsDir, { recursive: true });

@@ -94,3 +94,15 @@ ensure_postgres() {
 }
 
 source "$ROOT/scripts/peers.sh"
+
+# Prints the release wasm bundle's gzip size; fails above the 450 KB budget.
+wasm_bundle_size() {
+  local wasm bytes
+  wasm="$(ls -t "$ROOT"/target/site/pkg/*.wasm | head -n 1)"
+  bytes="$(gzip -9 -c "$wasm" | wc -c)"
+  say "wasm bundle $(basename "$wasm"): $((bytes / 1024)) KB gzip (budget 450 KB)"
+  if [ "$bytes" -gt $((450 * 1024)) ]; then
+    say "the wasm bundle is over its 450 KB budget"
+    return 1
+  fi
+}

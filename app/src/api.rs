@@ -4,5 +4,18 @@
 //! the server requires.
 
 pub mod client;
+pub mod get_audit_page;
+pub mod get_board;
+pub mod get_model_page;
 pub mod get_overview;
+pub mod get_serving_at;
 pub mod get_signed_in_user;
+pub mod get_version_detail;
+pub mod lookup_request;
+pub mod move_stage;
+pub mod verify_audit_chain;
+
+/// A query value as given, or none when it is blank (`?model=`).
+pub fn given(v: Option<String>) -> Option<String> {
+    v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}

@@ -2,3 +2,5 @@
 
 pub mod layout;
 pub mod stage_badge;
+pub mod status;
+pub mod timeline;

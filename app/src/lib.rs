@@ -4,20 +4,28 @@
 
 pub mod api;
 pub mod components;
+pub mod data;
 pub mod error;
+pub mod format;
 pub mod pages;
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod services;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::StaticSegment;
+use leptos_router::{path, SsrMode};
 
 use crate::components::layout::Header;
+use crate::pages::audit_page::AuditLogPage;
+use crate::pages::board_page::BoardPage;
+use crate::pages::model_page::ModelPage;
 use crate::pages::overview_page::OverviewPage;
 use crate::pages::signin_page::SignInPage;
+use crate::pages::request_page::RequestPage;
+use crate::pages::serving_page::ServingPage;
+use crate::pages::version_page::VersionPage;
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -28,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <link rel="stylesheet" id="switchyard" href=stylesheet_href()/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -38,18 +47,56 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The stylesheet's address: `/pkg/switchyard.<hash>.css` when cargo-leptos
+/// hashed the file names (its `hash.txt` sits next to the server binary,
+/// where Leptos' `HydrationScripts` reads the wasm and JS names too).
+#[cfg(feature = "ssr")]
+fn stylesheet_href() -> String {
+    static HREF: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HREF.get_or_init(|| {
+        let css_hash = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|hashes| {
+                hashes.lines().find_map(|line| {
+                    let (file, hash) = line.split_once(':')?;
+                    (file.trim() == "css").then(|| hash.trim().to_owned())
+                })
+            });
+        match css_hash {
+            Some(hash) => format!("/pkg/switchyard.{hash}.css"),
+            None => "/pkg/switchyard.css".to_owned(),
+        }
+    })
+    .clone()
+}
+
+/// The shell is only rendered on the server; the browser never asks.
+#[cfg(not(feature = "ssr"))]
+fn stylesheet_href() -> String {
+    "/pkg/switchyard.css".to_owned()
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="switchyard" href="/pkg/switchyard.css"/>
         <Title text="Switchyard"/>
         <Router>
             <Header/>
             <main id="main">
+                // Async: each page is sent once its data is in, so it reads
+                // complete without JavaScript (streamed chunks need a script).
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=OverviewPage/>
-                    <Route path=StaticSegment("signin") view=SignInPage/>
+                    <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
+                    <Route path=path!("/models/:model_id") view=ModelPage ssr=SsrMode::Async/>
+                    <Route path=path!("/versions/:full_id") view=VersionPage ssr=SsrMode::Async/>
+                    <Route path=path!("/board") view=BoardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=AuditLogPage ssr=SsrMode::Async/>
+                    <Route path=path!("/serving") view=ServingPage ssr=SsrMode::Async/>
+                    <Route path=path!("/requests") view=RequestPage ssr=SsrMode::Async/>
+                    <Route path=path!("/signin") view=SignInPage/>
                 </Routes>
             </main>
         </Router>

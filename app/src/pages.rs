@@ -1,4 +1,10 @@
 //! One file per route.
 
+pub mod audit_page;
+pub mod board_page;
+pub mod model_page;
 pub mod overview_page;
+pub mod request_page;
+pub mod serving_page;
 pub mod signin_page;
+pub mod version_page;

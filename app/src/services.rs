@@ -11,8 +11,10 @@
 use std::sync::Arc;
 
 use leptos::prelude::use_context;
-use switchyard_domain::types::Overview;
+use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail, VerifyReport};
+use switchyard_domain::{FullId, ModelId, Stage};
 
+use crate::data::{AuditFilter, AuditView, Board, ModelPage, ServingAnswer};
 use crate::error::AppError;
 use crate::session::SignedInUser;
 
@@ -22,6 +24,38 @@ pub trait Services: Send + Sync + 'static {
     fn user(&self) -> &SignedInUser;
 
     async fn overview(&self) -> Result<Overview, AppError>;
+
+    /// A model's versions and history. Unknown model: `not_found`.
+    async fn model_page(&self, model: &ModelId) -> Result<ModelPage, AppError>;
+
+    /// Unknown version: `not_found`.
+    async fn version_detail(&self, id: &FullId) -> Result<VersionDetail, AppError>;
+
+    /// The lifecycle board of `model`, or of the first model when `None`.
+    async fn board(&self, model: Option<&ModelId>) -> Result<Board, AppError>;
+
+    /// A move made from the board, checked by `lifecycle::check_move`.
+    async fn move_stage(&self, id: &FullId, to: Stage, reason: Option<&str>) -> Result<Version, AppError>;
+
+    /// One page of the filtered audit log, newest first, after `cursor`.
+    async fn audit_page(&self, filter: &AuditFilter, cursor: Option<&str>) -> Result<AuditView, AppError>;
+
+    async fn audit_verify(&self) -> Result<VerifyReport, AppError>;
+
+    /// What each environment pinned at an instant: `at` (RFC 3339), or
+    /// `local` (a `datetime-local` value) in the IANA time zone `tz`; now
+    /// when neither is given.
+    async fn serving_at(
+        &self,
+        at: Option<&str>,
+        local: Option<&str>,
+        tz: &str,
+        env: Option<&str>,
+        model: Option<&ModelId>,
+    ) -> Result<ServingAnswer, AppError>;
+
+    /// Unknown request id: `not_found`.
+    async fn request_lookup(&self, request_id: &str) -> Result<RequestLookup, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

@@ -55,6 +55,20 @@ impl FromStr for Role {
     }
 }
 
+/// Who may move a version by hand: deployers between development and
+/// staging; approvers out of production (deprecation) and into retirement
+/// once the period has passed; admins retire early. (To production only a
+/// promotion moves a version, whatever the role.)
+pub fn role_for_stage_move(to: crate::Stage, early: bool) -> Role {
+    use crate::Stage;
+    match to {
+        Stage::Development | Stage::Staging | Stage::Production => Role::Deployer,
+        Stage::Deprecated => Role::Approver,
+        Stage::Retired if early => Role::Admin,
+        Stage::Retired => Role::Approver,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +80,16 @@ mod tests {
         assert!(Role::Deployer.allows(Role::Viewer));
         assert!(!Role::Deployer.allows(Role::Approver));
         assert!(!Role::Viewer.allows(Role::Deployer));
+    }
+
+    #[test]
+    fn deployers_move_between_development_and_staging_approvers_deprecate_and_admins_retire_early() {
+        use crate::Stage;
+        assert_eq!(role_for_stage_move(Stage::Staging, false), Role::Deployer);
+        assert_eq!(role_for_stage_move(Stage::Development, false), Role::Deployer);
+        assert_eq!(role_for_stage_move(Stage::Deprecated, false), Role::Approver);
+        assert_eq!(role_for_stage_move(Stage::Retired, false), Role::Approver);
+        assert_eq!(role_for_stage_move(Stage::Retired, true), Role::Admin);
     }
 
     #[test]

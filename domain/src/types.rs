@@ -187,3 +187,31 @@ pub struct Overview {
     pub environments: Vec<Environment>,
     pub models: Vec<ModelSummary>,
 }
+
+/// One change of a model's pin in an environment, for the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinChange {
+    pub environment: String,
+    pub version: VersionName,
+    pub at: Timestamp,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub event_id: i64,
+}
+
+/// One step of one version's stage history, for the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionStageChange {
+    pub version: VersionName,
+    #[serde(flatten)]
+    pub change: StageChange,
+}
+
+/// Everything that happened to a model's pins and stages, oldest first:
+/// what the version timeline draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelHistory {
+    pub model_id: ModelId,
+    pub pin_changes: Vec<PinChange>,
+    pub stage_changes: Vec<VersionStageChange>,
+}

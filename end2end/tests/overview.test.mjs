@@ -39,7 +39,7 @@ test('the overview hydrates: typing in the filter narrows the models in the brow
   const before = await rows.count();
   const first = (await rows.first().locator('.model').textContent()).trim();
   // The filter only works once the wasm bundle has hydrated the page.
-  await page.locator('[data-hydrated="true"]').waitFor({ timeout: 20_000 });
+  await page.locator('header[data-hydrated="true"]').waitFor({ timeout: 20_000 });
   await page.getByLabel('Filter models').fill(first);
   await page.waitForFunction(
     (n) => document.querySelectorAll('table.matrix tbody tr').length < n,

@@ -1,7 +1,7 @@
 //! The browser console: Leptos routes (server-rendered pages, server
-//! functions, the wasm/CSS bundle), the sign-in and sign-out form posts, and
-//! the services the app's server functions call, implemented on top of the
-//! store for the signed-in user.
+//! functions, the wasm/CSS bundle), the sign-in and sign-out form posts, the
+//! audit export, and the services the app's server functions call,
+//! implemented on top of the store for the signed-in user.
 //!
 //! Every console request passes `auth::session::console_gate` first: it
 //! finds the session, enforces CSRF on anything but GET/HEAD, and redirects
@@ -11,22 +11,40 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use app::data::{AuditFilter, AuditView, Board, ModelPage, ServingAnswer};
 use app::error::AppError;
 use app::services::{DynServices, Services};
 use app::{shell, App};
 use app::session::SignedInUser;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
 use axum::http::request::Parts;
-use axum::routing::post;
-use axum::{middleware, Router};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use chrono::{NaiveDateTime, TimeZone};
+use futures::{StreamExt, TryStreamExt};
 use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use switchyard_domain::access::Role;
-use switchyard_domain::types::Overview;
+use switchyard_domain::ledger::LedgerEvent;
+use switchyard_domain::lifecycle::MoveVia;
+use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail, VerifyReport};
+use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
+use tower_http::compression::CompressionLayer;
 
 use crate::auth;
 use crate::state::AppState;
 use crate::store::identity::Session;
-use crate::store::StoreError;
+use crate::store::{AuditQuery, StoreError};
+
+/// Events per page of the audit log in the console.
+const AUDIT_PAGE: u32 = 50;
+
+/// Events per store call when exporting.
+const EXPORT_PAGE: u32 = 1000;
 
 /// The console's routes; merged by `startup` after the REST API.
 pub async fn router(state: AppState) -> anyhow::Result<Router> {
@@ -40,16 +58,21 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         let state = state.clone();
         move || provide_session_context(&state)
     };
+    let hashed = options.hash_files;
     let forms = Router::new()
         .route("/signin", post(auth::signin::sign_in))
         .route("/signout", post(auth::signin::sign_out))
+        .route("/console/export/audit.csv", get(export_csv))
+        .route("/console/export/audit.json", get(export_json))
         .with_state(state.clone());
     Ok(Router::new()
         .leptos_routes_with_context(&options, routes, context, app_fn)
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .merge(forms)
-        .layer(middleware::from_fn_with_state(state, auth::session::console_gate)))
+        .layer(middleware::from_fn_with_state(state, auth::session::console_gate))
+        .layer(middleware::from_fn(move |req, next| cache_control(hashed, req, next)))
+        .layer(CompressionLayer::new()))
 }
 
 /// With the session the gate found: the user for the header, and services
@@ -66,6 +89,37 @@ fn provide_session_context(state: &AppState) {
     provide_context(user.clone());
     let services: DynServices = Arc::new(StoreServices { state: state.clone(), user });
     provide_context(services);
+}
+
+/// Hashed bundle files never change under their name: cached for a year.
+/// Pages are revalidated every time (they show live state); server function
+/// answers and exports are not stored at all.
+async fn cache_control(hashed: bool, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    if res.headers().contains_key(header::CACHE_CONTROL) {
+        return res;
+    }
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    let policy = if path.starts_with("/pkg/") {
+        if hashed && res.status().is_success() {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        }
+    } else if is_html {
+        "no-cache"
+    } else if path.starts_with("/console/") {
+        "no-store"
+    } else {
+        "public, max-age=3600"
+    };
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    res
 }
 
 /// Where the built site (`pkg/switchyard.{js,wasm,css}`) is: `LEPTOS_SITE_ROOT`
@@ -87,11 +141,22 @@ fn site_root() -> PathBuf {
         .unwrap_or(in_cwd)
 }
 
+/// cargo-leptos (`hash-files = true`) writes the bundle's content hashes to
+/// `hash.txt` next to the binary; Leptos reads it from there to name the
+/// hashed files. Without it (a build by plain cargo) the names are unhashed.
+fn hash_file_present() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+        .is_some_and(|p| p.is_file())
+}
+
 fn leptos_options() -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("switchyard")
         .site_root(site_root().to_string_lossy().into_owned())
         .site_pkg_dir("pkg")
+        .hash_files(hash_file_present())
         .build()
 }
 
@@ -111,6 +176,77 @@ fn to_app_error(e: StoreError) -> AppError {
     }
 }
 
+fn invalid(message: impl Into<String>) -> AppError {
+    DomainError::Invalid(message.into()).into()
+}
+
+/// A time from a filter: RFC 3339, or a `datetime-local` value read as UTC.
+fn filter_time(s: &str, what: &str) -> Result<Timestamp, AppError> {
+    // An unencoded `+` of an offset arrives as a space.
+    let s = s.trim().replace(' ', "+");
+    if let Ok(t) = Timestamp::parse(&s) {
+        return Ok(t);
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
+        .map(|naive| Timestamp::from_micros(naive.and_utc().timestamp_micros()))
+        .ok_or_else(|| invalid(format!("The {what} time “{s}” is not a time: pick one, or write e.g. 2026-03-03T14:00 (UTC).")))
+}
+
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+/// The store's audit query for the console's filters.
+fn audit_query(f: &AuditFilter, cursor: Option<&str>, limit: u32) -> Result<AuditQuery, AppError> {
+    Ok(AuditQuery {
+        after: given(&f.from).map(|s| filter_time(&s, "from")).transpose()?,
+        before: given(&f.to).map(|s| filter_time(&s, "to")).transpose()?,
+        action: given(&f.action),
+        actor: given(&f.actor),
+        model: given(&f.model),
+        environment: given(&f.env),
+        limit,
+        cursor: cursor.map(str::to_owned),
+    })
+}
+
+/// The instant "serving at" asks about, and its time zone.
+fn serving_instant(at: Option<&str>, local: Option<&str>, tz: &str) -> Result<(Timestamp, chrono_tz::Tz), AppError> {
+    let zone: chrono_tz::Tz = tz
+        .parse()
+        .map_err(|_| invalid(format!("“{tz}” is not a time zone: choose one from the list, e.g. Europe/Paris or UTC.")))?;
+    let instant = match (at, local) {
+        (Some(at), _) => Timestamp::parse(&at.replace(' ', "+")).map_err(AppError::from)?,
+        (None, Some(local)) => {
+            let naive = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(local.trim(), f).ok())
+                .ok_or_else(|| invalid(format!("“{local}” is not a date and time: use the picker, e.g. 2026-03-03 14:00.")))?;
+            // In the hour clocks go back the earlier instant is meant; in the hour they skip there is none.
+            let dt = zone.from_local_datetime(&naive).earliest().ok_or_else(|| {
+                invalid(format!("{} does not exist in {tz}: the clocks skipped that hour. Pick another time.", local.replace('T', " ")))
+            })?;
+            Timestamp::from_micros(dt.timestamp_micros())
+        }
+        (None, None) => Timestamp::now(),
+    };
+    Ok((instant, zone))
+}
+
+impl StoreServices {
+    async fn environment_names(&self) -> Result<Vec<String>, AppError> {
+        let envs = self.state.store.list_environments().await.map_err(to_app_error)?;
+        Ok(envs.into_iter().map(|e| e.name).collect())
+    }
+
+    async fn model_ids(&self) -> Result<Vec<ModelId>, AppError> {
+        let models = self.state.store.list_models().await.map_err(to_app_error)?;
+        Ok(models.into_iter().map(|m| m.model_id).collect())
+    }
+}
+
 #[async_trait::async_trait]
 impl Services for StoreServices {
     fn user(&self) -> &SignedInUser {
@@ -123,5 +259,256 @@ impl Services for StoreServices {
         let environments = store.list_environments().await.map_err(to_app_error)?;
         let models = store.list_models().await.map_err(to_app_error)?;
         Ok(Overview { environments, models })
+    }
+
+    async fn model_page(&self, model: &ModelId) -> Result<ModelPage, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let store = &self.state.store;
+        let versions = store.list_versions(model).await.map_err(to_app_error)?;
+        let history = store.model_history(model).await.map_err(to_app_error)?;
+        let environments = self.environment_names().await?;
+        Ok(ModelPage { model_id: model.clone(), versions, history, environments, now: Timestamp::now() })
+    }
+
+    async fn version_detail(&self, id: &FullId) -> Result<VersionDetail, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        self.state
+            .store
+            .version_detail(id)
+            .await
+            .map_err(to_app_error)?
+            .ok_or_else(|| AppError::new("not_found", format!("Version {id} is not registered.")))
+    }
+
+    async fn board(&self, model: Option<&ModelId>) -> Result<Board, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let models = self.model_ids().await?;
+        let model_id = match model {
+            Some(m) => m.clone(),
+            None => models
+                .first()
+                .cloned()
+                .ok_or_else(|| AppError::new("not_found", "No model is registered yet."))?,
+        };
+        let versions = self.state.store.list_versions(&model_id).await.map_err(to_app_error)?;
+        Ok(Board {
+            model_id,
+            models,
+            versions,
+            now: Timestamp::now(),
+            deprecation_days: self.state.config.deprecation_days,
+        })
+    }
+
+    async fn move_stage(&self, id: &FullId, to: Stage, reason: Option<&str>) -> Result<Version, AppError> {
+        self.user.require(switchyard_domain::access::role_for_stage_move(to, false), &format!("moving a version to {to}"))?;
+        let via = MoveVia::Manual { is_admin: self.user.role == Role::Admin };
+        self.state
+            .store
+            .change_stage(id, to, via, reason, &self.user.username, Timestamp::now())
+            .await
+            .map_err(to_app_error)
+    }
+
+    async fn audit_page(&self, filter: &AuditFilter, cursor: Option<&str>) -> Result<AuditView, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let query = audit_query(filter, cursor, AUDIT_PAGE)?;
+        let page = self.state.store.audit_page(&query).await.map_err(to_app_error)?;
+        Ok(AuditView { page, environments: self.environment_names().await? })
+    }
+
+    async fn audit_verify(&self) -> Result<VerifyReport, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        self.state.store.audit_verify().await.map_err(to_app_error)
+    }
+
+    async fn serving_at(
+        &self,
+        at: Option<&str>,
+        local: Option<&str>,
+        tz: &str,
+        env: Option<&str>,
+        model: Option<&ModelId>,
+    ) -> Result<ServingAnswer, AppError> {
+        let (instant, zone) = serving_instant(at, local, tz)?;
+        let serving = self.state.store.serving_at(instant, env, model).await.map_err(to_app_error)?;
+        let local = instant.to_datetime().with_timezone(&zone).format("%Y-%m-%dT%H:%M:%S").to_string();
+        Ok(ServingAnswer {
+            serving,
+            local,
+            tz: zone.name().to_owned(),
+            environments: self.environment_names().await?,
+            models: self.model_ids().await?,
+        })
+    }
+
+    async fn request_lookup(&self, request_id: &str) -> Result<RequestLookup, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        self.state
+            .store
+            .request_lookup(request_id)
+            .await
+            .map_err(to_app_error)?
+            .ok_or_else(|| AppError::new("not_found", format!("No request with id “{request_id}” has been recorded.")))
+    }
+}
+
+// ---- audit export ----
+
+#[derive(Clone, Copy)]
+enum ExportFormat {
+    Csv,
+    Json,
+}
+
+async fn export_csv(
+    State(state): State<AppState>,
+    session: Option<Extension<Session>>,
+    Query(filter): Query<AuditFilter>,
+) -> Response {
+    match session {
+        Some(_) => export(state, filter, ExportFormat::Csv),
+        None => signed_out(),
+    }
+}
+
+async fn export_json(
+    State(state): State<AppState>,
+    session: Option<Extension<Session>>,
+    Query(filter): Query<AuditFilter>,
+) -> Response {
+    match session {
+        Some(_) => export(state, filter, ExportFormat::Json),
+        None => signed_out(),
+    }
+}
+
+/// Every role may read the ledger; without a session nothing is exported.
+fn signed_out() -> Response {
+    (StatusCode::UNAUTHORIZED, "sign in to export the audit log").into_response()
+}
+
+/// Streams every event the filters select, newest first, a store page at a
+/// time, so an export of the whole ledger never sits in memory at once.
+fn export(state: AppState, filter: AuditFilter, format: ExportFormat) -> Response {
+    let first = match audit_query(&filter, None, EXPORT_PAGE) {
+        Ok(q) => q,
+        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, e.message).into_response(),
+    };
+    let store = state.store.clone();
+    let pages = futures::stream::try_unfold(Some(first), move |query| {
+        let store = store.clone();
+        async move {
+            let Some(query) = query else { return Ok(None) };
+            let page = store.audit_page(&query).await?;
+            let next = page.next_cursor.clone().map(|c| AuditQuery { cursor: Some(c), ..query.clone() });
+            Ok::<_, StoreError>(Some((page.events, next)))
+        }
+    });
+    let body = pages.enumerate().map(move |(i, page)| {
+        page.map(|events| render_page(format, i == 0, &events)).map_err(|e| {
+            tracing::error!(error = %e, "audit export failed");
+            std::io::Error::other("the audit export failed; see the server log")
+        })
+    });
+    let (head, tail, content_type, name) = match format {
+        ExportFormat::Csv => (CSV_HEADER, "", "text/csv; charset=utf-8", "switchyard-audit.csv"),
+        ExportFormat::Json => ("[", "]\n", "application/json", "switchyard-audit.json"),
+    };
+    let stream = futures::stream::once(async move { Ok(head.to_owned()) })
+        .chain(body)
+        .chain(futures::stream::once(async move { Ok(tail.to_owned()) }))
+        .map_ok(axum::body::Bytes::from);
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+const CSV_HEADER: &str = "id,at,actor,action,model_id,version,environment,cluster,reason,details,prev_hash,hash\n";
+
+fn render_page(format: ExportFormat, first_page: bool, events: &[LedgerEvent]) -> String {
+    let mut out = String::new();
+    for (i, e) in events.iter().enumerate() {
+        match format {
+            ExportFormat::Csv => {
+                let fields = [
+                    e.id.to_string(),
+                    e.at.to_rfc3339(),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.model_id.clone().unwrap_or_default(),
+                    e.version.clone().unwrap_or_default(),
+                    e.environment.clone().unwrap_or_default(),
+                    e.cluster.clone().unwrap_or_default(),
+                    e.reason.clone().unwrap_or_default(),
+                    e.details.to_string(),
+                    e.prev_hash.clone(),
+                    e.hash.clone(),
+                ];
+                let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                out.push_str(&row.join(","));
+                out.push('\n');
+            }
+            ExportFormat::Json => {
+                if !(first_page && i == 0) {
+                    out.push(',');
+                }
+                out.push_str("\n  ");
+                out.push_str(&serde_json::to_string(e).unwrap_or_else(|_| "null".into()));
+            }
+        }
+    }
+    if matches!(format, ExportFormat::Json) && first_page && events.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_with_commas_quotes_or_newlines_are_quoted() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn filter_times_are_rfc3339_or_a_picker_value_read_as_utc() {
+        let utc = Timestamp::parse("2026-03-03T14:00:00Z").expect("valid");
+        assert_eq!(filter_time("2026-03-03T14:00", "from"), Ok(utc));
+        assert_eq!(filter_time("2026-03-03T15:00:00 01:00", "from"), Ok(utc));
+        let err = filter_time("tuesday", "from").expect_err("not a time");
+        assert!(err.message.contains("“tuesday”"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_local_time_is_read_in_the_zone_chosen() {
+        let (t, _) = serving_instant(None, Some("2026-03-03T15:00"), "Europe/Paris").expect("valid");
+        assert_eq!(t, Timestamp::parse("2026-03-03T14:00:00Z").expect("valid"));
+        let (t, _) = serving_instant(None, Some("2026-07-03T15:00:30"), "Europe/Paris").expect("valid");
+        assert_eq!(t, Timestamp::parse("2026-07-03T13:00:30Z").expect("valid"));
+    }
+
+    #[test]
+    fn a_time_skipped_by_daylight_saving_or_an_unknown_zone_is_refused_in_plain_words() {
+        let err = serving_instant(None, Some("2026-03-29T02:30"), "Europe/Paris").expect_err("skipped hour");
+        assert!(err.message.contains("skipped"), "{}", err.message);
+        let err = serving_instant(None, None, "Mars/Olympus").expect_err("no such zone");
+        assert!(err.message.contains("not a time zone"), "{}", err.message);
     }
 }

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 pub use identity::IdentityStore;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::types::{
-    AuditPage, Environment, ModelSummary, NewVersion, Pin, RequestLookup, RequestRecord, Resolved,
+    AuditPage, Environment, ModelHistory, ModelSummary, NewVersion, Pin, RequestLookup, RequestRecord, Resolved,
     ServingAt, Version, VersionDetail, VerifyReport,
 };
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionRef};
@@ -122,6 +122,11 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
 
     /// The version with its stage history, retirement date and current pins.
     async fn version_detail(&self, id: &FullId) -> StoreResult<Option<VersionDetail>>;
+
+    /// The model's pin changes (every environment) and its versions' stage
+    /// changes, oldest first: what the version timeline draws. Empty for an
+    /// unknown model.
+    async fn model_history(&self, model: &ModelId) -> StoreResult<ModelHistory>;
 
     /// Moves a version's stage after `lifecycle::check_move`. Moving to
     /// production is only done by promotions (`MoveVia::Promotion`), which

@@ -10,15 +10,22 @@ use crate::session::SignedInUser;
 #[component]
 pub fn Header() -> impl IntoView {
     let user = Resource::new(|| (), |_| get_signed_in_user());
+    // Effects run only in the browser: this marks the page as interactive.
+    let (hydrated, set_hydrated) = signal(false);
+    Effect::new(move |_| set_hydrated.set(true));
     view! {
-        <header class="topbar">
+        <header class="topbar" data-hydrated=move || hydrated.get().to_string()>
             <a class="skip" href="#main">"Skip to content"</a>
             <A href="/" attr:class="brand">
                 <span class="brand-mark" aria-hidden="true">"⇄"</span>
                 " Switchyard"
             </A>
             <nav aria-label="Main">
-                <A href="/">"Overview"</A>
+                <A href="/" exact=true>"Overview"</A>
+                <A href="/board">"Lifecycle board"</A>
+                <A href="/serving">"Serving at T"</A>
+                <A href="/requests">"Request lookup"</A>
+                <A href="/audit">"Audit log"</A>
             </nav>
             <Suspense fallback=|| ()>
                 {move || Suspend::new(async move {

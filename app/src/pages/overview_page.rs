@@ -4,15 +4,14 @@ use switchyard_domain::types::{Environment, ModelSummary, Overview};
 
 use crate::api::get_overview::get_overview;
 use crate::components::stage_badge::StageBadge;
+use crate::components::status::{ErrorNote, Loading};
+use crate::format::utc;
 
 /// Environments × models: which version each environment pins for each model.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_overview());
     let (filter, set_filter) = signal(String::new());
-    // Effects run only in the browser: this marks the page as interactive.
-    let (hydrated, set_hydrated) = signal(false);
-    Effect::new(move |_| set_hydrated.set(true));
 
     view! {
         <Title text="Overview · Switchyard"/>
@@ -20,27 +19,53 @@ pub fn OverviewPage() -> impl IntoView {
             <h1>"Overview"</h1>
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
-        <div class="toolbar" data-hydrated=move || hydrated.get().to_string()>
-            <label for="model-filter">"Filter models"</label>
-            <input
-                id="model-filter"
-                type="search"
-                placeholder="e.g. chat"
-                autocomplete="off"
-                prop:value=filter
-                on:input=move |ev| set_filter.set(event_target_value(&ev))
-            />
-        </div>
-        <Suspense fallback=|| view! { <p class="loading" role="status">"Loading the overview…"</p> }>
+        <Suspense fallback=|| view! { <Loading what="the overview"/> }>
             {move || Suspend::new(async move {
                 match overview.await {
-                    Ok(data) => view! { <PinMatrix data filter/> }.into_any(),
-                    Err(e) => view! {
-                        <p class="error" role="alert">"Could not load the overview: " {e.message}</p>
+                    Ok(data) => view! {
+                        <Summary data=data.clone()/>
+                        <div class="toolbar">
+                            <label for="model-filter">"Filter models"</label>
+                            <input
+                                id="model-filter"
+                                type="search"
+                                placeholder="e.g. chat"
+                                autocomplete="off"
+                                prop:value=filter
+                                on:input=move |ev| set_filter.set(event_target_value(&ev))
+                            />
+                        </div>
+                        <PinMatrix data filter/>
                     }.into_any(),
+                    Err(error) => view! { <ErrorNote doing="load the overview" error/> }.into_any(),
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Counts at the top of the page. Pending approvals, running operations and
+/// drift join these cards as promotions and clusters arrive.
+#[component]
+fn Summary(data: Overview) -> impl IntoView {
+    let versions: u64 = data.models.iter().map(|m| m.version_count).sum();
+    let pins: usize = data.environments.iter().map(|e| e.pins.len()).sum();
+    let in_production = data.models.iter().filter(|m| m.production_version.is_some()).count();
+    let cards = [
+        ("Models", data.models.len().to_string()),
+        ("Versions", versions.to_string()),
+        ("Models in production", in_production.to_string()),
+        ("Pins", pins.to_string()),
+    ];
+    view! {
+        <section class="summary" aria-label="Summary">
+            {cards.into_iter().map(|(label, n)| view! {
+                <div class="card">
+                    <span class="card-n">{n}</span>
+                    <span class="card-label">{label}</span>
+                </div>
+            }).collect_view()}
+        </section>
     }
 }
 
@@ -101,11 +126,10 @@ fn ModelRow(model: ModelSummary, envs: Vec<Environment>) -> impl IntoView {
             match pin {
                 Some(p) => view! {
                     <td>
-                        <span class="version" title=format!("pinned since {} by {}", p.since, p.set_by)>
-                            {p.version.to_string()}
-                        </span>
+                        <a class="version" href=format!("/versions/{}", p.full_id)>{p.version.to_string()}</a>
                         " "
                         <StageBadge stage=p.stage/>
+                        <span class="sub">{format!("since {} by {}", utc(p.since), p.set_by)}</span>
                     </td>
                 }
                 .into_any(),
@@ -116,8 +140,11 @@ fn ModelRow(model: ModelSummary, envs: Vec<Environment>) -> impl IntoView {
     view! {
         <tr>
             <th scope="row">
-                <span class="model">{model.model_id.to_string()}</span>
-                <span class="sub">{format!("{} versions", model.version_count)}</span>
+                <a class="model" href=format!("/models/{}", model.model_id)>{model.model_id.to_string()}</a>
+                <span class="sub">
+                    {format!("{} versions · ", model.version_count)}
+                    <a href=format!("/board?model={}", model.model_id)>"board"</a>
+                </span>
             </th>
             {cells}
         </tr>

@@ -46,7 +46,7 @@ pub async fn change_stage(
 ) -> Result<Json<Version>, ApiError> {
     let full_id = FullId::parse(&full_id)?;
     let to: Stage = body.to.parse()?;
-    actor.require(role_for_move(to, body.early), &format!("moving a version to {to}"))?;
+    actor.require(switchyard_domain::access::role_for_stage_move(to, body.early), &format!("moving a version to {to}"))?;
     let via = MoveVia::Manual { is_admin: actor.role == Role::Admin && body.early };
     let reason = super::reason(body.reason.as_deref());
     let version = app
@@ -54,17 +54,4 @@ pub async fn change_stage(
         .change_stage(&full_id, to, via, reason, &actor.name, Timestamp::now())
         .await?;
     Ok(Json(version))
-}
-
-/// Who may move a version by hand: deployers between development and
-/// staging; approvers out of production (deprecation) and into retirement
-/// once the period has passed; admins retire early. (To production only a
-/// promotion moves a version, whatever the role.)
-fn role_for_move(to: Stage, early: bool) -> Role {
-    match to {
-        Stage::Development | Stage::Staging | Stage::Production => Role::Deployer,
-        Stage::Deprecated => Role::Approver,
-        Stage::Retired if early => Role::Admin,
-        Stage::Retired => Role::Approver,
-    }
 }

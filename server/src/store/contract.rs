@@ -197,6 +197,7 @@ contract_tests!(
     request_records_are_stored_all_or_nothing_and_retries_are_skipped,
     request_lookup_names_the_version_and_the_events_that_put_it_in_service,
     serving_at_answers_what_each_environment_pinned_at_an_instant,
+    a_models_history_lists_its_pin_and_stage_changes_oldest_first,
     the_audit_log_filters_and_paginates_newest_first,
     a_malformed_cursor_or_limit_is_refused,
     verify_accepts_an_untouched_ledger,
@@ -1028,6 +1029,65 @@ async fn serving_at_answers_what_each_environment_pinned_at_an_instant(db: Arc<T
         .unwrap();
     assert_eq!(after.pins.len(), 1);
     assert_eq!(after.pins[0].full_id, id("embed:e1"));
+}
+
+// ---- model history (the timeline) ----
+
+async fn a_models_history_lists_its_pin_and_stage_changes_oldest_first(db: Arc<TestDb>) {
+    in_production(&db, "chat:v1", at(0)).await;
+    register(&db, "embed:e1", at(1)).await;
+    db.store
+        .set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(10))
+        .await
+        .unwrap();
+    db.store
+        .set_pin("development", &id("embed:e1"), None, "erin", at(11))
+        .await
+        .unwrap();
+    in_production(&db, "chat:v2", at(15)).await;
+    db.store
+        .set_pin("production", &id("chat:v2"), Some("upgrade"), "carol", at(20))
+        .await
+        .unwrap();
+
+    let history = db.store.model_history(&model("chat")).await.unwrap();
+    assert_eq!(history.model_id, model("chat"));
+    let pins: Vec<_> = history
+        .pin_changes
+        .iter()
+        .map(|p| (p.environment.as_str(), p.version.as_str(), p.at, p.actor.as_str(), p.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        pins,
+        [
+            ("production", "v1", at(10), "bob", Some("launch")),
+            ("production", "v2", at(20), "carol", Some("upgrade")),
+        ],
+        "only chat's pins, oldest first"
+    );
+    let stages: Vec<_> = history
+        .stage_changes
+        .iter()
+        .map(|s| (s.version.as_str(), s.change.from, s.change.to, s.change.at))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("v1", None, Stage::Development, at(0)),
+            ("v1", Some(Stage::Development), Stage::Staging, at(0)),
+            ("v1", Some(Stage::Staging), Stage::Production, at(0)),
+            ("v2", None, Stage::Development, at(15)),
+            ("v2", Some(Stage::Development), Stage::Staging, at(15)),
+            ("v2", Some(Stage::Staging), Stage::Production, at(15)),
+            ("v1", Some(Stage::Production), Stage::Deprecated, at(15)),
+        ],
+        "the promotion of v2 deprecated v1 in the same instant"
+    );
+    let superseded = &history.stage_changes[6].change;
+    assert_eq!(superseded.reason.as_deref(), Some("superseded by chat:v2"));
+
+    let unknown = db.store.model_history(&model("nothing")).await.unwrap();
+    assert!(unknown.pin_changes.is_empty() && unknown.stage_changes.is_empty());
 }
 
 // ---- audit ----

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 use switchyard_domain::ledger::{action, LedgerEvent};
 use switchyard_domain::lifecycle::{MoveContext, MoveVia};
 use switchyard_domain::policy::EnvPolicy;
-use switchyard_domain::types::{Labels, NewVersion, Pin, RequestRecord, StageChange, Version};
+use switchyard_domain::types::{
+    Labels, ModelHistory, NewVersion, Pin, PinChange, RequestRecord, StageChange, Version,
+    VersionStageChange,
+};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionName};
 
 use super::{AuditQuery, StoreError, StoreResult};
@@ -154,6 +157,14 @@ pub(crate) const SELECT_STAGE_EVENTS: &str = concat!(
     ledger_columns!(),
     " FROM ledger WHERE model_id = $1 AND version = $2 \
      AND action IN ('version.registered', 'stage.changed') ORDER BY id"
+);
+
+/// A model's stage and pin events, oldest first (by `ledger_by_version`).
+pub(crate) const SELECT_MODEL_HISTORY: &str = concat!(
+    "SELECT ",
+    ledger_columns!(),
+    " FROM ledger WHERE model_id = $1 \
+     AND action IN ('version.registered', 'stage.changed', 'pin.changed') ORDER BY id"
 );
 
 pub(crate) const SELECT_REQUEST_RECORD: &str =
@@ -435,6 +446,42 @@ pub(crate) fn stage_change(ev: LedgerEvent) -> StoreResult<StageChange> {
         reason: ev.reason,
         event_id: ev.id,
     })
+}
+
+/// A model's stage and pin events (oldest first) as its history.
+pub(crate) fn model_history(model_id: &ModelId, events: Vec<LedgerEvent>) -> StoreResult<ModelHistory> {
+    let mut history = ModelHistory {
+        model_id: model_id.clone(),
+        pin_changes: Vec::new(),
+        stage_changes: Vec::new(),
+    };
+    for ev in events {
+        let version = ev
+            .version
+            .as_deref()
+            .and_then(|v| VersionName::parse(v).ok())
+            .ok_or_else(|| corrupt(format_args!("ledger event {} names no valid version", ev.id)))?;
+        if ev.action == action::PIN_CHANGED {
+            let environment = ev
+                .environment
+                .clone()
+                .ok_or_else(|| corrupt(format_args!("ledger event {} names no environment", ev.id)))?;
+            history.pin_changes.push(PinChange {
+                environment,
+                version,
+                at: ev.at,
+                actor: ev.actor,
+                reason: ev.reason,
+                event_id: ev.id,
+            });
+        } else {
+            history.stage_changes.push(VersionStageChange {
+                version,
+                change: stage_change(ev)?,
+            });
+        }
+    }
+    Ok(history)
 }
 
 #[derive(sqlx::FromRow)]

@@ -107,7 +107,7 @@ macro_rules! sql_store {
         use switchyard_domain::lifecycle::{self, MoveVia};
         use switchyard_domain::policy::EnvPolicy;
         use switchyard_domain::types::{
-            AuditPage, Environment, ModelSummary, NewVersion, Pin, PinAt, RequestLookup,
+            AuditPage, Environment, ModelHistory, ModelSummary, NewVersion, Pin, PinAt, RequestLookup,
             RequestRecord, Resolved, ServingAt, Version, VersionDetail, VerifyReport,
         };
         use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionRef};
@@ -497,6 +497,17 @@ macro_rules! sql_store {
                     .then(|| lifecycle::retires_at(version.stage_since, self.settings.deprecation_days));
                 let pinned_in = fetch_pinned_in(&self.pool, id).await?;
                 Ok(Some(VersionDetail { version, stage_history, retires_at, pinned_in }))
+            }
+
+            async fn model_history(&self, model: &ModelId) -> StoreResult<ModelHistory> {
+                let events = sqlx::query_as::<_, q::LedgerRow>(q::SELECT_MODEL_HISTORY)
+                    .bind(model.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(q::LedgerRow::into_event)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                q::model_history(model, events)
             }
 
             async fn change_stage(

@@ -65,6 +65,16 @@ const REST: &[Row] = &[
 /// Every console server function (by its path) and the console's form posts.
 const CONSOLE: &[Row] = &[
     ("POST", "/console/fn/get_overview", "/console/fn/get_overview", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/get_audit_page", "/console/fn/get_audit_page", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/get_board", "/console/fn/get_board", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/get_model_page", "/console/fn/get_model_page", Some(|| json!({"model_id": "chat"})), Some(Role::Viewer)),
+    ("POST", "/console/fn/get_serving_at", "/console/fn/get_serving_at", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/get_version_detail", "/console/fn/get_version_detail",
+        Some(|| json!({"full_id": "chat:v1"})), Some(Role::Viewer)),
+    ("POST", "/console/fn/lookup_request", "/console/fn/lookup_request", Some(|| json!({"request_id": "r-1"})), Some(Role::Viewer)),
+    ("POST", "/console/fn/move_stage", "/console/fn/move_stage",
+        Some(|| json!({"full_id": "chat:v0", "to": "development"})), Some(Role::Deployer)),
+    ("POST", "/console/fn/verify_audit_chain", "/console/fn/verify_audit_chain", None, Some(Role::Viewer)),
     // Answers "nobody" to anonymous callers rather than refusing.
     ("GET", "/console/fn/get_signed_in_user", "/console/fn/get_signed_in_user", None, None),
 ];
@@ -166,8 +176,9 @@ async fn every_console_server_function_refuses_the_signed_out_and_roles_below_it
         sessions.push((Caller::Role(role), Some(crate::console::sign_in(&app, role.as_str()).await)));
     }
     for (caller, session) in sessions {
-        for &(method, _, path, _, least) in CONSOLE {
-            let answer = crate::console::call_server_fn(&app, method, path, session.as_ref()).await;
+        for &(method, _, path, body, least) in CONSOLE {
+            let form = body.map(|b| serde_urlencoded::to_string(b()).expect("form body")).unwrap_or_default();
+            let answer = crate::console::call_server_fn(&app, method, path, &form, session.as_ref()).await;
             let refused = answer.contains("\"unauthenticated\"") || answer.contains("\"forbidden\"");
             if allowed(caller, least) == refused {
                 failures.push(format!("{caller:?} {path}: {answer}"));

@@ -54,14 +54,14 @@ pub async fn sign_in(app: &TestApp, username: &str) -> Browser {
 
 /// Calls a server function as the console's client does (same origin, CSRF
 /// header); answers "<status> <body>".
-pub async fn call_server_fn(app: &TestApp, method: &str, path: &str, browser: Option<&Browser>) -> String {
+pub async fn call_server_fn(app: &TestApp, method: &str, path: &str, form: &str, browser: Option<&Browser>) -> String {
     let client = no_redirects();
     let mut req = match method {
         "GET" => client.get(format!("{}{path}", app.address)),
         _ => client
             .post(format!("{}{path}", app.address))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(""),
+            .body(form.to_owned()),
     }
     .header(ORIGIN, &app.address);
     if let Some(b) = browser {
@@ -101,7 +101,7 @@ async fn a_signed_in_user_sees_the_console_with_their_name_and_role_and_can_sign
         .await
         .expect("sent");
     assert_eq!(out.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("/signin"));
-    let after = call_server_fn(&app, "POST", "/console/fn/get_overview", Some(&browser)).await;
+    let after = call_server_fn(&app, "POST", "/console/fn/get_overview", "", Some(&browser)).await;
     assert!(after.contains("unauthenticated"), "{after}");
 }
 
@@ -145,7 +145,7 @@ async fn a_cross_origin_form_post_to_a_server_function_with_a_valid_session_is_r
         .await
         .expect("sent");
     assert_eq!(signout.status(), StatusCode::FORBIDDEN);
-    let still = call_server_fn(&app, "POST", "/console/fn/get_overview", Some(&browser)).await;
+    let still = call_server_fn(&app, "POST", "/console/fn/get_overview", "", Some(&browser)).await;
     assert!(still.starts_with("200"), "{still}");
 }
 

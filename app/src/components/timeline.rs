@@ -1,0 +1,354 @@
+//! The version timeline: an SVG chart with time on the x axis, a lane of
+//! lifecycle markers (registration, staging, promotion, deprecation,
+//! retirement) and one lane per environment with a bar for each pinned
+//! version. Every bar and marker is focusable and names who did what and
+//! why, in its `<title>` (hover) and in the detail line below (focus).
+
+use leptos::prelude::*;
+use switchyard_domain::types::{ModelHistory, PinChange};
+use switchyard_domain::{Stage, Timestamp};
+
+use crate::format::utc;
+
+const DAY: i64 = 86_400_000_000;
+const WIDTH: f64 = 1000.0;
+const LABELS: f64 = 118.0;
+const RIGHT: f64 = 14.0;
+const AXIS: f64 = 30.0;
+const LANE: f64 = 42.0;
+const BAR: f64 = 26.0;
+
+/// The instants a chart shows: `[start, end]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+impl Window {
+    fn x(&self, t: Timestamp) -> f64 {
+        let span = (self.end.micros() - self.start.micros()).max(1) as f64;
+        let f = ((t.micros() - self.start.micros()) as f64 / span).clamp(0.0, 1.0);
+        LABELS + f * (WIDTH - LABELS - RIGHT)
+    }
+
+    fn contains(&self, t: Timestamp) -> bool {
+        self.start <= t && t <= self.end
+    }
+}
+
+/// One bar: a version pinned in an environment from `start` until `end` (None: still).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PinSpan {
+    pub version: String,
+    pub start: Timestamp,
+    pub end: Option<Timestamp>,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+/// An environment's pin changes as consecutive spans, oldest first.
+pub fn pin_spans(changes: &[PinChange], environment: &str) -> Vec<PinSpan> {
+    let mut mine: Vec<&PinChange> = changes.iter().filter(|c| c.environment == environment).collect();
+    mine.sort_by_key(|c| (c.at, c.event_id));
+    mine.iter()
+        .enumerate()
+        .map(|(i, c)| PinSpan {
+            version: c.version.to_string(),
+            start: c.at,
+            end: mine.get(i + 1).map(|next| next.at),
+            actor: c.actor.clone(),
+            reason: c.reason.clone(),
+        })
+        .collect()
+}
+
+/// Tick instants and their labels for a window: at most about eight, on whole days.
+pub fn ticks(w: Window) -> Vec<(Timestamp, String)> {
+    let span_days = ((w.end.micros() - w.start.micros()) / DAY).max(1);
+    let step = [1, 2, 7, 14, 30, 61, 91, 182, 365]
+        .into_iter()
+        .find(|s| span_days / s <= 8)
+        .unwrap_or(730)
+        * DAY;
+    let format = if span_days > 400 { "%Y-%m" } else { "%b %d" };
+    let first = (w.start.micros().div_euclid(step) + 1) * step;
+    (0..)
+        .map(|i| Timestamp::from_micros(first + i * step))
+        .take_while(|t| *t <= w.end)
+        .map(|t| (t, t.to_datetime().format(format).to_string()))
+        .collect()
+}
+
+/// The version name shortened to fit a bar `width` units wide (12px
+/// monospace is about 7.3 units a character), or None when not even a few
+/// characters fit.
+fn fit_label(version: &str, width: f64) -> Option<String> {
+    let room = ((width - 10.0) / 7.3).floor() as usize;
+    let chars = version.chars().count();
+    if chars <= room {
+        Some(version.to_owned())
+    } else if room >= 4 {
+        Some(version.chars().take(room - 1).chain(std::iter::once('…')).collect())
+    } else {
+        None
+    }
+}
+
+fn stage_word(from: Option<Stage>, to: Stage) -> &'static str {
+    match (from, to) {
+        (None, _) => "registered",
+        (Some(Stage::Staging), Stage::Development) => "sent back to development",
+        (_, Stage::Staging) => "sent to staging",
+        (Some(Stage::Deprecated), Stage::Production) => "un-deprecated (promotion)",
+        (_, Stage::Production) => "promoted to production",
+        (_, Stage::Deprecated) => "deprecated",
+        (_, Stage::Retired) => "retired",
+        (_, Stage::Development) => "moved to development",
+    }
+}
+
+/// The marker's shape as an SVG path around (x, y), and its CSS class.
+fn marker_shape(from: Option<Stage>, to: Stage, x: f64, y: f64) -> (String, &'static str) {
+    let r = 6.0;
+    match (from, to) {
+        (None, _) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4.0), "mk-registered"),
+        (Some(Stage::Staging), Stage::Development) => {
+            (format!("M{} {}L{} {}L{x} {}Z", x - r, y - r, x + r, y - r, y + r), "mk-back")
+        }
+        (_, Stage::Staging) => (format!("M{} {y}a{r} {r} 0 1 0 {} 0a{r} {r} 0 1 0 {} 0", x - r, 2.0 * r, -2.0 * r), "mk-staging"),
+        (_, Stage::Production) => (format!("M{x} {}L{} {}L{} {}Z", y - r - 1.0, x + r + 1.0, y + r, x - r - 1.0, y + r), "mk-promotion"),
+        (_, Stage::Deprecated) => (format!("M{x} {}L{} {y}L{x} {}L{} {y}Z", y - r - 1.0, x + r + 1.0, y + r + 1.0, x - r - 1.0), "mk-deprecated"),
+        (_, Stage::Retired) => (format!("M{} {}h{}v{}h{}Z", x - r, y - r, 2.0 * r, 2.0 * r, -2.0 * r), "mk-retired"),
+        (_, Stage::Development) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4.0), "mk-registered"),
+    }
+}
+
+/// The chart. `now` ends the bars still in force; `marker` draws a line at an instant (serving at T).
+#[component]
+pub fn Timeline(
+    history: ModelHistory,
+    environments: Vec<String>,
+    window: Window,
+    now: Timestamp,
+    #[prop(optional)] marker: Option<Timestamp>,
+) -> impl IntoView {
+    let detail = RwSignal::new(None::<String>);
+    let height = AXIS + LANE * (environments.len() as f64 + 1.0) + 6.0;
+    let model = history.model_id.to_string();
+
+    let grid = ticks(window)
+        .into_iter()
+        .map(|(t, label)| {
+            let x = window.x(t);
+            view! {
+                <g class="tick">
+                    <line x1=x x2=x y1=AXIS - 6.0 y2=height - 6.0/>
+                    <text x=x y=AXIS - 10.0 text-anchor="middle">{label}</text>
+                </g>
+            }
+        })
+        .collect_view();
+
+    let lane_labels = std::iter::once("lifecycle".to_owned())
+        .chain(environments.iter().cloned())
+        .enumerate()
+        .map(|(i, name)| {
+            let y = AXIS + LANE * i as f64;
+            view! {
+                <rect class=if i % 2 == 0 { "lane even" } else { "lane" } x=0 y=y width=WIDTH height=LANE/>
+                <text class="lane-label" x=8 y=y + LANE / 2.0 + 4.0>{name}</text>
+            }
+        })
+        .collect_view();
+
+    let focusable = move |label: String| {
+        let on_focus = label.clone();
+        let on_hover = label;
+        (
+            move |_| detail.set(Some(on_focus.clone())),
+            move |_| detail.set(Some(on_hover.clone())),
+        )
+    };
+
+    let bars = environments
+        .iter()
+        .enumerate()
+        .flat_map(|(lane, env)| {
+            let y = AXIS + LANE * (lane as f64 + 1.0) + (LANE - BAR) / 2.0;
+            let model = model.clone();
+            pin_spans(&history.pin_changes, env)
+                .into_iter()
+                .enumerate()
+                .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
+                .map(move |(i, s)| {
+                    let x1 = window.x(s.start);
+                    let x2 = window.x(s.end.unwrap_or(now));
+                    let w = (x2 - x1).max(2.0);
+                    let until = s.end.map_or_else(|| "now".to_owned(), utc);
+                    let label = format!(
+                        "{env}: {model}:{} pinned from {} until {until}, by {}{}",
+                        s.version,
+                        utc(s.start),
+                        s.actor,
+                        s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+                    );
+                    let (focus, hover) = focusable(label.clone());
+                    let text = fit_label(&s.version, w).map(|t| {
+                        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{t}</text> }
+                    });
+                    let aria = label.clone();
+                    view! {
+                        <g class="bar" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                            <title>{label}</title>
+                            <rect class=format!("bar-fill tone-{}", i % 2) x=x1 y=y width=w height=BAR rx=3/>
+                            {text}
+                        </g>
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect_view();
+
+    let markers = history
+        .stage_changes
+        .iter()
+        .filter(|c| window.contains(c.change.at))
+        .map(|c| {
+            let x = window.x(c.change.at);
+            let y = AXIS + LANE / 2.0;
+            let (d, class) = marker_shape(c.change.from, c.change.to, x, y);
+            let label = format!(
+                "{model}:{} {} at {} by {}{}",
+                c.version,
+                stage_word(c.change.from, c.change.to),
+                utc(c.change.at),
+                c.change.actor,
+                c.change.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+            );
+            let (focus, hover) = focusable(label.clone());
+            let aria = label.clone();
+            view! {
+                <g class=format!("marker {class}") tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                    <title>{label}</title>
+                    <path d=d/>
+                </g>
+            }
+        })
+        .collect_view();
+
+    let marker_line = marker.filter(|t| window.contains(*t)).map(|t| {
+        let x = window.x(t);
+        view! {
+            <g class="at-marker">
+                <line x1=x x2=x y1=AXIS - 4.0 y2=height - 4.0/>
+                <text x=x + 4.0 y=height - 8.0>{format!("T = {}", utc(t))}</text>
+            </g>
+        }
+    });
+
+    let summary = format!(
+        "Version timeline of {model} from {} to {}: {} pin changes and {} stage changes in this range.",
+        utc(window.start),
+        utc(window.end),
+        history.pin_changes.iter().filter(|p| window.contains(p.at)).count(),
+        history.stage_changes.iter().filter(|c| window.contains(c.change.at)).count(),
+    );
+
+    view! {
+        <figure class="timeline">
+            <div class="timeline-scroll">
+                <svg
+                    viewBox=format!("0 0 {WIDTH} {height}")
+                    role="group"
+                    aria-label=summary.clone()
+                    on:mouseleave=move |_| detail.set(None)
+                >
+                    {lane_labels}
+                    {grid}
+                    {bars}
+                    {markers}
+                    {marker_line}
+                </svg>
+            </div>
+            <p class="timeline-detail" aria-live="polite">
+                {move || detail.get().unwrap_or_else(|| "Hover over or tab to a bar or marker to see who changed what, and why.".to_owned())}
+            </p>
+            <figcaption>
+                <span class="visually-hidden">{summary}</span>
+                <span class="legend">
+                    <Legend class="mk-registered" d="M2 8a4 4 0 1 0 8 0a4 4 0 1 0 -8 0" word="registered"/>
+                    <Legend class="mk-staging" d="M0 8a6 6 0 1 0 12 0a6 6 0 1 0 -12 0" word="to staging"/>
+                    <Legend class="mk-back" d="M0 2L12 2L6 14Z" word="sent back"/>
+                    <Legend class="mk-promotion" d="M6 1L13 14L-1 14Z" word="promoted"/>
+                    <Legend class="mk-deprecated" d="M6 1L13 8L6 15L-1 8Z" word="deprecated"/>
+                    <Legend class="mk-retired" d="M0 2h12v12h-12Z" word="retired"/>
+                </span>
+            </figcaption>
+        </figure>
+    }
+}
+
+#[component]
+fn Legend(class: &'static str, d: &'static str, word: &'static str) -> impl IntoView {
+    view! {
+        <span class="legend-item">
+            <svg class=format!("marker {class}") viewBox="-2 0 16 16" width="16" height="16" aria-hidden="true">
+                <path d=d/>
+            </svg>
+            {word}
+        </span>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_domain::VersionName;
+
+    fn change(env: &str, v: &str, day: i64, id: i64) -> PinChange {
+        PinChange {
+            environment: env.into(),
+            version: VersionName::parse(v).expect("valid"),
+            at: Timestamp::from_micros(day * DAY),
+            actor: "bob".into(),
+            reason: None,
+            event_id: id,
+        }
+    }
+
+    #[test]
+    fn each_pin_lasts_until_the_next_change_in_its_own_environment() {
+        let changes = [
+            change("production", "v1", 1, 1),
+            change("staging", "v2", 2, 2),
+            change("production", "v2", 5, 3),
+        ];
+        let spans = pin_spans(&changes, "production");
+        assert_eq!(spans.len(), 2);
+        assert_eq!((spans[0].version.as_str(), spans[0].end), ("v1", Some(Timestamp::from_micros(5 * DAY))));
+        assert_eq!((spans[1].version.as_str(), spans[1].end), ("v2", None));
+    }
+
+    #[test]
+    fn a_thirty_day_window_has_at_most_eight_ticks_inside_it() {
+        let w = Window { start: Timestamp::from_micros(100 * DAY + 5), end: Timestamp::from_micros(130 * DAY) };
+        let t = ticks(w);
+        assert!(!t.is_empty() && t.len() <= 8, "{t:?}");
+        assert!(t.iter().all(|(at, _)| w.contains(*at)));
+    }
+
+    #[test]
+    fn version_names_are_shortened_to_fit_their_bar() {
+        assert_eq!(fit_label("v1.0.0", 100.0).as_deref(), Some("v1.0.0"));
+        assert_eq!(fit_label("20261112-awq-int4", 60.0).as_deref(), Some("20261…"));
+        assert_eq!(fit_label("v1.0.0", 20.0), None);
+    }
+
+    #[test]
+    fn instants_outside_the_window_are_drawn_at_its_edges() {
+        let w = Window { start: Timestamp::from_micros(10 * DAY), end: Timestamp::from_micros(20 * DAY) };
+        assert_eq!(w.x(Timestamp::from_micros(0)), LABELS);
+        assert_eq!(w.x(Timestamp::from_micros(30 * DAY)), WIDTH - RIGHT);
+    }
+}

@@ -1,0 +1,106 @@
+//! What the console's pages receive from their server functions, besides
+//! the domain's own shapes.
+
+use serde::{Deserialize, Serialize};
+use switchyard_domain::types::{AuditPage, ModelHistory, ServingAt, Version};
+use switchyard_domain::{ModelId, Timestamp};
+
+/// The model page: its versions (newest first) and its pin and stage history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPage {
+    pub model_id: ModelId,
+    pub versions: Vec<Version>,
+    pub history: ModelHistory,
+    /// Environments in their standard order: the timeline's lanes.
+    pub environments: Vec<String>,
+    /// The server's clock when the page was made, so the browser draws the same chart.
+    pub now: Timestamp,
+}
+
+/// The lifecycle board of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Board {
+    pub model_id: ModelId,
+    /// Every model, for the model selector.
+    pub models: Vec<ModelId>,
+    pub versions: Vec<Version>,
+    pub now: Timestamp,
+    pub deprecation_days: u32,
+}
+
+/// The audit log's filters as the page's query string carries them. Times
+/// are RFC 3339, or `datetime-local` values read as UTC.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub model: Option<String>,
+    pub env: Option<String>,
+}
+
+impl AuditFilter {
+    /// The filters as `key=value&…` (empty ones left out), for links.
+    pub fn query_string(&self) -> String {
+        [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("action", &self.action),
+            ("actor", &self.actor),
+            ("model", &self.model),
+            ("env", &self.env),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", encode(v))))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+/// A page of the audit log and what its filter menus offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditView {
+    pub page: AuditPage,
+    pub environments: Vec<String>,
+}
+
+/// The answer of "serving at T": the instant asked about, as given and in
+/// UTC, and what each environment pinned then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServingAnswer {
+    pub serving: ServingAt,
+    /// The instant as a `datetime-local` value in `tz`.
+    pub local: String,
+    pub tz: String,
+    pub environments: Vec<String>,
+    pub models: Vec<ModelId>,
+}
+
+/// Percent-encodes a query string value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_filters_become_a_query_string_without_the_empty_ones() {
+        let f = AuditFilter {
+            action: Some("stage.changed".into()),
+            actor: Some("".into()),
+            from: Some("2026-03-03T14:00:00+01:00".into()),
+            ..Default::default()
+        };
+        assert_eq!(f.query_string(), "from=2026-03-03T14:00:00%2B01:00&action=stage.changed");
+    }
+}

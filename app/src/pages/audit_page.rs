@@ -1,0 +1,223 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use switchyard_domain::ledger::{action, LedgerEvent};
+use switchyard_domain::types::VerifyReport;
+
+use crate::api::get_audit_page::get_audit_page;
+use crate::api::verify_audit_chain::verify_audit_chain;
+use crate::components::status::{ErrorNote, Loading};
+use crate::data::{encode, AuditFilter, AuditView};
+use crate::format::utc_seconds;
+
+const ACTIONS: [&str; 7] = [
+    action::VERSION_REGISTERED,
+    action::STAGE_CHANGED,
+    action::PIN_CHANGED,
+    action::DEPRECATION,
+    action::RETIREMENT,
+    action::RETIREMENT_HELD,
+    action::ENVIRONMENT_CHANGED,
+];
+
+/// The ledger: filtered, paginated, exportable, verifiable.
+#[component]
+pub fn AuditLogPage() -> impl IntoView {
+    let query = use_query_map();
+    let filter = Memo::new(move |_| {
+        let q = query.read();
+        AuditFilter {
+            from: q.get("from"),
+            to: q.get("to"),
+            action: q.get("action"),
+            actor: q.get("actor"),
+            model: q.get("model"),
+            env: q.get("env"),
+        }
+    });
+    let cursor = move || query.read().get("cursor").filter(|c| !c.is_empty());
+    let page = Resource::new(
+        move || (filter.get(), cursor()),
+        |(f, c)| get_audit_page(f.from, f.to, f.action, f.actor, f.model, f.env, c),
+    );
+    let verify_asked = move || query.read().get("verify").is_some_and(|v| v == "1");
+    let verify = Resource::new(verify_asked, |asked| async move {
+        if asked {
+            Some(verify_audit_chain().await)
+        } else {
+            None
+        }
+    });
+    let value = move |k: &'static str| move || query.read().get(k).unwrap_or_default();
+
+    view! {
+        <Title text="Audit log · Switchyard"/>
+        <div class="page-head">
+            <h1>"Audit log"</h1>
+            <p class="lede">"Every change, newest first, in a hash-chained ledger that cannot be edited without it showing."</p>
+        </div>
+        <form class="filters" method="get" action="/audit" aria-label="Filter the audit log">
+            <label>"From (UTC)" <input type="datetime-local" name="from" value=value("from")/></label>
+            <label>"To (UTC)" <input type="datetime-local" name="to" value=value("to")/></label>
+            <label>"Action"
+                <select name="action">
+                    <option value="">"any action"</option>
+                    {ACTIONS.into_iter().map(|a| view! {
+                        <option value=a selected=move || query.read().get("action").as_deref() == Some(a)>{a}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Actor" <input type="text" name="actor" value=value("actor") placeholder="e.g. alice"/></label>
+            <label>"Model" <input type="text" name="model" value=value("model") placeholder="e.g. chat"/></label>
+            <label>"Environment"
+                <select name="env">
+                    <option value="">"any environment"</option>
+                    {["development", "staging", "production"].into_iter().map(|e| view! {
+                        <option value=e selected=move || query.read().get("env").as_deref() == Some(e)>{e}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <div class="form-actions">
+                <button class="button" type="submit">"Apply filters"</button>
+                <a class="button secondary" href="/audit">"Clear"</a>
+            </div>
+        </form>
+        <div class="toolbar">
+            <span>"Export the filtered events:"</span>
+            <a class="button secondary" download="" href=move || format!("/console/export/audit.csv?{}", filter.get().query_string())>"CSV"</a>
+            <a class="button secondary" download="" href=move || format!("/console/export/audit.json?{}", filter.get().query_string())>"JSON"</a>
+            <form method="get" action="/audit" class="inline">
+                {move || filter.get().query_string().split('&').filter(|p| !p.is_empty()).map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    view! { <input type="hidden" name=k.to_owned() value=decode(v)/> }
+                }).collect_view()}
+                <input type="hidden" name="verify" value="1"/>
+                <button class="button" type="submit">"Verify chain"</button>
+            </form>
+        </div>
+        <Suspense fallback=|| view! { <Loading what="the verification (walking the whole chain)"/> }>
+            {move || Suspend::new(async move {
+                verify.await.map(|result| match result {
+                    Ok(report) => view! { <VerifyResult report/> }.into_any(),
+                    Err(error) => view! { <ErrorNote doing="verify the chain" error/> }.into_any(),
+                })
+            })}
+        </Suspense>
+        <Transition fallback=|| view! { <Loading what="the audit log"/> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(view) => view! { <Events view filter=filter.get_untracked()/> }.into_any(),
+                    Err(error) => view! { <ErrorNote doing="load the audit log" error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Undoes `encode` for hidden inputs (the browser encodes them again on submit).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[component]
+fn VerifyResult(report: VerifyReport) -> impl IntoView {
+    if report.ok {
+        view! {
+            <p class="verify ok" role="status">
+                <strong>"Chain OK. "</strong>
+                {format!("All {} events link up to the recorded head; nothing was edited, removed or inserted.", report.checked)}
+            </p>
+        }
+        .into_any()
+    } else {
+        let at = report.first_broken_id.map(|id| format!(" at event #{id}")).unwrap_or_default();
+        view! {
+            <p class="verify broken" role="alert">
+                <strong>{format!("Chain broken{at}. ")}</strong>
+                {report.problem.unwrap_or_else(|| "The ledger does not match its hashes.".into())}
+                {format!(" ({} events checked before it.)", report.checked)}
+            </p>
+        }
+        .into_any()
+    }
+}
+
+#[component]
+fn Events(view: AuditView, filter: AuditFilter) -> impl IntoView {
+    let AuditView { page, .. } = view;
+    let base = filter.query_string();
+    let older = page.next_cursor.map(|c| {
+        let sep = if base.is_empty() { "" } else { "&" };
+        format!("/audit?{base}{sep}cursor={}", encode(&c))
+    });
+    let newest = format!("/audit?{base}");
+    let empty = page.events.is_empty();
+    view! {
+        <div class="table-wrap">
+            <table class="audit">
+                <caption class="visually-hidden">"Ledger events, newest first"</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"#"</th>
+                        <th scope="col">"When"</th>
+                        <th scope="col">"Actor"</th>
+                        <th scope="col">"Action"</th>
+                        <th scope="col">"Subject"</th>
+                        <th scope="col">"Reason"</th>
+                        <th scope="col">"Details"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {page.events.into_iter().map(|e| view! { <EventRow e/> }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        {empty.then(|| view! { <p class="empty">"No event matches these filters."</p> })}
+        <nav class="pager" aria-label="Pages">
+            <a class="button secondary" href=newest>"Newest"</a>
+            {match older {
+                Some(href) => view! { <a class="button secondary" href=href>"Older events →"</a> }.into_any(),
+                None => view! { <span class="sub">"This is the oldest page."</span> }.into_any(),
+            }}
+        </nav>
+    }
+}
+
+#[component]
+fn EventRow(e: LedgerEvent) -> impl IntoView {
+    let subject = match (&e.model_id, &e.version) {
+        (Some(m), Some(v)) => {
+            let id = format!("{m}:{v}");
+            view! { <a class="mono" href=format!("/versions/{id}")>{id.clone()}</a> }.into_any()
+        }
+        (Some(m), None) => view! { <a class="mono" href=format!("/models/{m}")>{m.clone()}</a> }.into_any(),
+        _ => view! { <span>"—"</span> }.into_any(),
+    };
+    let place = [e.environment.clone(), e.cluster.clone()].into_iter().flatten().collect::<Vec<_>>().join(" · ");
+    let details = if e.details.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.details.to_string() };
+    view! {
+        <tr>
+            <td class="mono">{e.id}</td>
+            <td class="nowrap">{utc_seconds(e.at)}</td>
+            <td>{e.actor}</td>
+            <td><code>{e.action}</code></td>
+            <td>{subject}<span class="sub">{place}</span></td>
+            <td>{e.reason.unwrap_or_default()}</td>
+            <td><code class="details">{details}</code></td>
+        </tr>
+    }
+}

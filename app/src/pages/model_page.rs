@@ -1,0 +1,226 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use switchyard_domain::types::Version;
+use switchyard_domain::Timestamp;
+
+use crate::api::get_model_page::get_model_page;
+use crate::components::stage_badge::StageBadge;
+use crate::components::status::{ErrorNote, Loading};
+use crate::components::timeline::{Timeline, Window};
+use crate::data::ModelPage as ModelData;
+use crate::format::{short_hash, utc};
+
+/// The zoom presets: query value, button text, days (None: all of history).
+const RANGES: [(&str, &str, Option<i64>); 4] = [
+    ("30d", "30 days", Some(30)),
+    ("90d", "90 days", Some(90)),
+    ("1y", "1 year", Some(365)),
+    ("all", "All", None),
+];
+
+/// Reads a `YYYY-MM-DD` date (UTC midnight).
+fn parse_date(s: &str) -> Option<Timestamp> {
+    Timestamp::parse(&format!("{}T00:00:00Z", s.trim())).ok()
+}
+
+/// The chart's window from the query: explicit from/to dates win over a preset.
+/// Also returns a note when a date could not be read.
+pub fn window_for(
+    range: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    data: &ModelData,
+) -> (Window, Option<String>) {
+    let earliest = data
+        .history
+        .stage_changes
+        .iter()
+        .map(|c| c.change.at)
+        .chain(data.history.pin_changes.iter().map(|p| p.at))
+        .min()
+        .unwrap_or(data.now);
+    let preset = RANGES.iter().find(|(key, ..)| Some(*key) == range).unwrap_or(&RANGES[1]);
+    let mut window = match preset.2 {
+        Some(days) => Window { start: data.now.plus_days(-days), end: data.now },
+        None => Window { start: earliest.plus_hours(-12), end: data.now.plus_hours(12) },
+    };
+    let mut note = None;
+    let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    if let Some(f) = given(from) {
+        match parse_date(&f) {
+            Some(t) => window.start = t,
+            None => note = Some(format!("“{f}” is not a date like 2026-03-03; the range starts as the preset says.")),
+        }
+    }
+    if let Some(t) = given(to) {
+        match parse_date(&t) {
+            Some(d) => window.end = d.plus_days(1),
+            None => note = Some(format!("“{t}” is not a date like 2026-03-03; the range ends as the preset says.")),
+        }
+    }
+    if window.end <= window.start {
+        note = Some("The range ends before it starts; showing 90 days instead.".to_owned());
+        window = Window { start: data.now.plus_days(-90), end: data.now };
+    }
+    (window, note)
+}
+
+/// A model: its version timeline and its versions.
+#[component]
+pub fn ModelPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let model_id = move || params.read().get("model_id").unwrap_or_default();
+    let data = Resource::new(model_id, get_model_page);
+
+    view! {
+        <Title text=move || format!("{} · Switchyard", model_id())/>
+        <div class="page-head">
+            <p class="crumbs"><a href="/">"Overview"</a>" / model"</p>
+            <h1 class="mono">{model_id}</h1>
+            <p class="lede">
+                "Which version each environment pinned, and when each version changed stage. "
+                <a href=move || format!("/board?model={}", model_id())>"Open the lifecycle board"</a>
+            </p>
+        </div>
+        <Suspense fallback=|| view! { <Loading what="the model's history"/> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(data) => view! { <ModelBody data query/> }.into_any(),
+                    Err(error) => view! { <ErrorNote doing="load this model" error/> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> impl IntoView {
+    let model = data.model_id.to_string();
+    let data = StoredValue::new(data);
+    let q = move |k: &str| query.read().get(k);
+    let chart = move || {
+        let (range, from, to, at) = (q("range"), q("from"), q("to"), q("at"));
+        data.with_value(|d| {
+            let (window, note) = window_for(range.as_deref(), from.as_deref(), to.as_deref(), d);
+            let marker = at.and_then(|a| Timestamp::parse(&a).ok());
+            let timeline = match marker {
+                Some(m) => view! {
+                    <Timeline history=d.history.clone() environments=d.environments.clone() window now=d.now marker=m/>
+                }
+                .into_any(),
+                None => view! {
+                    <Timeline history=d.history.clone() environments=d.environments.clone() window now=d.now/>
+                }
+                .into_any(),
+            };
+            view! {
+                {note.map(|n| view! { <p class="error" role="alert">{n}</p> })}
+                {timeline}
+            }
+        })
+    };
+    let zoom_link = {
+        let model = model.clone();
+        move |key: &'static str| format!("/models/{model}?range={key}")
+    };
+    let active = move |key: &'static str| {
+        let range = q("range");
+        let custom = q("from").is_some_and(|v| !v.is_empty()) || q("to").is_some_and(|v| !v.is_empty());
+        let current = range.as_deref().unwrap_or("90d");
+        (!custom && current == key).then_some("page")
+    };
+
+    view! {
+        <section aria-labelledby="timeline-h">
+            <div class="section-head">
+                <h2 id="timeline-h">"Version timeline"</h2>
+                <nav class="zoom" aria-label="Time range">
+                    {RANGES.iter().map(|(key, text, _)| view! {
+                        <a class="button secondary" href=zoom_link(key) aria-current=move || active(key)>{*text}</a>
+                    }).collect_view()}
+                </nav>
+                <form class="range-form" method="get" action=format!("/models/{model}")>
+                    <label>"From " <input type="date" name="from" value=move || q("from").unwrap_or_default()/></label>
+                    <label>"to " <input type="date" name="to" value=move || q("to").unwrap_or_default()/></label>
+                    <button class="button secondary" type="submit">"Zoom"</button>
+                </form>
+            </div>
+            {chart}
+        </section>
+        <section aria-labelledby="versions-h">
+            <h2 id="versions-h">"Versions"</h2>
+            <VersionTable versions=data.with_value(|d| d.versions.clone())/>
+        </section>
+    }
+}
+
+#[component]
+fn VersionTable(versions: Vec<Version>) -> impl IntoView {
+    view! {
+        <div class="table-wrap">
+            <table>
+                <caption class="visually-hidden">"Versions of this model, newest first"</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Version"</th>
+                        <th scope="col">"Stage"</th>
+                        <th scope="col">"Config hash"</th>
+                        <th scope="col">"Created"</th>
+                        <th scope="col">"By"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {versions.into_iter().map(|v| view! {
+                        <tr>
+                            <th scope="row"><a class="version" href=format!("/versions/{}", v.full_id)>{v.version.to_string()}</a></th>
+                            <td><StageBadge stage=v.stage/><span class="sub">{format!("since {}", utc(v.stage_since))}</span></td>
+                            <td><code title=v.config_hash.clone()>{short_hash(&v.config_hash)}</code></td>
+                            <td>{utc(v.created_at)}</td>
+                            <td>{v.created_by}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_domain::types::ModelHistory;
+    use switchyard_domain::ModelId;
+
+    const DAY: i64 = 86_400_000_000;
+
+    fn data() -> ModelData {
+        ModelData {
+            model_id: ModelId::parse("chat").expect("valid"),
+            versions: vec![],
+            history: ModelHistory { model_id: ModelId::parse("chat").expect("valid"), pin_changes: vec![], stage_changes: vec![] },
+            environments: vec![],
+            now: Timestamp::from_micros(1000 * DAY),
+        }
+    }
+
+    #[test]
+    fn the_default_range_is_the_last_ninety_days() {
+        let (w, note) = window_for(None, None, None, &data());
+        assert_eq!((w.start, w.end, note), (Timestamp::from_micros(910 * DAY), Timestamp::from_micros(1000 * DAY), None));
+    }
+
+    #[test]
+    fn from_and_to_dates_include_the_whole_last_day() {
+        let (w, _) = window_for(Some("30d"), Some("1970-01-02"), Some("1970-01-03"), &data());
+        assert_eq!((w.start, w.end), (Timestamp::from_micros(DAY), Timestamp::from_micros(3 * DAY)));
+    }
+
+    #[test]
+    fn an_unreadable_date_is_said_so_and_the_preset_is_kept() {
+        let (w, note) = window_for(Some("30d"), Some("yesterday"), None, &data());
+        assert_eq!(w.start, Timestamp::from_micros(970 * DAY));
+        assert!(note.is_some_and(|n| n.contains("yesterday")));
+    }
+}

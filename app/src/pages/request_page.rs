@@ -1,0 +1,99 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+use switchyard_domain::types::RequestLookup;
+
+use crate::api::lookup_request::lookup_request;
+use crate::components::stage_badge::StageBadge;
+use crate::components::status::{ErrorNote, Loading};
+use crate::format::{utc, utc_seconds};
+
+/// Request id → the version that served it, its config hash, and how it got there.
+#[component]
+pub fn RequestPage() -> impl IntoView {
+    let query = use_query_map();
+    let id = move || query.read().get("id").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let found = Resource::new(id, |id| async move {
+        match id {
+            Some(id) => Some(lookup_request(id).await),
+            None => None,
+        }
+    });
+    view! {
+        <Title text="Request lookup · Switchyard"/>
+        <div class="page-head">
+            <h1>"Request lookup"</h1>
+            <p class="lede">"Which model version served a request, with its config hash and the ledger events that put it in service."</p>
+        </div>
+        <form class="toolbar" method="get" action="/requests" role="search">
+            <label for="request-id">"Request id"</label>
+            <input id="request-id" type="search" name="id" required=true autocomplete="off"
+                placeholder="e.g. req-7f3a…" value=move || id().unwrap_or_default()/>
+            <button class="button" type="submit">"Look up"</button>
+        </form>
+        <Transition fallback=|| view! { <Loading what="the request"/> }>
+            {move || Suspend::new(async move {
+                match found.await {
+                    None => view! { <p class="empty">"Enter the request id your model server logged."</p> }.into_any(),
+                    Some(Ok(found)) => view! { <Found found/> }.into_any(),
+                    Some(Err(error)) => view! { <ErrorNote doing="look up this request" error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Found(found: RequestLookup) -> impl IntoView {
+    let RequestLookup { record, version, provenance } = found;
+    let full_id = record.full_id.to_string();
+    view! {
+        <section aria-labelledby="served-h" class="answer">
+            <h2 id="served-h">"Served by " <a class="version" href=format!("/versions/{full_id}")>{full_id.clone()}</a></h2>
+            <dl class="facts">
+                <dt>"Request"</dt><dd><code class="wrap">{record.request_id}</code></dd>
+                <dt>"At"</dt><dd>{utc_seconds(record.at)}</dd>
+                <dt>"Where"</dt><dd>{format!("cluster {}, {} slot", record.cluster, record.slot)}</dd>
+                <dt>"Latency"</dt><dd>{format!("{} ms", record.latency_ms)}</dd>
+                <dt>"Outcome"</dt><dd>{record.outcome.unwrap_or_else(|| "not reported".into())}</dd>
+                {match version {
+                    Some(v) => view! {
+                        <dt>"Config hash"</dt><dd><code class="wrap config-hash">{v.config_hash}</code></dd>
+                        <dt>"Stage now"</dt><dd><StageBadge stage=v.stage/></dd>
+                    }.into_any(),
+                    None => view! { <dt>"Version"</dt><dd>"not registered (the record names an unknown version)"</dd> }.into_any(),
+                }}
+            </dl>
+        </section>
+        <section aria-labelledby="prov-h">
+            <h2 id="prov-h">"Provenance"</h2>
+            <p class="sub">"Ledger events about this version up to the moment of the request, oldest first."</p>
+            <div class="table-wrap">
+                <table>
+                    <thead>
+                        <tr>
+                            <th scope="col">"#"</th>
+                            <th scope="col">"When"</th>
+                            <th scope="col">"Actor"</th>
+                            <th scope="col">"Action"</th>
+                            <th scope="col">"Where"</th>
+                            <th scope="col">"Reason"</th>
+                        </tr>
+                    </thead>
+                    <tbody>
+                        {provenance.into_iter().map(|e| view! {
+                            <tr>
+                                <td class="mono">{e.id}</td>
+                                <td class="nowrap">{utc(e.at)}</td>
+                                <td>{e.actor}</td>
+                                <td><code>{e.action}</code></td>
+                                <td>{e.environment.unwrap_or_default()}</td>
+                                <td>{e.reason.unwrap_or_default()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}

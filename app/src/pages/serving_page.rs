@@ -1,0 +1,204 @@
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::get_serving_at::get_serving_at;
+use crate::components::status::{ErrorNote, Loading};
+use crate::data::{encode, ServingAnswer};
+use crate::format::utc_seconds as utc;
+
+/// Time zones offered besides the browser's own (any IANA name is accepted in the URL).
+const ZONES: [&str; 16] = [
+    "UTC",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Helsinki",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+];
+
+/// "What was pinned where at instant T?" with a permalink.
+#[component]
+pub fn ServingPage() -> impl IntoView {
+    let query = use_query_map();
+    let q = move |k: &'static str| move || query.read().get(k).filter(|v| !v.is_empty());
+    let answer = Resource::new(
+        move || (q("at")(), q("local")(), q("tz")(), q("env")(), q("model")()),
+        |(at, local, tz, env, model)| get_serving_at(at, local, tz, env, model),
+    );
+    view! {
+        <Title text="Serving at T · Switchyard"/>
+        <div class="page-head">
+            <h1>"Serving at T"</h1>
+            <p class="lede">"Which version each environment pinned at an instant, who set it, why, and until when."</p>
+        </div>
+        <Transition fallback=|| view! { <Loading what="what was pinned then"/> }>
+            {move || Suspend::new(async move {
+                match answer.await {
+                    Ok(a) => view! { <ServingBody a tz_given=q("tz")().is_some() env=q("env")() model=q("model")()/> }.into_any(),
+                    Err(error) => view! {
+                        <ErrorNote doing="answer for that instant" error/>
+                        <p><a href="/serving">"Start again from now"</a></p>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ServingBody(a: ServingAnswer, tz_given: bool, env: Option<String>, model: Option<String>) -> impl IntoView {
+    let ServingAnswer { serving, local, tz, environments, models } = a;
+    let at = serving.at;
+    let tz_sel = RwSignal::new(tz.clone());
+    let local_val = RwSignal::new(local);
+    let zones = RwSignal::new({
+        let mut z: Vec<String> = ZONES.iter().map(|s| s.to_string()).collect();
+        if !z.contains(&tz) {
+            z.insert(1, tz.clone());
+        }
+        z
+    });
+    // In the browser, a page opened without a zone shows the same instant in the browser's zone.
+    Effect::new(move |_| {
+        if !tz_given {
+            if let Some((zone, value)) = browser_zone_local(at.micros()) {
+                if !zones.get_untracked().contains(&zone) {
+                    zones.update(|z| z.insert(1, zone.clone()));
+                }
+                tz_sel.set(zone);
+                local_val.set(value);
+            }
+        }
+    });
+    let mut permalink = format!("/serving?at={}", encode(&at.to_rfc3339()));
+    for (k, v) in [("env", &env), ("model", &model)] {
+        if let Some(v) = v {
+            permalink.push_str(&format!("&{k}={}", encode(v)));
+        }
+    }
+    let utc_text = utc(at);
+    let rows = serving.pins.clone();
+    let empty = rows.is_empty();
+    view! {
+        <form class="filters" method="get" action="/serving" aria-label="Choose an instant">
+            <label>"Date and time"
+                <input type="datetime-local" name="local" step="1" required=true
+                    prop:value=move || local_val.get()
+                    on:input=move |ev| local_val.set(event_target_value(&ev))/>
+            </label>
+            <label>"Time zone"
+                <select name="tz" prop:value=move || tz_sel.get() on:change=move |ev| tz_sel.set(event_target_value(&ev))>
+                    <For each=move || zones.get() key=|z| z.clone() let:z>
+                        <option value=z.clone() selected=move || tz_sel.get() == z>{z.clone()}</option>
+                    </For>
+                </select>
+            </label>
+            <label>"Environment"
+                <select name="env">
+                    <option value="">"all environments"</option>
+                    {environments.into_iter().map(|e| {
+                        let selected = env.as_deref() == Some(e.as_str());
+                        view! { <option value=e.clone() selected=selected>{e.clone()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <label>"Model"
+                <select name="model">
+                    <option value="">"all models"</option>
+                    {models.into_iter().map(|m| {
+                        let selected = model.as_deref() == Some(m.as_str());
+                        view! { <option value=m.to_string() selected=selected>{m.to_string()}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+            <div class="form-actions">
+                <button class="button" type="submit">"Show"</button>
+                <a class="button secondary" href="/serving">"Now"</a>
+            </div>
+        </form>
+        <section aria-labelledby="answer-h" class="answer">
+            <h2 id="answer-h">
+                {format!("Pinned at {utc_text} ")}
+                {(tz != "UTC").then(|| view! {
+                    <span class="sub inline">{format!("({} {tz})", local_val.get_untracked().replace('T', " "))}</span>
+                })}
+            </h2>
+            <p>
+                <a href=permalink.clone() class="permalink">"Permalink to this instant"</a>
+                " "
+                <code class="wrap">{permalink}</code>
+            </p>
+            {if empty {
+                view! { <p class="empty">"Nothing was pinned at that instant (with these filters)."</p> }.into_any()
+            } else {
+                view! {
+                    <div class="table-wrap">
+                        <table class="serving">
+                            <caption class="visually-hidden">"Pins in force at the instant"</caption>
+                            <thead>
+                                <tr>
+                                    <th scope="col">"Environment"</th>
+                                    <th scope="col">"Model"</th>
+                                    <th scope="col">"Pinned version"</th>
+                                    <th scope="col">"Since"</th>
+                                    <th scope="col">"Set by"</th>
+                                    <th scope="col">"Next change"</th>
+                                </tr>
+                            </thead>
+                            <tbody>
+                                {rows.into_iter().map(|p| view! {
+                                    <tr>
+                                        <td>{p.environment.clone()}</td>
+                                        <td><a href=format!("/models/{}?range=all&at={}", p.model_id, encode(&at.to_rfc3339()))>{p.model_id.to_string()}</a></td>
+                                        <td><a class="version" href=format!("/versions/{}", p.full_id)>{p.full_id.to_string()}</a></td>
+                                        <td>{utc(p.since)}</td>
+                                        <td>
+                                            {p.actor.clone()}
+                                            <span class="sub">{format!("event #{}", p.event_id)}{p.reason.clone().map(|r| format!(" — {r}"))}</span>
+                                        </td>
+                                        <td>{p.next_change.map_or_else(|| "still pinned".to_owned(), utc)}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+/// The browser's IANA time zone and `micros` as a `datetime-local` value in it.
+#[cfg(feature = "hydrate")]
+fn browser_zone_local(micros: i64) -> Option<(String, String)> {
+    use wasm_bindgen::JsValue;
+    let options = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new()).resolved_options();
+    let zone = js_sys::Reflect::get(&options, &JsValue::from_str("timeZone")).ok()?.as_string()?;
+    let d = js_sys::Date::new(&JsValue::from_f64((micros / 1000) as f64));
+    let value = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        d.get_full_year(),
+        d.get_month() + 1,
+        d.get_date(),
+        d.get_hours(),
+        d.get_minutes(),
+        d.get_seconds()
+    );
+    Some((zone, value))
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn browser_zone_local(_micros: i64) -> Option<(String, String)> {
+    None
+}

@@ -1,0 +1,87 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, launchBrowser, openPage, hydrated, shot, api } from '../harness.mjs';
+
+let server;
+let browser;
+let model;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+  // The demo model with the most pin changes makes the fullest timeline.
+  const { models } = await api(server.base, 'GET', '/api/v1/models');
+  model = models.sort((a, b) => b.version_count - a.version_count)[0].model_id;
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+test('the model page draws the timeline and lists the versions without JavaScript', async () => {
+  const { ctx, page } = await openPage(browser, { javaScriptEnabled: false });
+  await page.goto(`${server.base}/models/${model}?range=all`);
+  await page.getByRole('heading', { name: 'Version timeline' }).waitFor();
+  const bars = await page.locator('svg g.bar').count();
+  const markers = await page.locator('svg g.marker').count();
+  assert.ok(bars >= 3, `expected pin bars, saw ${bars}`);
+  assert.ok(markers >= 5, `expected stage markers, saw ${markers}`);
+  assert.match(await page.locator('svg g.bar title').first().textContent(), / by /);
+  const rows = await page.locator('section[aria-labelledby="versions-h"] tbody tr').count();
+  const { versions } = await api(server.base, 'GET', `/api/v1/models/${model}/versions`);
+  assert.equal(rows, versions.length);
+  await shot(page, 'model-nojs');
+  await ctx.close();
+});
+
+test('zooming to 30 days and focusing a bar shows who pinned it and why', async () => {
+  const { ctx, page, errors } = await openPage(browser);
+  await page.goto(`${server.base}/models/${model}?range=all`);
+  await hydrated(page);
+  const all = await page.locator('svg g.marker').count();
+  await page.getByRole('link', { name: '30 days' }).click();
+  await page.waitForURL(/range=30d/);
+  await page.waitForFunction((n) => document.querySelectorAll('svg g.marker').length < n, all);
+  assert.equal(await page.getByRole('link', { name: '30 days' }).getAttribute('aria-current'), 'page');
+  await page.getByRole('link', { name: 'All' }).click();
+  await page.waitForFunction((n) => document.querySelectorAll('svg g.marker').length === n, all);
+  const bar = page.locator('svg g.bar').last();
+  await bar.focus();
+  const detail = page.locator('.timeline-detail');
+  await page.waitForFunction(() => / pinned from /.test(document.querySelector('.timeline-detail').textContent));
+  assert.equal(await detail.textContent(), await bar.getAttribute('aria-label'));
+  await shot(page, 'model');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('a version page shows its config, stage history and pins, and is reached from the versions table', async () => {
+  const { ctx, page, errors } = await openPage(browser);
+  await page.goto(`${server.base}/models/${model}`);
+  await hydrated(page);
+  const link = page.locator('section[aria-labelledby="versions-h"] tbody a.version').first();
+  const version = (await link.textContent()).trim();
+  await link.click();
+  await page.waitForURL(new RegExp(`/versions/${model}:${version}`));
+  await page.getByRole('heading', { name: 'Stage history' }).waitFor();
+  assert.match(await page.locator('pre.config').textContent(), /\{/);
+  assert.ok(await page.locator('section[aria-labelledby="history-h"] tbody tr').count() >= 1);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+
+  const nojs = await openPage(browser, { javaScriptEnabled: false });
+  await nojs.page.goto(`${server.base}/versions/${model}:${version}`);
+  await nojs.page.getByText('Pinned now in').waitFor();
+  assert.match(await nojs.page.locator('.facts').textContent(), /sha256:/);
+  await shot(nojs.page, 'version-nojs');
+  await nojs.ctx.close();
+});
+
+test('an unknown model is answered in plain words, not a blank page', async () => {
+  const { ctx, page } = await openPage(browser, { javaScriptEnabled: false });
+  await page.goto(`${server.base}/models/no-such-model`);
+  const alert = page.getByRole('alert');
+  assert.match(await alert.textContent(), /Could not load this model\. model no-such-model has no registered version/);
+  await ctx.close();
+});
