@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, openPage, hydrated, shot, registerVersion, setPin } from '../harness.mjs';
+import { startServer, launchBrowser, openPage, hydrated, shot, registerVersion, setPin, signIn } from '../harness.mjs';
 
 let server;
 let browser;
@@ -73,6 +73,7 @@ test('without JavaScript a local time in UTC answers from the server, before and
 test('the time zone defaults to the browser\'s and the instant is also shown in UTC', async () => {
   const ctx = await browser.newContext({ timezoneId: 'Asia/Tokyo' });
   const page = await ctx.newPage();
+  await signIn(page, server.base);
   const at = new Date(between).toISOString();
   await page.goto(`${server.base}/serving?at=${encodeURIComponent(at)}&model=e2e-serve`);
   await hydrated(page);

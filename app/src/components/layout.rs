@@ -2,14 +2,16 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::api::client::CSRF_ELEMENT_ID;
-use crate::api::get_signed_in_user::get_signed_in_user;
 use crate::session::SignedInUser;
 
 /// The bar at the top of every page: product name, navigation, and the
 /// signed-in user with their role and a sign-out button.
 #[component]
 pub fn Header() -> impl IntoView {
-    let user = Resource::new(|| (), |_| get_signed_in_user());
+    // Known while rendering on the server (the session's user is in context)
+    // and handed to the browser inside the page, so hydration sees the same
+    // header without a round trip.
+    let user = SharedValue::new(|| use_context::<SignedInUser>());
     // Effects run only in the browser: this marks the page as interactive.
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
@@ -27,14 +29,10 @@ pub fn Header() -> impl IntoView {
                 <A href="/requests">"Request lookup"</A>
                 <A href="/audit">"Audit log"</A>
             </nav>
-            <Suspense fallback=|| ()>
-                {move || Suspend::new(async move {
-                    match user.await {
-                        Ok(Some(u)) => view! { <UserBox user=u/> }.into_any(),
-                        _ => view! { <A href="/signin" attr:class="signin-link">"Sign in"</A> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            {match user.into_inner() {
+                Some(u) => view! { <UserBox user=u/> }.into_any(),
+                None => view! { <A href="/signin" attr:class="signin-link">"Sign in"</A> }.into_any(),
+            }}
         </header>
     }
 }
