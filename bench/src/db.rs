@@ -50,6 +50,24 @@ impl From<Option<String>> for Val {
     }
 }
 
+/// Binds every `Val` of `values` to the query `q`, in order. A macro
+/// because the query's type differs per database.
+macro_rules! bind_all {
+    ($q:expr, $values:expr) => {{
+        let mut q = $q;
+        for v in $values {
+            q = match v {
+                Val::Int(i) => q.bind(*i),
+                Val::Float(f) => q.bind(*f),
+                Val::Text(s) => q.bind(s.as_str()),
+                Val::Null => q.bind(None::<i64>),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_all;
+
 /// SQLite allows 32 766 parameters per statement.
 const SQLITE_MAX_PARAMS: usize = 32_000;
 
@@ -112,18 +130,8 @@ impl Db {
                         columns.join(", "),
                         vec![tuple.as_str(); chunk.len()].join(", ")
                     );
-                    let mut q = sqlx::query(&sql);
-                    for row in chunk {
-                        for v in row {
-                            q = match v {
-                                Val::Int(i) => q.bind(*i),
-                                Val::Float(f) => q.bind(*f),
-                                Val::Text(s) => q.bind(s.as_str()),
-                                Val::Null => q.bind(None::<i64>),
-                            };
-                        }
-                    }
-                    q.execute(&mut *tx).await.with_context(|| format!("bulk insert into {table}"))?;
+                    bind_all!(sqlx::query(&sql), chunk.iter().flatten())
+                        .execute(&mut *tx).await.with_context(|| format!("bulk insert into {table}"))?;
                 }
                 tx.commit().await?;
             }
@@ -138,23 +146,9 @@ impl Db {
     /// Runs a query with `args` and fetches at most one row: the raw
     /// engine's side of a lookup. Answers whether a row was found.
     pub async fn lookup(&self, sql: &str, args: &[Val]) -> anyhow::Result<bool> {
-        macro_rules! bound {
-            ($q:expr) => {{
-                let mut q = $q;
-                for v in args {
-                    q = match v {
-                        Val::Int(i) => q.bind(*i),
-                        Val::Float(f) => q.bind(*f),
-                        Val::Text(s) => q.bind(s.as_str()),
-                        Val::Null => q.bind(None::<i64>),
-                    };
-                }
-                q
-            }};
-        }
         Ok(match self {
-            Db::Sqlite(pool) => bound!(sqlx::query(sql)).fetch_optional(pool).await?.is_some(),
-            Db::Postgres(pool) => bound!(sqlx::query(sql)).fetch_optional(pool).await?.is_some(),
+            Db::Sqlite(pool) => bind_all!(sqlx::query(sql), args).fetch_optional(pool).await?.is_some(),
+            Db::Postgres(pool) => bind_all!(sqlx::query(sql), args).fetch_optional(pool).await?.is_some(),
         })
     }
 

@@ -21,7 +21,7 @@ use switchyard_domain::access::Role;
 use switchyard_domain::Timestamp;
 use tokio::task::JoinHandle;
 
-use crate::db::{copy_rows, Db, Mode, Val};
+use crate::db::{bind_all, copy_rows, Db, Mode, Val};
 use crate::generate::{Catalog, ModelPlan, Record, RECORD_COLUMNS};
 use crate::report::{percentile_ms, Figure};
 use crate::size::Size;
@@ -264,16 +264,7 @@ impl<'a> Bench<'a> {
                 let sql = format!("INSERT INTO request_records ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", RECORD_COLUMNS.join(", "));
                 let mut tx = pool.begin().await?;
                 for row in &rows {
-                    let mut q = sqlx::query(&sql);
-                    for v in row {
-                        q = match v {
-                            Val::Int(i) => q.bind(*i),
-                            Val::Float(f) => q.bind(*f),
-                            Val::Text(s) => q.bind(s.as_str()),
-                            Val::Null => q.bind(None::<String>),
-                        };
-                    }
-                    q.execute(&mut *tx).await?;
+                    bind_all!(sqlx::query(&sql), row).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }
@@ -355,16 +346,27 @@ impl<'a> Bench<'a> {
         let bare = start_bare(sample).await?;
         let duration = Duration::from_millis(self.size.load_millis);
         let conns = self.size.load_connections;
-        let urls = |b: &str| paths.iter().map(|p| format!("{b}{p}")).collect::<Vec<_>>();
-        let (rps, lat) = load(urls(base), Some(self.credentials.token.clone()), conns, duration).await?;
-        let (bare_rps, bare_lat) = load(urls(&bare.address), None, conns, duration).await?;
+        let token = self.credentials.token.clone();
+        let ((rps, p99), (bare_rps, bare_p99), generator) = match wrk() {
+            Some(wrk) => (
+                wrk_load(&wrk, base, &paths, Some(&token), conns, duration).await?,
+                wrk_load(&wrk, &bare.address, &paths, None, conns, duration).await?,
+                "wrk (1 thread) on loopback",
+            ),
+            None => {
+                let urls = |b: &str| paths.iter().map(|p| format!("{b}{p}")).collect::<Vec<_>>();
+                let (rps, lat) = load(urls(base), Some(token), conns, duration).await?;
+                let (bare_rps, bare_lat) = load(urls(&bare.address), None, conns, duration).await?;
+                ((rps, percentile_ms(&lat, 99.0)), (bare_rps, percentile_ms(&bare_lat, 99.0)), "reqwest in the same process (no wrk on PATH)")
+            }
+        };
         let ratio = rps / bare_rps;
         let figures = [
             self.figure(&format!("resolve, {conns} keep-alive connections"), "req/s", rps)
                 .baseline(bare_rps)
                 .target("≥ 50% of bare axum", ratio >= 0.5)
-                .note("load generator in the same process (reqwest), bounded in time"),
-            self.figure("resolve: p99", "ms", percentile_ms(&lat, 99.0)).baseline(percentile_ms(&bare_lat, 99.0)),
+                .note(&format!("load generator: {generator}, {} ms per side", self.size.load_millis)),
+            self.figure("resolve: p99", "ms", p99).baseline(bare_p99),
         ];
         self.figures.extend(figures);
         Ok(())
@@ -460,6 +462,80 @@ impl<'a> Bench<'a> {
     }
 }
 
+/// `wrk` on the PATH, if installed.
+fn wrk() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join("wrk"))
+        .find(|p| p.is_file())
+}
+
+/// Runs wrk (one thread, `connections` keep-alive connections) over `paths`
+/// in turn; answers requests/s and the p99 latency in ms. Any answer but
+/// 2xx is an error.
+async fn wrk_load(
+    wrk: &std::path::Path,
+    base: &str,
+    paths: &[String],
+    token: Option<&str>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, f64)> {
+    let script = std::env::temp_dir().join(format!("sy-bench-{:016x}.lua", crate::rng::seed_from_time()));
+    let list: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{{}}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n",
+            list.join(", ")
+        ),
+    )?;
+    let mut cmd = tokio::process::Command::new(wrk);
+    cmd.arg("-t1")
+        .arg(format!("-c{connections}"))
+        // wrk takes whole seconds.
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg("--latency")
+        .arg("-s")
+        .arg(&script);
+    if let Some(t) = token {
+        cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
+    }
+    let out = cmd.arg(base).output().await;
+    let _ = std::fs::remove_file(&script);
+    let out = out.context("cannot run wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.contains("Non-2xx") || text.contains("Socket errors") {
+        bail!("wrk failed on {base}: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(|v| wrk_millis(v.trim()))
+        .with_context(|| format!("no 99% latency in wrk's output: {text}"))?;
+    Ok((rps, p99))
+}
+
+/// A wrk duration such as `812.00us`, `1.25ms` or `2.01s`, in ms.
+fn wrk_millis(v: &str) -> Option<f64> {
+    let split = v.find(|c: char| c.is_ascii_alphabetic())?;
+    let (n, unit) = v.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    match unit {
+        "us" => Some(n / 1000.0),
+        "ms" => Some(n),
+        "s" => Some(n * 1000.0),
+        "m" => Some(n * 60_000.0),
+        _ => None,
+    }
+}
+
 /// `connections` clients, each on its own keep-alive connection, GET the
 /// `urls` in turn until `duration` is up. Answers requests/s and latencies;
 /// any answer but 200 is an error.
@@ -499,4 +575,18 @@ async fn load(urls: Vec<String>, token: Option<String>, connections: usize, dura
     }
     let rps = all.len() as f64 / started.elapsed().as_secs_f64();
     Ok((rps, all))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrk_millis;
+
+    #[test]
+    fn wrk_latencies_in_any_unit_are_read_as_milliseconds() {
+        let close = |v: &str, ms: f64| wrk_millis(v).is_some_and(|x| (x - ms).abs() < 1e-9);
+        assert!(close("812.00us", 0.812));
+        assert!(close("1.25ms", 1.25));
+        assert!(close("2.01s", 2010.0));
+        assert_eq!(wrk_millis("fast"), None);
+    }
 }
