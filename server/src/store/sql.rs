@@ -117,8 +117,24 @@ pub(crate) const UPSERT_PIN: &str = "INSERT INTO pins \
 pub(crate) const SELECT_PINNED_IN: &str = "SELECT p.environment FROM pins p \
      JOIN environments e ON e.name = p.environment \
      WHERE p.model_id = $1 AND p.version = $2 ORDER BY e.position, p.environment";
-pub(crate) const SELECT_PIN_SUBJECTS: &str = "SELECT p.environment, p.model_id FROM pins p \
+/// What every pin (filtered by environment and model) held at `$3`, with the
+/// event that set it and the instant of its next change, in one round trip:
+/// per pin, correlated lookups on the (subject, valid_from, event_id) key.
+/// The subject is spelled as `history::Subject::Pin::key()` spells it.
+pub(crate) const SELECT_PINS_AT: &str = "SELECT p.environment, p.model_id, h.valid_from, h.event_id, h.value, \
+       l.actor, l.reason, \
+       (SELECT n.valid_from FROM state_history n \
+         WHERE n.subject = h.subject AND n.valid_from > $3 ORDER BY n.valid_from LIMIT 1) AS next_change \
+     FROM pins p \
      JOIN environments e ON e.name = p.environment \
+     JOIN state_history h ON h.subject = 'pin/' || p.environment || '/' || p.model_id \
+      AND h.valid_from = (SELECT x.valid_from FROM state_history x \
+         WHERE x.subject = 'pin/' || p.environment || '/' || p.model_id AND x.valid_from <= $3 \
+         ORDER BY x.valid_from DESC, x.event_id DESC LIMIT 1) \
+      AND h.event_id = (SELECT x.event_id FROM state_history x \
+         WHERE x.subject = 'pin/' || p.environment || '/' || p.model_id AND x.valid_from <= $3 \
+         ORDER BY x.valid_from DESC, x.event_id DESC LIMIT 1) \
+     JOIN ledger l ON l.id = h.event_id \
      WHERE ($1 IS NULL OR p.environment = $1) AND ($2 IS NULL OR p.model_id = $2) \
      ORDER BY e.position, p.environment, p.model_id";
 
@@ -373,6 +389,19 @@ pub(crate) struct StateAtRow {
     pub(crate) value: String,
     pub(crate) actor: String,
     pub(crate) reason: Option<String>,
+}
+
+/// One row of `SELECT_PINS_AT`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PinAtRow {
+    pub(crate) environment: String,
+    pub(crate) model_id: String,
+    pub(crate) valid_from: i64,
+    pub(crate) event_id: i64,
+    pub(crate) value: String,
+    pub(crate) actor: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) next_change: Option<i64>,
 }
 
 impl StateAtRow {

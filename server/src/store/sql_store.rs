@@ -616,38 +616,25 @@ macro_rules! sql_store {
             }
 
             async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {
-                let subjects = sqlx::query_as::<_, (String, String)>(q::SELECT_PIN_SUBJECTS)
+                let rows = sqlx::query_as::<_, q::PinAtRow>(q::SELECT_PINS_AT)
                     .bind(env)
                     .bind(model.map(ModelId::as_str))
+                    .bind(at.micros())
                     .fetch_all(&self.pool)
                     .await?;
-                let mut pins = Vec::with_capacity(subjects.len());
-                for (environment, model_id) in subjects {
-                    let key = Subject::Pin { environment: environment.clone(), model_id: model_id.clone() }.key();
-                    let Some(state) = sqlx::query_as::<_, q::StateAtRow>(q::SELECT_STATE_AT)
-                        .bind(&key)
-                        .bind(at.micros())
-                        .fetch_optional(&self.pool)
-                        .await?
-                    else {
-                        continue; // not pinned yet at `at`
-                    };
-                    let next_change = sqlx::query_scalar::<_, i64>(q::SELECT_NEXT_STATE)
-                        .bind(&key)
-                        .bind(at.micros())
-                        .fetch_optional(&self.pool)
-                        .await?
-                        .map(Timestamp::from_micros);
-                    let full_id = state.pinned_full_id(&model_id)?;
+                // Pins that did not exist yet at `at` have no row.
+                let mut pins = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let full_id = q::stored_full_id(&row.model_id, &row.value)?;
                     pins.push(PinAt {
-                        environment,
+                        environment: row.environment,
                         model_id: full_id.model_id.clone(),
                         full_id,
-                        since: Timestamp::from_micros(state.valid_from),
-                        event_id: state.event_id,
-                        actor: state.actor,
-                        reason: state.reason,
-                        next_change,
+                        since: Timestamp::from_micros(row.valid_from),
+                        event_id: row.event_id,
+                        actor: row.actor,
+                        reason: row.reason,
+                        next_change: row.next_change.map(Timestamp::from_micros),
                     });
                 }
                 let clusters = self.clusters_at(at, env, model).await?;
