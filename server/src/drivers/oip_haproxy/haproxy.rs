@@ -168,13 +168,16 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
         c.model
     );
     // Fast checks: a slot must be seen UP before traffic is switched to it.
+    // A check may take up to `timeout check` to answer (a model server busy
+    // on 2 shared cores can take longer than the 100 ms interval; such a slot
+    // is slow, not down).
     let srv = |slot: SlotName, weight: Option<u8>| {
         let weight = weight.map_or(String::new(), |w| format!(" weight {w}"));
         format!("    server {slot} {} check inter 100ms fall 2 rise 1{weight}\n", addr(slot))
     };
     let mut out = format!(
         "global\n    stats socket {} level admin\n    maxconn 4096\n\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    \
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout check 2s\n    \
          retries 3\n    option redispatch\n\n\
          frontend fe\n    bind {bind}\n    use_backend %[str(active),map({},be_blue)]\n\n",
         h.socket.display(),
