@@ -45,6 +45,9 @@ pub mod action {
     pub const CLUSTER_CREATED: &str = "cluster.created";
     pub const OPERATION_STARTED: &str = "operation.started";
     pub const OPERATION_STEP: &str = "operation.step";
+    /// A runner found an operation whose previous runner stopped (its lease
+    /// expired) before finishing; written just before `operation.resumed`.
+    pub const OPERATION_INTERRUPTED: &str = "operation.interrupted";
     pub const OPERATION_RESUMED: &str = "operation.resumed";
     pub const OPERATION_COMPLETED: &str = "operation.completed";
     pub const OPERATION_FAILED: &str = "operation.failed";

@@ -295,6 +295,77 @@ pub fn restore_plan(before: &ClusterState, now: &ClusterState) -> Result<Option<
     }
 }
 
+/// Requests a router sent to one slot and how many of them failed, counted
+/// since the router started (counters only grow, unless the router restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Traffic {
+    pub requests: u64,
+    pub errors: u64,
+}
+
+impl Traffic {
+    /// What happened between `earlier` and `self`. Counters that went down
+    /// mean the router restarted in between: then `self` counts from zero.
+    pub fn since(self, earlier: Traffic) -> Traffic {
+        if self.requests < earlier.requests || self.errors < earlier.errors {
+            return self;
+        }
+        Traffic { requests: self.requests - earlier.requests, errors: self.errors - earlier.errors }
+    }
+}
+
+/// The error-rate part of a rolling update's health gate: after each
+/// traffic step, the new version's requests are watched for `window_ms`; if
+/// more than `max_error_percent` of them fail the operation rolls back
+/// (trigger `health_gate`). Fewer than `min_requests` in the window is too
+/// little to judge, and passes (readiness is still checked).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatePolicy {
+    pub max_error_percent: f64,
+    pub min_requests: u64,
+    pub window_ms: u64,
+}
+
+impl Default for GatePolicy {
+    fn default() -> Self {
+        GatePolicy { max_error_percent: 5.0, min_requests: 20, window_ms: 1000 }
+    }
+}
+
+impl GatePolicy {
+    /// Checks a policy given in a cluster's config.
+    pub fn check(&self) -> Result<(), DomainError> {
+        if !(0.0..=100.0).contains(&self.max_error_percent) || self.window_ms > 600_000 {
+            return Err(DomainError::Invalid(format!(
+                "health_gate: max_error_percent must be 0 to 100 and window_ms at most 600000, not {} and {}",
+                self.max_error_percent, self.window_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// Judges what `slot` served during the window: `Ok` with a note to keep,
+    /// or `Err` saying why the gate fails.
+    pub fn judge(&self, slot: SlotName, seen: Traffic) -> Result<String, String> {
+        let window = format!("{:.1} s", self.window_ms as f64 / 1000.0);
+        if seen.requests < self.min_requests.max(1) {
+            return Ok(format!(
+                "error rate not judged: {} requests to {slot} in {window} (fewer than {})",
+                seen.requests,
+                self.min_requests.max(1)
+            ));
+        }
+        let rate = seen.errors as f64 * 100.0 / seen.requests as f64;
+        let text = format!("error rate {rate:.2}% ({} of {} requests) on {slot} over {window}", seen.errors, seen.requests);
+        if rate > self.max_error_percent {
+            Err(format!("{text} exceeds {}%", self.max_error_percent))
+        } else {
+            Ok(text)
+        }
+    }
+}
+
 /// The progress of one step, as persisted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -606,6 +677,22 @@ mod tests {
         assert!(op.apply(&Progress::Finished { state: OperationState::Succeeded, error: None }, &s0, t).is_err());
         assert!(op.apply(&Progress::Finished { state: OperationState::Failed, error: None }, &s0, t).is_ok());
         assert_eq!(op.error.as_deref(), Some("no such version"), "the first error is kept");
+    }
+
+    #[test]
+    fn the_error_rate_gate_fails_above_the_threshold_and_does_not_judge_too_few_requests() {
+        let p = GatePolicy { max_error_percent: 5.0, min_requests: 20, window_ms: 1000 };
+        let seen = |requests, errors| Traffic { requests, errors };
+        assert!(p.judge(SlotName::Green, seen(100, 5)).is_ok(), "exactly at the threshold passes");
+        let e = p.judge(SlotName::Green, seen(100, 6)).expect_err("6% fails");
+        assert!(e.contains("6.00%") && e.contains("green"), "{e}");
+        let n = p.judge(SlotName::Green, seen(19, 19)).expect("too few to judge");
+        assert!(n.contains("not judged"), "{n}");
+        assert!(GatePolicy { max_error_percent: 101.0, ..p }.check().is_err());
+        assert!(p.check().is_ok());
+        // Counters that went down: the router restarted, count from zero.
+        assert_eq!(seen(10, 1).since(seen(50, 2)), seen(10, 1));
+        assert_eq!(seen(80, 3).since(seen(50, 2)), seen(30, 1));
     }
 
     #[test]

@@ -25,6 +25,9 @@ Configuration (environment variables):
   LOG_FORMAT=json              structured JSON logs instead of human-readable ones
   SWITCHYARD_DEPRECATION_DAYS  days a version stays deprecated before it retires (30-90, default 30)
   SWITCHYARD_METRICS_TOKEN     if set, /metrics needs `Authorization: Bearer <this>`
+  SWITCHYARD_OPERATION_LEASE_MS  how long an operation runner's claim holds unrenewed (default 15000):
+                               after a crash, another runner resumes the operation once it expires
+  SWITCHYARD_OPERATION_POLL_MS   how often the runner looks for operations (default 250)
 
 Exit codes:
   0  success
@@ -273,9 +276,11 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         // Printed, not logged: the demo passwords are for the person at the terminal.
         println!("demo users (sign in to the console with these):\n{}", crate::demo::demo_users_text());
     }
-    let retirement = crate::jobs::spawn(AppState { store: store.clone(), config: Arc::new(config.clone()) });
-    let runner = crate::operations::spawn(store, crate::drivers::Drivers::default(), Default::default());
-    let app = crate::startup::Application::build(config).await.context("cannot start the server")?;
+    let settings = crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    let app = crate::startup::Application::build(config.clone()).await.context("cannot start the server")?;
+    let retirement = crate::jobs::spawn(AppState { store: store.clone(), config: Arc::new(config), drivers: app.drivers() });
+    // The runner shares the server's drivers, so live health shows the routers it drives.
+    let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app.run_until_stopped().await.context("the server stopped with an error");
     retirement.abort();
     runner.abort();

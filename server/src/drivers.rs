@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Serialize;
 use switchyard_domain::clusters::{Cluster, ClusterState, DriverKind, SlotName, Weights};
+use switchyard_domain::operations::{GatePolicy, Traffic};
 use switchyard_domain::{DomainError, FullId};
 
 /// A driver action that did not work; the message is shown in the
@@ -56,14 +58,93 @@ pub trait Driver: Send + Sync + 'static {
 
     /// The router's weights as they are.
     async fn observe(&self) -> DriverResult<Observed>;
+
+    /// Requests the router sent to `slot` and how many failed, since it started.
+    async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic>;
+
+    /// The error-rate gate of this cluster (from its config).
+    fn gate_policy(&self) -> GatePolicy;
+
+    /// Whether `slot`, expected to hold `version`, answers ready now.
+    async fn slot_health(&self, slot: SlotName, version: Option<&FullId>) -> DriverResult<SlotHealth>;
+}
+
+/// A slot's health as the driver reports it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotHealth {
+    Ready,
+    /// The slot holds nothing (nothing to be ready).
+    Empty,
+    NotReady(String),
+    /// The driver could not answer (in time).
+    Unknown(String),
+}
+
+impl SlotHealth {
+    /// `ready`, `empty`, `not ready: <why>` or `unknown: <why>`.
+    pub fn text(&self) -> String {
+        match self {
+            SlotHealth::Ready => "ready".to_owned(),
+            SlotHealth::Empty => "empty".to_owned(),
+            SlotHealth::NotReady(why) => format!("not ready: {why}"),
+            SlotHealth::Unknown(why) => format!("unknown: {why}"),
+        }
+    }
+}
+
+/// What the driver reports about a cluster now, next to what the database holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveView {
+    /// Per slot (blue, green): `ready`, `empty`, `not ready: …` or `unknown: …`.
+    pub health: Vec<(SlotName, String)>,
+    /// The router's weights now, or `unknown: …`.
+    pub router: Result<Weights, String>,
+}
+
+/// Asks the cluster's driver how each slot and the router are now, each
+/// question bounded by `timeout`; what cannot be answered is "unknown: why".
+pub async fn live_view(drivers: &Drivers, cluster: &Cluster, timeout: Duration) -> LiveView {
+    let driver = match drivers.for_cluster(cluster) {
+        Ok(d) => d,
+        Err(e) => {
+            let why = e.to_string();
+            return LiveView {
+                health: SlotName::ALL.into_iter().map(|s| (s, SlotHealth::Unknown(why.clone()).text())).collect(),
+                router: Err(format!("unknown: {why}")),
+            };
+        }
+    };
+    let bounded = |what: String| format!("no answer within {} ms ({what})", timeout.as_millis());
+    let slot = |slot: SlotName| {
+        let driver = driver.clone();
+        let version = cluster.state.version(slot).cloned();
+        async move {
+            let h = match tokio::time::timeout(timeout, driver.slot_health(slot, version.as_ref())).await {
+                Ok(Ok(h)) => h,
+                Ok(Err(e)) => SlotHealth::Unknown(e.to_string()),
+                Err(_) => SlotHealth::Unknown(bounded(format!("asking {slot}"))),
+            };
+            (slot, h.text())
+        }
+    };
+    let router = async {
+        match tokio::time::timeout(timeout, driver.observe()).await {
+            Ok(Ok(o)) => Ok(o.weights),
+            Ok(Err(e)) => Err(format!("unknown: {e}")),
+            Err(_) => Err(format!("unknown: {}", bounded("asking the router".to_owned()))),
+        }
+    };
+    let (blue, green, router) = tokio::join!(slot(SlotName::Blue), slot(SlotName::Green), router);
+    LiveView { health: vec![blue, green], router }
 }
 
 /// Checks a cluster's driver config when the cluster is created.
 pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(), DomainError> {
-    match kind {
-        DriverKind::Simulated => simulated::SimulatedConfig::parse(config).map(|_| ()),
-        DriverKind::OipHaproxy => oip_haproxy::OipHaproxyConfig::parse(config).map(|_| ()),
-    }
+    let gate = match kind {
+        DriverKind::Simulated => simulated::SimulatedConfig::parse(config)?.health_gate,
+        DriverKind::OipHaproxy => oip_haproxy::OipHaproxyConfig::parse(config)?.health_gate,
+    };
+    gate.check()
 }
 
 /// The drivers of this process, one per cluster, built on first use.

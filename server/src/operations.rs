@@ -10,7 +10,8 @@
 use std::time::{Duration, Instant};
 
 use switchyard_domain::operations::{restore_plan, Operation, OperationState, Progress, Step, StepState, Trigger};
-use switchyard_domain::Timestamp;
+use switchyard_domain::clusters::SlotName;
+use switchyard_domain::{FullId, Timestamp};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::drivers::{Driver, Drivers};
@@ -29,6 +30,30 @@ pub struct RunnerSettings {
 impl Default for RunnerSettings {
     fn default() -> Self {
         RunnerSettings { lease: Duration::from_secs(15), poll: Duration::from_millis(250), ready_timeout: Duration::from_secs(60) }
+    }
+}
+
+impl RunnerSettings {
+    /// The defaults, with the lease and poll interval taken from
+    /// `SWITCHYARD_OPERATION_LEASE_MS` (200–600000) and
+    /// `SWITCHYARD_OPERATION_POLL_MS` (10–60000) when set. A shorter lease
+    /// resumes an operation sooner after a crash, at the cost of more renewals.
+    pub fn from_env() -> anyhow::Result<RunnerSettings> {
+        let ms = |key: &str, range: std::ops::RangeInclusive<u64>| -> anyhow::Result<Option<Duration>> {
+            match std::env::var(key).ok().filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(Some(Duration::from_millis(n))),
+                    _ => anyhow::bail!("{key}={v:?} must be a number of milliseconds from {} to {}", range.start(), range.end()),
+                },
+            }
+        };
+        let d = RunnerSettings::default();
+        Ok(RunnerSettings {
+            lease: ms("SWITCHYARD_OPERATION_LEASE_MS", 200..=600_000)?.unwrap_or(d.lease),
+            poll: ms("SWITCHYARD_OPERATION_POLL_MS", 10..=60_000)?.unwrap_or(d.poll),
+            ..d
+        })
     }
 }
 
@@ -120,7 +145,7 @@ async fn drive(store: DynStore, drivers: Drivers, owner: &str, settings: &Runner
             let index = op.next_step;
             op = record(op.id, Progress::StepStarted { index }).await?;
             let state = store.get_cluster(&op.cluster).await?.map(|c| c.state).unwrap_or_default();
-            op = match execute(driver.as_ref(), &step, &state, settings).await {
+            op = match execute(driver.as_ref(), &step, &state, &op.full_id, settings).await {
                 Ok(note) => record(op.id, Progress::StepDone { index, note }).await?,
                 Err(error) => {
                     tracing::warn!(operation = op.id, step = %step.describe(), %error, "step failed");
@@ -155,18 +180,23 @@ async fn drive(store: DynStore, drivers: Drivers, owner: &str, settings: &Runner
     }
 }
 
-/// Runs one step; `Ok` carries a note worth keeping (the measured switch time).
+/// Runs one step of an operation bringing `target` into service; `Ok`
+/// carries a note worth keeping (the measured switch time, the error rate).
 pub async fn execute(
     driver: &dyn Driver,
     step: &Step,
     state: &switchyard_domain::clusters::ClusterState,
+    target: &FullId,
     settings: &RunnerSettings,
 ) -> Result<Option<String>, String> {
     let r = match step {
         Step::Load { slot, full_id } => driver.load(*slot, full_id).await,
         Step::WaitReady { slot, full_id } => driver.wait_ready(*slot, full_id, settings.ready_timeout).await,
         Step::Smoke { slot, full_id } => driver.smoke(*slot, full_id).await,
-        Step::Gate => driver.gate(state).await,
+        Step::Gate => {
+            driver.gate(state).await.map_err(|e| e.to_string())?;
+            return error_rate_gate(driver, state, target).await.map(Some);
+        }
         Step::Shift { weights } => {
             let started = Instant::now();
             driver.shift(*weights).await.map_err(|e| e.to_string())?;
@@ -175,4 +205,30 @@ pub async fn execute(
         }
     };
     r.map(|()| None).map_err(|e| e.to_string())
+}
+
+/// The error-rate half of the health gate: watches the requests the router
+/// sends to the slots serving `target` for the policy's window and judges
+/// their error rate (the readiness half is `Driver::gate`).
+async fn error_rate_gate(
+    driver: &dyn Driver,
+    state: &switchyard_domain::clusters::ClusterState,
+    target: &FullId,
+) -> Result<String, String> {
+    let policy = driver.gate_policy();
+    let slots: Vec<SlotName> = state.serving().into_iter().filter(|(_, v, _)| *v == target).map(|(s, _, _)| s).collect();
+    if slots.is_empty() {
+        return Ok(format!("{target} carries no traffic: error rate not judged"));
+    }
+    let mut before = Vec::with_capacity(slots.len());
+    for slot in &slots {
+        before.push(driver.traffic(*slot).await.map_err(|e| format!("cannot read the router's counters: {e}"))?);
+    }
+    tokio::time::sleep(Duration::from_millis(policy.window_ms)).await;
+    let mut notes = Vec::with_capacity(slots.len());
+    for (slot, earlier) in slots.iter().zip(before) {
+        let now = driver.traffic(*slot).await.map_err(|e| format!("cannot read the router's counters: {e}"))?;
+        notes.push(policy.judge(*slot, now.since(earlier))?);
+    }
+    Ok(notes.join("; "))
 }

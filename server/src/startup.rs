@@ -23,6 +23,7 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     router: Router,
+    drivers: crate::drivers::Drivers,
 }
 
 impl Application {
@@ -35,9 +36,16 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let port = listener.local_addr().context("the listener has no local address")?.port();
-        let state = AppState { store, config: Arc::new(config) };
+        let drivers = crate::drivers::Drivers::default();
+        let state = AppState { store, config: Arc::new(config), drivers: drivers.clone() };
         let router = app(state).await?;
-        Ok(Application { listener, port, router })
+        Ok(Application { listener, port, router, drivers })
+    }
+
+    /// The cluster drivers the server's handlers use; give them to the
+    /// operation runner so both see the same routers.
+    pub fn drivers(&self) -> crate::drivers::Drivers {
+        self.drivers.clone()
     }
 
     /// The port actually bound (useful when the configured one was 0).

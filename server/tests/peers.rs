@@ -26,15 +26,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchyard::config::Config;
-use switchyard::drivers::oip_haproxy::{haproxy_config, OipHaproxyConfig};
-use switchyard::drivers::Drivers;
+use switchyard::drivers::oip_haproxy::{haproxy_config, OipHaproxy, OipHaproxyConfig};
+use switchyard::drivers::{Driver, Drivers};
 use switchyard::operations::RunnerSettings;
 use switchyard::startup::Application;
-use switchyard_domain::operations::Progress;
 use switchyard::auth::{password, secret};
 use switchyard::store::DynStore;
 use switchyard_domain::access::Role;
 use switchyard_domain::Timestamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
@@ -61,6 +62,8 @@ class VersionModel(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         if self._mode() == "fail_predict":
             raise RuntimeError("this version fails every request on purpose")
+        if self._mode() == "fail_traffic" and "smoke" not in repr(payload.inputs[0].data):
+            raise RuntimeError("this version passes its smoke request and fails real traffic on purpose")
         return InferenceResponse(
             model_name=self.name,
             model_version=self.version,
@@ -271,6 +274,8 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     }
     write_version(&artifacts, 24, Some("fail_load"));
     write_version(&artifacts, 25, Some("fail_predict"));
+    // 34 answers its smoke request and fails every other request: the error-rate gate catches it.
+    write_version(&artifacts, 34, Some("fail_traffic"));
 
     let (blue_port, green_port, front_port) = (free_port(), free_port(), free_port());
     let config = json!({
@@ -278,16 +283,20 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         "blue": { "url": format!("http://127.0.0.1:{blue_port}"), "repository": dir.join("blue") },
         "green": { "url": format!("http://127.0.0.1:{green_port}"), "repository": dir.join("green") },
         "artifacts": artifacts,
-        "haproxy": { "socket": dir.join("haproxy.sock"), "route_map": dir.join("route.map"), "weights_file": dir.join("weights") },
+        // The driver talks to HAProxy through a relay in this test, which can hold a
+        // command so that the server is killed at a known point of a step.
+        "haproxy": { "socket": dir.join("relay.sock"), "route_map": dir.join("route.map"), "weights_file": dir.join("weights") },
     });
     let (blue_dir, green_dir) = (dir.join("blue"), dir.join("green"));
     let (_blue, _green) = tokio::join!(
         start_mlserver(&mlserver, &blue_dir, blue_port),
         start_mlserver(&mlserver, &green_dir, green_port)
     );
-    let parsed = OipHaproxyConfig::parse(&config).expect("a valid driver config");
+    let mut direct = OipHaproxyConfig::parse(&config).expect("a valid driver config");
+    direct.haproxy.socket = dir.join("haproxy.sock");
+    let relay = Relay::start(dir.join("relay.sock"), direct.haproxy.socket.clone());
     std::fs::write(dir.join("route.map"), "active be_blue\n").expect("map");
-    std::fs::write(dir.join("haproxy.cfg"), haproxy_config(&parsed, &format!("127.0.0.1:{front_port}"))).expect("cfg");
+    std::fs::write(dir.join("haproxy.cfg"), haproxy_config(&direct, &format!("127.0.0.1:{front_port}"))).expect("cfg");
     let _haproxy = Command::new(&haproxy)
         .arg("-f")
         .arg(dir.join("haproxy.cfg"))
@@ -321,7 +330,7 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     let settings = RunnerSettings { lease: Duration::from_secs(1), poll: Duration::from_millis(20), ready_timeout: Duration::from_secs(20) };
     let mut runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
 
-    for v in 1..=33 {
+    for v in 1..=34 {
         let (status, body) = api.post(&format!("/api/v1/models/{MODEL}/versions"), json!({ "version": v.to_string(), "config": { "v": v } })).await;
         assert_eq!(status, 201, "{body}");
     }
@@ -379,52 +388,70 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     assert_eq!(op["state"], "succeeded", "{op}");
     ops.push(op);
 
-    // Crash safety: a runner dies at each step of a blue-green switch, once
-    // right after writing the step's start (before the driver acted) and
-    // once after the driver acted (before writing it done). Played by a
-    // runner driven by hand here; the real runner, restarted with fresh
-    // drivers as after a restart, must resume it after the lease expires.
+    // Crash safety with the real binary: `switchyard serve` (a child process,
+    // on the same database) runs the operations while the in-process runner
+    // is stopped, and is killed with SIGKILL in the middle of a step: while
+    // waiting for HAProxy to report the new slot UP, and in the switch itself,
+    // once before HAProxy got the `set map` and once after HAProxy switched
+    // but before the server heard back (router and database then disagree).
+    // The relay holds the command so the kill point is exact. A restarted
+    // binary resumes the operation once the lease expires.
     runner.abort();
+    let log = dir.join("serve.log");
     let mut crash_version = 25;
-    for crash_at in 0..4 {
-        for acted in [false, true] {
-            // A new version each time, so the plan has all four steps.
-            crash_version += 1;
-            let id = api.operate(body(&format!("echo:{crash_version}"))).await;
-            let doomed = format!("doomed-{crash_at}-{acted}");
-            let now = Timestamp::now();
-            let lease_until = Timestamp::from_micros(now.micros() + settings.lease.as_micros() as i64);
-            let op = store.claim_operation(&doomed, now, lease_until).await.expect("claim").expect("the operation");
-            assert_eq!((op.id, op.steps.len()), (id, 4));
-            let cluster = store.get_cluster(CLUSTER).await.expect("read").expect("cluster");
-            let driver = Drivers::default().for_cluster(&cluster).expect("driver");
-            for index in 0..=crash_at {
-                store.record_progress(id, &doomed, Progress::StepStarted { index }, Timestamp::now()).await.expect("started");
-                let state = store.get_cluster(CLUSTER).await.expect("read").expect("cluster").state;
-                let step = op.steps[index].step.clone();
-                if index < crash_at || acted {
-                    switchyard::operations::execute(driver.as_ref(), &step, &state, &settings).await.expect("the step runs");
-                }
-                if index < crash_at {
-                    store.record_progress(id, &doomed, Progress::StepDone { index, note: None }, Timestamp::now()).await.expect("done");
-                }
-            }
-            // The doomed runner is gone; a restarted one takes over once its lease expires.
-            runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
-            let op = api.finished(id).await;
-            runner.abort();
-            assert_eq!(op["state"], "succeeded", "after a crash at step {crash_at} (acted: {acted}): {op}");
-            let cluster = store.get_cluster(CLUSTER).await.expect("read").expect("cluster");
-            let observed = Drivers::default().for_cluster(&cluster).expect("driver").observe().await.expect("observed");
-            assert_eq!(observed.weights, cluster.state.weights, "HAProxy and the database agree after a crash at step {crash_at}");
-            assert_eq!(cluster.state.sole_version().map(ToString::to_string), Some(format!("echo:{crash_version}")));
-            eprintln!("crash at step {crash_at} ({}): resumed by a restarted runner; HAProxy and the database agree", if acted { "after the driver acted" } else { "before the driver acted" });
-            ops.push(op);
+    let mut interrupted_steps = Vec::new();
+    for (hold, step) in [(Hold::Before("show servers state"), 1), (Hold::Before("set map"), 3), (Hold::After("set map"), 3)] {
+        crash_version += 1;
+        let id = api.operate(body(&format!("echo:{crash_version}"))).await;
+        relay.arm(hold);
+        let served = Served::start(&database_url, &log);
+        tokio::time::timeout(Duration::from_secs(60), relay.held.notified()).await.expect("the server reached the held command");
+        let op = api.get(&format!("/api/v1/operations/{id}")).await;
+        assert_eq!(op["steps"][step]["state"], "running", "{hold:?}: {op}");
+        served.kill9();
+        relay.arm(Hold::Nothing);
+        let haproxy = OipHaproxy::new(direct.clone()).expect("driver").observe().await.expect("HAProxy answers").weights;
+        let stored = store.get_cluster(CLUSTER).await.expect("read").expect("cluster").state.weights;
+        if matches!(hold, Hold::After(_)) {
+            assert_ne!(haproxy, stored, "killed after HAProxy switched, before the database knew");
+        } else {
+            assert_eq!(haproxy, stored, "killed before HAProxy was told anything");
         }
+        let served = Served::start(&database_url, &log);
+        let op = api.finished(id).await;
+        served.kill9();
+        assert_eq!(op["state"], "succeeded", "after a kill -9 ({hold:?}): {op}");
+        let cluster = store.get_cluster(CLUSTER).await.expect("read").expect("cluster");
+        let observed = OipHaproxy::new(direct.clone()).expect("driver").observe().await.expect("observed");
+        assert_eq!(observed.weights, cluster.state.weights, "HAProxy and the database agree after a kill -9 ({hold:?})");
+        let slot = cluster.state.weights.sole().expect("all traffic on one slot");
+        let map = std::fs::read_to_string(dir.join("route.map")).expect("map file");
+        assert_eq!(map.trim(), format!("active be_{slot}"), "the map file agrees too");
+        assert_eq!(cluster.state.sole_version().map(ToString::to_string), Some(format!("echo:{crash_version}")));
+        eprintln!("kill -9 in step {step} ({hold:?}): resumed by the restarted binary; HAProxy, its map file and the database agree");
+        interrupted_steps.push(step as i64);
+        ops.push(op);
     }
+    let events = api.get("/api/v1/audit?action=operation.interrupted&limit=100").await;
+    let steps: Vec<i64> = events["events"].as_array().expect("events").iter().rev().filter_map(|e| e["details"]["step"].as_i64()).collect();
+    assert_eq!(steps, interrupted_steps, "each interruption is in the ledger, naming its step");
     let events = api.get("/api/v1/audit?action=operation.resumed&limit=100").await;
-    assert_eq!(events["events"].as_array().map(Vec::len), Some(8), "each resumption is in the ledger");
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(3), "each resumption is in the ledger");
     runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
+
+    // The error-rate gate: echo:34 answers its smoke request but fails real
+    // traffic; the first rolling step sends it 10% of the load, the gate
+    // reads HAProxy's counters (`show stat`) and rolls back (trigger health_gate).
+    let gated = api.operate(json!({ "kind": "rolling", "full_id": "echo:34", "steps": [10, 50, 100], "reason": "canary" })).await;
+    let op = api.finished(gated).await;
+    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("health_gate")), "{op}");
+    let gate = op["steps"].as_array().and_then(|s| s.iter().find(|s| s["state"] == "failed")).cloned().expect("a failed step");
+    assert_eq!(gate["action"], "gate", "{op}");
+    eprintln!("health gate on real traffic: {}", gate["note"]);
+    assert!(gate["note"].as_str().is_some_and(|n| n.starts_with("error rate") && n.contains("exceeds")), "{op}");
+    let gated_slot = op["steps"][0]["slot"].as_str().expect("the slot loaded").to_owned();
+    let gate_window = (micros(&op["created_at"]), micros(&op["finished_at"]));
+    ops.push(op);
 
     // Broken versions: the operation aborts and traffic stays where it was.
     for (v, failing_step) in [("echo:24", 0), ("echo:25", 2)] {
@@ -444,16 +471,37 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     runner.abort();
 
     let sent = sent.lock().await.clone();
-    let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok).collect();
-    eprintln!("{} requests through HAProxy, {} failed", sent.len(), failed.len());
+    // Only echo:34 may fail: its requests while the error-rate gate watched it
+    // (answered with an error by its slot, or not answered at all: after a
+    // server error HAProxy may close the client's keep-alive connection).
+    let by_gated = |s: &Sent| {
+        (s.slot == gated_slot || s.slot.is_empty()) && gate_window.0 <= s.start.micros() && s.start.micros() <= gate_window.1
+    };
+    let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok && !by_gated(s)).collect();
+    let gated_failures = sent.iter().filter(|s| !s.ok && by_gated(s)).count();
+    eprintln!("{} requests through HAProxy, {} failed, and {gated_failures} answered with errors by echo:34 before the gate rolled it back", sent.len(), failed.len());
     assert!(failed.is_empty(), "failed requests: {:?}", &failed[..failed.len().min(5)]);
+    assert!(gated_failures > 0, "the gate judged real failed requests");
+    // A request echo:34 answered with an error is reported as its; one never
+    // answered names no version and has no record.
+    let sent: Vec<Sent> = sent
+        .into_iter()
+        .filter(|s| s.ok || !s.slot.is_empty())
+        .map(|mut s| {
+            if !s.ok {
+                s.version = "34".to_owned();
+            }
+            s
+        })
+        .collect();
     assert!(sent.len() > 1000, "the load generator ran: {}", sent.len());
 
     // Every request is reported, as a model server or router would.
     let records: Vec<Value> = sent
         .iter()
         .map(|s| json!({ "request_id": s.id, "at": s.start, "cluster": CLUSTER, "slot": s.slot,
-                          "full_id": format!("{MODEL}:{}", s.version), "latency_ms": s.latency_ms }))
+                          "full_id": format!("{MODEL}:{}", s.version), "latency_ms": s.latency_ms,
+                          "outcome": if s.ok { "ok" } else { "error" } }))
         .collect();
     for chunk in records.chunks(5000) {
         let (status, v) = api.post("/api/v1/request-records", Value::Array(chunk.to_vec())).await;
@@ -473,7 +521,7 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     let mut cache = Vec::new();
     let mut in_window = 0;
     let mut by_version: HashMap<String, u64> = HashMap::new();
-    for s in &sent {
+    for s in sent.iter().filter(|s| s.ok) {
         let t = s.start.micros();
         let mut allowed = serving_versions(&api, &mut cache, t).await;
         if let Some((a, b)) = windows.iter().find(|(a, b)| *a <= t && t <= *b) {
@@ -540,4 +588,119 @@ async fn admin_client(store: &DynStore) -> reqwest::Client {
     let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
     headers.insert(reqwest::header::AUTHORIZATION, value);
     reqwest::Client::builder().default_headers(headers).build().expect("client")
+}
+
+/// Where the relay holds the driver's admin-socket traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    Nothing,
+    /// Hold the first command containing this, without passing it on.
+    Before(&'static str),
+    /// Pass the first command containing this to HAProxy, then hold its answer.
+    After(&'static str),
+}
+
+/// A relay between the driver and HAProxy's admin socket, transparent
+/// unless armed; armed, it holds one command (and signals `held`) so the
+/// server can be killed at a known point.
+struct Relay {
+    hold: Arc<std::sync::Mutex<Hold>>,
+    held: Arc<tokio::sync::Notify>,
+}
+
+impl Relay {
+    fn start(listen: PathBuf, upstream: PathBuf) -> Relay {
+        let _ = std::fs::remove_file(&listen);
+        let listener = UnixListener::bind(&listen).expect("relay socket");
+        let relay = Relay { hold: Arc::new(std::sync::Mutex::new(Hold::Nothing)), held: Arc::new(tokio::sync::Notify::new()) };
+        let (hold, held) = (relay.hold.clone(), relay.held.clone());
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (hold, held, upstream) = (hold.clone(), held.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let _ = Relay::pass(conn, &upstream, &hold, &held).await;
+                });
+            }
+        });
+        relay
+    }
+
+    fn arm(&self, hold: Hold) {
+        *self.hold.lock().expect("relay lock") = hold;
+    }
+
+    /// Takes the hold if `command` matches it.
+    fn take(hold: &std::sync::Mutex<Hold>, command: &str) -> Hold {
+        let mut h = hold.lock().expect("relay lock");
+        match *h {
+            Hold::Before(p) | Hold::After(p) if command.contains(p) => std::mem::replace(&mut *h, Hold::Nothing),
+            _ => Hold::Nothing,
+        }
+    }
+
+    async fn pass(mut conn: UnixStream, upstream: &Path, hold: &std::sync::Mutex<Hold>, held: &tokio::sync::Notify) -> std::io::Result<()> {
+        let mut command = Vec::new();
+        let mut buf = [0_u8; 4096];
+        while !command.contains(&b'\n') {
+            let n = conn.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            command.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&command).into_owned();
+        let hold = Relay::take(hold, &text);
+        if matches!(hold, Hold::Before(_)) {
+            held.notify_one();
+            // Never passed on: wait until the (killed) server's end closes.
+            let _ = conn.read(&mut buf).await;
+            return Ok(());
+        }
+        let mut up = UnixStream::connect(upstream).await?;
+        up.write_all(&command).await?;
+        let mut answer = Vec::new();
+        up.read_to_end(&mut answer).await?;
+        if matches!(hold, Hold::After(_)) {
+            held.notify_one();
+            let _ = conn.read(&mut buf).await;
+            return Ok(());
+        }
+        conn.write_all(&answer).await?;
+        conn.shutdown().await
+    }
+}
+
+/// The real `switchyard serve` binary as a child process (SIGKILLed when dropped).
+struct Served(std::process::Child);
+
+impl Served {
+    fn start(database_url: &str, log: &Path) -> Served {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("SWITCHYARD_ADDR", "127.0.0.1:0")
+            .env("SWITCHYARD_OPERATION_LEASE_MS", "1000")
+            .env("SWITCHYARD_OPERATION_POLL_MS", "20")
+            .env_remove("LOG_FORMAT")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("switchyard serve starts");
+        Served(child)
+    }
+
+    /// kill -9, and reap it.
+    fn kill9(mut self) {
+        self.0.kill().expect("SIGKILL sent");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -26,7 +26,8 @@ use switchyard_domain::{DomainError, FullId};
 
 pub use haproxy::haproxy_config;
 
-use super::{Driver, DriverError, DriverResult, Observed};
+use super::{Driver, DriverError, DriverResult, Observed, SlotHealth};
+use switchyard_domain::operations::{GatePolicy, Traffic};
 
 /// One slot: where its model server listens and the model repository it serves from.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +63,9 @@ pub struct OipHaproxyConfig {
     pub haproxy: HaproxyConfig,
     /// The inference request body sent as the smoke test (a default BYTES input if absent).
     pub smoke_request: Option<serde_json::Value>,
+    /// The error-rate gate of rolling updates, judged on HAProxy's counters (`show stat`).
+    #[serde(default)]
+    pub health_gate: switchyard_domain::operations::GatePolicy,
 }
 
 impl OipHaproxyConfig {
@@ -258,5 +262,33 @@ impl Driver for OipHaproxy {
             }
         };
         Ok(Observed { weights })
+    }
+
+    async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic> {
+        // The slot's server in its own backend (atomic switches) and in the
+        // split backend (rolling steps): requests go through one or the other.
+        let stats = self.socket.stats().await?;
+        let mut total = Traffic::default();
+        for be in [backend(Some(slot)), backend(None)] {
+            let t = stats.server(be, slot.as_str())?;
+            total.requests += t.requests;
+            total.errors += t.errors;
+        }
+        Ok(total)
+    }
+
+    fn gate_policy(&self) -> GatePolicy {
+        self.config.health_gate
+    }
+
+    async fn slot_health(&self, slot: SlotName, version: Option<&FullId>) -> DriverResult<SlotHealth> {
+        let Some(v) = version else { return Ok(SlotHealth::Empty) };
+        if !self.oip(slot).version_ready(v.version.as_str()).await? {
+            return Ok(SlotHealth::NotReady(format!("{v} does not answer ready at {}", self.config.slot(slot).url)));
+        }
+        if !self.socket.server_up(backend(Some(slot)), slot.as_str()).await? {
+            return Ok(SlotHealth::NotReady(format!("HAProxy reports {slot} down")));
+        }
+        Ok(SlotHealth::Ready)
     }
 }

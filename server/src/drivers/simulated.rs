@@ -1,16 +1,21 @@
 //! The simulated driver: slots and router in memory. For the demo and fast
 //! tests; clusters using it are labelled "simulated" wherever they show.
-//! Faults can be configured per cluster to exercise failure paths.
+//! Faults can be configured per cluster to exercise failure paths, and the
+//! router can be kept in a file (`state_file`) so that it outlives the
+//! server process, as a real router outlives a crashed server.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use switchyard_domain::clusters::{ClusterState, SlotName, Weights};
+use switchyard_domain::operations::{GatePolicy, Traffic};
 use switchyard_domain::{DomainError, FullId};
 use tokio::sync::Mutex;
 
-use super::{Driver, DriverError, DriverResult, Observed};
+use super::{Driver, DriverError, DriverResult, Observed, SlotHealth};
 
 /// `config` of a simulated cluster; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -24,9 +29,22 @@ pub struct SimulatedConfig {
     pub fail_smoke: Vec<String>,
     /// The health gate fails once this share (percent) of traffic is on a new version.
     pub fail_gate_at: Option<u8>,
-    /// How long each action takes, to watch (or interrupt) an operation mid-way.
+    /// Versions that answer this share (percent) of their simulated requests with errors.
+    #[serde(default)]
+    pub error_percent: BTreeMap<String, f64>,
+    /// Simulated requests per second through the router (default 1000), split by weight.
+    pub requests_per_second: Option<u32>,
+    /// How long each action takes, to watch (or interrupt) an operation
+    /// mid-way: a load or a traffic shift takes effect half-way through.
     #[serde(default)]
     pub action_ms: u64,
+    /// A file holding the router's state (slots and weights) across server
+    /// restarts; without it the router lives in memory and starts from the
+    /// database's state.
+    pub state_file: Option<PathBuf>,
+    /// The error-rate gate of rolling updates.
+    #[serde(default)]
+    pub health_gate: GatePolicy,
 }
 
 impl SimulatedConfig {
@@ -34,14 +52,20 @@ impl SimulatedConfig {
         if config.is_null() {
             return Ok(SimulatedConfig::default());
         }
-        serde_json::from_value(config.clone())
-            .map_err(|e| DomainError::Invalid(format!("simulated driver config: {e}")))
+        let c: SimulatedConfig = serde_json::from_value(config.clone())
+            .map_err(|e| DomainError::Invalid(format!("simulated driver config: {e}")))?;
+        if c.error_percent.values().any(|p| !(0.0..=100.0).contains(p)) {
+            return Err(DomainError::Invalid("simulated driver config: error_percent values are 0 to 100".to_owned()));
+        }
+        Ok(c)
     }
 }
 
 struct Router {
-    slots: [Option<FullId>; 2],
-    weights: Weights,
+    state: ClusterState,
+    /// Simulated requests and errors per slot (blue, green), fractional.
+    served: [(f64, f64); 2],
+    counted_until: Instant,
 }
 
 pub struct Simulated {
@@ -57,73 +81,135 @@ fn index(slot: SlotName) -> usize {
 }
 
 impl Simulated {
-    /// A simulated cluster starting as the database last recorded it.
+    /// A simulated cluster starting as its state file says, or else as the
+    /// database last recorded it.
     pub fn new(config: SimulatedConfig, state: &ClusterState) -> Simulated {
-        Simulated {
-            config,
-            router: Mutex::new(Router { slots: [state.blue.clone(), state.green.clone()], weights: state.weights }),
-        }
+        let state = config.state_file.as_ref().and_then(|f| read_state(f).ok().flatten()).unwrap_or_else(|| state.clone());
+        Simulated { config, router: Mutex::new(Router { state, served: [(0.0, 0.0); 2], counted_until: Instant::now() }) }
     }
 
-    async fn act(&self) {
+    async fn pause(&self, share: u64) {
         if self.config.action_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(self.config.action_ms)).await;
+            tokio::time::sleep(Duration::from_millis(self.config.action_ms * share / 2)).await;
         }
     }
 
     fn named(list: &[String], id: &FullId) -> bool {
         list.iter().any(|v| v == &id.to_string())
     }
+
+    /// The router, first brought up to date with its state file and the
+    /// simulated requests served since it was last looked at.
+    async fn router(&self) -> DriverResult<tokio::sync::MutexGuard<'_, Router>> {
+        let mut r = self.router.lock().await;
+        if let Some(f) = &self.config.state_file {
+            if let Some(s) = read_state(f)? {
+                r.state = s;
+            }
+        }
+        let now = Instant::now();
+        let seconds = now.duration_since(r.counted_until).as_secs_f64();
+        let rate = f64::from(self.config.requests_per_second.unwrap_or(1000));
+        for slot in SlotName::ALL {
+            let share = f64::from(r.state.weights.of(slot)) / 100.0;
+            let Some(v) = r.state.version(slot).map(ToString::to_string) else { continue };
+            let requests = seconds * rate * share;
+            let failing = self.config.error_percent.get(&v).copied().unwrap_or(0.0) / 100.0;
+            let served = &mut r.served[index(slot)];
+            served.0 += requests;
+            served.1 += requests * failing;
+        }
+        r.counted_until = now;
+        Ok(r)
+    }
+
+    /// Changes the router's state (in its file too, when it has one).
+    fn set(&self, r: &mut Router, state: ClusterState) -> DriverResult<()> {
+        if let Some(f) = &self.config.state_file {
+            write_state(f, &state)?;
+        }
+        r.state = state;
+        Ok(())
+    }
+}
+
+/// The router state kept in `file`, if the file exists.
+pub fn read_state(file: &std::path::Path) -> DriverResult<Option<ClusterState>> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| DriverError::new(format!("simulated: state file {} is not valid: {e}", file.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DriverError::new(format!("simulated: cannot read {}: {e}", file.display()))),
+    }
+}
+
+fn write_state(file: &std::path::Path, state: &ClusterState) -> DriverResult<()> {
+    let fail = |e: String| DriverError::new(format!("simulated: cannot write {}: {e}", file.display()));
+    let text = serde_json::to_string(state).map_err(|e| fail(e.to_string()))?;
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| fail(e.to_string()))?;
+    std::fs::rename(&tmp, file).map_err(|e| fail(e.to_string()))
 }
 
 #[async_trait]
 impl Driver for Simulated {
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
-        self.act().await;
-        let mut r = self.router.lock().await;
-        if r.weights.of(slot) > 0 {
-            return Err(DriverError::new(format!("simulated: {slot} carries traffic and cannot be loaded")));
+        self.pause(1).await;
+        {
+            let mut r = self.router().await?;
+            if r.state.weights.of(slot) > 0 {
+                return Err(DriverError::new(format!("simulated: {slot} carries traffic and cannot be loaded")));
+            }
+            let emptied = r.state.with_version(slot, None);
+            self.set(&mut r, emptied)?;
+            if Self::named(&self.config.fail_load, full_id) {
+                return Err(DriverError::new(format!("simulated: {full_id} failed to load into {slot}")));
+            }
+            let loaded = r.state.with_version(slot, Some(full_id.clone()));
+            self.set(&mut r, loaded)?;
         }
-        r.slots[index(slot)] = None;
-        if Self::named(&self.config.fail_load, full_id) {
-            return Err(DriverError::new(format!("simulated: {full_id} failed to load into {slot}")));
-        }
-        r.slots[index(slot)] = Some(full_id.clone());
+        self.pause(1).await;
         Ok(())
     }
 
     async fn wait_ready(&self, slot: SlotName, full_id: &FullId, _timeout: Duration) -> DriverResult<()> {
-        self.act().await;
-        let r = self.router.lock().await;
-        match &r.slots[index(slot)] {
+        self.pause(2).await;
+        let r = self.router().await?;
+        match r.state.version(slot) {
             Some(v) if v == full_id => Ok(()),
             other => Err(DriverError::new(format!(
                 "simulated: {slot} holds {}, not {full_id}",
-                other.as_ref().map_or("nothing".to_owned(), ToString::to_string)
+                other.map_or("nothing".to_owned(), ToString::to_string)
             ))),
         }
     }
 
     async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
-        self.act().await;
         if Self::named(&self.config.fail_smoke, full_id) {
+            self.pause(2).await;
             return Err(DriverError::new(format!("simulated: the smoke request to {full_id} in {slot} failed")));
         }
         self.wait_ready(slot, full_id, Duration::ZERO).await
     }
 
     async fn shift(&self, weights: Weights) -> DriverResult<()> {
-        self.act().await;
-        self.router.lock().await.weights = weights;
+        self.pause(1).await;
+        {
+            let mut r = self.router().await?;
+            let shifted = r.state.with_weights(weights);
+            self.set(&mut r, shifted)?;
+        }
+        self.pause(1).await;
         Ok(())
     }
 
     async fn gate(&self, state: &ClusterState) -> DriverResult<()> {
-        self.act().await;
-        let r = self.router.lock().await;
+        self.pause(2).await;
+        let r = self.router().await?;
         if let Some(p) = self.config.fail_gate_at {
             // Any slot at exactly that share: the shares a rolling update steps through.
-            if SlotName::ALL.into_iter().any(|s| r.weights.of(s) == p && state.version(s).is_some()) {
+            if SlotName::ALL.into_iter().any(|s| r.state.weights.of(s) == p && state.version(s).is_some()) {
                 return Err(DriverError::new(format!("simulated: health gate failed with {p}% on the new version")));
             }
         }
@@ -131,6 +217,28 @@ impl Driver for Simulated {
     }
 
     async fn observe(&self) -> DriverResult<Observed> {
-        Ok(Observed { weights: self.router.lock().await.weights })
+        Ok(Observed { weights: self.router().await?.state.weights })
+    }
+
+    async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic> {
+        let (requests, errors) = self.router().await?.served[index(slot)];
+        // Whole requests only; rounding down keeps errors ≤ requests.
+        Ok(Traffic { requests: requests as u64, errors: (errors as u64).min(requests as u64) })
+    }
+
+    fn gate_policy(&self) -> GatePolicy {
+        self.config.health_gate
+    }
+
+    async fn slot_health(&self, slot: SlotName, version: Option<&FullId>) -> DriverResult<SlotHealth> {
+        let r = self.router().await?;
+        Ok(match (r.state.version(slot), version) {
+            (None, None) => SlotHealth::Empty,
+            (Some(held), Some(v)) if held == v => SlotHealth::Ready,
+            (held, _) => SlotHealth::NotReady(format!(
+                "simulated: {slot} holds {}",
+                held.map_or("nothing".to_owned(), ToString::to_string)
+            )),
+        })
     }
 }

@@ -91,7 +91,9 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
 #[utoipa::path(get, path = "/api/v1/clusters/{name}", tag = "clusters",
     params(("name" = String, Path)),
     responses(
-        (status = 200, description = "The cluster: slots, versions, weights, the running operation", body = ref("#/components/schemas/Cluster")),
+        (status = 200, description = "The cluster: slots, versions, weights, the running operation; each slot's `health` \
+            as the driver reports it now (`ready`, `empty`, `not ready: …`, or `unknown: …` when the driver cannot answer \
+            within 1.5 s) and the router's weights now (`router`)", body = ref("#/components/schemas/Cluster")),
         (status = 404, description = "No such cluster", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn detail(State(app): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<Value>, ApiError> {
@@ -101,8 +103,28 @@ pub async fn detail(State(app): State<AppState>, ApiPath(name): ApiPath<String>)
         .get_cluster(&name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("cluster {name} does not exist")))?;
-    Ok(Json(shown(cluster)))
+    let live = crate::drivers::live_view(&app.drivers, &cluster, LIVE_TIMEOUT).await;
+    let mut v = shown(cluster);
+    if let Some(slots) = v.get_mut("slots").and_then(Value::as_array_mut) {
+        for s in slots.iter_mut() {
+            let health = live.health.iter().find(|(slot, _)| s["slot"] == slot.as_str()).map(|(_, h)| h.clone());
+            if let (Some(o), Some(h)) = (s.as_object_mut(), health) {
+                o.insert("health".into(), json!(h));
+            }
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        let router = match live.router {
+            Ok(w) => json!({ "weights": w }),
+            Err(why) => json!({ "weights": null, "error": why }),
+        };
+        o.insert("router".into(), router);
+    }
+    Ok(Json(v))
 }
+
+/// How long `GET /api/v1/clusters/{name}` waits for the driver to say how the slots are.
+const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Checks that `actor` may run an operation (or a rollback) on `cluster`:
 /// deployers outside production, approvers in production-policy

@@ -117,7 +117,11 @@ const PIN_AT: &[Field] = &[
     ("environment", F::Str, true), ("model_id", F::Str, true), ("full_id", F::Str, true), ("since", F::Time, true),
     ("event_id", F::Int, true), ("actor", F::Str, true), ("reason", F::Str, false), ("next_change", F::Time, false),
 ];
-const SLOT: &[Field] = &[("slot", F::Str, true), ("full_id", F::Str, false), ("weight", F::Int, true)];
+const SLOT: &[Field] = &[
+    ("slot", F::Str, true), ("full_id", F::Str, false), ("weight", F::Int, true),
+    // Only in `GET /api/v1/clusters/{name}`: as the driver reports it now.
+    ("health", F::Str, false),
+];
 const DRIFT: &[Field] = &[("model_id", F::Str, true), ("serving", F::Str, true), ("pinned", F::Str, false)];
 const CLUSTER_AT: &[Field] = &[
     ("cluster", F::Str, true), ("environment", F::Str, true), ("driver", F::Str, true), ("slots", F::List("Slot"), true),
@@ -131,6 +135,8 @@ const CLUSTER: &[Field] = &[
     ("config", F::Obj, true), ("slots", F::List("Slot"), true), ("rollback_to", F::Str, false),
     ("state_event_id", F::Int, true), ("state_since", F::Time, true), ("created_at", F::Time, true),
     ("created_by", F::Str, true), ("running_operation", F::Int, false),
+    // Only in `GET /api/v1/clusters/{name}`: the router's weights now, or `error` saying why unknown.
+    ("router", F::Obj, false),
 ];
 const STEP: &[Field] = &[
     ("action", F::Str, true), ("state", F::Str, true), ("started_at", F::Time, false), ("finished_at", F::Time, false),

@@ -60,6 +60,9 @@ pub(crate) const CLAIM_POSTGRES: &str = "UPDATE operations SET lease_owner = $1,
      WHERE id = (SELECT id FROM operations WHERE state = 'running' \
                  AND (lease_until IS NULL OR lease_until < $3) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
      AND state = 'running' AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
+/// Who held an operation's lease last and until when (read before a claim
+/// takes it over, for the ledger's `operation.interrupted`).
+pub(crate) const SELECT_LEASE: &str = "SELECT lease_owner, lease_until FROM operations WHERE id = $1";
 pub(crate) const RENEW_LEASE: &str = "UPDATE operations SET lease_until = $3 \
      WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
 
@@ -413,6 +416,8 @@ macro_rules! cluster_sql {
                 if free.is_none() {
                     return Ok(None);
                 }
+                let previous: Option<(Option<String>, Option<i64>)> =
+                    sqlx::query_as(cq::SELECT_LEASE).bind(free).fetch_optional(&self.pool).await?;
                 let claim = match Backend::$backend {
                     Backend::Sqlite => cq::CLAIM_SQLITE,
                     Backend::Postgres => cq::CLAIM_POSTGRES,
@@ -426,8 +431,30 @@ macro_rules! cluster_sql {
                 let Some(id) = claimed else { return Ok(None) };
                 let Some((op, _)) = fetch_operation(&self.pool, id).await? else { return Ok(None) };
                 if op.has_progress() {
-                    // Another runner (or this server before a restart) left it half-done.
+                    // Another runner (or this server before a restart) left it half-done:
+                    // the ledger says where it stopped, then that it is resumed.
                     let mut w = Writer::begin(&self.pool).await?;
+                    let (previous_runner, lease_expired_at) = match previous.filter(|_| free == Some(id)) {
+                        Some((owner, until)) => (owner, until.map(Timestamp::from_micros)),
+                        None => (None, None),
+                    };
+                    let at_step = op.steps.get(op.next_step);
+                    w.append(
+                        NewEvent::new(now, "system", action::OPERATION_INTERRUPTED)
+                            .full_id(&op.full_id)
+                            .cluster(&op.cluster)
+                            .details(json!({
+                                "operation_id": id,
+                                "step": op.next_step,
+                                "step_action": at_step.map(|r| r.step.describe()),
+                                // `running`: stopped in the middle of the step; `pending`: between steps.
+                                "step_state": at_step.map(|r| r.state),
+                                "restore": at_step.is_some_and(|r| r.restore),
+                                "previous_runner": previous_runner,
+                                "lease_expired_at": lease_expired_at,
+                            })),
+                    )
+                    .await?;
                     w.append(
                         NewEvent::new(now, "system", action::OPERATION_RESUMED)
                             .full_id(&op.full_id)

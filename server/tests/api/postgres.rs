@@ -13,7 +13,7 @@ use switchyard_domain::access::Role;
 use crate::helpers::{assert_error, spawn_app_on_database, TestApp};
 
 /// A server on a fresh database `sy_api_<random>`, and an admin connection to drop it.
-async fn spawn_app_on_fresh_postgres() -> (TestApp, PgConnection, String) {
+pub(crate) async fn spawn_app_on_fresh_postgres() -> (TestApp, PgConnection, String) {
     let admin_url = std::env::var("SWITCHYARD_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let name = format!("sy_api_{:016x}", rand::random::<u64>());

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::{backend, HaproxyConfig, OipHaproxyConfig};
+use switchyard_domain::operations::Traffic;
 use crate::drivers::{DriverError, DriverResult};
 
 pub(super) struct Socket {
@@ -24,16 +25,23 @@ impl Socket {
 
     /// Runs one command line (commands separated by `;`) and returns the answer.
     pub async fn run(&self, command: &str) -> DriverResult<String> {
+        let out = self.run_raw(command).await?;
+        let refused = ["Unknown", "unknown", "No such", "not found", "Require", "invalid", "cannot", "must be"];
+        if refused.iter().any(|r| out.contains(r)) {
+            return Err(DriverError::new(format!("HAProxy refused {command:?}: {}", out.trim())));
+        }
+        Ok(out)
+    }
+
+    /// Runs one command and returns the answer unchecked (for answers, like
+    /// `show stat`, whose data may contain words that mean a refusal elsewhere).
+    async fn run_raw(&self, command: &str) -> DriverResult<String> {
         let fail = |e: std::io::Error| DriverError::new(format!("HAProxy admin socket {}: {e}", self.path.display()));
         let mut s = UnixStream::connect(&self.path).await.map_err(fail)?;
         s.write_all(format!("{command}\n").as_bytes()).await.map_err(fail)?;
         // Non-interactive mode: HAProxy answers and closes the connection.
         let mut out = String::new();
         s.read_to_string(&mut out).await.map_err(fail)?;
-        let refused = ["Unknown", "unknown", "No such", "not found", "Require", "invalid", "cannot", "must be"];
-        if refused.iter().any(|r| out.contains(r)) {
-            return Err(DriverError::new(format!("HAProxy refused {command:?}: {}", out.trim())));
-        }
         Ok(out)
     }
 
@@ -66,6 +74,53 @@ impl Socket {
             .find(|f| f.get(1) == Some(&key))
             .and_then(|f| f.get(2).map(|v| (*v).to_owned()))
             .ok_or_else(|| DriverError::new(format!("HAProxy map {} has no {key}", map.display())))
+    }
+}
+
+/// HAProxy's counters (`show stat`), as CSV rows keyed by column name.
+pub(super) struct Stats {
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Socket {
+    pub async fn stats(&self) -> DriverResult<Stats> {
+        Stats::parse(&self.run_raw("show stat").await?)
+    }
+}
+
+impl Stats {
+    fn parse(out: &str) -> DriverResult<Stats> {
+        let mut lines = out.lines().filter(|l| !l.trim().is_empty());
+        let header = lines
+            .next()
+            .and_then(|h| h.strip_prefix("# "))
+            .ok_or_else(|| DriverError::new("HAProxy `show stat` answered without its header line"))?;
+        Ok(Stats {
+            columns: header.split(',').map(str::to_owned).collect(),
+            rows: lines.map(|l| l.split(',').map(str::to_owned).collect()).collect(),
+        })
+    }
+
+    /// Requests that `server` of `backend` answered (any status, or a
+    /// connection or response error) and how many of them failed (5xx or error).
+    pub fn server(&self, backend: &str, server: &str) -> DriverResult<Traffic> {
+        let row = self
+            .rows
+            .iter()
+            .find(|r| r.first().map(String::as_str) == Some(backend) && r.get(1).map(String::as_str) == Some(server))
+            .ok_or_else(|| DriverError::new(format!("HAProxy `show stat` does not list {backend}/{server}")))?;
+        let get = |name: &str| -> u64 {
+            self.columns
+                .iter()
+                .position(|c| c == name)
+                .and_then(|i| row.get(i))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let answered: u64 = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].iter().map(|c| get(c)).sum();
+        let broken = get("econ") + get("eresp");
+        Ok(Traffic { requests: answered + broken, errors: get("hrsp_5xx") + broken })
     }
 }
 
@@ -113,13 +168,16 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
         c.model
     );
     // Fast checks: a slot must be seen UP before traffic is switched to it.
+    // A check may take up to `timeout check` to answer (a model server busy
+    // on 2 shared cores can take longer than the 100 ms interval; such a slot
+    // is slow, not down).
     let srv = |slot: SlotName, weight: Option<u8>| {
         let weight = weight.map_or(String::new(), |w| format!(" weight {w}"));
         format!("    server {slot} {} check inter 100ms fall 2 rise 1{weight}\n", addr(slot))
     };
     let mut out = format!(
         "global\n    stats socket {} level admin\n    maxconn 4096\n\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    \
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout check 2s\n    \
          retries 3\n    option redispatch\n\n\
          frontend fe\n    bind {bind}\n    use_backend %[str(active),map({},be_blue)]\n\n",
         h.socket.display(),
@@ -140,5 +198,21 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
 impl OipHaproxyConfig {
     fn slot_url(&self, slot: SlotName) -> String {
         self.slot(slot).url.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn show_stat_counts_answers_and_errors_of_one_server() {
+        let out = "# pxname,svname,qcur,econ,eresp,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,\n\
+                   be_green,green,0,1,2,0,90,0,3,4,0,\n\
+                   be_green,BACKEND,0,1,2,0,90,0,3,4,0,\n";
+        let stats = Stats::parse(out).expect("parsed");
+        assert_eq!(stats.server("be_green", "green"), Ok(Traffic { requests: 100, errors: 7 }));
+        assert!(stats.server("be_blue", "blue").is_err());
+        assert!(Stats::parse("no header").is_err());
     }
 }

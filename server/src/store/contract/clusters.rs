@@ -290,6 +290,15 @@ async fn a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_dat
     let cluster = db.store.get_cluster("dev-1").await.unwrap().unwrap();
     let observed = drivers.for_cluster(&cluster).unwrap().observe().await.unwrap();
     assert_eq!(observed.weights, s.weights, "the router and the database agree");
-    assert!(all_events(&db).await.iter().any(|e| e.action == action::OPERATION_RESUMED));
+    let events = all_events(&db).await;
+    assert!(events.iter().any(|e| e.action == action::OPERATION_RESUMED));
+    // Each resumption follows an interruption naming the step and the runner that stopped.
+    let interrupted: Vec<_> = events.iter().filter(|e| e.action == action::OPERATION_INTERRUPTED).collect();
+    assert_eq!(interrupted.len(), events.iter().filter(|e| e.action == action::OPERATION_RESUMED).count());
+    for e in &interrupted {
+        assert_eq!(e.details["operation_id"], op.id);
+        assert!(e.details["step"].is_u64() && e.details["previous_runner"].is_string(), "{}", e.details);
+        assert!(e.details["lease_expired_at"].is_string(), "{}", e.details);
+    }
     assert!(db.store.audit_verify().await.unwrap().ok);
 }
