@@ -38,6 +38,7 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub model: Option<String>,
     pub env: Option<String>,
+    pub cluster: Option<String>,
 }
 
 impl AuditFilter {
@@ -50,6 +51,7 @@ impl AuditFilter {
             ("actor", &self.actor),
             ("model", &self.model),
             ("env", &self.env),
+            ("cluster", &self.cluster),
         ]
         .iter()
         .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", encode(v))))

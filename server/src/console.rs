@@ -207,6 +207,7 @@ fn audit_query(f: &AuditFilter, cursor: Option<&str>, limit: u32) -> Result<Audi
         actor: given(&f.actor),
         model: given(&f.model),
         environment: given(&f.env),
+        cluster: given(&f.cluster),
         limit,
         cursor: cursor.map(str::to_owned),
     })

@@ -85,6 +85,7 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub model: Option<String>,
     pub environment: Option<String>,
+    pub cluster: Option<String>,
     pub limit: u32,
     pub cursor: Option<String>,
 }

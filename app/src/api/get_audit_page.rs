@@ -14,11 +14,12 @@ pub async fn get_audit_page(
     actor: Option<String>,
     model: Option<String>,
     env: Option<String>,
+    cluster: Option<String>,
     cursor: Option<String>,
 ) -> Result<AuditView, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
-    let filter = crate::data::AuditFilter { from, to, action, actor, model, env };
+    let filter = crate::data::AuditFilter { from, to, action, actor, model, env, cluster };
     let cursor = super::given(cursor);
     services.audit_page(&filter, cursor.as_deref()).await
 }

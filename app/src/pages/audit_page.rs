@@ -10,14 +10,55 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::data::{encode, AuditFilter, AuditView};
 use crate::format::utc_seconds;
 
-const ACTIONS: [&str; 7] = [
-    action::VERSION_REGISTERED,
-    action::STAGE_CHANGED,
-    action::PIN_CHANGED,
-    action::DEPRECATION,
-    action::RETIREMENT,
-    action::RETIREMENT_HELD,
-    action::ENVIRONMENT_CHANGED,
+/// The action filter's menu, grouped as a release manager thinks of them.
+const ACTIONS: [(&str, &[&str]); 4] = [
+    (
+        "Versions and pins",
+        &[
+            action::VERSION_REGISTERED,
+            action::STAGE_CHANGED,
+            action::PIN_CHANGED,
+            action::DEPRECATION,
+            action::RETIREMENT,
+            action::RETIREMENT_HELD,
+            action::ENVIRONMENT_CHANGED,
+        ],
+    ),
+    (
+        "Promotions",
+        &[
+            action::PROMOTION_REQUESTED,
+            action::PROMOTION_APPROVED,
+            action::PROMOTION_REJECTED,
+            action::PROMOTION_EXPIRED,
+            action::PROMOTION_APPLIED,
+        ],
+    ),
+    (
+        "Clusters",
+        &[
+            action::CLUSTER_CREATED,
+            action::OPERATION_STARTED,
+            action::OPERATION_STEP,
+            action::OPERATION_INTERRUPTED,
+            action::OPERATION_RESUMED,
+            action::OPERATION_COMPLETED,
+            action::OPERATION_FAILED,
+            action::ROLLBACK,
+        ],
+    ),
+    (
+        "Users and access",
+        &[
+            action::USER_CREATED,
+            action::USER_DISABLED,
+            action::TOKEN_CREATED,
+            action::TOKEN_REVOKED,
+            action::SIGNED_IN,
+            action::SIGN_IN_FAILED,
+            action::SIGNED_OUT,
+        ],
+    ),
 ];
 
 /// The ledger: filtered, paginated, exportable, verifiable.
@@ -33,12 +74,13 @@ pub fn AuditLogPage() -> impl IntoView {
             actor: q.get("actor"),
             model: q.get("model"),
             env: q.get("env"),
+            cluster: q.get("cluster"),
         }
     });
     let cursor = move || query.read().get("cursor").filter(|c| !c.is_empty());
     let page = Resource::new(
         move || (filter.get(), cursor()),
-        |(f, c)| get_audit_page(f.from, f.to, f.action, f.actor, f.model, f.env, c),
+        |(f, c)| get_audit_page(f.from, f.to, f.action, f.actor, f.model, f.env, f.cluster, c),
     );
     let verify_asked = move || query.read().get("verify").is_some_and(|v| v == "1");
     let verify = Resource::new(verify_asked, |asked| async move {
@@ -62,8 +104,12 @@ pub fn AuditLogPage() -> impl IntoView {
             <label>"Action"
                 <select name="action">
                     <option value="">"any action"</option>
-                    {ACTIONS.into_iter().map(|a| view! {
-                        <option value=a selected=move || query.read().get("action").as_deref() == Some(a)>{a}</option>
+                    {ACTIONS.into_iter().map(|(group, actions)| view! {
+                        <optgroup label=group>
+                            {actions.iter().map(|&a| view! {
+                                <option value=a selected=move || query.read().get("action").as_deref() == Some(a)>{a}</option>
+                            }).collect_view()}
+                        </optgroup>
                     }).collect_view()}
                 </select>
             </label>
@@ -77,6 +123,7 @@ pub fn AuditLogPage() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
+            <label>"Cluster" <input type="text" name="cluster" value=value("cluster") placeholder="e.g. prod-eu"/></label>
             <div class="form-actions">
                 <button class="button" type="submit">"Apply filters"</button>
                 <a class="button secondary" href="/audit">"Clear"</a>

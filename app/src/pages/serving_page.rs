@@ -6,6 +6,8 @@ use crate::api::get_serving_at::get_serving_at;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::{encode, ServingAnswer};
 use crate::format::utc_seconds as utc;
+use switchyard_domain::types::ClusterAt;
+use switchyard_domain::Timestamp;
 
 /// Time zones offered besides the browser's own (any IANA name is accepted in the URL).
 const ZONES: [&str; 16] = [
@@ -90,6 +92,7 @@ fn ServingBody(a: ServingAnswer, tz_given: bool, env: Option<String>, model: Opt
     let utc_text = utc(at);
     let rows = serving.pins.clone();
     let empty = rows.is_empty();
+    let clusters = serving.clusters.clone();
     view! {
         <form class="filters" method="get" action="/serving" aria-label="Choose an instant">
             <label>"Date and time"
@@ -176,7 +179,96 @@ fn ServingBody(a: ServingAnswer, tz_given: bool, env: Option<String>, model: Opt
                 }.into_any()
             }}
         </section>
+        <ClustersAt clusters at/>
     }
+}
+
+/// What each cluster's slots served at the instant, with traffic weights and
+/// drift from the environment's pin spelled out.
+#[component]
+fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
+    if clusters.is_empty() {
+        return view! {
+            <section aria-labelledby="clusters-at-h">
+                <h2 id="clusters-at-h">"Clusters at that instant"</h2>
+                <p class="empty">"No cluster existed then (with these filters)."</p>
+            </section>
+        }
+        .into_any();
+    }
+    let rows = clusters
+        .into_iter()
+        .map(|c| {
+            let serving = c
+                .slots
+                .iter()
+                .filter_map(|s| s.full_id.as_ref().map(|id| (s.slot, id.to_string(), s.weight)))
+                .map(|(slot, id, weight)| {
+                    let traffic = if weight == 0 { "idle".to_owned() } else { format!("{weight}% of traffic") };
+                    view! {
+                        <li>
+                            <span class="slot-name">{slot.to_string()}</span>" "
+                            <a class="version" href=format!("/versions/{id}")>{id.clone()}</a>
+                            <span class="sub">{format!(" {traffic}")}</span>
+                        </li>
+                    }
+                })
+                .collect_view();
+            let drift = if c.drift.is_empty() {
+                view! { <span>"matches the pin"</span> }.into_any()
+            } else {
+                let words = c
+                    .drift
+                    .iter()
+                    .map(|d| match &d.pinned {
+                        Some(p) => format!("serves {} while {} pins {p}", d.serving, c.environment),
+                        None => format!("serves {} which {} does not pin", d.serving, c.environment),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                view! { <span class="drift"><strong>"Drift: "</strong>{words}</span> }.into_any()
+            };
+            let driver = c.driver.as_str();
+            view! {
+                <tr>
+                    <td>
+                        <a href=format!("/clusters/{}", c.cluster)>{c.cluster.clone()}</a>
+                        <span class="sub">{format!("{} · {driver}", c.environment)}</span>
+                    </td>
+                    <td><ul class="plain">{serving}</ul></td>
+                    <td>{drift}</td>
+                    <td>{utc(c.since)}</td>
+                    <td>
+                        {c.actor.clone()}
+                        <span class="sub">{format!("event #{}", c.event_id)}{c.reason.clone().map(|r| format!(" — {r}"))}</span>
+                    </td>
+                    <td>{c.next_change.map_or_else(|| "still serving".to_owned(), utc)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section aria-labelledby="clusters-at-h">
+            <h2 id="clusters-at-h">{format!("Clusters at {}", utc(at))}</h2>
+            <div class="table-wrap">
+                <table class="serving">
+                    <caption class="visually-hidden">"What each cluster served at the instant"</caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">"Cluster"</th>
+                            <th scope="col">"Serving (slot, version, traffic)"</th>
+                            <th scope="col">"Against the pin"</th>
+                            <th scope="col">"Since"</th>
+                            <th scope="col">"Set by"</th>
+                            <th scope="col">"Next change"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        </section>
+    }
+    .into_any()
 }
 
 /// The browser's IANA time zone and `micros` as a `datetime-local` value in it.

@@ -25,6 +25,8 @@ pub struct AuditParams {
     actor: Option<String>,
     model: Option<String>,
     environment: Option<String>,
+    /// Only events about this cluster (its operations, switches and rollbacks).
+    cluster: Option<String>,
     /// 1–500, default 50.
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
@@ -51,6 +53,7 @@ pub async fn page(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditParams
         actor: text(p.actor),
         model: text(p.model),
         environment: text(p.environment),
+        cluster: text(p.cluster),
         limit,
         cursor: text(p.cursor),
     };

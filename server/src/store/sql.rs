@@ -584,6 +584,7 @@ pub(crate) fn audit_statement(q: &AuditQuery) -> StoreResult<(String, Vec<Arg>, 
         ("actor", &q.actor),
         ("model_id", &q.model),
         ("environment", &q.environment),
+        ("cluster", &q.cluster),
     ] {
         if let Some(v) = value {
             push(&format!("{column} ="), Arg::Text(v.clone()));

@@ -14,7 +14,7 @@ use super::{all_events, domain, id, in_production, move_to, register, run, TestD
 use crate::drivers::Drivers;
 use crate::operations::{spawn, RunnerSettings};
 use crate::store::clusters::OperationRequest;
-use crate::store::DynStore;
+use crate::store::{AuditQuery, DynStore};
 
 contract_tests!(
     a_new_cluster_serves_nothing_and_its_creation_is_in_the_ledger_and_state_history,
@@ -26,6 +26,7 @@ contract_tests!(
     a_failing_health_gate_during_a_rolling_update_rolls_back_with_trigger_health_gate,
     a_rollback_sends_traffic_back_to_the_previous_version_and_is_recorded,
     a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_database_agree,
+    the_audit_log_filters_by_cluster,
 );
 
 fn fast() -> RunnerSettings {
@@ -301,4 +302,19 @@ async fn a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_dat
         assert!(e.details["lease_expired_at"].is_string(), "{}", e.details);
     }
     assert!(db.store.audit_verify().await.unwrap().ok);
+}
+
+async fn the_audit_log_filters_by_cluster(db: Arc<TestDb>) {
+    cluster(&db, "eu-1", "production", json!({})).await;
+    cluster(&db, "us-1", "staging", json!({})).await;
+    let of = |name: &str| {
+        let q = AuditQuery { cluster: Some(name.to_owned()), ..Default::default() };
+        let db = db.clone();
+        async move { db.store.audit_page(&q).await.expect("audit page").events }
+    };
+    let eu = of("eu-1").await;
+    assert_eq!(eu.iter().map(|e| (e.action.as_str(), e.cluster.as_deref())).collect::<Vec<_>>(), [(action::CLUSTER_CREATED, Some("eu-1"))]);
+    let us = of("us-1").await;
+    assert_eq!(us.iter().map(|e| e.cluster.as_deref()).collect::<Vec<_>>(), [Some("us-1")]);
+    assert!(of("nowhere").await.is_empty());
 }
