@@ -245,6 +245,7 @@ pub fn ClusterCard(view: ClusterView, refresh: RwSignal<u32>, #[prop(optional)] 
             <ClusterActions view=view.clone() state refresh/>
         </section>
     }
+    .into_any()
 }
 
 /// A running operation's steps, asked for every second in the browser until
@@ -291,6 +292,7 @@ pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
             {move || problem.get().map(|m| view! { <p class="error" role="alert">{format!("Could not update the steps: {m}")}</p> })}
         </div>
     }
+    .into_any()
 }
 
 /// An operation's head line and its steps with their state and timings.
@@ -329,6 +331,7 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
         {op.error.map(|e| view! { <p class="error">{format!("Error: {e}")}</p> })}
         <ol class="steps">{steps}</ol>
     }
+    .into_any()
 }
 
 /// The operation buttons: pick a version and a reason, press one, read what
@@ -467,6 +470,7 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
             })}
         </form>
     }
+    .into_any()
 }
 
 #[cfg(test)]

@@ -100,6 +100,11 @@ async fn operations_are_refused_before_anything_moves_for_versions_the_environme
     assert_eq!(app.get_json("/api/v1/clusters/prod-1").await["running_operation"], Value::Null);
 }
 
+/// The JSON body of a `call_server_fn` answer ("200 OK {…}").
+fn body(answer: &str) -> &str {
+    answer.find('{').map_or(answer, |i| &answer[i..])
+}
+
 #[tokio::test]
 async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
     use crate::console::{call_server_fn, sign_in};
@@ -118,7 +123,7 @@ async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
 
     let answer = call_server_fn(&app, "POST", "/console/fn/start_operation", &start("dev-1", "chat:1"), Some(&dave)).await;
     assert!(answer.starts_with("200 "), "{answer}");
-    let op: Value = serde_json::from_str(answer.trim_start_matches("200 ")).expect("an operation");
+    let op: Value = serde_json::from_str(body(&answer)).expect("an operation");
     assert_eq!((op["actor"].as_str(), op["reason"].as_str()), (Some("dave"), Some("console")));
     let second = call_server_fn(&app, "POST", "/console/fn/roll_back_cluster", "cluster=dev-1", Some(&dave)).await;
     assert!(second.contains(&format!("operation {} (blue_green) is running on cluster dev-1", op["id"])), "{second}");
@@ -131,7 +136,7 @@ async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
     runner.abort();
     assert_eq!(done["state"], "succeeded");
     let page = call_server_fn(&app, "POST", "/console/fn/get_cluster", "name=dev-1", Some(&dave)).await;
-    let view: Value = serde_json::from_str(page.trim_start_matches("200 ")).expect("a cluster view");
+    let view: Value = serde_json::from_str(body(&page)).expect("a cluster view");
     assert_eq!(view["operations"][0]["state"], "succeeded");
     assert_eq!(view["refused"], Value::Null, "a deployer may operate a development cluster");
     let allowed: Vec<&str> = view["allowed"].as_array().expect("a list").iter().filter_map(Value::as_str).collect();

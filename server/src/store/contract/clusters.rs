@@ -319,5 +319,6 @@ async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_stat
     served.dedup();
     assert_eq!(served, ["chat:1", "chat:2"], "each version in the order it served");
     let last = history.last().expect("a last state");
-    assert_eq!(last.slots.iter().find(|s| s.weight == 100).map(|s| s.slot), Some(SlotName::Green));
+    let held: Vec<String> = last.slots.iter().filter_map(|s| s.full_id.as_ref().map(ToString::to_string)).collect();
+    assert_eq!(held.len(), 2, "the previous version stays loaded as the rollback target: {held:?}");
 }
