@@ -1,5 +1,5 @@
 use leptos::prelude::*;
-use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
+use switchyard_domain::operations::Operation;
 
 use crate::error::AppError;
 
@@ -15,6 +15,7 @@ pub async fn start_operation(
 ) -> Result<Operation, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
+    use switchyard_domain::operations::{OperationKind, DEFAULT_ROLLING_STEPS};
     let kind: OperationKind = kind.parse()?;
     if kind == OperationKind::Rollback {
         return Err(AppError::new("invalid_input", "Use the Roll back button to roll back."));
