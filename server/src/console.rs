@@ -317,16 +317,23 @@ impl StoreServices {
                 .into_iter()
                 .filter_map(|op| {
                     let at = op.finished_at?;
-                    let mark = |to: FullId, trigger: &str| RollbackMark {
+                    // A person's rollback says their reason; a health gate's, the failure.
+                    let mark = |to: FullId, trigger: &str, reason: Option<String>| RollbackMark {
                         at,
                         to,
                         actor: op.actor.clone(),
                         trigger: trigger.to_owned(),
-                        reason: op.reason.clone().or(op.error.clone()),
+                        reason,
                     };
                     match (op.kind, op.state) {
-                        (OperationKind::Rollback, OperationState::Succeeded) => Some(mark(op.full_id.clone(), "person")),
-                        (_, OperationState::RolledBack) => op.before.sole_version().cloned().map(|v| mark(v, "health gate")),
+                        (OperationKind::Rollback, OperationState::Succeeded) => {
+                            Some(mark(op.full_id.clone(), "person", op.reason.clone()))
+                        }
+                        (_, OperationState::RolledBack) => op
+                            .before
+                            .sole_version()
+                            .cloned()
+                            .map(|v| mark(v, "health gate", op.error.clone().or(op.reason.clone()))),
                         _ => None,
                     }
                 })
