@@ -15,6 +15,7 @@ after(async () => {
   server?.stop();
 });
 
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const card = (page, name) => page.locator(`section.cluster[data-cluster="${name}"]`);
 const slotRow = (page, name, slot) => card(page, name).locator(`tr[data-slot="${slot}"]`);
 
@@ -28,7 +29,7 @@ async function serving(name) {
 /// Waits until the page shows `version` on a slot with 100% of traffic.
 async function waitServing(page, name, version) {
   await card(page, name)
-    .locator('tr', { has: page.locator('td.slot-version', { hasText: new RegExp(`^${version}$`) }) })
+    .locator('tr', { has: page.locator('td.slot-version', { hasText: new RegExp(`^${escape(version)}$`) }) })
     .filter({ has: page.locator('.weight-n', { hasText: /^100% of traffic$/ }) })
     .waitFor({ timeout: 20_000 });
 }
@@ -58,7 +59,7 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   const other = before.slot === 'blue' ? 'green' : 'blue';
   assert.match(
     await dialog.textContent(),
-    new RegExp(`Switch staging-eu from ${before.version} \\(${before.slot}, 100%\\) to ${target} on ${other}\\. Traffic moves all at once after ${other} passes its health check and smoke request`),
+    new RegExp(`Switch staging-eu from ${escape(before.version)} \\(${before.slot}, 100%\\) to ${escape(target)} on ${other}\\. Traffic moves all at once after ${other}(, which already holds \\S+,)? passes its health check`),
   );
   await shot(page, 'clusters-confirm');
   await dialog.getByRole('button', { name: 'Confirm blue-green switch' }).click();
@@ -68,8 +69,8 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   await shot(page, 'clusters-running');
 
   // While it runs, a second operation is refused, and the page says why next to the buttons.
-  await staging.getByRole('button', { name: 'Roll back…' }).click();
-  await staging.getByRole('alertdialog').getByRole('button', { name: 'Confirm rollback' }).click();
+  await staging.getByRole('button', { name: 'Blue-green switch…' }).click();
+  await staging.getByRole('alertdialog').getByRole('button', { name: 'Confirm blue-green switch' }).click();
   const refused = staging.getByRole('alert').filter({ hasText: 'Not started' });
   await refused.waitFor({ timeout: 10_000 });
   assert.match(await refused.textContent(), /Not started: operation \d+ \(blue_green\) is running on cluster staging-eu; wait for it to finish/);
@@ -80,7 +81,7 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   assert.equal((await slotRow(page, 'staging-eu', other).locator('.weight-n').textContent()).trim(), '100% of traffic');
   assert.equal((await slotRow(page, 'staging-eu', before.slot).locator('.weight-n').textContent()).trim(), '0% of traffic');
   const last = staging.locator('details.operation.last');
-  assert.match(await last.locator('summary').textContent(), new RegExp(`blue-green switch to ${target} — succeeded`));
+  assert.match(await last.locator('summary').textContent(), new RegExp(`blue-green switch to ${escape(target)} — succeeded`));
   const states = await last.locator('.step').evaluateAll((els) => els.map((e) => e.dataset.state));
   assert.ok(states.length >= 2 && states.every((s) => s === 'done'), `every step done: ${states}`);
   assert.deepEqual(await serving('staging-eu'), { slot: other, version: target });
@@ -90,7 +91,7 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   await staging.getByLabel('Reason').fill('e2e: back again');
   await staging.getByRole('button', { name: 'Roll back…' }).click();
   const back = staging.getByRole('alertdialog');
-  assert.match(await back.textContent(), new RegExp(`Roll back staging-eu from ${target} \\(${other}, 100%\\) to ${before.version}`));
+  assert.match(await back.textContent(), new RegExp(`Roll back staging-eu from ${escape(target)} \\(${other}, 100%\\) to ${escape(before.version)}`));
   await back.getByRole('button', { name: 'Confirm rollback' }).click();
   await seeRunningStep(page, 'staging-eu');
   await waitServing(page, 'staging-eu', before.version);
@@ -102,8 +103,8 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   const history = page.locator('.history .operations > li summary');
   await history.first().waitFor();
   const lines = await history.allTextContents();
-  assert.match(lines[0], new RegExp(`rollback to ${before.version} — succeeded`));
-  assert.match(lines[1], new RegExp(`blue-green switch to ${target} — succeeded`));
+  assert.match(lines[0], new RegExp(`rollback to ${escape(before.version)} — succeeded`));
+  assert.match(lines[1], new RegExp(`blue-green switch to ${escape(target)} — succeeded`));
   await shot(page, 'cluster-detail');
   assert.deepEqual(errors, []);
   await ctx.close();
