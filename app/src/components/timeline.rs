@@ -278,7 +278,7 @@ pub fn Timeline(
                     });
                     let aria = label.clone();
                     view! {
-                        <g class="bar cluster-bar" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                        <g class="cluster-bar" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
                             <title>{label}</title>
                             <rect class=format!("bar-fill tone-{}", i % 2) x=x1 y=y width=w height=BAR rx=3/>
                             {text}
