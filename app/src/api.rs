@@ -6,13 +6,18 @@
 pub mod client;
 pub mod get_audit_page;
 pub mod get_board;
+pub mod get_cluster;
+pub mod get_clusters;
 pub mod get_model_page;
+pub mod get_operation;
 pub mod get_overview;
 pub mod get_serving_at;
 pub mod get_signed_in_user;
 pub mod get_version_detail;
 pub mod lookup_request;
 pub mod move_stage;
+pub mod roll_back_cluster;
+pub mod start_operation;
 pub mod verify_audit_chain;
 
 /// A query value as given, or none when it is blank (`?model=`).

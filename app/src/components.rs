@@ -1,5 +1,7 @@
 //! Pieces shared by pages.
 
+pub mod cluster_alerts;
+pub mod cluster_card;
 pub mod layout;
 pub mod stage_badge;
 pub mod status;

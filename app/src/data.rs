@@ -2,8 +2,11 @@
 //! the domain's own shapes.
 
 use serde::{Deserialize, Serialize};
+use switchyard_domain::access::Role;
+use switchyard_domain::clusters::{Cluster, ClusterChange, Drift};
+use switchyard_domain::operations::Operation;
 use switchyard_domain::types::{AuditPage, ModelHistory, ServingAt, Version};
-use switchyard_domain::{ModelId, Timestamp};
+use switchyard_domain::{FullId, ModelId, Timestamp};
 
 /// The model page: its versions (newest first) and its pin and stage history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -15,6 +18,28 @@ pub struct ModelPage {
     pub environments: Vec<String>,
     /// The server's clock when the page was made, so the browser draws the same chart.
     pub now: Timestamp,
+    /// Clusters that served this model: the timeline's cluster lanes.
+    pub clusters: Vec<ClusterLane>,
+}
+
+/// A cluster's serving history for the timeline: each state it held, and its rollbacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterLane {
+    pub cluster: String,
+    pub environment: String,
+    pub history: Vec<ClusterChange>,
+    pub rollbacks: Vec<RollbackMark>,
+}
+
+/// A rollback on a cluster: asked for by a person, or by a failed health gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackMark {
+    pub at: Timestamp,
+    /// The version traffic went back to.
+    pub to: FullId,
+    pub actor: String,
+    pub trigger: String,
+    pub reason: Option<String>,
 }
 
 /// The lifecycle board of one model.
@@ -77,6 +102,33 @@ pub struct ServingAnswer {
     pub tz: String,
     pub environments: Vec<String>,
     pub models: Vec<ModelId>,
+}
+
+/// One serving cluster as the clusters page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub cluster: Cluster,
+    /// Whether the environment has a production policy (approvers operate there).
+    pub production: bool,
+    /// The role an operation or a rollback on this cluster needs.
+    pub operator_role: Role,
+    /// Why the signed-in user may not operate this cluster, if they may not.
+    pub refused: Option<String>,
+    /// What the environment pins now, for the models the cluster serves.
+    pub pins: Vec<FullId>,
+    /// Versions serving here that the environment does not pin.
+    pub drift: Vec<Drift>,
+    /// Versions an operation may bring in: not retired and admitted by the
+    /// environment's policy, newest first (the server checks again).
+    pub allowed: Vec<FullId>,
+    /// Recent operations, newest first; the running one, if any, is the first.
+    pub operations: Vec<Operation>,
+}
+
+impl ClusterView {
+    pub fn running(&self) -> Option<&Operation> {
+        self.operations.iter().find(|o| !o.state.is_final())
+    }
 }
 
 /// Percent-encodes a query string value.

@@ -20,6 +20,7 @@ use leptos_router::{path, SsrMode};
 use crate::components::layout::Header;
 use crate::pages::audit_page::AuditLogPage;
 use crate::pages::board_page::BoardPage;
+use crate::pages::clusters_page::{ClusterPage, ClustersPage};
 use crate::pages::model_page::ModelPage;
 use crate::pages::overview_page::OverviewPage;
 use crate::pages::signin_page::SignInPage;
@@ -93,6 +94,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/models/:model_id") view=ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/versions/:full_id") view=VersionPage ssr=SsrMode::Async/>
                     <Route path=path!("/board") view=BoardPage ssr=SsrMode::Async/>
+                    <Route path=path!("/clusters") view=ClustersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/clusters/:name") view=ClusterPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=AuditLogPage ssr=SsrMode::Async/>
                     <Route path=path!("/serving") view=ServingPage ssr=SsrMode::Async/>
                     <Route path=path!("/requests") view=RequestPage ssr=SsrMode::Async/>

@@ -2,6 +2,7 @@
 
 pub mod audit_page;
 pub mod board_page;
+pub mod clusters_page;
 pub mod model_page;
 pub mod overview_page;
 pub mod request_page;

@@ -14,7 +14,9 @@ use leptos::prelude::use_context;
 use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail, VerifyReport};
 use switchyard_domain::{FullId, ModelId, Stage};
 
-use crate::data::{AuditFilter, AuditView, Board, ModelPage, ServingAnswer};
+use switchyard_domain::operations::{Operation, OperationKind};
+
+use crate::data::{AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer};
 use crate::error::AppError;
 use crate::session::SignedInUser;
 
@@ -56,6 +58,30 @@ pub trait Services: Send + Sync + 'static {
 
     /// Unknown request id: `not_found`.
     async fn request_lookup(&self, request_id: &str) -> Result<RequestLookup, AppError>;
+
+    /// Every cluster with its few most recent operations.
+    async fn clusters(&self) -> Result<Vec<ClusterView>, AppError>;
+
+    /// One cluster with its operations history. Unknown cluster: `not_found`.
+    async fn cluster(&self, name: &str) -> Result<ClusterView, AppError>;
+
+    /// An operation with its steps. Unknown: `not_found`.
+    async fn operation(&self, id: i64) -> Result<Operation, AppError>;
+
+    /// Asks for a blue-green switch, rolling update or hot reload, with the
+    /// same checks as `POST /api/v1/clusters/{name}/operations`.
+    async fn start_operation(
+        &self,
+        cluster: &str,
+        kind: OperationKind,
+        full_id: &FullId,
+        rolling_steps: Vec<u8>,
+        reason: Option<&str>,
+    ) -> Result<Operation, AppError>;
+
+    /// Sends traffic back to what served before the last operation, with the
+    /// same checks as `POST /api/v1/clusters/{name}/rollback`.
+    async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

@@ -69,6 +69,17 @@ pub fn role_for_stage_move(to: crate::Stage, early: bool) -> Role {
     }
 }
 
+/// Who may run an operation (or a rollback) on a cluster: deployers outside
+/// production; in a production-policy environment approvers, who are the
+/// ones trusted with production.
+pub fn role_for_operation(production: bool) -> Role {
+    if production {
+        Role::Approver
+    } else {
+        Role::Deployer
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +109,11 @@ mod tests {
             assert_eq!(r.as_str().parse::<Role>(), Ok(r));
         }
         assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn deployers_operate_outside_production_and_approvers_in_it() {
+        assert_eq!(role_for_operation(false), Role::Deployer);
+        assert_eq!(role_for_operation(true), Role::Approver);
     }
 }

@@ -204,6 +204,17 @@ pub struct SlotView {
 }
 
 impl ClusterState {
+    /// The state back from its slot views (as the API and console show it).
+    pub fn from_slots(slots: &[SlotView]) -> Result<ClusterState, DomainError> {
+        let find = |n: SlotName| slots.iter().find(|s| s.slot == n);
+        let (blue, green) = (find(SlotName::Blue), find(SlotName::Green));
+        Ok(ClusterState {
+            blue: blue.and_then(|s| s.full_id.clone()),
+            green: green.and_then(|s| s.full_id.clone()),
+            weights: Weights::new(blue.map_or(0, |s| s.weight), green.map_or(0, |s| s.weight))?,
+        })
+    }
+
     pub fn slot_views(&self) -> Vec<SlotView> {
         SlotName::ALL
             .into_iter()
@@ -242,6 +253,17 @@ pub struct NewCluster {
     pub environment: String,
     pub driver: DriverKind,
     pub config: serde_json::Value,
+}
+
+/// One entry of a cluster's state history: what its slots held from `at`
+/// on, and the ledger event that set it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterChange {
+    pub at: Timestamp,
+    pub slots: Vec<SlotView>,
+    pub event_id: i64,
+    pub actor: String,
+    pub reason: Option<String>,
 }
 
 /// A version that serves traffic in a cluster but is not what the
@@ -309,6 +331,13 @@ mod tests {
         assert_eq!(all_blue.serving(), vec![(SlotName::Blue, &id("chat:1"), 100)]);
         assert_eq!(all_blue.idle_slot(), Some(SlotName::Green));
         assert!(ClusterState::default().serving().is_empty());
+    }
+
+    #[test]
+    fn a_state_reads_back_from_its_slot_views() {
+        let s = ClusterState { blue: Some(id("chat:1")), green: None, weights: Weights::split(SlotName::Blue, 90) };
+        assert_eq!(ClusterState::from_slots(&s.slot_views()), Ok(s));
+        assert!(ClusterState::from_slots(&[]).is_err(), "weights that do not sum to 100");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use app::data::{AuditFilter, AuditView, Board, ModelPage, ServingAnswer};
+use app::data::{AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage, RollbackMark, ServingAnswer};
 use app::error::AppError;
 use app::services::{DynServices, Services};
 use app::{shell, App};
@@ -28,20 +28,29 @@ use chrono::{NaiveDateTime, TimeZone};
 use futures::{StreamExt, TryStreamExt};
 use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use switchyard_domain::access::Role;
+use switchyard_domain::access::{role_for_operation, Role};
+use switchyard_domain::clusters::{parse_cluster_name, Cluster};
+use switchyard_domain::operations::{Operation, OperationKind, OperationState};
 use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::lifecycle::MoveVia;
-use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail, VerifyReport};
+use switchyard_domain::types::{Environment, Overview, RequestLookup, Version, VersionDetail, VerifyReport};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 use tower_http::compression::CompressionLayer;
 
 use crate::auth;
 use crate::state::AppState;
+use crate::store::clusters::OperationRequest;
 use crate::store::identity::Session;
 use crate::store::{AuditQuery, StoreError};
 
 /// Events per page of the audit log in the console.
 const AUDIT_PAGE: u32 = 50;
+
+/// Operations shown per cluster on the clusters page, and on a cluster's own page.
+const RECENT_OPERATIONS: u32 = 5;
+const CLUSTER_OPERATIONS: u32 = 50;
+/// Operations read per cluster for the timeline's rollback markers.
+const TIMELINE_OPERATIONS: u32 = 500;
 
 /// Events per store call when exporting.
 const EXPORT_PAGE: u32 = 1000;
@@ -246,6 +255,102 @@ impl StoreServices {
         let models = self.state.store.list_models().await.map_err(to_app_error)?;
         Ok(models.into_iter().map(|m| m.model_id).collect())
     }
+
+    /// A cluster with what its page shows: drift against the environment's
+    /// pins, the versions its policy admits, and its last `limit` operations.
+    async fn cluster_view(&self, cluster: Cluster, envs: &[Environment], limit: u32) -> Result<ClusterView, AppError> {
+        let store = &self.state.store;
+        let env = envs.iter().find(|e| e.name == cluster.environment);
+        let production = env.is_some_and(|e| e.policy.is_production());
+        let pins: Vec<FullId> = env.map(|e| e.pins.iter().map(|p| p.full_id.clone()).collect()).unwrap_or_default();
+        // The models it serves; a cluster serving nothing yet may take any.
+        let mut models: Vec<ModelId> = Vec::new();
+        for v in cluster.slots.iter().filter_map(|s| s.full_id.as_ref()) {
+            if !models.contains(&v.model_id) {
+                models.push(v.model_id.clone());
+            }
+        }
+        if models.is_empty() {
+            models = self.model_ids().await?;
+        }
+        let mut allowed = Vec::new();
+        if let Some(env) = env {
+            for m in &models {
+                for v in store.list_versions(m).await.map_err(to_app_error)? {
+                    if env.policy.check_pin(&env.name, &v.full_id, v.stage).is_ok() {
+                        allowed.push(v.full_id);
+                    }
+                }
+            }
+        }
+        let operations = store.list_operations(&cluster.name, limit).await.map_err(to_app_error)?;
+        let operator_role = role_for_operation(production);
+        let refused = self.user.require(operator_role, &format!("Operating {}", cluster.name)).err().map(|e| e.message);
+        Ok(ClusterView {
+            refused,
+            drift: switchyard_domain::clusters::drift(&cluster.state, &pins),
+            pins: pins.into_iter().filter(|p| models.contains(&p.model_id)).collect(),
+            operator_role,
+            production,
+            allowed,
+            operations,
+            cluster,
+        })
+    }
+
+    /// The clusters that ever served `model`, with their state history and
+    /// the rollbacks among their operations.
+    async fn cluster_lanes(&self, model: &ModelId) -> Result<Vec<ClusterLane>, AppError> {
+        let store = &self.state.store;
+        let mut lanes = Vec::new();
+        for c in store.list_clusters().await.map_err(to_app_error)? {
+            let history = store.cluster_history(&c.name).await.map_err(to_app_error)?;
+            let served = history
+                .iter()
+                .any(|h| h.slots.iter().any(|s| s.weight > 0 && s.full_id.as_ref().is_some_and(|v| &v.model_id == model)));
+            if !served {
+                continue;
+            }
+            let rollbacks = store
+                .list_operations(&c.name, TIMELINE_OPERATIONS)
+                .await
+                .map_err(to_app_error)?
+                .into_iter()
+                .filter_map(|op| {
+                    let at = op.finished_at?;
+                    // A person's rollback says their reason; a health gate's, the failure.
+                    let mark = |to: FullId, trigger: &str, reason: Option<String>| RollbackMark {
+                        at,
+                        to,
+                        actor: op.actor.clone(),
+                        trigger: trigger.to_owned(),
+                        reason,
+                    };
+                    match (op.kind, op.state) {
+                        (OperationKind::Rollback, OperationState::Succeeded) => {
+                            Some(mark(op.full_id.clone(), "person", op.reason.clone()))
+                        }
+                        (_, OperationState::RolledBack) => op
+                            .before
+                            .sole_version()
+                            .cloned()
+                            .map(|v| mark(v, "health gate", op.error.clone().or(op.reason.clone()))),
+                        _ => None,
+                    }
+                })
+                .filter(|m| &m.to.model_id == model)
+                .collect();
+            lanes.push(ClusterLane { cluster: c.name, environment: c.environment, history, rollbacks });
+        }
+        Ok(lanes)
+    }
+
+    /// The same role check as the REST API's operation routes.
+    async fn require_operator(&self, cluster: &str, rollback: bool) -> Result<(), AppError> {
+        crate::clusters::require_operator(self.state.store.as_ref(), &self.user.username, self.user.role, cluster, rollback)
+            .await
+            .map_err(to_app_error)
+    }
 }
 
 #[async_trait::async_trait]
@@ -268,7 +373,8 @@ impl Services for StoreServices {
         let versions = store.list_versions(model).await.map_err(to_app_error)?;
         let history = store.model_history(model).await.map_err(to_app_error)?;
         let environments = self.environment_names().await?;
-        Ok(ModelPage { model_id: model.clone(), versions, history, environments, now: Timestamp::now() })
+        let clusters = self.cluster_lanes(model).await?;
+        Ok(ModelPage { model_id: model.clone(), versions, history, environments, now: Timestamp::now(), clusters })
     }
 
     async fn version_detail(&self, id: &FullId) -> Result<VersionDetail, AppError> {
@@ -351,6 +457,70 @@ impl Services for StoreServices {
             .await
             .map_err(to_app_error)?
             .ok_or_else(|| AppError::new("not_found", format!("No request with id “{request_id}” has been recorded.")))
+    }
+
+    async fn clusters(&self) -> Result<Vec<ClusterView>, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let envs = self.state.store.list_environments().await.map_err(to_app_error)?;
+        let mut out = Vec::new();
+        for c in self.state.store.list_clusters().await.map_err(to_app_error)? {
+            out.push(self.cluster_view(c, &envs, RECENT_OPERATIONS).await?);
+        }
+        Ok(out)
+    }
+
+    async fn cluster(&self, name: &str) -> Result<ClusterView, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let cluster = self
+            .state
+            .store
+            .get_cluster(name)
+            .await
+            .map_err(to_app_error)?
+            .ok_or_else(|| AppError::new("not_found", format!("There is no cluster named {name}.")))?;
+        let envs = self.state.store.list_environments().await.map_err(to_app_error)?;
+        self.cluster_view(cluster, &envs, CLUSTER_OPERATIONS).await
+    }
+
+    async fn operation(&self, id: i64) -> Result<Operation, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        self.state
+            .store
+            .get_operation(id)
+            .await
+            .map_err(to_app_error)?
+            .ok_or_else(|| AppError::new("not_found", format!("There is no operation {id}.")))
+    }
+
+    async fn start_operation(
+        &self,
+        cluster: &str,
+        kind: OperationKind,
+        full_id: &FullId,
+        rolling_steps: Vec<u8>,
+        reason: Option<&str>,
+    ) -> Result<Operation, AppError> {
+        self.require_operator(cluster, false).await?;
+        let request = OperationRequest {
+            cluster: parse_cluster_name(cluster)?,
+            kind,
+            full_id: Some(full_id.clone()),
+            rolling_steps,
+            reason: reason.map(str::to_owned),
+        };
+        self.state.store.start_operation(request, &self.user.username, Timestamp::now()).await.map_err(to_app_error)
+    }
+
+    async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError> {
+        self.require_operator(cluster, true).await?;
+        let request = OperationRequest {
+            cluster: parse_cluster_name(cluster)?,
+            kind: OperationKind::Rollback,
+            full_id: None,
+            rolling_steps: Vec::new(),
+            reason: reason.map(str::to_owned),
+        };
+        self.state.store.start_operation(request, &self.user.username, Timestamp::now()).await.map_err(to_app_error)
     }
 }
 

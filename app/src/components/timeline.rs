@@ -1,14 +1,18 @@
 //! The version timeline: an SVG chart with time on the x axis, a lane of
 //! lifecycle markers (registration, staging, promotion, deprecation,
 //! retirement) and one lane per environment with a bar for each pinned
-//! version. Every bar and marker is focusable and names who did what and
-//! why, in its `<title>` (hover) and in the detail line below (focus).
+//! version, then one lane per cluster that served the model with a bar for
+//! what it served when and a marker for each rollback. Every bar and marker
+//! is focusable and names who did what and why, in its `<title>` (hover)
+//! and in the detail line below (focus).
 
 use leptos::prelude::*;
+use switchyard_domain::clusters::ClusterChange;
 use switchyard_domain::types::{ModelHistory, PinChange};
-use switchyard_domain::{Stage, Timestamp};
+use switchyard_domain::{ModelId, Stage, Timestamp};
 
-use crate::format::utc;
+use crate::data::ClusterLane;
+use crate::format::{utc, utc_seconds};
 
 const DAY: i64 = 86_400_000_000;
 const WIDTH: f64 = 1000.0;
@@ -61,6 +65,36 @@ pub fn pin_spans(changes: &[PinChange], environment: &str) -> Vec<PinSpan> {
             reason: c.reason.clone(),
         })
         .collect()
+}
+
+/// What a cluster served of `model` from each change on, consecutive equal
+/// states merged: `v2`, or `v1 90% · v2 10%` during a rolling update. Spans
+/// where it served nothing of the model are left out.
+pub fn serving_spans(history: &[ClusterChange], model: &ModelId) -> Vec<PinSpan> {
+    let mut spans: Vec<PinSpan> = Vec::new();
+    let mut open: Option<PinSpan> = None;
+    for change in history {
+        let serving: Vec<String> = change
+            .slots
+            .iter()
+            .filter(|s| s.weight > 0)
+            .filter_map(|s| s.full_id.as_ref().filter(|v| &v.model_id == model).map(|v| (v, s.weight)))
+            .map(|(v, w)| if w == 100 { v.version.to_string() } else { format!("{} {w}%", v.version) })
+            .collect();
+        let label = serving.join(" · ");
+        if open.as_ref().is_some_and(|o| o.version == label) {
+            continue;
+        }
+        if let Some(mut o) = open.take() {
+            o.end = Some(change.at);
+            spans.push(o);
+        }
+        if !label.is_empty() {
+            open = Some(PinSpan { version: label, start: change.at, end: None, actor: change.actor.clone(), reason: change.reason.clone() });
+        }
+    }
+    spans.extend(open);
+    spans
 }
 
 /// Tick instants and their labels for a window: at most about eight, on whole days.
@@ -132,9 +166,10 @@ pub fn Timeline(
     window: Window,
     now: Timestamp,
     #[prop(optional)] marker: Option<Timestamp>,
+    #[prop(optional)] clusters: Vec<ClusterLane>,
 ) -> impl IntoView {
     let detail = RwSignal::new(None::<String>);
-    let height = AXIS + LANE * (environments.len() as f64 + 1.0) + 6.0;
+    let height = AXIS + LANE * ((environments.len() + clusters.len()) as f64 + 1.0) + 6.0;
     let model = history.model_id.to_string();
 
     let grid = ticks(window)
@@ -152,6 +187,7 @@ pub fn Timeline(
 
     let lane_labels = std::iter::once("lifecycle".to_owned())
         .chain(environments.iter().cloned())
+        .chain(clusters.iter().map(|c| format!("⇄ {}", c.cluster)))
         .enumerate()
         .map(|(i, name)| {
             let y = AXIS + LANE * i as f64;
@@ -207,6 +243,78 @@ pub fn Timeline(
                     }
                 })
                 .collect::<Vec<_>>()
+        })
+        .collect_view();
+
+    let model_id = history.model_id.clone();
+    let cluster_bars = clusters
+        .iter()
+        .enumerate()
+        .flat_map(|(lane, c)| {
+            let top = AXIS + LANE * ((environments.len() + lane) as f64 + 1.0);
+            let y = top + (LANE - BAR) / 2.0;
+            let spans = serving_spans(&c.history, &model_id);
+            let bars = spans
+                .into_iter()
+                .enumerate()
+                .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
+                .map(|(i, s)| {
+                    let x1 = window.x(s.start);
+                    let x2 = window.x(s.end.unwrap_or(now));
+                    let w = (x2 - x1).max(2.0);
+                    let until = s.end.map_or_else(|| "now".to_owned(), utc_seconds);
+                    let label = format!(
+                        "cluster {} ({}): served {} from {} until {until}, set by {}{}",
+                        c.cluster,
+                        c.environment,
+                        s.version,
+                        utc_seconds(s.start),
+                        s.actor,
+                        s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+                    );
+                    let (focus, hover) = focusable(label.clone());
+                    let text = fit_label(&s.version, w).map(|t| {
+                        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{t}</text> }
+                    });
+                    let aria = label.clone();
+                    view! {
+                        <g class="cluster-bar" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                            <title>{label}</title>
+                            <rect class=format!("bar-fill tone-{}", i % 2) x=x1 y=y width=w height=BAR rx=3/>
+                            {text}
+                        </g>
+                    }
+                    .into_any()
+                })
+                .collect::<Vec<_>>();
+            let rollbacks = c
+                .rollbacks
+                .iter()
+                .filter(|r| window.contains(r.at))
+                .map(|r| {
+                    let x = window.x(r.at);
+                    let label = format!(
+                        "cluster {}: rolled back to {} at {}, by {} ({}){}",
+                        c.cluster,
+                        r.to,
+                        utc_seconds(r.at),
+                        r.actor,
+                        r.trigger,
+                        r.reason.as_deref().map(|why| format!(" — {why}")).unwrap_or_default()
+                    );
+                    let (focus, hover) = focusable(label.clone());
+                    let aria = label.clone();
+                    let d = format!("M{} {}L{} {}L{} {}Z", x + 6.0, top + 4.0, x - 6.0, top + 10.0, x + 6.0, top + 16.0);
+                    view! {
+                        <g class="marker mk-rollback" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                            <title>{label}</title>
+                            <path d=d/>
+                        </g>
+                    }
+                    .into_any()
+                })
+                .collect::<Vec<_>>();
+            bars.into_iter().chain(rollbacks)
         })
         .collect_view();
 
@@ -267,6 +375,7 @@ pub fn Timeline(
                     {lane_labels}
                     {grid}
                     {bars}
+                    {cluster_bars}
                     {markers}
                     {marker_line}
                 </svg>
@@ -283,6 +392,7 @@ pub fn Timeline(
                     <Legend class="mk-promotion" d="M6 1L13 14L-1 14Z" word="promoted"/>
                     <Legend class="mk-deprecated" d="M6 1L13 8L6 15L-1 8Z" word="deprecated"/>
                     <Legend class="mk-retired" d="M0 2h12v12h-12Z" word="retired"/>
+                    <Legend class="mk-rollback" d="M12 2L0 8L12 14Z" word="rollback"/>
                 </span>
             </figcaption>
         </figure>
@@ -328,6 +438,42 @@ mod tests {
         assert_eq!(spans.len(), 2);
         assert_eq!((spans[0].version.as_str(), spans[0].end), ("v1", Some(Timestamp::from_micros(5 * DAY))));
         assert_eq!((spans[1].version.as_str(), spans[1].end), ("v2", None));
+    }
+
+    fn state(at: i64, slots: &[(&str, u8)]) -> ClusterChange {
+        use switchyard_domain::clusters::{SlotName, SlotView};
+        ClusterChange {
+            at: Timestamp::from_micros(at),
+            slots: slots
+                .iter()
+                .zip(SlotName::ALL)
+                .map(|((v, w), slot)| SlotView { slot, full_id: switchyard_domain::FullId::parse(v).ok(), weight: *w })
+                .collect(),
+            event_id: at,
+            actor: "dave".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_cluster_lane_shows_what_served_when_with_splits_and_gaps() {
+        let model = ModelId::parse("chat").expect("valid");
+        let history = [
+            state(1, &[("", 100), ("", 0)]),
+            state(2, &[("chat:v1", 100), ("", 0)]),
+            state(3, &[("chat:v1", 100), ("chat:v2", 0)]),
+            state(4, &[("chat:v1", 90), ("chat:v2", 10)]),
+            state(5, &[("chat:v1", 0), ("chat:v2", 100)]),
+            state(6, &[("embed:v1", 100), ("chat:v2", 0)]),
+        ];
+        let spans = serving_spans(&history, &model);
+        let got: Vec<(&str, i64, Option<i64>)> =
+            spans.iter().map(|s| (s.version.as_str(), s.start.micros(), s.end.map(|e| e.micros()))).collect();
+        assert_eq!(
+            got,
+            [("v1", 2, Some(4)), ("v1 90% · v2 10%", 4, Some(5)), ("v2", 5, Some(6))],
+            "loading green without traffic changes nothing; serving another model is a gap"
+        );
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub fn ModelPage() -> impl IntoView {
             <p class="crumbs"><a href="/">"Overview"</a>" / model"</p>
             <h1 class="mono">{model_id}</h1>
             <p class="lede">
-                "Which version each environment pinned, and when each version changed stage. "
+                "Which version each environment pinned and each cluster served, and when each version changed stage. "
                 <a href=move || format!("/board?model={}", model_id())>"Open the lifecycle board"</a>
             </p>
         </div>
@@ -107,11 +107,11 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
             let marker = at.and_then(|a| Timestamp::parse(&a).ok());
             let timeline = match marker {
                 Some(m) => view! {
-                    <Timeline history=d.history.clone() environments=d.environments.clone() window now=d.now marker=m/>
+                    <Timeline history=d.history.clone() environments=d.environments.clone() window now=d.now marker=m clusters=d.clusters.clone()/>
                 }
                 .into_any(),
                 None => view! {
-                    <Timeline history=d.history.clone() environments=d.environments.clone() window now=d.now/>
+                    <Timeline history=d.history.clone() environments=d.environments.clone() window now=d.now clusters=d.clusters.clone()/>
                 }
                 .into_any(),
             };
@@ -202,6 +202,7 @@ mod tests {
             history: ModelHistory { model_id: ModelId::parse("chat").expect("valid"), pin_changes: vec![], stage_changes: vec![] },
             environments: vec![],
             now: Timestamp::from_micros(1000 * DAY),
+            clusters: vec![],
         }
     }
 

@@ -2,7 +2,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use switchyard_domain::types::{Environment, ModelSummary, Overview};
 
+use crate::api::get_clusters::get_clusters;
 use crate::api::get_overview::get_overview;
+use crate::components::cluster_alerts::{drift_cells, ClusterAlerts, DriftCell};
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc;
@@ -11,6 +13,7 @@ use crate::format::utc;
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_overview());
+    let clusters = Resource::new(|| (), |_| get_clusters());
     let (filter, set_filter) = signal(String::new());
 
     view! {
@@ -19,8 +22,10 @@ pub fn OverviewPage() -> impl IntoView {
             <h1>"Overview"</h1>
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
+        <ClusterAlerts clusters/>
         <Suspense fallback=|| view! { <Loading what="the overview"/> }>
             {move || Suspend::new(async move {
+                let drift = drift_cells(&clusters.await.unwrap_or_default());
                 match overview.await {
                     Ok(data) => view! {
                         <Summary data=data.clone()/>
@@ -35,7 +40,7 @@ pub fn OverviewPage() -> impl IntoView {
                                 on:input=move |ev| set_filter.set(event_target_value(&ev))
                             />
                         </div>
-                        <PinMatrix data filter/>
+                        <PinMatrix data filter drift/>
                     }.into_any(),
                     Err(error) => view! { <ErrorNote doing="load the overview" error/> }.into_any(),
                 }
@@ -70,11 +75,12 @@ fn Summary(data: Overview) -> impl IntoView {
 }
 
 #[component]
-fn PinMatrix(data: Overview, filter: ReadSignal<String>) -> impl IntoView {
+fn PinMatrix(data: Overview, filter: ReadSignal<String>, drift: Vec<DriftCell>) -> impl IntoView {
     let Overview { environments, models } = data;
     let total = models.len();
     let envs = StoredValue::new(environments);
     let models = StoredValue::new(models);
+    let drift = StoredValue::new(drift);
     let visible = move || {
         let needle = filter.get().trim().to_lowercase();
         models.with_value(|ms| {
@@ -106,7 +112,7 @@ fn PinMatrix(data: Overview, filter: ReadSignal<String>) -> impl IntoView {
                 </thead>
                 <tbody>
                     <For each=visible key=|m| m.model_id.clone() let:model>
-                        <ModelRow model envs=envs.get_value()/>
+                        <ModelRow model envs=envs.get_value() drift=drift.get_value()/>
                     </For>
                 </tbody>
             </table>
@@ -118,11 +124,17 @@ fn PinMatrix(data: Overview, filter: ReadSignal<String>) -> impl IntoView {
 }
 
 #[component]
-fn ModelRow(model: ModelSummary, envs: Vec<Environment>) -> impl IntoView {
+fn ModelRow(model: ModelSummary, envs: Vec<Environment>, drift: Vec<DriftCell>) -> impl IntoView {
     let cells = envs
         .iter()
         .map(|env| {
             let pin = env.pins.iter().find(|p| p.model_id == model.model_id).cloned();
+            let drifted: Vec<String> = drift
+                .iter()
+                .filter(|d| d.environment == env.name && d.model_id == model.model_id)
+                .map(|d| d.words.clone())
+                .collect();
+            let drift_note = (!drifted.is_empty()).then(|| view! { <span class="drift-flag">{drifted.join("; ")}</span> });
             match pin {
                 Some(p) => view! {
                     <td>
@@ -130,10 +142,11 @@ fn ModelRow(model: ModelSummary, envs: Vec<Environment>) -> impl IntoView {
                         " "
                         <StageBadge stage=p.stage/>
                         <span class="sub">{format!("since {} by {}", utc(p.since), p.set_by)}</span>
+                        {drift_note}
                     </td>
                 }
                 .into_any(),
-                None => view! { <td class="none">"not pinned"</td> }.into_any(),
+                None => view! { <td class="none">"not pinned" {drift_note}</td> }.into_any(),
             }
         })
         .collect_view();

@@ -10,6 +10,9 @@ use switchyard_domain::{FullId, Stage, Timestamp};
 use crate::store::clusters::OperationRequest;
 use crate::store::Store;
 
+/// How long each simulated action of a demo cluster takes.
+const DEMO_ACTION_MS: u64 = 1200;
+
 /// Plays one operation with each write `step` apart from `at`; with
 /// `fail_gate`, the first health gate fails and traffic is restored.
 async fn play(
@@ -86,7 +89,10 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
         name: name.to_owned(),
         environment: environment.to_owned(),
         driver: DriverKind::Simulated,
-        config: serde_json::json!({}),
+        // Each simulated action takes a moment, so an operation started
+        // from the console can be watched step by step: a switch to a version
+        // already loaded takes two steps (~2.5 s), with a load four (~5 s).
+        config: serde_json::json!({ "action_ms": DEMO_ACTION_MS }),
     };
     store.create_cluster(new("staging-eu", "staging"), "admin", at).await?;
     let person = ("dana", "release train");

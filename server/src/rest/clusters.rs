@@ -21,12 +21,7 @@ pub mod required_role {
     use super::Role;
     pub const CREATE_CLUSTER: Role = Role::Admin;
     pub const READ: Role = Role::Viewer;
-    /// Operations and rollbacks outside production.
-    pub const OPERATE: Role = Role::Deployer;
-    /// Operations in a production-policy environment: deployers work outside production only.
-    pub const OPERATE_PRODUCTION: Role = Role::Approver;
-    /// Rolling back a production-policy environment.
-    pub const ROLLBACK_PRODUCTION: Role = Role::Approver;
+    // Operations and rollbacks: `access::role_for_operation` (deployer; approver in production).
 }
 
 /// The body of `POST /api/v1/clusters`.
@@ -126,25 +121,10 @@ pub async fn detail(State(app): State<AppState>, ApiPath(name): ApiPath<String>)
 /// How long `GET /api/v1/clusters/{name}` waits for the driver to say how the slots are.
 const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);
 
-/// Checks that `actor` may run an operation (or a rollback) on `cluster`:
-/// deployers outside production, approvers in production-policy
-/// environments. The lower bar is checked first so that a viewer is told
-/// "forbidden" whether or not the cluster exists.
+/// Checks that `actor` may run an operation (or a rollback) on `cluster`;
+/// the rule is shared with the console (`crate::clusters::require_operator`).
 pub(super) async fn require_operator(app: &AppState, actor: &Actor, cluster: &str, rollback: bool) -> Result<(), ApiError> {
-    let what = if rollback { "rolling back a cluster" } else { "running an operation on a cluster" };
-    actor.require(required_role::OPERATE, what)?;
-    let Some(c) = app.store.get_cluster(cluster).await? else {
-        return Ok(()); // the operation itself answers 404
-    };
-    let production = app
-        .store
-        .list_environments()
-        .await?
-        .iter()
-        .any(|e| e.name == c.environment && e.policy.is_production());
-    if production {
-        let needed = if rollback { required_role::ROLLBACK_PRODUCTION } else { required_role::OPERATE_PRODUCTION };
-        actor.require(needed, &format!("{what} in production environment {}", c.environment))?;
-    }
+    let who = actor.identity.actor();
+    crate::clusters::require_operator(app.store.as_ref(), &who, actor.identity.role, cluster, rollback).await?;
     Ok(())
 }

@@ -12,7 +12,7 @@
 //! another server — claims the operation and resumes it.
 
 use async_trait::async_trait;
-use switchyard_domain::clusters::{Cluster, NewCluster};
+use switchyard_domain::clusters::{Cluster, ClusterChange, NewCluster};
 use switchyard_domain::operations::{Operation, OperationKind, Progress};
 use switchyard_domain::{FullId, Timestamp};
 
@@ -61,4 +61,11 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// and state history when the step changes what serves. Refused with
     /// `Conflict` if `owner` no longer holds the lease.
     async fn record_progress(&self, id: i64, owner: &str, progress: Progress, at: Timestamp) -> StoreResult<Operation>;
+
+    /// The cluster's operations, newest first, at most `limit`.
+    async fn list_operations(&self, cluster: &str, limit: u32) -> StoreResult<Vec<Operation>>;
+
+    /// Every state the cluster held (slots and weights), oldest first, from
+    /// its state history: what the timeline draws.
+    async fn cluster_history(&self, cluster: &str) -> StoreResult<Vec<ClusterChange>>;
 }

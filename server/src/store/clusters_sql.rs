@@ -39,6 +39,11 @@ macro_rules! operation_columns {
 }
 pub(crate) const SELECT_OPERATION: &str =
     concat!("SELECT ", operation_columns!(), " FROM operations WHERE id = $1");
+pub(crate) const SELECT_OPERATIONS_OF: &str =
+    concat!("SELECT ", operation_columns!(), " FROM operations WHERE cluster = $1 ORDER BY id DESC LIMIT $2");
+pub(crate) const SELECT_CLUSTER_HISTORY: &str = "SELECT h.valid_from, h.event_id, h.value, l.actor, l.reason \
+     FROM state_history h JOIN ledger l ON l.id = h.event_id \
+     WHERE h.subject = $1 ORDER BY h.valid_from, h.event_id";
 pub(crate) const SELECT_RUNNING_OPERATION: &str =
     "SELECT id, kind FROM operations WHERE cluster = $1 AND state = 'running'";
 pub(crate) const INSERT_OPERATION: &str = "INSERT INTO operations \
@@ -571,6 +576,39 @@ macro_rules! cluster_sql {
                 w.save_operation(&op).await?;
                 w.commit().await?;
                 Ok(op)
+            }
+
+            async fn list_operations(&self, cluster: &str, limit: u32) -> StoreResult<Vec<Operation>> {
+                sqlx::query_as::<_, cq::OperationRow>(cq::SELECT_OPERATIONS_OF)
+                    .bind(cluster)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(cq::OperationRow::into_operation)
+                    .collect()
+            }
+
+            async fn cluster_history(&self, cluster: &str) -> StoreResult<Vec<cl::ClusterChange>> {
+                let key = Subject::Cluster { name: cluster.to_owned() }.key();
+                sqlx::query_as::<_, q::StateAtRow>(cq::SELECT_CLUSTER_HISTORY)
+                    .bind(&key)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(|row| {
+                        let state: ClusterState = serde_json::from_str(&row.value).map_err(|e| {
+                            $crate::store::StoreError::Corrupt(format!("state history of cluster {cluster} is not valid: {e}"))
+                        })?;
+                        Ok(cl::ClusterChange {
+                            at: Timestamp::from_micros(row.valid_from),
+                            slots: state.slot_views(),
+                            event_id: row.event_id,
+                            actor: row.actor,
+                            reason: row.reason,
+                        })
+                    })
+                    .collect()
             }
         }
     };

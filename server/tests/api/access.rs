@@ -67,6 +67,13 @@ const CONSOLE: &[Row] = &[
     ("POST", "/console/fn/get_overview", "/console/fn/get_overview", None, Some(Role::Viewer)),
     ("POST", "/console/fn/get_audit_page", "/console/fn/get_audit_page", None, Some(Role::Viewer)),
     ("POST", "/console/fn/get_board", "/console/fn/get_board", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/get_clusters", "/console/fn/get_clusters", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/get_cluster", "/console/fn/get_cluster", Some(|| json!({"name": "eu-1"})), Some(Role::Viewer)),
+    ("POST", "/console/fn/get_operation", "/console/fn/get_operation", Some(|| json!({"id": 1})), Some(Role::Viewer)),
+    // No such cluster: a deployer passes the role check and is told so.
+    ("POST", "/console/fn/start_operation", "/console/fn/start_operation",
+        Some(|| json!({"cluster": "eu-1", "kind": "blue_green", "full_id": "chat:v1"})), Some(Role::Deployer)),
+    ("POST", "/console/fn/roll_back_cluster", "/console/fn/roll_back_cluster", Some(|| json!({"cluster": "eu-1"})), Some(Role::Deployer)),
     ("POST", "/console/fn/get_model_page", "/console/fn/get_model_page", Some(|| json!({"model_id": "chat"})), Some(Role::Viewer)),
     ("POST", "/console/fn/get_serving_at", "/console/fn/get_serving_at", None, Some(Role::Viewer)),
     ("POST", "/console/fn/get_version_detail", "/console/fn/get_version_detail",

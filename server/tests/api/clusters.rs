@@ -404,3 +404,46 @@ async fn kill_9_of_the_server_in_the_middle_of_every_step_on_postgresql_resumes_
     use sqlx::Executor;
     admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
 }
+
+/// The JSON body of a `call_server_fn` answer ("200 OK {…}").
+fn body(answer: &str) -> &str {
+    answer.find('{').map_or(answer, |i| &answer[i..])
+}
+
+#[tokio::test]
+async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
+    use crate::console::{call_server_fn, sign_in};
+    use switchyard_domain::access::Role;
+    let app = spawn_app().await;
+    app.register("chat", "1", json!({ "t": 1 })).await;
+    app.register("chat", "2", json!({ "t": 2 })).await;
+    create(&app, "dev-1", "development").await;
+    create(&app, "prod-1", "production").await;
+    app.user_with_token("dave", Role::Deployer, None).await;
+    let dave = sign_in(&app, "dave").await;
+    let start = |cluster: &str, full_id: &str| {
+        serde_urlencoded::to_string(json!({ "cluster": cluster, "kind": "blue_green", "full_id": full_id, "reason": "console" }))
+            .expect("form")
+    };
+
+    let answer = call_server_fn(&app, "POST", "/console/fn/start_operation", &start("dev-1", "chat:1"), Some(&dave)).await;
+    assert!(answer.starts_with("200 "), "{answer}");
+    let op: Value = serde_json::from_str(body(&answer)).expect("an operation");
+    assert_eq!((op["actor"].as_str(), op["reason"].as_str()), (Some("dave"), Some("console")));
+    let second = call_server_fn(&app, "POST", "/console/fn/roll_back_cluster", "cluster=dev-1", Some(&dave)).await;
+    assert!(second.contains(&format!("operation {} (blue_green) is running on cluster dev-1", op["id"])), "{second}");
+
+    let production = call_server_fn(&app, "POST", "/console/fn/start_operation", &start("prod-1", "chat:1"), Some(&dave)).await;
+    assert!(production.contains("needs the approver role; dave has the deployer role"), "{production}");
+
+    let runner = with_runner(&app).await;
+    let done = finished(&app, op["id"].as_i64().expect("an id")).await;
+    runner.abort();
+    assert_eq!(done["state"], "succeeded");
+    let page = call_server_fn(&app, "POST", "/console/fn/get_cluster", "name=dev-1", Some(&dave)).await;
+    let view: Value = serde_json::from_str(body(&page)).expect("a cluster view");
+    assert_eq!(view["operations"][0]["state"], "succeeded");
+    assert_eq!(view["refused"], Value::Null, "a deployer may operate a development cluster");
+    let allowed: Vec<&str> = view["allowed"].as_array().expect("a list").iter().filter_map(Value::as_str).collect();
+    assert_eq!(allowed, ["chat:2", "chat:1"], "development admits both versions, newest first");
+}

@@ -27,6 +27,7 @@ contract_tests!(
     a_rollback_sends_traffic_back_to_the_previous_version_and_is_recorded,
     a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_database_agree,
     the_audit_log_filters_by_cluster,
+    a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held,
 );
 
 fn fast() -> RunnerSettings {
@@ -317,4 +318,32 @@ async fn the_audit_log_filters_by_cluster(db: Arc<TestDb>) {
     let us = of("us-1").await;
     assert_eq!(us.iter().map(|e| e.cluster.as_deref()).collect::<Vec<_>>(), [Some("us-1")]);
     assert!(of("nowhere").await.is_empty());
+}
+
+async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held(db: Arc<TestDb>) {
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    let runner = spawn(db.store.clone(), drivers.clone(), fast());
+    let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
+    finished(&db.store, op.id).await;
+    runner.abort();
+    let ops = db.store.list_operations("dev-1", 10).await.expect("listed");
+    let ids: Vec<String> = ops.iter().map(|o| o.full_id.to_string()).collect();
+    assert_eq!(ids, ["chat:2", "chat:1"], "newest first");
+    assert_eq!(db.store.list_operations("dev-1", 1).await.expect("listed").len(), 1, "the limit holds");
+    assert!(db.store.list_operations("nowhere", 10).await.expect("listed").is_empty());
+
+    let history = db.store.cluster_history("dev-1").await.expect("history");
+    assert!(history.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+    let first = history.first().expect("the creation");
+    assert!(first.slots.iter().all(|s| s.full_id.is_none()), "created serving nothing");
+    let serving = |c: &switchyard_domain::clusters::ClusterChange| -> Option<String> {
+        c.slots.iter().find(|s| s.weight == 100).and_then(|s| s.full_id.as_ref()).map(ToString::to_string)
+    };
+    let mut served: Vec<String> = history.iter().filter_map(serving).collect();
+    served.dedup();
+    assert_eq!(served, ["chat:1", "chat:2"], "each version in the order it served");
+    let last = history.last().expect("a last state");
+    let held: Vec<String> = last.slots.iter().filter_map(|s| s.full_id.as_ref().map(ToString::to_string)).collect();
+    assert_eq!(held.len(), 2, "the previous version stays loaded as the rollback target: {held:?}");
 }

@@ -1,0 +1,55 @@
+use leptos::prelude::*;
+use switchyard_domain::operations::Operation;
+
+use crate::error::AppError;
+
+/// Starts a blue-green switch, rolling update or hot reload on a cluster.
+/// `steps` (rolling only) is a comma-separated list of percentages, 10,50,100 when blank.
+#[server(prefix = "/console/fn", endpoint = "start_operation", client = crate::api::client::ConsoleClient)]
+pub async fn start_operation(
+    cluster: String,
+    kind: String,
+    full_id: String,
+    steps: Option<String>,
+    reason: Option<String>,
+) -> Result<Operation, AppError> {
+    // Authorize before reading the arguments: signed out is refused first.
+    let services = crate::services::services()?;
+    use switchyard_domain::operations::{OperationKind, DEFAULT_ROLLING_STEPS};
+    let kind: OperationKind = kind.parse()?;
+    if kind == OperationKind::Rollback {
+        return Err(AppError::new("invalid_input", "Use the Roll back button to roll back."));
+    }
+    let full_id = switchyard_domain::FullId::parse(full_id.trim())?;
+    let steps = match super::given(steps) {
+        Some(s) => parse_steps(&s)?,
+        None => DEFAULT_ROLLING_STEPS.to_vec(),
+    };
+    let reason = super::given(reason);
+    services.start_operation(cluster.trim(), kind, &full_id, steps, reason.as_deref()).await
+}
+
+/// `10, 50, 100` → `[10, 50, 100]`; the domain checks the sequence itself.
+pub fn parse_steps(s: &str) -> Result<Vec<u8>, AppError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.trim_end_matches('%').trim().parse::<u8>().map_err(|_| {
+                AppError::new("invalid_input", format!("Rolling steps are percentages like 10, 50, 100; “{p}” is not one."))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_steps_are_read_from_a_comma_separated_list() {
+        assert_eq!(parse_steps("10, 50,100%"), Ok(vec![10, 50, 100]));
+        assert!(parse_steps("10, half, 100").is_err_and(|e| e.message.contains("“half”")));
+        assert!(parse_steps("300").is_err());
+    }
+}

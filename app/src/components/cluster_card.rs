@@ -1,0 +1,517 @@
+//! A serving cluster as the clusters pages show it: its slots with version,
+//! health and traffic weight, drift against the environment's pin, the
+//! running operation's steps (polled live in the browser), and the buttons
+//! that start operations, each behind a confirmation in words.
+
+use leptos::prelude::*;
+use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, SlotView};
+use switchyard_domain::operations::{plan, Operation, OperationKind, OperationState, Step, StepRecord, StepState};
+use switchyard_domain::FullId;
+
+use crate::api::get_operation::get_operation;
+use crate::api::roll_back_cluster::RollBackCluster;
+use crate::api::start_operation::{parse_steps, StartOperation};
+use crate::data::ClusterView;
+use crate::format::utc_seconds;
+
+/// How often a running operation's steps are asked for.
+const POLL_MS: u64 = 1000;
+
+/// What serves now, in words: `chat:v3 (blue, 100%)`, or `nothing`.
+pub fn serving_words(state: &ClusterState) -> String {
+    let serving: Vec<String> = state.serving().iter().map(|(slot, v, w)| format!("{v} ({slot}, {w}%)")).collect();
+    if serving.is_empty() {
+        "nothing".to_owned()
+    } else {
+        serving.join(" and ")
+    }
+}
+
+/// What an operation will do, in words, for its confirmation; or why it
+/// cannot start from the cluster's state (the same plan the server makes).
+pub fn confirmation(cluster: &str, state: &ClusterState, kind: OperationKind, target: &FullId, rolling: &[u8]) -> Result<String, String> {
+    let steps = plan(kind, state, target, rolling).map_err(|e| e.to_string())?;
+    let now = serving_words(state);
+    let loads_into = steps.iter().find_map(|s| match s {
+        Step::Load { slot, full_id } if full_id == target => Some(*slot),
+        _ => None,
+    });
+    let final_slot = steps.iter().rev().find_map(|s| match s {
+        Step::Shift { weights } => weights.sole(),
+        _ => None,
+    });
+    let shifts: Vec<u8> = steps
+        .iter()
+        .filter_map(|s| match (s, final_slot) {
+            (Step::Shift { weights }, Some(to)) => Some(weights.of(to)),
+            _ => None,
+        })
+        .collect();
+    let slot = loads_into.or(final_slot).map_or("the idle slot", SlotName::as_str);
+    let checks = if loads_into.is_some() {
+        format!("after {slot} passes its health check and smoke request")
+    } else {
+        format!("after {slot}, which already holds {target}, passes its health check")
+    };
+    Ok(match kind {
+        OperationKind::BlueGreen => format!(
+            "Switch {cluster} from {now} to {target} on {slot}. Traffic moves all at once {checks}; {now} stays loaded as the rollback target."
+        ),
+        OperationKind::Rolling => {
+            let percents: Vec<String> = shifts.iter().map(|p| format!("{p}%")).collect();
+            format!(
+                "Roll {target} out on {cluster} in {slot}, moving traffic from {now} in steps of {}, {checks}. \
+                 A health gate follows every step; if one fails, traffic goes back to what serves now.",
+                percents.join(", ")
+            )
+        }
+        OperationKind::HotReload => {
+            let live = final_slot.map_or("the live slot", SlotName::as_str);
+            format!(
+                "Hot reload {cluster}: traffic first moves to a copy of what serves now ({now}) in the other slot, \
+                 then {target} is loaded into {live}, checked by its health check and a smoke request, \
+                 and all traffic moves back to {live} at once."
+            )
+        }
+        OperationKind::Rollback => format!(
+            "Roll back {cluster} from {now} to {target}. Traffic moves back in one step{}.",
+            if loads_into.is_some() { format!(", {checks}") } else { String::new() }
+        ),
+    })
+}
+
+/// A slot's health in words, from the most recent step that checked or
+/// changed it (operations newest first).
+pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
+    let Some(version) = &slot.full_id else {
+        return "empty".to_owned();
+    };
+    for op in operations {
+        for r in op.steps.iter().rev() {
+            let about = match &r.step {
+                Step::Load { slot: s, full_id } | Step::WaitReady { slot: s, full_id } | Step::Smoke { slot: s, full_id } => {
+                    *s == slot.slot && full_id == version
+                }
+                Step::Gate => slot.weight > 0 && r.state != StepState::Pending,
+                Step::Shift { .. } => false,
+            };
+            if !about {
+                continue;
+            }
+            return match r.state {
+                StepState::Running => format!("checking: {}", r.step.describe()),
+                StepState::Failed => format!("failed: {}", r.note.as_deref().unwrap_or("check failed")),
+                StepState::Done => match r.finished_at {
+                    Some(t) => format!("ready, checked {}", utc_seconds(t)),
+                    None => "ready".to_owned(),
+                },
+                StepState::Pending => continue,
+            };
+        }
+    }
+    "loaded, not checked since".to_owned()
+}
+
+fn step_state_words(s: StepState) -> &'static str {
+    match s {
+        StepState::Pending => "planned",
+        StepState::Running => "running",
+        StepState::Done => "done",
+        StepState::Failed => "failed",
+    }
+}
+
+pub fn operation_state_words(s: OperationState) -> &'static str {
+    match s {
+        OperationState::Running => "running",
+        OperationState::Succeeded => "succeeded",
+        OperationState::Failed => "failed, traffic unmoved",
+        OperationState::RolledBack => "rolled back",
+    }
+}
+
+pub fn kind_words(k: OperationKind) -> &'static str {
+    match k {
+        OperationKind::BlueGreen => "blue-green switch",
+        OperationKind::Rolling => "rolling update",
+        OperationKind::HotReload => "hot reload",
+        OperationKind::Rollback => "rollback",
+    }
+}
+
+/// `1.2 s` between two instants.
+fn took(r: &StepRecord) -> String {
+    match (r.started_at, r.finished_at) {
+        (Some(a), Some(b)) => format!("{:.1} s", (b.micros() - a.micros()) as f64 / 1e6),
+        (Some(a), None) => format!("since {}", utc_seconds(a)),
+        _ => String::new(),
+    }
+}
+
+#[component]
+pub fn ClusterCard(view: ClusterView, refresh: RwSignal<u32>, #[prop(optional)] heading_link: bool) -> impl IntoView {
+    let c = &view.cluster;
+    let name = c.name.clone();
+    let state = ClusterState::from_slots(&c.slots).unwrap_or_default();
+    let simulated = c.driver == DriverKind::Simulated;
+    let heading_id = format!("cluster-{name}");
+    let labelled_by = heading_id.clone();
+    let slots = c
+        .slots
+        .iter()
+        .map(|s| {
+            let health = slot_health(s, &view.operations);
+            let version = s.full_id.as_ref().map_or_else(|| "empty".to_owned(), ToString::to_string);
+            let weight = s.weight;
+            view! {
+                <tr data-slot=s.slot.as_str()>
+                    <th scope="row"><span class=format!("slot-name slot-{}", s.slot)>{s.slot.as_str()}</span></th>
+                    <td class="slot-version">{version}</td>
+                    <td class="slot-health">{health}</td>
+                    <td class="slot-weight">
+                        <span class="weight" aria-hidden="true">
+                            <span class="weight-bar" style=format!("width: {weight}%")></span>
+                        </span>
+                        <span class="weight-n">{format!("{weight}% of traffic")}</span>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let drift = if view.drift.is_empty() {
+        let pins: Vec<String> = view.pins.iter().map(ToString::to_string).collect();
+        let words = if state.serving().is_empty() {
+            "Serves nothing yet.".to_owned()
+        } else if pins.is_empty() {
+            format!("In line with {}.", c.environment)
+        } else {
+            format!("No drift: serves what {} pins ({}).", c.environment, pins.join(", "))
+        };
+        view! { <p class="drift-ok">{words}</p> }.into_any()
+    } else {
+        let words: Vec<String> = view
+            .drift
+            .iter()
+            .map(|d| match &d.pinned {
+                Some(p) => format!("serves {}, but {} pins {p}", d.serving, c.environment),
+                None => format!("serves {}, which {} does not pin", d.serving, c.environment),
+            })
+            .collect();
+        view! { <p class="drift" role="note"><strong>"Drift: "</strong>{words.join("; ")}"."</p> }.into_any()
+    };
+    let running = view.running().cloned();
+    // When nothing runs, the last operation, folded.
+    let last = running.is_none().then(|| view.operations.first().cloned()).flatten().map(|op| {
+        let summary = format!("Last operation: {} to {} — {}", kind_words(op.kind), op.full_id, operation_state_words(op.state));
+        let state = op.state.as_str();
+        view! {
+            <details class="operation last" data-state=state>
+                <summary>{summary}</summary>
+                <OperationSteps op/>
+            </details>
+        }
+    });
+    let href = format!("/clusters/{name}");
+    view! {
+        <section class="cluster" aria-labelledby=labelled_by data-cluster=name.clone()>
+            <div class="cluster-head">
+                <h2 id=heading_id>
+                    {if heading_link {
+                        view! { <a href=href>{name.clone()}</a> }.into_any()
+                    } else {
+                        view! { <span>{name.clone()}</span> }.into_any()
+                    }}
+                </h2>
+                <span class="env-badge">{format!("environment {}", c.environment)}</span>
+                <span class="driver-badge" data-simulated=simulated.to_string()>
+                    {if simulated { "simulated".to_owned() } else { format!("driver {}", c.driver.as_str()) }}
+                </span>
+            </div>
+            <table class="slots">
+                <caption class="visually-hidden">{format!("Slots of {name}")}</caption>
+                <thead>
+                    <tr>
+                        <th scope="col">"Slot"</th>
+                        <th scope="col">"Version"</th>
+                        <th scope="col">"Health"</th>
+                        <th scope="col">"Traffic"</th>
+                    </tr>
+                </thead>
+                <tbody>{slots}</tbody>
+            </table>
+            {drift}
+            {running.map(|op| view! { <LiveOperation op refresh/> })}
+            {last}
+            <ClusterActions view=view.clone() state refresh/>
+        </section>
+    }
+    .into_any()
+}
+
+/// A running operation's steps, asked for every second in the browser until
+/// it ends; then the page reloads its clusters.
+#[component]
+pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
+    let id = op.id;
+    let current = RwSignal::new(op);
+    let busy = RwSignal::new(false);
+    let problem = RwSignal::new(None::<String>);
+    // Effects run only in the browser: without JavaScript the page shows the
+    // steps as they were when it was rendered.
+    Effect::new(move |_| {
+        let tick = move || {
+            if busy.get_untracked() || current.with_untracked(|o| o.state.is_final()) {
+                return;
+            }
+            busy.set(true);
+            leptos::task::spawn_local(async move {
+                match get_operation(id).await {
+                    Ok(o) => {
+                        let done = o.state.is_final();
+                        let _ = current.try_set(o);
+                        let _ = problem.try_set(None);
+                        if done {
+                            let _ = refresh.try_update(|n| *n += 1);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = problem.try_set(Some(e.message));
+                    }
+                }
+                let _ = busy.try_set(false);
+            });
+        };
+        if let Ok(handle) = set_interval_with_handle(tick, std::time::Duration::from_millis(POLL_MS)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    view! {
+        <div class="operation live" aria-live="polite">
+            {move || current.with(|o| view! { <OperationSteps op=o.clone()/> })}
+            {move || busy.get().then(|| view! { <span class="loading" role="status">"Updating…"</span> })}
+            {move || problem.get().map(|m| view! { <p class="error" role="alert">{format!("Could not update the steps: {m}")}</p> })}
+        </div>
+    }
+    .into_any()
+}
+
+/// An operation's head line and its steps with their state and timings.
+#[component]
+pub fn OperationSteps(op: Operation) -> impl IntoView {
+    let head = format!(
+        "Operation {}: {} to {} by {} — {}",
+        op.id,
+        kind_words(op.kind),
+        op.full_id,
+        op.actor,
+        operation_state_words(op.state)
+    );
+    let steps = op
+        .steps
+        .iter()
+        .map(|r| {
+            let state = step_state_words(r.state);
+            let mut words = format!("{}{} — {state}", if r.restore { "restore: " } else { "" }, r.step.describe());
+            let t = took(r);
+            if !t.is_empty() {
+                words.push_str(&format!(" ({t})"));
+            }
+            let note = r.note.clone();
+            view! {
+                <li class="step" data-state=state>
+                    {words}
+                    {note.map(|n| view! { <span class="sub">{n}</span> })}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <p class="operation-head" data-state=op.state.as_str()>{head}</p>
+        {op.reason.map(|r| view! { <p class="sub">{format!("Reason: {r}")}</p> })}
+        {op.error.map(|e| view! { <p class="error">{format!("Error: {e}")}</p> })}
+        <ol class="steps">{steps}</ol>
+    }
+    .into_any()
+}
+
+/// The operation buttons: pick a version and a reason, press one, read what
+/// will happen, confirm.
+#[component]
+fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>) -> impl IntoView {
+    let name = view.cluster.name.clone();
+    let slug = name.replace('.', "-");
+    let start = ServerAction::<StartOperation>::new();
+    let rollback = ServerAction::<RollBackCluster>::new();
+    Effect::new(move |_| {
+        if matches!(start.value().get(), Some(Ok(_))) || matches!(rollback.value().get(), Some(Ok(_))) {
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let allowed = view.allowed.clone();
+    let first = allowed.iter().find(|v| state.sole_version() != Some(*v)).or(allowed.first()).map(ToString::to_string);
+    let version = RwSignal::new(first.unwrap_or_default());
+    let steps = RwSignal::new("10, 50, 100".to_owned());
+    let reason = RwSignal::new(String::new());
+    // The action waiting for confirmation.
+    let asking = RwSignal::new(None::<OperationKind>);
+    let refused = view.refused.clone();
+    let disabled = refused.is_some();
+    let why_id = format!("why-{slug}");
+    let rollback_to = view.cluster.rollback_to.clone();
+    let cluster_name = StoredValue::new(name.clone());
+    let state = StoredValue::new(state);
+
+    let words = move |kind: OperationKind| -> Result<String, String> {
+        let name = cluster_name.get_value();
+        state.with_value(|s| match kind {
+            OperationKind::Rollback => {
+                let to = rollback_to.clone().ok_or_else(|| format!("{name} has nothing to roll back to yet."))?;
+                confirmation(&name, s, kind, &to, &[])
+            }
+            _ => {
+                let v = FullId::parse(&version.get()).map_err(|_| "Choose a version first.".to_owned())?;
+                let rolling = parse_steps(&steps.get()).map_err(|e| e.message)?;
+                confirmation(&name, s, kind, &v, &rolling)
+            }
+        })
+    };
+    let confirm = move |_| {
+        let Some(kind) = asking.get_untracked() else { return };
+        let cluster = cluster_name.get_value();
+        let reason = Some(reason.get_untracked()).filter(|r| !r.trim().is_empty());
+        if kind == OperationKind::Rollback {
+            rollback.dispatch(RollBackCluster { cluster, reason });
+        } else {
+            start.dispatch(StartOperation {
+                cluster,
+                kind: kind.as_str().to_owned(),
+                full_id: version.get_untracked(),
+                steps: (kind == OperationKind::Rolling).then(|| steps.get_untracked()),
+                reason,
+            });
+        }
+        asking.set(None);
+    };
+    let button = move |kind: OperationKind, label: &'static str, class: &'static str| {
+        let why_id = why_id.clone();
+        view! {
+            <button
+                type="button"
+                class=class
+                disabled=disabled
+                aria-describedby=disabled.then_some(why_id)
+                on:click=move |_| {
+                    start.value().set(None);
+                    rollback.value().set(None);
+                    asking.set(Some(kind));
+                }
+            >
+                {label}
+            </button>
+        }
+    };
+    let options = allowed
+        .iter()
+        .map(|v| {
+            let v = v.to_string();
+            view! { <option value=v.clone()>{v.clone()}</option> }
+        })
+        .collect_view();
+    let version_id = format!("version-{slug}");
+    let steps_id = format!("steps-{slug}");
+    let reason_id = format!("reason-{slug}");
+    let (version_for, steps_for, reason_for) = (version_id.clone(), steps_id.clone(), reason_id.clone());
+    let dialog_id = format!("confirm-{slug}");
+    view! {
+        <form class="cluster-actions" on:submit=|ev| ev.prevent_default()>
+            <div class="fields">
+                <label for=version_for>"Version"</label>
+                <select id=version_id prop:value=version on:change=move |ev| version.set(event_target_value(&ev)) disabled=disabled>
+                    {options}
+                </select>
+                <label for=steps_for>"Rolling steps (%)"</label>
+                <input id=steps_id type="text" inputmode="numeric" prop:value=steps
+                    on:input=move |ev| steps.set(event_target_value(&ev)) disabled=disabled/>
+                <label for=reason_for>"Reason"</label>
+                <input id=reason_id type="text" autocomplete="off" placeholder="why, for the ledger" prop:value=reason
+                    on:input=move |ev| reason.set(event_target_value(&ev)) disabled=disabled/>
+            </div>
+            <div class="buttons">
+                {button(OperationKind::BlueGreen, "Blue-green switch…", "button")}
+                {button(OperationKind::Rolling, "Rolling update…", "button")}
+                {button(OperationKind::HotReload, "Hot reload…", "button")}
+                {button(OperationKind::Rollback, "Roll back…", "button danger")}
+            </div>
+            {refused.map(|why| view! { <p class="why" id=format!("why-{slug}")>{why}</p> })}
+            {move || asking.get().map(|kind| {
+                let text = words(kind);
+                let ok = text.is_ok();
+                let title = format!("Confirm the {}", kind_words(kind));
+                view! {
+                    <div class="confirm" role="alertdialog" aria-modal="false" aria-labelledby=format!("{dialog_id}-t") aria-describedby=format!("{dialog_id}-d")>
+                        <p class="confirm-title" id=format!("{dialog_id}-t")><strong>{title}</strong></p>
+                        <p id=format!("{dialog_id}-d")>{match text {
+                            Ok(t) => t,
+                            Err(e) => format!("Not possible now: {e}"),
+                        }}</p>
+                        <div class="buttons">
+                            {ok.then(|| view! {
+                                <button type="button" class="button" on:click=confirm>{format!("Confirm {}", kind_words(kind))}</button>
+                            })}
+                            <button type="button" class="button secondary" on:click=move |_| asking.set(None)>"Cancel"</button>
+                        </div>
+                    </div>
+                }
+            })}
+            {move || (start.pending().get() || rollback.pending().get())
+                .then(|| view! { <p class="loading" role="status">"Starting…"</p> })}
+            {move || start.value().get().and_then(Result::err).or_else(|| rollback.value().get().and_then(Result::err)).map(|e| view! {
+                <p class="error" role="alert">{format!("Not started: {}", e.message)}</p>
+            })}
+        </form>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_domain::clusters::Weights;
+
+    fn id(s: &str) -> FullId {
+        FullId::parse(s).expect("a full id")
+    }
+
+    fn on_blue(v: &str) -> ClusterState {
+        ClusterState { blue: Some(id(v)), green: None, weights: Weights::all_on(SlotName::Blue) }
+    }
+
+    #[test]
+    fn a_blue_green_confirmation_names_both_versions_slots_and_the_checks() {
+        let text = confirmation("prod-eu", &on_blue("chat:v3"), OperationKind::BlueGreen, &id("chat:v4"), &[]).expect("possible");
+        assert!(text.starts_with("Switch prod-eu from chat:v3 (blue, 100%) to chat:v4 on green."), "{text}");
+        assert!(text.contains("all at once after green passes its health check and smoke request"), "{text}");
+    }
+
+    #[test]
+    fn a_rolling_confirmation_lists_its_steps() {
+        let text = confirmation("eu", &on_blue("chat:v3"), OperationKind::Rolling, &id("chat:v4"), &[10, 50, 100]).expect("possible");
+        assert!(text.contains("steps of 10%, 50%, 100%"), "{text}");
+    }
+
+    #[test]
+    fn an_operation_the_plan_refuses_says_why_before_it_is_sent() {
+        let err = confirmation("eu", &on_blue("chat:v3"), OperationKind::BlueGreen, &id("chat:v3"), &[]).expect_err("no-op");
+        assert!(err.contains("already serves all traffic"), "{err}");
+        let err = confirmation("eu", &on_blue("chat:v3"), OperationKind::Rolling, &id("chat:v4"), &[50, 10]).expect_err("bad steps");
+        assert!(err.contains("strictly increasing"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_slot_is_empty_and_a_loaded_one_without_checks_says_so() {
+        let empty = SlotView { slot: SlotName::Green, full_id: None, weight: 0 };
+        assert_eq!(slot_health(&empty, &[]), "empty");
+        let loaded = SlotView { slot: SlotName::Blue, full_id: Some(id("chat:v3")), weight: 100 };
+        assert_eq!(slot_health(&loaded, &[]), "loaded, not checked since");
+    }
+}
