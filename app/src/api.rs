@@ -3,7 +3,9 @@
 //! `client = crate::api::client::ConsoleClient`, which sends the CSRF token
 //! the server requires.
 
+pub mod approve_promotion;
 pub mod client;
+pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
 pub mod get_model_page;
@@ -13,6 +15,8 @@ pub mod get_signed_in_user;
 pub mod get_version_detail;
 pub mod lookup_request;
 pub mod move_stage;
+pub mod reject_promotion;
+pub mod request_promotion;
 pub mod verify_audit_chain;
 
 /// A query value as given, or none when it is blank (`?model=`).

@@ -14,7 +14,9 @@ use leptos::prelude::use_context;
 use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail, VerifyReport};
 use switchyard_domain::{FullId, ModelId, Stage};
 
-use crate::data::{AuditFilter, AuditView, Board, ModelPage, ServingAnswer};
+use switchyard_domain::promotion::Promotion;
+
+use crate::data::{Approvals, AuditFilter, AuditView, Board, ModelPage, ServingAnswer};
 use crate::error::AppError;
 use crate::session::SignedInUser;
 
@@ -56,6 +58,19 @@ pub trait Services: Send + Sync + 'static {
 
     /// Unknown request id: `not_found`.
     async fn request_lookup(&self, request_id: &str) -> Result<RequestLookup, AppError>;
+
+    /// Pending promotions with their config diffs against production, and
+    /// the recently decided ones.
+    async fn approvals(&self) -> Result<Approvals, AppError>;
+
+    /// Requests a promotion as `POST /api/v1/promotions` does (deployer and up).
+    async fn request_promotion(&self, full_id: &str, environment: &str, reason: &str) -> Result<Promotion, AppError>;
+
+    /// Approves as `POST /api/v1/promotions/{id}/approve` does (approver and up).
+    async fn approve_promotion(&self, id: i64, reason: Option<&str>) -> Result<Promotion, AppError>;
+
+    /// Rejects as `POST /api/v1/promotions/{id}/reject` does (approver and up).
+    async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

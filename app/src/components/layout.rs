@@ -25,6 +25,7 @@ pub fn Header() -> impl IntoView {
             <nav aria-label="Main">
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/board">"Lifecycle board"</A>
+                <A href="/approvals">"Approvals"</A>
                 <A href="/serving">"Serving at T"</A>
                 <A href="/requests">"Request lookup"</A>
                 <A href="/audit">"Audit log"</A>

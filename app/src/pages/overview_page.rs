@@ -3,6 +3,7 @@ use leptos_meta::Title;
 use switchyard_domain::types::{Environment, ModelSummary, Overview};
 
 use crate::api::get_overview::get_overview;
+use crate::components::pending_approvals::PendingApprovals;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc;
@@ -19,6 +20,7 @@ pub fn OverviewPage() -> impl IntoView {
             <h1>"Overview"</h1>
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
+        <PendingApprovals/>
         <Suspense fallback=|| view! { <Loading what="the overview"/> }>
             {move || Suspend::new(async move {
                 match overview.await {
