@@ -3,7 +3,9 @@
 //! `client = crate::api::client::ConsoleClient`, which sends the CSRF token
 //! the server requires.
 
+pub mod approve_promotion;
 pub mod client;
+pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
 pub mod get_cluster;
@@ -18,6 +20,8 @@ pub mod lookup_request;
 pub mod move_stage;
 pub mod roll_back_cluster;
 pub mod start_operation;
+pub mod reject_promotion;
+pub mod request_promotion;
 pub mod verify_audit_chain;
 
 /// A query value as given, or none when it is blank (`?model=`).

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 use switchyard_domain::access::Role;
 use switchyard_domain::clusters::{Cluster, ClusterChange, Drift};
 use switchyard_domain::operations::Operation;
+use switchyard_domain::diff::DiffLine;
+use switchyard_domain::policy::EnvPolicy;
+use switchyard_domain::promotion::Promotion;
 use switchyard_domain::types::{AuditPage, ModelHistory, ServingAt, Version};
 use switchyard_domain::{FullId, ModelId, Timestamp};
 
@@ -51,6 +54,33 @@ pub struct Board {
     pub versions: Vec<Version>,
     pub now: Timestamp,
     pub deprecation_days: u32,
+    /// Every environment and its policy: where a card may request a promotion to.
+    pub environments: Vec<(String, EnvPolicy)>,
+    /// The signed-in user's role, which decides the buttons they may press.
+    pub role: Role,
+}
+
+/// The approvals inbox, as the signed-in user sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approvals {
+    /// Oldest first: the longest waiting at the top.
+    pub pending: Vec<PendingPromotion>,
+    /// The most recently decided (applied, rejected, expired), newest first.
+    pub decided: Vec<Promotion>,
+    pub username: String,
+    pub role: Role,
+    pub now: Timestamp,
+}
+
+/// A pending promotion and how its config differs from production's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingPromotion {
+    pub promotion: Promotion,
+    /// The model's version in the production stage now, if it has one.
+    pub production: Option<FullId>,
+    /// The requested version's config against `production`'s (against
+    /// nothing when there is none), pretty-printed and compared by line.
+    pub diff: Vec<DiffLine>,
 }
 
 /// The audit log's filters as the page's query string carries them. Times

@@ -15,8 +15,9 @@ use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail, 
 use switchyard_domain::{FullId, ModelId, Stage};
 
 use switchyard_domain::operations::{Operation, OperationKind};
+use switchyard_domain::promotion::Promotion;
 
-use crate::data::{AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer};
+use crate::data::{Approvals, AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer};
 use crate::error::AppError;
 use crate::session::SignedInUser;
 
@@ -82,6 +83,19 @@ pub trait Services: Send + Sync + 'static {
     /// Sends traffic back to what served before the last operation, with the
     /// same checks as `POST /api/v1/clusters/{name}/rollback`.
     async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError>;
+
+    /// Pending promotions with their config diffs against production, and
+    /// the recently decided ones.
+    async fn approvals(&self) -> Result<Approvals, AppError>;
+
+    /// Requests a promotion as `POST /api/v1/promotions` does (deployer and up).
+    async fn request_promotion(&self, full_id: &str, environment: &str, reason: &str) -> Result<Promotion, AppError>;
+
+    /// Approves as `POST /api/v1/promotions/{id}/approve` does (approver and up).
+    async fn approve_promotion(&self, id: i64, reason: Option<&str>) -> Result<Promotion, AppError>;
+
+    /// Rejects as `POST /api/v1/promotions/{id}/reject` does (approver and up).
+    async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

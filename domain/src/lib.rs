@@ -6,6 +6,7 @@
 pub mod access;
 pub mod clusters;
 pub mod config_hash;
+pub mod diff;
 pub mod error;
 pub mod history;
 pub mod ids;

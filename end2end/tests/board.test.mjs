@@ -36,14 +36,25 @@ test('sending a version from development to staging on the board moves its card'
   await ctx.close();
 });
 
-test('promotion is shown but disabled with the reason, and a refused move is explained next to the card', async () => {
+test('a viewer sees every move disabled with the role it needs', async () => {
+  const { ctx, page, errors } = await openPage(browser, { user: 'erin' });
+  await page.goto(`${server.base}/board?model=e2e-board`);
+  await hydrated(page);
+  const v2 = card(page, 'staging', 'v2');
+  assert.equal(await v2.getByRole('button', { name: 'Request promotion' }).isDisabled(), true);
+  assert.equal(await v2.getByRole('button', { name: 'Send back to development' }).isDisabled(), true);
+  assert.match(await v2.locator('.why').first().textContent(), /Needs the deployer role; you are signed in as a viewer/);
+  await shot(page, 'board-viewer');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('a refused move is explained next to the card', async () => {
   const { ctx, page, errors } = await openPage(browser);
   await page.goto(`${server.base}/board?model=e2e-board`);
   await hydrated(page);
   const v2 = card(page, 'staging', 'v2');
-  const promote = v2.getByRole('button', { name: 'Request promotion' });
-  assert.equal(await promote.isDisabled(), true);
-  assert.match(await v2.locator('.why').first().textContent(), /sign-in/);
+  assert.equal(await v2.getByRole('button', { name: 'Request promotion' }).isDisabled(), false);
   // Someone else moves v2 meanwhile; the button on this stale board is now refused by the server.
   await moveStage(server.base, 'e2e-board:v2', 'development', 'e2e: moved elsewhere');
   await v2.getByRole('button', { name: 'Send back to development' }).click();

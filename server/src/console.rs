@@ -11,7 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use app::data::{AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage, RollbackMark, ServingAnswer};
+use app::data::{
+    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage, PendingPromotion, RollbackMark, ServingAnswer,
+};
 use app::error::AppError;
 use app::services::{DynServices, Services};
 use app::{shell, App};
@@ -33,6 +35,7 @@ use switchyard_domain::clusters::{parse_cluster_name, Cluster};
 use switchyard_domain::operations::{Operation, OperationKind, OperationState};
 use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::lifecycle::MoveVia;
+use switchyard_domain::promotion::{Promotion, PromotionStatus};
 use switchyard_domain::types::{Environment, Overview, RequestLookup, Version, VersionDetail, VerifyReport};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 use tower_http::compression::CompressionLayer;
@@ -40,7 +43,7 @@ use tower_http::compression::CompressionLayer;
 use crate::auth;
 use crate::state::AppState;
 use crate::store::clusters::OperationRequest;
-use crate::store::identity::Session;
+use crate::store::identity::{Identity, Session};
 use crate::store::{AuditQuery, StoreError};
 
 /// Events per page of the audit log in the console.
@@ -54,6 +57,9 @@ const TIMELINE_OPERATIONS: u32 = 500;
 
 /// Events per store call when exporting.
 const EXPORT_PAGE: u32 = 1000;
+
+/// Decided promotions the approvals inbox lists below the pending ones.
+const RECENTLY_DECIDED: usize = 20;
 
 /// The console's routes; merged by `startup` after the REST API.
 pub async fn router(state: AppState) -> anyhow::Result<Router> {
@@ -351,6 +357,35 @@ impl StoreServices {
             .await
             .map_err(to_app_error)
     }
+
+    /// The user as the store's promotion rules name them (a browser session, no token).
+    fn identity(&self) -> Identity {
+        Identity { username: self.user.username.clone(), role: self.user.role, token: None }
+    }
+
+    /// `p` with its config diff against the production version of its model
+    /// (`production` caches each model's versions, looked up once).
+    async fn with_diff(
+        &self,
+        p: Promotion,
+        production: &mut std::collections::HashMap<ModelId, Vec<Version>>,
+    ) -> Result<PendingPromotion, AppError> {
+        let model = &p.full_id.model_id;
+        if !production.contains_key(model) {
+            let versions = self.state.store.list_versions(model).await.map_err(to_app_error)?;
+            production.insert(model.clone(), versions);
+        }
+        let versions = production.get(model).map(Vec::as_slice).unwrap_or_default();
+        let current = versions.iter().find(|v| v.stage == Stage::Production);
+        let requested = versions.iter().find(|v| v.full_id == p.full_id);
+        let null = serde_json::Value::Null;
+        let new = requested.map(|v| &v.config).unwrap_or(&null);
+        let diff = match current {
+            Some(c) => switchyard_domain::diff::config_diff(&c.config, new),
+            None => switchyard_domain::diff::line_diff("", &switchyard_domain::diff::pretty_json(new)),
+        };
+        Ok(PendingPromotion { production: current.map(|c| c.full_id.clone()), diff, promotion: p })
+    }
 }
 
 #[async_trait::async_trait]
@@ -398,12 +433,15 @@ impl Services for StoreServices {
                 .ok_or_else(|| AppError::new("not_found", "No model is registered yet."))?,
         };
         let versions = self.state.store.list_versions(&model_id).await.map_err(to_app_error)?;
+        let environments = self.state.store.list_environments().await.map_err(to_app_error)?;
         Ok(Board {
             model_id,
             models,
             versions,
             now: Timestamp::now(),
             deprecation_days: self.state.config.deprecation_days,
+            environments: environments.into_iter().map(|e| (e.name, e.policy)).collect(),
+            role: self.user.role,
         })
     }
 
@@ -521,6 +559,46 @@ impl Services for StoreServices {
             reason: reason.map(str::to_owned),
         };
         self.state.store.start_operation(request, &self.user.username, Timestamp::now()).await.map_err(to_app_error)
+    }
+
+    async fn approvals(&self) -> Result<Approvals, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let all = self.state.store.list_promotions(None).await.map_err(to_app_error)?;
+        let (mut pending, mut decided): (Vec<Promotion>, Vec<Promotion>) =
+            all.into_iter().partition(|p| p.status == PromotionStatus::Pending);
+        pending.sort_by_key(|p| (p.requested_at, p.id));
+        decided.sort_by_key(|p| std::cmp::Reverse((p.decided_at, p.id)));
+        decided.truncate(RECENTLY_DECIDED);
+        let mut production = std::collections::HashMap::new();
+        let mut with_diffs = Vec::with_capacity(pending.len());
+        for p in pending {
+            with_diffs.push(self.with_diff(p, &mut production).await?);
+        }
+        Ok(Approvals {
+            pending: with_diffs,
+            decided,
+            username: self.user.username.clone(),
+            role: self.user.role,
+            now: Timestamp::now(),
+        })
+    }
+
+    async fn request_promotion(&self, full_id: &str, environment: &str, reason: &str) -> Result<Promotion, AppError> {
+        crate::promotions::request(&self.state.store, &self.identity(), full_id, environment, reason, Timestamp::now())
+            .await
+            .map_err(to_app_error)
+    }
+
+    async fn approve_promotion(&self, id: i64, reason: Option<&str>) -> Result<Promotion, AppError> {
+        crate::promotions::approve(&self.state.store, &self.identity(), id, reason, Timestamp::now())
+            .await
+            .map_err(to_app_error)
+    }
+
+    async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {
+        crate::promotions::reject(&self.state.store, &self.identity(), id, reason, Timestamp::now())
+            .await
+            .map_err(to_app_error)
     }
 }
 

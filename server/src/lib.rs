@@ -11,6 +11,7 @@ pub mod drivers;
 pub mod error;
 pub mod jobs;
 pub mod operations;
+pub mod promotions;
 pub mod rest;
 pub mod startup;
 pub mod state;

@@ -26,6 +26,7 @@ pub fn Header() -> impl IntoView {
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/board">"Lifecycle board"</A>
                 <A href="/clusters">"Clusters"</A>
+                <A href="/approvals">"Approvals"</A>
                 <A href="/serving">"Serving at T"</A>
                 <A href="/requests">"Request lookup"</A>
                 <A href="/audit">"Audit log"</A>

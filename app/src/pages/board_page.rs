@@ -2,22 +2,30 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use switchyard_domain::access::{role_for_stage_move, Role};
 use switchyard_domain::lifecycle::{allowed_moves, check_move, retires_at, MoveContext, MoveVia};
+use switchyard_domain::policy::EnvPolicy;
+use switchyard_domain::promotion::target_stage;
 use switchyard_domain::types::Version;
 use switchyard_domain::{Stage, Timestamp};
 
 use crate::api::get_board::get_board;
 use crate::api::move_stage::MoveStage;
+use crate::api::request_promotion::RequestPromotion;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
 
-/// A move a card offers: where to, the button's words, and why it is disabled (if it is).
+/// A move a card offers: where to, the button's words, why it is disabled
+/// (if it is), and for a promotion the environments it may be requested for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MoveOption {
     pub to: Stage,
     pub label: &'static str,
     pub refused: Option<String>,
+    /// For a move to production: the environments a promotion can bring
+    /// the version into (production-stage environments), first the default.
+    pub environments: Vec<String>,
 }
 
 fn move_label(from: Stage, to: Stage) -> &'static str {
@@ -32,9 +40,26 @@ fn move_label(from: Stage, to: Stage) -> &'static str {
     }
 }
 
-/// The moves a person may make by hand on the board, decided by the same
-/// rule the server applies (`lifecycle::check_move`).
-pub fn move_options(v: &Version, now: Timestamp, deprecation_days: u32) -> Vec<MoveOption> {
+/// The environments a promotion of `v` would move into the production stage
+/// (as the promotion rules decide it: `promotion::target_stage`).
+pub fn promotion_environments(v: &Version, environments: &[(String, EnvPolicy)], now: Timestamp) -> Vec<String> {
+    environments
+        .iter()
+        .filter(|(env, policy)| target_stage(v, env, policy, now) == Ok(Stage::Production))
+        .map(|(env, _)| env.clone())
+        .collect()
+}
+
+/// The moves a person with `role` may make on the board, decided by the
+/// same rules the server applies (`access::role_for_stage_move`,
+/// `lifecycle::check_move`, `promotion::target_stage`).
+pub fn move_options(
+    v: &Version,
+    now: Timestamp,
+    deprecation_days: u32,
+    role: Role,
+    environments: &[(String, EnvPolicy)],
+) -> Vec<MoveOption> {
     allowed_moves(v.stage)
         .iter()
         .map(|(to, _)| {
@@ -45,8 +70,12 @@ pub fn move_options(v: &Version, now: Timestamp, deprecation_days: u32) -> Vec<M
                 deprecation_days,
                 has_reason: false,
             };
-            let refused = if *to == Stage::Production {
-                Some("Promotions arrive with sign-in: they need a signed-in requester and approvals.".to_owned())
+            let needed = role_for_stage_move(*to, false);
+            let targets = if *to == Stage::Production { promotion_environments(v, environments, now) } else { vec![] };
+            let refused = if !role.allows(needed) {
+                Some(format!("Needs the {needed} role; you are signed in as {}.", with_article(role)))
+            } else if *to == Stage::Production {
+                targets.is_empty().then(|| "No environment takes production versions, so there is nothing to promote to.".to_owned())
             } else {
                 check_move(v.stage, *to, &ctx).err().map(|e| match (v.stage, *to) {
                     (Stage::Deprecated, Stage::Retired) => format!(
@@ -56,9 +85,15 @@ pub fn move_options(v: &Version, now: Timestamp, deprecation_days: u32) -> Vec<M
                     _ => e.to_string(),
                 })
             };
-            MoveOption { to: *to, label: move_label(v.stage, *to), refused }
+            MoveOption { to: *to, label: move_label(v.stage, *to), refused, environments: targets }
         })
         .collect()
+}
+
+/// "a viewer", "an admin".
+fn with_article(role: Role) -> String {
+    let article = if role == Role::Admin || role == Role::Approver { "an" } else { "a" };
+    format!("{article} {role}")
 }
 
 /// Columns per stage, a card per version, the allowed moves as buttons.
@@ -88,7 +123,8 @@ pub fn BoardPage() -> impl IntoView {
 
 #[component]
 fn BoardBody(b: Board, refresh: RwSignal<u32>) -> impl IntoView {
-    let Board { model_id, models, versions, now, deprecation_days } = b;
+    let Board { model_id, models, versions, now, deprecation_days, environments, role } = b;
+    let environments = StoredValue::new(environments);
     let current = model_id.to_string();
     let selector = {
         let current = current.clone();
@@ -122,7 +158,9 @@ fn BoardBody(b: Board, refresh: RwSignal<u32>) -> impl IntoView {
                     } else {
                         view! {
                             <ul class="cards">
-                                {cards.into_iter().map(|v| view! { <Card v now deprecation_days refresh/> }).collect_view()}
+                                {cards.into_iter().map(|v| view! {
+                                    <Card v now deprecation_days role environments=environments.get_value() refresh/>
+                                }).collect_view()}
                             </ul>
                         }.into_any()
                     }}
@@ -137,14 +175,22 @@ fn BoardBody(b: Board, refresh: RwSignal<u32>) -> impl IntoView {
 }
 
 #[component]
-fn Card(v: Version, now: Timestamp, deprecation_days: u32, refresh: RwSignal<u32>) -> impl IntoView {
+fn Card(
+    v: Version,
+    now: Timestamp,
+    deprecation_days: u32,
+    role: Role,
+    environments: Vec<(String, EnvPolicy)>,
+    refresh: RwSignal<u32>,
+) -> impl IntoView {
     let action = ServerAction::<MoveStage>::new();
     Effect::new(move |_| {
         if let Some(Ok(_)) = action.value().get() {
             refresh.update(|n| *n += 1);
         }
     });
-    let options = move_options(&v, now, deprecation_days);
+    let (promotion, options): (Vec<MoveOption>, Vec<MoveOption>) =
+        move_options(&v, now, deprecation_days, role, &environments).into_iter().partition(|o| o.to == Stage::Production);
     let id = v.full_id.to_string();
     let slug = id.replace([':', '.'], "-");
     let has_moves = !options.is_empty();
@@ -170,11 +216,16 @@ fn Card(v: Version, now: Timestamp, deprecation_days: u32, refresh: RwSignal<u32
             }
         })
         .collect_view();
+    let promote = promotion.into_iter().next().map(|option| {
+        let (id, slug) = (id.clone(), slug.clone());
+        view! { <PromotionForm id slug option/> }
+    });
     view! {
         <li class="card-v">
             <a class="version" href=format!("/versions/{id}")>{v.version.to_string()}</a>
             <span class="sub">{format!("config {} · by {}", short_hash(&v.config_hash), v.created_by)}</span>
             <span class="sub">{format!("{} since {}", v.stage, utc(v.stage_since))}</span>
+            {promote}
             {has_moves.then(|| view! {
                 <ActionForm action attr:class="moves">
                     <input type="hidden" name="full_id" value=id.clone()/>
@@ -192,6 +243,58 @@ fn Card(v: Version, now: Timestamp, deprecation_days: u32, refresh: RwSignal<u32
                 <p class="error" role="alert">{format!("Not moved: {}", e.message)}</p>
             })}
         </li>
+    }
+}
+
+/// A promotion request from a card: the environment (production-stage
+/// environments only), a reason, and the button — or the button disabled
+/// with why. The version stays where it is until the approvals are in.
+#[component]
+fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView {
+    let action = ServerAction::<RequestPromotion>::new();
+    let why_id = format!("why-{slug}-promote");
+    let env_id = format!("env-{slug}");
+    let disabled = option.refused.is_some();
+    let fields = (!disabled).then(|| {
+        let env_id = env_id.clone();
+        view! {
+            <label class="reason" for=env_id.clone()>
+                <span>"Environment"</span>
+            </label>
+            <select id=env_id name="environment">
+                {option.environments.into_iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
+            </select>
+            <label class="reason">
+                <span>"Reason for the promotion"</span>
+                <input type="text" name="reason" autocomplete="off"/>
+            </label>
+        }
+    });
+    view! {
+        <ActionForm action attr:class="moves promote">
+            <input type="hidden" name="full_id" value=id/>
+            <input type="hidden" name="csrf_token" value=csrf_token()/>
+            {fields}
+            <div class="move">
+                <button class="button" type="submit" disabled=disabled aria-describedby=disabled.then(|| why_id.clone())>
+                    {option.label}
+                </button>
+                {option.refused.map(|why| view! { <span class="why" id=why_id>{why}</span> })}
+            </div>
+        </ActionForm>
+        {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Requesting…"</p> })}
+        {move || action.value().get().map(|result| match result {
+            Ok(p) => view! {
+                <p class="done" role="status">
+                    {format!(
+                        "Requested: promotion {} to {} needs {} approval{}. ",
+                        p.id, p.environment, p.required_approvals, if p.required_approvals == 1 { "" } else { "s" }
+                    )}
+                    <a href="/approvals">"Approvals inbox"</a>
+                </p>
+            }.into_any(),
+            Err(e) => view! { <p class="error" role="alert">{format!("Not requested: {}", e.message)}</p> }.into_any(),
+        })}
     }
 }
 
@@ -228,33 +331,78 @@ mod tests {
         }
     }
 
+    fn envs() -> Vec<(String, EnvPolicy)> {
+        ["development", "staging", "production"].map(|e| (e.to_owned(), EnvPolicy::default_for(e))).to_vec()
+    }
+
+    fn options(v: &Version, day: i64, role: Role) -> Vec<MoveOption> {
+        move_options(v, Timestamp::from_micros(day * DAY), 30, role, &envs())
+    }
+
     #[test]
     fn a_development_version_can_be_sent_to_staging() {
-        let o = move_options(&version(Stage::Development, 0), Timestamp::from_micros(DAY), 30);
+        let o = options(&version(Stage::Development, 0), 1, Role::Deployer);
         assert_eq!(o.len(), 1);
         assert_eq!((o[0].to, o[0].label, o[0].refused.clone()), (Stage::Staging, "Send to staging", None));
     }
 
     #[test]
-    fn promotion_is_shown_but_refused_until_sign_in_exists() {
-        let o = move_options(&version(Stage::Staging, 0), Timestamp::from_micros(DAY), 30);
+    fn a_staging_version_offers_a_promotion_into_the_production_environments_only() {
+        let o = options(&version(Stage::Staging, 0), 1, Role::Deployer);
         let promote = o.iter().find(|o| o.to == Stage::Production).expect("offered");
-        assert!(promote.refused.as_deref().is_some_and(|r| r.contains("sign-in")));
+        assert_eq!((promote.label, promote.refused.clone()), ("Request promotion", None));
+        assert_eq!(promote.environments, vec!["production".to_owned()]);
         let back = o.iter().find(|o| o.to == Stage::Development).expect("offered");
         assert_eq!(back.refused, None);
     }
 
     #[test]
+    fn a_deprecated_version_can_be_requested_back_into_production() {
+        let o = options(&version(Stage::Deprecated, 0), 1, Role::Deployer);
+        let undeprecate = o.iter().find(|o| o.to == Stage::Production).expect("offered");
+        assert_eq!(undeprecate.label, "Request un-deprecation");
+        assert_eq!(undeprecate.environments, vec!["production".to_owned()]);
+    }
+
+    #[test]
+    fn without_a_production_environment_promotion_is_refused_with_why() {
+        let staging_only = [("staging".to_owned(), EnvPolicy::default_for("staging"))];
+        let o = move_options(&version(Stage::Staging, 0), Timestamp::from_micros(DAY), 30, Role::Admin, &staging_only);
+        let promote = o.iter().find(|o| o.to == Stage::Production).expect("offered");
+        assert!(promote.refused.as_deref().is_some_and(|r| r.contains("No environment")), "{promote:?}");
+        assert!(promote.environments.is_empty());
+    }
+
+    #[test]
+    fn a_viewer_can_move_nothing_and_is_told_the_role_needed() {
+        for stage in [Stage::Development, Stage::Staging, Stage::Production, Stage::Deprecated] {
+            for o in options(&version(stage, 0), 100, Role::Viewer) {
+                let why = o.refused.unwrap_or_default();
+                assert!(why.contains("you are signed in as a viewer"), "{stage} → {}: {why:?}", o.to);
+            }
+        }
+    }
+
+    #[test]
+    fn a_deployer_may_not_deprecate_but_an_approver_may() {
+        let as_deployer = options(&version(Stage::Production, 0), 1, Role::Deployer);
+        let deprecate = as_deployer.iter().find(|o| o.to == Stage::Deprecated).expect("offered");
+        assert_eq!(deprecate.refused.as_deref(), Some("Needs the approver role; you are signed in as a deployer."));
+        let as_approver = options(&version(Stage::Production, 0), 1, Role::Approver);
+        assert_eq!(as_approver.iter().find(|o| o.to == Stage::Deprecated).and_then(|o| o.refused.clone()), None);
+    }
+
+    #[test]
     fn retiring_early_is_refused_with_the_date_it_becomes_possible() {
-        let o = move_options(&version(Stage::Deprecated, 10), Timestamp::from_micros(20 * DAY), 30);
+        let o = options(&version(Stage::Deprecated, 10), 20, Role::Approver);
         let retire = o.iter().find(|o| o.to == Stage::Retired).expect("offered");
         assert!(retire.refused.as_deref().is_some_and(|r| r.contains("1970-02-10")), "{retire:?}");
-        let later = move_options(&version(Stage::Deprecated, 10), Timestamp::from_micros(40 * DAY), 30);
+        let later = options(&version(Stage::Deprecated, 10), 40, Role::Approver);
         assert_eq!(later.iter().find(|o| o.to == Stage::Retired).and_then(|o| o.refused.clone()), None);
     }
 
     #[test]
     fn a_retired_version_offers_no_moves() {
-        assert!(move_options(&version(Stage::Retired, 0), Timestamp::from_micros(DAY), 30).is_empty());
+        assert!(options(&version(Stage::Retired, 0), 1, Role::Admin).is_empty());
     }
 }

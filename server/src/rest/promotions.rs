@@ -7,9 +7,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_domain::access::Role;
-use switchyard_domain::policy::parse_environment_name;
-use switchyard_domain::promotion::{Promotion, PromotionStatus, DEFAULT_EXPIRY_HOURS};
-use switchyard_domain::{FullId, Timestamp};
+use switchyard_domain::promotion::{Promotion, PromotionStatus};
+use switchyard_domain::Timestamp;
 use utoipa::{IntoParams, ToSchema};
 
 use super::actor::Actor;
@@ -62,14 +61,15 @@ pub async fn request(
     actor: Actor,
     ApiJson(body): ApiJson<RequestPromotion>,
 ) -> Result<(StatusCode, Json<Promotion>), ApiError> {
-    actor.require(Role::Deployer, "requesting a promotion")?;
-    let full_id = FullId::parse(&body.full_id)?;
-    let env = parse_environment_name(&body.environment)?;
-    let now = Timestamp::now();
-    let promotion = app
-        .store
-        .request_promotion(&full_id, &env, &body.reason, &actor.identity, now, now.plus_hours(DEFAULT_EXPIRY_HOURS))
-        .await?;
+    let promotion = crate::promotions::request(
+        &app.store,
+        &actor.identity,
+        &body.full_id,
+        &body.environment,
+        &body.reason,
+        Timestamp::now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(promotion)))
 }
 
@@ -88,15 +88,15 @@ pub async fn approve(
     ApiPath(id): ApiPath<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<Promotion>, ApiError> {
-    actor.require(Role::Approver, "approving a promotion")?;
+    // The role is checked before the body is read.
+    crate::promotions::require(&actor.identity, Role::Approver, "approving a promotion")?;
     // The body is optional: an approval needs no reason.
     let body: ApprovePromotion = if body.iter().all(u8::is_ascii_whitespace) {
         ApprovePromotion::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not an approval: {e}")))?
     };
-    let reason = super::reason(body.reason.as_deref());
-    Ok(Json(app.store.approve_promotion(id, reason, &actor.identity, Timestamp::now()).await?))
+    Ok(Json(crate::promotions::approve(&app.store, &actor.identity, id, body.reason.as_deref(), Timestamp::now()).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/promotions/{id}/reject", tag = "promotions",
@@ -114,8 +114,7 @@ pub async fn reject(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<RejectPromotion>,
 ) -> Result<Json<Promotion>, ApiError> {
-    actor.require(Role::Approver, "rejecting a promotion")?;
-    Ok(Json(app.store.reject_promotion(id, &body.reason, &actor.identity, Timestamp::now()).await?))
+    Ok(Json(crate::promotions::reject(&app.store, &actor.identity, id, &body.reason, Timestamp::now()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/promotions", tag = "promotions",

@@ -82,6 +82,12 @@ const CONSOLE: &[Row] = &[
     ("POST", "/console/fn/move_stage", "/console/fn/move_stage",
         Some(|| json!({"full_id": "chat:v0", "to": "development"})), Some(Role::Deployer)),
     ("POST", "/console/fn/verify_audit_chain", "/console/fn/verify_audit_chain", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/get_approvals", "/console/fn/get_approvals", None, Some(Role::Viewer)),
+    ("POST", "/console/fn/request_promotion", "/console/fn/request_promotion",
+        Some(|| json!({"full_id": "chat:v0", "environment": "production", "reason": "r"})), Some(Role::Deployer)),
+    ("POST", "/console/fn/approve_promotion", "/console/fn/approve_promotion", Some(|| json!({"id": 999})), Some(Role::Approver)),
+    ("POST", "/console/fn/reject_promotion", "/console/fn/reject_promotion",
+        Some(|| json!({"id": 999, "reason": "r"})), Some(Role::Approver)),
     // Answers "nobody" to anonymous callers rather than refusing.
     ("GET", "/console/fn/get_signed_in_user", "/console/fn/get_signed_in_user", None, None),
 ];

@@ -171,3 +171,71 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
         assert!(!text.contains("wrong-password-123") && !text.contains(TEST_PASSWORD), "{text}");
     }
 }
+
+/// The server function's JSON answer, asserting that it succeeded (`ok`) or
+/// was refused.
+async fn server_fn_json(app: &TestApp, path: &str, form: &[(&str, &str)], browser: &Browser, ok: bool) -> Value {
+    let form = serde_urlencoded::to_string(form).expect("form body");
+    let answer = call_server_fn(app, "POST", path, &form, Some(browser)).await;
+    // "<code> <reason phrase> <body>"
+    assert_eq!(answer.starts_with("200 "), ok, "{path}: {answer}");
+    let body = answer.find(['{', '[']).map(|i| &answer[i..]).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {answer}"))
+}
+
+#[tokio::test]
+async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_second_approver() {
+    let app = spawn_app().await;
+    app.production_version("chat", "v1").await;
+    let res = app.put_json("/api/v1/environments/production/pins/chat", &serde_json::json!({"version": "v1"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    app.register("chat", "v2", serde_json::json!({"v": "v2", "temperature": 0.3})).await;
+    assert_eq!(app.move_stage("chat:v2", "staging").await.status(), StatusCode::OK);
+    for (name, role) in [("dave", Role::Deployer), ("bob", Role::Approver), ("carol", Role::Approver)] {
+        app.user_with_token(name, role, None).await;
+    }
+    let (dave, bob, carol) = (sign_in(&app, "dave").await, sign_in(&app, "bob").await, sign_in(&app, "carol").await);
+
+    // A request without a reason is refused in the promotion rules' words, and nothing is made.
+    let refused = server_fn_json(&app, "/console/fn/request_promotion",
+        &[("full_id", "chat:v2"), ("environment", "production"), ("reason", " ")], &dave, false).await;
+    assert_eq!(refused["message"], "a promotion needs a reason");
+    let p = server_fn_json(&app, "/console/fn/request_promotion",
+        &[("full_id", "chat:v2"), ("environment", "production"), ("reason", "better answers")], &dave, true).await;
+    assert_eq!((p["status"].as_str(), p["required_approvals"].as_i64(), p["requested_by"].as_str()),
+        (Some("pending"), Some(2), Some("dave")));
+    let id = p["id"].as_i64().expect("id").to_string();
+
+    // The inbox shows it with its config against production's.
+    let inbox = server_fn_json(&app, "/console/fn/get_approvals", &[], &bob, true).await;
+    let pending = &inbox["pending"][0];
+    assert_eq!(pending["promotion"]["id"].as_i64().map(|i| i.to_string()), Some(id.clone()));
+    assert_eq!(pending["production"], "chat:v1");
+    let changed: Vec<(String, String)> = pending["diff"].as_array().expect("diff").iter()
+        .filter(|l| l["kind"] != "same")
+        .map(|l| (l["kind"].as_str().unwrap_or_default().to_owned(), l["text"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert_eq!(changed, vec![
+        ("removed".to_owned(), "  \"v\": \"v1\"".to_owned()),
+        ("added".to_owned(), "  \"temperature\": 0.3,".to_owned()),
+        ("added".to_owned(), "  \"v\": \"v2\"".to_owned()),
+    ]);
+
+    let own = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id)], &dave, false).await;
+    assert_eq!(own["code"], "forbidden");
+    let no_reason = server_fn_json(&app, "/console/fn/reject_promotion", &[("id", &id), ("reason", "")], &bob, false).await;
+    assert_eq!(no_reason["message"], "a rejection needs a reason");
+    let first = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id), ("reason", "")], &bob, true).await;
+    assert_eq!((first["status"].as_str(), first["approvals"][0]["reason"].is_null()), (Some("pending"), true));
+    let twice = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id)], &bob, false).await;
+    assert!(twice["message"].as_str().unwrap_or_default().contains("already approved"), "{twice}");
+    let done = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id), ("reason", "reviewed")], &carol, true).await;
+    assert_eq!(done["status"], "applied");
+
+    assert_eq!(app.get_json("/api/v1/resolve/chat?env=production").await["full_id"], "chat:v2");
+    let inbox = server_fn_json(&app, "/console/fn/get_approvals", &[], &dave, true).await;
+    assert_eq!(inbox["pending"], serde_json::json!([]));
+    assert_eq!(inbox["decided"][0]["status"], "applied");
+    let approved = app.get_json("/api/v1/audit?action=promotion.approved").await;
+    assert_eq!(approved["events"][0]["actor"], "carol");
+}

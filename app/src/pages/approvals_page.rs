@@ -1,0 +1,383 @@
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use switchyard_domain::access::Role;
+use switchyard_domain::diff::{has_changes, DiffLine};
+use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
+use switchyard_domain::Timestamp;
+
+use crate::api::approve_promotion::ApprovePromotion;
+use crate::api::get_approvals::get_approvals;
+use crate::api::reject_promotion::RejectPromotion;
+use crate::components::status::{ErrorNote, Loading};
+use crate::data::{Approvals, PendingPromotion};
+use crate::format::utc;
+
+/// Why `username` (with `role`) may not approve `p` now, or none if they may.
+/// The server decides again (`promotion::check_approval`); this only greys
+/// out the button with the reason in words.
+pub fn approve_refusal(p: &Promotion, username: &str, role: Role, now: Timestamp) -> Option<String> {
+    if is_expired(p, now) {
+        Some(format!("This request expired at {}; it must be requested again.", utc(p.expires_at)))
+    } else if p.requested_by == username {
+        Some("You requested this; someone else must approve it".to_owned())
+    } else if !role.allows(Role::Approver) {
+        Some(format!("Approving needs the approver role; you are signed in as a {role}."))
+    } else if p.approvals.iter().any(|a| a.approver == username) {
+        Some("You approved this already; it needs another approver.".to_owned())
+    } else {
+        None
+    }
+}
+
+/// Why someone with `role` may not reject `p` now, or none if they may.
+pub fn reject_refusal(p: &Promotion, role: Role, now: Timestamp) -> Option<String> {
+    if is_expired(p, now) {
+        Some(format!("This request expired at {}; there is nothing to reject.", utc(p.expires_at)))
+    } else if !role.allows(Role::Approver) {
+        Some(format!("Rejecting needs the approver role; you are signed in as a {role}."))
+    } else {
+        None
+    }
+}
+
+/// "1 of 2 approvals: bob", "none of 2 approvals yet".
+pub fn approvals_summary(p: &Promotion) -> String {
+    let needed = format!("{} approval{}", p.required_approvals, if p.required_approvals == 1 { "" } else { "s" });
+    if p.approvals.is_empty() {
+        format!("none of {needed} yet")
+    } else {
+        let who: Vec<&str> = p.approvals.iter().map(|a| a.approver.as_str()).collect();
+        format!("{} of {needed}: {}", p.approvals.len(), who.join(", "))
+    }
+}
+
+/// What an approval did, in a sentence for the page.
+fn approved_outcome(p: &Promotion) -> String {
+    if p.status == PromotionStatus::Applied {
+        format!("Promotion {} applied: {} is now {} and pinned in {}.", p.id, p.full_id, p.to_stage, p.environment)
+    } else {
+        format!("Approved promotion {} of {} ({}).", p.id, p.full_id, approvals_summary(p))
+    }
+}
+
+/// Pending promotions to approve or reject, and the recently decided ones.
+#[component]
+pub fn ApprovalsPage() -> impl IntoView {
+    let refresh = RwSignal::new(0_u32);
+    let outcome = RwSignal::new(None::<String>);
+    let approvals = Resource::new(move || refresh.get(), |_| get_approvals());
+    view! {
+        <Title text="Approvals · Switchyard"/>
+        <div class="page-head">
+            <h1>"Approvals"</h1>
+            <p class="lede">
+                "Promotions waiting for approval. Nobody approves their own request; each approver counts once; "
+                "the last approval needed applies the promotion."
+            </p>
+        </div>
+        <p class="done" role="status">{move || outcome.get()}</p>
+        <Transition fallback=|| view! { <Loading what="the approvals"/> }>
+            {move || Suspend::new(async move {
+                match approvals.await {
+                    Ok(a) => view! { <ApprovalsBody a refresh outcome/> }.into_any(),
+                    Err(error) => view! { <ErrorNote doing="load the approvals" error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ApprovalsBody(a: Approvals, refresh: RwSignal<u32>, outcome: RwSignal<Option<String>>) -> impl IntoView {
+    let Approvals { pending, decided, username, role, now } = a;
+    let count = pending.len();
+    let pending_view = if pending.is_empty() {
+        view! { <p class="empty">"Nothing is waiting for approval."</p> }.into_any()
+    } else {
+        view! {
+            <ul class="promotions">
+                {pending.into_iter().map(|p| {
+                    let username = username.clone();
+                    view! { <PendingCard p username role now refresh outcome/> }
+                }).collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    view! {
+        <h2 id="pending-heading">"Pending " <span class="count-badge">{count}</span></h2>
+        {pending_view}
+        <h2>"Recently decided"</h2>
+        <Decided decided/>
+    }
+}
+
+#[component]
+fn PendingCard(
+    p: PendingPromotion,
+    username: String,
+    role: Role,
+    now: Timestamp,
+    refresh: RwSignal<u32>,
+    outcome: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let approve = ServerAction::<ApprovePromotion>::new();
+    let reject = ServerAction::<RejectPromotion>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(p)) = approve.value().get() {
+            outcome.set(Some(approved_outcome(&p)));
+            refresh.update(|n| *n += 1);
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(p)) = reject.value().get() {
+            outcome.set(Some(format!("Rejected promotion {} of {}.", p.id, p.full_id)));
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let PendingPromotion { promotion: pr, production, diff } = p;
+    let approve_refused = approve_refusal(&pr, &username, role, now);
+    let reject_refused = reject_refusal(&pr, role, now);
+    let id = pr.id.to_string();
+    let full_id = pr.full_id.to_string();
+    let heading_id = format!("promotion-{id}");
+    let expired = is_expired(&pr, now);
+    let changed = has_changes(&diff);
+    let diff_heading = match &production {
+        Some(current) if current == &pr.full_id => format!("Config: {full_id} is already in production"),
+        Some(current) => format!("Config against production ({current})"),
+        None => "Config (no version of this model is in production yet)".to_owned(),
+    };
+    let (labelled_by, data_id, title_id, approve_id, reject_id) =
+        (heading_id.clone(), id.clone(), format!("promotion {id}"), id.clone(), id.clone());
+    let (version_href, target) = (format!("/versions/{full_id}"), format!(" → {} ", pr.environment));
+    let (approve_slug, reject_slug) = (format!("approve-{id}"), format!("reject-{id}"));
+    view! {
+        <li class="promotion" aria-labelledby=labelled_by data-promotion=data_id>
+            <h3 id=heading_id>
+                <a class="version" href=version_href>{full_id}</a>
+                {target}
+                <span class="sub inline">{title_id}</span>
+            </h3>
+            <dl class="facts">
+                <dt>"Config hash"</dt><dd><code class="wrap">{pr.config_hash.clone()}</code></dd>
+                <dt>"Requested by"</dt><dd>{pr.requested_by.clone()}</dd>
+                <dt>"Reason"</dt><dd>{pr.reason.clone()}</dd>
+                <dt>"Requested"</dt><dd>{utc(pr.requested_at)}</dd>
+                <dt>"Expires"</dt><dd>{if expired { format!("{} (expired)", utc(pr.expires_at)) } else { utc(pr.expires_at) }}</dd>
+                <dt>"Approvals"</dt><dd class="approvals">{approvals_summary(&pr)}</dd>
+            </dl>
+            <details class="diff" open=changed>
+                <summary>{diff_heading}</summary>
+                <ConfigDiff diff/>
+            </details>
+            <div class="decide">
+                <ActionForm action=approve attr:class="decision">
+                    <input type="hidden" name="id" value=approve_id/>
+                    <input type="hidden" name="csrf_token" value=csrf_token()/>
+                    <label class="reason">
+                        <span>"Reason for approving (optional)"</span>
+                        <input type="text" name="reason" autocomplete="off" disabled=approve_refused.is_some()/>
+                    </label>
+                    <Decision label="Approve" class="button" refused=approve_refused slug=approve_slug/>
+                    {move || approve.pending().get().then(|| view! { <p class="loading" role="status">"Approving…"</p> })}
+                    {move || approve.value().get().and_then(Result::err).map(|e| view! {
+                        <p class="error" role="alert">{format!("Not approved: {}", e.message)}</p>
+                    })}
+                </ActionForm>
+                <ActionForm action=reject attr:class="decision">
+                    <input type="hidden" name="id" value=reject_id/>
+                    <input type="hidden" name="csrf_token" value=csrf_token()/>
+                    <label class="reason">
+                        <span>"Reason for rejecting (required)"</span>
+                        <input type="text" name="reason" autocomplete="off" disabled=reject_refused.is_some()/>
+                    </label>
+                    <Decision label="Reject" class="button secondary" refused=reject_refused slug=reject_slug/>
+                    {move || reject.pending().get().then(|| view! { <p class="loading" role="status">"Rejecting…"</p> })}
+                    {move || reject.value().get().and_then(Result::err).map(|e| view! {
+                        <p class="error" role="alert">{format!("Not rejected: {}", e.message)}</p>
+                    })}
+                </ActionForm>
+            </div>
+        </li>
+    }
+}
+
+/// A decision's submit button, disabled with the reason beside it.
+#[component]
+fn Decision(label: &'static str, class: &'static str, refused: Option<String>, slug: String) -> impl IntoView {
+    let why_id = format!("why-{slug}");
+    let disabled = refused.is_some();
+    view! {
+        <div class="move">
+            <button class=class type="submit" disabled=disabled aria-describedby=disabled.then(|| why_id.clone())>
+                {label}
+            </button>
+            {refused.map(|why| view! { <span class="why" id=why_id>{why}</span> })}
+        </div>
+    }
+}
+
+/// The config diff as lines marked `+` (only in the requested version) and
+/// `-` (only in production); the marks are text, not just colour.
+#[component]
+fn ConfigDiff(diff: Vec<DiffLine>) -> impl IntoView {
+    if !has_changes(&diff) && !diff.is_empty() {
+        return view! { <p class="sub">"Same config as production."</p> }.into_any();
+    }
+    view! {
+        <pre class="config diff-lines">
+            {diff.into_iter().map(|l| view! {
+                <span class=format!("diff-{}", l.kind.as_str())>{format!("{} {}\n", l.kind.marker(), l.text)}</span>
+            }).collect_view()}
+        </pre>
+    }
+    .into_any()
+}
+
+#[component]
+fn Decided(decided: Vec<Promotion>) -> impl IntoView {
+    if decided.is_empty() {
+        return view! { <p class="empty">"No promotion has been decided yet."</p> }.into_any();
+    }
+    view! {
+        <div class="table-wrap">
+            <table class="decided">
+                <thead>
+                    <tr>
+                        <th scope="col">"Version"</th>
+                        <th scope="col">"Environment"</th>
+                        <th scope="col">"Outcome"</th>
+                        <th scope="col">"Decided"</th>
+                        <th scope="col">"Requested by"</th>
+                        <th scope="col">"Approvals"</th>
+                        <th scope="col">"Reason"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {decided.into_iter().map(|p| {
+                        let decided = match (p.decided_at, p.decided_by.as_deref()) {
+                            (Some(at), Some(by)) => format!("{} by {by}", utc(at)),
+                            (Some(at), None) => utc(at),
+                            _ => "—".to_owned(),
+                        };
+                        let reason = p.decision_reason.clone().unwrap_or_else(|| p.reason.clone());
+                        view! {
+                            <tr>
+                                <td><a class="version" href=format!("/versions/{}", p.full_id)>{p.full_id.to_string()}</a></td>
+                                <td>{p.environment.clone()}</td>
+                                <td><span class=format!("outcome outcome-{}", p.status)>{p.status.as_str()}</span></td>
+                                <td>{decided}</td>
+                                <td>{p.requested_by.clone()}</td>
+                                <td>{approvals_summary(&p)}</td>
+                                <td>{reason}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+/// The session's CSRF token while rendering on the server, for forms posted
+/// without JavaScript; in the browser the client sends it as a header.
+fn csrf_token() -> String {
+    use_context::<crate::session::SignedInUser>().map(|u| u.csrf_token).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_domain::promotion::Approval;
+    use switchyard_domain::{FullId, Stage};
+
+    const HOUR: i64 = 3_600_000_000;
+
+    fn pending() -> Promotion {
+        Promotion {
+            id: 7,
+            full_id: FullId::parse("chat:v4").expect("valid"),
+            environment: "production".into(),
+            to_stage: Stage::Production,
+            config_hash: "sha256:aa".into(),
+            reason: "ready".into(),
+            requested_by: "dave".into(),
+            requested_at: Timestamp::from_micros(0),
+            expires_at: Timestamp::from_micros(72 * HOUR),
+            required_approvals: 2,
+            status: PromotionStatus::Pending,
+            approvals: vec![],
+            decided_at: None,
+            decided_by: None,
+            decision_reason: None,
+        }
+    }
+
+    fn approved_by(mut p: Promotion, who: &str) -> Promotion {
+        p.approvals.push(Approval {
+            approver: who.into(),
+            actor: who.into(),
+            config_hash: "sha256:aa".into(),
+            reason: None,
+            at: Timestamp::from_micros(HOUR),
+        });
+        p
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_micros(2 * HOUR)
+    }
+
+    #[test]
+    fn the_requester_sees_their_request_but_may_not_approve_it_even_as_admin() {
+        assert_eq!(
+            approve_refusal(&pending(), "dave", Role::Admin, now()).as_deref(),
+            Some("You requested this; someone else must approve it")
+        );
+        assert_eq!(approve_refusal(&pending(), "bob", Role::Approver, now()), None);
+    }
+
+    #[test]
+    fn deployers_and_viewers_may_neither_approve_nor_reject() {
+        for role in [Role::Viewer, Role::Deployer] {
+            let why = approve_refusal(&pending(), "erin", role, now()).unwrap_or_default();
+            assert!(why.contains("needs the approver role"), "{why}");
+            assert!(reject_refusal(&pending(), role, now()).is_some());
+        }
+        assert_eq!(reject_refusal(&pending(), Role::Approver, now()), None);
+    }
+
+    #[test]
+    fn each_approver_counts_once() {
+        let p = approved_by(pending(), "bob");
+        assert!(approve_refusal(&p, "bob", Role::Approver, now()).is_some_and(|w| w.contains("already")));
+        assert_eq!(approve_refusal(&p, "carol", Role::Approver, now()), None);
+    }
+
+    #[test]
+    fn an_expired_request_can_be_neither_approved_nor_rejected() {
+        let late = Timestamp::from_micros(73 * HOUR);
+        assert!(approve_refusal(&pending(), "bob", Role::Approver, late).is_some_and(|w| w.contains("expired")));
+        assert!(reject_refusal(&pending(), Role::Approver, late).is_some_and(|w| w.contains("expired")));
+    }
+
+    #[test]
+    fn the_approvals_so_far_are_counted_and_named() {
+        assert_eq!(approvals_summary(&pending()), "none of 2 approvals yet");
+        assert_eq!(approvals_summary(&approved_by(pending(), "bob")), "1 of 2 approvals: bob");
+        let mut one = pending();
+        one.required_approvals = 1;
+        assert_eq!(approvals_summary(&approved_by(one, "carol")), "1 of 1 approval: carol");
+    }
+
+    #[test]
+    fn an_applying_approval_says_where_the_version_now_is() {
+        let mut p = approved_by(approved_by(pending(), "bob"), "carol");
+        assert_eq!(approved_outcome(&p), "Approved promotion 7 of chat:v4 (2 of 2 approvals: bob, carol).");
+        p.status = PromotionStatus::Applied;
+        assert_eq!(approved_outcome(&p), "Promotion 7 applied: chat:v4 is now production and pinned in production.");
+    }
+}
