@@ -15,6 +15,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Config;
 use crate::rest::metrics::{self, Metrics};
 use crate::state::AppState;
+use crate::store::DynStore;
 
 /// No request may take longer than this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,6 +24,7 @@ pub struct Application {
     listener: TcpListener,
     port: u16,
     router: Router,
+    store: DynStore,
 }
 
 impl Application {
@@ -35,9 +37,9 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let port = listener.local_addr().context("the listener has no local address")?.port();
-        let state = AppState { store, config: Arc::new(config) };
+        let state = AppState { store: store.clone(), config: Arc::new(config) };
         let router = app(state).await?;
-        Ok(Application { listener, port, router })
+        Ok(Application { listener, port, router, store })
     }
 
     /// The port actually bound (useful when the configured one was 0).
@@ -50,10 +52,22 @@ impl Application {
         tracing::info!(port = self.port, "listening");
         // The peer address is what sign-in rate limits count per client.
         let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("the server failed")
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(shutdown_signal());
+        tokio::select! {
+            served = serve => served.context("the server failed"),
+            never = watch_changes(self.store) => match never {},
+        }
+    }
+}
+
+/// Keeps the store's change watcher running (it feeds the resolve and token
+/// cache); while it is down the cache is not used, so a failure costs speed, never correctness.
+async fn watch_changes(store: DynStore) -> std::convert::Infallible {
+    loop {
+        if let Err(e) = store.watch_changes().await {
+            tracing::warn!(error = %e, "the change watcher stopped; reading without cache until it is back");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
