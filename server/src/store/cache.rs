@@ -16,6 +16,7 @@
 //! and no answer is older than one second. Token entries also keep the
 //! token's expiry, checked on every use.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,7 +98,12 @@ impl ReadCache {
         self.usable_epoch().is_some()
     }
 
-    fn get<K: Hash + Eq, V: Clone>(&self, map: &Mutex<HashMap<K, (u64, V)>>, key: &K) -> Lookup<V> {
+    fn get<K, Q, V>(&self, map: &Mutex<HashMap<K, (u64, V)>>, key: &Q) -> Lookup<V>
+    where
+        K: Hash + Eq + Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
         let Some(epoch) = self.usable_epoch() else {
             return Lookup::Bypass;
         };
@@ -124,7 +130,7 @@ impl ReadCache {
 
     /// The cached identity of a token hash, if it is cached and unexpired at `now`.
     pub fn token(&self, token_hash: &str, now: Timestamp) -> Lookup<Option<Identity>> {
-        match self.get(&self.tokens, &token_hash.to_owned()) {
+        match self.get(&self.tokens, token_hash) {
             Lookup::Hit(t) if t.expires_at.is_none_or(|e| e > now) => Lookup::Hit(Some(t.identity)),
             Lookup::Hit(_) => Lookup::Hit(None),
             Lookup::Miss(e) => Lookup::Miss(e),
