@@ -15,6 +15,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Config;
 use crate::rest::metrics::{self, Metrics};
 use crate::state::AppState;
+use crate::store::DynStore;
 
 /// No request may take longer than this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,6 +25,7 @@ pub struct Application {
     port: u16,
     router: Router,
     drivers: crate::drivers::Drivers,
+    store: DynStore,
 }
 
 impl Application {
@@ -37,9 +39,9 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.addr))?;
         let port = listener.local_addr().context("the listener has no local address")?.port();
         let drivers = crate::drivers::Drivers::default();
-        let state = AppState { store, config: Arc::new(config), drivers: drivers.clone() };
+        let state = AppState { store: store.clone(), config: Arc::new(config), drivers: drivers.clone() };
         let router = app(state).await?;
-        Ok(Application { listener, port, router, drivers })
+        Ok(Application { listener, port, router, drivers, store })
     }
 
     /// The cluster drivers the server's handlers use; give them to the
@@ -58,10 +60,22 @@ impl Application {
         tracing::info!(port = self.port, "listening");
         // The peer address is what sign-in rate limits count per client.
         let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("the server failed")
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(shutdown_signal());
+        tokio::select! {
+            served = serve => served.context("the server failed"),
+            never = watch_changes(self.store) => match never {},
+        }
+    }
+}
+
+/// Keeps the store's change watcher running (it feeds the resolve and token
+/// cache); while it is down the cache is not used, so a failure costs speed, never correctness.
+async fn watch_changes(store: DynStore) -> std::convert::Infallible {
+    loop {
+        if let Err(e) = store.watch_changes().await {
+            tracing::warn!(error = %e, "the change watcher stopped; reading without cache until it is back");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

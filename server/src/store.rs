@@ -8,6 +8,7 @@
 //! lock at once. That keeps the hash chain unbroken and every invariant true
 //! across several server processes — no in-process mutex is relied on.
 
+pub mod cache;
 pub mod identity;
 mod identity_sql;
 pub mod clusters;
@@ -150,17 +151,27 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
     async fn set_pin(&self, env: &str, id: &FullId, reason: Option<&str>, actor: &str, at: Timestamp) -> StoreResult<Pin>;
 
     /// The hot path model servers call: see `switchyard_domain::resolve`.
+    /// While `watch_changes` runs, answers (and `token_identity`'s) come from
+    /// a per-process cache that every change empties: at once for changes made
+    /// through this store, within one second for those of other processes.
     async fn resolve(&self, reference: &VersionRef, env: &str) -> StoreResult<Resolved>;
+
+    /// Watches the database for changes made by any process, for the read
+    /// cache (see `store/cache.rs`): polls the ledger head, and on PostgreSQL
+    /// also listens for the `NOTIFY` of every writing transaction. Runs until
+    /// the database fails; the cache is used only while it runs.
+    async fn watch_changes(&self) -> StoreResult<()>;
 
     /// Stores a validated batch in one transaction (all or nothing). A
     /// record whose request_id is already stored is skipped (retries are safe).
     /// Returns the number of records accepted.
     async fn insert_request_records(&self, records: &[RequestRecord]) -> StoreResult<u64>;
 
+    /// The record with its version (one query) and the events that put it in service (one more).
     async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>>;
 
     /// What each environment pinned and each cluster served at `at`: one
-    /// indexed lookup per pin or cluster subject.
+    /// set-based query for the pins and one for the clusters, the filters in SQL.
     async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt>;
 
     /// Ledger events, newest first, filtered and paginated.

@@ -210,6 +210,7 @@ contract_tests!(
     concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous,
 );
 
+mod cache;
 mod identity;
 
 // ---- helpers ----

@@ -30,7 +30,7 @@ pub(crate) const SELECT_TOKEN: &str =
     "SELECT name, username, created_at, expires_at, revoked_at FROM api_tokens WHERE name = $1";
 pub(crate) const REVOKE_TOKEN: &str =
     "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL";
-pub(crate) const SELECT_TOKEN_IDENTITY: &str = "SELECT u.username, u.role, t.name FROM api_tokens t \
+pub(crate) const SELECT_TOKEN_IDENTITY: &str = "SELECT u.username, u.role, t.name, t.expires_at FROM api_tokens t \
      JOIN users u ON u.username = t.username \
      WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2) \
      AND u.disabled_at IS NULL";
@@ -319,7 +319,7 @@ macro_rules! identity_store {
         #[async_trait::async_trait]
         impl IdentityStore for $store {
             async fn create_user(&self, username: &str, role: Role, password_hash: &str, actor: &str, at: Timestamp) -> StoreResult<User> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 if sqlx::query(iq::SELECT_USER).bind(username).fetch_optional(&mut *w.tx).await?.is_some() {
                     return Err(DomainError::Conflict(format!("a user named {username} already exists")).into());
                 }
@@ -337,7 +337,7 @@ macro_rules! identity_store {
             }
 
             async fn disable_user(&self, username: &str, actor: &str, at: Timestamp) -> StoreResult<User> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let (user, _) = sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
                     .bind(username)
                     .fetch_optional(&mut *w.tx)
@@ -382,7 +382,7 @@ macro_rules! identity_store {
                 actor: &str,
                 at: Timestamp,
             ) -> StoreResult<ApiToken> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let (user, _) = sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
                     .bind(username)
                     .fetch_optional(&mut *w.tx)
@@ -415,7 +415,7 @@ macro_rules! identity_store {
             }
 
             async fn revoke_token(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<ApiToken> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let token = sqlx::query_as::<_, iq::TokenRow>(iq::SELECT_TOKEN)
                     .bind(name)
                     .fetch_optional(&mut *w.tx)
@@ -433,17 +433,32 @@ macro_rules! identity_store {
             }
 
             async fn token_identity(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Identity>> {
-                sqlx::query_as::<_, (String, String, String)>(iq::SELECT_TOKEN_IDENTITY)
-                    .bind(token_hash)
-                    .bind(now.micros())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(|(username, role, name)| iq::identity(username, &role, Some(name)))
-                    .transpose()
+                use $crate::store::cache::{CachedToken, Lookup};
+                let epoch = match self.cache.token(token_hash, now) {
+                    Lookup::Hit(identity) => return Ok(identity),
+                    Lookup::Miss(epoch) => Some(epoch),
+                    Lookup::Bypass => None,
+                };
+                let Some((username, role, name, expires_at)) =
+                    sqlx::query_as::<_, (String, String, String, Option<i64>)>(iq::SELECT_TOKEN_IDENTITY)
+                        .bind(token_hash)
+                        .bind(now.micros())
+                        .fetch_optional(&self.pool)
+                        .await?
+                else {
+                    // Unknown tokens are not cached: anyone can send any number of them.
+                    return Ok(None);
+                };
+                let identity = iq::identity(username, &role, Some(name))?;
+                if let Some(epoch) = epoch {
+                    let expires_at = expires_at.map(Timestamp::from_micros);
+                    self.cache.put_token(epoch, token_hash, CachedToken { identity: identity.clone(), expires_at });
+                }
+                Ok(Some(identity))
             }
 
             async fn create_session(&self, new: NewSession<'_>, at: Timestamp) -> StoreResult<()> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 // Expired sessions are swept here, where a writer already holds the lock.
                 sqlx::query(iq::DELETE_EXPIRED_SESSIONS).bind(at.micros()).execute(&mut *w.tx).await?;
                 sqlx::query(iq::INSERT_SESSION)
@@ -476,7 +491,7 @@ macro_rules! identity_store {
             }
 
             async fn end_session(&self, id_hash: &str, at: Timestamp) -> StoreResult<()> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let Some(username) = sqlx::query_scalar::<_, String>(iq::DELETE_SESSION)
                     .bind(id_hash)
                     .fetch_optional(&mut *w.tx)
@@ -489,7 +504,7 @@ macro_rules! identity_store {
             }
 
             async fn record_failed_sign_in(&self, username: &str, address: &str, at: Timestamp) -> StoreResult<()> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 sqlx::query(iq::PRUNE_FAILURES)
                     .bind(at.plus_hours(-iq::FAILURES_KEPT_HOURS).micros())
                     .execute(&mut *w.tx)
@@ -523,7 +538,7 @@ macro_rules! identity_store {
                 expires_at: Timestamp,
             ) -> StoreResult<Promotion> {
                 promotion::check_reason(reason)?;
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let policy = fetch_policy(&mut *w.tx, environment).await?;
                 let v = fetch_version(&mut *w.tx, full_id).await?.ok_or_else(|| q::not_found_version(full_id))?;
                 let to_stage = promotion::target_stage(&v, environment, &policy, at)?;
@@ -593,7 +608,7 @@ macro_rules! identity_store {
             }
 
             async fn approve_promotion(&self, id: i64, reason: Option<&str>, by: &Identity, at: Timestamp) -> StoreResult<Promotion> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let mut p = locked_promotion(&mut w, id).await?;
                 if promotion::is_expired(&p, at) {
                     // Recorded now rather than at the job's next pass, then refused.
@@ -639,7 +654,7 @@ macro_rules! identity_store {
             }
 
             async fn reject_promotion(&self, id: i64, reason: &str, by: &Identity, at: Timestamp) -> StoreResult<Promotion> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let mut p = locked_promotion(&mut w, id).await?;
                 if promotion::is_expired(&p, at) {
                     expire(&mut w, &mut p, at).await?;
@@ -688,7 +703,7 @@ macro_rules! identity_store {
                 for id in due {
                     // Re-read under the head lock: another server may have
                     // expired, approved or rejected it meanwhile.
-                    let mut w = Writer::begin(&self.pool).await?;
+                    let mut w = Writer::begin(self).await?;
                     let mut p = locked_promotion(&mut w, id).await?;
                     if promotion::is_expired(&p, now) {
                         expire(&mut w, &mut p, now).await?;

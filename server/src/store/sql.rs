@@ -34,6 +34,10 @@ pub(crate) const UPDATE_HEAD: &str =
     "UPDATE ledger_head SET last_id = $1, last_hash = $2 WHERE singleton = 1";
 pub(crate) const SELECT_HEAD: &str =
     "SELECT last_id, last_hash FROM ledger_head WHERE singleton = 1";
+pub(crate) const SELECT_HEAD_ID: &str = "SELECT last_id FROM ledger_head WHERE singleton = 1";
+/// The channel every writing transaction notifies on PostgreSQL (payload: the new head id).
+pub(crate) const CHANGES_CHANNEL: &str = "switchyard_changes";
+pub(crate) const NOTIFY_CHANGE: &str = "SELECT pg_notify('switchyard_changes', $1)";
 
 pub(crate) const INSERT_ENVIRONMENT: &str = "INSERT INTO environments \
      (name, allow_latest, required_approvals, min_stage, position) VALUES ($1, $2, $3, $4, $5) \
@@ -140,13 +144,9 @@ pub(crate) const SELECT_PINS_AT: &str = "SELECT p.environment, p.model_id, h.val
 
 pub(crate) const INSERT_STATE: &str =
     "INSERT INTO state_history (subject, valid_from, event_id, value) VALUES ($1, $2, $3, $4)";
-pub(crate) const SELECT_STATE_AT: &str =
-    "SELECT h.valid_from, h.event_id, h.value, l.actor, l.reason \
-     FROM state_history h JOIN ledger l ON l.id = h.event_id \
-     WHERE h.subject = $1 AND h.valid_from <= $2 \
-     ORDER BY h.valid_from DESC, h.event_id DESC LIMIT 1";
-pub(crate) const SELECT_NEXT_STATE: &str = "SELECT valid_from FROM state_history \
-     WHERE subject = $1 AND valid_from > $2 ORDER BY valid_from LIMIT 1";
+/// The value `$1` held at `$2` (the last row of its state history from before then).
+pub(crate) const SELECT_VALUE_AT: &str = "SELECT value FROM state_history \
+     WHERE subject = $1 AND valid_from <= $2 ORDER BY valid_from DESC, event_id DESC LIMIT 1";
 
 macro_rules! ledger_columns {
     () => {
@@ -183,9 +183,14 @@ pub(crate) const SELECT_MODEL_HISTORY: &str = concat!(
      AND action IN ('version.registered', 'stage.changed', 'pin.changed') ORDER BY id"
 );
 
-pub(crate) const SELECT_REQUEST_RECORD: &str =
-    "SELECT request_id, at, cluster, slot, model_id, version, \
-     latency_ms, outcome FROM request_records WHERE request_id = $1";
+/// A request record with the version it names (NULL columns if that version is not registered).
+pub(crate) const SELECT_REQUEST_WITH_VERSION: &str =
+    "SELECT r.request_id, r.at, r.cluster, r.slot, r.model_id, r.version, r.latency_ms, r.outcome, \
+     v.stage AS v_stage, v.config_hash AS v_config_hash, v.config AS v_config, \
+     v.artifact_uri AS v_artifact_uri, v.labels AS v_labels, v.created_at AS v_created_at, \
+     v.created_by AS v_created_by, v.stage_since AS v_stage_since \
+     FROM request_records r LEFT JOIN versions v ON v.model_id = r.model_id AND v.version = r.version \
+     WHERE r.request_id = $1";
 pub(crate) const REQUEST_RECORD_COLUMNS: &str =
     "request_id, at, cluster, slot, model_id, version, latency_ms, outcome";
 
@@ -381,7 +386,8 @@ impl PinRow {
     }
 }
 
-/// One row of `state_history` joined with the event that wrote it.
+/// One row of `SELECT_PINS_AT`.
+/// One row of a subject's state history (a cluster's, for its timeline lane).
 #[derive(sqlx::FromRow)]
 pub(crate) struct StateAtRow {
     pub(crate) valid_from: i64,
@@ -391,7 +397,6 @@ pub(crate) struct StateAtRow {
     pub(crate) reason: Option<String>,
 }
 
-/// One row of `SELECT_PINS_AT`.
 #[derive(sqlx::FromRow)]
 pub(crate) struct PinAtRow {
     pub(crate) environment: String,
@@ -404,12 +409,6 @@ pub(crate) struct PinAtRow {
     pub(crate) next_change: Option<i64>,
 }
 
-impl StateAtRow {
-    /// The pinned full id this row records for `model_id`.
-    pub(crate) fn pinned_full_id(&self, model_id: &str) -> StoreResult<FullId> {
-        stored_full_id(model_id, &self.value)
-    }
-}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct LedgerRow {
@@ -536,6 +535,45 @@ impl RequestRecordRow {
             latency_ms: self.latency_ms,
             outcome: self.outcome,
         })
+    }
+}
+
+/// A row of `SELECT_REQUEST_WITH_VERSION`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RequestWithVersionRow {
+    #[sqlx(flatten)]
+    record: RequestRecordRow,
+    v_stage: Option<String>,
+    v_config_hash: Option<String>,
+    v_config: Option<String>,
+    v_artifact_uri: Option<String>,
+    v_labels: Option<String>,
+    v_created_at: Option<i64>,
+    v_created_by: Option<String>,
+    v_stage_since: Option<i64>,
+}
+
+impl RequestWithVersionRow {
+    pub(crate) fn into_parts(self) -> StoreResult<(RequestRecord, Option<Version>)> {
+        let version = match (self.v_stage, self.v_config_hash, self.v_config, self.v_created_at, self.v_created_by, self.v_stage_since) {
+            (Some(stage), Some(config_hash), Some(config), Some(created_at), Some(created_by), Some(stage_since)) => Some(
+                VersionRow {
+                    model_id: self.record.model_id.clone(),
+                    version: self.record.version.clone(),
+                    stage,
+                    config_hash,
+                    config,
+                    artifact_uri: self.v_artifact_uri,
+                    labels: self.v_labels,
+                    created_at,
+                    created_by,
+                    stage_since,
+                }
+                .into_version()?,
+            ),
+            _ => None,
+        };
+        Ok((self.record.into_record()?, version))
     }
 }
 

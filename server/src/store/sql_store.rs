@@ -116,17 +116,19 @@ macro_rules! sql_store {
         /// through it get contiguous ids, and the head moves on commit.
         pub(super) struct Writer {
             pub(super) tx: sqlx::Transaction<'static, $db>,
+            first_id: i64,
             last_id: i64,
             last_hash: String,
+            cache: std::sync::Arc<$crate::store::cache::ReadCache>,
         }
 
         impl Writer {
-            pub(super) async fn begin(pool: &sqlx::Pool<$db>) -> StoreResult<Writer> {
-                let mut tx = pool.begin().await?;
+            pub(super) async fn begin(store: &$store) -> StoreResult<Writer> {
+                let mut tx = store.pool.begin().await?;
                 let (last_id, last_hash) = sqlx::query_as::<_, (i64, String)>(q::LOCK_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;
-                Ok(Writer { tx, last_id, last_hash })
+                Ok(Writer { tx, first_id: last_id, last_id, last_hash, cache: store.cache.clone() })
             }
 
             pub(super) async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {
@@ -162,13 +164,23 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// Moves the head and commits; when events were appended, tells
+            /// this process's cache at once and other processes by `NOTIFY`
+            /// (PostgreSQL delivers it on commit; SQLite servers poll the head).
             pub(super) async fn commit(mut self) -> StoreResult<()> {
                 sqlx::query(q::UPDATE_HEAD)
                     .bind(self.last_id)
                     .bind(&self.last_hash)
                     .execute(&mut *self.tx)
                     .await?;
+                let changed = self.last_id != self.first_id;
+                if changed && Backend::$backend == Backend::Postgres {
+                    sqlx::query(q::NOTIFY_CHANGE).bind(self.last_id.to_string()).execute(&mut *self.tx).await?;
+                }
                 self.tx.commit().await?;
+                if changed {
+                    self.cache.changed();
+                }
                 Ok(())
             }
 
@@ -350,10 +362,49 @@ macro_rules! sql_store {
         }
 
         impl $store {
+            /// Reads the ledger head every `every`: a move empties the cache,
+            /// and each read vouches for it a little longer. Returns only on error.
+            pub(super) async fn poll_head(&self, every: std::time::Duration) -> StoreResult<()> {
+                let mut last = None;
+                loop {
+                    let checked_at = std::time::Instant::now();
+                    let head: Option<i64> = sqlx::query_scalar(q::SELECT_HEAD_ID).fetch_optional(&self.pool).await?;
+                    if last != Some(head) {
+                        self.cache.changed();
+                        last = Some(head);
+                    }
+                    self.cache.vouch(checked_at);
+                    tokio::time::sleep(every).await;
+                }
+            }
+
+            /// `resolve` straight from the database: the policy, then the candidate version.
+            async fn resolve_uncached(&self, reference: &VersionRef, env: &str) -> StoreResult<Resolved> {
+                let policy = fetch_policy(&self.pool, env).await?;
+                let candidate = match reference {
+                    VersionRef::Latest(_) if !policy.allow_latest => None,
+                    VersionRef::Exact(id) => fetch_version(&self.pool, id).await?,
+                    VersionRef::Pinned(model) => fetch_versions(q::SELECT_PINNED_VERSION)
+                        .bind(env)
+                        .bind(model.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .map(q::VersionRow::into_version)
+                        .transpose()?,
+                    VersionRef::Latest(model) => fetch_versions(q::SELECT_LATEST_VERSION)
+                        .bind(model.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .map(q::VersionRow::into_version)
+                        .transpose()?,
+                };
+                Ok(switchyard_domain::resolve::decide(reference, env, &policy, candidate.as_ref())?)
+            }
+
             /// Retires `id` or flags it as held, in its own transaction, if
             /// it is still deprecated and due (another server may have got there first).
             async fn retire_one(&self, id: &FullId, now: Timestamp, report: &mut RetireReport) -> StoreResult<()> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let Some(v) = fetch_version(&mut *w.tx, id).await? else {
                     return Ok(());
                 };
@@ -421,7 +472,7 @@ macro_rules! sql_store {
             }
 
             async fn register_version(&self, new: NewVersion, actor: &str, at: Timestamp) -> StoreResult<Registered> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 if let Some(existing) = fetch_version(&mut *w.tx, &new.full_id).await? {
                     return match q::registration_conflict(&existing, &new) {
                         None => Ok(Registered { version: existing, created: false }),
@@ -520,7 +571,7 @@ macro_rules! sql_store {
                 at: Timestamp,
             ) -> StoreResult<Version> {
                 let days = self.settings.deprecation_days;
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let v = fetch_version(&mut *w.tx, id).await?.ok_or_else(|| q::not_found_version(id))?;
                 let ctx = q::move_context(&v, via, at, days, reason);
                 lifecycle::check_move(v.stage, to, &ctx)?;
@@ -555,7 +606,7 @@ macro_rules! sql_store {
             }
 
             async fn set_pin(&self, env: &str, id: &FullId, reason: Option<&str>, actor: &str, at: Timestamp) -> StoreResult<Pin> {
-                let mut w = Writer::begin(&self.pool).await?;
+                let mut w = Writer::begin(self).await?;
                 let policy = fetch_policy(&mut *w.tx, env).await?;
                 let v = fetch_version(&mut *w.tx, id).await?.ok_or_else(|| q::not_found_version(id))?;
                 policy.check_pin(env, id, v.stage)?;
@@ -565,25 +616,27 @@ macro_rules! sql_store {
             }
 
             async fn resolve(&self, reference: &VersionRef, env: &str) -> StoreResult<Resolved> {
-                let policy = fetch_policy(&self.pool, env).await?;
-                let candidate = match reference {
-                    VersionRef::Latest(_) if !policy.allow_latest => None,
-                    VersionRef::Exact(id) => fetch_version(&self.pool, id).await?,
-                    VersionRef::Pinned(model) => fetch_versions(q::SELECT_PINNED_VERSION)
-                        .bind(env)
-                        .bind(model.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?
-                        .map(q::VersionRow::into_version)
-                        .transpose()?,
-                    VersionRef::Latest(model) => fetch_versions(q::SELECT_LATEST_VERSION)
-                        .bind(model.as_str())
-                        .fetch_optional(&self.pool)
-                        .await?
-                        .map(q::VersionRow::into_version)
-                        .transpose()?,
+                use $crate::store::cache::Lookup;
+                let key = reference.to_string();
+                let epoch = match self.cache.resolve(&key, env) {
+                    Lookup::Hit(answer) => return answer.map_err(Into::into),
+                    Lookup::Miss(epoch) => Some(epoch),
+                    Lookup::Bypass => None,
                 };
-                Ok(switchyard_domain::resolve::decide(reference, env, &policy, candidate.as_ref())?)
+                let answer = self.resolve_uncached(reference, env).await;
+                if let Some(epoch) = epoch {
+                    // Rules' answers (404, 410, 422) are cached too; database errors are not.
+                    match &answer {
+                        Ok(r) => self.cache.put_resolve(epoch, &key, env, Ok(r.clone())),
+                        Err($crate::store::StoreError::Domain(e)) => self.cache.put_resolve(epoch, &key, env, Err(e.clone())),
+                        Err(_) => {}
+                    }
+                }
+                answer
+            }
+
+            async fn watch_changes(&self) -> StoreResult<()> {
+                self.watch().await
             }
 
             async fn insert_request_records(&self, records: &[RequestRecord]) -> StoreResult<u64> {
@@ -594,15 +647,14 @@ macro_rules! sql_store {
             }
 
             async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>> {
-                let Some(row) = sqlx::query_as::<_, q::RequestRecordRow>(q::SELECT_REQUEST_RECORD)
+                let Some(row) = sqlx::query_as::<_, q::RequestWithVersionRow>(q::SELECT_REQUEST_WITH_VERSION)
                     .bind(request_id)
                     .fetch_optional(&self.pool)
                     .await?
                 else {
                     return Ok(None);
                 };
-                let record = row.into_record()?;
-                let version = fetch_version(&self.pool, &record.full_id).await?;
+                let (record, version) = row.into_parts()?;
                 let provenance = sqlx::query_as::<_, q::LedgerRow>(q::SELECT_PROVENANCE)
                     .bind(record.full_id.model_id.as_str())
                     .bind(record.full_id.version.as_str())
@@ -637,7 +689,13 @@ macro_rules! sql_store {
                         next_change: row.next_change.map(Timestamp::from_micros),
                     });
                 }
-                let clusters = self.clusters_at(at, env, model).await?;
+                let clusters = {
+                    let pinned: std::collections::HashMap<(&str, &str), &FullId> = pins
+                        .iter()
+                        .map(|p| ((p.environment.as_str(), p.model_id.as_str()), &p.full_id))
+                        .collect();
+                    self.clusters_at(at, env, model, &pinned).await?
+                };
                 Ok(ServingAt { at, pins, clusters })
             }
 

@@ -1,12 +1,13 @@
 //! The embedded backend: one SQLite file in WAL mode, created on first start.
 
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use switchyard_domain::types::RequestRecord;
 
+use super::cache::ReadCache;
 use super::sql::REQUEST_RECORD_COLUMNS;
 use super::{StoreError, StoreResult, StoreSettings};
 
@@ -16,9 +17,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 /// 32766, and long statements amortise the per-statement cost.
 const RECORDS_PER_STATEMENT: usize = 1000;
 
+/// How often `watch_changes` reads the ledger head (a local file: cheap).
+const POLL: Duration = Duration::from_millis(100);
+
 pub struct SqliteStore {
     pool: SqlitePool,
     settings: StoreSettings,
+    cache: Arc<ReadCache>,
 }
 
 impl SqliteStore {
@@ -44,7 +49,14 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, settings })
+        Ok(SqliteStore { pool, settings, cache: Arc::default() })
+    }
+
+    /// Other processes' changes are seen by polling the ledger head.
+    async fn watch(&self) -> StoreResult<()> {
+        let result = self.poll_head(POLL).await;
+        self.cache.withdraw();
+        result
     }
 
     /// One transaction, multi-row INSERTs of `RECORDS_PER_STATEMENT` rows.

@@ -171,6 +171,7 @@ impl TestApp {
             .change_stage(&id, Stage::Production, MoveVia::Promotion, Some("test"), "test", Timestamp::now())
             .await
             .expect("promoted");
+        settle().await;
         id
     }
 
@@ -184,12 +185,20 @@ impl TestApp {
             .change_stage(full_id, Stage::Retired, MoveVia::Manual { is_admin: true }, Some("test"), "admin", Timestamp::now())
             .await
             .expect("retired");
+        settle().await;
     }
 
     /// A second connection to the server's database, for set-up the API cannot do yet.
     pub async fn store(&self) -> DynStore {
         switchyard::store::connect(&self.database_url, StoreSettings::default()).await.expect("store")
     }
+}
+
+/// Waits until a change made through `TestApp::store` (another process, as
+/// far as the server knows) has reached the server's resolve and token cache:
+/// it polls the ledger head every 100 ms on SQLite (PostgreSQL notifies at once).
+pub async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 }
 
 /// Asserts that `res` is an error in the API's format with `status`, and returns its `error` object.

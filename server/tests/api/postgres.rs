@@ -75,3 +75,10 @@ async fn twenty_concurrent_approvals_through_two_servers_apply_a_production_prom
     assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
     admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
 }
+
+#[tokio::test]
+async fn changes_reach_every_servers_cache_within_a_second_on_postgresql() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    crate::resolve::changes_reach_every_servers_cache_within_a_second(app).await;
+    admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
+}

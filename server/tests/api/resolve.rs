@@ -79,3 +79,61 @@ async fn resolving_without_an_environment_is_refused_with_422() {
     let error = assert_error(app.get("/api/v1/resolve/chat").await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(error["message"].as_str().unwrap().contains("env"), "{error}");
 }
+
+async fn resolved_full_id(s: &crate::helpers::TestApp) -> serde_json::Value {
+    s.get("/api/v1/resolve/chat?env=staging").await.json::<serde_json::Value>().await.expect("JSON")["full_id"].clone()
+}
+
+/// Two servers on one database, each with its resolve and token cache: a pin
+/// changed through one is resolved by the other within a second, every time;
+/// a token revoked behind both servers' backs stops working on both within a second.
+pub async fn changes_reach_every_servers_cache_within_a_second(app: crate::helpers::TestApp) {
+    use std::time::{Duration, Instant};
+    let second = app.another_server().await;
+    for v in ["v1", "v2"] {
+        app.register("chat", v, json!({ "v": v })).await;
+        assert_eq!(app.move_stage(&format!("chat:{v}"), "staging").await.status(), StatusCode::OK);
+    }
+    for (round, (writer, reader, version)) in
+        [(&app, &second, "v1"), (&second, &app, "v2"), (&app, &second, "v1"), (&second, &app, "v2")].into_iter().enumerate()
+    {
+        // Both servers answer (and cache) the current pin first.
+        for s in [writer, reader] {
+            s.get("/api/v1/resolve/chat?env=staging").await;
+        }
+        let res = writer.put_json("/api/v1/environments/staging/pins/chat", &json!({"version": version, "reason": "test"})).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let want = format!("chat:{version}");
+        assert_eq!(writer.get_json("/api/v1/resolve/chat?env=staging").await["full_id"], want.as_str(), "round {round}: the writer at once");
+        let changed = Instant::now();
+        // Until then the reader answers what it had cached: the old pin, or 404 before the first.
+        while resolved_full_id(reader).await != want.as_str() {
+            assert!(changed.elapsed() < Duration::from_secs(1), "round {round}: {want} not visible on the other server after a second");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    let token = app.user_with_token("ci", switchyard_domain::access::Role::Viewer, None).await;
+    for s in [&app, &second] {
+        let res = s.client.get(format!("{}/api/v1/resolve/chat?env=staging", s.address)).bearer_auth(&token).send().await.expect("sent");
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let store = app.store().await;
+    store.revoke_token("ci", "test", switchyard_domain::Timestamp::now()).await.expect("revoked");
+    let revoked = Instant::now();
+    for s in [&app, &second] {
+        loop {
+            let res = s.client.get(format!("{}/api/v1/resolve/chat?env=staging", s.address)).bearer_auth(&token).send().await.expect("sent");
+            if res.status() == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert!(revoked.elapsed() < Duration::from_secs(1), "a revoked token still works after a second");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn changes_reach_every_servers_cache_within_a_second_on_sqlite() {
+    changes_reach_every_servers_cache_within_a_second(spawn_app().await).await;
+}
