@@ -11,6 +11,7 @@ use crate::api::move_stage::MoveStage;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
+use crate::resource::page_resource;
 
 /// A move a card offers: where to, the button's words, and why it is disabled (if it is).
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +68,7 @@ pub fn BoardPage() -> impl IntoView {
     let query = use_query_map();
     let model = move || query.read().get("model").filter(|m| !m.is_empty());
     let refresh = RwSignal::new(0_u32);
-    let board = Resource::new(move || (model(), refresh.get()), |(m, _)| get_board(m));
+    let board = page_resource(move || (model(), refresh.get()), |(m, _)| get_board(m));
 
     view! {
         <Title text="Lifecycle board · Switchyard"/>

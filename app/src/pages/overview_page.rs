@@ -6,11 +6,12 @@ use crate::api::get_overview::get_overview;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc;
+use crate::resource::page_resource;
 
 /// Environments × models: which version each environment pins for each model.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| get_overview());
+    let overview = page_resource(|| (), |_| get_overview());
     let (filter, set_filter) = signal(String::new());
 
     view! {
