@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod format;
 pub mod pages;
+pub mod resource;
 pub mod session;
 #[cfg(feature = "ssr")]
 pub mod services;

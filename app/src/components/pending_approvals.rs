@@ -1,5 +1,6 @@
 use leptos::prelude::*;
 
+use crate::resource::page_resource;
 use crate::api::get_approvals::get_approvals;
 use crate::components::status::{ErrorNote, Loading};
 use crate::pages::approvals_page::approvals_summary;
@@ -8,7 +9,7 @@ use crate::pages::approvals_page::approvals_summary;
 /// linking to the approvals inbox.
 #[component]
 pub fn PendingApprovals() -> impl IntoView {
-    let approvals = Resource::new(|| (), |_| get_approvals());
+    let approvals = page_resource(|| (), |_| get_approvals());
     view! {
         <Suspense fallback=|| view! { <Loading what="pending approvals"/> }>
             {move || Suspend::new(async move {

@@ -105,12 +105,12 @@ pub fn ticks(w: Window) -> Vec<(Timestamp, String)> {
         .find(|s| span_days / s <= 8)
         .unwrap_or(730)
         * DAY;
-    let format = if span_days > 400 { "%Y-%m" } else { "%b %d" };
+    let by_day = span_days <= 400;
     let first = (w.start.micros().div_euclid(step) + 1) * step;
     (0..)
         .map(|i| Timestamp::from_micros(first + i * step))
         .take_while(|t| *t <= w.end)
-        .map(|t| (t, t.to_datetime().format(format).to_string()))
+        .map(|t| (t, crate::format::month_or_day(t, by_day)))
         .collect()
 }
 

@@ -6,6 +6,7 @@ use switchyard_domain::diff::{has_changes, DiffLine};
 use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
 use switchyard_domain::Timestamp;
 
+use crate::resource::page_resource;
 use crate::api::approve_promotion::ApprovePromotion;
 use crate::api::get_approvals::get_approvals;
 use crate::api::reject_promotion::RejectPromotion;
@@ -66,7 +67,7 @@ fn approved_outcome(p: &Promotion) -> String {
 pub fn ApprovalsPage() -> impl IntoView {
     let refresh = RwSignal::new(0_u32);
     let outcome = RwSignal::new(None::<String>);
-    let approvals = Resource::new(move || refresh.get(), |_| get_approvals());
+    let approvals = page_resource(move || refresh.get(), |_| get_approvals());
     view! {
         <Title text="Approvals · Switchyard"/>
         <div class="page-head">

@@ -9,6 +9,7 @@ use crate::api::verify_audit_chain::verify_audit_chain;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::{encode, AuditFilter, AuditView};
 use crate::format::utc_seconds;
+use crate::resource::page_resource;
 
 /// The action filter's menu, grouped as a release manager thinks of them.
 const ACTIONS: [(&str, &[&str]); 4] = [
@@ -78,12 +79,12 @@ pub fn AuditLogPage() -> impl IntoView {
         }
     });
     let cursor = move || query.read().get("cursor").filter(|c| !c.is_empty());
-    let page = Resource::new(
+    let page = page_resource(
         move || (filter.get(), cursor()),
         |(f, c)| get_audit_page(f.from, f.to, f.action, f.actor, f.model, f.env, f.cluster, c),
     );
     let verify_asked = move || query.read().get("verify").is_some_and(|v| v == "1");
-    let verify = Resource::new(verify_asked, |asked| async move {
+    let verify = page_resource(verify_asked, |asked| async move {
         if asked {
             Some(verify_audit_chain().await)
         } else {

@@ -15,6 +15,7 @@ use crate::api::request_promotion::RequestPromotion;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
+use crate::resource::page_resource;
 
 /// A move a card offers: where to, the button's words, why it is disabled
 /// (if it is), and for a promotion the environments it may be requested for.
@@ -102,7 +103,7 @@ pub fn BoardPage() -> impl IntoView {
     let query = use_query_map();
     let model = move || query.read().get("model").filter(|m| !m.is_empty());
     let refresh = RwSignal::new(0_u32);
-    let board = Resource::new(move || (model(), refresh.get()), |(m, _)| get_board(m));
+    let board = page_resource(move || (model(), refresh.get()), |(m, _)| get_board(m));
 
     view! {
         <Title text="Lifecycle board · Switchyard"/>

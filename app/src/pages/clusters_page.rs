@@ -3,6 +3,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use switchyard_domain::operations::Operation;
 
+use crate::resource::page_resource;
 use crate::api::get_cluster::get_cluster;
 use crate::api::get_clusters::get_clusters;
 use crate::components::cluster_card::{kind_words, operation_state_words, ClusterCard, OperationSteps};
@@ -14,7 +15,7 @@ use crate::format::utc_seconds;
 #[component]
 pub fn ClustersPage() -> impl IntoView {
     let refresh = RwSignal::new(0_u32);
-    let clusters = Resource::new(move || refresh.get(), |_| get_clusters());
+    let clusters = page_resource(move || refresh.get(), |_| get_clusters());
     view! {
         <Title text="Clusters · Switchyard"/>
         <div class="page-head">
@@ -43,7 +44,7 @@ pub fn ClusterPage() -> impl IntoView {
     let params = use_params_map();
     let name = move || params.read().get("name").unwrap_or_default();
     let refresh = RwSignal::new(0_u32);
-    let cluster = Resource::new(move || (name(), refresh.get()), |(n, _)| get_cluster(n));
+    let cluster = page_resource(move || (name(), refresh.get()), |(n, _)| get_cluster(n));
     view! {
         <Title text=move || format!("{} · Clusters · Switchyard", name())/>
         <div class="page-head">

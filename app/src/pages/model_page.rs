@@ -10,6 +10,7 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::components::timeline::{Timeline, Window};
 use crate::data::ModelPage as ModelData;
 use crate::format::{short_hash, utc};
+use crate::resource::page_resource;
 
 /// The zoom presets: query value, button text, days (None: all of history).
 const RANGES: [(&str, &str, Option<i64>); 4] = [
@@ -72,7 +73,7 @@ pub fn ModelPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let model_id = move || params.read().get("model_id").unwrap_or_default();
-    let data = Resource::new(model_id, get_model_page);
+    let data = page_resource(model_id, get_model_page);
 
     view! {
         <Title text=move || format!("{} · Switchyard", model_id())/>

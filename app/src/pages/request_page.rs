@@ -7,13 +7,14 @@ use crate::api::lookup_request::lookup_request;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::{utc, utc_seconds};
+use crate::resource::page_resource;
 
 /// Request id → the version that served it, its config hash, and how it got there.
 #[component]
 pub fn RequestPage() -> impl IntoView {
     let query = use_query_map();
     let id = move || query.read().get("id").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    let found = Resource::new(id, |id| async move {
+    let found = page_resource(id, |id| async move {
         match id {
             Some(id) => Some(lookup_request(id).await),
             None => None,

@@ -8,6 +8,7 @@ use crate::data::{encode, ServingAnswer};
 use crate::format::utc_seconds as utc;
 use switchyard_domain::types::ClusterAt;
 use switchyard_domain::Timestamp;
+use crate::resource::page_resource;
 
 /// Time zones offered besides the browser's own (any IANA name is accepted in the URL).
 const ZONES: [&str; 16] = [
@@ -34,7 +35,7 @@ const ZONES: [&str; 16] = [
 pub fn ServingPage() -> impl IntoView {
     let query = use_query_map();
     let q = move |k: &'static str| move || query.read().get(k).filter(|v| !v.is_empty());
-    let answer = Resource::new(
+    let answer = page_resource(
         move || (q("at")(), q("local")(), q("tz")(), q("env")(), q("model")()),
         |(at, local, tz, env, model)| get_serving_at(at, local, tz, env, model),
     );
