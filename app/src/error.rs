@@ -13,11 +13,29 @@ use crate::session::SignedInUser;
 pub struct AppError {
     pub code: String,
     pub message: String,
+    /// What the refused action was about (a promotion id, a version, a
+    /// cluster), so that a page with many forms shows the error next to the
+    /// one that was used. Without JavaScript the error comes back in the
+    /// address after the form posts, and every form of that server function
+    /// sees it; this says which one it belongs to. `None`: about the whole page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
 }
 
 impl AppError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        AppError { code: code.to_owned(), message: message.into() }
+        AppError { code: code.to_owned(), message: message.into(), about: None }
+    }
+
+    /// The same error, about `subject`.
+    pub fn about(mut self, subject: impl ToString) -> Self {
+        self.about = Some(subject.to_string());
+        self
+    }
+
+    /// Whether a form acting on `subject` should show this error.
+    pub fn concerns(&self, subject: &str) -> bool {
+        self.about.as_deref().is_none_or(|a| a == subject)
     }
 
     /// No valid session: the console's server functions refuse everything.
@@ -55,5 +73,22 @@ impl FromServerFnError for AppError {
             other => other.to_string(),
         };
         AppError::new("server_fn", message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_about_one_subject_concerns_only_that_one_and_survives_the_round_trip() {
+        let e = AppError::new("invalid_input", "a rejection needs a reason").about(12);
+        assert!(e.concerns("12"));
+        assert!(!e.concerns("13"));
+        assert!(AppError::unauthenticated().concerns("13"), "an error about nothing in particular concerns every form");
+        let json = serde_json::to_string(&e).expect("serializes");
+        assert_eq!(serde_json::from_str::<AppError>(&json).expect("reads back"), e);
+        let plain: AppError = serde_json::from_str(r#"{"code":"x","message":"y"}"#).expect("no about");
+        assert_eq!(plain.about, None);
     }
 }

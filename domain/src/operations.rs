@@ -33,6 +33,16 @@ impl OperationKind {
             OperationKind::Rollback => "rollback",
         }
     }
+
+    /// In words, for people: `blue-green switch`.
+    pub fn words(self) -> &'static str {
+        match self {
+            OperationKind::BlueGreen => "blue-green switch",
+            OperationKind::Rolling => "rolling update",
+            OperationKind::HotReload => "hot reload",
+            OperationKind::Rollback => "rollback",
+        }
+    }
 }
 
 impl fmt::Display for OperationKind {
@@ -434,6 +444,17 @@ pub enum Progress {
 }
 
 impl Operation {
+    /// Who and what a step's ledger event acts for (its actor is the runner,
+    /// `system`): `blue-green switch #7 to chat:2, started by alice: canary ok`.
+    pub fn provenance(&self) -> String {
+        let mut s = format!("{} #{} to {}, started by {}", self.kind.words(), self.id, self.full_id, self.actor);
+        if let Some(reason) = self.reason.as_deref().filter(|r| !r.trim().is_empty()) {
+            s.push_str(": ");
+            s.push_str(reason);
+        }
+        s
+    }
+
     /// Applies `progress` to the operation and to the cluster state `cluster`
     /// (as last written), returning the cluster state to write if it changes.
     pub fn apply(&mut self, progress: &Progress, cluster: &ClusterState, at: Timestamp) -> Result<Option<ClusterState>, DomainError> {
@@ -641,6 +662,14 @@ mod tests {
             created_at: Timestamp::from_micros(0),
             finished_at: None,
         }
+    }
+
+    #[test]
+    fn a_step_names_the_operation_and_who_started_it() {
+        let mut op = operation(Vec::new(), ClusterState::default());
+        assert_eq!(op.provenance(), "blue-green switch #7 to chat:2, started by alice");
+        op.reason = Some("canary looked fine".into());
+        assert_eq!(op.provenance(), "blue-green switch #7 to chat:2, started by alice: canary looked fine");
     }
 
     #[test]

@@ -126,6 +126,24 @@ test('a rejection needs a reason: without one the server says so; with one it is
   await shot(erin.page, 'approvals-nojs');
   await erin.ctx.close();
 
+  // Without JavaScript the form still posts; the refusal comes back next to
+  // that promotion's form, and nothing changed.
+  await registerVersion(server.base, MODEL, 'v9.2.0', { batch_size: 8 });
+  await moveStage(server.base, `${MODEL}:v9.2.0`, 'staging', 'e2e: evaluated');
+  const other = await api(server.base, 'POST', '/api/v1/promotions', { full_id: `${MODEL}:v9.2.0`, environment: 'production', reason: 'e2e: smaller batches' });
+  const plain = await openPage(browser, { user: 'bob', javaScriptEnabled: false });
+  await plain.page.goto(`${server.base}/approvals`);
+  await promotion(plain.page, p.id).getByRole('button', { name: 'Reject' }).click();
+  await plain.page.waitForURL(/\/approvals\?.*__err=/);
+  const refusal = promotion(plain.page, p.id).getByRole('alert');
+  assert.equal((await refusal.textContent()).trim(), 'Not rejected: a rejection needs a reason');
+  await promotion(plain.page, other.id).waitFor();
+  assert.equal(await plain.page.getByRole('alert').count(), 1, 'only the form that posted shows the refusal');
+  await shot(plain.page, 'approvals-nojs-refused');
+  await plain.ctx.close();
+  const pending = await api(server.base, 'GET', '/api/v1/promotions?status=pending');
+  assert.ok(pending.promotions.some((x) => x.id === p.id), 'the refused rejection changed nothing');
+
   const bob = await openPage(browser, { user: 'bob' });
   await bob.page.goto(`${server.base}/approvals`);
   await hydrated(bob.page);

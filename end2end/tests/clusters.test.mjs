@@ -86,6 +86,9 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   assert.ok(states.length >= 2 && states.every((s) => s === 'done'), `every step done: ${states}`);
   assert.deepEqual(await serving('staging-eu'), { slot: other, version: target });
   await shot(page, 'clusters-switched');
+  // A whole second (the serving page's precision) while the new version serves.
+  const between = Math.ceil(Date.now() / 1000) * 1000;
+  await new Promise((r) => setTimeout(r, Math.max(0, between - Date.now()) + 1_200));
 
   // Roll back: the previous version serves again.
   await staging.getByLabel('Reason').fill('e2e: back again');
@@ -106,6 +109,26 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   assert.match(lines[0], new RegExp(`rollback to ${escape(before.version)} — succeeded`));
   assert.match(lines[1], new RegExp(`blue-green switch to ${escape(target)} — succeeded`));
   await shot(page, 'cluster-detail');
+
+  // Serving at T: an instant between the switch and the rollback answers the
+  // switched-to version with all traffic; now answers the rolled-back one.
+  const servedAt = async () => {
+    const row = page.locator('section[aria-labelledby="clusters-at-h"] tbody tr', { hasText: 'staging-eu' });
+    await row.waitFor();
+    return row.locator('li', { hasText: '100% of traffic' }).locator('a.version').textContent();
+  };
+  await page.goto(`${server.base}/serving`);
+  await hydrated(page);
+  await page.getByLabel('Date and time').fill(new Date(between).toISOString().slice(0, 19));
+  await page.getByLabel('Time zone').selectOption('UTC');
+  await page.getByLabel('Environment').selectOption('staging');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.waitForURL(/local=/);
+  await page.locator('#clusters-at-h', { hasText: new Date(between).toISOString().slice(0, 19).replace('T', ' ') }).waitFor();
+  assert.equal(await servedAt(), target, 'between the switch and the rollback');
+  await shot(page, 'serving-between-switch-and-rollback');
+  await page.goto(`${server.base}/serving?env=staging`);
+  assert.equal(await servedAt(), before.version, 'after the rollback');
   assert.deepEqual(errors, []);
   await ctx.close();
 });

@@ -9,5 +9,5 @@ pub async fn approve_promotion(id: i64, reason: Option<String>) -> Result<Promot
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
     let reason = super::given(reason);
-    services.approve_promotion(id, reason.as_deref()).await
+    services.approve_promotion(id, reason.as_deref()).await.map_err(|e| e.about(id))
 }

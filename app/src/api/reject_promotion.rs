@@ -10,5 +10,5 @@ pub async fn reject_promotion(id: i64, reason: Option<String>) -> Result<Promoti
     let services = crate::services::services()?;
     // A missing reason is refused by the promotion rules, in their words.
     let reason = reason.unwrap_or_default();
-    services.reject_promotion(id, &reason).await
+    services.reject_promotion(id, &reason).await.map_err(|e| e.about(id))
 }

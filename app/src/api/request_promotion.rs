@@ -10,5 +10,5 @@ pub async fn request_promotion(full_id: String, environment: String, reason: Opt
     let services = crate::services::services()?;
     // A missing reason is refused by the promotion rules, in their words.
     let reason = reason.unwrap_or_default();
-    services.request_promotion(&full_id, &environment, &reason).await
+    services.request_promotion(&full_id, &environment, &reason).await.map_err(|e| e.about(full_id.trim()))
 }

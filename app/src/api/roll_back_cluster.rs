@@ -9,5 +9,5 @@ pub async fn roll_back_cluster(cluster: String, reason: Option<String>) -> Resul
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
     let reason = super::given(reason);
-    services.roll_back(cluster.trim(), reason.as_deref()).await
+    services.roll_back(cluster.trim(), reason.as_deref()).await.map_err(|e| e.about(cluster.trim()))
 }

@@ -15,18 +15,22 @@ pub async fn start_operation(
 ) -> Result<Operation, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
-    use switchyard_domain::operations::{OperationKind, DEFAULT_ROLLING_STEPS};
-    let kind: OperationKind = kind.parse()?;
-    if kind == OperationKind::Rollback {
-        return Err(AppError::new("invalid_input", "Use the Roll back button to roll back."));
-    }
-    let full_id = switchyard_domain::FullId::parse(full_id.trim())?;
-    let steps = match super::given(steps) {
-        Some(s) => parse_steps(&s)?,
-        None => DEFAULT_ROLLING_STEPS.to_vec(),
+    // Every refusal is about this cluster's form.
+    let started = async {
+        use switchyard_domain::operations::{OperationKind, DEFAULT_ROLLING_STEPS};
+        let kind: OperationKind = kind.parse()?;
+        if kind == OperationKind::Rollback {
+            return Err(AppError::new("invalid_input", "Use the Roll back button to roll back."));
+        }
+        let full_id = switchyard_domain::FullId::parse(full_id.trim())?;
+        let steps = match super::given(steps) {
+            Some(s) => parse_steps(&s)?,
+            None => DEFAULT_ROLLING_STEPS.to_vec(),
+        };
+        let reason = super::given(reason);
+        services.start_operation(cluster.trim(), kind, &full_id, steps, reason.as_deref()).await
     };
-    let reason = super::given(reason);
-    services.start_operation(cluster.trim(), kind, &full_id, steps, reason.as_deref()).await
+    started.await.map_err(|e| e.about(cluster.trim()))
 }
 
 /// `10, 50, 100` → `[10, 50, 100]`; the domain checks the sequence itself.

@@ -131,12 +131,7 @@ pub fn operation_state_words(s: OperationState) -> &'static str {
 }
 
 pub fn kind_words(k: OperationKind) -> &'static str {
-    match k {
-        OperationKind::BlueGreen => "blue-green switch",
-        OperationKind::Rolling => "rolling update",
-        OperationKind::HotReload => "hot reload",
-        OperationKind::Rollback => "rollback",
-    }
+    k.words()
 }
 
 /// `1.2 s` between two instants.

@@ -154,6 +154,8 @@ fn PendingCard(
         (heading_id.clone(), id.clone(), format!("promotion {id}"), id.clone(), id.clone());
     let (version_href, target) = (format!("/versions/{full_id}"), format!(" → {} ", pr.environment));
     let (approve_slug, reject_slug) = (format!("approve-{id}"), format!("reject-{id}"));
+    // Errors that came back in the address (a form posted without JavaScript) name their promotion.
+    let (approve_for, reject_for) = (id.clone(), id.clone());
     view! {
         <li class="promotion" aria-labelledby=labelled_by data-promotion=data_id>
             <h3 id=heading_id>
@@ -183,7 +185,7 @@ fn PendingCard(
                     </label>
                     <Decision label="Approve" class="button" refused=approve_refused slug=approve_slug/>
                     {move || approve.pending().get().then(|| view! { <p class="loading" role="status">"Approving…"</p> })}
-                    {move || approve.value().get().and_then(Result::err).map(|e| view! {
+                    {move || approve.value().get().and_then(Result::err).filter(|e| e.concerns(&approve_for)).map(|e| view! {
                         <p class="error" role="alert">{format!("Not approved: {}", e.message)}</p>
                     })}
                 </ActionForm>
@@ -196,7 +198,7 @@ fn PendingCard(
                     </label>
                     <Decision label="Reject" class="button secondary" refused=reject_refused slug=reject_slug/>
                     {move || reject.pending().get().then(|| view! { <p class="loading" role="status">"Rejecting…"</p> })}
-                    {move || reject.value().get().and_then(Result::err).map(|e| view! {
+                    {move || reject.value().get().and_then(Result::err).filter(|e| e.concerns(&reject_for)).map(|e| view! {
                         <p class="error" role="alert">{format!("Not rejected: {}", e.message)}</p>
                     })}
                 </ActionForm>

@@ -195,6 +195,8 @@ fn Card(
     let id = v.full_id.to_string();
     let slug = id.replace([':', '.'], "-");
     let has_moves = !options.is_empty();
+    // Errors that came back in the address (a form posted without JavaScript) name their version.
+    let error_for = id.clone();
     let buttons = options
         .into_iter()
         .map(|o| {
@@ -240,7 +242,7 @@ fn Card(
                 </ActionForm>
             })}
             {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Moving…"</p> })}
-            {move || action.value().get().and_then(Result::err).map(|e| view! {
+            {move || action.value().get().and_then(Result::err).filter(|e| e.concerns(&error_for)).map(|e| view! {
                 <p class="error" role="alert">{format!("Not moved: {}", e.message)}</p>
             })}
         </li>
@@ -256,6 +258,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
     let why_id = format!("why-{slug}-promote");
     let env_id = format!("env-{slug}");
     let disabled = option.refused.is_some();
+    let error_for = id.clone();
     let fields = (!disabled).then(|| {
         let env_id = env_id.clone();
         view! {
@@ -284,7 +287,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
             </div>
         </ActionForm>
         {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Requesting…"</p> })}
-        {move || action.value().get().map(|result| match result {
+        {move || action.value().get().filter(|r| r.as_ref().err().is_none_or(|e| e.concerns(&error_for))).map(|result| match result {
             Ok(p) => view! {
                 <p class="done" role="status">
                     {format!(

@@ -547,7 +547,9 @@ macro_rules! cluster_sql {
                             Progress::StepDone { .. } => "done",
                             _ => "failed",
                         };
-                        Some(base.reason(r.note.as_deref().filter(|_| phase == "failed")).details(json!({
+                        // The runner acts for whoever started the operation: say who, and why.
+                        let reason = if phase == "failed" { r.note.clone() } else { Some(op.provenance()) };
+                        Some(base.reason(reason.as_deref()).details(json!({
                             "operation_id": id,
                             "index": index,
                             "step": r.step.describe(),

@@ -197,6 +197,9 @@ async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluste
     assert_eq!(c.slots.iter().find(|s| s.weight == 100).and_then(|s| s.full_id.clone()), Some(id("chat:2")));
     assert!(c.drift.is_empty(), "serving the pin: {c:?}");
     assert_eq!(c.next_change, None);
+    assert_eq!(c.actor, "system", "the runner wrote the step");
+    let why = c.reason.as_deref().unwrap_or_default();
+    assert!(why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "), "for whom: {why}");
     let other_model = db.store.serving_at(Timestamp::now(), None, Some(&super::model("embed"))).await.unwrap();
     assert!(other_model.clusters.is_empty(), "a model filter leaves out clusters serving other models");
     let events = all_events(&db).await;
