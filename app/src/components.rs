@@ -6,4 +6,5 @@ pub mod layout;
 pub mod pending_approvals;
 pub mod stage_badge;
 pub mod status;
+pub mod table;
 pub mod timeline;

@@ -13,6 +13,7 @@ use crate::api::roll_back_cluster::RollBackCluster;
 use crate::api::start_operation::{parse_steps, StartOperation};
 use crate::data::ClusterView;
 use crate::format::utc_seconds;
+use crate::components::table::ColumnHeads;
 
 /// How often a running operation's steps are asked for.
 const POLL_MS: u64 = 1000;
@@ -224,14 +225,7 @@ pub fn ClusterCard(view: ClusterView, refresh: RwSignal<u32>, #[prop(optional)] 
             </div>
             <table class="slots">
                 <caption class="visually-hidden">{format!("Slots of {name}")}</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"Slot"</th>
-                        <th scope="col">"Version"</th>
-                        <th scope="col">"Health"</th>
-                        <th scope="col">"Traffic"</th>
-                    </tr>
-                </thead>
+                <ColumnHeads names=&["Slot", "Version", "Health", "Traffic"]/>
                 <tbody>{slots}</tbody>
             </table>
             {drift}

@@ -158,6 +158,43 @@ fn marker_shape(from: Option<Stage>, to: Stage, x: f64, y: f64) -> (String, &'st
     }
 }
 
+/// One span of a lane as a bar: focusable, labelled with what it was, when
+/// and who set it (shown below the chart on focus or hover), with the
+/// version written inside when it fits. `tone` alternates neighbours' shades.
+#[allow(clippy::too_many_arguments)]
+fn span_bar(
+    class: &'static str,
+    tone: usize,
+    s: &PinSpan,
+    window: Window,
+    now: Timestamp,
+    y: f64,
+    label: String,
+    detail: RwSignal<Option<String>>,
+) -> AnyView {
+    let x1 = window.x(s.start);
+    let w = (window.x(s.end.unwrap_or(now)) - x1).max(2.0);
+    let text = fit_label(&s.version, w).map(|t| {
+        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{t}</text> }
+    });
+    let (on_focus, on_hover, aria) = (label.clone(), label.clone(), label.clone());
+    view! {
+        <g
+            class=class
+            tabindex="0"
+            role="img"
+            aria-label=aria
+            on:focus=move |_| detail.set(Some(on_focus.clone()))
+            on:mouseenter=move |_| detail.set(Some(on_hover.clone()))
+        >
+            <title>{label}</title>
+            <rect class=format!("bar-fill tone-{}", tone % 2) x=x1 y=y width=w height=BAR rx=3/>
+            {text}
+        </g>
+    }
+    .into_any()
+}
+
 /// The chart. `now` ends the bars still in force; `marker` draws a line at an instant (serving at T).
 #[component]
 pub fn Timeline(
@@ -218,29 +255,15 @@ pub fn Timeline(
                 .enumerate()
                 .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
                 .map(move |(i, s)| {
-                    let x1 = window.x(s.start);
-                    let x2 = window.x(s.end.unwrap_or(now));
-                    let w = (x2 - x1).max(2.0);
-                    let until = s.end.map_or_else(|| "now".to_owned(), utc);
                     let label = format!(
-                        "{env}: {model}:{} pinned from {} until {until}, by {}{}",
+                        "{env}: {model}:{} pinned from {} until {}, by {}{}",
                         s.version,
                         utc(s.start),
+                        s.end.map_or_else(|| "now".to_owned(), utc),
                         s.actor,
                         s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
                     );
-                    let (focus, hover) = focusable(label.clone());
-                    let text = fit_label(&s.version, w).map(|t| {
-                        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{t}</text> }
-                    });
-                    let aria = label.clone();
-                    view! {
-                        <g class="bar" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
-                            <title>{label}</title>
-                            <rect class=format!("bar-fill tone-{}", i % 2) x=x1 y=y width=w height=BAR rx=3/>
-                            {text}
-                        </g>
-                    }
+                    span_bar("bar", i, &s, window, now, y, label, detail)
                 })
                 .collect::<Vec<_>>()
         })
@@ -259,32 +282,17 @@ pub fn Timeline(
                 .enumerate()
                 .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
                 .map(|(i, s)| {
-                    let x1 = window.x(s.start);
-                    let x2 = window.x(s.end.unwrap_or(now));
-                    let w = (x2 - x1).max(2.0);
-                    let until = s.end.map_or_else(|| "now".to_owned(), utc_seconds);
                     let label = format!(
-                        "cluster {} ({}): served {} from {} until {until}, set by {}{}",
+                        "cluster {} ({}): served {} from {} until {}, set by {}{}",
                         c.cluster,
                         c.environment,
                         s.version,
                         utc_seconds(s.start),
+                        s.end.map_or_else(|| "now".to_owned(), utc_seconds),
                         s.actor,
                         s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
                     );
-                    let (focus, hover) = focusable(label.clone());
-                    let text = fit_label(&s.version, w).map(|t| {
-                        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{t}</text> }
-                    });
-                    let aria = label.clone();
-                    view! {
-                        <g class="cluster-bar" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
-                            <title>{label}</title>
-                            <rect class=format!("bar-fill tone-{}", i % 2) x=x1 y=y width=w height=BAR rx=3/>
-                            {text}
-                        </g>
-                    }
-                    .into_any()
+                    span_bar("cluster-bar", i, &s, window, now, y, label, detail)
                 })
                 .collect::<Vec<_>>();
             let rollbacks = c

@@ -13,6 +13,7 @@ use crate::api::reject_promotion::RejectPromotion;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::{Approvals, PendingPromotion};
 use crate::format::utc;
+use crate::components::table::ColumnHeads;
 
 /// Why `username` (with `role`) may not approve `p` now, or none if they may.
 /// The server decides again (`promotion::check_approval`); this only greys
@@ -247,17 +248,7 @@ fn Decided(decided: Vec<Promotion>) -> impl IntoView {
     view! {
         <div class="table-wrap">
             <table class="decided">
-                <thead>
-                    <tr>
-                        <th scope="col">"Version"</th>
-                        <th scope="col">"Environment"</th>
-                        <th scope="col">"Outcome"</th>
-                        <th scope="col">"Decided"</th>
-                        <th scope="col">"Requested by"</th>
-                        <th scope="col">"Approvals"</th>
-                        <th scope="col">"Reason"</th>
-                    </tr>
-                </thead>
+                <ColumnHeads names=&["Version", "Environment", "Outcome", "Decided", "Requested by", "Approvals", "Reason"]/>
                 <tbody>
                     {decided.into_iter().map(|p| {
                         let decided = match (p.decided_at, p.decided_by.as_deref()) {

@@ -10,6 +10,7 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::data::{encode, AuditFilter, AuditView};
 use crate::format::utc_seconds;
 use crate::resource::page_resource;
+use crate::components::table::ColumnHeads;
 
 /// The action filter's menu, grouped as a release manager thinks of them.
 const ACTIONS: [(&str, &[&str]); 4] = [
@@ -218,17 +219,7 @@ fn Events(view: AuditView, filter: AuditFilter) -> impl IntoView {
         <div class="table-wrap">
             <table class="audit">
                 <caption class="visually-hidden">"Ledger events, newest first"</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"#"</th>
-                        <th scope="col">"When"</th>
-                        <th scope="col">"Actor"</th>
-                        <th scope="col">"Action"</th>
-                        <th scope="col">"Subject"</th>
-                        <th scope="col">"Reason"</th>
-                        <th scope="col">"Details"</th>
-                    </tr>
-                </thead>
+                <ColumnHeads names=&["#", "When", "Actor", "Action", "Subject", "Reason", "Details"]/>
                 <tbody>
                     {page.events.into_iter().map(|e| view! { <EventRow e/> }).collect_view()}
                 </tbody>

@@ -11,6 +11,7 @@ use crate::components::timeline::{Timeline, Window};
 use crate::data::ModelPage as ModelData;
 use crate::format::{short_hash, utc};
 use crate::resource::page_resource;
+use crate::components::table::ColumnHeads;
 
 /// The zoom presets: query value, button text, days (None: all of history).
 const RANGES: [(&str, &str, Option<i64>); 4] = [
@@ -163,15 +164,7 @@ fn VersionTable(versions: Vec<Version>) -> impl IntoView {
         <div class="table-wrap">
             <table>
                 <caption class="visually-hidden">"Versions of this model, newest first"</caption>
-                <thead>
-                    <tr>
-                        <th scope="col">"Version"</th>
-                        <th scope="col">"Stage"</th>
-                        <th scope="col">"Config hash"</th>
-                        <th scope="col">"Created"</th>
-                        <th scope="col">"By"</th>
-                    </tr>
-                </thead>
+                <ColumnHeads names=&["Version", "Stage", "Config hash", "Created", "By"]/>
                 <tbody>
                     {versions.into_iter().map(|v| view! {
                         <tr>

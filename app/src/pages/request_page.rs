@@ -8,6 +8,7 @@ use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::{utc, utc_seconds};
 use crate::resource::page_resource;
+use crate::components::table::ColumnHeads;
 
 /// Request id → the version that served it, its config hash, and how it got there.
 #[component]
@@ -71,16 +72,7 @@ fn Found(found: RequestLookup) -> impl IntoView {
             <p class="sub">"Ledger events about this version up to the moment of the request, oldest first."</p>
             <div class="table-wrap">
                 <table>
-                    <thead>
-                        <tr>
-                            <th scope="col">"#"</th>
-                            <th scope="col">"When"</th>
-                            <th scope="col">"Actor"</th>
-                            <th scope="col">"Action"</th>
-                            <th scope="col">"Where"</th>
-                            <th scope="col">"Reason"</th>
-                        </tr>
-                    </thead>
+                    <ColumnHeads names=&["#", "When", "Actor", "Action", "Where", "Reason"]/>
                     <tbody>
                         {provenance.into_iter().map(|e| view! {
                             <tr>

@@ -9,6 +9,7 @@ use crate::format::utc_seconds as utc;
 use switchyard_domain::types::ClusterAt;
 use switchyard_domain::Timestamp;
 use crate::resource::page_resource;
+use crate::components::table::ColumnHeads;
 
 /// Time zones offered besides the browser's own (any IANA name is accepted in the URL).
 const ZONES: [&str; 16] = [
@@ -150,16 +151,7 @@ fn ServingBody(a: ServingAnswer, tz_given: bool, env: Option<String>, model: Opt
                     <div class="table-wrap">
                         <table class="serving">
                             <caption class="visually-hidden">"Pins in force at the instant"</caption>
-                            <thead>
-                                <tr>
-                                    <th scope="col">"Environment"</th>
-                                    <th scope="col">"Model"</th>
-                                    <th scope="col">"Pinned version"</th>
-                                    <th scope="col">"Since"</th>
-                                    <th scope="col">"Set by"</th>
-                                    <th scope="col">"Next change"</th>
-                                </tr>
-                            </thead>
+                            <ColumnHeads names=&["Environment", "Model", "Pinned version", "Since", "Set by", "Next change"]/>
                             <tbody>
                                 {rows.into_iter().map(|p| view! {
                                     <tr>
@@ -254,16 +246,7 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
             <div class="table-wrap">
                 <table class="serving">
                     <caption class="visually-hidden">"What each cluster served at the instant"</caption>
-                    <thead>
-                        <tr>
-                            <th scope="col">"Cluster"</th>
-                            <th scope="col">"Serving (slot, version, traffic)"</th>
-                            <th scope="col">"Against the pin"</th>
-                            <th scope="col">"Since"</th>
-                            <th scope="col">"Set by"</th>
-                            <th scope="col">"Next change"</th>
-                        </tr>
-                    </thead>
+                    <ColumnHeads names=&["Cluster", "Serving (slot, version, traffic)", "Against the pin", "Since", "Set by", "Next change"]/>
                     <tbody>{rows}</tbody>
                 </table>
             </div>

@@ -8,6 +8,7 @@ use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc;
 use crate::resource::page_resource;
+use crate::components::table::ColumnHeads;
 
 /// A version: its config, its stage history and where it is pinned now.
 #[component]
@@ -67,15 +68,7 @@ fn VersionBody(d: VersionDetail) -> impl IntoView {
             <h2 id="history-h">"Stage history"</h2>
             <div class="table-wrap">
                 <table>
-                    <thead>
-                        <tr>
-                            <th scope="col">"When"</th>
-                            <th scope="col">"Change"</th>
-                            <th scope="col">"By"</th>
-                            <th scope="col">"Why"</th>
-                            <th scope="col">"Event"</th>
-                        </tr>
-                    </thead>
+                    <ColumnHeads names=&["When", "Change", "By", "Why", "Event"]/>
                     <tbody>
                         {d.stage_history.into_iter().map(|c| view! {
                             <tr>
