@@ -7,6 +7,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use switchyard_domain::types::RequestRecord;
 
 use super::cache::ReadCache;
+use super::temporal::TemporalIndex;
 use super::sql::{CHANGES_CHANNEL, REQUEST_RECORD_COLUMNS};
 use super::{StoreResult, StoreSettings};
 
@@ -23,6 +24,7 @@ pub struct PgStore {
     pool: PgPool,
     settings: StoreSettings,
     cache: Arc<ReadCache>,
+    temporal: tokio::sync::RwLock<TemporalIndex>,
 }
 
 impl PgStore {
@@ -32,7 +34,7 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        Ok(PgStore { pool, settings, cache: Arc::default() })
+        Ok(PgStore { pool, settings, cache: Arc::default(), temporal: Default::default() })
     }
 
     /// Listens for the `NOTIFY` every writing transaction sends (so a change
