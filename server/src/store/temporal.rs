@@ -22,7 +22,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use switchyard_domain::clusters::{self as cl, ClusterState, DriverKind};
-use switchyard_domain::history::{as_of, StateEntry};
+use switchyard_domain::history::{as_of_position, StateEntry};
 use switchyard_domain::types::{ClusterAt, PinAt, ServingAt};
 use switchyard_domain::{FullId, ModelId, Timestamp};
 
@@ -56,11 +56,56 @@ struct Held<V> {
     reason: Option<Arc<str>>,
 }
 
-/// A subject's changes, sorted by (valid_from, event_id).
-type History<V> = Vec<StateEntry<Held<V>>>;
+/// A subject's changes, sorted by (valid_from, event_id), and their instants
+/// alone in the same order: a lookup searches only `instants` (a few cache
+/// lines) and then reads the one change it found.
+#[derive(Debug)]
+struct History<V> {
+    instants: Vec<Timestamp>,
+    changes: Vec<StateEntry<Held<V>>>,
+}
 
-/// A cluster state as stored: parsed once when loaded; a value that does not
-/// parse keeps its error, reported when an answer needs it (as the SQL did).
+impl<V> Default for History<V> {
+    fn default() -> Self {
+        History { instants: Vec::new(), changes: Vec::new() }
+    }
+}
+
+impl<V> History<V> {
+    /// Inserts `entry` where it sorts by (valid_from, event_id); an entry with
+    /// the same key (the table's primary key) is replaced.
+    fn insert(&mut self, entry: StateEntry<Held<V>>) {
+        let key = (entry.valid_from, entry.event_id);
+        let at = self.changes.partition_point(|e| (e.valid_from, e.event_id) < key);
+        match self.changes.get_mut(at) {
+            Some(e) if (e.valid_from, e.event_id) == key => *e = entry,
+            _ => {
+                self.instants.insert(at, entry.valid_from);
+                self.changes.insert(at, entry);
+            }
+        }
+    }
+
+    /// The change in force at `at` (`history::as_of`) and the instant of the next one.
+    fn at(&self, at: Timestamp) -> (Option<&StateEntry<Held<V>>>, Option<Timestamp>) {
+        let (current, next) = as_of_position(&self.instants, at);
+        (current.and_then(|i| self.changes.get(i)), next.and_then(|n| self.instants.get(n).copied()))
+    }
+
+    fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Bytes of the two lists (not of what the changes point to).
+    fn heap_bytes(&self) -> usize {
+        self.instants.capacity() * std::mem::size_of::<Timestamp>()
+            + self.changes.capacity() * std::mem::size_of::<StateEntry<Held<V>>>()
+    }
+}
+
+/// A pinned version and a cluster state as stored, parsed once when loaded; a
+/// value that does not parse keeps its error, reported when an answer needs it.
+type StoredPin = Result<FullId, String>;
 type StoredState = Result<ClusterState, String>;
 
 #[derive(Debug, Default)]
@@ -85,8 +130,8 @@ pub(crate) struct TemporalIndex {
     applied: Option<i64>,
     /// Environment names in their standard order (position, then name).
     environments: Vec<String>,
-    /// environment → model → the pin's changes (the value is the version name).
-    pins: HashMap<String, BTreeMap<String, History<Box<str>>>>,
+    /// environment → model → the pin's changes.
+    pins: HashMap<String, BTreeMap<String, History<StoredPin>>>,
     /// By name, the order of the answer.
     clusters: BTreeMap<String, ClusterHistory>,
     /// A pin of an unknown environment or a cluster without its row was applied.
@@ -108,15 +153,8 @@ impl Default for TemporalIndex {
     }
 }
 
-/// Inserts `entry` where it sorts by (valid_from, event_id); an entry with the
-/// same key (the table's primary key) is replaced.
-fn insert_sorted<V>(history: &mut History<V>, entry: StateEntry<Held<V>>) {
-    let key = (entry.valid_from, entry.event_id);
-    let at = history.partition_point(|e| (e.valid_from, e.event_id) < key);
-    match history.get_mut(at) {
-        Some(e) if (e.valid_from, e.event_id) == key => *e = entry,
-        _ => history.insert(at, entry),
-    }
+fn pinned(stored: &StoredPin) -> StoreResult<&FullId> {
+    stored.as_ref().map_err(|e| StoreError::Corrupt(e.clone()))
 }
 
 impl TemporalIndex {
@@ -152,8 +190,12 @@ impl TemporalIndex {
                     .or_default()
                     .entry(model.to_owned())
                     .or_default();
-                let value = Held { value: row.value.into_boxed_str(), actor, reason };
-                insert_sorted(history, StateEntry { valid_from, event_id, value });
+                let pinned = stored_full_id(model, &row.value).map_err(|e| match e {
+                    StoreError::Corrupt(why) => why,
+                    other => other.to_string(),
+                });
+                let value = Held { value: pinned, actor, reason };
+                history.insert(StateEntry { valid_from, event_id, value });
             } else if let Some(name) = row.subject.strip_prefix("cluster/") {
                 let cluster = self.clusters.entry(name.to_owned()).or_default();
                 if cluster.meta.is_none() {
@@ -161,7 +203,7 @@ impl TemporalIndex {
                 }
                 let state = serde_json::from_str::<ClusterState>(&row.value).map_err(|e| e.to_string());
                 let value = Held { value: state, actor, reason };
-                insert_sorted(&mut cluster.changes, StateEntry { valid_from, event_id, value });
+                cluster.changes.insert(StateEntry { valid_from, event_id, value });
             }
         }
         self.applied = Some(self.applied.map_or(head, |a| a.max(head)));
@@ -183,18 +225,12 @@ impl TemporalIndex {
         self.metadata_stale = false;
     }
 
-    /// The pin of `model` in `environment` at `at`: (its version, the change) and the next change's instant.
-    fn pin_at(
-        &self,
-        environment: &str,
-        model: &str,
-        at: Timestamp,
-    ) -> Option<(&StateEntry<Held<Box<str>>>, Option<Timestamp>)> {
-        let history = self.pins.get(environment)?.get(model)?;
-        match as_of(history, at) {
-            (Some(current), next) => Some((current, next)),
-            (None, _) => None,
-        }
+    /// The version `environment` pinned for `model` at `at`, if any.
+    fn pinned_at(&self, environment: &str, model: &str, at: Timestamp) -> StoreResult<Option<&FullId>> {
+        let Some(history) = self.pins.get(environment).and_then(|models| models.get(model)) else {
+            return Ok(None);
+        };
+        history.at(at).0.map(|current| pinned(&current.value.value)).transpose()
     }
 
     /// What each environment (`env`, if given) pinned (for `model`, if given)
@@ -206,9 +242,9 @@ impl TemporalIndex {
         let mut pins = Vec::new();
         for environment in self.environments.iter().filter(|e| env.is_none_or(|f| f == e.as_str())) {
             let Some(models) = self.pins.get(environment) else { continue };
-            let mut push = |model_id: &str, history: &History<Box<str>>| -> StoreResult<()> {
-                if let (Some(current), next_change) = as_of(history, at) {
-                    let full_id = stored_full_id(model_id, &current.value.value)?;
+            let mut push = |history: &History<StoredPin>| -> StoreResult<()> {
+                if let (Some(current), next_change) = history.at(at) {
+                    let full_id = pinned(&current.value.value)?.clone();
                     pins.push(PinAt {
                         environment: environment.clone(),
                         model_id: full_id.model_id.clone(),
@@ -225,12 +261,12 @@ impl TemporalIndex {
             match model {
                 Some(m) => {
                     if let Some(history) = models.get(m.as_str()) {
-                        push(m.as_str(), history)?;
+                        push(history)?;
                     }
                 }
                 None => {
-                    for (model_id, history) in models {
-                        push(model_id, history)?;
+                    for history in models.values() {
+                        push(history)?;
                     }
                 }
             }
@@ -241,7 +277,7 @@ impl TemporalIndex {
             if env.is_some_and(|f| f != environment) {
                 continue;
             }
-            let (Some(current), next_change) = as_of(&cluster.changes, at) else { continue };
+            let (Some(current), next_change) = cluster.changes.at(at) else { continue };
             let held = current.value.value.as_ref().map_err(|e| {
                 StoreError::Corrupt(format!("state history of cluster {name} is not valid: {e}"))
             })?;
@@ -251,8 +287,8 @@ impl TemporalIndex {
             }
             let mut pinned: Vec<FullId> = Vec::new();
             for (_, v, _) in &serving {
-                if let Some((pin, _)) = self.pin_at(environment, v.model_id.as_str(), at) {
-                    pinned.push(stored_full_id(v.model_id.as_str(), &pin.value.value)?);
+                if let Some(p) = self.pinned_at(environment, v.model_id.as_str(), at)? {
+                    pinned.push(p.clone());
                 }
             }
             clusters.push(ClusterAt {
@@ -284,15 +320,23 @@ impl TemporalIndex {
             for (model, history) in models {
                 f.subjects += 1;
                 f.entries += history.len();
-                f.bytes += string(model) + history.capacity() * size_of::<StateEntry<Held<Box<str>>>>();
-                f.bytes += history.iter().map(|e| e.value.value.len()).sum::<usize>();
+                f.bytes += string(model) + history.heap_bytes();
+                f.bytes += history
+                    .changes
+                    .iter()
+                    .map(|e| match &e.value.value {
+                        Ok(id) => id.model_id.as_str().len() + id.version.as_str().len(),
+                        Err(e) => e.len(),
+                    })
+                    .sum::<usize>();
             }
         }
         for (name, cluster) in &self.clusters {
             f.subjects += 1;
             f.entries += cluster.changes.len();
-            f.bytes += string(name) + cluster.changes.capacity() * size_of::<StateEntry<Held<StoredState>>>();
+            f.bytes += string(name) + cluster.changes.heap_bytes();
             f.bytes += cluster
+                .changes
                 .changes
                 .iter()
                 .map(|e| match &e.value.value {
@@ -440,6 +484,9 @@ mod tests {
         assert!(matches!(index.serving_at(at(25), None, None), Err(StoreError::Corrupt(_))));
         index.apply(vec![row("pin/canary/chat", 20, 3, "v1", "bob")], 102);
         assert!(index.metadata_stale(), "an environment never seen needs the environments' order");
+        index.apply(vec![row("pin/development/chat", 30, 4, "not a version!", "bob")], 103);
+        assert!(index.serving_at(at(25), Some("development"), None).is_ok());
+        assert!(matches!(index.serving_at(at(35), Some("development"), None), Err(StoreError::Corrupt(_))));
     }
 
     #[test]
