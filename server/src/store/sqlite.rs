@@ -48,6 +48,9 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection to a local file does not go stale; sqlx's default
+            // ping before every acquire would add a round trip to each query.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await?;
