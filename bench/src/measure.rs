@@ -338,7 +338,7 @@ impl<'a> Bench<'a> {
                 .target("< 5 ms", p99 < 5.0),
             self.figure("serving at T, everything: p50", "ms", percentile_ms(&everything, 50.0))
                 .baseline(percentile_ms(&raw, 50.0))
-                .note("all pins and clusters at T (one set-based query for the pins, one for the clusters)"),
+                .note("all pins and clusters at T, from the server's in-memory temporal index, caught up to the ledger head first"),
             self.figure("serving at T, everything: p99", "ms", percentile_ms(&everything, 99.0))
                 .baseline(percentile_ms(&raw, 99.0))
                 .target("< 5 ms", percentile_ms(&everything, 99.0) < 5.0),
@@ -445,35 +445,54 @@ impl<'a> Bench<'a> {
         Ok(())
     }
 
-    async fn pages(&mut self, base: &str) -> anyhow::Result<()> {
-        let n = self.size.page_samples;
-        let mut overview = Vec::with_capacity(n);
+    /// Times `n` sequential GETs of the console page `path` with the session
+    /// cookie; each must answer 200 with `expect` somewhere in its HTML.
+    async fn page_latencies(&self, base: &str, n: usize, path: &str, expect: &str) -> anyhow::Result<Vec<Duration>> {
+        let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let started = Instant::now();
             let res = self
                 .client
-                .get(format!("{base}/"))
+                .get(format!("{base}{path}"))
                 .header("cookie", format!("{}={}", switchyard::auth::session::COOKIE, self.credentials.cookie))
                 .send()
                 .await?;
             let status = res.status();
             let html = res.text().await?;
-            overview.push(started.elapsed());
-            if !status.is_success() || !html.contains(self.catalog.models[0].id.as_str()) {
-                bail!("the overview answered {status} without the models");
+            out.push(started.elapsed());
+            if !status.is_success() || !html.contains(expect) {
+                bail!("the page {path} answered {status} without {expect:?}");
             }
         }
+        Ok(out)
+    }
+
+    async fn pages(&mut self, base: &str) -> anyhow::Result<()> {
+        let n = self.size.page_samples;
         let big = &self.catalog.models[0];
+        let overview = self.page_latencies(base, n, "/", self.catalog.models[0].id.as_str()).await?;
+        let model_page = self.page_latencies(base, n, &format!("/models/{}", big.id), &big.full_id(big.versions - 1)).await?;
+        let audit_page = self.page_latencies(base, n, "/audit", "benchmark: pin visibility").await?;
         let versions = self.latencies(base, n, |_| format!("/api/v1/models/{}/versions", big.id)).await?;
         let audit = self.latencies(base, n, |_| "/api/v1/audit?limit=100".to_owned()).await?;
         let pages = [
             ("overview page (HTML, signed in)", overview, None),
             (
+                "model page (HTML, signed in)",
+                model_page,
+                Some(format!("/models/{}: {} versions, its timeline and pins", big.id, big.versions)),
+            ),
+            ("audit page (HTML, signed in)", audit_page, Some("/audit: the newest events, unfiltered".to_owned())),
+            (
                 "model page data (versions of a model)",
                 versions,
-                Some(format!("{} versions; GET /api/v1/models/…/versions: the console has no model page yet", big.versions)),
+                Some(format!("{} versions; GET /api/v1/models/…/versions, the REST API's list", big.versions)),
             ),
-            ("audit log page data (100 newest events)", audit, Some("GET /api/v1/audit?limit=100: the console has no audit page yet".to_owned())),
+            (
+                "audit log page data (100 newest events)",
+                audit,
+                Some("GET /api/v1/audit?limit=100, the REST API's page".to_owned()),
+            ),
         ];
         for (name, samples, note) in pages {
             for p in [50.0, 99.0] {

@@ -90,6 +90,17 @@ pub fn as_of<V>(
     (current, next)
 }
 
+/// `as_of` over the instants alone, for history kept as parallel lists (the
+/// server's temporal index searches only the instants, which fit in fewer
+/// cache lines): `instants` are the entries' `valid_from`, in the entries'
+/// (valid_from, event_id) order. Answers the position of the entry in force
+/// at `t` and that of the next change.
+pub fn as_of_position(instants: &[Timestamp], t: Timestamp) -> (Option<usize>, Option<usize>) {
+    debug_assert!(instants.windows(2).all(|w| w[0] <= w[1]), "instants must be sorted");
+    let idx = instants.partition_point(|v| *v <= t);
+    (idx.checked_sub(1), (idx < instants.len()).then_some(idx))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +182,19 @@ mod tests {
         let entries = pins();
         let (current, _) = as_of(&entries, at(250));
         assert_eq!(current.map(|e| e.event_id), Some(5));
+    }
+
+    #[test]
+    fn the_position_over_instants_alone_follows_the_same_rule() {
+        let entries = vec![entry(100, 1, "v1"), entry(200, 4, "v2"), entry(200, 6, "v3"), entry(400, 7, "v4")];
+        let instants: Vec<Timestamp> = entries.iter().map(|e| e.valid_from).collect();
+        for t in [0, 99, 100, 150, 199, 200, 201, 399, 400, i64::MAX] {
+            let (current, next) = as_of(&entries, at(t));
+            let (i, n) = as_of_position(&instants, at(t));
+            assert_eq!(i.map(|i| &entries[i]), current, "at {t}");
+            assert_eq!(n.map(|n| instants[n]), next, "at {t}");
+        }
+        assert_eq!(as_of_position(&[], at(5)), (None, None));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod postgres;
 pub mod sqlite;
 mod sql;
 mod sql_store;
+pub mod temporal;
 
 #[cfg(test)]
 mod contract;
@@ -167,11 +168,12 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
     /// Returns the number of records accepted.
     async fn insert_request_records(&self, records: &[RequestRecord]) -> StoreResult<u64>;
 
-    /// The record with its version (one query) and the events that put it in service (one more).
+    /// The record with its version and the events that put it in service, in one query.
     async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>>;
 
-    /// What each environment pinned and each cluster served at `at`: one
-    /// set-based query for the pins and one for the clusters, the filters in SQL.
+    /// What each environment pinned and each cluster served at `at`, from
+    /// the per-process temporal index (`store/temporal.rs`), first brought up
+    /// to the ledger head so that every change committed before the call is seen.
     async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt>;
 
     /// Ledger events, newest first, filtered and paginated.

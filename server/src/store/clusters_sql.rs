@@ -19,52 +19,6 @@ macro_rules! cluster_columns {
 }
 pub(crate) const SELECT_CLUSTERS: &str = concat!("SELECT ", cluster_columns!(), " FROM clusters c ORDER BY c.name");
 pub(crate) const SELECT_CLUSTER: &str = concat!("SELECT ", cluster_columns!(), " FROM clusters c WHERE c.name = $1");
-/// Every cluster's (of environment `$1`, if given) state at `$2`, with the
-/// event that set it and the instant of its next change, in one round trip
-/// like `sql::SELECT_PINS_AT`. Clusters created after `$2` have no row; the
-/// subject is spelled as `history::Subject::Cluster::key()` spells it.
-pub(crate) const SELECT_CLUSTERS_AT: &str = "SELECT c.name, c.environment, c.driver, h.valid_from, h.event_id, \
-       h.value, l.actor, l.reason, \
-       (SELECT n.valid_from FROM state_history n \
-         WHERE n.subject = h.subject AND n.valid_from > $2 ORDER BY n.valid_from LIMIT 1) AS next_change \
-     FROM clusters c \
-     JOIN state_history h ON h.subject = 'cluster/' || c.name \
-      AND h.valid_from = (SELECT x.valid_from FROM state_history x \
-         WHERE x.subject = 'cluster/' || c.name AND x.valid_from <= $2 \
-         ORDER BY x.valid_from DESC, x.event_id DESC LIMIT 1) \
-      AND h.event_id = (SELECT x.event_id FROM state_history x \
-         WHERE x.subject = 'cluster/' || c.name AND x.valid_from <= $2 \
-         ORDER BY x.valid_from DESC, x.event_id DESC LIMIT 1) \
-     JOIN ledger l ON l.id = h.event_id \
-     WHERE ($1 IS NULL OR c.environment = $1) \
-     ORDER BY c.name";
-
-/// One row of `SELECT_CLUSTERS_AT`.
-#[derive(sqlx::FromRow)]
-pub(crate) struct ClusterAtRow {
-    pub(crate) name: String,
-    pub(crate) environment: String,
-    pub(crate) driver: String,
-    pub(crate) valid_from: i64,
-    pub(crate) event_id: i64,
-    pub(crate) value: String,
-    pub(crate) actor: String,
-    pub(crate) reason: Option<String>,
-    pub(crate) next_change: Option<i64>,
-}
-
-impl ClusterAtRow {
-    /// The slots and weights the cluster held.
-    pub(crate) fn held(&self) -> StoreResult<ClusterState> {
-        serde_json::from_str(&self.value)
-            .map_err(|e| corrupt(format_args!("state history of cluster {} is not valid: {e}", self.name)))
-    }
-
-    pub(crate) fn driver(&self) -> StoreResult<DriverKind> {
-        DriverKind::from_str(&self.driver).map_err(|_| corrupt(format_args!("driver {:?}", self.driver)))
-    }
-}
-
 pub(crate) const INSERT_CLUSTER: &str = "INSERT INTO clusters \
      (name, environment, driver, config, state, state_event, state_since, rollback_to, created_at, created_by) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
@@ -220,7 +174,6 @@ macro_rules! cluster_sql {
         use switchyard_domain::operations::{
             self as ops, Operation, OperationKind, OperationState, Progress, StepRecord, Trigger,
         };
-        use switchyard_domain::types::ClusterAt;
 
         async fn fetch_cluster<'e, E>(db: E, name: &str) -> StoreResult<Option<Cluster>>
         where
@@ -277,64 +230,6 @@ macro_rules! cluster_sql {
                     .execute(&mut *self.tx)
                     .await?;
                 Ok(())
-            }
-        }
-
-        impl $store {
-            /// What each cluster (of `env`, serving `model`, if given) served at `at`, with drift
-            /// against the pins in force then: one query for every cluster's state.
-            /// `pins` are the pins at `at` that `serving_at` read (of `env` and
-            /// `model`, if given); a pin outside them is looked up by itself,
-            /// which happens only for a cluster serving `model` next to another model.
-            async fn clusters_at(
-                &self,
-                at: Timestamp,
-                env: Option<&str>,
-                model: Option<&ModelId>,
-                pins: &std::collections::HashMap<(&str, &str), &FullId>,
-            ) -> StoreResult<Vec<ClusterAt>> {
-                let rows = sqlx::query_as::<_, cq::ClusterAtRow>(cq::SELECT_CLUSTERS_AT)
-                    .bind(env)
-                    .bind(at.micros())
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let held = row.held()?;
-                    if model.is_some_and(|m| !held.serving().iter().any(|(_, v, _)| &v.model_id == m)) {
-                        continue; // serves other models
-                    }
-                    let mut pinned = Vec::new();
-                    for (_, v, _) in held.serving() {
-                        let served_model = v.model_id.as_str();
-                        if let Some(p) = pins.get(&(row.environment.as_str(), served_model)) {
-                            pinned.push((*p).clone());
-                        } else if model.is_some_and(|m| m.as_str() != served_model) {
-                            let pin_key = Subject::Pin { environment: row.environment.clone(), model_id: served_model.to_owned() }.key();
-                            if let Some(version) = sqlx::query_scalar::<_, String>(q::SELECT_VALUE_AT)
-                                .bind(&pin_key)
-                                .bind(at.micros())
-                                .fetch_optional(&self.pool)
-                                .await?
-                            {
-                                pinned.push(q::stored_full_id(served_model, &version)?);
-                            }
-                        }
-                    }
-                    out.push(ClusterAt {
-                        drift: cl::drift(&held, &pinned),
-                        slots: held.slot_views(),
-                        driver: row.driver()?,
-                        cluster: row.name,
-                        environment: row.environment,
-                        since: Timestamp::from_micros(row.valid_from),
-                        event_id: row.event_id,
-                        actor: row.actor,
-                        reason: row.reason,
-                        next_change: row.next_change.map(Timestamp::from_micros),
-                    });
-                }
-                Ok(out)
             }
         }
 

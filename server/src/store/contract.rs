@@ -14,7 +14,8 @@ use sqlx::Connection;
 use switchyard_domain::config_hash::config_hash;
 use switchyard_domain::ledger::{action, LedgerEvent};
 use switchyard_domain::lifecycle::MoveVia;
-use switchyard_domain::types::{NewVersion, RequestRecord, Version};
+use switchyard_domain::clusters::{DriverKind, NewCluster};
+use switchyard_domain::types::{NewVersion, RequestRecord, ServingAt, Version};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionRef};
 
 use super::{connect, AuditQuery, Backend, DynStore, StoreError, StoreSettings};
@@ -197,6 +198,8 @@ contract_tests!(
     request_records_are_stored_all_or_nothing_and_retries_are_skipped,
     request_lookup_names_the_version_and_the_events_that_put_it_in_service,
     serving_at_answers_what_each_environment_pinned_at_an_instant,
+    serving_at_sees_what_another_server_wrote_after_its_first_answer,
+    serving_at_places_backdated_changes_and_orders_changes_at_one_instant_by_event,
     a_models_history_lists_its_pin_and_stage_changes_oldest_first,
     the_audit_log_filters_and_paginates_newest_first,
     a_malformed_cursor_or_limit_is_refused,
@@ -924,6 +927,7 @@ async fn request_records_are_stored_all_or_nothing_and_retries_are_skipped(db: A
         .expect("stored");
     assert_eq!(found.record, batch[2499]);
     assert!(found.version.is_none(), "chat:v1 was never registered here");
+    assert!(found.provenance.is_empty(), "nor has it any event");
     assert!(db
         .store
         .request_lookup("req-unknown")
@@ -963,6 +967,8 @@ async fn request_lookup_names_the_version_and_the_events_that_put_it_in_service(
         "events of chat:v1 up to the request, not later ones nor other versions'"
     );
     assert_eq!(found.provenance[3].actor, "bob");
+    assert!(found.provenance.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    assert_eq!(found.record, record("decision-42", "chat:v1", at(30)), "one record, however many events");
 }
 
 // ---- serving at T ----
@@ -1030,6 +1036,69 @@ async fn serving_at_answers_what_each_environment_pinned_at_an_instant(db: Arc<T
         .unwrap();
     assert_eq!(after.pins.len(), 1);
     assert_eq!(after.pins[0].full_id, id("embed:e1"));
+}
+
+/// The answers at every instant from 0 to 40 minutes, every 5 minutes.
+async fn answers_over_time(store: &DynStore) -> Vec<ServingAt> {
+    let mut out = Vec::new();
+    for minute in (0..=40).step_by(5) {
+        out.push(store.serving_at(at(minute), None, None).await.expect("serving at"));
+    }
+    out
+}
+
+async fn serving_at_sees_what_another_server_wrote_after_its_first_answer(db: Arc<TestDb>) {
+    register(&db, "chat:v1", at(0)).await;
+    register(&db, "chat:v2", at(0)).await;
+    db.store.set_pin("development", &id("chat:v1"), Some("first"), "bob", at(10)).await.unwrap();
+    let other = db.another_server().await;
+    let first = other.serving_at(at(15), None, None).await.unwrap();
+    assert_eq!(first.pins.len(), 1);
+    assert_eq!((first.pins[0].full_id.clone(), first.pins[0].next_change), (id("chat:v1"), None));
+
+    // Written through the first server after the other one answered.
+    db.store.set_pin("development", &id("chat:v2"), Some("second"), "carol", at(20)).await.unwrap();
+    let cluster = NewCluster { name: "dev-1".into(), environment: "development".into(), driver: DriverKind::Simulated, config: json!({}) };
+    db.store.create_cluster(cluster, "admin", at(22)).await.unwrap();
+
+    let then = other.serving_at(at(15), None, None).await.unwrap();
+    assert_eq!(then.pins[0].full_id, id("chat:v1"));
+    assert_eq!(then.pins[0].next_change, Some(at(20)), "the later change is seen as the next one");
+    assert!(then.clusters.is_empty(), "the cluster did not exist yet");
+    let now = other.serving_at(at(25), None, None).await.unwrap();
+    assert_eq!(now.pins.len(), 1);
+    let pin = &now.pins[0];
+    assert_eq!((pin.full_id.clone(), pin.since, pin.actor.as_str(), pin.reason.as_deref()), (id("chat:v2"), at(20), "carol", Some("second")));
+    assert_eq!(now.clusters.len(), 1, "a cluster created by another server is answered: {now:?}");
+    let c = &now.clusters[0];
+    assert_eq!((c.cluster.as_str(), c.environment.as_str(), c.driver, c.since), ("dev-1", "development", DriverKind::Simulated, at(22)));
+    assert_eq!(answers_over_time(&other).await, answers_over_time(&db.store).await, "both servers answer alike");
+}
+
+async fn serving_at_places_backdated_changes_and_orders_changes_at_one_instant_by_event(db: Arc<TestDb>) {
+    for v in ["chat:v1", "chat:v2", "chat:v3", "embed:e1"] {
+        register(&db, v, at(0)).await;
+    }
+    db.store.set_pin("development", &id("chat:v3"), None, "bob", at(30)).await.unwrap();
+    let loaded = db.store.serving_at(at(35), None, None).await.unwrap();
+    assert_eq!(loaded.pins.iter().map(|p| p.full_id.clone()).collect::<Vec<_>>(), [id("chat:v3")]);
+
+    // Written after the index was loaded, dated before what it holds; two at one instant.
+    db.store.set_pin("development", &id("chat:v1"), None, "carol", at(10)).await.unwrap();
+    let v2 = db.store.set_pin("development", &id("chat:v2"), Some("same instant"), "dave", at(10)).await.unwrap();
+    db.store.set_pin("development", &id("embed:e1"), None, "erin", at(12)).await.unwrap();
+
+    assert!(db.store.serving_at(at(5), None, None).await.unwrap().pins.is_empty(), "nothing was pinned yet");
+    let at_10 = db.store.serving_at(at(10), None, Some(&model("chat"))).await.unwrap();
+    assert_eq!(at_10.pins.len(), 1);
+    let pin = &at_10.pins[0];
+    assert_eq!(pin.full_id, id("chat:v2"), "of two changes at one instant the later event holds");
+    assert_eq!((pin.since, pin.event_id, pin.next_change), (at(10), v2.event_id, Some(at(30))));
+    let at_30 = db.store.serving_at(at(30), Some("development"), None).await.unwrap();
+    let pins: Vec<_> = at_30.pins.iter().map(|p| (p.full_id.clone(), p.next_change)).collect();
+    assert_eq!(pins, [(id("chat:v3"), None), (id("embed:e1"), None)], "by model within the environment");
+    let fresh = db.another_server().await;
+    assert_eq!(answers_over_time(&fresh).await, answers_over_time(&db.store).await, "loaded at once or caught up, the same answers");
 }
 
 // ---- model history (the timeline) ----

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use switchyard_domain::types::RequestRecord;
 
 use super::cache::ReadCache;
+use super::temporal::TemporalIndex;
 use super::sql::{CHANGES_CHANNEL, REQUEST_RECORD_COLUMNS};
 use super::{StoreResult, StoreSettings};
 
@@ -16,6 +17,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 /// bounds the size of one message.
 const RECORDS_PER_STATEMENT: usize = 10_000;
 
+/// A pooled connection idle this long is pinged before use.
+const IDLE_PING: Duration = Duration::from_secs(5);
+
 /// How often `watch_changes` reads the ledger head, besides listening.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -23,6 +27,7 @@ pub struct PgStore {
     pool: PgPool,
     settings: StoreSettings,
     cache: Arc<ReadCache>,
+    temporal: tokio::sync::RwLock<TemporalIndex>,
 }
 
 impl PgStore {
@@ -30,9 +35,22 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection before handing it out: a second round
+            // trip for each query. Only a connection idle for a while (which a
+            // restart or a proxy may have cut) is pinged now; one that fails is
+            // dropped and another taken, as before.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
-        Ok(PgStore { pool, settings, cache: Arc::default() })
+        Ok(PgStore { pool, settings, cache: Arc::default(), temporal: Default::default() })
     }
 
     /// Listens for the `NOTIFY` every writing transaction sends (so a change

@@ -121,32 +121,20 @@ pub(crate) const UPSERT_PIN: &str = "INSERT INTO pins \
 pub(crate) const SELECT_PINNED_IN: &str = "SELECT p.environment FROM pins p \
      JOIN environments e ON e.name = p.environment \
      WHERE p.model_id = $1 AND p.version = $2 ORDER BY e.position, p.environment";
-/// What every pin (filtered by environment and model) held at `$3`, with the
-/// event that set it and the instant of its next change, in one round trip:
-/// per pin, correlated lookups on the (subject, valid_from, event_id) key.
-/// The subject is spelled as `history::Subject::Pin::key()` spells it.
-pub(crate) const SELECT_PINS_AT: &str = "SELECT p.environment, p.model_id, h.valid_from, h.event_id, h.value, \
-       l.actor, l.reason, \
-       (SELECT n.valid_from FROM state_history n \
-         WHERE n.subject = h.subject AND n.valid_from > $3 ORDER BY n.valid_from LIMIT 1) AS next_change \
-     FROM pins p \
-     JOIN environments e ON e.name = p.environment \
-     JOIN state_history h ON h.subject = 'pin/' || p.environment || '/' || p.model_id \
-      AND h.valid_from = (SELECT x.valid_from FROM state_history x \
-         WHERE x.subject = 'pin/' || p.environment || '/' || p.model_id AND x.valid_from <= $3 \
-         ORDER BY x.valid_from DESC, x.event_id DESC LIMIT 1) \
-      AND h.event_id = (SELECT x.event_id FROM state_history x \
-         WHERE x.subject = 'pin/' || p.environment || '/' || p.model_id AND x.valid_from <= $3 \
-         ORDER BY x.valid_from DESC, x.event_id DESC LIMIT 1) \
-     JOIN ledger l ON l.id = h.event_id \
-     WHERE ($1 IS NULL OR p.environment = $1) AND ($2 IS NULL OR p.model_id = $2) \
-     ORDER BY e.position, p.environment, p.model_id";
-
 pub(crate) const INSERT_STATE: &str =
     "INSERT INTO state_history (subject, valid_from, event_id, value) VALUES ($1, $2, $3, $4)";
-/// The value `$1` held at `$2` (the last row of its state history from before then).
-pub(crate) const SELECT_VALUE_AT: &str = "SELECT value FROM state_history \
-     WHERE subject = $1 AND valid_from <= $2 ORDER BY valid_from DESC, event_id DESC LIMIT 1";
+/// The pin and cluster rows of `state_history` of the events in (`$1`, `$2`],
+/// with their event's actor and reason: what the temporal index loads
+/// (`state_history_by_event` finds the few new rows of a catch-up).
+pub(crate) const SELECT_HISTORY_BETWEEN: &str = "SELECT h.subject, h.valid_from, h.event_id, h.value, \
+       l.actor, l.reason \
+     FROM state_history h JOIN ledger l ON l.id = h.event_id \
+     WHERE h.event_id > $1 AND h.event_id <= $2 \
+       AND (h.subject LIKE 'pin/%' OR h.subject LIKE 'cluster/%')";
+/// Environment names in their standard order, for the temporal index.
+pub(crate) const SELECT_ENVIRONMENT_ORDER: &str = "SELECT name FROM environments ORDER BY position, name";
+/// Every cluster's fixed columns, for the temporal index.
+pub(crate) const SELECT_CLUSTER_META: &str = "SELECT name, environment, driver FROM clusters";
 
 macro_rules! ledger_columns {
     () => {
@@ -163,11 +151,6 @@ pub(crate) const SELECT_EVENTS_PAGE: &str = concat!(
     ledger_columns!(),
     " FROM ledger WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
 );
-pub(crate) const SELECT_PROVENANCE: &str = concat!(
-    "SELECT ",
-    ledger_columns!(),
-    " FROM ledger WHERE model_id = $1 AND version = $2 AND at <= $3 ORDER BY id"
-);
 pub(crate) const SELECT_STAGE_EVENTS: &str = concat!(
     "SELECT ",
     ledger_columns!(),
@@ -183,14 +166,23 @@ pub(crate) const SELECT_MODEL_HISTORY: &str = concat!(
      AND action IN ('version.registered', 'stage.changed', 'pin.changed') ORDER BY id"
 );
 
-/// A request record with the version it names (NULL columns if that version is not registered).
-pub(crate) const SELECT_REQUEST_WITH_VERSION: &str =
+/// A request record with the version it names (NULL columns if that version
+/// is not registered) and, one per row, the events of that version up to the
+/// record's instant, oldest first (one row of NULL event columns if none):
+/// `request_lookup` in one round trip.
+pub(crate) const SELECT_REQUEST_LOOKUP: &str =
     "SELECT r.request_id, r.at, r.cluster, r.slot, r.model_id, r.version, r.latency_ms, r.outcome, \
      v.stage AS v_stage, v.config_hash AS v_config_hash, v.config AS v_config, \
      v.artifact_uri AS v_artifact_uri, v.labels AS v_labels, v.created_at AS v_created_at, \
-     v.created_by AS v_created_by, v.stage_since AS v_stage_since \
-     FROM request_records r LEFT JOIN versions v ON v.model_id = r.model_id AND v.version = r.version \
-     WHERE r.request_id = $1";
+     v.created_by AS v_created_by, v.stage_since AS v_stage_since, \
+     l.id AS l_id, l.at AS l_at, l.actor AS l_actor, l.action AS l_action, l.model_id AS l_model_id, \
+     l.version AS l_version, l.environment AS l_environment, l.cluster AS l_cluster, l.reason AS l_reason, \
+     l.details AS l_details, l.prev_hash AS l_prev_hash, l.hash AS l_hash \
+     FROM request_records r \
+     LEFT JOIN versions v ON v.model_id = r.model_id AND v.version = r.version \
+     LEFT JOIN ledger l ON l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at \
+     WHERE r.request_id = $1 \
+     ORDER BY l.id";
 pub(crate) const REQUEST_RECORD_COLUMNS: &str =
     "request_id, at, cluster, slot, model_id, version, latency_ms, outcome";
 
@@ -386,7 +378,6 @@ impl PinRow {
     }
 }
 
-/// One row of `SELECT_PINS_AT`.
 /// One row of a subject's state history (a cluster's, for its timeline lane).
 #[derive(sqlx::FromRow)]
 pub(crate) struct StateAtRow {
@@ -396,19 +387,6 @@ pub(crate) struct StateAtRow {
     pub(crate) actor: String,
     pub(crate) reason: Option<String>,
 }
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct PinAtRow {
-    pub(crate) environment: String,
-    pub(crate) model_id: String,
-    pub(crate) valid_from: i64,
-    pub(crate) event_id: i64,
-    pub(crate) value: String,
-    pub(crate) actor: String,
-    pub(crate) reason: Option<String>,
-    pub(crate) next_change: Option<i64>,
-}
-
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct LedgerRow {
@@ -574,6 +552,56 @@ impl RequestWithVersionRow {
             _ => None,
         };
         Ok((self.record.into_record()?, version))
+    }
+}
+
+/// A row of `SELECT_REQUEST_LOOKUP`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RequestLookupRow {
+    #[sqlx(flatten)]
+    pub(crate) record: RequestWithVersionRow,
+    l_id: Option<i64>,
+    l_at: Option<i64>,
+    l_actor: Option<String>,
+    l_action: Option<String>,
+    l_model_id: Option<String>,
+    l_version: Option<String>,
+    l_environment: Option<String>,
+    l_cluster: Option<String>,
+    l_reason: Option<String>,
+    l_details: Option<String>,
+    l_prev_hash: Option<String>,
+    l_hash: Option<String>,
+}
+
+impl RequestLookupRow {
+    /// The row's provenance event; `None` for the row of a record whose version has none.
+    pub(crate) fn event(&mut self) -> Option<LedgerRow> {
+        match (
+            self.l_id,
+            self.l_at,
+            self.l_actor.take(),
+            self.l_action.take(),
+            self.l_details.take(),
+            self.l_prev_hash.take(),
+            self.l_hash.take(),
+        ) {
+            (Some(id), Some(at), Some(actor), Some(action), Some(details), Some(prev_hash), Some(hash)) => Some(LedgerRow {
+                id,
+                at,
+                actor,
+                action,
+                model_id: self.l_model_id.take(),
+                version: self.l_version.take(),
+                environment: self.l_environment.take(),
+                cluster: self.l_cluster.take(),
+                reason: self.l_reason.take(),
+                details,
+                prev_hash,
+                hash,
+            }),
+            _ => None,
+        }
     }
 }
 

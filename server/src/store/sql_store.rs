@@ -89,7 +89,8 @@ impl ChainWalk {
 
 /// Implements `Store` for `$store`, in a child module `shared` of the
 /// backend's module so that it can reach the backend's private parts: the
-/// fields `pool: sqlx::Pool<$db>` and `settings: StoreSettings`, the method
+/// fields `pool: sqlx::Pool<$db>`, `settings: StoreSettings`, `cache:
+/// Arc<ReadCache>` and `temporal: tokio::sync::RwLock<TemporalIndex>`, the method
 /// `insert_records(&self, &[RequestRecord]) -> StoreResult<u64>` and the
 /// static `MIGRATOR`.
 macro_rules! sql_store {
@@ -98,6 +99,7 @@ macro_rules! sql_store {
         use super::{$store, MIGRATOR};
         use $crate::store::sql::{self as q, Arg};
         use $crate::store::sql_store::ChainWalk;
+        use $crate::store::temporal::{ClusterMetaRow, HistoryRow, TemporalIndex};
         use $crate::store::{
             AuditQuery, Backend, Registered, RetireReport, Store, StoreResult,
         };
@@ -107,7 +109,7 @@ macro_rules! sql_store {
         use switchyard_domain::lifecycle::{self, MoveVia};
         use switchyard_domain::policy::EnvPolicy;
         use switchyard_domain::types::{
-            AuditPage, Environment, ModelHistory, ModelSummary, NewVersion, Pin, PinAt, RequestLookup,
+            AuditPage, Environment, ModelHistory, ModelSummary, NewVersion, Pin, RequestLookup,
             RequestRecord, Resolved, ServingAt, Version, VersionDetail, VerifyReport,
         };
         use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionRef};
@@ -376,6 +378,44 @@ macro_rules! sql_store {
                     self.cache.vouch(checked_at);
                     tokio::time::sleep(every).await;
                 }
+            }
+
+            /// The temporal index with every state row of the events up to the
+            /// ledger head as read now: loaded on first use, then caught up with
+            /// the rows of the events after the last one applied (ids commit in
+            /// order under the head lock, so none can be missed; see `store/temporal.rs`).
+            async fn temporal_at_head(&self) -> StoreResult<tokio::sync::RwLockReadGuard<'_, TemporalIndex>> {
+                let head: i64 = sqlx::query_scalar(q::SELECT_HEAD_ID).fetch_one(&self.pool).await?;
+                {
+                    let index = self.temporal.read().await;
+                    if index.applied().is_some_and(|applied| applied >= head) && !index.metadata_stale() {
+                        return Ok(index);
+                    }
+                }
+                let mut index = self.temporal.write().await;
+                let loading = index.applied().is_none();
+                if index.applied().is_none_or(|applied| applied < head) {
+                    let rows = sqlx::query_as::<_, HistoryRow>(q::SELECT_HISTORY_BETWEEN)
+                        .bind(index.applied().unwrap_or(0))
+                        .bind(head)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    index.apply(rows, head);
+                }
+                if index.metadata_stale() {
+                    let environments = sqlx::query_scalar::<_, String>(q::SELECT_ENVIRONMENT_ORDER)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let clusters = sqlx::query_as::<_, ClusterMetaRow>(q::SELECT_CLUSTER_META)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    index.set_metadata(environments, clusters);
+                }
+                if loading {
+                    let f = index.footprint();
+                    tracing::info!(head, subjects = f.subjects, entries = f.entries, bytes = f.bytes, "temporal index loaded");
+                }
+                Ok(tokio::sync::RwLockWriteGuard::downgrade(index))
             }
 
             /// `resolve` straight from the database: the policy, then the candidate version.
@@ -647,56 +687,26 @@ macro_rules! sql_store {
             }
 
             async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>> {
-                let Some(row) = sqlx::query_as::<_, q::RequestWithVersionRow>(q::SELECT_REQUEST_WITH_VERSION)
+                let mut rows = sqlx::query_as::<_, q::RequestLookupRow>(q::SELECT_REQUEST_LOOKUP)
                     .bind(request_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let (record, version) = row.into_parts()?;
-                let provenance = sqlx::query_as::<_, q::LedgerRow>(q::SELECT_PROVENANCE)
-                    .bind(record.full_id.model_id.as_str())
-                    .bind(record.full_id.version.as_str())
-                    .bind(record.at.micros())
                     .fetch_all(&self.pool)
                     .await?
+                    .into_iter();
+                let Some(mut first) = rows.next() else {
+                    return Ok(None);
+                };
+                let provenance = first
+                    .event()
                     .into_iter()
+                    .chain(rows.filter_map(|mut row| row.event()))
                     .map(q::LedgerRow::into_event)
                     .collect::<StoreResult<Vec<_>>>()?;
+                let (record, version) = first.record.into_parts()?;
                 Ok(Some(RequestLookup { record, version, provenance }))
             }
 
             async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {
-                let rows = sqlx::query_as::<_, q::PinAtRow>(q::SELECT_PINS_AT)
-                    .bind(env)
-                    .bind(model.map(ModelId::as_str))
-                    .bind(at.micros())
-                    .fetch_all(&self.pool)
-                    .await?;
-                // Pins that did not exist yet at `at` have no row.
-                let mut pins = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let full_id = q::stored_full_id(&row.model_id, &row.value)?;
-                    pins.push(PinAt {
-                        environment: row.environment,
-                        model_id: full_id.model_id.clone(),
-                        full_id,
-                        since: Timestamp::from_micros(row.valid_from),
-                        event_id: row.event_id,
-                        actor: row.actor,
-                        reason: row.reason,
-                        next_change: row.next_change.map(Timestamp::from_micros),
-                    });
-                }
-                let clusters = {
-                    let pinned: std::collections::HashMap<(&str, &str), &FullId> = pins
-                        .iter()
-                        .map(|p| ((p.environment.as_str(), p.model_id.as_str()), &p.full_id))
-                        .collect();
-                    self.clusters_at(at, env, model, &pinned).await?
-                };
-                Ok(ServingAt { at, pins, clusters })
+                self.temporal_at_head().await?.serving_at(at, env, model)
             }
 
             async fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage> {

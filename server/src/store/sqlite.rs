@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use switchyard_domain::types::RequestRecord;
 
 use super::cache::ReadCache;
+use super::temporal::TemporalIndex;
 use super::sql::REQUEST_RECORD_COLUMNS;
 use super::{StoreError, StoreResult, StoreSettings};
 
@@ -24,6 +25,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     settings: StoreSettings,
     cache: Arc<ReadCache>,
+    temporal: tokio::sync::RwLock<TemporalIndex>,
 }
 
 impl SqliteStore {
@@ -46,10 +48,13 @@ impl SqliteStore {
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection to a local file does not go stale; sqlx's default
+            // ping before every acquire would add a round trip to each query.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, settings, cache: Arc::default() })
+        Ok(SqliteStore { pool, settings, cache: Arc::default(), temporal: Default::default() })
     }
 
     /// Other processes' changes are seen by polling the ledger head.

@@ -1,0 +1,500 @@
+//! The temporal index: a per-process, in-memory copy of the pin and cluster
+//! subjects of `state_history`, so that "what was serving at T" is a binary
+//! search per subject instead of three correlated index lookups per pin and
+//! cluster in SQL.
+//!
+//! For each subject it keeps the changes sorted by (valid_from, event_id), each
+//! with the actor and reason of its ledger event; for clusters also their
+//! environment and driver, and the environments' order. Nothing here does I/O:
+//! `sql_store!` loads it lazily on the first `serving_at` and, before every
+//! answer, reads the ledger head and applies the rows of the events after the
+//! last one applied (`TemporalIndex::applied`). That is exact because ledger
+//! ids are assigned under the head lock, so they commit in order: once the head
+//! reads H, every state row of an event ≤ H is committed and visible, and none
+//! of an event > H is taken. History inserted out of order (a backdated `at`)
+//! is placed where it sorts, as the SQL index placed it.
+//!
+//! Memory: one entry per pin or cluster change (not per ledger event, nor per
+//! request record); actors and reasons are interned. `footprint` estimates it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use switchyard_domain::clusters::{self as cl, ClusterState, DriverKind};
+use switchyard_domain::history::{as_of_position, StateEntry};
+use switchyard_domain::types::{ClusterAt, PinAt, ServingAt};
+use switchyard_domain::{FullId, ModelId, Timestamp};
+
+use super::sql::stored_full_id;
+use super::{StoreError, StoreResult};
+
+/// A row of `state_history` (a pin's or a cluster's) with its event's actor and reason.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct HistoryRow {
+    pub(crate) subject: String,
+    pub(crate) valid_from: i64,
+    pub(crate) event_id: i64,
+    pub(crate) value: String,
+    pub(crate) actor: String,
+    pub(crate) reason: Option<String>,
+}
+
+/// A cluster's fixed columns.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ClusterMetaRow {
+    pub(crate) name: String,
+    pub(crate) environment: String,
+    pub(crate) driver: String,
+}
+
+/// A value with who set it and why.
+#[derive(Debug, Clone)]
+struct Held<V> {
+    value: V,
+    actor: Arc<str>,
+    reason: Option<Arc<str>>,
+}
+
+/// A subject's changes, sorted by (valid_from, event_id), and their instants
+/// alone in the same order: a lookup searches only `instants` (a few cache
+/// lines) and then reads the one change it found.
+#[derive(Debug)]
+struct History<V> {
+    instants: Vec<Timestamp>,
+    changes: Vec<StateEntry<Held<V>>>,
+}
+
+impl<V> Default for History<V> {
+    fn default() -> Self {
+        History { instants: Vec::new(), changes: Vec::new() }
+    }
+}
+
+impl<V> History<V> {
+    /// Inserts `entry` where it sorts by (valid_from, event_id); an entry with
+    /// the same key (the table's primary key) is replaced.
+    fn insert(&mut self, entry: StateEntry<Held<V>>) {
+        let key = (entry.valid_from, entry.event_id);
+        let at = self.changes.partition_point(|e| (e.valid_from, e.event_id) < key);
+        match self.changes.get_mut(at) {
+            Some(e) if (e.valid_from, e.event_id) == key => *e = entry,
+            _ => {
+                self.instants.insert(at, entry.valid_from);
+                self.changes.insert(at, entry);
+            }
+        }
+    }
+
+    /// The change in force at `at` (`history::as_of`) and the instant of the next one.
+    fn at(&self, at: Timestamp) -> (Option<&StateEntry<Held<V>>>, Option<Timestamp>) {
+        let (current, next) = as_of_position(&self.instants, at);
+        (current.and_then(|i| self.changes.get(i)), next.and_then(|n| self.instants.get(n).copied()))
+    }
+
+    fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Bytes of the two lists (not of what the changes point to).
+    fn heap_bytes(&self) -> usize {
+        self.instants.capacity() * std::mem::size_of::<Timestamp>()
+            + self.changes.capacity() * std::mem::size_of::<StateEntry<Held<V>>>()
+    }
+}
+
+/// A pinned version and a cluster state as stored, parsed once when loaded; a
+/// value that does not parse keeps its error, reported when an answer needs it.
+type StoredPin = Result<FullId, String>;
+type StoredState = Result<ClusterState, String>;
+
+#[derive(Debug, Default)]
+struct ClusterHistory {
+    /// (environment, driver) from `clusters`; `None` until read (a subject
+    /// without a `clusters` row is not answered, as the SQL join did not).
+    meta: Option<(String, String)>,
+    changes: History<StoredState>,
+}
+
+/// Estimated memory of the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    pub subjects: usize,
+    pub entries: usize,
+    pub bytes: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct TemporalIndex {
+    /// The last ledger id whose state rows are applied; `None`: not loaded.
+    applied: Option<i64>,
+    /// Environment names in their standard order (position, then name).
+    environments: Vec<String>,
+    /// environment → model → the pin's changes.
+    pins: HashMap<String, BTreeMap<String, History<StoredPin>>>,
+    /// By name, the order of the answer.
+    clusters: BTreeMap<String, ClusterHistory>,
+    /// A pin of an unknown environment or a cluster without its row was applied.
+    metadata_stale: bool,
+    strings: HashSet<Arc<str>>,
+}
+
+impl Default for TemporalIndex {
+    /// Empty and not loaded; the environments' order and the clusters' rows are still to be read.
+    fn default() -> Self {
+        TemporalIndex {
+            applied: None,
+            environments: Vec::new(),
+            pins: HashMap::new(),
+            clusters: BTreeMap::new(),
+            metadata_stale: true,
+            strings: HashSet::new(),
+        }
+    }
+}
+
+fn pinned(stored: &StoredPin) -> StoreResult<&FullId> {
+    stored.as_ref().map_err(|e| StoreError::Corrupt(e.clone()))
+}
+
+impl TemporalIndex {
+    /// The last ledger id applied, if the index is loaded.
+    pub(crate) fn applied(&self) -> Option<i64> {
+        self.applied
+    }
+
+    fn intern(&mut self, s: String) -> Arc<str> {
+        if let Some(known) = self.strings.get(s.as_str()) {
+            return known.clone();
+        }
+        let shared: Arc<str> = s.into();
+        self.strings.insert(shared.clone());
+        shared
+    }
+
+    /// Applies `rows` (in any order) and records that every state row of the
+    /// events up to `head` is now in. Rows of other subjects are ignored.
+    pub(crate) fn apply(&mut self, rows: Vec<HistoryRow>, head: i64) {
+        for row in rows {
+            let (valid_from, event_id) = (Timestamp::from_micros(row.valid_from), row.event_id);
+            let actor = self.intern(row.actor);
+            let reason = row.reason.map(|r| self.intern(r));
+            if let Some(rest) = row.subject.strip_prefix("pin/") {
+                let Some((environment, model)) = rest.split_once('/') else { continue };
+                if !self.environments.iter().any(|e| e == environment) {
+                    self.metadata_stale = true;
+                }
+                let history = self
+                    .pins
+                    .entry(environment.to_owned())
+                    .or_default()
+                    .entry(model.to_owned())
+                    .or_default();
+                let pinned = stored_full_id(model, &row.value).map_err(|e| match e {
+                    StoreError::Corrupt(why) => why,
+                    other => other.to_string(),
+                });
+                let value = Held { value: pinned, actor, reason };
+                history.insert(StateEntry { valid_from, event_id, value });
+            } else if let Some(name) = row.subject.strip_prefix("cluster/") {
+                let cluster = self.clusters.entry(name.to_owned()).or_default();
+                if cluster.meta.is_none() {
+                    self.metadata_stale = true;
+                }
+                let state = serde_json::from_str::<ClusterState>(&row.value).map_err(|e| e.to_string());
+                let value = Held { value: state, actor, reason };
+                cluster.changes.insert(StateEntry { valid_from, event_id, value });
+            }
+        }
+        self.applied = Some(self.applied.map_or(head, |a| a.max(head)));
+    }
+
+    /// Whether the environments' order or some cluster's row must be read
+    /// (before the first answer, and after a new environment or cluster appears).
+    pub(crate) fn metadata_stale(&self) -> bool {
+        self.metadata_stale
+    }
+
+    /// The environments' names in the order `environments.position, name`,
+    /// and every cluster's environment and driver.
+    pub(crate) fn set_metadata(&mut self, environments: Vec<String>, clusters: Vec<ClusterMetaRow>) {
+        self.environments = environments;
+        for c in clusters {
+            self.clusters.entry(c.name).or_default().meta = Some((c.environment, c.driver));
+        }
+        self.metadata_stale = false;
+    }
+
+    /// The version `environment` pinned for `model` at `at`, if any.
+    fn pinned_at(&self, environment: &str, model: &str, at: Timestamp) -> StoreResult<Option<&FullId>> {
+        let Some(history) = self.pins.get(environment).and_then(|models| models.get(model)) else {
+            return Ok(None);
+        };
+        history.at(at).0.map(|current| pinned(&current.value.value)).transpose()
+    }
+
+    /// What each environment (`env`, if given) pinned (for `model`, if given)
+    /// at `at`, and what each cluster of those environments served (serving
+    /// `model`, if given) with its drift against the pins then. Pins come in
+    /// the environments' order, then by model; clusters by name. Pins and
+    /// clusters that did not exist yet at `at` are left out.
+    pub(crate) fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {
+        let mut pins = Vec::new();
+        for environment in self.environments.iter().filter(|e| env.is_none_or(|f| f == e.as_str())) {
+            let Some(models) = self.pins.get(environment) else { continue };
+            let mut push = |history: &History<StoredPin>| -> StoreResult<()> {
+                if let (Some(current), next_change) = history.at(at) {
+                    let full_id = pinned(&current.value.value)?.clone();
+                    pins.push(PinAt {
+                        environment: environment.clone(),
+                        model_id: full_id.model_id.clone(),
+                        full_id,
+                        since: current.valid_from,
+                        event_id: current.event_id,
+                        actor: current.value.actor.to_string(),
+                        reason: current.value.reason.as_deref().map(str::to_owned),
+                        next_change,
+                    });
+                }
+                Ok(())
+            };
+            match model {
+                Some(m) => {
+                    if let Some(history) = models.get(m.as_str()) {
+                        push(history)?;
+                    }
+                }
+                None => {
+                    for history in models.values() {
+                        push(history)?;
+                    }
+                }
+            }
+        }
+        let mut clusters = Vec::new();
+        for (name, cluster) in &self.clusters {
+            let Some((environment, driver)) = &cluster.meta else { continue };
+            if env.is_some_and(|f| f != environment) {
+                continue;
+            }
+            let (Some(current), next_change) = cluster.changes.at(at) else { continue };
+            let held = current.value.value.as_ref().map_err(|e| {
+                StoreError::Corrupt(format!("state history of cluster {name} is not valid: {e}"))
+            })?;
+            let serving = held.serving();
+            if model.is_some_and(|m| !serving.iter().any(|(_, v, _)| &v.model_id == m)) {
+                continue; // serves other models
+            }
+            let mut pinned: Vec<FullId> = Vec::new();
+            for (_, v, _) in &serving {
+                if let Some(p) = self.pinned_at(environment, v.model_id.as_str(), at)? {
+                    pinned.push(p.clone());
+                }
+            }
+            clusters.push(ClusterAt {
+                drift: cl::drift(held, &pinned),
+                slots: held.slot_views(),
+                driver: DriverKind::from_str(driver)
+                    .map_err(|_| StoreError::Corrupt(format!("stored driver {driver:?} is unknown")))?,
+                cluster: name.clone(),
+                environment: environment.clone(),
+                since: current.valid_from,
+                event_id: current.event_id,
+                actor: current.value.actor.to_string(),
+                reason: current.value.reason.as_deref().map(str::to_owned),
+                next_change,
+            });
+        }
+        Ok(ServingAt { at, pins, clusters })
+    }
+
+    /// Subjects, entries and an estimate of the heap they take (entries,
+    /// their strings and cluster states, the maps' keys, the interned strings).
+    pub fn footprint(&self) -> Footprint {
+        use std::mem::size_of;
+        let string = |s: &str| size_of::<String>() + s.len();
+        let full_id = |f: &Option<FullId>| f.as_ref().map_or(0, |f| f.model_id.as_str().len() + f.version.as_str().len());
+        let mut f = Footprint { subjects: 0, entries: 0, bytes: 0 };
+        for (environment, models) in &self.pins {
+            f.bytes += string(environment);
+            for (model, history) in models {
+                f.subjects += 1;
+                f.entries += history.len();
+                f.bytes += string(model) + history.heap_bytes();
+                f.bytes += history
+                    .changes
+                    .iter()
+                    .map(|e| match &e.value.value {
+                        Ok(id) => id.model_id.as_str().len() + id.version.as_str().len(),
+                        Err(e) => e.len(),
+                    })
+                    .sum::<usize>();
+            }
+        }
+        for (name, cluster) in &self.clusters {
+            f.subjects += 1;
+            f.entries += cluster.changes.len();
+            f.bytes += string(name) + cluster.changes.heap_bytes();
+            f.bytes += cluster
+                .changes
+                .changes
+                .iter()
+                .map(|e| match &e.value.value {
+                    Ok(s) => full_id(&s.blue) + full_id(&s.green),
+                    Err(e) => e.len(),
+                })
+                .sum::<usize>();
+        }
+        f.bytes += self.strings.iter().map(|s| s.len() + 2 * size_of::<usize>()).sum::<usize>();
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use switchyard_domain::clusters::{SlotName, Weights};
+
+    use super::*;
+
+    fn at(us: i64) -> Timestamp {
+        Timestamp::from_micros(us)
+    }
+
+    fn row(subject: &str, valid_from: i64, event_id: i64, value: &str, actor: &str) -> HistoryRow {
+        HistoryRow {
+            subject: subject.into(),
+            valid_from,
+            event_id,
+            value: value.into(),
+            actor: actor.into(),
+            reason: None,
+        }
+    }
+
+    fn state(blue: Option<&str>, green: Option<&str>, on: SlotName) -> String {
+        let state = ClusterState {
+            blue: blue.map(|b| FullId::parse(b).expect("full id")),
+            green: green.map(|g| FullId::parse(g).expect("full id")),
+            weights: Weights::all_on(on),
+        };
+        json!(state).to_string()
+    }
+
+    fn meta(name: &str, environment: &str) -> ClusterMetaRow {
+        ClusterMetaRow { name: name.into(), environment: environment.into(), driver: "simulated".into() }
+    }
+
+    fn index(rows: Vec<HistoryRow>) -> TemporalIndex {
+        let mut index = TemporalIndex::default();
+        index.apply(rows, 100);
+        index.set_metadata(
+            vec!["development".into(), "staging".into(), "production".into()],
+            vec![meta("eu-1", "production"), meta("dev-1", "development")],
+        );
+        index
+    }
+
+    fn model(s: &str) -> ModelId {
+        ModelId::parse(s).expect("model id")
+    }
+
+    fn versions(s: &ServingAt) -> Vec<String> {
+        s.pins.iter().map(|p| format!("{}/{}", p.environment, p.full_id)).collect()
+    }
+
+    #[test]
+    fn pins_come_in_environment_order_then_by_model_and_only_once_they_exist() {
+        let index = index(vec![
+            row("pin/production/chat", 10, 1, "v1", "bob"),
+            row("pin/development/embed", 20, 2, "e1", "erin"),
+            row("pin/production/chat", 30, 3, "v2", "carol"),
+            row("pin/development/chat", 5, 4, "v0", "dave"),
+        ]);
+        assert!(index.serving_at(at(4), None, None).expect("answer").pins.is_empty());
+        let s = index.serving_at(at(25), None, None).expect("answer");
+        assert_eq!(versions(&s), ["development/chat:v0", "development/embed:e1", "production/chat:v1"]);
+        let chat = &s.pins[2];
+        assert_eq!((chat.since, chat.next_change, chat.event_id, chat.actor.as_str()), (at(10), Some(at(30)), 1, "bob"));
+        let filtered = index.serving_at(at(30), Some("production"), Some(&model("chat"))).expect("answer");
+        assert_eq!(versions(&filtered), ["production/chat:v2"]);
+        assert_eq!(filtered.pins[0].next_change, None);
+        assert!(index.serving_at(at(30), Some("staging"), None).expect("answer").pins.is_empty());
+    }
+
+    #[test]
+    fn history_applied_out_of_order_sorts_by_instant_then_event() {
+        let mut index = index(vec![row("pin/production/chat", 30, 5, "v3", "carol")]);
+        // Applied later, but a backdated change and two changes at one instant.
+        index.apply(
+            vec![
+                row("pin/production/chat", 10, 7, "v1", "bob"),
+                row("pin/production/chat", 20, 9, "v2b", "bob"),
+                row("pin/production/chat", 20, 8, "v2a", "bob"),
+            ],
+            110,
+        );
+        assert_eq!(index.applied(), Some(110));
+        let at_15 = index.serving_at(at(15), None, None).expect("answer");
+        assert_eq!((versions(&at_15), at_15.pins[0].next_change), (vec!["production/chat:v1".to_owned()], Some(at(20))));
+        let at_20 = index.serving_at(at(20), None, None).expect("answer");
+        assert_eq!(versions(&at_20), ["production/chat:v2b"], "the higher event id at one instant holds");
+        assert_eq!(at_20.pins[0].next_change, Some(at(30)));
+    }
+
+    #[test]
+    fn clusters_answer_their_state_with_drift_against_the_pins_then() {
+        let index = index(vec![
+            row("pin/production/chat", 10, 1, "v1", "bob"),
+            row("cluster/eu-1", 5, 2, &state(None, None, SlotName::Blue), "alice"),
+            row("cluster/eu-1", 20, 3, &state(Some("chat:v1"), None, SlotName::Blue), "alice"),
+            row("cluster/eu-1", 40, 4, &state(Some("chat:v1"), Some("chat:v2"), SlotName::Green), "alice"),
+            row("cluster/dev-1", 50, 5, &state(None, Some("embed:e1"), SlotName::Green), "erin"),
+            row("cluster/unknown", 5, 6, &state(None, None, SlotName::Blue), "alice"),
+        ]);
+        let s = index.serving_at(at(25), None, None).expect("answer");
+        let names: Vec<_> = s.clusters.iter().map(|c| c.cluster.as_str()).collect();
+        assert_eq!(names, ["eu-1"], "dev-1 did not exist yet; a subject without a clusters row is not answered");
+        assert!(s.clusters[0].drift.is_empty());
+        assert_eq!((s.clusters[0].since, s.clusters[0].next_change), (at(20), Some(at(40))));
+        let later = index.serving_at(at(45), None, Some(&model("chat"))).expect("answer");
+        assert_eq!(later.clusters.len(), 1);
+        let drift = &later.clusters[0].drift;
+        assert_eq!(drift.len(), 1);
+        assert_eq!(drift[0].serving, FullId::parse("chat:v2").expect("full id"));
+        assert_eq!(drift[0].pinned, Some(FullId::parse("chat:v1").expect("full id")));
+        let embed = index.serving_at(at(60), None, Some(&model("embed"))).expect("answer");
+        assert_eq!(embed.clusters.iter().map(|c| c.cluster.as_str()).collect::<Vec<_>>(), ["dev-1"]);
+        assert_eq!(embed.clusters[0].drift[0].pinned, None, "embed is pinned nowhere");
+        let production = index.serving_at(at(60), Some("production"), None).expect("answer");
+        assert_eq!(production.clusters.iter().map(|c| c.cluster.as_str()).collect::<Vec<_>>(), ["eu-1"]);
+    }
+
+    #[test]
+    fn new_environments_and_clusters_ask_for_metadata_and_a_corrupt_state_fails_only_when_answered() {
+        let mut index = index(vec![row("cluster/eu-1", 10, 1, &state(None, None, SlotName::Blue), "alice")]);
+        assert!(!index.metadata_stale());
+        index.apply(vec![row("cluster/eu-2", 20, 2, "not json", "alice")], 101);
+        assert!(index.metadata_stale(), "a cluster never seen needs its row");
+        index.set_metadata(
+            vec!["development".into(), "staging".into(), "production".into()],
+            vec![meta("eu-1", "production"), meta("eu-2", "production")],
+        );
+        assert!(index.serving_at(at(15), None, None).is_ok());
+        assert!(matches!(index.serving_at(at(25), None, None), Err(StoreError::Corrupt(_))));
+        index.apply(vec![row("pin/canary/chat", 20, 3, "v1", "bob")], 102);
+        assert!(index.metadata_stale(), "an environment never seen needs the environments' order");
+        index.apply(vec![row("pin/development/chat", 30, 4, "not a version!", "bob")], 103);
+        assert!(index.serving_at(at(25), Some("development"), None).is_ok());
+        assert!(matches!(index.serving_at(at(35), Some("development"), None), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn interned_strings_are_shared_and_counted_once() {
+        let mut index = TemporalIndex::default();
+        index.apply((0..100).map(|i| row("pin/production/chat", i, i, "v1", "bob")).collect(), 100);
+        let f = index.footprint();
+        assert_eq!((f.subjects, f.entries), (1, 100));
+        assert_eq!(index.strings.len(), 1, "one actor");
+    }
+}
