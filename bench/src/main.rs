@@ -7,6 +7,10 @@ use bench::size::Size;
 use bench::Engine;
 use clap::Parser;
 
+// The servers run in this process: the same allocator as `switchyard serve`.
+#[global_allocator]
+static GLOBAL: switchyard::Allocator = switchyard::Allocator;
+
 /// Generates a data set into a fresh database and measures Switchyard side
 /// by side with the raw engine; prints one table and writes it as JSON.
 #[derive(Parser)]
