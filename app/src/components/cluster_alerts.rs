@@ -4,7 +4,6 @@
 use leptos::prelude::*;
 use switchyard_domain::ModelId;
 
-use crate::components::cluster_card::kind_words;
 use crate::data::ClusterView;
 use crate::error::AppError;
 
@@ -41,7 +40,7 @@ pub fn ClusterAlerts(clusters: Resource<Result<Vec<ClusterView>, AppError>, crat
                     .iter()
                     .filter_map(|c| c.running().map(|o| {
                         let done = o.steps.iter().filter(|r| r.finished_at.is_some()).count();
-                        format!("{}: {} to {} running, step {} of {}", c.cluster.name, kind_words(o.kind), o.full_id, (done + 1).min(o.steps.len()), o.steps.len())
+                        format!("{}: {} to {} running, step {} of {}", c.cluster.name, o.kind.words(), o.full_id, (done + 1).min(o.steps.len()), o.steps.len())
                     }))
                     .collect();
                 let drift: Vec<String> = list

@@ -131,10 +131,6 @@ pub fn operation_state_words(s: OperationState) -> &'static str {
     }
 }
 
-pub fn kind_words(k: OperationKind) -> &'static str {
-    k.words()
-}
-
 /// `1.2 s` between two instants.
 fn took(r: &StepRecord) -> String {
     match (r.started_at, r.finished_at) {
@@ -198,7 +194,7 @@ pub fn ClusterCard(view: ClusterView, refresh: RwSignal<u32>, #[prop(optional)] 
     let running = view.running().cloned();
     // When nothing runs, the last operation, folded.
     let last = running.is_none().then(|| view.operations.first().cloned()).flatten().map(|op| {
-        let summary = format!("Last operation: {} to {} — {}", kind_words(op.kind), op.full_id, operation_state_words(op.state));
+        let summary = format!("Last operation: {} to {} — {}", op.kind.words(), op.full_id, operation_state_words(op.state));
         let state = op.state.as_str();
         view! {
             <details class="operation last" data-state=state>
@@ -290,7 +286,7 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
     let head = format!(
         "Operation {}: {} to {} by {} — {}",
         op.id,
-        kind_words(op.kind),
+        op.kind.words(),
         op.full_id,
         op.actor,
         operation_state_words(op.state)
@@ -435,7 +431,7 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
             {move || asking.get().map(|kind| {
                 let text = words(kind);
                 let ok = text.is_ok();
-                let title = format!("Confirm the {}", kind_words(kind));
+                let title = format!("Confirm the {}", kind.words());
                 view! {
                     <div class="confirm" role="alertdialog" aria-modal="false" aria-labelledby=format!("{dialog_id}-t") aria-describedby=format!("{dialog_id}-d")>
                         <p class="confirm-title" id=format!("{dialog_id}-t")><strong>{title}</strong></p>
@@ -445,7 +441,7 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                         }}</p>
                         <div class="buttons">
                             {ok.then(|| view! {
-                                <button type="button" class="button" on:click=confirm>{format!("Confirm {}", kind_words(kind))}</button>
+                                <button type="button" class="button" on:click=confirm>{format!("Confirm {}", kind.words())}</button>
                             })}
                             <button type="button" class="button secondary" on:click=move |_| asking.set(None)>"Cancel"</button>
                         </div>

@@ -6,7 +6,7 @@ use switchyard_domain::operations::Operation;
 use crate::resource::page_resource;
 use crate::api::get_cluster::get_cluster;
 use crate::api::get_clusters::get_clusters;
-use crate::components::cluster_card::{kind_words, operation_state_words, ClusterCard, OperationSteps};
+use crate::components::cluster_card::{operation_state_words, ClusterCard, OperationSteps};
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc_seconds;
 
@@ -82,7 +82,7 @@ fn History(operations: Vec<Operation>) -> impl IntoView {
                     let summary = format!(
                         "#{} {} to {} — {}{} · started {} by {}",
                         op.id,
-                        kind_words(op.kind),
+                        op.kind.words(),
                         op.full_id,
                         operation_state_words(op.state),
                         took.unwrap_or_default(),
