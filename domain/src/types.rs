@@ -49,8 +49,12 @@ pub struct StageChange {
     pub event_id: i64,
 }
 
-/// A version with its stage history, as `GET /api/v1/versions/{full_id}` returns it.
+/// A version with its stage history, as `GET /api/v1/versions/{full_id}`
+/// returns it: the version's fields and the rest side by side. Read through
+/// [`VersionDetailFields`]: a derived `flatten` reader buffers every field
+/// into serde's `Content` first, several times the code in the console's wasm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "VersionDetailFields")]
 pub struct VersionDetail {
     #[serde(flatten)]
     pub version: Version,
@@ -59,6 +63,42 @@ pub struct VersionDetail {
     pub retires_at: Option<Timestamp>,
     /// Where the version is pinned now.
     pub pinned_in: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct VersionDetailFields {
+    full_id: FullId,
+    model_id: ModelId,
+    version: VersionName,
+    stage: Stage,
+    config_hash: String,
+    config: Value,
+    artifact_uri: Option<String>,
+    labels: Option<Labels>,
+    created_at: Timestamp,
+    created_by: String,
+    stage_since: Timestamp,
+    stage_history: Vec<StageChange>,
+    retires_at: Option<Timestamp>,
+    pinned_in: Vec<String>,
+}
+
+impl From<VersionDetailFields> for VersionDetail {
+    fn from(f: VersionDetailFields) -> VersionDetail {
+        let VersionDetailFields {
+            full_id, model_id, version, stage, config_hash, config, artifact_uri, labels, created_at,
+            created_by, stage_since, stage_history, retires_at, pinned_in,
+        } = f;
+        VersionDetail {
+            version: Version {
+                full_id, model_id, version, stage, config_hash, config, artifact_uri, labels, created_at,
+                created_by, stage_since,
+            },
+            stage_history,
+            retires_at,
+            pinned_in,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,12 +239,33 @@ pub struct PinChange {
     pub event_id: i64,
 }
 
-/// One step of one version's stage history, for the timeline.
+/// One step of one version's stage history, for the timeline: the version
+/// and the change's fields side by side. Read through
+/// [`VersionStageChangeFields`], for the reason given at [`VersionDetail`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "VersionStageChangeFields")]
 pub struct VersionStageChange {
     pub version: VersionName,
     #[serde(flatten)]
     pub change: StageChange,
+}
+
+#[derive(Deserialize)]
+pub struct VersionStageChangeFields {
+    version: VersionName,
+    at: Timestamp,
+    from: Option<Stage>,
+    to: Stage,
+    actor: String,
+    reason: Option<String>,
+    event_id: i64,
+}
+
+impl From<VersionStageChangeFields> for VersionStageChange {
+    fn from(f: VersionStageChangeFields) -> VersionStageChange {
+        let VersionStageChangeFields { version, at, from, to, actor, reason, event_id } = f;
+        VersionStageChange { version, change: StageChange { at, from, to, actor, reason, event_id } }
+    }
 }
 
 /// Everything that happened to a model's pins and stages, oldest first:
@@ -214,4 +275,55 @@ pub struct ModelHistory {
     pub model_id: ModelId,
     pub pin_changes: Vec<PinChange>,
     pub stage_changes: Vec<VersionStageChange>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(event_id: i64) -> StageChange {
+        StageChange {
+            at: Timestamp::from_micros(1_700_000_000_000_000 + event_id),
+            from: Some(Stage::Staging),
+            to: Stage::Production,
+            actor: "carol".into(),
+            reason: Some("approved".into()),
+            event_id,
+        }
+    }
+
+    #[test]
+    fn flattened_shapes_read_back_what_they_write() {
+        let full_id = FullId::parse("chat:v2").expect("full id");
+        let version = Version {
+            model_id: full_id.model_id.clone(),
+            version: full_id.version.clone(),
+            full_id,
+            stage: Stage::Production,
+            config_hash: "sha256:ab".into(),
+            config: serde_json::json!({"batch": 8, "tags": ["a"]}),
+            artifact_uri: Some("s3://m/chat/v2".into()),
+            labels: Some(Labels::from([("team".to_owned(), "nlp".to_owned())])),
+            created_at: Timestamp::from_micros(1_600_000_000_000_000),
+            created_by: "token:ci".into(),
+            stage_since: Timestamp::from_micros(1_700_000_000_000_000),
+        };
+        let detail = VersionDetail {
+            version,
+            stage_history: vec![change(7)],
+            retires_at: None,
+            pinned_in: vec!["production".into()],
+        };
+        let json = serde_json::to_value(&detail).expect("serializes");
+        assert_eq!(json["full_id"], "chat:v2", "the version's fields sit at the top level");
+        assert_eq!(json["pinned_in"][0], "production");
+        let back: VersionDetail = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, detail);
+
+        let step = VersionStageChange { version: VersionName::parse("v2").expect("name"), change: change(9) };
+        let json = serde_json::to_value(&step).expect("serializes");
+        assert_eq!(json["event_id"], 9);
+        assert_eq!(serde_json::from_value::<VersionStageChange>(json).expect("reads back"), step);
+        assert!(serde_json::from_value::<VersionStageChange>(serde_json::json!({"version": "v2"})).is_err());
+    }
 }

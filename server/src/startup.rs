@@ -9,7 +9,7 @@ use anyhow::Context;
 use axum::http::StatusCode;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
@@ -89,7 +89,7 @@ async fn app(state: AppState) -> anyhow::Result<Router> {
         .layer(middleware::from_fn_with_state(metrics, metrics::track_http))
         .layer(crate::telemetry::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+        .layer(SetRequestIdLayer::x_request_id(crate::telemetry::SequentialRequestIds::new()));
     Ok(router)
 }
 
