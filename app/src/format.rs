@@ -35,6 +35,13 @@ pub fn month_or_day(t: Timestamp, short: bool) -> String {
     }
 }
 
+/// `1.2 s`: the time from `from` to `to` in seconds to a tenth, rounded.
+/// Integer arithmetic: float formatting would add ~20 KB to the wasm.
+pub fn seconds_between(from: Timestamp, to: Timestamp) -> String {
+    let tenths = ((to.micros() - from.micros()).max(0) + 50_000) / 100_000;
+    format!("{}.{} s", tenths / 10, tenths % 10)
+}
+
 /// The first 12 hex digits of a `sha256:` hash: enough to tell versions apart.
 pub fn short_hash(h: &str) -> String {
     let hex = h.strip_prefix("sha256:").unwrap_or(h);
@@ -54,6 +61,15 @@ mod tests {
         assert_eq!(utc(Timestamp::parse("2026-12-31T23:59:59Z").expect("valid")), "2026-12-31 23:59 UTC");
         assert_eq!(month_or_day(t, true), "Mar 03");
         assert_eq!(month_or_day(t, false), "2026-03");
+    }
+
+    #[test]
+    fn durations_are_written_in_seconds_to_a_tenth() {
+        let at = |micros: i64| Timestamp::from_micros(1_700_000_000_000_000 + micros);
+        assert_eq!(seconds_between(at(0), at(1_249_999)), "1.2 s");
+        assert_eq!(seconds_between(at(0), at(1_250_000)), "1.3 s");
+        assert_eq!(seconds_between(at(0), at(61_000_000)), "61.0 s");
+        assert_eq!(seconds_between(at(5), at(0)), "0.0 s");
     }
 
     #[test]

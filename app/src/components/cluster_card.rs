@@ -134,7 +134,7 @@ pub fn operation_state_words(s: OperationState) -> &'static str {
 /// `1.2 s` between two instants.
 fn took(r: &StepRecord) -> String {
     match (r.started_at, r.finished_at) {
-        (Some(a), Some(b)) => format!("{:.1} s", (b.micros() - a.micros()) as f64 / 1e6),
+        (Some(a), Some(b)) => crate::format::seconds_between(a, b),
         (Some(a), None) => format!("since {}", utc_seconds(a)),
         _ => String::new(),
     }

@@ -15,12 +15,14 @@ use crate::data::ClusterLane;
 use crate::format::{utc, utc_seconds};
 
 const DAY: i64 = 86_400_000_000;
-const WIDTH: f64 = 1000.0;
-const LABELS: f64 = 118.0;
-const RIGHT: f64 = 14.0;
-const AXIS: f64 = 30.0;
-const LANE: f64 = 42.0;
-const BAR: f64 = 26.0;
+// Whole SVG units: the chart is 1000 wide, so a unit is a pixel or so, and
+// integers keep floating-point formatting (~20 KB) out of the wasm.
+const WIDTH: i32 = 1000;
+const LABELS: i32 = 118;
+const RIGHT: i32 = 14;
+const AXIS: i32 = 30;
+const LANE: i32 = 42;
+const BAR: i32 = 26;
 
 /// The instants a chart shows: `[start, end]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,10 +32,10 @@ pub struct Window {
 }
 
 impl Window {
-    fn x(&self, t: Timestamp) -> f64 {
+    fn x(&self, t: Timestamp) -> i32 {
         let span = (self.end.micros() - self.start.micros()).max(1) as f64;
         let f = ((t.micros() - self.start.micros()) as f64 / span).clamp(0.0, 1.0);
-        LABELS + f * (WIDTH - LABELS - RIGHT)
+        LABELS + (f * f64::from(WIDTH - LABELS - RIGHT)).round() as i32
     }
 
     fn contains(&self, t: Timestamp) -> bool {
@@ -117,8 +119,8 @@ pub fn ticks(w: Window) -> Vec<(Timestamp, String)> {
 /// The version name shortened to fit a bar `width` units wide (12px
 /// monospace is about 7.3 units a character), or None when not even a few
 /// characters fit.
-fn fit_label(version: &str, width: f64) -> Option<String> {
-    let room = ((width - 10.0) / 7.3).floor() as usize;
+fn fit_label(version: &str, width: i32) -> Option<String> {
+    let room = (f64::from(width - 10) / 7.3).floor().max(0.0) as usize;
     let chars = version.chars().count();
     if chars <= room {
         Some(version.to_owned())
@@ -143,18 +145,18 @@ fn stage_word(from: Option<Stage>, to: Stage) -> &'static str {
 }
 
 /// The marker's shape as an SVG path around (x, y), and its CSS class.
-fn marker_shape(from: Option<Stage>, to: Stage, x: f64, y: f64) -> (String, &'static str) {
-    let r = 6.0;
+fn marker_shape(from: Option<Stage>, to: Stage, x: i32, y: i32) -> (String, &'static str) {
+    let r = 6;
     match (from, to) {
-        (None, _) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4.0), "mk-registered"),
+        (None, _) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4), "mk-registered"),
         (Some(Stage::Staging), Stage::Development) => {
             (format!("M{} {}L{} {}L{x} {}Z", x - r, y - r, x + r, y - r, y + r), "mk-back")
         }
-        (_, Stage::Staging) => (format!("M{} {y}a{r} {r} 0 1 0 {} 0a{r} {r} 0 1 0 {} 0", x - r, 2.0 * r, -2.0 * r), "mk-staging"),
-        (_, Stage::Production) => (format!("M{x} {}L{} {}L{} {}Z", y - r - 1.0, x + r + 1.0, y + r, x - r - 1.0, y + r), "mk-promotion"),
-        (_, Stage::Deprecated) => (format!("M{x} {}L{} {y}L{x} {}L{} {y}Z", y - r - 1.0, x + r + 1.0, y + r + 1.0, x - r - 1.0), "mk-deprecated"),
-        (_, Stage::Retired) => (format!("M{} {}h{}v{}h{}Z", x - r, y - r, 2.0 * r, 2.0 * r, -2.0 * r), "mk-retired"),
-        (_, Stage::Development) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4.0), "mk-registered"),
+        (_, Stage::Staging) => (format!("M{} {y}a{r} {r} 0 1 0 {} 0a{r} {r} 0 1 0 {} 0", x - r, 2 * r, -2 * r), "mk-staging"),
+        (_, Stage::Production) => (format!("M{x} {}L{} {}L{} {}Z", y - r - 1, x + r + 1, y + r, x - r - 1, y + r), "mk-promotion"),
+        (_, Stage::Deprecated) => (format!("M{x} {}L{} {y}L{x} {}L{} {y}Z", y - r - 1, x + r + 1, y + r + 1, x - r - 1), "mk-deprecated"),
+        (_, Stage::Retired) => (format!("M{} {}h{}v{}h{}Z", x - r, y - r, 2 * r, 2 * r, -2 * r), "mk-retired"),
+        (_, Stage::Development) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4), "mk-registered"),
     }
 }
 
@@ -168,14 +170,14 @@ fn span_bar(
     s: &PinSpan,
     window: Window,
     now: Timestamp,
-    y: f64,
+    y: i32,
     label: String,
     detail: RwSignal<Option<String>>,
 ) -> AnyView {
     let x1 = window.x(s.start);
-    let w = (window.x(s.end.unwrap_or(now)) - x1).max(2.0);
+    let w = (window.x(s.end.unwrap_or(now)) - x1).max(2);
     let text = fit_label(&s.version, w).map(|t| {
-        view! { <text class="bar-text" x=x1 + 6.0 y=y + BAR / 2.0 + 4.0>{t}</text> }
+        view! { <text class="bar-text" x=x1 + 6 y=y + BAR / 2 + 4>{t}</text> }
     });
     let (on_focus, on_hover, aria) = (label.clone(), label.clone(), label.clone());
     view! {
@@ -206,7 +208,7 @@ pub fn Timeline(
     #[prop(optional)] clusters: Vec<ClusterLane>,
 ) -> impl IntoView {
     let detail = RwSignal::new(None::<String>);
-    let height = AXIS + LANE * ((environments.len() + clusters.len()) as f64 + 1.0) + 6.0;
+    let height = AXIS + LANE * ((environments.len() + clusters.len()) as i32 + 1) + 6;
     let model = history.model_id.to_string();
 
     let grid = ticks(window)
@@ -215,8 +217,8 @@ pub fn Timeline(
             let x = window.x(t);
             view! {
                 <g class="tick">
-                    <line x1=x x2=x y1=AXIS - 6.0 y2=height - 6.0/>
-                    <text x=x y=AXIS - 10.0 text-anchor="middle">{label}</text>
+                    <line x1=x x2=x y1=AXIS - 6 y2=height - 6/>
+                    <text x=x y=AXIS - 10 text-anchor="middle">{label}</text>
                 </g>
             }
         })
@@ -227,10 +229,10 @@ pub fn Timeline(
         .chain(clusters.iter().map(|c| format!("⇄ {}", c.cluster)))
         .enumerate()
         .map(|(i, name)| {
-            let y = AXIS + LANE * i as f64;
+            let y = AXIS + LANE * i as i32;
             view! {
                 <rect class=if i % 2 == 0 { "lane even" } else { "lane" } x=0 y=y width=WIDTH height=LANE/>
-                <text class="lane-label" x=8 y=y + LANE / 2.0 + 4.0>{name}</text>
+                <text class="lane-label" x=8 y=y + LANE / 2 + 4>{name}</text>
             }
         })
         .collect_view();
@@ -248,7 +250,7 @@ pub fn Timeline(
         .iter()
         .enumerate()
         .flat_map(|(lane, env)| {
-            let y = AXIS + LANE * (lane as f64 + 1.0) + (LANE - BAR) / 2.0;
+            let y = AXIS + LANE * (lane as i32 + 1) + (LANE - BAR) / 2;
             let model = model.clone();
             pin_spans(&history.pin_changes, env)
                 .into_iter()
@@ -274,8 +276,8 @@ pub fn Timeline(
         .iter()
         .enumerate()
         .flat_map(|(lane, c)| {
-            let top = AXIS + LANE * ((environments.len() + lane) as f64 + 1.0);
-            let y = top + (LANE - BAR) / 2.0;
+            let top = AXIS + LANE * ((environments.len() + lane) as i32 + 1);
+            let y = top + (LANE - BAR) / 2;
             let spans = serving_spans(&c.history, &model_id);
             let bars = spans
                 .into_iter()
@@ -312,7 +314,7 @@ pub fn Timeline(
                     );
                     let (focus, hover) = focusable(label.clone());
                     let aria = label.clone();
-                    let d = format!("M{} {}L{} {}L{} {}Z", x + 6.0, top + 4.0, x - 6.0, top + 10.0, x + 6.0, top + 16.0);
+                    let d = format!("M{} {}L{} {}L{} {}Z", x + 6, top + 4, x - 6, top + 10, x + 6, top + 16);
                     view! {
                         <g class="marker mk-rollback" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
                             <title>{label}</title>
@@ -332,7 +334,7 @@ pub fn Timeline(
         .filter(|c| window.contains(c.change.at))
         .map(|c| {
             let x = window.x(c.change.at);
-            let y = AXIS + LANE / 2.0;
+            let y = AXIS + LANE / 2;
             let (d, class) = marker_shape(c.change.from, c.change.to, x, y);
             let label = format!(
                 "{model}:{} {} at {} by {}{}",
@@ -357,8 +359,8 @@ pub fn Timeline(
         let x = window.x(t);
         view! {
             <g class="at-marker">
-                <line x1=x x2=x y1=AXIS - 4.0 y2=height - 4.0/>
-                <text x=x + 4.0 y=height - 8.0>{format!("T = {}", utc(t))}</text>
+                <line x1=x x2=x y1=AXIS - 4 y2=height - 4/>
+                <text x=x + 4 y=height - 8>{format!("T = {}", utc(t))}</text>
             </g>
         }
     });
@@ -494,9 +496,9 @@ mod tests {
 
     #[test]
     fn version_names_are_shortened_to_fit_their_bar() {
-        assert_eq!(fit_label("v1.0.0", 100.0).as_deref(), Some("v1.0.0"));
-        assert_eq!(fit_label("20261112-awq-int4", 60.0).as_deref(), Some("20261…"));
-        assert_eq!(fit_label("v1.0.0", 20.0), None);
+        assert_eq!(fit_label("v1.0.0", 100).as_deref(), Some("v1.0.0"));
+        assert_eq!(fit_label("20261112-awq-int4", 60).as_deref(), Some("20261…"));
+        assert_eq!(fit_label("v1.0.0", 20), None);
     }
 
     #[test]

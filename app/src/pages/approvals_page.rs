@@ -1,4 +1,3 @@
-use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use switchyard_domain::access::Role;
@@ -6,6 +5,7 @@ use switchyard_domain::diff::{has_changes, DiffLine};
 use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
 use switchyard_domain::Timestamp;
 
+use crate::components::console_form::ConsoleForm;
 use crate::resource::page_resource;
 use crate::api::approve_promotion::ApprovePromotion;
 use crate::api::get_approvals::get_approvals;
@@ -177,7 +177,7 @@ fn PendingCard(
                 <ConfigDiff diff/>
             </details>
             <div class="decide">
-                <ActionForm action=approve attr:class="decision">
+                <ConsoleForm action=approve class="decision">
                     <input type="hidden" name="id" value=approve_id/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label class="reason">
@@ -189,8 +189,8 @@ fn PendingCard(
                     {move || approve.value().get().and_then(Result::err).filter(|e| e.concerns(&approve_for)).map(|e| view! {
                         <p class="error" role="alert">{format!("Not approved: {}", e.message)}</p>
                     })}
-                </ActionForm>
-                <ActionForm action=reject attr:class="decision">
+                </ConsoleForm>
+                <ConsoleForm action=reject class="decision">
                     <input type="hidden" name="id" value=reject_id/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label class="reason">
@@ -202,7 +202,7 @@ fn PendingCard(
                     {move || reject.value().get().and_then(Result::err).filter(|e| e.concerns(&reject_for)).map(|e| view! {
                         <p class="error" role="alert">{format!("Not rejected: {}", e.message)}</p>
                     })}
-                </ActionForm>
+                </ConsoleForm>
             </div>
         </li>
     }

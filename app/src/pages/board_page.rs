@@ -1,4 +1,3 @@
-use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -15,6 +14,7 @@ use crate::api::request_promotion::RequestPromotion;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
+use crate::components::console_form::ConsoleForm;
 use crate::resource::page_resource;
 
 /// A move a card offers: where to, the button's words, why it is disabled
@@ -230,7 +230,7 @@ fn Card(
             <span class="sub">{format!("{} since {}", v.stage, utc(v.stage_since))}</span>
             {promote}
             {has_moves.then(|| view! {
-                <ActionForm action attr:class="moves">
+                <ConsoleForm action class="moves">
                     <input type="hidden" name="full_id" value=id.clone()/>
                     // Posted without JavaScript, the form carries the CSRF token itself.
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
@@ -239,7 +239,7 @@ fn Card(
                         <input type="text" name="reason" autocomplete="off"/>
                     </label>
                     {buttons}
-                </ActionForm>
+                </ConsoleForm>
             })}
             {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Moving…"</p> })}
             {move || action.value().get().and_then(Result::err).filter(|e| e.concerns(&error_for)).map(|e| view! {
@@ -275,7 +275,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
         }
     });
     view! {
-        <ActionForm action attr:class="moves promote">
+        <ConsoleForm action class="moves promote">
             <input type="hidden" name="full_id" value=id/>
             <input type="hidden" name="csrf_token" value=csrf_token()/>
             {fields}
@@ -285,7 +285,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
                 </button>
                 {option.refused.map(|why| view! { <span class="why" id=why_id>{why}</span> })}
             </div>
-        </ActionForm>
+        </ConsoleForm>
         {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Requesting…"</p> })}
         {move || action.value().get().filter(|r| r.as_ref().err().is_none_or(|e| e.concerns(&error_for))).map(|result| match result {
             Ok(p) => view! {

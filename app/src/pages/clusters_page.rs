@@ -78,7 +78,7 @@ fn History(operations: Vec<Operation>) -> impl IntoView {
             {empty.then(|| view! { <p class="empty">"No operation has run on this cluster yet."</p> })}
             <ol class="operations">
                 {operations.into_iter().map(|op| {
-                    let took = op.finished_at.map(|f| format!(" in {:.1} s", (f.micros() - op.created_at.micros()) as f64 / 1e6));
+                    let took = op.finished_at.map(|f| format!(" in {}", crate::format::seconds_between(op.created_at, f)));
                     let summary = format!(
                         "#{} {} to {} — {}{} · started {} by {}",
                         op.id,
