@@ -1,64 +1,177 @@
-//! The console's resources: `page_resource` is `Resource::new` with one
-//! difference that matters for the wasm bundle's size. Leptos' default codec
-//! reads a resource's server-sent JSON with `serde_json::from_str`, while the
-//! server functions' responses are read with `serde_json::from_slice`; every
-//! data type then gets two copies of its deserializer in the bundle. `Json`
-//! reads from a slice too, so the browser keeps one copy. The JSON on the wire
-//! is the same.
+//! The console's resources. `page_resource` is `Resource::new` with one
+//! difference that matters for the wasm bundle's size: every page's resource
+//! is the same Rust type, [`PageData`], and the page's own type `T` is
+//! recovered only where the value is read. A `Resource<T>` per page type
+//! compiles the reactive machinery behind it (async derived values, mapped
+//! signals, their storage) once per `T`, about 8 KB of wasm each; this way it
+//! is compiled once.
+//!
+//! On the server the value is kept as it is (the page reads it without a
+//! round trip) and as JSON, which goes into the page for hydration. In the
+//! browser a value from the page arrives as that JSON and is read with
+//! `serde_json::from_slice`, the reader the server functions' responses
+//! use too (so each type's deserializer is in the bundle once); a value
+//! fetched later in the browser is kept as it is.
 
-use std::future::Future;
+use std::any::Any;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use leptos::prelude::*;
 use leptos::server::codee::{Decoder, Encoder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// JSON written with `serde_json::to_string`, read with `serde_json::from_slice`.
-pub struct Json;
+use crate::error::AppError;
 
-impl<T: Serialize> Encoder<T> for Json {
-    type Error = serde_json::Error;
+/// A page resource's value, whatever the page's type.
+#[derive(Clone)]
+pub struct PageData {
+    value: Option<Arc<dyn Any + Send + Sync>>,
+    json: Option<Arc<str>>,
+}
+
+impl PageData {
+    fn new<T: Serialize + Send + Sync + 'static>(value: T) -> PageData {
+        #[cfg(feature = "ssr")]
+        let json = Some(serde_json::to_string(&value).unwrap_or_else(|e| {
+            // Never for the console's types (no maps with non-text keys); the
+            // browser then fetches the value itself.
+            leptos::logging::error!("a page resource could not be written as JSON: {e}");
+            String::new()
+        }));
+        #[cfg(not(feature = "ssr"))]
+        let json: Option<String> = None;
+        PageData { value: Some(Arc::new(value)), json: json.map(Arc::from) }
+    }
+
+    /// The value as `T`: the kept value, or read from the page's JSON.
+    fn read<T: PageValue>(&self) -> T {
+        if let Some(value) = self.value.as_ref().and_then(|v| v.downcast_ref::<T>()) {
+            return value.clone();
+        }
+        match self.json.as_deref().map(|json| serde_json::from_slice(json.as_bytes())) {
+            Some(Ok(value)) => value,
+            Some(Err(e)) => T::unreadable(format!("The page's data could not be read ({e}); reload the page.")),
+            None => T::unreadable("The page's data is missing; reload the page.".to_owned()),
+        }
+    }
+}
+
+/// What a page resource may hold: its data or its error, so that data that
+/// cannot be read is shown as an error like any other.
+pub trait PageValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    fn unreadable(why: String) -> Self;
+}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> PageValue for Result<T, AppError> {
+    fn unreadable(why: String) -> Self {
+        Err(AppError::new("unreadable", why))
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> PageValue for Option<Result<T, AppError>> {
+    fn unreadable(why: String) -> Self {
+        Some(Err(AppError::new("unreadable", why)))
+    }
+}
+
+/// The codec that carries [`PageData`] into the page: its JSON as it is.
+pub struct PageCodec;
+
+impl Encoder<PageData> for PageCodec {
+    type Error = AppError;
     type Encoded = String;
 
-    fn encode(val: &T) -> Result<String, serde_json::Error> {
-        serde_json::to_string(val)
+    fn encode(val: &PageData) -> Result<String, AppError> {
+        val.json.as_deref().map(str::to_owned).ok_or_else(|| AppError::new("internal", "no JSON for this page's data"))
     }
 }
 
-impl<T: DeserializeOwned> Decoder<T> for Json {
-    type Error = serde_json::Error;
+impl Decoder<PageData> for PageCodec {
+    type Error = AppError;
     type Encoded = str;
 
-    fn decode(val: &str) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(val.as_bytes())
+    fn decode(val: &str) -> Result<PageData, AppError> {
+        Ok(PageData { value: None, json: Some(Arc::from(val)) })
     }
 }
 
-/// `Resource::new`, with the codec above.
+/// A page's resource: awaiting it gives the page's `T`.
+pub struct PageResource<T> {
+    inner: Resource<PageData, PageCodec>,
+    page: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for PageResource<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for PageResource<T> {}
+
+impl<T: PageValue> IntoFuture for PageResource<T> {
+    type Output = T;
+    type IntoFuture = Pin<Box<dyn Future<Output = T> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        let data = self.inner.into_future();
+        Box::pin(async move { data.await.read::<T>() })
+    }
+}
+
+/// `Resource::new` for a page's data, as [`PageResource`].
 #[track_caller]
 pub fn page_resource<T, S, Fut>(
     source: impl Fn() -> S + Send + Sync + 'static,
     fetcher: impl Fn(S) -> Fut + Send + Sync + 'static,
-) -> Resource<T, Json>
+) -> PageResource<T>
 where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    T: PageValue,
     S: Send + Sync + Clone + PartialEq + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {
-    Resource::new_with_options(source, fetcher, false)
+    let inner = Resource::new_with_options(
+        source,
+        move |s| {
+            let fetched = fetcher(s);
+            async move { PageData::new(fetched.await) }
+        },
+        false,
+    );
+    PageResource { inner, page: PhantomData }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    type Page = Result<Vec<u32>, AppError>;
+
     #[test]
-    fn json_round_trips_and_reads_what_serde_json_writes() {
-        let value: Result<Vec<u32>, String> = Ok(vec![1, 2, 3]);
-        let encoded = <Json as Encoder<_>>::encode(&value).expect("encodes");
-        assert_eq!(encoded, serde_json::to_string(&value).expect("serde_json"));
-        let decoded: Result<Vec<u32>, String> = <Json as Decoder<_>>::decode(&encoded).expect("decodes");
-        assert_eq!(decoded, value);
-        assert!(<Json as Decoder<Vec<u32>>>::decode("[1,").is_err());
+    fn page_data_reads_back_as_its_type_from_the_value_or_from_json() {
+        let data = PageData::new::<Page>(Ok(vec![1, 2, 3]));
+        assert_eq!(data.read::<Page>(), Ok(vec![1, 2, 3]));
+        let json = <PageCodec as Encoder<PageData>>::encode(&data);
+        #[cfg(feature = "ssr")]
+        {
+            let json = json.expect("the server writes JSON");
+            assert_eq!(json, r#"{"Ok":[1,2,3]}"#);
+            let sent = <PageCodec as Decoder<PageData>>::decode(&json).expect("decodes");
+            assert_eq!(sent.read::<Page>(), Ok(vec![1, 2, 3]));
+        }
+        #[cfg(not(feature = "ssr"))]
+        assert!(json.is_err(), "only the server writes page data into pages");
+    }
+
+    #[test]
+    fn unreadable_page_data_becomes_an_error_on_the_page() {
+        let sent = <PageCodec as Decoder<PageData>>::decode("[1,").expect("kept as text");
+        assert!(sent.read::<Page>().is_err_and(|e| e.message.contains("could not be read")));
+        let maybe: Option<Page> = sent.read();
+        assert!(matches!(maybe, Some(Err(_))));
     }
 }
