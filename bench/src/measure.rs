@@ -200,6 +200,31 @@ impl<'a> Bench<'a> {
         Ok(out)
     }
 
+    /// Times `n` GETs of `path(i)` and `n` raw lookups of `sql` with `args(i)`,
+    /// alternating, so that both see the same moments of a noisy machine;
+    /// a few pairs first warm both up (connections, prepared statements) and
+    /// are not counted.
+    async fn side_by_side(
+        &self,
+        base: &str,
+        n: usize,
+        path: impl Fn(usize) -> String,
+        sql: &str,
+        args: impl Fn(usize) -> Vec<Val>,
+    ) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+        let warm_up = (n / 10).min(20);
+        let (mut http, mut raw) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for i in 0..n + warm_up {
+            let h = self.latencies(base, 1, |_| path(i)).await?;
+            let r = self.raw_latencies(1, sql, |_| args(i)).await?;
+            if i >= warm_up {
+                http.extend(h);
+                raw.extend(r);
+            }
+        }
+        Ok((http, raw))
+    }
+
     async fn raw_latencies(&self, n: usize, sql: &str, args: impl Fn(usize) -> Vec<Val>) -> anyhow::Result<Vec<Duration>> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
@@ -321,15 +346,16 @@ impl<'a> Bench<'a> {
         let catalog = self.catalog;
         let at = |i: usize| Timestamp::from_micros(catalog.instant(i as u64)).to_rfc3339();
         let model = |i: usize| &catalog.models[i % catalog.models.len()].id;
-        let filtered = self
-            .latencies(base, n, |i| format!("/api/v1/serving?at={}&model={}", at(i), model(i)))
+        let (filtered, raw) = self
+            .side_by_side(
+                base,
+                n,
+                |i| format!("/api/v1/serving?at={}&model={}", at(i), model(i)),
+                STATE_AT,
+                |i| vec![Val::Text(format!("pin/production/{}", model(i))), Val::Int(catalog.instant(i as u64))],
+            )
             .await?;
         let everything = self.latencies(base, (n / 5).max(5), |i| format!("/api/v1/serving?at={}", at(i))).await?;
-        let raw = self
-            .raw_latencies(n, STATE_AT, |i| {
-                vec![Val::Text(format!("pin/production/{}", model(i))), Val::Int(catalog.instant(i as u64))]
-            })
-            .await?;
         let (p50, p99) = (percentile_ms(&filtered, 50.0), percentile_ms(&filtered, 99.0));
         let figures = [
             self.figure("serving at T, one model: p50", "ms", p50).baseline(percentile_ms(&raw, 50.0)),
@@ -351,8 +377,9 @@ impl<'a> Bench<'a> {
         let n = self.size.latency_samples;
         let catalog = self.catalog;
         let id = |i: usize| catalog.record(crate::rng::below(8, i as u64, catalog.request_records)).request_id;
-        let http = self.latencies(base, n, |i| format!("/api/v1/request-records/{}", id(i))).await?;
-        let raw = self.raw_latencies(n, RECORD_BY_ID, |i| vec![Val::Text(id(i))]).await?;
+        let (http, raw) = self
+            .side_by_side(base, n, |i| format!("/api/v1/request-records/{}", id(i)), RECORD_BY_ID, |i| vec![Val::Text(id(i))])
+            .await?;
         let p99 = percentile_ms(&http, 99.0);
         let figures = [
             self.figure("request lookup by id: p50", "ms", percentile_ms(&http, 50.0)).baseline(percentile_ms(&raw, 50.0)),
