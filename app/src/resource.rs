@@ -1,10 +1,11 @@
 //! The console's resources. `page_resource` is `Resource::new` with one
 //! difference that matters for the wasm bundle's size: every page's resource
-//! is the same Rust type, [`PageData`], and the page's own type `T` is
-//! recovered only where the value is read. A `Resource<T>` per page type
-//! compiles the reactive machinery behind it (async derived values, mapped
-//! signals, their storage) once per `T`, about 8 KB of wasm each; this way it
-//! is compiled once.
+//! is the same Rust value, source and fetcher types ([`PageData`], `Key`,
+//! boxed closures), and the page's own types are recovered only where the
+//! source is compared and the value read. Leptos' resources are generic over
+//! all three, so one `Resource<T>` per page compiled the reactive machinery
+//! behind it (async derived values, memos, mapped signals) once per page,
+//! about 10 KB of wasm each; this way it is compiled once.
 //!
 //! On the server the value is kept as it is (the page reads it without a
 //! round trip) and as JSON, which goes into the page for hydration. In the
@@ -134,15 +135,55 @@ where
     S: Send + Sync + Clone + PartialEq + 'static,
     Fut: Future<Output = T> + Send + 'static,
 {
-    let inner = Resource::new_with_options(
-        source,
-        move |s| {
-            let fetched = fetcher(s);
-            async move { PageData::new(fetched.await) }
-        },
-        false,
-    );
+    let fetch = move |key: Key| -> PageFuture {
+        match key.0.as_any().downcast_ref::<S>() {
+            Some(s) => {
+                let fetched = fetcher(s.clone());
+                Box::pin(async move { PageData::new(fetched.await) })
+            }
+            // Keys come only from `source` below.
+            None => Box::pin(async { PageData::new(T::unreadable("The page asked for its data wrongly.".to_owned())) }),
+        }
+    };
+    let inner = erased_resource(Box::new(move || Key(Arc::new(source()))), Box::new(fetch));
     PageResource { inner, page: PhantomData }
+}
+
+type PageFuture = Pin<Box<dyn Future<Output = PageData> + Send>>;
+
+/// Every page resource is this one resource, so Leptos' resource code,
+/// generic over the source and the fetcher, is compiled once.
+#[track_caller]
+fn erased_resource(
+    source: Box<dyn Fn() -> Key + Send + Sync>,
+    fetch: Box<dyn Fn(Key) -> PageFuture + Send + Sync>,
+) -> Resource<PageData, PageCodec> {
+    Resource::new_with_options(source, fetch, false)
+}
+
+/// A page resource's source value (what it depends on), whatever its type.
+#[derive(Clone)]
+struct Key(Arc<dyn KeyValue>);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.0.same_as(other.0.as_any())
+    }
+}
+
+trait KeyValue: Send + Sync + 'static {
+    fn as_any(&self) -> &dyn Any;
+    fn same_as(&self, other: &dyn Any) -> bool;
+}
+
+impl<S: PartialEq + Send + Sync + 'static> KeyValue for S {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn same_as(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<S>() == Some(self)
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +206,15 @@ mod tests {
         }
         #[cfg(not(feature = "ssr"))]
         assert!(json.is_err(), "only the server writes page data into pages");
+    }
+
+    #[test]
+    fn keys_are_equal_only_for_equal_values_of_one_type() {
+        let key = |v: Arc<dyn KeyValue>| Key(v);
+        assert!(key(Arc::new(3u32)) == key(Arc::new(3u32)));
+        assert!(key(Arc::new(3u32)) != key(Arc::new(4u32)));
+        assert!(key(Arc::new(3u32)) != key(Arc::new(3u64)));
+        assert!(key(Arc::new(("a".to_owned(), 1u32))) == key(Arc::new(("a".to_owned(), 1u32))));
     }
 
     #[test]
