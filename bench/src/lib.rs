@@ -42,7 +42,12 @@ pub async fn run_engine(size: &Size, engine: &Engine) -> anyhow::Result<BackendR
         Engine::Postgres { admin_url } => FreshDatabase::postgres(admin_url).await?,
     };
     let result = generate_and_measure(size, engine, &fresh.url).await;
-    fresh.remove().await?;
+    if std::env::var_os("SWITCHYARD_BENCH_KEEP").is_some() {
+        // For looking into a figure afterwards (query plans, profiles).
+        eprintln!("kept the database: {}", fresh.url);
+    } else {
+        fresh.remove().await?;
+    }
     result
 }
 
