@@ -100,6 +100,30 @@ impl Decoder<PageData> for PageCodec {
     }
 }
 
+/// JSON written with `serde_json::to_string` and read with
+/// `serde_json::from_slice`, for values other than page resources handed to
+/// the browser inside the page (the header's user). Leptos' default codec
+/// reads with `from_str`, a second copy of serde_json's reader in the wasm.
+pub struct SliceJson;
+
+impl<T: Serialize> Encoder<T> for SliceJson {
+    type Error = serde_json::Error;
+    type Encoded = String;
+
+    fn encode(val: &T) -> Result<String, serde_json::Error> {
+        serde_json::to_string(val)
+    }
+}
+
+impl<T: DeserializeOwned> Decoder<T> for SliceJson {
+    type Error = serde_json::Error;
+    type Encoded = str;
+
+    fn decode(val: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(val.as_bytes())
+    }
+}
+
 /// A page's resource: awaiting it gives the page's `T`.
 pub struct PageResource<T> {
     inner: Resource<PageData, PageCodec>,
@@ -206,6 +230,15 @@ mod tests {
         }
         #[cfg(not(feature = "ssr"))]
         assert!(json.is_err(), "only the server writes page data into pages");
+    }
+
+    #[test]
+    fn slice_json_reads_what_serde_json_writes() {
+        let value: Option<Vec<String>> = Some(vec!["bob".into()]);
+        let encoded = <SliceJson as Encoder<_>>::encode(&value).expect("encodes");
+        assert_eq!(encoded, r#"["bob"]"#);
+        assert_eq!(<SliceJson as Decoder<Option<Vec<String>>>>::decode(&encoded).expect("decodes"), value);
+        assert!(<SliceJson as Decoder<Vec<u32>>>::decode("[1,").is_err());
     }
 
     #[test]

@@ -85,7 +85,9 @@ fn PinMatrix(data: Overview, filter: ReadSignal<String>, drift: Vec<DriftCell>) 
     let models = StoredValue::new(models);
     let drift = StoredValue::new(drift);
     let visible = move || {
-        let needle = filter.get().trim().to_lowercase();
+        // Model ids are lower-case ASCII; ASCII folding is all a match needs
+        // (Unicode's `to_lowercase` brings its tables into the wasm).
+        let needle = filter.get().trim().to_ascii_lowercase();
         models.with_value(|ms| {
             ms.iter()
                 .filter(|m| needle.is_empty() || m.model_id.as_str().contains(&needle))
