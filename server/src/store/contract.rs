@@ -969,6 +969,19 @@ async fn request_lookup_names_the_version_and_the_events_that_put_it_in_service(
     assert_eq!(found.provenance[3].actor, "bob");
     assert!(found.provenance.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
     assert_eq!(found.record, record("decision-42", "chat:v1", at(30)), "one record, however many events");
+    let ledger = all_events(&db).await;
+    for event in &found.provenance {
+        let stored = ledger.iter().find(|e| e.id == event.id).expect("in the ledger");
+        assert_eq!(event, stored, "every field as the ledger holds it, details and hashes too");
+    }
+
+    db.store
+        .insert_request_records(&[record("stray-1", "ghost:v9", at(31))])
+        .await
+        .unwrap();
+    let stray = db.store.request_lookup("stray-1").await.unwrap().expect("stored");
+    assert_eq!((stray.version, stray.provenance), (None, vec![]), "an unknown version has no events");
+    assert!(db.store.request_lookup("nobody").await.unwrap().is_none());
 }
 
 // ---- serving at T ----

@@ -170,19 +170,55 @@ pub(crate) const SELECT_MODEL_HISTORY: &str = concat!(
 /// is not registered) and, one per row, the events of that version up to the
 /// record's instant, oldest first (one row of NULL event columns if none):
 /// `request_lookup` in one round trip.
-pub(crate) const SELECT_REQUEST_LOOKUP: &str =
-    "SELECT r.request_id, r.at, r.cluster, r.slot, r.model_id, r.version, r.latency_ms, r.outcome, \
-     v.stage AS v_stage, v.config_hash AS v_config_hash, v.config AS v_config, \
-     v.artifact_uri AS v_artifact_uri, v.labels AS v_labels, v.created_at AS v_created_at, \
-     v.created_by AS v_created_by, v.stage_since AS v_stage_since, \
-     l.id AS l_id, l.at AS l_at, l.actor AS l_actor, l.action AS l_action, l.model_id AS l_model_id, \
-     l.version AS l_version, l.environment AS l_environment, l.cluster AS l_cluster, l.reason AS l_reason, \
-     l.details AS l_details, l.prev_hash AS l_prev_hash, l.hash AS l_hash \
-     FROM request_records r \
-     LEFT JOIN versions v ON v.model_id = r.model_id AND v.version = r.version \
-     LEFT JOIN ledger l ON l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at \
-     WHERE r.request_id = $1 \
-     ORDER BY l.id";
+/// The request lookup as one row: the record, its version, and its version's
+/// ledger events up to the request as one JSON array of arrays (column
+/// order of [`LookupEvent`]), oldest first. One row rather than a row per
+/// event: sqlx hands SQLite rows from its worker thread one message at a
+/// time, and the version's columns are not repeated per event.
+macro_rules! request_lookup_sql {
+    ($events:literal) => {
+        concat!(
+            "SELECT r.request_id, r.at, r.cluster, r.slot, r.model_id, r.version, r.latency_ms, r.outcome, \
+             v.stage AS v_stage, v.config_hash AS v_config_hash, v.config AS v_config, \
+             v.artifact_uri AS v_artifact_uri, v.labels AS v_labels, v.created_at AS v_created_at, \
+             v.created_by AS v_created_by, v.stage_since AS v_stage_since, ",
+            $events,
+            " AS events \
+             FROM request_records r \
+             LEFT JOIN versions v ON v.model_id = r.model_id AND v.version = r.version \
+             WHERE r.request_id = $1"
+        )
+    };
+}
+
+pub(crate) const SELECT_REQUEST_LOOKUP_SQLITE: &str = request_lookup_sql!(
+    "(SELECT json_group_array(json_array(l.id, l.at, l.actor, l.action, l.model_id, l.version, \
+     l.environment, l.cluster, l.reason, l.details, l.prev_hash, l.hash) ORDER BY l.id) \
+     FROM ledger l WHERE l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at)"
+);
+
+pub(crate) const SELECT_REQUEST_LOOKUP_POSTGRES: &str = request_lookup_sql!(
+    "(SELECT json_agg(json_build_array(l.id, l.at, l.actor, l.action, l.model_id, l.version, \
+     l.environment, l.cluster, l.reason, l.details, l.prev_hash, l.hash) ORDER BY l.id)::text \
+     FROM ledger l WHERE l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at)"
+);
+
+/// One provenance event as the lookup's JSON carries it.
+type LookupEvent = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+);
+
 pub(crate) const REQUEST_RECORD_COLUMNS: &str =
     "request_id, at, cluster, slot, model_id, version, latency_ms, outcome";
 
@@ -555,53 +591,28 @@ impl RequestWithVersionRow {
     }
 }
 
-/// A row of `SELECT_REQUEST_LOOKUP`.
+/// A row of the request lookup (`SELECT_REQUEST_LOOKUP_*`).
 #[derive(sqlx::FromRow)]
 pub(crate) struct RequestLookupRow {
     #[sqlx(flatten)]
     pub(crate) record: RequestWithVersionRow,
-    l_id: Option<i64>,
-    l_at: Option<i64>,
-    l_actor: Option<String>,
-    l_action: Option<String>,
-    l_model_id: Option<String>,
-    l_version: Option<String>,
-    l_environment: Option<String>,
-    l_cluster: Option<String>,
-    l_reason: Option<String>,
-    l_details: Option<String>,
-    l_prev_hash: Option<String>,
-    l_hash: Option<String>,
+    /// `NULL` on PostgreSQL when the version has no events yet.
+    events: Option<String>,
 }
 
 impl RequestLookupRow {
-    /// The row's provenance event; `None` for the row of a record whose version has none.
-    pub(crate) fn event(&mut self) -> Option<LedgerRow> {
-        match (
-            self.l_id,
-            self.l_at,
-            self.l_actor.take(),
-            self.l_action.take(),
-            self.l_details.take(),
-            self.l_prev_hash.take(),
-            self.l_hash.take(),
-        ) {
-            (Some(id), Some(at), Some(actor), Some(action), Some(details), Some(prev_hash), Some(hash)) => Some(LedgerRow {
-                id,
-                at,
-                actor,
-                action,
-                model_id: self.l_model_id.take(),
-                version: self.l_version.take(),
-                environment: self.l_environment.take(),
-                cluster: self.l_cluster.take(),
-                reason: self.l_reason.take(),
-                details,
-                prev_hash,
-                hash,
-            }),
-            _ => None,
-        }
+    /// The provenance events, oldest first.
+    pub(crate) fn events(&self) -> StoreResult<Vec<LedgerEvent>> {
+        let Some(json) = self.events.as_deref() else { return Ok(Vec::new()) };
+        let events: Vec<LookupEvent> = serde_json::from_str(json)
+            .map_err(|e| corrupt(format_args!("the provenance of request {} cannot be read: {e}", self.record.record.request_id)))?;
+        events
+            .into_iter()
+            .map(|(id, at, actor, action, model_id, version, environment, cluster, reason, details, prev_hash, hash)| {
+                LedgerRow { id, at, actor, action, model_id, version, environment, cluster, reason, details, prev_hash, hash }
+                    .into_event()
+            })
+            .collect()
     }
 }
 

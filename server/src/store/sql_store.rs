@@ -687,21 +687,19 @@ macro_rules! sql_store {
             }
 
             async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>> {
-                let mut rows = sqlx::query_as::<_, q::RequestLookupRow>(q::SELECT_REQUEST_LOOKUP)
+                let sql = match Backend::$backend {
+                    Backend::Sqlite => q::SELECT_REQUEST_LOOKUP_SQLITE,
+                    Backend::Postgres => q::SELECT_REQUEST_LOOKUP_POSTGRES,
+                };
+                let Some(row) = sqlx::query_as::<_, q::RequestLookupRow>(sql)
                     .bind(request_id)
-                    .fetch_all(&self.pool)
+                    .fetch_optional(&self.pool)
                     .await?
-                    .into_iter();
-                let Some(mut first) = rows.next() else {
+                else {
                     return Ok(None);
                 };
-                let provenance = first
-                    .event()
-                    .into_iter()
-                    .chain(rows.filter_map(|mut row| row.event()))
-                    .map(q::LedgerRow::into_event)
-                    .collect::<StoreResult<Vec<_>>>()?;
-                let (record, version) = first.record.into_parts()?;
+                let provenance = row.events()?;
+                let (record, version) = row.record.into_parts()?;
                 Ok(Some(RequestLookup { record, version, provenance }))
             }
 
