@@ -2,6 +2,7 @@
 //! rendered there and server functions run there) and into wasm with
 //! `hydrate` (the same components take over in the browser).
 
+pub mod action;
 pub mod api;
 pub mod components;
 pub mod data;

@@ -8,6 +8,7 @@ use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, SlotView};
 use switchyard_domain::operations::{plan, Operation, OperationKind, OperationState, Step, StepRecord, StepState};
 use switchyard_domain::FullId;
 
+use crate::action::ConsoleAction;
 use crate::api::get_operation::get_operation;
 use crate::api::roll_back_cluster::RollBackCluster;
 use crate::api::start_operation::{parse_steps, StartOperation};
@@ -325,8 +326,8 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
 fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>) -> impl IntoView {
     let name = view.cluster.name.clone();
     let slug = name.replace('.', "-");
-    let start = ServerAction::<StartOperation>::new();
-    let rollback = ServerAction::<RollBackCluster>::new();
+    let start = ConsoleAction::<StartOperation>::new();
+    let rollback = ConsoleAction::<RollBackCluster>::new();
     Effect::new(move |_| {
         if matches!(start.value().get(), Some(Ok(_))) || matches!(rollback.value().get(), Some(Ok(_))) {
             refresh.update(|n| *n += 1);

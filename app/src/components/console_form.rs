@@ -12,13 +12,14 @@ use serde::de::value::{Error as FieldError, StringDeserializer};
 use serde::de::{self, DeserializeOwned, IntoDeserializer, MapAccess, Visitor};
 use server_fn::ServerFn;
 
+use crate::action::ConsoleAction;
 use crate::error::AppError;
 
 /// `<form method="post" action=…>` for the server function `S`.
 #[component]
-pub fn ConsoleForm<S>(action: ServerAction<S>, class: &'static str, children: Children) -> impl IntoView
+pub fn ConsoleForm<S>(action: ConsoleAction<S>, class: &'static str, children: Children) -> impl IntoView
 where
-    S: ServerFn<Output: Send + Sync + 'static, Error = AppError> + DeserializeOwned + Clone + Send + Sync + 'static,
+    S: ServerFn<Output: Clone + Send + Sync + 'static, Error = AppError> + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let on_submit = move |ev: SubmitEvent| {
         if ev.default_prevented() {

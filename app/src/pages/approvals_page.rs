@@ -5,6 +5,7 @@ use switchyard_domain::diff::{has_changes, DiffLine};
 use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
 use switchyard_domain::Timestamp;
 
+use crate::action::ConsoleAction;
 use crate::components::console_form::ConsoleForm;
 use crate::resource::page_resource;
 use crate::api::approve_promotion::ApprovePromotion;
@@ -124,8 +125,8 @@ fn PendingCard(
     refresh: RwSignal<u32>,
     outcome: RwSignal<Option<String>>,
 ) -> impl IntoView {
-    let approve = ServerAction::<ApprovePromotion>::new();
-    let reject = ServerAction::<RejectPromotion>::new();
+    let approve = ConsoleAction::<ApprovePromotion>::new();
+    let reject = ConsoleAction::<RejectPromotion>::new();
     Effect::new(move |_| {
         if let Some(Ok(p)) = approve.value().get() {
             outcome.set(Some(approved_outcome(&p)));

@@ -8,6 +8,7 @@ use switchyard_domain::promotion::target_stage;
 use switchyard_domain::types::Version;
 use switchyard_domain::{Stage, Timestamp};
 
+use crate::action::ConsoleAction;
 use crate::api::get_board::get_board;
 use crate::api::move_stage::MoveStage;
 use crate::api::request_promotion::RequestPromotion;
@@ -184,7 +185,7 @@ fn Card(
     environments: Vec<(String, EnvPolicy)>,
     refresh: RwSignal<u32>,
 ) -> impl IntoView {
-    let action = ServerAction::<MoveStage>::new();
+    let action = ConsoleAction::<MoveStage>::new();
     Effect::new(move |_| {
         if let Some(Ok(_)) = action.value().get() {
             refresh.update(|n| *n += 1);
@@ -254,7 +255,7 @@ fn Card(
 /// with why. The version stays where it is until the approvals are in.
 #[component]
 fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView {
-    let action = ServerAction::<RequestPromotion>::new();
+    let action = ConsoleAction::<RequestPromotion>::new();
     let why_id = format!("why-{slug}-promote");
     let env_id = format!("env-{slug}");
     let disabled = option.refused.is_some();
