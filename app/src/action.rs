@@ -47,7 +47,11 @@ impl<S> Copy for ConsoleAction<S> {}
 
 impl<S> ConsoleAction<S>
 where
-    S: ServerFn<Output: Clone + Send + Sync + 'static, Error = AppError> + Clone + Send + Sync + 'static,
+    S: ServerFn<Output: Clone + Send + Sync + 'static, Error = AppError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     #[track_caller]
     pub fn new() -> Self {
@@ -62,10 +66,18 @@ where
                     Box::pin(async move { answer.await.map(|out| Done(Arc::new(out))) })
                 }
                 // Calls are made only by `dispatch` below.
-                None => Box::pin(async { Err(AppError::new("internal", "The console called an action wrongly.")) }),
+                None => Box::pin(async {
+                    Err(AppError::new(
+                        "internal",
+                        "The console called an action wrongly.",
+                    ))
+                }),
             }
         };
-        ConsoleAction { inner: erased_action(refused, Box::new(call)), server_fn: PhantomData }
+        ConsoleAction {
+            inner: erased_action(refused, Box::new(call)),
+            server_fn: PhantomData,
+        }
     }
 
     pub fn dispatch(&self, input: S) {
@@ -78,13 +90,20 @@ where
 
     /// The last outcome (`None` before the first call); read it with `get`, clear it with `set`.
     pub fn value(&self) -> ActionValue<S> {
-        ActionValue { inner: self.inner, server_fn: PhantomData }
+        ActionValue {
+            inner: self.inner,
+            server_fn: PhantomData,
+        }
     }
 }
 
 impl<S> Default for ConsoleAction<S>
 where
-    S: ServerFn<Output: Clone + Send + Sync + 'static, Error = AppError> + Clone + Send + Sync + 'static,
+    S: ServerFn<Output: Clone + Send + Sync + 'static, Error = AppError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     fn default() -> Self {
         Self::new()
@@ -93,7 +112,10 @@ where
 
 /// Every console action is this one action.
 #[track_caller]
-fn erased_action(refused: Option<Outcome>, call: Box<dyn Fn(&Call) -> CallFuture + Send + Sync>) -> Action<Call, Outcome> {
+fn erased_action(
+    refused: Option<Outcome>,
+    call: Box<dyn Fn(&Call) -> CallFuture + Send + Sync>,
+) -> Action<Call, Outcome> {
     Action::new_with_value(refused, move |c: &Call| call(c))
 }
 
@@ -117,11 +139,16 @@ where
 {
     /// The outcome, tracked: a view reading it updates when it changes.
     pub fn get(&self) -> Option<Result<S::Output, AppError>> {
-        self.inner.value().get().map(|outcome| outcome.and_then(|done| typed::<S::Output>(&done)))
+        self.inner
+            .value()
+            .get()
+            .map(|outcome| outcome.and_then(|done| typed::<S::Output>(&done)))
     }
 
     pub fn set(&self, outcome: Option<Result<S::Output, AppError>>) {
-        self.inner.value().set(outcome.map(|r| r.map(|out| Done(Arc::new(out)))));
+        self.inner
+            .value()
+            .set(outcome.map(|r| r.map(|out| Done(Arc::new(out)))));
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod approve_promotion;
 pub mod client;
+pub mod codec;
 pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
@@ -18,10 +19,11 @@ pub mod get_signed_in_user;
 pub mod get_version_detail;
 pub mod lookup_request;
 pub mod move_stage;
-pub mod roll_back_cluster;
-pub mod start_operation;
 pub mod reject_promotion;
 pub mod request_promotion;
+pub mod roll_back_cluster;
+pub mod start_operation;
+pub mod value_reader;
 pub mod verify_audit_chain;
 
 /// A query value as given, or none when it is blank (`?model=`).

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use switchyard_domain::access::Role;
 use switchyard_domain::clusters::{Cluster, ClusterChange, Drift};
-use switchyard_domain::operations::Operation;
 use switchyard_domain::diff::DiffLine;
+use switchyard_domain::operations::Operation;
 use switchyard_domain::policy::EnvPolicy;
 use switchyard_domain::promotion::Promotion;
 use switchyard_domain::types::{AuditPage, ModelHistory, ServingAt, Version};
@@ -109,7 +109,11 @@ impl AuditFilter {
             ("cluster", &self.cluster),
         ]
         .iter()
-        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", encode(v))))
+        .filter_map(|(k, v)| {
+            v.as_deref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", encode(v)))
+        })
         .collect::<Vec<_>>()
         .join("&")
     }
@@ -166,7 +170,9 @@ pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -185,6 +191,9 @@ mod tests {
             from: Some("2026-03-03T14:00:00+01:00".into()),
             ..Default::default()
         };
-        assert_eq!(f.query_string(), "from=2026-03-03T14:00:00%2B01:00&action=stage.changed");
+        assert_eq!(
+            f.query_string(),
+            "from=2026-03-03T14:00:00%2B01:00&action=stage.changed"
+        );
     }
 }

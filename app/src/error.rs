@@ -1,9 +1,9 @@
 //! The one error type server functions return: a code and a message meant
 //! for the person looking at the page.
 
+use crate::api::codec::ConsoleJson;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use server_fn::codec::JsonEncoding;
 use switchyard_domain::access::Role;
 
 use crate::session::SignedInUser;
@@ -24,7 +24,11 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        AppError { code: code.to_owned(), message: message.into(), about: None }
+        AppError {
+            code: code.to_owned(),
+            message: message.into(),
+            about: None,
+        }
     }
 
     /// The same error, about `subject`.
@@ -40,19 +44,28 @@ impl AppError {
 
     /// No valid session: the console's server functions refuse everything.
     pub fn unauthenticated() -> Self {
-        AppError::new("unauthenticated", "You are signed out. Sign in to use the console.")
+        AppError::new(
+            "unauthenticated",
+            "You are signed out. Sign in to use the console.",
+        )
     }
 
     /// Signed in, but the role is too low for `what`.
     pub fn forbidden(what: &str, needed: Role, user: &SignedInUser) -> Self {
         AppError::new(
             "forbidden",
-            format!("{what} needs the {needed} role; {} has the {} role", user.username, user.role),
+            format!(
+                "{what} needs the {needed} role; {} has the {} role",
+                user.username, user.role
+            ),
         )
     }
 
     pub fn internal() -> Self {
-        AppError::new("internal", "Something went wrong on the server; the server log has the details.")
+        AppError::new(
+            "internal",
+            "Something went wrong on the server; the server log has the details.",
+        )
     }
 }
 
@@ -63,7 +76,7 @@ impl From<switchyard_domain::DomainError> for AppError {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = JsonEncoding;
+    type Encoder = ConsoleJson;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let message = match value {
@@ -85,10 +98,17 @@ mod tests {
         let e = AppError::new("invalid_input", "a rejection needs a reason").about(12);
         assert!(e.concerns("12"));
         assert!(!e.concerns("13"));
-        assert!(AppError::unauthenticated().concerns("13"), "an error about nothing in particular concerns every form");
+        assert!(
+            AppError::unauthenticated().concerns("13"),
+            "an error about nothing in particular concerns every form"
+        );
         let json = serde_json::to_string(&e).expect("serializes");
-        assert_eq!(serde_json::from_str::<AppError>(&json).expect("reads back"), e);
-        let plain: AppError = serde_json::from_str(r#"{"code":"x","message":"y"}"#).expect("no about");
+        assert_eq!(
+            serde_json::from_str::<AppError>(&json).expect("reads back"),
+            e
+        );
+        let plain: AppError =
+            serde_json::from_str(r#"{"code":"x","message":"y"}"#).expect("no about");
         assert_eq!(plain.about, None);
     }
 }

@@ -15,7 +15,13 @@ pub fn utc(t: Timestamp) -> String {
 /// `2026-03-03 14:00:05 UTC`, where seconds matter (the ledger).
 pub fn utc_seconds(t: Timestamp) -> String {
     let d = t.to_datetime();
-    format!("{} {:02}:{:02}:{:02} UTC", date(t), d.hour(), d.minute(), d.second())
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        date(t),
+        d.hour(),
+        d.minute(),
+        d.second()
+    )
 }
 
 /// `2026-03-03`
@@ -26,7 +32,9 @@ pub fn date(t: Timestamp) -> String {
 
 /// `2026-03` (`short`: `Mar 03`), the timeline's tick labels.
 pub fn month_or_day(t: Timestamp, short: bool) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let d = t.to_datetime();
     if short {
         format!("{} {:02}", MONTHS[d.month0() as usize % 12], d.day())
@@ -40,6 +48,18 @@ pub fn month_or_day(t: Timestamp, short: bool) -> String {
 pub fn seconds_between(from: Timestamp, to: Timestamp) -> String {
     let tenths = ((to.micros() - from.micros()).max(0) + 50_000) / 100_000;
     format!("{}.{} s", tenths / 10, tenths % 10)
+}
+
+/// `42.50 ms`: a latency to a hundredth of a millisecond. Integer arithmetic
+/// for the same reason as [`seconds_between`].
+pub fn milliseconds(ms: f64) -> String {
+    if !ms.is_finite() {
+        return "not recorded".to_owned();
+    }
+    let hundredths = (ms * 100.0).round() as i64;
+    let sign = if hundredths < 0 { "-" } else { "" };
+    let h = hundredths.unsigned_abs();
+    format!("{sign}{}.{:02} ms", h / 100, h % 100)
 }
 
 /// The first 12 hex digits of a `sha256:` hash: enough to tell versions apart.
@@ -58,7 +78,10 @@ mod tests {
         assert_eq!(utc(t), "2026-03-03 14:00 UTC");
         assert_eq!(utc_seconds(t), "2026-03-03 14:00:05 UTC");
         assert_eq!(date(t), "2026-03-03");
-        assert_eq!(utc(Timestamp::parse("2026-12-31T23:59:59Z").expect("valid")), "2026-12-31 23:59 UTC");
+        assert_eq!(
+            utc(Timestamp::parse("2026-12-31T23:59:59Z").expect("valid")),
+            "2026-12-31 23:59 UTC"
+        );
         assert_eq!(month_or_day(t, true), "Mar 03");
         assert_eq!(month_or_day(t, false), "2026-03");
     }
@@ -70,6 +93,15 @@ mod tests {
         assert_eq!(seconds_between(at(0), at(1_250_000)), "1.3 s");
         assert_eq!(seconds_between(at(0), at(61_000_000)), "61.0 s");
         assert_eq!(seconds_between(at(5), at(0)), "0.0 s");
+    }
+
+    #[test]
+    fn latencies_are_written_in_milliseconds_to_a_hundredth() {
+        assert_eq!(milliseconds(42.5), "42.50 ms");
+        assert_eq!(milliseconds(0.004), "0.00 ms");
+        assert_eq!(milliseconds(1234.567), "1234.57 ms");
+        assert_eq!(milliseconds(-0.5), "-0.50 ms");
+        assert_eq!(milliseconds(f64::NAN), "not recorded");
     }
 
     #[test]

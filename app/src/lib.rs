@@ -10,9 +10,9 @@ pub mod error;
 pub mod format;
 pub mod pages;
 pub mod resource;
-pub mod session;
 #[cfg(feature = "ssr")]
 pub mod services;
+pub mod session;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
@@ -26,9 +26,9 @@ use crate::pages::board_page::BoardPage;
 use crate::pages::clusters_page::{ClusterPage, ClustersPage};
 use crate::pages::model_page::ModelPage;
 use crate::pages::overview_page::OverviewPage;
-use crate::pages::signin_page::SignInPage;
 use crate::pages::request_page::RequestPage;
 use crate::pages::serving_page::ServingPage;
+use crate::pages::signin_page::SignInPage;
 use crate::pages::version_page::VersionPage;
 
 /// The HTML document around the app, rendered on the server.

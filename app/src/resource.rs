@@ -10,9 +10,9 @@
 //! On the server the value is kept as it is (the page reads it without a
 //! round trip) and as JSON, which goes into the page for hydration. In the
 //! browser a value from the page arrives as that JSON and is read with
-//! `serde_json::from_slice`, the reader the server functions' responses
-//! use too (so each type's deserializer is in the bundle once); a value
-//! fetched later in the browser is kept as it is.
+//! [`read_json`], the reader the server functions' responses use too (so
+//! each type's deserializer is in the bundle once); a value fetched later
+//! in the browser is kept as it is.
 
 use std::any::Any;
 use std::future::{Future, IntoFuture};
@@ -25,6 +25,8 @@ use leptos::server::codee::{Decoder, Encoder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::api::codec::read_json;
+use crate::api::value_reader::ReadError;
 use crate::error::AppError;
 
 /// A page resource's value, whatever the page's type.
@@ -45,7 +47,10 @@ impl PageData {
         }));
         #[cfg(not(feature = "ssr"))]
         let json: Option<String> = None;
-        PageData { value: Some(Arc::new(value)), json: json.map(Arc::from) }
+        PageData {
+            value: Some(Arc::new(value)),
+            json: json.map(Arc::from),
+        }
     }
 
     /// The value as `T`: the kept value, or read from the page's JSON.
@@ -53,9 +58,11 @@ impl PageData {
         if let Some(value) = self.value.as_ref().and_then(|v| v.downcast_ref::<T>()) {
             return value.clone();
         }
-        match self.json.as_deref().map(|json| serde_json::from_slice(json.as_bytes())) {
+        match self.json.as_deref().map(|json| read_json(json.as_bytes())) {
             Some(Ok(value)) => value,
-            Some(Err(e)) => T::unreadable(format!("The page's data could not be read ({e}); reload the page.")),
+            Some(Err(e)) => T::unreadable(format!(
+                "The page's data could not be read ({e}); reload the page."
+            )),
             None => T::unreadable("The page's data is missing; reload the page.".to_owned()),
         }
     }
@@ -67,13 +74,17 @@ pub trait PageValue: Serialize + DeserializeOwned + Clone + Send + Sync + 'stati
     fn unreadable(why: String) -> Self;
 }
 
-impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> PageValue for Result<T, AppError> {
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> PageValue
+    for Result<T, AppError>
+{
     fn unreadable(why: String) -> Self {
         Err(AppError::new("unreadable", why))
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> PageValue for Option<Result<T, AppError>> {
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> PageValue
+    for Option<Result<T, AppError>>
+{
     fn unreadable(why: String) -> Self {
         Some(Err(AppError::new("unreadable", why)))
     }
@@ -87,7 +98,10 @@ impl Encoder<PageData> for PageCodec {
     type Encoded = String;
 
     fn encode(val: &PageData) -> Result<String, AppError> {
-        val.json.as_deref().map(str::to_owned).ok_or_else(|| AppError::new("internal", "no JSON for this page's data"))
+        val.json
+            .as_deref()
+            .map(str::to_owned)
+            .ok_or_else(|| AppError::new("internal", "no JSON for this page's data"))
     }
 }
 
@@ -96,14 +110,17 @@ impl Decoder<PageData> for PageCodec {
     type Encoded = str;
 
     fn decode(val: &str) -> Result<PageData, AppError> {
-        Ok(PageData { value: None, json: Some(Arc::from(val)) })
+        Ok(PageData {
+            value: None,
+            json: Some(Arc::from(val)),
+        })
     }
 }
 
-/// JSON written with `serde_json::to_string` and read with
-/// `serde_json::from_slice`, for values other than page resources handed to
-/// the browser inside the page (the header's user). Leptos' default codec
-/// reads with `from_str`, a second copy of serde_json's reader in the wasm.
+/// JSON written with `serde_json::to_string` and read with [`read_json`],
+/// for values other than page resources handed to the browser inside the
+/// page (the header's user). Leptos' default codec reads with `from_str`,
+/// a second copy of every type's deserializer in the wasm.
 pub struct SliceJson;
 
 impl<T: Serialize> Encoder<T> for SliceJson {
@@ -116,11 +133,11 @@ impl<T: Serialize> Encoder<T> for SliceJson {
 }
 
 impl<T: DeserializeOwned> Decoder<T> for SliceJson {
-    type Error = serde_json::Error;
+    type Error = ReadError;
     type Encoded = str;
 
-    fn decode(val: &str) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(val.as_bytes())
+    fn decode(val: &str) -> Result<T, ReadError> {
+        read_json(val.as_bytes())
     }
 }
 
@@ -166,11 +183,18 @@ where
                 Box::pin(async move { PageData::new(fetched.await) })
             }
             // Keys come only from `source` below.
-            None => Box::pin(async { PageData::new(T::unreadable("The page asked for its data wrongly.".to_owned())) }),
+            None => Box::pin(async {
+                PageData::new(T::unreadable(
+                    "The page asked for its data wrongly.".to_owned(),
+                ))
+            }),
         }
     };
     let inner = erased_resource(Box::new(move || Key(Arc::new(source()))), Box::new(fetch));
-    PageResource { inner, page: PhantomData }
+    PageResource {
+        inner,
+        page: PhantomData,
+    }
 }
 
 type PageFuture = Pin<Box<dyn Future<Output = PageData> + Send>>;
@@ -237,7 +261,10 @@ mod tests {
         let value: Option<Vec<String>> = Some(vec!["bob".into()]);
         let encoded = <SliceJson as Encoder<_>>::encode(&value).expect("encodes");
         assert_eq!(encoded, r#"["bob"]"#);
-        assert_eq!(<SliceJson as Decoder<Option<Vec<String>>>>::decode(&encoded).expect("decodes"), value);
+        assert_eq!(
+            <SliceJson as Decoder<Option<Vec<String>>>>::decode(&encoded).expect("decodes"),
+            value
+        );
         assert!(<SliceJson as Decoder<Vec<u32>>>::decode("[1,").is_err());
     }
 
@@ -253,7 +280,9 @@ mod tests {
     #[test]
     fn unreadable_page_data_becomes_an_error_on_the_page() {
         let sent = <PageCodec as Decoder<PageData>>::decode("[1,").expect("kept as text");
-        assert!(sent.read::<Page>().is_err_and(|e| e.message.contains("could not be read")));
+        assert!(sent
+            .read::<Page>()
+            .is_err_and(|e| e.message.contains("could not be read")));
         let maybe: Option<Page> = sent.read();
         assert!(matches!(maybe, Some(Err(_))));
     }

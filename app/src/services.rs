@@ -11,13 +11,15 @@
 use std::sync::Arc;
 
 use leptos::prelude::use_context;
-use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail, VerifyReport};
+use switchyard_domain::types::{Overview, RequestLookup, VerifyReport, Version, VersionDetail};
 use switchyard_domain::{FullId, ModelId, Stage};
 
 use switchyard_domain::operations::{Operation, OperationKind};
 use switchyard_domain::promotion::Promotion;
 
-use crate::data::{Approvals, AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer};
+use crate::data::{
+    Approvals, AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer,
+};
 use crate::error::AppError;
 use crate::session::SignedInUser;
 
@@ -38,10 +40,19 @@ pub trait Services: Send + Sync + 'static {
     async fn board(&self, model: Option<&ModelId>) -> Result<Board, AppError>;
 
     /// A move made from the board, checked by `lifecycle::check_move`.
-    async fn move_stage(&self, id: &FullId, to: Stage, reason: Option<&str>) -> Result<Version, AppError>;
+    async fn move_stage(
+        &self,
+        id: &FullId,
+        to: Stage,
+        reason: Option<&str>,
+    ) -> Result<Version, AppError>;
 
     /// One page of the filtered audit log, newest first, after `cursor`.
-    async fn audit_page(&self, filter: &AuditFilter, cursor: Option<&str>) -> Result<AuditView, AppError>;
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<&str>,
+    ) -> Result<AuditView, AppError>;
 
     async fn audit_verify(&self) -> Result<VerifyReport, AppError>;
 
@@ -89,10 +100,16 @@ pub trait Services: Send + Sync + 'static {
     async fn approvals(&self) -> Result<Approvals, AppError>;
 
     /// Requests a promotion as `POST /api/v1/promotions` does (deployer and up).
-    async fn request_promotion(&self, full_id: &str, environment: &str, reason: &str) -> Result<Promotion, AppError>;
+    async fn request_promotion(
+        &self,
+        full_id: &str,
+        environment: &str,
+        reason: &str,
+    ) -> Result<Promotion, AppError>;
 
     /// Approves as `POST /api/v1/promotions/{id}/approve` does (approver and up).
-    async fn approve_promotion(&self, id: i64, reason: Option<&str>) -> Result<Promotion, AppError>;
+    async fn approve_promotion(&self, id: i64, reason: Option<&str>)
+        -> Result<Promotion, AppError>;
 
     /// Rejects as `POST /api/v1/promotions/{id}/reject` does (approver and up).
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError>;

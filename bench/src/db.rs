@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// One column value of a generated row.
@@ -99,7 +101,10 @@ impl Db {
                     .pragma("cache_size", "-262144"),
                 Mode::Baseline => options.pragma("cache_size", "-65536"),
             };
-            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await?;
             Ok(Db::Sqlite(pool))
         } else {
             let pool = PgPoolOptions::new().max_connections(2).connect(url).await?;
@@ -115,7 +120,12 @@ impl Db {
     }
 
     /// Inserts `rows` into `table` in one transaction.
-    pub async fn bulk_insert(&self, table: &str, columns: &[&str], rows: &[Vec<Val>]) -> anyhow::Result<()> {
+    pub async fn bulk_insert(
+        &self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Val>],
+    ) -> anyhow::Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -131,7 +141,9 @@ impl Db {
                         vec![tuple.as_str(); chunk.len()].join(", ")
                     );
                     bind_all!(sqlx::query(&sql), chunk.iter().flatten())
-                        .execute(&mut *tx).await.with_context(|| format!("bulk insert into {table}"))?;
+                        .execute(&mut *tx)
+                        .await
+                        .with_context(|| format!("bulk insert into {table}"))?;
                 }
                 tx.commit().await?;
             }
@@ -147,8 +159,14 @@ impl Db {
     /// engine's side of a lookup. Answers whether a row was found.
     pub async fn lookup(&self, sql: &str, args: &[Val]) -> anyhow::Result<bool> {
         Ok(match self {
-            Db::Sqlite(pool) => bind_all!(sqlx::query(sql), args).fetch_optional(pool).await?.is_some(),
-            Db::Postgres(pool) => bind_all!(sqlx::query(sql), args).fetch_optional(pool).await?.is_some(),
+            Db::Sqlite(pool) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(pool)
+                .await?
+                .is_some(),
+            Db::Postgres(pool) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(pool)
+                .await?
+                .is_some(),
         })
     }
 
@@ -173,7 +191,12 @@ impl Db {
 }
 
 /// `COPY table (columns) FROM STDIN` in text format.
-pub async fn copy_rows(conn: &mut PgConnection, table: &str, columns: &[&str], rows: &[Vec<Val>]) -> anyhow::Result<()> {
+pub async fn copy_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<Val>],
+) -> anyhow::Result<()> {
     let mut buf = String::with_capacity(rows.len() * 128);
     for row in rows {
         for (i, v) in row.iter().enumerate() {
@@ -194,10 +217,15 @@ pub async fn copy_rows(conn: &mut PgConnection, table: &str, columns: &[&str], r
         buf.push('\n');
     }
     let mut copy = conn
-        .copy_in_raw(&format!("COPY {table} ({}) FROM STDIN (FORMAT text)", columns.join(", ")))
+        .copy_in_raw(&format!(
+            "COPY {table} ({}) FROM STDIN (FORMAT text)",
+            columns.join(", ")
+        ))
         .await?;
     copy.send(buf.into_bytes()).await?;
-    copy.finish().await.with_context(|| format!("COPY into {table}"))?;
+    copy.finish()
+        .await
+        .with_context(|| format!("COPY into {table}"))?;
     Ok(())
 }
 
@@ -228,8 +256,10 @@ enum Cleanup {
 
 impl FreshDatabase {
     pub fn sqlite() -> anyhow::Result<FreshDatabase> {
-        let dir = std::env::temp_dir().join(format!("sy-bench-{:016x}", crate::rng::seed_from_time()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir =
+            std::env::temp_dir().join(format!("sy-bench-{:016x}", crate::rng::seed_from_time()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(FreshDatabase {
             url: format!("sqlite://{}/switchyard.db", dir.display()),
             cleanup: Cleanup::Dir(dir),
@@ -241,24 +271,32 @@ impl FreshDatabase {
         let mut admin = PgConnection::connect(admin_url)
             .await
             .with_context(|| format!("PostgreSQL is not reachable at {admin_url}"))?;
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await?;
         admin.close().await?;
         let (base, _) = admin_url
             .rsplit_once('/')
             .context("the PostgreSQL URL must name a database, e.g. postgres://postgres@127.0.0.1:5432/postgres")?;
         Ok(FreshDatabase {
             url: format!("{base}/{name}"),
-            cleanup: Cleanup::Postgres { admin_url: admin_url.to_owned(), name },
+            cleanup: Cleanup::Postgres {
+                admin_url: admin_url.to_owned(),
+                name,
+            },
         })
     }
 
     /// Removes the database (the servers using it are expected to be done).
     pub async fn remove(self) -> anyhow::Result<()> {
         match self.cleanup {
-            Cleanup::Dir(dir) => std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display())),
+            Cleanup::Dir(dir) => std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display())),
             Cleanup::Postgres { admin_url, name } => {
                 let mut admin = PgConnection::connect(&admin_url).await?;
-                admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await?;
+                admin
+                    .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+                    .await?;
                 Ok(())
             }
         }

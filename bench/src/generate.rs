@@ -37,13 +37,35 @@ const OP_DELAY: i64 = 10 * MINUTE;
 const STEP: i64 = 5_000_000;
 const DEPRECATION_DAYS: i64 = 31;
 
-const FAMILIES: [&str; 8] = ["chat", "fraud", "rank", "vision", "speech", "embed", "churn", "price"];
+const FAMILIES: [&str; 8] = [
+    "chat", "fraud", "rank", "vision", "speech", "embed", "churn", "price",
+];
 const PEOPLE: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
 
 pub const LEDGER_COLUMNS: [&str; 12] = [
-    "id", "at", "actor", "action", "model_id", "version", "environment", "cluster", "reason", "details", "prev_hash", "hash",
+    "id",
+    "at",
+    "actor",
+    "action",
+    "model_id",
+    "version",
+    "environment",
+    "cluster",
+    "reason",
+    "details",
+    "prev_hash",
+    "hash",
 ];
-pub const RECORD_COLUMNS: [&str; 8] = ["request_id", "at", "cluster", "slot", "model_id", "version", "latency_ms", "outcome"];
+pub const RECORD_COLUMNS: [&str; 8] = [
+    "request_id",
+    "at",
+    "cluster",
+    "slot",
+    "model_id",
+    "version",
+    "latency_ms",
+    "outcome",
+];
 
 /// The release history's shape: when each version of each model moved.
 #[derive(Debug, Clone)]
@@ -113,9 +135,18 @@ impl ModelPlan {
         } else {
             (self.spacing / 10, self.versions.saturating_sub(1))
         };
-        let k = (at - self.base - offset - OP_DELAY).div_euclid(self.spacing).clamp(0, i64::from(last));
+        let k = (at - self.base - offset - OP_DELAY)
+            .div_euclid(self.spacing)
+            .clamp(0, i64::from(last));
         let k = u32::try_from(k).unwrap_or(0);
-        (k, if k % 2 == 0 { SlotName::Green } else { SlotName::Blue })
+        (
+            k,
+            if k % 2 == 0 {
+                SlotName::Green
+            } else {
+                SlotName::Blue
+            },
+        )
     }
 
     fn config(&self, i: u32) -> Value {
@@ -128,7 +159,11 @@ impl ModelPlan {
     }
 
     fn artifact_uri(&self, i: u32) -> String {
-        format!("s3://models/{}/{}/model.onnx", self.id, ModelPlan::version_name(i))
+        format!(
+            "s3://models/{}/{}/model.onnx",
+            self.id,
+            ModelPlan::version_name(i)
+        )
     }
 }
 
@@ -182,7 +217,12 @@ impl Catalog {
         let span = end - start - 3 * DAY;
         let models = (0..size.models)
             .map(|m| {
-                let versions = if m == 0 { size.big_model_versions } else { size.versions_per_model }.max(2);
+                let versions = if m == 0 {
+                    size.big_model_versions
+                } else {
+                    size.versions_per_model
+                }
+                .max(2);
                 let spacing = span / (i64::from(versions) + 2);
                 ModelPlan {
                     id: format!("{}-{m:03}", FAMILIES[m as usize % FAMILIES.len()]),
@@ -195,7 +235,11 @@ impl Catalog {
         let production_clusters = size.clusters * 7 / 10;
         let clusters = (0..size.clusters)
             .map(|c| {
-                let environment = if c < production_clusters { "production" } else { "staging" };
+                let environment = if c < production_clusters {
+                    "production"
+                } else {
+                    "staging"
+                };
                 let region = ["eu", "us", "ap"][c as usize % 3];
                 ClusterPlan {
                     name: format!("{}-{region}-{c:03}", &environment[..4]),
@@ -204,14 +248,21 @@ impl Catalog {
                 }
             })
             .collect();
-        Catalog { start, end, models, clusters, request_records: size.request_records }
+        Catalog {
+            start,
+            end,
+            models,
+            clusters,
+            request_records: size.request_records,
+        }
     }
 
     /// Request record number `j` of the history (deterministic).
     pub fn record(&self, j: u64) -> Record {
         let first = self.start + 3 * DAY;
         let span = (self.end - first) as f64;
-        let at = first + (span * (j as f64 + rng::unit(1, j)) / self.request_records.max(1) as f64) as i64;
+        let at = first
+            + (span * (j as f64 + rng::unit(1, j)) / self.request_records.max(1) as f64) as i64;
         self.record_at(j, at, &format!("{at:013x}-{:08x}", rng::at(2, j) as u32))
     }
 
@@ -228,7 +279,9 @@ impl Catalog {
             model_id: model.id.clone(),
             version: ModelPlan::version_name(k),
             latency_ms: (5.0 + 200.0 * rng::unit(4, j).powi(3) * 100.0).round() / 100.0,
-            outcome: (rng::below(5, j, 50) != 0).then_some("ok").or(Some("error")),
+            outcome: (rng::below(5, j, 50) != 0)
+                .then_some("ok")
+                .or(Some("error")),
         }
     }
 
@@ -261,14 +314,26 @@ pub struct Progress {
 impl Progress {
     pub fn new(label: &'static str, total: u64) -> Progress {
         let now = Instant::now();
-        Progress { label, total, done: 0, started: now, last: now }
+        Progress {
+            label,
+            total,
+            done: 0,
+            started: now,
+            last: now,
+        }
     }
 
     pub fn add(&mut self, n: u64) {
         self.done += n;
         if self.last.elapsed().as_secs() >= 3 {
             self.last = Instant::now();
-            eprintln!("  {}: {} / {} ({:.0} rows/s)", self.label, self.done, self.total, self.rate());
+            eprintln!(
+                "  {}: {} / {} ({:.0} rows/s)",
+                self.label,
+                self.done,
+                self.total,
+                self.rate()
+            );
         }
     }
 
@@ -278,7 +343,13 @@ impl Progress {
 
     /// Seconds taken.
     pub fn finish(&self) -> f64 {
-        eprintln!("  {}: {} rows in {:.1} s ({:.0} rows/s)", self.label, self.done, self.started.elapsed().as_secs_f64(), self.rate());
+        eprintln!(
+            "  {}: {} rows in {:.1} s ({:.0} rows/s)",
+            self.label,
+            self.done,
+            self.started.elapsed().as_secs_f64(),
+            self.rate()
+        );
         self.started.elapsed().as_secs_f64()
     }
 }
@@ -321,15 +392,26 @@ impl Chain<'_> {
 
     fn state(&mut self, subject: Subject, at: i64, event_id: i64, value: String) {
         self.state_rows += 1;
-        self.states.push(vec![Val::Text(subject.key()), Val::Int(at), Val::Int(event_id), Val::Text(value)]);
+        self.states.push(vec![
+            Val::Text(subject.key()),
+            Val::Int(at),
+            Val::Int(event_id),
+            Val::Text(value),
+        ]);
     }
 
     async fn flush(&mut self) -> anyhow::Result<()> {
-        self.db.bulk_insert("ledger", &LEDGER_COLUMNS, &self.ledger).await?;
+        self.db
+            .bulk_insert("ledger", &LEDGER_COLUMNS, &self.ledger)
+            .await?;
         self.progress.add(self.ledger.len() as u64);
         self.ledger.clear();
         self.db
-            .bulk_insert("state_history", &["subject", "valid_from", "event_id", "value"], &self.states)
+            .bulk_insert(
+                "state_history",
+                &["subject", "valid_from", "event_id", "value"],
+                &self.states,
+            )
             .await?;
         self.states.clear();
         Ok(())
@@ -373,10 +455,21 @@ fn plan(catalog: &Catalog) -> Vec<Planned> {
     let mut acts = Vec::new();
     let mut push = |at: i64, act: Act, model: usize, version: u32| {
         let seq = acts.len() as u32;
-        acts.push(Planned { at, seq, act, model, version });
+        acts.push(Planned {
+            at,
+            seq,
+            act,
+            model,
+            version,
+        });
     };
     for (c, cluster) in catalog.clusters.iter().enumerate() {
-        push(catalog.start + i64::try_from(c).unwrap_or(0) * MINUTE, Act::ClusterCreated { cluster: c }, cluster.model, 0);
+        push(
+            catalog.start + i64::try_from(c).unwrap_or(0) * MINUTE,
+            Act::ClusterCreated { cluster: c },
+            cluster.model,
+            0,
+        );
     }
     for (m, model) in catalog.models.iter().enumerate() {
         for i in 0..model.versions {
@@ -384,7 +477,12 @@ fn plan(catalog: &Catalog) -> Vec<Planned> {
             push(model.staged(i), Act::Stage, m, i);
             for (c, cluster) in catalog.clusters.iter().enumerate() {
                 if cluster.model == m && cluster.environment == "staging" {
-                    push(model.staged(i) + OP_DELAY, Act::Operation { cluster: c }, m, i);
+                    push(
+                        model.staged(i) + OP_DELAY,
+                        Act::Operation { cluster: c },
+                        m,
+                        i,
+                    );
                 }
             }
             if !model.is_promoted(i) {
@@ -395,7 +493,12 @@ fn plan(catalog: &Catalog) -> Vec<Planned> {
             push(model.promoted(i), Act::Promote, m, i);
             for (c, cluster) in catalog.clusters.iter().enumerate() {
                 if cluster.model == m && cluster.environment == "production" {
-                    push(model.promoted(i) + OP_DELAY, Act::Operation { cluster: c }, m, i);
+                    push(
+                        model.promoted(i) + OP_DELAY,
+                        Act::Operation { cluster: c },
+                        m,
+                        i,
+                    );
                 }
             }
             // Deprecated when the next version is promoted; retired after the period.
@@ -439,7 +542,9 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
     {
         let mut production = vec![false; catalog.models.len()];
         for p in &acts {
-            structural += p.act.events(matches!(p.act, Act::Promote) && production[p.model]);
+            structural += p
+                .act
+                .events(matches!(p.act, Act::Promote) && production[p.model]);
             if matches!(p.act, Act::Promote) {
                 production[p.model] = true;
             }
@@ -462,7 +567,11 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
         state_rows: 0,
         progress: Progress::new("ledger", total),
     };
-    let mut stages: Vec<Vec<(Stage, i64)>> = catalog.models.iter().map(|m| vec![(Stage::Development, 0); m.versions as usize]).collect();
+    let mut stages: Vec<Vec<(Stage, i64)>> = catalog
+        .models
+        .iter()
+        .map(|m| vec![(Stage::Development, 0); m.versions as usize])
+        .collect();
     let mut production: Vec<Option<u32>> = vec![None; catalog.models.len()];
     let mut pins: HashMap<(&'static str, usize), PinState> = HashMap::new();
     let mut promotions: HashMap<(usize, u32), i64> = HashMap::new();
@@ -471,10 +580,21 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
     let mut next_filler = 0_u64;
 
     for p in &acts {
-        while next_filler < fillers && catalog.start + i64::try_from(next_filler).unwrap_or(0) * filler_step + filler_step / 2 <= p.at {
-            let at = catalog.start + i64::try_from(next_filler).unwrap_or(0) * filler_step + filler_step / 2;
+        while next_filler < fillers
+            && catalog.start
+                + i64::try_from(next_filler).unwrap_or(0) * filler_step
+                + filler_step / 2
+                <= p.at
+        {
+            let at = catalog.start
+                + i64::try_from(next_filler).unwrap_or(0) * filler_step
+                + filler_step / 2;
             let who = PEOPLE[rng::below(7, next_filler, PEOPLE.len() as u64) as usize];
-            let what = if next_filler % 2 == 0 { action::SIGNED_IN } else { action::SIGNED_OUT };
+            let what = if next_filler % 2 == 0 {
+                action::SIGNED_IN
+            } else {
+                action::SIGNED_OUT
+            };
             chain
                 .append(NewEvent::new(Timestamp::from_micros(at), who, what).details(json!({ "address": format!("10.0.{}.{}", next_filler % 7, next_filler % 250) })))
                 .await?;
@@ -493,23 +613,50 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
                         NewEvent::new(at, "alice", action::CLUSTER_CREATED)
                             .environment(plan.environment)
                             .cluster(&plan.name)
-                            .details(json!({ "driver": "simulated", "config": {}, "state": state })),
+                            .details(
+                                json!({ "driver": "simulated", "config": {}, "state": state }),
+                            ),
                     )
                     .await?;
-                chain.state(Subject::Cluster { name: plan.name.clone() }, p.at, ev, serde_json::to_string(&state)?);
-                clusters[cluster] =
-                    Some(ClusterSim { state, event_id: ev, since: p.at, rollback_to: None, created_at: p.at, operations: 0 });
+                chain.state(
+                    Subject::Cluster {
+                        name: plan.name.clone(),
+                    },
+                    p.at,
+                    ev,
+                    serde_json::to_string(&state)?,
+                );
+                clusters[cluster] = Some(ClusterSim {
+                    state,
+                    event_id: ev,
+                    since: p.at,
+                    rollback_to: None,
+                    created_at: p.at,
+                    operations: 0,
+                });
             }
             Act::Register => {
-                let config_hash = switchyard_domain::config_hash::config_hash(&model.config(p.version))?;
+                let config_hash =
+                    switchyard_domain::config_hash::config_hash(&model.config(p.version))?;
                 let ev = chain
-                    .append(NewEvent::new(at, "token:ci", action::VERSION_REGISTERED).full_id(&id).details(json!({
-                        "config_hash": config_hash,
-                        "artifact_uri": model.artifact_uri(p.version),
-                        "stage": "development",
-                    })))
+                    .append(
+                        NewEvent::new(at, "token:ci", action::VERSION_REGISTERED)
+                            .full_id(&id)
+                            .details(json!({
+                                "config_hash": config_hash,
+                                "artifact_uri": model.artifact_uri(p.version),
+                                "stage": "development",
+                            })),
+                    )
                     .await?;
-                chain.state(Subject::Stage { full_id: id_text.clone() }, p.at, ev, "development".to_owned());
+                chain.state(
+                    Subject::Stage {
+                        full_id: id_text.clone(),
+                    },
+                    p.at,
+                    ev,
+                    "development".to_owned(),
+                );
                 stages[p.model][p.version as usize] = (Stage::Development, p.at);
             }
             Act::Stage => {
@@ -522,9 +669,25 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
                             .details(json!({ "from": "development", "to": "staging" })),
                     )
                     .await?;
-                chain.state(Subject::Stage { full_id: id_text.clone() }, p.at, ev, "staging".to_owned());
+                chain.state(
+                    Subject::Stage {
+                        full_id: id_text.clone(),
+                    },
+                    p.at,
+                    ev,
+                    "staging".to_owned(),
+                );
                 stages[p.model][p.version as usize] = (Stage::Staging, p.at);
-                pin(&mut chain, &mut pins, "staging", p, &id, "dave", "candidate for staging tests").await?;
+                pin(
+                    &mut chain,
+                    &mut pins,
+                    "staging",
+                    p,
+                    &id,
+                    "dave",
+                    "candidate for staging tests",
+                )
+                .await?;
             }
             Act::Request => {
                 let promotion_id = promotions.len() as i64 + 1;
@@ -541,7 +704,11 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
             }
             Act::Approve | Act::Promote => {
                 let promotion_id = promotions.get(&(p.model, p.version)).copied().unwrap_or(0);
-                let approver = if matches!(p.act, Act::Approve) { "bob" } else { "carol" };
+                let approver = if matches!(p.act, Act::Approve) {
+                    "bob"
+                } else {
+                    "carol"
+                };
                 chain
                     .append(
                         NewEvent::new(at, approver, action::PROMOTION_APPROVED)
@@ -551,12 +718,24 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
                     )
                     .await?;
                 if matches!(p.act, Act::Promote) {
-                    promote(&mut chain, &mut stages, &mut production, &mut pins, catalog, p, &id, promotion_id).await?;
+                    promote(
+                        &mut chain,
+                        &mut stages,
+                        &mut production,
+                        &mut pins,
+                        catalog,
+                        p,
+                        &id,
+                        promotion_id,
+                    )
+                    .await?;
                 }
             }
             Act::Operation { cluster } => {
                 let plan = &catalog.clusters[cluster];
-                let Some(sim) = clusters[cluster].as_mut() else { continue };
+                let Some(sim) = clusters[cluster].as_mut() else {
+                    continue;
+                };
                 switch(&mut chain, sim, plan, p.at, &id).await?;
             }
             Act::Retire => {
@@ -570,16 +749,33 @@ pub async fn generate(db: &Db, catalog: &Catalog, size: &Size) -> anyhow::Result
                             .details(json!({ "from": "deprecated", "to": "retired" })),
                     )
                     .await?;
-                chain.append(NewEvent::new(at, "system", action::RETIREMENT).full_id(&id).details(json!({ "early": false }))).await?;
-                chain.state(Subject::Stage { full_id: id_text.clone() }, p.at, ev, "retired".to_owned());
+                chain
+                    .append(
+                        NewEvent::new(at, "system", action::RETIREMENT)
+                            .full_id(&id)
+                            .details(json!({ "early": false })),
+                    )
+                    .await?;
+                chain.state(
+                    Subject::Stage {
+                        full_id: id_text.clone(),
+                    },
+                    p.at,
+                    ev,
+                    "retired".to_owned(),
+                );
                 stages[p.model][p.version as usize] = (Stage::Retired, p.at);
             }
         }
     }
     while next_filler < fillers {
-        let at = catalog.start + i64::try_from(next_filler).unwrap_or(0) * filler_step + filler_step / 2;
+        let at =
+            catalog.start + i64::try_from(next_filler).unwrap_or(0) * filler_step + filler_step / 2;
         chain
-            .append(NewEvent::new(Timestamp::from_micros(at), "erin", action::SIGNED_IN).details(json!({ "address": "10.0.0.1" })))
+            .append(
+                NewEvent::new(Timestamp::from_micros(at), "erin", action::SIGNED_IN)
+                    .details(json!({ "address": "10.0.0.1" })),
+            )
             .await?;
         next_filler += 1;
     }
@@ -628,7 +824,9 @@ async fn pin(
     actor: &'static str,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let from = pins.get(&(environment, p.model)).map(|s| ModelPlan::version_name(s.version));
+    let from = pins
+        .get(&(environment, p.model))
+        .map(|s| ModelPlan::version_name(s.version));
     let ev = chain
         .append(
             NewEvent::new(Timestamp::from_micros(p.at), actor, action::PIN_CHANGED)
@@ -639,14 +837,23 @@ async fn pin(
         )
         .await?;
     chain.state(
-        Subject::Pin { environment: environment.to_owned(), model_id: id.model_id.to_string() },
+        Subject::Pin {
+            environment: environment.to_owned(),
+            model_id: id.model_id.to_string(),
+        },
         p.at,
         ev,
         id.version.to_string(),
     );
     pins.insert(
         (environment, p.model),
-        PinState { version: p.version, since: p.at, set_by: actor, reason: Some(reason.to_owned()), event_id: ev },
+        PinState {
+            version: p.version,
+            since: p.at,
+            set_by: actor,
+            reason: Some(reason.to_owned()),
+            event_id: ev,
+        },
     );
     Ok(())
 }
@@ -682,7 +889,14 @@ async fn promote(
                 .details(json!({ "from": "staging", "to": "production" })),
         )
         .await?;
-    chain.state(Subject::Stage { full_id: id.to_string() }, p.at, ev, "production".to_owned());
+    chain.state(
+        Subject::Stage {
+            full_id: id.to_string(),
+        },
+        p.at,
+        ev,
+        "production".to_owned(),
+    );
     stages[p.model][p.version as usize] = (Stage::Production, p.at);
     if let Some(prev) = production[p.model] {
         let prev_id = full_id(&model.full_id(prev))?;
@@ -703,16 +917,38 @@ async fn promote(
                     .details(json!({ "superseded_by": id.to_string() })),
             )
             .await?;
-        chain.state(Subject::Stage { full_id: prev_id.to_string() }, p.at, ev, "deprecated".to_owned());
+        chain.state(
+            Subject::Stage {
+                full_id: prev_id.to_string(),
+            },
+            p.at,
+            ev,
+            "deprecated".to_owned(),
+        );
         stages[p.model][prev as usize] = (Stage::Deprecated, p.at);
     }
     production[p.model] = Some(p.version);
-    pin(chain, pins, "production", p, id, "carol", "promotion applied").await
+    pin(
+        chain,
+        pins,
+        "production",
+        p,
+        id,
+        "carol",
+        "promotion applied",
+    )
+    .await
 }
 
 /// A blue-green switch of `sim` to `id`: load the idle slot, wait, smoke,
 /// switch all traffic; the old slot stays as the rollback target.
-async fn switch(chain: &mut Chain<'_>, sim: &mut ClusterSim, plan: &ClusterPlan, start: i64, id: &FullId) -> anyhow::Result<()> {
+async fn switch(
+    chain: &mut Chain<'_>,
+    sim: &mut ClusterSim,
+    plan: &ClusterPlan,
+    start: i64,
+    id: &FullId,
+) -> anyhow::Result<()> {
     sim.operations += 1;
     let operation_id = sim.operations;
     let idle = sim.state.idle_slot().unwrap_or(SlotName::Green);
@@ -754,7 +990,14 @@ async fn switch(chain: &mut Chain<'_>, sim: &mut ClusterSim, plan: &ClusterPlan,
             })))
             .await?;
         if let Some(state) = new_state {
-            chain.state(Subject::Cluster { name: plan.name.clone() }, at, ev, serde_json::to_string(&state)?);
+            chain.state(
+                Subject::Cluster {
+                    name: plan.name.clone(),
+                },
+                at,
+                ev,
+                serde_json::to_string(&state)?,
+            );
             sim.state = state;
             sim.event_id = ev;
             sim.since = at;
@@ -770,7 +1013,11 @@ async fn switch(chain: &mut Chain<'_>, sim: &mut ClusterSim, plan: &ClusterPlan,
     Ok(())
 }
 
-async fn write_versions(db: &Db, catalog: &Catalog, stages: &[Vec<(Stage, i64)>]) -> anyhow::Result<u64> {
+async fn write_versions(
+    db: &Db,
+    catalog: &Catalog,
+    stages: &[Vec<(Stage, i64)>],
+) -> anyhow::Result<u64> {
     let mut rows = Vec::new();
     let mut n = 0;
     for (m, model) in catalog.models.iter().enumerate() {
@@ -793,7 +1040,16 @@ async fn write_versions(db: &Db, catalog: &Catalog, stages: &[Vec<(Stage, i64)>]
         }
     }
     let columns = [
-        "model_id", "version", "stage", "config_hash", "config", "artifact_uri", "labels", "created_at", "created_by", "stage_since",
+        "model_id",
+        "version",
+        "stage",
+        "config_hash",
+        "config",
+        "artifact_uri",
+        "labels",
+        "created_at",
+        "created_by",
+        "stage_since",
     ];
     for chunk in rows.chunks(FLUSH_ROWS) {
         db.bulk_insert("versions", &columns, chunk).await?;
@@ -801,7 +1057,11 @@ async fn write_versions(db: &Db, catalog: &Catalog, stages: &[Vec<(Stage, i64)>]
     Ok(n)
 }
 
-async fn write_pins(db: &Db, catalog: &Catalog, pins: &HashMap<(&'static str, usize), PinState>) -> anyhow::Result<()> {
+async fn write_pins(
+    db: &Db,
+    catalog: &Catalog,
+    pins: &HashMap<(&'static str, usize), PinState>,
+) -> anyhow::Result<()> {
     let rows: Vec<Vec<Val>> = pins
         .iter()
         .map(|((env, m), pin)| {
@@ -816,10 +1076,27 @@ async fn write_pins(db: &Db, catalog: &Catalog, pins: &HashMap<(&'static str, us
             ]
         })
         .collect();
-    db.bulk_insert("pins", &["environment", "model_id", "version", "since", "set_by", "reason", "event_id"], &rows).await
+    db.bulk_insert(
+        "pins",
+        &[
+            "environment",
+            "model_id",
+            "version",
+            "since",
+            "set_by",
+            "reason",
+            "event_id",
+        ],
+        &rows,
+    )
+    .await
 }
 
-async fn write_clusters(db: &Db, catalog: &Catalog, clusters: &[Option<ClusterSim>]) -> anyhow::Result<()> {
+async fn write_clusters(
+    db: &Db,
+    catalog: &Catalog,
+    clusters: &[Option<ClusterSim>],
+) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for (plan, sim) in catalog.clusters.iter().zip(clusters) {
         let Some(sim) = sim else { continue };
@@ -837,7 +1114,16 @@ async fn write_clusters(db: &Db, catalog: &Catalog, clusters: &[Option<ClusterSi
         ]);
     }
     let columns = [
-        "name", "environment", "driver", "config", "state", "state_event", "state_since", "rollback_to", "created_at", "created_by",
+        "name",
+        "environment",
+        "driver",
+        "config",
+        "state",
+        "state_event",
+        "state_since",
+        "rollback_to",
+        "created_at",
+        "created_by",
     ];
     db.bulk_insert("clusters", &columns, &rows).await
 }
@@ -849,7 +1135,8 @@ async fn write_records(db: &Db, catalog: &Catalog) -> anyhow::Result<f64> {
     while j < catalog.request_records {
         let n = RECORDS_PER_BATCH.min(catalog.request_records - j);
         let rows: Vec<Vec<Val>> = (j..j + n).map(|k| catalog.record(k).row()).collect();
-        db.bulk_insert("request_records", &RECORD_COLUMNS, &rows).await?;
+        db.bulk_insert("request_records", &RECORD_COLUMNS, &rows)
+            .await?;
         progress.add(n);
         j += n;
     }

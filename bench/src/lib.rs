@@ -23,7 +23,9 @@ use crate::size::Size;
 pub enum Engine {
     Sqlite,
     /// A server, named by a URL whose database is used only to create a fresh one.
-    Postgres { admin_url: String },
+    Postgres {
+        admin_url: String,
+    },
 }
 
 impl Engine {
@@ -51,9 +53,16 @@ pub async fn run_engine(size: &Size, engine: &Engine) -> anyhow::Result<BackendR
     result
 }
 
-async fn generate_and_measure(size: &Size, engine: &Engine, url: &str) -> anyhow::Result<BackendReport> {
+async fn generate_and_measure(
+    size: &Size,
+    engine: &Engine,
+    url: &str,
+) -> anyhow::Result<BackendReport> {
     eprintln!("{}: {}", engine.name(), url);
-    switchyard::store::connect(url, StoreSettings::default()).await?.migrate().await?;
+    switchyard::store::connect(url, StoreSettings::default())
+        .await?
+        .migrate()
+        .await?;
     let catalog = Catalog::new(size, Timestamp::now().micros());
     let loader = Db::open(url, Mode::Loading).await?;
     let generated = generate::generate(&loader, &catalog, size).await?;
@@ -68,8 +77,16 @@ async fn generate_and_measure(size: &Size, engine: &Engine, url: &str) -> anyhow
     );
     figures.insert(
         0,
-        report::Figure::new(engine.name(), "generation: ledger events", "ev/s", generated.ledger_events as f64 / generated.ledger_seconds)
-            .note(&format!("{} events with state history, hash-chained", generated.ledger_events)),
+        report::Figure::new(
+            engine.name(),
+            "generation: ledger events",
+            "ev/s",
+            generated.ledger_events as f64 / generated.ledger_seconds,
+        )
+        .note(&format!(
+            "{} events with state history, hash-chained",
+            generated.ledger_events
+        )),
     );
     figures.insert(
         1,
@@ -81,7 +98,12 @@ async fn generate_and_measure(size: &Size, engine: &Engine, url: &str) -> anyhow
         )
         .note(&format!("{} records", generated.request_records)),
     );
-    Ok(BackendReport { backend: engine.name().to_owned(), generated, ledger_verified, figures })
+    Ok(BackendReport {
+        backend: engine.name().to_owned(),
+        generated,
+        ledger_verified,
+        figures,
+    })
 }
 
 /// Runs every engine in turn and reports them together.

@@ -40,15 +40,24 @@ async fn main() -> anyhow::Result<()> {
     if let Some(url) = args.postgres {
         engines.push(Engine::Postgres { admin_url: url });
     }
-    anyhow::ensure!(!engines.is_empty(), "nothing to run: --no-sqlite needs --postgres");
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results").join(format!("{}.json", size.name)));
+    anyhow::ensure!(
+        !engines.is_empty(),
+        "nothing to run: --no-sqlite needs --postgres"
+    );
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("results")
+            .join(format!("{}.json", size.name))
+    });
     let report = bench::run(size, &engines).await?;
     println!(
         "\n{} size, {} build, {} × {} ({}), peak RSS {:.0} MiB\n",
         report.size.name,
-        if report.release_build { "release" } else { "debug" },
+        if report.release_build {
+            "release"
+        } else {
+            "debug"
+        },
         report.machine.cpus,
         report.machine.cpu_model,
         report.machine.os,
@@ -57,14 +66,19 @@ async fn main() -> anyhow::Result<()> {
     print!("{}", report.table());
     let mut noted = std::collections::HashSet::new();
     for f in report.figures() {
-        if let Some(note) = f.note.as_deref().filter(|n| noted.insert((f.backend.as_str(), *n))) {
+        if let Some(note) = f
+            .note
+            .as_deref()
+            .filter(|n| noted.insert((f.backend.as_str(), *n)))
+        {
             println!("  {} / {}: {note}", f.backend, f.figure);
         }
     }
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(&out, serde_json::to_string_pretty(&report)?).with_context(|| format!("cannot write {}", out.display()))?;
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     println!("\nwritten to {}", out.display());
     Ok(())
 }

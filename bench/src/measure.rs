@@ -34,7 +34,8 @@ const STATE_AT: &str = "SELECT h.valid_from, h.event_id, h.value, l.actor, l.rea
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.subject = $1 AND h.valid_from <= $2 \
      ORDER BY h.valid_from DESC, h.event_id DESC LIMIT 1";
-const RECORD_BY_ID: &str = "SELECT request_id, at, cluster, slot, model_id, version, latency_ms, outcome \
+const RECORD_BY_ID: &str =
+    "SELECT request_id, at, cluster, slot, model_id, version, latency_ms, outcome \
      FROM request_records WHERE request_id = $1";
 
 /// A server started in-process; aborted when dropped.
@@ -57,7 +58,9 @@ async fn start_server(database_url: &str) -> anyhow::Result<Server> {
         deprecation_days: 30,
         metrics_token: None,
     };
-    let app = Application::build(config).await.context("the server starts")?;
+    let app = Application::build(config)
+        .await
+        .context("the server starts")?;
     let address = format!("http://127.0.0.1:{}", app.port());
     let task = tokio::spawn(async move {
         if let Err(e) = app.run_until_stopped().await {
@@ -76,7 +79,12 @@ async fn start_bare(body: String) -> anyhow::Result<Server> {
         "/api/v1/resolve/{reference}",
         get(move || {
             let body = body.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()) }
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+            }
         }),
     );
     let task = tokio::spawn(async move {
@@ -96,9 +104,20 @@ struct Credentials {
 async fn credentials(store: &DynStore) -> anyhow::Result<Credentials> {
     let now = Timestamp::now();
     let hash = password::hash("bench-password").map_err(|e| anyhow::anyhow!("{e}"))?;
-    store.create_user("bench-admin", Role::Admin, &hash, "bench", now).await?;
+    store
+        .create_user("bench-admin", Role::Admin, &hash, "bench", now)
+        .await?;
     let token = secret::generate(secret::TOKEN_PREFIX);
-    store.create_token("bench", "bench-admin", &secret::hash(&token), None, "bench", now).await?;
+    store
+        .create_token(
+            "bench",
+            "bench-admin",
+            &secret::hash(&token),
+            None,
+            "bench",
+            now,
+        )
+        .await?;
     let cookie = secret::generate("");
     let csrf = secret::generate("");
     let session = NewSession {
@@ -124,7 +143,12 @@ pub struct Bench<'a> {
 }
 
 impl<'a> Bench<'a> {
-    pub async fn new(backend: &'static str, database_url: &str, size: &'a Size, catalog: &'a Catalog) -> anyhow::Result<Bench<'a>> {
+    pub async fn new(
+        backend: &'static str,
+        database_url: &str,
+        size: &'a Size,
+        catalog: &'a Catalog,
+    ) -> anyhow::Result<Bench<'a>> {
         let store = switchyard::store::connect(database_url, StoreSettings::default()).await?;
         let credentials = credentials(&store).await?;
         Ok(Bench {
@@ -147,18 +171,27 @@ impl<'a> Bench<'a> {
     pub async fn run(&mut self, database_url: &str) -> anyhow::Result<()> {
         let server = start_server(database_url).await?;
         let second = start_server(database_url).await?;
-        eprintln!("measuring on {} (servers at {} and {})", self.backend, server.address, second.address);
+        eprintln!(
+            "measuring on {} (servers at {} and {})",
+            self.backend, server.address, second.address
+        );
         // Each phase is announced, so a profiler can be attached to one of them.
         eprintln!("  ingest");
         self.ingest(&server.address).await.context("ingest")?;
         eprintln!("  serving at T");
-        self.serving_at(&server.address).await.context("serving at T")?;
+        self.serving_at(&server.address)
+            .await
+            .context("serving at T")?;
         eprintln!("  request lookup");
-        self.request_lookup(&server.address).await.context("request lookup")?;
+        self.request_lookup(&server.address)
+            .await
+            .context("request lookup")?;
         eprintln!("  resolve");
         self.resolve(&server.address).await.context("resolve")?;
         eprintln!("  pin visibility");
-        self.pin_visibility(&server.address, &second.address).await.context("pin visibility")?;
+        self.pin_visibility(&server.address, &second.address)
+            .await
+            .context("pin visibility")?;
         eprintln!("  pages");
         self.pages(&server.address).await.context("pages")?;
         Ok(())
@@ -170,7 +203,11 @@ impl<'a> Bench<'a> {
         let report = self.store.audit_verify().await?;
         let secs = started.elapsed().as_secs_f64();
         let f = self
-            .figure(&format!("audit verify ({} events)", report.checked), "s", secs)
+            .figure(
+                &format!("audit verify ({} events)", report.checked),
+                "s",
+                secs,
+            )
             .target("chain verifies", report.ok);
         self.figures.push(f);
         if !report.ok {
@@ -184,7 +221,12 @@ impl<'a> Bench<'a> {
     }
 
     /// Times `n` sequential GETs of `path(i)`; each must answer 200.
-    async fn latencies(&self, base: &str, n: usize, path: impl Fn(usize) -> String) -> anyhow::Result<Vec<Duration>> {
+    async fn latencies(
+        &self,
+        base: &str,
+        n: usize,
+        path: impl Fn(usize) -> String,
+    ) -> anyhow::Result<Vec<Duration>> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let url = format!("{base}{}", path(i));
@@ -225,7 +267,12 @@ impl<'a> Bench<'a> {
         Ok((http, raw))
     }
 
-    async fn raw_latencies(&self, n: usize, sql: &str, args: impl Fn(usize) -> Vec<Val>) -> anyhow::Result<Vec<Duration>> {
+    async fn raw_latencies(
+        &self,
+        n: usize,
+        sql: &str,
+        args: impl Fn(usize) -> Vec<Val>,
+    ) -> anyhow::Result<Vec<Duration>> {
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
             let a = args(i);
@@ -240,7 +287,10 @@ impl<'a> Bench<'a> {
     fn fresh_records(&self, tag: &str) -> Vec<Record> {
         let now = Timestamp::now().micros();
         (0..self.size.ingest_records)
-            .map(|j| self.catalog.record_at(j, now + j as i64, &format!("{tag}-{now:013x}-{j:09}")))
+            .map(|j| {
+                self.catalog
+                    .record_at(j, now + j as i64, &format!("{tag}-{now:013x}-{j:09}"))
+            })
             .collect()
     }
 
@@ -248,7 +298,13 @@ impl<'a> Bench<'a> {
         let bodies: Vec<String> = self
             .fresh_records("http")
             .chunks(RECORDS_PER_BATCH)
-            .map(|batch| batch.iter().map(Record::json_line).collect::<Vec<_>>().join("\n"))
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(Record::json_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .collect();
         let bodies = Arc::new(bodies);
         let next = Arc::new(AtomicUsize::new(0));
@@ -256,13 +312,20 @@ impl<'a> Bench<'a> {
         let started = Instant::now();
         let mut clients = Vec::new();
         for _ in 0..self.size.ingest_clients {
-            let (bodies, next, url, token) = (bodies.clone(), next.clone(), url.clone(), self.credentials.token.clone());
+            let (bodies, next, url, token) = (
+                bodies.clone(),
+                next.clone(),
+                url.clone(),
+                self.credentials.token.clone(),
+            );
             let client = reqwest::Client::new();
             clients.push(tokio::spawn(async move {
                 let mut accepted = 0_u64;
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { return Ok::<u64, anyhow::Error>(accepted) };
+                    let Some(body) = bodies.get(i) else {
+                        return Ok::<u64, anyhow::Error>(accepted);
+                    };
                     let res = client
                         .post(&url)
                         .bearer_auth(&token)
@@ -285,15 +348,25 @@ impl<'a> Bench<'a> {
         }
         let http_rate = accepted as f64 / started.elapsed().as_secs_f64();
         if accepted != self.size.ingest_records {
-            bail!("the server accepted {accepted} of {} records", self.size.ingest_records);
+            bail!(
+                "the server accepted {accepted} of {} records",
+                self.size.ingest_records
+            );
         }
 
-        let rows: Vec<Vec<Val>> = self.fresh_records("raw").into_iter().map(Record::row).collect();
+        let rows: Vec<Vec<Val>> = self
+            .fresh_records("raw")
+            .into_iter()
+            .map(Record::row)
+            .collect();
         let started = Instant::now();
         match &self.raw {
             // One transaction of prepared single-row inserts.
             Db::Sqlite(pool) => {
-                let sql = format!("INSERT INTO request_records ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", RECORD_COLUMNS.join(", "));
+                let sql = format!(
+                    "INSERT INTO request_records ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    RECORD_COLUMNS.join(", ")
+                );
                 let mut tx = pool.begin().await?;
                 for row in &rows {
                     bind_all!(sqlx::query(&sql), row).execute(&mut *tx).await?;
@@ -310,25 +383,48 @@ impl<'a> Bench<'a> {
         // its worker thread; multi-row INSERTs (what the store does) do not,
         // so they are shown too as the stronger raw figure.
         let multi_row_rate = if let Db::Sqlite(_) = &self.raw {
-            let rows: Vec<Vec<Val>> = self.fresh_records("raw-multi").into_iter().map(Record::row).collect();
+            let rows: Vec<Vec<Val>> = self
+                .fresh_records("raw-multi")
+                .into_iter()
+                .map(Record::row)
+                .collect();
             let started = Instant::now();
-            self.raw.bulk_insert("request_records", &RECORD_COLUMNS, &rows).await?;
+            self.raw
+                .bulk_insert("request_records", &RECORD_COLUMNS, &rows)
+                .await?;
             Some(rows.len() as f64 / started.elapsed().as_secs_f64())
         } else {
             None
         };
         let ratio = http_rate / raw_rate;
         let (target, pass) = if self.backend == "sqlite" {
-            ("≥ 100 000/s and ≥ 50% of raw", http_rate >= 100_000.0 && ratio >= 0.5)
+            (
+                "≥ 100 000/s and ≥ 50% of raw",
+                http_rate >= 100_000.0 && ratio >= 0.5,
+            )
         } else {
             ("≥ 50% of raw", ratio >= 0.5)
         };
-        let raw_kind = if self.backend == "sqlite" { "prepared INSERTs in one transaction" } else { "COPY" };
+        let raw_kind = if self.backend == "sqlite" {
+            "prepared INSERTs in one transaction"
+        } else {
+            "COPY"
+        };
         let f = self
-            .figure(&format!("ingest, {} clients × NDJSON batches of 1 000", self.size.ingest_clients), "rec/s", http_rate)
+            .figure(
+                &format!(
+                    "ingest, {} clients × NDJSON batches of 1 000",
+                    self.size.ingest_clients
+                ),
+                "rec/s",
+                http_rate,
+            )
             .baseline(raw_rate)
             .target(target, pass)
-            .note(&format!("{} records each way; baseline: {raw_kind}", self.size.ingest_records));
+            .note(&format!(
+                "{} records each way; baseline: {raw_kind}",
+                self.size.ingest_records
+            ));
         self.figures.push(f);
         if let Some(multi) = multi_row_rate {
             let f = self
@@ -352,11 +448,23 @@ impl<'a> Bench<'a> {
                 n,
                 |i| format!("/api/v1/serving?at={}&model={}", at(i), model(i)),
                 STATE_AT,
-                |i| vec![Val::Text(format!("pin/production/{}", model(i))), Val::Int(catalog.instant(i as u64))],
+                |i| {
+                    vec![
+                        Val::Text(format!("pin/production/{}", model(i))),
+                        Val::Int(catalog.instant(i as u64)),
+                    ]
+                },
             )
             .await?;
-        let everything = self.latencies(base, (n / 5).max(5), |i| format!("/api/v1/serving?at={}", at(i))).await?;
-        let (p50, p99) = (percentile_ms(&filtered, 50.0), percentile_ms(&filtered, 99.0));
+        let everything = self
+            .latencies(base, (n / 5).max(5), |i| {
+                format!("/api/v1/serving?at={}", at(i))
+            })
+            .await?;
+        let (p50, p99) = (
+            percentile_ms(&filtered, 50.0),
+            percentile_ms(&filtered, 99.0),
+        );
         let figures = [
             self.figure("serving at T, one model: p50", "ms", p50).baseline(percentile_ms(&raw, 50.0)),
             self.figure("serving at T, one model: p99", "ms", p99)
@@ -376,13 +484,28 @@ impl<'a> Bench<'a> {
     async fn request_lookup(&mut self, base: &str) -> anyhow::Result<()> {
         let n = self.size.latency_samples;
         let catalog = self.catalog;
-        let id = |i: usize| catalog.record(crate::rng::below(8, i as u64, catalog.request_records)).request_id;
+        let id = |i: usize| {
+            catalog
+                .record(crate::rng::below(8, i as u64, catalog.request_records))
+                .request_id
+        };
         let (http, raw) = self
-            .side_by_side(base, n, |i| format!("/api/v1/request-records/{}", id(i)), RECORD_BY_ID, |i| vec![Val::Text(id(i))])
+            .side_by_side(
+                base,
+                n,
+                |i| format!("/api/v1/request-records/{}", id(i)),
+                RECORD_BY_ID,
+                |i| vec![Val::Text(id(i))],
+            )
             .await?;
         let p99 = percentile_ms(&http, 99.0);
         let figures = [
-            self.figure("request lookup by id: p50", "ms", percentile_ms(&http, 50.0)).baseline(percentile_ms(&raw, 50.0)),
+            self.figure(
+                "request lookup by id: p50",
+                "ms",
+                percentile_ms(&http, 50.0),
+            )
+            .baseline(percentile_ms(&raw, 50.0)),
             self.figure("request lookup by id: p99", "ms", p99)
                 .baseline(percentile_ms(&raw, 99.0))
                 .target("< 2 ms", p99 < 2.0)
@@ -393,9 +516,18 @@ impl<'a> Bench<'a> {
     }
 
     async fn resolve(&mut self, base: &str) -> anyhow::Result<()> {
-        let paths: Vec<String> =
-            self.catalog.models.iter().map(|m| format!("/api/v1/resolve/{}?env=production", m.id)).collect();
-        let sample = self.get(format!("{base}{}", paths[0])).send().await?.text().await?;
+        let paths: Vec<String> = self
+            .catalog
+            .models
+            .iter()
+            .map(|m| format!("/api/v1/resolve/{}?env=production", m.id))
+            .collect();
+        let sample = self
+            .get(format!("{base}{}", paths[0]))
+            .send()
+            .await?
+            .text()
+            .await?;
         let bare = start_bare(sample).await?;
         let duration = Duration::from_millis(self.size.load_millis);
         let conns = self.size.load_connections;
@@ -410,15 +542,26 @@ impl<'a> Bench<'a> {
                 let urls = |b: &str| paths.iter().map(|p| format!("{b}{p}")).collect::<Vec<_>>();
                 let (rps, lat) = load(urls(base), Some(token), conns, duration).await?;
                 let (bare_rps, bare_lat) = load(urls(&bare.address), None, conns, duration).await?;
-                ((rps, percentile_ms(&lat, 99.0)), (bare_rps, percentile_ms(&bare_lat, 99.0)), "reqwest in the same process (no wrk on PATH)")
+                (
+                    (rps, percentile_ms(&lat, 99.0)),
+                    (bare_rps, percentile_ms(&bare_lat, 99.0)),
+                    "reqwest in the same process (no wrk on PATH)",
+                )
             }
         };
         let ratio = rps / bare_rps;
         let figures = [
-            self.figure(&format!("resolve, {conns} keep-alive connections"), "req/s", rps)
-                .baseline(bare_rps)
-                .target("≥ 50% of bare axum", ratio >= 0.5)
-                .note(&format!("load generator: {generator}, {} ms per side", self.size.load_millis)),
+            self.figure(
+                &format!("resolve, {conns} keep-alive connections"),
+                "req/s",
+                rps,
+            )
+            .baseline(bare_rps)
+            .target("≥ 50% of bare axum", ratio >= 0.5)
+            .note(&format!(
+                "load generator: {generator}, {} ms per side",
+                self.size.load_millis
+            )),
             self.figure("resolve: p99", "ms", p99).baseline(bare_p99),
         ];
         self.figures.extend(figures);
@@ -436,7 +579,11 @@ impl<'a> Bench<'a> {
             let model = &self.catalog.models[m];
             let (staged, production) = (model.versions - 1, model.versions - 2);
             let current = staging.get(&m).copied().unwrap_or(staged);
-            let target = if current == staged { production } else { staged };
+            let target = if current == staged {
+                production
+            } else {
+                staged
+            };
             let version = ModelPlan::version_name(target);
             let res = self
                 .client
@@ -446,18 +593,31 @@ impl<'a> Bench<'a> {
                 .send()
                 .await?;
             if !res.status().is_success() {
-                bail!("pinning {}:{version} answered {}: {}", model.id, res.status(), res.text().await?);
+                bail!(
+                    "pinning {}:{version} answered {}: {}",
+                    model.id,
+                    res.status(),
+                    res.text().await?
+                );
             }
             staging.insert(m, target);
             let changed = Instant::now();
             let expected = model.full_id(target);
             loop {
-                let answer: Value = self.get(format!("{b}/api/v1/resolve/{}?env=staging", model.id)).send().await?.json().await?;
+                let answer: Value = self
+                    .get(format!("{b}/api/v1/resolve/{}?env=staging", model.id))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
                 if answer["full_id"] == expected.as_str() {
                     break;
                 }
                 if changed.elapsed() > Duration::from_secs(10) {
-                    bail!("the second server still resolves {} after 10 s", answer["full_id"]);
+                    bail!(
+                        "the second server still resolves {} after 10 s",
+                        answer["full_id"]
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
@@ -474,14 +634,27 @@ impl<'a> Bench<'a> {
 
     /// Times `n` sequential GETs of the console page `path` with the session
     /// cookie; each must answer 200 with `expect` somewhere in its HTML.
-    async fn page_latencies(&self, base: &str, n: usize, path: &str, expect: &str) -> anyhow::Result<Vec<Duration>> {
+    async fn page_latencies(
+        &self,
+        base: &str,
+        n: usize,
+        path: &str,
+        expect: &str,
+    ) -> anyhow::Result<Vec<Duration>> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
             let started = Instant::now();
             let res = self
                 .client
                 .get(format!("{base}{path}"))
-                .header("cookie", format!("{}={}", switchyard::auth::session::COOKIE, self.credentials.cookie))
+                .header(
+                    "cookie",
+                    format!(
+                        "{}={}",
+                        switchyard::auth::session::COOKIE,
+                        self.credentials.cookie
+                    ),
+                )
                 .send()
                 .await?;
             let status = res.status();
@@ -497,23 +670,48 @@ impl<'a> Bench<'a> {
     async fn pages(&mut self, base: &str) -> anyhow::Result<()> {
         let n = self.size.page_samples;
         let big = &self.catalog.models[0];
-        let overview = self.page_latencies(base, n, "/", self.catalog.models[0].id.as_str()).await?;
-        let model_page = self.page_latencies(base, n, &format!("/models/{}", big.id), &big.full_id(big.versions - 1)).await?;
-        let audit_page = self.page_latencies(base, n, "/audit", "benchmark: pin visibility").await?;
-        let versions = self.latencies(base, n, |_| format!("/api/v1/models/{}/versions", big.id)).await?;
-        let audit = self.latencies(base, n, |_| "/api/v1/audit?limit=100".to_owned()).await?;
+        let overview = self
+            .page_latencies(base, n, "/", self.catalog.models[0].id.as_str())
+            .await?;
+        let model_page = self
+            .page_latencies(
+                base,
+                n,
+                &format!("/models/{}", big.id),
+                &big.full_id(big.versions - 1),
+            )
+            .await?;
+        let audit_page = self
+            .page_latencies(base, n, "/audit", "benchmark: pin visibility")
+            .await?;
+        let versions = self
+            .latencies(base, n, |_| format!("/api/v1/models/{}/versions", big.id))
+            .await?;
+        let audit = self
+            .latencies(base, n, |_| "/api/v1/audit?limit=100".to_owned())
+            .await?;
         let pages = [
             ("overview page (HTML, signed in)", overview, None),
             (
                 "model page (HTML, signed in)",
                 model_page,
-                Some(format!("/models/{}: {} versions, its timeline and pins", big.id, big.versions)),
+                Some(format!(
+                    "/models/{}: {} versions, its timeline and pins",
+                    big.id, big.versions
+                )),
             ),
-            ("audit page (HTML, signed in)", audit_page, Some("/audit: the newest events, unfiltered".to_owned())),
+            (
+                "audit page (HTML, signed in)",
+                audit_page,
+                Some("/audit: the newest events, unfiltered".to_owned()),
+            ),
             (
                 "model page data (versions of a model)",
                 versions,
-                Some(format!("{} versions; GET /api/v1/models/…/versions, the REST API's list", big.versions)),
+                Some(format!(
+                    "{} versions; GET /api/v1/models/…/versions, the REST API's list",
+                    big.versions
+                )),
             ),
             (
                 "audit log page data (100 newest events)",
@@ -554,7 +752,10 @@ async fn wrk_load(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<(f64, f64)> {
-    let script = std::env::temp_dir().join(format!("sy-bench-{:016x}.lua", crate::rng::seed_from_time()));
+    let script = std::env::temp_dir().join(format!(
+        "sy-bench-{:016x}.lua",
+        crate::rng::seed_from_time()
+    ));
     let list: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
     std::fs::write(
         &script,
@@ -579,7 +780,10 @@ async fn wrk_load(
     let out = out.context("cannot run wrk")?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() || text.contains("Non-2xx") || text.contains("Socket errors") {
-        bail!("wrk failed on {base}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "wrk failed on {base}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let rps = text
         .lines()
@@ -611,7 +815,12 @@ fn wrk_millis(v: &str) -> Option<f64> {
 /// `connections` clients, each on its own keep-alive connection, GET the
 /// `urls` in turn until `duration` is up. Answers requests/s and latencies;
 /// any answer but 200 is an error.
-async fn load(urls: Vec<String>, token: Option<String>, connections: usize, duration: Duration) -> anyhow::Result<(f64, Vec<Duration>)> {
+async fn load(
+    urls: Vec<String>,
+    token: Option<String>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, Vec<Duration>)> {
     let urls = Arc::new(urls);
     let started = Instant::now();
     let deadline = started + duration;
@@ -619,7 +828,9 @@ async fn load(urls: Vec<String>, token: Option<String>, connections: usize, dura
     for c in 0..connections {
         let (urls, token) = (urls.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().pool_max_idle_per_host(1).build()?;
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()?;
             let mut latencies = Vec::new();
             let mut i = c;
             while Instant::now() < deadline {

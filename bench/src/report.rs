@@ -130,7 +130,8 @@ impl Report {
                 f.backend.clone(),
                 f.figure.clone(),
                 format!("{} {}", number(f.switchyard), f.unit),
-                f.baseline.map_or("—".to_owned(), |b| format!("{} {}", number(b), f.unit)),
+                f.baseline
+                    .map_or("—".to_owned(), |b| format!("{} {}", number(b), f.unit)),
                 f.ratio.map_or("—".to_owned(), |r| format!("{r:.2}")),
                 f.target.clone(),
                 match f.pass {
@@ -140,10 +141,16 @@ impl Report {
                 },
             ]);
         }
-        let widths: Vec<usize> = (0..7).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..7)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
         let mut out = String::new();
         for (i, row) in rows.iter().enumerate() {
-            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
             if i == 0 {
                 let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();

@@ -7,18 +7,42 @@ use bench::Engine;
 
 fn assert_complete(report: &bench::report::BackendReport) {
     assert!(report.ledger_verified, "the generated ledger verifies");
-    assert!(report.figures.len() >= 15, "{} figures", report.figures.len());
+    assert!(
+        report.figures.len() >= 15,
+        "{} figures",
+        report.figures.len()
+    );
     for f in &report.figures {
-        assert!(f.is_finite(), "{} / {} is not finite: {f:?}", f.backend, f.figure);
+        assert!(
+            f.is_finite(),
+            "{} / {} is not finite: {f:?}",
+            f.backend,
+            f.figure
+        );
     }
-    for name in ["ingest", "serving at T", "request lookup", "resolve", "pin change", "overview page", "model page", "audit log", "peak RSS"] {
-        assert!(report.figures.iter().any(|f| f.figure.contains(name)), "no {name} figure");
+    for name in [
+        "ingest",
+        "serving at T",
+        "request lookup",
+        "resolve",
+        "pin change",
+        "overview page",
+        "model page",
+        "audit log",
+        "peak RSS",
+    ] {
+        assert!(
+            report.figures.iter().any(|f| f.figure.contains(name)),
+            "no {name} figure"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_benchmark_produces_every_figure_on_sqlite() {
-    let report = bench::run_engine(&Size::smoke(), &Engine::Sqlite).await.expect("the benchmark runs");
+    let report = bench::run_engine(&Size::smoke(), &Engine::Sqlite)
+        .await
+        .expect("the benchmark runs");
     assert_complete(&report);
 }
 
@@ -26,6 +50,8 @@ async fn the_smoke_benchmark_produces_every_figure_on_sqlite() {
 async fn the_smoke_benchmark_produces_every_figure_on_postgresql() {
     let admin_url = std::env::var("SWITCHYARD_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let report = bench::run_engine(&Size::smoke(), &Engine::Postgres { admin_url }).await.expect("the benchmark runs on PostgreSQL");
+    let report = bench::run_engine(&Size::smoke(), &Engine::Postgres { admin_url })
+        .await
+        .expect("the benchmark runs on PostgreSQL");
     assert_complete(&report);
 }

@@ -47,11 +47,14 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = crate::DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
-            crate::DomainError::Invalid(format!(
-                "unknown role {s:?}: expected viewer, deployer, approver or admin"
-            ))
-        })
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                crate::DomainError::Invalid(format!(
+                    "unknown role {s:?}: expected viewer, deployer, approver or admin"
+                ))
+            })
     }
 }
 
@@ -94,11 +97,18 @@ mod tests {
     }
 
     #[test]
-    fn deployers_move_between_development_and_staging_approvers_deprecate_and_admins_retire_early() {
+    fn deployers_move_between_development_and_staging_approvers_deprecate_and_admins_retire_early()
+    {
         use crate::Stage;
         assert_eq!(role_for_stage_move(Stage::Staging, false), Role::Deployer);
-        assert_eq!(role_for_stage_move(Stage::Development, false), Role::Deployer);
-        assert_eq!(role_for_stage_move(Stage::Deprecated, false), Role::Approver);
+        assert_eq!(
+            role_for_stage_move(Stage::Development, false),
+            Role::Deployer
+        );
+        assert_eq!(
+            role_for_stage_move(Stage::Deprecated, false),
+            Role::Approver
+        );
         assert_eq!(role_for_stage_move(Stage::Retired, false), Role::Approver);
         assert_eq!(role_for_stage_move(Stage::Retired, true), Role::Admin);
     }

@@ -12,11 +12,13 @@ use crate::{DomainError, FullId, ModelId, Timestamp};
 
 /// A cluster name: same shape as a model id.
 pub fn parse_cluster_name(s: &str) -> Result<String, DomainError> {
-    ModelId::parse(s).map(|m| m.as_str().to_owned()).map_err(|_| {
-        DomainError::Invalid(format!(
-            "cluster name {s:?} is not valid: it must match [a-z0-9][a-z0-9._-]{{0,63}}"
-        ))
-    })
+    ModelId::parse(s)
+        .map(|m| m.as_str().to_owned())
+        .map_err(|_| {
+            DomainError::Invalid(format!(
+                "cluster name {s:?} is not valid: it must match [a-z0-9][a-z0-9._-]{{0,63}}"
+            ))
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -56,7 +58,9 @@ impl FromStr for SlotName {
         SlotName::ALL
             .into_iter()
             .find(|n| n.as_str() == s)
-            .ok_or_else(|| DomainError::Invalid(format!("unknown slot {s:?}: expected blue or green")))
+            .ok_or_else(|| {
+                DomainError::Invalid(format!("unknown slot {s:?}: expected blue or green"))
+            })
     }
 }
 
@@ -87,7 +91,9 @@ impl FromStr for DriverKind {
             .into_iter()
             .find(|d| d.as_str() == s)
             .ok_or_else(|| {
-                DomainError::Invalid(format!("unknown driver {s:?}: expected simulated or oip+haproxy"))
+                DomainError::Invalid(format!(
+                    "unknown driver {s:?}: expected simulated or oip+haproxy"
+                ))
             })
     }
 }
@@ -119,8 +125,14 @@ impl Weights {
     pub fn split(slot: SlotName, percent: u8) -> Weights {
         let p = percent.min(100);
         match slot {
-            SlotName::Blue => Weights { blue: p, green: 100 - p },
-            SlotName::Green => Weights { blue: 100 - p, green: p },
+            SlotName::Blue => Weights {
+                blue: p,
+                green: 100 - p,
+            },
+            SlotName::Green => Weights {
+                blue: 100 - p,
+                green: p,
+            },
         }
     }
 
@@ -149,7 +161,11 @@ pub struct ClusterState {
 impl Default for ClusterState {
     /// A new cluster: nothing deployed, the router pointing at blue.
     fn default() -> Self {
-        ClusterState { blue: None, green: None, weights: Weights::all_on(SlotName::Blue) }
+        ClusterState {
+            blue: None,
+            green: None,
+            weights: Weights::all_on(SlotName::Blue),
+        }
     }
 }
 
@@ -171,7 +187,10 @@ impl ClusterState {
     }
 
     pub fn with_weights(&self, weights: Weights) -> ClusterState {
-        ClusterState { weights, ..self.clone() }
+        ClusterState {
+            weights,
+            ..self.clone()
+        }
     }
 
     /// The versions that receive traffic, with their weights (an empty slot
@@ -218,7 +237,11 @@ impl ClusterState {
     pub fn slot_views(&self) -> Vec<SlotView> {
         SlotName::ALL
             .into_iter()
-            .map(|s| SlotView { slot: s, full_id: self.version(s).cloned(), weight: self.weights.of(s) })
+            .map(|s| SlotView {
+                slot: s,
+                full_id: self.version(s).cloned(),
+                weight: self.weights.of(s),
+            })
             .collect()
     }
 }
@@ -281,7 +304,11 @@ pub fn drift(state: &ClusterState, pins: &[FullId]) -> Vec<Drift> {
     for (_, v, _) in state.serving() {
         let pinned = pins.iter().find(|p| p.model_id == v.model_id);
         if pinned != Some(v) && !out.iter().any(|d| &d.serving == v) {
-            out.push(Drift { model_id: v.model_id.clone(), serving: v.clone(), pinned: pinned.cloned() });
+            out.push(Drift {
+                model_id: v.model_id.clone(),
+                serving: v.clone(),
+                pinned: pinned.cloned(),
+            });
         }
     }
     out
@@ -301,12 +328,21 @@ mod tests {
         assert!(Weights::new(100, 0).is_ok());
         assert!(Weights::new(50, 40).is_err());
         assert!(Weights::new(101, 0).is_err());
-        assert!(Weights::new(200, 156).is_err(), "u8 wrap-around is not a sum of 100");
+        assert!(
+            Weights::new(200, 156).is_err(),
+            "u8 wrap-around is not a sum of 100"
+        );
     }
 
     #[test]
     fn a_split_puts_the_percentage_on_the_named_slot_and_the_rest_on_the_other() {
-        assert_eq!(Weights::split(SlotName::Green, 10), Weights { blue: 90, green: 10 });
+        assert_eq!(
+            Weights::split(SlotName::Green, 10),
+            Weights {
+                blue: 90,
+                green: 10
+            }
+        );
         assert_eq!(Weights::all_on(SlotName::Blue).sole(), Some(SlotName::Blue));
         assert_eq!(Weights::split(SlotName::Blue, 50).sole(), None);
     }
@@ -317,7 +353,10 @@ mod tests {
             assert_eq!(s.as_str().parse::<SlotName>(), Ok(s));
         }
         assert!("red".parse::<SlotName>().is_err());
-        assert_eq!("oip+haproxy".parse::<DriverKind>(), Ok(DriverKind::OipHaproxy));
+        assert_eq!(
+            "oip+haproxy".parse::<DriverKind>(),
+            Ok(DriverKind::OipHaproxy)
+        );
         assert!("kubernetes".parse::<DriverKind>().is_err());
         assert!(parse_cluster_name("eu-1").is_ok());
         assert!(parse_cluster_name("EU 1").is_err());
@@ -325,29 +364,63 @@ mod tests {
 
     #[test]
     fn only_slots_with_weight_and_a_version_serve() {
-        let s = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::split(SlotName::Green, 10) };
+        let s = ClusterState {
+            blue: Some(id("chat:1")),
+            green: Some(id("chat:2")),
+            weights: Weights::split(SlotName::Green, 10),
+        };
         assert_eq!(s.serving().len(), 2);
         let all_blue = s.with_weights(Weights::all_on(SlotName::Blue));
-        assert_eq!(all_blue.serving(), vec![(SlotName::Blue, &id("chat:1"), 100)]);
+        assert_eq!(
+            all_blue.serving(),
+            vec![(SlotName::Blue, &id("chat:1"), 100)]
+        );
         assert_eq!(all_blue.idle_slot(), Some(SlotName::Green));
         assert!(ClusterState::default().serving().is_empty());
     }
 
     #[test]
     fn a_state_reads_back_from_its_slot_views() {
-        let s = ClusterState { blue: Some(id("chat:1")), green: None, weights: Weights::split(SlotName::Blue, 90) };
+        let s = ClusterState {
+            blue: Some(id("chat:1")),
+            green: None,
+            weights: Weights::split(SlotName::Blue, 90),
+        };
         assert_eq!(ClusterState::from_slots(&s.slot_views()), Ok(s));
-        assert!(ClusterState::from_slots(&[]).is_err(), "weights that do not sum to 100");
+        assert!(
+            ClusterState::from_slots(&[]).is_err(),
+            "weights that do not sum to 100"
+        );
     }
 
     #[test]
     fn a_cluster_drifts_when_it_serves_a_version_its_environment_does_not_pin() {
-        let s = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::all_on(SlotName::Green) };
-        assert!(drift(&s, &[id("chat:2")]).is_empty(), "serving the pin is no drift");
+        let s = ClusterState {
+            blue: Some(id("chat:1")),
+            green: Some(id("chat:2")),
+            weights: Weights::all_on(SlotName::Green),
+        };
+        assert!(
+            drift(&s, &[id("chat:2")]).is_empty(),
+            "serving the pin is no drift"
+        );
         let d = drift(&s, &[id("chat:1")]);
-        assert_eq!(d, vec![Drift { model_id: id("chat:2").model_id, serving: id("chat:2"), pinned: Some(id("chat:1")) }]);
+        assert_eq!(
+            d,
+            vec![Drift {
+                model_id: id("chat:2").model_id,
+                serving: id("chat:2"),
+                pinned: Some(id("chat:1"))
+            }]
+        );
         let unpinned = drift(&s, &[]);
-        assert_eq!(unpinned[0].pinned, None, "an unpinned model served is drift too");
-        assert!(drift(&s, &[id("chat:2"), id("embed:1")]).is_empty(), "pins of other models do not matter");
+        assert_eq!(
+            unpinned[0].pinned, None,
+            "an unpinned model served is drift too"
+        );
+        assert!(
+            drift(&s, &[id("chat:2"), id("embed:1")]).is_empty(),
+            "pins of other models do not matter"
+        );
     }
 }

@@ -51,7 +51,10 @@ const MAX_CELLS: usize = 4_000_000;
 pub fn line_diff(old: &str, new: &str) -> Vec<DiffLine> {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
-    let line = |kind, text: &str| DiffLine { kind, text: text.to_owned() };
+    let line = |kind, text: &str| DiffLine {
+        kind,
+        text: text.to_owned(),
+    };
     if a.len().saturating_mul(b.len()) > MAX_CELLS {
         return a
             .iter()
@@ -114,7 +117,9 @@ mod tests {
     use DiffKind::*;
 
     fn render(d: &[DiffLine]) -> String {
-        d.iter().map(|l| format!("{}{}\n", l.kind.marker(), l.text)).collect()
+        d.iter()
+            .map(|l| format!("{}{}\n", l.kind.marker(), l.text))
+            .collect()
     }
 
     #[test]
@@ -149,9 +154,18 @@ mod tests {
         let old = json!({"temperature": 0.2, "max_tokens": 512, "model": "m"});
         let new = json!({"model": "m", "temperature": 0.3, "max_tokens": 512});
         let d = config_diff(&old, &new);
-        let changed: Vec<(DiffKind, &str)> =
-            d.iter().filter(|l| l.kind != Same).map(|l| (l.kind, l.text.as_str())).collect();
-        assert_eq!(changed, vec![(Removed, "  \"temperature\": 0.2"), (Added, "  \"temperature\": 0.3")]);
+        let changed: Vec<(DiffKind, &str)> = d
+            .iter()
+            .filter(|l| l.kind != Same)
+            .map(|l| (l.kind, l.text.as_str()))
+            .collect();
+        assert_eq!(
+            changed,
+            vec![
+                (Removed, "  \"temperature\": 0.2"),
+                (Added, "  \"temperature\": 0.3")
+            ]
+        );
         assert_eq!(d.first().map(|l| l.text.as_str()), Some("{"));
         assert!(!has_changes(&config_diff(&old, &old.clone())));
     }

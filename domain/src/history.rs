@@ -96,7 +96,10 @@ pub fn as_of<V>(
 /// (valid_from, event_id) order. Answers the position of the entry in force
 /// at `t` and that of the next change.
 pub fn as_of_position(instants: &[Timestamp], t: Timestamp) -> (Option<usize>, Option<usize>) {
-    debug_assert!(instants.windows(2).all(|w| w[0] <= w[1]), "instants must be sorted");
+    debug_assert!(
+        instants.windows(2).all(|w| w[0] <= w[1]),
+        "instants must be sorted"
+    );
     let idx = instants.partition_point(|v| *v <= t);
     (idx.checked_sub(1), (idx < instants.len()).then_some(idx))
 }
@@ -186,7 +189,12 @@ mod tests {
 
     #[test]
     fn the_position_over_instants_alone_follows_the_same_rule() {
-        let entries = vec![entry(100, 1, "v1"), entry(200, 4, "v2"), entry(200, 6, "v3"), entry(400, 7, "v4")];
+        let entries = vec![
+            entry(100, 1, "v1"),
+            entry(200, 4, "v2"),
+            entry(200, 6, "v3"),
+            entry(400, 7, "v4"),
+        ];
         let instants: Vec<Timestamp> = entries.iter().map(|e| e.valid_from).collect();
         for t in [0, 99, 100, 150, 199, 200, 201, 399, 400, i64::MAX] {
             let (current, next) = as_of(&entries, at(t));

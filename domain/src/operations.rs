@@ -22,8 +22,12 @@ pub enum OperationKind {
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 4] =
-        [OperationKind::BlueGreen, OperationKind::Rolling, OperationKind::HotReload, OperationKind::Rollback];
+    pub const ALL: [OperationKind; 4] = [
+        OperationKind::BlueGreen,
+        OperationKind::Rolling,
+        OperationKind::HotReload,
+        OperationKind::Rollback,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,11 +58,14 @@ impl fmt::Display for OperationKind {
 impl FromStr for OperationKind {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OperationKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            DomainError::Invalid(format!(
-                "unknown operation kind {s:?}: expected blue_green, rolling or hot_reload"
-            ))
-        })
+        OperationKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                DomainError::Invalid(format!(
+                    "unknown operation kind {s:?}: expected blue_green, rolling or hot_reload"
+                ))
+            })
     }
 }
 
@@ -76,8 +83,12 @@ pub enum OperationState {
 }
 
 impl OperationState {
-    pub const ALL: [OperationState; 4] =
-        [OperationState::Running, OperationState::Succeeded, OperationState::Failed, OperationState::RolledBack];
+    pub const ALL: [OperationState; 4] = [
+        OperationState::Running,
+        OperationState::Succeeded,
+        OperationState::Failed,
+        OperationState::RolledBack,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -161,7 +172,9 @@ impl Step {
     /// nothing we can vouch for until the load is done.
     pub fn during(&self, s: &ClusterState) -> Option<ClusterState> {
         match self {
-            Step::Load { slot, .. } if s.version(*slot).is_some() => Some(s.with_version(*slot, None)),
+            Step::Load { slot, .. } if s.version(*slot).is_some() => {
+                Some(s.with_version(*slot, None))
+            }
             _ => None,
         }
     }
@@ -173,7 +186,10 @@ impl Step {
             Step::Smoke { slot, full_id } => format!("smoke request to {full_id} in {slot}"),
             Step::Shift { weights } => match weights.sole() {
                 Some(slot) => format!("switch all traffic to {slot}"),
-                None => format!("shift traffic to blue {} / green {}", weights.blue, weights.green),
+                None => format!(
+                    "shift traffic to blue {} / green {}",
+                    weights.blue, weights.green
+                ),
             },
             Step::Gate => "health gate".to_owned(),
         }
@@ -186,7 +202,12 @@ pub const DEFAULT_ROLLING_STEPS: [u8; 3] = [10, 50, 100];
 /// Checks rolling steps: strictly increasing percentages ending at 100.
 pub fn check_rolling_steps(steps: &[u8]) -> Result<(), DomainError> {
     let increasing = steps.windows(2).all(|w| w[0] < w[1]);
-    if steps.is_empty() || !increasing || steps.last() != Some(&100) || steps[0] == 0 || steps.len() > 20 {
+    if steps.is_empty()
+        || !increasing
+        || steps.last() != Some(&100)
+        || steps[0] == 0
+        || steps.len() > 20
+    {
         return Err(DomainError::Invalid(format!(
             "rolling steps must be 1 to 20 strictly increasing percentages ending at 100, e.g. [10, 50, 100], not {steps:?}"
         )));
@@ -201,27 +222,47 @@ fn refuse(msg: String) -> DomainError {
 /// The slot that will receive a new version: the one with no traffic.
 fn idle(state: &ClusterState) -> Result<SlotName, DomainError> {
     state.idle_slot().ok_or_else(|| {
-        refuse("traffic is split between the slots; finish or roll back the rolling update first".to_owned())
+        refuse(
+            "traffic is split between the slots; finish or roll back the rolling update first"
+                .to_owned(),
+        )
     })
 }
 
 /// Steps that put `target` in `slot` (no traffic there) unless it already holds it.
 fn deploy(state: &ClusterState, slot: SlotName, target: &FullId, smoke: bool) -> Vec<Step> {
     if state.version(slot) == Some(target) {
-        return vec![Step::WaitReady { slot, full_id: target.clone() }];
+        return vec![Step::WaitReady {
+            slot,
+            full_id: target.clone(),
+        }];
     }
     let mut steps = vec![
-        Step::Load { slot, full_id: target.clone() },
-        Step::WaitReady { slot, full_id: target.clone() },
+        Step::Load {
+            slot,
+            full_id: target.clone(),
+        },
+        Step::WaitReady {
+            slot,
+            full_id: target.clone(),
+        },
     ];
     if smoke {
-        steps.push(Step::Smoke { slot, full_id: target.clone() });
+        steps.push(Step::Smoke {
+            slot,
+            full_id: target.clone(),
+        });
     }
     steps
 }
 
 /// The plan of an operation of `kind` bringing `target` into service.
-pub fn plan(kind: OperationKind, state: &ClusterState, target: &FullId, rolling: &[u8]) -> Result<Vec<Step>, DomainError> {
+pub fn plan(
+    kind: OperationKind,
+    state: &ClusterState,
+    target: &FullId,
+    rolling: &[u8],
+) -> Result<Vec<Step>, DomainError> {
     if state.sole_version() == Some(target) {
         return Err(refuse(format!("{target} already serves all traffic")));
     }
@@ -229,7 +270,9 @@ pub fn plan(kind: OperationKind, state: &ClusterState, target: &FullId, rolling:
         OperationKind::BlueGreen | OperationKind::Rollback => {
             let slot = idle(state)?;
             let mut steps = deploy(state, slot, target, true);
-            steps.push(Step::Shift { weights: Weights::all_on(slot) });
+            steps.push(Step::Shift {
+                weights: Weights::all_on(slot),
+            });
             steps
         }
         OperationKind::Rolling => {
@@ -237,7 +280,9 @@ pub fn plan(kind: OperationKind, state: &ClusterState, target: &FullId, rolling:
             let slot = idle(state)?;
             let mut steps = deploy(state, slot, target, true);
             for &p in rolling {
-                steps.push(Step::Shift { weights: Weights::split(slot, p) });
+                steps.push(Step::Shift {
+                    weights: Weights::split(slot, p),
+                });
                 steps.push(Step::Gate);
             }
             steps
@@ -250,15 +295,31 @@ pub fn plan(kind: OperationKind, state: &ClusterState, target: &FullId, rolling:
                 refuse("traffic is split between the slots; finish or roll back the rolling update first".to_owned())
             })?;
             let serving = state.version(live).cloned().ok_or_else(|| {
-                refuse("nothing is serving yet: deploy with blue_green first, then hot reload".to_owned())
+                refuse(
+                    "nothing is serving yet: deploy with blue_green first, then hot reload"
+                        .to_owned(),
+                )
             })?;
             let carrier = live.other();
             let mut steps = deploy(state, carrier, &serving, false);
-            steps.push(Step::Shift { weights: Weights::all_on(carrier) });
-            steps.push(Step::Load { slot: live, full_id: target.clone() });
-            steps.push(Step::WaitReady { slot: live, full_id: target.clone() });
-            steps.push(Step::Smoke { slot: live, full_id: target.clone() });
-            steps.push(Step::Shift { weights: Weights::all_on(live) });
+            steps.push(Step::Shift {
+                weights: Weights::all_on(carrier),
+            });
+            steps.push(Step::Load {
+                slot: live,
+                full_id: target.clone(),
+            });
+            steps.push(Step::WaitReady {
+                slot: live,
+                full_id: target.clone(),
+            });
+            steps.push(Step::Smoke {
+                slot: live,
+                full_id: target.clone(),
+            });
+            steps.push(Step::Shift {
+                weights: Weights::all_on(live),
+            });
             steps
         }
     };
@@ -283,9 +344,16 @@ pub fn loads_only_idle_slots(start: &ClusterState, plan: &[Step]) -> bool {
 /// How to get back to serving `before` from `now` after a failure: `None`
 /// when traffic never moved (nothing to undo). Restoring never loads a slot:
 /// it shifts traffic to slots that still hold what served before.
-pub fn restore_plan(before: &ClusterState, now: &ClusterState) -> Result<Option<Step>, DomainError> {
+pub fn restore_plan(
+    before: &ClusterState,
+    now: &ClusterState,
+) -> Result<Option<Step>, DomainError> {
     let versions = |s: &ClusterState| {
-        let mut v: Vec<(FullId, u8)> = s.serving().into_iter().map(|(_, v, w)| (v.clone(), w)).collect();
+        let mut v: Vec<(FullId, u8)> = s
+            .serving()
+            .into_iter()
+            .map(|(_, v, w)| (v.clone(), w))
+            .collect();
         v.sort();
         v
     };
@@ -294,16 +362,29 @@ pub fn restore_plan(before: &ClusterState, now: &ClusterState) -> Result<Option<
     }
     if let Some(v) = before.sole_version() {
         // Any slot still holding it will do (a hot reload leaves the copy in the other slot).
-        let slot = SlotName::ALL.into_iter().find(|s| now.version(*s) == Some(v)).ok_or_else(|| {
-            refuse(format!("no slot holds {v} any more; traffic cannot be restored without loading it"))
-        })?;
-        return Ok(Some(Step::Shift { weights: Weights::all_on(slot) }));
+        let slot = SlotName::ALL
+            .into_iter()
+            .find(|s| now.version(*s) == Some(v))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "no slot holds {v} any more; traffic cannot be restored without loading it"
+                ))
+            })?;
+        return Ok(Some(Step::Shift {
+            weights: Weights::all_on(slot),
+        }));
     }
-    let same_slots = SlotName::ALL.into_iter().all(|s| before.weights.of(s) == 0 || before.version(s) == now.version(s));
+    let same_slots = SlotName::ALL
+        .into_iter()
+        .all(|s| before.weights.of(s) == 0 || before.version(s) == now.version(s));
     if same_slots {
-        Ok(Some(Step::Shift { weights: before.weights }))
+        Ok(Some(Step::Shift {
+            weights: before.weights,
+        }))
     } else {
-        Err(refuse("the slots no longer hold what served before".to_owned()))
+        Err(refuse(
+            "the slots no longer hold what served before".to_owned(),
+        ))
     }
 }
 
@@ -322,7 +403,10 @@ impl Traffic {
         if self.requests < earlier.requests || self.errors < earlier.errors {
             return self;
         }
-        Traffic { requests: self.requests - earlier.requests, errors: self.errors - earlier.errors }
+        Traffic {
+            requests: self.requests - earlier.requests,
+            errors: self.errors - earlier.errors,
+        }
     }
 }
 
@@ -341,7 +425,11 @@ pub struct GatePolicy {
 
 impl Default for GatePolicy {
     fn default() -> Self {
-        GatePolicy { max_error_percent: 5.0, min_requests: 20, window_ms: 1000 }
+        GatePolicy {
+            max_error_percent: 5.0,
+            min_requests: 20,
+            window_ms: 1000,
+        }
     }
 }
 
@@ -369,7 +457,10 @@ impl GatePolicy {
             ));
         }
         let rate = seen.errors as f64 * 100.0 / seen.requests as f64;
-        let text = format!("error rate {rate:.2}% ({} of {} requests) on {slot} over {window}", seen.errors, seen.requests);
+        let text = format!(
+            "error rate {rate:.2}% ({} of {} requests) on {slot} over {window}",
+            seen.errors, seen.requests
+        );
         if rate > self.max_error_percent {
             Err(format!("{text} exceeds {}%", self.max_error_percent))
         } else {
@@ -422,10 +513,18 @@ impl TryFrom<StepFields> for Step {
             (_, None) => Err(missing("full_id")),
         };
         Ok(match f.action {
-            StepAction::Load => slot_and_version().map(|(slot, full_id)| Step::Load { slot, full_id })?,
-            StepAction::WaitReady => slot_and_version().map(|(slot, full_id)| Step::WaitReady { slot, full_id })?,
-            StepAction::Smoke => slot_and_version().map(|(slot, full_id)| Step::Smoke { slot, full_id })?,
-            StepAction::Shift => Step::Shift { weights: f.weights.ok_or_else(|| missing("weights"))? },
+            StepAction::Load => {
+                slot_and_version().map(|(slot, full_id)| Step::Load { slot, full_id })?
+            }
+            StepAction::WaitReady => {
+                slot_and_version().map(|(slot, full_id)| Step::WaitReady { slot, full_id })?
+            }
+            StepAction::Smoke => {
+                slot_and_version().map(|(slot, full_id)| Step::Smoke { slot, full_id })?
+            }
+            StepAction::Shift => Step::Shift {
+                weights: f.weights.ok_or_else(|| missing("weights"))?,
+            },
             StepAction::Gate => Step::Gate,
         })
     }
@@ -467,15 +566,42 @@ impl TryFrom<StepRecordFields> for StepRecord {
     type Error = String;
 
     fn try_from(f: StepRecordFields) -> Result<StepRecord, String> {
-        let step = StepFields { action: f.action, slot: f.slot, full_id: f.full_id, weights: f.weights }.try_into()?;
-        let StepRecordFields { state, started_at, finished_at, note, restore, .. } = f;
-        Ok(StepRecord { step, state, started_at, finished_at, note, restore })
+        let step = StepFields {
+            action: f.action,
+            slot: f.slot,
+            full_id: f.full_id,
+            weights: f.weights,
+        }
+        .try_into()?;
+        let StepRecordFields {
+            state,
+            started_at,
+            finished_at,
+            note,
+            restore,
+            ..
+        } = f;
+        Ok(StepRecord {
+            step,
+            state,
+            started_at,
+            finished_at,
+            note,
+            restore,
+        })
     }
 }
 
 impl StepRecord {
     pub fn pending(step: Step) -> StepRecord {
-        StepRecord { step, state: StepState::Pending, started_at: None, finished_at: None, note: None, restore: false }
+        StepRecord {
+            step,
+            state: StepState::Pending,
+            started_at: None,
+            finished_at: None,
+            note: None,
+            restore: false,
+        }
     }
 }
 
@@ -512,14 +638,23 @@ pub enum Progress {
     /// A step that restores traffic after a failure, appended to the plan.
     RestoreAdded { step: Step, trigger: Trigger },
     /// The operation ends in `state`.
-    Finished { state: OperationState, error: Option<String> },
+    Finished {
+        state: OperationState,
+        error: Option<String>,
+    },
 }
 
 impl Operation {
     /// Who and what a step's ledger event acts for (its actor is the runner,
     /// `system`): `blue-green switch #7 to chat:2, started by alice: canary ok`.
     pub fn provenance(&self) -> String {
-        let mut s = format!("{} #{} to {}, started by {}", self.kind.words(), self.id, self.full_id, self.actor);
+        let mut s = format!(
+            "{} #{} to {}, started by {}",
+            self.kind.words(),
+            self.id,
+            self.full_id,
+            self.actor
+        );
         if let Some(reason) = self.reason.as_deref().filter(|r| !r.trim().is_empty()) {
             s.push_str(": ");
             s.push_str(reason);
@@ -529,18 +664,29 @@ impl Operation {
 
     /// Applies `progress` to the operation and to the cluster state `cluster`
     /// (as last written), returning the cluster state to write if it changes.
-    pub fn apply(&mut self, progress: &Progress, cluster: &ClusterState, at: Timestamp) -> Result<Option<ClusterState>, DomainError> {
+    pub fn apply(
+        &mut self,
+        progress: &Progress,
+        cluster: &ClusterState,
+        at: Timestamp,
+    ) -> Result<Option<ClusterState>, DomainError> {
         if self.state.is_final() {
-            return Err(DomainError::Conflict(format!("operation {} is already {}", self.id, self.state.as_str())));
+            return Err(DomainError::Conflict(format!(
+                "operation {} is already {}",
+                self.id,
+                self.state.as_str()
+            )));
         }
-        let step_at = |op: &mut Operation, index: usize, expect: &[StepState]| -> Result<(), DomainError> {
-            match op.steps.get(index) {
-                Some(r) if expect.contains(&r.state) && index == op.next_step => Ok(()),
-                _ => Err(DomainError::Conflict(format!(
-                    "operation {} is at step {}, not {index}", op.id, op.next_step
-                ))),
-            }
-        };
+        let step_at =
+            |op: &mut Operation, index: usize, expect: &[StepState]| -> Result<(), DomainError> {
+                match op.steps.get(index) {
+                    Some(r) if expect.contains(&r.state) && index == op.next_step => Ok(()),
+                    _ => Err(DomainError::Conflict(format!(
+                        "operation {} is at step {}, not {index}",
+                        op.id, op.next_step
+                    ))),
+                }
+            };
         match progress {
             Progress::StepStarted { index } => {
                 // A step found running was interrupted (the runner died): it runs again.
@@ -575,15 +721,21 @@ impl Operation {
                 Ok(None)
             }
             Progress::RestoreAdded { step, trigger } => {
-                self.steps.push(StepRecord { restore: true, ..StepRecord::pending(step.clone()) });
+                self.steps.push(StepRecord {
+                    restore: true,
+                    ..StepRecord::pending(step.clone())
+                });
                 self.trigger = Some(*trigger);
                 Ok(None)
             }
             Progress::Finished { state, error } => {
                 self.state.check_move(*state)?;
-                if *state == OperationState::Succeeded && self.steps.iter().any(|r| r.state != StepState::Done) {
+                if *state == OperationState::Succeeded
+                    && self.steps.iter().any(|r| r.state != StepState::Done)
+                {
                     return Err(DomainError::Conflict(format!(
-                        "operation {} cannot succeed with steps failed or left", self.id
+                        "operation {} cannot succeed with steps failed or left",
+                        self.id
                     )));
                 }
                 self.state = *state;
@@ -616,16 +768,31 @@ mod tests {
     }
 
     fn blue_serves(v: &str) -> ClusterState {
-        ClusterState { blue: Some(id(v)), green: None, weights: Weights::all_on(SlotName::Blue) }
+        ClusterState {
+            blue: Some(id(v)),
+            green: None,
+            weights: Weights::all_on(SlotName::Blue),
+        }
     }
 
     #[test]
     fn steps_read_back_what_they_write_and_name_what_is_missing() {
         let steps = vec![
-            Step::Load { slot: SlotName::Green, full_id: id("chat:v2") },
-            Step::WaitReady { slot: SlotName::Green, full_id: id("chat:v2") },
-            Step::Smoke { slot: SlotName::Blue, full_id: id("chat:v1") },
-            Step::Shift { weights: Weights::all_on(SlotName::Green) },
+            Step::Load {
+                slot: SlotName::Green,
+                full_id: id("chat:v2"),
+            },
+            Step::WaitReady {
+                slot: SlotName::Green,
+                full_id: id("chat:v2"),
+            },
+            Step::Smoke {
+                slot: SlotName::Blue,
+                full_id: id("chat:v1"),
+            },
+            Step::Shift {
+                weights: Weights::all_on(SlotName::Green),
+            },
             Step::Gate,
         ];
         let mut records: Vec<StepRecord> = steps.iter().cloned().map(StepRecord::pending).collect();
@@ -633,21 +800,33 @@ mod tests {
         records[3].note = Some("switched in 4 ms".into());
         records[4].restore = true;
         let json = serde_json::to_value(&records).expect("serializes");
-        assert_eq!(json[0], serde_json::json!({
-            "action": "load", "slot": "green", "full_id": "chat:v2",
-            "state": "pending", "started_at": null, "finished_at": null, "note": null,
-        }));
+        assert_eq!(
+            json[0],
+            serde_json::json!({
+                "action": "load", "slot": "green", "full_id": "chat:v2",
+                "state": "pending", "started_at": null, "finished_at": null, "note": null,
+            })
+        );
         assert_eq!(json[4]["restore"], true);
         let back: Vec<StepRecord> = serde_json::from_value(json).expect("reads back");
         assert_eq!(back, records);
-        let plain: Vec<Step> = serde_json::from_value(serde_json::to_value(&steps).expect("serializes")).expect("reads back");
+        let plain: Vec<Step> =
+            serde_json::from_value(serde_json::to_value(&steps).expect("serializes"))
+                .expect("reads back");
         assert_eq!(plain, steps);
 
-        let err = |v: serde_json::Value| serde_json::from_value::<Step>(v).expect_err("refused").to_string();
+        let err = |v: serde_json::Value| {
+            serde_json::from_value::<Step>(v)
+                .expect_err("refused")
+                .to_string()
+        };
         assert!(err(serde_json::json!({"action": "load", "slot": "blue"})).contains("`full_id`"));
         assert!(err(serde_json::json!({"action": "shift"})).contains("`weights`"));
         assert!(err(serde_json::json!({"action": "dance"})).contains("unknown variant"));
-        assert!(serde_json::from_value::<StepRecord>(serde_json::json!({"action": "gate"})).is_err(), "state is required");
+        assert!(
+            serde_json::from_value::<StepRecord>(serde_json::json!({"action": "gate"})).is_err(),
+            "state is required"
+        );
     }
 
     fn actions(plan: &[Step]) -> Vec<String> {
@@ -656,7 +835,13 @@ mod tests {
 
     #[test]
     fn a_blue_green_switch_loads_the_idle_slot_checks_it_and_then_switches_atomically() {
-        let p = plan(OperationKind::BlueGreen, &blue_serves("chat:1"), &id("chat:2"), &[]).expect("a plan");
+        let p = plan(
+            OperationKind::BlueGreen,
+            &blue_serves("chat:1"),
+            &id("chat:2"),
+            &[],
+        )
+        .expect("a plan");
         assert_eq!(
             actions(&p),
             [
@@ -670,25 +855,68 @@ mod tests {
 
     #[test]
     fn switching_back_to_a_version_the_idle_slot_still_holds_needs_no_load() {
-        let s = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::all_on(SlotName::Green) };
+        let s = ClusterState {
+            blue: Some(id("chat:1")),
+            green: Some(id("chat:2")),
+            weights: Weights::all_on(SlotName::Green),
+        };
         let p = plan(OperationKind::Rollback, &s, &id("chat:1"), &[]).expect("a plan");
-        assert_eq!(actions(&p), ["wait until chat:1 in blue is ready", "switch all traffic to blue"]);
+        assert_eq!(
+            actions(&p),
+            [
+                "wait until chat:1 in blue is ready",
+                "switch all traffic to blue"
+            ]
+        );
     }
 
     #[test]
     fn a_rolling_update_shifts_in_the_given_steps_with_a_gate_after_each() {
-        let p = plan(OperationKind::Rolling, &blue_serves("chat:1"), &id("chat:2"), &[10, 50, 100]).expect("a plan");
-        let shifts: Vec<_> = p.iter().filter_map(|s| match s { Step::Shift { weights } => Some(weights.green), _ => None }).collect();
+        let p = plan(
+            OperationKind::Rolling,
+            &blue_serves("chat:1"),
+            &id("chat:2"),
+            &[10, 50, 100],
+        )
+        .expect("a plan");
+        let shifts: Vec<_> = p
+            .iter()
+            .filter_map(|s| match s {
+                Step::Shift { weights } => Some(weights.green),
+                _ => None,
+            })
+            .collect();
         assert_eq!(shifts, [10, 50, 100]);
         assert_eq!(p.iter().filter(|s| **s == Step::Gate).count(), 3);
-        for bad in [&[][..], &[50, 10, 100], &[10, 50], &[0, 100], &[10, 10, 100]] {
-            assert!(plan(OperationKind::Rolling, &blue_serves("chat:1"), &id("chat:2"), bad).is_err(), "{bad:?}");
+        for bad in [
+            &[][..],
+            &[50, 10, 100],
+            &[10, 50],
+            &[0, 100],
+            &[10, 10, 100],
+        ] {
+            assert!(
+                plan(
+                    OperationKind::Rolling,
+                    &blue_serves("chat:1"),
+                    &id("chat:2"),
+                    bad
+                )
+                .is_err(),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn a_hot_reload_moves_traffic_to_a_copy_before_reloading_the_live_slot() {
-        let p = plan(OperationKind::HotReload, &blue_serves("chat:1"), &id("chat:2"), &[]).expect("a plan");
+        let p = plan(
+            OperationKind::HotReload,
+            &blue_serves("chat:1"),
+            &id("chat:2"),
+            &[],
+        )
+        .expect("a plan");
         assert_eq!(
             actions(&p),
             [
@@ -707,7 +935,11 @@ mod tests {
     fn no_plan_ever_loads_a_slot_that_carries_traffic() {
         let states = [
             blue_serves("chat:1"),
-            ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:3")), weights: Weights::all_on(SlotName::Green) },
+            ClusterState {
+                blue: Some(id("chat:1")),
+                green: Some(id("chat:3")),
+                weights: Weights::all_on(SlotName::Green),
+            },
             ClusterState::default(),
         ];
         for s in &states {
@@ -721,21 +953,62 @@ mod tests {
 
     #[test]
     fn operations_are_refused_while_traffic_is_split_or_when_the_target_already_serves() {
-        let split = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::split(SlotName::Green, 50) };
+        let split = ClusterState {
+            blue: Some(id("chat:1")),
+            green: Some(id("chat:2")),
+            weights: Weights::split(SlotName::Green, 50),
+        };
         assert!(plan(OperationKind::BlueGreen, &split, &id("chat:3"), &[]).is_err());
-        assert!(plan(OperationKind::BlueGreen, &blue_serves("chat:1"), &id("chat:1"), &[]).is_err());
-        assert!(plan(OperationKind::HotReload, &ClusterState::default(), &id("chat:1"), &[]).is_err());
+        assert!(plan(
+            OperationKind::BlueGreen,
+            &blue_serves("chat:1"),
+            &id("chat:1"),
+            &[]
+        )
+        .is_err());
+        assert!(plan(
+            OperationKind::HotReload,
+            &ClusterState::default(),
+            &id("chat:1"),
+            &[]
+        )
+        .is_err());
     }
 
     #[test]
-    fn restoring_shifts_back_to_a_slot_holding_what_served_before_and_nothing_if_traffic_never_moved() {
+    fn restoring_shifts_back_to_a_slot_holding_what_served_before_and_nothing_if_traffic_never_moved(
+    ) {
         let before = blue_serves("chat:1");
-        assert_eq!(restore_plan(&before, &before.with_version(SlotName::Green, Some(id("chat:2")))), Ok(None));
-        let mid_rolling = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:2")), weights: Weights::split(SlotName::Green, 50) };
-        assert_eq!(restore_plan(&before, &mid_rolling), Ok(Some(Step::Shift { weights: Weights::all_on(SlotName::Blue) })));
+        assert_eq!(
+            restore_plan(
+                &before,
+                &before.with_version(SlotName::Green, Some(id("chat:2")))
+            ),
+            Ok(None)
+        );
+        let mid_rolling = ClusterState {
+            blue: Some(id("chat:1")),
+            green: Some(id("chat:2")),
+            weights: Weights::split(SlotName::Green, 50),
+        };
+        assert_eq!(
+            restore_plan(&before, &mid_rolling),
+            Ok(Some(Step::Shift {
+                weights: Weights::all_on(SlotName::Blue)
+            }))
+        );
         // A hot reload that failed after switching to the reloaded blue: the copy in green serves again.
-        let hot = ClusterState { blue: Some(id("chat:2")), green: Some(id("chat:1")), weights: Weights::all_on(SlotName::Blue) };
-        assert_eq!(restore_plan(&before, &hot), Ok(Some(Step::Shift { weights: Weights::all_on(SlotName::Green) })));
+        let hot = ClusterState {
+            blue: Some(id("chat:2")),
+            green: Some(id("chat:1")),
+            weights: Weights::all_on(SlotName::Blue),
+        };
+        assert_eq!(
+            restore_plan(&before, &hot),
+            Ok(Some(Step::Shift {
+                weights: Weights::all_on(SlotName::Green)
+            }))
+        );
         // Traffic on the copy of the same version is not a change to undo.
         let on_copy = hot.with_weights(Weights::all_on(SlotName::Green));
         assert_eq!(restore_plan(&before, &on_copy), Ok(None));
@@ -743,9 +1016,15 @@ mod tests {
 
     #[test]
     fn only_a_running_operation_moves_and_only_to_a_final_state() {
-        assert!(OperationState::Running.check_move(OperationState::RolledBack).is_ok());
-        assert!(OperationState::Succeeded.check_move(OperationState::Failed).is_err());
-        assert!(OperationState::Running.check_move(OperationState::Running).is_err());
+        assert!(OperationState::Running
+            .check_move(OperationState::RolledBack)
+            .is_ok());
+        assert!(OperationState::Succeeded
+            .check_move(OperationState::Failed)
+            .is_err());
+        assert!(OperationState::Running
+            .check_move(OperationState::Running)
+            .is_err());
     }
 
     fn operation(plan: Vec<Step>, before: ClusterState) -> Operation {
@@ -770,57 +1049,182 @@ mod tests {
     #[test]
     fn a_step_names_the_operation_and_who_started_it() {
         let mut op = operation(Vec::new(), ClusterState::default());
-        assert_eq!(op.provenance(), "blue-green switch #7 to chat:2, started by alice");
+        assert_eq!(
+            op.provenance(),
+            "blue-green switch #7 to chat:2, started by alice"
+        );
         op.reason = Some("canary looked fine".into());
-        assert_eq!(op.provenance(), "blue-green switch #7 to chat:2, started by alice: canary looked fine");
+        assert_eq!(
+            op.provenance(),
+            "blue-green switch #7 to chat:2, started by alice: canary looked fine"
+        );
     }
 
     #[test]
     fn steps_run_in_order_and_the_cluster_state_changes_as_each_is_started_and_done() {
         let s0 = blue_serves("chat:1");
-        let mut op = operation(plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"), s0.clone());
+        let mut op = operation(
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"),
+            s0.clone(),
+        );
         let t = Timestamp::from_micros(1);
-        assert!(op.apply(&Progress::StepDone { index: 0, note: None }, &s0, t).is_err(), "not started");
-        assert!(op.apply(&Progress::StepStarted { index: 1 }, &s0, t).is_err(), "out of order");
-        assert_eq!(op.apply(&Progress::StepStarted { index: 0 }, &s0, t), Ok(None));
-        let s1 = op.apply(&Progress::StepDone { index: 0, note: None }, &s0, t).expect("done").expect("green loaded");
+        assert!(
+            op.apply(
+                &Progress::StepDone {
+                    index: 0,
+                    note: None
+                },
+                &s0,
+                t
+            )
+            .is_err(),
+            "not started"
+        );
+        assert!(
+            op.apply(&Progress::StepStarted { index: 1 }, &s0, t)
+                .is_err(),
+            "out of order"
+        );
+        assert_eq!(
+            op.apply(&Progress::StepStarted { index: 0 }, &s0, t),
+            Ok(None)
+        );
+        let s1 = op
+            .apply(
+                &Progress::StepDone {
+                    index: 0,
+                    note: None,
+                },
+                &s0,
+                t,
+            )
+            .expect("done")
+            .expect("green loaded");
         assert_eq!(s1.green, Some(id("chat:2")));
         for i in 1..3 {
-            op.apply(&Progress::StepStarted { index: i }, &s1, t).expect("started");
-            assert_eq!(op.apply(&Progress::StepDone { index: i, note: None }, &s1, t), Ok(None));
+            op.apply(&Progress::StepStarted { index: i }, &s1, t)
+                .expect("started");
+            assert_eq!(
+                op.apply(
+                    &Progress::StepDone {
+                        index: i,
+                        note: None
+                    },
+                    &s1,
+                    t
+                ),
+                Ok(None)
+            );
         }
-        op.apply(&Progress::StepStarted { index: 3 }, &s1, t).expect("started");
+        op.apply(&Progress::StepStarted { index: 3 }, &s1, t)
+            .expect("started");
         // Started again after a crash: the interrupted step runs again.
-        op.apply(&Progress::StepStarted { index: 3 }, &s1, t).expect("restarted");
-        let s2 = op.apply(&Progress::StepDone { index: 3, note: None }, &s1, t).expect("done").expect("switched");
+        op.apply(&Progress::StepStarted { index: 3 }, &s1, t)
+            .expect("restarted");
+        let s2 = op
+            .apply(
+                &Progress::StepDone {
+                    index: 3,
+                    note: None,
+                },
+                &s1,
+                t,
+            )
+            .expect("done")
+            .expect("switched");
         assert_eq!(s2.weights.sole(), Some(SlotName::Green));
-        op.apply(&Progress::Finished { state: OperationState::Succeeded, error: None }, &s2, t).expect("finished");
-        assert!(op.apply(&Progress::StepStarted { index: 0 }, &s2, t).is_err(), "a finished operation never moves");
+        op.apply(
+            &Progress::Finished {
+                state: OperationState::Succeeded,
+                error: None,
+            },
+            &s2,
+            t,
+        )
+        .expect("finished");
+        assert!(
+            op.apply(&Progress::StepStarted { index: 0 }, &s2, t)
+                .is_err(),
+            "a finished operation never moves"
+        );
     }
 
     #[test]
     fn a_failed_step_drops_the_rest_of_the_plan_and_cannot_end_as_succeeded() {
         let s0 = blue_serves("chat:1");
-        let mut op = operation(plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"), s0.clone());
+        let mut op = operation(
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"),
+            s0.clone(),
+        );
         let t = Timestamp::from_micros(1);
-        op.apply(&Progress::StepStarted { index: 0 }, &s0, t).expect("started");
-        op.apply(&Progress::StepFailed { index: 0, error: "no such version".into() }, &s0, t).expect("failed");
-        assert_eq!((op.steps.len(), op.next(), op.error.as_deref()), (1, None, Some("no such version")));
-        assert!(op.apply(&Progress::Finished { state: OperationState::Succeeded, error: None }, &s0, t).is_err());
-        assert!(op.apply(&Progress::Finished { state: OperationState::Failed, error: None }, &s0, t).is_ok());
-        assert_eq!(op.error.as_deref(), Some("no such version"), "the first error is kept");
+        op.apply(&Progress::StepStarted { index: 0 }, &s0, t)
+            .expect("started");
+        op.apply(
+            &Progress::StepFailed {
+                index: 0,
+                error: "no such version".into(),
+            },
+            &s0,
+            t,
+        )
+        .expect("failed");
+        assert_eq!(
+            (op.steps.len(), op.next(), op.error.as_deref()),
+            (1, None, Some("no such version"))
+        );
+        assert!(op
+            .apply(
+                &Progress::Finished {
+                    state: OperationState::Succeeded,
+                    error: None
+                },
+                &s0,
+                t
+            )
+            .is_err());
+        assert!(op
+            .apply(
+                &Progress::Finished {
+                    state: OperationState::Failed,
+                    error: None
+                },
+                &s0,
+                t
+            )
+            .is_ok());
+        assert_eq!(
+            op.error.as_deref(),
+            Some("no such version"),
+            "the first error is kept"
+        );
     }
 
     #[test]
     fn the_error_rate_gate_fails_above_the_threshold_and_does_not_judge_too_few_requests() {
-        let p = GatePolicy { max_error_percent: 5.0, min_requests: 20, window_ms: 1000 };
+        let p = GatePolicy {
+            max_error_percent: 5.0,
+            min_requests: 20,
+            window_ms: 1000,
+        };
         let seen = |requests, errors| Traffic { requests, errors };
-        assert!(p.judge(SlotName::Green, seen(100, 5)).is_ok(), "exactly at the threshold passes");
-        let e = p.judge(SlotName::Green, seen(100, 6)).expect_err("6% fails");
+        assert!(
+            p.judge(SlotName::Green, seen(100, 5)).is_ok(),
+            "exactly at the threshold passes"
+        );
+        let e = p
+            .judge(SlotName::Green, seen(100, 6))
+            .expect_err("6% fails");
         assert!(e.contains("6.00%") && e.contains("green"), "{e}");
-        let n = p.judge(SlotName::Green, seen(19, 19)).expect("too few to judge");
+        let n = p
+            .judge(SlotName::Green, seen(19, 19))
+            .expect("too few to judge");
         assert!(n.contains("not judged"), "{n}");
-        assert!(GatePolicy { max_error_percent: 101.0, ..p }.check().is_err());
+        assert!(GatePolicy {
+            max_error_percent: 101.0,
+            ..p
+        }
+        .check()
+        .is_err());
         assert!(p.check().is_ok());
         // Counters that went down: the router restarted, count from zero.
         assert_eq!(seen(10, 1).since(seen(50, 2)), seen(10, 1));
@@ -829,8 +1233,15 @@ mod tests {
 
     #[test]
     fn a_step_being_loaded_leaves_its_slot_empty_until_done() {
-        let s = ClusterState { blue: Some(id("chat:1")), green: Some(id("chat:0")), weights: Weights::all_on(SlotName::Blue) };
-        let load = Step::Load { slot: SlotName::Green, full_id: id("chat:2") };
+        let s = ClusterState {
+            blue: Some(id("chat:1")),
+            green: Some(id("chat:0")),
+            weights: Weights::all_on(SlotName::Blue),
+        };
+        let load = Step::Load {
+            slot: SlotName::Green,
+            full_id: id("chat:2"),
+        };
         assert_eq!(load.during(&s).and_then(|d| d.green), None);
         assert_eq!(load.after(&s).green, Some(id("chat:2")));
     }

@@ -117,7 +117,12 @@ fn promotion_context(now: Timestamp) -> MoveContext {
 /// The stage `v` must reach to be pinned in `env`: its own if the policy
 /// admits it, else the policy's minimum, reached through a promotion move.
 /// Retired versions can never be promoted.
-pub fn target_stage(v: &Version, env: &str, policy: &EnvPolicy, now: Timestamp) -> Result<Stage, DomainError> {
+pub fn target_stage(
+    v: &Version,
+    env: &str,
+    policy: &EnvPolicy,
+    now: Timestamp,
+) -> Result<Stage, DomainError> {
     if v.stage == Stage::Retired {
         return Err(DomainError::Retired(format!(
             "{} is retired and can never be promoted",
@@ -254,7 +259,10 @@ mod tests {
     fn production_needs_staging_or_deprecated_versions_to_move_to_production() {
         let prod = EnvPolicy::default_for("production");
         for stage in [Stage::Staging, Stage::Deprecated, Stage::Production] {
-            assert_eq!(target_stage(&version(stage), "production", &prod, now()), Ok(Stage::Production));
+            assert_eq!(
+                target_stage(&version(stage), "production", &prod, now()),
+                Ok(Stage::Production)
+            );
         }
         assert!(matches!(
             target_stage(&version(Stage::Development), "production", &prod, now()),
@@ -275,8 +283,14 @@ mod tests {
 
     #[test]
     fn the_requester_cannot_approve_their_own_request() {
-        assert!(matches!(check_approval(&pending(), "dave", "sha256:aa", now()), Err(DomainError::Forbidden(_))));
-        assert_eq!(check_approval(&pending(), "bob", "sha256:aa", now()), Ok(()));
+        assert!(matches!(
+            check_approval(&pending(), "dave", "sha256:aa", now()),
+            Err(DomainError::Forbidden(_))
+        ));
+        assert_eq!(
+            check_approval(&pending(), "bob", "sha256:aa", now()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -289,18 +303,26 @@ mod tests {
             reason: None,
             at: now(),
         });
-        assert!(matches!(check_approval(&p, "bob", "sha256:aa", now()), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            check_approval(&p, "bob", "sha256:aa", now()),
+            Err(DomainError::Conflict(_))
+        ));
     }
 
     #[test]
     fn approvals_are_bound_to_the_requested_config() {
-        assert!(matches!(check_approval(&pending(), "bob", "sha256:bb", now()), Err(DomainError::Conflict(_))));
+        assert!(matches!(
+            check_approval(&pending(), "bob", "sha256:bb", now()),
+            Err(DomainError::Conflict(_))
+        ));
     }
 
     #[test]
     fn expired_and_decided_requests_cannot_be_approved_or_rejected() {
         let late = pending().expires_at;
-        assert!(matches!(check_approval(&pending(), "bob", "sha256:aa", late), Err(DomainError::Conflict(m)) if m.contains("expired")));
+        assert!(
+            matches!(check_approval(&pending(), "bob", "sha256:aa", late), Err(DomainError::Conflict(m)) if m.contains("expired"))
+        );
         let mut rejected = pending();
         rejected.status = PromotionStatus::Rejected;
         assert!(check_approval(&rejected, "bob", "sha256:aa", now()).is_err());
@@ -309,6 +331,9 @@ mod tests {
 
     #[test]
     fn a_rejection_needs_a_reason() {
-        assert!(matches!(check_rejection(&pending(), " ", now()), Err(DomainError::Invalid(_))));
+        assert!(matches!(
+            check_rejection(&pending(), " ", now()),
+            Err(DomainError::Invalid(_))
+        ));
     }
 }

@@ -86,13 +86,34 @@ pub struct VersionDetailFields {
 impl From<VersionDetailFields> for VersionDetail {
     fn from(f: VersionDetailFields) -> VersionDetail {
         let VersionDetailFields {
-            full_id, model_id, version, stage, config_hash, config, artifact_uri, labels, created_at,
-            created_by, stage_since, stage_history, retires_at, pinned_in,
+            full_id,
+            model_id,
+            version,
+            stage,
+            config_hash,
+            config,
+            artifact_uri,
+            labels,
+            created_at,
+            created_by,
+            stage_since,
+            stage_history,
+            retires_at,
+            pinned_in,
         } = f;
         VersionDetail {
             version: Version {
-                full_id, model_id, version, stage, config_hash, config, artifact_uri, labels, created_at,
-                created_by, stage_since,
+                full_id,
+                model_id,
+                version,
+                stage,
+                config_hash,
+                config,
+                artifact_uri,
+                labels,
+                created_at,
+                created_by,
+                stage_since,
             },
             stage_history,
             retires_at,
@@ -263,8 +284,26 @@ pub struct VersionStageChangeFields {
 
 impl From<VersionStageChangeFields> for VersionStageChange {
     fn from(f: VersionStageChangeFields) -> VersionStageChange {
-        let VersionStageChangeFields { version, at, from, to, actor, reason, event_id } = f;
-        VersionStageChange { version, change: StageChange { at, from, to, actor, reason, event_id } }
+        let VersionStageChangeFields {
+            version,
+            at,
+            from,
+            to,
+            actor,
+            reason,
+            event_id,
+        } = f;
+        VersionStageChange {
+            version,
+            change: StageChange {
+                at,
+                from,
+                to,
+                actor,
+                reason,
+                event_id,
+            },
+        }
     }
 }
 
@@ -315,15 +354,27 @@ mod tests {
             pinned_in: vec!["production".into()],
         };
         let json = serde_json::to_value(&detail).expect("serializes");
-        assert_eq!(json["full_id"], "chat:v2", "the version's fields sit at the top level");
+        assert_eq!(
+            json["full_id"], "chat:v2",
+            "the version's fields sit at the top level"
+        );
         assert_eq!(json["pinned_in"][0], "production");
         let back: VersionDetail = serde_json::from_value(json).expect("reads back");
         assert_eq!(back, detail);
 
-        let step = VersionStageChange { version: VersionName::parse("v2").expect("name"), change: change(9) };
+        let step = VersionStageChange {
+            version: VersionName::parse("v2").expect("name"),
+            change: change(9),
+        };
         let json = serde_json::to_value(&step).expect("serializes");
         assert_eq!(json["event_id"], 9);
-        assert_eq!(serde_json::from_value::<VersionStageChange>(json).expect("reads back"), step);
-        assert!(serde_json::from_value::<VersionStageChange>(serde_json::json!({"version": "v2"})).is_err());
+        assert_eq!(
+            serde_json::from_value::<VersionStageChange>(json).expect("reads back"),
+            step
+        );
+        assert!(
+            serde_json::from_value::<VersionStageChange>(serde_json::json!({"version": "v2"}))
+                .is_err()
+        );
     }
 }

@@ -144,12 +144,18 @@ pub struct Failure {
 impl Failure {
     /// A check that found problems, or a refusal (exit 1).
     fn refused(message: impl Into<String>) -> Self {
-        Failure { code: 1, message: message.into() }
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
     }
 
     /// Bad usage or bad input (exit 2).
     fn usage(message: impl Into<String>) -> Self {
-        Failure { code: 2, message: message.into() }
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
     }
 }
 
@@ -197,8 +203,18 @@ async fn dispatch(command: Command) -> Outcome {
         Command::User(UserCommand::Disable { username }) => {
             user::disable(migrated_store(&config).await?.as_ref(), &username).await
         }
-        Command::Token(TokenCommand::Create { user, name, expires }) => {
-            token::create(migrated_store(&config).await?.as_ref(), &user, &name, expires.as_deref()).await
+        Command::Token(TokenCommand::Create {
+            user,
+            name,
+            expires,
+        }) => {
+            token::create(
+                migrated_store(&config).await?.as_ref(),
+                &user,
+                &name,
+                expires.as_deref(),
+            )
+            .await
         }
         Command::Token(TokenCommand::Revoke { name }) => {
             token::revoke(migrated_store(&config).await?.as_ref(), &name).await
@@ -209,12 +225,20 @@ async fn dispatch(command: Command) -> Outcome {
 async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     crate::store::connect(&config.database_url, config.store_settings())
         .await
-        .with_context(|| format!("cannot open the database {}", redacted(&config.database_url)))
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                redacted(&config.database_url)
+            )
+        })
 }
 
 async fn migrated_store(config: &Config) -> anyhow::Result<DynStore> {
     let store = open_store(config).await?;
-    store.migrate().await.context("cannot migrate the database")?;
+    store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
     Ok(store)
 }
 
@@ -246,13 +270,19 @@ async fn demo(config: &Config) -> Outcome {
     }
     let summary = crate::demo::fill(store.as_ref(), Timestamp::now()).await?;
     println!("demo data written: {summary}");
-    println!("demo users (sign in to the console with these):\n{}", crate::demo::demo_users_text());
+    println!(
+        "demo users (sign in to the console with these):\n{}",
+        crate::demo::demo_users_text()
+    );
     Ok(())
 }
 
 async fn audit_verify(config: &Config) -> Outcome {
     let store = open_store(config).await?;
-    let report = store.audit_verify().await.context("cannot read the ledger")?;
+    let report = store
+        .audit_verify()
+        .await
+        .context("cannot read the ledger")?;
     match report.first_broken_id {
         None if report.ok => {
             println!("ledger OK: {} events checked", report.checked);
@@ -261,7 +291,10 @@ async fn audit_verify(config: &Config) -> Outcome {
         broken => Err(Failure::refused(format!(
             "ledger BROKEN at event {}: {} ({} events checked)",
             broken.map_or_else(|| "?".to_owned(), |id| id.to_string()),
-            report.problem.as_deref().unwrap_or("the chain does not verify"),
+            report
+                .problem
+                .as_deref()
+                .unwrap_or("the chain does not verify"),
             report.checked
         ))),
     }
@@ -274,14 +307,27 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         let summary = crate::demo::fill(store.as_ref(), Timestamp::now()).await?;
         tracing::info!(%summary, "the database was empty: demo data written");
         // Printed, not logged: the demo passwords are for the person at the terminal.
-        println!("demo users (sign in to the console with these):\n{}", crate::demo::demo_users_text());
+        println!(
+            "demo users (sign in to the console with these):\n{}",
+            crate::demo::demo_users_text()
+        );
     }
-    let settings = crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
-    let app = crate::startup::Application::build(config.clone()).await.context("cannot start the server")?;
-    let retirement = crate::jobs::spawn(AppState { store: store.clone(), config: Arc::new(config), drivers: app.drivers() });
+    let settings =
+        crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    let app = crate::startup::Application::build(config.clone())
+        .await
+        .context("cannot start the server")?;
+    let retirement = crate::jobs::spawn(AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+        drivers: app.drivers(),
+    });
     // The runner shares the server's drivers, so live health shows the routers it drives.
     let runner = crate::operations::spawn(store, app.drivers(), settings);
-    let stopped = app.run_until_stopped().await.context("the server stopped with an error");
+    let stopped = app
+        .run_until_stopped()
+        .await
+        .context("the server stopped with an error");
     retirement.abort();
     runner.abort();
     Ok(stopped?)
@@ -303,6 +349,9 @@ mod tests {
             redacted("postgres://switchyard:s3cret@db:5432/switchyard"),
             "postgres://switchyard:***@db:5432/switchyard"
         );
-        assert_eq!(redacted("sqlite://data/switchyard.db"), "sqlite://data/switchyard.db");
+        assert_eq!(
+            redacted("sqlite://data/switchyard.db"),
+            "sqlite://data/switchyard.db"
+        );
     }
 }

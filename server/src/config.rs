@@ -25,18 +25,19 @@ impl Config {
         let addr = var("SWITCHYARD_ADDR").unwrap_or_else(|| "127.0.0.1:3000".into());
         let deprecation_days = match var("SWITCHYARD_DEPRECATION_DAYS") {
             Some(d) => {
-                let d: u32 = d
-                    .parse()
-                    .with_context(|| format!("SWITCHYARD_DEPRECATION_DAYS={d:?} is not a number of days"))?;
+                let d: u32 = d.parse().with_context(|| {
+                    format!("SWITCHYARD_DEPRECATION_DAYS={d:?} is not a number of days")
+                })?;
                 switchyard_domain::lifecycle::deprecation_days(d)?
             }
             None => switchyard_domain::lifecycle::DEPRECATION_DAYS_DEFAULT,
         };
         Ok(Config {
-            database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://data/switchyard.db".into()),
-            addr: addr
-                .parse()
-                .with_context(|| format!("SWITCHYARD_ADDR={addr:?} is not an address like 127.0.0.1:3000"))?,
+            database_url: var("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://data/switchyard.db".into()),
+            addr: addr.parse().with_context(|| {
+                format!("SWITCHYARD_ADDR={addr:?} is not an address like 127.0.0.1:3000")
+            })?,
             log_json: var("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             deprecation_days,
             metrics_token: var("SWITCHYARD_METRICS_TOKEN"),
@@ -44,6 +45,8 @@ impl Config {
     }
 
     pub fn store_settings(&self) -> crate::store::StoreSettings {
-        crate::store::StoreSettings { deprecation_days: self.deprecation_days }
+        crate::store::StoreSettings {
+            deprecation_days: self.deprecation_days,
+        }
     }
 }

@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage, PendingPromotion, RollbackMark, ServingAnswer,
+    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage,
+    PendingPromotion, RollbackMark, ServingAnswer,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};
-use app::{shell, App};
 use app::session::SignedInUser;
+use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::request::Parts;
@@ -32,11 +33,13 @@ use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use switchyard_domain::access::{role_for_operation, Role};
 use switchyard_domain::clusters::{parse_cluster_name, Cluster};
-use switchyard_domain::operations::{Operation, OperationKind, OperationState};
 use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::lifecycle::MoveVia;
+use switchyard_domain::operations::{Operation, OperationKind, OperationState};
 use switchyard_domain::promotion::{Promotion, PromotionStatus};
-use switchyard_domain::types::{Environment, Overview, RequestLookup, Version, VersionDetail, VerifyReport};
+use switchyard_domain::types::{
+    Environment, Overview, RequestLookup, VerifyReport, Version, VersionDetail,
+};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 use tower_http::compression::CompressionLayer;
 
@@ -85,15 +88,21 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .fallback(leptos_axum::file_and_error_handler(shell))
         .with_state(options)
         .merge(forms)
-        .layer(middleware::from_fn_with_state(state, auth::session::console_gate))
-        .layer(middleware::from_fn(move |req, next| cache_control(hashed, req, next)))
+        .layer(middleware::from_fn_with_state(
+            state,
+            auth::session::console_gate,
+        ))
+        .layer(middleware::from_fn(move |req, next| {
+            cache_control(hashed, req, next)
+        }))
         .layer(CompressionLayer::new()))
 }
 
 /// With the session the gate found: the user for the header, and services
 /// acting for them. Without one, nothing — so `services()` refuses.
 fn provide_session_context(state: &AppState) {
-    let Some(session) = use_context::<Parts>().and_then(|p| p.extensions.get::<Session>().cloned()) else {
+    let Some(session) = use_context::<Parts>().and_then(|p| p.extensions.get::<Session>().cloned())
+    else {
         return;
     };
     let user = SignedInUser {
@@ -102,7 +111,10 @@ fn provide_session_context(state: &AppState) {
         csrf_token: session.csrf_token,
     };
     provide_context(user.clone());
-    let services: DynServices = Arc::new(StoreServices { state: state.clone(), user });
+    let services: DynServices = Arc::new(StoreServices {
+        state: state.clone(),
+        user,
+    });
     provide_context(services);
 }
 
@@ -133,7 +145,8 @@ async fn cache_control(hashed: bool, req: Request, next: Next) -> Response {
     } else {
         "public, max-age=3600"
     };
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
     res
 }
 
@@ -202,21 +215,34 @@ fn filter_time(s: &str, what: &str) -> Result<Timestamp, AppError> {
     if let Ok(t) = Timestamp::parse(&s) {
         return Ok(t);
     }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
-        .map(|naive| Timestamp::from_micros(naive.and_utc().timestamp_micros()))
-        .ok_or_else(|| invalid(format!("The {what} time “{s}” is not a time: pick one, or write e.g. 2026-03-03T14:00 (UTC).")))
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
+    .map(|naive| Timestamp::from_micros(naive.and_utc().timestamp_micros()))
+    .ok_or_else(|| {
+        invalid(format!(
+            "The {what} time “{s}” is not a time: pick one, or write e.g. 2026-03-03T14:00 (UTC)."
+        ))
+    })
 }
 
 fn given(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// The store's audit query for the console's filters.
 fn audit_query(f: &AuditFilter, cursor: Option<&str>, limit: u32) -> Result<AuditQuery, AppError> {
     Ok(AuditQuery {
-        after: given(&f.from).map(|s| filter_time(&s, "from")).transpose()?,
+        after: given(&f.from)
+            .map(|s| filter_time(&s, "from"))
+            .transpose()?,
         before: given(&f.to).map(|s| filter_time(&s, "to")).transpose()?,
         action: given(&f.action),
         actor: given(&f.actor),
@@ -229,20 +255,37 @@ fn audit_query(f: &AuditFilter, cursor: Option<&str>, limit: u32) -> Result<Audi
 }
 
 /// The instant "serving at" asks about, and its time zone.
-fn serving_instant(at: Option<&str>, local: Option<&str>, tz: &str) -> Result<(Timestamp, chrono_tz::Tz), AppError> {
-    let zone: chrono_tz::Tz = tz
-        .parse()
-        .map_err(|_| invalid(format!("“{tz}” is not a time zone: choose one from the list, e.g. Europe/Paris or UTC.")))?;
+fn serving_instant(
+    at: Option<&str>,
+    local: Option<&str>,
+    tz: &str,
+) -> Result<(Timestamp, chrono_tz::Tz), AppError> {
+    let zone: chrono_tz::Tz = tz.parse().map_err(|_| {
+        invalid(format!(
+            "“{tz}” is not a time zone: choose one from the list, e.g. Europe/Paris or UTC."
+        ))
+    })?;
     let instant = match (at, local) {
         (Some(at), _) => Timestamp::parse(&at.replace(' ', "+")).map_err(AppError::from)?,
         (None, Some(local)) => {
-            let naive = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S%.f"]
-                .iter()
-                .find_map(|f| NaiveDateTime::parse_from_str(local.trim(), f).ok())
-                .ok_or_else(|| invalid(format!("“{local}” is not a date and time: use the picker, e.g. 2026-03-03 14:00.")))?;
+            let naive = [
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%dT%H:%M",
+                "%Y-%m-%dT%H:%M:%S%.f",
+            ]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(local.trim(), f).ok())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "“{local}” is not a date and time: use the picker, e.g. 2026-03-03 14:00."
+                ))
+            })?;
             // In the hour clocks go back the earlier instant is meant; in the hour they skip there is none.
             let dt = zone.from_local_datetime(&naive).earliest().ok_or_else(|| {
-                invalid(format!("{} does not exist in {tz}: the clocks skipped that hour. Pick another time.", local.replace('T', " ")))
+                invalid(format!(
+                    "{} does not exist in {tz}: the clocks skipped that hour. Pick another time.",
+                    local.replace('T', " ")
+                ))
             })?;
             Timestamp::from_micros(dt.timestamp_micros())
         }
@@ -253,7 +296,12 @@ fn serving_instant(at: Option<&str>, local: Option<&str>, tz: &str) -> Result<(T
 
 impl StoreServices {
     async fn environment_names(&self) -> Result<Vec<String>, AppError> {
-        let envs = self.state.store.list_environments().await.map_err(to_app_error)?;
+        let envs = self
+            .state
+            .store
+            .list_environments()
+            .await
+            .map_err(to_app_error)?;
         Ok(envs.into_iter().map(|e| e.name).collect())
     }
 
@@ -264,11 +312,18 @@ impl StoreServices {
 
     /// A cluster with what its page shows: drift against the environment's
     /// pins, the versions its policy admits, and its last `limit` operations.
-    async fn cluster_view(&self, cluster: Cluster, envs: &[Environment], limit: u32) -> Result<ClusterView, AppError> {
+    async fn cluster_view(
+        &self,
+        cluster: Cluster,
+        envs: &[Environment],
+        limit: u32,
+    ) -> Result<ClusterView, AppError> {
         let store = &self.state.store;
         let env = envs.iter().find(|e| e.name == cluster.environment);
         let production = env.is_some_and(|e| e.policy.is_production());
-        let pins: Vec<FullId> = env.map(|e| e.pins.iter().map(|p| p.full_id.clone()).collect()).unwrap_or_default();
+        let pins: Vec<FullId> = env
+            .map(|e| e.pins.iter().map(|p| p.full_id.clone()).collect())
+            .unwrap_or_default();
         // The models it serves; a cluster serving nothing yet may take any.
         let mut models: Vec<ModelId> = Vec::new();
         for v in cluster.slots.iter().filter_map(|s| s.full_id.as_ref()) {
@@ -289,13 +344,23 @@ impl StoreServices {
                 }
             }
         }
-        let operations = store.list_operations(&cluster.name, limit).await.map_err(to_app_error)?;
+        let operations = store
+            .list_operations(&cluster.name, limit)
+            .await
+            .map_err(to_app_error)?;
         let operator_role = role_for_operation(production);
-        let refused = self.user.require(operator_role, &format!("Operating {}", cluster.name)).err().map(|e| e.message);
+        let refused = self
+            .user
+            .require(operator_role, &format!("Operating {}", cluster.name))
+            .err()
+            .map(|e| e.message);
         Ok(ClusterView {
             refused,
             drift: switchyard_domain::clusters::drift(&cluster.state, &pins),
-            pins: pins.into_iter().filter(|p| models.contains(&p.model_id)).collect(),
+            pins: pins
+                .into_iter()
+                .filter(|p| models.contains(&p.model_id))
+                .collect(),
             operator_role,
             production,
             allowed,
@@ -311,9 +376,11 @@ impl StoreServices {
         let mut lanes = Vec::new();
         for c in store.list_clusters().await.map_err(to_app_error)? {
             let history = store.cluster_history(&c.name).await.map_err(to_app_error)?;
-            let served = history
-                .iter()
-                .any(|h| h.slots.iter().any(|s| s.weight > 0 && s.full_id.as_ref().is_some_and(|v| &v.model_id == model)));
+            let served = history.iter().any(|h| {
+                h.slots.iter().any(|s| {
+                    s.weight > 0 && s.full_id.as_ref().is_some_and(|v| &v.model_id == model)
+                })
+            });
             if !served {
                 continue;
             }
@@ -336,31 +403,46 @@ impl StoreServices {
                         (OperationKind::Rollback, OperationState::Succeeded) => {
                             Some(mark(op.full_id.clone(), "person", op.reason.clone()))
                         }
-                        (_, OperationState::RolledBack) => op
-                            .before
-                            .sole_version()
-                            .cloned()
-                            .map(|v| mark(v, "health gate", op.error.clone().or(op.reason.clone()))),
+                        (_, OperationState::RolledBack) => {
+                            op.before.sole_version().cloned().map(|v| {
+                                mark(v, "health gate", op.error.clone().or(op.reason.clone()))
+                            })
+                        }
                         _ => None,
                     }
                 })
                 .filter(|m| &m.to.model_id == model)
                 .collect();
-            lanes.push(ClusterLane { cluster: c.name, environment: c.environment, history, rollbacks });
+            lanes.push(ClusterLane {
+                cluster: c.name,
+                environment: c.environment,
+                history,
+                rollbacks,
+            });
         }
         Ok(lanes)
     }
 
     /// The same role check as the REST API's operation routes.
     async fn require_operator(&self, cluster: &str, rollback: bool) -> Result<(), AppError> {
-        crate::clusters::require_operator(self.state.store.as_ref(), &self.user.username, self.user.role, cluster, rollback)
-            .await
-            .map_err(to_app_error)
+        crate::clusters::require_operator(
+            self.state.store.as_ref(),
+            &self.user.username,
+            self.user.role,
+            cluster,
+            rollback,
+        )
+        .await
+        .map_err(to_app_error)
     }
 
     /// The user as the store's promotion rules name them (a browser session, no token).
     fn identity(&self) -> Identity {
-        Identity { username: self.user.username.clone(), role: self.user.role, token: None }
+        Identity {
+            username: self.user.username.clone(),
+            role: self.user.role,
+            token: None,
+        }
     }
 
     /// `p` with its config diff against the production version of its model
@@ -372,7 +454,12 @@ impl StoreServices {
     ) -> Result<PendingPromotion, AppError> {
         let model = &p.full_id.model_id;
         if !production.contains_key(model) {
-            let versions = self.state.store.list_versions(model).await.map_err(to_app_error)?;
+            let versions = self
+                .state
+                .store
+                .list_versions(model)
+                .await
+                .map_err(to_app_error)?;
             production.insert(model.clone(), versions);
         }
         let versions = production.get(model).map(Vec::as_slice).unwrap_or_default();
@@ -382,9 +469,15 @@ impl StoreServices {
         let new = requested.map(|v| &v.config).unwrap_or(&null);
         let diff = match current {
             Some(c) => switchyard_domain::diff::config_diff(&c.config, new),
-            None => switchyard_domain::diff::line_diff("", &switchyard_domain::diff::pretty_json(new)),
+            None => {
+                switchyard_domain::diff::line_diff("", &switchyard_domain::diff::pretty_json(new))
+            }
         };
-        Ok(PendingPromotion { production: current.map(|c| c.full_id.clone()), diff, promotion: p })
+        Ok(PendingPromotion {
+            production: current.map(|c| c.full_id.clone()),
+            diff,
+            promotion: p,
+        })
     }
 }
 
@@ -399,7 +492,10 @@ impl Services for StoreServices {
         let store = &self.state.store;
         let environments = store.list_environments().await.map_err(to_app_error)?;
         let models = store.list_models().await.map_err(to_app_error)?;
-        Ok(Overview { environments, models })
+        Ok(Overview {
+            environments,
+            models,
+        })
     }
 
     async fn model_page(&self, model: &ModelId) -> Result<ModelPage, AppError> {
@@ -409,7 +505,14 @@ impl Services for StoreServices {
         let history = store.model_history(model).await.map_err(to_app_error)?;
         let environments = self.environment_names().await?;
         let clusters = self.cluster_lanes(model).await?;
-        Ok(ModelPage { model_id: model.clone(), versions, history, environments, now: Timestamp::now(), clusters })
+        Ok(ModelPage {
+            model_id: model.clone(),
+            versions,
+            history,
+            environments,
+            now: Timestamp::now(),
+            clusters,
+        })
     }
 
     async fn version_detail(&self, id: &FullId) -> Result<VersionDetail, AppError> {
@@ -432,22 +535,45 @@ impl Services for StoreServices {
                 .cloned()
                 .ok_or_else(|| AppError::new("not_found", "No model is registered yet."))?,
         };
-        let versions = self.state.store.list_versions(&model_id).await.map_err(to_app_error)?;
-        let environments = self.state.store.list_environments().await.map_err(to_app_error)?;
+        let versions = self
+            .state
+            .store
+            .list_versions(&model_id)
+            .await
+            .map_err(to_app_error)?;
+        let environments = self
+            .state
+            .store
+            .list_environments()
+            .await
+            .map_err(to_app_error)?;
         Ok(Board {
             model_id,
             models,
             versions,
             now: Timestamp::now(),
             deprecation_days: self.state.config.deprecation_days,
-            environments: environments.into_iter().map(|e| (e.name, e.policy)).collect(),
+            environments: environments
+                .into_iter()
+                .map(|e| (e.name, e.policy))
+                .collect(),
             role: self.user.role,
         })
     }
 
-    async fn move_stage(&self, id: &FullId, to: Stage, reason: Option<&str>) -> Result<Version, AppError> {
-        self.user.require(switchyard_domain::access::role_for_stage_move(to, false), &format!("moving a version to {to}"))?;
-        let via = MoveVia::Manual { is_admin: self.user.role == Role::Admin };
+    async fn move_stage(
+        &self,
+        id: &FullId,
+        to: Stage,
+        reason: Option<&str>,
+    ) -> Result<Version, AppError> {
+        self.user.require(
+            switchyard_domain::access::role_for_stage_move(to, false),
+            &format!("moving a version to {to}"),
+        )?;
+        let via = MoveVia::Manual {
+            is_admin: self.user.role == Role::Admin,
+        };
         self.state
             .store
             .change_stage(id, to, via, reason, &self.user.username, Timestamp::now())
@@ -455,11 +581,23 @@ impl Services for StoreServices {
             .map_err(to_app_error)
     }
 
-    async fn audit_page(&self, filter: &AuditFilter, cursor: Option<&str>) -> Result<AuditView, AppError> {
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<&str>,
+    ) -> Result<AuditView, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
         let query = audit_query(filter, cursor, AUDIT_PAGE)?;
-        let page = self.state.store.audit_page(&query).await.map_err(to_app_error)?;
-        Ok(AuditView { page, environments: self.environment_names().await? })
+        let page = self
+            .state
+            .store
+            .audit_page(&query)
+            .await
+            .map_err(to_app_error)?;
+        Ok(AuditView {
+            page,
+            environments: self.environment_names().await?,
+        })
     }
 
     async fn audit_verify(&self) -> Result<VerifyReport, AppError> {
@@ -476,8 +614,17 @@ impl Services for StoreServices {
         model: Option<&ModelId>,
     ) -> Result<ServingAnswer, AppError> {
         let (instant, zone) = serving_instant(at, local, tz)?;
-        let serving = self.state.store.serving_at(instant, env, model).await.map_err(to_app_error)?;
-        let local = instant.to_datetime().with_timezone(&zone).format("%Y-%m-%dT%H:%M:%S").to_string();
+        let serving = self
+            .state
+            .store
+            .serving_at(instant, env, model)
+            .await
+            .map_err(to_app_error)?;
+        let local = instant
+            .to_datetime()
+            .with_timezone(&zone)
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string();
         Ok(ServingAnswer {
             serving,
             local,
@@ -494,14 +641,30 @@ impl Services for StoreServices {
             .request_lookup(request_id)
             .await
             .map_err(to_app_error)?
-            .ok_or_else(|| AppError::new("not_found", format!("No request with id “{request_id}” has been recorded.")))
+            .ok_or_else(|| {
+                AppError::new(
+                    "not_found",
+                    format!("No request with id “{request_id}” has been recorded."),
+                )
+            })
     }
 
     async fn clusters(&self) -> Result<Vec<ClusterView>, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
-        let envs = self.state.store.list_environments().await.map_err(to_app_error)?;
+        let envs = self
+            .state
+            .store
+            .list_environments()
+            .await
+            .map_err(to_app_error)?;
         let mut out = Vec::new();
-        for c in self.state.store.list_clusters().await.map_err(to_app_error)? {
+        for c in self
+            .state
+            .store
+            .list_clusters()
+            .await
+            .map_err(to_app_error)?
+        {
             out.push(self.cluster_view(c, &envs, RECENT_OPERATIONS).await?);
         }
         Ok(out)
@@ -515,8 +678,15 @@ impl Services for StoreServices {
             .get_cluster(name)
             .await
             .map_err(to_app_error)?
-            .ok_or_else(|| AppError::new("not_found", format!("There is no cluster named {name}.")))?;
-        let envs = self.state.store.list_environments().await.map_err(to_app_error)?;
+            .ok_or_else(|| {
+                AppError::new("not_found", format!("There is no cluster named {name}."))
+            })?;
+        let envs = self
+            .state
+            .store
+            .list_environments()
+            .await
+            .map_err(to_app_error)?;
         self.cluster_view(cluster, &envs, CLUSTER_OPERATIONS).await
     }
 
@@ -546,7 +716,11 @@ impl Services for StoreServices {
             rolling_steps,
             reason: reason.map(str::to_owned),
         };
-        self.state.store.start_operation(request, &self.user.username, Timestamp::now()).await.map_err(to_app_error)
+        self.state
+            .store
+            .start_operation(request, &self.user.username, Timestamp::now())
+            .await
+            .map_err(to_app_error)
     }
 
     async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError> {
@@ -558,14 +732,24 @@ impl Services for StoreServices {
             rolling_steps: Vec::new(),
             reason: reason.map(str::to_owned),
         };
-        self.state.store.start_operation(request, &self.user.username, Timestamp::now()).await.map_err(to_app_error)
+        self.state
+            .store
+            .start_operation(request, &self.user.username, Timestamp::now())
+            .await
+            .map_err(to_app_error)
     }
 
     async fn approvals(&self) -> Result<Approvals, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
-        let all = self.state.store.list_promotions(None).await.map_err(to_app_error)?;
-        let (mut pending, mut decided): (Vec<Promotion>, Vec<Promotion>) =
-            all.into_iter().partition(|p| p.status == PromotionStatus::Pending);
+        let all = self
+            .state
+            .store
+            .list_promotions(None)
+            .await
+            .map_err(to_app_error)?;
+        let (mut pending, mut decided): (Vec<Promotion>, Vec<Promotion>) = all
+            .into_iter()
+            .partition(|p| p.status == PromotionStatus::Pending);
         pending.sort_by_key(|p| (p.requested_at, p.id));
         decided.sort_by_key(|p| std::cmp::Reverse((p.decided_at, p.id)));
         decided.truncate(RECENTLY_DECIDED);
@@ -583,22 +767,50 @@ impl Services for StoreServices {
         })
     }
 
-    async fn request_promotion(&self, full_id: &str, environment: &str, reason: &str) -> Result<Promotion, AppError> {
-        crate::promotions::request(&self.state.store, &self.identity(), full_id, environment, reason, Timestamp::now())
-            .await
-            .map_err(to_app_error)
+    async fn request_promotion(
+        &self,
+        full_id: &str,
+        environment: &str,
+        reason: &str,
+    ) -> Result<Promotion, AppError> {
+        crate::promotions::request(
+            &self.state.store,
+            &self.identity(),
+            full_id,
+            environment,
+            reason,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
     }
 
-    async fn approve_promotion(&self, id: i64, reason: Option<&str>) -> Result<Promotion, AppError> {
-        crate::promotions::approve(&self.state.store, &self.identity(), id, reason, Timestamp::now())
-            .await
-            .map_err(to_app_error)
+    async fn approve_promotion(
+        &self,
+        id: i64,
+        reason: Option<&str>,
+    ) -> Result<Promotion, AppError> {
+        crate::promotions::approve(
+            &self.state.store,
+            &self.identity(),
+            id,
+            reason,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
     }
 
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {
-        crate::promotions::reject(&self.state.store, &self.identity(), id, reason, Timestamp::now())
-            .await
-            .map_err(to_app_error)
+        crate::promotions::reject(
+            &self.state.store,
+            &self.identity(),
+            id,
+            reason,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
     }
 }
 
@@ -650,18 +862,27 @@ fn export(state: AppState, filter: AuditFilter, format: ExportFormat) -> Respons
         async move {
             let Some(query) = query else { return Ok(None) };
             let page = store.audit_page(&query).await?;
-            let next = page.next_cursor.clone().map(|c| AuditQuery { cursor: Some(c), ..query.clone() });
+            let next = page.next_cursor.clone().map(|c| AuditQuery {
+                cursor: Some(c),
+                ..query.clone()
+            });
             Ok::<_, StoreError>(Some((page.events, next)))
         }
     });
     let body = pages.enumerate().map(move |(i, page)| {
-        page.map(|events| render_page(format, i == 0, &events)).map_err(|e| {
-            tracing::error!(error = %e, "audit export failed");
-            std::io::Error::other("the audit export failed; see the server log")
-        })
+        page.map(|events| render_page(format, i == 0, &events))
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit export failed");
+                std::io::Error::other("the audit export failed; see the server log")
+            })
     });
     let (head, tail, content_type, name) = match format {
-        ExportFormat::Csv => (CSV_HEADER, "", "text/csv; charset=utf-8", "switchyard-audit.csv"),
+        ExportFormat::Csv => (
+            CSV_HEADER,
+            "",
+            "text/csv; charset=utf-8",
+            "switchyard-audit.csv",
+        ),
         ExportFormat::Json => ("[", "]\n", "application/json", "switchyard-audit.json"),
     };
     let stream = futures::stream::once(async move { Ok(head.to_owned()) })
@@ -670,12 +891,16 @@ fn export(state: AppState, filter: AuditFilter, format: ExportFormat) -> Respons
         .map_ok(axum::body::Bytes::from);
     Response::builder()
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        )
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-const CSV_HEADER: &str = "id,at,actor,action,model_id,version,environment,cluster,reason,details,prev_hash,hash\n";
+const CSV_HEADER: &str =
+    "id,at,actor,action,model_id,version,environment,cluster,reason,details,prev_hash,hash\n";
 
 fn render_page(format: ExportFormat, first_page: bool, events: &[LedgerEvent]) -> String {
     let mut out = String::new();
@@ -747,15 +972,18 @@ mod tests {
 
     #[test]
     fn a_local_time_is_read_in_the_zone_chosen() {
-        let (t, _) = serving_instant(None, Some("2026-03-03T15:00"), "Europe/Paris").expect("valid");
+        let (t, _) =
+            serving_instant(None, Some("2026-03-03T15:00"), "Europe/Paris").expect("valid");
         assert_eq!(t, Timestamp::parse("2026-03-03T14:00:00Z").expect("valid"));
-        let (t, _) = serving_instant(None, Some("2026-07-03T15:00:30"), "Europe/Paris").expect("valid");
+        let (t, _) =
+            serving_instant(None, Some("2026-07-03T15:00:30"), "Europe/Paris").expect("valid");
         assert_eq!(t, Timestamp::parse("2026-07-03T13:00:30Z").expect("valid"));
     }
 
     #[test]
     fn a_time_skipped_by_daylight_saving_or_an_unknown_zone_is_refused_in_plain_words() {
-        let err = serving_instant(None, Some("2026-03-29T02:30"), "Europe/Paris").expect_err("skipped hour");
+        let err = serving_instant(None, Some("2026-03-29T02:30"), "Europe/Paris")
+            .expect_err("skipped hour");
         assert!(err.message.contains("skipped"), "{}", err.message);
         let err = serving_instant(None, None, "Mars/Olympus").expect_err("no such zone");
         assert!(err.message.contains("not a time zone"), "{}", err.message);

@@ -36,7 +36,9 @@ pub const DEMO_USERS: [(&str, Role, &str); 5] = [
 pub fn demo_users_text() -> String {
     DEMO_USERS
         .iter()
-        .map(|(name, role, password)| format!("  {name:<6} {:<9} password: {password}", role.as_str()))
+        .map(|(name, role, password)| {
+            format!("  {name:<6} {:<9} password: {password}", role.as_str())
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -84,8 +86,11 @@ impl fmt::Display for DemoSummary {
 /// Every event is dated before `now`.
 pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSummary> {
     let plan = plan(now)?;
-    let mut summary =
-        DemoSummary { models: plan.models, first_at: plan.steps.first().map(|s| s.at), ..DemoSummary::default() };
+    let mut summary = DemoSummary {
+        models: plan.models,
+        first_at: plan.steps.first().map(|s| s.at),
+        ..DemoSummary::default()
+    };
     let mut held = HashSet::new();
     let last = plan.steps.last().map_or(now, |s| s.at);
     for step in plan.steps {
@@ -95,11 +100,24 @@ pub async fn fill(store: &dyn Store, now: Timestamp) -> anyhow::Result<DemoSumma
                 store.register_version(new, actor, at).await?;
                 summary.versions += 1;
             }
-            Action::Stage { id, to, via, reason, actor } => {
-                store.change_stage(&id, to, via, Some(&reason), actor, at).await?;
+            Action::Stage {
+                id,
+                to,
+                via,
+                reason,
+                actor,
+            } => {
+                store
+                    .change_stage(&id, to, via, Some(&reason), actor, at)
+                    .await?;
                 summary.stage_changes += 1;
             }
-            Action::Pin { env, id, reason, actor } => {
+            Action::Pin {
+                env,
+                id,
+                reason,
+                actor,
+            } => {
                 store.set_pin(env, &id, Some(&reason), actor, at).await?;
                 summary.pin_changes += 1;
             }
@@ -208,7 +226,13 @@ struct ModelScript {
 }
 
 fn release(name: Name, day: i64, fate: Fate, change: &'static str, patch: Value) -> Release {
-    Release { name, day, fate, change, patch }
+    Release {
+        name,
+        day,
+        fate,
+        change,
+        patch,
+    }
 }
 
 // One release per line reads as a release history; rustfmt would split them.
@@ -482,19 +506,60 @@ impl Playhead<'_> {
         self.steps.push(Step { at, action });
     }
 
-    fn stage(&mut self, at: Timestamp, id: &FullId, to: Stage, via: MoveVia, reason: String, actor: &'static str) {
-        self.push(at, Action::Stage { id: id.clone(), to, via, reason, actor });
+    fn stage(
+        &mut self,
+        at: Timestamp,
+        id: &FullId,
+        to: Stage,
+        via: MoveVia,
+        reason: String,
+        actor: &'static str,
+    ) {
+        self.push(
+            at,
+            Action::Stage {
+                id: id.clone(),
+                to,
+                via,
+                reason,
+                actor,
+            },
+        );
     }
 
-    fn pin(&mut self, at: Timestamp, env: &'static str, id: &FullId, reason: String, actor: &'static str) {
-        self.push(at, Action::Pin { env, id: id.clone(), reason, actor });
+    fn pin(
+        &mut self,
+        at: Timestamp,
+        env: &'static str,
+        id: &FullId,
+        reason: String,
+        actor: &'static str,
+    ) {
+        self.push(
+            at,
+            Action::Pin {
+                env,
+                id: id.clone(),
+                reason,
+                actor,
+            },
+        );
     }
 
     /// Registers the release's version (and moves the development pin to it).
-    fn register(&mut self, index: usize, r: &Release, now: Timestamp) -> Result<FullId, DomainError> {
+    fn register(
+        &mut self,
+        index: usize,
+        r: &Release,
+        now: Timestamp,
+    ) -> Result<FullId, DomainError> {
         let s = self.script;
         let planned = day_start(now.plus_days(-r.day)).plus_hours(8);
-        let start = if planned > self.cursor { planned } else { self.cursor.plus_hours(2) };
+        let start = if planned > self.cursor {
+            planned
+        } else {
+            self.cursor.plus_hours(2)
+        };
         let t = self.dice.after(start, 0, 9 * 60, MINUTE);
 
         let version = match r.name {
@@ -507,17 +572,37 @@ impl Playhead<'_> {
             config.extend(patch.clone());
         }
         let config = Value::Object(config);
-        let mut labels: Labels = s.labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        labels.insert("git_commit".into(), format!("{:07x}", self.dice.next() >> 36));
-        let registrar = if index % 3 == 2 { s.owner } else { "ci-pipeline" };
+        let mut labels: Labels = s
+            .labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        labels.insert(
+            "git_commit".into(),
+            format!("{:07x}", self.dice.next() >> 36),
+        );
+        let registrar = if index % 3 == 2 {
+            s.owner
+        } else {
+            "ci-pipeline"
+        };
         let new = NewVersion {
             full_id: id.clone(),
             config_hash: config_hash(&config)?,
             config: config.clone(),
-            artifact_uri: Some(format!("s3://models/{}/{version}/{}", s.model_id, s.artifact_file)),
+            artifact_uri: Some(format!(
+                "s3://models/{}/{version}/{}",
+                s.model_id, s.artifact_file
+            )),
             labels: Some(labels),
         };
-        self.push(t, Action::Register { new, actor: registrar });
+        self.push(
+            t,
+            Action::Register {
+                new,
+                actor: registrar,
+            },
+        );
         if !matches!(r.fate, Fate::SentBack(_)) {
             if let Value::Object(c) = config {
                 self.config = c;
@@ -547,29 +632,56 @@ impl Playhead<'_> {
 
         let manual = MoveVia::Manual { is_admin: false };
         let at = self.dice.after(self.cursor, 20, 70, HOUR);
-        self.stage(at, &id, Stage::Staging, manual, format!("feature complete: {}", r.change), s.owner);
+        self.stage(
+            at,
+            &id,
+            Stage::Staging,
+            manual,
+            format!("feature complete: {}", r.change),
+            s.owner,
+        );
         let at = self.dice.after(at, 10, 40, MINUTE);
-        self.pin(at, "staging", &id, format!("evaluate {} in staging", id.version), s.owner);
+        self.pin(
+            at,
+            "staging",
+            &id,
+            format!("evaluate {} in staging", id.version),
+            s.owner,
+        );
 
         match r.fate {
             Fate::Development | Fate::Staging => {}
             Fate::SentBack(why) => {
                 let at = self.dice.after(self.cursor, 20, 60, HOUR);
-                self.stage(at, &id, Stage::Development, manual, format!("sent back: {why}"), s.owner);
+                self.stage(
+                    at,
+                    &id,
+                    Stage::Development,
+                    manual,
+                    format!("sent back: {why}"),
+                    s.owner,
+                );
                 if let Some(prod) = self.production.clone() {
                     let at = self.dice.after(at, 5, 30, MINUTE);
-                    let reason = format!("back to the production build while {} is reworked", id.version);
+                    let reason = format!(
+                        "back to the production build while {} is reworked",
+                        id.version
+                    );
                     self.pin(at, "staging", &prod, reason, s.owner);
                 }
             }
             Fate::Production | Fate::RolledBack(_) => {
                 let at = self.dice.after(self.cursor, 44, 110, HOUR);
-                let reason = format!("promotion approved by {first_approver} and {applier}: {}", r.change);
+                let reason = format!(
+                    "promotion approved by {first_approver} and {applier}: {}",
+                    r.change
+                );
                 self.promote(at, &id, reason, applier);
                 if let Fate::RolledBack(why) = r.fate {
                     if let Some(previous) = self.superseded.clone() {
                         let at = self.dice.after(self.cursor, 6, 30, HOUR);
-                        let reason = format!("rollback: {why}; approved by {first_approver} and {applier}");
+                        let reason =
+                            format!("rollback: {why}; approved by {first_approver} and {applier}");
                         self.promote(at, &previous, reason, applier);
                     }
                 }
@@ -582,7 +694,13 @@ impl Playhead<'_> {
     fn promote(&mut self, at: Timestamp, id: &FullId, reason: String, actor: &'static str) {
         self.stage(at, id, Stage::Production, MoveVia::Promotion, reason, actor);
         let pin_at = Timestamp::from_micros(at.micros() + 30_000_000);
-        self.pin(pin_at, "production", id, format!("promotion of {id} applied"), actor);
+        self.pin(
+            pin_at,
+            "production",
+            id,
+            format!("promotion of {id} applied"),
+            actor,
+        );
         self.superseded = self.production.replace(id.clone());
     }
 }
@@ -621,7 +739,10 @@ fn plan(now: Timestamp) -> Result<Plan, DomainError> {
     let first = steps.iter().map(|s| s.at).min().unwrap_or(now);
     let mut tick = day_start(first).plus_hours(26);
     while tick < now {
-        steps.push(Step { at: tick, action: Action::RetireDue });
+        steps.push(Step {
+            at: tick,
+            action: Action::RetireDue,
+        });
         tick = tick.plus_days(1);
     }
 
@@ -634,7 +755,11 @@ fn plan(now: Timestamp) -> Result<Plan, DomainError> {
         }
         last = s.at.micros();
     }
-    Ok(Plan { models: scripts.len(), steps, records })
+    Ok(Plan {
+        models: scripts.len(),
+        steps,
+        records,
+    })
 }
 
 /// A seed per model, so changing one model's script does not reshuffle the others.
@@ -643,12 +768,20 @@ fn seed(n: usize) -> u64 {
 }
 
 /// Requests served by the model's production version over the last two days.
-fn request_records(script: &ModelScript, prod: &FullId, now: Timestamp, dice: &mut Dice) -> Vec<RequestRecord> {
+fn request_records(
+    script: &ModelScript,
+    prod: &FullId,
+    now: Timestamp,
+    dice: &mut Dice,
+) -> Vec<RequestRecord> {
     const CLUSTERS: [&str; 2] = ["prod-eu-west-1", "prod-us-east-1"];
     (0..12)
         .map(|i| {
             let (lo, hi) = script.latency_ms;
-            let latency = dice.between(i64::try_from(lo * 10).unwrap_or(0), i64::try_from(hi * 10).unwrap_or(0));
+            let latency = dice.between(
+                i64::try_from(lo * 10).unwrap_or(0),
+                i64::try_from(hi * 10).unwrap_or(0),
+            );
             RequestRecord {
                 request_id: format!("req-{:016x}", dice.next()),
                 at: dice.after(now.plus_hours(-48), 0, 47 * 60, MINUTE),
@@ -679,19 +812,31 @@ mod tests {
     fn every_step_is_later_than_the_one_before_and_before_now() {
         let plan = plan(now()).expect("plan");
         for pair in plan.steps.windows(2) {
-            assert!(pair[0].at < pair[1].at, "{:?} is not before {:?}", pair[0], pair[1]);
+            assert!(
+                pair[0].at < pair[1].at,
+                "{:?} is not before {:?}",
+                pair[0],
+                pair[1]
+            );
         }
         let last = plan.steps.last().expect("steps").at;
         assert!(last < now(), "the last step is at {last}");
         let first = plan.steps.first().expect("steps").at;
-        assert!(first < now().plus_days(-150) && first > now().plus_days(-200), "the first step is at {first}");
+        assert!(
+            first < now().plus_days(-150) && first > now().plus_days(-200),
+            "the first step is at {first}"
+        );
         assert!(plan.records.iter().all(|r| r.at < now()));
     }
 
     #[test]
     fn dozens_of_versions_of_six_models_are_registered() {
         let plan = plan(now()).expect("plan");
-        let registered = plan.steps.iter().filter(|s| matches!(s.action, Action::Register { .. })).count();
+        let registered = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Register { .. }))
+            .count();
         assert_eq!(plan.models, 6);
         assert!(registered >= 36, "{registered} versions");
     }
@@ -706,7 +851,9 @@ mod tests {
                     (Stage::Staging, _) => {
                         staged.insert(id.clone());
                     }
-                    (Stage::Production, _) => assert!(staged.contains(id), "{id} promoted before staging"),
+                    (Stage::Production, _) => {
+                        assert!(staged.contains(id), "{id} promoted before staging")
+                    }
                     _ => {}
                 }
             }

@@ -42,7 +42,12 @@ pub trait Driver: Send + Sync + 'static {
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()>;
 
     /// Waits until `full_id` in `slot` answers ready and the router sees the slot up.
-    async fn wait_ready(&self, slot: SlotName, full_id: &FullId, timeout: Duration) -> DriverResult<()>;
+    async fn wait_ready(
+        &self,
+        slot: SlotName,
+        full_id: &FullId,
+        timeout: Duration,
+    ) -> DriverResult<()>;
 
     /// Sends one inference request straight to the slot; it must answer as `full_id`.
     async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()>;
@@ -66,7 +71,11 @@ pub trait Driver: Send + Sync + 'static {
     fn gate_policy(&self) -> GatePolicy;
 
     /// Whether `slot`, expected to hold `version`, answers ready now.
-    async fn slot_health(&self, slot: SlotName, version: Option<&FullId>) -> DriverResult<SlotHealth>;
+    async fn slot_health(
+        &self,
+        slot: SlotName,
+        version: Option<&FullId>,
+    ) -> DriverResult<SlotHealth>;
 }
 
 /// A slot's health as the driver reports it now.
@@ -109,7 +118,10 @@ pub async fn live_view(drivers: &Drivers, cluster: &Cluster, timeout: Duration) 
         Err(e) => {
             let why = e.to_string();
             return LiveView {
-                health: SlotName::ALL.into_iter().map(|s| (s, SlotHealth::Unknown(why.clone()).text())).collect(),
+                health: SlotName::ALL
+                    .into_iter()
+                    .map(|s| (s, SlotHealth::Unknown(why.clone()).text()))
+                    .collect(),
                 router: Err(format!("unknown: {why}")),
             };
         }
@@ -119,7 +131,9 @@ pub async fn live_view(drivers: &Drivers, cluster: &Cluster, timeout: Duration) 
         let driver = driver.clone();
         let version = cluster.state.version(slot).cloned();
         async move {
-            let h = match tokio::time::timeout(timeout, driver.slot_health(slot, version.as_ref())).await {
+            let h = match tokio::time::timeout(timeout, driver.slot_health(slot, version.as_ref()))
+                .await
+            {
                 Ok(Ok(h)) => h,
                 Ok(Err(e)) => SlotHealth::Unknown(e.to_string()),
                 Err(_) => SlotHealth::Unknown(bounded(format!("asking {slot}"))),
@@ -131,11 +145,17 @@ pub async fn live_view(drivers: &Drivers, cluster: &Cluster, timeout: Duration) 
         match tokio::time::timeout(timeout, driver.observe()).await {
             Ok(Ok(o)) => Ok(o.weights),
             Ok(Err(e)) => Err(format!("unknown: {e}")),
-            Err(_) => Err(format!("unknown: {}", bounded("asking the router".to_owned()))),
+            Err(_) => Err(format!(
+                "unknown: {}",
+                bounded("asking the router".to_owned())
+            )),
         }
     };
     let (blue, green, router) = tokio::join!(slot(SlotName::Blue), slot(SlotName::Green), router);
-    LiveView { health: vec![blue, green], router }
+    LiveView {
+        health: vec![blue, green],
+        router,
+    }
 }
 
 /// Checks a cluster's driver config when the cluster is created.
@@ -157,19 +177,27 @@ pub struct Drivers {
 
 impl Drivers {
     pub fn for_cluster(&self, cluster: &Cluster) -> DriverResult<Arc<dyn Driver>> {
-        let mut built = self.built.lock().map_err(|_| DriverError::new("driver registry poisoned"))?;
+        let mut built = self
+            .built
+            .lock()
+            .map_err(|_| DriverError::new("driver registry poisoned"))?;
         if let Some(d) = built.get(&cluster.name) {
             return Ok(d.clone());
         }
-        let invalid = |e: DomainError| DriverError::new(format!("cluster {} has an invalid config: {e}", cluster.name));
+        let invalid = |e: DomainError| {
+            DriverError::new(format!(
+                "cluster {} has an invalid config: {e}",
+                cluster.name
+            ))
+        };
         let driver: Arc<dyn Driver> = match cluster.driver {
             DriverKind::Simulated => Arc::new(simulated::Simulated::new(
                 simulated::SimulatedConfig::parse(&cluster.config).map_err(invalid)?,
                 &cluster.state,
             )),
-            DriverKind::OipHaproxy => {
-                Arc::new(oip_haproxy::OipHaproxy::new(oip_haproxy::OipHaproxyConfig::parse(&cluster.config).map_err(invalid)?)?)
-            }
+            DriverKind::OipHaproxy => Arc::new(oip_haproxy::OipHaproxy::new(
+                oip_haproxy::OipHaproxyConfig::parse(&cluster.config).map_err(invalid)?,
+            )?),
         };
         built.insert(cluster.name.clone(), driver.clone());
         Ok(driver)

@@ -30,7 +30,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -91,7 +96,10 @@ impl ApiError {
         if status.is_server_error() {
             return ApiError::internal();
         }
-        let message = status.canonical_reason().unwrap_or("request refused").to_lowercase();
+        let message = status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase();
         ApiError::new(status, code_for_status(status), message)
     }
 
@@ -123,7 +131,8 @@ fn code_for_status(status: StatusCode) -> &'static str {
 
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
-        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        let status =
+            StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
         ApiError::new(status, e.code(), e.to_string())
     }
 }
@@ -177,7 +186,11 @@ struct Inner<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
-            error: Inner { code: self.code, message: &self.message, details: self.details.as_ref() },
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                details: self.details.as_ref(),
+            },
         };
         (self.status, axum::Json(body)).into_response()
     }
@@ -185,7 +198,10 @@ impl IntoResponse for ApiError {
 
 /// Middleware for `/api/…`: an error response that carries no body of its
 /// own (405 from the router, 408 from the timeout layer…) gets our JSON one.
-pub async fn json_error_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub async fn json_error_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
     let res = next.run(req).await;
     let status = res.status();

@@ -89,11 +89,24 @@ mod tests {
             labels: None,
         };
         let at = promoted_at.plus_hours(-2);
-        store.register_version(new, "ci", at).await.expect("registered");
-        let manual = MoveVia::Manual { is_admin: false };
-        store.change_stage(&id, Stage::Staging, manual, None, "alice", at.plus_hours(1)).await.expect("staged");
         store
-            .change_stage(&id, Stage::Production, MoveVia::Promotion, None, "bob", promoted_at)
+            .register_version(new, "ci", at)
+            .await
+            .expect("registered");
+        let manual = MoveVia::Manual { is_admin: false };
+        store
+            .change_stage(&id, Stage::Staging, manual, None, "alice", at.plus_hours(1))
+            .await
+            .expect("staged");
+        store
+            .change_stage(
+                &id,
+                Stage::Production,
+                MoveVia::Promotion,
+                None,
+                "bob",
+                promoted_at,
+            )
             .await
             .expect("promoted");
         id
@@ -102,13 +115,27 @@ mod tests {
     #[tokio::test]
     async fn a_pass_retires_what_is_due_and_remembers_what_is_held_because_pinned() {
         let path = std::env::temp_dir().join(format!("switchyard-jobs-{}.db", std::process::id()));
-        let store = connect(&format!("sqlite://{}", path.display()), StoreSettings::default()).await.expect("a store");
+        let store = connect(
+            &format!("sqlite://{}", path.display()),
+            StoreSettings::default(),
+        )
+        .await
+        .expect("a store");
         store.migrate().await.expect("migrated");
         let now = Timestamp::now();
         let v1 = released(&store, "v1", now.plus_days(-60)).await;
         let v2 = released(&store, "v2", now.plus_days(-50)).await;
         released(&store, "v3", now.plus_days(-40)).await;
-        store.set_pin("development", &v1, Some("baseline"), "alice", now.plus_days(-45)).await.expect("pinned");
+        store
+            .set_pin(
+                "development",
+                &v1,
+                Some("baseline"),
+                "alice",
+                now.plus_days(-45),
+            )
+            .await
+            .expect("pinned");
 
         let mut held = HashSet::new();
         retire_due(store.as_ref(), now, &mut held).await;
@@ -116,7 +143,14 @@ mod tests {
 
         let stage = |id: FullId| {
             let store = store.clone();
-            async move { store.get_version(&id).await.expect("a lookup").expect("a version").stage }
+            async move {
+                store
+                    .get_version(&id)
+                    .await
+                    .expect("a lookup")
+                    .expect("a version")
+                    .stage
+            }
         };
         assert_eq!(stage(v2).await, Stage::Retired);
         assert_eq!(stage(v1.clone()).await, Stage::Deprecated);

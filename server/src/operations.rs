@@ -9,8 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_domain::operations::{restore_plan, Operation, OperationState, Progress, Step, StepState, Trigger};
 use switchyard_domain::clusters::SlotName;
+use switchyard_domain::operations::{
+    restore_plan, Operation, OperationState, Progress, Step, StepState, Trigger,
+};
 use switchyard_domain::{FullId, Timestamp};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -29,7 +31,11 @@ pub struct RunnerSettings {
 
 impl Default for RunnerSettings {
     fn default() -> Self {
-        RunnerSettings { lease: Duration::from_secs(15), poll: Duration::from_millis(250), ready_timeout: Duration::from_secs(60) }
+        RunnerSettings {
+            lease: Duration::from_secs(15),
+            poll: Duration::from_millis(250),
+            ready_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -39,15 +45,20 @@ impl RunnerSettings {
     /// `SWITCHYARD_OPERATION_POLL_MS` (10–60000) when set. A shorter lease
     /// resumes an operation sooner after a crash, at the cost of more renewals.
     pub fn from_env() -> anyhow::Result<RunnerSettings> {
-        let ms = |key: &str, range: std::ops::RangeInclusive<u64>| -> anyhow::Result<Option<Duration>> {
-            match std::env::var(key).ok().filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if range.contains(&n) => Ok(Some(Duration::from_millis(n))),
-                    _ => anyhow::bail!("{key}={v:?} must be a number of milliseconds from {} to {}", range.start(), range.end()),
-                },
-            }
-        };
+        let ms =
+            |key: &str, range: std::ops::RangeInclusive<u64>| -> anyhow::Result<Option<Duration>> {
+                match std::env::var(key).ok().filter(|v| !v.is_empty()) {
+                    None => Ok(None),
+                    Some(v) => match v.parse::<u64>() {
+                        Ok(n) if range.contains(&n) => Ok(Some(Duration::from_millis(n))),
+                        _ => anyhow::bail!(
+                            "{key}={v:?} must be a number of milliseconds from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    },
+                }
+            };
         let d = RunnerSettings::default();
         Ok(RunnerSettings {
             lease: ms("SWITCHYARD_OPERATION_LEASE_MS", 200..=600_000)?.unwrap_or(d.lease),
@@ -60,16 +71,28 @@ impl RunnerSettings {
 /// Starts the runner. Aborting the returned task stops every operation it
 /// runs mid-step, as a crash would; their leases then expire.
 pub fn spawn(store: DynStore, drivers: Drivers, settings: RunnerSettings) -> JoinHandle<()> {
-    let owner = format!("runner-{}-{:08x}", std::process::id(), rand::random::<u32>());
+    let owner = format!(
+        "runner-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     tokio::spawn(async move {
         let mut running = JoinSet::new();
         loop {
             while running.try_join_next().is_some() {}
             let now = Timestamp::now();
-            match store.claim_operation(&owner, now, later(now, settings.lease)).await {
+            match store
+                .claim_operation(&owner, now, later(now, settings.lease))
+                .await
+            {
                 Ok(Some(op)) => {
                     tracing::info!(operation = op.id, cluster = %op.cluster, kind = %op.kind, "operation claimed");
-                    let (store, drivers, owner, settings) = (store.clone(), drivers.clone(), owner.clone(), settings.clone());
+                    let (store, drivers, owner, settings) = (
+                        store.clone(),
+                        drivers.clone(),
+                        owner.clone(),
+                        settings.clone(),
+                    );
                     running.spawn(async move { run(store, drivers, owner, settings, op).await });
                     continue; // there may be more
                 }
@@ -94,7 +117,13 @@ enum Stop {
     Store(#[from] StoreError),
 }
 
-async fn run(store: DynStore, drivers: Drivers, owner: String, settings: RunnerSettings, op: Operation) {
+async fn run(
+    store: DynStore,
+    drivers: Drivers,
+    owner: String,
+    settings: RunnerSettings,
+    op: Operation,
+) {
     let id = op.id;
     let lease = settings.lease;
     let work = drive(store.clone(), drivers, &owner, &settings, op);
@@ -102,7 +131,10 @@ async fn run(store: DynStore, drivers: Drivers, owner: String, settings: RunnerS
     let renew = async {
         loop {
             tokio::time::sleep(lease / 3).await;
-            match store.renew_lease(id, &owner, later(Timestamp::now(), lease)).await {
+            match store
+                .renew_lease(id, &owner, later(Timestamp::now(), lease))
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => return Stop::LeaseLost,
                 Err(e) => tracing::warn!(operation = id, error = %e, "cannot renew the lease"),
@@ -115,36 +147,62 @@ async fn run(store: DynStore, drivers: Drivers, owner: String, settings: RunnerS
     };
     match outcome {
         Ok(op) => tracing::info!(operation = id, state = op.state.as_str(), "operation ended"),
-        Err(e) => tracing::error!(operation = id, error = %e, "operation stopped; another runner will resume it"),
+        Err(e) => {
+            tracing::error!(operation = id, error = %e, "operation stopped; another runner will resume it")
+        }
     }
 }
 
-async fn drive(store: DynStore, drivers: Drivers, owner: &str, settings: &RunnerSettings, mut op: Operation) -> Result<Operation, Stop> {
+async fn drive(
+    store: DynStore,
+    drivers: Drivers,
+    owner: &str,
+    settings: &RunnerSettings,
+    mut op: Operation,
+) -> Result<Operation, Stop> {
     let record = |op_id: i64, p: Progress| {
         let store = store.clone();
         let owner = owner.to_owned();
         async move {
-            store.record_progress(op_id, &owner, p, Timestamp::now()).await.map_err(|e| match e {
-                StoreError::Domain(switchyard_domain::DomainError::Conflict(_)) => Stop::LeaseLost,
-                e => Stop::Store(e),
-            })
+            store
+                .record_progress(op_id, &owner, p, Timestamp::now())
+                .await
+                .map_err(|e| match e {
+                    StoreError::Domain(switchyard_domain::DomainError::Conflict(_)) => {
+                        Stop::LeaseLost
+                    }
+                    e => Stop::Store(e),
+                })
         }
     };
-    let cluster = store
-        .get_cluster(&op.cluster)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("operation {} names unknown cluster {}", op.id, op.cluster)))?;
+    let cluster = store.get_cluster(&op.cluster).await?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "operation {} names unknown cluster {}",
+            op.id, op.cluster
+        ))
+    })?;
     let driver = match drivers.for_cluster(&cluster) {
         Ok(d) => d,
         Err(e) => {
-            return record(op.id, Progress::Finished { state: OperationState::Failed, error: Some(e.to_string()) }).await;
+            return record(
+                op.id,
+                Progress::Finished {
+                    state: OperationState::Failed,
+                    error: Some(e.to_string()),
+                },
+            )
+            .await;
         }
     };
     loop {
         if let Some(step) = op.next().cloned() {
             let index = op.next_step;
             op = record(op.id, Progress::StepStarted { index }).await?;
-            let state = store.get_cluster(&op.cluster).await?.map(|c| c.state).unwrap_or_default();
+            let state = store
+                .get_cluster(&op.cluster)
+                .await?
+                .map(|c| c.state)
+                .unwrap_or_default();
             op = match execute(driver.as_ref(), &step, &state, &op.full_id, settings).await {
                 Ok(note) => record(op.id, Progress::StepDone { index, note }).await?,
                 Err(error) => {
@@ -155,20 +213,37 @@ async fn drive(store: DynStore, drivers: Drivers, owner: &str, settings: &Runner
             continue;
         }
         // Nothing left to run: conclude, or restore first after a failure.
-        let failed = |restore: bool| op.steps.iter().any(|r| r.state == StepState::Failed && r.restore == restore);
-        let restored = op.steps.iter().any(|r| r.restore && r.state == StepState::Done);
+        let failed = |restore: bool| {
+            op.steps
+                .iter()
+                .any(|r| r.state == StepState::Failed && r.restore == restore)
+        };
+        let restored = op
+            .steps
+            .iter()
+            .any(|r| r.restore && r.state == StepState::Done);
         let end = |state, error| Progress::Finished { state, error };
         let progress = if !failed(false) {
             end(OperationState::Succeeded, None)
         } else if failed(true) {
-            end(OperationState::Failed, Some("restoring traffic failed; see the steps".to_owned()))
+            end(
+                OperationState::Failed,
+                Some("restoring traffic failed; see the steps".to_owned()),
+            )
         } else if restored {
             end(OperationState::RolledBack, None)
         } else {
-            let now = store.get_cluster(&op.cluster).await?.map(|c| c.state).unwrap_or_default();
+            let now = store
+                .get_cluster(&op.cluster)
+                .await?
+                .map(|c| c.state)
+                .unwrap_or_default();
             match restore_plan(&op.before, &now) {
                 Ok(None) => end(OperationState::Failed, None),
-                Ok(Some(step)) => Progress::RestoreAdded { step, trigger: Trigger::HealthGate },
+                Ok(Some(step)) => Progress::RestoreAdded {
+                    step,
+                    trigger: Trigger::HealthGate,
+                },
                 Err(e) => end(OperationState::Failed, Some(e.to_string())),
             }
         };
@@ -191,7 +266,11 @@ pub async fn execute(
 ) -> Result<Option<String>, String> {
     let r = match step {
         Step::Load { slot, full_id } => driver.load(*slot, full_id).await,
-        Step::WaitReady { slot, full_id } => driver.wait_ready(*slot, full_id, settings.ready_timeout).await,
+        Step::WaitReady { slot, full_id } => {
+            driver
+                .wait_ready(*slot, full_id, settings.ready_timeout)
+                .await
+        }
         Step::Smoke { slot, full_id } => driver.smoke(*slot, full_id).await,
         Step::Gate => {
             driver.gate(state).await.map_err(|e| e.to_string())?;
@@ -216,18 +295,33 @@ async fn error_rate_gate(
     target: &FullId,
 ) -> Result<String, String> {
     let policy = driver.gate_policy();
-    let slots: Vec<SlotName> = state.serving().into_iter().filter(|(_, v, _)| *v == target).map(|(s, _, _)| s).collect();
+    let slots: Vec<SlotName> = state
+        .serving()
+        .into_iter()
+        .filter(|(_, v, _)| *v == target)
+        .map(|(s, _, _)| s)
+        .collect();
     if slots.is_empty() {
-        return Ok(format!("{target} carries no traffic: error rate not judged"));
+        return Ok(format!(
+            "{target} carries no traffic: error rate not judged"
+        ));
     }
     let mut before = Vec::with_capacity(slots.len());
     for slot in &slots {
-        before.push(driver.traffic(*slot).await.map_err(|e| format!("cannot read the router's counters: {e}"))?);
+        before.push(
+            driver
+                .traffic(*slot)
+                .await
+                .map_err(|e| format!("cannot read the router's counters: {e}"))?,
+        );
     }
     tokio::time::sleep(Duration::from_millis(policy.window_ms)).await;
     let mut notes = Vec::with_capacity(slots.len());
     for (slot, earlier) in slots.iter().zip(before) {
-        let now = driver.traffic(*slot).await.map_err(|e| format!("cannot read the router's counters: {e}"))?;
+        let now = driver
+            .traffic(*slot)
+            .await
+            .map_err(|e| format!("cannot read the router's counters: {e}"))?;
         notes.push(policy.judge(*slot, now.since(earlier))?);
     }
     Ok(notes.join("; "))

@@ -35,18 +35,39 @@ pub async fn request(
     require(by, Role::Deployer, "requesting a promotion")?;
     let full_id = FullId::parse(full_id.trim())?;
     let env = parse_environment_name(environment.trim())?;
-    store.request_promotion(&full_id, &env, reason, by, now, now.plus_hours(DEFAULT_EXPIRY_HOURS)).await
+    store
+        .request_promotion(
+            &full_id,
+            &env,
+            reason,
+            by,
+            now,
+            now.plus_hours(DEFAULT_EXPIRY_HOURS),
+        )
+        .await
 }
 
 /// One approval (approver and up); a blank reason is no reason.
-pub async fn approve(store: &DynStore, by: &Identity, id: i64, reason: Option<&str>, now: Timestamp) -> StoreResult<Promotion> {
+pub async fn approve(
+    store: &DynStore,
+    by: &Identity,
+    id: i64,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<Promotion> {
     require(by, Role::Approver, "approving a promotion")?;
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     store.approve_promotion(id, reason, by, now).await
 }
 
 /// A rejection (approver and up), which needs a reason.
-pub async fn reject(store: &DynStore, by: &Identity, id: i64, reason: &str, now: Timestamp) -> StoreResult<Promotion> {
+pub async fn reject(
+    store: &DynStore,
+    by: &Identity,
+    id: i64,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<Promotion> {
     require(by, Role::Approver, "rejecting a promotion")?;
     store.reject_promotion(id, reason, by, now).await
 }
@@ -56,18 +77,34 @@ mod tests {
     use super::*;
 
     fn identity(role: Role, token: Option<&str>) -> Identity {
-        Identity { username: "erin".into(), role, token: token.map(str::to_owned) }
+        Identity {
+            username: "erin".into(),
+            role,
+            token: token.map(str::to_owned),
+        }
     }
 
     #[test]
     fn a_role_below_the_one_needed_is_refused_with_both_roles_named() {
-        let refused = require(&identity(Role::Deployer, Some("ci")), Role::Approver, "approving a promotion");
+        let refused = require(
+            &identity(Role::Deployer, Some("ci")),
+            Role::Approver,
+            "approving a promotion",
+        );
         assert_eq!(
             refused,
             Err(DomainError::Forbidden(
-                "approving a promotion needs the approver role; token:ci has the deployer role".into()
+                "approving a promotion needs the approver role; token:ci has the deployer role"
+                    .into()
             ))
         );
-        assert_eq!(require(&identity(Role::Admin, None), Role::Approver, "approving a promotion"), Ok(()));
+        assert_eq!(
+            require(
+                &identity(Role::Admin, None),
+                Role::Approver,
+                "approving a promotion"
+            ),
+            Ok(())
+        );
     }
 }

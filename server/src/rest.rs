@@ -11,8 +11,8 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
-pub mod promotions;
 pub mod operations;
+pub mod promotions;
 pub mod request_records;
 pub mod resolve;
 pub mod serving;
@@ -41,41 +41,74 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
     let ingest = post(request_records::ingest).layer(DefaultBodyLimit::max(RECORDS_BODY_LIMIT));
     let api = Router::new()
         .route("/api/v1/models", get(versions::list_models))
-        .route("/api/v1/models/{model_id}/versions", get(versions::list_versions).post(versions::register))
+        .route(
+            "/api/v1/models/{model_id}/versions",
+            get(versions::list_versions).post(versions::register),
+        )
         .route("/api/v1/versions/{full_id}", get(versions::detail))
-        .route("/api/v1/versions/{full_id}/stage", post(stages::change_stage))
+        .route(
+            "/api/v1/versions/{full_id}/stage",
+            post(stages::change_stage),
+        )
         .route("/api/v1/environments", get(environments::list))
-        .route("/api/v1/environments/{env}/pins/{model_id}", put(environments::set_pin))
+        .route(
+            "/api/v1/environments/{env}/pins/{model_id}",
+            put(environments::set_pin),
+        )
         .route("/api/v1/resolve/{reference}", get(resolve::resolve))
         .route("/api/v1/request-records", ingest)
-        .route("/api/v1/request-records/{request_id}", get(request_records::lookup))
+        .route(
+            "/api/v1/request-records/{request_id}",
+            get(request_records::lookup),
+        )
         .route("/api/v1/serving", get(serving::serving_at))
-        .route("/api/v1/clusters", get(clusters::list).post(clusters::create))
+        .route(
+            "/api/v1/clusters",
+            get(clusters::list).post(clusters::create),
+        )
         .route("/api/v1/clusters/{name}", get(clusters::detail))
-        .route("/api/v1/clusters/{name}/operations", post(operations::start))
-        .route("/api/v1/clusters/{name}/rollback", post(operations::rollback))
+        .route(
+            "/api/v1/clusters/{name}/operations",
+            post(operations::start),
+        )
+        .route(
+            "/api/v1/clusters/{name}/rollback",
+            post(operations::rollback),
+        )
         .route("/api/v1/operations/{id}", get(operations::detail))
         .route("/api/v1/audit", get(audit::page))
         .route("/api/v1/audit/verify", get(audit::verify))
-        .route("/api/v1/promotions", get(promotions::list).post(promotions::request))
+        .route(
+            "/api/v1/promotions",
+            get(promotions::list).post(promotions::request),
+        )
         .route("/api/v1/promotions/{id}/approve", post(promotions::approve))
         .route("/api/v1/promotions/{id}/reject", post(promotions::reject))
         .route("/api/v1/openapi.json", get(openapi::document))
         // Unknown API paths answer in the API's format, not with the console's 404 page.
         .route("/api/{*rest}", any(unknown_path))
         // Every API route, and only those: health and metrics stay anonymous.
-        .route_layer(middleware::from_fn_with_state(state.clone(), actor::authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            actor::authenticate,
+        ));
     Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(RestState { app: state, metrics })
+        .with_state(RestState {
+            app: state,
+            metrics,
+        })
 }
 
 async fn unknown_path(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no API endpoint at {}; see /api/v1/openapi.json", uri.path()))
+    ApiError::not_found(format!(
+        "no API endpoint at {}; see /api/v1/openapi.json",
+        uri.path()
+    ))
 }
 
 /// A reason as given, or none when it is blank.

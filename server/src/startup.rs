@@ -33,15 +33,31 @@ impl Application {
         let store = crate::store::connect(&config.database_url, config.store_settings())
             .await
             .context("cannot open the database named by DATABASE_URL")?;
-        store.migrate().await.context("cannot migrate the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.addr))?;
-        let port = listener.local_addr().context("the listener has no local address")?.port();
+        let port = listener
+            .local_addr()
+            .context("the listener has no local address")?
+            .port();
         let drivers = crate::drivers::Drivers::default();
-        let state = AppState { store: store.clone(), config: Arc::new(config), drivers: drivers.clone() };
+        let state = AppState {
+            store: store.clone(),
+            config: Arc::new(config),
+            drivers: drivers.clone(),
+        };
         let router = app(state).await?;
-        Ok(Application { listener, port, router, drivers, store })
+        Ok(Application {
+            listener,
+            port,
+            router,
+            drivers,
+            store,
+        })
     }
 
     /// The cluster drivers the server's handlers use; give them to the
@@ -59,7 +75,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(port = self.port, "listening");
         // The peer address is what sign-in rate limits count per client.
-        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let serve = axum::serve(self.listener, service).with_graceful_shutdown(shutdown_signal());
         tokio::select! {
             served = serve => served.context("the server failed"),
@@ -85,11 +103,16 @@ async fn app(state: AppState) -> anyhow::Result<Router> {
         .merge(crate::console::router(state).await?)
         // Layers run bottom-up: the request id is set first, so the trace span sees it.
         .layer(middleware::from_fn(crate::error::json_error_bodies))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(middleware::from_fn_with_state(metrics, metrics::track_http))
         .layer(crate::telemetry::trace_layer())
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(crate::telemetry::SequentialRequestIds::new()));
+        .layer(SetRequestIdLayer::x_request_id(
+            crate::telemetry::SequentialRequestIds::new(),
+        ));
     Ok(router)
 }
 

@@ -9,14 +9,14 @@
 //! across several server processes — no in-process mutex is relied on.
 
 pub mod cache;
-pub mod identity;
-mod identity_sql;
 pub mod clusters;
 mod clusters_sql;
+pub mod identity;
+mod identity_sql;
 pub mod postgres;
-pub mod sqlite;
 mod sql;
 mod sql_store;
+pub mod sqlite;
 pub mod temporal;
 
 #[cfg(test)]
@@ -28,8 +28,8 @@ use async_trait::async_trait;
 pub use identity::IdentityStore;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::types::{
-    AuditPage, Environment, ModelHistory, ModelSummary, NewVersion, Pin, RequestLookup, RequestRecord, Resolved,
-    ServingAt, Version, VersionDetail, VerifyReport,
+    AuditPage, Environment, ModelHistory, ModelSummary, NewVersion, Pin, RequestLookup,
+    RequestRecord, Resolved, ServingAt, VerifyReport, Version, VersionDetail,
 };
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionRef};
 
@@ -114,7 +114,12 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
     /// Registers a version in `development`. Idempotent for the same config
     /// and artifact; a different config or artifact under the same full id
     /// is a `DomainError::Conflict` and changes nothing.
-    async fn register_version(&self, new: NewVersion, actor: &str, at: Timestamp) -> StoreResult<Registered>;
+    async fn register_version(
+        &self,
+        new: NewVersion,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Registered>;
 
     async fn list_models(&self) -> StoreResult<Vec<ModelSummary>>;
 
@@ -149,7 +154,14 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
     async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
 
     /// Pins `id` in `env` if the environment's policy admits the version's stage.
-    async fn set_pin(&self, env: &str, id: &FullId, reason: Option<&str>, actor: &str, at: Timestamp) -> StoreResult<Pin>;
+    async fn set_pin(
+        &self,
+        env: &str,
+        id: &FullId,
+        reason: Option<&str>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Pin>;
 
     /// The hot path model servers call: see `switchyard_domain::resolve`.
     /// While `watch_changes` runs, answers (and `token_identity`'s) come from
@@ -174,7 +186,12 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
     /// What each environment pinned and each cluster served at `at`, from
     /// the per-process temporal index (`store/temporal.rs`), first brought up
     /// to the ledger head so that every change committed before the call is seen.
-    async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt>;
+    async fn serving_at(
+        &self,
+        at: Timestamp,
+        env: Option<&str>,
+        model: Option<&ModelId>,
+    ) -> StoreResult<ServingAt>;
 
     /// Ledger events, newest first, filtered and paginated.
     async fn audit_page(&self, q: &AuditQuery) -> StoreResult<AuditPage>;

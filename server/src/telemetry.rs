@@ -23,7 +23,11 @@ pub fn init(log_json: bool) {
     let fmt = tracing_subscriber::fmt().with_env_filter(filter);
     // A second call (a subscriber is already set) leaves the first in place.
     let _ = if log_json {
-        fmt.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         fmt.try_init()
     };
@@ -32,7 +36,10 @@ pub fn init(log_json: bool) {
 /// For tests: quiet unless `RUST_LOG` asks, captured per test, safe to call many times.
 pub fn init_for_test() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
 
 pub type RequestTraceLayer = TraceLayer<
@@ -58,8 +65,15 @@ pub fn trace_layer() -> RequestTraceLayer {
 /// The span of one HTTP request. `status`, `latency_ms` and `model_version`
 /// are filled in as they become known.
 fn request_span(req: &Request) -> Span {
-    let path = req.extensions().get::<MatchedPath>().map_or(req.uri().path(), MatchedPath::as_str);
-    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(req.uri().path(), MatchedPath::as_str);
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
     tracing::info_span!(
         "request",
         method = %req.method(),
@@ -89,7 +103,10 @@ pub struct SequentialRequestIds {
 
 impl SequentialRequestIds {
     pub fn new() -> Self {
-        SequentialRequestIds { prefix: format!("{:016x}", rand::random::<u64>()).into(), next: Arc::default() }
+        SequentialRequestIds {
+            prefix: format!("{:016x}", rand::random::<u64>()).into(),
+            next: Arc::default(),
+        }
     }
 }
 
@@ -102,7 +119,9 @@ impl Default for SequentialRequestIds {
 impl MakeRequestId for SequentialRequestIds {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
     }
 }
 
@@ -133,9 +152,15 @@ mod tests {
         };
         let (a, b) = (make(), make());
         assert_ne!(a, b);
-        assert_eq!(a.split_once('-').map(|p| p.0), b.split_once('-').map(|p| p.0));
+        assert_eq!(
+            a.split_once('-').map(|p| p.0),
+            b.split_once('-').map(|p| p.0)
+        );
         assert_eq!(a.split_once('-').map(|p| p.0.len()), Some(16));
-        assert_ne!(SequentialRequestIds::new().prefix, SequentialRequestIds::new().prefix);
+        assert_ne!(
+            SequentialRequestIds::new().prefix,
+            SequentialRequestIds::new().prefix
+        );
     }
 
     #[derive(Clone, Default)]
@@ -166,12 +191,18 @@ mod tests {
             record_model_version(&FullId::parse("chat:v2").expect("full id"));
             "ok"
         }
-        let app = Router::new().route("/resolve/{reference}", get(resolve)).layer(trace_layer());
-        let req = Request::get("/resolve/chat?env=production").body(Body::empty()).expect("request");
+        let app = Router::new()
+            .route("/resolve/{reference}", get(resolve))
+            .layer(trace_layer());
+        let req = Request::get("/resolve/chat?env=production")
+            .body(Body::empty())
+            .expect("request");
         app.oneshot(req).await.expect("response");
 
-        let logs = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
-        let line: serde_json::Value = serde_json::from_str(logs.lines().last().expect("a log line")).expect("JSON");
+        let logs =
+            String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
+        let line: serde_json::Value =
+            serde_json::from_str(logs.lines().last().expect("a log line")).expect("JSON");
         let span = &line["span"];
         assert_eq!(span["method"], "GET");
         assert_eq!(span["path"], "/resolve/{reference}");

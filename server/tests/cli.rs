@@ -39,25 +39,47 @@ impl TestDb {
     fn new(name: &str) -> TestDb {
         let dir = TestDb::scratch(name);
         let url = format!("sqlite://{}", dir.join("switchyard.db").display());
-        TestDb { dir, url, postgres: None }
+        TestDb {
+            dir,
+            url,
+            postgres: None,
+        }
     }
 
     async fn new_postgres(name: &str) -> TestDb {
         let admin_url = pg_admin_url();
-        let database = format!("sy_cli_{}_{:016x}", name.replace('-', "_"), rand::random::<u64>());
+        let database = format!(
+            "sy_cli_{}_{:016x}",
+            name.replace('-', "_"),
+            rand::random::<u64>()
+        );
         let mut admin = PgConnection::connect(&admin_url)
             .await
             .expect("PostgreSQL is reachable at SWITCHYARD_TEST_PG (start it, or point the variable at one)");
-        admin.execute(format!("CREATE DATABASE {database}").as_str()).await.expect("create database");
-        let (server, _) = admin_url.rsplit_once('/').expect("a URL with a database name");
+        admin
+            .execute(format!("CREATE DATABASE {database}").as_str())
+            .await
+            .expect("create database");
+        let (server, _) = admin_url
+            .rsplit_once('/')
+            .expect("a URL with a database name");
         let url = format!("{server}/{database}");
-        TestDb { dir: TestDb::scratch(name), url, postgres: Some((admin_url, database)) }
+        TestDb {
+            dir: TestDb::scratch(name),
+            url,
+            postgres: Some((admin_url, database)),
+        }
     }
 
     async fn drop_postgres(self) {
         if let Some((admin_url, database)) = self.postgres {
-            let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL is reachable");
-            admin.execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str()).await.expect("drop database");
+            let mut admin = PgConnection::connect(&admin_url)
+                .await
+                .expect("PostgreSQL is reachable");
+            admin
+                .execute(format!("DROP DATABASE {database} WITH (FORCE)").as_str())
+                .await
+                .expect("drop database");
         }
     }
 
@@ -80,8 +102,14 @@ impl TestDb {
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        let output = self.command(args).output().expect("the switchyard binary runs");
-        Run { args: args.join(" "), output }
+        let output = self
+            .command(args)
+            .output()
+            .expect("the switchyard binary runs");
+        Run {
+            args: args.join(" "),
+            output,
+        }
     }
 
     /// Runs with `input` on standard input (how passwords are given).
@@ -96,14 +124,27 @@ impl TestDb {
         if let Some(mut stdin) = child.stdin.take() {
             std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("input written");
         }
-        let output = child.wait_with_output().expect("the switchyard binary ends");
-        Run { args: args.join(" "), output }
+        let output = child
+            .wait_with_output()
+            .expect("the switchyard binary ends");
+        Run {
+            args: args.join(" "),
+            output,
+        }
     }
 
     /// Creates an admin and prints a token for them, as an operator would.
     fn admin_token(&self) -> String {
-        self.run_with_input(&["user", "create", "--username", "ops", "--role", "admin"], "ops-password-1\n").succeeds();
-        self.run(&["token", "create", "--user", "ops", "--name", "ops-cli"]).succeeds().stdout().trim().to_owned()
+        self.run_with_input(
+            &["user", "create", "--username", "ops", "--role", "admin"],
+            "ops-password-1\n",
+        )
+        .succeeds();
+        self.run(&["token", "create", "--user", "ops", "--name", "ops-cli"])
+            .succeeds()
+            .stdout()
+            .trim()
+            .to_owned()
     }
 
     fn path(&self, file: &str) -> String {
@@ -111,18 +152,24 @@ impl TestDb {
     }
 
     async fn store(&self) -> DynStore {
-        store::connect(&self.url, StoreSettings::default()).await.expect("the database opens")
+        store::connect(&self.url, StoreSettings::default())
+            .await
+            .expect("the database opens")
     }
 
     /// Runs SQL by hand, as someone with access to the database could.
     async fn sql(&self, statements: &[&str]) {
         if self.postgres.is_some() {
-            let mut db = PgConnection::connect(&self.url).await.expect("the database opens");
+            let mut db = PgConnection::connect(&self.url)
+                .await
+                .expect("the database opens");
             for statement in statements {
                 db.execute(*statement).await.expect("the statement runs");
             }
         } else {
-            let mut db = SqliteConnection::connect(&self.url).await.expect("the database opens");
+            let mut db = SqliteConnection::connect(&self.url)
+                .await
+                .expect("the database opens");
             for statement in statements {
                 db.execute(*statement).await.expect("the statement runs");
             }
@@ -136,7 +183,10 @@ impl TestDb {
         let lift_triggers: &[&str] = if self.postgres.is_some() {
             &["ALTER TABLE ledger DISABLE TRIGGER USER"]
         } else {
-            &["DROP TRIGGER ledger_no_update", "DROP TRIGGER ledger_no_delete"]
+            &[
+                "DROP TRIGGER ledger_no_update",
+                "DROP TRIGGER ledger_no_delete",
+            ]
         };
         self.sql(&[lift_triggers, &[statement]].concat()).await;
         self.run(&["audit", "verify"]).exits(1).stderr()
@@ -183,7 +233,11 @@ impl Run {
 async fn versions_in(store: &DynStore, model: &str, stage: Stage) -> Vec<String> {
     let model = switchyard_domain::ModelId::parse(model).expect("a model id");
     let versions = store.list_versions(&model).await.expect("versions");
-    versions.into_iter().filter(|v| v.stage == stage).map(|v| v.version.to_string()).collect()
+    versions
+        .into_iter()
+        .filter(|v| v.stage == stage)
+        .map(|v| v.version.to_string())
+        .collect()
 }
 
 #[test]
@@ -192,20 +246,44 @@ fn migrate_creates_a_database_whose_empty_ledger_verifies() {
     db.run(&["migrate"]).succeeds();
     db.run(&["migrate"]).succeeds();
     let verify = db.run(&["audit", "verify"]);
-    assert!(verify.succeeds().stdout().contains("ledger OK: 0 events checked"), "{}", verify.stdout());
+    assert!(
+        verify
+            .succeeds()
+            .stdout()
+            .contains("ledger OK: 0 events checked"),
+        "{}",
+        verify.stdout()
+    );
 }
 
 #[test]
 fn demo_fills_a_fresh_database_and_refuses_one_that_holds_versions() {
     let db = TestDb::new("demo-twice");
     let first = db.run(&["demo"]);
-    assert!(first.succeeds().stdout().contains("6 models"), "{}", first.stdout());
+    assert!(
+        first.succeeds().stdout().contains("6 models"),
+        "{}",
+        first.stdout()
+    );
     for user in ["alice", "bob", "carol", "dave", "erin"] {
-        assert!(first.stdout().contains(&format!("{user} ")), "demo user {user} is printed: {}", first.stdout());
+        assert!(
+            first.stdout().contains(&format!("{user} ")),
+            "demo user {user} is printed: {}",
+            first.stdout()
+        );
     }
     let second = db.run(&["demo"]);
-    assert!(second.exits(1).stderr().contains("already holds versions"), "{}", second.stderr());
-    assert_eq!(second.stderr().lines().count(), 1, "one line: {}", second.stderr());
+    assert!(
+        second.exits(1).stderr().contains("already holds versions"),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(
+        second.stderr().lines().count(),
+        1,
+        "one line: {}",
+        second.stderr()
+    );
 }
 
 #[tokio::test]
@@ -227,20 +305,44 @@ async fn demo_data_has_all_five_stages_pins_in_three_environments_and_months_of_
     assert!(versions >= 24, "only {versions} versions");
 
     for env in store.list_environments().await.expect("environments") {
-        assert!(env.pins.len() >= 5, "{} has {} pins", env.name, env.pins.len());
+        assert!(
+            env.pins.len() >= 5,
+            "{} has {} pins",
+            env.name,
+            env.pins.len()
+        );
     }
 
     let report = store.audit_verify().await.expect("a report");
     assert!(report.ok, "{report:?}");
-    let newest = store.audit_page(&AuditQuery { limit: 1, ..AuditQuery::default() }).await.expect("a page");
-    let oldest = store
-        .audit_page(&AuditQuery { limit: 1, before: Some(Timestamp::now().plus_days(-120)), ..AuditQuery::default() })
+    let newest = store
+        .audit_page(&AuditQuery {
+            limit: 1,
+            ..AuditQuery::default()
+        })
         .await
         .expect("a page");
-    assert!(!oldest.events.is_empty(), "no ledger event is older than four months");
-    assert!(newest.events[0].at > Timestamp::now().plus_days(-7), "the newest event is old");
+    let oldest = store
+        .audit_page(&AuditQuery {
+            limit: 1,
+            before: Some(Timestamp::now().plus_days(-120)),
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("a page");
+    assert!(
+        !oldest.events.is_empty(),
+        "no ledger event is older than four months"
+    );
+    assert!(
+        newest.events[0].at > Timestamp::now().plus_days(-7),
+        "the newest event is old"
+    );
     let actors: BTreeSet<String> = store
-        .audit_page(&AuditQuery { limit: 500, ..AuditQuery::default() })
+        .audit_page(&AuditQuery {
+            limit: 500,
+            ..AuditQuery::default()
+        })
         .await
         .expect("a page")
         .events
@@ -255,22 +357,29 @@ async fn demo_data_has_all_five_stages_pins_in_three_environments_and_months_of_
 #[tokio::test]
 async fn editing_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_event() {
     let db = TestDb::with_demo("tamper-edit");
-    let stderr = db.verify_after_tampering("UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42").await;
+    let stderr = db
+        .verify_after_tampering("UPDATE ledger SET reason = 'approved by nobody' WHERE id = 42")
+        .await;
     assert!(stderr.contains("event 42"), "{stderr}");
 }
 
 #[tokio::test]
 async fn deleting_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_missing_event() {
     let db = TestDb::with_demo("tamper-delete");
-    let stderr = db.verify_after_tampering("DELETE FROM ledger WHERE id = 17").await;
+    let stderr = db
+        .verify_after_tampering("DELETE FROM ledger WHERE id = 17")
+        .await;
     assert!(stderr.contains("event 17"), "{stderr}");
 }
 
 #[tokio::test]
-async fn on_postgresql_demo_fills_the_database_and_a_hand_edited_ledger_row_is_named_by_audit_verify() {
+async fn on_postgresql_demo_fills_the_database_and_a_hand_edited_ledger_row_is_named_by_audit_verify(
+) {
     let db = TestDb::new_postgres("tamper").await;
     db.run(&["demo"]).succeeds();
-    let stderr = db.verify_after_tampering("UPDATE ledger SET actor = 'mallory' WHERE id = 99").await;
+    let stderr = db
+        .verify_after_tampering("UPDATE ledger SET actor = 'mallory' WHERE id = 99")
+        .await;
     assert!(stderr.contains("event 99"), "{stderr}");
     db.drop_postgres().await;
 }
@@ -280,8 +389,16 @@ async fn pins_export_writes_the_environment_pins_as_yaml() {
     let db = TestDb::with_demo("export");
     let printed = db.run(&["pins", "export", "--env", "production"]);
     let yaml: serde_yaml::Value = serde_yaml::from_str(&printed.succeeds().stdout()).expect("YAML");
-    let pins = db.store().await.list_environments().await.expect("environments");
-    let production = pins.iter().find(|e| e.name == "production").expect("production");
+    let pins = db
+        .store()
+        .await
+        .list_environments()
+        .await
+        .expect("environments");
+    let production = pins
+        .iter()
+        .find(|e| e.name == "production")
+        .expect("production");
     for pin in &production.pins {
         let entry = &yaml["models"][pin.model_id.as_str()];
         assert_eq!(entry["model_id"].as_str(), Some(pin.model_id.as_str()));
@@ -289,18 +406,27 @@ async fn pins_export_writes_the_environment_pins_as_yaml() {
     }
 
     let out = db.path("production.yaml");
-    db.run(&["pins", "export", "--env", "production", "--out", &out]).succeeds();
+    db.run(&["pins", "export", "--env", "production", "--out", &out])
+        .succeeds();
     let written = std::fs::read_to_string(&out).expect("the file was written");
-    assert_eq!(serde_yaml::from_str::<serde_yaml::Value>(&written).expect("YAML"), yaml);
+    assert_eq!(
+        serde_yaml::from_str::<serde_yaml::Value>(&written).expect("YAML"),
+        yaml
+    );
 }
 
 #[test]
 fn an_exported_pin_file_passes_pins_check() {
     let db = TestDb::with_demo("check-ok");
     let file = db.path("production.yaml");
-    db.run(&["pins", "export", "--env", "production", "--out", &file]).succeeds();
+    db.run(&["pins", "export", "--env", "production", "--out", &file])
+        .succeeds();
     let check = db.run(&["pins", "check", &file, "--env", "production"]);
-    assert!(check.succeeds().stdout().contains("pins OK: 6 pins"), "{}", check.stdout());
+    assert!(
+        check.succeeds().stdout().contains("pins OK: 6 pins"),
+        "{}",
+        check.stdout()
+    );
 }
 
 #[tokio::test]
@@ -347,11 +473,16 @@ async fn pins_check_names_every_offending_line_and_why() {
     ] {
         let prefix = format!("{file}:{line}: ");
         assert!(
-            stderr.lines().any(|l| l.starts_with(&prefix) && l.contains(why)),
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(why)),
             "no line {prefix}…{why} in:\n{stderr}"
         );
     }
-    assert!(!stderr.contains(":8: "), "the good pin was reported:\n{stderr}");
+    assert!(
+        !stderr.contains(":8: "),
+        "the good pin was reported:\n{stderr}"
+    );
     assert!(stderr.contains("5 of 6 pins"), "{stderr}");
 }
 
@@ -359,13 +490,30 @@ async fn pins_check_names_every_offending_line_and_why() {
 fn a_malformed_pin_file_exits_2_with_a_clear_message() {
     let db = TestDb::with_demo("check-malformed");
     let file = db.path("broken.yaml");
-    std::fs::write(&file, "models:\n  chat:\n    model_id: chat-llama-70b\n    verison: v2.1.1\n").expect("written");
+    std::fs::write(
+        &file,
+        "models:\n  chat:\n    model_id: chat-llama-70b\n    verison: v2.1.1\n",
+    )
+    .expect("written");
     let check = db.run(&["pins", "check", &file, "--env", "production"]);
     let stderr = check.exits(2).stderr();
-    assert!(stderr.contains("is not a pin file") && stderr.contains("verison"), "{stderr}");
+    assert!(
+        stderr.contains("is not a pin file") && stderr.contains("verison"),
+        "{stderr}"
+    );
 
-    let missing = db.run(&["pins", "check", &db.path("missing.yaml"), "--env", "production"]);
-    assert!(missing.exits(2).stderr().contains("cannot read"), "{}", missing.stderr());
+    let missing = db.run(&[
+        "pins",
+        "check",
+        &db.path("missing.yaml"),
+        "--env",
+        "production",
+    ]);
+    assert!(
+        missing.exits(2).stderr().contains("cannot read"),
+        "{}",
+        missing.stderr()
+    );
 }
 
 #[test]
@@ -373,7 +521,10 @@ fn an_unknown_environment_is_refused_naming_the_known_ones() {
     let db = TestDb::with_demo("unknown-env");
     let export = db.run(&["pins", "export", "--env", "prod"]);
     assert!(
-        export.exits(2).stderr().contains("the environments are development, staging, production"),
+        export
+            .exits(2)
+            .stderr()
+            .contains("the environments are development, staging, production"),
         "{}",
         export.stderr()
     );
@@ -382,10 +533,17 @@ fn an_unknown_environment_is_refused_naming_the_known_ones() {
 #[test]
 fn a_bad_database_url_is_one_clear_line_not_a_panic() {
     let db = TestDb::new("bad-url");
-    let run = db.command(&["audit", "verify"]).env("DATABASE_URL", "mysql://x").output().expect("runs");
+    let run = db
+        .command(&["audit", "verify"])
+        .env("DATABASE_URL", "mysql://x")
+        .output()
+        .expect("runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains("sqlite://"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("sqlite://"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
@@ -403,7 +561,11 @@ impl Drop for KillOnDrop {
 async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() {
     let db = TestDb::new("serve");
     let token = db.admin_token();
-    let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("an address")
+        .port();
     let _server = KillOnDrop(
         db.command(&["serve", "--demo-if-empty"])
             .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
@@ -416,11 +578,18 @@ async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() 
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let models = loop {
-        let answer = client.get(format!("http://127.0.0.1:{port}/api/v1/models")).bearer_auth(&token).send().await;
+        let answer = client
+            .get(format!("http://127.0.0.1:{port}/api/v1/models"))
+            .bearer_auth(&token)
+            .send()
+            .await;
         if let Ok(answer) = answer {
             break answer.json::<serde_json::Value>().await.expect("JSON");
         }
-        assert!(Instant::now() < deadline, "the server did not answer within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not answer within 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
@@ -431,27 +600,82 @@ async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() 
 #[tokio::test]
 async fn users_and_tokens_are_managed_from_the_command_line_and_only_hashes_are_stored() {
     let db = TestDb::new("identity");
-    let created = db.run_with_input(&["user", "create", "--username", "dave", "--role", "deployer"], "dave-password-1\n");
+    let created = db.run_with_input(
+        &["user", "create", "--username", "dave", "--role", "deployer"],
+        "dave-password-1\n",
+    );
     assert!(created.succeeds().stdout().contains("dave"));
-    db.run_with_input(&["user", "create", "--username", "dave", "--role", "viewer"], "dave-password-1\n").exits(1);
-    db.run_with_input(&["user", "create", "--username", "eve", "--role", "root"], "eve-password-1\n").exits(2);
-    db.run_with_input(&["user", "create", "--username", "eve", "--role", "viewer"], "").exits(2);
+    db.run_with_input(
+        &["user", "create", "--username", "dave", "--role", "viewer"],
+        "dave-password-1\n",
+    )
+    .exits(1);
+    db.run_with_input(
+        &["user", "create", "--username", "eve", "--role", "root"],
+        "eve-password-1\n",
+    )
+    .exits(2);
+    db.run_with_input(
+        &["user", "create", "--username", "eve", "--role", "viewer"],
+        "",
+    )
+    .exits(2);
 
-    let token = db.run(&["token", "create", "--user", "dave", "--name", "ci", "--expires", "90d"]).succeeds().stdout().trim().to_owned();
+    let token = db
+        .run(&[
+            "token",
+            "create",
+            "--user",
+            "dave",
+            "--name",
+            "ci",
+            "--expires",
+            "90d",
+        ])
+        .succeeds()
+        .stdout()
+        .trim()
+        .to_owned();
     assert!(token.starts_with("sy_"), "{token}");
     let store = db.store().await;
-    let who = store.token_identity(&switchyard::auth::secret::hash(&token), Timestamp::now()).await.expect("lookup");
+    let who = store
+        .token_identity(&switchyard::auth::secret::hash(&token), Timestamp::now())
+        .await
+        .expect("lookup");
     assert_eq!(who.map(|i| i.username), Some("dave".to_owned()));
 
     db.run(&["token", "revoke", "ci"]).succeeds();
-    let who = store.token_identity(&switchyard::auth::secret::hash(&token), Timestamp::now()).await.expect("lookup");
+    let who = store
+        .token_identity(&switchyard::auth::secret::hash(&token), Timestamp::now())
+        .await
+        .expect("lookup");
     assert!(who.is_none(), "a revoked token no longer works");
     db.run(&["user", "disable", "dave"]).succeeds();
 
-    let events = store.audit_page(&AuditQuery { limit: 100, ..Default::default() }).await.expect("audit").events;
+    let events = store
+        .audit_page(&AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit")
+        .events;
     let text = serde_json::to_string(&events).expect("JSON");
-    assert!(!text.contains(&token) && !text.contains("dave-password-1"), "no secret in the ledger");
-    for action in ["user.created", "token.created", "token.revoked", "user.disabled"] {
-        assert!(events.iter().any(|e| e.action == action && e.actor == "cli"), "{action}");
+    assert!(
+        !text.contains(&token) && !text.contains("dave-password-1"),
+        "no secret in the ledger"
+    );
+    for action in [
+        "user.created",
+        "token.created",
+        "token.revoked",
+        "user.disabled",
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.action == action && e.actor == "cli"),
+            "{action}"
+        );
     }
 }

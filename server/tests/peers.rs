@@ -25,12 +25,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use switchyard::auth::{password, secret};
 use switchyard::config::Config;
 use switchyard::drivers::oip_haproxy::{haproxy_config, OipHaproxy, OipHaproxyConfig};
 use switchyard::drivers::{Driver, Drivers};
 use switchyard::operations::RunnerSettings;
 use switchyard::startup::Application;
-use switchyard::auth::{password, secret};
 use switchyard::store::DynStore;
 use switchyard_domain::access::Role;
 use switchyard_domain::Timestamp;
@@ -72,14 +72,24 @@ class VersionModel(MLModel):
 "#;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn peers() -> Option<(PathBuf, PathBuf)> {
-    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from_env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mlserver = from_env("SWITCHYARD_MLSERVER").unwrap_or_else(|| root.join(".tools/venv/bin/mlserver"));
-    let haproxy = from_env("SWITCHYARD_HAPROXY").unwrap_or_else(|| PathBuf::from("/usr/sbin/haproxy"));
+    let mlserver =
+        from_env("SWITCHYARD_MLSERVER").unwrap_or_else(|| root.join(".tools/venv/bin/mlserver"));
+    let haproxy =
+        from_env("SWITCHYARD_HAPROXY").unwrap_or_else(|| PathBuf::from("/usr/sbin/haproxy"));
     (mlserver.exists() && haproxy.exists()).then_some((mlserver, haproxy))
 }
 
@@ -92,8 +102,10 @@ fn write_version(artifacts: &Path, v: u32, mode: Option<&str>) {
     if let Some(m) = mode {
         params["extra"] = json!({ "mode": m });
     }
-    let settings = json!({ "name": MODEL, "implementation": "model.VersionModel", "parameters": params });
-    std::fs::write(dir.join("model-settings.json"), settings.to_string()).expect("model-settings.json");
+    let settings =
+        json!({ "name": MODEL, "implementation": "model.VersionModel", "parameters": params });
+    std::fs::write(dir.join("model-settings.json"), settings.to_string())
+        .expect("model-settings.json");
 }
 
 async fn start_mlserver(bin: &Path, dir: &Path, port: u16) -> Child {
@@ -117,14 +129,21 @@ async fn start_mlserver(bin: &Path, dir: &Path, port: u16) -> Child {
         .expect("mlserver starts");
     let http = reqwest::Client::new();
     for _ in 0..300 {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/v2/health/ready")).send().await {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/v2/health/ready"))
+            .send()
+            .await
+        {
             if r.status().is_success() {
                 return child;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("MLServer on port {port} did not start; see {}", dir.join("mlserver.log").display());
+    panic!(
+        "MLServer on port {port} did not start; see {}",
+        dir.join("mlserver.log").display()
+    );
 }
 
 /// One request the load generator sent.
@@ -141,7 +160,13 @@ struct Sent {
 
 /// Sends requests through HAProxy at about `rate` per second with `workers`
 /// connections, until `stop`.
-fn load_generator(url: String, rate: u32, workers: u32, stop: Arc<AtomicBool>, sent: Arc<Mutex<Vec<Sent>>>) -> Vec<tokio::task::JoinHandle<()>> {
+fn load_generator(
+    url: String,
+    rate: u32,
+    workers: u32,
+    stop: Arc<AtomicBool>,
+    sent: Arc<Mutex<Vec<Sent>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let every = Duration::from_secs_f64(f64::from(workers) / f64::from(rate));
     (0..workers)
         .map(|w| {
@@ -195,25 +220,46 @@ struct Api {
 
 impl Api {
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.expect("request sent");
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     async fn get(&self, path: &str) -> Value {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.expect("request sent");
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent");
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.json().await.expect("JSON")
     }
 
     async fn operate(&self, body: Value) -> i64 {
-        let (status, v) = self.post(&format!("/api/v1/clusters/{CLUSTER}/operations"), body.clone()).await;
+        let (status, v) = self
+            .post(
+                &format!("/api/v1/clusters/{CLUSTER}/operations"),
+                body.clone(),
+            )
+            .await;
         assert_eq!(status, 202, "{body}: {v}");
         v["operation_id"].as_i64().expect("an operation id")
     }
 
     async fn rollback(&self) -> i64 {
-        let (status, v) = self.post(&format!("/api/v1/clusters/{CLUSTER}/rollback"), json!({"reason": "test"})).await;
+        let (status, v) = self
+            .post(
+                &format!("/api/v1/clusters/{CLUSTER}/rollback"),
+                json!({"reason": "test"}),
+            )
+            .await;
         assert_eq!(status, 202, "{v}");
         v["operation_id"].as_i64().expect("an operation id")
     }
@@ -232,27 +278,50 @@ impl Api {
 
 /// The versions with traffic at `t` (µs) per `GET /api/v1/serving?at=`,
 /// remembering each answer's interval [since, next_change).
-async fn serving_versions(api: &Api, cache: &mut Vec<(i64, i64, Vec<String>)>, t: i64) -> Vec<String> {
+async fn serving_versions(
+    api: &Api,
+    cache: &mut Vec<(i64, i64, Vec<String>)>,
+    t: i64,
+) -> Vec<String> {
     if let Some(c) = cache.iter().find(|(from, to, _)| *from <= t && t < *to) {
         return c.2.clone();
     }
     let at = Timestamp::from_micros(t).to_rfc3339();
-    let s = api.get(&format!("/api/v1/serving?at={}&environment=development", at.replace('+', "%2B"))).await;
-    let c = s["clusters"].as_array().and_then(|a| a.iter().find(|c| c["cluster"] == CLUSTER)).cloned().expect("the cluster at T");
+    let s = api
+        .get(&format!(
+            "/api/v1/serving?at={}&environment=development",
+            at.replace('+', "%2B")
+        ))
+        .await;
+    let c = s["clusters"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["cluster"] == CLUSTER))
+        .cloned()
+        .expect("the cluster at T");
     let versions: Vec<String> = c["slots"]
         .as_array()
         .expect("slots")
         .iter()
         .filter(|s| s["weight"].as_u64() > Some(0))
-        .filter_map(|s| s["full_id"].as_str().map(|f| f.trim_start_matches("echo:").to_owned()))
+        .filter_map(|s| {
+            s["full_id"]
+                .as_str()
+                .map(|f| f.trim_start_matches("echo:").to_owned())
+        })
         .collect();
-    let to = if c["next_change"].is_null() { i64::MAX } else { micros(&c["next_change"]) };
+    let to = if c["next_change"].is_null() {
+        i64::MAX
+    } else {
+        micros(&c["next_change"])
+    };
     cache.push((micros(&c["since"]), to, versions.clone()));
     versions
 }
 
 fn micros(v: &Value) -> i64 {
-    Timestamp::parse(v.as_str().expect("a time")).expect("RFC 3339").micros()
+    Timestamp::parse(v.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .micros()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +365,11 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     direct.haproxy.socket = dir.join("haproxy.sock");
     let relay = Relay::start(dir.join("relay.sock"), direct.haproxy.socket.clone());
     std::fs::write(dir.join("route.map"), "active be_blue\n").expect("map");
-    std::fs::write(dir.join("haproxy.cfg"), haproxy_config(&direct, &format!("127.0.0.1:{front_port}"))).expect("cfg");
+    std::fs::write(
+        dir.join("haproxy.cfg"),
+        haproxy_config(&direct, &format!("127.0.0.1:{front_port}")),
+    )
+    .expect("cfg");
     let _haproxy = Command::new(&haproxy)
         .arg("-f")
         .arg(dir.join("haproxy.cfg"))
@@ -325,24 +398,47 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     .expect("the server starts");
     let port = app.port();
     tokio::spawn(app.run_until_stopped());
-    let store = switchyard::store::connect(&database_url, Default::default()).await.expect("store");
-    let api = Api { base: format!("http://127.0.0.1:{port}"), http: admin_client(&store).await };
-    let settings = RunnerSettings { lease: Duration::from_secs(1), poll: Duration::from_millis(20), ready_timeout: Duration::from_secs(20) };
-    let mut runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
+    let store = switchyard::store::connect(&database_url, Default::default())
+        .await
+        .expect("store");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: admin_client(&store).await,
+    };
+    let settings = RunnerSettings {
+        lease: Duration::from_secs(1),
+        poll: Duration::from_millis(20),
+        ready_timeout: Duration::from_secs(20),
+    };
+    let mut runner =
+        switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
 
     for v in 1..=34 {
-        let (status, body) = api.post(&format!("/api/v1/models/{MODEL}/versions"), json!({ "version": v.to_string(), "config": { "v": v } })).await;
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/models/{MODEL}/versions"),
+                json!({ "version": v.to_string(), "config": { "v": v } }),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
     }
     let (status, body) =
         api.post("/api/v1/clusters", json!({ "name": CLUSTER, "environment": "development", "driver": "oip+haproxy", "config": config })).await;
     assert_eq!(status, 201, "{body}");
-    let first = api.operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" })).await;
+    let first = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
+        .await;
     assert_eq!(api.finished(first).await["state"], "succeeded");
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let workers = load_generator(format!("http://127.0.0.1:{front_port}/v2/models/{MODEL}/infer"), 300, 6, stop.clone(), sent.clone());
+    let workers = load_generator(
+        format!("http://127.0.0.1:{front_port}/v2/models/{MODEL}/infer"),
+        300,
+        6,
+        stop.clone(),
+        sent.clone(),
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut ops = Vec::new();
@@ -369,7 +465,9 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     let op = api.finished(rolling).await;
     assert_eq!(op["state"], "succeeded", "{op}");
     ops.push(op);
-    let hot = api.operate(json!({ "kind": "hot_reload", "full_id": "echo:23", "reason": "reload" })).await;
+    let hot = api
+        .operate(json!({ "kind": "hot_reload", "full_id": "echo:23", "reason": "reload" }))
+        .await;
     let op = api.finished(hot).await;
     assert_eq!(op["state"], "succeeded", "{op}");
     ops.push(op);
@@ -377,13 +475,22 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     // Two operations at once: exactly one is accepted, the other names it.
     let body = |v: &str| json!({ "kind": "blue_green", "full_id": v, "reason": "race" });
     let path = format!("/api/v1/clusters/{CLUSTER}/operations");
-    let (a, b) = tokio::join!(api.post(&path, body("echo:21")), api.post(&path, body("echo:20")));
+    let (a, b) = tokio::join!(
+        api.post(&path, body("echo:21")),
+        api.post(&path, body("echo:20"))
+    );
     let mut statuses = [a.0, b.0];
     statuses.sort_unstable();
     assert_eq!(statuses, [202, 409], "{a:?} {b:?}");
     let (won, lost) = if a.0 == 202 { (a.1, b.1) } else { (b.1, a.1) };
     let won_id = won["operation_id"].as_i64().expect("id");
-    assert!(lost["error"]["message"].as_str().unwrap_or("").contains(&format!("operation {won_id}")), "{lost}");
+    assert!(
+        lost["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("operation {won_id}")),
+        "{lost}"
+    );
     let op = api.finished(won_id).await;
     assert_eq!(op["state"], "succeeded", "{op}");
     ops.push(op);
@@ -400,20 +507,40 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     let log = dir.join("serve.log");
     let mut crash_version = 25;
     let mut interrupted_steps = Vec::new();
-    for (hold, step) in [(Hold::Before("show servers state"), 1), (Hold::Before("set map"), 3), (Hold::After("set map"), 3)] {
+    for (hold, step) in [
+        (Hold::Before("show servers state"), 1),
+        (Hold::Before("set map"), 3),
+        (Hold::After("set map"), 3),
+    ] {
         crash_version += 1;
         let id = api.operate(body(&format!("echo:{crash_version}"))).await;
         relay.arm(hold);
         let served = Served::start(&database_url, &log);
-        tokio::time::timeout(Duration::from_secs(60), relay.held.notified()).await.expect("the server reached the held command");
+        tokio::time::timeout(Duration::from_secs(60), relay.held.notified())
+            .await
+            .expect("the server reached the held command");
         let op = api.get(&format!("/api/v1/operations/{id}")).await;
         assert_eq!(op["steps"][step]["state"], "running", "{hold:?}: {op}");
         served.kill9();
         relay.arm(Hold::Nothing);
-        let haproxy = OipHaproxy::new(direct.clone()).expect("driver").observe().await.expect("HAProxy answers").weights;
-        let stored = store.get_cluster(CLUSTER).await.expect("read").expect("cluster").state.weights;
+        let haproxy = OipHaproxy::new(direct.clone())
+            .expect("driver")
+            .observe()
+            .await
+            .expect("HAProxy answers")
+            .weights;
+        let stored = store
+            .get_cluster(CLUSTER)
+            .await
+            .expect("read")
+            .expect("cluster")
+            .state
+            .weights;
         if matches!(hold, Hold::After(_)) {
-            assert_ne!(haproxy, stored, "killed after HAProxy switched, before the database knew");
+            assert_ne!(
+                haproxy, stored,
+                "killed after HAProxy switched, before the database knew"
+            );
         } else {
             assert_eq!(haproxy, stored, "killed before HAProxy was told anything");
         }
@@ -421,22 +548,61 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         let op = api.finished(id).await;
         served.kill9();
         assert_eq!(op["state"], "succeeded", "after a kill -9 ({hold:?}): {op}");
-        let cluster = store.get_cluster(CLUSTER).await.expect("read").expect("cluster");
-        let observed = OipHaproxy::new(direct.clone()).expect("driver").observe().await.expect("observed");
-        assert_eq!(observed.weights, cluster.state.weights, "HAProxy and the database agree after a kill -9 ({hold:?})");
-        let slot = cluster.state.weights.sole().expect("all traffic on one slot");
+        let cluster = store
+            .get_cluster(CLUSTER)
+            .await
+            .expect("read")
+            .expect("cluster");
+        let observed = OipHaproxy::new(direct.clone())
+            .expect("driver")
+            .observe()
+            .await
+            .expect("observed");
+        assert_eq!(
+            observed.weights, cluster.state.weights,
+            "HAProxy and the database agree after a kill -9 ({hold:?})"
+        );
+        let slot = cluster
+            .state
+            .weights
+            .sole()
+            .expect("all traffic on one slot");
         let map = std::fs::read_to_string(dir.join("route.map")).expect("map file");
-        assert_eq!(map.trim(), format!("active be_{slot}"), "the map file agrees too");
-        assert_eq!(cluster.state.sole_version().map(ToString::to_string), Some(format!("echo:{crash_version}")));
+        assert_eq!(
+            map.trim(),
+            format!("active be_{slot}"),
+            "the map file agrees too"
+        );
+        assert_eq!(
+            cluster.state.sole_version().map(ToString::to_string),
+            Some(format!("echo:{crash_version}"))
+        );
         eprintln!("kill -9 in step {step} ({hold:?}): resumed by the restarted binary; HAProxy, its map file and the database agree");
         interrupted_steps.push(step as i64);
         ops.push(op);
     }
-    let events = api.get("/api/v1/audit?action=operation.interrupted&limit=100").await;
-    let steps: Vec<i64> = events["events"].as_array().expect("events").iter().rev().filter_map(|e| e["details"]["step"].as_i64()).collect();
-    assert_eq!(steps, interrupted_steps, "each interruption is in the ledger, naming its step");
-    let events = api.get("/api/v1/audit?action=operation.resumed&limit=100").await;
-    assert_eq!(events["events"].as_array().map(Vec::len), Some(3), "each resumption is in the ledger");
+    let events = api
+        .get("/api/v1/audit?action=operation.interrupted&limit=100")
+        .await;
+    let steps: Vec<i64> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .rev()
+        .filter_map(|e| e["details"]["step"].as_i64())
+        .collect();
+    assert_eq!(
+        steps, interrupted_steps,
+        "each interruption is in the ledger, naming its step"
+    );
+    let events = api
+        .get("/api/v1/audit?action=operation.resumed&limit=100")
+        .await;
+    assert_eq!(
+        events["events"].as_array().map(Vec::len),
+        Some(3),
+        "each resumption is in the ledger"
+    );
     runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings.clone());
 
     // The error-rate gate: echo:34 answers its smoke request but fails real
@@ -444,12 +610,28 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     // reads HAProxy's counters (`show stat`) and rolls back (trigger health_gate).
     let gated = api.operate(json!({ "kind": "rolling", "full_id": "echo:34", "steps": [10, 50, 100], "reason": "canary" })).await;
     let op = api.finished(gated).await;
-    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("health_gate")), "{op}");
-    let gate = op["steps"].as_array().and_then(|s| s.iter().find(|s| s["state"] == "failed")).cloned().expect("a failed step");
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("health_gate")),
+        "{op}"
+    );
+    let gate = op["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["state"] == "failed"))
+        .cloned()
+        .expect("a failed step");
     assert_eq!(gate["action"], "gate", "{op}");
     eprintln!("health gate on real traffic: {}", gate["note"]);
-    assert!(gate["note"].as_str().is_some_and(|n| n.starts_with("error rate") && n.contains("exceeds")), "{op}");
-    let gated_slot = op["steps"][0]["slot"].as_str().expect("the slot loaded").to_owned();
+    assert!(
+        gate["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("error rate") && n.contains("exceeds")),
+        "{op}"
+    );
+    let gated_slot = op["steps"][0]["slot"]
+        .as_str()
+        .expect("the slot loaded")
+        .to_owned();
     let gate_window = (micros(&op["created_at"]), micros(&op["finished_at"]));
     ops.push(op);
 
@@ -460,7 +642,10 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         assert_eq!(op["state"], "failed", "{v}: {op}");
         assert_eq!(op["steps"][failing_step]["state"], "failed", "{v}: {op}");
         let after = api.get(&format!("/api/v1/clusters/{CLUSTER}")).await["slots"].clone();
-        let weights = |s: &Value| s.as_array().map(|a| a.iter().map(|x| x["weight"].clone()).collect::<Vec<_>>());
+        let weights = |s: &Value| {
+            s.as_array()
+                .map(|a| a.iter().map(|x| x["weight"].clone()).collect::<Vec<_>>())
+        };
         assert_eq!(weights(&before), weights(&after), "{v}: traffic unmoved");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -475,12 +660,18 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     // (answered with an error by its slot, or not answered at all: after a
     // server error HAProxy may close the client's keep-alive connection).
     let by_gated = |s: &Sent| {
-        (s.slot == gated_slot || s.slot.is_empty()) && gate_window.0 <= s.start.micros() && s.start.micros() <= gate_window.1
+        (s.slot == gated_slot || s.slot.is_empty())
+            && gate_window.0 <= s.start.micros()
+            && s.start.micros() <= gate_window.1
     };
     let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok && !by_gated(s)).collect();
     let gated_failures = sent.iter().filter(|s| !s.ok && by_gated(s)).count();
     eprintln!("{} requests through HAProxy, {} failed, and {gated_failures} answered with errors by echo:34 before the gate rolled it back", sent.len(), failed.len());
-    assert!(failed.is_empty(), "failed requests: {:?}", &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "failed requests: {:?}",
+        &failed[..failed.len().min(5)]
+    );
     assert!(gated_failures > 0, "the gate judged real failed requests");
     // A request echo:34 answered with an error is reported as its; one never
     // answered names no version and has no record.
@@ -499,12 +690,16 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     // Every request is reported, as a model server or router would.
     let records: Vec<Value> = sent
         .iter()
-        .map(|s| json!({ "request_id": s.id, "at": s.start, "cluster": CLUSTER, "slot": s.slot,
+        .map(|s| {
+            json!({ "request_id": s.id, "at": s.start, "cluster": CLUSTER, "slot": s.slot,
                           "full_id": format!("{MODEL}:{}", s.version), "latency_ms": s.latency_ms,
-                          "outcome": if s.ok { "ok" } else { "error" } }))
+                          "outcome": if s.ok { "ok" } else { "error" } })
+        })
         .collect();
     for chunk in records.chunks(5000) {
-        let (status, v) = api.post("/api/v1/request-records", Value::Array(chunk.to_vec())).await;
+        let (status, v) = api
+            .post("/api/v1/request-records", Value::Array(chunk.to_vec()))
+            .await;
         assert_eq!(status, 202, "{v}");
         assert_eq!(v["accepted"].as_u64(), Some(chunk.len() as u64));
     }
@@ -529,7 +724,13 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
             allowed.extend(serving_versions(&api, &mut cache, *a - 1).await);
             allowed.extend(serving_versions(&api, &mut cache, *b + 1).await);
         }
-        assert!(allowed.contains(&s.version), "request {} at {} answered by {} but serving?at= says {allowed:?}", s.id, s.start, s.version);
+        assert!(
+            allowed.contains(&s.version),
+            "request {} at {} answered by {} but serving?at= says {allowed:?}",
+            s.id,
+            s.start,
+            s.version
+        );
         *by_version.entry(s.version.clone()).or_default() += 1;
     }
     eprintln!("every answer matches serving?at= ({in_window} requests started inside a switch window); answers per version: {by_version:?}");
@@ -540,7 +741,12 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     let mut to_all = Vec::new();
     let shifts: Vec<Value> = timed
         .iter()
-        .filter_map(|op| op["steps"].as_array().and_then(|s| s.iter().rfind(|s| s["action"] == "shift")).cloned())
+        .filter_map(|op| {
+            op["steps"]
+                .as_array()
+                .and_then(|s| s.iter().rfind(|s| s["action"] == "shift"))
+                .cloned()
+        })
         .collect();
     for (i, shift) in shifts.iter().enumerate() {
         let note = shift["note"].as_str().unwrap_or("");
@@ -550,8 +756,15 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         // Until the next switch: the last request that still started on the old slot.
         let start = micros(&shift["started_at"]);
         // (The rolling update follows the last of them.)
-        let until = shifts.get(i + 1).map_or_else(|| micros(&ops[timed.len()]["created_at"]), |n| micros(&n["started_at"]));
-        let new_slot = if shift["weights"]["blue"] == 100 { "blue" } else { "green" };
+        let until = shifts.get(i + 1).map_or_else(
+            || micros(&ops[timed.len()]["created_at"]),
+            |n| micros(&n["started_at"]),
+        );
+        let new_slot = if shift["weights"]["blue"] == 100 {
+            "blue"
+        } else {
+            "green"
+        };
         let last_old = sent
             .iter()
             .filter(|s| s.start.micros() >= start && s.start.micros() < until && s.slot != new_slot)
@@ -578,16 +791,30 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
 /// An HTTP client that sends an admin's API token on every request.
 async fn admin_client(store: &DynStore) -> reqwest::Client {
     let hash = password::hash("peers-test-password").expect("hashed");
-    store.create_user("peers-admin", Role::Admin, &hash, "test", Timestamp::now()).await.expect("user created");
+    store
+        .create_user("peers-admin", Role::Admin, &hash, "test", Timestamp::now())
+        .await
+        .expect("user created");
     let token = secret::generate(secret::TOKEN_PREFIX);
     store
-        .create_token("peers-admin", "peers-admin", &secret::hash(&token), None, "test", Timestamp::now())
+        .create_token(
+            "peers-admin",
+            "peers-admin",
+            &secret::hash(&token),
+            None,
+            "test",
+            Timestamp::now(),
+        )
         .await
         .expect("token created");
     let mut headers = reqwest::header::HeaderMap::new();
-    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
     headers.insert(reqwest::header::AUTHORIZATION, value);
-    reqwest::Client::builder().default_headers(headers).build().expect("client")
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// Where the relay holds the driver's admin-socket traffic.
@@ -612,7 +839,10 @@ impl Relay {
     fn start(listen: PathBuf, upstream: PathBuf) -> Relay {
         let _ = std::fs::remove_file(&listen);
         let listener = UnixListener::bind(&listen).expect("relay socket");
-        let relay = Relay { hold: Arc::new(std::sync::Mutex::new(Hold::Nothing)), held: Arc::new(tokio::sync::Notify::new()) };
+        let relay = Relay {
+            hold: Arc::new(std::sync::Mutex::new(Hold::Nothing)),
+            held: Arc::new(tokio::sync::Notify::new()),
+        };
         let (hold, held) = (relay.hold.clone(), relay.held.clone());
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
@@ -633,12 +863,19 @@ impl Relay {
     fn take(hold: &std::sync::Mutex<Hold>, command: &str) -> Hold {
         let mut h = hold.lock().expect("relay lock");
         match *h {
-            Hold::Before(p) | Hold::After(p) if command.contains(p) => std::mem::replace(&mut *h, Hold::Nothing),
+            Hold::Before(p) | Hold::After(p) if command.contains(p) => {
+                std::mem::replace(&mut *h, Hold::Nothing)
+            }
             _ => Hold::Nothing,
         }
     }
 
-    async fn pass(mut conn: UnixStream, upstream: &Path, hold: &std::sync::Mutex<Hold>, held: &tokio::sync::Notify) -> std::io::Result<()> {
+    async fn pass(
+        mut conn: UnixStream,
+        upstream: &Path,
+        hold: &std::sync::Mutex<Hold>,
+        held: &tokio::sync::Notify,
+    ) -> std::io::Result<()> {
         let mut command = Vec::new();
         let mut buf = [0_u8; 4096];
         while !command.contains(&b'\n') {
@@ -675,7 +912,11 @@ struct Served(std::process::Child);
 
 impl Served {
     fn start(database_url: &str, log: &Path) -> Served {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let err = out.try_clone().expect("log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .arg("serve")

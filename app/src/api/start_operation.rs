@@ -5,7 +5,7 @@ use crate::error::AppError;
 
 /// Starts a blue-green switch, rolling update or hot reload on a cluster.
 /// `steps` (rolling only) is a comma-separated list of percentages, 10,50,100 when blank.
-#[server(prefix = "/console/fn", endpoint = "start_operation", client = crate::api::client::ConsoleClient)]
+#[server(prefix = "/console/fn", endpoint = "start_operation", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
 pub async fn start_operation(
     cluster: String,
     kind: String,
@@ -20,7 +20,10 @@ pub async fn start_operation(
         use switchyard_domain::operations::{OperationKind, DEFAULT_ROLLING_STEPS};
         let kind: OperationKind = kind.parse()?;
         if kind == OperationKind::Rollback {
-            return Err(AppError::new("invalid_input", "Use the Roll back button to roll back."));
+            return Err(AppError::new(
+                "invalid_input",
+                "Use the Roll back button to roll back.",
+            ));
         }
         let full_id = switchyard_domain::FullId::parse(full_id.trim())?;
         let steps = match super::given(steps) {
@@ -28,7 +31,9 @@ pub async fn start_operation(
             None => DEFAULT_ROLLING_STEPS.to_vec(),
         };
         let reason = super::given(reason);
-        services.start_operation(cluster.trim(), kind, &full_id, steps, reason.as_deref()).await
+        services
+            .start_operation(cluster.trim(), kind, &full_id, steps, reason.as_deref())
+            .await
     };
     started.await.map_err(|e| e.about(cluster.trim()))
 }
@@ -40,7 +45,10 @@ pub fn parse_steps(s: &str) -> Result<Vec<u8>, AppError> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             p.trim_end_matches('%').trim().parse::<u8>().map_err(|_| {
-                AppError::new("invalid_input", format!("Rolling steps are percentages like 10, 50, 100; “{p}” is not one."))
+                AppError::new(
+                    "invalid_input",
+                    format!("Rolling steps are percentages like 10, 50, 100; “{p}” is not one."),
+                )
             })
         })
         .collect()

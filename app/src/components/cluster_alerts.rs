@@ -30,7 +30,9 @@ pub fn drift_cells(clusters: &[ClusterView]) -> Vec<DriftCell> {
 }
 
 #[component]
-pub fn ClusterAlerts(clusters: crate::resource::PageResource<Result<Vec<ClusterView>, AppError>>) -> impl IntoView {
+pub fn ClusterAlerts(
+    clusters: crate::resource::PageResource<Result<Vec<ClusterView>, AppError>>,
+) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Loading clusters…"</p> }>
             {move || Suspend::new(async move {

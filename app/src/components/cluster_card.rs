@@ -5,23 +5,29 @@
 
 use leptos::prelude::*;
 use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, SlotView};
-use switchyard_domain::operations::{plan, Operation, OperationKind, OperationState, Step, StepRecord, StepState};
+use switchyard_domain::operations::{
+    plan, Operation, OperationKind, OperationState, Step, StepRecord, StepState,
+};
 use switchyard_domain::FullId;
 
 use crate::action::ConsoleAction;
 use crate::api::get_operation::get_operation;
 use crate::api::roll_back_cluster::RollBackCluster;
 use crate::api::start_operation::{parse_steps, StartOperation};
+use crate::components::table::ColumnHeads;
 use crate::data::ClusterView;
 use crate::format::utc_seconds;
-use crate::components::table::ColumnHeads;
 
 /// How often a running operation's steps are asked for.
 const POLL_MS: u64 = 1000;
 
 /// What serves now, in words: `chat:v3 (blue, 100%)`, or `nothing`.
 pub fn serving_words(state: &ClusterState) -> String {
-    let serving: Vec<String> = state.serving().iter().map(|(slot, v, w)| format!("{v} ({slot}, {w}%)")).collect();
+    let serving: Vec<String> = state
+        .serving()
+        .iter()
+        .map(|(slot, v, w)| format!("{v} ({slot}, {w}%)"))
+        .collect();
     if serving.is_empty() {
         "nothing".to_owned()
     } else {
@@ -31,7 +37,13 @@ pub fn serving_words(state: &ClusterState) -> String {
 
 /// What an operation will do, in words, for its confirmation; or why it
 /// cannot start from the cluster's state (the same plan the server makes).
-pub fn confirmation(cluster: &str, state: &ClusterState, kind: OperationKind, target: &FullId, rolling: &[u8]) -> Result<String, String> {
+pub fn confirmation(
+    cluster: &str,
+    state: &ClusterState,
+    kind: OperationKind,
+    target: &FullId,
+    rolling: &[u8],
+) -> Result<String, String> {
     let steps = plan(kind, state, target, rolling).map_err(|e| e.to_string())?;
     let now = serving_words(state);
     let loads_into = steps.iter().find_map(|s| match s {
@@ -49,7 +61,9 @@ pub fn confirmation(cluster: &str, state: &ClusterState, kind: OperationKind, ta
             _ => None,
         })
         .collect();
-    let slot = loads_into.or(final_slot).map_or("the idle slot", SlotName::as_str);
+    let slot = loads_into
+        .or(final_slot)
+        .map_or("the idle slot", SlotName::as_str);
     let checks = if loads_into.is_some() {
         format!("after {slot} passes its health check and smoke request")
     } else {
@@ -91,9 +105,9 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
     for op in operations {
         for r in op.steps.iter().rev() {
             let about = match &r.step {
-                Step::Load { slot: s, full_id } | Step::WaitReady { slot: s, full_id } | Step::Smoke { slot: s, full_id } => {
-                    *s == slot.slot && full_id == version
-                }
+                Step::Load { slot: s, full_id }
+                | Step::WaitReady { slot: s, full_id }
+                | Step::Smoke { slot: s, full_id } => *s == slot.slot && full_id == version,
                 Step::Gate => slot.weight > 0 && r.state != StepState::Pending,
                 Step::Shift { .. } => false,
             };
@@ -102,7 +116,9 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
             }
             return match r.state {
                 StepState::Running => format!("checking: {}", r.step.describe()),
-                StepState::Failed => format!("failed: {}", r.note.as_deref().unwrap_or("check failed")),
+                StepState::Failed => {
+                    format!("failed: {}", r.note.as_deref().unwrap_or("check failed"))
+                }
                 StepState::Done => match r.finished_at {
                     Some(t) => format!("ready, checked {}", utc_seconds(t)),
                     None => "ready".to_owned(),
@@ -142,7 +158,11 @@ fn took(r: &StepRecord) -> String {
 }
 
 #[component]
-pub fn ClusterCard(view: ClusterView, refresh: RwSignal<u32>, #[prop(optional)] heading_link: bool) -> impl IntoView {
+pub fn ClusterCard(
+    view: ClusterView,
+    refresh: RwSignal<u32>,
+    #[prop(optional)] heading_link: bool,
+) -> impl IntoView {
     let c = &view.cluster;
     let name = c.name.clone();
     let state = ClusterState::from_slots(&c.slots).unwrap_or_default();
@@ -178,7 +198,11 @@ pub fn ClusterCard(view: ClusterView, refresh: RwSignal<u32>, #[prop(optional)] 
         } else if pins.is_empty() {
             format!("In line with {}.", c.environment)
         } else {
-            format!("No drift: serves what {} pins ({}).", c.environment, pins.join(", "))
+            format!(
+                "No drift: serves what {} pins ({}).",
+                c.environment,
+                pins.join(", ")
+            )
         };
         view! { <p class="drift-ok">{words}</p> }.into_any()
     } else {
@@ -190,20 +214,30 @@ pub fn ClusterCard(view: ClusterView, refresh: RwSignal<u32>, #[prop(optional)] 
                 None => format!("serves {}, which {} does not pin", d.serving, c.environment),
             })
             .collect();
-        view! { <p class="drift" role="note"><strong>"Drift: "</strong>{words.join("; ")}"."</p> }.into_any()
+        view! { <p class="drift" role="note"><strong>"Drift: "</strong>{words.join("; ")}"."</p> }
+            .into_any()
     };
     let running = view.running().cloned();
     // When nothing runs, the last operation, folded.
-    let last = running.is_none().then(|| view.operations.first().cloned()).flatten().map(|op| {
-        let summary = format!("Last operation: {} to {} — {}", op.kind.words(), op.full_id, operation_state_words(op.state));
-        let state = op.state.as_str();
-        view! {
-            <details class="operation last" data-state=state>
-                <summary>{summary}</summary>
-                <OperationSteps op/>
-            </details>
-        }
-    });
+    let last = running
+        .is_none()
+        .then(|| view.operations.first().cloned())
+        .flatten()
+        .map(|op| {
+            let summary = format!(
+                "Last operation: {} to {} — {}",
+                op.kind.words(),
+                op.full_id,
+                operation_state_words(op.state)
+            );
+            let state = op.state.as_str();
+            view! {
+                <details class="operation last" data-state=state>
+                    <summary>{summary}</summary>
+                    <OperationSteps op/>
+                </details>
+            }
+        });
     let href = format!("/clusters/{name}");
     view! {
         <section class="cluster" aria-labelledby=labelled_by data-cluster=name.clone()>
@@ -267,7 +301,7 @@ pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
                 let _ = busy.try_set(false);
             });
         };
-        if let Ok(handle) = set_interval_with_handle(tick, std::time::Duration::from_millis(POLL_MS)) {
+        if let Ok(handle) = set_interval(tick, std::time::Duration::from_millis(POLL_MS)) {
             on_cleanup(move || handle.clear());
         }
     });
@@ -297,7 +331,11 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
         .iter()
         .map(|r| {
             let state = step_state_words(r.state);
-            let mut words = format!("{}{} — {state}", if r.restore { "restore: " } else { "" }, r.step.describe());
+            let mut words = format!(
+                "{}{} — {state}",
+                if r.restore { "restore: " } else { "" },
+                r.step.describe()
+            );
             let t = took(r);
             if !t.is_empty() {
                 words.push_str(&format!(" ({t})"));
@@ -329,12 +367,18 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     let start = ConsoleAction::<StartOperation>::new();
     let rollback = ConsoleAction::<RollBackCluster>::new();
     Effect::new(move |_| {
-        if matches!(start.value().get(), Some(Ok(_))) || matches!(rollback.value().get(), Some(Ok(_))) {
+        if matches!(start.value().get(), Some(Ok(_)))
+            || matches!(rollback.value().get(), Some(Ok(_)))
+        {
             refresh.update(|n| *n += 1);
         }
     });
     let allowed = view.allowed.clone();
-    let first = allowed.iter().find(|v| state.sole_version() != Some(*v)).or(allowed.first()).map(ToString::to_string);
+    let first = allowed
+        .iter()
+        .find(|v| state.sole_version() != Some(*v))
+        .or(allowed.first())
+        .map(ToString::to_string);
     let version = RwSignal::new(first.unwrap_or_default());
     let steps = RwSignal::new("10, 50, 100".to_owned());
     let reason = RwSignal::new(String::new());
@@ -351,18 +395,23 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
         let name = cluster_name.get_value();
         state.with_value(|s| match kind {
             OperationKind::Rollback => {
-                let to = rollback_to.clone().ok_or_else(|| format!("{name} has nothing to roll back to yet."))?;
+                let to = rollback_to
+                    .clone()
+                    .ok_or_else(|| format!("{name} has nothing to roll back to yet."))?;
                 confirmation(&name, s, kind, &to, &[])
             }
             _ => {
-                let v = FullId::parse(&version.get()).map_err(|_| "Choose a version first.".to_owned())?;
+                let v = FullId::parse(&version.get())
+                    .map_err(|_| "Choose a version first.".to_owned())?;
                 let rolling = parse_steps(&steps.get()).map_err(|e| e.message)?;
                 confirmation(&name, s, kind, &v, &rolling)
             }
         })
     };
     let confirm = move |_| {
-        let Some(kind) = asking.get_untracked() else { return };
+        let Some(kind) = asking.get_untracked() else {
+            return;
+        };
         let cluster = cluster_name.get_value();
         let reason = Some(reason.get_untracked()).filter(|r| !r.trim().is_empty());
         if kind == OperationKind::Rollback {
@@ -406,7 +455,8 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     let version_id = format!("version-{slug}");
     let steps_id = format!("steps-{slug}");
     let reason_id = format!("reason-{slug}");
-    let (version_for, steps_for, reason_for) = (version_id.clone(), steps_id.clone(), reason_id.clone());
+    let (version_for, steps_for, reason_for) =
+        (version_id.clone(), steps_id.clone(), reason_id.clone());
     let dialog_id = format!("confirm-{slug}");
     view! {
         <form class="cluster-actions" on:submit=|ev| ev.prevent_default()>
@@ -469,35 +519,81 @@ mod tests {
     }
 
     fn on_blue(v: &str) -> ClusterState {
-        ClusterState { blue: Some(id(v)), green: None, weights: Weights::all_on(SlotName::Blue) }
+        ClusterState {
+            blue: Some(id(v)),
+            green: None,
+            weights: Weights::all_on(SlotName::Blue),
+        }
     }
 
     #[test]
     fn a_blue_green_confirmation_names_both_versions_slots_and_the_checks() {
-        let text = confirmation("prod-eu", &on_blue("chat:v3"), OperationKind::BlueGreen, &id("chat:v4"), &[]).expect("possible");
-        assert!(text.starts_with("Switch prod-eu from chat:v3 (blue, 100%) to chat:v4 on green."), "{text}");
-        assert!(text.contains("all at once after green passes its health check and smoke request"), "{text}");
+        let text = confirmation(
+            "prod-eu",
+            &on_blue("chat:v3"),
+            OperationKind::BlueGreen,
+            &id("chat:v4"),
+            &[],
+        )
+        .expect("possible");
+        assert!(
+            text.starts_with("Switch prod-eu from chat:v3 (blue, 100%) to chat:v4 on green."),
+            "{text}"
+        );
+        assert!(
+            text.contains("all at once after green passes its health check and smoke request"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_rolling_confirmation_lists_its_steps() {
-        let text = confirmation("eu", &on_blue("chat:v3"), OperationKind::Rolling, &id("chat:v4"), &[10, 50, 100]).expect("possible");
+        let text = confirmation(
+            "eu",
+            &on_blue("chat:v3"),
+            OperationKind::Rolling,
+            &id("chat:v4"),
+            &[10, 50, 100],
+        )
+        .expect("possible");
         assert!(text.contains("steps of 10%, 50%, 100%"), "{text}");
     }
 
     #[test]
     fn an_operation_the_plan_refuses_says_why_before_it_is_sent() {
-        let err = confirmation("eu", &on_blue("chat:v3"), OperationKind::BlueGreen, &id("chat:v3"), &[]).expect_err("no-op");
+        let err = confirmation(
+            "eu",
+            &on_blue("chat:v3"),
+            OperationKind::BlueGreen,
+            &id("chat:v3"),
+            &[],
+        )
+        .expect_err("no-op");
         assert!(err.contains("already serves all traffic"), "{err}");
-        let err = confirmation("eu", &on_blue("chat:v3"), OperationKind::Rolling, &id("chat:v4"), &[50, 10]).expect_err("bad steps");
+        let err = confirmation(
+            "eu",
+            &on_blue("chat:v3"),
+            OperationKind::Rolling,
+            &id("chat:v4"),
+            &[50, 10],
+        )
+        .expect_err("bad steps");
         assert!(err.contains("strictly increasing"), "{err}");
     }
 
     #[test]
     fn an_empty_slot_is_empty_and_a_loaded_one_without_checks_says_so() {
-        let empty = SlotView { slot: SlotName::Green, full_id: None, weight: 0 };
+        let empty = SlotView {
+            slot: SlotName::Green,
+            full_id: None,
+            weight: 0,
+        };
         assert_eq!(slot_health(&empty, &[]), "empty");
-        let loaded = SlotView { slot: SlotName::Blue, full_id: Some(id("chat:v3")), weight: 100 };
+        let loaded = SlotView {
+            slot: SlotName::Blue,
+            full_id: Some(id("chat:v3")),
+            weight: 100,
+        };
         assert_eq!(slot_health(&loaded, &[]), "loaded, not checked since");
     }
 }

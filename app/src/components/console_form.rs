@@ -8,31 +8,44 @@
 
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-use serde::de::value::{Error as FieldError, StringDeserializer};
+use serde::de::value::StringDeserializer;
 use serde::de::{self, DeserializeOwned, IntoDeserializer, MapAccess, Visitor};
 use server_fn::ServerFn;
 
 use crate::action::ConsoleAction;
+use crate::api::value_reader::ReadError as FieldError;
 use crate::error::AppError;
 
 /// `<form method="post" action=…>` for the server function `S`.
 #[component]
-pub fn ConsoleForm<S>(action: ConsoleAction<S>, class: &'static str, children: Children) -> impl IntoView
+pub fn ConsoleForm<S>(
+    action: ConsoleAction<S>,
+    class: &'static str,
+    children: Children,
+) -> impl IntoView
 where
-    S: ServerFn<Output: Clone + Send + Sync + 'static, Error = AppError> + DeserializeOwned + Clone + Send + Sync + 'static,
+    S: ServerFn<Output: Clone + Send + Sync + 'static, Error = AppError>
+        + DeserializeOwned
+        + Clone
+        + Send
+        + Sync
+        + 'static,
 {
     let on_submit = move |ev: SubmitEvent| {
         if ev.default_prevented() {
             return;
         }
         ev.prevent_default();
-        match submitted_fields(&ev).and_then(|fields| S::deserialize(FormFields(fields)).map_err(|e| e.to_string())) {
+        match submitted_fields(&ev)
+            .and_then(|fields| S::deserialize(FormFields(fields)).map_err(|e| e.to_string()))
+        {
             Ok(input) => {
                 action.dispatch(input);
             }
-            Err(why) => action
-                .value()
-                .set(Some(Err(AppError::new("invalid_input", format!("The form could not be read: {why}"))))),
+            Err(why) => action.value().set(Some(Err(AppError::new(
+                "invalid_input",
+                format!("The form could not be read: {why}"),
+            )))),
         }
     };
     view! {
@@ -47,10 +60,15 @@ where
 fn submitted_fields(ev: &SubmitEvent) -> Result<Vec<(String, String)>, String> {
     use leptos::wasm_bindgen::JsCast;
     let data = leptos::form::form_data_from_event(ev).map_err(|e| e.to_string())?;
-    let entries = js_sys::try_iter(&data).ok().flatten().ok_or("the form's fields cannot be listed")?;
+    let entries = js_sys::try_iter(&data)
+        .ok()
+        .flatten()
+        .ok_or("the form's fields cannot be listed")?;
     let mut fields = Vec::new();
     for entry in entries {
-        let pair: js_sys::Array = entry.map_err(|_| "a field cannot be read")?.unchecked_into();
+        let pair: js_sys::Array = entry
+            .map_err(|_| "a field cannot be read")?
+            .unchecked_into();
         // File inputs have no string value; no console form has one.
         if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
             fields.push((name, value));
@@ -74,7 +92,10 @@ impl<'de> de::Deserializer<'de> for FormFields {
     type Error = FieldError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FieldError> {
-        visitor.visit_map(Fields { fields: self.0.into_iter(), value: None })
+        visitor.visit_map(Fields {
+            fields: self.0.into_iter(),
+            value: None,
+        })
     }
 
     serde::forward_to_deserialize_any! {
@@ -91,7 +112,10 @@ struct Fields {
 impl<'de> MapAccess<'de> for Fields {
     type Error = FieldError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, FieldError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, FieldError> {
         match self.fields.next() {
             Some((name, value)) => {
                 self.value = Some(value);
@@ -102,7 +126,10 @@ impl<'de> MapAccess<'de> for Fields {
         }
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, FieldError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, FieldError> {
         seed.deserialize(Field(self.value.take().unwrap_or_default()))
     }
 }
@@ -112,7 +139,10 @@ struct Field(String);
 
 impl Field {
     fn number<T: std::str::FromStr>(&self) -> Result<T, FieldError> {
-        self.0.trim().parse().map_err(|_| de::Error::custom(format!("“{}” is not a number", self.0)))
+        self.0
+            .trim()
+            .parse()
+            .map_err(|_| de::Error::custom(format!("“{}” is not a number", self.0)))
     }
 }
 
@@ -155,16 +185,42 @@ mod tests {
     }
 
     fn read(fields: &[(&str, &str)]) -> Result<Decide, String> {
-        let fields = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let fields = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Decide::deserialize(FormFields(fields)).map_err(|e| e.to_string())
     }
 
     #[test]
     fn flat_fields_are_read_by_name_and_the_rest_is_skipped() {
-        let got = read(&[("id", "42"), ("csrf_token", "t"), ("reason", "looks good"), ("to", "staging")]);
-        assert_eq!(got, Ok(Decide { id: 42, reason: Some("looks good".into()), to: Some("staging".into()) }));
-        assert_eq!(read(&[("id", " 7 ")]), Ok(Decide { id: 7, reason: None, to: None }), "absent fields are None");
-        assert_eq!(read(&[("id", "7"), ("reason", "")]).map(|d| d.reason), Ok(Some(String::new())));
+        let got = read(&[
+            ("id", "42"),
+            ("csrf_token", "t"),
+            ("reason", "looks good"),
+            ("to", "staging"),
+        ]);
+        assert_eq!(
+            got,
+            Ok(Decide {
+                id: 42,
+                reason: Some("looks good".into()),
+                to: Some("staging".into())
+            })
+        );
+        assert_eq!(
+            read(&[("id", " 7 ")]),
+            Ok(Decide {
+                id: 7,
+                reason: None,
+                to: None
+            }),
+            "absent fields are None"
+        );
+        assert_eq!(
+            read(&[("id", "7"), ("reason", "")]).map(|d| d.reason),
+            Ok(Some(String::new()))
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 use leptos::prelude::*;
 
-use crate::resource::page_resource;
 use crate::api::get_approvals::get_approvals;
 use crate::components::status::{ErrorNote, Loading};
 use crate::pages::approvals_page::approvals_summary;
+use crate::resource::page_resource;
 
 /// The promotions waiting for approval, at the top of the overview, each
 /// linking to the approvals inbox.

@@ -55,7 +55,10 @@ pub struct PinSpan {
 
 /// An environment's pin changes as consecutive spans, oldest first.
 pub fn pin_spans(changes: &[PinChange], environment: &str) -> Vec<PinSpan> {
-    let mut mine: Vec<&PinChange> = changes.iter().filter(|c| c.environment == environment).collect();
+    let mut mine: Vec<&PinChange> = changes
+        .iter()
+        .filter(|c| c.environment == environment)
+        .collect();
     mine.sort_by_key(|c| (c.at, c.event_id));
     mine.iter()
         .enumerate()
@@ -80,8 +83,19 @@ pub fn serving_spans(history: &[ClusterChange], model: &ModelId) -> Vec<PinSpan>
             .slots
             .iter()
             .filter(|s| s.weight > 0)
-            .filter_map(|s| s.full_id.as_ref().filter(|v| &v.model_id == model).map(|v| (v, s.weight)))
-            .map(|(v, w)| if w == 100 { v.version.to_string() } else { format!("{} {w}%", v.version) })
+            .filter_map(|s| {
+                s.full_id
+                    .as_ref()
+                    .filter(|v| &v.model_id == model)
+                    .map(|v| (v, s.weight))
+            })
+            .map(|(v, w)| {
+                if w == 100 {
+                    v.version.to_string()
+                } else {
+                    format!("{} {w}%", v.version)
+                }
+            })
             .collect();
         let label = serving.join(" · ");
         if open.as_ref().is_some_and(|o| o.version == label) {
@@ -92,7 +106,13 @@ pub fn serving_spans(history: &[ClusterChange], model: &ModelId) -> Vec<PinSpan>
             spans.push(o);
         }
         if !label.is_empty() {
-            open = Some(PinSpan { version: label, start: change.at, end: None, actor: change.actor.clone(), reason: change.reason.clone() });
+            open = Some(PinSpan {
+                version: label,
+                start: change.at,
+                end: None,
+                actor: change.actor.clone(),
+                reason: change.reason.clone(),
+            });
         }
     }
     spans.extend(open);
@@ -125,7 +145,13 @@ fn fit_label(version: &str, width: i32) -> Option<String> {
     if chars <= room {
         Some(version.to_owned())
     } else if room >= 4 {
-        Some(version.chars().take(room - 1).chain(std::iter::once('…')).collect())
+        Some(
+            version
+                .chars()
+                .take(room - 1)
+                .chain(std::iter::once('…'))
+                .collect(),
+        )
     } else {
         None
     }
@@ -148,15 +174,52 @@ fn stage_word(from: Option<Stage>, to: Stage) -> &'static str {
 fn marker_shape(from: Option<Stage>, to: Stage, x: i32, y: i32) -> (String, &'static str) {
     let r = 6;
     match (from, to) {
-        (None, _) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4), "mk-registered"),
-        (Some(Stage::Staging), Stage::Development) => {
-            (format!("M{} {}L{} {}L{x} {}Z", x - r, y - r, x + r, y - r, y + r), "mk-back")
-        }
-        (_, Stage::Staging) => (format!("M{} {y}a{r} {r} 0 1 0 {} 0a{r} {r} 0 1 0 {} 0", x - r, 2 * r, -2 * r), "mk-staging"),
-        (_, Stage::Production) => (format!("M{x} {}L{} {}L{} {}Z", y - r - 1, x + r + 1, y + r, x - r - 1, y + r), "mk-promotion"),
-        (_, Stage::Deprecated) => (format!("M{x} {}L{} {y}L{x} {}L{} {y}Z", y - r - 1, x + r + 1, y + r + 1, x - r - 1), "mk-deprecated"),
-        (_, Stage::Retired) => (format!("M{} {}h{}v{}h{}Z", x - r, y - r, 2 * r, 2 * r, -2 * r), "mk-retired"),
-        (_, Stage::Development) => (format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4), "mk-registered"),
+        (None, _) => (
+            format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4),
+            "mk-registered",
+        ),
+        (Some(Stage::Staging), Stage::Development) => (
+            format!("M{} {}L{} {}L{x} {}Z", x - r, y - r, x + r, y - r, y + r),
+            "mk-back",
+        ),
+        (_, Stage::Staging) => (
+            format!(
+                "M{} {y}a{r} {r} 0 1 0 {} 0a{r} {r} 0 1 0 {} 0",
+                x - r,
+                2 * r,
+                -2 * r
+            ),
+            "mk-staging",
+        ),
+        (_, Stage::Production) => (
+            format!(
+                "M{x} {}L{} {}L{} {}Z",
+                y - r - 1,
+                x + r + 1,
+                y + r,
+                x - r - 1,
+                y + r
+            ),
+            "mk-promotion",
+        ),
+        (_, Stage::Deprecated) => (
+            format!(
+                "M{x} {}L{} {y}L{x} {}L{} {y}Z",
+                y - r - 1,
+                x + r + 1,
+                y + r + 1,
+                x - r - 1
+            ),
+            "mk-deprecated",
+        ),
+        (_, Stage::Retired) => (
+            format!("M{} {}h{}v{}h{}Z", x - r, y - r, 2 * r, 2 * r, -2 * r),
+            "mk-retired",
+        ),
+        (_, Stage::Development) => (
+            format!("M{} {y}a4 4 0 1 0 8 0a4 4 0 1 0 -8 0", x - 4),
+            "mk-registered",
+        ),
     }
 }
 
@@ -263,7 +326,10 @@ pub fn Timeline(
                         utc(s.start),
                         s.end.map_or_else(|| "now".to_owned(), utc),
                         s.actor,
-                        s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+                        s.reason
+                            .as_deref()
+                            .map(|r| format!(" — {r}"))
+                            .unwrap_or_default()
                     );
                     span_bar("bar", i, &s, window, now, y, label, detail)
                 })
@@ -446,7 +512,10 @@ mod tests {
         ];
         let spans = pin_spans(&changes, "production");
         assert_eq!(spans.len(), 2);
-        assert_eq!((spans[0].version.as_str(), spans[0].end), ("v1", Some(Timestamp::from_micros(5 * DAY))));
+        assert_eq!(
+            (spans[0].version.as_str(), spans[0].end),
+            ("v1", Some(Timestamp::from_micros(5 * DAY)))
+        );
         assert_eq!((spans[1].version.as_str(), spans[1].end), ("v2", None));
     }
 
@@ -457,7 +526,11 @@ mod tests {
             slots: slots
                 .iter()
                 .zip(SlotName::ALL)
-                .map(|((v, w), slot)| SlotView { slot, full_id: switchyard_domain::FullId::parse(v).ok(), weight: *w })
+                .map(|((v, w), slot)| SlotView {
+                    slot,
+                    full_id: switchyard_domain::FullId::parse(v).ok(),
+                    weight: *w,
+                })
                 .collect(),
             event_id: at,
             actor: "dave".into(),
@@ -477,18 +550,33 @@ mod tests {
             state(6, &[("embed:v1", 100), ("chat:v2", 0)]),
         ];
         let spans = serving_spans(&history, &model);
-        let got: Vec<(&str, i64, Option<i64>)> =
-            spans.iter().map(|s| (s.version.as_str(), s.start.micros(), s.end.map(|e| e.micros()))).collect();
+        let got: Vec<(&str, i64, Option<i64>)> = spans
+            .iter()
+            .map(|s| {
+                (
+                    s.version.as_str(),
+                    s.start.micros(),
+                    s.end.map(|e| e.micros()),
+                )
+            })
+            .collect();
         assert_eq!(
             got,
-            [("v1", 2, Some(4)), ("v1 90% · v2 10%", 4, Some(5)), ("v2", 5, Some(6))],
+            [
+                ("v1", 2, Some(4)),
+                ("v1 90% · v2 10%", 4, Some(5)),
+                ("v2", 5, Some(6))
+            ],
             "loading green without traffic changes nothing; serving another model is a gap"
         );
     }
 
     #[test]
     fn a_thirty_day_window_has_at_most_eight_ticks_inside_it() {
-        let w = Window { start: Timestamp::from_micros(100 * DAY + 5), end: Timestamp::from_micros(130 * DAY) };
+        let w = Window {
+            start: Timestamp::from_micros(100 * DAY + 5),
+            end: Timestamp::from_micros(130 * DAY),
+        };
         let t = ticks(w);
         assert!(!t.is_empty() && t.len() <= 8, "{t:?}");
         assert!(t.iter().all(|(at, _)| w.contains(*at)));
@@ -497,13 +585,19 @@ mod tests {
     #[test]
     fn version_names_are_shortened_to_fit_their_bar() {
         assert_eq!(fit_label("v1.0.0", 100).as_deref(), Some("v1.0.0"));
-        assert_eq!(fit_label("20261112-awq-int4", 60).as_deref(), Some("20261…"));
+        assert_eq!(
+            fit_label("20261112-awq-int4", 60).as_deref(),
+            Some("20261…")
+        );
         assert_eq!(fit_label("v1.0.0", 20), None);
     }
 
     #[test]
     fn instants_outside_the_window_are_drawn_at_its_edges() {
-        let w = Window { start: Timestamp::from_micros(10 * DAY), end: Timestamp::from_micros(20 * DAY) };
+        let w = Window {
+            start: Timestamp::from_micros(10 * DAY),
+            end: Timestamp::from_micros(20 * DAY),
+        };
         assert_eq!(w.x(Timestamp::from_micros(0)), LABELS);
         assert_eq!(w.x(Timestamp::from_micros(30 * DAY)), WIDTH - RIGHT);
     }

@@ -6,26 +6,36 @@ use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
 use switchyard_domain::Timestamp;
 
 use crate::action::ConsoleAction;
-use crate::components::console_form::ConsoleForm;
-use crate::resource::page_resource;
 use crate::api::approve_promotion::ApprovePromotion;
 use crate::api::get_approvals::get_approvals;
 use crate::api::reject_promotion::RejectPromotion;
+use crate::components::console_form::ConsoleForm;
 use crate::components::status::{ErrorNote, Loading};
+use crate::components::table::ColumnHeads;
 use crate::data::{Approvals, PendingPromotion};
 use crate::format::utc;
-use crate::components::table::ColumnHeads;
+use crate::resource::page_resource;
 
 /// Why `username` (with `role`) may not approve `p` now, or none if they may.
 /// The server decides again (`promotion::check_approval`); this only greys
 /// out the button with the reason in words.
-pub fn approve_refusal(p: &Promotion, username: &str, role: Role, now: Timestamp) -> Option<String> {
+pub fn approve_refusal(
+    p: &Promotion,
+    username: &str,
+    role: Role,
+    now: Timestamp,
+) -> Option<String> {
     if is_expired(p, now) {
-        Some(format!("This request expired at {}; it must be requested again.", utc(p.expires_at)))
+        Some(format!(
+            "This request expired at {}; it must be requested again.",
+            utc(p.expires_at)
+        ))
     } else if p.requested_by == username {
         Some("You requested this; someone else must approve it".to_owned())
     } else if !role.allows(Role::Approver) {
-        Some(format!("Approving needs the approver role; you are signed in as a {role}."))
+        Some(format!(
+            "Approving needs the approver role; you are signed in as a {role}."
+        ))
     } else if p.approvals.iter().any(|a| a.approver == username) {
         Some("You approved this already; it needs another approver.".to_owned())
     } else {
@@ -36,9 +46,14 @@ pub fn approve_refusal(p: &Promotion, username: &str, role: Role, now: Timestamp
 /// Why someone with `role` may not reject `p` now, or none if they may.
 pub fn reject_refusal(p: &Promotion, role: Role, now: Timestamp) -> Option<String> {
     if is_expired(p, now) {
-        Some(format!("This request expired at {}; there is nothing to reject.", utc(p.expires_at)))
+        Some(format!(
+            "This request expired at {}; there is nothing to reject.",
+            utc(p.expires_at)
+        ))
     } else if !role.allows(Role::Approver) {
-        Some(format!("Rejecting needs the approver role; you are signed in as a {role}."))
+        Some(format!(
+            "Rejecting needs the approver role; you are signed in as a {role}."
+        ))
     } else {
         None
     }
@@ -46,7 +61,11 @@ pub fn reject_refusal(p: &Promotion, role: Role, now: Timestamp) -> Option<Strin
 
 /// "1 of 2 approvals: bob", "none of 2 approvals yet".
 pub fn approvals_summary(p: &Promotion) -> String {
-    let needed = format!("{} approval{}", p.required_approvals, if p.required_approvals == 1 { "" } else { "s" });
+    let needed = format!(
+        "{} approval{}",
+        p.required_approvals,
+        if p.required_approvals == 1 { "" } else { "s" }
+    );
     if p.approvals.is_empty() {
         format!("none of {needed} yet")
     } else {
@@ -58,9 +77,17 @@ pub fn approvals_summary(p: &Promotion) -> String {
 /// What an approval did, in a sentence for the page.
 fn approved_outcome(p: &Promotion) -> String {
     if p.status == PromotionStatus::Applied {
-        format!("Promotion {} applied: {} is now {} and pinned in {}.", p.id, p.full_id, p.to_stage, p.environment)
+        format!(
+            "Promotion {} applied: {} is now {} and pinned in {}.",
+            p.id, p.full_id, p.to_stage, p.environment
+        )
     } else {
-        format!("Approved promotion {} of {} ({}).", p.id, p.full_id, approvals_summary(p))
+        format!(
+            "Approved promotion {} of {} ({}).",
+            p.id,
+            p.full_id,
+            approvals_summary(p)
+        )
     }
 }
 
@@ -92,8 +119,18 @@ pub fn ApprovalsPage() -> impl IntoView {
 }
 
 #[component]
-fn ApprovalsBody(a: Approvals, refresh: RwSignal<u32>, outcome: RwSignal<Option<String>>) -> impl IntoView {
-    let Approvals { pending, decided, username, role, now } = a;
+fn ApprovalsBody(
+    a: Approvals,
+    refresh: RwSignal<u32>,
+    outcome: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let Approvals {
+        pending,
+        decided,
+        username,
+        role,
+        now,
+    } = a;
     let count = pending.len();
     let pending_view = if pending.is_empty() {
         view! { <p class="empty">"Nothing is waiting for approval."</p> }.into_any()
@@ -135,11 +172,18 @@ fn PendingCard(
     });
     Effect::new(move |_| {
         if let Some(Ok(p)) = reject.value().get() {
-            outcome.set(Some(format!("Rejected promotion {} of {}.", p.id, p.full_id)));
+            outcome.set(Some(format!(
+                "Rejected promotion {} of {}.",
+                p.id, p.full_id
+            )));
             refresh.update(|n| *n += 1);
         }
     });
-    let PendingPromotion { promotion: pr, production, diff } = p;
+    let PendingPromotion {
+        promotion: pr,
+        production,
+        diff,
+    } = p;
     let approve_refused = approve_refusal(&pr, &username, role, now);
     let reject_refused = reject_refusal(&pr, role, now);
     let id = pr.id.to_string();
@@ -148,13 +192,23 @@ fn PendingCard(
     let expired = is_expired(&pr, now);
     let changed = has_changes(&diff);
     let diff_heading = match &production {
-        Some(current) if current == &pr.full_id => format!("Config: {full_id} is already in production"),
+        Some(current) if current == &pr.full_id => {
+            format!("Config: {full_id} is already in production")
+        }
         Some(current) => format!("Config against production ({current})"),
         None => "Config (no version of this model is in production yet)".to_owned(),
     };
-    let (labelled_by, data_id, title_id, approve_id, reject_id) =
-        (heading_id.clone(), id.clone(), format!("promotion {id}"), id.clone(), id.clone());
-    let (version_href, target) = (format!("/versions/{full_id}"), format!(" → {} ", pr.environment));
+    let (labelled_by, data_id, title_id, approve_id, reject_id) = (
+        heading_id.clone(),
+        id.clone(),
+        format!("promotion {id}"),
+        id.clone(),
+        id.clone(),
+    );
+    let (version_href, target) = (
+        format!("/versions/{full_id}"),
+        format!(" → {} ", pr.environment),
+    );
     let (approve_slug, reject_slug) = (format!("approve-{id}"), format!("reject-{id}"));
     // Errors that came back in the address (a form posted without JavaScript) name their promotion.
     let (approve_for, reject_for) = (id.clone(), id.clone());
@@ -211,7 +265,12 @@ fn PendingCard(
 
 /// A decision's submit button, disabled with the reason beside it.
 #[component]
-fn Decision(label: &'static str, class: &'static str, refused: Option<String>, slug: String) -> impl IntoView {
+fn Decision(
+    label: &'static str,
+    class: &'static str,
+    refused: Option<String>,
+    slug: String,
+) -> impl IntoView {
     let why_id = format!("why-{slug}");
     let disabled = refused.is_some();
     view! {
@@ -280,7 +339,9 @@ fn Decided(decided: Vec<Promotion>) -> impl IntoView {
 /// The session's CSRF token while rendering on the server, for forms posted
 /// without JavaScript; in the browser the client sends it as a header.
 fn csrf_token() -> String {
-    use_context::<crate::session::SignedInUser>().map(|u| u.csrf_token).unwrap_or_default()
+    use_context::<crate::session::SignedInUser>()
+        .map(|u| u.csrf_token)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -332,7 +393,10 @@ mod tests {
             approve_refusal(&pending(), "dave", Role::Admin, now()).as_deref(),
             Some("You requested this; someone else must approve it")
         );
-        assert_eq!(approve_refusal(&pending(), "bob", Role::Approver, now()), None);
+        assert_eq!(
+            approve_refusal(&pending(), "bob", Role::Approver, now()),
+            None
+        );
     }
 
     #[test]
@@ -348,31 +412,47 @@ mod tests {
     #[test]
     fn each_approver_counts_once() {
         let p = approved_by(pending(), "bob");
-        assert!(approve_refusal(&p, "bob", Role::Approver, now()).is_some_and(|w| w.contains("already")));
+        assert!(approve_refusal(&p, "bob", Role::Approver, now())
+            .is_some_and(|w| w.contains("already")));
         assert_eq!(approve_refusal(&p, "carol", Role::Approver, now()), None);
     }
 
     #[test]
     fn an_expired_request_can_be_neither_approved_nor_rejected() {
         let late = Timestamp::from_micros(73 * HOUR);
-        assert!(approve_refusal(&pending(), "bob", Role::Approver, late).is_some_and(|w| w.contains("expired")));
-        assert!(reject_refusal(&pending(), Role::Approver, late).is_some_and(|w| w.contains("expired")));
+        assert!(approve_refusal(&pending(), "bob", Role::Approver, late)
+            .is_some_and(|w| w.contains("expired")));
+        assert!(
+            reject_refusal(&pending(), Role::Approver, late).is_some_and(|w| w.contains("expired"))
+        );
     }
 
     #[test]
     fn the_approvals_so_far_are_counted_and_named() {
         assert_eq!(approvals_summary(&pending()), "none of 2 approvals yet");
-        assert_eq!(approvals_summary(&approved_by(pending(), "bob")), "1 of 2 approvals: bob");
+        assert_eq!(
+            approvals_summary(&approved_by(pending(), "bob")),
+            "1 of 2 approvals: bob"
+        );
         let mut one = pending();
         one.required_approvals = 1;
-        assert_eq!(approvals_summary(&approved_by(one, "carol")), "1 of 1 approval: carol");
+        assert_eq!(
+            approvals_summary(&approved_by(one, "carol")),
+            "1 of 1 approval: carol"
+        );
     }
 
     #[test]
     fn an_applying_approval_says_where_the_version_now_is() {
         let mut p = approved_by(approved_by(pending(), "bob"), "carol");
-        assert_eq!(approved_outcome(&p), "Approved promotion 7 of chat:v4 (2 of 2 approvals: bob, carol).");
+        assert_eq!(
+            approved_outcome(&p),
+            "Approved promotion 7 of chat:v4 (2 of 2 approvals: bob, carol)."
+        );
         p.status = PromotionStatus::Applied;
-        assert_eq!(approved_outcome(&p), "Promotion 7 applied: chat:v4 is now production and pinned in production.");
+        assert_eq!(
+            approved_outcome(&p),
+            "Promotion 7 applied: chat:v4 is now production and pinned in production."
+        );
     }
 }

@@ -7,10 +7,10 @@ use switchyard_domain::types::VerifyReport;
 use crate::api::get_audit_page::get_audit_page;
 use crate::api::verify_audit_chain::verify_audit_chain;
 use crate::components::status::{ErrorNote, Loading};
+use crate::components::table::ColumnHeads;
 use crate::data::{encode, AuditFilter, AuditView};
 use crate::format::utc_seconds;
 use crate::resource::page_resource;
-use crate::components::table::ColumnHeads;
 
 /// The action filter's menu, grouped as a release manager thinks of them.
 const ACTIONS: [(&str, &[&str]); 4] = [
@@ -82,7 +82,11 @@ pub fn AuditLogPage() -> impl IntoView {
     let cursor = move || query.read().get("cursor").filter(|c| !c.is_empty());
     let page = page_resource(
         move || (filter.get(), cursor()),
-        |(f, c)| get_audit_page(f.from, f.to, f.action, f.actor, f.model, f.env, f.cluster, c),
+        |(f, c)| {
+            get_audit_page(
+                f.from, f.to, f.action, f.actor, f.model, f.env, f.cluster, c,
+            )
+        },
     );
     let verify_asked = move || query.read().get("verify").is_some_and(|v| v == "1");
     let verify = page_resource(verify_asked, |asked| async move {
@@ -193,7 +197,10 @@ fn VerifyResult(report: VerifyReport) -> impl IntoView {
         }
         .into_any()
     } else {
-        let at = report.first_broken_id.map(|id| format!(" at event #{id}")).unwrap_or_default();
+        let at = report
+            .first_broken_id
+            .map(|id| format!(" at event #{id}"))
+            .unwrap_or_default();
         view! {
             <p class="verify broken" role="alert">
                 <strong>{format!("Chain broken{at}. ")}</strong>
@@ -243,11 +250,21 @@ fn EventRow(e: LedgerEvent) -> impl IntoView {
             let id = format!("{m}:{v}");
             view! { <a class="mono" href=format!("/versions/{id}")>{id.clone()}</a> }.into_any()
         }
-        (Some(m), None) => view! { <a class="mono" href=format!("/models/{m}")>{m.clone()}</a> }.into_any(),
+        (Some(m), None) => {
+            view! { <a class="mono" href=format!("/models/{m}")>{m.clone()}</a> }.into_any()
+        }
         _ => view! { <span>"—"</span> }.into_any(),
     };
-    let place = [e.environment.clone(), e.cluster.clone()].into_iter().flatten().collect::<Vec<_>>().join(" · ");
-    let details = if e.details.as_object().is_some_and(|o| o.is_empty()) { String::new() } else { e.details.to_string() };
+    let place = [e.environment.clone(), e.cluster.clone()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let details = if e.details.as_object().is_some_and(|o| o.is_empty()) {
+        String::new()
+    } else {
+        e.details.to_string()
+    };
     view! {
         <tr>
             <td class="mono">{e.id}</td>

@@ -12,10 +12,10 @@ use crate::action::ConsoleAction;
 use crate::api::get_board::get_board;
 use crate::api::move_stage::MoveStage;
 use crate::api::request_promotion::RequestPromotion;
+use crate::components::console_form::ConsoleForm;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
-use crate::components::console_form::ConsoleForm;
 use crate::resource::page_resource;
 
 /// A move a card offers: where to, the button's words, why it is disabled
@@ -44,7 +44,11 @@ fn move_label(from: Stage, to: Stage) -> &'static str {
 
 /// The environments a promotion of `v` would move into the production stage
 /// (as the promotion rules decide it: `promotion::target_stage`).
-pub fn promotion_environments(v: &Version, environments: &[(String, EnvPolicy)], now: Timestamp) -> Vec<String> {
+pub fn promotion_environments(
+    v: &Version,
+    environments: &[(String, EnvPolicy)],
+    now: Timestamp,
+) -> Vec<String> {
     environments
         .iter()
         .filter(|(env, policy)| target_stage(v, env, policy, now) == Ok(Stage::Production))
@@ -94,7 +98,11 @@ pub fn move_options(
 
 /// "a viewer", "an admin".
 fn with_article(role: Role) -> String {
-    let article = if role == Role::Admin || role == Role::Approver { "an" } else { "a" };
+    let article = if role == Role::Admin || role == Role::Approver {
+        "an"
+    } else {
+        "a"
+    };
     format!("{article} {role}")
 }
 
@@ -125,7 +133,15 @@ pub fn BoardPage() -> impl IntoView {
 
 #[component]
 fn BoardBody(b: Board, refresh: RwSignal<u32>) -> impl IntoView {
-    let Board { model_id, models, versions, now, deprecation_days, environments, role } = b;
+    let Board {
+        model_id,
+        models,
+        versions,
+        now,
+        deprecation_days,
+        environments,
+        role,
+    } = b;
     let environments = StoredValue::new(environments);
     let current = model_id.to_string();
     let selector = {
@@ -192,7 +208,9 @@ fn Card(
         }
     });
     let (promotion, options): (Vec<MoveOption>, Vec<MoveOption>) =
-        move_options(&v, now, deprecation_days, role, &environments).into_iter().partition(|o| o.to == Stage::Production);
+        move_options(&v, now, deprecation_days, role, &environments)
+            .into_iter()
+            .partition(|o| o.to == Stage::Production);
     let id = v.full_id.to_string();
     let slug = id.replace([':', '.'], "-");
     let has_moves = !options.is_empty();
@@ -337,7 +355,9 @@ mod tests {
     }
 
     fn envs() -> Vec<(String, EnvPolicy)> {
-        ["development", "staging", "production"].map(|e| (e.to_owned(), EnvPolicy::default_for(e))).to_vec()
+        ["development", "staging", "production"]
+            .map(|e| (e.to_owned(), EnvPolicy::default_for(e)))
+            .to_vec()
     }
 
     fn options(v: &Version, day: i64, role: Role) -> Vec<MoveOption> {
@@ -348,23 +368,38 @@ mod tests {
     fn a_development_version_can_be_sent_to_staging() {
         let o = options(&version(Stage::Development, 0), 1, Role::Deployer);
         assert_eq!(o.len(), 1);
-        assert_eq!((o[0].to, o[0].label, o[0].refused.clone()), (Stage::Staging, "Send to staging", None));
+        assert_eq!(
+            (o[0].to, o[0].label, o[0].refused.clone()),
+            (Stage::Staging, "Send to staging", None)
+        );
     }
 
     #[test]
     fn a_staging_version_offers_a_promotion_into_the_production_environments_only() {
         let o = options(&version(Stage::Staging, 0), 1, Role::Deployer);
-        let promote = o.iter().find(|o| o.to == Stage::Production).expect("offered");
-        assert_eq!((promote.label, promote.refused.clone()), ("Request promotion", None));
+        let promote = o
+            .iter()
+            .find(|o| o.to == Stage::Production)
+            .expect("offered");
+        assert_eq!(
+            (promote.label, promote.refused.clone()),
+            ("Request promotion", None)
+        );
         assert_eq!(promote.environments, vec!["production".to_owned()]);
-        let back = o.iter().find(|o| o.to == Stage::Development).expect("offered");
+        let back = o
+            .iter()
+            .find(|o| o.to == Stage::Development)
+            .expect("offered");
         assert_eq!(back.refused, None);
     }
 
     #[test]
     fn a_deprecated_version_can_be_requested_back_into_production() {
         let o = options(&version(Stage::Deprecated, 0), 1, Role::Deployer);
-        let undeprecate = o.iter().find(|o| o.to == Stage::Production).expect("offered");
+        let undeprecate = o
+            .iter()
+            .find(|o| o.to == Stage::Production)
+            .expect("offered");
         assert_eq!(undeprecate.label, "Request un-deprecation");
         assert_eq!(undeprecate.environments, vec!["production".to_owned()]);
     }
@@ -372,18 +407,42 @@ mod tests {
     #[test]
     fn without_a_production_environment_promotion_is_refused_with_why() {
         let staging_only = [("staging".to_owned(), EnvPolicy::default_for("staging"))];
-        let o = move_options(&version(Stage::Staging, 0), Timestamp::from_micros(DAY), 30, Role::Admin, &staging_only);
-        let promote = o.iter().find(|o| o.to == Stage::Production).expect("offered");
-        assert!(promote.refused.as_deref().is_some_and(|r| r.contains("No environment")), "{promote:?}");
+        let o = move_options(
+            &version(Stage::Staging, 0),
+            Timestamp::from_micros(DAY),
+            30,
+            Role::Admin,
+            &staging_only,
+        );
+        let promote = o
+            .iter()
+            .find(|o| o.to == Stage::Production)
+            .expect("offered");
+        assert!(
+            promote
+                .refused
+                .as_deref()
+                .is_some_and(|r| r.contains("No environment")),
+            "{promote:?}"
+        );
         assert!(promote.environments.is_empty());
     }
 
     #[test]
     fn a_viewer_can_move_nothing_and_is_told_the_role_needed() {
-        for stage in [Stage::Development, Stage::Staging, Stage::Production, Stage::Deprecated] {
+        for stage in [
+            Stage::Development,
+            Stage::Staging,
+            Stage::Production,
+            Stage::Deprecated,
+        ] {
             for o in options(&version(stage, 0), 100, Role::Viewer) {
                 let why = o.refused.unwrap_or_default();
-                assert!(why.contains("you are signed in as a viewer"), "{stage} → {}: {why:?}", o.to);
+                assert!(
+                    why.contains("you are signed in as a viewer"),
+                    "{stage} → {}: {why:?}",
+                    o.to
+                );
             }
         }
     }
@@ -391,19 +450,43 @@ mod tests {
     #[test]
     fn a_deployer_may_not_deprecate_but_an_approver_may() {
         let as_deployer = options(&version(Stage::Production, 0), 1, Role::Deployer);
-        let deprecate = as_deployer.iter().find(|o| o.to == Stage::Deprecated).expect("offered");
-        assert_eq!(deprecate.refused.as_deref(), Some("Needs the approver role; you are signed in as a deployer."));
+        let deprecate = as_deployer
+            .iter()
+            .find(|o| o.to == Stage::Deprecated)
+            .expect("offered");
+        assert_eq!(
+            deprecate.refused.as_deref(),
+            Some("Needs the approver role; you are signed in as a deployer.")
+        );
         let as_approver = options(&version(Stage::Production, 0), 1, Role::Approver);
-        assert_eq!(as_approver.iter().find(|o| o.to == Stage::Deprecated).and_then(|o| o.refused.clone()), None);
+        assert_eq!(
+            as_approver
+                .iter()
+                .find(|o| o.to == Stage::Deprecated)
+                .and_then(|o| o.refused.clone()),
+            None
+        );
     }
 
     #[test]
     fn retiring_early_is_refused_with_the_date_it_becomes_possible() {
         let o = options(&version(Stage::Deprecated, 10), 20, Role::Approver);
         let retire = o.iter().find(|o| o.to == Stage::Retired).expect("offered");
-        assert!(retire.refused.as_deref().is_some_and(|r| r.contains("1970-02-10")), "{retire:?}");
+        assert!(
+            retire
+                .refused
+                .as_deref()
+                .is_some_and(|r| r.contains("1970-02-10")),
+            "{retire:?}"
+        );
         let later = options(&version(Stage::Deprecated, 10), 40, Role::Approver);
-        assert_eq!(later.iter().find(|o| o.to == Stage::Retired).and_then(|o| o.refused.clone()), None);
+        assert_eq!(
+            later
+                .iter()
+                .find(|o| o.to == Stage::Retired)
+                .and_then(|o| o.refused.clone()),
+            None
+        );
     }
 
     #[test]

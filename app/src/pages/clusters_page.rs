@@ -3,12 +3,12 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 use switchyard_domain::operations::Operation;
 
-use crate::resource::page_resource;
 use crate::api::get_cluster::get_cluster;
 use crate::api::get_clusters::get_clusters;
 use crate::components::cluster_card::{operation_state_words, ClusterCard, OperationSteps};
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc_seconds;
+use crate::resource::page_resource;
 
 /// Every serving cluster: slots, traffic, drift, the running operation, and
 /// the buttons that start operations.

@@ -7,11 +7,11 @@ use switchyard_domain::Timestamp;
 use crate::api::get_model_page::get_model_page;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
+use crate::components::table::ColumnHeads;
 use crate::components::timeline::{Timeline, Window};
 use crate::data::ModelPage as ModelData;
 use crate::format::{short_hash, utc};
 use crate::resource::page_resource;
-use crate::components::table::ColumnHeads;
 
 /// The zoom presets: query value, button text, days (None: all of history).
 const RANGES: [(&str, &str, Option<i64>); 4] = [
@@ -42,28 +42,52 @@ pub fn window_for(
         .chain(data.history.pin_changes.iter().map(|p| p.at))
         .min()
         .unwrap_or(data.now);
-    let preset = RANGES.iter().find(|(key, ..)| Some(*key) == range).unwrap_or(&RANGES[1]);
+    let preset = RANGES
+        .iter()
+        .find(|(key, ..)| Some(*key) == range)
+        .unwrap_or(&RANGES[1]);
     let mut window = match preset.2 {
-        Some(days) => Window { start: data.now.plus_days(-days), end: data.now },
-        None => Window { start: earliest.plus_hours(-12), end: data.now.plus_hours(12) },
+        Some(days) => Window {
+            start: data.now.plus_days(-days),
+            end: data.now,
+        },
+        None => Window {
+            start: earliest.plus_hours(-12),
+            end: data.now.plus_hours(12),
+        },
     };
     let mut note = None;
-    let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let given = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     if let Some(f) = given(from) {
         match parse_date(&f) {
             Some(t) => window.start = t,
-            None => note = Some(format!("“{f}” is not a date like 2026-03-03; the range starts as the preset says.")),
+            None => {
+                note = Some(format!(
+                    "“{f}” is not a date like 2026-03-03; the range starts as the preset says."
+                ))
+            }
         }
     }
     if let Some(t) = given(to) {
         match parse_date(&t) {
             Some(d) => window.end = d.plus_days(1),
-            None => note = Some(format!("“{t}” is not a date like 2026-03-03; the range ends as the preset says.")),
+            None => {
+                note = Some(format!(
+                    "“{t}” is not a date like 2026-03-03; the range ends as the preset says."
+                ))
+            }
         }
     }
     if window.end <= window.start {
         note = Some("The range ends before it starts; showing 90 days instead.".to_owned());
-        window = Window { start: data.now.plus_days(-90), end: data.now };
+        window = Window {
+            start: data.now.plus_days(-90),
+            end: data.now,
+        };
     }
     (window, note)
 }
@@ -129,7 +153,8 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
     };
     let active = move |key: &'static str| {
         let range = q("range");
-        let custom = q("from").is_some_and(|v| !v.is_empty()) || q("to").is_some_and(|v| !v.is_empty());
+        let custom =
+            q("from").is_some_and(|v| !v.is_empty()) || q("to").is_some_and(|v| !v.is_empty());
         let current = range.as_deref().unwrap_or("90d");
         (!custom && current == key).then_some("page")
     };
@@ -193,7 +218,11 @@ mod tests {
         ModelData {
             model_id: ModelId::parse("chat").expect("valid"),
             versions: vec![],
-            history: ModelHistory { model_id: ModelId::parse("chat").expect("valid"), pin_changes: vec![], stage_changes: vec![] },
+            history: ModelHistory {
+                model_id: ModelId::parse("chat").expect("valid"),
+                pin_changes: vec![],
+                stage_changes: vec![],
+            },
             environments: vec![],
             now: Timestamp::from_micros(1000 * DAY),
             clusters: vec![],
@@ -203,13 +232,23 @@ mod tests {
     #[test]
     fn the_default_range_is_the_last_ninety_days() {
         let (w, note) = window_for(None, None, None, &data());
-        assert_eq!((w.start, w.end, note), (Timestamp::from_micros(910 * DAY), Timestamp::from_micros(1000 * DAY), None));
+        assert_eq!(
+            (w.start, w.end, note),
+            (
+                Timestamp::from_micros(910 * DAY),
+                Timestamp::from_micros(1000 * DAY),
+                None
+            )
+        );
     }
 
     #[test]
     fn from_and_to_dates_include_the_whole_last_day() {
         let (w, _) = window_for(Some("30d"), Some("1970-01-02"), Some("1970-01-03"), &data());
-        assert_eq!((w.start, w.end), (Timestamp::from_micros(DAY), Timestamp::from_micros(3 * DAY)));
+        assert_eq!(
+            (w.start, w.end),
+            (Timestamp::from_micros(DAY), Timestamp::from_micros(3 * DAY))
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub fn OverviewPage() -> impl IntoView {
 fn Summary(data: Overview) -> impl IntoView {
     let versions: u64 = data.models.iter().map(|m| m.version_count).sum();
     let pins: usize = data.environments.iter().map(|e| e.pins.len()).sum();
-    let in_production = data.models.iter().filter(|m| m.production_version.is_some()).count();
+    let in_production = data
+        .models
+        .iter()
+        .filter(|m| m.production_version.is_some())
+        .count();
     let cards = [
         ("Models", data.models.len().to_string()),
         ("Versions", versions.to_string()),
@@ -79,7 +83,10 @@ fn Summary(data: Overview) -> impl IntoView {
 
 #[component]
 fn PinMatrix(data: Overview, filter: ReadSignal<String>, drift: Vec<DriftCell>) -> impl IntoView {
-    let Overview { environments, models } = data;
+    let Overview {
+        environments,
+        models,
+    } = data;
     let total = models.len();
     let envs = StoredValue::new(environments);
     let models = StoredValue::new(models);

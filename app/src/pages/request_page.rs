@@ -6,15 +6,21 @@ use switchyard_domain::types::RequestLookup;
 use crate::api::lookup_request::lookup_request;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
-use crate::format::{utc, utc_seconds};
-use crate::resource::page_resource;
 use crate::components::table::ColumnHeads;
+use crate::format::{milliseconds, utc, utc_seconds};
+use crate::resource::page_resource;
 
 /// Request id → the version that served it, its config hash, and how it got there.
 #[component]
 pub fn RequestPage() -> impl IntoView {
     let query = use_query_map();
-    let id = move || query.read().get("id").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let id = move || {
+        query
+            .read()
+            .get("id")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
     let found = page_resource(id, |id| async move {
         match id {
             Some(id) => Some(lookup_request(id).await),
@@ -47,7 +53,11 @@ pub fn RequestPage() -> impl IntoView {
 
 #[component]
 fn Found(found: RequestLookup) -> impl IntoView {
-    let RequestLookup { record, version, provenance } = found;
+    let RequestLookup {
+        record,
+        version,
+        provenance,
+    } = found;
     let full_id = record.full_id.to_string();
     view! {
         <section aria-labelledby="served-h" class="answer">
@@ -56,7 +66,7 @@ fn Found(found: RequestLookup) -> impl IntoView {
                 <dt>"Request"</dt><dd><code class="wrap">{record.request_id}</code></dd>
                 <dt>"At"</dt><dd>{utc_seconds(record.at)}</dd>
                 <dt>"Where"</dt><dd>{format!("cluster {}, {} slot", record.cluster, record.slot)}</dd>
-                <dt>"Latency"</dt><dd>{format!("{} ms", record.latency_ms)}</dd>
+                <dt>"Latency"</dt><dd>{milliseconds(record.latency_ms)}</dd>
                 <dt>"Outcome"</dt><dd>{record.outcome.unwrap_or_else(|| "not reported".into())}</dd>
                 {match version {
                     Some(v) => view! {

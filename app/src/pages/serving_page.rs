@@ -4,12 +4,12 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::get_serving_at::get_serving_at;
 use crate::components::status::{ErrorNote, Loading};
+use crate::components::table::ColumnHeads;
 use crate::data::{encode, ServingAnswer};
 use crate::format::utc_seconds as utc;
+use crate::resource::page_resource;
 use switchyard_domain::types::ClusterAt;
 use switchyard_domain::Timestamp;
-use crate::resource::page_resource;
-use crate::components::table::ColumnHeads;
 
 /// Time zones offered besides the browser's own (any IANA name is accepted in the URL).
 const ZONES: [&str; 16] = [
@@ -61,8 +61,19 @@ pub fn ServingPage() -> impl IntoView {
 }
 
 #[component]
-fn ServingBody(a: ServingAnswer, tz_given: bool, env: Option<String>, model: Option<String>) -> impl IntoView {
-    let ServingAnswer { serving, local, tz, environments, models } = a;
+fn ServingBody(
+    a: ServingAnswer,
+    tz_given: bool,
+    env: Option<String>,
+    model: Option<String>,
+) -> impl IntoView {
+    let ServingAnswer {
+        serving,
+        local,
+        tz,
+        environments,
+        models,
+    } = a;
     let at = serving.at;
     let tz_sel = RwSignal::new(tz.clone());
     let local_val = RwSignal::new(local);
@@ -259,8 +270,11 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
 #[cfg(feature = "hydrate")]
 fn browser_zone_local(micros: i64) -> Option<(String, String)> {
     use wasm_bindgen::JsValue;
-    let options = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new()).resolved_options();
-    let zone = js_sys::Reflect::get(&options, &JsValue::from_str("timeZone")).ok()?.as_string()?;
+    let options = js_sys::Intl::DateTimeFormat::new(&js_sys::Array::new(), &js_sys::Object::new())
+        .resolved_options();
+    let zone = js_sys::Reflect::get(&options, &JsValue::from_str("timeZone"))
+        .ok()?
+        .as_string()?;
     let d = js_sys::Date::new(&JsValue::from_f64((micros / 1000) as f64));
     let value = format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",

@@ -6,9 +6,9 @@ use switchyard_domain::types::VersionDetail;
 use crate::api::get_version_detail::get_version_detail;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
+use crate::components::table::ColumnHeads;
 use crate::format::utc;
 use crate::resource::page_resource;
-use crate::components::table::ColumnHeads;
 
 /// A version: its config, its stage history and where it is pinned now.
 #[component]
@@ -40,7 +40,12 @@ fn VersionBody(d: VersionDetail) -> impl IntoView {
     let labels = v
         .labels
         .as_ref()
-        .map(|l| l.iter().map(|(k, val)| format!("{k}={val}")).collect::<Vec<_>>().join(", "))
+        .map(|l| {
+            l.iter()
+                .map(|(k, val)| format!("{k}={val}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .filter(|l| !l.is_empty());
     let pinned = if d.pinned_in.is_empty() {
         "not pinned in any environment".to_owned()

@@ -29,7 +29,9 @@ pub fn same_origin(headers: &HeaderMap) -> Result<(), String> {
         .find_map(|name| headers.get(name).and_then(|v| v.to_str().ok()));
     match (host, source.and_then(authority)) {
         (Some(host), Some(from)) if from.eq_ignore_ascii_case(host) => Ok(()),
-        (_, Some(from)) => Err(format!("refused: the request comes from another site ({from})")),
+        (_, Some(from)) => Err(format!(
+            "refused: the request comes from another site ({from})"
+        )),
         _ => Err("refused: the request names no Origin; submit it from the console".to_owned()),
     }
 }
@@ -56,10 +58,26 @@ mod tests {
     #[test]
     fn a_request_from_this_origin_passes_and_others_are_refused() {
         let host = (header::HOST, "console.example:3000");
-        assert!(same_origin(&headers(&[host.clone(), (header::ORIGIN, "http://console.example:3000")])).is_ok());
-        assert!(same_origin(&headers(&[host.clone(), (header::REFERER, "https://console.example:3000/models?x=1")])).is_ok());
-        assert!(same_origin(&headers(&[host.clone(), (header::ORIGIN, "https://evil.example")])).is_err());
-        assert!(same_origin(&headers(&[host.clone(), (header::ORIGIN, "https://sub.console.example:3000")])).is_err());
+        assert!(same_origin(&headers(&[
+            host.clone(),
+            (header::ORIGIN, "http://console.example:3000")
+        ]))
+        .is_ok());
+        assert!(same_origin(&headers(&[
+            host.clone(),
+            (header::REFERER, "https://console.example:3000/models?x=1")
+        ]))
+        .is_ok());
+        assert!(same_origin(&headers(&[
+            host.clone(),
+            (header::ORIGIN, "https://evil.example")
+        ]))
+        .is_err());
+        assert!(same_origin(&headers(&[
+            host.clone(),
+            (header::ORIGIN, "https://sub.console.example:3000")
+        ]))
+        .is_err());
         assert!(same_origin(&headers(&[host])).is_err());
     }
 }

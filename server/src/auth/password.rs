@@ -13,7 +13,9 @@ pub const MIN_LENGTH: usize = 8;
 /// A PHC string for `password`.
 pub fn hash(password: &str) -> Result<String, DomainError> {
     if password.chars().count() < MIN_LENGTH {
-        return Err(DomainError::Invalid(format!("a password needs at least {MIN_LENGTH} characters")));
+        return Err(DomainError::Invalid(format!(
+            "a password needs at least {MIN_LENGTH} characters"
+        )));
     }
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -24,8 +26,11 @@ pub fn hash(password: &str) -> Result<String, DomainError> {
 
 /// Whether `password` matches `stored`; a malformed stored hash never matches.
 pub fn verify(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(stored).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// Spends the time of one verification, so that an unknown username takes

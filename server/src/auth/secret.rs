@@ -35,12 +35,18 @@ pub fn parse_lifetime(s: &str) -> Result<std::time::Duration, DomainError> {
     if hours == 0 {
         return Err(invalid());
     }
-    Ok(std::time::Duration::from_secs(hours.checked_mul(3600).ok_or_else(invalid)?))
+    Ok(std::time::Duration::from_secs(
+        hours.checked_mul(3600).ok_or_else(invalid)?,
+    ))
 }
 
 /// Compares two strings in time independent of where they differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0_u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]

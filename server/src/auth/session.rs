@@ -33,18 +33,24 @@ pub fn cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Whether the client reached us over TLS (directly or through a proxy).
 fn is_tls(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
 /// The `Set-Cookie` value for a session id (`None`: clear the cookie).
 pub fn set_cookie(headers: &HeaderMap, id: Option<&str>) -> HeaderValue {
     let secure = if is_tls(headers) { "; Secure" } else { "" };
     let value = match id {
-        Some(id) => format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", SESSION_HOURS * 3600),
+        Some(id) => format!(
+            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            SESSION_HOURS * 3600
+        ),
         None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     };
     // Built from hex and fixed text only, so always a valid header value.
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("sy_session=; Max-Age=0"))
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("sy_session=; Max-Age=0"))
 }
 
 /// The session a request's cookie names, if it is valid. A store failure is
@@ -91,7 +97,12 @@ async fn form_token(req: Request) -> Result<(Option<String>, Request), Response>
         .map_err(|_| ApiError::too_large().into_response())?;
     let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
         .ok()
-        .and_then(|fields| fields.into_iter().find(|(k, _)| k == csrf::FIELD).map(|(_, v)| v));
+        .and_then(|fields| {
+            fields
+                .into_iter()
+                .find(|(k, _)| k == csrf::FIELD)
+                .map(|(_, v)| v)
+        });
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }
 
@@ -106,7 +117,11 @@ pub async fn console_gate(State(app): State<AppState>, mut req: Request, next: N
         }
         // Signing in has no session yet; the origin check covers it.
         if req.uri().path() != "/signin" {
-            let header_token = req.headers().get(csrf::HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let header_token = req
+                .headers()
+                .get(csrf::HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let (field_token, rebuilt) = match form_token(req).await {
                 Ok(found) => found,
                 Err(response) => return response,
@@ -117,7 +132,10 @@ pub async fn console_gate(State(app): State<AppState>, mut req: Request, next: N
             // `unauthenticated`; with one, the token must match.
             if let Some(s) = &session {
                 if !csrf::token_matches(given.as_deref(), s) {
-                    return refused("refused: the request lacks this session's CSRF token; reload the page".to_owned());
+                    return refused(
+                        "refused: the request lacks this session's CSRF token; reload the page"
+                            .to_owned(),
+                    );
                 }
             }
         }

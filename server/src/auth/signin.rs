@@ -52,14 +52,24 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
         return back_to_signin("invalid");
     };
     // Bounded, since failed attempts record the name given in the ledger.
-    let username: String = form.username.trim().chars().take(MAX_USERNAME_CHARS).collect();
+    let username: String = form
+        .username
+        .trim()
+        .chars()
+        .take(MAX_USERNAME_CHARS)
+        .collect();
     let username = username.as_str();
     let now = Timestamp::now();
     let window = i64::try_from(FAILURE_WINDOW.as_micros()).unwrap_or(i64::MAX);
     let window_start = Timestamp::from_micros(now.micros().saturating_sub(window));
-    let failed = app.store.failed_sign_ins_since(username, &address, window_start).await;
+    let failed = app
+        .store
+        .failed_sign_ins_since(username, &address, window_start)
+        .await;
     let limited = match failed {
-        Ok((by_user, by_address)) => by_user >= MAX_FAILURES_PER_USERNAME || by_address >= MAX_FAILURES_PER_ADDRESS,
+        Ok((by_user, by_address)) => {
+            by_user >= MAX_FAILURES_PER_USERNAME || by_address >= MAX_FAILURES_PER_ADDRESS
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot count failed sign-ins");
             return back_to_signin("unavailable");
@@ -69,7 +79,11 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
         None
     } else {
         match app.store.user_credentials(username).await {
-            Ok(Some((user, stored))) if !user.disabled && password::verify(&form.password, &stored) => Some(user),
+            Ok(Some((user, stored)))
+                if !user.disabled && password::verify(&form.password, &stored) =>
+            {
+                Some(user)
+            }
             Ok(found) => {
                 if found.is_none() {
                     password::verify_nothing(&form.password);
@@ -83,7 +97,11 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
         }
     };
     let Some(user) = user else {
-        if let Err(e) = app.store.record_failed_sign_in(username, &address, now).await {
+        if let Err(e) = app
+            .store
+            .record_failed_sign_in(username, &address, now)
+            .await
+        {
             tracing::error!(error = %e, "cannot record a failed sign-in");
         }
         tracing::info!(%address, "sign-in refused");
@@ -105,18 +123,26 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
     }
     tracing::info!(username = %user.username, "signed in");
     let mut res = Redirect::to("/").into_response();
-    res.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&parts.headers, Some(&id)));
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(&parts.headers, Some(&id)),
+    );
     res
 }
 
 /// `POST /signout` (form: csrf_token, checked by the console gate).
 pub async fn sign_out(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(id) = session::cookie(&headers) {
-        if let Err(e) = app.store.end_session(&secret::hash(id), Timestamp::now()).await {
+        if let Err(e) = app
+            .store
+            .end_session(&secret::hash(id), Timestamp::now())
+            .await
+        {
             tracing::error!(error = %e, "cannot end a session");
         }
     }
     let mut res = Redirect::to("/signin").into_response();
-    res.headers_mut().insert(header::SET_COOKIE, session::set_cookie(&headers, None));
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session::set_cookie(&headers, None));
     res
 }

@@ -39,13 +39,20 @@ struct PinEntry {
 }
 
 async fn environment(store: &dyn Store, env: &str) -> Result<Environment, Failure> {
-    let environments = store.list_environments().await.context("cannot list environments")?;
+    let environments = store
+        .list_environments()
+        .await
+        .context("cannot list environments")?;
     let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
     let known = names.join(", ");
     environments
         .into_iter()
         .find(|e| e.name == env)
-        .ok_or_else(|| Failure::usage(format!("unknown environment {env:?}: the environments are {known}")))
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "unknown environment {env:?}: the environments are {known}"
+            ))
+        })
 }
 
 pub(super) async fn export(store: &dyn Store, env: &str, out: Option<&Path>) -> Outcome {
@@ -55,7 +62,10 @@ pub(super) async fn export(store: &dyn Store, env: &str, out: Option<&Path>) -> 
             .pins
             .into_iter()
             .map(|p| {
-                let entry = PinEntry { model_id: p.model_id.to_string(), version: p.version.to_string() };
+                let entry = PinEntry {
+                    model_id: p.model_id.to_string(),
+                    version: p.version.to_string(),
+                };
                 (p.model_id.to_string(), entry)
             })
             .collect(),
@@ -69,8 +79,13 @@ pub(super) async fn export(store: &dyn Store, env: &str, out: Option<&Path>) -> 
     match out {
         None => print!("{yaml}"),
         Some(path) => {
-            std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("{} pins of {env} written to {}", file.models.len(), path.display());
+            std::fs::write(path, yaml)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "{} pins of {env} written to {}",
+                file.models.len(),
+                path.display()
+            );
         }
     }
     Ok(())
@@ -92,8 +107,8 @@ enum Field {
 }
 
 pub(super) async fn check(store: &dyn Store, path: &Path, env: &str) -> Outcome {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
     let file: PinFile = serde_yaml::from_str(&text).map_err(|e| {
         Failure::usage(format!(
             "{} is not a pin file: {e} (expected models: <name>: {{model_id: …, version: …}})",
@@ -101,19 +116,30 @@ pub(super) async fn check(store: &dyn Store, path: &Path, env: &str) -> Outcome 
         ))
     })?;
     let environment = environment(store, env).await?;
-    let known_models: HashSet<String> =
-        store.list_models().await.context("cannot list models")?.into_iter().map(|m| m.model_id.to_string()).collect();
+    let known_models: HashSet<String> = store
+        .list_models()
+        .await
+        .context("cannot list models")?
+        .into_iter()
+        .map(|m| m.model_id.to_string())
+        .collect();
 
     let lines = locate_entries(&text);
     let mut findings = Vec::new();
     for (name, entry) in &file.models {
-        if let Err((field, problem)) = judge(store, entry, env, &environment.policy, &known_models).await? {
+        if let Err((field, problem)) =
+            judge(store, entry, env, &environment.policy, &known_models).await?
+        {
             let at = lines.get(name).copied().unwrap_or_default();
             let line = match field {
                 Field::ModelId => at.model_id,
                 Field::Version => at.version,
             };
-            findings.push(Finding { line: line.or(at.key).unwrap_or(1), name: name.clone(), problem });
+            findings.push(Finding {
+                line: line.or(at.key).unwrap_or(1),
+                name: name.clone(),
+                problem,
+            });
         }
     }
     findings.sort_by(|a, b| (a.line, &a.name).cmp(&(b.line, &b.name)));
@@ -127,7 +153,10 @@ pub(super) async fn check(store: &dyn Store, path: &Path, env: &str) -> Outcome 
     for f in &findings {
         eprintln!("{shown}:{}: {}: {}", f.line, f.name, f.problem);
     }
-    Err(Failure::refused(format!("{} of {total} pins in {shown} are not allowed in {env}", findings.len())))
+    Err(Failure::refused(format!(
+        "{} of {total} pins in {shown} are not allowed in {env}",
+        findings.len()
+    )))
 }
 
 /// Whether `entry` may be deployed in `env`; if not, which field is wrong and why.
@@ -153,13 +182,25 @@ async fn judge(
         Err(e) => return Ok(Err((Field::Version, e.to_string()))),
     };
     if !known_models.contains(model.as_str()) {
-        return Ok(Err((Field::ModelId, format!("unknown model {model}: it has no registered version"))));
+        return Ok(Err((
+            Field::ModelId,
+            format!("unknown model {model}: it has no registered version"),
+        )));
     }
     let id = FullId::new(model, version);
-    let Some(stored) = store.get_version(&id).await.with_context(|| format!("cannot look up {id}"))? else {
-        return Ok(Err((Field::Version, format!("unknown version {id}: it is not registered"))));
+    let Some(stored) = store
+        .get_version(&id)
+        .await
+        .with_context(|| format!("cannot look up {id}"))?
+    else {
+        return Ok(Err((
+            Field::Version,
+            format!("unknown version {id}: it is not registered"),
+        )));
     };
-    Ok(policy.check_pin(env, &id, stored.stage).map_err(|e| (Field::Version, e.to_string())))
+    Ok(policy
+        .check_pin(env, &id, stored.stage)
+        .map_err(|e| (Field::Version, e.to_string())))
 }
 
 /// Where an entry of the `models:` map sits in the file (1-based lines).
@@ -195,9 +236,14 @@ fn locate_entries(text: &str) -> HashMap<String, EntryLines> {
         if !in_models {
             continue;
         }
-        let Some((key, rest)) = key_of(content) else { continue };
+        let Some((key, rest)) = key_of(content) else {
+            continue;
+        };
         if indent <= *entry_indent.get_or_insert(indent) {
-            let mut lines = EntryLines { key: Some(n), ..EntryLines::default() };
+            let mut lines = EntryLines {
+                key: Some(n),
+                ..EntryLines::default()
+            };
             if rest.contains("model_id") {
                 lines.model_id = Some(n);
             }
@@ -223,7 +269,10 @@ fn key_of(content: &str) -> Option<(String, &str)> {
     let (key, rest) = match quote {
         Some(q) => {
             let end = content[1..].find(q)? + 1;
-            (&content[1..end], content[end + 1..].trim_start().strip_prefix(':')?)
+            (
+                &content[1..end],
+                content[end + 1..].trim_start().strip_prefix(':')?,
+            )
         }
         None => content.split_once(':').map(|(k, r)| (k.trim_end(), r))?,
     };
@@ -235,7 +284,11 @@ mod tests {
     use super::*;
 
     fn lines(key: usize, model_id: usize, version: usize) -> EntryLines {
-        EntryLines { key: Some(key), model_id: Some(model_id), version: Some(version) }
+        EntryLines {
+            key: Some(key),
+            model_id: Some(model_id),
+            version: Some(version),
+        }
     }
 
     #[test]
@@ -259,21 +312,34 @@ mod tests {
     #[test]
     fn versions_that_yaml_reads_as_numbers_stay_strings() {
         let file: PinFile =
-            serde_yaml::from_str("models:\n  m:\n    model_id: m\n    version: 1.10\n").expect("a pin file");
+            serde_yaml::from_str("models:\n  m:\n    model_id: m\n    version: 1.10\n")
+                .expect("a pin file");
         assert_eq!(file.models["m"].version, "1.10");
     }
 
     #[test]
     fn an_exported_file_reads_back_the_same() {
         let file = PinFile {
-            models: BTreeMap::from([("chat".to_owned(), PinEntry { model_id: "chat".into(), version: "1.0".into() })]),
+            models: BTreeMap::from([(
+                "chat".to_owned(),
+                PinEntry {
+                    model_id: "chat".into(),
+                    version: "1.0".into(),
+                },
+            )]),
         };
         let yaml = serde_yaml::to_string(&file).expect("yaml");
-        assert_eq!(serde_yaml::from_str::<PinFile>(&yaml).expect("a pin file"), file);
+        assert_eq!(
+            serde_yaml::from_str::<PinFile>(&yaml).expect("a pin file"),
+            file
+        );
     }
 
     #[test]
     fn a_misspelt_field_makes_the_file_malformed() {
-        assert!(serde_yaml::from_str::<PinFile>("models:\n  m:\n    model_id: m\n    verison: v1\n").is_err());
+        assert!(serde_yaml::from_str::<PinFile>(
+            "models:\n  m:\n    model_id: m\n    verison: v1\n"
+        )
+        .is_err());
     }
 }

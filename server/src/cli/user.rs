@@ -14,7 +14,10 @@ use crate::store::Store;
 /// command line, where it would show in `ps` and shell history.
 fn read_password() -> Result<String, Failure> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
         return Err(Failure::usage("give the password on standard input, e.g. `read -s P; printf '%s\\n' \"$P\" | switchyard user create …`"));
@@ -23,7 +26,9 @@ fn read_password() -> Result<String, Failure> {
 }
 
 pub(super) async fn create(store: &dyn Store, username: &str, role: &str) -> Outcome {
-    let role: Role = role.parse().map_err(|e: switchyard_domain::DomainError| Failure::usage(e.to_string()))?;
+    let role: Role = role
+        .parse()
+        .map_err(|e: switchyard_domain::DomainError| Failure::usage(e.to_string()))?;
     validate_username(username)?;
     let hash = password::hash(&read_password()?).map_err(|e| Failure::usage(e.to_string()))?;
     store
@@ -47,7 +52,9 @@ pub(super) async fn disable(store: &dyn Store, username: &str) -> Outcome {
 fn validate_username(username: &str) -> Result<(), Failure> {
     let ok = !username.is_empty()
         && username.len() <= 64
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && !username.starts_with("token:");
     if ok {
         Ok(())

@@ -4,7 +4,9 @@
 //! through the store as a runner would, dated after the rest of the demo.
 
 use switchyard_domain::clusters::{DriverKind, NewCluster};
-use switchyard_domain::operations::{restore_plan, OperationKind, OperationState, Progress, Trigger};
+use switchyard_domain::operations::{
+    restore_plan, OperationKind, OperationState, Progress, Trigger,
+};
 use switchyard_domain::{FullId, Stage, Timestamp};
 
 use crate::store::clusters::OperationRequest;
@@ -42,35 +44,83 @@ async fn play(
     store.claim_operation("demo", started, lease).await?;
     let mut failed = false;
     for (index, record) in op.steps.iter().enumerate() {
-        store.record_progress(op.id, "demo", Progress::StepStarted { index }, tick()).await?;
+        store
+            .record_progress(op.id, "demo", Progress::StepStarted { index }, tick())
+            .await?;
         if fail_gate && record.step == switchyard_domain::operations::Step::Gate {
             let error = "error rate 4.2% on the new version, over the 1% gate".to_owned();
-            store.record_progress(op.id, "demo", Progress::StepFailed { index, error }, tick()).await?;
+            store
+                .record_progress(op.id, "demo", Progress::StepFailed { index, error }, tick())
+                .await?;
             failed = true;
             break;
         }
-        store.record_progress(op.id, "demo", Progress::StepDone { index, note: None }, tick()).await?;
+        store
+            .record_progress(
+                op.id,
+                "demo",
+                Progress::StepDone { index, note: None },
+                tick(),
+            )
+            .await?;
     }
     let mut end = OperationState::Succeeded;
     if failed {
-        let now = store.get_cluster(cluster).await?.map(|c| c.state).unwrap_or_default();
+        let now = store
+            .get_cluster(cluster)
+            .await?
+            .map(|c| c.state)
+            .unwrap_or_default();
         if let Some(step) = restore_plan(&op.before, &now)? {
-            let op = store.record_progress(op.id, "demo", Progress::RestoreAdded { step, trigger: Trigger::HealthGate }, tick()).await?;
+            let op = store
+                .record_progress(
+                    op.id,
+                    "demo",
+                    Progress::RestoreAdded {
+                        step,
+                        trigger: Trigger::HealthGate,
+                    },
+                    tick(),
+                )
+                .await?;
             let index = op.steps.len() - 1;
-            store.record_progress(op.id, "demo", Progress::StepStarted { index }, tick()).await?;
-            store.record_progress(op.id, "demo", Progress::StepDone { index, note: None }, tick()).await?;
+            store
+                .record_progress(op.id, "demo", Progress::StepStarted { index }, tick())
+                .await?;
+            store
+                .record_progress(
+                    op.id,
+                    "demo",
+                    Progress::StepDone { index, note: None },
+                    tick(),
+                )
+                .await?;
         }
         end = OperationState::RolledBack;
     }
-    store.record_progress(op.id, "demo", Progress::Finished { state: end, error: None }, tick()).await?;
+    store
+        .record_progress(
+            op.id,
+            "demo",
+            Progress::Finished {
+                state: end,
+                error: None,
+            },
+            tick(),
+        )
+        .await?;
     Ok(())
 }
 
 /// Versions of one model admitted by `min` (staging admits staging and production), oldest first.
 async fn admitted(store: &dyn Store, stages: &[Stage]) -> anyhow::Result<Vec<FullId>> {
     for model in store.list_models().await? {
-        let mut versions: Vec<_> =
-            store.list_versions(&model.model_id).await?.into_iter().filter(|v| stages.contains(&v.stage)).collect();
+        let mut versions: Vec<_> = store
+            .list_versions(&model.model_id)
+            .await?
+            .into_iter()
+            .filter(|v| stages.contains(&v.stage))
+            .collect();
         if versions.len() >= 2 {
             versions.reverse();
             return Ok(versions.into_iter().map(|v| v.full_id).collect());
@@ -84,7 +134,9 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
     let start = Timestamp::from_micros(after.micros().max(now.micros() - 6 * 3_600_000_000));
     let mut at = start;
     let versions = admitted(store, &[Stage::Staging, Stage::Production]).await?;
-    let [a, b, ..] = versions.as_slice() else { return Ok(0) };
+    let [a, b, ..] = versions.as_slice() else {
+        return Ok(0);
+    };
     let new = |name: &str, environment: &str| NewCluster {
         name: name.to_owned(),
         environment: environment.to_owned(),
@@ -94,12 +146,50 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
         // already loaded takes two steps (~2.5 s), with a load four (~5 s).
         config: serde_json::json!({ "action_ms": DEMO_ACTION_MS }),
     };
-    store.create_cluster(new("staging-eu", "staging"), "admin", at).await?;
+    store
+        .create_cluster(new("staging-eu", "staging"), "admin", at)
+        .await?;
     let person = ("dana", "release train");
-    play(store, "staging-eu", OperationKind::BlueGreen, Some(a), person, &mut at, false).await?;
-    play(store, "staging-eu", OperationKind::Rolling, Some(b), ("dana", "canary"), &mut at, true).await?;
-    play(store, "staging-eu", OperationKind::BlueGreen, Some(b), ("dana", "after the fix in the gateway"), &mut at, false).await?;
-    play(store, "staging-eu", OperationKind::Rollback, None, ("erin", "latency up 30% in the smoke dashboard"), &mut at, false).await?;
+    play(
+        store,
+        "staging-eu",
+        OperationKind::BlueGreen,
+        Some(a),
+        person,
+        &mut at,
+        false,
+    )
+    .await?;
+    play(
+        store,
+        "staging-eu",
+        OperationKind::Rolling,
+        Some(b),
+        ("dana", "canary"),
+        &mut at,
+        true,
+    )
+    .await?;
+    play(
+        store,
+        "staging-eu",
+        OperationKind::BlueGreen,
+        Some(b),
+        ("dana", "after the fix in the gateway"),
+        &mut at,
+        false,
+    )
+    .await?;
+    play(
+        store,
+        "staging-eu",
+        OperationKind::Rollback,
+        None,
+        ("erin", "latency up 30% in the smoke dashboard"),
+        &mut at,
+        false,
+    )
+    .await?;
     let mut count = 1;
     let production: Vec<FullId> = store
         .list_environments()
@@ -109,8 +199,19 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
         .flat_map(|e| e.pins.into_iter().map(|p| p.full_id))
         .collect();
     if let Some(p) = production.first() {
-        store.create_cluster(new("prod-eu", "production"), "admin", at).await?;
-        play(store, "prod-eu", OperationKind::BlueGreen, Some(p), ("bob", "serve the production pin"), &mut at, false).await?;
+        store
+            .create_cluster(new("prod-eu", "production"), "admin", at)
+            .await?;
+        play(
+            store,
+            "prod-eu",
+            OperationKind::BlueGreen,
+            Some(p),
+            ("bob", "serve the production pin"),
+            &mut at,
+            false,
+        )
+        .await?;
         count += 1;
     }
     debug_assert!(at < now, "the demo's cluster history ends before now");

@@ -75,7 +75,10 @@ impl OipHaproxyConfig {
         switchyard_domain::ModelId::parse(&c.model)?;
         for s in [&c.blue, &c.green] {
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
-                return Err(DomainError::Invalid(format!("slot url {:?} must start with http:// or https://", s.url)));
+                return Err(DomainError::Invalid(format!(
+                    "slot url {:?} must start with http:// or https://",
+                    s.url
+                )));
             }
         }
         Ok(c)
@@ -111,7 +114,11 @@ impl OipHaproxy {
             .build()
             .map_err(|e| DriverError::new(format!("cannot build the HTTP client: {e}")))?;
         let socket = haproxy::Socket::new(config.haproxy.socket.clone());
-        Ok(OipHaproxy { config, http, socket })
+        Ok(OipHaproxy {
+            config,
+            http,
+            socket,
+        })
     }
 
     fn check_model(&self, full_id: &FullId) -> DriverResult<()> {
@@ -125,23 +132,40 @@ impl OipHaproxy {
     }
 
     fn oip(&self, slot: SlotName) -> oip::Server<'_> {
-        oip::Server { http: &self.http, base: self.config.slot(slot).url.trim_end_matches('/'), model: &self.config.model }
+        oip::Server {
+            http: &self.http,
+            base: self.config.slot(slot).url.trim_end_matches('/'),
+            model: &self.config.model,
+        }
     }
 
     /// Puts exactly `full_id`'s folder into the slot's repository.
     async fn stage(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
-        let from = self.config.artifacts.join(&self.config.model).join(full_id.version.as_str());
+        let from = self
+            .config
+            .artifacts
+            .join(&self.config.model)
+            .join(full_id.version.as_str());
         let model_dir = self.config.slot(slot).repository.join(&self.config.model);
         let to = model_dir.join(full_id.version.as_str());
-        let io = |what: &str, p: &Path, e: std::io::Error| DriverError::new(format!("{what} {}: {e}", p.display()));
+        let io = |what: &str, p: &Path, e: std::io::Error| {
+            DriverError::new(format!("{what} {}: {e}", p.display()))
+        };
         if !tokio::fs::try_exists(&from).await.unwrap_or(false) {
-            return Err(DriverError::new(format!("no artifact for {full_id} at {}", from.display())));
+            return Err(DriverError::new(format!(
+                "no artifact for {full_id} at {}",
+                from.display()
+            )));
         }
         match tokio::fs::remove_dir_all(&model_dir).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("cannot clear", &model_dir, e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("cannot clear", &model_dir, e))
+            }
             _ => {}
         }
-        copy_dir(&from, &to).await.map_err(|e| io("cannot copy the artifact to", &to, e))
+        copy_dir(&from, &to)
+            .await
+            .map_err(|e| io("cannot copy the artifact to", &to, e))
     }
 
     async fn haproxy_up(&self, slot: SlotName) -> DriverResult<bool> {
@@ -184,7 +208,10 @@ where
         }
         if tokio::time::Instant::now() >= deadline {
             let why = last.map_or(String::new(), |e| format!(" ({e})"));
-            return Err(DriverError::new(format!("{what} within {} s{why}", timeout.as_secs_f32())));
+            return Err(DriverError::new(format!(
+                "{what} within {} s{why}",
+                timeout.as_secs_f32()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -201,19 +228,37 @@ impl Driver for OipHaproxy {
         server.load().await
     }
 
-    async fn wait_ready(&self, slot: SlotName, full_id: &FullId, timeout: Duration) -> DriverResult<()> {
+    async fn wait_ready(
+        &self,
+        slot: SlotName,
+        full_id: &FullId,
+        timeout: Duration,
+    ) -> DriverResult<()> {
         self.check_model(full_id)?;
         let server = self.oip(slot);
         let v = full_id.version.as_str();
-        poll(timeout, &format!("{full_id} in {slot} did not become ready"), || server.version_ready(v)).await?;
+        poll(
+            timeout,
+            &format!("{full_id} in {slot} did not become ready"),
+            || server.version_ready(v),
+        )
+        .await?;
         // The model server being ready is not enough: HAProxy must have seen it
         // up too, or requests fall through while its health check catches up.
-        poll(timeout, &format!("HAProxy did not report {slot} UP"), || self.haproxy_up(slot)).await
+        poll(
+            timeout,
+            &format!("HAProxy did not report {slot} UP"),
+            || self.haproxy_up(slot),
+        )
+        .await
     }
 
     async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
         self.check_model(full_id)?;
-        let answered = self.oip(slot).infer(full_id.version.as_str(), self.config.smoke_request.as_ref()).await?;
+        let answered = self
+            .oip(slot)
+            .infer(full_id.version.as_str(), self.config.smoke_request.as_ref())
+            .await?;
         if answered != full_id.version.as_str() {
             return Err(DriverError::new(format!(
                 "the smoke request to {slot} was answered by version {answered:?}, not {}",
@@ -229,7 +274,12 @@ impl Driver for OipHaproxy {
         let mut commands = Vec::new();
         if weights.sole().is_none() {
             for slot in SlotName::ALL {
-                commands.push(format!("set server {}/{} weight {}", backend(None), slot, weights.of(slot)));
+                commands.push(format!(
+                    "set server {}/{} weight {}",
+                    backend(None),
+                    slot,
+                    weights.of(slot)
+                ));
             }
         }
         commands.push(format!("set map {map} active {target}"));
@@ -251,7 +301,10 @@ impl Driver for OipHaproxy {
     }
 
     async fn observe(&self) -> DriverResult<Observed> {
-        let active = self.socket.map_value(&self.config.haproxy.route_map, "active").await?;
+        let active = self
+            .socket
+            .map_value(&self.config.haproxy.route_map, "active")
+            .await?;
         let weights = match active.as_str() {
             "be_blue" => Weights::all_on(SlotName::Blue),
             "be_green" => Weights::all_on(SlotName::Green),
@@ -281,12 +334,25 @@ impl Driver for OipHaproxy {
         self.config.health_gate
     }
 
-    async fn slot_health(&self, slot: SlotName, version: Option<&FullId>) -> DriverResult<SlotHealth> {
-        let Some(v) = version else { return Ok(SlotHealth::Empty) };
+    async fn slot_health(
+        &self,
+        slot: SlotName,
+        version: Option<&FullId>,
+    ) -> DriverResult<SlotHealth> {
+        let Some(v) = version else {
+            return Ok(SlotHealth::Empty);
+        };
         if !self.oip(slot).version_ready(v.version.as_str()).await? {
-            return Ok(SlotHealth::NotReady(format!("{v} does not answer ready at {}", self.config.slot(slot).url)));
+            return Ok(SlotHealth::NotReady(format!(
+                "{v} does not answer ready at {}",
+                self.config.slot(slot).url
+            )));
         }
-        if !self.socket.server_up(backend(Some(slot)), slot.as_str()).await? {
+        if !self
+            .socket
+            .server_up(backend(Some(slot)), slot.as_str())
+            .await?
+        {
             return Ok(SlotHealth::NotReady(format!("HAProxy reports {slot} down")));
         }
         Ok(SlotHealth::Ready)

@@ -55,7 +55,9 @@ impl SimulatedConfig {
         let c: SimulatedConfig = serde_json::from_value(config.clone())
             .map_err(|e| DomainError::Invalid(format!("simulated driver config: {e}")))?;
         if c.error_percent.values().any(|p| !(0.0..=100.0).contains(p)) {
-            return Err(DomainError::Invalid("simulated driver config: error_percent values are 0 to 100".to_owned()));
+            return Err(DomainError::Invalid(
+                "simulated driver config: error_percent values are 0 to 100".to_owned(),
+            ));
         }
         Ok(c)
     }
@@ -84,8 +86,19 @@ impl Simulated {
     /// A simulated cluster starting as its state file says, or else as the
     /// database last recorded it.
     pub fn new(config: SimulatedConfig, state: &ClusterState) -> Simulated {
-        let state = config.state_file.as_ref().and_then(|f| read_state(f).ok().flatten()).unwrap_or_else(|| state.clone());
-        Simulated { config, router: Mutex::new(Router { state, served: [(0.0, 0.0); 2], counted_until: Instant::now() }) }
+        let state = config
+            .state_file
+            .as_ref()
+            .and_then(|f| read_state(f).ok().flatten())
+            .unwrap_or_else(|| state.clone());
+        Simulated {
+            config,
+            router: Mutex::new(Router {
+                state,
+                served: [(0.0, 0.0); 2],
+                counted_until: Instant::now(),
+            }),
+        }
     }
 
     async fn pause(&self, share: u64) {
@@ -112,7 +125,9 @@ impl Simulated {
         let rate = f64::from(self.config.requests_per_second.unwrap_or(1000));
         for slot in SlotName::ALL {
             let share = f64::from(r.state.weights.of(slot)) / 100.0;
-            let Some(v) = r.state.version(slot).map(ToString::to_string) else { continue };
+            let Some(v) = r.state.version(slot).map(ToString::to_string) else {
+                continue;
+            };
             let requests = seconds * rate * share;
             let failing = self.config.error_percent.get(&v).copied().unwrap_or(0.0) / 100.0;
             let served = &mut r.served[index(slot)];
@@ -136,16 +151,23 @@ impl Simulated {
 /// The router state kept in `file`, if the file exists.
 pub fn read_state(file: &std::path::Path) -> DriverResult<Option<ClusterState>> {
     match std::fs::read_to_string(file) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| DriverError::new(format!("simulated: state file {} is not valid: {e}", file.display()))),
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            DriverError::new(format!(
+                "simulated: state file {} is not valid: {e}",
+                file.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(DriverError::new(format!("simulated: cannot read {}: {e}", file.display()))),
+        Err(e) => Err(DriverError::new(format!(
+            "simulated: cannot read {}: {e}",
+            file.display()
+        ))),
     }
 }
 
 fn write_state(file: &std::path::Path, state: &ClusterState) -> DriverResult<()> {
-    let fail = |e: String| DriverError::new(format!("simulated: cannot write {}: {e}", file.display()));
+    let fail =
+        |e: String| DriverError::new(format!("simulated: cannot write {}: {e}", file.display()));
     let text = serde_json::to_string(state).map_err(|e| fail(e.to_string()))?;
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(|e| fail(e.to_string()))?;
@@ -159,12 +181,16 @@ impl Driver for Simulated {
         {
             let mut r = self.router().await?;
             if r.state.weights.of(slot) > 0 {
-                return Err(DriverError::new(format!("simulated: {slot} carries traffic and cannot be loaded")));
+                return Err(DriverError::new(format!(
+                    "simulated: {slot} carries traffic and cannot be loaded"
+                )));
             }
             let emptied = r.state.with_version(slot, None);
             self.set(&mut r, emptied)?;
             if Self::named(&self.config.fail_load, full_id) {
-                return Err(DriverError::new(format!("simulated: {full_id} failed to load into {slot}")));
+                return Err(DriverError::new(format!(
+                    "simulated: {full_id} failed to load into {slot}"
+                )));
             }
             let loaded = r.state.with_version(slot, Some(full_id.clone()));
             self.set(&mut r, loaded)?;
@@ -173,7 +199,12 @@ impl Driver for Simulated {
         Ok(())
     }
 
-    async fn wait_ready(&self, slot: SlotName, full_id: &FullId, _timeout: Duration) -> DriverResult<()> {
+    async fn wait_ready(
+        &self,
+        slot: SlotName,
+        full_id: &FullId,
+        _timeout: Duration,
+    ) -> DriverResult<()> {
         self.pause(2).await;
         let r = self.router().await?;
         match r.state.version(slot) {
@@ -188,7 +219,9 @@ impl Driver for Simulated {
     async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
         if Self::named(&self.config.fail_smoke, full_id) {
             self.pause(2).await;
-            return Err(DriverError::new(format!("simulated: the smoke request to {full_id} in {slot} failed")));
+            return Err(DriverError::new(format!(
+                "simulated: the smoke request to {full_id} in {slot} failed"
+            )));
         }
         self.wait_ready(slot, full_id, Duration::ZERO).await
     }
@@ -209,28 +242,42 @@ impl Driver for Simulated {
         let r = self.router().await?;
         if let Some(p) = self.config.fail_gate_at {
             // Any slot at exactly that share: the shares a rolling update steps through.
-            if SlotName::ALL.into_iter().any(|s| r.state.weights.of(s) == p && state.version(s).is_some()) {
-                return Err(DriverError::new(format!("simulated: health gate failed with {p}% on the new version")));
+            if SlotName::ALL
+                .into_iter()
+                .any(|s| r.state.weights.of(s) == p && state.version(s).is_some())
+            {
+                return Err(DriverError::new(format!(
+                    "simulated: health gate failed with {p}% on the new version"
+                )));
             }
         }
         Ok(())
     }
 
     async fn observe(&self) -> DriverResult<Observed> {
-        Ok(Observed { weights: self.router().await?.state.weights })
+        Ok(Observed {
+            weights: self.router().await?.state.weights,
+        })
     }
 
     async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic> {
         let (requests, errors) = self.router().await?.served[index(slot)];
         // Whole requests only; rounding down keeps errors ≤ requests.
-        Ok(Traffic { requests: requests as u64, errors: (errors as u64).min(requests as u64) })
+        Ok(Traffic {
+            requests: requests as u64,
+            errors: (errors as u64).min(requests as u64),
+        })
     }
 
     fn gate_policy(&self) -> GatePolicy {
         self.config.health_gate
     }
 
-    async fn slot_health(&self, slot: SlotName, version: Option<&FullId>) -> DriverResult<SlotHealth> {
+    async fn slot_health(
+        &self,
+        slot: SlotName,
+        version: Option<&FullId>,
+    ) -> DriverResult<SlotHealth> {
         let r = self.router().await?;
         Ok(match (r.state.version(slot), version) {
             (None, None) => SlotHealth::Empty,

@@ -34,7 +34,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Actor>().cloned().ok_or_else(ApiError::unauthenticated)
+        parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .ok_or_else(ApiError::unauthenticated)
     }
 }
 
@@ -42,7 +46,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Actor {
 fn bearer(parts: &Request) -> Option<&str> {
     let value = parts.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Middleware on every `/api/v1` route: a valid (unrevoked, unexpired) API
@@ -51,12 +58,20 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     let Some(token) = bearer(&req) else {
         return ApiError::unauthenticated().into_response();
     };
-    let identity = match app.store.token_identity(&secret::hash(token), Timestamp::now()).await {
+    let identity = match app
+        .store
+        .token_identity(&secret::hash(token), Timestamp::now())
+        .await
+    {
         Ok(Some(identity)) => identity,
         Ok(None) => return ApiError::unauthenticated().into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let actor = Actor { name: identity.actor(), role: identity.role, identity };
+    let actor = Actor {
+        name: identity.actor(),
+        role: identity.role,
+        identity,
+    };
     req.extensions_mut().insert(actor);
     next.run(req).await
 }

@@ -39,10 +39,15 @@ pub struct AuditParams {
         (status = 200, description = "Ledger events, newest first", body = ref("#/components/schemas/AuditPage")),
         (status = 422, description = "A malformed filter, limit or cursor", body = ref("#/components/schemas/Error")),
     ))]
-pub async fn page(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditParams>) -> Result<Json<AuditPage>, ApiError> {
+pub async fn page(
+    State(app): State<AppState>,
+    ApiQuery(p): ApiQuery<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit must be between 1 and {MAX_LIMIT}, not {limit}")));
+        return Err(ApiError::invalid(format!(
+            "limit must be between 1 and {MAX_LIMIT}, not {limit}"
+        )));
     }
     let time = |t: Option<&str>| super::filter(t).map(super::parse_time).transpose();
     let text = |t: Option<String>| t.filter(|s| !s.is_empty());

@@ -72,14 +72,23 @@ pub async fn create(
         driver,
         config: body.config,
     };
-    let cluster = app.store.create_cluster(new, &actor.name, Timestamp::now()).await?;
+    let cluster = app
+        .store
+        .create_cluster(new, &actor.name, Timestamp::now())
+        .await?;
     Ok((StatusCode::CREATED, Json(shown(cluster))))
 }
 
 #[utoipa::path(get, path = "/api/v1/clusters", tag = "clusters",
     responses((status = 200, description = "Every cluster with its slots, weights and running operation", body = ref("#/components/schemas/ClusterList"))))]
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let clusters: Vec<Value> = app.store.list_clusters().await?.into_iter().map(shown).collect();
+    let clusters: Vec<Value> = app
+        .store
+        .list_clusters()
+        .await?
+        .into_iter()
+        .map(shown)
+        .collect();
     Ok(Json(json!({ "clusters": clusters })))
 }
 
@@ -91,7 +100,10 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
             within 1.5 s) and the router's weights now (`router`)", body = ref("#/components/schemas/Cluster")),
         (status = 404, description = "No such cluster", body = ref("#/components/schemas/Error")),
     ))]
-pub async fn detail(State(app): State<AppState>, ApiPath(name): ApiPath<String>) -> Result<Json<Value>, ApiError> {
+pub async fn detail(
+    State(app): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
     let name = parse_cluster_name(&name)?;
     let cluster = app
         .store
@@ -102,7 +114,11 @@ pub async fn detail(State(app): State<AppState>, ApiPath(name): ApiPath<String>)
     let mut v = shown(cluster);
     if let Some(slots) = v.get_mut("slots").and_then(Value::as_array_mut) {
         for s in slots.iter_mut() {
-            let health = live.health.iter().find(|(slot, _)| s["slot"] == slot.as_str()).map(|(_, h)| h.clone());
+            let health = live
+                .health
+                .iter()
+                .find(|(slot, _)| s["slot"] == slot.as_str())
+                .map(|(_, h)| h.clone());
             if let (Some(o), Some(h)) = (s.as_object_mut(), health) {
                 o.insert("health".into(), json!(h));
             }
@@ -123,8 +139,20 @@ const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500)
 
 /// Checks that `actor` may run an operation (or a rollback) on `cluster`;
 /// the rule is shared with the console (`crate::clusters::require_operator`).
-pub(super) async fn require_operator(app: &AppState, actor: &Actor, cluster: &str, rollback: bool) -> Result<(), ApiError> {
+pub(super) async fn require_operator(
+    app: &AppState,
+    actor: &Actor,
+    cluster: &str,
+    rollback: bool,
+) -> Result<(), ApiError> {
     let who = actor.identity.actor();
-    crate::clusters::require_operator(app.store.as_ref(), &who, actor.identity.role, cluster, rollback).await?;
+    crate::clusters::require_operator(
+        app.store.as_ref(),
+        &who,
+        actor.identity.role,
+        cluster,
+        rollback,
+    )
+    .await?;
     Ok(())
 }

@@ -18,7 +18,9 @@ use crate::state::AppState;
 #[utoipa::path(get, path = "/api/v1/environments", tag = "environments",
     responses((status = 200, description = "Environments with their policies and pins", body = ref("#/components/schemas/EnvironmentList"))))]
 pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "environments": app.store.list_environments().await? })))
+    Ok(Json(
+        json!({ "environments": app.store.list_environments().await? }),
+    ))
 }
 
 /// The body of `PUT /api/v1/environments/{env}/pins/{model_id}`.
@@ -47,8 +49,14 @@ pub async fn set_pin(
     ApiJson(body): ApiJson<SetPin>,
 ) -> Result<Json<Pin>, ApiError> {
     let env = parse_environment_name(&env)?;
-    actor.require(pin_role(&app, &env).await?, &format!("pinning by hand in {env}"))?;
-    let full_id = FullId::new(ModelId::parse(&model_id)?, VersionName::parse(&body.version)?);
+    actor.require(
+        pin_role(&app, &env).await?,
+        &format!("pinning by hand in {env}"),
+    )?;
+    let full_id = FullId::new(
+        ModelId::parse(&model_id)?,
+        VersionName::parse(&body.version)?,
+    );
     let reason = super::reason(body.reason.as_deref());
     let pin = app
         .store
@@ -62,6 +70,13 @@ pub async fn set_pin(
 /// promotions.
 async fn pin_role(app: &AppState, env: &str) -> Result<Role, ApiError> {
     let environments = app.store.list_environments().await?;
-    let production = environments.iter().find(|e| e.name == env).is_some_and(|e| e.policy.is_production());
-    Ok(if production { Role::Admin } else { Role::Deployer })
+    let production = environments
+        .iter()
+        .find(|e| e.name == env)
+        .is_some_and(|e| e.policy.is_production());
+    Ok(if production {
+        Role::Admin
+    } else {
+        Role::Deployer
+    })
 }

@@ -13,7 +13,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Upper bounds (seconds) of the request duration histogram's buckets.
-const BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const BUCKETS: [f64; 11] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// How a resolve call ended; the `outcome` label of `switchyard_resolve_total`.
 pub const RESOLVE_OUTCOMES: [&str; 7] = [
@@ -49,7 +51,9 @@ impl Metrics {
         if !http.contains_key(path) {
             http.insert(path.into(), HashMap::new());
         }
-        let Some(by_method) = http.get_mut(path) else { return };
+        let Some(by_method) = http.get_mut(path) else {
+            return;
+        };
         let series = by_method.entry(method.clone()).or_default();
         match series.by_status.iter_mut().find(|(s, _)| *s == status) {
             Some((_, n)) => *n += 1,
@@ -67,7 +71,10 @@ impl Metrics {
     /// Counts one resolve call; `outcome` is one of [`RESOLVE_OUTCOMES`]
     /// (anything else counts as `error`).
     pub fn resolved(&self, outcome: &str) {
-        let i = RESOLVE_OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(RESOLVE_OUTCOMES.len() - 1);
+        let i = RESOLVE_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(RESOLVE_OUTCOMES.len() - 1);
         self.resolve[i].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -80,13 +87,26 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail; the results are ignored for that reason.
         let _ = self.render_http(&mut out);
-        let _ = writeln!(out, "# HELP switchyard_resolve_total Resolve calls by outcome.");
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_resolve_total Resolve calls by outcome."
+        );
         let _ = writeln!(out, "# TYPE switchyard_resolve_total counter");
         for (outcome, n) in RESOLVE_OUTCOMES.iter().zip(&self.resolve) {
-            let _ = writeln!(out, "switchyard_resolve_total{{outcome=\"{outcome}\"}} {}", n.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "switchyard_resolve_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
         }
-        let _ = writeln!(out, "# HELP switchyard_request_records_ingested_total Request records stored.");
-        let _ = writeln!(out, "# TYPE switchyard_request_records_ingested_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_request_records_ingested_total Request records stored."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE switchyard_request_records_ingested_total counter"
+        );
         let _ = writeln!(
             out,
             "switchyard_request_records_ingested_total {}",
@@ -97,25 +117,49 @@ impl Metrics {
 
     fn render_http(&self, out: &mut String) -> std::fmt::Result {
         let http = self.http.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut routes: Vec<_> = http.iter().flat_map(|(p, m)| m.iter().map(move |(m, s)| (p, m, s))).collect();
+        let mut routes: Vec<_> = http
+            .iter()
+            .flat_map(|(p, m)| m.iter().map(move |(m, s)| (p, m, s)))
+            .collect();
         routes.sort_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
-        writeln!(out, "# HELP http_requests_total HTTP requests by method, matched path and status.")?;
+        writeln!(
+            out,
+            "# HELP http_requests_total HTTP requests by method, matched path and status."
+        )?;
         writeln!(out, "# TYPE http_requests_total counter")?;
         for (path, method, s) in &routes {
             for (status, n) in &s.by_status {
                 writeln!(out, "http_requests_total{{method=\"{method}\",path=\"{path}\",status=\"{status}\"}} {n}")?;
             }
         }
-        writeln!(out, "# HELP http_request_duration_seconds HTTP request latency by method and matched path.")?;
+        writeln!(
+            out,
+            "# HELP http_request_duration_seconds HTTP request latency by method and matched path."
+        )?;
         writeln!(out, "# TYPE http_request_duration_seconds histogram")?;
         for (path, method, s) in &routes {
             let labels = format!("method=\"{method}\",path=\"{path}\"");
             for (le, n) in BUCKETS.iter().zip(s.buckets) {
-                writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}")?;
+                writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+                )?;
             }
-            writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count)?;
-            writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {}", s.sum_seconds)?;
-            writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", s.count)?;
+            writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            )?;
+            writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_seconds
+            )?;
+            writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            )?;
         }
         Ok(())
     }
@@ -128,7 +172,12 @@ pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next:
     let path = req.extensions().get::<MatchedPath>().cloned();
     let res = next.run(req).await;
     let path = path.as_ref().map_or("unmatched", MatchedPath::as_str);
-    metrics.observe_http(path, &method, res.status().as_u16(), start.elapsed().as_secs_f64());
+    metrics.observe_http(
+        path,
+        &method,
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     res
 }
 
@@ -152,7 +201,13 @@ pub async fn metrics(
             return Err(crate::error::ApiError::unauthenticated());
         }
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()))
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    ))
 }
 
 #[cfg(test)]
@@ -164,9 +219,15 @@ mod tests {
         let m = Metrics::default();
         m.observe_http("/healthz", &Method::GET, 200, 0.003);
         let text = m.render();
-        assert!(text.contains(r#"http_requests_total{method="GET",path="/healthz",status="200"} 1"#));
-        assert!(text.contains(r#"http_request_duration_seconds_bucket{method="GET",path="/healthz",le="0.0025"} 0"#));
-        assert!(text.contains(r#"http_request_duration_seconds_bucket{method="GET",path="/healthz",le="0.005"} 1"#));
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",path="/healthz",status="200"} 1"#)
+        );
+        assert!(text.contains(
+            r#"http_request_duration_seconds_bucket{method="GET",path="/healthz",le="0.0025"} 0"#
+        ));
+        assert!(text.contains(
+            r#"http_request_duration_seconds_bucket{method="GET",path="/healthz",le="0.005"} 1"#
+        ));
     }
 
     #[test]
@@ -174,6 +235,8 @@ mod tests {
         let m = Metrics::default();
         m.resolved("retired");
         m.resolved("retired");
-        assert!(m.render().contains(r#"switchyard_resolve_total{outcome="retired"} 2"#));
+        assert!(m
+            .render()
+            .contains(r#"switchyard_resolve_total{outcome="retired"} 2"#));
     }
 }

@@ -8,13 +8,15 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type,
+};
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    audit, clusters, environments, health, metrics, operations, promotions, request_records, resolve,
-    serving, stages, versions,
+    audit, clusters, environments, health, metrics, operations, promotions, request_records,
+    resolve, serving, stages, versions,
 };
 
 #[derive(OpenApi)]
@@ -49,7 +51,9 @@ pub async fn document() -> impl IntoResponse {
     let json = JSON.get_or_init(|| {
         // Serialising a document built from our own static annotations cannot
         // fail; an empty object is answered if it ever did.
-        ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".to_owned())
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|_| "{}".to_owned())
     });
     ([(header::CONTENT_TYPE, "application/json")], json.as_str())
 }
@@ -74,96 +78,215 @@ enum F {
 type Field = (&'static str, F, bool);
 
 const VERSION: &[Field] = &[
-    ("full_id", F::Str, true), ("model_id", F::Str, true), ("version", F::Str, true), ("stage", F::Stage, true),
-    ("config_hash", F::Str, true), ("config", F::Obj, true), ("artifact_uri", F::Str, false),
-    ("labels", F::Obj, false), ("created_at", F::Time, true), ("created_by", F::Str, true),
+    ("full_id", F::Str, true),
+    ("model_id", F::Str, true),
+    ("version", F::Str, true),
+    ("stage", F::Stage, true),
+    ("config_hash", F::Str, true),
+    ("config", F::Obj, true),
+    ("artifact_uri", F::Str, false),
+    ("labels", F::Obj, false),
+    ("created_at", F::Time, true),
+    ("created_by", F::Str, true),
     ("stage_since", F::Time, true),
 ];
 const VERSION_DETAIL_EXTRA: &[Field] = &[
-    ("stage_history", F::List("StageChange"), true), ("retires_at", F::Time, false), ("pinned_in", F::Strings, true),
+    ("stage_history", F::List("StageChange"), true),
+    ("retires_at", F::Time, false),
+    ("pinned_in", F::Strings, true),
 ];
 const STAGE_CHANGE: &[Field] = &[
-    ("at", F::Time, true), ("from", F::Stage, false), ("to", F::Stage, true), ("actor", F::Str, true),
-    ("reason", F::Str, false), ("event_id", F::Int, true),
-];
-const MODEL_SUMMARY: &[Field] = &[
-    ("model_id", F::Str, true), ("version_count", F::Int, true), ("latest_version", F::Str, false),
-    ("production_version", F::Str, false), ("updated_at", F::Time, true),
-];
-const PIN: &[Field] = &[
-    ("environment", F::Str, true), ("model_id", F::Str, true), ("version", F::Str, true), ("full_id", F::Str, true),
-    ("stage", F::Stage, true), ("since", F::Time, true), ("set_by", F::Str, true), ("reason", F::Str, false),
+    ("at", F::Time, true),
+    ("from", F::Stage, false),
+    ("to", F::Stage, true),
+    ("actor", F::Str, true),
+    ("reason", F::Str, false),
     ("event_id", F::Int, true),
 ];
-const ENV_POLICY: &[Field] = &[("allow_latest", F::Bool, true), ("required_approvals", F::Int, true), ("min_stage", F::Stage, true)];
-const ENVIRONMENT: &[Field] = &[("name", F::Str, true), ("policy", F::Ref("EnvPolicy"), true), ("pins", F::List("Pin"), true)];
+const MODEL_SUMMARY: &[Field] = &[
+    ("model_id", F::Str, true),
+    ("version_count", F::Int, true),
+    ("latest_version", F::Str, false),
+    ("production_version", F::Str, false),
+    ("updated_at", F::Time, true),
+];
+const PIN: &[Field] = &[
+    ("environment", F::Str, true),
+    ("model_id", F::Str, true),
+    ("version", F::Str, true),
+    ("full_id", F::Str, true),
+    ("stage", F::Stage, true),
+    ("since", F::Time, true),
+    ("set_by", F::Str, true),
+    ("reason", F::Str, false),
+    ("event_id", F::Int, true),
+];
+const ENV_POLICY: &[Field] = &[
+    ("allow_latest", F::Bool, true),
+    ("required_approvals", F::Int, true),
+    ("min_stage", F::Stage, true),
+];
+const ENVIRONMENT: &[Field] = &[
+    ("name", F::Str, true),
+    ("policy", F::Ref("EnvPolicy"), true),
+    ("pins", F::List("Pin"), true),
+];
 const RESOLVED: &[Field] = &[
-    ("full_id", F::Str, true), ("config_hash", F::Str, true), ("stage", F::Stage, true), ("pinned", F::Bool, true),
-    ("deprecated", F::Bool, true), ("warning", F::Str, false),
+    ("full_id", F::Str, true),
+    ("config_hash", F::Str, true),
+    ("stage", F::Stage, true),
+    ("pinned", F::Bool, true),
+    ("deprecated", F::Bool, true),
+    ("warning", F::Str, false),
 ];
 const REQUEST_RECORD: &[Field] = &[
-    ("request_id", F::Str, true), ("at", F::Time, true), ("cluster", F::Str, true), ("slot", F::Str, true),
-    ("full_id", F::Str, true), ("latency_ms", F::Num, true), ("outcome", F::Str, false),
+    ("request_id", F::Str, true),
+    ("at", F::Time, true),
+    ("cluster", F::Str, true),
+    ("slot", F::Str, true),
+    ("full_id", F::Str, true),
+    ("latency_ms", F::Num, true),
+    ("outcome", F::Str, false),
 ];
 const REQUEST_LOOKUP: &[Field] = &[
-    ("record", F::Ref("RequestRecord"), true), ("version", F::Ref("Version"), false), ("provenance", F::List("LedgerEvent"), true),
+    ("record", F::Ref("RequestRecord"), true),
+    ("version", F::Ref("Version"), false),
+    ("provenance", F::List("LedgerEvent"), true),
 ];
 const LEDGER_EVENT: &[Field] = &[
-    ("id", F::Int, true), ("at", F::Time, true), ("actor", F::Str, true), ("action", F::Str, true),
-    ("model_id", F::Str, false), ("version", F::Str, false), ("environment", F::Str, false), ("cluster", F::Str, false),
-    ("reason", F::Str, false), ("details", F::Obj, true), ("prev_hash", F::Str, true), ("hash", F::Str, true),
+    ("id", F::Int, true),
+    ("at", F::Time, true),
+    ("actor", F::Str, true),
+    ("action", F::Str, true),
+    ("model_id", F::Str, false),
+    ("version", F::Str, false),
+    ("environment", F::Str, false),
+    ("cluster", F::Str, false),
+    ("reason", F::Str, false),
+    ("details", F::Obj, true),
+    ("prev_hash", F::Str, true),
+    ("hash", F::Str, true),
 ];
 const PIN_AT: &[Field] = &[
-    ("environment", F::Str, true), ("model_id", F::Str, true), ("full_id", F::Str, true), ("since", F::Time, true),
-    ("event_id", F::Int, true), ("actor", F::Str, true), ("reason", F::Str, false), ("next_change", F::Time, false),
+    ("environment", F::Str, true),
+    ("model_id", F::Str, true),
+    ("full_id", F::Str, true),
+    ("since", F::Time, true),
+    ("event_id", F::Int, true),
+    ("actor", F::Str, true),
+    ("reason", F::Str, false),
+    ("next_change", F::Time, false),
 ];
 const SLOT: &[Field] = &[
-    ("slot", F::Str, true), ("full_id", F::Str, false), ("weight", F::Int, true),
+    ("slot", F::Str, true),
+    ("full_id", F::Str, false),
+    ("weight", F::Int, true),
     // Only in `GET /api/v1/clusters/{name}`: as the driver reports it now.
     ("health", F::Str, false),
 ];
-const DRIFT: &[Field] = &[("model_id", F::Str, true), ("serving", F::Str, true), ("pinned", F::Str, false)];
-const CLUSTER_AT: &[Field] = &[
-    ("cluster", F::Str, true), ("environment", F::Str, true), ("driver", F::Str, true), ("slots", F::List("Slot"), true),
-    ("since", F::Time, true), ("event_id", F::Int, true), ("actor", F::Str, true), ("reason", F::Str, false),
-    ("next_change", F::Time, false), ("drift", F::List("Drift"), true),
+const DRIFT: &[Field] = &[
+    ("model_id", F::Str, true),
+    ("serving", F::Str, true),
+    ("pinned", F::Str, false),
 ];
-const SERVING_AT: &[Field] =
-    &[("at", F::Time, true), ("pins", F::List("PinAt"), true), ("clusters", F::List("ClusterAt"), true)];
+const CLUSTER_AT: &[Field] = &[
+    ("cluster", F::Str, true),
+    ("environment", F::Str, true),
+    ("driver", F::Str, true),
+    ("slots", F::List("Slot"), true),
+    ("since", F::Time, true),
+    ("event_id", F::Int, true),
+    ("actor", F::Str, true),
+    ("reason", F::Str, false),
+    ("next_change", F::Time, false),
+    ("drift", F::List("Drift"), true),
+];
+const SERVING_AT: &[Field] = &[
+    ("at", F::Time, true),
+    ("pins", F::List("PinAt"), true),
+    ("clusters", F::List("ClusterAt"), true),
+];
 const CLUSTER: &[Field] = &[
-    ("name", F::Str, true), ("environment", F::Str, true), ("driver", F::Str, true), ("simulated", F::Bool, true),
-    ("config", F::Obj, true), ("slots", F::List("Slot"), true), ("rollback_to", F::Str, false),
-    ("state_event_id", F::Int, true), ("state_since", F::Time, true), ("created_at", F::Time, true),
-    ("created_by", F::Str, true), ("running_operation", F::Int, false),
+    ("name", F::Str, true),
+    ("environment", F::Str, true),
+    ("driver", F::Str, true),
+    ("simulated", F::Bool, true),
+    ("config", F::Obj, true),
+    ("slots", F::List("Slot"), true),
+    ("rollback_to", F::Str, false),
+    ("state_event_id", F::Int, true),
+    ("state_since", F::Time, true),
+    ("created_at", F::Time, true),
+    ("created_by", F::Str, true),
+    ("running_operation", F::Int, false),
     // Only in `GET /api/v1/clusters/{name}`: the router's weights now, or `error` saying why unknown.
     ("router", F::Obj, false),
 ];
 const STEP: &[Field] = &[
-    ("action", F::Str, true), ("state", F::Str, true), ("started_at", F::Time, false), ("finished_at", F::Time, false),
-    ("note", F::Str, false), ("slot", F::Str, false), ("full_id", F::Str, false), ("weights", F::Obj, false),
+    ("action", F::Str, true),
+    ("state", F::Str, true),
+    ("started_at", F::Time, false),
+    ("finished_at", F::Time, false),
+    ("note", F::Str, false),
+    ("slot", F::Str, false),
+    ("full_id", F::Str, false),
+    ("weights", F::Obj, false),
 ];
 const OPERATION: &[Field] = &[
-    ("id", F::Int, true), ("cluster", F::Str, true), ("kind", F::Str, true), ("full_id", F::Str, true),
-    ("state", F::Str, true), ("steps", F::List("OperationStep"), true), ("next_step", F::Int, true),
-    ("before", F::Obj, true), ("reason", F::Str, false), ("actor", F::Str, true), ("trigger", F::Str, false),
-    ("error", F::Str, false), ("created_at", F::Time, true), ("finished_at", F::Time, false),
+    ("id", F::Int, true),
+    ("cluster", F::Str, true),
+    ("kind", F::Str, true),
+    ("full_id", F::Str, true),
+    ("state", F::Str, true),
+    ("steps", F::List("OperationStep"), true),
+    ("next_step", F::Int, true),
+    ("before", F::Obj, true),
+    ("reason", F::Str, false),
+    ("actor", F::Str, true),
+    ("trigger", F::Str, false),
+    ("error", F::Str, false),
+    ("created_at", F::Time, true),
+    ("finished_at", F::Time, false),
 ];
-const AUDIT_PAGE: &[Field] = &[("events", F::List("LedgerEvent"), true), ("next_cursor", F::Str, false)];
+const AUDIT_PAGE: &[Field] = &[
+    ("events", F::List("LedgerEvent"), true),
+    ("next_cursor", F::Str, false),
+];
 const VERIFY_REPORT: &[Field] = &[
-    ("ok", F::Bool, true), ("checked", F::Int, true), ("first_broken_id", F::Int, false), ("problem", F::Str, false),
+    ("ok", F::Bool, true),
+    ("checked", F::Int, true),
+    ("first_broken_id", F::Int, false),
+    ("problem", F::Str, false),
 ];
 const APPROVAL: &[Field] = &[
-    ("approver", F::Str, true), ("actor", F::Str, true), ("config_hash", F::Str, true), ("reason", F::Str, false),
+    ("approver", F::Str, true),
+    ("actor", F::Str, true),
+    ("config_hash", F::Str, true),
+    ("reason", F::Str, false),
     ("at", F::Time, true),
 ];
 const PROMOTION: &[Field] = &[
-    ("id", F::Int, true), ("full_id", F::Str, true), ("environment", F::Str, true), ("to_stage", F::Stage, true),
-    ("config_hash", F::Str, true), ("reason", F::Str, true), ("requested_by", F::Str, true),
-    ("requested_at", F::Time, true), ("expires_at", F::Time, true), ("required_approvals", F::Int, true),
-    ("status", F::Str, true), ("approvals", F::List("Approval"), true), ("decided_at", F::Time, false),
-    ("decided_by", F::Str, false), ("decision_reason", F::Str, false),
+    ("id", F::Int, true),
+    ("full_id", F::Str, true),
+    ("environment", F::Str, true),
+    ("to_stage", F::Stage, true),
+    ("config_hash", F::Str, true),
+    ("reason", F::Str, true),
+    ("requested_by", F::Str, true),
+    ("requested_at", F::Time, true),
+    ("expires_at", F::Time, true),
+    ("required_approvals", F::Int, true),
+    ("status", F::Str, true),
+    ("approvals", F::List("Approval"), true),
+    ("decided_at", F::Time, false),
+    ("decided_by", F::Str, false),
+    ("decision_reason", F::Str, false),
 ];
-const ERROR_BODY: &[Field] = &[("code", F::Str, true), ("message", F::Str, true), ("details", F::Obj, false)];
+const ERROR_BODY: &[Field] = &[
+    ("code", F::Str, true),
+    ("message", F::Str, true),
+    ("details", F::Obj, false),
+];
 
 const SCHEMAS: &[(&str, &[Field])] = &[
     ("Version", VERSION),
@@ -174,7 +297,10 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("Pin", PIN),
     ("EnvPolicy", ENV_POLICY),
     ("Environment", ENVIRONMENT),
-    ("EnvironmentList", &[("environments", F::List("Environment"), true)]),
+    (
+        "EnvironmentList",
+        &[("environments", F::List("Environment"), true)],
+    ),
     ("Resolved", RESOLVED),
     ("RequestRecord", REQUEST_RECORD),
     ("RequestLookup", REQUEST_LOOKUP),
@@ -189,12 +315,18 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("ClusterList", &[("clusters", F::List("Cluster"), true)]),
     ("OperationStep", STEP),
     ("Operation", OPERATION),
-    ("OperationAccepted", &[("operation_id", F::Int, true), ("state", F::Str, true)]),
+    (
+        "OperationAccepted",
+        &[("operation_id", F::Int, true), ("state", F::Str, true)],
+    ),
     ("AuditPage", AUDIT_PAGE),
     ("VerifyReport", VERIFY_REPORT),
     ("Approval", APPROVAL),
     ("Promotion", PROMOTION),
-    ("PromotionList", &[("promotions", F::List("Promotion"), true)]),
+    (
+        "PromotionList",
+        &[("promotions", F::List("Promotion"), true)],
+    ),
     ("ErrorDetail", ERROR_BODY),
     ("Error", &[("error", F::Ref("ErrorDetail"), true)]),
 ];
@@ -205,12 +337,22 @@ impl Modify for DomainSchemas {
     fn modify(&self, doc: &mut Document) {
         let components = doc.components.get_or_insert_with(Default::default);
         for (name, fields) in SCHEMAS {
-            components.schemas.insert((*name).to_owned(), object(fields).into());
+            components
+                .schemas
+                .insert((*name).to_owned(), object(fields).into());
         }
-        let detail = AllOfBuilder::new().item(Ref::from_schema_name("Version")).item(object(VERSION_DETAIL_EXTRA));
-        components.schemas.insert("VersionDetail".to_owned(), Schema::AllOf(detail.build()).into());
+        let detail = AllOfBuilder::new()
+            .item(Ref::from_schema_name("Version"))
+            .item(object(VERSION_DETAIL_EXTRA));
+        components.schemas.insert(
+            "VersionDetail".to_owned(),
+            Schema::AllOf(detail.build()).into(),
+        );
         let batch = ArrayBuilder::new().items(Ref::from_schema_name("RequestRecord"));
-        components.schemas.insert("RequestRecordBatch".to_owned(), Schema::Array(batch.build()).into());
+        components.schemas.insert(
+            "RequestRecordBatch".to_owned(),
+            Schema::Array(batch.build()).into(),
+        );
     }
 }
 
@@ -221,7 +363,9 @@ impl Modify for BearerAuth {
     fn modify(&self, doc: &mut Document) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = doc.components.get_or_insert_with(Default::default);
-        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("an API token: `switchyard token create`"));
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("an API token: `switchyard token create`"));
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
     }
 }
@@ -239,22 +383,39 @@ fn object(fields: &[Field]) -> Schema {
 
 fn field(ty: F, required: bool) -> RefOr<Schema> {
     let scalar = |t: Type| {
-        let types: SchemaType = if required { t.into() } else { [t, Type::Null].into_iter().collect() };
+        let types: SchemaType = if required {
+            t.into()
+        } else {
+            [t, Type::Null].into_iter().collect()
+        };
         ObjectBuilder::new().schema_type(types)
     };
     let schema = match ty {
         F::Str => scalar(Type::String),
-        F::Time => scalar(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        F::Time => {
+            scalar(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+        }
         F::Int => scalar(Type::Integer),
         F::Num => scalar(Type::Number),
         F::Bool => scalar(Type::Boolean),
         F::Obj => scalar(Type::Object),
         F::Stage => scalar(Type::String)
             .enum_values(Some(switchyard_domain::Stage::ALL.map(|s| s.as_str())))
-            .description(Some("development → staging → production → deprecated → retired")),
+            .description(Some(
+                "development → staging → production → deprecated → retired",
+            )),
         F::Ref(name) => return Ref::from_schema_name(name).into(),
-        F::List(name) => return Schema::Array(ArrayBuilder::new().items(Ref::from_schema_name(name)).build()).into(),
-        F::Strings => return Schema::Array(ArrayBuilder::new().items(scalar(Type::String)).build()).into(),
+        F::List(name) => {
+            return Schema::Array(
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name(name))
+                    .build(),
+            )
+            .into()
+        }
+        F::Strings => {
+            return Schema::Array(ArrayBuilder::new().items(scalar(Type::String)).build()).into()
+        }
     };
     Schema::Object(schema.build()).into()
 }

@@ -39,7 +39,10 @@ pub struct Rollback {
 }
 
 fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
-    (StatusCode::ACCEPTED, Json(json!({ "operation_id": op.id, "state": op.state })))
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "operation_id": op.id, "state": op.state })),
+    )
 }
 
 #[utoipa::path(post, path = "/api/v1/clusters/{name}/operations", tag = "clusters",
@@ -61,7 +64,9 @@ pub async fn start(
     super::clusters::require_operator(&app, &actor, &name, false).await?;
     let kind: OperationKind = body.kind.parse()?;
     if kind == OperationKind::Rollback {
-        return Err(ApiError::invalid(format!("roll back with POST /api/v1/clusters/{name}/rollback")));
+        return Err(ApiError::invalid(format!(
+            "roll back with POST /api/v1/clusters/{name}/rollback"
+        )));
     }
     let request = OperationRequest {
         cluster: parse_cluster_name(&name)?,
@@ -70,7 +75,10 @@ pub async fn start(
         rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
         reason: super::reason(body.reason.as_deref()).map(str::to_owned),
     };
-    let op = app.store.start_operation(request, &actor.name, Timestamp::now()).await?;
+    let op = app
+        .store
+        .start_operation(request, &actor.name, Timestamp::now())
+        .await?;
     Ok(accepted(&op))
 }
 
@@ -96,7 +104,10 @@ pub async fn rollback(
         rolling_steps: Vec::new(),
         reason: super::reason(body.reason.as_deref()).map(str::to_owned),
     };
-    let op = app.store.start_operation(request, &actor.name, Timestamp::now()).await?;
+    let op = app
+        .store
+        .start_operation(request, &actor.name, Timestamp::now())
+        .await?;
     Ok(accepted(&op))
 }
 
@@ -106,7 +117,10 @@ pub async fn rollback(
         (status = 200, description = "The operation: state, steps with timings, error and trigger", body = ref("#/components/schemas/Operation")),
         (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
     ))]
-pub async fn detail(State(app): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<Operation>, ApiError> {
+pub async fn detail(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Operation>, ApiError> {
     let op = app
         .store
         .get_operation(id)

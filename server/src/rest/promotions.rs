@@ -94,9 +94,19 @@ pub async fn approve(
     let body: ApprovePromotion = if body.iter().all(u8::is_ascii_whitespace) {
         ApprovePromotion::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not an approval: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("the body is not an approval: {e}")))?
     };
-    Ok(Json(crate::promotions::approve(&app.store, &actor.identity, id, body.reason.as_deref(), Timestamp::now()).await?))
+    Ok(Json(
+        crate::promotions::approve(
+            &app.store,
+            &actor.identity,
+            id,
+            body.reason.as_deref(),
+            Timestamp::now(),
+        )
+        .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/promotions/{id}/reject", tag = "promotions",
@@ -114,7 +124,16 @@ pub async fn reject(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<RejectPromotion>,
 ) -> Result<Json<Promotion>, ApiError> {
-    Ok(Json(crate::promotions::reject(&app.store, &actor.identity, id, &body.reason, Timestamp::now()).await?))
+    Ok(Json(
+        crate::promotions::reject(
+            &app.store,
+            &actor.identity,
+            id,
+            &body.reason,
+            Timestamp::now(),
+        )
+        .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/promotions", tag = "promotions",
@@ -124,6 +143,10 @@ pub async fn list(
     State(app): State<AppState>,
     ApiQuery(filter): ApiQuery<PromotionFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = super::filter(filter.status.as_deref()).map(str::parse::<PromotionStatus>).transpose()?;
-    Ok(Json(json!({ "promotions": app.store.list_promotions(status).await? })))
+    let status = super::filter(filter.status.as_deref())
+        .map(str::parse::<PromotionStatus>)
+        .transpose()?;
+    Ok(Json(
+        json!({ "promotions": app.store.list_promotions(status).await? }),
+    ))
 }

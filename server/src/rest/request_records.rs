@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 use switchyard_domain::records::RawRequestRecord;
 use switchyard_domain::types::{RequestLookup, RequestRecord};
 
+use super::actor::Actor;
 use super::extract::ApiPath;
 use super::metrics::Metrics;
-use super::actor::Actor;
-use switchyard_domain::access::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
+use switchyard_domain::access::Role;
 
 /// At most this many invalid records are listed in a 422; the count says how many there were.
 const MAX_LISTED: usize = 100;
@@ -63,8 +63,16 @@ enum Format {
 
 impl Format {
     fn of(headers: &HeaderMap) -> Result<Format, ApiError> {
-        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
             "application/x-ndjson" | "application/jsonl" | "application/jsonlines" => Ok(Format::Ndjson),
             "application/json" => Ok(Format::Json),
@@ -82,13 +90,18 @@ impl Format {
 
 /// Parses and validates every record; any invalid one refuses the whole batch.
 fn parse_batch(body: &[u8], format: Format) -> Result<Vec<RequestRecord>, ApiError> {
-    let is_array = format == Format::Json && body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let is_array =
+        format == Format::Json && body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let mut batch = Batch::default();
     if is_array {
         // Elements are kept as raw slices of the body, so one bad element
         // does not stop the others from being checked.
         let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not a JSON array: {e}"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not a JSON array: {e}"),
+            )
         })?;
         batch.records.reserve(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -133,7 +146,9 @@ impl Batch {
 
     fn finish(self, position: &str) -> Result<Vec<RequestRecord>, ApiError> {
         if self.total == 0 {
-            return Err(ApiError::invalid("the batch is empty: send at least one request record"));
+            return Err(ApiError::invalid(
+                "the batch is empty: send at least one request record",
+            ));
         }
         let Some((first_n, first_message)) = self.invalid.first() else {
             return Ok(self.records);
@@ -164,7 +179,9 @@ pub async fn lookup(
 ) -> Result<Json<RequestLookup>, ApiError> {
     match app.store.request_lookup(&request_id).await? {
         Some(found) => Ok(Json(found)),
-        None => Err(ApiError::not_found(format!("no request record with request_id {request_id:?}"))),
+        None => Err(ApiError::not_found(format!(
+            "no request record with request_id {request_id:?}"
+        ))),
     }
 }
 
@@ -176,7 +193,12 @@ mod tests {
 
     fn invalid_positions(e: &ApiError) -> Vec<u64> {
         let details = e.details.as_ref().expect("details");
-        details["invalid"].as_array().expect("list").iter().filter_map(|i| i["line"].as_u64().or(i["index"].as_u64())).collect()
+        details["invalid"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|i| i["line"].as_u64().or(i["index"].as_u64()))
+            .collect()
     }
 
     #[test]
@@ -189,7 +211,12 @@ mod tests {
     #[test]
     fn a_json_array_is_detected_by_its_first_bracket() {
         let body = format!("  [{GOOD}, {}]", GOOD.replace("r1", "r2"));
-        assert_eq!(parse_batch(body.as_bytes(), Format::Json).expect("valid").len(), 2);
+        assert_eq!(
+            parse_batch(body.as_bytes(), Format::Json)
+                .expect("valid")
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -211,7 +238,15 @@ mod tests {
 
     #[test]
     fn an_empty_batch_is_refused() {
-        assert_eq!(parse_batch(b"[]", Format::Json).expect_err("empty").status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(parse_batch(b" \n ", Format::Ndjson).expect_err("empty").status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            parse_batch(b"[]", Format::Json).expect_err("empty").status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            parse_batch(b" \n ", Format::Ndjson)
+                .expect_err("empty")
+                .status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 }

@@ -47,7 +47,11 @@ pub async fn resolve(
     };
     match result {
         Ok(resolved) => {
-            metrics.resolved(if resolved.deprecated { "deprecated" } else { "ok" });
+            metrics.resolved(if resolved.deprecated {
+                "deprecated"
+            } else {
+                "ok"
+            });
             crate::telemetry::record_model_version(&resolved.full_id);
             respond(resolved)
         }
@@ -59,14 +63,15 @@ pub async fn resolve(
 }
 
 fn respond(resolved: Resolved) -> Response {
-    let warning = resolved
-        .warning
-        .as_deref()
-        .and_then(|w| HeaderValue::from_str(&format!("299 - \"{}\"", w.replace(['"', '\\'], "'"))).ok());
+    let warning = resolved.warning.as_deref().and_then(|w| {
+        HeaderValue::from_str(&format!("299 - \"{}\"", w.replace(['"', '\\'], "'"))).ok()
+    });
     let mut res = Json(resolved).into_response();
     if let Some(warning) = warning {
-        res.headers_mut().insert(DEPRECATION, HeaderValue::from_static("true"));
-        res.headers_mut().insert(axum::http::header::WARNING, warning);
+        res.headers_mut()
+            .insert(DEPRECATION, HeaderValue::from_static("true"));
+        res.headers_mut()
+            .insert(axum::http::header::WARNING, warning);
     }
     res
 }

@@ -31,8 +31,15 @@ pub async fn serving_at(
     ApiQuery(q): ApiQuery<ServingQuery>,
 ) -> Result<Json<ServingAt>, ApiError> {
     let at = super::parse_time(&q.at)?;
-    let environment = super::filter(q.environment.as_deref()).map(parse_environment_name).transpose()?;
-    let model = super::filter(q.model.as_deref()).map(ModelId::parse).transpose()?;
-    let serving = app.store.serving_at(at, environment.as_deref(), model.as_ref()).await?;
+    let environment = super::filter(q.environment.as_deref())
+        .map(parse_environment_name)
+        .transpose()?;
+    let model = super::filter(q.model.as_deref())
+        .map(ModelId::parse)
+        .transpose()?;
+    let serving = app
+        .store
+        .serving_at(at, environment.as_deref(), model.as_ref())
+        .await?;
     Ok(Json(serving))
 }

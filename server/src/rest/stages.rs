@@ -46,8 +46,13 @@ pub async fn change_stage(
 ) -> Result<Json<Version>, ApiError> {
     let full_id = FullId::parse(&full_id)?;
     let to: Stage = body.to.parse()?;
-    actor.require(switchyard_domain::access::role_for_stage_move(to, body.early), &format!("moving a version to {to}"))?;
-    let via = MoveVia::Manual { is_admin: actor.role == Role::Admin && body.early };
+    actor.require(
+        switchyard_domain::access::role_for_stage_move(to, body.early),
+        &format!("moving a version to {to}"),
+    )?;
+    let via = MoveVia::Manual {
+        is_admin: actor.role == Role::Admin && body.early,
+    };
     let reason = super::reason(body.reason.as_deref());
     let version = app
         .store

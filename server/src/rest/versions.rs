@@ -48,7 +48,10 @@ pub async fn register(
     ApiJson(body): ApiJson<RegisterVersion>,
 ) -> Result<impl IntoResponse, ApiError> {
     actor.require(Role::Deployer, "registering a version")?;
-    let full_id = FullId::new(ModelId::parse(&model_id)?, VersionName::parse(&body.version)?);
+    let full_id = FullId::new(
+        ModelId::parse(&model_id)?,
+        VersionName::parse(&body.version)?,
+    );
     let new = NewVersion {
         full_id,
         config_hash: config_hash(&body.config)?,
@@ -56,10 +59,21 @@ pub async fn register(
         artifact_uri: body.artifact_uri,
         labels: body.labels,
     };
-    let registered = app.store.register_version(new, &actor.name, Timestamp::now()).await?;
-    let status = if registered.created { StatusCode::CREATED } else { StatusCode::OK };
+    let registered = app
+        .store
+        .register_version(new, &actor.name, Timestamp::now())
+        .await?;
+    let status = if registered.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let location = format!("/api/v1/versions/{}", registered.version.full_id);
-    Ok((status, [(header::LOCATION, location)], Json(registered.version)))
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        Json(registered.version),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/models", tag = "versions",
@@ -79,7 +93,9 @@ pub async fn list_versions(
     ApiPath(model_id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let model_id = ModelId::parse(&model_id)?;
-    Ok(Json(json!({ "versions": app.store.list_versions(&model_id).await? })))
+    Ok(Json(
+        json!({ "versions": app.store.list_versions(&model_id).await? }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/versions/{full_id}", tag = "versions",
@@ -95,6 +111,8 @@ pub async fn detail(
     let full_id = FullId::parse(&full_id)?;
     match app.store.version_detail(&full_id).await? {
         Some(detail) => Ok(Json(detail)),
-        None => Err(ApiError::not_found(format!("version {full_id} is not registered"))),
+        None => Err(ApiError::not_found(format!(
+            "version {full_id} is not registered"
+        ))),
     }
 }

@@ -117,7 +117,13 @@ impl ReadCache {
     }
 
     /// Stores `value` read under `epoch`, unless a change came in meanwhile.
-    fn put<K: Hash + Eq, V>(&self, map: &Mutex<HashMap<K, (u64, V)>>, epoch: u64, key: K, value: V) {
+    fn put<K: Hash + Eq, V>(
+        &self,
+        map: &Mutex<HashMap<K, (u64, V)>>,
+        epoch: u64,
+        key: K,
+        value: V,
+    ) {
         let Ok(mut map) = map.lock() else { return };
         if self.epoch.load(Ordering::SeqCst) != epoch {
             return;
@@ -146,8 +152,19 @@ impl ReadCache {
         self.get(&self.resolves, &(reference.to_owned(), env.to_owned()))
     }
 
-    pub fn put_resolve(&self, epoch: u64, reference: &str, env: &str, answer: Result<Resolved, DomainError>) {
-        self.put(&self.resolves, epoch, (reference.to_owned(), env.to_owned()), answer);
+    pub fn put_resolve(
+        &self,
+        epoch: u64,
+        reference: &str,
+        env: &str,
+        answer: Result<Resolved, DomainError>,
+    ) {
+        self.put(
+            &self.resolves,
+            epoch,
+            (reference.to_owned(), env.to_owned()),
+            answer,
+        );
     }
 }
 
@@ -169,7 +186,11 @@ mod tests {
 
     fn token(expires_at: Option<Timestamp>) -> CachedToken {
         CachedToken {
-            identity: Identity { username: "ada".into(), role: Role::Admin, token: Some("ci".into()) },
+            identity: Identity {
+                username: "ada".into(),
+                role: Role::Admin,
+                token: Some("ci".into()),
+            },
             expires_at,
         }
     }
@@ -179,9 +200,14 @@ mod tests {
         let cache = ReadCache::default();
         assert!(matches!(cache.token("h", Timestamp::now()), Lookup::Bypass));
         cache.vouch(Instant::now());
-        let Lookup::Miss(epoch) = cache.token("h", Timestamp::now()) else { panic!("expected a miss") };
+        let Lookup::Miss(epoch) = cache.token("h", Timestamp::now()) else {
+            panic!("expected a miss")
+        };
         cache.put_token(epoch, "h", token(None));
-        assert!(matches!(cache.token("h", Timestamp::now()), Lookup::Hit(Some(_))));
+        assert!(matches!(
+            cache.token("h", Timestamp::now()),
+            Lookup::Hit(Some(_))
+        ));
         cache.withdraw();
         assert!(matches!(cache.token("h", Timestamp::now()), Lookup::Bypass));
     }
@@ -190,13 +216,20 @@ mod tests {
     fn a_change_drops_entries_and_refuses_reads_that_started_before_it() {
         let cache = ReadCache::default();
         cache.vouch(Instant::now());
-        let Lookup::Miss(epoch) = cache.token("h", Timestamp::now()) else { panic!("expected a miss") };
+        let Lookup::Miss(epoch) = cache.token("h", Timestamp::now()) else {
+            panic!("expected a miss")
+        };
         cache.put_token(epoch, "h", token(None));
         cache.changed();
-        let Lookup::Miss(new_epoch) = cache.token("h", Timestamp::now()) else { panic!("expected a miss") };
+        let Lookup::Miss(new_epoch) = cache.token("h", Timestamp::now()) else {
+            panic!("expected a miss")
+        };
         // A read that began before the change must not be stored.
         cache.put_token(epoch, "h", token(None));
-        assert!(matches!(cache.token("h", Timestamp::now()), Lookup::Miss(_)));
+        assert!(matches!(
+            cache.token("h", Timestamp::now()),
+            Lookup::Miss(_)
+        ));
         cache.put_token(new_epoch, "h", token(None));
         assert!(matches!(cache.token("h", Timestamp::now()), Lookup::Hit(_)));
     }
@@ -206,10 +239,15 @@ mod tests {
         let cache = ReadCache::default();
         cache.vouch(Instant::now());
         let now = Timestamp::now();
-        let Lookup::Miss(epoch) = cache.token("h", now) else { panic!("expected a miss") };
+        let Lookup::Miss(epoch) = cache.token("h", now) else {
+            panic!("expected a miss")
+        };
         cache.put_token(epoch, "h", token(Some(now.plus_hours(1))));
         assert!(matches!(cache.token("h", now), Lookup::Hit(Some(_))));
-        assert!(matches!(cache.token("h", now.plus_hours(2)), Lookup::Hit(None)));
+        assert!(matches!(
+            cache.token("h", now.plus_hours(2)),
+            Lookup::Hit(None)
+        ));
     }
 
     #[test]

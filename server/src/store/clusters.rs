@@ -34,7 +34,12 @@ pub struct OperationRequest {
 #[async_trait]
 pub trait ClusterStore: Send + Sync + 'static {
     /// Creates a cluster serving nothing yet (router on blue).
-    async fn create_cluster(&self, new: NewCluster, actor: &str, at: Timestamp) -> StoreResult<Cluster>;
+    async fn create_cluster(
+        &self,
+        new: NewCluster,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Cluster>;
 
     async fn list_clusters(&self) -> StoreResult<Vec<Cluster>>;
 
@@ -44,7 +49,12 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// another one runs on the cluster (`Conflict` naming it), if the version
     /// is unknown, retired or not allowed in the cluster's environment, or if
     /// the plan is not possible from the cluster's state.
-    async fn start_operation(&self, request: OperationRequest, actor: &str, at: Timestamp) -> StoreResult<Operation>;
+    async fn start_operation(
+        &self,
+        request: OperationRequest,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Operation>;
 
     async fn get_operation(&self, id: i64) -> StoreResult<Option<Operation>>;
 
@@ -52,7 +62,12 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// leasing it to `owner` until `lease_until`. Two runners never get the
     /// same operation at once (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite:
     /// one UPDATE under the database write lock).
-    async fn claim_operation(&self, owner: &str, now: Timestamp, lease_until: Timestamp) -> StoreResult<Option<Operation>>;
+    async fn claim_operation(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> StoreResult<Option<Operation>>;
 
     /// Extends `owner`'s lease; false when it is no longer the owner.
     async fn renew_lease(&self, id: i64, owner: &str, lease_until: Timestamp) -> StoreResult<bool>;
@@ -60,7 +75,13 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// Records progress with its ledger event, and the cluster's new state
     /// and state history when the step changes what serves. Refused with
     /// `Conflict` if `owner` no longer holds the lease.
-    async fn record_progress(&self, id: i64, owner: &str, progress: Progress, at: Timestamp) -> StoreResult<Operation>;
+    async fn record_progress(
+        &self,
+        id: i64,
+        owner: &str,
+        progress: Progress,
+        at: Timestamp,
+    ) -> StoreResult<Operation>;
 
     /// The cluster's operations, newest first, at most `limit`.
     async fn list_operations(&self, cluster: &str, limit: u32) -> StoreResult<Vec<Operation>>;

@@ -5,7 +5,9 @@
 use std::str::FromStr;
 
 use switchyard_domain::clusters::{Cluster, ClusterState, DriverKind};
-use switchyard_domain::operations::{Operation, OperationKind, OperationState, StepRecord, Trigger};
+use switchyard_domain::operations::{
+    Operation, OperationKind, OperationState, StepRecord, Trigger,
+};
 use switchyard_domain::{FullId, Timestamp};
 
 use super::{StoreError, StoreResult};
@@ -17,8 +19,16 @@ macro_rules! cluster_columns {
          (SELECT o.id FROM operations o WHERE o.cluster = c.name AND o.state = 'running') AS running_operation"
     };
 }
-pub(crate) const SELECT_CLUSTERS: &str = concat!("SELECT ", cluster_columns!(), " FROM clusters c ORDER BY c.name");
-pub(crate) const SELECT_CLUSTER: &str = concat!("SELECT ", cluster_columns!(), " FROM clusters c WHERE c.name = $1");
+pub(crate) const SELECT_CLUSTERS: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters c ORDER BY c.name"
+);
+pub(crate) const SELECT_CLUSTER: &str = concat!(
+    "SELECT ",
+    cluster_columns!(),
+    " FROM clusters c WHERE c.name = $1"
+);
 pub(crate) const INSERT_CLUSTER: &str = "INSERT INTO clusters \
      (name, environment, driver, config, state, state_event, state_since, rollback_to, created_at, created_by) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
@@ -32,11 +42,18 @@ macro_rules! operation_columns {
          created_at, finished_at, lease_owner"
     };
 }
-pub(crate) const SELECT_OPERATION: &str =
-    concat!("SELECT ", operation_columns!(), " FROM operations WHERE id = $1");
-pub(crate) const SELECT_OPERATIONS_OF: &str =
-    concat!("SELECT ", operation_columns!(), " FROM operations WHERE cluster = $1 ORDER BY id DESC LIMIT $2");
-pub(crate) const SELECT_CLUSTER_HISTORY: &str = "SELECT h.valid_from, h.event_id, h.value, l.actor, l.reason \
+pub(crate) const SELECT_OPERATION: &str = concat!(
+    "SELECT ",
+    operation_columns!(),
+    " FROM operations WHERE id = $1"
+);
+pub(crate) const SELECT_OPERATIONS_OF: &str = concat!(
+    "SELECT ",
+    operation_columns!(),
+    " FROM operations WHERE cluster = $1 ORDER BY id DESC LIMIT $2"
+);
+pub(crate) const SELECT_CLUSTER_HISTORY: &str =
+    "SELECT h.valid_from, h.event_id, h.value, l.actor, l.reason \
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.subject = $1 ORDER BY h.valid_from, h.event_id";
 pub(crate) const SELECT_RUNNING_OPERATION: &str =
@@ -44,7 +61,8 @@ pub(crate) const SELECT_RUNNING_OPERATION: &str =
 pub(crate) const INSERT_OPERATION: &str = "INSERT INTO operations \
      (cluster, kind, full_id, state, steps, next_step, before, reason, actor, created_at) \
      VALUES ($1, $2, $3, 'running', $4, 0, $5, $6, $7, $8) RETURNING id";
-pub(crate) const UPDATE_OPERATION: &str = "UPDATE operations SET state = $2, steps = $3, next_step = $4, \
+pub(crate) const UPDATE_OPERATION: &str =
+    "UPDATE operations SET state = $2, steps = $3, next_step = $4, \
      trigger = $5, error = $6, finished_at = $7 WHERE id = $1";
 pub(crate) const CLAIMABLE: &str = "SELECT id FROM operations \
      WHERE state = 'running' AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT 1";
@@ -62,7 +80,8 @@ pub(crate) const CLAIM_POSTGRES: &str = "UPDATE operations SET lease_owner = $1,
      AND state = 'running' AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
 /// Who held an operation's lease last and until when (read before a claim
 /// takes it over, for the ledger's `operation.interrupted`).
-pub(crate) const SELECT_LEASE: &str = "SELECT lease_owner, lease_until FROM operations WHERE id = $1";
+pub(crate) const SELECT_LEASE: &str =
+    "SELECT lease_owner, lease_until FROM operations WHERE id = $1";
 pub(crate) const RENEW_LEASE: &str = "UPDATE operations SET lease_until = $3 \
      WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
 
@@ -97,7 +116,8 @@ impl ClusterRow {
     pub(crate) fn into_cluster(self) -> StoreResult<Cluster> {
         let state: ClusterState = json_of(&self.state, "cluster state")?;
         Ok(Cluster {
-            driver: DriverKind::from_str(&self.driver).map_err(|_| corrupt(format_args!("driver {:?}", self.driver)))?,
+            driver: DriverKind::from_str(&self.driver)
+                .map_err(|_| corrupt(format_args!("driver {:?}", self.driver)))?,
             config: json_of(&self.config, "cluster config")?,
             slots: state.slot_views(),
             state,
@@ -141,15 +161,22 @@ impl OperationRow {
         Ok(Operation {
             id: self.id,
             cluster: self.cluster,
-            kind: OperationKind::from_str(&self.kind).map_err(|_| corrupt(format_args!("kind {:?}", self.kind)))?,
-            full_id: FullId::parse(&self.full_id).map_err(|_| corrupt(format_args!("full id {:?}", self.full_id)))?,
-            state: OperationState::from_str(&self.state).map_err(|_| corrupt(format_args!("state {:?}", self.state)))?,
-            next_step: usize::try_from(self.next_step).map_err(|_| corrupt("negative next_step"))?,
+            kind: OperationKind::from_str(&self.kind)
+                .map_err(|_| corrupt(format_args!("kind {:?}", self.kind)))?,
+            full_id: FullId::parse(&self.full_id)
+                .map_err(|_| corrupt(format_args!("full id {:?}", self.full_id)))?,
+            state: OperationState::from_str(&self.state)
+                .map_err(|_| corrupt(format_args!("state {:?}", self.state)))?,
+            next_step: usize::try_from(self.next_step)
+                .map_err(|_| corrupt("negative next_step"))?,
             steps,
             before: json_of(&self.before, "operation before-state")?,
             reason: self.reason,
             actor: self.actor,
-            trigger: self.trigger.map(|t| json_of::<Trigger>(&format!("\"{t}\""), "trigger")).transpose()?,
+            trigger: self
+                .trigger
+                .map(|t| json_of::<Trigger>(&format!("\"{t}\""), "trigger"))
+                .transpose()?,
             error: self.error,
             created_at: Timestamp::from_micros(self.created_at),
             finished_at: self.finished_at.map(Timestamp::from_micros),

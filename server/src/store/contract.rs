@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use sqlx::Connection;
+use switchyard_domain::clusters::{DriverKind, NewCluster};
 use switchyard_domain::config_hash::config_hash;
 use switchyard_domain::ledger::{action, LedgerEvent};
 use switchyard_domain::lifecycle::MoveVia;
-use switchyard_domain::clusters::{DriverKind, NewCluster};
 use switchyard_domain::types::{NewVersion, RequestRecord, ServingAt, Version};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp, VersionRef};
 
@@ -967,20 +967,42 @@ async fn request_lookup_names_the_version_and_the_events_that_put_it_in_service(
         "events of chat:v1 up to the request, not later ones nor other versions'"
     );
     assert_eq!(found.provenance[3].actor, "bob");
-    assert!(found.provenance.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
-    assert_eq!(found.record, record("decision-42", "chat:v1", at(30)), "one record, however many events");
+    assert!(
+        found.provenance.windows(2).all(|w| w[0].id < w[1].id),
+        "oldest first"
+    );
+    assert_eq!(
+        found.record,
+        record("decision-42", "chat:v1", at(30)),
+        "one record, however many events"
+    );
     let ledger = all_events(&db).await;
     for event in &found.provenance {
-        let stored = ledger.iter().find(|e| e.id == event.id).expect("in the ledger");
-        assert_eq!(event, stored, "every field as the ledger holds it, details and hashes too");
+        let stored = ledger
+            .iter()
+            .find(|e| e.id == event.id)
+            .expect("in the ledger");
+        assert_eq!(
+            event, stored,
+            "every field as the ledger holds it, details and hashes too"
+        );
     }
 
     db.store
         .insert_request_records(&[record("stray-1", "ghost:v9", at(31))])
         .await
         .unwrap();
-    let stray = db.store.request_lookup("stray-1").await.unwrap().expect("stored");
-    assert_eq!((stray.version, stray.provenance), (None, vec![]), "an unknown version has no events");
+    let stray = db
+        .store
+        .request_lookup("stray-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(
+        (stray.version, stray.provenance),
+        (None, vec![]),
+        "an unknown version has no events"
+    );
     assert!(db.store.request_lookup("nobody").await.unwrap().is_none());
 }
 
@@ -1055,7 +1077,12 @@ async fn serving_at_answers_what_each_environment_pinned_at_an_instant(db: Arc<T
 async fn answers_over_time(store: &DynStore) -> Vec<ServingAt> {
     let mut out = Vec::new();
     for minute in (0..=40).step_by(5) {
-        out.push(store.serving_at(at(minute), None, None).await.expect("serving at"));
+        out.push(
+            store
+                .serving_at(at(minute), None, None)
+                .await
+                .expect("serving at"),
+        );
     }
     out
 }
@@ -1063,55 +1090,169 @@ async fn answers_over_time(store: &DynStore) -> Vec<ServingAt> {
 async fn serving_at_sees_what_another_server_wrote_after_its_first_answer(db: Arc<TestDb>) {
     register(&db, "chat:v1", at(0)).await;
     register(&db, "chat:v2", at(0)).await;
-    db.store.set_pin("development", &id("chat:v1"), Some("first"), "bob", at(10)).await.unwrap();
+    db.store
+        .set_pin("development", &id("chat:v1"), Some("first"), "bob", at(10))
+        .await
+        .unwrap();
     let other = db.another_server().await;
     let first = other.serving_at(at(15), None, None).await.unwrap();
     assert_eq!(first.pins.len(), 1);
-    assert_eq!((first.pins[0].full_id.clone(), first.pins[0].next_change), (id("chat:v1"), None));
+    assert_eq!(
+        (first.pins[0].full_id.clone(), first.pins[0].next_change),
+        (id("chat:v1"), None)
+    );
 
     // Written through the first server after the other one answered.
-    db.store.set_pin("development", &id("chat:v2"), Some("second"), "carol", at(20)).await.unwrap();
-    let cluster = NewCluster { name: "dev-1".into(), environment: "development".into(), driver: DriverKind::Simulated, config: json!({}) };
-    db.store.create_cluster(cluster, "admin", at(22)).await.unwrap();
+    db.store
+        .set_pin(
+            "development",
+            &id("chat:v2"),
+            Some("second"),
+            "carol",
+            at(20),
+        )
+        .await
+        .unwrap();
+    let cluster = NewCluster {
+        name: "dev-1".into(),
+        environment: "development".into(),
+        driver: DriverKind::Simulated,
+        config: json!({}),
+    };
+    db.store
+        .create_cluster(cluster, "admin", at(22))
+        .await
+        .unwrap();
 
     let then = other.serving_at(at(15), None, None).await.unwrap();
     assert_eq!(then.pins[0].full_id, id("chat:v1"));
-    assert_eq!(then.pins[0].next_change, Some(at(20)), "the later change is seen as the next one");
+    assert_eq!(
+        then.pins[0].next_change,
+        Some(at(20)),
+        "the later change is seen as the next one"
+    );
     assert!(then.clusters.is_empty(), "the cluster did not exist yet");
     let now = other.serving_at(at(25), None, None).await.unwrap();
     assert_eq!(now.pins.len(), 1);
     let pin = &now.pins[0];
-    assert_eq!((pin.full_id.clone(), pin.since, pin.actor.as_str(), pin.reason.as_deref()), (id("chat:v2"), at(20), "carol", Some("second")));
-    assert_eq!(now.clusters.len(), 1, "a cluster created by another server is answered: {now:?}");
+    assert_eq!(
+        (
+            pin.full_id.clone(),
+            pin.since,
+            pin.actor.as_str(),
+            pin.reason.as_deref()
+        ),
+        (id("chat:v2"), at(20), "carol", Some("second"))
+    );
+    assert_eq!(
+        now.clusters.len(),
+        1,
+        "a cluster created by another server is answered: {now:?}"
+    );
     let c = &now.clusters[0];
-    assert_eq!((c.cluster.as_str(), c.environment.as_str(), c.driver, c.since), ("dev-1", "development", DriverKind::Simulated, at(22)));
-    assert_eq!(answers_over_time(&other).await, answers_over_time(&db.store).await, "both servers answer alike");
+    assert_eq!(
+        (
+            c.cluster.as_str(),
+            c.environment.as_str(),
+            c.driver,
+            c.since
+        ),
+        ("dev-1", "development", DriverKind::Simulated, at(22))
+    );
+    assert_eq!(
+        answers_over_time(&other).await,
+        answers_over_time(&db.store).await,
+        "both servers answer alike"
+    );
 }
 
-async fn serving_at_places_backdated_changes_and_orders_changes_at_one_instant_by_event(db: Arc<TestDb>) {
+async fn serving_at_places_backdated_changes_and_orders_changes_at_one_instant_by_event(
+    db: Arc<TestDb>,
+) {
     for v in ["chat:v1", "chat:v2", "chat:v3", "embed:e1"] {
         register(&db, v, at(0)).await;
     }
-    db.store.set_pin("development", &id("chat:v3"), None, "bob", at(30)).await.unwrap();
+    db.store
+        .set_pin("development", &id("chat:v3"), None, "bob", at(30))
+        .await
+        .unwrap();
     let loaded = db.store.serving_at(at(35), None, None).await.unwrap();
-    assert_eq!(loaded.pins.iter().map(|p| p.full_id.clone()).collect::<Vec<_>>(), [id("chat:v3")]);
+    assert_eq!(
+        loaded
+            .pins
+            .iter()
+            .map(|p| p.full_id.clone())
+            .collect::<Vec<_>>(),
+        [id("chat:v3")]
+    );
 
     // Written after the index was loaded, dated before what it holds; two at one instant.
-    db.store.set_pin("development", &id("chat:v1"), None, "carol", at(10)).await.unwrap();
-    let v2 = db.store.set_pin("development", &id("chat:v2"), Some("same instant"), "dave", at(10)).await.unwrap();
-    db.store.set_pin("development", &id("embed:e1"), None, "erin", at(12)).await.unwrap();
+    db.store
+        .set_pin("development", &id("chat:v1"), None, "carol", at(10))
+        .await
+        .unwrap();
+    let v2 = db
+        .store
+        .set_pin(
+            "development",
+            &id("chat:v2"),
+            Some("same instant"),
+            "dave",
+            at(10),
+        )
+        .await
+        .unwrap();
+    db.store
+        .set_pin("development", &id("embed:e1"), None, "erin", at(12))
+        .await
+        .unwrap();
 
-    assert!(db.store.serving_at(at(5), None, None).await.unwrap().pins.is_empty(), "nothing was pinned yet");
-    let at_10 = db.store.serving_at(at(10), None, Some(&model("chat"))).await.unwrap();
+    assert!(
+        db.store
+            .serving_at(at(5), None, None)
+            .await
+            .unwrap()
+            .pins
+            .is_empty(),
+        "nothing was pinned yet"
+    );
+    let at_10 = db
+        .store
+        .serving_at(at(10), None, Some(&model("chat")))
+        .await
+        .unwrap();
     assert_eq!(at_10.pins.len(), 1);
     let pin = &at_10.pins[0];
-    assert_eq!(pin.full_id, id("chat:v2"), "of two changes at one instant the later event holds");
-    assert_eq!((pin.since, pin.event_id, pin.next_change), (at(10), v2.event_id, Some(at(30))));
-    let at_30 = db.store.serving_at(at(30), Some("development"), None).await.unwrap();
-    let pins: Vec<_> = at_30.pins.iter().map(|p| (p.full_id.clone(), p.next_change)).collect();
-    assert_eq!(pins, [(id("chat:v3"), None), (id("embed:e1"), None)], "by model within the environment");
+    assert_eq!(
+        pin.full_id,
+        id("chat:v2"),
+        "of two changes at one instant the later event holds"
+    );
+    assert_eq!(
+        (pin.since, pin.event_id, pin.next_change),
+        (at(10), v2.event_id, Some(at(30)))
+    );
+    let at_30 = db
+        .store
+        .serving_at(at(30), Some("development"), None)
+        .await
+        .unwrap();
+    let pins: Vec<_> = at_30
+        .pins
+        .iter()
+        .map(|p| (p.full_id.clone(), p.next_change))
+        .collect();
+    assert_eq!(
+        pins,
+        [(id("chat:v3"), None), (id("embed:e1"), None)],
+        "by model within the environment"
+    );
     let fresh = db.another_server().await;
-    assert_eq!(answers_over_time(&fresh).await, answers_over_time(&db.store).await, "loaded at once or caught up, the same answers");
+    assert_eq!(
+        answers_over_time(&fresh).await,
+        answers_over_time(&db.store).await,
+        "loaded at once or caught up, the same answers"
+    );
 }
 
 // ---- model history (the timeline) ----
@@ -1129,7 +1270,13 @@ async fn a_models_history_lists_its_pin_and_stage_changes_oldest_first(db: Arc<T
         .unwrap();
     in_production(&db, "chat:v2", at(15)).await;
     db.store
-        .set_pin("production", &id("chat:v2"), Some("upgrade"), "carol", at(20))
+        .set_pin(
+            "production",
+            &id("chat:v2"),
+            Some("upgrade"),
+            "carol",
+            at(20),
+        )
         .await
         .unwrap();
 
@@ -1138,7 +1285,15 @@ async fn a_models_history_lists_its_pin_and_stage_changes_oldest_first(db: Arc<T
     let pins: Vec<_> = history
         .pin_changes
         .iter()
-        .map(|p| (p.environment.as_str(), p.version.as_str(), p.at, p.actor.as_str(), p.reason.as_deref()))
+        .map(|p| {
+            (
+                p.environment.as_str(),
+                p.version.as_str(),
+                p.at,
+                p.actor.as_str(),
+                p.reason.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         pins,

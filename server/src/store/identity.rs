@@ -71,7 +71,14 @@ pub struct NewSession<'a> {
 #[async_trait]
 pub trait IdentityStore: Send + Sync + 'static {
     /// Creates a user; an existing username is a `Conflict`.
-    async fn create_user(&self, username: &str, role: Role, password_hash: &str, actor: &str, at: Timestamp) -> StoreResult<User>;
+    async fn create_user(
+        &self,
+        username: &str,
+        role: Role,
+        password_hash: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<User>;
 
     /// Disables a user: their sessions end and their tokens stop working.
     async fn disable_user(&self, username: &str, actor: &str, at: Timestamp) -> StoreResult<User>;
@@ -96,7 +103,11 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// Whom the token with this hash speaks for, if it is neither revoked nor
     /// expired and its user is enabled.
-    async fn token_identity(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<Identity>>;
+    async fn token_identity(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<Identity>>;
 
     /// Opens a session after a successful sign-in (ledger: `user.signed_in`).
     async fn create_session(&self, new: NewSession<'_>, at: Timestamp) -> StoreResult<()>;
@@ -108,10 +119,20 @@ pub trait IdentityStore: Send + Sync + 'static {
     async fn end_session(&self, id_hash: &str, at: Timestamp) -> StoreResult<()>;
 
     /// Records a failed sign-in (ledger: `user.sign_in_failed`, never the password).
-    async fn record_failed_sign_in(&self, username: &str, address: &str, at: Timestamp) -> StoreResult<()>;
+    async fn record_failed_sign_in(
+        &self,
+        username: &str,
+        address: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Failed sign-ins since `since`: (for this username, from this address).
-    async fn failed_sign_ins_since(&self, username: &str, address: &str, since: Timestamp) -> StoreResult<(u64, u64)>;
+    async fn failed_sign_ins_since(
+        &self,
+        username: &str,
+        address: &str,
+        since: Timestamp,
+    ) -> StoreResult<(u64, u64)>;
 
     /// Requests a promotion of `full_id` into `environment`. Refused for
     /// retired versions and moves the lifecycle does not allow.
@@ -128,14 +149,27 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// Approves; the approval that completes the count applies the
     /// promotion in the same transaction (stage, previous production
     /// version deprecated, pin, ledger events).
-    async fn approve_promotion(&self, id: i64, reason: Option<&str>, by: &Identity, at: Timestamp) -> StoreResult<Promotion>;
+    async fn approve_promotion(
+        &self,
+        id: i64,
+        reason: Option<&str>,
+        by: &Identity,
+        at: Timestamp,
+    ) -> StoreResult<Promotion>;
 
-    async fn reject_promotion(&self, id: i64, reason: &str, by: &Identity, at: Timestamp) -> StoreResult<Promotion>;
+    async fn reject_promotion(
+        &self,
+        id: i64,
+        reason: &str,
+        by: &Identity,
+        at: Timestamp,
+    ) -> StoreResult<Promotion>;
 
     async fn get_promotion(&self, id: i64) -> StoreResult<Option<Promotion>>;
 
     /// Newest first, optionally only those with `status`.
-    async fn list_promotions(&self, status: Option<PromotionStatus>) -> StoreResult<Vec<Promotion>>;
+    async fn list_promotions(&self, status: Option<PromotionStatus>)
+        -> StoreResult<Vec<Promotion>>;
 
     /// Marks pending promotions past their expiry as expired (actor
     /// `system`), each in its own transaction so that every server may run

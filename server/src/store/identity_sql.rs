@@ -40,7 +40,8 @@ pub(crate) const INSERT_SESSION: &str = "INSERT INTO sessions \
 pub(crate) const SELECT_SESSION: &str = "SELECT u.username, u.role, s.csrf_token, s.expires_at \
      FROM sessions s JOIN users u ON u.username = s.username \
      WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL";
-pub(crate) const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1 RETURNING username";
+pub(crate) const DELETE_SESSION: &str =
+    "DELETE FROM sessions WHERE id_hash = $1 RETURNING username";
 pub(crate) const DELETE_EXPIRED_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
 
 pub(crate) const INSERT_FAILURE: &str =
@@ -62,8 +63,11 @@ pub(crate) const INSERT_PROMOTION: &str = concat!(
     promotion_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 );
-pub(crate) const SELECT_PROMOTION: &str =
-    concat!("SELECT ", promotion_columns!(), " FROM promotions WHERE id = $1");
+pub(crate) const SELECT_PROMOTION: &str = concat!(
+    "SELECT ",
+    promotion_columns!(),
+    " FROM promotions WHERE id = $1"
+);
 pub(crate) const SELECT_PROMOTIONS: &str = concat!(
     "SELECT ",
     promotion_columns!(),
@@ -137,8 +141,16 @@ impl TokenRow {
 }
 
 /// (username, role, token name) of `SELECT_TOKEN_IDENTITY`.
-pub(crate) fn identity(username: String, role: &str, token: Option<String>) -> StoreResult<Identity> {
-    Ok(Identity { username, role: stored_role(role)?, token })
+pub(crate) fn identity(
+    username: String,
+    role: &str,
+    token: Option<String>,
+) -> StoreResult<Identity> {
+    Ok(Identity {
+        username,
+        role: stored_role(role)?,
+        token,
+    })
 }
 
 #[derive(sqlx::FromRow)]

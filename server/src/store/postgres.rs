@@ -7,8 +7,8 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use switchyard_domain::types::RequestRecord;
 
 use super::cache::ReadCache;
-use super::temporal::TemporalIndex;
 use super::sql::{CHANGES_CHANNEL, REQUEST_RECORD_COLUMNS};
+use super::temporal::TemporalIndex;
 use super::{StoreResult, StoreSettings};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -50,7 +50,12 @@ impl PgStore {
             })
             .connect(url)
             .await?;
-        Ok(PgStore { pool, settings, cache: Arc::default(), temporal: Default::default() })
+        Ok(PgStore {
+            pool,
+            settings,
+            cache: Arc::default(),
+            temporal: Default::default(),
+        })
     }
 
     /// Listens for the `NOTIFY` every writing transaction sends (so a change
@@ -130,9 +135,14 @@ impl PgStore {
 }
 
 /// Streams `records` into `request_records` with `COPY … FROM STDIN` (text format).
-async fn copy_records(tx: &mut sqlx::PgConnection, records: &[RequestRecord]) -> Result<u64, sqlx::Error> {
+async fn copy_records(
+    tx: &mut sqlx::PgConnection,
+    records: &[RequestRecord],
+) -> Result<u64, sqlx::Error> {
     let mut copy = tx
-        .copy_in_raw(&format!("COPY request_records ({REQUEST_RECORD_COLUMNS}) FROM STDIN"))
+        .copy_in_raw(&format!(
+            "COPY request_records ({REQUEST_RECORD_COLUMNS}) FROM STDIN"
+        ))
         .await?;
     let mut buf = String::with_capacity(COPY_CHUNK_BYTES + 512);
     for r in records {
@@ -207,7 +217,10 @@ mod tests {
         };
         let mut buf = String::new();
         copy_row(&mut buf, &r);
-        assert_eq!(buf, "a\\tb\\\\c\\nd\t1500000\teu-1\tblue\tchat\tv1\t41.25\t\\N\n");
+        assert_eq!(
+            buf,
+            "a\\tb\\\\c\\nd\t1500000\teu-1\tblue\tchat\tv1\t41.25\t\\N\n"
+        );
         r.outcome = Some("ok\r".into());
         buf.clear();
         copy_row(&mut buf, &r);

@@ -126,13 +126,15 @@ pub(crate) const INSERT_STATE: &str =
 /// The pin and cluster rows of `state_history` of the events in (`$1`, `$2`],
 /// with their event's actor and reason: what the temporal index loads
 /// (`state_history_by_event` finds the few new rows of a catch-up).
-pub(crate) const SELECT_HISTORY_BETWEEN: &str = "SELECT h.subject, h.valid_from, h.event_id, h.value, \
+pub(crate) const SELECT_HISTORY_BETWEEN: &str =
+    "SELECT h.subject, h.valid_from, h.event_id, h.value, \
        l.actor, l.reason \
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.event_id > $1 AND h.event_id <= $2 \
        AND (h.subject LIKE 'pin/%' OR h.subject LIKE 'cluster/%')";
 /// Environment names in their standard order, for the temporal index.
-pub(crate) const SELECT_ENVIRONMENT_ORDER: &str = "SELECT name FROM environments ORDER BY position, name";
+pub(crate) const SELECT_ENVIRONMENT_ORDER: &str =
+    "SELECT name FROM environments ORDER BY position, name";
 /// Every cluster's fixed columns, for the temporal index.
 pub(crate) const SELECT_CLUSTER_META: &str = "SELECT name, environment, driver FROM clusters";
 
@@ -491,7 +493,10 @@ pub(crate) fn stage_change(ev: LedgerEvent) -> StoreResult<StageChange> {
 }
 
 /// A model's stage and pin events (oldest first) as its history.
-pub(crate) fn model_history(model_id: &ModelId, events: Vec<LedgerEvent>) -> StoreResult<ModelHistory> {
+pub(crate) fn model_history(
+    model_id: &ModelId,
+    events: Vec<LedgerEvent>,
+) -> StoreResult<ModelHistory> {
     let mut history = ModelHistory {
         model_id: model_id.clone(),
         pin_changes: Vec::new(),
@@ -502,12 +507,16 @@ pub(crate) fn model_history(model_id: &ModelId, events: Vec<LedgerEvent>) -> Sto
             .version
             .as_deref()
             .and_then(|v| VersionName::parse(v).ok())
-            .ok_or_else(|| corrupt(format_args!("ledger event {} names no valid version", ev.id)))?;
+            .ok_or_else(|| {
+                corrupt(format_args!(
+                    "ledger event {} names no valid version",
+                    ev.id
+                ))
+            })?;
         if ev.action == action::PIN_CHANGED {
-            let environment = ev
-                .environment
-                .clone()
-                .ok_or_else(|| corrupt(format_args!("ledger event {} names no environment", ev.id)))?;
+            let environment = ev.environment.clone().ok_or_else(|| {
+                corrupt(format_args!("ledger event {} names no environment", ev.id))
+            })?;
             history.pin_changes.push(PinChange {
                 environment,
                 version,
@@ -569,8 +578,22 @@ pub(crate) struct RequestWithVersionRow {
 
 impl RequestWithVersionRow {
     pub(crate) fn into_parts(self) -> StoreResult<(RequestRecord, Option<Version>)> {
-        let version = match (self.v_stage, self.v_config_hash, self.v_config, self.v_created_at, self.v_created_by, self.v_stage_since) {
-            (Some(stage), Some(config_hash), Some(config), Some(created_at), Some(created_by), Some(stage_since)) => Some(
+        let version = match (
+            self.v_stage,
+            self.v_config_hash,
+            self.v_config,
+            self.v_created_at,
+            self.v_created_by,
+            self.v_stage_since,
+        ) {
+            (
+                Some(stage),
+                Some(config_hash),
+                Some(config),
+                Some(created_at),
+                Some(created_by),
+                Some(stage_since),
+            ) => Some(
                 VersionRow {
                     model_id: self.record.model_id.clone(),
                     version: self.record.version.clone(),
@@ -603,15 +626,49 @@ pub(crate) struct RequestLookupRow {
 impl RequestLookupRow {
     /// The provenance events, oldest first.
     pub(crate) fn events(&self) -> StoreResult<Vec<LedgerEvent>> {
-        let Some(json) = self.events.as_deref() else { return Ok(Vec::new()) };
-        let events: Vec<LookupEvent> = serde_json::from_str(json)
-            .map_err(|e| corrupt(format_args!("the provenance of request {} cannot be read: {e}", self.record.record.request_id)))?;
+        let Some(json) = self.events.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let events: Vec<LookupEvent> = serde_json::from_str(json).map_err(|e| {
+            corrupt(format_args!(
+                "the provenance of request {} cannot be read: {e}",
+                self.record.record.request_id
+            ))
+        })?;
         events
             .into_iter()
-            .map(|(id, at, actor, action, model_id, version, environment, cluster, reason, details, prev_hash, hash)| {
-                LedgerRow { id, at, actor, action, model_id, version, environment, cluster, reason, details, prev_hash, hash }
+            .map(
+                |(
+                    id,
+                    at,
+                    actor,
+                    action,
+                    model_id,
+                    version,
+                    environment,
+                    cluster,
+                    reason,
+                    details,
+                    prev_hash,
+                    hash,
+                )| {
+                    LedgerRow {
+                        id,
+                        at,
+                        actor,
+                        action,
+                        model_id,
+                        version,
+                        environment,
+                        cluster,
+                        reason,
+                        details,
+                        prev_hash,
+                        hash,
+                    }
                     .into_event()
-            })
+                },
+            )
             .collect()
     }
 }

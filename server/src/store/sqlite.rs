@@ -8,8 +8,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use switchyard_domain::types::RequestRecord;
 
 use super::cache::ReadCache;
-use super::temporal::TemporalIndex;
 use super::sql::REQUEST_RECORD_COLUMNS;
+use super::temporal::TemporalIndex;
 use super::{StoreError, StoreResult, StoreSettings};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -54,7 +54,12 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await?;
-        Ok(SqliteStore { pool, settings, cache: Arc::default(), temporal: Default::default() })
+        Ok(SqliteStore {
+            pool,
+            settings,
+            cache: Arc::default(),
+            temporal: Default::default(),
+        })
     }
 
     /// Other processes' changes are seen by polling the ledger head.

@@ -67,7 +67,10 @@ struct History<V> {
 
 impl<V> Default for History<V> {
     fn default() -> Self {
-        History { instants: Vec::new(), changes: Vec::new() }
+        History {
+            instants: Vec::new(),
+            changes: Vec::new(),
+        }
     }
 }
 
@@ -76,7 +79,9 @@ impl<V> History<V> {
     /// the same key (the table's primary key) is replaced.
     fn insert(&mut self, entry: StateEntry<Held<V>>) {
         let key = (entry.valid_from, entry.event_id);
-        let at = self.changes.partition_point(|e| (e.valid_from, e.event_id) < key);
+        let at = self
+            .changes
+            .partition_point(|e| (e.valid_from, e.event_id) < key);
         match self.changes.get_mut(at) {
             Some(e) if (e.valid_from, e.event_id) == key => *e = entry,
             _ => {
@@ -89,7 +94,10 @@ impl<V> History<V> {
     /// The change in force at `at` (`history::as_of`) and the instant of the next one.
     fn at(&self, at: Timestamp) -> (Option<&StateEntry<Held<V>>>, Option<Timestamp>) {
         let (current, next) = as_of_position(&self.instants, at);
-        (current.and_then(|i| self.changes.get(i)), next.and_then(|n| self.instants.get(n).copied()))
+        (
+            current.and_then(|i| self.changes.get(i)),
+            next.and_then(|n| self.instants.get(n).copied()),
+        )
     }
 
     fn len(&self) -> usize {
@@ -180,7 +188,9 @@ impl TemporalIndex {
             let actor = self.intern(row.actor);
             let reason = row.reason.map(|r| self.intern(r));
             if let Some(rest) = row.subject.strip_prefix("pin/") {
-                let Some((environment, model)) = rest.split_once('/') else { continue };
+                let Some((environment, model)) = rest.split_once('/') else {
+                    continue;
+                };
                 if !self.environments.iter().any(|e| e == environment) {
                     self.metadata_stale = true;
                 }
@@ -194,16 +204,33 @@ impl TemporalIndex {
                     StoreError::Corrupt(why) => why,
                     other => other.to_string(),
                 });
-                let value = Held { value: pinned, actor, reason };
-                history.insert(StateEntry { valid_from, event_id, value });
+                let value = Held {
+                    value: pinned,
+                    actor,
+                    reason,
+                };
+                history.insert(StateEntry {
+                    valid_from,
+                    event_id,
+                    value,
+                });
             } else if let Some(name) = row.subject.strip_prefix("cluster/") {
                 let cluster = self.clusters.entry(name.to_owned()).or_default();
                 if cluster.meta.is_none() {
                     self.metadata_stale = true;
                 }
-                let state = serde_json::from_str::<ClusterState>(&row.value).map_err(|e| e.to_string());
-                let value = Held { value: state, actor, reason };
-                cluster.changes.insert(StateEntry { valid_from, event_id, value });
+                let state =
+                    serde_json::from_str::<ClusterState>(&row.value).map_err(|e| e.to_string());
+                let value = Held {
+                    value: state,
+                    actor,
+                    reason,
+                };
+                cluster.changes.insert(StateEntry {
+                    valid_from,
+                    event_id,
+                    value,
+                });
             }
         }
         self.applied = Some(self.applied.map_or(head, |a| a.max(head)));
@@ -217,7 +244,11 @@ impl TemporalIndex {
 
     /// The environments' names in the order `environments.position, name`,
     /// and every cluster's environment and driver.
-    pub(crate) fn set_metadata(&mut self, environments: Vec<String>, clusters: Vec<ClusterMetaRow>) {
+    pub(crate) fn set_metadata(
+        &mut self,
+        environments: Vec<String>,
+        clusters: Vec<ClusterMetaRow>,
+    ) {
         self.environments = environments;
         for c in clusters {
             self.clusters.entry(c.name).or_default().meta = Some((c.environment, c.driver));
@@ -226,11 +257,24 @@ impl TemporalIndex {
     }
 
     /// The version `environment` pinned for `model` at `at`, if any.
-    fn pinned_at(&self, environment: &str, model: &str, at: Timestamp) -> StoreResult<Option<&FullId>> {
-        let Some(history) = self.pins.get(environment).and_then(|models| models.get(model)) else {
+    fn pinned_at(
+        &self,
+        environment: &str,
+        model: &str,
+        at: Timestamp,
+    ) -> StoreResult<Option<&FullId>> {
+        let Some(history) = self
+            .pins
+            .get(environment)
+            .and_then(|models| models.get(model))
+        else {
             return Ok(None);
         };
-        history.at(at).0.map(|current| pinned(&current.value.value)).transpose()
+        history
+            .at(at)
+            .0
+            .map(|current| pinned(&current.value.value))
+            .transpose()
     }
 
     /// What each environment (`env`, if given) pinned (for `model`, if given)
@@ -238,10 +282,21 @@ impl TemporalIndex {
     /// `model`, if given) with its drift against the pins then. Pins come in
     /// the environments' order, then by model; clusters by name. Pins and
     /// clusters that did not exist yet at `at` are left out.
-    pub(crate) fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {
+    pub(crate) fn serving_at(
+        &self,
+        at: Timestamp,
+        env: Option<&str>,
+        model: Option<&ModelId>,
+    ) -> StoreResult<ServingAt> {
         let mut pins = Vec::new();
-        for environment in self.environments.iter().filter(|e| env.is_none_or(|f| f == e.as_str())) {
-            let Some(models) = self.pins.get(environment) else { continue };
+        for environment in self
+            .environments
+            .iter()
+            .filter(|e| env.is_none_or(|f| f == e.as_str()))
+        {
+            let Some(models) = self.pins.get(environment) else {
+                continue;
+            };
             let mut push = |history: &History<StoredPin>| -> StoreResult<()> {
                 if let (Some(current), next_change) = history.at(at) {
                     let full_id = pinned(&current.value.value)?.clone();
@@ -273,11 +328,15 @@ impl TemporalIndex {
         }
         let mut clusters = Vec::new();
         for (name, cluster) in &self.clusters {
-            let Some((environment, driver)) = &cluster.meta else { continue };
+            let Some((environment, driver)) = &cluster.meta else {
+                continue;
+            };
             if env.is_some_and(|f| f != environment) {
                 continue;
             }
-            let (Some(current), next_change) = cluster.changes.at(at) else { continue };
+            let (Some(current), next_change) = cluster.changes.at(at) else {
+                continue;
+            };
             let held = current.value.value.as_ref().map_err(|e| {
                 StoreError::Corrupt(format!("state history of cluster {name} is not valid: {e}"))
             })?;
@@ -294,8 +353,9 @@ impl TemporalIndex {
             clusters.push(ClusterAt {
                 drift: cl::drift(held, &pinned),
                 slots: held.slot_views(),
-                driver: DriverKind::from_str(driver)
-                    .map_err(|_| StoreError::Corrupt(format!("stored driver {driver:?} is unknown")))?,
+                driver: DriverKind::from_str(driver).map_err(|_| {
+                    StoreError::Corrupt(format!("stored driver {driver:?} is unknown"))
+                })?,
                 cluster: name.clone(),
                 environment: environment.clone(),
                 since: current.valid_from,
@@ -313,8 +373,15 @@ impl TemporalIndex {
     pub fn footprint(&self) -> Footprint {
         use std::mem::size_of;
         let string = |s: &str| size_of::<String>() + s.len();
-        let full_id = |f: &Option<FullId>| f.as_ref().map_or(0, |f| f.model_id.as_str().len() + f.version.as_str().len());
-        let mut f = Footprint { subjects: 0, entries: 0, bytes: 0 };
+        let full_id = |f: &Option<FullId>| {
+            f.as_ref()
+                .map_or(0, |f| f.model_id.as_str().len() + f.version.as_str().len())
+        };
+        let mut f = Footprint {
+            subjects: 0,
+            entries: 0,
+            bytes: 0,
+        };
         for (environment, models) in &self.pins {
             f.bytes += string(environment);
             for (model, history) in models {
@@ -345,7 +412,11 @@ impl TemporalIndex {
                 })
                 .sum::<usize>();
         }
-        f.bytes += self.strings.iter().map(|s| s.len() + 2 * size_of::<usize>()).sum::<usize>();
+        f.bytes += self
+            .strings
+            .iter()
+            .map(|s| s.len() + 2 * size_of::<usize>())
+            .sum::<usize>();
         f
     }
 }
@@ -382,7 +453,11 @@ mod tests {
     }
 
     fn meta(name: &str, environment: &str) -> ClusterMetaRow {
-        ClusterMetaRow { name: name.into(), environment: environment.into(), driver: "simulated".into() }
+        ClusterMetaRow {
+            name: name.into(),
+            environment: environment.into(),
+            driver: "simulated".into(),
+        }
     }
 
     fn index(rows: Vec<HistoryRow>) -> TemporalIndex {
@@ -400,7 +475,10 @@ mod tests {
     }
 
     fn versions(s: &ServingAt) -> Vec<String> {
-        s.pins.iter().map(|p| format!("{}/{}", p.environment, p.full_id)).collect()
+        s.pins
+            .iter()
+            .map(|p| format!("{}/{}", p.environment, p.full_id))
+            .collect()
     }
 
     #[test]
@@ -411,15 +489,40 @@ mod tests {
             row("pin/production/chat", 30, 3, "v2", "carol"),
             row("pin/development/chat", 5, 4, "v0", "dave"),
         ]);
-        assert!(index.serving_at(at(4), None, None).expect("answer").pins.is_empty());
+        assert!(index
+            .serving_at(at(4), None, None)
+            .expect("answer")
+            .pins
+            .is_empty());
         let s = index.serving_at(at(25), None, None).expect("answer");
-        assert_eq!(versions(&s), ["development/chat:v0", "development/embed:e1", "production/chat:v1"]);
+        assert_eq!(
+            versions(&s),
+            [
+                "development/chat:v0",
+                "development/embed:e1",
+                "production/chat:v1"
+            ]
+        );
         let chat = &s.pins[2];
-        assert_eq!((chat.since, chat.next_change, chat.event_id, chat.actor.as_str()), (at(10), Some(at(30)), 1, "bob"));
-        let filtered = index.serving_at(at(30), Some("production"), Some(&model("chat"))).expect("answer");
+        assert_eq!(
+            (
+                chat.since,
+                chat.next_change,
+                chat.event_id,
+                chat.actor.as_str()
+            ),
+            (at(10), Some(at(30)), 1, "bob")
+        );
+        let filtered = index
+            .serving_at(at(30), Some("production"), Some(&model("chat")))
+            .expect("answer");
         assert_eq!(versions(&filtered), ["production/chat:v2"]);
         assert_eq!(filtered.pins[0].next_change, None);
-        assert!(index.serving_at(at(30), Some("staging"), None).expect("answer").pins.is_empty());
+        assert!(index
+            .serving_at(at(30), Some("staging"), None)
+            .expect("answer")
+            .pins
+            .is_empty());
     }
 
     #[test]
@@ -436,9 +539,16 @@ mod tests {
         );
         assert_eq!(index.applied(), Some(110));
         let at_15 = index.serving_at(at(15), None, None).expect("answer");
-        assert_eq!((versions(&at_15), at_15.pins[0].next_change), (vec!["production/chat:v1".to_owned()], Some(at(20))));
+        assert_eq!(
+            (versions(&at_15), at_15.pins[0].next_change),
+            (vec!["production/chat:v1".to_owned()], Some(at(20)))
+        );
         let at_20 = index.serving_at(at(20), None, None).expect("answer");
-        assert_eq!(versions(&at_20), ["production/chat:v2b"], "the higher event id at one instant holds");
+        assert_eq!(
+            versions(&at_20),
+            ["production/chat:v2b"],
+            "the higher event id at one instant holds"
+        );
         assert_eq!(at_20.pins[0].next_change, Some(at(30)));
     }
 
@@ -446,33 +556,103 @@ mod tests {
     fn clusters_answer_their_state_with_drift_against_the_pins_then() {
         let index = index(vec![
             row("pin/production/chat", 10, 1, "v1", "bob"),
-            row("cluster/eu-1", 5, 2, &state(None, None, SlotName::Blue), "alice"),
-            row("cluster/eu-1", 20, 3, &state(Some("chat:v1"), None, SlotName::Blue), "alice"),
-            row("cluster/eu-1", 40, 4, &state(Some("chat:v1"), Some("chat:v2"), SlotName::Green), "alice"),
-            row("cluster/dev-1", 50, 5, &state(None, Some("embed:e1"), SlotName::Green), "erin"),
-            row("cluster/unknown", 5, 6, &state(None, None, SlotName::Blue), "alice"),
+            row(
+                "cluster/eu-1",
+                5,
+                2,
+                &state(None, None, SlotName::Blue),
+                "alice",
+            ),
+            row(
+                "cluster/eu-1",
+                20,
+                3,
+                &state(Some("chat:v1"), None, SlotName::Blue),
+                "alice",
+            ),
+            row(
+                "cluster/eu-1",
+                40,
+                4,
+                &state(Some("chat:v1"), Some("chat:v2"), SlotName::Green),
+                "alice",
+            ),
+            row(
+                "cluster/dev-1",
+                50,
+                5,
+                &state(None, Some("embed:e1"), SlotName::Green),
+                "erin",
+            ),
+            row(
+                "cluster/unknown",
+                5,
+                6,
+                &state(None, None, SlotName::Blue),
+                "alice",
+            ),
         ]);
         let s = index.serving_at(at(25), None, None).expect("answer");
         let names: Vec<_> = s.clusters.iter().map(|c| c.cluster.as_str()).collect();
-        assert_eq!(names, ["eu-1"], "dev-1 did not exist yet; a subject without a clusters row is not answered");
+        assert_eq!(
+            names,
+            ["eu-1"],
+            "dev-1 did not exist yet; a subject without a clusters row is not answered"
+        );
         assert!(s.clusters[0].drift.is_empty());
-        assert_eq!((s.clusters[0].since, s.clusters[0].next_change), (at(20), Some(at(40))));
-        let later = index.serving_at(at(45), None, Some(&model("chat"))).expect("answer");
+        assert_eq!(
+            (s.clusters[0].since, s.clusters[0].next_change),
+            (at(20), Some(at(40)))
+        );
+        let later = index
+            .serving_at(at(45), None, Some(&model("chat")))
+            .expect("answer");
         assert_eq!(later.clusters.len(), 1);
         let drift = &later.clusters[0].drift;
         assert_eq!(drift.len(), 1);
         assert_eq!(drift[0].serving, FullId::parse("chat:v2").expect("full id"));
-        assert_eq!(drift[0].pinned, Some(FullId::parse("chat:v1").expect("full id")));
-        let embed = index.serving_at(at(60), None, Some(&model("embed"))).expect("answer");
-        assert_eq!(embed.clusters.iter().map(|c| c.cluster.as_str()).collect::<Vec<_>>(), ["dev-1"]);
-        assert_eq!(embed.clusters[0].drift[0].pinned, None, "embed is pinned nowhere");
-        let production = index.serving_at(at(60), Some("production"), None).expect("answer");
-        assert_eq!(production.clusters.iter().map(|c| c.cluster.as_str()).collect::<Vec<_>>(), ["eu-1"]);
+        assert_eq!(
+            drift[0].pinned,
+            Some(FullId::parse("chat:v1").expect("full id"))
+        );
+        let embed = index
+            .serving_at(at(60), None, Some(&model("embed")))
+            .expect("answer");
+        assert_eq!(
+            embed
+                .clusters
+                .iter()
+                .map(|c| c.cluster.as_str())
+                .collect::<Vec<_>>(),
+            ["dev-1"]
+        );
+        assert_eq!(
+            embed.clusters[0].drift[0].pinned, None,
+            "embed is pinned nowhere"
+        );
+        let production = index
+            .serving_at(at(60), Some("production"), None)
+            .expect("answer");
+        assert_eq!(
+            production
+                .clusters
+                .iter()
+                .map(|c| c.cluster.as_str())
+                .collect::<Vec<_>>(),
+            ["eu-1"]
+        );
     }
 
     #[test]
-    fn new_environments_and_clusters_ask_for_metadata_and_a_corrupt_state_fails_only_when_answered() {
-        let mut index = index(vec![row("cluster/eu-1", 10, 1, &state(None, None, SlotName::Blue), "alice")]);
+    fn new_environments_and_clusters_ask_for_metadata_and_a_corrupt_state_fails_only_when_answered()
+    {
+        let mut index = index(vec![row(
+            "cluster/eu-1",
+            10,
+            1,
+            &state(None, None, SlotName::Blue),
+            "alice",
+        )]);
         assert!(!index.metadata_stale());
         index.apply(vec![row("cluster/eu-2", 20, 2, "not json", "alice")], 101);
         assert!(index.metadata_stale(), "a cluster never seen needs its row");
@@ -481,18 +661,35 @@ mod tests {
             vec![meta("eu-1", "production"), meta("eu-2", "production")],
         );
         assert!(index.serving_at(at(15), None, None).is_ok());
-        assert!(matches!(index.serving_at(at(25), None, None), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            index.serving_at(at(25), None, None),
+            Err(StoreError::Corrupt(_))
+        ));
         index.apply(vec![row("pin/canary/chat", 20, 3, "v1", "bob")], 102);
-        assert!(index.metadata_stale(), "an environment never seen needs the environments' order");
-        index.apply(vec![row("pin/development/chat", 30, 4, "not a version!", "bob")], 103);
+        assert!(
+            index.metadata_stale(),
+            "an environment never seen needs the environments' order"
+        );
+        index.apply(
+            vec![row("pin/development/chat", 30, 4, "not a version!", "bob")],
+            103,
+        );
         assert!(index.serving_at(at(25), Some("development"), None).is_ok());
-        assert!(matches!(index.serving_at(at(35), Some("development"), None), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            index.serving_at(at(35), Some("development"), None),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
     fn interned_strings_are_shared_and_counted_once() {
         let mut index = TemporalIndex::default();
-        index.apply((0..100).map(|i| row("pin/production/chat", i, i, "v1", "bob")).collect(), 100);
+        index.apply(
+            (0..100)
+                .map(|i| row("pin/production/chat", i, i, "v1", "bob"))
+                .collect(),
+            100,
+        );
         let f = index.footprint();
         assert_eq!((f.subjects, f.entries), (1, 100));
         assert_eq!(index.strings.len(), 1, "one actor");

@@ -13,50 +13,207 @@ use switchyard_domain::Timestamp;
 use crate::helpers::{spawn_app, TestApp};
 
 /// (method, documented path, request path, body, least role; None = anyone).
-type Row = (&'static str, &'static str, &'static str, Option<fn() -> Value>, Option<Role>);
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<fn() -> Value>,
+    Option<Role>,
+);
 
 /// Every REST route. Where a route's role depends on what is asked, each case has a row.
 const REST: &[Row] = &[
-    ("GET", "/api/v1/models", "/api/v1/models", None, Some(Role::Viewer)),
-    ("GET", "/api/v1/models/{model_id}/versions", "/api/v1/models/chat/versions", None, Some(Role::Viewer)),
-    ("POST", "/api/v1/models/{model_id}/versions", "/api/v1/models/chat/versions",
-        Some(|| json!({"version": "v9", "config": {}})), Some(Role::Deployer)),
-    ("GET", "/api/v1/versions/{full_id}", "/api/v1/versions/chat:v1", None, Some(Role::Viewer)),
+    (
+        "GET",
+        "/api/v1/models",
+        "/api/v1/models",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/v1/models/{model_id}/versions",
+        "/api/v1/models/chat/versions",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/models/{model_id}/versions",
+        "/api/v1/models/chat/versions",
+        Some(|| json!({"version": "v9", "config": {}})),
+        Some(Role::Deployer),
+    ),
+    (
+        "GET",
+        "/api/v1/versions/{full_id}",
+        "/api/v1/versions/chat:v1",
+        None,
+        Some(Role::Viewer),
+    ),
     // dev ↔ staging by deployers; out of production by approvers; early retirement by admins.
-    ("POST", "/api/v1/versions/{full_id}/stage", "/api/v1/versions/chat:v0/stage",
-        Some(|| json!({"to": "staging"})), Some(Role::Deployer)),
-    ("POST", "/api/v1/versions/{full_id}/stage", "/api/v1/versions/chat:v0/stage",
-        Some(|| json!({"to": "deprecated"})), Some(Role::Approver)),
-    ("POST", "/api/v1/versions/{full_id}/stage", "/api/v1/versions/chat:v0/stage",
-        Some(|| json!({"to": "retired", "early": true, "reason": "r"})), Some(Role::Admin)),
-    ("GET", "/api/v1/environments", "/api/v1/environments", None, Some(Role::Viewer)),
+    (
+        "POST",
+        "/api/v1/versions/{full_id}/stage",
+        "/api/v1/versions/chat:v0/stage",
+        Some(|| json!({"to": "staging"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/api/v1/versions/{full_id}/stage",
+        "/api/v1/versions/chat:v0/stage",
+        Some(|| json!({"to": "deprecated"})),
+        Some(Role::Approver),
+    ),
+    (
+        "POST",
+        "/api/v1/versions/{full_id}/stage",
+        "/api/v1/versions/chat:v0/stage",
+        Some(|| json!({"to": "retired", "early": true, "reason": "r"})),
+        Some(Role::Admin),
+    ),
+    (
+        "GET",
+        "/api/v1/environments",
+        "/api/v1/environments",
+        None,
+        Some(Role::Viewer),
+    ),
     // Pins by hand: deployers outside production, admins in production.
-    ("PUT", "/api/v1/environments/{env}/pins/{model_id}", "/api/v1/environments/staging/pins/chat",
-        Some(|| json!({"version": "v0"})), Some(Role::Deployer)),
-    ("PUT", "/api/v1/environments/{env}/pins/{model_id}", "/api/v1/environments/production/pins/chat",
-        Some(|| json!({"version": "v0"})), Some(Role::Admin)),
-    ("GET", "/api/v1/resolve/{reference}", "/api/v1/resolve/chat:v1?env=staging", None, Some(Role::Viewer)),
-    ("POST", "/api/v1/request-records", "/api/v1/request-records", Some(|| json!([])), Some(Role::Deployer)),
-    ("GET", "/api/v1/request-records/{request_id}", "/api/v1/request-records/r-1", None, Some(Role::Viewer)),
-    ("GET", "/api/v1/serving", "/api/v1/serving?at=2026-01-01T00:00:00Z", None, Some(Role::Viewer)),
-    ("GET", "/api/v1/audit", "/api/v1/audit", None, Some(Role::Viewer)),
-    ("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", None, Some(Role::Viewer)),
-    ("GET", "/api/v1/promotions", "/api/v1/promotions", None, Some(Role::Viewer)),
-    ("POST", "/api/v1/promotions", "/api/v1/promotions",
-        Some(|| json!({"full_id": "chat:v0", "environment": "production", "reason": "r"})), Some(Role::Deployer)),
-    ("POST", "/api/v1/promotions/{id}/approve", "/api/v1/promotions/999/approve", Some(|| json!({})), Some(Role::Approver)),
-    ("POST", "/api/v1/promotions/{id}/reject", "/api/v1/promotions/999/reject",
-        Some(|| json!({"reason": "r"})), Some(Role::Approver)),
-    ("GET", "/api/v1/clusters", "/api/v1/clusters", None, Some(Role::Viewer)),
-    ("POST", "/api/v1/clusters", "/api/v1/clusters",
-        Some(|| json!({"name": "c1", "environment": "staging", "driver": "simulated"})), Some(Role::Admin)),
-    ("GET", "/api/v1/clusters/{name}", "/api/v1/clusters/nowhere", None, Some(Role::Viewer)),
-    ("POST", "/api/v1/clusters/{name}/operations", "/api/v1/clusters/nowhere/operations",
-        Some(|| json!({"kind": "blue_green", "full_id": "chat:v1", "reason": "test"})), Some(Role::Deployer)),
-    ("POST", "/api/v1/clusters/{name}/rollback", "/api/v1/clusters/nowhere/rollback",
-        Some(|| json!({"reason": "test"})), Some(Role::Deployer)),
-    ("GET", "/api/v1/operations/{id}", "/api/v1/operations/999", None, Some(Role::Viewer)),
-    ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, Some(Role::Viewer)),
+    (
+        "PUT",
+        "/api/v1/environments/{env}/pins/{model_id}",
+        "/api/v1/environments/staging/pins/chat",
+        Some(|| json!({"version": "v0"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "PUT",
+        "/api/v1/environments/{env}/pins/{model_id}",
+        "/api/v1/environments/production/pins/chat",
+        Some(|| json!({"version": "v0"})),
+        Some(Role::Admin),
+    ),
+    (
+        "GET",
+        "/api/v1/resolve/{reference}",
+        "/api/v1/resolve/chat:v1?env=staging",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/request-records",
+        "/api/v1/request-records",
+        Some(|| json!([])),
+        Some(Role::Deployer),
+    ),
+    (
+        "GET",
+        "/api/v1/request-records/{request_id}",
+        "/api/v1/request-records/r-1",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/v1/serving",
+        "/api/v1/serving?at=2026-01-01T00:00:00Z",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/v1/audit",
+        "/api/v1/audit",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/v1/audit/verify",
+        "/api/v1/audit/verify",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/v1/promotions",
+        "/api/v1/promotions",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/promotions",
+        "/api/v1/promotions",
+        Some(|| json!({"full_id": "chat:v0", "environment": "production", "reason": "r"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/api/v1/promotions/{id}/approve",
+        "/api/v1/promotions/999/approve",
+        Some(|| json!({})),
+        Some(Role::Approver),
+    ),
+    (
+        "POST",
+        "/api/v1/promotions/{id}/reject",
+        "/api/v1/promotions/999/reject",
+        Some(|| json!({"reason": "r"})),
+        Some(Role::Approver),
+    ),
+    (
+        "GET",
+        "/api/v1/clusters",
+        "/api/v1/clusters",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/clusters",
+        "/api/v1/clusters",
+        Some(|| json!({"name": "c1", "environment": "staging", "driver": "simulated"})),
+        Some(Role::Admin),
+    ),
+    (
+        "GET",
+        "/api/v1/clusters/{name}",
+        "/api/v1/clusters/nowhere",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/clusters/{name}/operations",
+        "/api/v1/clusters/nowhere/operations",
+        Some(|| json!({"kind": "blue_green", "full_id": "chat:v1", "reason": "test"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/api/v1/clusters/{name}/rollback",
+        "/api/v1/clusters/nowhere/rollback",
+        Some(|| json!({"reason": "test"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "GET",
+        "/api/v1/operations/{id}",
+        "/api/v1/operations/999",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "GET",
+        "/api/v1/openapi.json",
+        "/api/v1/openapi.json",
+        None,
+        Some(Role::Viewer),
+    ),
     ("GET", "/healthz", "/healthz", None, None),
     ("GET", "/readyz", "/readyz", None, None),
     ("GET", "/metrics", "/metrics", None, None),
@@ -64,32 +221,141 @@ const REST: &[Row] = &[
 
 /// Every console server function (by its path) and the console's form posts.
 const CONSOLE: &[Row] = &[
-    ("POST", "/console/fn/get_overview", "/console/fn/get_overview", None, Some(Role::Viewer)),
-    ("POST", "/console/fn/get_audit_page", "/console/fn/get_audit_page", None, Some(Role::Viewer)),
-    ("POST", "/console/fn/get_board", "/console/fn/get_board", None, Some(Role::Viewer)),
-    ("POST", "/console/fn/get_clusters", "/console/fn/get_clusters", None, Some(Role::Viewer)),
-    ("POST", "/console/fn/get_cluster", "/console/fn/get_cluster", Some(|| json!({"name": "eu-1"})), Some(Role::Viewer)),
-    ("POST", "/console/fn/get_operation", "/console/fn/get_operation", Some(|| json!({"id": 1})), Some(Role::Viewer)),
+    (
+        "POST",
+        "/console/fn/get_overview",
+        "/console/fn/get_overview",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_audit_page",
+        "/console/fn/get_audit_page",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_board",
+        "/console/fn/get_board",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_clusters",
+        "/console/fn/get_clusters",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_cluster",
+        "/console/fn/get_cluster",
+        Some(|| json!({"name": "eu-1"})),
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_operation",
+        "/console/fn/get_operation",
+        Some(|| json!({"id": 1})),
+        Some(Role::Viewer),
+    ),
     // No such cluster: a deployer passes the role check and is told so.
-    ("POST", "/console/fn/start_operation", "/console/fn/start_operation",
-        Some(|| json!({"cluster": "eu-1", "kind": "blue_green", "full_id": "chat:v1"})), Some(Role::Deployer)),
-    ("POST", "/console/fn/roll_back_cluster", "/console/fn/roll_back_cluster", Some(|| json!({"cluster": "eu-1"})), Some(Role::Deployer)),
-    ("POST", "/console/fn/get_model_page", "/console/fn/get_model_page", Some(|| json!({"model_id": "chat"})), Some(Role::Viewer)),
-    ("POST", "/console/fn/get_serving_at", "/console/fn/get_serving_at", None, Some(Role::Viewer)),
-    ("POST", "/console/fn/get_version_detail", "/console/fn/get_version_detail",
-        Some(|| json!({"full_id": "chat:v1"})), Some(Role::Viewer)),
-    ("POST", "/console/fn/lookup_request", "/console/fn/lookup_request", Some(|| json!({"request_id": "r-1"})), Some(Role::Viewer)),
-    ("POST", "/console/fn/move_stage", "/console/fn/move_stage",
-        Some(|| json!({"full_id": "chat:v0", "to": "development"})), Some(Role::Deployer)),
-    ("POST", "/console/fn/verify_audit_chain", "/console/fn/verify_audit_chain", None, Some(Role::Viewer)),
-    ("POST", "/console/fn/get_approvals", "/console/fn/get_approvals", None, Some(Role::Viewer)),
-    ("POST", "/console/fn/request_promotion", "/console/fn/request_promotion",
-        Some(|| json!({"full_id": "chat:v0", "environment": "production", "reason": "r"})), Some(Role::Deployer)),
-    ("POST", "/console/fn/approve_promotion", "/console/fn/approve_promotion", Some(|| json!({"id": 999})), Some(Role::Approver)),
-    ("POST", "/console/fn/reject_promotion", "/console/fn/reject_promotion",
-        Some(|| json!({"id": 999, "reason": "r"})), Some(Role::Approver)),
+    (
+        "POST",
+        "/console/fn/start_operation",
+        "/console/fn/start_operation",
+        Some(|| json!({"cluster": "eu-1", "kind": "blue_green", "full_id": "chat:v1"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/console/fn/roll_back_cluster",
+        "/console/fn/roll_back_cluster",
+        Some(|| json!({"cluster": "eu-1"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_model_page",
+        "/console/fn/get_model_page",
+        Some(|| json!({"model_id": "chat"})),
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_serving_at",
+        "/console/fn/get_serving_at",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_version_detail",
+        "/console/fn/get_version_detail",
+        Some(|| json!({"full_id": "chat:v1"})),
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/lookup_request",
+        "/console/fn/lookup_request",
+        Some(|| json!({"request_id": "r-1"})),
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/move_stage",
+        "/console/fn/move_stage",
+        Some(|| json!({"full_id": "chat:v0", "to": "development"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/console/fn/verify_audit_chain",
+        "/console/fn/verify_audit_chain",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/get_approvals",
+        "/console/fn/get_approvals",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/request_promotion",
+        "/console/fn/request_promotion",
+        Some(|| json!({"full_id": "chat:v0", "environment": "production", "reason": "r"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/console/fn/approve_promotion",
+        "/console/fn/approve_promotion",
+        Some(|| json!({"id": 999})),
+        Some(Role::Approver),
+    ),
+    (
+        "POST",
+        "/console/fn/reject_promotion",
+        "/console/fn/reject_promotion",
+        Some(|| json!({"id": 999, "reason": "r"})),
+        Some(Role::Approver),
+    ),
     // Answers "nobody" to anonymous callers rather than refusing.
-    ("GET", "/console/fn/get_signed_in_user", "/console/fn/get_signed_in_user", None, None),
+    (
+        "GET",
+        "/console/fn/get_signed_in_user",
+        "/console/fn/get_signed_in_user",
+        None,
+        None,
+    ),
 ];
 
 /// The credentials each column of the table is tried with.
@@ -112,13 +378,28 @@ fn allowed(caller: Caller, least: Option<Role>) -> bool {
 /// The tokens for each caller: one user per role, plus a revoked and an expired token of an admin.
 async fn tokens(app: &TestApp) -> Vec<(Caller, Option<String>)> {
     let mut out = vec![(Caller::Anonymous, None)];
-    let revoked = app.user_with_token("revoked-admin", Role::Admin, None).await;
-    app.store().await.revoke_token("revoked-admin", "test", Timestamp::now()).await.expect("revoked");
+    let revoked = app
+        .user_with_token("revoked-admin", Role::Admin, None)
+        .await;
+    app.store()
+        .await
+        .revoke_token("revoked-admin", "test", Timestamp::now())
+        .await
+        .expect("revoked");
     out.push((Caller::Revoked, Some(revoked)));
-    let expired = app.user_with_token("expired-admin", Role::Admin, Some(Timestamp::now().plus_hours(-1))).await;
+    let expired = app
+        .user_with_token(
+            "expired-admin",
+            Role::Admin,
+            Some(Timestamp::now().plus_hours(-1)),
+        )
+        .await;
     out.push((Caller::Expired, Some(expired)));
     for role in Role::ALL {
-        out.push((Caller::Role(role), Some(app.user_with_token(role.as_str(), role, None).await)));
+        out.push((
+            Caller::Role(role),
+            Some(app.user_with_token(role.as_str(), role, None).await),
+        ));
     }
     out
 }
@@ -136,15 +417,29 @@ async fn every_rest_route_allows_exactly_the_roles_in_the_table_and_nobody_else(
         .as_object()
         .expect("paths")
         .iter()
-        .flat_map(|(path, ops)| ops.as_object().into_iter().flat_map(|o| o.keys()).map(move |m| (m.to_uppercase(), path.clone())))
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .into_iter()
+                .flat_map(|o| o.keys())
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
         .collect();
-    let tabled: BTreeSet<(String, String)> = REST.iter().map(|(m, p, ..)| ((*m).to_owned(), (*p).to_owned())).collect();
-    assert_eq!(documented, tabled, "every documented route needs a row in the access table, and every row a route");
+    let tabled: BTreeSet<(String, String)> = REST
+        .iter()
+        .map(|(m, p, ..)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        documented, tabled,
+        "every documented route needs a row in the access table, and every row a route"
+    );
 
     let mut failures = Vec::new();
     for (caller, token) in tokens(&app).await {
         for &(method, documented, path, body, least) in REST {
-            let mut req = app.client.request(Method::from_bytes(method.as_bytes()).expect("method"), format!("{}{path}", app.address));
+            let mut req = app.client.request(
+                Method::from_bytes(method.as_bytes()).expect("method"),
+                format!("{}{path}", app.address),
+            );
             if let Some(t) = &token {
                 req = req.bearer_auth(t);
             }
@@ -159,7 +454,10 @@ async fn every_rest_route_allows_exactly_the_roles_in_the_table_and_nobody_else(
                 _ => status == StatusCode::UNAUTHORIZED,
             };
             if expected == refused || (!expected && !right_refusal) {
-                failures.push(format!("{caller:?} {method} {documented} ({path}): {status}, expected {}", if expected { "allowed" } else { "refused" }));
+                failures.push(format!(
+                    "{caller:?} {method} {documented} ({path}): {status}, expected {}",
+                    if expected { "allowed" } else { "refused" }
+                ));
             }
         }
     }
@@ -170,29 +468,53 @@ async fn every_rest_route_allows_exactly_the_roles_in_the_table_and_nobody_else(
 async fn a_refusal_for_a_low_role_names_the_role_needed() {
     let app = spawn_app().await;
     let viewer = app.user_with_token("erin", Role::Viewer, None).await;
-    let res = app.post_json_as(&viewer, "/api/v1/models/chat/versions", &json!({"version": "v1", "config": {}})).await;
+    let res = app
+        .post_json_as(
+            &viewer,
+            "/api/v1/models/chat/versions",
+            &json!({"version": "v1", "config": {}}),
+        )
+        .await;
     let error = crate::helpers::assert_error(res, StatusCode::FORBIDDEN).await;
-    assert!(error["message"].as_str().unwrap_or_default().contains("deployer"), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deployer"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn every_console_server_function_refuses_the_signed_out_and_roles_below_its_row() {
     let app = spawn_app().await;
-    let registered: BTreeSet<String> = server_fn::axum::server_fn_paths().map(|(path, _)| path.to_owned()).collect();
+    let registered: BTreeSet<String> = server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path.to_owned())
+        .collect();
     let tabled: BTreeSet<String> = CONSOLE.iter().map(|(_, p, ..)| (*p).to_owned()).collect();
-    assert_eq!(registered, tabled, "every server function needs a row in the access table");
+    assert_eq!(
+        registered, tabled,
+        "every server function needs a row in the access table"
+    );
 
     let mut failures = Vec::new();
     let mut sessions = vec![(Caller::Anonymous, None)];
     for role in Role::ALL {
         app.user_with_token(role.as_str(), role, None).await;
-        sessions.push((Caller::Role(role), Some(crate::console::sign_in(&app, role.as_str()).await)));
+        sessions.push((
+            Caller::Role(role),
+            Some(crate::console::sign_in(&app, role.as_str()).await),
+        ));
     }
     for (caller, session) in sessions {
         for &(method, _, path, body, least) in CONSOLE {
-            let form = body.map(|b| serde_urlencoded::to_string(b()).expect("form body")).unwrap_or_default();
-            let answer = crate::console::call_server_fn(&app, method, path, &form, session.as_ref()).await;
-            let refused = answer.contains("\"unauthenticated\"") || answer.contains("\"forbidden\"");
+            let form = body
+                .map(|b| serde_urlencoded::to_string(b()).expect("form body"))
+                .unwrap_or_default();
+            let answer =
+                crate::console::call_server_fn(&app, method, path, &form, session.as_ref()).await;
+            let refused =
+                answer.contains("\"unauthenticated\"") || answer.contains("\"forbidden\"");
             if allowed(caller, least) == refused {
                 failures.push(format!("{caller:?} {path}: {answer}"));
             }

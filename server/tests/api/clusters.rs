@@ -12,7 +12,10 @@ use crate::helpers::{assert_error, spawn_app, TestApp};
 
 async fn with_runner(app: &TestApp) -> tokio::task::JoinHandle<()> {
     let store = app.store().await;
-    let settings = RunnerSettings { poll: Duration::from_millis(20), ..RunnerSettings::default() };
+    let settings = RunnerSettings {
+        poll: Duration::from_millis(20),
+        ..RunnerSettings::default()
+    };
     switchyard::operations::spawn(store, Drivers::default(), settings)
 }
 
@@ -28,7 +31,11 @@ async fn finished(app: &TestApp, id: i64) -> Value {
 }
 
 async fn create(app: &TestApp, name: &str, env: &str) -> reqwest::Response {
-    app.post_json("/api/v1/clusters", &json!({ "name": name, "environment": env, "driver": "simulated", "config": {} })).await
+    app.post_json(
+        "/api/v1/clusters",
+        &json!({ "name": name, "environment": env, "driver": "simulated", "config": {} }),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -37,74 +44,174 @@ async fn a_simulated_cluster_is_created_listed_and_labelled_simulated() {
     let res = create(&app, "dev-1", "development").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let c: Value = res.json().await.expect("JSON");
-    assert_eq!((c["simulated"].as_bool(), c["driver"].as_str()), (Some(true), Some("simulated")));
+    assert_eq!(
+        (c["simulated"].as_bool(), c["driver"].as_str()),
+        (Some(true), Some("simulated"))
+    );
     assert_eq!(c["slots"].as_array().map(Vec::len), Some(2));
     let list = app.get_json("/api/v1/clusters").await;
     assert_eq!(list["clusters"][0]["name"], "dev-1");
-    assert_eq!(app.get_json("/api/v1/clusters/dev-1").await["environment"], "development");
-    assert_error(app.get("/api/v1/clusters/nope").await, StatusCode::NOT_FOUND).await;
-    assert_error(create(&app, "dev-1", "development").await, StatusCode::CONFLICT).await;
+    assert_eq!(
+        app.get_json("/api/v1/clusters/dev-1").await["environment"],
+        "development"
+    );
+    assert_error(
+        app.get("/api/v1/clusters/nope").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_error(
+        create(&app, "dev-1", "development").await,
+        StatusCode::CONFLICT,
+    )
+    .await;
     let bad_driver = json!({ "name": "k", "environment": "development", "driver": "kubernetes" });
-    assert_error(app.post_json("/api/v1/clusters", &bad_driver).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_error(
+        app.post_json("/api/v1/clusters", &bad_driver).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     let bad_config = json!({ "name": "o", "environment": "development", "driver": "oip+haproxy", "config": { "model": "x" } });
-    assert_error(app.post_json("/api/v1/clusters", &bad_config).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_error(
+        app.post_json("/api/v1/clusters", &bad_config).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 }
 
 #[tokio::test]
-async fn an_operation_is_accepted_run_in_the_background_and_a_second_one_meanwhile_is_refused_naming_it() {
+async fn an_operation_is_accepted_run_in_the_background_and_a_second_one_meanwhile_is_refused_naming_it(
+) {
     let app = spawn_app().await;
     app.register("chat", "1", json!({ "t": 1 })).await;
     app.register("chat", "2", json!({ "t": 2 })).await;
     create(&app, "dev-1", "development").await;
     let path = "/api/v1/clusters/dev-1/operations";
-    let res = app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "first" })).await;
+    let res = app
+        .post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "first" }),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let id = res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("an id");
-    let second = app.post_json(path, &json!({ "kind": "rolling", "full_id": "chat:2" })).await;
+    let id = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("an id");
+    let second = app
+        .post_json(path, &json!({ "kind": "rolling", "full_id": "chat:2" }))
+        .await;
     let error = assert_error(second, StatusCode::CONFLICT).await;
-    assert!(error["message"].as_str().unwrap_or("").contains(&format!("operation {id}")), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("operation {id}")),
+        "{error}"
+    );
 
     let runner = with_runner(&app).await;
     let op = finished(&app, id).await;
     assert_eq!(op["state"], "succeeded", "{op}");
-    assert!(op["steps"].as_array().is_some_and(|s| s.iter().all(|s| s["state"] == "done")));
-    let res = app.post_json(path, &json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100] })).await;
-    let id = res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("an id");
+    assert!(op["steps"]
+        .as_array()
+        .is_some_and(|s| s.iter().all(|s| s["state"] == "done")));
+    let res = app
+        .post_json(
+            path,
+            &json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100] }),
+        )
+        .await;
+    let id = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("an id");
     assert_eq!(finished(&app, id).await["state"], "succeeded");
-    let res = app.post_json("/api/v1/clusters/dev-1/rollback", &json!({ "reason": "bad answers" })).await;
+    let res = app
+        .post_json(
+            "/api/v1/clusters/dev-1/rollback",
+            &json!({ "reason": "bad answers" }),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let id = res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("an id");
+    let id = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("an id");
     let op = finished(&app, id).await;
     runner.abort();
-    assert_eq!((op["kind"].as_str(), op["full_id"].as_str(), op["state"].as_str()), (Some("rollback"), Some("chat:1"), Some("succeeded")));
+    assert_eq!(
+        (
+            op["kind"].as_str(),
+            op["full_id"].as_str(),
+            op["state"].as_str()
+        ),
+        (Some("rollback"), Some("chat:1"), Some("succeeded"))
+    );
     let now = switchyard_domain::Timestamp::now().to_rfc3339();
-    let serving = app.get_json(&format!("/api/v1/serving?at={}", now.replace('+', "%2B"))).await;
+    let serving = app
+        .get_json(&format!("/api/v1/serving?at={}", now.replace('+', "%2B")))
+        .await;
     let slots = &serving["clusters"][0]["slots"];
-    let live: Vec<_> = slots.as_array().expect("slots").iter().filter(|s| s["weight"] == 100).collect();
+    let live: Vec<_> = slots
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter(|s| s["weight"] == 100)
+        .collect();
     assert_eq!(live[0]["full_id"], "chat:1");
-    assert_eq!(serving["clusters"][0]["drift"][0]["serving"], "chat:1", "nothing is pinned in development");
+    assert_eq!(
+        serving["clusters"][0]["drift"][0]["serving"], "chat:1",
+        "nothing is pinned in development"
+    );
 }
 
 #[tokio::test]
-async fn operations_are_refused_before_anything_moves_for_versions_the_environment_does_not_allow() {
+async fn operations_are_refused_before_anything_moves_for_versions_the_environment_does_not_allow()
+{
     let app = spawn_app().await;
     app.register("chat", "1", json!({ "t": 1 })).await;
     create(&app, "prod-1", "production").await;
     let path = "/api/v1/clusters/prod-1/operations";
-    let e = assert_error(app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:1" })).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let e = assert_error(
+        app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:1" }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(e["code"], "policy_violation");
-    assert_error(app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:9" })).await, StatusCode::NOT_FOUND).await;
-    assert_error(app.post_json(path, &json!({ "kind": "teleport", "full_id": "chat:1" })).await, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_error(app.post_json("/api/v1/clusters/prod-1/rollback", &json!({})).await, StatusCode::CONFLICT).await;
-    assert_error(app.get("/api/v1/operations/99").await, StatusCode::NOT_FOUND).await;
-    assert_eq!(app.get_json("/api/v1/clusters/prod-1").await["running_operation"], Value::Null);
+    assert_error(
+        app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:9" }))
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_error(
+        app.post_json(path, &json!({ "kind": "teleport", "full_id": "chat:1" }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_error(
+        app.post_json("/api/v1/clusters/prod-1/rollback", &json!({}))
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_error(
+        app.get("/api/v1/operations/99").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(
+        app.get_json("/api/v1/clusters/prod-1").await["running_operation"],
+        Value::Null
+    );
 }
 
 /// A rolling update to a version whose simulated requests fail 40% of the
 /// time: the health gate after the first traffic step judges the error rate
 /// and rolls back (trigger `health_gate`); a healthy version passes the same gate.
 #[tokio::test]
-async fn a_rolling_step_whose_error_rate_exceeds_the_threshold_rolls_back_with_trigger_health_gate() {
+async fn a_rolling_step_whose_error_rate_exceeds_the_threshold_rolls_back_with_trigger_health_gate()
+{
     let app = &spawn_app().await;
     for v in ["1", "2", "3"] {
         app.register("chat", v, json!({ "t": v })).await;
@@ -117,33 +224,72 @@ async fn a_rolling_step_whose_error_rate_exceeds_the_threshold_rolls_back_with_t
     let res = app.post_json("/api/v1/clusters", &json!({ "name": "dev-1", "environment": "development", "driver": "simulated", "config": config })).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let bad_gate = json!({ "name": "dev-2", "environment": "development", "driver": "simulated", "config": { "health_gate": { "max_error_percent": 150 } } });
-    assert_error(app.post_json("/api/v1/clusters", &bad_gate).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_error(
+        app.post_json("/api/v1/clusters", &bad_gate).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     let runner = with_runner(app).await;
     let path = "/api/v1/clusters/dev-1/operations";
     let start = |body: Value| async move {
         let res = app.post_json(path, &body).await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
-        res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("an id")
+        res.json::<Value>().await.expect("JSON")["operation_id"]
+            .as_i64()
+            .expect("an id")
     };
     let first = start(json!({ "kind": "blue_green", "full_id": "chat:1" })).await;
     assert_eq!(finished(&app, first).await["state"], "succeeded");
     // 1% errors is under the 5% threshold: every gate passes and says what it measured.
-    let healthy = finished(&app, start(json!({ "kind": "rolling", "full_id": "chat:2", "steps": [20, 100] })).await).await;
+    let healthy = finished(
+        &app,
+        start(json!({ "kind": "rolling", "full_id": "chat:2", "steps": [20, 100] })).await,
+    )
+    .await;
     assert_eq!(healthy["state"], "succeeded", "{healthy}");
-    let gates: Vec<&str> = healthy["steps"].as_array().expect("steps").iter().filter(|s| s["action"] == "gate").filter_map(|s| s["note"].as_str()).collect();
+    let gates: Vec<&str> = healthy["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["action"] == "gate")
+        .filter_map(|s| s["note"].as_str())
+        .collect();
     assert_eq!(gates.len(), 2, "{healthy}");
-    assert!(gates.iter().all(|n| n.starts_with("error rate ") && n.contains("on blue")), "{gates:?}");
+    assert!(
+        gates
+            .iter()
+            .all(|n| n.starts_with("error rate ") && n.contains("on blue")),
+        "{gates:?}"
+    );
 
-    let op = finished(&app, start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100] })).await).await;
+    let op = finished(
+        &app,
+        start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100] })).await,
+    )
+    .await;
     runner.abort();
-    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("health_gate")), "{op}");
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("health_gate")),
+        "{op}"
+    );
     let steps = op["steps"].as_array().expect("steps");
-    let failed = steps.iter().find(|s| s["state"] == "failed").expect("a failed step");
+    let failed = steps
+        .iter()
+        .find(|s| s["state"] == "failed")
+        .expect("a failed step");
     assert_eq!(failed["action"], "gate");
     let note = failed["note"].as_str().unwrap_or("");
-    assert!(note.contains("error rate") && note.contains("exceeds 5%"), "{note}");
+    assert!(
+        note.contains("error rate") && note.contains("exceeds 5%"),
+        "{note}"
+    );
     let last = steps.last().expect("a restore step");
-    assert_eq!((last["restore"].as_bool(), last["state"].as_str()), (Some(true), Some("done")), "{op}");
+    assert_eq!(
+        (last["restore"].as_bool(), last["state"].as_str()),
+        (Some(true), Some("done")),
+        "{op}"
+    );
     // No step after the failed gate moved traffic further: the 50% step never ran.
     assert!(!steps.iter().any(|s| s["weights"]["green"] == 50), "{op}");
     let cluster = app.get_json("/api/v1/clusters/dev-1").await;
@@ -151,14 +297,35 @@ async fn a_rolling_step_whose_error_rate_exceeds_the_threshold_rolls_back_with_t
         .as_array()
         .expect("slots")
         .iter()
-        .map(|s| (s["full_id"].as_str().unwrap_or(""), s["health"].as_str().unwrap_or(""), s["weight"].as_i64().unwrap_or(-1)))
+        .map(|s| {
+            (
+                s["full_id"].as_str().unwrap_or(""),
+                s["health"].as_str().unwrap_or(""),
+                s["weight"].as_i64().unwrap_or(-1),
+            )
+        })
         .collect();
     // The server asks its own (simulated) driver, which starts from the database's state.
-    assert_eq!(live, [("chat:2", "ready", 100), ("chat:3", "ready", 0)], "{cluster}");
-    assert_eq!(cluster["router"]["weights"], json!({ "blue": 100, "green": 0 }), "{cluster}");
+    assert_eq!(
+        live,
+        [("chat:2", "ready", 100), ("chat:3", "ready", 0)],
+        "{cluster}"
+    );
+    assert_eq!(
+        cluster["router"]["weights"],
+        json!({ "blue": 100, "green": 0 }),
+        "{cluster}"
+    );
     let rollbacks = app.get_json("/api/v1/audit?action=rollback").await;
     let e = &rollbacks["events"][0];
-    assert_eq!((e["details"]["trigger"].as_str(), e["details"]["outcome"].as_str()), (Some("health_gate"), Some("rolled_back")), "{e}");
+    assert_eq!(
+        (
+            e["details"]["trigger"].as_str(),
+            e["details"]["outcome"].as_str()
+        ),
+        (Some("health_gate"), Some("rolled_back")),
+        "{e}"
+    );
 }
 
 /// What the driver cannot tell is shown as `unknown: <why>`, not as the stored value.
@@ -176,9 +343,17 @@ async fn live_slot_health_says_unknown_and_why_when_the_driver_cannot_answer() {
     let c = app.get_json("/api/v1/clusters/sim").await;
     for slot in c["slots"].as_array().expect("slots") {
         let h = slot["health"].as_str().unwrap_or("");
-        assert!(h.starts_with("unknown: ") && h.contains("router.json"), "{h}");
+        assert!(
+            h.starts_with("unknown: ") && h.contains("router.json"),
+            "{h}"
+        );
     }
-    assert!(c["router"]["error"].as_str().is_some_and(|e| e.starts_with("unknown: ")), "{c}");
+    assert!(
+        c["router"]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("unknown: ")),
+        "{c}"
+    );
     // A router whose admin socket is not there: empty slots are `empty`, the router unknown.
     let config = json!({
         "model": "echo",
@@ -192,7 +367,10 @@ async fn live_slot_health_says_unknown_and_why_when_the_driver_cannot_answer() {
     let c = app.get_json("/api/v1/clusters/real").await;
     assert_eq!(c["slots"][0]["health"], "empty", "{c}");
     let why = c["router"]["error"].as_str().unwrap_or("");
-    assert!(why.starts_with("unknown: ") && why.contains("nothing.sock"), "{why}");
+    assert!(
+        why.starts_with("unknown: ") && why.contains("nothing.sock"),
+        "{why}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -204,7 +382,11 @@ impl Served {
     /// Starts `switchyard serve` on `database_url`, with a short operation
     /// lease so that a crashed run is resumed within a second.
     fn start(database_url: &str, log: &std::path::Path) -> Served {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let err = out.try_clone().expect("log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .arg("serve")
@@ -236,14 +418,23 @@ impl Drop for Served {
 
 /// The simulated router as its state file holds it (it outlives the server).
 fn router_in(file: &std::path::Path) -> Value {
-    std::fs::read_to_string(file).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null)
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// The cluster's state as the database holds it, in the router file's shape.
 async fn stored_state(app: &TestApp, cluster: &str) -> Value {
     let c = app.get_json(&format!("/api/v1/clusters/{cluster}")).await;
     let slots = c["slots"].as_array().cloned().unwrap_or_default();
-    let get = |slot: &str| slots.iter().find(|s| s["slot"] == slot).cloned().unwrap_or(Value::Null);
+    let get = |slot: &str| {
+        slots
+            .iter()
+            .find(|s| s["slot"] == slot)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     json!({
         "blue": get("blue")["full_id"], "green": get("green")["full_id"],
         "weights": { "blue": get("blue")["weight"], "green": get("green")["weight"] },
@@ -257,7 +448,10 @@ async fn until(app: &TestApp, id: i64, what: &str, ready: impl Fn(&Value) -> boo
         if ready(&op) {
             return op;
         }
-        assert_eq!(op["state"], "running", "operation {id} ended while waiting for {what}: {op}");
+        assert_eq!(
+            op["state"], "running",
+            "operation {id} ended while waiting for {what}: {op}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("operation {id}: {what} did not happen");
@@ -300,16 +494,31 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
     let start = |body: Value| async move {
         let res = app.post_json(path, &body).await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
-        res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("an id")
+        res.json::<Value>().await.expect("JSON")["operation_id"]
+            .as_i64()
+            .expect("an id")
     };
     let first = start(json!({ "kind": "blue_green", "full_id": "chat:1" })).await;
-    assert_eq!(until(app, first, "the first deploy", |o| o["state"] != "running").await["state"], "succeeded");
+    assert_eq!(
+        until(app, first, "the first deploy", |o| o["state"] != "running").await["state"],
+        "succeeded"
+    );
 
     let id = start(json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100] })).await;
-    let plan = app.get_json(&format!("/api/v1/operations/{id}")).await["steps"].as_array().cloned().expect("steps");
-    assert_eq!(plan.len(), 9, "load, ready, smoke, then shift and gate three times");
+    let plan = app.get_json(&format!("/api/v1/operations/{id}")).await["steps"]
+        .as_array()
+        .cloned()
+        .expect("steps");
+    assert_eq!(
+        plan.len(),
+        9,
+        "load, ready, smoke, then shift and gate three times"
+    );
     for (index, step) in plan.iter().enumerate() {
-        let running = until(app, id, &format!("step {index} running"), |o| o["steps"][index]["state"] == "running").await;
+        let running = until(app, id, &format!("step {index} running"), |o| {
+            o["steps"][index]["state"] == "running"
+        })
+        .await;
         let mutates = matches!(step["action"].as_str(), Some("load" | "shift"));
         if mutates {
             for _ in 0..3000 {
@@ -321,38 +530,97 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
         }
         served.kill9();
         let op = app.get_json(&format!("/api/v1/operations/{id}")).await;
-        assert_eq!(op["steps"][index]["state"], "running", "killed in the middle of step {index}: {op}");
+        assert_eq!(
+            op["steps"][index]["state"], "running",
+            "killed in the middle of step {index}: {op}"
+        );
         if mutates {
-            assert!(acted(step, &router_in(&router)), "the router acted on step {index}");
-            assert_ne!(router_in(&router), stored_state(app, "crash-1").await, "killed after the router acted on step {index}, before the database knew");
+            assert!(
+                acted(step, &router_in(&router)),
+                "the router acted on step {index}"
+            );
+            assert_ne!(
+                router_in(&router),
+                stored_state(app, "crash-1").await,
+                "killed after the router acted on step {index}, before the database knew"
+            );
         }
-        eprintln!("kill -9 in step {index} ({}), started {}", step["action"], running["steps"][index]["started_at"]);
+        eprintln!(
+            "kill -9 in step {index} ({}), started {}",
+            step["action"], running["steps"][index]["started_at"]
+        );
         served = Served::start(&app.database_url, &log);
     }
     let op = until(app, id, "the end", |o| o["state"] != "running").await;
     assert_eq!(op["state"], "succeeded", "{op}");
-    assert_eq!(router_in(&router), stored_state(app, "crash-1").await, "router and database agree");
+    assert_eq!(
+        router_in(&router),
+        stored_state(app, "crash-1").await,
+        "router and database agree"
+    );
     // chat:1 went to green first (the idle slot of a new cluster), chat:2 to blue.
-    assert_eq!(router_in(&router)["weights"], json!({ "blue": 100, "green": 0 }));
+    assert_eq!(
+        router_in(&router)["weights"],
+        json!({ "blue": 100, "green": 0 })
+    );
     let cluster = app.get_json("/api/v1/clusters/crash-1").await;
-    assert_eq!(cluster["router"]["weights"], json!({ "blue": 100, "green": 0 }), "{cluster}");
-    assert!(cluster["slots"].as_array().is_some_and(|s| s.iter().all(|s| s["health"] == "ready")), "{cluster}");
-    let interrupted = app.get_json("/api/v1/audit?action=operation.interrupted&limit=100").await["events"].as_array().cloned().unwrap_or_default();
-    let resumed = app.get_json("/api/v1/audit?action=operation.resumed&limit=100").await["events"].as_array().cloned().unwrap_or_default();
-    assert_eq!((interrupted.len(), resumed.len()), (9, 9), "one interruption and one resumption per kill");
-    let mut steps: Vec<i64> = interrupted.iter().filter_map(|e| e["details"]["step"].as_i64()).collect();
+    assert_eq!(
+        cluster["router"]["weights"],
+        json!({ "blue": 100, "green": 0 }),
+        "{cluster}"
+    );
+    assert!(
+        cluster["slots"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["health"] == "ready")),
+        "{cluster}"
+    );
+    let interrupted = app
+        .get_json("/api/v1/audit?action=operation.interrupted&limit=100")
+        .await["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let resumed = app
+        .get_json("/api/v1/audit?action=operation.resumed&limit=100")
+        .await["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (interrupted.len(), resumed.len()),
+        (9, 9),
+        "one interruption and one resumption per kill"
+    );
+    let mut steps: Vec<i64> = interrupted
+        .iter()
+        .filter_map(|e| e["details"]["step"].as_i64())
+        .collect();
     steps.sort_unstable();
     assert_eq!(steps, (0..9).collect::<Vec<_>>());
-    assert!(interrupted.iter().all(|e| e["details"]["step_state"] == "running" && e["details"]["previous_runner"].is_string()), "{interrupted:?}");
+    assert!(
+        interrupted
+            .iter()
+            .all(|e| e["details"]["step_state"] == "running"
+                && e["details"]["previous_runner"].is_string()),
+        "{interrupted:?}"
+    );
 
     // A health-gate rollback interrupted in its restore step: resumed, it
     // still ends rolled back, router and database agreeing.
     let id = start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100] })).await;
     let op = until(app, id, "a restore step running", |o| {
-        o["steps"].as_array().and_then(|s| s.last()).is_some_and(|s| s["restore"] == true && s["state"] == "running")
+        o["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .is_some_and(|s| s["restore"] == true && s["state"] == "running")
     })
     .await;
-    let restore = op["steps"].as_array().and_then(|s| s.last()).cloned().expect("the restore step");
+    let restore = op["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .cloned()
+        .expect("the restore step");
     for _ in 0..3000 {
         if acted(&restore, &router_in(&router)) {
             break;
@@ -360,16 +628,48 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     served.kill9();
-    assert_ne!(router_in(&router), stored_state(app, "crash-1").await, "killed after the router restored, before the database knew");
+    assert_ne!(
+        router_in(&router),
+        stored_state(app, "crash-1").await,
+        "killed after the router restored, before the database knew"
+    );
     let served = Served::start(&app.database_url, &log);
     let op = until(app, id, "the end", |o| o["state"] != "running").await;
-    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("health_gate")), "{op}");
-    assert_eq!(router_in(&router), stored_state(app, "crash-1").await, "router and database agree after the rollback");
-    assert_eq!(router_in(&router)["weights"], json!({ "blue": 100, "green": 0 }), "chat:2 in blue serves again");
-    let interrupted = app.get_json("/api/v1/audit?action=operation.interrupted&limit=100").await["events"].as_array().cloned().unwrap_or_default();
-    assert!(interrupted.iter().any(|e| e["details"]["operation_id"] == id && e["details"]["restore"] == true), "{interrupted:?}");
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("health_gate")),
+        "{op}"
+    );
+    assert_eq!(
+        router_in(&router),
+        stored_state(app, "crash-1").await,
+        "router and database agree after the rollback"
+    );
+    assert_eq!(
+        router_in(&router)["weights"],
+        json!({ "blue": 100, "green": 0 }),
+        "chat:2 in blue serves again"
+    );
+    let interrupted = app
+        .get_json("/api/v1/audit?action=operation.interrupted&limit=100")
+        .await["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        interrupted
+            .iter()
+            .any(|e| e["details"]["operation_id"] == id && e["details"]["restore"] == true),
+        "{interrupted:?}"
+    );
     let rollback = app.get_json("/api/v1/audit?action=rollback").await["events"][0].clone();
-    assert_eq!((rollback["details"]["operation_id"].as_i64(), rollback["details"]["trigger"].as_str()), (Some(id), Some("health_gate")));
+    assert_eq!(
+        (
+            rollback["details"]["operation_id"].as_i64(),
+            rollback["details"]["trigger"].as_str()
+        ),
+        (Some(id), Some("health_gate"))
+    );
     served.kill9();
 
     assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
@@ -378,7 +678,12 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
         .env("DATABASE_URL", &app.database_url)
         .output()
         .expect("switchyard audit verify runs");
-    assert!(verify.status.success(), "{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }
 
 fn temp_dir(prefix: &str) -> std::path::PathBuf {
@@ -388,7 +693,8 @@ fn temp_dir(prefix: &str) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_of_the_server_in_the_middle_of_every_step_on_sqlite_resumes_or_rolls_back_consistently() {
+async fn kill_9_of_the_server_in_the_middle_of_every_step_on_sqlite_resumes_or_rolls_back_consistently(
+) {
     let app = spawn_app().await;
     let dir = temp_dir("sy-crash");
     kill_9_in_every_step(&app, &dir).await;
@@ -396,13 +702,17 @@ async fn kill_9_of_the_server_in_the_middle_of_every_step_on_sqlite_resumes_or_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_of_the_server_in_the_middle_of_every_step_on_postgresql_resumes_or_rolls_back_consistently() {
+async fn kill_9_of_the_server_in_the_middle_of_every_step_on_postgresql_resumes_or_rolls_back_consistently(
+) {
     let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
     let dir = temp_dir("sy-crash-pg");
     kill_9_in_every_step(&app, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     use sqlx::Executor;
-    admin.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str()).await.expect("drop database");
+    admin
+        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
 }
 
 /// The JSON body of a `call_server_fn` answer ("200 OK {…}").
@@ -426,24 +736,77 @@ async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
             .expect("form")
     };
 
-    let answer = call_server_fn(&app, "POST", "/console/fn/start_operation", &start("dev-1", "chat:1"), Some(&dave)).await;
+    let answer = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/start_operation",
+        &start("dev-1", "chat:1"),
+        Some(&dave),
+    )
+    .await;
     assert!(answer.starts_with("200 "), "{answer}");
     let op: Value = serde_json::from_str(body(&answer)).expect("an operation");
-    assert_eq!((op["actor"].as_str(), op["reason"].as_str()), (Some("dave"), Some("console")));
-    let second = call_server_fn(&app, "POST", "/console/fn/roll_back_cluster", "cluster=dev-1", Some(&dave)).await;
-    assert!(second.contains(&format!("operation {} (blue_green) is running on cluster dev-1", op["id"])), "{second}");
+    assert_eq!(
+        (op["actor"].as_str(), op["reason"].as_str()),
+        (Some("dave"), Some("console"))
+    );
+    let second = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/roll_back_cluster",
+        "cluster=dev-1",
+        Some(&dave),
+    )
+    .await;
+    assert!(
+        second.contains(&format!(
+            "operation {} (blue_green) is running on cluster dev-1",
+            op["id"]
+        )),
+        "{second}"
+    );
 
-    let production = call_server_fn(&app, "POST", "/console/fn/start_operation", &start("prod-1", "chat:1"), Some(&dave)).await;
-    assert!(production.contains("needs the approver role; dave has the deployer role"), "{production}");
+    let production = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/start_operation",
+        &start("prod-1", "chat:1"),
+        Some(&dave),
+    )
+    .await;
+    assert!(
+        production.contains("needs the approver role; dave has the deployer role"),
+        "{production}"
+    );
 
     let runner = with_runner(&app).await;
     let done = finished(&app, op["id"].as_i64().expect("an id")).await;
     runner.abort();
     assert_eq!(done["state"], "succeeded");
-    let page = call_server_fn(&app, "POST", "/console/fn/get_cluster", "name=dev-1", Some(&dave)).await;
+    let page = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/get_cluster",
+        "name=dev-1",
+        Some(&dave),
+    )
+    .await;
     let view: Value = serde_json::from_str(body(&page)).expect("a cluster view");
     assert_eq!(view["operations"][0]["state"], "succeeded");
-    assert_eq!(view["refused"], Value::Null, "a deployer may operate a development cluster");
-    let allowed: Vec<&str> = view["allowed"].as_array().expect("a list").iter().filter_map(Value::as_str).collect();
-    assert_eq!(allowed, ["chat:2", "chat:1"], "development admits both versions, newest first");
+    assert_eq!(
+        view["refused"],
+        Value::Null,
+        "a deployer may operate a development cluster"
+    );
+    let allowed: Vec<&str> = view["allowed"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        allowed,
+        ["chat:2", "chat:1"],
+        "development admits both versions, newest first"
+    );
 }

@@ -16,7 +16,10 @@ pub struct Browser {
 
 /// A client that shows redirects instead of following them.
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
 }
 
 /// Posts the sign-in form as a browser on the console's own page would.
@@ -34,9 +37,17 @@ pub async fn post_sign_in(app: &TestApp, username: &str, password: &str) -> reqw
 pub async fn sign_in(app: &TestApp, username: &str) -> Browser {
     let res = post_sign_in(app, username, TEST_PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let set_cookie = res.headers().get(SET_COOKIE).and_then(|v| v.to_str().ok()).expect("a session cookie").to_owned();
+    let set_cookie = res
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_owned();
     for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age="] {
-        assert!(set_cookie.contains(attribute), "{set_cookie} lacks {attribute}");
+        assert!(
+            set_cookie.contains(attribute),
+            "{set_cookie} lacks {attribute}"
+        );
     }
     let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
     let user: Value = no_redirects()
@@ -48,13 +59,22 @@ pub async fn sign_in(app: &TestApp, username: &str) -> Browser {
         .json()
         .await
         .expect("JSON");
-    let csrf = user["csrf_token"].as_str().expect("a CSRF token").to_owned();
+    let csrf = user["csrf_token"]
+        .as_str()
+        .expect("a CSRF token")
+        .to_owned();
     Browser { cookie, csrf }
 }
 
 /// Calls a server function as the console's client does (same origin, CSRF
 /// header); answers "<status> <body>".
-pub async fn call_server_fn(app: &TestApp, method: &str, path: &str, form: &str, browser: Option<&Browser>) -> String {
+pub async fn call_server_fn(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    form: &str,
+    browser: Option<&Browser>,
+) -> String {
     let client = no_redirects();
     let mut req = match method {
         "GET" => client.get(format!("{}{path}", app.address)),
@@ -65,7 +85,9 @@ pub async fn call_server_fn(app: &TestApp, method: &str, path: &str, form: &str,
     }
     .header(ORIGIN, &app.address);
     if let Some(b) = browser {
-        req = req.header(COOKIE, &b.cookie).header("x-csrf-token", &b.csrf);
+        req = req
+            .header(COOKIE, &b.cookie)
+            .header("x-csrf-token", &b.csrf);
     }
     let res = req.send().await.expect("request sent");
     format!("{} {}", res.status(), res.text().await.unwrap_or_default())
@@ -74,12 +96,27 @@ pub async fn call_server_fn(app: &TestApp, method: &str, path: &str, form: &str,
 #[tokio::test]
 async fn pages_send_signed_out_visitors_to_the_sign_in_page() {
     let app = spawn_app().await;
-    let res = no_redirects().get(format!("{}/", app.address)).send().await.expect("request sent");
+    let res = no_redirects()
+        .get(format!("{}/", app.address))
+        .send()
+        .await
+        .expect("request sent");
     assert!(res.status().is_redirection(), "{}", res.status());
-    assert_eq!(res.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("/signin"));
-    let signin = no_redirects().get(format!("{}/signin", app.address)).send().await.expect("request sent");
+    assert_eq!(
+        res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+        Some("/signin")
+    );
+    let signin = no_redirects()
+        .get(format!("{}/signin", app.address))
+        .send()
+        .await
+        .expect("request sent");
     assert_eq!(signin.status(), StatusCode::OK);
-    assert!(signin.text().await.unwrap_or_default().contains("name=\"password\""));
+    assert!(signin
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("name=\"password\""));
 }
 
 #[tokio::test]
@@ -87,10 +124,18 @@ async fn a_signed_in_user_sees_the_console_with_their_name_and_role_and_can_sign
     let app = spawn_app().await;
     app.user_with_token("bob", Role::Approver, None).await;
     let browser = sign_in(&app, "bob").await;
-    let page = no_redirects().get(format!("{}/", app.address)).header(COOKIE, &browser.cookie).send().await.expect("sent");
+    let page = no_redirects()
+        .get(format!("{}/", app.address))
+        .header(COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap_or_default();
-    assert!(html.contains("bob") && html.contains("approver"), "the header names the user and role");
+    assert!(
+        html.contains("bob") && html.contains("approver"),
+        "the header names the user and role"
+    );
 
     let out = no_redirects()
         .post(format!("{}/signout", app.address))
@@ -100,7 +145,10 @@ async fn a_signed_in_user_sees_the_console_with_their_name_and_role_and_can_sign
         .send()
         .await
         .expect("sent");
-    assert_eq!(out.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("/signin"));
+    assert_eq!(
+        out.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+        Some("/signin")
+    );
     let after = call_server_fn(&app, "POST", "/console/fn/get_overview", "", Some(&browser)).await;
     assert!(after.contains("unauthenticated"), "{after}");
 }
@@ -155,31 +203,59 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
     app.user_with_token("carol", Role::Approver, None).await;
     for _ in 0..5 {
         let res = post_sign_in(&app, "carol", "wrong-password-123").await;
-        assert_eq!(res.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("/signin?error=invalid"));
+        assert_eq!(
+            res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+            Some("/signin?error=invalid")
+        );
     }
     // The right password no longer helps until the window passes.
     let res = post_sign_in(&app, "carol", TEST_PASSWORD).await;
-    assert_eq!(res.headers().get(LOCATION).and_then(|v| v.to_str().ok()), Some("/signin?error=rate_limited"));
+    assert_eq!(
+        res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
+        Some("/signin?error=rate_limited")
+    );
     assert!(res.headers().get(SET_COOKIE).is_none());
 
-    let q = AuditQuery { action: Some("user.sign_in_failed".into()), limit: 100, ..Default::default() };
-    let events = app.store().await.audit_page(&q).await.expect("audit").events;
+    let q = AuditQuery {
+        action: Some("user.sign_in_failed".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let events = app
+        .store()
+        .await
+        .audit_page(&q)
+        .await
+        .expect("audit")
+        .events;
     assert_eq!(events.len(), 6);
     for e in &events {
         assert_eq!(e.details["username"], "carol");
         let text = serde_json::to_string(e).expect("JSON");
-        assert!(!text.contains("wrong-password-123") && !text.contains(TEST_PASSWORD), "{text}");
+        assert!(
+            !text.contains("wrong-password-123") && !text.contains(TEST_PASSWORD),
+            "{text}"
+        );
     }
 }
 
 /// The server function's JSON answer, asserting that it succeeded (`ok`) or
 /// was refused.
-async fn server_fn_json(app: &TestApp, path: &str, form: &[(&str, &str)], browser: &Browser, ok: bool) -> Value {
+async fn server_fn_json(
+    app: &TestApp,
+    path: &str,
+    form: &[(&str, &str)],
+    browser: &Browser,
+    ok: bool,
+) -> Value {
     let form = serde_urlencoded::to_string(form).expect("form body");
     let answer = call_server_fn(app, "POST", path, &form, Some(browser)).await;
     // "<code> <reason phrase> <body>"
     assert_eq!(answer.starts_with("200 "), ok, "{path}: {answer}");
-    let body = answer.find(['{', '[']).map(|i| &answer[i..]).unwrap_or_default();
+    let body = answer
+        .find(['{', '['])
+        .map(|i| &answer[i..])
+        .unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {answer}"))
 }
 
@@ -187,55 +263,168 @@ async fn server_fn_json(app: &TestApp, path: &str, form: &[(&str, &str)], browse
 async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_second_approver() {
     let app = spawn_app().await;
     app.production_version("chat", "v1").await;
-    let res = app.put_json("/api/v1/environments/production/pins/chat", &serde_json::json!({"version": "v1"})).await;
+    let res = app
+        .put_json(
+            "/api/v1/environments/production/pins/chat",
+            &serde_json::json!({"version": "v1"}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    app.register("chat", "v2", serde_json::json!({"v": "v2", "temperature": 0.3})).await;
-    assert_eq!(app.move_stage("chat:v2", "staging").await.status(), StatusCode::OK);
-    for (name, role) in [("dave", Role::Deployer), ("bob", Role::Approver), ("carol", Role::Approver)] {
+    app.register(
+        "chat",
+        "v2",
+        serde_json::json!({"v": "v2", "temperature": 0.3}),
+    )
+    .await;
+    assert_eq!(
+        app.move_stage("chat:v2", "staging").await.status(),
+        StatusCode::OK
+    );
+    for (name, role) in [
+        ("dave", Role::Deployer),
+        ("bob", Role::Approver),
+        ("carol", Role::Approver),
+    ] {
         app.user_with_token(name, role, None).await;
     }
-    let (dave, bob, carol) = (sign_in(&app, "dave").await, sign_in(&app, "bob").await, sign_in(&app, "carol").await);
+    let (dave, bob, carol) = (
+        sign_in(&app, "dave").await,
+        sign_in(&app, "bob").await,
+        sign_in(&app, "carol").await,
+    );
 
     // A request without a reason is refused in the promotion rules' words, and nothing is made.
-    let refused = server_fn_json(&app, "/console/fn/request_promotion",
-        &[("full_id", "chat:v2"), ("environment", "production"), ("reason", " ")], &dave, false).await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/request_promotion",
+        &[
+            ("full_id", "chat:v2"),
+            ("environment", "production"),
+            ("reason", " "),
+        ],
+        &dave,
+        false,
+    )
+    .await;
     assert_eq!(refused["message"], "a promotion needs a reason");
-    let p = server_fn_json(&app, "/console/fn/request_promotion",
-        &[("full_id", "chat:v2"), ("environment", "production"), ("reason", "better answers")], &dave, true).await;
-    assert_eq!((p["status"].as_str(), p["required_approvals"].as_i64(), p["requested_by"].as_str()),
-        (Some("pending"), Some(2), Some("dave")));
+    let p = server_fn_json(
+        &app,
+        "/console/fn/request_promotion",
+        &[
+            ("full_id", "chat:v2"),
+            ("environment", "production"),
+            ("reason", "better answers"),
+        ],
+        &dave,
+        true,
+    )
+    .await;
+    assert_eq!(
+        (
+            p["status"].as_str(),
+            p["required_approvals"].as_i64(),
+            p["requested_by"].as_str()
+        ),
+        (Some("pending"), Some(2), Some("dave"))
+    );
     let id = p["id"].as_i64().expect("id").to_string();
 
     // The inbox shows it with its config against production's.
     let inbox = server_fn_json(&app, "/console/fn/get_approvals", &[], &bob, true).await;
     let pending = &inbox["pending"][0];
-    assert_eq!(pending["promotion"]["id"].as_i64().map(|i| i.to_string()), Some(id.clone()));
+    assert_eq!(
+        pending["promotion"]["id"].as_i64().map(|i| i.to_string()),
+        Some(id.clone())
+    );
     assert_eq!(pending["production"], "chat:v1");
-    let changed: Vec<(String, String)> = pending["diff"].as_array().expect("diff").iter()
+    let changed: Vec<(String, String)> = pending["diff"]
+        .as_array()
+        .expect("diff")
+        .iter()
         .filter(|l| l["kind"] != "same")
-        .map(|l| (l["kind"].as_str().unwrap_or_default().to_owned(), l["text"].as_str().unwrap_or_default().to_owned()))
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap_or_default().to_owned(),
+                l["text"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
-    assert_eq!(changed, vec![
-        ("removed".to_owned(), "  \"v\": \"v1\"".to_owned()),
-        ("added".to_owned(), "  \"temperature\": 0.3,".to_owned()),
-        ("added".to_owned(), "  \"v\": \"v2\"".to_owned()),
-    ]);
+    assert_eq!(
+        changed,
+        vec![
+            ("removed".to_owned(), "  \"v\": \"v1\"".to_owned()),
+            ("added".to_owned(), "  \"temperature\": 0.3,".to_owned()),
+            ("added".to_owned(), "  \"v\": \"v2\"".to_owned()),
+        ]
+    );
 
-    let own = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id)], &dave, false).await;
+    let own = server_fn_json(
+        &app,
+        "/console/fn/approve_promotion",
+        &[("id", &id)],
+        &dave,
+        false,
+    )
+    .await;
     assert_eq!(own["code"], "forbidden");
-    let no_reason = server_fn_json(&app, "/console/fn/reject_promotion", &[("id", &id), ("reason", "")], &bob, false).await;
+    let no_reason = server_fn_json(
+        &app,
+        "/console/fn/reject_promotion",
+        &[("id", &id), ("reason", "")],
+        &bob,
+        false,
+    )
+    .await;
     assert_eq!(no_reason["message"], "a rejection needs a reason");
-    let first = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id), ("reason", "")], &bob, true).await;
-    assert_eq!((first["status"].as_str(), first["approvals"][0]["reason"].is_null()), (Some("pending"), true));
-    let twice = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id)], &bob, false).await;
-    assert!(twice["message"].as_str().unwrap_or_default().contains("already approved"), "{twice}");
-    let done = server_fn_json(&app, "/console/fn/approve_promotion", &[("id", &id), ("reason", "reviewed")], &carol, true).await;
+    let first = server_fn_json(
+        &app,
+        "/console/fn/approve_promotion",
+        &[("id", &id), ("reason", "")],
+        &bob,
+        true,
+    )
+    .await;
+    assert_eq!(
+        (
+            first["status"].as_str(),
+            first["approvals"][0]["reason"].is_null()
+        ),
+        (Some("pending"), true)
+    );
+    let twice = server_fn_json(
+        &app,
+        "/console/fn/approve_promotion",
+        &[("id", &id)],
+        &bob,
+        false,
+    )
+    .await;
+    assert!(
+        twice["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already approved"),
+        "{twice}"
+    );
+    let done = server_fn_json(
+        &app,
+        "/console/fn/approve_promotion",
+        &[("id", &id), ("reason", "reviewed")],
+        &carol,
+        true,
+    )
+    .await;
     assert_eq!(done["status"], "applied");
 
-    assert_eq!(app.get_json("/api/v1/resolve/chat?env=production").await["full_id"], "chat:v2");
+    assert_eq!(
+        app.get_json("/api/v1/resolve/chat?env=production").await["full_id"],
+        "chat:v2"
+    );
     let inbox = server_fn_json(&app, "/console/fn/get_approvals", &[], &dave, true).await;
     assert_eq!(inbox["pending"], serde_json::json!([]));
     assert_eq!(inbox["decided"][0]["status"], "applied");
-    let approved = app.get_json("/api/v1/audit?action=promotion.approved").await;
+    let approved = app
+        .get_json("/api/v1/audit?action=promotion.approved")
+        .await;
     assert_eq!(approved["events"][0]["actor"], "carol");
 }

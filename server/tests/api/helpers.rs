@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
+use switchyard::auth::secret;
 use switchyard::config::Config;
 use switchyard::startup::Application;
-use switchyard::auth::secret;
 use switchyard::store::{DynStore, StoreSettings};
 use switchyard_domain::access::Role;
 use switchyard_domain::lifecycle::MoveVia;
@@ -70,11 +70,22 @@ async fn start_server(database_url: &str, metrics_token: Option<String>) -> Stri
     address
 }
 
-async fn spawn_app_on(database_url: String, dir: Option<TempDir>, metrics_token: Option<String>) -> TestApp {
+async fn spawn_app_on(
+    database_url: String,
+    dir: Option<TempDir>,
+    metrics_token: Option<String>,
+) -> TestApp {
     let address = start_server(&database_url, metrics_token).await;
-    let mut test_app =
-        TestApp { address, client: reqwest::Client::new(), database_url, token: String::new(), _dir: dir };
-    test_app.token = test_app.user_with_token("test-admin", Role::Admin, None).await;
+    let mut test_app = TestApp {
+        address,
+        client: reqwest::Client::new(),
+        database_url,
+        token: String::new(),
+        _dir: dir,
+    };
+    test_app.token = test_app
+        .user_with_token("test-admin", Role::Admin, None)
+        .await;
     test_app
 }
 
@@ -96,13 +107,28 @@ impl TestApp {
 
     /// Creates user `name` (password `TEST_PASSWORD`) and an API token named
     /// `name`, expiring at `expires_at`; returns the token.
-    pub async fn user_with_token(&self, name: &str, role: Role, expires_at: Option<Timestamp>) -> String {
+    pub async fn user_with_token(
+        &self,
+        name: &str,
+        role: Role,
+        expires_at: Option<Timestamp>,
+    ) -> String {
         let store = self.store().await;
         let hash = switchyard::auth::password::hash(TEST_PASSWORD).expect("hashed");
-        store.create_user(name, role, &hash, "test", Timestamp::now()).await.expect("user created");
+        store
+            .create_user(name, role, &hash, "test", Timestamp::now())
+            .await
+            .expect("user created");
         let token = secret::generate(secret::TOKEN_PREFIX);
         store
-            .create_token(name, name, &secret::hash(&token), expires_at, "test", Timestamp::now())
+            .create_token(
+                name,
+                name,
+                &secret::hash(&token),
+                expires_at,
+                "test",
+                Timestamp::now(),
+            )
             .await
             .expect("token created");
         token
@@ -110,27 +136,51 @@ impl TestApp {
 
     /// A request to `path` with the admin token.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.address)).bearer_auth(&self.token)
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(&self.token)
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.request(reqwest::Method::GET, path).send().await.expect("request sent")
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.request(reqwest::Method::POST, path).json(body).send().await.expect("request sent")
+        self.request(reqwest::Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// POST with another token.
     pub async fn post_json_as(&self, token: &str, path: &str, body: &Value) -> Response {
-        self.client.post(format!("{}{path}", self.address)).bearer_auth(token).json(body).send().await.expect("request sent")
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
-        self.request(reqwest::Method::PUT, path).json(body).send().await.expect("request sent")
+        self.request(reqwest::Method::PUT, path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
         self.request(reqwest::Method::POST, path)
             .header("content-type", content_type)
             .body(body)
@@ -148,14 +198,25 @@ impl TestApp {
     /// Registers `model:version` with `config` and asserts it was created.
     pub async fn register(&self, model: &str, version: &str, config: Value) -> Value {
         let res = self
-            .post_json(&format!("/api/v1/models/{model}/versions"), &json!({ "version": version, "config": config }))
+            .post_json(
+                &format!("/api/v1/models/{model}/versions"),
+                &json!({ "version": version, "config": config }),
+            )
             .await;
-        assert_eq!(res.status(), StatusCode::CREATED, "registering {model}:{version}");
+        assert_eq!(
+            res.status(),
+            StatusCode::CREATED,
+            "registering {model}:{version}"
+        );
         res.json().await.expect("JSON body")
     }
 
     pub async fn move_stage(&self, full_id: &str, to: &str) -> Response {
-        self.post_json(&format!("/api/v1/versions/{full_id}/stage"), &json!({ "to": to, "reason": "test" })).await
+        self.post_json(
+            &format!("/api/v1/versions/{full_id}/stage"),
+            &json!({ "to": to, "reason": "test" }),
+        )
+        .await
     }
 
     /// Registers a version and brings it to production. The last step goes
@@ -164,11 +225,21 @@ impl TestApp {
     pub async fn production_version(&self, model: &str, version: &str) -> FullId {
         self.register(model, version, json!({ "v": version })).await;
         let full_id = format!("{model}:{version}");
-        assert_eq!(self.move_stage(&full_id, "staging").await.status(), StatusCode::OK);
+        assert_eq!(
+            self.move_stage(&full_id, "staging").await.status(),
+            StatusCode::OK
+        );
         let id = FullId::parse(&full_id).expect("full id");
         self.store()
             .await
-            .change_stage(&id, Stage::Production, MoveVia::Promotion, Some("test"), "test", Timestamp::now())
+            .change_stage(
+                &id,
+                Stage::Production,
+                MoveVia::Promotion,
+                Some("test"),
+                "test",
+                Timestamp::now(),
+            )
             .await
             .expect("promoted");
         settle().await;
@@ -179,10 +250,22 @@ impl TestApp {
     /// retired early as an admin would, through the store (the API's early
     /// retirement has its own tests).
     pub async fn retire(&self, full_id: &FullId) {
-        assert_eq!(self.move_stage(&full_id.to_string(), "deprecated").await.status(), StatusCode::OK);
+        assert_eq!(
+            self.move_stage(&full_id.to_string(), "deprecated")
+                .await
+                .status(),
+            StatusCode::OK
+        );
         self.store()
             .await
-            .change_stage(full_id, Stage::Retired, MoveVia::Manual { is_admin: true }, Some("test"), "admin", Timestamp::now())
+            .change_stage(
+                full_id,
+                Stage::Retired,
+                MoveVia::Manual { is_admin: true },
+                Some("test"),
+                "admin",
+                Timestamp::now(),
+            )
             .await
             .expect("retired");
         settle().await;
@@ -190,7 +273,9 @@ impl TestApp {
 
     /// A second connection to the server's database, for set-up the API cannot do yet.
     pub async fn store(&self) -> DynStore {
-        switchyard::store::connect(&self.database_url, StoreSettings::default()).await.expect("store")
+        switchyard::store::connect(&self.database_url, StoreSettings::default())
+            .await
+            .expect("store")
     }
 }
 
@@ -204,11 +289,22 @@ pub async fn settle() {
 /// Asserts that `res` is an error in the API's format with `status`, and returns its `error` object.
 pub async fn assert_error(res: Response, status: StatusCode) -> Value {
     assert_eq!(res.status(), status);
-    let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    assert!(content_type.starts_with("application/json"), "content type {content_type:?}");
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type:?}"
+    );
     let body: Value = res.json().await.expect("JSON error body");
     let error = body["error"].clone();
     assert!(error["code"].is_string(), "no error.code in {body}");
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "no error.message in {body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no error.message in {body}"
+    );
     error
 }

@@ -5,8 +5,8 @@ mod helpers;
 
 mod access;
 mod audit;
-mod console;
 mod clusters;
+mod console;
 mod environments;
 mod operations;
 mod postgres;

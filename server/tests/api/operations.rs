@@ -46,7 +46,10 @@ async fn the_openapi_document_is_json_listing_every_path() {
     let text = doc.to_string();
     for reference in text.split("#/components/schemas/").skip(1) {
         let name = reference.split('"').next().unwrap();
-        assert!(schemas.contains_key(name), "schema {name} is referred to but not defined");
+        assert!(
+            schemas.contains_key(name),
+            "schema {name} is referred to but not defined"
+        );
     }
 }
 
@@ -57,11 +60,15 @@ async fn metrics_count_requests_resolves_and_ingested_records() {
     app.get("/api/v1/resolve/chat:v1?env=development").await;
     app.get("/api/v1/resolve/chat:v9?env=development").await;
     let record = json!({"request_id": "r1", "at": "2026-03-03T14:00:00Z", "cluster": "eu-1", "slot": "blue", "full_id": "chat:v1", "latency_ms": 3});
-    app.post_json("/api/v1/request-records", &json!([record])).await;
+    app.post_json("/api/v1/request-records", &json!([record]))
+        .await;
 
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = res.text().await.unwrap();
     for line in [
         r#"http_requests_total{method="POST",path="/api/v1/models/{model_id}/versions",status="201"} 1"#,
@@ -79,8 +86,15 @@ async fn metrics_count_requests_resolves_and_ingested_records() {
 async fn an_unknown_api_path_and_a_wrong_method_answer_in_the_error_format() {
     let app = spawn_app().await;
     assert_error(app.get("/api/v1/nothing-here").await, StatusCode::NOT_FOUND).await;
-    let res = app.request(reqwest::Method::DELETE, "/api/v1/models").send().await.unwrap();
-    assert_eq!(assert_error(res, StatusCode::METHOD_NOT_ALLOWED).await["code"], "method_not_allowed");
+    let res = app
+        .request(reqwest::Method::DELETE, "/api/v1/models")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        assert_error(res, StatusCode::METHOD_NOT_ALLOWED).await["code"],
+        "method_not_allowed"
+    );
 }
 
 #[tokio::test]
@@ -88,7 +102,13 @@ async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
     let res = app.get("/healthz").await;
     assert!(!res.headers()["x-request-id"].is_empty());
-    let res = app.client.get(format!("{}/healthz", app.address)).header("x-request-id", "abc-123").send().await.unwrap();
+    let res = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-request-id"], "abc-123");
     let _: Value = res.json().await.unwrap();
 }
@@ -99,7 +119,21 @@ async fn metrics_behind_their_own_token_refuse_scrapers_without_it() {
     let url = format!("{}/metrics", app.address);
     let anonymous = app.client.get(&url).send().await.expect("sent");
     assert_error(anonymous, StatusCode::UNAUTHORIZED).await;
-    let scraper = app.client.get(&url).bearer_auth("scrape-secret").send().await.expect("sent");
+    let scraper = app
+        .client
+        .get(&url)
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(scraper.status(), StatusCode::OK);
-    assert_eq!(app.client.get(format!("{}/healthz", app.address)).send().await.expect("sent").status(), StatusCode::OK);
+    assert_eq!(
+        app.client
+            .get(format!("{}/healthz", app.address))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        StatusCode::OK
+    );
 }

@@ -17,10 +17,18 @@ struct People {
 /// deployer (dave) and two approvers (bob, carol).
 async fn release_ready(app: &TestApp) -> People {
     let v1 = app.production_version("chat", "v1").await;
-    let res = app.put_json("/api/v1/environments/production/pins/chat", &json!({"version": v1.version.to_string()})).await;
+    let res = app
+        .put_json(
+            "/api/v1/environments/production/pins/chat",
+            &json!({"version": v1.version.to_string()}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     app.register("chat", "v2", json!({"v": 2})).await;
-    assert_eq!(app.move_stage("chat:v2", "staging").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.move_stage("chat:v2", "staging").await.status(),
+        StatusCode::OK
+    );
     People {
         dave: app.user_with_token("dave", Role::Deployer, None).await,
         bob: app.user_with_token("bob", Role::Approver, None).await,
@@ -29,12 +37,21 @@ async fn release_ready(app: &TestApp) -> People {
 }
 
 async fn request(app: &TestApp, token: &str, full_id: &str) -> reqwest::Response {
-    app.post_json_as(token, "/api/v1/promotions", &json!({"full_id": full_id, "environment": "production", "reason": "better answers"}))
-        .await
+    app.post_json_as(
+        token,
+        "/api/v1/promotions",
+        &json!({"full_id": full_id, "environment": "production", "reason": "better answers"}),
+    )
+    .await
 }
 
 async fn approve(app: &TestApp, token: &str, id: i64) -> reqwest::Response {
-    app.post_json_as(token, &format!("/api/v1/promotions/{id}/approve"), &json!({"reason": "reviewed"})).await
+    app.post_json_as(
+        token,
+        &format!("/api/v1/promotions/{id}/approve"),
+        &json!({"reason": "reviewed"}),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -44,7 +61,10 @@ async fn a_request_answers_201_pending_with_the_approvals_it_needs_and_its_expir
     let res = request(&app, &people.dave, "chat:v2").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let p: Value = res.json().await.expect("JSON");
-    assert_eq!((p["status"].as_str(), p["required_approvals"].as_i64()), (Some("pending"), Some(2)));
+    assert_eq!(
+        (p["status"].as_str(), p["required_approvals"].as_i64()),
+        (Some("pending"), Some(2))
+    );
     assert_eq!(p["approvals"], json!([]));
     assert!(p["id"].is_i64() && p["expires_at"].is_string(), "{p}");
     let listed = app.get_json("/api/v1/promotions?status=pending").await;
@@ -56,23 +76,55 @@ async fn the_requester_cannot_approve_and_two_distinct_approvers_apply_the_promo
     let app = spawn_app().await;
     let people = release_ready(&app).await;
     // Even an admin cannot approve their own request.
-    let p: Value = request(&app, &app.token, "chat:v2").await.json().await.expect("JSON");
+    let p: Value = request(&app, &app.token, "chat:v2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
     let id = p["id"].as_i64().expect("id");
     let own = assert_error(approve(&app, &app.token, id).await, StatusCode::FORBIDDEN).await;
-    assert!(own["message"].as_str().unwrap_or_default().contains("cannot approve"), "{own}");
+    assert!(
+        own["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot approve"),
+        "{own}"
+    );
 
-    assert_eq!(approve(&app, &people.bob, id).await.status(), StatusCode::OK);
+    assert_eq!(
+        approve(&app, &people.bob, id).await.status(),
+        StatusCode::OK
+    );
     assert_error(approve(&app, &people.bob, id).await, StatusCode::CONFLICT).await;
-    assert_eq!(app.get_json("/api/v1/versions/chat:v2").await["stage"], "staging");
-    let done: Value = approve(&app, &people.carol, id).await.json().await.expect("JSON");
+    assert_eq!(
+        app.get_json("/api/v1/versions/chat:v2").await["stage"],
+        "staging"
+    );
+    let done: Value = approve(&app, &people.carol, id)
+        .await
+        .json()
+        .await
+        .expect("JSON");
     assert_eq!(done["status"], "applied");
 
-    assert_eq!(app.get_json("/api/v1/versions/chat:v2").await["stage"], "production");
-    assert_eq!(app.get_json("/api/v1/versions/chat:v1").await["stage"], "deprecated");
-    assert_eq!(app.get_json("/api/v1/resolve/chat?env=production").await["full_id"], "chat:v2");
+    assert_eq!(
+        app.get_json("/api/v1/versions/chat:v2").await["stage"],
+        "production"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/versions/chat:v1").await["stage"],
+        "deprecated"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/resolve/chat?env=production").await["full_id"],
+        "chat:v2"
+    );
     let applied = app.get_json("/api/v1/audit?action=promotion.applied").await;
     assert_eq!(applied["events"][0]["actor"], "token:carol");
-    assert_eq!(applied["events"][0]["details"]["approved_by"], json!(["bob", "carol"]));
+    assert_eq!(
+        applied["events"][0]["details"]["approved_by"],
+        json!(["bob", "carol"])
+    );
 }
 
 #[tokio::test]
@@ -80,40 +132,96 @@ async fn a_deployer_cannot_approve_and_a_viewer_cannot_request() {
     let app = spawn_app().await;
     let people = release_ready(&app).await;
     let viewer = app.user_with_token("erin", Role::Viewer, None).await;
-    let refused = assert_error(request(&app, &viewer, "chat:v2").await, StatusCode::FORBIDDEN).await;
-    assert!(refused["message"].as_str().unwrap_or_default().contains("deployer"), "{refused}");
-    let p: Value = request(&app, &people.dave, "chat:v2").await.json().await.expect("JSON");
+    let refused = assert_error(
+        request(&app, &viewer, "chat:v2").await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deployer"),
+        "{refused}"
+    );
+    let p: Value = request(&app, &people.dave, "chat:v2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
     let other_deployer = app.user_with_token("frank", Role::Deployer, None).await;
-    let refused = assert_error(approve(&app, &other_deployer, p["id"].as_i64().expect("id")).await, StatusCode::FORBIDDEN).await;
-    assert!(refused["message"].as_str().unwrap_or_default().contains("approver"), "{refused}");
+    let refused = assert_error(
+        approve(&app, &other_deployer, p["id"].as_i64().expect("id")).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approver"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
 async fn a_rejected_request_cannot_be_revived() {
     let app = spawn_app().await;
     let people = release_ready(&app).await;
-    let p: Value = request(&app, &people.dave, "chat:v2").await.json().await.expect("JSON");
+    let p: Value = request(&app, &people.dave, "chat:v2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
     let id = p["id"].as_i64().expect("id");
     let path = format!("/api/v1/promotions/{id}/reject");
-    assert_error(app.post_json_as(&people.bob, &path, &json!({"reason": ""})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let rejected: Value = app.post_json_as(&people.bob, &path, &json!({"reason": "eval regressed"})).await.json().await.expect("JSON");
+    assert_error(
+        app.post_json_as(&people.bob, &path, &json!({"reason": ""}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let rejected: Value = app
+        .post_json_as(&people.bob, &path, &json!({"reason": "eval regressed"}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
     assert_eq!(rejected["status"], "rejected");
     assert_error(approve(&app, &people.carol, id).await, StatusCode::CONFLICT).await;
-    assert_error(app.post_json_as(&people.carol, &path, &json!({"reason": "again"})).await, StatusCode::CONFLICT).await;
-    assert_eq!(app.get_json("/api/v1/versions/chat:v2").await["stage"], "staging");
+    assert_error(
+        app.post_json_as(&people.carol, &path, &json!({"reason": "again"}))
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(
+        app.get_json("/api/v1/versions/chat:v2").await["stage"],
+        "staging"
+    );
 }
 
 #[tokio::test]
 async fn an_expired_request_cannot_be_approved() {
     let app = spawn_app().await;
     let people = release_ready(&app).await;
-    let p: Value = request(&app, &people.dave, "chat:v2").await.json().await.expect("JSON");
+    let p: Value = request(&app, &people.dave, "chat:v2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
     let id = p["id"].as_i64().expect("id");
     // 73 hours later, as the expiry job sees it.
     let later = switchyard_domain::Timestamp::now().plus_hours(73);
     switchyard::jobs::expire_promotions(app.store().await.as_ref(), later).await;
     let refused = assert_error(approve(&app, &people.bob, id).await, StatusCode::CONFLICT).await;
-    assert!(refused["message"].as_str().unwrap_or_default().contains("expired"), "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{refused}"
+    );
     let expired = app.get_json("/api/v1/audit?action=promotion.expired").await;
     assert_eq!(expired["events"][0]["actor"], "system");
 }
@@ -124,6 +232,10 @@ async fn a_retired_version_can_never_be_promoted() {
     let people = release_ready(&app).await;
     let v0 = app.production_version("chat", "v0").await;
     app.retire(&v0).await;
-    let refused = assert_error(request(&app, &people.dave, "chat:v0").await, StatusCode::GONE).await;
+    let refused = assert_error(
+        request(&app, &people.dave, "chat:v0").await,
+        StatusCode::GONE,
+    )
+    .await;
     assert_eq!(refused["code"], "retired");
 }

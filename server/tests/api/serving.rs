@@ -9,10 +9,18 @@ async fn serving_at_an_instant_shows_what_each_environment_pinned_and_who_set_it
     let before = chrono::Utc::now() - chrono::Duration::seconds(5);
     app.register("chat", "v1", json!({})).await;
     app.move_stage("chat:v1", "staging").await;
-    app.put_json("/api/v1/environments/staging/pins/chat", &json!({"version": "v1", "reason": "release 7"})).await;
+    app.put_json(
+        "/api/v1/environments/staging/pins/chat",
+        &json!({"version": "v1", "reason": "release 7"}),
+    )
+    .await;
 
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let serving = app.get_json(&format!("/api/v1/serving?at={now}&environment=staging&model=chat")).await;
+    let serving = app
+        .get_json(&format!(
+            "/api/v1/serving?at={now}&environment=staging&model=chat"
+        ))
+        .await;
     let pins = serving["pins"].as_array().unwrap();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0]["full_id"], "chat:v1");
@@ -21,26 +29,42 @@ async fn serving_at_an_instant_shows_what_each_environment_pinned_and_who_set_it
     assert!(pins[0]["next_change"].is_null());
 
     let earlier = before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    assert_eq!(app.get_json(&format!("/api/v1/serving?at={earlier}")).await["pins"], json!([]));
+    assert_eq!(
+        app.get_json(&format!("/api/v1/serving?at={earlier}")).await["pins"],
+        json!([])
+    );
 }
 
 #[tokio::test]
 async fn a_zone_offset_in_the_url_is_understood() {
     let app = spawn_app().await;
     // `+` unencoded in a query string arrives as a space.
-    let serving = app.get_json("/api/v1/serving?at=2026-03-03T15:00:00+01:00").await;
+    let serving = app
+        .get_json("/api/v1/serving?at=2026-03-03T15:00:00+01:00")
+        .await;
     assert_eq!(serving["at"], "2026-03-03T14:00:00.000000Z");
 }
 
 #[tokio::test]
 async fn a_timestamp_without_a_zone_is_refused_with_422_saying_so() {
     let app = spawn_app().await;
-    let error = assert_error(app.get("/api/v1/serving?at=2026-03-03T14:00:00").await, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert!(error["message"].as_str().unwrap().contains("time zone"), "{error}");
+    let error = assert_error(
+        app.get("/api/v1/serving?at=2026-03-03T14:00:00").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        error["message"].as_str().unwrap().contains("time zone"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn serving_without_an_instant_is_refused_with_422() {
     let app = spawn_app().await;
-    assert_error(app.get("/api/v1/serving").await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_error(
+        app.get("/api/v1/serving").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 }

@@ -8,8 +8,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::{backend, HaproxyConfig, OipHaproxyConfig};
-use switchyard_domain::operations::Traffic;
 use crate::drivers::{DriverError, DriverResult};
+use switchyard_domain::operations::Traffic;
 
 pub(super) struct Socket {
     path: PathBuf,
@@ -26,9 +26,21 @@ impl Socket {
     /// Runs one command line (commands separated by `;`) and returns the answer.
     pub async fn run(&self, command: &str) -> DriverResult<String> {
         let out = self.run_raw(command).await?;
-        let refused = ["Unknown", "unknown", "No such", "not found", "Require", "invalid", "cannot", "must be"];
+        let refused = [
+            "Unknown",
+            "unknown",
+            "No such",
+            "not found",
+            "Require",
+            "invalid",
+            "cannot",
+            "must be",
+        ];
         if refused.iter().any(|r| out.contains(r)) {
-            return Err(DriverError::new(format!("HAProxy refused {command:?}: {}", out.trim())));
+            return Err(DriverError::new(format!(
+                "HAProxy refused {command:?}: {}",
+                out.trim()
+            )));
         }
         Ok(out)
     }
@@ -36,9 +48,13 @@ impl Socket {
     /// Runs one command and returns the answer unchecked (for answers, like
     /// `show stat`, whose data may contain words that mean a refusal elsewhere).
     async fn run_raw(&self, command: &str) -> DriverResult<String> {
-        let fail = |e: std::io::Error| DriverError::new(format!("HAProxy admin socket {}: {e}", self.path.display()));
+        let fail = |e: std::io::Error| {
+            DriverError::new(format!("HAProxy admin socket {}: {e}", self.path.display()))
+        };
         let mut s = UnixStream::connect(&self.path).await.map_err(fail)?;
-        s.write_all(format!("{command}\n").as_bytes()).await.map_err(fail)?;
+        s.write_all(format!("{command}\n").as_bytes())
+            .await
+            .map_err(fail)?;
         // Non-interactive mode: HAProxy answers and closes the connection.
         let mut out = String::new();
         s.read_to_string(&mut out).await.map_err(fail)?;
@@ -95,10 +111,14 @@ impl Stats {
         let header = lines
             .next()
             .and_then(|h| h.strip_prefix("# "))
-            .ok_or_else(|| DriverError::new("HAProxy `show stat` answered without its header line"))?;
+            .ok_or_else(|| {
+                DriverError::new("HAProxy `show stat` answered without its header line")
+            })?;
         Ok(Stats {
             columns: header.split(',').map(str::to_owned).collect(),
-            rows: lines.map(|l| l.split(',').map(str::to_owned).collect()).collect(),
+            rows: lines
+                .map(|l| l.split(',').map(str::to_owned).collect())
+                .collect(),
         })
     }
 
@@ -108,8 +128,15 @@ impl Stats {
         let row = self
             .rows
             .iter()
-            .find(|r| r.first().map(String::as_str) == Some(backend) && r.get(1).map(String::as_str) == Some(server))
-            .ok_or_else(|| DriverError::new(format!("HAProxy `show stat` does not list {backend}/{server}")))?;
+            .find(|r| {
+                r.first().map(String::as_str) == Some(backend)
+                    && r.get(1).map(String::as_str) == Some(server)
+            })
+            .ok_or_else(|| {
+                DriverError::new(format!(
+                    "HAProxy `show stat` does not list {backend}/{server}"
+                ))
+            })?;
         let get = |name: &str| -> u64 {
             self.columns
                 .iter()
@@ -118,23 +145,45 @@ impl Stats {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0)
         };
-        let answered: u64 = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].iter().map(|c| get(c)).sum();
+        let answered: u64 = [
+            "hrsp_1xx",
+            "hrsp_2xx",
+            "hrsp_3xx",
+            "hrsp_4xx",
+            "hrsp_5xx",
+            "hrsp_other",
+        ]
+        .iter()
+        .map(|c| get(c))
+        .sum();
         let broken = get("econ") + get("eresp");
-        Ok(Traffic { requests: answered + broken, errors: get("hrsp_5xx") + broken })
+        Ok(Traffic {
+            requests: answered + broken,
+            errors: get("hrsp_5xx") + broken,
+        })
     }
 }
 
 async fn write_atomically(path: &std::path::Path, text: String) -> DriverResult<()> {
     let tmp = path.with_extension("tmp");
-    let fail = |e: std::io::Error| DriverError::new(format!("cannot write {}: {e}", path.display()));
+    let fail =
+        |e: std::io::Error| DriverError::new(format!("cannot write {}: {e}", path.display()));
     tokio::fs::write(&tmp, text).await.map_err(fail)?;
     tokio::fs::rename(&tmp, path).await.map_err(fail)
 }
 
 /// Writes the map and weights files to match the routing being set.
-pub(super) async fn write_files(h: &HaproxyConfig, active: &str, weights: Weights) -> DriverResult<()> {
+pub(super) async fn write_files(
+    h: &HaproxyConfig,
+    active: &str,
+    weights: Weights,
+) -> DriverResult<()> {
     write_atomically(&h.route_map, format!("active {active}\n")).await?;
-    write_atomically(&h.weights_file, format!("blue {}\ngreen {}\n", weights.blue, weights.green)).await
+    write_atomically(
+        &h.weights_file,
+        format!("blue {}\ngreen {}\n", weights.blue, weights.green),
+    )
+    .await
 }
 
 /// Reads the weights file (50/50 if absent or unreadable: only used while split).
@@ -147,8 +196,14 @@ fn saved_weights(h: &HaproxyConfig) -> Weights {
             .and_then(|(_, v)| v.trim().parse::<u8>().ok())
     };
     match (get("blue"), get("green")) {
-        (Some(b), Some(g)) => Weights::new(b, g).unwrap_or(Weights { blue: 50, green: 50 }),
-        _ => Weights { blue: 50, green: 50 },
+        (Some(b), Some(g)) => Weights::new(b, g).unwrap_or(Weights {
+            blue: 50,
+            green: 50,
+        }),
+        _ => Weights {
+            blue: 50,
+            green: 50,
+        },
     }
 }
 
@@ -161,7 +216,10 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
     let w = saved_weights(h);
     let addr = |slot: SlotName| {
         let url = &c.slot_url(slot);
-        url.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned()
+        url.trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned()
     };
     let check = format!(
         "    option httpchk GET /v2/models/{}/ready\n    http-check expect status 200\n",
@@ -173,7 +231,10 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
     // is slow, not down).
     let srv = |slot: SlotName, weight: Option<u8>| {
         let weight = weight.map_or(String::new(), |w| format!(" weight {w}"));
-        format!("    server {slot} {} check inter 100ms fall 2 rise 1{weight}\n", addr(slot))
+        format!(
+            "    server {slot} {} check inter 100ms fall 2 rise 1{weight}\n",
+            addr(slot)
+        )
     };
     let mut out = format!(
         "global\n    stats socket {} level admin\n    maxconn 4096\n\n\
@@ -184,7 +245,11 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
         h.route_map.display()
     );
     for slot in SlotName::ALL {
-        out.push_str(&format!("backend {}\n{check}    http-response set-header X-Slot {slot}\n{}\n", backend(Some(slot)), srv(slot, None)));
+        out.push_str(&format!(
+            "backend {}\n{check}    http-response set-header X-Slot {slot}\n{}\n",
+            backend(Some(slot)),
+            srv(slot, None)
+        ));
     }
     out.push_str(&format!(
         "backend {}\n    balance roundrobin\n{check}    http-response set-header X-Slot %s\n{}{}",
@@ -211,7 +276,13 @@ mod tests {
                    be_green,green,0,1,2,0,90,0,3,4,0,\n\
                    be_green,BACKEND,0,1,2,0,90,0,3,4,0,\n";
         let stats = Stats::parse(out).expect("parsed");
-        assert_eq!(stats.server("be_green", "green"), Ok(Traffic { requests: 100, errors: 7 }));
+        assert_eq!(
+            stats.server("be_green", "green"),
+            Ok(Traffic {
+                requests: 100,
+                errors: 7
+            })
+        );
         assert!(stats.server("be_blue", "blue").is_err());
         assert!(Stats::parse("no header").is_err());
     }

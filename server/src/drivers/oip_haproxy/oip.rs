@@ -24,32 +24,59 @@ impl Server<'_> {
             .await
             .map_err(|e| self.fail(&format!("POST {path} failed"), e))?;
         let status = res.status().as_u16();
-        let text = res.text().await.map_err(|e| self.fail("reading the answer failed", e))?;
+        let text = res
+            .text()
+            .await
+            .map_err(|e| self.fail("reading the answer failed", e))?;
         Ok((status, text))
     }
 
     /// Loads every version in the repository (MLServer re-imports the model's module).
     pub async fn load(&self) -> DriverResult<()> {
-        let (status, body) = self.post(&format!("/v2/repository/models/{}/load", self.model), &json!({})).await?;
+        let (status, body) = self
+            .post(
+                &format!("/v2/repository/models/{}/load", self.model),
+                &json!({}),
+            )
+            .await?;
         if status != 200 {
-            return Err(self.fail(&format!("loading {} failed", self.model), format_args!("HTTP {status}: {}", short(&body))));
+            return Err(self.fail(
+                &format!("loading {} failed", self.model),
+                format_args!("HTTP {status}: {}", short(&body)),
+            ));
         }
         Ok(())
     }
 
     /// Unloads the model; a model that was not loaded is fine.
     pub async fn unload(&self) -> DriverResult<()> {
-        let (status, body) = self.post(&format!("/v2/repository/models/{}/unload", self.model), &json!({})).await?;
+        let (status, body) = self
+            .post(
+                &format!("/v2/repository/models/{}/unload", self.model),
+                &json!({}),
+            )
+            .await?;
         if status != 200 && status != 400 && status != 404 {
-            return Err(self.fail(&format!("unloading {} failed", self.model), format_args!("HTTP {status}: {}", short(&body))));
+            return Err(self.fail(
+                &format!("unloading {} failed", self.model),
+                format_args!("HTTP {status}: {}", short(&body)),
+            ));
         }
         Ok(())
     }
 
     /// The per-version ready endpoint (the server-wide one is 200 even with nothing loaded).
     pub async fn version_ready(&self, version: &str) -> DriverResult<bool> {
-        let url = format!("{}/v2/models/{}/versions/{version}/ready", self.base, self.model);
-        let res = self.http.get(url).send().await.map_err(|e| self.fail("readiness check failed", e))?;
+        let url = format!(
+            "{}/v2/models/{}/versions/{version}/ready",
+            self.base, self.model
+        );
+        let res = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.fail("readiness check failed", e))?;
         Ok(res.status().is_success())
     }
 
@@ -57,12 +84,19 @@ impl Server<'_> {
     pub async fn infer(&self, version: &str, body: Option<&Value>) -> DriverResult<String> {
         let default = json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["smoke"]}]});
         let (status, text) = self
-            .post(&format!("/v2/models/{}/versions/{version}/infer", self.model), body.unwrap_or(&default))
+            .post(
+                &format!("/v2/models/{}/versions/{version}/infer", self.model),
+                body.unwrap_or(&default),
+            )
             .await?;
         if status != 200 {
-            return Err(self.fail("the smoke request failed", format_args!("HTTP {status}: {}", short(&text))));
+            return Err(self.fail(
+                "the smoke request failed",
+                format_args!("HTTP {status}: {}", short(&text)),
+            ));
         }
-        let answer: Value = serde_json::from_str(&text).map_err(|e| self.fail("the smoke answer is not JSON", e))?;
+        let answer: Value = serde_json::from_str(&text)
+            .map_err(|e| self.fail("the smoke answer is not JSON", e))?;
         answer
             .get("model_version")
             .and_then(Value::as_str)

@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchyard_domain::clusters::{ClusterState, DriverKind, NewCluster, SlotName, Weights};
 use switchyard_domain::ledger::action;
-use switchyard_domain::operations::{Operation, OperationKind, OperationState, Progress, StepState, Trigger};
+use switchyard_domain::operations::{
+    Operation, OperationKind, OperationState, Progress, StepState, Trigger,
+};
 use switchyard_domain::{DomainError, Stage, Timestamp};
 
 use super::{all_events, domain, id, in_production, move_to, register, run, TestDb, MANUAL};
@@ -31,12 +33,24 @@ contract_tests!(
 );
 
 fn fast() -> RunnerSettings {
-    RunnerSettings { lease: Duration::from_millis(600), poll: Duration::from_millis(20), ready_timeout: Duration::from_secs(2) }
+    RunnerSettings {
+        lease: Duration::from_millis(600),
+        poll: Duration::from_millis(20),
+        ready_timeout: Duration::from_secs(2),
+    }
 }
 
 async fn cluster(db: &TestDb, name: &str, env: &str, config: Value) {
-    let new = NewCluster { name: name.into(), environment: env.into(), driver: DriverKind::Simulated, config };
-    db.store.create_cluster(new, "admin", Timestamp::now()).await.expect("cluster created");
+    let new = NewCluster {
+        name: name.into(),
+        environment: env.into(),
+        driver: DriverKind::Simulated,
+        config,
+    };
+    db.store
+        .create_cluster(new, "admin", Timestamp::now())
+        .await
+        .expect("cluster created");
 }
 
 fn request(cluster: &str, kind: OperationKind, full_id: Option<&str>) -> OperationRequest {
@@ -50,13 +64,24 @@ fn request(cluster: &str, kind: OperationKind, full_id: Option<&str>) -> Operati
 }
 
 async fn start(store: &DynStore, cluster: &str, kind: OperationKind, full_id: &str) -> Operation {
-    store.start_operation(request(cluster, kind, Some(full_id)), "alice", Timestamp::now()).await.expect("started")
+    store
+        .start_operation(
+            request(cluster, kind, Some(full_id)),
+            "alice",
+            Timestamp::now(),
+        )
+        .await
+        .expect("started")
 }
 
 /// Waits for the operation to end (the runner works in the background).
 async fn finished(store: &DynStore, op: i64) -> Operation {
     for _ in 0..500 {
-        let o = store.get_operation(op).await.expect("read").expect("exists");
+        let o = store
+            .get_operation(op)
+            .await
+            .expect("read")
+            .expect("exists");
         if o.state.is_final() {
             return o;
         }
@@ -66,7 +91,12 @@ async fn finished(store: &DynStore, op: i64) -> Operation {
 }
 
 async fn state(db: &TestDb, name: &str) -> ClusterState {
-    db.store.get_cluster(name).await.expect("read").expect("exists").state
+    db.store
+        .get_cluster(name)
+        .await
+        .expect("read")
+        .expect("exists")
+        .state
 }
 
 /// `chat:1` and `chat:2` registered (development) and the cluster `dev-1` serving chat:1 on blue.
@@ -76,48 +106,110 @@ async fn serving_v1(db: &TestDb, drivers: &Drivers, config: Value) {
     cluster(db, "dev-1", "development", config).await;
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
     let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:1").await;
-    assert_eq!(finished(&db.store, op.id).await.state, OperationState::Succeeded);
+    assert_eq!(
+        finished(&db.store, op.id).await.state,
+        OperationState::Succeeded
+    );
     runner.abort();
 }
 
-async fn a_new_cluster_serves_nothing_and_its_creation_is_in_the_ledger_and_state_history(db: Arc<TestDb>) {
+async fn a_new_cluster_serves_nothing_and_its_creation_is_in_the_ledger_and_state_history(
+    db: Arc<TestDb>,
+) {
     cluster(&db, "eu-1", "production", json!({})).await;
     let c = db.store.get_cluster("eu-1").await.unwrap().unwrap();
-    assert_eq!((c.environment.as_str(), c.driver, c.running_operation), ("production", DriverKind::Simulated, None));
+    assert_eq!(
+        (c.environment.as_str(), c.driver, c.running_operation),
+        ("production", DriverKind::Simulated, None)
+    );
     assert_eq!(c.state, ClusterState::default());
     let events = all_events(&db).await;
-    assert_eq!(events.last().map(|e| (e.action.as_str(), e.cluster.as_deref())), Some((action::CLUSTER_CREATED, Some("eu-1"))));
-    let dup = NewCluster { name: "eu-1".into(), environment: "staging".into(), driver: DriverKind::Simulated, config: json!({}) };
-    assert!(matches!(domain(db.store.create_cluster(dup, "admin", Timestamp::now()).await), DomainError::Conflict(_)));
-    let nowhere = NewCluster { name: "x".into(), environment: "moon".into(), driver: DriverKind::Simulated, config: json!({}) };
-    assert!(matches!(domain(db.store.create_cluster(nowhere, "admin", Timestamp::now()).await), DomainError::NotFound(_)));
-    let at = db.store.serving_at(Timestamp::now(), None, None).await.unwrap();
+    assert_eq!(
+        events
+            .last()
+            .map(|e| (e.action.as_str(), e.cluster.as_deref())),
+        Some((action::CLUSTER_CREATED, Some("eu-1")))
+    );
+    let dup = NewCluster {
+        name: "eu-1".into(),
+        environment: "staging".into(),
+        driver: DriverKind::Simulated,
+        config: json!({}),
+    };
+    assert!(matches!(
+        domain(
+            db.store
+                .create_cluster(dup, "admin", Timestamp::now())
+                .await
+        ),
+        DomainError::Conflict(_)
+    ));
+    let nowhere = NewCluster {
+        name: "x".into(),
+        environment: "moon".into(),
+        driver: DriverKind::Simulated,
+        config: json!({}),
+    };
+    assert!(matches!(
+        domain(
+            db.store
+                .create_cluster(nowhere, "admin", Timestamp::now())
+                .await
+        ),
+        DomainError::NotFound(_)
+    ));
+    let at = db
+        .store
+        .serving_at(Timestamp::now(), None, None)
+        .await
+        .unwrap();
     assert_eq!(at.clusters.len(), 1);
     assert!(at.clusters[0].slots.iter().all(|s| s.full_id.is_none()));
 }
 
-async fn an_operation_on_a_version_the_environment_does_not_allow_is_refused_before_anything_moves(db: Arc<TestDb>) {
+async fn an_operation_on_a_version_the_environment_does_not_allow_is_refused_before_anything_moves(
+    db: Arc<TestDb>,
+) {
     register(&db, "chat:1", super::at(0)).await;
     in_production(&db, "chat:2", super::at(1)).await;
     move_to(&db, "chat:2", Stage::Deprecated, MANUAL, super::at(2)).await;
     db.store
-        .change_stage(&id("chat:2"), Stage::Retired, super::ADMIN, Some("gone"), "root", super::at(3))
+        .change_stage(
+            &id("chat:2"),
+            Stage::Retired,
+            super::ADMIN,
+            Some("gone"),
+            "root",
+            super::at(3),
+        )
         .await
         .unwrap();
     cluster(&db, "stg", "staging", json!({})).await;
     let before = all_events(&db).await.len();
     let refused = |v: Option<&'static str>, kind| {
         let store = db.store.clone();
-        async move { domain(store.start_operation(request("stg", kind, v), "a", Timestamp::now()).await) }
+        async move {
+            domain(
+                store
+                    .start_operation(request("stg", kind, v), "a", Timestamp::now())
+                    .await,
+            )
+        }
     };
     let e = refused(Some("chat:1"), OperationKind::BlueGreen).await;
-    assert!(matches!(e, DomainError::PolicyViolation(_)), "a development version in staging: {e:?}");
+    assert!(
+        matches!(e, DomainError::PolicyViolation(_)),
+        "a development version in staging: {e:?}"
+    );
     let e = refused(Some("chat:9"), OperationKind::Rolling).await;
     assert!(matches!(e, DomainError::NotFound(_)), "{e:?}");
     let e = refused(Some("chat:2"), OperationKind::HotReload).await;
     assert!(matches!(e, DomainError::Retired(_)), "{e:?}");
     let e = refused(None, OperationKind::Rollback).await;
-    assert!(matches!(e, DomainError::Conflict(_)), "nothing to roll back to: {e:?}");
+    assert!(
+        matches!(e, DomainError::Conflict(_)),
+        "nothing to roll back to: {e:?}"
+    );
     assert_eq!(all_events(&db).await.len(), before, "nothing was recorded");
     assert_eq!(state(&db, "stg").await, ClusterState::default());
 }
@@ -128,15 +220,26 @@ async fn two_concurrent_operations_on_one_cluster_exactly_one_runs(db: Arc<TestD
     cluster(&db, "dev-1", "development", json!({})).await;
     let other = db.another_server().await;
     let (a, b) = tokio::join!(
-        db.store.start_operation(request("dev-1", OperationKind::BlueGreen, Some("chat:1")), "alice", Timestamp::now()),
-        other.start_operation(request("dev-1", OperationKind::BlueGreen, Some("chat:2")), "bob", Timestamp::now()),
+        db.store.start_operation(
+            request("dev-1", OperationKind::BlueGreen, Some("chat:1")),
+            "alice",
+            Timestamp::now()
+        ),
+        other.start_operation(
+            request("dev-1", OperationKind::BlueGreen, Some("chat:2")),
+            "bob",
+            Timestamp::now()
+        ),
     );
     let (won, lost) = match (a, b) {
         (Ok(op), Err(e)) | (Err(e), Ok(op)) => (op, e),
         (a, b) => panic!("expected exactly one to start: {a:?} / {b:?}"),
     };
     match domain(Err::<(), _>(lost)) {
-        DomainError::Conflict(m) => assert!(m.contains(&format!("operation {}", won.id)), "names the running one: {m}"),
+        DomainError::Conflict(m) => assert!(
+            m.contains(&format!("operation {}", won.id)),
+            "names the running one: {m}"
+        ),
         e => panic!("expected a conflict, got {e:?}"),
     }
     let c = db.store.get_cluster("dev-1").await.unwrap().unwrap();
@@ -150,67 +253,181 @@ async fn a_claimed_operation_is_not_claimed_again_until_its_lease_expires(db: Ar
     let t = Timestamp::now();
     let lease = Timestamp::from_micros(t.micros() + 60_000_000);
     let other = db.another_server().await;
-    let (a, b) = tokio::join!(db.store.claim_operation("r1", t, lease), other.claim_operation("r2", t, lease));
+    let (a, b) = tokio::join!(
+        db.store.claim_operation("r1", t, lease),
+        other.claim_operation("r2", t, lease)
+    );
     let claimed: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
     assert_eq!(claimed.len(), 1, "one claim wins");
     let started = |who: &'static str| {
         let store = db.store.clone();
-        async move { store.record_progress(op.id, who, Progress::StepStarted { index: 0 }, t).await }
+        async move {
+            store
+                .record_progress(op.id, who, Progress::StepStarted { index: 0 }, t)
+                .await
+        }
     };
     let (r1, r2) = (started("r1").await, started("r2").await);
     let owner = if r1.is_ok() { "r1" } else { "r2" };
     let refused = if r1.is_ok() { r2 } else { r1 };
-    assert!(matches!(domain(refused), DomainError::Conflict(_)), "the runner without the lease is refused");
+    assert!(
+        matches!(domain(refused), DomainError::Conflict(_)),
+        "the runner without the lease is refused"
+    );
     // After expiry a third runner takes over, and the first is fenced off.
     let later = Timestamp::from_micros(lease.micros() + 1);
-    let resumed = db.store.claim_operation("r3", later, Timestamp::from_micros(later.micros() + 60_000_000)).await.unwrap();
+    let resumed = db
+        .store
+        .claim_operation(
+            "r3",
+            later,
+            Timestamp::from_micros(later.micros() + 60_000_000),
+        )
+        .await
+        .unwrap();
     assert_eq!(resumed.map(|o| o.id), Some(op.id));
-    assert!(db.store.record_progress(op.id, owner, Progress::StepDone { index: 0, note: None }, later).await.is_err());
-    assert!(all_events(&db).await.iter().any(|e| e.action == action::OPERATION_RESUMED));
+    assert!(db
+        .store
+        .record_progress(
+            op.id,
+            owner,
+            Progress::StepDone {
+                index: 0,
+                note: None
+            },
+            later
+        )
+        .await
+        .is_err());
+    assert!(all_events(&db)
+        .await
+        .iter()
+        .any(|e| e.action == action::OPERATION_RESUMED));
 }
 
-async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluster_with_drift(db: Arc<TestDb>) {
+async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluster_with_drift(
+    db: Arc<TestDb>,
+) {
     let drivers = Drivers::default();
     serving_v1(&db, &drivers, json!({})).await;
     let t1 = Timestamp::now();
-    db.store.set_pin("development", &id("chat:2"), None, "alice", Timestamp::now()).await.unwrap();
+    db.store
+        .set_pin(
+            "development",
+            &id("chat:2"),
+            None,
+            "alice",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
     let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
     let op = finished(&db.store, op.id).await;
     runner.abort();
     assert_eq!(op.state, OperationState::Succeeded);
-    assert!(op.steps.iter().all(|s| s.state == StepState::Done && s.started_at.is_some() && s.finished_at.is_some()));
+    assert!(op
+        .steps
+        .iter()
+        .all(|s| s.state == StepState::Done && s.started_at.is_some() && s.finished_at.is_some()));
     let switch = op.steps.last().unwrap();
-    assert!(switch.note.as_deref().unwrap_or("").contains("acknowledged"), "{switch:?}");
+    assert!(
+        switch
+            .note
+            .as_deref()
+            .unwrap_or("")
+            .contains("acknowledged"),
+        "{switch:?}"
+    );
     let s = state(&db, "dev-1").await;
     // A new cluster's router points at the empty blue, so chat:1 went to green and chat:2 to blue.
-    assert_eq!((s.blue, s.green, s.weights), (Some(id("chat:2")), Some(id("chat:1")), Weights::all_on(SlotName::Blue)));
-    assert_eq!(db.store.get_cluster("dev-1").await.unwrap().unwrap().rollback_to, Some(id("chat:1")));
+    assert_eq!(
+        (s.blue, s.green, s.weights),
+        (
+            Some(id("chat:2")),
+            Some(id("chat:1")),
+            Weights::all_on(SlotName::Blue)
+        )
+    );
+    assert_eq!(
+        db.store
+            .get_cluster("dev-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .rollback_to,
+        Some(id("chat:1"))
+    );
 
     let before = db.store.serving_at(t1, None, None).await.unwrap();
     let c = &before.clusters[0];
-    assert_eq!(c.slots.iter().find(|s| s.weight == 100).and_then(|s| s.full_id.clone()), Some(id("chat:1")));
+    assert_eq!(
+        c.slots
+            .iter()
+            .find(|s| s.weight == 100)
+            .and_then(|s| s.full_id.clone()),
+        Some(id("chat:1"))
+    );
     assert!(c.next_change.is_some());
-    assert_eq!(c.drift.len(), 1, "chat:1 served while nothing was pinned: {c:?}");
-    let after = db.store.serving_at(Timestamp::now(), Some("development"), None).await.unwrap();
+    assert_eq!(
+        c.drift.len(),
+        1,
+        "chat:1 served while nothing was pinned: {c:?}"
+    );
+    let after = db
+        .store
+        .serving_at(Timestamp::now(), Some("development"), None)
+        .await
+        .unwrap();
     let c = &after.clusters[0];
-    assert_eq!(c.slots.iter().find(|s| s.weight == 100).and_then(|s| s.full_id.clone()), Some(id("chat:2")));
+    assert_eq!(
+        c.slots
+            .iter()
+            .find(|s| s.weight == 100)
+            .and_then(|s| s.full_id.clone()),
+        Some(id("chat:2"))
+    );
     assert!(c.drift.is_empty(), "serving the pin: {c:?}");
     assert_eq!(c.next_change, None);
     assert_eq!(c.actor, "system", "the runner wrote the step");
     let why = c.reason.as_deref().unwrap_or_default();
-    assert!(why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "), "for whom: {why}");
-    let other_model = db.store.serving_at(Timestamp::now(), None, Some(&super::model("embed"))).await.unwrap();
-    assert!(other_model.clusters.is_empty(), "a model filter leaves out clusters serving other models");
+    assert!(
+        why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "),
+        "for whom: {why}"
+    );
+    let other_model = db
+        .store
+        .serving_at(Timestamp::now(), None, Some(&super::model("embed")))
+        .await
+        .unwrap();
+    assert!(
+        other_model.clusters.is_empty(),
+        "a model filter leaves out clusters serving other models"
+    );
     let events = all_events(&db).await;
-    assert_eq!(events.iter().find(|e| e.id == c.event_id).map(|e| e.action.as_str()), Some(action::OPERATION_STEP));
-    assert!(events.iter().any(|e| e.action == action::OPERATION_COMPLETED));
+    assert_eq!(
+        events
+            .iter()
+            .find(|e| e.id == c.event_id)
+            .map(|e| e.action.as_str()),
+        Some(action::OPERATION_STEP)
+    );
+    assert!(events
+        .iter()
+        .any(|e| e.action == action::OPERATION_COMPLETED));
     assert!(db.store.audit_verify().await.unwrap().ok);
 }
 
-async fn a_version_that_fails_to_load_or_a_failing_smoke_request_aborts_with_traffic_unmoved(db: Arc<TestDb>) {
+async fn a_version_that_fails_to_load_or_a_failing_smoke_request_aborts_with_traffic_unmoved(
+    db: Arc<TestDb>,
+) {
     let drivers = Drivers::default();
-    serving_v1(&db, &drivers, json!({ "fail_load": ["chat:2"], "fail_smoke": ["chat:3"] })).await;
+    serving_v1(
+        &db,
+        &drivers,
+        json!({ "fail_load": ["chat:2"], "fail_smoke": ["chat:3"] }),
+    )
+    .await;
     register(&db, "chat:3", super::at(2)).await;
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
     for (v, failing) in [("chat:2", 0), ("chat:3", 2)] {
@@ -220,13 +437,26 @@ async fn a_version_that_fails_to_load_or_a_failing_smoke_request_aborts_with_tra
         assert_eq!(op.steps[failing].state, StepState::Failed, "{v}");
         assert!(op.error.is_some());
         let s = state(&db, "dev-1").await;
-        assert_eq!((s.green.clone(), s.weights), (Some(id("chat:1")), Weights::all_on(SlotName::Green)), "{v}: traffic unmoved");
+        assert_eq!(
+            (s.green.clone(), s.weights),
+            (Some(id("chat:1")), Weights::all_on(SlotName::Green)),
+            "{v}: traffic unmoved"
+        );
     }
     runner.abort();
-    assert!(all_events(&db).await.iter().filter(|e| e.action == action::OPERATION_FAILED).count() == 2);
+    assert!(
+        all_events(&db)
+            .await
+            .iter()
+            .filter(|e| e.action == action::OPERATION_FAILED)
+            .count()
+            == 2
+    );
 }
 
-async fn a_failing_health_gate_during_a_rolling_update_rolls_back_with_trigger_health_gate(db: Arc<TestDb>) {
+async fn a_failing_health_gate_during_a_rolling_update_rolls_back_with_trigger_health_gate(
+    db: Arc<TestDb>,
+) {
     let drivers = Drivers::default();
     serving_v1(&db, &drivers, json!({ "fail_gate_at": 50 })).await;
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
@@ -239,12 +469,18 @@ async fn a_failing_health_gate_during_a_rolling_update_rolls_back_with_trigger_h
     let s = state(&db, "dev-1").await;
     assert_eq!(s.sole_version(), Some(&id("chat:1")));
     let events = all_events(&db).await;
-    let rb = events.iter().rfind(|e| e.action == action::ROLLBACK).expect("a rollback event");
+    let rb = events
+        .iter()
+        .rfind(|e| e.action == action::ROLLBACK)
+        .expect("a rollback event");
     assert_eq!(rb.details["trigger"], "health_gate");
     assert_eq!(rb.details["outcome"], "rolled_back");
     assert!(rb.details["time_to_restore_ms"].is_i64(), "{}", rb.details);
     // The split was recorded in the history while it lasted.
-    let splits = events.iter().filter(|e| e.details["state"]["weights"]["green"] == 50).count();
+    let splits = events
+        .iter()
+        .filter(|e| e.details["state"]["weights"]["green"] == 50)
+        .count();
     assert_eq!(splits, 1);
 }
 
@@ -254,20 +490,47 @@ async fn a_rollback_sends_traffic_back_to_the_previous_version_and_is_recorded(d
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
     let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
     finished(&db.store, op.id).await;
-    let rb = db.store.start_operation(request("dev-1", OperationKind::Rollback, None), "carol", Timestamp::now()).await.unwrap();
+    let rb = db
+        .store
+        .start_operation(
+            request("dev-1", OperationKind::Rollback, None),
+            "carol",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
     assert_eq!(rb.full_id, id("chat:1"));
     assert_eq!(rb.steps.len(), 2, "no load: blue still holds chat:1");
     let rb = finished(&db.store, rb.id).await;
     runner.abort();
     assert_eq!(rb.state, OperationState::Succeeded);
-    assert_eq!(state(&db, "dev-1").await.sole_version(), Some(&id("chat:1")));
+    assert_eq!(
+        state(&db, "dev-1").await.sole_version(),
+        Some(&id("chat:1"))
+    );
     let events = all_events(&db).await;
-    let e = events.iter().rfind(|e| e.action == action::ROLLBACK).expect("a rollback event");
-    assert_eq!((e.actor.as_str(), e.details["trigger"].as_str()), ("carol", Some("person")));
-    assert_eq!(db.store.get_cluster("dev-1").await.unwrap().unwrap().rollback_to, Some(id("chat:2")));
+    let e = events
+        .iter()
+        .rfind(|e| e.action == action::ROLLBACK)
+        .expect("a rollback event");
+    assert_eq!(
+        (e.actor.as_str(), e.details["trigger"].as_str()),
+        ("carol", Some("person"))
+    );
+    assert_eq!(
+        db.store
+            .get_cluster("dev-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .rollback_to,
+        Some(id("chat:2"))
+    );
 }
 
-async fn a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_database_agree(db: Arc<TestDb>) {
+async fn a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_database_agree(
+    db: Arc<TestDb>,
+) {
     // Each simulated action takes 150 ms, so the first runner is stopped mid-way.
     let drivers = Drivers::default();
     serving_v1(&db, &drivers, json!({ "action_ms": 150 })).await;
@@ -293,16 +556,37 @@ async fn a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_dat
     let s = state(&db, "dev-1").await;
     assert_eq!(s.sole_version(), Some(&id("chat:2")));
     let cluster = db.store.get_cluster("dev-1").await.unwrap().unwrap();
-    let observed = drivers.for_cluster(&cluster).unwrap().observe().await.unwrap();
-    assert_eq!(observed.weights, s.weights, "the router and the database agree");
+    let observed = drivers
+        .for_cluster(&cluster)
+        .unwrap()
+        .observe()
+        .await
+        .unwrap();
+    assert_eq!(
+        observed.weights, s.weights,
+        "the router and the database agree"
+    );
     let events = all_events(&db).await;
     assert!(events.iter().any(|e| e.action == action::OPERATION_RESUMED));
     // Each resumption follows an interruption naming the step and the runner that stopped.
-    let interrupted: Vec<_> = events.iter().filter(|e| e.action == action::OPERATION_INTERRUPTED).collect();
-    assert_eq!(interrupted.len(), events.iter().filter(|e| e.action == action::OPERATION_RESUMED).count());
+    let interrupted: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == action::OPERATION_INTERRUPTED)
+        .collect();
+    assert_eq!(
+        interrupted.len(),
+        events
+            .iter()
+            .filter(|e| e.action == action::OPERATION_RESUMED)
+            .count()
+    );
     for e in &interrupted {
         assert_eq!(e.details["operation_id"], op.id);
-        assert!(e.details["step"].is_u64() && e.details["previous_runner"].is_string(), "{}", e.details);
+        assert!(
+            e.details["step"].is_u64() && e.details["previous_runner"].is_string(),
+            "{}",
+            e.details
+        );
         assert!(e.details["lease_expired_at"].is_string(), "{}", e.details);
     }
     assert!(db.store.audit_verify().await.unwrap().ok);
@@ -312,18 +596,31 @@ async fn the_audit_log_filters_by_cluster(db: Arc<TestDb>) {
     cluster(&db, "eu-1", "production", json!({})).await;
     cluster(&db, "us-1", "staging", json!({})).await;
     let of = |name: &str| {
-        let q = AuditQuery { cluster: Some(name.to_owned()), ..Default::default() };
+        let q = AuditQuery {
+            cluster: Some(name.to_owned()),
+            ..Default::default()
+        };
         let db = db.clone();
         async move { db.store.audit_page(&q).await.expect("audit page").events }
     };
     let eu = of("eu-1").await;
-    assert_eq!(eu.iter().map(|e| (e.action.as_str(), e.cluster.as_deref())).collect::<Vec<_>>(), [(action::CLUSTER_CREATED, Some("eu-1"))]);
+    assert_eq!(
+        eu.iter()
+            .map(|e| (e.action.as_str(), e.cluster.as_deref()))
+            .collect::<Vec<_>>(),
+        [(action::CLUSTER_CREATED, Some("eu-1"))]
+    );
     let us = of("us-1").await;
-    assert_eq!(us.iter().map(|e| e.cluster.as_deref()).collect::<Vec<_>>(), [Some("us-1")]);
+    assert_eq!(
+        us.iter().map(|e| e.cluster.as_deref()).collect::<Vec<_>>(),
+        [Some("us-1")]
+    );
     assert!(of("nowhere").await.is_empty());
 }
 
-async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held(db: Arc<TestDb>) {
+async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held(
+    db: Arc<TestDb>,
+) {
     let drivers = Drivers::default();
     serving_v1(&db, &drivers, json!({})).await;
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
@@ -333,20 +630,55 @@ async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_stat
     let ops = db.store.list_operations("dev-1", 10).await.expect("listed");
     let ids: Vec<String> = ops.iter().map(|o| o.full_id.to_string()).collect();
     assert_eq!(ids, ["chat:2", "chat:1"], "newest first");
-    assert_eq!(db.store.list_operations("dev-1", 1).await.expect("listed").len(), 1, "the limit holds");
-    assert!(db.store.list_operations("nowhere", 10).await.expect("listed").is_empty());
+    assert_eq!(
+        db.store
+            .list_operations("dev-1", 1)
+            .await
+            .expect("listed")
+            .len(),
+        1,
+        "the limit holds"
+    );
+    assert!(db
+        .store
+        .list_operations("nowhere", 10)
+        .await
+        .expect("listed")
+        .is_empty());
 
     let history = db.store.cluster_history("dev-1").await.expect("history");
-    assert!(history.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+    assert!(
+        history.windows(2).all(|w| w[0].at <= w[1].at),
+        "oldest first"
+    );
     let first = history.first().expect("the creation");
-    assert!(first.slots.iter().all(|s| s.full_id.is_none()), "created serving nothing");
+    assert!(
+        first.slots.iter().all(|s| s.full_id.is_none()),
+        "created serving nothing"
+    );
     let serving = |c: &switchyard_domain::clusters::ClusterChange| -> Option<String> {
-        c.slots.iter().find(|s| s.weight == 100).and_then(|s| s.full_id.as_ref()).map(ToString::to_string)
+        c.slots
+            .iter()
+            .find(|s| s.weight == 100)
+            .and_then(|s| s.full_id.as_ref())
+            .map(ToString::to_string)
     };
     let mut served: Vec<String> = history.iter().filter_map(serving).collect();
     served.dedup();
-    assert_eq!(served, ["chat:1", "chat:2"], "each version in the order it served");
+    assert_eq!(
+        served,
+        ["chat:1", "chat:2"],
+        "each version in the order it served"
+    );
     let last = history.last().expect("a last state");
-    let held: Vec<String> = last.slots.iter().filter_map(|s| s.full_id.as_ref().map(ToString::to_string)).collect();
-    assert_eq!(held.len(), 2, "the previous version stays loaded as the rollback target: {held:?}");
+    let held: Vec<String> = last
+        .slots
+        .iter()
+        .filter_map(|s| s.full_id.as_ref().map(ToString::to_string))
+        .collect();
+    assert_eq!(
+        held.len(),
+        2,
+        "the previous version stays loaded as the rollback target: {held:?}"
+    );
 }
