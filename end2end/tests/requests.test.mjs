@@ -50,7 +50,7 @@ test('without JavaScript the lookup renders from the id in the address', async (
   const { ctx, page } = await openPage(browser, { javaScriptEnabled: false });
   await page.goto(`${server.base}/requests?id=${requestId}`);
   await page.getByRole('heading', { name: `Served by ${version.full_id}` }).waitFor();
-  assert.match(await page.locator('.facts').textContent(), /42\.5 ms/);
+  assert.match(await page.locator('.facts').textContent(), /Latency42\.50 ms/);
   await shot(page, 'requests-nojs');
   await page.goto(`${server.base}/requests?id=no-such-request`);
   assert.match(await page.getByRole('alert').textContent(), /No request with id “no-such-request” has been recorded/);
