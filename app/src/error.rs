@@ -8,9 +8,17 @@ use switchyard_domain::access::Role;
 
 use crate::session::SignedInUser;
 
+/// Boxed, so that it is one pointer wide: every `Result` the console passes
+/// around carries it, and the nine words of three `String`s made each of
+/// them — and the wasm code moving them — bigger. Its fields read through
+/// [`AppErrorBody`] (`e.message`, `e.code`, `e.about`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct AppError {
+#[error("{}", .0.message)]
+#[serde(transparent)]
+pub struct AppError(Box<AppErrorBody>);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppErrorBody {
     pub code: String,
     pub message: String,
     /// What the refused action was about (a promotion id, a version, a
@@ -22,13 +30,32 @@ pub struct AppError {
     pub about: Option<String>,
 }
 
+impl std::ops::Deref for AppError {
+    type Target = AppErrorBody;
+
+    fn deref(&self) -> &AppErrorBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppError {
+    fn deref_mut(&mut self) -> &mut AppErrorBody {
+        &mut self.0
+    }
+}
+
 impl AppError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        AppError {
+        AppError(Box::new(AppErrorBody {
             code: code.to_owned(),
             message: message.into(),
             about: None,
-        }
+        }))
+    }
+
+    /// The message, for showing on its own.
+    pub fn into_message(self) -> String {
+        self.0.message
     }
 
     /// The same error, about `subject`.

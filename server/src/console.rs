@@ -353,7 +353,7 @@ impl StoreServices {
             .user
             .require(operator_role, &format!("Operating {}", cluster.name))
             .err()
-            .map(|e| e.message);
+            .map(AppError::into_message);
         Ok(ClusterView {
             refused,
             drift: switchyard_domain::clusters::drift(&cluster.state, &pins),
@@ -854,7 +854,7 @@ fn signed_out() -> Response {
 fn export(state: AppState, filter: AuditFilter, format: ExportFormat) -> Response {
     let first = match audit_query(&filter, None, EXPORT_PAGE) {
         Ok(q) => q,
-        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, e.message).into_response(),
+        Err(e) => return (StatusCode::UNPROCESSABLE_ENTITY, e.into_message()).into_response(),
     };
     let store = state.store.clone();
     let pages = futures::stream::try_unfold(Some(first), move |query| {

@@ -295,7 +295,7 @@ pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
                         }
                     }
                     Err(e) => {
-                        let _ = problem.try_set(Some(e.message));
+                        let _ = problem.try_set(Some(e.into_message()));
                     }
                 }
                 let _ = busy.try_set(false);
@@ -403,7 +403,8 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
             _ => {
                 let v = FullId::parse(&version.get())
                     .map_err(|_| "Choose a version first.".to_owned())?;
-                let rolling = parse_steps(&steps.get()).map_err(|e| e.message)?;
+                let rolling =
+                    parse_steps(&steps.get()).map_err(crate::error::AppError::into_message)?;
                 confirmation(&name, s, kind, &v, &rolling)
             }
         })

@@ -14,7 +14,7 @@ pub fn ErrorNote(#[prop(into)] doing: String, error: AppError) -> impl IntoView 
     view! {
         <p class="error" role="alert">
             <strong>{format!("Could not {doing}. ")}</strong>
-            {error.message}
+            {error.into_message()}
         </p>
     }
 }
