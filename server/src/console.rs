@@ -344,6 +344,9 @@ impl StoreServices {
                 }
             }
         }
+        // The environment's pins first (a version just promoted and pinned
+        // is the one to deploy next), then the rest newest first.
+        allowed.sort_by_key(|v| !pins.contains(v));
         let operations = store
             .list_operations(&cluster.name, limit)
             .await
