@@ -212,24 +212,25 @@ fn invalid(message: impl Into<String>) -> AppError {
     DomainError::Invalid(message.into()).into()
 }
 
-/// A time from a filter: RFC 3339, or a `datetime-local` value read as UTC.
+/// A date and time as the console writes them, `2026-03-03 14:00:00`
+/// (seconds optional; a `T` between date and time is read too).
+fn console_local_time(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim().replacen('T', " ", 1);
+    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
+}
+
+/// A time from a filter: `2026-03-03 14:00` read as UTC, or RFC 3339.
 fn filter_time(s: &str, what: &str) -> Result<Timestamp, AppError> {
-    // An unencoded `+` of an offset arrives as a space.
-    let s = s.trim().replace(' ', "+");
-    if let Ok(t) = Timestamp::parse(&s) {
-        return Ok(t);
+    if let Some(naive) = console_local_time(s) {
+        return Ok(Timestamp::from_micros(naive.and_utc().timestamp_micros()));
     }
-    [
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S%.f",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
-    .map(|naive| Timestamp::from_micros(naive.and_utc().timestamp_micros()))
-    .ok_or_else(|| {
+    // An unencoded `+` of an offset arrives as a space.
+    Timestamp::parse(&s.trim().replace(' ', "+")).map_err(|_| {
         invalid(format!(
-            "The {what} time “{s}” is not a time: pick one, or write e.g. 2026-03-03T14:00 (UTC)."
+            "The {what} time “{}” is not a time: write it as YYYY-MM-DD HH:MM (UTC), e.g. 2026-03-03 14:00.",
+            s.trim()
         ))
     })
 }
@@ -272,16 +273,9 @@ fn serving_instant(
     let instant = match (at, local) {
         (Some(at), _) => Timestamp::parse(&at.replace(' ', "+")).map_err(AppError::from)?,
         (None, Some(local)) => {
-            let naive = [
-                "%Y-%m-%dT%H:%M:%S",
-                "%Y-%m-%dT%H:%M",
-                "%Y-%m-%dT%H:%M:%S%.f",
-            ]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(local.trim(), f).ok())
-            .ok_or_else(|| {
+            let naive = console_local_time(local).ok_or_else(|| {
                 invalid(format!(
-                    "“{local}” is not a date and time: use the picker, e.g. 2026-03-03 14:00."
+                    "“{local}” is not a date and time: write it as YYYY-MM-DD HH:MM:SS, e.g. 2026-03-03 14:00:00."
                 ))
             })?;
             // In the hour clocks go back the earlier instant is meant; in the hour they skip there is none.
@@ -630,7 +624,7 @@ impl Services for StoreServices {
         let local = instant
             .to_datetime()
             .with_timezone(&zone)
-            .format("%Y-%m-%dT%H:%M:%S")
+            .format("%Y-%m-%d %H:%M:%S")
             .to_string();
         Ok(ServingAnswer {
             serving,
@@ -975,6 +969,18 @@ mod tests {
         assert_eq!(filter_time("2026-03-03T15:00:00 01:00", "from"), Ok(utc));
         let err = filter_time("tuesday", "from").expect_err("not a time");
         assert!(err.message.contains("“tuesday”"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_consoles_own_date_format_is_read_with_a_space_or_a_t() {
+        let want = Timestamp::parse("2026-03-03T14:00:00Z").expect("valid");
+        for text in ["2026-03-03 14:00", "2026-03-03 14:00:00", "2026-03-03T14:00", " 2026-03-03 14:00:00 "] {
+            assert_eq!(filter_time(text, "from").expect(text), want, "{text}");
+            let (t, _) = serving_instant(None, Some(text), "UTC").expect(text);
+            assert_eq!(t, want, "{text}");
+        }
+        // RFC 3339 with an offset whose `+` arrived as a space still reads.
+        assert_eq!(filter_time("2026-03-03T15:00:00 01:00", "from").expect("offset"), want);
     }
 
     #[test]

@@ -109,7 +109,9 @@ fn ServingBody(
     view! {
         <form class="filters" method="get" action="/serving" aria-label="Choose an instant">
             <label>"Date and time"
-                <input type="datetime-local" name="local" step="1" required=true
+                <input type="text" name="local" required=true inputmode="numeric" autocomplete="off"
+                    placeholder="YYYY-MM-DD HH:MM:SS" pattern="\\d{4}-\\d{2}-\\d{2}[ T]\\d{2}:\\d{2}(:\\d{2})?"
+                    title="YYYY-MM-DD HH:MM:SS, 24-hour, in the time zone chosen"
                     prop:value=move || local_val.get()
                     on:input=move |ev| local_val.set(event_target_value(&ev))/>
             </label>
@@ -277,7 +279,7 @@ fn browser_zone_local(micros: i64) -> Option<(String, String)> {
         .as_string()?;
     let d = js_sys::Date::new(&JsValue::from_f64((micros / 1000) as f64));
     let value = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         d.get_full_year(),
         d.get_month() + 1,
         d.get_date(),

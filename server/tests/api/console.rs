@@ -225,15 +225,25 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
         let res = post_sign_in(&app, "carol", "wrong-password-123").await;
         assert_eq!(
             res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
-            Some("/signin?error=invalid")
+            Some("/signin?error=invalid&username=carol")
         );
     }
     // The right password no longer helps until the window passes.
     let res = post_sign_in(&app, "carol", TEST_PASSWORD).await;
     assert_eq!(
         res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
-        Some("/signin?error=rate_limited")
+        Some("/signin?error=rate_limited&username=carol")
     );
+    // The form comes back with the username filled in.
+    let form = no_redirects()
+        .get(format!("{}/signin?error=invalid&username=carol", app.address))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(form.contains("value=\"carol\""), "{form}");
     assert!(res.headers().get(SET_COOKIE).is_none());
 
     let q = AuditQuery {
