@@ -30,6 +30,7 @@ contract_tests!(
     a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_database_agree,
     a_router_switched_by_a_runner_that_died_before_recording_it_is_reconciled_as_a_transition,
     a_router_command_that_never_took_effect_is_reconciled_without_a_transition,
+    a_router_that_cannot_be_asked_after_a_crash_leaves_the_transition_open,
     the_audit_log_filters_by_cluster,
     a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held,
 );
@@ -905,4 +906,55 @@ async fn a_router_command_that_never_took_effect_is_reconciled_without_a_transit
         Some(done),
         "chat:2 from the step's record on"
     );
+}
+
+async fn a_router_that_cannot_be_asked_after_a_crash_leaves_the_transition_open(db: Arc<TestDb>) {
+    // The simulated router lives in a file; the runner that resumes finds it unreadable.
+    let file = std::env::temp_dir().join(format!("sy-router-{:016x}.json", rand::random::<u64>()));
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({ "state_file": file })).await;
+    let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
+    let shift = op
+        .steps
+        .iter()
+        .position(|r| r.step.moves_traffic())
+        .expect("a switch");
+    let t1 = die_in_step(&db, &drivers, &op, shift, true).await;
+    std::fs::write(&file, "not a router state").expect("file");
+    let runner = spawn(db.store.clone(), drivers.clone(), fast());
+    let o = finished(&db.store, op.id).await;
+    runner.abort();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        o.state,
+        OperationState::Failed,
+        "the switch cannot be sent either: {o:?}"
+    );
+    assert_eq!(o.intent, None);
+    let events = all_events(&db).await;
+    let r = reconciled(&events);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].details["finding"], "unknown", "{}", r[0].details);
+    assert!(
+        r[0].details["observe_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not valid")),
+        "{}",
+        r[0].details
+    );
+    // Nothing later is known: serving at T from the command on says so, naming both.
+    for t in [t1, r[0].at, Timestamp::now()] {
+        let s = db.store.serving_at(t, None, None).await.unwrap();
+        let c = s
+            .clusters
+            .iter()
+            .find(|c| c.cluster == "dev-1")
+            .expect("dev-1");
+        let tr = c
+            .transition
+            .clone()
+            .unwrap_or_else(|| panic!("in transition at {t}: {c:?}"));
+        assert_eq!((tr.since, tr.until), (t1, None));
+        assert_eq!(tr.versions, [id("chat:1"), id("chat:2")]);
+    }
 }
