@@ -352,8 +352,14 @@ impl TemporalIndex {
                 until: next_change,
             });
             let serving = held.serving();
-            let versions = value.versions();
-            if model.is_some_and(|m| !versions.iter().any(|v| &v.model_id == m)) {
+            let left = value.transition_from.as_ref().map(ClusterState::serving);
+            let serves = |m: &ModelId| {
+                serving
+                    .iter()
+                    .chain(left.iter().flatten())
+                    .any(|(_, v, _)| &v.model_id == m)
+            };
+            if model.is_some_and(|m| !serves(m)) {
                 continue; // serves other models
             }
             let mut pinned: Vec<FullId> = Vec::new();
@@ -690,6 +696,15 @@ mod tests {
         assert_eq!((t.since, t.until), (at(20), Some(at(30))));
         assert_eq!(t.from, before.slot_views());
         assert_eq!(at_25.clusters[0].slots, after.slot_views());
+        let chat = index
+            .serving_at(at(25), None, Some(&model("chat")))
+            .expect("answer");
+        assert_eq!(chat.clusters.len(), 1, "the model filter sees both sides");
+        assert!(index
+            .serving_at(at(25), None, Some(&model("embed")))
+            .expect("answer")
+            .clusters
+            .is_empty());
         let at_30 = index.serving_at(at(30), None, None).expect("answer");
         assert_eq!(at_30.clusters[0].transition, None);
         assert_eq!(at_30.clusters[0].since, at(30));
