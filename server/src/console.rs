@@ -84,8 +84,12 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/console/export/audit.json", get(export_json))
         .with_state(state.clone());
     Ok(Router::new()
-        .leptos_routes_with_context(&options, routes, context, app_fn)
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .leptos_routes_with_context(&options, routes, context.clone(), app_fn)
+        // Unknown addresses get the 404 page with the signed-in user's header.
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            context.clone(),
+            shell,
+        ))
         .with_state(options)
         .merge(forms)
         .layer(middleware::from_fn_with_state(
@@ -344,6 +348,9 @@ impl StoreServices {
                 }
             }
         }
+        // The environment's pins first (a version just promoted and pinned
+        // is the one to deploy next), then the rest newest first.
+        allowed.sort_by_key(|v| !pins.contains(v));
         let operations = store
             .list_operations(&cluster.name, limit)
             .await

@@ -154,6 +154,26 @@ async fn a_signed_in_user_sees_the_console_with_their_name_and_role_and_can_sign
 }
 
 #[tokio::test]
+async fn unknown_pages_answer_404_in_the_normal_layout_with_the_signed_in_user_and_a_way_home() {
+    let app = spawn_app().await;
+    app.user_with_token("bob", Role::Approver, None).await;
+    let browser = sign_in(&app, "bob").await;
+    for path in ["/no/such/page", "/models/no-such-model", "/clusters/no-such-cluster"] {
+        let page = no_redirects()
+            .get(format!("{}{path}", app.address))
+            .header(COOKIE, &browser.cookie)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(page.status(), StatusCode::NOT_FOUND, "{path}");
+        let html = page.text().await.unwrap_or_default();
+        assert!(html.contains("user-name\">bob"), "{path}: the header names the user: {html}");
+        assert!(!html.contains(">Sign in<"), "{path}: no sign-in link for a signed-in user");
+        assert!(html.contains("href=\"/\""), "{path}: a way home");
+    }
+}
+
+#[tokio::test]
 async fn a_cross_origin_form_post_to_a_server_function_with_a_valid_session_is_refused() {
     let app = spawn_app().await;
     app.user_with_token("alice", Role::Admin, None).await;
