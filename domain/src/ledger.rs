@@ -49,6 +49,9 @@ pub mod action {
     /// expired) before finishing; written just before `operation.resumed`.
     pub const OPERATION_INTERRUPTED: &str = "operation.interrupted";
     pub const OPERATION_RESUMED: &str = "operation.resumed";
+    /// A resumed operation's interrupted router command was compared with the
+    /// router's real state (`reconcile`); details say what was found.
+    pub const OPERATION_RECONCILED: &str = "operation.reconciled";
     pub const OPERATION_COMPLETED: &str = "operation.completed";
     pub const OPERATION_FAILED: &str = "operation.failed";
     pub const ROLLBACK: &str = "rollback";

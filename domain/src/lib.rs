@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod operations;
 pub mod policy;
 pub mod promotion;
+pub mod reconcile;
 pub mod records;
 pub mod resolve;
 pub mod time;

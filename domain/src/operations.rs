@@ -10,6 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::clusters::{ClusterState, SlotName, Weights};
+use crate::reconcile::RouterIntent;
 use crate::{DomainError, FullId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -624,6 +625,11 @@ pub struct Operation {
     pub error: Option<String>,
     pub created_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// The router change of the traffic step now running, written before it
+    /// is sent; a runner that resumes the operation reconciles it with the
+    /// router (`reconcile`). `None` between steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<RouterIntent>,
 }
 
 /// What a runner reports about an operation it holds.
@@ -696,7 +702,15 @@ impl Operation {
                 // A step run again keeps its first start: the switch window
                 // must cover the time a crashed runner left it half-done.
                 r.started_at.get_or_insert(at);
-                Ok(r.step.during(cluster))
+                let step = r.step.clone();
+                // What is about to be sent to the router, durable before it is.
+                self.intent = step.moves_traffic().then(|| RouterIntent {
+                    step: *index,
+                    from: cluster.clone(),
+                    to: step.after(cluster),
+                    at,
+                });
+                Ok(step.during(cluster))
             }
             Progress::StepDone { index, note } => {
                 step_at(self, *index, &[StepState::Running])?;
@@ -705,6 +719,7 @@ impl Operation {
                 r.finished_at = Some(at);
                 r.note.clone_from(note);
                 self.next_step += 1;
+                self.intent = None;
                 let after = r.step.after(cluster);
                 Ok((after != *cluster).then_some(after))
             }
@@ -715,6 +730,7 @@ impl Operation {
                 r.finished_at = Some(at);
                 r.note = Some(error.clone());
                 self.error = Some(error.clone());
+                self.intent = None;
                 // The rest of the plan is dropped: only a restore step may follow.
                 self.steps.truncate(*index + 1);
                 self.next_step = *index + 1;
@@ -1043,6 +1059,7 @@ mod tests {
             error: None,
             created_at: Timestamp::from_micros(0),
             finished_at: None,
+            intent: None,
         }
     }
 
@@ -1147,6 +1164,54 @@ mod tests {
                 .is_err(),
             "a finished operation never moves"
         );
+    }
+
+    #[test]
+    fn a_traffic_step_records_its_router_intent_before_it_runs_and_clears_it_when_recorded() {
+        let s0 = blue_serves("chat:1").with_version(SlotName::Green, Some(id("chat:2")));
+        let mut op = operation(
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"),
+            s0.clone(),
+        );
+        let t = |us| Timestamp::from_micros(us);
+        op.apply(&Progress::StepStarted { index: 0 }, &s0, t(1))
+            .expect("started");
+        assert_eq!(
+            op.intent, None,
+            "waiting for readiness sends nothing to the router"
+        );
+        op.apply(
+            &Progress::StepDone {
+                index: 0,
+                note: None,
+            },
+            &s0,
+            t(2),
+        )
+        .expect("done");
+        op.apply(&Progress::StepStarted { index: 1 }, &s0, t(3))
+            .expect("started");
+        let intent = op.intent.clone().expect("an intent");
+        assert_eq!(
+            (intent.step, &intent.from, intent.to.weights, intent.at),
+            (1, &s0, Weights::all_on(SlotName::Green), t(3))
+        );
+        // It survives a write and a read, as the operation row keeps it.
+        let back: Operation =
+            serde_json::from_value(serde_json::to_value(&op).expect("json")).expect("reads back");
+        assert_eq!(back.intent, Some(intent));
+        op.apply(
+            &Progress::StepDone {
+                index: 1,
+                note: None,
+            },
+            &s0,
+            t(4),
+        )
+        .expect("done");
+        assert_eq!(op.intent, None);
+        let json = serde_json::to_value(&op).expect("json");
+        assert!(json.get("intent").is_none(), "not shown between steps");
     }
 
     #[test]

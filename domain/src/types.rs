@@ -216,6 +216,24 @@ pub struct ClusterAt {
     pub next_change: Option<Timestamp>,
     /// Versions served with traffic that the environment did not pin at that instant.
     pub drift: Vec<crate::clusters::Drift>,
+    /// Set when the instant falls in an interval where the router was between
+    /// two states (a server crashed between the router command and its
+    /// record; see `reconcile`): `slots` then show the state being entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<TransitionAt>,
+}
+
+/// The router was moving from `from` to the cluster's `slots` somewhere in
+/// [`since`, `until`): either side may have served a request then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionAt {
+    /// The slots and weights before the router command.
+    pub from: Vec<crate::clusters::SlotView>,
+    /// Every version with traffic on either side, old side first.
+    pub versions: Vec<FullId>,
+    pub since: Timestamp,
+    /// `None`: the router's state is not known yet.
+    pub until: Option<Timestamp>,
 }
 
 /// `GET /api/v1/serving?at=`

@@ -44,6 +44,7 @@ const ACTIONS: [(&str, &[&str]); 4] = [
             action::OPERATION_STEP,
             action::OPERATION_INTERRUPTED,
             action::OPERATION_RESUMED,
+            action::OPERATION_RECONCILED,
             action::OPERATION_COMPLETED,
             action::OPERATION_FAILED,
             action::ROLLBACK,

@@ -234,6 +234,17 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
                     .join("; ");
                 view! { <span class="drift"><strong>"Drift: "</strong>{words}</span> }.into_any()
             };
+            // A crash between the router command and its record: either side may have answered.
+            let transition = c.transition.as_ref().map(|t| {
+                let versions = t.versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ");
+                let until = t.until.map_or_else(|| "an unknown end".to_owned(), utc);
+                view! {
+                    <p class="transition" role="note">
+                        <strong>"In transition: "</strong>
+                        {format!("the router was switching between {versions} from {} to {until}; either may have answered.", utc(t.since))}
+                    </p>
+                }
+            });
             let driver = c.driver.as_str();
             view! {
                 <tr>
@@ -241,7 +252,7 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
                         <a href=format!("/clusters/{}", c.cluster)>{c.cluster.clone()}</a>
                         <span class="sub">{format!("{} · {driver}", c.environment)}</span>
                     </td>
-                    <td><ul class="plain">{serving}</ul></td>
+                    <td><ul class="plain">{serving}</ul>{transition}</td>
                     <td>{drift}</td>
                     <td>{utc(c.since)}</td>
                     <td>

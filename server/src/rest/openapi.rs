@@ -200,6 +200,15 @@ const CLUSTER_AT: &[Field] = &[
     ("reason", F::Str, false),
     ("next_change", F::Time, false),
     ("drift", F::List("Drift"), true),
+    // Only when the instant falls where the router was caught between two
+    // states (a crash between the router command and its record).
+    ("transition", F::Ref("Transition"), false),
+];
+const TRANSITION: &[Field] = &[
+    ("from", F::List("Slot"), true),
+    ("versions", F::Strings, true),
+    ("since", F::Time, true),
+    ("until", F::Time, false),
 ];
 const SERVING_AT: &[Field] = &[
     ("at", F::Time, true),
@@ -247,6 +256,8 @@ const OPERATION: &[Field] = &[
     ("error", F::Str, false),
     ("created_at", F::Time, true),
     ("finished_at", F::Time, false),
+    // While a traffic step runs: the router change about to be sent (step, from, to, at).
+    ("intent", F::Obj, false),
 ];
 const AUDIT_PAGE: &[Field] = &[
     ("events", F::List("LedgerEvent"), true),
@@ -311,6 +322,7 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("Slot", SLOT),
     ("Drift", DRIFT),
     ("ClusterAt", CLUSTER_AT),
+    ("Transition", TRANSITION),
     ("Cluster", CLUSTER),
     ("ClusterList", &[("clusters", F::List("Cluster"), true)]),
     ("OperationStep", STEP),

@@ -606,6 +606,78 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
         "{interrupted:?}"
     );
 
+    // Each shift killed after the router acted was reconciled on resumption:
+    // between the command and the observation serving at T reports the
+    // transition naming both versions, never only the old one — in the API
+    // and on the console's page.
+    let reconciled = app
+        .get_json("/api/v1/audit?action=operation.reconciled&limit=100")
+        .await["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let shifts: Vec<usize> = (0..plan.len())
+        .filter(|i| plan[*i]["action"] == "shift")
+        .collect();
+    let mut found: Vec<usize> = reconciled
+        .iter()
+        .filter(|e| e["details"]["operation_id"] == id)
+        .filter_map(|e| e["details"]["step"].as_u64().map(|s| s as usize))
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found, shifts,
+        "one reconciliation per interrupted traffic step: {reconciled:?}"
+    );
+    app.user_with_token("erin", switchyard_domain::access::Role::Viewer, None)
+        .await;
+    let browser = crate::console::sign_in(app, "erin").await;
+    for e in reconciled
+        .iter()
+        .filter(|e| e["details"]["operation_id"] == id)
+    {
+        assert_eq!(e["details"]["finding"], "switched", "{e}");
+        let micros = |v: &Value| {
+            switchyard_domain::Timestamp::parse(v.as_str().expect("a time"))
+                .expect("RFC 3339")
+                .micros()
+        };
+        let (t1, t2) = (micros(&e["details"]["intent"]["at"]), micros(&e["at"]));
+        assert!(t1 < t2, "{e}");
+        let mid = switchyard_domain::Timestamp::from_micros((t1 + t2) / 2)
+            .to_rfc3339()
+            .replace('+', "%2B");
+        let s = app.get_json(&format!("/api/v1/serving?at={mid}")).await;
+        let c = s["clusters"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["cluster"] == "crash-1"))
+            .cloned()
+            .expect("crash-1 at T");
+        let mut versions: Vec<&str> = c["transition"]["versions"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        versions.sort_unstable();
+        assert_eq!(
+            versions,
+            ["chat:1", "chat:2"],
+            "in transition at {mid}: {c}"
+        );
+        let html = reqwest::Client::new()
+            .get(format!("{}/serving?at={mid}", app.address))
+            .header(reqwest::header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(
+            html.contains("In transition") && html.contains("between chat:"),
+            "the serving page shows the transition at {mid}"
+        );
+    }
+
     // A health-gate rollback interrupted in its restore step: resumed, it
     // still ends rolled back, router and database agreeing.
     let id = start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100] })).await;
