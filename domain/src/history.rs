@@ -20,6 +20,9 @@ pub enum Subject {
     Stage { full_id: String },
     /// A serving cluster's slots and weights (`clusters::ClusterState` as JSON).
     Cluster { name: String },
+    /// A tombstone: the cluster was removed (it never served; its `cluster/`
+    /// rows were deleted with it). The value is `{}`.
+    RemovedCluster { name: String },
 }
 
 impl Subject {
@@ -32,6 +35,7 @@ impl Subject {
             } => format!("pin/{environment}/{model_id}"),
             Subject::Stage { full_id } => format!("stage/{full_id}"),
             Subject::Cluster { name } => format!("cluster/{name}"),
+            Subject::RemovedCluster { name } => format!("removed-cluster/{name}"),
         }
     }
 
@@ -51,6 +55,9 @@ impl Subject {
                 full_id: FullId::parse(rest).ok()?.to_string(),
             }),
             "cluster" => Some(Subject::Cluster {
+                name: crate::clusters::parse_cluster_name(rest).ok()?,
+            }),
+            "removed-cluster" => Some(Subject::RemovedCluster {
                 name: crate::clusters::parse_cluster_name(rest).ok()?,
             }),
             _ => None,

@@ -43,6 +43,8 @@ pub mod action {
     pub const SIGN_IN_FAILED: &str = "user.sign_in_failed";
     pub const SIGNED_OUT: &str = "user.signed_out";
     pub const CLUSTER_CREATED: &str = "cluster.created";
+    /// A cluster that never ran an operation was removed (a mistaken registration).
+    pub const CLUSTER_REMOVED: &str = "cluster.removed";
     pub const OPERATION_STARTED: &str = "operation.started";
     pub const OPERATION_STEP: &str = "operation.step";
     /// A runner found an operation whose previous runner stopped (its lease

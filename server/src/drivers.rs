@@ -70,12 +70,54 @@ pub trait Driver: Send + Sync + 'static {
     /// The error-rate gate of this cluster (from its config).
     fn gate_policy(&self) -> GatePolicy;
 
+    /// Checks every part the driver needs (reachable, permissions, the
+    /// routing contract, each slot of `state` ready); changes nothing.
+    async fn test(&self, state: &ClusterState) -> Vec<Check>;
+
     /// Whether `slot`, expected to hold `version`, answers ready now.
     async fn slot_health(
         &self,
         slot: SlotName,
         version: Option<&FullId>,
     ) -> DriverResult<SlotHealth>;
+}
+
+/// One finding of `cluster test`: a part the driver needs, whether it is in
+/// place, what was found and, when it is not, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What was checked, e.g. `HAProxy backend be_green`.
+    pub check: String,
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it (failed checks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+}
+
+impl Check {
+    pub fn ok(check: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            check: check.into(),
+            ok: true,
+            detail: detail.into(),
+            advice: None,
+        }
+    }
+
+    pub fn failed(
+        check: impl Into<String>,
+        detail: impl Into<String>,
+        advice: impl Into<String>,
+    ) -> Check {
+        Check {
+            check: check.into(),
+            ok: false,
+            detail: detail.into(),
+            advice: Some(advice.into()),
+        }
+    }
 }
 
 /// A slot's health as the driver reports it now.
@@ -158,6 +200,33 @@ pub async fn live_view(drivers: &Drivers, cluster: &Cluster, timeout: Duration) 
     }
 }
 
+/// Runs the driver's checks of `cluster` (`cluster test`), bounded by `timeout`.
+pub async fn test_cluster(drivers: &Drivers, cluster: &Cluster, timeout: Duration) -> Vec<Check> {
+    let driver = match drivers.for_cluster(cluster) {
+        Ok(d) => d,
+        Err(e) => {
+            return vec![Check::failed(
+                "driver config",
+                e.to_string(),
+                "remove the cluster and add it again with a valid config",
+            )]
+        }
+    };
+    let mut checks = vec![Check::ok(
+        "driver config",
+        format!("a valid {} config", cluster.driver.as_str()),
+    )];
+    match tokio::time::timeout(timeout, driver.test(&cluster.state)).await {
+        Ok(found) => checks.extend(found),
+        Err(_) => checks.push(Check::failed(
+            "time",
+            format!("the checks did not finish within {} s", timeout.as_secs()),
+            "some part answers very slowly or not at all; check the addresses in the config",
+        )),
+    }
+    checks
+}
+
 /// Checks a cluster's driver config when the cluster is created.
 pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(), DomainError> {
     let gate = match kind {
@@ -172,17 +241,29 @@ pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(
 /// stops (as a real router outlasts a crashed server).
 #[derive(Clone, Default)]
 pub struct Drivers {
-    built: Arc<Mutex<HashMap<String, Arc<dyn Driver>>>>,
+    /// By cluster name, with the config it was built from: a cluster removed
+    /// and added again (by any server) under the same name gets a new driver.
+    built: Arc<Mutex<HashMap<String, (serde_json::Value, Arc<dyn Driver>)>>>,
 }
 
 impl Drivers {
+    /// Drops the driver built for a removed cluster (a cluster added again
+    /// under that name gets a driver built from its new config).
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut built) = self.built.lock() {
+            built.remove(name);
+        }
+    }
+
     pub fn for_cluster(&self, cluster: &Cluster) -> DriverResult<Arc<dyn Driver>> {
         let mut built = self
             .built
             .lock()
             .map_err(|_| DriverError::new("driver registry poisoned"))?;
-        if let Some(d) = built.get(&cluster.name) {
-            return Ok(d.clone());
+        if let Some((config, d)) = built.get(&cluster.name) {
+            if *config == cluster.config {
+                return Ok(d.clone());
+            }
         }
         let invalid = |e: DomainError| {
             DriverError::new(format!(
@@ -199,7 +280,10 @@ impl Drivers {
                 oip_haproxy::OipHaproxyConfig::parse(&cluster.config).map_err(invalid)?,
             )?),
         };
-        built.insert(cluster.name.clone(), driver.clone());
+        built.insert(
+            cluster.name.clone(),
+            (cluster.config.clone(), driver.clone()),
+        );
         Ok(driver)
     }
 }

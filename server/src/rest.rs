@@ -66,7 +66,11 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             "/api/v1/clusters",
             get(clusters::list).post(clusters::create),
         )
-        .route("/api/v1/clusters/{name}", get(clusters::detail))
+        .route(
+            "/api/v1/clusters/{name}",
+            get(clusters::detail).delete(clusters::remove),
+        )
+        .route("/api/v1/clusters/{name}/test", post(clusters::test))
         .route(
             "/api/v1/clusters/{name}/operations",
             post(operations::start),

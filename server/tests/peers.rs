@@ -362,8 +362,11 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         start_mlserver(&mlserver, &green_dir, green_port)
     );
     let mut direct = OipHaproxyConfig::parse(&config).expect("a valid driver config");
-    direct.haproxy.socket = dir.join("haproxy.sock");
-    let relay = Relay::start(dir.join("relay.sock"), direct.haproxy.socket.clone());
+    direct.haproxy.socket = dir.join("haproxy.sock").display().to_string();
+    let relay = Relay::start(
+        dir.join("relay.sock"),
+        PathBuf::from(&direct.haproxy.socket),
+    );
     std::fs::write(dir.join("route.map"), "active be_blue\n").expect("map");
     std::fs::write(
         dir.join("haproxy.cfg"),
@@ -974,8 +977,11 @@ impl Peers {
             start_mlserver(mlserver, &green_dir, green_port)
         );
         let mut direct = OipHaproxyConfig::parse(&config).expect("a valid driver config");
-        direct.haproxy.socket = dir.join("haproxy.sock");
-        let relay = Relay::start(dir.join("relay.sock"), direct.haproxy.socket.clone());
+        direct.haproxy.socket = dir.join("haproxy.sock").display().to_string();
+        let relay = Relay::start(
+            dir.join("relay.sock"),
+            PathBuf::from(&direct.haproxy.socket),
+        );
         std::fs::write(dir.join("route.map"), "active be_blue\n").expect("map");
         std::fs::write(
             dir.join("haproxy.cfg"),

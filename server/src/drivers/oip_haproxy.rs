@@ -13,6 +13,7 @@
 //! itself reports the server UP → `set map`. The old slot keeps its version
 //! loaded: it is the rollback target.
 
+mod contract;
 mod haproxy;
 mod oip;
 
@@ -24,7 +25,7 @@ use serde::Deserialize;
 use switchyard_domain::clusters::{ClusterState, SlotName, Weights};
 use switchyard_domain::{DomainError, FullId};
 
-pub use haproxy::haproxy_config;
+pub use haproxy::{haproxy_config, AdminAddress};
 
 use super::{Driver, DriverError, DriverResult, Observed, SlotHealth};
 use switchyard_domain::operations::{GatePolicy, Traffic};
@@ -42,8 +43,10 @@ pub struct SlotConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HaproxyConfig {
-    /// The admin socket (`stats socket PATH level admin`).
-    pub socket: PathBuf,
+    /// HAProxy's Runtime API: a Unix socket path (`stats socket PATH level admin`)
+    /// or `tcp://HOST:PORT` (`stats socket ipv4@HOST:PORT level admin`).
+    #[serde(alias = "admin")]
+    pub socket: String,
     /// The map file the frontend reads `active` from.
     pub route_map: PathBuf,
     /// Where the weights of `be_split` are kept for a restart (`blue N` / `green N`).
@@ -73,6 +76,7 @@ impl OipHaproxyConfig {
         let c: OipHaproxyConfig = serde_json::from_value(config.clone())
             .map_err(|e| DomainError::Invalid(format!("oip+haproxy driver config: {e}")))?;
         switchyard_domain::ModelId::parse(&c.model)?;
+        c.admin_address()?;
         for s in [&c.blue, &c.green] {
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
                 return Err(DomainError::Invalid(format!(
@@ -82,6 +86,12 @@ impl OipHaproxyConfig {
             }
         }
         Ok(c)
+    }
+
+    /// Where HAProxy's Runtime API listens (`haproxy.socket`).
+    pub fn admin_address(&self) -> Result<AdminAddress, DomainError> {
+        AdminAddress::parse(&self.haproxy.socket)
+            .map_err(|e| DomainError::Invalid(format!("oip+haproxy driver config: {e}")))
     }
 
     fn slot(&self, slot: SlotName) -> &SlotConfig {
@@ -113,7 +123,11 @@ impl OipHaproxy {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| DriverError::new(format!("cannot build the HTTP client: {e}")))?;
-        let socket = haproxy::Socket::new(config.haproxy.socket.clone());
+        let socket = haproxy::Socket::new(
+            config
+                .admin_address()
+                .map_err(|e| DriverError::new(e.to_string()))?,
+        );
         Ok(OipHaproxy {
             config,
             http,
@@ -219,6 +233,10 @@ where
 
 #[async_trait]
 impl Driver for OipHaproxy {
+    async fn test(&self, state: &ClusterState) -> Vec<super::Check> {
+        self.contract_checks(state).await
+    }
+
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
         self.check_model(full_id)?;
         self.stage(slot, full_id).await?;

@@ -15,7 +15,7 @@ use switchyard_domain::operations::{GatePolicy, Traffic};
 use switchyard_domain::{DomainError, FullId};
 use tokio::sync::Mutex;
 
-use super::{Driver, DriverError, DriverResult, Observed, SlotHealth};
+use super::{Check, Driver, DriverError, DriverResult, Observed, SlotHealth};
 
 /// `config` of a simulated cluster; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -176,6 +176,53 @@ fn write_state(file: &std::path::Path, state: &ClusterState) -> DriverResult<()>
 
 #[async_trait]
 impl Driver for Simulated {
+    async fn test(&self, state: &ClusterState) -> Vec<Check> {
+        let mut checks = vec![Check::ok(
+            "simulated router",
+            "runs inside the Switchyard server; nothing to connect (simulated clusters serve no real requests)",
+        )];
+        if let Some(path) = &self.config.state_file {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let found = match dir {
+                Some(d) => tokio::fs::metadata(d)
+                    .await
+                    .map(|m| m.is_dir())
+                    .unwrap_or(false),
+                None => true,
+            };
+            checks.push(if found {
+                Check::ok("state file", format!("{} can be kept", path.display()))
+            } else {
+                Check::failed(
+                    "state file",
+                    format!("the folder of {} does not exist", path.display()),
+                    "create the folder, or register the cluster with another state_file",
+                )
+            });
+        }
+        for slot in SlotName::ALL {
+            let version = state.version(slot);
+            let health = self.slot_health(slot, version).await;
+            checks.push(match health {
+                Ok(SlotHealth::Ready) | Ok(SlotHealth::Empty) => Check::ok(
+                    format!("slot {slot}"),
+                    version.map_or("empty".to_owned(), |v| format!("{v} ready")),
+                ),
+                Ok(h) => Check::failed(
+                    format!("slot {slot}"),
+                    h.text(),
+                    "run a rollback or deploy another version",
+                ),
+                Err(e) => Check::failed(
+                    format!("slot {slot}"),
+                    e.to_string(),
+                    "run a rollback or deploy another version",
+                ),
+            });
+        }
+        checks
+    }
+
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
         self.pause(1).await;
         {

@@ -20,6 +20,9 @@ use crate::state::AppState;
 pub mod required_role {
     use super::Role;
     pub const CREATE_CLUSTER: Role = Role::Admin;
+    pub const REMOVE_CLUSTER: Role = Role::Admin;
+    /// Testing changes nothing but reaches into the cluster's parts.
+    pub const TEST_CLUSTER: Role = Role::Deployer;
     pub const READ: Role = Role::Viewer;
     // Operations and rollbacks: `access::role_for_operation` (deployer; approver in production).
 }
@@ -133,6 +136,57 @@ pub async fn detail(
     }
     Ok(Json(v))
 }
+
+#[utoipa::path(delete, path = "/api/v1/clusters/{name}", tag = "clusters",
+    params(("name" = String, Path)),
+    responses(
+        (status = 204, description = "Removed (`cluster.removed` in the ledger)"),
+        (status = 404, description = "No such cluster", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "An operation runs on it, or it has run operations: its history answers \
+            serving-at-T and the audit, so only a cluster that never ran an operation can be removed", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn remove(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    actor.require(required_role::REMOVE_CLUSTER, "removing a cluster")?;
+    let name = parse_cluster_name(&name)?;
+    app.store
+        .remove_cluster(&name, &actor.name, Timestamp::now())
+        .await?;
+    app.drivers.forget(&name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/test", tag = "clusters",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "Every part the driver needs, checked without changing anything: \
+            `{ok, checks: [{check, ok, detail, advice?}]}`; `ok` is true when every check passed", body = Object),
+        (status = 404, description = "No such cluster", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn test(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(required_role::TEST_CLUSTER, "testing a cluster")?;
+    let name = parse_cluster_name(&name)?;
+    let cluster = app
+        .store
+        .get_cluster(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("cluster {name} does not exist")))?;
+    let checks = crate::drivers::test_cluster(&app.drivers, &cluster, TEST_TIMEOUT).await;
+    let ok = checks.iter().all(|c| c.ok);
+    Ok(Json(
+        json!({ "cluster": name, "driver": cluster.driver.as_str(), "ok": ok, "checks": checks }),
+    ))
+}
+
+/// How long `POST /api/v1/clusters/{name}/test` waits for all its checks.
+const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How long `GET /api/v1/clusters/{name}` waits for the driver to say how the slots are.
 const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);

@@ -32,7 +32,7 @@ use super::{
         serving::serving_at,
         audit::page, audit::verify,
         promotions::request, promotions::approve, promotions::reject, promotions::list,
-        clusters::create, clusters::list, clusters::detail,
+        clusters::create, clusters::list, clusters::detail, clusters::remove, clusters::test,
         operations::start, operations::rollback, operations::detail,
         document, health::healthz, health::readyz, metrics::metrics,
     ),

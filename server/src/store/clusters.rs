@@ -45,6 +45,12 @@ pub trait ClusterStore: Send + Sync + 'static {
 
     async fn list_clusters(&self) -> StoreResult<Vec<Cluster>>;
 
+    /// Removes a cluster that never ran an operation and serves nothing,
+    /// writing `cluster.removed`. Refused (`Conflict`, saying why) while an
+    /// operation runs and once it has run any: its operations, steps and
+    /// state history answer "what served at T" and the audit, so they stay.
+    async fn remove_cluster(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<()>;
+
     async fn get_cluster(&self, name: &str) -> StoreResult<Option<Cluster>>;
 
     /// Plans and records an operation, refusing it before anything moves if

@@ -56,6 +56,9 @@ pub(crate) const SELECT_CLUSTER_HISTORY: &str =
     "SELECT h.valid_from, h.event_id, h.value, l.actor, l.reason \
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.subject = $1 ORDER BY h.valid_from, h.event_id";
+pub(crate) const COUNT_OPERATIONS_OF: &str = "SELECT COUNT(*) FROM operations WHERE cluster = $1";
+pub(crate) const DELETE_CLUSTER: &str = "DELETE FROM clusters WHERE name = $1";
+pub(crate) const DELETE_STATE_OF: &str = "DELETE FROM state_history WHERE subject = $1";
 pub(crate) const SELECT_RUNNING_OPERATION: &str =
     "SELECT id, kind FROM operations WHERE cluster = $1 AND state = 'running'";
 pub(crate) const INSERT_OPERATION: &str = "INSERT INTO operations \
@@ -298,6 +301,37 @@ macro_rules! cluster_sql {
                 w.record_state(Subject::Cluster { name: new.name.clone() }, at, ev.id, &cq::to_json(&state)?).await?;
                 w.commit().await?;
                 fetch_cluster(&self.pool, &new.name).await?.ok_or_else(|| unknown_cluster(&new.name))
+            }
+
+            async fn remove_cluster(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<()> {
+                let mut w = Writer::begin(self).await?;
+                let cluster = fetch_cluster(&mut *w.tx, name).await?.ok_or_else(|| unknown_cluster(name))?;
+                if let Some(id) = cluster.running_operation {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {id} is running on cluster {name}; wait for it to finish (or for its rollback) before removing the cluster"
+                    ))
+                    .into());
+                }
+                let (ran,): (i64,) = sqlx::query_as(cq::COUNT_OPERATIONS_OF).bind(name).fetch_one(&mut *w.tx).await?;
+                if ran > 0 || cl::SlotName::ALL.iter().any(|s| cluster.state.version(*s).is_some()) {
+                    return Err(DomainError::Conflict(format!(
+                        "cluster {name} has run {ran} operation(s): its history answers \"what served at T\" and the audit, so it is kept; \
+                         register the new setup under another name instead"
+                    ))
+                    .into());
+                }
+                let ev = w.append(
+                    NewEvent::new(at, actor, action::CLUSTER_REMOVED)
+                        .environment(&cluster.environment)
+                        .cluster(name)
+                        .details(json!({ "driver": cluster.driver.as_str(), "config": cluster.config })),
+                )
+                .await?;
+                // Only the empty state rows of a cluster that never served anything.
+                sqlx::query(cq::DELETE_STATE_OF).bind(Subject::Cluster { name: name.to_owned() }.key()).execute(&mut *w.tx).await?;
+                sqlx::query(cq::DELETE_CLUSTER).bind(name).execute(&mut *w.tx).await?;
+                w.record_state(Subject::RemovedCluster { name: name.to_owned() }, at, ev.id, "{}").await?;
+                w.commit().await
             }
 
             async fn list_clusters(&self) -> StoreResult<Vec<Cluster>> {

@@ -131,7 +131,7 @@ pub(crate) const SELECT_HISTORY_BETWEEN: &str =
        l.actor, l.reason \
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.event_id > $1 AND h.event_id <= $2 \
-       AND (h.subject LIKE 'pin/%' OR h.subject LIKE 'cluster/%')";
+       AND (h.subject LIKE 'pin/%' OR h.subject LIKE 'cluster/%' OR h.subject LIKE 'removed-cluster/%')";
 /// Environment names in their standard order, for the temporal index.
 pub(crate) const SELECT_ENVIRONMENT_ORDER: &str =
     "SELECT name FROM environments ORDER BY position, name";

@@ -105,6 +105,19 @@ impl<V> History<V> {
         self.changes.len()
     }
 
+    fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Drops the changes of events before `event_id` (a removed subject's).
+    fn forget_before(&mut self, event_id: i64) {
+        let keep: Vec<bool> = self.changes.iter().map(|e| e.event_id > event_id).collect();
+        let mut k = keep.iter();
+        self.changes.retain(|_| *k.next().unwrap_or(&true));
+        let mut k = keep.iter();
+        self.instants.retain(|_| *k.next().unwrap_or(&true));
+    }
+
     /// Bytes of the two lists (not of what the changes point to).
     fn heap_bytes(&self) -> usize {
         self.instants.capacity() * std::mem::size_of::<Timestamp>()
@@ -215,6 +228,14 @@ impl TemporalIndex {
                     event_id,
                     value,
                 });
+            } else if let Some(name) = row.subject.strip_prefix("removed-cluster/") {
+                // Rows may come in any order: forget only what the removal preceded.
+                if let Some(cluster) = self.clusters.get_mut(name) {
+                    cluster.changes.forget_before(event_id);
+                    if cluster.changes.is_empty() {
+                        self.clusters.remove(name);
+                    }
+                }
             } else if let Some(name) = row.subject.strip_prefix("cluster/") {
                 let cluster = self.clusters.entry(name.to_owned()).or_default();
                 if cluster.meta.is_none() {

@@ -8,6 +8,7 @@ mod audit;
 mod clusters;
 mod console;
 mod environments;
+mod onboarding;
 mod operations;
 mod postgres;
 mod promotions;

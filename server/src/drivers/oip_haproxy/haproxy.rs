@@ -5,38 +5,113 @@ use std::path::PathBuf;
 
 use switchyard_domain::clusters::{SlotName, Weights};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::{backend, HaproxyConfig, OipHaproxyConfig};
 use crate::drivers::{DriverError, DriverResult};
 use switchyard_domain::operations::Traffic;
 
+/// Where HAProxy's Runtime API listens: a Unix socket path, or
+/// `tcp://HOST:PORT` (`stats socket ipv4@HOST:PORT level admin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAddress {
+    Unix(PathBuf),
+    Tcp { host: String, port: u16 },
+}
+
+impl AdminAddress {
+    /// Reads the driver config's `haproxy.socket`.
+    pub fn parse(text: &str) -> Result<AdminAddress, String> {
+        let form = "use a Unix socket path (e.g. /run/haproxy/admin.sock) or tcp://HOST:PORT \
+                    (e.g. tcp://127.0.0.1:9999, for `stats socket ipv4@127.0.0.1:9999 level admin`)";
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(format!("haproxy.socket is empty: {form}"));
+        }
+        if let Some(rest) = text.strip_prefix("tcp://") {
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| format!("haproxy.socket {text:?} has no port: {form}"))?;
+            let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| {
+                format!("haproxy.socket {text:?}: {port:?} is not a port (1-65535)")
+            })?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || host.contains('/') {
+                return Err(format!("haproxy.socket {text:?} has no host: {form}"));
+            }
+            return Ok(AdminAddress::Tcp {
+                host: host.to_owned(),
+                port,
+            });
+        }
+        if text.contains("://") || text.starts_with("ipv4@") || text.starts_with("ipv6@") {
+            return Err(format!("haproxy.socket {text:?} is not understood: {form}"));
+        }
+        Ok(AdminAddress::Unix(PathBuf::from(text)))
+    }
+
+    /// The `stats socket` argument of HAProxy's configuration.
+    pub fn haproxy_bind(&self) -> String {
+        match self {
+            AdminAddress::Unix(p) => p.display().to_string(),
+            AdminAddress::Tcp { host, port } if host.contains(':') => {
+                format!("ipv6@[{host}]:{port}")
+            }
+            AdminAddress::Tcp { host, port } => format!("ipv4@{host}:{port}"),
+        }
+    }
+}
+
+impl std::fmt::Display for AdminAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminAddress::Unix(p) => write!(f, "{}", p.display()),
+            AdminAddress::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            AdminAddress::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+        }
+    }
+}
+
 pub(super) struct Socket {
-    path: PathBuf,
+    address: AdminAddress,
 }
 
 /// `srv_op_state` of a server that is UP, in `show servers state`.
 const SRV_RUNNING: &str = "2";
 
+/// How long connecting to the admin socket may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Answers of the Runtime API that mean a command was refused.
+const REFUSED: [&str; 11] = [
+    "Unknown",
+    "unknown",
+    "No such",
+    "not found",
+    "Require",
+    "invalid",
+    "cannot",
+    "Can't",
+    "must be",
+    "Permission denied",
+    "denied",
+];
+
 impl Socket {
-    pub fn new(path: PathBuf) -> Socket {
-        Socket { path }
+    pub fn new(address: AdminAddress) -> Socket {
+        Socket { address }
+    }
+
+    pub fn address(&self) -> &AdminAddress {
+        &self.address
     }
 
     /// Runs one command line (commands separated by `;`) and returns the answer.
     pub async fn run(&self, command: &str) -> DriverResult<String> {
         let out = self.run_raw(command).await?;
-        let refused = [
-            "Unknown",
-            "unknown",
-            "No such",
-            "not found",
-            "Require",
-            "invalid",
-            "cannot",
-            "must be",
-        ];
-        if refused.iter().any(|r| out.contains(r)) {
+        if REFUSED.iter().any(|r| out.contains(r)) {
             return Err(DriverError::new(format!(
                 "HAProxy refused {command:?}: {}",
                 out.trim()
@@ -47,17 +122,35 @@ impl Socket {
 
     /// Runs one command and returns the answer unchecked (for answers, like
     /// `show stat`, whose data may contain words that mean a refusal elsewhere).
-    async fn run_raw(&self, command: &str) -> DriverResult<String> {
+    pub(super) async fn run_raw(&self, command: &str) -> DriverResult<String> {
         let fail = |e: std::io::Error| {
-            DriverError::new(format!("HAProxy admin socket {}: {e}", self.path.display()))
+            DriverError::new(format!("HAProxy admin socket {}: {e}", self.address))
         };
-        let mut s = UnixStream::connect(&self.path).await.map_err(fail)?;
-        s.write_all(format!("{command}\n").as_bytes())
-            .await
-            .map_err(fail)?;
+        let line = format!("{command}\n");
         // Non-interactive mode: HAProxy answers and closes the connection.
         let mut out = String::new();
-        s.read_to_string(&mut out).await.map_err(fail)?;
+        match &self.address {
+            AdminAddress::Unix(path) => {
+                let mut s = UnixStream::connect(path).await.map_err(fail)?;
+                s.write_all(line.as_bytes()).await.map_err(fail)?;
+                s.read_to_string(&mut out).await.map_err(fail)?;
+            }
+            AdminAddress::Tcp { host, port } => {
+                let connect = TcpStream::connect((host.as_str(), *port));
+                let mut s = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+                    .await
+                    .map_err(|_| {
+                        fail(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+                        ))
+                    })?
+                    .map_err(fail)?;
+                s.set_nodelay(true).map_err(fail)?;
+                s.write_all(line.as_bytes()).await.map_err(fail)?;
+                s.read_to_string(&mut out).await.map_err(fail)?;
+            }
+        }
         Ok(out)
     }
 
@@ -120,6 +213,19 @@ impl Stats {
                 .map(|l| l.split(',').map(str::to_owned).collect())
                 .collect(),
         })
+    }
+
+    /// One column of `server`'s row in `backend`, if listed.
+    pub fn value(&self, backend: &str, server: &str, column: &str) -> Option<&str> {
+        let i = self.columns.iter().position(|c| c == column)?;
+        self.rows
+            .iter()
+            .find(|r| {
+                r.first().map(String::as_str) == Some(backend)
+                    && r.get(1).map(String::as_str) == Some(server)
+            })
+            .and_then(|r| r.get(i))
+            .map(String::as_str)
     }
 
     /// Requests that `server` of `backend` answered (any status, or a
@@ -241,7 +347,7 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
          defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout check 2s\n    \
          retries 3\n    option redispatch\n\n\
          frontend fe\n    bind {bind}\n    use_backend %[str(active),map({},be_blue)]\n\n",
-        h.socket.display(),
+        c.admin_address().map_or_else(|_| h.socket.clone(), |a| a.haproxy_bind()),
         h.route_map.display()
     );
     for slot in SlotName::ALL {

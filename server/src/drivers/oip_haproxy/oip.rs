@@ -65,6 +65,27 @@ impl Server<'_> {
         Ok(())
     }
 
+    /// The server-wide liveness endpoint: the server answers the protocol.
+    pub async fn live(&self) -> DriverResult<()> {
+        let res = self
+            .http
+            .get(format!("{}/v2/health/live", self.base))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| self.fail("GET /v2/health/live failed", e))?;
+        if !res.status().is_success() {
+            return Err(self.fail(
+                "GET /v2/health/live",
+                format_args!(
+                    "HTTP {} (is this an Open Inference Protocol server?)",
+                    res.status()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The per-version ready endpoint (the server-wide one is 200 even with nothing loaded).
     pub async fn version_ready(&self, version: &str) -> DriverResult<bool> {
         let url = format!(
