@@ -2,6 +2,7 @@
 //! environment variables (`Config::from_env`), not flags, so the same
 //! settings apply to `serve` and to every one-off command.
 
+mod cluster;
 mod pins;
 mod token;
 mod user;
@@ -28,6 +29,8 @@ Configuration (environment variables):
   SWITCHYARD_OPERATION_LEASE_MS  how long an operation runner's claim holds unrenewed (default 15000):
                                after a crash, another runner resumes the operation once it expires
   SWITCHYARD_OPERATION_POLL_MS   how often the runner looks for operations (default 250)
+  SWITCHYARD_URL               the server `cluster` commands talk to (default http:// + SWITCHYARD_ADDR)
+  SWITCHYARD_TOKEN             the API token `cluster` commands send (switchyard token create prints one)
 
 Exit codes:
   0  success
@@ -71,6 +74,51 @@ enum Command {
     /// API tokens for pipelines and model servers.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Serving clusters, through a running server's REST API (SWITCHYARD_URL, SWITCHYARD_TOKEN).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Register a cluster (admin); then run `cluster test NAME`.
+    Add {
+        name: String,
+        /// The environment it serves (development, staging, production, …).
+        #[arg(long)]
+        environment: String,
+        /// simulated or oip+haproxy.
+        #[arg(long)]
+        driver: String,
+        /// The driver config, JSON or YAML (`-` reads standard input); see docs/clusters.md.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List clusters with their slots and running operation.
+    List,
+    /// One cluster: slots, health now, the router's weights now, its config.
+    Show {
+        name: String,
+        /// The API's JSON answer instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every part the cluster's driver needs; exit 1 naming what is wrong and how to fix it.
+    Test { name: String },
+    /// Remove a cluster that never ran an operation (admin); one with history is kept.
+    Remove { name: String },
+    /// Print the HAProxy configuration an oip+haproxy cluster's routing contract needs.
+    HaproxyConfig {
+        /// A registered cluster (its config is read from the server).
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        name: Option<String>,
+        /// The driver config instead (JSON or YAML, `-` for standard input); needs no server.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where HAProxy's frontend listens for inference requests.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +266,26 @@ async fn dispatch(command: Command) -> Outcome {
         }
         Command::Token(TokenCommand::Revoke { name }) => {
             token::revoke(migrated_store(&config).await?.as_ref(), &name).await
+        }
+        Command::Cluster(command) => cluster_command(&config, command).await,
+    }
+}
+
+async fn cluster_command(config: &Config, command: ClusterCommand) -> Outcome {
+    let api = cluster::Api::from_env(config)?;
+    match command {
+        ClusterCommand::Add {
+            name,
+            environment,
+            driver,
+            config,
+        } => cluster::add(&api, &name, &environment, &driver, config.as_deref()).await,
+        ClusterCommand::List => cluster::list(&api).await,
+        ClusterCommand::Show { name, json } => cluster::show(&api, &name, json).await,
+        ClusterCommand::Test { name } => cluster::test(&api, &name).await,
+        ClusterCommand::Remove { name } => cluster::remove(&api, &name).await,
+        ClusterCommand::HaproxyConfig { name, config, bind } => {
+            cluster::haproxy(Some(&api), name.as_deref(), config.as_deref(), &bind).await
         }
     }
 }

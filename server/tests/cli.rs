@@ -97,7 +97,9 @@ impl TestDb {
             .env("DATABASE_URL", &self.url)
             .env_remove("LOG_FORMAT")
             .env_remove("SWITCHYARD_ADDR")
-            .env_remove("SWITCHYARD_DEPRECATION_DAYS");
+            .env_remove("SWITCHYARD_DEPRECATION_DAYS")
+            .env_remove("SWITCHYARD_URL")
+            .env_remove("SWITCHYARD_TOKEN");
         cmd
     }
 
@@ -721,4 +723,263 @@ async fn users_and_tokens_are_managed_from_the_command_line_and_only_hashes_are_
             "{action}"
         );
     }
+}
+
+/// Starts `switchyard serve` on a free port and waits until it answers.
+async fn serve(db: &TestDb) -> (KillOnDrop, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("an address")
+        .port();
+    let server = KillOnDrop(
+        db.command(&["serve"])
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{url}/healthz")).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not answer within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (server, url)
+}
+
+impl TestDb {
+    /// Runs a `cluster` command against the server at `url` with `token`.
+    fn cluster(&self, url: &str, token: &str, args: &[&str]) -> Run {
+        let args: Vec<&str> = ["cluster"].iter().chain(args).copied().collect();
+        let output = self
+            .command(&args)
+            .env("SWITCHYARD_URL", url)
+            .env("SWITCHYARD_TOKEN", token)
+            .output()
+            .expect("the switchyard binary runs");
+        Run {
+            args: args.join(" "),
+            output,
+        }
+    }
+}
+
+#[tokio::test]
+async fn clusters_are_added_listed_shown_tested_and_removed_from_the_command_line_through_the_api()
+{
+    let db = TestDb::new("clusters");
+    let token = db.admin_token();
+    let (_server, url) = serve(&db).await;
+
+    let no_token = db.run(&["cluster", "list"]);
+    assert!(
+        no_token.exits(2).stderr().contains("SWITCHYARD_TOKEN"),
+        "{}",
+        no_token.stderr()
+    );
+    let wrong = db.cluster(&url, "sy_not-a-token", &["list"]);
+    assert!(
+        wrong.exits(1).stderr().contains("refused SWITCHYARD_TOKEN"),
+        "{}",
+        wrong.stderr()
+    );
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let unreachable = db.cluster(&format!("http://127.0.0.1:{closed}"), &token, &["list"]);
+    assert!(
+        unreachable
+            .exits(1)
+            .stderr()
+            .contains("cannot reach Switchyard"),
+        "{}",
+        unreachable.stderr()
+    );
+
+    std::fs::write(db.path("sim.yaml"), "action_ms: 1\n").expect("config written");
+    let added = db.cluster(
+        &url,
+        &token,
+        &[
+            "add",
+            "sim-1",
+            "--environment",
+            "development",
+            "--driver",
+            "simulated",
+            "--config",
+            &db.path("sim.yaml"),
+        ],
+    );
+    assert!(added
+        .succeeds()
+        .stdout()
+        .contains("switchyard cluster test sim-1"));
+    let refused = db.cluster(
+        &url,
+        &token,
+        &[
+            "add",
+            "k-1",
+            "--environment",
+            "development",
+            "--driver",
+            "kubernetes",
+        ],
+    );
+    assert!(
+        refused.exits(1).stderr().contains("kubernetes"),
+        "{}",
+        refused.stderr()
+    );
+    let missing = db.dir.join("no-such-folder").join("router.json");
+    std::fs::write(
+        db.path("bad.json"),
+        serde_json::json!({ "state_file": missing }).to_string(),
+    )
+    .expect("written");
+    db.cluster(
+        &url,
+        &token,
+        &[
+            "add",
+            "sim-bad",
+            "--environment",
+            "development",
+            "--driver",
+            "simulated",
+            "--config",
+            &db.path("bad.json"),
+        ],
+    )
+    .succeeds();
+
+    let list = db.cluster(&url, &token, &["list"]).succeeds().stdout();
+    assert!(list.starts_with("NAME"), "{list}");
+    assert!(
+        list.lines().any(|l| l.starts_with("sim-1")
+            && l.contains("development")
+            && l.contains("simulated")),
+        "{list}"
+    );
+    let show = db
+        .cluster(&url, &token, &["show", "sim-1"])
+        .succeeds()
+        .stdout();
+    assert!(
+        show.contains("driver       simulated (simulated)") && show.contains("\"action_ms\": 1"),
+        "{show}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &db.cluster(&url, &token, &["show", "sim-1", "--json"])
+            .succeeds()
+            .stdout(),
+    )
+    .expect("JSON");
+    assert_eq!(json["name"], "sim-1");
+
+    let passed = db
+        .cluster(&url, &token, &["test", "sim-1"])
+        .succeeds()
+        .stdout();
+    assert!(
+        passed.contains("checks passed") && !passed.contains("FAILED"),
+        "{passed}"
+    );
+    let failed = db.cluster(&url, &token, &["test", "sim-bad"]);
+    let out = failed.exits(1).stdout();
+    assert!(
+        out.contains("FAILED state file") && out.contains("fix: create the folder"),
+        "{out}"
+    );
+    assert!(failed.stderr().contains("1 of"), "{}", failed.stderr());
+
+    let not_haproxy = db.cluster(&url, &token, &["haproxy-config", "sim-1"]);
+    assert!(
+        not_haproxy.exits(2).stderr().contains("simulated driver"),
+        "{}",
+        not_haproxy.stderr()
+    );
+
+    db.cluster(&url, &token, &["remove", "sim-1"]).succeeds();
+    let gone = db.cluster(&url, &token, &["show", "sim-1"]);
+    assert!(
+        gone.exits(1).stderr().contains("does not exist"),
+        "{}",
+        gone.stderr()
+    );
+    let list = db.cluster(&url, &token, &["list"]).succeeds().stdout();
+    assert!(
+        !list.contains("sim-1") && list.contains("sim-bad"),
+        "{list}"
+    );
+}
+
+#[test]
+fn haproxy_config_prints_the_routing_contract_from_a_config_file_without_a_server() {
+    let db = TestDb::new("haproxy-config");
+    let config = serde_json::json!({
+        "model": "echo",
+        "blue": { "url": "http://10.0.0.5:8081", "repository": "/srv/blue" },
+        "green": { "url": "http://10.0.0.6:8082", "repository": "/srv/green" },
+        "artifacts": "/srv/artifacts",
+        "haproxy": { "socket": "tcp://127.0.0.1:9999", "route_map": "/etc/haproxy/route.map", "weights_file": "/var/lib/switchyard/weights" },
+    });
+    std::fs::write(db.path("oip.json"), config.to_string()).expect("written");
+    let out = db
+        .run(&[
+            "cluster",
+            "haproxy-config",
+            "--config",
+            &db.path("oip.json"),
+            "--bind",
+            "*:8080",
+        ])
+        .succeeds()
+        .stdout();
+    for expected in [
+        "stats socket ipv4@127.0.0.1:9999 level admin",
+        "bind *:8080",
+        "use_backend %[str(active),map(/etc/haproxy/route.map,be_blue)]",
+        "backend be_blue",
+        "backend be_green",
+        "backend be_split",
+        "server blue 10.0.0.5:8081 check",
+        "server green 10.0.0.6:8082 check",
+        "option httpchk GET /v2/models/echo/ready",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    let bad_bind = db.run(&[
+        "cluster",
+        "haproxy-config",
+        "--config",
+        &db.path("oip.json"),
+        "--bind",
+        "8080",
+    ]);
+    assert!(
+        bad_bind.exits(2).stderr().contains("HOST:PORT"),
+        "{}",
+        bad_bind.stderr()
+    );
+    std::fs::write(db.path("bad.json"), "{\"model\": \"echo\"}").expect("written");
+    let bad = db.run(&[
+        "cluster",
+        "haproxy-config",
+        "--config",
+        &db.path("bad.json"),
+    ]);
+    assert!(
+        bad.exits(2).stderr().contains("missing field"),
+        "{}",
+        bad.stderr()
+    );
 }

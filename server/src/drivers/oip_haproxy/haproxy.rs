@@ -343,12 +343,21 @@ pub fn haproxy_config(c: &OipHaproxyConfig, bind: &str) -> String {
         )
     };
     let mut out = format!(
-        "global\n    stats socket {} level admin\n    maxconn 4096\n\n\
+        "# Switchyard routing contract for model {model} (oip+haproxy driver).\n\
+         # Keep these names: backends be_blue, be_green, be_split; servers blue and green;\n\
+         # the map key `active`. Before starting HAProxy, create the map file:\n\
+         #     echo 'active be_blue' > {map}\n\
+         # Switchyard changes routing through the Runtime API below and rewrites the map\n\
+         # and weights files, so a restarted HAProxy routes the same way.\n\
+         # Check with: switchyard cluster test NAME\n\n\
+         global\n    stats socket {} level admin\n    maxconn 4096\n\n\
          defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n    timeout check 2s\n    \
          retries 3\n    option redispatch\n\n\
          frontend fe\n    bind {bind}\n    use_backend %[str(active),map({},be_blue)]\n\n",
         c.admin_address().map_or_else(|_| h.socket.clone(), |a| a.haproxy_bind()),
-        h.route_map.display()
+        h.route_map.display(),
+        model = c.model,
+        map = h.route_map.display(),
     );
     for slot in SlotName::ALL {
         out.push_str(&format!(
