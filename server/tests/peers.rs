@@ -1321,3 +1321,295 @@ async fn crash_between_switch_and_record(mlserver: &Path, haproxy: &Path, postgr
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `switchyard cluster ARGS` against the server at `url` with `token`:
+/// (exit code, stdout, stderr).
+async fn cli_cluster(url: &str, token: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("cluster")
+        .args(args)
+        .env("SWITCHYARD_URL", url)
+        .env("SWITCHYARD_TOKEN", token)
+        .env_remove("LOG_FORMAT")
+        .output()
+        .await
+        .expect("the switchyard binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// HAProxy started from `config`, its admin socket on `admin_port` (TCP) answering.
+async fn start_haproxy(haproxy: &Path, config: &Path, admin_port: u16, log: &Path) -> Child {
+    let child = Command::new(haproxy)
+        .arg("-f")
+        .arg(config)
+        .arg("-db")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("haproxy starts");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", admin_port))
+            .await
+            .is_ok()
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "HAProxy's admin socket did not open on port {admin_port}; see {}",
+        log.display()
+    );
+}
+
+/// The onboarding path of docs/clusters.md, with the real peers: HAProxy runs
+/// the configuration `switchyard cluster haproxy-config` printed, its Runtime
+/// API on TCP; the cluster is added with the CLI, `cluster test` passes, a
+/// switch runs over the TCP admin socket, and a hand-broken configuration
+/// (a renamed backend, a map at another path, servers without health checks)
+/// is named by `cluster test`, check by check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_connected_from_the_generated_haproxy_config_over_tcp_passes_cluster_test_and_a_broken_contract_is_named(
+) {
+    let Some((mlserver, haproxy)) = peers() else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "MLServer or HAProxy missing: run scripts/peers.sh"
+        );
+        eprintln!("SKIPPED: MLServer or HAProxy missing (scripts/peers.sh installs them)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sy-onboard-{:08x}", rand::random::<u32>()));
+    let artifacts = dir.join("artifacts");
+    for v in 1..=2 {
+        write_version(&artifacts, v, None);
+    }
+    let (blue_port, green_port) = (free_port(), free_port());
+    let (blue_dir, green_dir) = (dir.join("blue"), dir.join("green"));
+    let (_blue, _green) = tokio::join!(
+        start_mlserver(&mlserver, &blue_dir, blue_port),
+        start_mlserver(&mlserver, &green_dir, green_port)
+    );
+    // Picked once the model servers hold theirs (free_port's ports are only free until taken).
+    let (front_port, admin_port) = (free_port(), free_port());
+    let config = json!({
+        "model": MODEL,
+        "blue": { "url": format!("http://127.0.0.1:{blue_port}"), "repository": blue_dir },
+        "green": { "url": format!("http://127.0.0.1:{green_port}"), "repository": green_dir },
+        "artifacts": artifacts,
+        "haproxy": { "socket": format!("tcp://127.0.0.1:{admin_port}"), "route_map": dir.join("route.map"), "weights_file": dir.join("weights") },
+    });
+    std::fs::write(dir.join("cluster.json"), config.to_string()).expect("config");
+
+    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
+    let app = Application::build(Config {
+        database_url: database_url.clone(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        log_json: false,
+        deprecation_days: 30,
+        metrics_token: None,
+    })
+    .await
+    .expect("the server starts");
+    let url = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let store = switchyard::store::connect(&database_url, Default::default())
+        .await
+        .expect("store");
+    let token = admin_token(&store).await;
+    let api = Api {
+        base: url.clone(),
+        http: bearer_client(&token),
+    };
+    for v in 1..=2 {
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/models/{MODEL}/versions"),
+                json!({ "version": v.to_string(), "config": { "v": v } }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let cluster_json = dir.join("cluster.json").display().to_string();
+    let (code, out, err) = cli_cluster(
+        &url,
+        &token,
+        &[
+            "add",
+            "onboard",
+            "--environment",
+            "development",
+            "--driver",
+            "oip+haproxy",
+            "--config",
+            &cluster_json,
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let front = format!("127.0.0.1:{front_port}");
+    let (code, generated, err) = cli_cluster(
+        &url,
+        &token,
+        &["haproxy-config", "onboard", "--bind", &front],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        generated.contains(&format!(
+            "stats socket ipv4@127.0.0.1:{admin_port} level admin"
+        )),
+        "{generated}"
+    );
+    // As the generated configuration's header says: the map file first.
+    std::fs::write(dir.join("route.map"), "active be_blue\n").expect("map");
+    std::fs::write(dir.join("haproxy.cfg"), &generated).expect("cfg");
+    let proxy = start_haproxy(
+        &haproxy,
+        &dir.join("haproxy.cfg"),
+        admin_port,
+        &dir.join("haproxy.log"),
+    )
+    .await;
+
+    let (code, out, err) = cli_cluster(&url, &token, &["test", "onboard"]).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "cluster test of the generated configuration:\n{out}{err}"
+    );
+    assert!(!out.contains("FAILED") && out.contains("all "), "{out}");
+
+    // A switch over the TCP admin socket; then the slot checks see it served.
+    let runner = switchyard::operations::spawn(
+        store.clone(),
+        Drivers::default(),
+        RunnerSettings {
+            lease: Duration::from_secs(1),
+            poll: Duration::from_millis(20),
+            ready_timeout: Duration::from_secs(20),
+        },
+    );
+    let (status, body) = api
+        .post(
+            "/api/v1/clusters/onboard/operations",
+            json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["operation_id"].as_i64().expect("an operation id");
+    let op = api.finished(id).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    runner.abort();
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://{front}/v2/models/{MODEL}/infer"))
+        .json(&json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hi"]}]}))
+        .send()
+        .await
+        .expect("HAProxy answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["model_version"], "1", "{answer}");
+    let (code, out, err) = cli_cluster(&url, &token, &["test", "onboard"]).await;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("echo:1 ready, HAProxy reports green UP"),
+        "{out}"
+    );
+
+    // A hand-edited configuration that breaks the contract three ways.
+    drop(proxy);
+    let broken = generated
+        .replace("backend be_green", "backend be_grn")
+        .replace(
+            &format!("map({},be_blue)", dir.join("route.map").display()),
+            &format!("map({},be_blue)", dir.join("other.map").display()),
+        )
+        .lines()
+        .map(|l| {
+            if l.contains("weight") && l.trim_start().starts_with("server ") {
+                // be_split's servers (the only ones with a weight) lose their checks.
+                l.replace(" check inter 100ms fall 2 rise 1", "")
+            } else {
+                l.to_owned()
+            }
+        })
+        .map(|l| l + "\n")
+        .collect::<String>();
+    assert_ne!(broken, generated);
+    std::fs::write(dir.join("other.map"), "active be_green\n").expect("map");
+    std::fs::write(dir.join("broken.cfg"), &broken).expect("cfg");
+    let _proxy = start_haproxy(
+        &haproxy,
+        &dir.join("broken.cfg"),
+        admin_port,
+        &dir.join("broken.log"),
+    )
+    .await;
+    let (code, out, err) = cli_cluster(&url, &token, &["test", "onboard"]).await;
+    eprintln!("cluster test of the broken configuration:\n{out}{err}");
+    assert_eq!(code, Some(1), "{out}{err}");
+    for named in [
+        "FAILED HAProxy backend be_green: HAProxy has no backend be_green",
+        &format!(
+            "FAILED route map: HAProxy has not loaded a map {}",
+            dir.join("route.map").display()
+        ),
+        "FAILED HAProxy backend be_split: server blue has no health check",
+        "FAILED slot green: echo:1 ready; HAProxy cannot say whether green is UP",
+        "ok     HAProxy backend be_blue",
+        "ok     HAProxy Runtime API",
+        "ok     HAProxy admin level",
+    ] {
+        assert!(out.contains(named), "{named:?} not in:\n{out}");
+    }
+    assert!(out.contains("fix: add `backend be_green`"), "{out}");
+    assert!(err.contains("4 of"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An admin user and an API token for them (the token's text).
+async fn admin_token(store: &DynStore) -> String {
+    let hash = password::hash("onboard-password").expect("hashed");
+    store
+        .create_user(
+            "onboard-admin",
+            Role::Admin,
+            &hash,
+            "test",
+            Timestamp::now(),
+        )
+        .await
+        .expect("user created");
+    let token = secret::generate(secret::TOKEN_PREFIX);
+    store
+        .create_token(
+            "onboard-admin",
+            "onboard-admin",
+            &secret::hash(&token),
+            None,
+            "test",
+            Timestamp::now(),
+        )
+        .await
+        .expect("token created");
+    token
+}
+
+fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}

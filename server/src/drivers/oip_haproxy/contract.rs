@@ -328,18 +328,18 @@ impl OipHaproxy {
             self.socket
                 .server_up(backend(Some(slot)), slot.as_str())
                 .await
-                .ok()
+                .map_err(|e| e.to_string())
         } else {
-            None
+            Err("the Runtime API is unreachable".to_owned())
         };
         checks.push(match (ready, up) {
-            (Ok(true), Some(true)) => Check::ok(what, format!("{v} ready, HAProxy reports {slot} UP")),
-            (Ok(true), None) => Check::failed(
+            (Ok(true), Ok(true)) => Check::ok(what, format!("{v} ready, HAProxy reports {slot} UP")),
+            (Ok(true), Err(why)) => Check::failed(
                 what,
-                format!("{v} ready; HAProxy's view unknown"),
+                format!("{v} ready; HAProxy cannot say whether {slot} is UP ({why})"),
                 "fix the HAProxy checks above",
             ),
-            (Ok(true), Some(false)) => Check::failed(
+            (Ok(true), Ok(false)) => Check::failed(
                 what,
                 format!("{v} ready, but HAProxy reports {slot} down"),
                 format!("HAProxy's health check of {slot} fails: it must GET /v2/models/{}/ready at {url}", self.config.model),
