@@ -187,6 +187,20 @@ const REST: &[Row] = &[
         Some(Role::Viewer),
     ),
     (
+        "DELETE",
+        "/api/v1/clusters/{name}",
+        "/api/v1/clusters/nowhere",
+        None,
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/api/v1/clusters/{name}/test",
+        "/api/v1/clusters/nowhere/test",
+        Some(|| json!({})),
+        Some(Role::Deployer),
+    ),
+    (
         "POST",
         "/api/v1/clusters/{name}/operations",
         "/api/v1/clusters/nowhere/operations",

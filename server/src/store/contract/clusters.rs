@@ -33,7 +33,78 @@ contract_tests!(
     a_router_that_cannot_be_asked_after_a_crash_leaves_the_transition_open,
     the_audit_log_filters_by_cluster,
     a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held,
+    a_cluster_that_never_ran_an_operation_is_removed_from_serving_at_and_one_running_one_is_kept,
 );
+
+async fn a_cluster_that_never_ran_an_operation_is_removed_from_serving_at_and_one_running_one_is_kept(
+    db: Arc<TestDb>,
+) {
+    let names = |s: &switchyard_domain::types::ServingAt| -> Vec<String> {
+        s.clusters.iter().map(|c| c.cluster.clone()).collect()
+    };
+    cluster(&db, "typo", "development", json!({})).await;
+    let created = Timestamp::now();
+    // The temporal index is loaded with the cluster in it.
+    let before = db
+        .store
+        .serving_at(Timestamp::now(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(names(&before), ["typo"]);
+    db.store
+        .remove_cluster("typo", "admin", Timestamp::now())
+        .await
+        .unwrap();
+    assert!(db.store.get_cluster("typo").await.unwrap().is_none());
+    let now = db
+        .store
+        .serving_at(Timestamp::now(), None, None)
+        .await
+        .unwrap();
+    assert!(names(&now).is_empty(), "{:?}", names(&now));
+    let then = db.store.serving_at(created, None, None).await.unwrap();
+    assert!(names(&then).is_empty(), "{:?}", names(&then));
+    let events = all_events(&db).await;
+    assert_eq!(
+        events
+            .last()
+            .map(|e| (e.action.as_str(), e.cluster.as_deref())),
+        Some((action::CLUSTER_REMOVED, Some("typo")))
+    );
+    assert!(matches!(
+        domain(
+            db.store
+                .remove_cluster("typo", "admin", Timestamp::now())
+                .await
+        ),
+        DomainError::NotFound(_)
+    ));
+    // Added again: a fresh history.
+    cluster(&db, "typo", "staging", json!({})).await;
+    let again = db
+        .store
+        .serving_at(Timestamp::now(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(names(&again), ["typo"]);
+    assert_eq!(db.store.cluster_history("typo").await.unwrap().len(), 1);
+
+    register(&db, "chat:1", super::at(0)).await;
+    cluster(&db, "dev-1", "development", json!({})).await;
+    let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:1").await;
+    match domain(
+        db.store
+            .remove_cluster("dev-1", "admin", Timestamp::now())
+            .await,
+    ) {
+        DomainError::Conflict(why) => assert!(
+            why.contains(&format!("operation {} is running", op.id)),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(db.store.get_cluster("dev-1").await.unwrap().is_some());
+}
 
 fn fast() -> RunnerSettings {
     RunnerSettings {
