@@ -236,6 +236,9 @@ pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(
     gate.check()
 }
 
+/// A cluster's driver and the config it was built from.
+type Built = (serde_json::Value, Arc<dyn Driver>);
+
 /// The drivers of this process, one per cluster, built on first use.
 /// Simulated routers live here, so they outlast an operation runner that
 /// stops (as a real router outlasts a crashed server).
@@ -243,7 +246,7 @@ pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(
 pub struct Drivers {
     /// By cluster name, with the config it was built from: a cluster removed
     /// and added again (by any server) under the same name gets a new driver.
-    built: Arc<Mutex<HashMap<String, (serde_json::Value, Arc<dyn Driver>)>>>,
+    built: Arc<Mutex<HashMap<String, Built>>>,
 }
 
 impl Drivers {
