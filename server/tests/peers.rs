@@ -1470,7 +1470,7 @@ async fn a_cluster_connected_from_the_generated_haproxy_config_over_tcp_passes_c
     // As the generated configuration's header says: the map file first.
     std::fs::write(dir.join("route.map"), "active be_blue\n").expect("map");
     std::fs::write(dir.join("haproxy.cfg"), &generated).expect("cfg");
-    let proxy = start_haproxy(
+    let mut proxy = start_haproxy(
         &haproxy,
         &dir.join("haproxy.cfg"),
         admin_port,
@@ -1525,7 +1525,9 @@ async fn a_cluster_connected_from_the_generated_haproxy_config_over_tcp_passes_c
     );
 
     // A hand-edited configuration that breaks the contract three ways.
-    drop(proxy);
+    // Stopped and reaped before the next one starts: HAProxy binds with SO_REUSEPORT,
+    // so two alive at once would share the admin port.
+    proxy.kill().await.expect("HAProxy stopped");
     let broken = generated
         .replace("backend be_green", "backend be_grn")
         .replace(

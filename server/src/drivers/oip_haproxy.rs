@@ -49,8 +49,19 @@ pub struct HaproxyConfig {
     pub socket: String,
     /// The map file the frontend reads `active` from.
     pub route_map: PathBuf,
-    /// Where the weights of `be_split` are kept for a restart (`blue N` / `green N`).
-    pub weights_file: PathBuf,
+    /// Where the weights of `be_split` are kept for a restart (`blue N` / `green N`);
+    /// needed unless `write_files` is false.
+    pub weights_file: Option<PathBuf>,
+    /// Whether Switchyard rewrites the map and weights files at every switch
+    /// (default true), so a restarted HAProxy routes the same way. False when
+    /// HAProxy runs on another host (Runtime API over TCP) and its files are
+    /// not on Switchyard's filesystem: routing then changes in memory only.
+    #[serde(default = "default_true")]
+    pub write_files: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `config` of an `oip+haproxy` cluster.
@@ -77,6 +88,14 @@ impl OipHaproxyConfig {
             .map_err(|e| DomainError::Invalid(format!("oip+haproxy driver config: {e}")))?;
         switchyard_domain::ModelId::parse(&c.model)?;
         c.admin_address()?;
+        if c.haproxy.write_files && c.haproxy.weights_file.is_none() {
+            return Err(DomainError::Invalid(
+                "oip+haproxy driver config: haproxy.weights_file is missing: Switchyard keeps be_split's \
+                 weights there for a restart (or set haproxy.write_files to false when HAProxy's files \
+                 are not on Switchyard's filesystem)"
+                    .to_owned(),
+            ));
+        }
         for s in [&c.blue, &c.green] {
             if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
                 return Err(DomainError::Invalid(format!(
@@ -302,7 +321,9 @@ impl Driver for OipHaproxy {
         }
         commands.push(format!("set map {map} active {target}"));
         // Files first: if HAProxy restarts between the two, it comes back to the new routing.
-        haproxy::write_files(&self.config.haproxy, target, weights).await?;
+        if self.config.haproxy.write_files {
+            haproxy::write_files(&self.config.haproxy, target, weights).await?;
+        }
         self.socket.run(&commands.join("; ")).await.map(|_| ())
     }
 

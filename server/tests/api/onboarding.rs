@@ -282,3 +282,55 @@ async fn an_admin_address_that_is_neither_a_socket_path_nor_tcp_host_port_is_ref
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_remote_haproxy_whose_files_switchyard_cannot_write_is_driven_in_memory_only_and_cluster_test_says_so(
+) {
+    let app = spawn_app().await;
+    let config = |haproxy: Value| {
+        json!({
+            "model": "echo",
+            "blue": { "url": "http://127.0.0.1:1", "repository": "/tmp" },
+            "green": { "url": "http://127.0.0.1:2", "repository": "/tmp" },
+            "artifacts": "/tmp",
+            "haproxy": haproxy,
+        })
+    };
+    let body = |name: &str, haproxy: Value| json!({ "name": name, "environment": "development", "driver": "oip+haproxy", "config": config(haproxy) });
+    let without_weights = body(
+        "remote-1",
+        json!({ "socket": "tcp://10.0.0.9:9999", "route_map": "/etc/haproxy/route.map" }),
+    );
+    let error = assert_error(
+        app.post_json("/api/v1/clusters", &without_weights).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        message(&error).contains("weights_file") && message(&error).contains("write_files"),
+        "{error}"
+    );
+    let in_memory = body(
+        "remote-1",
+        json!({ "socket": "tcp://127.0.0.1:1", "route_map": "/nonexistent/haproxy/route.map", "write_files": false }),
+    );
+    assert_eq!(
+        app.post_json("/api/v1/clusters", &in_memory).await.status(),
+        StatusCode::CREATED
+    );
+    let report = test_cluster(&app, "remote-1").await;
+    let files = check(&report, "route map file");
+    assert_eq!(files["ok"], true, "{report}");
+    assert!(
+        files["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not written by Switchyard")),
+        "{files}"
+    );
+    assert!(
+        report["checks"]
+            .as_array()
+            .is_some_and(|a| !a.iter().any(|c| c["check"] == "weights file")),
+        "{report}"
+    );
+}

@@ -237,10 +237,21 @@ impl OipHaproxy {
 
     async fn file_checks(&self, checks: &mut Vec<Check>) {
         let h = &self.config.haproxy;
-        for (what, path) in [
-            ("route map file", &h.route_map),
-            ("weights file", &h.weights_file),
-        ] {
+        if !h.write_files {
+            checks.push(Check::ok(
+                "route map file",
+                "not written by Switchyard (haproxy.write_files is false): routing changes in HAProxy's memory \
+                 only, so a restarted HAProxy routes by its own map file until the next switch",
+            ));
+        }
+        let kept: Vec<(&str, &std::path::PathBuf)> = if h.write_files {
+            std::iter::once(("route map file", &h.route_map))
+                .chain(h.weights_file.as_ref().map(|w| ("weights file", w)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (what, path) in kept {
             checks.push(match writable_file(path).await {
                 Ok(detail) => Check::ok(what, detail),
                 Err(e) => Check::failed(

@@ -285,16 +285,23 @@ pub(super) async fn write_files(
     weights: Weights,
 ) -> DriverResult<()> {
     write_atomically(&h.route_map, format!("active {active}\n")).await?;
-    write_atomically(
-        &h.weights_file,
-        format!("blue {}\ngreen {}\n", weights.blue, weights.green),
-    )
-    .await
+    if let Some(file) = &h.weights_file {
+        write_atomically(
+            file,
+            format!("blue {}\ngreen {}\n", weights.blue, weights.green),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Reads the weights file (50/50 if absent or unreadable: only used while split).
 fn saved_weights(h: &HaproxyConfig) -> Weights {
-    let text = std::fs::read_to_string(&h.weights_file).unwrap_or_default();
+    let text = h
+        .weights_file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .unwrap_or_default();
     let get = |slot: &str| {
         text.lines()
             .filter_map(|l| l.split_once(' '))
