@@ -1352,7 +1352,7 @@ async fn start_haproxy(haproxy: &Path, config: &Path, admin_port: u16, log: &Pat
         .kill_on_drop(true)
         .spawn()
         .expect("haproxy starts");
-    for _ in 0..100 {
+    for _ in 0..400 {
         if tokio::net::TcpStream::connect(("127.0.0.1", admin_port))
             .await
             .is_ok()
