@@ -26,7 +26,7 @@ pub struct StartOperation {
     pub kind: String,
     #[schema(example = "chat:v2")]
     pub full_id: String,
-    /// Rolling only: percent of traffic on the new version per step (default 10, 50, 100).
+    /// Rolling only (refused with other kinds): percent of traffic on the new version per step (default 10, 50, 100).
     pub steps: Option<Vec<u8>>,
     pub reason: Option<String>,
 }
@@ -53,7 +53,7 @@ fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
         (status = 404, description = "Unknown cluster or version", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Another operation runs on the cluster (named), or the plan is impossible from its state", body = ref("#/components/schemas/Error")),
         (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "The environment's policy forbids the version, or the input is malformed", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The environment's policy forbids the version, the version is of a model the cluster does not serve, steps were sent with another kind than rolling, or the input is malformed", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn start(
     State(app): State<AppState>,
@@ -68,6 +68,7 @@ pub async fn start(
             "roll back with POST /api/v1/clusters/{name}/rollback"
         )));
     }
+    switchyard_domain::operations::check_steps_given(kind, body.steps.as_deref())?;
     let request = OperationRequest {
         cluster: parse_cluster_name(&name)?,
         kind,

@@ -206,6 +206,64 @@ async fn operations_are_refused_before_anything_moves_for_versions_the_environme
     );
 }
 
+#[tokio::test]
+async fn an_operation_with_a_version_of_another_model_or_with_steps_it_ignores_is_refused() {
+    let app = spawn_app().await;
+    app.register("chat", "1", json!({ "t": 1 })).await;
+    app.register("chat", "2", json!({ "t": 2 })).await;
+    app.register("rerank", "1", json!({ "r": 1 })).await;
+    create(&app, "dev-1", "development").await;
+    let path = "/api/v1/clusters/dev-1/operations";
+    let res = app
+        .post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "first" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("an id");
+    let runner = with_runner(&app).await;
+    assert_eq!(finished(&app, id).await["state"], "succeeded");
+    runner.abort();
+
+    for kind in ["blue_green", "hot_reload", "rolling"] {
+        let e = assert_error(
+            app.post_json(
+                path,
+                &json!({ "kind": kind, "full_id": "rerank:1", "reason": "wrong model" }),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        let message = e["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("rerank") && message.contains("serves chat"),
+            "{kind}: {e}"
+        );
+    }
+    let e = assert_error(
+        app.post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:2", "steps": [10, 100], "reason": "r" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("steps"),
+        "{e}"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/clusters/dev-1").await["running_operation"],
+        Value::Null,
+        "nothing was started"
+    );
+}
+
 /// A rolling update to a version whose simulated requests fail 40% of the
 /// time: the health gate after the first traffic step judges the error rate
 /// and rolls back (trigger `health_gate`); a healthy version passes the same gate.
