@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(
             refused,
             Err(DomainError::Forbidden(
-                "approving a promotion needs the approver role; token:ci has the deployer role"
+                "approving a promotion needs the approver role; erin has the deployer role"
                     .into()
             ))
         );

@@ -206,6 +206,26 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
 
 pub type DynStore = Arc<dyn Store>;
 
+tokio::task_local! {
+    /// The API token the current request was authenticated with.
+    static VIA_TOKEN: String;
+}
+
+/// Runs `f` (an API request) so that every ledger event it writes records
+/// `token` as `details.via_token`, beside the person as actor. The runner's
+/// background work is not inside any request, so its events name no token.
+pub async fn acting_with_token<F: std::future::Future>(token: Option<String>, f: F) -> F::Output {
+    match token {
+        Some(token) => VIA_TOKEN.scope(token, f).await,
+        None => f.await,
+    }
+}
+
+/// The token of the request being served, if it came with one.
+pub(crate) fn token_in_use() -> Option<String> {
+    VIA_TOKEN.try_with(Clone::clone).ok()
+}
+
 /// Opens the store a `DATABASE_URL` names: `sqlite://path` (created if
 /// missing, WAL mode) or `postgres://…`.
 pub async fn connect(url: &str, settings: StoreSettings) -> StoreResult<DynStore> {

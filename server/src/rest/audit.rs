@@ -37,6 +37,7 @@ pub struct AuditParams {
     params(AuditParams),
     responses(
         (status = 200, description = "Ledger events, newest first", body = ref("#/components/schemas/AuditPage")),
+        (status = 404, description = "No event ever carried a filter's value (a typo?): the value is named", body = ref("#/components/schemas/Error")),
         (status = 422, description = "A malformed filter, limit or cursor", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn page(

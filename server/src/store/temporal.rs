@@ -365,7 +365,12 @@ impl TemporalIndex {
                 next_change,
             });
         }
-        Ok(ServingAt { at, pins, clusters })
+        Ok(ServingAt {
+            at,
+            pins,
+            clusters,
+            notice: None,
+        })
     }
 
     /// Subjects, entries and an estimate of the heap they take (entries,

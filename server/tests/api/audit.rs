@@ -2,6 +2,7 @@ use std::collections::HashSet;
 
 use reqwest::StatusCode;
 use serde_json::json;
+use switchyard_domain::access::Role;
 
 use crate::helpers::{assert_error, spawn_app, ADMIN_ACTOR};
 
@@ -52,6 +53,53 @@ async fn the_audit_log_filters_by_actor_and_model() {
         (events[0]["model_id"].as_str(), events[0]["action"].as_str()),
         (Some("embed"), Some("version.registered"))
     );
+}
+
+#[tokio::test]
+async fn a_persons_token_actions_and_console_sign_in_are_all_found_under_their_name() {
+    let app = spawn_app().await;
+    let dave = app
+        .user_with_token("dave", Role::Deployer, None)
+        .await;
+    let res = app
+        .post_json_as(
+            &dave,
+            "/api/v1/models/chat/versions",
+            &json!({ "version": "v1", "config": {} }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .post_json_as(
+            &dave,
+            "/api/v1/versions/chat:v1/stage",
+            &json!({ "to": "staging", "reason": "feature complete" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    crate::console::sign_in(&app, "dave").await;
+
+    let page = app.get_json("/api/v1/audit?actor=dave").await;
+    let events = page["events"].as_array().unwrap();
+    let seen: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["details"]["via_token"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("user.signed_in", None),
+            ("stage.changed", Some("dave")),
+            ("version.registered", Some("dave")),
+        ]
+    );
+    assert!(events.iter().all(|e| e["actor"] == "dave"));
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
 }
 
 #[tokio::test]

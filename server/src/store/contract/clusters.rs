@@ -395,6 +395,7 @@ async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluste
         why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "),
         "for whom: {why}"
     );
+    super::register(&db, "embed:1", Timestamp::now()).await;
     let other_model = db
         .store
         .serving_at(Timestamp::now(), None, Some(&super::model("embed")))
@@ -615,7 +616,17 @@ async fn the_audit_log_filters_by_cluster(db: Arc<TestDb>) {
         us.iter().map(|e| e.cluster.as_deref()).collect::<Vec<_>>(),
         [Some("us-1")]
     );
-    assert!(of("nowhere").await.is_empty());
+    let unknown = AuditQuery {
+        cluster: Some("nowhere".to_owned()),
+        ..Default::default()
+    };
+    assert!(
+        matches!(
+            db.store.audit_page(&unknown).await,
+            Err(crate::store::StoreError::Domain(DomainError::NotFound(m))) if m.contains("nowhere")
+        ),
+        "an unknown cluster is named, not answered with an empty page"
+    );
 }
 
 async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held(
