@@ -196,6 +196,7 @@ contract_tests!(
     resolving_an_exact_version_warns_when_deprecated_and_refuses_when_retired,
     resolving_latest_gives_the_newest_unretired_version_only_where_allowed,
     request_records_are_stored_all_or_nothing_and_retries_are_skipped,
+    a_stored_request_id_repeated_with_other_content_is_a_conflict_and_nothing_is_stored,
     request_lookup_names_the_version_and_the_events_that_put_it_in_service,
     request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster_is_unknown,
     serving_at_answers_what_each_environment_pinned_at_an_instant,
@@ -951,6 +952,50 @@ async fn new_cluster(db: &TestDb, name: &str, env: &str) {
         .create_cluster(new, "admin", at(0))
         .await
         .expect("cluster created");
+}
+
+async fn a_stored_request_id_repeated_with_other_content_is_a_conflict_and_nothing_is_stored(
+    db: Arc<TestDb>,
+) {
+    register(&db, "chat:v1", at(0)).await;
+    register(&db, "chat:v2", at(0)).await;
+    db.store
+        .insert_request_records(&[record("r1", "chat:v1", at(1))])
+        .await
+        .unwrap();
+    let batch = [
+        record("r1", "chat:v1", at(1)),
+        record("r2", "chat:v1", at(2)),
+        record("r1", "chat:v2", at(1)),
+    ];
+    match db.store.insert_request_records(&batch).await {
+        Err(StoreError::RecordConflicts(c)) => {
+            assert_eq!(c.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2]);
+            assert!(c[0].1.contains("r1") && c[0].1.contains("chat:v1"), "{c:?}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(
+        db.store.request_lookup("r2").await.unwrap().is_none(),
+        "nothing of the batch is stored"
+    );
+    let repeated_in_batch = [
+        record("r3", "chat:v1", at(3)),
+        record("r3", "chat:v2", at(3)),
+    ];
+    assert!(matches!(
+        db.store.insert_request_records(&repeated_in_batch).await,
+        Err(StoreError::RecordConflicts(c)) if c.len() == 1 && c[0].0 == 1
+    ));
+    assert!(db.store.request_lookup("r3").await.unwrap().is_none());
+    assert_eq!(
+        db.store
+            .insert_request_records(&[record("r1", "chat:v1", at(1))])
+            .await
+            .unwrap(),
+        0,
+        "the same content again is a retry, skipped"
+    );
 }
 
 async fn request_lookup_names_the_version_and_the_events_that_put_it_in_service(db: Arc<TestDb>) {

@@ -256,6 +256,45 @@ type LookupEvent = (
 pub(crate) const REQUEST_RECORD_COLUMNS: &str =
     "request_id, at, cluster, slot, model_id, version, latency_ms, outcome";
 
+/// The records of a batch whose request_id is stored with other content:
+/// (index in the batch, why). `stored` holds what the database has for the
+/// batch's ids (for an id repeated in the batch, the copy stored first).
+pub(crate) fn record_conflicts(
+    records: &[RequestRecord],
+    stored: &std::collections::HashMap<String, RequestRecord>,
+) -> Vec<(usize, String)> {
+    records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let s = stored.get(&r.request_id)?;
+            (s != r).then(|| {
+                (
+                    i,
+                    format!(
+                        "request_id {:?} is already stored with other content ({} on cluster {} {} slot at {}, {} ms)",
+                        r.request_id,
+                        s.full_id,
+                        s.cluster,
+                        s.slot,
+                        s.at.to_rfc3339(),
+                        s.latency_ms
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Rows of `request_records` as a map by request_id.
+pub(crate) fn records_by_id(
+    rows: Vec<RequestRecordRow>,
+) -> StoreResult<std::collections::HashMap<String, RequestRecord>> {
+    rows.into_iter()
+        .map(|row| row.into_record().map(|r| (r.request_id.clone(), r)))
+        .collect()
+}
+
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }

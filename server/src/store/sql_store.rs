@@ -692,6 +692,51 @@ macro_rules! sql_store {
                 self.insert_records(records).await
             }
 
+            async fn check_request_records(&self, records: &[RequestRecord], now: Timestamp) -> StoreResult<$crate::store::RecordCheck> {
+                use std::collections::HashMap;
+                use switchyard_domain::records as rr;
+                let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
+                let begins = begins.map(Timestamp::from_micros);
+                let mut versions: HashMap<&FullId, Option<(Stage, Timestamp)>> = HashMap::new();
+                let mut clusters: HashMap<&str, bool> = HashMap::new();
+                for r in records {
+                    if !versions.contains_key(&r.full_id) {
+                        let v = self.get_version(&r.full_id).await?;
+                        versions.insert(&r.full_id, v.map(|v| (v.stage, v.stage_since)));
+                    }
+                    if !clusters.contains_key(r.cluster.as_str()) {
+                        let known = self.exists(q::CLUSTER_EXISTS, &r.cluster).await?.is_some();
+                        clusters.insert(&r.cluster, known);
+                    }
+                }
+                let index = self.temporal_at_head().await?;
+                let mut check = $crate::store::RecordCheck::default();
+                for (i, r) in records.iter().enumerate() {
+                    let stage = versions.get(&r.full_id).copied().flatten();
+                    let known_cluster = clusters.get(r.cluster.as_str()).copied().unwrap_or(false);
+                    let verdict = rr::check_record_time(r.at, now, begins)
+                        .and_then(|()| rr::check_record_version(&r.full_id, r.at, stage))
+                        .and_then(|()| if known_cluster {
+                            Ok(())
+                        } else {
+                            Err(DomainError::Invalid(format!(
+                                "field \"cluster\": {:?} is not a cluster Switchyard manages",
+                                r.cluster
+                            )))
+                        });
+                    if let Err(e) = verdict {
+                        check.refused.push((i, e.to_string()));
+                        continue;
+                    }
+                    let slot: switchyard_domain::clusters::SlotName = r.slot.parse()?;
+                    let held = index.slot_at(&r.cluster, r.at, slot)?;
+                    if let Some(why) = rr::contradiction(r, held.as_ref().map(Option::as_ref)) {
+                        check.flagged.push((i, why));
+                    }
+                }
+                Ok(check)
+            }
+
             async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>> {
                 let sql = match Backend::$backend {
                     Backend::Sqlite => q::SELECT_REQUEST_LOOKUP_SQLITE,

@@ -56,12 +56,14 @@ async fn the_openapi_document_is_json_listing_every_path() {
 #[tokio::test]
 async fn metrics_count_requests_resolves_and_ingested_records() {
     let app = spawn_app().await;
-    app.register("chat", "v1", json!({})).await;
+    crate::request_records::cluster_with_chat_v1(&app).await;
     app.get("/api/v1/resolve/chat:v1?env=development").await;
     app.get("/api/v1/resolve/chat:v9?env=development").await;
-    let record = json!({"request_id": "r1", "at": "2026-03-03T14:00:00Z", "cluster": "eu-1", "slot": "blue", "full_id": "chat:v1", "latency_ms": 3});
-    app.post_json("/api/v1/request-records", &json!([record]))
+    let record = crate::request_records::record("r1");
+    let res = app
+        .post_json("/api/v1/request-records", &json!([record]))
         .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
 
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
