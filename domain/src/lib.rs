@@ -17,6 +17,7 @@ pub mod policy;
 pub mod promotion;
 pub mod records;
 pub mod resolve;
+pub mod text;
 pub mod time;
 pub mod types;
 

@@ -571,12 +571,13 @@ impl Services for StoreServices {
             switchyard_domain::access::role_for_stage_move(to, false),
             &format!("moving a version to {to}"),
         )?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let via = MoveVia::Manual {
             is_admin: self.user.role == Role::Admin,
         };
         self.state
             .store
-            .change_stage(id, to, via, reason, &self.user.username, Timestamp::now())
+            .change_stage(id, to, via, Some(reason), &self.user.username, Timestamp::now())
             .await
             .map_err(to_app_error)
     }
@@ -709,12 +710,13 @@ impl Services for StoreServices {
         reason: Option<&str>,
     ) -> Result<Operation, AppError> {
         self.require_operator(cluster, false).await?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let request = OperationRequest {
             cluster: parse_cluster_name(cluster)?,
             kind,
             full_id: Some(full_id.clone()),
             rolling_steps,
-            reason: reason.map(str::to_owned),
+            reason: Some(reason.to_owned()),
         };
         self.state
             .store
@@ -725,12 +727,13 @@ impl Services for StoreServices {
 
     async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError> {
         self.require_operator(cluster, true).await?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let request = OperationRequest {
             cluster: parse_cluster_name(cluster)?,
             kind: OperationKind::Rollback,
             full_id: None,
             rolling_steps: Vec::new(),
-            reason: reason.map(str::to_owned),
+            reason: Some(reason.to_owned()),
         };
         self.state
             .store

@@ -111,9 +111,9 @@ async fn unknown_path(uri: axum::http::Uri) -> ApiError {
     ))
 }
 
-/// A reason as given, or none when it is blank.
-fn reason(r: Option<&str>) -> Option<&str> {
-    r.map(str::trim).filter(|r| !r.is_empty())
+/// A reason as given (trimmed), or 422 `field "reason" is required`.
+fn required_reason(r: Option<&str>) -> Result<&str, ApiError> {
+    Ok(switchyard_domain::text::required_reason(r)?)
 }
 
 /// A query filter as given, or none when it is empty (`?model=`).

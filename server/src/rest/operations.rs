@@ -53,7 +53,7 @@ fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
         (status = 404, description = "Unknown cluster or version", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Another operation runs on the cluster (named), or the plan is impossible from its state", body = ref("#/components/schemas/Error")),
         (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "The environment's policy forbids the version, the version is of a model the cluster does not serve, steps were sent with another kind than rolling, or the input is malformed", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The environment's policy forbids the version, the version is of a model the cluster does not serve, no reason was given, steps were sent with another kind than rolling, or the input is malformed", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn start(
     State(app): State<AppState>,
@@ -74,7 +74,7 @@ pub async fn start(
         kind,
         full_id: Some(FullId::parse(&body.full_id)?),
         rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
-        reason: super::reason(body.reason.as_deref()).map(str::to_owned),
+        reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
     };
     let op = app
         .store
@@ -90,6 +90,7 @@ pub async fn start(
         (status = 202, description = "Accepted: traffic goes back to the version that served before the last operation", body = ref("#/components/schemas/OperationAccepted")),
         (status = 404, description = "Unknown cluster", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Another operation runs, or there is nothing to roll back to", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given (`field \"reason\" is required`)", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn rollback(
     State(app): State<AppState>,
@@ -103,7 +104,7 @@ pub async fn rollback(
         kind: OperationKind::Rollback,
         full_id: None,
         rolling_steps: Vec::new(),
-        reason: super::reason(body.reason.as_deref()).map(str::to_owned),
+        reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
     };
     let op = app
         .store

@@ -85,14 +85,14 @@ const REST: &[Row] = &[
         "PUT",
         "/api/v1/environments/{env}/pins/{model_id}",
         "/api/v1/environments/staging/pins/chat",
-        Some(|| json!({"version": "v0"})),
+        Some(|| json!({"version": "v0", "reason": "test"})),
         Some(Role::Deployer),
     ),
     (
         "PUT",
         "/api/v1/environments/{env}/pins/{model_id}",
         "/api/v1/environments/production/pins/chat",
-        Some(|| json!({"version": "v0"})),
+        Some(|| json!({"version": "v0", "reason": "test"})),
         Some(Role::Admin),
     ),
     (

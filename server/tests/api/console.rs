@@ -266,7 +266,7 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     let res = app
         .put_json(
             "/api/v1/environments/production/pins/chat",
-            &serde_json::json!({"version": "v1"}),
+            &serde_json::json!({"version": "v1", "reason": "test"}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -376,10 +376,19 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     )
     .await;
     assert_eq!(no_reason["message"], "a rejection needs a reason");
-    let first = server_fn_json(
+    let without_reason = server_fn_json(
         &app,
         "/console/fn/approve_promotion",
         &[("id", &id), ("reason", "")],
+        &bob,
+        false,
+    )
+    .await;
+    assert_eq!(without_reason["message"], "field \"reason\" is required");
+    let first = server_fn_json(
+        &app,
+        "/console/fn/approve_promotion",
+        &[("id", &id), ("reason", "diff reviewed")],
         &bob,
         true,
     )
@@ -387,14 +396,14 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     assert_eq!(
         (
             first["status"].as_str(),
-            first["approvals"][0]["reason"].is_null()
+            first["approvals"][0]["reason"].as_str()
         ),
-        (Some("pending"), true)
+        (Some("pending"), Some("diff reviewed"))
     );
     let twice = server_fn_json(
         &app,
         "/console/fn/approve_promotion",
-        &[("id", &id)],
+        &[("id", &id), ("reason", "again")],
         &bob,
         false,
     )

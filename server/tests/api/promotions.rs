@@ -20,7 +20,7 @@ async fn release_ready(app: &TestApp) -> People {
     let res = app
         .put_json(
             "/api/v1/environments/production/pins/chat",
-            &json!({"version": v1.version.to_string()}),
+            &json!({"version": v1.version.to_string(), "reason": "test"}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
