@@ -178,6 +178,8 @@ fn check_text(name: &str, value: &str, max: usize) -> Result<(), DomainError> {
         Some(format!("is {len} characters long, more than {max}"))
     } else if value.chars().any(char::is_control) {
         Some("contains a control character".to_owned())
+    } else if value.chars().any(crate::text::is_bidi_control) {
+        Some("contains a bidirectional formatting character".to_owned())
     } else {
         None
     };

@@ -944,11 +944,19 @@ fn render_page(format: ExportFormat, first_page: bool, events: &[LedgerEvent]) -
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+/// A cell that a spreadsheet would read as a formula (it begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP's
+/// rule against CSV injection), so `=HYPERLINK(…)` stays text.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s.into_owned()
     }
 }
 
@@ -962,6 +970,18 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_as_formulas_are_escaped() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for cell in ["+1", "-1+2", "@SUM(A1)", "\tx"] {
+            assert!(csv_field(cell).starts_with('\''), "{cell}");
+        }
+        assert_eq!(csv_field("a=b"), "a=b", "only a leading sign counts");
     }
 
     #[test]
