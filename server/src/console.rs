@@ -118,20 +118,54 @@ fn provide_session_context(state: &AppState) {
     provide_context(services);
 }
 
+/// The console pages' Content-Security-Policy. Leptos writes the hydration
+/// bootstrap and the resolved resources of `SsrMode::Async` as inline
+/// scripts, and views set inline `style` attributes, hence `'unsafe-inline'`
+/// for both (Leptos' nonces need its `nonce` feature on both builds);
+/// `'wasm-unsafe-eval'` lets the page compile its own WebAssembly. Nothing is
+/// loaded from elsewhere, and no other site may frame a page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+    script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 /// Hashed bundle files never change under their name: cached for a year.
 /// Pages are revalidated every time (they show live state); server function
-/// answers and exports are not stored at all.
+/// answers, exports, sign-in and sign-out, redirects and refusals (a CSRF
+/// refusal, signed out) are not stored at all: none of them may be replayed
+/// from a cache, least of all a response that sets or clears a session.
+/// Every console response also carries the framing and content policies.
 async fn cache_control(hashed: bool, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
-    if res.headers().contains_key(header::CACHE_CONTROL) {
-        return res;
-    }
-    let is_html = res
-        .headers()
+    let headers = res.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let is_html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
+    if is_html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
+    let private = path == "/signin"
+        || path == "/signout"
+        || headers.contains_key(header::SET_COOKIE)
+        || !(res.status().is_success() || res.status() == StatusCode::NOT_MODIFIED);
+    if private {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return res;
+    }
+    if res.headers().contains_key(header::CACHE_CONTROL) {
+        return res;
+    }
     let policy = if path.starts_with("/pkg/") {
         if hashed && res.status().is_success() {
             "public, max-age=31536000, immutable"
