@@ -84,7 +84,6 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         )
         .route("/api/v1/promotions/{id}/approve", post(promotions::approve))
         .route("/api/v1/promotions/{id}/reject", post(promotions::reject))
-        .route("/api/v1/openapi.json", get(openapi::document))
         // Unknown API paths answer in the API's format, not with the console's 404 page.
         .route("/api/{*rest}", any(unknown_path))
         // Every API route, and only those: health and metrics stay anonymous.
@@ -94,6 +93,8 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         ));
     Router::new()
         .merge(api)
+        // The API's description answers anyone, so a client can be generated before a token exists.
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

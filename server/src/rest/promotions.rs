@@ -42,6 +42,7 @@ pub struct RejectPromotion {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PromotionFilter {
     /// pending, applied, rejected or expired.
     status: Option<String>,

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ServingQuery {
     /// RFC 3339 with a time zone, e.g. `2026-03-03T14:00:00Z`.
     at: String,

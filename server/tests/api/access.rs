@@ -207,13 +207,8 @@ const REST: &[Row] = &[
         None,
         Some(Role::Viewer),
     ),
-    (
-        "GET",
-        "/api/v1/openapi.json",
-        "/api/v1/openapi.json",
-        None,
-        Some(Role::Viewer),
-    ),
+    // Public, so a client can be generated before a token exists.
+    ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, None),
     ("GET", "/healthz", "/healthz", None, None),
     ("GET", "/readyz", "/readyz", None, None),
     ("GET", "/metrics", "/metrics", None, None),

@@ -54,6 +54,65 @@ async fn the_openapi_document_is_json_listing_every_path() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_is_public_declares_query_parameters_in_the_query_and_documents_401() {
+    let app = spawn_app().await;
+    let res = reqwest::get(format!("{}/api/v1/openapi.json", app.address))
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::OK, "no token needed");
+    let doc: Value = res.json().await.expect("JSON");
+    let params = |path: &str, method: &str| -> Vec<(String, String)> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("").to_owned(),
+                    p["in"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let query = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), "query".to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        params("/api/v1/serving", "get"),
+        query(&["at", "environment", "model"])
+    );
+    assert_eq!(
+        params("/api/v1/audit", "get"),
+        query(&["after", "before", "action", "actor", "model", "environment", "cluster", "limit", "cursor"])
+    );
+    assert_eq!(params("/api/v1/promotions", "get"), query(&["status"]));
+    assert_eq!(
+        params("/api/v1/resolve/{reference}", "get"),
+        [
+            ("reference".to_owned(), "path".to_owned()),
+            ("env".to_owned(), "query".to_owned())
+        ]
+    );
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            if path == "/metrics" {
+                continue; // its own token: see the metrics tests
+            }
+            let public = ["/api/v1/openapi.json", "/healthz", "/readyz"].contains(&path.as_str());
+            assert_eq!(
+                op["responses"].get("401").is_some(),
+                !public,
+                "{method} {path}: 401 documented exactly when a token is needed"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_requests_resolves_and_ingested_records() {
     let app = spawn_app().await;
     crate::request_records::cluster_with_chat_v1(&app).await;
