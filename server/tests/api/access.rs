@@ -211,7 +211,8 @@ const REST: &[Row] = &[
     ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, None),
     ("GET", "/healthz", "/healthz", None, None),
     ("GET", "/readyz", "/readyz", None, None),
-    ("GET", "/metrics", "/metrics", None, None),
+    // Never anonymous: any valid API token (or the scraper's own secret).
+    ("GET", "/metrics", "/metrics", None, Some(Role::Viewer)),
 ];
 
 /// Every console server function (by its path) and the console's form posts.

@@ -175,6 +175,23 @@ async fn every_response_carries_a_request_id() {
 }
 
 #[tokio::test]
+async fn metrics_are_not_open_to_anyone_by_default_but_answer_an_api_token() {
+    let app = spawn_app().await;
+    let url = format!("{}/metrics", app.address);
+    let anonymous = app.client.get(&url).send().await.expect("sent");
+    assert_error(anonymous, StatusCode::UNAUTHORIZED).await;
+    let forged = app
+        .client
+        .get(&url)
+        .bearer_auth("sy_not-a-token")
+        .send()
+        .await
+        .expect("sent");
+    assert_error(forged, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn metrics_behind_their_own_token_refuse_scrapers_without_it() {
     let app = spawn_app_with_metrics_token("scrape-secret").await;
     let url = format!("{}/metrics", app.address);
@@ -188,6 +205,14 @@ async fn metrics_behind_their_own_token_refuse_scrapers_without_it() {
         .await
         .expect("sent");
     assert_eq!(scraper.status(), StatusCode::OK);
+    let wrong = app
+        .client
+        .get(&url)
+        .bearer_auth("guess")
+        .send()
+        .await
+        .expect("sent");
+    assert_error(wrong, StatusCode::UNAUTHORIZED).await;
     assert_eq!(
         app.client
             .get(format!("{}/healthz", app.address))
