@@ -184,7 +184,15 @@ pub struct RequestRecord {
 pub struct RequestLookup {
     pub record: RequestRecord,
     pub version: Option<Version>,
+    /// The events that concern the record's version and its cluster (never
+    /// another cluster's), up to the record's instant.
     pub provenance: Vec<LedgerEvent>,
+    /// Whether the record's cluster is one Switchyard manages.
+    #[serde(default)]
+    pub cluster_known: bool,
+    /// Said plainly when the cluster is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// What one environment pinned for one model at an instant.
@@ -243,6 +251,10 @@ pub struct ServingAt {
     pub pins: Vec<PinAt>,
     #[serde(default)]
     pub clusters: Vec<ClusterAt>,
+    /// Said when `at` is in the future or before the ledger's first event
+    /// (`history::outside_the_ledger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

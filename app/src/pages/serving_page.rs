@@ -106,6 +106,7 @@ fn ServingBody(
     let rows = serving.pins.clone();
     let empty = rows.is_empty();
     let clusters = serving.clusters.clone();
+    let notice = serving.notice.clone();
     view! {
         <form class="filters" method="get" action="/serving" aria-label="Choose an instant">
             <label>"Date and time"
@@ -157,6 +158,7 @@ fn ServingBody(
                 " "
                 <code class="wrap">{permalink}</code>
             </p>
+            {notice.map(|n| view! { <p class="notice" role="status">{n}</p> })}
             {if empty {
                 view! { <p class="empty">"Nothing was pinned at that instant (with these filters)."</p> }.into_any()
             } else {

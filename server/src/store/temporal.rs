@@ -258,6 +258,26 @@ impl TemporalIndex {
         self.metadata_stale = false;
     }
 
+    /// What `slot` of `cluster` held at `at` by the ledger: `None` when the
+    /// cluster had no recorded state then (or is not known).
+    pub(crate) fn slot_at(
+        &self,
+        cluster: &str,
+        at: Timestamp,
+        slot: cl::SlotName,
+    ) -> StoreResult<Option<Option<FullId>>> {
+        let Some(history) = self.clusters.get(cluster) else {
+            return Ok(None);
+        };
+        let (Some(current), _) = history.changes.at(at) else {
+            return Ok(None);
+        };
+        let held = current.value.value.as_ref().map_err(|e| {
+            StoreError::Corrupt(format!("state history of cluster {cluster} is not valid: {e}"))
+        })?;
+        Ok(Some(held.version(slot).cloned()))
+    }
+
     /// The version `environment` pinned for `model` at `at`, if any.
     fn pinned_at(
         &self,
@@ -384,7 +404,12 @@ impl TemporalIndex {
                 transition,
             });
         }
-        Ok(ServingAt { at, pins, clusters })
+        Ok(ServingAt {
+            at,
+            pins,
+            clusters,
+            notice: None,
+        })
     }
 
     /// Subjects, entries and an estimate of the heap they take (entries,
