@@ -729,7 +729,7 @@ macro_rules! sql_store {
                         continue;
                     }
                     let slot: switchyard_domain::clusters::SlotName = r.slot.parse()?;
-                    let held = index.slot_at(&r.cluster, r.at, slot)?;
+                    let held = index.slot_at(&r.cluster, r.at, slot, &r.full_id)?;
                     if let Some(why) = rr::contradiction(r, held.as_ref().map(Option::as_ref)) {
                         check.flagged.push((i, why));
                     }

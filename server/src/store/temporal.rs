@@ -259,12 +259,15 @@ impl TemporalIndex {
     }
 
     /// What `slot` of `cluster` held at `at` by the ledger: `None` when the
-    /// cluster had no recorded state then (or is not known).
+    /// cluster had no recorded state then (or is not known). Inside a
+    /// transition interval either side may have answered: the side holding
+    /// `seen` is chosen when it is one of them.
     pub(crate) fn slot_at(
         &self,
         cluster: &str,
         at: Timestamp,
         slot: cl::SlotName,
+        seen: &FullId,
     ) -> StoreResult<Option<Option<FullId>>> {
         let Some(history) = self.clusters.get(cluster) else {
             return Ok(None);
@@ -275,7 +278,13 @@ impl TemporalIndex {
         let held = current.value.value.as_ref().map_err(|e| {
             StoreError::Corrupt(format!("state history of cluster {cluster} is not valid: {e}"))
         })?;
-        Ok(Some(held.version(slot).cloned()))
+        let after = held.state.version(slot);
+        let before = held
+            .transition_from
+            .as_ref()
+            .and_then(|from| from.version(slot));
+        let chosen = if before == Some(seen) { before } else { after };
+        Ok(Some(chosen.cloned()))
     }
 
     /// The version `environment` pinned for `model` at `at`, if any.
