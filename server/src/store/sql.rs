@@ -138,6 +138,14 @@ pub(crate) const SELECT_ENVIRONMENT_ORDER: &str =
 /// Every cluster's fixed columns, for the temporal index.
 /// The instant of the ledger's first event (NULL when it is empty).
 pub(crate) const SELECT_LEDGER_BEGINS: &str = "SELECT MIN(at) FROM ledger";
+
+/// The applied promotion that set a pin (same environment, version and
+/// instant), with its approvers in the order they approved.
+pub(crate) const SELECT_PIN_PROMOTION: &str = "SELECT p.id, p.requested_by, a.approver \
+     FROM promotions p JOIN promotion_approvals a ON a.promotion_id = p.id \
+     WHERE p.status = 'applied' AND p.environment = $1 AND p.model_id = $2 AND p.version = $3 \
+       AND p.decided_at = $4 \
+     ORDER BY a.at, a.approver";
 pub(crate) const ENVIRONMENT_EXISTS: &str = "SELECT 1 FROM environments WHERE name = $1";
 pub(crate) const MODEL_EXISTS: &str = "SELECT 1 FROM versions WHERE model_id = $1 LIMIT 1";
 pub(crate) const CLUSTER_EXISTS: &str = "SELECT 1 FROM clusters WHERE name = $1";

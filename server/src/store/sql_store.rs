@@ -771,6 +771,22 @@ macro_rules! sql_store {
                     }
                 }
                 let mut answer = self.temporal_at_head().await?.serving_at(at, env, model)?;
+                for pin in &mut answer.pins {
+                    let rows: Vec<(i64, String, String)> = sqlx::query_as(q::SELECT_PIN_PROMOTION)
+                        .bind(&pin.environment)
+                        .bind(pin.full_id.model_id.as_str())
+                        .bind(pin.full_id.version.as_str())
+                        .bind(pin.since.micros())
+                        .fetch_all(&self.pool)
+                        .await?;
+                    if let Some((id, requested_by, _)) = rows.first() {
+                        pin.promotion = Some(switchyard_domain::types::PinPromotion {
+                            id: *id,
+                            requested_by: requested_by.clone(),
+                            approved_by: rows.iter().map(|(_, _, a)| a.clone()).collect(),
+                        });
+                    }
+                }
                 let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
                 answer.notice = switchyard_domain::history::outside_the_ledger(
                     at,

@@ -340,6 +340,7 @@ impl TemporalIndex {
                         actor: current.value.actor.to_string(),
                         reason: current.value.reason.as_deref().map(str::to_owned),
                         next_change,
+                        promotion: None,
                     });
                 }
                 Ok(())
