@@ -136,6 +136,18 @@ pub(crate) const SELECT_HISTORY_BETWEEN: &str =
 pub(crate) const SELECT_ENVIRONMENT_ORDER: &str =
     "SELECT name FROM environments ORDER BY position, name";
 /// Every cluster's fixed columns, for the temporal index.
+/// The stage (and since when) of each of `count` versions, one query:
+/// `(model_id, version) IN (($1, $2), ($3, $4), …)`.
+pub(crate) fn select_stages(count: usize) -> String {
+    let pairs: Vec<String> = (0..count)
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    format!(
+        "SELECT model_id, version, stage, stage_since FROM versions WHERE (model_id, version) IN ({})",
+        pairs.join(", ")
+    )
+}
+
 /// The instant of the ledger's first event (NULL when it is empty).
 pub(crate) const SELECT_LEDGER_BEGINS: &str = "SELECT MIN(at) FROM ledger";
 pub(crate) const ENVIRONMENT_EXISTS: &str = "SELECT 1 FROM environments WHERE name = $1";
@@ -308,7 +320,7 @@ pub(crate) fn stored_full_id(model_id: &str, version: &str) -> StoreResult<FullI
     }
 }
 
-fn stored_stage(s: &str) -> StoreResult<Stage> {
+pub(crate) fn stored_stage(s: &str) -> StoreResult<Stage> {
     Stage::from_str(s).map_err(|_| corrupt(format_args!("stored stage {s:?} is unknown")))
 }
 
