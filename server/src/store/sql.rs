@@ -154,13 +154,19 @@ pub(crate) const ENVIRONMENT_EXISTS: &str = "SELECT 1 FROM environments WHERE na
 pub(crate) const MODEL_EXISTS: &str = "SELECT 1 FROM versions WHERE model_id = $1 LIMIT 1";
 pub(crate) const CLUSTER_EXISTS: &str = "SELECT 1 FROM clusters WHERE name = $1";
 
-/// A filter value of the audit log, and the query that tells whether any
-/// event (or anything at all) ever carried it.
+/// A filter value of the audit log, and the query that tells whether it
+/// names something that exists: a user or an actor of some event, a
+/// registered model, an environment, a cluster. (Actions are a fixed list:
+/// `ledger::action::ALL`.)
 pub(crate) fn audit_filter_checks(q: &crate::store::AuditQuery) -> Vec<(&'static str, &'static str, &str)> {
     let mut out = Vec::new();
     for (what, sql, value) in [
-        ("action", "SELECT 1 FROM ledger WHERE action = $1 LIMIT 1", &q.action),
-        ("actor", "SELECT 1 FROM ledger WHERE actor = $1 LIMIT 1", &q.actor),
+        (
+            "actor",
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE username = $1) \
+             OR EXISTS (SELECT 1 FROM ledger WHERE actor = $1)",
+            &q.actor,
+        ),
         ("model", MODEL_EXISTS, &q.model),
         ("environment", ENVIRONMENT_EXISTS, &q.environment),
         ("cluster", CLUSTER_EXISTS, &q.cluster),

@@ -802,6 +802,15 @@ macro_rules! sql_store {
                     .into_iter()
                     .map(q::LedgerRow::into_event)
                     .collect::<StoreResult<Vec<_>>>()?;
+                if let Some(a) = query.action.as_deref() {
+                    if !switchyard_domain::ledger::action::ALL.contains(&a) {
+                        return Err(DomainError::NotFound(format!(
+                            "unknown action {a:?}: the ledger's actions are {}",
+                            switchyard_domain::ledger::action::ALL.join(", ")
+                        ))
+                        .into());
+                    }
+                }
                 if events.is_empty() && query.cursor.is_none() {
                     // Nothing matched: a filter value nothing ever carried is
                     // named as unknown rather than answered with an empty page.
