@@ -58,6 +58,37 @@ pub mod action {
     pub const OPERATION_COMPLETED: &str = "operation.completed";
     pub const OPERATION_FAILED: &str = "operation.failed";
     pub const ROLLBACK: &str = "rollback";
+
+    /// Every action the ledger knows.
+    pub const ALL: [&str; 27] = [
+        VERSION_REGISTERED,
+        STAGE_CHANGED,
+        PIN_CHANGED,
+        DEPRECATION,
+        RETIREMENT,
+        RETIREMENT_HELD,
+        ENVIRONMENT_CHANGED,
+        PROMOTION_REQUESTED,
+        PROMOTION_APPROVED,
+        PROMOTION_REJECTED,
+        PROMOTION_EXPIRED,
+        PROMOTION_APPLIED,
+        USER_CREATED,
+        USER_DISABLED,
+        TOKEN_CREATED,
+        TOKEN_REVOKED,
+        SIGNED_IN,
+        SIGN_IN_FAILED,
+        SIGNED_OUT,
+        CLUSTER_CREATED,
+        OPERATION_STARTED,
+        OPERATION_STEP,
+        OPERATION_INTERRUPTED,
+        OPERATION_RESUMED,
+        OPERATION_COMPLETED,
+        OPERATION_FAILED,
+        ROLLBACK,
+    ];
 }
 
 /// An event about to be appended: everything but id and hashes.
