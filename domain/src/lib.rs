@@ -18,6 +18,7 @@ pub mod promotion;
 pub mod reconcile;
 pub mod records;
 pub mod resolve;
+pub mod text;
 pub mod time;
 pub mod types;
 

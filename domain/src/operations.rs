@@ -257,6 +257,47 @@ fn deploy(state: &ClusterState, slot: SlotName, target: &FullId, smoke: bool) ->
     steps
 }
 
+/// The models a cluster serves: those of the versions its slots hold. A
+/// cluster that holds nothing yet takes the model of its first deployment.
+pub fn served_models(state: &ClusterState) -> Vec<&crate::ModelId> {
+    let mut models: Vec<&crate::ModelId> = Vec::new();
+    for slot in [SlotName::Blue, SlotName::Green] {
+        if let Some(v) = state.version(slot) {
+            if !models.contains(&&v.model_id) {
+                models.push(&v.model_id);
+            }
+        }
+    }
+    models
+}
+
+/// Refuses (422) a version of a model the cluster does not serve: a switch
+/// must never put another model behind the cluster's traffic.
+pub fn check_model(state: &ClusterState, target: &FullId) -> Result<(), DomainError> {
+    let models = served_models(state);
+    if models.is_empty() || models.contains(&&target.model_id) {
+        return Ok(());
+    }
+    let names: Vec<&str> = models.iter().map(|m| m.as_str()).collect();
+    Err(DomainError::Invalid(format!(
+        "{target} is a version of model {}, but this cluster serves {}; an operation deploys only a version of a model the cluster serves",
+        target.model_id,
+        names.join(", ")
+    )))
+}
+
+/// Refuses (422) `steps` for any kind but a rolling update, instead of
+/// ignoring them.
+pub fn check_steps_given(kind: OperationKind, steps: Option<&[u8]>) -> Result<(), DomainError> {
+    match (kind, steps) {
+        (OperationKind::Rolling, _) | (_, None) => Ok(()),
+        (kind, Some(_)) => Err(DomainError::Invalid(format!(
+            "steps apply to rolling updates only; a {} operation takes none",
+            kind.as_str()
+        ))),
+    }
+}
+
 /// The plan of an operation of `kind` bringing `target` into service.
 pub fn plan(
     kind: OperationKind,
@@ -264,6 +305,7 @@ pub fn plan(
     target: &FullId,
     rolling: &[u8],
 ) -> Result<Vec<Step>, DomainError> {
+    check_model(state, target)?;
     if state.sole_version() == Some(target) {
         return Err(refuse(format!("{target} already serves all traffic")));
     }
@@ -788,6 +830,41 @@ mod tests {
             blue: Some(id(v)),
             green: None,
             weights: Weights::all_on(SlotName::Blue),
+        }
+    }
+
+    #[test]
+    fn an_operation_deploys_only_a_version_of_a_model_the_cluster_serves() {
+        let chat = blue_serves("chat:v1");
+        for kind in [
+            OperationKind::BlueGreen,
+            OperationKind::Rolling,
+            OperationKind::HotReload,
+        ] {
+            let refused = plan(kind, &chat, &id("rerank:v1"), &DEFAULT_ROLLING_STEPS)
+                .expect_err("another model is refused");
+            assert!(
+                matches!(&refused, DomainError::Invalid(m) if m.contains("serves chat")),
+                "{refused:?}"
+            );
+        }
+        assert!(plan(OperationKind::BlueGreen, &chat, &id("chat:v2"), &[]).is_ok());
+        let empty = ClusterState::default();
+        assert!(
+            plan(OperationKind::BlueGreen, &empty, &id("rerank:v1"), &[]).is_ok(),
+            "an empty cluster takes its first model"
+        );
+    }
+
+    #[test]
+    fn steps_are_refused_for_any_operation_but_a_rolling_update() {
+        assert!(check_steps_given(OperationKind::Rolling, Some(&[10, 100])).is_ok());
+        assert!(check_steps_given(OperationKind::BlueGreen, None).is_ok());
+        for kind in [OperationKind::BlueGreen, OperationKind::HotReload] {
+            assert!(matches!(
+                check_steps_given(kind, Some(&[10, 100])),
+                Err(DomainError::Invalid(m)) if m.contains("rolling updates only")
+            ));
         }
     }
 

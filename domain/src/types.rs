@@ -184,7 +184,15 @@ pub struct RequestRecord {
 pub struct RequestLookup {
     pub record: RequestRecord,
     pub version: Option<Version>,
+    /// The events that concern the record's version and its cluster (never
+    /// another cluster's), up to the record's instant.
     pub provenance: Vec<LedgerEvent>,
+    /// Whether the record's cluster is one Switchyard manages.
+    #[serde(default)]
+    pub cluster_known: bool,
+    /// Said plainly when the cluster is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// What one environment pinned for one model at an instant.
@@ -199,6 +207,18 @@ pub struct PinAt {
     pub reason: Option<String>,
     /// When this pin next changed after the instant asked about (None: it still holds).
     pub next_change: Option<Timestamp>,
+    /// The promotion that set this pin, if one did: who asked and who approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PinPromotion>,
+}
+
+/// The promotion behind a pin: the answer to "who approved it?".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinPromotion {
+    pub id: i64,
+    pub requested_by: String,
+    /// The approvers, in the order they approved.
+    pub approved_by: Vec<String>,
 }
 
 /// What one cluster served at an instant.
@@ -243,6 +263,10 @@ pub struct ServingAt {
     pub pins: Vec<PinAt>,
     #[serde(default)]
     pub clusters: Vec<ClusterAt>,
+    /// Said when `at` is in the future or before the ledger's first event
+    /// (`history::outside_the_ledger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

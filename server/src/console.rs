@@ -122,20 +122,54 @@ fn provide_session_context(state: &AppState) {
     provide_context(services);
 }
 
+/// The console pages' Content-Security-Policy. Leptos writes the hydration
+/// bootstrap and the resolved resources of `SsrMode::Async` as inline
+/// scripts, and views set inline `style` attributes, hence `'unsafe-inline'`
+/// for both (Leptos' nonces need its `nonce` feature on both builds);
+/// `'wasm-unsafe-eval'` lets the page compile its own WebAssembly. Nothing is
+/// loaded from elsewhere, and no other site may frame a page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+    script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 /// Hashed bundle files never change under their name: cached for a year.
 /// Pages are revalidated every time (they show live state); server function
-/// answers and exports are not stored at all.
+/// answers, exports, sign-in and sign-out, redirects and refusals (a CSRF
+/// refusal, signed out) are not stored at all: none of them may be replayed
+/// from a cache, least of all a response that sets or clears a session.
+/// Every console response also carries the framing and content policies.
 async fn cache_control(hashed: bool, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
-    if res.headers().contains_key(header::CACHE_CONTROL) {
-        return res;
-    }
-    let is_html = res
-        .headers()
+    let headers = res.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let is_html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
+    if is_html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
+    let private = path == "/signin"
+        || path == "/signout"
+        || headers.contains_key(header::SET_COOKIE)
+        || !(res.status().is_success() || res.status() == StatusCode::NOT_MODIFIED);
+    if private {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return res;
+    }
+    if res.headers().contains_key(header::CACHE_CONTROL) {
+        return res;
+    }
     let policy = if path.starts_with("/pkg/") {
         if hashed && res.status().is_success() {
             "public, max-age=31536000, immutable"
@@ -572,12 +606,13 @@ impl Services for StoreServices {
             switchyard_domain::access::role_for_stage_move(to, false),
             &format!("moving a version to {to}"),
         )?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let via = MoveVia::Manual {
             is_admin: self.user.role == Role::Admin,
         };
         self.state
             .store
-            .change_stage(id, to, via, reason, &self.user.username, Timestamp::now())
+            .change_stage(id, to, via, Some(reason), &self.user.username, Timestamp::now())
             .await
             .map_err(to_app_error)
     }
@@ -710,12 +745,13 @@ impl Services for StoreServices {
         reason: Option<&str>,
     ) -> Result<Operation, AppError> {
         self.require_operator(cluster, false).await?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let request = OperationRequest {
             cluster: parse_cluster_name(cluster)?,
             kind,
             full_id: Some(full_id.clone()),
             rolling_steps,
-            reason: reason.map(str::to_owned),
+            reason: Some(reason.to_owned()),
         };
         self.state
             .store
@@ -726,12 +762,13 @@ impl Services for StoreServices {
 
     async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError> {
         self.require_operator(cluster, true).await?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let request = OperationRequest {
             cluster: parse_cluster_name(cluster)?,
             kind: OperationKind::Rollback,
             full_id: None,
             rolling_steps: Vec::new(),
-            reason: reason.map(str::to_owned),
+            reason: Some(reason.to_owned()),
         };
         self.state
             .store
@@ -942,11 +979,19 @@ fn render_page(format: ExportFormat, first_page: bool, events: &[LedgerEvent]) -
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+/// A cell that a spreadsheet would read as a formula (it begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP's
+/// rule against CSV injection), so `=HYPERLINK(…)` stays text.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s.into_owned()
     }
 }
 
@@ -960,6 +1005,18 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn csv_cells_a_spreadsheet_would_run_as_formulas_are_escaped() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for cell in ["+1", "-1+2", "@SUM(A1)", "\tx"] {
+            assert!(csv_field(cell).starts_with('\''), "{cell}");
+        }
+        assert_eq!(csv_field("a=b"), "a=b", "only a leading sign counts");
     }
 
     #[test]

@@ -480,8 +480,8 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                 <label for=steps_for>"Rolling steps (%)"</label>
                 <input id=steps_id type="text" inputmode="numeric" prop:value=steps
                     on:input=move |ev| steps.set(event_target_value(&ev)) disabled=disabled/>
-                <label for=reason_for>"Reason"</label>
-                <input id=reason_id type="text" autocomplete="off" placeholder="why, for the ledger" prop:value=reason
+                <label for=reason_for>"Reason (required)"</label>
+                <input id=reason_id type="text" autocomplete="off" required=true placeholder="why, for the ledger" prop:value=reason
                     on:input=move |ev| reason.set(event_target_value(&ev)) disabled=disabled/>
             </div>
             <div class="buttons">

@@ -257,8 +257,8 @@ fn Card(
                     // Posted without JavaScript, the form carries the CSRF token itself.
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label class="reason">
-                        <span>"Reason (optional)"</span>
-                        <input type="text" name="reason" autocomplete="off"/>
+                        <span>"Reason (required)"</span>
+                        <input type="text" name="reason" autocomplete="off" required=true/>
                     </label>
                     {buttons}
                 </ConsoleForm>
@@ -292,7 +292,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
             </select>
             <label class="reason">
                 <span>"Reason for the promotion"</span>
-                <input type="text" name="reason" autocomplete="off"/>
+                <input type="text" name="reason" autocomplete="off" required=true/>
             </label>
         }
     });

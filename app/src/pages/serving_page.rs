@@ -106,6 +106,7 @@ fn ServingBody(
     let rows = serving.pins.clone();
     let empty = rows.is_empty();
     let clusters = serving.clusters.clone();
+    let notice = serving.notice.clone();
     view! {
         <form class="filters" method="get" action="/serving" aria-label="Choose an instant">
             <label>"Date and time"
@@ -157,6 +158,7 @@ fn ServingBody(
                 " "
                 <code class="wrap">{permalink}</code>
             </p>
+            {notice.map(|n| view! { <p class="notice" role="status">{n}</p> })}
             {if empty {
                 view! { <p class="empty">"Nothing was pinned at that instant (with these filters)."</p> }.into_any()
             } else {
@@ -164,7 +166,7 @@ fn ServingBody(
                     <div class="table-wrap">
                         <table class="serving">
                             <caption class="visually-hidden">"Pins in force at the instant"</caption>
-                            <ColumnHeads names=&["Environment", "Model", "Pinned version", "Since", "Set by", "Next change"]/>
+                            <ColumnHeads names=&["Environment", "Model", "Pinned version", "Since", "Set by (approved by)", "Next change"]/>
                             <tbody>
                                 {rows.into_iter().map(|p| view! {
                                     <tr>
@@ -175,6 +177,12 @@ fn ServingBody(
                                         <td>
                                             {p.actor.clone()}
                                             <span class="sub">{format!("event #{}", p.event_id)}{p.reason.clone().map(|r| format!(" — {r}"))}</span>
+                                            {p.promotion.clone().map(|pr| view! {
+                                                <span class="sub approved-by">{format!(
+                                                    "promotion {} requested by {}, approved by {}",
+                                                    pr.id, pr.requested_by, pr.approved_by.join(", ")
+                                                )}</span>
+                                            })}
                                         </td>
                                         <td>{p.next_change.map_or_else(|| "still pinned".to_owned(), utc)}</td>
                                     </tr>

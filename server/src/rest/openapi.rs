@@ -39,7 +39,7 @@ use super::{
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
         clusters::CreateCluster, operations::StartOperation, operations::Rollback)),
-    modifiers(&DomainSchemas, &BearerAuth),
+    modifiers(&DomainSchemas, &BearerAuth, &Unauthorized),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
@@ -176,6 +176,13 @@ const PIN_AT: &[Field] = &[
     ("actor", F::Str, true),
     ("reason", F::Str, false),
     ("next_change", F::Time, false),
+    // Only when a promotion set the pin: who asked, who approved.
+    ("promotion", F::Ref("PinPromotion"), false),
+];
+const PIN_PROMOTION: &[Field] = &[
+    ("id", F::Int, true),
+    ("requested_by", F::Str, true),
+    ("approved_by", F::Strings, true),
 ];
 const SLOT: &[Field] = &[
     ("slot", F::Str, true),
@@ -318,6 +325,7 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("Accepted", &[("accepted", F::Int, true)]),
     ("LedgerEvent", LEDGER_EVENT),
     ("PinAt", PIN_AT),
+    ("PinPromotion", PIN_PROMOTION),
     ("ServingAt", SERVING_AT),
     ("Slot", SLOT),
     ("Drift", DRIFT),
@@ -379,6 +387,52 @@ impl Modify for BearerAuth {
             .scheme(HttpAuthScheme::Bearer)
             .description(Some("an API token: `switchyard token create`"));
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
+    }
+}
+
+/// The routes that answer without a token: this document and health.
+/// (`/metrics` has its own protection and documents it: `rest/metrics.rs`.)
+pub const PUBLIC_PATHS: [&str; 3] = ["/api/v1/openapi.json", "/healthz", "/readyz"];
+
+/// Every operation that takes a token documents its 401; the public ones
+/// say they need none (an empty security requirement).
+struct Unauthorized;
+
+impl Modify for Unauthorized {
+    fn modify(&self, doc: &mut Document) {
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path == "/metrics" {
+                continue;
+            }
+            let public = PUBLIC_PATHS.contains(&path.as_str());
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if public {
+                    op.security = Some(vec![SecurityRequirement::default()]);
+                    continue;
+                }
+                let unauthorized = ResponseBuilder::new()
+                    .description("No valid API token: `Authorization: Bearer <token>` is missing, unknown, revoked or expired")
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Error")))
+                            .build(),
+                    );
+                op.responses
+                    .responses
+                    .insert("401".to_owned(), unauthorized.into());
+            }
+        }
     }
 }
 

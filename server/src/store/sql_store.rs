@@ -134,7 +134,8 @@ macro_rules! sql_store {
             }
 
             pub(super) async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {
-                let ev = event.seal(self.last_id + 1, &self.last_hash);
+                let token = crate::store::token_in_use();
+                let ev = event.via_token(token.as_deref()).seal(self.last_id + 1, &self.last_hash);
                 sqlx::query(q::INSERT_EVENT)
                     .bind(ev.id)
                     .bind(ev.at.micros())
@@ -378,6 +379,11 @@ macro_rules! sql_store {
                     self.cache.vouch(checked_at);
                     tokio::time::sleep(every).await;
                 }
+            }
+
+            /// Whether `sql` (one `$1` parameter) finds a row for `value`.
+            async fn exists(&self, sql: &str, value: &str) -> StoreResult<Option<i32>> {
+                Ok(sqlx::query_scalar::<_, i32>(sql).bind(value).fetch_optional(&self.pool).await?)
             }
 
             /// The temporal index with every state row of the events up to the
@@ -686,6 +692,58 @@ macro_rules! sql_store {
                 self.insert_records(records).await
             }
 
+            async fn check_request_records(&self, records: &[RequestRecord], now: Timestamp) -> StoreResult<$crate::store::RecordCheck> {
+                use std::collections::HashMap;
+                use switchyard_domain::records as rr;
+                let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
+                let begins = begins.map(Timestamp::from_micros);
+                // The batch's distinct versions in one query per 200 (the hot
+                // path: a batch names few versions); clusters from the temporal index.
+                let mut distinct: Vec<&FullId> = records.iter().map(|r| &r.full_id).collect();
+                distinct.sort_unstable_by(|a, b| (a.model_id.as_str(), a.version.as_str()).cmp(&(b.model_id.as_str(), b.version.as_str())));
+                distinct.dedup();
+                let mut versions: HashMap<(String, String), (Stage, Timestamp)> = HashMap::new();
+                for chunk in distinct.chunks(200) {
+                    let sql = q::select_stages(chunk.len());
+                    let mut select = sqlx::query_as::<_, (String, String, String, i64)>(&sql);
+                    for v in chunk {
+                        select = select.bind(v.model_id.as_str()).bind(v.version.as_str());
+                    }
+                    for (model_id, version, stage, since) in select.fetch_all(&self.pool).await? {
+                        let stage = q::stored_stage(&stage)?;
+                        versions.insert((model_id, version), (stage, Timestamp::from_micros(since)));
+                    }
+                }
+                let index = self.temporal_at_head().await?;
+                let mut check = $crate::store::RecordCheck::default();
+                for (i, r) in records.iter().enumerate() {
+                    let stage = versions
+                        .get(&(r.full_id.model_id.to_string(), r.full_id.version.to_string()))
+                        .copied();
+                    let known_cluster = index.has_cluster(&r.cluster);
+                    let verdict = rr::check_record_time(r.at, now, begins)
+                        .and_then(|()| rr::check_record_version(&r.full_id, r.at, stage))
+                        .and_then(|()| if known_cluster {
+                            Ok(())
+                        } else {
+                            Err(DomainError::Invalid(format!(
+                                "field \"cluster\": {:?} is not a cluster Switchyard manages",
+                                r.cluster
+                            )))
+                        });
+                    if let Err(e) = verdict {
+                        check.refused.push((i, e.to_string()));
+                        continue;
+                    }
+                    let slot: switchyard_domain::clusters::SlotName = r.slot.parse()?;
+                    let held = index.slot_at(&r.cluster, r.at, slot, &r.full_id)?;
+                    if let Some(why) = rr::contradiction(r, held.as_ref().map(Option::as_ref)) {
+                        check.flagged.push((i, why));
+                    }
+                }
+                Ok(check)
+            }
+
             async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>> {
                 let sql = match Backend::$backend {
                     Backend::Sqlite => q::SELECT_REQUEST_LOOKUP_SQLITE,
@@ -699,12 +757,50 @@ macro_rules! sql_store {
                     return Ok(None);
                 };
                 let provenance = row.events()?;
+                let cluster_known = row.cluster_known == 1;
                 let (record, version) = row.record.into_parts()?;
-                Ok(Some(RequestLookup { record, version, provenance }))
+                let notice = (!cluster_known).then(|| format!(
+                    "cluster {:?} is not one Switchyard manages: no operation of it is known, and the events shown concern the version only",
+                    record.cluster
+                ));
+                Ok(Some(RequestLookup { record, version, provenance, cluster_known, notice }))
             }
 
             async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {
-                self.temporal_at_head().await?.serving_at(at, env, model)
+                if let Some(env) = env {
+                    if self.exists(q::ENVIRONMENT_EXISTS, env).await?.is_none() {
+                        return Err(DomainError::NotFound(format!("environment {env:?} does not exist")).into());
+                    }
+                }
+                if let Some(model) = model {
+                    if self.exists(q::MODEL_EXISTS, model.as_str()).await?.is_none() {
+                        return Err(DomainError::NotFound(format!("model {model:?} is unknown: no version of it was ever registered")).into());
+                    }
+                }
+                let mut answer = self.temporal_at_head().await?.serving_at(at, env, model)?;
+                for pin in &mut answer.pins {
+                    let rows: Vec<(i64, String, String)> = sqlx::query_as(q::SELECT_PIN_PROMOTION)
+                        .bind(&pin.environment)
+                        .bind(pin.full_id.model_id.as_str())
+                        .bind(pin.full_id.version.as_str())
+                        .bind(pin.since.micros())
+                        .fetch_all(&self.pool)
+                        .await?;
+                    if let Some((id, requested_by, _)) = rows.first() {
+                        pin.promotion = Some(switchyard_domain::types::PinPromotion {
+                            id: *id,
+                            requested_by: requested_by.clone(),
+                            approved_by: rows.iter().map(|(_, _, a)| a.clone()).collect(),
+                        });
+                    }
+                }
+                let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
+                answer.notice = switchyard_domain::history::outside_the_ledger(
+                    at,
+                    Timestamp::now(),
+                    begins.map(Timestamp::from_micros),
+                );
+                Ok(answer)
             }
 
             async fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage> {
@@ -722,6 +818,27 @@ macro_rules! sql_store {
                     .into_iter()
                     .map(q::LedgerRow::into_event)
                     .collect::<StoreResult<Vec<_>>>()?;
+                if let Some(a) = query.action.as_deref() {
+                    if !switchyard_domain::ledger::action::ALL.contains(&a) {
+                        return Err(DomainError::NotFound(format!(
+                            "unknown action {a:?}: the ledger's actions are {}",
+                            switchyard_domain::ledger::action::ALL.join(", ")
+                        ))
+                        .into());
+                    }
+                }
+                if events.is_empty() && query.cursor.is_none() {
+                    // Nothing matched: a filter value nothing ever carried is
+                    // named as unknown rather than answered with an empty page.
+                    for (what, sql, value) in q::audit_filter_checks(query) {
+                        if self.exists(sql, value).await?.is_none() {
+                            return Err(DomainError::NotFound(format!(
+                                "unknown {what} {value:?}: no such {what} in the ledger"
+                            ))
+                            .into());
+                        }
+                    }
+                }
                 let next_cursor = (events.len() > limit).then(|| {
                     events.truncate(limit);
                     events.last().map(|e| e.id.to_string())

@@ -279,6 +279,40 @@ impl TemporalIndex {
         self.metadata_stale = false;
     }
 
+    /// Whether `cluster` is one Switchyard manages (its `clusters` row is read).
+    pub(crate) fn has_cluster(&self, cluster: &str) -> bool {
+        self.clusters.get(cluster).is_some_and(|c| c.meta.is_some())
+    }
+
+    /// What `slot` of `cluster` held at `at` by the ledger: `None` when the
+    /// cluster had no recorded state then (or is not known). Inside a
+    /// transition interval either side may have answered: the side holding
+    /// `seen` is chosen when it is one of them.
+    pub(crate) fn slot_at(
+        &self,
+        cluster: &str,
+        at: Timestamp,
+        slot: cl::SlotName,
+        seen: &FullId,
+    ) -> StoreResult<Option<Option<FullId>>> {
+        let Some(history) = self.clusters.get(cluster) else {
+            return Ok(None);
+        };
+        let (Some(current), _) = history.changes.at(at) else {
+            return Ok(None);
+        };
+        let held = current.value.value.as_ref().map_err(|e| {
+            StoreError::Corrupt(format!("state history of cluster {cluster} is not valid: {e}"))
+        })?;
+        let after = held.state.version(slot);
+        let before = held
+            .transition_from
+            .as_ref()
+            .and_then(|from| from.version(slot));
+        let chosen = if before == Some(seen) { before } else { after };
+        Ok(Some(chosen.cloned()))
+    }
+
     /// The version `environment` pinned for `model` at `at`, if any.
     fn pinned_at(
         &self,
@@ -332,6 +366,7 @@ impl TemporalIndex {
                         actor: current.value.actor.to_string(),
                         reason: current.value.reason.as_deref().map(str::to_owned),
                         next_change,
+                        promotion: None,
                     });
                 }
                 Ok(())
@@ -405,7 +440,12 @@ impl TemporalIndex {
                 transition,
             });
         }
-        Ok(ServingAt { at, pins, clusters })
+        Ok(ServingAt {
+            at,
+            pins,
+            clusters,
+            notice: None,
+        })
     }
 
     /// Subjects, entries and an estimate of the heap they take (entries,

@@ -296,7 +296,7 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     let res = app
         .put_json(
             "/api/v1/environments/production/pins/chat",
-            &serde_json::json!({"version": "v1"}),
+            &serde_json::json!({"version": "v1", "reason": "test"}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -406,10 +406,19 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     )
     .await;
     assert_eq!(no_reason["message"], "a rejection needs a reason");
-    let first = server_fn_json(
+    let without_reason = server_fn_json(
         &app,
         "/console/fn/approve_promotion",
         &[("id", &id), ("reason", "")],
+        &bob,
+        false,
+    )
+    .await;
+    assert_eq!(without_reason["message"], "field \"reason\" is required");
+    let first = server_fn_json(
+        &app,
+        "/console/fn/approve_promotion",
+        &[("id", &id), ("reason", "diff reviewed")],
         &bob,
         true,
     )
@@ -417,14 +426,14 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     assert_eq!(
         (
             first["status"].as_str(),
-            first["approvals"][0]["reason"].is_null()
+            first["approvals"][0]["reason"].as_str()
         ),
-        (Some("pending"), true)
+        (Some("pending"), Some("diff reviewed"))
     );
     let twice = server_fn_json(
         &app,
         "/console/fn/approve_promotion",
-        &[("id", &id)],
+        &[("id", &id), ("reason", "again")],
         &bob,
         false,
     )
@@ -457,4 +466,113 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
         .get_json("/api/v1/audit?action=promotion.approved")
         .await;
     assert_eq!(approved["events"][0]["actor"], "carol");
+}
+
+fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn session_responses_are_never_cached_and_pages_forbid_framing_with_a_content_policy() {
+    let app = spawn_app().await;
+    app.user_with_token("bob", Role::Approver, None).await;
+    let signed_in = post_sign_in(&app, "bob", TEST_PASSWORD).await;
+    assert_eq!(header(&signed_in, "cache-control"), "no-store");
+    let refused = post_sign_in(&app, "bob", "wrong").await;
+    assert_eq!(header(&refused, "cache-control"), "no-store");
+    let sign_in_page = no_redirects()
+        .get(format!("{}/signin", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(header(&sign_in_page, "cache-control"), "no-store");
+
+    let browser = sign_in(&app, "bob").await;
+    let forged = no_redirects()
+        .post(format!("{}/console/fn/get_overview", app.address))
+        .header(ORIGIN, "https://evil.example")
+        .header(COOKIE, &browser.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&forged, "cache-control"), "no-store");
+
+    let page = no_redirects()
+        .get(format!("{}/", app.address))
+        .header(COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(header(&page, "x-frame-options"), "DENY");
+    let csp = header(&page, "content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "'wasm-unsafe-eval'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+
+    let out = no_redirects()
+        .post(format!("{}/signout", app.address))
+        .header(ORIGIN, &app.address)
+        .header(COOKIE, &browser.cookie)
+        .form(&[("csrf_token", browser.csrf.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&out, "cache-control"), "no-store");
+    let signed_out = no_redirects()
+        .get(format!("{}/", app.address))
+        .header(COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(header(&signed_out, "cache-control"), "no-store");
+}
+
+#[tokio::test]
+async fn console_refusals_answer_with_their_4xx_status_not_500() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", serde_json::json!({})).await;
+    let browser = sign_in(&app, "test-admin").await;
+    let no_reason = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/request_promotion",
+        "full_id=chat%3Av1&environment=production&reason=",
+        Some(&browser),
+    )
+    .await;
+    assert!(no_reason.starts_with("422 "), "{no_reason}");
+    assert!(no_reason.contains("\"code\":\"invalid_input\""), "{no_reason}");
+    let illegal = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/move_stage",
+        "full_id=chat%3Av1&to=retired&reason=why",
+        Some(&browser),
+    )
+    .await;
+    assert!(illegal.starts_with("409 "), "{illegal}");
+    let unknown = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/move_stage",
+        "full_id=chat%3Av9&to=staging&reason=why",
+        Some(&browser),
+    )
+    .await;
+    assert!(unknown.starts_with("404 "), "{unknown}");
+    let signed_out = call_server_fn(&app, "POST", "/console/fn/get_overview", "", None).await;
+    assert!(signed_out.starts_with("401 "), "{signed_out}");
 }

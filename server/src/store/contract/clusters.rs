@@ -10,6 +10,8 @@ use switchyard_domain::ledger::action;
 use switchyard_domain::operations::{
     Operation, OperationKind, OperationState, Progress, StepState, Trigger,
 };
+use switchyard_domain::lifecycle::MoveVia;
+use switchyard_domain::types::RequestRecord;
 use switchyard_domain::{DomainError, Stage, Timestamp};
 
 use super::{all_events, domain, id, in_production, move_to, register, run, TestDb, MANUAL};
@@ -19,6 +21,7 @@ use crate::store::clusters::OperationRequest;
 use crate::store::{AuditQuery, DynStore};
 
 contract_tests!(
+    request_records_are_checked_against_versions_clusters_and_the_ledger,
     a_new_cluster_serves_nothing_and_its_creation_is_in_the_ledger_and_state_history,
     an_operation_on_a_version_the_environment_does_not_allow_is_refused_before_anything_moves,
     two_concurrent_operations_on_one_cluster_exactly_one_runs,
@@ -185,6 +188,75 @@ async fn serving_v1(db: &TestDb, drivers: &Drivers, config: Value) {
         OperationState::Succeeded
     );
     runner.abort();
+}
+
+async fn request_records_are_checked_against_versions_clusters_and_the_ledger(db: Arc<TestDb>) {
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    in_production(&db, "old:1", super::at(2)).await;
+    move_to(&db, "old:1", Stage::Deprecated, MANUAL, super::at(3)).await;
+    db.store
+        .change_stage(
+            &id("old:1"),
+            Stage::Retired,
+            MoveVia::Manual { is_admin: true },
+            Some("test"),
+            "alice",
+            super::at(4),
+        )
+        .await
+        .expect("retired");
+    let now = Timestamp::now();
+    let live = db
+        .store
+        .get_cluster("dev-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .weights
+        .sole()
+        .expect("one slot serves");
+    let rec = |n: &str, full_id: &str, cluster: &str, slot: &str, at: Timestamp| RequestRecord {
+        request_id: n.into(),
+        at,
+        cluster: cluster.into(),
+        // "blue" is the live slot, "green" the idle one.
+        slot: if slot == "blue" { live } else { live.other() }
+            .as_str()
+            .into(),
+        full_id: id(full_id),
+        latency_ms: 3.0,
+        outcome: None,
+    };
+    let batch = [
+        rec("ok", "chat:1", "dev-1", "blue", now),
+        rec("future", "chat:1", "dev-1", "blue", now.plus_days(3000)),
+        rec("ancient", "chat:1", "dev-1", "blue", Timestamp::from_micros(0)),
+        rec("ghost", "ghost:9", "dev-1", "blue", now),
+        rec("retired", "old:1", "dev-1", "blue", now),
+        rec("elsewhere", "chat:1", "edge-9", "blue", now),
+        rec("wrong-slot", "chat:1", "dev-1", "green", now),
+        rec("wrong-version", "chat:2", "dev-1", "blue", now),
+        rec("before-retirement", "old:1", "dev-1", "blue", super::at(3)),
+    ];
+    let check = db
+        .store
+        .check_request_records(&batch, now)
+        .await
+        .expect("checked");
+    let refused: Vec<usize> = check.refused.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, [1, 2, 3, 4, 5], "{check:?}");
+    for (i, word) in [(1, "future"), (2, "before the ledger"), (3, "not a registered"), (4, "retired"), (5, "edge-9")] {
+        assert!(check.refused[i - 1].1.contains(word), "{i}: {check:?}");
+    }
+    let flagged: Vec<usize> = check.flagged.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        flagged,
+        [6, 7, 8],
+        "the slot held nothing, another version, nothing yet: {check:?}"
+    );
+    assert!(check.flagged[1].1.contains("held chat:1"), "{check:?}");
 }
 
 async fn a_new_cluster_serves_nothing_and_its_creation_is_in_the_ledger_and_state_history(
@@ -469,6 +541,7 @@ async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluste
         why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "),
         "for whom: {why}"
     );
+    super::register(&db, "embed:1", Timestamp::now()).await;
     let other_model = db
         .store
         .serving_at(Timestamp::now(), None, Some(&super::model("embed")))
@@ -689,7 +762,17 @@ async fn the_audit_log_filters_by_cluster(db: Arc<TestDb>) {
         us.iter().map(|e| e.cluster.as_deref()).collect::<Vec<_>>(),
         [Some("us-1")]
     );
-    assert!(of("nowhere").await.is_empty());
+    let unknown = AuditQuery {
+        cluster: Some("nowhere".to_owned()),
+        ..Default::default()
+    };
+    assert!(
+        matches!(
+            db.store.audit_page(&unknown).await,
+            Err(crate::store::StoreError::Domain(DomainError::NotFound(m))) if m.contains("nowhere")
+        ),
+        "an unknown cluster is named, not answered with an empty page"
+    );
 }
 
 async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held(
