@@ -62,7 +62,7 @@ pub mod action {
     pub const ROLLBACK: &str = "rollback";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 27] = [
+    pub const ALL: [&str; 29] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -83,10 +83,12 @@ pub mod action {
         SIGN_IN_FAILED,
         SIGNED_OUT,
         CLUSTER_CREATED,
+        CLUSTER_REMOVED,
         OPERATION_STARTED,
         OPERATION_STEP,
         OPERATION_INTERRUPTED,
         OPERATION_RESUMED,
+        OPERATION_RECONCILED,
         OPERATION_COMPLETED,
         OPERATION_FAILED,
         ROLLBACK,
@@ -447,6 +449,23 @@ fn missing(from: i64, to: i64) -> String {
 mod tests {
     use super::*;
     use crate::FullId;
+
+    #[test]
+    fn every_action_constant_is_in_action_all_so_the_audit_filter_knows_it() {
+        let source = include_str!("ledger.rs");
+        let start = source.find("pub mod action {").expect("the action module");
+        let end = source[start..].find("pub const ALL").expect("ALL") + start;
+        let declared: Vec<&str> = source[start..end]
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("pub const ") && l.contains(": &str = \""))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert!(declared.len() >= 29, "{declared:?}");
+        for a in declared {
+            assert!(action::ALL.contains(&a), "{a} is missing from action::ALL");
+        }
+    }
 
     /// A sealed chain of `n` events with ids 1..=n.
     fn chain(n: i64) -> Vec<LedgerEvent> {
