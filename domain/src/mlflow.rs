@@ -148,6 +148,8 @@ pub struct MlflowVersion {
     /// Milliseconds since the epoch, as MLflow reports it.
     pub creation_timestamp: Option<i64>,
     pub current_stage: Option<String>,
+    /// `READY`, `PENDING_REGISTRATION`, `FAILED_REGISTRATION`.
+    pub status: Option<String>,
     pub tags: BTreeMap<String, String>,
     /// MLflow 3's logged model id, signature and flavors where present.
     pub model_id: Option<String>,
@@ -315,6 +317,7 @@ mod tests {
             description: None,
             creation_timestamp: Some(1_700_000_000_000),
             current_stage: Some("Production".into()),
+            status: Some("READY".into()),
             tags: [
                 ("b".to_owned(), "2".to_owned()),
                 ("a".to_owned(), "1".to_owned()),

@@ -2,6 +2,7 @@
 //! environment variables (`Config::from_env`), not flags, so the same
 //! settings apply to `serve` and to every one-off command.
 
+mod import;
 mod pins;
 mod token;
 mod user;
@@ -71,6 +72,41 @@ enum Command {
     /// API tokens for pipelines and model servers.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import versions from another model registry.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import an MLflow Model Registry over its REST API: every registered
+    /// model's versions (`name` → model id, version N → vN), aliases and
+    /// stages mapped to environments. Re-running it creates nothing new;
+    /// it reports versions changed in MLflow since as conflicts.
+    /// Credentials: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+    /// MLFLOW_TRACKING_PASSWORD, or --token-file.
+    Mlflow {
+        /// The tracking server, e.g. http://mlflow.internal:5000
+        #[arg(long)]
+        tracking_uri: String,
+        /// Only MLflow models whose name matches this glob (`*`, `?`).
+        #[arg(long)]
+        models: Option<String>,
+        /// Print what would be created and refused; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// ALIAS=ENVIRONMENT: the version holding the alias is pinned there
+        /// (and moved to the stage the environment needs). Repeatable.
+        #[arg(long = "alias", value_name = "ALIAS=ENV")]
+        aliases: Vec<String>,
+        /// STAGE=ENVIRONMENT for MLflow's deprecated stages, e.g.
+        /// Production=production: the version gets that environment's stage. Repeatable.
+        #[arg(long = "stage", value_name = "STAGE=ENV")]
+        stages: Vec<String>,
+        /// A file whose first line is a bearer token for MLflow.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +249,28 @@ async fn dispatch(command: Command) -> Outcome {
                 &user,
                 &name,
                 expires.as_deref(),
+            )
+            .await
+        }
+        Command::Import(ImportCommand::Mlflow {
+            tracking_uri,
+            models,
+            dry_run,
+            aliases,
+            stages,
+            token_file,
+        }) => {
+            let store = migrated_store(&config).await?;
+            import::mlflow(
+                store.as_ref(),
+                import::MlflowArgs {
+                    tracking_uri,
+                    models,
+                    dry_run,
+                    aliases,
+                    stages,
+                    token_file,
+                },
             )
             .await
         }

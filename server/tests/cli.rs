@@ -367,7 +367,11 @@ async fn every_demo_cluster_operation_was_started_by_a_demo_user_allowed_to_run_
             .iter()
             .any(|e| e.name == c.environment && e.policy.is_production());
         let needed = switchyard_domain::access::role_for_operation(production);
-        for op in store.list_operations(&c.name, 100).await.expect("operations") {
+        for op in store
+            .list_operations(&c.name, 100)
+            .await
+            .expect("operations")
+        {
             let user = users.iter().find(|u| u.username == op.actor);
             assert!(
                 user.is_some_and(|u| u.role.allows(needed)),
