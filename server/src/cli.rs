@@ -106,6 +106,9 @@ enum ImportCommand {
         /// A file whose first line is a bearer token for MLflow.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// Models or versions asked for per request (1-1000).
+        #[arg(long, default_value_t = crate::mlflow::PAGE_SIZE)]
+        page_size: u32,
     },
 }
 
@@ -259,6 +262,7 @@ async fn dispatch(command: Command) -> Outcome {
             aliases,
             stages,
             token_file,
+            page_size,
         }) => {
             let store = migrated_store(&config).await?;
             import::mlflow(
@@ -270,6 +274,7 @@ async fn dispatch(command: Command) -> Outcome {
                     aliases,
                     stages,
                     token_file,
+                    page_size,
                 },
             )
             .await

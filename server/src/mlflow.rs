@@ -20,9 +20,8 @@ use crate::store::{ImportItem, Store, StoreError};
 /// The ledger actor of imported items.
 pub const IMPORT_ACTOR: &str = "import:mlflow";
 
-/// How many registered models / versions one page asks for.
-const MODELS_PAGE: &str = "100";
-const VERSIONS_PAGE: &str = "200";
+/// How many registered models or versions one page asks for, by default.
+pub const PAGE_SIZE: u32 = 200;
 
 /// A credential for the tracking server.
 #[derive(Clone)]
@@ -84,10 +83,19 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     credential: Option<Credential>,
+    page_size: String,
 }
 
 impl Client {
-    pub fn new(tracking_uri: &str, credential: Option<Credential>) -> anyhow::Result<Client> {
+    /// `page_size`: models or versions per request (1–1000).
+    pub fn new(
+        tracking_uri: &str,
+        credential: Option<Credential>,
+        page_size: u32,
+    ) -> anyhow::Result<Client> {
+        if !(1..=1000).contains(&page_size) {
+            bail!("the page size must be 1 to 1000, not {page_size}");
+        }
         let base = tracking_uri.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--tracking-uri must be an http:// or https:// URL, not {tracking_uri:?}");
@@ -101,6 +109,7 @@ impl Client {
             http,
             base,
             credential,
+            page_size: page_size.to_string(),
         })
     }
 
@@ -171,7 +180,7 @@ impl Client {
         let mut token: Option<String> = None;
         for page in 1.. {
             let what = format!("listing registered models (page {page})");
-            let mut query = vec![("max_results", MODELS_PAGE)];
+            let mut query = vec![("max_results", self.page_size.as_str())];
             if let Some(t) = &token {
                 query.push(("page_token", t));
             }
@@ -200,7 +209,10 @@ impl Client {
         let mut token: Option<String> = None;
         for page in 1.. {
             let what = format!("listing the versions of MLflow model {name:?} (page {page})");
-            let mut query = vec![("filter", filter.as_str()), ("max_results", VERSIONS_PAGE)];
+            let mut query = vec![
+                ("filter", filter.as_str()),
+                ("max_results", self.page_size.as_str()),
+            ];
             if let Some(t) = &token {
                 query.push(("page_token", t));
             }

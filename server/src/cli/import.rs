@@ -16,6 +16,7 @@ pub(super) struct MlflowArgs {
     pub aliases: Vec<String>,
     pub stages: Vec<String>,
     pub token_file: Option<PathBuf>,
+    pub page_size: u32,
 }
 
 /// `NAME=ENV` pairs, each environment one the database knows.
@@ -60,7 +61,7 @@ pub(super) async fn mlflow(store: &dyn Store, args: MlflowArgs) -> Outcome {
     };
     let credential = Credential::from_env(args.token_file.as_deref())
         .map_err(|e| Failure::usage(format!("{e:#}")))?;
-    let client = Client::new(&args.tracking_uri, credential)
+    let client = Client::new(&args.tracking_uri, credential, args.page_size)
         .map_err(|e| Failure::usage(format!("{e:#}")))?;
     let report = import(store, &client, &opts).await;
     println!("{}", report.summary(opts.dry_run, client.tracking_uri()));
