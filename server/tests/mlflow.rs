@@ -624,3 +624,97 @@ async fn imports_a_real_mlflow_registry_with_mapping_refusals_repeats_conflicts_
     import_scenario(&m, &run, true, &dir).await;
     fault_scenario(&m, &dir).await;
 }
+
+/// `SWITCHYARD_MLFLOW_IMPORT_SIZE=MODELSxVERSIONS` (default 4x10, kept small for the test command; the
+/// README's figure is 50x40).
+fn bulk_size() -> (usize, usize) {
+    let raw = std::env::var("SWITCHYARD_MLFLOW_IMPORT_SIZE").unwrap_or_else(|_| "4x10".into());
+    let parsed = raw
+        .split_once('x')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("SWITCHYARD_MLFLOW_IMPORT_SIZE={raw:?} is not MODELSxVERSIONS"))
+}
+
+/// The seconds and versions/s of the import line of `out`.
+fn rate(out: &str) -> f64 {
+    out.lines()
+        .find_map(|l| {
+            let (_, tail) = l.split_once(" read in ")?;
+            let (_, rate) = tail.split_once('(')?;
+            rate.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no rate in {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_many_models_and_versions_and_prints_versions_per_second() {
+    let Some(bin) = mlflow_bin() else { return };
+    let (models, versions) = bulk_size();
+    let dir = scratch("bulk");
+    let m = Arc::new(Mlflow::start(&bin, &dir).await);
+    let filled = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    // Four writers at a time: MLflow numbers each model's versions itself.
+    for chunk in (0..models)
+        .collect::<Vec<_>>()
+        .chunks(models.div_ceil(4).max(1))
+    {
+        let (m, chunk) = (m.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for i in chunk {
+                let name = format!("bulk-{i:03}");
+                m.model(&name).await;
+                for v in 1..=versions {
+                    m.version(
+                        &name,
+                        &format!("s3://bulk/{name}/{v}"),
+                        json!({ "tags": [{ "key": "n", "value": v.to_string() }] }),
+                    )
+                    .await;
+                }
+                m.alias(&name, "champion", "1").await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a filler task");
+    }
+    eprintln!(
+        "filled MLflow with {models} models x {versions} versions in {:.1}s",
+        filled.elapsed().as_secs_f64()
+    );
+    let total = models * versions;
+    for postgres in [false, true] {
+        let db = fresh_database(postgres, &dir, "bulk").await;
+        let args = ["--alias", "champion=production"];
+        let first = import(&db, &m.url, &args);
+        let out = stdout(&first);
+        assert!(first.status.success(), "{out}{}", stderr(&first));
+        assert!(
+            out.contains(&format!(": {total} created, 0 already imported, 0 conflict(s), 0 refused; {models} model(s), {total} version(s)")),
+            "{out}"
+        );
+        let store = open(&db).await;
+        assert_eq!(version_count(&store, "bulk-000").await, versions);
+        let envs = store.list_environments().await.expect("environments");
+        let production = envs
+            .iter()
+            .find(|e| e.name == "production")
+            .expect("production");
+        assert_eq!(production.pins.len(), models);
+        let again = import(&db, &m.url, &args);
+        let out2 = stdout(&again);
+        assert!(
+            out2.contains(&format!(": 0 created, {total} already imported")),
+            "{out2}"
+        );
+        let backend = if postgres { "PostgreSQL" } else { "SQLite" };
+        eprintln!(
+            "FIGURE mlflow import {models}x{versions} into {backend}: first import {:.0} versions/s, repeat {:.0} versions/s",
+            rate(&out),
+            rate(&out2)
+        );
+        drop(store);
+        drop_database(&db).await;
+    }
+}
