@@ -29,6 +29,9 @@ Configuration (environment variables):
   SWITCHYARD_OPERATION_LEASE_MS  how long an operation runner's claim holds unrenewed (default 15000):
                                after a crash, another runner resumes the operation once it expires
   SWITCHYARD_OPERATION_POLL_MS   how often the runner looks for operations (default 250)
+  SWITCHYARD_MLFLOW_FOLLOW     an MLflow tracking URL: `serve` imports its new versions as they appear
+                               (SWITCHYARD_MLFLOW_FOLLOW_ALIASES=champion=production,..., _STAGES, _MODELS,
+                               _INTERVAL_MS default 2000; credentials as for `import mlflow`)
 
 Exit codes:
   0  success
@@ -385,6 +388,18 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         config: Arc::new(config),
         drivers: app.drivers(),
     });
+    let follow = match crate::mlflow::FollowSettings::from_env()
+        .map_err(|e| Failure::usage(format!("{e:#}")))?
+    {
+        Some(follow) => {
+            tracing::info!(tracking_uri = %follow.tracking_uri, "following the MLflow registry");
+            Some(
+                crate::mlflow::spawn_follow(store.clone(), follow)
+                    .map_err(|e| Failure::usage(format!("{e:#}")))?,
+            )
+        }
+        None => None,
+    };
     // The runner shares the server's drivers, so live health shows the routers it drives.
     let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app
@@ -393,6 +408,9 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         .context("the server stopped with an error");
     retirement.abort();
     runner.abort();
+    if let Some(follow) = follow {
+        follow.abort();
+    }
     Ok(stopped?)
 }
 

@@ -76,6 +76,8 @@ pub struct RegisteredModel {
     pub name: String,
     /// alias → version number.
     pub aliases: BTreeMap<String, String>,
+    /// Milliseconds; MLflow moves it when a version is added or changed.
+    pub last_updated: Option<i64>,
 }
 
 /// The registry's REST API.
@@ -270,7 +272,11 @@ fn registered_model(m: &Value) -> anyhow::Result<RegisteredModel> {
             }
         }
     }
-    Ok(RegisteredModel { name, aliases })
+    Ok(RegisteredModel {
+        last_updated: m.get("last_updated_timestamp").and_then(Value::as_i64),
+        name,
+        aliases,
+    })
 }
 
 fn model_version(v: &Value) -> anyhow::Result<MlflowVersion> {
@@ -314,6 +320,10 @@ pub struct ImportOptions {
     pub aliases: BTreeMap<String, String>,
     /// MLflow stage (`Staging`, `Production`) → environment whose stage the version gets.
     pub stages: BTreeMap<String, String>,
+    /// Only models MLflow updated at or after this instant (ms): follow's cursor.
+    pub changed_since: Option<i64>,
+    /// Print each line on standard output (the command line) or log it (follow).
+    pub print: bool,
 }
 
 /// What an import did (or, in a dry run, would do).
@@ -329,13 +339,19 @@ pub struct ImportReport {
     pub versions_read: usize,
     pub models_done: usize,
     pub elapsed: Duration,
+    /// The newest `last_updated_timestamp` of the models listed: follow's next cursor.
+    pub newest_update: Option<i64>,
     /// Why it stopped early, naming the item; nothing of that item was written.
     pub stopped: Option<String>,
 }
 
 impl ImportReport {
-    fn say(&mut self, line: String) {
-        println!("{line}");
+    fn say(&mut self, print: bool, line: String) {
+        if print {
+            println!("{line}");
+        } else {
+            tracing::info!(source = "mlflow", "{line}");
+        }
         self.lines.push(line);
     }
 
@@ -394,7 +410,10 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
             Ok(id) => id.clone(),
             Err(why) => {
                 report.refused += 1;
-                report.say(format!("refused   MLflow model {:?}: {why}", model.name));
+                report.say(
+                    opts.print,
+                    format!("refused   MLflow model {:?}: {why}", model.name),
+                );
                 continue;
             }
         };
@@ -434,13 +453,13 @@ async fn import_model(
             Ok(f) => f,
             Err(why) => {
                 report.refused += 1;
-                report.say(format!("refused   {label}: {why}"));
+                report.say(opts.print, format!("refused   {label}: {why}"));
                 continue;
             }
         };
         if let Some(status) = mv.status.as_deref().filter(|s| *s != "READY") {
             report.refused += 1;
-            report.say(format!("refused   {label}: its status in MLflow is {status}, not READY (imported once it is)"));
+            report.say(opts.print, format!("refused   {label}: its status in MLflow is {status}, not READY (imported once it is)"));
             continue;
         }
         let plan = plan_version(opts, model, &mv);
@@ -462,17 +481,15 @@ async fn import_model(
             match existing {
                 None => {
                     report.created += 1;
-                    report.say(format!("create    {what}"));
+                    report.say(opts.print, format!("create    {what}"));
                 }
-                Some(v) => {
-                    match crate::store::registration_conflict(&v, &new) {
-                        None => report.unchanged += 1,
-                        Some(why) => {
-                            report.conflicts += 1;
-                            report.say(format!("conflict  {full_id} ← {label}: changed in MLflow after import: {why}"));
-                        }
+                Some(v) => match crate::store::registration_conflict(&v, &new) {
+                    None => report.unchanged += 1,
+                    Some(why) => {
+                        report.conflicts += 1;
+                        report.say(opts.print, format!("conflict  {full_id} ← {label}: changed in MLflow after import: {why}"));
                     }
-                }
+                },
             }
             continue;
         }
@@ -503,16 +520,16 @@ async fn import_model(
         {
             Ok(r) if r.created => {
                 report.created += 1;
-                report.say(format!("created   {what}"));
+                report.say(opts.print, format!("created   {what}"));
             }
             Ok(_) => report.unchanged += 1,
             Err(StoreError::Domain(DomainError::Conflict(why))) => {
                 report.conflicts += 1;
-                report.say(format!("conflict  {full_id} ← {label}: changed in MLflow after import, not overwritten: {why}"));
+                report.say(opts.print, format!("conflict  {full_id} ← {label}: changed in MLflow after import, not overwritten: {why}"));
             }
             Err(StoreError::Domain(e)) => {
                 report.refused += 1;
-                report.say(format!("refused   {label}: {e}"));
+                report.say(opts.print, format!("refused   {label}: {e}"));
             }
             Err(e) => return Err(anyhow!("{label} ({full_id}) was not imported: {e}")),
         }
@@ -592,4 +609,105 @@ fn describe(full_id: &FullId, label: &str, plan: &Plan) -> String {
     }
     s.push(')');
     s
+}
+
+/// Following an MLflow registry from the server: `SWITCHYARD_MLFLOW_FOLLOW`.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    pub tracking_uri: String,
+    pub opts: ImportOptions,
+    pub interval: Duration,
+}
+
+impl FollowSettings {
+    /// `SWITCHYARD_MLFLOW_FOLLOW=URL` turns it on; `SWITCHYARD_MLFLOW_FOLLOW_ALIASES`
+    /// and `SWITCHYARD_MLFLOW_FOLLOW_STAGES` take `NAME=ENV` pairs separated by
+    /// commas, `SWITCHYARD_MLFLOW_FOLLOW_MODELS` a glob,
+    /// `SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS` the poll interval (default 2000).
+    pub fn from_env() -> anyhow::Result<Option<FollowSettings>> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let Some(tracking_uri) = var("SWITCHYARD_MLFLOW_FOLLOW") else {
+            return Ok(None);
+        };
+        let pairs = |k: &str| -> anyhow::Result<BTreeMap<String, String>> {
+            let mut out = BTreeMap::new();
+            for item in var(k)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|i| !i.trim().is_empty())
+            {
+                let (a, e) = switchyard_domain::mlflow::AliasMap::parse_pair(item)
+                    .map_err(|e| anyhow!("{k}: {e}"))?;
+                out.insert(a, e);
+            }
+            Ok(out)
+        };
+        let interval_ms: u64 = match var("SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS") {
+            None => 2000,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|ms| (100..=3_600_000).contains(ms))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS must be 100 to 3600000, not {v:?}"
+                    )
+                })?,
+        };
+        Ok(Some(FollowSettings {
+            tracking_uri,
+            opts: ImportOptions {
+                pattern: var("SWITCHYARD_MLFLOW_FOLLOW_MODELS"),
+                aliases: pairs("SWITCHYARD_MLFLOW_FOLLOW_ALIASES")?,
+                stages: pairs("SWITCHYARD_MLFLOW_FOLLOW_STAGES")?,
+                ..ImportOptions::default()
+            },
+            interval: Duration::from_millis(interval_ms),
+        }))
+    }
+}
+
+/// The follow job: every `interval`, imports the models MLflow changed since
+/// the cursor (the newest `last_updated_timestamp` of the last complete
+/// pass; the first pass reads everything). A failed pass keeps the cursor
+/// and is retried at the next tick; every item is idempotent, so several
+/// servers following one registry create each version once.
+pub fn spawn_follow(
+    store: crate::store::DynStore,
+    settings: FollowSettings,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let credential = Credential::from_env(None)?;
+    let client = Client::new(&settings.tracking_uri, credential, PAGE_SIZE)?;
+    Ok(tokio::spawn(async move {
+        let mut cursor: Option<i64> = None;
+        let mut ticks = tokio::time::interval(settings.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let opts = ImportOptions {
+                changed_since: cursor,
+                ..settings.opts.clone()
+            };
+            let report = import(store.as_ref(), &client, &opts).await;
+            match &report.stopped {
+                Some(why) => tracing::warn!(
+                    source = "mlflow",
+                    "follow pass stopped, retried at the next tick: {why}"
+                ),
+                None => {
+                    if report.newest_update.is_some() {
+                        cursor = report.newest_update;
+                    }
+                    if report.created > 0 || report.conflicts > 0 {
+                        tracing::info!(
+                            source = "mlflow",
+                            created = report.created,
+                            conflicts = report.conflicts,
+                            "follow pass done"
+                        );
+                    }
+                }
+            }
+        }
+    }))
 }

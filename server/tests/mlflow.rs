@@ -623,6 +623,57 @@ async fn imports_a_real_mlflow_registry_with_mapping_refusals_repeats_conflicts_
     import_scenario(&m, &run, false, &dir).await;
     import_scenario(&m, &run, true, &dir).await;
     fault_scenario(&m, &dir).await;
+    follow_scenario(&m, &dir).await;
+}
+
+/// The server's follow job registers a version new in MLflow within 5 s.
+async fn follow_scenario(m: &Mlflow, dir: &Path) {
+    use switchyard::mlflow::{spawn_follow, FollowSettings, ImportOptions};
+    let db = fresh_database(false, dir, "follow").await;
+    let store = open(&db).await;
+    store.migrate().await.expect("migrated");
+    let settings = FollowSettings {
+        tracking_uri: m.url.clone(),
+        opts: ImportOptions {
+            aliases: [("champion".to_owned(), "production".to_owned())].into(),
+            ..ImportOptions::default()
+        },
+        interval: Duration::from_millis(500),
+    };
+    let job = spawn_follow(store.clone(), settings).expect("follow starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while version_count(&store, "ranker").await < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the first follow pass did not import ranker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = import_events(&store).await.len();
+    let new = m.version("ranker", "gs://models/ranker/6", json!({})).await;
+    assert_eq!(new, "6");
+    let registered = Instant::now();
+    let id = fid("ranker:v6");
+    loop {
+        if let Some(v) = store.get_version(&id).await.expect("read") {
+            assert_eq!(v.created_by, "import:mlflow");
+            break;
+        }
+        assert!(
+            registered.elapsed() < Duration::from_secs(5),
+            "ranker:v6 was not followed within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "FIGURE mlflow follow: new version registered in Switchyard {} ms after MLflow answered",
+        registered.elapsed().as_millis()
+    );
+    // Later passes create nothing more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(import_events(&store).await.len(), before + 1);
+    assert_eq!(version_count(&store, "fraud-detector").await, 3);
+    job.abort();
 }
 
 /// `SWITCHYARD_MLFLOW_IMPORT_SIZE=MODELSxVERSIONS` (default 4x10, kept small for the test command; the

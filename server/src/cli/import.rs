@@ -58,6 +58,8 @@ pub(super) async fn mlflow(store: &dyn Store, args: MlflowArgs) -> Outcome {
         dry_run: args.dry_run,
         aliases: pairs(&args.aliases, &known, "--alias")?,
         stages: pairs(&args.stages, &known, "--stage")?,
+        changed_since: None,
+        print: true,
     };
     let credential = Credential::from_env(args.token_file.as_deref())
         .map_err(|e| Failure::usage(format!("{e:#}")))?;
