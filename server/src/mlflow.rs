@@ -417,6 +417,26 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
                 continue;
             }
         };
+        // A Switchyard model of that id holding versions from elsewhere is
+        // not mixed with this MLflow model's.
+        match foreign_version(store, &id, &model.name).await {
+            Ok(None) => {}
+            Ok(Some(other)) => {
+                report.refused += 1;
+                report.say(
+                    opts.print,
+                    format!(
+                        "refused   MLflow model {:?}: model id {id} already holds {other}, not imported from this MLflow model: refused, not merged",
+                        model.name
+                    ),
+                );
+                continue;
+            }
+            Err(e) => {
+                report.stopped = Some(format!("at MLflow model {:?}: {e:#}", model.name));
+                break;
+            }
+        }
         // The whole model is read before anything of it is written, so a
         // failure mid-pagination leaves this model untouched.
         let versions = match client.versions(&model.name).await {
@@ -434,6 +454,23 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
     }
     report.elapsed = started.elapsed();
     report
+}
+
+/// A version of `id` that did not come from the MLflow model `name`.
+async fn foreign_version(
+    store: &dyn Store,
+    id: &ModelId,
+    name: &str,
+) -> anyhow::Result<Option<FullId>> {
+    let versions = match store.list_versions(id).await {
+        Ok(v) => v,
+        Err(StoreError::Domain(DomainError::NotFound(_))) => return Ok(None),
+        Err(e) => return Err(anyhow!("reading model {id}: {e}")),
+    };
+    Ok(versions
+        .into_iter()
+        .find(|v| v.config.pointer("/mlflow/name").and_then(Value::as_str) != Some(name))
+        .map(|v| v.full_id))
 }
 
 async fn import_model(

@@ -289,6 +289,9 @@ async fn fill(m: &Mlflow) -> String {
         m.model(name).await;
         m.version(name, "s3://models/x/1", json!({})).await;
     }
+    // Its model id already holds a version registered by CI in Switchyard.
+    m.model("Scorer").await;
+    m.version("Scorer", "s3://models/scorer/1", json!({})).await;
     m.model("ranker").await;
     for i in 1..=5 {
         m.version("ranker", &format!("gs://models/ranker/{i}"), json!({}))
@@ -316,6 +319,24 @@ async fn import_scenario(m: &Mlflow, run: &str, postgres: bool, dir: &Path) {
     let mut args = MAPPING.to_vec();
     args.extend(["--page-size", "2"]);
 
+    {
+        let store = open(&db).await;
+        store.migrate().await.expect("migrated");
+        let ci = switchyard_domain::types::NewVersion {
+            full_id: fid("scorer:v1"),
+            config: json!({ "temperature": 0.1 }),
+            config_hash: switchyard_domain::config_hash::config_hash(
+                &json!({ "temperature": 0.1 }),
+            )
+            .expect("a hash"),
+            artifact_uri: None,
+            labels: None,
+        };
+        store
+            .register_version(ci, "ci", switchyard_domain::Timestamp::now())
+            .await
+            .expect("registered by CI");
+    }
     // Dry run: exactly what would be created and refused, nothing written.
     let mut dry_args = args.clone();
     dry_args.push("--dry-run");
@@ -344,7 +365,11 @@ async fn import_scenario(m: &Mlflow, run: &str, postgres: bool, dir: &Path) {
         "{out}"
     );
     assert!(
-        out.contains("dry run from ") && out.contains(": 8 would be created, 0 already imported, 0 conflict(s), 3 refused; 2 model(s), 8 version(s)"),
+        out.contains("refused   MLflow model \"Scorer\": model id scorer already holds scorer:v1, not imported from this MLflow model"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dry run from ") && out.contains(": 8 would be created, 0 already imported, 0 conflict(s), 4 refused; 2 model(s), 8 version(s)"),
         "{out}"
     );
     let store = open(&db).await;
@@ -359,7 +384,7 @@ async fn import_scenario(m: &Mlflow, run: &str, postgres: bool, dir: &Path) {
     let out = stdout(&run1);
     assert!(run1.status.success(), "{out}{}", stderr(&run1));
     assert!(
-        out.contains(": 8 created, 0 already imported, 0 conflict(s), 3 refused"),
+        out.contains(": 8 created, 0 already imported, 0 conflict(s), 4 refused"),
         "{out}"
     );
     assert_eq!(version_count(&store, "fraud-detector").await, 3);
@@ -451,7 +476,7 @@ async fn import_scenario(m: &Mlflow, run: &str, postgres: bool, dir: &Path) {
     let out = stdout(&run2);
     assert!(run2.status.success(), "{out}{}", stderr(&run2));
     assert!(
-        out.contains(": 0 created, 8 already imported, 0 conflict(s), 3 refused"),
+        out.contains(": 0 created, 8 already imported, 0 conflict(s), 4 refused"),
         "{out}"
     );
     assert_eq!(import_events(&store).await.len(), events_before);
@@ -470,7 +495,7 @@ async fn import_scenario(m: &Mlflow, run: &str, postgres: bool, dir: &Path) {
         "{out}"
     );
     assert!(
-        out.contains(": 0 created, 7 already imported, 1 conflict(s), 3 refused"),
+        out.contains(": 0 created, 7 already imported, 1 conflict(s), 4 refused"),
         "{out}"
     );
     let again = store
