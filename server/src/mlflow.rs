@@ -336,6 +336,8 @@ pub struct ImportReport {
     pub conflicts: usize,
     /// Refused models and versions.
     pub refused: usize,
+    /// Imported versions no longer in MLflow (kept).
+    pub gone: usize,
     pub versions_read: usize,
     pub models_done: usize,
     pub elapsed: Duration,
@@ -377,6 +379,13 @@ impl ImportReport {
             secs,
             self.versions_read as f64 / secs,
         );
+        if self.gone > 0 {
+            let _ = write!(
+                s,
+                "; {} version(s) deleted in MLflow since their import (kept)",
+                self.gone
+            );
+        }
         if let Some(why) = &self.stopped {
             let _ = write!(s, "\nSTOPPED: {why}; run the import again to resume");
         }
@@ -419,9 +428,19 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
         };
         // A Switchyard model of that id holding versions from elsewhere is
         // not mixed with this MLflow model's.
-        match foreign_version(store, &id, &model.name).await {
-            Ok(None) => {}
-            Ok(Some(other)) => {
+        let existing = match existing_versions(store, &id).await {
+            Ok(v) => v,
+            Err(e) => {
+                report.stopped = Some(format!("at MLflow model {:?}: {e:#}", model.name));
+                break;
+            }
+        };
+        let foreign = existing
+            .iter()
+            .find(|(_, name, _)| name.as_deref() != Some(model.name.as_str()));
+        match foreign {
+            None => {}
+            Some((other, _, _)) => {
                 report.refused += 1;
                 report.say(
                     opts.print,
@@ -431,10 +450,6 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
                     ),
                 );
                 continue;
-            }
-            Err(e) => {
-                report.stopped = Some(format!("at MLflow model {:?}: {e:#}", model.name));
-                break;
             }
         }
         // The whole model is read before anything of it is written, so a
@@ -446,6 +461,21 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
                 break;
             }
         };
+        // Imported before, gone from MLflow since: kept (versions are immutable), reported.
+        for (full_id, _, mlflow_version) in &existing {
+            if let Some(n) = mlflow_version {
+                if !versions.iter().any(|v| &v.version == n) {
+                    report.gone += 1;
+                    report.say(
+                        opts.print,
+                        format!(
+                            "gone      {full_id} ← MLflow {:?} version {n}: deleted in MLflow after import; kept in Switchyard (versions are immutable)",
+                            model.name
+                        ),
+                    );
+                }
+            }
+        }
         if let Err(e) = import_model(store, client, opts, model, &id, versions, &mut report).await {
             report.stopped = Some(format!("{e:#}"));
             break;
@@ -456,21 +486,27 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
     report
 }
 
-/// A version of `id` that did not come from the MLflow model `name`.
-async fn foreign_version(
+/// The versions Switchyard holds under `id`: full id, and the MLflow name
+/// and version number they were imported from (none when not imported).
+async fn existing_versions(
     store: &dyn Store,
     id: &ModelId,
-    name: &str,
-) -> anyhow::Result<Option<FullId>> {
+) -> anyhow::Result<Vec<(FullId, Option<String>, Option<String>)>> {
     let versions = match store.list_versions(id).await {
         Ok(v) => v,
-        Err(StoreError::Domain(DomainError::NotFound(_))) => return Ok(None),
+        Err(StoreError::Domain(DomainError::NotFound(_))) => return Ok(Vec::new()),
         Err(e) => return Err(anyhow!("reading model {id}: {e}")),
+    };
+    let field = |v: &switchyard_domain::types::Version, f: &str| {
+        v.config
+            .pointer(&format!("/mlflow/{f}"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
     Ok(versions
         .into_iter()
-        .find(|v| v.config.pointer("/mlflow/name").and_then(Value::as_str) != Some(name))
-        .map(|v| v.full_id))
+        .map(|v| (v.full_id.clone(), field(&v, "name"), field(&v, "version")))
+        .collect())
 }
 
 async fn import_model(
