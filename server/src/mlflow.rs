@@ -4,7 +4,7 @@
 //! and writes each version with `Store::import_version`, one transaction per
 //! version, so an import stopped anywhere is resumed by running it again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use switchyard_domain::config_hash::config_hash;
 use switchyard_domain::mlflow::{self as rules, MlflowVersion};
-use switchyard_domain::types::NewVersion;
+use switchyard_domain::types::{NewVersion, Version};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 
 use crate::store::{ImportItem, Store, StoreError};
@@ -437,10 +437,10 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
         };
         let foreign = existing
             .iter()
-            .find(|(_, name, _)| name.as_deref() != Some(model.name.as_str()));
-        match foreign {
+            .find(|v| imported_field(v, "name") != Some(model.name.as_str()));
+        match foreign.map(|v| &v.full_id) {
             None => {}
-            Some((other, _, _)) => {
+            Some(other) => {
                 report.refused += 1;
                 report.say(
                     opts.print,
@@ -462,9 +462,10 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
             }
         };
         // Imported before, gone from MLflow since: kept (versions are immutable), reported.
-        for (full_id, _, mlflow_version) in &existing {
-            if let Some(n) = mlflow_version {
-                if !versions.iter().any(|v| &v.version == n) {
+        for old in &existing {
+            let full_id = &old.full_id;
+            if let Some(n) = imported_field(old, "version") {
+                if !versions.iter().any(|v| v.version == n) {
                     report.gone += 1;
                     report.say(
                         opts.print,
@@ -476,7 +477,21 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
                 }
             }
         }
-        if let Err(e) = import_model(store, client, opts, model, &id, versions, &mut report).await {
+        let known: HashMap<FullId, Version> = existing
+            .into_iter()
+            .map(|v| (v.full_id.clone(), v))
+            .collect();
+        if let Err(e) = import_model(
+            store,
+            client,
+            opts,
+            model,
+            (&id, &known),
+            versions,
+            &mut report,
+        )
+        .await
+        {
             report.stopped = Some(format!("{e:#}"));
             break;
         }
@@ -486,27 +501,21 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
     report
 }
 
-/// The versions Switchyard holds under `id`: full id, and the MLflow name
-/// and version number they were imported from (none when not imported).
-async fn existing_versions(
-    store: &dyn Store,
-    id: &ModelId,
-) -> anyhow::Result<Vec<(FullId, Option<String>, Option<String>)>> {
-    let versions = match store.list_versions(id).await {
-        Ok(v) => v,
-        Err(StoreError::Domain(DomainError::NotFound(_))) => return Ok(Vec::new()),
-        Err(e) => return Err(anyhow!("reading model {id}: {e}")),
-    };
-    let field = |v: &switchyard_domain::types::Version, f: &str| {
-        v.config
-            .pointer(&format!("/mlflow/{f}"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    Ok(versions
-        .into_iter()
-        .map(|v| (v.full_id.clone(), field(&v, "name"), field(&v, "version")))
-        .collect())
+/// The versions Switchyard holds under `id` (none for an unknown model).
+async fn existing_versions(store: &dyn Store, id: &ModelId) -> anyhow::Result<Vec<Version>> {
+    match store.list_versions(id).await {
+        Ok(v) => Ok(v),
+        Err(StoreError::Domain(DomainError::NotFound(_))) => Ok(Vec::new()),
+        Err(e) => Err(anyhow!("reading model {id}: {e}")),
+    }
+}
+
+/// The MLflow field `f` a version was imported with (none when not imported).
+fn imported_field<'a>(v: &'a Version, f: &str) -> Option<&'a str> {
+    v.config
+        .get("mlflow")
+        .and_then(|m| m.get(f))
+        .and_then(Value::as_str)
 }
 
 async fn import_model(
@@ -514,7 +523,7 @@ async fn import_model(
     client: &Client,
     opts: &ImportOptions,
     model: &RegisteredModel,
-    id: &ModelId,
+    (id, known): (&ModelId, &HashMap<FullId, Version>),
     mut versions: Vec<MlflowVersion>,
     report: &mut ImportReport,
 ) -> anyhow::Result<()> {
@@ -546,24 +555,20 @@ async fn import_model(
             labels: None,
         };
         let what = describe(&full_id, &label, &plan);
-        if opts.dry_run {
-            let existing = store
-                .get_version(&full_id)
-                .await
-                .with_context(|| format!("reading {full_id} for {label}"))?;
-            match existing {
-                None => {
-                    report.created += 1;
-                    report.say(opts.print, format!("create    {what}"));
+        // Already here (read with the model, no transaction): unchanged or a conflict.
+        if let Some(v) = known.get(&full_id) {
+            match crate::store::registration_conflict(v, &new) {
+                None => report.unchanged += 1,
+                Some(why) => {
+                    report.conflicts += 1;
+                    report.say(opts.print, format!("conflict  {full_id} ← {label}: changed in MLflow after import, not overwritten: {why}"));
                 }
-                Some(v) => match crate::store::registration_conflict(&v, &new) {
-                    None => report.unchanged += 1,
-                    Some(why) => {
-                        report.conflicts += 1;
-                        report.say(opts.print, format!("conflict  {full_id} ← {label}: changed in MLflow after import: {why}"));
-                    }
-                },
             }
+            continue;
+        }
+        if opts.dry_run {
+            report.created += 1;
+            report.say(opts.print, format!("create    {what}"));
             continue;
         }
         let details = json!({
