@@ -12,6 +12,7 @@ pub mod history;
 pub mod ids;
 pub mod ledger;
 pub mod lifecycle;
+pub mod mlflow;
 pub mod operations;
 pub mod policy;
 pub mod promotion;

@@ -3,6 +3,7 @@
 //! settings apply to `serve` and to every one-off command.
 
 mod cluster;
+mod import;
 mod pins;
 mod token;
 mod user;
@@ -31,6 +32,9 @@ Configuration (environment variables):
   SWITCHYARD_OPERATION_POLL_MS   how often the runner looks for operations (default 250)
   SWITCHYARD_URL               the server `cluster` commands talk to (default http:// + SWITCHYARD_ADDR)
   SWITCHYARD_TOKEN             the API token `cluster` commands send (switchyard token create prints one)
+  SWITCHYARD_MLFLOW_FOLLOW     an MLflow tracking URL: `serve` imports its new versions as they appear
+                               (SWITCHYARD_MLFLOW_FOLLOW_ALIASES=champion=production,..., _STAGES, _MODELS,
+                               _INTERVAL_MS default 2000; credentials as for `import mlflow`)
 
 Exit codes:
   0  success
@@ -77,6 +81,44 @@ enum Command {
     /// Serving clusters, through a running server's REST API (SWITCHYARD_URL, SWITCHYARD_TOKEN).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Import versions from another model registry.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import an MLflow Model Registry over its REST API: every registered
+    /// model's versions (`name` → model id, version N → vN), aliases and
+    /// stages mapped to environments. Re-running it creates nothing new;
+    /// it reports versions changed in MLflow since as conflicts.
+    /// Credentials: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+    /// MLFLOW_TRACKING_PASSWORD, or --token-file.
+    Mlflow {
+        /// The tracking server, e.g. http://mlflow.internal:5000
+        #[arg(long)]
+        tracking_uri: String,
+        /// Only MLflow models whose name matches this glob (`*`, `?`).
+        #[arg(long)]
+        models: Option<String>,
+        /// Print what would be created and refused; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// ALIAS=ENVIRONMENT: the version holding the alias is pinned there
+        /// (and moved to the stage the environment needs). Repeatable.
+        #[arg(long = "alias", value_name = "ALIAS=ENV")]
+        aliases: Vec<String>,
+        /// STAGE=ENVIRONMENT for MLflow's deprecated stages, e.g.
+        /// Production=production: the version gets that environment's stage. Repeatable.
+        #[arg(long = "stage", value_name = "STAGE=ENV")]
+        stages: Vec<String>,
+        /// A file whose first line is a bearer token for MLflow.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Models or versions asked for per request (1-1000).
+        #[arg(long, default_value_t = crate::mlflow::PAGE_SIZE)]
+        page_size: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,6 +306,30 @@ async fn dispatch(command: Command) -> Outcome {
             )
             .await
         }
+        Command::Import(ImportCommand::Mlflow {
+            tracking_uri,
+            models,
+            dry_run,
+            aliases,
+            stages,
+            token_file,
+            page_size,
+        }) => {
+            let store = migrated_store(&config).await?;
+            import::mlflow(
+                store.as_ref(),
+                import::MlflowArgs {
+                    tracking_uri,
+                    models,
+                    dry_run,
+                    aliases,
+                    stages,
+                    token_file,
+                    page_size,
+                },
+            )
+            .await
+        }
         Command::Token(TokenCommand::Revoke { name }) => {
             token::revoke(migrated_store(&config).await?.as_ref(), &name).await
         }
@@ -390,6 +456,18 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         config: Arc::new(config),
         drivers: app.drivers(),
     });
+    let follow = match crate::mlflow::FollowSettings::from_env()
+        .map_err(|e| Failure::usage(format!("{e:#}")))?
+    {
+        Some(follow) => {
+            tracing::info!(tracking_uri = %follow.tracking_uri, "following the MLflow registry");
+            Some(
+                crate::mlflow::spawn_follow(store.clone(), follow)
+                    .map_err(|e| Failure::usage(format!("{e:#}")))?,
+            )
+        }
+        None => None,
+    };
     // The runner shares the server's drivers, so live health shows the routers it drives.
     let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app
@@ -398,6 +476,9 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         .context("the server stopped with an error");
     retirement.abort();
     runner.abort();
+    if let Some(follow) = follow {
+        follow.abort();
+    }
     Ok(stopped?)
 }
 

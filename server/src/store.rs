@@ -15,6 +15,7 @@ pub mod identity;
 mod identity_sql;
 pub mod postgres;
 mod sql;
+pub(crate) use sql::registration_conflict;
 mod sql_store;
 pub mod sqlite;
 pub mod temporal;
@@ -81,6 +82,24 @@ pub struct Registered {
     pub created: bool,
 }
 
+/// A version imported from another registry (`switchyard import mlflow`):
+/// registered, walked along `stages` and pinned in `pins`, all in one
+/// transaction with its ledger events, or not at all.
+#[derive(Debug, Clone)]
+pub struct ImportItem {
+    pub new: NewVersion,
+    /// The stages to move through after development, in order (each move
+    /// allowed by the lifecycle; production supersedes the previous one).
+    pub stages: Vec<Stage>,
+    /// Environments to pin the version in (checked against their policy).
+    pub pins: Vec<String>,
+    /// Where it came from (source URL, its creation time there, …): in the
+    /// details of every ledger event the import writes.
+    pub details: serde_json::Value,
+    /// The reason recorded on the stage and pin events.
+    pub reason: String,
+}
+
 /// Filters of the audit log. `cursor` is the opaque `next_cursor` of the previous page.
 /// `after` is inclusive and `before` exclusive; `limit` is 1 to 1000 (0 means 100).
 #[derive(Debug, Clone, Default)]
@@ -131,6 +150,16 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
     async fn register_version(
         &self,
         new: NewVersion,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Registered>;
+
+    /// Imports a version: like `register_version` (idempotent for the same
+    /// config and artifact, a `Conflict` otherwise, changing nothing), and
+    /// when created, its stage moves and pins in the same transaction.
+    async fn import_version(
+        &self,
+        item: ImportItem,
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<Registered>;

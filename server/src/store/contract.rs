@@ -216,6 +216,7 @@ contract_tests!(
     events_written_while_acting_with_a_token_name_the_person_and_the_token,
     serving_at_names_an_unknown_environment_or_model_and_says_when_t_is_outside_the_ledger,
     an_audit_filter_value_nothing_ever_carried_is_named_as_unknown,
+    an_imported_version_is_registered_moved_and_pinned_in_one_transaction_or_not_at_all,
 );
 
 mod cache;
@@ -1897,3 +1898,113 @@ async fn a_sqlite_database_is_created_in_wal_mode_with_its_directory_on_first_st
 }
 
 mod clusters;
+
+async fn an_imported_version_is_registered_moved_and_pinned_in_one_transaction_or_not_at_all(
+    db: Arc<TestDb>,
+) {
+    use super::ImportItem;
+    let item = |full_id: &str, stages: Vec<Stage>, pins: Vec<&str>| ImportItem {
+        new: new_version(
+            full_id,
+            json!({ "mlflow": { "id": full_id } }),
+            Some("s3://m/1"),
+        ),
+        stages,
+        pins: pins.into_iter().map(str::to_owned).collect(),
+        details: json!({ "tracking_uri": "http://mlflow:5000", "mlflow_created_at": "2026-01-01T00:00:00Z" }),
+        reason: "imported from MLflow http://mlflow:5000: alias champion".into(),
+    };
+    let first = db
+        .store
+        .import_version(
+            item(
+                "fraud:v1",
+                vec![Stage::Staging, Stage::Production],
+                vec!["production"],
+            ),
+            "import:mlflow",
+            at(0),
+        )
+        .await
+        .expect("imported");
+    assert!(first.created);
+    assert_eq!(first.version.stage, Stage::Production);
+    let second = db
+        .store
+        .import_version(
+            item(
+                "fraud:v2",
+                vec![Stage::Staging, Stage::Production],
+                vec!["production"],
+            ),
+            "import:mlflow",
+            at(1),
+        )
+        .await
+        .expect("imported");
+    assert_eq!(second.version.stage, Stage::Production);
+    assert_eq!(
+        db.store
+            .get_version(&id("fraud:v1"))
+            .await
+            .unwrap()
+            .map(|v| v.stage),
+        Some(Stage::Deprecated),
+        "the previous production version is superseded as by a promotion"
+    );
+    let events = all_events(&db).await;
+    let registered: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == action::VERSION_REGISTERED)
+        .collect();
+    assert_eq!(registered.len(), 2);
+    assert_eq!(
+        registered[0].details["import"]["tracking_uri"],
+        json!("http://mlflow:5000")
+    );
+    assert!(events.iter().all(|e| e.actor == "import:mlflow"));
+    let count = events.len();
+
+    // Again: nothing new. Another config under the same id: a conflict, nothing changes.
+    let again = db
+        .store
+        .import_version(
+            item(
+                "fraud:v2",
+                vec![Stage::Staging, Stage::Production],
+                vec!["production"],
+            ),
+            "import:mlflow",
+            at(2),
+        )
+        .await
+        .expect("idempotent");
+    assert!(!again.created);
+    let mut changed = item("fraud:v2", vec![], vec![]);
+    changed.new = new_version(
+        "fraud:v2",
+        json!({ "mlflow": { "tags": { "x": "1" } } }),
+        Some("s3://m/1"),
+    );
+    let e = domain(
+        db.store
+            .import_version(changed, "import:mlflow", at(3))
+            .await,
+    );
+    assert!(matches!(e, DomainError::Conflict(_)), "{e:?}");
+
+    // A pin the policy refuses (development version in production): the
+    // version is not registered either.
+    let e = domain(
+        db.store
+            .import_version(
+                item("fraud:v3", vec![], vec!["production"]),
+                "import:mlflow",
+                at(4),
+            )
+            .await,
+    );
+    assert_eq!(e.http_status(), 422, "{e}");
+    assert_eq!(db.store.get_version(&id("fraud:v3")).await.unwrap(), None);
+    assert_eq!(all_events(&db).await.len(), count);
+}

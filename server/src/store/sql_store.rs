@@ -101,7 +101,7 @@ macro_rules! sql_store {
         use $crate::store::sql_store::ChainWalk;
         use $crate::store::temporal::{ClusterMetaRow, HistoryRow, TemporalIndex};
         use $crate::store::{
-            AuditQuery, Backend, Registered, RetireReport, Store, StoreResult,
+            AuditQuery, Backend, ImportItem, Registered, RetireReport, Store, StoreResult,
         };
         use serde_json::json;
         use switchyard_domain::history::Subject;
@@ -259,6 +259,49 @@ macro_rules! sql_store {
                     }
                 }
                 Ok(moved)
+            }
+
+            /// Inserts a new version in development with its `version.registered`
+            /// event (plus `import` in its details when imported) and stage history.
+            pub(super) async fn insert_version(
+                &mut self,
+                new: NewVersion,
+                actor: &str,
+                at: Timestamp,
+                import: Option<&serde_json::Value>,
+            ) -> StoreResult<Version> {
+                let v = q::new_version(new, actor, at);
+                sqlx::query(q::INSERT_VERSION)
+                    .bind(v.model_id.as_str())
+                    .bind(v.version.as_str())
+                    .bind(v.stage.as_str())
+                    .bind(&v.config_hash)
+                    .bind(v.config.to_string())
+                    .bind(&v.artifact_uri)
+                    .bind(q::labels_text(&v))
+                    .bind(v.created_at.micros())
+                    .bind(&v.created_by)
+                    .bind(v.stage_since.micros())
+                    .execute(&mut *self.tx)
+                    .await?;
+                let mut details = json!({
+                    "config_hash": v.config_hash,
+                    "artifact_uri": v.artifact_uri,
+                    "stage": v.stage,
+                });
+                if let Some(import) = import {
+                    details["import"] = import.clone();
+                }
+                let ev = self
+                    .append(
+                        NewEvent::new(at, actor, action::VERSION_REGISTERED)
+                            .full_id(&v.full_id)
+                            .details(details),
+                    )
+                    .await?;
+                let subject = Subject::Stage { full_id: v.full_id.to_string() };
+                self.record_state(subject, at, ev.id, v.stage.as_str()).await?;
+                Ok(v)
             }
 
             /// Pins `v` (already checked against the policy) in `env` and
@@ -525,33 +568,31 @@ macro_rules! sql_store {
                         Some(why) => Err(DomainError::Conflict(why).into()),
                     };
                 }
-                let v = q::new_version(new, actor, at);
-                sqlx::query(q::INSERT_VERSION)
-                    .bind(v.model_id.as_str())
-                    .bind(v.version.as_str())
-                    .bind(v.stage.as_str())
-                    .bind(&v.config_hash)
-                    .bind(v.config.to_string())
-                    .bind(&v.artifact_uri)
-                    .bind(q::labels_text(&v))
-                    .bind(v.created_at.micros())
-                    .bind(&v.created_by)
-                    .bind(v.stage_since.micros())
-                    .execute(&mut *w.tx)
-                    .await?;
-                let ev = w
-                    .append(
-                        NewEvent::new(at, actor, action::VERSION_REGISTERED)
-                            .full_id(&v.full_id)
-                            .details(json!({
-                                "config_hash": v.config_hash,
-                                "artifact_uri": v.artifact_uri,
-                                "stage": v.stage,
-                            })),
-                    )
-                    .await?;
-                let subject = Subject::Stage { full_id: v.full_id.to_string() };
-                w.record_state(subject, at, ev.id, v.stage.as_str()).await?;
+                let v = w.insert_version(new, actor, at, None).await?;
+                w.commit().await?;
+                Ok(Registered { version: v, created: true })
+            }
+
+            async fn import_version(&self, item: ImportItem, actor: &str, at: Timestamp) -> StoreResult<Registered> {
+                let days = self.settings.deprecation_days;
+                let mut w = Writer::begin(self).await?;
+                if let Some(existing) = fetch_version(&mut *w.tx, &item.new.full_id).await? {
+                    return match q::registration_conflict(&existing, &item.new) {
+                        None => Ok(Registered { version: existing, created: false }),
+                        Some(why) => Err(DomainError::Conflict(why).into()),
+                    };
+                }
+                let mut v = w.insert_version(item.new, actor, at, Some(&item.details)).await?;
+                let reason = Some(item.reason.as_str());
+                for to in item.stages {
+                    let details = json!({ "import": item.details });
+                    v = w.move_stage_superseding(&v, to, reason, actor, at, details, days).await?;
+                }
+                for env in &item.pins {
+                    let policy = fetch_policy(&mut *w.tx, env).await?;
+                    policy.check_pin(env, &v.full_id, v.stage)?;
+                    w.pin(env, &v, reason, actor, at).await?;
+                }
                 w.commit().await?;
                 Ok(Registered { version: v, created: true })
             }

@@ -1,0 +1,366 @@
+//! How an MLflow Model Registry maps onto Switchyard: names, versions,
+//! the config that is hashed, and the alias/stage → environment mapping.
+//!
+//! The rules (also in the README):
+//! - **Model id**: the MLflow name lowercased; every run of characters
+//!   outside `[a-z0-9._-]` becomes one `-`; leading characters that cannot
+//!   start an id (`.`, `_`, `-`) and trailing `-` are dropped. Refused when
+//!   nothing is left or the result is longer than 64 characters.
+//! - **Collisions**: when two MLflow names map to the same model id, every
+//!   one of them is refused (naming the others), whatever the order they are
+//!   listed in. Nothing is merged silently.
+//! - **Version**: MLflow's version number `N` becomes `vN`; anything that is
+//!   not a positive integer is refused.
+//! - **Config**: `{"mlflow": {name, version, source, run_id, tags, description,
+//!   creation_timestamp, model_id?, signature?, flavors?}}` — the fields that
+//!   describe the version and do not move afterwards, so the config hash is the
+//!   same on every import; aliases and stages are not in it (they move).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Map, Value};
+
+use crate::ids::{FullId, ModelId, VersionName};
+use crate::lifecycle::Stage;
+
+/// The longest model id Switchyard accepts.
+const MAX_ID: usize = 64;
+
+/// Maps an MLflow registered-model name to a model id, or says why it cannot.
+pub fn model_id_for(name: &str) -> Result<ModelId, String> {
+    let mut out = String::with_capacity(name.len());
+    let mut replaced = false;
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') {
+            out.push(c);
+            replaced = false;
+        } else if !replaced {
+            out.push('-');
+            replaced = true;
+        }
+    }
+    let trimmed = out
+        .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .trim_end_matches('-');
+    if trimmed.is_empty() {
+        return Err(format!(
+            "MLflow name {name:?} has no letter or digit to make a model id from"
+        ));
+    }
+    if trimmed.len() > MAX_ID {
+        return Err(format!(
+            "MLflow name {name:?} maps to a model id of {} characters (at most {MAX_ID})",
+            trimmed.len()
+        ));
+    }
+    ModelId::parse(trimmed).map_err(|e| format!("MLflow name {name:?}: {e}"))
+}
+
+/// Maps an MLflow version number to a version name (`3` → `v3`).
+pub fn version_name_for(version: &str) -> Result<VersionName, String> {
+    let n: u64 = version
+        .parse()
+        .map_err(|_| format!("MLflow version {version:?} is not a positive integer"))?;
+    if n == 0 {
+        return Err(format!(
+            "MLflow version {version:?} is not a positive integer"
+        ));
+    }
+    VersionName::parse(&format!("v{n}")).map_err(|e| e.to_string())
+}
+
+/// The model ids for a set of MLflow names: each name maps to its id, or to
+/// the reason it is refused (impossible name, or a collision with another
+/// name). The answer does not depend on the order of `names`.
+pub fn map_models<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<String, Result<ModelId, String>> {
+    let mapped: BTreeMap<String, Result<ModelId, String>> = names
+        .into_iter()
+        .map(|n| (n.to_owned(), model_id_for(n)))
+        .collect();
+    let mut by_id: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    for (name, id) in &mapped {
+        if let Ok(id) = id {
+            by_id.entry(id.to_string()).or_default().insert(name);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, id) in &mapped {
+        let result = match id {
+            Ok(id) => {
+                let same = &by_id[id.as_str()];
+                if same.len() > 1 {
+                    let others: Vec<String> = same
+                        .iter()
+                        .filter(|o| **o != name.as_str())
+                        .map(|o| format!("{o:?}"))
+                        .collect();
+                    Err(format!(
+                        "MLflow name {name:?} maps to model id {id}, as {} does: refused, not merged",
+                        others.join(", ")
+                    ))
+                } else {
+                    Ok(id.clone())
+                }
+            }
+            Err(e) => Err(e.clone()),
+        };
+        out.insert(name.clone(), result);
+    }
+    out
+}
+
+/// Glob match of `--models`: `*` any run of characters, `?` one character.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// One MLflow model version as the registry's REST API reports it (the
+/// fields the import reads).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlflowVersion {
+    pub name: String,
+    pub version: String,
+    pub source: Option<String>,
+    pub run_id: Option<String>,
+    pub description: Option<String>,
+    /// Milliseconds since the epoch, as MLflow reports it.
+    pub creation_timestamp: Option<i64>,
+    pub current_stage: Option<String>,
+    /// `READY`, `PENDING_REGISTRATION`, `FAILED_REGISTRATION`.
+    pub status: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// MLflow 3's logged model id, signature and flavors where present.
+    pub model_id: Option<String>,
+    pub signature: Option<Value>,
+    pub flavors: Option<Value>,
+}
+
+impl MlflowVersion {
+    /// The config registered in Switchyard: stable across re-imports.
+    pub fn config(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("version".into(), json!(self.version));
+        m.insert("source".into(), json!(self.source));
+        m.insert(
+            "run_id".into(),
+            json!(self.run_id.as_deref().filter(|r| !r.is_empty())),
+        );
+        m.insert(
+            "description".into(),
+            json!(self.description.as_deref().filter(|d| !d.is_empty())),
+        );
+        m.insert("creation_timestamp".into(), json!(self.creation_timestamp));
+        m.insert("tags".into(), json!(self.tags));
+        if let Some(id) = &self.model_id {
+            m.insert("model_id".into(), json!(id));
+        }
+        if let Some(s) = &self.signature {
+            m.insert("signature".into(), s.clone());
+        }
+        if let Some(f) = &self.flavors {
+            m.insert("flavors".into(), f.clone());
+        }
+        json!({ "mlflow": Value::Object(m) })
+    }
+}
+
+/// The user's mapping of MLflow aliases (and deprecated stages) to
+/// Switchyard environments: `champion=production`, `Staging=staging`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AliasMap {
+    pub aliases: BTreeMap<String, String>,
+    pub stages: BTreeMap<String, String>,
+}
+
+impl AliasMap {
+    /// Reads one `NAME=ENVIRONMENT` pair.
+    pub fn parse_pair(pair: &str) -> Result<(String, String), String> {
+        match pair.split_once('=') {
+            Some((a, e)) if !a.trim().is_empty() && !e.trim().is_empty() => {
+                Ok((a.trim().to_owned(), e.trim().to_owned()))
+            }
+            _ => Err(format!(
+                "{pair:?} is not NAME=ENVIRONMENT (e.g. champion=production)"
+            )),
+        }
+    }
+}
+
+/// Where an environment's pins need a version to be: the stage the import
+/// moves a version to before pinning it there. Environments other than the
+/// standard three are pinned from development.
+pub fn stage_for_environment(env: &str) -> Stage {
+    match env {
+        "production" => Stage::Production,
+        "staging" => Stage::Staging,
+        _ => Stage::Development,
+    }
+}
+
+/// The stages on the way from development to `to`, in order (not
+/// including development): the import walks them so the stage history
+/// reads as the lifecycle allows.
+pub fn path_to(to: Stage) -> &'static [Stage] {
+    match to {
+        Stage::Staging => &[Stage::Staging],
+        Stage::Production => &[Stage::Staging, Stage::Production],
+        _ => &[],
+    }
+}
+
+/// The full id an MLflow version imports as.
+pub fn full_id_for(model: &ModelId, version: &str) -> Result<FullId, String> {
+    Ok(FullId::new(model.clone(), version_name_for(version)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str) -> String {
+        model_id_for(name)
+            .map(|m| m.to_string())
+            .unwrap_or_else(|e| format!("ERR {e}"))
+    }
+
+    #[test]
+    fn names_map_deterministically_to_model_ids() {
+        assert_eq!(id("fraud-detector"), "fraud-detector");
+        assert_eq!(id("Fraud Detector"), "fraud-detector");
+        assert_eq!(id("Churn_Model.v2"), "churn_model.v2");
+        assert_eq!(id("team/ranker  (beta)"), "team-ranker-beta");
+        assert_eq!(id("__private"), "private");
+        assert_eq!(id("ÄÖ model"), "model");
+    }
+
+    #[test]
+    fn impossible_names_are_refused_with_the_reason() {
+        assert!(id("!!!").contains("no letter or digit"), "{}", id("!!!"));
+        assert!(id("日本語").contains("no letter or digit"));
+        let long = "a".repeat(65);
+        assert!(id(&long).contains("65 characters"), "{}", id(&long));
+        assert_eq!(id(&"a".repeat(64)), "a".repeat(64));
+    }
+
+    #[test]
+    fn colliding_names_are_all_refused_whatever_the_order() {
+        let a = map_models(["Fraud Detector", "fraud-detector", "churn"]);
+        let b = map_models(["churn", "fraud-detector", "Fraud Detector"]);
+        assert_eq!(a, b);
+        assert_eq!(
+            a["churn"].as_ref().map(|m| m.to_string()),
+            Ok("churn".into())
+        );
+        let e = a["fraud-detector"].as_ref().unwrap_err();
+        assert!(
+            e.contains("\"Fraud Detector\"") && e.contains("not merged"),
+            "{e}"
+        );
+        assert!(a["Fraud Detector"].is_err());
+    }
+
+    #[test]
+    fn versions_map_to_v_numbers_or_are_refused() {
+        assert_eq!(
+            version_name_for("3").map(|v| v.to_string()),
+            Ok("v3".into())
+        );
+        assert_eq!(
+            version_name_for("007").map(|v| v.to_string()),
+            Ok("v7".into())
+        );
+        assert!(version_name_for("0").is_err());
+        assert!(version_name_for("latest").is_err());
+        assert!(version_name_for("-1").is_err());
+    }
+
+    #[test]
+    fn globs_match_as_documented() {
+        assert!(glob_matches("*", "anything"));
+        assert!(glob_matches("fraud-*", "fraud-detector"));
+        assert!(!glob_matches("fraud-*", "churn"));
+        assert!(glob_matches("m?del", "model"));
+        assert!(!glob_matches("m?del", "mdel"));
+        assert!(glob_matches("*-v*", "a-b-v2"));
+    }
+
+    #[test]
+    fn the_config_is_stable_and_leaves_moving_data_out() {
+        let v = MlflowVersion {
+            name: "m".into(),
+            version: "1".into(),
+            source: Some("s3://b/m/1".into()),
+            run_id: Some(String::new()),
+            description: None,
+            creation_timestamp: Some(1_700_000_000_000),
+            current_stage: Some("Production".into()),
+            status: Some("READY".into()),
+            tags: [
+                ("b".to_owned(), "2".to_owned()),
+                ("a".to_owned(), "1".to_owned()),
+            ]
+            .into(),
+            model_id: None,
+            signature: None,
+            flavors: None,
+        };
+        let c = v.config();
+        assert_eq!(c["mlflow"]["run_id"], Value::Null);
+        assert!(c["mlflow"].get("current_stage").is_none());
+        let h1 = crate::config_hash::config_hash(&c).map_err(|e| e.to_string());
+        let mut w = v.clone();
+        w.current_stage = Some("Archived".into());
+        assert_eq!(
+            h1,
+            crate::config_hash::config_hash(&w.config()).map_err(|e| e.to_string())
+        );
+        w.tags.insert("c".into(), "3".into());
+        assert_ne!(
+            h1,
+            crate::config_hash::config_hash(&w.config()).map_err(|e| e.to_string())
+        );
+    }
+
+    #[test]
+    fn alias_pairs_are_read_or_refused() {
+        assert_eq!(
+            AliasMap::parse_pair("champion=production"),
+            Ok(("champion".into(), "production".into()))
+        );
+        assert!(AliasMap::parse_pair("champion").is_err());
+        assert!(AliasMap::parse_pair("=production").is_err());
+    }
+
+    #[test]
+    fn environments_need_their_stage_walked_in_order() {
+        assert_eq!(
+            path_to(stage_for_environment("production")),
+            &[Stage::Staging, Stage::Production]
+        );
+        assert_eq!(path_to(stage_for_environment("staging")), &[Stage::Staging]);
+        assert!(path_to(stage_for_environment("development")).is_empty());
+    }
+}

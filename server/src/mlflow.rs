@@ -1,0 +1,791 @@
+//! Importing an MLflow Model Registry over MLflow's REST API
+//! (`switchyard import mlflow`). The mapping rules are in
+//! `switchyard_domain::mlflow`; this module reads the registry page by page
+//! and writes each version with `Store::import_version`, one transaction per
+//! version, so an import stopped anywhere is resumed by running it again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+use switchyard_domain::config_hash::config_hash;
+use switchyard_domain::mlflow::{self as rules, MlflowVersion};
+use switchyard_domain::types::{NewVersion, Version};
+use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
+
+use crate::store::{ImportItem, Store, StoreError};
+
+/// The ledger actor of imported items.
+pub const IMPORT_ACTOR: &str = "import:mlflow";
+
+/// How many registered models or versions one page asks for, by default.
+pub const PAGE_SIZE: u32 = 200;
+
+/// A credential for the tracking server.
+#[derive(Clone)]
+pub enum Credential {
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Bearer(_) => f.write_str("Bearer(***)"),
+            Credential::Basic { user, .. } => write!(f, "Basic({user}:***)"),
+        }
+    }
+}
+
+impl Credential {
+    /// MLflow's own variables: `MLFLOW_TRACKING_TOKEN`, or
+    /// `MLFLOW_TRACKING_USERNAME` with `MLFLOW_TRACKING_PASSWORD`; a token
+    /// file (its first line) wins over both.
+    pub fn from_env(token_file: Option<&std::path::Path>) -> anyhow::Result<Option<Credential>> {
+        if let Some(path) = token_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            let token = text.lines().next().unwrap_or_default().trim().to_owned();
+            if token.is_empty() {
+                bail!("the token file {} is empty", path.display());
+            }
+            return Ok(Some(Credential::Bearer(token)));
+        }
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(token) = var("MLFLOW_TRACKING_TOKEN") {
+            return Ok(Some(Credential::Bearer(token)));
+        }
+        match (
+            var("MLFLOW_TRACKING_USERNAME"),
+            var("MLFLOW_TRACKING_PASSWORD"),
+        ) {
+            (Some(user), Some(password)) => Ok(Some(Credential::Basic { user, password })),
+            (Some(_), None) => {
+                bail!("MLFLOW_TRACKING_USERNAME is set without MLFLOW_TRACKING_PASSWORD")
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A registered model as the search lists it.
+#[derive(Debug, Clone)]
+pub struct RegisteredModel {
+    pub name: String,
+    /// alias → version number.
+    pub aliases: BTreeMap<String, String>,
+    /// Milliseconds; MLflow moves it when a version is added or changed.
+    pub last_updated: Option<i64>,
+}
+
+/// The registry's REST API.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    credential: Option<Credential>,
+    page_size: String,
+}
+
+impl Client {
+    /// `page_size`: models or versions per request (1–1000).
+    pub fn new(
+        tracking_uri: &str,
+        credential: Option<Credential>,
+        page_size: u32,
+    ) -> anyhow::Result<Client> {
+        if !(1..=1000).contains(&page_size) {
+            bail!("the page size must be 1 to 1000, not {page_size}");
+        }
+        let base = tracking_uri.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("--tracking-uri must be an http:// or https:// URL, not {tracking_uri:?}");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client {
+            http,
+            base,
+            credential,
+            page_size: page_size.to_string(),
+        })
+    }
+
+    pub fn tracking_uri(&self) -> &str {
+        &self.base
+    }
+
+    /// GET one page; `what` names the item for errors.
+    async fn get(&self, path: &str, query: &[(&str, &str)], what: &str) -> anyhow::Result<Value> {
+        let url = format!("{}/api/2.0/mlflow/{path}", self.base);
+        let mut req = self.http.get(&url).query(query);
+        req = match &self.credential {
+            Some(Credential::Bearer(t)) => req.bearer_auth(t),
+            Some(Credential::Basic { user, password }) => req.basic_auth(user, Some(password)),
+            None => req,
+        };
+        let resp = req.send().await.map_err(|e| {
+            anyhow!(
+                "MLflow at {} did not answer while {what}: {:#}",
+                self.base,
+                anyhow::Error::new(e)
+            )
+        })?;
+        let status = resp.status();
+        let body = resp.text().await.map_err(|e| {
+            anyhow!(
+                "MLflow at {} broke off its answer while {what}: {:#}",
+                self.base,
+                anyhow::Error::new(e)
+            )
+        })?;
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            bail!(
+                "MLflow at {} refused the credentials (HTTP {}) while {what}: set MLFLOW_TRACKING_TOKEN, \
+                 MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or --token-file",
+                self.base,
+                status.as_u16()
+            );
+        }
+        if !status.is_success() {
+            bail!(
+                "MLflow at {} answered HTTP {} while {what}: {}",
+                self.base,
+                status.as_u16(),
+                excerpt(&body)
+            );
+        }
+        let value: Value = serde_json::from_str(&body).map_err(|e| {
+            anyhow!(
+                "MLflow at {} answered malformed JSON while {what} ({e}): {}",
+                self.base,
+                excerpt(&body)
+            )
+        })?;
+        if !value.is_object() {
+            bail!(
+                "MLflow at {} answered {} instead of a JSON object while {what}",
+                self.base,
+                excerpt(&body)
+            );
+        }
+        Ok(value)
+    }
+
+    /// Every registered model, following page tokens.
+    pub async fn registered_models(&self) -> anyhow::Result<Vec<RegisteredModel>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for page in 1.. {
+            let what = format!("listing registered models (page {page})");
+            let mut query = vec![("max_results", self.page_size.as_str())];
+            if let Some(t) = &token {
+                query.push(("page_token", t));
+            }
+            let v = self.get("registered-models/search", &query, &what).await?;
+            for m in array(&v, "registered_models", &what)? {
+                out.push(registered_model(m).with_context(|| what.clone())?);
+            }
+            token = next_token(&v);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every version of one registered model, following page tokens.
+    pub async fn versions(&self, name: &str) -> anyhow::Result<Vec<MlflowVersion>> {
+        let filter = if name.contains('"') && name.contains('\'') {
+            bail!("MLflow name {name:?} holds both quote characters: it cannot be put in a search filter");
+        } else if name.contains('"') {
+            format!("name='{name}'")
+        } else {
+            format!("name=\"{name}\"")
+        };
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for page in 1.. {
+            let what = format!("listing the versions of MLflow model {name:?} (page {page})");
+            let mut query = vec![
+                ("filter", filter.as_str()),
+                ("max_results", self.page_size.as_str()),
+            ];
+            if let Some(t) = &token {
+                query.push(("page_token", t));
+            }
+            let v = self.get("model-versions/search", &query, &what).await?;
+            for mv in array(&v, "model_versions", &what)? {
+                out.push(model_version(mv).with_context(|| what.clone())?);
+            }
+            token = next_token(&v);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// MLflow leaves the key out for an empty list.
+fn array<'a>(v: &'a Value, key: &str, what: &str) -> anyhow::Result<&'a [Value]> {
+    match v.get(key) {
+        None => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => bail!("malformed answer while {what}: {key:?} is not a list"),
+    }
+}
+
+fn next_token(v: &Value) -> Option<String> {
+    v.get("next_page_token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn registered_model(m: &Value) -> anyhow::Result<RegisteredModel> {
+    let name = text(m, "name").ok_or_else(|| anyhow!("a registered model without a name: {m}"))?;
+    let mut aliases = BTreeMap::new();
+    if let Some(list) = m.get("aliases").and_then(Value::as_array) {
+        for a in list {
+            match (text(a, "alias"), text(a, "version")) {
+                (Some(alias), Some(version)) => {
+                    aliases.insert(alias, version);
+                }
+                _ => bail!("model {name:?} has a malformed alias: {a}"),
+            }
+        }
+    }
+    Ok(RegisteredModel {
+        last_updated: m.get("last_updated_timestamp").and_then(Value::as_i64),
+        name,
+        aliases,
+    })
+}
+
+fn model_version(v: &Value) -> anyhow::Result<MlflowVersion> {
+    let name = text(v, "name").ok_or_else(|| anyhow!("a model version without a name: {v}"))?;
+    let version = text(v, "version")
+        .ok_or_else(|| anyhow!("a version of model {name:?} without a version number"))?;
+    let mut tags = BTreeMap::new();
+    if let Some(list) = v.get("tags").and_then(Value::as_array) {
+        for t in list {
+            match (text(t, "key"), text(t, "value")) {
+                (Some(k), value) => {
+                    tags.insert(k, value.unwrap_or_default());
+                }
+                _ => bail!("version {version} of model {name:?} has a malformed tag: {t}"),
+            }
+        }
+    }
+    Ok(MlflowVersion {
+        source: text(v, "source"),
+        run_id: text(v, "run_id"),
+        description: text(v, "description"),
+        creation_timestamp: v.get("creation_timestamp").and_then(Value::as_i64),
+        current_stage: text(v, "current_stage"),
+        status: text(v, "status"),
+        model_id: text(v, "model_id").filter(|m| !m.is_empty()),
+        signature: v.get("signature").cloned(),
+        flavors: v.get("flavors").cloned(),
+        tags,
+        name,
+        version,
+    })
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// `--models`: a glob on MLflow names.
+    pub pattern: Option<String>,
+    pub dry_run: bool,
+    /// alias → environment.
+    pub aliases: BTreeMap<String, String>,
+    /// MLflow stage (`Staging`, `Production`) → environment whose stage the version gets.
+    pub stages: BTreeMap<String, String>,
+    /// Only models MLflow updated at or after this instant (ms): follow's cursor.
+    pub changed_since: Option<i64>,
+    /// Print each line on standard output (the command line) or log it (follow).
+    pub print: bool,
+}
+
+/// What an import did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default)]
+pub struct ImportReport {
+    /// The lines printed, in order.
+    pub lines: Vec<String>,
+    pub created: usize,
+    pub unchanged: usize,
+    pub conflicts: usize,
+    /// Refused models and versions.
+    pub refused: usize,
+    /// Imported versions no longer in MLflow (kept).
+    pub gone: usize,
+    pub versions_read: usize,
+    pub models_done: usize,
+    pub elapsed: Duration,
+    /// The newest `last_updated_timestamp` of the models listed: follow's next cursor.
+    pub newest_update: Option<i64>,
+    /// Why it stopped early, naming the item; nothing of that item was written.
+    pub stopped: Option<String>,
+}
+
+impl ImportReport {
+    fn say(&mut self, print: bool, line: String) {
+        if print {
+            println!("{line}");
+        } else {
+            tracing::info!(source = "mlflow", "{line}");
+        }
+        self.lines.push(line);
+    }
+
+    pub fn summary(&self, dry_run: bool, uri: &str) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-6);
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "{} from {uri}: {} {}, {} already imported, {} conflict(s), {} refused; \
+             {} model(s), {} version(s) read in {:.1}s ({:.0} versions/s)",
+            if dry_run { "dry run" } else { "import" },
+            self.created,
+            if dry_run {
+                "would be created"
+            } else {
+                "created"
+            },
+            self.unchanged,
+            self.conflicts,
+            self.refused,
+            self.models_done,
+            self.versions_read,
+            secs,
+            self.versions_read as f64 / secs,
+        );
+        if self.gone > 0 {
+            let _ = write!(
+                s,
+                "; {} version(s) deleted in MLflow since their import (kept)",
+                self.gone
+            );
+        }
+        if let Some(why) = &self.stopped {
+            let _ = write!(s, "\nSTOPPED: {why}; run the import again to resume");
+        }
+        s
+    }
+}
+
+/// Imports (or, with `dry_run`, describes) the registry at `client`.
+pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) -> ImportReport {
+    let started = Instant::now();
+    let mut report = ImportReport::default();
+    let models = match client.registered_models().await {
+        Ok(m) => m,
+        Err(e) => {
+            report.stopped = Some(format!("{e:#}"));
+            report.elapsed = started.elapsed();
+            return report;
+        }
+    };
+    let wanted: Vec<&RegisteredModel> = models
+        .iter()
+        .filter(|m| {
+            opts.pattern
+                .as_deref()
+                .is_none_or(|p| rules::glob_matches(p, &m.name))
+        })
+        .collect();
+    let ids = rules::map_models(wanted.iter().map(|m| m.name.as_str()));
+    for model in wanted {
+        let id = match &ids[&model.name] {
+            Ok(id) => id.clone(),
+            Err(why) => {
+                report.refused += 1;
+                report.say(
+                    opts.print,
+                    format!("refused   MLflow model {:?}: {why}", model.name),
+                );
+                continue;
+            }
+        };
+        // A Switchyard model of that id holding versions from elsewhere is
+        // not mixed with this MLflow model's.
+        let existing = match existing_versions(store, &id).await {
+            Ok(v) => v,
+            Err(e) => {
+                report.stopped = Some(format!("at MLflow model {:?}: {e:#}", model.name));
+                break;
+            }
+        };
+        let foreign = existing
+            .iter()
+            .find(|v| imported_field(v, "name") != Some(model.name.as_str()));
+        match foreign.map(|v| &v.full_id) {
+            None => {}
+            Some(other) => {
+                report.refused += 1;
+                report.say(
+                    opts.print,
+                    format!(
+                        "refused   MLflow model {:?}: model id {id} already holds {other}, not imported from this MLflow model: refused, not merged",
+                        model.name
+                    ),
+                );
+                continue;
+            }
+        }
+        // The whole model is read before anything of it is written, so a
+        // failure mid-pagination leaves this model untouched.
+        let versions = match client.versions(&model.name).await {
+            Ok(v) => v,
+            Err(e) => {
+                report.stopped = Some(format!("at MLflow model {:?}: {e:#}", model.name));
+                break;
+            }
+        };
+        // Imported before, gone from MLflow since: kept (versions are immutable), reported.
+        for old in &existing {
+            let full_id = &old.full_id;
+            if let Some(n) = imported_field(old, "version") {
+                if !versions.iter().any(|v| v.version == n) {
+                    report.gone += 1;
+                    report.say(
+                        opts.print,
+                        format!(
+                            "gone      {full_id} ← MLflow {:?} version {n}: deleted in MLflow after import; kept in Switchyard (versions are immutable)",
+                            model.name
+                        ),
+                    );
+                }
+            }
+        }
+        let known: HashMap<FullId, Version> = existing
+            .into_iter()
+            .map(|v| (v.full_id.clone(), v))
+            .collect();
+        if let Err(e) = import_model(
+            store,
+            client,
+            opts,
+            model,
+            (&id, &known),
+            versions,
+            &mut report,
+        )
+        .await
+        {
+            report.stopped = Some(format!("{e:#}"));
+            break;
+        }
+        report.models_done += 1;
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// The versions Switchyard holds under `id` (none for an unknown model).
+async fn existing_versions(store: &dyn Store, id: &ModelId) -> anyhow::Result<Vec<Version>> {
+    match store.list_versions(id).await {
+        Ok(v) => Ok(v),
+        Err(StoreError::Domain(DomainError::NotFound(_))) => Ok(Vec::new()),
+        Err(e) => Err(anyhow!("reading model {id}: {e}")),
+    }
+}
+
+/// The MLflow field `f` a version was imported with (none when not imported).
+fn imported_field<'a>(v: &'a Version, f: &str) -> Option<&'a str> {
+    v.config
+        .get("mlflow")
+        .and_then(|m| m.get(f))
+        .and_then(Value::as_str)
+}
+
+async fn import_model(
+    store: &dyn Store,
+    client: &Client,
+    opts: &ImportOptions,
+    model: &RegisteredModel,
+    (id, known): (&ModelId, &HashMap<FullId, Version>),
+    mut versions: Vec<MlflowVersion>,
+    report: &mut ImportReport,
+) -> anyhow::Result<()> {
+    report.versions_read += versions.len();
+    versions.sort_by_key(|v| v.version.parse::<u64>().unwrap_or(u64::MAX));
+    for mv in versions {
+        let label = format!("MLflow {:?} version {}", mv.name, mv.version);
+        let full_id = match rules::full_id_for(id, &mv.version) {
+            Ok(f) => f,
+            Err(why) => {
+                report.refused += 1;
+                report.say(opts.print, format!("refused   {label}: {why}"));
+                continue;
+            }
+        };
+        if let Some(status) = mv.status.as_deref().filter(|s| *s != "READY") {
+            report.refused += 1;
+            report.say(opts.print, format!("refused   {label}: its status in MLflow is {status}, not READY (imported once it is)"));
+            continue;
+        }
+        let plan = plan_version(opts, model, &mv);
+        let config = mv.config();
+        let hash = config_hash(&config).map_err(|e| anyhow!("{label}: {e}"))?;
+        let new = NewVersion {
+            full_id: full_id.clone(),
+            config,
+            config_hash: hash,
+            artifact_uri: mv.source.clone().filter(|s| !s.is_empty()),
+            labels: None,
+        };
+        let what = describe(&full_id, &label, &plan);
+        // Already here (read with the model, no transaction): unchanged or a conflict.
+        if let Some(v) = known.get(&full_id) {
+            match crate::store::registration_conflict(v, &new) {
+                None => report.unchanged += 1,
+                Some(why) => {
+                    report.conflicts += 1;
+                    report.say(opts.print, format!("conflict  {full_id} ← {label}: changed in MLflow after import, not overwritten: {why}"));
+                }
+            }
+            continue;
+        }
+        if opts.dry_run {
+            report.created += 1;
+            report.say(opts.print, format!("create    {what}"));
+            continue;
+        }
+        let details = json!({
+            "source": "mlflow",
+            "tracking_uri": client.tracking_uri(),
+            "mlflow_name": mv.name,
+            "mlflow_version": mv.version,
+            "mlflow_created_at": mv.creation_timestamp
+                .map(|ms| Timestamp::from_micros(ms.saturating_mul(1000)).to_rfc3339()),
+            "mlflow_stage": mv.current_stage,
+            "aliases": plan.aliases,
+        });
+        let item = ImportItem {
+            new,
+            stages: rules::path_to(plan.stage).to_vec(),
+            pins: plan.pins.clone(),
+            details,
+            reason: format!(
+                "imported from MLflow {}: {}",
+                client.tracking_uri(),
+                plan.why()
+            ),
+        };
+        match store
+            .import_version(item, IMPORT_ACTOR, Timestamp::now())
+            .await
+        {
+            Ok(r) if r.created => {
+                report.created += 1;
+                report.say(opts.print, format!("created   {what}"));
+            }
+            Ok(_) => report.unchanged += 1,
+            Err(StoreError::Domain(DomainError::Conflict(why))) => {
+                report.conflicts += 1;
+                report.say(opts.print, format!("conflict  {full_id} ← {label}: changed in MLflow after import, not overwritten: {why}"));
+            }
+            Err(StoreError::Domain(e)) => {
+                report.refused += 1;
+                report.say(opts.print, format!("refused   {label}: {e}"));
+            }
+            Err(e) => return Err(anyhow!("{label} ({full_id}) was not imported: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Where one version goes: the stage and the pins, and why.
+#[derive(Debug, Clone)]
+struct Plan {
+    stage: Stage,
+    pins: Vec<String>,
+    aliases: Vec<String>,
+    from_stage: Option<String>,
+}
+
+impl Plan {
+    fn why(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.aliases.is_empty() {
+            parts.push(format!("alias {}", self.aliases.join(", ")));
+        }
+        if let Some(s) = &self.from_stage {
+            parts.push(format!("stage {s}"));
+        }
+        if parts.is_empty() {
+            "registered".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+fn plan_version(opts: &ImportOptions, model: &RegisteredModel, mv: &MlflowVersion) -> Plan {
+    let aliases: Vec<String> = model
+        .aliases
+        .iter()
+        .filter(|(_, v)| **v == mv.version)
+        .map(|(a, _)| a.clone())
+        .collect();
+    let mut pins: Vec<String> = aliases
+        .iter()
+        .filter_map(|a| opts.aliases.get(a).cloned())
+        .collect();
+    pins.sort();
+    pins.dedup();
+    let from_stage = mv
+        .current_stage
+        .as_ref()
+        .filter(|s| opts.stages.contains_key(*s))
+        .cloned();
+    let mut stage = Stage::Development;
+    let envs = pins
+        .iter()
+        .chain(from_stage.as_ref().and_then(|s| opts.stages.get(s)));
+    for env in envs {
+        let s = rules::stage_for_environment(env);
+        if rules::path_to(s).len() > rules::path_to(stage).len() {
+            stage = s;
+        }
+    }
+    Plan {
+        stage,
+        pins,
+        aliases,
+        from_stage,
+    }
+}
+
+fn describe(full_id: &FullId, label: &str, plan: &Plan) -> String {
+    let mut s = format!("{full_id} ← {label} (stage {}", plan.stage.as_str());
+    if !plan.pins.is_empty() {
+        let _ = write!(s, ", pinned in {}", plan.pins.join(", "));
+    }
+    if !plan.aliases.is_empty() {
+        let _ = write!(s, "; alias {}", plan.aliases.join(", "));
+    }
+    s.push(')');
+    s
+}
+
+/// Following an MLflow registry from the server: `SWITCHYARD_MLFLOW_FOLLOW`.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    pub tracking_uri: String,
+    pub opts: ImportOptions,
+    pub interval: Duration,
+}
+
+impl FollowSettings {
+    /// `SWITCHYARD_MLFLOW_FOLLOW=URL` turns it on; `SWITCHYARD_MLFLOW_FOLLOW_ALIASES`
+    /// and `SWITCHYARD_MLFLOW_FOLLOW_STAGES` take `NAME=ENV` pairs separated by
+    /// commas, `SWITCHYARD_MLFLOW_FOLLOW_MODELS` a glob,
+    /// `SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS` the poll interval (default 2000).
+    pub fn from_env() -> anyhow::Result<Option<FollowSettings>> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let Some(tracking_uri) = var("SWITCHYARD_MLFLOW_FOLLOW") else {
+            return Ok(None);
+        };
+        let pairs = |k: &str| -> anyhow::Result<BTreeMap<String, String>> {
+            let mut out = BTreeMap::new();
+            for item in var(k)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|i| !i.trim().is_empty())
+            {
+                let (a, e) = switchyard_domain::mlflow::AliasMap::parse_pair(item)
+                    .map_err(|e| anyhow!("{k}: {e}"))?;
+                out.insert(a, e);
+            }
+            Ok(out)
+        };
+        let interval_ms: u64 = match var("SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS") {
+            None => 2000,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|ms| (100..=3_600_000).contains(ms))
+                .ok_or_else(|| {
+                    anyhow!(
+                        "SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS must be 100 to 3600000, not {v:?}"
+                    )
+                })?,
+        };
+        Ok(Some(FollowSettings {
+            tracking_uri,
+            opts: ImportOptions {
+                pattern: var("SWITCHYARD_MLFLOW_FOLLOW_MODELS"),
+                aliases: pairs("SWITCHYARD_MLFLOW_FOLLOW_ALIASES")?,
+                stages: pairs("SWITCHYARD_MLFLOW_FOLLOW_STAGES")?,
+                ..ImportOptions::default()
+            },
+            interval: Duration::from_millis(interval_ms),
+        }))
+    }
+}
+
+/// The follow job: every `interval`, imports the models MLflow changed since
+/// the cursor (the newest `last_updated_timestamp` of the last complete
+/// pass; the first pass reads everything). A failed pass keeps the cursor
+/// and is retried at the next tick; every item is idempotent, so several
+/// servers following one registry create each version once.
+pub fn spawn_follow(
+    store: crate::store::DynStore,
+    settings: FollowSettings,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let credential = Credential::from_env(None)?;
+    let client = Client::new(&settings.tracking_uri, credential, PAGE_SIZE)?;
+    Ok(tokio::spawn(async move {
+        let mut cursor: Option<i64> = None;
+        let mut ticks = tokio::time::interval(settings.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let opts = ImportOptions {
+                changed_since: cursor,
+                ..settings.opts.clone()
+            };
+            let report = import(store.as_ref(), &client, &opts).await;
+            match &report.stopped {
+                Some(why) => tracing::warn!(
+                    source = "mlflow",
+                    "follow pass stopped, retried at the next tick: {why}"
+                ),
+                None => {
+                    if report.newest_update.is_some() {
+                        cursor = report.newest_update;
+                    }
+                    if report.created > 0 || report.conflicts > 0 {
+                        tracing::info!(
+                            source = "mlflow",
+                            created = report.created,
+                            conflicts = report.conflicts,
+                            "follow pass done"
+                        );
+                    }
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,816 @@
+//! `switchyard import mlflow` against a real MLflow tracking server (PyPI
+//! `mlflow==3.17.2`, SQLite backend, loopback port), filled over MLflow's
+//! REST API, imported by the real `switchyard` binary into SQLite and
+//! PostgreSQL. Faults (HTTP 500, malformed JSON mid-pagination) come from a
+//! small relay in front of the real server that breaks one chosen page.
+//!
+//! Needs `scripts/peers.sh` (the test command runs it; SWITCHYARD_MLFLOW).
+//! Without MLflow the tests say so and pass, unless
+//! `SWITCHYARD_PEERS_REQUIRED=1`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchyard::store::{self, AuditQuery, DynStore, StoreSettings};
+use switchyard_domain::{FullId, ModelId, Stage};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The `mlflow` binary, or `None` (the test is skipped) unless peers are required.
+fn mlflow_bin() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = std::env::var("SWITCHYARD_MLFLOW")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".tools/mlflow-venv/bin/mlflow"));
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var("SWITCHYARD_PEERS_REQUIRED").as_deref() != Ok("1"),
+        "SWITCHYARD_PEERS_REQUIRED=1 but MLflow is missing at {} (scripts/peers.sh installs it)",
+        bin.display()
+    );
+    eprintln!(
+        "SKIPPED: no MLflow at {} (run scripts/test, or install mlflow==3.17.2 there)",
+        bin.display()
+    );
+    None
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("mlflow-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
+/// A real MLflow tracking server in its own process group (its worker
+/// processes are stopped with it).
+struct Mlflow {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Mlflow {
+    async fn start(bin: &Path, dir: &Path) -> Mlflow {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("mlflow.log")).expect("log file");
+        let child = Command::new(bin)
+            .args(["server", "--backend-store-uri"])
+            .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
+            .arg("--default-artifact-root")
+            .arg(dir.join("artifacts"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--workers",
+                "1",
+            ])
+            .env("MLFLOW_DISABLE_TELEMETRY", "true")
+            .env("DO_NOT_TRACK", "true")
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("mlflow server starts");
+        let server = Mlflow {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let up = server
+                .http
+                .get(format!("{}/health", server.url))
+                .send()
+                .await;
+            if matches!(up, Ok(ref r) if r.status().is_success()) {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "MLflow did not answer /health within 180 s; log: {}",
+                std::fs::read_to_string(dir.join("mlflow.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, body).await
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let resp = self
+            .http
+            .request(method, format!("{}/api/2.0/mlflow/{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("MLflow answers");
+        let status = resp.status();
+        let text = resp.text().await.expect("a body");
+        assert!(
+            status.is_success(),
+            "POST {path} {body}: HTTP {status}: {text}"
+        );
+        serde_json::from_str(&text).expect("JSON")
+    }
+
+    async fn model(&self, name: &str) {
+        self.post("registered-models/create", json!({ "name": name }))
+            .await;
+    }
+
+    async fn version(&self, name: &str, source: &str, extra: Value) -> String {
+        let mut body = json!({ "name": name, "source": source });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let v = self.post("model-versions/create", body).await;
+        v["model_version"]["version"]
+            .as_str()
+            .expect("a version number")
+            .to_owned()
+    }
+
+    async fn alias(&self, name: &str, alias: &str, version: &str) {
+        self.post(
+            "registered-models/alias",
+            json!({ "name": name, "alias": alias, "version": version }),
+        )
+        .await;
+    }
+}
+
+impl Drop for Mlflow {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `switchyard import mlflow …` on `db`.
+fn import(db: &str, uri: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["import", "mlflow", "--tracking-uri", uri])
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env_remove("MLFLOW_TRACKING_USERNAME")
+        .output()
+        .expect("switchyard runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A fresh database: a SQLite file in `dir` or a new PostgreSQL database.
+async fn fresh_database(postgres: bool, dir: &Path, name: &str) -> String {
+    if !postgres {
+        return format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+    }
+    use sqlx::{Connection, Executor};
+    let admin_url = pg_admin_url();
+    let db = format!("sy_mlflow_{name}_{:016x}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect(
+        "PostgreSQL is reachable at SWITCHYARD_TEST_PG (start it, or point the variable at one)",
+    );
+    admin
+        .execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .expect("create database");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("URL with a database name");
+    format!("{base}/{db}")
+}
+
+async fn drop_database(url: &str) {
+    use sqlx::{Connection, Executor};
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+        let _ = admin
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await;
+    }
+}
+
+async fn open(url: &str) -> DynStore {
+    store::connect(url, StoreSettings::default())
+        .await
+        .expect("the database opens")
+}
+
+fn fid(s: &str) -> FullId {
+    FullId::parse(s).expect("a full id")
+}
+
+async fn version_count(store: &DynStore, model: &str) -> usize {
+    let id = ModelId::parse(model).expect("a model id");
+    store.list_versions(&id).await.map(|v| v.len()).unwrap_or(0)
+}
+
+async fn import_events(store: &DynStore) -> Vec<switchyard_domain::ledger::LedgerEvent> {
+    let mut out = Vec::new();
+    let mut q = AuditQuery {
+        actor: Some("import:mlflow".into()),
+        limit: 1000,
+        ..AuditQuery::default()
+    };
+    loop {
+        let page = store.audit_page(&q).await.expect("the ledger reads");
+        out.extend(page.events);
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// The registry every import test reads: names to map and to refuse,
+/// aliases, a deprecated stage, a run, tags, and enough versions for
+/// several pages at `--page-size 2`.
+async fn fill(m: &Mlflow) -> String {
+    let run = m.post("runs/create", json!({ "experiment_id": "0" })).await["run"]["info"]["run_id"]
+        .as_str()
+        .expect("a run id")
+        .to_owned();
+    m.model("Fraud Detector").await;
+    m.version(
+        "Fraud Detector",
+        &format!("runs:/{run}/model"),
+        json!({ "run_id": run, "description": "first", "tags": [{ "key": "team", "value": "risk" }] }),
+    )
+    .await;
+    m.version("Fraud Detector", "s3://models/fraud/2", json!({}))
+        .await;
+    m.version("Fraud Detector", "s3://models/fraud/3", json!({}))
+        .await;
+    m.alias("Fraud Detector", "champion", "2").await;
+    m.alias("Fraud Detector", "challenger", "3").await;
+    m.alias("Fraud Detector", "unmapped", "1").await;
+    // Two names that map to the same model id, and one that maps to none.
+    for name in ["Churn Model", "churn-model", "!!!"] {
+        m.model(name).await;
+        m.version(name, "s3://models/x/1", json!({})).await;
+    }
+    // Its model id already holds a version registered by CI in Switchyard.
+    m.model("Scorer").await;
+    m.version("Scorer", "s3://models/scorer/1", json!({})).await;
+    m.model("ranker").await;
+    for i in 1..=5 {
+        m.version("ranker", &format!("gs://models/ranker/{i}"), json!({}))
+            .await;
+    }
+    m.post(
+        "model-versions/transition-stage",
+        json!({ "name": "ranker", "version": "4", "stage": "Staging", "archive_existing_versions": false }),
+    )
+    .await;
+    run
+}
+
+const MAPPING: [&str; 6] = [
+    "--alias",
+    "champion=production",
+    "--alias",
+    "challenger=staging",
+    "--stage",
+    "Staging=staging",
+];
+
+async fn import_scenario(m: &Mlflow, run: &str, postgres: bool, dir: &Path) {
+    let db = fresh_database(postgres, dir, "main").await;
+    let mut args = MAPPING.to_vec();
+    args.extend(["--page-size", "2"]);
+
+    {
+        let store = open(&db).await;
+        store.migrate().await.expect("migrated");
+        let ci = switchyard_domain::types::NewVersion {
+            full_id: fid("scorer:v1"),
+            config: json!({ "temperature": 0.1 }),
+            config_hash: switchyard_domain::config_hash::config_hash(
+                &json!({ "temperature": 0.1 }),
+            )
+            .expect("a hash"),
+            artifact_uri: None,
+            labels: None,
+        };
+        store
+            .register_version(ci, "ci", switchyard_domain::Timestamp::now())
+            .await
+            .expect("registered by CI");
+    }
+    // Dry run: exactly what would be created and refused, nothing written.
+    let mut dry_args = args.clone();
+    dry_args.push("--dry-run");
+    let dry = import(&db, &m.url, &dry_args);
+    let out = stdout(&dry);
+    assert!(dry.status.success(), "{out}{}", stderr(&dry));
+    for line in [
+        "create    fraud-detector:v1 ← MLflow \"Fraud Detector\" version 1 (stage development; alias unmapped)",
+        "create    fraud-detector:v2 ← MLflow \"Fraud Detector\" version 2 (stage production, pinned in production; alias champion)",
+        "create    fraud-detector:v3 ← MLflow \"Fraud Detector\" version 3 (stage staging, pinned in staging; alias challenger)",
+        "create    ranker:v4 ← MLflow \"ranker\" version 4 (stage staging)",
+        "create    ranker:v5 ← MLflow \"ranker\" version 5 (stage development)",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    assert!(
+        out.contains("refused   MLflow model \"!!!\": MLflow name \"!!!\" has no letter or digit"),
+        "{out}"
+    );
+    assert!(
+        out.contains("refused   MLflow model \"Churn Model\": MLflow name \"Churn Model\" maps to model id churn-model, as \"churn-model\" does"),
+        "{out}"
+    );
+    assert!(
+        out.contains("refused   MLflow model \"churn-model\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("refused   MLflow model \"Scorer\": model id scorer already holds scorer:v1, not imported from this MLflow model"),
+        "{out}"
+    );
+    assert!(
+        out.contains("dry run from ") && out.contains(": 8 would be created, 0 already imported, 0 conflict(s), 4 refused; 2 model(s), 8 version(s)"),
+        "{out}"
+    );
+    let store = open(&db).await;
+    assert_eq!(
+        version_count(&store, "fraud-detector").await,
+        0,
+        "a dry run writes nothing"
+    );
+
+    // The import.
+    let run1 = import(&db, &m.url, &args);
+    let out = stdout(&run1);
+    assert!(run1.status.success(), "{out}{}", stderr(&run1));
+    assert!(
+        out.contains(": 8 created, 0 already imported, 0 conflict(s), 4 refused"),
+        "{out}"
+    );
+    assert_eq!(version_count(&store, "fraud-detector").await, 3);
+    assert_eq!(version_count(&store, "ranker").await, 5);
+    assert_eq!(version_count(&store, "churn-model").await, 0);
+
+    let v1 = store
+        .get_version(&fid("fraud-detector:v1"))
+        .await
+        .expect("read")
+        .expect("v1");
+    assert_eq!(v1.stage, Stage::Development);
+    assert_eq!(v1.config["mlflow"]["run_id"], json!(run));
+    assert_eq!(v1.config["mlflow"]["tags"], json!({ "team": "risk" }));
+    assert_eq!(v1.config["mlflow"]["description"], json!("first"));
+    assert_eq!(
+        v1.artifact_uri.as_deref(),
+        Some(format!("runs:/{run}/model").as_str())
+    );
+    assert_eq!(v1.created_by, "import:mlflow");
+    let v2 = store
+        .get_version(&fid("fraud-detector:v2"))
+        .await
+        .expect("read")
+        .expect("v2");
+    assert_eq!(v2.stage, Stage::Production);
+    assert_eq!(v2.artifact_uri.as_deref(), Some("s3://models/fraud/2"));
+    let v3 = store
+        .get_version(&fid("fraud-detector:v3"))
+        .await
+        .expect("read")
+        .expect("v3");
+    assert_eq!(v3.stage, Stage::Staging);
+    let r4 = store
+        .get_version(&fid("ranker:v4"))
+        .await
+        .expect("read")
+        .expect("ranker:v4");
+    assert_eq!(r4.stage, Stage::Staging);
+
+    let envs = store.list_environments().await.expect("environments");
+    let pinned = |env: &str, model: &str| {
+        envs.iter()
+            .find(|e| e.name == env)
+            .and_then(|e| e.pins.iter().find(|p| p.model_id.as_str() == model))
+            .map(|p| p.full_id.to_string())
+    };
+    assert_eq!(
+        pinned("production", "fraud-detector").as_deref(),
+        Some("fraud-detector:v2")
+    );
+    assert_eq!(
+        pinned("staging", "fraud-detector").as_deref(),
+        Some("fraud-detector:v3")
+    );
+    assert_eq!(pinned("production", "ranker"), None);
+
+    // Every imported item is in the ledger as import:mlflow with its source.
+    let events = import_events(&store).await;
+    let registered: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "version.registered")
+        .collect();
+    assert_eq!(registered.len(), 8);
+    for e in &registered {
+        let imp = &e.details["import"];
+        assert_eq!(imp["tracking_uri"], json!(m.url), "{}", e.details);
+        assert!(
+            imp["mlflow_created_at"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("20")),
+            "{}",
+            e.details
+        );
+        assert!(imp["mlflow_version"].is_string());
+    }
+    let pins: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "pin.changed")
+        .collect();
+    assert_eq!(pins.len(), 2, "{pins:?}");
+    assert!(pins
+        .iter()
+        .all(|e| e.reason.as_deref().is_some_and(|r| r.contains(&m.url))));
+    let events_before = events.len();
+
+    // Again: nothing new.
+    let run2 = import(&db, &m.url, &args);
+    let out = stdout(&run2);
+    assert!(run2.status.success(), "{out}{}", stderr(&run2));
+    assert!(
+        out.contains(": 0 created, 8 already imported, 0 conflict(s), 4 refused"),
+        "{out}"
+    );
+    assert_eq!(import_events(&store).await.len(), events_before);
+
+    // Changed in MLflow after the import: a conflict, not overwritten.
+    m.post(
+        "model-versions/set-tag",
+        json!({ "name": "Fraud Detector", "version": "1", "key": "validated", "value": "true" }),
+    )
+    .await;
+    let run3 = import(&db, &m.url, &args);
+    let out = stdout(&run3);
+    assert!(run3.status.success(), "{out}{}", stderr(&run3));
+    assert!(
+        out.contains("conflict  fraud-detector:v1 ← MLflow \"Fraud Detector\" version 1: changed in MLflow after import, not overwritten"),
+        "{out}"
+    );
+    assert!(
+        out.contains(": 0 created, 7 already imported, 1 conflict(s), 4 refused"),
+        "{out}"
+    );
+    let again = store
+        .get_version(&fid("fraud-detector:v1"))
+        .await
+        .expect("read")
+        .expect("v1");
+    assert_eq!(again.config_hash, v1.config_hash);
+    m.call(
+        reqwest::Method::DELETE,
+        "model-versions/delete-tag",
+        json!({ "name": "Fraud Detector", "version": "1", "key": "validated" }),
+    )
+    .await;
+
+    assert!(store.audit_verify().await.expect("verify").ok);
+    drop(store);
+    drop_database(&db).await;
+}
+
+/// What the relay breaks: the second page of one model's versions.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    Http500,
+    Malformed,
+}
+
+/// A relay in front of the real MLflow that breaks page 2 of `ranker`'s
+/// versions as told.
+async fn relay(upstream: String, fault: Arc<std::sync::Mutex<Fault>>) -> String {
+    use axum::extract::State;
+    use axum::http::{StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let http = reqwest::Client::new();
+    let app = axum::Router::new()
+        .fallback(
+            |State((up, fault, http)): State<(
+                String,
+                Arc<std::sync::Mutex<Fault>>,
+                reqwest::Client,
+            )>,
+             uri: Uri| async move {
+                let query = uri.query().unwrap_or_default().to_owned();
+                let now = *fault.lock().expect("lock");
+                if uri.path().ends_with("model-versions/search")
+                    && query.contains("ranker")
+                    && query.contains("page_token")
+                {
+                    match now {
+                        Fault::Http500 => {
+                            return (
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "<html>Internal Server Error</html>",
+                            )
+                                .into_response()
+                        }
+                        Fault::Malformed => {
+                            return (
+                                StatusCode::OK,
+                                "{\"model_versions\": [{\"name\": \"ranker\"",
+                            )
+                                .into_response()
+                        }
+                        Fault::None => {}
+                    }
+                }
+                let url = format!("{up}{}?{query}", uri.path());
+                match http.get(url).send().await {
+                    Ok(r) => {
+                        let status = StatusCode::from_u16(r.status().as_u16())
+                            .unwrap_or(StatusCode::BAD_GATEWAY);
+                        (status, r.text().await.unwrap_or_default()).into_response()
+                    }
+                    Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                }
+            },
+        )
+        .with_state((upstream, fault, http));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+async fn fault_scenario(m: &Mlflow, dir: &Path) {
+    let db = fresh_database(false, dir, "faults").await;
+    let fault = Arc::new(std::sync::Mutex::new(Fault::Http500));
+    let uri = relay(m.url.clone(), fault.clone()).await;
+    let mut args = MAPPING.to_vec();
+    args.extend(["--page-size", "2"]);
+    let store = open(&db).await;
+
+    let broken = import(&db, &uri, &args);
+    let err = stderr(&broken);
+    assert!(!broken.status.success(), "{}", stdout(&broken));
+    assert!(
+        err.contains("the import stopped: at MLflow model \"ranker\"")
+            && err.contains("(page 2)")
+            && err.contains("HTTP 500"),
+        "{err}"
+    );
+    assert!(stdout(&broken).contains("STOPPED: "), "{}", stdout(&broken));
+    assert_eq!(
+        version_count(&store, "ranker").await,
+        0,
+        "nothing of ranker is half-imported"
+    );
+
+    *fault.lock().expect("lock") = Fault::Malformed;
+    let broken = import(&db, &uri, &args);
+    let err = stderr(&broken);
+    assert!(!broken.status.success());
+    assert!(
+        err.contains("\"ranker\"") && err.contains("malformed JSON"),
+        "{err}"
+    );
+    assert_eq!(version_count(&store, "ranker").await, 0);
+
+    // Unreachable.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let broken = import(&db, &gone, &args);
+    assert!(!broken.status.success());
+    assert!(stderr(&broken).contains("did not answer while listing registered models (page 1)"));
+
+    // Resumed: only what was missing is created.
+    *fault.lock().expect("lock") = Fault::None;
+    let done = import(&db, &uri, &args);
+    let out = stdout(&done);
+    assert!(done.status.success(), "{out}{}", stderr(&done));
+    assert_eq!(version_count(&store, "ranker").await, 5);
+    assert_eq!(version_count(&store, "fraud-detector").await, 3);
+    assert!(
+        out.contains(" created, ") && out.contains(", 0 conflict(s), 3 refused"),
+        "{out}"
+    );
+    assert!(store.audit_verify().await.expect("verify").ok);
+
+    // A version deleted in MLflow after its import: reported, kept.
+    m.call(
+        reqwest::Method::DELETE,
+        "model-versions/delete",
+        json!({ "name": "ranker", "version": "1" }),
+    )
+    .await;
+    let after = import(&db, &m.url, &args);
+    let out = stdout(&after);
+    assert!(after.status.success(), "{out}{}", stderr(&after));
+    assert!(
+        out.contains("gone      ranker:v1 ← MLflow \"ranker\" version 1: deleted in MLflow after import; kept in Switchyard"),
+        "{out}"
+    );
+    assert!(
+        out.contains("; 1 version(s) deleted in MLflow since their import (kept)"),
+        "{out}"
+    );
+    assert_eq!(version_count(&store, "ranker").await, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_a_real_mlflow_registry_with_mapping_refusals_repeats_conflicts_and_faults() {
+    let Some(bin) = mlflow_bin() else { return };
+    let dir = scratch("import");
+    let m = Mlflow::start(&bin, &dir).await;
+    let run = fill(&m).await;
+    import_scenario(&m, &run, false, &dir).await;
+    import_scenario(&m, &run, true, &dir).await;
+    fault_scenario(&m, &dir).await;
+    follow_scenario(&m, &dir).await;
+}
+
+/// The server's follow job registers a version new in MLflow within 5 s.
+async fn follow_scenario(m: &Mlflow, dir: &Path) {
+    use switchyard::mlflow::{spawn_follow, FollowSettings, ImportOptions};
+    let db = fresh_database(false, dir, "follow").await;
+    let store = open(&db).await;
+    store.migrate().await.expect("migrated");
+    let settings = FollowSettings {
+        tracking_uri: m.url.clone(),
+        opts: ImportOptions {
+            aliases: [("champion".to_owned(), "production".to_owned())].into(),
+            ..ImportOptions::default()
+        },
+        interval: Duration::from_millis(500),
+    };
+    let job = spawn_follow(store.clone(), settings).expect("follow starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while version_count(&store, "ranker").await < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the first follow pass did not import ranker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = import_events(&store).await.len();
+    let new = m.version("ranker", "gs://models/ranker/6", json!({})).await;
+    assert_eq!(new, "6");
+    let registered = Instant::now();
+    let id = fid("ranker:v6");
+    loop {
+        if let Some(v) = store.get_version(&id).await.expect("read") {
+            assert_eq!(v.created_by, "import:mlflow");
+            break;
+        }
+        assert!(
+            registered.elapsed() < Duration::from_secs(5),
+            "ranker:v6 was not followed within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "FIGURE mlflow follow: new version registered in Switchyard {} ms after MLflow answered",
+        registered.elapsed().as_millis()
+    );
+    // Later passes create nothing more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(import_events(&store).await.len(), before + 1);
+    assert_eq!(version_count(&store, "fraud-detector").await, 3);
+    job.abort();
+}
+
+/// `SWITCHYARD_MLFLOW_IMPORT_SIZE=MODELSxVERSIONS` (default 4x10, kept small for the test command; the
+/// README's figure is 50x40).
+fn bulk_size() -> (usize, usize) {
+    let raw = std::env::var("SWITCHYARD_MLFLOW_IMPORT_SIZE").unwrap_or_else(|_| "4x10".into());
+    let parsed = raw
+        .split_once('x')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    parsed.unwrap_or_else(|| panic!("SWITCHYARD_MLFLOW_IMPORT_SIZE={raw:?} is not MODELSxVERSIONS"))
+}
+
+/// The seconds and versions/s of the import line of `out`.
+fn rate(out: &str) -> f64 {
+    out.lines()
+        .find_map(|l| {
+            let (_, tail) = l.split_once(" read in ")?;
+            let (_, rate) = tail.split_once('(')?;
+            rate.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no rate in {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imports_many_models_and_versions_and_prints_versions_per_second() {
+    let Some(bin) = mlflow_bin() else { return };
+    let (models, versions) = bulk_size();
+    let dir = scratch("bulk");
+    let m = Arc::new(Mlflow::start(&bin, &dir).await);
+    let filled = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    // Four writers at a time: MLflow numbers each model's versions itself.
+    for chunk in (0..models)
+        .collect::<Vec<_>>()
+        .chunks(models.div_ceil(4).max(1))
+    {
+        let (m, chunk) = (m.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for i in chunk {
+                let name = format!("bulk-{i:03}");
+                m.model(&name).await;
+                for v in 1..=versions {
+                    m.version(
+                        &name,
+                        &format!("s3://bulk/{name}/{v}"),
+                        json!({ "tags": [{ "key": "n", "value": v.to_string() }] }),
+                    )
+                    .await;
+                }
+                m.alias(&name, "champion", "1").await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a filler task");
+    }
+    eprintln!(
+        "filled MLflow with {models} models x {versions} versions in {:.1}s",
+        filled.elapsed().as_secs_f64()
+    );
+    let total = models * versions;
+    for postgres in [false, true] {
+        let db = fresh_database(postgres, &dir, "bulk").await;
+        let args = ["--alias", "champion=production"];
+        let first = import(&db, &m.url, &args);
+        let out = stdout(&first);
+        assert!(first.status.success(), "{out}{}", stderr(&first));
+        assert!(
+            out.contains(&format!(": {total} created, 0 already imported, 0 conflict(s), 0 refused; {models} model(s), {total} version(s)")),
+            "{out}"
+        );
+        let store = open(&db).await;
+        assert_eq!(version_count(&store, "bulk-000").await, versions);
+        let envs = store.list_environments().await.expect("environments");
+        let production = envs
+            .iter()
+            .find(|e| e.name == "production")
+            .expect("production");
+        assert_eq!(production.pins.len(), models);
+        let again = import(&db, &m.url, &args);
+        let out2 = stdout(&again);
+        assert!(
+            out2.contains(&format!(": 0 created, {total} already imported")),
+            "{out2}"
+        );
+        let backend = if postgres { "PostgreSQL" } else { "SQLite" };
+        eprintln!(
+            "FIGURE mlflow import {models}x{versions} into {backend}: first import {:.0} versions/s, repeat {:.0} versions/s",
+            rate(&out),
+            rate(&out2)
+        );
+        drop(store);
+        drop_database(&db).await;
+    }
+}
