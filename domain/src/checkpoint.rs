@@ -163,7 +163,9 @@ mod tests {
     fn chain(n: u64) -> Vec<Checkpoint> {
         let mut out: Vec<Checkpoint> = Vec::new();
         for seq in 1..=n {
-            let prev = out.last().map_or_else(|| GENESIS.to_owned(), Checkpoint::hash);
+            let prev = out
+                .last()
+                .map_or_else(|| GENESIS.to_owned(), Checkpoint::hash);
             out.push(cp(seq, seq as i64 * 10, &prev));
         }
         out

@@ -2,6 +2,7 @@
 //! environment variables (`Config::from_env`), not flags, so the same
 //! settings apply to `serve` and to every one-off command.
 
+mod checkpoint;
 mod pins;
 mod token;
 mod user;
@@ -109,8 +110,37 @@ const CLI_ACTOR: &str = "cli";
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the whole hash chain; exit 1 naming the first broken event.
-    Verify,
+    /// Check the whole hash chain; exit 1 naming the first broken event. With
+    /// --checkpoints and --public-key, also check every signed checkpoint and that
+    /// the ledger still holds each checkpointed head (exit 1 naming each contradicted one).
+    Verify {
+        /// A checkpoint file, as `audit checkpoint` appends to it.
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The public key: 64 hex digits (as `audit keygen` / `audit public-key` print) or a file holding them.
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<String>,
+    },
+    /// Write a new Ed25519 checkpoint signing key (64 hex digits, mode 0600) and print its public key (64 hex digits).
+    Keygen {
+        /// The key file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key (64 hex digits) of a signing key.
+    PublicKey {
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Sign the ledger head (event id, hash, time, count, previous checkpoint) and append it to a checkpoint file.
+    Checkpoint {
+        /// The signing key, as `audit keygen` writes it.
+        #[arg(long)]
+        key: PathBuf,
+        /// The checkpoint file (one JSON line per checkpoint); keep it on other storage than the database.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,7 +220,15 @@ async fn dispatch(command: Command) -> Outcome {
             Ok(())
         }
         Command::Demo => demo(&config).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
+        Command::Audit(AuditCommand::Verify {
+            checkpoints,
+            public_key,
+        }) => audit_verify(&config, checkpoints.as_deref().zip(public_key.as_deref())).await,
+        Command::Audit(AuditCommand::Keygen { out }) => checkpoint::keygen(&out),
+        Command::Audit(AuditCommand::PublicKey { key }) => checkpoint::public_key(&key),
+        Command::Audit(AuditCommand::Checkpoint { key, out }) => {
+            checkpoint::run(open_store(&config).await?.as_ref(), &key, &out).await
+        }
         Command::Pins(PinsCommand::Export { env, out }) => {
             pins::export(open_store(&config).await?.as_ref(), &env, out.as_deref()).await
         }
@@ -277,7 +315,7 @@ async fn demo(config: &Config) -> Outcome {
     Ok(())
 }
 
-async fn audit_verify(config: &Config) -> Outcome {
+async fn audit_verify(config: &Config, checkpoints: Option<(&std::path::Path, &str)>) -> Outcome {
     let store = open_store(config).await?;
     let report = store
         .audit_verify()
@@ -286,6 +324,13 @@ async fn audit_verify(config: &Config) -> Outcome {
     match report.first_broken_id {
         None if report.ok => {
             println!("ledger OK: {} events checked", report.checked);
+            if let Some((file, public_key)) = checkpoints {
+                let n = checkpoint::verify(store.as_ref(), file, public_key).await?;
+                println!(
+                    "checkpoints OK: {n} signed checkpoints in {} hold, the ledger contains each checkpointed head",
+                    file.display()
+                );
+            }
             Ok(())
         }
         broken => Err(Failure::refused(format!(

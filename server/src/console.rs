@@ -250,9 +250,13 @@ fn invalid(message: impl Into<String>) -> AppError {
 /// (seconds optional; a `T` between date and time is read too).
 fn console_local_time(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim().replacen('T', " ", 1);
-    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
 }
 
 /// A time from a filter: `2026-03-03 14:00` read as UTC, or RFC 3339.
@@ -612,7 +616,14 @@ impl Services for StoreServices {
         };
         self.state
             .store
-            .change_stage(id, to, via, Some(reason), &self.user.username, Timestamp::now())
+            .change_stage(
+                id,
+                to,
+                via,
+                Some(reason),
+                &self.user.username,
+                Timestamp::now(),
+            )
             .await
             .map_err(to_app_error)
     }
@@ -1031,13 +1042,21 @@ mod tests {
     #[test]
     fn the_consoles_own_date_format_is_read_with_a_space_or_a_t() {
         let want = Timestamp::parse("2026-03-03T14:00:00Z").expect("valid");
-        for text in ["2026-03-03 14:00", "2026-03-03 14:00:00", "2026-03-03T14:00", " 2026-03-03 14:00:00 "] {
+        for text in [
+            "2026-03-03 14:00",
+            "2026-03-03 14:00:00",
+            "2026-03-03T14:00",
+            " 2026-03-03 14:00:00 ",
+        ] {
             assert_eq!(filter_time(text, "from").expect(text), want, "{text}");
             let (t, _) = serving_instant(None, Some(text), "UTC").expect(text);
             assert_eq!(t, want, "{text}");
         }
         // RFC 3339 with an offset whose `+` arrived as a space still reads.
-        assert_eq!(filter_time("2026-03-03T15:00:00 01:00", "from").expect("offset"), want);
+        assert_eq!(
+            filter_time("2026-03-03T15:00:00 01:00", "from").expect("offset"),
+            want
+        );
     }
 
     #[test]

@@ -180,16 +180,69 @@ impl TestDb {
     /// hand (past the append-only triggers); it must exit 1.
     async fn verify_after_tampering(&self, statement: &str) -> String {
         self.run(&["audit", "verify"]).succeeds();
+        self.tamper(&[statement]).await;
+        self.run(&["audit", "verify"]).exits(1).stderr()
+    }
+
+    /// Runs `statements` on the ledger by hand, past its append-only triggers.
+    async fn tamper(&self, statements: &[&str]) {
         let lift_triggers: &[&str] = if self.postgres.is_some() {
             &["ALTER TABLE ledger DISABLE TRIGGER USER"]
         } else {
             &[
-                "DROP TRIGGER ledger_no_update",
-                "DROP TRIGGER ledger_no_delete",
+                "DROP TRIGGER IF EXISTS ledger_no_update",
+                "DROP TRIGGER IF EXISTS ledger_no_delete",
             ]
         };
-        self.sql(&[lift_triggers, &[statement]].concat()).await;
-        self.run(&["audit", "verify"]).exits(1).stderr()
+        self.sql(&[lift_triggers, statements].concat()).await;
+    }
+
+    /// The ledger head's event id.
+    async fn head_id(&self) -> i64 {
+        self.store()
+            .await
+            .ledger_head()
+            .await
+            .expect("the head reads")
+            .expect("the ledger has events")
+            .0
+    }
+
+    /// Writes a few ledger events the way an operator would (a new user).
+    fn add_events(&self, username: &str) {
+        self.run_with_input(
+            &["user", "create", "--username", username, "--role", "viewer"],
+            "viewer-password-1\n",
+        )
+        .succeeds();
+    }
+
+    /// A new checkpoint key in the scratch directory: (key file, public key).
+    fn keygen(&self) -> (String, String) {
+        let key = self.path("checkpoint.key");
+        let public = self
+            .run(&["audit", "keygen", "--out", &key])
+            .succeeds()
+            .stdout()
+            .trim()
+            .to_owned();
+        (key, public)
+    }
+
+    fn checkpoint(&self, key: &str, file: &str) {
+        self.run(&["audit", "checkpoint", "--key", key, "--out", file])
+            .succeeds();
+    }
+
+    fn verify_checkpoints(&self, file: &str, public: &str) -> Run {
+        self.run(&[
+            "audit",
+            "verify",
+            "--checkpoints",
+            file,
+            "--public-key",
+            public,
+        ])
     }
 }
 
@@ -367,7 +420,11 @@ async fn every_demo_cluster_operation_was_started_by_a_demo_user_allowed_to_run_
             .iter()
             .any(|e| e.name == c.environment && e.policy.is_production());
         let needed = switchyard_domain::access::role_for_operation(production);
-        for op in store.list_operations(&c.name, 100).await.expect("operations") {
+        for op in store
+            .list_operations(&c.name, 100)
+            .await
+            .expect("operations")
+        {
             let user = users.iter().find(|u| u.username == op.actor);
             assert!(
                 user.is_some_and(|u| u.role.allows(needed)),
@@ -717,4 +774,179 @@ async fn users_and_tokens_are_managed_from_the_command_line_and_only_hashes_are_
             "{action}"
         );
     }
+}
+
+#[test]
+fn audit_keygen_writes_a_private_key_file_and_public_key_prints_the_same_key() {
+    let db = TestDb::new("keygen");
+    let (key, public) = db.keygen();
+    assert_eq!(public.len(), 64, "{public}");
+    assert!(public.chars().all(|c| c.is_ascii_hexdigit()), "{public}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("the key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+    let again = db.run(&["audit", "public-key", "--key", &key]);
+    assert_eq!(again.succeeds().stdout().trim(), public);
+    let stderr = db
+        .run(&["audit", "keygen", "--out", &key])
+        .exits(2)
+        .stderr();
+    assert!(stderr.contains("never overwrites"), "{stderr}");
+    let garbage = db.path("garbage.key");
+    std::fs::write(&garbage, "not a key\n").expect("written");
+    let stderr = db
+        .run(&["audit", "public-key", "--key", &garbage])
+        .exits(2)
+        .stderr();
+    assert!(stderr.contains("does not hold a signing key"), "{stderr}");
+}
+
+/// Checkpoint 1 at the demo's head, more events, checkpoint 2; then the
+/// events after checkpoint 1 are deleted by hand and the head row put back:
+/// the chain alone still verifies, the checkpoints name checkpoint 2.
+async fn truncation_is_named_by_the_checkpoint_it_contradicts(db: &TestDb) {
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    let first = db.head_id().await;
+    db.add_events("auditor-one");
+    db.checkpoint(&key, &file);
+    let second = db.head_id().await;
+    assert!(second > first);
+    let ok = db.verify_checkpoints(&file, &public).succeeds().stdout();
+    assert!(ok.contains("checkpoints OK: 2 signed checkpoints"), "{ok}");
+
+    let truncate = format!("DELETE FROM ledger WHERE id > {first}");
+    let head = format!(
+        "UPDATE ledger_head SET last_id = {first}, \
+         last_hash = (SELECT hash FROM ledger WHERE id = {first}) WHERE singleton = 1"
+    );
+    db.tamper(&[&truncate, &head]).await;
+    db.run(&["audit", "verify"]).succeeds();
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(
+        stderr.contains(&format!("checkpoint 2 (event {second}, "))
+            && stderr.contains(&format!(
+                ": event {second} is missing — the ledger was truncated after event {first}"
+            )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("checkpoint 1 ("),
+        "checkpoint 1 still holds: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_newest_events_is_named_by_the_signed_checkpoint_it_contradicts() {
+    let db = TestDb::with_demo("cp-truncate");
+    truncation_is_named_by_the_checkpoint_it_contradicts(&db).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_deleting_the_newest_events_is_named_by_the_signed_checkpoint_it_contradicts()
+{
+    let db = TestDb::new_postgres("cp_truncate").await;
+    db.run(&["demo"]).succeeds();
+    truncation_is_named_by_the_checkpoint_it_contradicts(&db).await;
+    db.drop_postgres().await;
+}
+
+#[tokio::test]
+async fn rewriting_the_newest_event_and_its_hash_is_named_by_the_signed_checkpoint() {
+    let db = TestDb::with_demo("cp-rewrite");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    let head = db.head_id().await;
+    let (event, _) = db
+        .store()
+        .await
+        .ledger_event(head)
+        .await
+        .expect("the event reads");
+    let mut event = event.expect("the head event");
+    event.reason = Some("nothing happened here".to_owned());
+    let hash = event.compute_hash();
+    db.tamper(&[
+        &format!(
+            "UPDATE ledger SET reason = 'nothing happened here', hash = '{hash}' WHERE id = {head}"
+        ),
+        &format!("UPDATE ledger_head SET last_hash = '{hash}' WHERE singleton = 1"),
+    ])
+    .await;
+    db.run(&["audit", "verify"]).succeeds();
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(
+        stderr.contains(&format!("checkpoint 1 (event {head}, ")) && stderr.contains("rewritten"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_deleted_checkpoint_line_is_named() {
+    let db = TestDb::with_demo("cp-delete");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    for i in 0..3 {
+        db.checkpoint(&key, &file);
+        db.add_events(&format!("reader-{i}"));
+    }
+    db.verify_checkpoints(&file, &public).succeeds();
+    let text = std::fs::read_to_string(&file).expect("the checkpoint file");
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&file, kept.join("\n") + "\n").expect("rewritten");
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(stderr.contains("checkpoint 2 is missing"), "{stderr}");
+}
+
+#[test]
+fn a_forged_checkpoint_signature_is_named() {
+    let db = TestDb::with_demo("cp-forge");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    db.add_events("reader");
+    db.checkpoint(&key, &file);
+    let text = std::fs::read_to_string(&file).expect("the checkpoint file");
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    // Claim fewer events than were signed (as if to cover a truncation).
+    let count = lines[1]["count"].as_i64().expect("a count");
+    lines[1]["count"] = serde_json::json!(count - 5);
+    let forged: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&file, forged.join("\n") + "\n").expect("rewritten");
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(
+        stderr.contains("checkpoint 2 (event") && stderr.contains("signature does not verify"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("checkpoint 1 ("), "{stderr}");
+
+    // A checkpoint file signed with another key does not verify with this one.
+    let other = db.path("other.key");
+    db.run(&["audit", "keygen", "--out", &other]).succeeds();
+    let other_file = db.path("other.jsonl");
+    db.checkpoint(&other, &other_file);
+    let stderr = db
+        .verify_checkpoints(&other_file, &public)
+        .exits(1)
+        .stderr();
+    assert!(
+        stderr.contains("checkpoint 1 (event") && stderr.contains("signature"),
+        "{stderr}"
+    );
 }

@@ -158,7 +158,11 @@ async fn unknown_pages_answer_404_in_the_normal_layout_with_the_signed_in_user_a
     let app = spawn_app().await;
     app.user_with_token("bob", Role::Approver, None).await;
     let browser = sign_in(&app, "bob").await;
-    for path in ["/no/such/page", "/models/no-such-model", "/clusters/no-such-cluster"] {
+    for path in [
+        "/no/such/page",
+        "/models/no-such-model",
+        "/clusters/no-such-cluster",
+    ] {
         let page = no_redirects()
             .get(format!("{}{path}", app.address))
             .header(COOKIE, &browser.cookie)
@@ -167,8 +171,14 @@ async fn unknown_pages_answer_404_in_the_normal_layout_with_the_signed_in_user_a
             .expect("sent");
         assert_eq!(page.status(), StatusCode::NOT_FOUND, "{path}");
         let html = page.text().await.unwrap_or_default();
-        assert!(html.contains("user-name\">bob"), "{path}: the header names the user: {html}");
-        assert!(!html.contains(">Sign in<"), "{path}: no sign-in link for a signed-in user");
+        assert!(
+            html.contains("user-name\">bob"),
+            "{path}: the header names the user: {html}"
+        );
+        assert!(
+            !html.contains(">Sign in<"),
+            "{path}: no sign-in link for a signed-in user"
+        );
         assert!(html.contains("href=\"/\""), "{path}: a way home");
     }
 }
@@ -236,7 +246,10 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
     );
     // The form comes back with the username filled in.
     let form = no_redirects()
-        .get(format!("{}/signin?error=invalid&username=carol", app.address))
+        .get(format!(
+            "{}/signin?error=invalid&username=carol",
+            app.address
+        ))
         .send()
         .await
         .expect("sent")
@@ -554,7 +567,10 @@ async fn console_refusals_answer_with_their_4xx_status_not_500() {
     )
     .await;
     assert!(no_reason.starts_with("422 "), "{no_reason}");
-    assert!(no_reason.contains("\"code\":\"invalid_input\""), "{no_reason}");
+    assert!(
+        no_reason.contains("\"code\":\"invalid_input\""),
+        "{no_reason}"
+    );
     let illegal = call_server_fn(
         &app,
         "POST",
