@@ -29,6 +29,9 @@ Configuration (environment variables):
   SWITCHYARD_OPERATION_LEASE_MS  how long an operation runner's claim holds unrenewed (default 15000):
                                after a crash, another runner resumes the operation once it expires
   SWITCHYARD_OPERATION_POLL_MS   how often the runner looks for operations (default 250)
+  SWITCHYARD_CHECKPOINT_KEY      with SWITCHYARD_CHECKPOINT_FILE: `serve` signs the ledger head with this
+                               key (from `audit keygen`) and appends a checkpoint to that file every
+  SWITCHYARD_CHECKPOINT_INTERVAL_SECS  seconds (default 3600; skipped while the head has not moved)
 
 Exit codes:
   0  success
@@ -359,6 +362,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     }
     let settings =
         crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    let checkpoints = checkpoint::Periodic::from_env()?;
     let app = crate::startup::Application::build(config.clone())
         .await
         .context("cannot start the server")?;
@@ -368,6 +372,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         drivers: app.drivers(),
     });
     // The runner shares the server's drivers, so live health shows the routers it drives.
+    let checkpointer = checkpoints.map(|periodic| periodic.spawn(store.clone()));
     let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app
         .run_until_stopped()
@@ -375,6 +380,9 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         .context("the server stopped with an error");
     retirement.abort();
     runner.abort();
+    if let Some(task) = checkpointer {
+        task.abort();
+    }
     Ok(stopped?)
 }
 

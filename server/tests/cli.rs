@@ -950,3 +950,62 @@ fn a_forged_checkpoint_signature_is_named() {
         "{stderr}"
     );
 }
+
+/// Waits until `file` holds at least `at_least` lines (30 s at most); their number.
+async fn checkpoint_lines(file: &str, at_least: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = std::fs::read_to_string(file).map_or(0, |t| t.lines().count());
+        if n >= at_least {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} checkpoints after 30 s, expected {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_signs_checkpoints_periodically_when_given_a_key_and_a_file() {
+    let db = TestDb::with_demo("cp-serve");
+    let (key, public) = db.keygen();
+    let file = db.path("served.jsonl");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("an address")
+        .port();
+    let _server = KillOnDrop(
+        db.command(&["serve"])
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
+            .env("SWITCHYARD_CHECKPOINT_KEY", &key)
+            .env("SWITCHYARD_CHECKPOINT_FILE", &file)
+            .env("SWITCHYARD_CHECKPOINT_INTERVAL_SECS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    assert_eq!(
+        checkpoint_lines(&file, 1).await,
+        1,
+        "the head did not move: one checkpoint"
+    );
+    db.add_events("served-reader");
+    checkpoint_lines(&file, 2).await;
+    let ok = db
+        .verify_checkpoints(&db.path("served.jsonl"), &public)
+        .succeeds()
+        .stdout();
+    assert!(ok.contains("checkpoints OK"), "{ok}");
+
+    let half = db
+        .command(&["serve"])
+        .env("SWITCHYARD_CHECKPOINT_KEY", &key)
+        .output()
+        .expect("the binary runs");
+    assert_eq!(half.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&half.stderr).contains("go together"));
+}

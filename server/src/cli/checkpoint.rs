@@ -246,3 +246,84 @@ pub(super) async fn verify(
         )))
     }
 }
+
+/// `serve`'s periodic checkpoints: SWITCHYARD_CHECKPOINT_KEY and
+/// SWITCHYARD_CHECKPOINT_FILE (both or neither), SWITCHYARD_CHECKPOINT_INTERVAL_SECS
+/// (default 3600, at least 1).
+pub(super) struct Periodic {
+    key: SigningKey,
+    file: std::path::PathBuf,
+    interval: std::time::Duration,
+}
+
+impl Periodic {
+    /// The settings from the environment; `None` when checkpoints are off.
+    pub(super) fn from_env() -> Result<Option<Periodic>, Failure> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let (key, file) = match (
+            var("SWITCHYARD_CHECKPOINT_KEY"),
+            var("SWITCHYARD_CHECKPOINT_FILE"),
+        ) {
+            (None, None) => return Ok(None),
+            (Some(key), Some(file)) => (key, file),
+            _ => {
+                return Err(Failure::usage(
+                    "SWITCHYARD_CHECKPOINT_KEY and SWITCHYARD_CHECKPOINT_FILE go together: \
+                     set both (the signing key file and the checkpoint file) or neither",
+                ))
+            }
+        };
+        let secs = match var("SWITCHYARD_CHECKPOINT_INTERVAL_SECS") {
+            None => 3600,
+            Some(v) => v.trim().parse::<u64>().ok().filter(|s| *s >= 1).ok_or_else(|| {
+                Failure::usage(format!(
+                    "SWITCHYARD_CHECKPOINT_INTERVAL_SECS must be a whole number of seconds, at least 1 (got {v:?})"
+                ))
+            })?,
+        };
+        Ok(Some(Periodic {
+            key: read_signing_key(Path::new(&key))?,
+            file: file.into(),
+            interval: std::time::Duration::from_secs(secs),
+        }))
+    }
+
+    /// Signs the ledger head every interval (the first at once), skipping
+    /// when the head has not moved since the file's last checkpoint.
+    pub(super) fn spawn(self, store: crate::store::DynStore) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(self.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match self.once(store.as_ref()).await {
+                    Ok(Some(cp)) => tracing::info!(
+                        checkpoint = cp.seq,
+                        event_id = cp.event_id,
+                        file = %self.file.display(),
+                        "ledger checkpoint signed"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(
+                        file = %self.file.display(),
+                        error = %e.message,
+                        "cannot write a ledger checkpoint"
+                    ),
+                }
+            }
+        })
+    }
+
+    async fn once(&self, store: &dyn Store) -> Result<Option<Checkpoint>, Failure> {
+        let last = read_checkpoints(&self.file, true)?.pop();
+        let head = store
+            .ledger_head()
+            .await
+            .context("cannot read the ledger head")?;
+        match (last, head) {
+            (_, None) => Ok(None),
+            (Some(last), Some((id, _))) if last.event_id == id => Ok(None),
+            _ => append(store, &self.key, &self.file).await.map(Some),
+        }
+    }
+}
