@@ -336,15 +336,24 @@ async fn audit_verify(config: &Config, checkpoints: Option<(&std::path::Path, &s
             }
             Ok(())
         }
-        broken => Err(Failure::refused(format!(
-            "ledger BROKEN at event {}: {} ({} events checked)",
-            broken.map_or_else(|| "?".to_owned(), |id| id.to_string()),
-            report
-                .problem
-                .as_deref()
-                .unwrap_or("the chain does not verify"),
-            report.checked
-        ))),
+        broken => {
+            let mut message = format!(
+                "ledger BROKEN at event {}: {} ({} events checked)",
+                broken.map_or_else(|| "?".to_owned(), |id| id.to_string()),
+                report
+                    .problem
+                    .as_deref()
+                    .unwrap_or("the chain does not verify"),
+                report.checked
+            );
+            // The checkpoints still say which signed heads the damage reaches.
+            if let Some((file, public_key)) = checkpoints {
+                if let Err(failure) = checkpoint::verify(store.as_ref(), file, public_key).await {
+                    message = format!("{message}\n{}", failure.message);
+                }
+            }
+            Err(Failure::refused(message))
+        }
     }
 }
 

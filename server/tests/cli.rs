@@ -1009,3 +1009,22 @@ async fn serve_signs_checkpoints_periodically_when_given_a_key_and_a_file() {
     assert_eq!(half.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&half.stderr).contains("go together"));
 }
+
+#[tokio::test]
+async fn a_broken_chain_is_reported_with_the_checkpoints_it_contradicts() {
+    let db = TestDb::with_demo("cp-broken");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    let head = db.head_id().await;
+    // The newest event deleted, the head row left alone: the chain breaks too.
+    db.tamper(&[&format!("DELETE FROM ledger WHERE id = {head}")])
+        .await;
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(stderr.contains("ledger BROKEN"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("checkpoint 1 (event {head}, "))
+            && stderr.contains(&format!("event {head} is missing")),
+        "{stderr}"
+    );
+}
