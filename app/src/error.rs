@@ -149,13 +149,34 @@ mod tests {
     #[test]
     fn refusals_answer_with_their_4xx_status_and_server_failures_with_500() {
         for (e, status) in [
-            (AppError::from(switchyard_domain::DomainError::Invalid("x".into())), 422),
-            (AppError::from(switchyard_domain::DomainError::PolicyViolation("x".into())), 422),
-            (AppError::from(switchyard_domain::DomainError::IllegalMove("x".into())), 409),
-            (AppError::from(switchyard_domain::DomainError::Conflict("x".into())), 409),
-            (AppError::from(switchyard_domain::DomainError::Retired("x".into())), 410),
-            (AppError::from(switchyard_domain::DomainError::NotFound("x".into())), 404),
-            (AppError::from(switchyard_domain::DomainError::Forbidden("x".into())), 403),
+            (
+                AppError::from(switchyard_domain::DomainError::Invalid("x".into())),
+                422,
+            ),
+            (
+                AppError::from(switchyard_domain::DomainError::PolicyViolation("x".into())),
+                422,
+            ),
+            (
+                AppError::from(switchyard_domain::DomainError::IllegalMove("x".into())),
+                409,
+            ),
+            (
+                AppError::from(switchyard_domain::DomainError::Conflict("x".into())),
+                409,
+            ),
+            (
+                AppError::from(switchyard_domain::DomainError::Retired("x".into())),
+                410,
+            ),
+            (
+                AppError::from(switchyard_domain::DomainError::NotFound("x".into())),
+                404,
+            ),
+            (
+                AppError::from(switchyard_domain::DomainError::Forbidden("x".into())),
+                403,
+            ),
             (AppError::unauthenticated(), 401),
             (AppError::internal(), 500),
         ] {

@@ -117,7 +117,8 @@ pub fn check_record_time(
             first.to_rfc3339()
         ))),
         None => Err(DomainError::Invalid(
-            "the ledger is empty: no version is registered, so no request can have been served".to_owned(),
+            "the ledger is empty: no version is registered, so no request can have been served"
+                .to_owned(),
         )),
         Some(_) => Ok(()),
     }
@@ -226,14 +227,20 @@ mod tests {
         }
         let mut v = good();
         v["request_id"] = json!("a?b#c%d e\\f");
-        assert!(validate(v).is_ok(), "percent-encoded, these are retrievable");
+        assert!(
+            validate(v).is_ok(),
+            "percent-encoded, these are retrievable"
+        );
     }
 
     #[test]
     fn a_record_time_in_the_future_or_before_the_ledger_is_refused() {
         let t = |s: i64| Timestamp::from_micros(1_772_323_200_000_000 + s * 1_000_000);
         assert!(check_record_time(t(100), t(100), Some(t(0))).is_ok());
-        assert!(check_record_time(t(100 + 299), t(100), Some(t(0))).is_ok(), "clock skew");
+        assert!(
+            check_record_time(t(100 + 299), t(100), Some(t(0))).is_ok(),
+            "clock skew"
+        );
         assert!(check_record_time(t(100 + 301), t(100), Some(t(0))).is_err());
         assert!(check_record_time(t(-1), t(100), Some(t(0))).is_err());
         assert!(check_record_time(t(1), t(100), None).is_err());
@@ -254,8 +261,7 @@ mod tests {
         let r = validate(good()).expect("valid");
         let other = FullId::parse("chat:v1").expect("id");
         assert_eq!(contradiction(&r, Some(Some(&r.full_id.clone()))), None);
-        assert!(contradiction(&r, Some(Some(&other)))
-            .is_some_and(|m| m.contains("held chat:v1")));
+        assert!(contradiction(&r, Some(Some(&other))).is_some_and(|m| m.contains("held chat:v1")));
         assert!(contradiction(&r, Some(None)).is_some_and(|m| m.contains("no version")));
         assert!(contradiction(&r, None).is_some());
     }

@@ -78,6 +78,9 @@ mod tests {
             }
         }
         assert!(check_free_text("reason", "Grüße, 東京 — rollback after 5xx ✓").is_ok());
-        assert!(check_free_text("reason", "שלום عربى").is_ok(), "right-to-left text itself is fine");
+        assert!(
+            check_free_text("reason", "שלום عربى").is_ok(),
+            "right-to-left text itself is fine"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod import;
+mod checkpoint;
 mod pins;
 mod token;
 mod user;
@@ -35,6 +36,9 @@ Configuration (environment variables):
   SWITCHYARD_MLFLOW_FOLLOW     an MLflow tracking URL: `serve` imports its new versions as they appear
                                (SWITCHYARD_MLFLOW_FOLLOW_ALIASES=champion=production,..., _STAGES, _MODELS,
                                _INTERVAL_MS default 2000; credentials as for `import mlflow`)
+  SWITCHYARD_CHECKPOINT_KEY      with SWITCHYARD_CHECKPOINT_FILE: `serve` signs the ledger head with this
+                               key (from `audit keygen`) and appends a checkpoint to that file every
+  SWITCHYARD_CHECKPOINT_INTERVAL_SECS  seconds (default 3600; skipped while the head has not moved)
 
 Exit codes:
   0  success
@@ -199,8 +203,37 @@ const CLI_ACTOR: &str = "cli";
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the whole hash chain; exit 1 naming the first broken event.
-    Verify,
+    /// Check the whole hash chain; exit 1 naming the first broken event. With
+    /// --checkpoints and --public-key, also check every signed checkpoint and that
+    /// the ledger still holds each checkpointed head (exit 1 naming each contradicted one).
+    Verify {
+        /// A checkpoint file, as `audit checkpoint` appends to it.
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The public key: 64 hex digits (as `audit keygen` / `audit public-key` print) or a file holding them.
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<String>,
+    },
+    /// Write a new Ed25519 checkpoint signing key (64 hex digits, mode 0600) and print its public key (64 hex digits).
+    Keygen {
+        /// The key file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key (64 hex digits) of a signing key.
+    PublicKey {
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Sign the ledger head (event id, hash, time, count, previous checkpoint) and append it to a checkpoint file.
+    Checkpoint {
+        /// The signing key, as `audit keygen` writes it.
+        #[arg(long)]
+        key: PathBuf,
+        /// The checkpoint file (one JSON line per checkpoint); keep it on other storage than the database.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,7 +313,15 @@ async fn dispatch(command: Command) -> Outcome {
             Ok(())
         }
         Command::Demo => demo(&config).await,
-        Command::Audit(AuditCommand::Verify) => audit_verify(&config).await,
+        Command::Audit(AuditCommand::Verify {
+            checkpoints,
+            public_key,
+        }) => audit_verify(&config, checkpoints.as_deref().zip(public_key.as_deref())).await,
+        Command::Audit(AuditCommand::Keygen { out }) => checkpoint::keygen(&out),
+        Command::Audit(AuditCommand::PublicKey { key }) => checkpoint::public_key(&key),
+        Command::Audit(AuditCommand::Checkpoint { key, out }) => {
+            checkpoint::run(open_store(&config).await?.as_ref(), &key, &out).await
+        }
         Command::Pins(PinsCommand::Export { env, out }) => {
             pins::export(open_store(&config).await?.as_ref(), &env, out.as_deref()).await
         }
@@ -411,7 +452,7 @@ async fn demo(config: &Config) -> Outcome {
     Ok(())
 }
 
-async fn audit_verify(config: &Config) -> Outcome {
+async fn audit_verify(config: &Config, checkpoints: Option<(&std::path::Path, &str)>) -> Outcome {
     let store = open_store(config).await?;
     let report = store
         .audit_verify()
@@ -420,17 +461,33 @@ async fn audit_verify(config: &Config) -> Outcome {
     match report.first_broken_id {
         None if report.ok => {
             println!("ledger OK: {} events checked", report.checked);
+            if let Some((file, public_key)) = checkpoints {
+                let n = checkpoint::verify(store.as_ref(), file, public_key).await?;
+                println!(
+                    "checkpoints OK: {n} signed checkpoints in {} hold, the ledger contains each checkpointed head",
+                    file.display()
+                );
+            }
             Ok(())
         }
-        broken => Err(Failure::refused(format!(
-            "ledger BROKEN at event {}: {} ({} events checked)",
-            broken.map_or_else(|| "?".to_owned(), |id| id.to_string()),
-            report
-                .problem
-                .as_deref()
-                .unwrap_or("the chain does not verify"),
-            report.checked
-        ))),
+        broken => {
+            let mut message = format!(
+                "ledger BROKEN at event {}: {} ({} events checked)",
+                broken.map_or_else(|| "?".to_owned(), |id| id.to_string()),
+                report
+                    .problem
+                    .as_deref()
+                    .unwrap_or("the chain does not verify"),
+                report.checked
+            );
+            // The checkpoints still say which signed heads the damage reaches.
+            if let Some((file, public_key)) = checkpoints {
+                if let Err(failure) = checkpoint::verify(store.as_ref(), file, public_key).await {
+                    message = format!("{message}\n{}", failure.message);
+                }
+            }
+            Err(Failure::refused(message))
+        }
     }
 }
 
@@ -448,6 +505,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     }
     let settings =
         crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    let checkpoints = checkpoint::Periodic::from_env()?;
     let app = crate::startup::Application::build(config.clone())
         .await
         .context("cannot start the server")?;
@@ -469,6 +527,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         None => None,
     };
     // The runner shares the server's drivers, so live health shows the routers it drives.
+    let checkpointer = checkpoints.map(|periodic| periodic.spawn(store.clone()));
     let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app
         .run_until_stopped()
@@ -478,6 +537,9 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     runner.abort();
     if let Some(follow) = follow {
         follow.abort();
+    }
+    if let Some(task) = checkpointer {
+        task.abort();
     }
     Ok(stopped?)
 }

@@ -616,7 +616,14 @@ impl Services for StoreServices {
         };
         self.state
             .store
-            .change_stage(id, to, via, Some(reason), &self.user.username, Timestamp::now())
+            .change_stage(
+                id,
+                to,
+                via,
+                Some(reason),
+                &self.user.username,
+                Timestamp::now(),
+            )
             .await
             .map_err(to_app_error)
     }

@@ -94,8 +94,7 @@ mod tests {
         assert_eq!(
             refused,
             Err(DomainError::Forbidden(
-                "approving a promotion needs the approver role; erin has the deployer role"
-                    .into()
+                "approving a promotion needs the approver role; erin has the deployer role".into()
             ))
         );
         assert_eq!(

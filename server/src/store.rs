@@ -229,7 +229,11 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
     /// times within the ledger and not ahead of `now`, registered versions not
     /// retired at the record's time, clusters Switchyard manages; and flags
     /// records whose slot the ledger says held another version at that time.
-    async fn check_request_records(&self, records: &[RequestRecord], now: Timestamp) -> StoreResult<RecordCheck>;
+    async fn check_request_records(
+        &self,
+        records: &[RequestRecord],
+        now: Timestamp,
+    ) -> StoreResult<RecordCheck>;
 
     /// The record with its version and the events that put it in service, in one query.
     async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>>;
@@ -249,6 +253,16 @@ pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static 
 
     /// Walks the whole chain (in pages) and checks every link and the head.
     async fn audit_verify(&self) -> StoreResult<VerifyReport>;
+
+    /// The ledger head row (last id and hash), if any event was written.
+    async fn ledger_head(&self) -> StoreResult<Option<(i64, String)>>;
+
+    /// One ledger event by id, with the number of events whose id is at most
+    /// `id` (what a signed checkpoint compares against).
+    async fn ledger_event(
+        &self,
+        id: i64,
+    ) -> StoreResult<(Option<switchyard_domain::ledger::LedgerEvent>, i64)>;
 
     /// Retires deprecated versions whose period has passed (actor `system`),
     /// unless they are still pinned somewhere: those are flagged once in the ledger.

@@ -182,16 +182,69 @@ impl TestDb {
     /// hand (past the append-only triggers); it must exit 1.
     async fn verify_after_tampering(&self, statement: &str) -> String {
         self.run(&["audit", "verify"]).succeeds();
+        self.tamper(&[statement]).await;
+        self.run(&["audit", "verify"]).exits(1).stderr()
+    }
+
+    /// Runs `statements` on the ledger by hand, past its append-only triggers.
+    async fn tamper(&self, statements: &[&str]) {
         let lift_triggers: &[&str] = if self.postgres.is_some() {
             &["ALTER TABLE ledger DISABLE TRIGGER USER"]
         } else {
             &[
-                "DROP TRIGGER ledger_no_update",
-                "DROP TRIGGER ledger_no_delete",
+                "DROP TRIGGER IF EXISTS ledger_no_update",
+                "DROP TRIGGER IF EXISTS ledger_no_delete",
             ]
         };
-        self.sql(&[lift_triggers, &[statement]].concat()).await;
-        self.run(&["audit", "verify"]).exits(1).stderr()
+        self.sql(&[lift_triggers, statements].concat()).await;
+    }
+
+    /// The ledger head's event id.
+    async fn head_id(&self) -> i64 {
+        self.store()
+            .await
+            .ledger_head()
+            .await
+            .expect("the head reads")
+            .expect("the ledger has events")
+            .0
+    }
+
+    /// Writes a few ledger events the way an operator would (a new user).
+    fn add_events(&self, username: &str) {
+        self.run_with_input(
+            &["user", "create", "--username", username, "--role", "viewer"],
+            "viewer-password-1\n",
+        )
+        .succeeds();
+    }
+
+    /// A new checkpoint key in the scratch directory: (key file, public key).
+    fn keygen(&self) -> (String, String) {
+        let key = self.path("checkpoint.key");
+        let public = self
+            .run(&["audit", "keygen", "--out", &key])
+            .succeeds()
+            .stdout()
+            .trim()
+            .to_owned();
+        (key, public)
+    }
+
+    fn checkpoint(&self, key: &str, file: &str) {
+        self.run(&["audit", "checkpoint", "--key", key, "--out", file])
+            .succeeds();
+    }
+
+    fn verify_checkpoints(&self, file: &str, public: &str) -> Run {
+        self.run(&[
+            "audit",
+            "verify",
+            "--checkpoints",
+            file,
+            "--public-key",
+            public,
+        ])
     }
 }
 
@@ -981,5 +1034,258 @@ fn haproxy_config_prints_the_routing_contract_from_a_config_file_without_a_serve
         bad.exits(2).stderr().contains("missing field"),
         "{}",
         bad.stderr()
+    );
+}
+
+#[test]
+fn audit_keygen_writes_a_private_key_file_and_public_key_prints_the_same_key() {
+    let db = TestDb::new("keygen");
+    let (key, public) = db.keygen();
+    assert_eq!(public.len(), 64, "{public}");
+    assert!(public.chars().all(|c| c.is_ascii_hexdigit()), "{public}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key)
+            .expect("the key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+    let again = db.run(&["audit", "public-key", "--key", &key]);
+    assert_eq!(again.succeeds().stdout().trim(), public);
+    let stderr = db
+        .run(&["audit", "keygen", "--out", &key])
+        .exits(2)
+        .stderr();
+    assert!(stderr.contains("never overwrites"), "{stderr}");
+    let garbage = db.path("garbage.key");
+    std::fs::write(&garbage, "not a key\n").expect("written");
+    let stderr = db
+        .run(&["audit", "public-key", "--key", &garbage])
+        .exits(2)
+        .stderr();
+    assert!(stderr.contains("does not hold a signing key"), "{stderr}");
+}
+
+/// Checkpoint 1 at the demo's head, more events, checkpoint 2; then the
+/// events after checkpoint 1 are deleted by hand and the head row put back:
+/// the chain alone still verifies, the checkpoints name checkpoint 2.
+async fn truncation_is_named_by_the_checkpoint_it_contradicts(db: &TestDb) {
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    let first = db.head_id().await;
+    db.add_events("auditor-one");
+    db.checkpoint(&key, &file);
+    let second = db.head_id().await;
+    assert!(second > first);
+    let ok = db.verify_checkpoints(&file, &public).succeeds().stdout();
+    assert!(ok.contains("checkpoints OK: 2 signed checkpoints"), "{ok}");
+
+    let truncate = format!("DELETE FROM ledger WHERE id > {first}");
+    let head = format!(
+        "UPDATE ledger_head SET last_id = {first}, \
+         last_hash = (SELECT hash FROM ledger WHERE id = {first}) WHERE singleton = 1"
+    );
+    db.tamper(&[&truncate, &head]).await;
+    db.run(&["audit", "verify"]).succeeds();
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(
+        stderr.contains(&format!("checkpoint 2 (event {second}, "))
+            && stderr.contains(&format!(
+                ": event {second} is missing — the ledger was truncated after event {first}"
+            )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("checkpoint 1 ("),
+        "checkpoint 1 still holds: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_newest_events_is_named_by_the_signed_checkpoint_it_contradicts() {
+    let db = TestDb::with_demo("cp-truncate");
+    truncation_is_named_by_the_checkpoint_it_contradicts(&db).await;
+}
+
+#[tokio::test]
+async fn on_postgresql_deleting_the_newest_events_is_named_by_the_signed_checkpoint_it_contradicts()
+{
+    let db = TestDb::new_postgres("cp_truncate").await;
+    db.run(&["demo"]).succeeds();
+    truncation_is_named_by_the_checkpoint_it_contradicts(&db).await;
+    db.drop_postgres().await;
+}
+
+#[tokio::test]
+async fn rewriting_the_newest_event_and_its_hash_is_named_by_the_signed_checkpoint() {
+    let db = TestDb::with_demo("cp-rewrite");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    let head = db.head_id().await;
+    let (event, _) = db
+        .store()
+        .await
+        .ledger_event(head)
+        .await
+        .expect("the event reads");
+    let mut event = event.expect("the head event");
+    event.reason = Some("nothing happened here".to_owned());
+    let hash = event.compute_hash();
+    db.tamper(&[
+        &format!(
+            "UPDATE ledger SET reason = 'nothing happened here', hash = '{hash}' WHERE id = {head}"
+        ),
+        &format!("UPDATE ledger_head SET last_hash = '{hash}' WHERE singleton = 1"),
+    ])
+    .await;
+    db.run(&["audit", "verify"]).succeeds();
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(
+        stderr.contains(&format!("checkpoint 1 (event {head}, ")) && stderr.contains("rewritten"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_deleted_checkpoint_line_is_named() {
+    let db = TestDb::with_demo("cp-delete");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    for i in 0..3 {
+        db.checkpoint(&key, &file);
+        db.add_events(&format!("reader-{i}"));
+    }
+    db.verify_checkpoints(&file, &public).succeeds();
+    let text = std::fs::read_to_string(&file).expect("the checkpoint file");
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&file, kept.join("\n") + "\n").expect("rewritten");
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(stderr.contains("checkpoint 2 is missing"), "{stderr}");
+}
+
+#[test]
+fn a_forged_checkpoint_signature_is_named() {
+    let db = TestDb::with_demo("cp-forge");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    db.add_events("reader");
+    db.checkpoint(&key, &file);
+    let text = std::fs::read_to_string(&file).expect("the checkpoint file");
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    // Claim fewer events than were signed (as if to cover a truncation).
+    let count = lines[1]["count"].as_i64().expect("a count");
+    lines[1]["count"] = serde_json::json!(count - 5);
+    let forged: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&file, forged.join("\n") + "\n").expect("rewritten");
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(
+        stderr.contains("checkpoint 2 (event") && stderr.contains("signature does not verify"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("checkpoint 1 ("), "{stderr}");
+
+    // A checkpoint file signed with another key does not verify with this one.
+    let other = db.path("other.key");
+    db.run(&["audit", "keygen", "--out", &other]).succeeds();
+    let other_file = db.path("other.jsonl");
+    db.checkpoint(&other, &other_file);
+    let stderr = db
+        .verify_checkpoints(&other_file, &public)
+        .exits(1)
+        .stderr();
+    assert!(
+        stderr.contains("checkpoint 1 (event") && stderr.contains("signature"),
+        "{stderr}"
+    );
+}
+
+/// Waits until `file` holds at least `at_least` lines (30 s at most); their number.
+async fn checkpoint_lines(file: &str, at_least: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = std::fs::read_to_string(file).map_or(0, |t| t.lines().count());
+        if n >= at_least {
+            return n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} checkpoints after 30 s, expected {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_signs_checkpoints_periodically_when_given_a_key_and_a_file() {
+    let db = TestDb::with_demo("cp-serve");
+    let (key, public) = db.keygen();
+    let file = db.path("served.jsonl");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("an address")
+        .port();
+    let _server = KillOnDrop(
+        db.command(&["serve"])
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
+            .env("SWITCHYARD_CHECKPOINT_KEY", &key)
+            .env("SWITCHYARD_CHECKPOINT_FILE", &file)
+            .env("SWITCHYARD_CHECKPOINT_INTERVAL_SECS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    assert_eq!(
+        checkpoint_lines(&file, 1).await,
+        1,
+        "the head did not move: one checkpoint"
+    );
+    db.add_events("served-reader");
+    checkpoint_lines(&file, 2).await;
+    let ok = db
+        .verify_checkpoints(&db.path("served.jsonl"), &public)
+        .succeeds()
+        .stdout();
+    assert!(ok.contains("checkpoints OK"), "{ok}");
+
+    let half = db
+        .command(&["serve"])
+        .env("SWITCHYARD_CHECKPOINT_KEY", &key)
+        .output()
+        .expect("the binary runs");
+    assert_eq!(half.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&half.stderr).contains("go together"));
+}
+
+#[tokio::test]
+async fn a_broken_chain_is_reported_with_the_checkpoints_it_contradicts() {
+    let db = TestDb::with_demo("cp-broken");
+    let (key, public) = db.keygen();
+    let file = db.path("checkpoints.jsonl");
+    db.checkpoint(&key, &file);
+    let head = db.head_id().await;
+    // The newest event deleted, the head row left alone: the chain breaks too.
+    db.tamper(&[&format!("DELETE FROM ledger WHERE id = {head}")])
+        .await;
+    let stderr = db.verify_checkpoints(&file, &public).exits(1).stderr();
+    assert!(stderr.contains("ledger BROKEN"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("checkpoint 1 (event {head}, "))
+            && stderr.contains(&format!("event {head} is missing")),
+        "{stderr}"
     );
 }

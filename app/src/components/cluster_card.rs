@@ -133,7 +133,9 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
 /// "blue-green switch, hot reload" → "Blue-green switch, hot reload".
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+    chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
 }
 
 fn step_state_words(s: StepState) -> &'static str {

@@ -262,16 +262,17 @@ fn EventRow(e: LedgerEvent) -> impl IntoView {
         .collect::<Vec<_>>()
         .join(" · ");
     // Folded: the field names in one line, the formatted JSON on a click.
-    let details = (!e.details.is_null() && e.details.as_object().is_none_or(|o| !o.is_empty())).then(|| {
-        let summary = details_summary(&e.details);
-        let pretty = serde_json::to_string_pretty(&e.details).unwrap_or_default();
-        view! {
-            <details class="details">
-                <summary>{summary}</summary>
-                <pre>{pretty}</pre>
-            </details>
-        }
-    });
+    let details = (!e.details.is_null() && e.details.as_object().is_none_or(|o| !o.is_empty()))
+        .then(|| {
+            let summary = details_summary(&e.details);
+            let pretty = serde_json::to_string_pretty(&e.details).unwrap_or_default();
+            view! {
+                <details class="details">
+                    <summary>{summary}</summary>
+                    <pre>{pretty}</pre>
+                </details>
+            }
+        });
     view! {
         <tr>
             <td class="mono">{e.id}</td>
@@ -308,8 +309,12 @@ mod details_tests {
 
     #[test]
     fn details_are_summarised_by_their_field_names_and_long_lines_are_cut() {
-        assert_eq!(details_summary(&json!({"steps": [1], "before": {}})), "before, steps");
-        let long = json!({"a_very_long_field_name_one": 1, "a_very_long_field_name_two": 2, "three": 3});
+        assert_eq!(
+            details_summary(&json!({"steps": [1], "before": {}})),
+            "before, steps"
+        );
+        let long =
+            json!({"a_very_long_field_name_one": 1, "a_very_long_field_name_two": 2, "three": 3});
         let s = details_summary(&long);
         assert_eq!(s.chars().count(), 60);
         assert!(s.ends_with('…'));

@@ -211,7 +211,10 @@ pub async fn metrics(
     if !scraper
         && app
             .store
-            .token_identity(&crate::auth::secret::hash(given), switchyard_domain::Timestamp::now())
+            .token_identity(
+                &crate::auth::secret::hash(given),
+                switchyard_domain::Timestamp::now(),
+            )
             .await?
             .is_none()
     {

@@ -57,7 +57,14 @@ pub async fn change_stage(
     let reason = super::required_reason(body.reason.as_deref())?;
     let version = app
         .store
-        .change_stage(&full_id, to, via, Some(reason), &actor.name, Timestamp::now())
+        .change_stage(
+            &full_id,
+            to,
+            via,
+            Some(reason),
+            &actor.name,
+            Timestamp::now(),
+        )
         .await?;
     Ok(Json(version))
 }

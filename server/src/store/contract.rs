@@ -1788,9 +1788,15 @@ async fn an_audit_filter_value_nothing_ever_carried_is_named_as_unknown(db: Arc<
     for (what, q) in [
         ("actor", query(|q| q.actor = Some("dvae".into()))),
         ("model", query(|q| q.model = Some("nope".into()))),
-        ("environment", query(|q| q.environment = Some("prod".into()))),
+        (
+            "environment",
+            query(|q| q.environment = Some("prod".into())),
+        ),
         ("cluster", query(|q| q.cluster = Some("eu-9".into()))),
-        ("action", query(|q| q.action = Some("version.deleted".into()))),
+        (
+            "action",
+            query(|q| q.action = Some("version.deleted".into())),
+        ),
     ] {
         let e = domain(db.store.audit_page(&q).await);
         assert!(
@@ -1806,9 +1812,21 @@ async fn an_audit_filter_value_nothing_ever_carried_is_named_as_unknown(db: Arc<
     });
     assert!(db.store.audit_page(&none).await.unwrap().events.is_empty());
     let not_yet = query(|q| q.action = Some(action::PROMOTION_EXPIRED.into()));
-    assert!(db.store.audit_page(&not_yet).await.unwrap().events.is_empty());
+    assert!(db
+        .store
+        .audit_page(&not_yet)
+        .await
+        .unwrap()
+        .events
+        .is_empty());
     db.store
-        .create_user("erin", switchyard_domain::access::Role::Viewer, "hash", "admin", at(2))
+        .create_user(
+            "erin",
+            switchyard_domain::access::Role::Viewer,
+            "hash",
+            "admin",
+            at(2),
+        )
         .await
         .expect("user created");
     let quiet = query(|q| q.actor = Some("erin".into()));
@@ -1843,7 +1861,12 @@ async fn request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster
         .await
         .unwrap();
 
-    let eu = db.store.request_lookup("eu-1").await.unwrap().expect("stored");
+    let eu = db
+        .store
+        .request_lookup("eu-1")
+        .await
+        .unwrap()
+        .expect("stored");
     assert!(eu.cluster_known);
     assert_eq!(eu.notice, None);
     assert!(
@@ -1855,7 +1878,12 @@ async fn request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster
     );
     assert!(actions(&eu.provenance).contains(&action::PIN_CHANGED));
 
-    let edge = db.store.request_lookup("edge-1").await.unwrap().expect("stored");
+    let edge = db
+        .store
+        .request_lookup("edge-1")
+        .await
+        .unwrap()
+        .expect("stored");
     assert!(!edge.cluster_known);
     assert!(
         edge.notice.as_deref().is_some_and(|n| n.contains("edge-9")),

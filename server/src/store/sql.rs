@@ -166,7 +166,9 @@ pub(crate) const CLUSTER_EXISTS: &str = "SELECT 1 FROM clusters WHERE name = $1"
 /// names something that exists: a user or an actor of some event, a
 /// registered model, an environment, a cluster. (Actions are a fixed list:
 /// `ledger::action::ALL`.)
-pub(crate) fn audit_filter_checks(q: &crate::store::AuditQuery) -> Vec<(&'static str, &'static str, &str)> {
+pub(crate) fn audit_filter_checks(
+    q: &crate::store::AuditQuery,
+) -> Vec<(&'static str, &'static str, &str)> {
     let mut out = Vec::new();
     for (what, sql, value) in [
         (
@@ -203,6 +205,7 @@ pub(crate) const SELECT_EVENTS_PAGE: &str = concat!(
     ledger_columns!(),
     " FROM ledger WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
 );
+pub(crate) const COUNT_EVENTS_UP_TO: &str = "SELECT COUNT(*) FROM ledger WHERE id <= $1";
 pub(crate) const SELECT_STAGE_EVENTS: &str = concat!(
     "SELECT ",
     ledger_columns!(),

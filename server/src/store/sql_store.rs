@@ -916,6 +916,30 @@ macro_rules! sql_store {
                 Ok(walk.finish(head))
             }
 
+            async fn ledger_head(&self) -> StoreResult<Option<(i64, String)>> {
+                Ok(sqlx::query_as::<_, (i64, String)>(q::SELECT_HEAD)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn ledger_event(
+                &self,
+                id: i64,
+            ) -> StoreResult<(Option<switchyard_domain::ledger::LedgerEvent>, i64)> {
+                let row = sqlx::query_as::<_, q::LedgerRow>(q::SELECT_EVENTS_PAGE)
+                    .bind(id.saturating_sub(1))
+                    .bind(id)
+                    .bind(1_i64)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let event = row.map(q::LedgerRow::into_event).transpose()?;
+                let (count,) = sqlx::query_as::<_, (i64,)>(q::COUNT_EVENTS_UP_TO)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((event, count))
+            }
+
             async fn retire_due(&self, now: Timestamp) -> StoreResult<RetireReport> {
                 let deprecated_by = now.plus_days(-i64::from(self.settings.deprecation_days));
                 let due = sqlx::query_as::<_, (String, String)>(q::SELECT_DEPRECATED_SINCE)

@@ -103,7 +103,8 @@ impl SqliteStore {
                 }
                 stored.extend(select.fetch_all(&mut *tx).await?);
             }
-            let conflicts = super::sql::record_conflicts(records, &super::sql::records_by_id(stored)?);
+            let conflicts =
+                super::sql::record_conflicts(records, &super::sql::records_by_id(stored)?);
             if !conflicts.is_empty() {
                 tx.rollback().await?;
                 return Err(super::StoreError::RecordConflicts(conflicts));

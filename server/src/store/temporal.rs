@@ -302,7 +302,9 @@ impl TemporalIndex {
             return Ok(None);
         };
         let held = current.value.value.as_ref().map_err(|e| {
-            StoreError::Corrupt(format!("state history of cluster {cluster} is not valid: {e}"))
+            StoreError::Corrupt(format!(
+                "state history of cluster {cluster} is not valid: {e}"
+            ))
         })?;
         let after = held.state.version(slot);
         let before = held

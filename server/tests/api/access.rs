@@ -222,7 +222,13 @@ const REST: &[Row] = &[
         Some(Role::Viewer),
     ),
     // Public, so a client can be generated before a token exists.
-    ("GET", "/api/v1/openapi.json", "/api/v1/openapi.json", None, None),
+    (
+        "GET",
+        "/api/v1/openapi.json",
+        "/api/v1/openapi.json",
+        None,
+        None,
+    ),
     ("GET", "/healthz", "/healthz", None, None),
     ("GET", "/readyz", "/readyz", None, None),
     // Never anonymous: any valid API token (or the scraper's own secret).

@@ -58,9 +58,7 @@ async fn the_audit_log_filters_by_actor_and_model() {
 #[tokio::test]
 async fn a_persons_token_actions_and_console_sign_in_are_all_found_under_their_name() {
     let app = spawn_app().await;
-    let dave = app
-        .user_with_token("dave", Role::Deployer, None)
-        .await;
+    let dave = app.user_with_token("dave", Role::Deployer, None).await;
     let res = app
         .post_json_as(
             &dave,
@@ -158,7 +156,10 @@ async fn free_text_with_control_or_bidi_characters_is_refused_and_csv_cells_cann
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert!(e["message"].as_str().unwrap_or("").contains("labels"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("labels"),
+        "{e}"
+    );
     let formula = "=HYPERLINK(\"http://evil.example\",\"click\")";
     let res = app
         .post_json(
@@ -176,7 +177,10 @@ async fn free_text_with_control_or_bidi_characters_is_refused_and_csv_cells_cann
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert!(e["message"].as_str().unwrap_or("").contains("U+202D"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("U+202D"),
+        "{e}"
+    );
 
     let browser = crate::console::sign_in(&app, "test-admin").await;
     let csv = reqwest::Client::new()

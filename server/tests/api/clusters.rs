@@ -98,7 +98,10 @@ async fn an_operation_is_accepted_run_in_the_background_and_a_second_one_meanwhi
         .as_i64()
         .expect("an id");
     let second = app
-        .post_json(path, &json!({ "kind": "rolling", "full_id": "chat:2", "reason": "test" }))
+        .post_json(
+            path,
+            &json!({ "kind": "rolling", "full_id": "chat:2", "reason": "test" }),
+        )
         .await;
     let error = assert_error(second, StatusCode::CONFLICT).await;
     assert!(
@@ -171,27 +174,39 @@ async fn operations_are_refused_before_anything_moves_for_versions_the_environme
     create(&app, "prod-1", "production").await;
     let path = "/api/v1/clusters/prod-1/operations";
     let e = assert_error(
-        app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "test" }))
-            .await,
+        app.post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "test" }),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert_eq!(e["code"], "policy_violation");
     assert_error(
-        app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:9", "reason": "test" }))
-            .await,
+        app.post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:9", "reason": "test" }),
+        )
+        .await,
         StatusCode::NOT_FOUND,
     )
     .await;
     assert_error(
-        app.post_json(path, &json!({ "kind": "teleport", "full_id": "chat:1", "reason": "test" }))
-            .await,
+        app.post_json(
+            path,
+            &json!({ "kind": "teleport", "full_id": "chat:1", "reason": "test" }),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert_error(
-        app.post_json("/api/v1/clusters/prod-1/rollback", &json!({ "reason": "test" }))
-            .await,
+        app.post_json(
+            "/api/v1/clusters/prod-1/rollback",
+            &json!({ "reason": "test" }),
+        )
+        .await,
         StatusCode::CONFLICT,
     )
     .await;
@@ -253,10 +268,7 @@ async fn an_operation_with_a_version_of_another_model_or_with_steps_it_ignores_i
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert!(
-        e["message"].as_str().unwrap_or("").contains("steps"),
-        "{e}"
-    );
+    assert!(e["message"].as_str().unwrap_or("").contains("steps"), "{e}");
     assert_eq!(
         app.get_json("/api/v1/clusters/dev-1").await["running_operation"],
         Value::Null,
@@ -301,7 +313,10 @@ async fn a_rolling_step_whose_error_rate_exceeds_the_threshold_rolls_back_with_t
     // 1% errors is under the 5% threshold: every gate passes and says what it measured.
     let healthy = finished(
         &app,
-        start(json!({ "kind": "rolling", "full_id": "chat:2", "steps": [20, 100], "reason": "test" })).await,
+        start(
+            json!({ "kind": "rolling", "full_id": "chat:2", "steps": [20, 100], "reason": "test" }),
+        )
+        .await,
     )
     .await;
     assert_eq!(healthy["state"], "succeeded", "{healthy}");
@@ -562,7 +577,10 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
         "succeeded"
     );
 
-    let id = start(json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100], "reason": "test" })).await;
+    let id = start(
+        json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100], "reason": "test" }),
+    )
+    .await;
     let plan = app.get_json(&format!("/api/v1/operations/{id}")).await["steps"]
         .as_array()
         .cloned()
@@ -738,7 +756,10 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
 
     // A health-gate rollback interrupted in its restore step: resumed, it
     // still ends rolled back, router and database agreeing.
-    let id = start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100], "reason": "test" })).await;
+    let id = start(
+        json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100], "reason": "test" }),
+    )
+    .await;
     let op = until(app, id, "a restore step running", |o| {
         o["steps"]
             .as_array()

@@ -567,7 +567,10 @@ async fn console_refusals_answer_with_their_4xx_status_not_500() {
     )
     .await;
     assert!(no_reason.starts_with("422 "), "{no_reason}");
-    assert!(no_reason.contains("\"code\":\"invalid_input\""), "{no_reason}");
+    assert!(
+        no_reason.contains("\"code\":\"invalid_input\""),
+        "{no_reason}"
+    );
     let illegal = call_server_fn(
         &app,
         "POST",

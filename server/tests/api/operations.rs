@@ -87,7 +87,17 @@ async fn the_openapi_document_is_public_declares_query_parameters_in_the_query_a
     );
     assert_eq!(
         params("/api/v1/audit", "get"),
-        query(&["after", "before", "action", "actor", "model", "environment", "cluster", "limit", "cursor"])
+        query(&[
+            "after",
+            "before",
+            "action",
+            "actor",
+            "model",
+            "environment",
+            "cluster",
+            "limit",
+            "cursor"
+        ])
     );
     assert_eq!(params("/api/v1/promotions", "get"), query(&["status"]));
     assert_eq!(

@@ -37,7 +37,10 @@ async fn release_ready(app: &TestApp) -> People {
 }
 
 fn urlencode(v: &Value) -> String {
-    v.as_str().unwrap_or_default().replace('+', "%2B").replace(':', "%3A")
+    v.as_str()
+        .unwrap_or_default()
+        .replace('+', "%2B")
+        .replace(':', "%3A")
 }
 
 async fn request(app: &TestApp, token: &str, full_id: &str) -> reqwest::Response {
@@ -134,7 +137,11 @@ async fn the_requester_cannot_approve_and_two_distinct_approvers_apply_the_promo
     assert_eq!(pin["full_id"], "chat:v2", "{serving}");
     assert_eq!(pin["promotion"]["id"], id, "{serving}");
     assert_eq!(pin["promotion"]["requested_by"], "test-admin", "{serving}");
-    assert_eq!(pin["promotion"]["approved_by"], json!(["bob", "carol"]), "{serving}");
+    assert_eq!(
+        pin["promotion"]["approved_by"],
+        json!(["bob", "carol"]),
+        "{serving}"
+    );
     // A pin set by hand names no promotion.
     let before = app
         .get_json(&format!(

@@ -37,7 +37,15 @@ async fn records_naming_unknown_things_or_times_outside_the_ledger_are_refused_p
     let mut unknown_field = record("extra");
     unknown_field["versoin"] = json!("v1");
     let slash = record("a/b");
-    let batch = json!([record("fine"), future, ancient, unknown_version, unknown_cluster, unknown_field, slash]);
+    let batch = json!([
+        record("fine"),
+        future,
+        ancient,
+        unknown_version,
+        unknown_cluster,
+        unknown_field,
+        slash
+    ]);
     let error = assert_error(
         app.post_json("/api/v1/request-records", &batch).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -47,7 +55,12 @@ async fn records_naming_unknown_things_or_times_outside_the_ledger_are_refused_p
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["index"].as_u64().unwrap(), i["message"].as_str().unwrap().to_owned()))
+        .map(|i| {
+            (
+                i["index"].as_u64().unwrap(),
+                i["message"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     // Malformed records are found first (fields, request_id); then what contradicts the database.
     assert_eq!(
@@ -55,8 +68,17 @@ async fn records_naming_unknown_things_or_times_outside_the_ledger_are_refused_p
         [6, 7],
         "{listed:?}"
     );
-    assert!(listed[0].1.contains("versoin") && listed[1].1.contains('/'), "{listed:?}");
-    let batch = json!([record("fine"), future, ancient, unknown_version, unknown_cluster]);
+    assert!(
+        listed[0].1.contains("versoin") && listed[1].1.contains('/'),
+        "{listed:?}"
+    );
+    let batch = json!([
+        record("fine"),
+        future,
+        ancient,
+        unknown_version,
+        unknown_cluster
+    ]);
     let error = assert_error(
         app.post_json("/api/v1/request-records", &batch).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -66,14 +88,23 @@ async fn records_naming_unknown_things_or_times_outside_the_ledger_are_refused_p
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["index"].as_u64().unwrap(), i["message"].as_str().unwrap().to_owned()))
+        .map(|i| {
+            (
+                i["index"].as_u64().unwrap(),
+                i["message"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         listed.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
         [2, 3, 4, 5],
         "{listed:?}"
     );
-    for ((_, message), word) in listed.iter().zip(["future", "before the ledger", "chat:v9", "edge-9"]) {
+    for ((_, message), word) in
+        listed
+            .iter()
+            .zip(["future", "before the ledger", "chat:v9", "edge-9"])
+    {
         assert!(message.contains(word), "{message}");
     }
     assert_error(
@@ -133,7 +164,9 @@ async fn every_accepted_id_is_retrievable_percent_encoded() {
     let encoded: String = id
         .bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect();

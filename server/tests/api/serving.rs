@@ -54,14 +54,20 @@ async fn serving_at_names_unknown_filters_and_says_when_t_is_outside_the_ledger(
     )
     .await;
     assert!(
-        e["message"].as_str().unwrap_or("").contains("nobody-at-all"),
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nobody-at-all"),
         "{e}"
     );
     let future = app
         .get_json("/api/v1/serving?at=9999-01-01T00:00:00Z")
         .await;
     assert!(
-        future["notice"].as_str().unwrap_or("").contains("in the future"),
+        future["notice"]
+            .as_str()
+            .unwrap_or("")
+            .contains("in the future"),
         "{future}"
     );
     let past = app

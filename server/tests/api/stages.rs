@@ -85,7 +85,8 @@ async fn moving_an_unregistered_version_answers_404() {
 }
 
 #[tokio::test]
-async fn every_state_change_a_person_makes_without_a_reason_is_refused_with_422_and_changes_nothing() {
+async fn every_state_change_a_person_makes_without_a_reason_is_refused_with_422_and_changes_nothing(
+) {
     let app = spawn_app().await;
     app.register("chat", "v1", serde_json::json!({})).await;
     let cluster = serde_json::json!({ "name": "dev-1", "environment": "development", "driver": "simulated", "config": {} });
@@ -106,8 +107,11 @@ async fn every_state_change_a_person_makes_without_a_reason_is_refused_with_422_
             body
         };
         refused(
-            app.post_json("/api/v1/versions/chat:v1/stage", &with(serde_json::json!({ "to": "staging" })))
-                .await,
+            app.post_json(
+                "/api/v1/versions/chat:v1/stage",
+                &with(serde_json::json!({ "to": "staging" })),
+            )
+            .await,
         )
         .await;
         refused(
@@ -127,8 +131,11 @@ async fn every_state_change_a_person_makes_without_a_reason_is_refused_with_422_
         )
         .await;
         refused(
-            app.post_json("/api/v1/clusters/dev-1/rollback", &with(serde_json::json!({})))
-                .await,
+            app.post_json(
+                "/api/v1/clusters/dev-1/rollback",
+                &with(serde_json::json!({})),
+            )
+            .await,
         )
         .await;
         refused(
@@ -142,18 +149,23 @@ async fn every_state_change_a_person_makes_without_a_reason_is_refused_with_422_
         before,
         "nothing was written"
     );
-    assert_eq!(app.get_json("/api/v1/versions/chat:v1").await["stage"], "development");
+    assert_eq!(
+        app.get_json("/api/v1/versions/chat:v1").await["stage"],
+        "development"
+    );
     let browser = crate::console::sign_in(&app, "test-admin").await;
     for (path, form) in [
-        ("/console/fn/move_stage", "full_id=chat%3Av1&to=staging&reason="),
+        (
+            "/console/fn/move_stage",
+            "full_id=chat%3Av1&to=staging&reason=",
+        ),
         ("/console/fn/roll_back_cluster", "cluster=dev-1"),
         (
             "/console/fn/start_operation",
             "cluster=dev-1&kind=blue_green&full_id=chat%3Av1",
         ),
     ] {
-        let answer =
-            crate::console::call_server_fn(&app, "POST", path, form, Some(&browser)).await;
+        let answer = crate::console::call_server_fn(&app, "POST", path, form, Some(&browser)).await;
         assert!(
             answer.contains("field \\\"reason\\\" is required"),
             "{path}: {answer}"

@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchyard_domain::clusters::{ClusterState, DriverKind, NewCluster, SlotName, Weights};
 use switchyard_domain::ledger::action;
+use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::operations::{
     Operation, OperationKind, OperationState, Progress, StepState, Trigger,
 };
-use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::types::RequestRecord;
 use switchyard_domain::{DomainError, Stage, Timestamp};
 
@@ -232,7 +232,13 @@ async fn request_records_are_checked_against_versions_clusters_and_the_ledger(db
     let batch = [
         rec("ok", "chat:1", "dev-1", "blue", now),
         rec("future", "chat:1", "dev-1", "blue", now.plus_days(3000)),
-        rec("ancient", "chat:1", "dev-1", "blue", Timestamp::from_micros(0)),
+        rec(
+            "ancient",
+            "chat:1",
+            "dev-1",
+            "blue",
+            Timestamp::from_micros(0),
+        ),
         rec("ghost", "ghost:9", "dev-1", "blue", now),
         rec("retired", "old:1", "dev-1", "blue", now),
         rec("elsewhere", "chat:1", "edge-9", "blue", now),
@@ -247,7 +253,13 @@ async fn request_records_are_checked_against_versions_clusters_and_the_ledger(db
         .expect("checked");
     let refused: Vec<usize> = check.refused.iter().map(|(i, _)| *i).collect();
     assert_eq!(refused, [1, 2, 3, 4, 5], "{check:?}");
-    for (i, word) in [(1, "future"), (2, "before the ledger"), (3, "not a registered"), (4, "retired"), (5, "edge-9")] {
+    for (i, word) in [
+        (1, "future"),
+        (2, "before the ledger"),
+        (3, "not a registered"),
+        (4, "retired"),
+        (5, "edge-9"),
+    ] {
         assert!(check.refused[i - 1].1.contains(word), "{i}: {check:?}");
     }
     let flagged: Vec<usize> = check.flagged.iter().map(|(i, _)| *i).collect();
