@@ -15,6 +15,7 @@ pub mod demo;
 pub mod drivers;
 pub mod error;
 pub mod jobs;
+pub mod notify;
 pub mod operations;
 pub mod promotions;
 pub mod rest;

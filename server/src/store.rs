@@ -13,6 +13,8 @@ pub mod clusters;
 mod clusters_sql;
 pub mod identity;
 mod identity_sql;
+pub mod notify;
+mod notify_sql;
 pub mod postgres;
 mod sql;
 mod sql_store;
@@ -101,7 +103,7 @@ pub struct RetireReport {
 }
 
 #[async_trait]
-pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + clusters::ClusterStore + notify::NotifyStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations and creates the standard environments

@@ -215,6 +215,7 @@ contract_tests!(
 
 mod cache;
 mod identity;
+mod notify;
 
 // ---- helpers ----
 
