@@ -314,6 +314,8 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     }
     let settings =
         crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
+    let notify_settings =
+        crate::notify::NotifySettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let app = crate::startup::Application::build(config.clone())
         .await
         .context("cannot start the server")?;
@@ -323,6 +325,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         drivers: app.drivers(),
     });
     // The runner shares the server's drivers, so live health shows the routers it drives.
+    let notifier = crate::notify::spawn(store.clone(), notify_settings);
     let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app
         .run_until_stopped()
@@ -330,6 +333,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         .context("the server stopped with an error");
     retirement.abort();
     runner.abort();
+    notifier.abort();
     Ok(stopped?)
 }
 

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     audit, clusters, environments, health, metrics, operations, promotions, request_records,
-    resolve, serving, stages, versions,
+    resolve, serving, stages, subscriptions, versions,
 };
 
 #[derive(OpenApi)]
@@ -34,11 +34,14 @@ use super::{
         promotions::request, promotions::approve, promotions::reject, promotions::list,
         clusters::create, clusters::list, clusters::detail,
         operations::start, operations::rollback, operations::detail,
+        subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
+        subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
         document, health::healthz, health::readyz, metrics::metrics,
     ),
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
-        clusters::CreateCluster, operations::StartOperation, operations::Rollback)),
+        clusters::CreateCluster, operations::StartOperation, operations::Rollback,
+        subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
     modifiers(&DomainSchemas, &BearerAuth),
     security(("bearer" = [])),
 )]

@@ -63,6 +63,7 @@ async fn start_server(database_url: &str, metrics_token: Option<String>) -> Stri
         log_json: false,
         deprecation_days: 30,
         metrics_token,
+        webhook_allow_private: true,
     };
     let app = Application::build(config).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());

@@ -8,6 +8,7 @@ mod audit;
 mod clusters;
 mod console;
 mod environments;
+mod notifications;
 mod operations;
 mod postgres;
 mod promotions;
