@@ -417,7 +417,16 @@ async fn deliveries_survive_receiver_faults(app: &TestApp) {
     }
 
     // The subscription shows its deliveries: all delivered, v2's after failed attempts.
-    let shown = app.get_json("/api/v1/subscriptions/hook").await;
+    // Each attempt is recorded just after the receiver answered it.
+    let start = Instant::now();
+    let shown = loop {
+        let shown = app.get_json("/api/v1/subscriptions/hook").await;
+        let settled = shown["deliveries"].as_array().is_some_and(|d| d.iter().all(|d| d["status"] != "pending"));
+        if settled || start.elapsed() > Duration::from_secs(5) {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let deliveries = shown["deliveries"].as_array().expect("deliveries");
     assert_eq!(deliveries.len(), 5);
     assert!(deliveries.iter().all(|d| d["status"] == "delivered" && d["response_code"] == 200), "{shown}");
@@ -533,4 +542,144 @@ async fn kill_9_mid_delivery(app: &TestApp) {
     let received = rx.received();
     assert_eq!(in_order_without_repeats(&received), expected, "in order, none missing");
     let _ = std::fs::remove_file(&log);
+}
+
+// ---- independent verification (Python) ----
+
+/// A Python with the PyPI `standardwebhooks` package: `SWITCHYARD_WEBHOOK_PYTHON`
+/// (scripts/peers.sh sets it), else `.tools/venv/bin/python` if it has the package.
+fn webhook_python() -> Option<String> {
+    let candidates = [
+        std::env::var("SWITCHYARD_WEBHOOK_PYTHON").ok(),
+        Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/venv/bin/python").to_owned()),
+    ];
+    candidates.into_iter().flatten().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import standardwebhooks"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `webhook_receiver.py` as a child process, killed when dropped.
+struct PythonReceiver {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PythonReceiver {
+    async fn start(python: &str) -> PythonReceiver {
+        let dir = std::env::temp_dir().join(format!("sy-pyhook-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("secrets"), "").expect("secrets file");
+        let child = std::process::Command::new(python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook_receiver.py"))
+            .arg(dir.join("secrets"))
+            .arg(dir.join("log.jsonl"))
+            .arg(dir.join("port"))
+            .spawn()
+            .expect("the Python receiver starts");
+        let start = Instant::now();
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(dir.join("port")).ok().and_then(|p| p.trim().parse().ok()) {
+                break p;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "the Python receiver did not start");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        };
+        PythonReceiver { child, dir, port }
+    }
+
+    fn add_secret(&self, secret: &str) {
+        let path = self.dir.join("secrets");
+        let mut all = std::fs::read_to_string(&path).unwrap_or_default();
+        all.push_str(secret);
+        all.push('\n');
+        std::fs::write(path, all).expect("secrets file");
+    }
+
+    fn log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("log.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return log;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{what}: {log:?}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+}
+
+impl Drop for PythonReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_verify_with_the_python_standardwebhooks_package_through_a_secret_rotation() {
+    let Some(python) = webhook_python() else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "no Python with the standardwebhooks package: run scripts/peers.sh"
+        );
+        eprintln!("SKIPPED: no Python with standardwebhooks (scripts/peers.sh installs it)");
+        return;
+    };
+    let app = spawn_app().await;
+    let rx = PythonReceiver::start(&python).await;
+    app.register("chat", "v0", json!({})).await;
+    let base = format!("http://127.0.0.1:{}", rx.port);
+    let created = subscribe(&app, "py", &format!("{base}/hook"), json!({"models": ["chat"]})).await;
+    rx.add_secret(created["secret"].as_str().expect("secret"));
+    let chat = app
+        .post_json(
+            "/api/v1/subscriptions",
+            &json!({"name": "room", "kind": "chat", "url": format!("{base}/services/T0/B0/XXXX"),
+                    "filter": {"models": ["chat"], "events": ["promotion.requested", "version.registered"]}}),
+        )
+        .await;
+    assert_eq!(chat.status(), StatusCode::CREATED);
+    let chat: Value = chat.json().await.expect("JSON");
+    assert!(chat.get("secret").is_none(), "chat messages are not signed: no secret");
+    let worker = switchyard::notify::spawn(app.store().await, fast_settings());
+
+    // Rotation with an overlap: signed with the new secret and the old one.
+    let rotated: Value = app.post_json("/api/v1/subscriptions/py/rotate-secret", &json!({})).await.json().await.expect("JSON");
+    rx.add_secret(rotated["secret"].as_str().expect("secret"));
+    app.register("chat", "v1", json!({})).await;
+    let log = rx.wait_for("v1", |l| l.iter().any(|e| e["path"] == "/hook")).await;
+    let hook: Vec<&Value> = log.iter().filter(|e| e["path"] == "/hook").collect();
+    assert_eq!(hook[0]["status"], 200);
+    assert_eq!(hook[0]["verified_by"], json!([0, 1]), "each secret verifies on its own during the overlap");
+    assert_eq!(hook[0]["body"]["data"]["version"], "v1");
+
+    // Without an overlap the old secrets stop at once.
+    let rotated: Value = app.post_json("/api/v1/subscriptions/py/rotate-secret", &json!({"overlap_hours": 0})).await.json().await.expect("JSON");
+    rx.add_secret(rotated["secret"].as_str().expect("secret"));
+    app.register("chat", "v2", json!({})).await;
+    let log = rx.wait_for("v2", |l| l.iter().filter(|e| e["path"] == "/hook").count() >= 2).await;
+    let hook: Vec<&Value> = log.iter().filter(|e| e["path"] == "/hook").collect();
+    assert_eq!(hook[1]["verified_by"], json!([2]));
+    assert_eq!(hook[1]["body"]["data"]["version"], "v2");
+
+    // The chat room got Slack-compatible messages, accepted like Slack accepts them.
+    let chats: Vec<&Value> = log.iter().filter(|e| e["path"] != "/hook").collect();
+    assert!(chats.len() >= 2 && chats.iter().all(|e| e["status"] == 200), "{chats:?}");
+    let message = &chats[0]["chat"];
+    assert!(message["text"].as_str().is_some_and(|t| t.contains("chat") && t.contains("v1")), "{message}");
+    assert!(message["blocks"].to_string().contains("/versions/chat:v1"), "{message}");
+    worker.abort();
 }
