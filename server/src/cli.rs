@@ -3,6 +3,7 @@
 //! settings apply to `serve` and to every one-off command.
 
 mod pins;
+mod subscription;
 mod token;
 mod user;
 
@@ -28,6 +29,10 @@ Configuration (environment variables):
   SWITCHYARD_OPERATION_LEASE_MS  how long an operation runner's claim holds unrenewed (default 15000):
                                after a crash, another runner resumes the operation once it expires
   SWITCHYARD_OPERATION_POLL_MS   how often the runner looks for operations (default 250)
+  SWITCHYARD_WEBHOOK_*         notification delivery: TIMEOUT_MS, RETRY_PERIOD_S, BACKOFF_MS, BACKOFF_MAX_MS,
+                               BREAKER_FAILURES, BREAKER_COOLDOWN_MS, POLL_MS, ALLOW_PRIVATE=1 (see README)
+  SWITCHYARD_PUBLIC_URL        the console's address in notification links
+  SWITCHYARD_URL, SWITCHYARD_TOKEN  server and admin API token for `switchyard subscription`
 
 Exit codes:
   0  success
@@ -71,6 +76,45 @@ enum Command {
     /// API tokens for pipelines and model servers.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Notification subscriptions, through the REST API of a running server
+    /// (SWITCHYARD_URL, an admin's token in SWITCHYARD_TOKEN).
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SubscriptionCommand {
+    /// Subscribe a destination; a webhook's signing secret is printed once.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// http(s) URL of the receiver.
+        #[arg(long)]
+        url: String,
+        /// webhook (default, signed JSON) or chat (Slack-compatible message).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Event kinds (repeat; default: the release events).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Only these models (repeat).
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Only these environments (repeat).
+        #[arg(long = "env")]
+        environments: Vec<String>,
+        /// Only these clusters (repeat).
+        #[arg(long = "cluster")]
+        clusters: Vec<String>,
+    },
+    /// Every subscription: name, kind, status, destination.
+    List,
+    /// A subscription with its recent deliveries (JSON).
+    Show { name: String },
+    /// Delete a subscription with its deliveries.
+    Remove { name: String },
+    /// Queue a test message to a subscription.
+    Test { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,6 +262,35 @@ async fn dispatch(command: Command) -> Outcome {
         }
         Command::Token(TokenCommand::Revoke { name }) => {
             token::revoke(migrated_store(&config).await?.as_ref(), &name).await
+        }
+        Command::Subscription(command) => {
+            let api = subscription::Api::from_env(config.addr)?;
+            match command {
+                SubscriptionCommand::Add {
+                    name,
+                    url,
+                    kind,
+                    events,
+                    models,
+                    environments,
+                    clusters,
+                } => {
+                    let new = subscription::NewSubscription {
+                        name,
+                        url,
+                        kind,
+                        events,
+                        models,
+                        environments,
+                        clusters,
+                    };
+                    subscription::add(&api, new).await
+                }
+                SubscriptionCommand::List => subscription::list(&api).await,
+                SubscriptionCommand::Show { name } => subscription::show(&api, &name).await,
+                SubscriptionCommand::Remove { name } => subscription::remove(&api, &name).await,
+                SubscriptionCommand::Test { name } => subscription::test(&api, &name).await,
+            }
         }
     }
 }

@@ -70,19 +70,20 @@ impl NotifySettings {
     /// `SWITCHYARD_WEBHOOK_BREAKER_COOLDOWN_MS`, `SWITCHYARD_WEBHOOK_POLL_MS` and
     /// `SWITCHYARD_PUBLIC_URL` when set.
     pub fn from_env() -> anyhow::Result<NotifySettings> {
-        let num = |key: &str, range: std::ops::RangeInclusive<u64>| -> anyhow::Result<Option<u64>> {
-            match std::env::var(key).ok().filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if range.contains(&n) => Ok(Some(n)),
-                    _ => anyhow::bail!(
-                        "{key}={v:?} must be a number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                },
-            }
-        };
+        let num =
+            |key: &str, range: std::ops::RangeInclusive<u64>| -> anyhow::Result<Option<u64>> {
+                match std::env::var(key).ok().filter(|v| !v.is_empty()) {
+                    None => Ok(None),
+                    Some(v) => match v.parse::<u64>() {
+                        Ok(n) if range.contains(&n) => Ok(Some(n)),
+                        _ => anyhow::bail!(
+                            "{key}={v:?} must be a number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    },
+                }
+            };
         let mut s = NotifySettings::default();
         if let Some(n) = num("SWITCHYARD_WEBHOOK_TIMEOUT_MS", 100..=120_000)? {
             s.timeout = Duration::from_millis(n);
@@ -105,7 +106,10 @@ impl NotifySettings {
         if let Some(n) = num("SWITCHYARD_WEBHOOK_POLL_MS", 10..=60_000)? {
             s.poll = Duration::from_millis(n);
         }
-        if let Some(url) = std::env::var("SWITCHYARD_PUBLIC_URL").ok().filter(|v| !v.is_empty()) {
+        if let Some(url) = std::env::var("SWITCHYARD_PUBLIC_URL")
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
             s.console_url = url.trim_end_matches('/').to_owned();
         } else if let Ok(addr) = std::env::var("SWITCHYARD_ADDR") {
             if !addr.is_empty() {
@@ -208,7 +212,11 @@ impl Worker {
             .user_agent(concat!("switchyard-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let owner = format!("notify-{}-{:08x}", std::process::id(), rand::random::<u32>());
+        let owner = format!(
+            "notify-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
         Worker {
             store,
             settings,
@@ -289,7 +297,9 @@ impl Worker {
                 delivery = c.delivery.id,
                 "the delivery's lease was lost before its attempt was recorded; it is sent again"
             ),
-            Err(e) => tracing::warn!(delivery = c.delivery.id, error = %e, "cannot record a delivery attempt"),
+            Err(e) => {
+                tracing::warn!(delivery = c.delivery.id, error = %e, "cannot record a delivery attempt")
+            }
         }
     }
 
@@ -297,10 +307,13 @@ impl Worker {
     async fn send(&self, c: &ClaimedDelivery) -> Result<(u16, String), String> {
         let link = console_link(&self.settings.console_url, c.event.as_ref());
         let body = match c.subscription.kind {
-            DestinationKind::Webhook => webhook_body(c.event.as_ref(), &c.delivery.message_id, &link),
+            DestinationKind::Webhook => {
+                webhook_body(c.event.as_ref(), &c.delivery.message_id, &link)
+            }
             DestinationKind::Chat => chat_body(c.event.as_ref(), &link),
         };
-        let body = serde_json::to_vec(&body).map_err(|e| format!("cannot serialise the message: {e}"))?;
+        let body =
+            serde_json::to_vec(&body).map_err(|e| format!("cannot serialise the message: {e}"))?;
         let mut request = self
             .client
             .post(&c.subscription.url)
@@ -310,7 +323,10 @@ impl Worker {
             let signature = sign(&c.secrets, &c.delivery.message_id, timestamp, &body)?;
             request = request
                 .header(standardwebhooks::HEADER_WEBHOOK_ID, &c.delivery.message_id)
-                .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, timestamp.to_string())
+                .header(
+                    standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
+                    timestamp.to_string(),
+                )
                 .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature);
         }
         let response = request.body(body).send().await.map_err(transport_error)?;
@@ -360,7 +376,12 @@ fn excerpt(s: &str) -> String {
 
 /// `webhook-signature`: one `v1,<base64>` per valid secret, newest first,
 /// separated by spaces (receivers accept any one that verifies: rotation).
-pub fn sign(secrets: &[String], message_id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
+pub fn sign(
+    secrets: &[String],
+    message_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, String> {
     if secrets.is_empty() {
         return Err("the subscription has no valid signing secret".to_owned());
     }
@@ -526,9 +547,17 @@ pub fn display_url(url: &str) -> String {
         Ok(u) => {
             let host = u.host_str().unwrap_or("");
             let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let mut segments = u.path_segments().into_iter().flatten().filter(|s| !s.is_empty());
+            let mut segments = u
+                .path_segments()
+                .into_iter()
+                .flatten()
+                .filter(|s| !s.is_empty());
             let first = segments.next().map(|s| format!("/{s}")).unwrap_or_default();
-            let more = if segments.next().is_some() || u.query().is_some() { "/…" } else { "" };
+            let more = if segments.next().is_some() || u.query().is_some() {
+                "/…"
+            } else {
+                ""
+            };
             format!("{}://{host}{port}{first}{more}", u.scheme())
         }
         Err(_) => "(invalid URL)".to_owned(),
@@ -619,7 +648,10 @@ mod tests {
         headers.insert("webhook-id", "evt_8".parse().expect("header"));
         headers.insert("webhook-timestamp", ts.to_string().parse().expect("header"));
         headers.insert("webhook-signature", sig.parse().expect("header"));
-        assert!(standardwebhooks::Webhook::new(&a).expect("secret").verify(body, &headers).is_err());
+        assert!(standardwebhooks::Webhook::new(&a)
+            .expect("secret")
+            .verify(body, &headers)
+            .is_err());
         assert!(sign(&[], "evt_7", ts, body).is_err());
     }
 
@@ -643,7 +675,10 @@ mod tests {
             display_url("https://user:pw@hooks.slack.com/services/T0/B0/XXXX?x=1"),
             "https://hooks.slack.com/services/…"
         );
-        assert_eq!(display_url("http://10.0.0.1:8080/hook"), "http://10.0.0.1:8080/hook");
+        assert_eq!(
+            display_url("http://10.0.0.1:8080/hook"),
+            "http://10.0.0.1:8080/hook"
+        );
     }
 
     #[tokio::test]
@@ -659,11 +694,18 @@ mod tests {
             "http://192.168.1.1/",
             "http://localhost:8080/",
         ] {
-            let e = validate_destination(internal, false).await.expect_err(internal);
+            let e = validate_destination(internal, false)
+                .await
+                .expect_err(internal);
             assert!(e.contains("internal address"), "{internal}: {e}");
-            assert!(validate_destination(internal, true).await.is_ok(), "{internal}");
+            assert!(
+                validate_destination(internal, true).await.is_ok(),
+                "{internal}"
+            );
         }
-        assert!(validate_destination("https://93.184.215.14/hook", false).await.is_ok());
+        assert!(validate_destination("https://93.184.215.14/hook", false)
+            .await
+            .is_ok());
     }
 
     #[test]
@@ -686,8 +728,19 @@ mod tests {
         assert_eq!(link, "https://sy.example/approvals");
         let m = chat_body(Some(&ev), &link);
         let text = m["text"].as_str().expect("text");
-        assert!(text.contains("chat") && text.contains("v2") && text.contains("production") && text.contains("alice"), "{text}");
+        assert!(
+            text.contains("chat")
+                && text.contains("v2")
+                && text.contains("production")
+                && text.contains("alice"),
+            "{text}"
+        );
         let blocks = m["blocks"].to_string();
-        assert!(blocks.contains("better eval") && blocks.contains("Review promotion") && blocks.contains(&link), "{blocks}");
+        assert!(
+            blocks.contains("better eval")
+                && blocks.contains("Review promotion")
+                && blocks.contains(&link),
+            "{blocks}"
+        );
     }
 }

@@ -103,7 +103,9 @@ pub struct RetireReport {
 }
 
 #[async_trait]
-pub trait Store: IdentityStore + clusters::ClusterStore + notify::NotifyStore + Send + Sync + 'static {
+pub trait Store:
+    IdentityStore + clusters::ClusterStore + notify::NotifyStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations and creates the standard environments

@@ -205,7 +205,11 @@ pub async fn metrics(
     // The outbox is shared by every server; an unreachable database leaves
     // only this process's counters out.
     let stats = app.store.queue_stats().await.ok();
-    crate::notify::render_metrics(&mut text, stats.as_ref(), switchyard_domain::Timestamp::now());
+    crate::notify::render_metrics(
+        &mut text,
+        stats.as_ref(),
+        switchyard_domain::Timestamp::now(),
+    );
     Ok((
         [(
             header::CONTENT_TYPE,

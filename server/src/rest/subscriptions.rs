@@ -106,8 +106,7 @@ async fn checked_filter(app: &AppState, body: FilterBody) -> Result<Filter, ApiE
         }
     }
     for model in &body.models {
-        let id = ModelId::parse(model)
-            .map_err(|e| invalid(format!("filter.models: {e}")))?;
+        let id = ModelId::parse(model).map_err(|e| invalid(format!("filter.models: {e}")))?;
         match app.store.list_versions(&id).await {
             Ok(_) => {}
             Err(StoreError::Domain(switchyard_domain::DomainError::NotFound(_))) => {
@@ -122,13 +121,17 @@ async fn checked_filter(app: &AppState, body: FilterBody) -> Result<Filter, ApiE
         let known = app.store.list_environments().await?;
         for env in &body.environments {
             if !known.iter().any(|e| e.name == *env) {
-                return Err(invalid(format!("filter.environments: unknown environment {env:?}")));
+                return Err(invalid(format!(
+                    "filter.environments: unknown environment {env:?}"
+                )));
             }
         }
     }
     for cluster in &body.clusters {
         if app.store.get_cluster(cluster).await?.is_none() {
-            return Err(invalid(format!("filter.clusters: unknown cluster {cluster:?}")));
+            return Err(invalid(format!(
+                "filter.clusters: unknown cluster {cluster:?}"
+            )));
         }
     }
     Ok(Filter {
@@ -156,8 +159,12 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateSubscription>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     actor.require(REQUIRED, "creating a subscription")?;
-    let name = switchyard_domain::clusters::parse_cluster_name(&body.name)
-        .map_err(|_| invalid(format!("subscription name {:?} is not valid: it must match [a-z0-9][a-z0-9._-]{{0,63}}", body.name)))?;
+    let name = switchyard_domain::clusters::parse_cluster_name(&body.name).map_err(|_| {
+        invalid(format!(
+            "subscription name {:?} is not valid: it must match [a-z0-9][a-z0-9._-]{{0,63}}",
+            body.name
+        ))
+    })?;
     let kind = match body.kind.as_deref() {
         None => DestinationKind::Webhook,
         Some(k) => DestinationKind::parse(k)
@@ -196,7 +203,9 @@ pub async fn create(
 pub async fn list(State(app): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
     actor.require(REQUIRED, "listing subscriptions")?;
     let all = app.store.list_subscriptions().await?;
-    Ok(Json(json!({ "subscriptions": all.iter().map(shown).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "subscriptions": all.iter().map(shown).collect::<Vec<_>>() }),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{name}", tag = "subscriptions",
@@ -211,7 +220,11 @@ pub async fn detail(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     actor.require(REQUIRED, "reading a subscription")?;
-    let s = app.store.get_subscription(&name).await?.ok_or_else(|| unknown(&name))?;
+    let s = app
+        .store
+        .get_subscription(&name)
+        .await?
+        .ok_or_else(|| unknown(&name))?;
     let deliveries = app.store.recent_deliveries(s.id, RECENT).await?;
     let mut v = shown(&s);
     if let Some(o) = v.as_object_mut() {
@@ -235,7 +248,11 @@ pub async fn delete(
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     actor.require(REQUIRED, "deleting a subscription")?;
-    if app.store.delete_subscription(&name, &actor.name, Timestamp::now()).await? {
+    if app
+        .store
+        .delete_subscription(&name, &actor.name, Timestamp::now())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(unknown(&name))
@@ -267,7 +284,9 @@ pub async fn rotate_secret(
     let until = Timestamp::from_micros(now.micros() + hours * 3_600_000_000);
     let secret = new_secret();
     app.store.rotate_secret(&name, &secret, until, now).await?;
-    Ok(Json(json!({ "secret": secret, "previous_secrets_valid_until": until })))
+    Ok(Json(
+        json!({ "secret": secret, "previous_secrets_valid_until": until }),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions/{name}/test", tag = "subscriptions",

@@ -117,7 +117,7 @@ impl Filter {
         let kind_ok = if self.events.is_empty() {
             DEFAULT_EVENT_KINDS.contains(&ev.action.as_str())
         } else {
-            self.events.iter().any(|k| *k == ev.action)
+            self.events.contains(&ev.action)
         };
         let within = |list: &[String], v: &Option<String>| {
             list.is_empty() || v.as_ref().is_some_and(|v| list.iter().any(|x| x == v))
@@ -258,8 +258,12 @@ pub trait NotifyStore: Send + Sync + 'static {
 
     /// Deletes it with its secrets and deliveries (`subscription.deleted` in
     /// the ledger); false if there was none by that name.
-    async fn delete_subscription(&self, name: &str, actor: &str, at: Timestamp)
-        -> StoreResult<bool>;
+    async fn delete_subscription(
+        &self,
+        name: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Adds `secret` as the newest; the older ones keep signing until
     /// `overlap_until` (or their own earlier expiry). Unknown name: `NotFound`.
@@ -279,8 +283,11 @@ pub trait NotifyStore: Send + Sync + 'static {
     async fn redeliver(&self, delivery_id: i64, at: Timestamp) -> StoreResult<Delivery>;
 
     /// The subscription's deliveries, newest first.
-    async fn recent_deliveries(&self, subscription_id: i64, limit: u32)
-        -> StoreResult<Vec<Delivery>>;
+    async fn recent_deliveries(
+        &self,
+        subscription_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
 
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`,
     /// each the oldest pending one of a subscription that is not paused.

@@ -91,7 +91,8 @@ pub(crate) const CLAIM_POSTGRES: &str = concat!(
     claimable!(),
     " FOR UPDATE OF d SKIP LOCKED) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
 );
-pub(crate) const SELECT_EVENT: &str = "SELECT id, at, actor, action, model_id, version, environment, \
+pub(crate) const SELECT_EVENT: &str =
+    "SELECT id, at, actor, action, model_id, version, environment, \
      cluster, reason, details, prev_hash, hash FROM ledger WHERE id = $1";
 /// `$2` owner, `$3` status, `$4` next attempt, `$5` code, `$6` latency, `$7` error, `$8` delivered at.
 pub(crate) const FINISH_DELIVERY: &str = "UPDATE deliveries SET status = $3, next_attempt_at = $4, \

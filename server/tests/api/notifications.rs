@@ -104,7 +104,9 @@ impl Receiver {
 
     /// Listens on the same port again.
     async fn up(&mut self) {
-        let listener = TcpListener::bind(self.addr).await.expect("bind the same port again");
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .expect("bind the same port again");
         self.serve(listener);
     }
 
@@ -126,7 +128,10 @@ impl Receiver {
             assert!(
                 start.elapsed() < limit,
                 "{what}: not within {limit:?}; received {:?}",
-                self.received().iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+                self.received()
+                    .iter()
+                    .map(|r| r.id.clone())
+                    .collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -135,7 +140,10 @@ impl Receiver {
     async fn wait_for_attempts(&self, n: usize) {
         let start = Instant::now();
         while self.attempts() < n {
-            assert!(start.elapsed() < Duration::from_secs(20), "{n} attempts did not come");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{n} attempts did not come"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -167,7 +175,9 @@ async fn answer(mut conn: TcpStream, mode: Arc<Mutex<Mode>>, log: Arc<Mutex<Log>
         head.lines()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
             })
             .unwrap_or_default()
     };
@@ -202,7 +212,11 @@ async fn answer(mut conn: TcpStream, mode: Arc<Mutex<Mode>>, log: Arc<Mutex<Log>
             body,
         });
     }
-    let text = if status < 300 { "ok" } else { "receiver told to fail" };
+    let text = if status < 300 {
+        "ok"
+    } else {
+        "receiver told to fail"
+    };
     let response = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
         text.len()
@@ -248,7 +262,10 @@ fn fast_settings() -> NotifySettings {
 
 async fn subscribe(app: &TestApp, name: &str, url: &str, filter: Value) -> Value {
     let res = app
-        .post_json("/api/v1/subscriptions", &json!({ "name": name, "url": url, "filter": filter }))
+        .post_json(
+            "/api/v1/subscriptions",
+            &json!({ "name": name, "url": url, "filter": filter }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     res.json().await.expect("JSON")
@@ -257,7 +274,9 @@ async fn subscribe(app: &TestApp, name: &str, url: &str, filter: Value) -> Value
 /// The ledger ids of the `version.registered` events of `model`, oldest first.
 async fn registrations(app: &TestApp, model: &str) -> Vec<String> {
     let page = app
-        .get_json(&format!("/api/v1/audit?model={model}&action=version.registered&limit=500"))
+        .get_json(&format!(
+            "/api/v1/audit?model={model}&action=version.registered&limit=500"
+        ))
         .await;
     let mut ids: Vec<String> = page["events"]
         .as_array()
@@ -283,28 +302,62 @@ async fn invalid_subscriptions_are_refused_with_422_and_nothing_is_stored() {
     let app = spawn_app().await;
     app.register("chat", "v1", json!({})).await;
     let cases = [
-        (json!({"name": "a", "url": "ftp://example.com/x"}), "http or https"),
+        (
+            json!({"name": "a", "url": "ftp://example.com/x"}),
+            "http or https",
+        ),
         (json!({"name": "a", "url": "not a url"}), "not a valid URL"),
-        (json!({"name": "a", "url": "http://example.com/x", "filter": {"events": ["promotion.requsted"]}}), "unknown event kind"),
-        (json!({"name": "a", "url": "http://example.com/x", "filter": {"models": ["nope"]}}), "unknown model"),
-        (json!({"name": "a", "url": "http://example.com/x", "filter": {"environments": ["moon"]}}), "unknown environment"),
-        (json!({"name": "a", "url": "http://example.com/x", "filter": {"clusters": ["eu-9"]}}), "unknown cluster"),
-        (json!({"name": "Bad Name", "url": "http://example.com/x"}), "not valid"),
-        (json!({"name": "a", "kind": "pager", "url": "http://example.com/x"}), "webhook or chat"),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"events": ["promotion.requsted"]}}),
+            "unknown event kind",
+        ),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"models": ["nope"]}}),
+            "unknown model",
+        ),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"environments": ["moon"]}}),
+            "unknown environment",
+        ),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"clusters": ["eu-9"]}}),
+            "unknown cluster",
+        ),
+        (
+            json!({"name": "Bad Name", "url": "http://example.com/x"}),
+            "not valid",
+        ),
+        (
+            json!({"name": "a", "kind": "pager", "url": "http://example.com/x"}),
+            "webhook or chat",
+        ),
     ];
     for (body, says) in cases {
-        let e = assert_error(app.post_json("/api/v1/subscriptions", &body).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let e = assert_error(
+            app.post_json("/api/v1/subscriptions", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
         let message = e["message"].as_str().unwrap_or("");
         assert!(message.contains(says), "{body}: {message}");
     }
-    assert_eq!(app.get_json("/api/v1/subscriptions").await["subscriptions"], json!([]));
+    assert_eq!(
+        app.get_json("/api/v1/subscriptions").await["subscriptions"],
+        json!([])
+    );
     // No subscription.created in the ledger either.
-    let audit = app.get_json("/api/v1/audit?action=subscription.created").await;
+    let audit = app
+        .get_json("/api/v1/audit?action=subscription.created")
+        .await;
     assert_eq!(audit["events"], json!([]));
     // Only admins manage subscriptions.
     let viewer = app.user_with_token("vera", Role::Viewer, None).await;
     let res = app
-        .post_json_as(&viewer, "/api/v1/subscriptions", &json!({"name": "a", "url": "http://example.com/x"}))
+        .post_json_as(
+            &viewer,
+            "/api/v1/subscriptions",
+            &json!({"name": "a", "url": "http://example.com/x"}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
@@ -320,56 +373,89 @@ async fn the_secret_is_shown_once_and_urls_are_shown_without_credentials() {
         json!({"models": ["chat"], "events": ["promotion.requested", "rollback"]}),
     )
     .await;
-    let secret = created["secret"].as_str().expect("secret shown at creation").to_owned();
+    let secret = created["secret"]
+        .as_str()
+        .expect("secret shown at creation")
+        .to_owned();
     assert!(secret.starts_with("whsec_"));
     assert_eq!(created["url"], "https://hooks.example.com/services/…");
     let shown = app.get_json("/api/v1/subscriptions/ops").await.to_string();
     let listed = app.get_json("/api/v1/subscriptions").await.to_string();
     for text in [&shown, &listed] {
-        assert!(!text.contains(&secret) && !text.contains("pw") && !text.contains("XXXX"), "{text}");
+        assert!(
+            !text.contains(&secret) && !text.contains("pw") && !text.contains("XXXX"),
+            "{text}"
+        );
     }
     assert_error(
-        app.post_json("/api/v1/subscriptions", &json!({"name": "ops", "url": "https://example.com/"})).await,
+        app.post_json(
+            "/api/v1/subscriptions",
+            &json!({"name": "ops", "url": "https://example.com/"}),
+        )
+        .await,
         StatusCode::CONFLICT,
     )
     .await;
     let rotated: Value = app
-        .post_json("/api/v1/subscriptions/ops/rotate-secret", &json!({"overlap_hours": 2}))
+        .post_json(
+            "/api/v1/subscriptions/ops/rotate-secret",
+            &json!({"overlap_hours": 2}),
+        )
         .await
         .json()
         .await
         .expect("JSON");
-    assert!(rotated["secret"].as_str().is_some_and(|s| s.starts_with("whsec_") && s != secret));
+    assert!(rotated["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_") && s != secret));
     assert_error(
-        app.post_json("/api/v1/subscriptions/ops/rotate-secret", &json!({"overlap_hours": 9999})).await,
+        app.post_json(
+            "/api/v1/subscriptions/ops/rotate-secret",
+            &json!({"overlap_hours": 9999}),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     let doc = app.get_json("/api/v1/openapi.json").await;
     assert!(doc["paths"]["/api/v1/subscriptions"]["post"].is_object());
     assert!(doc["paths"]["/api/v1/deliveries/{id}/redeliver"]["post"].is_object());
-    let res = app.request(reqwest::Method::DELETE, "/api/v1/subscriptions/ops").send().await.expect("sent");
+    let res = app
+        .request(reqwest::Method::DELETE, "/api/v1/subscriptions/ops")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_error(app.get("/api/v1/subscriptions/ops").await, StatusCode::NOT_FOUND).await;
+    assert_error(
+        app.get("/api/v1/subscriptions/ops").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 }
 
 // ---- delivery through faults ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_arrive_in_order_none_missing_through_500s_hangs_closed_connections_and_a_receiver_that_was_down_sqlite() {
+async fn events_arrive_in_order_none_missing_through_500s_hangs_closed_connections_and_a_receiver_that_was_down_sqlite(
+) {
     let app = spawn_app().await;
     deliveries_survive_receiver_faults(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_arrive_in_order_none_missing_through_500s_hangs_closed_connections_and_a_receiver_that_was_down_postgres() {
+async fn events_arrive_in_order_none_missing_through_500s_hangs_closed_connections_and_a_receiver_that_was_down_postgres(
+) {
     let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
     deliveries_survive_receiver_faults(&app).await;
     drop_database(&mut admin, &name).await;
 }
 
 async fn drop_database(admin: &mut sqlx::PgConnection, name: &str) {
-    let _ = sqlx::Executor::execute(admin, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await;
+    let _ = sqlx::Executor::execute(
+        admin,
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+    )
+    .await;
 }
 
 async fn deliveries_survive_receiver_faults(app: &TestApp) {
@@ -403,16 +489,30 @@ async fn deliveries_survive_receiver_faults(app: &TestApp) {
 
     let expected = registrations(app, "chat").await[1..].to_vec();
     assert_eq!(expected.len(), 5);
-    rx.wait_until(limit, "v1..v5", |r| in_order_without_repeats(r).len() >= expected.len()).await;
+    rx.wait_until(limit, "v1..v5", |r| {
+        in_order_without_repeats(r).len() >= expected.len()
+    })
+    .await;
     let received = rx.received();
-    assert_eq!(in_order_without_repeats(&received), expected, "in event order, none missing");
+    assert_eq!(
+        in_order_without_repeats(&received),
+        expected,
+        "in event order, none missing"
+    );
     let ids: HashSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
-    assert!(ids.iter().all(|id| expected.iter().any(|e| e == id)), "nothing else: {ids:?}");
+    assert!(
+        ids.iter().all(|id| expected.iter().any(|e| e == id)),
+        "nothing else: {ids:?}"
+    );
     for r in &received {
         assert!(verifies(r, &secret), "signature of {}", r.id);
         let body: Value = serde_json::from_slice(&r.body).expect("JSON body");
         assert_eq!(body["type"], "version.registered");
-        assert_eq!(format!("evt_{}", body["data"]["id"]), r.id, "webhook-id is the event id");
+        assert_eq!(
+            format!("evt_{}", body["data"]["id"]),
+            r.id,
+            "webhook-id is the event id"
+        );
         assert_eq!(body["data"]["model_id"], "chat");
     }
 
@@ -421,7 +521,9 @@ async fn deliveries_survive_receiver_faults(app: &TestApp) {
     let start = Instant::now();
     let shown = loop {
         let shown = app.get_json("/api/v1/subscriptions/hook").await;
-        let settled = shown["deliveries"].as_array().is_some_and(|d| d.iter().all(|d| d["status"] != "pending"));
+        let settled = shown["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["status"] != "pending"));
         if settled || start.elapsed() > Duration::from_secs(5) {
             break shown;
         }
@@ -429,33 +531,79 @@ async fn deliveries_survive_receiver_faults(app: &TestApp) {
     };
     let deliveries = shown["deliveries"].as_array().expect("deliveries");
     assert_eq!(deliveries.len(), 5);
-    assert!(deliveries.iter().all(|d| d["status"] == "delivered" && d["response_code"] == 200), "{shown}");
-    let v2 = deliveries.iter().find(|d| d["message_id"] == expected[1].as_str()).expect("v2");
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["status"] == "delivered" && d["response_code"] == 200),
+        "{shown}"
+    );
+    let v2 = deliveries
+        .iter()
+        .find(|d| d["message_id"] == expected[1].as_str())
+        .expect("v2");
     assert!(v2["attempts"].as_i64().is_some_and(|n| n >= 4), "{v2}");
     assert!(v2["latency_ms"].is_i64());
 
     // A test message and a redelivery go out with their ids.
-    let test: Value = app.post_json("/api/v1/subscriptions/hook/test", &json!({})).await.json().await.expect("JSON");
+    let test: Value = app
+        .post_json("/api/v1/subscriptions/hook/test", &json!({}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
     let test_id = test["message_id"].as_str().expect("message id").to_owned();
-    rx.wait_until(limit, "the test message", |r| r.iter().any(|x| x.id == test_id)).await;
-    let v1_delivery = deliveries.iter().find(|d| d["message_id"] == expected[0].as_str()).expect("v1");
-    let res = app.post_json(&format!("/api/v1/deliveries/{}/redeliver", v1_delivery["id"]), &json!({})).await;
+    rx.wait_until(limit, "the test message", |r| {
+        r.iter().any(|x| x.id == test_id)
+    })
+    .await;
+    let v1_delivery = deliveries
+        .iter()
+        .find(|d| d["message_id"] == expected[0].as_str())
+        .expect("v1");
+    let res = app
+        .post_json(
+            &format!("/api/v1/deliveries/{}/redeliver", v1_delivery["id"]),
+            &json!({}),
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let before = rx.received().len();
-    rx.wait_until(limit, "the redelivery", |r| r.len() > before && r.last().is_some_and(|x| x.id == expected[0])).await;
+    rx.wait_until(limit, "the redelivery", |r| {
+        r.len() > before && r.last().is_some_and(|x| x.id == expected[0])
+    })
+    .await;
 
     // The last attempt is recorded just after the receiver answered it.
     let start = Instant::now();
     let metrics = loop {
-        let text = app.client.get(format!("{}/metrics", app.address)).send().await.expect("metrics").text().await.expect("text");
-        if text.contains("switchyard_delivery_queue_pending 0") || start.elapsed() > Duration::from_secs(5) {
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("switchyard_delivery_queue_pending 0")
+            || start.elapsed() > Duration::from_secs(5)
+        {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(metrics.contains("switchyard_delivery_queue_pending 0"), "{metrics}");
-    assert!(metrics.contains("switchyard_delivery_queue_age_seconds 0.000"), "{metrics}");
-    assert!(metrics.contains("switchyard_deliveries_total{outcome=\"failed\"}"), "{metrics}");
+    assert!(
+        metrics.contains("switchyard_delivery_queue_pending 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_delivery_queue_age_seconds 0.000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_deliveries_total{outcome=\"failed\"}"),
+        "{metrics}"
+    );
     first.abort();
     second.abort();
 }
@@ -468,7 +616,11 @@ struct Served(std::process::Child);
 
 impl Served {
     fn start(database_url: &str, log: &std::path::Path) -> Served {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let err = out.try_clone().expect("log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .arg("serve")
@@ -525,7 +677,8 @@ async fn kill_9_mid_delivery(app: &TestApp) {
         app.register("chat", &format!("v{v}"), json!({})).await;
     }
     let limit = Duration::from_secs(40);
-    rx.wait_until(limit, "the first deliveries", |r| r.len() >= 3).await;
+    rx.wait_until(limit, "the first deliveries", |r| r.len() >= 3)
+        .await;
     // Mid-request: the receiver is holding an answer.
     let attempts = rx.attempts();
     let start = Instant::now();
@@ -534,13 +687,23 @@ async fn kill_9_mid_delivery(app: &TestApp) {
     }
     served.kill9();
     let at_kill = rx.received().len();
-    assert!(at_kill < 12, "the kill came before the end ({at_kill} received)");
+    assert!(
+        at_kill < 12,
+        "the kill came before the end ({at_kill} received)"
+    );
     let _restarted = Served::start(&app.database_url, &log);
     let expected = registrations(app, "chat").await[1..].to_vec();
     assert_eq!(expected.len(), 12);
-    rx.wait_until(limit, "every event after the restart", |r| in_order_without_repeats(r).len() >= 12).await;
+    rx.wait_until(limit, "every event after the restart", |r| {
+        in_order_without_repeats(r).len() >= 12
+    })
+    .await;
     let received = rx.received();
-    assert_eq!(in_order_without_repeats(&received), expected, "in order, none missing");
+    assert_eq!(
+        in_order_without_repeats(&received),
+        expected,
+        "in order, none missing"
+    );
     let _ = std::fs::remove_file(&log);
 }
 
@@ -574,7 +737,10 @@ impl PythonReceiver {
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("secrets"), "").expect("secrets file");
         let child = std::process::Command::new(python)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook_receiver.py"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/webhook_receiver.py"
+            ))
             .arg(dir.join("secrets"))
             .arg(dir.join("log.jsonl"))
             .arg(dir.join("port"))
@@ -582,10 +748,16 @@ impl PythonReceiver {
             .expect("the Python receiver starts");
         let start = Instant::now();
         let port = loop {
-            if let Some(p) = std::fs::read_to_string(dir.join("port")).ok().and_then(|p| p.trim().parse().ok()) {
+            if let Some(p) = std::fs::read_to_string(dir.join("port"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
                 break p;
             }
-            assert!(start.elapsed() < Duration::from_secs(15), "the Python receiver did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the Python receiver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(30)).await;
         };
         PythonReceiver { child, dir, port }
@@ -642,7 +814,13 @@ async fn signatures_verify_with_the_python_standardwebhooks_package_through_a_se
     let rx = PythonReceiver::start(&python).await;
     app.register("chat", "v0", json!({})).await;
     let base = format!("http://127.0.0.1:{}", rx.port);
-    let created = subscribe(&app, "py", &format!("{base}/hook"), json!({"models": ["chat"]})).await;
+    let created = subscribe(
+        &app,
+        "py",
+        &format!("{base}/hook"),
+        json!({"models": ["chat"]}),
+    )
+    .await;
     rx.add_secret(created["secret"].as_str().expect("secret"));
     let chat = app
         .post_json(
@@ -653,33 +831,163 @@ async fn signatures_verify_with_the_python_standardwebhooks_package_through_a_se
         .await;
     assert_eq!(chat.status(), StatusCode::CREATED);
     let chat: Value = chat.json().await.expect("JSON");
-    assert!(chat.get("secret").is_none(), "chat messages are not signed: no secret");
+    assert!(
+        chat.get("secret").is_none(),
+        "chat messages are not signed: no secret"
+    );
     let worker = switchyard::notify::spawn(app.store().await, fast_settings());
 
     // Rotation with an overlap: signed with the new secret and the old one.
-    let rotated: Value = app.post_json("/api/v1/subscriptions/py/rotate-secret", &json!({})).await.json().await.expect("JSON");
+    let rotated: Value = app
+        .post_json("/api/v1/subscriptions/py/rotate-secret", &json!({}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
     rx.add_secret(rotated["secret"].as_str().expect("secret"));
     app.register("chat", "v1", json!({})).await;
-    let log = rx.wait_for("v1", |l| l.iter().any(|e| e["path"] == "/hook")).await;
+    let log = rx
+        .wait_for("v1", |l| l.iter().any(|e| e["path"] == "/hook"))
+        .await;
     let hook: Vec<&Value> = log.iter().filter(|e| e["path"] == "/hook").collect();
     assert_eq!(hook[0]["status"], 200);
-    assert_eq!(hook[0]["verified_by"], json!([0, 1]), "each secret verifies on its own during the overlap");
+    assert_eq!(
+        hook[0]["verified_by"],
+        json!([0, 1]),
+        "each secret verifies on its own during the overlap"
+    );
     assert_eq!(hook[0]["body"]["data"]["version"], "v1");
 
     // Without an overlap the old secrets stop at once.
-    let rotated: Value = app.post_json("/api/v1/subscriptions/py/rotate-secret", &json!({"overlap_hours": 0})).await.json().await.expect("JSON");
+    let rotated: Value = app
+        .post_json(
+            "/api/v1/subscriptions/py/rotate-secret",
+            &json!({"overlap_hours": 0}),
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
     rx.add_secret(rotated["secret"].as_str().expect("secret"));
     app.register("chat", "v2", json!({})).await;
-    let log = rx.wait_for("v2", |l| l.iter().filter(|e| e["path"] == "/hook").count() >= 2).await;
+    let log = rx
+        .wait_for("v2", |l| {
+            l.iter().filter(|e| e["path"] == "/hook").count() >= 2
+        })
+        .await;
     let hook: Vec<&Value> = log.iter().filter(|e| e["path"] == "/hook").collect();
     assert_eq!(hook[1]["verified_by"], json!([2]));
     assert_eq!(hook[1]["body"]["data"]["version"], "v2");
 
     // The chat room got Slack-compatible messages, accepted like Slack accepts them.
     let chats: Vec<&Value> = log.iter().filter(|e| e["path"] != "/hook").collect();
-    assert!(chats.len() >= 2 && chats.iter().all(|e| e["status"] == 200), "{chats:?}");
+    assert!(
+        chats.len() >= 2 && chats.iter().all(|e| e["status"] == 200),
+        "{chats:?}"
+    );
     let message = &chats[0]["chat"];
-    assert!(message["text"].as_str().is_some_and(|t| t.contains("chat") && t.contains("v1")), "{message}");
-    assert!(message["blocks"].to_string().contains("/versions/chat:v1"), "{message}");
+    assert!(
+        message["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("chat") && t.contains("v1")),
+        "{message}"
+    );
+    assert!(
+        message["blocks"].to_string().contains("/versions/chat:v1"),
+        "{message}"
+    );
     worker.abort();
+}
+
+// ---- command line ----
+
+/// `switchyard subscription …` against the test's server with its admin token.
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    // The server answering it runs on this runtime: block only this thread.
+    tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("subscription")
+            .args(args)
+            .env("SWITCHYARD_URL", &app.address)
+            .env("SWITCHYARD_TOKEN", &app.token)
+            .env_remove("LOG_FORMAT")
+            .output()
+            .expect("the CLI runs")
+    })
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_lists_shows_tests_and_removes_subscriptions_over_the_api() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", json!({})).await;
+    let rx = Receiver::start().await;
+    let url = rx.url();
+    let added = cli(
+        &app,
+        &[
+            "add", "--name", "cli-hook", "--url", &url, "--model", "chat",
+        ]
+        .into_iter()
+        .chain(["--event", "promotion.requested", "--event", "rollback"])
+        .collect::<Vec<_>>(),
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let secret = text(&added.stdout).trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+
+    let bad = cli(
+        &app,
+        &["add", "--name", "x", "--url", &url, "--model", "nope"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("unknown model"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let listed = cli(&app, &["list"]);
+    assert!(listed.status.success());
+    let line = text(&listed.stdout);
+    assert!(
+        line.starts_with("cli-hook\twebhook\tactive\thttp://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(!line.contains(&secret));
+
+    let shown = cli(&app, &["show", "cli-hook"]);
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    assert_eq!(shown["filter"]["models"], json!(["chat"]));
+
+    let worker = switchyard::notify::spawn(app.store().await, fast_settings());
+    let tested = cli(&app, &["test", "cli-hook"]);
+    assert!(tested.status.success(), "{}", text(&tested.stderr));
+    rx.wait_until(Duration::from_secs(20), "the test message", |r| {
+        r.iter()
+            .any(|x| x.id.starts_with("test_") && verifies(x, &secret))
+    })
+    .await;
+    worker.abort();
+
+    assert!(cli(&app, &["remove", "cli-hook"]).status.success());
+    let gone = cli(&app, &["show", "cli-hook"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        text(&gone.stderr).contains("no subscription named"),
+        "{}",
+        text(&gone.stderr)
+    );
+    let untokened = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["subscription", "list"])
+            .env("SWITCHYARD_URL", &app.address)
+            .env_remove("SWITCHYARD_TOKEN")
+            .output()
+            .expect("runs")
+    });
+    assert_eq!(untokened.status.code(), Some(2));
 }

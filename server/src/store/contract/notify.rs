@@ -80,10 +80,23 @@ fn failed(retry_in_seconds: i64, breaker_threshold: i64) -> Attempt {
     }
 }
 
-async fn each_event_a_filter_admits_gets_one_pending_delivery_written_with_it(db: std::sync::Arc<TestDb>) {
-    let chat = db.store.create_subscription(subscription("chat-only", models(&["chat"])), "admin", at(0)).await.expect("create");
-    let staged = Filter { events: vec![action::STAGE_CHANGED.into()], ..Filter::default() };
-    let stages = db.store.create_subscription(subscription("stages", staged), "admin", at(0)).await.expect("create");
+async fn each_event_a_filter_admits_gets_one_pending_delivery_written_with_it(
+    db: std::sync::Arc<TestDb>,
+) {
+    let chat = db
+        .store
+        .create_subscription(subscription("chat-only", models(&["chat"])), "admin", at(0))
+        .await
+        .expect("create");
+    let staged = Filter {
+        events: vec![action::STAGE_CHANGED.into()],
+        ..Filter::default()
+    };
+    let stages = db
+        .store
+        .create_subscription(subscription("stages", staged), "admin", at(0))
+        .await
+        .expect("create");
     register(&db, "chat:v1", at(1)).await;
     register(&db, "other:v1", at(2)).await;
     move_to(&db, "chat:v1", Stage::Staging, MANUAL, at(3)).await;
@@ -95,95 +108,229 @@ async fn each_event_a_filter_admits_gets_one_pending_delivery_written_with_it(db
             .map(|e| e.id)
             .unwrap_or_else(|| panic!("no {act} of {model}"))
     };
-    assert!(events.iter().any(|e| e.action == SUBSCRIPTION_CREATED), "subscription changes are audited");
-    let to_chat = db.store.recent_deliveries(chat.id, 10).await.expect("deliveries");
+    assert!(
+        events.iter().any(|e| e.action == SUBSCRIPTION_CREATED),
+        "subscription changes are audited"
+    );
+    let to_chat = db
+        .store
+        .recent_deliveries(chat.id, 10)
+        .await
+        .expect("deliveries");
     // The default kinds: the registration, not the stage change.
-    assert_eq!(to_chat.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![Some(id_of(action::VERSION_REGISTERED, "chat"))]);
+    assert_eq!(
+        to_chat.iter().map(|d| d.event_id).collect::<Vec<_>>(),
+        vec![Some(id_of(action::VERSION_REGISTERED, "chat"))]
+    );
     let d = &to_chat[0];
     assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 0));
-    assert_eq!(d.message_id, format!("evt_{}", id_of(action::VERSION_REGISTERED, "chat")));
-    let to_stages = db.store.recent_deliveries(stages.id, 10).await.expect("deliveries");
-    assert_eq!(to_stages.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![Some(id_of(action::STAGE_CHANGED, "chat"))]);
+    assert_eq!(
+        d.message_id,
+        format!("evt_{}", id_of(action::VERSION_REGISTERED, "chat"))
+    );
+    let to_stages = db
+        .store
+        .recent_deliveries(stages.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(
+        to_stages.iter().map(|d| d.event_id).collect::<Vec<_>>(),
+        vec![Some(id_of(action::STAGE_CHANGED, "chat"))]
+    );
     // A write that is refused writes no delivery either.
     let conflicting = super::new_version("chat:v1", json!({ "temperature": 0.9 }), None);
     domain(db.store.register_version(conflicting, "ci", at(4)).await);
-    assert_eq!(db.store.recent_deliveries(chat.id, 10).await.expect("deliveries").len(), 1);
+    assert_eq!(
+        db.store
+            .recent_deliveries(chat.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
+        1
+    );
     let stats = db.store.queue_stats().await.expect("stats");
     assert_eq!((stats.pending, stats.dead), (2, 0));
     assert!(stats.oldest_pending.is_some());
 }
 
-async fn subscriptions_are_listed_without_secrets_names_are_unique_and_delete_takes_their_deliveries(db: std::sync::Arc<TestDb>) {
+async fn subscriptions_are_listed_without_secrets_names_are_unique_and_delete_takes_their_deliveries(
+    db: std::sync::Arc<TestDb>,
+) {
     let new = subscription("ops", Filter::default());
     let secret = new.secret.clone();
-    let created = db.store.create_subscription(new, "admin", at(0)).await.expect("create");
-    assert_eq!((created.name.as_str(), created.kind, created.created_by.as_str()), ("ops", DestinationKind::Webhook, "admin"));
+    let created = db
+        .store
+        .create_subscription(new, "admin", at(0))
+        .await
+        .expect("create");
+    assert_eq!(
+        (
+            created.name.as_str(),
+            created.kind,
+            created.created_by.as_str()
+        ),
+        ("ops", DestinationKind::Webhook, "admin")
+    );
     assert!(matches!(
-        domain(db.store.create_subscription(subscription("ops", Filter::default()), "admin", at(1)).await),
+        domain(
+            db.store
+                .create_subscription(subscription("ops", Filter::default()), "admin", at(1))
+                .await
+        ),
         DomainError::Conflict(_)
     ));
     let listed = db.store.list_subscriptions().await.expect("list");
     assert_eq!(listed.len(), 1);
     let shown = serde_json::to_string(&listed).expect("json");
-    assert!(!shown.contains(&secret) && !shown.contains("hooks.example.com"), "{shown}");
+    assert!(
+        !shown.contains(&secret) && !shown.contains("hooks.example.com"),
+        "{shown}"
+    );
     register(&db, "chat:v1", at(2)).await;
-    assert_eq!(db.store.recent_deliveries(created.id, 10).await.expect("deliveries").len(), 1);
-    assert!(db.store.delete_subscription("ops", "admin", at(3)).await.expect("delete"));
-    assert!(!db.store.delete_subscription("ops", "admin", at(3)).await.expect("delete"));
-    assert!(db.store.get_subscription("ops").await.expect("get").is_none());
-    assert_eq!(db.store.recent_deliveries(created.id, 10).await.expect("deliveries").len(), 0);
+    assert_eq!(
+        db.store
+            .recent_deliveries(created.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
+        1
+    );
+    assert!(db
+        .store
+        .delete_subscription("ops", "admin", at(3))
+        .await
+        .expect("delete"));
+    assert!(!db
+        .store
+        .delete_subscription("ops", "admin", at(3))
+        .await
+        .expect("delete"));
+    assert!(db
+        .store
+        .get_subscription("ops")
+        .await
+        .expect("get")
+        .is_none());
+    assert_eq!(
+        db.store
+            .recent_deliveries(created.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
+        0
+    );
     assert_eq!(db.store.queue_stats().await.expect("stats").pending, 0);
     register(&db, "chat:v2", at(4)).await;
     assert!(claim(&db, "w", 10).await.is_empty());
 }
 
-async fn a_subscriptions_deliveries_are_claimed_one_at_a_time_in_event_order_and_leased(db: std::sync::Arc<TestDb>) {
-    let a = db.store.create_subscription(subscription("a", models(&["chat"])), "admin", at(0)).await.expect("create");
-    db.store.create_subscription(subscription("b", models(&["other"])), "admin", at(0)).await.expect("create");
+async fn a_subscriptions_deliveries_are_claimed_one_at_a_time_in_event_order_and_leased(
+    db: std::sync::Arc<TestDb>,
+) {
+    let a = db
+        .store
+        .create_subscription(subscription("a", models(&["chat"])), "admin", at(0))
+        .await
+        .expect("create");
+    db.store
+        .create_subscription(subscription("b", models(&["other"])), "admin", at(0))
+        .await
+        .expect("create");
     for v in 1..=3 {
         register(&db, &format!("chat:v{v}"), at(v)).await;
     }
     register(&db, "other:v1", at(5)).await;
     let first = claim(&db, "w1", 10).await;
     assert_eq!(first.len(), 2, "the head of each subscription's line");
-    let a_first = first.iter().find(|c| c.subscription.id == a.id).expect("a's first");
-    let a_all = db.store.recent_deliveries(a.id, 10).await.expect("deliveries");
+    let a_first = first
+        .iter()
+        .find(|c| c.subscription.id == a.id)
+        .expect("a's first");
+    let a_all = db
+        .store
+        .recent_deliveries(a.id, 10)
+        .await
+        .expect("deliveries");
     let oldest = a_all.iter().map(|d| d.id).min().expect("some");
     assert_eq!(a_first.delivery.id, oldest);
     assert_eq!(a_first.delivery.attempts, 1);
-    let ev = a_first.event.as_ref().expect("the event travels with the claim");
-    assert_eq!((ev.action.as_str(), ev.version.as_deref()), (action::VERSION_REGISTERED, Some("v1")));
+    let ev = a_first
+        .event
+        .as_ref()
+        .expect("the event travels with the claim");
+    assert_eq!(
+        (ev.action.as_str(), ev.version.as_deref()),
+        (action::VERSION_REGISTERED, Some("v1"))
+    );
     assert_eq!(a_first.secrets.len(), 1);
     // Leased: another worker gets nothing, and a's later events wait for its first.
     assert!(claim(&db, "w2", 10).await.is_empty());
     // Only the holder of the lease records the attempt.
-    assert!(!db.store.finish_delivery(a_first.delivery.id, "w2", delivered(), Timestamp::now()).await.expect("finish"));
-    assert!(db.store.finish_delivery(a_first.delivery.id, "w1", delivered(), Timestamp::now()).await.expect("finish"));
+    assert!(!db
+        .store
+        .finish_delivery(a_first.delivery.id, "w2", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    assert!(db
+        .store
+        .finish_delivery(a_first.delivery.id, "w1", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
     let next = claim(&db, "w2", 10).await;
     assert_eq!(next.len(), 1);
-    assert_eq!(next[0].event.as_ref().and_then(|e| e.version.as_deref()), Some("v2"));
+    assert_eq!(
+        next[0].event.as_ref().and_then(|e| e.version.as_deref()),
+        Some("v2")
+    );
     // A lease that expires (a worker that died) makes the delivery claimable again: at least once.
-    let expired = db.store.claim_deliveries("w3", later(60), later(90), 10).await.expect("claim");
+    let expired = db
+        .store
+        .claim_deliveries("w3", later(60), later(90), 10)
+        .await
+        .expect("claim");
     let mut ids = event_ids(&expired);
     ids.sort();
-    let mut expected = vec![next[0].delivery.event_id, first.iter().find(|c| c.subscription.id != a.id).and_then(|c| c.delivery.event_id)];
+    let mut expected = vec![
+        next[0].delivery.event_id,
+        first
+            .iter()
+            .find(|c| c.subscription.id != a.id)
+            .and_then(|c| c.delivery.event_id),
+    ];
     expected.sort();
     assert_eq!(ids, expected);
     assert!(expired.iter().all(|c| c.delivery.attempts == 2));
-    let shown = db.store.recent_deliveries(a.id, 10).await.expect("deliveries");
+    let shown = db
+        .store
+        .recent_deliveries(a.id, 10)
+        .await
+        .expect("deliveries");
     let done = shown.iter().find(|d| d.id == oldest).expect("first");
-    assert_eq!((done.status, done.response_code, done.latency_ms), (DeliveryStatus::Delivered, Some(200), Some(3)));
+    assert_eq!(
+        (done.status, done.response_code, done.latency_ms),
+        (DeliveryStatus::Delivered, Some(200), Some(3))
+    );
     assert!(done.delivered_at.is_some());
 }
 
 async fn two_servers_claiming_at_once_never_get_the_same_delivery(db: std::sync::Arc<TestDb>) {
     for n in 0..12 {
-        db.store.create_subscription(subscription(&format!("s{n}"), Filter::default()), "admin", at(0)).await.expect("create");
+        db.store
+            .create_subscription(
+                subscription(&format!("s{n}"), Filter::default()),
+                "admin",
+                at(0),
+            )
+            .await
+            .expect("create");
     }
     register(&db, "chat:v1", at(1)).await;
     let other = db.another_server().await;
     let mut tasks = Vec::new();
-    for (n, store) in [db.store.clone(), other.clone(), db.store.clone(), other].into_iter().enumerate() {
+    for (n, store) in [db.store.clone(), other.clone(), db.store.clone(), other]
+        .into_iter()
+        .enumerate()
+    {
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for _ in 0..6 {
@@ -205,91 +352,216 @@ async fn two_servers_claiming_at_once_never_get_the_same_delivery(db: std::sync:
     assert_eq!(distinct.len(), 12);
 }
 
-async fn a_failed_attempt_waits_for_its_retry_and_repeated_failures_pause_the_subscription(db: std::sync::Arc<TestDb>) {
-    let s = db.store.create_subscription(subscription("flaky", Filter::default()), "admin", at(0)).await.expect("create");
+async fn a_failed_attempt_waits_for_its_retry_and_repeated_failures_pause_the_subscription(
+    db: std::sync::Arc<TestDb>,
+) {
+    let s = db
+        .store
+        .create_subscription(subscription("flaky", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
     register(&db, "chat:v1", at(1)).await;
     register(&db, "chat:v2", at(2)).await;
     let c = claim(&db, "w", 10).await;
     assert_eq!(c.len(), 1);
-    assert!(db.store.finish_delivery(c[0].delivery.id, "w", failed(30, 2), Timestamp::now()).await.expect("finish"));
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", failed(30, 2), Timestamp::now())
+        .await
+        .expect("finish"));
     // Not due yet, and the second event waits behind it.
     assert!(claim(&db, "w", 10).await.is_empty());
-    let d = &db.store.recent_deliveries(s.id, 10).await.expect("deliveries")[1];
-    assert_eq!((d.status, d.attempts, d.response_code), (DeliveryStatus::Pending, 1, Some(500)));
+    let d = &db
+        .store
+        .recent_deliveries(s.id, 10)
+        .await
+        .expect("deliveries")[1];
+    assert_eq!(
+        (d.status, d.attempts, d.response_code),
+        (DeliveryStatus::Pending, 1, Some(500))
+    );
     assert_eq!(d.last_error.as_deref(), Some("HTTP 500: boom"));
-    let shown = db.store.get_subscription("flaky").await.expect("get").expect("exists");
+    let shown = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!((shown.consecutive_failures, shown.paused_until), (1, None));
     // Due again (in 40 s): claimed; a second failure in a row opens the breaker.
-    let again = db.store.claim_deliveries("w", later(40), later(70), 10).await.expect("claim");
+    let again = db
+        .store
+        .claim_deliveries("w", later(40), later(70), 10)
+        .await
+        .expect("claim");
     assert_eq!(again.len(), 1);
-    assert!(db.store.finish_delivery(again[0].delivery.id, "w", failed(0, 2), Timestamp::now()).await.expect("finish"));
-    let paused = db.store.get_subscription("flaky").await.expect("get").expect("exists");
+    assert!(db
+        .store
+        .finish_delivery(again[0].delivery.id, "w", failed(0, 2), Timestamp::now())
+        .await
+        .expect("finish"));
+    let paused = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
     assert_eq!(paused.consecutive_failures, 2);
-    assert!(paused.paused_until.is_some_and(|t| t.micros() > Timestamp::now().micros()));
+    assert!(paused
+        .paused_until
+        .is_some_and(|t| t.micros() > Timestamp::now().micros()));
     assert!(claim(&db, "w", 10).await.is_empty(), "paused");
     // After the pause, a success closes the breaker.
-    let probe = db.store.claim_deliveries("w", later(61), later(90), 10).await.expect("claim");
+    let probe = db
+        .store
+        .claim_deliveries("w", later(61), later(90), 10)
+        .await
+        .expect("claim");
     assert_eq!(probe.len(), 1);
-    assert!(db.store.finish_delivery(probe[0].delivery.id, "w", delivered(), Timestamp::now()).await.expect("finish"));
-    let healthy = db.store.get_subscription("flaky").await.expect("get").expect("exists");
-    assert_eq!((healthy.consecutive_failures, healthy.paused_until), (0, None));
-    assert_eq!(event_ids(&claim(&db, "w", 10).await).len(), 1, "the second event follows");
+    assert!(db
+        .store
+        .finish_delivery(probe[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let healthy = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (healthy.consecutive_failures, healthy.paused_until),
+        (0, None)
+    );
+    assert_eq!(
+        event_ids(&claim(&db, "w", 10).await).len(),
+        1,
+        "the second event follows"
+    );
 }
 
 async fn a_dead_delivery_lets_the_next_go_and_can_be_redelivered(db: std::sync::Arc<TestDb>) {
-    let s = db.store.create_subscription(subscription("gone", Filter::default()), "admin", at(0)).await.expect("create");
+    let s = db
+        .store
+        .create_subscription(subscription("gone", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
     register(&db, "chat:v1", at(1)).await;
     register(&db, "chat:v2", at(2)).await;
     let c = claim(&db, "w", 10).await;
-    let dead = Attempt { next: AfterAttempt::Dead, ..failed(0, 100) };
-    assert!(db.store.finish_delivery(c[0].delivery.id, "w", dead, Timestamp::now()).await.expect("finish"));
+    let dead = Attempt {
+        next: AfterAttempt::Dead,
+        ..failed(0, 100)
+    };
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", dead, Timestamp::now())
+        .await
+        .expect("finish"));
     assert_eq!(db.store.queue_stats().await.expect("stats").dead, 1);
     let next = claim(&db, "w", 10).await;
     assert_eq!(next.len(), 1);
     assert_ne!(next[0].delivery.id, c[0].delivery.id);
-    assert!(db.store.finish_delivery(next[0].delivery.id, "w", delivered(), Timestamp::now()).await.expect("finish"));
-    let again = db.store.redeliver(c[0].delivery.id, Timestamp::now()).await.expect("redeliver");
+    assert!(db
+        .store
+        .finish_delivery(next[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let again = db
+        .store
+        .redeliver(c[0].delivery.id, Timestamp::now())
+        .await
+        .expect("redeliver");
     assert_eq!(again.status, DeliveryStatus::Pending);
-    assert!(matches!(domain(db.store.redeliver(c[0].delivery.id, Timestamp::now()).await), DomainError::Conflict(_)));
-    assert!(matches!(domain(db.store.redeliver(999_999, Timestamp::now()).await), DomainError::NotFound(_)));
+    assert!(matches!(
+        domain(db.store.redeliver(c[0].delivery.id, Timestamp::now()).await),
+        DomainError::Conflict(_)
+    ));
+    assert!(matches!(
+        domain(db.store.redeliver(999_999, Timestamp::now()).await),
+        DomainError::NotFound(_)
+    ));
     let retried = claim(&db, "w", 10).await;
     assert_eq!(retried.len(), 1);
-    assert_eq!((retried[0].delivery.id, retried[0].delivery.attempts), (c[0].delivery.id, 2));
-    assert_eq!(retried[0].delivery.message_id, c[0].delivery.message_id, "the same idempotency key");
+    assert_eq!(
+        (retried[0].delivery.id, retried[0].delivery.attempts),
+        (c[0].delivery.id, 2)
+    );
+    assert_eq!(
+        retried[0].delivery.message_id, c[0].delivery.message_id,
+        "the same idempotency key"
+    );
     let _ = s;
 }
 
 async fn rotated_secrets_sign_together_until_the_overlap_ends(db: std::sync::Arc<TestDb>) {
     let new = subscription("rot", Filter::default());
     let first = new.secret.clone();
-    db.store.create_subscription(new, "admin", at(0)).await.expect("create");
+    db.store
+        .create_subscription(new, "admin", at(0))
+        .await
+        .expect("create");
     let second = crate::notify::new_secret();
-    db.store.rotate_secret("rot", &second, later(3600), Timestamp::now()).await.expect("rotate");
+    db.store
+        .rotate_secret("rot", &second, later(3600), Timestamp::now())
+        .await
+        .expect("rotate");
     register(&db, "chat:v1", at(1)).await;
     let c = claim(&db, "w", 10).await;
-    assert_eq!(c[0].secrets, vec![second.clone(), first.clone()], "newest first, the old one during the overlap");
-    assert!(db.store.finish_delivery(c[0].delivery.id, "w", delivered(), Timestamp::now()).await.expect("finish"));
+    assert_eq!(
+        c[0].secrets,
+        vec![second.clone(), first.clone()],
+        "newest first, the old one during the overlap"
+    );
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
     let third = crate::notify::new_secret();
     // No overlap: the older secrets stop at once.
-    db.store.rotate_secret("rot", &third, Timestamp::now(), Timestamp::now()).await.expect("rotate");
+    db.store
+        .rotate_secret("rot", &third, Timestamp::now(), Timestamp::now())
+        .await
+        .expect("rotate");
     register(&db, "chat:v2", at(2)).await;
     let c = claim(&db, "w", 10).await;
     assert_eq!(c[0].secrets, vec![third]);
     assert!(matches!(
-        domain(db.store.rotate_secret("nope", &second, Timestamp::now(), Timestamp::now()).await),
+        domain(
+            db.store
+                .rotate_secret("nope", &second, Timestamp::now(), Timestamp::now())
+                .await
+        ),
         DomainError::NotFound(_)
     ));
 }
 
-async fn a_test_message_is_queued_behind_the_subscriptions_pending_deliveries(db: std::sync::Arc<TestDb>) {
-    db.store.create_subscription(subscription("t", Filter::default()), "admin", at(0)).await.expect("create");
+async fn a_test_message_is_queued_behind_the_subscriptions_pending_deliveries(
+    db: std::sync::Arc<TestDb>,
+) {
+    db.store
+        .create_subscription(subscription("t", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
     register(&db, "chat:v1", at(1)).await;
-    let test = db.store.enqueue_test("t", Timestamp::now()).await.expect("test");
+    let test = db
+        .store
+        .enqueue_test("t", Timestamp::now())
+        .await
+        .expect("test");
     assert!(test.event_id.is_none() && test.message_id.starts_with("test_"));
     let c = claim(&db, "w", 10).await;
     assert!(c[0].delivery.event_id.is_some());
-    assert!(db.store.finish_delivery(c[0].delivery.id, "w", delivered(), Timestamp::now()).await.expect("finish"));
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
     let c = claim(&db, "w", 10).await;
     assert_eq!((c[0].delivery.id, c[0].event.is_none()), (test.id, true));
-    assert!(matches!(domain(db.store.enqueue_test("nope", Timestamp::now()).await), DomainError::NotFound(_)));
+    assert!(matches!(
+        domain(db.store.enqueue_test("nope", Timestamp::now()).await),
+        DomainError::NotFound(_)
+    ));
 }
