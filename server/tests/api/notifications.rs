@@ -37,6 +37,8 @@ enum Mode {
 /// One request the receiver answered with 2xx.
 #[derive(Debug, Clone)]
 struct Received {
+    /// The request path: one receiver serves several subscriptions.
+    path: String,
     id: String,
     timestamp: String,
     signature: String,
@@ -76,6 +78,10 @@ impl Receiver {
 
     fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
+    }
+
+    fn url_at(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
     }
 
     fn serve(&mut self, listener: TcpListener) {
@@ -206,6 +212,7 @@ async fn answer(mut conn: TcpStream, mode: Arc<Mutex<Mode>>, log: Arc<Mutex<Log>
     };
     if status < 300 {
         log.lock().expect("log").received.push(Received {
+            path: head.split_whitespace().nth(1).unwrap_or("").to_owned(),
             id: header("webhook-id"),
             timestamp: header("webhook-timestamp"),
             signature: header("webhook-signature"),
@@ -606,6 +613,118 @@ async fn deliveries_survive_receiver_faults(app: &TestApp) {
     );
     first.abort();
     second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_send_each_delivery_once_each_subscription_in_order_sqlite() {
+    let app = spawn_app().await;
+    two_servers_share_the_outbox(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_send_each_delivery_once_each_subscription_in_order_postgres() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    two_servers_share_the_outbox(&app).await;
+    drop_database(&mut admin, &name).await;
+}
+
+async fn two_servers_share_the_outbox(app: &TestApp) {
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    for s in ["a", "b", "c"] {
+        subscribe(app, s, &rx.url_at(s), json!({"models": ["chat"]})).await;
+    }
+    let first = switchyard::notify::spawn(app.store().await, fast_settings());
+    let second = switchyard::notify::spawn(app.store().await, fast_settings());
+    for v in 1..=15 {
+        app.register("chat", &format!("v{v}"), json!({})).await;
+    }
+    let expected = registrations(app, "chat").await[1..].to_vec();
+    rx.wait_until(Duration::from_secs(30), "45 deliveries", |r| r.len() >= 45)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = rx.received();
+    assert_eq!(received.len(), 45, "each delivery sent once");
+    for s in ["a", "b", "c"] {
+        let ids: Vec<String> = received
+            .iter()
+            .filter(|r| r.path == format!("/{s}"))
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(ids, expected, "subscription {s}: in event order");
+    }
+    first.abort();
+    second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_failing_past_the_retry_period_is_dead_and_can_be_redelivered() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.set(Mode::Status(503));
+    app.register("chat", "v0", json!({})).await;
+    subscribe(&app, "flaky", &rx.url(), json!({"models": ["chat"]})).await;
+    let settings = NotifySettings {
+        retry_period: Duration::from_secs(1),
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    app.register("chat", "v1", json!({})).await;
+    let start = Instant::now();
+    let dead = loop {
+        let shown = app.get_json("/api/v1/subscriptions/flaky").await;
+        let first = shown["deliveries"][0].clone();
+        if first["status"] == "dead" {
+            break first;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never dead: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(dead["attempts"].as_i64().is_some_and(|n| n >= 2), "{dead}");
+    assert_eq!(dead["response_code"], 503);
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 503")),
+        "{dead}"
+    );
+    assert!(rx.received().is_empty());
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("switchyard_deliveries_dead 1"),
+        "{metrics}"
+    );
+    // The destination is back: redeliver sends it with the same id.
+    rx.set(Mode::Ok);
+    let res = app
+        .post_json(
+            &format!("/api/v1/deliveries/{}/redeliver", dead["id"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    rx.wait_until(Duration::from_secs(20), "the redelivery", |r| r.len() == 1)
+        .await;
+    assert_eq!(
+        rx.received()[0].id,
+        dead["message_id"].as_str().unwrap_or("")
+    );
+    let res = app
+        .post_json("/api/v1/deliveries/999999/redeliver", &json!({}))
+        .await;
+    assert_error(res, StatusCode::NOT_FOUND).await;
+    worker.abort();
 }
 
 // ---- kill -9 ----
