@@ -45,6 +45,9 @@ pub struct NotifySettings {
     pub batch: u32,
     /// The console's address as its users reach it, for links in messages.
     pub console_url: String,
+    /// Send to loopback and private addresses too (`SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`).
+    /// Off, the worker refuses them at every attempt, whatever a name resolves to by then.
+    pub allow_private: bool,
 }
 
 impl Default for NotifySettings {
@@ -59,6 +62,7 @@ impl Default for NotifySettings {
             poll: Duration::from_millis(250),
             batch: 16,
             console_url: "http://127.0.0.1:3000".to_owned(),
+            allow_private: false,
         }
     }
 }
@@ -106,6 +110,8 @@ impl NotifySettings {
         if let Some(n) = num("SWITCHYARD_WEBHOOK_POLL_MS", 10..=60_000)? {
             s.poll = Duration::from_millis(n);
         }
+        s.allow_private = std::env::var("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE")
+            .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         if let Some(url) = std::env::var("SWITCHYARD_PUBLIC_URL")
             .ok()
             .filter(|v| !v.is_empty())
@@ -203,7 +209,11 @@ struct Worker {
 
 impl Worker {
     fn new(store: DynStore, settings: NotifySettings) -> Worker {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !settings.allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
+        let client = builder
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout)
             // A destination may not send the request on to somewhere else
@@ -305,6 +315,10 @@ impl Worker {
 
     /// One attempt: the status code and body, or why there was no answer.
     async fn send(&self, c: &ClaimedDelivery) -> Result<(u16, String), String> {
+        if !self.settings.allow_private {
+            // Names are checked by the resolver (`PublicOnly`); addresses here.
+            refuse_internal_literal(&c.subscription.url)?;
+        }
         let link = console_link(&self.settings.console_url, c.event.as_ref());
         let body = match c.subscription.kind {
             DestinationKind::Webhook => {
@@ -350,6 +364,50 @@ fn after(t: Timestamp, d: Duration) -> Timestamp {
     Timestamp::from_micros(t.micros().saturating_add(micros(d)))
 }
 
+/// Resolves destination names for the worker, keeping only public
+/// addresses: a name that passed the check when it was saved but resolves to
+/// an internal address now (DNS rebinding) is not connected to.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<std::net::SocketAddr> =
+                all.into_iter().filter(|a| !is_internal(&a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!(
+                    "{host} resolves to internal addresses only, which are refused \
+                     (SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1 allows them)"
+                )
+                .into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Refuses a URL whose host is an internal IP address.
+fn refuse_internal_literal(url: &str) -> Result<(), String> {
+    let ip = match reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    if is_internal(&ip) {
+        return Err(format!(
+            "the destination is an internal address ({ip}), which is refused \
+             (SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1 allows it)"
+        ));
+    }
+    Ok(())
+}
+
 fn transport_error(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
@@ -360,7 +418,14 @@ fn transport_error(e: reqwest::Error) -> String {
     };
     // Without the URL: it may hold a token (chat webhooks do).
     let e = e.without_url();
-    excerpt(&format!("{kind}: {e}"))
+    let mut text = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    excerpt(&text)
 }
 
 fn excerpt(s: &str) -> String {

@@ -263,6 +263,8 @@ fn fast_settings() -> NotifySettings {
         breaker_threshold: 4,
         breaker_cooldown: Duration::from_millis(300),
         poll: Duration::from_millis(20),
+        // The receivers are on loopback.
+        allow_private: true,
         ..NotifySettings::default()
     }
 }
@@ -727,6 +729,58 @@ async fn a_delivery_failing_past_the_retry_period_is_dead_and_can_be_redelivered
     worker.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_allow_private_the_worker_never_connects_to_an_internal_address() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    let port = rx.addr.port();
+    // Saved while private addresses were allowed (or a name that resolved elsewhere then).
+    subscribe(
+        &app,
+        "by-ip",
+        &format!("http://127.0.0.1:{port}/ip"),
+        json!({"models": ["chat"]}),
+    )
+    .await;
+    subscribe(
+        &app,
+        "by-name",
+        &format!("http://localhost:{port}/name"),
+        json!({"models": ["chat"]}),
+    )
+    .await;
+    let settings = NotifySettings {
+        allow_private: false,
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    app.register("chat", "v1", json!({})).await;
+    for name in ["by-ip", "by-name"] {
+        let start = Instant::now();
+        let first = loop {
+            let shown = app.get_json(&format!("/api/v1/subscriptions/{name}")).await;
+            let first = shown["deliveries"][0].clone();
+            if first["last_error"].is_string() {
+                break first;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no attempt: {shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let error = first["last_error"].as_str().unwrap_or("");
+        assert!(error.contains("internal address"), "{name}: {error}");
+        assert_eq!(
+            first["status"], "pending",
+            "refused attempts are retried like failures"
+        );
+    }
+    assert_eq!(rx.attempts(), 0, "nothing reached the receiver");
+    worker.abort();
+}
+
 // ---- kill -9 ----
 
 /// The real `switchyard serve` binary, whose delivery worker sends
@@ -749,6 +803,7 @@ impl Served {
             .env("SWITCHYARD_WEBHOOK_BACKOFF_MS", "50")
             .env("SWITCHYARD_WEBHOOK_BACKOFF_MAX_MS", "400")
             .env("SWITCHYARD_WEBHOOK_POLL_MS", "20")
+            .env("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE", "1")
             .env_remove("LOG_FORMAT")
             .stdout(out)
             .stderr(err)
