@@ -52,3 +52,6 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_pending ON deliveries (subscription_id, id) WHERE status = 'pending';
 CREATE INDEX deliveries_of_subscription ON deliveries (subscription_id, id);
+-- /metrics counts them; pruning finds old delivered ones.
+CREATE INDEX deliveries_dead ON deliveries (id) WHERE status = 'dead';
+CREATE INDEX deliveries_delivered ON deliveries (delivered_at) WHERE status = 'delivered';

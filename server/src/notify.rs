@@ -23,6 +23,9 @@ use tokio::task::JoinHandle;
 use crate::store::notify::{AfterAttempt, Attempt, ClaimedDelivery, DestinationKind, QueueStats};
 use crate::store::DynStore;
 
+/// How often each worker deletes deliveries older than `keep_delivered`.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
 /// Bytes of a failed answer kept with the delivery.
 const ERROR_EXCERPT: usize = 300;
 
@@ -45,6 +48,8 @@ pub struct NotifySettings {
     pub batch: u32,
     /// The console's address as its users reach it, for links in messages.
     pub console_url: String,
+    /// Delivered deliveries are kept this long (for the subscription's page), then pruned.
+    pub keep_delivered: Duration,
     /// Send to loopback and private addresses too (`SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`).
     /// Off, the worker refuses them at every attempt, whatever a name resolves to by then.
     pub allow_private: bool,
@@ -62,6 +67,7 @@ impl Default for NotifySettings {
             poll: Duration::from_millis(250),
             batch: 16,
             console_url: "http://127.0.0.1:3000".to_owned(),
+            keep_delivered: Duration::from_secs(30 * 86_400),
             allow_private: false,
         }
     }
@@ -106,6 +112,9 @@ impl NotifySettings {
         }
         if let Some(n) = num("SWITCHYARD_WEBHOOK_BREAKER_COOLDOWN_MS", 10..=86_400_000)? {
             s.breaker_cooldown = Duration::from_millis(n);
+        }
+        if let Some(n) = num("SWITCHYARD_WEBHOOK_KEEP_DAYS", 1..=3650)? {
+            s.keep_delivered = Duration::from_secs(n * 86_400);
         }
         if let Some(n) = num("SWITCHYARD_WEBHOOK_POLL_MS", 10..=60_000)? {
             s.poll = Duration::from_millis(n);
@@ -236,8 +245,19 @@ impl Worker {
     }
 
     async fn run(self) {
+        let mut pruned_at: Option<Instant> = None;
         loop {
             let now = Timestamp::now();
+            if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(Instant::now());
+                let before = Timestamp::from_micros(
+                    now.micros()
+                        .saturating_sub(micros(self.settings.keep_delivered)),
+                );
+                if let Err(e) = self.store.prune_deliveries(before).await {
+                    tracing::warn!(error = %e, "cannot prune old deliveries");
+                }
+            }
             let lease_until = after(now, self.settings.lease());
             match self
                 .store
@@ -343,15 +363,18 @@ impl Worker {
                 )
                 .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature);
         }
-        let response = request.body(body).send().await.map_err(transport_error)?;
+        let mut response = request.body(body).send().await.map_err(transport_error)?;
         let code = response.status().as_u16();
-        // The answer is read only as far as the excerpt needs.
-        let text = tokio::time::timeout(self.settings.timeout, response.text())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        Ok((code, text))
+        // The answer is read only as far as the excerpt needs (the client's
+        // timeout covers the body too), so a huge one costs nothing.
+        let mut head = Vec::new();
+        while head.len() <= ERROR_EXCERPT {
+            match response.chunk().await {
+                Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok((code, String::from_utf8_lossy(&head).into_owned()))
     }
 }
 

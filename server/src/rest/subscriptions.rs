@@ -283,7 +283,9 @@ pub async fn rotate_secret(
     let now = Timestamp::now();
     let until = Timestamp::from_micros(now.micros() + hours * 3_600_000_000);
     let secret = new_secret();
-    app.store.rotate_secret(&name, &secret, until, now).await?;
+    app.store
+        .rotate_secret(&name, &secret, until, &actor.name, now)
+        .await?;
     Ok(Json(
         json!({ "secret": secret, "previous_secrets_valid_until": until }),
     ))

@@ -49,6 +49,7 @@ pub const EVENT_KINDS: &[&str] = &[
     action::ROLLBACK,
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
+    SUBSCRIPTION_SECRET_ROTATED,
 ];
 
 /// What a subscription with no `events` filter receives: the release events.
@@ -72,6 +73,7 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
 /// Ledger actions of subscription changes (admin configuration is audited too).
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
 pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
+pub const SUBSCRIPTION_SECRET_ROTATED: &str = "subscription.secret_rotated";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -266,14 +268,20 @@ pub trait NotifyStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     /// Adds `secret` as the newest; the older ones keep signing until
-    /// `overlap_until` (or their own earlier expiry). Unknown name: `NotFound`.
+    /// `overlap_until` (or their own earlier expiry). Recorded in the ledger
+    /// (without the secret). Unknown name: `NotFound`.
     async fn rotate_secret(
         &self,
         name: &str,
         secret: &str,
         overlap_until: Timestamp,
+        actor: &str,
         at: Timestamp,
     ) -> StoreResult<()>;
+
+    /// Deletes delivered deliveries delivered before `before` (dead ones stay
+    /// until redelivered or their subscription is deleted). Returns how many.
+    async fn prune_deliveries(&self, before: Timestamp) -> StoreResult<u64>;
 
     /// Queues a test message to the subscription (after its pending deliveries).
     async fn enqueue_test(&self, name: &str, at: Timestamp) -> StoreResult<Delivery>;

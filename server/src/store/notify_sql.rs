@@ -104,6 +104,8 @@ pub(crate) const SUBSCRIPTION_SUCCEEDED: &str =
 pub(crate) const SUBSCRIPTION_FAILED: &str = "UPDATE subscriptions SET \
      consecutive_failures = consecutive_failures + 1, \
      paused_until = CASE WHEN consecutive_failures + 1 >= $2 THEN $3 ELSE paused_until END WHERE id = $1";
+pub(crate) const PRUNE_DELIVERED: &str =
+    "DELETE FROM deliveries WHERE status = 'delivered' AND delivered_at < $1";
 pub(crate) const QUEUE_STATS: &str = "SELECT \
      (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'), \
      (SELECT MIN(created_at) FROM deliveries WHERE status = 'pending'), \
@@ -200,7 +202,7 @@ macro_rules! notify_sql {
     ($store:ident, $db:ty, $backend:ident) => {
         use $crate::store::notify::{
             AfterAttempt, Attempt, ClaimedDelivery, Delivery, NewSubscription, NotifyStore, QueueStats,
-            Subscription, SUBSCRIPTION_CREATED, SUBSCRIPTION_DELETED,
+            Subscription, SUBSCRIPTION_CREATED, SUBSCRIPTION_DELETED, SUBSCRIPTION_SECRET_ROTATED,
         };
         use $crate::store::notify_sql as nq;
 
@@ -337,13 +339,43 @@ macro_rules! notify_sql {
                 Ok(true)
             }
 
-            async fn rotate_secret(&self, name: &str, secret: &str, overlap_until: Timestamp, at: Timestamp) -> StoreResult<()> {
-                let mut tx = self.pool.begin().await?;
-                let s = fetch_subscription(&mut *tx, name).await?.ok_or_else(|| unknown_subscription(name))?;
-                sqlx::query(nq::EXPIRE_SECRETS).bind(s.id).bind(overlap_until.micros()).execute(&mut *tx).await?;
-                sqlx::query(nq::INSERT_SECRET).bind(s.id).bind(secret).bind(at.micros()).execute(&mut *tx).await?;
-                tx.commit().await?;
+            async fn rotate_secret(
+                &self,
+                name: &str,
+                secret: &str,
+                overlap_until: Timestamp,
+                actor: &str,
+                at: Timestamp,
+            ) -> StoreResult<()> {
+                let mut w = Writer::begin(self).await?;
+                let s = fetch_subscription(&mut *w.tx, name)
+                    .await?
+                    .ok_or_else(|| unknown_subscription(name))?;
+                sqlx::query(nq::EXPIRE_SECRETS)
+                    .bind(s.id)
+                    .bind(overlap_until.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                sqlx::query(nq::INSERT_SECRET)
+                    .bind(s.id)
+                    .bind(secret)
+                    .bind(at.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.append(NewEvent::new(at, actor, SUBSCRIPTION_SECRET_ROTATED).details(
+                    json!({ "subscription": name, "previous_secrets_valid_until": overlap_until }),
+                ))
+                .await?;
+                w.commit().await?;
                 Ok(())
+            }
+
+            async fn prune_deliveries(&self, before: Timestamp) -> StoreResult<u64> {
+                Ok(sqlx::query(nq::PRUNE_DELIVERED)
+                    .bind(before.micros())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
 
             async fn enqueue_test(&self, name: &str, at: Timestamp) -> StoreResult<Delivery> {

@@ -503,7 +503,7 @@ async fn rotated_secrets_sign_together_until_the_overlap_ends(db: std::sync::Arc
         .expect("create");
     let second = crate::notify::new_secret();
     db.store
-        .rotate_secret("rot", &second, later(3600), Timestamp::now())
+        .rotate_secret("rot", &second, later(3600), "admin", Timestamp::now())
         .await
         .expect("rotate");
     register(&db, "chat:v1", at(1)).await;
@@ -521,7 +521,7 @@ async fn rotated_secrets_sign_together_until_the_overlap_ends(db: std::sync::Arc
     let third = crate::notify::new_secret();
     // No overlap: the older secrets stop at once.
     db.store
-        .rotate_secret("rot", &third, Timestamp::now(), Timestamp::now())
+        .rotate_secret("rot", &third, Timestamp::now(), "admin", Timestamp::now())
         .await
         .expect("rotate");
     register(&db, "chat:v2", at(2)).await;
@@ -530,11 +530,30 @@ async fn rotated_secrets_sign_together_until_the_overlap_ends(db: std::sync::Arc
     assert!(matches!(
         domain(
             db.store
-                .rotate_secret("nope", &second, Timestamp::now(), Timestamp::now())
+                .rotate_secret("nope", &second, Timestamp::now(), "admin", Timestamp::now())
                 .await
         ),
         DomainError::NotFound(_)
     ));
+    // Rotations are in the ledger, the secrets are not.
+    let events = all_events(&db).await;
+    let rotations: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == crate::store::notify::SUBSCRIPTION_SECRET_ROTATED)
+        .collect();
+    assert_eq!(rotations.len(), 2);
+    let ledger = serde_json::to_string(&events).expect("json");
+    assert!(!ledger.contains(&first) && !ledger.contains(&second));
+    // Delivered deliveries are pruned once old; pending ones never.
+    assert_eq!(
+        db.store.prune_deliveries(later(-60)).await.expect("prune"),
+        0
+    );
+    assert_eq!(
+        db.store.prune_deliveries(later(60)).await.expect("prune"),
+        1
+    );
+    assert_eq!(db.store.queue_stats().await.expect("stats").pending, 1);
 }
 
 async fn a_test_message_is_queued_behind_the_subscriptions_pending_deliveries(
