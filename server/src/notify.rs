@@ -605,6 +605,11 @@ pub fn chat_body(event: Option<&LedgerEvent>, link: &str) -> Value {
     if let Some(reason) = &ev.reason {
         fields.push(json!({"type": "mrkdwn", "text": format!("*Why:*\n{reason}")}));
     }
+    if ev.action == "promotion.requested" {
+        if let Some(n) = ev.details.get("required_approvals").and_then(Value::as_i64) {
+            fields.push(json!({"type": "mrkdwn", "text": format!("*Approvals needed:*\n{n}")}));
+        }
+    }
     if let Some(trigger) = ev.details.get("trigger").and_then(Value::as_str) {
         fields.push(json!({"type": "mrkdwn", "text": format!("*Trigger:*\n{trigger}")}));
     }
@@ -808,7 +813,7 @@ mod tests {
             environment: Some("production".into()),
             cluster: None,
             reason: Some("better eval".into()),
-            details: json!({}),
+            details: json!({"required_approvals": 2}),
             prev_hash: String::new(),
             hash: String::new(),
         };
@@ -830,5 +835,6 @@ mod tests {
                 && blocks.contains(&link),
             "{blocks}"
         );
+        assert!(blocks.contains("*Approvals needed:*\\n2"), "{blocks}");
     }
 }
