@@ -32,6 +32,7 @@ Configuration (environment variables):
   SWITCHYARD_WEBHOOK_*         notification delivery: TIMEOUT_MS, RETRY_PERIOD_S, BACKOFF_MS, BACKOFF_MAX_MS,
                                BREAKER_FAILURES, BREAKER_COOLDOWN_MS, POLL_MS, ALLOW_PRIVATE=1 (see README)
   SWITCHYARD_PUBLIC_URL        the console's address in notification links
+  SWITCHYARD_SECRETS_KEY       32 bytes in base64: webhook signing secrets are stored sealed with it
   SWITCHYARD_URL, SWITCHYARD_TOKEN  server and admin API token for `switchyard subscription`
 
 Exit codes:

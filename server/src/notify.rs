@@ -20,6 +20,8 @@ use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::Timestamp;
 use tokio::task::JoinHandle;
 
+pub mod sealed;
+
 use crate::store::notify::{AfterAttempt, Attempt, ClaimedDelivery, DestinationKind, QueueStats};
 use crate::store::DynStore;
 
@@ -50,6 +52,8 @@ pub struct NotifySettings {
     pub console_url: String,
     /// Delivered deliveries are kept this long (for the subscription's page), then pruned.
     pub keep_delivered: Duration,
+    /// Opens the stored signing secrets (`SWITCHYARD_SECRETS_KEY`).
+    pub secrets_key: Option<sealed::SecretsKey>,
     /// Send to loopback and private addresses too (`SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`).
     /// Off, the worker refuses them at every attempt, whatever a name resolves to by then.
     pub allow_private: bool,
@@ -68,6 +72,7 @@ impl Default for NotifySettings {
             batch: 16,
             console_url: "http://127.0.0.1:3000".to_owned(),
             keep_delivered: Duration::from_secs(30 * 86_400),
+            secrets_key: None,
             allow_private: false,
         }
     }
@@ -119,6 +124,7 @@ impl NotifySettings {
         if let Some(n) = num("SWITCHYARD_WEBHOOK_POLL_MS", 10..=60_000)? {
             s.poll = Duration::from_millis(n);
         }
+        s.secrets_key = sealed::SecretsKey::from_env().map_err(anyhow::Error::msg)?;
         s.allow_private = std::env::var("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE")
             .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         if let Some(url) = std::env::var("SWITCHYARD_PUBLIC_URL")
@@ -354,7 +360,12 @@ impl Worker {
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if c.subscription.kind == DestinationKind::Webhook {
             let timestamp = Timestamp::now().micros() / 1_000_000;
-            let signature = sign(&c.secrets, &c.delivery.message_id, timestamp, &body)?;
+            let secrets = c
+                .secrets
+                .iter()
+                .map(|s| sealed::open(self.settings.secrets_key.as_ref(), s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let signature = sign(&secrets, &c.delivery.message_id, timestamp, &body)?;
             request = request
                 .header(standardwebhooks::HEADER_WEBHOOK_ID, &c.delivery.message_id)
                 .header(

@@ -394,6 +394,7 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         deprecation_days: 30,
         metrics_token: None,
         webhook_allow_private: true,
+        secrets_key: None,
     })
     .await
     .expect("the server starts");

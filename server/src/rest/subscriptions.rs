@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use super::actor::Actor;
 use super::extract::{ApiJson, ApiPath};
 use crate::error::ApiError;
+use crate::notify::sealed::seal;
 use crate::notify::{display_url, new_secret, validate_destination};
 use crate::state::AppState;
 use crate::store::notify::{
@@ -183,7 +184,7 @@ pub async fn create(
                 kind,
                 url: body.url.trim().to_owned(),
                 filter,
-                secret: secret.clone(),
+                secret: seal(app.config.secrets_key.as_ref(), &secret),
             },
             &actor.name,
             Timestamp::now(),
@@ -284,7 +285,13 @@ pub async fn rotate_secret(
     let until = Timestamp::from_micros(now.micros() + hours * 3_600_000_000);
     let secret = new_secret();
     app.store
-        .rotate_secret(&name, &secret, until, &actor.name, now)
+        .rotate_secret(
+            &name,
+            &seal(app.config.secrets_key.as_ref(), &secret),
+            until,
+            &actor.name,
+            now,
+        )
         .await?;
     Ok(Json(
         json!({ "secret": secret, "previous_secrets_valid_until": until }),

@@ -16,8 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use crate::helpers::{assert_error, spawn_app, TestApp};
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_secrets_key, TestApp};
 use crate::postgres::spawn_app_on_fresh_postgres;
+use switchyard::notify::sealed::SecretsKey;
 
 // ---- the receiver ----
 
@@ -778,6 +779,65 @@ async fn without_allow_private_the_worker_never_connects_to_an_internal_address(
         );
     }
     assert_eq!(rx.attempts(), 0, "nothing reached the receiver");
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_secrets_key_signing_secrets_are_stored_sealed_and_still_sign() {
+    use base64::Engine;
+    let key_text = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let key = SecretsKey::parse(&key_text).expect("key");
+    let app = spawn_app_with_secrets_key(key.clone()).await;
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    let created = subscribe(&app, "sealed", &rx.url(), json!({"models": ["chat"]})).await;
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let stored: Vec<String> = {
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.database_url)
+            .await
+            .expect("database");
+        sqlx::query_scalar("SELECT secret FROM subscription_secrets")
+            .fetch_all(&mut db)
+            .await
+            .expect("secrets")
+    };
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].starts_with("sealed:v1:") && !stored[0].contains(&secret[6..]),
+        "{stored:?}"
+    );
+
+    // A worker without the key cannot sign: the attempt fails and says why.
+    let keyless = switchyard::notify::spawn(app.store().await, fast_settings());
+    app.register("chat", "v1", json!({})).await;
+    let start = Instant::now();
+    loop {
+        let shown = app.get_json("/api/v1/subscriptions/sealed").await;
+        let error = shown["deliveries"][0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if !error.is_empty() {
+            assert!(error.contains("SWITCHYARD_SECRETS_KEY"), "{error}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no attempt: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    keyless.abort();
+    assert_eq!(rx.attempts(), 0);
+    // With the key it is delivered, signed with the secret shown at creation.
+    let settings = NotifySettings {
+        secrets_key: Some(key),
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    rx.wait_until(Duration::from_secs(20), "v1", |r| r.len() == 1)
+        .await;
+    assert!(verifies(&rx.received()[0], &secret));
     worker.abort();
 }
 
