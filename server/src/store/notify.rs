@@ -50,6 +50,7 @@ pub const EVENT_KINDS: &[&str] = &[
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_DELETED,
     SUBSCRIPTION_SECRET_ROTATED,
+    DELIVERY_DEAD,
 ];
 
 /// What a subscription with no `events` filter receives: the release events.
@@ -68,7 +69,12 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
     action::OPERATION_COMPLETED,
     action::OPERATION_FAILED,
     action::ROLLBACK,
+    DELIVERY_DEAD,
 ];
+
+/// A delivery failed for the whole retry period and was given up (actor
+/// `system`); never sent to the subscription it is about.
+pub const DELIVERY_DEAD: &str = "delivery.dead";
 
 /// Ledger actions of subscription changes (admin configuration is audited too).
 pub const SUBSCRIPTION_CREATED: &str = "subscription.created";

@@ -104,6 +104,7 @@ pub(crate) const SUBSCRIPTION_SUCCEEDED: &str =
 pub(crate) const SUBSCRIPTION_FAILED: &str = "UPDATE subscriptions SET \
      consecutive_failures = consecutive_failures + 1, \
      paused_until = CASE WHEN consecutive_failures + 1 >= $2 THEN $3 ELSE paused_until END WHERE id = $1";
+pub(crate) const SELECT_SUBSCRIPTION_NAME: &str = "SELECT name FROM subscriptions WHERE id = $1";
 pub(crate) const PRUNE_DELIVERED: &str =
     "DELETE FROM deliveries WHERE status = 'delivered' AND delivered_at < $1";
 pub(crate) const QUEUE_STATS: &str = "SELECT \
@@ -202,7 +203,7 @@ macro_rules! notify_sql {
     ($store:ident, $db:ty, $backend:ident) => {
         use $crate::store::notify::{
             AfterAttempt, Attempt, ClaimedDelivery, Delivery, NewSubscription, NotifyStore, QueueStats,
-            Subscription, SUBSCRIPTION_CREATED, SUBSCRIPTION_DELETED, SUBSCRIPTION_SECRET_ROTATED,
+            Subscription, SUBSCRIPTION_CREATED, SUBSCRIPTION_DELETED, SUBSCRIPTION_SECRET_ROTATED, DELIVERY_DEAD,
         };
         use $crate::store::notify_sql as nq;
 
@@ -232,6 +233,33 @@ macro_rules! notify_sql {
 
         fn unknown_subscription(name: &str) -> $crate::store::StoreError {
             DomainError::NotFound(format!("no subscription named {name:?}")).into()
+        }
+
+        /// Writes an attempt of a delivery `owner` holds; its subscription's
+        /// id, or `None` if the lease was lost or the delivery deleted.
+        async fn record_attempt(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            id: i64,
+            owner: &str,
+            attempt: &Attempt,
+            at: Timestamp,
+        ) -> StoreResult<Option<i64>> {
+            let (status, next_at, delivered_at) = match attempt.next {
+                AfterAttempt::Delivered => ("delivered", at, Some(at.micros())),
+                AfterAttempt::RetryAt { at: next, .. } => ("pending", next, None),
+                AfterAttempt::Dead => ("dead", at, None),
+            };
+            Ok(sqlx::query_scalar(nq::FINISH_DELIVERY)
+                .bind(id)
+                .bind(owner)
+                .bind(status)
+                .bind(next_at.micros())
+                .bind(attempt.response_code)
+                .bind(attempt.latency_ms)
+                .bind(attempt.error.as_deref())
+                .bind(delivered_at)
+                .fetch_optional(&mut **tx)
+                .await?)
         }
 
         impl $store {
@@ -449,24 +477,33 @@ macro_rules! notify_sql {
             }
 
             async fn finish_delivery(&self, id: i64, owner: &str, attempt: Attempt, at: Timestamp) -> StoreResult<bool> {
-                let (status, next_at, delivered_at) = match attempt.next {
-                    AfterAttempt::Delivered => ("delivered", at, Some(at.micros())),
-                    AfterAttempt::RetryAt { at: next, .. } => ("pending", next, None),
-                    AfterAttempt::Dead => ("dead", at, None),
-                };
-                let mut tx = self.pool.begin().await?;
-                let subscription: Option<i64> = sqlx::query_scalar(nq::FINISH_DELIVERY)
-                    .bind(id)
-                    .bind(owner)
-                    .bind(status)
-                    .bind(next_at.micros())
-                    .bind(attempt.response_code)
-                    .bind(attempt.latency_ms)
-                    .bind(attempt.error.as_deref())
-                    .bind(delivered_at)
-                    .fetch_optional(&mut *tx)
+                if attempt.next == AfterAttempt::Dead {
+                    // Giving up is an event of its own: in the ledger (and so sent to
+                    // the other subscriptions that want it), in the same transaction.
+                    let mut w = Writer::begin(self).await?;
+                    let Some(subscription) = record_attempt(&mut w.tx, id, owner, &attempt, at).await? else {
+                        return Ok(false);
+                    };
+                    let name: Option<String> = sqlx::query_scalar(nq::SELECT_SUBSCRIPTION_NAME)
+                        .bind(subscription)
+                        .fetch_optional(&mut *w.tx)
+                        .await?;
+                    let d = fetch_delivery(&mut *w.tx, id).await?;
+                    w.append(NewEvent::new(at, "system", DELIVERY_DEAD).reason(attempt.error.as_deref()).details(json!({
+                        "subscription": name,
+                        "subscription_id": subscription,
+                        "delivery_id": id,
+                        "message_id": d.as_ref().map(|d| d.message_id.clone()),
+                        "event_id": d.as_ref().and_then(|d| d.event_id),
+                        "attempts": d.as_ref().map(|d| d.attempts),
+                        "first_attempt_due": d.as_ref().map(|d| d.created_at),
+                    })))
                     .await?;
-                let Some(subscription) = subscription else {
+                    w.commit().await?;
+                    return Ok(true);
+                }
+                let mut tx = self.pool.begin().await?;
+                let Some(subscription) = record_attempt(&mut tx, id, owner, &attempt, at).await? else {
                     return Ok(false);
                 };
                 match attempt.next {

@@ -24,6 +24,7 @@ contract_tests!(
     a_dead_delivery_lets_the_next_go_and_can_be_redelivered,
     rotated_secrets_sign_together_until_the_overlap_ends,
     a_test_message_is_queued_behind_the_subscriptions_pending_deliveries,
+    a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only,
 );
 
 fn subscription(name: &str, filter: Filter) -> NewSubscription {
@@ -583,4 +584,81 @@ async fn a_test_message_is_queued_behind_the_subscriptions_pending_deliveries(
         domain(db.store.enqueue_test("nope", Timestamp::now()).await),
         DomainError::NotFound(_)
     ));
+}
+
+async fn a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only(
+    db: std::sync::Arc<TestDb>,
+) {
+    let gone = db
+        .store
+        .create_subscription(subscription("gone", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
+    let ops = db
+        .store
+        .create_subscription(subscription("ops", models(&["other"])), "admin", at(0))
+        .await
+        .expect("create");
+    register(&db, "chat:v1", at(1)).await;
+    let c = claim(&db, "w", 10).await;
+    assert_eq!(c.len(), 1);
+    let dead = Attempt {
+        next: AfterAttempt::Dead,
+        ..failed(0, 100)
+    };
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", dead, Timestamp::now())
+        .await
+        .expect("finish"));
+    let events = all_events(&db).await;
+    let ev = events
+        .iter()
+        .find(|e| e.action == crate::store::notify::DELIVERY_DEAD)
+        .expect("delivery.dead in the ledger");
+    assert_eq!(ev.actor, "system");
+    assert_eq!(ev.reason.as_deref(), Some("HTTP 500: boom"));
+    assert_eq!(ev.details["subscription"], "gone");
+    assert_eq!(ev.details["message_id"], c[0].delivery.message_id.as_str());
+    assert_eq!(ev.details["attempts"], 1);
+    // The default filter wants it, but not about itself; a filter naming no
+    // model admits it (it is about no model), one naming models does not.
+    let to_gone = db
+        .store
+        .recent_deliveries(gone.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(to_gone.len(), 1, "only the dead one: {to_gone:?}");
+    let watcher_filter = Filter {
+        events: vec![crate::store::notify::DELIVERY_DEAD.into()],
+        ..Filter::default()
+    };
+    let watcher = db
+        .store
+        .create_subscription(subscription("watcher", watcher_filter), "admin", at(2))
+        .await
+        .expect("create");
+    register(&db, "chat:v2", at(3)).await;
+    let c = claim(&db, "w", 10).await;
+    let dead = Attempt {
+        next: AfterAttempt::Dead,
+        ..failed(0, 100)
+    };
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", dead, Timestamp::now())
+        .await
+        .expect("finish"));
+    let to_watcher = db
+        .store
+        .recent_deliveries(watcher.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(to_watcher.len(), 1);
+    assert!(db
+        .store
+        .recent_deliveries(ops.id, 10)
+        .await
+        .expect("deliveries")
+        .is_empty());
 }
