@@ -150,7 +150,7 @@ fn unknown(name: &str) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/subscriptions", tag = "subscriptions",
     request_body = CreateSubscription,
     responses(
-        (status = 201, description = "Created; `secret` (webhooks) is shown this once", content_type = "application/json"),
+        (status = 201, description = "Created; `secret` (webhooks) is shown this once", body = ref("#/components/schemas/SubscriptionCreated")),
         (status = 409, description = "A subscription by that name exists", body = ref("#/components/schemas/Error")),
         (status = 422, description = "Bad name, kind or URL; unknown event kind, model, environment or cluster in the filter; nothing stored", body = ref("#/components/schemas/Error")),
     ))]
@@ -200,7 +200,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions", tag = "subscriptions",
-    responses((status = 200, description = "Every subscription, by name; URLs without credentials or tokens", content_type = "application/json")))]
+    responses((status = 200, description = "Every subscription, by name; URLs without credentials or tokens", body = ref("#/components/schemas/SubscriptionList"))))]
 pub async fn list(State(app): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
     actor.require(REQUIRED, "listing subscriptions")?;
     let all = app.store.list_subscriptions().await?;
@@ -212,7 +212,7 @@ pub async fn list(State(app): State<AppState>, actor: Actor) -> Result<Json<Valu
 #[utoipa::path(get, path = "/api/v1/subscriptions/{name}", tag = "subscriptions",
     params(("name" = String, Path)),
     responses(
-        (status = 200, description = "The subscription and its recent deliveries (status, attempts, response code, latency), newest first", content_type = "application/json"),
+        (status = 200, description = "The subscription and its recent deliveries (status, attempts, response code, latency), newest first", body = ref("#/components/schemas/SubscriptionDetail")),
         (status = 404, description = "Unknown subscription", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn detail(
@@ -264,7 +264,7 @@ pub async fn delete(
     params(("name" = String, Path)),
     request_body = RotateSecret,
     responses(
-        (status = 200, description = "The new secret, shown this once, and until when the previous ones still sign", content_type = "application/json"),
+        (status = 200, description = "The new secret, shown this once, and until when the previous ones still sign", body = ref("#/components/schemas/SecretRotated")),
         (status = 404, description = "Unknown subscription", body = ref("#/components/schemas/Error")),
         (status = 422, description = "overlap_hours out of range", body = ref("#/components/schemas/Error")),
     ))]
@@ -301,7 +301,7 @@ pub async fn rotate_secret(
 #[utoipa::path(post, path = "/api/v1/subscriptions/{name}/test", tag = "subscriptions",
     params(("name" = String, Path)),
     responses(
-        (status = 202, description = "A test message is queued (after the subscription's pending deliveries)", content_type = "application/json"),
+        (status = 202, description = "A test message is queued (after the subscription's pending deliveries)", body = ref("#/components/schemas/Delivery")),
         (status = 404, description = "Unknown subscription", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn send_test(
@@ -317,7 +317,7 @@ pub async fn send_test(
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/redeliver", tag = "subscriptions",
     params(("id" = i64, Path)),
     responses(
-        (status = 202, description = "Queued again with the same webhook-id; its retry period starts anew", content_type = "application/json"),
+        (status = 202, description = "Queued again with the same webhook-id; its retry period starts anew", body = ref("#/components/schemas/Delivery")),
         (status = 404, description = "Unknown delivery", body = ref("#/components/schemas/Error")),
         (status = 409, description = "The delivery is pending already", body = ref("#/components/schemas/Error")),
     ))]

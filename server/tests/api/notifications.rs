@@ -430,6 +430,20 @@ async fn the_secret_is_shown_once_and_urls_are_shown_without_credentials() {
     let doc = app.get_json("/api/v1/openapi.json").await;
     assert!(doc["paths"]["/api/v1/subscriptions"]["post"].is_object());
     assert!(doc["paths"]["/api/v1/deliveries/{id}/redeliver"]["post"].is_object());
+    for schema in [
+        "Subscription",
+        "SubscriptionCreated",
+        "SubscriptionDetail",
+        "Delivery",
+        "SecretRotated",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    let detail = &doc["components"]["schemas"]["SubscriptionDetail"]["properties"];
+    assert!(
+        detail["deliveries"].is_object() && detail["filter"].is_object(),
+        "{detail}"
+    );
     let res = app
         .request(reqwest::Method::DELETE, "/api/v1/subscriptions/ops")
         .send()
