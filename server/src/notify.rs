@@ -273,7 +273,13 @@ impl Worker {
                 Ok(claimed) if !claimed.is_empty() => {
                     futures::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
                 }
-                Ok(_) => tokio::time::sleep(self.settings.poll).await,
+                Ok(_) => {
+                    // Until the next poll, or at once when this process writes deliveries.
+                    tokio::select! {
+                        () = tokio::time::sleep(self.settings.poll) => {}
+                        () = crate::store::notify::DELIVERIES_WRITTEN.notified() => {}
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim deliveries; trying again");
                     tokio::time::sleep(self.settings.poll.max(Duration::from_secs(1))).await;

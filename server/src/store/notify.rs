@@ -17,6 +17,10 @@ use switchyard_domain::Timestamp;
 
 use super::StoreResult;
 
+/// Woken when this process commits deliveries, so that its worker sends them
+/// at once instead of at its next poll (other servers' workers poll).
+pub static DELIVERIES_WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// Event kinds a subscription may name. An empty `events` filter means
 /// [`DEFAULT_EVENT_KINDS`]; sign-ins and operation steps are never sent unless named.
 pub const EVENT_KINDS: &[&str] = &[

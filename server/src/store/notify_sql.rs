@@ -416,6 +416,7 @@ macro_rules! notify_sql {
                     .bind(at.micros())
                     .fetch_one(&self.pool)
                     .await?;
+                $crate::store::notify::DELIVERIES_WRITTEN.notify_waiters();
                 fetch_delivery(&self.pool, id).await?.ok_or_else(|| {
                     $crate::store::StoreError::Corrupt(format!("delivery {id} vanished after it was written"))
                 })
@@ -437,6 +438,7 @@ macro_rules! notify_sql {
                     ))
                     .into());
                 }
+                $crate::store::notify::DELIVERIES_WRITTEN.notify_waiters();
                 Ok(d)
             }
 

@@ -126,6 +126,8 @@ macro_rules! sql_store {
             /// at the first event appended: every event gets its deliveries in
             /// its own transaction (the outbox).
             subscribers: Option<Vec<(i64, $crate::store::notify::Filter)>>,
+            /// Deliveries were written: wake this process's delivery worker on commit.
+            enqueued: bool,
         }
 
         impl Writer {
@@ -134,7 +136,7 @@ macro_rules! sql_store {
                 let (last_id, last_hash) = sqlx::query_as::<_, (i64, String)>(q::LOCK_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;
-                Ok(Writer { tx, first_id: last_id, last_id, last_hash, cache: store.cache.clone(), subscribers: None })
+                Ok(Writer { tx, first_id: last_id, last_id, last_hash, cache: store.cache.clone(), subscribers: None, enqueued: false })
             }
 
             pub(super) async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {
@@ -188,6 +190,7 @@ macro_rules! sql_store {
                         .bind(Timestamp::now().micros())
                         .execute(&mut *self.tx)
                         .await?;
+                    self.enqueued = true;
                 }
                 Ok(())
             }
@@ -224,6 +227,9 @@ macro_rules! sql_store {
                 self.tx.commit().await?;
                 if changed {
                     self.cache.changed();
+                }
+                if self.enqueued {
+                    $crate::store::notify::DELIVERIES_WRITTEN.notify_waiters();
                 }
                 Ok(())
             }

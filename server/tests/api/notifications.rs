@@ -855,6 +855,27 @@ async fn with_a_secrets_key_signing_secrets_are_stored_sealed_and_still_sign() {
     worker.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_of_the_writing_server_sends_at_once_without_waiting_for_its_poll() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    subscribe(&app, "quick", &rx.url(), json!({"models": ["chat"]})).await;
+    let settings = NotifySettings {
+        poll: Duration::from_secs(60),
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    // Its first look at the outbox found nothing: it now waits a minute, or for a write.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    app.register("chat", "v1", json!({})).await;
+    rx.wait_until(Duration::from_secs(5), "v1", |r| r.len() == 1)
+        .await;
+    assert!(start.elapsed() < Duration::from_secs(5));
+    worker.abort();
+}
+
 // ---- kill -9 ----
 
 /// The real `switchyard serve` binary, whose delivery worker sends
