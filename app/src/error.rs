@@ -53,6 +53,21 @@ impl AppError {
         }))
     }
 
+    /// The HTTP status a page showing this error answers with (the REST
+    /// API's statuses for the same codes).
+    pub fn http_status(&self) -> u16 {
+        match self.code.as_str() {
+            "invalid_input" | "policy_violation" => 422,
+            "illegal_stage_move" | "conflict" => 409,
+            "retired" => 410,
+            "not_found" => 404,
+            "forbidden" => 403,
+            "unauthenticated" => 401,
+            "server_fn" => 502,
+            _ => 500,
+        }
+    }
+
     /// The message, for showing on its own.
     pub fn into_message(self) -> String {
         self.0.message

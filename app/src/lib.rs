@@ -92,7 +92,7 @@ pub fn App() -> impl IntoView {
             <main id="main">
                 // Async: each page is sent once its data is in, so it reads
                 // complete without JavaScript (streamed chunks need a script).
-                <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
+                <Routes fallback=crate::components::status::NotFound>
                     <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
                     <Route path=path!("/models/:model_id") view=ModelPage ssr=SsrMode::Async/>
                     <Route path=path!("/versions/:full_id") view=VersionPage ssr=SsrMode::Async/>

@@ -104,9 +104,50 @@ pub fn as_of_position(instants: &[Timestamp], t: Timestamp) -> (Option<usize>, O
     (idx.checked_sub(1), (idx < instants.len()).then_some(idx))
 }
 
+/// What an answer "as of `at`" must say beside its lists when `at` lies
+/// outside what the ledger can know: in the future (after `now`), or before
+/// its first event (`ledger_begins`; `None` for an empty ledger).
+pub fn outside_the_ledger(
+    at: Timestamp,
+    now: Timestamp,
+    ledger_begins: Option<Timestamp>,
+) -> Option<String> {
+    if at > now {
+        return Some(format!(
+            "{} is in the future: this is what holds now ({}), and it may still change before then",
+            at.to_rfc3339(),
+            now.to_rfc3339()
+        ));
+    }
+    match ledger_begins {
+        None => Some(format!(
+            "the ledger has no events yet, so nothing is known at {}",
+            at.to_rfc3339()
+        )),
+        Some(first) if at < first => Some(format!(
+            "{} is before the ledger begins ({}): nothing was recorded then",
+            at.to_rfc3339(),
+            first.to_rfc3339()
+        )),
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_in_the_future_or_before_the_first_event_is_said_so() {
+        let t = |m: i64| Timestamp::from_micros(1_772_323_200_000_000 + m * 60_000_000);
+        let future = outside_the_ledger(t(10), t(5), Some(t(0))).expect("a notice");
+        assert!(future.contains("in the future"), "{future}");
+        let before = outside_the_ledger(t(-1), t(5), Some(t(0))).expect("a notice");
+        assert!(before.contains("before the ledger begins"), "{before}");
+        assert!(outside_the_ledger(t(1), t(5), None).is_some());
+        assert_eq!(outside_the_ledger(t(0), t(5), Some(t(0))), None);
+        assert_eq!(outside_the_ledger(t(5), t(5), Some(t(0))), None);
+    }
 
     fn at(us: i64) -> Timestamp {
         Timestamp::from_micros(us)

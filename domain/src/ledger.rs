@@ -21,6 +21,9 @@ pub const GENESIS_HASH: &str =
 /// which can skip numbers and would look like a deleted row to `verify`.
 pub const FIRST_EVENT_ID: i64 = 1;
 
+/// The key of `details` naming the API token an event's actor used.
+pub const VIA_TOKEN: &str = "via_token";
+
 /// Action names, the same in the API, the database and the console.
 pub mod action {
     pub const VERSION_REGISTERED: &str = "version.registered";
@@ -49,6 +52,9 @@ pub mod action {
     /// expired) before finishing; written just before `operation.resumed`.
     pub const OPERATION_INTERRUPTED: &str = "operation.interrupted";
     pub const OPERATION_RESUMED: &str = "operation.resumed";
+    /// A resumed operation's interrupted router command was compared with the
+    /// router's real state (`reconcile`); details say what was found.
+    pub const OPERATION_RECONCILED: &str = "operation.reconciled";
     pub const OPERATION_COMPLETED: &str = "operation.completed";
     pub const OPERATION_FAILED: &str = "operation.failed";
     pub const ROLLBACK: &str = "rollback";
@@ -111,6 +117,26 @@ impl NewEvent {
 
     pub fn details(mut self, details: Value) -> Self {
         self.details = details;
+        self
+    }
+
+    /// Records the API token a person acted with as `details.via_token`:
+    /// the actor stays the person, so filtering the audit by a person finds
+    /// what they did at the console and with their tokens alike.
+    pub fn via_token(mut self, token: Option<&str>) -> Self {
+        let Some(token) = token else { return self };
+        match &mut self.details {
+            Value::Object(o) => {
+                o.insert(VIA_TOKEN.to_owned(), Value::String(token.to_owned()));
+            }
+            Value::Null => self.details = json!({ VIA_TOKEN: token }),
+            // Details that are not an object keep their shape; the token
+            // still shows, beside them.
+            other => {
+                let kept = other.take();
+                self.details = json!({ "value": kept, VIA_TOKEN: token });
+            }
+        }
         self
     }
 
@@ -429,6 +455,22 @@ mod tests {
     fn verify_against_head(rows: &[LedgerEvent], original: &[LedgerEvent]) -> VerifyReport {
         let (id, hash) = head_of(original);
         verify(rows, Some((id, &hash)))
+    }
+
+    #[test]
+    fn the_token_used_is_kept_beside_the_details_and_the_actor_stays_the_person() {
+        let at = crate::Timestamp::from_micros(1);
+        let ev = NewEvent::new(at, "dave", action::ROLLBACK)
+            .details(json!({ "slot": "blue" }))
+            .via_token(Some("t-dave"));
+        assert_eq!(ev.actor, "dave");
+        assert_eq!(ev.details, json!({ "slot": "blue", "via_token": "t-dave" }));
+        let plain = NewEvent::new(at, "dave", action::ROLLBACK).via_token(None);
+        assert_eq!(plain.details, json!({}));
+        let odd = NewEvent::new(at, "dave", action::ROLLBACK)
+            .details(json!([1]))
+            .via_token(Some("t"));
+        assert_eq!(odd.details, json!({ "value": [1], "via_token": "t" }));
     }
 
     #[test]

@@ -15,8 +15,10 @@ pub mod lifecycle;
 pub mod operations;
 pub mod policy;
 pub mod promotion;
+pub mod reconcile;
 pub mod records;
 pub mod resolve;
+pub mod text;
 pub mod time;
 pub mod types;
 

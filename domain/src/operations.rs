@@ -10,6 +10,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::clusters::{ClusterState, SlotName, Weights};
+use crate::reconcile::RouterIntent;
 use crate::{DomainError, FullId, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -256,6 +257,47 @@ fn deploy(state: &ClusterState, slot: SlotName, target: &FullId, smoke: bool) ->
     steps
 }
 
+/// The models a cluster serves: those of the versions its slots hold. A
+/// cluster that holds nothing yet takes the model of its first deployment.
+pub fn served_models(state: &ClusterState) -> Vec<&crate::ModelId> {
+    let mut models: Vec<&crate::ModelId> = Vec::new();
+    for slot in [SlotName::Blue, SlotName::Green] {
+        if let Some(v) = state.version(slot) {
+            if !models.contains(&&v.model_id) {
+                models.push(&v.model_id);
+            }
+        }
+    }
+    models
+}
+
+/// Refuses (422) a version of a model the cluster does not serve: a switch
+/// must never put another model behind the cluster's traffic.
+pub fn check_model(state: &ClusterState, target: &FullId) -> Result<(), DomainError> {
+    let models = served_models(state);
+    if models.is_empty() || models.contains(&&target.model_id) {
+        return Ok(());
+    }
+    let names: Vec<&str> = models.iter().map(|m| m.as_str()).collect();
+    Err(DomainError::Invalid(format!(
+        "{target} is a version of model {}, but this cluster serves {}; an operation deploys only a version of a model the cluster serves",
+        target.model_id,
+        names.join(", ")
+    )))
+}
+
+/// Refuses (422) `steps` for any kind but a rolling update, instead of
+/// ignoring them.
+pub fn check_steps_given(kind: OperationKind, steps: Option<&[u8]>) -> Result<(), DomainError> {
+    match (kind, steps) {
+        (OperationKind::Rolling, _) | (_, None) => Ok(()),
+        (kind, Some(_)) => Err(DomainError::Invalid(format!(
+            "steps apply to rolling updates only; a {} operation takes none",
+            kind.as_str()
+        ))),
+    }
+}
+
 /// The plan of an operation of `kind` bringing `target` into service.
 pub fn plan(
     kind: OperationKind,
@@ -263,6 +305,7 @@ pub fn plan(
     target: &FullId,
     rolling: &[u8],
 ) -> Result<Vec<Step>, DomainError> {
+    check_model(state, target)?;
     if state.sole_version() == Some(target) {
         return Err(refuse(format!("{target} already serves all traffic")));
     }
@@ -624,6 +667,11 @@ pub struct Operation {
     pub error: Option<String>,
     pub created_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+    /// The router change of the traffic step now running, written before it
+    /// is sent; a runner that resumes the operation reconciles it with the
+    /// router (`reconcile`). `None` between steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<RouterIntent>,
 }
 
 /// What a runner reports about an operation it holds.
@@ -696,7 +744,15 @@ impl Operation {
                 // A step run again keeps its first start: the switch window
                 // must cover the time a crashed runner left it half-done.
                 r.started_at.get_or_insert(at);
-                Ok(r.step.during(cluster))
+                let step = r.step.clone();
+                // What is about to be sent to the router, durable before it is.
+                self.intent = step.moves_traffic().then(|| RouterIntent {
+                    step: *index,
+                    from: cluster.clone(),
+                    to: step.after(cluster),
+                    at,
+                });
+                Ok(step.during(cluster))
             }
             Progress::StepDone { index, note } => {
                 step_at(self, *index, &[StepState::Running])?;
@@ -705,6 +761,7 @@ impl Operation {
                 r.finished_at = Some(at);
                 r.note.clone_from(note);
                 self.next_step += 1;
+                self.intent = None;
                 let after = r.step.after(cluster);
                 Ok((after != *cluster).then_some(after))
             }
@@ -715,6 +772,7 @@ impl Operation {
                 r.finished_at = Some(at);
                 r.note = Some(error.clone());
                 self.error = Some(error.clone());
+                self.intent = None;
                 // The rest of the plan is dropped: only a restore step may follow.
                 self.steps.truncate(*index + 1);
                 self.next_step = *index + 1;
@@ -772,6 +830,41 @@ mod tests {
             blue: Some(id(v)),
             green: None,
             weights: Weights::all_on(SlotName::Blue),
+        }
+    }
+
+    #[test]
+    fn an_operation_deploys_only_a_version_of_a_model_the_cluster_serves() {
+        let chat = blue_serves("chat:v1");
+        for kind in [
+            OperationKind::BlueGreen,
+            OperationKind::Rolling,
+            OperationKind::HotReload,
+        ] {
+            let refused = plan(kind, &chat, &id("rerank:v1"), &DEFAULT_ROLLING_STEPS)
+                .expect_err("another model is refused");
+            assert!(
+                matches!(&refused, DomainError::Invalid(m) if m.contains("serves chat")),
+                "{refused:?}"
+            );
+        }
+        assert!(plan(OperationKind::BlueGreen, &chat, &id("chat:v2"), &[]).is_ok());
+        let empty = ClusterState::default();
+        assert!(
+            plan(OperationKind::BlueGreen, &empty, &id("rerank:v1"), &[]).is_ok(),
+            "an empty cluster takes its first model"
+        );
+    }
+
+    #[test]
+    fn steps_are_refused_for_any_operation_but_a_rolling_update() {
+        assert!(check_steps_given(OperationKind::Rolling, Some(&[10, 100])).is_ok());
+        assert!(check_steps_given(OperationKind::BlueGreen, None).is_ok());
+        for kind in [OperationKind::BlueGreen, OperationKind::HotReload] {
+            assert!(matches!(
+                check_steps_given(kind, Some(&[10, 100])),
+                Err(DomainError::Invalid(m)) if m.contains("rolling updates only")
+            ));
         }
     }
 
@@ -1043,6 +1136,7 @@ mod tests {
             error: None,
             created_at: Timestamp::from_micros(0),
             finished_at: None,
+            intent: None,
         }
     }
 
@@ -1147,6 +1241,54 @@ mod tests {
                 .is_err(),
             "a finished operation never moves"
         );
+    }
+
+    #[test]
+    fn a_traffic_step_records_its_router_intent_before_it_runs_and_clears_it_when_recorded() {
+        let s0 = blue_serves("chat:1").with_version(SlotName::Green, Some(id("chat:2")));
+        let mut op = operation(
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"),
+            s0.clone(),
+        );
+        let t = |us| Timestamp::from_micros(us);
+        op.apply(&Progress::StepStarted { index: 0 }, &s0, t(1))
+            .expect("started");
+        assert_eq!(
+            op.intent, None,
+            "waiting for readiness sends nothing to the router"
+        );
+        op.apply(
+            &Progress::StepDone {
+                index: 0,
+                note: None,
+            },
+            &s0,
+            t(2),
+        )
+        .expect("done");
+        op.apply(&Progress::StepStarted { index: 1 }, &s0, t(3))
+            .expect("started");
+        let intent = op.intent.clone().expect("an intent");
+        assert_eq!(
+            (intent.step, &intent.from, intent.to.weights, intent.at),
+            (1, &s0, Weights::all_on(SlotName::Green), t(3))
+        );
+        // It survives a write and a read, as the operation row keeps it.
+        let back: Operation =
+            serde_json::from_value(serde_json::to_value(&op).expect("json")).expect("reads back");
+        assert_eq!(back.intent, Some(intent));
+        op.apply(
+            &Progress::StepDone {
+                index: 1,
+                note: None,
+            },
+            &s0,
+            t(4),
+        )
+        .expect("done");
+        assert_eq!(op.intent, None);
+        let json = serde_json::to_value(&op).expect("json");
+        assert!(json.get("intent").is_none(), "not shown between steps");
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub fn check_reason(reason: &str) -> Result<(), DomainError> {
     if reason.trim().is_empty() {
         return Err(DomainError::Invalid("a promotion needs a reason".into()));
     }
-    Ok(())
+    crate::text::check_free_text("reason", reason)
 }
 
 fn check_open(p: &Promotion, now: Timestamp) -> Result<(), DomainError> {
@@ -207,7 +207,7 @@ pub fn check_rejection(p: &Promotion, reason: &str, now: Timestamp) -> Result<()
     if reason.trim().is_empty() {
         return Err(DomainError::Invalid("a rejection needs a reason".into()));
     }
-    Ok(())
+    crate::text::check_free_text("reason", reason)
 }
 
 #[cfg(test)]

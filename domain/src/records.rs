@@ -3,11 +3,12 @@
 use serde::Deserialize;
 
 use crate::types::RequestRecord;
-use crate::{DomainError, FullId, Timestamp};
+use crate::{DomainError, FullId, Stage, Timestamp};
 
 /// A record as it arrives, before validation (all fields optional so that a
-/// missing one gets a precise message).
+/// missing one gets a precise message; a field not listed here is refused).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawRequestRecord {
     pub request_id: Option<String>,
     pub at: Option<String>,
@@ -29,6 +30,7 @@ impl RawRequestRecord {
 
         let request_id = self.request_id.ok_or_else(|| missing("request_id"))?;
         check_text("request_id", &request_id, MAX_REQUEST_ID_LEN)?;
+        check_request_id_path(&request_id)?;
 
         let at = self.at.ok_or_else(|| missing("at"))?;
         let at = Timestamp::parse(&at).map_err(|e| field("at", e))?;
@@ -73,6 +75,100 @@ impl RawRequestRecord {
     }
 }
 
+/// How far ahead of the server's clock a record's `at` may be (clock skew).
+pub const MAX_FUTURE_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
+
+/// Every accepted id must be retrievable at
+/// `/api/v1/request-records/{percent-encoded id}`: a `/` would split the path
+/// (many clients and proxies decode `%2F`), and `.`/`..` are removed by URL
+/// normalisation. Those are refused at ingest; anything else, percent-encoded, works.
+fn check_request_id_path(id: &str) -> Result<(), DomainError> {
+    if id.contains('/') {
+        return Err(DomainError::Invalid(
+            "field \"request_id\" must not contain \"/\" (ids are looked up as one URL path segment)".to_owned(),
+        ));
+    }
+    if id == "." || id == ".." {
+        return Err(DomainError::Invalid(format!(
+            "field \"request_id\" cannot be {id:?} (URLs drop such a path segment)"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a record time more than `MAX_FUTURE_SKEW_MICROS` ahead of `now`,
+/// or before the ledger's first event (nothing could have served then).
+pub fn check_record_time(
+    at: Timestamp,
+    now: Timestamp,
+    ledger_begins: Option<Timestamp>,
+) -> Result<(), DomainError> {
+    if at.micros() > now.micros().saturating_add(MAX_FUTURE_SKEW_MICROS) {
+        return Err(DomainError::Invalid(format!(
+            "field \"at\": {} is in the future (the server's clock says {})",
+            at.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    match ledger_begins {
+        Some(first) if at < first => Err(DomainError::Invalid(format!(
+            "field \"at\": {} is before the ledger begins ({}); no registered version served then",
+            at.to_rfc3339(),
+            first.to_rfc3339()
+        ))),
+        None => Err(DomainError::Invalid(
+            "the ledger is empty: no version is registered, so no request can have been served".to_owned(),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Refuses a record naming a version that is not registered (`stage` None)
+/// or that was already retired at the record's time.
+pub fn check_record_version(
+    full_id: &FullId,
+    at: Timestamp,
+    stage: Option<(Stage, Timestamp)>,
+) -> Result<(), DomainError> {
+    match stage {
+        None => Err(DomainError::Invalid(format!(
+            "field \"full_id\": {full_id} is not a registered version"
+        ))),
+        Some((Stage::Retired, since)) if since <= at => Err(DomainError::Invalid(format!(
+            "field \"full_id\": {full_id} was retired at {}, before this request; a retired version never serves",
+            since.to_rfc3339()
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Why a record contradicts what the ledger says its cluster's slot held at
+/// its time (`held`: `None` when the cluster had no recorded state yet).
+pub fn contradiction(record: &RequestRecord, held: Option<Option<&FullId>>) -> Option<String> {
+    match held {
+        None => Some(format!(
+            "cluster {} had no recorded state at {}",
+            record.cluster,
+            record.at.to_rfc3339()
+        )),
+        Some(v) if v == Some(&record.full_id) => None,
+        Some(None) => Some(format!(
+            "the ledger says the {} slot of cluster {} held no version at {}, not {}",
+            record.slot,
+            record.cluster,
+            record.at.to_rfc3339(),
+            record.full_id
+        )),
+        Some(Some(v)) => Some(format!(
+            "the ledger says the {} slot of cluster {} held {v} at {}, not {}",
+            record.slot,
+            record.cluster,
+            record.at.to_rfc3339(),
+            record.full_id
+        )),
+    }
+}
+
 /// A free-text identifier: 1 to `max` characters, not blank, no control characters.
 fn check_text(name: &str, value: &str, max: usize) -> Result<(), DomainError> {
     let len = value.chars().count();
@@ -82,6 +178,8 @@ fn check_text(name: &str, value: &str, max: usize) -> Result<(), DomainError> {
         Some(format!("is {len} characters long, more than {max}"))
     } else if value.chars().any(char::is_control) {
         Some("contains a control character".to_owned())
+    } else if value.chars().any(crate::text::is_bidi_control) {
+        Some("contains a bidirectional formatting character".to_owned())
     } else {
         None
     };
@@ -113,6 +211,53 @@ mod tests {
         serde_json::from_value::<RawRequestRecord>(v)
             .expect("deserialises")
             .validate()
+    }
+
+    #[test]
+    fn unknown_fields_and_ids_that_cannot_be_looked_up_are_refused() {
+        let mut v = good();
+        v["versoin"] = json!("x");
+        let e = serde_json::from_value::<RawRequestRecord>(v).expect_err("unknown field");
+        assert!(e.to_string().contains("versoin"), "{e}");
+        for id in ["a/b", ".", ".."] {
+            let mut v = good();
+            v["request_id"] = json!(id);
+            assert!(message(v).contains("request_id"), "{id}");
+        }
+        let mut v = good();
+        v["request_id"] = json!("a?b#c%d e\\f");
+        assert!(validate(v).is_ok(), "percent-encoded, these are retrievable");
+    }
+
+    #[test]
+    fn a_record_time_in_the_future_or_before_the_ledger_is_refused() {
+        let t = |s: i64| Timestamp::from_micros(1_772_323_200_000_000 + s * 1_000_000);
+        assert!(check_record_time(t(100), t(100), Some(t(0))).is_ok());
+        assert!(check_record_time(t(100 + 299), t(100), Some(t(0))).is_ok(), "clock skew");
+        assert!(check_record_time(t(100 + 301), t(100), Some(t(0))).is_err());
+        assert!(check_record_time(t(-1), t(100), Some(t(0))).is_err());
+        assert!(check_record_time(t(1), t(100), None).is_err());
+    }
+
+    #[test]
+    fn unknown_versions_and_versions_retired_before_the_request_are_refused() {
+        let t = |s: i64| Timestamp::from_micros(1_772_323_200_000_000 + s * 1_000_000);
+        let v = FullId::parse("chat:v1").expect("id");
+        assert!(check_record_version(&v, t(5), None).is_err());
+        assert!(check_record_version(&v, t(5), Some((Stage::Retired, t(4)))).is_err());
+        assert!(check_record_version(&v, t(5), Some((Stage::Retired, t(6)))).is_ok());
+        assert!(check_record_version(&v, t(5), Some((Stage::Production, t(1)))).is_ok());
+    }
+
+    #[test]
+    fn a_record_contradicting_the_slot_the_ledger_recorded_is_explained() {
+        let r = validate(good()).expect("valid");
+        let other = FullId::parse("chat:v1").expect("id");
+        assert_eq!(contradiction(&r, Some(Some(&r.full_id.clone()))), None);
+        assert!(contradiction(&r, Some(Some(&other)))
+            .is_some_and(|m| m.contains("held chat:v1")));
+        assert!(contradiction(&r, Some(None)).is_some_and(|m| m.contains("no version")));
+        assert!(contradiction(&r, None).is_some());
     }
 
     fn message(v: Value) -> String {

@@ -184,7 +184,15 @@ pub struct RequestRecord {
 pub struct RequestLookup {
     pub record: RequestRecord,
     pub version: Option<Version>,
+    /// The events that concern the record's version and its cluster (never
+    /// another cluster's), up to the record's instant.
     pub provenance: Vec<LedgerEvent>,
+    /// Whether the record's cluster is one Switchyard manages.
+    #[serde(default)]
+    pub cluster_known: bool,
+    /// Said plainly when the cluster is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// What one environment pinned for one model at an instant.
@@ -216,6 +224,24 @@ pub struct ClusterAt {
     pub next_change: Option<Timestamp>,
     /// Versions served with traffic that the environment did not pin at that instant.
     pub drift: Vec<crate::clusters::Drift>,
+    /// Set when the instant falls in an interval where the router was between
+    /// two states (a server crashed between the router command and its
+    /// record; see `reconcile`): `slots` then show the state being entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<TransitionAt>,
+}
+
+/// The router was moving from `from` to the cluster's `slots` somewhere in
+/// [`since`, `until`): either side may have served a request then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionAt {
+    /// The slots and weights before the router command.
+    pub from: Vec<crate::clusters::SlotView>,
+    /// Every version with traffic on either side, old side first.
+    pub versions: Vec<FullId>,
+    pub since: Timestamp,
+    /// `None`: the router's state is not known yet.
+    pub until: Option<Timestamp>,
 }
 
 /// `GET /api/v1/serving?at=`
@@ -225,6 +251,10 @@ pub struct ServingAt {
     pub pins: Vec<PinAt>,
     #[serde(default)]
     pub clusters: Vec<ClusterAt>,
+    /// Said when `at` is in the future or before the ledger's first event
+    /// (`history::outside_the_ledger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -82,6 +82,7 @@ test('a deployer requests a promotion on the board; two approvers apply it; the 
   const forBob = promotion(bob.page, id);
   assert.match(await forBob.locator('.diff-removed').textContent(), /^- +"batch_size": 32,/);
   assert.match(await forBob.locator('.diff-added').textContent(), /^\+ +"batch_size": 64,/);
+  await forBob.getByLabel('Reason for approving (required)').fill('e2e: diff reviewed');
   await forBob.getByRole('button', { name: 'Approve' }).click();
   await bob.page.getByRole('status').filter({ hasText: `Approved promotion ${id}` }).waitFor({ timeout: 15_000 });
   await forBob.locator('.approvals', { hasText: '1 of 2 approvals: bob' }).waitFor();
@@ -98,7 +99,7 @@ test('a deployer requests a promotion on the board; two approvers apply it; the 
   const carol = await openPage(browser, { user: 'carol' });
   await carol.page.goto(`${server.base}/approvals`);
   await hydrated(carol.page);
-  await promotion(carol.page, id).getByLabel('Reason for approving (optional)').fill('e2e: checked the eval');
+  await promotion(carol.page, id).getByLabel('Reason for approving (required)').fill('e2e: checked the eval');
   await promotion(carol.page, id).getByRole('button', { name: 'Approve' }).click();
   await carol.page.getByRole('status').filter({ hasText: `Promotion ${id} applied: ${MODEL}:v9.0.0 is now production` }).waitFor({ timeout: 15_000 });
   await promotion(carol.page, id).waitFor({ state: 'detached' });

@@ -10,7 +10,7 @@ before(async () => {
   browser = await launchBrowser();
   await registerVersion(server.base, 'e2e-board', 'v1');
   await registerVersion(server.base, 'e2e-board', 'v2');
-  await moveStage(server.base, 'e2e-board:v2', 'staging');
+  await moveStage(server.base, 'e2e-board:v2', 'staging', 'e2e: feature complete');
 });
 
 after(async () => {
@@ -26,6 +26,7 @@ test('sending a version from development to staging on the board moves its card'
   const { ctx, page, errors } = await openPage(browser);
   await page.goto(`${server.base}/board?model=e2e-board`);
   await hydrated(page);
+  await card(page, 'development', 'v1').getByLabel('Reason (required)').fill('e2e: feature complete');
   await card(page, 'development', 'v1').getByRole('button', { name: 'Send to staging' }).click();
   await card(page, 'staging', 'v1').waitFor({ timeout: 15_000 });
   assert.equal(await card(page, 'development', 'v1').count(), 0);
@@ -57,6 +58,7 @@ test('a refused move is explained next to the card', async () => {
   assert.equal(await v2.getByRole('button', { name: 'Request promotion' }).isDisabled(), false);
   // Someone else moves v2 meanwhile; the button on this stale board is now refused by the server.
   await moveStage(server.base, 'e2e-board:v2', 'development', 'e2e: moved elsewhere');
+  await v2.getByLabel('Reason (required)').fill('e2e: not ready');
   await v2.getByRole('button', { name: 'Send back to development' }).click();
   const alert = v2.getByRole('alert');
   await alert.waitFor();
@@ -71,6 +73,7 @@ test('without JavaScript the board renders every column and a move still posts',
   for (const stage of ['development', 'staging', 'production', 'deprecated', 'retired']) {
     await page.getByRole('heading', { name: new RegExp(`^${stage}`) }).waitFor();
   }
+  await card(page, 'development', 'v2').getByLabel('Reason (required)').fill('e2e: without JavaScript');
   await card(page, 'development', 'v2').getByRole('button', { name: 'Send to staging' }).click();
   await page.waitForURL(/\/board\?model=e2e-board/);
   await card(page, 'staging', 'v2').waitFor();

@@ -18,7 +18,8 @@ before(async () => {
   await api(server.base, 'POST', '/api/v1/request-records', [{
     request_id: requestId,
     at: new Date().toISOString(),
-    cluster: 'prod-eu-west-1',
+    // A cluster Switchyard manages: records naming others are refused.
+    cluster: 'prod-eu',
     slot: 'blue',
     full_id: pin.full_id,
     latency_ms: 42.5,

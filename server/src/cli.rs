@@ -138,7 +138,7 @@ enum TokenCommand {
     Create {
         #[arg(long)]
         user: String,
-        /// A unique name, shown in the ledger as `token:<name>`.
+        /// A unique name, recorded in the ledger as `details.via_token` of what is done with it (the actor is the user).
         #[arg(long)]
         name: String,
         /// Lifetime such as 90d or 12h (default: no expiry).

@@ -84,8 +84,12 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .route("/console/export/audit.json", get(export_json))
         .with_state(state.clone());
     Ok(Router::new()
-        .leptos_routes_with_context(&options, routes, context, app_fn)
-        .fallback(leptos_axum::file_and_error_handler(shell))
+        .leptos_routes_with_context(&options, routes, context.clone(), app_fn)
+        // Unknown addresses get the 404 page with the signed-in user's header.
+        .fallback(leptos_axum::file_and_error_handler_with_context(
+            context.clone(),
+            shell,
+        ))
         .with_state(options)
         .merge(forms)
         .layer(middleware::from_fn_with_state(
@@ -118,20 +122,54 @@ fn provide_session_context(state: &AppState) {
     provide_context(services);
 }
 
+/// The console pages' Content-Security-Policy. Leptos writes the hydration
+/// bootstrap and the resolved resources of `SsrMode::Async` as inline
+/// scripts, and views set inline `style` attributes, hence `'unsafe-inline'`
+/// for both (Leptos' nonces need its `nonce` feature on both builds);
+/// `'wasm-unsafe-eval'` lets the page compile its own WebAssembly. Nothing is
+/// loaded from elsewhere, and no other site may frame a page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+    script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 /// Hashed bundle files never change under their name: cached for a year.
 /// Pages are revalidated every time (they show live state); server function
-/// answers and exports are not stored at all.
+/// answers, exports, sign-in and sign-out, redirects and refusals (a CSRF
+/// refusal, signed out) are not stored at all: none of them may be replayed
+/// from a cache, least of all a response that sets or clears a session.
+/// Every console response also carries the framing and content policies.
 async fn cache_control(hashed: bool, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let mut res = next.run(req).await;
-    if res.headers().contains_key(header::CACHE_CONTROL) {
-        return res;
-    }
-    let is_html = res
-        .headers()
+    let headers = res.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let is_html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
+    if is_html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
+    let private = path == "/signin"
+        || path == "/signout"
+        || headers.contains_key(header::SET_COOKIE)
+        || !(res.status().is_success() || res.status() == StatusCode::NOT_MODIFIED);
+    if private {
+        res.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return res;
+    }
+    if res.headers().contains_key(header::CACHE_CONTROL) {
+        return res;
+    }
     let policy = if path.starts_with("/pkg/") {
         if hashed && res.status().is_success() {
             "public, max-age=31536000, immutable"
@@ -208,24 +246,29 @@ fn invalid(message: impl Into<String>) -> AppError {
     DomainError::Invalid(message.into()).into()
 }
 
-/// A time from a filter: RFC 3339, or a `datetime-local` value read as UTC.
-fn filter_time(s: &str, what: &str) -> Result<Timestamp, AppError> {
-    // An unencoded `+` of an offset arrives as a space.
-    let s = s.trim().replace(' ', "+");
-    if let Ok(t) = Timestamp::parse(&s) {
-        return Ok(t);
-    }
+/// A date and time as the console writes them, `2026-03-03 14:00:00`
+/// (seconds optional; a `T` between date and time is read too).
+fn console_local_time(s: &str) -> Option<NaiveDateTime> {
+    let s = s.trim().replacen('T', " ", 1);
     [
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
     ]
     .iter()
     .find_map(|f| NaiveDateTime::parse_from_str(&s, f).ok())
-    .map(|naive| Timestamp::from_micros(naive.and_utc().timestamp_micros()))
-    .ok_or_else(|| {
+}
+
+/// A time from a filter: `2026-03-03 14:00` read as UTC, or RFC 3339.
+fn filter_time(s: &str, what: &str) -> Result<Timestamp, AppError> {
+    if let Some(naive) = console_local_time(s) {
+        return Ok(Timestamp::from_micros(naive.and_utc().timestamp_micros()));
+    }
+    // An unencoded `+` of an offset arrives as a space.
+    Timestamp::parse(&s.trim().replace(' ', "+")).map_err(|_| {
         invalid(format!(
-            "The {what} time “{s}” is not a time: pick one, or write e.g. 2026-03-03T14:00 (UTC)."
+            "The {what} time “{}” is not a time: write it as YYYY-MM-DD HH:MM (UTC), e.g. 2026-03-03 14:00.",
+            s.trim()
         ))
     })
 }
@@ -268,16 +311,9 @@ fn serving_instant(
     let instant = match (at, local) {
         (Some(at), _) => Timestamp::parse(&at.replace(' ', "+")).map_err(AppError::from)?,
         (None, Some(local)) => {
-            let naive = [
-                "%Y-%m-%dT%H:%M:%S",
-                "%Y-%m-%dT%H:%M",
-                "%Y-%m-%dT%H:%M:%S%.f",
-            ]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(local.trim(), f).ok())
-            .ok_or_else(|| {
+            let naive = console_local_time(local).ok_or_else(|| {
                 invalid(format!(
-                    "“{local}” is not a date and time: use the picker, e.g. 2026-03-03 14:00."
+                    "“{local}” is not a date and time: write it as YYYY-MM-DD HH:MM:SS, e.g. 2026-03-03 14:00:00."
                 ))
             })?;
             // In the hour clocks go back the earlier instant is meant; in the hour they skip there is none.
@@ -344,6 +380,9 @@ impl StoreServices {
                 }
             }
         }
+        // The environment's pins first (a version just promoted and pinned
+        // is the one to deploy next), then the rest newest first.
+        allowed.sort_by_key(|v| !pins.contains(v));
         let operations = store
             .list_operations(&cluster.name, limit)
             .await
@@ -571,12 +610,20 @@ impl Services for StoreServices {
             switchyard_domain::access::role_for_stage_move(to, false),
             &format!("moving a version to {to}"),
         )?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let via = MoveVia::Manual {
             is_admin: self.user.role == Role::Admin,
         };
         self.state
             .store
-            .change_stage(id, to, via, reason, &self.user.username, Timestamp::now())
+            .change_stage(
+                id,
+                to,
+                via,
+                Some(reason),
+                &self.user.username,
+                Timestamp::now(),
+            )
             .await
             .map_err(to_app_error)
     }
@@ -623,7 +670,7 @@ impl Services for StoreServices {
         let local = instant
             .to_datetime()
             .with_timezone(&zone)
-            .format("%Y-%m-%dT%H:%M:%S")
+            .format("%Y-%m-%d %H:%M:%S")
             .to_string();
         Ok(ServingAnswer {
             serving,
@@ -709,12 +756,13 @@ impl Services for StoreServices {
         reason: Option<&str>,
     ) -> Result<Operation, AppError> {
         self.require_operator(cluster, false).await?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let request = OperationRequest {
             cluster: parse_cluster_name(cluster)?,
             kind,
             full_id: Some(full_id.clone()),
             rolling_steps,
-            reason: reason.map(str::to_owned),
+            reason: Some(reason.to_owned()),
         };
         self.state
             .store
@@ -725,12 +773,13 @@ impl Services for StoreServices {
 
     async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError> {
         self.require_operator(cluster, true).await?;
+        let reason = switchyard_domain::text::required_reason(reason)?;
         let request = OperationRequest {
             cluster: parse_cluster_name(cluster)?,
             kind: OperationKind::Rollback,
             full_id: None,
             rolling_steps: Vec::new(),
-            reason: reason.map(str::to_owned),
+            reason: Some(reason.to_owned()),
         };
         self.state
             .store
@@ -941,11 +990,19 @@ fn render_page(format: ExportFormat, first_page: bool, events: &[LedgerEvent]) -
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+/// A cell that a spreadsheet would read as a formula (it begins with `=`,
+/// `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP's
+/// rule against CSV injection), so `=HYPERLINK(…)` stays text.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s.into_owned()
     }
 }
 
@@ -962,12 +1019,44 @@ mod tests {
     }
 
     #[test]
+    fn csv_cells_a_spreadsheet_would_run_as_formulas_are_escaped() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for cell in ["+1", "-1+2", "@SUM(A1)", "\tx"] {
+            assert!(csv_field(cell).starts_with('\''), "{cell}");
+        }
+        assert_eq!(csv_field("a=b"), "a=b", "only a leading sign counts");
+    }
+
+    #[test]
     fn filter_times_are_rfc3339_or_a_picker_value_read_as_utc() {
         let utc = Timestamp::parse("2026-03-03T14:00:00Z").expect("valid");
         assert_eq!(filter_time("2026-03-03T14:00", "from"), Ok(utc));
         assert_eq!(filter_time("2026-03-03T15:00:00 01:00", "from"), Ok(utc));
         let err = filter_time("tuesday", "from").expect_err("not a time");
         assert!(err.message.contains("“tuesday”"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_consoles_own_date_format_is_read_with_a_space_or_a_t() {
+        let want = Timestamp::parse("2026-03-03T14:00:00Z").expect("valid");
+        for text in [
+            "2026-03-03 14:00",
+            "2026-03-03 14:00:00",
+            "2026-03-03T14:00",
+            " 2026-03-03 14:00:00 ",
+        ] {
+            assert_eq!(filter_time(text, "from").expect(text), want, "{text}");
+            let (t, _) = serving_instant(None, Some(text), "UTC").expect(text);
+            assert_eq!(t, want, "{text}");
+        }
+        // RFC 3339 with an offset whose `+` arrived as a space still reads.
+        assert_eq!(
+            filter_time("2026-03-03T15:00:00 01:00", "from").expect("offset"),
+            want
+        );
     }
 
     #[test]

@@ -141,6 +141,24 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Domain(d) => d.into(),
+            StoreError::RecordConflicts(conflicts) => {
+                let count = conflicts.len();
+                let first = conflicts
+                    .first()
+                    .map(|(i, m)| format!("; index {}: {m}", i + 1))
+                    .unwrap_or_default();
+                let listed: Vec<serde_json::Value> = conflicts
+                    .iter()
+                    .take(100)
+                    .map(|(i, m)| serde_json::json!({ "index": i + 1, "message": m }))
+                    .collect();
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("{count} request records repeat a stored request_id with other content, so none was stored{first}"),
+                )
+                .with_details(serde_json::json!({ "conflict_count": count, "conflicts": listed }))
+            }
             StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
                 // The request span around this event names the method and path.
                 tracing::error!(error = %e, detail = ?e, "store call failed");

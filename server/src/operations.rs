@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_domain::clusters::SlotName;
+use switchyard_domain::clusters::{SlotName, Weights};
 use switchyard_domain::operations::{
     restore_plan, Operation, OperationState, Progress, Step, StepState, Trigger,
 };
@@ -194,6 +194,27 @@ async fn drive(
             .await;
         }
     };
+    if op.intent.is_some() {
+        // The previous runner died between telling the router and recording
+        // that it had: ask the router, and record what it really did.
+        let observed = observe_router(driver.as_ref()).await;
+        let at = Timestamp::now();
+        let (reconciled, finding) = store
+            .reconcile_operation(op.id, owner, observed, at)
+            .await
+            .map_err(|e| match e {
+                StoreError::Domain(switchyard_domain::DomainError::Conflict(_)) => Stop::LeaseLost,
+                e => Stop::Store(e),
+            })?;
+        if let Some(f) = finding {
+            tracing::warn!(
+                operation = op.id,
+                finding = f.as_str(),
+                "interrupted router command reconciled"
+            );
+        }
+        op = reconciled;
+    }
     loop {
         if let Some(step) = op.next().cloned() {
             let index = op.next_step;
@@ -253,6 +274,22 @@ async fn drive(
             return Ok(op);
         }
     }
+}
+
+/// The router's weights now, asked up to three times (5 s each), or why not.
+async fn observe_router(driver: &dyn Driver) -> Result<Weights, String> {
+    let mut why = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), driver.observe()).await {
+            Ok(Ok(o)) => return Ok(o.weights),
+            Ok(Err(e)) => why = e.to_string(),
+            Err(_) => why = "no answer within 5 s".to_owned(),
+        }
+    }
+    Err(why)
 }
 
 /// Runs one step of an operation bringing `target` into service; `Ok`

@@ -47,7 +47,7 @@ pub async fn request(
         .await
 }
 
-/// One approval (approver and up); a blank reason is no reason.
+/// One approval (approver and up), with its reason.
 pub async fn approve(
     store: &DynStore,
     by: &Identity,
@@ -56,8 +56,8 @@ pub async fn approve(
     now: Timestamp,
 ) -> StoreResult<Promotion> {
     require(by, Role::Approver, "approving a promotion")?;
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-    store.approve_promotion(id, reason, by, now).await
+    let reason = switchyard_domain::text::required_reason(reason)?;
+    store.approve_promotion(id, Some(reason), by, now).await
 }
 
 /// A rejection (approver and up), which needs a reason.
@@ -94,8 +94,7 @@ mod tests {
         assert_eq!(
             refused,
             Err(DomainError::Forbidden(
-                "approving a promotion needs the approver role; token:ci has the deployer role"
-                    .into()
+                "approving a promotion needs the approver role; erin has the deployer role".into()
             ))
         );
         assert_eq!(

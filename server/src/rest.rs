@@ -105,7 +105,6 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             "/api/v1/deliveries/{id}/redeliver",
             post(subscriptions::redeliver),
         )
-        .route("/api/v1/openapi.json", get(openapi::document))
         // Unknown API paths answer in the API's format, not with the console's 404 page.
         .route("/api/{*rest}", any(unknown_path))
         // Every API route, and only those: health and metrics stay anonymous.
@@ -115,6 +114,8 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         ));
     Router::new()
         .merge(api)
+        // The API's description answers anyone, so a client can be generated before a token exists.
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
@@ -132,9 +133,9 @@ async fn unknown_path(uri: axum::http::Uri) -> ApiError {
     ))
 }
 
-/// A reason as given, or none when it is blank.
-fn reason(r: Option<&str>) -> Option<&str> {
-    r.map(str::trim).filter(|r| !r.is_empty())
+/// A reason as given (trimmed), or 422 `field "reason" is required`.
+fn required_reason(r: Option<&str>) -> Result<&str, ApiError> {
+    Ok(switchyard_domain::text::required_reason(r)?)
 }
 
 /// A query filter as given, or none when it is empty (`?model=`).

@@ -47,6 +47,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Request records whose id is stored (or repeated in the batch) with
+    /// other content: (index in the batch, why). Nothing of the batch was stored.
+    #[error("{} request records conflict with stored ones", .0.len())]
+    RecordConflicts(Vec<(usize, String)>),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -92,6 +96,16 @@ pub struct AuditQuery {
     pub cluster: Option<String>,
     pub limit: u32,
     pub cursor: Option<String>,
+}
+
+/// What a batch of request records contradicts in what is stored, per record
+/// (its index in the batch, and why).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordCheck {
+    /// Unknown or retired versions, unknown clusters, times outside the ledger: refused.
+    pub refused: Vec<(usize, String)>,
+    /// Records the ledger's cluster state contradicts: stored, and said so.
+    pub flagged: Vec<(usize, String)>,
 }
 
 /// What a pass of the retirement job did.
@@ -180,9 +194,21 @@ pub trait Store:
     async fn watch_changes(&self) -> StoreResult<()>;
 
     /// Stores a validated batch in one transaction (all or nothing). A
-    /// record whose request_id is already stored is skipped (retries are safe).
+    /// record whose request_id is already stored with the same content is
+    /// skipped (retries are safe); one stored (or repeated in the batch) with
+    /// other content is `StoreError::RecordConflicts` and nothing is stored.
     /// Returns the number of records accepted.
     async fn insert_request_records(&self, records: &[RequestRecord]) -> StoreResult<u64>;
+
+    /// Checks a validated batch against what is stored (`records::check_*`):
+    /// times within the ledger and not ahead of `now`, registered versions not
+    /// retired at the record's time, clusters Switchyard manages; and flags
+    /// records whose slot the ledger says held another version at that time.
+    async fn check_request_records(
+        &self,
+        records: &[RequestRecord],
+        now: Timestamp,
+    ) -> StoreResult<RecordCheck>;
 
     /// The record with its version and the events that put it in service, in one query.
     async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>>;
@@ -209,6 +235,26 @@ pub trait Store:
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+tokio::task_local! {
+    /// The API token the current request was authenticated with.
+    static VIA_TOKEN: String;
+}
+
+/// Runs `f` (an API request) so that every ledger event it writes records
+/// `token` as `details.via_token`, beside the person as actor. The runner's
+/// background work is not inside any request, so its events name no token.
+pub async fn acting_with_token<F: std::future::Future>(token: Option<String>, f: F) -> F::Output {
+    match token {
+        Some(token) => VIA_TOKEN.scope(token, f).await,
+        None => f.await,
+    }
+}
+
+/// The token of the request being served, if it came with one.
+pub(crate) fn token_in_use() -> Option<String> {
+    VIA_TOKEN.try_with(Clone::clone).ok()
+}
 
 /// Opens the store a `DATABASE_URL` names: `sqlite://path` (created if
 /// missing, WAL mode) or `postgres://…`.

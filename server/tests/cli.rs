@@ -355,6 +355,49 @@ async fn demo_data_has_all_five_stages_pins_in_three_environments_and_months_of_
 }
 
 #[tokio::test]
+async fn every_demo_cluster_operation_was_started_by_a_demo_user_allowed_to_run_it() {
+    let db = TestDb::with_demo("demo-operators");
+    let store = db.store().await;
+    let users = store.list_users().await.expect("users");
+    let environments = store.list_environments().await.expect("environments");
+    let clusters = store.list_clusters().await.expect("clusters");
+    assert!(clusters.len() >= 2, "{} clusters", clusters.len());
+    for c in &clusters {
+        let production = environments
+            .iter()
+            .any(|e| e.name == c.environment && e.policy.is_production());
+        let needed = switchyard_domain::access::role_for_operation(production);
+        for op in store
+            .list_operations(&c.name, 100)
+            .await
+            .expect("operations")
+        {
+            let user = users.iter().find(|u| u.username == op.actor);
+            assert!(
+                user.is_some_and(|u| u.role.allows(needed)),
+                "operation {} on {} by {:?}, who may not run it (needs {needed})",
+                op.id,
+                c.name,
+                user.map(|u| (&u.username, u.role))
+            );
+        }
+    }
+    // The README's walk-through deploys a promoted fraud-xgb version to prod-eu.
+    let prod = clusters
+        .iter()
+        .find(|c| c.name == "prod-eu")
+        .expect("a production cluster");
+    assert!(
+        prod.state
+            .serving()
+            .iter()
+            .any(|(_, v, _)| v.model_id.as_str() == "fraud-xgb"),
+        "prod-eu serves {:?}",
+        prod.state.serving()
+    );
+}
+
+#[tokio::test]
 async fn editing_a_ledger_row_by_hand_makes_audit_verify_fail_and_name_the_event() {
     let db = TestDb::with_demo("tamper-edit");
     let stderr = db

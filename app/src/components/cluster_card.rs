@@ -130,6 +130,12 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
     "loaded, not checked since".to_owned()
 }
 
+/// "blue-green switch, hot reload" → "Blue-green switch, hot reload".
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect())
+}
+
 fn step_state_words(s: StepState) -> &'static str {
     match s {
         StepState::Pending => "planned",
@@ -387,7 +393,7 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     let refused = view.refused.clone();
     let disabled = refused.is_some();
     let why_id = format!("why-{slug}");
-    let rollback_to = view.cluster.rollback_to.clone();
+    let rollback_to = StoredValue::new(view.cluster.rollback_to.clone());
     let cluster_name = StoredValue::new(name.clone());
     let state = StoredValue::new(state);
 
@@ -396,7 +402,7 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
         state.with_value(|s| match kind {
             OperationKind::Rollback => {
                 let to = rollback_to
-                    .clone()
+                    .get_value()
                     .ok_or_else(|| format!("{name} has nothing to roll back to yet."))?;
                 confirmation(&name, s, kind, &to, &[])
             }
@@ -428,14 +434,19 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
         }
         asking.set(None);
     };
+    // A button whose plan the server would refuse (the version already
+    // serves, nothing to roll back to) is disabled up front, its reason
+    // written beside the buttons.
+    let blocked = move |kind: OperationKind| words(kind).err();
     let button = move |kind: OperationKind, label: &'static str, class: &'static str| {
         let why_id = why_id.clone();
+        let plan_id = format!("{why_id}-plan");
         view! {
             <button
                 type="button"
                 class=class
-                disabled=disabled
-                aria-describedby=disabled.then_some(why_id)
+                disabled=move || disabled || blocked(kind).is_some()
+                aria-describedby=move || if disabled { Some(why_id.clone()) } else { blocked(kind).map(|_| plan_id.clone()) }
                 on:click=move |_| {
                     start.value().set(None);
                     rollback.value().set(None);
@@ -469,8 +480,8 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                 <label for=steps_for>"Rolling steps (%)"</label>
                 <input id=steps_id type="text" inputmode="numeric" prop:value=steps
                     on:input=move |ev| steps.set(event_target_value(&ev)) disabled=disabled/>
-                <label for=reason_for>"Reason"</label>
-                <input id=reason_id type="text" autocomplete="off" placeholder="why, for the ledger" prop:value=reason
+                <label for=reason_for>"Reason (required)"</label>
+                <input id=reason_id type="text" autocomplete="off" required=true placeholder="why, for the ledger" prop:value=reason
                     on:input=move |ev| reason.set(event_target_value(&ev)) disabled=disabled/>
             </div>
             <div class="buttons">
@@ -480,6 +491,28 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                 {button(OperationKind::Rollback, "Roll back…", "button danger")}
             </div>
             {refused.map(|why| view! { <p class="why" id=format!("why-{slug}")>{why}</p> })}
+            {(!disabled).then(|| {
+                let plan_id = format!("why-{slug}-plan");
+                move || {
+                    let mut notes: Vec<(Vec<&'static str>, String)> = Vec::new();
+                    for kind in [OperationKind::BlueGreen, OperationKind::Rolling, OperationKind::HotReload, OperationKind::Rollback] {
+                        if let Some(why) = blocked(kind) {
+                            match notes.iter_mut().find(|(_, w)| *w == why) {
+                                Some((kinds, _)) => kinds.push(kind.words()),
+                                None => notes.push((vec![kind.words()], why)),
+                            }
+                        }
+                    }
+                    (!notes.is_empty()).then(|| {
+                        let text = notes
+                            .into_iter()
+                            .map(|(kinds, why)| format!("{} not possible: {why}", capitalized(&kinds.join(", "))))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        view! { <p class="why" id=plan_id.clone()>{text}</p> }
+                    })
+                }
+            })}
             {move || asking.get().map(|kind| {
                 let text = words(kind);
                 let ok = text.is_ok();

@@ -236,8 +236,8 @@ fn PendingCard(
                     <input type="hidden" name="id" value=approve_id/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label class="reason">
-                        <span>"Reason for approving (optional)"</span>
-                        <input type="text" name="reason" autocomplete="off" disabled=approve_refused.is_some()/>
+                        <span>"Reason for approving (required)"</span>
+                        <input type="text" name="reason" autocomplete="off" required=true disabled=approve_refused.is_some()/>
                     </label>
                     <Decision label="Approve" class="button" refused=approve_refused slug=approve_slug/>
                     {move || approve.pending().get().then(|| view! { <p class="loading" role="status">"Approving…"</p> })}

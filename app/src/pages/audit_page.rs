@@ -44,6 +44,7 @@ const ACTIONS: [(&str, &[&str]); 4] = [
             action::OPERATION_STEP,
             action::OPERATION_INTERRUPTED,
             action::OPERATION_RESUMED,
+            action::OPERATION_RECONCILED,
             action::OPERATION_COMPLETED,
             action::OPERATION_FAILED,
             action::ROLLBACK,
@@ -105,8 +106,8 @@ pub fn AuditLogPage() -> impl IntoView {
             <p class="lede">"Every change, newest first, in a hash-chained ledger that cannot be edited without it showing."</p>
         </div>
         <form class="filters" method="get" action="/audit" aria-label="Filter the audit log">
-            <label>"From (UTC)" <input type="datetime-local" name="from" value=value("from")/></label>
-            <label>"To (UTC)" <input type="datetime-local" name="to" value=value("to")/></label>
+            <label>"From (UTC)" <input type="text" name="from" value=value("from") inputmode="numeric" autocomplete="off" placeholder="YYYY-MM-DD HH:MM"/></label>
+            <label>"To (UTC)" <input type="text" name="to" value=value("to") inputmode="numeric" autocomplete="off" placeholder="YYYY-MM-DD HH:MM"/></label>
             <label>"Action"
                 <select name="action">
                     <option value="">"any action"</option>
@@ -260,11 +261,17 @@ fn EventRow(e: LedgerEvent) -> impl IntoView {
         .flatten()
         .collect::<Vec<_>>()
         .join(" · ");
-    let details = if e.details.as_object().is_some_and(|o| o.is_empty()) {
-        String::new()
-    } else {
-        e.details.to_string()
-    };
+    // Folded: the field names in one line, the formatted JSON on a click.
+    let details = (!e.details.is_null() && e.details.as_object().is_none_or(|o| !o.is_empty())).then(|| {
+        let summary = details_summary(&e.details);
+        let pretty = serde_json::to_string_pretty(&e.details).unwrap_or_default();
+        view! {
+            <details class="details">
+                <summary>{summary}</summary>
+                <pre>{pretty}</pre>
+            </details>
+        }
+    });
     view! {
         <tr>
             <td class="mono">{e.id}</td>
@@ -273,7 +280,39 @@ fn EventRow(e: LedgerEvent) -> impl IntoView {
             <td><code>{e.action}</code></td>
             <td>{subject}<span class="sub">{place}</span></td>
             <td>{e.reason.unwrap_or_default()}</td>
-            <td><code class="details">{details}</code></td>
+            <td>{details}</td>
         </tr>
+    }
+}
+
+/// A line naming what an event's details hold: `steps, before, trigger`, or
+/// the value itself when it is short.
+pub fn details_summary(details: &serde_json::Value) -> String {
+    const MAX: usize = 60;
+    let line = match details.as_object() {
+        Some(o) => o.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+        None => details.to_string(),
+    };
+    if line.chars().count() > MAX {
+        let cut: String = line.chars().take(MAX - 1).collect();
+        format!("{cut}…")
+    } else {
+        line
+    }
+}
+
+#[cfg(test)]
+mod details_tests {
+    use super::details_summary;
+    use serde_json::json;
+
+    #[test]
+    fn details_are_summarised_by_their_field_names_and_long_lines_are_cut() {
+        assert_eq!(details_summary(&json!({"steps": [1], "before": {}})), "before, steps");
+        let long = json!({"a_very_long_field_name_one": 1, "a_very_long_field_name_two": 2, "three": 3});
+        let s = details_summary(&long);
+        assert_eq!(s.chars().count(), 60);
+        assert!(s.ends_with('…'));
+        assert_eq!(details_summary(&json!("text")), "\"text\"");
     }
 }

@@ -69,12 +69,15 @@ pub fn move_options(
     allowed_moves(v.stage)
         .iter()
         .map(|(to, _)| {
+            // An admin may retire before the deprecation period ends, with a
+            // reason (the form asks for one; the server refuses it without).
+            let is_admin = role == Role::Admin;
             let ctx = MoveContext {
-                via: MoveVia::Manual { is_admin: false },
+                via: MoveVia::Manual { is_admin },
                 now,
                 deprecated_at: (v.stage == Stage::Deprecated).then_some(v.stage_since),
                 deprecation_days,
-                has_reason: false,
+                has_reason: is_admin,
             };
             let needed = role_for_stage_move(*to, false);
             let targets = if *to == Stage::Production { promotion_environments(v, environments, now) } else { vec![] };
@@ -254,8 +257,8 @@ fn Card(
                     // Posted without JavaScript, the form carries the CSRF token itself.
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label class="reason">
-                        <span>"Reason (optional)"</span>
-                        <input type="text" name="reason" autocomplete="off"/>
+                        <span>"Reason (required)"</span>
+                        <input type="text" name="reason" autocomplete="off" required=true/>
                     </label>
                     {buttons}
                 </ConsoleForm>
@@ -289,7 +292,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
             </select>
             <label class="reason">
                 <span>"Reason for the promotion"</span>
-                <input type="text" name="reason" autocomplete="off"/>
+                <input type="text" name="reason" autocomplete="off" required=true/>
             </label>
         }
     });
@@ -487,6 +490,13 @@ mod tests {
                 .and_then(|o| o.refused.clone()),
             None
         );
+    }
+
+    #[test]
+    fn an_admin_may_retire_early_as_the_board_text_says() {
+        let o = options(&version(Stage::Deprecated, 10), 20, Role::Admin);
+        let retire = o.iter().find(|o| o.to == Stage::Retired).expect("offered");
+        assert_eq!(retire.refused, None, "{retire:?}");
     }
 
     #[test]

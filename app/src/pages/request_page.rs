@@ -57,6 +57,8 @@ fn Found(found: RequestLookup) -> impl IntoView {
         record,
         version,
         provenance,
+        notice,
+        ..
     } = found;
     let full_id = record.full_id.to_string();
     view! {
@@ -79,7 +81,8 @@ fn Found(found: RequestLookup) -> impl IntoView {
         </section>
         <section aria-labelledby="prov-h">
             <h2 id="prov-h">"Provenance"</h2>
-            <p class="sub">"Ledger events about this version up to the moment of the request, oldest first."</p>
+            <p class="sub">"Ledger events about this version and its cluster up to the moment of the request, oldest first."</p>
+            {notice.map(|n| view! { <p class="notice" role="status">{n}</p> })}
             <div class="table-wrap">
                 <table>
                     <ColumnHeads names=&["#", "When", "Actor", "Action", "Where", "Reason"]/>

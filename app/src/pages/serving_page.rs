@@ -106,10 +106,13 @@ fn ServingBody(
     let rows = serving.pins.clone();
     let empty = rows.is_empty();
     let clusters = serving.clusters.clone();
+    let notice = serving.notice.clone();
     view! {
         <form class="filters" method="get" action="/serving" aria-label="Choose an instant">
             <label>"Date and time"
-                <input type="datetime-local" name="local" step="1" required=true
+                <input type="text" name="local" required=true inputmode="numeric" autocomplete="off"
+                    placeholder="YYYY-MM-DD HH:MM:SS" pattern="\\d{4}-\\d{2}-\\d{2}[ T]\\d{2}:\\d{2}(:\\d{2})?"
+                    title="YYYY-MM-DD HH:MM:SS, 24-hour, in the time zone chosen"
                     prop:value=move || local_val.get()
                     on:input=move |ev| local_val.set(event_target_value(&ev))/>
             </label>
@@ -155,6 +158,7 @@ fn ServingBody(
                 " "
                 <code class="wrap">{permalink}</code>
             </p>
+            {notice.map(|n| view! { <p class="notice" role="status">{n}</p> })}
             {if empty {
                 view! { <p class="empty">"Nothing was pinned at that instant (with these filters)."</p> }.into_any()
             } else {
@@ -232,6 +236,17 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
                     .join("; ");
                 view! { <span class="drift"><strong>"Drift: "</strong>{words}</span> }.into_any()
             };
+            // A crash between the router command and its record: either side may have answered.
+            let transition = c.transition.as_ref().map(|t| {
+                let versions = t.versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ");
+                let until = t.until.map_or_else(|| "an unknown end".to_owned(), utc);
+                view! {
+                    <p class="transition" role="note">
+                        <strong>"In transition: "</strong>
+                        {format!("the router was switching between {versions} from {} to {until}; either may have answered.", utc(t.since))}
+                    </p>
+                }
+            });
             let driver = c.driver.as_str();
             view! {
                 <tr>
@@ -239,7 +254,7 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
                         <a href=format!("/clusters/{}", c.cluster)>{c.cluster.clone()}</a>
                         <span class="sub">{format!("{} · {driver}", c.environment)}</span>
                     </td>
-                    <td><ul class="plain">{serving}</ul></td>
+                    <td><ul class="plain">{serving}</ul>{transition}</td>
                     <td>{drift}</td>
                     <td>{utc(c.since)}</td>
                     <td>
@@ -277,7 +292,7 @@ fn browser_zone_local(micros: i64) -> Option<(String, String)> {
         .as_string()?;
     let d = js_sys::Date::new(&JsValue::from_f64((micros / 1000) as f64));
     let value = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         d.get_full_year(),
         d.get_month() + 1,
         d.get_date(),

@@ -18,6 +18,9 @@ fn problem(code: &str) -> &'static str {
 pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     let error = move || query.with(|q| q.get("error")).map(|code| problem(&code));
+    // After a refused sign-in the username comes back, and the password box has focus.
+    let username = move || query.with(|q| q.get("username")).unwrap_or_default();
+    let retry = move || query.with(|q| q.get("username").is_some_and(|u| !u.is_empty()));
     view! {
         <Title text="Sign in · Switchyard"/>
         <div class="page-head">
@@ -27,9 +30,11 @@ pub fn SignInPage() -> impl IntoView {
         {move || error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
         <form class="signin" method="post" action="/signin">
             <label for="username">"Username"</label>
-            <input id="username" name="username" type="text" autocomplete="username" required/>
+            <input id="username" name="username" type="text" autocomplete="username" required
+                value=username autofocus=move || !retry()/>
             <label for="password">"Password"</label>
-            <input id="password" name="password" type="password" autocomplete="current-password" required/>
+            <input id="password" name="password" type="password" autocomplete="current-password" required
+                autofocus=retry/>
             <button type="submit">"Sign in"</button>
         </form>
     }

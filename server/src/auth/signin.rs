@@ -34,6 +34,14 @@ fn back_to_signin(error: &str) -> Response {
     Redirect::to(&format!("/signin?error={error}")).into_response()
 }
 
+/// Back to the form with the reason and the username given, so that only
+/// the password has to be typed again.
+fn back_to_signin_as(error: &str, username: &str) -> Response {
+    let query = serde_urlencoded::to_string([("error", error), ("username", username)])
+        .unwrap_or_else(|_| format!("error={error}"));
+    Redirect::to(&format!("/signin?{query}")).into_response()
+}
+
 fn client_address(req: &Request) -> String {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -105,7 +113,7 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
             tracing::error!(error = %e, "cannot record a failed sign-in");
         }
         tracing::info!(%address, "sign-in refused");
-        return back_to_signin(if limited { "rate_limited" } else { "invalid" });
+        return back_to_signin_as(if limited { "rate_limited" } else { "invalid" }, username);
     };
     let id = secret::generate("");
     let csrf_token = secret::generate("");

@@ -15,6 +15,9 @@ use crate::store::Store;
 /// How long each simulated action of a demo cluster takes.
 const DEMO_ACTION_MS: u64 = 1200;
 
+/// The model the demo's production cluster serves.
+const PRODUCTION_MODEL: &str = "fraud-xgb";
+
 /// Plays one operation with each write `step` apart from `at`; with
 /// `fail_gate`, the first health gate fails and traffic is restored.
 async fn play(
@@ -149,7 +152,7 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
     store
         .create_cluster(new("staging-eu", "staging"), "admin", at)
         .await?;
-    let person = ("dana", "release train");
+    let person = ("dave", "release train");
     play(
         store,
         "staging-eu",
@@ -165,7 +168,7 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
         "staging-eu",
         OperationKind::Rolling,
         Some(b),
-        ("dana", "canary"),
+        ("dave", "canary"),
         &mut at,
         true,
     )
@@ -175,7 +178,7 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
         "staging-eu",
         OperationKind::BlueGreen,
         Some(b),
-        ("dana", "after the fix in the gateway"),
+        ("dave", "after the fix in the gateway"),
         &mut at,
         false,
     )
@@ -185,7 +188,7 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
         "staging-eu",
         OperationKind::Rollback,
         None,
-        ("erin", "latency up 30% in the smoke dashboard"),
+        ("dave", "latency up 30% in the smoke dashboard"),
         &mut at,
         false,
     )
@@ -198,7 +201,13 @@ pub async fn fill(store: &dyn Store, after: Timestamp, now: Timestamp) -> anyhow
         .filter(|e| e.name == "production")
         .flat_map(|e| e.pins.into_iter().map(|p| p.full_id))
         .collect();
-    if let Some(p) = production.first() {
+    // prod-eu serves the production pin of fraud-xgb, whose staging version
+    // the README's walk-through promotes and then deploys there.
+    let served = production
+        .iter()
+        .find(|p| p.model_id.as_str() == PRODUCTION_MODEL)
+        .or(production.first());
+    if let Some(p) = served {
         store
             .create_cluster(new("prod-eu", "production"), "admin", at)
             .await?;

@@ -15,7 +15,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The authenticated caller. `name` is the ledger actor handlers hand to
-/// the store (the user, or `token:<name>`), so no handler invents one.
+/// the store (the person; the token used is recorded beside it by
+/// `store::acting_with_token`), so no handler invents one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub name: String,
@@ -67,11 +68,12 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         Ok(None) => return ApiError::unauthenticated().into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let token = identity.token.clone();
     let actor = Actor {
         name: identity.actor(),
         role: identity.role,
         identity,
     };
     req.extensions_mut().insert(actor);
-    next.run(req).await
+    crate::store::acting_with_token(token, next.run(req)).await
 }

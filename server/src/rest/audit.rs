@@ -15,6 +15,7 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Only events at or after this instant (RFC 3339 with a zone).
     after: Option<String>,
@@ -37,6 +38,7 @@ pub struct AuditParams {
     params(AuditParams),
     responses(
         (status = 200, description = "Ledger events, newest first", body = ref("#/components/schemas/AuditPage")),
+        (status = 404, description = "No event ever carried a filter's value (a typo?): the value is named", body = ref("#/components/schemas/Error")),
         (status = 422, description = "A malformed filter, limit or cursor", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn page(

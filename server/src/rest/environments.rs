@@ -40,7 +40,7 @@ pub struct SetPin {
         (status = 200, description = "Pinned", body = ref("#/components/schemas/Pin")),
         (status = 404, description = "Unknown environment or version", body = ref("#/components/schemas/Error")),
         (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "The environment's policy forbids this version, or the input is malformed", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The environment's policy forbids this version, no reason was given, or the input is malformed", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn set_pin(
     State(app): State<AppState>,
@@ -57,10 +57,10 @@ pub async fn set_pin(
         ModelId::parse(&model_id)?,
         VersionName::parse(&body.version)?,
     );
-    let reason = super::reason(body.reason.as_deref());
+    let reason = super::required_reason(body.reason.as_deref())?;
     let pin = app
         .store
-        .set_pin(&env, &full_id, reason, &actor.name, Timestamp::now())
+        .set_pin(&env, &full_id, Some(reason), &actor.name, Timestamp::now())
         .await?;
     Ok(Json(pin))
 }

@@ -181,25 +181,44 @@ pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next:
     res
 }
 
-/// `GET /metrics`: anonymous unless `SWITCHYARD_METRICS_TOKEN` is set.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+/// `GET /metrics`: never anonymous. `Authorization: Bearer` with the
+/// scraper's secret (`SWITCHYARD_METRICS_TOKEN`, if set) or any valid API token.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
-        (status = 401, description = "`SWITCHYARD_METRICS_TOKEN` is set and the request does not carry it", body = ref("#/components/schemas/Error")),
+        (status = 401, description = "Neither `SWITCHYARD_METRICS_TOKEN` nor a valid API token as `Authorization: Bearer`", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn metrics(
     State(metrics): State<Arc<Metrics>>,
     State(app): State<crate::state::AppState>,
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, crate::error::ApiError> {
-    if let Some(expected) = &app.config.metrics_token {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| crate::auth::secret::constant_time_eq(g.trim(), expected)) {
-            return Err(crate::error::ApiError::unauthenticated());
-        }
+    // Never open to anyone: the scraper's own secret, or any valid API token.
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|g| !g.is_empty());
+    let Some(given) = given else {
+        return Err(crate::error::ApiError::unauthenticated());
+    };
+    let scraper = app
+        .config
+        .metrics_token
+        .as_deref()
+        .is_some_and(|expected| crate::auth::secret::constant_time_eq(given, expected));
+    if !scraper
+        && app
+            .store
+            .token_identity(
+                &crate::auth::secret::hash(given),
+                switchyard_domain::Timestamp::now(),
+            )
+            .await?
+            .is_none()
+    {
+        return Err(crate::error::ApiError::unauthenticated());
     }
     let mut text = metrics.render();
     // The outbox is shared by every server; an unreachable database leaves

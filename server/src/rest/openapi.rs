@@ -42,7 +42,7 @@ use super::{
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
         clusters::CreateCluster, operations::StartOperation, operations::Rollback,
         subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
-    modifiers(&DomainSchemas, &BearerAuth),
+    modifiers(&DomainSchemas, &BearerAuth, &Unauthorized),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
@@ -203,6 +203,15 @@ const CLUSTER_AT: &[Field] = &[
     ("reason", F::Str, false),
     ("next_change", F::Time, false),
     ("drift", F::List("Drift"), true),
+    // Only when the instant falls where the router was caught between two
+    // states (a crash between the router command and its record).
+    ("transition", F::Ref("Transition"), false),
+];
+const TRANSITION: &[Field] = &[
+    ("from", F::List("Slot"), true),
+    ("versions", F::Strings, true),
+    ("since", F::Time, true),
+    ("until", F::Time, false),
 ];
 const SERVING_AT: &[Field] = &[
     ("at", F::Time, true),
@@ -250,6 +259,8 @@ const OPERATION: &[Field] = &[
     ("error", F::Str, false),
     ("created_at", F::Time, true),
     ("finished_at", F::Time, false),
+    // While a traffic step runs: the router change about to be sent (step, from, to, at).
+    ("intent", F::Obj, false),
 ];
 const AUDIT_PAGE: &[Field] = &[
     ("events", F::List("LedgerEvent"), true),
@@ -356,6 +367,7 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("Slot", SLOT),
     ("Drift", DRIFT),
     ("ClusterAt", CLUSTER_AT),
+    ("Transition", TRANSITION),
     ("Cluster", CLUSTER),
     ("ClusterList", &[("clusters", F::List("Cluster"), true)]),
     ("OperationStep", STEP),
@@ -428,6 +440,52 @@ impl Modify for BearerAuth {
             .scheme(HttpAuthScheme::Bearer)
             .description(Some("an API token: `switchyard token create`"));
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
+    }
+}
+
+/// The routes that answer without a token: this document and health.
+/// (`/metrics` has its own protection and documents it: `rest/metrics.rs`.)
+pub const PUBLIC_PATHS: [&str; 3] = ["/api/v1/openapi.json", "/healthz", "/readyz"];
+
+/// Every operation that takes a token documents its 401; the public ones
+/// say they need none (an empty security requirement).
+struct Unauthorized;
+
+impl Modify for Unauthorized {
+    fn modify(&self, doc: &mut Document) {
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if path == "/metrics" {
+                continue;
+            }
+            let public = PUBLIC_PATHS.contains(&path.as_str());
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if public {
+                    op.security = Some(vec![SecurityRequirement::default()]);
+                    continue;
+                }
+                let unauthorized = ResponseBuilder::new()
+                    .description("No valid API token: `Authorization: Bearer <token>` is missing, unknown, revoked or expired")
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Error")))
+                            .build(),
+                    );
+                op.responses
+                    .responses
+                    .insert("401".to_owned(), unauthorized.into());
+            }
+        }
     }
 }
 

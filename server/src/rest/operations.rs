@@ -26,7 +26,7 @@ pub struct StartOperation {
     pub kind: String,
     #[schema(example = "chat:v2")]
     pub full_id: String,
-    /// Rolling only: percent of traffic on the new version per step (default 10, 50, 100).
+    /// Rolling only (refused with other kinds): percent of traffic on the new version per step (default 10, 50, 100).
     pub steps: Option<Vec<u8>>,
     pub reason: Option<String>,
 }
@@ -53,7 +53,7 @@ fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
         (status = 404, description = "Unknown cluster or version", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Another operation runs on the cluster (named), or the plan is impossible from its state", body = ref("#/components/schemas/Error")),
         (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "The environment's policy forbids the version, or the input is malformed", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The environment's policy forbids the version, the version is of a model the cluster does not serve, no reason was given, steps were sent with another kind than rolling, or the input is malformed", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn start(
     State(app): State<AppState>,
@@ -68,12 +68,13 @@ pub async fn start(
             "roll back with POST /api/v1/clusters/{name}/rollback"
         )));
     }
+    switchyard_domain::operations::check_steps_given(kind, body.steps.as_deref())?;
     let request = OperationRequest {
         cluster: parse_cluster_name(&name)?,
         kind,
         full_id: Some(FullId::parse(&body.full_id)?),
         rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
-        reason: super::reason(body.reason.as_deref()).map(str::to_owned),
+        reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
     };
     let op = app
         .store
@@ -89,6 +90,7 @@ pub async fn start(
         (status = 202, description = "Accepted: traffic goes back to the version that served before the last operation", body = ref("#/components/schemas/OperationAccepted")),
         (status = 404, description = "Unknown cluster", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Another operation runs, or there is nothing to roll back to", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given (`field \"reason\" is required`)", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn rollback(
     State(app): State<AppState>,
@@ -102,7 +104,7 @@ pub async fn rollback(
         kind: OperationKind::Rollback,
         full_id: None,
         rolling_steps: Vec::new(),
-        reason: super::reason(body.reason.as_deref()).map(str::to_owned),
+        reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
     };
     let op = app
         .store

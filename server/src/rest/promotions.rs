@@ -42,6 +42,7 @@ pub struct RejectPromotion {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PromotionFilter {
     /// pending, applied, rejected or expired.
     status: Option<String>,
@@ -81,6 +82,7 @@ pub async fn request(
         (status = 403, description = "Needs the approver role, or the caller requested it", body = ref("#/components/schemas/Error")),
         (status = 404, description = "No such promotion", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Already approved by this person, or no longer pending (applied, rejected, expired)", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given (`field \"reason\" is required`)", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn approve(
     State(app): State<AppState>,
@@ -90,7 +92,7 @@ pub async fn approve(
 ) -> Result<Json<Promotion>, ApiError> {
     // The role is checked before the body is read.
     crate::promotions::require(&actor.identity, Role::Approver, "approving a promotion")?;
-    // The body is optional: an approval needs no reason.
+    // A missing or empty body is an approval without a reason: refused below.
     let body: ApprovePromotion = if body.iter().all(u8::is_ascii_whitespace) {
         ApprovePromotion::default()
     } else {

@@ -18,7 +18,9 @@ use super::extract::ApiPath;
 use super::metrics::Metrics;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::StoreError;
 use switchyard_domain::access::Role;
+use switchyard_domain::Timestamp;
 
 /// At most this many invalid records are listed in a 422; the count says how many there were.
 const MAX_LISTED: usize = 100;
@@ -31,10 +33,11 @@ const MAX_LISTED: usize = 100;
             (ref("#/components/schemas/RequestRecord") = "application/x-ndjson"),
         )),
     responses(
-        (status = 202, description = "Stored (records whose request_id was stored before are skipped)", body = ref("#/components/schemas/Accepted")),
+        (status = 202, description = "Stored (records whose request_id was stored before with the same content are skipped); `flagged` lists records the ledger's cluster state contradicts (stored, but the slot held another version then)", body = ref("#/components/schemas/Accepted")),
+        (status = 409, description = "Some records repeat a stored request_id with other content: `error.details.conflicts` lists them; nothing was stored", body = ref("#/components/schemas/Error")),
         (status = 413, description = "Larger than 16 MiB", body = ref("#/components/schemas/Error")),
         (status = 415, description = "Neither JSON nor NDJSON", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "Empty, or some records invalid: `error.details.invalid` lists them (line or index, message); nothing was stored", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "Empty, or some records invalid (malformed, unknown fields, a `/` in request_id, a time in the future or before the ledger, an unknown or retired version, an unknown cluster): `error.details.invalid` lists them (line or index, message); nothing was stored", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn ingest(
     State(app): State<AppState>,
@@ -48,10 +51,85 @@ pub async fn ingest(
     actor.require(Role::Deployer, "reporting request records")?;
     let format = Format::of(&headers)?;
     let body = body.map_err(|r| ApiError::from_bare_status(r.status()))?;
-    let records = parse_batch(&body, format)?;
-    let accepted = app.store.insert_request_records(&records).await?;
+    let batch = parse_batch(&body, format)?;
+    let check = app
+        .store
+        .check_request_records(&batch.records, Timestamp::now())
+        .await?;
+    if !check.refused.is_empty() {
+        return Err(batch.refusal(&check.refused));
+    }
+    let accepted = match app.store.insert_request_records(&batch.records).await {
+        Ok(n) => n,
+        Err(StoreError::RecordConflicts(conflicts)) => return Err(batch.conflict(&conflicts)),
+        Err(e) => return Err(e.into()),
+    };
     metrics.records_ingested(accepted);
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+    let flagged = batch.listed(&check.flagged);
+    let mut answer = json!({ "accepted": accepted });
+    if !flagged.is_empty() {
+        answer["flagged"] = Value::Array(flagged);
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// A parsed batch: the records, and where each was in the body (index in
+/// the array, or line of the NDJSON), for messages about single records.
+#[derive(Debug)]
+struct Parsed {
+    records: Vec<RequestRecord>,
+    positions: Vec<usize>,
+    position: &'static str,
+}
+
+impl Parsed {
+    fn listed(&self, problems: &[(usize, String)]) -> Vec<Value> {
+        problems
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(i, m)| json!({ self.position: self.positions.get(*i).copied().unwrap_or(i + 1), "message": m }))
+            .collect()
+    }
+
+    fn first(&self, problems: &[(usize, String)]) -> String {
+        problems
+            .first()
+            .map(|(i, m)| {
+                format!(
+                    "; {} {}: {m}",
+                    self.position,
+                    self.positions.get(*i).copied().unwrap_or(i + 1)
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// 422: records that contradict what is stored (unknown or retired
+    /// versions, unknown clusters, times outside the ledger); nothing stored.
+    fn refusal(&self, refused: &[(usize, String)]) -> ApiError {
+        ApiError::invalid(format!(
+            "{} of {} request records are invalid, so none was stored{}",
+            refused.len(),
+            self.records.len(),
+            self.first(refused)
+        ))
+        .with_details(json!({ "invalid_count": refused.len(), "invalid": self.listed(refused) }))
+    }
+
+    /// 409: records repeating a stored request_id with other content; nothing stored.
+    fn conflict(&self, conflicts: &[(usize, String)]) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "{} of {} request records repeat a stored request_id with other content, so none was stored{}",
+                conflicts.len(),
+                self.records.len(),
+                self.first(conflicts)
+            ),
+        )
+        .with_details(json!({ "conflict_count": conflicts.len(), "conflicts": self.listed(conflicts) }))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,7 +167,7 @@ impl Format {
 }
 
 /// Parses and validates every record; any invalid one refuses the whole batch.
-fn parse_batch(body: &[u8], format: Format) -> Result<Vec<RequestRecord>, ApiError> {
+fn parse_batch(body: &[u8], format: Format) -> Result<Parsed, ApiError> {
     let is_array =
         format == Format::Json && body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let mut batch = Batch::default();
@@ -120,6 +198,7 @@ fn parse_batch(body: &[u8], format: Format) -> Result<Vec<RequestRecord>, ApiErr
 #[derive(Default)]
 struct Batch {
     records: Vec<RequestRecord>,
+    positions: Vec<usize>,
     total: usize,
     invalid: Vec<(usize, String)>,
     invalid_count: usize,
@@ -133,7 +212,10 @@ impl Batch {
             .and_then(|raw| raw.validate().map_err(|e| e.to_string()));
         match parsed {
             // Once the batch is refused the valid records are not needed.
-            Ok(record) if self.invalid_count == 0 => self.records.push(record),
+            Ok(record) if self.invalid_count == 0 => {
+                self.records.push(record);
+                self.positions.push(n);
+            }
             Ok(_) => {}
             Err(message) => {
                 self.invalid_count += 1;
@@ -144,14 +226,18 @@ impl Batch {
         }
     }
 
-    fn finish(self, position: &str) -> Result<Vec<RequestRecord>, ApiError> {
+    fn finish(self, position: &'static str) -> Result<Parsed, ApiError> {
         if self.total == 0 {
             return Err(ApiError::invalid(
                 "the batch is empty: send at least one request record",
             ));
         }
         let Some((first_n, first_message)) = self.invalid.first() else {
-            return Ok(self.records);
+            return Ok(Parsed {
+                records: self.records,
+                positions: self.positions,
+                position,
+            });
         };
         let message = format!(
             "{} of {} request records are invalid, so none was stored; {position} {first_n}: {first_message}",
@@ -204,8 +290,9 @@ mod tests {
     #[test]
     fn an_ndjson_batch_with_blank_lines_parses_every_record() {
         let body = format!("{GOOD}\n\n{}\n", GOOD.replace("r1", "r2"));
-        let records = parse_batch(body.as_bytes(), Format::Ndjson).expect("valid");
-        assert_eq!(records.len(), 2);
+        let batch = parse_batch(body.as_bytes(), Format::Ndjson).expect("valid");
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(batch.positions, [1, 3], "lines, blank ones counted");
     }
 
     #[test]
@@ -214,6 +301,7 @@ mod tests {
         assert_eq!(
             parse_batch(body.as_bytes(), Format::Json)
                 .expect("valid")
+                .records
                 .len(),
             2
         );

@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ServingQuery {
     /// RFC 3339 with a time zone, e.g. `2026-03-03T14:00:00Z`.
     at: String,
@@ -24,6 +25,7 @@ pub struct ServingQuery {
     params(ServingQuery),
     responses(
         (status = 200, description = "What each environment pinned at that instant, since when, by which event and actor, and when it next changed", body = ref("#/components/schemas/ServingAt")),
+        (status = 404, description = "An unknown environment or model, named", body = ref("#/components/schemas/Error")),
         (status = 422, description = "`at` missing or without a time zone, or a malformed filter", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn serving_at(

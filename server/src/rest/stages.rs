@@ -36,7 +36,7 @@ pub struct StageMove {
         (status = 200, description = "Moved", body = ref("#/components/schemas/Version")),
         (status = 404, description = "Not registered", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Move not allowed; the message names the allowed moves (to production: request a promotion)", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "Unknown stage or malformed id", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "Unknown stage, malformed id, or no reason (`field \"reason\" is required`)", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn change_stage(
     State(app): State<AppState>,
@@ -53,10 +53,17 @@ pub async fn change_stage(
     let via = MoveVia::Manual {
         is_admin: actor.role == Role::Admin && body.early,
     };
-    let reason = super::reason(body.reason.as_deref());
+    let reason = super::required_reason(body.reason.as_deref())?;
     let version = app
         .store
-        .change_stage(&full_id, to, via, reason, &actor.name, Timestamp::now())
+        .change_stage(
+            &full_id,
+            to,
+            via,
+            Some(reason),
+            &actor.name,
+            Timestamp::now(),
+        )
         .await?;
     Ok(Json(version))
 }

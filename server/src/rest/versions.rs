@@ -52,6 +52,13 @@ pub async fn register(
         ModelId::parse(&model_id)?,
         VersionName::parse(&body.version)?,
     );
+    if let Some(uri) = &body.artifact_uri {
+        switchyard_domain::text::check_free_text("artifact_uri", uri)?;
+    }
+    for (key, value) in body.labels.iter().flatten() {
+        switchyard_domain::text::check_free_text("labels", key)?;
+        switchyard_domain::text::check_free_text("labels", value)?;
+    }
     let new = NewVersion {
         full_id,
         config_hash: config_hash(&body.config)?,

@@ -12,8 +12,10 @@
 //! another server — claims the operation and resumes it.
 
 use async_trait::async_trait;
+use switchyard_domain::clusters::Weights;
 use switchyard_domain::clusters::{Cluster, ClusterChange, NewCluster};
 use switchyard_domain::operations::{Operation, OperationKind, Progress};
+use switchyard_domain::reconcile::Finding;
 use switchyard_domain::{FullId, Timestamp};
 
 use super::StoreResult;
@@ -82,6 +84,22 @@ pub trait ClusterStore: Send + Sync + 'static {
         progress: Progress,
         at: Timestamp,
     ) -> StoreResult<Operation>;
+
+    /// Reconciles the router command an interrupted runner left unrecorded
+    /// (`Operation::intent`) with the router's weights as `owner` observed
+    /// them at `at` (or why they could not be read), in one transaction: the
+    /// ledger event `operation.reconciled`, the state history's transition
+    /// interval from the intent's time and the observed state from `at`
+    /// (`reconcile::reconcile`), and the intent cleared. The finding is `None`
+    /// when there was no intent. Refused with `Conflict` if `owner` no longer
+    /// holds the lease.
+    async fn reconcile_operation(
+        &self,
+        id: i64,
+        owner: &str,
+        observed: Result<Weights, String>,
+        at: Timestamp,
+    ) -> StoreResult<(Operation, Option<Finding>)>;
 
     /// The cluster's operations, newest first, at most `limit`.
     async fn list_operations(&self, cluster: &str, limit: u32) -> StoreResult<Vec<Operation>>;

@@ -39,7 +39,7 @@ pub(crate) const UPDATE_ROLLBACK_TO: &str = "UPDATE clusters SET rollback_to = $
 macro_rules! operation_columns {
     () => {
         "id, cluster, kind, full_id, state, steps, next_step, before, reason, actor, trigger, error, \
-         created_at, finished_at, lease_owner"
+         created_at, finished_at, lease_owner, intent"
     };
 }
 pub(crate) const SELECT_OPERATION: &str = concat!(
@@ -63,7 +63,7 @@ pub(crate) const INSERT_OPERATION: &str = "INSERT INTO operations \
      VALUES ($1, $2, $3, 'running', $4, 0, $5, $6, $7, $8) RETURNING id";
 pub(crate) const UPDATE_OPERATION: &str =
     "UPDATE operations SET state = $2, steps = $3, next_step = $4, \
-     trigger = $5, error = $6, finished_at = $7 WHERE id = $1";
+     trigger = $5, error = $6, finished_at = $7, intent = $8 WHERE id = $1";
 pub(crate) const CLAIMABLE: &str = "SELECT id FROM operations \
      WHERE state = 'running' AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT 1";
 /// The claim on SQLite: one statement, so it runs under the write lock
@@ -153,6 +153,7 @@ pub(crate) struct OperationRow {
     created_at: i64,
     finished_at: Option<i64>,
     pub(crate) lease_owner: Option<String>,
+    intent: Option<String>,
 }
 
 impl OperationRow {
@@ -180,6 +181,10 @@ impl OperationRow {
             error: self.error,
             created_at: Timestamp::from_micros(self.created_at),
             finished_at: self.finished_at.map(Timestamp::from_micros),
+            intent: self
+                .intent
+                .map(|i| json_of(&i, "operation intent"))
+                .transpose()?,
         })
     }
 }
@@ -254,6 +259,7 @@ macro_rules! cluster_sql {
                     .bind(cq::trigger_text(op.trigger))
                     .bind(&op.error)
                     .bind(op.finished_at.map(Timestamp::micros))
+                    .bind(op.intent.as_ref().map(cq::to_json).transpose()?)
                     .execute(&mut *self.tx)
                     .await?;
                 Ok(())
@@ -538,6 +544,85 @@ macro_rules! cluster_sql {
                 w.save_operation(&op).await?;
                 w.commit().await?;
                 Ok(op)
+            }
+
+            async fn reconcile_operation(
+                &self,
+                id: i64,
+                owner: &str,
+                observed: Result<cl::Weights, String>,
+                at: Timestamp,
+            ) -> StoreResult<(Operation, Option<switchyard_domain::reconcile::Finding>)> {
+                use switchyard_domain::reconcile::{self as rc, Finding};
+                let mut w = Writer::begin(self).await?;
+                let (mut op, lease_owner) = fetch_operation(&mut *w.tx, id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("operation {id} does not exist")))?;
+                if lease_owner.as_deref() != Some(owner) {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {id} is now run by another runner ({})",
+                        lease_owner.as_deref().unwrap_or("none")
+                    ))
+                    .into());
+                }
+                let Some(intent) = op.intent.take() else {
+                    return Ok((op, None));
+                };
+                let cluster = fetch_cluster(&mut *w.tx, &op.cluster).await?.ok_or_else(|| unknown_cluster(&op.cluster))?;
+                let r = rc::reconcile(&intent, &cluster.state, observed.clone(), at)?;
+                let step = op.steps.get(intent.step).map(|s| s.step.describe()).unwrap_or_default();
+                let (t1, t2) = (intent.at, at);
+                let reason = match &r.finding {
+                    Finding::Switched => format!(
+                        "the router already routed as \"{step}\" told it: it switched between {t1} (command about to be sent) and {t2} (router observed); in transition in between"
+                    ),
+                    Finding::NotSent => format!(
+                        "the router still routed as before \"{step}\": the command never took effect; the step runs again"
+                    ),
+                    Finding::Elsewhere(w) => format!(
+                        "the router routed blue {} / green {}, neither as before nor as \"{step}\" told it: in transition from {t1} to {t2}, then recorded as found",
+                        w.blue, w.green
+                    ),
+                    Finding::Unknown(why) => format!(
+                        "the router could not be asked ({why}): in transition since {t1} (command about to be sent) until the step is recorded"
+                    ),
+                };
+                let ev = w
+                    .append(
+                        NewEvent::new(at, "system", action::OPERATION_RECONCILED)
+                            .full_id(&op.full_id)
+                            .environment(&cluster.environment)
+                            .cluster(&op.cluster)
+                            .reason(Some(&reason))
+                            .details(json!({
+                                "operation_id": id,
+                                "step": intent.step,
+                                "step_action": step,
+                                "finding": r.finding.as_str(),
+                                "intent": intent,
+                                "observed": observed.as_ref().ok(),
+                                "observe_error": observed.as_ref().err(),
+                                "transition": r.transition.as_ref().map(|t| json!({
+                                    "from": t1,
+                                    "until": r.state.as_ref().map(|_| t2),
+                                    "versions": t.versions(),
+                                })),
+                                "state": r.state,
+                            })),
+                    )
+                    .await?;
+                // The state row at `at` and the transition row at the intent's
+                // time share the event; at one instant only the state is kept.
+                if let Some(t) = r.transition.as_ref().filter(|_| r.state.is_none() || t1 < t2) {
+                    let subject = Subject::Cluster { name: op.cluster.clone() };
+                    w.record_state(subject, t1, ev.id, &cq::to_json(t)?).await?;
+                }
+                if let Some(state) = &r.state {
+                    w.set_cluster_state(&op.cluster, state, ev.id, at).await?;
+                }
+                w.save_operation(&op).await?;
+                w.commit().await?;
+                Ok((op, Some(r.finding)))
             }
 
             async fn list_operations(&self, cluster: &str, limit: u32) -> StoreResult<Vec<Operation>> {

@@ -196,7 +196,9 @@ contract_tests!(
     resolving_an_exact_version_warns_when_deprecated_and_refuses_when_retired,
     resolving_latest_gives_the_newest_unretired_version_only_where_allowed,
     request_records_are_stored_all_or_nothing_and_retries_are_skipped,
+    a_stored_request_id_repeated_with_other_content_is_a_conflict_and_nothing_is_stored,
     request_lookup_names_the_version_and_the_events_that_put_it_in_service,
+    request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster_is_unknown,
     serving_at_answers_what_each_environment_pinned_at_an_instant,
     serving_at_sees_what_another_server_wrote_after_its_first_answer,
     serving_at_places_backdated_changes_and_orders_changes_at_one_instant_by_event,
@@ -211,6 +213,9 @@ contract_tests!(
     retire_due_retires_unpinned_versions_and_holds_pinned_ones,
     concurrent_registrations_of_one_version_with_different_configs_have_one_winner,
     concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous,
+    events_written_while_acting_with_a_token_name_the_person_and_the_token,
+    serving_at_names_an_unknown_environment_or_model_and_says_when_t_is_outside_the_ledger,
+    an_audit_filter_value_nothing_ever_carried_is_named_as_unknown,
 );
 
 mod cache;
@@ -937,7 +942,65 @@ async fn request_records_are_stored_all_or_nothing_and_retries_are_skipped(db: A
         .is_none());
 }
 
+async fn new_cluster(db: &TestDb, name: &str, env: &str) {
+    let new = NewCluster {
+        name: name.into(),
+        environment: env.into(),
+        driver: DriverKind::Simulated,
+        config: json!({}),
+    };
+    db.store
+        .create_cluster(new, "admin", at(0))
+        .await
+        .expect("cluster created");
+}
+
+async fn a_stored_request_id_repeated_with_other_content_is_a_conflict_and_nothing_is_stored(
+    db: Arc<TestDb>,
+) {
+    register(&db, "chat:v1", at(0)).await;
+    register(&db, "chat:v2", at(0)).await;
+    db.store
+        .insert_request_records(&[record("r1", "chat:v1", at(1))])
+        .await
+        .unwrap();
+    let batch = [
+        record("r1", "chat:v1", at(1)),
+        record("r2", "chat:v1", at(2)),
+        record("r1", "chat:v2", at(1)),
+    ];
+    match db.store.insert_request_records(&batch).await {
+        Err(StoreError::RecordConflicts(c)) => {
+            assert_eq!(c.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [2]);
+            assert!(c[0].1.contains("r1") && c[0].1.contains("chat:v1"), "{c:?}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(
+        db.store.request_lookup("r2").await.unwrap().is_none(),
+        "nothing of the batch is stored"
+    );
+    let repeated_in_batch = [
+        record("r3", "chat:v1", at(3)),
+        record("r3", "chat:v2", at(3)),
+    ];
+    assert!(matches!(
+        db.store.insert_request_records(&repeated_in_batch).await,
+        Err(StoreError::RecordConflicts(c)) if c.len() == 1 && c[0].0 == 1
+    ));
+    assert!(db.store.request_lookup("r3").await.unwrap().is_none());
+    assert_eq!(
+        db.store
+            .insert_request_records(&[record("r1", "chat:v1", at(1))])
+            .await
+            .unwrap(),
+        0,
+        "the same content again is a retry, skipped"
+    );
+}
+
 async fn request_lookup_names_the_version_and_the_events_that_put_it_in_service(db: Arc<TestDb>) {
+    new_cluster(&db, "prod-eu", "production").await;
     in_production(&db, "chat:v1", at(0)).await;
     db.store
         .set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(5))
@@ -1655,6 +1718,166 @@ async fn concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous
         "the pin is the one the last event set"
     );
     assert_eq!(envs[1].pins.len(), 1);
+}
+
+async fn events_written_while_acting_with_a_token_name_the_person_and_the_token(db: Arc<TestDb>) {
+    super::acting_with_token(Some("t-dave".into()), register(&db, "chat:v1", at(1))).await;
+    register(&db, "chat:v2", at(2)).await;
+    let events = all_events(&db).await;
+    let seen: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.actor.as_str(), e.details["via_token"].as_str()))
+        .collect();
+    assert_eq!(seen[0].1, Some("t-dave"));
+    assert_eq!(seen[1].1, None);
+    assert_eq!(seen[0].0, seen[1].0, "the actor is the same either way");
+    assert!(db.store.audit_verify().await.unwrap().ok);
+}
+
+async fn serving_at_names_an_unknown_environment_or_model_and_says_when_t_is_outside_the_ledger(
+    db: Arc<TestDb>,
+) {
+    register(&db, "chat:v1", at(10)).await;
+    let unknown_env = domain(db.store.serving_at(at(20), Some("prodution"), None).await);
+    assert!(
+        matches!(&unknown_env, DomainError::NotFound(m) if m.contains("prodution")),
+        "{unknown_env:?}"
+    );
+    let nope = ModelId::parse("nope").unwrap();
+    let unknown_model = domain(db.store.serving_at(at(20), None, Some(&nope)).await);
+    assert!(
+        matches!(&unknown_model, DomainError::NotFound(m) if m.contains("nope")),
+        "{unknown_model:?}"
+    );
+    let chat = ModelId::parse("chat").unwrap();
+    let within = db
+        .store
+        .serving_at(at(20), Some("production"), Some(&chat))
+        .await
+        .unwrap();
+    assert_eq!(within.notice, None);
+    let before = db.store.serving_at(at(5), None, None).await.unwrap();
+    assert!(
+        before
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("before the ledger begins")),
+        "{before:?}"
+    );
+    let future = Timestamp::now().plus_days(365);
+    let later = db.store.serving_at(future, None, None).await.unwrap();
+    assert!(
+        later
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("in the future")),
+        "{later:?}"
+    );
+}
+
+async fn an_audit_filter_value_nothing_ever_carried_is_named_as_unknown(db: Arc<TestDb>) {
+    register(&db, "chat:v1", at(1)).await;
+    let query = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    for (what, q) in [
+        ("actor", query(|q| q.actor = Some("dvae".into()))),
+        ("model", query(|q| q.model = Some("nope".into()))),
+        (
+            "environment",
+            query(|q| q.environment = Some("prod".into())),
+        ),
+        ("cluster", query(|q| q.cluster = Some("eu-9".into()))),
+        (
+            "action",
+            query(|q| q.action = Some("version.deleted".into())),
+        ),
+    ] {
+        let e = domain(db.store.audit_page(&q).await);
+        assert!(
+            matches!(&e, DomainError::NotFound(m) if m.contains(what)),
+            "{what}: {e:?}"
+        );
+    }
+    // Known values that match nothing (together) are an empty page, not an error.
+    let none = query(|q| {
+        q.actor = Some("ci".into());
+        q.environment = Some("production".into());
+    });
+    assert!(db.store.audit_page(&none).await.unwrap().events.is_empty());
+}
+
+async fn request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster_is_unknown(
+    db: Arc<TestDb>,
+) {
+    new_cluster(&db, "prod-eu", "production").await;
+    new_cluster(&db, "prod-us", "production").await;
+    in_production(&db, "chat:v1", at(0)).await;
+    db.store
+        .set_pin("production", &id("chat:v1"), Some("launch"), "bob", at(5))
+        .await
+        .unwrap();
+    let other = super::clusters::OperationRequest {
+        cluster: "prod-us".into(),
+        kind: switchyard_domain::operations::OperationKind::BlueGreen,
+        full_id: Some(id("chat:v1")),
+        rolling_steps: Vec::new(),
+        reason: Some("us only".into()),
+    };
+    db.store
+        .start_operation(other, "dave", at(6))
+        .await
+        .expect("started on the other cluster");
+    let mut elsewhere = record("edge-1", "chat:v1", at(30));
+    elsewhere.cluster = "edge-9".into();
+    db.store
+        .insert_request_records(&[record("eu-1", "chat:v1", at(30)), elsewhere])
+        .await
+        .unwrap();
+
+    let eu = db
+        .store
+        .request_lookup("eu-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert!(eu.cluster_known);
+    assert_eq!(eu.notice, None);
+    assert!(
+        eu.provenance
+            .iter()
+            .all(|e| e.cluster.is_none() && e.action != action::OPERATION_STARTED),
+        "no event of another cluster: {:?}",
+        actions(&eu.provenance)
+    );
+    assert!(actions(&eu.provenance).contains(&action::PIN_CHANGED));
+
+    let edge = db
+        .store
+        .request_lookup("edge-1")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert!(!edge.cluster_known);
+    assert!(
+        edge.notice.as_deref().is_some_and(|n| n.contains("edge-9")),
+        "{:?}",
+        edge.notice
+    );
+    assert_eq!(
+        actions(&edge.provenance),
+        [
+            action::VERSION_REGISTERED,
+            action::STAGE_CHANGED,
+            action::STAGE_CHANGED
+        ],
+        "only the version's own events: no environment's, no cluster's"
+    );
 }
 
 #[tokio::test]

@@ -40,13 +40,12 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The ledger actor: the user, or `token:<name>` for a token, so the
-    /// audit log tells a person at the console from a pipeline's token.
+    /// The ledger actor: always the person. The token a request came with
+    /// is recorded separately, as `details.via_token` of each event
+    /// (`store::acting_with_token`), so filtering the audit by a person
+    /// finds what they did at the console and with their tokens alike.
     pub fn actor(&self) -> String {
-        match &self.token {
-            Some(name) => format!("token:{name}"),
-            None => self.username.clone(),
-        }
+        self.username.clone()
     }
 }
 

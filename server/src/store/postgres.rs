@@ -129,6 +129,22 @@ impl PgStore {
                 .await?
                 .rows_affected();
         }
+        if inserted < records.len() as u64 {
+            // Some ids were stored already (or repeated): only the same content may repeat.
+            let ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
+            let stored = sqlx::query_as::<_, super::sql::RequestRecordRow>(&format!(
+                "SELECT {REQUEST_RECORD_COLUMNS} FROM request_records WHERE request_id = ANY($1)"
+            ))
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            let conflicts =
+                super::sql::record_conflicts(records, &super::sql::records_by_id(stored)?);
+            if !conflicts.is_empty() {
+                tx.rollback().await?;
+                return Err(super::StoreError::RecordConflicts(conflicts));
+            }
+        }
         tx.commit().await?;
         Ok(inserted)
     }

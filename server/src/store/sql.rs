@@ -136,6 +136,40 @@ pub(crate) const SELECT_HISTORY_BETWEEN: &str =
 pub(crate) const SELECT_ENVIRONMENT_ORDER: &str =
     "SELECT name FROM environments ORDER BY position, name";
 /// Every cluster's fixed columns, for the temporal index.
+/// The instant of the ledger's first event (NULL when it is empty).
+pub(crate) const SELECT_LEDGER_BEGINS: &str = "SELECT MIN(at) FROM ledger";
+pub(crate) const ENVIRONMENT_EXISTS: &str = "SELECT 1 FROM environments WHERE name = $1";
+pub(crate) const MODEL_EXISTS: &str = "SELECT 1 FROM versions WHERE model_id = $1 LIMIT 1";
+pub(crate) const CLUSTER_EXISTS: &str = "SELECT 1 FROM clusters WHERE name = $1";
+
+/// A filter value of the audit log, and the query that tells whether any
+/// event (or anything at all) ever carried it.
+pub(crate) fn audit_filter_checks(
+    q: &crate::store::AuditQuery,
+) -> Vec<(&'static str, &'static str, &str)> {
+    let mut out = Vec::new();
+    for (what, sql, value) in [
+        (
+            "action",
+            "SELECT 1 FROM ledger WHERE action = $1 LIMIT 1",
+            &q.action,
+        ),
+        (
+            "actor",
+            "SELECT 1 FROM ledger WHERE actor = $1 LIMIT 1",
+            &q.actor,
+        ),
+        ("model", MODEL_EXISTS, &q.model),
+        ("environment", ENVIRONMENT_EXISTS, &q.environment),
+        ("cluster", CLUSTER_EXISTS, &q.cluster),
+    ] {
+        if let Some(v) = value {
+            out.push((what, sql, v.as_str()));
+        }
+    }
+    out
+}
+
 pub(crate) const SELECT_CLUSTER_META: &str = "SELECT name, environment, driver FROM clusters";
 
 macro_rules! ledger_columns {
@@ -172,9 +206,12 @@ pub(crate) const SELECT_MODEL_HISTORY: &str = concat!(
 /// is not registered) and, one per row, the events of that version up to the
 /// record's instant, oldest first (one row of NULL event columns if none):
 /// `request_lookup` in one round trip.
-/// The request lookup as one row: the record, its version, and its version's
-/// ledger events up to the request as one JSON array of arrays (column
-/// order of [`LookupEvent`]), oldest first. One row rather than a row per
+/// The request lookup as one row: the record, its version, whether its
+/// cluster is one Switchyard manages, and the ledger events up to the request
+/// that concern its version and its cluster (events of the version with no
+/// cluster, in no environment or in the cluster's environment, and the
+/// cluster's own events of that version — never another cluster's) as one
+/// JSON array of arrays (column order of [`LookupEvent`]), oldest first. One row rather than a row per
 /// event: sqlx hands SQLite rows from its worker thread one message at a
 /// time, and the version's columns are not repeated per event.
 macro_rules! request_lookup_sql {
@@ -183,7 +220,8 @@ macro_rules! request_lookup_sql {
             "SELECT r.request_id, r.at, r.cluster, r.slot, r.model_id, r.version, r.latency_ms, r.outcome, \
              v.stage AS v_stage, v.config_hash AS v_config_hash, v.config AS v_config, \
              v.artifact_uri AS v_artifact_uri, v.labels AS v_labels, v.created_at AS v_created_at, \
-             v.created_by AS v_created_by, v.stage_since AS v_stage_since, ",
+             v.created_by AS v_created_by, v.stage_since AS v_stage_since, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM clusters c WHERE c.name = r.cluster) THEN 1 ELSE 0 END AS BIGINT) AS cluster_known, ",
             $events,
             " AS events \
              FROM request_records r \
@@ -196,13 +234,17 @@ macro_rules! request_lookup_sql {
 pub(crate) const SELECT_REQUEST_LOOKUP_SQLITE: &str = request_lookup_sql!(
     "(SELECT json_group_array(json_array(l.id, l.at, l.actor, l.action, l.model_id, l.version, \
      l.environment, l.cluster, l.reason, l.details, l.prev_hash, l.hash) ORDER BY l.id) \
-     FROM ledger l WHERE l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at)"
+     FROM ledger l WHERE l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at \
+     AND (l.cluster = r.cluster OR (l.cluster IS NULL AND (l.environment IS NULL OR l.environment = \
+     (SELECT c.environment FROM clusters c WHERE c.name = r.cluster)))))"
 );
 
 pub(crate) const SELECT_REQUEST_LOOKUP_POSTGRES: &str = request_lookup_sql!(
     "(SELECT json_agg(json_build_array(l.id, l.at, l.actor, l.action, l.model_id, l.version, \
      l.environment, l.cluster, l.reason, l.details, l.prev_hash, l.hash) ORDER BY l.id)::text \
-     FROM ledger l WHERE l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at)"
+     FROM ledger l WHERE l.model_id = r.model_id AND l.version = r.version AND l.at <= r.at \
+     AND (l.cluster = r.cluster OR (l.cluster IS NULL AND (l.environment IS NULL OR l.environment = \
+     (SELECT c.environment FROM clusters c WHERE c.name = r.cluster)))))"
 );
 
 /// One provenance event as the lookup's JSON carries it.
@@ -223,6 +265,45 @@ type LookupEvent = (
 
 pub(crate) const REQUEST_RECORD_COLUMNS: &str =
     "request_id, at, cluster, slot, model_id, version, latency_ms, outcome";
+
+/// The records of a batch whose request_id is stored with other content:
+/// (index in the batch, why). `stored` holds what the database has for the
+/// batch's ids (for an id repeated in the batch, the copy stored first).
+pub(crate) fn record_conflicts(
+    records: &[RequestRecord],
+    stored: &std::collections::HashMap<String, RequestRecord>,
+) -> Vec<(usize, String)> {
+    records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let s = stored.get(&r.request_id)?;
+            (s != r).then(|| {
+                (
+                    i,
+                    format!(
+                        "request_id {:?} is already stored with other content ({} on cluster {} {} slot at {}, {} ms)",
+                        r.request_id,
+                        s.full_id,
+                        s.cluster,
+                        s.slot,
+                        s.at.to_rfc3339(),
+                        s.latency_ms
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Rows of `request_records` as a map by request_id.
+pub(crate) fn records_by_id(
+    rows: Vec<RequestRecordRow>,
+) -> StoreResult<std::collections::HashMap<String, RequestRecord>> {
+    rows.into_iter()
+        .map(|row| row.into_record().map(|r| (r.request_id.clone(), r)))
+        .collect()
+}
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -619,6 +700,8 @@ impl RequestWithVersionRow {
 pub(crate) struct RequestLookupRow {
     #[sqlx(flatten)]
     pub(crate) record: RequestWithVersionRow,
+    /// 1 when the record's cluster is one Switchyard manages.
+    pub(crate) cluster_known: i64,
     /// `NULL` on PostgreSQL when the version has no events yet.
     events: Option<String>,
 }

@@ -140,7 +140,8 @@ macro_rules! sql_store {
             }
 
             pub(super) async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {
-                let ev = event.seal(self.last_id + 1, &self.last_hash);
+                let token = crate::store::token_in_use();
+                let ev = event.via_token(token.as_deref()).seal(self.last_id + 1, &self.last_hash);
                 sqlx::query(q::INSERT_EVENT)
                     .bind(ev.id)
                     .bind(ev.at.micros())
@@ -427,6 +428,11 @@ macro_rules! sql_store {
                     self.cache.vouch(checked_at);
                     tokio::time::sleep(every).await;
                 }
+            }
+
+            /// Whether `sql` (one `$1` parameter) finds a row for `value`.
+            async fn exists(&self, sql: &str, value: &str) -> StoreResult<Option<i32>> {
+                Ok(sqlx::query_scalar::<_, i32>(sql).bind(value).fetch_optional(&self.pool).await?)
             }
 
             /// The temporal index with every state row of the events up to the
@@ -735,6 +741,51 @@ macro_rules! sql_store {
                 self.insert_records(records).await
             }
 
+            async fn check_request_records(&self, records: &[RequestRecord], now: Timestamp) -> StoreResult<$crate::store::RecordCheck> {
+                use std::collections::HashMap;
+                use switchyard_domain::records as rr;
+                let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
+                let begins = begins.map(Timestamp::from_micros);
+                let mut versions: HashMap<&FullId, Option<(Stage, Timestamp)>> = HashMap::new();
+                let mut clusters: HashMap<&str, bool> = HashMap::new();
+                for r in records {
+                    if !versions.contains_key(&r.full_id) {
+                        let v = self.get_version(&r.full_id).await?;
+                        versions.insert(&r.full_id, v.map(|v| (v.stage, v.stage_since)));
+                    }
+                    if !clusters.contains_key(r.cluster.as_str()) {
+                        let known = self.exists(q::CLUSTER_EXISTS, &r.cluster).await?.is_some();
+                        clusters.insert(&r.cluster, known);
+                    }
+                }
+                let index = self.temporal_at_head().await?;
+                let mut check = $crate::store::RecordCheck::default();
+                for (i, r) in records.iter().enumerate() {
+                    let stage = versions.get(&r.full_id).copied().flatten();
+                    let known_cluster = clusters.get(r.cluster.as_str()).copied().unwrap_or(false);
+                    let verdict = rr::check_record_time(r.at, now, begins)
+                        .and_then(|()| rr::check_record_version(&r.full_id, r.at, stage))
+                        .and_then(|()| if known_cluster {
+                            Ok(())
+                        } else {
+                            Err(DomainError::Invalid(format!(
+                                "field \"cluster\": {:?} is not a cluster Switchyard manages",
+                                r.cluster
+                            )))
+                        });
+                    if let Err(e) = verdict {
+                        check.refused.push((i, e.to_string()));
+                        continue;
+                    }
+                    let slot: switchyard_domain::clusters::SlotName = r.slot.parse()?;
+                    let held = index.slot_at(&r.cluster, r.at, slot, &r.full_id)?;
+                    if let Some(why) = rr::contradiction(r, held.as_ref().map(Option::as_ref)) {
+                        check.flagged.push((i, why));
+                    }
+                }
+                Ok(check)
+            }
+
             async fn request_lookup(&self, request_id: &str) -> StoreResult<Option<RequestLookup>> {
                 let sql = match Backend::$backend {
                     Backend::Sqlite => q::SELECT_REQUEST_LOOKUP_SQLITE,
@@ -748,12 +799,34 @@ macro_rules! sql_store {
                     return Ok(None);
                 };
                 let provenance = row.events()?;
+                let cluster_known = row.cluster_known == 1;
                 let (record, version) = row.record.into_parts()?;
-                Ok(Some(RequestLookup { record, version, provenance }))
+                let notice = (!cluster_known).then(|| format!(
+                    "cluster {:?} is not one Switchyard manages: no operation of it is known, and the events shown concern the version only",
+                    record.cluster
+                ));
+                Ok(Some(RequestLookup { record, version, provenance, cluster_known, notice }))
             }
 
             async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {
-                self.temporal_at_head().await?.serving_at(at, env, model)
+                if let Some(env) = env {
+                    if self.exists(q::ENVIRONMENT_EXISTS, env).await?.is_none() {
+                        return Err(DomainError::NotFound(format!("environment {env:?} does not exist")).into());
+                    }
+                }
+                if let Some(model) = model {
+                    if self.exists(q::MODEL_EXISTS, model.as_str()).await?.is_none() {
+                        return Err(DomainError::NotFound(format!("model {model:?} is unknown: no version of it was ever registered")).into());
+                    }
+                }
+                let mut answer = self.temporal_at_head().await?.serving_at(at, env, model)?;
+                let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
+                answer.notice = switchyard_domain::history::outside_the_ledger(
+                    at,
+                    Timestamp::now(),
+                    begins.map(Timestamp::from_micros),
+                );
+                Ok(answer)
             }
 
             async fn audit_page(&self, query: &AuditQuery) -> StoreResult<AuditPage> {
@@ -771,6 +844,18 @@ macro_rules! sql_store {
                     .into_iter()
                     .map(q::LedgerRow::into_event)
                     .collect::<StoreResult<Vec<_>>>()?;
+                if events.is_empty() && query.cursor.is_none() {
+                    // Nothing matched: a filter value nothing ever carried is
+                    // named as unknown rather than answered with an empty page.
+                    for (what, sql, value) in q::audit_filter_checks(query) {
+                        if self.exists(sql, value).await?.is_none() {
+                            return Err(DomainError::NotFound(format!(
+                                "unknown {what} {value:?}: no such {what} in the ledger"
+                            ))
+                            .into());
+                        }
+                    }
+                }
                 let next_cursor = (events.len() > limit).then(|| {
                     events.truncate(limit);
                     events.last().map(|e| e.id.to_string())

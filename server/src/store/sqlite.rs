@@ -89,6 +89,27 @@ impl SqliteStore {
             }
             inserted += statement.execute(&mut *tx).await?.rows_affected();
         }
+        if inserted < records.len() as u64 {
+            // Some ids were stored already (or repeated): only the same content may repeat.
+            let mut stored = Vec::new();
+            for chunk in records.chunks(500) {
+                let marks = vec!["?"; chunk.len()].join(", ");
+                let sql = format!(
+                    "SELECT {REQUEST_RECORD_COLUMNS} FROM request_records WHERE request_id IN ({marks})"
+                );
+                let mut select = sqlx::query_as::<_, super::sql::RequestRecordRow>(&sql);
+                for r in chunk {
+                    select = select.bind(&r.request_id);
+                }
+                stored.extend(select.fetch_all(&mut *tx).await?);
+            }
+            let conflicts =
+                super::sql::record_conflicts(records, &super::sql::records_by_id(stored)?);
+            if !conflicts.is_empty() {
+                tx.rollback().await?;
+                return Err(super::StoreError::RecordConflicts(conflicts));
+            }
+        }
         tx.commit().await?;
         Ok(inserted)
     }

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use switchyard_domain::clusters::{self as cl, ClusterState, DriverKind};
 use switchyard_domain::history::{as_of_position, StateEntry};
-use switchyard_domain::types::{ClusterAt, PinAt, ServingAt};
+use switchyard_domain::reconcile::HistoryValue;
+use switchyard_domain::types::{ClusterAt, PinAt, ServingAt, TransitionAt};
 use switchyard_domain::{FullId, ModelId, Timestamp};
 
 use super::sql::stored_full_id;
@@ -114,7 +115,7 @@ impl<V> History<V> {
 /// A pinned version and a cluster state as stored, parsed once when loaded; a
 /// value that does not parse keeps its error, reported when an answer needs it.
 type StoredPin = Result<FullId, String>;
-type StoredState = Result<ClusterState, String>;
+type StoredState = Result<HistoryValue, String>;
 
 #[derive(Debug, Default)]
 struct ClusterHistory {
@@ -219,8 +220,9 @@ impl TemporalIndex {
                 if cluster.meta.is_none() {
                     self.metadata_stale = true;
                 }
+                // A plain state, or one marked in transition (`reconcile`).
                 let state =
-                    serde_json::from_str::<ClusterState>(&row.value).map_err(|e| e.to_string());
+                    serde_json::from_str::<HistoryValue>(&row.value).map_err(|e| e.to_string());
                 let value = Held {
                     value: state,
                     actor,
@@ -254,6 +256,37 @@ impl TemporalIndex {
             self.clusters.entry(c.name).or_default().meta = Some((c.environment, c.driver));
         }
         self.metadata_stale = false;
+    }
+
+    /// What `slot` of `cluster` held at `at` by the ledger: `None` when the
+    /// cluster had no recorded state then (or is not known). Inside a
+    /// transition interval either side may have answered: the side holding
+    /// `seen` is chosen when it is one of them.
+    pub(crate) fn slot_at(
+        &self,
+        cluster: &str,
+        at: Timestamp,
+        slot: cl::SlotName,
+        seen: &FullId,
+    ) -> StoreResult<Option<Option<FullId>>> {
+        let Some(history) = self.clusters.get(cluster) else {
+            return Ok(None);
+        };
+        let (Some(current), _) = history.changes.at(at) else {
+            return Ok(None);
+        };
+        let held = current.value.value.as_ref().map_err(|e| {
+            StoreError::Corrupt(format!(
+                "state history of cluster {cluster} is not valid: {e}"
+            ))
+        })?;
+        let after = held.state.version(slot);
+        let before = held
+            .transition_from
+            .as_ref()
+            .and_then(|from| from.version(slot));
+        let chosen = if before == Some(seen) { before } else { after };
+        Ok(Some(chosen.cloned()))
     }
 
     /// The version `environment` pinned for `model` at `at`, if any.
@@ -337,11 +370,27 @@ impl TemporalIndex {
             let (Some(current), next_change) = cluster.changes.at(at) else {
                 continue;
             };
-            let held = current.value.value.as_ref().map_err(|e| {
+            let value = current.value.value.as_ref().map_err(|e| {
                 StoreError::Corrupt(format!("state history of cluster {name} is not valid: {e}"))
             })?;
+            let held = &value.state;
+            // Inside a transition either side may have served: a model is
+            // served here if it is on either side.
+            let transition = value.transition_from.as_ref().map(|from| TransitionAt {
+                from: from.slot_views(),
+                versions: value.versions(),
+                since: current.valid_from,
+                until: next_change,
+            });
             let serving = held.serving();
-            if model.is_some_and(|m| !serving.iter().any(|(_, v, _)| &v.model_id == m)) {
+            let left = value.transition_from.as_ref().map(ClusterState::serving);
+            let serves = |m: &ModelId| {
+                serving
+                    .iter()
+                    .chain(left.iter().flatten())
+                    .any(|(_, v, _)| &v.model_id == m)
+            };
+            if model.is_some_and(|m| !serves(m)) {
                 continue; // serves other models
             }
             let mut pinned: Vec<FullId> = Vec::new();
@@ -363,9 +412,15 @@ impl TemporalIndex {
                 actor: current.value.actor.to_string(),
                 reason: current.value.reason.as_deref().map(str::to_owned),
                 next_change,
+                transition,
             });
         }
-        Ok(ServingAt { at, pins, clusters })
+        Ok(ServingAt {
+            at,
+            pins,
+            clusters,
+            notice: None,
+        })
     }
 
     /// Subjects, entries and an estimate of the heap they take (entries,
@@ -407,7 +462,13 @@ impl TemporalIndex {
                 .changes
                 .iter()
                 .map(|e| match &e.value.value {
-                    Ok(s) => full_id(&s.blue) + full_id(&s.green),
+                    Ok(v) => {
+                        full_id(&v.state.blue)
+                            + full_id(&v.state.green)
+                            + v.transition_from.as_ref().map_or(0, |s| {
+                                size_of::<ClusterState>() + full_id(&s.blue) + full_id(&s.green)
+                            })
+                    }
                     Err(e) => e.len(),
                 })
                 .sum::<usize>();
@@ -641,6 +702,61 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["eu-1"]
         );
+    }
+
+    #[test]
+    fn inside_a_transition_interval_a_cluster_names_both_sides_and_says_so() {
+        let v = |s: &str| FullId::parse(s).expect("full id");
+        let before = ClusterState {
+            blue: Some(v("chat:v1")),
+            green: Some(v("chat:v2")),
+            weights: Weights::all_on(SlotName::Blue),
+        };
+        let after = before.with_weights(Weights::all_on(SlotName::Green));
+        let between = json!(HistoryValue {
+            state: after.clone(),
+            transition_from: Some(before.clone()),
+        })
+        .to_string();
+        let index = index(vec![
+            row("cluster/eu-1", 10, 1, &json!(before).to_string(), "system"),
+            // Both rows come from the reconciliation's event: the transition is backdated.
+            row("cluster/eu-1", 30, 7, &json!(after).to_string(), "system"),
+            row("cluster/eu-1", 20, 7, &between, "system"),
+        ]);
+        let at_15 = index.serving_at(at(15), None, None).expect("answer");
+        assert_eq!(at_15.clusters[0].transition, None);
+        let at_25 = index.serving_at(at(25), None, None).expect("answer");
+        let t = at_25.clusters[0].transition.clone().expect("in transition");
+        assert_eq!(t.versions, [v("chat:v1"), v("chat:v2")]);
+        assert_eq!((t.since, t.until), (at(20), Some(at(30))));
+        assert_eq!(t.from, before.slot_views());
+        assert_eq!(at_25.clusters[0].slots, after.slot_views());
+        let chat = index
+            .serving_at(at(25), None, Some(&model("chat")))
+            .expect("answer");
+        assert_eq!(chat.clusters.len(), 1, "the model filter sees both sides");
+        assert!(index
+            .serving_at(at(25), None, Some(&model("embed")))
+            .expect("answer")
+            .clusters
+            .is_empty());
+        let at_30 = index.serving_at(at(30), None, None).expect("answer");
+        assert_eq!(at_30.clusters[0].transition, None);
+        assert_eq!(at_30.clusters[0].since, at(30));
+        // A transition with no later change stays open.
+        let open = super::TemporalIndex::default();
+        let mut open = open;
+        open.apply(vec![row("cluster/eu-1", 20, 7, &between, "system")], 100);
+        open.set_metadata(vec!["production".into()], vec![meta("eu-1", "production")]);
+        let t = open
+            .serving_at(at(99), None, None)
+            .expect("answer")
+            .clusters[0]
+            .transition
+            .clone()
+            .expect("in transition");
+        assert_eq!(t.until, None);
     }
 
     #[test]

@@ -85,14 +85,14 @@ const REST: &[Row] = &[
         "PUT",
         "/api/v1/environments/{env}/pins/{model_id}",
         "/api/v1/environments/staging/pins/chat",
-        Some(|| json!({"version": "v0"})),
+        Some(|| json!({"version": "v0", "reason": "test"})),
         Some(Role::Deployer),
     ),
     (
         "PUT",
         "/api/v1/environments/{env}/pins/{model_id}",
         "/api/v1/environments/production/pins/chat",
-        Some(|| json!({"version": "v0"})),
+        Some(|| json!({"version": "v0", "reason": "test"})),
         Some(Role::Admin),
     ),
     (
@@ -256,16 +256,18 @@ const REST: &[Row] = &[
         None,
         Some(Role::Admin),
     ),
+    // Public, so a client can be generated before a token exists.
     (
         "GET",
         "/api/v1/openapi.json",
         "/api/v1/openapi.json",
         None,
-        Some(Role::Viewer),
+        None,
     ),
     ("GET", "/healthz", "/healthz", None, None),
     ("GET", "/readyz", "/readyz", None, None),
-    ("GET", "/metrics", "/metrics", None, None),
+    // Never anonymous: any valid API token (or the scraper's own secret).
+    ("GET", "/metrics", "/metrics", None, Some(Role::Viewer)),
 ];
 
 /// Every console server function (by its path) and the console's form posts.

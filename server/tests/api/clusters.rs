@@ -98,7 +98,10 @@ async fn an_operation_is_accepted_run_in_the_background_and_a_second_one_meanwhi
         .as_i64()
         .expect("an id");
     let second = app
-        .post_json(path, &json!({ "kind": "rolling", "full_id": "chat:2" }))
+        .post_json(
+            path,
+            &json!({ "kind": "rolling", "full_id": "chat:2", "reason": "test" }),
+        )
         .await;
     let error = assert_error(second, StatusCode::CONFLICT).await;
     assert!(
@@ -118,7 +121,7 @@ async fn an_operation_is_accepted_run_in_the_background_and_a_second_one_meanwhi
     let res = app
         .post_json(
             path,
-            &json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100] }),
+            &json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100], "reason": "test" }),
         )
         .await;
     let id = res.json::<Value>().await.expect("JSON")["operation_id"]
@@ -171,27 +174,39 @@ async fn operations_are_refused_before_anything_moves_for_versions_the_environme
     create(&app, "prod-1", "production").await;
     let path = "/api/v1/clusters/prod-1/operations";
     let e = assert_error(
-        app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:1" }))
-            .await,
+        app.post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "test" }),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert_eq!(e["code"], "policy_violation");
     assert_error(
-        app.post_json(path, &json!({ "kind": "blue_green", "full_id": "chat:9" }))
-            .await,
+        app.post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:9", "reason": "test" }),
+        )
+        .await,
         StatusCode::NOT_FOUND,
     )
     .await;
     assert_error(
-        app.post_json(path, &json!({ "kind": "teleport", "full_id": "chat:1" }))
-            .await,
+        app.post_json(
+            path,
+            &json!({ "kind": "teleport", "full_id": "chat:1", "reason": "test" }),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
     assert_error(
-        app.post_json("/api/v1/clusters/prod-1/rollback", &json!({}))
-            .await,
+        app.post_json(
+            "/api/v1/clusters/prod-1/rollback",
+            &json!({ "reason": "test" }),
+        )
+        .await,
         StatusCode::CONFLICT,
     )
     .await;
@@ -203,6 +218,61 @@ async fn operations_are_refused_before_anything_moves_for_versions_the_environme
     assert_eq!(
         app.get_json("/api/v1/clusters/prod-1").await["running_operation"],
         Value::Null
+    );
+}
+
+#[tokio::test]
+async fn an_operation_with_a_version_of_another_model_or_with_steps_it_ignores_is_refused() {
+    let app = spawn_app().await;
+    app.register("chat", "1", json!({ "t": 1 })).await;
+    app.register("chat", "2", json!({ "t": 2 })).await;
+    app.register("rerank", "1", json!({ "r": 1 })).await;
+    create(&app, "dev-1", "development").await;
+    let path = "/api/v1/clusters/dev-1/operations";
+    let res = app
+        .post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "first" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("an id");
+    let runner = with_runner(&app).await;
+    assert_eq!(finished(&app, id).await["state"], "succeeded");
+    runner.abort();
+
+    for kind in ["blue_green", "hot_reload", "rolling"] {
+        let e = assert_error(
+            app.post_json(
+                path,
+                &json!({ "kind": kind, "full_id": "rerank:1", "reason": "wrong model" }),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        let message = e["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("rerank") && message.contains("serves chat"),
+            "{kind}: {e}"
+        );
+    }
+    let e = assert_error(
+        app.post_json(
+            path,
+            &json!({ "kind": "blue_green", "full_id": "chat:2", "steps": [10, 100], "reason": "r" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(e["message"].as_str().unwrap_or("").contains("steps"), "{e}");
+    assert_eq!(
+        app.get_json("/api/v1/clusters/dev-1").await["running_operation"],
+        Value::Null,
+        "nothing was started"
     );
 }
 
@@ -238,12 +308,15 @@ async fn a_rolling_step_whose_error_rate_exceeds_the_threshold_rolls_back_with_t
             .as_i64()
             .expect("an id")
     };
-    let first = start(json!({ "kind": "blue_green", "full_id": "chat:1" })).await;
+    let first = start(json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "test" })).await;
     assert_eq!(finished(&app, first).await["state"], "succeeded");
     // 1% errors is under the 5% threshold: every gate passes and says what it measured.
     let healthy = finished(
         &app,
-        start(json!({ "kind": "rolling", "full_id": "chat:2", "steps": [20, 100] })).await,
+        start(
+            json!({ "kind": "rolling", "full_id": "chat:2", "steps": [20, 100], "reason": "test" }),
+        )
+        .await,
     )
     .await;
     assert_eq!(healthy["state"], "succeeded", "{healthy}");
@@ -264,7 +337,7 @@ async fn a_rolling_step_whose_error_rate_exceeds_the_threshold_rolls_back_with_t
 
     let op = finished(
         &app,
-        start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100] })).await,
+        start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100], "reason": "test" })).await,
     )
     .await;
     runner.abort();
@@ -498,13 +571,16 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
             .as_i64()
             .expect("an id")
     };
-    let first = start(json!({ "kind": "blue_green", "full_id": "chat:1" })).await;
+    let first = start(json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "test" })).await;
     assert_eq!(
         until(app, first, "the first deploy", |o| o["state"] != "running").await["state"],
         "succeeded"
     );
 
-    let id = start(json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100] })).await;
+    let id = start(
+        json!({ "kind": "rolling", "full_id": "chat:2", "steps": [10, 50, 100], "reason": "test" }),
+    )
+    .await;
     let plan = app.get_json(&format!("/api/v1/operations/{id}")).await["steps"]
         .as_array()
         .cloned()
@@ -606,9 +682,84 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
         "{interrupted:?}"
     );
 
+    // Each shift killed after the router acted was reconciled on resumption:
+    // between the command and the observation serving at T reports the
+    // transition naming both versions, never only the old one — in the API
+    // and on the console's page.
+    let reconciled = app
+        .get_json("/api/v1/audit?action=operation.reconciled&limit=100")
+        .await["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let shifts: Vec<usize> = (0..plan.len())
+        .filter(|i| plan[*i]["action"] == "shift")
+        .collect();
+    let mut found: Vec<usize> = reconciled
+        .iter()
+        .filter(|e| e["details"]["operation_id"] == id)
+        .filter_map(|e| e["details"]["step"].as_u64().map(|s| s as usize))
+        .collect();
+    found.sort_unstable();
+    assert_eq!(
+        found, shifts,
+        "one reconciliation per interrupted traffic step: {reconciled:?}"
+    );
+    app.user_with_token("erin", switchyard_domain::access::Role::Viewer, None)
+        .await;
+    let browser = crate::console::sign_in(app, "erin").await;
+    for e in reconciled
+        .iter()
+        .filter(|e| e["details"]["operation_id"] == id)
+    {
+        assert_eq!(e["details"]["finding"], "switched", "{e}");
+        let micros = |v: &Value| {
+            switchyard_domain::Timestamp::parse(v.as_str().expect("a time"))
+                .expect("RFC 3339")
+                .micros()
+        };
+        let (t1, t2) = (micros(&e["details"]["intent"]["at"]), micros(&e["at"]));
+        assert!(t1 < t2, "{e}");
+        let mid = switchyard_domain::Timestamp::from_micros((t1 + t2) / 2)
+            .to_rfc3339()
+            .replace('+', "%2B");
+        let s = app.get_json(&format!("/api/v1/serving?at={mid}")).await;
+        let c = s["clusters"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["cluster"] == "crash-1"))
+            .cloned()
+            .expect("crash-1 at T");
+        let mut versions: Vec<&str> = c["transition"]["versions"]
+            .as_array()
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        versions.sort_unstable();
+        assert_eq!(
+            versions,
+            ["chat:1", "chat:2"],
+            "in transition at {mid}: {c}"
+        );
+        let html = reqwest::Client::new()
+            .get(format!("{}/serving?at={mid}", app.address))
+            .header(reqwest::header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .unwrap_or_default();
+        assert!(
+            html.contains("In transition") && html.contains("between chat:"),
+            "the serving page shows the transition at {mid}"
+        );
+    }
+
     // A health-gate rollback interrupted in its restore step: resumed, it
     // still ends rolled back, router and database agreeing.
-    let id = start(json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100] })).await;
+    let id = start(
+        json!({ "kind": "rolling", "full_id": "chat:3", "steps": [10, 50, 100], "reason": "test" }),
+    )
+    .await;
     let op = until(app, id, "a restore step running", |o| {
         o["steps"]
             .as_array()
@@ -754,7 +905,7 @@ async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
         &app,
         "POST",
         "/console/fn/roll_back_cluster",
-        "cluster=dev-1",
+        "cluster=dev-1&reason=console",
         Some(&dave),
     )
     .await;

@@ -154,6 +154,36 @@ async fn a_signed_in_user_sees_the_console_with_their_name_and_role_and_can_sign
 }
 
 #[tokio::test]
+async fn unknown_pages_answer_404_in_the_normal_layout_with_the_signed_in_user_and_a_way_home() {
+    let app = spawn_app().await;
+    app.user_with_token("bob", Role::Approver, None).await;
+    let browser = sign_in(&app, "bob").await;
+    for path in [
+        "/no/such/page",
+        "/models/no-such-model",
+        "/clusters/no-such-cluster",
+    ] {
+        let page = no_redirects()
+            .get(format!("{}{path}", app.address))
+            .header(COOKIE, &browser.cookie)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(page.status(), StatusCode::NOT_FOUND, "{path}");
+        let html = page.text().await.unwrap_or_default();
+        assert!(
+            html.contains("user-name\">bob"),
+            "{path}: the header names the user: {html}"
+        );
+        assert!(
+            !html.contains(">Sign in<"),
+            "{path}: no sign-in link for a signed-in user"
+        );
+        assert!(html.contains("href=\"/\""), "{path}: a way home");
+    }
+}
+
+#[tokio::test]
 async fn a_cross_origin_form_post_to_a_server_function_with_a_valid_session_is_refused() {
     let app = spawn_app().await;
     app.user_with_token("alice", Role::Admin, None).await;
@@ -205,15 +235,28 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
         let res = post_sign_in(&app, "carol", "wrong-password-123").await;
         assert_eq!(
             res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
-            Some("/signin?error=invalid")
+            Some("/signin?error=invalid&username=carol")
         );
     }
     // The right password no longer helps until the window passes.
     let res = post_sign_in(&app, "carol", TEST_PASSWORD).await;
     assert_eq!(
         res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
-        Some("/signin?error=rate_limited")
+        Some("/signin?error=rate_limited&username=carol")
     );
+    // The form comes back with the username filled in.
+    let form = no_redirects()
+        .get(format!(
+            "{}/signin?error=invalid&username=carol",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(form.contains("value=\"carol\""), "{form}");
     assert!(res.headers().get(SET_COOKIE).is_none());
 
     let q = AuditQuery {
@@ -266,7 +309,7 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     let res = app
         .put_json(
             "/api/v1/environments/production/pins/chat",
-            &serde_json::json!({"version": "v1"}),
+            &serde_json::json!({"version": "v1", "reason": "test"}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -376,10 +419,19 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     )
     .await;
     assert_eq!(no_reason["message"], "a rejection needs a reason");
-    let first = server_fn_json(
+    let without_reason = server_fn_json(
         &app,
         "/console/fn/approve_promotion",
         &[("id", &id), ("reason", "")],
+        &bob,
+        false,
+    )
+    .await;
+    assert_eq!(without_reason["message"], "field \"reason\" is required");
+    let first = server_fn_json(
+        &app,
+        "/console/fn/approve_promotion",
+        &[("id", &id), ("reason", "diff reviewed")],
         &bob,
         true,
     )
@@ -387,14 +439,14 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     assert_eq!(
         (
             first["status"].as_str(),
-            first["approvals"][0]["reason"].is_null()
+            first["approvals"][0]["reason"].as_str()
         ),
-        (Some("pending"), true)
+        (Some("pending"), Some("diff reviewed"))
     );
     let twice = server_fn_json(
         &app,
         "/console/fn/approve_promotion",
-        &[("id", &id)],
+        &[("id", &id), ("reason", "again")],
         &bob,
         false,
     )
@@ -427,4 +479,76 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
         .get_json("/api/v1/audit?action=promotion.approved")
         .await;
     assert_eq!(approved["events"][0]["actor"], "carol");
+}
+
+fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn session_responses_are_never_cached_and_pages_forbid_framing_with_a_content_policy() {
+    let app = spawn_app().await;
+    app.user_with_token("bob", Role::Approver, None).await;
+    let signed_in = post_sign_in(&app, "bob", TEST_PASSWORD).await;
+    assert_eq!(header(&signed_in, "cache-control"), "no-store");
+    let refused = post_sign_in(&app, "bob", "wrong").await;
+    assert_eq!(header(&refused, "cache-control"), "no-store");
+    let sign_in_page = no_redirects()
+        .get(format!("{}/signin", app.address))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(header(&sign_in_page, "cache-control"), "no-store");
+
+    let browser = sign_in(&app, "bob").await;
+    let forged = no_redirects()
+        .post(format!("{}/console/fn/get_overview", app.address))
+        .header(ORIGIN, "https://evil.example")
+        .header(COOKIE, &browser.cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&forged, "cache-control"), "no-store");
+
+    let page = no_redirects()
+        .get(format!("{}/", app.address))
+        .header(COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(header(&page, "x-frame-options"), "DENY");
+    let csp = header(&page, "content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "'wasm-unsafe-eval'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+
+    let out = no_redirects()
+        .post(format!("{}/signout", app.address))
+        .header(ORIGIN, &app.address)
+        .header(COOKIE, &browser.cookie)
+        .form(&[("csrf_token", browser.csrf.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&out, "cache-control"), "no-store");
+    let signed_out = no_redirects()
+        .get(format!("{}/", app.address))
+        .header(COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(header(&signed_out, "cache-control"), "no-store");
 }

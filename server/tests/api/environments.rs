@@ -68,7 +68,7 @@ async fn pinning_latest_is_refused_with_422() {
     let res = app
         .put_json(
             "/api/v1/environments/development/pins/chat",
-            &json!({"version": "latest"}),
+            &json!({"version": "latest", "reason": "test"}),
         )
         .await;
     assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await;
@@ -81,14 +81,14 @@ async fn pinning_in_an_unknown_environment_or_an_unknown_version_answers_404() {
     let res = app
         .put_json(
             "/api/v1/environments/moon/pins/chat",
-            &json!({"version": "v1"}),
+            &json!({"version": "v1", "reason": "test"}),
         )
         .await;
     assert_error(res, StatusCode::NOT_FOUND).await;
     let res = app
         .put_json(
             "/api/v1/environments/development/pins/chat",
-            &json!({"version": "v9"}),
+            &json!({"version": "v9", "reason": "test"}),
         )
         .await;
     assert_error(res, StatusCode::NOT_FOUND).await;
@@ -102,7 +102,7 @@ async fn pinning_a_retired_version_answers_410() {
     let res = app
         .put_json(
             "/api/v1/environments/development/pins/chat",
-            &json!({"version": "v1"}),
+            &json!({"version": "v1", "reason": "test"}),
         )
         .await;
     assert_eq!(assert_error(res, StatusCode::GONE).await["code"], "retired");

@@ -22,8 +22,9 @@ pub struct TestApp {
     _dir: Option<TempDir>,
 }
 
-/// The ledger actor of requests made with `TestApp::token`.
-pub const ADMIN_ACTOR: &str = "token:test-admin";
+/// The ledger actor of requests made with `TestApp::token`: the person
+/// (the token's name is recorded as `details.via_token`).
+pub const ADMIN_ACTOR: &str = "test-admin";
 
 /// A directory removed when the test ends.
 struct TempDir(PathBuf);

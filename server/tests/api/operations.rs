@@ -54,14 +54,85 @@ async fn the_openapi_document_is_json_listing_every_path() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_is_public_declares_query_parameters_in_the_query_and_documents_401() {
+    let app = spawn_app().await;
+    let res = reqwest::get(format!("{}/api/v1/openapi.json", app.address))
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::OK, "no token needed");
+    let doc: Value = res.json().await.expect("JSON");
+    let params = |path: &str, method: &str| -> Vec<(String, String)> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("").to_owned(),
+                    p["in"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let query = |names: &[&str]| -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), "query".to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        params("/api/v1/serving", "get"),
+        query(&["at", "environment", "model"])
+    );
+    assert_eq!(
+        params("/api/v1/audit", "get"),
+        query(&[
+            "after",
+            "before",
+            "action",
+            "actor",
+            "model",
+            "environment",
+            "cluster",
+            "limit",
+            "cursor"
+        ])
+    );
+    assert_eq!(params("/api/v1/promotions", "get"), query(&["status"]));
+    assert_eq!(
+        params("/api/v1/resolve/{reference}", "get"),
+        [
+            ("reference".to_owned(), "path".to_owned()),
+            ("env".to_owned(), "query".to_owned())
+        ]
+    );
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            if path == "/metrics" {
+                continue; // its own token: see the metrics tests
+            }
+            let public = ["/api/v1/openapi.json", "/healthz", "/readyz"].contains(&path.as_str());
+            assert_eq!(
+                op["responses"].get("401").is_some(),
+                !public,
+                "{method} {path}: 401 documented exactly when a token is needed"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_requests_resolves_and_ingested_records() {
     let app = spawn_app().await;
-    app.register("chat", "v1", json!({})).await;
+    crate::request_records::cluster_with_chat_v1(&app).await;
     app.get("/api/v1/resolve/chat:v1?env=development").await;
     app.get("/api/v1/resolve/chat:v9?env=development").await;
-    let record = json!({"request_id": "r1", "at": "2026-03-03T14:00:00Z", "cluster": "eu-1", "slot": "blue", "full_id": "chat:v1", "latency_ms": 3});
-    app.post_json("/api/v1/request-records", &json!([record]))
+    let record = crate::request_records::record("r1");
+    let res = app
+        .post_json("/api/v1/request-records", &json!([record]))
         .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
 
     let res = app.get("/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -114,6 +185,23 @@ async fn every_response_carries_a_request_id() {
 }
 
 #[tokio::test]
+async fn metrics_are_not_open_to_anyone_by_default_but_answer_an_api_token() {
+    let app = spawn_app().await;
+    let url = format!("{}/metrics", app.address);
+    let anonymous = app.client.get(&url).send().await.expect("sent");
+    assert_error(anonymous, StatusCode::UNAUTHORIZED).await;
+    let forged = app
+        .client
+        .get(&url)
+        .bearer_auth("sy_not-a-token")
+        .send()
+        .await
+        .expect("sent");
+    assert_error(forged, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn metrics_behind_their_own_token_refuse_scrapers_without_it() {
     let app = spawn_app_with_metrics_token("scrape-secret").await;
     let url = format!("{}/metrics", app.address);
@@ -127,6 +215,14 @@ async fn metrics_behind_their_own_token_refuse_scrapers_without_it() {
         .await
         .expect("sent");
     assert_eq!(scraper.status(), StatusCode::OK);
+    let wrong = app
+        .client
+        .get(&url)
+        .bearer_auth("guess")
+        .send()
+        .await
+        .expect("sent");
+    assert_error(wrong, StatusCode::UNAUTHORIZED).await;
     assert_eq!(
         app.client
             .get(format!("{}/healthz", app.address))

@@ -103,10 +103,10 @@ async fn twenty_concurrent_approvals_through_two_servers_apply_a_production_prom
                 .await,
         );
     }
-    let empty = json!({});
+    let body = json!({ "reason": "reviewed" });
     let calls = approvers.iter().enumerate().map(|(n, token)| {
         let server = if n % 2 == 0 { &app } else { &second };
-        server.post_json_as(token, &path, &empty)
+        server.post_json_as(token, &path, &body)
     });
     let statuses: Vec<StatusCode> = futures::future::join_all(calls)
         .await

@@ -20,7 +20,7 @@ async fn release_ready(app: &TestApp) -> People {
     let res = app
         .put_json(
             "/api/v1/environments/production/pins/chat",
-            &json!({"version": v1.version.to_string()}),
+            &json!({"version": v1.version.to_string(), "reason": "test"}),
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -120,7 +120,7 @@ async fn the_requester_cannot_approve_and_two_distinct_approvers_apply_the_promo
         "chat:v2"
     );
     let applied = app.get_json("/api/v1/audit?action=promotion.applied").await;
-    assert_eq!(applied["events"][0]["actor"], "token:carol");
+    assert_eq!(applied["events"][0]["actor"], "carol");
     assert_eq!(
         applied["events"][0]["details"]["approved_by"],
         json!(["bob", "carol"])

@@ -36,6 +36,58 @@ async fn serving_at_an_instant_shows_what_each_environment_pinned_and_who_set_it
 }
 
 #[tokio::test]
+async fn serving_at_names_unknown_filters_and_says_when_t_is_outside_the_ledger() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", json!({})).await;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for (query, name) in [("environment=nope", "nope"), ("model=nope", "nope")] {
+        let e = assert_error(
+            app.get(&format!("/api/v1/serving?at={now}&{query}")).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert!(e["message"].as_str().unwrap_or("").contains(name), "{e}");
+    }
+    let e = assert_error(
+        app.get("/api/v1/audit?actor=nobody-at-all").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nobody-at-all"),
+        "{e}"
+    );
+    let future = app
+        .get_json("/api/v1/serving?at=9999-01-01T00:00:00Z")
+        .await;
+    assert!(
+        future["notice"]
+            .as_str()
+            .unwrap_or("")
+            .contains("in the future"),
+        "{future}"
+    );
+    let past = app
+        .get_json("/api/v1/serving?at=1970-01-02T00:00:00Z")
+        .await;
+    assert!(
+        past["notice"]
+            .as_str()
+            .unwrap_or("")
+            .contains("before the ledger begins"),
+        "{past}"
+    );
+    assert!(app
+        .get_json(&format!("/api/v1/serving?at={now}"))
+        .await
+        .get("notice")
+        .is_none());
+}
+
+#[tokio::test]
 async fn a_zone_offset_in_the_url_is_understood() {
     let app = spawn_app().await;
     // `+` unencoded in a query string arrives as a space.

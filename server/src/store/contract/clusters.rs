@@ -7,9 +7,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use switchyard_domain::clusters::{ClusterState, DriverKind, NewCluster, SlotName, Weights};
 use switchyard_domain::ledger::action;
+use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::operations::{
     Operation, OperationKind, OperationState, Progress, StepState, Trigger,
 };
+use switchyard_domain::types::RequestRecord;
 use switchyard_domain::{DomainError, Stage, Timestamp};
 
 use super::{all_events, domain, id, in_production, move_to, register, run, TestDb, MANUAL};
@@ -19,6 +21,7 @@ use crate::store::clusters::OperationRequest;
 use crate::store::{AuditQuery, DynStore};
 
 contract_tests!(
+    request_records_are_checked_against_versions_clusters_and_the_ledger,
     a_new_cluster_serves_nothing_and_its_creation_is_in_the_ledger_and_state_history,
     an_operation_on_a_version_the_environment_does_not_allow_is_refused_before_anything_moves,
     two_concurrent_operations_on_one_cluster_exactly_one_runs,
@@ -28,6 +31,9 @@ contract_tests!(
     a_failing_health_gate_during_a_rolling_update_rolls_back_with_trigger_health_gate,
     a_rollback_sends_traffic_back_to_the_previous_version_and_is_recorded,
     a_runner_stopped_mid_operation_is_resumed_by_another_and_router_and_database_agree,
+    a_router_switched_by_a_runner_that_died_before_recording_it_is_reconciled_as_a_transition,
+    a_router_command_that_never_took_effect_is_reconciled_without_a_transition,
+    a_router_that_cannot_be_asked_after_a_crash_leaves_the_transition_open,
     the_audit_log_filters_by_cluster,
     a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held,
 );
@@ -111,6 +117,87 @@ async fn serving_v1(db: &TestDb, drivers: &Drivers, config: Value) {
         OperationState::Succeeded
     );
     runner.abort();
+}
+
+async fn request_records_are_checked_against_versions_clusters_and_the_ledger(db: Arc<TestDb>) {
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    in_production(&db, "old:1", super::at(2)).await;
+    move_to(&db, "old:1", Stage::Deprecated, MANUAL, super::at(3)).await;
+    db.store
+        .change_stage(
+            &id("old:1"),
+            Stage::Retired,
+            MoveVia::Manual { is_admin: true },
+            Some("test"),
+            "alice",
+            super::at(4),
+        )
+        .await
+        .expect("retired");
+    let now = Timestamp::now();
+    let live = db
+        .store
+        .get_cluster("dev-1")
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+        .weights
+        .sole()
+        .expect("one slot serves");
+    let rec = |n: &str, full_id: &str, cluster: &str, slot: &str, at: Timestamp| RequestRecord {
+        request_id: n.into(),
+        at,
+        cluster: cluster.into(),
+        // "blue" is the live slot, "green" the idle one.
+        slot: if slot == "blue" { live } else { live.other() }
+            .as_str()
+            .into(),
+        full_id: id(full_id),
+        latency_ms: 3.0,
+        outcome: None,
+    };
+    let batch = [
+        rec("ok", "chat:1", "dev-1", "blue", now),
+        rec("future", "chat:1", "dev-1", "blue", now.plus_days(3000)),
+        rec(
+            "ancient",
+            "chat:1",
+            "dev-1",
+            "blue",
+            Timestamp::from_micros(0),
+        ),
+        rec("ghost", "ghost:9", "dev-1", "blue", now),
+        rec("retired", "old:1", "dev-1", "blue", now),
+        rec("elsewhere", "chat:1", "edge-9", "blue", now),
+        rec("wrong-slot", "chat:1", "dev-1", "green", now),
+        rec("wrong-version", "chat:2", "dev-1", "blue", now),
+        rec("before-retirement", "old:1", "dev-1", "blue", super::at(3)),
+    ];
+    let check = db
+        .store
+        .check_request_records(&batch, now)
+        .await
+        .expect("checked");
+    let refused: Vec<usize> = check.refused.iter().map(|(i, _)| *i).collect();
+    assert_eq!(refused, [1, 2, 3, 4, 5], "{check:?}");
+    for (i, word) in [
+        (1, "future"),
+        (2, "before the ledger"),
+        (3, "not a registered"),
+        (4, "retired"),
+        (5, "edge-9"),
+    ] {
+        assert!(check.refused[i - 1].1.contains(word), "{i}: {check:?}");
+    }
+    let flagged: Vec<usize> = check.flagged.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        flagged,
+        [6, 7, 8],
+        "the slot held nothing, another version, nothing yet: {check:?}"
+    );
+    assert!(check.flagged[1].1.contains("held chat:1"), "{check:?}");
 }
 
 async fn a_new_cluster_serves_nothing_and_its_creation_is_in_the_ledger_and_state_history(
@@ -395,6 +482,7 @@ async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluste
         why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "),
         "for whom: {why}"
     );
+    super::register(&db, "embed:1", Timestamp::now()).await;
     let other_model = db
         .store
         .serving_at(Timestamp::now(), None, Some(&super::model("embed")))
@@ -615,7 +703,17 @@ async fn the_audit_log_filters_by_cluster(db: Arc<TestDb>) {
         us.iter().map(|e| e.cluster.as_deref()).collect::<Vec<_>>(),
         [Some("us-1")]
     );
-    assert!(of("nowhere").await.is_empty());
+    let unknown = AuditQuery {
+        cluster: Some("nowhere".to_owned()),
+        ..Default::default()
+    };
+    assert!(
+        matches!(
+            db.store.audit_page(&unknown).await,
+            Err(crate::store::StoreError::Domain(DomainError::NotFound(m))) if m.contains("nowhere")
+        ),
+        "an unknown cluster is named, not answered with an empty page"
+    );
 }
 
 async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held(
@@ -681,4 +779,277 @@ async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_stat
         2,
         "the previous version stays loaded as the rollback target: {held:?}"
     );
+}
+
+/// Runs `op`'s steps as a runner named `owner` would, up to and including
+/// the start of step `upto` (its intent written), then "dies": when `send`,
+/// the router got the command of step `upto`, but nothing more is recorded.
+async fn die_in_step(
+    db: &TestDb,
+    drivers: &Drivers,
+    op: &Operation,
+    upto: usize,
+    send: bool,
+) -> Timestamp {
+    let owner = "runner-that-dies";
+    let now = Timestamp::now();
+    let lease = Timestamp::from_micros(now.micros() + 300_000);
+    let claimed = db
+        .store
+        .claim_operation(owner, now, lease)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(claimed.id, op.id);
+    let cluster = db.store.get_cluster(&op.cluster).await.unwrap().unwrap();
+    let driver = drivers.for_cluster(&cluster).expect("driver");
+    for index in 0..=upto {
+        let o = db
+            .store
+            .record_progress(
+                op.id,
+                owner,
+                Progress::StepStarted { index },
+                Timestamp::now(),
+            )
+            .await
+            .expect("started");
+        if index == upto && !send {
+            break;
+        }
+        let state = db
+            .store
+            .get_cluster(&op.cluster)
+            .await
+            .unwrap()
+            .unwrap()
+            .state;
+        crate::operations::execute(
+            driver.as_ref(),
+            &o.steps[index].step,
+            &state,
+            &o.full_id,
+            &fast(),
+        )
+        .await
+        .expect("the step runs");
+        if index == upto {
+            break;
+        }
+        db.store
+            .record_progress(
+                op.id,
+                owner,
+                Progress::StepDone { index, note: None },
+                Timestamp::now(),
+            )
+            .await
+            .expect("done");
+    }
+    let o = db.store.get_operation(op.id).await.unwrap().unwrap();
+    let intent = o
+        .intent
+        .expect("the intent is written before the router is told");
+    assert_eq!(intent.step, upto);
+    assert_eq!(Some(intent.at), o.steps[upto].started_at);
+    // Lease expiry, as after kill -9.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    intent.at
+}
+
+fn reconciled(
+    events: &[switchyard_domain::ledger::LedgerEvent],
+) -> Vec<&switchyard_domain::ledger::LedgerEvent> {
+    events
+        .iter()
+        .filter(|e| e.action == action::OPERATION_RECONCILED)
+        .collect()
+}
+
+async fn a_router_switched_by_a_runner_that_died_before_recording_it_is_reconciled_as_a_transition(
+    db: Arc<TestDb>,
+) {
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
+    let shift = op
+        .steps
+        .iter()
+        .position(|r| r.step.moves_traffic())
+        .expect("a switch");
+    let t1 = die_in_step(&db, &drivers, &op, shift, true).await;
+    let recorded = state(&db, "dev-1").await;
+    assert_eq!(
+        recorded.sole_version(),
+        Some(&id("chat:1")),
+        "the database does not know yet"
+    );
+    // Meanwhile serving at T names only chat:1: the record is behind the router.
+    let other = db.another_server().await;
+    let runner = spawn(other.clone(), drivers.clone(), fast());
+    let o = finished(&other, op.id).await;
+    runner.abort();
+    assert_eq!(o.state, OperationState::Succeeded, "{o:?}");
+    assert_eq!(o.intent, None);
+    let events = all_events(&db).await;
+    let r = reconciled(&events);
+    assert_eq!(r.len(), 1, "one reconciliation");
+    let (e, t2) = (r[0], r[0].at);
+    assert_eq!(e.details["finding"], "switched", "{}", e.details);
+    assert_eq!(e.details["operation_id"], op.id);
+    assert_eq!(e.details["step"], shift);
+    assert!(
+        e.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("in transition")),
+        "{:?}",
+        e.reason
+    );
+    assert!(t1 < t2);
+    // Inside [t1, t2): in transition, naming both versions; before: chat:1; from t2: chat:2.
+    let cluster_at = |s: switchyard_domain::types::ServingAt| {
+        s.clusters
+            .into_iter()
+            .find(|c| c.cluster == "dev-1")
+            .expect("dev-1")
+    };
+    for t in [
+        t1,
+        Timestamp::from_micros((t1.micros() + t2.micros()) / 2),
+        Timestamp::from_micros(t2.micros() - 1),
+    ] {
+        let c = cluster_at(db.store.serving_at(t, None, None).await.unwrap());
+        let tr = c
+            .transition
+            .clone()
+            .unwrap_or_else(|| panic!("in transition at {t}: {c:?}"));
+        assert_eq!(tr.versions, [id("chat:1"), id("chat:2")]);
+        assert_eq!((tr.since, tr.until), (t1, Some(t2)));
+        assert_eq!(c.event_id, e.id);
+    }
+    let before = cluster_at(
+        db.store
+            .serving_at(Timestamp::from_micros(t1.micros() - 1), None, None)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(before.transition, None);
+    assert_eq!(
+        ClusterState::from_slots(&before.slots)
+            .unwrap()
+            .sole_version(),
+        Some(&id("chat:1"))
+    );
+    assert_eq!(
+        before.next_change,
+        Some(t1),
+        "the old state ends where the transition begins"
+    );
+    let after = cluster_at(db.store.serving_at(t2, None, None).await.unwrap());
+    assert_eq!(after.transition, None);
+    assert_eq!(
+        ClusterState::from_slots(&after.slots)
+            .unwrap()
+            .sole_version(),
+        Some(&id("chat:2"))
+    );
+    // The other server's index sees it too, and the chain is intact.
+    let c = cluster_at(other.serving_at(t1, None, None).await.unwrap());
+    assert!(c.transition.is_some());
+    assert!(db.store.audit_verify().await.unwrap().ok);
+}
+
+async fn a_router_command_that_never_took_effect_is_reconciled_without_a_transition(
+    db: Arc<TestDb>,
+) {
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
+    let shift = op
+        .steps
+        .iter()
+        .position(|r| r.step.moves_traffic())
+        .expect("a switch");
+    let t1 = die_in_step(&db, &drivers, &op, shift, false).await;
+    let runner = spawn(db.store.clone(), drivers.clone(), fast());
+    let o = finished(&db.store, op.id).await;
+    runner.abort();
+    assert_eq!(o.state, OperationState::Succeeded, "{o:?}");
+    let events = all_events(&db).await;
+    let r = reconciled(&events);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].details["finding"], "not_sent", "{}", r[0].details);
+    assert!(r[0].details["transition"].is_null());
+    let history = db.store.cluster_history("dev-1").await.unwrap();
+    let done = o.steps[shift].finished_at.expect("done");
+    for t in [t1, r[0].at, Timestamp::from_micros(done.micros() - 1)] {
+        let s = db.store.serving_at(t, None, None).await.unwrap();
+        let c = s
+            .clusters
+            .iter()
+            .find(|c| c.cluster == "dev-1")
+            .expect("dev-1");
+        assert_eq!(c.transition, None, "at {t}");
+        assert_eq!(
+            ClusterState::from_slots(&c.slots).unwrap().sole_version(),
+            Some(&id("chat:1")),
+            "at {t}"
+        );
+    }
+    assert_eq!(
+        history.last().map(|h| h.at),
+        Some(done),
+        "chat:2 from the step's record on"
+    );
+}
+
+async fn a_router_that_cannot_be_asked_after_a_crash_leaves_the_transition_open(db: Arc<TestDb>) {
+    // The simulated router lives in a file; the runner that resumes finds it unreadable.
+    let file = std::env::temp_dir().join(format!("sy-router-{:016x}.json", rand::random::<u64>()));
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({ "state_file": file })).await;
+    let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
+    let shift = op
+        .steps
+        .iter()
+        .position(|r| r.step.moves_traffic())
+        .expect("a switch");
+    let t1 = die_in_step(&db, &drivers, &op, shift, true).await;
+    std::fs::write(&file, "not a router state").expect("file");
+    let runner = spawn(db.store.clone(), drivers.clone(), fast());
+    let o = finished(&db.store, op.id).await;
+    runner.abort();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(
+        o.state,
+        OperationState::Failed,
+        "the switch cannot be sent either: {o:?}"
+    );
+    assert_eq!(o.intent, None);
+    let events = all_events(&db).await;
+    let r = reconciled(&events);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].details["finding"], "unknown", "{}", r[0].details);
+    assert!(
+        r[0].details["observe_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not valid")),
+        "{}",
+        r[0].details
+    );
+    // Nothing later is known: serving at T from the command on says so, naming both.
+    for t in [t1, r[0].at, Timestamp::now()] {
+        let s = db.store.serving_at(t, None, None).await.unwrap();
+        let c = s
+            .clusters
+            .iter()
+            .find(|c| c.cluster == "dev-1")
+            .expect("dev-1");
+        let tr = c
+            .transition
+            .clone()
+            .unwrap_or_else(|| panic!("in transition at {t}: {c:?}"));
+        assert_eq!((tr.since, tr.until), (t1, None));
+        assert_eq!(tr.versions, [id("chat:1"), id("chat:2")]);
+    }
 }

@@ -92,8 +92,13 @@ async fn tokens_speak_for_their_user_until_revoked_expired_or_the_user_is_disabl
         .expect("lookup")
         .expect("valid");
     assert_eq!(
-        (who.username.as_str(), who.role, who.actor()),
-        ("ci", Role::Deployer, "token:ci-main".to_owned())
+        (
+            who.username.as_str(),
+            who.role,
+            who.actor(),
+            who.token.as_deref()
+        ),
+        ("ci", Role::Deployer, "ci".to_owned(), Some("ci-main"))
     );
     assert!(s
         .token_identity("hash-b", at(9))
