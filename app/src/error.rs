@@ -53,21 +53,6 @@ impl AppError {
         }))
     }
 
-    /// The HTTP status a page showing this error answers with (the REST
-    /// API's statuses for the same codes).
-    pub fn http_status(&self) -> u16 {
-        match self.code.as_str() {
-            "invalid_input" | "policy_violation" => 422,
-            "illegal_stage_move" | "conflict" => 409,
-            "retired" => 410,
-            "not_found" => 404,
-            "forbidden" => 403,
-            "unauthenticated" => 401,
-            "server_fn" => 502,
-            _ => 500,
-        }
-    }
-
     /// The message, for showing on its own.
     pub fn into_message(self) -> String {
         self.0.message
@@ -129,11 +114,56 @@ impl FromServerFnError for AppError {
         };
         AppError::new("server_fn", message)
     }
+
+    /// A refusal answers with its 4xx status, the same as the REST API's for
+    /// that code, so that `/metrics` counts user mistakes as such; only what
+    /// went wrong on the server is a 5xx. (Only the server answers: the
+    /// browser build has no `http` types to name.)
+    #[cfg(feature = "ssr")]
+    fn status_code(&self) -> server_fn::http_export::StatusCode {
+        server_fn::http_export::StatusCode::from_u16(self.http_status())
+            .unwrap_or(server_fn::http_export::StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl AppError {
+    /// The HTTP status of an answer carrying this error (by its code).
+    pub fn http_status(&self) -> u16 {
+        match self.code.as_str() {
+            "invalid_input" | "invalid" | "policy_violation" => 422,
+            "illegal_stage_move" | "conflict" => 409,
+            "retired" => 410,
+            "not_found" => 404,
+            "forbidden" => 403,
+            "unauthenticated" => 401,
+            "server_fn" | "unreadable" => 400,
+            _ => 500,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_answer_with_their_4xx_status_and_server_failures_with_500() {
+        for (e, status) in [
+            (AppError::from(switchyard_domain::DomainError::Invalid("x".into())), 422),
+            (AppError::from(switchyard_domain::DomainError::PolicyViolation("x".into())), 422),
+            (AppError::from(switchyard_domain::DomainError::IllegalMove("x".into())), 409),
+            (AppError::from(switchyard_domain::DomainError::Conflict("x".into())), 409),
+            (AppError::from(switchyard_domain::DomainError::Retired("x".into())), 410),
+            (AppError::from(switchyard_domain::DomainError::NotFound("x".into())), 404),
+            (AppError::from(switchyard_domain::DomainError::Forbidden("x".into())), 403),
+            (AppError::unauthenticated(), 401),
+            (AppError::internal(), 500),
+        ] {
+            assert_eq!(e.http_status(), status, "{e:?}");
+            #[cfg(feature = "ssr")]
+            assert_eq!(FromServerFnError::status_code(&e).as_u16(), status);
+        }
+    }
 
     #[test]
     fn an_error_about_one_subject_concerns_only_that_one_and_survives_the_round_trip() {

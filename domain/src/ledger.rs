@@ -58,6 +58,47 @@ pub mod action {
     pub const OPERATION_COMPLETED: &str = "operation.completed";
     pub const OPERATION_FAILED: &str = "operation.failed";
     pub const ROLLBACK: &str = "rollback";
+    /// Notification subscriptions changed by an admin (never the secret).
+    pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
+    pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
+    pub const SUBSCRIPTION_SECRET_ROTATED: &str = "subscription.secret_rotated";
+    /// A notification delivery failed for its whole retry period and was given up.
+    pub const DELIVERY_DEAD: &str = "delivery.dead";
+
+    /// Every action the ledger knows.
+    pub const ALL: [&str; 31] = [
+        VERSION_REGISTERED,
+        STAGE_CHANGED,
+        PIN_CHANGED,
+        DEPRECATION,
+        RETIREMENT,
+        RETIREMENT_HELD,
+        ENVIRONMENT_CHANGED,
+        PROMOTION_REQUESTED,
+        PROMOTION_APPROVED,
+        PROMOTION_REJECTED,
+        PROMOTION_EXPIRED,
+        PROMOTION_APPLIED,
+        USER_CREATED,
+        USER_DISABLED,
+        TOKEN_CREATED,
+        TOKEN_REVOKED,
+        SIGNED_IN,
+        SIGN_IN_FAILED,
+        SIGNED_OUT,
+        CLUSTER_CREATED,
+        OPERATION_STARTED,
+        OPERATION_STEP,
+        OPERATION_INTERRUPTED,
+        OPERATION_RESUMED,
+        OPERATION_COMPLETED,
+        OPERATION_FAILED,
+        ROLLBACK,
+        SUBSCRIPTION_CREATED,
+        SUBSCRIPTION_DELETED,
+        SUBSCRIPTION_SECRET_ROTATED,
+        DELIVERY_DEAD,
+    ];
 }
 
 /// An event about to be appended: everything but id and hashes.

@@ -207,6 +207,18 @@ pub struct PinAt {
     pub reason: Option<String>,
     /// When this pin next changed after the instant asked about (None: it still holds).
     pub next_change: Option<Timestamp>,
+    /// The promotion that set this pin, if one did: who asked and who approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PinPromotion>,
+}
+
+/// The promotion behind a pin: the answer to "who approved it?".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinPromotion {
+    pub id: i64,
+    pub requested_by: String,
+    /// The approvers, in the order they approved.
+    pub approved_by: Vec<String>,
 }
 
 /// What one cluster served at an instant.

@@ -27,7 +27,7 @@ pub fn set_page_status(status: u16) {
     #[cfg(feature = "ssr")]
     if let (Some(options), Ok(code)) = (
         use_context::<leptos_axum::ResponseOptions>(),
-        http::StatusCode::from_u16(status),
+        server_fn::http_export::StatusCode::from_u16(status),
     ) {
         options.set_status(code);
     }

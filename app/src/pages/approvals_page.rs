@@ -96,6 +96,8 @@ fn approved_outcome(p: &Promotion) -> String {
 pub fn ApprovalsPage() -> impl IntoView {
     let refresh = RwSignal::new(0_u32);
     let outcome = RwSignal::new(None::<String>);
+    // After an approval applied a promotion: the environment to deploy it in next.
+    let next = RwSignal::new(None::<String>);
     let approvals = page_resource(move || refresh.get(), |_| get_approvals());
     view! {
         <Title text="Approvals · Switchyard"/>
@@ -106,11 +108,17 @@ pub fn ApprovalsPage() -> impl IntoView {
                 "the last approval needed applies the promotion."
             </p>
         </div>
-        <p class="done" role="status">{move || outcome.get()}</p>
+        <p class="done" role="status">
+            {move || outcome.get()}
+            {move || next.get().map(|env| view! {
+                " "
+                <a class="next-step" href="/clusters">{format!("Next: deploy it on the {env} clusters →")}</a>
+            })}
+        </p>
         <Transition fallback=|| view! { <Loading what="the approvals"/> }>
             {move || Suspend::new(async move {
                 match approvals.await {
-                    Ok(a) => view! { <ApprovalsBody a refresh outcome/> }.into_any(),
+                    Ok(a) => view! { <ApprovalsBody a refresh outcome next/> }.into_any(),
                     Err(error) => view! { <ErrorNote doing="load the approvals" error/> }.into_any(),
                 }
             })}
@@ -123,6 +131,7 @@ fn ApprovalsBody(
     a: Approvals,
     refresh: RwSignal<u32>,
     outcome: RwSignal<Option<String>>,
+    next: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let Approvals {
         pending,
@@ -139,7 +148,7 @@ fn ApprovalsBody(
             <ul class="promotions">
                 {pending.into_iter().map(|p| {
                     let username = username.clone();
-                    view! { <PendingCard p username role now refresh outcome/> }
+                    view! { <PendingCard p username role now refresh outcome next/> }
                 }).collect_view()}
             </ul>
         }
@@ -161,17 +170,20 @@ fn PendingCard(
     now: Timestamp,
     refresh: RwSignal<u32>,
     outcome: RwSignal<Option<String>>,
+    next: RwSignal<Option<String>>,
 ) -> impl IntoView {
     let approve = ConsoleAction::<ApprovePromotion>::new();
     let reject = ConsoleAction::<RejectPromotion>::new();
     Effect::new(move |_| {
         if let Some(Ok(p)) = approve.value().get() {
             outcome.set(Some(approved_outcome(&p)));
+            next.set((p.status == PromotionStatus::Applied).then(|| p.environment.clone()));
             refresh.update(|n| *n += 1);
         }
     });
     Effect::new(move |_| {
         if let Some(Ok(p)) = reject.value().get() {
+            next.set(None);
             outcome.set(Some(format!(
                 "Rejected promotion {} of {}.",
                 p.id, p.full_id

@@ -166,7 +166,7 @@ fn ServingBody(
                     <div class="table-wrap">
                         <table class="serving">
                             <caption class="visually-hidden">"Pins in force at the instant"</caption>
-                            <ColumnHeads names=&["Environment", "Model", "Pinned version", "Since", "Set by", "Next change"]/>
+                            <ColumnHeads names=&["Environment", "Model", "Pinned version", "Since", "Set by (approved by)", "Next change"]/>
                             <tbody>
                                 {rows.into_iter().map(|p| view! {
                                     <tr>
@@ -177,6 +177,12 @@ fn ServingBody(
                                         <td>
                                             {p.actor.clone()}
                                             <span class="sub">{format!("event #{}", p.event_id)}{p.reason.clone().map(|r| format!(" — {r}"))}</span>
+                                            {p.promotion.clone().map(|pr| view! {
+                                                <span class="sub approved-by">{format!(
+                                                    "promotion {} requested by {}, approved by {}",
+                                                    pr.id, pr.requested_by, pr.approved_by.join(", ")
+                                                )}</span>
+                                            })}
                                         </td>
                                         <td>{p.next_change.map_or_else(|| "still pinned".to_owned(), utc)}</td>
                                     </tr>

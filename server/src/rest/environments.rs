@@ -30,6 +30,7 @@ pub struct SetPin {
     /// An exact version of the model; never `latest`.
     #[schema(example = "v2.1.3")]
     pub version: String,
+    /// Why (required: 422 `field "reason" is required` without one).
     pub reason: Option<String>,
 }
 

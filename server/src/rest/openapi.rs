@@ -179,6 +179,13 @@ const PIN_AT: &[Field] = &[
     ("actor", F::Str, true),
     ("reason", F::Str, false),
     ("next_change", F::Time, false),
+    // Only when a promotion set the pin: who asked, who approved.
+    ("promotion", F::Ref("PinPromotion"), false),
+];
+const PIN_PROMOTION: &[Field] = &[
+    ("id", F::Int, true),
+    ("requested_by", F::Str, true),
+    ("approved_by", F::Strings, true),
 ];
 const SLOT: &[Field] = &[
     ("slot", F::Str, true),
@@ -363,6 +370,7 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("Accepted", &[("accepted", F::Int, true)]),
     ("LedgerEvent", LEDGER_EVENT),
     ("PinAt", PIN_AT),
+    ("PinPromotion", PIN_PROMOTION),
     ("ServingAt", SERVING_AT),
     ("Slot", SLOT),
     ("Drift", DRIFT),

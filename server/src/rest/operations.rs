@@ -28,6 +28,7 @@ pub struct StartOperation {
     pub full_id: String,
     /// Rolling only (refused with other kinds): percent of traffic on the new version per step (default 10, 50, 100).
     pub steps: Option<Vec<u8>>,
+    /// Why (required: 422 `field "reason" is required` without one).
     pub reason: Option<String>,
 }
 
@@ -35,6 +36,7 @@ pub struct StartOperation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
+    /// Why (required: 422 `field "reason" is required` without one).
     pub reason: Option<String>,
 }
 

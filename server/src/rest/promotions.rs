@@ -31,6 +31,7 @@ pub struct RequestPromotion {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovePromotion {
+    /// Why (required: 422 `field "reason" is required` without one).
     pub reason: Option<String>,
 }
 

@@ -21,6 +21,7 @@ pub struct StageMove {
     /// development, staging, production, deprecated or retired.
     #[schema(example = "staging")]
     pub to: String,
+    /// Why (required: 422 `field "reason" is required` without one).
     pub reason: Option<String>,
     /// An admin's explicit request to retire before the deprecation period
     /// ends (a reason is then required). Without it admins get the same

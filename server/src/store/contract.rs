@@ -1804,12 +1804,21 @@ async fn an_audit_filter_value_nothing_ever_carried_is_named_as_unknown(db: Arc<
             "{what}: {e:?}"
         );
     }
-    // Known values that match nothing (together) are an empty page, not an error.
+    // Known values that match nothing (together) are an empty page, not an error:
+    // an action nothing did yet, a user who did nothing yet.
     let none = query(|q| {
         q.actor = Some("ci".into());
         q.environment = Some("production".into());
     });
     assert!(db.store.audit_page(&none).await.unwrap().events.is_empty());
+    let not_yet = query(|q| q.action = Some(action::PROMOTION_EXPIRED.into()));
+    assert!(db.store.audit_page(&not_yet).await.unwrap().events.is_empty());
+    db.store
+        .create_user("erin", switchyard_domain::access::Role::Viewer, "hash", "admin", at(2))
+        .await
+        .expect("user created");
+    let quiet = query(|q| q.actor = Some("erin".into()));
+    assert!(db.store.audit_page(&quiet).await.unwrap().events.is_empty());
 }
 
 async fn request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster_is_unknown(

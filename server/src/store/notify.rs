@@ -23,39 +23,7 @@ pub static DELIVERIES_WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_
 
 /// Event kinds a subscription may name. An empty `events` filter means
 /// [`DEFAULT_EVENT_KINDS`]; sign-ins and operation steps are never sent unless named.
-pub const EVENT_KINDS: &[&str] = &[
-    action::VERSION_REGISTERED,
-    action::STAGE_CHANGED,
-    action::PIN_CHANGED,
-    action::DEPRECATION,
-    action::RETIREMENT,
-    action::RETIREMENT_HELD,
-    action::ENVIRONMENT_CHANGED,
-    action::PROMOTION_REQUESTED,
-    action::PROMOTION_APPROVED,
-    action::PROMOTION_REJECTED,
-    action::PROMOTION_EXPIRED,
-    action::PROMOTION_APPLIED,
-    action::USER_CREATED,
-    action::USER_DISABLED,
-    action::TOKEN_CREATED,
-    action::TOKEN_REVOKED,
-    action::SIGNED_IN,
-    action::SIGN_IN_FAILED,
-    action::SIGNED_OUT,
-    action::CLUSTER_CREATED,
-    action::OPERATION_STARTED,
-    action::OPERATION_STEP,
-    action::OPERATION_INTERRUPTED,
-    action::OPERATION_RESUMED,
-    action::OPERATION_COMPLETED,
-    action::OPERATION_FAILED,
-    action::ROLLBACK,
-    SUBSCRIPTION_CREATED,
-    SUBSCRIPTION_DELETED,
-    SUBSCRIPTION_SECRET_ROTATED,
-    DELIVERY_DEAD,
-];
+pub const EVENT_KINDS: &[&str] = &action::ALL;
 
 /// What a subscription with no `events` filter receives: the release events.
 pub const DEFAULT_EVENT_KINDS: &[&str] = &[
@@ -78,12 +46,12 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
 
 /// A delivery failed for the whole retry period and was given up (actor
 /// `system`); never sent to the subscription it is about.
-pub const DELIVERY_DEAD: &str = "delivery.dead";
+pub const DELIVERY_DEAD: &str = action::DELIVERY_DEAD;
 
 /// Ledger actions of subscription changes (admin configuration is audited too).
-pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
-pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
-pub const SUBSCRIPTION_SECRET_ROTATED: &str = "subscription.secret_rotated";
+pub const SUBSCRIPTION_CREATED: &str = action::SUBSCRIPTION_CREATED;
+pub const SUBSCRIPTION_DELETED: &str = action::SUBSCRIPTION_DELETED;
+pub const SUBSCRIPTION_SECRET_ROTATED: &str = action::SUBSCRIPTION_SECRET_ROTATED;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

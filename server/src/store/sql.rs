@@ -136,27 +136,43 @@ pub(crate) const SELECT_HISTORY_BETWEEN: &str =
 pub(crate) const SELECT_ENVIRONMENT_ORDER: &str =
     "SELECT name FROM environments ORDER BY position, name";
 /// Every cluster's fixed columns, for the temporal index.
+/// The stage (and since when) of each of `count` versions, one query:
+/// `(model_id, version) IN (($1, $2), ($3, $4), …)`.
+pub(crate) fn select_stages(count: usize) -> String {
+    let pairs: Vec<String> = (0..count)
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect();
+    format!(
+        "SELECT model_id, version, stage, stage_since FROM versions WHERE (model_id, version) IN ({})",
+        pairs.join(", ")
+    )
+}
+
 /// The instant of the ledger's first event (NULL when it is empty).
 pub(crate) const SELECT_LEDGER_BEGINS: &str = "SELECT MIN(at) FROM ledger";
+
+/// The applied promotion that set a pin (same environment, version and
+/// instant), with its approvers in the order they approved.
+pub(crate) const SELECT_PIN_PROMOTION: &str = "SELECT p.id, p.requested_by, a.approver \
+     FROM promotions p JOIN promotion_approvals a ON a.promotion_id = p.id \
+     WHERE p.status = 'applied' AND p.environment = $1 AND p.model_id = $2 AND p.version = $3 \
+       AND p.decided_at = $4 \
+     ORDER BY a.at, a.approver";
 pub(crate) const ENVIRONMENT_EXISTS: &str = "SELECT 1 FROM environments WHERE name = $1";
 pub(crate) const MODEL_EXISTS: &str = "SELECT 1 FROM versions WHERE model_id = $1 LIMIT 1";
 pub(crate) const CLUSTER_EXISTS: &str = "SELECT 1 FROM clusters WHERE name = $1";
 
-/// A filter value of the audit log, and the query that tells whether any
-/// event (or anything at all) ever carried it.
-pub(crate) fn audit_filter_checks(
-    q: &crate::store::AuditQuery,
-) -> Vec<(&'static str, &'static str, &str)> {
+/// A filter value of the audit log, and the query that tells whether it
+/// names something that exists: a user or an actor of some event, a
+/// registered model, an environment, a cluster. (Actions are a fixed list:
+/// `ledger::action::ALL`.)
+pub(crate) fn audit_filter_checks(q: &crate::store::AuditQuery) -> Vec<(&'static str, &'static str, &str)> {
     let mut out = Vec::new();
     for (what, sql, value) in [
         (
-            "action",
-            "SELECT 1 FROM ledger WHERE action = $1 LIMIT 1",
-            &q.action,
-        ),
-        (
             "actor",
-            "SELECT 1 FROM ledger WHERE actor = $1 LIMIT 1",
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM users WHERE username = $1) \
+             OR EXISTS (SELECT 1 FROM ledger WHERE actor = $1)",
             &q.actor,
         ),
         ("model", MODEL_EXISTS, &q.model),
@@ -318,7 +334,7 @@ pub(crate) fn stored_full_id(model_id: &str, version: &str) -> StoreResult<FullI
     }
 }
 
-fn stored_stage(s: &str) -> StoreResult<Stage> {
+pub(crate) fn stored_stage(s: &str) -> StoreResult<Stage> {
     Stage::from_str(s).map_err(|_| corrupt(format_args!("stored stage {s:?} is unknown")))
 }
 

@@ -746,23 +746,30 @@ macro_rules! sql_store {
                 use switchyard_domain::records as rr;
                 let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
                 let begins = begins.map(Timestamp::from_micros);
-                let mut versions: HashMap<&FullId, Option<(Stage, Timestamp)>> = HashMap::new();
-                let mut clusters: HashMap<&str, bool> = HashMap::new();
-                for r in records {
-                    if !versions.contains_key(&r.full_id) {
-                        let v = self.get_version(&r.full_id).await?;
-                        versions.insert(&r.full_id, v.map(|v| (v.stage, v.stage_since)));
+                // The batch's distinct versions in one query per 200 (the hot
+                // path: a batch names few versions); clusters from the temporal index.
+                let mut distinct: Vec<&FullId> = records.iter().map(|r| &r.full_id).collect();
+                distinct.sort_unstable_by(|a, b| (a.model_id.as_str(), a.version.as_str()).cmp(&(b.model_id.as_str(), b.version.as_str())));
+                distinct.dedup();
+                let mut versions: HashMap<(String, String), (Stage, Timestamp)> = HashMap::new();
+                for chunk in distinct.chunks(200) {
+                    let sql = q::select_stages(chunk.len());
+                    let mut select = sqlx::query_as::<_, (String, String, String, i64)>(&sql);
+                    for v in chunk {
+                        select = select.bind(v.model_id.as_str()).bind(v.version.as_str());
                     }
-                    if !clusters.contains_key(r.cluster.as_str()) {
-                        let known = self.exists(q::CLUSTER_EXISTS, &r.cluster).await?.is_some();
-                        clusters.insert(&r.cluster, known);
+                    for (model_id, version, stage, since) in select.fetch_all(&self.pool).await? {
+                        let stage = q::stored_stage(&stage)?;
+                        versions.insert((model_id, version), (stage, Timestamp::from_micros(since)));
                     }
                 }
                 let index = self.temporal_at_head().await?;
                 let mut check = $crate::store::RecordCheck::default();
                 for (i, r) in records.iter().enumerate() {
-                    let stage = versions.get(&r.full_id).copied().flatten();
-                    let known_cluster = clusters.get(r.cluster.as_str()).copied().unwrap_or(false);
+                    let stage = versions
+                        .get(&(r.full_id.model_id.to_string(), r.full_id.version.to_string()))
+                        .copied();
+                    let known_cluster = index.has_cluster(&r.cluster);
                     let verdict = rr::check_record_time(r.at, now, begins)
                         .and_then(|()| rr::check_record_version(&r.full_id, r.at, stage))
                         .and_then(|()| if known_cluster {
@@ -820,6 +827,22 @@ macro_rules! sql_store {
                     }
                 }
                 let mut answer = self.temporal_at_head().await?.serving_at(at, env, model)?;
+                for pin in &mut answer.pins {
+                    let rows: Vec<(i64, String, String)> = sqlx::query_as(q::SELECT_PIN_PROMOTION)
+                        .bind(&pin.environment)
+                        .bind(pin.full_id.model_id.as_str())
+                        .bind(pin.full_id.version.as_str())
+                        .bind(pin.since.micros())
+                        .fetch_all(&self.pool)
+                        .await?;
+                    if let Some((id, requested_by, _)) = rows.first() {
+                        pin.promotion = Some(switchyard_domain::types::PinPromotion {
+                            id: *id,
+                            requested_by: requested_by.clone(),
+                            approved_by: rows.iter().map(|(_, _, a)| a.clone()).collect(),
+                        });
+                    }
+                }
                 let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
                 answer.notice = switchyard_domain::history::outside_the_ledger(
                     at,
@@ -844,6 +867,15 @@ macro_rules! sql_store {
                     .into_iter()
                     .map(q::LedgerRow::into_event)
                     .collect::<StoreResult<Vec<_>>>()?;
+                if let Some(a) = query.action.as_deref() {
+                    if !switchyard_domain::ledger::action::ALL.contains(&a) {
+                        return Err(DomainError::NotFound(format!(
+                            "unknown action {a:?}: the ledger's actions are {}",
+                            switchyard_domain::ledger::action::ALL.join(", ")
+                        ))
+                        .into());
+                    }
+                }
                 if events.is_empty() && query.cursor.is_none() {
                     // Nothing matched: a filter value nothing ever carried is
                     // named as unknown rather than answered with an empty page.

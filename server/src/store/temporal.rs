@@ -258,6 +258,11 @@ impl TemporalIndex {
         self.metadata_stale = false;
     }
 
+    /// Whether `cluster` is one Switchyard manages (its `clusters` row is read).
+    pub(crate) fn has_cluster(&self, cluster: &str) -> bool {
+        self.clusters.get(cluster).is_some_and(|c| c.meta.is_some())
+    }
+
     /// What `slot` of `cluster` held at `at` by the ledger: `None` when the
     /// cluster had no recorded state then (or is not known). Inside a
     /// transition interval either side may have answered: the side holding
@@ -342,6 +347,7 @@ impl TemporalIndex {
                         actor: current.value.actor.to_string(),
                         reason: current.value.reason.as_deref().map(str::to_owned),
                         next_change,
+                        promotion: None,
                     });
                 }
                 Ok(())

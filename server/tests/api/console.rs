@@ -552,3 +552,40 @@ async fn session_responses_are_never_cached_and_pages_forbid_framing_with_a_cont
         .expect("sent");
     assert_eq!(header(&signed_out, "cache-control"), "no-store");
 }
+
+#[tokio::test]
+async fn console_refusals_answer_with_their_4xx_status_not_500() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", serde_json::json!({})).await;
+    let browser = sign_in(&app, "test-admin").await;
+    let no_reason = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/request_promotion",
+        "full_id=chat%3Av1&environment=production&reason=",
+        Some(&browser),
+    )
+    .await;
+    assert!(no_reason.starts_with("422 "), "{no_reason}");
+    assert!(no_reason.contains("\"code\":\"invalid_input\""), "{no_reason}");
+    let illegal = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/move_stage",
+        "full_id=chat%3Av1&to=retired&reason=why",
+        Some(&browser),
+    )
+    .await;
+    assert!(illegal.starts_with("409 "), "{illegal}");
+    let unknown = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/move_stage",
+        "full_id=chat%3Av9&to=staging&reason=why",
+        Some(&browser),
+    )
+    .await;
+    assert!(unknown.starts_with("404 "), "{unknown}");
+    let signed_out = call_server_fn(&app, "POST", "/console/fn/get_overview", "", None).await;
+    assert!(signed_out.starts_with("401 "), "{signed_out}");
+}

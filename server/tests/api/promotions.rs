@@ -36,6 +36,10 @@ async fn release_ready(app: &TestApp) -> People {
     }
 }
 
+fn urlencode(v: &Value) -> String {
+    v.as_str().unwrap_or_default().replace('+', "%2B").replace(':', "%3A")
+}
+
 async fn request(app: &TestApp, token: &str, full_id: &str) -> reqwest::Response {
     app.post_json_as(
         token,
@@ -119,6 +123,27 @@ async fn the_requester_cannot_approve_and_two_distinct_approvers_apply_the_promo
         app.get_json("/api/v1/resolve/chat?env=production").await["full_id"],
         "chat:v2"
     );
+    // "Which version was serving, and who approved it?" — serving at T says.
+    let serving = app
+        .get_json(&format!(
+            "/api/v1/serving?environment=production&model=chat&at={}",
+            urlencode(&json!(switchyard_domain::Timestamp::now().to_rfc3339()))
+        ))
+        .await;
+    let pin = &serving["pins"][0];
+    assert_eq!(pin["full_id"], "chat:v2", "{serving}");
+    assert_eq!(pin["promotion"]["id"], id, "{serving}");
+    assert_eq!(pin["promotion"]["requested_by"], "test-admin", "{serving}");
+    assert_eq!(pin["promotion"]["approved_by"], json!(["bob", "carol"]), "{serving}");
+    // A pin set by hand names no promotion.
+    let before = app
+        .get_json(&format!(
+            "/api/v1/serving?environment=production&model=chat&at={}",
+            urlencode(&p["requested_at"])
+        ))
+        .await;
+    assert_eq!(before["pins"][0]["full_id"], "chat:v1", "{before}");
+    assert!(before["pins"][0].get("promotion").is_none(), "{before}");
     let applied = app.get_json("/api/v1/audit?action=promotion.applied").await;
     assert_eq!(applied["events"][0]["actor"], "carol");
     assert_eq!(
