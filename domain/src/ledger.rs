@@ -66,7 +66,7 @@ pub mod action {
     pub const DELIVERY_DEAD: &str = "delivery.dead";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 31] = [
+    pub const ALL: [&str; 32] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -93,6 +93,7 @@ pub mod action {
         OPERATION_RESUMED,
         OPERATION_COMPLETED,
         OPERATION_FAILED,
+        OPERATION_RECONCILED,
         ROLLBACK,
         SUBSCRIPTION_CREATED,
         SUBSCRIPTION_DELETED,
