@@ -1,9 +1,12 @@
 # Real peers for the end-to-end tests: MLServer (PyPI, pinned, in a
-# virtualenv under .tools) and HAProxy (Debian) for the cluster test, and an
+# virtualenv under .tools) and HAProxy (Debian) for the cluster test, an
 # MLflow tracking server (PyPI, pinned, its own virtualenv) for the registry
-# import test. Sourced by lib.sh.
+# import test, and the Standard Webhooks verifier (PyPI) for the notification
+# tests. Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
+# The independent Standard Webhooks verifier of the notification tests (PyPI).
+STANDARDWEBHOOKS_VERSION=1.3.0
 
 # Installs MLflow into its own virtualenv when missing (about 40 s and 850 MB,
 # once); quiet, so it can run in the background beside the MLServer install.
@@ -27,12 +30,17 @@ ensure_peers() {
   fi
   if ! "$venv/bin/mlserver" --version 2>/dev/null | grep -q "$MLSERVER_VERSION"; then
     say "installing MLServer $MLSERVER_VERSION into $venv (about a minute, once)"
-    mkdir -p "$TOOLS"
     python3 -m venv "$venv"
     # pandas 3 breaks MLServer 1.7.1's codec on text columns.
     "$venv/bin/pip" install -q "mlserver==$MLSERVER_VERSION" "pandas<3"
   fi
+  if ! "$venv/bin/python" -c "import standardwebhooks" 2>/dev/null; then
+    say "installing standardwebhooks $STANDARDWEBHOOKS_VERSION into $venv"
+    "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+  fi
   export SWITCHYARD_MLSERVER="$venv/bin/mlserver"
+  # server/tests/api/notifications.rs verifies signatures with it.
+  export SWITCHYARD_WEBHOOK_PYTHON="$venv/bin/python"
   if [ -n "$mlflow_pid" ] && ! wait "$mlflow_pid"; then
     cat "$TOOLS/mlflow-install.log" >&2
     echo "installing MLflow $MLFLOW_VERSION failed (log above)" >&2

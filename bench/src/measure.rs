@@ -57,6 +57,8 @@ async fn start_server(database_url: &str) -> anyhow::Result<Server> {
         log_json: false,
         deprecation_days: 30,
         metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
     };
     let app = Application::build(config)
         .await

@@ -60,9 +60,15 @@ pub mod action {
     pub const OPERATION_COMPLETED: &str = "operation.completed";
     pub const OPERATION_FAILED: &str = "operation.failed";
     pub const ROLLBACK: &str = "rollback";
+    /// Notification subscriptions changed by an admin (never the secret).
+    pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
+    pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
+    pub const SUBSCRIPTION_SECRET_ROTATED: &str = "subscription.secret_rotated";
+    /// A notification delivery failed for its whole retry period and was given up.
+    pub const DELIVERY_DEAD: &str = "delivery.dead";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 29] = [
+    pub const ALL: [&str; 33] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -92,6 +98,10 @@ pub mod action {
         OPERATION_COMPLETED,
         OPERATION_FAILED,
         ROLLBACK,
+        SUBSCRIPTION_CREATED,
+        SUBSCRIPTION_DELETED,
+        SUBSCRIPTION_SECRET_ROTATED,
+        DELIVERY_DEAD,
     ];
 }
 

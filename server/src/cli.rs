@@ -6,6 +6,7 @@ mod cluster;
 mod import;
 mod checkpoint;
 mod pins;
+mod subscription;
 mod token;
 mod user;
 
@@ -39,6 +40,11 @@ Configuration (environment variables):
   SWITCHYARD_CHECKPOINT_KEY      with SWITCHYARD_CHECKPOINT_FILE: `serve` signs the ledger head with this
                                key (from `audit keygen`) and appends a checkpoint to that file every
   SWITCHYARD_CHECKPOINT_INTERVAL_SECS  seconds (default 3600; skipped while the head has not moved)
+  SWITCHYARD_WEBHOOK_*         notification delivery: TIMEOUT_MS, RETRY_PERIOD_S, BACKOFF_MS, BACKOFF_MAX_MS,
+                               BREAKER_FAILURES, BREAKER_COOLDOWN_MS, POLL_MS, ALLOW_PRIVATE=1 (see README)
+  SWITCHYARD_PUBLIC_URL        the console's address in notification links
+  SWITCHYARD_SECRETS_KEY       32 bytes in base64: webhook signing secrets are stored sealed with it
+  SWITCHYARD_URL, SWITCHYARD_TOKEN  server and admin API token for `switchyard subscription`
 
 Exit codes:
   0  success
@@ -88,6 +94,10 @@ enum Command {
     /// Import versions from another model registry.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Notification subscriptions, through the REST API of a running server
+    /// (SWITCHYARD_URL, an admin's token in SWITCHYARD_TOKEN).
+    #[command(subcommand)]
+    Subscription(SubscriptionCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +175,41 @@ enum ClusterCommand {
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubscriptionCommand {
+    /// Subscribe a destination; a webhook's signing secret is printed once.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// http(s) URL of the receiver.
+        #[arg(long)]
+        url: String,
+        /// webhook (default, signed JSON) or chat (Slack-compatible message).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Event kinds (repeat; default: the release events).
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Only these models (repeat).
+        #[arg(long = "model")]
+        models: Vec<String>,
+        /// Only these environments (repeat).
+        #[arg(long = "env")]
+        environments: Vec<String>,
+        /// Only these clusters (repeat).
+        #[arg(long = "cluster")]
+        clusters: Vec<String>,
+    },
+    /// Every subscription: name, kind, status, destination.
+    List,
+    /// A subscription with its recent deliveries (JSON).
+    Show { name: String },
+    /// Delete a subscription with its deliveries.
+    Remove { name: String },
+    /// Queue a test message to a subscription.
+    Test { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +419,35 @@ async fn dispatch(command: Command) -> Outcome {
         Command::Token(TokenCommand::Revoke { name }) => {
             token::revoke(migrated_store(&config).await?.as_ref(), &name).await
         }
+        Command::Subscription(command) => {
+            let api = subscription::Api::from_env(config.addr)?;
+            match command {
+                SubscriptionCommand::Add {
+                    name,
+                    url,
+                    kind,
+                    events,
+                    models,
+                    environments,
+                    clusters,
+                } => {
+                    let new = subscription::NewSubscription {
+                        name,
+                        url,
+                        kind,
+                        events,
+                        models,
+                        environments,
+                        clusters,
+                    };
+                    subscription::add(&api, new).await
+                }
+                SubscriptionCommand::List => subscription::list(&api).await,
+                SubscriptionCommand::Show { name } => subscription::show(&api, &name).await,
+                SubscriptionCommand::Remove { name } => subscription::remove(&api, &name).await,
+                SubscriptionCommand::Test { name } => subscription::test(&api, &name).await,
+            }
+        }
         Command::Cluster(command) => cluster_command(&config, command).await,
     }
 }
@@ -506,6 +580,8 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     let settings =
         crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let checkpoints = checkpoint::Periodic::from_env()?;
+    let notify_settings =
+        crate::notify::NotifySettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let app = crate::startup::Application::build(config.clone())
         .await
         .context("cannot start the server")?;
@@ -528,6 +604,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     };
     // The runner shares the server's drivers, so live health shows the routers it drives.
     let checkpointer = checkpoints.map(|periodic| periodic.spawn(store.clone()));
+    let notifier = crate::notify::spawn(store.clone(), notify_settings);
     let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app
         .run_until_stopped()
@@ -541,6 +618,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     if let Some(task) = checkpointer {
         task.abort();
     }
+    notifier.abort();
     Ok(stopped?)
 }
 

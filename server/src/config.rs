@@ -17,6 +17,13 @@ pub struct Config {
     /// `SWITCHYARD_METRICS_TOKEN`: if set, `/metrics` answers only
     /// `Authorization: Bearer <this>` (a scraper's own secret, not an API token).
     pub metrics_token: Option<String>,
+    /// `SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`: notification destinations on
+    /// loopback and private networks are accepted (refused by default, so a
+    /// subscription cannot probe the internal network; tests turn it on).
+    pub webhook_allow_private: bool,
+    /// `SWITCHYARD_SECRETS_KEY` (32 bytes, base64): webhook signing secrets
+    /// are stored sealed with it; without it, as given.
+    pub secrets_key: Option<crate::notify::sealed::SecretsKey>,
 }
 
 impl Config {
@@ -41,6 +48,10 @@ impl Config {
             log_json: var("LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
             deprecation_days,
             metrics_token: var("SWITCHYARD_METRICS_TOKEN"),
+            webhook_allow_private: var("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE")
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            secrets_key: crate::notify::sealed::SecretsKey::from_env()
+                .map_err(anyhow::Error::msg)?,
         })
     }
 

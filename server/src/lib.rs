@@ -16,6 +16,7 @@ pub mod drivers;
 pub mod error;
 pub mod jobs;
 pub mod mlflow;
+pub mod notify;
 pub mod operations;
 pub mod promotions;
 pub mod rest;

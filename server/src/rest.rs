@@ -17,6 +17,7 @@ pub mod request_records;
 pub mod resolve;
 pub mod serving;
 pub mod stages;
+pub mod subscriptions;
 pub mod versions;
 
 use std::sync::Arc;
@@ -88,6 +89,26 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         )
         .route("/api/v1/promotions/{id}/approve", post(promotions::approve))
         .route("/api/v1/promotions/{id}/reject", post(promotions::reject))
+        .route(
+            "/api/v1/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/api/v1/subscriptions/{name}",
+            get(subscriptions::detail).delete(subscriptions::delete),
+        )
+        .route(
+            "/api/v1/subscriptions/{name}/rotate-secret",
+            post(subscriptions::rotate_secret),
+        )
+        .route(
+            "/api/v1/subscriptions/{name}/test",
+            post(subscriptions::send_test),
+        )
+        .route(
+            "/api/v1/deliveries/{id}/redeliver",
+            post(subscriptions::redeliver),
+        )
         // Unknown API paths answer in the API's format, not with the console's 404 page.
         .route("/api/{*rest}", any(unknown_path))
         // Every API route, and only those: health and metrics stay anonymous.

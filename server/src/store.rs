@@ -13,6 +13,8 @@ pub mod clusters;
 mod clusters_sql;
 pub mod identity;
 mod identity_sql;
+pub mod notify;
+mod notify_sql;
 pub mod postgres;
 mod sql;
 pub(crate) use sql::registration_conflict;
@@ -134,7 +136,9 @@ pub struct RetireReport {
 }
 
 #[async_trait]
-pub trait Store: IdentityStore + clusters::ClusterStore + Send + Sync + 'static {
+pub trait Store:
+    IdentityStore + clusters::ClusterStore + notify::NotifyStore + Send + Sync + 'static
+{
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations and creates the standard environments

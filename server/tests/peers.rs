@@ -396,6 +396,8 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         log_json: false,
         deprecation_days: 30,
         metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
     })
     .await
     .expect("the server starts");
@@ -1151,6 +1153,8 @@ async fn crash_between_switch_and_record(mlserver: &Path, haproxy: &Path, postgr
         log_json: false,
         deprecation_days: 30,
         metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
     })
     .await
     .expect("the server starts");
@@ -1413,6 +1417,8 @@ async fn a_cluster_connected_from_the_generated_haproxy_config_over_tcp_passes_c
         log_json: false,
         deprecation_days: 30,
         metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
     })
     .await
     .expect("the server starts");

@@ -220,12 +220,21 @@ pub async fn metrics(
     {
         return Err(crate::error::ApiError::unauthenticated());
     }
+    let mut text = metrics.render();
+    // The outbox is shared by every server; an unreachable database leaves
+    // only this process's counters out.
+    let stats = app.store.queue_stats().await.ok();
+    crate::notify::render_metrics(
+        &mut text,
+        stats.as_ref(),
+        switchyard_domain::Timestamp::now(),
+    );
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics.render(),
+        text,
     ))
 }
 

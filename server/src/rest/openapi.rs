@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     audit, clusters, environments, health, metrics, operations, promotions, request_records,
-    resolve, serving, stages, versions,
+    resolve, serving, stages, subscriptions, versions,
 };
 
 #[derive(OpenApi)]
@@ -34,11 +34,14 @@ use super::{
         promotions::request, promotions::approve, promotions::reject, promotions::list,
         clusters::create, clusters::list, clusters::detail, clusters::remove, clusters::test,
         operations::start, operations::rollback, operations::detail,
+        subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
+        subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
         document, health::healthz, health::readyz, metrics::metrics,
     ),
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
-        clusters::CreateCluster, operations::StartOperation, operations::Rollback)),
+        clusters::CreateCluster, operations::StartOperation, operations::Rollback,
+        subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
     modifiers(&DomainSchemas, &BearerAuth, &Unauthorized),
     security(("bearer" = [])),
 )]
@@ -300,6 +303,48 @@ const PROMOTION: &[Field] = &[
     ("decided_by", F::Str, false),
     ("decision_reason", F::Str, false),
 ];
+const SUBSCRIPTION_FILTER: &[Field] = &[
+    ("events", F::Strings, true),
+    ("models", F::Strings, true),
+    ("environments", F::Strings, true),
+    ("clusters", F::Strings, true),
+];
+macro_rules! subscription_fields {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            ("id", F::Int, true),
+            ("name", F::Str, true),
+            ("kind", F::Str, true),
+            ("url", F::Str, true),
+            ("filter", F::Ref("SubscriptionFilter"), true),
+            ("created_at", F::Time, true),
+            ("created_by", F::Str, true),
+            ("status", F::Str, true),
+            ("paused_until", F::Time, false),
+            ("consecutive_failures", F::Int, true),
+            $($extra,)*
+        ]
+    };
+}
+const SUBSCRIPTION: &[Field] = subscription_fields!();
+const SUBSCRIPTION_CREATED: &[Field] = subscription_fields!(("secret", F::Str, false));
+const SUBSCRIPTION_DETAIL: &[Field] =
+    subscription_fields!(("deliveries", F::List("Delivery"), true));
+const DELIVERY: &[Field] = &[
+    ("id", F::Int, true),
+    ("subscription_id", F::Int, true),
+    ("event_id", F::Int, false),
+    ("message_id", F::Str, true),
+    ("status", F::Str, true),
+    ("attempts", F::Int, true),
+    ("created_at", F::Time, true),
+    ("next_attempt_at", F::Time, true),
+    ("last_attempt_at", F::Time, false),
+    ("response_code", F::Int, false),
+    ("latency_ms", F::Int, false),
+    ("last_error", F::Str, false),
+    ("delivered_at", F::Time, false),
+];
 const ERROR_BODY: &[Field] = &[
     ("code", F::Str, true),
     ("message", F::Str, true),
@@ -346,6 +391,22 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     (
         "PromotionList",
         &[("promotions", F::List("Promotion"), true)],
+    ),
+    ("SubscriptionFilter", SUBSCRIPTION_FILTER),
+    ("Subscription", SUBSCRIPTION),
+    ("SubscriptionCreated", SUBSCRIPTION_CREATED),
+    ("SubscriptionDetail", SUBSCRIPTION_DETAIL),
+    (
+        "SubscriptionList",
+        &[("subscriptions", F::List("Subscription"), true)],
+    ),
+    ("Delivery", DELIVERY),
+    (
+        "SecretRotated",
+        &[
+            ("secret", F::Str, true),
+            ("previous_secrets_valid_until", F::Time, true),
+        ],
     ),
     ("ErrorDetail", ERROR_BODY),
     ("Error", &[("error", F::Ref("ErrorDetail"), true)]),

@@ -221,6 +221,7 @@ contract_tests!(
 
 mod cache;
 mod identity;
+mod notify;
 
 // ---- helpers ----
 

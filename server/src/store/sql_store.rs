@@ -122,6 +122,12 @@ macro_rules! sql_store {
             last_id: i64,
             last_hash: String,
             cache: std::sync::Arc<$crate::store::cache::ReadCache>,
+            /// The subscriptions and their filters, read (under the head lock)
+            /// at the first event appended: every event gets its deliveries in
+            /// its own transaction (the outbox).
+            subscribers: Option<Vec<(i64, $crate::store::notify::Filter)>>,
+            /// Deliveries were written: wake this process's delivery worker on commit.
+            enqueued: bool,
         }
 
         impl Writer {
@@ -130,7 +136,7 @@ macro_rules! sql_store {
                 let (last_id, last_hash) = sqlx::query_as::<_, (i64, String)>(q::LOCK_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;
-                Ok(Writer { tx, first_id: last_id, last_id, last_hash, cache: store.cache.clone() })
+                Ok(Writer { tx, first_id: last_id, last_id, last_hash, cache: store.cache.clone(), subscribers: None, enqueued: false })
             }
 
             pub(super) async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {
@@ -153,7 +159,46 @@ macro_rules! sql_store {
                     .await?;
                 self.last_id = ev.id;
                 self.last_hash = ev.hash.clone();
+                self.enqueue_deliveries(&ev).await?;
                 Ok(ev)
+            }
+
+            /// Writes a pending delivery of `ev` for every subscription whose filter admits it.
+            async fn enqueue_deliveries(&mut self, ev: &LedgerEvent) -> StoreResult<()> {
+                if self.subscribers.is_none() {
+                    let rows: Vec<(i64, String)> = sqlx::query_as($crate::store::notify_sql::SELECT_SUBSCRIBERS)
+                        .fetch_all(&mut *self.tx)
+                        .await?;
+                    let parsed = rows
+                        .into_iter()
+                        .map(|(id, text)| Ok((id, $crate::store::notify_sql::parse_filter(&text)?)))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    self.subscribers = Some(parsed);
+                }
+                let Some(subscribers) = self.subscribers.as_ref() else { return Ok(()) };
+                let message_id = format!("evt_{}", ev.id);
+                // A delivery's own failure is not sent to the subscription that failed.
+                let about = ev
+                    .action
+                    .starts_with("delivery.")
+                    .then(|| ev.details.get("subscription_id").and_then(serde_json::Value::as_i64))
+                    .flatten();
+                for (subscription, _) in subscribers.iter().filter(|(id, f)| f.admits(ev) && about != Some(*id)) {
+                    sqlx::query($crate::store::notify_sql::INSERT_DELIVERY)
+                        .bind(*subscription)
+                        .bind(ev.id)
+                        .bind(&message_id)
+                        .bind(Timestamp::now().micros())
+                        .execute(&mut *self.tx)
+                        .await?;
+                    self.enqueued = true;
+                }
+                Ok(())
+            }
+
+            /// Subscriptions were added or removed in this transaction: read them again at the next event.
+            pub(super) fn subscribers_changed(&mut self) {
+                self.subscribers = None;
             }
 
             pub(super) async fn record_state(&mut self, subject: Subject, at: Timestamp, event_id: i64, value: &str) -> StoreResult<()> {
@@ -183,6 +228,9 @@ macro_rules! sql_store {
                 self.tx.commit().await?;
                 if changed {
                     self.cache.changed();
+                }
+                if self.enqueued {
+                    $crate::store::notify::DELIVERIES_WRITTEN.notify_waiters();
                 }
                 Ok(())
             }
@@ -400,6 +448,7 @@ macro_rules! sql_store {
         }
 
         $crate::store::clusters_sql::cluster_sql!($store, $db, $backend);
+        $crate::store::notify_sql::notify_sql!($store, $db, $backend);
 
         fn fetch_versions<'q>(
             sql: &'q str,

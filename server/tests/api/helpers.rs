@@ -6,6 +6,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 use switchyard::auth::secret;
 use switchyard::config::Config;
+use switchyard::notify::sealed::SecretsKey;
 use switchyard::startup::Application;
 use switchyard::store::{DynStore, StoreSettings};
 use switchyard_domain::access::Role;
@@ -39,7 +40,7 @@ pub async fn spawn_app() -> TestApp {
     let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}/switchyard.db", dir.display());
-    spawn_app_on(url, Some(TempDir(dir)), None).await
+    spawn_app_on(url, Some(TempDir(dir)), None, None).await
 }
 
 /// A server on a fresh SQLite database whose `/metrics` needs `metrics_token`.
@@ -47,16 +48,34 @@ pub async fn spawn_app_with_metrics_token(metrics_token: &str) -> TestApp {
     let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}/switchyard.db", dir.display());
-    spawn_app_on(url, Some(TempDir(dir)), Some(metrics_token.to_owned())).await
+    spawn_app_on(
+        url,
+        Some(TempDir(dir)),
+        Some(metrics_token.to_owned()),
+        None,
+    )
+    .await
+}
+
+/// A server on a fresh SQLite database that seals webhook secrets with `key`.
+pub async fn spawn_app_with_secrets_key(key: SecretsKey) -> TestApp {
+    let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/switchyard.db", dir.display());
+    spawn_app_on(url, Some(TempDir(dir)), None, Some(key)).await
 }
 
 /// A server on the database at `database_url` (a fresh PostgreSQL database in the smoke test).
 pub async fn spawn_app_on_database(database_url: String) -> TestApp {
-    spawn_app_on(database_url, None, None).await
+    spawn_app_on(database_url, None, None, None).await
 }
 
 /// Starts a server on `database_url`; answers its address.
-async fn start_server(database_url: &str, metrics_token: Option<String>) -> String {
+async fn start_server(
+    database_url: &str,
+    metrics_token: Option<String>,
+    secrets_key: Option<SecretsKey>,
+) -> String {
     switchyard::telemetry::init_for_test();
     let config = Config {
         database_url: database_url.to_owned(),
@@ -64,6 +83,8 @@ async fn start_server(database_url: &str, metrics_token: Option<String>) -> Stri
         log_json: false,
         deprecation_days: 30,
         metrics_token,
+        webhook_allow_private: true,
+        secrets_key,
     };
     let app = Application::build(config).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -75,8 +96,9 @@ async fn spawn_app_on(
     database_url: String,
     dir: Option<TempDir>,
     metrics_token: Option<String>,
+    secrets_key: Option<SecretsKey>,
 ) -> TestApp {
-    let address = start_server(&database_url, metrics_token).await;
+    let address = start_server(&database_url, metrics_token, secrets_key).await;
     let mut test_app = TestApp {
         address,
         client: reqwest::Client::new(),
@@ -96,7 +118,7 @@ pub const TEST_PASSWORD: &str = "test-password";
 impl TestApp {
     /// A second server process on the same database, with the same admin token.
     pub async fn another_server(&self) -> TestApp {
-        let address = start_server(&self.database_url, None).await;
+        let address = start_server(&self.database_url, None, None).await;
         TestApp {
             address,
             client: reqwest::Client::new(),

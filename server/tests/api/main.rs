@@ -9,6 +9,7 @@ mod clusters;
 mod console;
 mod environments;
 mod onboarding;
+mod notifications;
 mod operations;
 mod postgres;
 mod promotions;

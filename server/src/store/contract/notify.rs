@@ -1,0 +1,664 @@
+//! The notification part of the contract, on SQLite and PostgreSQL:
+//! subscriptions, the outbox written with the ledger event, claims (order,
+//! leases, two servers), secrets and their rotation, the circuit breaker,
+//! dead deliveries and redelivery.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+use switchyard_domain::ledger::action;
+use switchyard_domain::{DomainError, Stage, Timestamp};
+
+use super::{all_events, at, domain, move_to, register, run, TestDb, MANUAL};
+use crate::store::notify::{
+    AfterAttempt, Attempt, ClaimedDelivery, DeliveryStatus, DestinationKind, Filter,
+    NewSubscription, SUBSCRIPTION_CREATED,
+};
+
+contract_tests!(
+    each_event_a_filter_admits_gets_one_pending_delivery_written_with_it,
+    subscriptions_are_listed_without_secrets_names_are_unique_and_delete_takes_their_deliveries,
+    a_subscriptions_deliveries_are_claimed_one_at_a_time_in_event_order_and_leased,
+    two_servers_claiming_at_once_never_get_the_same_delivery,
+    a_failed_attempt_waits_for_its_retry_and_repeated_failures_pause_the_subscription,
+    a_dead_delivery_lets_the_next_go_and_can_be_redelivered,
+    rotated_secrets_sign_together_until_the_overlap_ends,
+    a_test_message_is_queued_behind_the_subscriptions_pending_deliveries,
+    a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only,
+);
+
+fn subscription(name: &str, filter: Filter) -> NewSubscription {
+    NewSubscription {
+        name: name.to_owned(),
+        kind: DestinationKind::Webhook,
+        url: format!("https://hooks.example.com/{name}"),
+        filter,
+        secret: crate::notify::new_secret(),
+    }
+}
+
+fn models(m: &[&str]) -> Filter {
+    Filter {
+        models: m.iter().map(|s| (*s).to_owned()).collect(),
+        ..Filter::default()
+    }
+}
+
+fn later(seconds: i64) -> Timestamp {
+    Timestamp::from_micros(Timestamp::now().micros() + seconds * 1_000_000)
+}
+
+async fn claim(db: &TestDb, owner: &str, limit: u32) -> Vec<ClaimedDelivery> {
+    db.store
+        .claim_deliveries(owner, Timestamp::now(), later(30), limit)
+        .await
+        .expect("claim")
+}
+
+fn event_ids(claimed: &[ClaimedDelivery]) -> Vec<Option<i64>> {
+    claimed.iter().map(|c| c.delivery.event_id).collect()
+}
+
+fn delivered() -> Attempt {
+    Attempt {
+        response_code: Some(200),
+        latency_ms: 3,
+        error: None,
+        next: AfterAttempt::Delivered,
+    }
+}
+
+fn failed(retry_in_seconds: i64, breaker_threshold: i64) -> Attempt {
+    Attempt {
+        response_code: Some(500),
+        latency_ms: 4,
+        error: Some("HTTP 500: boom".into()),
+        next: AfterAttempt::RetryAt {
+            at: later(retry_in_seconds),
+            breaker_threshold,
+            pause_until: later(60),
+        },
+    }
+}
+
+async fn each_event_a_filter_admits_gets_one_pending_delivery_written_with_it(
+    db: std::sync::Arc<TestDb>,
+) {
+    let chat = db
+        .store
+        .create_subscription(subscription("chat-only", models(&["chat"])), "admin", at(0))
+        .await
+        .expect("create");
+    let staged = Filter {
+        events: vec![action::STAGE_CHANGED.into()],
+        ..Filter::default()
+    };
+    let stages = db
+        .store
+        .create_subscription(subscription("stages", staged), "admin", at(0))
+        .await
+        .expect("create");
+    register(&db, "chat:v1", at(1)).await;
+    register(&db, "other:v1", at(2)).await;
+    move_to(&db, "chat:v1", Stage::Staging, MANUAL, at(3)).await;
+    let events = all_events(&db).await;
+    let id_of = |act: &str, model: &str| {
+        events
+            .iter()
+            .find(|e| e.action == act && e.model_id.as_deref() == Some(model))
+            .map(|e| e.id)
+            .unwrap_or_else(|| panic!("no {act} of {model}"))
+    };
+    assert!(
+        events.iter().any(|e| e.action == SUBSCRIPTION_CREATED),
+        "subscription changes are audited"
+    );
+    let to_chat = db
+        .store
+        .recent_deliveries(chat.id, 10)
+        .await
+        .expect("deliveries");
+    // The default kinds: the registration, not the stage change.
+    assert_eq!(
+        to_chat.iter().map(|d| d.event_id).collect::<Vec<_>>(),
+        vec![Some(id_of(action::VERSION_REGISTERED, "chat"))]
+    );
+    let d = &to_chat[0];
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 0));
+    assert_eq!(
+        d.message_id,
+        format!("evt_{}", id_of(action::VERSION_REGISTERED, "chat"))
+    );
+    let to_stages = db
+        .store
+        .recent_deliveries(stages.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(
+        to_stages.iter().map(|d| d.event_id).collect::<Vec<_>>(),
+        vec![Some(id_of(action::STAGE_CHANGED, "chat"))]
+    );
+    // A write that is refused writes no delivery either.
+    let conflicting = super::new_version("chat:v1", json!({ "temperature": 0.9 }), None);
+    domain(db.store.register_version(conflicting, "ci", at(4)).await);
+    assert_eq!(
+        db.store
+            .recent_deliveries(chat.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
+        1
+    );
+    let stats = db.store.queue_stats().await.expect("stats");
+    assert_eq!((stats.pending, stats.dead), (2, 0));
+    assert!(stats.oldest_pending.is_some());
+}
+
+async fn subscriptions_are_listed_without_secrets_names_are_unique_and_delete_takes_their_deliveries(
+    db: std::sync::Arc<TestDb>,
+) {
+    let new = subscription("ops", Filter::default());
+    let secret = new.secret.clone();
+    let created = db
+        .store
+        .create_subscription(new, "admin", at(0))
+        .await
+        .expect("create");
+    assert_eq!(
+        (
+            created.name.as_str(),
+            created.kind,
+            created.created_by.as_str()
+        ),
+        ("ops", DestinationKind::Webhook, "admin")
+    );
+    assert!(matches!(
+        domain(
+            db.store
+                .create_subscription(subscription("ops", Filter::default()), "admin", at(1))
+                .await
+        ),
+        DomainError::Conflict(_)
+    ));
+    let listed = db.store.list_subscriptions().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    let shown = serde_json::to_string(&listed).expect("json");
+    assert!(
+        !shown.contains(&secret) && !shown.contains("hooks.example.com"),
+        "{shown}"
+    );
+    register(&db, "chat:v1", at(2)).await;
+    assert_eq!(
+        db.store
+            .recent_deliveries(created.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
+        1
+    );
+    assert!(db
+        .store
+        .delete_subscription("ops", "admin", at(3))
+        .await
+        .expect("delete"));
+    assert!(!db
+        .store
+        .delete_subscription("ops", "admin", at(3))
+        .await
+        .expect("delete"));
+    assert!(db
+        .store
+        .get_subscription("ops")
+        .await
+        .expect("get")
+        .is_none());
+    assert_eq!(
+        db.store
+            .recent_deliveries(created.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
+        0
+    );
+    assert_eq!(db.store.queue_stats().await.expect("stats").pending, 0);
+    register(&db, "chat:v2", at(4)).await;
+    assert!(claim(&db, "w", 10).await.is_empty());
+}
+
+async fn a_subscriptions_deliveries_are_claimed_one_at_a_time_in_event_order_and_leased(
+    db: std::sync::Arc<TestDb>,
+) {
+    let a = db
+        .store
+        .create_subscription(subscription("a", models(&["chat"])), "admin", at(0))
+        .await
+        .expect("create");
+    db.store
+        .create_subscription(subscription("b", models(&["other"])), "admin", at(0))
+        .await
+        .expect("create");
+    for v in 1..=3 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    register(&db, "other:v1", at(5)).await;
+    let first = claim(&db, "w1", 10).await;
+    assert_eq!(first.len(), 2, "the head of each subscription's line");
+    let a_first = first
+        .iter()
+        .find(|c| c.subscription.id == a.id)
+        .expect("a's first");
+    let a_all = db
+        .store
+        .recent_deliveries(a.id, 10)
+        .await
+        .expect("deliveries");
+    let oldest = a_all.iter().map(|d| d.id).min().expect("some");
+    assert_eq!(a_first.delivery.id, oldest);
+    assert_eq!(a_first.delivery.attempts, 1);
+    let ev = a_first
+        .event
+        .as_ref()
+        .expect("the event travels with the claim");
+    assert_eq!(
+        (ev.action.as_str(), ev.version.as_deref()),
+        (action::VERSION_REGISTERED, Some("v1"))
+    );
+    assert_eq!(a_first.secrets.len(), 1);
+    // Leased: another worker gets nothing, and a's later events wait for its first.
+    assert!(claim(&db, "w2", 10).await.is_empty());
+    // Only the holder of the lease records the attempt.
+    assert!(!db
+        .store
+        .finish_delivery(a_first.delivery.id, "w2", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    assert!(db
+        .store
+        .finish_delivery(a_first.delivery.id, "w1", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let next = claim(&db, "w2", 10).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        next[0].event.as_ref().and_then(|e| e.version.as_deref()),
+        Some("v2")
+    );
+    // A lease that expires (a worker that died) makes the delivery claimable again: at least once.
+    let expired = db
+        .store
+        .claim_deliveries("w3", later(60), later(90), 10)
+        .await
+        .expect("claim");
+    let mut ids = event_ids(&expired);
+    ids.sort();
+    let mut expected = vec![
+        next[0].delivery.event_id,
+        first
+            .iter()
+            .find(|c| c.subscription.id != a.id)
+            .and_then(|c| c.delivery.event_id),
+    ];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(expired.iter().all(|c| c.delivery.attempts == 2));
+    let shown = db
+        .store
+        .recent_deliveries(a.id, 10)
+        .await
+        .expect("deliveries");
+    let done = shown.iter().find(|d| d.id == oldest).expect("first");
+    assert_eq!(
+        (done.status, done.response_code, done.latency_ms),
+        (DeliveryStatus::Delivered, Some(200), Some(3))
+    );
+    assert!(done.delivered_at.is_some());
+}
+
+async fn two_servers_claiming_at_once_never_get_the_same_delivery(db: std::sync::Arc<TestDb>) {
+    for n in 0..12 {
+        db.store
+            .create_subscription(
+                subscription(&format!("s{n}"), Filter::default()),
+                "admin",
+                at(0),
+            )
+            .await
+            .expect("create");
+    }
+    register(&db, "chat:v1", at(1)).await;
+    let other = db.another_server().await;
+    let mut tasks = Vec::new();
+    for (n, store) in [db.store.clone(), other.clone(), db.store.clone(), other]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..6 {
+                let claimed = store
+                    .claim_deliveries(&format!("w{n}"), Timestamp::now(), later(30), 2)
+                    .await
+                    .expect("claim");
+                got.extend(claimed.into_iter().map(|c| c.delivery.id));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "claimed twice: {all:?}");
+    assert_eq!(distinct.len(), 12);
+}
+
+async fn a_failed_attempt_waits_for_its_retry_and_repeated_failures_pause_the_subscription(
+    db: std::sync::Arc<TestDb>,
+) {
+    let s = db
+        .store
+        .create_subscription(subscription("flaky", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
+    register(&db, "chat:v1", at(1)).await;
+    register(&db, "chat:v2", at(2)).await;
+    let c = claim(&db, "w", 10).await;
+    assert_eq!(c.len(), 1);
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", failed(30, 2), Timestamp::now())
+        .await
+        .expect("finish"));
+    // Not due yet, and the second event waits behind it.
+    assert!(claim(&db, "w", 10).await.is_empty());
+    let d = &db
+        .store
+        .recent_deliveries(s.id, 10)
+        .await
+        .expect("deliveries")[1];
+    assert_eq!(
+        (d.status, d.attempts, d.response_code),
+        (DeliveryStatus::Pending, 1, Some(500))
+    );
+    assert_eq!(d.last_error.as_deref(), Some("HTTP 500: boom"));
+    let shown = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!((shown.consecutive_failures, shown.paused_until), (1, None));
+    // Due again (in 40 s): claimed; a second failure in a row opens the breaker.
+    let again = db
+        .store
+        .claim_deliveries("w", later(40), later(70), 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert!(db
+        .store
+        .finish_delivery(again[0].delivery.id, "w", failed(0, 2), Timestamp::now())
+        .await
+        .expect("finish"));
+    let paused = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(paused.consecutive_failures, 2);
+    assert!(paused
+        .paused_until
+        .is_some_and(|t| t.micros() > Timestamp::now().micros()));
+    assert!(claim(&db, "w", 10).await.is_empty(), "paused");
+    // After the pause, a success closes the breaker.
+    let probe = db
+        .store
+        .claim_deliveries("w", later(61), later(90), 10)
+        .await
+        .expect("claim");
+    assert_eq!(probe.len(), 1);
+    assert!(db
+        .store
+        .finish_delivery(probe[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let healthy = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (healthy.consecutive_failures, healthy.paused_until),
+        (0, None)
+    );
+    assert_eq!(
+        event_ids(&claim(&db, "w", 10).await).len(),
+        1,
+        "the second event follows"
+    );
+}
+
+async fn a_dead_delivery_lets_the_next_go_and_can_be_redelivered(db: std::sync::Arc<TestDb>) {
+    let s = db
+        .store
+        .create_subscription(subscription("gone", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
+    register(&db, "chat:v1", at(1)).await;
+    register(&db, "chat:v2", at(2)).await;
+    let c = claim(&db, "w", 10).await;
+    let dead = Attempt {
+        next: AfterAttempt::Dead,
+        ..failed(0, 100)
+    };
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", dead, Timestamp::now())
+        .await
+        .expect("finish"));
+    assert_eq!(db.store.queue_stats().await.expect("stats").dead, 1);
+    let next = claim(&db, "w", 10).await;
+    assert_eq!(next.len(), 1);
+    assert_ne!(next[0].delivery.id, c[0].delivery.id);
+    assert!(db
+        .store
+        .finish_delivery(next[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let again = db
+        .store
+        .redeliver(c[0].delivery.id, Timestamp::now())
+        .await
+        .expect("redeliver");
+    assert_eq!(again.status, DeliveryStatus::Pending);
+    assert!(matches!(
+        domain(db.store.redeliver(c[0].delivery.id, Timestamp::now()).await),
+        DomainError::Conflict(_)
+    ));
+    assert!(matches!(
+        domain(db.store.redeliver(999_999, Timestamp::now()).await),
+        DomainError::NotFound(_)
+    ));
+    let retried = claim(&db, "w", 10).await;
+    assert_eq!(retried.len(), 1);
+    assert_eq!(
+        (retried[0].delivery.id, retried[0].delivery.attempts),
+        (c[0].delivery.id, 2)
+    );
+    assert_eq!(
+        retried[0].delivery.message_id, c[0].delivery.message_id,
+        "the same idempotency key"
+    );
+    let _ = s;
+}
+
+async fn rotated_secrets_sign_together_until_the_overlap_ends(db: std::sync::Arc<TestDb>) {
+    let new = subscription("rot", Filter::default());
+    let first = new.secret.clone();
+    db.store
+        .create_subscription(new, "admin", at(0))
+        .await
+        .expect("create");
+    let second = crate::notify::new_secret();
+    db.store
+        .rotate_secret("rot", &second, later(3600), "admin", Timestamp::now())
+        .await
+        .expect("rotate");
+    register(&db, "chat:v1", at(1)).await;
+    let c = claim(&db, "w", 10).await;
+    assert_eq!(
+        c[0].secrets,
+        vec![second.clone(), first.clone()],
+        "newest first, the old one during the overlap"
+    );
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let third = crate::notify::new_secret();
+    // No overlap: the older secrets stop at once.
+    db.store
+        .rotate_secret("rot", &third, Timestamp::now(), "admin", Timestamp::now())
+        .await
+        .expect("rotate");
+    register(&db, "chat:v2", at(2)).await;
+    let c = claim(&db, "w", 10).await;
+    assert_eq!(c[0].secrets, vec![third]);
+    assert!(matches!(
+        domain(
+            db.store
+                .rotate_secret("nope", &second, Timestamp::now(), "admin", Timestamp::now())
+                .await
+        ),
+        DomainError::NotFound(_)
+    ));
+    // Rotations are in the ledger, the secrets are not.
+    let events = all_events(&db).await;
+    let rotations: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == crate::store::notify::SUBSCRIPTION_SECRET_ROTATED)
+        .collect();
+    assert_eq!(rotations.len(), 2);
+    let ledger = serde_json::to_string(&events).expect("json");
+    assert!(!ledger.contains(&first) && !ledger.contains(&second));
+    // Delivered deliveries are pruned once old; pending ones never.
+    assert_eq!(
+        db.store.prune_deliveries(later(-60)).await.expect("prune"),
+        0
+    );
+    assert_eq!(
+        db.store.prune_deliveries(later(60)).await.expect("prune"),
+        1
+    );
+    assert_eq!(db.store.queue_stats().await.expect("stats").pending, 1);
+}
+
+async fn a_test_message_is_queued_behind_the_subscriptions_pending_deliveries(
+    db: std::sync::Arc<TestDb>,
+) {
+    db.store
+        .create_subscription(subscription("t", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
+    register(&db, "chat:v1", at(1)).await;
+    let test = db
+        .store
+        .enqueue_test("t", Timestamp::now())
+        .await
+        .expect("test");
+    assert!(test.event_id.is_none() && test.message_id.starts_with("test_"));
+    let c = claim(&db, "w", 10).await;
+    assert!(c[0].delivery.event_id.is_some());
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let c = claim(&db, "w", 10).await;
+    assert_eq!((c[0].delivery.id, c[0].event.is_none()), (test.id, true));
+    assert!(matches!(
+        domain(db.store.enqueue_test("nope", Timestamp::now()).await),
+        DomainError::NotFound(_)
+    ));
+}
+
+async fn a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only(
+    db: std::sync::Arc<TestDb>,
+) {
+    let gone = db
+        .store
+        .create_subscription(subscription("gone", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
+    let ops = db
+        .store
+        .create_subscription(subscription("ops", models(&["other"])), "admin", at(0))
+        .await
+        .expect("create");
+    register(&db, "chat:v1", at(1)).await;
+    let c = claim(&db, "w", 10).await;
+    assert_eq!(c.len(), 1);
+    let dead = Attempt {
+        next: AfterAttempt::Dead,
+        ..failed(0, 100)
+    };
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", dead, Timestamp::now())
+        .await
+        .expect("finish"));
+    let events = all_events(&db).await;
+    let ev = events
+        .iter()
+        .find(|e| e.action == crate::store::notify::DELIVERY_DEAD)
+        .expect("delivery.dead in the ledger");
+    assert_eq!(ev.actor, "system");
+    assert_eq!(ev.reason.as_deref(), Some("HTTP 500: boom"));
+    assert_eq!(ev.details["subscription"], "gone");
+    assert_eq!(ev.details["message_id"], c[0].delivery.message_id.as_str());
+    assert_eq!(ev.details["attempts"], 1);
+    // The default filter wants it, but not about itself; a filter naming no
+    // model admits it (it is about no model), one naming models does not.
+    let to_gone = db
+        .store
+        .recent_deliveries(gone.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(to_gone.len(), 1, "only the dead one: {to_gone:?}");
+    let watcher_filter = Filter {
+        events: vec![crate::store::notify::DELIVERY_DEAD.into()],
+        ..Filter::default()
+    };
+    let watcher = db
+        .store
+        .create_subscription(subscription("watcher", watcher_filter), "admin", at(2))
+        .await
+        .expect("create");
+    register(&db, "chat:v2", at(3)).await;
+    let c = claim(&db, "w", 10).await;
+    let dead = Attempt {
+        next: AfterAttempt::Dead,
+        ..failed(0, 100)
+    };
+    assert!(db
+        .store
+        .finish_delivery(c[0].delivery.id, "w", dead, Timestamp::now())
+        .await
+        .expect("finish"));
+    let to_watcher = db
+        .store
+        .recent_deliveries(watcher.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(to_watcher.len(), 1);
+    assert!(db
+        .store
+        .recent_deliveries(ops.id, 10)
+        .await
+        .expect("deliveries")
+        .is_empty());
+}

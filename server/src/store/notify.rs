@@ -1,0 +1,300 @@
+//! Storage of notification subscriptions and their deliveries outbox
+//! (`NotifyStore`), a supertrait of `Store`. The SQL is in `notify_sql.rs`,
+//! expanded inside each backend's `Store` implementation.
+//!
+//! Deliveries are written by `Writer::append` in the transaction of the
+//! ledger event they carry (the outbox): an event that commits has its
+//! deliveries, one that rolls back has none. Workers in every server claim
+//! them with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one
+//! UPDATE … RETURNING under the write lock), one subscription's deliveries
+//! strictly in order: only the oldest pending delivery of a subscription is
+//! claimable.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use switchyard_domain::ledger::{action, LedgerEvent};
+use switchyard_domain::Timestamp;
+
+use super::StoreResult;
+
+/// Woken when this process commits deliveries, so that its worker sends them
+/// at once instead of at its next poll (other servers' workers poll).
+pub static DELIVERIES_WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Event kinds a subscription may name. An empty `events` filter means
+/// [`DEFAULT_EVENT_KINDS`]; sign-ins and operation steps are never sent unless named.
+pub const EVENT_KINDS: &[&str] = &action::ALL;
+
+/// What a subscription with no `events` filter receives: the release events.
+pub const DEFAULT_EVENT_KINDS: &[&str] = &[
+    action::VERSION_REGISTERED,
+    action::DEPRECATION,
+    action::RETIREMENT,
+    action::RETIREMENT_HELD,
+    action::PROMOTION_REQUESTED,
+    action::PROMOTION_APPROVED,
+    action::PROMOTION_REJECTED,
+    action::PROMOTION_EXPIRED,
+    action::PROMOTION_APPLIED,
+    action::OPERATION_STARTED,
+    action::OPERATION_INTERRUPTED,
+    action::OPERATION_COMPLETED,
+    action::OPERATION_FAILED,
+    action::ROLLBACK,
+    DELIVERY_DEAD,
+];
+
+/// A delivery failed for the whole retry period and was given up (actor
+/// `system`); never sent to the subscription it is about.
+pub const DELIVERY_DEAD: &str = action::DELIVERY_DEAD;
+
+/// Ledger actions of subscription changes (admin configuration is audited too).
+pub const SUBSCRIPTION_CREATED: &str = action::SUBSCRIPTION_CREATED;
+pub const SUBSCRIPTION_DELETED: &str = action::SUBSCRIPTION_DELETED;
+pub const SUBSCRIPTION_SECRET_ROTATED: &str = action::SUBSCRIPTION_SECRET_ROTATED;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationKind {
+    /// The event as JSON, signed (Standard Webhooks).
+    Webhook,
+    /// A Slack-compatible incoming-webhook message (also Mattermost, Rocket.Chat).
+    Chat,
+}
+
+impl DestinationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationKind::Webhook => "webhook",
+            DestinationKind::Chat => "chat",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DestinationKind> {
+        match s {
+            "webhook" => Some(DestinationKind::Webhook),
+            "chat" => Some(DestinationKind::Chat),
+            _ => None,
+        }
+    }
+}
+
+/// Which events a subscription receives; each empty list admits anything
+/// (an empty `events` list: [`DEFAULT_EVENT_KINDS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Filter {
+    pub events: Vec<String>,
+    pub models: Vec<String>,
+    pub environments: Vec<String>,
+    pub clusters: Vec<String>,
+}
+
+impl Filter {
+    /// Whether `ev` is for this subscription. A filter naming environments
+    /// (or clusters) admits only events about one of them.
+    pub fn admits(&self, ev: &LedgerEvent) -> bool {
+        let kind_ok = if self.events.is_empty() {
+            DEFAULT_EVENT_KINDS.contains(&ev.action.as_str())
+        } else {
+            self.events.contains(&ev.action)
+        };
+        let within = |list: &[String], v: &Option<String>| {
+            list.is_empty() || v.as_ref().is_some_and(|v| list.iter().any(|x| x == v))
+        };
+        kind_ok
+            && within(&self.models, &ev.model_id)
+            && within(&self.environments, &ev.environment)
+            && within(&self.clusters, &ev.cluster)
+    }
+}
+
+/// A subscription to create; already validated (URL, kinds, models).
+#[derive(Debug, Clone)]
+pub struct NewSubscription {
+    pub name: String,
+    pub kind: DestinationKind,
+    pub url: String,
+    pub filter: Filter,
+    /// The first signing secret (`whsec_…`).
+    pub secret: String,
+}
+
+/// A subscription as stored; its secrets are not part of it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Subscription {
+    pub id: i64,
+    pub name: String,
+    pub kind: DestinationKind,
+    /// The full destination URL: callers show `notify::display_url` of it.
+    #[serde(skip)]
+    pub url: String,
+    pub filter: Filter,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    pub consecutive_failures: i64,
+    pub paused_until: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+}
+
+/// One delivery of one event (or test message) to one subscription.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub subscription_id: i64,
+    /// The ledger event; `None` for a test message.
+    pub event_id: Option<i64>,
+    /// The `webhook-id` of every attempt.
+    pub message_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    pub response_code: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A delivery leased to a worker, with what it needs to send it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery: Delivery,
+    pub subscription: Subscription,
+    /// When retries started (creation or last redeliver): the retry period counts from here.
+    pub retry_since: Timestamp,
+    /// The secrets valid now, newest first.
+    pub secrets: Vec<String>,
+    /// The event carried; `None` for a test message.
+    pub event: Option<LedgerEvent>,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub response_code: Option<i64>,
+    pub latency_ms: i64,
+    /// Set when the attempt failed: the transport error or a short excerpt of the answer.
+    pub error: Option<String>,
+    /// What happens next.
+    pub next: AfterAttempt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AfterAttempt {
+    Delivered,
+    /// Failed; try again at this time. `pause_until`: the circuit breaker
+    /// opens if the subscription reaches `breaker_threshold` failures in a row.
+    RetryAt {
+        at: Timestamp,
+        breaker_threshold: i64,
+        pause_until: Timestamp,
+    },
+    /// Failed for longer than the retry period: given up.
+    Dead,
+}
+
+/// The outbox at a glance, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueStats {
+    pub pending: i64,
+    /// Creation time of the oldest pending delivery.
+    pub oldest_pending: Option<Timestamp>,
+    pub dead: i64,
+}
+
+#[async_trait]
+pub trait NotifyStore: Send + Sync + 'static {
+    /// Stores a subscription and its first secret, with a `subscription.created`
+    /// ledger event. A taken name is a `Conflict`.
+    async fn create_subscription(
+        &self,
+        new: NewSubscription,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Subscription>;
+
+    async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+
+    async fn get_subscription(&self, name: &str) -> StoreResult<Option<Subscription>>;
+
+    /// Deletes it with its secrets and deliveries (`subscription.deleted` in
+    /// the ledger); false if there was none by that name.
+    async fn delete_subscription(
+        &self,
+        name: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Adds `secret` as the newest; the older ones keep signing until
+    /// `overlap_until` (or their own earlier expiry). Recorded in the ledger
+    /// (without the secret). Unknown name: `NotFound`.
+    async fn rotate_secret(
+        &self,
+        name: &str,
+        secret: &str,
+        overlap_until: Timestamp,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+
+    /// Deletes delivered deliveries delivered before `before` (dead ones stay
+    /// until redelivered or their subscription is deleted). Returns how many.
+    async fn prune_deliveries(&self, before: Timestamp) -> StoreResult<u64>;
+
+    /// Queues a test message to the subscription (after its pending deliveries).
+    async fn enqueue_test(&self, name: &str, at: Timestamp) -> StoreResult<Delivery>;
+
+    /// Sends a delivery again (pending now, its retry period starting anew).
+    /// Unknown: `NotFound`; already pending: `Conflict`.
+    async fn redeliver(&self, delivery_id: i64, at: Timestamp) -> StoreResult<Delivery>;
+
+    /// The subscription's deliveries, newest first.
+    async fn recent_deliveries(
+        &self,
+        subscription_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
+
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until`,
+    /// each the oldest pending one of a subscription that is not paused.
+    /// Every claim counts as an attempt.
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+
+    /// Records the attempt of a delivery `owner` holds; false (and nothing
+    /// written) if the lease was lost or the delivery deleted meanwhile.
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        attempt: Attempt,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    async fn queue_stats(&self) -> StoreResult<QueueStats>;
+}

@@ -1,0 +1,538 @@
+//! The SQL of `NotifyStore`, shared by both backends like `sql.rs`, and the
+//! macro that implements the trait inside `sql_store!`'s module (so that
+//! subscription changes write their ledger events through the same `Writer`).
+
+use switchyard_domain::Timestamp;
+
+use super::notify::{Delivery, DeliveryStatus, DestinationKind, Filter, Subscription};
+use super::{StoreError, StoreResult};
+
+macro_rules! subscription_columns {
+    () => {
+        "s.id, s.name, s.kind, s.url, s.filter, s.created_at, s.created_by, s.consecutive_failures, s.paused_until"
+    };
+}
+macro_rules! delivery_columns {
+    () => {
+        "d.id, d.subscription_id, d.event_id, d.message_id, d.status, d.attempts, d.created_at, d.retry_since, \
+         d.next_attempt_at, d.last_attempt_at, d.response_code, d.latency_ms, d.last_error, d.delivered_at"
+    };
+}
+pub(crate) const SELECT_SUBSCRIPTIONS: &str = concat!(
+    "SELECT ",
+    subscription_columns!(),
+    " FROM subscriptions s ORDER BY s.name"
+);
+pub(crate) const SELECT_SUBSCRIPTION: &str = concat!(
+    "SELECT ",
+    subscription_columns!(),
+    " FROM subscriptions s WHERE s.name = $1"
+);
+pub(crate) const SELECT_SUBSCRIPTION_BY_ID: &str = concat!(
+    "SELECT ",
+    subscription_columns!(),
+    " FROM subscriptions s WHERE s.id = $1"
+);
+/// What `Writer::append` matches each event against.
+pub(crate) const SELECT_SUBSCRIBERS: &str = "SELECT id, filter FROM subscriptions ORDER BY id";
+pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions \
+     (name, kind, url, filter, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+pub(crate) const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = $1";
+pub(crate) const INSERT_SECRET: &str = "INSERT INTO subscription_secrets \
+     (subscription_id, secret, created_at, expires_at) VALUES ($1, $2, $3, NULL)";
+/// Older secrets sign until the overlap ends (or their own earlier expiry).
+pub(crate) const EXPIRE_SECRETS: &str = "UPDATE subscription_secrets SET expires_at = $2 \
+     WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+pub(crate) const SELECT_VALID_SECRETS: &str = "SELECT secret FROM subscription_secrets \
+     WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY id DESC";
+pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
+     (subscription_id, event_id, message_id, status, attempts, created_at, retry_since, next_attempt_at) \
+     VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) RETURNING id";
+pub(crate) const SELECT_DELIVERY: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM deliveries d WHERE d.id = $1"
+);
+pub(crate) const SELECT_DELIVERIES_OF: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM deliveries d WHERE d.subscription_id = $1 ORDER BY d.id DESC LIMIT $2"
+);
+pub(crate) const REDELIVER: &str = "UPDATE deliveries SET status = 'pending', retry_since = $2, \
+     next_attempt_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND status <> 'pending'";
+/// Due, free, of a subscription that is not paused, and the oldest pending
+/// delivery of its subscription (so one subscription's events go in order).
+macro_rules! claimable {
+    () => {
+        "SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
+         AND (d.lease_until IS NULL OR d.lease_until < $3) \
+         AND (s.paused_until IS NULL OR s.paused_until <= $3) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.subscription_id = d.subscription_id \
+                         AND e.status = 'pending' AND e.id < d.id) \
+         ORDER BY d.next_attempt_at, d.id LIMIT 1"
+    };
+}
+/// A cheap read first, so that idle servers polling take no write lock.
+pub(crate) const ANY_DUE: &str =
+    "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1";
+/// SQLite: one statement, so it runs under the write lock with no other writer in between.
+pub(crate) const CLAIM_SQLITE: &str = concat!(
+    "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
+     WHERE id = (",
+    claimable!(),
+    ") AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+);
+/// PostgreSQL: a row another server is claiming is skipped, not waited for;
+/// the outer conditions are checked again on the locked row.
+pub(crate) const CLAIM_POSTGRES: &str = concat!(
+    "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
+     WHERE id = (",
+    claimable!(),
+    " FOR UPDATE OF d SKIP LOCKED) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+);
+pub(crate) const SELECT_EVENT: &str =
+    "SELECT id, at, actor, action, model_id, version, environment, \
+     cluster, reason, details, prev_hash, hash FROM ledger WHERE id = $1";
+/// `$2` owner, `$3` status, `$4` next attempt, `$5` code, `$6` latency, `$7` error, `$8` delivered at.
+pub(crate) const FINISH_DELIVERY: &str = "UPDATE deliveries SET status = $3, next_attempt_at = $4, \
+     response_code = $5, latency_ms = $6, last_error = $7, delivered_at = $8, lease_owner = NULL, lease_until = NULL \
+     WHERE id = $1 AND lease_owner = $2 AND status = 'pending' RETURNING subscription_id";
+pub(crate) const SUBSCRIPTION_SUCCEEDED: &str =
+    "UPDATE subscriptions SET consecutive_failures = 0, paused_until = NULL WHERE id = $1";
+/// `$2` breaker threshold, `$3` paused until.
+pub(crate) const SUBSCRIPTION_FAILED: &str = "UPDATE subscriptions SET \
+     consecutive_failures = consecutive_failures + 1, \
+     paused_until = CASE WHEN consecutive_failures + 1 >= $2 THEN $3 ELSE paused_until END WHERE id = $1";
+pub(crate) const SELECT_SUBSCRIPTION_NAME: &str = "SELECT name FROM subscriptions WHERE id = $1";
+pub(crate) const PRUNE_DELIVERED: &str =
+    "DELETE FROM deliveries WHERE status = 'delivered' AND delivered_at < $1";
+pub(crate) const QUEUE_STATS: &str = "SELECT \
+     (SELECT COUNT(*) FROM deliveries WHERE status = 'pending'), \
+     (SELECT MIN(created_at) FROM deliveries WHERE status = 'pending'), \
+     (SELECT COUNT(*) FROM deliveries WHERE status = 'dead')";
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub(crate) fn parse_filter(text: &str) -> StoreResult<Filter> {
+    serde_json::from_str(text).map_err(|e| corrupt(format_args!("stored filter is not valid: {e}")))
+}
+
+pub(crate) fn filter_text(f: &Filter) -> StoreResult<String> {
+    serde_json::to_string(f).map_err(|e| corrupt(format_args!("cannot serialise a filter: {e}")))
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SubscriptionRow {
+    id: i64,
+    name: String,
+    kind: String,
+    url: String,
+    filter: String,
+    created_at: i64,
+    created_by: String,
+    consecutive_failures: i64,
+    paused_until: Option<i64>,
+}
+
+impl SubscriptionRow {
+    pub(crate) fn into_subscription(self) -> StoreResult<Subscription> {
+        Ok(Subscription {
+            id: self.id,
+            kind: DestinationKind::parse(&self.kind)
+                .ok_or_else(|| corrupt(format_args!("subscription kind {:?}", self.kind)))?,
+            filter: parse_filter(&self.filter)?,
+            name: self.name,
+            url: self.url,
+            created_at: Timestamp::from_micros(self.created_at),
+            created_by: self.created_by,
+            consecutive_failures: self.consecutive_failures,
+            paused_until: self.paused_until.map(Timestamp::from_micros),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct DeliveryRow {
+    id: i64,
+    subscription_id: i64,
+    event_id: Option<i64>,
+    message_id: String,
+    status: String,
+    attempts: i64,
+    created_at: i64,
+    pub(crate) retry_since: i64,
+    next_attempt_at: i64,
+    last_attempt_at: Option<i64>,
+    response_code: Option<i64>,
+    latency_ms: Option<i64>,
+    last_error: Option<String>,
+    delivered_at: Option<i64>,
+}
+
+impl DeliveryRow {
+    pub(crate) fn into_delivery(self) -> StoreResult<Delivery> {
+        let status = match self.status.as_str() {
+            "pending" => DeliveryStatus::Pending,
+            "delivered" => DeliveryStatus::Delivered,
+            "dead" => DeliveryStatus::Dead,
+            other => return Err(corrupt(format_args!("delivery status {other:?}"))),
+        };
+        Ok(Delivery {
+            id: self.id,
+            subscription_id: self.subscription_id,
+            event_id: self.event_id,
+            message_id: self.message_id,
+            status,
+            attempts: self.attempts,
+            created_at: Timestamp::from_micros(self.created_at),
+            next_attempt_at: Timestamp::from_micros(self.next_attempt_at),
+            last_attempt_at: self.last_attempt_at.map(Timestamp::from_micros),
+            response_code: self.response_code,
+            latency_ms: self.latency_ms,
+            last_error: self.last_error,
+            delivered_at: self.delivered_at.map(Timestamp::from_micros),
+        })
+    }
+}
+
+/// Implements `NotifyStore` inside `sql_store!`'s `shared` module.
+macro_rules! notify_sql {
+    ($store:ident, $db:ty, $backend:ident) => {
+        use $crate::store::notify::{
+            AfterAttempt, Attempt, ClaimedDelivery, Delivery, NewSubscription, NotifyStore, QueueStats,
+            Subscription, SUBSCRIPTION_CREATED, SUBSCRIPTION_DELETED, SUBSCRIPTION_SECRET_ROTATED, DELIVERY_DEAD,
+        };
+        use $crate::store::notify_sql as nq;
+
+        async fn fetch_subscription<'e, E>(db: E, name: &str) -> StoreResult<Option<Subscription>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query_as::<_, nq::SubscriptionRow>(nq::SELECT_SUBSCRIPTION)
+                .bind(name)
+                .fetch_optional(db)
+                .await?
+                .map(nq::SubscriptionRow::into_subscription)
+                .transpose()
+        }
+
+        async fn fetch_delivery<'e, E>(db: E, id: i64) -> StoreResult<Option<Delivery>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            sqlx::query_as::<_, nq::DeliveryRow>(nq::SELECT_DELIVERY)
+                .bind(id)
+                .fetch_optional(db)
+                .await?
+                .map(nq::DeliveryRow::into_delivery)
+                .transpose()
+        }
+
+        fn unknown_subscription(name: &str) -> $crate::store::StoreError {
+            DomainError::NotFound(format!("no subscription named {name:?}")).into()
+        }
+
+        /// Writes an attempt of a delivery `owner` holds; its subscription's
+        /// id, or `None` if the lease was lost or the delivery deleted.
+        async fn record_attempt(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            id: i64,
+            owner: &str,
+            attempt: &Attempt,
+            at: Timestamp,
+        ) -> StoreResult<Option<i64>> {
+            let (status, next_at, delivered_at) = match attempt.next {
+                AfterAttempt::Delivered => ("delivered", at, Some(at.micros())),
+                AfterAttempt::RetryAt { at: next, .. } => ("pending", next, None),
+                AfterAttempt::Dead => ("dead", at, None),
+            };
+            Ok(sqlx::query_scalar(nq::FINISH_DELIVERY)
+                .bind(id)
+                .bind(owner)
+                .bind(status)
+                .bind(next_at.micros())
+                .bind(attempt.response_code)
+                .bind(attempt.latency_ms)
+                .bind(attempt.error.as_deref())
+                .bind(delivered_at)
+                .fetch_optional(&mut **tx)
+                .await?)
+        }
+
+        impl $store {
+            /// The delivery `id` with its subscription, valid secrets and event.
+            async fn claimed_delivery(&self, id: i64, now: Timestamp) -> StoreResult<Option<ClaimedDelivery>> {
+                let Some(row) = sqlx::query_as::<_, nq::DeliveryRow>(nq::SELECT_DELIVERY)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let retry_since = Timestamp::from_micros(row.retry_since);
+                let delivery = row.into_delivery()?;
+                let Some(subscription) = sqlx::query_as::<_, nq::SubscriptionRow>(nq::SELECT_SUBSCRIPTION_BY_ID)
+                    .bind(delivery.subscription_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(nq::SubscriptionRow::into_subscription)
+                    .transpose()?
+                else {
+                    return Ok(None);
+                };
+                let secrets: Vec<String> = sqlx::query_scalar(nq::SELECT_VALID_SECRETS)
+                    .bind(subscription.id)
+                    .bind(now.micros())
+                    .fetch_all(&self.pool)
+                    .await?;
+                let event = match delivery.event_id {
+                    Some(event_id) => Some(
+                        sqlx::query_as::<_, q::LedgerRow>(nq::SELECT_EVENT)
+                            .bind(event_id)
+                            .fetch_optional(&self.pool)
+                            .await?
+                            .ok_or_else(|| {
+                                $crate::store::StoreError::Corrupt(format!(
+                                    "delivery {id} carries ledger event {event_id}, which does not exist"
+                                ))
+                            })?
+                            .into_event()?,
+                    ),
+                    None => None,
+                };
+                Ok(Some(ClaimedDelivery { delivery, subscription, retry_since, secrets, event }))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl NotifyStore for $store {
+            async fn create_subscription(&self, new: NewSubscription, actor: &str, at: Timestamp) -> StoreResult<Subscription> {
+                let mut w = Writer::begin(self).await?;
+                if fetch_subscription(&mut *w.tx, &new.name).await?.is_some() {
+                    return Err(DomainError::Conflict(format!("a subscription named {:?} exists", new.name)).into());
+                }
+                let id: i64 = sqlx::query_scalar(nq::INSERT_SUBSCRIPTION)
+                    .bind(&new.name)
+                    .bind(new.kind.as_str())
+                    .bind(&new.url)
+                    .bind(nq::filter_text(&new.filter)?)
+                    .bind(at.micros())
+                    .bind(actor)
+                    .fetch_one(&mut *w.tx)
+                    .await?;
+                sqlx::query(nq::INSERT_SECRET)
+                    .bind(id)
+                    .bind(&new.secret)
+                    .bind(at.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.append(
+                    NewEvent::new(at, actor, SUBSCRIPTION_CREATED)
+                        .details(json!({ "subscription": new.name, "kind": new.kind, "filter": new.filter })),
+                )
+                .await?;
+                w.subscribers_changed();
+                w.commit().await?;
+                fetch_subscription(&self.pool, &new.name).await?.ok_or_else(|| {
+                    $crate::store::StoreError::Corrupt(format!("subscription {} vanished after it was written", new.name))
+                })
+            }
+
+            async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>> {
+                sqlx::query_as::<_, nq::SubscriptionRow>(nq::SELECT_SUBSCRIPTIONS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(nq::SubscriptionRow::into_subscription)
+                    .collect()
+            }
+
+            async fn get_subscription(&self, name: &str) -> StoreResult<Option<Subscription>> {
+                fetch_subscription(&self.pool, name).await
+            }
+
+            async fn delete_subscription(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<bool> {
+                let mut w = Writer::begin(self).await?;
+                let Some(s) = fetch_subscription(&mut *w.tx, name).await? else {
+                    return Ok(false);
+                };
+                sqlx::query(nq::DELETE_SUBSCRIPTION).bind(s.id).execute(&mut *w.tx).await?;
+                w.subscribers_changed();
+                w.append(NewEvent::new(at, actor, SUBSCRIPTION_DELETED).details(json!({ "subscription": name })))
+                    .await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
+            async fn rotate_secret(
+                &self,
+                name: &str,
+                secret: &str,
+                overlap_until: Timestamp,
+                actor: &str,
+                at: Timestamp,
+            ) -> StoreResult<()> {
+                let mut w = Writer::begin(self).await?;
+                let s = fetch_subscription(&mut *w.tx, name)
+                    .await?
+                    .ok_or_else(|| unknown_subscription(name))?;
+                sqlx::query(nq::EXPIRE_SECRETS)
+                    .bind(s.id)
+                    .bind(overlap_until.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                sqlx::query(nq::INSERT_SECRET)
+                    .bind(s.id)
+                    .bind(secret)
+                    .bind(at.micros())
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.append(NewEvent::new(at, actor, SUBSCRIPTION_SECRET_ROTATED).details(
+                    json!({ "subscription": name, "previous_secrets_valid_until": overlap_until }),
+                ))
+                .await?;
+                w.commit().await?;
+                Ok(())
+            }
+
+            async fn prune_deliveries(&self, before: Timestamp) -> StoreResult<u64> {
+                Ok(sqlx::query(nq::PRUNE_DELIVERED)
+                    .bind(before.micros())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
+
+            async fn enqueue_test(&self, name: &str, at: Timestamp) -> StoreResult<Delivery> {
+                let s = fetch_subscription(&self.pool, name).await?.ok_or_else(|| unknown_subscription(name))?;
+                let message_id = format!("test_{:016x}", rand::random::<u64>());
+                let id: i64 = sqlx::query_scalar(nq::INSERT_DELIVERY)
+                    .bind(s.id)
+                    .bind(None::<i64>)
+                    .bind(&message_id)
+                    .bind(at.micros())
+                    .fetch_one(&self.pool)
+                    .await?;
+                $crate::store::notify::DELIVERIES_WRITTEN.notify_waiters();
+                fetch_delivery(&self.pool, id).await?.ok_or_else(|| {
+                    $crate::store::StoreError::Corrupt(format!("delivery {id} vanished after it was written"))
+                })
+            }
+
+            async fn redeliver(&self, delivery_id: i64, at: Timestamp) -> StoreResult<Delivery> {
+                let n = sqlx::query(nq::REDELIVER)
+                    .bind(delivery_id)
+                    .bind(at.micros())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                let d = fetch_delivery(&self.pool, delivery_id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("no delivery {delivery_id}")))?;
+                if n == 0 {
+                    return Err(DomainError::Conflict(format!(
+                        "delivery {delivery_id} is pending already; it is sent when due"
+                    ))
+                    .into());
+                }
+                $crate::store::notify::DELIVERIES_WRITTEN.notify_waiters();
+                Ok(d)
+            }
+
+            async fn recent_deliveries(&self, subscription_id: i64, limit: u32) -> StoreResult<Vec<Delivery>> {
+                sqlx::query_as::<_, nq::DeliveryRow>(nq::SELECT_DELIVERIES_OF)
+                    .bind(subscription_id)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(nq::DeliveryRow::into_delivery)
+                    .collect()
+            }
+
+            async fn claim_deliveries(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<ClaimedDelivery>> {
+                let due: Option<i64> = sqlx::query_scalar(nq::ANY_DUE).bind(now.micros()).fetch_optional(&self.pool).await?;
+                if due.is_none() {
+                    return Ok(Vec::new());
+                }
+                let claim = match Backend::$backend {
+                    Backend::Sqlite => nq::CLAIM_SQLITE,
+                    Backend::Postgres => nq::CLAIM_POSTGRES,
+                };
+                let mut claimed = Vec::new();
+                for _ in 0..limit {
+                    let id: Option<i64> = sqlx::query_scalar(claim)
+                        .bind(owner)
+                        .bind(lease_until.micros())
+                        .bind(now.micros())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let Some(id) = id else { break };
+                    if let Some(c) = self.claimed_delivery(id, now).await? {
+                        claimed.push(c);
+                    }
+                }
+                Ok(claimed)
+            }
+
+            async fn finish_delivery(&self, id: i64, owner: &str, attempt: Attempt, at: Timestamp) -> StoreResult<bool> {
+                if attempt.next == AfterAttempt::Dead {
+                    // Giving up is an event of its own: in the ledger (and so sent to
+                    // the other subscriptions that want it), in the same transaction.
+                    let mut w = Writer::begin(self).await?;
+                    let Some(subscription) = record_attempt(&mut w.tx, id, owner, &attempt, at).await? else {
+                        return Ok(false);
+                    };
+                    let name: Option<String> = sqlx::query_scalar(nq::SELECT_SUBSCRIPTION_NAME)
+                        .bind(subscription)
+                        .fetch_optional(&mut *w.tx)
+                        .await?;
+                    let d = fetch_delivery(&mut *w.tx, id).await?;
+                    w.append(NewEvent::new(at, "system", DELIVERY_DEAD).reason(attempt.error.as_deref()).details(json!({
+                        "subscription": name,
+                        "subscription_id": subscription,
+                        "delivery_id": id,
+                        "message_id": d.as_ref().map(|d| d.message_id.clone()),
+                        "event_id": d.as_ref().and_then(|d| d.event_id),
+                        "attempts": d.as_ref().map(|d| d.attempts),
+                        "first_attempt_due": d.as_ref().map(|d| d.created_at),
+                    })))
+                    .await?;
+                    w.commit().await?;
+                    return Ok(true);
+                }
+                let mut tx = self.pool.begin().await?;
+                let Some(subscription) = record_attempt(&mut tx, id, owner, &attempt, at).await? else {
+                    return Ok(false);
+                };
+                match attempt.next {
+                    AfterAttempt::Delivered => {
+                        sqlx::query(nq::SUBSCRIPTION_SUCCEEDED).bind(subscription).execute(&mut *tx).await?;
+                    }
+                    AfterAttempt::RetryAt { breaker_threshold, pause_until, .. } => {
+                        sqlx::query(nq::SUBSCRIPTION_FAILED)
+                            .bind(subscription)
+                            .bind(breaker_threshold)
+                            .bind(pause_until.micros())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    // A dead delivery no longer holds the line: the next one is tried.
+                    AfterAttempt::Dead => {}
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn queue_stats(&self) -> StoreResult<QueueStats> {
+                let (pending, oldest, dead): (i64, Option<i64>, i64) =
+                    sqlx::query_as(nq::QUEUE_STATS).fetch_one(&self.pool).await?;
+                Ok(QueueStats { pending, oldest_pending: oldest.map(Timestamp::from_micros), dead })
+            }
+        }
+    };
+}
+pub(crate) use notify_sql;

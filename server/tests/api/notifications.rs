@@ -1,0 +1,1246 @@
+//! Notifications end to end: subscriptions over the REST API, the delivery
+//! worker sending to a real HTTP receiver on loopback that can be told to
+//! fail (500), hang, close the connection or go away, and `kill -9` of the
+//! real server binary while deliveries are in flight. On SQLite and PostgreSQL.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchyard::notify::NotifySettings;
+use switchyard_domain::access::Role;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::helpers::{assert_error, spawn_app, spawn_app_with_secrets_key, TestApp};
+use crate::postgres::spawn_app_on_fresh_postgres;
+use switchyard::notify::sealed::SecretsKey;
+
+// ---- the receiver ----
+
+/// How the receiver answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Ok,
+    /// Answers OK after this long.
+    Slow(Duration),
+    Status(u16),
+    /// Never answers.
+    Hang,
+    /// Closes the connection without an answer.
+    Close,
+}
+
+/// One request the receiver answered with 2xx.
+#[derive(Debug, Clone)]
+struct Received {
+    /// The request path: one receiver serves several subscriptions.
+    path: String,
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Log {
+    received: Vec<Received>,
+    /// Requests of any outcome.
+    attempts: usize,
+}
+
+/// A minimal HTTP/1.1 server on loopback, written here so that it can really
+/// go away: `down` closes the listener and every open connection (each answer
+/// says `Connection: close`, so no pooled connection outlives it).
+struct Receiver {
+    addr: SocketAddr,
+    mode: Arc<Mutex<Mode>>,
+    log: Arc<Mutex<Log>>,
+    tasks: Option<JoinSet<()>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let mut r = Receiver {
+            addr,
+            mode: Arc::new(Mutex::new(Mode::Ok)),
+            log: Arc::default(),
+            tasks: None,
+        };
+        r.serve(listener);
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn url_at(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let mut tasks = JoinSet::new();
+        let (mode, log) = (self.mode.clone(), self.log.clone());
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                connections.spawn(answer(conn, mode.clone(), log.clone()));
+            }
+        });
+        self.tasks = Some(tasks);
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().expect("mode") = mode;
+    }
+
+    /// Closes the listener and every connection: the port refuses connections.
+    async fn down(&mut self) {
+        if let Some(mut tasks) = self.tasks.take() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+
+    /// Listens on the same port again.
+    async fn up(&mut self) {
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .expect("bind the same port again");
+        self.serve(listener);
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.log.lock().expect("log").received.clone()
+    }
+
+    fn attempts(&self) -> usize {
+        self.log.lock().expect("log").attempts
+    }
+
+    /// Waits until `done` holds for what was received, or fails after `limit`.
+    async fn wait_until(&self, limit: Duration, what: &str, done: impl Fn(&[Received]) -> bool) {
+        let start = Instant::now();
+        loop {
+            if done(&self.received()) {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}; received {:?}",
+                self.received()
+                    .iter()
+                    .map(|r| r.id.clone())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_for_attempts(&self, n: usize) {
+        let start = Instant::now();
+        while self.attempts() < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{n} attempts did not come"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(tasks) = self.tasks.as_mut() {
+            tasks.abort_all();
+        }
+    }
+}
+
+/// Reads one request and answers it as `mode` says.
+async fn answer(mut conn: TcpStream, mode: Arc<Mutex<Mode>>, log: Arc<Mutex<Log>>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let length: usize = header("content-length").parse().unwrap_or(0);
+    while buf.len() < head_end + length {
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = buf[head_end..head_end + length].to_vec();
+    let mode = *mode.lock().expect("mode");
+    log.lock().expect("log").attempts += 1;
+    let status = match mode {
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        Mode::Close => return,
+        Mode::Status(s) => s,
+        Mode::Slow(d) => {
+            tokio::time::sleep(d).await;
+            200
+        }
+        Mode::Ok => 200,
+    };
+    if status < 300 {
+        log.lock().expect("log").received.push(Received {
+            path: head.split_whitespace().nth(1).unwrap_or("").to_owned(),
+            id: header("webhook-id"),
+            timestamp: header("webhook-timestamp"),
+            signature: header("webhook-signature"),
+            body,
+        });
+    }
+    let text = if status < 300 {
+        "ok"
+    } else {
+        "receiver told to fail"
+    };
+    let response = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = conn.write_all(response.as_bytes()).await;
+    let _ = conn.shutdown().await;
+}
+
+/// Verifies a received request's signature with the `standardwebhooks` crate's verifier.
+fn verifies(r: &Received, secret: &str) -> bool {
+    let mut headers = axum::http::HeaderMap::new();
+    for (k, v) in [
+        ("webhook-id", &r.id),
+        ("webhook-timestamp", &r.timestamp),
+        ("webhook-signature", &r.signature),
+    ] {
+        match v.parse() {
+            Ok(v) => {
+                headers.insert(k, v);
+            }
+            Err(_) => return false,
+        }
+    }
+    standardwebhooks::Webhook::new(secret)
+        .and_then(|wh| wh.verify(&r.body, &headers))
+        .is_ok()
+}
+
+// ---- helpers ----
+
+/// Retries quickly, so that the tests take seconds.
+fn fast_settings() -> NotifySettings {
+    NotifySettings {
+        timeout: Duration::from_millis(800),
+        backoff_base: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(400),
+        breaker_threshold: 4,
+        breaker_cooldown: Duration::from_millis(300),
+        poll: Duration::from_millis(20),
+        // The receivers are on loopback.
+        allow_private: true,
+        ..NotifySettings::default()
+    }
+}
+
+async fn subscribe(app: &TestApp, name: &str, url: &str, filter: Value) -> Value {
+    let res = app
+        .post_json(
+            "/api/v1/subscriptions",
+            &json!({ "name": name, "url": url, "filter": filter }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json().await.expect("JSON")
+}
+
+/// The ledger ids of the `version.registered` events of `model`, oldest first.
+async fn registrations(app: &TestApp, model: &str) -> Vec<String> {
+    let page = app
+        .get_json(&format!(
+            "/api/v1/audit?model={model}&action=version.registered&limit=500"
+        ))
+        .await;
+    let mut ids: Vec<String> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| format!("evt_{}", e["id"]))
+        .collect();
+    ids.reverse();
+    ids
+}
+
+/// The received ids with consecutive repeats (at-least-once redeliveries) folded.
+fn in_order_without_repeats(received: &[Received]) -> Vec<String> {
+    let mut ids: Vec<String> = received.iter().map(|r| r.id.clone()).collect();
+    ids.dedup();
+    ids
+}
+
+// ---- validation ----
+
+#[tokio::test]
+async fn invalid_subscriptions_are_refused_with_422_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", json!({})).await;
+    let cases = [
+        (
+            json!({"name": "a", "url": "ftp://example.com/x"}),
+            "http or https",
+        ),
+        (json!({"name": "a", "url": "not a url"}), "not a valid URL"),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"events": ["promotion.requsted"]}}),
+            "unknown event kind",
+        ),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"models": ["nope"]}}),
+            "unknown model",
+        ),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"environments": ["moon"]}}),
+            "unknown environment",
+        ),
+        (
+            json!({"name": "a", "url": "http://example.com/x", "filter": {"clusters": ["eu-9"]}}),
+            "unknown cluster",
+        ),
+        (
+            json!({"name": "Bad Name", "url": "http://example.com/x"}),
+            "not valid",
+        ),
+        (
+            json!({"name": "a", "kind": "pager", "url": "http://example.com/x"}),
+            "webhook or chat",
+        ),
+    ];
+    for (body, says) in cases {
+        let e = assert_error(
+            app.post_json("/api/v1/subscriptions", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        let message = e["message"].as_str().unwrap_or("");
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    assert_eq!(
+        app.get_json("/api/v1/subscriptions").await["subscriptions"],
+        json!([])
+    );
+    // No subscription.created in the ledger either.
+    let audit = app
+        .get_json("/api/v1/audit?action=subscription.created")
+        .await;
+    assert_eq!(audit["events"], json!([]));
+    // Only admins manage subscriptions.
+    let viewer = app.user_with_token("vera", Role::Viewer, None).await;
+    let res = app
+        .post_json_as(
+            &viewer,
+            "/api/v1/subscriptions",
+            &json!({"name": "a", "url": "http://example.com/x"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_secret_is_shown_once_and_urls_are_shown_without_credentials() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", json!({})).await;
+    let created = subscribe(
+        &app,
+        "ops",
+        "https://user:pw@hooks.example.com/services/T0/B0/XXXX",
+        json!({"models": ["chat"], "events": ["promotion.requested", "rollback"]}),
+    )
+    .await;
+    let secret = created["secret"]
+        .as_str()
+        .expect("secret shown at creation")
+        .to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(created["url"], "https://hooks.example.com/services/…");
+    let shown = app.get_json("/api/v1/subscriptions/ops").await.to_string();
+    let listed = app.get_json("/api/v1/subscriptions").await.to_string();
+    for text in [&shown, &listed] {
+        assert!(
+            !text.contains(&secret) && !text.contains("pw") && !text.contains("XXXX"),
+            "{text}"
+        );
+    }
+    assert_error(
+        app.post_json(
+            "/api/v1/subscriptions",
+            &json!({"name": "ops", "url": "https://example.com/"}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let rotated: Value = app
+        .post_json(
+            "/api/v1/subscriptions/ops/rotate-secret",
+            &json!({"overlap_hours": 2}),
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert!(rotated["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_") && s != secret));
+    assert_error(
+        app.post_json(
+            "/api/v1/subscriptions/ops/rotate-secret",
+            &json!({"overlap_hours": 9999}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    assert!(doc["paths"]["/api/v1/subscriptions"]["post"].is_object());
+    assert!(doc["paths"]["/api/v1/deliveries/{id}/redeliver"]["post"].is_object());
+    for schema in [
+        "Subscription",
+        "SubscriptionCreated",
+        "SubscriptionDetail",
+        "Delivery",
+        "SecretRotated",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    let detail = &doc["components"]["schemas"]["SubscriptionDetail"]["properties"];
+    assert!(
+        detail["deliveries"].is_object() && detail["filter"].is_object(),
+        "{detail}"
+    );
+    let res = app
+        .request(reqwest::Method::DELETE, "/api/v1/subscriptions/ops")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        app.get("/api/v1/subscriptions/ops").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+// ---- delivery through faults ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_in_order_none_missing_through_500s_hangs_closed_connections_and_a_receiver_that_was_down_sqlite(
+) {
+    let app = spawn_app().await;
+    deliveries_survive_receiver_faults(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_in_order_none_missing_through_500s_hangs_closed_connections_and_a_receiver_that_was_down_postgres(
+) {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    deliveries_survive_receiver_faults(&app).await;
+    drop_database(&mut admin, &name).await;
+}
+
+async fn drop_database(admin: &mut sqlx::PgConnection, name: &str) {
+    let _ = sqlx::Executor::execute(
+        admin,
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+    )
+    .await;
+}
+
+async fn deliveries_survive_receiver_faults(app: &TestApp) {
+    let mut rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    let created = subscribe(app, "hook", &rx.url(), json!({"models": ["chat"]})).await;
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    // Two workers on two pools: two servers sharing the outbox.
+    let first = switchyard::notify::spawn(app.store().await, fast_settings());
+    let second = switchyard::notify::spawn(app.store().await, fast_settings());
+    let limit = Duration::from_secs(30);
+
+    app.register("chat", "v1", json!({})).await;
+    rx.wait_until(limit, "v1", |r| r.len() == 1).await;
+    assert_eq!(rx.attempts(), 1, "two workers, one delivery");
+
+    rx.set(Mode::Status(500));
+    app.register("chat", "v2", json!({})).await;
+    app.register("chat", "v3", json!({})).await;
+    rx.wait_for_attempts(3).await;
+    rx.set(Mode::Hang);
+    rx.wait_for_attempts(4).await;
+    rx.set(Mode::Close);
+    rx.wait_for_attempts(5).await;
+    rx.down().await;
+    app.register("chat", "v4", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    rx.set(Mode::Ok);
+    rx.up().await;
+    app.register("chat", "v5", json!({})).await;
+
+    let expected = registrations(app, "chat").await[1..].to_vec();
+    assert_eq!(expected.len(), 5);
+    rx.wait_until(limit, "v1..v5", |r| {
+        in_order_without_repeats(r).len() >= expected.len()
+    })
+    .await;
+    let received = rx.received();
+    assert_eq!(
+        in_order_without_repeats(&received),
+        expected,
+        "in event order, none missing"
+    );
+    let ids: HashSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
+    assert!(
+        ids.iter().all(|id| expected.iter().any(|e| e == id)),
+        "nothing else: {ids:?}"
+    );
+    for r in &received {
+        assert!(verifies(r, &secret), "signature of {}", r.id);
+        let body: Value = serde_json::from_slice(&r.body).expect("JSON body");
+        assert_eq!(body["type"], "version.registered");
+        assert_eq!(
+            format!("evt_{}", body["data"]["id"]),
+            r.id,
+            "webhook-id is the event id"
+        );
+        assert_eq!(body["data"]["model_id"], "chat");
+    }
+
+    // The subscription shows its deliveries: all delivered, v2's after failed attempts.
+    // Each attempt is recorded just after the receiver answered it.
+    let start = Instant::now();
+    let shown = loop {
+        let shown = app.get_json("/api/v1/subscriptions/hook").await;
+        let settled = shown["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|d| d["status"] != "pending"));
+        if settled || start.elapsed() > Duration::from_secs(5) {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let deliveries = shown["deliveries"].as_array().expect("deliveries");
+    assert_eq!(deliveries.len(), 5);
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["status"] == "delivered" && d["response_code"] == 200),
+        "{shown}"
+    );
+    let v2 = deliveries
+        .iter()
+        .find(|d| d["message_id"] == expected[1].as_str())
+        .expect("v2");
+    assert!(v2["attempts"].as_i64().is_some_and(|n| n >= 4), "{v2}");
+    assert!(v2["latency_ms"].is_i64());
+
+    // A test message and a redelivery go out with their ids.
+    let test: Value = app
+        .post_json("/api/v1/subscriptions/hook/test", &json!({}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let test_id = test["message_id"].as_str().expect("message id").to_owned();
+    rx.wait_until(limit, "the test message", |r| {
+        r.iter().any(|x| x.id == test_id)
+    })
+    .await;
+    let v1_delivery = deliveries
+        .iter()
+        .find(|d| d["message_id"] == expected[0].as_str())
+        .expect("v1");
+    let res = app
+        .post_json(
+            &format!("/api/v1/deliveries/{}/redeliver", v1_delivery["id"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let before = rx.received().len();
+    rx.wait_until(limit, "the redelivery", |r| {
+        r.len() > before && r.last().is_some_and(|x| x.id == expected[0])
+    })
+    .await;
+
+    // The last attempt is recorded just after the receiver answered it.
+    let start = Instant::now();
+    let metrics = loop {
+        let text = app.get("/metrics").await.text().await.expect("text");
+        if text.contains("switchyard_delivery_queue_pending 0")
+            || start.elapsed() > Duration::from_secs(5)
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        metrics.contains("switchyard_delivery_queue_pending 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_delivery_queue_age_seconds 0.000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_deliveries_total{outcome=\"failed\"}"),
+        "{metrics}"
+    );
+    first.abort();
+    second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_send_each_delivery_once_each_subscription_in_order_sqlite() {
+    let app = spawn_app().await;
+    two_servers_share_the_outbox(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_send_each_delivery_once_each_subscription_in_order_postgres() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    two_servers_share_the_outbox(&app).await;
+    drop_database(&mut admin, &name).await;
+}
+
+async fn two_servers_share_the_outbox(app: &TestApp) {
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    for s in ["a", "b", "c"] {
+        subscribe(app, s, &rx.url_at(s), json!({"models": ["chat"]})).await;
+    }
+    let first = switchyard::notify::spawn(app.store().await, fast_settings());
+    let second = switchyard::notify::spawn(app.store().await, fast_settings());
+    for v in 1..=15 {
+        app.register("chat", &format!("v{v}"), json!({})).await;
+    }
+    let expected = registrations(app, "chat").await[1..].to_vec();
+    rx.wait_until(Duration::from_secs(30), "45 deliveries", |r| r.len() >= 45)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let received = rx.received();
+    assert_eq!(received.len(), 45, "each delivery sent once");
+    for s in ["a", "b", "c"] {
+        let ids: Vec<String> = received
+            .iter()
+            .filter(|r| r.path == format!("/{s}"))
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(ids, expected, "subscription {s}: in event order");
+    }
+    first.abort();
+    second.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_failing_past_the_retry_period_is_dead_and_can_be_redelivered() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.set(Mode::Status(503));
+    app.register("chat", "v0", json!({})).await;
+    subscribe(&app, "flaky", &rx.url(), json!({"models": ["chat"]})).await;
+    let settings = NotifySettings {
+        retry_period: Duration::from_secs(1),
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    app.register("chat", "v1", json!({})).await;
+    let start = Instant::now();
+    let dead = loop {
+        let shown = app.get_json("/api/v1/subscriptions/flaky").await;
+        let first = shown["deliveries"][0].clone();
+        if first["status"] == "dead" {
+            break first;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never dead: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(dead["attempts"].as_i64().is_some_and(|n| n >= 2), "{dead}");
+    assert_eq!(dead["response_code"], 503);
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 503")),
+        "{dead}"
+    );
+    assert!(rx.received().is_empty());
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("switchyard_deliveries_dead 1"),
+        "{metrics}"
+    );
+    // The destination is back: redeliver sends it with the same id.
+    rx.set(Mode::Ok);
+    let res = app
+        .post_json(
+            &format!("/api/v1/deliveries/{}/redeliver", dead["id"]),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    rx.wait_until(Duration::from_secs(20), "the redelivery", |r| r.len() == 1)
+        .await;
+    assert_eq!(
+        rx.received()[0].id,
+        dead["message_id"].as_str().unwrap_or("")
+    );
+    let res = app
+        .post_json("/api/v1/deliveries/999999/redeliver", &json!({}))
+        .await;
+    assert_error(res, StatusCode::NOT_FOUND).await;
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_allow_private_the_worker_never_connects_to_an_internal_address() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    let port = rx.addr.port();
+    // Saved while private addresses were allowed (or a name that resolved elsewhere then).
+    subscribe(
+        &app,
+        "by-ip",
+        &format!("http://127.0.0.1:{port}/ip"),
+        json!({"models": ["chat"]}),
+    )
+    .await;
+    subscribe(
+        &app,
+        "by-name",
+        &format!("http://localhost:{port}/name"),
+        json!({"models": ["chat"]}),
+    )
+    .await;
+    let settings = NotifySettings {
+        allow_private: false,
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    app.register("chat", "v1", json!({})).await;
+    for name in ["by-ip", "by-name"] {
+        let start = Instant::now();
+        let first = loop {
+            let shown = app.get_json(&format!("/api/v1/subscriptions/{name}")).await;
+            let first = shown["deliveries"][0].clone();
+            if first["last_error"].is_string() {
+                break first;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no attempt: {shown}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let error = first["last_error"].as_str().unwrap_or("");
+        assert!(error.contains("internal address"), "{name}: {error}");
+        assert_eq!(
+            first["status"], "pending",
+            "refused attempts are retried like failures"
+        );
+    }
+    assert_eq!(rx.attempts(), 0, "nothing reached the receiver");
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_secrets_key_signing_secrets_are_stored_sealed_and_still_sign() {
+    use base64::Engine;
+    let key_text = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let key = SecretsKey::parse(&key_text).expect("key");
+    let app = spawn_app_with_secrets_key(key.clone()).await;
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    let created = subscribe(&app, "sealed", &rx.url(), json!({"models": ["chat"]})).await;
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let stored: Vec<String> = {
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.database_url)
+            .await
+            .expect("database");
+        sqlx::query_scalar("SELECT secret FROM subscription_secrets")
+            .fetch_all(&mut db)
+            .await
+            .expect("secrets")
+    };
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].starts_with("sealed:v1:") && !stored[0].contains(&secret[6..]),
+        "{stored:?}"
+    );
+
+    // A worker without the key cannot sign: the attempt fails and says why.
+    let keyless = switchyard::notify::spawn(app.store().await, fast_settings());
+    app.register("chat", "v1", json!({})).await;
+    let start = Instant::now();
+    loop {
+        let shown = app.get_json("/api/v1/subscriptions/sealed").await;
+        let error = shown["deliveries"][0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if !error.is_empty() {
+            assert!(error.contains("SWITCHYARD_SECRETS_KEY"), "{error}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no attempt: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    keyless.abort();
+    assert_eq!(rx.attempts(), 0);
+    // With the key it is delivered, signed with the secret shown at creation.
+    let settings = NotifySettings {
+        secrets_key: Some(key),
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    rx.wait_until(Duration::from_secs(20), "v1", |r| r.len() == 1)
+        .await;
+    assert!(verifies(&rx.received()[0], &secret));
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_of_the_writing_server_sends_at_once_without_waiting_for_its_poll() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    subscribe(&app, "quick", &rx.url(), json!({"models": ["chat"]})).await;
+    let settings = NotifySettings {
+        poll: Duration::from_secs(60),
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    // Its first look at the outbox found nothing: it now waits a minute, or for a write.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    app.register("chat", "v1", json!({})).await;
+    rx.wait_until(Duration::from_secs(5), "v1", |r| r.len() == 1)
+        .await;
+    assert!(start.elapsed() < Duration::from_secs(5));
+    worker.abort();
+}
+
+// ---- kill -9 ----
+
+/// The real `switchyard serve` binary, whose delivery worker sends
+/// notifications; killed with SIGKILL when dropped.
+struct Served(std::process::Child);
+
+impl Served {
+    fn start(database_url: &str, log: &std::path::Path) -> Served {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("SWITCHYARD_ADDR", "127.0.0.1:0")
+            .env("SWITCHYARD_WEBHOOK_TIMEOUT_MS", "800")
+            .env("SWITCHYARD_WEBHOOK_BACKOFF_MS", "50")
+            .env("SWITCHYARD_WEBHOOK_BACKOFF_MAX_MS", "400")
+            .env("SWITCHYARD_WEBHOOK_POLL_MS", "20")
+            .env("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE", "1")
+            .env_remove("LOG_FORMAT")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("switchyard serve starts");
+        Served(child)
+    }
+
+    fn kill9(mut self) {
+        self.0.kill().expect("SIGKILL sent");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_with_deliveries_in_flight_loses_none_after_restart_sqlite() {
+    let app = spawn_app().await;
+    kill_9_mid_delivery(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_with_deliveries_in_flight_loses_none_after_restart_postgres() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    kill_9_mid_delivery(&app).await;
+    drop_database(&mut admin, &name).await;
+}
+
+async fn kill_9_mid_delivery(app: &TestApp) {
+    let rx = Receiver::start().await;
+    // Each answer takes a while: there is always a delivery in flight to kill.
+    rx.set(Mode::Slow(Duration::from_millis(250)));
+    app.register("chat", "v0", json!({})).await;
+    subscribe(app, "hook", &rx.url(), json!({"models": ["chat"]})).await;
+    let log = std::env::temp_dir().join(format!("sy-notify-{:016x}.log", rand::random::<u64>()));
+    // The API server of the test has no worker: only the binary delivers.
+    let served = Served::start(&app.database_url, &log);
+    for v in 1..=12 {
+        app.register("chat", &format!("v{v}"), json!({})).await;
+    }
+    let limit = Duration::from_secs(40);
+    rx.wait_until(limit, "the first deliveries", |r| r.len() >= 3)
+        .await;
+    // Mid-request: the receiver is holding an answer.
+    let attempts = rx.attempts();
+    let start = Instant::now();
+    while rx.attempts() == attempts && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    served.kill9();
+    let at_kill = rx.received().len();
+    assert!(
+        at_kill < 12,
+        "the kill came before the end ({at_kill} received)"
+    );
+    let _restarted = Served::start(&app.database_url, &log);
+    let expected = registrations(app, "chat").await[1..].to_vec();
+    assert_eq!(expected.len(), 12);
+    rx.wait_until(limit, "every event after the restart", |r| {
+        in_order_without_repeats(r).len() >= 12
+    })
+    .await;
+    let received = rx.received();
+    assert_eq!(
+        in_order_without_repeats(&received),
+        expected,
+        "in order, none missing"
+    );
+    let _ = std::fs::remove_file(&log);
+}
+
+// ---- independent verification (Python) ----
+
+/// A Python with the PyPI `standardwebhooks` package: `SWITCHYARD_WEBHOOK_PYTHON`
+/// (scripts/peers.sh sets it), else `.tools/venv/bin/python` if it has the package.
+fn webhook_python() -> Option<String> {
+    let candidates = [
+        std::env::var("SWITCHYARD_WEBHOOK_PYTHON").ok(),
+        Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/venv/bin/python").to_owned()),
+    ];
+    candidates.into_iter().flatten().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", "import standardwebhooks"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `webhook_receiver.py` as a child process, killed when dropped.
+struct PythonReceiver {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PythonReceiver {
+    async fn start(python: &str) -> PythonReceiver {
+        let dir = std::env::temp_dir().join(format!("sy-pyhook-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("secrets"), "").expect("secrets file");
+        let child = std::process::Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/webhook_receiver.py"
+            ))
+            .arg(dir.join("secrets"))
+            .arg(dir.join("log.jsonl"))
+            .arg(dir.join("port"))
+            .spawn()
+            .expect("the Python receiver starts");
+        let start = Instant::now();
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(dir.join("port"))
+                .ok()
+                .and_then(|p| p.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "the Python receiver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        };
+        PythonReceiver { child, dir, port }
+    }
+
+    fn add_secret(&self, secret: &str) {
+        let path = self.dir.join("secrets");
+        let mut all = std::fs::read_to_string(&path).unwrap_or_default();
+        all.push_str(secret);
+        all.push('\n');
+        std::fs::write(path, all).expect("secrets file");
+    }
+
+    fn log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join("log.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return log;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{what}: {log:?}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+}
+
+impl Drop for PythonReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_verify_with_the_python_standardwebhooks_package_through_a_secret_rotation() {
+    let Some(python) = webhook_python() else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "no Python with the standardwebhooks package: run scripts/peers.sh"
+        );
+        eprintln!("SKIPPED: no Python with standardwebhooks (scripts/peers.sh installs it)");
+        return;
+    };
+    let app = spawn_app().await;
+    let rx = PythonReceiver::start(&python).await;
+    app.register("chat", "v0", json!({})).await;
+    let base = format!("http://127.0.0.1:{}", rx.port);
+    let created = subscribe(
+        &app,
+        "py",
+        &format!("{base}/hook"),
+        json!({"models": ["chat"]}),
+    )
+    .await;
+    rx.add_secret(created["secret"].as_str().expect("secret"));
+    let chat = app
+        .post_json(
+            "/api/v1/subscriptions",
+            &json!({"name": "room", "kind": "chat", "url": format!("{base}/services/T0/B0/XXXX"),
+                    "filter": {"models": ["chat"], "events": ["promotion.requested", "version.registered"]}}),
+        )
+        .await;
+    assert_eq!(chat.status(), StatusCode::CREATED);
+    let chat: Value = chat.json().await.expect("JSON");
+    assert!(
+        chat.get("secret").is_none(),
+        "chat messages are not signed: no secret"
+    );
+    let worker = switchyard::notify::spawn(app.store().await, fast_settings());
+
+    // Rotation with an overlap: signed with the new secret and the old one.
+    let rotated: Value = app
+        .post_json("/api/v1/subscriptions/py/rotate-secret", &json!({}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    rx.add_secret(rotated["secret"].as_str().expect("secret"));
+    app.register("chat", "v1", json!({})).await;
+    let log = rx
+        .wait_for("v1", |l| l.iter().any(|e| e["path"] == "/hook"))
+        .await;
+    let hook: Vec<&Value> = log.iter().filter(|e| e["path"] == "/hook").collect();
+    assert_eq!(hook[0]["status"], 200);
+    assert_eq!(
+        hook[0]["verified_by"],
+        json!([0, 1]),
+        "each secret verifies on its own during the overlap"
+    );
+    assert_eq!(hook[0]["body"]["data"]["version"], "v1");
+
+    // Without an overlap the old secrets stop at once.
+    let rotated: Value = app
+        .post_json(
+            "/api/v1/subscriptions/py/rotate-secret",
+            &json!({"overlap_hours": 0}),
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    rx.add_secret(rotated["secret"].as_str().expect("secret"));
+    app.register("chat", "v2", json!({})).await;
+    let log = rx
+        .wait_for("v2", |l| {
+            l.iter().filter(|e| e["path"] == "/hook").count() >= 2
+        })
+        .await;
+    let hook: Vec<&Value> = log.iter().filter(|e| e["path"] == "/hook").collect();
+    assert_eq!(hook[1]["verified_by"], json!([2]));
+    assert_eq!(hook[1]["body"]["data"]["version"], "v2");
+
+    // The chat room got Slack-compatible messages, accepted like Slack accepts them.
+    let chats: Vec<&Value> = log.iter().filter(|e| e["path"] != "/hook").collect();
+    assert!(
+        chats.len() >= 2 && chats.iter().all(|e| e["status"] == 200),
+        "{chats:?}"
+    );
+    let message = &chats[0]["chat"];
+    assert!(
+        message["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("chat") && t.contains("v1")),
+        "{message}"
+    );
+    assert!(
+        message["blocks"].to_string().contains("/versions/chat:v1"),
+        "{message}"
+    );
+    worker.abort();
+}
+
+// ---- command line ----
+
+/// `switchyard subscription …` against the test's server with its admin token.
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    // The server answering it runs on this runtime: block only this thread.
+    tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("subscription")
+            .args(args)
+            .env("SWITCHYARD_URL", &app.address)
+            .env("SWITCHYARD_TOKEN", &app.token)
+            .env_remove("LOG_FORMAT")
+            .output()
+            .expect("the CLI runs")
+    })
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_adds_lists_shows_tests_and_removes_subscriptions_over_the_api() {
+    let app = spawn_app().await;
+    app.register("chat", "v1", json!({})).await;
+    let rx = Receiver::start().await;
+    let url = rx.url();
+    let added = cli(
+        &app,
+        &[
+            "add", "--name", "cli-hook", "--url", &url, "--model", "chat",
+        ]
+        .into_iter()
+        .chain(["--event", "promotion.requested", "--event", "rollback"])
+        .collect::<Vec<_>>(),
+    );
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let secret = text(&added.stdout).trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+
+    let bad = cli(
+        &app,
+        &["add", "--name", "x", "--url", &url, "--model", "nope"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("unknown model"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let listed = cli(&app, &["list"]);
+    assert!(listed.status.success());
+    let line = text(&listed.stdout);
+    assert!(
+        line.starts_with("cli-hook\twebhook\tactive\thttp://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(!line.contains(&secret));
+
+    let shown = cli(&app, &["show", "cli-hook"]);
+    let shown: Value = serde_json::from_slice(&shown.stdout).expect("JSON");
+    assert_eq!(shown["filter"]["models"], json!(["chat"]));
+
+    let worker = switchyard::notify::spawn(app.store().await, fast_settings());
+    let tested = cli(&app, &["test", "cli-hook"]);
+    assert!(tested.status.success(), "{}", text(&tested.stderr));
+    rx.wait_until(Duration::from_secs(20), "the test message", |r| {
+        r.iter()
+            .any(|x| x.id.starts_with("test_") && verifies(x, &secret))
+    })
+    .await;
+    worker.abort();
+
+    assert!(cli(&app, &["remove", "cli-hook"]).status.success());
+    let gone = cli(&app, &["show", "cli-hook"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        text(&gone.stderr).contains("no subscription named"),
+        "{}",
+        text(&gone.stderr)
+    );
+    let untokened = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["subscription", "list"])
+            .env("SWITCHYARD_URL", &app.address)
+            .env_remove("SWITCHYARD_TOKEN")
+            .output()
+            .expect("runs")
+    });
+    assert_eq!(untokened.status.code(), Some(2));
+}
