@@ -69,6 +69,7 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   await shot(page, 'clusters-running');
 
   // While it runs, a second operation is refused, and the page says why next to the buttons.
+  await staging.getByLabel('Reason').fill('e2e: a second switch');
   await staging.getByRole('button', { name: 'Blue-green switch…' }).click();
   await staging.getByRole('alertdialog').getByRole('button', { name: 'Confirm blue-green switch' }).click();
   const refused = staging.getByRole('alert').filter({ hasText: 'Not started' });

@@ -78,7 +78,8 @@ test('the time zone defaults to the browser\'s and the instant is also shown in 
   await page.goto(`${server.base}/serving?at=${encodeURIComponent(at)}&model=e2e-serve`);
   await hydrated(page);
   await page.waitForFunction(() => document.querySelector('select[name="tz"]').value === 'Asia/Tokyo');
-  const tokyo = new Date(between + 9 * 3600_000).toISOString().slice(0, 19);
+  // The console's one date format: YYYY-MM-DD HH:MM:SS, 24-hour.
+  const tokyo = new Date(between + 9 * 3600_000).toISOString().slice(0, 19).replace('T', ' ');
   assert.equal(await page.getByLabel('Date and time').inputValue(), tokyo);
   assert.match(await page.locator('#answer-h').textContent(), new RegExp(`${at.slice(0, 19).replace('T', ' ')} UTC`));
   await ctx.close();

@@ -104,7 +104,7 @@ test('request, two approvals, deploy to production, serving at T with its approv
   // 4. Serving at T: the pin with its promotion's approvers, and prod-eu serving it.
   const at = new Date(between).toISOString().slice(0, 19);
   await bob.page.goto(`${server.base}/serving?local=${at}&tz=UTC&env=production&model=${MODEL}`);
-  const pinRow = bob.page.locator('table.serving tbody tr', { hasText: fullId });
+  const pinRow = bob.page.locator('section[aria-labelledby="answer-h"] table.serving tbody tr', { hasText: fullId });
   await pinRow.waitFor();
   assert.match(await pinRow.textContent(), new RegExp(`promotion ${id} requested by dave, approved by bob, carol`));
   const clusterRow = bob.page.locator('section[aria-labelledby="clusters-at-h"] tbody tr', { hasText: CLUSTER });
