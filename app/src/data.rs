@@ -157,6 +157,16 @@ pub struct ClusterView {
     pub allowed: Vec<FullId>,
     /// Recent operations, newest first; the running one, if any, is the first.
     pub operations: Vec<Operation>,
+    /// Each slot's health as its driver answered while the page was made
+    /// (`ready`, `empty`, `not ready: …`, `unknown: …`).
+    pub health_now: Vec<SlotHealthNow>,
+}
+
+/// One slot's health as the driver reports it now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotHealthNow {
+    pub slot: switchyard_domain::clusters::SlotName,
+    pub health: String,
 }
 
 impl ClusterView {

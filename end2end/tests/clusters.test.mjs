@@ -81,6 +81,8 @@ test('a deployer runs a blue-green switch from the page, watches its steps, then
   await waitServing(page, 'staging-eu', target);
   assert.equal((await slotRow(page, 'staging-eu', other).locator('.weight-n').textContent()).trim(), '100% of traffic');
   assert.equal((await slotRow(page, 'staging-eu', before.slot).locator('.weight-n').textContent()).trim(), '0% of traffic');
+  // Health is the driver's answer now, with the last operation's check below it.
+  assert.match(await slotRow(page, 'staging-eu', other).locator('td.slot-health').textContent(), /^ready now\s*last operation: /);
   const last = staging.locator('details.operation.last');
   assert.match(await last.locator('summary').textContent(), new RegExp(`blue-green switch to ${escape(target)} — succeeded`));
   const states = await last.locator('.step').evaluateAll((els) => els.map((e) => e.dataset.state));

@@ -66,6 +66,13 @@ test('request, two approvals, deploy to production, serving at T with its approv
     await page.goto(`${server.base}/approvals`);
     await hydrated(page);
     const pending = page.locator(`li.promotion[data-promotion="${id}"]`);
+    // The card says what approving will do before the button is pressed.
+    const effects = await pending.locator('.effects').textContent();
+    if (user === 'carol') {
+      assert.match(effects, new RegExp(`last approval needed: it applies the promotion at once — ${escape(fullId)} becomes production .* and \\S+ is deprecated`));
+    } else {
+      assert.match(effects, /leaves 1 more approvals needed/);
+    }
     await pending.getByLabel('Reason for approving (required)').fill(`story: reviewed by ${user}`);
     await pending.getByRole('button', { name: 'Approve' }).click();
     if (user === 'carol') {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage,
+    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage, SlotHealthNow,
     PendingPromotion, RollbackMark, ServingAnswer,
 };
 use app::error::AppError;
@@ -57,6 +57,9 @@ const RECENT_OPERATIONS: u32 = 5;
 const CLUSTER_OPERATIONS: u32 = 50;
 /// Operations read per cluster for the timeline's rollback markers.
 const TIMELINE_OPERATIONS: u32 = 500;
+
+/// How long a cluster card waits for its driver's answer on slot health.
+const LIVE_HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Events per store call when exporting.
 const EXPORT_PAGE: u32 = 1000;
@@ -393,7 +396,15 @@ impl StoreServices {
             .require(operator_role, &format!("Operating {}", cluster.name))
             .err()
             .map(AppError::into_message);
+        // Health now, bounded so that a silent router cannot hold the page.
+        let live = crate::drivers::live_view(&self.state.drivers, &cluster, LIVE_HEALTH_TIMEOUT).await;
+        let health_now = live
+            .health
+            .into_iter()
+            .map(|(slot, health)| SlotHealthNow { slot, health })
+            .collect();
         Ok(ClusterView {
+            health_now,
             refused,
             drift: switchyard_domain::clusters::drift(&cluster.state, &pins),
             pins: pins

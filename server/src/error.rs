@@ -168,9 +168,47 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The framework's rejection text in the API's own words: its prefixes
+/// ("Failed to deserialize the JSON body into the target type: …") dropped,
+/// and a value that is not of the type asked for named as such.
+fn plain_words(text: &str) -> String {
+    let text = [
+        "Failed to deserialize the JSON body into the target type: ",
+        "Failed to parse the request body as JSON: ",
+        "Failed to deserialize query string: ",
+        "Invalid URL: ",
+    ]
+    .iter()
+    .fold(text.trim(), |t, prefix| t.strip_prefix(prefix).unwrap_or(t));
+    if let Some((value, ty)) = text
+        .strip_prefix("Cannot parse `")
+        .and_then(|rest| rest.split_once("` to a `"))
+    {
+        let kind = match ty.trim_end_matches('`') {
+            "i64" | "i32" | "u64" | "u32" | "u16" | "u8" | "usize" => "a whole number",
+            "f64" | "f32" => "a number",
+            "bool" => "true or false",
+            other => return format!("“{value}” is not a valid {other}"),
+        };
+        return format!("“{value}” is not {kind}");
+    }
+    text.to_owned()
+}
+
 impl From<JsonRejection> for ApiError {
+    /// The rule: a body that is not JSON at all is 400 `bad_request`; JSON
+    /// whose fields are missing or of the wrong type is 422 `invalid_input`,
+    /// like any other unacceptable value.
     fn from(r: JsonRejection) -> Self {
-        ApiError::rejection(r.status(), r.body_text())
+        let words = plain_words(&r.body_text());
+        let text = match &r {
+            JsonRejection::JsonSyntaxError(_) => format!("the body is not valid JSON: {words}"),
+            JsonRejection::MissingJsonContentType(_) => {
+                "send the body as JSON, with the header Content-Type: application/json".to_owned()
+            }
+            _ => words,
+        };
+        ApiError::rejection(r.status(), text)
     }
 }
 
@@ -178,13 +216,37 @@ impl From<QueryRejection> for ApiError {
     /// A missing or ill-typed query parameter is a well-formed request with
     /// unacceptable content: 422, like a bad body field.
     fn from(r: QueryRejection) -> Self {
-        ApiError::rejection(StatusCode::UNPROCESSABLE_ENTITY, r.body_text())
+        let text = format!("query: {}", plain_words(&r.body_text()));
+        ApiError::rejection(StatusCode::UNPROCESSABLE_ENTITY, text)
     }
 }
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        ApiError::rejection(r.status(), r.body_text())
+        let text = format!("path: {}", plain_words(&r.body_text()));
+        // A path value of the wrong type is unacceptable content, as in a body: 422.
+        let status = match r.status() {
+            StatusCode::BAD_REQUEST => StatusCode::UNPROCESSABLE_ENTITY,
+            other => other,
+        };
+        ApiError::rejection(status, text)
+    }
+}
+
+#[cfg(test)]
+mod wording_tests {
+    use super::plain_words;
+
+    #[test]
+    fn framework_wording_is_put_in_the_apis_own_words() {
+        assert_eq!(
+            plain_words("Failed to deserialize the JSON body into the target type: missing field `reason` at line 1 column 2"),
+            "missing field `reason` at line 1 column 2"
+        );
+        assert_eq!(plain_words("Invalid URL: Cannot parse `abc` to a `i64`"), "“abc” is not a whole number");
+        assert_eq!(plain_words("Cannot parse `x` to a `bool`"), "“x” is not true or false");
+        assert_eq!(plain_words("Failed to deserialize query string: unknown field `x`"), "unknown field `x`");
+        assert_eq!(plain_words("plain"), "plain");
     }
 }
 

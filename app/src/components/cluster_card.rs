@@ -130,6 +130,20 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
     "loaded, not checked since".to_owned()
 }
 
+/// A slot's health cell: what the driver says now, and below it what the
+/// last operation's checks recorded; when the driver cannot say (or was not
+/// asked), the recorded words lead.
+pub fn health_words(now: Option<&str>, recorded: String) -> (String, Option<String>) {
+    match now {
+        Some(now) if !now.starts_with("unknown") => {
+            let last = (recorded != "empty").then(|| format!("last operation: {recorded}"));
+            (format!("{now} now"), last)
+        }
+        Some(unknown) => (recorded, Some(format!("now: {unknown}"))),
+        None => (recorded, None),
+    }
+}
+
 /// "blue-green switch, hot reload" → "Blue-green switch, hot reload".
 fn capitalized(s: &str) -> String {
     let mut chars = s.chars();
@@ -181,14 +195,16 @@ pub fn ClusterCard(
         .slots
         .iter()
         .map(|s| {
-            let health = slot_health(s, &view.operations);
+            let recorded = slot_health(s, &view.operations);
+            let now = view.health_now.iter().find(|h| h.slot == s.slot).map(|h| h.health.as_str());
+            let (health, checked) = health_words(now, recorded);
             let version = s.full_id.as_ref().map_or_else(|| "empty".to_owned(), ToString::to_string);
             let weight = s.weight;
             view! {
                 <tr data-slot=s.slot.as_str()>
                     <th scope="row"><span class=format!("slot-name slot-{}", s.slot)>{s.slot.as_str()}</span></th>
                     <td class="slot-version">{version}</td>
-                    <td class="slot-health">{health}</td>
+                    <td class="slot-health">{health}{checked.map(|c| view! { <span class="sub">{c}</span> })}</td>
                     <td class="slot-weight">
                         <span class="weight" aria-hidden="true">
                             <span class="weight-bar" style=format!("width: {weight}%")></span>
@@ -625,6 +641,16 @@ mod tests {
             weight: 0,
         };
         assert_eq!(slot_health(&empty, &[]), "empty");
+        assert_eq!(
+            health_words(Some("ready"), "ready, checked 2026-12-07 02:02:56 UTC".into()),
+            ("ready now".into(), Some("last operation: ready, checked 2026-12-07 02:02:56 UTC".into()))
+        );
+        assert_eq!(
+            health_words(Some("unknown: no answer within 500 ms"), "ready".into()),
+            ("ready".into(), Some("now: unknown: no answer within 500 ms".into()))
+        );
+        assert_eq!(health_words(None, "empty".into()), ("empty".into(), None));
+        assert_eq!(health_words(Some("empty"), "empty".into()), ("empty now".into(), None));
         let loaded = SlotView {
             slot: SlotName::Blue,
             full_id: Some(id("chat:v3")),

@@ -3,7 +3,7 @@ use leptos_meta::Title;
 use switchyard_domain::access::Role;
 use switchyard_domain::diff::{has_changes, DiffLine};
 use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
-use switchyard_domain::Timestamp;
+use switchyard_domain::{FullId, Stage, Timestamp};
 
 use crate::action::ConsoleAction;
 use crate::api::approve_promotion::ApprovePromotion;
@@ -72,6 +72,34 @@ pub fn approvals_summary(p: &Promotion) -> String {
         let who: Vec<&str> = p.approvals.iter().map(|a| a.approver.as_str()).collect();
         format!("{} of {needed}: {}", p.approvals.len(), who.join(", "))
     }
+}
+
+/// What approving will do, said before the button: the last approval
+/// needed applies the promotion at once — the stage move, the pin, and the
+/// deprecation of the version in production now (its retirement clock
+/// starts).
+pub fn approval_effects(p: &Promotion, production: Option<&FullId>) -> String {
+    let given = u32::try_from(p.approvals.len()).unwrap_or(u32::MAX);
+    let left = p.required_approvals.saturating_sub(given);
+    if left > 1 {
+        return format!(
+            "Approving leaves {} more approvals needed; the last one applies the promotion at once.",
+            left - 1
+        );
+    }
+    let mut text = format!(
+        "Approving is the last approval needed: it applies the promotion at once — {} becomes {} and is pinned in {}",
+        p.full_id, p.to_stage, p.environment
+    );
+    if let Some(current) = production.filter(|c| *c != &p.full_id) {
+        if p.to_stage == Stage::Production {
+            text.push_str(&format!(
+                ", and {current} is deprecated (retired when its deprecation period ends)"
+            ));
+        }
+    }
+    text.push('.');
+    text
 }
 
 /// What an approval did, in a sentence for the page.
@@ -243,6 +271,9 @@ fn PendingCard(
                 <summary>{diff_heading}</summary>
                 <ConfigDiff diff/>
             </details>
+            {(pr.status == PromotionStatus::Pending && !expired).then(|| view! {
+                <p class="effects">{approval_effects(&pr, production.as_ref())}</p>
+            })}
             <div class="decide">
                 <ConsoleForm action=approve class="decision">
                     <input type="hidden" name="id" value=approve_id/>
@@ -360,7 +391,6 @@ fn csrf_token() -> String {
 mod tests {
     use super::*;
     use switchyard_domain::promotion::Approval;
-    use switchyard_domain::{FullId, Stage};
 
     const HOUR: i64 = 3_600_000_000;
 
@@ -419,6 +449,21 @@ mod tests {
             assert!(reject_refusal(&pending(), role, now()).is_some());
         }
         assert_eq!(reject_refusal(&pending(), Role::Approver, now()), None);
+    }
+
+    #[test]
+    fn the_last_approval_says_it_applies_at_once_and_deprecates_the_version_in_production() {
+        let current = FullId::parse("chat:v3").expect("valid");
+        let first = approval_effects(&pending(), Some(&current));
+        assert!(first.contains("leaves 1 more approvals needed"), "{first}");
+        let last = approval_effects(&approved_by(pending(), "bob"), Some(&current));
+        assert_eq!(
+            last,
+            "Approving is the last approval needed: it applies the promotion at once — chat:v4 becomes production \
+             and is pinned in production, and chat:v3 is deprecated (retired when its deprecation period ends)."
+        );
+        let first_ever = approval_effects(&approved_by(pending(), "bob"), None);
+        assert!(!first_ever.contains("deprecated"), "{first_ever}");
     }
 
     #[test]

@@ -122,10 +122,39 @@ async fn a_body_that_is_not_json_is_refused_with_400() {
             "{\"version\": ",
         )
         .await;
-    assert_eq!(
-        assert_error(res, StatusCode::BAD_REQUEST).await["code"],
-        "bad_request"
-    );
+    let error = assert_error(res, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["code"], "bad_request");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("the body is not valid JSON: "), "{message}");
+    assert!(!message.contains("Failed to"), "{message}");
+}
+
+#[tokio::test]
+async fn json_of_the_wrong_shape_and_a_path_value_of_the_wrong_type_are_422_in_plain_words() {
+    let app = spawn_app().await;
+    let res = app
+        .post_raw(
+            "/api/v1/models/chat/versions",
+            "application/json",
+            r#"{"version": 3, "config": {}}"#,
+        )
+        .await;
+    let error = assert_error(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(error["code"], "invalid_input");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(!message.contains("Failed to deserialize"), "{message}");
+    assert!(message.contains("version"), "{message}");
+    let res = app
+        .request(reqwest::Method::GET, "/api/v1/operations/abc")
+        .send()
+        .await
+        .expect("sent");
+    let status = res.status();
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!message.contains("Cannot parse"), "{message}");
+    assert!(message.contains("“abc” is not a whole number"), "{message}");
 }
 
 #[tokio::test]
