@@ -69,9 +69,9 @@ test('request, two approvals, deploy to production, serving at T with its approv
     // The card says what approving will do before the button is pressed.
     const effects = await pending.locator('.effects').textContent();
     if (user === 'carol') {
-      assert.match(effects, new RegExp(`last approval needed: it applies the promotion at once — ${escape(fullId)} becomes production .* and \\S+ is deprecated`));
+      assert.match(effects, new RegExp(`last one needed: it applies the promotion at once — ${escape(fullId)} becomes production .* and \\S+ is deprecated`));
     } else {
-      assert.match(effects, /leaves 1 more approvals needed/);
+      assert.match(effects, /The next approval leaves 1 more needed/);
     }
     await pending.getByLabel('Reason for approving (required)').fill(`story: reviewed by ${user}`);
     await pending.getByRole('button', { name: 'Approve' }).click();

@@ -135,6 +135,7 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
 /// asked), the recorded words lead.
 pub fn health_words(now: Option<&str>, recorded: String) -> (String, Option<String>) {
     match now {
+        Some("empty") => ("empty".to_owned(), None),
         Some(now) if !now.starts_with("unknown") => {
             let last = (recorded != "empty").then(|| format!("last operation: {recorded}"));
             (format!("{now} now"), last)
@@ -650,7 +651,7 @@ mod tests {
             ("ready".into(), Some("now: unknown: no answer within 500 ms".into()))
         );
         assert_eq!(health_words(None, "empty".into()), ("empty".into(), None));
-        assert_eq!(health_words(Some("empty"), "empty".into()), ("empty now".into(), None));
+        assert_eq!(health_words(Some("empty"), "empty".into()), ("empty".into(), None));
         let loaded = SlotView {
             slot: SlotName::Blue,
             full_id: Some(id("chat:v3")),

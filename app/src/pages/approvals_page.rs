@@ -83,12 +83,12 @@ pub fn approval_effects(p: &Promotion, production: Option<&FullId>) -> String {
     let left = p.required_approvals.saturating_sub(given);
     if left > 1 {
         return format!(
-            "Approving leaves {} more approvals needed; the last one applies the promotion at once.",
+            "The next approval leaves {} more needed; the last one applies the promotion at once.",
             left - 1
         );
     }
     let mut text = format!(
-        "Approving is the last approval needed: it applies the promotion at once — {} becomes {} and is pinned in {}",
+        "The next approval is the last one needed: it applies the promotion at once — {} becomes {} and is pinned in {}",
         p.full_id, p.to_stage, p.environment
     );
     if let Some(current) = production.filter(|c| *c != &p.full_id) {
@@ -455,11 +455,11 @@ mod tests {
     fn the_last_approval_says_it_applies_at_once_and_deprecates_the_version_in_production() {
         let current = FullId::parse("chat:v3").expect("valid");
         let first = approval_effects(&pending(), Some(&current));
-        assert!(first.contains("leaves 1 more approvals needed"), "{first}");
+        assert!(first.contains("leaves 1 more needed"), "{first}");
         let last = approval_effects(&approved_by(pending(), "bob"), Some(&current));
         assert_eq!(
             last,
-            "Approving is the last approval needed: it applies the promotion at once — chat:v4 becomes production \
+            "The next approval is the last one needed: it applies the promotion at once — chat:v4 becomes production \
              and is pinned in production, and chat:v3 is deprecated (retired when its deprecation period ends)."
         );
         let first_ever = approval_effects(&approved_by(pending(), "bob"), None);
