@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod mlflow;
 pub mod operations;
+pub mod paging;
 pub mod policy;
 pub mod promotion;
 pub mod reconcile;
