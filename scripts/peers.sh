@@ -1,12 +1,14 @@
 # Real peers for the end-to-end tests: MLServer (PyPI, pinned, in a
 # virtualenv under .tools) and HAProxy (Debian) for the cluster test, an
 # MLflow tracking server (PyPI, pinned, its own virtualenv) for the registry
-# import test, and the Standard Webhooks verifier (PyPI) for the notification
-# tests. Sourced by lib.sh.
+# import test, the Standard Webhooks verifier (PyPI) for the notification
+# tests, and PyNaCl (PyPI) for the auditor's export checker. Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
 # The independent Standard Webhooks verifier of the notification tests (PyPI).
 STANDARDWEBHOOKS_VERSION=1.3.0
+# The auditor's export checker (scripts/verify_audit_export.py) checks Ed25519 with it (PyPI).
+PYNACL_VERSION=1.6.2
 
 # Installs MLflow into its own virtualenv when missing (about 40 s and 850 MB,
 # once); quiet, so it can run in the background beside the MLServer install.
@@ -38,7 +40,13 @@ ensure_peers() {
     say "installing standardwebhooks $STANDARDWEBHOOKS_VERSION into $venv"
     "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
   fi
+  if ! "$venv/bin/python" -c "import nacl.signing" 2>/dev/null; then
+    say "installing PyNaCl $PYNACL_VERSION into $venv"
+    "$venv/bin/pip" install -q "pynacl==$PYNACL_VERSION"
+  fi
   export SWITCHYARD_MLSERVER="$venv/bin/mlserver"
+  # server/tests/export_backup.rs runs the auditor's script with it.
+  export SWITCHYARD_AUDIT_PYTHON="$venv/bin/python"
   # server/tests/api/notifications.rs verifies signatures with it.
   export SWITCHYARD_WEBHOOK_PYTHON="$venv/bin/python"
   if [ -n "$mlflow_pid" ] && ! wait "$mlflow_pid"; then
