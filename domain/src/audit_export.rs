@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::ledger::{LedgerEvent, Verifier, FIRST_EVENT_ID};
+use crate::ledger::{LedgerEvent, Verifier, FIRST_EVENT_ID, GENESIS_HASH};
 use crate::Timestamp;
 
 /// The `format` field of every export of this shape.
@@ -185,7 +185,14 @@ pub fn check(
             plan.export_from_id, first.id
         ));
     }
-    let mut verifier = Verifier::after(first.id - 1, &first.prev_hash);
+    // Event 1 must start from the genesis hash; a later first event's
+    // prev_hash is vouched for by the checkpoint further on.
+    let start = if first.id == FIRST_EVENT_ID {
+        GENESIS_HASH
+    } else {
+        &first.prev_hash
+    };
+    let mut verifier = Verifier::after(first.id - 1, start);
     for ev in events {
         verifier.check(ev);
     }
@@ -239,7 +246,7 @@ pub fn assemble(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{action, NewEvent, GENESIS_HASH};
+    use crate::ledger::{action, NewEvent};
     use serde_json::json;
 
     /// Events 1..=n, event i at i seconds.
@@ -400,5 +407,16 @@ mod tests {
         assert!(check(&plan, &events[2..], &cps)
             .expect_err("late")
             .contains("event 2 is missing"));
+
+        // A first event not chained to the genesis hash.
+        let plan = super::plan(secs(0), secs(3), Some((1, 2)), Some(&cps)).expect("a plan");
+        let mut rows = events.clone();
+        rows[0] = NewEvent::new(secs(1), "mallory", action::PIN_CHANGED).seal(
+            1,
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        );
+        assert!(check(&plan, &rows, &cps)
+            .expect_err("forged")
+            .contains("genesis"));
     }
 }

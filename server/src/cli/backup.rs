@@ -253,6 +253,10 @@ pub(super) async fn restore(
             from.display()
         )));
     }
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
     std::fs::copy(from, &restoring)
         .with_context(|| format!("cannot copy {} to {}", from.display(), restoring.display()))?;
     if let Err(e) = check_backup(config, &restoring, from, &db).await {
