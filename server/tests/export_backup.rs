@@ -715,6 +715,19 @@ async fn a_backup_taken_while_others_write_verifies_and_restore_brings_it_back()
         postgres: None,
     };
     assert_eq!(replaced.head_id().await, head_before_restore);
+
+    // On a fresh host: no database yet, not even its directory.
+    let fresh_host = TestDb {
+        dir: db.dir.clone(),
+        url: format!(
+            "sqlite://{}",
+            db.dir.join("new-host/data/switchyard.db").display()
+        ),
+        postgres: None,
+    };
+    fresh_host.run(&["restore", &backup]).succeeds();
+    fresh_host.run(&["audit", "verify"]).succeeds();
+    assert_eq!(fresh_host.head_id().await, head_at_backup);
 }
 
 #[tokio::test]
