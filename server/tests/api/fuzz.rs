@@ -2,7 +2,8 @@
 //! `/api/v1/openapi.json` against a real server filled with the demo history,
 //! once per token role, with a fixed seed and a bounded number of examples.
 //! Every response must be no 5xx, of a documented status, and match its
-//! documented schema; a run made only of refused requests must change nothing.
+//! documented schema; no refusal (4xx) may move the ledger (`fuzz_hooks.py`), and a
+//! run made only of refused requests must leave every list as it was.
 //!
 //! Needs schemathesis (`scripts/peers.sh` installs it and sets
 //! `SWITCHYARD_SCHEMATHESIS`). Without it the test says so and passes,
@@ -18,7 +19,9 @@ use crate::helpers::{spawn_app, TestApp};
 /// same requests (the README states how many).
 const MAX_EXAMPLES: &str = "10";
 const SEED: &str = "20261207";
-const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema_conformance";
+/// schemathesis' own checks, and `refusal_changes_nothing` from `fuzz_hooks.py`:
+/// after every 4xx the ledger's head is what it was before the request.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema_conformance,refusal_changes_nothing";
 
 struct Run {
     passed: bool,
@@ -31,7 +34,14 @@ struct Run {
 async fn schemathesis(bin: &str, app: &TestApp, token: &str, extra: &[&str]) -> Run {
     let schema = format!("{}/api/v1/openapi.json", app.address);
     let auth = format!("Authorization: Bearer {token}");
+    let hooks_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api");
     let out = tokio::process::Command::new(bin)
+        .env("SCHEMATHESIS_HOOKS", "fuzz_hooks")
+        .env("PYTHONPATH", hooks_dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("SWITCHYARD_FUZZ_URL", &app.address)
+        // The hooks read the ledger's head with the admin's token.
+        .env("SWITCHYARD_FUZZ_TOKEN", &app.token)
         .args(["run", &schema, "-H", &auth, "--checks", CHECKS])
         .args(["--max-examples", MAX_EXAMPLES, "--seed", SEED])
         .args(["--workers", "1", "--no-shrink", "--no-color"])
