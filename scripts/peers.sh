@@ -1,12 +1,17 @@
 # Real peers for the end-to-end tests: MLServer (PyPI, pinned, in a
 # virtualenv under .tools) and HAProxy (Debian) for the cluster test, an
 # MLflow tracking server (PyPI, pinned, its own virtualenv) for the registry
-# import test, and the Standard Webhooks verifier (PyPI) for the notification
-# tests. Sourced by lib.sh.
+# import test, the Standard Webhooks verifier (PyPI) for the notification
+# tests, PyNaCl (PyPI) for the auditor's export checker, and schemathesis
+# (PyPI, its own virtualenv) for the API fuzzing test. Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
 # The independent Standard Webhooks verifier of the notification tests (PyPI).
 STANDARDWEBHOOKS_VERSION=1.3.0
+# The auditor's export checker (scripts/verify_audit_export.py) checks Ed25519 with it (PyPI).
+PYNACL_VERSION=1.6.2
+# Fuzzes the REST API from its OpenAPI document (server/tests/api/fuzz.rs).
+SCHEMATHESIS_VERSION=4.32.5
 
 # Installs MLflow into its own virtualenv when missing (about 40 s and 850 MB,
 # once); quiet, so it can run in the background beside the MLServer install.
@@ -17,9 +22,19 @@ install_mlflow() {
   "$venv/bin/pip" install -q "mlflow==$MLFLOW_VERSION"
 }
 
+# Installs schemathesis into its own virtualenv when missing (about 20 s, once);
+# quiet, so it can run in the background beside the other installs.
+install_schemathesis() {
+  local venv="$1"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 ensure_peers() {
   apt_install haproxy python3-venv
   local venv="$TOOLS/venv" mlflow_venv="$TOOLS/mlflow-venv" mlflow_pid=""
+  local st_venv="$TOOLS/schemathesis-venv" st_pid=""
   mkdir -p "$TOOLS"
   # Checked by its dist-info directory: importing mlflow takes seconds.
   if ! compgen -G "$mlflow_venv/lib/python3*/site-packages/mlflow-$MLFLOW_VERSION.dist-info" >/dev/null \
@@ -27,6 +42,12 @@ ensure_peers() {
     say "installing MLflow $MLFLOW_VERSION into $mlflow_venv in the background (about a minute, once)"
     install_mlflow "$mlflow_venv" >"$TOOLS/mlflow-install.log" 2>&1 &
     mlflow_pid=$!
+  fi
+  if ! compgen -G "$st_venv/lib/python3*/site-packages/schemathesis-$SCHEMATHESIS_VERSION.dist-info" >/dev/null \
+    || [ ! -x "$st_venv/bin/schemathesis" ]; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION into $st_venv in the background (once)"
+    install_schemathesis "$st_venv" >"$TOOLS/schemathesis-install.log" 2>&1 &
+    st_pid=$!
   fi
   if ! "$venv/bin/mlserver" --version 2>/dev/null | grep -q "$MLSERVER_VERSION"; then
     say "installing MLServer $MLSERVER_VERSION into $venv (about a minute, once)"
@@ -38,7 +59,13 @@ ensure_peers() {
     say "installing standardwebhooks $STANDARDWEBHOOKS_VERSION into $venv"
     "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
   fi
+  if ! "$venv/bin/python" -c "import nacl.signing" 2>/dev/null; then
+    say "installing PyNaCl $PYNACL_VERSION into $venv"
+    "$venv/bin/pip" install -q "pynacl==$PYNACL_VERSION"
+  fi
   export SWITCHYARD_MLSERVER="$venv/bin/mlserver"
+  # server/tests/export_backup.rs runs the auditor's script with it.
+  export SWITCHYARD_AUDIT_PYTHON="$venv/bin/python"
   # server/tests/api/notifications.rs verifies signatures with it.
   export SWITCHYARD_WEBHOOK_PYTHON="$venv/bin/python"
   if [ -n "$mlflow_pid" ] && ! wait "$mlflow_pid"; then
@@ -47,6 +74,13 @@ ensure_peers() {
     return 1
   fi
   export SWITCHYARD_MLFLOW="$mlflow_venv/bin/mlflow"
+  if [ -n "$st_pid" ] && ! wait "$st_pid"; then
+    cat "$TOOLS/schemathesis-install.log" >&2
+    echo "installing schemathesis $SCHEMATHESIS_VERSION failed (log above)" >&2
+    return 1
+  fi
+  # server/tests/api/fuzz.rs runs it against a real server.
+  export SWITCHYARD_SCHEMATHESIS="$st_venv/bin/schemathesis"
   SWITCHYARD_HAPROXY="$(command -v haproxy)"
   export SWITCHYARD_HAPROXY
   # The peers test fails instead of skipping when the test command runs it.

@@ -961,3 +961,32 @@ async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
         "development admits both versions, newest first"
     );
 }
+
+#[tokio::test]
+async fn a_cluster_created_without_settings_shows_an_empty_config_and_one_with_a_non_object_config_is_refused(
+) {
+    let app = spawn_app().await;
+    let null_config =
+        json!({ "name": "n", "environment": "development", "driver": "simulated", "config": null });
+    let res = app.post_json("/api/v1/clusters", &null_config).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let c: Value = res.json().await.expect("JSON");
+    assert_eq!(c["config"], json!({}));
+    assert_eq!(
+        app.get_json("/api/v1/clusters/n").await["config"],
+        json!({})
+    );
+    assert_eq!(
+        app.get_json("/api/v1/clusters").await["clusters"][0]["config"],
+        json!({})
+    );
+    let list_config =
+        json!({ "name": "l", "environment": "development", "driver": "simulated", "config": [] });
+    let error = assert_error(
+        app.post_json("/api/v1/clusters", &list_config).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("JSON object"), "{message}");
+}
