@@ -1,8 +1,10 @@
 //! Cluster drivers: what actually moves versions into slots and traffic
 //! between them. `simulated` runs in process (demo, fast tests) and says so
 //! wherever it shows; `oip_haproxy` drives Open Inference Protocol model
-//! servers behind HAProxy.
+//! servers behind HAProxy; `kubernetes` switches a Service's selector
+//! between two Deployments.
 
+pub mod kubernetes;
 pub mod oip_haproxy;
 pub mod simulated;
 
@@ -232,6 +234,7 @@ pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(
     let gate = match kind {
         DriverKind::Simulated => simulated::SimulatedConfig::parse(config)?.health_gate,
         DriverKind::OipHaproxy => oip_haproxy::OipHaproxyConfig::parse(config)?.health_gate,
+        DriverKind::Kubernetes => kubernetes::KubernetesConfig::parse(config)?.health_gate,
     };
     gate.check()
 }
@@ -282,6 +285,9 @@ impl Drivers {
             DriverKind::OipHaproxy => Arc::new(oip_haproxy::OipHaproxy::new(
                 oip_haproxy::OipHaproxyConfig::parse(&cluster.config).map_err(invalid)?,
             )?),
+            DriverKind::Kubernetes => Arc::new(kubernetes::Kubernetes::new(
+                kubernetes::KubernetesConfig::parse(&cluster.config).map_err(invalid)?,
+            )),
         };
         built.insert(
             cluster.name.clone(),

@@ -35,7 +35,7 @@ pub struct CreateCluster {
     pub name: String,
     #[schema(example = "production")]
     pub environment: String,
-    /// `simulated` or `oip+haproxy`.
+    /// `simulated`, `oip+haproxy` or `kubernetes`.
     #[schema(example = "simulated")]
     pub driver: String,
     /// Driver settings (addresses, socket and file paths).
