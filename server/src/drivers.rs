@@ -76,6 +76,13 @@ pub trait Driver: Send + Sync + 'static {
     /// routing contract, each slot of `state` ready); changes nothing.
     async fn test(&self, state: &ClusterState) -> Vec<Check>;
 
+    /// What the driver wrote to the cluster since it was last asked (object,
+    /// patch, resulting generation), kept in the step's ledger record. Most
+    /// drivers' writes say no more than the step itself: none by default.
+    fn take_writes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether `slot`, expected to hold `version`, answers ready now.
     async fn slot_health(
         &self,

@@ -565,6 +565,29 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
     assert_eq!(api.finished(op).await["state"], "succeeded");
     let other = if slot == "blue" { "green" } else { "blue" };
     assert_eq!(selector(&fake)["switchyard.io/slot"], other);
+    // Each write is in the ledger's step events: object, patch, resulting generation.
+    let steps = api
+        .get("/api/v1/audit?action=operation.step&limit=100")
+        .await;
+    let notes: Vec<String> = steps["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["details"]["note"].as_str().map(str::to_owned))
+        .collect();
+    let load = format!("patched Deployment chat-{other} (strategic merge) with ");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with(&load) && n.contains("chat:v2") && n.contains("generation 2")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains(&format!(
+            "patched Service chat (merge) with {{\"metadata\":{{\"resourceVersion\":"
+        )) && n.contains(&format!("\"switchyard.io/slot\":\"{other}\""))),
+        "{notes:?}"
+    );
 
     // Rollback: one step, the selector back to v1's slot.
     let (status, body) = api

@@ -261,6 +261,8 @@ fn is_conflict(e: &kube::Error) -> bool {
 pub struct Kubernetes {
     config: KubernetesConfig,
     client: OnceCell<Client>,
+    /// Writes not yet handed to a step record (`Driver::take_writes`).
+    writes: std::sync::Mutex<Vec<String>>,
 }
 
 impl Kubernetes {
@@ -268,6 +270,15 @@ impl Kubernetes {
         Kubernetes {
             config,
             client: OnceCell::new(),
+            writes: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remembers a write for the step's record: object, patch, what it became.
+    fn wrote(&self, what: String) {
+        tracing::info!(namespace = self.ns(), "{what}");
+        if let Ok(mut w) = self.writes.lock() {
+            w.push(what);
         }
     }
 
@@ -547,13 +558,12 @@ impl Driver for Kubernetes {
                 .await
             {
                 Ok(after) => {
-                    tracing::info!(
-                        deployment = name,
-                        namespace = self.ns(),
-                        generation = after.metadata.generation,
-                        patch = %patch,
-                        "deployment patched"
-                    );
+                    self.wrote(format!(
+                        "patched Deployment {name} (strategic merge) with {patch}: generation {}, \
+                         resourceVersion {}",
+                        after.metadata.generation.unwrap_or(0),
+                        after.metadata.resource_version.as_deref().unwrap_or("?")
+                    ));
                     return Ok(());
                 }
                 Err(e) if is_conflict(&e) => continue,
@@ -578,9 +588,11 @@ impl Driver for Kubernetes {
         loop {
             let last = match self.rolled_out(slot, full_id).await {
                 Ok(Rollout::Complete) => return Ok(()),
-                Ok(Rollout::Failed(why)) => return Err(DriverError::new(format!(
+                Ok(Rollout::Failed(why)) => {
+                    return Err(DriverError::new(format!(
                     "{full_id} in {slot} did not become ready: {why}; traffic stays where it was"
-                ))),
+                )))
+                }
                 Ok(Rollout::Waiting(how)) => how,
                 // The API server may be briefly away; keep asking until the deadline.
                 Err(e) => e.to_string(),
@@ -632,8 +644,11 @@ impl Driver for Kubernetes {
                 .patch(name, &Self::params(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => {
-                    tracing::info!(service = %name, namespace = self.ns(), patch = %patch, "service selector switched");
+                Ok(after) => {
+                    self.wrote(format!(
+                        "patched Service {name} (merge) with {patch}: resourceVersion {}",
+                        after.metadata.resource_version.as_deref().unwrap_or("?")
+                    ));
                     return Ok(());
                 }
                 Err(e) if is_conflict(&e) => continue,
@@ -680,6 +695,13 @@ impl Driver for Kubernetes {
 
     fn gate_policy(&self) -> GatePolicy {
         self.config.health_gate
+    }
+
+    fn take_writes(&self) -> Vec<String> {
+        self.writes
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     }
 
     async fn test(&self, state: &ClusterState) -> Vec<Check> {
