@@ -467,28 +467,6 @@ async fn start_switchyard(dir: &Path) -> Api {
     let store = switchyard::store::connect(&database_url, Default::default())
         .await
         .expect("store");
-    let hash = password::hash("k8s-test-password").expect("hashed");
-    store
-        .create_user("k8s-admin", Role::Admin, &hash, "test", Timestamp::now())
-        .await
-        .expect("user");
-    let token = secret::generate(secret::TOKEN_PREFIX);
-    store
-        .create_token(
-            "k8s-admin",
-            "k8s-admin",
-            &secret::hash(&token),
-            None,
-            "test",
-            Timestamp::now(),
-        )
-        .await
-        .expect("token");
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
-    );
     let settings = RunnerSettings {
         lease: Duration::from_secs(1),
         poll: Duration::from_millis(20),
@@ -497,10 +475,7 @@ async fn start_switchyard(dir: &Path) -> Api {
     let _runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings);
     Api {
         base: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::builder()
-            .default_headers(headers)
-            .build()
-            .expect("client"),
+        http: admin_client(&store).await,
     }
 }
 
@@ -885,4 +860,169 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
     assert!(!ok);
     assert!(err.contains("deployments.apps \"nope\" not found"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The real `switchyard serve` binary as the operation runner (SIGKILLed when dropped).
+struct Served(std::process::Child);
+
+impl Served {
+    fn start(database_url: &str, log: &Path) -> Served {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("SWITCHYARD_ADDR", "127.0.0.1:0")
+            .env("SWITCHYARD_OPERATION_LEASE_MS", "1000")
+            .env("SWITCHYARD_OPERATION_POLL_MS", "20")
+            .env_remove("LOG_FORMAT")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("switchyard serve starts");
+        Served(child)
+    }
+
+    fn kill9(mut self) {
+        self.0.kill().expect("SIGKILL sent");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_after_the_service_switched_but_before_the_record_is_reconciled_from_the_selector()
+{
+    let fake = KubeFake::start().await;
+    fake.create(Kind::Deployment, NS, deployment("blue", "v0"));
+    fake.create(Kind::Deployment, NS, deployment("green", "v0"));
+    fake.create(Kind::Service, NS, service("green"));
+    let dir = temp_dir("kill9");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig(NS)).expect("kubeconfig");
+    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
+    // The API in this process (no runner); operations run in the real binary.
+    let app = Application::build(Config {
+        database_url: database_url.clone(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        log_json: false,
+        deprecation_days: 30,
+        metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
+    })
+    .await
+    .expect("the server starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let store = switchyard::store::connect(&database_url, Default::default())
+        .await
+        .expect("store");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: admin_client(&store).await,
+    };
+    for v in ["v1", "v2"] {
+        let (status, body) = api
+            .post(
+                "/api/v1/models/chat/versions",
+                json!({ "version": v, "config": { "v": v } }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = api
+        .post("/api/v1/clusters", json!({ "name": "k8s", "environment": "development", "driver": "kubernetes", "config": driver_config(&kubeconfig) }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let log = dir.join("serve.log");
+    let served = Served::start(&database_url, &log);
+    let first = api.operate("chat:v1").await;
+    assert_eq!(api.finished(first).await["state"], "succeeded");
+    served.kill9();
+    let before = selector(&fake)["switchyard.io/slot"]
+        .as_str()
+        .expect("slot")
+        .to_owned();
+
+    // chat:v2 into the other slot; the Service PATCH is applied by the API
+    // server, its answer withheld, and the runner killed right there.
+    fake.hold_next_patch(Kind::Service);
+    let id = api.operate("chat:v2").await;
+    let served = Served::start(&database_url, &log);
+    tokio::time::timeout(Duration::from_secs(60), fake.held())
+        .await
+        .expect("the runner reached the Service patch");
+    served.kill9();
+    let after = selector(&fake)["switchyard.io/slot"]
+        .as_str()
+        .expect("slot")
+        .to_owned();
+    assert_ne!(after, before, "the Service switched");
+    let op = api.get(&format!("/api/v1/operations/{id}")).await;
+    let shift = op["steps"]
+        .as_array()
+        .and_then(|s| s.iter().position(|s| s["action"] == "shift"))
+        .expect("a switch step");
+    assert_eq!(op["steps"][shift]["state"], "running", "{op}");
+    assert!(
+        !op["intent"].is_null(),
+        "the intent was written before the patch: {op}"
+    );
+
+    // Another runner takes over, asks the Service, and records what it found.
+    let served = Served::start(&database_url, &log);
+    let op = api.finished(id).await;
+    served.kill9();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let events = api
+        .get("/api/v1/audit?action=operation.reconciled&limit=10")
+        .await;
+    let events = events["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 1, "one reconciliation: {events:?}");
+    assert_eq!(events[0]["details"]["finding"], "switched", "{}", events[0]);
+    let cluster = api.get("/api/v1/clusters/k8s").await;
+    assert!(cluster.to_string().contains("chat:v2"), "{cluster}");
+    assert_eq!(selector(&fake)["switchyard.io/slot"], after.as_str());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An HTTP client that sends an admin's API token on every request.
+async fn admin_client(store: &switchyard::store::DynStore) -> reqwest::Client {
+    let hash = password::hash("k8s-test-password").expect("hashed");
+    store
+        .create_user("k8s-admin", Role::Admin, &hash, "test", Timestamp::now())
+        .await
+        .expect("user");
+    let token = secret::generate(secret::TOKEN_PREFIX);
+    store
+        .create_token(
+            "k8s-admin",
+            "k8s-admin",
+            &secret::hash(&token),
+            None,
+            "test",
+            Timestamp::now(),
+        )
+        .await
+        .expect("token");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }

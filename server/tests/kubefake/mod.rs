@@ -116,12 +116,16 @@ struct State {
     /// How many of the next PATCHes another writer precedes (so a patch
     /// guarded by the resourceVersion read before meets a newer one).
     interfere: usize,
+    /// The next PATCH of this kind is applied and its answer withheld.
+    hold: Option<Kind>,
     requests: Vec<Recorded>,
 }
 
 struct Shared {
     state: Mutex<State>,
     changed: watch::Sender<u64>,
+    /// Told when a held PATCH has been applied.
+    held: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -182,6 +186,7 @@ impl KubeFake {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             changed,
+            held: tokio::sync::Notify::new(),
         });
         let controller = tokio::spawn(controller(shared.clone()));
         let fake = KubeFake {
@@ -272,6 +277,18 @@ impl KubeFake {
     /// object (annotation `other-writer: N`), as a controller or a person would.
     pub fn interfere(&self, n: usize) {
         self.shared.lock().interfere = n;
+    }
+
+    /// The next PATCH of a `kind` object is applied, then its answer is
+    /// never sent: the client is left waiting, as when a process dies
+    /// between the API server's change and reading its answer.
+    pub fn hold_next_patch(&self, kind: Kind) {
+        self.shared.lock().hold = Some(kind);
+    }
+
+    /// Waits until a held PATCH has been applied.
+    pub async fn held(&self) {
+        self.shared.held.notified().await;
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -768,9 +785,24 @@ async fn resource(
             .cloned()
             .map(|o| (StatusCode::OK, o))
             .ok_or_else(|| not_found(kind, name)),
-        ("PATCH", [name]) => write(shared, kind, ns, name, false, |obj| {
-            patch(obj, content_type, &body)
-        }),
+        ("PATCH", [name]) => {
+            let r = write(shared, kind, ns, name, false, |obj| {
+                patch(obj, content_type, &body)
+            });
+            let hold = {
+                let mut st = shared.lock();
+                let hold = r.is_ok() && st.hold == Some(kind);
+                if hold {
+                    st.hold = None;
+                }
+                hold
+            };
+            if hold {
+                shared.held.notify_one();
+                std::future::pending::<()>().await;
+            }
+            r
+        }
         ("PATCH", [name, "status"]) => write(shared, kind, ns, name, true, |obj| {
             patch(obj, content_type, &body)
         }),
