@@ -830,6 +830,34 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
         h.text()
     );
 
+    // kubectl's JSON patch: a stale `test` is refused whole, a good one applied.
+    let (ok, _, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["patch", "service", "chat", "--type=json", "-p",
+          r#"[{"op":"test","path":"/spec/selector/switchyard.io~1slot","value":"blue"},{"op":"replace","path":"/spec/selector/switchyard.io~1slot","value":"blue"}]"#],
+        None,
+    )
+    .await;
+    assert!(
+        !ok && err.contains("test /spec/selector/switchyard.io~1slot"),
+        "{err}"
+    );
+    assert_eq!(selector(&fake)["switchyard.io/slot"], "green");
+    let (ok, _, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["patch", "service", "chat", "--type=json", "-p",
+          r#"[{"op":"test","path":"/spec/selector/switchyard.io~1slot","value":"green"},{"op":"replace","path":"/spec/selector/switchyard.io~1slot","value":"blue"}]"#],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        k.observe().await.expect("observed").weights,
+        Weights::all_on(SlotName::Blue)
+    );
+
     // A rollout that cannot finish: kubectl and the driver read the same failure.
     fake.fail_marker("chat:v8");
     let (ok, _, err) = run_kubectl(
@@ -854,6 +882,25 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
     .await;
     assert!(!ok, "rollout status must fail: {out}");
     assert!(err.contains("exceeded its progress deadline"), "{err}");
+
+    // kubectl's own table, as a person types it.
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["get", "deployments"], None).await;
+    assert!(ok, "{err}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l[..4] == ["chat-green", "2/2", "2", "2"]),
+        "{out}"
+    );
 
     // A missing object: kubectl prints the fake's Status message as it would a real one.
     let (ok, _, err) = run_kubectl(&bin, &dir, &["get", "deployment", "nope"], None).await;

@@ -8,8 +8,9 @@
 //! discovery (`/version`, `/api`, `/apis`, the group versions' resource
 //! lists), Deployments and Services in namespaces (GET, LIST with
 //! `fieldSelector=metadata.name=`, WATCH streams from a `resourceVersion`,
-//! POST, PUT, DELETE, PATCH as JSON merge patch and strategic merge patch
-//! with the merge keys of the objects used, the `status` subresource),
+//! POST, PUT, DELETE, PATCH as JSON merge patch, strategic merge patch
+//! with the merge keys of the objects used and JSON patch, the `status`
+//! subresource),
 //! `resourceVersion` on every change with 409 Conflict for a stale one,
 //! `metadata.generation` bumped by spec changes only, Status objects for
 //! errors, SelfSubjectAccessReview, and 403 for denied verbs. A small
@@ -18,8 +19,8 @@
 //! then available replicas climb), or, for a template containing a marker
 //! set with `fail_marker`, never makes the new pods available and reports
 //! `ProgressDeadlineExceeded` after `spec.progressDeadlineSeconds`.
-//! Not implemented (415): JSON patch and server-side apply, which the driver
-//! does not send.
+//! JSON patch (RFC 6902) too, which kubectl sends for `patch --type=json`.
+//! Not implemented (415): server-side apply, which the driver does not send.
 
 #![allow(dead_code)]
 
@@ -574,6 +575,11 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // kubectl asks for a server-side Table to print `kubectl get` for people.
+    let table = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"));
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -702,6 +708,7 @@ async fn handle(
                 &q,
                 &content_type,
                 body_json,
+                table,
             )
             .await
         }
@@ -715,6 +722,7 @@ async fn handle(
                 &q,
                 &content_type,
                 body_json,
+                table,
             )
             .await
         }
@@ -744,6 +752,7 @@ async fn resource(
     q: &HashMap<String, String>,
     content_type: &str,
     body: Value,
+    table: bool,
 ) -> Response {
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let verb = verb_of(method, !rest.is_empty(), watching);
@@ -849,15 +858,91 @@ async fn resource(
         )),
     };
     match result {
+        Ok((c, v)) if table && method == Method::GET => json_response(c, &as_table(kind, &v)),
         Ok((c, v)) => json_response(c, &v),
         Err((c, v)) => json_response(c, &v),
     }
+}
+
+/// The `meta.k8s.io/v1` Table the API server prints objects as (the columns
+/// of `kubectl get deployments` / `kubectl get services`).
+fn as_table(kind: Kind, v: &Value) -> Value {
+    let items: Vec<Value> = match v["items"].as_array() {
+        Some(items) => items.clone(),
+        None => vec![v.clone()],
+    };
+    let col = |name: &str, type_: &str| json!({ "name": name, "type": type_, "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": 0 });
+    let (columns, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match kind {
+        Kind::Deployment => (
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Up-to-date", "integer"),
+                col("Available", "integer"),
+                col("Age", "string"),
+            ],
+            |o| {
+                let s = &o["status"];
+                let n = |f: &str| s[f].as_i64().unwrap_or(0);
+                vec![
+                    o["metadata"]["name"].clone(),
+                    json!(format!(
+                        "{}/{}",
+                        n("readyReplicas"),
+                        o["spec"]["replicas"].as_i64().unwrap_or(1)
+                    )),
+                    json!(n("updatedReplicas")),
+                    json!(n("availableReplicas")),
+                    json!("<unknown>"),
+                ]
+            },
+        ),
+        Kind::Service => (
+            vec![
+                col("Name", "string"),
+                col("Type", "string"),
+                col("Cluster-IP", "string"),
+                col("External-IP", "string"),
+                col("Port(s)", "string"),
+                col("Age", "string"),
+            ],
+            |o| {
+                let ports: Vec<String> = o["spec"]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                    .collect();
+                vec![
+                    o["metadata"]["name"].clone(),
+                    o["spec"]["type"].clone(),
+                    o["spec"]["clusterIP"].clone(),
+                    json!("<none>"),
+                    json!(ports.join(",")),
+                    json!("<unknown>"),
+                ]
+            },
+        ),
+    };
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|o| json!({
+            "cells": cells(o),
+            "object": { "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"] }
+        }))
+        .collect();
+    json!({
+        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "metadata": { "resourceVersion": v["metadata"]["resourceVersion"] },
+        "columnDefinitions": columns, "rows": rows
+    })
 }
 
 fn patch(obj: &mut Value, content_type: &str, body: &Value) -> Result<(), Refusal> {
     match content_type.split(';').next().unwrap_or("").trim() {
         "application/merge-patch+json" => merge_patch(obj, body),
         "application/strategic-merge-patch+json" => strategic_merge(obj, body),
+        "application/json-patch+json" => json_patch(obj, body)?,
         other => {
             return Err((
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -871,6 +956,107 @@ fn patch(obj: &mut Value, content_type: &str, body: &Value) -> Result<(), Refusa
         }
     }
     Ok(())
+}
+
+/// RFC 6902 JSON patch (add, remove, replace, test, move, copy); the whole
+/// patch fails (422, as the API server answers) if any operation does.
+fn json_patch(obj: &mut Value, ops: &Value) -> Result<(), Refusal> {
+    let invalid = |m: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            status_obj(422, "Invalid", m, json!({})),
+        )
+    };
+    let ops = ops
+        .as_array()
+        .ok_or_else(|| bad_request("a JSON patch is an array of operations".into()))?;
+    let mut doc = obj.clone();
+    for op in ops {
+        let path = op["path"].as_str().unwrap_or("");
+        let kind = op["op"].as_str().unwrap_or("");
+        match kind {
+            "add" | "replace" => pointer_set(&mut doc, path, op["value"].clone(), kind == "add")
+                .map_err(|e| invalid(format!("{kind} {path}: {e}")))?,
+            "remove" => {
+                pointer_take(&mut doc, path).map_err(|e| invalid(format!("remove {path}: {e}")))?;
+            }
+            "test" => {
+                if doc.pointer(path) != Some(&op["value"]) {
+                    return Err(invalid(format!("test {path}: the value differs")));
+                }
+            }
+            "move" | "copy" => {
+                let from = op["from"].as_str().unwrap_or("");
+                let v = if kind == "move" {
+                    pointer_take(&mut doc, from)
+                } else {
+                    doc.pointer(from).cloned().ok_or("no such path".to_owned())
+                }
+                .map_err(|e| invalid(format!("{kind} from {from}: {e}")))?;
+                pointer_set(&mut doc, path, v, true)
+                    .map_err(|e| invalid(format!("{kind} {path}: {e}")))?;
+            }
+            other => {
+                return Err(bad_request(format!(
+                    "unknown JSON patch operation {other:?}"
+                )))
+            }
+        }
+    }
+    *obj = doc;
+    Ok(())
+}
+
+fn unescape(token: &str) -> String {
+    token.replace("~1", "/").replace("~0", "~")
+}
+
+/// Splits a JSON pointer into its parent and last token.
+fn parent_of(path: &str) -> Result<(&str, String), String> {
+    let (parent, last) = path.rsplit_once('/').ok_or("not a JSON pointer")?;
+    Ok((parent, unescape(last)))
+}
+
+fn pointer_set(doc: &mut Value, path: &str, value: Value, add: bool) -> Result<(), String> {
+    let (parent, last) = parent_of(path)?;
+    match doc.pointer_mut(parent).ok_or("the parent does not exist")? {
+        Value::Object(m) => {
+            if !add && !m.contains_key(&last) {
+                return Err("nothing to replace".into());
+            }
+            m.insert(last, value);
+        }
+        Value::Array(a) => {
+            if last == "-" && add {
+                a.push(value);
+            } else {
+                let i: usize = last.parse().map_err(|_| "not an index")?;
+                match (add, i <= a.len(), i < a.len()) {
+                    (true, true, _) => a.insert(i, value),
+                    (false, _, true) => a[i] = value,
+                    _ => return Err("index out of range".into()),
+                }
+            }
+        }
+        _ => return Err("the parent is not an object or array".into()),
+    }
+    Ok(())
+}
+
+fn pointer_take(doc: &mut Value, path: &str) -> Result<Value, String> {
+    let (parent, last) = parent_of(path)?;
+    match doc.pointer_mut(parent).ok_or("the parent does not exist")? {
+        Value::Object(m) => m.remove(&last).ok_or("no such member".into()),
+        Value::Array(a) => {
+            let i: usize = last.parse().map_err(|_| "not an index")?;
+            if i < a.len() {
+                Ok(a.remove(i))
+            } else {
+                Err("index out of range".into())
+            }
+        }
+        _ => Err("the parent is not an object or array".into()),
+    }
 }
 
 /// A write to the object or to its status subresource, with the
