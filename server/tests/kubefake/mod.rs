@@ -22,8 +22,6 @@
 //! JSON patch (RFC 6902) too, which kubectl sends for `patch --type=json`.
 //! Not implemented (415): server-side apply, which the driver does not send.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
