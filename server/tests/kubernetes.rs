@@ -883,6 +883,57 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
     assert!(!ok, "rollout status must fail: {out}");
     assert!(err.contains("exceeded its progress deadline"), "{err}");
 
+    // The controller keeps a ReplicaSet per template with its revision:
+    // kubectl rollout history lists them, rollout undo restores the previous one.
+    let history = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip_while(|l| !l.starts_with("REVISION"))
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    };
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue"], None).await;
+    assert!(ok, "rollout history: {err}");
+    assert_eq!(history(&out), ["1", "2", "3"], "{out}");
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue", "--revision=2"], None).await;
+    assert!(ok && out.contains("registry.example/chat:v7"), "{out}\n{err}");
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue"], None).await;
+    assert!(ok && out.contains("rolled back"), "rollout undo: {out}\n{err}");
+    let undo = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "PATCH")
+        .expect("kubectl patched");
+    assert_eq!(undo.content_type, "application/json-patch+json");
+    assert_eq!(undo.body[0]["path"], "/spec/template");
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "status", "deployment/chat-blue", "--timeout=30s"],
+        None,
+    )
+    .await;
+    assert!(ok && out.contains("successfully rolled out"), "{out}\n{err}");
+    let blue = fake.object(Kind::Deployment, NS, "chat-blue").expect("blue");
+    assert_eq!(
+        blue["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v7"
+    );
+    assert!(blue["spec"]["template"]["metadata"]["labels"]["pod-template-hash"].is_null());
+    assert_eq!(blue["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "4");
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue", "--to-revision=1"], None).await;
+    assert!(ok, "rollout undo --to-revision=1: {out}\n{err}");
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue"], None).await;
+    assert!(ok, "{err}");
+    assert_eq!(history(&out), ["3", "4", "5"], "{out}");
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue", "--to-revision=9"], None).await;
+    assert!(!ok && err.contains("unable to find specified revision 9"), "{out}\n{err}");
+    assert_eq!(
+        fake.object(Kind::Deployment, NS, "chat-blue").expect("blue")["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v1"
+    );
+
     // kubectl's own table, as a person types it.
     let (ok, out, err) = run_kubectl(&bin, &dir, &["get", "deployments"], None).await;
     assert!(ok, "{err}");

@@ -19,6 +19,11 @@
 //! then available replicas climb), or, for a template containing a marker
 //! set with `fail_marker`, never makes the new pods available and reports
 //! `ProgressDeadlineExceeded` after `spec.progressDeadlineSeconds`.
+//! The controller keeps the ReplicaSets of each Deployment as the real one
+//! does for `kubectl rollout history` / `rollout undo` (one per pod template,
+//! owned by the Deployment, `pod-template-hash`, revision annotations, an
+//! old template coming back under the next revision); ReplicaSets are
+//! listed with `labelSelector`. Pods are not served.
 //! JSON patch (RFC 6902) too, which kubectl sends for `patch --type=json`.
 //! Not implemented (415): server-side apply, which the driver does not send.
 
@@ -39,6 +44,7 @@ use tokio::task::JoinHandle;
 pub enum Kind {
     Deployment,
     Service,
+    ReplicaSet,
 }
 
 impl Kind {
@@ -46,17 +52,18 @@ impl Kind {
         match self {
             Kind::Deployment => "deployments",
             Kind::Service => "services",
+            Kind::ReplicaSet => "replicasets",
         }
     }
     fn group(self) -> &'static str {
         match self {
-            Kind::Deployment => "apps",
+            Kind::Deployment | Kind::ReplicaSet => "apps",
             Kind::Service => "",
         }
     }
     fn api_version(self) -> &'static str {
         match self {
-            Kind::Deployment => "apps/v1",
+            Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::Service => "v1",
         }
     }
@@ -64,6 +71,7 @@ impl Kind {
         match self {
             Kind::Deployment => "Deployment",
             Kind::Service => "Service",
+            Kind::ReplicaSet => "ReplicaSet",
         }
     }
     /// `deployments.apps`, as the API's messages name a resource.
@@ -442,6 +450,10 @@ fn create(
             obj["spec"]["clusterIP"] = json!(format!("10.96.0.{}", 10 + st.objects.len()));
             obj["status"] = json!({ "loadBalancer": {} });
         }
+        Kind::ReplicaSet => {
+            obj["metadata"]["generation"] = json!(1);
+            obj["status"] = json!({ "replicas": 0 });
+        }
     }
     Ok(shared.commit(st, kind, ns, &name, obj, "ADDED"))
 }
@@ -641,6 +653,8 @@ async fn handle(
                 json!({ "name": "deployments", "singularName": "deployment", "namespaced": true, "kind": "Deployment",
                     "verbs": ["create","delete","get","list","patch","update","watch"], "shortNames": ["deploy"], "categories": ["all"] }),
                 json!({ "name": "deployments/status", "singularName": "", "namespaced": true, "kind": "Deployment", "verbs": ["get","patch","update"] }),
+                json!({ "name": "replicasets", "singularName": "replicaset", "namespaced": true, "kind": "ReplicaSet",
+                    "verbs": ["create","delete","get","list","patch","update","watch"], "shortNames": ["rs"], "categories": ["all"] }),
             ],
         )),
         ["apis", "authorization.k8s.io", "v1"] => discovery(resource_list(
@@ -700,6 +714,20 @@ async fn handle(
             resource(
                 &shared,
                 Kind::Service,
+                ns,
+                rest,
+                &method,
+                &q,
+                &content_type,
+                body_json,
+                table,
+            )
+            .await
+        }
+        ["apis", "apps", "v1", "namespaces", ns, "replicasets", rest @ ..] => {
+            resource(
+                &shared,
+                Kind::ReplicaSet,
                 ns,
                 rest,
                 &method,
@@ -891,6 +919,25 @@ fn as_table(kind: Kind, v: &Value) -> Value {
                     )),
                     json!(n("updatedReplicas")),
                     json!(n("availableReplicas")),
+                    json!("<unknown>"),
+                ]
+            },
+        ),
+        Kind::ReplicaSet => (
+            vec![
+                col("Name", "string"),
+                col("Desired", "integer"),
+                col("Current", "integer"),
+                col("Ready", "integer"),
+                col("Age", "string"),
+            ],
+            |o| {
+                let n = |f: &str| o["status"][f].as_i64().unwrap_or(0);
+                vec![
+                    o["metadata"]["name"].clone(),
+                    json!(o["spec"]["replicas"].as_i64().unwrap_or(0)),
+                    json!(n("replicas")),
+                    json!(n("readyReplicas")),
                     json!("<unknown>"),
                 ]
             },
@@ -1121,13 +1168,35 @@ fn name_filter(q: &HashMap<String, String>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `labelSelector=k=v,k2=v2` (equality terms, what kubectl and the driver send).
+fn label_filter(q: &HashMap<String, String>) -> Vec<(String, String)> {
+    q.get("labelSelector")
+        .map(|s| {
+            s.split(',')
+                .filter_map(|term| term.split_once('='))
+                .map(|(k, v)| (k.trim_end_matches('=').to_owned(), v.trim_start_matches('=').to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn labels_match(obj: &Value, terms: &[(String, String)]) -> bool {
+    terms
+        .iter()
+        .all(|(k, v)| obj["metadata"]["labels"][k.as_str()].as_str() == Some(v.as_str()))
+}
+
 fn list(st: &State, kind: Kind, ns: &str, q: &HashMap<String, String>) -> Value {
     let only = name_filter(q);
+    let labels = label_filter(q);
     let items: Vec<Value> = st
         .objects
         .iter()
-        .filter(|((k, n, name), _)| {
-            *k == kind && n == ns && only.as_ref().is_none_or(|o| o == name)
+        .filter(|((k, n, name), o)| {
+            *k == kind
+                && n == ns
+                && only.as_ref().is_none_or(|o| o == name)
+                && labels_match(o, &labels)
         })
         .map(|(_, o)| o.clone())
         .collect();
@@ -1225,6 +1294,144 @@ fn watch_stream(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
+const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+const HASH_LABEL: &str = "pod-template-hash";
+
+/// A pod template without the `pod-template-hash` label (how the
+/// controller compares templates: `EqualIgnoreHash`).
+fn without_hash(template: &Value) -> Value {
+    let mut t = template.clone();
+    if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
+        labels.remove(HASH_LABEL);
+    }
+    zero_values_dropped(&t)
+}
+
+/// What the API server's typed decoding makes of JSON: a `null`, `{}` or
+/// `[]` field is the zero value, the same as an absent one (kubectl sends
+/// `creationTimestamp: null` and `resources: {}` back in a template).
+fn zero_values_dropped(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), zero_values_dropped(v)))
+                .filter(|(_, v)| {
+                    !(v.is_null()
+                        || v.as_object().is_some_and(|o| o.is_empty())
+                        || v.as_array().is_some_and(|a| a.is_empty()))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(zero_values_dropped).collect()),
+        other => other.clone(),
+    }
+}
+
+fn revision_of(rs: &Value) -> i64 {
+    rs["metadata"]["annotations"][REVISION]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The deployment controller's ReplicaSet bookkeeping, as `kubectl rollout
+/// history` / `rollout undo` read it: one ReplicaSet per distinct pod
+/// template, owned by the Deployment (controller ownerReference), named
+/// `<deployment>-<hash>` and labelled `pod-template-hash`, with the revision
+/// annotation; a template seen before (an undo) gets its old ReplicaSet back
+/// under the next revision, the old number kept in `revision-history`. The
+/// Deployment carries its new ReplicaSet's revision. Old ReplicaSets are
+/// scaled to 0. Returns the Deployment as stored and its new ReplicaSet's name.
+fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) -> (Value, String) {
+    let name = d["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    let uid = d["metadata"]["uid"].clone();
+    let template = without_hash(&d["spec"]["template"]);
+    let owned: Vec<Value> = st
+        .objects
+        .iter()
+        .filter(|((k, n, _), o)| {
+            *k == Kind::ReplicaSet
+                && n == ns
+                && o["metadata"]["ownerReferences"][0]["uid"] == uid
+        })
+        .map(|(_, o)| o.clone())
+        .collect();
+    let max = owned.iter().map(revision_of).max().unwrap_or(0);
+    let desired = d["spec"]["replicas"].clone();
+    let current = owned
+        .iter()
+        .find(|rs| without_hash(&rs["spec"]["template"]) == template)
+        .cloned();
+    let new_rs = match current {
+        Some(mut rs) => {
+            let rev = revision_of(&rs);
+            if rev < max || rs["spec"]["replicas"] != desired {
+                if rev < max {
+                    let mut history: Vec<String> = rs["metadata"]["annotations"][REVISION_HISTORY]
+                        .as_str()
+                        .filter(|h| !h.is_empty())
+                        .map(|h| h.split(',').map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    history.push(rev.to_string());
+                    rs["metadata"]["annotations"][REVISION] = json!((max + 1).to_string());
+                    rs["metadata"]["annotations"][REVISION_HISTORY] = json!(history.join(","));
+                }
+                rs["spec"]["replicas"] = desired.clone();
+                let rs_name = rs["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                shared.commit(st, Kind::ReplicaSet, ns, &rs_name, rs.clone(), "MODIFIED")
+            } else {
+                rs
+            }
+        }
+        None => {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            template.to_string().hash(&mut h);
+            let hash = format!("{:010x}", h.finish() & 0xff_ffff_ffff);
+            let rs_name = format!("{name}-{hash}");
+            let mut t = template.clone();
+            t["metadata"]["labels"][HASH_LABEL] = json!(hash);
+            let mut selector = d["spec"]["selector"].clone();
+            selector["matchLabels"][HASH_LABEL] = json!(hash);
+            let mut annotations = json!({ REVISION: (max + 1).to_string() });
+            if let Some(cause) = d["metadata"]["annotations"]["kubernetes.io/change-cause"].as_str() {
+                annotations["kubernetes.io/change-cause"] = json!(cause);
+            }
+            st.rv += 1;
+            let rs = json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {
+                    "name": rs_name, "namespace": ns,
+                    "uid": format!("00000000-0000-4000-9000-{:012}", st.rv),
+                    "creationTimestamp": now_rfc3339(), "generation": 1,
+                    "labels": t["metadata"]["labels"].clone(),
+                    "annotations": annotations,
+                    "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                        "uid": uid, "controller": true, "blockOwnerDeletion": true }]
+                },
+                "spec": { "replicas": desired, "selector": selector, "template": t },
+                "status": { "replicas": 0 }
+            });
+            shared.commit(st, Kind::ReplicaSet, ns, &rs_name, rs, "ADDED")
+        }
+    };
+    let new_name = new_rs["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    for mut old in owned {
+        if old["metadata"]["name"] != new_rs["metadata"]["name"] && old["spec"]["replicas"] != 0 {
+            old["spec"]["replicas"] = json!(0);
+            let n = old["metadata"]["name"].as_str().unwrap_or("").to_owned();
+            shared.commit(st, Kind::ReplicaSet, ns, &n, old, "MODIFIED");
+        }
+    }
+    let revision = json!(revision_of(&new_rs).to_string());
+    if d["metadata"]["annotations"][REVISION] != revision {
+        d["metadata"]["annotations"][REVISION] = revision;
+        d = shared.commit(st, Kind::Deployment, ns, &name, d, "MODIFIED");
+    }
+    (d, new_name)
+}
+
 /// The deployment controller, simplified: every 50 ms each Deployment moves
 /// one step towards its spec, writing its status as the real one does.
 async fn controller(shared: Arc<Shared>) {
@@ -1245,6 +1452,7 @@ async fn controller(shared: Arc<Shared>) {
             else {
                 continue;
             };
+            let (obj, rs) = sync_replica_sets(&shared, &mut st, &ns, obj);
             let since = st
                 .changed_at
                 .get(&(ns.clone(), name.clone()))
@@ -1254,7 +1462,7 @@ async fn controller(shared: Arc<Shared>) {
                 .fail_markers
                 .iter()
                 .any(|m| template.contains(m.as_str()));
-            let status = next_status(&obj, since, failing);
+            let status = next_status(&obj, since, failing, &rs);
             if status != obj["status"] {
                 let mut new = obj.clone();
                 new["status"] = status;
@@ -1271,8 +1479,7 @@ fn condition(type_: &str, status: &str, reason: &str, message: String) -> Value 
 }
 
 /// The next status of a Deployment whose generation was written `since` ago.
-fn next_status(obj: &Value, since: Duration, failing: bool) -> Value {
-    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+fn next_status(obj: &Value, since: Duration, failing: bool, rs: &str) -> Value {
     let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
     let desired = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let deadline = obj["spec"]["progressDeadlineSeconds"]
@@ -1280,7 +1487,6 @@ fn next_status(obj: &Value, since: Duration, failing: bool) -> Value {
         .unwrap_or(600);
     let old = &obj["status"];
     let observed = old["observedGeneration"].as_i64().unwrap_or(0);
-    let rs = format!("{name}-{generation}");
     let keep_time = |mut c: Value| {
         // An unchanged condition keeps its times (so the status settles).
         if let Some(prev) = old["conditions"].as_array().and_then(|cs| {
