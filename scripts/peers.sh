@@ -2,8 +2,9 @@
 # virtualenv under .tools) and HAProxy (Debian) for the cluster test, an
 # MLflow tracking server (PyPI, pinned, its own virtualenv) for the registry
 # import test, the Standard Webhooks verifier (PyPI) for the notification
-# tests, PyNaCl (PyPI) for the auditor's export checker, and schemathesis
-# (PyPI, its own virtualenv) for the API fuzzing test. Sourced by lib.sh.
+# tests, PyNaCl (PyPI) for the auditor's export checker, schemathesis (PyPI,
+# its own virtualenv) for the API fuzzing test, and kubectl (Debian) for the
+# Kubernetes driver's tests. Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
 # The independent Standard Webhooks verifier of the notification tests (PyPI).
@@ -83,6 +84,10 @@ ensure_peers() {
   export SWITCHYARD_SCHEMATHESIS="$st_venv/bin/schemathesis"
   SWITCHYARD_HAPROXY="$(command -v haproxy)"
   export SWITCHYARD_HAPROXY
+  # The real kubectl reads and writes the fake Kubernetes API server of
+  # server/tests/kubernetes.rs (no API server can run here). Debian's
+  # kubernetes-client where the machine image has no kubectl of its own.
+  command -v kubectl >/dev/null || apt_install kubernetes-client
   # The peers test fails instead of skipping when the test command runs it.
   export SWITCHYARD_PEERS_REQUIRED=1
 }

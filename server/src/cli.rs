@@ -168,7 +168,7 @@ enum ClusterCommand {
         /// The environment it serves (development, staging, production, …).
         #[arg(long)]
         environment: String,
-        /// simulated or oip+haproxy.
+        /// simulated, oip+haproxy or kubernetes.
         #[arg(long)]
         driver: String,
         /// The driver config, JSON or YAML (`-` reads standard input); see docs/clusters.md.

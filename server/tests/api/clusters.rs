@@ -65,7 +65,7 @@ async fn a_simulated_cluster_is_created_listed_and_labelled_simulated() {
         StatusCode::CONFLICT,
     )
     .await;
-    let bad_driver = json!({ "name": "k", "environment": "development", "driver": "kubernetes" });
+    let bad_driver = json!({ "name": "k", "environment": "development", "driver": "nomad" });
     assert_error(
         app.post_json("/api/v1/clusters", &bad_driver).await,
         StatusCode::UNPROCESSABLE_ENTITY,
