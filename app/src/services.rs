@@ -72,8 +72,9 @@ pub trait Services: Send + Sync + 'static {
     /// Unknown request id: `not_found`.
     async fn request_lookup(&self, request_id: &str) -> Result<RequestLookup, AppError>;
 
-    /// Every cluster with its few most recent operations.
-    async fn clusters(&self) -> Result<Vec<ClusterView>, AppError>;
+    /// Every cluster with its few most recent operations; with `summary`,
+    /// only its running operation and drift (`allowed` and `health_now` empty).
+    async fn clusters(&self, summary: bool) -> Result<Vec<ClusterView>, AppError>;
 
     /// One cluster with its operations history. Unknown cluster: `not_found`.
     async fn cluster(&self, name: &str) -> Result<ClusterView, AppError>;

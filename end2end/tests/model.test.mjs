@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launchBrowser, openPage, hydrated, shot, api } from '../harness.mjs';
+import { startServer, launchBrowser, openPage, hydrated, shot, api, registerVersion } from '../harness.mjs';
 
 let server;
 let browser;
@@ -84,4 +84,56 @@ test('an unknown model is answered in plain words, not a blank page', async () =
   const alert = page.getByRole('alert');
   assert.match(await alert.textContent(), /Could not load this model\. model no-such-model has no registered version/);
   await ctx.close();
+});
+
+test('a model with 1 000 versions: a page of 50 in the address, works without JavaScript, and the timeline groups what overlaps', async () => {
+  const big = 'e2e-thousand';
+  const names = Array.from({ length: 1000 }, (_, i) => `1.0.${i}`);
+  for (let i = 0; i < names.length; i += 10) {
+    await Promise.all(names.slice(i, i + 10).map((v) => registerVersion(server.base, big, v)));
+  }
+  const { versions } = await api(server.base, 'GET', `/api/v1/models/${big}/versions`);
+  assert.equal(versions.length, 1000);
+  const rows = (page) => page.locator('section[aria-labelledby="versions-h"] tbody tr');
+  const firstVersion = async (page) => (await rows(page).first().locator('a.version').textContent()).trim();
+
+  const { ctx, page } = await openPage(browser, { javaScriptEnabled: false });
+  const first = await page.goto(`${server.base}/models/${big}?range=all`);
+  assert.equal(first.status(), 200);
+  assert.equal(await rows(page).count(), 50);
+  assert.equal(await firstVersion(page), versions[0].version);
+  assert.match(await page.locator('nav.pager').textContent(), /Versions 1–50 of 1000, newest first \(page 1 of 20\)/);
+  // 1 000 registrations over a few seconds: one group marker naming its count, not 1 000 markers.
+  const groups = page.locator('svg g.mk-group');
+  assert.ok(await groups.count() >= 1);
+  assert.ok(await page.locator('svg g.marker').count() <= 80, 'overlapping markers are grouped');
+  assert.match(await groups.first().locator('title').textContent(), /^\d+ changes from .* and \d+ more — zoom in to see each$/);
+  await shot(page, 'model-thousand-nojs');
+  await page.getByRole('link', { name: 'Older ›' }).click();
+  await page.waitForURL(/page=2/);
+  assert.match(page.url(), /range=all/, 'the timeline range is kept');
+  assert.equal(await firstVersion(page), versions[50].version);
+  await page.getByRole('link', { name: 'Oldest »' }).click();
+  await page.waitForURL(/page=20/);
+  assert.equal(await rows(page).count(), 50);
+  assert.equal(await firstVersion(page), versions[950].version);
+
+  const past = await page.goto(`${server.base}/models/${big}?page=21`);
+  assert.equal(past.status(), 404);
+  assert.match(await page.getByRole('alert').textContent(), /page 21 does not exist: there are 1000 versions, 50 to a page, so pages 1 to 20/);
+  const word = await page.goto(`${server.base}/models/${big}?page=two`);
+  assert.equal(word.status(), 422);
+  assert.match(await page.getByRole('alert').textContent(), /page “two” is not a page number/);
+  await ctx.close();
+
+  // With JavaScript the pager moves without reloading the page.
+  const live = await openPage(browser);
+  await live.page.goto(`${server.base}/models/${big}?range=all`);
+  await hydrated(live.page);
+  await live.page.getByRole('link', { name: 'Older ›' }).click();
+  await live.page.waitForURL(/page=2/);
+  await live.page.waitForFunction((v) => document.querySelector('section[aria-labelledby="versions-h"] tbody a.version')?.textContent.trim() === v, versions[50].version);
+  assert.match(await live.page.locator('nav.pager').textContent(), /page 2 of 20/);
+  assert.deepEqual(live.errors, []);
+  await live.ctx.close();
 });

@@ -61,6 +61,9 @@ const CLUSTER_OPERATIONS: u32 = 50;
 /// Operations read per cluster for the timeline's rollback markers.
 const TIMELINE_OPERATIONS: u32 = 500;
 
+/// Cluster cards made at once for the clusters page and the overview.
+const CLUSTER_VIEWS_AT_ONCE: usize = 8;
+
 /// How long a cluster card waits for its driver's answer on slot health.
 const LIVE_HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -387,6 +390,7 @@ impl StoreServices {
         cluster: Cluster,
         envs: &[Environment],
         limit: u32,
+        detail: bool,
     ) -> Result<ClusterView, AppError> {
         let store = &self.state.store;
         let env = envs.iter().find(|e| e.name == cluster.environment);
@@ -401,11 +405,11 @@ impl StoreServices {
                 models.push(v.model_id.clone());
             }
         }
-        if models.is_empty() {
+        if models.is_empty() && detail {
             models = self.model_ids().await?;
         }
         let mut allowed = Vec::new();
-        if let Some(env) = env {
+        if let Some(env) = env.filter(|_| detail) {
             for m in &models {
                 for v in store.list_versions(m).await.map_err(to_app_error)? {
                     if env.policy.check_pin(&env.name, &v.full_id, v.stage).is_ok() {
@@ -428,12 +432,16 @@ impl StoreServices {
             .err()
             .map(AppError::into_message);
         // Health now, bounded so that a silent router cannot hold the page.
-        let live = crate::drivers::live_view(&self.state.drivers, &cluster, LIVE_HEALTH_TIMEOUT).await;
-        let health_now = live
-            .health
-            .into_iter()
-            .map(|(slot, health)| SlotHealthNow { slot, health })
-            .collect();
+        let health_now = if detail {
+            let live =
+                crate::drivers::live_view(&self.state.drivers, &cluster, LIVE_HEALTH_TIMEOUT).await;
+            live.health
+                .into_iter()
+                .map(|(slot, health)| SlotHealthNow { slot, health })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(ClusterView {
             health_now,
             refused,
@@ -741,7 +749,7 @@ impl Services for StoreServices {
             })
     }
 
-    async fn clusters(&self) -> Result<Vec<ClusterView>, AppError> {
+    async fn clusters(&self, summary: bool) -> Result<Vec<ClusterView>, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
         let envs = self
             .state
@@ -749,17 +757,25 @@ impl Services for StoreServices {
             .list_environments()
             .await
             .map_err(to_app_error)?;
-        let mut out = Vec::new();
-        for c in self
+        let clusters = self
             .state
             .store
             .list_clusters()
             .await
-            .map_err(to_app_error)?
-        {
-            out.push(self.cluster_view(c, &envs, RECENT_OPERATIONS).await?);
-        }
-        Ok(out)
+            .map_err(to_app_error)?;
+        // Several at once (each reads its operations and asks its driver for
+        // slot health, up to LIVE_HEALTH_TIMEOUT), in the list's order.
+        futures::stream::iter(clusters)
+            .map(|c| {
+                if summary {
+                    self.cluster_view(c, &envs, 1, false)
+                } else {
+                    self.cluster_view(c, &envs, RECENT_OPERATIONS, true)
+                }
+            })
+            .buffered(CLUSTER_VIEWS_AT_ONCE)
+            .try_collect()
+            .await
     }
 
     async fn cluster(&self, name: &str) -> Result<ClusterView, AppError> {
@@ -779,7 +795,7 @@ impl Services for StoreServices {
             .list_environments()
             .await
             .map_err(to_app_error)?;
-        self.cluster_view(cluster, &envs, CLUSTER_OPERATIONS).await
+        self.cluster_view(cluster, &envs, CLUSTER_OPERATIONS, true).await
     }
 
     async fn operation(&self, id: i64) -> Result<Operation, AppError> {

@@ -15,7 +15,7 @@ use crate::format::utc_seconds;
 #[component]
 pub fn ClustersPage() -> impl IntoView {
     let refresh = RwSignal::new(0_u32);
-    let clusters = Resource::new(move || refresh.get(), |_| get_clusters());
+    let clusters = Resource::new(move || refresh.get(), |_| get_clusters(false));
     view! {
         <Title text="Clusters · Switchyard"/>
         <div class="page-head">

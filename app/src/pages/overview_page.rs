@@ -15,7 +15,7 @@ use crate::format::utc;
 #[component]
 pub fn OverviewPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_overview());
-    let clusters = Resource::new(|| (), |_| get_clusters());
+    let clusters = Resource::new(|| (), |_| get_clusters(true));
     let (filter, set_filter) = signal(String::new());
 
     view! {
