@@ -178,11 +178,7 @@ macro_rules! sql_store {
                 let Some(subscribers) = self.subscribers.as_ref() else { return Ok(()) };
                 let message_id = format!("evt_{}", ev.id);
                 // A delivery's own failure is not sent to the subscription that failed.
-                let about = ev
-                    .action
-                    .starts_with("delivery.")
-                    .then(|| ev.details.get("subscription_id").and_then(serde_json::Value::as_i64))
-                    .flatten();
+                let about = $crate::store::notify::about_subscription(ev);
                 for (subscription, _) in subscribers.iter().filter(|(id, f)| f.admits(ev) && about != Some(*id)) {
                     sqlx::query($crate::store::notify_sql::INSERT_DELIVERY)
                         .bind(*subscription)
