@@ -627,10 +627,13 @@ pub fn chat_body(event: Option<&LedgerEvent>, link: &str) -> Value {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    // Slack shows `text` only in notifications (the blocks in the channel);
+    // Mattermost and Rocket.Chat ignore the blocks and show `text`, so it
+    // carries the console link too (a bare URL, which all three link).
     let text = if line.is_empty() {
-        format!("{what} (by {})", ev.actor)
+        format!("{what} (by {}) {link}", ev.actor)
     } else {
-        format!("{what}: {line} (by {})", ev.actor)
+        format!("{what}: {line} (by {}) {link}", ev.actor)
     };
     let mut fields = vec![json!({"type": "mrkdwn", "text": format!("*By:*\n{}", ev.actor)})];
     if let Some(reason) = &ev.reason {
@@ -881,7 +884,8 @@ mod tests {
             text.contains("chat")
                 && text.contains("v2")
                 && text.contains("production")
-                && text.contains("alice"),
+                && text.contains("alice")
+                && text.ends_with(" https://sy.example/approvals"),
             "{text}"
         );
         let blocks = m["blocks"].to_string();
