@@ -61,16 +61,18 @@ pub(crate) const SELECT_DELIVERIES_OF: &str = concat!(
 );
 pub(crate) const REDELIVER: &str = "UPDATE deliveries SET status = 'pending', retry_since = $2, \
      next_attempt_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND status <> 'pending'";
-/// Due, free, of a subscription that is not paused, and the oldest pending
-/// delivery of its subscription (so one subscription's events go in order).
+/// The oldest pending delivery of each subscription that is not paused (so
+/// one subscription's events go in order), if it is due and free. Driven from
+/// the subscriptions: one index probe (`deliveries_pending`) each, however
+/// long the backlog (a scan of every pending delivery made a backlog of 1 000
+/// send at 26 deliveries/s on PostgreSQL).
 macro_rules! claimable {
     () => {
-        "SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= $3 \
-         AND (d.lease_until IS NULL OR d.lease_until < $3) \
-         AND (s.paused_until IS NULL OR s.paused_until <= $3) \
-         AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.subscription_id = d.subscription_id \
-                         AND e.status = 'pending' AND e.id < d.id) \
+        "SELECT d.id FROM subscriptions s \
+         JOIN deliveries d ON d.id = (SELECT MIN(e.id) FROM deliveries e \
+                                      WHERE e.subscription_id = s.id AND e.status = 'pending') \
+         WHERE (s.paused_until IS NULL OR s.paused_until <= $3) \
+         AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3) \
          ORDER BY d.next_attempt_at, d.id LIMIT 1"
     };
 }
