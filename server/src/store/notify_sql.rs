@@ -49,6 +49,18 @@ pub(crate) const SELECT_VALID_SECRETS: &str = "SELECT secret FROM subscription_s
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
      (subscription_id, event_id, message_id, status, attempts, created_at, retry_since, next_attempt_at) \
      VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) RETURNING id";
+/// One pending delivery of an event (`$1` event id, `$2` message id, `$3`
+/// now) to each of `n` subscriptions (`$4`…).
+pub(crate) fn insert_deliveries(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| format!("(${}, $1, $2, 'pending', 0, $3, $3, $3)", i + 4))
+        .collect();
+    format!(
+        "INSERT INTO deliveries (subscription_id, event_id, message_id, status, attempts, \
+         created_at, retry_since, next_attempt_at) VALUES {}",
+        rows.join(", ")
+    )
+}
 pub(crate) const SELECT_DELIVERY: &str = concat!(
     "SELECT ",
     delivery_columns!(),
