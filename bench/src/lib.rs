@@ -6,6 +6,7 @@
 pub mod db;
 pub mod generate;
 pub mod measure;
+pub mod notify;
 pub mod report;
 pub mod rng;
 pub mod size;
@@ -103,6 +104,36 @@ async fn generate_and_measure(
         generated,
         ledger_verified,
         figures,
+    })
+}
+
+/// Only the notification figures, on a fresh empty database per engine.
+pub async fn run_notifications(size: Size, engines: &[Engine]) -> anyhow::Result<Report> {
+    let mut backends = Vec::new();
+    for engine in engines {
+        let fresh = match engine {
+            Engine::Sqlite => FreshDatabase::sqlite()?,
+            Engine::Postgres { admin_url } => FreshDatabase::postgres(admin_url).await?,
+        };
+        switchyard::store::connect(&fresh.url, StoreSettings::default())
+            .await?
+            .migrate()
+            .await?;
+        let figures = measure::notifications_only(engine.name(), &fresh.url, &size).await;
+        fresh.remove().await?;
+        backends.push(BackendReport {
+            backend: engine.name().to_owned(),
+            generated: Default::default(),
+            ledger_verified: true,
+            figures: figures?,
+        });
+    }
+    Ok(Report {
+        size,
+        machine: Machine::this(),
+        release_build: !cfg!(debug_assertions),
+        backends,
+        peak_rss_mib: report::peak_rss_mib(),
     })
 }
 

@@ -1,4 +1,4 @@
-//! `cargo run --release -p bench -- [--size smoke|medium|full] [--postgres URL] [--out FILE]`
+//! `cargo run --release -p bench -- [--size smoke|medium|full] [--postgres URL] [--out FILE] [--notifications-only]`
 
 use std::path::PathBuf;
 
@@ -24,6 +24,10 @@ struct Args {
     /// Skip SQLite (only with --postgres).
     #[arg(long)]
     no_sqlite: bool,
+    /// Only the notification figures (write path with 0 and 5 subscriptions,
+    /// delivery throughput and latency), on an empty database: no generated history.
+    #[arg(long)]
+    notifications_only: bool,
     /// Where the JSON goes (default bench/results/<size>.json).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -47,9 +51,17 @@ async fn main() -> anyhow::Result<()> {
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("results")
-            .join(format!("{}.json", size.name))
+            .join(if args.notifications_only {
+                format!("notifications-{}.json", size.name)
+            } else {
+                format!("{}.json", size.name)
+            })
     });
-    let report = bench::run(size, &engines).await?;
+    let report = if args.notifications_only {
+        bench::run_notifications(size, &engines).await?
+    } else {
+        bench::run(size, &engines).await?
+    };
     println!(
         "\n{} size, {} build, {} × {} ({}), peak RSS {:.0} MiB\n",
         report.size.name,

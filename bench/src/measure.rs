@@ -133,6 +133,23 @@ async fn credentials(store: &DynStore) -> anyhow::Result<Credentials> {
     Ok(Credentials { token, cookie })
 }
 
+/// Only the notification figures, on the (freshly migrated) database at
+/// `database_url`: no generated history.
+pub async fn notifications_only(
+    backend: &'static str,
+    database_url: &str,
+    size: &Size,
+) -> anyhow::Result<Vec<Figure>> {
+    let store = switchyard::store::connect(database_url, StoreSettings::default()).await?;
+    let credentials = credentials(&store).await?;
+    let server = start_server(database_url).await?;
+    eprintln!(
+        "measuring notifications on {backend} (server at {})",
+        server.address
+    );
+    crate::notify::measure(backend, &server.address, &store, &credentials.token, size).await
+}
+
 pub struct Bench<'a> {
     backend: &'static str,
     size: &'a Size,
@@ -196,6 +213,17 @@ impl<'a> Bench<'a> {
             .context("pin visibility")?;
         eprintln!("  pages");
         self.pages(&server.address).await.context("pages")?;
+        eprintln!("  notifications");
+        let figures = crate::notify::measure(
+            self.backend,
+            &server.address,
+            &self.store,
+            &self.credentials.token,
+            self.size,
+        )
+        .await
+        .context("notifications")?;
+        self.figures.extend(figures);
         Ok(())
     }
 

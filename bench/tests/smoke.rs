@@ -29,6 +29,10 @@ fn assert_complete(report: &bench::report::BackendReport) {
         "overview page",
         "model page",
         "audit log",
+        "notifications: version register",
+        "notifications: promotion apply",
+        "notifications: delivery throughput",
+        "notifications: ledger event → received",
         "peak RSS",
     ] {
         assert!(

@@ -66,9 +66,17 @@ pub mod action {
     pub const SUBSCRIPTION_SECRET_ROTATED: &str = "subscription.secret_rotated";
     /// A notification delivery failed for its whole retry period and was given up.
     pub const DELIVERY_DEAD: &str = "delivery.dead";
+    /// A subscription's deliveries have failed for longer than the configured
+    /// time (raised once per failing streak, actor `system`).
+    pub const SUBSCRIPTION_FAILING: &str = "subscription.failing";
+    /// A subscription reported failing delivered again.
+    pub const SUBSCRIPTION_RECOVERED: &str = "subscription.recovered";
+    /// The periodic verification in `serve` found the hash chain broken, or
+    /// the ledger contradicting a signed checkpoint (raised once per problem).
+    pub const LEDGER_VERIFICATION_FAILED: &str = "ledger.verification_failed";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 33] = [
+    pub const ALL: [&str; 36] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -102,6 +110,9 @@ pub mod action {
         SUBSCRIPTION_DELETED,
         SUBSCRIPTION_SECRET_ROTATED,
         DELIVERY_DEAD,
+        SUBSCRIPTION_FAILING,
+        SUBSCRIPTION_RECOVERED,
+        LEDGER_VERIFICATION_FAILED,
     ];
 }
 

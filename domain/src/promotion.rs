@@ -104,6 +104,29 @@ impl Promotion {
     }
 }
 
+/// Who can still approve `p`, by name: the active users whose role may
+/// approve (approver or admin), other than the requester and those who
+/// approved already. `users` are (username, role) of the active users.
+pub fn remaining_approvers(p: &Promotion, users: &[(String, crate::access::Role)]) -> Vec<String> {
+    let mut names: Vec<String> = users
+        .iter()
+        .filter(|(name, role)| {
+            role.allows(crate::access::Role::Approver)
+                && *name != p.requested_by
+                && !p.approvals.iter().any(|a| a.approver == *name)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Approvals the promotion still needs.
+pub fn approvals_still_needed(p: &Promotion) -> u32 {
+    p.required_approvals
+        .saturating_sub(u32::try_from(p.approvals.len()).unwrap_or(u32::MAX))
+}
+
 fn promotion_context(now: Timestamp) -> MoveContext {
     MoveContext {
         via: MoveVia::Promotion,
@@ -335,5 +358,33 @@ mod tests {
             check_rejection(&pending(), " ", now()),
             Err(DomainError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn the_approvers_named_are_those_who_may_still_approve() {
+        use crate::access::Role;
+        let users = vec![
+            ("dave".to_owned(), Role::Approver),
+            ("carol".to_owned(), Role::Approver),
+            ("bob".to_owned(), Role::Admin),
+            ("vera".to_owned(), Role::Viewer),
+            ("dan".to_owned(), Role::Deployer),
+        ];
+        let mut p = pending();
+        assert_eq!(
+            remaining_approvers(&p, &users),
+            ["bob", "carol"],
+            "not the requester dave"
+        );
+        assert_eq!(approvals_still_needed(&p), p.required_approvals);
+        p.approvals.push(Approval {
+            approver: "carol".into(),
+            actor: "carol".into(),
+            config_hash: "sha256:aa".into(),
+            reason: None,
+            at: Timestamp::from_micros(1),
+        });
+        assert_eq!(remaining_approvers(&p, &users), ["bob"]);
+        assert_eq!(approvals_still_needed(&p), p.required_approvals - 1);
     }
 }

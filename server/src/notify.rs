@@ -54,6 +54,10 @@ pub struct NotifySettings {
     pub keep_delivered: Duration,
     /// Opens the stored signing secrets (`SWITCHYARD_SECRETS_KEY`).
     pub secrets_key: Option<sealed::SecretsKey>,
+    /// A subscription whose attempts have failed for this long since its last
+    /// success is reported once in the ledger (`subscription.failing`, sent
+    /// to the other subscriptions); its next success records `subscription.recovered`.
+    pub failing_alert_after: Duration,
     /// Send to loopback and private addresses too (`SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`).
     /// Off, the worker refuses them at every attempt, whatever a name resolves to by then.
     pub allow_private: bool,
@@ -73,6 +77,7 @@ impl Default for NotifySettings {
             console_url: "http://127.0.0.1:3000".to_owned(),
             keep_delivered: Duration::from_secs(30 * 86_400),
             secrets_key: None,
+            failing_alert_after: Duration::from_secs(15 * 60),
             allow_private: false,
         }
     }
@@ -82,7 +87,8 @@ impl NotifySettings {
     /// The defaults, overridden by `SWITCHYARD_WEBHOOK_TIMEOUT_MS`,
     /// `SWITCHYARD_WEBHOOK_RETRY_PERIOD_S`, `SWITCHYARD_WEBHOOK_BACKOFF_MS`,
     /// `SWITCHYARD_WEBHOOK_BACKOFF_MAX_MS`, `SWITCHYARD_WEBHOOK_BREAKER_FAILURES`,
-    /// `SWITCHYARD_WEBHOOK_BREAKER_COOLDOWN_MS`, `SWITCHYARD_WEBHOOK_POLL_MS` and
+    /// `SWITCHYARD_WEBHOOK_BREAKER_COOLDOWN_MS`, `SWITCHYARD_WEBHOOK_POLL_MS`,
+    /// `SWITCHYARD_WEBHOOK_FAILING_ALERT_S` and
     /// `SWITCHYARD_PUBLIC_URL` when set.
     pub fn from_env() -> anyhow::Result<NotifySettings> {
         let num =
@@ -123,6 +129,9 @@ impl NotifySettings {
         }
         if let Some(n) = num("SWITCHYARD_WEBHOOK_POLL_MS", 10..=60_000)? {
             s.poll = Duration::from_millis(n);
+        }
+        if let Some(n) = num("SWITCHYARD_WEBHOOK_FAILING_ALERT_S", 0..=30 * 86_400)? {
+            s.failing_alert_after = Duration::from_secs(n);
         }
         s.secrets_key = sealed::SecretsKey::from_env().map_err(anyhow::Error::msg)?;
         s.allow_private = std::env::var("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE")
@@ -328,6 +337,7 @@ impl Worker {
             latency_ms,
             error,
             next,
+            failing_alert_after: self.settings.failing_alert_after,
         };
         match self
             .store
@@ -577,6 +587,10 @@ fn headline(ev: &LedgerEvent) -> String {
         "operation.failed" => "Operation failed",
         "operation.interrupted" => "Operation interrupted",
         "rollback" => "Rolled back",
+        "delivery.dead" => "Notification given up",
+        "subscription.failing" => "Notifications failing",
+        "subscription.recovered" => "Notifications delivered again",
+        "ledger.verification_failed" => "Ledger verification FAILED",
         other => other,
     };
     what.to_owned()
@@ -613,10 +627,13 @@ pub fn chat_body(event: Option<&LedgerEvent>, link: &str) -> Value {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    // Slack shows `text` only in notifications (the blocks in the channel);
+    // Mattermost and Rocket.Chat ignore the blocks and show `text`, so it
+    // carries the console link too (a bare URL, which all three link).
     let text = if line.is_empty() {
-        format!("{what} (by {})", ev.actor)
+        format!("{what} (by {}) {link}", ev.actor)
     } else {
-        format!("{what}: {line} (by {})", ev.actor)
+        format!("{what}: {line} (by {}) {link}", ev.actor)
     };
     let mut fields = vec![json!({"type": "mrkdwn", "text": format!("*By:*\n{}", ev.actor)})];
     if let Some(reason) = &ev.reason {
@@ -627,13 +644,38 @@ pub fn chat_body(event: Option<&LedgerEvent>, link: &str) -> Value {
             fields.push(json!({"type": "mrkdwn", "text": format!("*Approvals needed:*\n{n}")}));
         }
     }
+    if ev.action == "promotion.approved" {
+        if let Some(n) = ev
+            .details
+            .get("approvals_still_needed")
+            .and_then(Value::as_i64)
+        {
+            fields
+                .push(json!({"type": "mrkdwn", "text": format!("*Approvals still needed:*\n{n}")}));
+        }
+    }
+    if let Some(names) = ev.details.get("approvers").and_then(Value::as_array) {
+        let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+        let text = if names.is_empty() {
+            "nobody: no other active user may approve".to_owned()
+        } else {
+            names.join(", ")
+        };
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Can approve:*\n{text}")}));
+    }
+    if let Some(problem) = ev.details.get("problem").and_then(Value::as_str) {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Problem:*\n{problem}")}));
+    }
+    if let Some(name) = ev.details.get("subscription").and_then(Value::as_str) {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Subscription:*\n{name}")}));
+    }
     if let Some(trigger) = ev.details.get("trigger").and_then(Value::as_str) {
         fields.push(json!({"type": "mrkdwn", "text": format!("*Trigger:*\n{trigger}")}));
     }
     if let Some(ms) = ev.details.get("time_to_restore_ms").and_then(Value::as_i64) {
         fields.push(json!({"type": "mrkdwn", "text": format!("*Time to restore:*\n{:.1} s", ms as f64 / 1000.0)}));
     }
-    let button = if ev.action == "promotion.requested" {
+    let button = if ev.action == "promotion.requested" || ev.action == "promotion.approved" {
         "Review promotion"
     } else {
         "Open in console"
@@ -830,7 +872,7 @@ mod tests {
             environment: Some("production".into()),
             cluster: None,
             reason: Some("better eval".into()),
-            details: json!({"required_approvals": 2}),
+            details: json!({"required_approvals": 2, "approvers": ["bob", "carol"]}),
             prev_hash: String::new(),
             hash: String::new(),
         };
@@ -842,7 +884,8 @@ mod tests {
             text.contains("chat")
                 && text.contains("v2")
                 && text.contains("production")
-                && text.contains("alice"),
+                && text.contains("alice")
+                && text.ends_with(" https://sy.example/approvals"),
             "{text}"
         );
         let blocks = m["blocks"].to_string();
@@ -853,5 +896,6 @@ mod tests {
             "{blocks}"
         );
         assert!(blocks.contains("*Approvals needed:*\\n2"), "{blocks}");
+        assert!(blocks.contains("*Can approve:*\\nbob, carol"), "{blocks}");
     }
 }

@@ -109,6 +109,7 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             "/api/v1/deliveries/{id}/redeliver",
             post(subscriptions::redeliver),
         )
+        .route("/api/v1/notifications/status", get(subscriptions::status))
         // Unknown API paths answer in the API's format, not with the console's 404 page.
         .route("/api/{*rest}", any(unknown_path))
         // Every API route, and only those: health and metrics stay anonymous.

@@ -1289,3 +1289,93 @@ async fn a_broken_chain_is_reported_with_the_checkpoints_it_contradicts() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn serve_reports_a_broken_ledger_once_to_the_subscriptions_and_signs_no_checkpoint_over_it() {
+    use switchyard::store::notify::{DestinationKind, Filter, NewSubscription};
+    let db = TestDb::with_demo("cp-alarm");
+    let (key, _public) = db.keygen();
+    let file = db.path("alarm.jsonl");
+    let store = db.store().await;
+    let security = store
+        .create_subscription(
+            NewSubscription {
+                name: "security".into(),
+                kind: DestinationKind::Webhook,
+                url: "https://93.184.215.14/hook".into(),
+                filter: Filter {
+                    events: vec!["ledger.verification_failed".into()],
+                    ..Filter::default()
+                },
+                secret: switchyard::notify::new_secret(),
+            },
+            "test",
+            Timestamp::now(),
+        )
+        .await
+        .expect("subscribed");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("an address")
+        .port();
+    let _server = KillOnDrop(
+        db.command(&["serve"])
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
+            .env("SWITCHYARD_CHECKPOINT_KEY", &key)
+            .env("SWITCHYARD_CHECKPOINT_FILE", &file)
+            .env("SWITCHYARD_CHECKPOINT_INTERVAL_SECS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    checkpoint_lines(&file, 1).await;
+    // Someone with database access rewrites an old event.
+    db.tamper(&["UPDATE ledger SET reason = 'rewritten' WHERE id = 3"])
+        .await;
+    let failures = || async {
+        store
+            .audit_page(&AuditQuery {
+                action: Some("ledger.verification_failed".into()),
+                limit: 10,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("the audit reads")
+            .events
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failures().await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no ledger.verification_failed within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Two more checks find the same break: still one event.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let found = failures().await;
+    assert_eq!(found.len(), 1, "raised once: {found:?}");
+    let ev = &found[0];
+    assert_eq!(ev.actor, "system");
+    assert_eq!(ev.details["first_broken_id"], 3);
+    assert!(
+        ev.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("broken at event 3")),
+        "{ev:?}"
+    );
+    // Delivered through the outbox like any event.
+    let deliveries = store
+        .recent_deliveries(security.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].event_id, Some(ev.id));
+    // And no checkpoint signs the broken ledger.
+    assert_eq!(
+        std::fs::read_to_string(&file).map_or(0, |t| t.lines().count()),
+        1
+    );
+}

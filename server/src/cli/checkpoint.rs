@@ -269,6 +269,99 @@ pub(super) async fn verify(
     }
 }
 
+/// What the periodic verification found wrong, if anything: the hash chain
+/// (`Store::audit_verify`), then the newest signed checkpoint against the
+/// ledger now (a truncation or a rewrite with recomputed hashes reaches it).
+/// The problem in words, and details for the ledger event.
+async fn ledger_problem(
+    store: &dyn Store,
+    last: Option<&Checkpoint>,
+) -> Result<Option<(String, serde_json::Value)>, Failure> {
+    let report = store
+        .audit_verify()
+        .await
+        .context("cannot read the ledger")?;
+    if !report.ok {
+        let problem = format!(
+            "the hash chain is broken at event {}: {}",
+            report
+                .first_broken_id
+                .map_or_else(|| "?".to_owned(), |id| id.to_string()),
+            report
+                .problem
+                .as_deref()
+                .unwrap_or("the chain does not verify")
+        );
+        let details = serde_json::json!({
+            "finding": format!("chain broken at event {}", report.first_broken_id.unwrap_or(0)),
+            "first_broken_id": report.first_broken_id,
+            "checked": report.checked,
+        });
+        return Ok(Some((problem, details)));
+    }
+    let Some(cp) = last else {
+        return Ok(None);
+    };
+    let head_id = store
+        .ledger_head()
+        .await
+        .context("cannot read the ledger head")?
+        .map_or(0, |(id, _)| id);
+    let (event, count) = store
+        .ledger_event(cp.event_id)
+        .await
+        .context("cannot read the ledger")?;
+    let now = LedgerNow {
+        event_hash: event.map(|e| e.hash),
+        count,
+        head_id,
+    };
+    Ok(checkpoint::check_against_ledger(cp, &now)
+        .err()
+        .map(|problem| {
+            let details = serde_json::json!({
+                "finding": format!("checkpoint {} contradicted", cp.seq),
+                "checkpoint": cp.seq,
+                "checkpoint_event_id": cp.event_id,
+            });
+            (problem, details)
+        }))
+}
+
+/// Records `ledger.verification_failed` unless the newest such event already
+/// names the same finding (raised once, not at every interval: the problem's
+/// words may change as the head moves, its `finding` does not).
+async fn report_verification_failure(
+    store: &dyn Store,
+    problem: &str,
+    details: serde_json::Value,
+) -> Result<(), Failure> {
+    let last = store
+        .audit_page(&crate::store::AuditQuery {
+            action: Some(switchyard_domain::ledger::action::LEDGER_VERIFICATION_FAILED.to_owned()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .context("cannot read the ledger")?;
+    let reported = last
+        .events
+        .first()
+        .is_some_and(|ev| ev.details.get("finding") == details.get("finding"));
+    if !reported {
+        let ev = store
+            .record_verification_failure(problem, details, Timestamp::now())
+            .await
+            .context("cannot record the failed verification in the ledger")?;
+        tracing::error!(
+            event_id = ev.id,
+            problem,
+            "ledger verification failed: recorded and notified"
+        );
+    }
+    Ok(())
+}
+
 /// `serve`'s periodic checkpoints: SWITCHYARD_CHECKPOINT_KEY and
 /// SWITCHYARD_CHECKPOINT_FILE (both or neither), SWITCHYARD_CHECKPOINT_INTERVAL_SECS
 /// (default 3600, at least 1).
@@ -336,8 +429,27 @@ impl Periodic {
         })
     }
 
+    async fn verify(
+        &self,
+        store: &dyn Store,
+        last: Option<&Checkpoint>,
+    ) -> Result<Option<(String, serde_json::Value)>, Failure> {
+        let found = ledger_problem(store, last).await?;
+        Ok(found.map(|(problem, mut details)| {
+            details["checkpoint_file"] = serde_json::json!(self.file.display().to_string());
+            (problem, details)
+        }))
+    }
+
     async fn once(&self, store: &dyn Store) -> Result<Option<Checkpoint>, Failure> {
         let last = read_checkpoints(&self.file, true)?.pop();
+        // A broken ledger is reported (once per problem), never signed.
+        if let Some((problem, details)) = self.verify(store, last.as_ref()).await? {
+            report_verification_failure(store, &problem, details).await?;
+            return Err(Failure::refused(format!(
+                "not signing a checkpoint: the ledger does not verify: {problem}"
+            )));
+        }
         let head = store
             .ledger_head()
             .await

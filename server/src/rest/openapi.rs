@@ -36,6 +36,7 @@ use super::{
         operations::start, operations::rollback, operations::detail,
         subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
         subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
+        subscriptions::status,
         document, health::healthz, health::readyz, metrics::metrics,
     ),
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
@@ -322,6 +323,7 @@ macro_rules! subscription_fields {
             ("status", F::Str, true),
             ("paused_until", F::Time, false),
             ("consecutive_failures", F::Int, true),
+            ("failing_since", F::Time, false),
             $($extra,)*
         ]
     };
@@ -344,6 +346,26 @@ const DELIVERY: &[Field] = &[
     ("latency_ms", F::Int, false),
     ("last_error", F::Str, false),
     ("delivered_at", F::Time, false),
+];
+const NOTIFICATION_WARNING: &[Field] = &[
+    ("subscription", F::Str, true),
+    ("warning", F::Str, true),
+    ("failing_since", F::Time, false),
+    ("reported_at", F::Time, false),
+    ("consecutive_failures", F::Int, true),
+    ("paused_until", F::Time, false),
+    ("pending", F::Int, true),
+    ("dead", F::Int, true),
+    ("oldest_pending", F::Time, false),
+    ("last_error", F::Str, false),
+    ("last_error_at", F::Time, false),
+];
+const NOTIFICATION_STATUS: &[Field] = &[
+    ("subscriptions", F::Int, true),
+    ("dead", F::Int, true),
+    ("paused", F::Int, true),
+    ("failing", F::Int, true),
+    ("warnings", F::List("NotificationWarning"), true),
 ];
 const ERROR_BODY: &[Field] = &[
     ("code", F::Str, true),
@@ -401,6 +423,8 @@ const SCHEMAS: &[(&str, &[Field])] = &[
         &[("subscriptions", F::List("Subscription"), true)],
     ),
     ("Delivery", DELIVERY),
+    ("NotificationWarning", NOTIFICATION_WARNING),
+    ("NotificationStatus", NOTIFICATION_STATUS),
     (
         "SecretRotated",
         &[

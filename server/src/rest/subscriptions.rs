@@ -85,6 +85,7 @@ fn shown(s: &Subscription) -> Value {
         "status": if paused.is_some() { "paused" } else { "active" },
         "paused_until": paused,
         "consecutive_failures": s.consecutive_failures,
+        "failing_since": s.failing_since,
     })
 }
 
@@ -329,4 +330,50 @@ pub async fn redeliver(
     actor.require(REQUIRED, "redelivering")?;
     let d = app.store.redeliver(id, Timestamp::now()).await?;
     Ok((StatusCode::ACCEPTED, Json(shown_delivery(&d))))
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications/status", tag = "subscriptions",
+    responses((status = 200, description = "Whether notifications are being delivered: how many subscriptions there are, and one warning per subscription that is dead (deliveries given up), paused (circuit breaker open) or failing, worst first. For the overview's warning; any signed-in user may read it, the last error only admins", body = ref("#/components/schemas/NotificationStatus"))))]
+pub async fn status(State(app): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
+    actor.require(Role::Viewer, "reading the notification status")?;
+    let now = Timestamp::now();
+    let all = app.store.subscription_health().await?;
+    let admin = actor.role.allows(Role::Admin);
+    let mut warnings: Vec<(&'static str, Value)> = all
+        .iter()
+        .filter_map(|h| {
+            let warning = h.warning(now)?;
+            Some((
+                warning,
+                json!({
+                    "subscription": h.name,
+                    "warning": warning,
+                    "failing_since": h.failing_since,
+                    "reported_at": h.failing_reported,
+                    "consecutive_failures": h.consecutive_failures,
+                    "paused_until": h.paused_until.filter(|t| t.micros() > now.micros()),
+                    "pending": h.pending,
+                    "dead": h.dead,
+                    "oldest_pending": h.oldest_pending,
+                    // Receivers' answers are excerpted into errors: configuration, for admins.
+                    "last_error": if admin { h.last_error.clone() } else { None },
+                    "last_error_at": h.last_error_at,
+                }),
+            ))
+        })
+        .collect();
+    let rank = |w: &str| match w {
+        "dead" => 0,
+        "paused" => 1,
+        _ => 2,
+    };
+    warnings.sort_by_key(|(w, _)| rank(w));
+    let count = |kind: &str| warnings.iter().filter(|(w, _)| *w == kind).count();
+    Ok(Json(json!({
+        "subscriptions": all.len(),
+        "dead": count("dead"),
+        "paused": count("paused"),
+        "failing": count("failing"),
+        "warnings": warnings.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    })))
 }

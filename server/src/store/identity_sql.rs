@@ -20,6 +20,9 @@ pub(crate) const SELECT_USER: &str =
     "SELECT username, role, created_at, disabled_at, password_hash FROM users WHERE username = $1";
 pub(crate) const SELECT_USERS: &str =
     "SELECT username, role, created_at, disabled_at, password_hash FROM users ORDER BY username";
+/// Who may approve at all (a promotion's own rules narrow it: `promotion::remaining_approvers`).
+pub(crate) const SELECT_APPROVING_USERS: &str = "SELECT username, role FROM users \
+     WHERE disabled_at IS NULL AND role IN ('approver', 'admin') ORDER BY username";
 pub(crate) const DISABLE_USER: &str =
     "UPDATE users SET disabled_at = $2 WHERE username = $1 AND disabled_at IS NULL";
 pub(crate) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM sessions WHERE username = $1";
@@ -251,6 +254,19 @@ macro_rules! identity_store {
         {
             let approvals = sqlx::query_as::<_, ApprovalRow>(iq::SELECT_APPROVALS).bind(id).fetch_all(db).await?;
             row.into_promotion(approvals)
+        }
+
+        /// The users who can still approve `p` (named in its ledger events, so
+        /// that notifications reach them).
+        async fn remaining_approvers(w: &mut Writer, p: &Promotion) -> StoreResult<Vec<String>> {
+            let rows = sqlx::query_as::<_, (String, String)>(iq::SELECT_APPROVING_USERS)
+                .fetch_all(&mut *w.tx)
+                .await?;
+            let users = rows
+                .into_iter()
+                .map(|(name, role)| Ok((name, role.parse::<switchyard_domain::access::Role>()?)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            Ok(promotion::remaining_approvers(p, &users))
         }
 
         /// The promotion `id` as this transaction sees it.
@@ -603,6 +619,7 @@ macro_rules! identity_store {
                     .bind(None::<String>)
                     .execute(&mut *w.tx)
                     .await?;
+                let approvers = remaining_approvers(&mut w, &p).await?;
                 w.append(
                     promotion_event(&p, &by.actor(), action::PROMOTION_REQUESTED, at)
                         .reason(Some(&p.reason))
@@ -612,6 +629,7 @@ macro_rules! identity_store {
                             "to_stage": to_stage,
                             "required_approvals": p.required_approvals,
                             "expires_at": expires_at.to_rfc3339(),
+                            "approvers": approvers,
                         })),
                 )
                 .await?;
@@ -647,15 +665,22 @@ macro_rules! identity_store {
                     reason: reason.map(str::to_owned),
                     at,
                 });
+                let mut details = json!({
+                    "promotion_id": p.id,
+                    "config_hash": v.config_hash,
+                    "approvals": p.approvals.len(),
+                    "required_approvals": p.required_approvals,
+                });
+                if !p.is_fully_approved() {
+                    // Still waiting: say for how many more, and who can give them.
+                    let approvers = remaining_approvers(&mut w, &p).await?;
+                    details["approvals_still_needed"] = json!(promotion::approvals_still_needed(&p));
+                    details["approvers"] = json!(approvers);
+                }
                 w.append(
                     promotion_event(&p, &actor, action::PROMOTION_APPROVED, at)
                         .reason(reason)
-                        .details(json!({
-                            "promotion_id": p.id,
-                            "config_hash": v.config_hash,
-                            "approvals": p.approvals.len(),
-                            "required_approvals": p.required_approvals,
-                        })),
+                        .details(details),
                 )
                 .await?;
                 if p.is_fully_approved() {

@@ -42,11 +42,50 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
     action::OPERATION_FAILED,
     action::ROLLBACK,
     DELIVERY_DEAD,
+    SUBSCRIPTION_FAILING,
+    SUBSCRIPTION_RECOVERED,
+    action::LEDGER_VERIFICATION_FAILED,
 ];
 
 /// A delivery failed for the whole retry period and was given up (actor
 /// `system`); never sent to the subscription it is about.
 pub const DELIVERY_DEAD: &str = action::DELIVERY_DEAD;
+
+/// A subscription has failed for longer than `Attempt::failing_alert_after`
+/// (raised once per failing streak) and has delivered again (actor `system`);
+/// like `delivery.dead`, never sent to the subscription they are about.
+pub const SUBSCRIPTION_FAILING: &str = action::SUBSCRIPTION_FAILING;
+pub const SUBSCRIPTION_RECOVERED: &str = action::SUBSCRIPTION_RECOVERED;
+
+/// Whether a ledger event is about one subscription's own deliveries: such an
+/// event is not sent to that subscription (it is the one failing). Returns its id.
+pub fn about_subscription(ev: &LedgerEvent) -> Option<i64> {
+    let about = ev.action.starts_with("delivery.")
+        || ev.action == SUBSCRIPTION_FAILING
+        || ev.action == SUBSCRIPTION_RECOVERED;
+    if !about {
+        return None;
+    }
+    ev.details
+        .get("subscription_id")
+        .and_then(serde_json::Value::as_i64)
+}
+
+/// Whether `subscription.failing` is due after a failed attempt at `at`: the
+/// subscription has been failing since `failing_since`, for at least `after`,
+/// and this streak was not reported yet.
+pub fn failing_alert_due(
+    failing_since: Option<Timestamp>,
+    reported: Option<Timestamp>,
+    at: Timestamp,
+    after: std::time::Duration,
+) -> bool {
+    let after = i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
+    match (failing_since, reported) {
+        (Some(since), None) => at.micros().saturating_sub(since.micros()) >= after,
+        _ => false,
+    }
+}
 
 /// Ledger actions of subscription changes (admin configuration is audited too).
 pub const SUBSCRIPTION_CREATED: &str = action::SUBSCRIPTION_CREATED;
@@ -134,6 +173,10 @@ pub struct Subscription {
     pub created_by: String,
     pub consecutive_failures: i64,
     pub paused_until: Option<Timestamp>,
+    /// The first failed attempt since the last success; `None` while healthy.
+    pub failing_since: Option<Timestamp>,
+    /// When `subscription.failing` was recorded for this failing streak.
+    pub failing_reported: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +239,9 @@ pub struct Attempt {
     pub error: Option<String>,
     /// What happens next.
     pub next: AfterAttempt,
+    /// A subscription failing for this long since its last success is
+    /// reported once (`subscription.failing`).
+    pub failing_alert_after: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -219,6 +265,40 @@ pub struct QueueStats {
     /// Creation time of the oldest pending delivery.
     pub oldest_pending: Option<Timestamp>,
     pub dead: i64,
+}
+
+/// One subscription's delivery health, for the overview's warning.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubscriptionHealth {
+    pub name: String,
+    pub consecutive_failures: i64,
+    pub paused_until: Option<Timestamp>,
+    pub failing_since: Option<Timestamp>,
+    pub failing_reported: Option<Timestamp>,
+    pub pending: i64,
+    pub dead: i64,
+    /// Creation time of its oldest pending delivery.
+    pub oldest_pending: Option<Timestamp>,
+    /// The error of its latest failed attempt still pending or dead.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+}
+
+impl SubscriptionHealth {
+    /// What the overview warns about, worst first: `dead` (deliveries were
+    /// given up), `paused` (the circuit breaker is open), `failing` (attempts
+    /// fail since `failing_since`); `None` when it delivers.
+    pub fn warning(&self, now: Timestamp) -> Option<&'static str> {
+        if self.dead > 0 {
+            Some("dead")
+        } else if self.paused_until.is_some_and(|t| t.micros() > now.micros()) {
+            Some("paused")
+        } else if self.failing_since.is_some() {
+            Some("failing")
+        } else {
+            None
+        }
+    }
 }
 
 #[async_trait]
@@ -297,4 +377,96 @@ pub trait NotifyStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
+
+    /// Every subscription's delivery health, by name.
+    async fn subscription_health(&self) -> StoreResult<Vec<SubscriptionHealth>>;
+
+    /// Records `ledger.verification_failed` (actor `system`, `problem` as its
+    /// reason and in `details`), so that subscriptions hear of it.
+    async fn record_verification_failure(
+        &self,
+        problem: &str,
+        details: serde_json::Value,
+        at: Timestamp,
+    ) -> StoreResult<LedgerEvent>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_micros(s * 1_000_000)
+    }
+
+    #[test]
+    fn a_failing_subscription_is_reported_once_after_the_configured_time() {
+        let after = Duration::from_secs(60);
+        assert!(!failing_alert_due(None, None, t(100), after), "healthy");
+        assert!(!failing_alert_due(Some(t(50)), None, t(109), after), "59 s");
+        assert!(failing_alert_due(Some(t(50)), None, t(110), after), "60 s");
+        assert!(
+            !failing_alert_due(Some(t(50)), Some(t(110)), t(500), after),
+            "reported already"
+        );
+        assert!(failing_alert_due(Some(t(50)), None, t(50), Duration::ZERO));
+    }
+
+    #[test]
+    fn the_overview_warns_of_dead_then_paused_then_failing_subscriptions() {
+        let healthy = SubscriptionHealth {
+            name: "a".into(),
+            consecutive_failures: 0,
+            paused_until: None,
+            failing_since: None,
+            failing_reported: None,
+            pending: 3,
+            dead: 0,
+            oldest_pending: None,
+            last_error: None,
+            last_error_at: None,
+        };
+        assert_eq!(healthy.warning(t(10)), None);
+        let failing = SubscriptionHealth {
+            failing_since: Some(t(5)),
+            consecutive_failures: 2,
+            ..healthy.clone()
+        };
+        assert_eq!(failing.warning(t(10)), Some("failing"));
+        let paused = SubscriptionHealth {
+            paused_until: Some(t(20)),
+            ..failing.clone()
+        };
+        assert_eq!(paused.warning(t(10)), Some("paused"));
+        assert_eq!(paused.warning(t(30)), Some("failing"), "the pause ended");
+        let dead = SubscriptionHealth {
+            dead: 1,
+            ..paused.clone()
+        };
+        assert_eq!(dead.warning(t(10)), Some("dead"));
+    }
+
+    #[test]
+    fn events_about_a_subscriptions_own_deliveries_name_it() {
+        let mut ev = LedgerEvent {
+            id: 1,
+            at: t(0),
+            actor: "system".into(),
+            action: SUBSCRIPTION_FAILING.into(),
+            model_id: None,
+            version: None,
+            environment: None,
+            cluster: None,
+            reason: None,
+            details: serde_json::json!({"subscription_id": 7, "subscription": "ops"}),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        assert_eq!(about_subscription(&ev), Some(7));
+        ev.action = DELIVERY_DEAD.into();
+        assert_eq!(about_subscription(&ev), Some(7));
+        ev.action = SUBSCRIPTION_CREATED.into();
+        assert_eq!(about_subscription(&ev), None);
+    }
 }

@@ -178,21 +178,23 @@ macro_rules! sql_store {
                 let Some(subscribers) = self.subscribers.as_ref() else { return Ok(()) };
                 let message_id = format!("evt_{}", ev.id);
                 // A delivery's own failure is not sent to the subscription that failed.
-                let about = ev
-                    .action
-                    .starts_with("delivery.")
-                    .then(|| ev.details.get("subscription_id").and_then(serde_json::Value::as_i64))
-                    .flatten();
-                for (subscription, _) in subscribers.iter().filter(|(id, f)| f.admits(ev) && about != Some(*id)) {
-                    sqlx::query($crate::store::notify_sql::INSERT_DELIVERY)
-                        .bind(*subscription)
-                        .bind(ev.id)
-                        .bind(&message_id)
-                        .bind(Timestamp::now().micros())
-                        .execute(&mut *self.tx)
-                        .await?;
-                    self.enqueued = true;
+                let about = $crate::store::notify::about_subscription(ev);
+                let to: Vec<i64> = subscribers
+                    .iter()
+                    .filter(|(id, f)| f.admits(ev) && about != Some(*id))
+                    .map(|(id, _)| *id)
+                    .collect();
+                if to.is_empty() {
+                    return Ok(());
                 }
+                // One statement for all of them: the write path pays one round trip per event.
+                let sql = $crate::store::notify_sql::insert_deliveries(to.len());
+                let mut insert = sqlx::query(&sql).bind(ev.id).bind(&message_id).bind(Timestamp::now().micros());
+                for subscription in to {
+                    insert = insert.bind(subscription);
+                }
+                insert.execute(&mut *self.tx).await?;
+                self.enqueued = true;
                 Ok(())
             }
 

@@ -270,6 +270,14 @@ const REST: &[Row] = &[
         None,
         Some(Role::Admin),
     ),
+    // The overview's warning: every reader; the last error only for admins.
+    (
+        "GET",
+        "/api/v1/notifications/status",
+        "/api/v1/notifications/status",
+        None,
+        Some(Role::Viewer),
+    ),
     // Public, so a client can be generated before a token exists.
     (
         "GET",

@@ -860,6 +860,111 @@ async fn the_worker_of_the_writing_server_sends_at_once_without_waiting_for_its_
     worker.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_cleared_when_it_recovers(
+) {
+    let app = spawn_app().await;
+    let broken = Receiver::start().await;
+    broken.set(Mode::Status(500));
+    let ops = Receiver::start().await;
+    app.register("chat", "v0", json!({})).await;
+    subscribe(&app, "flaky", &broken.url(), json!({"models": ["chat"]})).await;
+    subscribe(
+        &app,
+        "ops",
+        &ops.url(),
+        json!({"events": ["subscription.failing", "subscription.recovered"]}),
+    )
+    .await;
+    let quiet = app.get_json("/api/v1/notifications/status").await;
+    assert_eq!(
+        (quiet["subscriptions"].as_i64(), &quiet["warnings"]),
+        (Some(2), &json!([]))
+    );
+    let settings = NotifySettings {
+        failing_alert_after: Duration::from_secs(1),
+        ..fast_settings()
+    };
+    let worker = switchyard::notify::spawn(app.store().await, settings);
+    app.register("chat", "v1", json!({})).await;
+    let kinds = |r: &[Received]| -> Vec<String> {
+        r.iter()
+            .filter_map(|x| serde_json::from_slice::<Value>(&x.body).ok())
+            .map(|b| b["type"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    ops.wait_until(Duration::from_secs(20), "subscription.failing", |r| {
+        kinds(r).iter().any(|k| k == "subscription.failing")
+    })
+    .await;
+    let failing: Value = serde_json::from_slice(&ops.received()[0].body).expect("JSON");
+    assert_eq!(failing["data"]["details"]["subscription"], "flaky");
+    assert_eq!(failing["data"]["actor"], "system");
+    assert!(
+        failing["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("HTTP 500")),
+        "{failing}"
+    );
+
+    // The overview's warning: the failing subscription, its error for admins only.
+    let status = app.get_json("/api/v1/notifications/status").await;
+    let warning = &status["warnings"][0];
+    assert_eq!(warning["subscription"], "flaky", "{status}");
+    assert!(
+        warning["warning"] == "failing" || warning["warning"] == "paused",
+        "{status}"
+    );
+    assert!(warning["failing_since"].is_string() && warning["reported_at"].is_string());
+    assert_eq!(warning["pending"], 1);
+    assert!(
+        warning["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 500")),
+        "{status}"
+    );
+    assert_eq!(status["warnings"].as_array().map(Vec::len), Some(1));
+    let viewer = app.user_with_token("vera", Role::Viewer, None).await;
+    let seen: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/notifications/status", app.address))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(seen["warnings"][0]["subscription"], "flaky");
+    assert!(seen["warnings"][0]["last_error"].is_null(), "{seen}");
+
+    // Still failing a while later: raised once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        kinds(&ops.received())
+            .iter()
+            .filter(|k| *k == "subscription.failing")
+            .count(),
+        1
+    );
+    broken.set(Mode::Ok);
+    ops.wait_until(Duration::from_secs(20), "subscription.recovered", |r| {
+        kinds(r).iter().any(|k| k == "subscription.recovered")
+    })
+    .await;
+    broken
+        .wait_until(Duration::from_secs(5), "v1", |r| r.len() == 1)
+        .await;
+    let status = app.get_json("/api/v1/notifications/status").await;
+    assert_eq!(status["warnings"], json!([]), "{status}");
+    assert_eq!(status["failing"], 0);
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    assert!(doc["paths"]["/api/v1/notifications/status"]["get"].is_object());
+    assert!(
+        doc["components"]["schemas"]["NotificationStatus"]["properties"]["warnings"].is_object()
+    );
+    worker.abort();
+}
+
 // ---- kill -9 ----
 
 /// The real `switchyard serve` binary, whose delivery worker sends

@@ -271,3 +271,55 @@ async fn a_retired_version_can_never_be_promoted() {
     .await;
     assert_eq!(refused["code"], "retired");
 }
+
+#[tokio::test]
+async fn a_request_and_each_approval_short_of_the_last_name_who_can_still_approve() {
+    let app = spawn_app().await;
+    let people = release_ready(&app).await;
+    // A disabled approver and a viewer are never named.
+    app.user_with_token("olga", Role::Approver, None).await;
+    app.store()
+        .await
+        .disable_user("olga", "test-admin", switchyard_domain::Timestamp::now())
+        .await
+        .expect("disabled");
+    app.user_with_token("vera", Role::Viewer, None).await;
+    let p: Value = request(&app, &people.dave, "chat:v2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let event = |action: &str| {
+        let app = &app;
+        let action = action.to_owned();
+        async move {
+            app.get_json(&format!("/api/v1/audit?action={action}&limit=1"))
+                .await["events"][0]
+                .clone()
+        }
+    };
+    let requested = event("promotion.requested").await;
+    assert_eq!(
+        requested["details"]["approvers"],
+        json!(["bob", "carol", "test-admin"]),
+        "approvers and admins, not the requester dave: {requested}"
+    );
+    let id = p["id"].as_i64().expect("id");
+    assert_eq!(
+        approve(&app, &people.bob, id).await.status(),
+        StatusCode::OK
+    );
+    let approved = event("promotion.approved").await;
+    assert_eq!(approved["details"]["approvals_still_needed"], 1);
+    assert_eq!(
+        approved["details"]["approvers"],
+        json!(["carol", "test-admin"])
+    );
+    // The last approval applies it: nobody is waited for any more.
+    assert_eq!(
+        approve(&app, &people.carol, id).await.status(),
+        StatusCode::OK
+    );
+    let last = event("promotion.approved").await;
+    assert!(last["details"].get("approvers").is_none(), "{last}");
+}

@@ -25,6 +25,7 @@ contract_tests!(
     rotated_secrets_sign_together_until_the_overlap_ends,
     a_test_message_is_queued_behind_the_subscriptions_pending_deliveries,
     a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only,
+    a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_its_recovery_too,
 );
 
 fn subscription(name: &str, filter: Filter) -> NewSubscription {
@@ -65,6 +66,7 @@ fn delivered() -> Attempt {
         latency_ms: 3,
         error: None,
         next: AfterAttempt::Delivered,
+        failing_alert_after: std::time::Duration::from_secs(3600),
     }
 }
 
@@ -78,6 +80,7 @@ fn failed(retry_in_seconds: i64, breaker_threshold: i64) -> Attempt {
             breaker_threshold,
             pause_until: later(60),
         },
+        failing_alert_after: std::time::Duration::from_secs(3600),
     }
 }
 
@@ -661,4 +664,147 @@ async fn a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only(
         .await
         .expect("deliveries")
         .is_empty());
+}
+
+async fn a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_its_recovery_too(
+    db: std::sync::Arc<TestDb>,
+) {
+    let flaky = db
+        .store
+        .create_subscription(subscription("flaky", Filter::default()), "admin", at(0))
+        .await
+        .expect("create");
+    let watching = Filter {
+        events: vec![
+            action::SUBSCRIPTION_FAILING.into(),
+            action::SUBSCRIPTION_RECOVERED.into(),
+        ],
+        ..Filter::default()
+    };
+    let ops = db
+        .store
+        .create_subscription(subscription("ops", watching), "admin", at(0))
+        .await
+        .expect("create");
+    register(&db, "chat:v1", at(1)).await;
+    let alerts = |events: &[switchyard_domain::ledger::LedgerEvent], kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.action == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let db_ref = &db;
+    let fail_once = |alert_after: u64| async move {
+        let db = db_ref;
+        let c = claim(db, "w", 10).await;
+        let mine = c
+            .iter()
+            .find(|c| c.subscription.name == "flaky")
+            .expect("flaky's delivery is due");
+        let attempt = Attempt {
+            failing_alert_after: std::time::Duration::from_secs(alert_after),
+            ..failed(0, 100)
+        };
+        assert!(db
+            .store
+            .finish_delivery(mine.delivery.id, "w", attempt, Timestamp::now())
+            .await
+            .expect("finish"));
+    };
+    // Failing, but not for an hour yet: nothing is raised.
+    fail_once(3600).await;
+    let shown = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(
+        shown.failing_since.is_some() && shown.failing_reported.is_none(),
+        "{shown:?}"
+    );
+    assert!(alerts(&all_events(&db).await, action::SUBSCRIPTION_FAILING).is_empty());
+    // Failing for longer than the alert time (here 0 s): raised once, however often it fails after.
+    fail_once(0).await;
+    fail_once(0).await;
+    let events = all_events(&db).await;
+    let raised = alerts(&events, action::SUBSCRIPTION_FAILING);
+    assert_eq!(raised.len(), 1, "raised once");
+    assert_eq!(raised[0].actor, "system");
+    assert_eq!(raised[0].details["subscription"], "flaky");
+    assert_eq!(raised[0].details["consecutive_failures"], 2);
+    assert_eq!(raised[0].reason.as_deref(), Some("HTTP 500: boom"));
+    let health = db.store.subscription_health().await.expect("health");
+    let h = health.iter().find(|h| h.name == "flaky").expect("flaky");
+    assert_eq!(h.warning(Timestamp::now()), Some("failing"));
+    assert_eq!((h.pending, h.dead, h.consecutive_failures), (1, 0, 3));
+    assert_eq!(h.last_error.as_deref(), Some("HTTP 500: boom"));
+    assert!(h.failing_reported.is_some());
+    let o = health.iter().find(|h| h.name == "ops").expect("ops");
+    assert_eq!(o.warning(Timestamp::now()), None);
+    // Sent to the other subscription that wants it, not to the failing one.
+    let to_ops = db
+        .store
+        .recent_deliveries(ops.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(to_ops.len(), 1);
+    assert_eq!(to_ops[0].event_id, Some(raised[0].id));
+    assert_eq!(
+        db.store
+            .recent_deliveries(flaky.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
+        1
+    );
+
+    // Delivered again: cleared, and the recovery is recorded once.
+    let c = claim(&db, "w", 10).await;
+    let mine = c
+        .iter()
+        .find(|c| c.subscription.name == "flaky")
+        .expect("flaky's delivery is due");
+    assert!(db
+        .store
+        .finish_delivery(mine.delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let recovered = alerts(&all_events(&db).await, action::SUBSCRIPTION_RECOVERED);
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].details["subscription"], "flaky");
+    assert!(recovered[0].details["failed_for_ms"]
+        .as_i64()
+        .is_some_and(|ms| ms >= 0));
+    let healthy = db
+        .store
+        .get_subscription("flaky")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (
+            healthy.consecutive_failures,
+            healthy.failing_since,
+            healthy.failing_reported
+        ),
+        (0, None, None)
+    );
+    // A later success of a healthy subscription records nothing.
+    register(&db, "chat:v2", at(2)).await;
+    let c = claim(&db, "w", 10).await;
+    let mine = c
+        .iter()
+        .find(|c| c.subscription.name == "flaky")
+        .expect("flaky's next delivery");
+    assert!(db
+        .store
+        .finish_delivery(mine.delivery.id, "w", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    assert_eq!(
+        alerts(&all_events(&db).await, action::SUBSCRIPTION_RECOVERED).len(),
+        1
+    );
 }
