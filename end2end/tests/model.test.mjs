@@ -137,3 +137,15 @@ test('a model with 1 000 versions: a page of 50 in the address, works without Ja
   assert.deepEqual(live.errors, []);
   await live.ctx.close();
 });
+
+test('a zoom range that ends before it starts, or a date that is not one, is said so with a 422 and a chart that still draws', async () => {
+  const { ctx, page } = await openPage(browser, { javaScriptEnabled: false });
+  const backwards = await page.goto(`${server.base}/models/${model}?from=2026-05-01&to=2026-01-01`);
+  assert.equal(backwards.status(), 422);
+  assert.match(await page.getByRole('alert').textContent(), /The range ends before it starts; showing 90 days instead\./);
+  assert.ok(await page.locator('svg.timeline, .timeline svg').count() >= 1);
+  const absurd = await page.goto(`${server.base}/models/${model}?from=99999-13-45`);
+  assert.equal(absurd.status(), 422);
+  assert.match(await page.getByRole('alert').textContent(), /“99999-13-45” is not a date like 2026-03-03/);
+  await ctx.close();
+});

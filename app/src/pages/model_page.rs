@@ -134,6 +134,11 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
         let (range, from, to, at) = (q("range"), q("from"), q("to"), q("at"));
         data.with_value(|d| {
             let (window, note) = window_for(range.as_deref(), from.as_deref(), to.as_deref(), d);
+            // The chart falls back to a range it can draw, but the address
+            // asked for something that does not exist: said so, and a 4xx.
+            if note.is_some() {
+                crate::components::status::set_page_status(422);
+            }
             let marker = at.and_then(|a| Timestamp::parse(&a).ok());
             let timeline = match marker {
                 Some(m) => view! {
