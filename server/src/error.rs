@@ -180,6 +180,8 @@ fn plain_words(text: &str) -> String {
     ]
     .iter()
     .fold(text.trim(), |t, prefix| t.strip_prefix(prefix).unwrap_or(t));
+    let text = serde_types_in_words(text);
+    let text = text.as_str();
     if let Some((value, ty)) = text
         .strip_prefix("Cannot parse `")
         .and_then(|rest| rest.split_once("` to a `"))
@@ -193,6 +195,29 @@ fn plain_words(text: &str) -> String {
         return format!("“{value}” is not {kind}");
     }
     text.to_owned()
+}
+
+/// serde's names of Rust types ("expected struct StageMove", "expected i64")
+/// in JSON's words, and the standard library's integer parse error.
+fn serde_types_in_words(text: &str) -> String {
+    let mut out = text.replace("invalid digit found in string", "not a whole number");
+    if let Some(start) = out.find("expected struct ") {
+        let name_end = out[start + "expected struct ".len()..]
+            .find(|c: char| !c.is_alphanumeric() && c != '_')
+            .map_or(out.len(), |i| start + "expected struct ".len() + i);
+        out.replace_range(start..name_end, "expected a JSON object");
+    }
+    for (rust, words) in [
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected f64", "expected a number"),
+    ] {
+        out = out.replace(rust, words);
+    }
+    out
 }
 
 impl From<JsonRejection> for ApiError {
@@ -247,6 +272,20 @@ mod wording_tests {
         assert_eq!(plain_words("Cannot parse `x` to a `bool`"), "“x” is not true or false");
         assert_eq!(plain_words("Failed to deserialize query string: unknown field `x`"), "unknown field `x`");
         assert_eq!(plain_words("plain"), "plain");
+        assert_eq!(
+            plain_words("invalid type: null, expected struct StageMove at line 1 column 4"),
+            "invalid type: null, expected a JSON object at line 1 column 4"
+        );
+        assert_eq!(
+            plain_words(
+                "overlap_hours: invalid type: string \"x\", expected i64 at line 1 column 9"
+            ),
+            "overlap_hours: invalid type: string \"x\", expected a whole number at line 1 column 9"
+        );
+        assert_eq!(
+            plain_words("limit: invalid digit found in string"),
+            "limit: not a whole number"
+        );
     }
 }
 
@@ -283,12 +322,26 @@ pub async fn json_error_bodies(
     next: axum::middleware::Next,
 ) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
+    let (path, method) = (req.uri().path().to_owned(), req.method().clone());
     let res = next.run(req).await;
     let status = res.status();
     if is_api
         && (status.is_client_error() || status.is_server_error())
         && !res.headers().contains_key(header::CONTENT_TYPE)
     {
+        // A wrong method is told where the right ones are: the router adds
+        // `Allow` after this layer has run, so it is named, not copied.
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            return ApiError::new(
+                status,
+                "method_not_allowed",
+                format!(
+                    "{path} does not take {method}: the Allow header lists the methods it takes; \
+                     see /api/v1/openapi.json"
+                ),
+            )
+            .into_response();
+        }
         return ApiError::from_bare_status(status).into_response();
     }
     res

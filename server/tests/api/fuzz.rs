@@ -35,7 +35,12 @@ async fn schemathesis(bin: &str, app: &TestApp, token: &str, extra: &[&str]) -> 
     let schema = format!("{}/api/v1/openapi.json", app.address);
     let auth = format!("Authorization: Bearer {token}");
     let hooks_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api");
+    // schemathesis keeps a crash cache in `.schemathesis/` of its working
+    // directory and replays it first: a fresh directory keeps runs alike.
+    let work = std::env::temp_dir().join(format!("sy-fuzz-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&work).expect("temp dir");
     let out = tokio::process::Command::new(bin)
+        .current_dir(&work)
         .env("SCHEMATHESIS_HOOKS", "fuzz_hooks")
         .env("PYTHONPATH", hooks_dir)
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -51,6 +56,7 @@ async fn schemathesis(bin: &str, app: &TestApp, token: &str, extra: &[&str]) -> 
         .output()
         .await
         .expect("schemathesis runs");
+    let _ = std::fs::remove_dir_all(&work);
     let output = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -162,9 +162,14 @@ async fn an_unknown_api_path_and_a_wrong_method_answer_in_the_error_format() {
         .send()
         .await
         .unwrap();
+    assert_eq!(res.headers()["allow"], "GET,HEAD");
+    let error = assert_error(res, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert_eq!(error["code"], "method_not_allowed");
+    // The refusal says where to find the methods the path takes.
     assert_eq!(
-        assert_error(res, StatusCode::METHOD_NOT_ALLOWED).await["code"],
-        "method_not_allowed"
+        error["message"],
+        "/api/v1/models does not take DELETE: the Allow header lists the methods it takes; \
+         see /api/v1/openapi.json"
     );
 }
 
