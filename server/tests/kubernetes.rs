@@ -702,6 +702,20 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
         slot.as_str(),
         "no routing changed"
     );
+    // The idle Deployment was undone to its previous revision (chat:v2), and the step says so.
+    assert!(
+        done.to_string()
+            .contains(&format!("rolled back Deployment chat-{other} to revision")),
+        "{done}"
+    );
+    let idle = fake
+        .object(Kind::Deployment, NS, &format!("chat-{other}"))
+        .expect("idle deployment");
+    assert_eq!(
+        idle["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v2",
+        "{idle}"
+    );
 
     // The API server goes away right after the patch and comes back within
     // the ready timeout: the operation carries on and succeeds.

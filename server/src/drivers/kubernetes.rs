@@ -759,6 +759,16 @@ impl Driver for Kubernetes {
                     let failure = format!(
                         "{full_id} in {slot} did not become ready: {why}; traffic stays where it was"
                     );
+                    // Scaled to 0 is not the template's fault: nothing to undo.
+                    let scaled_to_zero = self
+                        .get_deployment(slot)
+                        .await
+                        .ok()
+                        .and_then(|d| d.spec.and_then(|s| s.replicas))
+                        .is_some_and(|r| r < 1);
+                    if scaled_to_zero {
+                        return Err(DriverError::new(failure));
+                    }
                     return Err(self.undo_failed_load(slot, failure).await);
                 }
                 Ok(Rollout::Waiting(how)) => how,
