@@ -289,8 +289,14 @@ async fn a_stale_resource_version_is_read_again_and_never_overwrites_another_wri
     settled(&fake).await;
     fake.clear_requests();
     fake.interfere(1);
-    let what = k.undo(SlotName::Green).await.expect("rolled back on the second try");
-    assert!(what.starts_with("rolled back Deployment chat-green to revision 1"), "{what}");
+    let what = k
+        .undo(SlotName::Green)
+        .await
+        .expect("rolled back on the second try");
+    assert!(
+        what.starts_with("rolled back Deployment chat-green to revision 1"),
+        "{what}"
+    );
     let calls = fake.requests();
     let rs = format!("/apis/apps/v1/namespaces/{NS}/replicasets");
     let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
@@ -306,7 +312,10 @@ async fn a_stale_resource_version_is_read_again_and_never_overwrites_another_wri
         ]
     );
     let rv = |c: &kubefake::Recorded| -> u64 {
-        c.body["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).expect("rv")
+        c.body["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("rv")
     };
     assert!(rv(&calls[2]) < rv(&calls[5]));
     // The same patch both times: the template difference, nothing else.
@@ -323,7 +332,9 @@ async fn a_stale_resource_version_is_read_again_and_never_overwrites_another_wri
             ] }
         })
     );
-    let green = fake.object(Kind::Deployment, NS, "chat-green").expect("green");
+    let green = fake
+        .object(Kind::Deployment, NS, "chat-green")
+        .expect("green");
     assert_eq!(green["metadata"]["annotations"]["other-writer"], "0");
     assert_eq!(
         green["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
@@ -367,9 +378,13 @@ async fn a_slot_that_never_becomes_ready_fails_with_the_progress_deadline_and_mo
     );
     let writes = k.take_writes();
     assert_eq!(writes.len(), 2, "{writes:?}");
-    assert!(writes[0].starts_with("patched Deployment chat-green"), "{writes:?}");
     assert!(
-        writes[1].starts_with("rolled back Deployment chat-green to revision 1 (ReplicaSet chat-green-"),
+        writes[0].starts_with("patched Deployment chat-green"),
+        "{writes:?}"
+    );
+    assert!(
+        writes[1]
+            .starts_with("rolled back Deployment chat-green to revision 1 (ReplicaSet chat-green-"),
         "{writes:?}"
     );
     assert!(writes[1].contains("chat:v0"), "{writes:?}");
@@ -383,17 +398,30 @@ async fn a_slot_that_never_becomes_ready_fails_with_the_progress_deadline_and_mo
     assert_eq!(
         calls,
         [
-            (format!("PATCH {deployment}"), "&fieldManager=switchyard".to_owned()),
+            (
+                format!("PATCH {deployment}"),
+                "&fieldManager=switchyard".to_owned()
+            ),
             (
                 format!("GET /apis/apps/v1/namespaces/{NS}/replicasets"),
                 "&labelSelector=app%3Dchat%2Cswitchyard.io%2Fslot%3Dgreen".to_owned()
             ),
-            (format!("PATCH {deployment}"), "&fieldManager=switchyard".to_owned()),
+            (
+                format!("PATCH {deployment}"),
+                "&fieldManager=switchyard".to_owned()
+            ),
         ]
     );
-    let undo = fake.requests().into_iter().rev().find(|r| r.method == "PATCH").expect("undo");
+    let undo = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "PATCH")
+        .expect("undo");
     assert_eq!(undo.content_type, "application/merge-patch+json");
-    let green = fake.object(Kind::Deployment, NS, "chat-green").expect("green");
+    let green = fake
+        .object(Kind::Deployment, NS, "chat-green")
+        .expect("green");
     assert_eq!(
         undo.body["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/chat:v0"
@@ -407,15 +435,18 @@ async fn a_slot_that_never_becomes_ready_fails_with_the_progress_deadline_and_mo
         green["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/chat:v0"
     );
-    assert_eq!(green["spec"]["template"]["spec"]["containers"][1]["image"], "registry.example/proxy:1");
+    assert_eq!(
+        green["spec"]["template"]["spec"]["containers"][1]["image"],
+        "registry.example/proxy:1"
+    );
     assert!(green["spec"]["template"]["metadata"]["labels"]["pod-template-hash"].is_null());
     // The restored revision rolls out again; the failed version is no longer there.
     k.wait_ready(SlotName::Green, &id("chat:v0"), Duration::from_secs(20))
         .await
         .expect("the previous revision runs again");
     assert_eq!(
-        fake.object(Kind::Deployment, NS, "chat-green").expect("green")["metadata"]["annotations"]
-            ["deployment.kubernetes.io/revision"],
+        fake.object(Kind::Deployment, NS, "chat-green")
+            .expect("green")["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
         "3"
     );
     let h = k
@@ -666,9 +697,9 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
         "{notes:?}"
     );
     assert!(
-        notes.iter().any(|n| n.contains(&format!(
-            "patched Service chat (merge) with {{\"metadata\":{{\"resourceVersion\":"
-        )) && n.contains(&format!("\"switchyard.io/slot\":\"{other}\""))),
+        notes.iter().any(|n| n
+            .contains("patched Service chat (merge) with {\"metadata\":{\"resourceVersion\":")
+            && n.contains(&format!("\"switchyard.io/slot\":\"{other}\""))),
         "{notes:?}"
     );
 
@@ -712,8 +743,7 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
         .object(Kind::Deployment, NS, &format!("chat-{other}"))
         .expect("idle deployment");
     assert_eq!(
-        idle["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
-        "chat:v2",
+        idle["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"], "chat:v2",
         "{idle}"
     );
 
@@ -1014,13 +1044,37 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
             .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
             .collect()
     };
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue"], None).await;
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "history", "deployment/chat-blue"],
+        None,
+    )
+    .await;
     assert!(ok, "rollout history: {err}");
     assert_eq!(history(&out), ["1", "2", "3"], "{out}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue", "--revision=2"], None).await;
-    assert!(ok && out.contains("registry.example/chat:v7"), "{out}\n{err}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue"], None).await;
-    assert!(ok && out.contains("rolled back"), "rollout undo: {out}\n{err}");
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "history", "deployment/chat-blue", "--revision=2"],
+        None,
+    )
+    .await;
+    assert!(
+        ok && out.contains("registry.example/chat:v7"),
+        "{out}\n{err}"
+    );
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "undo", "deployment/chat-blue"],
+        None,
+    )
+    .await;
+    assert!(
+        ok && out.contains("rolled back"),
+        "rollout undo: {out}\n{err}"
+    );
     let undo = fake
         .requests()
         .into_iter()
@@ -1036,23 +1090,53 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
         None,
     )
     .await;
-    assert!(ok && out.contains("successfully rolled out"), "{out}\n{err}");
-    let blue = fake.object(Kind::Deployment, NS, "chat-blue").expect("blue");
+    assert!(
+        ok && out.contains("successfully rolled out"),
+        "{out}\n{err}"
+    );
+    let blue = fake
+        .object(Kind::Deployment, NS, "chat-blue")
+        .expect("blue");
     assert_eq!(
         blue["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/chat:v7"
     );
     assert!(blue["spec"]["template"]["metadata"]["labels"]["pod-template-hash"].is_null());
-    assert_eq!(blue["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "4");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue", "--to-revision=1"], None).await;
+    assert_eq!(
+        blue["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "4"
+    );
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "undo", "deployment/chat-blue", "--to-revision=1"],
+        None,
+    )
+    .await;
     assert!(ok, "rollout undo --to-revision=1: {out}\n{err}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue"], None).await;
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "history", "deployment/chat-blue"],
+        None,
+    )
+    .await;
     assert!(ok, "{err}");
     assert_eq!(history(&out), ["3", "4", "5"], "{out}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue", "--to-revision=9"], None).await;
-    assert!(!ok && err.contains("unable to find specified revision 9"), "{out}\n{err}");
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "undo", "deployment/chat-blue", "--to-revision=9"],
+        None,
+    )
+    .await;
+    assert!(
+        !ok && err.contains("unable to find specified revision 9"),
+        "{out}\n{err}"
+    );
     assert_eq!(
-        fake.object(Kind::Deployment, NS, "chat-blue").expect("blue")["spec"]["template"]["spec"]["containers"][0]["image"],
+        fake.object(Kind::Deployment, NS, "chat-blue")
+            .expect("blue")["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/chat:v1"
     );
 

@@ -268,7 +268,9 @@ pub fn merge_diff(from: &serde_json::Value, to: &serde_json::Value) -> serde_jso
 }
 
 /// A pod template as the controller compares them (`EqualIgnoreHash`).
-fn template_ignoring_hash(t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> serde_json::Value {
+fn template_ignoring_hash(
+    t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
+) -> serde_json::Value {
     let mut v = t.map_or(serde_json::Value::Null, |t| json!(t));
     if let Some(labels) = v
         .pointer_mut("/metadata/labels")
@@ -599,7 +601,8 @@ impl Kubernetes {
                 .items;
             let Some((revision, rs)) = undo_target(&d, &owned) else {
                 return Err(DriverError::new(format!(
-                    "Deployment {name} has no earlier revision to go back to (no ReplicaSet of it                      with another pod template); set its pod template by hand"
+                    "Deployment {name} has no earlier revision to go back to (no ReplicaSet of it \
+                     with another pod template); set its pod template by hand"
                 )));
             };
             let mut template = rs
@@ -616,10 +619,14 @@ impl Kubernetes {
             let mut patch = merge_diff(&before, &wanted);
             patch["metadata"]["resourceVersion"] = json!(rv);
             let rs_name = rs.metadata.name.as_deref().unwrap_or("?");
-            match api.patch(name, &Self::params(), &Patch::Merge(&patch)).await {
+            match api
+                .patch(name, &Self::params(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(after) => {
                     let what = format!(
-                        "rolled back Deployment {name} to revision {revision} (ReplicaSet {rs_name}'s                          pod template, {}) with merge patch {patch}: generation {}, resourceVersion {}",
+                        "rolled back Deployment {name} to revision {revision} (ReplicaSet {rs_name}'s \
+                         pod template, {}) with merge patch {patch}: generation {}, resourceVersion {}",
                         template_version_of(&template).unwrap_or("no version annotation"),
                         after.metadata.generation.unwrap_or(0),
                         after.metadata.resource_version.as_deref().unwrap_or("?")
@@ -632,7 +639,8 @@ impl Kubernetes {
             }
         }
         Err(DriverError::new(format!(
-            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard rolled it back              (409 Conflict); something else keeps writing it"
+            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard rolled it back \
+             (409 Conflict); something else keeps writing it"
         )))
     }
 
@@ -641,7 +649,8 @@ impl Kubernetes {
     async fn undo_failed_load(&self, slot: SlotName, failure: String) -> DriverError {
         match self.undo(slot).await {
             Ok(_) => DriverError::new(format!(
-                "{failure}; Deployment {} was rolled back to its previous revision (as kubectl                  rollout undo does)",
+                "{failure}; Deployment {} was rolled back to its previous revision (as kubectl \
+                 rollout undo does)",
                 self.config.deployment(slot)
             )),
             Err(e) => DriverError::new(format!(
