@@ -281,6 +281,66 @@ async fn a_stale_resource_version_is_read_again_and_never_overwrites_another_wri
         "chat:v2"
     );
 
+    // An undo meets another writer too: read again (Deployment and its
+    // ReplicaSets), patched on the second try, the other writer's change kept.
+    k.wait_ready(SlotName::Green, &id("chat:v2"), Duration::from_secs(20))
+        .await
+        .expect("v2 ready");
+    settled(&fake).await;
+    fake.clear_requests();
+    fake.interfere(1);
+    let what = k
+        .undo(SlotName::Green)
+        .await
+        .expect("rolled back on the second try");
+    assert!(
+        what.starts_with("rolled back Deployment chat-green to revision 1"),
+        "{what}"
+    );
+    let calls = fake.requests();
+    let rs = format!("/apis/apps/v1/namespaces/{NS}/replicasets");
+    let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("GET {deploy}"),
+            format!("GET {rs}"),
+            format!("PATCH {deploy}"),
+            format!("GET {deploy}"),
+            format!("GET {rs}"),
+            format!("PATCH {deploy}"),
+        ]
+    );
+    let rv = |c: &kubefake::Recorded| -> u64 {
+        c.body["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("rv")
+    };
+    assert!(rv(&calls[2]) < rv(&calls[5]));
+    // The same patch both times: the template difference, nothing else.
+    let mut first = calls[2].body.clone();
+    first["metadata"]["resourceVersion"] = calls[5].body["metadata"]["resourceVersion"].clone();
+    assert_eq!(first, calls[5].body);
+    assert_eq!(
+        calls[5].body["spec"]["template"],
+        json!({
+            "metadata": { "annotations": { "switchyard.io/version": "chat:v0" } },
+            "spec": { "containers": [
+                { "name": "model", "image": "registry.example/chat:v0", "ports": [{ "containerPort": 8080 }] },
+                { "name": "sidecar", "image": "registry.example/proxy:1" }
+            ] }
+        })
+    );
+    let green = fake
+        .object(Kind::Deployment, NS, "chat-green")
+        .expect("green");
+    assert_eq!(green["metadata"]["annotations"]["other-writer"], "0");
+    assert_eq!(
+        green["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v0"
+    );
+
     // Someone who never stops writing: the driver gives up and says why.
     fake.interfere(100);
     let e = k
@@ -298,6 +358,7 @@ async fn a_slot_that_never_becomes_ready_fails_with_the_progress_deadline_and_mo
     let k = driver(&fake, &dir);
     settled(&fake).await;
     fake.fail_marker("chat:v9");
+    fake.clear_requests();
     k.load(SlotName::Green, &id("chat:v9"))
         .await
         .expect("patched");
@@ -309,13 +370,91 @@ async fn a_slot_that_never_becomes_ready_fails_with_the_progress_deadline_and_mo
     assert!(e.contains("exceeded its progress deadline"), "{e}");
     assert!(e.contains("timed out progressing"), "{e}");
     assert_eq!(selector(&fake)["switchyard.io/slot"], "blue");
+    // The idle Deployment is not left on the template that cannot run: it
+    // is rolled back as kubectl rollout undo does, and the write recorded.
+    assert!(
+        e.contains("Deployment chat-green was rolled back to its previous revision"),
+        "{e}"
+    );
+    let writes = k.take_writes();
+    assert_eq!(writes.len(), 2, "{writes:?}");
+    assert!(
+        writes[0].starts_with("patched Deployment chat-green"),
+        "{writes:?}"
+    );
+    assert!(
+        writes[1]
+            .starts_with("rolled back Deployment chat-green to revision 1 (ReplicaSet chat-green-"),
+        "{writes:?}"
+    );
+    assert!(writes[1].contains("chat:v0"), "{writes:?}");
+    let calls: Vec<(String, String)> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" || r.path.ends_with("replicasets"))
+        .map(|r| (r.line(), r.query))
+        .collect();
+    let deployment = format!("/apis/apps/v1/namespaces/{NS}/deployments/chat-green");
+    assert_eq!(
+        calls,
+        [
+            (
+                format!("PATCH {deployment}"),
+                "&fieldManager=switchyard".to_owned()
+            ),
+            (
+                format!("GET /apis/apps/v1/namespaces/{NS}/replicasets"),
+                "&labelSelector=app%3Dchat%2Cswitchyard.io%2Fslot%3Dgreen".to_owned()
+            ),
+            (
+                format!("PATCH {deployment}"),
+                "&fieldManager=switchyard".to_owned()
+            ),
+        ]
+    );
+    let undo = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "PATCH")
+        .expect("undo");
+    assert_eq!(undo.content_type, "application/merge-patch+json");
+    let green = fake
+        .object(Kind::Deployment, NS, "chat-green")
+        .expect("green");
+    assert_eq!(
+        undo.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v0"
+    );
+    assert!(undo.body["metadata"]["resourceVersion"].is_string());
+    assert_eq!(
+        green["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v0"
+    );
+    assert_eq!(
+        green["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v0"
+    );
+    assert_eq!(
+        green["spec"]["template"]["spec"]["containers"][1]["image"],
+        "registry.example/proxy:1"
+    );
+    assert!(green["spec"]["template"]["metadata"]["labels"]["pod-template-hash"].is_null());
+    // The restored revision rolls out again; the failed version is no longer there.
+    k.wait_ready(SlotName::Green, &id("chat:v0"), Duration::from_secs(20))
+        .await
+        .expect("the previous revision runs again");
+    assert_eq!(
+        fake.object(Kind::Deployment, NS, "chat-green")
+            .expect("green")["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
     let h = k
         .slot_health(SlotName::Green, Some(&id("chat:v9")))
         .await
         .expect("health");
     assert!(
-        h.text()
-            .starts_with("not ready: deployment chat-green exceeded"),
+        h.text().contains("holds chat:v0, not chat:v9"),
         "{}",
         h.text()
     );
@@ -558,9 +697,9 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
         "{notes:?}"
     );
     assert!(
-        notes.iter().any(|n| n.contains(&format!(
-            "patched Service chat (merge) with {{\"metadata\":{{\"resourceVersion\":"
-        )) && n.contains(&format!("\"switchyard.io/slot\":\"{other}\""))),
+        notes.iter().any(|n| n
+            .contains("patched Service chat (merge) with {\"metadata\":{\"resourceVersion\":")
+            && n.contains(&format!("\"switchyard.io/slot\":\"{other}\""))),
         "{notes:?}"
     );
 
@@ -593,6 +732,19 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
         selector(&fake)["switchyard.io/slot"],
         slot.as_str(),
         "no routing changed"
+    );
+    // The idle Deployment was undone to its previous revision (chat:v2), and the step says so.
+    assert!(
+        done.to_string()
+            .contains(&format!("rolled back Deployment chat-{other} to revision")),
+        "{done}"
+    );
+    let idle = fake
+        .object(Kind::Deployment, NS, &format!("chat-{other}"))
+        .expect("idle deployment");
+    assert_eq!(
+        idle["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"], "chat:v2",
+        "{idle}"
     );
 
     // The API server goes away right after the patch and comes back within
@@ -892,13 +1044,37 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
             .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
             .collect()
     };
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue"], None).await;
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "history", "deployment/chat-blue"],
+        None,
+    )
+    .await;
     assert!(ok, "rollout history: {err}");
     assert_eq!(history(&out), ["1", "2", "3"], "{out}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue", "--revision=2"], None).await;
-    assert!(ok && out.contains("registry.example/chat:v7"), "{out}\n{err}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue"], None).await;
-    assert!(ok && out.contains("rolled back"), "rollout undo: {out}\n{err}");
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "history", "deployment/chat-blue", "--revision=2"],
+        None,
+    )
+    .await;
+    assert!(
+        ok && out.contains("registry.example/chat:v7"),
+        "{out}\n{err}"
+    );
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "undo", "deployment/chat-blue"],
+        None,
+    )
+    .await;
+    assert!(
+        ok && out.contains("rolled back"),
+        "rollout undo: {out}\n{err}"
+    );
     let undo = fake
         .requests()
         .into_iter()
@@ -914,23 +1090,53 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
         None,
     )
     .await;
-    assert!(ok && out.contains("successfully rolled out"), "{out}\n{err}");
-    let blue = fake.object(Kind::Deployment, NS, "chat-blue").expect("blue");
+    assert!(
+        ok && out.contains("successfully rolled out"),
+        "{out}\n{err}"
+    );
+    let blue = fake
+        .object(Kind::Deployment, NS, "chat-blue")
+        .expect("blue");
     assert_eq!(
         blue["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/chat:v7"
     );
     assert!(blue["spec"]["template"]["metadata"]["labels"]["pod-template-hash"].is_null());
-    assert_eq!(blue["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "4");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue", "--to-revision=1"], None).await;
+    assert_eq!(
+        blue["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "4"
+    );
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "undo", "deployment/chat-blue", "--to-revision=1"],
+        None,
+    )
+    .await;
     assert!(ok, "rollout undo --to-revision=1: {out}\n{err}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "history", "deployment/chat-blue"], None).await;
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "history", "deployment/chat-blue"],
+        None,
+    )
+    .await;
     assert!(ok, "{err}");
     assert_eq!(history(&out), ["3", "4", "5"], "{out}");
-    let (ok, out, err) = run_kubectl(&bin, &dir, &["rollout", "undo", "deployment/chat-blue", "--to-revision=9"], None).await;
-    assert!(!ok && err.contains("unable to find specified revision 9"), "{out}\n{err}");
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "undo", "deployment/chat-blue", "--to-revision=9"],
+        None,
+    )
+    .await;
+    assert!(
+        !ok && err.contains("unable to find specified revision 9"),
+        "{out}\n{err}"
+    );
     assert_eq!(
-        fake.object(Kind::Deployment, NS, "chat-blue").expect("blue")["spec"]["template"]["spec"]["containers"][0]["image"],
+        fake.object(Kind::Deployment, NS, "chat-blue")
+            .expect("blue")["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/chat:v1"
     );
 

@@ -25,12 +25,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde::Deserialize;
@@ -48,6 +48,12 @@ pub const FIELD_MANAGER: &str = "switchyard";
 pub const VERSION_ANNOTATION: &str = "switchyard.io/version";
 /// The label whose value (`blue`, `green`) tells the slots' pods apart.
 pub const DEFAULT_SLOT_LABEL: &str = "switchyard.io/slot";
+
+/// The revision the deployment controller gives a ReplicaSet (and the
+/// Deployment, for its newest ReplicaSet).
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+/// The label the controller adds to tell a Deployment's ReplicaSets apart.
+const HASH_LABEL: &str = "pod-template-hash";
 
 /// How many times a write is tried again after a 409 Conflict (each time
 /// after reading the object again).
@@ -212,6 +218,16 @@ pub fn rollout(d: &Deployment) -> Rollout {
     Rollout::Complete
 }
 
+/// The version a pod template holds (its annotation).
+fn template_version_of(t: &k8s_openapi::api::core::v1::PodTemplateSpec) -> Option<&str> {
+    t.metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(VERSION_ANNOTATION)
+        .map(String::as_str)
+}
+
 /// The version a Deployment's pod template holds (its annotation).
 pub fn template_version(d: &Deployment) -> Option<&str> {
     d.spec
@@ -223,6 +239,78 @@ pub fn template_version(d: &Deployment) -> Option<&str> {
         .as_ref()?
         .get(VERSION_ANNOTATION)
         .map(String::as_str)
+}
+
+/// The RFC 7386 merge patch that turns `from` into `to` (a member of
+/// `from` missing in `to` becomes `null`; arrays are replaced whole).
+pub fn merge_diff(from: &serde_json::Value, to: &serde_json::Value) -> serde_json::Value {
+    match (from.as_object(), to.as_object()) {
+        (Some(f), Some(t)) => {
+            let mut patch = serde_json::Map::new();
+            for (k, v) in t {
+                match f.get(k) {
+                    Some(old) if old == v => {}
+                    Some(old) => {
+                        patch.insert(k.clone(), merge_diff(old, v));
+                    }
+                    None => {
+                        patch.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            for k in f.keys().filter(|k| !t.contains_key(*k)) {
+                patch.insert(k.clone(), serde_json::Value::Null);
+            }
+            serde_json::Value::Object(patch)
+        }
+        _ => to.clone(),
+    }
+}
+
+/// A pod template as the controller compares them (`EqualIgnoreHash`).
+fn template_ignoring_hash(
+    t: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>,
+) -> serde_json::Value {
+    let mut v = t.map_or(serde_json::Value::Null, |t| json!(t));
+    if let Some(labels) = v
+        .pointer_mut("/metadata/labels")
+        .and_then(|l| l.as_object_mut())
+    {
+        labels.remove(HASH_LABEL);
+    }
+    v
+}
+
+/// The ReplicaSet `kubectl rollout undo` restores: among the ReplicaSets
+/// the Deployment controls, the newest revision whose template is not the
+/// Deployment's current one (kubectl's "previous revision", also when the
+/// newest ReplicaSet has not been created yet).
+pub fn undo_target<'a>(d: &Deployment, owned: &'a [ReplicaSet]) -> Option<(i64, &'a ReplicaSet)> {
+    let current = template_ignoring_hash(d.spec.as_ref().map(|s| &s.template));
+    let uid = d.metadata.uid.as_deref();
+    owned
+        .iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+        })
+        .filter(|rs| {
+            template_ignoring_hash(rs.spec.as_ref().and_then(|s| s.template.as_ref())) != current
+        })
+        .filter_map(|rs| {
+            let rev = rs
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(REVISION_ANNOTATION)?
+                .parse::<i64>()
+                .ok()?;
+            Some((rev, rs))
+        })
+        .max_by_key(|(rev, _)| *rev)
 }
 
 /// Words for a failed API call, with what to do about it.
@@ -485,6 +573,93 @@ impl Kubernetes {
         }))
     }
 
+    /// `kubectl rollout undo` of the slot's Deployment: its pod template set
+    /// back to the previous revision's ReplicaSet's (without the
+    /// `pod-template-hash` label), as one merge patch guarded by the
+    /// resourceVersion. Unlike kubectl, the Deployment's own annotations are
+    /// left alone (kubectl replaces them with the ReplicaSet's, which would
+    /// drop another writer's). Answers what it did, for the step's record.
+    pub async fn undo(&self, slot: SlotName) -> DriverResult<String> {
+        let name = self.config.deployment(slot);
+        let api = self.deployments().await?;
+        let replica_sets: Api<ReplicaSet> =
+            Api::namespaced(self.client().await?, &self.config.namespace);
+        for _ in 0..CONFLICT_RETRIES {
+            let d = self.get_deployment(slot).await?;
+            let selector: Vec<String> = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let owned = replica_sets
+                .list(&ListParams::default().labels(&selector.join(",")))
+                .await
+                .map_err(|e| api_error(&format!("ReplicaSets of Deployment {name}"), self.ns(), e))?
+                .items;
+            let Some((revision, rs)) = undo_target(&d, &owned) else {
+                return Err(DriverError::new(format!(
+                    "Deployment {name} has no earlier revision to go back to (no ReplicaSet of it \
+                     with another pod template); set its pod template by hand"
+                )));
+            };
+            let mut template = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.clone())
+                .unwrap_or_default();
+            if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+                labels.remove(HASH_LABEL);
+            }
+            let rv = d.metadata.resource_version.clone().unwrap_or_default();
+            let before = json!({ "spec": { "template": d.spec.as_ref().map(|s| &s.template) } });
+            let wanted = json!({ "spec": { "template": template } });
+            let mut patch = merge_diff(&before, &wanted);
+            patch["metadata"]["resourceVersion"] = json!(rv);
+            let rs_name = rs.metadata.name.as_deref().unwrap_or("?");
+            match api
+                .patch(name, &Self::params(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(after) => {
+                    let what = format!(
+                        "rolled back Deployment {name} to revision {revision} (ReplicaSet {rs_name}'s \
+                         pod template, {}) with merge patch {patch}: generation {}, resourceVersion {}",
+                        template_version_of(&template).unwrap_or("no version annotation"),
+                        after.metadata.generation.unwrap_or(0),
+                        after.metadata.resource_version.as_deref().unwrap_or("?")
+                    );
+                    self.wrote(what.clone());
+                    return Ok(what);
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(api_error(&format!("Deployment {name}"), self.ns(), e)),
+            }
+        }
+        Err(DriverError::new(format!(
+            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard rolled it back \
+             (409 Conflict); something else keeps writing it"
+        )))
+    }
+
+    /// A load that did not become ready: undo it, so the idle Deployment
+    /// does not stay on a template that cannot run; the words say both.
+    async fn undo_failed_load(&self, slot: SlotName, failure: String) -> DriverError {
+        match self.undo(slot).await {
+            Ok(_) => DriverError::new(format!(
+                "{failure}; Deployment {} was rolled back to its previous revision (as kubectl \
+                 rollout undo does)",
+                self.config.deployment(slot)
+            )),
+            Err(e) => DriverError::new(format!(
+                "{failure}; rolling Deployment {} back failed too: {e}",
+                self.config.deployment(slot)
+            )),
+        }
+    }
+
     /// The slot's Deployment holds `full_id` and its rollout is complete.
     async fn rolled_out(&self, slot: SlotName, full_id: &FullId) -> DriverResult<Rollout> {
         let d = self.get_deployment(slot).await?;
@@ -586,22 +761,42 @@ impl Driver for Kubernetes {
         let name = self.config.deployment(slot);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            let mut ours = true;
             let last = match self.rolled_out(slot, full_id).await {
                 Ok(Rollout::Complete) => return Ok(()),
                 Ok(Rollout::Failed(why)) => {
-                    return Err(DriverError::new(format!(
-                    "{full_id} in {slot} did not become ready: {why}; traffic stays where it was"
-                )))
+                    let failure = format!(
+                        "{full_id} in {slot} did not become ready: {why}; traffic stays where it was"
+                    );
+                    // Scaled to 0 is not the template's fault: nothing to undo.
+                    let scaled_to_zero = self
+                        .get_deployment(slot)
+                        .await
+                        .ok()
+                        .and_then(|d| d.spec.and_then(|s| s.replicas))
+                        .is_some_and(|r| r < 1);
+                    if scaled_to_zero {
+                        return Err(DriverError::new(failure));
+                    }
+                    return Err(self.undo_failed_load(slot, failure).await);
                 }
                 Ok(Rollout::Waiting(how)) => how,
                 // The API server may be briefly away; keep asking until the deadline.
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    ours = false;
+                    e.to_string()
+                }
             };
             if tokio::time::Instant::now() >= deadline {
-                return Err(DriverError::new(format!(
+                let failure = format!(
                     "{full_id} in {slot} did not become ready within {} s (Deployment {name}: {last})",
                     timeout.as_secs_f32()
-                )));
+                );
+                // Only Switchyard's own template is undone (never another writer's).
+                if !ours {
+                    return Err(DriverError::new(failure));
+                }
+                return Err(self.undo_failed_load(slot, failure).await);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -725,9 +920,10 @@ impl Driver for Kubernetes {
 }
 
 /// The verbs the driver uses: (verb, API group, resource).
-pub const PERMISSIONS: [(&str, &str, &str); 4] = [
+pub const PERMISSIONS: [(&str, &str, &str); 5] = [
     ("get", "apps", "deployments"),
     ("patch", "apps", "deployments"),
+    ("list", "apps", "replicasets"),
     ("get", "", "services"),
     ("patch", "", "services"),
 ];
@@ -1054,5 +1250,59 @@ mod tests {
             .expect_err("not a tag")
             .to_string();
         assert!(e.contains("version_env"), "{e}");
+    }
+
+    #[test]
+    fn a_merge_diff_turns_one_template_into_the_other_and_nothing_more() {
+        let from = json!({ "spec": { "template": {
+            "metadata": { "labels": { "app": "chat" }, "annotations": { "a": "1", "gone": "x" } },
+            "spec": { "containers": [{ "name": "model", "image": "i:v9" }] } } } });
+        let to = json!({ "spec": { "template": {
+            "metadata": { "labels": { "app": "chat" }, "annotations": { "a": "1" } },
+            "spec": { "containers": [{ "name": "model", "image": "i:v1" }] } } } });
+        let patch = merge_diff(&from, &to);
+        assert_eq!(
+            patch,
+            json!({ "spec": { "template": {
+                "metadata": { "annotations": { "gone": null } },
+                "spec": { "containers": [{ "name": "model", "image": "i:v1" }] } } } })
+        );
+        assert_eq!(merge_diff(&to, &to), json!({}));
+    }
+
+    fn replica_set(name: &str, owner: &str, revision: &str, image: &str, hash: &str) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": { "name": name, "annotations": { REVISION_ANNOTATION: revision },
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "chat-green",
+                    "uid": owner, "controller": true }] },
+            "spec": { "selector": {}, "template": {
+                "metadata": { "labels": { "app": "chat", HASH_LABEL: hash } },
+                "spec": { "containers": [{ "name": "model", "image": image }] } } }
+        }))
+        .expect("replica set")
+    }
+
+    #[test]
+    fn undo_picks_the_newest_owned_revision_with_another_template() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": { "name": "chat-green", "uid": "u1" },
+            "spec": { "selector": {}, "template": {
+                "metadata": { "labels": { "app": "chat" } },
+                "spec": { "containers": [{ "name": "model", "image": "i:v9" }] } } }
+        }))
+        .expect("deployment");
+        let sets = [
+            replica_set("a", "u1", "1", "i:v1", "h1"),
+            replica_set("b", "u1", "2", "i:v2", "h2"),
+            replica_set("c", "u1", "3", "i:v9", "h3"),
+            replica_set("other", "u2", "7", "i:v7", "h7"),
+        ];
+        let (rev, rs) = undo_target(&d, &sets).expect("a target");
+        assert_eq!((rev, rs.metadata.name.as_deref()), (2, Some("b")));
+        // Before the controller made the new ReplicaSet: still the newest other one.
+        let (rev, _) = undo_target(&d, &sets[..2]).expect("a target");
+        assert_eq!(rev, 2);
+        // Only the current template: nothing to go back to.
+        assert!(undo_target(&d, &sets[2..]).is_none());
     }
 }

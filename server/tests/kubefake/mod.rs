@@ -898,7 +898,8 @@ fn as_table(kind: Kind, v: &Value) -> Value {
         None => vec![v.clone()],
     };
     let col = |name: &str, type_: &str| json!({ "name": name, "type": type_, "format": if name == "Name" { "name" } else { "" }, "description": "", "priority": 0 });
-    let (columns, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match kind {
+    type Cells = fn(&Value) -> Vec<Value>;
+    let (columns, cells): (Vec<Value>, Cells) = match kind {
         Kind::Deployment => (
             vec![
                 col("Name", "string"),
@@ -1174,7 +1175,12 @@ fn label_filter(q: &HashMap<String, String>) -> Vec<(String, String)> {
         .map(|s| {
             s.split(',')
                 .filter_map(|term| term.split_once('='))
-                .map(|(k, v)| (k.trim_end_matches('=').to_owned(), v.trim_start_matches('=').to_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.trim_end_matches('=').to_owned(),
+                        v.trim_start_matches('=').to_owned(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -1351,9 +1357,7 @@ fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) ->
         .objects
         .iter()
         .filter(|((k, n, _), o)| {
-            *k == Kind::ReplicaSet
-                && n == ns
-                && o["metadata"]["ownerReferences"][0]["uid"] == uid
+            *k == Kind::ReplicaSet && n == ns && o["metadata"]["ownerReferences"][0]["uid"] == uid
         })
         .map(|(_, o)| o.clone())
         .collect();
@@ -1395,7 +1399,8 @@ fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) ->
             let mut selector = d["spec"]["selector"].clone();
             selector["matchLabels"][HASH_LABEL] = json!(hash);
             let mut annotations = json!({ REVISION: (max + 1).to_string() });
-            if let Some(cause) = d["metadata"]["annotations"]["kubernetes.io/change-cause"].as_str() {
+            if let Some(cause) = d["metadata"]["annotations"]["kubernetes.io/change-cause"].as_str()
+            {
                 annotations["kubernetes.io/change-cause"] = json!(cause);
             }
             st.rv += 1;
