@@ -2,7 +2,7 @@
 # virtualenv under .tools) and HAProxy (Debian) for the cluster test, an
 # MLflow tracking server (PyPI, pinned, its own virtualenv) for the registry
 # import test, and the Standard Webhooks verifier (PyPI) for the notification
-# tests. Sourced by lib.sh.
+# tests, and Prometheus (Debian) for the analysis gates. Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
 # The independent Standard Webhooks verifier of the notification tests (PyPI).
@@ -18,7 +18,8 @@ install_mlflow() {
 }
 
 ensure_peers() {
-  apt_install haproxy python3-venv
+  # Prometheus (Debian) for the analysis gate tests (server/tests/analysis.rs).
+  apt_install haproxy python3-venv prometheus
   local venv="$TOOLS/venv" mlflow_venv="$TOOLS/mlflow-venv" mlflow_pid=""
   mkdir -p "$TOOLS"
   # Checked by its dist-info directory: importing mlflow takes seconds.
@@ -49,6 +50,8 @@ ensure_peers() {
   export SWITCHYARD_MLFLOW="$mlflow_venv/bin/mlflow"
   SWITCHYARD_HAPROXY="$(command -v haproxy)"
   export SWITCHYARD_HAPROXY
+  SWITCHYARD_PROMETHEUS="$(command -v prometheus)"
+  export SWITCHYARD_PROMETHEUS
   # The peers test fails instead of skipping when the test command runs it.
   export SWITCHYARD_PEERS_REQUIRED=1
 }

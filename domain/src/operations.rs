@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::{AnalysisTemplate, Decision, Measurement, Outcome};
 use crate::clusters::{ClusterState, SlotName, Weights};
 use crate::reconcile::RouterIntent;
 use crate::{DomainError, FullId, Timestamp};
@@ -134,6 +135,18 @@ impl FromStr for OperationState {
 pub enum Trigger {
     Person,
     HealthGate,
+    /// An analysis template's failure limit was reached.
+    Analysis,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Person => "person",
+            Trigger::HealthGate => "health_gate",
+            Trigger::Analysis => "analysis",
+        }
+    }
 }
 
 /// One step of a plan. Written as an object with an `action` and the
@@ -150,7 +163,8 @@ pub enum Step {
     Smoke { slot: SlotName, full_id: FullId },
     /// Set the router's weights (all on one slot: an atomic switch).
     Shift { weights: Weights },
-    /// Check every slot with traffic is ready and healthy.
+    /// Check every slot with traffic is ready and healthy, then run the
+    /// operation's analysis templates, if any.
     Gate,
 }
 
@@ -367,6 +381,26 @@ pub fn plan(
         }
     };
     debug_assert!(loads_only_idle_slots(state, &plan));
+    Ok(plan)
+}
+
+/// The plan with a gate after its last traffic step when analysis templates
+/// are attached: a rolling update already gates every step; a blue-green
+/// switch and a hot reload get one after the switch, where the analysis
+/// bakes the new version while the old one stays loaded for an instant
+/// rollback. A rollback is never gated: it returns to what served before.
+pub fn with_analysis(kind: OperationKind, mut plan: Vec<Step>, analysed: bool) -> Result<Vec<Step>, DomainError> {
+    if !analysed {
+        return Ok(plan);
+    }
+    if kind == OperationKind::Rollback {
+        return Err(DomainError::Invalid(
+            "a rollback takes no analysis: it returns to what served before at once".to_owned(),
+        ));
+    }
+    if !matches!(plan.last(), Some(Step::Gate)) {
+        plan.push(Step::Gate);
+    }
     Ok(plan)
 }
 
@@ -589,6 +623,9 @@ pub struct StepRecord {
     /// Whether this step restores traffic after a failure (not part of the plan).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restore: bool,
+    /// A gate's analysis measurements, in the order taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
 }
 
 #[derive(Deserialize)]
@@ -603,6 +640,8 @@ pub struct StepRecordFields {
     note: Option<String>,
     #[serde(default)]
     restore: bool,
+    #[serde(default)]
+    measurements: Vec<Measurement>,
 }
 
 impl TryFrom<StepRecordFields> for StepRecord {
@@ -622,6 +661,7 @@ impl TryFrom<StepRecordFields> for StepRecord {
             finished_at,
             note,
             restore,
+            measurements,
             ..
         } = f;
         Ok(StepRecord {
@@ -631,6 +671,7 @@ impl TryFrom<StepRecordFields> for StepRecord {
             finished_at,
             note,
             restore,
+            measurements,
         })
     }
 }
@@ -644,8 +685,19 @@ impl StepRecord {
             finished_at: None,
             note: None,
             restore: false,
+            measurements: Vec::new(),
         }
     }
+}
+
+/// Why and since when an operation waits for a person (it keeps the
+/// cluster: no other operation starts until it is continued or rolled back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    /// The gate step it stopped at.
+    pub step: usize,
+    pub at: Timestamp,
+    pub reason: String,
 }
 
 /// An operation, as `GET /api/v1/operations/{id}` shows it.
@@ -672,6 +724,13 @@ pub struct Operation {
     /// router (`reconcile`). `None` between steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<RouterIntent>,
+    /// The analysis templates its gates run (copies taken when it started).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<AnalysisTemplate>,
+    /// Set while it waits for a person after an inconclusive analysis; no
+    /// runner claims it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
 }
 
 /// What a runner reports about an operation it holds.
@@ -685,6 +744,20 @@ pub enum Progress {
     StepFailed { index: usize, error: String },
     /// A step that restores traffic after a failure, appended to the plan.
     RestoreAdded { step: Step, trigger: Trigger },
+    /// A gate step took an analysis measurement.
+    Measured {
+        index: usize,
+        measurement: Measurement,
+    },
+    /// A gate step's analysis was inconclusive: wait for a person.
+    Paused { index: usize, reason: String },
+    /// A person answered the pause of gate step `index`.
+    Decided {
+        index: usize,
+        decision: Decision,
+        by: String,
+        reason: String,
+    },
     /// The operation ends in `state`.
     Finished {
         state: OperationState,
@@ -735,7 +808,62 @@ impl Operation {
                     ))),
                 }
             };
+        if self.paused.is_some() && !matches!(progress, Progress::Decided { .. }) {
+            return Err(DomainError::Conflict(format!(
+                "operation {} is paused for a person: continue it or roll it back first",
+                self.id
+            )));
+        }
         match progress {
+            Progress::Measured { index, measurement } => {
+                step_at(self, *index, &[StepState::Running])?;
+                self.steps[*index].measurements.push(measurement.clone());
+                Ok(None)
+            }
+            Progress::Paused { index, reason } => {
+                step_at(self, *index, &[StepState::Running])?;
+                self.paused = Some(Pause {
+                    step: *index,
+                    at,
+                    reason: reason.clone(),
+                });
+                Ok(None)
+            }
+            Progress::Decided {
+                index,
+                decision,
+                by,
+                reason,
+            } => {
+                if self.paused.as_ref().map(|p| p.step) != Some(*index) {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} is not paused{}; only a paused operation is continued or rolled back this way",
+                        self.id,
+                        if self.paused.is_some() { " at that step" } else { "" }
+                    )));
+                }
+                step_at(self, *index, &[StepState::Running])?;
+                let why = self.paused.take().map(|p| p.reason).unwrap_or_default();
+                let r = &mut self.steps[*index];
+                r.finished_at = Some(at);
+                match decision {
+                    Decision::Continue => {
+                        r.state = StepState::Done;
+                        r.note = Some(format!("continued by {by} ({reason}) after: {why}"));
+                        self.next_step += 1;
+                    }
+                    Decision::RollBack => {
+                        let note = format!("rolled back by {by} ({reason}) after: {why}");
+                        r.state = StepState::Failed;
+                        r.note = Some(note.clone());
+                        self.error = Some(note);
+                        self.trigger = Some(Trigger::Person);
+                        self.steps.truncate(*index + 1);
+                        self.next_step = *index + 1;
+                    }
+                }
+                Ok(None)
+            }
             Progress::StepStarted { index } => {
                 // A step found running was interrupted (the runner died): it runs again.
                 step_at(self, *index, &[StepState::Pending, StepState::Running])?;
@@ -809,6 +937,26 @@ impl Operation {
     /// The step to run next, if any.
     pub fn next(&self) -> Option<&Step> {
         self.steps.get(self.next_step).map(|r| &r.step)
+    }
+
+    /// Who or what a rollback after a failed step answers to: a person who
+    /// chose it, a gate's analysis that reached its failure limit, or the
+    /// built-in health gate.
+    pub fn failure_trigger(&self) -> Trigger {
+        if let Some(t) = self.trigger {
+            return t;
+        }
+        let failed = self.steps.iter().find(|r| r.state == StepState::Failed && !r.restore);
+        let analysis_failed = failed.is_some_and(|r| {
+            self.analysis
+                .iter()
+                .any(|t| matches!(t.outcome(&r.measurements), Outcome::Failed(_)))
+        });
+        if analysis_failed {
+            Trigger::Analysis
+        } else {
+            Trigger::HealthGate
+        }
     }
 
     /// Whether a runner already worked on it (a new claim is then a resumption).
@@ -1137,7 +1285,99 @@ mod tests {
             created_at: Timestamp::from_micros(0),
             finished_at: None,
             intent: None,
+            analysis: Vec::new(),
+            paused: None,
         }
+    }
+
+    fn error_rate_template() -> AnalysisTemplate {
+        AnalysisTemplate {
+            name: "errors".into(),
+            prometheus_url: "http://127.0.0.1:9090".into(),
+            bearer_token_file: None,
+            query: "x{version=\"{{version}}\"}".into(),
+            success: "result < 0.01".into(),
+            failure: "result > 0.05".into(),
+            interval_ms: 1000,
+            count: 2,
+            failure_limit: 1,
+            inconclusive_limit: 1,
+        }
+    }
+
+    #[test]
+    fn attached_analysis_gates_a_switch_after_its_traffic_moved_and_never_a_rollback() {
+        let s0 = blue_serves("chat:1");
+        let bg = plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan");
+        let gated = with_analysis(OperationKind::BlueGreen, bg.clone(), true).expect("gated");
+        assert_eq!(actions(&gated).last().map(String::as_str), Some("health gate"));
+        assert_eq!(gated.len(), bg.len() + 1);
+        assert_eq!(with_analysis(OperationKind::BlueGreen, bg.clone(), false).expect("plain"), bg);
+        let rolling = plan(OperationKind::Rolling, &s0, &id("chat:2"), &[50, 100]).expect("a plan");
+        assert_eq!(
+            with_analysis(OperationKind::Rolling, rolling.clone(), true).expect("gated"),
+            rolling,
+            "a rolling update already gates each step"
+        );
+        assert!(with_analysis(OperationKind::Rollback, bg, true).is_err());
+    }
+
+    fn paused_at_gate() -> (Operation, ClusterState, usize) {
+        let s0 = blue_serves("chat:1");
+        let steps = with_analysis(
+            OperationKind::BlueGreen,
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"),
+            true,
+        )
+        .expect("gated");
+        let gate = steps.len() - 1;
+        let mut op = operation(steps, s0);
+        op.analysis = vec![error_rate_template()];
+        op.steps.iter_mut().take(gate).for_each(|r| r.state = StepState::Done);
+        op.next_step = gate;
+        let now = blue_serves("chat:1").with_weights(Weights::all_on(SlotName::Green));
+        let t = Timestamp::from_micros(5);
+        op.apply(&Progress::StepStarted { index: gate }, &now, t).expect("started");
+        op.apply(&Progress::Paused { index: gate, reason: "no data".into() }, &now, t)
+            .expect("paused");
+        (op, now, gate)
+    }
+
+    #[test]
+    fn a_paused_operation_takes_only_a_persons_decision_and_continue_passes_its_gate() {
+        let (mut op, now, gate) = paused_at_gate();
+        let t = Timestamp::from_micros(9);
+        assert!(op.apply(&Progress::StepDone { index: gate, note: None }, &now, t).is_err(), "a runner cannot pass it");
+        let decide = |decision| Progress::Decided { index: gate, decision, by: "bob".into(), reason: "dashboards look fine".into() };
+        op.apply(&decide(Decision::Continue), &now, t).expect("continued");
+        assert_eq!((op.paused.as_ref(), op.next_step, op.steps[gate].state), (None, gate + 1, StepState::Done));
+        assert!(op.steps[gate].note.as_deref().is_some_and(|n| n.contains("continued by bob") && n.contains("no data")));
+        assert!(op.apply(&decide(Decision::Continue), &now, t).is_err(), "not paused any more");
+    }
+
+    #[test]
+    fn rolling_back_a_paused_operation_fails_its_gate_with_the_person_as_trigger() {
+        let (mut op, now, gate) = paused_at_gate();
+        op.apply(&Progress::Decided { index: gate, decision: Decision::RollBack, by: "bob".into(), reason: "too risky".into() }, &now, Timestamp::from_micros(9))
+            .expect("rolled back");
+        assert_eq!((op.steps.len(), op.next(), op.steps[gate].state), (gate + 1, None, StepState::Failed));
+        assert_eq!(op.failure_trigger(), Trigger::Person);
+    }
+
+    #[test]
+    fn a_gate_whose_analysis_reached_its_failure_limit_rolls_back_with_trigger_analysis() {
+        let (mut op, now, gate) = paused_at_gate();
+        op.paused = None;
+        let t = error_rate_template();
+        let (verdict, note) = t.judge(&Ok(0.5));
+        op.apply(&Progress::Measured { index: gate, measurement: Measurement { template: t.name.clone(), at: Timestamp::from_micros(6), query: "x".into(), value: Some(0.5), verdict, note } }, &now, Timestamp::from_micros(6))
+            .expect("measured");
+        op.apply(&Progress::StepFailed { index: gate, error: "analysis failed".into() }, &now, Timestamp::from_micros(7))
+            .expect("failed");
+        assert_eq!(op.failure_trigger(), Trigger::Analysis);
+        let mut plain = op.clone();
+        plain.steps[gate].measurements.clear();
+        assert_eq!(plain.failure_trigger(), Trigger::HealthGate);
     }
 
     #[test]

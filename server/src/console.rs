@@ -774,6 +774,7 @@ impl Services for StoreServices {
             full_id: Some(full_id.clone()),
             rolling_steps,
             reason: Some(reason.to_owned()),
+            analysis: Vec::new(),
         };
         self.state
             .store
@@ -791,6 +792,7 @@ impl Services for StoreServices {
             full_id: None,
             rolling_steps: Vec::new(),
             reason: Some(reason.to_owned()),
+            analysis: Vec::new(),
         };
         self.state
             .store

@@ -15,7 +15,7 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    audit, clusters, environments, health, metrics, operations, promotions, request_records,
+    analysis, audit, clusters, environments, health, metrics, operations, promotions, request_records,
     resolve, serving, stages, subscriptions, versions,
 };
 
@@ -34,6 +34,8 @@ use super::{
         promotions::request, promotions::approve, promotions::reject, promotions::list,
         clusters::create, clusters::list, clusters::detail, clusters::remove, clusters::test,
         operations::start, operations::rollback, operations::detail,
+        operations::continue_paused, operations::roll_back_paused,
+        analysis::list, analysis::detail, analysis::put, analysis::remove,
         subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
         subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
         document, health::healthz, health::readyz, metrics::metrics,
@@ -41,6 +43,7 @@ use super::{
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
         clusters::CreateCluster, operations::StartOperation, operations::Rollback,
+        operations::Decide, analysis::PutTemplate,
         subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
     modifiers(&DomainSchemas, &BearerAuth, &Unauthorized),
     security(("bearer" = [])),
@@ -250,6 +253,29 @@ const STEP: &[Field] = &[
     ("slot", F::Str, false),
     ("full_id", F::Str, false),
     ("weights", F::Obj, false),
+    ("restore", F::Bool, false),
+    // A gate's analysis measurements: the evidence next to the decision.
+    ("measurements", F::List("Measurement"), false),
+];
+const MEASUREMENT: &[Field] = &[
+    ("template", F::Str, true),
+    ("at", F::Time, true),
+    ("query", F::Str, true),
+    ("value", F::Num, false),
+    ("verdict", F::Str, true),
+    ("note", F::Str, true),
+];
+const ANALYSIS_TEMPLATE: &[Field] = &[
+    ("name", F::Str, true),
+    ("prometheus_url", F::Str, true),
+    ("bearer_token_file", F::Str, false),
+    ("query", F::Str, true),
+    ("success", F::Str, true),
+    ("failure", F::Str, true),
+    ("interval_ms", F::Int, true),
+    ("count", F::Int, true),
+    ("failure_limit", F::Int, true),
+    ("inconclusive_limit", F::Int, true),
 ];
 const OPERATION: &[Field] = &[
     ("id", F::Int, true),
@@ -268,6 +294,10 @@ const OPERATION: &[Field] = &[
     ("finished_at", F::Time, false),
     // While a traffic step runs: the router change about to be sent (step, from, to, at).
     ("intent", F::Obj, false),
+    // The analysis templates its gates run, as copied when it started.
+    ("analysis", F::List("AnalysisTemplate"), false),
+    // While it waits for a person after an inconclusive analysis: step, at, reason.
+    ("paused", F::Obj, false),
 ];
 const AUDIT_PAGE: &[Field] = &[
     ("events", F::List("LedgerEvent"), true),
@@ -380,6 +410,12 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("ClusterList", &[("clusters", F::List("Cluster"), true)]),
     ("OperationStep", STEP),
     ("Operation", OPERATION),
+    ("Measurement", MEASUREMENT),
+    ("AnalysisTemplate", ANALYSIS_TEMPLATE),
+    (
+        "AnalysisTemplateList",
+        &[("templates", F::List("AnalysisTemplate"), true)],
+    ),
     (
         "OperationAccepted",
         &[("operation_id", F::Int, true), ("state", F::Str, true)],

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use switchyard_domain::analysis::Decision;
 use switchyard_domain::clusters::parse_cluster_name;
 use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
 use switchyard_domain::{FullId, Timestamp};
@@ -30,6 +31,18 @@ pub struct StartOperation {
     pub steps: Option<Vec<u8>>,
     /// Why (required: 422 `field "reason" is required` without one).
     pub reason: Option<String>,
+    /// Analysis templates (names) its gates run: after each rolling step, and
+    /// after the switch of a blue-green switch or a hot reload.
+    #[schema(example = json!(["error-rate"]))]
+    pub analysis: Option<Vec<String>>,
+}
+
+/// The body of `POST /api/v1/operations/{id}/continue` and `…/rollback`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    /// Why (required: 422 `field "reason" is required` without one).
+    pub reason: Option<String>,
 }
 
 /// The body of `POST /api/v1/clusters/{name}/rollback`.
@@ -38,6 +51,21 @@ pub struct StartOperation {
 pub struct Rollback {
     /// Why (required: 422 `field "reason" is required` without one).
     pub reason: Option<String>,
+}
+
+/// Template names as given: valid and each once.
+fn analysis_names(names: Vec<String>) -> Result<Vec<String>, ApiError> {
+    for (i, name) in names.iter().enumerate() {
+        parse_cluster_name(name).map_err(|_| {
+            ApiError::invalid(format!("analysis: {name:?} is not a template name"))
+        })?;
+        if names[..i].contains(name) {
+            return Err(ApiError::invalid(format!(
+                "analysis: template {name} is named twice"
+            )));
+        }
+    }
+    Ok(names)
 }
 
 fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
@@ -77,6 +105,7 @@ pub async fn start(
         full_id: Some(FullId::parse(&body.full_id)?),
         rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
+        analysis: analysis_names(body.analysis.unwrap_or_default())?,
     };
     let op = app
         .store
@@ -107,6 +136,7 @@ pub async fn rollback(
         full_id: None,
         rolling_steps: Vec::new(),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
+        analysis: Vec::new(),
     };
     let op = app
         .store
@@ -131,4 +161,64 @@ pub async fn detail(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
     Ok(Json(op))
+}
+
+async fn decide(
+    app: &AppState,
+    actor: &Actor,
+    id: i64,
+    decision: Decision,
+    body: Decide,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
+    let op = app
+        .store
+        .get_operation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
+    // Deciding past a gate is as weighty as a rollback: approvers in production.
+    super::clusters::require_operator(app, actor, &op.cluster, true).await?;
+    let op = app
+        .store
+        .decide_operation(id, decision, &actor.name, &reason, Timestamp::now())
+        .await?;
+    Ok(accepted(&op))
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/continue", tag = "clusters",
+    params(("id" = i64, Path)),
+    request_body = Decide,
+    responses(
+        (status = 202, description = "The paused operation goes on past its gate (`operation.continued`)", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "The operation is not paused", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn continue_paused(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Decide>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    decide(&app, &actor, id, Decision::Continue, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/rollback", tag = "clusters",
+    params(("id" = i64, Path)),
+    request_body = Decide,
+    responses(
+        (status = 202, description = "The paused operation sends traffic back to what served before (`operation.rollback_chosen`, then `rollback` with trigger `person`)", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "The operation is not paused", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn roll_back_paused(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Decide>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    decide(&app, &actor, id, Decision::RollBack, body).await
 }

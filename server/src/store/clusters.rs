@@ -12,6 +12,7 @@
 //! another server — claims the operation and resumes it.
 
 use async_trait::async_trait;
+use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 use switchyard_domain::clusters::Weights;
 use switchyard_domain::clusters::{Cluster, ClusterChange, NewCluster};
 use switchyard_domain::operations::{Operation, OperationKind, Progress};
@@ -31,6 +32,8 @@ pub struct OperationRequest {
     /// Rolling steps in percent; ignored by other kinds.
     pub rolling_steps: Vec<u8>,
     pub reason: Option<String>,
+    /// Names of analysis templates its gates run (copied when it starts).
+    pub analysis: Vec<String>,
 }
 
 #[async_trait]
@@ -90,6 +93,36 @@ pub trait ClusterStore: Send + Sync + 'static {
         progress: Progress,
         at: Timestamp,
     ) -> StoreResult<Operation>;
+
+    /// A person's answer to an operation paused by an inconclusive
+    /// analysis, with its ledger event (`operation.continued` or
+    /// `operation.rollback_chosen`, actor `actor`); the operation is then free
+    /// for the next runner to claim. Refused with `Conflict` if it is not paused.
+    async fn decide_operation(
+        &self,
+        id: i64,
+        decision: Decision,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> StoreResult<Operation>;
+
+    /// Creates or replaces an analysis template (checked first), writing
+    /// `analysis_template.saved` with the previous one; false (and nothing
+    /// written) when it is unchanged.
+    async fn save_analysis_template(
+        &self,
+        template: AnalysisTemplate,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    async fn list_analysis_templates(&self) -> StoreResult<Vec<AnalysisTemplate>>;
+
+    async fn get_analysis_template(&self, name: &str) -> StoreResult<Option<AnalysisTemplate>>;
+
+    /// Removes a template (`analysis_template.removed`); operations keep their copies.
+    async fn remove_analysis_template(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<()>;
 
     /// Reconciles the router command an interrupted runner left unrecorded
     /// (`Operation::intent`) with the router's weights as `owner` observed

@@ -1850,6 +1850,7 @@ async fn request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster
         full_id: Some(id("chat:v1")),
         rolling_steps: Vec::new(),
         reason: Some("us only".into()),
+        analysis: Vec::new(),
     };
     db.store
         .start_operation(other, "dave", at(6))

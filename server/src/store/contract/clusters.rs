@@ -137,6 +137,7 @@ fn request(cluster: &str, kind: OperationKind, full_id: Option<&str>) -> Operati
         full_id: full_id.map(id),
         rolling_steps: vec![10, 50, 100],
         reason: Some("test".into()),
+        analysis: Vec::new(),
     }
 }
 
