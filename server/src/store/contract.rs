@@ -219,6 +219,7 @@ contract_tests!(
     an_imported_version_is_registered_moved_and_pinned_in_one_transaction_or_not_at_all,
 );
 
+mod analysis;
 mod cache;
 mod identity;
 mod notify;
