@@ -1,0 +1,426 @@
+//! Analysis gates against a real Prometheus (Debian's `prometheus`, started
+//! once per test run on loopback with its own config and data directory),
+//! scraping a small exporter in this process that serves the values each
+//! test chooses (`switchyard_test_error_ratio{model,version}`), every second.
+//! Operations run on the simulated driver; what is real is Prometheus: its
+//! PromQL parser checks templates, its query API answers measurements, and
+//! stopping it makes a gate inconclusive.
+//!
+//! Without `prometheus` installed the tests say so and pass, unless
+//! `SWITCHYARD_PEERS_REQUIRED=1` (the test command sets it).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchyard::drivers::Drivers;
+use switchyard::operations::RunnerSettings;
+use switchyard_domain::access::Role;
+
+use crate::helpers::{assert_error, spawn_app, TestApp};
+
+/// The values the exporter serves, by (model, version).
+static VALUES: Mutex<BTreeMap<(String, String), f64>> = Mutex::new(BTreeMap::new());
+
+struct Peer {
+    /// The shared Prometheus's base URL.
+    url: String,
+    /// The exporter's `host:port`, for a second Prometheus.
+    exporter: String,
+}
+
+static PEER: OnceLock<Option<Peer>> = OnceLock::new();
+
+fn prometheus_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SWITCHYARD_PROMETHEUS").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// The shared Prometheus and exporter, started on first use; `None` (and
+/// the test passes saying so) when Prometheus is not installed and not required.
+fn peer() -> Option<&'static Peer> {
+    PEER.get_or_init(|| {
+        let Some(bin) = prometheus_binary() else {
+            assert!(
+                std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+                "prometheus is not installed: scripts/test installs it (Debian package prometheus)"
+            );
+            eprintln!("skipped: prometheus is not installed (scripts/test installs it)");
+            return None;
+        };
+        let exporter = start_exporter();
+        let prometheus = Prometheus::start(&bin, &exporter, true);
+        let url = prometheus.url.clone();
+        // Lives as long as the test process; its watchdog stops it when the process ends.
+        std::mem::forget(prometheus);
+        Some(Peer { url, exporter })
+    })
+    .as_ref()
+}
+
+/// A tiny Prometheus exporter on a free port: `/metrics` serves `VALUES`.
+fn start_exporter() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("exporter port");
+    let addr = listener.local_addr().expect("exporter address").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let mut request = Vec::new();
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let mut body = String::from(
+                "# HELP switchyard_test_error_ratio Error ratio chosen by the test.\n# TYPE switchyard_test_error_ratio gauge\n",
+            );
+            for ((model, version), v) in VALUES.lock().expect("values").iter() {
+                body.push_str(&format!(
+                    "switchyard_test_error_ratio{{model=\"{model}\",version=\"{version}\"}} {v}\n"
+                ));
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// A Prometheus process with its own config and data directory.
+struct Prometheus {
+    url: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `exporter` every second; waits until it
+    /// is ready and, if `wait_scrape`, until its first scrape is in.
+    fn start(bin: &PathBuf, exporter: &str, wait_scrape: bool) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("sy-prom-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("prometheus dir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: exporter\n    static_configs: [ {{ targets: ['{exporter}'] }} ]\n"
+            ),
+        )
+        .expect("config written");
+        // A watchdog stops Prometheus when this test process ends, however it ends.
+        let script = format!(
+            "\"$0\" \"$@\" & p=$!; trap 'kill $p' TERM; while kill -0 {} 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 0.5; done; kill $p 2>/dev/null; wait $p",
+            std::process::id()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--storage.tsdb.retention.time=1d")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
+            .spawn()
+            .expect("prometheus starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let p = Prometheus { url, child, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = blocking_get(&format!("{}/api/v1/query?query=up", p.url));
+            let ready = up.is_some();
+            let scraped = up.is_some_and(|v| v["data"]["result"].as_array().is_some_and(|r| r.iter().any(|s| s["value"][1] == "1")));
+            if ready && (!wait_scrape || scraped) {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not {} within 30 s; its log: {}",
+                if ready { "scrape the exporter" } else { "start" },
+                std::fs::read_to_string(p.dir.join("log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // TERM to the watchdog, which stops Prometheus and waits for it.
+            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A GET answered with JSON, from plain blocking code (no runtime needed).
+fn blocking_get(url: &str) -> Option<Value> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest.split_at(rest.find('/')?);
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    // Prometheus answers small bodies with Content-Length, but may chunk.
+    let json = body.get(body.find('{')?..body.rfind('}')? + 1)?;
+    serde_json::from_str(json).ok()
+}
+
+/// Sets the exporter's value and waits until Prometheus answers it.
+async fn set_value(peer: &Peer, model: &str, version: &str, v: f64) {
+    VALUES
+        .lock()
+        .expect("values")
+        .insert((model.to_owned(), version.to_owned()), v);
+    let q = format!("switchyard_test_error_ratio{{model=\"{model}\",version=\"{version}\"}}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        let answer: Value = client
+            .get(format!("{}/api/v1/query", peer.url))
+            .query(&[("query", &q)])
+            .send()
+            .await
+            .expect("prometheus answers")
+            .json()
+            .await
+            .expect("JSON");
+        if answer["data"]["result"][0]["value"][1].as_str().and_then(|s| s.parse::<f64>().ok()) == Some(v) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("prometheus never saw {q} = {v}");
+}
+
+fn template(url: &str) -> Value {
+    json!({
+        "prometheus_url": url,
+        "query": "max(switchyard_test_error_ratio{model=\"{{model}}\",version=\"{{version}}\"})",
+        "success": "result < 0.01",
+        "failure": "result > 0.05",
+        "interval_ms": 400,
+        "count": 3,
+        "failure_limit": 2,
+        "inconclusive_limit": 1,
+    })
+}
+
+fn with_runner(app: &TestApp, store: switchyard::store::DynStore) -> tokio::task::JoinHandle<()> {
+    let _ = app;
+    let settings = RunnerSettings {
+        poll: Duration::from_millis(20),
+        lease: Duration::from_secs(2),
+        ..RunnerSettings::default()
+    };
+    switchyard::operations::spawn(store, Drivers::default(), settings)
+}
+
+/// A server with `model:1` serving on a simulated cluster `name`, `model:2`
+/// registered, and the template `errors` saved against `prometheus`.
+async fn serving_v1(model: &str, name: &str, prometheus: &str) -> (TestApp, tokio::task::JoinHandle<()>) {
+    let app = spawn_app().await;
+    app.register(model, "1", json!({ "t": 1 })).await;
+    app.register(model, "2", json!({ "t": 2 })).await;
+    let res = app
+        .post_json("/api/v1/clusters", &json!({ "name": name, "environment": "development", "driver": "simulated", "config": {} }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app.put_json("/api/v1/analysis-templates/errors", &template(prometheus)).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
+    let runner = with_runner(&app, app.store().await);
+    let id = start(&app, name, json!({ "kind": "blue_green", "full_id": format!("{model}:1"), "reason": "first" })).await;
+    assert_eq!(wait(&app, id, |op| op["state"] != "running").await["state"], "succeeded");
+    (app, runner)
+}
+
+async fn start(app: &TestApp, cluster: &str, body: Value) -> i64 {
+    let res = app
+        .post_json(&format!("/api/v1/clusters/{cluster}/operations"), &body)
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("an id")
+}
+
+async fn wait(app: &TestApp, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..600 {
+        let op = app.get_json(&format!("/api/v1/operations/{id}")).await;
+        if done(&op) {
+            return op;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("operation {id} never got there");
+}
+
+async fn events(app: &TestApp, cluster: &str, action: &str) -> Vec<Value> {
+    let page = app
+        .get_json(&format!("/api/v1/audit?cluster={cluster}&action={action}&limit=500"))
+        .await;
+    page["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn values(measurements: &Value) -> Vec<Option<f64>> {
+    measurements
+        .as_array()
+        .map(|m| m.iter().map(|m| m["value"].as_f64()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_template_is_refused_with_prometheus_own_parse_error_an_unknown_placeholder_or_an_unreachable_prometheus() {
+    let Some(peer) = peer() else { return };
+    let app = spawn_app().await;
+    let path = "/api/v1/analysis-templates/errors";
+    let mut bad = template(&peer.url);
+    bad["query"] = json!("sum(rate(x{model=\"{{model}}\"}[1m])");
+    let e = assert_error(app.put_json(path, &bad).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("not valid PromQL") && m.contains("parse error")), "{e}");
+    bad["query"] = json!("x{model=\"{{modle}}\"}");
+    let e = assert_error(app.put_json(path, &bad).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("unknown placeholder {{modle}}")), "{e}");
+    let mut bad = template(&peer.url);
+    bad["success"] = json!("p99 < 1");
+    let e = assert_error(app.put_json(path, &bad).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(e["message"].as_str().is_some_and(|m| m.starts_with("success: condition")), "{e}");
+    let e = assert_error(app.put_json(path, &template("http://127.0.0.1:9")).await, StatusCode::BAD_GATEWAY).await;
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("not saved")), "{e}");
+    assert_eq!(app.get_json("/api/v1/analysis-templates").await["templates"], json!([]), "nothing stored");
+
+    let deployer = app.user_with_token("dee", Role::Deployer, None).await;
+    let res = app.client.put(format!("{}{path}", app.address)).bearer_auth(&deployer).json(&template(&peer.url)).send().await.expect("sent");
+    assert_error(res, StatusCode::FORBIDDEN).await;
+    assert_eq!(app.put_json(path, &template(&peer.url)).await.status(), StatusCode::CREATED);
+    assert_eq!(app.put_json(path, &template(&peer.url)).await.status(), StatusCode::OK);
+    let saved = app.get_json(path).await;
+    assert_eq!((saved["name"].as_str(), saved["count"].as_u64()), (Some("errors"), Some(3)));
+}
+
+#[tokio::test]
+async fn a_healthy_version_passes_its_analysis_and_is_promoted_with_the_measurements_kept() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("healthy", "ok-1", &peer.url).await;
+    set_value(peer, "healthy", "2", 0.002).await;
+    let id = start(&app, "ok-1", json!({ "kind": "blue_green", "full_id": "healthy:2", "reason": "new model", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let gate = op["steps"].as_array().and_then(|s| s.last()).cloned().expect("steps");
+    assert_eq!(gate["action"], "gate");
+    assert_eq!(values(&gate["measurements"]), vec![Some(0.002); 3]);
+    assert_eq!(gate["measurements"][0]["query"], "max(switchyard_test_error_ratio{model=\"healthy\",version=\"2\"})");
+    assert!(gate["note"].as_str().is_some_and(|n| n.contains("3 of 3 measurements matched success")), "{gate}");
+    let measured = events(&app, "ok-1", "operation.measured").await;
+    assert_eq!(measured.len(), 3);
+    assert!(measured.iter().all(|e| e["details"]["verdict"] == "success" && e["details"]["success"] == "result < 0.01"));
+}
+
+#[tokio::test]
+async fn a_bad_metric_rolls_a_rolling_update_back_at_its_first_gate_with_the_values_in_the_ledger() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("failing", "bad-1", &peer.url).await;
+    set_value(peer, "failing", "2", 0.2).await;
+    let id = start(&app, "bad-1", json!({ "kind": "rolling", "full_id": "failing:2", "steps": [50, 100], "reason": "try it", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("analysis")), "{op}");
+    let cluster = app.get_json("/api/v1/clusters/bad-1").await;
+    let text = cluster.to_string();
+    assert!(!text.contains("\"weights\":{\"blue\":50"), "traffic is not split any more: {text}");
+    let rollback = events(&app, "bad-1", "rollback").await;
+    assert_eq!(rollback.len(), 1, "one rollback");
+    let d = &rollback[0]["details"];
+    assert_eq!(d["trigger"], "analysis");
+    assert_eq!(values(&d["analysis"][0]["measurements"]), vec![Some(0.2), Some(0.2)], "failure limit 2 reached at the second");
+    assert_eq!(d["analysis"][0]["step"], "health gate");
+    assert_eq!(d["templates"][0]["failure"], "result > 0.05");
+    assert!(op["error"].as_str().is_some_and(|e| e.contains("2 of 2 measurements matched failure `result > 0.05`") && e.contains("0.2, 0.2")), "{op}");
+    // It failed at the 50% step: the 100% shift never ran.
+    let shifts: Vec<&Value> = op["steps"].as_array().expect("steps").iter().filter(|s| s["action"] == "shift" && s["restore"] != true).collect();
+    assert_eq!(shifts.len(), 1, "{op}");
+}
+
+#[tokio::test]
+async fn no_data_pauses_the_operation_for_a_person_who_continues_it_or_rolls_it_back_through_the_api() {
+    let Some(peer) = peer() else { return };
+    // No series for this model: the exporter was never told about it.
+    let (app, runner) = serving_v1("silent", "quiet-1", &peer.url).await;
+    let id = start(&app, "quiet-1", json!({ "kind": "blue_green", "full_id": "silent:2", "reason": "new", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| !op["paused"].is_null() || op["state"] != "running").await;
+    assert_eq!(op["state"], "running", "{op}");
+    assert!(op["paused"]["reason"].as_str().is_some_and(|r| r.contains("no data")), "{op}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!((still["state"].as_str(), still["paused"].is_object()), (Some("running"), true), "never passes by itself");
+
+    let path = format!("/api/v1/operations/{id}/continue");
+    assert_error(app.post_json(&path, &json!({})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let viewer = app.user_with_token("vee", Role::Viewer, None).await;
+    assert_error(app.post_json_as(&viewer, &path, &json!({ "reason": "x" })).await, StatusCode::FORBIDDEN).await;
+    assert_eq!(app.post_json(&path, &json!({ "reason": "the dashboards are fine" })).await.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_error(app.post_json(&path, &json!({ "reason": "again" })).await, StatusCode::CONFLICT).await;
+    let continued = events(&app, "quiet-1", "operation.continued").await;
+    assert_eq!((continued.len(), continued[0]["actor"].as_str()), (1, Some(crate::helpers::ADMIN_ACTOR)));
+
+    // Back to version 1 through a second paused operation, rolled back by a person.
+    let id = start(&app, "quiet-1", json!({ "kind": "blue_green", "full_id": "silent:1", "reason": "back", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| !op["paused"].is_null()).await;
+    let res = app.post_json(&format!("/api/v1/operations/{id}/rollback"), &json!({ "reason": "cannot judge it" })).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("person")), "{op}");
+    assert_eq!(events(&app, "quiet-1", "operation.paused").await.len(), 2);
+    assert_eq!(events(&app, "quiet-1", "operation.rollback_chosen").await.len(), 1);
+}
+
+#[tokio::test]
+async fn prometheus_stopped_before_the_analysis_pauses_the_operation_and_never_passes_it() {
+    let Some(peer) = peer() else { return };
+    let Some(bin) = prometheus_binary() else { return };
+    let mut own = Prometheus::start(&bin, &peer.exporter, false);
+    let (app, runner) = serving_v1("orphan", "down-1", &own.url).await;
+    set_value(peer, "orphan", "2", 0.0).await;
+    own.stop();
+    let id = start(&app, "down-1", json!({ "kind": "blue_green", "full_id": "orphan:2", "reason": "new", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| !op["paused"].is_null() || op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "running", "{op}");
+    let gate = op["steps"].as_array().and_then(|s| s.last()).cloned().expect("steps");
+    assert_eq!(gate["measurements"][0]["verdict"], "inconclusive");
+    assert!(gate["measurements"][0]["note"].as_str().is_some_and(|n| n.contains("cannot reach Prometheus")), "{gate}");
+    assert_eq!(gate["state"], "running", "the gate is neither passed nor failed");
+}
