@@ -2,6 +2,7 @@
 //! environment variables (`Config::from_env`), not flags, so the same
 //! settings apply to `serve` and to every one-off command.
 
+mod analysis;
 mod cluster;
 mod import;
 mod checkpoint;
@@ -98,6 +99,44 @@ enum Command {
     /// (SWITCHYARD_URL, an admin's token in SWITCHYARD_TOKEN).
     #[command(subcommand)]
     Subscription(SubscriptionCommand),
+    /// Analysis templates: metric gates on Prometheus (REST API; admin to change).
+    #[command(subcommand)]
+    Analysis(AnalysisCommand),
+    /// Answer an operation paused by an inconclusive analysis (REST API).
+    #[command(subcommand)]
+    Operation(OperationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalysisCommand {
+    /// Create or replace a template from a JSON or YAML file (`-`: standard input); see docs/analysis.md.
+    Put {
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Every template: name, Prometheus, conditions, count and interval.
+    List,
+    /// One template (JSON).
+    Show { name: String },
+    /// Remove a template; operations that attached it keep their copy.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperationCommand {
+    /// Go on past the gate the operation is paused at.
+    Continue {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send traffic back to what served before the operation.
+    Rollback {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -449,6 +488,26 @@ async fn dispatch(command: Command) -> Outcome {
             }
         }
         Command::Cluster(command) => cluster_command(&config, command).await,
+        Command::Analysis(command) => {
+            let api = cluster::Api::from_env(&config)?;
+            match command {
+                AnalysisCommand::Put { name, file } => analysis::put(&api, &name, &file).await,
+                AnalysisCommand::List => analysis::list(&api).await,
+                AnalysisCommand::Show { name } => analysis::show(&api, &name).await,
+                AnalysisCommand::Remove { name } => analysis::remove(&api, &name).await,
+            }
+        }
+        Command::Operation(command) => {
+            let api = cluster::Api::from_env(&config)?;
+            match command {
+                OperationCommand::Continue { id, reason } => {
+                    analysis::decide(&api, id, true, &reason).await
+                }
+                OperationCommand::Rollback { id, reason } => {
+                    analysis::decide(&api, id, false, &reason).await
+                }
+            }
+        }
     }
 }
 

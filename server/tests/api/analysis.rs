@@ -424,3 +424,56 @@ async fn prometheus_stopped_before_the_analysis_pauses_the_operation_and_never_p
     assert!(gate["measurements"][0]["note"].as_str().is_some_and(|n| n.contains("cannot reach Prometheus")), "{gate}");
     assert_eq!(gate["state"], "running", "the gate is neither passed nor failed");
 }
+
+/// `switchyard ARGS…` against the test's server with its admin token.
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    // The server answering it runs on this runtime: block only this thread.
+    tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(args)
+            .env("SWITCHYARD_URL", &app.address)
+            .env("SWITCHYARD_TOKEN", &app.token)
+            .env_remove("LOG_FORMAT")
+            .output()
+            .expect("the CLI runs")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_saves_lists_shows_and_removes_templates_and_names_an_unknown_operation_it_is_asked_to_continue() {
+    let Some(peer) = peer() else { return };
+    let app = spawn_app().await;
+    let dir = std::env::temp_dir().join(format!("sy-cli-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("errors.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "prometheus_url: {}\nquery: 'max(switchyard_test_error_ratio{{model=\"{{{{model}}}}\"}})'\nsuccess: result < 0.01\nfailure: result > 0.05\ninterval_ms: 1000\ncount: 5\nfailure_limit: 2\ninconclusive_limit: 1\n",
+            peer.url
+        ),
+    )
+    .expect("written");
+    let file = file.to_string_lossy().into_owned();
+    let out = cli(&app, &["analysis", "put", "errors", "--file", &file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&app, &["analysis", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(listed.contains("errors") && listed.contains("result > 0.05"), "{listed}");
+    let shown: Value = serde_json::from_slice(&cli(&app, &["analysis", "show", "errors"]).stdout).expect("JSON");
+    assert_eq!(shown["count"], 5);
+
+    std::fs::write(dir.join("bad.yaml"), format!("prometheus_url: {}\nquery: 'rate(x[1m]'\nsuccess: result < 1\nfailure: result > 2\ninterval_ms: 1000\ncount: 1\nfailure_limit: 1\ninconclusive_limit: 1\n", peer.url)).expect("written");
+    let bad = dir.join("bad.yaml").to_string_lossy().into_owned();
+    let out = cli(&app, &["analysis", "put", "bad", "--file", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("parse error"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = cli(&app, &["operation", "continue", "4242", "--reason", "go"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("operation 4242 does not exist"));
+    let out = cli(&app, &["analysis", "remove", "errors"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(app.get_json("/api/v1/analysis-templates").await["templates"], json!([]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
