@@ -24,6 +24,7 @@ contract_tests!(
     an_operation_names_only_existing_templates_and_keeps_a_copy_with_a_gate_after_the_switch,
     prometheus_down_pauses_the_operation_which_no_runner_claims_until_a_person_rolls_it_back,
     a_person_continues_a_paused_operation_past_its_gate_and_it_succeeds,
+    a_runner_that_dies_mid_analysis_is_succeeded_by_one_that_keeps_the_measurements_made,
 );
 
 fn template(name: &str, url: &str) -> AnalysisTemplate {
@@ -194,4 +195,41 @@ async fn a_person_continues_a_paused_operation_past_its_gate_and_it_succeeds(db:
     assert_eq!(state(&db, "dev-1").await.sole_version().map(ToString::to_string), Some("chat:2".into()));
     let continued = all_events(&db).await.into_iter().filter(|e| e.action == action::OPERATION_CONTINUED).collect::<Vec<_>>();
     assert_eq!((continued.len(), continued[0].reason.as_deref()), (1, Some("checked the dashboards by hand")));
+}
+
+async fn a_runner_that_dies_mid_analysis_is_succeeded_by_one_that_keeps_the_measurements_made(
+    db: Arc<TestDb>,
+) {
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    let t = AnalysisTemplate {
+        interval_ms: 300,
+        count: 3,
+        failure_limit: 3,
+        inconclusive_limit: 3,
+        ..template("errors", DOWN)
+    };
+    db.store.save_analysis_template(t, "admin", Timestamp::now()).await.unwrap();
+    let first = spawn(db.store.clone(), drivers.clone(), fast());
+    let op = analysed(&db.store, &["errors"]).await.expect("started");
+    // Let it measure once, then kill it as a crash would.
+    for _ in 0..400 {
+        let o = db.store.get_operation(op.id).await.unwrap().expect("exists");
+        if o.steps.last().is_some_and(|r| !r.measurements.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.abort();
+    let second = spawn(db.store.clone(), drivers.clone(), fast());
+    let p = paused(&db.store, op.id).await;
+    second.abort();
+    let gate = p.steps.len() - 1;
+    assert_eq!(p.steps[gate].measurements.len(), 3, "the measurements made before the crash count");
+    let events = all_events(&db).await;
+    let of = |a: &str| events.iter().filter(|e| e.action == a && e.details["operation_id"] == json!(op.id)).count();
+    assert_eq!(of(action::OPERATION_MEASURED), 3);
+    assert_eq!(of(action::OPERATION_INTERRUPTED), 1);
+    assert_eq!(of(action::OPERATION_PAUSED), 1);
+    assert_eq!(of(action::ROLLBACK), 0);
 }
