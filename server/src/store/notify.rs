@@ -41,6 +41,10 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
     action::OPERATION_COMPLETED,
     action::OPERATION_FAILED,
     action::ROLLBACK,
+    // An operation waiting for a person after an inconclusive analysis, and the answer.
+    action::OPERATION_PAUSED,
+    action::OPERATION_CONTINUED,
+    action::OPERATION_ROLLBACK_CHOSEN,
     DELIVERY_DEAD,
 ];
 
