@@ -71,6 +71,8 @@ pub mod action {
     /// Analysis templates saved or removed by an admin.
     pub const ANALYSIS_TEMPLATE_SAVED: &str = "analysis_template.saved";
     pub const ANALYSIS_TEMPLATE_REMOVED: &str = "analysis_template.removed";
+    /// The analysis templates attached to a cluster changed.
+    pub const CLUSTER_ANALYSIS_SET: &str = "cluster.analysis_set";
     /// Notification subscriptions changed by an admin (never the secret).
     pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
     pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
@@ -79,7 +81,7 @@ pub mod action {
     pub const DELIVERY_DEAD: &str = "delivery.dead";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 39] = [
+    pub const ALL: [&str; 40] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -115,6 +117,7 @@ pub mod action {
         OPERATION_ROLLBACK_CHOSEN,
         ANALYSIS_TEMPLATE_SAVED,
         ANALYSIS_TEMPLATE_REMOVED,
+        CLUSTER_ANALYSIS_SET,
         SUBSCRIPTION_CREATED,
         SUBSCRIPTION_DELETED,
         SUBSCRIPTION_SECRET_ROTATED,

@@ -694,10 +694,14 @@ impl StepRecord {
 /// cluster: no other operation starts until it is continued or rolled back).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pause {
-    /// The gate step it stopped at.
+    /// The step it stopped at: the gate whose analysis was inconclusive, or
+    /// the next step to run when a person paused it.
     pub step: usize,
     pub at: Timestamp,
     pub reason: String,
+    /// Who paused it; absent when an inconclusive analysis did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// An operation, as `GET /api/v1/operations/{id}` shows it.
@@ -751,7 +755,10 @@ pub enum Progress {
     },
     /// A gate step's analysis was inconclusive: wait for a person.
     Paused { index: usize, reason: String },
-    /// A person answered the pause of gate step `index`.
+    /// A person pauses the running operation before its next step (the
+    /// runner stops at its next write; the interrupted step runs again on resume).
+    PauseRequested { by: String, reason: String },
+    /// A person answered the pause at step `index`.
     Decided {
         index: usize,
         decision: Decision,
@@ -810,7 +817,7 @@ impl Operation {
             };
         if self.paused.is_some() && !matches!(progress, Progress::Decided { .. }) {
             return Err(DomainError::Conflict(format!(
-                "operation {} is paused for a person: continue it or roll it back first",
+                "operation {} is paused: continue it or roll it back",
                 self.id
             )));
         }
@@ -826,6 +833,34 @@ impl Operation {
                     step: *index,
                     at,
                     reason: reason.clone(),
+                    by: None,
+                });
+                Ok(None)
+            }
+            Progress::PauseRequested { by, reason } => {
+                if self.kind == OperationKind::Rollback || self.steps.iter().any(|r| r.restore) {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} is sending traffic back to what served before; a rollback is never paused",
+                        self.id
+                    )));
+                }
+                if self.intent.is_some() {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} is telling the router to move traffic right now; try again in a moment",
+                        self.id
+                    )));
+                }
+                if self.next_step >= self.steps.len() {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} has run every step and is finishing",
+                        self.id
+                    )));
+                }
+                self.paused = Some(Pause {
+                    step: self.next_step,
+                    at,
+                    reason: reason.clone(),
+                    by: Some(by.clone()),
                 });
                 Ok(None)
             }
@@ -841,6 +876,28 @@ impl Operation {
                         self.id,
                         if self.paused.is_some() { " at that step" } else { "" }
                     )));
+                }
+                let by_person = self.paused.as_ref().and_then(|p| p.by.clone());
+                if let Some(paused_by) = by_person {
+                    // Paused by a person between steps (or mid-step): resume
+                    // where it stopped, or fail that step and restore.
+                    step_at(self, *index, &[StepState::Pending, StepState::Running])?;
+                    let why = self.paused.take().map(|p| p.reason).unwrap_or_default();
+                    if *decision == Decision::RollBack {
+                        let note = format!(
+                            "rolled back by {by} ({reason}) while paused by {paused_by} ({why})"
+                        );
+                        let r = &mut self.steps[*index];
+                        r.state = StepState::Failed;
+                        r.started_at.get_or_insert(at);
+                        r.finished_at = Some(at);
+                        r.note = Some(note.clone());
+                        self.error = Some(note);
+                        self.trigger = Some(Trigger::Person);
+                        self.steps.truncate(*index + 1);
+                        self.next_step = *index + 1;
+                    }
+                    return Ok(None);
                 }
                 step_at(self, *index, &[StepState::Running])?;
                 let why = self.paused.take().map(|p| p.reason).unwrap_or_default();
@@ -1378,6 +1435,50 @@ mod tests {
         let mut plain = op.clone();
         plain.steps[gate].measurements.clear();
         assert_eq!(plain.failure_trigger(), Trigger::HealthGate);
+    }
+
+    #[test]
+    fn a_person_pauses_a_running_operation_before_its_next_step_and_resumes_or_rolls_it_back() {
+        let s0 = blue_serves("chat:1");
+        let steps = plan(OperationKind::Rolling, &s0, &id("chat:2"), &[50, 100]).expect("a plan");
+        let mut op = operation(steps, s0.clone());
+        op.steps.iter_mut().take(5).for_each(|r| r.state = StepState::Done);
+        op.next_step = 5; // the gate after 50 %
+        let t = Timestamp::from_micros(3);
+        let pause = || Progress::PauseRequested { by: "carol".into(), reason: "latency alert".into() };
+        op.apply(&pause(), &s0, t).expect("paused");
+        assert_eq!(op.paused.as_ref().map(|p| (p.step, p.by.as_deref())), Some((5, Some("carol"))));
+        assert!(op.apply(&pause(), &s0, t).is_err(), "already paused");
+        assert!(op.apply(&Progress::StepStarted { index: 5 }, &s0, t).is_err(), "no runner goes on");
+        let mut resumed = op.clone();
+        resumed
+            .apply(&Progress::Decided { index: 5, decision: Decision::Continue, by: "carol".into(), reason: "false alarm".into() }, &s0, t)
+            .expect("resumed");
+        assert_eq!((resumed.paused.as_ref(), resumed.next_step, resumed.steps[5].state), (None, 5, StepState::Pending), "the step runs as planned");
+        op.apply(&Progress::Decided { index: 5, decision: Decision::RollBack, by: "dave".into(), reason: "real alert".into() }, &s0, t)
+            .expect("rolled back");
+        assert_eq!((op.steps.len(), op.steps[5].state, op.failure_trigger()), (6, StepState::Failed, Trigger::Person));
+        assert!(op.error.as_deref().is_some_and(|e| e.contains("dave") && e.contains("paused by carol")));
+    }
+
+    #[test]
+    fn a_rollback_a_restore_a_traffic_command_in_flight_or_a_finished_plan_is_never_paused() {
+        let s0 = blue_serves("chat:1");
+        let pause = Progress::PauseRequested { by: "carol".into(), reason: "why".into() };
+        let t = Timestamp::from_micros(3);
+        let mut rollback = operation(vec![Step::Shift { weights: Weights::all_on(SlotName::Green) }], s0.clone());
+        rollback.kind = OperationKind::Rollback;
+        assert!(rollback.apply(&pause, &s0, t).is_err());
+        let mut shifting = operation(vec![Step::Shift { weights: Weights::all_on(SlotName::Green) }], s0.clone());
+        shifting.apply(&Progress::StepStarted { index: 0 }, &s0, t).expect("started");
+        assert!(matches!(shifting.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("router")));
+        let mut done = operation(vec![Step::Gate], s0.clone());
+        done.steps[0].state = StepState::Done;
+        done.next_step = 1;
+        assert!(matches!(done.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("finishing")));
+        let mut restoring = operation(vec![Step::Gate], s0.clone());
+        restoring.apply(&Progress::RestoreAdded { step: Step::Shift { weights: Weights::all_on(SlotName::Blue) }, trigger: Trigger::HealthGate }, &s0, t).expect("restore");
+        assert!(restoring.apply(&pause, &s0, t).is_err());
     }
 
     #[test]

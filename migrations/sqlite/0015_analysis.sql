@@ -10,6 +10,10 @@ CREATE TABLE analysis_templates (
     updated_by TEXT   NOT NULL
 );
 
+-- Templates every operation on the cluster runs (JSON list of names), beside
+-- those the operation names.
+ALTER TABLE clusters ADD COLUMN analysis TEXT;
+
 -- The templates an operation's gates run, copied when it started (JSON list),
 -- so editing a template never changes a gate already running.
 ALTER TABLE operations ADD COLUMN analysis TEXT;

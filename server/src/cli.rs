@@ -102,7 +102,7 @@ enum Command {
     /// Analysis templates: metric gates on Prometheus (REST API; admin to change).
     #[command(subcommand)]
     Analysis(AnalysisCommand),
-    /// Answer an operation paused by an inconclusive analysis (REST API).
+    /// Pause, continue or roll back a running operation (REST API).
     #[command(subcommand)]
     Operation(OperationCommand),
 }
@@ -125,13 +125,19 @@ enum AnalysisCommand {
 
 #[derive(Debug, Subcommand)]
 enum OperationCommand {
-    /// Go on past the gate the operation is paused at.
+    /// Pause a running operation before its next step; it holds the cluster until continued or rolled back.
+    Pause {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Go on: past the gate an inconclusive analysis paused it at, or from where a person paused it.
     Continue {
         id: i64,
         #[arg(long)]
         reason: String,
     },
-    /// Send traffic back to what served before the operation.
+    /// Send traffic back to what served before the operation (a running one is paused first).
     Rollback {
         id: i64,
         #[arg(long)]
@@ -500,11 +506,14 @@ async fn dispatch(command: Command) -> Outcome {
         Command::Operation(command) => {
             let api = cluster::Api::from_env(&config)?;
             match command {
+                OperationCommand::Pause { id, reason } => {
+                    analysis::answer(&api, id, "pause", &reason).await
+                }
                 OperationCommand::Continue { id, reason } => {
-                    analysis::decide(&api, id, true, &reason).await
+                    analysis::answer(&api, id, "continue", &reason).await
                 }
                 OperationCommand::Rollback { id, reason } => {
-                    analysis::decide(&api, id, false, &reason).await
+                    analysis::answer(&api, id, "rollback", &reason).await
                 }
             }
         }

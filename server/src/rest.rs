@@ -82,6 +82,7 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             post(operations::rollback),
         )
         .route("/api/v1/operations/{id}", get(operations::detail))
+        .route("/api/v1/operations/{id}/pause", post(operations::pause))
         .route(
             "/api/v1/operations/{id}/continue",
             post(operations::continue_paused),
@@ -91,6 +92,10 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             post(operations::roll_back_paused),
         )
         .route("/api/v1/analysis-templates", get(analysis::list))
+        .route(
+            "/api/v1/clusters/{name}/analysis",
+            put(analysis::set_for_cluster),
+        )
         .route(
             "/api/v1/analysis-templates/{name}",
             get(analysis::detail)

@@ -1,6 +1,6 @@
 //! `switchyard analysis put|list|show|remove` (analysis templates) and
-//! `switchyard operation continue|rollback` (an operation paused by an
-//! inconclusive analysis): clients of a running server's REST API
+//! `switchyard operation pause|continue|rollback` (a running operation, or
+//! one an inconclusive analysis paused): clients of a running server's REST API
 //! (`SWITCHYARD_URL`, `SWITCHYARD_TOKEN`), so roles, checks and the ledger
 //! apply as for any other client.
 
@@ -67,18 +67,17 @@ pub(super) async fn remove(api: &Api, name: &str) -> Outcome {
     Ok(())
 }
 
-/// Answers an operation paused by an inconclusive analysis.
-pub(super) async fn decide(api: &Api, id: i64, continue_it: bool, reason: &str) -> Outcome {
-    let what = if continue_it { "continue" } else { "rollback" };
+/// Pauses, continues or rolls back an operation (`what`: the endpoint).
+pub(super) async fn answer(api: &Api, id: i64, what: &str, reason: &str) -> Outcome {
     let body: Value = json!({ "reason": reason });
     api.call(Method::POST, &format!("/api/v1/operations/{id}/{what}"), Some(&body))
         .await?;
     println!(
         "operation {id}: {}",
-        if continue_it {
-            "continues past its gate"
-        } else {
-            "rolls back to what served before"
+        match what {
+            "pause" => "paused before its next step; continue or roll it back",
+            "continue" => "goes on",
+            _ => "rolls back to what served before",
         }
     );
     Ok(())

@@ -146,3 +146,35 @@ pub async fn remove(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The body of `PUT /api/v1/clusters/{name}/analysis`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterAnalysis {
+    /// Templates every operation on the cluster runs (but a rollback), before those the operation names; empty detaches all.
+    #[schema(example = json!(["error-rate"]))]
+    pub templates: Vec<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/clusters/{name}/analysis", tag = "analysis",
+    params(("name" = String, Path)),
+    request_body = ClusterAnalysis,
+    responses(
+        (status = 200, description = "The cluster with its templates (`cluster.analysis_set` in the ledger when they changed)", body = ref("#/components/schemas/Cluster")),
+        (status = 403, description = "Needs the admin role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "Unknown cluster or template", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "A template named twice", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn set_for_cluster(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<ClusterAnalysis>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require(Role::Admin, "attaching analysis templates to a cluster")?;
+    let cluster = app
+        .store
+        .set_cluster_analysis(&name, body.templates, &actor.name, Timestamp::now())
+        .await?;
+    Ok(Json(super::clusters::shown(cluster)))
+}

@@ -34,8 +34,8 @@ use super::{
         promotions::request, promotions::approve, promotions::reject, promotions::list,
         clusters::create, clusters::list, clusters::detail, clusters::remove, clusters::test,
         operations::start, operations::rollback, operations::detail,
-        operations::continue_paused, operations::roll_back_paused,
-        analysis::list, analysis::detail, analysis::put, analysis::remove,
+        operations::pause, operations::continue_paused, operations::roll_back_paused,
+        analysis::list, analysis::detail, analysis::put, analysis::remove, analysis::set_for_cluster,
         subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
         subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
         document, health::healthz, health::readyz, metrics::metrics,
@@ -43,7 +43,7 @@ use super::{
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
         clusters::CreateCluster, operations::StartOperation, operations::Rollback,
-        operations::Decide, analysis::PutTemplate,
+        operations::Decide, analysis::PutTemplate, analysis::ClusterAnalysis,
         subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
     modifiers(&DomainSchemas, &BearerAuth, &Unauthorized),
     security(("bearer" = [])),
@@ -241,6 +241,8 @@ const CLUSTER: &[Field] = &[
     ("created_at", F::Time, true),
     ("created_by", F::Str, true),
     ("running_operation", F::Int, false),
+    // Analysis templates every operation on it runs (absent: none).
+    ("analysis", F::Strings, false),
     // Only in `GET /api/v1/clusters/{name}`: the router's weights now, or `error` saying why unknown.
     ("router", F::Obj, false),
 ];

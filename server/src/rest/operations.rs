@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use switchyard_domain::access::role_for_operation;
 use switchyard_domain::analysis::Decision;
 use switchyard_domain::clusters::parse_cluster_name;
 use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
@@ -170,6 +171,8 @@ async fn decide(
     decision: Decision,
     body: Decide,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // The lower bar first, so a viewer is told "forbidden" whether or not the operation exists.
+    actor.require(role_for_operation(false), "answering a paused operation")?;
     let reason = super::required_reason(body.reason.as_deref())?.to_owned();
     let op = app
         .store
@@ -178,6 +181,12 @@ async fn decide(
         .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
     // Deciding past a gate is as weighty as a rollback: approvers in production.
     super::clusters::require_operator(app, actor, &op.cluster, true).await?;
+    if decision == Decision::RollBack && op.paused.is_none() && !op.state.is_final() {
+        // Aborting a running operation: pause it where it is, then roll back.
+        app.store
+            .pause_operation(id, &actor.name, &reason, Timestamp::now())
+            .await?;
+    }
     let op = app
         .store
         .decide_operation(id, decision, &actor.name, &reason, Timestamp::now())
@@ -189,7 +198,7 @@ async fn decide(
     params(("id" = i64, Path)),
     request_body = Decide,
     responses(
-        (status = 202, description = "The paused operation goes on past its gate (`operation.continued`)", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 202, description = "The paused operation goes on (`operation.continued`): past its gate after an inconclusive analysis, or from the step where a person paused it", body = ref("#/components/schemas/OperationAccepted")),
         (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
         (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
         (status = 409, description = "The operation is not paused", body = ref("#/components/schemas/Error")),
@@ -208,10 +217,10 @@ pub async fn continue_paused(
     params(("id" = i64, Path)),
     request_body = Decide,
     responses(
-        (status = 202, description = "The paused operation sends traffic back to what served before (`operation.rollback_chosen`, then `rollback` with trigger `person`)", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 202, description = "A paused or running operation sends traffic back to what served before: a running one is paused first (`operation.paused`), then `operation.rollback_chosen` and `rollback` with trigger `person`", body = ref("#/components/schemas/OperationAccepted")),
         (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
         (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
-        (status = 409, description = "The operation is not paused", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "The operation has ended, is already restoring traffic, or is sending a traffic command this instant", body = ref("#/components/schemas/Error")),
         (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn roll_back_paused(
@@ -221,4 +230,35 @@ pub async fn roll_back_paused(
     ApiJson(body): ApiJson<Decide>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     decide(&app, &actor, id, Decision::RollBack, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/pause", tag = "clusters",
+    params(("id" = i64, Path)),
+    request_body = Decide,
+    responses(
+        (status = 202, description = "Paused before its next step (`operation.paused`); it holds the cluster until continued or rolled back, across restarts", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "Already paused or ended, a rollback or restore (never paused), or a traffic command in flight this instant", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn pause(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Decide>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    actor.require(role_for_operation(false), "pausing an operation")?;
+    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
+    let op = app
+        .store
+        .get_operation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
+    super::clusters::require_operator(&app, &actor, &op.cluster, true).await?;
+    let op = app
+        .store
+        .pause_operation(id, &actor.name, &reason, Timestamp::now())
+        .await?;
+    Ok(accepted(&op))
 }

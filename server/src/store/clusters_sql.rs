@@ -15,7 +15,7 @@ use super::{StoreError, StoreResult};
 macro_rules! cluster_columns {
     () => {
         "c.name, c.environment, c.driver, c.config, c.state, c.state_event, c.state_since, \
-         c.rollback_to, c.created_at, c.created_by, \
+         c.rollback_to, c.created_at, c.created_by, c.analysis, \
          (SELECT o.id FROM operations o WHERE o.cluster = c.name AND o.state = 'running') AS running_operation"
     };
 }
@@ -34,6 +34,9 @@ pub(crate) const INSERT_CLUSTER: &str = "INSERT INTO clusters \
      VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
 pub(crate) const UPDATE_CLUSTER_STATE: &str =
     "UPDATE clusters SET state = $2, state_event = $3, state_since = $4 WHERE name = $1";
+pub(crate) const UPDATE_CLUSTER_ANALYSIS: &str = "UPDATE clusters SET analysis = $2 WHERE name = $1";
+pub(crate) const SELECT_CLUSTER_ANALYSIS: &str =
+    "SELECT name, analysis FROM clusters WHERE analysis IS NOT NULL ORDER BY name";
 pub(crate) const UPDATE_ROLLBACK_TO: &str = "UPDATE clusters SET rollback_to = $2 WHERE name = $1";
 
 macro_rules! operation_columns {
@@ -90,7 +93,7 @@ pub(crate) const CLAIM_POSTGRES: &str = "UPDATE operations SET lease_owner = $1,
 pub(crate) const SELECT_LEASE: &str =
     "SELECT lease_owner, lease_until FROM operations WHERE id = $1";
 pub(crate) const RENEW_LEASE: &str = "UPDATE operations SET lease_until = $3 \
-     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+     WHERE id = $1 AND lease_owner = $2 AND state = 'running' AND paused IS NULL";
 
 pub(crate) const SELECT_TEMPLATES: &str =
     "SELECT template FROM analysis_templates ORDER BY name";
@@ -129,6 +132,7 @@ pub(crate) struct ClusterRow {
     rollback_to: Option<String>,
     created_at: i64,
     created_by: String,
+    analysis: Option<String>,
     running_operation: Option<i64>,
 }
 
@@ -145,6 +149,11 @@ impl ClusterRow {
                 .rollback_to
                 .map(|r| FullId::parse(&r).map_err(|_| corrupt(format_args!("rollback_to {r:?}"))))
                 .transpose()?,
+            analysis: self
+                .analysis
+                .map(|a| json_of(&a, "cluster analysis"))
+                .transpose()?
+                .unwrap_or_default(),
             state_event_id: self.state_event,
             state_since: Timestamp::from_micros(self.state_since),
             created_at: Timestamp::from_micros(self.created_at),
@@ -353,6 +362,17 @@ macro_rules! cluster_sql {
                                 "measurements": op.steps[*index].measurements,
                             })),
                     ),
+                    Progress::PauseRequested { by, reason } => {
+                        let step = op.paused.as_ref().map(|p| p.step);
+                        Some(NewEvent { action: action::OPERATION_PAUSED.to_owned(), actor: by.clone(), ..base }
+                            .reason(Some(reason))
+                            .details(json!({
+                                "operation_id": id,
+                                "index": step,
+                                "step": step.and_then(|i| op.steps.get(i)).map(|r| r.step.describe()),
+                                "by": by,
+                            })))
+                    }
                     Progress::Decided { index, decision, by, reason } => {
                         let a = match decision {
                             Decision::Continue => action::OPERATION_CONTINUED,
@@ -546,8 +566,18 @@ macro_rules! cluster_sql {
                         .await?
                         .check_pin(&cluster.environment, &target, version.stage)?;
                 }
-                let mut analysis: Vec<AnalysisTemplate> = Vec::with_capacity(request.analysis.len());
-                for name in &request.analysis {
+                // The cluster's templates first, then the operation's own; a rollback is never gated.
+                let mut names: Vec<&String> = Vec::new();
+                if request.kind != OperationKind::Rollback {
+                    names.extend(cluster.analysis.iter());
+                }
+                for n in &request.analysis {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+                let mut analysis: Vec<AnalysisTemplate> = Vec::with_capacity(names.len());
+                for name in names {
                     let text: Option<String> =
                         sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(name).fetch_optional(&mut *w.tx).await?;
                     let text = text.ok_or_else(|| {
@@ -708,8 +738,21 @@ macro_rules! cluster_sql {
                     ))
                 })?;
                 let progress = Progress::Decided { index, decision, by: actor.to_owned(), reason: reason.to_owned() };
+                // The lease is left as it is: free already after an analysis
+                // pause; after a person's pause, the runner that held it stops
+                // at its next renewal, and the next runner waits for it to expire.
                 w.progress(&mut op, progress, at).await?;
-                sqlx::query(cq::RELEASE_LEASE).bind(id).execute(&mut *w.tx).await?;
+                w.commit().await?;
+                Ok(op)
+            }
+
+            async fn pause_operation(&self, id: i64, actor: &str, reason: &str, at: Timestamp) -> StoreResult<Operation> {
+                let mut w = Writer::begin(self).await?;
+                let (mut op, _) = fetch_operation(&mut *w.tx, id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("operation {id} does not exist")))?;
+                let progress = Progress::PauseRequested { by: actor.to_owned(), reason: reason.to_owned() };
+                w.progress(&mut op, progress, at).await?;
                 w.commit().await?;
                 Ok(op)
             }
@@ -745,8 +788,51 @@ macro_rules! cluster_sql {
                 row.map(|t| cq::template_of(&t)).transpose()
             }
 
+            async fn set_cluster_analysis(&self, cluster: &str, templates: Vec<String>, actor: &str, at: Timestamp) -> StoreResult<Cluster> {
+                let mut w = Writer::begin(self).await?;
+                let c = fetch_cluster(&mut *w.tx, cluster).await?.ok_or_else(|| unknown_cluster(cluster))?;
+                for (i, name) in templates.iter().enumerate() {
+                    if templates[..i].contains(name) {
+                        return Err(DomainError::Invalid(format!("template {name} is named twice")).into());
+                    }
+                    let found: Option<String> =
+                        sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(name).fetch_optional(&mut *w.tx).await?;
+                    if found.is_none() {
+                        return Err(DomainError::NotFound(format!(
+                            "analysis template {name} does not exist; an admin creates it with PUT /api/v1/analysis-templates/{name}"
+                        ))
+                        .into());
+                    }
+                }
+                if c.analysis == templates {
+                    return Ok(c);
+                }
+                let value = (!templates.is_empty()).then(|| cq::to_json(&templates)).transpose()?;
+                sqlx::query(cq::UPDATE_CLUSTER_ANALYSIS).bind(cluster).bind(value).execute(&mut *w.tx).await?;
+                w.append(
+                    NewEvent::new(at, actor, action::CLUSTER_ANALYSIS_SET)
+                        .environment(&c.environment)
+                        .cluster(cluster)
+                        .details(json!({ "analysis": templates, "previous": c.analysis })),
+                )
+                .await?;
+                w.commit().await?;
+                fetch_cluster(&self.pool, cluster).await?.ok_or_else(|| unknown_cluster(cluster))
+            }
+
             async fn remove_analysis_template(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<()> {
                 let mut w = Writer::begin(self).await?;
+                let attached: Vec<(String, String)> =
+                    sqlx::query_as(cq::SELECT_CLUSTER_ANALYSIS).fetch_all(&mut *w.tx).await?;
+                for (cluster, list) in attached {
+                    let names: Vec<String> = serde_json::from_str(&list).unwrap_or_default();
+                    if names.iter().any(|n| n == name) {
+                        return Err(DomainError::Conflict(format!(
+                            "cluster {cluster} runs analysis template {name} on every operation; detach it there first (PUT /api/v1/clusters/{cluster}/analysis)"
+                        ))
+                        .into());
+                    }
+                }
                 let old: Option<String> =
                     sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(name).fetch_optional(&mut *w.tx).await?;
                 let old = old

@@ -477,3 +477,37 @@ async fn the_cli_saves_lists_shows_and_removes_templates_and_names_an_unknown_op
     assert_eq!(app.get_json("/api/v1/analysis-templates").await["templates"], json!([]));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn templates_attached_to_a_cluster_gate_every_operation_but_a_rollback_and_stay_until_detached() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("attached", "att-1", &peer.url).await;
+    set_value(peer, "attached", "2", 0.0).await;
+    let path = "/api/v1/clusters/att-1/analysis";
+    assert_error(app.put_json(path, &json!({ "templates": ["nope"] })).await, StatusCode::NOT_FOUND).await;
+    let res = app.put_json(path, &json!({ "templates": ["errors"] })).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.json::<Value>().await.expect("JSON")["analysis"], json!(["errors"]));
+    assert_eq!(events(&app, "att-1", "cluster.analysis_set").await.len(), 1);
+    let e = assert_error(app.request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors").send().await.expect("sent"), StatusCode::CONFLICT).await;
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("cluster att-1")), "{e}");
+
+    // No analysis named: the cluster's runs.
+    let id = start(&app, "att-1", json!({ "kind": "blue_green", "full_id": "attached:2", "reason": "gated by the cluster" })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["analysis"][0]["name"], "errors");
+    assert_eq!(values(&op["steps"].as_array().and_then(|s| s.last()).expect("steps")["measurements"]), vec![Some(0.0); 3]);
+    // A rollback is never gated.
+    let res = app.post_json("/api/v1/clusters/att-1/rollback", &json!({ "reason": "back" })).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("id");
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(op["analysis"].is_null() && op["steps"].as_array().is_some_and(|s| s.iter().all(|s| s["action"] != "gate")), "{op}");
+
+    assert_eq!(app.put_json(path, &json!({ "templates": [] })).await.status(), StatusCode::OK);
+    let res = app.request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors").send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}

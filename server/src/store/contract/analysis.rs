@@ -25,6 +25,7 @@ contract_tests!(
     prometheus_down_pauses_the_operation_which_no_runner_claims_until_a_person_rolls_it_back,
     a_person_continues_a_paused_operation_past_its_gate_and_it_succeeds,
     a_runner_that_dies_mid_analysis_is_succeeded_by_one_that_keeps_the_measurements_made,
+    a_person_pauses_a_running_analysis_no_runner_goes_on_and_rolling_back_restores_once,
 );
 
 fn template(name: &str, url: &str) -> AnalysisTemplate {
@@ -232,4 +233,55 @@ async fn a_runner_that_dies_mid_analysis_is_succeeded_by_one_that_keeps_the_meas
     assert_eq!(of(action::OPERATION_INTERRUPTED), 1);
     assert_eq!(of(action::OPERATION_PAUSED), 1);
     assert_eq!(of(action::ROLLBACK), 0);
+}
+
+async fn a_person_pauses_a_running_analysis_no_runner_goes_on_and_rolling_back_restores_once(
+    db: Arc<TestDb>,
+) {
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    // A long analysis: one measurement a second, ten of them, Prometheus down but tolerated.
+    let t = AnalysisTemplate {
+        interval_ms: 1000,
+        count: 10,
+        failure_limit: 10,
+        inconclusive_limit: 10,
+        ..template("errors", DOWN)
+    };
+    db.store.save_analysis_template(t, "admin", Timestamp::now()).await.unwrap();
+    let runner = spawn(db.store.clone(), drivers.clone(), fast());
+    let op = analysed(&db.store, &["errors"]).await.expect("started");
+    for _ in 0..400 {
+        let o = db.store.get_operation(op.id).await.unwrap().expect("exists");
+        if o.steps.last().is_some_and(|r| r.state == switchyard_domain::operations::StepState::Running) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let p = db.store.pause_operation(op.id, "carol", "latency alert", Timestamp::now()).await.expect("paused");
+    assert_eq!(p.paused.as_ref().and_then(|p| p.by.as_deref()), Some("carol"));
+    assert!(matches!(
+        domain(db.store.pause_operation(op.id, "carol", "again", Timestamp::now()).await),
+        DomainError::Conflict(_)
+    ));
+    // Its runner stops: no measurement is added while it is paused.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = db.store.get_operation(op.id).await.unwrap().expect("exists");
+    let gate = held.steps.len() - 1;
+    let measured = held.steps[gate].measurements.len();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let still = db.store.get_operation(op.id).await.unwrap().expect("exists");
+    assert_eq!(still.steps[gate].measurements.len(), measured, "nothing measured while paused");
+    assert!(still.paused.is_some() && still.state == OperationState::Running);
+
+    db.store.decide_operation(op.id, Decision::RollBack, "dave", "real alert", Timestamp::now()).await.expect("rolled back");
+    let done = super::clusters::finished(&db.store, op.id).await;
+    runner.abort();
+    assert_eq!((done.state, done.trigger), (OperationState::RolledBack, Some(Trigger::Person)));
+    assert_eq!(state(&db, "dev-1").await.sole_version().map(ToString::to_string), Some("chat:1".into()));
+    let events = all_events(&db).await;
+    let of = |a: &str| events.iter().filter(|e| e.action == a && e.details["operation_id"] == json!(op.id)).collect::<Vec<_>>();
+    let paused_by: Vec<&str> = of(action::OPERATION_PAUSED).iter().map(|e| e.actor.as_str()).collect();
+    assert_eq!(paused_by, ["carol"]);
+    assert_eq!(of(action::ROLLBACK).len(), 1);
 }
