@@ -12,10 +12,9 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -24,6 +23,10 @@ use switchyard::operations::RunnerSettings;
 use switchyard_domain::access::Role;
 
 use crate::helpers::{assert_error, spawn_app, TestApp};
+
+#[path = "../support/prometheus.rs"]
+mod prometheus;
+use prometheus::{prometheus_binary, Prometheus};
 
 /// The values the exporter serves, by (model, version).
 static VALUES: Mutex<BTreeMap<(String, String), f64>> = Mutex::new(BTreeMap::new());
@@ -36,16 +39,6 @@ struct Peer {
 }
 
 static PEER: OnceLock<Option<Peer>> = OnceLock::new();
-
-fn prometheus_binary() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SWITCHYARD_PROMETHEUS").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
 
 /// The shared Prometheus and exporter, started on first use; `None` (and
 /// the test passes saying so) when Prometheus is not installed and not required.
@@ -60,7 +53,7 @@ fn peer() -> Option<&'static Peer> {
             return None;
         };
         let exporter = start_exporter();
-        let prometheus = Prometheus::start(&bin, &exporter, true);
+        let prometheus = Prometheus::start(&bin, &[exporter.as_str()], true);
         let url = prometheus.url.clone();
         // Lives as long as the test process; its watchdog stops it when the process ends.
         std::mem::forget(prometheus);
@@ -101,99 +94,6 @@ fn start_exporter() -> String {
         }
     });
     addr
-}
-
-/// A Prometheus process with its own config and data directory.
-struct Prometheus {
-    url: String,
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Prometheus {
-    /// Starts Prometheus scraping `exporter` every second; waits until it
-    /// is ready and, if `wait_scrape`, until its first scrape is in.
-    fn start(bin: &PathBuf, exporter: &str, wait_scrape: bool) -> Prometheus {
-        let dir = std::env::temp_dir().join(format!("sy-prom-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).expect("prometheus dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: exporter\n    static_configs: [ {{ targets: ['{exporter}'] }} ]\n"
-            ),
-        )
-        .expect("config written");
-        // A watchdog stops Prometheus when this test process ends, however it ends.
-        let script = format!(
-            "\"$0\" \"$@\" & p=$!; trap 'kill $p' TERM; while kill -0 {} 2>/dev/null && kill -0 $p 2>/dev/null; do sleep 0.5; done; kill $p 2>/dev/null; wait $p",
-            std::process::id()
-        );
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg(bin)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--storage.tsdb.retention.time=1d")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
-            .spawn()
-            .expect("prometheus starts");
-        let url = format!("http://127.0.0.1:{port}");
-        let p = Prometheus { url, child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let up = blocking_get(&format!("{}/api/v1/query?query=up", p.url));
-            let ready = up.is_some();
-            let scraped = up.is_some_and(|v| v["data"]["result"].as_array().is_some_and(|r| r.iter().any(|s| s["value"][1] == "1")));
-            if ready && (!wait_scrape || scraped) {
-                return p;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not {} within 30 s; its log: {}",
-                if ready { "scrape the exporter" } else { "start" },
-                std::fs::read_to_string(p.dir.join("log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // TERM to the watchdog, which stops Prometheus and waits for it.
-            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A GET answered with JSON, from plain blocking code (no runtime needed).
-fn blocking_get(url: &str) -> Option<Value> {
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_at(rest.find('/')?);
-    let mut s = std::net::TcpStream::connect(host).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    // Prometheus answers small bodies with Content-Length, but may chunk.
-    let json = body.get(body.find('{')?..body.rfind('}')? + 1)?;
-    serde_json::from_str(json).ok()
 }
 
 /// Sets the exporter's value and waits until Prometheus answers it.
@@ -344,6 +244,21 @@ async fn a_healthy_version_passes_its_analysis_and_is_promoted_with_the_measurem
     let measured = events(&app, "ok-1", "operation.measured").await;
     assert_eq!(measured.len(), 3);
     assert!(measured.iter().all(|e| e["details"]["verdict"] == "success" && e["details"]["success"] == "result < 0.01"));
+
+    // A request served by it afterwards: the lookup shows the measurements that let it through.
+    let slot = op["steps"][0]["slot"].as_str().expect("the loaded slot").to_owned();
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let record = json!([{"request_id": "after-gate", "at": at, "cluster": "ok-1", "slot": slot, "full_id": "healthy:2", "latency_ms": 3.0}]);
+    assert!(app.post_json("/api/v1/request-records", &record).await.status().is_success());
+    let found = app.get_json("/api/v1/request-records/after-gate").await;
+    let gate_evidence: Vec<&Value> = found["provenance"]
+        .as_array()
+        .expect("provenance")
+        .iter()
+        .filter(|e| e["action"] == "operation.measured")
+        .collect();
+    assert_eq!(gate_evidence.len(), 3, "{found}");
+    assert!(gate_evidence.iter().all(|e| e["details"]["verdict"] == "success"));
 }
 
 #[tokio::test]
@@ -411,7 +326,7 @@ async fn no_data_pauses_the_operation_for_a_person_who_continues_it_or_rolls_it_
 async fn prometheus_stopped_before_the_analysis_pauses_the_operation_and_never_passes_it() {
     let Some(peer) = peer() else { return };
     let Some(bin) = prometheus_binary() else { return };
-    let mut own = Prometheus::start(&bin, &peer.exporter, false);
+    let mut own = Prometheus::start(&bin, &[peer.exporter.as_str()], false);
     let (app, runner) = serving_v1("orphan", "down-1", &own.url).await;
     set_value(peer, "orphan", "2", 0.0).await;
     own.stop();
