@@ -323,21 +323,60 @@ async fn no_data_pauses_the_operation_for_a_person_who_continues_it_or_rolls_it_
 }
 
 #[tokio::test]
-async fn prometheus_stopped_before_the_analysis_pauses_the_operation_and_never_passes_it() {
+async fn prometheus_stopped_mid_analysis_pauses_the_operation_and_never_passes_it() {
     let Some(peer) = peer() else { return };
     let Some(bin) = prometheus_binary() else { return };
-    let mut own = Prometheus::start(&bin, &[peer.exporter.as_str()], false);
+    let mut own = Prometheus::start(&bin, &[peer.exporter.as_str()], true);
     let (app, runner) = serving_v1("orphan", "down-1", &own.url).await;
     set_value(peer, "orphan", "2", 0.0).await;
-    own.stop();
+    let mut long = template(&own.url);
+    long["count"] = json!(20);
+    long["failure_limit"] = json!(20);
+    assert_eq!(app.put_json("/api/v1/analysis-templates/errors", &long).await.status(), StatusCode::OK);
     let id = start(&app, "down-1", json!({ "kind": "blue_green", "full_id": "orphan:2", "reason": "new", "analysis": ["errors"] })).await;
+    let gate_measured = |op: &Value| {
+        op["steps"].as_array().and_then(|s| s.last()).map_or(0, |g| {
+            g["measurements"].as_array().map_or(0, |m| m.iter().filter(|m| m["verdict"] == "success").count())
+        })
+    };
+    wait(&app, id, |op| gate_measured(op) >= 1 || op["state"] != "running").await;
+    own.stop();
     let op = wait(&app, id, |op| !op["paused"].is_null() || op["state"] != "running").await;
     runner.abort();
     assert_eq!(op["state"], "running", "{op}");
     let gate = op["steps"].as_array().and_then(|s| s.last()).cloned().expect("steps");
-    assert_eq!(gate["measurements"][0]["verdict"], "inconclusive");
-    assert!(gate["measurements"][0]["note"].as_str().is_some_and(|n| n.contains("cannot reach Prometheus")), "{gate}");
+    let m = gate["measurements"].as_array().cloned().unwrap_or_default();
+    assert!(m.first().is_some_and(|m| m["verdict"] == "success"), "measured before the stop: {gate}");
+    let last = m.last().expect("measurements");
+    assert_eq!(last["verdict"], "inconclusive");
+    assert!(last["note"].as_str().is_some_and(|n| n.contains("cannot reach Prometheus")), "{gate}");
     assert_eq!(gate["state"], "running", "the gate is neither passed nor failed");
+}
+
+#[tokio::test]
+async fn a_person_pauses_a_long_analysis_through_the_api_and_rolls_it_back() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("long", "long-1", &peer.url).await;
+    set_value(peer, "long", "2", 0.0).await;
+    let mut long = template(&peer.url);
+    long["count"] = json!(50);
+    assert_eq!(app.put_json("/api/v1/analysis-templates/errors", &long).await.status(), StatusCode::OK);
+    let id = start(&app, "long-1", json!({ "kind": "blue_green", "full_id": "long:2", "reason": "slow bake", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| op["steps"].as_array().and_then(|s| s.last()).is_some_and(|g| g["measurements"].as_array().is_some_and(|m| !m.is_empty()))).await;
+    // The cluster's own rollback is refused while the operation runs; the operation's is not.
+    assert_error(app.post_json("/api/v1/clusters/long-1/rollback", &json!({ "reason": "stop" })).await, StatusCode::CONFLICT).await;
+    let res = app.post_json(&format!("/api/v1/operations/{id}/pause"), &json!({ "reason": "latency alert" })).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let paused = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(paused["paused"]["by"], crate::helpers::ADMIN_ACTOR);
+    assert_error(app.post_json(&format!("/api/v1/operations/{id}/pause"), &json!({ "reason": "again" })).await, StatusCode::CONFLICT).await;
+    let res = app.post_json(&format!("/api/v1/operations/{id}/rollback"), &json!({ "reason": "real alert" })).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("person")), "{op}");
+    let measured = op["steps"].as_array().expect("steps").iter().map(|s| s["measurements"].as_array().map_or(0, Vec::len)).sum::<usize>();
+    assert!(measured < 50, "stopped long before its count: {measured}");
 }
 
 /// `switchyard ARGS…` against the test's server with its admin token.
