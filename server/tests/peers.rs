@@ -1631,11 +1631,14 @@ fn bearer_client(token: &str) -> reqwest::Client {
 }
 
 /// Analysis gates end to end: HAProxy's own Prometheus exporter scraped by
-/// a real Prometheus; a version that passes its smoke request and fails real
-/// traffic is rolled back by its analysis (the built-in error-rate gate is
-/// set not to judge, so the analysis alone decides), every failed request
-/// came from that version's slot, and the ledger holds the measured values;
-/// a good version passes the same analysis.
+/// a real Prometheus, operations run by the real `switchyard serve` binary;
+/// a version that passes its smoke request and fails real traffic is rolled
+/// back by its analysis (the built-in error-rate gate is set not to judge,
+/// so the analysis alone decides) although the server is killed (-9) after
+/// its first measurement: the next server keeps that measurement, takes the
+/// second and rolls back once. Every failed request was the failing
+/// version's, and the ledger holds the measured values; a good version
+/// passes the same analysis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haproxy_metrics_and_a_good_one_passes(
 ) {
@@ -1677,12 +1680,8 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
         base: format!("http://127.0.0.1:{port}"),
         http: admin_client(&store).await,
     };
-    let settings = RunnerSettings {
-        lease: Duration::from_secs(2),
-        poll: Duration::from_millis(20),
-        ready_timeout: Duration::from_secs(20),
-    };
-    let runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings);
+    let log = dir.join("serve.log");
+    let served = Served::start(&database_url, &log);
     for v in 1..=3 {
         let (status, body) = api
             .post(&format!("/api/v1/models/{MODEL}/versions"), json!({ "version": v.to_string(), "config": { "v": v } }))
@@ -1726,6 +1725,17 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
     let bad = api
         .operate(json!({ "kind": "blue_green", "full_id": "echo:3", "reason": "fails real traffic", "analysis": ["haproxy-errors"] }))
         .await;
+    // kill -9 once the first measurement is recorded; another server takes over.
+    for _ in 0..400 {
+        let op = api.get(&format!("/api/v1/operations/{bad}")).await;
+        let measured = op["steps"].as_array().and_then(|s| s.last()).and_then(|g| g["measurements"].as_array()).map_or(0, Vec::len);
+        if measured >= 1 || op["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    served.kill9();
+    let served = Served::start(&database_url, &log);
     let op = api.finished(bad).await;
     assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("analysis")), "{op}");
     let bad_slot = op["steps"][0]["slot"].as_str().expect("the loaded slot").to_owned();
@@ -1738,18 +1748,24 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
     for w in workers {
         w.await.expect("worker");
     }
-    runner.abort();
+    drop(served);
     assert_eq!(passed["state"], "succeeded", "{passed}");
     let gate = passed["steps"].as_array().and_then(|s| s.last()).cloned().expect("steps");
     assert_eq!(gate["measurements"].as_array().map(Vec::len), Some(3), "{gate}");
     assert!(gate["measurements"].as_array().into_iter().flatten().all(|m| m["verdict"] == "success"), "{gate}");
 
     // The evidence: the rollback event holds the measured error ratios (over 5%).
-    let audit = api.get(&format!("/api/v1/audit?cluster={CLUSTER}&action=rollback")).await;
-    let rollback = audit["events"].as_array().and_then(|e| e.iter().find(|e| e["details"]["operation_id"] == json!(bad))).cloned().expect("the rollback event");
+    let of = |events: Value| -> Vec<Value> {
+        events["events"].as_array().into_iter().flatten().filter(|e| e["details"]["operation_id"] == json!(bad)).cloned().collect()
+    };
+    let rollbacks = of(api.get(&format!("/api/v1/audit?cluster={CLUSTER}&action=rollback")).await);
+    assert_eq!(rollbacks.len(), 1, "one rollback, not two: {rollbacks:?}");
+    let rollback = &rollbacks[0];
     assert_eq!(rollback["details"]["trigger"], "analysis");
     let ratios: Vec<f64> = rollback["details"]["analysis"][0]["measurements"].as_array().expect("measurements").iter().filter_map(|m| m["value"].as_f64()).collect();
-    assert!(ratios.len() >= 2 && ratios.iter().filter(|r| **r > 0.05).count() >= 2, "{rollback}");
+    assert_eq!(ratios.len(), 2, "the measurement before the crash counts: {rollback}");
+    assert!(ratios.iter().all(|r| *r > 0.05), "{rollback}");
+    assert_eq!(of(api.get(&format!("/api/v1/audit?cluster={CLUSTER}&action=operation.interrupted")).await).len(), 1);
 
     // No failed request outside the failing version's own errors: every
     // answered failure came from its slot, and every request that got no
