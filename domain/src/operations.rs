@@ -384,8 +384,25 @@ pub fn plan(
     Ok(plan)
 }
 
+/// Longest bake time: a day.
+pub const MAX_BAKE_MS: u64 = 86_400_000;
+
+/// The moment the last gate of `op` may pass: its bake time after the last
+/// traffic step was done (`None`: no bake, or no traffic step done yet).
+pub fn bake_until(op: &Operation) -> Option<Timestamp> {
+    let bake = op.bake_ms?;
+    let switched = op
+        .steps
+        .iter()
+        .rev()
+        .find(|r| r.step.moves_traffic() && !r.restore && r.state == StepState::Done)?
+        .finished_at?;
+    let ms = i64::try_from(bake.min(MAX_BAKE_MS)).unwrap_or(0);
+    Some(Timestamp::from_micros(switched.micros() + ms * 1000))
+}
+
 /// The plan with a gate after its last traffic step when analysis templates
-/// are attached: a rolling update already gates every step; a blue-green
+/// (or a bake time) are attached: a rolling update already gates every step; a blue-green
 /// switch and a hot reload get one after the switch, where the analysis
 /// bakes the new version while the old one stays loaded for an instant
 /// rollback. A rollback is never gated: it returns to what served before.
@@ -735,6 +752,10 @@ pub struct Operation {
     /// runner claims it then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Pause>,
+    /// Bake time: its last gate passes no sooner than this many
+    /// milliseconds after the last traffic step, the old slot loaded meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_ms: Option<u64>,
 }
 
 /// What a runner reports about an operation it holds.
@@ -1344,7 +1365,22 @@ mod tests {
             intent: None,
             analysis: Vec::new(),
             paused: None,
+            bake_ms: None,
         }
+    }
+
+    #[test]
+    fn the_last_gate_bakes_from_the_last_traffic_step_done() {
+        let s0 = blue_serves("chat:1");
+        let steps = with_analysis(OperationKind::BlueGreen, plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("plan"), true).expect("gated");
+        let mut op = operation(steps, s0);
+        assert_eq!(bake_until(&op), None, "no bake time");
+        op.bake_ms = Some(30_000);
+        assert_eq!(bake_until(&op), None, "not switched yet");
+        let shift = op.steps.iter().position(|r| r.step.moves_traffic()).expect("a shift");
+        op.steps[shift].state = StepState::Done;
+        op.steps[shift].finished_at = Some(Timestamp::from_micros(1_000_000));
+        assert_eq!(bake_until(&op), Some(Timestamp::from_micros(31_000_000)));
     }
 
     fn error_rate_template() -> AnalysisTemplate {

@@ -20,3 +20,5 @@ ALTER TABLE operations ADD COLUMN analysis TEXT;
 -- Set (`operations::Pause` as JSON) while the operation waits for a person after
 -- an inconclusive analysis; runners do not claim it then.
 ALTER TABLE operations ADD COLUMN paused TEXT;
+-- Bake time in milliseconds: the last gate passes no sooner than this long after the switch.
+ALTER TABLE operations ADD COLUMN bake_ms BIGINT;

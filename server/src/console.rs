@@ -775,6 +775,7 @@ impl Services for StoreServices {
             rolling_steps,
             reason: Some(reason.to_owned()),
             analysis: Vec::new(),
+            bake_ms: None,
         };
         self.state
             .store
@@ -793,6 +794,7 @@ impl Services for StoreServices {
             rolling_steps: Vec::new(),
             reason: Some(reason.to_owned()),
             analysis: Vec::new(),
+            bake_ms: None,
         };
         self.state
             .store

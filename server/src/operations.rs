@@ -232,11 +232,14 @@ async fn drive(
                     op = measured;
                     match end {
                         GateEnd::Passed(summary) => {
-                            let note = Some(match note {
+                            let mut note = match note {
                                 Some(n) => format!("{n}; {summary}"),
                                 None => summary,
-                            });
-                            record(op.id, Progress::StepDone { index, note }).await?
+                            };
+                            if let Some(baked) = bake(&op, index).await {
+                                note = format!("{note}; {baked}");
+                            }
+                            record(op.id, Progress::StepDone { index, note: Some(note) }).await?
                         }
                         GateEnd::Failed(error) => {
                             tracing::warn!(operation = op.id, %error, "analysis failed; rolling back");
@@ -248,7 +251,14 @@ async fn drive(
                         }
                     }
                 }
-                Ok(note) => record(op.id, Progress::StepDone { index, note }).await?,
+                Ok(mut note) => {
+                    if step == Step::Gate {
+                        if let Some(baked) = bake(&op, index).await {
+                            note = Some(note.map_or_else(|| baked.clone(), |n| format!("{n}; {baked}")));
+                        }
+                    }
+                    record(op.id, Progress::StepDone { index, note }).await?
+                }
                 Err(error) => {
                     tracing::warn!(operation = op.id, step = %step.describe(), %error, "step failed");
                     record(op.id, Progress::StepFailed { index, error }).await?
@@ -385,6 +395,24 @@ async fn error_rate_gate(
         notes.push(policy.judge(*slot, now.since(earlier))?);
     }
     Ok(notes.join("; "))
+}
+
+/// Waits out the bake time at the last gate (`operations::bake_until`);
+/// says how long the new version baked. The lease is renewed meanwhile, and a
+/// person's pause stops the wait with the runner.
+async fn bake(op: &Operation, index: usize) -> Option<String> {
+    if index + 1 != op.steps.len() {
+        return None;
+    }
+    let until = switchyard_domain::operations::bake_until(op)?;
+    let left = until.micros() - Timestamp::now().micros();
+    if left > 0 {
+        tokio::time::sleep(Duration::from_micros(u64::try_from(left).unwrap_or(0))).await;
+    }
+    Some(format!(
+        "baked {:.1} s after the switch, the previous version kept loaded",
+        op.bake_ms.unwrap_or(0) as f64 / 1000.0
+    ))
 }
 
 /// How a gate's analysis ended.

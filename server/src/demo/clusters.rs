@@ -41,6 +41,7 @@ async fn play(
         rolling_steps: vec![10, 50, 100],
         reason: Some(reason.to_owned()),
         analysis: Vec::new(),
+        bake_ms: None,
     };
     let started = tick();
     let op = store.start_operation(request, actor, started).await?;

@@ -300,6 +300,7 @@ const OPERATION: &[Field] = &[
     ("analysis", F::List("AnalysisTemplate"), false),
     // While it waits for a person after an inconclusive analysis: step, at, reason.
     ("paused", F::Obj, false),
+    ("bake_ms", F::Int, false),
 ];
 const AUDIT_PAGE: &[Field] = &[
     ("events", F::List("LedgerEvent"), true),

@@ -36,6 +36,10 @@ pub struct StartOperation {
     /// after the switch of a blue-green switch or a hot reload.
     #[schema(example = json!(["error-rate"]))]
     pub analysis: Option<Vec<String>>,
+    /// Bake time in seconds (0–86400): the last gate passes no sooner than this long after the
+    /// last traffic step, while the previous version stays loaded in the other slot for an instant rollback.
+    #[schema(example = 600)]
+    pub bake_seconds: Option<u64>,
 }
 
 /// The body of `POST /api/v1/operations/{id}/continue` and `…/rollback`.
@@ -107,6 +111,15 @@ pub async fn start(
         rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
         analysis: analysis_names(body.analysis.unwrap_or_default())?,
+        bake_ms: match body.bake_seconds {
+            Some(s) if s > 86_400 => {
+                return Err(ApiError::invalid(format!(
+                    "bake_seconds must be 0 to 86400 (a day), not {s}"
+                )))
+            }
+            Some(0) | None => None,
+            Some(s) => Some(s * 1000),
+        },
     };
     let op = app
         .store
@@ -138,6 +151,7 @@ pub async fn rollback(
         rolling_steps: Vec::new(),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
         analysis: Vec::new(),
+        bake_ms: None,
     };
     let op = app
         .store

@@ -34,6 +34,8 @@ pub struct OperationRequest {
     pub reason: Option<String>,
     /// Names of analysis templates its gates run (copied when it starts).
     pub analysis: Vec<String>,
+    /// Bake time in milliseconds (see `Operation::bake_ms`).
+    pub bake_ms: Option<u64>,
 }
 
 #[async_trait]

@@ -42,7 +42,7 @@ pub(crate) const UPDATE_ROLLBACK_TO: &str = "UPDATE clusters SET rollback_to = $
 macro_rules! operation_columns {
     () => {
         "id, cluster, kind, full_id, state, steps, next_step, before, reason, actor, trigger, error, \
-         created_at, finished_at, lease_owner, intent, analysis, paused"
+         created_at, finished_at, lease_owner, intent, analysis, paused, bake_ms"
     };
 }
 pub(crate) const SELECT_OPERATION: &str = concat!(
@@ -65,8 +65,8 @@ pub(crate) const DELETE_STATE_OF: &str = "DELETE FROM state_history WHERE subjec
 pub(crate) const SELECT_RUNNING_OPERATION: &str =
     "SELECT id, kind FROM operations WHERE cluster = $1 AND state = 'running'";
 pub(crate) const INSERT_OPERATION: &str = "INSERT INTO operations \
-     (cluster, kind, full_id, state, steps, next_step, before, reason, actor, created_at, analysis) \
-     VALUES ($1, $2, $3, 'running', $4, 0, $5, $6, $7, $8, $9) RETURNING id";
+     (cluster, kind, full_id, state, steps, next_step, before, reason, actor, created_at, analysis, bake_ms) \
+     VALUES ($1, $2, $3, 'running', $4, 0, $5, $6, $7, $8, $9, $10) RETURNING id";
 pub(crate) const UPDATE_OPERATION: &str =
     "UPDATE operations SET state = $2, steps = $3, next_step = $4, \
      trigger = $5, error = $6, finished_at = $7, intent = $8, paused = $9 WHERE id = $1";
@@ -185,6 +185,7 @@ pub(crate) struct OperationRow {
     intent: Option<String>,
     analysis: Option<String>,
     paused: Option<String>,
+    bake_ms: Option<i64>,
 }
 
 impl OperationRow {
@@ -225,6 +226,7 @@ impl OperationRow {
                 .paused
                 .map(|p| json_of(&p, "operation pause"))
                 .transpose()?,
+            bake_ms: self.bake_ms.and_then(|b| u64::try_from(b).ok()),
         })
     }
 }
@@ -588,7 +590,7 @@ macro_rules! cluster_sql {
                     analysis.push(cq::template_of(&text)?);
                 }
                 let plan = ops::plan(request.kind, &cluster.state, &target, &request.rolling_steps)?;
-                let plan = ops::with_analysis(request.kind, plan, !analysis.is_empty())?;
+                let plan = ops::with_analysis(request.kind, plan, !analysis.is_empty() || request.bake_ms.is_some())?;
                 let steps: Vec<StepRecord> = plan.into_iter().map(StepRecord::pending).collect();
                 let id: i64 = sqlx::query_scalar(cq::INSERT_OPERATION)
                     .bind(&cluster.name)
@@ -600,6 +602,7 @@ macro_rules! cluster_sql {
                     .bind(actor)
                     .bind(at.micros())
                     .bind((!analysis.is_empty()).then(|| cq::to_json(&analysis)).transpose()?)
+                    .bind(request.bake_ms.map(|b| b.min(ops::MAX_BAKE_MS) as i64))
                     .fetch_one(&mut *w.tx)
                     .await?;
                 let plan_text: Vec<String> = steps.iter().map(|s| s.step.describe()).collect();
@@ -615,6 +618,7 @@ macro_rules! cluster_sql {
                             "plan": plan_text,
                             "before": cluster.state,
                             "analysis": analysis,
+                            "bake_ms": request.bake_ms,
                         })),
                 )
                 .await?;

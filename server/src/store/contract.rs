@@ -1852,6 +1852,7 @@ async fn request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster
         rolling_steps: Vec::new(),
         reason: Some("us only".into()),
         analysis: Vec::new(),
+        bake_ms: None,
     };
     db.store
         .start_operation(other, "dave", at(6))

@@ -465,3 +465,40 @@ async fn templates_attached_to_a_cluster_gate_every_operation_but_a_rollback_and
     let res = app.request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors").send().await.expect("sent");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_kept_loaded() {
+    let app = spawn_app().await;
+    app.register("baked", "1", json!({ "t": 1 })).await;
+    app.register("baked", "2", json!({ "t": 2 })).await;
+    let res = app
+        .post_json("/api/v1/clusters", &json!({ "name": "bake-1", "environment": "development", "driver": "simulated", "config": {} }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let runner = with_runner(&app, app.store().await);
+    let first = start(&app, "bake-1", json!({ "kind": "blue_green", "full_id": "baked:1", "reason": "first" })).await;
+    assert_eq!(wait(&app, first, |op| op["state"] != "running").await["state"], "succeeded");
+    let e = assert_error(
+        app.post_json("/api/v1/clusters/bake-1/operations", &json!({ "kind": "blue_green", "full_id": "baked:2", "reason": "r", "bake_seconds": 90_000 })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("bake_seconds")), "{e}");
+
+    let id = start(&app, "bake-1", json!({ "kind": "blue_green", "full_id": "baked:2", "reason": "bake it", "bake_seconds": 3 })).await;
+    // While it bakes, traffic is on version 2 and version 1 stays loaded in the other slot.
+    let baking = wait(&app, id, |op| op["steps"].as_array().and_then(|s| s.last()).is_some_and(|g| g["state"] == "running") || op["state"] != "running").await;
+    assert_eq!(baking["state"], "running", "{baking}");
+    let cluster = app.get_json("/api/v1/clusters/bake-1").await;
+    let held: Vec<&str> = cluster["slots"].as_array().expect("slots").iter().filter_map(|s| s["full_id"].as_str()).collect();
+    assert!(held.contains(&"baked:1") && held.contains(&"baked:2"), "{cluster}");
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let steps = op["steps"].as_array().expect("steps");
+    let gate = steps.last().expect("the gate");
+    let switched = steps.iter().find(|s| s["action"] == "shift").expect("the switch");
+    let micros = |v: &Value| switchyard_domain::Timestamp::parse(v.as_str().expect("a time")).expect("a time").micros();
+    assert!(micros(&gate["finished_at"]) - micros(&switched["finished_at"]) >= 3_000_000, "{op}");
+    assert!(gate["note"].as_str().is_some_and(|n| n.contains("baked 3.0 s")), "{gate}");
+}

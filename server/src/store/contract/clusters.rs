@@ -138,6 +138,7 @@ pub(super) fn request(cluster: &str, kind: OperationKind, full_id: Option<&str>)
         rolling_steps: vec![10, 50, 100],
         reason: Some("test".into()),
         analysis: Vec::new(),
+        bake_ms: None,
     }
 }
 
