@@ -276,8 +276,8 @@ fn tokens(s: &str) -> Result<Vec<Token>, String> {
                     let mut end = i + 1;
                     while end < b.len() {
                         let ch = b[end] as char;
-                        let exp_sign = (ch == '-' || ch == '+')
-                            && matches!(b[end - 1] as char, 'e' | 'E');
+                        let exp_sign =
+                            (ch == '-' || ch == '+') && matches!(b[end - 1] as char, 'e' | 'E');
                         if ch.is_ascii_digit() || ch == '.' || ch == 'e' || ch == 'E' || exp_sign {
                             end += 1;
                         } else {
@@ -470,8 +470,12 @@ impl AnalysisTemplate {
                 Verdict::Inconclusive,
                 "the query answered NaN (no requests to divide by?)".into(),
             ),
-            Ok(v) if failure.holds(*v) => (Verdict::Failure, format!("{v} matches failure `{failure}`")),
-            Ok(v) if success.holds(*v) => (Verdict::Success, format!("{v} matches success `{success}`")),
+            Ok(v) if failure.holds(*v) => {
+                (Verdict::Failure, format!("{v} matches failure `{failure}`"))
+            }
+            Ok(v) if success.holds(*v) => {
+                (Verdict::Success, format!("{v} matches success `{success}`"))
+            }
             Ok(v) => (
                 Verdict::Inconclusive,
                 format!("{v} matches neither success `{success}` nor failure `{failure}`"),
@@ -589,7 +593,8 @@ mod tests {
             name: "error-rate".into(),
             prometheus_url: "http://127.0.0.1:9090".into(),
             bearer_token_file: None,
-            query: "sum(rate(errors_total{model=\"{{model}}\",version=\"{{version}}\"}[1m]))".into(),
+            query: "sum(rate(errors_total{model=\"{{model}}\",version=\"{{version}}\"}[1m]))"
+                .into(),
             success: "result < 0.01".into(),
             failure: "result > 0.05".into(),
             interval_ms: 1000,
@@ -629,8 +634,14 @@ mod tests {
         assert!(err("up{model=~\"{{model}}\"}").contains("exact matcher"));
         assert!(err("up{model=\"{{model}}").contains("not closed"));
         assert!(err("   ").contains("empty"));
-        assert!(check_query("up{model=\"a\\\"{{model}}\"}").is_ok(), "an escaped quote does not end the string");
-        assert!(check_query("sum(rate(x[1m]))").is_ok(), "no placeholders is fine");
+        assert!(
+            check_query("up{model=\"a\\\"{{model}}\"}").is_ok(),
+            "an escaped quote does not end the string"
+        );
+        assert!(
+            check_query("sum(rate(x[1m]))").is_ok(),
+            "no placeholders is fine"
+        );
     }
 
     #[test]
@@ -642,9 +653,22 @@ mod tests {
         assert!(!c.holds(0.98) && !c.holds(1.5));
         let c = Condition::parse("result != 0").expect("parses");
         assert!(c.holds(2.0) && !c.holds(0.0));
-        for bad in ["", "result", "result < ", "value < 1", "result < 1 and", "result < 1 1", "1 < result", "result < inf", "result ~ 1"] {
+        for bad in [
+            "",
+            "result",
+            "result < ",
+            "value < 1",
+            "result < 1 and",
+            "result < 1 1",
+            "1 < result",
+            "result < inf",
+            "result ~ 1",
+        ] {
             let e = Condition::parse(bad).expect_err(bad).to_string();
-            assert!(e.contains("does not parse") && e.contains("result < 0.01"), "{bad}: {e}");
+            assert!(
+                e.contains("does not parse") && e.contains("result < 0.01"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -685,13 +709,22 @@ mod tests {
         let t = template();
         assert_eq!(t.judge(&Ok(0.001)).0, Verdict::Success);
         assert_eq!(t.judge(&Ok(0.2)).0, Verdict::Failure);
-        for v in [Ok(0.03), Ok(f64::NAN), Err("no data".to_owned()), Err("connection refused".to_owned())] {
+        for v in [
+            Ok(0.03),
+            Ok(f64::NAN),
+            Err("no data".to_owned()),
+            Err("connection refused".to_owned()),
+        ] {
             assert_eq!(t.judge(&v).0, Verdict::Inconclusive, "{v:?}");
         }
         let mut both = template();
         both.success = "result < 1".into();
         both.failure = "result > 0.5".into();
-        assert_eq!(both.judge(&Ok(0.7)).0, Verdict::Failure, "matching both fails");
+        assert_eq!(
+            both.judge(&Ok(0.7)).0,
+            Verdict::Failure,
+            "matching both fails"
+        );
     }
 
     #[test]
@@ -701,16 +734,41 @@ mod tests {
             vals.iter().cloned().map(|v| measured(&t, v)).collect()
         };
         assert_eq!(t.outcome(&ms(&[Ok(0.0), Ok(0.0)])), Outcome::Measuring);
-        assert!(matches!(t.outcome(&ms(&[Ok(0.0), Ok(0.0), Ok(0.0)])), Outcome::Passed(m) if m.contains("3 of 3")));
-        assert!(matches!(t.outcome(&ms(&[Ok(0.0), Ok(0.2), Ok(0.0)])), Outcome::Passed(_)), "one failure is under the limit of 2");
-        assert!(matches!(t.outcome(&ms(&[Ok(0.2), Ok(0.3)])), Outcome::Failed(m) if m.contains("0.2, 0.3") && m.contains("result > 0.05")));
-        assert!(matches!(t.outcome(&ms(&[Ok(0.0), Err("no data".into())])), Outcome::Inconclusive(m) if m.contains("no data")));
+        assert!(
+            matches!(t.outcome(&ms(&[Ok(0.0), Ok(0.0), Ok(0.0)])), Outcome::Passed(m) if m.contains("3 of 3"))
+        );
+        assert!(
+            matches!(
+                t.outcome(&ms(&[Ok(0.0), Ok(0.2), Ok(0.0)])),
+                Outcome::Passed(_)
+            ),
+            "one failure is under the limit of 2"
+        );
+        assert!(
+            matches!(t.outcome(&ms(&[Ok(0.2), Ok(0.3)])), Outcome::Failed(m) if m.contains("0.2, 0.3") && m.contains("result > 0.05"))
+        );
+        assert!(
+            matches!(t.outcome(&ms(&[Ok(0.0), Err("no data".into())])), Outcome::Inconclusive(m) if m.contains("no data"))
+        );
         let mut lenient = template();
         lenient.inconclusive_limit = 3;
         lenient.failure_limit = 3;
-        let all_unsure: Vec<Measurement> = [Ok(0.03), Ok(0.2), Ok(0.2)].into_iter().map(|v| measured(&lenient, v)).collect();
-        assert!(matches!(lenient.outcome(&all_unsure), Outcome::Inconclusive(m) if m.contains("none of 3")), "no success never passes");
-        let other = Measurement { template: "other".into(), ..measured(&t, Ok(0.9)) };
-        assert_eq!(t.outcome(&[other]), Outcome::Measuring, "another template's measurements do not count");
+        let all_unsure: Vec<Measurement> = [Ok(0.03), Ok(0.2), Ok(0.2)]
+            .into_iter()
+            .map(|v| measured(&lenient, v))
+            .collect();
+        assert!(
+            matches!(lenient.outcome(&all_unsure), Outcome::Inconclusive(m) if m.contains("none of 3")),
+            "no success never passes"
+        );
+        let other = Measurement {
+            template: "other".into(),
+            ..measured(&t, Ok(0.9))
+        };
+        assert_eq!(
+            t.outcome(&[other]),
+            Outcome::Measuring,
+            "another template's measurements do not count"
+        );
     }
 }

@@ -406,7 +406,11 @@ pub fn bake_until(op: &Operation) -> Option<Timestamp> {
 /// switch and a hot reload get one after the switch, where the analysis
 /// bakes the new version while the old one stays loaded for an instant
 /// rollback. A rollback is never gated: it returns to what served before.
-pub fn with_analysis(kind: OperationKind, mut plan: Vec<Step>, analysed: bool) -> Result<Vec<Step>, DomainError> {
+pub fn with_analysis(
+    kind: OperationKind,
+    mut plan: Vec<Step>,
+    analysed: bool,
+) -> Result<Vec<Step>, DomainError> {
     if !analysed {
         return Ok(plan);
     }
@@ -1024,7 +1028,10 @@ impl Operation {
         if let Some(t) = self.trigger {
             return t;
         }
-        let failed = self.steps.iter().find(|r| r.state == StepState::Failed && !r.restore);
+        let failed = self
+            .steps
+            .iter()
+            .find(|r| r.state == StepState::Failed && !r.restore);
         let analysis_failed = failed.is_some_and(|r| {
             self.analysis
                 .iter()
@@ -1372,12 +1379,21 @@ mod tests {
     #[test]
     fn the_last_gate_bakes_from_the_last_traffic_step_done() {
         let s0 = blue_serves("chat:1");
-        let steps = with_analysis(OperationKind::BlueGreen, plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("plan"), true).expect("gated");
+        let steps = with_analysis(
+            OperationKind::BlueGreen,
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("plan"),
+            true,
+        )
+        .expect("gated");
         let mut op = operation(steps, s0);
         assert_eq!(bake_until(&op), None, "no bake time");
         op.bake_ms = Some(30_000);
         assert_eq!(bake_until(&op), None, "not switched yet");
-        let shift = op.steps.iter().position(|r| r.step.moves_traffic()).expect("a shift");
+        let shift = op
+            .steps
+            .iter()
+            .position(|r| r.step.moves_traffic())
+            .expect("a shift");
         op.steps[shift].state = StepState::Done;
         op.steps[shift].finished_at = Some(Timestamp::from_micros(1_000_000));
         assert_eq!(bake_until(&op), Some(Timestamp::from_micros(31_000_000)));
@@ -1403,9 +1419,15 @@ mod tests {
         let s0 = blue_serves("chat:1");
         let bg = plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan");
         let gated = with_analysis(OperationKind::BlueGreen, bg.clone(), true).expect("gated");
-        assert_eq!(actions(&gated).last().map(String::as_str), Some("health gate"));
+        assert_eq!(
+            actions(&gated).last().map(String::as_str),
+            Some("health gate")
+        );
         assert_eq!(gated.len(), bg.len() + 1);
-        assert_eq!(with_analysis(OperationKind::BlueGreen, bg.clone(), false).expect("plain"), bg);
+        assert_eq!(
+            with_analysis(OperationKind::BlueGreen, bg.clone(), false).expect("plain"),
+            bg
+        );
         let rolling = plan(OperationKind::Rolling, &s0, &id("chat:2"), &[50, 100]).expect("a plan");
         assert_eq!(
             with_analysis(OperationKind::Rolling, rolling.clone(), true).expect("gated"),
@@ -1426,13 +1448,24 @@ mod tests {
         let gate = steps.len() - 1;
         let mut op = operation(steps, s0);
         op.analysis = vec![error_rate_template()];
-        op.steps.iter_mut().take(gate).for_each(|r| r.state = StepState::Done);
+        op.steps
+            .iter_mut()
+            .take(gate)
+            .for_each(|r| r.state = StepState::Done);
         op.next_step = gate;
         let now = blue_serves("chat:1").with_weights(Weights::all_on(SlotName::Green));
         let t = Timestamp::from_micros(5);
-        op.apply(&Progress::StepStarted { index: gate }, &now, t).expect("started");
-        op.apply(&Progress::Paused { index: gate, reason: "no data".into() }, &now, t)
-            .expect("paused");
+        op.apply(&Progress::StepStarted { index: gate }, &now, t)
+            .expect("started");
+        op.apply(
+            &Progress::Paused {
+                index: gate,
+                reason: "no data".into(),
+            },
+            &now,
+            t,
+        )
+        .expect("paused");
         (op, now, gate)
     }
 
@@ -1440,20 +1473,58 @@ mod tests {
     fn a_paused_operation_takes_only_a_persons_decision_and_continue_passes_its_gate() {
         let (mut op, now, gate) = paused_at_gate();
         let t = Timestamp::from_micros(9);
-        assert!(op.apply(&Progress::StepDone { index: gate, note: None }, &now, t).is_err(), "a runner cannot pass it");
-        let decide = |decision| Progress::Decided { index: gate, decision, by: "bob".into(), reason: "dashboards look fine".into() };
-        op.apply(&decide(Decision::Continue), &now, t).expect("continued");
-        assert_eq!((op.paused.as_ref(), op.next_step, op.steps[gate].state), (None, gate + 1, StepState::Done));
-        assert!(op.steps[gate].note.as_deref().is_some_and(|n| n.contains("continued by bob") && n.contains("no data")));
-        assert!(op.apply(&decide(Decision::Continue), &now, t).is_err(), "not paused any more");
+        assert!(
+            op.apply(
+                &Progress::StepDone {
+                    index: gate,
+                    note: None
+                },
+                &now,
+                t
+            )
+            .is_err(),
+            "a runner cannot pass it"
+        );
+        let decide = |decision| Progress::Decided {
+            index: gate,
+            decision,
+            by: "bob".into(),
+            reason: "dashboards look fine".into(),
+        };
+        op.apply(&decide(Decision::Continue), &now, t)
+            .expect("continued");
+        assert_eq!(
+            (op.paused.as_ref(), op.next_step, op.steps[gate].state),
+            (None, gate + 1, StepState::Done)
+        );
+        assert!(op.steps[gate]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("continued by bob") && n.contains("no data")));
+        assert!(
+            op.apply(&decide(Decision::Continue), &now, t).is_err(),
+            "not paused any more"
+        );
     }
 
     #[test]
     fn rolling_back_a_paused_operation_fails_its_gate_with_the_person_as_trigger() {
         let (mut op, now, gate) = paused_at_gate();
-        op.apply(&Progress::Decided { index: gate, decision: Decision::RollBack, by: "bob".into(), reason: "too risky".into() }, &now, Timestamp::from_micros(9))
-            .expect("rolled back");
-        assert_eq!((op.steps.len(), op.next(), op.steps[gate].state), (gate + 1, None, StepState::Failed));
+        op.apply(
+            &Progress::Decided {
+                index: gate,
+                decision: Decision::RollBack,
+                by: "bob".into(),
+                reason: "too risky".into(),
+            },
+            &now,
+            Timestamp::from_micros(9),
+        )
+        .expect("rolled back");
+        assert_eq!(
+            (op.steps.len(), op.next(), op.steps[gate].state),
+            (gate + 1, None, StepState::Failed)
+        );
         assert_eq!(op.failure_trigger(), Trigger::Person);
     }
 
@@ -1463,10 +1534,31 @@ mod tests {
         op.paused = None;
         let t = error_rate_template();
         let (verdict, note) = t.judge(&Ok(0.5));
-        op.apply(&Progress::Measured { index: gate, measurement: Measurement { template: t.name.clone(), at: Timestamp::from_micros(6), query: "x".into(), value: Some(0.5), verdict, note } }, &now, Timestamp::from_micros(6))
-            .expect("measured");
-        op.apply(&Progress::StepFailed { index: gate, error: "analysis failed".into() }, &now, Timestamp::from_micros(7))
-            .expect("failed");
+        op.apply(
+            &Progress::Measured {
+                index: gate,
+                measurement: Measurement {
+                    template: t.name.clone(),
+                    at: Timestamp::from_micros(6),
+                    query: "x".into(),
+                    value: Some(0.5),
+                    verdict,
+                    note,
+                },
+            },
+            &now,
+            Timestamp::from_micros(6),
+        )
+        .expect("measured");
+        op.apply(
+            &Progress::StepFailed {
+                index: gate,
+                error: "analysis failed".into(),
+            },
+            &now,
+            Timestamp::from_micros(7),
+        )
+        .expect("failed");
         assert_eq!(op.failure_trigger(), Trigger::Analysis);
         let mut plain = op.clone();
         plain.steps[gate].measurements.clear();
@@ -1478,42 +1570,117 @@ mod tests {
         let s0 = blue_serves("chat:1");
         let steps = plan(OperationKind::Rolling, &s0, &id("chat:2"), &[50, 100]).expect("a plan");
         let mut op = operation(steps, s0.clone());
-        op.steps.iter_mut().take(5).for_each(|r| r.state = StepState::Done);
+        op.steps
+            .iter_mut()
+            .take(5)
+            .for_each(|r| r.state = StepState::Done);
         op.next_step = 5; // the gate after 50 %
         let t = Timestamp::from_micros(3);
-        let pause = || Progress::PauseRequested { by: "carol".into(), reason: "latency alert".into() };
+        let pause = || Progress::PauseRequested {
+            by: "carol".into(),
+            reason: "latency alert".into(),
+        };
         op.apply(&pause(), &s0, t).expect("paused");
-        assert_eq!(op.paused.as_ref().map(|p| (p.step, p.by.as_deref())), Some((5, Some("carol"))));
+        assert_eq!(
+            op.paused.as_ref().map(|p| (p.step, p.by.as_deref())),
+            Some((5, Some("carol")))
+        );
         assert!(op.apply(&pause(), &s0, t).is_err(), "already paused");
-        assert!(op.apply(&Progress::StepStarted { index: 5 }, &s0, t).is_err(), "no runner goes on");
+        assert!(
+            op.apply(&Progress::StepStarted { index: 5 }, &s0, t)
+                .is_err(),
+            "no runner goes on"
+        );
         let mut resumed = op.clone();
         resumed
-            .apply(&Progress::Decided { index: 5, decision: Decision::Continue, by: "carol".into(), reason: "false alarm".into() }, &s0, t)
+            .apply(
+                &Progress::Decided {
+                    index: 5,
+                    decision: Decision::Continue,
+                    by: "carol".into(),
+                    reason: "false alarm".into(),
+                },
+                &s0,
+                t,
+            )
             .expect("resumed");
-        assert_eq!((resumed.paused.as_ref(), resumed.next_step, resumed.steps[5].state), (None, 5, StepState::Pending), "the step runs as planned");
-        op.apply(&Progress::Decided { index: 5, decision: Decision::RollBack, by: "dave".into(), reason: "real alert".into() }, &s0, t)
-            .expect("rolled back");
-        assert_eq!((op.steps.len(), op.steps[5].state, op.failure_trigger()), (6, StepState::Failed, Trigger::Person));
-        assert!(op.error.as_deref().is_some_and(|e| e.contains("dave") && e.contains("paused by carol")));
+        assert_eq!(
+            (
+                resumed.paused.as_ref(),
+                resumed.next_step,
+                resumed.steps[5].state
+            ),
+            (None, 5, StepState::Pending),
+            "the step runs as planned"
+        );
+        op.apply(
+            &Progress::Decided {
+                index: 5,
+                decision: Decision::RollBack,
+                by: "dave".into(),
+                reason: "real alert".into(),
+            },
+            &s0,
+            t,
+        )
+        .expect("rolled back");
+        assert_eq!(
+            (op.steps.len(), op.steps[5].state, op.failure_trigger()),
+            (6, StepState::Failed, Trigger::Person)
+        );
+        assert!(op
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("dave") && e.contains("paused by carol")));
     }
 
     #[test]
     fn a_rollback_a_restore_a_traffic_command_in_flight_or_a_finished_plan_is_never_paused() {
         let s0 = blue_serves("chat:1");
-        let pause = Progress::PauseRequested { by: "carol".into(), reason: "why".into() };
+        let pause = Progress::PauseRequested {
+            by: "carol".into(),
+            reason: "why".into(),
+        };
         let t = Timestamp::from_micros(3);
-        let mut rollback = operation(vec![Step::Shift { weights: Weights::all_on(SlotName::Green) }], s0.clone());
+        let mut rollback = operation(
+            vec![Step::Shift {
+                weights: Weights::all_on(SlotName::Green),
+            }],
+            s0.clone(),
+        );
         rollback.kind = OperationKind::Rollback;
         assert!(rollback.apply(&pause, &s0, t).is_err());
-        let mut shifting = operation(vec![Step::Shift { weights: Weights::all_on(SlotName::Green) }], s0.clone());
-        shifting.apply(&Progress::StepStarted { index: 0 }, &s0, t).expect("started");
-        assert!(matches!(shifting.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("router")));
+        let mut shifting = operation(
+            vec![Step::Shift {
+                weights: Weights::all_on(SlotName::Green),
+            }],
+            s0.clone(),
+        );
+        shifting
+            .apply(&Progress::StepStarted { index: 0 }, &s0, t)
+            .expect("started");
+        assert!(
+            matches!(shifting.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("router"))
+        );
         let mut done = operation(vec![Step::Gate], s0.clone());
         done.steps[0].state = StepState::Done;
         done.next_step = 1;
-        assert!(matches!(done.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("finishing")));
+        assert!(
+            matches!(done.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("finishing"))
+        );
         let mut restoring = operation(vec![Step::Gate], s0.clone());
-        restoring.apply(&Progress::RestoreAdded { step: Step::Shift { weights: Weights::all_on(SlotName::Blue) }, trigger: Trigger::HealthGate }, &s0, t).expect("restore");
+        restoring
+            .apply(
+                &Progress::RestoreAdded {
+                    step: Step::Shift {
+                        weights: Weights::all_on(SlotName::Blue),
+                    },
+                    trigger: Trigger::HealthGate,
+                },
+                &s0,
+                t,
+            )
+            .expect("restore");
         assert!(restoring.apply(&pause, &s0, t).is_err());
     }
 

@@ -174,13 +174,25 @@ mod tests {
     #[test]
     fn one_series_or_a_scalar_gives_a_value_and_anything_else_says_why_not() {
         let vector = |result: Value| json!({"resultType": "vector", "result": result});
-        assert_eq!(value_of(&vector(json!([{"metric": {}, "value": [1.0, "0.25"]}]))), Ok(0.25));
-        assert_eq!(value_of(&json!({"resultType": "scalar", "result": [1.0, "3"]})), Ok(3.0));
-        assert!(value_of(&vector(json!([{"metric": {}, "value": [1.0, "NaN"]}]))).is_ok_and(f64::is_nan));
+        assert_eq!(
+            value_of(&vector(json!([{"metric": {}, "value": [1.0, "0.25"]}]))),
+            Ok(0.25)
+        );
+        assert_eq!(
+            value_of(&json!({"resultType": "scalar", "result": [1.0, "3"]})),
+            Ok(3.0)
+        );
+        assert!(
+            value_of(&vector(json!([{"metric": {}, "value": [1.0, "NaN"]}])))
+                .is_ok_and(f64::is_nan)
+        );
         assert!(value_of(&vector(json!([]))).is_err_and(|e| e.starts_with("no data")));
-        let two = vector(json!([{"metric": {"a": "1"}, "value": [1.0, "1"]}, {"metric": {"a": "2"}, "value": [1.0, "2"]}]));
+        let two = vector(
+            json!([{"metric": {"a": "1"}, "value": [1.0, "1"]}, {"metric": {"a": "2"}, "value": [1.0, "2"]}]),
+        );
         assert!(value_of(&two).is_err_and(|e| e.contains("2 series") && e.contains("sum(")));
-        assert!(value_of(&json!({"resultType": "matrix", "result": []})).is_err_and(|e| e.contains("matrix")));
+        assert!(value_of(&json!({"resultType": "matrix", "result": []}))
+            .is_err_and(|e| e.contains("matrix")));
         assert!(value_of(&vector(json!([{"metric": {}, "value": [1.0, "many"]}]))).is_err());
     }
 }

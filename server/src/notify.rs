@@ -576,7 +576,7 @@ fn headline(ev: &LedgerEvent) -> String {
         "operation.completed" => "Operation finished",
         "operation.failed" => "Operation failed",
         "operation.interrupted" => "Operation interrupted",
-        "operation.paused" => "Operation paused: analysis inconclusive, a person must continue or roll back",
+        "operation.paused" => "Operation paused: continue it or roll it back",
         "operation.continued" => "Paused operation continued",
         "operation.rollback_chosen" => "Paused operation rolled back",
         "rollback" => "Rolled back",

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_domain::clusters::{SlotName, Weights};
 use switchyard_domain::analysis::{render_query, Measurement, Outcome, Subject};
+use switchyard_domain::clusters::{SlotName, Weights};
 use switchyard_domain::operations::{
     restore_plan, Operation, OperationState, Progress, Step, StepState,
 };
@@ -239,7 +239,14 @@ async fn drive(
                             if let Some(baked) = bake(&op, index).await {
                                 note = format!("{note}; {baked}");
                             }
-                            record(op.id, Progress::StepDone { index, note: Some(note) }).await?
+                            record(
+                                op.id,
+                                Progress::StepDone {
+                                    index,
+                                    note: Some(note),
+                                },
+                            )
+                            .await?
                         }
                         GateEnd::Failed(error) => {
                             tracing::warn!(operation = op.id, %error, "analysis failed; rolling back");
@@ -254,7 +261,9 @@ async fn drive(
                 Ok(mut note) => {
                     if step == Step::Gate {
                         if let Some(baked) = bake(&op, index).await {
-                            note = Some(note.map_or_else(|| baked.clone(), |n| format!("{n}; {baked}")));
+                            note = Some(
+                                note.map_or_else(|| baked.clone(), |n| format!("{n}; {baked}")),
+                            );
                         }
                     }
                     record(op.id, Progress::StepDone { index, note }).await?
@@ -440,7 +449,11 @@ async fn analyse(
         .into_iter()
         .find(|(_, v, _)| **v == op.full_id)
         .map(|(s, _, _)| s)
-        .or_else(|| SlotName::ALL.into_iter().find(|s| state.version(*s) == Some(&op.full_id)));
+        .or_else(|| {
+            SlotName::ALL
+                .into_iter()
+                .find(|s| state.version(*s) == Some(&op.full_id))
+        });
     let subject = Subject {
         cluster: op.cluster.clone(),
         slot: slot.map_or_else(String::new, |s| s.to_string()),
@@ -465,7 +478,8 @@ async fn analyse(
             let wait = match last {
                 Some(m) => {
                     let since = Timestamp::now().micros() - m.at.micros();
-                    interval.saturating_sub(Duration::from_micros(u64::try_from(since).unwrap_or(0)))
+                    interval
+                        .saturating_sub(Duration::from_micros(u64::try_from(since).unwrap_or(0)))
                 }
                 None => interval,
             };
@@ -487,7 +501,13 @@ async fn analyse(
                 note,
             };
             tracing::info!(operation = op.id, template = %t.name, verdict = verdict.as_str(), value = ?measurement.value, "analysis measurement");
-            op = record(store, owner, op.id, Progress::Measured { index, measurement }).await?;
+            op = record(
+                store,
+                owner,
+                op.id,
+                Progress::Measured { index, measurement },
+            )
+            .await?;
         }
     }
     Ok((op, GateEnd::Passed(passed.join("; "))))

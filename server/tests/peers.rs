@@ -1647,7 +1647,9 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
             std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
             "MLServer, HAProxy or Prometheus missing: run scripts/peers.sh"
         );
-        eprintln!("SKIPPED: MLServer, HAProxy or Prometheus missing (scripts/peers.sh installs them)");
+        eprintln!(
+            "SKIPPED: MLServer, HAProxy or Prometheus missing (scripts/peers.sh installs them)"
+        );
         return;
     };
     switchyard::telemetry::init_for_test();
@@ -1657,7 +1659,9 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
     write_version(&dir.join("artifacts"), 3, Some("fail_traffic"));
     let peers = Peers::start(&mlserver, &haproxy, &dir).await;
     let metrics = format!("127.0.0.1:{}", peers.metrics_port);
-    let prometheus = tokio::task::block_in_place(|| prometheus::Prometheus::start(&prom, &[metrics.as_str()], true));
+    let prometheus = tokio::task::block_in_place(|| {
+        prometheus::Prometheus::start(&prom, &[metrics.as_str()], true)
+    });
 
     let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
     let app = Application::build(Config {
@@ -1684,7 +1688,10 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
     let served = Served::start(&database_url, &log);
     for v in 1..=3 {
         let (status, body) = api
-            .post(&format!("/api/v1/models/{MODEL}/versions"), json!({ "version": v.to_string(), "config": { "v": v } }))
+            .post(
+                &format!("/api/v1/models/{MODEL}/versions"),
+                json!({ "version": v.to_string(), "config": { "v": v } }),
+            )
             .await;
         assert_eq!(status, 201, "{body}");
     }
@@ -1706,15 +1713,29 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
         "failure_limit": 2,
         "inconclusive_limit": 2,
     });
-    let r = api.http.put(format!("{}/api/v1/analysis-templates/haproxy-errors", api.base)).json(&template).send().await.expect("sent");
+    let r = api
+        .http
+        .put(format!(
+            "{}/api/v1/analysis-templates/haproxy-errors",
+            api.base
+        ))
+        .json(&template)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-    let first = api.operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" })).await;
+    let first = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
+        .await;
     assert_eq!(api.finished(first).await["state"], "succeeded");
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(Mutex::new(Vec::new()));
     let workers = load_generator(
-        format!("http://127.0.0.1:{}/v2/models/{MODEL}/infer", peers.front_port),
+        format!(
+            "http://127.0.0.1:{}/v2/models/{MODEL}/infer",
+            peers.front_port
+        ),
         100,
         4,
         stop.clone(),
@@ -1728,7 +1749,11 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
     // kill -9 once the first measurement is recorded; another server takes over.
     for _ in 0..400 {
         let op = api.get(&format!("/api/v1/operations/{bad}")).await;
-        let measured = op["steps"].as_array().and_then(|s| s.last()).and_then(|g| g["measurements"].as_array()).map_or(0, Vec::len);
+        let measured = op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .and_then(|g| g["measurements"].as_array())
+            .map_or(0, Vec::len);
         if measured >= 1 || op["state"] != "running" {
             break;
         }
@@ -1737,8 +1762,15 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
     served.kill9();
     let served = Served::start(&database_url, &log);
     let op = api.finished(bad).await;
-    assert_eq!((op["state"].as_str(), op["trigger"].as_str()), (Some("rolled_back"), Some("analysis")), "{op}");
-    let bad_slot = op["steps"][0]["slot"].as_str().expect("the loaded slot").to_owned();
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("analysis")),
+        "{op}"
+    );
+    let bad_slot = op["steps"][0]["slot"]
+        .as_str()
+        .expect("the loaded slot")
+        .to_owned();
     let good = api
         .operate(json!({ "kind": "blue_green", "full_id": "echo:2", "reason": "a good one", "analysis": ["haproxy-errors"] }))
         .await;
@@ -1750,41 +1782,102 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
     }
     drop(served);
     assert_eq!(passed["state"], "succeeded", "{passed}");
-    let gate = passed["steps"].as_array().and_then(|s| s.last()).cloned().expect("steps");
-    assert_eq!(gate["measurements"].as_array().map(Vec::len), Some(3), "{gate}");
-    assert!(gate["measurements"].as_array().into_iter().flatten().all(|m| m["verdict"] == "success"), "{gate}");
+    let gate = passed["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .cloned()
+        .expect("steps");
+    assert_eq!(
+        gate["measurements"].as_array().map(Vec::len),
+        Some(3),
+        "{gate}"
+    );
+    assert!(
+        gate["measurements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|m| m["verdict"] == "success"),
+        "{gate}"
+    );
 
     // The evidence: the rollback event holds the measured error ratios (over 5%).
     let of = |events: Value| -> Vec<Value> {
-        events["events"].as_array().into_iter().flatten().filter(|e| e["details"]["operation_id"] == json!(bad)).cloned().collect()
+        events["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["details"]["operation_id"] == json!(bad))
+            .cloned()
+            .collect()
     };
-    let rollbacks = of(api.get(&format!("/api/v1/audit?cluster={CLUSTER}&action=rollback")).await);
+    let rollbacks = of(api
+        .get(&format!("/api/v1/audit?cluster={CLUSTER}&action=rollback"))
+        .await);
     assert_eq!(rollbacks.len(), 1, "one rollback, not two: {rollbacks:?}");
     let rollback = &rollbacks[0];
     assert_eq!(rollback["details"]["trigger"], "analysis");
-    let ratios: Vec<f64> = rollback["details"]["analysis"][0]["measurements"].as_array().expect("measurements").iter().filter_map(|m| m["value"].as_f64()).collect();
-    assert_eq!(ratios.len(), 2, "the measurement before the crash counts: {rollback}");
+    let ratios: Vec<f64> = rollback["details"]["analysis"][0]["measurements"]
+        .as_array()
+        .expect("measurements")
+        .iter()
+        .filter_map(|m| m["value"].as_f64())
+        .collect();
+    assert_eq!(
+        ratios.len(),
+        2,
+        "the measurement before the crash counts: {rollback}"
+    );
     assert!(ratios.iter().all(|r| *r > 0.05), "{rollback}");
-    assert_eq!(of(api.get(&format!("/api/v1/audit?cluster={CLUSTER}&action=operation.interrupted")).await).len(), 1);
+    assert_eq!(
+        of(api
+            .get(&format!(
+                "/api/v1/audit?cluster={CLUSTER}&action=operation.interrupted"
+            ))
+            .await)
+        .len(),
+        1
+    );
 
     // No failed request outside the failing version's own errors: every
     // answered failure came from its slot, and every request that got no
     // answer at all (a keep-alive connection HAProxy closed after one of its
     // 500s) was sent while it carried traffic: from its switch to the restore.
     let steps = op["steps"].as_array().expect("steps");
-    let switched = steps.iter().find(|s| s["action"] == "shift" && s["restore"] != true).expect("the switch");
-    let restored = steps.iter().find(|s| s["restore"] == true).expect("the restore");
-    let (from, to) = (micros(&switched["started_at"]), micros(&restored["finished_at"]));
+    let switched = steps
+        .iter()
+        .find(|s| s["action"] == "shift" && s["restore"] != true)
+        .expect("the switch");
+    let restored = steps
+        .iter()
+        .find(|s| s["restore"] == true)
+        .expect("the restore");
+    let (from, to) = (
+        micros(&switched["started_at"]),
+        micros(&restored["finished_at"]),
+    );
     let sent = sent.lock().await;
     let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok).collect();
     assert!(!failed.is_empty(), "the failing version took traffic");
     let elsewhere: Vec<&&Sent> = failed
         .iter()
-        .filter(|s| if s.slot.is_empty() { s.start.micros() < from || s.start.micros() > to } else { s.slot != bad_slot })
+        .filter(|s| {
+            if s.slot.is_empty() {
+                s.start.micros() < from || s.start.micros() > to
+            } else {
+                s.slot != bad_slot
+            }
+        })
         .collect();
     assert!(elsewhere.is_empty(), "{} of {} failed requests were not the failing version's (slot {bad_slot}, {from}..{to}): {:?}", elsewhere.len(), failed.len(), elsewhere.iter().take(3).collect::<Vec<_>>());
-    let answered_elsewhere = sent.iter().filter(|s| s.ok && (s.start.micros() < from || s.start.micros() > to)).count();
-    assert!(answered_elsewhere > 0, "requests outside the window were answered");
+    let answered_elsewhere = sent
+        .iter()
+        .filter(|s| s.ok && (s.start.micros() < from || s.start.micros() > to))
+        .count();
+    assert!(
+        answered_elsewhere > 0,
+        "requests outside the window were answered"
+    );
     drop(prometheus);
     let _ = std::fs::remove_dir_all(&dir);
 }

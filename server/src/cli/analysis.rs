@@ -23,7 +23,11 @@ pub(super) async fn put(api: &Api, name: &str, file: &Path) -> Outcome {
         )));
     }
     let saved = api
-        .call(Method::PUT, &format!("/api/v1/analysis-templates/{name}"), Some(&body))
+        .call(
+            Method::PUT,
+            &format!("/api/v1/analysis-templates/{name}"),
+            Some(&body),
+        )
         .await?;
     println!(
         "analysis template {name} saved: every {} ms, {} measurements of {}",
@@ -33,7 +37,9 @@ pub(super) async fn put(api: &Api, name: &str, file: &Path) -> Outcome {
 }
 
 pub(super) async fn list(api: &Api) -> Outcome {
-    let all = api.call(Method::GET, "/api/v1/analysis-templates", None).await?;
+    let all = api
+        .call(Method::GET, "/api/v1/analysis-templates", None)
+        .await?;
     let templates = all["templates"].as_array().cloned().unwrap_or_default();
     if templates.is_empty() {
         println!("no analysis templates (an admin adds one with `switchyard analysis put NAME --file T.yaml`)");
@@ -54,15 +60,23 @@ pub(super) async fn list(api: &Api) -> Outcome {
 
 pub(super) async fn show(api: &Api, name: &str) -> Outcome {
     let t = api
-        .call(Method::GET, &format!("/api/v1/analysis-templates/{name}"), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/analysis-templates/{name}"),
+            None,
+        )
         .await?;
     println!("{}", serde_json::to_string_pretty(&t).unwrap_or_default());
     Ok(())
 }
 
 pub(super) async fn remove(api: &Api, name: &str) -> Outcome {
-    api.call(Method::DELETE, &format!("/api/v1/analysis-templates/{name}"), None)
-        .await?;
+    api.call(
+        Method::DELETE,
+        &format!("/api/v1/analysis-templates/{name}"),
+        None,
+    )
+    .await?;
     println!("analysis template {name} removed (operations that attached it keep their copy)");
     Ok(())
 }
@@ -70,8 +84,12 @@ pub(super) async fn remove(api: &Api, name: &str) -> Outcome {
 /// Pauses, continues or rolls back an operation (`what`: the endpoint).
 pub(super) async fn answer(api: &Api, id: i64, what: &str, reason: &str) -> Outcome {
     let body: Value = json!({ "reason": reason });
-    api.call(Method::POST, &format!("/api/v1/operations/{id}/{what}"), Some(&body))
-        .await?;
+    api.call(
+        Method::POST,
+        &format!("/api/v1/operations/{id}/{what}"),
+        Some(&body),
+    )
+    .await?;
     println!(
         "operation {id}: {}",
         match what {

@@ -30,7 +30,9 @@ pub struct PutTemplate {
     pub bearer_token_file: Option<String>,
     /// PromQL answering one number. Placeholders, inside quoted label values only:
     /// `{{cluster}}`, `{{slot}}`, `{{model}}`, `{{version}}`, `{{full_id}}` (escaped, never pasted raw).
-    #[schema(example = "sum(rate(haproxy_backend_http_responses_total{proxy=\"be_{{slot}}\",code=\"5xx\"}[30s])) / sum(rate(haproxy_backend_http_responses_total{proxy=\"be_{{slot}}\"}[30s]))")]
+    #[schema(
+        example = "sum(rate(haproxy_backend_http_responses_total{proxy=\"be_{{slot}}\",code=\"5xx\"}[30s])) / sum(rate(haproxy_backend_http_responses_total{proxy=\"be_{{slot}}\"}[30s]))"
+    )]
     pub query: String,
     /// Comparisons of `result` with numbers, joined by and/or.
     #[schema(example = "result < 0.01")]

@@ -15,8 +15,8 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    analysis, audit, clusters, environments, health, metrics, operations, promotions, request_records,
-    resolve, serving, stages, subscriptions, versions,
+    analysis, audit, clusters, environments, health, metrics, operations, promotions,
+    request_records, resolve, serving, stages, subscriptions, versions,
 };
 
 #[derive(OpenApi)]

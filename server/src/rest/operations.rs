@@ -61,9 +61,8 @@ pub struct Rollback {
 /// Template names as given: valid and each once.
 fn analysis_names(names: Vec<String>) -> Result<Vec<String>, ApiError> {
     for (i, name) in names.iter().enumerate() {
-        parse_cluster_name(name).map_err(|_| {
-            ApiError::invalid(format!("analysis: {name:?} is not a template name"))
-        })?;
+        parse_cluster_name(name)
+            .map_err(|_| ApiError::invalid(format!("analysis: {name:?} is not a template name")))?;
         if names[..i].contains(name) {
             return Err(ApiError::invalid(format!(
                 "analysis: template {name} is named twice"

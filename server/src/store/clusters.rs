@@ -117,7 +117,13 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// `decide_operation`. Refused with `Conflict` for a finished operation,
     /// one already paused, a rollback or a restore, and while a traffic
     /// command is in flight.
-    async fn pause_operation(&self, id: i64, actor: &str, reason: &str, at: Timestamp) -> StoreResult<Operation>;
+    async fn pause_operation(
+        &self,
+        id: i64,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> StoreResult<Operation>;
 
     /// Creates or replaces an analysis template (checked first), writing
     /// `analysis_template.saved` with the previous one; false (and nothing
@@ -146,7 +152,12 @@ pub trait ClusterStore: Send + Sync + 'static {
 
     /// Removes a template (`analysis_template.removed`); operations keep
     /// their copies. Refused (`Conflict`) while a cluster attaches it.
-    async fn remove_analysis_template(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<()>;
+    async fn remove_analysis_template(
+        &self,
+        name: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Reconciles the router command an interrupted runner left unrecorded
     /// (`Operation::intent`) with the router's weights as `owner` observed

@@ -34,7 +34,8 @@ pub(crate) const INSERT_CLUSTER: &str = "INSERT INTO clusters \
      VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
 pub(crate) const UPDATE_CLUSTER_STATE: &str =
     "UPDATE clusters SET state = $2, state_event = $3, state_since = $4 WHERE name = $1";
-pub(crate) const UPDATE_CLUSTER_ANALYSIS: &str = "UPDATE clusters SET analysis = $2 WHERE name = $1";
+pub(crate) const UPDATE_CLUSTER_ANALYSIS: &str =
+    "UPDATE clusters SET analysis = $2 WHERE name = $1";
 pub(crate) const SELECT_CLUSTER_ANALYSIS: &str =
     "SELECT name, analysis FROM clusters WHERE analysis IS NOT NULL ORDER BY name";
 pub(crate) const UPDATE_ROLLBACK_TO: &str = "UPDATE clusters SET rollback_to = $2 WHERE name = $1";
@@ -95,8 +96,7 @@ pub(crate) const SELECT_LEASE: &str =
 pub(crate) const RENEW_LEASE: &str = "UPDATE operations SET lease_until = $3 \
      WHERE id = $1 AND lease_owner = $2 AND state = 'running' AND paused IS NULL";
 
-pub(crate) const SELECT_TEMPLATES: &str =
-    "SELECT template FROM analysis_templates ORDER BY name";
+pub(crate) const SELECT_TEMPLATES: &str = "SELECT template FROM analysis_templates ORDER BY name";
 pub(crate) const SELECT_TEMPLATE: &str = "SELECT template FROM analysis_templates WHERE name = $1";
 pub(crate) const INSERT_TEMPLATE: &str = "INSERT INTO analysis_templates \
      (name, template, created_at, created_by, updated_at, updated_by) VALUES ($1, $2, $3, $4, $3, $4)";
@@ -104,7 +104,9 @@ pub(crate) const UPDATE_TEMPLATE: &str =
     "UPDATE analysis_templates SET template = $2, updated_at = $3, updated_by = $4 WHERE name = $1";
 pub(crate) const DELETE_TEMPLATE: &str = "DELETE FROM analysis_templates WHERE name = $1";
 
-pub(crate) fn template_of(text: &str) -> StoreResult<switchyard_domain::analysis::AnalysisTemplate> {
+pub(crate) fn template_of(
+    text: &str,
+) -> StoreResult<switchyard_domain::analysis::AnalysisTemplate> {
     json_of(text, "analysis template")
 }
 

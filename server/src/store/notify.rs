@@ -41,7 +41,7 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
     action::OPERATION_COMPLETED,
     action::OPERATION_FAILED,
     action::ROLLBACK,
-    // An operation waiting for a person after an inconclusive analysis, and the answer.
+    // An operation paused (by an inconclusive analysis or a person), and the answer.
     action::OPERATION_PAUSED,
     action::OPERATION_CONTINUED,
     action::OPERATION_ROLLBACK_CHOSEN,

@@ -260,7 +260,9 @@ const REST: &[Row] = &[
         "PUT",
         "/api/v1/analysis-templates/{name}",
         "/api/v1/analysis-templates/nowhere",
-        Some(|| json!({"prometheus_url": "http://127.0.0.1:9", "query": "up", "success": "result < 1", "failure": "result > 2", "interval_ms": 1000, "count": 1, "failure_limit": 1, "inconclusive_limit": 1})),
+        Some(
+            || json!({"prometheus_url": "http://127.0.0.1:9", "query": "up", "success": "result < 1", "failure": "result > 2", "interval_ms": 1000, "count": 1, "failure_limit": 1, "inconclusive_limit": 1}),
+        ),
         Some(Role::Admin),
     ),
     (

@@ -60,11 +60,18 @@ impl Prometheus {
             .arg(script)
             .arg(bin)
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=1d")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
+            .stderr(
+                std::fs::File::create(dir.join("log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .expect("prometheus starts");
         let url = format!("http://127.0.0.1:{port}");
@@ -73,14 +80,22 @@ impl Prometheus {
         loop {
             let up = blocking_get(&format!("{}/api/v1/query?query=up", p.url));
             let ready = up.is_some();
-            let scraped = up.is_some_and(|v| v["data"]["result"].as_array().is_some_and(|r| r.iter().any(|s| s["value"][1] == "1")));
+            let scraped = up.is_some_and(|v| {
+                v["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|s| s["value"][1] == "1"))
+            });
             if ready && (!wait_scrape || scraped) {
                 return p;
             }
             assert!(
                 Instant::now() < deadline,
                 "prometheus did not {} within 30 s; its log: {}",
-                if ready { "scrape the exporter" } else { "start" },
+                if ready {
+                    "scrape the exporter"
+                } else {
+                    "start"
+                },
                 std::fs::read_to_string(p.dir.join("log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -90,7 +105,9 @@ impl Prometheus {
     pub fn stop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             // TERM to the watchdog, which stops Prometheus and waits for it.
-            let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg(self.child.id().to_string())
+                .status();
             let _ = self.child.wait();
         }
     }
@@ -109,7 +126,11 @@ pub fn blocking_get(url: &str) -> Option<Value> {
     let (host, path) = rest.split_at(rest.find('/')?);
     let mut s = std::net::TcpStream::connect(host).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let body = text.split_once("\r\n\r\n")?.1;
@@ -117,4 +138,3 @@ pub fn blocking_get(url: &str) -> Option<Value> {
     let json = body.get(body.find('{')?..body.rfind('}')? + 1)?;
     serde_json::from_str(json).ok()
 }
-

@@ -130,7 +130,11 @@ pub(super) async fn cluster(db: &TestDb, name: &str, env: &str, config: Value) {
         .expect("cluster created");
 }
 
-pub(super) fn request(cluster: &str, kind: OperationKind, full_id: Option<&str>) -> OperationRequest {
+pub(super) fn request(
+    cluster: &str,
+    kind: OperationKind,
+    full_id: Option<&str>,
+) -> OperationRequest {
     OperationRequest {
         cluster: cluster.into(),
         kind,
@@ -142,7 +146,12 @@ pub(super) fn request(cluster: &str, kind: OperationKind, full_id: Option<&str>)
     }
 }
 
-pub(super) async fn start(store: &DynStore, cluster: &str, kind: OperationKind, full_id: &str) -> Operation {
+pub(super) async fn start(
+    store: &DynStore,
+    cluster: &str,
+    kind: OperationKind,
+    full_id: &str,
+) -> Operation {
     store
         .start_operation(
             request(cluster, kind, Some(full_id)),
