@@ -1,12 +1,19 @@
 # Real peers for the end-to-end tests: MLServer (PyPI, pinned, in a
 # virtualenv under .tools) and HAProxy (Debian) for the cluster test, an
 # MLflow tracking server (PyPI, pinned, its own virtualenv) for the registry
-# import test, and the Standard Webhooks verifier (PyPI) for the notification
-# tests, and Prometheus (Debian) for the analysis gates. Sourced by lib.sh.
+# import test, the Standard Webhooks verifier (PyPI) for the notification
+# tests, PyNaCl (PyPI) for the auditor's export checker, schemathesis (PyPI,
+# its own virtualenv) for the API fuzzing test, and kubectl (Debian) for the
+# Kubernetes driver's tests, and Prometheus (Debian) for the analysis gates.
+# Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
 # The independent Standard Webhooks verifier of the notification tests (PyPI).
 STANDARDWEBHOOKS_VERSION=1.3.0
+# The auditor's export checker (scripts/verify_audit_export.py) checks Ed25519 with it (PyPI).
+PYNACL_VERSION=1.6.2
+# Fuzzes the REST API from its OpenAPI document (server/tests/api/fuzz.rs).
+SCHEMATHESIS_VERSION=4.32.5
 
 # Installs MLflow into its own virtualenv when missing (about 40 s and 850 MB,
 # once); quiet, so it can run in the background beside the MLServer install.
@@ -17,10 +24,20 @@ install_mlflow() {
   "$venv/bin/pip" install -q "mlflow==$MLFLOW_VERSION"
 }
 
+# Installs schemathesis into its own virtualenv when missing (about 20 s, once);
+# quiet, so it can run in the background beside the other installs.
+install_schemathesis() {
+  local venv="$1"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
 ensure_peers() {
   # Prometheus (Debian) for the analysis gate tests (server/tests/analysis.rs).
   apt_install haproxy python3-venv prometheus
   local venv="$TOOLS/venv" mlflow_venv="$TOOLS/mlflow-venv" mlflow_pid=""
+  local st_venv="$TOOLS/schemathesis-venv" st_pid=""
   mkdir -p "$TOOLS"
   # Checked by its dist-info directory: importing mlflow takes seconds.
   if ! compgen -G "$mlflow_venv/lib/python3*/site-packages/mlflow-$MLFLOW_VERSION.dist-info" >/dev/null \
@@ -28,6 +45,12 @@ ensure_peers() {
     say "installing MLflow $MLFLOW_VERSION into $mlflow_venv in the background (about a minute, once)"
     install_mlflow "$mlflow_venv" >"$TOOLS/mlflow-install.log" 2>&1 &
     mlflow_pid=$!
+  fi
+  if ! compgen -G "$st_venv/lib/python3*/site-packages/schemathesis-$SCHEMATHESIS_VERSION.dist-info" >/dev/null \
+    || [ ! -x "$st_venv/bin/schemathesis" ]; then
+    say "installing schemathesis $SCHEMATHESIS_VERSION into $st_venv in the background (once)"
+    install_schemathesis "$st_venv" >"$TOOLS/schemathesis-install.log" 2>&1 &
+    st_pid=$!
   fi
   if ! "$venv/bin/mlserver" --version 2>/dev/null | grep -q "$MLSERVER_VERSION"; then
     say "installing MLServer $MLSERVER_VERSION into $venv (about a minute, once)"
@@ -39,7 +62,13 @@ ensure_peers() {
     say "installing standardwebhooks $STANDARDWEBHOOKS_VERSION into $venv"
     "$venv/bin/pip" install -q "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
   fi
+  if ! "$venv/bin/python" -c "import nacl.signing" 2>/dev/null; then
+    say "installing PyNaCl $PYNACL_VERSION into $venv"
+    "$venv/bin/pip" install -q "pynacl==$PYNACL_VERSION"
+  fi
   export SWITCHYARD_MLSERVER="$venv/bin/mlserver"
+  # server/tests/export_backup.rs runs the auditor's script with it.
+  export SWITCHYARD_AUDIT_PYTHON="$venv/bin/python"
   # server/tests/api/notifications.rs verifies signatures with it.
   export SWITCHYARD_WEBHOOK_PYTHON="$venv/bin/python"
   if [ -n "$mlflow_pid" ] && ! wait "$mlflow_pid"; then
@@ -48,10 +77,21 @@ ensure_peers() {
     return 1
   fi
   export SWITCHYARD_MLFLOW="$mlflow_venv/bin/mlflow"
+  if [ -n "$st_pid" ] && ! wait "$st_pid"; then
+    cat "$TOOLS/schemathesis-install.log" >&2
+    echo "installing schemathesis $SCHEMATHESIS_VERSION failed (log above)" >&2
+    return 1
+  fi
+  # server/tests/api/fuzz.rs runs it against a real server.
+  export SWITCHYARD_SCHEMATHESIS="$st_venv/bin/schemathesis"
   SWITCHYARD_HAPROXY="$(command -v haproxy)"
   export SWITCHYARD_HAPROXY
   SWITCHYARD_PROMETHEUS="$(command -v prometheus)"
   export SWITCHYARD_PROMETHEUS
+  # The real kubectl reads and writes the fake Kubernetes API server of
+  # server/tests/kubernetes.rs (no API server can run here). Debian's
+  # kubernetes-client where the machine image has no kubectl of its own.
+  command -v kubectl >/dev/null || apt_install kubernetes-client
   # The peers test fails instead of skipping when the test command runs it.
   export SWITCHYARD_PEERS_REQUIRED=1
 }

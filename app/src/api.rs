@@ -5,7 +5,6 @@
 
 pub mod approve_promotion;
 pub mod client;
-pub mod codec;
 pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
@@ -23,7 +22,6 @@ pub mod reject_promotion;
 pub mod request_promotion;
 pub mod roll_back_cluster;
 pub mod start_operation;
-pub mod value_reader;
 pub mod verify_audit_chain;
 
 /// A query value as given, or none when it is blank (`?model=`).

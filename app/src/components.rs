@@ -2,7 +2,6 @@
 
 pub mod cluster_alerts;
 pub mod cluster_card;
-pub mod console_form;
 pub mod layout;
 pub mod pending_approvals;
 pub mod stage_badge;

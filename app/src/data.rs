@@ -6,6 +6,7 @@ use switchyard_domain::access::Role;
 use switchyard_domain::clusters::{Cluster, ClusterChange, Drift};
 use switchyard_domain::diff::DiffLine;
 use switchyard_domain::operations::Operation;
+use switchyard_domain::paging::PageInfo;
 use switchyard_domain::policy::EnvPolicy;
 use switchyard_domain::promotion::Promotion;
 use switchyard_domain::types::{AuditPage, ModelHistory, ServingAt, Version};
@@ -15,7 +16,9 @@ use switchyard_domain::{FullId, ModelId, Timestamp};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelPage {
     pub model_id: ModelId,
+    /// One page of the versions, newest first.
     pub versions: Vec<Version>,
+    pub versions_page: PageInfo,
     pub history: ModelHistory,
     /// Environments in their standard order: the timeline's lanes.
     pub environments: Vec<String>,

@@ -1,24 +1,16 @@
 //! The one error type server functions return: a code and a message meant
 //! for the person looking at the page.
 
-use crate::api::codec::ConsoleJson;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
 use switchyard_domain::access::Role;
 
 use crate::session::SignedInUser;
 
-/// Boxed, so that it is one pointer wide: every `Result` the console passes
-/// around carries it, and the nine words of three `String`s made each of
-/// them — and the wasm code moving them — bigger. Its fields read through
-/// [`AppErrorBody`] (`e.message`, `e.code`, `e.about`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[error("{}", .0.message)]
-#[serde(transparent)]
-pub struct AppError(Box<AppErrorBody>);
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppErrorBody {
+#[error("{message}")]
+pub struct AppError {
     pub code: String,
     pub message: String,
     /// What the refused action was about (a promotion id, a version, a
@@ -30,32 +22,18 @@ pub struct AppErrorBody {
     pub about: Option<String>,
 }
 
-impl std::ops::Deref for AppError {
-    type Target = AppErrorBody;
-
-    fn deref(&self) -> &AppErrorBody {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for AppError {
-    fn deref_mut(&mut self) -> &mut AppErrorBody {
-        &mut self.0
-    }
-}
-
 impl AppError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        AppError(Box::new(AppErrorBody {
+        AppError {
             code: code.to_owned(),
             message: message.into(),
             about: None,
-        }))
+        }
     }
 
     /// The message, for showing on its own.
     pub fn into_message(self) -> String {
-        self.0.message
+        self.message
     }
 
     /// The same error, about `subject`.
@@ -103,7 +81,7 @@ impl From<switchyard_domain::DomainError> for AppError {
 }
 
 impl FromServerFnError for AppError {
-    type Encoder = ConsoleJson;
+    type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         let message = match value {
@@ -113,16 +91,6 @@ impl FromServerFnError for AppError {
             other => other.to_string(),
         };
         AppError::new("server_fn", message)
-    }
-
-    /// A refusal answers with its 4xx status, the same as the REST API's for
-    /// that code, so that `/metrics` counts user mistakes as such; only what
-    /// went wrong on the server is a 5xx. (Only the server answers: the
-    /// browser build has no `http` types to name.)
-    #[cfg(feature = "ssr")]
-    fn status_code(&self) -> server_fn::http_export::StatusCode {
-        server_fn::http_export::StatusCode::from_u16(self.http_status())
-            .unwrap_or(server_fn::http_export::StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
@@ -181,8 +149,6 @@ mod tests {
             (AppError::internal(), 500),
         ] {
             assert_eq!(e.http_status(), status, "{e:?}");
-            #[cfg(feature = "ssr")]
-            assert_eq!(FromServerFnError::status_code(&e).as_u16(), status);
         }
     }
 

@@ -1,65 +1,42 @@
 //! How times and hashes are written on the pages: always in UTC, and said so.
 
-use chrono::{Datelike, Timelike};
 use switchyard_domain::Timestamp;
-
-// Written field by field rather than with chrono's `format("%Y…")`: strftime
-// formatting and its parser add about 30 KB to the wasm bundle.
 
 /// `2026-03-03 14:00 UTC`
 pub fn utc(t: Timestamp) -> String {
-    let d = t.to_datetime();
-    format!("{} {:02}:{:02} UTC", date(t), d.hour(), d.minute())
+    t.to_datetime().format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// `2026-03-03 14:00:05 UTC`, where seconds matter (the ledger).
 pub fn utc_seconds(t: Timestamp) -> String {
-    let d = t.to_datetime();
-    format!(
-        "{} {:02}:{:02}:{:02} UTC",
-        date(t),
-        d.hour(),
-        d.minute(),
-        d.second()
-    )
+    t.to_datetime().format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 /// `2026-03-03`
 pub fn date(t: Timestamp) -> String {
-    let d = t.to_datetime();
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    t.to_datetime().format("%Y-%m-%d").to_string()
 }
 
 /// `2026-03` (`short`: `Mar 03`), the timeline's tick labels.
 pub fn month_or_day(t: Timestamp, short: bool) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let d = t.to_datetime();
-    if short {
-        format!("{} {:02}", MONTHS[d.month0() as usize % 12], d.day())
-    } else {
-        format!("{:04}-{:02}", d.year(), d.month())
-    }
+    let format = if short { "%b %d" } else { "%Y-%m" };
+    t.to_datetime().format(format).to_string()
 }
 
-/// `1.2 s`: the time from `from` to `to` in seconds to a tenth, rounded.
-/// Integer arithmetic: float formatting would add ~20 KB to the wasm.
+/// `1.2 s`: the time from `from` to `to` in seconds to a tenth, rounded
+/// half up (counted in whole tenths, so 1.25 s is 1.3 s).
 pub fn seconds_between(from: Timestamp, to: Timestamp) -> String {
     let tenths = ((to.micros() - from.micros()).max(0) + 50_000) / 100_000;
     format!("{}.{} s", tenths / 10, tenths % 10)
 }
 
-/// `42.50 ms`: a latency to a hundredth of a millisecond. Integer arithmetic
-/// for the same reason as [`seconds_between`].
+/// `42.50 ms`: a latency to a hundredth of a millisecond.
 pub fn milliseconds(ms: f64) -> String {
-    if !ms.is_finite() {
-        return "not recorded".to_owned();
+    if ms.is_finite() {
+        format!("{ms:.2} ms")
+    } else {
+        "not recorded".to_owned()
     }
-    let hundredths = (ms * 100.0).round() as i64;
-    let sign = if hundredths < 0 { "-" } else { "" };
-    let h = hundredths.unsigned_abs();
-    format!("{sign}{}.{:02} ms", h / 100, h % 100)
 }
 
 /// The first 12 hex digits of a `sha256:` hash: enough to tell versions apart.

@@ -2,14 +2,12 @@
 //! rendered there and server functions run there) and into wasm with
 //! `hydrate` (the same components take over in the browser).
 
-pub mod action;
 pub mod api;
 pub mod components;
 pub mod data;
 pub mod error;
 pub mod format;
 pub mod pages;
-pub mod resource;
 #[cfg(feature = "ssr")]
 pub mod services;
 pub mod session;

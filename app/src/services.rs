@@ -30,8 +30,9 @@ pub trait Services: Send + Sync + 'static {
 
     async fn overview(&self) -> Result<Overview, AppError>;
 
-    /// A model's versions and history. Unknown model: `not_found`.
-    async fn model_page(&self, model: &ModelId) -> Result<ModelPage, AppError>;
+    /// A model's history and page `page` (1-based) of its versions. Unknown
+    /// model or a page past the end: `not_found`.
+    async fn model_page(&self, model: &ModelId, page: u32) -> Result<ModelPage, AppError>;
 
     /// Unknown version: `not_found`.
     async fn version_detail(&self, id: &FullId) -> Result<VersionDetail, AppError>;

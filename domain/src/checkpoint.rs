@@ -143,6 +143,39 @@ pub fn check_against_ledger(cp: &Checkpoint, now: &LedgerNow) -> Result<(), Stri
     }
 }
 
+/// After a restore, the newest checkpoint that signed a head the restored
+/// ledger does not reach (`head_id`: its head now): the backup is older than
+/// that checkpoint. `None` when the restored ledger reaches every checkpoint.
+pub fn newest_beyond(checkpoints: &[Checkpoint], head_id: i64) -> Option<&Checkpoint> {
+    checkpoints
+        .iter()
+        .filter(|cp| cp.event_id > head_id)
+        .max_by_key(|cp| cp.seq)
+}
+
+/// What a restore reports when the backup is older than checkpoint `cp`.
+pub fn older_than(cp: &Checkpoint, head_id: i64) -> String {
+    format!(
+        "the restored database is older than the newest checkpoint: {} signed {} events, the \
+         restored ledger ends at event {head_id}, so {} (up to {}) written after the backup was \
+         taken {} not in it. Keep this checkpoint file as the record of them; checkpoints of the \
+         restored database belong in a new file",
+        cp.label(),
+        cp.count,
+        if head_id + 1 == cp.event_id {
+            format!("event {}", cp.event_id)
+        } else {
+            format!("events {} to {}", head_id + 1, cp.event_id)
+        },
+        crate::Timestamp::from_micros(cp.event_at),
+        if head_id + 1 == cp.event_id {
+            "is"
+        } else {
+            "are"
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +251,18 @@ mod tests {
         let err = check_chain(&c).expect_err("broken");
         assert!(err.contains("checkpoint 2 (event 30"), "{err}");
         assert!(err.contains("does not follow"), "{err}");
+    }
+
+    #[test]
+    fn a_restored_ledger_behind_a_checkpoint_names_the_newest_one_it_does_not_reach() {
+        let c = chain(3); // heads 10, 20, 30
+        assert_eq!(newest_beyond(&c, 30), None);
+        assert_eq!(newest_beyond(&c, 45), None);
+        assert_eq!(newest_beyond(&c, 15).map(|cp| cp.seq), Some(3));
+        let text = older_than(&c[2], 15);
+        assert!(text.starts_with("the restored database is older than the newest checkpoint: checkpoint 3 (event 30, "), "{text}");
+        assert!(text.contains("events 16 to 30 (up to "), "{text}");
+        assert!(older_than(&c[2], 29).contains("so event 30 (up to "));
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub enum DriverKind {
     /// Open Inference Protocol model servers per slot behind HAProxy.
     #[serde(rename = "oip+haproxy")]
     OipHaproxy,
+    /// A Kubernetes namespace: a Deployment per slot and a Service whose
+    /// selector picks the slot with traffic.
+    #[serde(rename = "kubernetes")]
+    Kubernetes,
 }
 
 impl DriverKind {
@@ -80,6 +84,7 @@ impl DriverKind {
         match self {
             DriverKind::Simulated => "simulated",
             DriverKind::OipHaproxy => "oip+haproxy",
+            DriverKind::Kubernetes => "kubernetes",
         }
     }
 }
@@ -87,14 +92,18 @@ impl DriverKind {
 impl FromStr for DriverKind {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [DriverKind::Simulated, DriverKind::OipHaproxy]
-            .into_iter()
-            .find(|d| d.as_str() == s)
-            .ok_or_else(|| {
-                DomainError::Invalid(format!(
-                    "unknown driver {s:?}: expected simulated or oip+haproxy"
-                ))
-            })
+        [
+            DriverKind::Simulated,
+            DriverKind::OipHaproxy,
+            DriverKind::Kubernetes,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+        .ok_or_else(|| {
+            DomainError::Invalid(format!(
+                "unknown driver {s:?}: expected simulated, oip+haproxy or kubernetes"
+            ))
+        })
     }
 }
 
@@ -360,7 +369,11 @@ mod tests {
             "oip+haproxy".parse::<DriverKind>(),
             Ok(DriverKind::OipHaproxy)
         );
-        assert!("kubernetes".parse::<DriverKind>().is_err());
+        assert_eq!(
+            "kubernetes".parse::<DriverKind>(),
+            Ok(DriverKind::Kubernetes)
+        );
+        assert!("k8s".parse::<DriverKind>().is_err());
         assert!(parse_cluster_name("eu-1").is_ok());
         assert!(parse_cluster_name("EU 1").is_err());
     }

@@ -308,6 +308,17 @@ impl Default for Verifier {
 }
 
 impl Verifier {
+    /// A verifier for a stretch of the ledger that starts after event
+    /// `last_id`, whose hash is taken as `last_hash` (an export's first
+    /// event's `prev_hash`: what vouches for it is a checkpoint further on).
+    pub fn after(last_id: i64, last_hash: &str) -> Verifier {
+        Verifier {
+            last_id,
+            last_hash: last_hash.to_owned(),
+            ..Verifier::default()
+        }
+    }
+
     /// Whether a broken link was found; later events need not be fed.
     pub fn is_broken(&self) -> bool {
         self.broken.is_some()
@@ -874,6 +885,19 @@ mod tests {
             ev.hash,
             "sha256:46b9690c62f01b5d6502ddd36af8f9271d5b70e27e5e923ff86b8f5087cc0dc3"
         );
+    }
+
+    #[test]
+    fn a_stretch_of_the_ledger_verifies_from_the_hash_before_it() {
+        let events = chain(6);
+        let mut v = Verifier::after(2, &events[1].hash);
+        for ev in &events[2..] {
+            v.check(ev);
+        }
+        assert!(v.finish(Some((6, &events[5].hash)), Some(6)).ok);
+        let mut v = Verifier::after(2, &events[0].hash);
+        v.check(&events[2]);
+        assert_eq!(v.finish(None, Some(3)).first_broken_id, Some(2));
     }
 
     #[test]

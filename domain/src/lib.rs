@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod analysis;
+pub mod audit_export;
 pub mod checkpoint;
 pub mod clusters;
 pub mod config_hash;
@@ -16,6 +17,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod mlflow;
 pub mod operations;
+pub mod paging;
 pub mod policy;
 pub mod promotion;
 pub mod reconcile;

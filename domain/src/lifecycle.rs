@@ -230,7 +230,7 @@ fn check_retirement(
         ))),
         Manual { is_admin: false } | System => illegal(format!(
             "deprecated → retired is not allowed yet: the deprecation period ends at \
-             {period_end}; only an admin may retire earlier, with a reason"
+             {period_end}; to retire earlier, an admin sends `\"early\": true` with a reason"
         )),
     }
 }
@@ -429,6 +429,15 @@ mod tests {
             check_move(Deprecated, Retired, &ctx),
             Err(DomainError::IllegalMove(_))
         ));
+    }
+
+    #[test]
+    fn a_refused_early_retirement_names_the_flag_that_asks_for_it() {
+        let ctx = retiring(MoveVia::Manual { is_admin: false }, 1, true);
+        let Err(DomainError::IllegalMove(msg)) = check_move(Deprecated, Retired, &ctx) else {
+            panic!("early retirement without the flag must be refused");
+        };
+        assert!(msg.contains(r#""early": true"#), "{msg}");
     }
 
     #[test]

@@ -150,10 +150,9 @@ impl Trigger {
 }
 
 /// One step of a plan. Written as an object with an `action` and the
-/// variant's fields side by side (`{"action": "load", "slot": "green", …}`);
-/// read through [`StepFields`] (see there why not derived).
+/// variant's fields side by side (`{"action": "load", "slot": "green", …}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", try_from = "StepFields")]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum Step {
     /// Make `slot` hold exactly `full_id` (the slot carries no traffic).
     Load { slot: SlotName, full_id: FullId },
@@ -577,62 +576,9 @@ pub enum StepState {
     Failed,
 }
 
-/// A step's `action` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum StepAction {
-    Load,
-    WaitReady,
-    Smoke,
-    Shift,
-    Gate,
-}
-
-/// How a [`Step`] is read: the same JSON as serde's internally tagged
-/// enums, but through one plain struct. A derived internally tagged reader
-/// buffers every field into serde's `Content` first and then reads it again,
-/// which multiplied the console's wasm code for operations several times.
-#[derive(Deserialize)]
-pub struct StepFields {
-    action: StepAction,
-    slot: Option<SlotName>,
-    full_id: Option<FullId>,
-    weights: Option<Weights>,
-}
-
-impl TryFrom<StepFields> for Step {
-    type Error = String;
-
-    fn try_from(f: StepFields) -> Result<Step, String> {
-        let missing = |field: &str| format!("a {:?} step needs `{field}`", f.action);
-        let slot_and_version = || match (f.slot, f.full_id.clone()) {
-            (Some(slot), Some(full_id)) => Ok((slot, full_id)),
-            (None, _) => Err(missing("slot")),
-            (_, None) => Err(missing("full_id")),
-        };
-        Ok(match f.action {
-            StepAction::Load => {
-                slot_and_version().map(|(slot, full_id)| Step::Load { slot, full_id })?
-            }
-            StepAction::WaitReady => {
-                slot_and_version().map(|(slot, full_id)| Step::WaitReady { slot, full_id })?
-            }
-            StepAction::Smoke => {
-                slot_and_version().map(|(slot, full_id)| Step::Smoke { slot, full_id })?
-            }
-            StepAction::Shift => Step::Shift {
-                weights: f.weights.ok_or_else(|| missing("weights"))?,
-            },
-            StepAction::Gate => Step::Gate,
-        })
-    }
-}
-
 /// A step with its progress: the step's fields and the progress side by
-/// side in one object. Read through [`StepRecordFields`], for the reason
-/// given at [`StepFields`] (`flatten` buffers the same way).
+/// side in one object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "StepRecordFields")]
 pub struct StepRecord {
     #[serde(flatten)]
     pub step: Step,
@@ -647,54 +593,6 @@ pub struct StepRecord {
     /// A gate's analysis measurements, in the order taken.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurements: Vec<Measurement>,
-}
-
-#[derive(Deserialize)]
-pub struct StepRecordFields {
-    action: StepAction,
-    slot: Option<SlotName>,
-    full_id: Option<FullId>,
-    weights: Option<Weights>,
-    state: StepState,
-    started_at: Option<Timestamp>,
-    finished_at: Option<Timestamp>,
-    note: Option<String>,
-    #[serde(default)]
-    restore: bool,
-    #[serde(default)]
-    measurements: Vec<Measurement>,
-}
-
-impl TryFrom<StepRecordFields> for StepRecord {
-    type Error = String;
-
-    fn try_from(f: StepRecordFields) -> Result<StepRecord, String> {
-        let step = StepFields {
-            action: f.action,
-            slot: f.slot,
-            full_id: f.full_id,
-            weights: f.weights,
-        }
-        .try_into()?;
-        let StepRecordFields {
-            state,
-            started_at,
-            finished_at,
-            note,
-            restore,
-            measurements,
-            ..
-        } = f;
-        Ok(StepRecord {
-            step,
-            state,
-            started_at,
-            finished_at,
-            note,
-            restore,
-            measurements,
-        })
-    }
 }
 
 impl StepRecord {

@@ -50,11 +50,8 @@ pub struct StageChange {
 }
 
 /// A version with its stage history, as `GET /api/v1/versions/{full_id}`
-/// returns it: the version's fields and the rest side by side. Read through
-/// [`VersionDetailFields`]: a derived `flatten` reader buffers every field
-/// into serde's `Content` first, several times the code in the console's wasm.
+/// returns it: the version's fields and the rest side by side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "VersionDetailFields")]
 pub struct VersionDetail {
     #[serde(flatten)]
     pub version: Version,
@@ -63,63 +60,6 @@ pub struct VersionDetail {
     pub retires_at: Option<Timestamp>,
     /// Where the version is pinned now.
     pub pinned_in: Vec<String>,
-}
-
-#[derive(Deserialize)]
-pub struct VersionDetailFields {
-    full_id: FullId,
-    model_id: ModelId,
-    version: VersionName,
-    stage: Stage,
-    config_hash: String,
-    config: Value,
-    artifact_uri: Option<String>,
-    labels: Option<Labels>,
-    created_at: Timestamp,
-    created_by: String,
-    stage_since: Timestamp,
-    stage_history: Vec<StageChange>,
-    retires_at: Option<Timestamp>,
-    pinned_in: Vec<String>,
-}
-
-impl From<VersionDetailFields> for VersionDetail {
-    fn from(f: VersionDetailFields) -> VersionDetail {
-        let VersionDetailFields {
-            full_id,
-            model_id,
-            version,
-            stage,
-            config_hash,
-            config,
-            artifact_uri,
-            labels,
-            created_at,
-            created_by,
-            stage_since,
-            stage_history,
-            retires_at,
-            pinned_in,
-        } = f;
-        VersionDetail {
-            version: Version {
-                full_id,
-                model_id,
-                version,
-                stage,
-                config_hash,
-                config,
-                artifact_uri,
-                labels,
-                created_at,
-                created_by,
-                stage_since,
-            },
-            stage_history,
-            retires_at,
-            pinned_in,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,50 +243,12 @@ pub struct PinChange {
 }
 
 /// One step of one version's stage history, for the timeline: the version
-/// and the change's fields side by side. Read through
-/// [`VersionStageChangeFields`], for the reason given at [`VersionDetail`].
+/// and the change's fields side by side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "VersionStageChangeFields")]
 pub struct VersionStageChange {
     pub version: VersionName,
     #[serde(flatten)]
     pub change: StageChange,
-}
-
-#[derive(Deserialize)]
-pub struct VersionStageChangeFields {
-    version: VersionName,
-    at: Timestamp,
-    from: Option<Stage>,
-    to: Stage,
-    actor: String,
-    reason: Option<String>,
-    event_id: i64,
-}
-
-impl From<VersionStageChangeFields> for VersionStageChange {
-    fn from(f: VersionStageChangeFields) -> VersionStageChange {
-        let VersionStageChangeFields {
-            version,
-            at,
-            from,
-            to,
-            actor,
-            reason,
-            event_id,
-        } = f;
-        VersionStageChange {
-            version,
-            change: StageChange {
-                at,
-                from,
-                to,
-                actor,
-                reason,
-                event_id,
-            },
-        }
-    }
 }
 
 /// Everything that happened to a model's pins and stages, oldest first:

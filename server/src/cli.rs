@@ -3,9 +3,11 @@
 //! settings apply to `serve` and to every one-off command.
 
 mod analysis;
-mod cluster;
-mod import;
+mod backup;
 mod checkpoint;
+mod cluster;
+mod export;
+mod import;
 mod pins;
 mod subscription;
 mod token;
@@ -95,6 +97,29 @@ enum Command {
     /// Import versions from another model registry.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Copy the database to FILE while servers keep running. SQLite: `VACUUM INTO`,
+    /// then the copy's ledger is verified; PostgreSQL: `pg_dump --format=custom`.
+    Backup {
+        /// The backup file to create (never overwritten).
+        file: PathBuf,
+    },
+    /// Replace the SQLite database with a backup made by `backup`, then verify its
+    /// ledger (and the checkpoints, saying whether the backup is older than the newest).
+    /// The backup is checked before anything is replaced; the replaced database is kept
+    /// beside it. Stop every server using the database first.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Restore over an existing database (moved aside to DATABASE.before-restore-<time>).
+        #[arg(long)]
+        replace: bool,
+        /// A checkpoint file to verify the restored ledger against.
+        #[arg(long, requires = "public_key")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoints' public key: 64 hex digits or a file holding them.
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<String>,
+    },
     /// Notification subscriptions, through the REST API of a running server
     /// (SWITCHYARD_URL, an admin's token in SWITCHYARD_TOKEN).
     #[command(subcommand)]
@@ -188,7 +213,7 @@ enum ClusterCommand {
         /// The environment it serves (development, staging, production, …).
         #[arg(long)]
         environment: String,
-        /// simulated or oip+haproxy.
+        /// simulated, oip+haproxy or kubernetes.
         #[arg(long)]
         driver: String,
         /// The driver config, JSON or YAML (`-` reads standard input); see docs/clusters.md.
@@ -304,6 +329,23 @@ enum AuditCommand {
         #[arg(long, requires = "checkpoints")]
         public_key: Option<String>,
     },
+    /// Write the events of a period, with the signed checkpoints that vouch for them, to a
+    /// file an auditor checks with scripts/verify_audit_export.py (format: docs/audit-export.md).
+    Export {
+        /// Start of the period (inclusive), RFC 3339, e.g. 2026-03-01T00:00:00Z.
+        #[arg(long)]
+        from: String,
+        /// End of the period (exclusive), RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// The checkpoint file; one of its checkpoints must have been signed after the period
+        /// ended. Without it the export proves nothing (the script says UNSIGNED).
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The export file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a new Ed25519 checkpoint signing key (64 hex digits, mode 0600) and print its public key (64 hex digits).
     Keygen {
         /// The key file to create (never overwritten).
@@ -407,7 +449,31 @@ async fn dispatch(command: Command) -> Outcome {
             checkpoints,
             public_key,
         }) => audit_verify(&config, checkpoints.as_deref().zip(public_key.as_deref())).await,
+        Command::Audit(AuditCommand::Export {
+            from,
+            to,
+            checkpoints,
+            out,
+        }) => {
+            let store = open_store(&config).await?;
+            export::run(store.as_ref(), &from, &to, checkpoints.as_deref(), &out).await
+        }
         Command::Audit(AuditCommand::Keygen { out }) => checkpoint::keygen(&out),
+        Command::Backup { file } => backup::backup(&config, &file).await,
+        Command::Restore {
+            file,
+            replace,
+            checkpoints,
+            public_key,
+        } => {
+            backup::restore(
+                &config,
+                &file,
+                replace,
+                checkpoints.as_deref().zip(public_key.as_deref()),
+            )
+            .await
+        }
         Command::Audit(AuditCommand::PublicKey { key }) => checkpoint::public_key(&key),
         Command::Audit(AuditCommand::Checkpoint { key, out }) => {
             checkpoint::run(open_store(&config).await?.as_ref(), &key, &out).await
@@ -604,9 +670,10 @@ async fn audit_verify(config: &Config, checkpoints: Option<(&std::path::Path, &s
         None if report.ok => {
             println!("ledger OK: {} events checked", report.checked);
             if let Some((file, public_key)) = checkpoints {
-                let n = checkpoint::verify(store.as_ref(), file, public_key).await?;
+                let verified = checkpoint::verify(store.as_ref(), file, public_key, false).await?;
                 println!(
-                    "checkpoints OK: {n} signed checkpoints in {} hold, the ledger contains each checkpointed head",
+                    "checkpoints OK: {} signed checkpoints in {} hold, the ledger contains each checkpointed head",
+                    verified.checked,
                     file.display()
                 );
             }
@@ -624,7 +691,9 @@ async fn audit_verify(config: &Config, checkpoints: Option<(&std::path::Path, &s
             );
             // The checkpoints still say which signed heads the damage reaches.
             if let Some((file, public_key)) = checkpoints {
-                if let Err(failure) = checkpoint::verify(store.as_ref(), file, public_key).await {
+                if let Err(failure) =
+                    checkpoint::verify(store.as_ref(), file, public_key, false).await
+                {
                     message = format!("{message}\n{}", failure.message);
                 }
             }

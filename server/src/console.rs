@@ -49,6 +49,9 @@ use crate::store::clusters::OperationRequest;
 use crate::store::identity::{Identity, Session};
 use crate::store::{AuditQuery, StoreError};
 
+/// Versions per page of a model's versions table.
+const VERSIONS_PAGE: u32 = 50;
+
 /// Events per page of the audit log in the console.
 const AUDIT_PAGE: u32 = 50;
 
@@ -94,6 +97,7 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             shell,
         ))
         .with_state(options)
+        .layer(middleware::from_fn(refusal_status))
         .merge(forms)
         .layer(middleware::from_fn_with_state(
             state,
@@ -123,6 +127,33 @@ fn provide_session_context(state: &AppState) {
         user,
     });
     provide_context(services);
+}
+
+/// Largest server-function error body read to find its status.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Server functions answer every error with 500 (`server_fn` 0.8 has no
+/// per-error status); a refusal — bad input, a missing role, an unknown
+/// name — is the caller's mistake, so it is given the status the REST API
+/// gives its code (`AppError::http_status`), and `/metrics` counts only the
+/// server's own failures as 5xx. Form posts without JavaScript are
+/// redirected back by `leptos_axum` and are left as they are.
+async fn refusal_status(req: Request, next: Next) -> Response {
+    let is_server_fn = req.uri().path().starts_with("/console/fn/");
+    let res = next.run(req).await;
+    if !is_server_fn || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = match axum::body::to_bytes(body, ERROR_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response(),
+    };
+    if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
+        parts.status =
+            StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 /// The console pages' Content-Security-Policy. Leptos writes the hydration
@@ -548,16 +579,19 @@ impl Services for StoreServices {
         })
     }
 
-    async fn model_page(&self, model: &ModelId) -> Result<ModelPage, AppError> {
+    async fn model_page(&self, model: &ModelId, page: u32) -> Result<ModelPage, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
         let store = &self.state.store;
         let versions = store.list_versions(model).await.map_err(to_app_error)?;
+        let (versions, versions_page) =
+            switchyard_domain::paging::page_of(versions, page, VERSIONS_PAGE, "versions")?;
         let history = store.model_history(model).await.map_err(to_app_error)?;
         let environments = self.environment_names().await?;
         let clusters = self.cluster_lanes(model).await?;
         Ok(ModelPage {
             model_id: model.clone(),
             versions,
+            versions_page,
             history,
             environments,
             now: Timestamp::now(),

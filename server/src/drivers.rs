@@ -1,8 +1,10 @@
 //! Cluster drivers: what actually moves versions into slots and traffic
 //! between them. `simulated` runs in process (demo, fast tests) and says so
 //! wherever it shows; `oip_haproxy` drives Open Inference Protocol model
-//! servers behind HAProxy.
+//! servers behind HAProxy; `kubernetes` switches a Service's selector
+//! between two Deployments.
 
+pub mod kubernetes;
 pub mod oip_haproxy;
 pub mod simulated;
 
@@ -73,6 +75,13 @@ pub trait Driver: Send + Sync + 'static {
     /// Checks every part the driver needs (reachable, permissions, the
     /// routing contract, each slot of `state` ready); changes nothing.
     async fn test(&self, state: &ClusterState) -> Vec<Check>;
+
+    /// What the driver wrote to the cluster since it was last asked (object,
+    /// patch, resulting generation), kept in the step's ledger record. Most
+    /// drivers' writes say no more than the step itself: none by default.
+    fn take_writes(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Whether `slot`, expected to hold `version`, answers ready now.
     async fn slot_health(
@@ -232,6 +241,7 @@ pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(
     let gate = match kind {
         DriverKind::Simulated => simulated::SimulatedConfig::parse(config)?.health_gate,
         DriverKind::OipHaproxy => oip_haproxy::OipHaproxyConfig::parse(config)?.health_gate,
+        DriverKind::Kubernetes => kubernetes::KubernetesConfig::parse(config)?.health_gate,
     };
     gate.check()
 }
@@ -282,6 +292,9 @@ impl Drivers {
             DriverKind::OipHaproxy => Arc::new(oip_haproxy::OipHaproxy::new(
                 oip_haproxy::OipHaproxyConfig::parse(&cluster.config).map_err(invalid)?,
             )?),
+            DriverKind::Kubernetes => Arc::new(kubernetes::Kubernetes::new(
+                kubernetes::KubernetesConfig::parse(&cluster.config).map_err(invalid)?,
+            )),
         };
         built.insert(
             cluster.name.clone(),

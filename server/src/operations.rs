@@ -343,6 +343,27 @@ pub async fn execute(
     target: &FullId,
     settings: &RunnerSettings,
 ) -> Result<Option<String>, String> {
+    let outcome = execute_step(driver, step, state, target, settings).await;
+    // What the driver wrote to the cluster goes into the step's record, done or failed.
+    let writes = driver.take_writes();
+    if writes.is_empty() {
+        return outcome;
+    }
+    let wrote = writes.join("; ");
+    match outcome {
+        Ok(Some(note)) => Ok(Some(format!("{note}; {wrote}"))),
+        Ok(None) => Ok(Some(wrote)),
+        Err(e) => Err(format!("{e} (after: {wrote})")),
+    }
+}
+
+async fn execute_step(
+    driver: &dyn Driver,
+    step: &Step,
+    state: &switchyard_domain::clusters::ClusterState,
+    target: &FullId,
+    settings: &RunnerSettings,
+) -> Result<Option<String>, String> {
     let r = match step {
         Step::Load { slot, full_id } => driver.load(*slot, full_id).await,
         Step::WaitReady { slot, full_id } => {

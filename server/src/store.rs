@@ -268,6 +268,23 @@ pub trait Store:
         id: i64,
     ) -> StoreResult<(Option<switchyard_domain::ledger::LedgerEvent>, i64)>;
 
+    /// The ids of the first event at or after `from` and of the last event
+    /// before `to` (what `audit export` exports of that period); `None` when
+    /// no event lies in it.
+    async fn ledger_period(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> StoreResult<Option<(i64, i64)>>;
+
+    /// Ledger events with ids after `after` up to `up_to`, oldest first, at most `limit`.
+    async fn ledger_events(
+        &self,
+        after: i64,
+        up_to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<switchyard_domain::ledger::LedgerEvent>>;
+
     /// Retires deprecated versions whose period has passed (actor `system`),
     /// unless they are still pinned somewhere: those are flagged once in the ledger.
     async fn retire_due(&self, now: Timestamp) -> StoreResult<RetireReport>;

@@ -884,11 +884,11 @@ async fn clusters_are_added_listed_shown_tested_and_removed_from_the_command_lin
             "--environment",
             "development",
             "--driver",
-            "kubernetes",
+            "nomad",
         ],
     );
     assert!(
-        refused.exits(1).stderr().contains("kubernetes"),
+        refused.exits(1).stderr().contains("unknown driver \"nomad\""),
         "{}",
         refused.stderr()
     );

@@ -131,7 +131,9 @@ async fn start_mlserver(bin: &Path, dir: &Path, port: u16) -> Child {
         .spawn()
         .expect("mlserver starts");
     let http = reqwest::Client::new();
-    for _ in 0..300 {
+    // Up to a minute: MLServer's start-up is ~5 s alone but far slower on two
+    // cores busy compiling.
+    for _ in 0..600 {
         if let Ok(r) = http
             .get(format!("http://127.0.0.1:{port}/v2/health/ready"))
             .send()

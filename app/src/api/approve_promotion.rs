@@ -4,7 +4,7 @@ use switchyard_domain::promotion::Promotion;
 use crate::error::AppError;
 
 /// One approval of a pending promotion; the last one needed applies it.
-#[server(prefix = "/console/fn", endpoint = "approve_promotion", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "approve_promotion", client = crate::api::client::ConsoleClient)]
 pub async fn approve_promotion(id: i64, reason: Option<String>) -> Result<Promotion, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;

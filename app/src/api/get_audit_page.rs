@@ -6,7 +6,7 @@ use crate::error::AppError;
 /// One page of the filtered audit log, newest first. The filters are
 /// separate arguments: an all-empty nested struct would not survive the
 /// URL encoding of server function arguments.
-#[server(prefix = "/console/fn", endpoint = "get_audit_page", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "get_audit_page", client = crate::api::client::ConsoleClient)]
 pub async fn get_audit_page(
     from: Option<String>,
     to: Option<String>,

@@ -4,7 +4,7 @@ use crate::data::ServingAnswer;
 use crate::error::AppError;
 
 /// What each environment pinned at an instant.
-#[server(prefix = "/console/fn", endpoint = "get_serving_at", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "get_serving_at", client = crate::api::client::ConsoleClient)]
 pub async fn get_serving_at(
     at: Option<String>,
     local: Option<String>,

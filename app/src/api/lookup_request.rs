@@ -4,7 +4,7 @@ use switchyard_domain::types::RequestLookup;
 use crate::error::AppError;
 
 /// The version that served a request, and the ledger events that put it in service.
-#[server(prefix = "/console/fn", endpoint = "lookup_request", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "lookup_request", client = crate::api::client::ConsoleClient)]
 pub async fn lookup_request(request_id: String) -> Result<RequestLookup, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;

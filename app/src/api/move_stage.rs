@@ -4,7 +4,7 @@ use switchyard_domain::types::Version;
 use crate::error::AppError;
 
 /// Moves a version to another stage from the lifecycle board.
-#[server(prefix = "/console/fn", endpoint = "move_stage", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "move_stage", client = crate::api::client::ConsoleClient)]
 pub async fn move_stage(
     full_id: String,
     to: String,

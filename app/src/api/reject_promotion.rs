@@ -4,7 +4,7 @@ use switchyard_domain::promotion::Promotion;
 use crate::error::AppError;
 
 /// Rejects a pending promotion for good; a reason is required.
-#[server(prefix = "/console/fn", endpoint = "reject_promotion", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "reject_promotion", client = crate::api::client::ConsoleClient)]
 pub async fn reject_promotion(id: i64, reason: Option<String>) -> Result<Promotion, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;

@@ -4,7 +4,7 @@ use switchyard_domain::promotion::Promotion;
 use crate::error::AppError;
 
 /// Requests a promotion of a version into an environment, from the board.
-#[server(prefix = "/console/fn", endpoint = "request_promotion", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "request_promotion", client = crate::api::client::ConsoleClient)]
 pub async fn request_promotion(
     full_id: String,
     environment: String,

@@ -4,7 +4,7 @@ use switchyard_domain::operations::Operation;
 use crate::error::AppError;
 
 /// Sends a cluster's traffic back to what served before its last operation.
-#[server(prefix = "/console/fn", endpoint = "roll_back_cluster", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "roll_back_cluster", client = crate::api::client::ConsoleClient)]
 pub async fn roll_back_cluster(
     cluster: String,
     reason: Option<String>,

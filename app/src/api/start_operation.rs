@@ -5,7 +5,7 @@ use crate::error::AppError;
 
 /// Starts a blue-green switch, rolling update or hot reload on a cluster.
 /// `steps` (rolling only) is a comma-separated list of percentages, 10,50,100 when blank.
-#[server(prefix = "/console/fn", endpoint = "start_operation", client = crate::api::client::ConsoleClient, output = crate::api::codec::JsonAnswer)]
+#[server(prefix = "/console/fn", endpoint = "start_operation", client = crate::api::client::ConsoleClient)]
 pub async fn start_operation(
     cluster: String,
     kind: String,

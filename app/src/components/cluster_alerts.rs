@@ -31,7 +31,7 @@ pub fn drift_cells(clusters: &[ClusterView]) -> Vec<DriftCell> {
 
 #[component]
 pub fn ClusterAlerts(
-    clusters: crate::resource::PageResource<Result<Vec<ClusterView>, AppError>>,
+    clusters: Resource<Result<Vec<ClusterView>, AppError>>,
 ) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Loading clusters…"</p> }>

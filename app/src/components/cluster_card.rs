@@ -10,7 +10,7 @@ use switchyard_domain::operations::{
 };
 use switchyard_domain::FullId;
 
-use crate::action::ConsoleAction;
+
 use crate::api::get_operation::get_operation;
 use crate::api::roll_back_cluster::RollBackCluster;
 use crate::api::start_operation::{parse_steps, StartOperation};
@@ -326,7 +326,7 @@ pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
                 let _ = busy.try_set(false);
             });
         };
-        if let Ok(handle) = set_interval(tick, std::time::Duration::from_millis(POLL_MS)) {
+        if let Ok(handle) = set_interval_with_handle(tick, std::time::Duration::from_millis(POLL_MS)) {
             on_cleanup(move || handle.clear());
         }
     });
@@ -389,8 +389,8 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
 fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>) -> impl IntoView {
     let name = view.cluster.name.clone();
     let slug = name.replace('.', "-");
-    let start = ConsoleAction::<StartOperation>::new();
-    let rollback = ConsoleAction::<RollBackCluster>::new();
+    let start = ServerAction::<StartOperation>::new();
+    let rollback = ServerAction::<RollBackCluster>::new();
     Effect::new(move |_| {
         if matches!(start.value().get(), Some(Ok(_)))
             || matches!(rollback.value().get(), Some(Ok(_)))

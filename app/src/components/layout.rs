@@ -11,7 +11,7 @@ pub fn Header() -> impl IntoView {
     // Known while rendering on the server (the session's user is in context)
     // and handed to the browser inside the page, so hydration sees the same
     // header without a round trip.
-    let user = SharedValue::<_, crate::resource::SliceJson>::new_with_encoding(|| {
+    let user = SharedValue::new(|| {
         use_context::<SignedInUser>()
     });
     // Effects run only in the browser: this marks the page as interactive.

@@ -3,13 +3,13 @@ use leptos::prelude::*;
 use crate::api::get_approvals::get_approvals;
 use crate::components::status::{ErrorNote, Loading};
 use crate::pages::approvals_page::approvals_summary;
-use crate::resource::page_resource;
+
 
 /// The promotions waiting for approval, at the top of the overview, each
 /// linking to the approvals inbox.
 #[component]
 pub fn PendingApprovals() -> impl IntoView {
-    let approvals = page_resource(|| (), |_| get_approvals());
+    let approvals = Resource::new(|| (), |_| get_approvals());
     view! {
         <Suspense fallback=|| view! { <Loading what="pending approvals"/> }>
             {move || Suspend::new(async move {

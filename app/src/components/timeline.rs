@@ -8,21 +8,54 @@
 
 use leptos::prelude::*;
 use switchyard_domain::clusters::ClusterChange;
-use switchyard_domain::types::{ModelHistory, PinChange};
+use switchyard_domain::types::{ModelHistory, PinChange, VersionStageChange};
 use switchyard_domain::{ModelId, Stage, Timestamp};
 
 use crate::data::ClusterLane;
 use crate::format::{utc, utc_seconds};
 
 const DAY: i64 = 86_400_000_000;
-// Whole SVG units: the chart is 1000 wide, so a unit is a pixel or so, and
-// integers keep floating-point formatting (~20 KB) out of the wasm.
+// Whole SVG units: the chart is 1000 wide, so a unit is a pixel or so.
 const WIDTH: i32 = 1000;
 const LABELS: i32 = 118;
 const RIGHT: i32 = 14;
 const AXIS: i32 = 30;
 const LANE: i32 = 42;
 const BAR: i32 = 26;
+
+/// How close (in chart units) two lifecycle markers may be before they are
+/// drawn as one group marker with a count.
+const GROUP_WIDTH: i32 = 14;
+/// Changes a group marker names in its title before "and N more".
+const GROUP_NAMED: usize = 5;
+
+/// Lifecycle markers that would overlap, together: at 1 000 versions over
+/// two years a year's view has ~20 changes per marker width, and drawing
+/// each one would be an unreadable smear (and thousands of SVG nodes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MarkerGroup<'a> {
+    /// Where the group is drawn: its first change's position.
+    pub x: i32,
+    /// Oldest first.
+    pub changes: Vec<&'a VersionStageChange>,
+}
+
+/// The window's stage changes, oldest first, in groups of markers closer
+/// than [`GROUP_WIDTH`] to the group's first.
+pub fn marker_groups(changes: &[VersionStageChange], window: Window) -> Vec<MarkerGroup<'_>> {
+    let mut inside: Vec<&VersionStageChange> =
+        changes.iter().filter(|c| window.contains(c.change.at)).collect();
+    inside.sort_by_key(|c| c.change.at);
+    let mut groups: Vec<MarkerGroup> = Vec::new();
+    for c in inside {
+        let x = window.x(c.change.at);
+        match groups.last_mut() {
+            Some(g) if x - g.x < GROUP_WIDTH => g.changes.push(c),
+            _ => groups.push(MarkerGroup { x, changes: vec![c] }),
+        }
+    }
+    groups
+}
 
 /// The instants a chart shows: `[start, end]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -394,30 +427,58 @@ pub fn Timeline(
         })
         .collect_view();
 
-    let markers = history
-        .stage_changes
-        .iter()
-        .filter(|c| window.contains(c.change.at))
-        .map(|c| {
-            let x = window.x(c.change.at);
+    let change_words = |c: &VersionStageChange| {
+        format!(
+            "{model}:{} {} at {} by {}{}",
+            c.version,
+            stage_word(c.change.from, c.change.to),
+            utc(c.change.at),
+            c.change.actor,
+            c.change.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+        )
+    };
+    let markers = marker_groups(&history.stage_changes, window)
+        .into_iter()
+        .map(|group| {
             let y = AXIS + LANE / 2;
-            let (d, class) = marker_shape(c.change.from, c.change.to, x, y);
-            let label = format!(
-                "{model}:{} {} at {} by {}{}",
-                c.version,
-                stage_word(c.change.from, c.change.to),
-                utc(c.change.at),
-                c.change.actor,
-                c.change.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+            if let [c] = group.changes.as_slice() {
+                let x = window.x(c.change.at);
+                let (d, class) = marker_shape(c.change.from, c.change.to, x, y);
+                let label = change_words(c);
+                let (focus, hover) = focusable(label.clone());
+                let aria = label.clone();
+                return view! {
+                    <g class=format!("marker {class}") tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                        <title>{label}</title>
+                        <path d=d/>
+                    </g>
+                }
+                .into_any();
+            }
+            // Changes closer together than a marker is wide: one marker with
+            // their count, naming the first few (zoom in to see each).
+            let x = group.x;
+            let count = group.changes.len();
+            let mut label = format!(
+                "{count} changes from {} to {}: ",
+                utc(group.changes[0].change.at),
+                utc(group.changes[count - 1].change.at)
             );
+            let named: Vec<String> = group.changes.iter().take(GROUP_NAMED).map(|c| change_words(c)).collect();
+            label.push_str(&named.join("; "));
+            if count > GROUP_NAMED {
+                label.push_str(&format!("; and {} more — zoom in to see each", count - GROUP_NAMED));
+            }
             let (focus, hover) = focusable(label.clone());
             let aria = label.clone();
             view! {
-                <g class=format!("marker {class}") tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                <g class="marker mk-group" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover data-count=count>
                     <title>{label}</title>
-                    <path d=d/>
+                    <rect x=x - 9 y=y - 8 width=18 height=16 rx=4/>
+                    <text x=x y=y + 4 text-anchor="middle">{if count > 99 { "99+".to_owned() } else { count.to_string() }}</text>
                 </g>
             }
+            .into_any()
         })
         .collect_view();
 
@@ -601,4 +662,38 @@ mod tests {
         assert_eq!(w.x(Timestamp::from_micros(0)), LABELS);
         assert_eq!(w.x(Timestamp::from_micros(30 * DAY)), WIDTH - RIGHT);
     }
+
+    #[test]
+    fn markers_closer_than_one_marker_are_drawn_as_one_group_and_far_ones_alone() {
+        use switchyard_domain::types::StageChange;
+        let change = |day: i64, v: &str| VersionStageChange {
+            version: switchyard_domain::VersionName::parse(v).expect("valid"),
+            change: StageChange {
+                at: Timestamp::from_micros(day * DAY),
+                from: None,
+                to: Stage::Development,
+                actor: "ci".into(),
+                reason: None,
+                event_id: day,
+            },
+        };
+        let window = Window {
+            start: Timestamp::from_micros(0),
+            end: Timestamp::from_micros(730 * DAY),
+        };
+        // 1 000 registrations over two years, one every 17.5 hours.
+        let many: Vec<VersionStageChange> = (0..1000)
+            .map(|i| change(i * 730 / 1000, &format!("v{i}")))
+            .collect();
+        let groups = marker_groups(&many, window);
+        assert!(groups.len() <= ((WIDTH - LABELS - RIGHT) / GROUP_WIDTH + 1) as usize, "{}", groups.len());
+        assert_eq!(groups.iter().map(|g| g.changes.len()).sum::<usize>(), 1000, "every change is in a group");
+        let two_far = vec![change(10, "a"), change(700, "b")];
+        let groups = marker_groups(&two_far, window);
+        assert_eq!(groups.iter().map(|g| g.changes.len()).collect::<Vec<_>>(), vec![1, 1]);
+        // Outside the window: not drawn.
+        let late = vec![change(800, "c")];
+        assert!(marker_groups(&late, window).is_empty());
+    }
+
 }

@@ -5,16 +5,16 @@ use switchyard_domain::diff::{has_changes, DiffLine};
 use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
 use switchyard_domain::{FullId, Stage, Timestamp};
 
-use crate::action::ConsoleAction;
+
 use crate::api::approve_promotion::ApprovePromotion;
 use crate::api::get_approvals::get_approvals;
 use crate::api::reject_promotion::RejectPromotion;
-use crate::components::console_form::ConsoleForm;
+
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::data::{Approvals, PendingPromotion};
 use crate::format::utc;
-use crate::resource::page_resource;
+
 
 /// Why `username` (with `role`) may not approve `p` now, or none if they may.
 /// The server decides again (`promotion::check_approval`); this only greys
@@ -126,7 +126,7 @@ pub fn ApprovalsPage() -> impl IntoView {
     let outcome = RwSignal::new(None::<String>);
     // After an approval applied a promotion: the environment to deploy it in next.
     let next = RwSignal::new(None::<String>);
-    let approvals = page_resource(move || refresh.get(), |_| get_approvals());
+    let approvals = Resource::new(move || refresh.get(), |_| get_approvals());
     view! {
         <Title text="Approvals · Switchyard"/>
         <div class="page-head">
@@ -200,8 +200,8 @@ fn PendingCard(
     outcome: RwSignal<Option<String>>,
     next: RwSignal<Option<String>>,
 ) -> impl IntoView {
-    let approve = ConsoleAction::<ApprovePromotion>::new();
-    let reject = ConsoleAction::<RejectPromotion>::new();
+    let approve = ServerAction::<ApprovePromotion>::new();
+    let reject = ServerAction::<RejectPromotion>::new();
     Effect::new(move |_| {
         if let Some(Ok(p)) = approve.value().get() {
             outcome.set(Some(approved_outcome(&p)));
@@ -275,7 +275,7 @@ fn PendingCard(
                 <p class="effects">{approval_effects(&pr, production.as_ref())}</p>
             })}
             <div class="decide">
-                <ConsoleForm action=approve class="decision">
+                <ActionForm action=approve attr:class="decision">
                     <input type="hidden" name="id" value=approve_id/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label class="reason">
@@ -287,8 +287,8 @@ fn PendingCard(
                     {move || approve.value().get().and_then(Result::err).filter(|e| e.concerns(&approve_for)).map(|e| view! {
                         <p class="error" role="alert">{format!("Not approved: {}", e.message)}</p>
                     })}
-                </ConsoleForm>
-                <ConsoleForm action=reject class="decision">
+                </ActionForm>
+                <ActionForm action=reject attr:class="decision">
                     <input type="hidden" name="id" value=reject_id/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label class="reason">
@@ -300,7 +300,7 @@ fn PendingCard(
                     {move || reject.value().get().and_then(Result::err).filter(|e| e.concerns(&reject_for)).map(|e| view! {
                         <p class="error" role="alert">{format!("Not rejected: {}", e.message)}</p>
                     })}
-                </ConsoleForm>
+                </ActionForm>
             </div>
         </li>
     }

@@ -10,7 +10,7 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::data::{encode, AuditFilter, AuditView};
 use crate::format::utc_seconds;
-use crate::resource::page_resource;
+
 
 /// The action filter's menu, grouped as a release manager thinks of them.
 const ACTIONS: [(&str, &[&str]); 4] = [
@@ -81,7 +81,7 @@ pub fn AuditLogPage() -> impl IntoView {
         }
     });
     let cursor = move || query.read().get("cursor").filter(|c| !c.is_empty());
-    let page = page_resource(
+    let page = Resource::new(
         move || (filter.get(), cursor()),
         |(f, c)| {
             get_audit_page(
@@ -90,7 +90,7 @@ pub fn AuditLogPage() -> impl IntoView {
         },
     );
     let verify_asked = move || query.read().get("verify").is_some_and(|v| v == "1");
-    let verify = page_resource(verify_asked, |asked| async move {
+    let verify = Resource::new(verify_asked, |asked| async move {
         if asked {
             Some(verify_audit_chain().await)
         } else {

@@ -8,15 +8,15 @@ use switchyard_domain::promotion::target_stage;
 use switchyard_domain::types::Version;
 use switchyard_domain::{Stage, Timestamp};
 
-use crate::action::ConsoleAction;
+
 use crate::api::get_board::get_board;
 use crate::api::move_stage::MoveStage;
 use crate::api::request_promotion::RequestPromotion;
-use crate::components::console_form::ConsoleForm;
+
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
-use crate::resource::page_resource;
+
 
 /// A move a card offers: where to, the button's words, why it is disabled
 /// (if it is), and for a promotion the environments it may be requested for.
@@ -115,7 +115,7 @@ pub fn BoardPage() -> impl IntoView {
     let query = use_query_map();
     let model = move || query.read().get("model").filter(|m| !m.is_empty());
     let refresh = RwSignal::new(0_u32);
-    let board = page_resource(move || (model(), refresh.get()), |(m, _)| get_board(m));
+    let board = Resource::new(move || (model(), refresh.get()), |(m, _)| get_board(m));
 
     view! {
         <Title text="Lifecycle board · Switchyard"/>
@@ -204,7 +204,7 @@ fn Card(
     environments: Vec<(String, EnvPolicy)>,
     refresh: RwSignal<u32>,
 ) -> impl IntoView {
-    let action = ConsoleAction::<MoveStage>::new();
+    let action = ServerAction::<MoveStage>::new();
     Effect::new(move |_| {
         if let Some(Ok(_)) = action.value().get() {
             refresh.update(|n| *n += 1);
@@ -252,7 +252,7 @@ fn Card(
             <span class="sub">{format!("{} since {}", v.stage, utc(v.stage_since))}</span>
             {promote}
             {has_moves.then(|| view! {
-                <ConsoleForm action class="moves">
+                <ActionForm action attr:class="moves">
                     <input type="hidden" name="full_id" value=id.clone()/>
                     // Posted without JavaScript, the form carries the CSRF token itself.
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
@@ -261,7 +261,7 @@ fn Card(
                         <input type="text" name="reason" autocomplete="off" required=true/>
                     </label>
                     {buttons}
-                </ConsoleForm>
+                </ActionForm>
             })}
             {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Moving…"</p> })}
             {move || action.value().get().and_then(Result::err).filter(|e| e.concerns(&error_for)).map(|e| view! {
@@ -276,7 +276,7 @@ fn Card(
 /// with why. The version stays where it is until the approvals are in.
 #[component]
 fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView {
-    let action = ConsoleAction::<RequestPromotion>::new();
+    let action = ServerAction::<RequestPromotion>::new();
     let why_id = format!("why-{slug}-promote");
     let env_id = format!("env-{slug}");
     let disabled = option.refused.is_some();
@@ -297,7 +297,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
         }
     });
     view! {
-        <ConsoleForm action class="moves promote">
+        <ActionForm action attr:class="moves promote">
             <input type="hidden" name="full_id" value=id/>
             <input type="hidden" name="csrf_token" value=csrf_token()/>
             {fields}
@@ -307,7 +307,7 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
                 </button>
                 {option.refused.map(|why| view! { <span class="why" id=why_id>{why}</span> })}
             </div>
-        </ConsoleForm>
+        </ActionForm>
         {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Requesting…"</p> })}
         {move || action.value().get().filter(|r| r.as_ref().err().is_none_or(|e| e.concerns(&error_for))).map(|result| match result {
             Ok(p) => view! {

@@ -8,14 +8,14 @@ use crate::api::get_clusters::get_clusters;
 use crate::components::cluster_card::{operation_state_words, ClusterCard, OperationSteps};
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc_seconds;
-use crate::resource::page_resource;
+
 
 /// Every serving cluster: slots, traffic, drift, the running operation, and
 /// the buttons that start operations.
 #[component]
 pub fn ClustersPage() -> impl IntoView {
     let refresh = RwSignal::new(0_u32);
-    let clusters = page_resource(move || refresh.get(), |_| get_clusters());
+    let clusters = Resource::new(move || refresh.get(), |_| get_clusters());
     view! {
         <Title text="Clusters · Switchyard"/>
         <div class="page-head">
@@ -44,7 +44,7 @@ pub fn ClusterPage() -> impl IntoView {
     let params = use_params_map();
     let name = move || params.read().get("name").unwrap_or_default();
     let refresh = RwSignal::new(0_u32);
-    let cluster = page_resource(move || (name(), refresh.get()), |(n, _)| get_cluster(n));
+    let cluster = Resource::new(move || (name(), refresh.get()), |(n, _)| get_cluster(n));
     view! {
         <Title text=move || format!("{} · Clusters · Switchyard", name())/>
         <div class="page-head">

@@ -11,7 +11,7 @@ use crate::components::table::ColumnHeads;
 use crate::components::timeline::{Timeline, Window};
 use crate::data::ModelPage as ModelData;
 use crate::format::{short_hash, utc};
-use crate::resource::page_resource;
+
 
 /// The zoom presets: query value, button text, days (None: all of history).
 const RANGES: [(&str, &str, Option<i64>); 4] = [
@@ -98,7 +98,11 @@ pub fn ModelPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let model_id = move || params.read().get("model_id").unwrap_or_default();
-    let data = page_resource(model_id, get_model_page);
+    // The versions table's page is in the address, so it works without JavaScript.
+    let data = Resource::new(
+        move || (model_id(), query.read().get("page")),
+        |(model, page)| get_model_page(model, page),
+    );
 
     view! {
         <Title text=move || format!("{} · Switchyard", model_id())/>
@@ -179,7 +183,62 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
         <section aria-labelledby="versions-h">
             <h2 id="versions-h">"Versions"</h2>
             <VersionTable versions=data.with_value(|d| d.versions.clone())/>
+            <Pager model=model.clone() info=data.with_value(|d| d.versions_page) query/>
         </section>
+    }
+}
+
+/// The address of page `page` of the versions table, keeping the timeline's range.
+pub fn page_href(model: &str, page: u32, query: &leptos_router::params::ParamsMap) -> String {
+    let mut pairs: Vec<String> = ["range", "from", "to", "at"]
+        .iter()
+        .filter_map(|k| query.get(k).map(|v| format!("{k}={}", encode_query(&v))))
+        .collect();
+    pairs.push(format!("page={page}"));
+    format!("/models/{model}?{}#versions-h", pairs.join("&"))
+}
+
+/// Percent-encodes a query value (dates and range names need little, but a
+/// hand-typed value may hold anything).
+fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// "Versions 51–100 of 1 000", with links to the newer and older pages.
+#[component]
+fn Pager(
+    model: String,
+    info: switchyard_domain::paging::PageInfo,
+    query: Memo<leptos_router::params::ParamsMap>,
+) -> impl IntoView {
+    let (first, last) = info.range();
+    let summary = if info.total == 0 {
+        "No versions yet.".to_owned()
+    } else {
+        format!(
+            "Versions {first}–{last} of {}, newest first (page {} of {})",
+            info.total, info.page, info.pages
+        )
+    };
+    let link = move |page: u32, text: &'static str, rel: &'static str| {
+        let model = model.clone();
+        view! { <a class="button secondary" rel=rel href=move || query.with(|q| page_href(&model, page, q))>{text}</a> }
+    };
+    view! {
+        <nav class="pager" aria-label="Pages of versions">
+            <span class="sub" role="status">{summary}</span>
+            {(info.page > 1).then(|| link(1, "« Newest", "first"))}
+            {(info.page > 1).then(|| link(info.page - 1, "‹ Newer", "prev"))}
+            {(info.page < info.pages).then(|| link(info.page + 1, "Older ›", "next"))}
+            {(info.page < info.pages).then(|| link(info.pages, "Oldest »", "last"))}
+        </nav>
     }
 }
 
@@ -218,6 +277,12 @@ mod tests {
         ModelData {
             model_id: ModelId::parse("chat").expect("valid"),
             versions: vec![],
+            versions_page: switchyard_domain::paging::PageInfo {
+                page: 1,
+                pages: 1,
+                per_page: 50,
+                total: 0,
+            },
             history: ModelHistory {
                 model_id: ModelId::parse("chat").expect("valid"),
                 pin_changes: vec![],
@@ -248,6 +313,18 @@ mod tests {
         assert_eq!(
             (w.start, w.end),
             (Timestamp::from_micros(DAY), Timestamp::from_micros(3 * DAY))
+        );
+    }
+
+    #[test]
+    fn page_links_keep_the_timeline_range_and_encode_what_was_typed() {
+        let mut q = leptos_router::params::ParamsMap::new();
+        q.insert("range", "1y".to_owned());
+        q.insert("from", "2026-01-01 &x".to_owned());
+        q.insert("page", "3".to_owned());
+        assert_eq!(
+            page_href("chat", 4, &q),
+            "/models/chat?range=1y&from=2026-01-01%20%26x&page=4#versions-h"
         );
     }
 

@@ -9,13 +9,13 @@ use crate::components::pending_approvals::PendingApprovals;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc;
-use crate::resource::page_resource;
+
 
 /// Environments × models: which version each environment pins for each model.
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let overview = page_resource(|| (), |_| get_overview());
-    let clusters = page_resource(|| (), |_| get_clusters());
+    let overview = Resource::new(|| (), |_| get_overview());
+    let clusters = Resource::new(|| (), |_| get_clusters());
     let (filter, set_filter) = signal(String::new());
 
     view! {

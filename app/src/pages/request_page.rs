@@ -8,7 +8,7 @@ use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::format::{milliseconds, utc, utc_seconds};
-use crate::resource::page_resource;
+
 
 /// Request id → the version that served it, its config hash, and how it got there.
 #[component]
@@ -21,7 +21,7 @@ pub fn RequestPage() -> impl IntoView {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
     };
-    let found = page_resource(id, |id| async move {
+    let found = Resource::new(id, |id| async move {
         match id {
             Some(id) => Some(lookup_request(id).await),
             None => None,

@@ -7,7 +7,7 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::data::{encode, ServingAnswer};
 use crate::format::utc_seconds as utc;
-use crate::resource::page_resource;
+
 use switchyard_domain::types::ClusterAt;
 use switchyard_domain::Timestamp;
 
@@ -36,7 +36,7 @@ const ZONES: [&str; 16] = [
 pub fn ServingPage() -> impl IntoView {
     let query = use_query_map();
     let q = move |k: &'static str| move || query.read().get(k).filter(|v| !v.is_empty());
-    let answer = page_resource(
+    let answer = Resource::new(
         move || (q("at")(), q("local")(), q("tz")(), q("env")(), q("model")()),
         |(at, local, tz, env, model)| get_serving_at(at, local, tz, env, model),
     );

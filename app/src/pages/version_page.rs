@@ -8,14 +8,14 @@ use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::format::utc;
-use crate::resource::page_resource;
+
 
 /// A version: its config, its stage history and where it is pinned now.
 #[component]
 pub fn VersionPage() -> impl IntoView {
     let params = use_params_map();
     let full_id = move || params.read().get("full_id").unwrap_or_default();
-    let detail = page_resource(full_id, get_version_detail);
+    let detail = Resource::new(full_id, get_version_detail);
     view! {
         <Title text=move || format!("{} · Switchyard", full_id())/>
         <Suspense fallback=|| view! { <Loading what="the version"/> }>

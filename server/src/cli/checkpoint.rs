@@ -71,7 +71,7 @@ fn decode_32(text: &str) -> Option<[u8; 32]> {
 }
 
 /// The public key given on the command line: 64 hex digits, or a file holding them.
-fn read_public_key(arg: &str) -> Result<VerifyingKey, Failure> {
+pub(super) fn read_public_key(arg: &str) -> Result<VerifyingKey, Failure> {
     let text = match decode_32(arg.trim()) {
         Some(_) => arg.to_owned(),
         None => std::fs::read_to_string(arg).map_err(|e| {
@@ -90,7 +90,7 @@ fn read_public_key(arg: &str) -> Result<VerifyingKey, Failure> {
 }
 
 /// Reads a checkpoint file; a missing file is an empty one when `missing_ok`.
-fn read_checkpoints(path: &Path, missing_ok: bool) -> Result<Vec<Checkpoint>, Failure> {
+pub(super) fn read_checkpoints(path: &Path, missing_ok: bool) -> Result<Vec<Checkpoint>, Failure> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -187,14 +187,25 @@ pub(super) async fn run(store: &dyn Store, key: &Path, out: &Path) -> Outcome {
     Ok(())
 }
 
-/// The checkpoint part of `audit verify`: every signature, the chain of
-/// checkpoints, and that the ledger still holds every checkpointed head.
-/// Returns how many checkpoints were checked, or every problem found, one per line.
+/// What the checkpoints said of a ledger that they do not contradict.
+pub(super) struct Verified {
+    /// How many checkpoints were checked.
+    pub(super) checked: usize,
+    /// After a restore: the newest checkpoint whose head the restored ledger
+    /// does not reach (see `checkpoint::newest_beyond`).
+    pub(super) beyond: Option<Checkpoint>,
+}
+
+/// The checkpoint part of `audit verify` and `restore`: every signature, the
+/// chain of checkpoints, and that the ledger still holds every checkpointed
+/// head — after a restore (`restored`), only the heads it reaches, the
+/// newest of the others being returned. Returns every problem found, one per line.
 pub(super) async fn verify(
     store: &dyn Store,
     file: &Path,
     public_key: &str,
-) -> Result<usize, Failure> {
+    restored: bool,
+) -> Result<Verified, Failure> {
     let key = read_public_key(public_key)?;
     let checkpoints = read_checkpoints(file, false)?;
     let mut problems = Vec::new();
@@ -220,7 +231,15 @@ pub(super) async fn verify(
         .await
         .context("cannot read the ledger head")?
         .map_or(0, |(id, _)| id);
-    for cp in &checkpoints {
+    let beyond = if restored {
+        checkpoint::newest_beyond(&checkpoints, head_id).cloned()
+    } else {
+        None
+    };
+    for cp in checkpoints
+        .iter()
+        .filter(|cp| !restored || cp.event_id <= head_id)
+    {
         let (event, count) = store
             .ledger_event(cp.event_id)
             .await
@@ -235,7 +254,10 @@ pub(super) async fn verify(
         }
     }
     if problems.is_empty() {
-        Ok(checkpoints.len())
+        Ok(Verified {
+            checked: checkpoints.len(),
+            beyond,
+        })
     } else {
         Err(Failure::refused(format!(
             "checkpoints CONTRADICTED ({} of {} checkpoints in {}):\n{}",

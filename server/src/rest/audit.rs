@@ -29,6 +29,7 @@ pub struct AuditParams {
     /// Only events about this cluster (its operations, switches and rollbacks).
     cluster: Option<String>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -31,15 +31,16 @@ pub mod required_role {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCluster {
-    #[schema(example = "eu-1")]
+    #[schema(example = "eu-1", pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub name: String,
-    #[schema(example = "production")]
+    #[schema(example = "production", pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub environment: String,
-    /// `simulated` or `oip+haproxy`.
-    #[schema(example = "simulated")]
+    /// `simulated`, `oip+haproxy` or `kubernetes`.
+    #[schema(example = "simulated", pattern = "^(simulated|oip\\+haproxy|kubernetes)$")]
     pub driver: String,
-    /// Driver settings (addresses, socket and file paths).
+    /// Driver settings (addresses, socket and file paths); absent or null: none.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub config: Value,
 }
 
@@ -49,6 +50,10 @@ pub(super) fn shown(c: Cluster) -> Value {
     let mut v = json!(c);
     if let Some(o) = v.as_object_mut() {
         o.insert("simulated".into(), json!(simulated));
+        // Clusters created with `"config": null` before it became `{}`.
+        if o.get("config").is_some_and(Value::is_null) {
+            o.insert("config".into(), json!({}));
+        }
     }
     v
 }
@@ -68,12 +73,22 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     actor.require(required_role::CREATE_CLUSTER, "creating a cluster")?;
     let driver: DriverKind = body.driver.parse()?;
-    crate::drivers::validate_config(driver, &body.config)?;
+    // No settings is an empty object: a cluster's config is always one.
+    let config = match body.config {
+        Value::Null => json!({}),
+        config @ Value::Object(_) => config,
+        _ => {
+            return Err(ApiError::invalid(
+                "config must be a JSON object of driver settings (or left out for none)",
+            ))
+        }
+    };
+    crate::drivers::validate_config(driver, &config)?;
     let new = NewCluster {
         name: parse_cluster_name(&body.name)?,
         environment: parse_environment_name(&body.environment)?,
         driver,
-        config: body.config,
+        config,
     };
     let cluster = app
         .store

@@ -28,9 +28,10 @@ pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> 
 #[serde(deny_unknown_fields)]
 pub struct SetPin {
     /// An exact version of the model; never `latest`.
-    #[schema(example = "v2.1.3")]
+    #[schema(example = "v2.1.3", pattern = "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
     pub version: String,
     /// Why (required: 422 `field "reason" is required` without one).
+    #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
     pub reason: Option<String>,
 }
 

@@ -45,7 +45,7 @@ use super::{
         clusters::CreateCluster, operations::StartOperation, operations::Rollback,
         operations::Decide, analysis::PutTemplate, analysis::ClusterAnalysis,
         subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
-    modifiers(&DomainSchemas, &BearerAuth, &Unauthorized),
+    modifiers(&DomainSchemas, &BearerAuth, &Unauthorized, &Refusals),
     security(("bearer" = [])),
 )]
 struct ApiDoc;
@@ -534,6 +534,106 @@ impl Modify for Unauthorized {
             }
         }
     }
+}
+
+/// The domain's name rules as JSON Schema patterns (anchored: JSON Schema
+/// patterns match anywhere otherwise).
+pub const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+pub const VERSION_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$";
+pub const FULL_ID_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$";
+const REFERENCE_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}(:[A-Za-z0-9][A-Za-z0-9._+-]{0,63})?$";
+
+/// The pattern each path parameter follows, by its name: model ids,
+/// environment, cluster and subscription names share one rule.
+fn path_pattern(name: &str) -> Option<&'static str> {
+    match name {
+        "model_id" | "env" | "name" => Some(NAME_PATTERN),
+        "full_id" => Some(FULL_ID_PATTERN),
+        "reference" => Some(REFERENCE_PATTERN),
+        _ => None,
+    }
+}
+
+/// The refusals every operation of a kind can answer, documented once for
+/// all: the framework's rejections of a body (400 not JSON, 413 too large,
+/// 415 not `application/json`, 422 wrong shape), 422 for a malformed path
+/// or query value, and 403 where a token's role can be too low (every
+/// change, and reading subscriptions). Path parameters get the pattern the
+/// server checks them against.
+struct Refusals;
+
+impl Modify for Refusals {
+    fn modify(&self, doc: &mut Document) {
+        use utoipa::openapi::path::ParameterIn;
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if PUBLIC_PATHS.contains(&path.as_str()) || path == "/metrics" {
+                continue;
+            }
+            let admin_only_reads = path.starts_with("/api/v1/subscriptions");
+            let ops = [
+                (&mut item.get, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+            ];
+            for (op, changes) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                let mut add = |status: &str, description: &str| {
+                    add_error_response(&mut op.responses, status, description)
+                };
+                if changes || admin_only_reads {
+                    add(
+                        "403",
+                        "The token's role is too low: the message names the role needed",
+                    );
+                }
+                if op.request_body.is_some() {
+                    add("400", "The body is not JSON");
+                    add(
+                        "413",
+                        "The body is larger than the limit the message states",
+                    );
+                    add(
+                        "415",
+                        "The body was not sent as `Content-Type: application/json`",
+                    );
+                    add("422", "A field is missing, of the wrong type or not acceptable: the message names it and what to send");
+                }
+                let mut has_params = false;
+                for p in op.parameters.iter_mut().flatten() {
+                    has_params = true;
+                    if p.parameter_in != ParameterIn::Path {
+                        continue;
+                    }
+                    if let (Some(pattern), Some(RefOr::T(Schema::Object(o)))) =
+                        (path_pattern(&p.name), p.schema.as_mut())
+                    {
+                        o.pattern = Some(pattern.to_owned());
+                    }
+                }
+                if has_params {
+                    add("422", "A path or query value is malformed: the message names it and the form it must take");
+                }
+            }
+        }
+    }
+}
+
+/// Adds an `Error` response for `status` unless the operation documents one.
+fn add_error_response(responses: &mut utoipa::openapi::Responses, status: &str, description: &str) {
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+    if responses.responses.contains_key(status) {
+        return;
+    }
+    let response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Error")))
+            .build(),
+    );
+    responses
+        .responses
+        .insert(status.to_owned(), response.into());
 }
 
 fn object(fields: &[Field]) -> Schema {

@@ -24,13 +24,17 @@ use crate::store::clusters::OperationRequest;
 #[serde(deny_unknown_fields)]
 pub struct StartOperation {
     /// `blue_green`, `rolling` or `hot_reload`.
-    #[schema(example = "blue_green")]
+    #[schema(example = "blue_green", pattern = "^(blue_green|rolling|hot_reload)$")]
     pub kind: String,
-    #[schema(example = "chat:v2")]
+    #[schema(
+        example = "chat:v2",
+        pattern = "^[a-z0-9][a-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+    )]
     pub full_id: String,
     /// Rolling only (refused with other kinds): percent of traffic on the new version per step (default 10, 50, 100).
     pub steps: Option<Vec<u8>>,
     /// Why (required: 422 `field "reason" is required` without one).
+    #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
     pub reason: Option<String>,
     /// Analysis templates (names) its gates run: after each rolling step, and
     /// after the switch of a blue-green switch or a hot reload.
@@ -55,6 +59,7 @@ pub struct Decide {
 #[serde(deny_unknown_fields)]
 pub struct Rollback {
     /// Why (required: 422 `field "reason" is required` without one).
+    #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
     pub reason: Option<String>,
 }
 

@@ -20,10 +20,15 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestPromotion {
-    #[schema(example = "chat:v2.1.3")]
+    #[schema(
+        example = "chat:v2.1.3",
+        pattern = "^[a-z0-9][a-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+    )]
     pub full_id: String,
-    #[schema(example = "production")]
+    #[schema(example = "production", pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub environment: String,
+    /// Why (required, not blank).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -32,6 +37,7 @@ pub struct RequestPromotion {
 #[serde(deny_unknown_fields)]
 pub struct ApprovePromotion {
     /// Why (required: 422 `field "reason" is required` without one).
+    #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
     pub reason: Option<String>,
 }
 
@@ -39,13 +45,16 @@ pub struct ApprovePromotion {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectPromotion {
+    /// Why (required, not blank).
+    #[schema(min_length = 1, pattern = "\\S")]
     pub reason: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PromotionFilter {
-    /// pending, applied, rejected or expired.
+    /// pending, applied, rejected or expired (empty: all).
+    #[param(pattern = "^(pending|applied|rejected|expired)?$")]
     status: Option<String>,
 }
 
@@ -118,6 +127,7 @@ pub async fn approve(
     responses(
         (status = 200, description = "Rejected; it can never be approved again", body = ref("#/components/schemas/Promotion")),
         (status = 403, description = "Needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such promotion", body = ref("#/components/schemas/Error")),
         (status = 409, description = "No longer pending", body = ref("#/components/schemas/Error")),
         (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
     ))]

@@ -16,8 +16,13 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct ServingQuery {
     /// RFC 3339 with a time zone, e.g. `2026-03-03T14:00:00Z`.
+    #[param(format = DateTime)]
     at: String,
+    /// Only this environment (empty: all).
+    #[param(pattern = "^([a-z0-9][a-z0-9._-]{0,63})?$")]
     environment: Option<String>,
+    /// Only this model (empty: all).
+    #[param(pattern = "^([a-z0-9][a-z0-9._-]{0,63})?$")]
     model: Option<String>,
 }
 

@@ -19,9 +19,13 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct StageMove {
     /// development, staging, production, deprecated or retired.
-    #[schema(example = "staging")]
+    #[schema(
+        example = "staging",
+        pattern = "^(development|staging|production|deprecated|retired)$"
+    )]
     pub to: String,
     /// Why (required: 422 `field "reason" is required` without one).
+    #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
     pub reason: Option<String>,
     /// An admin's explicit request to retire before the deprecation period
     /// ends (a reason is then required). Without it admins get the same

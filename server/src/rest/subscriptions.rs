@@ -36,10 +36,10 @@ const MAX_OVERLAP_HOURS: i64 = 720;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSubscription {
-    #[schema(example = "release-channel")]
+    #[schema(example = "release-channel", pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub name: String,
     /// `webhook` (default: the event as signed JSON) or `chat` (a Slack-compatible message).
-    #[schema(example = "webhook")]
+    #[schema(example = "webhook", pattern = "^(webhook|chat)$")]
     pub kind: Option<String>,
     /// http or https.
     #[schema(example = "https://hooks.example.com/switchyard")]
@@ -67,7 +67,7 @@ pub struct FilterBody {
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// Hours the previous secrets keep signing beside the new one (0–720, default 24).
-    #[schema(example = 24)]
+    #[schema(example = 24, minimum = 0, maximum = 720)]
     pub overlap_hours: Option<i64>,
 }
 

@@ -22,7 +22,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct RegisterVersion {
     /// `[A-Za-z0-9][A-Za-z0-9._+-]{0,63}`, never `latest`.
-    #[schema(example = "v2.1.3")]
+    #[schema(example = "v2.1.3", pattern = "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
     pub version: String,
     /// The serving configuration; must be a JSON object. Its canonical
     /// JSON (RFC 8785) hash becomes the version's `config_hash`.

@@ -210,6 +210,7 @@ contract_tests!(
     verify_detects_an_edited_reason_at_that_event,
     verify_detects_a_deleted_first_or_middle_event,
     verify_detects_a_deleted_last_event,
+    a_periods_events_are_found_by_time_and_read_by_id,
     retire_due_retires_unpinned_versions_and_holds_pinned_ones,
     concurrent_registrations_of_one_version_with_different_configs_have_one_winner,
     concurrent_writes_from_several_servers_keep_the_ledger_chain_contiguous,
@@ -1531,6 +1532,33 @@ async fn verify_accepts_an_untouched_ledger(db: Arc<TestDb>) {
     let report = db.store.audit_verify().await.unwrap();
     assert!(report.ok, "{report:?}");
     assert_eq!((report.checked, report.first_broken_id), (8, None));
+}
+
+async fn a_periods_events_are_found_by_time_and_read_by_id(db: Arc<TestDb>) {
+    assert_eq!(db.store.ledger_period(at(0), at(10)).await.unwrap(), None);
+    some_history(&db).await;
+    // Events 1–3 at minute 0, then one a minute: 4 at 1, … 8 at 5.
+    assert_eq!(
+        db.store.ledger_period(at(1), at(4)).await.unwrap(),
+        Some((4, 6))
+    );
+    assert_eq!(
+        db.store.ledger_period(at(0), at(1)).await.unwrap(),
+        Some((1, 3))
+    );
+    assert_eq!(db.store.ledger_period(at(6), at(9)).await.unwrap(), None);
+    let ids = |events: Vec<LedgerEvent>| events.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(db.store.ledger_events(3, 6, 10).await.unwrap()),
+        [4, 5, 6]
+    );
+    assert_eq!(ids(db.store.ledger_events(3, 6, 2).await.unwrap()), [4, 5]);
+    let events = db.store.ledger_events(0, 8, 100).await.unwrap();
+    assert_eq!(events.len(), 8);
+    assert!(
+        events.iter().all(|e| e.compute_hash() == e.hash),
+        "read back as hashed"
+    );
 }
 
 async fn the_database_refuses_to_edit_or_delete_ledger_events(db: Arc<TestDb>) {

@@ -205,6 +205,10 @@ pub(crate) const SELECT_EVENTS_PAGE: &str = concat!(
     ledger_columns!(),
     " FROM ledger WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
 );
+/// The first event id at or after $1 and the last before $2 (`audit export`'s period).
+pub(crate) const SELECT_LEDGER_PERIOD: &str =
+    "SELECT (SELECT MIN(id) FROM ledger WHERE at >= $1), \
+     (SELECT MAX(id) FROM ledger WHERE at < $2)";
 pub(crate) const COUNT_EVENTS_UP_TO: &str = "SELECT COUNT(*) FROM ledger WHERE id <= $1";
 pub(crate) const SELECT_STAGE_EVENTS: &str = concat!(
     "SELECT ",

@@ -989,6 +989,36 @@ macro_rules! sql_store {
                 Ok((event, count))
             }
 
+            async fn ledger_period(
+                &self,
+                from: Timestamp,
+                to: Timestamp,
+            ) -> StoreResult<Option<(i64, i64)>> {
+                let (first, last) = sqlx::query_as::<_, (Option<i64>, Option<i64>)>(q::SELECT_LEDGER_PERIOD)
+                    .bind(from.micros())
+                    .bind(to.micros())
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(first.zip(last).filter(|(first, last)| first <= last))
+            }
+
+            async fn ledger_events(
+                &self,
+                after: i64,
+                up_to: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<switchyard_domain::ledger::LedgerEvent>> {
+                sqlx::query_as::<_, q::LedgerRow>(q::SELECT_EVENTS_PAGE)
+                    .bind(after)
+                    .bind(up_to)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(q::LedgerRow::into_event)
+                    .collect()
+            }
+
             async fn retire_due(&self, now: Timestamp) -> StoreResult<RetireReport> {
                 let deprecated_by = now.plus_days(-i64::from(self.settings.deprecation_days));
                 let due = sqlx::query_as::<_, (String, String)>(q::SELECT_DEPRECATED_SINCE)

@@ -62,6 +62,23 @@ impl SqliteStore {
         })
     }
 
+    /// Writes a consistent copy of the database to `path` while others keep
+    /// reading and writing (`VACUUM INTO`: one read transaction, so the copy
+    /// is the database as of one instant; SQLite refuses an existing file).
+    pub async fn vacuum_into(&self, path: &std::path::Path) -> StoreResult<()> {
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.display().to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes every connection, so that the file is whole on its own (no
+    /// `-wal` beside it) and can be moved.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Other processes' changes are seen by polling the ledger head.
     async fn watch(&self) -> StoreResult<()> {
         let result = self.poll_head(POLL).await;

@@ -65,7 +65,7 @@ async fn a_simulated_cluster_is_created_listed_and_labelled_simulated() {
         StatusCode::CONFLICT,
     )
     .await;
-    let bad_driver = json!({ "name": "k", "environment": "development", "driver": "kubernetes" });
+    let bad_driver = json!({ "name": "k", "environment": "development", "driver": "nomad" });
     assert_error(
         app.post_json("/api/v1/clusters", &bad_driver).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -960,4 +960,33 @@ async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
         ["chat:2", "chat:1"],
         "development admits both versions, newest first"
     );
+}
+
+#[tokio::test]
+async fn a_cluster_created_without_settings_shows_an_empty_config_and_one_with_a_non_object_config_is_refused(
+) {
+    let app = spawn_app().await;
+    let null_config =
+        json!({ "name": "n", "environment": "development", "driver": "simulated", "config": null });
+    let res = app.post_json("/api/v1/clusters", &null_config).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let c: Value = res.json().await.expect("JSON");
+    assert_eq!(c["config"], json!({}));
+    assert_eq!(
+        app.get_json("/api/v1/clusters/n").await["config"],
+        json!({})
+    );
+    assert_eq!(
+        app.get_json("/api/v1/clusters").await["clusters"][0]["config"],
+        json!({})
+    );
+    let list_config =
+        json!({ "name": "l", "environment": "development", "driver": "simulated", "config": [] });
+    let error = assert_error(
+        app.post_json("/api/v1/clusters", &list_config).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("JSON object"), "{message}");
 }

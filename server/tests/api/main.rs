@@ -9,6 +9,7 @@ mod audit;
 mod clusters;
 mod console;
 mod environments;
+mod fuzz;
 mod onboarding;
 mod notifications;
 mod operations;

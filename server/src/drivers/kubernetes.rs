@@ -1,0 +1,1058 @@
+//! The `kubernetes` driver (kube-rs): one namespace, a Deployment per slot
+//! and a Service whose selector picks the slot that carries traffic.
+//!
+//! Routing contract (docs/clusters.md): the pod template of Deployment
+//! `deployments.blue` carries the label `SLOT_LABEL: blue` (green likewise),
+//! and the Service's selector holds `SLOT_LABEL: blue|green` next to labels
+//! both templates share. A switch is one merge patch of that selector key —
+//! atomic as far as Kubernetes goes: the endpoints controller then moves the
+//! Service's endpoints to the other Deployment's ready pods.
+//!
+//! Loading a version into the idle slot is a strategic merge patch of its
+//! Deployment's pod template (the container's image tag and/or a version
+//! environment variable, as `kubectl set image` / `set env` do, plus the
+//! annotation `switchyard.io/version`), after which the driver waits for the
+//! rollout exactly as `kubectl rollout status` judges it (observedGeneration,
+//! updated, available and old replicas; `ProgressDeadlineExceeded` fails at
+//! once). Every write carries the object's `resourceVersion`: a 409 Conflict
+//! means someone else changed it, and the driver reads it again rather than
+//! overwriting.
+//!
+//! Traffic moves all at once: a Service selector has no weights, so rolling
+//! steps (split weights) are refused before anything moves.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde::Deserialize;
+use serde_json::json;
+use switchyard_domain::clusters::{ClusterState, SlotName, Weights};
+use switchyard_domain::operations::{GatePolicy, Traffic};
+use switchyard_domain::{DomainError, FullId};
+use tokio::sync::OnceCell;
+
+use super::{Check, Driver, DriverError, DriverResult, Observed, SlotHealth};
+
+/// The field manager of every write (`metadata.managedFields` shows it).
+pub const FIELD_MANAGER: &str = "switchyard";
+/// The pod template annotation that names the version a Deployment holds.
+pub const VERSION_ANNOTATION: &str = "switchyard.io/version";
+/// The label whose value (`blue`, `green`) tells the slots' pods apart.
+pub const DEFAULT_SLOT_LABEL: &str = "switchyard.io/slot";
+
+/// How many times a write is tried again after a 409 Conflict (each time
+/// after reading the object again).
+const CONFLICT_RETRIES: usize = 5;
+
+/// The Deployment of each slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotDeployments {
+    pub blue: String,
+    pub green: String,
+}
+
+/// `config` of a `kubernetes` cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file on Switchyard's host; absent: `KUBECONFIG`,
+    /// `~/.kube/config`, or the pod's service account when Switchyard runs
+    /// in the cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (its current context if absent).
+    pub context: Option<String>,
+    /// Everything the driver touches lives in this namespace.
+    pub namespace: String,
+    /// The model the cluster serves (the model id of its versions).
+    pub model: String,
+    /// The Service whose selector is switched.
+    pub service: String,
+    pub deployments: SlotDeployments,
+    /// The container of the pod template that serves the model.
+    pub container: String,
+    /// The image repository: a version `v` runs as `IMAGE:v`.
+    pub image: Option<String>,
+    /// An environment variable of the container set to the version
+    /// (for servers that fetch the version themselves).
+    pub version_env: Option<String>,
+    #[serde(default = "default_slot_label")]
+    pub slot_label: String,
+    /// Kept for the operations' health gate; a Service has no request
+    /// counters, so the error-rate half is never judged here.
+    #[serde(default)]
+    pub health_gate: GatePolicy,
+}
+
+fn default_slot_label() -> String {
+    DEFAULT_SLOT_LABEL.to_owned()
+}
+
+/// A DNS-1123 label: what Kubernetes accepts as a namespace or Service name.
+fn dns_label(what: &str, s: &str) -> Result<(), DomainError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid(format!(
+            "kubernetes driver config: {what} {s:?} is not a Kubernetes name \
+             (lower-case letters, digits and '-', at most 63, starting and ending alphanumeric)"
+        )))
+    }
+}
+
+impl KubernetesConfig {
+    pub fn parse(config: &serde_json::Value) -> Result<KubernetesConfig, DomainError> {
+        let c: KubernetesConfig = serde_json::from_value(config.clone())
+            .map_err(|e| DomainError::Invalid(format!("kubernetes driver config: {e}")))?;
+        switchyard_domain::ModelId::parse(&c.model)?;
+        dns_label("namespace", &c.namespace)?;
+        dns_label("service", &c.service)?;
+        dns_label("deployments.blue", &c.deployments.blue)?;
+        dns_label("deployments.green", &c.deployments.green)?;
+        dns_label("container", &c.container)?;
+        if c.deployments.blue == c.deployments.green {
+            return Err(DomainError::Invalid(
+                "kubernetes driver config: deployments.blue and deployments.green name the same \
+                 Deployment; each slot needs its own"
+                    .to_owned(),
+            ));
+        }
+        if c.image.is_none() && c.version_env.is_none() {
+            return Err(DomainError::Invalid(
+                "kubernetes driver config: say how a version reaches the pods: `image` (the \
+                 repository; version v runs as IMAGE:v) and/or `version_env` (an environment \
+                 variable set to the version)"
+                    .to_owned(),
+            ));
+        }
+        if c.slot_label.is_empty() || c.slot_label.contains(char::is_whitespace) {
+            return Err(DomainError::Invalid(format!(
+                "kubernetes driver config: slot_label {:?} is not a label key",
+                c.slot_label
+            )));
+        }
+        Ok(c)
+    }
+
+    pub fn deployment(&self, slot: SlotName) -> &str {
+        match slot {
+            SlotName::Blue => &self.deployments.blue,
+            SlotName::Green => &self.deployments.green,
+        }
+    }
+}
+
+/// How a Deployment's rollout stands, judged as `kubectl rollout status` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollout {
+    Complete,
+    /// Still moving; the words say how far.
+    Waiting(String),
+    /// It will not finish without a change (progress deadline exceeded).
+    Failed(String),
+}
+
+/// `kubectl rollout status`'s judgement of a Deployment (its
+/// `DeploymentStatusViewer`), in the same order.
+pub fn rollout(d: &Deployment) -> Rollout {
+    let name = d.metadata.name.as_deref().unwrap_or("?");
+    let generation = d.metadata.generation.unwrap_or(0);
+    let status = d.status.clone().unwrap_or_default();
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Rollout::Waiting("waiting for the deployment spec update to be observed".into());
+    }
+    if let Some(c) = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Progressing")
+    {
+        if c.reason.as_deref() == Some("ProgressDeadlineExceeded") {
+            return Rollout::Failed(format!(
+                "deployment {name} exceeded its progress deadline ({})",
+                c.message.as_deref().unwrap_or("no message")
+            ));
+        }
+    }
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        return Rollout::Waiting(format!(
+            "{updated} of {desired} new replicas have been updated"
+        ));
+    }
+    if replicas > updated {
+        return Rollout::Waiting(format!(
+            "{} old replicas are pending termination",
+            replicas - updated
+        ));
+    }
+    if available < updated {
+        return Rollout::Waiting(format!(
+            "{available} of {updated} updated replicas are available"
+        ));
+    }
+    Rollout::Complete
+}
+
+/// The version a Deployment's pod template holds (its annotation).
+pub fn template_version(d: &Deployment) -> Option<&str> {
+    d.spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(VERSION_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// Words for a failed API call, with what to do about it.
+fn api_error(what: &str, namespace: &str, e: kube::Error) -> DriverError {
+    match e {
+        kube::Error::Api(s) => match s.code {
+            404 => DriverError::new(format!(
+                "{what}: not found in namespace {namespace} ({}); create it as docs/clusters.md shows \
+                 or correct the name in the cluster's config",
+                s.message
+            )),
+            401 => DriverError::new(format!(
+                "{what}: the API server refused the credentials ({}); renew the token in the kubeconfig",
+                s.message
+            )),
+            403 => DriverError::new(format!(
+                "{what}: forbidden ({}); bind the Role of docs/clusters.md to Switchyard's identity \
+                 in namespace {namespace}",
+                s.message
+            )),
+            code => DriverError::new(format!(
+                "{what}: the API server answered {code} {}: {}",
+                s.reason, s.message
+            )),
+        },
+        other => DriverError::new(format!(
+            "{what}: cannot reach the Kubernetes API server: {other}"
+        )),
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+pub struct Kubernetes {
+    config: KubernetesConfig,
+    client: OnceCell<Client>,
+    /// Writes not yet handed to a step record (`Driver::take_writes`).
+    writes: std::sync::Mutex<Vec<String>>,
+}
+
+impl Kubernetes {
+    pub fn new(config: KubernetesConfig) -> Kubernetes {
+        Kubernetes {
+            config,
+            client: OnceCell::new(),
+            writes: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remembers a write for the step's record: object, patch, what it became.
+    fn wrote(&self, what: String) {
+        tracing::info!(namespace = self.ns(), "{what}");
+        if let Ok(mut w) = self.writes.lock() {
+            w.push(what);
+        }
+    }
+
+    /// The client, built on first use (reading a kubeconfig is async).
+    async fn client(&self) -> DriverResult<Client> {
+        let c = self
+            .client
+            .get_or_try_init(|| async {
+                let options = KubeConfigOptions {
+                    context: self.config.context.clone(),
+                    ..Default::default()
+                };
+                let mut config = match &self.config.kubeconfig {
+                    Some(path) => {
+                        let file = Kubeconfig::read_from(path).map_err(|e| {
+                            DriverError::new(format!(
+                                "cannot read the kubeconfig {}: {e}",
+                                path.display()
+                            ))
+                        })?;
+                        Config::from_custom_kubeconfig(file, &options)
+                            .await
+                            .map_err(|e| {
+                                DriverError::new(format!(
+                                    "the kubeconfig {} is not usable: {e}",
+                                    path.display()
+                                ))
+                            })?
+                    }
+                    None if self.config.context.is_some() => Config::from_kubeconfig(&options)
+                        .await
+                        .map_err(|e| {
+                            DriverError::new(format!("the default kubeconfig is not usable: {e}"))
+                        })?,
+                    None => Config::infer().await.map_err(|e| {
+                        DriverError::new(format!(
+                            "no Kubernetes credentials: no kubeconfig and not running in a cluster ({e}); \
+                             set `kubeconfig` in the cluster's config"
+                        ))
+                    })?,
+                };
+                // A call that hangs must not hold an operation step forever.
+                config.connect_timeout = Some(Duration::from_secs(5));
+                config.read_timeout = Some(Duration::from_secs(15));
+                Client::try_from(config).map_err(|e| {
+                    DriverError::new(format!("cannot build the Kubernetes client: {e}"))
+                })
+            })
+            .await?;
+        Ok(c.clone())
+    }
+
+    async fn deployments(&self) -> DriverResult<Api<Deployment>> {
+        Ok(Api::namespaced(
+            self.client().await?,
+            &self.config.namespace,
+        ))
+    }
+
+    async fn services(&self) -> DriverResult<Api<Service>> {
+        Ok(Api::namespaced(
+            self.client().await?,
+            &self.config.namespace,
+        ))
+    }
+
+    fn params() -> PatchParams {
+        PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        }
+    }
+
+    fn ns(&self) -> &str {
+        &self.config.namespace
+    }
+
+    fn check_model(&self, full_id: &FullId) -> DriverResult<()> {
+        if full_id.model_id.as_str() != self.config.model {
+            return Err(DriverError::new(format!(
+                "this cluster serves model {}, not {}",
+                self.config.model, full_id.model_id
+            )));
+        }
+        Ok(())
+    }
+
+    async fn get_deployment(&self, slot: SlotName) -> DriverResult<Deployment> {
+        let name = self.config.deployment(slot);
+        self.deployments()
+            .await?
+            .get(name)
+            .await
+            .map_err(|e| api_error(&format!("Deployment {name}"), self.ns(), e))
+    }
+
+    async fn get_service(&self) -> DriverResult<Service> {
+        let name = &self.config.service;
+        self.services()
+            .await?
+            .get(name)
+            .await
+            .map_err(|e| api_error(&format!("Service {name}"), self.ns(), e))
+    }
+
+    /// Which slot the Service's selector picks.
+    fn selected(&self, s: &Service) -> DriverResult<SlotName> {
+        let name = &self.config.service;
+        let label = &self.config.slot_label;
+        let value = s
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.selector.as_ref())
+            .and_then(|sel| sel.get(label))
+            .ok_or_else(|| {
+                DriverError::new(format!(
+                    "Service {name}'s selector has no {label} label, so Switchyard cannot switch it; \
+                     add `{label}: blue` to its selector"
+                ))
+            })?;
+        value.parse::<SlotName>().map_err(|_| {
+            DriverError::new(format!(
+                "Service {name}'s selector picks {label}={value}; expected blue or green"
+            ))
+        })
+    }
+
+    /// What the slot's Deployment must look like for the contract: its pod
+    /// template labelled with the slot, with the serving container.
+    fn deployment_contract(&self, slot: SlotName, d: &Deployment) -> Result<(), (String, String)> {
+        let name = self.config.deployment(slot);
+        let label = &self.config.slot_label;
+        let spec = d
+            .spec
+            .as_ref()
+            .ok_or_else(|| (format!("Deployment {name} has no spec"), String::new()))?;
+        let labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        if labels.get(label).map(String::as_str) != Some(slot.as_str()) {
+            return Err((
+                format!(
+                    "Deployment {name}'s pod template is labelled {label}={}",
+                    labels.get(label).map_or("(none)", String::as_str)
+                ),
+                format!(
+                    "label its pod template (and its selector) `{label}: {slot}`; the Service picks \
+                     a slot by that label"
+                ),
+            ));
+        }
+        let containers = spec
+            .template
+            .spec
+            .as_ref()
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default();
+        if !containers.iter().any(|c| c.name == self.config.container) {
+            let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+            return Err((
+                format!(
+                    "Deployment {name} has no container {:?} (it has {})",
+                    self.config.container,
+                    names.join(", ")
+                ),
+                "set `container` in the cluster's config to the container that serves the model"
+                    .to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The strategic merge patch that puts `full_id` into a pod template,
+    /// guarded by the `resourceVersion` it was computed from.
+    pub fn template_patch(
+        &self,
+        full_id: &FullId,
+        resource_version: &str,
+    ) -> DriverResult<serde_json::Value> {
+        let version = full_id.version.as_str();
+        let mut container = json!({ "name": self.config.container });
+        if let Some(image) = &self.config.image {
+            // An image tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}: '+' is not allowed.
+            if version.contains('+') {
+                return Err(DriverError::new(format!(
+                    "version {version} cannot be an image tag ('+' is not allowed in tags); \
+                     set `version_env` in the cluster's config instead of `image`"
+                )));
+            }
+            container["image"] = json!(format!("{image}:{version}"));
+        }
+        if let Some(env) = &self.config.version_env {
+            container["env"] = json!([{ "name": env, "value": version }]);
+        }
+        Ok(json!({
+            "metadata": { "resourceVersion": resource_version },
+            "spec": { "template": {
+                "metadata": { "annotations": { VERSION_ANNOTATION: full_id.to_string() } },
+                "spec": { "containers": [container] }
+            } }
+        }))
+    }
+
+    /// The slot's Deployment holds `full_id` and its rollout is complete.
+    async fn rolled_out(&self, slot: SlotName, full_id: &FullId) -> DriverResult<Rollout> {
+        let d = self.get_deployment(slot).await?;
+        let name = self.config.deployment(slot);
+        let held = template_version(&d);
+        if held != Some(full_id.to_string().as_str()) {
+            return Err(DriverError::new(format!(
+                "Deployment {name} holds {}, not {full_id}: something else changed its pod template",
+                held.unwrap_or("no version")
+            )));
+        }
+        // The annotation is Switchyard's; the image and variable are what runs.
+        let container = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| {
+                s.containers
+                    .iter()
+                    .find(|c| c.name == self.config.container)
+            });
+        let version = full_id.version.as_str();
+        if let Some(image) = &self.config.image {
+            let wanted = format!("{image}:{version}");
+            let runs = container.and_then(|c| c.image.as_deref());
+            if runs != Some(wanted.as_str()) {
+                return Err(DriverError::new(format!(
+                    "Deployment {name} runs {} in container {}, not {wanted}: something else changed its pod template",
+                    runs.unwrap_or("no image"),
+                    self.config.container
+                )));
+            }
+        }
+        if let Some(env) = &self.config.version_env {
+            let value = container
+                .and_then(|c| c.env.as_ref())
+                .and_then(|e| e.iter().find(|v| &v.name == env))
+                .and_then(|v| v.value.as_deref());
+            if value != Some(version) {
+                return Err(DriverError::new(format!(
+                    "Deployment {name} sets {env}={} in container {}, not {version}: something else changed its pod template",
+                    value.unwrap_or("(unset)"),
+                    self.config.container
+                )));
+            }
+        }
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        if replicas < 1 {
+            return Ok(Rollout::Failed(format!(
+                "Deployment {name} is scaled to 0 replicas: nothing can serve; scale it up"
+            )));
+        }
+        Ok(rollout(&d))
+    }
+}
+
+#[async_trait]
+impl Driver for Kubernetes {
+    async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
+        self.check_model(full_id)?;
+        let name = self.config.deployment(slot);
+        let api = self.deployments().await?;
+        for _ in 0..CONFLICT_RETRIES {
+            let d = self.get_deployment(slot).await?;
+            self.deployment_contract(slot, &d)
+                .map_err(|(found, fix)| DriverError::new(format!("{found}: {fix}")))?;
+            let rv = d.metadata.resource_version.clone().unwrap_or_default();
+            let patch = self.template_patch(full_id, &rv)?;
+            match api
+                .patch(name, &Self::params(), &Patch::Strategic(&patch))
+                .await
+            {
+                Ok(after) => {
+                    self.wrote(format!(
+                        "patched Deployment {name} (strategic merge) with {patch}: generation {}, \
+                         resourceVersion {}",
+                        after.metadata.generation.unwrap_or(0),
+                        after.metadata.resource_version.as_deref().unwrap_or("?")
+                    ));
+                    return Ok(());
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(api_error(&format!("Deployment {name}"), self.ns(), e)),
+            }
+        }
+        Err(DriverError::new(format!(
+            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard patched it \
+             (409 Conflict); something else keeps writing it"
+        )))
+    }
+
+    async fn wait_ready(
+        &self,
+        slot: SlotName,
+        full_id: &FullId,
+        timeout: Duration,
+    ) -> DriverResult<()> {
+        self.check_model(full_id)?;
+        let name = self.config.deployment(slot);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match self.rolled_out(slot, full_id).await {
+                Ok(Rollout::Complete) => return Ok(()),
+                Ok(Rollout::Failed(why)) => {
+                    return Err(DriverError::new(format!(
+                    "{full_id} in {slot} did not become ready: {why}; traffic stays where it was"
+                )))
+                }
+                Ok(Rollout::Waiting(how)) => how,
+                // The API server may be briefly away; keep asking until the deadline.
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DriverError::new(format!(
+                    "{full_id} in {slot} did not become ready within {} s (Deployment {name}: {last})",
+                    timeout.as_secs_f32()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A Service routes to pods, which Switchyard may not reach directly:
+    /// the smoke check reads the slot's Deployment once more just before
+    /// the switch — it still holds `full_id`, fully rolled out and available.
+    async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
+        self.check_model(full_id)?;
+        match self.rolled_out(slot, full_id).await? {
+            Rollout::Complete => Ok(()),
+            Rollout::Waiting(why) | Rollout::Failed(why) => Err(DriverError::new(format!(
+                "{full_id} in {slot} is no longer ready: {why}"
+            ))),
+        }
+    }
+
+    async fn shift(&self, weights: Weights) -> DriverResult<()> {
+        let Some(slot) = weights.sole() else {
+            return Err(DriverError::new(
+                "a Kubernetes Service selector sends all traffic to one slot; split weights \
+                 (rolling steps) are not possible with the kubernetes driver: use blue_green",
+            ));
+        };
+        let name = &self.config.service;
+        let api = self.services().await?;
+        for _ in 0..CONFLICT_RETRIES {
+            let s = self.get_service().await?;
+            if self.selected(&s)? == slot {
+                // Already there (an interrupted switch being run again).
+                return Ok(());
+            }
+            let rv = s.metadata.resource_version.clone().unwrap_or_default();
+            let patch = json!({
+                "metadata": { "resourceVersion": rv },
+                "spec": { "selector": { self.config.slot_label.as_str(): slot.as_str() } }
+            });
+            match api
+                .patch(name, &Self::params(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(after) => {
+                    self.wrote(format!(
+                        "patched Service {name} (merge) with {patch}: resourceVersion {}",
+                        after.metadata.resource_version.as_deref().unwrap_or("?")
+                    ));
+                    return Ok(());
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(api_error(&format!("Service {name}"), self.ns(), e)),
+            }
+        }
+        Err(DriverError::new(format!(
+            "Service {name} changed {CONFLICT_RETRIES} times while Switchyard patched it \
+             (409 Conflict); something else keeps writing it"
+        )))
+    }
+
+    async fn gate(&self, state: &ClusterState) -> DriverResult<()> {
+        let selected = self.selected(&self.get_service().await?)?;
+        for (slot, v, _) in state.serving() {
+            if slot != selected {
+                return Err(DriverError::new(format!(
+                    "Service {} selects {selected}, not {slot}",
+                    self.config.service
+                )));
+            }
+            if let Rollout::Waiting(why) | Rollout::Failed(why) = self.rolled_out(slot, v).await? {
+                return Err(DriverError::new(format!(
+                    "{v} in {slot} is not ready: {why}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn observe(&self) -> DriverResult<Observed> {
+        let slot = self.selected(&self.get_service().await?)?;
+        Ok(Observed {
+            weights: Weights::all_on(slot),
+        })
+    }
+
+    async fn traffic(&self, _slot: SlotName) -> DriverResult<Traffic> {
+        Err(DriverError::new(
+            "a Kubernetes Service keeps no request counters; the kubernetes driver cannot judge \
+             an error rate",
+        ))
+    }
+
+    fn gate_policy(&self) -> GatePolicy {
+        self.config.health_gate
+    }
+
+    fn take_writes(&self) -> Vec<String> {
+        self.writes
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+
+    async fn test(&self, state: &ClusterState) -> Vec<Check> {
+        self.contract_checks(state).await
+    }
+
+    async fn slot_health(
+        &self,
+        slot: SlotName,
+        version: Option<&FullId>,
+    ) -> DriverResult<SlotHealth> {
+        let Some(v) = version else {
+            return Ok(SlotHealth::Empty);
+        };
+        Ok(match self.rolled_out(slot, v).await {
+            Ok(Rollout::Complete) => SlotHealth::Ready,
+            Ok(Rollout::Waiting(why)) | Ok(Rollout::Failed(why)) => SlotHealth::NotReady(why),
+            Err(e) => SlotHealth::NotReady(e.to_string()),
+        })
+    }
+}
+
+/// The verbs the driver uses: (verb, API group, resource).
+pub const PERMISSIONS: [(&str, &str, &str); 4] = [
+    ("get", "apps", "deployments"),
+    ("patch", "apps", "deployments"),
+    ("get", "", "services"),
+    ("patch", "", "services"),
+];
+
+impl Kubernetes {
+    /// `cluster test`: reachable, permitted, the contract in place, each slot ready.
+    async fn contract_checks(&self, state: &ClusterState) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let client = match self.client().await {
+            Ok(c) => c,
+            Err(e) => {
+                checks.push(Check::failed(
+                    "Kubernetes credentials",
+                    e.to_string(),
+                    "point `kubeconfig` (and `context`) at a kubeconfig for this cluster, or run \
+                     Switchyard in the cluster with a service account",
+                ));
+                return checks;
+            }
+        };
+        match client.apiserver_version().await {
+            Ok(v) => checks.push(Check::ok(
+                "Kubernetes API server",
+                format!("reachable, Kubernetes {}", v.git_version),
+            )),
+            Err(e) => {
+                checks.push(Check::failed(
+                    "Kubernetes API server",
+                    api_error("GET /version", self.ns(), e).to_string(),
+                    "check the server address in the kubeconfig and that Switchyard's host can reach it",
+                ));
+                return checks;
+            }
+        }
+        let reviews: Api<SelfSubjectAccessReview> = Api::all(client);
+        for (verb, group, resource) in PERMISSIONS {
+            let what = if group.is_empty() {
+                resource.to_owned()
+            } else {
+                format!("{resource}.{group}")
+            };
+            let check = format!("permission: {verb} {what}");
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        namespace: Some(self.config.namespace.clone()),
+                        verb: Some(verb.to_owned()),
+                        group: Some(group.to_owned()),
+                        resource: Some(resource.to_owned()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            checks.push(
+                match reviews.create(&PostParams::default(), &review).await {
+                    Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => Check::ok(
+                        check,
+                        format!("allowed in namespace {}", self.config.namespace),
+                    ),
+                    Ok(r) => Check::failed(
+                        check,
+                        format!(
+                            "denied in namespace {}{}",
+                            self.config.namespace,
+                            r.status
+                                .and_then(|s| s.reason)
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default()
+                        ),
+                        format!(
+                            "grant `{verb}` on `{what}` in namespace {}: apply the Role and RoleBinding \
+                             of docs/clusters.md",
+                            self.config.namespace
+                        ),
+                    ),
+                    Err(e) => Check::failed(
+                        check,
+                        api_error("SelfSubjectAccessReview", self.ns(), e).to_string(),
+                        "allow Switchyard to create selfsubjectaccessreviews (every authenticated \
+                         user may by default)",
+                    ),
+                },
+            );
+        }
+        let service = self.get_service().await;
+        let selector = match &service {
+            Ok(s) => {
+                let sel = s
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.selector.clone())
+                    .unwrap_or_default();
+                match self.selected(s) {
+                    Ok(slot) => checks.push(Check::ok(
+                        format!("Service {}", self.config.service),
+                        format!("selects {}={slot}", self.config.slot_label),
+                    )),
+                    Err(e) => checks.push(Check::failed(
+                        format!("Service {}", self.config.service),
+                        e.to_string(),
+                        format!(
+                            "the Service's selector must hold `{}: blue` or `{}: green`",
+                            self.config.slot_label, self.config.slot_label
+                        ),
+                    )),
+                }
+                Some(sel)
+            }
+            Err(e) => {
+                checks.push(Check::failed(
+                    format!("Service {}", self.config.service),
+                    e.to_string(),
+                    "create the Service of docs/clusters.md in the cluster's namespace",
+                ));
+                None
+            }
+        };
+        for slot in SlotName::ALL {
+            let name = self.config.deployment(slot);
+            let check = format!("Deployment {name} ({slot})");
+            let d = match self.get_deployment(slot).await {
+                Ok(d) => d,
+                Err(e) => {
+                    checks.push(Check::failed(
+                        check,
+                        e.to_string(),
+                        "create the slot's Deployment as docs/clusters.md shows",
+                    ));
+                    continue;
+                }
+            };
+            if let Err((found, fix)) = self.deployment_contract(slot, &d) {
+                checks.push(Check::failed(check, found, fix));
+                continue;
+            }
+            // The Service must select this Deployment's pods once its slot label points here.
+            if let Some(sel) = &selector {
+                let labels = d
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.template.metadata.as_ref())
+                    .and_then(|m| m.labels.clone())
+                    .unwrap_or_default();
+                let missing: Vec<String> = sel
+                    .iter()
+                    .filter(|(k, _)| **k != self.config.slot_label)
+                    .filter(|(k, v)| labels.get(*k) != Some(*v))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                if !missing.is_empty() {
+                    checks.push(Check::failed(
+                        check,
+                        format!(
+                            "Service {} would select none of its pods: the pod template lacks {}",
+                            self.config.service,
+                            missing.join(", ")
+                        ),
+                        "give both Deployments' pod templates every label of the Service's selector \
+                         but the slot label",
+                    ));
+                    continue;
+                }
+            }
+            checks.push(Check::ok(
+                check,
+                format!(
+                    "pod template labelled {}={slot}, container {}",
+                    self.config.slot_label, self.config.container
+                ),
+            ));
+        }
+        for slot in SlotName::ALL {
+            let check = format!("slot {slot}");
+            checks.push(match state.version(slot) {
+                None => Check::ok(check, "holds nothing yet"),
+                Some(v) => match self.rolled_out(slot, v).await {
+                    Ok(Rollout::Complete) => {
+                        Check::ok(check, format!("{v} rolled out and available"))
+                    }
+                    Ok(Rollout::Waiting(why)) | Ok(Rollout::Failed(why)) => Check::failed(
+                        check,
+                        format!("{v} is not ready: {why}"),
+                        format!(
+                            "see `kubectl -n {} rollout status deployment/{}`",
+                            self.config.namespace,
+                            self.config.deployment(slot)
+                        ),
+                    ),
+                    Err(e) => Check::failed(
+                        check,
+                        e.to_string(),
+                        "deploy a version to the slot again with an operation",
+                    ),
+                },
+            });
+        }
+        checks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentSpec, DeploymentStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn config() -> serde_json::Value {
+        json!({
+            "namespace": "serving", "model": "chat", "service": "chat",
+            "deployments": { "blue": "chat-blue", "green": "chat-green" },
+            "container": "model", "image": "registry.example/chat"
+        })
+    }
+
+    fn deployment(generation: i64, status: DeploymentStatus) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some("chat-green".into()),
+                generation: Some(generation),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                ..Default::default()
+            }),
+            status: Some(status),
+        }
+    }
+
+    #[test]
+    fn a_config_names_a_namespace_and_how_a_version_reaches_the_pods() {
+        assert!(KubernetesConfig::parse(&config()).is_ok());
+        let mut c = config();
+        c.as_object_mut().map(|o| o.remove("namespace"));
+        let e = KubernetesConfig::parse(&c)
+            .expect_err("no namespace")
+            .to_string();
+        assert!(e.contains("namespace"), "{e}");
+        let mut c = config();
+        c["replicas"] = json!(3);
+        let e = KubernetesConfig::parse(&c)
+            .expect_err("unknown field")
+            .to_string();
+        assert!(e.contains("unknown field `replicas`"), "{e}");
+        let mut c = config();
+        c.as_object_mut().map(|o| o.remove("image"));
+        let e = KubernetesConfig::parse(&c)
+            .expect_err("no image")
+            .to_string();
+        assert!(e.contains("version_env"), "{e}");
+        let mut c = config();
+        c["namespace"] = json!("Serving");
+        assert!(KubernetesConfig::parse(&c).is_err());
+        let mut c = config();
+        c["deployments"]["green"] = json!("chat-blue");
+        assert!(KubernetesConfig::parse(&c).is_err());
+    }
+
+    #[test]
+    fn a_rollout_is_complete_only_as_kubectl_rollout_status_judges_it() {
+        let done = DeploymentStatus {
+            observed_generation: Some(2),
+            replicas: Some(2),
+            updated_replicas: Some(2),
+            ready_replicas: Some(2),
+            available_replicas: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(rollout(&deployment(2, done.clone())), Rollout::Complete);
+        // The controller has not seen generation 3 yet: the old status says nothing.
+        assert!(matches!(
+            rollout(&deployment(3, done.clone())),
+            Rollout::Waiting(_)
+        ));
+        let old_pods_left = DeploymentStatus {
+            replicas: Some(3),
+            ..done.clone()
+        };
+        assert!(
+            matches!(rollout(&deployment(2, old_pods_left)), Rollout::Waiting(w) if w.contains("old replicas"))
+        );
+        let unavailable = DeploymentStatus {
+            available_replicas: Some(1),
+            ..done.clone()
+        };
+        assert!(
+            matches!(rollout(&deployment(2, unavailable)), Rollout::Waiting(w) if w.contains("1 of 2"))
+        );
+        let stuck = DeploymentStatus {
+            available_replicas: Some(0),
+            conditions: Some(vec![DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "False".into(),
+                reason: Some("ProgressDeadlineExceeded".into()),
+                message: Some("ReplicaSet \"chat-green-1\" has timed out progressing.".into()),
+                ..Default::default()
+            }]),
+            ..done
+        };
+        assert!(
+            matches!(rollout(&deployment(2, stuck)), Rollout::Failed(w) if w.contains("progress deadline"))
+        );
+    }
+
+    #[test]
+    fn the_template_patch_sets_image_tag_and_annotation_guarded_by_resource_version() {
+        let k = Kubernetes::new(KubernetesConfig::parse(&config()).expect("config"));
+        let v = FullId::parse("chat:v2").expect("id");
+        assert_eq!(
+            k.template_patch(&v, "41").expect("patch"),
+            json!({
+                "metadata": { "resourceVersion": "41" },
+                "spec": { "template": {
+                    "metadata": { "annotations": { "switchyard.io/version": "chat:v2" } },
+                    "spec": { "containers": [ { "name": "model", "image": "registry.example/chat:v2" } ] }
+                } }
+            })
+        );
+        let plus = FullId::parse("chat:1.0+b7").expect("id");
+        let e = k
+            .template_patch(&plus, "41")
+            .expect_err("not a tag")
+            .to_string();
+        assert!(e.contains("version_env"), "{e}");
+    }
+}
