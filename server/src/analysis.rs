@@ -33,8 +33,10 @@ impl From<CheckError> for crate::error::ApiError {
     fn from(e: CheckError) -> crate::error::ApiError {
         match e {
             CheckError::Invalid(m) => crate::error::ApiError::invalid(m),
+            // A 4xx: the template names a Prometheus this server cannot
+            // use; the fix is in the request (or in starting Prometheus).
             CheckError::Unreachable(m) => crate::error::ApiError::new(
-                axum::http::StatusCode::BAD_GATEWAY,
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "prometheus_unreachable",
                 m,
             ),

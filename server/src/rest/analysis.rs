@@ -90,8 +90,7 @@ pub async fn detail(
         (status = 201, description = "Created", body = ref("#/components/schemas/AnalysisTemplate")),
         (status = 200, description = "Replaced, or unchanged (operations already started keep their copy)", body = ref("#/components/schemas/AnalysisTemplate")),
         (status = 403, description = "Needs the admin role", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "A field is out of range, a condition does not parse, a placeholder is unknown or unquoted, or Prometheus's parser refused the query (its message given); nothing stored", body = ref("#/components/schemas/Error")),
-        (status = 502, description = "The named Prometheus could not be asked to check the query; nothing stored", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "A field is out of range, a condition does not parse, a placeholder is unknown or unquoted, Prometheus's parser refused the query (its message given), or the named Prometheus could not be asked to check it (code `prometheus_unreachable`); nothing stored", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn put(
     State(app): State<AppState>,

@@ -264,9 +264,10 @@ async fn a_template_is_refused_with_prometheus_own_parse_error_an_unknown_placeh
     );
     let e = assert_error(
         app.put_json(path, &template("http://127.0.0.1:9")).await,
-        StatusCode::BAD_GATEWAY,
+        StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
+    assert_eq!(e["code"], "prometheus_unreachable", "{e}");
     assert!(
         e["message"]
             .as_str()
