@@ -4,7 +4,8 @@
 # import test, the Standard Webhooks verifier (PyPI) for the notification
 # tests, PyNaCl (PyPI) for the auditor's export checker, schemathesis (PyPI,
 # its own virtualenv) for the API fuzzing test, and kubectl (Debian) for the
-# Kubernetes driver's tests. Sourced by lib.sh.
+# Kubernetes driver's tests, and Prometheus (Debian) for the analysis gates.
+# Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
 # The independent Standard Webhooks verifier of the notification tests (PyPI).
@@ -33,7 +34,8 @@ install_schemathesis() {
 }
 
 ensure_peers() {
-  apt_install haproxy python3-venv
+  # Prometheus (Debian) for the analysis gate tests (server/tests/analysis.rs).
+  apt_install haproxy python3-venv prometheus
   local venv="$TOOLS/venv" mlflow_venv="$TOOLS/mlflow-venv" mlflow_pid=""
   local st_venv="$TOOLS/schemathesis-venv" st_pid=""
   mkdir -p "$TOOLS"
@@ -84,6 +86,8 @@ ensure_peers() {
   export SWITCHYARD_SCHEMATHESIS="$st_venv/bin/schemathesis"
   SWITCHYARD_HAPROXY="$(command -v haproxy)"
   export SWITCHYARD_HAPROXY
+  SWITCHYARD_PROMETHEUS="$(command -v prometheus)"
+  export SWITCHYARD_PROMETHEUS
   # The real kubectl reads and writes the fake Kubernetes API server of
   # server/tests/kubernetes.rs (no API server can run here). Debian's
   # kubernetes-client where the machine image has no kubectl of its own.

@@ -276,6 +276,9 @@ pub struct Cluster {
     pub created_by: String,
     /// The operation running now, if any.
     pub running_operation: Option<i64>,
+    /// Analysis templates every operation on it runs (but a rollback), beside those the operation names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<String>,
 }
 
 /// A cluster about to be created, already validated.

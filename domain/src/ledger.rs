@@ -60,6 +60,19 @@ pub mod action {
     pub const OPERATION_COMPLETED: &str = "operation.completed";
     pub const OPERATION_FAILED: &str = "operation.failed";
     pub const ROLLBACK: &str = "rollback";
+    /// One analysis measurement of a gate: query as sent, value, verdict.
+    pub const OPERATION_MEASURED: &str = "operation.measured";
+    /// A gate's analysis was inconclusive: the operation waits for a person.
+    pub const OPERATION_PAUSED: &str = "operation.paused";
+    /// A person continued a paused operation past its gate.
+    pub const OPERATION_CONTINUED: &str = "operation.continued";
+    /// A person chose to roll back a paused operation.
+    pub const OPERATION_ROLLBACK_CHOSEN: &str = "operation.rollback_chosen";
+    /// Analysis templates saved or removed by an admin.
+    pub const ANALYSIS_TEMPLATE_SAVED: &str = "analysis_template.saved";
+    pub const ANALYSIS_TEMPLATE_REMOVED: &str = "analysis_template.removed";
+    /// The analysis templates attached to a cluster changed.
+    pub const CLUSTER_ANALYSIS_SET: &str = "cluster.analysis_set";
     /// Notification subscriptions changed by an admin (never the secret).
     pub const SUBSCRIPTION_CREATED: &str = "subscription.created";
     pub const SUBSCRIPTION_DELETED: &str = "subscription.deleted";
@@ -76,7 +89,7 @@ pub mod action {
     pub const LEDGER_VERIFICATION_FAILED: &str = "ledger.verification_failed";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 36] = [
+    pub const ALL: [&str; 43] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -106,6 +119,13 @@ pub mod action {
         OPERATION_COMPLETED,
         OPERATION_FAILED,
         ROLLBACK,
+        OPERATION_MEASURED,
+        OPERATION_PAUSED,
+        OPERATION_CONTINUED,
+        OPERATION_ROLLBACK_CHOSEN,
+        ANALYSIS_TEMPLATE_SAVED,
+        ANALYSIS_TEMPLATE_REMOVED,
+        CLUSTER_ANALYSIS_SET,
         SUBSCRIPTION_CREATED,
         SUBSCRIPTION_DELETED,
         SUBSCRIPTION_SECRET_ROTATED,

@@ -4,6 +4,7 @@
 //! so it must compile for wasm too: no sqlx, no tokio, no axum here.
 
 pub mod access;
+pub mod analysis;
 pub mod audit_export;
 pub mod checkpoint;
 pub mod clusters;

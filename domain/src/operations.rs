@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::{AnalysisTemplate, Decision, Measurement, Outcome};
 use crate::clusters::{ClusterState, SlotName, Weights};
 use crate::reconcile::RouterIntent;
 use crate::{DomainError, FullId, Timestamp};
@@ -134,6 +135,18 @@ impl FromStr for OperationState {
 pub enum Trigger {
     Person,
     HealthGate,
+    /// An analysis template's failure limit was reached.
+    Analysis,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Person => "person",
+            Trigger::HealthGate => "health_gate",
+            Trigger::Analysis => "analysis",
+        }
+    }
 }
 
 /// One step of a plan. Written as an object with an `action` and the
@@ -149,7 +162,8 @@ pub enum Step {
     Smoke { slot: SlotName, full_id: FullId },
     /// Set the router's weights (all on one slot: an atomic switch).
     Shift { weights: Weights },
-    /// Check every slot with traffic is ready and healthy.
+    /// Check every slot with traffic is ready and healthy, then run the
+    /// operation's analysis templates, if any.
     Gate,
 }
 
@@ -369,6 +383,47 @@ pub fn plan(
     Ok(plan)
 }
 
+/// Longest bake time: a day.
+pub const MAX_BAKE_MS: u64 = 86_400_000;
+
+/// The moment the last gate of `op` may pass: its bake time after the last
+/// traffic step was done (`None`: no bake, or no traffic step done yet).
+pub fn bake_until(op: &Operation) -> Option<Timestamp> {
+    let bake = op.bake_ms?;
+    let switched = op
+        .steps
+        .iter()
+        .rev()
+        .find(|r| r.step.moves_traffic() && !r.restore && r.state == StepState::Done)?
+        .finished_at?;
+    let ms = i64::try_from(bake.min(MAX_BAKE_MS)).unwrap_or(0);
+    Some(Timestamp::from_micros(switched.micros() + ms * 1000))
+}
+
+/// The plan with a gate after its last traffic step when analysis templates
+/// (or a bake time) are attached: a rolling update already gates every step; a blue-green
+/// switch and a hot reload get one after the switch, where the analysis
+/// bakes the new version while the old one stays loaded for an instant
+/// rollback. A rollback is never gated: it returns to what served before.
+pub fn with_analysis(
+    kind: OperationKind,
+    mut plan: Vec<Step>,
+    analysed: bool,
+) -> Result<Vec<Step>, DomainError> {
+    if !analysed {
+        return Ok(plan);
+    }
+    if kind == OperationKind::Rollback {
+        return Err(DomainError::Invalid(
+            "a rollback takes no analysis: it returns to what served before at once".to_owned(),
+        ));
+    }
+    if !matches!(plan.last(), Some(Step::Gate)) {
+        plan.push(Step::Gate);
+    }
+    Ok(plan)
+}
+
 /// Whether every `Load` in `plan` hits a slot without traffic at that point.
 pub fn loads_only_idle_slots(start: &ClusterState, plan: &[Step]) -> bool {
     let mut s = start.clone();
@@ -535,6 +590,9 @@ pub struct StepRecord {
     /// Whether this step restores traffic after a failure (not part of the plan).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restore: bool,
+    /// A gate's analysis measurements, in the order taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
 }
 
 impl StepRecord {
@@ -546,8 +604,23 @@ impl StepRecord {
             finished_at: None,
             note: None,
             restore: false,
+            measurements: Vec::new(),
         }
     }
+}
+
+/// Why and since when an operation waits for a person (it keeps the
+/// cluster: no other operation starts until it is continued or rolled back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pause {
+    /// The step it stopped at: the gate whose analysis was inconclusive, or
+    /// the next step to run when a person paused it.
+    pub step: usize,
+    pub at: Timestamp,
+    pub reason: String,
+    /// Who paused it; absent when an inconclusive analysis did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// An operation, as `GET /api/v1/operations/{id}` shows it.
@@ -574,6 +647,17 @@ pub struct Operation {
     /// router (`reconcile`). `None` between steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<RouterIntent>,
+    /// The analysis templates its gates run (copies taken when it started).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analysis: Vec<AnalysisTemplate>,
+    /// Set while it waits for a person after an inconclusive analysis; no
+    /// runner claims it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
+    /// Bake time: its last gate passes no sooner than this many
+    /// milliseconds after the last traffic step, the old slot loaded meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_ms: Option<u64>,
 }
 
 /// What a runner reports about an operation it holds.
@@ -587,6 +671,23 @@ pub enum Progress {
     StepFailed { index: usize, error: String },
     /// A step that restores traffic after a failure, appended to the plan.
     RestoreAdded { step: Step, trigger: Trigger },
+    /// A gate step took an analysis measurement.
+    Measured {
+        index: usize,
+        measurement: Measurement,
+    },
+    /// A gate step's analysis was inconclusive: wait for a person.
+    Paused { index: usize, reason: String },
+    /// A person pauses the running operation before its next step (the
+    /// runner stops at its next write; the interrupted step runs again on resume).
+    PauseRequested { by: String, reason: String },
+    /// A person answered the pause at step `index`.
+    Decided {
+        index: usize,
+        decision: Decision,
+        by: String,
+        reason: String,
+    },
     /// The operation ends in `state`.
     Finished {
         state: OperationState,
@@ -637,7 +738,112 @@ impl Operation {
                     ))),
                 }
             };
+        if self.paused.is_some() && !matches!(progress, Progress::Decided { .. }) {
+            return Err(DomainError::Conflict(format!(
+                "operation {} is paused: continue it or roll it back",
+                self.id
+            )));
+        }
         match progress {
+            Progress::Measured { index, measurement } => {
+                step_at(self, *index, &[StepState::Running])?;
+                self.steps[*index].measurements.push(measurement.clone());
+                Ok(None)
+            }
+            Progress::Paused { index, reason } => {
+                step_at(self, *index, &[StepState::Running])?;
+                self.paused = Some(Pause {
+                    step: *index,
+                    at,
+                    reason: reason.clone(),
+                    by: None,
+                });
+                Ok(None)
+            }
+            Progress::PauseRequested { by, reason } => {
+                if self.kind == OperationKind::Rollback || self.steps.iter().any(|r| r.restore) {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} is sending traffic back to what served before; a rollback is never paused",
+                        self.id
+                    )));
+                }
+                if self.intent.is_some() {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} is telling the router to move traffic right now; try again in a moment",
+                        self.id
+                    )));
+                }
+                if self.next_step >= self.steps.len() {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} has run every step and is finishing",
+                        self.id
+                    )));
+                }
+                self.paused = Some(Pause {
+                    step: self.next_step,
+                    at,
+                    reason: reason.clone(),
+                    by: Some(by.clone()),
+                });
+                Ok(None)
+            }
+            Progress::Decided {
+                index,
+                decision,
+                by,
+                reason,
+            } => {
+                if self.paused.as_ref().map(|p| p.step) != Some(*index) {
+                    return Err(DomainError::Conflict(format!(
+                        "operation {} is not paused{}; only a paused operation is continued or rolled back this way",
+                        self.id,
+                        if self.paused.is_some() { " at that step" } else { "" }
+                    )));
+                }
+                let by_person = self.paused.as_ref().and_then(|p| p.by.clone());
+                if let Some(paused_by) = by_person {
+                    // Paused by a person between steps (or mid-step): resume
+                    // where it stopped, or fail that step and restore.
+                    step_at(self, *index, &[StepState::Pending, StepState::Running])?;
+                    let why = self.paused.take().map(|p| p.reason).unwrap_or_default();
+                    if *decision == Decision::RollBack {
+                        let note = format!(
+                            "rolled back by {by} ({reason}) while paused by {paused_by} ({why})"
+                        );
+                        let r = &mut self.steps[*index];
+                        r.state = StepState::Failed;
+                        r.started_at.get_or_insert(at);
+                        r.finished_at = Some(at);
+                        r.note = Some(note.clone());
+                        self.error = Some(note);
+                        self.trigger = Some(Trigger::Person);
+                        self.steps.truncate(*index + 1);
+                        self.next_step = *index + 1;
+                    }
+                    return Ok(None);
+                }
+                step_at(self, *index, &[StepState::Running])?;
+                let why = self.paused.take().map(|p| p.reason).unwrap_or_default();
+                let r = &mut self.steps[*index];
+                r.finished_at = Some(at);
+                match decision {
+                    Decision::Continue => {
+                        r.state = StepState::Done;
+                        r.note = Some(format!("continued by {by} ({reason}) after: {why}"));
+                        self.next_step += 1;
+                    }
+                    Decision::RollBack => {
+                        let note = format!("rolled back by {by} ({reason}) after: {why}");
+                        r.state = StepState::Failed;
+                        r.note = Some(note.clone());
+                        self.error = Some(note);
+                        self.trigger = Some(Trigger::Person);
+                        self.steps.truncate(*index + 1);
+                        self.next_step = *index + 1;
+                    }
+                }
+                Ok(None)
+            }
             Progress::StepStarted { index } => {
                 // A step found running was interrupted (the runner died): it runs again.
                 step_at(self, *index, &[StepState::Pending, StepState::Running])?;
@@ -711,6 +917,29 @@ impl Operation {
     /// The step to run next, if any.
     pub fn next(&self) -> Option<&Step> {
         self.steps.get(self.next_step).map(|r| &r.step)
+    }
+
+    /// Who or what a rollback after a failed step answers to: a person who
+    /// chose it, a gate's analysis that reached its failure limit, or the
+    /// built-in health gate.
+    pub fn failure_trigger(&self) -> Trigger {
+        if let Some(t) = self.trigger {
+            return t;
+        }
+        let failed = self
+            .steps
+            .iter()
+            .find(|r| r.state == StepState::Failed && !r.restore);
+        let analysis_failed = failed.is_some_and(|r| {
+            self.analysis
+                .iter()
+                .any(|t| matches!(t.outcome(&r.measurements), Outcome::Failed(_)))
+        });
+        if analysis_failed {
+            Trigger::Analysis
+        } else {
+            Trigger::HealthGate
+        }
     }
 
     /// Whether a runner already worked on it (a new claim is then a resumption).
@@ -1039,7 +1268,318 @@ mod tests {
             created_at: Timestamp::from_micros(0),
             finished_at: None,
             intent: None,
+            analysis: Vec::new(),
+            paused: None,
+            bake_ms: None,
         }
+    }
+
+    #[test]
+    fn the_last_gate_bakes_from_the_last_traffic_step_done() {
+        let s0 = blue_serves("chat:1");
+        let steps = with_analysis(
+            OperationKind::BlueGreen,
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("plan"),
+            true,
+        )
+        .expect("gated");
+        let mut op = operation(steps, s0);
+        assert_eq!(bake_until(&op), None, "no bake time");
+        op.bake_ms = Some(30_000);
+        assert_eq!(bake_until(&op), None, "not switched yet");
+        let shift = op
+            .steps
+            .iter()
+            .position(|r| r.step.moves_traffic())
+            .expect("a shift");
+        op.steps[shift].state = StepState::Done;
+        op.steps[shift].finished_at = Some(Timestamp::from_micros(1_000_000));
+        assert_eq!(bake_until(&op), Some(Timestamp::from_micros(31_000_000)));
+    }
+
+    fn error_rate_template() -> AnalysisTemplate {
+        AnalysisTemplate {
+            name: "errors".into(),
+            prometheus_url: "http://127.0.0.1:9090".into(),
+            bearer_token_file: None,
+            query: "x{version=\"{{version}}\"}".into(),
+            success: "result < 0.01".into(),
+            failure: "result > 0.05".into(),
+            interval_ms: 1000,
+            count: 2,
+            failure_limit: 1,
+            inconclusive_limit: 1,
+        }
+    }
+
+    #[test]
+    fn attached_analysis_gates_a_switch_after_its_traffic_moved_and_never_a_rollback() {
+        let s0 = blue_serves("chat:1");
+        let bg = plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan");
+        let gated = with_analysis(OperationKind::BlueGreen, bg.clone(), true).expect("gated");
+        assert_eq!(
+            actions(&gated).last().map(String::as_str),
+            Some("health gate")
+        );
+        assert_eq!(gated.len(), bg.len() + 1);
+        assert_eq!(
+            with_analysis(OperationKind::BlueGreen, bg.clone(), false).expect("plain"),
+            bg
+        );
+        let rolling = plan(OperationKind::Rolling, &s0, &id("chat:2"), &[50, 100]).expect("a plan");
+        assert_eq!(
+            with_analysis(OperationKind::Rolling, rolling.clone(), true).expect("gated"),
+            rolling,
+            "a rolling update already gates each step"
+        );
+        assert!(with_analysis(OperationKind::Rollback, bg, true).is_err());
+    }
+
+    fn paused_at_gate() -> (Operation, ClusterState, usize) {
+        let s0 = blue_serves("chat:1");
+        let steps = with_analysis(
+            OperationKind::BlueGreen,
+            plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("a plan"),
+            true,
+        )
+        .expect("gated");
+        let gate = steps.len() - 1;
+        let mut op = operation(steps, s0);
+        op.analysis = vec![error_rate_template()];
+        op.steps
+            .iter_mut()
+            .take(gate)
+            .for_each(|r| r.state = StepState::Done);
+        op.next_step = gate;
+        let now = blue_serves("chat:1").with_weights(Weights::all_on(SlotName::Green));
+        let t = Timestamp::from_micros(5);
+        op.apply(&Progress::StepStarted { index: gate }, &now, t)
+            .expect("started");
+        op.apply(
+            &Progress::Paused {
+                index: gate,
+                reason: "no data".into(),
+            },
+            &now,
+            t,
+        )
+        .expect("paused");
+        (op, now, gate)
+    }
+
+    #[test]
+    fn a_paused_operation_takes_only_a_persons_decision_and_continue_passes_its_gate() {
+        let (mut op, now, gate) = paused_at_gate();
+        let t = Timestamp::from_micros(9);
+        assert!(
+            op.apply(
+                &Progress::StepDone {
+                    index: gate,
+                    note: None
+                },
+                &now,
+                t
+            )
+            .is_err(),
+            "a runner cannot pass it"
+        );
+        let decide = |decision| Progress::Decided {
+            index: gate,
+            decision,
+            by: "bob".into(),
+            reason: "dashboards look fine".into(),
+        };
+        op.apply(&decide(Decision::Continue), &now, t)
+            .expect("continued");
+        assert_eq!(
+            (op.paused.as_ref(), op.next_step, op.steps[gate].state),
+            (None, gate + 1, StepState::Done)
+        );
+        assert!(op.steps[gate]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("continued by bob") && n.contains("no data")));
+        assert!(
+            op.apply(&decide(Decision::Continue), &now, t).is_err(),
+            "not paused any more"
+        );
+    }
+
+    #[test]
+    fn rolling_back_a_paused_operation_fails_its_gate_with_the_person_as_trigger() {
+        let (mut op, now, gate) = paused_at_gate();
+        op.apply(
+            &Progress::Decided {
+                index: gate,
+                decision: Decision::RollBack,
+                by: "bob".into(),
+                reason: "too risky".into(),
+            },
+            &now,
+            Timestamp::from_micros(9),
+        )
+        .expect("rolled back");
+        assert_eq!(
+            (op.steps.len(), op.next(), op.steps[gate].state),
+            (gate + 1, None, StepState::Failed)
+        );
+        assert_eq!(op.failure_trigger(), Trigger::Person);
+    }
+
+    #[test]
+    fn a_gate_whose_analysis_reached_its_failure_limit_rolls_back_with_trigger_analysis() {
+        let (mut op, now, gate) = paused_at_gate();
+        op.paused = None;
+        let t = error_rate_template();
+        let (verdict, note) = t.judge(&Ok(0.5));
+        op.apply(
+            &Progress::Measured {
+                index: gate,
+                measurement: Measurement {
+                    template: t.name.clone(),
+                    at: Timestamp::from_micros(6),
+                    query: "x".into(),
+                    value: Some(0.5),
+                    verdict,
+                    note,
+                },
+            },
+            &now,
+            Timestamp::from_micros(6),
+        )
+        .expect("measured");
+        op.apply(
+            &Progress::StepFailed {
+                index: gate,
+                error: "analysis failed".into(),
+            },
+            &now,
+            Timestamp::from_micros(7),
+        )
+        .expect("failed");
+        assert_eq!(op.failure_trigger(), Trigger::Analysis);
+        let mut plain = op.clone();
+        plain.steps[gate].measurements.clear();
+        assert_eq!(plain.failure_trigger(), Trigger::HealthGate);
+    }
+
+    #[test]
+    fn a_person_pauses_a_running_operation_before_its_next_step_and_resumes_or_rolls_it_back() {
+        let s0 = blue_serves("chat:1");
+        let steps = plan(OperationKind::Rolling, &s0, &id("chat:2"), &[50, 100]).expect("a plan");
+        let mut op = operation(steps, s0.clone());
+        op.steps
+            .iter_mut()
+            .take(5)
+            .for_each(|r| r.state = StepState::Done);
+        op.next_step = 5; // the gate after 50 %
+        let t = Timestamp::from_micros(3);
+        let pause = || Progress::PauseRequested {
+            by: "carol".into(),
+            reason: "latency alert".into(),
+        };
+        op.apply(&pause(), &s0, t).expect("paused");
+        assert_eq!(
+            op.paused.as_ref().map(|p| (p.step, p.by.as_deref())),
+            Some((5, Some("carol")))
+        );
+        assert!(op.apply(&pause(), &s0, t).is_err(), "already paused");
+        assert!(
+            op.apply(&Progress::StepStarted { index: 5 }, &s0, t)
+                .is_err(),
+            "no runner goes on"
+        );
+        let mut resumed = op.clone();
+        resumed
+            .apply(
+                &Progress::Decided {
+                    index: 5,
+                    decision: Decision::Continue,
+                    by: "carol".into(),
+                    reason: "false alarm".into(),
+                },
+                &s0,
+                t,
+            )
+            .expect("resumed");
+        assert_eq!(
+            (
+                resumed.paused.as_ref(),
+                resumed.next_step,
+                resumed.steps[5].state
+            ),
+            (None, 5, StepState::Pending),
+            "the step runs as planned"
+        );
+        op.apply(
+            &Progress::Decided {
+                index: 5,
+                decision: Decision::RollBack,
+                by: "dave".into(),
+                reason: "real alert".into(),
+            },
+            &s0,
+            t,
+        )
+        .expect("rolled back");
+        assert_eq!(
+            (op.steps.len(), op.steps[5].state, op.failure_trigger()),
+            (6, StepState::Failed, Trigger::Person)
+        );
+        assert!(op
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("dave") && e.contains("paused by carol")));
+    }
+
+    #[test]
+    fn a_rollback_a_restore_a_traffic_command_in_flight_or_a_finished_plan_is_never_paused() {
+        let s0 = blue_serves("chat:1");
+        let pause = Progress::PauseRequested {
+            by: "carol".into(),
+            reason: "why".into(),
+        };
+        let t = Timestamp::from_micros(3);
+        let mut rollback = operation(
+            vec![Step::Shift {
+                weights: Weights::all_on(SlotName::Green),
+            }],
+            s0.clone(),
+        );
+        rollback.kind = OperationKind::Rollback;
+        assert!(rollback.apply(&pause, &s0, t).is_err());
+        let mut shifting = operation(
+            vec![Step::Shift {
+                weights: Weights::all_on(SlotName::Green),
+            }],
+            s0.clone(),
+        );
+        shifting
+            .apply(&Progress::StepStarted { index: 0 }, &s0, t)
+            .expect("started");
+        assert!(
+            matches!(shifting.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("router"))
+        );
+        let mut done = operation(vec![Step::Gate], s0.clone());
+        done.steps[0].state = StepState::Done;
+        done.next_step = 1;
+        assert!(
+            matches!(done.apply(&pause, &s0, t), Err(DomainError::Conflict(m)) if m.contains("finishing"))
+        );
+        let mut restoring = operation(vec![Step::Gate], s0.clone());
+        restoring
+            .apply(
+                &Progress::RestoreAdded {
+                    step: Step::Shift {
+                        weights: Weights::all_on(SlotName::Blue),
+                    },
+                    trigger: Trigger::HealthGate,
+                },
+                &s0,
+                t,
+            )
+            .expect("restore");
+        assert!(restoring.apply(&pause, &s0, t).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! environment variables (`Config::from_env`), not flags, so the same
 //! settings apply to `serve` and to every one-off command.
 
+mod analysis;
 mod backup;
 mod checkpoint;
 mod cluster;
@@ -123,6 +124,50 @@ enum Command {
     /// (SWITCHYARD_URL, an admin's token in SWITCHYARD_TOKEN).
     #[command(subcommand)]
     Subscription(SubscriptionCommand),
+    /// Analysis templates: metric gates on Prometheus (REST API; admin to change).
+    #[command(subcommand)]
+    Analysis(AnalysisCommand),
+    /// Pause, continue or roll back a running operation (REST API).
+    #[command(subcommand)]
+    Operation(OperationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalysisCommand {
+    /// Create or replace a template from a JSON or YAML file (`-`: standard input); see docs/analysis.md.
+    Put {
+        name: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Every template: name, Prometheus, conditions, count and interval.
+    List,
+    /// One template (JSON).
+    Show { name: String },
+    /// Remove a template; operations that attached it keep their copy.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperationCommand {
+    /// Pause a running operation before its next step; it holds the cluster until continued or rolled back.
+    Pause {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Go on: past the gate an inconclusive analysis paused it at, or from where a person paused it.
+    Continue {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send traffic back to what served before the operation (a running one is paused first).
+    Rollback {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -515,6 +560,29 @@ async fn dispatch(command: Command) -> Outcome {
             }
         }
         Command::Cluster(command) => cluster_command(&config, command).await,
+        Command::Analysis(command) => {
+            let api = cluster::Api::from_env(&config)?;
+            match command {
+                AnalysisCommand::Put { name, file } => analysis::put(&api, &name, &file).await,
+                AnalysisCommand::List => analysis::list(&api).await,
+                AnalysisCommand::Show { name } => analysis::show(&api, &name).await,
+                AnalysisCommand::Remove { name } => analysis::remove(&api, &name).await,
+            }
+        }
+        Command::Operation(command) => {
+            let api = cluster::Api::from_env(&config)?;
+            match command {
+                OperationCommand::Pause { id, reason } => {
+                    analysis::answer(&api, id, "pause", &reason).await
+                }
+                OperationCommand::Continue { id, reason } => {
+                    analysis::answer(&api, id, "continue", &reason).await
+                }
+                OperationCommand::Rollback { id, reason } => {
+                    analysis::answer(&api, id, "rollback", &reason).await
+                }
+            }
+        }
     }
 }
 

@@ -824,6 +824,8 @@ impl Services for StoreServices {
             full_id: Some(full_id.clone()),
             rolling_steps,
             reason: Some(reason.to_owned()),
+            analysis: Vec::new(),
+            bake_ms: None,
         };
         self.state
             .store
@@ -841,6 +843,8 @@ impl Services for StoreServices {
             full_id: None,
             rolling_steps: Vec::new(),
             reason: Some(reason.to_owned()),
+            analysis: Vec::new(),
+            bake_ms: None,
         };
         self.state
             .store

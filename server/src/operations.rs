@@ -9,13 +9,15 @@
 
 use std::time::{Duration, Instant};
 
+use switchyard_domain::analysis::{render_query, Measurement, Outcome, Subject};
 use switchyard_domain::clusters::{SlotName, Weights};
 use switchyard_domain::operations::{
-    restore_plan, Operation, OperationState, Progress, Step, StepState, Trigger,
+    restore_plan, Operation, OperationState, Progress, Step, StepState,
 };
 use switchyard_domain::{FullId, Timestamp};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::analysis::Prometheus;
 use crate::drivers::{Driver, Drivers};
 use crate::store::{DynStore, StoreError};
 
@@ -146,11 +148,25 @@ async fn run(
         stop = renew => Err(stop),
     };
     match outcome {
+        Ok(op) if op.paused.is_some() => {
+            tracing::info!(operation = id, "operation paused for a person")
+        }
         Ok(op) => tracing::info!(operation = id, state = op.state.as_str(), "operation ended"),
         Err(e) => {
             tracing::error!(operation = id, error = %e, "operation stopped; another runner will resume it")
         }
     }
+}
+
+/// Records progress as `owner`; a conflict means the lease went to another runner.
+async fn record(store: &DynStore, owner: &str, op_id: i64, p: Progress) -> Result<Operation, Stop> {
+    store
+        .record_progress(op_id, owner, p, Timestamp::now())
+        .await
+        .map_err(|e| match e {
+            StoreError::Domain(switchyard_domain::DomainError::Conflict(_)) => Stop::LeaseLost,
+            e => Stop::Store(e),
+        })
 }
 
 async fn drive(
@@ -160,21 +176,7 @@ async fn drive(
     settings: &RunnerSettings,
     mut op: Operation,
 ) -> Result<Operation, Stop> {
-    let record = |op_id: i64, p: Progress| {
-        let store = store.clone();
-        let owner = owner.to_owned();
-        async move {
-            store
-                .record_progress(op_id, &owner, p, Timestamp::now())
-                .await
-                .map_err(|e| match e {
-                    StoreError::Domain(switchyard_domain::DomainError::Conflict(_)) => {
-                        Stop::LeaseLost
-                    }
-                    e => Stop::Store(e),
-                })
-        }
-    };
+    let record = |op_id: i64, p: Progress| record(&store, owner, op_id, p);
     let cluster = store.get_cluster(&op.cluster).await?.ok_or_else(|| {
         StoreError::Corrupt(format!(
             "operation {} names unknown cluster {}",
@@ -225,7 +227,47 @@ async fn drive(
                 .map(|c| c.state)
                 .unwrap_or_default();
             op = match execute(driver.as_ref(), &step, &state, &op.full_id, settings).await {
-                Ok(note) => record(op.id, Progress::StepDone { index, note }).await?,
+                Ok(note) if step == Step::Gate && !op.analysis.is_empty() => {
+                    let (measured, end) = analyse(&store, owner, op, index, &state).await?;
+                    op = measured;
+                    match end {
+                        GateEnd::Passed(summary) => {
+                            let mut note = match note {
+                                Some(n) => format!("{n}; {summary}"),
+                                None => summary,
+                            };
+                            if let Some(baked) = bake(&op, index).await {
+                                note = format!("{note}; {baked}");
+                            }
+                            record(
+                                op.id,
+                                Progress::StepDone {
+                                    index,
+                                    note: Some(note),
+                                },
+                            )
+                            .await?
+                        }
+                        GateEnd::Failed(error) => {
+                            tracing::warn!(operation = op.id, %error, "analysis failed; rolling back");
+                            record(op.id, Progress::StepFailed { index, error }).await?
+                        }
+                        GateEnd::Inconclusive(reason) => {
+                            tracing::warn!(operation = op.id, %reason, "analysis inconclusive; the operation waits for a person");
+                            return record(op.id, Progress::Paused { index, reason }).await;
+                        }
+                    }
+                }
+                Ok(mut note) => {
+                    if step == Step::Gate {
+                        if let Some(baked) = bake(&op, index).await {
+                            note = Some(
+                                note.map_or_else(|| baked.clone(), |n| format!("{n}; {baked}")),
+                            );
+                        }
+                    }
+                    record(op.id, Progress::StepDone { index, note }).await?
+                }
                 Err(error) => {
                     tracing::warn!(operation = op.id, step = %step.describe(), %error, "step failed");
                     record(op.id, Progress::StepFailed { index, error }).await?
@@ -263,7 +305,7 @@ async fn drive(
                 Ok(None) => end(OperationState::Failed, None),
                 Ok(Some(step)) => Progress::RestoreAdded {
                     step,
-                    trigger: Trigger::HealthGate,
+                    trigger: op.failure_trigger(),
                 },
                 Err(e) => end(OperationState::Failed, Some(e.to_string())),
             }
@@ -383,4 +425,111 @@ async fn error_rate_gate(
         notes.push(policy.judge(*slot, now.since(earlier))?);
     }
     Ok(notes.join("; "))
+}
+
+/// Waits out the bake time at the last gate (`operations::bake_until`);
+/// says how long the new version baked. The lease is renewed meanwhile, and a
+/// person's pause stops the wait with the runner.
+async fn bake(op: &Operation, index: usize) -> Option<String> {
+    if index + 1 != op.steps.len() {
+        return None;
+    }
+    let until = switchyard_domain::operations::bake_until(op)?;
+    let left = until.micros() - Timestamp::now().micros();
+    if left > 0 {
+        tokio::time::sleep(Duration::from_micros(u64::try_from(left).unwrap_or(0))).await;
+    }
+    Some(format!(
+        "baked {:.1} s after the switch, the previous version kept loaded",
+        op.bake_ms.unwrap_or(0) as f64 / 1000.0
+    ))
+}
+
+/// How a gate's analysis ended.
+enum GateEnd {
+    Passed(String),
+    Failed(String),
+    Inconclusive(String),
+}
+
+/// Runs the operation's analysis templates for gate step `index`, one after
+/// the other, each measured at its interval until its outcome is known.
+/// Every measurement is recorded before the next is taken, so a runner that
+/// resumes the step after a crash continues from the measurements already
+/// made (the first one it takes is due one interval after the last).
+async fn analyse(
+    store: &DynStore,
+    owner: &str,
+    mut op: Operation,
+    index: usize,
+    state: &switchyard_domain::clusters::ClusterState,
+) -> Result<(Operation, GateEnd), Stop> {
+    let prometheus = Prometheus::new();
+    let slot = state
+        .serving()
+        .into_iter()
+        .find(|(_, v, _)| **v == op.full_id)
+        .map(|(s, _, _)| s)
+        .or_else(|| {
+            SlotName::ALL
+                .into_iter()
+                .find(|s| state.version(*s) == Some(&op.full_id))
+        });
+    let subject = Subject {
+        cluster: op.cluster.clone(),
+        slot: slot.map_or_else(String::new, |s| s.to_string()),
+        model: op.full_id.model_id.to_string(),
+        version: op.full_id.version.to_string(),
+    };
+    let mut passed = Vec::new();
+    for t in op.analysis.clone() {
+        let interval = Duration::from_millis(t.interval_ms);
+        loop {
+            let measurements = &op.steps[index].measurements;
+            match t.outcome(measurements) {
+                Outcome::Measuring => {}
+                Outcome::Passed(summary) => {
+                    passed.push(summary);
+                    break;
+                }
+                Outcome::Failed(why) => return Ok((op, GateEnd::Failed(why))),
+                Outcome::Inconclusive(why) => return Ok((op, GateEnd::Inconclusive(why))),
+            }
+            let last = measurements.iter().rev().find(|m| m.template == t.name);
+            let wait = match last {
+                Some(m) => {
+                    let since = Timestamp::now().micros() - m.at.micros();
+                    interval
+                        .saturating_sub(Duration::from_micros(u64::try_from(since).unwrap_or(0)))
+                }
+                None => interval,
+            };
+            tokio::time::sleep(wait).await;
+            let (query, value) = match render_query(&t.query, &subject) {
+                Ok(q) => {
+                    let v = prometheus.measure(&t, &q).await;
+                    (q, v)
+                }
+                Err(e) => (t.query.clone(), Err(e.to_string())),
+            };
+            let (verdict, note) = t.judge(&value);
+            let measurement = Measurement {
+                template: t.name.clone(),
+                at: Timestamp::now(),
+                query,
+                value: value.ok().filter(|v| v.is_finite()),
+                verdict,
+                note,
+            };
+            tracing::info!(operation = op.id, template = %t.name, verdict = verdict.as_str(), value = ?measurement.value, "analysis measurement");
+            op = record(
+                store,
+                owner,
+                op.id,
+                Progress::Measured { index, measurement },
+            )
+            .await?;
+        }
+    }
+    Ok((op, GateEnd::Passed(passed.join("; "))))
 }

@@ -4,6 +4,7 @@
 //! actor, call the store, and let `ApiError` map what comes back.
 
 pub mod actor;
+pub mod analysis;
 pub mod audit;
 pub mod clusters;
 pub mod environments;
@@ -81,6 +82,26 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             post(operations::rollback),
         )
         .route("/api/v1/operations/{id}", get(operations::detail))
+        .route("/api/v1/operations/{id}/pause", post(operations::pause))
+        .route(
+            "/api/v1/operations/{id}/continue",
+            post(operations::continue_paused),
+        )
+        .route(
+            "/api/v1/operations/{id}/rollback",
+            post(operations::roll_back_paused),
+        )
+        .route("/api/v1/analysis-templates", get(analysis::list))
+        .route(
+            "/api/v1/clusters/{name}/analysis",
+            put(analysis::set_for_cluster),
+        )
+        .route(
+            "/api/v1/analysis-templates/{name}",
+            get(analysis::detail)
+                .put(analysis::put)
+                .delete(analysis::remove),
+        )
         .route("/api/v1/audit", get(audit::page))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route(

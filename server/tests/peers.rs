@@ -39,6 +39,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
+#[path = "support/prometheus.rs"]
+mod prometheus;
+
 const MODEL: &str = "echo";
 const CLUSTER: &str = "peers";
 
@@ -961,6 +964,8 @@ struct Peers {
     direct: OipHaproxyConfig,
     relay: Relay,
     front_port: u16,
+    /// HAProxy's built-in Prometheus exporter (`/metrics`).
+    metrics_port: u16,
     _processes: Vec<Child>,
 }
 
@@ -987,11 +992,13 @@ impl Peers {
             PathBuf::from(&direct.haproxy.socket),
         );
         std::fs::write(dir.join("route.map"), "active be_blue\n").expect("map");
-        std::fs::write(
-            dir.join("haproxy.cfg"),
-            haproxy_config(&direct, &format!("127.0.0.1:{front_port}")),
-        )
-        .expect("cfg");
+        let metrics_port = free_port();
+        // The generated contract, plus HAProxy's Prometheus exporter for the analysis test.
+        let cfg = format!(
+            "{}\nfrontend stats\n    bind 127.0.0.1:{metrics_port}\n    http-request use-service prometheus-exporter if {{ path /metrics }}\n",
+            haproxy_config(&direct, &format!("127.0.0.1:{front_port}"))
+        );
+        std::fs::write(dir.join("haproxy.cfg"), cfg).expect("cfg");
         let proxy = Command::new(haproxy)
             .arg("-f")
             .arg(dir.join("haproxy.cfg"))
@@ -1012,6 +1019,7 @@ impl Peers {
             direct,
             relay,
             front_port,
+            metrics_port,
             _processes: vec![blue, green, proxy],
         }
     }
@@ -1622,4 +1630,256 @@ fn bearer_client(token: &str) -> reqwest::Client {
         .default_headers(headers)
         .build()
         .expect("client")
+}
+
+/// Analysis gates end to end: HAProxy's own Prometheus exporter scraped by
+/// a real Prometheus, operations run by the real `switchyard serve` binary;
+/// a version that passes its smoke request and fails real traffic is rolled
+/// back by its analysis (the built-in error-rate gate is set not to judge,
+/// so the analysis alone decides) although the server is killed (-9) after
+/// its first measurement: the next server keeps that measurement, takes the
+/// second and rolls back once. Every failed request was the failing
+/// version's, and the ledger holds the measured values; a good version
+/// passes the same analysis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haproxy_metrics_and_a_good_one_passes(
+) {
+    let (Some((mlserver, haproxy)), Some(prom)) = (peers(), prometheus::prometheus_binary()) else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "MLServer, HAProxy or Prometheus missing: run scripts/peers.sh"
+        );
+        eprintln!(
+            "SKIPPED: MLServer, HAProxy or Prometheus missing (scripts/peers.sh installs them)"
+        );
+        return;
+    };
+    switchyard::telemetry::init_for_test();
+    let dir = std::env::temp_dir().join(format!("sy-analysis-{:08x}", rand::random::<u32>()));
+    write_version(&dir.join("artifacts"), 1, None);
+    write_version(&dir.join("artifacts"), 2, None);
+    write_version(&dir.join("artifacts"), 3, Some("fail_traffic"));
+    let peers = Peers::start(&mlserver, &haproxy, &dir).await;
+    let metrics = format!("127.0.0.1:{}", peers.metrics_port);
+    let prometheus = tokio::task::block_in_place(|| {
+        prometheus::Prometheus::start(&prom, &[metrics.as_str()], true)
+    });
+
+    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
+    let app = Application::build(Config {
+        database_url: database_url.clone(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        log_json: false,
+        deprecation_days: 30,
+        metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
+    })
+    .await
+    .expect("the server starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let store = switchyard::store::connect(&database_url, Default::default())
+        .await
+        .expect("store");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: admin_client(&store).await,
+    };
+    let log = dir.join("serve.log");
+    let served = Served::start(&database_url, &log);
+    for v in 1..=3 {
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/models/{MODEL}/versions"),
+                json!({ "version": v.to_string(), "config": { "v": v } }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut config = peers.config.clone();
+    // The built-in error-rate gate never fails here: the analysis alone decides.
+    config["health_gate"] = json!({ "max_error_percent": 100.0 });
+    let (status, body) = api
+        .post("/api/v1/clusters", json!({ "name": CLUSTER, "environment": "development", "driver": "oip+haproxy", "config": config }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The share of 5xx answers of the slot under test, as in docs/analysis.md.
+    let template = json!({
+        "prometheus_url": prometheus.url,
+        "query": "sum(rate(haproxy_server_http_responses_total{server=\"{{slot}}\",code=\"5xx\"}[3s])) / sum(rate(haproxy_server_http_responses_total{server=\"{{slot}}\"}[3s]))",
+        "success": "result < 0.01",
+        "failure": "result > 0.05",
+        "interval_ms": 2500,
+        "count": 3,
+        "failure_limit": 2,
+        "inconclusive_limit": 2,
+    });
+    let r = api
+        .http
+        .put(format!(
+            "{}/api/v1/analysis-templates/haproxy-errors",
+            api.base
+        ))
+        .json(&template)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    let first = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
+        .await;
+    assert_eq!(api.finished(first).await["state"], "succeeded");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let workers = load_generator(
+        format!(
+            "http://127.0.0.1:{}/v2/models/{MODEL}/infer",
+            peers.front_port
+        ),
+        100,
+        4,
+        stop.clone(),
+        sent.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let bad = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:3", "reason": "fails real traffic", "analysis": ["haproxy-errors"] }))
+        .await;
+    // kill -9 once the first measurement is recorded; another server takes over.
+    for _ in 0..400 {
+        let op = api.get(&format!("/api/v1/operations/{bad}")).await;
+        let measured = op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .and_then(|g| g["measurements"].as_array())
+            .map_or(0, Vec::len);
+        if measured >= 1 || op["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    served.kill9();
+    let served = Served::start(&database_url, &log);
+    let op = api.finished(bad).await;
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("analysis")),
+        "{op}"
+    );
+    let bad_slot = op["steps"][0]["slot"]
+        .as_str()
+        .expect("the loaded slot")
+        .to_owned();
+    let good = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:2", "reason": "a good one", "analysis": ["haproxy-errors"] }))
+        .await;
+    let passed = api.finished(good).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    drop(served);
+    assert_eq!(passed["state"], "succeeded", "{passed}");
+    let gate = passed["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .cloned()
+        .expect("steps");
+    assert_eq!(
+        gate["measurements"].as_array().map(Vec::len),
+        Some(3),
+        "{gate}"
+    );
+    assert!(
+        gate["measurements"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|m| m["verdict"] == "success"),
+        "{gate}"
+    );
+
+    // The evidence: the rollback event holds the measured error ratios (over 5%).
+    let of = |events: Value| -> Vec<Value> {
+        events["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["details"]["operation_id"] == json!(bad))
+            .cloned()
+            .collect()
+    };
+    let rollbacks = of(api
+        .get(&format!("/api/v1/audit?cluster={CLUSTER}&action=rollback"))
+        .await);
+    assert_eq!(rollbacks.len(), 1, "one rollback, not two: {rollbacks:?}");
+    let rollback = &rollbacks[0];
+    assert_eq!(rollback["details"]["trigger"], "analysis");
+    let ratios: Vec<f64> = rollback["details"]["analysis"][0]["measurements"]
+        .as_array()
+        .expect("measurements")
+        .iter()
+        .filter_map(|m| m["value"].as_f64())
+        .collect();
+    assert_eq!(
+        ratios.len(),
+        2,
+        "the measurement before the crash counts: {rollback}"
+    );
+    assert!(ratios.iter().all(|r| *r > 0.05), "{rollback}");
+    assert_eq!(
+        of(api
+            .get(&format!(
+                "/api/v1/audit?cluster={CLUSTER}&action=operation.interrupted"
+            ))
+            .await)
+        .len(),
+        1
+    );
+
+    // No failed request outside the failing version's own errors: every
+    // answered failure came from its slot, and every request that got no
+    // answer at all (a keep-alive connection HAProxy closed after one of its
+    // 500s) was sent while it carried traffic: from its switch to the restore.
+    let steps = op["steps"].as_array().expect("steps");
+    let switched = steps
+        .iter()
+        .find(|s| s["action"] == "shift" && s["restore"] != true)
+        .expect("the switch");
+    let restored = steps
+        .iter()
+        .find(|s| s["restore"] == true)
+        .expect("the restore");
+    let (from, to) = (
+        micros(&switched["started_at"]),
+        micros(&restored["finished_at"]),
+    );
+    let sent = sent.lock().await;
+    let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok).collect();
+    assert!(!failed.is_empty(), "the failing version took traffic");
+    let elsewhere: Vec<&&Sent> = failed
+        .iter()
+        .filter(|s| {
+            if s.slot.is_empty() {
+                s.start.micros() < from || s.start.micros() > to
+            } else {
+                s.slot != bad_slot
+            }
+        })
+        .collect();
+    assert!(elsewhere.is_empty(), "{} of {} failed requests were not the failing version's (slot {bad_slot}, {from}..{to}): {:?}", elsewhere.len(), failed.len(), elsewhere.iter().take(3).collect::<Vec<_>>());
+    let answered_elsewhere = sent
+        .iter()
+        .filter(|s| s.ok && (s.start.micros() < from || s.start.micros() > to))
+        .count();
+    assert!(
+        answered_elsewhere > 0,
+        "requests outside the window were answered"
+    );
+    drop(prometheus);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -44,7 +44,7 @@ impl Api {
         })
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -95,7 +95,7 @@ impl Api {
 }
 
 /// Reads a driver config: JSON or YAML, from a file or `-` (standard input).
-fn read_config(path: &Path) -> Result<Value, Failure> {
+pub(super) fn read_config(path: &Path) -> Result<Value, Failure> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin()).map_err(|e| {
             Failure::usage(format!("cannot read the config from standard input: {e}"))

@@ -40,6 +40,8 @@ async fn play(
         full_id: target.cloned(),
         rolling_steps: vec![10, 50, 100],
         reason: Some(reason.to_owned()),
+        analysis: Vec::new(),
+        bake_ms: None,
     };
     let started = tick();
     let op = store.start_operation(request, actor, started).await?;

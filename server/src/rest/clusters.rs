@@ -45,7 +45,7 @@ pub struct CreateCluster {
 }
 
 /// A cluster as shown: simulated clusters say so.
-fn shown(c: Cluster) -> Value {
+pub(super) fn shown(c: Cluster) -> Value {
     let simulated = c.driver == DriverKind::Simulated;
     let mut v = json!(c);
     if let Some(o) = v.as_object_mut() {

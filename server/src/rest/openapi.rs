@@ -15,8 +15,8 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    audit, clusters, environments, health, metrics, operations, promotions, request_records,
-    resolve, serving, stages, subscriptions, versions,
+    analysis, audit, clusters, environments, health, metrics, operations, promotions,
+    request_records, resolve, serving, stages, subscriptions, versions,
 };
 
 #[derive(OpenApi)]
@@ -34,6 +34,8 @@ use super::{
         promotions::request, promotions::approve, promotions::reject, promotions::list,
         clusters::create, clusters::list, clusters::detail, clusters::remove, clusters::test,
         operations::start, operations::rollback, operations::detail,
+        operations::pause, operations::continue_paused, operations::roll_back_paused,
+        analysis::list, analysis::detail, analysis::put, analysis::remove, analysis::set_for_cluster,
         subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
         subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
         subscriptions::status,
@@ -42,6 +44,7 @@ use super::{
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
         clusters::CreateCluster, operations::StartOperation, operations::Rollback,
+        operations::Decide, analysis::PutTemplate, analysis::ClusterAnalysis,
         subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
     modifiers(&DomainSchemas, &BearerAuth, &Unauthorized, &Refusals),
     security(("bearer" = [])),
@@ -239,6 +242,8 @@ const CLUSTER: &[Field] = &[
     ("created_at", F::Time, true),
     ("created_by", F::Str, true),
     ("running_operation", F::Int, false),
+    // Analysis templates every operation on it runs (absent: none).
+    ("analysis", F::Strings, false),
     // Only in `GET /api/v1/clusters/{name}`: the router's weights now, or `error` saying why unknown.
     ("router", F::Obj, false),
 ];
@@ -251,6 +256,29 @@ const STEP: &[Field] = &[
     ("slot", F::Str, false),
     ("full_id", F::Str, false),
     ("weights", F::Obj, false),
+    ("restore", F::Bool, false),
+    // A gate's analysis measurements: the evidence next to the decision.
+    ("measurements", F::List("Measurement"), false),
+];
+const MEASUREMENT: &[Field] = &[
+    ("template", F::Str, true),
+    ("at", F::Time, true),
+    ("query", F::Str, true),
+    ("value", F::Num, false),
+    ("verdict", F::Str, true),
+    ("note", F::Str, true),
+];
+const ANALYSIS_TEMPLATE: &[Field] = &[
+    ("name", F::Str, true),
+    ("prometheus_url", F::Str, true),
+    ("bearer_token_file", F::Str, false),
+    ("query", F::Str, true),
+    ("success", F::Str, true),
+    ("failure", F::Str, true),
+    ("interval_ms", F::Int, true),
+    ("count", F::Int, true),
+    ("failure_limit", F::Int, true),
+    ("inconclusive_limit", F::Int, true),
 ];
 const OPERATION: &[Field] = &[
     ("id", F::Int, true),
@@ -269,6 +297,11 @@ const OPERATION: &[Field] = &[
     ("finished_at", F::Time, false),
     // While a traffic step runs: the router change about to be sent (step, from, to, at).
     ("intent", F::Obj, false),
+    // The analysis templates its gates run, as copied when it started.
+    ("analysis", F::List("AnalysisTemplate"), false),
+    // While it waits for a person after an inconclusive analysis: step, at, reason.
+    ("paused", F::Obj, false),
+    ("bake_ms", F::Int, false),
 ];
 const AUDIT_PAGE: &[Field] = &[
     ("events", F::List("LedgerEvent"), true),
@@ -402,6 +435,12 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("ClusterList", &[("clusters", F::List("Cluster"), true)]),
     ("OperationStep", STEP),
     ("Operation", OPERATION),
+    ("Measurement", MEASUREMENT),
+    ("AnalysisTemplate", ANALYSIS_TEMPLATE),
+    (
+        "AnalysisTemplateList",
+        &[("templates", F::List("AnalysisTemplate"), true)],
+    ),
     (
         "OperationAccepted",
         &[("operation_id", F::Int, true), ("state", F::Str, true)],

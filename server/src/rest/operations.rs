@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use switchyard_domain::access::role_for_operation;
+use switchyard_domain::analysis::Decision;
 use switchyard_domain::clusters::parse_cluster_name;
 use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
 use switchyard_domain::{FullId, Timestamp};
@@ -34,6 +36,22 @@ pub struct StartOperation {
     /// Why (required: 422 `field "reason" is required` without one).
     #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
     pub reason: Option<String>,
+    /// Analysis templates (names) its gates run: after each rolling step, and
+    /// after the switch of a blue-green switch or a hot reload.
+    #[schema(example = json!(["error-rate"]))]
+    pub analysis: Option<Vec<String>>,
+    /// Bake time in seconds (0–86400): the last gate passes no sooner than this long after the
+    /// last traffic step, while the previous version stays loaded in the other slot for an instant rollback.
+    #[schema(example = 600)]
+    pub bake_seconds: Option<u64>,
+}
+
+/// The body of `POST /api/v1/operations/{id}/continue` and `…/rollback`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    /// Why (required: 422 `field "reason" is required` without one).
+    pub reason: Option<String>,
 }
 
 /// The body of `POST /api/v1/clusters/{name}/rollback`.
@@ -43,6 +61,20 @@ pub struct Rollback {
     /// Why (required: 422 `field "reason" is required` without one).
     #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
     pub reason: Option<String>,
+}
+
+/// Template names as given: valid and each once.
+fn analysis_names(names: Vec<String>) -> Result<Vec<String>, ApiError> {
+    for (i, name) in names.iter().enumerate() {
+        parse_cluster_name(name)
+            .map_err(|_| ApiError::invalid(format!("analysis: {name:?} is not a template name")))?;
+        if names[..i].contains(name) {
+            return Err(ApiError::invalid(format!(
+                "analysis: template {name} is named twice"
+            )));
+        }
+    }
+    Ok(names)
 }
 
 fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
@@ -82,6 +114,16 @@ pub async fn start(
         full_id: Some(FullId::parse(&body.full_id)?),
         rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
+        analysis: analysis_names(body.analysis.unwrap_or_default())?,
+        bake_ms: match body.bake_seconds {
+            Some(s) if s > 86_400 => {
+                return Err(ApiError::invalid(format!(
+                    "bake_seconds must be 0 to 86400 (a day), not {s}"
+                )))
+            }
+            Some(0) | None => None,
+            Some(s) => Some(s * 1000),
+        },
     };
     let op = app
         .store
@@ -112,6 +154,8 @@ pub async fn rollback(
         full_id: None,
         rolling_steps: Vec::new(),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
+        analysis: Vec::new(),
+        bake_ms: None,
     };
     let op = app
         .store
@@ -136,4 +180,103 @@ pub async fn detail(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
     Ok(Json(op))
+}
+
+async fn decide(
+    app: &AppState,
+    actor: &Actor,
+    id: i64,
+    decision: Decision,
+    body: Decide,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // The lower bar first, so a viewer is told "forbidden" whether or not the operation exists.
+    actor.require(role_for_operation(false), "answering a paused operation")?;
+    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
+    let op = app
+        .store
+        .get_operation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
+    // Deciding past a gate is as weighty as a rollback: approvers in production.
+    super::clusters::require_operator(app, actor, &op.cluster, true).await?;
+    if decision == Decision::RollBack && op.paused.is_none() && !op.state.is_final() {
+        // Aborting a running operation: pause it where it is, then roll back.
+        app.store
+            .pause_operation(id, &actor.name, &reason, Timestamp::now())
+            .await?;
+    }
+    let op = app
+        .store
+        .decide_operation(id, decision, &actor.name, &reason, Timestamp::now())
+        .await?;
+    Ok(accepted(&op))
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/continue", tag = "clusters",
+    params(("id" = i64, Path)),
+    request_body = Decide,
+    responses(
+        (status = 202, description = "The paused operation goes on (`operation.continued`): past its gate after an inconclusive analysis, or from the step where a person paused it", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "The operation is not paused", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn continue_paused(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Decide>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    decide(&app, &actor, id, Decision::Continue, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/rollback", tag = "clusters",
+    params(("id" = i64, Path)),
+    request_body = Decide,
+    responses(
+        (status = 202, description = "A paused or running operation sends traffic back to what served before: a running one is paused first (`operation.paused`), then `operation.rollback_chosen` and `rollback` with trigger `person`", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "The operation has ended, is already restoring traffic, or is sending a traffic command this instant", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn roll_back_paused(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Decide>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    decide(&app, &actor, id, Decision::RollBack, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/pause", tag = "clusters",
+    params(("id" = i64, Path)),
+    request_body = Decide,
+    responses(
+        (status = 202, description = "Paused before its next step (`operation.paused`); it holds the cluster until continued or rolled back, across restarts", body = ref("#/components/schemas/OperationAccepted")),
+        (status = 403, description = "Production needs the approver role", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such operation", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "Already paused or ended, a rollback or restore (never paused), or a traffic command in flight this instant", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn pause(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Decide>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    actor.require(role_for_operation(false), "pausing an operation")?;
+    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
+    let op = app
+        .store
+        .get_operation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
+    super::clusters::require_operator(&app, &actor, &op.cluster, true).await?;
+    let op = app
+        .store
+        .pause_operation(id, &actor.name, &reason, Timestamp::now())
+        .await?;
+    Ok(accepted(&op))
 }

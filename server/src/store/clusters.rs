@@ -12,6 +12,7 @@
 //! another server — claims the operation and resumes it.
 
 use async_trait::async_trait;
+use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 use switchyard_domain::clusters::Weights;
 use switchyard_domain::clusters::{Cluster, ClusterChange, NewCluster};
 use switchyard_domain::operations::{Operation, OperationKind, Progress};
@@ -31,6 +32,10 @@ pub struct OperationRequest {
     /// Rolling steps in percent; ignored by other kinds.
     pub rolling_steps: Vec<u8>,
     pub reason: Option<String>,
+    /// Names of analysis templates its gates run (copied when it starts).
+    pub analysis: Vec<String>,
+    /// Bake time in milliseconds (see `Operation::bake_ms`).
+    pub bake_ms: Option<u64>,
 }
 
 #[async_trait]
@@ -90,6 +95,69 @@ pub trait ClusterStore: Send + Sync + 'static {
         progress: Progress,
         at: Timestamp,
     ) -> StoreResult<Operation>;
+
+    /// A person's answer to an operation paused by an inconclusive
+    /// analysis, with its ledger event (`operation.continued` or
+    /// `operation.rollback_chosen`, actor `actor`); the operation is then free
+    /// for the next runner to claim (at once after an analysis pause; after a
+    /// person's pause once the lease of the runner it stopped has expired).
+    /// Refused with `Conflict` if it is not paused.
+    async fn decide_operation(
+        &self,
+        id: i64,
+        decision: Decision,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> StoreResult<Operation>;
+
+    /// A person pauses a running operation before its next step
+    /// (`operation.paused`, actor `actor`): its runner stops at its next
+    /// lease renewal or write, and no runner claims it until
+    /// `decide_operation`. Refused with `Conflict` for a finished operation,
+    /// one already paused, a rollback or a restore, and while a traffic
+    /// command is in flight.
+    async fn pause_operation(
+        &self,
+        id: i64,
+        actor: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> StoreResult<Operation>;
+
+    /// Creates or replaces an analysis template (checked first), writing
+    /// `analysis_template.saved` with the previous one; false (and nothing
+    /// written) when it is unchanged.
+    async fn save_analysis_template(
+        &self,
+        template: AnalysisTemplate,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    async fn list_analysis_templates(&self) -> StoreResult<Vec<AnalysisTemplate>>;
+
+    async fn get_analysis_template(&self, name: &str) -> StoreResult<Option<AnalysisTemplate>>;
+
+    /// Sets the templates every operation on `cluster` runs (but a
+    /// rollback), writing `cluster.analysis_set`; refused naming a template
+    /// that does not exist or is named twice.
+    async fn set_cluster_analysis(
+        &self,
+        cluster: &str,
+        templates: Vec<String>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Cluster>;
+
+    /// Removes a template (`analysis_template.removed`); operations keep
+    /// their copies. Refused (`Conflict`) while a cluster attaches it.
+    async fn remove_analysis_template(
+        &self,
+        name: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Reconciles the router command an interrupted runner left unrecorded
     /// (`Operation::intent`) with the router's weights as `owner` observed

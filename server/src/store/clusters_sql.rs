@@ -15,7 +15,7 @@ use super::{StoreError, StoreResult};
 macro_rules! cluster_columns {
     () => {
         "c.name, c.environment, c.driver, c.config, c.state, c.state_event, c.state_since, \
-         c.rollback_to, c.created_at, c.created_by, \
+         c.rollback_to, c.created_at, c.created_by, c.analysis, \
          (SELECT o.id FROM operations o WHERE o.cluster = c.name AND o.state = 'running') AS running_operation"
     };
 }
@@ -34,12 +34,16 @@ pub(crate) const INSERT_CLUSTER: &str = "INSERT INTO clusters \
      VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)";
 pub(crate) const UPDATE_CLUSTER_STATE: &str =
     "UPDATE clusters SET state = $2, state_event = $3, state_since = $4 WHERE name = $1";
+pub(crate) const UPDATE_CLUSTER_ANALYSIS: &str =
+    "UPDATE clusters SET analysis = $2 WHERE name = $1";
+pub(crate) const SELECT_CLUSTER_ANALYSIS: &str =
+    "SELECT name, analysis FROM clusters WHERE analysis IS NOT NULL ORDER BY name";
 pub(crate) const UPDATE_ROLLBACK_TO: &str = "UPDATE clusters SET rollback_to = $2 WHERE name = $1";
 
 macro_rules! operation_columns {
     () => {
         "id, cluster, kind, full_id, state, steps, next_step, before, reason, actor, trigger, error, \
-         created_at, finished_at, lease_owner, intent"
+         created_at, finished_at, lease_owner, intent, analysis, paused, bake_ms"
     };
 }
 pub(crate) const SELECT_OPERATION: &str = concat!(
@@ -62,31 +66,49 @@ pub(crate) const DELETE_STATE_OF: &str = "DELETE FROM state_history WHERE subjec
 pub(crate) const SELECT_RUNNING_OPERATION: &str =
     "SELECT id, kind FROM operations WHERE cluster = $1 AND state = 'running'";
 pub(crate) const INSERT_OPERATION: &str = "INSERT INTO operations \
-     (cluster, kind, full_id, state, steps, next_step, before, reason, actor, created_at) \
-     VALUES ($1, $2, $3, 'running', $4, 0, $5, $6, $7, $8) RETURNING id";
+     (cluster, kind, full_id, state, steps, next_step, before, reason, actor, created_at, analysis, bake_ms) \
+     VALUES ($1, $2, $3, 'running', $4, 0, $5, $6, $7, $8, $9, $10) RETURNING id";
 pub(crate) const UPDATE_OPERATION: &str =
     "UPDATE operations SET state = $2, steps = $3, next_step = $4, \
-     trigger = $5, error = $6, finished_at = $7, intent = $8 WHERE id = $1";
+     trigger = $5, error = $6, finished_at = $7, intent = $8, paused = $9 WHERE id = $1";
+/// A paused operation is given back: the next runner claims it at once
+/// when a person has answered.
+pub(crate) const RELEASE_LEASE: &str =
+    "UPDATE operations SET lease_owner = NULL, lease_until = NULL WHERE id = $1";
 pub(crate) const CLAIMABLE: &str = "SELECT id FROM operations \
-     WHERE state = 'running' AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT 1";
+     WHERE state = 'running' AND paused IS NULL AND (lease_until IS NULL OR lease_until < $1) ORDER BY id LIMIT 1";
 /// The claim on SQLite: one statement, so it runs under the write lock
 /// without another writer in between.
 pub(crate) const CLAIM_SQLITE: &str = "UPDATE operations SET lease_owner = $1, lease_until = $2 \
-     WHERE id = (SELECT id FROM operations WHERE state = 'running' \
+     WHERE id = (SELECT id FROM operations WHERE state = 'running' AND paused IS NULL \
                  AND (lease_until IS NULL OR lease_until < $3) ORDER BY id LIMIT 1) \
-     AND state = 'running' AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
+     AND state = 'running' AND paused IS NULL AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
 /// The claim on PostgreSQL: a row another server is claiming is skipped, not
 /// waited for; the outer conditions are checked again on the locked row.
 pub(crate) const CLAIM_POSTGRES: &str = "UPDATE operations SET lease_owner = $1, lease_until = $2 \
-     WHERE id = (SELECT id FROM operations WHERE state = 'running' \
+     WHERE id = (SELECT id FROM operations WHERE state = 'running' AND paused IS NULL \
                  AND (lease_until IS NULL OR lease_until < $3) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     AND state = 'running' AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
+     AND state = 'running' AND paused IS NULL AND (lease_until IS NULL OR lease_until < $3) RETURNING id";
 /// Who held an operation's lease last and until when (read before a claim
 /// takes it over, for the ledger's `operation.interrupted`).
 pub(crate) const SELECT_LEASE: &str =
     "SELECT lease_owner, lease_until FROM operations WHERE id = $1";
 pub(crate) const RENEW_LEASE: &str = "UPDATE operations SET lease_until = $3 \
-     WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+     WHERE id = $1 AND lease_owner = $2 AND state = 'running' AND paused IS NULL";
+
+pub(crate) const SELECT_TEMPLATES: &str = "SELECT template FROM analysis_templates ORDER BY name";
+pub(crate) const SELECT_TEMPLATE: &str = "SELECT template FROM analysis_templates WHERE name = $1";
+pub(crate) const INSERT_TEMPLATE: &str = "INSERT INTO analysis_templates \
+     (name, template, created_at, created_by, updated_at, updated_by) VALUES ($1, $2, $3, $4, $3, $4)";
+pub(crate) const UPDATE_TEMPLATE: &str =
+    "UPDATE analysis_templates SET template = $2, updated_at = $3, updated_by = $4 WHERE name = $1";
+pub(crate) const DELETE_TEMPLATE: &str = "DELETE FROM analysis_templates WHERE name = $1";
+
+pub(crate) fn template_of(
+    text: &str,
+) -> StoreResult<switchyard_domain::analysis::AnalysisTemplate> {
+    json_of(text, "analysis template")
+}
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -112,6 +134,7 @@ pub(crate) struct ClusterRow {
     rollback_to: Option<String>,
     created_at: i64,
     created_by: String,
+    analysis: Option<String>,
     running_operation: Option<i64>,
 }
 
@@ -128,6 +151,11 @@ impl ClusterRow {
                 .rollback_to
                 .map(|r| FullId::parse(&r).map_err(|_| corrupt(format_args!("rollback_to {r:?}"))))
                 .transpose()?,
+            analysis: self
+                .analysis
+                .map(|a| json_of(&a, "cluster analysis"))
+                .transpose()?
+                .unwrap_or_default(),
             state_event_id: self.state_event,
             state_since: Timestamp::from_micros(self.state_since),
             created_at: Timestamp::from_micros(self.created_at),
@@ -157,6 +185,9 @@ pub(crate) struct OperationRow {
     finished_at: Option<i64>,
     pub(crate) lease_owner: Option<String>,
     intent: Option<String>,
+    analysis: Option<String>,
+    paused: Option<String>,
+    bake_ms: Option<i64>,
 }
 
 impl OperationRow {
@@ -188,15 +219,22 @@ impl OperationRow {
                 .intent
                 .map(|i| json_of(&i, "operation intent"))
                 .transpose()?,
+            analysis: self
+                .analysis
+                .map(|a| json_of(&a, "operation analysis"))
+                .transpose()?
+                .unwrap_or_default(),
+            paused: self
+                .paused
+                .map(|p| json_of(&p, "operation pause"))
+                .transpose()?,
+            bake_ms: self.bake_ms.and_then(|b| u64::try_from(b).ok()),
         })
     }
 }
 
 pub(crate) fn trigger_text(t: Option<Trigger>) -> Option<&'static str> {
-    t.map(|t| match t {
-        Trigger::Person => "person",
-        Trigger::HealthGate => "health_gate",
-    })
+    t.map(Trigger::as_str)
 }
 
 /// Implements `ClusterStore` for `$store`. Expanded inside `sql_store!`'s
@@ -209,6 +247,7 @@ macro_rules! cluster_sql {
         use switchyard_domain::operations::{
             self as ops, Operation, OperationKind, OperationState, Progress, StepRecord, Trigger,
         };
+        use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 
         async fn fetch_cluster<'e, E>(db: E, name: &str) -> StoreResult<Option<Cluster>>
         where
@@ -263,9 +302,158 @@ macro_rules! cluster_sql {
                     .bind(&op.error)
                     .bind(op.finished_at.map(Timestamp::micros))
                     .bind(op.intent.as_ref().map(cq::to_json).transpose()?)
+                    .bind(op.paused.as_ref().map(cq::to_json).transpose()?)
                     .execute(&mut *self.tx)
                     .await?;
                 Ok(())
+            }
+
+            /// Applies `progress` to `op` with its ledger event, the cluster's
+            /// new state and, at the end, the rollback record; saves `op`.
+            async fn progress(&mut self, op: &mut Operation, progress: Progress, at: Timestamp) -> StoreResult<()> {
+                let id = op.id;
+                let cluster = fetch_cluster(&mut *self.tx, &op.cluster).await?.ok_or_else(|| unknown_cluster(&op.cluster))?;
+                let new_state = op.apply(&progress, &cluster.state, at)?;
+                let base = NewEvent::new(at, "system", action::OPERATION_STEP)
+                    .full_id(&op.full_id)
+                    .environment(&cluster.environment)
+                    .cluster(&op.cluster);
+                let event = match &progress {
+                    Progress::StepStarted { index } | Progress::StepDone { index, .. } | Progress::StepFailed { index, .. } => {
+                        let r = &op.steps[*index];
+                        let phase = match &progress {
+                            Progress::StepStarted { .. } => "started",
+                            Progress::StepDone { .. } => "done",
+                            _ => "failed",
+                        };
+                        // The runner acts for whoever started the operation: say who, and why.
+                        let reason = if phase == "failed" { r.note.clone() } else { Some(op.provenance()) };
+                        Some(base.reason(reason.as_deref()).details(json!({
+                            "operation_id": id,
+                            "index": index,
+                            "step": r.step.describe(),
+                            "phase": phase,
+                            "restore": r.restore,
+                            "note": r.note,
+                            "state": new_state,
+                        })))
+                    }
+                    Progress::RestoreAdded { .. } => None,
+                    Progress::Measured { index, measurement } => {
+                        let conditions = op.analysis.iter().find(|t| t.name == measurement.template);
+                        Some(NewEvent { action: action::OPERATION_MEASURED.to_owned(), ..base }
+                            .reason(Some(&op.provenance()))
+                            .details(json!({
+                                "operation_id": id,
+                                "index": index,
+                                "template": measurement.template,
+                                "query": measurement.query,
+                                "value": measurement.value,
+                                "verdict": measurement.verdict,
+                                "note": measurement.note,
+                                "measured_at": measurement.at,
+                                "success": conditions.map(|t| &t.success),
+                                "failure": conditions.map(|t| &t.failure),
+                            })))
+                    }
+                    Progress::Paused { index, reason } => Some(
+                        NewEvent { action: action::OPERATION_PAUSED.to_owned(), ..base }
+                            .reason(Some(reason))
+                            .details(json!({
+                                "operation_id": id,
+                                "index": index,
+                                "step": op.steps[*index].step.describe(),
+                                "measurements": op.steps[*index].measurements,
+                            })),
+                    ),
+                    Progress::PauseRequested { by, reason } => {
+                        let step = op.paused.as_ref().map(|p| p.step);
+                        Some(NewEvent { action: action::OPERATION_PAUSED.to_owned(), actor: by.clone(), ..base }
+                            .reason(Some(reason))
+                            .details(json!({
+                                "operation_id": id,
+                                "index": step,
+                                "step": step.and_then(|i| op.steps.get(i)).map(|r| r.step.describe()),
+                                "by": by,
+                            })))
+                    }
+                    Progress::Decided { index, decision, by, reason } => {
+                        let a = match decision {
+                            Decision::Continue => action::OPERATION_CONTINUED,
+                            Decision::RollBack => action::OPERATION_ROLLBACK_CHOSEN,
+                        };
+                        Some(NewEvent { action: a.to_owned(), actor: by.clone(), ..base }
+                            .reason(Some(reason))
+                            .details(json!({
+                                "operation_id": id,
+                                "index": index,
+                                "decision": decision,
+                                "note": op.steps[*index].note,
+                            })))
+                    }
+                    Progress::Finished { state, .. } => {
+                        let a = match state {
+                            OperationState::Succeeded => action::OPERATION_COMPLETED,
+                            _ => action::OPERATION_FAILED,
+                        };
+                        Some(NewEvent { action: a.to_owned(), ..base }.reason(op.error.as_deref()).details(json!({
+                            "operation_id": id,
+                            "kind": op.kind,
+                            "state": op.state,
+                            "duration_ms": (at.micros() - op.created_at.micros()) / 1000,
+                        })))
+                    }
+                };
+                let event_id = match event {
+                    Some(e) => Some(self.append(e).await?.id),
+                    None => None,
+                };
+                if let (Some(state), Some(event_id)) = (&new_state, event_id) {
+                    self.set_cluster_state(&op.cluster, state, event_id, at).await?;
+                }
+                if let Progress::Finished { state, .. } = progress {
+                    let rolled_back = state == OperationState::RolledBack;
+                    if rolled_back || op.kind == OperationKind::Rollback {
+                        // Time to restore: from the failure (or the request) to traffic back.
+                        let from = if rolled_back {
+                            op.steps.iter().find(|r| r.state == ops::StepState::Failed).and_then(|r| r.finished_at)
+                        } else {
+                            Some(op.created_at)
+                        };
+                        let restored = op.steps.iter().rev().find(|r| r.step.moves_traffic()).and_then(|r| r.finished_at);
+                        let ttr = from.zip(restored).map(|(a, b)| (b.micros() - a.micros()) / 1000);
+                        self.append(
+                            NewEvent::new(at, if rolled_back { "system" } else { op.actor.as_str() }, action::ROLLBACK)
+                                .full_id(&op.full_id)
+                                .environment(&cluster.environment)
+                                .cluster(&op.cluster)
+                                .reason(op.reason.as_deref().filter(|_| !rolled_back).or(op.error.as_deref()))
+                                .details(json!({
+                                    "operation_id": id,
+                                    "trigger": op.trigger.unwrap_or(Trigger::Person),
+                                    // The evidence an analysis rollback was decided on.
+                                    "analysis": op.steps.iter().filter(|r| !r.measurements.is_empty()).map(|r| json!({
+                                        "step": r.step.describe(),
+                                        "measurements": r.measurements,
+                                    })).collect::<Vec<_>>(),
+                                    "templates": op.analysis.iter().map(|t| json!({
+                                        "name": t.name, "success": t.success, "failure": t.failure,
+                                        "failure_limit": t.failure_limit, "inconclusive_limit": t.inconclusive_limit,
+                                    })).collect::<Vec<_>>(),
+                                    "at": at,
+                                    "time_to_restore_ms": ttr,
+                                    "outcome": op.state,
+                                    "serving": op.before.sole_version(),
+                                })),
+                        )
+                        .await?;
+                    }
+                    if state == OperationState::Succeeded {
+                        let back_to = op.before.sole_version().map(ToString::to_string);
+                        sqlx::query(cq::UPDATE_ROLLBACK_TO).bind(&op.cluster).bind(back_to).execute(&mut *self.tx).await?;
+                    }
+                }
+                self.save_operation(op).await
             }
         }
 
@@ -382,7 +570,29 @@ macro_rules! cluster_sql {
                         .await?
                         .check_pin(&cluster.environment, &target, version.stage)?;
                 }
+                // The cluster's templates first, then the operation's own; a rollback is never gated.
+                let mut names: Vec<&String> = Vec::new();
+                if request.kind != OperationKind::Rollback {
+                    names.extend(cluster.analysis.iter());
+                }
+                for n in &request.analysis {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+                let mut analysis: Vec<AnalysisTemplate> = Vec::with_capacity(names.len());
+                for name in names {
+                    let text: Option<String> =
+                        sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(name).fetch_optional(&mut *w.tx).await?;
+                    let text = text.ok_or_else(|| {
+                        DomainError::NotFound(format!(
+                            "analysis template {name} does not exist; an admin creates it with POST /api/v1/analysis-templates"
+                        ))
+                    })?;
+                    analysis.push(cq::template_of(&text)?);
+                }
                 let plan = ops::plan(request.kind, &cluster.state, &target, &request.rolling_steps)?;
+                let plan = ops::with_analysis(request.kind, plan, !analysis.is_empty() || request.bake_ms.is_some())?;
                 let steps: Vec<StepRecord> = plan.into_iter().map(StepRecord::pending).collect();
                 let id: i64 = sqlx::query_scalar(cq::INSERT_OPERATION)
                     .bind(&cluster.name)
@@ -393,6 +603,8 @@ macro_rules! cluster_sql {
                     .bind(&request.reason)
                     .bind(actor)
                     .bind(at.micros())
+                    .bind((!analysis.is_empty()).then(|| cq::to_json(&analysis)).transpose()?)
+                    .bind(request.bake_ms.map(|b| b.min(ops::MAX_BAKE_MS) as i64))
                     .fetch_one(&mut *w.tx)
                     .await?;
                 let plan_text: Vec<String> = steps.iter().map(|s| s.step.describe()).collect();
@@ -402,7 +614,14 @@ macro_rules! cluster_sql {
                         .environment(&cluster.environment)
                         .cluster(&cluster.name)
                         .reason(request.reason.as_deref())
-                        .details(json!({ "operation_id": id, "kind": request.kind, "plan": plan_text, "before": cluster.state })),
+                        .details(json!({
+                            "operation_id": id,
+                            "kind": request.kind,
+                            "plan": plan_text,
+                            "before": cluster.state,
+                            "analysis": analysis,
+                            "bake_ms": request.bake_ms,
+                        })),
                 )
                 .await?;
                 w.commit().await?;
@@ -435,7 +654,8 @@ macro_rules! cluster_sql {
                     .await?;
                 let Some(id) = claimed else { return Ok(None) };
                 let Some((op, _)) = fetch_operation(&self.pool, id).await? else { return Ok(None) };
-                if op.has_progress() {
+                let released = matches!(previous, Some((None, _)));
+                if op.has_progress() && !released {
                     // Another runner (or this server before a restart) left it half-done:
                     // the ledger says where it stopped, then that it is resumed.
                     let mut w = Writer::begin(self).await?;
@@ -495,89 +715,144 @@ macro_rules! cluster_sql {
                     ))
                     .into());
                 }
-                let cluster = fetch_cluster(&mut *w.tx, &op.cluster).await?.ok_or_else(|| unknown_cluster(&op.cluster))?;
-                let new_state = op.apply(&progress, &cluster.state, at)?;
-                let base = NewEvent::new(at, "system", action::OPERATION_STEP)
-                    .full_id(&op.full_id)
-                    .environment(&cluster.environment)
-                    .cluster(&op.cluster);
-                let event = match &progress {
-                    Progress::StepStarted { index } | Progress::StepDone { index, .. } | Progress::StepFailed { index, .. } => {
-                        let r = &op.steps[*index];
-                        let phase = match &progress {
-                            Progress::StepStarted { .. } => "started",
-                            Progress::StepDone { .. } => "done",
-                            _ => "failed",
-                        };
-                        // The runner acts for whoever started the operation: say who, and why.
-                        let reason = if phase == "failed" { r.note.clone() } else { Some(op.provenance()) };
-                        Some(base.reason(reason.as_deref()).details(json!({
-                            "operation_id": id,
-                            "index": index,
-                            "step": r.step.describe(),
-                            "phase": phase,
-                            "restore": r.restore,
-                            "note": r.note,
-                            "state": new_state,
-                        })))
-                    }
-                    Progress::RestoreAdded { .. } => None,
-                    Progress::Finished { state, .. } => {
-                        let a = match state {
-                            OperationState::Succeeded => action::OPERATION_COMPLETED,
-                            _ => action::OPERATION_FAILED,
-                        };
-                        Some(NewEvent { action: a.to_owned(), ..base }.reason(op.error.as_deref()).details(json!({
-                            "operation_id": id,
-                            "kind": op.kind,
-                            "state": op.state,
-                            "duration_ms": (at.micros() - op.created_at.micros()) / 1000,
-                        })))
-                    }
-                };
-                let event_id = match event {
-                    Some(e) => Some(w.append(e).await?.id),
-                    None => None,
-                };
-                if let (Some(state), Some(event_id)) = (&new_state, event_id) {
-                    w.set_cluster_state(&op.cluster, state, event_id, at).await?;
-                }
-                if let Progress::Finished { state, .. } = progress {
-                    let rolled_back = state == OperationState::RolledBack;
-                    if rolled_back || op.kind == OperationKind::Rollback {
-                        // Time to restore: from the failure (or the request) to traffic back.
-                        let from = if rolled_back {
-                            op.steps.iter().find(|r| r.state == ops::StepState::Failed).and_then(|r| r.finished_at)
-                        } else {
-                            Some(op.created_at)
-                        };
-                        let restored = op.steps.iter().rev().find(|r| r.step.moves_traffic()).and_then(|r| r.finished_at);
-                        let ttr = from.zip(restored).map(|(a, b)| (b.micros() - a.micros()) / 1000);
-                        w.append(
-                            NewEvent::new(at, if rolled_back { "system" } else { op.actor.as_str() }, action::ROLLBACK)
-                                .full_id(&op.full_id)
-                                .environment(&cluster.environment)
-                                .cluster(&op.cluster)
-                                .reason(op.reason.as_deref().filter(|_| !rolled_back).or(op.error.as_deref()))
-                                .details(json!({
-                                    "operation_id": id,
-                                    "trigger": op.trigger.unwrap_or(Trigger::Person),
-                                    "at": at,
-                                    "time_to_restore_ms": ttr,
-                                    "outcome": op.state,
-                                    "serving": op.before.sole_version(),
-                                })),
-                        )
-                        .await?;
-                    }
-                    if state == OperationState::Succeeded {
-                        let back_to = op.before.sole_version().map(ToString::to_string);
-                        sqlx::query(cq::UPDATE_ROLLBACK_TO).bind(&op.cluster).bind(back_to).execute(&mut *w.tx).await?;
-                    }
+                let paused = matches!(progress, Progress::Paused { .. });
+                w.progress(&mut op, progress, at).await?;
+                if paused {
+                    sqlx::query(cq::RELEASE_LEASE).bind(id).execute(&mut *w.tx).await?;
                 }
                 w.save_operation(&op).await?;
                 w.commit().await?;
                 Ok(op)
+            }
+
+            async fn decide_operation(
+                &self,
+                id: i64,
+                decision: Decision,
+                actor: &str,
+                reason: &str,
+                at: Timestamp,
+            ) -> StoreResult<Operation> {
+                let mut w = Writer::begin(self).await?;
+                let (mut op, _) = fetch_operation(&mut *w.tx, id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("operation {id} does not exist")))?;
+                let index = op.paused.as_ref().map(|p| p.step).ok_or_else(|| {
+                    DomainError::Conflict(format!(
+                        "operation {id} is {} and not paused; only an operation paused by an inconclusive analysis is continued or rolled back this way",
+                        op.state.as_str()
+                    ))
+                })?;
+                let progress = Progress::Decided { index, decision, by: actor.to_owned(), reason: reason.to_owned() };
+                // The lease is left as it is: free already after an analysis
+                // pause; after a person's pause, the runner that held it stops
+                // at its next renewal, and the next runner waits for it to expire.
+                w.progress(&mut op, progress, at).await?;
+                w.commit().await?;
+                Ok(op)
+            }
+
+            async fn pause_operation(&self, id: i64, actor: &str, reason: &str, at: Timestamp) -> StoreResult<Operation> {
+                let mut w = Writer::begin(self).await?;
+                let (mut op, _) = fetch_operation(&mut *w.tx, id)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("operation {id} does not exist")))?;
+                let progress = Progress::PauseRequested { by: actor.to_owned(), reason: reason.to_owned() };
+                w.progress(&mut op, progress, at).await?;
+                w.commit().await?;
+                Ok(op)
+            }
+
+            async fn save_analysis_template(&self, template: AnalysisTemplate, actor: &str, at: Timestamp) -> StoreResult<bool> {
+                template.check()?;
+                let mut w = Writer::begin(self).await?;
+                let old: Option<String> =
+                    sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(&template.name).fetch_optional(&mut *w.tx).await?;
+                let old = old.map(|t| cq::template_of(&t)).transpose()?;
+                if old.as_ref() == Some(&template) {
+                    return Ok(false);
+                }
+                let text = cq::to_json(&template)?;
+                let sql = if old.is_some() { cq::UPDATE_TEMPLATE } else { cq::INSERT_TEMPLATE };
+                sqlx::query(sql).bind(&template.name).bind(&text).bind(at.micros()).bind(actor).execute(&mut *w.tx).await?;
+                w.append(
+                    NewEvent::new(at, actor, action::ANALYSIS_TEMPLATE_SAVED)
+                        .details(json!({ "name": template.name, "template": template, "previous": old })),
+                )
+                .await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
+            async fn list_analysis_templates(&self) -> StoreResult<Vec<AnalysisTemplate>> {
+                let rows: Vec<String> = sqlx::query_scalar(cq::SELECT_TEMPLATES).fetch_all(&self.pool).await?;
+                rows.iter().map(|t| cq::template_of(t)).collect()
+            }
+
+            async fn get_analysis_template(&self, name: &str) -> StoreResult<Option<AnalysisTemplate>> {
+                let row: Option<String> = sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(name).fetch_optional(&self.pool).await?;
+                row.map(|t| cq::template_of(&t)).transpose()
+            }
+
+            async fn set_cluster_analysis(&self, cluster: &str, templates: Vec<String>, actor: &str, at: Timestamp) -> StoreResult<Cluster> {
+                let mut w = Writer::begin(self).await?;
+                let c = fetch_cluster(&mut *w.tx, cluster).await?.ok_or_else(|| unknown_cluster(cluster))?;
+                for (i, name) in templates.iter().enumerate() {
+                    if templates[..i].contains(name) {
+                        return Err(DomainError::Invalid(format!("template {name} is named twice")).into());
+                    }
+                    let found: Option<String> =
+                        sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(name).fetch_optional(&mut *w.tx).await?;
+                    if found.is_none() {
+                        return Err(DomainError::NotFound(format!(
+                            "analysis template {name} does not exist; an admin creates it with PUT /api/v1/analysis-templates/{name}"
+                        ))
+                        .into());
+                    }
+                }
+                if c.analysis == templates {
+                    return Ok(c);
+                }
+                let value = (!templates.is_empty()).then(|| cq::to_json(&templates)).transpose()?;
+                sqlx::query(cq::UPDATE_CLUSTER_ANALYSIS).bind(cluster).bind(value).execute(&mut *w.tx).await?;
+                w.append(
+                    NewEvent::new(at, actor, action::CLUSTER_ANALYSIS_SET)
+                        .environment(&c.environment)
+                        .cluster(cluster)
+                        .details(json!({ "analysis": templates, "previous": c.analysis })),
+                )
+                .await?;
+                w.commit().await?;
+                fetch_cluster(&self.pool, cluster).await?.ok_or_else(|| unknown_cluster(cluster))
+            }
+
+            async fn remove_analysis_template(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<()> {
+                let mut w = Writer::begin(self).await?;
+                let attached: Vec<(String, String)> =
+                    sqlx::query_as(cq::SELECT_CLUSTER_ANALYSIS).fetch_all(&mut *w.tx).await?;
+                for (cluster, list) in attached {
+                    let names: Vec<String> = serde_json::from_str(&list).unwrap_or_default();
+                    if names.iter().any(|n| n == name) {
+                        return Err(DomainError::Conflict(format!(
+                            "cluster {cluster} runs analysis template {name} on every operation; detach it there first (PUT /api/v1/clusters/{cluster}/analysis)"
+                        ))
+                        .into());
+                    }
+                }
+                let old: Option<String> =
+                    sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(name).fetch_optional(&mut *w.tx).await?;
+                let old = old
+                    .map(|t| cq::template_of(&t))
+                    .transpose()?
+                    .ok_or_else(|| DomainError::NotFound(format!("analysis template {name} does not exist")))?;
+                sqlx::query(cq::DELETE_TEMPLATE).bind(name).execute(&mut *w.tx).await?;
+                w.append(
+                    NewEvent::new(at, actor, action::ANALYSIS_TEMPLATE_REMOVED)
+                        .details(json!({ "name": name, "template": old })),
+                )
+                .await?;
+                w.commit().await?;
+                Ok(())
             }
 
             async fn reconcile_operation(

@@ -220,6 +220,7 @@ contract_tests!(
     an_imported_version_is_registered_moved_and_pinned_in_one_transaction_or_not_at_all,
 );
 
+mod analysis;
 mod cache;
 mod identity;
 mod notify;
@@ -1878,6 +1879,8 @@ async fn request_lookup_shows_only_its_clusters_events_and_says_when_the_cluster
         full_id: Some(id("chat:v1")),
         rolling_steps: Vec::new(),
         reason: Some("us only".into()),
+        analysis: Vec::new(),
+        bake_ms: None,
     };
     db.store
         .start_operation(other, "dave", at(6))

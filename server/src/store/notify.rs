@@ -41,6 +41,10 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
     action::OPERATION_COMPLETED,
     action::OPERATION_FAILED,
     action::ROLLBACK,
+    // An operation paused (by an inconclusive analysis or a person), and the answer.
+    action::OPERATION_PAUSED,
+    action::OPERATION_CONTINUED,
+    action::OPERATION_ROLLBACK_CHOSEN,
     DELIVERY_DEAD,
     SUBSCRIPTION_FAILING,
     SUBSCRIPTION_RECOVERED,

@@ -109,7 +109,7 @@ async fn a_cluster_that_never_ran_an_operation_is_removed_from_serving_at_and_on
     assert!(db.store.get_cluster("dev-1").await.unwrap().is_some());
 }
 
-fn fast() -> RunnerSettings {
+pub(super) fn fast() -> RunnerSettings {
     RunnerSettings {
         lease: Duration::from_millis(600),
         poll: Duration::from_millis(20),
@@ -117,7 +117,7 @@ fn fast() -> RunnerSettings {
     }
 }
 
-async fn cluster(db: &TestDb, name: &str, env: &str, config: Value) {
+pub(super) async fn cluster(db: &TestDb, name: &str, env: &str, config: Value) {
     let new = NewCluster {
         name: name.into(),
         environment: env.into(),
@@ -130,17 +130,28 @@ async fn cluster(db: &TestDb, name: &str, env: &str, config: Value) {
         .expect("cluster created");
 }
 
-fn request(cluster: &str, kind: OperationKind, full_id: Option<&str>) -> OperationRequest {
+pub(super) fn request(
+    cluster: &str,
+    kind: OperationKind,
+    full_id: Option<&str>,
+) -> OperationRequest {
     OperationRequest {
         cluster: cluster.into(),
         kind,
         full_id: full_id.map(id),
         rolling_steps: vec![10, 50, 100],
         reason: Some("test".into()),
+        analysis: Vec::new(),
+        bake_ms: None,
     }
 }
 
-async fn start(store: &DynStore, cluster: &str, kind: OperationKind, full_id: &str) -> Operation {
+pub(super) async fn start(
+    store: &DynStore,
+    cluster: &str,
+    kind: OperationKind,
+    full_id: &str,
+) -> Operation {
     store
         .start_operation(
             request(cluster, kind, Some(full_id)),
@@ -152,7 +163,7 @@ async fn start(store: &DynStore, cluster: &str, kind: OperationKind, full_id: &s
 }
 
 /// Waits for the operation to end (the runner works in the background).
-async fn finished(store: &DynStore, op: i64) -> Operation {
+pub(super) async fn finished(store: &DynStore, op: i64) -> Operation {
     for _ in 0..500 {
         let o = store
             .get_operation(op)
@@ -167,7 +178,7 @@ async fn finished(store: &DynStore, op: i64) -> Operation {
     panic!("operation {op} did not end");
 }
 
-async fn state(db: &TestDb, name: &str) -> ClusterState {
+pub(super) async fn state(db: &TestDb, name: &str) -> ClusterState {
     db.store
         .get_cluster(name)
         .await
@@ -177,7 +188,7 @@ async fn state(db: &TestDb, name: &str) -> ClusterState {
 }
 
 /// `chat:1` and `chat:2` registered (development) and the cluster `dev-1` serving chat:1 on blue.
-async fn serving_v1(db: &TestDb, drivers: &Drivers, config: Value) {
+pub(super) async fn serving_v1(db: &TestDb, drivers: &Drivers, config: Value) {
     register(db, "chat:1", super::at(0)).await;
     register(db, "chat:2", super::at(1)).await;
     cluster(db, "dev-1", "development", config).await;

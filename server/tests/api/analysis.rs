@@ -1,0 +1,874 @@
+//! Analysis gates against a real Prometheus (Debian's `prometheus`, started
+//! once per test run on loopback with its own config and data directory),
+//! scraping a small exporter in this process that serves the values each
+//! test chooses (`switchyard_test_error_ratio{model,version}`), every second.
+//! Operations run on the simulated driver; what is real is Prometheus: its
+//! PromQL parser checks templates, its query API answers measurements, and
+//! stopping it makes a gate inconclusive.
+//!
+//! Without `prometheus` installed the tests say so and pass, unless
+//! `SWITCHYARD_PEERS_REQUIRED=1` (the test command sets it).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use switchyard::drivers::Drivers;
+use switchyard::operations::RunnerSettings;
+use switchyard_domain::access::Role;
+
+use crate::helpers::{assert_error, spawn_app, TestApp};
+
+#[path = "../support/prometheus.rs"]
+mod prometheus;
+use prometheus::{prometheus_binary, Prometheus};
+
+/// The values the exporter serves, by (model, version).
+static VALUES: Mutex<BTreeMap<(String, String), f64>> = Mutex::new(BTreeMap::new());
+
+struct Peer {
+    /// The shared Prometheus's base URL.
+    url: String,
+    /// The exporter's `host:port`, for a second Prometheus.
+    exporter: String,
+}
+
+static PEER: OnceLock<Option<Peer>> = OnceLock::new();
+
+/// The shared Prometheus and exporter, started on first use; `None` (and
+/// the test passes saying so) when Prometheus is not installed and not required.
+fn peer() -> Option<&'static Peer> {
+    PEER.get_or_init(|| {
+        let Some(bin) = prometheus_binary() else {
+            assert!(
+                std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+                "prometheus is not installed: scripts/test installs it (Debian package prometheus)"
+            );
+            eprintln!("skipped: prometheus is not installed (scripts/test installs it)");
+            return None;
+        };
+        let exporter = start_exporter();
+        let prometheus = Prometheus::start(&bin, &[exporter.as_str()], true);
+        let url = prometheus.url.clone();
+        // Lives as long as the test process; its watchdog stops it when the process ends.
+        std::mem::forget(prometheus);
+        Some(Peer { url, exporter })
+    })
+    .as_ref()
+}
+
+/// A tiny Prometheus exporter on a free port: `/metrics` serves `VALUES`.
+fn start_exporter() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("exporter port");
+    let addr = listener.local_addr().expect("exporter address").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let mut request = Vec::new();
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let mut body = String::from(
+                "# HELP switchyard_test_error_ratio Error ratio chosen by the test.\n# TYPE switchyard_test_error_ratio gauge\n",
+            );
+            for ((model, version), v) in VALUES.lock().expect("values").iter() {
+                body.push_str(&format!(
+                    "switchyard_test_error_ratio{{model=\"{model}\",version=\"{version}\"}} {v}\n"
+                ));
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// Sets the exporter's value and waits until Prometheus answers it.
+async fn set_value(peer: &Peer, model: &str, version: &str, v: f64) {
+    VALUES
+        .lock()
+        .expect("values")
+        .insert((model.to_owned(), version.to_owned()), v);
+    let q = format!("switchyard_test_error_ratio{{model=\"{model}\",version=\"{version}\"}}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        let answer: Value = client
+            .get(format!("{}/api/v1/query", peer.url))
+            .query(&[("query", &q)])
+            .send()
+            .await
+            .expect("prometheus answers")
+            .json()
+            .await
+            .expect("JSON");
+        if answer["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok())
+            == Some(v)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("prometheus never saw {q} = {v}");
+}
+
+fn template(url: &str) -> Value {
+    json!({
+        "prometheus_url": url,
+        "query": "max(switchyard_test_error_ratio{model=\"{{model}}\",version=\"{{version}}\"})",
+        "success": "result < 0.01",
+        "failure": "result > 0.05",
+        "interval_ms": 400,
+        "count": 3,
+        "failure_limit": 2,
+        "inconclusive_limit": 1,
+    })
+}
+
+fn with_runner(app: &TestApp, store: switchyard::store::DynStore) -> tokio::task::JoinHandle<()> {
+    let _ = app;
+    let settings = RunnerSettings {
+        poll: Duration::from_millis(20),
+        lease: Duration::from_secs(2),
+        ..RunnerSettings::default()
+    };
+    switchyard::operations::spawn(store, Drivers::default(), settings)
+}
+
+/// A server with `model:1` serving on a simulated cluster `name`, `model:2`
+/// registered, and the template `errors` saved against `prometheus`.
+async fn serving_v1(
+    model: &str,
+    name: &str,
+    prometheus: &str,
+) -> (TestApp, tokio::task::JoinHandle<()>) {
+    let app = spawn_app().await;
+    app.register(model, "1", json!({ "t": 1 })).await;
+    app.register(model, "2", json!({ "t": 2 })).await;
+    let res = app
+        .post_json("/api/v1/clusters", &json!({ "name": name, "environment": "development", "driver": "simulated", "config": {} }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .put_json("/api/v1/analysis-templates/errors", &template(prometheus))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
+    let runner = with_runner(&app, app.store().await);
+    let id = start(
+        &app,
+        name,
+        json!({ "kind": "blue_green", "full_id": format!("{model}:1"), "reason": "first" }),
+    )
+    .await;
+    assert_eq!(
+        wait(&app, id, |op| op["state"] != "running").await["state"],
+        "succeeded"
+    );
+    (app, runner)
+}
+
+async fn start(app: &TestApp, cluster: &str, body: Value) -> i64 {
+    let res = app
+        .post_json(&format!("/api/v1/clusters/{cluster}/operations"), &body)
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("an id")
+}
+
+async fn wait(app: &TestApp, id: i64, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..600 {
+        let op = app.get_json(&format!("/api/v1/operations/{id}")).await;
+        if done(&op) {
+            return op;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("operation {id} never got there");
+}
+
+async fn events(app: &TestApp, cluster: &str, action: &str) -> Vec<Value> {
+    let page = app
+        .get_json(&format!(
+            "/api/v1/audit?cluster={cluster}&action={action}&limit=500"
+        ))
+        .await;
+    page["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn values(measurements: &Value) -> Vec<Option<f64>> {
+    measurements
+        .as_array()
+        .map(|m| m.iter().map(|m| m["value"].as_f64()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_template_is_refused_with_prometheus_own_parse_error_an_unknown_placeholder_or_an_unreachable_prometheus(
+) {
+    let Some(peer) = peer() else { return };
+    let app = spawn_app().await;
+    let path = "/api/v1/analysis-templates/errors";
+    let mut bad = template(&peer.url);
+    bad["query"] = json!("sum(rate(x{model=\"{{model}}\"}[1m])");
+    let e = assert_error(
+        app.put_json(path, &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid PromQL") && m.contains("parse error")),
+        "{e}"
+    );
+    bad["query"] = json!("x{model=\"{{modle}}\"}");
+    let e = assert_error(
+        app.put_json(path, &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown placeholder {{modle}}")),
+        "{e}"
+    );
+    let mut bad = template(&peer.url);
+    bad["success"] = json!("p99 < 1");
+    let e = assert_error(
+        app.put_json(path, &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("success: condition")),
+        "{e}"
+    );
+    let e = assert_error(
+        app.put_json(path, &template("http://127.0.0.1:9")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(e["code"], "prometheus_unreachable", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not saved")),
+        "{e}"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/analysis-templates").await["templates"],
+        json!([]),
+        "nothing stored"
+    );
+
+    let deployer = app.user_with_token("dee", Role::Deployer, None).await;
+    let res = app
+        .client
+        .put(format!("{}{path}", app.address))
+        .bearer_auth(&deployer)
+        .json(&template(&peer.url))
+        .send()
+        .await
+        .expect("sent");
+    assert_error(res, StatusCode::FORBIDDEN).await;
+    assert_eq!(
+        app.put_json(path, &template(&peer.url)).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.put_json(path, &template(&peer.url)).await.status(),
+        StatusCode::OK
+    );
+    let saved = app.get_json(path).await;
+    assert_eq!(
+        (saved["name"].as_str(), saved["count"].as_u64()),
+        (Some("errors"), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn a_healthy_version_passes_its_analysis_and_is_promoted_with_the_measurements_kept() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("healthy", "ok-1", &peer.url).await;
+    set_value(peer, "healthy", "2", 0.002).await;
+    let id = start(&app, "ok-1", json!({ "kind": "blue_green", "full_id": "healthy:2", "reason": "new model", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let gate = op["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .cloned()
+        .expect("steps");
+    assert_eq!(gate["action"], "gate");
+    assert_eq!(values(&gate["measurements"]), vec![Some(0.002); 3]);
+    assert_eq!(
+        gate["measurements"][0]["query"],
+        "max(switchyard_test_error_ratio{model=\"healthy\",version=\"2\"})"
+    );
+    assert!(
+        gate["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("3 of 3 measurements matched success")),
+        "{gate}"
+    );
+    let measured = events(&app, "ok-1", "operation.measured").await;
+    assert_eq!(measured.len(), 3);
+    assert!(measured.iter().all(
+        |e| e["details"]["verdict"] == "success" && e["details"]["success"] == "result < 0.01"
+    ));
+
+    // A request served by it afterwards: the lookup shows the measurements that let it through.
+    let slot = op["steps"][0]["slot"]
+        .as_str()
+        .expect("the loaded slot")
+        .to_owned();
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let record = json!([{"request_id": "after-gate", "at": at, "cluster": "ok-1", "slot": slot, "full_id": "healthy:2", "latency_ms": 3.0}]);
+    assert!(app
+        .post_json("/api/v1/request-records", &record)
+        .await
+        .status()
+        .is_success());
+    let found = app.get_json("/api/v1/request-records/after-gate").await;
+    let gate_evidence: Vec<&Value> = found["provenance"]
+        .as_array()
+        .expect("provenance")
+        .iter()
+        .filter(|e| e["action"] == "operation.measured")
+        .collect();
+    assert_eq!(gate_evidence.len(), 3, "{found}");
+    assert!(gate_evidence
+        .iter()
+        .all(|e| e["details"]["verdict"] == "success"));
+}
+
+#[tokio::test]
+async fn a_bad_metric_rolls_a_rolling_update_back_at_its_first_gate_with_the_values_in_the_ledger()
+{
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("failing", "bad-1", &peer.url).await;
+    set_value(peer, "failing", "2", 0.2).await;
+    let id = start(&app, "bad-1", json!({ "kind": "rolling", "full_id": "failing:2", "steps": [50, 100], "reason": "try it", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("analysis")),
+        "{op}"
+    );
+    let cluster = app.get_json("/api/v1/clusters/bad-1").await;
+    let text = cluster.to_string();
+    assert!(
+        !text.contains("\"weights\":{\"blue\":50"),
+        "traffic is not split any more: {text}"
+    );
+    let rollback = events(&app, "bad-1", "rollback").await;
+    assert_eq!(rollback.len(), 1, "one rollback");
+    let d = &rollback[0]["details"];
+    assert_eq!(d["trigger"], "analysis");
+    assert_eq!(
+        values(&d["analysis"][0]["measurements"]),
+        vec![Some(0.2), Some(0.2)],
+        "failure limit 2 reached at the second"
+    );
+    assert_eq!(d["analysis"][0]["step"], "health gate");
+    assert_eq!(d["templates"][0]["failure"], "result > 0.05");
+    assert!(
+        op["error"].as_str().is_some_and(|e| e
+            .contains("2 of 2 measurements matched failure `result > 0.05`")
+            && e.contains("0.2, 0.2")),
+        "{op}"
+    );
+    // It failed at the 50% step: the 100% shift never ran.
+    let shifts: Vec<&Value> = op["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["action"] == "shift" && s["restore"] != true)
+        .collect();
+    assert_eq!(shifts.len(), 1, "{op}");
+}
+
+#[tokio::test]
+async fn no_data_pauses_the_operation_for_a_person_who_continues_it_or_rolls_it_back_through_the_api(
+) {
+    let Some(peer) = peer() else { return };
+    // No series for this model: the exporter was never told about it.
+    let (app, runner) = serving_v1("silent", "quiet-1", &peer.url).await;
+    let id = start(&app, "quiet-1", json!({ "kind": "blue_green", "full_id": "silent:2", "reason": "new", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| {
+        !op["paused"].is_null() || op["state"] != "running"
+    })
+    .await;
+    assert_eq!(op["state"], "running", "{op}");
+    assert!(
+        op["paused"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no data")),
+        "{op}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let still = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(
+        (still["state"].as_str(), still["paused"].is_object()),
+        (Some("running"), true),
+        "never passes by itself"
+    );
+
+    let path = format!("/api/v1/operations/{id}/continue");
+    assert_error(
+        app.post_json(&path, &json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let viewer = app.user_with_token("vee", Role::Viewer, None).await;
+    assert_error(
+        app.post_json_as(&viewer, &path, &json!({ "reason": "x" }))
+            .await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(
+        app.post_json(&path, &json!({ "reason": "the dashboards are fine" }))
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_error(
+        app.post_json(&path, &json!({ "reason": "again" })).await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let continued = events(&app, "quiet-1", "operation.continued").await;
+    assert_eq!(
+        (continued.len(), continued[0]["actor"].as_str()),
+        (1, Some(crate::helpers::ADMIN_ACTOR))
+    );
+
+    // Back to version 1 through a second paused operation, rolled back by a person.
+    let id = start(&app, "quiet-1", json!({ "kind": "blue_green", "full_id": "silent:1", "reason": "back", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| !op["paused"].is_null()).await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/operations/{id}/rollback"),
+            &json!({ "reason": "cannot judge it" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("person")),
+        "{op}"
+    );
+    assert_eq!(events(&app, "quiet-1", "operation.paused").await.len(), 2);
+    assert_eq!(
+        events(&app, "quiet-1", "operation.rollback_chosen")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn prometheus_stopped_mid_analysis_pauses_the_operation_and_never_passes_it() {
+    let Some(peer) = peer() else { return };
+    let Some(bin) = prometheus_binary() else {
+        return;
+    };
+    let mut own = Prometheus::start(&bin, &[peer.exporter.as_str()], true);
+    let (app, runner) = serving_v1("orphan", "down-1", &own.url).await;
+    set_value(peer, "orphan", "2", 0.0).await;
+    let mut long = template(&own.url);
+    long["count"] = json!(20);
+    long["failure_limit"] = json!(20);
+    assert_eq!(
+        app.put_json("/api/v1/analysis-templates/errors", &long)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let id = start(&app, "down-1", json!({ "kind": "blue_green", "full_id": "orphan:2", "reason": "new", "analysis": ["errors"] })).await;
+    let gate_measured = |op: &Value| {
+        op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .map_or(0, |g| {
+                g["measurements"].as_array().map_or(0, |m| {
+                    m.iter().filter(|m| m["verdict"] == "success").count()
+                })
+            })
+    };
+    wait(&app, id, |op| {
+        gate_measured(op) >= 1 || op["state"] != "running"
+    })
+    .await;
+    own.stop();
+    let op = wait(&app, id, |op| {
+        !op["paused"].is_null() || op["state"] != "running"
+    })
+    .await;
+    runner.abort();
+    assert_eq!(op["state"], "running", "{op}");
+    let gate = op["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .cloned()
+        .expect("steps");
+    let m = gate["measurements"].as_array().cloned().unwrap_or_default();
+    assert!(
+        m.first().is_some_and(|m| m["verdict"] == "success"),
+        "measured before the stop: {gate}"
+    );
+    let last = m.last().expect("measurements");
+    assert_eq!(last["verdict"], "inconclusive");
+    assert!(
+        last["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("cannot reach Prometheus")),
+        "{gate}"
+    );
+    assert_eq!(
+        gate["state"], "running",
+        "the gate is neither passed nor failed"
+    );
+}
+
+#[tokio::test]
+async fn a_person_pauses_a_long_analysis_through_the_api_and_rolls_it_back() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("long", "long-1", &peer.url).await;
+    set_value(peer, "long", "2", 0.0).await;
+    let mut long = template(&peer.url);
+    long["count"] = json!(50);
+    assert_eq!(
+        app.put_json("/api/v1/analysis-templates/errors", &long)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let id = start(&app, "long-1", json!({ "kind": "blue_green", "full_id": "long:2", "reason": "slow bake", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| {
+        op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .is_some_and(|g| g["measurements"].as_array().is_some_and(|m| !m.is_empty()))
+    })
+    .await;
+    // The cluster's own rollback is refused while the operation runs; the operation's is not.
+    assert_error(
+        app.post_json(
+            "/api/v1/clusters/long-1/rollback",
+            &json!({ "reason": "stop" }),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/operations/{id}/pause"),
+            &json!({ "reason": "latency alert" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let paused = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(paused["paused"]["by"], crate::helpers::ADMIN_ACTOR);
+    assert_error(
+        app.post_json(
+            &format!("/api/v1/operations/{id}/pause"),
+            &json!({ "reason": "again" }),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/operations/{id}/rollback"),
+            &json!({ "reason": "real alert" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("person")),
+        "{op}"
+    );
+    let measured = op["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["measurements"].as_array().map_or(0, Vec::len))
+        .sum::<usize>();
+    assert!(measured < 50, "stopped long before its count: {measured}");
+}
+
+/// `switchyard ARGS…` against the test's server with its admin token.
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    // The server answering it runs on this runtime: block only this thread.
+    tokio::task::block_in_place(|| {
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(args)
+            .env("SWITCHYARD_URL", &app.address)
+            .env("SWITCHYARD_TOKEN", &app.token)
+            .env_remove("LOG_FORMAT")
+            .output()
+            .expect("the CLI runs")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_saves_lists_shows_and_removes_templates_and_names_an_unknown_operation_it_is_asked_to_continue(
+) {
+    let Some(peer) = peer() else { return };
+    let app = spawn_app().await;
+    let dir = std::env::temp_dir().join(format!("sy-cli-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("errors.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "prometheus_url: {}\nquery: 'max(switchyard_test_error_ratio{{model=\"{{{{model}}}}\"}})'\nsuccess: result < 0.01\nfailure: result > 0.05\ninterval_ms: 1000\ncount: 5\nfailure_limit: 2\ninconclusive_limit: 1\n",
+            peer.url
+        ),
+    )
+    .expect("written");
+    let file = file.to_string_lossy().into_owned();
+    let out = cli(&app, &["analysis", "put", "errors", "--file", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&app, &["analysis", "list"]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listed.contains("errors") && listed.contains("result > 0.05"),
+        "{listed}"
+    );
+    let shown: Value =
+        serde_json::from_slice(&cli(&app, &["analysis", "show", "errors"]).stdout).expect("JSON");
+    assert_eq!(shown["count"], 5);
+
+    std::fs::write(dir.join("bad.yaml"), format!("prometheus_url: {}\nquery: 'rate(x[1m]'\nsuccess: result < 1\nfailure: result > 2\ninterval_ms: 1000\ncount: 1\nfailure_limit: 1\ninconclusive_limit: 1\n", peer.url)).expect("written");
+    let bad = dir.join("bad.yaml").to_string_lossy().into_owned();
+    let out = cli(&app, &["analysis", "put", "bad", "--file", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("parse error"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = cli(&app, &["operation", "continue", "4242", "--reason", "go"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("operation 4242 does not exist"));
+    let out = cli(&app, &["analysis", "remove", "errors"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        app.get_json("/api/v1/analysis-templates").await["templates"],
+        json!([])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn templates_attached_to_a_cluster_gate_every_operation_but_a_rollback_and_stay_until_detached(
+) {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("attached", "att-1", &peer.url).await;
+    set_value(peer, "attached", "2", 0.0).await;
+    let path = "/api/v1/clusters/att-1/analysis";
+    assert_error(
+        app.put_json(path, &json!({ "templates": ["nope"] })).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let res = app
+        .put_json(path, &json!({ "templates": ["errors"] }))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.json::<Value>().await.expect("JSON")["analysis"],
+        json!(["errors"])
+    );
+    assert_eq!(events(&app, "att-1", "cluster.analysis_set").await.len(), 1);
+    let e = assert_error(
+        app.request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors")
+            .send()
+            .await
+            .expect("sent"),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cluster att-1")),
+        "{e}"
+    );
+
+    // No analysis named: the cluster's runs.
+    let id = start(
+        &app,
+        "att-1",
+        json!({ "kind": "blue_green", "full_id": "attached:2", "reason": "gated by the cluster" }),
+    )
+    .await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["analysis"][0]["name"], "errors");
+    assert_eq!(
+        values(
+            &op["steps"]
+                .as_array()
+                .and_then(|s| s.last())
+                .expect("steps")["measurements"]
+        ),
+        vec![Some(0.0); 3]
+    );
+    // A rollback is never gated.
+    let res = app
+        .post_json(
+            "/api/v1/clusters/att-1/rollback",
+            &json!({ "reason": "back" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let id = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("id");
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(
+        op["analysis"].is_null()
+            && op["steps"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|s| s["action"] != "gate")),
+        "{op}"
+    );
+
+    assert_eq!(
+        app.put_json(path, &json!({ "templates": [] }))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let res = app
+        .request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_kept_loaded() {
+    let app = spawn_app().await;
+    app.register("baked", "1", json!({ "t": 1 })).await;
+    app.register("baked", "2", json!({ "t": 2 })).await;
+    let res = app
+        .post_json("/api/v1/clusters", &json!({ "name": "bake-1", "environment": "development", "driver": "simulated", "config": {} }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let runner = with_runner(&app, app.store().await);
+    let first = start(
+        &app,
+        "bake-1",
+        json!({ "kind": "blue_green", "full_id": "baked:1", "reason": "first" }),
+    )
+    .await;
+    assert_eq!(
+        wait(&app, first, |op| op["state"] != "running").await["state"],
+        "succeeded"
+    );
+    let e = assert_error(
+        app.post_json("/api/v1/clusters/bake-1/operations", &json!({ "kind": "blue_green", "full_id": "baked:2", "reason": "r", "bake_seconds": 90_000 })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("bake_seconds")),
+        "{e}"
+    );
+
+    let id = start(&app, "bake-1", json!({ "kind": "blue_green", "full_id": "baked:2", "reason": "bake it", "bake_seconds": 3 })).await;
+    // While it bakes, traffic is on version 2 and version 1 stays loaded in the other slot.
+    let baking = wait(&app, id, |op| {
+        op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .is_some_and(|g| g["state"] == "running")
+            || op["state"] != "running"
+    })
+    .await;
+    assert_eq!(baking["state"], "running", "{baking}");
+    let cluster = app.get_json("/api/v1/clusters/bake-1").await;
+    let held: Vec<&str> = cluster["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter_map(|s| s["full_id"].as_str())
+        .collect();
+    assert!(
+        held.contains(&"baked:1") && held.contains(&"baked:2"),
+        "{cluster}"
+    );
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let steps = op["steps"].as_array().expect("steps");
+    let gate = steps.last().expect("the gate");
+    let switched = steps
+        .iter()
+        .find(|s| s["action"] == "shift")
+        .expect("the switch");
+    let micros = |v: &Value| {
+        switchyard_domain::Timestamp::parse(v.as_str().expect("a time"))
+            .expect("a time")
+            .micros()
+    };
+    assert!(
+        micros(&gate["finished_at"]) - micros(&switched["finished_at"]) >= 3_000_000,
+        "{op}"
+    );
+    assert!(
+        gate["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("baked 3.0 s")),
+        "{gate}"
+    );
+}
