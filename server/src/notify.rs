@@ -280,7 +280,11 @@ impl Worker {
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
-                    futures::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
+                    // Each of a different subscription: sent at once, recorded together.
+                    let finished =
+                        futures::future::join_all(claimed.into_iter().map(|c| self.deliver(c)))
+                            .await;
+                    self.finish(finished).await;
                 }
                 Ok(_) => {
                     // Until the next poll, or at once when this process writes deliveries.
@@ -297,7 +301,8 @@ impl Worker {
         }
     }
 
-    async fn deliver(&self, c: ClaimedDelivery) {
+    /// Sends one claimed delivery: what the attempt came to, to be recorded.
+    async fn deliver(&self, c: ClaimedDelivery) -> (i64, Attempt, Timestamp) {
         let started = Instant::now();
         let result = self.send(&c).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -339,18 +344,25 @@ impl Worker {
             next,
             failing_alert_after: self.settings.failing_alert_after,
         };
-        match self
-            .store
-            .finish_delivery(c.delivery.id, &self.owner, attempt, now)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                delivery = c.delivery.id,
-                "the delivery's lease was lost before its attempt was recorded; it is sent again"
-            ),
+        (c.delivery.id, attempt, now)
+    }
+
+    /// Records a batch of attempts.
+    async fn finish(&self, finished: Vec<(i64, Attempt, Timestamp)>) {
+        let ids: Vec<i64> = finished.iter().map(|(id, _, _)| *id).collect();
+        match self.store.finish_deliveries(&self.owner, finished).await {
+            Ok(recorded) => {
+                for (id, ok) in ids.iter().zip(recorded) {
+                    if !ok {
+                        tracing::warn!(
+                            delivery = id,
+                            "the delivery's lease was lost before its attempt was recorded; it is sent again"
+                        );
+                    }
+                }
+            }
             Err(e) => {
-                tracing::warn!(delivery = c.delivery.id, error = %e, "cannot record a delivery attempt")
+                tracing::warn!(deliveries = ?ids, error = %e, "cannot record delivery attempts; they are sent again when their leases end")
             }
         }
     }

@@ -356,8 +356,9 @@ pub trait NotifyStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Delivery>>;
 
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`,
-    /// each the oldest pending one of a subscription that is not paused.
-    /// Every claim counts as an attempt.
+    /// each the oldest pending one of a subscription that is not paused
+    /// (one statement for the batch), loaded with their subscriptions, events
+    /// and secrets. Every claim counts as an attempt.
     async fn claim_deliveries(
         &self,
         owner: &str,
@@ -375,6 +376,17 @@ pub trait NotifyStore: Send + Sync + 'static {
         attempt: Attempt,
         at: Timestamp,
     ) -> StoreResult<bool>;
+
+    /// Records the attempts (`id`, what it came to, when) of deliveries
+    /// `owner` holds, as `finish_delivery` does for each; successes of
+    /// healthy subscriptions (most attempts) in one transaction. Whether each
+    /// was recorded (false: the lease was lost or the delivery deleted), in
+    /// the order given.
+    async fn finish_deliveries(
+        &self,
+        owner: &str,
+        finished: Vec<(i64, Attempt, Timestamp)>,
+    ) -> StoreResult<Vec<bool>>;
 
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
 

@@ -26,6 +26,7 @@ contract_tests!(
     a_test_message_is_queued_behind_the_subscriptions_pending_deliveries,
     a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only,
     a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_its_recovery_too,
+    a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_together_by_its_holder,
 );
 
 fn subscription(name: &str, filter: Filter) -> NewSubscription {
@@ -807,4 +808,139 @@ async fn a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_
         alerts(&all_events(&db).await, action::SUBSCRIPTION_RECOVERED).len(),
         1
     );
+}
+
+async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_together_by_its_holder(
+    db: std::sync::Arc<TestDb>,
+) {
+    let mut subs = Vec::new();
+    for name in ["a", "b", "c"] {
+        subs.push(
+            db.store
+                .create_subscription(subscription(name, Filter::default()), "admin", at(0))
+                .await
+                .expect("create"),
+        );
+    }
+    db.store
+        .rotate_secret("a", "whsec_newer", later(600), "admin", at(0))
+        .await
+        .expect("rotate");
+    for v in 1..=2 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    db.store.enqueue_test("c", at(3)).await.expect("test message");
+    let version_of = |c: &ClaimedDelivery| c.event.as_ref().and_then(|e| e.version.clone());
+
+    // One claim: the head of each subscription's line, with what it needs.
+    let first = claim(&db, "w1", 10).await;
+    assert_eq!(first.len(), 3);
+    for (c, s) in first.iter().zip(&subs) {
+        assert_eq!(c.subscription, *s, "ordered by delivery, loaded with its subscription");
+        assert_eq!(version_of(c).as_deref(), Some("v1"));
+        assert_eq!(c.delivery.attempts, 1);
+    }
+    assert_eq!(first[0].secrets.len(), 2);
+    assert_eq!(first[0].secrets[0], "whsec_newer", "newest first");
+    assert_eq!((first[1].secrets.len(), first[2].secrets.len()), (1, 1));
+    assert!(claim(&db, "w2", 10).await.is_empty(), "leased");
+
+    // Another worker's records are refused and write nothing.
+    let of = |claimed: &[ClaimedDelivery], attempts: Vec<Attempt>| {
+        claimed
+            .iter()
+            .zip(attempts)
+            .map(|(c, a)| (c.delivery.id, a, Timestamp::now()))
+            .collect::<Vec<_>>()
+    };
+    let refused = db
+        .store
+        .finish_deliveries("w2", of(&first, vec![delivered(), delivered(), delivered()]))
+        .await
+        .expect("finish");
+    assert_eq!(refused, vec![false, false, false]);
+    // b fails for longer than its alert time (0 s): subscription.failing.
+    let b_fails = Attempt {
+        failing_alert_after: std::time::Duration::ZERO,
+        ..failed(0, 100)
+    };
+    let recorded = db
+        .store
+        .finish_deliveries("w1", of(&first, vec![delivered(), b_fails, delivered()]))
+        .await
+        .expect("finish");
+    assert_eq!(recorded, vec![true, true, true]);
+    let shown = |name: &'static str| {
+        let db = db.clone();
+        async move {
+            db.store
+                .get_subscription(name)
+                .await
+                .expect("get")
+                .expect("exists")
+        }
+    };
+    assert_eq!(shown("a").await, subs[0], "a healthy subscription is not written");
+    let b = shown("b").await;
+    assert_eq!(b.consecutive_failures, 1);
+    assert!(b.failing_reported.is_some());
+
+    // Next batch: a and c go on, b tries v1 again (its line waits for it).
+    let lines = |claimed: &[ClaimedDelivery]| {
+        let mut lines: Vec<(String, String)> = claimed
+            .iter()
+            .map(|c| {
+                let what = match &c.event {
+                    Some(e) => format!("{} {}", e.action, e.version.as_deref().unwrap_or("-")),
+                    None => "test".to_owned(),
+                };
+                (c.subscription.name.clone(), what)
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let second = claim(&db, "w1", 10).await;
+    let registered = |v: &str| format!("{} {v}", action::VERSION_REGISTERED);
+    assert_eq!(
+        lines(&second),
+        vec![
+            ("a".to_owned(), registered("v2")),
+            ("b".to_owned(), registered("v1")),
+            ("c".to_owned(), registered("v2")),
+        ]
+    );
+    let b_again = second.iter().find(|c| c.subscription.name == "b").expect("b");
+    assert_eq!(b_again.delivery.attempts, 2);
+    let recorded = db
+        .store
+        .finish_deliveries("w1", of(&second, vec![delivered(), delivered(), delivered()]))
+        .await
+        .expect("finish");
+    assert_eq!(recorded, vec![true, true, true]);
+    // b's success ends its reported streak: healthy, and recorded in the ledger once.
+    let b = shown("b").await;
+    assert_eq!(
+        (b.consecutive_failures, b.failing_since, b.failing_reported),
+        (0, None, None)
+    );
+    let events = all_events(&db).await;
+    let count = |kind: &str| events.iter().filter(|e| e.action == kind).count();
+    assert_eq!(
+        (count(action::SUBSCRIPTION_FAILING), count(action::SUBSCRIPTION_RECOVERED)),
+        (1, 1)
+    );
+    // Then c's test message after its events, b's v2 after its v1; a and c
+    // (not b) hear of b's failing streak, in order.
+    let third = claim(&db, "w1", 10).await;
+    assert_eq!(
+        lines(&third),
+        vec![
+            ("a".to_owned(), format!("{} -", action::SUBSCRIPTION_FAILING)),
+            ("b".to_owned(), registered("v2")),
+            ("c".to_owned(), "test".to_owned()),
+        ]
+    );
+    let test = third.iter().find(|c| c.event.is_none()).expect("the test message");
+    assert_eq!(test.delivery.event_id, None);
 }
