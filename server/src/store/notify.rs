@@ -367,6 +367,24 @@ pub trait NotifyStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
 
+    /// Like `claim_deliveries`, with up to `run` deliveries of each
+    /// subscription: the oldest pending ones, each due and free like every
+    /// one before it. They are to be sent one after the other, in order;
+    /// those not attempted (the run stopped at a failure) are released with
+    /// `release_deliveries`.
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        run: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+
+    /// Frees deliveries `owner` holds that it did not attempt: their claim
+    /// does not count as an attempt. Returns how many were released.
+    async fn release_deliveries(&self, owner: &str, ids: &[i64]) -> StoreResult<u64>;
+
     /// Records the attempt of a delivery `owner` holds; false (and nothing
     /// written) if the lease was lost or the delivery deleted meanwhile.
     async fn finish_delivery(

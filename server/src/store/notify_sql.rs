@@ -67,26 +67,34 @@ pub(crate) const SELECT_DELIVERIES_OF: &str = concat!(
 );
 pub(crate) const REDELIVER: &str = "UPDATE deliveries SET status = 'pending', retry_since = $2, \
      next_attempt_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND status <> 'pending'";
-/// The oldest pending delivery of each subscription that is not paused (so
-/// one subscription's events go in order), if it is due and free. Driven from
-/// the subscriptions: one index probe (`deliveries_pending`) each, however
-/// long the backlog (a scan of every pending delivery made a backlog of 1 000
-/// send at 26 deliveries/s on PostgreSQL).
+/// A run of each subscription's line: its oldest pending deliveries (at
+/// most `$5`), if the subscription is not paused and each of them, and every
+/// pending one before it, is due and free; so a run is sent in event order
+/// and nothing of the subscription is claimable while any of its run is
+/// leased. `h` is the head of the line. Driven from the subscriptions: index
+/// probes (`deliveries_pending`) for each, however long the backlog (a scan
+/// of every pending delivery made a backlog of 1 000 send at 26
+/// deliveries/s on PostgreSQL). `$4` deliveries at most in all.
 macro_rules! claimable {
     () => {
         "SELECT d.id FROM subscriptions s \
-         JOIN deliveries d ON d.id = (SELECT MIN(e.id) FROM deliveries e \
+         JOIN deliveries h ON h.id = (SELECT MIN(e.id) FROM deliveries e \
                                       WHERE e.subscription_id = s.id AND e.status = 'pending') \
+         JOIN deliveries d ON d.subscription_id = s.id AND d.status = 'pending' \
+              AND d.id IN (SELECT f.id FROM deliveries f WHERE f.subscription_id = s.id \
+                           AND f.status = 'pending' ORDER BY f.id LIMIT $5) \
          WHERE (s.paused_until IS NULL OR s.paused_until <= $3) \
-         AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3) \
-         ORDER BY d.next_attempt_at, d.id LIMIT $4"
+         AND h.next_attempt_at <= $3 AND (h.lease_until IS NULL OR h.lease_until < $3) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries g WHERE g.subscription_id = s.id \
+              AND g.status = 'pending' AND g.id <= d.id AND (g.next_attempt_at > $3 OR g.lease_until >= $3)) \
+         ORDER BY h.next_attempt_at, h.id, d.id LIMIT $4"
     };
 }
 /// A cheap read first, so that idle servers polling take no write lock.
 pub(crate) const ANY_DUE: &str =
     "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1";
-/// Up to `$4` deliveries, each the oldest pending one of its subscription,
-/// claimed in one statement (one commit for the batch).
+/// Up to `$4` deliveries in runs of up to `$5` per subscription, claimed in
+/// one statement (one commit for the batch).
 /// SQLite: one statement, so it runs under the write lock with no other writer in between.
 pub(crate) const CLAIM_SQLITE: &str = concat!(
     "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
@@ -95,13 +103,27 @@ pub(crate) const CLAIM_SQLITE: &str = concat!(
     ") AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
 );
 /// PostgreSQL: a row another server is claiming is skipped, not waited for;
-/// the outer conditions are checked again on the locked row.
+/// the head of the line is locked with each row of its run, so two servers
+/// never split a run; the conditions are checked again on the locked rows.
+/// `ARRAY(…)` runs the claim to the end before any row is updated (as a
+/// join, the update of the head made its next rows skip it as locked).
 pub(crate) const CLAIM_POSTGRES: &str = concat!(
     "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
-     WHERE id IN (",
+     WHERE id = ANY(ARRAY(",
     claimable!(),
-    " FOR UPDATE OF d SKIP LOCKED) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+    " FOR UPDATE OF h, d SKIP LOCKED)) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
 );
+/// Deliveries claimed but not attempted (their run stopped at a failure):
+/// free again, their claim not counted. `$1` owner, `$2`… ids.
+pub(crate) fn release_deliveries(n: usize) -> String {
+    format!(
+        "UPDATE deliveries SET attempts = attempts - 1, \
+         last_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempt_at END, \
+         lease_owner = NULL, lease_until = NULL \
+         WHERE id IN ({}) AND lease_owner = $1 AND status = 'pending'",
+        placeholders(2, n)
+    )
+}
 /// `$1, $2, …, $n` from `$first` on.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -766,8 +788,19 @@ macro_rules! notify_sql {
             }
 
             async fn claim_deliveries(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<ClaimedDelivery>> {
+                self.claim_runs(owner, now, lease_until, limit, 1).await
+            }
+
+            async fn claim_runs(
+                &self,
+                owner: &str,
+                now: Timestamp,
+                lease_until: Timestamp,
+                limit: u32,
+                run: u32,
+            ) -> StoreResult<Vec<ClaimedDelivery>> {
                 let due: Option<i64> = sqlx::query_scalar(nq::ANY_DUE).bind(now.micros()).fetch_optional(&self.pool).await?;
-                if due.is_none() || limit == 0 {
+                if due.is_none() || limit == 0 || run == 0 {
                     return Ok(Vec::new());
                 }
                 let claim = match Backend::$backend {
@@ -780,9 +813,22 @@ macro_rules! notify_sql {
                     .bind(lease_until.micros())
                     .bind(now.micros())
                     .bind(i64::from(limit))
+                    .bind(i64::from(run))
                     .fetch_all(&self.pool)
                     .await?;
                 self.claimed_deliveries(&ids, now).await
+            }
+
+            async fn release_deliveries(&self, owner: &str, ids: &[i64]) -> StoreResult<u64> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let sql = nq::release_deliveries(ids.len());
+                let mut release = sqlx::query(&sql).bind(owner);
+                for id in ids {
+                    release = release.bind(*id);
+                }
+                Ok(release.execute(&self.pool).await?.rows_affected())
             }
 
             async fn finish_deliveries(

@@ -27,6 +27,8 @@ contract_tests!(
     a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only,
     a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_its_recovery_too,
     a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_together_by_its_holder,
+    runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_delivery_not_due_and_released_unsent,
+    two_servers_claiming_runs_at_once_never_split_a_subscriptions_line,
 );
 
 fn subscription(name: &str, filter: Filter) -> NewSubscription {
@@ -943,4 +945,152 @@ async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_to
     );
     let test = third.iter().find(|c| c.event.is_none()).expect("the test message");
     assert_eq!(test.delivery.event_id, None);
+}
+
+async fn runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_delivery_not_due_and_released_unsent(
+    db: std::sync::Arc<TestDb>,
+) {
+    let a = db
+        .store
+        .create_subscription(subscription("a", models(&["chat"])), "admin", at(0))
+        .await
+        .expect("create");
+    db.store
+        .create_subscription(subscription("b", models(&["other"])), "admin", at(0))
+        .await
+        .expect("create");
+    for v in 1..=4 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    register(&db, "other:v1", at(5)).await;
+    let runs = |owner: &'static str, now: Timestamp, limit: u32, run: u32| {
+        let db = db.clone();
+        async move {
+            db.store
+                .claim_runs(owner, now, later(30), limit, run)
+                .await
+                .expect("claim")
+        }
+    };
+    let versions = |claimed: &[ClaimedDelivery]| {
+        claimed
+            .iter()
+            .map(|c| {
+                let e = c.event.as_ref().expect("an event");
+                format!("{}:{}", e.model_id.as_deref().unwrap_or("-"), e.version.as_deref().unwrap_or("-"))
+            })
+            .collect::<Vec<_>>()
+    };
+    // Runs of 3: a's first three in order, and b's only one.
+    let first = runs("w1", Timestamp::now(), 10, 3).await;
+    assert_eq!(versions(&first), ["chat:v1", "chat:v2", "chat:v3", "other:v1"]);
+    assert!(first.iter().all(|c| c.delivery.attempts == 1));
+    assert!(runs("w2", Timestamp::now(), 10, 3).await.is_empty(), "leased");
+    // v1 delivered, v2 failed (retry in 30 s), v3 never sent: released, its claim not counted.
+    let recorded = db
+        .store
+        .finish_deliveries(
+            "w1",
+            vec![
+                (first[0].delivery.id, delivered(), Timestamp::now()),
+                (first[1].delivery.id, failed(30, 100), Timestamp::now()),
+                (first[3].delivery.id, delivered(), Timestamp::now()),
+            ],
+        )
+        .await
+        .expect("finish");
+    assert_eq!(recorded, vec![true, true, true]);
+    assert_eq!(
+        db.store
+            .release_deliveries("w2", &[first[2].delivery.id])
+            .await
+            .expect("release"),
+        0,
+        "only by its holder"
+    );
+    assert_eq!(
+        db.store
+            .release_deliveries("w1", &[first[2].delivery.id])
+            .await
+            .expect("release"),
+        1
+    );
+    let shown = db.store.recent_deliveries(a.id, 10).await.expect("deliveries");
+    let v3 = shown.iter().find(|d| d.id == first[2].delivery.id).expect("v3");
+    assert_eq!((v3.status, v3.attempts, v3.last_attempt_at), (DeliveryStatus::Pending, 0, None));
+    // v2 waits for its retry, and v3 and v4 wait behind it.
+    assert!(runs("w1", Timestamp::now(), 10, 3).await.is_empty());
+    // A redelivered v1 goes first again, alone: v2 is not due yet.
+    db.store
+        .redeliver(first[0].delivery.id, Timestamp::now())
+        .await
+        .expect("redeliver");
+    let again = runs("w1", Timestamp::now(), 10, 3).await;
+    assert_eq!(versions(&again), ["chat:v1"]);
+    assert!(db
+        .store
+        .finish_deliveries("w1", vec![(again[0].delivery.id, delivered(), Timestamp::now())])
+        .await
+        .expect("finish")
+        .iter()
+        .all(|ok| *ok));
+    // Once v2 is due: v2, v3, v4 in order (v2's second attempt); the limit counts deliveries.
+    let due = runs("w1", later(40), 10, 3).await;
+    assert_eq!(versions(&due), ["chat:v2", "chat:v3", "chat:v4"]);
+    assert_eq!(
+        due.iter().map(|c| c.delivery.attempts).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+    db.store
+        .release_deliveries("w1", &due.iter().map(|c| c.delivery.id).collect::<Vec<_>>())
+        .await
+        .expect("release");
+    assert_eq!(versions(&runs("w1", later(40), 2, 3).await), ["chat:v2", "chat:v3"]);
+}
+
+async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
+    db: std::sync::Arc<TestDb>,
+) {
+    let mut subs = Vec::new();
+    for n in 0..6 {
+        subs.push(
+            db.store
+                .create_subscription(subscription(&format!("s{n}"), Filter::default()), "admin", at(0))
+                .await
+                .expect("create")
+                .id,
+        );
+    }
+    for v in 1..=3 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    let other = db.another_server().await;
+    let mut tasks = Vec::new();
+    for (n, store) in [db.store.clone(), other.clone(), db.store.clone(), other]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..4 {
+                let claimed = store
+                    .claim_runs(&format!("w{n}"), Timestamp::now(), later(30), 6, 3)
+                    .await
+                    .expect("claim");
+                got.extend(claimed.into_iter().map(|c| (n, c.subscription.id, c.delivery.id)));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let distinct: HashSet<i64> = all.iter().map(|(_, _, d)| *d).collect();
+    assert_eq!(distinct.len(), all.len(), "claimed twice: {all:?}");
+    assert_eq!(distinct.len(), 18, "{all:?}");
+    for s in subs {
+        let owners: HashSet<usize> = all.iter().filter(|(_, sub, _)| *sub == s).map(|(n, _, _)| *n).collect();
+        assert_eq!(owners.len(), 1, "subscription {s}'s line split: {all:?}");
+    }
 }
