@@ -46,8 +46,13 @@ pub struct NotifySettings {
     pub breaker_cooldown: Duration,
     /// How often the outbox is polled when it was empty.
     pub poll: Duration,
-    /// Deliveries claimed at once (each of a different subscription).
+    /// Deliveries claimed at once, in all.
     pub batch: u32,
+    /// Deliveries of one subscription claimed at once, sent one after the
+    /// other in event order (a run stops at the first failure); default 1.
+    /// More amortise the claims over bursts, but after a crash the dead
+    /// server's whole run is sent again, not only its delivery in flight.
+    pub run: u32,
     /// The console's address as its users reach it, for links in messages.
     pub console_url: String,
     /// Delivered deliveries are kept this long (for the subscription's page), then pruned.
@@ -73,7 +78,8 @@ impl Default for NotifySettings {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(60),
             poll: Duration::from_millis(250),
-            batch: 16,
+            batch: 32,
+            run: 1,
             console_url: "http://127.0.0.1:3000".to_owned(),
             keep_delivered: Duration::from_secs(30 * 86_400),
             secrets_key: None,
@@ -88,7 +94,7 @@ impl NotifySettings {
     /// `SWITCHYARD_WEBHOOK_RETRY_PERIOD_S`, `SWITCHYARD_WEBHOOK_BACKOFF_MS`,
     /// `SWITCHYARD_WEBHOOK_BACKOFF_MAX_MS`, `SWITCHYARD_WEBHOOK_BREAKER_FAILURES`,
     /// `SWITCHYARD_WEBHOOK_BREAKER_COOLDOWN_MS`, `SWITCHYARD_WEBHOOK_POLL_MS`,
-    /// `SWITCHYARD_WEBHOOK_FAILING_ALERT_S` and
+    /// `SWITCHYARD_WEBHOOK_FAILING_ALERT_S`, `SWITCHYARD_WEBHOOK_RUN` and
     /// `SWITCHYARD_PUBLIC_URL` when set.
     pub fn from_env() -> anyhow::Result<NotifySettings> {
         let num =
@@ -130,6 +136,9 @@ impl NotifySettings {
         if let Some(n) = num("SWITCHYARD_WEBHOOK_POLL_MS", 10..=60_000)? {
             s.poll = Duration::from_millis(n);
         }
+        if let Some(n) = num("SWITCHYARD_WEBHOOK_RUN", 1..=64)? {
+            s.run = u32::try_from(n)?;
+        }
         if let Some(n) = num("SWITCHYARD_WEBHOOK_FAILING_ALERT_S", 0..=30 * 86_400)? {
             s.failing_alert_after = Duration::from_secs(n);
         }
@@ -149,9 +158,12 @@ impl NotifySettings {
         Ok(s)
     }
 
-    /// A claim outlives the slowest attempt.
+    /// A claim outlives the slowest attempt, or run: a run's next delivery
+    /// is sent only while the run has taken less than `timeout`, so it ends
+    /// within two.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(2)
+        let attempts = if self.run > 1 { 2 } else { 1 };
+        self.timeout * attempts + Duration::from_secs(2)
     }
 
     /// The wait before attempt `attempts + 1`: base · 2^(attempts−1), at most
@@ -276,11 +288,40 @@ impl Worker {
             let lease_until = after(now, self.settings.lease());
             match self
                 .store
-                .claim_deliveries(&self.owner, now, lease_until, self.settings.batch)
+                .claim_runs(
+                    &self.owner,
+                    now,
+                    lease_until,
+                    self.settings.batch,
+                    self.settings.run,
+                )
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
-                    futures::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
+                    // Subscriptions at once, each one's run in order; recorded together.
+                    let mut runs: Vec<Vec<ClaimedDelivery>> = Vec::new();
+                    for c in claimed {
+                        match runs
+                            .iter_mut()
+                            .find(|r| r[0].subscription.id == c.subscription.id)
+                        {
+                            Some(run) => run.push(c),
+                            None => runs.push(vec![c]),
+                        }
+                    }
+                    let sent =
+                        futures::future::join_all(runs.into_iter().map(|r| self.send_run(r))).await;
+                    let mut finished = Vec::new();
+                    let mut not_sent = Vec::new();
+                    for (done, rest) in sent {
+                        finished.extend(done);
+                        not_sent.extend(rest);
+                    }
+                    self.finish(finished).await;
+                    if let Err(e) = self.store.release_deliveries(&self.owner, &not_sent).await {
+                        tracing::warn!(deliveries = ?not_sent, error = %e,
+                            "cannot release unsent deliveries; they are sent when their leases end");
+                    }
                 }
                 Ok(_) => {
                     // Until the next poll, or at once when this process writes deliveries.
@@ -297,7 +338,35 @@ impl Worker {
         }
     }
 
-    async fn deliver(&self, c: ClaimedDelivery) {
+    /// Sends one subscription's run in order, up to its first failure and
+    /// while it has taken less than one timeout: the attempts, and the ids
+    /// of the deliveries not sent.
+    async fn send_run(
+        &self,
+        run: Vec<ClaimedDelivery>,
+    ) -> (Vec<(i64, Attempt, Timestamp)>, Vec<i64>) {
+        let started = Instant::now();
+        let mut done = Vec::with_capacity(run.len());
+        let mut rest = Vec::new();
+        let mut run = run.into_iter();
+        while let Some(c) = run.next() {
+            if !done.is_empty() && started.elapsed() >= self.settings.timeout {
+                rest.push(c.delivery.id);
+                break;
+            }
+            let attempt = self.deliver(c).await;
+            let delivered = attempt.1.next == AfterAttempt::Delivered;
+            done.push(attempt);
+            if !delivered {
+                break;
+            }
+        }
+        rest.extend(run.map(|c| c.delivery.id));
+        (done, rest)
+    }
+
+    /// Sends one claimed delivery: what the attempt came to, to be recorded.
+    async fn deliver(&self, c: ClaimedDelivery) -> (i64, Attempt, Timestamp) {
         let started = Instant::now();
         let result = self.send(&c).await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -339,18 +408,25 @@ impl Worker {
             next,
             failing_alert_after: self.settings.failing_alert_after,
         };
-        match self
-            .store
-            .finish_delivery(c.delivery.id, &self.owner, attempt, now)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                delivery = c.delivery.id,
-                "the delivery's lease was lost before its attempt was recorded; it is sent again"
-            ),
+        (c.delivery.id, attempt, now)
+    }
+
+    /// Records a batch of attempts.
+    async fn finish(&self, finished: Vec<(i64, Attempt, Timestamp)>) {
+        let ids: Vec<i64> = finished.iter().map(|(id, _, _)| *id).collect();
+        match self.store.finish_deliveries(&self.owner, finished).await {
+            Ok(recorded) => {
+                for (id, ok) in ids.iter().zip(recorded) {
+                    if !ok {
+                        tracing::warn!(
+                            delivery = id,
+                            "the delivery's lease was lost before its attempt was recorded; it is sent again"
+                        );
+                    }
+                }
+            }
             Err(e) => {
-                tracing::warn!(delivery = c.delivery.id, error = %e, "cannot record a delivery attempt")
+                tracing::warn!(deliveries = ?ids, error = %e, "cannot record delivery attempts; they are sent again when their leases end")
             }
         }
     }

@@ -360,8 +360,9 @@ pub trait NotifyStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Delivery>>;
 
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`,
-    /// each the oldest pending one of a subscription that is not paused.
-    /// Every claim counts as an attempt.
+    /// each the oldest pending one of a subscription that is not paused
+    /// (one statement for the batch), loaded with their subscriptions, events
+    /// and secrets. Every claim counts as an attempt.
     async fn claim_deliveries(
         &self,
         owner: &str,
@@ -369,6 +370,24 @@ pub trait NotifyStore: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
+
+    /// Like `claim_deliveries`, with up to `run` deliveries of each
+    /// subscription: the oldest pending ones, each due and free like every
+    /// one before it. They are to be sent one after the other, in order;
+    /// those not attempted (the run stopped at a failure) are released with
+    /// `release_deliveries`.
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        run: u32,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+
+    /// Frees deliveries `owner` holds that it did not attempt: their claim
+    /// does not count as an attempt. Returns how many were released.
+    async fn release_deliveries(&self, owner: &str, ids: &[i64]) -> StoreResult<u64>;
 
     /// Records the attempt of a delivery `owner` holds; false (and nothing
     /// written) if the lease was lost or the delivery deleted meanwhile.
@@ -379,6 +398,17 @@ pub trait NotifyStore: Send + Sync + 'static {
         attempt: Attempt,
         at: Timestamp,
     ) -> StoreResult<bool>;
+
+    /// Records the attempts (`id`, what it came to, when) of deliveries
+    /// `owner` holds, as `finish_delivery` does for each; successes of
+    /// healthy subscriptions (most attempts) in one transaction. Whether each
+    /// was recorded (false: the lease was lost or the delivery deleted), in
+    /// the order given.
+    async fn finish_deliveries(
+        &self,
+        owner: &str,
+        finished: Vec<(i64, Attempt, Timestamp)>,
+    ) -> StoreResult<Vec<bool>>;
 
     async fn queue_stats(&self) -> StoreResult<QueueStats>;
 

@@ -4,7 +4,8 @@
 
 use switchyard_domain::Timestamp;
 
-use super::notify::{Delivery, DeliveryStatus, DestinationKind, Filter, Subscription};
+use super::notify::{ClaimedDelivery, Delivery, DeliveryStatus, DestinationKind, Filter, Subscription};
+use super::sql::LedgerRow;
 use super::{StoreError, StoreResult};
 
 macro_rules! subscription_columns {
@@ -15,7 +16,7 @@ macro_rules! subscription_columns {
 }
 macro_rules! delivery_columns {
     () => {
-        "d.id, d.subscription_id, d.event_id, d.message_id, d.status, d.attempts, d.created_at, d.retry_since, \
+        "d.id, d.subscription_id, d.event_id, d.message_id, d.status, d.attempts, d.created_at, \
          d.next_attempt_at, d.last_attempt_at, d.response_code, d.latency_ms, d.last_error, d.delivered_at"
     };
 }
@@ -29,11 +30,6 @@ pub(crate) const SELECT_SUBSCRIPTION: &str = concat!(
     subscription_columns!(),
     " FROM subscriptions s WHERE s.name = $1"
 );
-pub(crate) const SELECT_SUBSCRIPTION_BY_ID: &str = concat!(
-    "SELECT ",
-    subscription_columns!(),
-    " FROM subscriptions s WHERE s.id = $1"
-);
 /// What `Writer::append` matches each event against.
 pub(crate) const SELECT_SUBSCRIBERS: &str = "SELECT id, filter FROM subscriptions ORDER BY id";
 pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions \
@@ -44,8 +40,6 @@ pub(crate) const INSERT_SECRET: &str = "INSERT INTO subscription_secrets \
 /// Older secrets sign until the overlap ends (or their own earlier expiry).
 pub(crate) const EXPIRE_SECRETS: &str = "UPDATE subscription_secrets SET expires_at = $2 \
      WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > $2)";
-pub(crate) const SELECT_VALID_SECRETS: &str = "SELECT secret FROM subscription_secrets \
-     WHERE subscription_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY id DESC";
 pub(crate) const INSERT_DELIVERY: &str = "INSERT INTO deliveries \
      (subscription_id, event_id, message_id, status, attempts, created_at, retry_since, next_attempt_at) \
      VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) RETURNING id";
@@ -73,50 +67,123 @@ pub(crate) const SELECT_DELIVERIES_OF: &str = concat!(
 );
 pub(crate) const REDELIVER: &str = "UPDATE deliveries SET status = 'pending', retry_since = $2, \
      next_attempt_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND status <> 'pending'";
-/// The oldest pending delivery of each subscription that is not paused (so
-/// one subscription's events go in order), if it is due and free. Driven from
-/// the subscriptions: one index probe (`deliveries_pending`) each, however
-/// long the backlog (a scan of every pending delivery made a backlog of 1 000
-/// send at 26 deliveries/s on PostgreSQL).
+/// A run of each subscription's line: its oldest pending deliveries (at
+/// most `$5`), if the subscription is not paused and each of them, and every
+/// pending one before it, is due and free; so a run is sent in event order
+/// and nothing of the subscription is claimable while any of its run is
+/// leased. `h` is the head of the line. Driven from the subscriptions: index
+/// probes (`deliveries_pending`) for each, however long the backlog (a scan
+/// of every pending delivery made a backlog of 1 000 send at 26
+/// deliveries/s on PostgreSQL). `$4` deliveries at most in all.
 macro_rules! claimable {
     () => {
         "SELECT d.id FROM subscriptions s \
-         JOIN deliveries d ON d.id = (SELECT MIN(e.id) FROM deliveries e \
+         JOIN deliveries h ON h.id = (SELECT MIN(e.id) FROM deliveries e \
                                       WHERE e.subscription_id = s.id AND e.status = 'pending') \
+         JOIN deliveries d ON d.subscription_id = s.id AND d.status = 'pending' \
+              AND d.id IN (SELECT f.id FROM deliveries f WHERE f.subscription_id = s.id \
+                           AND f.status = 'pending' ORDER BY f.id LIMIT $5) \
          WHERE (s.paused_until IS NULL OR s.paused_until <= $3) \
-         AND d.next_attempt_at <= $3 AND (d.lease_until IS NULL OR d.lease_until < $3) \
-         ORDER BY d.next_attempt_at, d.id LIMIT 1"
+         AND h.next_attempt_at <= $3 AND (h.lease_until IS NULL OR h.lease_until < $3) \
+         AND NOT EXISTS (SELECT 1 FROM deliveries g WHERE g.subscription_id = s.id \
+              AND g.status = 'pending' AND g.id <= d.id AND (g.next_attempt_at > $3 OR g.lease_until >= $3)) \
+         ORDER BY h.next_attempt_at, h.id, d.id LIMIT $4"
     };
 }
 /// A cheap read first, so that idle servers polling take no write lock.
 pub(crate) const ANY_DUE: &str =
     "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1";
+/// Up to `$4` deliveries in runs of up to `$5` per subscription, claimed in
+/// one statement (one commit for the batch).
 /// SQLite: one statement, so it runs under the write lock with no other writer in between.
 pub(crate) const CLAIM_SQLITE: &str = concat!(
     "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
-     WHERE id = (",
+     WHERE id IN (",
     claimable!(),
     ") AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
 );
 /// PostgreSQL: a row another server is claiming is skipped, not waited for;
-/// the outer conditions are checked again on the locked row.
+/// the head of the line is locked with each row of its run, so two servers
+/// never split a run; the conditions are checked again on the locked rows.
+/// `ARRAY(…)` runs the claim to the end before any row is updated (as a
+/// join, the update of the head made its next rows skip it as locked).
 pub(crate) const CLAIM_POSTGRES: &str = concat!(
     "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
-     WHERE id = (",
+     WHERE id = ANY(ARRAY(",
     claimable!(),
-    " FOR UPDATE OF d SKIP LOCKED) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+    " FOR UPDATE OF h, d SKIP LOCKED)) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
 );
-pub(crate) const SELECT_EVENT: &str =
-    "SELECT id, at, actor, action, model_id, version, environment, \
-     cluster, reason, details, prev_hash, hash FROM ledger WHERE id = $1";
+/// Deliveries claimed but not attempted (their run stopped at a failure):
+/// free again, their claim not counted. `$1` owner, `$2`… ids.
+pub(crate) fn release_deliveries(n: usize) -> String {
+    format!(
+        "UPDATE deliveries SET attempts = attempts - 1, \
+         last_attempt_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempt_at END, \
+         lease_owner = NULL, lease_until = NULL \
+         WHERE id IN ({}) AND lease_owner = $1 AND status = 'pending'",
+        placeholders(2, n)
+    )
+}
+/// `$1, $2, …, $n` from `$first` on.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+/// The claimed deliveries `$1`…`$n` with their subscriptions and events, in
+/// one query (`ClaimedRow`).
+pub(crate) fn select_claimed(n: usize) -> String {
+    format!(
+        "SELECT d.id AS d_id, d.subscription_id AS d_subscription_id, d.event_id AS d_event_id, \
+         d.message_id AS d_message_id, d.status AS d_status, d.attempts AS d_attempts, \
+         d.created_at AS d_created_at, d.retry_since AS d_retry_since, d.next_attempt_at AS d_next_attempt_at, \
+         d.last_attempt_at AS d_last_attempt_at, d.response_code AS d_response_code, d.latency_ms AS d_latency_ms, \
+         d.last_error AS d_last_error, d.delivered_at AS d_delivered_at, \
+         s.name AS s_name, s.kind AS s_kind, s.url AS s_url, s.filter AS s_filter, s.created_at AS s_created_at, \
+         s.created_by AS s_created_by, s.consecutive_failures AS s_consecutive_failures, \
+         s.paused_until AS s_paused_until, s.failing_since AS s_failing_since, s.failing_reported AS s_failing_reported, \
+         l.id AS l_id, l.at AS l_at, l.actor AS l_actor, l.action AS l_action, l.model_id AS l_model_id, \
+         l.version AS l_version, l.environment AS l_environment, l.cluster AS l_cluster, l.reason AS l_reason, \
+         l.details AS l_details, l.prev_hash AS l_prev_hash, l.hash AS l_hash \
+         FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id \
+         LEFT JOIN ledger l ON l.id = d.event_id WHERE d.id IN ({}) ORDER BY d.id",
+        placeholders(1, n)
+    )
+}
+/// The secrets valid at `$1` of subscriptions `$2`…, newest first.
+pub(crate) fn select_valid_secrets_of(n: usize) -> String {
+    format!(
+        "SELECT subscription_id, secret FROM subscription_secrets WHERE subscription_id IN ({}) \
+         AND (expires_at IS NULL OR expires_at > $1) ORDER BY id DESC",
+        placeholders(2, n)
+    )
+}
+/// After successful attempts: the subscriptions `$1`… that were failing
+/// (streak not reported) are healthy again. Healthy ones are not written.
+pub(crate) fn subscriptions_succeeded(n: usize) -> String {
+    format!(
+        "UPDATE subscriptions SET consecutive_failures = 0, paused_until = NULL, failing_since = NULL \
+         WHERE id IN ({}) AND failing_reported IS NULL \
+         AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR failing_since IS NOT NULL)",
+        placeholders(1, n)
+    )
+}
+/// Which of the subscriptions `$1`… have a reported failing streak (their
+/// next success is recorded in the ledger).
+pub(crate) fn select_reported(n: usize) -> String {
+    format!(
+        "SELECT id FROM subscriptions WHERE id IN ({}) AND failing_reported IS NOT NULL",
+        placeholders(1, n)
+    )
+}
 /// `$2` owner, `$3` status, `$4` next attempt, `$5` code, `$6` latency, `$7` error, `$8` delivered at.
 pub(crate) const FINISH_DELIVERY: &str = "UPDATE deliveries SET status = $3, next_attempt_at = $4, \
      response_code = $5, latency_ms = $6, last_error = $7, delivered_at = $8, lease_owner = NULL, lease_until = NULL \
      WHERE id = $1 AND lease_owner = $2 AND status = 'pending' RETURNING subscription_id";
-/// Healthy again; touches nothing (0 rows) when the failing streak was
-/// reported: then the recovery is recorded in the ledger (`SUBSCRIPTION_RECOVERED`).
+/// Healthy again; touches nothing (0 rows) when it was healthy already (no
+/// row written) or when the failing streak was reported: then the recovery
+/// is recorded in the ledger (`SUBSCRIPTION_RECOVERED`).
 pub(crate) const SUBSCRIPTION_SUCCEEDED: &str = "UPDATE subscriptions SET consecutive_failures = 0, \
-     paused_until = NULL, failing_since = NULL WHERE id = $1 AND failing_reported IS NULL";
+     paused_until = NULL, failing_since = NULL WHERE id = $1 AND failing_reported IS NULL \
+     AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR failing_since IS NOT NULL)";
 pub(crate) const SELECT_FAILING: &str =
     "SELECT name, failing_since, failing_reported FROM subscriptions WHERE id = $1";
 pub(crate) const SUBSCRIPTION_RECOVERED: &str = "UPDATE subscriptions SET consecutive_failures = 0, \
@@ -207,7 +274,6 @@ pub(crate) struct DeliveryRow {
     status: String,
     attempts: i64,
     created_at: i64,
-    pub(crate) retry_since: i64,
     next_attempt_at: i64,
     last_attempt_at: Option<i64>,
     response_code: Option<i64>,
@@ -239,6 +305,111 @@ impl DeliveryRow {
             last_error: self.last_error,
             delivered_at: self.delivered_at.map(Timestamp::from_micros),
         })
+    }
+}
+
+/// A claimed delivery with its subscription and (LEFT JOIN) event: `select_claimed`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedRow {
+    d_id: i64,
+    d_subscription_id: i64,
+    d_event_id: Option<i64>,
+    d_message_id: String,
+    d_status: String,
+    d_attempts: i64,
+    d_created_at: i64,
+    d_retry_since: i64,
+    d_next_attempt_at: i64,
+    d_last_attempt_at: Option<i64>,
+    d_response_code: Option<i64>,
+    d_latency_ms: Option<i64>,
+    d_last_error: Option<String>,
+    d_delivered_at: Option<i64>,
+    s_name: String,
+    s_kind: String,
+    s_url: String,
+    s_filter: String,
+    s_created_at: i64,
+    s_created_by: String,
+    s_consecutive_failures: i64,
+    s_paused_until: Option<i64>,
+    s_failing_since: Option<i64>,
+    s_failing_reported: Option<i64>,
+    l_id: Option<i64>,
+    l_at: Option<i64>,
+    l_actor: Option<String>,
+    l_action: Option<String>,
+    l_model_id: Option<String>,
+    l_version: Option<String>,
+    l_environment: Option<String>,
+    l_cluster: Option<String>,
+    l_reason: Option<String>,
+    l_details: Option<String>,
+    l_prev_hash: Option<String>,
+    l_hash: Option<String>,
+}
+
+impl ClaimedRow {
+    /// The claimed delivery without its secrets (`secrets` is left empty).
+    pub(crate) fn into_claimed(self) -> StoreResult<ClaimedDelivery> {
+        let event = match self.d_event_id {
+            None => None,
+            Some(event_id) => {
+                let missing = || {
+                    corrupt(format_args!(
+                        "delivery {} carries ledger event {event_id}, which does not exist",
+                        self.d_id
+                    ))
+                };
+                let row = LedgerRow {
+                    id: self.l_id.ok_or_else(missing)?,
+                    at: self.l_at.ok_or_else(missing)?,
+                    actor: self.l_actor.clone().ok_or_else(missing)?,
+                    action: self.l_action.clone().ok_or_else(missing)?,
+                    model_id: self.l_model_id.clone(),
+                    version: self.l_version.clone(),
+                    environment: self.l_environment.clone(),
+                    cluster: self.l_cluster.clone(),
+                    reason: self.l_reason.clone(),
+                    details: self.l_details.clone().ok_or_else(missing)?,
+                    prev_hash: self.l_prev_hash.clone().ok_or_else(missing)?,
+                    hash: self.l_hash.clone().ok_or_else(missing)?,
+                };
+                Some(row.into_event()?)
+            }
+        };
+        let subscription = SubscriptionRow {
+            id: self.d_subscription_id,
+            name: self.s_name,
+            kind: self.s_kind,
+            url: self.s_url,
+            filter: self.s_filter,
+            created_at: self.s_created_at,
+            created_by: self.s_created_by,
+            consecutive_failures: self.s_consecutive_failures,
+            paused_until: self.s_paused_until,
+            failing_since: self.s_failing_since,
+            failing_reported: self.s_failing_reported,
+        }
+        .into_subscription()?;
+        let retry_since = Timestamp::from_micros(self.d_retry_since);
+        let delivery = DeliveryRow {
+            id: self.d_id,
+            subscription_id: self.d_subscription_id,
+            event_id: self.d_event_id,
+            message_id: self.d_message_id,
+            status: self.d_status,
+            attempts: self.d_attempts,
+            created_at: self.d_created_at,
+            next_attempt_at: self.d_next_attempt_at,
+            last_attempt_at: self.d_last_attempt_at,
+            response_code: self.d_response_code,
+            latency_ms: self.d_latency_ms,
+            last_error: self.d_last_error,
+            delivered_at: self.d_delivered_at,
+        }
+        .into_delivery()?;
+        Ok(ClaimedDelivery { delivery, subscription, retry_since, secrets: Vec::new(), event })
     }
 }
 
@@ -334,6 +505,9 @@ macro_rules! notify_sql {
                     else {
                         return Ok(None);
                     };
+                    if reported.is_none() {
+                        return Ok(None); // healthy already: nothing to write
+                    }
                     sqlx::query(nq::SUBSCRIPTION_RECOVERED).bind(subscription).execute(&mut **tx).await?;
                     return Ok(reported.map(|reported| {
                         NewEvent::new(at, "system", SUBSCRIPTION_RECOVERED).details(json!({
@@ -389,47 +563,81 @@ macro_rules! notify_sql {
         }
 
         impl $store {
-            /// The delivery `id` with its subscription, valid secrets and event.
-            async fn claimed_delivery(&self, id: i64, now: Timestamp) -> StoreResult<Option<ClaimedDelivery>> {
-                let Some(row) = sqlx::query_as::<_, nq::DeliveryRow>(nq::SELECT_DELIVERY)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let retry_since = Timestamp::from_micros(row.retry_since);
-                let delivery = row.into_delivery()?;
-                let Some(subscription) = sqlx::query_as::<_, nq::SubscriptionRow>(nq::SELECT_SUBSCRIPTION_BY_ID)
-                    .bind(delivery.subscription_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(nq::SubscriptionRow::into_subscription)
-                    .transpose()?
-                else {
-                    return Ok(None);
-                };
-                let secrets: Vec<String> = sqlx::query_scalar(nq::SELECT_VALID_SECRETS)
-                    .bind(subscription.id)
-                    .bind(now.micros())
+            /// The claimed deliveries `ids` with their subscriptions, events
+            /// and the secrets valid at `now`: two queries for the whole batch.
+            async fn claimed_deliveries(&self, ids: &[i64], now: Timestamp) -> StoreResult<Vec<ClaimedDelivery>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = nq::select_claimed(ids.len());
+                let mut select = sqlx::query_as::<_, nq::ClaimedRow>(&sql);
+                for id in ids {
+                    select = select.bind(*id);
+                }
+                let mut claimed = select
                     .fetch_all(&self.pool)
-                    .await?;
-                let event = match delivery.event_id {
-                    Some(event_id) => Some(
-                        sqlx::query_as::<_, q::LedgerRow>(nq::SELECT_EVENT)
-                            .bind(event_id)
-                            .fetch_optional(&self.pool)
-                            .await?
-                            .ok_or_else(|| {
-                                $crate::store::StoreError::Corrupt(format!(
-                                    "delivery {id} carries ledger event {event_id}, which does not exist"
-                                ))
-                            })?
-                            .into_event()?,
-                    ),
-                    None => None,
-                };
-                Ok(Some(ClaimedDelivery { delivery, subscription, retry_since, secrets, event }))
+                    .await?
+                    .into_iter()
+                    .map(nq::ClaimedRow::into_claimed)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                let mut subscriptions: Vec<i64> = claimed.iter().map(|c| c.subscription.id).collect();
+                subscriptions.sort_unstable();
+                subscriptions.dedup();
+                if subscriptions.is_empty() {
+                    return Ok(claimed);
+                }
+                let sql = nq::select_valid_secrets_of(subscriptions.len());
+                let mut select = sqlx::query_as::<_, (i64, String)>(&sql).bind(now.micros());
+                for id in &subscriptions {
+                    select = select.bind(*id);
+                }
+                // Newest first, as the query orders them.
+                for (subscription, secret) in select.fetch_all(&self.pool).await? {
+                    for c in claimed.iter_mut().filter(|c| c.subscription.id == subscription) {
+                        c.secrets.push(secret.clone());
+                    }
+                }
+                Ok(claimed)
+            }
+
+            /// Successful attempts of deliveries `owner` holds, in one
+            /// transaction; `None` (nothing written) when one of their
+            /// subscriptions has a reported failing streak, whose recovery is a
+            /// ledger event (`finish_delivery` records those one by one).
+            async fn finish_delivered(
+                &self,
+                owner: &str,
+                finished: &[(i64, Attempt, Timestamp)],
+            ) -> StoreResult<Option<Vec<bool>>> {
+                let mut tx = self.pool.begin().await?;
+                let mut recorded = Vec::with_capacity(finished.len());
+                let mut subscriptions = Vec::new();
+                for (id, attempt, at) in finished {
+                    let subscription = record_attempt(&mut tx, *id, owner, attempt, *at).await?;
+                    recorded.push(subscription.is_some());
+                    subscriptions.extend(subscription);
+                }
+                subscriptions.sort_unstable();
+                subscriptions.dedup();
+                if !subscriptions.is_empty() {
+                    let sql = nq::select_reported(subscriptions.len());
+                    let mut select = sqlx::query_scalar::<_, i64>(&sql);
+                    for id in &subscriptions {
+                        select = select.bind(*id);
+                    }
+                    if !select.fetch_all(&mut *tx).await?.is_empty() {
+                        tx.rollback().await?;
+                        return Ok(None);
+                    }
+                    let sql = nq::subscriptions_succeeded(subscriptions.len());
+                    let mut update = sqlx::query(&sql);
+                    for id in &subscriptions {
+                        update = update.bind(*id);
+                    }
+                    update.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(Some(recorded))
             }
         }
 
@@ -580,28 +788,77 @@ macro_rules! notify_sql {
             }
 
             async fn claim_deliveries(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<ClaimedDelivery>> {
+                self.claim_runs(owner, now, lease_until, limit, 1).await
+            }
+
+            async fn claim_runs(
+                &self,
+                owner: &str,
+                now: Timestamp,
+                lease_until: Timestamp,
+                limit: u32,
+                run: u32,
+            ) -> StoreResult<Vec<ClaimedDelivery>> {
                 let due: Option<i64> = sqlx::query_scalar(nq::ANY_DUE).bind(now.micros()).fetch_optional(&self.pool).await?;
-                if due.is_none() {
+                if due.is_none() || limit == 0 || run == 0 {
                     return Ok(Vec::new());
                 }
                 let claim = match Backend::$backend {
                     Backend::Sqlite => nq::CLAIM_SQLITE,
                     Backend::Postgres => nq::CLAIM_POSTGRES,
                 };
-                let mut claimed = Vec::new();
-                for _ in 0..limit {
-                    let id: Option<i64> = sqlx::query_scalar(claim)
-                        .bind(owner)
-                        .bind(lease_until.micros())
-                        .bind(now.micros())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    let Some(id) = id else { break };
-                    if let Some(c) = self.claimed_delivery(id, now).await? {
-                        claimed.push(c);
+                // The whole batch in one statement (one commit), then loaded in two queries.
+                let ids: Vec<i64> = sqlx::query_scalar(claim)
+                    .bind(owner)
+                    .bind(lease_until.micros())
+                    .bind(now.micros())
+                    .bind(i64::from(limit))
+                    .bind(i64::from(run))
+                    .fetch_all(&self.pool)
+                    .await?;
+                self.claimed_deliveries(&ids, now).await
+            }
+
+            async fn release_deliveries(&self, owner: &str, ids: &[i64]) -> StoreResult<u64> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let sql = nq::release_deliveries(ids.len());
+                let mut release = sqlx::query(&sql).bind(owner);
+                for id in ids {
+                    release = release.bind(*id);
+                }
+                Ok(release.execute(&self.pool).await?.rows_affected())
+            }
+
+            async fn finish_deliveries(
+                &self,
+                owner: &str,
+                finished: Vec<(i64, Attempt, Timestamp)>,
+            ) -> StoreResult<Vec<bool>> {
+                // Successes of healthy subscriptions, the common case, in one
+                // transaction; anything that may write a ledger event one by one.
+                let (delivered, others): (Vec<_>, Vec<_>) = finished
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(_, (_, attempt, _))| attempt.next == AfterAttempt::Delivered);
+                let mut results = vec![false; delivered.len() + others.len()];
+                let mut one_by_one = others;
+                if !delivered.is_empty() {
+                    let batch: Vec<(i64, Attempt, Timestamp)> = delivered.iter().map(|(_, f)| f.clone()).collect();
+                    match self.finish_delivered(owner, &batch).await? {
+                        Some(recorded) => {
+                            for ((i, _), ok) in delivered.iter().zip(recorded) {
+                                results[*i] = ok;
+                            }
+                        }
+                        None => one_by_one.extend(delivered),
                     }
                 }
-                Ok(claimed)
+                for (i, (id, attempt, at)) in one_by_one {
+                    results[i] = self.finish_delivery(id, owner, attempt, at).await?;
+                }
+                Ok(results)
             }
 
             async fn finish_delivery(&self, id: i64, owner: &str, attempt: Attempt, at: Timestamp) -> StoreResult<bool> {

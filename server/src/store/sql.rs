@@ -533,17 +533,17 @@ pub(crate) struct StateAtRow {
 #[derive(sqlx::FromRow)]
 pub(crate) struct LedgerRow {
     pub(crate) id: i64,
-    at: i64,
-    actor: String,
-    action: String,
-    model_id: Option<String>,
-    version: Option<String>,
-    environment: Option<String>,
-    cluster: Option<String>,
-    reason: Option<String>,
-    details: String,
-    prev_hash: String,
-    hash: String,
+    pub(crate) at: i64,
+    pub(crate) actor: String,
+    pub(crate) action: String,
+    pub(crate) model_id: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) environment: Option<String>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) details: String,
+    pub(crate) prev_hash: String,
+    pub(crate) hash: String,
 }
 
 impl LedgerRow {

@@ -305,6 +305,16 @@ fn in_order_without_repeats(received: &[Received]) -> Vec<String> {
     ids
 }
 
+/// The received ids in the order of their first arrival.
+fn first_arrivals(received: &[Received]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    received
+        .iter()
+        .filter(|r| seen.insert(r.id.clone()))
+        .map(|r| r.id.clone())
+        .collect()
+}
+
 // ---- validation ----
 
 #[tokio::test]
@@ -972,7 +982,8 @@ async fn a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_
 struct Served(std::process::Child);
 
 impl Served {
-    fn start(database_url: &str, log: &std::path::Path) -> Served {
+    /// `run`: `SWITCHYARD_WEBHOOK_RUN`.
+    fn start(database_url: &str, log: &std::path::Path, run: u32) -> Served {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -988,6 +999,7 @@ impl Served {
             .env("SWITCHYARD_WEBHOOK_BACKOFF_MAX_MS", "400")
             .env("SWITCHYARD_WEBHOOK_POLL_MS", "20")
             .env("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE", "1")
+            .env("SWITCHYARD_WEBHOOK_RUN", run.to_string())
             .env_remove("LOG_FORMAT")
             .stdout(out)
             .stderr(err)
@@ -1012,17 +1024,31 @@ impl Drop for Served {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_with_deliveries_in_flight_loses_none_after_restart_sqlite() {
     let app = spawn_app().await;
-    kill_9_mid_delivery(&app).await;
+    kill_9_mid_delivery(&app, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_with_deliveries_in_flight_loses_none_after_restart_postgres() {
     let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
-    kill_9_mid_delivery(&app).await;
+    kill_9_mid_delivery(&app, 1).await;
     drop_database(&mut admin, &name).await;
 }
 
-async fn kill_9_mid_delivery(app: &TestApp) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sending_runs_killed_mid_run_sends_the_run_again_in_order_none_missing_sqlite() {
+    let app = spawn_app().await;
+    kill_9_mid_delivery(&app, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_sending_runs_killed_mid_run_sends_the_run_again_in_order_none_missing_postgres() {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    kill_9_mid_delivery(&app, 4).await;
+    drop_database(&mut admin, &name).await;
+}
+
+/// `run` > 1: the servers send runs of that many (`SWITCHYARD_WEBHOOK_RUN`).
+async fn kill_9_mid_delivery(app: &TestApp, run: u32) {
     let rx = Receiver::start().await;
     // Each answer takes a while: there is always a delivery in flight to kill.
     rx.set(Mode::Slow(Duration::from_millis(250)));
@@ -1030,7 +1056,7 @@ async fn kill_9_mid_delivery(app: &TestApp) {
     subscribe(app, "hook", &rx.url(), json!({"models": ["chat"]})).await;
     let log = std::env::temp_dir().join(format!("sy-notify-{:016x}.log", rand::random::<u64>()));
     // The API server of the test has no worker: only the binary delivers.
-    let served = Served::start(&app.database_url, &log);
+    let served = Served::start(&app.database_url, &log, run);
     for v in 1..=12 {
         app.register("chat", &format!("v{v}"), json!({})).await;
     }
@@ -1049,9 +1075,38 @@ async fn kill_9_mid_delivery(app: &TestApp) {
         at_kill < 12,
         "the kill came before the end ({at_kill} received)"
     );
-    let _restarted = Served::start(&app.database_url, &log);
+    let _restarted = Served::start(&app.database_url, &log, run);
     let expected = registrations(app, "chat").await[1..].to_vec();
     assert_eq!(expected.len(), 12);
+    if run > 1 {
+        rx.wait_until(limit, "every event after the restart", |r| {
+            first_arrivals(r).len() >= 12
+        })
+        .await;
+        let received = rx.received();
+        assert_eq!(
+            first_arrivals(&received),
+            expected,
+            "in order, none missing"
+        );
+        // Repeats only of the killed server's run: from its first delivery
+        // (sent, not recorded) on, everything again in order.
+        let first_repeat =
+            (0..received.len()).find(|&i| received[..i].iter().any(|e| e.id == received[i].id));
+        if let Some(at) = first_repeat {
+            let from = expected
+                .iter()
+                .position(|e| *e == received[at].id)
+                .expect("a known id");
+            assert_eq!(
+                in_order_without_repeats(&received[at..]),
+                expected[from..].to_vec(),
+                "after the restart, in order from the run's first delivery"
+            );
+        }
+        let _ = std::fs::remove_file(&log);
+        return;
+    }
     rx.wait_until(limit, "every event after the restart", |r| {
         in_order_without_repeats(r).len() >= 12
     })

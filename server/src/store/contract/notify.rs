@@ -26,6 +26,9 @@ contract_tests!(
     a_test_message_is_queued_behind_the_subscriptions_pending_deliveries,
     a_dead_delivery_is_a_ledger_event_sent_to_the_other_subscriptions_only,
     a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_its_recovery_too,
+    a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_together_by_its_holder,
+    runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_delivery_not_due_and_released_unsent,
+    two_servers_claiming_runs_at_once_never_split_a_subscriptions_line,
 );
 
 fn subscription(name: &str, filter: Filter) -> NewSubscription {
@@ -807,4 +810,287 @@ async fn a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_
         alerts(&all_events(&db).await, action::SUBSCRIPTION_RECOVERED).len(),
         1
     );
+}
+
+async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_together_by_its_holder(
+    db: std::sync::Arc<TestDb>,
+) {
+    let mut subs = Vec::new();
+    for name in ["a", "b", "c"] {
+        subs.push(
+            db.store
+                .create_subscription(subscription(name, Filter::default()), "admin", at(0))
+                .await
+                .expect("create"),
+        );
+    }
+    db.store
+        .rotate_secret("a", "whsec_newer", later(600), "admin", at(0))
+        .await
+        .expect("rotate");
+    for v in 1..=2 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    db.store.enqueue_test("c", at(3)).await.expect("test message");
+    let version_of = |c: &ClaimedDelivery| c.event.as_ref().and_then(|e| e.version.clone());
+
+    // One claim: the head of each subscription's line, with what it needs.
+    let first = claim(&db, "w1", 10).await;
+    assert_eq!(first.len(), 3);
+    for (c, s) in first.iter().zip(&subs) {
+        assert_eq!(c.subscription, *s, "ordered by delivery, loaded with its subscription");
+        assert_eq!(version_of(c).as_deref(), Some("v1"));
+        assert_eq!(c.delivery.attempts, 1);
+    }
+    assert_eq!(first[0].secrets.len(), 2);
+    assert_eq!(first[0].secrets[0], "whsec_newer", "newest first");
+    assert_eq!((first[1].secrets.len(), first[2].secrets.len()), (1, 1));
+    assert!(claim(&db, "w2", 10).await.is_empty(), "leased");
+
+    // Another worker's records are refused and write nothing.
+    let of = |claimed: &[ClaimedDelivery], attempts: Vec<Attempt>| {
+        claimed
+            .iter()
+            .zip(attempts)
+            .map(|(c, a)| (c.delivery.id, a, Timestamp::now()))
+            .collect::<Vec<_>>()
+    };
+    let refused = db
+        .store
+        .finish_deliveries("w2", of(&first, vec![delivered(), delivered(), delivered()]))
+        .await
+        .expect("finish");
+    assert_eq!(refused, vec![false, false, false]);
+    // b fails for longer than its alert time (0 s): subscription.failing.
+    let b_fails = Attempt {
+        failing_alert_after: std::time::Duration::ZERO,
+        ..failed(0, 100)
+    };
+    let recorded = db
+        .store
+        .finish_deliveries("w1", of(&first, vec![delivered(), b_fails, delivered()]))
+        .await
+        .expect("finish");
+    assert_eq!(recorded, vec![true, true, true]);
+    let shown = |name: &'static str| {
+        let db = db.clone();
+        async move {
+            db.store
+                .get_subscription(name)
+                .await
+                .expect("get")
+                .expect("exists")
+        }
+    };
+    assert_eq!(shown("a").await, subs[0], "a healthy subscription is not written");
+    let b = shown("b").await;
+    assert_eq!(b.consecutive_failures, 1);
+    assert!(b.failing_reported.is_some());
+
+    // Next batch: a and c go on, b tries v1 again (its line waits for it).
+    let lines = |claimed: &[ClaimedDelivery]| {
+        let mut lines: Vec<(String, String)> = claimed
+            .iter()
+            .map(|c| {
+                let what = match &c.event {
+                    Some(e) => format!("{} {}", e.action, e.version.as_deref().unwrap_or("-")),
+                    None => "test".to_owned(),
+                };
+                (c.subscription.name.clone(), what)
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let second = claim(&db, "w1", 10).await;
+    let registered = |v: &str| format!("{} {v}", action::VERSION_REGISTERED);
+    assert_eq!(
+        lines(&second),
+        vec![
+            ("a".to_owned(), registered("v2")),
+            ("b".to_owned(), registered("v1")),
+            ("c".to_owned(), registered("v2")),
+        ]
+    );
+    let b_again = second.iter().find(|c| c.subscription.name == "b").expect("b");
+    assert_eq!(b_again.delivery.attempts, 2);
+    let recorded = db
+        .store
+        .finish_deliveries("w1", of(&second, vec![delivered(), delivered(), delivered()]))
+        .await
+        .expect("finish");
+    assert_eq!(recorded, vec![true, true, true]);
+    // b's success ends its reported streak: healthy, and recorded in the ledger once.
+    let b = shown("b").await;
+    assert_eq!(
+        (b.consecutive_failures, b.failing_since, b.failing_reported),
+        (0, None, None)
+    );
+    let events = all_events(&db).await;
+    let count = |kind: &str| events.iter().filter(|e| e.action == kind).count();
+    assert_eq!(
+        (count(action::SUBSCRIPTION_FAILING), count(action::SUBSCRIPTION_RECOVERED)),
+        (1, 1)
+    );
+    // Then c's test message after its events, b's v2 after its v1; a and c
+    // (not b) hear of b's failing streak, in order.
+    let third = claim(&db, "w1", 10).await;
+    assert_eq!(
+        lines(&third),
+        vec![
+            ("a".to_owned(), format!("{} -", action::SUBSCRIPTION_FAILING)),
+            ("b".to_owned(), registered("v2")),
+            ("c".to_owned(), "test".to_owned()),
+        ]
+    );
+    let test = third.iter().find(|c| c.event.is_none()).expect("the test message");
+    assert_eq!(test.delivery.event_id, None);
+}
+
+async fn runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_delivery_not_due_and_released_unsent(
+    db: std::sync::Arc<TestDb>,
+) {
+    let a = db
+        .store
+        .create_subscription(subscription("a", models(&["chat"])), "admin", at(0))
+        .await
+        .expect("create");
+    db.store
+        .create_subscription(subscription("b", models(&["other"])), "admin", at(0))
+        .await
+        .expect("create");
+    for v in 1..=4 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    register(&db, "other:v1", at(5)).await;
+    let runs = |owner: &'static str, now: Timestamp, limit: u32, run: u32| {
+        let db = db.clone();
+        async move {
+            db.store
+                .claim_runs(owner, now, later(30), limit, run)
+                .await
+                .expect("claim")
+        }
+    };
+    let versions = |claimed: &[ClaimedDelivery]| {
+        claimed
+            .iter()
+            .map(|c| {
+                let e = c.event.as_ref().expect("an event");
+                format!("{}:{}", e.model_id.as_deref().unwrap_or("-"), e.version.as_deref().unwrap_or("-"))
+            })
+            .collect::<Vec<_>>()
+    };
+    // Runs of 3: a's first three in order, and b's only one.
+    let first = runs("w1", Timestamp::now(), 10, 3).await;
+    assert_eq!(versions(&first), ["chat:v1", "chat:v2", "chat:v3", "other:v1"]);
+    assert!(first.iter().all(|c| c.delivery.attempts == 1));
+    assert!(runs("w2", Timestamp::now(), 10, 3).await.is_empty(), "leased");
+    // v1 delivered, v2 failed (retry in 30 s), v3 never sent: released, its claim not counted.
+    let recorded = db
+        .store
+        .finish_deliveries(
+            "w1",
+            vec![
+                (first[0].delivery.id, delivered(), Timestamp::now()),
+                (first[1].delivery.id, failed(30, 100), Timestamp::now()),
+                (first[3].delivery.id, delivered(), Timestamp::now()),
+            ],
+        )
+        .await
+        .expect("finish");
+    assert_eq!(recorded, vec![true, true, true]);
+    assert_eq!(
+        db.store
+            .release_deliveries("w2", &[first[2].delivery.id])
+            .await
+            .expect("release"),
+        0,
+        "only by its holder"
+    );
+    assert_eq!(
+        db.store
+            .release_deliveries("w1", &[first[2].delivery.id])
+            .await
+            .expect("release"),
+        1
+    );
+    let shown = db.store.recent_deliveries(a.id, 10).await.expect("deliveries");
+    let v3 = shown.iter().find(|d| d.id == first[2].delivery.id).expect("v3");
+    assert_eq!((v3.status, v3.attempts, v3.last_attempt_at), (DeliveryStatus::Pending, 0, None));
+    // v2 waits for its retry, and v3 and v4 wait behind it.
+    assert!(runs("w1", Timestamp::now(), 10, 3).await.is_empty());
+    // A redelivered v1 goes first again, alone: v2 is not due yet.
+    db.store
+        .redeliver(first[0].delivery.id, Timestamp::now())
+        .await
+        .expect("redeliver");
+    let again = runs("w1", Timestamp::now(), 10, 3).await;
+    assert_eq!(versions(&again), ["chat:v1"]);
+    assert!(db
+        .store
+        .finish_deliveries("w1", vec![(again[0].delivery.id, delivered(), Timestamp::now())])
+        .await
+        .expect("finish")
+        .iter()
+        .all(|ok| *ok));
+    // Once v2 is due: v2, v3, v4 in order (v2's second attempt); the limit counts deliveries.
+    let due = runs("w1", later(40), 10, 3).await;
+    assert_eq!(versions(&due), ["chat:v2", "chat:v3", "chat:v4"]);
+    assert_eq!(
+        due.iter().map(|c| c.delivery.attempts).collect::<Vec<_>>(),
+        [2, 1, 1]
+    );
+    db.store
+        .release_deliveries("w1", &due.iter().map(|c| c.delivery.id).collect::<Vec<_>>())
+        .await
+        .expect("release");
+    assert_eq!(versions(&runs("w1", later(40), 2, 3).await), ["chat:v2", "chat:v3"]);
+}
+
+async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
+    db: std::sync::Arc<TestDb>,
+) {
+    let mut subs = Vec::new();
+    for n in 0..6 {
+        subs.push(
+            db.store
+                .create_subscription(subscription(&format!("s{n}"), Filter::default()), "admin", at(0))
+                .await
+                .expect("create")
+                .id,
+        );
+    }
+    for v in 1..=3 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    let other = db.another_server().await;
+    let mut tasks = Vec::new();
+    for (n, store) in [db.store.clone(), other.clone(), db.store.clone(), other]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..4 {
+                let claimed = store
+                    .claim_runs(&format!("w{n}"), Timestamp::now(), later(30), 6, 3)
+                    .await
+                    .expect("claim");
+                got.extend(claimed.into_iter().map(|c| (n, c.subscription.id, c.delivery.id)));
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let distinct: HashSet<i64> = all.iter().map(|(_, _, d)| *d).collect();
+    assert_eq!(distinct.len(), all.len(), "claimed twice: {all:?}");
+    assert_eq!(distinct.len(), 18, "{all:?}");
+    for s in subs {
+        let owners: HashSet<usize> = all.iter().filter(|(_, sub, _)| *sub == s).map(|(n, _, _)| *n).collect();
+        assert_eq!(owners.len(), 1, "subscription {s}'s line split: {all:?}");
+    }
 }
