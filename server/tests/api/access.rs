@@ -377,7 +377,7 @@ const CONSOLE: &[Row] = &[
         "POST",
         "/console/fn/get_clusters",
         "/console/fn/get_clusters",
-        None,
+        Some(|| json!({"summary": false})),
         Some(Role::Viewer),
     ),
     (
