@@ -8,6 +8,7 @@ mod audit;
 mod clusters;
 mod console;
 mod environments;
+mod faults;
 mod fuzz;
 mod onboarding;
 mod notifications;
