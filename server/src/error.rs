@@ -287,9 +287,18 @@ mod wording_tests {
             plain_words("Failed to deserialize the JSON body into the target type: missing field `reason` at line 1 column 2"),
             "missing field `reason` at line 1 column 2"
         );
-        assert_eq!(plain_words("Invalid URL: Cannot parse `abc` to a `i64`"), "“abc” is not a whole number");
-        assert_eq!(plain_words("Cannot parse `x` to a `bool`"), "“x” is not true or false");
-        assert_eq!(plain_words("Failed to deserialize query string: unknown field `x`"), "unknown field `x`");
+        assert_eq!(
+            plain_words("Invalid URL: Cannot parse `abc` to a `i64`"),
+            "“abc” is not a whole number"
+        );
+        assert_eq!(
+            plain_words("Cannot parse `x` to a `bool`"),
+            "“x” is not true or false"
+        );
+        assert_eq!(
+            plain_words("Failed to deserialize query string: unknown field `x`"),
+            "unknown field `x`"
+        );
         assert_eq!(plain_words("plain"), "plain");
         assert_eq!(
             plain_words("invalid type: null, expected struct StageMove at line 1 column 4"),
@@ -387,7 +396,10 @@ mod tests {
     #[test]
     fn an_unreachable_database_is_a_503_that_says_to_retry() {
         let e: ApiError = StoreError::Database(sqlx::Error::PoolTimedOut).into();
-        assert_eq!((e.status, e.code), (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+        );
         assert!(e.message.contains("retry"));
         let res = e.into_response();
         assert_eq!(res.headers()[header::RETRY_AFTER], "2");
