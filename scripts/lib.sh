@@ -67,7 +67,16 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # PostgreSQL for the contract and API tests: the machine's own on 127.0.0.1:5432
 # when one answers, else a private server from Debian's binaries on port 55432.
+# The fault tests (server/tests/api/faults.rs) start and restart a private
+# PostgreSQL of their own from the Debian binaries (never the shared one), so
+# initdb and pg_ctl must be installed even when a server already answers.
+ensure_postgres_binaries() {
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql
+  export SWITCHYARD_PG_BIN="${SWITCHYARD_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}"
+}
+
 ensure_postgres() {
+  ensure_postgres_binaries
   if [ -n "${SWITCHYARD_TEST_PG:-}" ]; then return 0; fi
   if port_open 127.0.0.1 5432; then
     export SWITCHYARD_TEST_PG="postgres://postgres@127.0.0.1:5432/postgres"

@@ -18,6 +18,8 @@ use crate::store::StoreError;
 /// The body limits; named here so the 413 message states them.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 pub const RECORDS_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// Seconds a client is asked to wait after a 503 for an unavailable database.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -72,6 +74,19 @@ impl ApiError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error; see the server log",
+        )
+    }
+
+    /// 503: the database is away, full or too slow; the same request may
+    /// succeed later. Nothing was changed by the refused request.
+    pub fn unavailable() -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            format!(
+                "the database is unavailable (unreachable, restarting, full or too slow); \
+                 nothing was changed: retry the request in a few seconds (Retry-After: {UNAVAILABLE_RETRY_AFTER_SECS})"
+            ),
         )
     }
 
@@ -158,6 +173,10 @@ impl From<StoreError> for ApiError {
                     format!("{count} request records repeat a stored request_id with other content, so none was stored{first}"),
                 )
                 .with_details(serde_json::json!({ "conflict_count": count, "conflicts": listed }))
+            }
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, detail = ?e, "store call failed: the database is unavailable");
+                ApiError::unavailable()
             }
             StoreError::Database(_) | StoreError::Migrate(_) | StoreError::Corrupt(_) => {
                 // The request span around this event names the method and path.
@@ -268,9 +287,18 @@ mod wording_tests {
             plain_words("Failed to deserialize the JSON body into the target type: missing field `reason` at line 1 column 2"),
             "missing field `reason` at line 1 column 2"
         );
-        assert_eq!(plain_words("Invalid URL: Cannot parse `abc` to a `i64`"), "“abc” is not a whole number");
-        assert_eq!(plain_words("Cannot parse `x` to a `bool`"), "“x” is not true or false");
-        assert_eq!(plain_words("Failed to deserialize query string: unknown field `x`"), "unknown field `x`");
+        assert_eq!(
+            plain_words("Invalid URL: Cannot parse `abc` to a `i64`"),
+            "“abc” is not a whole number"
+        );
+        assert_eq!(
+            plain_words("Cannot parse `x` to a `bool`"),
+            "“x” is not true or false"
+        );
+        assert_eq!(
+            plain_words("Failed to deserialize query string: unknown field `x`"),
+            "unknown field `x`"
+        );
         assert_eq!(plain_words("plain"), "plain");
         assert_eq!(
             plain_words("invalid type: null, expected struct StageMove at line 1 column 4"),
@@ -311,7 +339,14 @@ impl IntoResponse for ApiError {
                 details: self.details.as_ref(),
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut res = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+            );
+        }
+        res
     }
 }
 
@@ -356,6 +391,20 @@ mod tests {
         let e: ApiError = DomainError::Retired("chat:v1 is retired".into()).into();
         assert_eq!((e.status, e.code), (StatusCode::GONE, "retired"));
         assert_eq!(e.message, "chat:v1 is retired");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_a_503_that_says_to_retry() {
+        let e: ApiError = StoreError::Database(sqlx::Error::PoolTimedOut).into();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+        );
+        assert!(e.message.contains("retry"));
+        let res = e.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+        let e: ApiError = StoreError::Database(sqlx::Error::RowNotFound).into();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

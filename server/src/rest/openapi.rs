@@ -581,9 +581,9 @@ fn path_pattern(name: &str) -> Option<&'static str> {
 /// The refusals every operation of a kind can answer, documented once for
 /// all: the framework's rejections of a body (400 not JSON, 413 too large,
 /// 415 not `application/json`, 422 wrong shape), 422 for a malformed path
-/// or query value, and 403 where a token's role can be too low (every
-/// change, and reading subscriptions). Path parameters get the pattern the
-/// server checks them against.
+/// or query value, 403 where a token's role can be too low (every
+/// change, and reading subscriptions), and 503 when the database is
+/// unavailable. Path parameters get the pattern the server checks them against.
 struct Refusals;
 
 impl Modify for Refusals {
@@ -605,6 +605,12 @@ impl Modify for Refusals {
                 let mut add = |status: &str, description: &str| {
                     add_error_response(&mut op.responses, status, description)
                 };
+                // Every API call reads the token (and more) from the database.
+                add(
+                    "503",
+                    "The database is unavailable (unreachable, restarting, full or too slow): \
+                     nothing was changed; retry after `Retry-After` seconds",
+                );
                 if changes || admin_only_reads {
                     add(
                         "403",

@@ -20,6 +20,9 @@ const RECORDS_PER_STATEMENT: usize = 10_000;
 /// A pooled connection idle this long is pinged before use.
 const IDLE_PING: Duration = Duration::from_secs(5);
 
+/// How long a request waits for a connection before it is answered 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often `watch_changes` reads the ledger head, besides listening.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -34,7 +37,11 @@ impl PgStore {
     pub async fn connect(url: &str, settings: StoreSettings) -> StoreResult<PgStore> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(10))
+            // While the database is away (restarting, unreachable) sqlx keeps
+            // trying to connect until this deadline; then the request is
+            // answered 503 `database_unavailable`. Short enough that a client
+            // hears within seconds, long enough for a brief failover.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx pings every connection before handing it out: a second round
             // trip for each query. Only a connection idle for a while (which a
             // restart or a proxy may have cut) is pinged now; one that fails is

@@ -52,6 +52,24 @@ impl SqliteStore {
             // ping before every acquire would add a round trip to each query.
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(15))
+            // SQLite may leave a transaction open when a statement or its
+            // COMMIT fails (a full disk, an I/O error: "the transaction may or
+            // may not be rolled back automatically"), and sqlx then returns
+            // the connection to the pool believing it idle: later writes on it
+            // would be answered 201 inside that transaction and vanish with it.
+            // So every released connection is rolled back; a ROLLBACK that
+            // succeeds means one was left open, and the connection is closed.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    match sqlx::Executor::execute(&mut *conn, "ROLLBACK").await {
+                        Ok(_) => {
+                            tracing::warn!("a SQLite connection came back inside a transaction; rolled back and closed");
+                            Ok(false)
+                        }
+                        Err(_) => Ok(true),
+                    }
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(SqliteStore {
