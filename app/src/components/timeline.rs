@@ -25,7 +25,7 @@ const BAR: i32 = 26;
 
 /// How close (in chart units) two lifecycle markers may be before they are
 /// drawn as one group marker with a count.
-const GROUP_WIDTH: i32 = 14;
+const GROUP_WIDTH: i32 = 12;
 /// Changes a group marker names in its title before "and N more".
 const GROUP_NAMED: usize = 5;
 
@@ -530,6 +530,13 @@ pub fn Timeline(
                     <Legend class="mk-deprecated" d="M6 1L13 8L6 15L-1 8Z" word="deprecated"/>
                     <Legend class="mk-retired" d="M0 2h12v12h-12Z" word="retired"/>
                     <Legend class="mk-rollback" d="M12 2L0 8L12 14Z" word="rollback"/>
+                    <span class="legend-item">
+                        <svg class="marker mk-group" viewBox="0 0 20 16" width="20" height="16" aria-hidden="true">
+                            <rect x=1 y=1 width=18 height=14 rx=4/>
+                            <text x=10 y=12 text-anchor="middle">"3"</text>
+                        </svg>
+                        "changes too close to draw apart (hover or zoom in)"
+                    </span>
                 </span>
             </figcaption>
         </figure>
