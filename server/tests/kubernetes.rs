@@ -1114,14 +1114,24 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
     )
     .await;
     assert!(ok, "rollout undo --to-revision=1: {out}\n{err}");
-    let (ok, out, err) = run_kubectl(
-        &bin,
-        &dir,
-        &["rollout", "history", "deployment/chat-blue"],
-        None,
-    )
-    .await;
-    assert!(ok, "{err}");
+    // The fake's controller makes the new ReplicaSet after the patch is
+    // answered, as the real one does: history shows it once it has.
+    let mut out = String::new();
+    for _ in 0..50 {
+        let (ok, listed, err) = run_kubectl(
+            &bin,
+            &dir,
+            &["rollout", "history", "deployment/chat-blue"],
+            None,
+        )
+        .await;
+        assert!(ok, "{err}");
+        out = listed;
+        if history(&out) == ["3", "4", "5"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert_eq!(history(&out), ["3", "4", "5"], "{out}");
     let (ok, out, err) = run_kubectl(
         &bin,
