@@ -40,6 +40,7 @@ pub mod action {
     pub const PROMOTION_APPLIED: &str = "promotion.applied";
     pub const USER_CREATED: &str = "user.created";
     pub const USER_DISABLED: &str = "user.disabled";
+    pub const USER_GROUPS_CHANGED: &str = "user.groups_changed";
     pub const TOKEN_CREATED: &str = "token.created";
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const SIGNED_IN: &str = "user.signed_in";
@@ -89,7 +90,7 @@ pub mod action {
     pub const LEDGER_VERIFICATION_FAILED: &str = "ledger.verification_failed";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 43] = [
+    pub const ALL: [&str; 44] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -104,6 +105,7 @@ pub mod action {
         PROMOTION_APPLIED,
         USER_CREATED,
         USER_DISABLED,
+        USER_GROUPS_CHANGED,
         TOKEN_CREATED,
         TOKEN_REVOKED,
         SIGNED_IN,

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage, SlotHealthNow,
-    PendingPromotion, RollbackMark, ServingAnswer,
+    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage,
+    PendingPromotion, RollbackMark, ServingAnswer, SlotHealthNow,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};
@@ -128,6 +128,7 @@ fn provide_session_context(state: &AppState) {
     let services: DynServices = Arc::new(StoreServices {
         state: state.clone(),
         user,
+        identity: session.identity,
     });
     provide_context(services);
 }
@@ -267,6 +268,8 @@ fn leptos_options() -> LeptosOptions {
 struct StoreServices {
     state: AppState,
     user: SignedInUser,
+    /// Whom the session speaks for, as the store's rules name them (no token).
+    identity: Identity,
 }
 
 fn to_app_error(e: StoreError) -> AppError {
@@ -527,11 +530,7 @@ impl StoreServices {
 
     /// The user as the store's promotion rules name them (a browser session, no token).
     fn identity(&self) -> Identity {
-        Identity {
-            username: self.user.username.clone(),
-            role: self.user.role,
-            token: None,
-        }
+        self.identity.clone()
     }
 
     /// `p` with its config diff against the production version of its model
@@ -795,7 +794,8 @@ impl Services for StoreServices {
             .list_environments()
             .await
             .map_err(to_app_error)?;
-        self.cluster_view(cluster, &envs, CLUSTER_OPERATIONS, true).await
+        self.cluster_view(cluster, &envs, CLUSTER_OPERATIONS, true)
+            .await
     }
 
     async fn operation(&self, id: i64) -> Result<Operation, AppError> {

@@ -80,6 +80,7 @@ mod tests {
         Identity {
             username: "erin".into(),
             role,
+            groups: Vec::new(),
             token: token.map(str::to_owned),
         }
     }

@@ -888,7 +888,10 @@ async fn clusters_are_added_listed_shown_tested_and_removed_from_the_command_lin
         ],
     );
     assert!(
-        refused.exits(1).stderr().contains("unknown driver \"nomad\""),
+        refused
+            .exits(1)
+            .stderr()
+            .contains("unknown driver \"nomad\""),
         "{}",
         refused.stderr()
     );

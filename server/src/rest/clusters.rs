@@ -36,7 +36,10 @@ pub struct CreateCluster {
     #[schema(example = "production", pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub environment: String,
     /// `simulated`, `oip+haproxy` or `kubernetes`.
-    #[schema(example = "simulated", pattern = "^(simulated|oip\\+haproxy|kubernetes)$")]
+    #[schema(
+        example = "simulated",
+        pattern = "^(simulated|oip\\+haproxy|kubernetes)$"
+    )]
     pub driver: String,
     /// Driver settings (addresses, socket and file paths); absent or null: none.
     #[serde(default)]

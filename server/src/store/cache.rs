@@ -189,6 +189,7 @@ mod tests {
             identity: Identity {
                 username: "ada".into(),
                 role: Role::Admin,
+                groups: Vec::new(),
                 token: Some("ci".into()),
             },
             expires_at,

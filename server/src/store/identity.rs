@@ -35,6 +35,9 @@ pub struct ApiToken {
 pub struct Identity {
     pub username: String,
     pub role: Role,
+    /// The groups the user belongs to (`user_groups`; from the identity
+    /// provider's group claim for users who sign in through it), sorted.
+    pub groups: Vec<String>,
     /// The API token's name, when the request came with a token.
     pub token: Option<String>,
 }
@@ -78,6 +81,19 @@ pub trait IdentityStore: Send + Sync + 'static {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<User>;
+
+    /// Replaces the user's groups (ledger: `user.groups_changed`, only when
+    /// they differ). Unknown user: `NotFound`.
+    async fn set_user_groups(
+        &self,
+        username: &str,
+        groups: &[String],
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Vec<String>>;
+
+    /// The user's groups, sorted.
+    async fn user_groups(&self, username: &str) -> StoreResult<Vec<String>>;
 
     /// Disables a user: their sessions end and their tokens stop working.
     async fn disable_user(&self, username: &str, actor: &str, at: Timestamp) -> StoreResult<User>;

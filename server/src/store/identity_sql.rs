@@ -23,6 +23,11 @@ pub(crate) const SELECT_USERS: &str =
 /// Who may approve at all (a promotion's own rules narrow it: `promotion::remaining_approvers`).
 pub(crate) const SELECT_APPROVING_USERS: &str = "SELECT username, role FROM users \
      WHERE disabled_at IS NULL AND role IN ('approver', 'admin') ORDER BY username";
+pub(crate) const SELECT_USER_GROUPS: &str =
+    "SELECT group_name FROM user_groups WHERE username = $1 ORDER BY group_name";
+pub(crate) const DELETE_USER_GROUPS: &str = "DELETE FROM user_groups WHERE username = $1";
+pub(crate) const INSERT_USER_GROUP: &str =
+    "INSERT INTO user_groups (username, group_name) VALUES ($1, $2)";
 pub(crate) const DISABLE_USER: &str =
     "UPDATE users SET disabled_at = $2 WHERE username = $1 AND disabled_at IS NULL";
 pub(crate) const DELETE_SESSIONS_OF_USER: &str = "DELETE FROM sessions WHERE username = $1";
@@ -143,15 +148,18 @@ impl TokenRow {
     }
 }
 
-/// (username, role, token name) of `SELECT_TOKEN_IDENTITY`.
+/// (username, role, token name) of `SELECT_TOKEN_IDENTITY`, with the
+/// user's groups.
 pub(crate) fn identity(
     username: String,
     role: &str,
+    groups: Vec<String>,
     token: Option<String>,
 ) -> StoreResult<Identity> {
     Ok(Identity {
         username,
         role: stored_role(role)?,
+        groups,
         token,
     })
 }
@@ -364,6 +372,41 @@ macro_rules! identity_store {
                 Ok(User { username: username.to_owned(), role, created_at: at, disabled: false })
             }
 
+            async fn set_user_groups(&self, username: &str, groups: &[String], actor: &str, at: Timestamp) -> StoreResult<Vec<String>> {
+                let mut wanted: Vec<String> = groups.iter().map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
+                wanted.sort();
+                wanted.dedup();
+                let mut w = Writer::begin(self).await?;
+                sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
+                    .bind(username)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .ok_or_else(|| iq::user_not_found(username))?;
+                let before = sqlx::query_scalar::<_, String>(iq::SELECT_USER_GROUPS)
+                    .bind(username)
+                    .fetch_all(&mut *w.tx)
+                    .await?;
+                if before == wanted {
+                    return Ok(before);
+                }
+                sqlx::query(iq::DELETE_USER_GROUPS).bind(username).execute(&mut *w.tx).await?;
+                for group in &wanted {
+                    sqlx::query(iq::INSERT_USER_GROUP).bind(username).bind(group).execute(&mut *w.tx).await?;
+                }
+                w.append(NewEvent::new(at, actor, action::USER_GROUPS_CHANGED)
+                    .details(json!({ "username": username, "groups": wanted, "before": before })))
+                    .await?;
+                w.commit().await?;
+                Ok(wanted)
+            }
+
+            async fn user_groups(&self, username: &str) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar::<_, String>(iq::SELECT_USER_GROUPS)
+                    .bind(username)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn disable_user(&self, username: &str, actor: &str, at: Timestamp) -> StoreResult<User> {
                 let mut w = Writer::begin(self).await?;
                 let (user, _) = sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
@@ -477,7 +520,11 @@ macro_rules! identity_store {
                     // Unknown tokens are not cached: anyone can send any number of them.
                     return Ok(None);
                 };
-                let identity = iq::identity(username, &role, Some(name))?;
+                let groups = sqlx::query_scalar::<_, String>(iq::SELECT_USER_GROUPS)
+                    .bind(&username)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let identity = iq::identity(username, &role, groups, Some(name))?;
                 if let Some(epoch) = epoch {
                     let expires_at = expires_at.map(Timestamp::from_micros);
                     self.cache.put_token(epoch, token_hash, CachedToken { identity: identity.clone(), expires_at });
@@ -511,8 +558,12 @@ macro_rules! identity_store {
                 else {
                     return Ok(None);
                 };
+                let groups = sqlx::query_scalar::<_, String>(iq::SELECT_USER_GROUPS)
+                    .bind(&username)
+                    .fetch_all(&self.pool)
+                    .await?;
                 Ok(Some(Session {
-                    identity: iq::identity(username, &role, None)?,
+                    identity: iq::identity(username, &role, groups, None)?,
                     csrf_token,
                     expires_at: Timestamp::from_micros(expires_at),
                 }))

@@ -4,7 +4,9 @@
 
 use switchyard_domain::Timestamp;
 
-use super::notify::{ClaimedDelivery, Delivery, DeliveryStatus, DestinationKind, Filter, Subscription};
+use super::notify::{
+    ClaimedDelivery, Delivery, DeliveryStatus, DestinationKind, Filter, Subscription,
+};
 use super::sql::LedgerRow;
 use super::{StoreError, StoreResult};
 
@@ -126,7 +128,10 @@ pub(crate) fn release_deliveries(n: usize) -> String {
 }
 /// `$1, $2, …, $n` from `$first` on.
 fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 /// The claimed deliveries `$1`…`$n` with their subscriptions and events, in
 /// one query (`ClaimedRow`).
@@ -181,12 +186,14 @@ pub(crate) const FINISH_DELIVERY: &str = "UPDATE deliveries SET status = $3, nex
 /// Healthy again; touches nothing (0 rows) when it was healthy already (no
 /// row written) or when the failing streak was reported: then the recovery
 /// is recorded in the ledger (`SUBSCRIPTION_RECOVERED`).
-pub(crate) const SUBSCRIPTION_SUCCEEDED: &str = "UPDATE subscriptions SET consecutive_failures = 0, \
+pub(crate) const SUBSCRIPTION_SUCCEEDED: &str =
+    "UPDATE subscriptions SET consecutive_failures = 0, \
      paused_until = NULL, failing_since = NULL WHERE id = $1 AND failing_reported IS NULL \
      AND (consecutive_failures <> 0 OR paused_until IS NOT NULL OR failing_since IS NOT NULL)";
 pub(crate) const SELECT_FAILING: &str =
     "SELECT name, failing_since, failing_reported FROM subscriptions WHERE id = $1";
-pub(crate) const SUBSCRIPTION_RECOVERED: &str = "UPDATE subscriptions SET consecutive_failures = 0, \
+pub(crate) const SUBSCRIPTION_RECOVERED: &str =
+    "UPDATE subscriptions SET consecutive_failures = 0, \
      paused_until = NULL, failing_since = NULL, failing_reported = NULL WHERE id = $1";
 /// `$2` breaker threshold, `$3` paused until, `$4` the attempt's time.
 pub(crate) const SUBSCRIPTION_FAILED: &str = "UPDATE subscriptions SET \
@@ -409,7 +416,13 @@ impl ClaimedRow {
             delivered_at: self.d_delivered_at,
         }
         .into_delivery()?;
-        Ok(ClaimedDelivery { delivery, subscription, retry_since, secrets: Vec::new(), event })
+        Ok(ClaimedDelivery {
+            delivery,
+            subscription,
+            retry_since,
+            secrets: Vec::new(),
+            event,
+        })
     }
 }
 

@@ -125,7 +125,10 @@ async fn a_body_that_is_not_json_is_refused_with_400() {
     let error = assert_error(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(error["code"], "bad_request");
     let message = error["message"].as_str().unwrap_or_default();
-    assert!(message.starts_with("the body is not valid JSON: "), "{message}");
+    assert!(
+        message.starts_with("the body is not valid JSON: "),
+        "{message}"
+    );
     assert!(!message.contains("Failed to"), "{message}");
 }
 

@@ -12,6 +12,7 @@ use super::{all_events, at, domain, id, in_production, move_to, register, run, T
 use crate::store::identity::{Identity, NewSession};
 
 contract_tests!(
+    groups_are_replaced_as_a_whole_recorded_when_they_change_and_carried_by_tokens_and_sessions,
     tokens_speak_for_their_user_until_revoked_expired_or_the_user_is_disabled,
     sessions_last_until_they_expire_or_end_and_each_sign_in_is_in_the_ledger,
     failed_sign_ins_are_counted_per_username_and_per_address,
@@ -27,6 +28,7 @@ fn person(name: &str, role: Role) -> Identity {
     Identity {
         username: name.to_owned(),
         role,
+        groups: Vec::new(),
         token: None,
     }
 }
@@ -61,6 +63,85 @@ async fn pending_promotion(db: &TestDb) -> Promotion {
         )
         .await
         .expect("requested")
+}
+
+async fn groups_are_replaced_as_a_whole_recorded_when_they_change_and_carried_by_tokens_and_sessions(
+    db: Arc<TestDb>,
+) {
+    let s = &db.store;
+    user(&db, "gina", Role::Deployer).await;
+    assert!(matches!(
+        domain(
+            s.set_user_groups("nobody", &["x".into()], "test", at(1))
+                .await
+        ),
+        DomainError::NotFound(_)
+    ));
+    let set = s
+        .set_user_groups(
+            "gina",
+            &[
+                "ml-risk".into(),
+                " platform ".into(),
+                "ml-risk".into(),
+                "".into(),
+            ],
+            "test",
+            at(2),
+        )
+        .await
+        .expect("groups set");
+    assert_eq!(set, ["ml-risk", "platform"]);
+    // The same groups again change nothing and record nothing.
+    s.set_user_groups(
+        "gina",
+        &["platform".into(), "ml-risk".into()],
+        "test",
+        at(3),
+    )
+    .await
+    .expect("same groups");
+    s.create_token("gina-ci", "gina", "hash-g", None, "test", at(4))
+        .await
+        .expect("token");
+    let by_token = s
+        .token_identity("hash-g", at(5))
+        .await
+        .expect("lookup")
+        .expect("valid");
+    assert_eq!(by_token.groups, ["ml-risk", "platform"]);
+    s.set_user_groups("gina", &["platform".into()], "test", at(6))
+        .await
+        .expect("groups narrowed");
+    let new = NewSession {
+        id_hash: "sess-g",
+        csrf_token: "csrf",
+        username: "gina",
+        address: "127.0.0.1",
+        expires_at: at(60),
+    };
+    s.create_session(new, at(7)).await.expect("session");
+    let session = s
+        .session("sess-g", at(8))
+        .await
+        .expect("lookup")
+        .expect("valid");
+    assert_eq!(session.identity.groups, ["platform"]);
+    assert_eq!(s.user_groups("gina").await.expect("groups"), ["platform"]);
+    let changes: Vec<_> = all_events(&db)
+        .await
+        .into_iter()
+        .filter(|e| e.action == action::USER_GROUPS_CHANGED)
+        .collect();
+    assert_eq!(changes.len(), 2, "one event per real change");
+    assert_eq!(
+        changes[1].details["groups"],
+        serde_json::json!(["platform"])
+    );
+    assert_eq!(
+        changes[1].details["before"],
+        serde_json::json!(["ml-risk", "platform"])
+    );
 }
 
 async fn tokens_speak_for_their_user_until_revoked_expired_or_the_user_is_disabled(

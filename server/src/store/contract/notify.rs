@@ -831,14 +831,20 @@ async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_to
     for v in 1..=2 {
         register(&db, &format!("chat:v{v}"), at(v)).await;
     }
-    db.store.enqueue_test("c", at(3)).await.expect("test message");
+    db.store
+        .enqueue_test("c", at(3))
+        .await
+        .expect("test message");
     let version_of = |c: &ClaimedDelivery| c.event.as_ref().and_then(|e| e.version.clone());
 
     // One claim: the head of each subscription's line, with what it needs.
     let first = claim(&db, "w1", 10).await;
     assert_eq!(first.len(), 3);
     for (c, s) in first.iter().zip(&subs) {
-        assert_eq!(c.subscription, *s, "ordered by delivery, loaded with its subscription");
+        assert_eq!(
+            c.subscription, *s,
+            "ordered by delivery, loaded with its subscription"
+        );
         assert_eq!(version_of(c).as_deref(), Some("v1"));
         assert_eq!(c.delivery.attempts, 1);
     }
@@ -857,7 +863,10 @@ async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_to
     };
     let refused = db
         .store
-        .finish_deliveries("w2", of(&first, vec![delivered(), delivered(), delivered()]))
+        .finish_deliveries(
+            "w2",
+            of(&first, vec![delivered(), delivered(), delivered()]),
+        )
         .await
         .expect("finish");
     assert_eq!(refused, vec![false, false, false]);
@@ -882,7 +891,11 @@ async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_to
                 .expect("exists")
         }
     };
-    assert_eq!(shown("a").await, subs[0], "a healthy subscription is not written");
+    assert_eq!(
+        shown("a").await,
+        subs[0],
+        "a healthy subscription is not written"
+    );
     let b = shown("b").await;
     assert_eq!(b.consecutive_failures, 1);
     assert!(b.failing_reported.is_some());
@@ -912,11 +925,17 @@ async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_to
             ("c".to_owned(), registered("v2")),
         ]
     );
-    let b_again = second.iter().find(|c| c.subscription.name == "b").expect("b");
+    let b_again = second
+        .iter()
+        .find(|c| c.subscription.name == "b")
+        .expect("b");
     assert_eq!(b_again.delivery.attempts, 2);
     let recorded = db
         .store
-        .finish_deliveries("w1", of(&second, vec![delivered(), delivered(), delivered()]))
+        .finish_deliveries(
+            "w1",
+            of(&second, vec![delivered(), delivered(), delivered()]),
+        )
         .await
         .expect("finish");
     assert_eq!(recorded, vec![true, true, true]);
@@ -929,7 +948,10 @@ async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_to
     let events = all_events(&db).await;
     let count = |kind: &str| events.iter().filter(|e| e.action == kind).count();
     assert_eq!(
-        (count(action::SUBSCRIPTION_FAILING), count(action::SUBSCRIPTION_RECOVERED)),
+        (
+            count(action::SUBSCRIPTION_FAILING),
+            count(action::SUBSCRIPTION_RECOVERED)
+        ),
         (1, 1)
     );
     // Then c's test message after its events, b's v2 after its v1; a and c
@@ -938,12 +960,18 @@ async fn a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_to
     assert_eq!(
         lines(&third),
         vec![
-            ("a".to_owned(), format!("{} -", action::SUBSCRIPTION_FAILING)),
+            (
+                "a".to_owned(),
+                format!("{} -", action::SUBSCRIPTION_FAILING)
+            ),
             ("b".to_owned(), registered("v2")),
             ("c".to_owned(), "test".to_owned()),
         ]
     );
-    let test = third.iter().find(|c| c.event.is_none()).expect("the test message");
+    let test = third
+        .iter()
+        .find(|c| c.event.is_none())
+        .expect("the test message");
     assert_eq!(test.delivery.event_id, None);
 }
 
@@ -977,15 +1005,25 @@ async fn runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_deliv
             .iter()
             .map(|c| {
                 let e = c.event.as_ref().expect("an event");
-                format!("{}:{}", e.model_id.as_deref().unwrap_or("-"), e.version.as_deref().unwrap_or("-"))
+                format!(
+                    "{}:{}",
+                    e.model_id.as_deref().unwrap_or("-"),
+                    e.version.as_deref().unwrap_or("-")
+                )
             })
             .collect::<Vec<_>>()
     };
     // Runs of 3: a's first three in order, and b's only one.
     let first = runs("w1", Timestamp::now(), 10, 3).await;
-    assert_eq!(versions(&first), ["chat:v1", "chat:v2", "chat:v3", "other:v1"]);
+    assert_eq!(
+        versions(&first),
+        ["chat:v1", "chat:v2", "chat:v3", "other:v1"]
+    );
     assert!(first.iter().all(|c| c.delivery.attempts == 1));
-    assert!(runs("w2", Timestamp::now(), 10, 3).await.is_empty(), "leased");
+    assert!(
+        runs("w2", Timestamp::now(), 10, 3).await.is_empty(),
+        "leased"
+    );
     // v1 delivered, v2 failed (retry in 30 s), v3 never sent: released, its claim not counted.
     let recorded = db
         .store
@@ -1015,9 +1053,19 @@ async fn runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_deliv
             .expect("release"),
         1
     );
-    let shown = db.store.recent_deliveries(a.id, 10).await.expect("deliveries");
-    let v3 = shown.iter().find(|d| d.id == first[2].delivery.id).expect("v3");
-    assert_eq!((v3.status, v3.attempts, v3.last_attempt_at), (DeliveryStatus::Pending, 0, None));
+    let shown = db
+        .store
+        .recent_deliveries(a.id, 10)
+        .await
+        .expect("deliveries");
+    let v3 = shown
+        .iter()
+        .find(|d| d.id == first[2].delivery.id)
+        .expect("v3");
+    assert_eq!(
+        (v3.status, v3.attempts, v3.last_attempt_at),
+        (DeliveryStatus::Pending, 0, None)
+    );
     // v2 waits for its retry, and v3 and v4 wait behind it.
     assert!(runs("w1", Timestamp::now(), 10, 3).await.is_empty());
     // A redelivered v1 goes first again, alone: v2 is not due yet.
@@ -1029,7 +1077,10 @@ async fn runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_deliv
     assert_eq!(versions(&again), ["chat:v1"]);
     assert!(db
         .store
-        .finish_deliveries("w1", vec![(again[0].delivery.id, delivered(), Timestamp::now())])
+        .finish_deliveries(
+            "w1",
+            vec![(again[0].delivery.id, delivered(), Timestamp::now())]
+        )
         .await
         .expect("finish")
         .iter()
@@ -1045,7 +1096,10 @@ async fn runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_deliv
         .release_deliveries("w1", &due.iter().map(|c| c.delivery.id).collect::<Vec<_>>())
         .await
         .expect("release");
-    assert_eq!(versions(&runs("w1", later(40), 2, 3).await), ["chat:v2", "chat:v3"]);
+    assert_eq!(
+        versions(&runs("w1", later(40), 2, 3).await),
+        ["chat:v2", "chat:v3"]
+    );
 }
 
 async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
@@ -1055,7 +1109,11 @@ async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
     for n in 0..6 {
         subs.push(
             db.store
-                .create_subscription(subscription(&format!("s{n}"), Filter::default()), "admin", at(0))
+                .create_subscription(
+                    subscription(&format!("s{n}"), Filter::default()),
+                    "admin",
+                    at(0),
+                )
                 .await
                 .expect("create")
                 .id,
@@ -1077,7 +1135,11 @@ async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
                     .claim_runs(&format!("w{n}"), Timestamp::now(), later(30), 6, 3)
                     .await
                     .expect("claim");
-                got.extend(claimed.into_iter().map(|c| (n, c.subscription.id, c.delivery.id)));
+                got.extend(
+                    claimed
+                        .into_iter()
+                        .map(|c| (n, c.subscription.id, c.delivery.id)),
+                );
             }
             got
         }));
@@ -1090,7 +1152,11 @@ async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
     assert_eq!(distinct.len(), all.len(), "claimed twice: {all:?}");
     assert_eq!(distinct.len(), 18, "{all:?}");
     for s in subs {
-        let owners: HashSet<usize> = all.iter().filter(|(_, sub, _)| *sub == s).map(|(n, _, _)| *n).collect();
+        let owners: HashSet<usize> = all
+            .iter()
+            .filter(|(_, sub, _)| *sub == s)
+            .map(|(n, _, _)| *n)
+            .collect();
         assert_eq!(owners.len(), 1, "subscription {s}'s line split: {all:?}");
     }
 }
