@@ -903,7 +903,7 @@ mod tests {
     #[test]
     fn shown_urls_hide_credentials_tokens_and_queries() {
         assert_eq!(
-            display_url("https://user:pw@hooks.slack.com/services/T0/B0/XXXX?x=1"),
+            display_url("https://user:pw@hooks.slack.com/services/T0/B0/s3cr3t-path?x=1"),
             "https://hooks.slack.com/services/…"
         );
         assert_eq!(

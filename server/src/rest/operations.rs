@@ -182,6 +182,28 @@ pub async fn detail(
     Ok(Json(op))
 }
 
+/// The operation a person steers (pause, continue, roll back) and their
+/// reason, once they may: the lower bar first, so a viewer is told
+/// "forbidden" whether or not the operation exists; then, as weighty as a
+/// rollback, approvers in production.
+async fn steered(
+    app: &AppState,
+    actor: &Actor,
+    id: i64,
+    body: &Decide,
+    what: &str,
+) -> Result<(Operation, String), ApiError> {
+    actor.require(role_for_operation(false), what)?;
+    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
+    let op = app
+        .store
+        .get_operation(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
+    super::clusters::require_operator(app, actor, &op.cluster, true).await?;
+    Ok((op, reason))
+}
+
 async fn decide(
     app: &AppState,
     actor: &Actor,
@@ -189,16 +211,7 @@ async fn decide(
     decision: Decision,
     body: Decide,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    // The lower bar first, so a viewer is told "forbidden" whether or not the operation exists.
-    actor.require(role_for_operation(false), "answering a paused operation")?;
-    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
-    let op = app
-        .store
-        .get_operation(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
-    // Deciding past a gate is as weighty as a rollback: approvers in production.
-    super::clusters::require_operator(app, actor, &op.cluster, true).await?;
+    let (op, reason) = steered(app, actor, id, &body, "answering a paused operation").await?;
     if decision == Decision::RollBack && op.paused.is_none() && !op.state.is_final() {
         // Aborting a running operation: pause it where it is, then roll back.
         app.store
@@ -266,14 +279,7 @@ pub async fn pause(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Decide>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    actor.require(role_for_operation(false), "pausing an operation")?;
-    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
-    let op = app
-        .store
-        .get_operation(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
-    super::clusters::require_operator(&app, &actor, &op.cluster, true).await?;
+    let (_, reason) = steered(&app, &actor, id, &body, "pausing an operation").await?;
     let op = app
         .store
         .pause_operation(id, &actor.name, &reason, Timestamp::now())

@@ -389,7 +389,7 @@ async fn the_secret_is_shown_once_and_urls_are_shown_without_credentials() {
     let created = subscribe(
         &app,
         "ops",
-        "https://user:pw@hooks.example.com/services/T0/B0/XXXX",
+        "https://user:pw@hooks.example.com/services/T0/B0/s3cr3t-path",
         json!({"models": ["chat"], "events": ["promotion.requested", "rollback"]}),
     )
     .await;
@@ -403,7 +403,7 @@ async fn the_secret_is_shown_once_and_urls_are_shown_without_credentials() {
     let listed = app.get_json("/api/v1/subscriptions").await.to_string();
     for text in [&shown, &listed] {
         assert!(
-            !text.contains(&secret) && !text.contains("pw") && !text.contains("XXXX"),
+            !text.contains(&secret) && !text.contains("pw") && !text.contains("s3cr3t-path"),
             "{text}"
         );
     }
@@ -1238,7 +1238,7 @@ async fn signatures_verify_with_the_python_standardwebhooks_package_through_a_se
     let chat = app
         .post_json(
             "/api/v1/subscriptions",
-            &json!({"name": "room", "kind": "chat", "url": format!("{base}/services/T0/B0/XXXX"),
+            &json!({"name": "room", "kind": "chat", "url": format!("{base}/services/T0/B0/s3cr3t-path"),
                     "filter": {"models": ["chat"], "events": ["promotion.requested", "version.registered"]}}),
         )
         .await;
