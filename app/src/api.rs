@@ -5,22 +5,30 @@
 
 pub mod approve_promotion;
 pub mod client;
+pub mod create_subscription;
+pub mod delete_subscription;
 pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
 pub mod get_cluster;
 pub mod get_clusters;
 pub mod get_model_page;
+pub mod get_notification_status;
 pub mod get_operation;
 pub mod get_overview;
 pub mod get_serving_at;
 pub mod get_signed_in_user;
+pub mod get_subscription;
+pub mod get_subscriptions;
 pub mod get_version_detail;
 pub mod lookup_request;
 pub mod move_stage;
+pub mod redeliver;
 pub mod reject_promotion;
 pub mod request_promotion;
 pub mod roll_back_cluster;
+pub mod rotate_subscription_secret;
+pub mod send_test_message;
 pub mod start_operation;
 pub mod verify_audit_chain;
 

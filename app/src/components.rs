@@ -3,6 +3,7 @@
 pub mod cluster_alerts;
 pub mod cluster_card;
 pub mod layout;
+pub mod notification_alerts;
 pub mod pending_approvals;
 pub mod stage_badge;
 pub mod status;

@@ -210,3 +210,108 @@ mod tests {
         );
     }
 }
+
+/// A notification subscription as the subscriptions page shows it: the
+/// destination without credentials or tokens, its filter, and its health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionRow {
+    pub name: String,
+    /// `webhook` or `chat`.
+    pub kind: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub models: Vec<String>,
+    pub environments: Vec<String>,
+    pub clusters: Vec<String>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+    /// `dead`, `paused` or `failing` when it is not delivering.
+    pub warning: Option<String>,
+    pub pending: i64,
+    pub dead: i64,
+    pub consecutive_failures: i64,
+    pub failing_since: Option<Timestamp>,
+    pub paused_until: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+/// The subscriptions page: every subscription, and the event kinds a filter may name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscriptions {
+    pub rows: Vec<SubscriptionRow>,
+    pub event_kinds: Vec<String>,
+    /// What an empty event filter receives.
+    pub default_kinds: Vec<String>,
+}
+
+/// One delivery of a subscription (an event, or a test message without one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub event_id: Option<i64>,
+    /// `pending`, `delivered` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    pub response_code: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<Timestamp>,
+}
+
+/// A subscription with its recent deliveries, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionDetail {
+    pub row: SubscriptionRow,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+/// A created subscription; its signing secret (webhooks) is shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedSubscription {
+    pub name: String,
+    pub secret: Option<String>,
+}
+
+/// A rotated secret, shown this once, and until when the previous ones sign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RotatedSecret {
+    pub name: String,
+    pub secret: String,
+    pub previous_valid_until: Timestamp,
+}
+
+/// A subscription that is not delivering, for the overview's warning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationWarning {
+    pub subscription: String,
+    /// `dead`, `paused` or `failing`.
+    pub warning: String,
+    pub failing_since: Option<Timestamp>,
+    pub pending: i64,
+    pub dead: i64,
+}
+
+/// Whether notifications are being delivered: warnings worst first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationStatus {
+    pub subscriptions: usize,
+    pub warnings: Vec<NotificationWarning>,
+    /// Whether the reader may open the subscriptions page (admins).
+    pub can_manage: bool,
+}
+
+/// The new-subscription form as posted: lists comma-separated, empty for any.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionForm {
+    pub name: String,
+    /// `webhook` or `chat`.
+    pub kind: String,
+    pub url: String,
+    pub events: String,
+    pub models: String,
+    pub environments: String,
+    pub clusters: String,
+}

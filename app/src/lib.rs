@@ -27,6 +27,7 @@ use crate::pages::overview_page::OverviewPage;
 use crate::pages::request_page::RequestPage;
 use crate::pages::serving_page::ServingPage;
 use crate::pages::signin_page::SignInPage;
+use crate::pages::subscriptions_page::{SubscriptionPage, SubscriptionsPage};
 use crate::pages::version_page::VersionPage;
 
 /// The HTML document around the app, rendered on the server.
@@ -101,6 +102,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/audit") view=AuditLogPage ssr=SsrMode::Async/>
                     <Route path=path!("/serving") view=ServingPage ssr=SsrMode::Async/>
                     <Route path=path!("/requests") view=RequestPage ssr=SsrMode::Async/>
+                    <Route path=path!("/subscriptions") view=SubscriptionsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/subscriptions/:name") view=SubscriptionPage ssr=SsrMode::Async/>
                     <Route path=path!("/signin") view=SignInPage/>
                 </Routes>
             </main>

@@ -9,4 +9,5 @@ pub mod overview_page;
 pub mod request_page;
 pub mod serving_page;
 pub mod signin_page;
+pub mod subscriptions_page;
 pub mod version_page;

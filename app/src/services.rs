@@ -18,7 +18,9 @@ use switchyard_domain::operations::{Operation, OperationKind};
 use switchyard_domain::promotion::Promotion;
 
 use crate::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer,
+    Approvals, AuditFilter, AuditView, Board, ClusterView, CreatedSubscription, ModelPage,
+    NotificationStatus, RotatedSecret, ServingAnswer, SubscriptionDetail, SubscriptionForm,
+    Subscriptions,
 };
 use crate::error::AppError;
 use crate::session::SignedInUser;
@@ -115,6 +117,37 @@ pub trait Services: Send + Sync + 'static {
 
     /// Rejects as `POST /api/v1/promotions/{id}/reject` does (approver and up).
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError>;
+
+    /// Every notification subscription with its health (admins).
+    async fn subscriptions(&self) -> Result<Subscriptions, AppError>;
+
+    /// One subscription with its recent deliveries (admins). Unknown: `not_found`.
+    async fn subscription(&self, name: &str) -> Result<SubscriptionDetail, AppError>;
+
+    /// Creates a subscription (admins); lists are comma-separated, empty for any.
+    async fn create_subscription(
+        &self,
+        form: &SubscriptionForm,
+    ) -> Result<CreatedSubscription, AppError>;
+
+    /// Deletes a subscription with its secrets and deliveries (admins).
+    async fn delete_subscription(&self, name: &str) -> Result<(), AppError>;
+
+    /// Queues a test message to a subscription (admins).
+    async fn send_test_message(&self, name: &str) -> Result<(), AppError>;
+
+    /// Queues a delivery again with its webhook-id (admins).
+    async fn redeliver(&self, delivery_id: i64) -> Result<(), AppError>;
+
+    /// A new signing secret; the previous ones sign for `overlap_hours` more (admins).
+    async fn rotate_subscription_secret(
+        &self,
+        name: &str,
+        overlap_hours: Option<i64>,
+    ) -> Result<RotatedSecret, AppError>;
+
+    /// Whether notifications are delivered (any signed-in user; for the overview).
+    async fn notification_status(&self) -> Result<NotificationStatus, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

@@ -23,3 +23,12 @@ impl SignedInUser {
         }
     }
 }
+
+/// The session's CSRF token while rendering on the server, for forms posted
+/// without JavaScript; in the browser the server-function client sends it
+/// as a header instead.
+pub fn csrf_token() -> String {
+    leptos::prelude::use_context::<SignedInUser>()
+        .map(|u| u.csrf_token)
+        .unwrap_or_default()
+}

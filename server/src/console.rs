@@ -8,12 +8,15 @@
 //! signed-out page views to `/signin`. Services are provided only with a
 //! session, so every server function refuses without one.
 
+mod subscriptions;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage,
-    PendingPromotion, RollbackMark, ServingAnswer, SlotHealthNow,
+    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, CreatedSubscription,
+    ModelPage, NotificationStatus, PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer,
+    SlotHealthNow, SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};
@@ -925,6 +928,45 @@ impl Services for StoreServices {
         )
         .await
         .map_err(to_app_error)
+    }
+
+    async fn subscriptions(&self) -> Result<Subscriptions, AppError> {
+        subscriptions::list(&self.state, &self.user).await
+    }
+
+    async fn subscription(&self, name: &str) -> Result<SubscriptionDetail, AppError> {
+        subscriptions::detail(&self.state, &self.user, name).await
+    }
+
+    async fn create_subscription(
+        &self,
+        form: &SubscriptionForm,
+    ) -> Result<CreatedSubscription, AppError> {
+        subscriptions::create(&self.state, &self.user, form).await
+    }
+
+    async fn delete_subscription(&self, name: &str) -> Result<(), AppError> {
+        subscriptions::delete(&self.state, &self.user, name).await
+    }
+
+    async fn send_test_message(&self, name: &str) -> Result<(), AppError> {
+        subscriptions::send_test(&self.state, &self.user, name).await
+    }
+
+    async fn redeliver(&self, delivery_id: i64) -> Result<(), AppError> {
+        subscriptions::redeliver(&self.state, &self.user, delivery_id).await
+    }
+
+    async fn rotate_subscription_secret(
+        &self,
+        name: &str,
+        overlap_hours: Option<i64>,
+    ) -> Result<RotatedSecret, AppError> {
+        subscriptions::rotate(&self.state, &self.user, name, overlap_hours).await
+    }
+
+    async fn notification_status(&self) -> Result<NotificationStatus, AppError> {
+        subscriptions::status(&self.state, &self.user).await
     }
 }
 

@@ -24,4 +24,5 @@ pub mod rest;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;

@@ -30,9 +30,7 @@ pub fn drift_cells(clusters: &[ClusterView]) -> Vec<DriftCell> {
 }
 
 #[component]
-pub fn ClusterAlerts(
-    clusters: Resource<Result<Vec<ClusterView>, AppError>>,
-) -> impl IntoView {
+pub fn ClusterAlerts(clusters: Resource<Result<Vec<ClusterView>, AppError>>) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Loading clusters…"</p> }>
             {move || Suspend::new(async move {

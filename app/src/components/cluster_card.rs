@@ -10,7 +10,6 @@ use switchyard_domain::operations::{
 };
 use switchyard_domain::FullId;
 
-
 use crate::api::get_operation::get_operation;
 use crate::api::roll_back_cluster::RollBackCluster;
 use crate::api::start_operation::{parse_steps, StartOperation};
@@ -326,7 +325,9 @@ pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
                 let _ = busy.try_set(false);
             });
         };
-        if let Ok(handle) = set_interval_with_handle(tick, std::time::Duration::from_millis(POLL_MS)) {
+        if let Ok(handle) =
+            set_interval_with_handle(tick, std::time::Duration::from_millis(POLL_MS))
+        {
             on_cleanup(move || handle.clear());
         }
     });
@@ -643,15 +644,27 @@ mod tests {
         };
         assert_eq!(slot_health(&empty, &[]), "empty");
         assert_eq!(
-            health_words(Some("ready"), "ready, checked 2026-12-07 02:02:56 UTC".into()),
-            ("ready now".into(), Some("last operation: ready, checked 2026-12-07 02:02:56 UTC".into()))
+            health_words(
+                Some("ready"),
+                "ready, checked 2026-12-07 02:02:56 UTC".into()
+            ),
+            (
+                "ready now".into(),
+                Some("last operation: ready, checked 2026-12-07 02:02:56 UTC".into())
+            )
         );
         assert_eq!(
             health_words(Some("unknown: no answer within 500 ms"), "ready".into()),
-            ("ready".into(), Some("now: unknown: no answer within 500 ms".into()))
+            (
+                "ready".into(),
+                Some("now: unknown: no answer within 500 ms".into())
+            )
         );
         assert_eq!(health_words(None, "empty".into()), ("empty".into(), None));
-        assert_eq!(health_words(Some("empty"), "empty".into()), ("empty".into(), None));
+        assert_eq!(
+            health_words(Some("empty"), "empty".into()),
+            ("empty".into(), None)
+        );
         let loaded = SlotView {
             slot: SlotName::Blue,
             full_id: Some(id("chat:v3")),

@@ -11,10 +11,11 @@ pub fn Header() -> impl IntoView {
     // Known while rendering on the server (the session's user is in context)
     // and handed to the browser inside the page, so hydration sees the same
     // header without a round trip.
-    let user = SharedValue::new(|| {
-        use_context::<SignedInUser>()
-    });
+    let user = SharedValue::new(|| use_context::<SignedInUser>()).into_inner();
     // Effects run only in the browser: this marks the page as interactive.
+    let admin = user
+        .as_ref()
+        .is_some_and(|u| u.role.allows(switchyard_domain::access::Role::Admin));
     let (hydrated, set_hydrated) = signal(false);
     Effect::new(move |_| set_hydrated.set(true));
     view! {
@@ -32,8 +33,9 @@ pub fn Header() -> impl IntoView {
                 <A href="/serving">"Serving at T"</A>
                 <A href="/requests">"Request lookup"</A>
                 <A href="/audit">"Audit log"</A>
+                {admin.then(|| view! { <A href="/subscriptions">"Subscriptions"</A> })}
             </nav>
-            {match user.into_inner() {
+            {match user {
                 Some(u) => view! { <UserBox user=u/> }.into_any(),
                 None => view! { <A href="/signin" attr:class="signin-link">"Sign in"</A> }.into_any(),
             }}

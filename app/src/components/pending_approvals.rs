@@ -4,7 +4,6 @@ use crate::api::get_approvals::get_approvals;
 use crate::components::status::{ErrorNote, Loading};
 use crate::pages::approvals_page::approvals_summary;
 
-
 /// The promotions waiting for approval, at the top of the overview, each
 /// linking to the approvals inbox.
 #[component]

@@ -43,15 +43,20 @@ pub struct MarkerGroup<'a> {
 /// The window's stage changes, oldest first, in groups of markers closer
 /// than [`GROUP_WIDTH`] to the group's first.
 pub fn marker_groups(changes: &[VersionStageChange], window: Window) -> Vec<MarkerGroup<'_>> {
-    let mut inside: Vec<&VersionStageChange> =
-        changes.iter().filter(|c| window.contains(c.change.at)).collect();
+    let mut inside: Vec<&VersionStageChange> = changes
+        .iter()
+        .filter(|c| window.contains(c.change.at))
+        .collect();
     inside.sort_by_key(|c| c.change.at);
     let mut groups: Vec<MarkerGroup> = Vec::new();
     for c in inside {
         let x = window.x(c.change.at);
         match groups.last_mut() {
             Some(g) if x - g.x < GROUP_WIDTH => g.changes.push(c),
-            _ => groups.push(MarkerGroup { x, changes: vec![c] }),
+            _ => groups.push(MarkerGroup {
+                x,
+                changes: vec![c],
+            }),
         }
     }
     groups
@@ -434,7 +439,11 @@ pub fn Timeline(
             stage_word(c.change.from, c.change.to),
             utc(c.change.at),
             c.change.actor,
-            c.change.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
+            c.change
+                .reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
         )
     };
     let markers = marker_groups(&history.stage_changes, window)
@@ -693,14 +702,24 @@ mod tests {
             .map(|i| change(i * 730 / 1000, &format!("v{i}")))
             .collect();
         let groups = marker_groups(&many, window);
-        assert!(groups.len() <= ((WIDTH - LABELS - RIGHT) / GROUP_WIDTH + 1) as usize, "{}", groups.len());
-        assert_eq!(groups.iter().map(|g| g.changes.len()).sum::<usize>(), 1000, "every change is in a group");
+        assert!(
+            groups.len() <= ((WIDTH - LABELS - RIGHT) / GROUP_WIDTH + 1) as usize,
+            "{}",
+            groups.len()
+        );
+        assert_eq!(
+            groups.iter().map(|g| g.changes.len()).sum::<usize>(),
+            1000,
+            "every change is in a group"
+        );
         let two_far = vec![change(10, "a"), change(700, "b")];
         let groups = marker_groups(&two_far, window);
-        assert_eq!(groups.iter().map(|g| g.changes.len()).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(
+            groups.iter().map(|g| g.changes.len()).collect::<Vec<_>>(),
+            vec![1, 1]
+        );
         // Outside the window: not drawn.
         let late = vec![change(800, "c")];
         assert!(marker_groups(&late, window).is_empty());
     }
-
 }

@@ -5,7 +5,6 @@ use switchyard_domain::diff::{has_changes, DiffLine};
 use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
 use switchyard_domain::{FullId, Stage, Timestamp};
 
-
 use crate::api::approve_promotion::ApprovePromotion;
 use crate::api::get_approvals::get_approvals;
 use crate::api::reject_promotion::RejectPromotion;
@@ -14,7 +13,6 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::data::{Approvals, PendingPromotion};
 use crate::format::utc;
-
 
 /// Why `username` (with `role`) may not approve `p` now, or none if they may.
 /// The server decides again (`promotion::check_approval`); this only greys

@@ -11,7 +11,6 @@ use crate::components::table::ColumnHeads;
 use crate::data::{encode, AuditFilter, AuditView};
 use crate::format::utc_seconds;
 
-
 /// The action filter's menu, grouped as a release manager thinks of them.
 const ACTIONS: [(&str, &[&str]); 4] = [
     (

@@ -8,7 +8,6 @@ use switchyard_domain::promotion::target_stage;
 use switchyard_domain::types::Version;
 use switchyard_domain::{Stage, Timestamp};
 
-
 use crate::api::get_board::get_board;
 use crate::api::move_stage::MoveStage;
 use crate::api::request_promotion::RequestPromotion;
@@ -16,7 +15,6 @@ use crate::api::request_promotion::RequestPromotion;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
-
 
 /// A move a card offers: where to, the button's words, why it is disabled
 /// (if it is), and for a promotion the environments it may be requested for.

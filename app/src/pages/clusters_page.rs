@@ -9,7 +9,6 @@ use crate::components::cluster_card::{operation_state_words, ClusterCard, Operat
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc_seconds;
 
-
 /// Every serving cluster: slots, traffic, drift, the running operation, and
 /// the buttons that start operations.
 #[component]

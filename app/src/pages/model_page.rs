@@ -12,7 +12,6 @@ use crate::components::timeline::{Timeline, Window};
 use crate::data::ModelPage as ModelData;
 use crate::format::{short_hash, utc};
 
-
 /// The zoom presets: query value, button text, days (None: all of history).
 const RANGES: [(&str, &str, Option<i64>); 4] = [
     ("30d", "30 days", Some(30)),

@@ -9,7 +9,6 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::format::{milliseconds, utc, utc_seconds};
 
-
 /// Request id → the version that served it, its config hash, and how it got there.
 #[component]
 pub fn RequestPage() -> impl IntoView {

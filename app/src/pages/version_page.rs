@@ -9,7 +9,6 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::format::utc;
 
-
 /// A version: its config, its stage history and where it is pinned now.
 #[component]
 pub fn VersionPage() -> impl IntoView {

@@ -9,28 +9,22 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_domain::access::Role;
-use switchyard_domain::{ModelId, Timestamp};
+use switchyard_domain::Timestamp;
 use utoipa::ToSchema;
 
 use super::actor::Actor;
 use super::extract::{ApiJson, ApiPath};
 use crate::error::ApiError;
-use crate::notify::sealed::seal;
-use crate::notify::{display_url, new_secret, validate_destination};
+use crate::notify::display_url;
 use crate::state::AppState;
-use crate::store::notify::{
-    Delivery, DestinationKind, Filter, NewSubscription, Subscription, EVENT_KINDS,
-};
-use crate::store::StoreError;
+use crate::store::notify::{Delivery, Filter, Subscription};
+use crate::subscriptions;
 
 /// Every subscription route is for admins: destinations and their traffic are configuration.
 const REQUIRED: Role = Role::Admin;
 
 /// Deliveries shown with a subscription.
 const RECENT: u32 = 50;
-
-/// Longest overlap of a rotated secret, in hours (30 days).
-const MAX_OVERLAP_HOURS: i64 = 720;
 
 /// The body of `POST /api/v1/subscriptions`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,55 +87,15 @@ fn shown_delivery(d: &Delivery) -> Value {
     json!(d)
 }
 
-fn invalid(message: String) -> ApiError {
-    ApiError::invalid(message)
-}
-
-/// Checks names, kinds and what the filter names against what exists.
-async fn checked_filter(app: &AppState, body: FilterBody) -> Result<Filter, ApiError> {
-    for kind in &body.events {
-        if !EVENT_KINDS.contains(&kind.as_str()) {
-            return Err(invalid(format!(
-                "filter.events: unknown event kind {kind:?}; known kinds: {}",
-                EVENT_KINDS.join(", ")
-            )));
+impl From<FilterBody> for Filter {
+    fn from(body: FilterBody) -> Filter {
+        Filter {
+            events: body.events,
+            models: body.models,
+            environments: body.environments,
+            clusters: body.clusters,
         }
     }
-    for model in &body.models {
-        let id = ModelId::parse(model).map_err(|e| invalid(format!("filter.models: {e}")))?;
-        match app.store.list_versions(&id).await {
-            Ok(_) => {}
-            Err(StoreError::Domain(switchyard_domain::DomainError::NotFound(_))) => {
-                return Err(invalid(format!(
-                    "filter.models: unknown model {model:?} (register a version of it first)"
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if !body.environments.is_empty() {
-        let known = app.store.list_environments().await?;
-        for env in &body.environments {
-            if !known.iter().any(|e| e.name == *env) {
-                return Err(invalid(format!(
-                    "filter.environments: unknown environment {env:?}"
-                )));
-            }
-        }
-    }
-    for cluster in &body.clusters {
-        if app.store.get_cluster(cluster).await?.is_none() {
-            return Err(invalid(format!(
-                "filter.clusters: unknown cluster {cluster:?}"
-            )));
-        }
-    }
-    Ok(Filter {
-        events: body.events,
-        models: body.models,
-        environments: body.environments,
-        clusters: body.clusters,
-    })
 }
 
 fn unknown(name: &str) -> ApiError {
@@ -161,41 +115,17 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateSubscription>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     actor.require(REQUIRED, "creating a subscription")?;
-    let name = switchyard_domain::clusters::parse_cluster_name(&body.name).map_err(|_| {
-        invalid(format!(
-            "subscription name {:?} is not valid: it must match [a-z0-9][a-z0-9._-]{{0,63}}",
-            body.name
-        ))
-    })?;
-    let kind = match body.kind.as_deref() {
-        None => DestinationKind::Webhook,
-        Some(k) => DestinationKind::parse(k)
-            .ok_or_else(|| invalid(format!("kind must be webhook or chat, not {k:?}")))?,
+    let requested = subscriptions::Requested {
+        name: body.name,
+        kind: body.kind,
+        url: body.url,
+        filter: body.filter.into(),
     };
-    validate_destination(&body.url, app.config.webhook_allow_private)
-        .await
-        .map_err(invalid)?;
-    let filter = checked_filter(&app, body.filter).await?;
-    let secret = new_secret();
-    let created = app
-        .store
-        .create_subscription(
-            NewSubscription {
-                name,
-                kind,
-                url: body.url.trim().to_owned(),
-                filter,
-                secret: seal(app.config.secrets_key.as_ref(), &secret),
-            },
-            &actor.name,
-            Timestamp::now(),
-        )
-        .await?;
+    let (created, secret) =
+        subscriptions::create(&app, requested, &actor.name, Timestamp::now()).await?;
     let mut v = shown(&created);
-    if kind == DestinationKind::Webhook {
-        if let Some(o) = v.as_object_mut() {
-            o.insert("secret".into(), json!(secret));
-        }
+    if let (Some(secret), Some(o)) = (secret, v.as_object_mut()) {
+        o.insert("secret".into(), json!(secret));
     }
     Ok((StatusCode::CREATED, Json(v)))
 }
@@ -276,24 +206,14 @@ pub async fn rotate_secret(
     ApiJson(body): ApiJson<RotateSecret>,
 ) -> Result<Json<Value>, ApiError> {
     actor.require(REQUIRED, "rotating a subscription's secret")?;
-    let hours = body.overlap_hours.unwrap_or(24);
-    if !(0..=MAX_OVERLAP_HOURS).contains(&hours) {
-        return Err(invalid(format!(
-            "overlap_hours must be from 0 to {MAX_OVERLAP_HOURS}, not {hours}"
-        )));
-    }
-    let now = Timestamp::now();
-    let until = Timestamp::from_micros(now.micros() + hours * 3_600_000_000);
-    let secret = new_secret();
-    app.store
-        .rotate_secret(
-            &name,
-            &seal(app.config.secrets_key.as_ref(), &secret),
-            until,
-            &actor.name,
-            now,
-        )
-        .await?;
+    let (secret, until) = subscriptions::rotate_secret(
+        &app,
+        &name,
+        body.overlap_hours,
+        &actor.name,
+        Timestamp::now(),
+    )
+    .await?;
     Ok(Json(
         json!({ "secret": secret, "previous_secrets_valid_until": until }),
     ))
@@ -336,44 +256,14 @@ pub async fn redeliver(
     responses((status = 200, description = "Whether notifications are being delivered: how many subscriptions there are, and one warning per subscription that is dead (deliveries given up), paused (circuit breaker open) or failing, worst first. For the overview's warning; any signed-in user may read it, the last error only admins", body = ref("#/components/schemas/NotificationStatus"))))]
 pub async fn status(State(app): State<AppState>, actor: Actor) -> Result<Json<Value>, ApiError> {
     actor.require(Role::Viewer, "reading the notification status")?;
-    let now = Timestamp::now();
-    let all = app.store.subscription_health().await?;
     let admin = actor.role.allows(Role::Admin);
-    let mut warnings: Vec<(&'static str, Value)> = all
-        .iter()
-        .filter_map(|h| {
-            let warning = h.warning(now)?;
-            Some((
-                warning,
-                json!({
-                    "subscription": h.name,
-                    "warning": warning,
-                    "failing_since": h.failing_since,
-                    "reported_at": h.failing_reported,
-                    "consecutive_failures": h.consecutive_failures,
-                    "paused_until": h.paused_until.filter(|t| t.micros() > now.micros()),
-                    "pending": h.pending,
-                    "dead": h.dead,
-                    "oldest_pending": h.oldest_pending,
-                    // Receivers' answers are excerpted into errors: configuration, for admins.
-                    "last_error": if admin { h.last_error.clone() } else { None },
-                    "last_error_at": h.last_error_at,
-                }),
-            ))
-        })
-        .collect();
-    let rank = |w: &str| match w {
-        "dead" => 0,
-        "paused" => 1,
-        _ => 2,
-    };
-    warnings.sort_by_key(|(w, _)| rank(w));
-    let count = |kind: &str| warnings.iter().filter(|(w, _)| *w == kind).count();
+    let (subscriptions, warnings) = subscriptions::status(&app, admin, Timestamp::now()).await?;
+    let count = |kind: &str| warnings.iter().filter(|w| w.warning == kind).count();
     Ok(Json(json!({
-        "subscriptions": all.len(),
+        "subscriptions": subscriptions,
         "dead": count("dead"),
         "paused": count("paused"),
         "failing": count("failing"),
-        "warnings": warnings.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        "warnings": warnings,
     })))
 }

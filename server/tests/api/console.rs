@@ -284,7 +284,7 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
 
 /// The server function's JSON answer, asserting that it succeeded (`ok`) or
 /// was refused.
-async fn server_fn_json(
+pub async fn server_fn_json(
     app: &TestApp,
     path: &str,
     form: &[(&str, &str)],
@@ -295,10 +295,13 @@ async fn server_fn_json(
     let answer = call_server_fn(app, "POST", path, &form, Some(browser)).await;
     // "<code> <reason phrase> <body>"
     assert_eq!(answer.starts_with("200 "), ok, "{path}: {answer}");
-    let body = answer
-        .find(['{', '['])
-        .map(|i| &answer[i..])
+    let status = answer
+        .get(..3)
+        .and_then(|code| code.parse::<u16>().ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .map(|status| format!("{status} "))
         .unwrap_or_default();
+    let body = answer.strip_prefix(status.as_str()).unwrap_or_default();
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {answer}"))
 }
 
