@@ -176,7 +176,6 @@ fn Row(r: SubscriptionRow, refresh: RwSignal<u32>) -> impl IntoView {
     let health = health_words(&r);
     let warning = r.warning.clone().unwrap_or_else(|| "ok".to_owned());
     let name = r.name.clone();
-    let test_for = r.name.clone();
     Effect::new(move |_| {
         if let Some(Ok(_)) = test.value().get() {
             refresh.update(|n| *n += 1);
@@ -202,7 +201,6 @@ fn Row(r: SubscriptionRow, refresh: RwSignal<u32>) -> impl IntoView {
                     Ok(_) => view! { <span class="done" role="status">"Test message queued."</span> }.into_any(),
                     Err(e) => view! { <span class="error" role="alert">{format!("Not sent: {}", e.message)}</span> }.into_any(),
                 })}
-                <span class="sr-only">{test_for}</span>
             </td>
         </tr>
     }
