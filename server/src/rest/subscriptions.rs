@@ -74,7 +74,7 @@ pub struct RotateSecret {
 fn shown(s: &Subscription) -> Value {
     let now = Timestamp::now();
     let paused = s.paused_until.filter(|t| t.micros() > now.micros());
-    json!({
+    let mut v = json!({
         "id": s.id,
         "name": s.name,
         "kind": s.kind,
@@ -86,7 +86,11 @@ fn shown(s: &Subscription) -> Value {
         "paused_until": paused,
         "consecutive_failures": s.consecutive_failures,
         "failing_since": s.failing_since,
-    })
+    });
+    if !s.options.is_null() {
+        v["options"] = s.options.clone();
+    }
+    v
 }
 
 fn shown_delivery(d: &Delivery) -> Value {
@@ -169,6 +173,12 @@ pub async fn create(
     })?;
     let kind = match body.kind.as_deref() {
         None => DestinationKind::Webhook,
+        Some("mlflow-alias") => {
+            return Err(invalid(
+                "kind mlflow-alias is configured by the server's SWITCHYARD_MLFLOW_WRITE_BACK, not through the API"
+                    .to_owned(),
+            ))
+        }
         Some(k) => DestinationKind::parse(k)
             .ok_or_else(|| invalid(format!("kind must be webhook or chat, not {k:?}")))?,
     };
@@ -186,6 +196,7 @@ pub async fn create(
                 url: body.url.trim().to_owned(),
                 filter,
                 secret: seal(app.config.secrets_key.as_ref(), &secret),
+                options: Value::Null,
             },
             &actor.name,
             Timestamp::now(),

@@ -38,6 +38,7 @@ fn subscription(name: &str, filter: Filter) -> NewSubscription {
         url: format!("https://hooks.example.com/{name}"),
         filter,
         secret: crate::notify::new_secret(),
+        options: serde_json::Value::Null,
     }
 }
 
@@ -70,6 +71,7 @@ fn delivered() -> Attempt {
         error: None,
         next: AfterAttempt::Delivered,
         failing_alert_after: std::time::Duration::from_secs(3600),
+        record: None,
     }
 }
 
@@ -84,6 +86,7 @@ fn failed(retry_in_seconds: i64, breaker_threshold: i64) -> Attempt {
             pause_until: later(60),
         },
         failing_alert_after: std::time::Duration::from_secs(3600),
+        record: None,
     }
 }
 
@@ -707,6 +710,7 @@ async fn a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_
             .expect("flaky's delivery is due");
         let attempt = Attempt {
             failing_alert_after: std::time::Duration::from_secs(alert_after),
+            record: None,
             ..failed(0, 100)
         };
         assert!(db
