@@ -40,6 +40,11 @@ Configuration (environment variables):
   SWITCHYARD_MLFLOW_FOLLOW     an MLflow tracking URL: `serve` imports its new versions as they appear
                                (SWITCHYARD_MLFLOW_FOLLOW_ALIASES=champion=production,..., _STAGES, _MODELS,
                                _INTERVAL_MS default 2000; credentials as for `import mlflow`)
+  SWITCHYARD_MLFLOW_WEBHOOK_SECRET  (or _FILE) with _FOLLOW: POST /api/v1/mlflow/webhook takes MLflow's
+                               registry webhooks signed with this secret and reads that model at once
+  SWITCHYARD_MLFLOW_WRITE_BACK alias=environment pairs (champion=production,...): each promotion applied
+                               sets those MLflow aliases on the version it was imported from (durable,
+                               retried; MLflow at SWITCHYARD_MLFLOW_WRITE_BACK_URI, default _FOLLOW)
   SWITCHYARD_CHECKPOINT_KEY      with SWITCHYARD_CHECKPOINT_FILE: `serve` signs the ledger head with this
                                key (from `audit keygen`) and appends a checkpoint to that file every
   SWITCHYARD_CHECKPOINT_INTERVAL_SECS  seconds (default 3600; skipped while the head has not moved)
