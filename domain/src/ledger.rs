@@ -88,9 +88,15 @@ pub mod action {
     /// The periodic verification in `serve` found the hash chain broken, or
     /// the ledger contradicting a signed checkpoint (raised once per problem).
     pub const LEDGER_VERIFICATION_FAILED: &str = "ledger.verification_failed";
+    /// A promotion written back to MLflow as aliases (`details.answer`: MLflow's get-by-alias).
+    pub const MLFLOW_ALIAS_SET: &str = "mlflow.alias_set";
+    /// A promotion not written back to MLflow, and why (`reason`).
+    pub const MLFLOW_ALIAS_SKIPPED: &str = "mlflow.alias_skipped";
+    /// A subscription's destination or filter changed (the MLflow write-back's, from the server's settings).
+    pub const SUBSCRIPTION_UPDATED: &str = "subscription.updated";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 44] = [
+    pub const ALL: [&str; 47] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -135,6 +141,9 @@ pub mod action {
         SUBSCRIPTION_FAILING,
         SUBSCRIPTION_RECOVERED,
         LEDGER_VERIFICATION_FAILED,
+        MLFLOW_ALIAS_SET,
+        MLFLOW_ALIAS_SKIPPED,
+        SUBSCRIPTION_UPDATED,
     ];
 }
 

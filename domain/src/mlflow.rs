@@ -236,6 +236,113 @@ pub fn full_id_for(model: &ModelId, version: &str) -> Result<FullId, String> {
     Ok(FullId::new(model.clone(), version_name_for(version)?))
 }
 
+/// Write-back of promotions as MLflow aliases (`SWITCHYARD_MLFLOW_WRITE_BACK`):
+/// which aliases follow which environment, `alias=environment` pairs as the
+/// import's `--alias` (`champion=production`). An environment may carry
+/// several aliases; an alias follows one environment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBackMap {
+    /// environment → the aliases set on the version promoted into it.
+    pub by_environment: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl WriteBackMap {
+    /// Reads `champion=production,challenger=staging`; an alias named twice
+    /// or a malformed pair is refused.
+    pub fn parse(text: &str) -> Result<WriteBackMap, String> {
+        let mut map = WriteBackMap::default();
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+            let (alias, env) = AliasMap::parse_pair(pair)?;
+            if let Some(other) = seen.insert(alias.clone(), env.clone()) {
+                return Err(format!(
+                    "alias {alias:?} is mapped twice ({other} and {env}): an alias follows one environment"
+                ));
+            }
+            map.by_environment.entry(env).or_default().insert(alias);
+        }
+        if map.by_environment.is_empty() {
+            return Err(format!(
+                "{text:?} names no alias: give alias=environment pairs, e.g. champion=production"
+            ));
+        }
+        Ok(map)
+    }
+
+    /// The environments whose promotions are written back.
+    pub fn environments(&self) -> Vec<String> {
+        self.by_environment.keys().cloned().collect()
+    }
+
+    /// The aliases of `environment` (none when it is not mapped).
+    pub fn aliases_for(&self, environment: &str) -> Vec<String> {
+        self.by_environment
+            .get(environment)
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What a promotion applied in Switchyard asks of MLflow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteBack {
+    /// Point each alias at this MLflow version.
+    Set {
+        name: String,
+        version: String,
+        aliases: Vec<String>,
+    },
+    /// Nothing to write, and why (recorded in the ledger).
+    Skip(String),
+}
+
+/// Decides the write-back of a promotion of a version with `config` into
+/// `environment`. `imported_from` is the tracking URI the version was
+/// imported from (its registration event), `tracking_uri` the one written
+/// back to: a version from another MLflow (or from none) is skipped, as is
+/// an environment the map does not name.
+pub fn write_back_for(
+    map: &WriteBackMap,
+    environment: &str,
+    config: &Value,
+    imported_from: Option<&str>,
+    tracking_uri: &str,
+) -> WriteBack {
+    let aliases = map.aliases_for(environment);
+    if aliases.is_empty() {
+        return WriteBack::Skip(format!(
+            "no MLflow alias follows environment {environment}"
+        ));
+    }
+    let m = config.get("mlflow");
+    let field = |f: &str| m.and_then(|m| m.get(f)).and_then(Value::as_str);
+    let (Some(name), Some(version)) = (field("name"), field("version")) else {
+        return WriteBack::Skip(
+            "the version was not imported from MLflow (its config has no mlflow name and version)"
+                .to_owned(),
+        );
+    };
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    match imported_from {
+        Some(from) if same(from, tracking_uri) => {}
+        Some(from) => {
+            return WriteBack::Skip(format!(
+                "the version was imported from MLflow at {from}, not from {tracking_uri}"
+            ))
+        }
+        None => {
+            return WriteBack::Skip(format!(
+                "the version's registration does not name the MLflow it came from, so it is not written to {tracking_uri}"
+            ))
+        }
+    }
+    WriteBack::Set {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        aliases,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,5 +469,46 @@ mod tests {
         );
         assert_eq!(path_to(stage_for_environment("staging")), &[Stage::Staging]);
         assert!(path_to(stage_for_environment("development")).is_empty());
+    }
+
+    #[test]
+    fn write_back_maps_read_alias_environment_pairs() {
+        let m = WriteBackMap::parse("champion=production, shadow=production,challenger=staging")
+            .expect("parses");
+        assert_eq!(m.aliases_for("production"), vec!["champion", "shadow"]);
+        assert_eq!(m.aliases_for("staging"), vec!["challenger"]);
+        assert!(m.aliases_for("development").is_empty());
+        assert_eq!(m.environments(), vec!["production", "staging"]);
+        let twice = WriteBackMap::parse("champion=production,champion=staging").unwrap_err();
+        assert!(twice.contains("mapped twice"), "{twice}");
+        assert!(WriteBackMap::parse("").is_err());
+        assert!(WriteBackMap::parse("champion").is_err());
+    }
+
+    #[test]
+    fn promotions_write_back_only_versions_imported_from_that_mlflow() {
+        let map = WriteBackMap::parse("champion=production").expect("parses");
+        let config = json!({"mlflow": {"name": "Fraud Detector", "version": "2"}});
+        let uri = "http://mlflow:5000";
+        assert_eq!(
+            write_back_for(&map, "production", &config, Some("http://mlflow:5000/"), uri),
+            WriteBack::Set {
+                name: "Fraud Detector".into(),
+                version: "2".into(),
+                aliases: vec!["champion".into()]
+            }
+        );
+        let skip = |w: WriteBack| match w {
+            WriteBack::Skip(why) => why,
+            other => panic!("not skipped: {other:?}"),
+        };
+        assert!(skip(write_back_for(&map, "staging", &config, Some(uri), uri))
+            .contains("no MLflow alias follows environment staging"));
+        assert!(skip(write_back_for(&map, "production", &json!({"image": "x"}), None, uri))
+            .contains("not imported from MLflow"));
+        assert!(skip(write_back_for(&map, "production", &config, Some("http://other:5000"), uri))
+            .contains("imported from MLflow at http://other:5000"));
+        assert!(skip(write_back_for(&map, "production", &config, None, uri))
+            .contains("does not name the MLflow"));
     }
 }

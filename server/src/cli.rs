@@ -40,6 +40,11 @@ Configuration (environment variables):
   SWITCHYARD_MLFLOW_FOLLOW     an MLflow tracking URL: `serve` imports its new versions as they appear
                                (SWITCHYARD_MLFLOW_FOLLOW_ALIASES=champion=production,..., _STAGES, _MODELS,
                                _INTERVAL_MS default 2000; credentials as for `import mlflow`)
+  SWITCHYARD_MLFLOW_WEBHOOK_SECRET  (or _FILE) with _FOLLOW: POST /api/v1/mlflow/webhook takes MLflow's
+                               registry webhooks signed with this secret and reads that model at once
+  SWITCHYARD_MLFLOW_WRITE_BACK alias=environment pairs (champion=production,...): each promotion applied
+                               sets those MLflow aliases on the version it was imported from (durable,
+                               retried; MLflow at SWITCHYARD_MLFLOW_WRITE_BACK_URI, default _FOLLOW)
   SWITCHYARD_CHECKPOINT_KEY      with SWITCHYARD_CHECKPOINT_FILE: `serve` signs the ledger head with this
                                key (from `audit keygen`) and appends a checkpoint to that file every
   SWITCHYARD_CHECKPOINT_INTERVAL_SECS  seconds (default 3600; skipped while the head has not moved)
@@ -726,19 +731,57 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         store: store.clone(),
         config: Arc::new(config),
         drivers: app.drivers(),
+        mlflow: app.mlflow_trigger(),
     });
+    let webhook_secret = crate::mlflow::webhook::secret_from_env()
+        .map_err(|e| Failure::usage(format!("{e:#}")))?;
     let follow = match crate::mlflow::FollowSettings::from_env()
         .map_err(|e| Failure::usage(format!("{e:#}")))?
     {
         Some(follow) => {
-            tracing::info!(tracking_uri = %follow.tracking_uri, "following the MLflow registry");
+            tracing::info!(tracking_uri = %follow.tracking_uri, webhooks = webhook_secret.is_some(),
+                "following the MLflow registry");
+            let passes = webhook_secret.map(|secret| {
+                let (tx, rx) = tokio::sync::mpsc::channel(crate::mlflow::webhook::QUEUE);
+                app.mlflow_trigger().connect(secret, tx);
+                rx
+            });
             Some(
-                crate::mlflow::spawn_follow(store.clone(), follow)
+                crate::mlflow::spawn_follow(store.clone(), follow, passes)
                     .map_err(|e| Failure::usage(format!("{e:#}")))?,
             )
         }
+        None if webhook_secret.is_some() => {
+            return Err(Failure::usage(
+                "SWITCHYARD_MLFLOW_WEBHOOK_SECRET is set but SWITCHYARD_MLFLOW_FOLLOW is not: \
+                 webhooks only speed up following an MLflow registry"
+                    .to_owned(),
+            ))
+        }
         None => None,
     };
+    match crate::mlflow::write_back::WriteBackSettings::from_env()
+        .map_err(|e| Failure::usage(format!("{e:#}")))?
+    {
+        Some(wb) => {
+            let done = wb
+                .configure(&store)
+                .await
+                .map_err(|e| Failure::usage(format!("{e:#}")))?;
+            tracing::info!(tracking_uri = %wb.tracking_uri, ?done,
+                "promotions are written back to MLflow as aliases");
+        }
+        None => {
+            if let Ok(Some(s)) = store
+                .get_subscription(crate::mlflow::write_back::SUBSCRIPTION)
+                .await
+            {
+                tracing::warn!(subscription = %s.name,
+                    "SWITCHYARD_MLFLOW_WRITE_BACK is unset but the write-back's subscription exists: \
+                     promotions are still written back; DELETE /api/v1/subscriptions/{} to stop", s.name);
+            }
+        }
+    }
     // The runner shares the server's drivers, so live health shows the routers it drives.
     let checkpointer = checkpoints.map(|periodic| periodic.spawn(store.clone()));
     let notifier = crate::notify::spawn(store.clone(), notify_settings);

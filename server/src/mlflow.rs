@@ -17,6 +17,9 @@ use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 
 use crate::store::{ImportItem, Store, StoreError};
 
+pub mod webhook;
+pub mod write_back;
+
 /// The ledger actor of imported items.
 pub const IMPORT_ACTOR: &str = "import:mlflow";
 
@@ -115,14 +118,42 @@ impl Client {
         })
     }
 
+    /// A client on an HTTP client of the caller's (the write-back's, shared by its attempts).
+    pub fn from_parts(
+        http: reqwest::Client,
+        tracking_uri: &str,
+        credential: Option<Credential>,
+    ) -> Client {
+        Client {
+            http,
+            base: tracking_uri.trim_end_matches('/').to_owned(),
+            credential,
+            page_size: PAGE_SIZE.to_string(),
+        }
+    }
+
     pub fn tracking_uri(&self) -> &str {
         &self.base
     }
 
     /// GET one page; `what` names the item for errors.
-    async fn get(&self, path: &str, query: &[(&str, &str)], what: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        what: &str,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/api/2.0/mlflow/{path}", self.base);
-        let mut req = self.http.get(&url).query(query);
+        self.send(self.http.get(&url).query(query), what).await
+    }
+
+    /// POST a JSON body; `what` names the change for errors.
+    pub(crate) async fn post(&self, path: &str, body: &Value, what: &str) -> anyhow::Result<Value> {
+        let url = format!("{}/api/2.0/mlflow/{path}", self.base);
+        self.send(self.http.post(&url).json(body), what).await
+    }
+
+    async fn send(&self, mut req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
         req = match &self.credential {
             Some(Credential::Bearer(t)) => req.bearer_auth(t),
             Some(Credential::Basic { user, password }) => req.basic_auth(user, Some(password)),
@@ -322,6 +353,10 @@ pub struct ImportOptions {
     pub stages: BTreeMap<String, String>,
     /// Only models MLflow updated at or after this instant (ms): follow's cursor.
     pub changed_since: Option<i64>,
+    /// Only the MLflow model of this exact name (a webhook's pass); names
+    /// are still mapped with every model the pattern selects, so collisions
+    /// are refused as in a full pass.
+    pub only: Option<String>,
     /// Print each line on standard output (the command line) or log it (follow).
     pub print: bool,
 }
@@ -414,6 +449,14 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
         })
         .collect();
     let ids = rules::map_models(wanted.iter().map(|m| m.name.as_str()));
+    report.newest_update = wanted.iter().filter_map(|m| m.last_updated).max();
+    // At or after the cursor: a change in the cursor's millisecond is read again (idempotent).
+    let changed = |m: &&RegisteredModel| {
+        opts.changed_since
+            .is_none_or(|c| m.last_updated.is_none_or(|t| t >= c))
+    };
+    let only = |m: &&RegisteredModel| opts.only.as_deref().is_none_or(|n| m.name == n);
+    let wanted: Vec<&RegisteredModel> = wanted.into_iter().filter(changed).filter(only).collect();
     for model in wanted {
         let id = match &ids[&model.name] {
             Ok(id) => id.clone(),
@@ -745,25 +788,68 @@ impl FollowSettings {
     }
 }
 
+/// One follow pass in this many reads every model (the others only those changed since the cursor).
+pub const FULL_PASS_EVERY: u64 = 30;
+
 /// The follow job: every `interval`, imports the models MLflow changed since
 /// the cursor (the newest `last_updated_timestamp` of the last complete
 /// pass; the first pass reads everything). A failed pass keeps the cursor
 /// and is retried at the next tick; every item is idempotent, so several
-/// servers following one registry create each version once.
+/// servers following one registry create each version once. Model names
+/// received on `passes` (MLflow's webhooks) are read at once, whatever the
+/// cursor, which they do not move.
 pub fn spawn_follow(
     store: crate::store::DynStore,
     settings: FollowSettings,
+    mut passes: Option<tokio::sync::mpsc::Receiver<String>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let credential = Credential::from_env(None)?;
     let client = Client::new(&settings.tracking_uri, credential, PAGE_SIZE)?;
     Ok(tokio::spawn(async move {
         let mut cursor: Option<i64> = None;
+        let mut passes_done: u64 = 0;
         let mut ticks = tokio::time::interval(settings.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
+            let asked = match passes.as_mut() {
+                Some(rx) => tokio::select! {
+                    _ = ticks.tick() => None,
+                    name = rx.recv() => name,
+                },
+                None => {
+                    ticks.tick().await;
+                    None
+                }
+            };
+            if let Some(first) = asked {
+                // Names queued meanwhile are read in the same pass, each once.
+                let mut names = std::collections::BTreeSet::from([first]);
+                if let Some(rx) = passes.as_mut() {
+                    while let Ok(n) = rx.try_recv() {
+                        names.insert(n);
+                    }
+                }
+                for name in names {
+                    let opts = ImportOptions {
+                        only: Some(name.clone()),
+                        ..settings.opts.clone()
+                    };
+                    let report = import(store.as_ref(), &client, &opts).await;
+                    match &report.stopped {
+                        Some(why) => tracing::warn!(source = "mlflow", model = %name,
+                            "webhook pass stopped; the next poll reads the model again: {why}"),
+                        None => tracing::info!(source = "mlflow", model = %name,
+                            created = report.created, conflicts = report.conflicts, "webhook pass done"),
+                    }
+                }
+                continue;
+            }
+            // Every FULL_PASS_EVERY-th pass reads every model, whatever the cursor: a
+            // change MLflow makes without moving the model's last update
+            // (a version becoming READY) is picked up too.
+            passes_done += 1;
             let opts = ImportOptions {
-                changed_since: cursor,
+                changed_since: cursor.filter(|_| passes_done % FULL_PASS_EVERY != 0),
                 ..settings.opts.clone()
             };
             let report = import(store.as_ref(), &client, &opts).await;

@@ -66,6 +66,9 @@ pub struct NotifySettings {
     /// Send to loopback and private addresses too (`SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`).
     /// Off, the worker refuses them at every attempt, whatever a name resolves to by then.
     pub allow_private: bool,
+    /// The MLflow write-back's credential (MLflow's own `MLFLOW_TRACKING_TOKEN`,
+    /// or `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`).
+    pub mlflow_credential: Option<crate::mlflow::Credential>,
 }
 
 impl Default for NotifySettings {
@@ -85,6 +88,7 @@ impl Default for NotifySettings {
             secrets_key: None,
             failing_alert_after: Duration::from_secs(15 * 60),
             allow_private: false,
+            mlflow_credential: None,
         }
     }
 }
@@ -143,6 +147,7 @@ impl NotifySettings {
             s.failing_alert_after = Duration::from_secs(n);
         }
         s.secrets_key = sealed::SecretsKey::from_env().map_err(anyhow::Error::msg)?;
+        s.mlflow_credential = crate::mlflow::Credential::from_env(None)?;
         s.allow_private = std::env::var("SWITCHYARD_WEBHOOK_ALLOW_PRIVATE")
             .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
         if let Some(url) = std::env::var("SWITCHYARD_PUBLIC_URL")
@@ -240,6 +245,10 @@ struct Worker {
     store: DynStore,
     settings: NotifySettings,
     client: reqwest::Client,
+    /// For the MLflow write-back: the tracking server comes from the
+    /// server's own settings, usually on the internal network, so it is not
+    /// held to the public-only rule of subscriptions made through the API.
+    mlflow: reqwest::Client,
     owner: String,
 }
 
@@ -258,6 +267,12 @@ impl Worker {
             .user_agent(concat!("switchyard-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let mlflow = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
         let owner = format!(
             "notify-{}-{:08x}",
             std::process::id(),
@@ -267,6 +282,7 @@ impl Worker {
             store,
             settings,
             client,
+            mlflow,
             owner,
         }
     }
@@ -368,7 +384,21 @@ impl Worker {
     /// Sends one claimed delivery: what the attempt came to, to be recorded.
     async fn deliver(&self, c: ClaimedDelivery) -> (i64, Attempt, Timestamp) {
         let started = Instant::now();
-        let result = self.send(&c).await;
+        let (result, record) = if c.subscription.kind == DestinationKind::MlflowAlias {
+            match crate::mlflow::write_back::attempt(
+                &self.store,
+                &self.mlflow,
+                self.settings.mlflow_credential.as_ref(),
+                &c,
+            )
+            .await
+            {
+                Ok((code, record)) => (Ok((code, String::new())), record),
+                Err(e) => (Err(e), None),
+            }
+        } else {
+            (self.send(&c).await, None)
+        };
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let now = Timestamp::now();
         let (response_code, error) = match result {
@@ -407,6 +437,7 @@ impl Worker {
             error,
             next,
             failing_alert_after: self.settings.failing_alert_after,
+            record: record.filter(|_| next == AfterAttempt::Delivered),
         };
         (c.delivery.id, attempt, now)
     }
@@ -443,6 +474,9 @@ impl Worker {
                 webhook_body(c.event.as_ref(), &c.delivery.message_id, &link)
             }
             DestinationKind::Chat => chat_body(c.event.as_ref(), &link),
+            DestinationKind::MlflowAlias => {
+                return Err("an mlflow-alias delivery is not a message".to_owned())
+            }
         };
         let body =
             serde_json::to_vec(&body).map_err(|e| format!("cannot serialise the message: {e}"))?;
@@ -670,6 +704,8 @@ fn headline(ev: &LedgerEvent) -> String {
         "subscription.failing" => "Notifications failing",
         "subscription.recovered" => "Notifications delivered again",
         "ledger.verification_failed" => "Ledger verification FAILED",
+        "mlflow.alias_set" => "MLflow alias set",
+        "mlflow.alias_skipped" => "MLflow write-back skipped",
         other => other,
     };
     what.to_owned()

@@ -11,6 +11,7 @@ pub mod environments;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod mlflow;
 pub mod openapi;
 pub mod operations;
 pub mod promotions;
@@ -142,6 +143,8 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         .merge(api)
         // The API's description answers anyone, so a client can be generated before a token exists.
         .route("/api/v1/openapi.json", get(openapi::document))
+        // Authenticated by MLflow's signature, not by an API token.
+        .route("/api/v1/mlflow/webhook", post(mlflow::webhook))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))

@@ -25,6 +25,7 @@ pub struct Application {
     port: u16,
     router: Router,
     drivers: crate::drivers::Drivers,
+    mlflow: crate::mlflow::webhook::FollowTrigger,
     store: DynStore,
 }
 
@@ -45,10 +46,12 @@ impl Application {
             .context("the listener has no local address")?
             .port();
         let drivers = crate::drivers::Drivers::default();
+        let mlflow = crate::mlflow::webhook::FollowTrigger::default();
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
             drivers: drivers.clone(),
+            mlflow: mlflow.clone(),
         };
         let router = app(state).await?;
         Ok(Application {
@@ -56,6 +59,7 @@ impl Application {
             port,
             router,
             drivers,
+            mlflow,
             store,
         })
     }
@@ -64,6 +68,11 @@ impl Application {
     /// operation runner so both see the same routers.
     pub fn drivers(&self) -> crate::drivers::Drivers {
         self.drivers.clone()
+    }
+
+    /// Where the MLflow webhook endpoint sends its passes: `serve` connects the follow job to it.
+    pub fn mlflow_trigger(&self) -> crate::mlflow::webhook::FollowTrigger {
+        self.mlflow.clone()
     }
 
     /// The port actually bound (useful when the configured one was 0).

@@ -12,4 +12,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The cluster drivers of this process (shared with its operation runner).
     pub drivers: Drivers,
+    /// MLflow's registry webhooks reach the follow job through this (empty unless following with a secret).
+    pub mlflow: crate::mlflow::webhook::FollowTrigger,
 }

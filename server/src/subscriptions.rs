@@ -95,6 +95,12 @@ pub async fn create(
         })?;
     let kind = match requested.kind.as_deref().map(str::trim) {
         None | Some("") => DestinationKind::Webhook,
+        Some("mlflow-alias") => {
+            return Err(invalid(
+                "kind mlflow-alias is configured by the server's SWITCHYARD_MLFLOW_WRITE_BACK, not by hand"
+                    .to_owned(),
+            ))
+        }
         Some(k) => DestinationKind::parse(k)
             .ok_or_else(|| invalid(format!("kind must be webhook or chat, not {k:?}")))?,
     };
@@ -112,6 +118,7 @@ pub async fn create(
                 url: requested.url.trim().to_owned(),
                 filter,
                 secret: seal(app.config.secrets_key.as_ref(), &secret),
+                options: serde_json::Value::Null,
             },
             actor,
             at,

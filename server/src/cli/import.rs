@@ -59,6 +59,7 @@ pub(super) async fn mlflow(store: &dyn Store, args: MlflowArgs) -> Outcome {
         aliases: pairs(&args.aliases, &known, "--alias")?,
         stages: pairs(&args.stages, &known, "--stage")?,
         changed_since: None,
+        only: None,
         print: true,
     };
     let credential = Credential::from_env(args.token_file.as_deref())

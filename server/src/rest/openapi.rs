@@ -15,7 +15,7 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    analysis, audit, clusters, environments, health, metrics, operations, promotions,
+    analysis, audit, clusters, environments, health, metrics, mlflow, operations, promotions,
     request_records, resolve, serving, stages, subscriptions, versions,
 };
 
@@ -38,7 +38,7 @@ use super::{
         analysis::list, analysis::detail, analysis::put, analysis::remove, analysis::set_for_cluster,
         subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
         subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
-        subscriptions::status,
+        subscriptions::status, mlflow::webhook,
         document, health::healthz, health::readyz, metrics::metrics,
     ),
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
@@ -516,7 +516,13 @@ impl Modify for BearerAuth {
 
 /// The routes that answer without a token: this document and health.
 /// (`/metrics` has its own protection and documents it: `rest/metrics.rs`.)
-pub const PUBLIC_PATHS: [&str; 3] = ["/api/v1/openapi.json", "/healthz", "/readyz"];
+pub const PUBLIC_PATHS: [&str; 4] = [
+    "/api/v1/openapi.json",
+    "/healthz",
+    "/readyz",
+    // Signed by MLflow (its secret), not by an API token.
+    "/api/v1/mlflow/webhook",
+];
 
 /// Every operation that takes a token documents its 401; the public ones
 /// say they need none (an empty security requirement).

@@ -68,7 +68,7 @@ pub struct RotateSecret {
 fn shown(s: &Subscription) -> Value {
     let now = Timestamp::now();
     let paused = s.paused_until.filter(|t| t.micros() > now.micros());
-    json!({
+    let mut v = json!({
         "id": s.id,
         "name": s.name,
         "kind": s.kind,
@@ -80,7 +80,11 @@ fn shown(s: &Subscription) -> Value {
         "paused_until": paused,
         "consecutive_failures": s.consecutive_failures,
         "failing_since": s.failing_since,
-    })
+    });
+    if !s.options.is_null() {
+        v["options"] = s.options.clone();
+    }
+    v
 }
 
 fn shown_delivery(d: &Delivery) -> Value {

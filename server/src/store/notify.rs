@@ -97,12 +97,17 @@ pub const SUBSCRIPTION_DELETED: &str = action::SUBSCRIPTION_DELETED;
 pub const SUBSCRIPTION_SECRET_ROTATED: &str = action::SUBSCRIPTION_SECRET_ROTATED;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum DestinationKind {
     /// The event as JSON, signed (Standard Webhooks).
     Webhook,
     /// A Slack-compatible incoming-webhook message (also Mattermost, Rocket.Chat).
     Chat,
+    /// The MLflow write-back: a `promotion.applied` sets the MLflow aliases
+    /// that follow its environment (`options.aliases`) on the version it was
+    /// imported from; `url` is the tracking server. Configured by the server
+    /// (`SWITCHYARD_MLFLOW_WRITE_BACK`), not through the API.
+    MlflowAlias,
 }
 
 impl DestinationKind {
@@ -110,6 +115,7 @@ impl DestinationKind {
         match self {
             DestinationKind::Webhook => "webhook",
             DestinationKind::Chat => "chat",
+            DestinationKind::MlflowAlias => "mlflow-alias",
         }
     }
 
@@ -117,6 +123,7 @@ impl DestinationKind {
         match s {
             "webhook" => Some(DestinationKind::Webhook),
             "chat" => Some(DestinationKind::Chat),
+            "mlflow-alias" => Some(DestinationKind::MlflowAlias),
             _ => None,
         }
     }
@@ -159,8 +166,10 @@ pub struct NewSubscription {
     pub kind: DestinationKind,
     pub url: String,
     pub filter: Filter,
-    /// The first signing secret (`whsec_…`).
+    /// The first signing secret (`whsec_…`); empty for kinds that sign nothing (`mlflow-alias`).
     pub secret: String,
+    /// The kind's options (`mlflow-alias`: `{"aliases": {environment: [alias, …]}}`); null for the others.
+    pub options: serde_json::Value,
 }
 
 /// A subscription as stored; its secrets are not part of it.
@@ -181,6 +190,17 @@ pub struct Subscription {
     pub failing_since: Option<Timestamp>,
     /// When `subscription.failing` was recorded for this failing streak.
     pub failing_reported: Option<Timestamp>,
+    /// The kind's options (see `NewSubscription::options`).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub options: serde_json::Value,
+}
+
+/// What `NotifyStore::configure_subscription` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Configured {
+    Created,
+    Updated,
+    Unchanged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +266,10 @@ pub struct Attempt {
     /// A subscription failing for this long since its last success is
     /// reported once (`subscription.failing`).
     pub failing_alert_after: std::time::Duration,
+    /// A ledger event recorded in the transaction that marks the delivery
+    /// delivered (the MLflow write-back's `mlflow.alias_set`); only with
+    /// `AfterAttempt::Delivered`.
+    pub record: Option<switchyard_domain::ledger::NewEvent>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -317,6 +341,19 @@ pub trait NotifyStore: Send + Sync + 'static {
     ) -> StoreResult<Subscription>;
 
     async fn list_subscriptions(&self) -> StoreResult<Vec<Subscription>>;
+
+    /// Creates the subscription, or brings the one of that name (of the same
+    /// kind) to `new`'s destination, filter and options, keeping its
+    /// deliveries: for subscriptions the server's settings define (the MLflow
+    /// write-back). Recorded as `subscription.created` or
+    /// `subscription.updated`; nothing written when unchanged. A subscription
+    /// of that name and another kind is a `Conflict`.
+    async fn configure_subscription(
+        &self,
+        new: NewSubscription,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<(Subscription, Configured)>;
 
     async fn get_subscription(&self, name: &str) -> StoreResult<Option<Subscription>>;
 

@@ -13,7 +13,7 @@ use super::{StoreError, StoreResult};
 macro_rules! subscription_columns {
     () => {
         "s.id, s.name, s.kind, s.url, s.filter, s.created_at, s.created_by, s.consecutive_failures, s.paused_until, \
-         s.failing_since, s.failing_reported"
+         s.failing_since, s.failing_reported, s.options"
     };
 }
 macro_rules! delivery_columns {
@@ -35,7 +35,9 @@ pub(crate) const SELECT_SUBSCRIPTION: &str = concat!(
 /// What `Writer::append` matches each event against.
 pub(crate) const SELECT_SUBSCRIBERS: &str = "SELECT id, filter FROM subscriptions ORDER BY id";
 pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions \
-     (name, kind, url, filter, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+     (name, kind, url, filter, created_at, created_by, options) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+pub(crate) const UPDATE_SUBSCRIPTION: &str =
+    "UPDATE subscriptions SET url = $2, filter = $3, options = $4 WHERE id = $1";
 pub(crate) const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = $1";
 pub(crate) const INSERT_SECRET: &str = "INSERT INTO subscription_secrets \
      (subscription_id, secret, created_at, expires_at) VALUES ($1, $2, $3, NULL)";
@@ -145,6 +147,7 @@ pub(crate) fn select_claimed(n: usize) -> String {
          s.name AS s_name, s.kind AS s_kind, s.url AS s_url, s.filter AS s_filter, s.created_at AS s_created_at, \
          s.created_by AS s_created_by, s.consecutive_failures AS s_consecutive_failures, \
          s.paused_until AS s_paused_until, s.failing_since AS s_failing_since, s.failing_reported AS s_failing_reported, \
+         s.options AS s_options, \
          l.id AS l_id, l.at AS l_at, l.actor AS l_actor, l.action AS l_action, l.model_id AS l_model_id, \
          l.version AS l_version, l.environment AS l_environment, l.cluster AS l_cluster, l.reason AS l_reason, \
          l.details AS l_details, l.prev_hash AS l_prev_hash, l.hash AS l_hash \
@@ -238,6 +241,19 @@ pub(crate) fn filter_text(f: &Filter) -> StoreResult<String> {
     serde_json::to_string(f).map_err(|e| corrupt(format_args!("cannot serialise a filter: {e}")))
 }
 
+/// Options are stored as JSON text, NULL when there are none.
+pub(crate) fn options_text(options: &serde_json::Value) -> Option<String> {
+    (!options.is_null()).then(|| options.to_string())
+}
+
+fn parse_options(text: Option<&str>) -> StoreResult<serde_json::Value> {
+    match text {
+        None => Ok(serde_json::Value::Null),
+        Some(t) => serde_json::from_str(t)
+            .map_err(|e| corrupt(format_args!("stored subscription options are not valid: {e}"))),
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct SubscriptionRow {
     id: i64,
@@ -251,6 +267,7 @@ pub(crate) struct SubscriptionRow {
     paused_until: Option<i64>,
     failing_since: Option<i64>,
     failing_reported: Option<i64>,
+    options: Option<String>,
 }
 
 impl SubscriptionRow {
@@ -268,6 +285,7 @@ impl SubscriptionRow {
             paused_until: self.paused_until.map(Timestamp::from_micros),
             failing_since: self.failing_since.map(Timestamp::from_micros),
             failing_reported: self.failing_reported.map(Timestamp::from_micros),
+            options: parse_options(self.options.as_deref())?,
         })
     }
 }
@@ -342,6 +360,7 @@ pub(crate) struct ClaimedRow {
     s_paused_until: Option<i64>,
     s_failing_since: Option<i64>,
     s_failing_reported: Option<i64>,
+    s_options: Option<String>,
     l_id: Option<i64>,
     l_at: Option<i64>,
     l_actor: Option<String>,
@@ -397,6 +416,7 @@ impl ClaimedRow {
             paused_until: self.s_paused_until,
             failing_since: self.s_failing_since,
             failing_reported: self.s_failing_reported,
+            options: self.s_options,
         }
         .into_subscription()?;
         let retry_since = Timestamp::from_micros(self.d_retry_since);
@@ -430,10 +450,11 @@ impl ClaimedRow {
 macro_rules! notify_sql {
     ($store:ident, $db:ty, $backend:ident) => {
         use $crate::store::notify::{
-            AfterAttempt, Attempt, ClaimedDelivery, Delivery, NewSubscription, NotifyStore, QueueStats,
+            AfterAttempt, Attempt, ClaimedDelivery, Configured, Delivery, NewSubscription, NotifyStore, QueueStats,
             Subscription, SubscriptionHealth, SUBSCRIPTION_CREATED, SUBSCRIPTION_DELETED, SUBSCRIPTION_FAILING,
             SUBSCRIPTION_RECOVERED, SUBSCRIPTION_SECRET_ROTATED, DELIVERY_DEAD,
         };
+        use switchyard_domain::ledger::action::SUBSCRIPTION_UPDATED;
         use $crate::store::notify_sql as nq;
 
         async fn fetch_subscription<'e, E>(db: E, name: &str) -> StoreResult<Option<Subscription>>
@@ -668,19 +689,23 @@ macro_rules! notify_sql {
                     .bind(nq::filter_text(&new.filter)?)
                     .bind(at.micros())
                     .bind(actor)
+                    .bind(nq::options_text(&new.options))
                     .fetch_one(&mut *w.tx)
                     .await?;
-                sqlx::query(nq::INSERT_SECRET)
-                    .bind(id)
-                    .bind(&new.secret)
-                    .bind(at.micros())
-                    .execute(&mut *w.tx)
-                    .await?;
-                w.append(
-                    NewEvent::new(at, actor, SUBSCRIPTION_CREATED)
-                        .details(json!({ "subscription": new.name, "kind": new.kind, "filter": new.filter })),
-                )
-                .await?;
+                if !new.secret.is_empty() {
+                    sqlx::query(nq::INSERT_SECRET)
+                        .bind(id)
+                        .bind(&new.secret)
+                        .bind(at.micros())
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                let mut details = json!({ "subscription": new.name, "kind": new.kind, "filter": new.filter });
+                if !new.options.is_null() {
+                    details["options"] = new.options.clone();
+                    details["url"] = json!($crate::notify::display_url(&new.url));
+                }
+                w.append(NewEvent::new(at, actor, SUBSCRIPTION_CREATED).details(details)).await?;
                 w.subscribers_changed();
                 w.commit().await?;
                 fetch_subscription(&self.pool, &new.name).await?.ok_or_else(|| {
@@ -695,6 +720,61 @@ macro_rules! notify_sql {
                     .into_iter()
                     .map(nq::SubscriptionRow::into_subscription)
                     .collect()
+            }
+
+            async fn configure_subscription(
+                &self,
+                new: NewSubscription,
+                actor: &str,
+                at: Timestamp,
+            ) -> StoreResult<(Subscription, Configured)> {
+                let mut w = Writer::begin(self).await?;
+                let Some(old) = fetch_subscription(&mut *w.tx, &new.name).await? else {
+                    drop(w);
+                    let name = new.name.clone();
+                    let created = self.create_subscription(new, actor, at).await.map_err(|e| match e {
+                        // Another server created it meanwhile: configured by it.
+                        $crate::store::StoreError::Domain(DomainError::Conflict(_)) => {
+                            $crate::store::StoreError::Domain(DomainError::Conflict(format!(
+                                "subscription {name:?} was created at the same time by another server; start again"
+                            )))
+                        }
+                        e => e,
+                    })?;
+                    return Ok((created, Configured::Created));
+                };
+                if old.kind != new.kind {
+                    return Err(DomainError::Conflict(format!(
+                        "a subscription named {:?} exists with kind {}, not {}",
+                        new.name,
+                        old.kind.as_str(),
+                        new.kind.as_str()
+                    ))
+                    .into());
+                }
+                if old.url == new.url && old.filter == new.filter && old.options == new.options {
+                    return Ok((old, Configured::Unchanged));
+                }
+                sqlx::query(nq::UPDATE_SUBSCRIPTION)
+                    .bind(old.id)
+                    .bind(&new.url)
+                    .bind(nq::filter_text(&new.filter)?)
+                    .bind(nq::options_text(&new.options))
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.subscribers_changed();
+                w.append(NewEvent::new(at, actor, SUBSCRIPTION_UPDATED).details(json!({
+                    "subscription": new.name,
+                    "kind": new.kind,
+                    "before": { "url": $crate::notify::display_url(&old.url), "filter": old.filter, "options": old.options },
+                    "after": { "url": $crate::notify::display_url(&new.url), "filter": new.filter, "options": new.options },
+                })))
+                .await?;
+                w.commit().await?;
+                let now = fetch_subscription(&self.pool, &new.name).await?.ok_or_else(|| {
+                    $crate::store::StoreError::Corrupt(format!("subscription {} vanished after it was written", new.name))
+                })?;
+                Ok((now, Configured::Updated))
             }
 
             async fn get_subscription(&self, name: &str) -> StoreResult<Option<Subscription>> {
@@ -854,7 +934,7 @@ macro_rules! notify_sql {
                 let (delivered, others): (Vec<_>, Vec<_>) = finished
                     .into_iter()
                     .enumerate()
-                    .partition(|(_, (_, attempt, _))| attempt.next == AfterAttempt::Delivered);
+                    .partition(|(_, (_, attempt, _))| attempt.next == AfterAttempt::Delivered && attempt.record.is_none());
                 let mut results = vec![false; delivered.len() + others.len()];
                 let mut one_by_one = others;
                 if !delivered.is_empty() {
@@ -897,6 +977,20 @@ macro_rules! notify_sql {
                         "first_attempt_due": d.as_ref().map(|d| d.created_at),
                     })))
                     .await?;
+                    if let Some(ev) = subscription_after_attempt(&mut w.tx, subscription, &attempt, at).await? {
+                        w.append(ev).await?;
+                    }
+                    w.commit().await?;
+                    return Ok(true);
+                }
+                if let Some(record) = attempt.record.clone().filter(|_| attempt.next == AfterAttempt::Delivered) {
+                    // The attempt's own event (the MLflow write-back's answer) is in
+                    // the ledger exactly when the delivery is marked delivered.
+                    let mut w = Writer::begin(self).await?;
+                    let Some(subscription) = record_attempt(&mut w.tx, id, owner, &attempt, at).await? else {
+                        return Ok(false);
+                    };
+                    w.append(record).await?;
                     if let Some(ev) = subscription_after_attempt(&mut w.tx, subscription, &attempt, at).await? {
                         w.append(ev).await?;
                     }

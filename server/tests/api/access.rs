@@ -345,6 +345,14 @@ const REST: &[Row] = &[
         None,
     ),
     ("GET", "/healthz", "/healthz", None, None),
+    // Authenticated by MLflow's signature; without a follow and secret configured, 404.
+    (
+        "POST",
+        "/api/v1/mlflow/webhook",
+        "/api/v1/mlflow/webhook",
+        None,
+        None,
+    ),
     ("GET", "/readyz", "/readyz", None, None),
     // Never anonymous: any valid API token (or the scraper's own secret).
     ("GET", "/metrics", "/metrics", None, Some(Role::Viewer)),

@@ -11,7 +11,7 @@ use switchyard_domain::{DomainError, Stage, Timestamp};
 
 use super::{all_events, at, domain, move_to, register, run, TestDb, MANUAL};
 use crate::store::notify::{
-    AfterAttempt, Attempt, ClaimedDelivery, DeliveryStatus, DestinationKind, Filter,
+    AfterAttempt, Attempt, ClaimedDelivery, Configured, DeliveryStatus, DestinationKind, Filter,
     NewSubscription, SUBSCRIPTION_CREATED,
 };
 
@@ -29,6 +29,8 @@ contract_tests!(
     a_batch_is_claimed_with_events_and_secrets_and_its_attempts_recorded_together_by_its_holder,
     runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_delivery_not_due_and_released_unsent,
     two_servers_claiming_runs_at_once_never_split_a_subscriptions_line,
+    a_configured_subscription_is_created_updated_in_place_with_its_deliveries_or_left_alone,
+    an_attempts_own_event_is_recorded_exactly_when_its_delivery_is_marked_delivered,
 );
 
 fn subscription(name: &str, filter: Filter) -> NewSubscription {
@@ -38,6 +40,7 @@ fn subscription(name: &str, filter: Filter) -> NewSubscription {
         url: format!("https://hooks.example.com/{name}"),
         filter,
         secret: crate::notify::new_secret(),
+        options: serde_json::Value::Null,
     }
 }
 
@@ -70,6 +73,7 @@ fn delivered() -> Attempt {
         error: None,
         next: AfterAttempt::Delivered,
         failing_alert_after: std::time::Duration::from_secs(3600),
+        record: None,
     }
 }
 
@@ -84,6 +88,7 @@ fn failed(retry_in_seconds: i64, breaker_threshold: i64) -> Attempt {
             pause_until: later(60),
         },
         failing_alert_after: std::time::Duration::from_secs(3600),
+        record: None,
     }
 }
 
@@ -707,6 +712,7 @@ async fn a_subscription_failing_longer_than_the_alert_time_is_reported_once_and_
             .expect("flaky's delivery is due");
         let attempt = Attempt {
             failing_alert_after: std::time::Duration::from_secs(alert_after),
+            record: None,
             ..failed(0, 100)
         };
         assert!(db
@@ -1159,4 +1165,109 @@ async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
             .collect();
         assert_eq!(owners.len(), 1, "subscription {s}'s line split: {all:?}");
     }
+}
+
+fn write_back(url: &str, environments: &[&str]) -> NewSubscription {
+    NewSubscription {
+        name: "mlflow-write-back".to_owned(),
+        kind: DestinationKind::MlflowAlias,
+        url: url.to_owned(),
+        filter: Filter {
+            events: vec![action::PROMOTION_APPLIED.into()],
+            environments: environments.iter().map(|e| (*e).to_owned()).collect(),
+            ..Filter::default()
+        },
+        secret: String::new(),
+        options: json!({ "aliases": { "production": ["champion"] } }),
+    }
+}
+
+async fn a_configured_subscription_is_created_updated_in_place_with_its_deliveries_or_left_alone(
+    db: std::sync::Arc<TestDb>,
+) {
+    let s = &db.store;
+    let (created, done) = s
+        .configure_subscription(write_back("http://mlflow:5000", &["production"]), "system", at(1))
+        .await
+        .expect("configured");
+    assert_eq!(done, Configured::Created);
+    assert_eq!(created.kind, DestinationKind::MlflowAlias);
+    assert_eq!(created.options["aliases"]["production"][0], "champion");
+    // A pending delivery, to see it kept across the update.
+    s.enqueue_test("mlflow-write-back", at(2)).await.expect("queued");
+    let before = all_events(&db).await.len();
+    let (_, again) = s
+        .configure_subscription(write_back("http://mlflow:5000", &["production"]), "system", at(3))
+        .await
+        .expect("configured");
+    assert_eq!(again, Configured::Unchanged);
+    assert_eq!(all_events(&db).await.len(), before, "nothing written when unchanged");
+    let (updated, done) = s
+        .configure_subscription(write_back("http://mlflow2:5000", &["production", "staging"]), "system", at(4))
+        .await
+        .expect("configured");
+    assert_eq!(done, Configured::Updated);
+    assert_eq!((updated.id, updated.url.as_str()), (created.id, "http://mlflow2:5000"));
+    assert_eq!(updated.filter.environments, vec!["production", "staging"]);
+    let events = all_events(&db).await;
+    let last = events.last().expect("an event");
+    assert_eq!(last.action, action::SUBSCRIPTION_UPDATED);
+    assert_eq!(last.details["before"]["url"], "http://mlflow:5000");
+    assert_eq!(last.details["after"]["url"], "http://mlflow2:5000");
+    assert_eq!(
+        s.recent_deliveries(created.id, 10).await.expect("deliveries").len(),
+        1,
+        "the update keeps the deliveries"
+    );
+    // Another kind under that name is not taken over.
+    s.create_subscription(subscription("hook", Filter::default()), "admin", at(5))
+        .await
+        .expect("create");
+    let mut other = write_back("http://mlflow:5000", &["production"]);
+    other.name = "hook".into();
+    assert!(matches!(
+        domain(s.configure_subscription(other, "system", at(6)).await),
+        DomainError::Conflict(_)
+    ));
+}
+
+async fn an_attempts_own_event_is_recorded_exactly_when_its_delivery_is_marked_delivered(
+    db: std::sync::Arc<TestDb>,
+) {
+    let s = &db.store;
+    s.configure_subscription(write_back("http://mlflow:5000", &[]), "system", at(1))
+        .await
+        .expect("configured");
+    s.enqueue_test("mlflow-write-back", at(2)).await.expect("queued");
+    s.enqueue_test("mlflow-write-back", at(2)).await.expect("queued");
+    let record = || {
+        switchyard_domain::ledger::NewEvent::new(at(3), "system", action::MLFLOW_ALIAS_SET)
+            .details(json!({ "answer": { "champion": { "version": "2" } } }))
+    };
+    let c = claim(&db, "w", 10).await;
+    assert_eq!(c.len(), 1);
+    // Lease lost (another owner): nothing recorded, the event neither.
+    let with_record = Attempt { record: Some(record()), ..delivered() };
+    assert!(!s
+        .finish_delivery(c[0].delivery.id, "someone-else", with_record.clone(), at(3))
+        .await
+        .expect("finish"));
+    assert!(!all_events(&db).await.iter().any(|e| e.action == action::MLFLOW_ALIAS_SET));
+    let recorded = s
+        .finish_deliveries("w", vec![(c[0].delivery.id, with_record, at(3))])
+        .await
+        .expect("finish");
+    assert_eq!(recorded, vec![true]);
+    let set: Vec<_> = all_events(&db)
+        .await
+        .into_iter()
+        .filter(|e| e.action == action::MLFLOW_ALIAS_SET)
+        .collect();
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0].details["answer"]["champion"]["version"], "2");
+    let d = s.recent_deliveries(c[0].subscription.id, 10).await.expect("deliveries");
+    assert_eq!(
+        d.iter().find(|d| d.id == c[0].delivery.id).map(|d| d.status),
+        Some(DeliveryStatus::Delivered)
+    );
 }
