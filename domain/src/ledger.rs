@@ -88,9 +88,18 @@ pub mod action {
     /// The periodic verification in `serve` found the hash chain broken, or
     /// the ledger contradicting a signed checkpoint (raised once per problem).
     pub const LEDGER_VERIFICATION_FAILED: &str = "ledger.verification_failed";
+    /// An environment's approval policy changed (details: before, after).
+    pub const POLICY_CHANGED: &str = "policy.changed";
+    /// A change-freeze window was created or removed.
+    pub const FREEZE_CREATED: &str = "freeze.created";
+    pub const FREEZE_REMOVED: &str = "freeze.removed";
+    /// An admin asked for an emergency override of an environment's freezes.
+    pub const FREEZE_OVERRIDE_REQUESTED: &str = "freeze.override_requested";
+    /// A second person approved it: changes pass until `valid_until`.
+    pub const FREEZE_OVERRIDE_APPROVED: &str = "freeze.override_approved";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 44] = [
+    pub const ALL: [&str; 49] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -135,6 +144,11 @@ pub mod action {
         SUBSCRIPTION_FAILING,
         SUBSCRIPTION_RECOVERED,
         LEDGER_VERIFICATION_FAILED,
+        POLICY_CHANGED,
+        FREEZE_CREATED,
+        FREEZE_REMOVED,
+        FREEZE_OVERRIDE_REQUESTED,
+        FREEZE_OVERRIDE_APPROVED,
     ];
 }
 
