@@ -16,6 +16,7 @@ mod onboarding;
 mod operations;
 mod postgres;
 mod promotions;
+mod release;
 mod request_records;
 mod resolve;
 mod serving;
