@@ -26,6 +26,10 @@ pub enum DomainError {
     /// The request contradicts what is stored (e.g. re-registering with another config). (HTTP 409)
     #[error("{0}")]
     Conflict(String),
+    /// A change freeze is in force in the environment; the message names the
+    /// window and when it ends. (HTTP 423)
+    #[error("{0}")]
+    Frozen(String),
 }
 
 impl DomainError {
@@ -39,6 +43,7 @@ impl DomainError {
             DomainError::NotFound(_) => "not_found",
             DomainError::Conflict(_) => "conflict",
             DomainError::Forbidden(_) => "forbidden",
+            DomainError::Frozen(_) => "change_freeze",
         }
     }
 
@@ -50,6 +55,7 @@ impl DomainError {
             DomainError::Retired(_) => 410,
             DomainError::NotFound(_) => 404,
             DomainError::Forbidden(_) => 403,
+            DomainError::Frozen(_) => 423,
         }
     }
 }
@@ -69,6 +75,7 @@ mod tests {
             (DomainError::NotFound(m()), "not_found", 404),
             (DomainError::Conflict(m()), "conflict", 409),
             (DomainError::Forbidden(m()), "forbidden", 403),
+            (DomainError::Frozen(m()), "change_freeze", 423),
         ] {
             assert_eq!((err.code(), err.http_status()), (code, status), "{err:?}");
         }

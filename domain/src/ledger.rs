@@ -94,9 +94,18 @@ pub mod action {
     pub const MLFLOW_ALIAS_SKIPPED: &str = "mlflow.alias_skipped";
     /// A subscription's destination or filter changed (the MLflow write-back's, from the server's settings).
     pub const SUBSCRIPTION_UPDATED: &str = "subscription.updated";
+    /// An environment's approval policy changed (details: before, after).
+    pub const POLICY_CHANGED: &str = "policy.changed";
+    /// A change-freeze window was created or removed.
+    pub const FREEZE_CREATED: &str = "freeze.created";
+    pub const FREEZE_REMOVED: &str = "freeze.removed";
+    /// An admin asked for an emergency override of an environment's freezes.
+    pub const FREEZE_OVERRIDE_REQUESTED: &str = "freeze.override_requested";
+    /// A second person approved it: changes pass until `valid_until`.
+    pub const FREEZE_OVERRIDE_APPROVED: &str = "freeze.override_approved";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 47] = [
+    pub const ALL: [&str; 52] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -144,6 +153,11 @@ pub mod action {
         MLFLOW_ALIAS_SET,
         MLFLOW_ALIAS_SKIPPED,
         SUBSCRIPTION_UPDATED,
+        POLICY_CHANGED,
+        FREEZE_CREATED,
+        FREEZE_REMOVED,
+        FREEZE_OVERRIDE_REQUESTED,
+        FREEZE_OVERRIDE_APPROVED,
     ];
 }
 

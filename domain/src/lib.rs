@@ -11,6 +11,7 @@ pub mod clusters;
 pub mod config_hash;
 pub mod diff;
 pub mod error;
+pub mod freeze;
 pub mod history;
 pub mod ids;
 pub mod ledger;

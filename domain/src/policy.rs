@@ -19,9 +19,33 @@ pub fn parse_environment_name(s: &str) -> Result<String, DomainError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvPolicy {
     pub allow_latest: bool,
+    /// The approval policy's minimum number of distinct approvers (never the requester).
     pub required_approvals: u32,
     pub min_stage: Stage,
+    /// Groups from each of which at least one approval is required (e.g.
+    /// `ml-risk` and `platform`); the approver's groups at approval time count.
+    #[serde(default)]
+    pub required_groups: Vec<String>,
+    /// Whether someone who shares a group with the requester may approve.
+    #[serde(default = "yes")]
+    pub requester_group_may_approve: bool,
+    /// Hours a request waits for its approvals before it expires.
+    #[serde(default = "default_expiry_hours")]
+    pub expiry_hours: u32,
 }
+
+fn yes() -> bool {
+    true
+}
+
+fn default_expiry_hours() -> u32 {
+    DEFAULT_EXPIRY_HOURS
+}
+
+/// How long a request waits for its approvals unless the policy says otherwise.
+pub const DEFAULT_EXPIRY_HOURS: u32 = 72;
+/// Longest expiry a policy may set (30 days).
+pub const MAX_EXPIRY_HOURS: u32 = 720;
 
 impl EnvPolicy {
     /// The defaults for the three standard environments.
@@ -29,19 +53,32 @@ impl EnvPolicy {
         match env {
             "production" => EnvPolicy {
                 allow_latest: false,
-                required_approvals: 2,
                 min_stage: Stage::Production,
+                ..EnvPolicy::approvals(2)
             },
             "staging" => EnvPolicy {
                 allow_latest: false,
-                required_approvals: 1,
                 min_stage: Stage::Staging,
+                ..EnvPolicy::approvals(1)
             },
             _ => EnvPolicy {
                 allow_latest: true,
-                required_approvals: 1,
                 min_stage: Stage::Development,
+                ..EnvPolicy::approvals(1)
             },
+        }
+    }
+
+    /// A development-like policy needing `n` distinct approvers, no groups,
+    /// the default expiry.
+    pub fn approvals(n: u32) -> EnvPolicy {
+        EnvPolicy {
+            allow_latest: true,
+            required_approvals: n,
+            min_stage: Stage::Development,
+            required_groups: Vec::new(),
+            requester_group_may_approve: true,
+            expiry_hours: DEFAULT_EXPIRY_HOURS,
         }
     }
 
@@ -113,8 +150,251 @@ impl EnvPolicy {
                 self.required_approvals
             )));
         }
+        if !(1..=MAX_EXPIRY_HOURS).contains(&self.expiry_hours) {
+            return Err(DomainError::Invalid(format!(
+                "expiry_hours must be between 1 and {MAX_EXPIRY_HOURS}, not {}",
+                self.expiry_hours
+            )));
+        }
+        if self.required_groups.len() > MAX_REQUIRED_GROUPS {
+            return Err(DomainError::Invalid(format!(
+                "at most {MAX_REQUIRED_GROUPS} required groups, not {}",
+                self.required_groups.len()
+            )));
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for g in &self.required_groups {
+            check_group_name(g)?;
+            if seen.contains(&g.as_str()) {
+                return Err(DomainError::Invalid(format!(
+                    "required group {g} is listed twice"
+                )));
+            }
+            seen.push(g);
+        }
         Ok(())
     }
+
+    /// Checks that this policy can ever be satisfied by the people who may
+    /// approve: `approvers` are (username, groups) of the enabled users whose
+    /// role may approve. Each required group needs a member among them, and
+    /// there must be at least `required_approvals` of them. Called when an
+    /// admin saves a policy, so that releases are never blocked for good.
+    pub fn check_satisfiable(
+        &self,
+        env: &str,
+        approvers: &[(String, Vec<String>)],
+    ) -> Result<(), DomainError> {
+        for g in &self.required_groups {
+            if !approvers.iter().any(|(_, groups)| groups.contains(g)) {
+                return Err(DomainError::PolicyViolation(format!(
+                    "the policy for {env} can never be satisfied: it requires an approval from group {g}, \
+                     but no user who may approve is in {g}; add someone to the group first"
+                )));
+            }
+        }
+        let n = approvers.len();
+        if n < self.required_approvals as usize {
+            return Err(DomainError::PolicyViolation(format!(
+                "the policy for {env} can never be satisfied: it needs {} distinct approvers, \
+                 but only {n} user{} may approve",
+                self.required_approvals,
+                if n == 1 { "" } else { "s" }
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Most groups a policy may require approvals from.
+pub const MAX_REQUIRED_GROUPS: usize = 10;
+
+/// A group name as identity providers send them: 1 to 128 characters, no
+/// control characters or commas (the CLI separates groups with commas),
+/// no surrounding spaces.
+pub fn check_group_name(g: &str) -> Result<(), DomainError> {
+    if g.is_empty()
+        || g.chars().count() > 128
+        || g.trim() != g
+        || g.chars().any(|c| c.is_control() || c == ',')
+    {
+        return Err(DomainError::Invalid(format!(
+            "group name {g:?} is not valid: 1 to 128 characters, no commas, control characters or surrounding spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// One requirement of an approval policy and whether a promotion meets it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirement {
+    /// What is required, e.g. "2 distinct approvers" or "one approval from ml-risk".
+    pub requirement: String,
+    pub met: bool,
+    /// How it stands: "2 of 2: bob, carol", "met by carol", "open".
+    pub status: String,
+    /// The group, for a required-group requirement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// The approval policy a promotion is judged by: the environment's, as it
+/// was when the promotion was requested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPolicy {
+    pub required_approvals: u32,
+    #[serde(default)]
+    pub required_groups: Vec<String>,
+    #[serde(default = "yes")]
+    pub requester_group_may_approve: bool,
+    #[serde(default = "default_expiry_hours")]
+    pub expiry_hours: u32,
+}
+
+impl EnvPolicy {
+    /// The approval part of this policy.
+    pub fn approval_policy(&self) -> ApprovalPolicy {
+        ApprovalPolicy {
+            required_approvals: self.required_approvals,
+            required_groups: self.required_groups.clone(),
+            requester_group_may_approve: self.requester_group_may_approve,
+            expiry_hours: self.expiry_hours,
+        }
+    }
+}
+
+/// One approval as the policy sees it: who, and their groups at approval time.
+#[derive(Debug, Clone, Copy)]
+pub struct Vote<'a> {
+    pub approver: &'a str,
+    pub groups: &'a [String],
+}
+
+/// The groups two people share, sorted.
+fn shared_groups<'a>(a: &'a [String], b: &[String]) -> Vec<&'a str> {
+    let mut g: Vec<&str> = a
+        .iter()
+        .filter(|x| b.contains(x))
+        .map(String::as_str)
+        .collect();
+    g.sort_unstable();
+    g.dedup();
+    g
+}
+
+impl ApprovalPolicy {
+    /// Refuses `approver` (with `approver_groups`) if the policy forbids
+    /// people of the requester's groups from approving and they share one.
+    pub fn check_approver(
+        &self,
+        requester: &str,
+        requester_groups: &[String],
+        approver: &str,
+        approver_groups: &[String],
+    ) -> Result<(), DomainError> {
+        if self.requester_group_may_approve {
+            return Ok(());
+        }
+        let shared = shared_groups(approver_groups, requester_groups);
+        if shared.is_empty() {
+            return Ok(());
+        }
+        Err(DomainError::Forbidden(format!(
+            "the policy forbids approvals from the requester's groups: {approver} shares {} with {requester}",
+            shared.join(", ")
+        )))
+    }
+
+    /// Refuses a request that this policy could never let through because
+    /// of who asks: a required group the requester is in, when the
+    /// requester's groups may not approve.
+    pub fn check_requester(&self, requester: &str, groups: &[String]) -> Result<(), DomainError> {
+        if self.requester_group_may_approve {
+            return Ok(());
+        }
+        if let Some(g) = self.required_groups.iter().find(|g| groups.contains(g)) {
+            return Err(DomainError::PolicyViolation(format!(
+                "the policy requires an approval from group {g} but forbids approvals from the requester's groups, \
+                 and {requester} is in {g}: someone outside {g} must request this promotion"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Judges the approvals given so far: each requirement met or open.
+    /// Only approvals this policy admits count (distinct approvers, none
+    /// from the requester, none from the requester's groups when forbidden).
+    pub fn evaluate(
+        &self,
+        requester: &str,
+        requester_groups: &[String],
+        votes: &[Vote<'_>],
+    ) -> Vec<Requirement> {
+        let mut counted: Vec<Vote<'_>> = Vec::new();
+        for v in votes {
+            if v.approver == requester
+                || counted.iter().any(|c| c.approver == v.approver)
+                || self
+                    .check_approver(requester, requester_groups, v.approver, v.groups)
+                    .is_err()
+            {
+                continue;
+            }
+            counted.push(*v);
+        }
+        let n = self.required_approvals;
+        let have = counted.len();
+        let names: Vec<&str> = counted.iter().map(|v| v.approver).collect();
+        let mut out = vec![Requirement {
+            requirement: format!(
+                "{n} distinct approver{}",
+                if n == 1 { "" } else { "s" }
+            ),
+            met: have >= n as usize,
+            status: if names.is_empty() {
+                format!("0 of {n}")
+            } else {
+                format!("{have} of {n}: {}", names.join(", "))
+            },
+            group: None,
+        }];
+        for g in &self.required_groups {
+            let by: Vec<&str> = counted
+                .iter()
+                .filter(|v| v.groups.contains(g))
+                .map(|v| v.approver)
+                .collect();
+            out.push(Requirement {
+                requirement: format!("one approval from {g}"),
+                met: !by.is_empty(),
+                status: if by.is_empty() {
+                    "open".to_owned()
+                } else {
+                    format!("met by {}", by.join(", "))
+                },
+                group: Some(g.clone()),
+            });
+        }
+        if !self.requester_group_may_approve {
+            let groups = if requester_groups.is_empty() {
+                "none".to_owned()
+            } else {
+                requester_groups.join(", ")
+            };
+            out.push(Requirement {
+                requirement: format!("no approval from the requester's groups ({groups})"),
+                met: true,
+                status: "enforced at each approval".to_owned(),
+                group: None,
+            });
+        }
+        out
+    }
+}
+
+/// Whether every requirement is met.
+pub fn all_met(requirements: &[Requirement]) -> bool {
+    requirements.iter().all(|r| r.met)
 }
 
 /// Most approvals an environment may require: more could never be gathered
@@ -279,5 +559,68 @@ mod tests {
         for bad in ["", "Prod", "prod/eu", "-prod"] {
             assert!(parse_environment_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn approvers(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        list.iter()
+            .map(|(u, g)| ((*u).to_owned(), g.iter().map(|x| (*x).to_owned()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_policy_requiring_a_group_nobody_is_in_is_refused_on_save() {
+        let mut p = EnvPolicy::default_for("production");
+        p.required_groups = vec!["ml-risk".into(), "platform".into()];
+        assert_eq!(p.validate(), Ok(()));
+        let people = approvers(&[("bob", &["platform"]), ("carol", &["ml-risk", "platform"])]);
+        assert_eq!(p.check_satisfiable("production", &people), Ok(()));
+        let people = approvers(&[("bob", &["platform"]), ("carol", &["platform"])]);
+        match p.check_satisfiable("production", &people) {
+            Err(DomainError::PolicyViolation(m)) => {
+                assert!(m.contains("requires an approval from group ml-risk"), "{m}");
+                assert!(m.contains("no user who may approve is in ml-risk"), "{m}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_policy_needing_more_approvers_than_there_are_is_refused_on_save() {
+        let mut p = EnvPolicy::default_for("production");
+        p.required_approvals = 3;
+        let people = approvers(&[("bob", &[]), ("carol", &[])]);
+        assert!(matches!(
+            p.check_satisfiable("production", &people),
+            Err(DomainError::PolicyViolation(m)) if m.contains("needs 3 distinct approvers, but only 2 users may approve")
+        ));
+        p.required_approvals = 2;
+        assert_eq!(p.check_satisfiable("production", &people), Ok(()));
+    }
+
+    #[test]
+    fn expiry_and_group_names_are_checked() {
+        let mut p = EnvPolicy::default_for("staging");
+        assert_eq!(p.expiry_hours, DEFAULT_EXPIRY_HOURS);
+        p.expiry_hours = 0;
+        assert!(matches!(p.validate(), Err(DomainError::Invalid(m)) if m.contains("expiry_hours")));
+        p.expiry_hours = MAX_EXPIRY_HOURS + 1;
+        assert!(p.validate().is_err());
+        p.expiry_hours = 4;
+        assert_eq!(p.validate(), Ok(()));
+        for bad in ["", " ml-risk", "a,b", "x\ny"] {
+            p.required_groups = vec![bad.to_owned()];
+            assert!(p.validate().is_err(), "{bad:?}");
+        }
+        p.required_groups = vec!["ml-risk".into(), "ml-risk".into()];
+        assert!(matches!(p.validate(), Err(DomainError::Invalid(m)) if m.contains("twice")));
+    }
+
+    #[test]
+    fn a_policy_without_the_new_fields_reads_with_their_defaults() {
+        let p: EnvPolicy = serde_json::from_value(serde_json::json!({
+            "allow_latest": false, "required_approvals": 2, "min_stage": "production"
+        }))
+        .expect("old policy JSON");
+        assert_eq!(p, EnvPolicy::default_for("production"));
     }
 }

@@ -10,12 +10,13 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{check_move, MoveContext, MoveVia};
-use crate::policy::EnvPolicy;
+use crate::policy::{all_met, ApprovalPolicy, EnvPolicy, Requirement, Vote};
 use crate::types::Version;
 use crate::{DomainError, FullId, Stage, Timestamp};
 
-/// How long a request waits for its approvals before it expires.
-pub const DEFAULT_EXPIRY_HOURS: i64 = 72;
+/// How long a request waits for its approvals before it expires, unless
+/// the environment's policy says otherwise (`EnvPolicy::expiry_hours`).
+pub const DEFAULT_EXPIRY_HOURS: i64 = crate::policy::DEFAULT_EXPIRY_HOURS as i64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,6 +75,9 @@ pub struct Approval {
     pub config_hash: String,
     pub reason: Option<String>,
     pub at: Timestamp,
+    /// The approver's groups when they approved (what required groups count).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,9 +91,20 @@ pub struct Promotion {
     pub config_hash: String,
     pub reason: String,
     pub requested_by: String,
+    /// The requester's groups when they asked.
+    #[serde(default)]
+    pub requester_groups: Vec<String>,
     pub requested_at: Timestamp,
     pub expires_at: Timestamp,
+    /// `policy.required_approvals`, kept for older clients.
     pub required_approvals: u32,
+    /// The environment's approval policy when the promotion was requested:
+    /// the one it is judged by, and the one recorded when it is applied.
+    pub policy: ApprovalPolicy,
+    /// Each requirement of `policy`, met or open with the approvals so far
+    /// (computed when read; see `Promotion::evaluate`).
+    #[serde(default)]
+    pub requirements: Vec<Requirement>,
     pub status: PromotionStatus,
     pub approvals: Vec<Approval>,
     pub decided_at: Option<Timestamp>,
@@ -98,9 +113,29 @@ pub struct Promotion {
 }
 
 impl Promotion {
-    /// Whether the approvals so far are enough to apply it.
+    /// Each requirement of the policy, met or open with the approvals so far.
+    pub fn evaluate(&self) -> Vec<Requirement> {
+        let votes: Vec<Vote<'_>> = self
+            .approvals
+            .iter()
+            .filter(|a| a.config_hash == self.config_hash)
+            .map(|a| Vote {
+                approver: &a.approver,
+                groups: &a.groups,
+            })
+            .collect();
+        self.policy
+            .evaluate(&self.requested_by, &self.requester_groups, &votes)
+    }
+
+    /// Recomputes `requirements` (after reading or adding an approval).
+    pub fn refresh_requirements(&mut self) {
+        self.requirements = self.evaluate();
+    }
+
+    /// Whether the approvals so far meet every requirement of the policy.
     pub fn is_fully_approved(&self) -> bool {
-        self.approvals.len() >= self.required_approvals as usize
+        all_met(&self.evaluate())
     }
 }
 
@@ -121,10 +156,16 @@ pub fn remaining_approvers(p: &Promotion, users: &[(String, crate::access::Role)
     names
 }
 
-/// Approvals the promotion still needs.
+/// Approvals the promotion still needs at least: the distinct approvers
+/// missing, or the required groups still open if those are more.
 pub fn approvals_still_needed(p: &Promotion) -> u32 {
-    p.required_approvals
-        .saturating_sub(u32::try_from(p.approvals.len()).unwrap_or(u32::MAX))
+    let reqs = p.evaluate();
+    let groups_open = reqs.iter().filter(|r| !r.met && r.group.is_some()).count();
+    let groups_open = u32::try_from(groups_open).unwrap_or(u32::MAX);
+    let approvers = p
+        .required_approvals
+        .saturating_sub(u32::try_from(p.approvals.len()).unwrap_or(u32::MAX));
+    approvers.max(groups_open)
 }
 
 fn promotion_context(now: Timestamp) -> MoveContext {
@@ -199,6 +240,7 @@ pub fn is_expired(p: &Promotion, now: Timestamp) -> bool {
 pub fn check_approval(
     p: &Promotion,
     approver: &str,
+    approver_groups: &[String],
     current_config_hash: &str,
     now: Timestamp,
 ) -> Result<(), DomainError> {
@@ -221,7 +263,8 @@ pub fn check_approval(
             p.id, p.config_hash, p.full_id, current_config_hash
         )));
     }
-    Ok(())
+    p.policy
+        .check_approver(&p.requested_by, &p.requester_groups, approver, approver_groups)
 }
 
 /// Checks that `p` may be rejected now (with a non-empty reason).
@@ -263,9 +306,12 @@ mod tests {
             config_hash: "sha256:aa".into(),
             reason: "ready".into(),
             requested_by: "dave".into(),
+            requester_groups: vec!["ml-eng".into()],
             requested_at: Timestamp::from_micros(0),
             expires_at: Timestamp::from_micros(0).plus_hours(DEFAULT_EXPIRY_HOURS),
             required_approvals: 2,
+            policy: EnvPolicy::default_for("production").approval_policy(),
+            requirements: vec![],
             status: PromotionStatus::Pending,
             approvals: vec![],
             decided_at: None,
@@ -307,11 +353,11 @@ mod tests {
     #[test]
     fn the_requester_cannot_approve_their_own_request() {
         assert!(matches!(
-            check_approval(&pending(), "dave", "sha256:aa", now()),
+            check_approval(&pending(), "dave", &[], "sha256:aa", now()),
             Err(DomainError::Forbidden(_))
         ));
         assert_eq!(
-            check_approval(&pending(), "bob", "sha256:aa", now()),
+            check_approval(&pending(), "bob", &[], "sha256:aa", now()),
             Ok(())
         );
     }
@@ -325,9 +371,10 @@ mod tests {
             config_hash: "sha256:aa".into(),
             reason: None,
             at: now(),
+            groups: vec![],
         });
         assert!(matches!(
-            check_approval(&p, "bob", "sha256:aa", now()),
+            check_approval(&p, "bob", &[], "sha256:aa", now()),
             Err(DomainError::Conflict(_))
         ));
     }
@@ -335,7 +382,7 @@ mod tests {
     #[test]
     fn approvals_are_bound_to_the_requested_config() {
         assert!(matches!(
-            check_approval(&pending(), "bob", "sha256:bb", now()),
+            check_approval(&pending(), "bob", &[], "sha256:bb", now()),
             Err(DomainError::Conflict(_))
         ));
     }
@@ -344,11 +391,11 @@ mod tests {
     fn expired_and_decided_requests_cannot_be_approved_or_rejected() {
         let late = pending().expires_at;
         assert!(
-            matches!(check_approval(&pending(), "bob", "sha256:aa", late), Err(DomainError::Conflict(m)) if m.contains("expired"))
+            matches!(check_approval(&pending(), "bob", &[], "sha256:aa", late), Err(DomainError::Conflict(m)) if m.contains("expired"))
         );
         let mut rejected = pending();
         rejected.status = PromotionStatus::Rejected;
-        assert!(check_approval(&rejected, "bob", "sha256:aa", now()).is_err());
+        assert!(check_approval(&rejected, "bob", &[], "sha256:aa", now()).is_err());
         assert!(check_rejection(&rejected, "no", now()).is_err());
     }
 
@@ -383,8 +430,129 @@ mod tests {
             config_hash: "sha256:aa".into(),
             reason: None,
             at: Timestamp::from_micros(1),
+            groups: vec![],
         });
         assert_eq!(remaining_approvers(&p, &users), ["bob"]);
         assert_eq!(approvals_still_needed(&p), p.required_approvals - 1);
+    }
+
+    fn approval(who: &str, groups: &[&str]) -> Approval {
+        Approval {
+            approver: who.into(),
+            actor: who.into(),
+            config_hash: "sha256:aa".into(),
+            reason: Some("ok".into()),
+            at: now(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    fn two_of_n_with_ml_risk() -> Promotion {
+        let mut p = pending();
+        p.policy.required_approvals = 2;
+        p.policy.required_groups = vec!["ml-risk".into()];
+        p
+    }
+
+    #[test]
+    fn two_of_n_with_a_required_group_needs_both_the_count_and_the_group() {
+        let mut p = two_of_n_with_ml_risk();
+        let r = p.evaluate();
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].requirement.as_str(), r[0].met, r[0].status.as_str()), ("2 distinct approvers", false, "0 of 2"));
+        assert_eq!((r[1].requirement.as_str(), r[1].met, r[1].status.as_str()), ("one approval from ml-risk", false, "open"));
+        p.approvals.push(approval("bob", &["platform"]));
+        p.approvals.push(approval("carol", &["platform"]));
+        let r = p.evaluate();
+        assert!(r[0].met, "two approvers: {r:?}");
+        assert!(!r[1].met, "but nobody from ml-risk");
+        assert!(!p.is_fully_approved());
+        assert_eq!(approvals_still_needed(&p), 1);
+        p.approvals.push(approval("rita", &["ml-risk"]));
+        let r = p.evaluate();
+        assert_eq!(r[0].status, "3 of 2: bob, carol, rita");
+        assert_eq!(r[1].status, "met by rita");
+        assert!(p.is_fully_approved());
+        assert_eq!(approvals_still_needed(&p), 0);
+    }
+
+    #[test]
+    fn one_person_in_the_required_group_counts_once_towards_the_count() {
+        let mut p = two_of_n_with_ml_risk();
+        p.approvals.push(approval("rita", &["ml-risk"]));
+        assert!(!p.is_fully_approved(), "1 of 2 approvers");
+        p.approvals.push(approval("rita", &["ml-risk"]));
+        assert!(!p.is_fully_approved(), "the same person twice is still one");
+        p.approvals.push(approval("bob", &[]));
+        assert!(p.is_fully_approved());
+    }
+
+    #[test]
+    fn approvals_for_another_config_do_not_count() {
+        let mut p = two_of_n_with_ml_risk();
+        p.approvals.push(approval("rita", &["ml-risk"]));
+        let mut stale = approval("bob", &[]);
+        stale.config_hash = "sha256:bb".into();
+        p.approvals.push(stale);
+        assert!(!p.is_fully_approved());
+        assert_eq!(p.evaluate()[0].status, "1 of 2: rita");
+    }
+
+    #[test]
+    fn the_requester_never_counts_even_if_in_the_required_group() {
+        let mut p = two_of_n_with_ml_risk();
+        p.approvals.push(approval("dave", &["ml-risk"]));
+        p.approvals.push(approval("bob", &[]));
+        assert_eq!(p.evaluate()[1].status, "open");
+        assert!(matches!(check_approval(&p, "dave", &["ml-risk".into()], "sha256:aa", now()), Err(DomainError::Forbidden(_))));
+    }
+
+    #[test]
+    fn when_the_requesters_groups_may_not_approve_a_colleague_is_refused_and_not_counted() {
+        let mut p = pending();
+        p.policy.requester_group_may_approve = false;
+        let refused = check_approval(&p, "erin", &["ml-eng".into(), "ops".into()], "sha256:aa", now());
+        assert_eq!(
+            refused,
+            Err(DomainError::Forbidden(
+                "the policy forbids approvals from the requester's groups: erin shares ml-eng with dave".into()
+            ))
+        );
+        assert_eq!(check_approval(&p, "bob", &["ops".into()], "sha256:aa", now()), Ok(()));
+        p.approvals.push(approval("erin", &["ml-eng"]));
+        p.approvals.push(approval("bob", &["ops"]));
+        assert!(!p.is_fully_approved(), "erin does not count");
+        let last = p.evaluate().pop().expect("requirement");
+        assert_eq!(last.requirement, "no approval from the requester's groups (ml-eng)");
+        // Allowed by default.
+        let mut p = pending();
+        p.approvals.push(approval("erin", &["ml-eng"]));
+        p.approvals.push(approval("bob", &["ops"]));
+        assert!(p.is_fully_approved());
+    }
+
+    #[test]
+    fn a_request_the_policy_could_never_let_through_is_refused() {
+        let mut policy = EnvPolicy::default_for("production").approval_policy();
+        policy.required_groups = vec!["ml-risk".into()];
+        assert_eq!(policy.check_requester("rita", &["ml-risk".into()]), Ok(()));
+        policy.requester_group_may_approve = false;
+        assert!(matches!(
+            policy.check_requester("rita", &["ml-risk".into()]),
+            Err(DomainError::PolicyViolation(m)) if m.contains("someone outside ml-risk")
+        ));
+        assert_eq!(policy.check_requester("dave", &["ml-eng".into()]), Ok(()));
+    }
+
+    #[test]
+    fn expiry_follows_the_policys_hours() {
+        let mut p = pending();
+        p.expires_at = Timestamp::from_micros(0).plus_hours(4);
+        assert!(!is_expired(&p, Timestamp::from_micros(0).plus_hours(3)));
+        assert!(is_expired(&p, Timestamp::from_micros(0).plus_hours(4)));
+        assert!(matches!(
+            check_approval(&p, "bob", &[], "sha256:aa", Timestamp::from_micros(0).plus_hours(5)),
+            Err(DomainError::Conflict(m)) if m.contains("expired")
+        ));
     }
 }

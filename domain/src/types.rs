@@ -159,6 +159,28 @@ pub struct PinPromotion {
     pub requested_by: String,
     /// The approvers, in the order they approved.
     pub approved_by: Vec<String>,
+    /// Each approver with their groups when they approved, in that order.
+    #[serde(default)]
+    pub approvers: Vec<PinApprover>,
+    /// The approval policy in force when it was requested (absent for
+    /// promotions from before approval policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::ApprovalPolicy>,
+    /// Each requirement of that policy as it was met when applied.
+    #[serde(default)]
+    pub requirements: Vec<crate::policy::Requirement>,
+}
+
+/// One approver of an applied promotion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinApprover {
+    /// The Switchyard user (for people who sign in through the identity
+    /// provider, the user made from its subject).
+    pub username: String,
+    /// Their groups when they approved.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub at: Timestamp,
 }
 
 /// What one cluster served at an instant.

@@ -4,7 +4,7 @@
 
 use switchyard_domain::access::Role;
 use switchyard_domain::policy::parse_environment_name;
-use switchyard_domain::promotion::{Promotion, DEFAULT_EXPIRY_HOURS};
+use switchyard_domain::promotion::Promotion;
 use switchyard_domain::{DomainError, FullId, Timestamp};
 
 use crate::store::identity::Identity;
@@ -23,7 +23,7 @@ pub fn require(by: &Identity, needed: Role, what: &str) -> Result<(), DomainErro
 }
 
 /// A request for `full_id` to enter `environment` (deployer and up); it
-/// expires after `DEFAULT_EXPIRY_HOURS` unless approved or rejected.
+/// expires after the environment's `expiry_hours` unless approved or rejected.
 pub async fn request(
     store: &DynStore,
     by: &Identity,
@@ -36,14 +36,7 @@ pub async fn request(
     let full_id = FullId::parse(full_id.trim())?;
     let env = parse_environment_name(environment.trim())?;
     store
-        .request_promotion(
-            &full_id,
-            &env,
-            reason,
-            by,
-            now,
-            now.plus_hours(DEFAULT_EXPIRY_HOURS),
-        )
+        .request_promotion(&full_id, &env, reason, by, now)
         .await
 }
 

@@ -15,6 +15,7 @@ pub mod mlflow;
 pub mod openapi;
 pub mod operations;
 pub mod promotions;
+pub mod release;
 pub mod request_records;
 pub mod resolve;
 pub mod serving;
@@ -25,7 +26,7 @@ pub mod versions;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use axum::{middleware, Router};
 use switchyard_domain::Timestamp;
 
@@ -58,6 +59,24 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             "/api/v1/environments/{env}/pins/{model_id}",
             put(environments::set_pin),
         )
+        .route(
+            "/api/v1/environments/{env}/policy",
+            put(release::put_policy),
+        )
+        .route(
+            "/api/v1/environments/{env}/overrides",
+            post(release::request_override),
+        )
+        .route("/api/v1/overrides", get(release::list_overrides))
+        .route(
+            "/api/v1/overrides/{id}/approve",
+            post(release::approve_override),
+        )
+        .route(
+            "/api/v1/freezes",
+            get(release::list_freezes).post(release::create_freeze),
+        )
+        .route("/api/v1/freezes/{id}", delete(release::remove_freeze))
         .route("/api/v1/resolve/{reference}", get(resolve::resolve))
         .route("/api/v1/request-records", ingest)
         .route(

@@ -16,6 +16,8 @@ mod identity_sql;
 pub mod notify;
 mod notify_sql;
 pub mod postgres;
+pub mod release;
+mod release_sql;
 mod sql;
 pub(crate) use sql::registration_conflict;
 mod sql_store;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use identity::IdentityStore;
+pub use release::ReleaseStore;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::types::{
     AuditPage, Environment, ModelHistory, ModelSummary, NewVersion, Pin, RequestLookup,
@@ -183,7 +186,13 @@ pub struct RetireReport {
 
 #[async_trait]
 pub trait Store:
-    IdentityStore + clusters::ClusterStore + notify::NotifyStore + Send + Sync + 'static
+    IdentityStore
+    + clusters::ClusterStore
+    + notify::NotifyStore
+    + release::ReleaseStore
+    + Send
+    + Sync
+    + 'static
 {
     fn backend(&self) -> Backend;
 

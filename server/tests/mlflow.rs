@@ -951,7 +951,7 @@ async fn promote(store: &DynStore, full_id: &str) {
     }
     let now = Timestamp::now();
     let p = store
-        .request_promotion(&id, "production", "better", &person("dave", Role::Deployer), now, now.plus_hours(1))
+        .request_promotion(&id, "production", "better", &person("dave", Role::Deployer), now)
         .await
         .expect("requested");
     for approver in ["bob", "carol"] {

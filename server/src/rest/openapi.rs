@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     analysis, audit, clusters, environments, health, metrics, mlflow, operations, promotions,
-    request_records, resolve, serving, stages, subscriptions, versions,
+    release, request_records, resolve, serving, stages, subscriptions, versions,
 };
 
 #[derive(OpenApi)]
@@ -27,6 +27,8 @@ use super::{
         versions::register, versions::list_models, versions::list_versions, versions::detail,
         stages::change_stage,
         environments::list, environments::set_pin,
+        release::put_policy, release::list_freezes, release::create_freeze, release::remove_freeze,
+        release::request_override, release::approve_override, release::list_overrides,
         resolve::resolve,
         request_records::ingest, request_records::lookup,
         serving::serving_at,
@@ -45,7 +47,8 @@ use super::{
         promotions::RequestPromotion, promotions::ApprovePromotion, promotions::RejectPromotion,
         clusters::CreateCluster, operations::StartOperation, operations::Rollback,
         operations::Decide, analysis::PutTemplate, analysis::ClusterAnalysis,
-        subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret)),
+        subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret,
+        release::PutPolicy, release::CreateFreeze, release::RequestOverride)),
     modifiers(&DomainSchemas, &BearerAuth, &Unauthorized, &Refusals),
     security(("bearer" = [])),
 )]
@@ -132,6 +135,48 @@ const ENV_POLICY: &[Field] = &[
     ("allow_latest", F::Bool, true),
     ("required_approvals", F::Int, true),
     ("min_stage", F::Stage, true),
+    ("required_groups", F::Strings, true),
+    ("requester_group_may_approve", F::Bool, true),
+    ("expiry_hours", F::Int, true),
+];
+const APPROVAL_POLICY: &[Field] = &[
+    ("required_approvals", F::Int, true),
+    ("required_groups", F::Strings, true),
+    ("requester_group_may_approve", F::Bool, true),
+    ("expiry_hours", F::Int, true),
+];
+const REQUIREMENT: &[Field] = &[
+    ("requirement", F::Str, true),
+    ("met", F::Bool, true),
+    ("status", F::Str, true),
+    // For a required-group requirement: the group.
+    ("group", F::Str, false),
+];
+const FREEZE_WINDOW: &[Field] = &[
+    ("id", F::Int, true),
+    ("name", F::Str, true),
+    ("environment", F::Str, true),
+    // {"kind":"one_off","from","to"} or {"kind":"weekly","days","start","duration_minutes","time_zone"}
+    ("schedule", F::Obj, true),
+    ("created_by", F::Str, true),
+    ("created_at", F::Time, true),
+];
+const FREEZE_OVERRIDE: &[Field] = &[
+    ("id", F::Int, true),
+    ("environment", F::Str, true),
+    ("reason", F::Str, true),
+    ("hours", F::Int, true),
+    ("requested_by", F::Str, true),
+    ("requested_at", F::Time, true),
+    ("approved_by", F::Str, false),
+    ("approved_at", F::Time, false),
+    ("valid_until", F::Time, false),
+];
+const FREEZE_STATE: &[Field] = &[
+    ("environment", F::Str, true),
+    ("window", F::Ref("FreezeWindow"), true),
+    ("ends_at", F::Time, true),
+    ("overridden_by", F::Ref("FreezeOverride"), false),
 ];
 const ENVIRONMENT: &[Field] = &[
     ("name", F::Str, true),
@@ -190,6 +235,17 @@ const PIN_PROMOTION: &[Field] = &[
     ("id", F::Int, true),
     ("requested_by", F::Str, true),
     ("approved_by", F::Strings, true),
+    // Each approver with their groups when they approved.
+    ("approvers", F::List("PinApprover"), true),
+    // The approval policy in force (absent for promotions older than policies).
+    ("policy", F::Ref("ApprovalPolicy"), false),
+    // Its requirements as met when the promotion was applied.
+    ("requirements", F::List("Requirement"), true),
+];
+const PIN_APPROVER: &[Field] = &[
+    ("username", F::Str, true),
+    ("groups", F::Strings, true),
+    ("at", F::Time, true),
 ];
 const SLOT: &[Field] = &[
     ("slot", F::Str, true),
@@ -319,6 +375,8 @@ const APPROVAL: &[Field] = &[
     ("config_hash", F::Str, true),
     ("reason", F::Str, false),
     ("at", F::Time, true),
+    // The approver's groups when they approved.
+    ("groups", F::Strings, true),
 ];
 const PROMOTION: &[Field] = &[
     ("id", F::Int, true),
@@ -328,9 +386,14 @@ const PROMOTION: &[Field] = &[
     ("config_hash", F::Str, true),
     ("reason", F::Str, true),
     ("requested_by", F::Str, true),
+    ("requester_groups", F::Strings, true),
     ("requested_at", F::Time, true),
     ("expires_at", F::Time, true),
     ("required_approvals", F::Int, true),
+    // The approval policy in force when it was requested, which judges it.
+    ("policy", F::Ref("ApprovalPolicy"), true),
+    // Each requirement met or open (for an applied one: as met when applied).
+    ("requirements", F::List("Requirement"), true),
     ("status", F::Str, true),
     ("approvals", F::List("Approval"), true),
     ("decided_at", F::Time, false),
@@ -414,6 +477,11 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("VersionList", &[("versions", F::List("Version"), true)]),
     ("Pin", PIN),
     ("EnvPolicy", ENV_POLICY),
+    ("ApprovalPolicy", APPROVAL_POLICY),
+    ("Requirement", REQUIREMENT),
+    ("FreezeWindow", FREEZE_WINDOW),
+    ("FreezeOverride", FREEZE_OVERRIDE),
+    ("FreezeState", FREEZE_STATE),
     ("Environment", ENVIRONMENT),
     (
         "EnvironmentList",
@@ -426,6 +494,7 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("LedgerEvent", LEDGER_EVENT),
     ("PinAt", PIN_AT),
     ("PinPromotion", PIN_PROMOTION),
+    ("PinApprover", PIN_APPROVER),
     ("ServingAt", SERVING_AT),
     ("Slot", SLOT),
     ("Drift", DRIFT),
@@ -452,6 +521,17 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     (
         "PromotionList",
         &[("promotions", F::List("Promotion"), true)],
+    ),
+    (
+        "FreezeList",
+        &[
+            ("freezes", F::List("FreezeWindow"), true),
+            ("in_force", F::List("FreezeState"), true),
+        ],
+    ),
+    (
+        "OverrideList",
+        &[("overrides", F::List("FreezeOverride"), true)],
     ),
     ("SubscriptionFilter", SUBSCRIPTION_FILTER),
     ("Subscription", SUBSCRIPTION),

@@ -91,6 +91,7 @@ fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
         (status = 202, description = "Accepted; follow it at /api/v1/operations/{operation_id}", body = ref("#/components/schemas/OperationAccepted")),
         (status = 404, description = "Unknown cluster or version", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Another operation runs on the cluster (named), or the plan is impossible from its state", body = ref("#/components/schemas/Error")),
+        (status = 423, description = "A change freeze is in force in the cluster's environment (code `change_freeze`; the message names the window and its end) and no approved emergency override is", body = ref("#/components/schemas/Error")),
         (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
         (status = 422, description = "The environment's policy forbids the version, the version is of a model the cluster does not serve, no reason was given, steps were sent with another kind than rolling, or the input is malformed", body = ref("#/components/schemas/Error")),
     ))]

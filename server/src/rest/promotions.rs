@@ -65,6 +65,8 @@ pub struct PromotionFilter {
         (status = 403, description = "Needs the deployer role", body = ref("#/components/schemas/Error")),
         (status = 404, description = "Unknown version or environment", body = ref("#/components/schemas/Error")),
         (status = 409, description = "The lifecycle does not allow it, or one is already pending", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The approval policy could never let this requester's request through (a required group they are in, when the requester's groups may not approve)", body = ref("#/components/schemas/Error")),
+        (status = 423, description = "A change freeze is in force in the environment (code `change_freeze`; the message names the window and its end) and no approved emergency override is", body = ref("#/components/schemas/Error")),
         (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn request(
@@ -88,10 +90,11 @@ pub async fn request(
     params(("id" = i64, Path)),
     request_body = ApprovePromotion,
     responses(
-        (status = 200, description = "Approved; `status` is `applied` when this was the last approval needed", body = ref("#/components/schemas/Promotion")),
-        (status = 403, description = "Needs the approver role, or the caller requested it", body = ref("#/components/schemas/Error")),
+        (status = 200, description = "Approved; `requirements` shows what is met and open; `status` is `applied` when every requirement of the policy is met", body = ref("#/components/schemas/Promotion")),
+        (status = 403, description = "Needs the approver role, the caller requested it, or the policy forbids approvals from the requester's groups", body = ref("#/components/schemas/Error")),
         (status = 404, description = "No such promotion", body = ref("#/components/schemas/Error")),
         (status = 409, description = "Already approved by this person, or no longer pending (applied, rejected, expired)", body = ref("#/components/schemas/Error")),
+        (status = 423, description = "This approval would meet the policy and apply the promotion, but a change freeze is in force (code `change_freeze`); nothing was stored: approve again after the window's end or once an override is approved", body = ref("#/components/schemas/Error")),
         (status = 422, description = "No reason given (`field \"reason\" is required`)", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn approve(

@@ -570,6 +570,19 @@ macro_rules! cluster_sql {
                         .await?
                         .check_pin(&cluster.environment, &target, version.stage)?;
                 }
+                // Rollbacks are never blocked by a change freeze; everything else is,
+                // unless an approved override is in force (recorded with the operation).
+                let freeze_override = if request.kind == OperationKind::Rollback {
+                    None
+                } else {
+                    super::release::check_not_frozen(
+                        &mut *w.tx,
+                        &cluster.environment,
+                        &format!("operation {} of {target} on cluster {}", request.kind.as_str(), cluster.name),
+                        at,
+                    )
+                    .await?
+                };
                 // The cluster's templates first, then the operation's own; a rollback is never gated.
                 let mut names: Vec<&String> = Vec::new();
                 if request.kind != OperationKind::Rollback {
@@ -621,6 +634,7 @@ macro_rules! cluster_sql {
                             "before": cluster.state,
                             "analysis": analysis,
                             "bake_ms": request.bake_ms,
+                            "freeze_override": freeze_override,
                         })),
                 )
                 .await?;

@@ -149,8 +149,12 @@ pub trait IdentityStore: Send + Sync + 'static {
         since: Timestamp,
     ) -> StoreResult<(u64, u64)>;
 
-    /// Requests a promotion of `full_id` into `environment`. Refused for
-    /// retired versions and moves the lifecycle does not allow.
+    /// Requests a promotion of `full_id` into `environment`, judged later by
+    /// the environment's approval policy as it is now (kept with the request,
+    /// with the requester's groups); it expires after the policy's
+    /// `expiry_hours`. Refused for retired versions, moves the lifecycle does
+    /// not allow, a requester the policy could never let through, and inside
+    /// a change freeze without an approved override (`DomainError::Frozen`).
     async fn request_promotion(
         &self,
         full_id: &FullId,
@@ -158,12 +162,14 @@ pub trait IdentityStore: Send + Sync + 'static {
         reason: &str,
         by: &Identity,
         at: Timestamp,
-        expires_at: Timestamp,
     ) -> StoreResult<Promotion>;
 
-    /// Approves; the approval that completes the count applies the
-    /// promotion in the same transaction (stage, previous production
-    /// version deprecated, pin, ledger events).
+    /// Approves (with the approver's groups as they are now); the approval
+    /// that meets every requirement of the policy applies the promotion in
+    /// the same transaction (stage, previous production version deprecated,
+    /// pin, the requirements as met, ledger events) — unless a change freeze
+    /// is in force without an approved override: then that approval is
+    /// refused (`Frozen`) and nothing is stored.
     async fn approve_promotion(
         &self,
         id: i64,

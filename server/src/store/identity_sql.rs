@@ -4,6 +4,7 @@
 use std::str::FromStr;
 
 use switchyard_domain::access::Role;
+use switchyard_domain::policy::{ApprovalPolicy, EnvPolicy, Requirement};
 use switchyard_domain::promotion::{Approval, Promotion, PromotionStatus};
 use switchyard_domain::{Stage, Timestamp};
 
@@ -62,14 +63,15 @@ pub(crate) const COUNT_FAILURES: &str = "SELECT \
 macro_rules! promotion_columns {
     () => {
         "id, model_id, version, environment, to_stage, config_hash, reason, requested_by, \
-         requested_at, expires_at, required_approvals, status, decided_at, decided_by, decision_reason"
+         requested_at, expires_at, required_approvals, status, decided_at, decided_by, decision_reason, \
+         policy, requester_groups, applied_requirements"
     };
 }
 pub(crate) const NEXT_PROMOTION_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM promotions";
 pub(crate) const INSERT_PROMOTION: &str = concat!(
     "INSERT INTO promotions (",
     promotion_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
 pub(crate) const SELECT_PROMOTION: &str = concat!(
     "SELECT ",
@@ -88,9 +90,33 @@ pub(crate) const SELECT_DUE_PROMOTIONS: &str =
 pub(crate) const DECIDE_PROMOTION: &str = "UPDATE promotions \
      SET status = $2, decided_at = $3, decided_by = $4, decision_reason = $5 WHERE id = $1";
 pub(crate) const INSERT_APPROVAL: &str = "INSERT INTO promotion_approvals \
-     (promotion_id, approver, actor, config_hash, reason, at) VALUES ($1, $2, $3, $4, $5, $6)";
-pub(crate) const SELECT_APPROVALS: &str = "SELECT approver, actor, config_hash, reason, at \
+     (promotion_id, approver, actor, config_hash, reason, at, approver_groups) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub(crate) const SELECT_APPROVALS: &str = "SELECT approver, actor, config_hash, reason, at, approver_groups \
      FROM promotion_approvals WHERE promotion_id = $1 ORDER BY at, approver";
+pub(crate) const SET_APPLIED_REQUIREMENTS: &str =
+    "UPDATE promotions SET applied_requirements = $2 WHERE id = $1";
+/// The enabled users whose role may approve, with their groups (one row per
+/// group; a user without groups has a NULL group): who could satisfy a policy.
+pub(crate) const SELECT_APPROVERS_WITH_GROUPS: &str = "SELECT u.username, g.group_name FROM users u \
+     LEFT JOIN user_groups g ON g.username = u.username \
+     WHERE u.disabled_at IS NULL AND u.role IN ('approver', 'admin') ORDER BY u.username, g.group_name";
+
+/// (username, groups) from the rows of `SELECT_APPROVERS_WITH_GROUPS`.
+pub(crate) fn approvers_with_groups(rows: Vec<(String, Option<String>)>) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (user, group) in rows {
+        match out.last_mut() {
+            Some((last, groups)) if *last == user => groups.extend(group),
+            _ => out.push((user, group.into_iter().collect())),
+        }
+    }
+    out
+}
+
+/// A JSON list of strings as stored (`'[]'` by default).
+pub(crate) fn stored_list(text: &str, what: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| corrupt(format_args!("stored {what} is unreadable: {e}")))
+}
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -181,6 +207,9 @@ pub(crate) struct PromotionRow {
     decided_at: Option<i64>,
     decided_by: Option<String>,
     decision_reason: Option<String>,
+    policy: Option<String>,
+    requester_groups: String,
+    applied_requirements: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -190,6 +219,7 @@ pub(crate) struct ApprovalRow {
     config_hash: String,
     reason: Option<String>,
     at: i64,
+    approver_groups: String,
 }
 
 impl PromotionRow {
@@ -199,7 +229,37 @@ impl PromotionRow {
 
     pub(crate) fn into_promotion(self, approvals: Vec<ApprovalRow>) -> StoreResult<Promotion> {
         let id = self.id;
-        Ok(Promotion {
+        let required_approvals = u32::try_from(self.required_approvals)
+            .map_err(|_| corrupt(format_args!("promotion {id} has a bad approval count")))?;
+        // Rows from before approval policies: the count alone, default expiry.
+        let policy = match &self.policy {
+            Some(text) => serde_json::from_str::<ApprovalPolicy>(text)
+                .map_err(|e| corrupt(format_args!("promotion {id} has an unreadable policy: {e}")))?,
+            None => ApprovalPolicy {
+                required_groups: Vec::new(),
+                ..EnvPolicy::approvals(required_approvals).approval_policy()
+            },
+        };
+        let applied: Option<Vec<Requirement>> = self
+            .applied_requirements
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt(format_args!("promotion {id} has unreadable requirements: {e}")))?;
+        let approvals = approvals
+            .into_iter()
+            .map(|a| {
+                Ok(Approval {
+                    groups: stored_list(&a.approver_groups, "approver groups")?,
+                    approver: a.approver,
+                    actor: a.actor,
+                    config_hash: a.config_hash,
+                    reason: a.reason,
+                    at: Timestamp::from_micros(a.at),
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut p = Promotion {
             id,
             full_id: stored_full_id(&self.model_id, &self.version)?,
             environment: self.environment,
@@ -210,24 +270,23 @@ impl PromotionRow {
             requested_by: self.requested_by,
             requested_at: Timestamp::from_micros(self.requested_at),
             expires_at: Timestamp::from_micros(self.expires_at),
-            required_approvals: u32::try_from(self.required_approvals)
-                .map_err(|_| corrupt(format_args!("promotion {id} has a bad approval count")))?,
+            requester_groups: stored_list(&self.requester_groups, "requester groups")?,
+            required_approvals,
+            policy,
+            requirements: Vec::new(),
             status: PromotionStatus::from_str(&self.status)
                 .map_err(|_| corrupt(format_args!("promotion {id} has an unknown status")))?,
-            approvals: approvals
-                .into_iter()
-                .map(|a| Approval {
-                    approver: a.approver,
-                    actor: a.actor,
-                    config_hash: a.config_hash,
-                    reason: a.reason,
-                    at: Timestamp::from_micros(a.at),
-                })
-                .collect(),
+            approvals,
             decided_at: self.decided_at.map(Timestamp::from_micros),
             decided_by: self.decided_by,
             decision_reason: self.decision_reason,
-        })
+        };
+        // Applied: the requirements as they were met then; else as they stand.
+        match applied {
+            Some(reqs) => p.requirements = reqs,
+            None => p.refresh_requirements(),
+        }
+        Ok(p)
     }
 }
 
@@ -321,6 +380,15 @@ macro_rules! identity_store {
             /// (deprecating the previous production version), the pin, and
             /// `promotion.applied`.
             async fn apply(&self, w: &mut Writer, p: &mut Promotion, actor: &str, at: Timestamp) -> StoreResult<()> {
+                // A freeze refuses the approval that would apply it (nothing is
+                // stored); an approved override lets it through, recorded below.
+                let freeze_override = super::release::check_not_frozen(
+                    &mut *w.tx,
+                    &p.environment,
+                    &format!("applying promotion {} of {}", p.id, p.full_id),
+                    at,
+                )
+                .await?;
                 let v = fetch_version(&mut *w.tx, &p.full_id).await?.ok_or_else(|| q::not_found_version(&p.full_id))?;
                 let policy = fetch_policy(&mut *w.tx, &p.environment).await?;
                 // Re-judged now: the version may have moved since the request.
@@ -335,17 +403,34 @@ macro_rules! identity_store {
                 policy.check_pin(&p.environment, &v.full_id, v.stage)?;
                 w.pin(&p.environment, &v, Some(&why), actor, at).await?;
                 decide(w, p, PromotionStatus::Applied, actor, None, at).await?;
+                // The policy in force and how it was met, kept with the promotion.
+                p.refresh_requirements();
+                let requirements = serde_json::to_string(&p.requirements)
+                    .map_err(|e| $crate::store::StoreError::Corrupt(format!("requirements: {e}")))?;
+                sqlx::query(iq::SET_APPLIED_REQUIREMENTS).bind(p.id).bind(requirements).execute(&mut *w.tx).await?;
                 let approvers: Vec<&str> = p.approvals.iter().map(|a| a.approver.as_str()).collect();
+                let approvals: Vec<_> = p
+                    .approvals
+                    .iter()
+                    .map(|a| json!({ "approver": a.approver, "groups": a.groups, "at": a.at }))
+                    .collect();
+                let mut details = json!({
+                    "promotion_id": p.id,
+                    "requested_by": p.requested_by,
+                    "approved_by": approvers,
+                    "approvals": approvals,
+                    "config_hash": p.config_hash,
+                    "to_stage": to,
+                    "policy": p.policy,
+                    "requirements": p.requirements,
+                });
+                if let Some(o) = freeze_override {
+                    details["freeze_override"] = json!(o);
+                }
                 w.append(
                     promotion_event(p, actor, action::PROMOTION_APPLIED, at)
                         .reason(Some(&p.reason))
-                        .details(json!({
-                            "promotion_id": p.id,
-                            "requested_by": p.requested_by,
-                            "approved_by": approvers,
-                            "config_hash": p.config_hash,
-                            "to_stage": to,
-                        })),
+                        .details(details),
                 )
                 .await?;
                 Ok(())
@@ -614,13 +699,22 @@ macro_rules! identity_store {
                 reason: &str,
                 by: &Identity,
                 at: Timestamp,
-                expires_at: Timestamp,
             ) -> StoreResult<Promotion> {
                 promotion::check_reason(reason)?;
                 let mut w = Writer::begin(self).await?;
                 let policy = fetch_policy(&mut *w.tx, environment).await?;
                 let v = fetch_version(&mut *w.tx, full_id).await?.ok_or_else(|| q::not_found_version(full_id))?;
                 let to_stage = promotion::target_stage(&v, environment, &policy, at)?;
+                let approval_policy = policy.approval_policy();
+                approval_policy.check_requester(&by.username, &by.groups)?;
+                let freeze_override = super::release::check_not_frozen(
+                    &mut *w.tx,
+                    environment,
+                    &format!("requesting a promotion of {full_id} to {environment}"),
+                    at,
+                )
+                .await?;
+                let expires_at = at.plus_hours(i64::from(policy.expiry_hours));
                 if let Some(open) = sqlx::query_scalar::<_, i64>(iq::SELECT_PENDING_FOR)
                     .bind(full_id.model_id.as_str())
                     .bind(full_id.version.as_str())
@@ -643,9 +737,12 @@ macro_rules! identity_store {
                     config_hash: v.config_hash.clone(),
                     reason: reason.trim().to_owned(),
                     requested_by: by.username.clone(),
+                    requester_groups: by.groups.clone(),
                     requested_at: at,
                     expires_at,
                     required_approvals: policy.required_approvals,
+                    policy: approval_policy,
+                    requirements: Vec::new(),
                     status: PromotionStatus::Pending,
                     approvals: vec![],
                     decided_at: None,
@@ -668,8 +765,13 @@ macro_rules! identity_store {
                     .bind(None::<i64>)
                     .bind(None::<String>)
                     .bind(None::<String>)
+                    .bind(json!(p.policy).to_string())
+                    .bind(json!(p.requester_groups).to_string())
+                    .bind(None::<String>)
                     .execute(&mut *w.tx)
                     .await?;
+                let mut p = p;
+                p.refresh_requirements();
                 let approvers = remaining_approvers(&mut w, &p).await?;
                 w.append(
                     promotion_event(&p, &by.actor(), action::PROMOTION_REQUESTED, at)
@@ -681,6 +783,9 @@ macro_rules! identity_store {
                             "required_approvals": p.required_approvals,
                             "expires_at": expires_at.to_rfc3339(),
                             "approvers": approvers,
+                            "policy": p.policy,
+                            "requester_groups": p.requester_groups,
+                            "freeze_override": freeze_override,
                         })),
                 )
                 .await?;
@@ -698,7 +803,7 @@ macro_rules! identity_store {
                     return Err(promotion::expired_error(&p).into());
                 }
                 let v = fetch_version(&mut *w.tx, &p.full_id).await?.ok_or_else(|| q::not_found_version(&p.full_id))?;
-                promotion::check_approval(&p, &by.username, &v.config_hash, at)?;
+                promotion::check_approval(&p, &by.username, &by.groups, &v.config_hash, at)?;
                 let actor = by.actor();
                 sqlx::query(iq::INSERT_APPROVAL)
                     .bind(p.id)
@@ -707,6 +812,7 @@ macro_rules! identity_store {
                     .bind(&v.config_hash)
                     .bind(reason)
                     .bind(at.micros())
+                    .bind(json!(by.groups).to_string())
                     .execute(&mut *w.tx)
                     .await?;
                 p.approvals.push(promotion::Approval {
@@ -715,12 +821,16 @@ macro_rules! identity_store {
                     config_hash: v.config_hash.clone(),
                     reason: reason.map(str::to_owned),
                     at,
+                    groups: by.groups.clone(),
                 });
+                p.refresh_requirements();
                 let mut details = json!({
                     "promotion_id": p.id,
                     "config_hash": v.config_hash,
                     "approvals": p.approvals.len(),
                     "required_approvals": p.required_approvals,
+                    "groups": by.groups,
+                    "requirements": p.requirements,
                 });
                 if !p.is_fully_approved() {
                     // Still waiting: say for how many more, and who can give them.

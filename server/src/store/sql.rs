@@ -42,10 +42,25 @@ pub(crate) const NOTIFY_CHANGE: &str = "SELECT pg_notify('switchyard_changes', $
 pub(crate) const INSERT_ENVIRONMENT: &str = "INSERT INTO environments \
      (name, allow_latest, required_approvals, min_stage, position) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (name) DO NOTHING";
-pub(crate) const SELECT_POLICY: &str =
-    "SELECT name, allow_latest, required_approvals, min_stage FROM environments WHERE name = $1";
-pub(crate) const SELECT_ENVIRONMENTS: &str =
-    "SELECT name, allow_latest, required_approvals, min_stage FROM environments ORDER BY position, name";
+macro_rules! policy_columns {
+    () => {
+        "name, allow_latest, required_approvals, min_stage, required_groups, \
+         requester_group_may_approve, expiry_hours"
+    };
+}
+pub(crate) const SELECT_POLICY: &str = concat!(
+    "SELECT ",
+    policy_columns!(),
+    " FROM environments WHERE name = $1"
+);
+pub(crate) const SELECT_ENVIRONMENTS: &str = concat!(
+    "SELECT ",
+    policy_columns!(),
+    " FROM environments ORDER BY position, name"
+);
+pub(crate) const UPDATE_POLICY: &str = "UPDATE environments SET allow_latest = $2, \
+     required_approvals = $3, min_stage = $4, required_groups = $5, \
+     requester_group_may_approve = $6, expiry_hours = $7 WHERE name = $1";
 
 macro_rules! version_columns {
     () => {
@@ -153,7 +168,8 @@ pub(crate) const SELECT_LEDGER_BEGINS: &str = "SELECT MIN(at) FROM ledger";
 
 /// The applied promotion that set a pin (same environment, version and
 /// instant), with its approvers in the order they approved.
-pub(crate) const SELECT_PIN_PROMOTION: &str = "SELECT p.id, p.requested_by, a.approver \
+pub(crate) const SELECT_PIN_PROMOTION: &str = "SELECT p.id, p.requested_by, a.approver, \
+     a.approver_groups, a.at, p.policy, p.applied_requirements \
      FROM promotions p JOIN promotion_approvals a ON a.promotion_id = p.id \
      WHERE p.status = 'applied' AND p.environment = $1 AND p.model_id = $2 AND p.version = $3 \
        AND p.decided_at = $4 \
@@ -479,6 +495,9 @@ pub(crate) struct EnvRow {
     allow_latest: bool,
     required_approvals: i64,
     min_stage: String,
+    required_groups: String,
+    requester_group_may_approve: bool,
+    expiry_hours: i64,
 }
 
 impl EnvRow {
@@ -487,6 +506,11 @@ impl EnvRow {
             allow_latest: self.allow_latest,
             required_approvals: non_negative_u32(self.required_approvals, "required_approvals")?,
             min_stage: stored_stage(&self.min_stage)?,
+            required_groups: serde_json::from_str(&self.required_groups).map_err(|e| {
+                corrupt(format_args!("environment {} has unreadable required_groups: {e}", self.name))
+            })?,
+            requester_group_may_approve: self.requester_group_may_approve,
+            expiry_hours: non_negative_u32(self.expiry_hours, "expiry_hours")?,
         })
     }
 }

@@ -871,18 +871,46 @@ macro_rules! sql_store {
                 }
                 let mut answer = self.temporal_at_head().await?.serving_at(at, env, model)?;
                 for pin in &mut answer.pins {
-                    let rows: Vec<(i64, String, String)> = sqlx::query_as(q::SELECT_PIN_PROMOTION)
+                    type Row = (i64, String, String, String, i64, Option<String>, Option<String>);
+                    let rows: Vec<Row> = sqlx::query_as(q::SELECT_PIN_PROMOTION)
                         .bind(&pin.environment)
                         .bind(pin.full_id.model_id.as_str())
                         .bind(pin.full_id.version.as_str())
                         .bind(pin.since.micros())
                         .fetch_all(&self.pool)
                         .await?;
-                    if let Some((id, requested_by, _)) = rows.first() {
+                    if let Some((id, requested_by, _, _, _, policy, requirements)) = rows.first() {
+                        let corrupt = |what: &str, e: serde_json::Error| {
+                            $crate::store::StoreError::Corrupt(format!("promotion {id} has an unreadable {what}: {e}"))
+                        };
+                        let policy = policy
+                            .as_deref()
+                            .map(serde_json::from_str)
+                            .transpose()
+                            .map_err(|e| corrupt("policy", e))?;
+                        let requirements = requirements
+                            .as_deref()
+                            .map(serde_json::from_str)
+                            .transpose()
+                            .map_err(|e| corrupt("requirements", e))?
+                            .unwrap_or_default();
+                        let approvers = rows
+                            .iter()
+                            .map(|(_, _, a, groups, at, _, _)| {
+                                Ok(switchyard_domain::types::PinApprover {
+                                    username: a.clone(),
+                                    groups: serde_json::from_str(groups).map_err(|e| corrupt("approver groups", e))?,
+                                    at: Timestamp::from_micros(*at),
+                                })
+                            })
+                            .collect::<StoreResult<Vec<_>>>()?;
                         pin.promotion = Some(switchyard_domain::types::PinPromotion {
                             id: *id,
                             requested_by: requested_by.clone(),
-                            approved_by: rows.iter().map(|(_, _, a)| a.clone()).collect(),
+                            approved_by: rows.iter().map(|(_, _, a, ..)| a.clone()).collect(),
+                            approvers,
+                            policy,
+                            requirements,
                         });
                     }
                 }

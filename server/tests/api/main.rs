@@ -17,6 +17,7 @@ mod onboarding;
 mod operations;
 mod postgres;
 mod promotions;
+mod release;
 mod request_records;
 mod resolve;
 mod serving;

@@ -33,7 +33,7 @@ fn person(name: &str, role: Role) -> Identity {
     }
 }
 
-async fn user(db: &TestDb, name: &str, role: Role) -> Identity {
+pub(super) async fn user(db: &TestDb, name: &str, role: Role) -> Identity {
     db.store
         .create_user(name, role, "$argon2id$not-checked-here", "test", at(0))
         .await
@@ -43,7 +43,7 @@ async fn user(db: &TestDb, name: &str, role: Role) -> Identity {
 
 /// chat:v1 in production and pinned there, chat:v2 in staging, and a
 /// pending production promotion of chat:v2 requested by dave.
-async fn pending_promotion(db: &TestDb) -> Promotion {
+pub(super) async fn pending_promotion(db: &TestDb) -> Promotion {
     in_production(db, "chat:v1", at(1)).await;
     db.store
         .set_pin("production", &id("chat:v1"), None, "admin", at(2))
@@ -59,7 +59,6 @@ async fn pending_promotion(db: &TestDb) -> Promotion {
             "better answers",
             &dave,
             at(5),
-            at(5).plus_hours(72),
         )
         .await
         .expect("requested")
@@ -587,7 +586,7 @@ async fn a_retired_version_can_never_be_promoted(db: Arc<TestDb>) {
     for env in ["development", "staging", "production"] {
         let refused = db
             .store
-            .request_promotion(&id("chat:v1"), env, "rollback", &dave, at(3), at(4))
+            .request_promotion(&id("chat:v1"), env, "rollback", &dave, at(3))
             .await;
         assert!(matches!(domain(refused), DomainError::Retired(_)), "{env}");
     }
