@@ -59,8 +59,8 @@ pub struct Board {
     pub deprecation_days: u32,
     /// Every environment and its policy: where a card may request a promotion to.
     pub environments: Vec<(String, EnvPolicy)>,
-    /// The signed-in user's role, which decides the buttons they may press.
-    pub role: Role,
+    /// The signed-in user's bindings, which decide the buttons they may press.
+    pub grants: switchyard_domain::access::Grants,
 }
 
 /// The approvals inbox, as the signed-in user sees it.
@@ -71,7 +71,8 @@ pub struct Approvals {
     /// The most recently decided (applied, rejected, expired), newest first.
     pub decided: Vec<Promotion>,
     pub username: String,
-    pub role: Role,
+    /// The signed-in user's bindings: approving needs approver in the promotion's environment.
+    pub grants: switchyard_domain::access::Grants,
     pub now: Timestamp,
 }
 

@@ -122,6 +122,7 @@ fn provide_session_context(state: &AppState) {
     let user = SignedInUser {
         username: session.identity.username.clone(),
         role: session.identity.role,
+        grants: session.identity.grants(),
         csrf_token: session.csrf_token,
     };
     provide_context(user.clone());
@@ -431,7 +432,14 @@ impl StoreServices {
         let operator_role = role_for_operation(production);
         let refused = self
             .user
-            .require(operator_role, &format!("Operating {}", cluster.name))
+            .require_in(
+                operator_role,
+                &cluster.environment,
+                &format!(
+                    "Operating {} (environment {})",
+                    cluster.name, cluster.environment
+                ),
+            )
             .err()
             .map(AppError::into_message);
         // Health now, bounded so that a silent router cannot hold the page.
@@ -519,8 +527,7 @@ impl StoreServices {
     async fn require_operator(&self, cluster: &str, rollback: bool) -> Result<(), AppError> {
         crate::clusters::require_operator(
             self.state.store.as_ref(),
-            &self.user.username,
-            self.user.role,
+            &self.identity,
             cluster,
             rollback,
         )
@@ -648,7 +655,7 @@ impl Services for StoreServices {
                 .into_iter()
                 .map(|e| (e.name, e.policy))
                 .collect(),
-            role: self.user.role,
+            grants: self.user.grants.clone(),
         })
     }
 
@@ -658,14 +665,12 @@ impl Services for StoreServices {
         to: Stage,
         reason: Option<&str>,
     ) -> Result<Version, AppError> {
-        self.user.require(
-            switchyard_domain::access::role_for_stage_move(to, false),
-            &format!("moving a version to {to}"),
-        )?;
+        let is_admin =
+            crate::access::check_stage_move(self.state.store.as_ref(), &self.identity, to)
+                .await
+                .map_err(to_app_error)?;
         let reason = switchyard_domain::text::required_reason(reason)?;
-        let via = MoveVia::Manual {
-            is_admin: self.user.role == Role::Admin,
-        };
+        let via = MoveVia::Manual { is_admin };
         self.state
             .store
             .change_stage(
@@ -876,7 +881,7 @@ impl Services for StoreServices {
             pending: with_diffs,
             decided,
             username: self.user.username.clone(),
-            role: self.user.role,
+            grants: self.user.grants.clone(),
             now: Timestamp::now(),
         })
     }

@@ -217,14 +217,7 @@ pub(super) async fn require_operator(
     cluster: &str,
     rollback: bool,
 ) -> Result<(), ApiError> {
-    let who = actor.identity.actor();
-    crate::clusters::require_operator(
-        app.store.as_ref(),
-        &who,
-        actor.identity.role,
-        cluster,
-        rollback,
-    )
-    .await?;
+    crate::clusters::require_operator(app.store.as_ref(), &actor.identity, cluster, rollback)
+        .await?;
     Ok(())
 }

@@ -190,7 +190,7 @@ async fn decide(
     body: Decide,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     // The lower bar first, so a viewer is told "forbidden" whether or not the operation exists.
-    actor.require(role_for_operation(false), "answering a paused operation")?;
+    actor.require_somewhere(role_for_operation(false), "answering a paused operation")?;
     let reason = super::required_reason(body.reason.as_deref())?.to_owned();
     let op = app
         .store
@@ -266,7 +266,7 @@ pub async fn pause(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Decide>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    actor.require(role_for_operation(false), "pausing an operation")?;
+    actor.require_somewhere(role_for_operation(false), "pausing an operation")?;
     let reason = super::required_reason(body.reason.as_deref())?.to_owned();
     let op = app
         .store
