@@ -211,3 +211,23 @@ mod tests {
         );
     }
 }
+
+/// One role binding as the Access page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingRow {
+    pub id: i64,
+    pub binding: switchyard_domain::access::Binding,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// The Access page: every binding, the environments one may bind to, and
+/// why the signed-in user may not change them (none: they may).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessView {
+    pub bindings: Vec<BindingRow>,
+    pub environments: Vec<String>,
+    pub refused: Option<String>,
+    /// The signed-in user's own bindings, in words.
+    pub mine: String,
+}

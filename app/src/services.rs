@@ -18,7 +18,7 @@ use switchyard_domain::operations::{Operation, OperationKind};
 use switchyard_domain::promotion::Promotion;
 
 use crate::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer,
+    AccessView, Approvals, BindingRow, AuditFilter, AuditView, Board, ClusterView, ModelPage, ServingAnswer,
 };
 use crate::error::AppError;
 use crate::session::SignedInUser;
@@ -115,6 +115,22 @@ pub trait Services: Send + Sync + 'static {
 
     /// Rejects as `POST /api/v1/promotions/{id}/reject` does (approver and up).
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError>;
+
+    /// Every role binding, for the Access page (any signed-in user).
+    async fn access(&self) -> Result<AccessView, AppError>;
+
+    /// Adds a binding (admin on all): `subject_kind` is `user` or `group`;
+    /// `environment` `all` or one environment.
+    async fn add_binding(
+        &self,
+        subject_kind: &str,
+        subject: &str,
+        role: &str,
+        environment: &str,
+    ) -> Result<BindingRow, AppError>;
+
+    /// Removes binding `id` (admin on all).
+    async fn remove_binding(&self, id: i64) -> Result<BindingRow, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

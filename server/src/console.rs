@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage,
+    AccessView, Approvals, BindingRow, AuditFilter, AuditView, Board, ClusterLane, ClusterView, ModelPage,
     PendingPromotion, RollbackMark, ServingAnswer, SlotHealthNow,
 };
 use app::error::AppError;
@@ -110,6 +110,15 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             cache_control(hashed, req, next)
         }))
         .layer(CompressionLayer::new()))
+}
+
+fn binding_row(b: crate::store::identity::StoredBinding) -> BindingRow {
+    BindingRow {
+        id: b.id,
+        binding: b.binding,
+        created_at: b.created_at,
+        created_by: b.created_by,
+    }
 }
 
 /// With the session the gate found: the user for the header, and services
@@ -918,6 +927,61 @@ impl Services for StoreServices {
         )
         .await
         .map_err(to_app_error)
+    }
+
+    async fn access(&self) -> Result<AccessView, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let store = &self.state.store;
+        let bindings = store
+            .list_bindings()
+            .await
+            .map_err(to_app_error)?
+            .into_iter()
+            .map(binding_row)
+            .collect();
+        Ok(AccessView {
+            bindings,
+            environments: self.environment_names().await?,
+            refused: self
+                .user
+                .require(crate::rest::bindings::CHANGE, "Changing role bindings")
+                .err()
+                .map(AppError::into_message),
+            mine: self.user.grants.describe(),
+        })
+    }
+
+    async fn add_binding(
+        &self,
+        subject_kind: &str,
+        subject: &str,
+        role: &str,
+        environment: &str,
+    ) -> Result<BindingRow, AppError> {
+        self.user
+            .require(crate::rest::bindings::CHANGE, "adding a role binding")?;
+        let binding = switchyard_domain::access::Binding::new(
+            switchyard_domain::access::Subject::parse(subject_kind.trim(), subject)?,
+            role.trim().parse()?,
+            switchyard_domain::access::Scope::parse(Some(environment))?,
+        );
+        self.state
+            .store
+            .create_binding(&binding, &self.user.username, Timestamp::now())
+            .await
+            .map(binding_row)
+            .map_err(to_app_error)
+    }
+
+    async fn remove_binding(&self, id: i64) -> Result<BindingRow, AppError> {
+        self.user
+            .require(crate::rest::bindings::CHANGE, "removing a role binding")?;
+        self.state
+            .store
+            .remove_binding(id, &self.user.username, Timestamp::now())
+            .await
+            .map(binding_row)
+            .map_err(to_app_error)
     }
 
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {

@@ -32,6 +32,7 @@ pub fn Header() -> impl IntoView {
                 <A href="/serving">"Serving at T"</A>
                 <A href="/requests">"Request lookup"</A>
                 <A href="/audit">"Audit log"</A>
+                <A href="/access">"Access"</A>
             </nav>
             {match user.into_inner() {
                 Some(u) => view! { <UserBox user=u/> }.into_any(),
