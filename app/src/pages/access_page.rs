@@ -128,13 +128,14 @@ fn BindingLine(
 ) -> impl IntoView {
     let id = b.id.to_string();
     let for_error = id.clone();
+    let (row_id, field_id) = (id.clone(), id);
     let (kind, name) = match &b.binding.subject {
         Subject::User(u) => ("user", u.clone()),
         Subject::Group(g) => ("group", g.clone()),
     };
     let disabled = refused.is_some();
     view! {
-        <tr data-binding=id.clone()>
+        <tr data-binding=row_id>
             <td>{format!("{kind} {name}")}</td>
             <td><span class="role-badge" data-role=b.binding.role.as_str()>{b.binding.role.as_str()}</span></td>
             <td>{b.binding.scope.to_string()}</td>
@@ -142,7 +143,7 @@ fn BindingLine(
             <td>{b.created_by.clone()}</td>
             <td>
                 <ActionForm action=remove attr:class="remove-binding">
-                    <input type="hidden" name="id" value=id.clone()/>
+                    <input type="hidden" name="id" value=field_id/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <button class="button secondary" type="submit" disabled=disabled title=refused.clone().unwrap_or_default()>
                         "Remove"

@@ -501,6 +501,27 @@ const CONSOLE: &[Row] = &[
         Some(|| json!({"id": 999, "reason": "r"})),
         Some(Role::Approver),
     ),
+    (
+        "POST",
+        "/console/fn/get_access",
+        "/console/fn/get_access",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/add_binding",
+        "/console/fn/add_binding",
+        Some(|| json!({"subject_kind": "group", "subject": "nobody-is-in-this", "role": "viewer"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/remove_binding",
+        "/console/fn/remove_binding",
+        Some(|| json!({"id": 999})),
+        Some(Role::Admin),
+    ),
     // Answers "nobody" to anonymous callers rather than refusing.
     (
         "GET",
