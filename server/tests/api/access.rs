@@ -2,6 +2,12 @@
 //! function with the least role it needs, walked as anonymous, each role, a
 //! revoked token and an expired token. A route in the OpenAPI document or a
 //! server function registered with the server that has no row fails the test.
+//!
+//! The allow/deny matrix per environment (`allow_deny_matrix`) walks the same
+//! rows, plus rows on real targets in staging and production, as users bound
+//! with each role in staging only, production only and all, on SQLite and on
+//! PostgreSQL; the expected answer is written here from the product's rules
+//! (`Bound::may`), apart from the server's code.
 
 use std::collections::BTreeSet;
 
