@@ -3,10 +3,12 @@
 //! `client = crate::api::client::ConsoleClient`, which sends the CSRF token
 //! the server requires.
 
+pub mod add_binding;
 pub mod approve_promotion;
 pub mod client;
 pub mod create_subscription;
 pub mod delete_subscription;
+pub mod get_access;
 pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
@@ -25,6 +27,7 @@ pub mod lookup_request;
 pub mod move_stage;
 pub mod redeliver;
 pub mod reject_promotion;
+pub mod remove_binding;
 pub mod request_promotion;
 pub mod roll_back_cluster;
 pub mod rotate_subscription_secret;

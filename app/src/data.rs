@@ -59,8 +59,8 @@ pub struct Board {
     pub deprecation_days: u32,
     /// Every environment and its policy: where a card may request a promotion to.
     pub environments: Vec<(String, EnvPolicy)>,
-    /// The signed-in user's role, which decides the buttons they may press.
-    pub role: Role,
+    /// The signed-in user's bindings, which decide the buttons they may press.
+    pub grants: switchyard_domain::access::Grants,
 }
 
 /// The approvals inbox, as the signed-in user sees it.
@@ -71,7 +71,8 @@ pub struct Approvals {
     /// The most recently decided (applied, rejected, expired), newest first.
     pub decided: Vec<Promotion>,
     pub username: String,
-    pub role: Role,
+    /// The signed-in user's bindings: approving needs approver in the promotion's environment.
+    pub grants: switchyard_domain::access::Grants,
     pub now: Timestamp,
 }
 
@@ -314,4 +315,24 @@ pub struct SubscriptionForm {
     pub models: String,
     pub environments: String,
     pub clusters: String,
+}
+
+/// One role binding as the Access page lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BindingRow {
+    pub id: i64,
+    pub binding: switchyard_domain::access::Binding,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// The Access page: every binding, the environments one may bind to, and
+/// why the signed-in user may not change them (none: they may).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessView {
+    pub bindings: Vec<BindingRow>,
+    pub environments: Vec<String>,
+    pub refused: Option<String>,
+    /// The signed-in user's own bindings, in words.
+    pub mine: String,
 }

@@ -4,9 +4,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use server_fn::codec::JsonEncoding;
-use switchyard_domain::access::Role;
 
-use crate::session::SignedInUser;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
@@ -52,17 +50,6 @@ impl AppError {
         AppError::new(
             "unauthenticated",
             "You are signed out. Sign in to use the console.",
-        )
-    }
-
-    /// Signed in, but the role is too low for `what`.
-    pub fn forbidden(what: &str, needed: Role, user: &SignedInUser) -> Self {
-        AppError::new(
-            "forbidden",
-            format!(
-                "{what} needs the {needed} role; {} has the {} role",
-                user.username, user.role
-            ),
         )
     }
 

@@ -18,6 +18,7 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::components::layout::Header;
+use crate::pages::access_page::AccessPage;
 use crate::pages::approvals_page::ApprovalsPage;
 use crate::pages::audit_page::AuditLogPage;
 use crate::pages::board_page::BoardPage;
@@ -104,6 +105,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/requests") view=RequestPage ssr=SsrMode::Async/>
                     <Route path=path!("/subscriptions") view=SubscriptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("/subscriptions/:name") view=SubscriptionPage ssr=SsrMode::Async/>
+                    <Route path=path!("/access") view=AccessPage ssr=SsrMode::Async/>
                     <Route path=path!("/signin") view=SignInPage/>
                 </Routes>
             </main>

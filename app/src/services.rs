@@ -18,9 +18,9 @@ use switchyard_domain::operations::{Operation, OperationKind};
 use switchyard_domain::promotion::Promotion;
 
 use crate::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterView, CreatedSubscription, ModelPage,
-    NotificationStatus, RotatedSecret, ServingAnswer, SubscriptionDetail, SubscriptionForm,
-    Subscriptions,
+    AccessView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterView,
+    CreatedSubscription, ModelPage, NotificationStatus, RotatedSecret, ServingAnswer,
+    SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
 use crate::error::AppError;
 use crate::session::SignedInUser;
@@ -148,6 +148,21 @@ pub trait Services: Send + Sync + 'static {
 
     /// Whether notifications are delivered (any signed-in user; for the overview).
     async fn notification_status(&self) -> Result<NotificationStatus, AppError>;
+    /// Every role binding, for the Access page (any signed-in user).
+    async fn access(&self) -> Result<AccessView, AppError>;
+
+    /// Adds a binding (admin on all): `subject_kind` is `user` or `group`;
+    /// `environment` `all` or one environment.
+    async fn add_binding(
+        &self,
+        subject_kind: &str,
+        subject: &str,
+        role: &str,
+        environment: &str,
+    ) -> Result<BindingRow, AppError>;
+
+    /// Removes binding `id` (admin on all).
+    async fn remove_binding(&self, id: i64) -> Result<BindingRow, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

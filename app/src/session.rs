@@ -1,26 +1,36 @@
 //! The signed-in user as the console sees them.
 
 use serde::{Deserialize, Serialize};
-use switchyard_domain::access::Role;
+use switchyard_domain::access::{Grants, Role};
 
 use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedInUser {
     pub username: String,
+    /// The role on all (viewer with only environment bindings), for the header.
     pub role: Role,
+    /// The user's bindings (their own and their groups'), which decide the
+    /// buttons they may press in each environment.
+    pub grants: Grants,
     /// Sent back with every state-changing request (see `api::client`).
     pub csrf_token: String,
 }
 
 impl SignedInUser {
-    /// Refuses `what` unless the user's role includes `needed`.
+    /// Refuses `what` (tied to no environment) unless the user is bound to
+    /// `needed` on all (reading: bound anywhere), naming the missing binding.
     pub fn require(&self, needed: Role, what: &str) -> Result<(), AppError> {
-        if self.role.allows(needed) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden(what, needed, self))
-        }
+        self.grants
+            .check(needed, None, what)
+            .map_err(|m| AppError::new("forbidden", m.to_string()))
+    }
+
+    /// Refuses `what` in `environment` unless the user is bound to `needed` there or on all.
+    pub fn require_in(&self, needed: Role, environment: &str, what: &str) -> Result<(), AppError> {
+        self.grants
+            .check(needed, Some(environment), what)
+            .map_err(|m| AppError::new("forbidden", m.to_string()))
     }
 }
 

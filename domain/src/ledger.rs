@@ -41,6 +41,8 @@ pub mod action {
     pub const USER_CREATED: &str = "user.created";
     pub const USER_DISABLED: &str = "user.disabled";
     pub const USER_GROUPS_CHANGED: &str = "user.groups_changed";
+    pub const BINDING_CREATED: &str = "binding.created";
+    pub const BINDING_REMOVED: &str = "binding.removed";
     pub const TOKEN_CREATED: &str = "token.created";
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const SIGNED_IN: &str = "user.signed_in";
@@ -105,7 +107,7 @@ pub mod action {
     pub const FREEZE_OVERRIDE_APPROVED: &str = "freeze.override_approved";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 52] = [
+    pub const ALL: [&str; 54] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -121,6 +123,8 @@ pub mod action {
         USER_CREATED,
         USER_DISABLED,
         USER_GROUPS_CHANGED,
+        BINDING_CREATED,
+        BINDING_REMOVED,
         TOKEN_CREATED,
         TOKEN_REVOKED,
         SIGNED_IN,

@@ -144,7 +144,7 @@ test('a viewer sees the buttons disabled with the reason, and a deployer cannot 
   for (const name of ['Blue-green switch…', 'Rolling update…', 'Hot reload…', 'Roll back…']) {
     assert.equal(await staging.getByRole('button', { name }).isDisabled(), true, name);
   }
-  assert.match(await staging.locator('.why').textContent(), /needs the deployer role; erin has the viewer role/);
+  assert.match(await staging.locator('.why').textContent(), /needs a deployer binding for \S+ or all; erin has: viewer on all/);
   await shot(page, 'clusters-viewer');
   await ctx.close();
 
@@ -153,7 +153,7 @@ test('a viewer sees the buttons disabled with the reason, and a deployer cannot 
   await hydrated(dave.page);
   const prod = card(dave.page, 'prod-eu');
   assert.equal(await prod.getByRole('button', { name: 'Roll back…' }).isDisabled(), true);
-  assert.match(await prod.locator('.why').textContent(), /needs the approver role; dave has the deployer role/);
+  assert.match(await prod.locator('.why').textContent(), /needs an approver binding for \S+ or all; dave has: deployer on all/);
   assert.deepEqual([...errors, ...dave.errors], []);
   await dave.ctx.close();
 });

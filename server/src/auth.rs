@@ -2,8 +2,9 @@
 //! browser sessions (random secrets stored only as SHA-256 hashes), CSRF
 //! checks for the console's state-changing requests, and sign-in rate limits.
 //!
-//! Roles come from `switchyard_domain::access::Role`; which role each REST
-//! route needs is decided in its handler (`Actor::require`), and the access
+//! Roles come from role bindings (`switchyard_domain::access`): which role each
+//! REST route needs, and where, is decided in its handler (`Actor::require`,
+//! `Actor::require_in`), and the access
 //! test (`tests/api/access.rs`) holds the one table of all of them.
 
 pub mod csrf;
@@ -17,14 +18,18 @@ use switchyard_domain::access::Role;
 use crate::error::ApiError;
 pub use crate::store::identity::Identity;
 
-/// 403 naming the role needed, for a caller whose role is too low.
+/// 403 naming the missing binding, for `what`, tied to no environment: it
+/// needs `needed` on all (reading: any binding).
 pub fn require(identity: &Identity, needed: Role, what: &str) -> Result<(), ApiError> {
-    if identity.role.allows(needed) {
-        return Ok(());
-    }
-    Err(ApiError::forbidden(format!(
-        "{what} needs the {needed} role; {} has the {} role",
-        identity.actor(),
-        identity.role
-    )))
+    Ok(identity.check(needed, None, what)?)
+}
+
+/// 403 naming the missing binding, for `what` in `environment`.
+pub fn require_in(
+    identity: &Identity,
+    needed: Role,
+    environment: &str,
+    what: &str,
+) -> Result<(), ApiError> {
+    Ok(identity.check(needed, Some(environment), what)?)
 }

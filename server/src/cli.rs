@@ -4,6 +4,7 @@
 
 mod analysis;
 mod backup;
+mod binding;
 mod checkpoint;
 mod cluster;
 mod export;
@@ -96,6 +97,11 @@ enum Command {
     /// API tokens for pipelines and model servers.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Role bindings: who (a user or an identity-provider group) has which role
+    /// where (one environment or all), through the REST API (SWITCHYARD_URL,
+    /// an admin's token in SWITCHYARD_TOKEN to change them).
+    #[command(subcommand)]
+    Binding(BindingCommand),
     /// Serving clusters, through a running server's REST API (SWITCHYARD_URL, SWITCHYARD_TOKEN).
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -208,6 +214,29 @@ enum ImportCommand {
         #[arg(long, default_value_t = crate::mlflow::PAGE_SIZE)]
         page_size: u32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BindingCommand {
+    /// Give a user or a group a role in one environment or all (admin).
+    Add {
+        /// The user (exactly one of --user and --group).
+        #[arg(long)]
+        user: Option<String>,
+        /// The identity-provider group.
+        #[arg(long)]
+        group: Option<String>,
+        /// viewer, deployer, approver or admin.
+        #[arg(long)]
+        role: String,
+        /// One environment, or `all` (the default).
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Every binding: id, subject, role, environment.
+    List,
+    /// Remove binding ID (admin); the last admin binding on all is kept.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -565,6 +594,28 @@ async fn dispatch(command: Command) -> Outcome {
             }
         }
         Command::Cluster(command) => cluster_command(&config, command).await,
+        Command::Binding(command) => {
+            let api = cluster::Api::from_env(&config)?;
+            match command {
+                BindingCommand::Add {
+                    user,
+                    group,
+                    role,
+                    environment,
+                } => {
+                    binding::add(
+                        &api,
+                        user.as_deref(),
+                        group.as_deref(),
+                        &role,
+                        environment.as_deref(),
+                    )
+                    .await
+                }
+                BindingCommand::List => binding::list(&api).await,
+                BindingCommand::Remove { id } => binding::remove(&api, id).await,
+            }
+        }
         Command::Analysis(command) => {
             let api = cluster::Api::from_env(&config)?;
             match command {

@@ -1,20 +1,21 @@
 //! Cluster operations as both the REST API and the console ask for them:
 //! who may run one, checked the same way for a token and a session.
 
-use switchyard_domain::access::{role_for_operation, Role};
+use switchyard_domain::access::role_for_operation;
 use switchyard_domain::DomainError;
 
+use crate::store::identity::Identity;
 use crate::store::{Store, StoreResult};
 
-/// Checks that `who` (with `role`) may run an operation, or a rollback, on
-/// `cluster`: deployers outside production, approvers in production-policy
-/// environments (`access::role_for_operation`). The lower bar is checked
-/// first, so a viewer is told "forbidden" whether or not the cluster exists;
-/// an unknown cluster passes here and the operation itself answers 404.
+/// Checks that `who` may run an operation, or a rollback, on `cluster`:
+/// bound as deployer in the cluster's environment (or on all) outside
+/// production, as approver in production-policy environments
+/// (`access::role_for_operation`). The lower bar (deployer somewhere) is
+/// checked first, so a viewer is told "forbidden" whether or not the cluster
+/// exists; an unknown cluster passes here and the operation itself answers 404.
 pub async fn require_operator(
     store: &dyn Store,
-    who: &str,
-    role: Role,
+    who: &Identity,
     cluster: &str,
     rollback: bool,
 ) -> StoreResult<()> {
@@ -23,26 +24,22 @@ pub async fn require_operator(
     } else {
         "running an operation on a cluster"
     };
-    let refuse = |needed: Role, what: &str| -> StoreResult<()> {
-        if role.allows(needed) {
-            Ok(())
-        } else {
-            Err(DomainError::Forbidden(format!(
-                "{what} needs the {needed} role; {who} has the {role} role"
-            ))
-            .into())
-        }
-    };
-    refuse(role_for_operation(false), what)?;
+    who.check_somewhere(role_for_operation(false), what)
+        .map_err(DomainError::from)?;
     let Some(c) = store.get_cluster(cluster).await? else {
         return Ok(());
     };
-    if is_production(store, &c.environment).await? {
-        refuse(
-            role_for_operation(true),
-            &format!("{what} in production environment {}", c.environment),
-        )?;
-    }
+    let production = is_production(store, &c.environment).await?;
+    let what = if rollback {
+        format!("rolling back {} (environment {})", c.name, c.environment)
+    } else {
+        format!(
+            "running an operation on {} (environment {})",
+            c.name, c.environment
+        )
+    };
+    who.check(role_for_operation(production), Some(&c.environment), &what)
+        .map_err(DomainError::from)?;
     Ok(())
 }
 

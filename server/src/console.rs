@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    Approvals, AuditFilter, AuditView, Board, ClusterLane, ClusterView, CreatedSubscription,
-    ModelPage, NotificationStatus, PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer,
-    SlotHealthNow, SubscriptionDetail, SubscriptionForm, Subscriptions,
+    AccessView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterLane, ClusterView,
+    CreatedSubscription, ModelPage, NotificationStatus, PendingPromotion, RollbackMark,
+    RotatedSecret, ServingAnswer, SlotHealthNow, SubscriptionDetail, SubscriptionForm,
+    Subscriptions,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};
@@ -115,6 +116,15 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         .layer(CompressionLayer::new()))
 }
 
+fn binding_row(b: crate::store::identity::StoredBinding) -> BindingRow {
+    BindingRow {
+        id: b.id,
+        binding: b.binding,
+        created_at: b.created_at,
+        created_by: b.created_by,
+    }
+}
+
 /// With the session the gate found: the user for the header, and services
 /// acting for them. Without one, nothing — so `services()` refuses.
 fn provide_session_context(state: &AppState) {
@@ -125,6 +135,7 @@ fn provide_session_context(state: &AppState) {
     let user = SignedInUser {
         username: session.identity.username.clone(),
         role: session.identity.role,
+        grants: session.identity.grants(),
         csrf_token: session.csrf_token,
     };
     provide_context(user.clone());
@@ -434,7 +445,14 @@ impl StoreServices {
         let operator_role = role_for_operation(production);
         let refused = self
             .user
-            .require(operator_role, &format!("Operating {}", cluster.name))
+            .require_in(
+                operator_role,
+                &cluster.environment,
+                &format!(
+                    "Operating {} (environment {})",
+                    cluster.name, cluster.environment
+                ),
+            )
             .err()
             .map(AppError::into_message);
         // Health now, bounded so that a silent router cannot hold the page.
@@ -522,8 +540,7 @@ impl StoreServices {
     async fn require_operator(&self, cluster: &str, rollback: bool) -> Result<(), AppError> {
         crate::clusters::require_operator(
             self.state.store.as_ref(),
-            &self.user.username,
-            self.user.role,
+            &self.identity,
             cluster,
             rollback,
         )
@@ -651,7 +668,7 @@ impl Services for StoreServices {
                 .into_iter()
                 .map(|e| (e.name, e.policy))
                 .collect(),
-            role: self.user.role,
+            grants: self.user.grants.clone(),
         })
     }
 
@@ -661,14 +678,12 @@ impl Services for StoreServices {
         to: Stage,
         reason: Option<&str>,
     ) -> Result<Version, AppError> {
-        self.user.require(
-            switchyard_domain::access::role_for_stage_move(to, false),
-            &format!("moving a version to {to}"),
-        )?;
+        let is_admin =
+            crate::access::check_stage_move(self.state.store.as_ref(), &self.identity, to)
+                .await
+                .map_err(to_app_error)?;
         let reason = switchyard_domain::text::required_reason(reason)?;
-        let via = MoveVia::Manual {
-            is_admin: self.user.role == Role::Admin,
-        };
+        let via = MoveVia::Manual { is_admin };
         self.state
             .store
             .change_stage(
@@ -879,7 +894,7 @@ impl Services for StoreServices {
             pending: with_diffs,
             decided,
             username: self.user.username.clone(),
-            role: self.user.role,
+            grants: self.user.grants.clone(),
             now: Timestamp::now(),
         })
     }
@@ -916,6 +931,61 @@ impl Services for StoreServices {
         )
         .await
         .map_err(to_app_error)
+    }
+
+    async fn access(&self) -> Result<AccessView, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let store = &self.state.store;
+        let bindings = store
+            .list_bindings()
+            .await
+            .map_err(to_app_error)?
+            .into_iter()
+            .map(binding_row)
+            .collect();
+        Ok(AccessView {
+            bindings,
+            environments: self.environment_names().await?,
+            refused: self
+                .user
+                .require(crate::rest::bindings::CHANGE, "Changing role bindings")
+                .err()
+                .map(AppError::into_message),
+            mine: self.user.grants.describe(),
+        })
+    }
+
+    async fn add_binding(
+        &self,
+        subject_kind: &str,
+        subject: &str,
+        role: &str,
+        environment: &str,
+    ) -> Result<BindingRow, AppError> {
+        self.user
+            .require(crate::rest::bindings::CHANGE, "adding a role binding")?;
+        let binding = switchyard_domain::access::Binding::new(
+            switchyard_domain::access::Subject::parse(subject_kind.trim(), subject)?,
+            role.trim().parse()?,
+            switchyard_domain::access::Scope::parse(Some(environment))?,
+        );
+        self.state
+            .store
+            .create_binding(&binding, &self.user.username, Timestamp::now())
+            .await
+            .map(binding_row)
+            .map_err(to_app_error)
+    }
+
+    async fn remove_binding(&self, id: i64) -> Result<BindingRow, AppError> {
+        self.user
+            .require(crate::rest::bindings::CHANGE, "removing a role binding")?;
+        self.state
+            .store
+            .remove_binding(id, &self.user.username, Timestamp::now())
+            .await
+            .map(binding_row)
+            .map_err(to_app_error)
     }
 
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {

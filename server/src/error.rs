@@ -144,6 +144,13 @@ fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
+/// A missing role binding: 403 naming it (`access::check`).
+impl From<switchyard_domain::access::Missing> for ApiError {
+    fn from(m: switchyard_domain::access::Missing) -> Self {
+        ApiError::forbidden(m.to_string())
+    }
+}
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         let status =

@@ -6,6 +6,7 @@
 /// of the resolve path's CPU (perf, 2026-11-27).
 pub use mimalloc::MiMalloc as Allocator;
 
+pub mod access;
 pub mod analysis;
 pub mod auth;
 pub mod cli;

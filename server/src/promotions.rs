@@ -10,16 +10,32 @@ use switchyard_domain::{DomainError, FullId, Timestamp};
 use crate::store::identity::Identity;
 use crate::store::{DynStore, StoreResult};
 
-/// Refuses `what` unless `by`'s role includes `needed`, naming both roles.
+/// The lower bar, before the promotion (and so its environment) is read:
+/// `needed` in some environment or on all.
 pub fn require(by: &Identity, needed: Role, what: &str) -> Result<(), DomainError> {
-    if by.role.allows(needed) {
-        return Ok(());
-    }
-    Err(DomainError::Forbidden(format!(
-        "{what} needs the {needed} role; {} has the {} role",
-        by.actor(),
-        by.role
-    )))
+    Ok(by.check_somewhere(needed, what)?)
+}
+
+/// Refuses `what` on promotion `id` unless `by` is bound as approver in its
+/// environment (or on all). Unknown promotion: `NotFound`.
+async fn require_approver_for(
+    store: &DynStore,
+    by: &Identity,
+    id: i64,
+    what: &str,
+) -> StoreResult<()> {
+    require(by, Role::Approver, what)?;
+    let p = store
+        .get_promotion(id)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("no promotion {id}")))?;
+    by.check(
+        Role::Approver,
+        Some(&p.environment),
+        &format!("{what} {id} of {} to {}", p.full_id, p.environment),
+    )
+    .map_err(DomainError::from)?;
+    Ok(())
 }
 
 /// A request for `full_id` to enter `environment` (deployer and up); it
@@ -35,6 +51,12 @@ pub async fn request(
     require(by, Role::Deployer, "requesting a promotion")?;
     let full_id = FullId::parse(full_id.trim())?;
     let env = parse_environment_name(environment.trim())?;
+    by.check(
+        Role::Deployer,
+        Some(&env),
+        &format!("requesting a promotion of {full_id} to {env}"),
+    )
+    .map_err(DomainError::from)?;
     store
         .request_promotion(&full_id, &env, reason, by, now)
         .await
@@ -48,7 +70,7 @@ pub async fn approve(
     reason: Option<&str>,
     now: Timestamp,
 ) -> StoreResult<Promotion> {
-    require(by, Role::Approver, "approving a promotion")?;
+    require_approver_for(store, by, id, "approving promotion").await?;
     let reason = switchyard_domain::text::required_reason(reason)?;
     store.approve_promotion(id, Some(reason), by, now).await
 }
@@ -61,39 +83,43 @@ pub async fn reject(
     reason: &str,
     now: Timestamp,
 ) -> StoreResult<Promotion> {
-    require(by, Role::Approver, "rejecting a promotion")?;
+    require_approver_for(store, by, id, "rejecting promotion").await?;
     store.reject_promotion(id, reason, by, now).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_domain::access::{Binding, Scope, Subject};
 
-    fn identity(role: Role, token: Option<&str>) -> Identity {
+    fn identity(role: Role, scope: Scope, token: Option<&str>) -> Identity {
         Identity {
             username: "erin".into(),
             role,
             groups: Vec::new(),
             token: token.map(str::to_owned),
+            bindings: vec![Binding::new(Subject::User("erin".into()), role, scope)],
         }
     }
 
     #[test]
-    fn a_role_below_the_one_needed_is_refused_with_both_roles_named() {
+    fn a_role_below_the_one_needed_is_refused_naming_the_missing_binding() {
         let refused = require(
-            &identity(Role::Deployer, Some("ci")),
+            &identity(Role::Deployer, Scope::All, Some("ci")),
             Role::Approver,
             "approving a promotion",
         );
         assert_eq!(
             refused,
             Err(DomainError::Forbidden(
-                "approving a promotion needs the approver role; erin has the deployer role".into()
+                "approving a promotion needs an approver binding for some environment or all; \
+                 erin has: deployer on all"
+                    .into()
             ))
         );
         assert_eq!(
             require(
-                &identity(Role::Admin, None),
+                &identity(Role::Admin, Scope::Environment("staging".into()), None),
                 Role::Approver,
                 "approving a promotion"
             ),

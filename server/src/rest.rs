@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod analysis;
 pub mod audit;
+pub mod bindings;
 pub mod clusters;
 pub mod environments;
 pub mod extract;
@@ -151,6 +152,11 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
             post(subscriptions::redeliver),
         )
         .route("/api/v1/notifications/status", get(subscriptions::status))
+        .route(
+            "/api/v1/role-bindings",
+            get(bindings::list).post(bindings::create),
+        )
+        .route("/api/v1/role-bindings/{id}", delete(bindings::remove))
         // Unknown API paths answer in the API's format, not with the console's 404 page.
         .route("/api/{*rest}", any(unknown_path))
         // Every API route, and only those: health and metrics stay anonymous.

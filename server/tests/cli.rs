@@ -1383,3 +1383,52 @@ async fn serve_reports_a_broken_ledger_once_to_the_subscriptions_and_signs_no_ch
         1
     );
 }
+
+#[tokio::test]
+async fn bindings_are_added_listed_and_removed_from_the_command_line_through_the_api() {
+    let db = TestDb::new("bindings");
+    let token = db.admin_token();
+    db.run_with_input(
+        &["user", "create", "--username", "alice", "--role", "viewer"],
+        "alice-password-1\n",
+    )
+    .succeeds();
+    let (_server, url) = serve(&db).await;
+    let binding = |args: &[&str]| {
+        let args: Vec<&str> = ["binding"].iter().chain(args).copied().collect();
+        let output = db
+            .command(&args)
+            .env("SWITCHYARD_URL", &url)
+            .env("SWITCHYARD_TOKEN", &token)
+            .output()
+            .expect("the switchyard binary runs");
+        Run {
+            args: args.join(" "),
+            output,
+        }
+    };
+    let added = binding(&["add", "--user", "alice", "--role", "deployer", "--environment", "staging"]);
+    let out = added.succeeds().stdout();
+    assert!(out.contains("user alice: deployer on staging"), "{out}");
+    let id: i64 = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("binding ID added: …");
+    binding(&["add", "--group", "ml-risk", "--role", "approver"]).succeeds();
+    let listed = binding(&["list"]);
+    let table = listed.succeeds().stdout();
+    for expected in ["user alice", "viewer", "all", "deployer", "staging", "group ml-risk", "approver", "ops"] {
+        assert!(table.contains(expected), "{expected} missing from:\n{table}");
+    }
+    let both = binding(&["add", "--user", "alice", "--group", "g", "--role", "viewer"]);
+    assert!(both.exits(2).stderr().contains("exactly one of --user"), "{}", both.stderr());
+    let unknown = binding(&["add", "--user", "alice", "--role", "viewer", "--environment", "moon"]);
+    assert!(unknown.exits(1).stderr().contains("moon"), "{}", unknown.stderr());
+    let removed = binding(&["remove", &id.to_string()]);
+    assert!(removed.succeeds().stdout().contains(&format!("binding {id} removed")));
+    let again = binding(&["remove", &id.to_string()]);
+    assert!(again.exits(1).stderr().contains(&format!("no role binding {id}")), "{}", again.stderr());
+    let last_admin = binding(&["remove", "1"]);
+    assert!(last_admin.exits(1).stderr().contains("last admin binding"), "{}", last_admin.stderr());
+}

@@ -927,12 +927,7 @@ impl Drop for Served {
 }
 
 fn person(name: &str, role: switchyard_domain::access::Role) -> switchyard::store::identity::Identity {
-    switchyard::store::identity::Identity {
-        username: name.to_owned(),
-        role,
-        groups: Vec::new(),
-        token: None,
-    }
+    switchyard::store::identity::Identity::with_role_on_all(name, role)
 }
 
 /// Takes `full_id` to staging if it is not there, then through a production

@@ -34,6 +34,7 @@ pub fn Header() -> impl IntoView {
                 <A href="/requests">"Request lookup"</A>
                 <A href="/audit">"Audit log"</A>
                 {admin.then(|| view! { <A href="/subscriptions">"Subscriptions"</A> })}
+                <A href="/access">"Access"</A>
             </nav>
             {match user {
                 Some(u) => view! { <UserBox user=u/> }.into_any(),

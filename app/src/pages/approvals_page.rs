@@ -1,9 +1,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
-use switchyard_domain::access::Role;
+use switchyard_domain::access::{Grants, Role};
 use switchyard_domain::diff::{has_changes, DiffLine};
 use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
 use switchyard_domain::{FullId, Stage, Timestamp};
+
 
 use crate::api::approve_promotion::ApprovePromotion;
 use crate::api::get_approvals::get_approvals;
@@ -14,15 +15,21 @@ use crate::components::table::ColumnHeads;
 use crate::data::{Approvals, PendingPromotion};
 use crate::format::utc;
 
-/// Why `username` (with `role`) may not approve `p` now, or none if they may.
+
+/// Why `username` (with `grants`) may not approve `p` now, or none if they may.
 /// The server decides again (`promotion::check_approval`); this only greys
 /// out the button with the reason in words.
 pub fn approve_refusal(
     p: &Promotion,
     username: &str,
-    role: Role,
+    grants: &Grants,
     now: Timestamp,
 ) -> Option<String> {
+    let bound = grants.check(
+        Role::Approver,
+        Some(&p.environment),
+        &format!("Approving in {}", p.environment),
+    );
     if is_expired(p, now) {
         Some(format!(
             "This request expired at {}; it must be requested again.",
@@ -30,10 +37,8 @@ pub fn approve_refusal(
         ))
     } else if p.requested_by == username {
         Some("You requested this; someone else must approve it".to_owned())
-    } else if !role.allows(Role::Approver) {
-        Some(format!(
-            "Approving needs the approver role; you are signed in as a {role}."
-        ))
+    } else if let Err(missing) = bound {
+        Some(format!("{missing}."))
     } else if p.approvals.iter().any(|a| a.approver == username) {
         Some("You approved this already; it needs another approver.".to_owned())
     } else {
@@ -41,17 +46,20 @@ pub fn approve_refusal(
     }
 }
 
-/// Why someone with `role` may not reject `p` now, or none if they may.
-pub fn reject_refusal(p: &Promotion, role: Role, now: Timestamp) -> Option<String> {
+/// Why someone with `grants` may not reject `p` now, or none if they may.
+pub fn reject_refusal(p: &Promotion, grants: &Grants, now: Timestamp) -> Option<String> {
+    let bound = grants.check(
+        Role::Approver,
+        Some(&p.environment),
+        &format!("Rejecting in {}", p.environment),
+    );
     if is_expired(p, now) {
         Some(format!(
             "This request expired at {}; there is nothing to reject.",
             utc(p.expires_at)
         ))
-    } else if !role.allows(Role::Approver) {
-        Some(format!(
-            "Rejecting needs the approver role; you are signed in as a {role}."
-        ))
+    } else if let Err(missing) = bound {
+        Some(format!("{missing}."))
     } else {
         None
     }
@@ -163,7 +171,7 @@ fn ApprovalsBody(
         pending,
         decided,
         username,
-        role,
+        grants,
         now,
     } = a;
     let count = pending.len();
@@ -174,7 +182,8 @@ fn ApprovalsBody(
             <ul class="promotions">
                 {pending.into_iter().map(|p| {
                     let username = username.clone();
-                    view! { <PendingCard p username role now refresh outcome next/> }
+                    let grants = grants.clone();
+                    view! { <PendingCard p username grants now refresh outcome next/> }
                 }).collect_view()}
             </ul>
         }
@@ -192,7 +201,7 @@ fn ApprovalsBody(
 fn PendingCard(
     p: PendingPromotion,
     username: String,
-    role: Role,
+    grants: Grants,
     now: Timestamp,
     refresh: RwSignal<u32>,
     outcome: RwSignal<Option<String>>,
@@ -222,8 +231,8 @@ fn PendingCard(
         production,
         diff,
     } = p;
-    let approve_refused = approve_refusal(&pr, &username, role, now);
-    let reject_refused = reject_refusal(&pr, role, now);
+    let approve_refused = approve_refusal(&pr, &username, &grants, now);
+    let reject_refused = reject_refusal(&pr, &grants, now);
     let id = pr.id.to_string();
     let full_id = pr.full_id.to_string();
     let heading_id = format!("promotion-{id}");
@@ -388,6 +397,7 @@ fn csrf_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_domain::access::{Binding, Scope, Subject};
     use switchyard_domain::promotion::Approval;
 
     const HOUR: i64 = 3_600_000_000;
@@ -427,14 +437,22 @@ mod tests {
         Timestamp::from_micros(2 * HOUR)
     }
 
+    fn bound(name: &str, role: Role, scope: Scope) -> Grants {
+        Grants {
+            username: name.into(),
+            groups: vec![],
+            bindings: vec![Binding::new(Subject::User(name.into()), role, scope)],
+        }
+    }
+
     #[test]
     fn the_requester_sees_their_request_but_may_not_approve_it_even_as_admin() {
         assert_eq!(
-            approve_refusal(&pending(), "dave", Role::Admin, now()).as_deref(),
+            approve_refusal(&pending(), "dave", &bound("dave", Role::Admin, Scope::All), now()).as_deref(),
             Some("You requested this; someone else must approve it")
         );
         assert_eq!(
-            approve_refusal(&pending(), "bob", Role::Approver, now()),
+            approve_refusal(&pending(), "bob", &bound("bob", Role::Approver, Scope::All), now()),
             None
         );
     }
@@ -442,11 +460,30 @@ mod tests {
     #[test]
     fn deployers_and_viewers_may_neither_approve_nor_reject() {
         for role in [Role::Viewer, Role::Deployer] {
-            let why = approve_refusal(&pending(), "erin", role, now()).unwrap_or_default();
-            assert!(why.contains("needs the approver role"), "{why}");
-            assert!(reject_refusal(&pending(), role, now()).is_some());
+            let erin = bound("erin", role, Scope::All);
+            let why = approve_refusal(&pending(), "erin", &erin, now()).unwrap_or_default();
+            assert!(why.contains("needs an approver binding for production or all"), "{why}");
+            assert!(reject_refusal(&pending(), &erin, now()).is_some());
         }
-        assert_eq!(reject_refusal(&pending(), Role::Approver, now()), None);
+        assert_eq!(
+            reject_refusal(&pending(), &bound("bob", Role::Approver, Scope::All), now()),
+            None
+        );
+    }
+
+    #[test]
+    fn an_approver_bound_elsewhere_may_not_approve_here_and_is_told_which_binding_is_missing() {
+        let staging = bound("bob", Role::Approver, Scope::Environment("staging".into()));
+        assert_eq!(
+            approve_refusal(&pending(), "bob", &staging, now()).as_deref(),
+            Some(
+                "Approving in production needs an approver binding for production or all; \
+                 bob has: approver on staging."
+            )
+        );
+        assert!(reject_refusal(&pending(), &staging, now()).is_some());
+        let here = bound("bob", Role::Approver, Scope::Environment("production".into()));
+        assert_eq!(approve_refusal(&pending(), "bob", &here, now()), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use switchyard_domain::access::{role_for_stage_move, Role};
+use switchyard_domain::access::{role_for_stage_move, stage_move_concerns, Grants, Role};
 use switchyard_domain::lifecycle::{allowed_moves, check_move, retires_at, MoveContext, MoveVia};
 use switchyard_domain::policy::EnvPolicy;
 use switchyard_domain::promotion::target_stage;
@@ -54,22 +54,30 @@ pub fn promotion_environments(
         .collect()
 }
 
-/// The moves a person with `role` may make on the board, decided by the
-/// same rules the server applies (`access::role_for_stage_move`,
-/// `lifecycle::check_move`, `promotion::target_stage`).
+/// The moves a person with `grants` may make on the board, decided by the
+/// same rules the server applies (`access::role_for_stage_move` in the
+/// environments `access::stage_move_concerns` names, `lifecycle::check_move`,
+/// `promotion::target_stage`; a promotion request needs deployer in its
+/// environment).
 pub fn move_options(
     v: &Version,
     now: Timestamp,
     deprecation_days: u32,
-    role: Role,
+    grants: &Grants,
     environments: &[(String, EnvPolicy)],
 ) -> Vec<MoveOption> {
     allowed_moves(v.stage)
         .iter()
         .map(|(to, _)| {
-            // An admin may retire before the deprecation period ends, with a
-            // reason (the form asks for one; the server refuses it without).
-            let is_admin = role == Role::Admin;
+            let concerned: Vec<String> = environments
+                .iter()
+                .filter(|(_, p)| p.min_stage == stage_move_concerns(*to))
+                .map(|(e, _)| e.clone())
+                .collect();
+            // An admin where it happens may retire before the deprecation
+            // period ends, with a reason (the form asks for one; the server
+            // refuses it without).
+            let is_admin = grants.check_each(Role::Admin, &concerned, "").is_ok();
             let ctx = MoveContext {
                 via: MoveVia::Manual { is_admin },
                 now,
@@ -78,11 +86,26 @@ pub fn move_options(
                 has_reason: is_admin,
             };
             let needed = role_for_stage_move(*to, false);
-            let targets = if *to == Stage::Production { promotion_environments(v, environments, now) } else { vec![] };
-            let refused = if !role.allows(needed) {
-                Some(format!("Needs the {needed} role; you are signed in as {}.", with_article(role)))
-            } else if *to == Stage::Production {
-                targets.is_empty().then(|| "No environment takes production versions, so there is nothing to promote to.".to_owned())
+            let all_targets = if *to == Stage::Production { promotion_environments(v, environments, now) } else { vec![] };
+            // Only where the user may request: deployer there (or on all).
+            let targets: Vec<String> = all_targets
+                .iter()
+                .filter(|e| grants.check(Role::Deployer, Some(e), "").is_ok())
+                .cloned()
+                .collect();
+            let refused = if *to == Stage::Production {
+                if all_targets.is_empty() {
+                    Some("No environment takes production versions, so there is nothing to promote to.".to_owned())
+                } else if targets.is_empty() {
+                    grants
+                        .check(Role::Deployer, all_targets.first().map(String::as_str), "Requesting a promotion")
+                        .err()
+                        .map(|m| format!("{m}."))
+                } else {
+                    None
+                }
+            } else if let Err(missing) = grants.check_each(needed, &concerned, &format!("Moving to {to}")) {
+                Some(format!("{missing}."))
             } else {
                 check_move(v.stage, *to, &ctx).err().map(|e| match (v.stage, *to) {
                     (Stage::Deprecated, Stage::Retired) => format!(
@@ -97,15 +120,6 @@ pub fn move_options(
         .collect()
 }
 
-/// "a viewer", "an admin".
-fn with_article(role: Role) -> String {
-    let article = if role == Role::Admin || role == Role::Approver {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{article} {role}")
-}
 
 /// Columns per stage, a card per version, the allowed moves as buttons.
 #[component]
@@ -141,7 +155,7 @@ fn BoardBody(b: Board, refresh: RwSignal<u32>) -> impl IntoView {
         now,
         deprecation_days,
         environments,
-        role,
+        grants,
     } = b;
     let environments = StoredValue::new(environments);
     let current = model_id.to_string();
@@ -178,7 +192,7 @@ fn BoardBody(b: Board, refresh: RwSignal<u32>) -> impl IntoView {
                         view! {
                             <ul class="cards">
                                 {cards.into_iter().map(|v| view! {
-                                    <Card v now deprecation_days role environments=environments.get_value() refresh/>
+                                    <Card v now deprecation_days grants=grants.clone() environments=environments.get_value() refresh/>
                                 }).collect_view()}
                             </ul>
                         }.into_any()
@@ -198,7 +212,7 @@ fn Card(
     v: Version,
     now: Timestamp,
     deprecation_days: u32,
-    role: Role,
+    grants: Grants,
     environments: Vec<(String, EnvPolicy)>,
     refresh: RwSignal<u32>,
 ) -> impl IntoView {
@@ -209,7 +223,7 @@ fn Card(
         }
     });
     let (promotion, options): (Vec<MoveOption>, Vec<MoveOption>) =
-        move_options(&v, now, deprecation_days, role, &environments)
+        move_options(&v, now, deprecation_days, &grants, &environments)
             .into_iter()
             .partition(|o| o.to == Stage::Production);
     let id = v.full_id.to_string();
@@ -335,6 +349,7 @@ mod tests {
     use super::*;
     use serde_json::json;
     use switchyard_domain::{FullId, ModelId, VersionName};
+    use switchyard_domain::access::{Binding, Scope, Subject};
 
     const DAY: i64 = 86_400_000_000;
 
@@ -361,8 +376,35 @@ mod tests {
             .to_vec()
     }
 
+    fn on_all(role: Role) -> Grants {
+        bound(role, Scope::All)
+    }
+
+    fn bound(role: Role, scope: Scope) -> Grants {
+        Grants {
+            username: "erin".into(),
+            groups: vec![],
+            bindings: vec![Binding::new(Subject::User("erin".into()), role, scope)],
+        }
+    }
+
     fn options(v: &Version, day: i64, role: Role) -> Vec<MoveOption> {
-        move_options(v, Timestamp::from_micros(day * DAY), 30, role, &envs())
+        move_options(v, Timestamp::from_micros(day * DAY), 30, &on_all(role), &envs())
+    }
+
+    #[test]
+    fn a_deployer_bound_in_staging_only_may_send_to_staging_but_not_request_production() {
+        let staging = bound(Role::Deployer, Scope::Environment("staging".into()));
+        let o = move_options(&version(Stage::Development, 0), Timestamp::from_micros(DAY), 30, &staging, &envs());
+        assert_eq!(o[0].refused, None);
+        let o = move_options(&version(Stage::Staging, 0), Timestamp::from_micros(DAY), 30, &staging, &envs());
+        let promote = o.iter().find(|o| o.to == Stage::Production).expect("offered");
+        assert_eq!(
+            promote.refused.as_deref(),
+            Some("Requesting a promotion needs a deployer binding for production or all; erin has: deployer on staging.")
+        );
+        let back = o.iter().find(|o| o.to == Stage::Development).expect("offered");
+        assert!(back.refused.as_deref().is_some_and(|r| r.contains("binding for development or all")), "{:?}", back.refused);
     }
 
     #[test]
@@ -412,7 +454,7 @@ mod tests {
             &version(Stage::Staging, 0),
             Timestamp::from_micros(DAY),
             30,
-            Role::Admin,
+            &on_all(Role::Admin),
             &staging_only,
         );
         let promote = o
@@ -440,7 +482,7 @@ mod tests {
             for o in options(&version(stage, 0), 100, Role::Viewer) {
                 let why = o.refused.unwrap_or_default();
                 assert!(
-                    why.contains("you are signed in as a viewer"),
+                    why.contains("erin has: viewer on all"),
                     "{stage} → {}: {why:?}",
                     o.to
                 );
@@ -457,7 +499,10 @@ mod tests {
             .expect("offered");
         assert_eq!(
             deprecate.refused.as_deref(),
-            Some("Needs the approver role; you are signed in as a deployer.")
+            Some(
+                "Moving to deprecated needs an approver binding for production or all; \
+                 erin has: deployer on all."
+            )
         );
         let as_approver = options(&version(Stage::Production, 0), 1, Role::Approver);
         assert_eq!(

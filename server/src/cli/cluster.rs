@@ -171,7 +171,7 @@ pub(super) async fn list(api: &Api) -> Outcome {
     Ok(())
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
@@ -186,7 +186,7 @@ fn slot_text(cluster: &Value, slot: &str) -> String {
     format!("{version} {}%", s["weight"].as_u64().unwrap_or(0))
 }
 
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
+pub(super) fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {

@@ -35,7 +35,7 @@ pub(super) async fn create(store: &dyn Store, username: &str, role: &str) -> Out
         .create_user(username, role, &hash, CLI_ACTOR, Timestamp::now())
         .await
         .map_err(|e| Failure::refused(format!("cannot create user {username}: {e}")))?;
-    println!("user {username} created with role {role}");
+    println!("user {username} created with a {role} binding on all environments (switchyard binding list)");
     Ok(())
 }
 

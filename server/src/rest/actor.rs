@@ -25,9 +25,24 @@ pub struct Actor {
 }
 
 impl Actor {
-    /// 403 naming the role `what` needs when the caller's role is lower.
+    /// 403 naming the binding `what` (tied to no environment) needs: the role on all.
     pub fn require(&self, needed: Role, what: &str) -> Result<(), ApiError> {
         auth::require(&self.identity, needed, what)
+    }
+
+    /// 403 naming the binding `what` needs in `environment`.
+    pub fn require_in(&self, needed: Role, environment: &str, what: &str) -> Result<(), ApiError> {
+        auth::require_in(&self.identity, needed, environment, what)
+    }
+
+    /// The lower bar before the environment is known: `needed` somewhere.
+    pub fn require_somewhere(&self, needed: Role, what: &str) -> Result<(), ApiError> {
+        Ok(self.identity.check_somewhere(needed, what)?)
+    }
+
+    /// `needed` in each of `environments` (none: on all).
+    pub fn require_each(&self, needed: Role, environments: &[String], what: &str) -> Result<(), ApiError> {
+        Ok(self.identity.check_each(needed, environments, what)?)
     }
 }
 

@@ -189,13 +189,19 @@ pub async fn test(
     actor: Actor,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    actor.require(required_role::TEST_CLUSTER, "testing a cluster")?;
+    // The lower bar first, so a viewer is told "forbidden" whether or not the cluster exists.
+    actor.require_somewhere(required_role::TEST_CLUSTER, "testing a cluster")?;
     let name = parse_cluster_name(&name)?;
     let cluster = app
         .store
         .get_cluster(&name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("cluster {name} does not exist")))?;
+    actor.require_in(
+        required_role::TEST_CLUSTER,
+        &cluster.environment,
+        &format!("testing {name} (environment {})", cluster.environment),
+    )?;
     let checks = crate::drivers::test_cluster(&app.drivers, &cluster, TEST_TIMEOUT).await;
     let ok = checks.iter().all(|c| c.ok);
     Ok(Json(
@@ -217,14 +223,7 @@ pub(super) async fn require_operator(
     cluster: &str,
     rollback: bool,
 ) -> Result<(), ApiError> {
-    let who = actor.identity.actor();
-    crate::clusters::require_operator(
-        app.store.as_ref(),
-        &who,
-        actor.identity.role,
-        cluster,
-        rollback,
-    )
-    .await?;
+    crate::clusters::require_operator(app.store.as_ref(), &actor.identity, cluster, rollback)
+        .await?;
     Ok(())
 }

@@ -51,8 +51,9 @@ pub async fn set_pin(
     ApiJson(body): ApiJson<SetPin>,
 ) -> Result<Json<Pin>, ApiError> {
     let env = parse_environment_name(&env)?;
-    actor.require(
+    actor.require_in(
         pin_role(&app, &env).await?,
+        &env,
         &format!("pinning by hand in {env}"),
     )?;
     let full_id = FullId::new(

@@ -15,8 +15,8 @@ use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    analysis, audit, clusters, environments, health, metrics, mlflow, operations, promotions,
-    release, request_records, resolve, serving, stages, subscriptions, versions,
+    analysis, audit, bindings, clusters, environments, health, metrics, mlflow, operations,
+    promotions, release, request_records, resolve, serving, stages, subscriptions, versions,
 };
 
 #[derive(OpenApi)]
@@ -41,6 +41,7 @@ use super::{
         subscriptions::create, subscriptions::list, subscriptions::detail, subscriptions::delete,
         subscriptions::rotate_secret, subscriptions::send_test, subscriptions::redeliver,
         subscriptions::status, mlflow::webhook,
+        bindings::list, bindings::create, bindings::remove,
         document, health::healthz, health::readyz, metrics::metrics,
     ),
     components(schemas(versions::RegisterVersion, stages::StageMove, environments::SetPin,
@@ -48,7 +49,8 @@ use super::{
         clusters::CreateCluster, operations::StartOperation, operations::Rollback,
         operations::Decide, analysis::PutTemplate, analysis::ClusterAnalysis,
         subscriptions::CreateSubscription, subscriptions::FilterBody, subscriptions::RotateSecret,
-        release::PutPolicy, release::CreateFreeze, release::RequestOverride)),
+        release::PutPolicy, release::CreateFreeze, release::RequestOverride,
+        bindings::CreateBinding)),
     modifiers(&DomainSchemas, &BearerAuth, &Unauthorized, &Refusals),
     security(("bearer" = [])),
 )]
@@ -463,6 +465,15 @@ const NOTIFICATION_STATUS: &[Field] = &[
     ("failing", F::Int, true),
     ("warnings", F::List("NotificationWarning"), true),
 ];
+const ROLE_BINDING: &[Field] = &[
+    ("id", F::Int, true),
+    ("user", F::Str, false),
+    ("group", F::Str, false),
+    ("role", F::Str, true),
+    ("environment", F::Str, true),
+    ("created_at", F::Time, true),
+    ("created_by", F::Str, true),
+];
 const ERROR_BODY: &[Field] = &[
     ("code", F::Str, true),
     ("message", F::Str, true),
@@ -550,6 +561,11 @@ const SCHEMAS: &[(&str, &[Field])] = &[
             ("secret", F::Str, true),
             ("previous_secrets_valid_until", F::Time, true),
         ],
+    ),
+    ("RoleBinding", ROLE_BINDING),
+    (
+        "RoleBindingList",
+        &[("bindings", F::List("RoleBinding"), true)],
     ),
     ("ErrorDetail", ERROR_BODY),
     ("Error", &[("error", F::Ref("ErrorDetail"), true)]),
@@ -700,7 +716,8 @@ impl Modify for Refusals {
                 if changes || admin_only_reads {
                     add(
                         "403",
-                        "The token's role is too low: the message names the role needed",
+                        "The token's role bindings do not allow it: the message names the binding \
+                         missing (role and environment) and the bindings the caller has",
                     );
                 }
                 if op.request_body.is_some() {

@@ -48,10 +48,16 @@ pub async fn ingest(
 ) -> Result<impl IntoResponse, ApiError> {
     // A write, though not of release state: reporters (routers, model
     // servers) get a deployer token; resolving alone needs only viewer.
-    actor.require(Role::Deployer, "reporting request records")?;
+    actor.require_somewhere(Role::Deployer, "reporting request records")?;
     let format = Format::of(&headers)?;
     let body = body.map_err(|r| ApiError::from_bare_status(r.status()))?;
     let batch = parse_batch(&body, format)?;
+    crate::access::check_records(
+        app.store.as_ref(),
+        &actor.identity,
+        batch.records.iter().map(|r| r.cluster.clone()).collect(),
+    )
+    .await?;
     let check = app
         .store
         .check_request_records(&batch.records, Timestamp::now())

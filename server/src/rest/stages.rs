@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use switchyard_domain::access::Role;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::types::Version;
 use switchyard_domain::{FullId, Stage, Timestamp};
@@ -51,12 +50,21 @@ pub async fn change_stage(
 ) -> Result<Json<Version>, ApiError> {
     let full_id = FullId::parse(&full_id)?;
     let to: Stage = body.to.parse()?;
-    actor.require(
-        switchyard_domain::access::role_for_stage_move(to, body.early),
-        &format!("moving a version to {to}"),
-    )?;
+    let admin_there =
+        crate::access::check_stage_move(app.store.as_ref(), &actor.identity, to).await?;
+    if body.early {
+        actor.require_each(
+            switchyard_domain::access::role_for_stage_move(to, true),
+            &crate::access::environments_taking(
+                app.store.as_ref(),
+                switchyard_domain::access::stage_move_concerns(to),
+            )
+            .await?,
+            &format!("moving a version to {to} early"),
+        )?;
+    }
     let via = MoveVia::Manual {
-        is_admin: actor.role == Role::Admin && body.early,
+        is_admin: admin_there && body.early,
     };
     let reason = super::required_reason(body.reason.as_deref())?;
     let version = app

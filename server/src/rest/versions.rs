@@ -6,7 +6,6 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchyard_domain::access::Role;
 use switchyard_domain::config_hash::config_hash;
 use switchyard_domain::types::{Labels, NewVersion};
 use switchyard_domain::{FullId, ModelId, Timestamp, VersionName};
@@ -47,7 +46,7 @@ pub async fn register(
     ApiPath(model_id): ApiPath<String>,
     ApiJson(body): ApiJson<RegisterVersion>,
 ) -> Result<impl IntoResponse, ApiError> {
-    actor.require(Role::Deployer, "registering a version")?;
+    crate::access::check_register(app.store.as_ref(), &actor.identity).await?;
     let full_id = FullId::new(
         ModelId::parse(&model_id)?,
         VersionName::parse(&body.version)?,

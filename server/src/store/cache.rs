@@ -191,6 +191,7 @@ mod tests {
                 role: Role::Admin,
                 groups: Vec::new(),
                 token: Some("ci".into()),
+                bindings: Vec::new(),
             },
             expires_at,
         }

@@ -222,6 +222,7 @@ contract_tests!(
 
 mod analysis;
 mod cache;
+mod bindings;
 mod identity;
 mod notify;
 mod release;

@@ -7,7 +7,7 @@
 //! strings for passwords, SHA-256 for tokens and session ids).
 
 use async_trait::async_trait;
-use switchyard_domain::access::Role;
+use switchyard_domain::access::{self, Binding, Role};
 use switchyard_domain::promotion::{Promotion, PromotionStatus};
 use switchyard_domain::{FullId, Timestamp};
 
@@ -30,16 +30,30 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A stored role binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBinding {
+    pub id: i64,
+    pub binding: Binding,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
 /// Whom a valid credential speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub username: String,
+    /// The role the user's bindings give on all (viewer when they have only
+    /// environment bindings): for showing and for callers that predate
+    /// bindings. Decisions go through `Identity::check`.
     pub role: Role,
     /// The groups the user belongs to (`user_groups`; from the identity
     /// provider's group claim for users who sign in through it), sorted.
     pub groups: Vec<String>,
     /// The API token's name, when the request came with a token.
     pub token: Option<String>,
+    /// The role bindings that apply to the user: their own and their groups'.
+    pub bindings: Vec<Binding>,
 }
 
 impl Identity {
@@ -47,8 +61,64 @@ impl Identity {
     /// is recorded separately, as `details.via_token` of each event
     /// (`store::acting_with_token`), so filtering the audit by a person
     /// finds what they did at the console and with their tokens alike.
+    /// A person with `role` bound on all environments and no groups: the
+    /// identity of a user made with `user create --role` (tests, tools).
+    pub fn with_role_on_all(username: &str, role: Role) -> Identity {
+        Identity {
+            username: username.to_owned(),
+            role,
+            groups: Vec::new(),
+            token: None,
+            bindings: vec![Binding::new(
+                access::Subject::User(username.to_owned()),
+                role,
+                access::Scope::All,
+            )],
+        }
+    }
+
     pub fn actor(&self) -> String {
         self.username.clone()
+    }
+
+    /// Whether the user's bindings allow `what`, which needs `needed` in
+    /// `environment` (`None`: tied to no environment, so on all).
+    pub fn check(
+        &self,
+        needed: Role,
+        environment: Option<&str>,
+        what: &str,
+    ) -> Result<(), access::Missing> {
+        access::check(&self.bindings, &self.username, &self.groups, needed, environment, what)
+    }
+
+    /// The user and their bindings, as the console carries them.
+    pub fn grants(&self) -> access::Grants {
+        access::Grants {
+            username: self.username.clone(),
+            groups: self.groups.clone(),
+            bindings: self.bindings.clone(),
+        }
+    }
+
+    /// The lower bar before the environment is known: `needed` somewhere.
+    pub fn check_somewhere(&self, needed: Role, what: &str) -> Result<(), access::Missing> {
+        access::check_somewhere(&self.bindings, &self.username, &self.groups, needed, what)
+    }
+
+    /// `needed` in each of `environments` (none: on all).
+    pub fn check_each(
+        &self,
+        needed: Role,
+        environments: &[String],
+        what: &str,
+    ) -> Result<(), access::Missing> {
+        access::check_each(&self.bindings, &self.username, &self.groups, needed, environments, what)
+    }
+
+    /// The role shown for a user with these bindings: theirs on all, else viewer.
+    pub fn summary_role(username: &str, groups: &[String], bindings: &[Binding]) -> Role {
+        access::role_in(bindings, username, groups, None).unwrap_or(Role::Viewer)
     }
 }
 
@@ -72,7 +142,8 @@ pub struct NewSession<'a> {
 
 #[async_trait]
 pub trait IdentityStore: Send + Sync + 'static {
-    /// Creates a user; an existing username is a `Conflict`.
+    /// Creates a user with a binding of `role` on all (ledger: `user.created`,
+    /// `binding.created`); an existing username is a `Conflict`.
     async fn create_user(
         &self,
         username: &str,
@@ -81,6 +152,28 @@ pub trait IdentityStore: Send + Sync + 'static {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<User>;
+
+    /// Every role binding, oldest first.
+    async fn list_bindings(&self) -> StoreResult<Vec<StoredBinding>>;
+
+    /// Adds a binding (ledger: `binding.created`). A user subject must
+    /// exist, an environment scope must exist (`NotFound`); the same binding
+    /// twice is a `Conflict`.
+    async fn create_binding(
+        &self,
+        binding: &Binding,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<StoredBinding>;
+
+    /// Removes binding `id` (ledger: `binding.removed`). Unknown: `NotFound`;
+    /// the last admin binding on all of an enabled user is kept (`Conflict`),
+    /// so that someone can still administer.
+    async fn remove_binding(&self, id: i64, actor: &str, at: Timestamp)
+        -> StoreResult<StoredBinding>;
+
+    /// The bindings that apply to `username` (theirs and their groups').
+    async fn bindings_of(&self, username: &str) -> StoreResult<Vec<Binding>>;
 
     /// Replaces the user's groups (ledger: `user.groups_changed`, only when
     /// they differ). Unknown user: `NotFound`.

@@ -8,7 +8,9 @@ use switchyard_domain::policy::{ApprovalPolicy, EnvPolicy, Requirement};
 use switchyard_domain::promotion::{Approval, Promotion, PromotionStatus};
 use switchyard_domain::{Stage, Timestamp};
 
-use super::identity::{ApiToken, Identity, User};
+use switchyard_domain::access::{Binding, Scope, Subject};
+
+use super::identity::{ApiToken, Identity, StoredBinding, User};
 use super::sql::stored_full_id;
 use super::{StoreError, StoreResult};
 
@@ -21,9 +23,52 @@ pub(crate) const SELECT_USER: &str =
     "SELECT username, role, created_at, disabled_at, password_hash FROM users WHERE username = $1";
 pub(crate) const SELECT_USERS: &str =
     "SELECT username, role, created_at, disabled_at, password_hash FROM users ORDER BY username";
-/// Who may approve at all (a promotion's own rules narrow it: `promotion::remaining_approvers`).
-pub(crate) const SELECT_APPROVING_USERS: &str = "SELECT username, role FROM users \
-     WHERE disabled_at IS NULL AND role IN ('approver', 'admin') ORDER BY username";
+/// The join of enabled users to the bindings that apply to them (their own
+/// and their groups').
+macro_rules! users_with_bindings {
+    () => {
+        "FROM users u JOIN role_bindings b ON \
+         (b.subject_kind = 'user' AND b.subject = u.username) \
+         OR (b.subject_kind = 'group' AND b.subject IN \
+             (SELECT g.group_name FROM user_groups g WHERE g.username = u.username)) \
+         WHERE u.disabled_at IS NULL "
+    };
+}
+/// Who may approve in environment $1: bound as approver or admin there or on
+/// all (a promotion's own rules narrow it: `promotion::remaining_approvers`).
+pub(crate) const SELECT_APPROVING_USERS: &str = concat!(
+    "SELECT DISTINCT u.username, b.role ",
+    users_with_bindings!(),
+    "AND b.role IN ('approver', 'admin') AND (b.scope = '*' OR b.scope = $1) ORDER BY u.username"
+);
+/// Enabled users with an admin binding on all, other than through binding $1.
+pub(crate) const COUNT_OTHER_ADMINS: &str = concat!(
+    "SELECT COUNT(DISTINCT u.username) ",
+    users_with_bindings!(),
+    "AND b.role = 'admin' AND b.scope = '*' AND b.id <> $1"
+);
+pub(crate) const SELECT_BINDINGS_OF: &str = "SELECT subject_kind, subject, role, scope FROM role_bindings \
+     WHERE (subject_kind = 'user' AND subject = $1) \
+     OR (subject_kind = 'group' AND subject IN (SELECT group_name FROM user_groups WHERE username = $1)) \
+     ORDER BY id";
+macro_rules! binding_columns {
+    () => {
+        "id, subject_kind, subject, role, scope, created_at, created_by"
+    };
+}
+pub(crate) const SELECT_BINDINGS: &str =
+    concat!("SELECT ", binding_columns!(), " FROM role_bindings ORDER BY id");
+pub(crate) const SELECT_BINDING: &str =
+    concat!("SELECT ", binding_columns!(), " FROM role_bindings WHERE id = $1");
+pub(crate) const SELECT_SAME_BINDING: &str = "SELECT id FROM role_bindings \
+     WHERE subject_kind = $1 AND subject = $2 AND role = $3 AND scope = $4";
+pub(crate) const NEXT_BINDING_ID: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM role_bindings";
+pub(crate) const INSERT_BINDING: &str = concat!(
+    "INSERT INTO role_bindings (",
+    binding_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
+pub(crate) const DELETE_BINDING: &str = "DELETE FROM role_bindings WHERE id = $1";
 pub(crate) const SELECT_USER_GROUPS: &str =
     "SELECT group_name FROM user_groups WHERE username = $1 ORDER BY group_name";
 pub(crate) const DELETE_USER_GROUPS: &str = "DELETE FROM user_groups WHERE username = $1";
@@ -174,20 +219,56 @@ impl TokenRow {
     }
 }
 
-/// (username, role, token name) of `SELECT_TOKEN_IDENTITY`, with the
-/// user's groups.
+/// A row of `SELECT_BINDINGS_OF`: (subject_kind, subject, role, scope).
+pub(crate) type BindingOfRow = (String, String, String, String);
+
+pub(crate) fn stored_binding_of(row: BindingOfRow) -> StoreResult<Binding> {
+    let (kind, subject, role, scope) = row;
+    Ok(Binding {
+        subject: Subject::parse(&kind, &subject)
+            .map_err(|_| corrupt(format_args!("stored binding subject {kind:?} {subject:?} is bad")))?,
+        role: stored_role(&role)?,
+        scope: Scope::from_stored(&scope),
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct BindingRow {
+    id: i64,
+    subject_kind: String,
+    subject: String,
+    role: String,
+    scope: String,
+    created_at: i64,
+    created_by: String,
+}
+
+impl BindingRow {
+    pub(crate) fn into_binding(self) -> StoreResult<StoredBinding> {
+        Ok(StoredBinding {
+            id: self.id,
+            binding: stored_binding_of((self.subject_kind, self.subject, self.role, self.scope))?,
+            created_at: Timestamp::from_micros(self.created_at),
+            created_by: self.created_by,
+        })
+    }
+}
+
+/// The identity of `username` with their groups and the bindings that apply
+/// to them (`role`: theirs on all, for showing).
 pub(crate) fn identity(
     username: String,
-    role: &str,
     groups: Vec<String>,
+    bindings: Vec<Binding>,
     token: Option<String>,
-) -> StoreResult<Identity> {
-    Ok(Identity {
+) -> Identity {
+    Identity {
+        role: Identity::summary_role(&username, &groups, &bindings),
         username,
-        role: stored_role(role)?,
         groups,
         token,
-    })
+        bindings,
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -298,7 +379,8 @@ macro_rules! identity_store {
       mod identity {
         use super::shared::{fetch_policy, fetch_version, Writer};
         use super::$store;
-        use $crate::store::identity::{ApiToken, Identity, IdentityStore, NewSession, Session, User};
+        use $crate::store::identity::{ApiToken, Identity, IdentityStore, NewSession, Session, StoredBinding, User};
+        use switchyard_domain::access::{Binding, Scope, Subject};
         use $crate::store::identity_sql::{self as iq, ApprovalRow, PromotionRow};
         use $crate::store::sql as q;
         use $crate::store::StoreResult;
@@ -324,16 +406,82 @@ macro_rules! identity_store {
         }
 
         /// The users who can still approve `p` (named in its ledger events, so
-        /// that notifications reach them).
+        /// that notifications reach them): bound as approver in its environment.
         async fn remaining_approvers(w: &mut Writer, p: &Promotion) -> StoreResult<Vec<String>> {
             let rows = sqlx::query_as::<_, (String, String)>(iq::SELECT_APPROVING_USERS)
+                .bind(&p.environment)
                 .fetch_all(&mut *w.tx)
                 .await?;
-            let users = rows
+            let mut users = rows
                 .into_iter()
                 .map(|(name, role)| Ok((name, role.parse::<switchyard_domain::access::Role>()?)))
                 .collect::<StoreResult<Vec<_>>>()?;
+            users.dedup_by(|a, b| a.0 == b.0);
             Ok(promotion::remaining_approvers(p, &users))
+        }
+
+        /// `username`'s identity: their groups and the bindings that apply to them.
+        async fn load_identity<'e, E>(db: E, username: String, token: Option<String>) -> StoreResult<Identity>
+        where
+            E: sqlx::Executor<'e, Database = $db> + Copy,
+        {
+            let groups = sqlx::query_scalar::<_, String>(iq::SELECT_USER_GROUPS)
+                .bind(&username)
+                .fetch_all(db)
+                .await?;
+            let bindings = sqlx::query_as::<_, iq::BindingOfRow>(iq::SELECT_BINDINGS_OF)
+                .bind(&username)
+                .fetch_all(db)
+                .await?
+                .into_iter()
+                .map(iq::stored_binding_of)
+                .collect::<StoreResult<Vec<_>>>()?;
+            Ok(iq::identity(username, groups, bindings, token))
+        }
+
+        /// Inserts `binding` with its ledger event inside `w`.
+        async fn insert_binding(w: &mut Writer, binding: &Binding, actor: &str, at: Timestamp) -> StoreResult<StoredBinding> {
+            if let Some(existing) = sqlx::query_scalar::<_, i64>(iq::SELECT_SAME_BINDING)
+                .bind(binding.subject.kind())
+                .bind(binding.subject.name())
+                .bind(binding.role.as_str())
+                .bind(binding.scope.stored())
+                .fetch_optional(&mut *w.tx)
+                .await?
+            {
+                return Err(DomainError::Conflict(format!(
+                    "{} {} already has the binding {} on {} (binding {existing})",
+                    binding.subject.kind(), binding.subject.name(), binding.role, binding.scope
+                ))
+                .into());
+            }
+            let id = sqlx::query_scalar::<_, i64>(iq::NEXT_BINDING_ID).fetch_one(&mut *w.tx).await?;
+            sqlx::query(iq::INSERT_BINDING)
+                .bind(id)
+                .bind(binding.subject.kind())
+                .bind(binding.subject.name())
+                .bind(binding.role.as_str())
+                .bind(binding.scope.stored())
+                .bind(at.micros())
+                .bind(actor)
+                .execute(&mut *w.tx)
+                .await?;
+            w.append(binding_event(id, binding, actor, action::BINDING_CREATED, at)).await?;
+            Ok(StoredBinding { id, binding: binding.clone(), created_at: at, created_by: actor.to_owned() })
+        }
+
+        fn binding_event(id: i64, binding: &Binding, actor: &str, what: &str, at: Timestamp) -> NewEvent {
+            let event = NewEvent::new(at, actor, what).details(json!({
+                "binding_id": id,
+                "subject_kind": binding.subject.kind(),
+                "subject": binding.subject.name(),
+                "role": binding.role,
+                "scope": binding.scope.to_string(),
+            }));
+            match binding.scope.environment() {
+                Some(env) => event.environment(env),
+                None => event,
+            }
         }
 
         /// The promotion `id` as this transaction sees it.
@@ -453,8 +601,68 @@ macro_rules! identity_store {
                     .await?;
                 w.append(NewEvent::new(at, actor, action::USER_CREATED).details(json!({ "username": username, "role": role })))
                     .await?;
+                insert_binding(&mut w, &Binding::new(Subject::User(username.to_owned()), role, Scope::All), actor, at).await?;
                 w.commit().await?;
                 Ok(User { username: username.to_owned(), role, created_at: at, disabled: false })
+            }
+
+            async fn list_bindings(&self) -> StoreResult<Vec<StoredBinding>> {
+                sqlx::query_as::<_, iq::BindingRow>(iq::SELECT_BINDINGS)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(iq::BindingRow::into_binding)
+                    .collect()
+            }
+
+            async fn create_binding(&self, binding: &Binding, actor: &str, at: Timestamp) -> StoreResult<StoredBinding> {
+                let mut w = Writer::begin(self).await?;
+                if let Subject::User(name) = &binding.subject {
+                    sqlx::query_as::<_, iq::UserRow>(iq::SELECT_USER)
+                        .bind(name)
+                        .fetch_optional(&mut *w.tx)
+                        .await?
+                        .ok_or_else(|| iq::user_not_found(name))?;
+                }
+                if let Some(env) = binding.scope.environment() {
+                    sqlx::query(q::ENVIRONMENT_EXISTS)
+                        .bind(env)
+                        .fetch_optional(&mut *w.tx)
+                        .await?
+                        .ok_or_else(|| q::not_found_environment(env))?;
+                }
+                let stored = insert_binding(&mut w, binding, actor, at).await?;
+                w.commit().await?;
+                Ok(stored)
+            }
+
+            async fn remove_binding(&self, id: i64, actor: &str, at: Timestamp) -> StoreResult<StoredBinding> {
+                let mut w = Writer::begin(self).await?;
+                let stored = sqlx::query_as::<_, iq::BindingRow>(iq::SELECT_BINDING)
+                    .bind(id)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .ok_or_else(|| DomainError::NotFound(format!("no role binding {id}")))?
+                    .into_binding()?;
+                if stored.binding.role == Role::Admin && stored.binding.scope == Scope::All {
+                    let others = sqlx::query_scalar::<_, i64>(iq::COUNT_OTHER_ADMINS).bind(id).fetch_one(&mut *w.tx).await?;
+                    if others == 0 {
+                        return Err(DomainError::Conflict(format!(
+                            "binding {id} ({} {}: admin on all) is the last admin binding on all of an enabled user; \
+                             add another before removing it",
+                            stored.binding.subject.kind(), stored.binding.subject.name()
+                        ))
+                        .into());
+                    }
+                }
+                sqlx::query(iq::DELETE_BINDING).bind(id).execute(&mut *w.tx).await?;
+                w.append(binding_event(id, &stored.binding, actor, action::BINDING_REMOVED, at)).await?;
+                w.commit().await?;
+                Ok(stored)
+            }
+
+            async fn bindings_of(&self, username: &str) -> StoreResult<Vec<Binding>> {
+                Ok(load_identity(&self.pool, username.to_owned(), None).await?.bindings)
             }
 
             async fn set_user_groups(&self, username: &str, groups: &[String], actor: &str, at: Timestamp) -> StoreResult<Vec<String>> {
@@ -595,7 +803,7 @@ macro_rules! identity_store {
                     Lookup::Miss(epoch) => Some(epoch),
                     Lookup::Bypass => None,
                 };
-                let Some((username, role, name, expires_at)) =
+                let Some((username, _role, name, expires_at)) =
                     sqlx::query_as::<_, (String, String, String, Option<i64>)>(iq::SELECT_TOKEN_IDENTITY)
                         .bind(token_hash)
                         .bind(now.micros())
@@ -605,11 +813,7 @@ macro_rules! identity_store {
                     // Unknown tokens are not cached: anyone can send any number of them.
                     return Ok(None);
                 };
-                let groups = sqlx::query_scalar::<_, String>(iq::SELECT_USER_GROUPS)
-                    .bind(&username)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let identity = iq::identity(username, &role, groups, Some(name))?;
+                let identity = load_identity(&self.pool, username, Some(name)).await?;
                 if let Some(epoch) = epoch {
                     let expires_at = expires_at.map(Timestamp::from_micros);
                     self.cache.put_token(epoch, token_hash, CachedToken { identity: identity.clone(), expires_at });
@@ -635,7 +839,7 @@ macro_rules! identity_store {
             }
 
             async fn session(&self, id_hash: &str, now: Timestamp) -> StoreResult<Option<Session>> {
-                let Some((username, role, csrf_token, expires_at)) = sqlx::query_as::<_, (String, String, String, i64)>(iq::SELECT_SESSION)
+                let Some((username, _role, csrf_token, expires_at)) = sqlx::query_as::<_, (String, String, String, i64)>(iq::SELECT_SESSION)
                     .bind(id_hash)
                     .bind(now.micros())
                     .fetch_optional(&self.pool)
@@ -643,12 +847,8 @@ macro_rules! identity_store {
                 else {
                     return Ok(None);
                 };
-                let groups = sqlx::query_scalar::<_, String>(iq::SELECT_USER_GROUPS)
-                    .bind(&username)
-                    .fetch_all(&self.pool)
-                    .await?;
                 Ok(Some(Session {
-                    identity: iq::identity(username, &role, groups, None)?,
+                    identity: load_identity(&self.pool, username, None).await?,
                     csrf_token,
                     expires_at: Timestamp::from_micros(expires_at),
                 }))

@@ -2,6 +2,12 @@
 //! function with the least role it needs, walked as anonymous, each role, a
 //! revoked token and an expired token. A route in the OpenAPI document or a
 //! server function registered with the server that has no row fails the test.
+//!
+//! The allow/deny matrix per environment (`allow_deny_matrix`) walks the same
+//! rows, plus rows on real targets in staging and production, as users bound
+//! with each role in staging only, production only and all, on SQLite and on
+//! PostgreSQL; the expected answer is written here from the product's rules
+//! (`Bound::may`), apart from the server's code.
 
 use std::collections::BTreeSet;
 
@@ -336,6 +342,28 @@ const REST: &[Row] = &[
         None,
         Some(Role::Viewer),
     ),
+    // Role bindings: anyone may read who may do what where; admins on all change them.
+    (
+        "GET",
+        "/api/v1/role-bindings",
+        "/api/v1/role-bindings",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/api/v1/role-bindings",
+        "/api/v1/role-bindings",
+        Some(|| json!({"group": "nobody-is-in-this", "role": "viewer"})),
+        Some(Role::Admin),
+    ),
+    (
+        "DELETE",
+        "/api/v1/role-bindings/{id}",
+        "/api/v1/role-bindings/999",
+        None,
+        Some(Role::Admin),
+    ),
     // Public, so a client can be generated before a token exists.
     (
         "GET",
@@ -545,6 +573,27 @@ const CONSOLE: &[Row] = &[
         Some(|| json!({"id": 999, "reason": "r"})),
         Some(Role::Approver),
     ),
+    (
+        "POST",
+        "/console/fn/get_access",
+        "/console/fn/get_access",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/add_binding",
+        "/console/fn/add_binding",
+        Some(|| json!({"subject_kind": "group", "subject": "nobody-is-in-this", "role": "viewer"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/remove_binding",
+        "/console/fn/remove_binding",
+        Some(|| json!({"id": 999})),
+        Some(Role::Admin),
+    ),
     // Answers "nobody" to anonymous callers rather than refusing.
     (
         "GET",
@@ -718,4 +767,318 @@ async fn every_console_server_function_refuses_the_signed_out_and_roles_below_it
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---- the allow/deny matrix per environment ----
+
+/// Where a row's action happens, which decides which bindings count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum At {
+    /// Tied to no environment: the role on all (reading: any binding).
+    All,
+    /// In one environment: the role there or on all.
+    Env(&'static str),
+    /// The target does not exist (404 after the check): only the lower bar,
+    /// the role in some environment or on all.
+    Somewhere,
+}
+
+/// Where each row of `REST` and `CONSOLE` happens (by path and body).
+fn place_of(method: &str, path: &str, body: Option<fn() -> Value>) -> At {
+    let body = body.map(|b| b()).unwrap_or(Value::Null);
+    let to = body["to"].as_str().unwrap_or_default();
+    match (method, path) {
+        ("POST", "/api/v1/models/chat/versions") => At::Env("development"),
+        (_, p) if p.ends_with("/stage") || p == "/console/fn/move_stage" => match to {
+            "development" => At::Env("development"),
+            "staging" => At::Env("staging"),
+            _ => At::Env("production"),
+        },
+        (_, p) if p.starts_with("/api/v1/environments/staging/pins") => At::Env("staging"),
+        (_, p) if p.starts_with("/api/v1/environments/production/pins") => At::Env("production"),
+        ("POST", "/api/v1/promotions") | (_, "/console/fn/request_promotion") => {
+            At::Env("production")
+        }
+        ("POST", "/api/v1/request-records") => At::Somewhere,
+        (_, p) if p.contains("/promotions/999/") => At::Somewhere,
+        (_, "/console/fn/approve_promotion" | "/console/fn/reject_promotion") => At::Somewhere,
+        (_, p) if p.contains("/clusters/nowhere/test")
+            || p.contains("/clusters/nowhere/operations")
+            || p.contains("/clusters/nowhere/rollback")
+            || p.starts_with("/api/v1/operations/999/") =>
+        {
+            At::Somewhere
+        }
+        (_, "/console/fn/start_operation" | "/console/fn/roll_back_cluster") => At::Somewhere,
+        _ => At::All,
+    }
+}
+
+/// A caller bound with `role` in `scope` (`None`: all) only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bound {
+    role: Role,
+    scope: Option<&'static str>,
+}
+
+impl Bound {
+    fn name(self) -> String {
+        format!("{}-{}", self.role, self.scope.unwrap_or("all"))
+    }
+
+    /// Whether the table says this caller may do a row needing `least` at `at`;
+    /// written apart from the server's rules, from the product's words.
+    fn may(self, least: Option<Role>, at: At) -> bool {
+        let Some(least) = least else { return true };
+        if !self.role.allows(least) {
+            return false;
+        }
+        match at {
+            At::All => least == Role::Viewer || self.scope.is_none(),
+            At::Env(e) => self.scope.is_none_or(|s| s == e),
+            At::Somewhere => true,
+        }
+    }
+}
+
+/// Env-specific rows on real targets: clusters stg-1 (staging) and prd-1
+/// (production), promotions pending in staging and production. Each is
+/// refused after the access check (no reason, unknown version) so the
+/// matrix changes nothing: allowed = anything but 401/403.
+fn env_rows(staging_promotion: i64, production_promotion: i64) -> Vec<(String, String, Value, Role, At)> {
+    let mut rows = Vec::new();
+    for (cluster, env) in [("stg-1", "staging"), ("prd-1", "production")] {
+        let operator = if env == "production" { Role::Approver } else { Role::Deployer };
+        rows.push(("POST".into(), format!("/api/v1/clusters/{cluster}/operations"), json!({"kind": "blue_green", "full_id": "chat:v404"}), operator, At::Env(env)));
+        rows.push(("POST".into(), format!("/api/v1/clusters/{cluster}/rollback"), json!({}), operator, At::Env(env)));
+        rows.push(("POST".into(), format!("/api/v1/clusters/{cluster}/test"), json!({}), Role::Deployer, At::Env(env)));
+        rows.push(("POST".into(), "/api/v1/request-records".into(), json!([{"request_id": "r-x", "at": "2999-01-01T00:00:00Z", "cluster": cluster, "slot": "blue", "full_id": "chat:v1", "latency_ms": 1}]), Role::Deployer, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/start_operation".into(), json!({"cluster": cluster, "kind": "blue_green", "full_id": "chat:v404"}), operator, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/roll_back_cluster".into(), json!({"cluster": cluster}), operator, At::Env(env)));
+    }
+    for env in ["staging", "production"] {
+        let pin = if env == "production" { Role::Admin } else { Role::Deployer };
+        rows.push(("PUT".into(), format!("/api/v1/environments/{env}/pins/chat"), json!({"version": "v404", "reason": "r"}), pin, At::Env(env)));
+        rows.push(("POST".into(), "/api/v1/promotions".into(), json!({"full_id": "chat:v404", "environment": env, "reason": "r"}), Role::Deployer, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/request_promotion".into(), json!({"full_id": "chat:v404", "environment": env, "reason": "r"}), Role::Deployer, At::Env(env)));
+    }
+    for (id, env) in [(staging_promotion, "staging"), (production_promotion, "production")] {
+        rows.push(("POST".into(), format!("/api/v1/promotions/{id}/approve"), json!({}), Role::Approver, At::Env(env)));
+        rows.push(("POST".into(), format!("/api/v1/promotions/{id}/reject"), json!({"reason": " "}), Role::Approver, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/approve_promotion".into(), json!({"id": id}), Role::Approver, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/reject_promotion".into(), json!({"id": id, "reason": " "}), Role::Approver, At::Env(env)));
+    }
+    for (to, least, env) in [("staging", Role::Deployer, "staging"), ("development", Role::Deployer, "development"), ("deprecated", Role::Approver, "production")] {
+        rows.push(("POST".into(), "/api/v1/versions/chat:v404/stage".into(), json!({"to": to, "reason": "r"}), least, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/move_stage".into(), json!({"full_id": "chat:v404", "to": to, "reason": "r"}), least, At::Env(env)));
+    }
+    rows.push(("POST".into(), "/api/v1/models/chat/versions".into(), json!({"version": "NOT VALID", "config": {}}), Role::Deployer, At::Env("development")));
+    rows
+}
+
+/// Users bound with each role in staging only, production only, and all.
+async fn bound_callers(app: &TestApp) -> Vec<Bound> {
+    use switchyard_domain::access::{Binding, Scope, Subject};
+    let store = app.store().await;
+    let mut out = Vec::new();
+    for role in Role::ALL {
+        for scope in [Some("staging"), Some("production"), None] {
+            let b = Bound { role, scope };
+            let name = b.name();
+            app.user_with_token(&name, role, None).await;
+            if let Some(env) = scope {
+                // Replace the binding on all that creating the user gave.
+                let on_all = store
+                    .list_bindings()
+                    .await
+                    .expect("bindings")
+                    .into_iter()
+                    .find(|s| s.binding.subject == Subject::User(name.clone()))
+                    .expect("the user's binding");
+                store
+                    .create_binding(&Binding::new(Subject::User(name.clone()), role, Scope::Environment(env.into())), "test", Timestamp::now())
+                    .await
+                    .expect("scoped binding");
+                store.remove_binding(on_all.id, "test", Timestamp::now()).await.expect("removed");
+            }
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// A pending promotion of a fresh staging version into `env`; its id.
+async fn pending_in(app: &TestApp, version: &str, env: &str) -> i64 {
+    app.register("chat", version, json!({"v": version})).await;
+    if env == "production" {
+        app.move_stage(&format!("chat:{version}"), "staging").await;
+    }
+    let res = app
+        .post_json(
+            "/api/v1/promotions",
+            &json!({"full_id": format!("chat:{version}"), "environment": env, "reason": "matrix"}),
+        )
+        .await;
+    let body: Value = res.json().await.expect("promotion");
+    body["id"].as_i64().unwrap_or_else(|| panic!("a promotion: {body}"))
+}
+
+async fn allow_deny_matrix(app: TestApp) {
+    app.register("chat", "v0", json!({"v": 0})).await;
+    app.move_stage("chat:v0", "staging").await;
+    app.production_version("chat", "v1").await;
+    for (name, env) in [("stg-1", "staging"), ("prd-1", "production")] {
+        let res = app
+            .post_json("/api/v1/clusters", &json!({"name": name, "environment": env, "driver": "simulated"}))
+            .await;
+        assert!(res.status().is_success(), "cluster {name}: {}", res.status());
+    }
+    let staging_promotion = pending_in(&app, "v2", "staging").await;
+    let production_promotion = pending_in(&app, "v3", "production").await;
+
+    let callers = bound_callers(&app).await;
+    let store = app.store().await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let mut rows: Vec<(String, String, Value, Option<Role>, At)> = REST
+        .iter()
+        .chain(CONSOLE.iter())
+        .map(|&(m, _, p, body, least)| {
+            (m.to_owned(), p.to_owned(), body.map(|b| b()).unwrap_or(Value::Null), least, place_of(m, p, body))
+        })
+        .collect();
+    rows.extend(
+        env_rows(staging_promotion, production_promotion)
+            .into_iter()
+            .map(|(m, p, b, least, at)| (m, p, b, Some(least), at)),
+    );
+    for caller in &callers {
+        let token = {
+            // A fresh token for this caller (user_with_token made one named like the user).
+            let t = switchyard::auth::secret::generate(switchyard::auth::secret::TOKEN_PREFIX);
+            store
+                .create_token(&format!("{}-m", caller.name()), &caller.name(), &switchyard::auth::secret::hash(&t), None, "test", Timestamp::now())
+                .await
+                .expect("token");
+            t
+        };
+        let session = crate::console::sign_in(&app, &caller.name()).await;
+        for (method, path, body, least, at) in &rows {
+            if path == "/api/v1/openapi.json" || path == "/console/fn/get_signed_in_user" {
+                continue;
+            }
+            let expected = caller.may(*least, *at);
+            let (refused, answer) = if path.starts_with("/console/") {
+                let form = if body.is_null() { String::new() } else { serde_urlencoded::to_string(body).expect("form") };
+                let answer = crate::console::call_server_fn(&app, method, path, &form, Some(&session)).await;
+                (answer.contains("\"forbidden\"") || answer.contains("\"unauthenticated\""), answer)
+            } else {
+                let mut req = app
+                    .client
+                    .request(Method::from_bytes(method.as_bytes()).expect("method"), format!("{}{path}", app.address))
+                    .bearer_auth(&token);
+                if !body.is_null() {
+                    req = req.json(body);
+                }
+                let res = req.send().await.expect("sent");
+                let status = res.status();
+                let text = res.text().await.unwrap_or_default();
+                (status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED, format!("{status} {text}"))
+            };
+            checked += 1;
+            if expected == refused {
+                failures.push(format!(
+                    "{} {method} {path} ({at:?}, least {least:?}): expected {}, got {answer}",
+                    caller.name(),
+                    if expected { "allowed" } else { "refused" }
+                ));
+            } else if refused && path.starts_with("/api/") && !answer.contains("binding") {
+                failures.push(format!("{} {method} {path}: the refusal names no binding: {answer}", caller.name()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} cells wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked > 1000, "{checked}");
+}
+
+#[tokio::test]
+async fn every_route_and_server_function_allows_exactly_the_bindings_of_its_environment_on_sqlite() {
+    allow_deny_matrix(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn every_route_and_server_function_allows_exactly_the_bindings_of_its_environment_on_postgresql() {
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    allow_deny_matrix(app).await;
+    use sqlx::Executor;
+    admin
+        .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
+}
+
+#[tokio::test]
+async fn a_refusal_names_the_missing_binding_and_what_the_caller_has() {
+    let app = spawn_app().await;
+    app.register("chat", "v0", json!({"v": 0})).await;
+    app.move_stage("chat:v0", "staging").await;
+    app.post_json("/api/v1/clusters", &json!({"name": "prd-1", "environment": "production", "driver": "simulated"}))
+        .await;
+    let token = app.user_with_token("alice", Role::Viewer, None).await;
+    let res = app
+        .post_json("/api/v1/role-bindings", &json!({"user": "alice", "role": "approver", "environment": "staging"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .post_json_as(&token, "/api/v1/clusters/prd-1/rollback", &json!({"reason": "r"}))
+        .await;
+    let error = crate::helpers::assert_error(res, StatusCode::FORBIDDEN).await;
+    assert_eq!(
+        error["message"],
+        "rolling back prd-1 (environment production) needs an approver binding for production or all; \
+         alice has: viewer on all, approver on staging"
+    );
+}
+
+#[tokio::test]
+async fn bindings_are_listed_added_and_removed_through_the_api_with_ledger_events_and_bad_input_refused() {
+    let app = spawn_app().await;
+    let token = app.user_with_token("dora", Role::Viewer, None).await;
+    // Not yet a deployer in staging.
+    let pin = json!({"version": "v404", "reason": "r"});
+    let res = app.client.put(format!("{}/api/v1/environments/staging/pins/chat", app.address)).bearer_auth(&token).json(&pin).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = app
+        .post_json("/api/v1/role-bindings", &json!({"user": "dora", "role": "deployer", "environment": "staging"}))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let created: Value = res.json().await.expect("json");
+    assert_eq!((created["user"].clone(), created["group"].clone(), created["role"].clone(), created["environment"].clone()), (json!("dora"), Value::Null, json!("deployer"), json!("staging")));
+    // At once: now refused only for the missing version.
+    let res = app.client.put(format!("{}/api/v1/environments/staging/pins/chat", app.address)).bearer_auth(&token).json(&pin).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let listed = app.get_json("/api/v1/role-bindings").await;
+    assert!(listed["bindings"].as_array().expect("list").iter().any(|b| b == &created), "{listed}");
+    for (body, status) in [
+        (json!({"role": "viewer"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"user": "dora", "group": "g", "role": "viewer"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"user": "dora", "role": "root"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"user": "dora", "role": "viewer", "environment": "Not An Env"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"user": "nobody", "role": "viewer"}), StatusCode::NOT_FOUND),
+        (json!({"user": "dora", "role": "viewer", "environment": "moon"}), StatusCode::NOT_FOUND),
+        (json!({"user": "dora", "role": "deployer", "environment": "staging"}), StatusCode::CONFLICT),
+    ] {
+        let before = app.get_json("/api/v1/audit?limit=1").await["events"][0]["id"].clone();
+        let res = app.post_json("/api/v1/role-bindings", &body).await;
+        assert_eq!(res.status(), status, "{body}");
+        assert_eq!(app.get_json("/api/v1/audit?limit=1").await["events"][0]["id"], before, "{body} changed nothing");
+    }
+    let id = created["id"].as_i64().expect("id");
+    let res = app.request(Method::DELETE, &format!("/api/v1/role-bindings/{id}")).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app.request(Method::DELETE, &format!("/api/v1/role-bindings/{id}")).send().await.expect("sent");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let events = app.get_json("/api/v1/audit?limit=20").await;
+    let actions: Vec<&str> = events["events"].as_array().expect("events").iter().filter_map(|e| e["action"].as_str()).filter(|a| a.starts_with("binding.")).collect();
+    assert_eq!(&actions[..2], ["binding.removed", "binding.created"]);
 }

@@ -926,7 +926,7 @@ async fn the_consoles_operation_buttons_obey_the_same_rules_as_the_api() {
     )
     .await;
     assert!(
-        production.contains("needs the approver role; dave has the deployer role"),
+        production.contains("needs an approver binding for production or all; dave has: deployer on all"),
         "{production}"
     );
 

@@ -9,6 +9,7 @@ use switchyard_domain::access::Role;
 use crate::helpers::{spawn_app, TestApp, TEST_PASSWORD};
 
 /// A signed-in browser: its session cookie and CSRF token.
+#[derive(Clone)]
 pub struct Browser {
     pub cookie: String,
     pub csrf: String,
@@ -594,4 +595,58 @@ async fn console_refusals_answer_with_their_4xx_status_not_500() {
     assert!(unknown.starts_with("404 "), "{unknown}");
     let signed_out = call_server_fn(&app, "POST", "/console/fn/get_overview", "", None).await;
     assert!(signed_out.starts_with("401 "), "{signed_out}");
+}
+
+#[tokio::test]
+async fn the_access_page_lists_bindings_and_greys_out_changes_for_non_admins_and_adds_without_javascript() {
+    let app = spawn_app().await;
+    app.user_with_token("ada", Role::Admin, None).await;
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let page = |browser: Browser| {
+        let app = &app;
+        async move {
+            no_redirects()
+                .get(format!("{}/access", app.address))
+                .header(COOKIE, &browser.cookie)
+                .send()
+                .await
+                .expect("sent")
+                .text()
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let vic = sign_in(&app, "vic").await;
+    let html = page(vic.clone()).await;
+    assert!(html.contains("user vic"), "{html}");
+    assert!(
+        html.contains("Changing role bindings needs an admin binding for all; vic has: viewer on all"),
+        "the viewer is told why the buttons are grey: {html}"
+    );
+    assert!(html.contains("Your bindings: viewer on all."), "{html}");
+    let ada = sign_in(&app, "ada").await;
+    let html = page(ada.clone()).await;
+    assert!(!html.contains("needs an admin binding"), "{html}");
+    // A form post without JavaScript: the CSRF token as a field, then a redirect back.
+    let res = no_redirects()
+        .post(format!("{}/console/fn/add_binding", app.address))
+        .header(ORIGIN, &app.address)
+        .header(COOKIE, &ada.cookie)
+        .header("referer", format!("{}/access", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf_token={}&subject_kind=group&subject=platform&role=deployer&environment=staging",
+            ada.csrf
+        ))
+        .send()
+        .await
+        .expect("sent");
+    assert!(res.status().is_redirection() || res.status().is_success(), "{}", res.status());
+    let html = page(ada).await;
+    assert!(html.contains("group platform"), "{html}");
+    let listed = app.get_json("/api/v1/role-bindings").await;
+    assert!(
+        listed["bindings"].as_array().expect("list").iter().any(|b| b["group"] == "platform" && b["environment"] == "staging" && b["created_by"] == "ada"),
+        "{listed}"
+    );
 }

@@ -30,6 +30,11 @@ fn person(name: &str, role: Role) -> Identity {
         role,
         groups: Vec::new(),
         token: None,
+        bindings: vec![switchyard_domain::access::Binding::new(
+            switchyard_domain::access::Subject::User(name.to_owned()),
+            role,
+            switchyard_domain::access::Scope::All,
+        )],
     }
 }
 

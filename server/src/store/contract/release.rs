@@ -41,6 +41,11 @@ async fn in_groups(db: &TestDb, name: &str, role: Role, groups: &[&str]) -> Iden
         role,
         groups,
         token: None,
+        bindings: vec![switchyard_domain::access::Binding::new(
+            switchyard_domain::access::Subject::User(name.to_owned()),
+            role,
+            switchyard_domain::access::Scope::All,
+        )],
     }
 }
 
