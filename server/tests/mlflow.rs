@@ -1166,3 +1166,32 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     drop(store);
     drop_database(&db).await;
 }
+
+#[tokio::test]
+async fn a_write_back_naming_an_unknown_environment_or_a_malformed_pair_stops_serve_with_the_reason() {
+    let dir = scratch("write-back-settings");
+    let db = format!("sqlite://{}", dir.join("settings.db").display());
+    for (pairs, says) in [
+        ("champion=prod", "names environment \"prod\", which does not exist"),
+        ("champion", "is not NAME=ENVIRONMENT"),
+        ("champion=production,champion=staging", "mapped twice"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .env("DATABASE_URL", &db)
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("SWITCHYARD_MLFLOW_WRITE_BACK", pairs)
+            .env("SWITCHYARD_MLFLOW_WRITE_BACK_URI", "http://127.0.0.1:9")
+            .env_remove("SWITCHYARD_MLFLOW_FOLLOW")
+            .env_remove("LOG_FORMAT")
+            .output()
+            .expect("switchyard runs");
+        assert_eq!(out.status.code(), Some(2), "{pairs}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{pairs}: {}", stderr(&out));
+    }
+    let store = open(&db).await;
+    assert!(
+        store.get_subscription("mlflow-write-back").await.expect("read").is_none(),
+        "nothing configured"
+    );
+}

@@ -94,11 +94,21 @@ impl WriteBackSettings {
                 known.join(", ")
             );
         }
-        let (_, done) = store
-            .configure_subscription(self.subscription(), "system", Timestamp::now())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot configure the MLflow write-back: {e}"))?;
-        Ok(done)
+        // A second try when another server created it between our read and write.
+        let mut last = None;
+        for _ in 0..2 {
+            match store
+                .configure_subscription(self.subscription(), "system", Timestamp::now())
+                .await
+            {
+                Ok((_, done)) => return Ok(done),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(anyhow::anyhow!(
+            "cannot configure the MLflow write-back: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        ))
     }
 }
 
