@@ -1250,6 +1250,26 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
         },
     )
     .await;
+    // Shown where an admin looks: the notification status endpoint.
+    let status: Value = admin_client(&store)
+        .await
+        .get(format!(
+            "http://127.0.0.1:{port}/api/v1/notifications/status"
+        ))
+        .send()
+        .await
+        .expect("status answers")
+        .json()
+        .await
+        .expect("JSON");
+    let warning = status["warnings"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["subscription"] == "mlflow-write-back"))
+        .unwrap_or_else(|| panic!("no warning for the write-back: {status}"));
+    assert_eq!(warning["warning"], "failing", "{status}");
+    assert_eq!(warning["pending"], 1, "{status}");
+    let shown = warning["last_error"].as_str().unwrap_or_default();
+    assert!(shown.contains("MLflow at http://127.0.0.1:"), "{status}");
     let health = store.subscription_health().await.expect("health");
     let h = health
         .iter()
@@ -1344,4 +1364,41 @@ async fn a_write_back_naming_an_unknown_environment_or_a_malformed_pair_stops_se
             .is_none(),
         "nothing configured"
     );
+}
+
+/// An HTTP client that sends an admin's API token on every request.
+async fn admin_client(store: &DynStore) -> reqwest::Client {
+    use switchyard::auth::{password, secret};
+    let hash = password::hash("mlflow-test-password").expect("hashed");
+    let now = switchyard_domain::Timestamp::now();
+    store
+        .create_user(
+            "mlflow-admin",
+            switchyard_domain::access::Role::Admin,
+            &hash,
+            "test",
+            now,
+        )
+        .await
+        .expect("admin created");
+    let token = secret::generate(secret::TOKEN_PREFIX);
+    store
+        .create_token(
+            "mlflow-admin",
+            "mlflow-admin",
+            &secret::hash(&token),
+            None,
+            "test",
+            now,
+        )
+        .await
+        .expect("token created");
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
