@@ -310,9 +310,7 @@ pub fn write_back_for(
 ) -> WriteBack {
     let aliases = map.aliases_for(environment);
     if aliases.is_empty() {
-        return WriteBack::Skip(format!(
-            "no MLflow alias follows environment {environment}"
-        ));
+        return WriteBack::Skip(format!("no MLflow alias follows environment {environment}"));
     }
     let m = config.get("mlflow");
     let field = |f: &str| m.and_then(|m| m.get(f)).and_then(Value::as_str);
@@ -491,7 +489,13 @@ mod tests {
         let config = json!({"mlflow": {"name": "Fraud Detector", "version": "2"}});
         let uri = "http://mlflow:5000";
         assert_eq!(
-            write_back_for(&map, "production", &config, Some("http://mlflow:5000/"), uri),
+            write_back_for(
+                &map,
+                "production",
+                &config,
+                Some("http://mlflow:5000/"),
+                uri
+            ),
             WriteBack::Set {
                 name: "Fraud Detector".into(),
                 version: "2".into(),
@@ -502,12 +506,26 @@ mod tests {
             WriteBack::Skip(why) => why,
             other => panic!("not skipped: {other:?}"),
         };
-        assert!(skip(write_back_for(&map, "staging", &config, Some(uri), uri))
-            .contains("no MLflow alias follows environment staging"));
-        assert!(skip(write_back_for(&map, "production", &json!({"image": "x"}), None, uri))
-            .contains("not imported from MLflow"));
-        assert!(skip(write_back_for(&map, "production", &config, Some("http://other:5000"), uri))
-            .contains("imported from MLflow at http://other:5000"));
+        assert!(
+            skip(write_back_for(&map, "staging", &config, Some(uri), uri))
+                .contains("no MLflow alias follows environment staging")
+        );
+        assert!(skip(write_back_for(
+            &map,
+            "production",
+            &json!({"image": "x"}),
+            None,
+            uri
+        ))
+        .contains("not imported from MLflow"));
+        assert!(skip(write_back_for(
+            &map,
+            "production",
+            &config,
+            Some("http://other:5000"),
+            uri
+        ))
+        .contains("imported from MLflow at http://other:5000"));
         assert!(skip(write_back_for(&map, "production", &config, None, uri))
             .contains("does not name the MLflow"));
     }

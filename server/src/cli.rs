@@ -784,8 +784,8 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         drivers: app.drivers(),
         mlflow: app.mlflow_trigger(),
     });
-    let webhook_secret = crate::mlflow::webhook::secret_from_env()
-        .map_err(|e| Failure::usage(format!("{e:#}")))?;
+    let webhook_secret =
+        crate::mlflow::webhook::secret_from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
     let follow = match crate::mlflow::FollowSettings::from_env()
         .map_err(|e| Failure::usage(format!("{e:#}")))?
     {

@@ -96,7 +96,10 @@ impl Mlflow {
             .expect("log file");
         let child = Command::new(&self.bin)
             .args(["server", "--backend-store-uri"])
-            .arg(format!("sqlite:///{}", self.dir.join("mlflow.db").display()))
+            .arg(format!(
+                "sqlite:///{}",
+                self.dir.join("mlflow.db").display()
+            ))
             .arg("--default-artifact-root")
             .arg(self.dir.join("artifacts"))
             .args([
@@ -147,7 +150,10 @@ impl Mlflow {
     async fn alias_version(&self, name: &str, alias: &str) -> Option<String> {
         let resp = self
             .http
-            .get(format!("{}/api/2.0/mlflow/registered-models/alias", self.url))
+            .get(format!(
+                "{}/api/2.0/mlflow/registered-models/alias",
+                self.url
+            ))
             .query(&[("name", name), ("alias", alias)])
             .send()
             .await
@@ -937,10 +943,21 @@ async fn promote(store: &DynStore, full_id: &str) {
     use switchyard_domain::lifecycle::MoveVia;
     use switchyard_domain::Timestamp;
     let id = fid(full_id);
-    let v = store.get_version(&id).await.expect("read").expect("the version");
+    let v = store
+        .get_version(&id)
+        .await
+        .expect("read")
+        .expect("the version");
     if v.stage == Stage::Development {
         store
-            .change_stage(&id, Stage::Staging, MoveVia::Manual { is_admin: false }, None, "alice", Timestamp::now())
+            .change_stage(
+                &id,
+                Stage::Staging,
+                MoveVia::Manual { is_admin: false },
+                None,
+                "alice",
+                Timestamp::now(),
+            )
             .await
             .expect("to staging");
     }
@@ -951,7 +968,12 @@ async fn promote(store: &DynStore, full_id: &str) {
         .expect("requested");
     for approver in ["bob", "carol"] {
         store
-            .approve_promotion(p.id, None, &person(approver, Role::Approver), Timestamp::now())
+            .approve_promotion(
+                p.id,
+                None,
+                &person(approver, Role::Approver),
+                Timestamp::now(),
+            )
             .await
             .expect("approved");
     }
@@ -989,24 +1011,42 @@ async fn promotions_are_written_back_as_mlflow_aliases_across_an_outage_and_a_ki
 }
 
 async fn write_back_scenario(bin: &Path, postgres: bool) {
-    use switchyard_domain::access::Role;
     use switchyard::store::notify::DestinationKind;
+    use switchyard_domain::access::Role;
     let engine = if postgres { "PostgreSQL" } else { "SQLite" };
-    let dir = scratch(if postgres { "write-back-pg" } else { "write-back-sqlite" });
+    let dir = scratch(if postgres {
+        "write-back-pg"
+    } else {
+        "write-back-sqlite"
+    });
     let mut m = Mlflow::start(bin, &dir).await;
     m.model("Fraud Detector").await;
     for v in 1..=3 {
-        m.version("Fraud Detector", &format!("s3://models/fraud/{v}"), json!({}))
-            .await;
+        m.version(
+            "Fraud Detector",
+            &format!("s3://models/fraud/{v}"),
+            json!({}),
+        )
+        .await;
     }
     m.alias("Fraud Detector", "champion", "1").await;
 
     let db = fresh_database(postgres, &dir, "wb").await;
     let store = open(&db).await;
     store.migrate().await.expect("migrated");
-    for (name, role) in [("dave", Role::Deployer), ("bob", Role::Approver), ("carol", Role::Approver)] {
+    for (name, role) in [
+        ("dave", Role::Deployer),
+        ("bob", Role::Approver),
+        ("carol", Role::Approver),
+    ] {
         store
-            .create_user(name, role, "$argon2id$not-checked-here", "test", switchyard_domain::Timestamp::now())
+            .create_user(
+                name,
+                role,
+                "$argon2id$not-checked-here",
+                "test",
+                switchyard_domain::Timestamp::now(),
+            )
             .await
             .expect("user");
     }
@@ -1030,9 +1070,11 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     let port = free_port();
     let log = dir.join("serve.log");
     let served = Served::start(&db, port, &m.url, &log).await;
-    wait_for("the start-up pass imports Fraud Detector", Duration::from_secs(30), || async {
-        version_count(&store, "fraud-detector").await == 3
-    })
+    wait_for(
+        "the start-up pass imports Fraud Detector",
+        Duration::from_secs(30),
+        || async { version_count(&store, "fraud-detector").await == 3 },
+    )
     .await;
     let sub = store
         .get_subscription("mlflow-write-back")
@@ -1042,41 +1084,66 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     assert_eq!(sub.kind, DestinationKind::MlflowAlias);
     assert_eq!(sub.filter.events, vec!["promotion.applied"]);
     assert_eq!(sub.filter.environments, vec!["production"]);
-    assert_eq!(sub.options, json!({ "aliases": { "production": ["champion"] } }));
+    assert_eq!(
+        sub.options,
+        json!({ "aliases": { "production": ["champion"] } })
+    );
 
     // A promotion applied in Switchyard moves MLflow's alias.
     promote(&store, "fraud-detector:v2").await;
-    let took = wait_for("MLflow's champion follows the promotion of v2", Duration::from_secs(15), || async {
-        m.alias_version("Fraud Detector", "champion").await.as_deref() == Some("2")
-    })
+    let took = wait_for(
+        "MLflow's champion follows the promotion of v2",
+        Duration::from_secs(15),
+        || async {
+            m.alias_version("Fraud Detector", "champion")
+                .await
+                .as_deref()
+                == Some("2")
+        },
+    )
     .await;
     eprintln!("FIGURE mlflow write-back ({engine}): get-by-alias answers the promoted version {} ms after the promotion", took.as_millis());
     // Recorded once MLflow has answered: just after the alias moved.
-    wait_for("the write-back of v2 is recorded", Duration::from_secs(10), || async {
-        !events_of(&store, "mlflow.alias_set").await.is_empty()
-    })
+    wait_for(
+        "the write-back of v2 is recorded",
+        Duration::from_secs(10),
+        || async { !events_of(&store, "mlflow.alias_set").await.is_empty() },
+    )
     .await;
     let set = events_of(&store, "mlflow.alias_set").await;
     assert_eq!(set.len(), 1, "{set:?}");
     assert_eq!(set[0].version.as_deref(), Some("v2"));
     assert_eq!(set[0].environment.as_deref(), Some("production"));
     assert_eq!(set[0].details["answer"]["champion"]["version"], "2");
-    assert_eq!(set[0].details["answer"]["champion"]["name"], "Fraud Detector");
+    assert_eq!(
+        set[0].details["answer"]["champion"]["name"],
+        "Fraud Detector"
+    );
     let applied = events_of(&store, "promotion.applied").await;
-    let applied_v2 = applied.iter().find(|e| e.version.as_deref() == Some("v2")).expect("applied");
+    let applied_v2 = applied
+        .iter()
+        .find(|e| e.version.as_deref() == Some("v2"))
+        .expect("applied");
     assert_eq!(set[0].details["promotion_event_id"], applied_v2.id);
 
     // A version not from MLflow: skipped, with the reason, MLflow untouched.
     promote(&store, "native:v1").await;
-    wait_for("the skip of native:v1 is recorded", Duration::from_secs(15), || async {
-        !events_of(&store, "mlflow.alias_skipped").await.is_empty()
-    })
+    wait_for(
+        "the skip of native:v1 is recorded",
+        Duration::from_secs(15),
+        || async { !events_of(&store, "mlflow.alias_skipped").await.is_empty() },
+    )
     .await;
     let skipped = events_of(&store, "mlflow.alias_skipped").await;
     assert_eq!(skipped[0].model_id.as_deref(), Some("native"));
     let why = skipped[0].reason.clone().unwrap_or_default();
     assert!(why.contains("not imported from MLflow"), "{why}");
-    assert_eq!(m.alias_version("Fraud Detector", "champion").await.as_deref(), Some("2"));
+    assert_eq!(
+        m.alias_version("Fraud Detector", "champion")
+            .await
+            .as_deref(),
+        Some("2")
+    );
 
     // Webhooks: MLflow sends to the server; a wrong secret is refused with 401.
     let hook = format!("http://127.0.0.1:{port}/api/v1/mlflow/webhook");
@@ -1088,15 +1155,26 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     let bad = m
         .post("webhooks", json!({ "name": "wrong-secret", "url": hook, "secret": "not-the-configured-secret", "events": events }))
         .await;
-    let bad_id = bad["webhook"]["webhook_id"].as_str().expect("an id").to_owned();
+    let bad_id = bad["webhook"]["webhook_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     let tested = m.post(&format!("webhooks/{bad_id}/test"), json!({})).await;
     assert_eq!(tested["result"]["success"], false, "{tested}");
     assert_eq!(tested["result"]["response_status"], 401, "{tested}");
-    m.call(reqwest::Method::DELETE, &format!("webhooks/{bad_id}"), json!({})).await;
+    m.call(
+        reqwest::Method::DELETE,
+        &format!("webhooks/{bad_id}"),
+        json!({}),
+    )
+    .await;
     let good = m
         .post("webhooks", json!({ "name": "switchyard", "url": hook, "secret": WEBHOOK_SECRET, "events": events }))
         .await;
-    let good_id = good["webhook"]["webhook_id"].as_str().expect("an id").to_owned();
+    let good_id = good["webhook"]["webhook_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
     let tested = m.post(&format!("webhooks/{good_id}/test"), json!({})).await;
     assert_eq!(tested["result"]["success"], true, "{tested}");
     assert_eq!(tested["result"]["response_status"], 202, "{tested}");
@@ -1109,14 +1187,32 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
         .expect("answer");
     assert_eq!(unsigned.status(), reqwest::StatusCode::UNAUTHORIZED);
     let body: Value = unsigned.json().await.expect("JSON");
-    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+    assert_eq!(body["error"]["code"], "unauthenticated", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("X-MLflow-Signature are required"),
+        "{message}"
+    );
 
     // The poll runs once an hour: a new version comes in by the webhook.
     tokio::time::sleep(Duration::from_millis(1200)).await; // MLflow's webhook cache (1 s)
-    assert_eq!(m.version("Fraud Detector", "s3://models/fraud/4", json!({})).await, "4");
-    let took = wait_for("the webhook brings fraud-detector:v4 in", Duration::from_secs(5), || async {
-        store.get_version(&fid("fraud-detector:v4")).await.ok().flatten().is_some()
-    })
+    assert_eq!(
+        m.version("Fraud Detector", "s3://models/fraud/4", json!({}))
+            .await,
+        "4"
+    );
+    let took = wait_for(
+        "the webhook brings fraud-detector:v4 in",
+        Duration::from_secs(5),
+        || async {
+            store
+                .get_version(&fid("fraud-detector:v4"))
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        },
+    )
     .await;
     eprintln!("FIGURE mlflow webhook follow ({engine}): new version registered in Switchyard {} ms after MLflow answered", took.as_millis());
 
@@ -1124,40 +1220,170 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     // across a kill -9 of the server.
     m.stop();
     promote(&store, "fraud-detector:v3").await;
-    wait_for("the write-back fails at least twice while MLflow is down", Duration::from_secs(20), || async {
-        store
-            .subscription_health()
-            .await
-            .expect("health")
-            .iter()
-            .any(|h| h.name == "mlflow-write-back" && h.consecutive_failures >= 2 && h.pending == 1)
-    })
+    wait_for(
+        "the write-back fails at least twice while MLflow is down",
+        Duration::from_secs(20),
+        || async {
+            store
+                .subscription_health()
+                .await
+                .expect("health")
+                .iter()
+                .any(|h| {
+                    h.name == "mlflow-write-back" && h.consecutive_failures >= 2 && h.pending == 1
+                })
+        },
+    )
     .await;
+    // Shown where an admin looks: the notification status endpoint.
+    let status: Value = admin_client(&store)
+        .await
+        .get(format!(
+            "http://127.0.0.1:{port}/api/v1/notifications/status"
+        ))
+        .send()
+        .await
+        .expect("status answers")
+        .json()
+        .await
+        .expect("JSON");
+    let warning = status["warnings"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["subscription"] == "mlflow-write-back"))
+        .unwrap_or_else(|| panic!("no warning for the write-back: {status}"));
+    assert_eq!(warning["warning"], "failing", "{status}");
+    assert_eq!(warning["pending"], 1, "{status}");
+    let shown = warning["last_error"].as_str().unwrap_or_default();
+    assert!(shown.contains("MLflow at http://127.0.0.1:"), "{status}");
     let health = store.subscription_health().await.expect("health");
-    let h = health.iter().find(|h| h.name == "mlflow-write-back").expect("health");
+    let h = health
+        .iter()
+        .find(|h| h.name == "mlflow-write-back")
+        .expect("health");
     let error = h.last_error.clone().unwrap_or_default();
-    assert!(error.contains("did not answer while setting alias \"champion\""), "{error}");
+    assert!(
+        error.contains("did not answer while setting alias \"champion\""),
+        "{error}"
+    );
     served.kill9();
     m.restart().await;
-    assert_eq!(m.alias_version("Fraud Detector", "champion").await.as_deref(), Some("2"));
+    assert_eq!(
+        m.alias_version("Fraud Detector", "champion")
+            .await
+            .as_deref(),
+        Some("2")
+    );
     let served = Served::start(&db, port, &m.url, &log).await;
-    let took = wait_for("MLflow's champion follows v3 once MLflow and the server are back", Duration::from_secs(30), || async {
-        m.alias_version("Fraud Detector", "champion").await.as_deref() == Some("3")
-    })
+    let took = wait_for(
+        "MLflow's champion follows v3 once MLflow and the server are back",
+        Duration::from_secs(30),
+        || async {
+            m.alias_version("Fraud Detector", "champion")
+                .await
+                .as_deref()
+                == Some("3")
+        },
+    )
     .await;
     eprintln!("FIGURE mlflow write-back after an outage and kill -9 ({engine}): set {} ms after the restart", took.as_millis());
-    wait_for("the write-back of v3 is recorded", Duration::from_secs(10), || async {
-        events_of(&store, "mlflow.alias_set").await.len() == 2
-    })
+    wait_for(
+        "the write-back of v3 is recorded",
+        Duration::from_secs(10),
+        || async { events_of(&store, "mlflow.alias_set").await.len() == 2 },
+    )
     .await;
     let set = events_of(&store, "mlflow.alias_set").await;
-    let v3 = set.iter().find(|e| e.version.as_deref() == Some("v3")).expect("v3 written back");
-    assert!(v3.details["attempts"].as_i64().unwrap_or(0) >= 3, "{}", v3.details);
+    let v3 = set
+        .iter()
+        .find(|e| e.version.as_deref() == Some("v3"))
+        .expect("v3 written back");
+    assert!(
+        v3.details["attempts"].as_i64().unwrap_or(0) >= 3,
+        "{}",
+        v3.details
+    );
     let health = store.subscription_health().await.expect("health");
-    let h = health.iter().find(|h| h.name == "mlflow-write-back").expect("health");
+    let h = health
+        .iter()
+        .find(|h| h.name == "mlflow-write-back")
+        .expect("health");
     assert_eq!((h.pending, h.dead, h.consecutive_failures), (0, 0, 0));
     assert_eq!(events_of(&store, "mlflow.alias_skipped").await.len(), 1);
     drop(served);
     drop(store);
     drop_database(&db).await;
+}
+
+#[tokio::test]
+async fn a_write_back_naming_an_unknown_environment_or_a_malformed_pair_stops_serve_with_the_reason(
+) {
+    let dir = scratch("write-back-settings");
+    let db = format!("sqlite://{}", dir.join("settings.db").display());
+    for (pairs, says) in [
+        (
+            "champion=prod",
+            "names environment \"prod\", which does not exist",
+        ),
+        ("champion", "is not NAME=ENVIRONMENT"),
+        ("champion=production,champion=staging", "mapped twice"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .env("DATABASE_URL", &db)
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("SWITCHYARD_MLFLOW_WRITE_BACK", pairs)
+            .env("SWITCHYARD_MLFLOW_WRITE_BACK_URI", "http://127.0.0.1:9")
+            .env_remove("SWITCHYARD_MLFLOW_FOLLOW")
+            .env_remove("LOG_FORMAT")
+            .output()
+            .expect("switchyard runs");
+        assert_eq!(out.status.code(), Some(2), "{pairs}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{pairs}: {}", stderr(&out));
+    }
+    let store = open(&db).await;
+    assert!(
+        store
+            .get_subscription("mlflow-write-back")
+            .await
+            .expect("read")
+            .is_none(),
+        "nothing configured"
+    );
+}
+
+/// An HTTP client that sends an admin's API token on every request.
+async fn admin_client(store: &DynStore) -> reqwest::Client {
+    use switchyard::auth::{password, secret};
+    let hash = password::hash("mlflow-test-password").expect("hashed");
+    let now = switchyard_domain::Timestamp::now();
+    store
+        .create_user(
+            "mlflow-admin",
+            switchyard_domain::access::Role::Admin,
+            &hash,
+            "test",
+            now,
+        )
+        .await
+        .expect("admin created");
+    let token = secret::generate(secret::TOKEN_PREFIX);
+    store
+        .create_token(
+            "mlflow-admin",
+            "mlflow-admin",
+            &secret::hash(&token),
+            None,
+            "test",
+            now,
+        )
+        .await
+        .expect("token created");
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }

@@ -79,8 +79,21 @@ impl FollowTrigger {
 }
 
 impl Connected {
-    pub fn verify(&self, delivery_id: &str, timestamp: &str, body: &[u8], signature: &str) -> Result<(), String> {
-        verify(&self.secret, delivery_id, timestamp, body, signature, unix_now())
+    pub fn verify(
+        &self,
+        delivery_id: &str,
+        timestamp: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<(), String> {
+        verify(
+            &self.secret,
+            delivery_id,
+            timestamp,
+            body,
+            signature,
+            unix_now(),
+        )
     }
 
     /// Asks for a pass over `model`; false when the queue is full (the
@@ -106,7 +119,8 @@ pub fn verify(
 ) -> Result<(), String> {
     if delivery_id.is_empty() || timestamp.is_empty() || signature.is_empty() {
         return Err(
-            "X-MLflow-Delivery-Id, X-MLflow-Timestamp and X-MLflow-Signature are required".to_owned(),
+            "X-MLflow-Delivery-Id, X-MLflow-Timestamp and X-MLflow-Signature are required"
+                .to_owned(),
         );
     }
     let ts: i64 = timestamp
@@ -177,18 +191,73 @@ mod tests {
         let secret = b"s3cret-hmac-0123456789";
         let body = br#"{"entity": "model_version", "action": "created", "data": {"name": "m", "version": "1"}}"#;
         let sig = sign(secret, "142032cd", "1796417652", body);
-        assert_eq!(verify(secret, "142032cd", "1796417652", body, &sig, 1796417660), Ok(()));
+        assert_eq!(
+            verify(secret, "142032cd", "1796417652", body, &sig, 1796417660),
+            Ok(())
+        );
         let refused = |r: Result<(), String>| r.expect_err("refused");
-        assert!(refused(verify(b"another-secret-000000", "142032cd", "1796417652", body, &sig, 1796417660))
-            .contains("does not match"));
-        assert!(refused(verify(secret, "142032ce", "1796417652", body, &sig, 1796417660)).contains("does not match"));
+        assert!(refused(verify(
+            b"another-secret-000000",
+            "142032cd",
+            "1796417652",
+            body,
+            &sig,
+            1796417660
+        ))
+        .contains("does not match"));
+        assert!(refused(verify(
+            secret,
+            "142032ce",
+            "1796417652",
+            body,
+            &sig,
+            1796417660
+        ))
+        .contains("does not match"));
         let edited = br#"{"entity": "model_version", "action": "created", "data": {"name": "n", "version": "1"}}"#;
-        assert!(refused(verify(secret, "142032cd", "1796417652", edited, &sig, 1796417660)).contains("does not match"));
-        assert!(refused(verify(secret, "142032cd", "1796417652", body, &sig, 1796417652 + 301)).contains("replay"));
-        assert!(refused(verify(secret, "142032cd", "1796417652", body, "v2,abc", 1796417660)).contains("v1,"));
-        assert!(refused(verify(secret, "142032cd", "1796417652", body, "v1,!!!", 1796417660)).contains("base64"));
-        assert!(refused(verify(secret, "", "1796417652", body, &sig, 1796417660)).contains("required"));
-        assert!(refused(verify(secret, "142032cd", "soon", body, &sig, 1796417660)).contains("Unix seconds"));
+        assert!(refused(verify(
+            secret,
+            "142032cd",
+            "1796417652",
+            edited,
+            &sig,
+            1796417660
+        ))
+        .contains("does not match"));
+        assert!(refused(verify(
+            secret,
+            "142032cd",
+            "1796417652",
+            body,
+            &sig,
+            1796417652 + 301
+        ))
+        .contains("replay"));
+        assert!(refused(verify(
+            secret,
+            "142032cd",
+            "1796417652",
+            body,
+            "v2,abc",
+            1796417660
+        ))
+        .contains("v1,"));
+        assert!(refused(verify(
+            secret,
+            "142032cd",
+            "1796417652",
+            body,
+            "v1,!!!",
+            1796417660
+        ))
+        .contains("base64"));
+        assert!(
+            refused(verify(secret, "", "1796417652", body, &sig, 1796417660)).contains("required")
+        );
+        assert!(
+            refused(verify(secret, "142032cd", "soon", body, &sig, 1796417660))
+                .contains("Unix seconds")
+        );
     }
 
     #[test]

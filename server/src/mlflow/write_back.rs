@@ -16,9 +16,7 @@ use switchyard_domain::mlflow::{write_back_for, WriteBack, WriteBackMap};
 use switchyard_domain::{FullId, Timestamp};
 
 use super::{Client, Credential};
-use crate::store::notify::{
-    ClaimedDelivery, DestinationKind, Filter, NewSubscription,
-};
+use crate::store::notify::{ClaimedDelivery, DestinationKind, Filter, NewSubscription};
 use crate::store::{AuditQuery, DynStore};
 
 /// The subscription that carries the write-back.
@@ -51,7 +49,9 @@ impl WriteBackSettings {
             })?;
         let tracking_uri = tracking_uri.trim().trim_end_matches('/').to_owned();
         if !(tracking_uri.starts_with("http://") || tracking_uri.starts_with("https://")) {
-            anyhow::bail!("the MLflow tracking URL must be http:// or https://, not {tracking_uri:?}");
+            anyhow::bail!(
+                "the MLflow tracking URL must be http:// or https://, not {tracking_uri:?}"
+            );
         }
         Ok(Some(WriteBackSettings { tracking_uri, map }))
     }
@@ -80,7 +80,10 @@ impl WriteBackSettings {
 
     /// Creates or updates the write-back's subscription (ledger
     /// `subscription.created` / `subscription.updated`, actor `system`).
-    pub async fn configure(&self, store: &DynStore) -> anyhow::Result<crate::store::notify::Configured> {
+    pub async fn configure(
+        &self,
+        store: &DynStore,
+    ) -> anyhow::Result<crate::store::notify::Configured> {
         let known: Vec<String> = store
             .list_environments()
             .await
@@ -88,17 +91,32 @@ impl WriteBackSettings {
             .into_iter()
             .map(|e| e.name)
             .collect();
-        if let Some(unknown) = self.map.environments().into_iter().find(|e| !known.contains(e)) {
+        if let Some(unknown) = self
+            .map
+            .environments()
+            .into_iter()
+            .find(|e| !known.contains(e))
+        {
             anyhow::bail!(
                 "SWITCHYARD_MLFLOW_WRITE_BACK names environment {unknown:?}, which does not exist (environments: {})",
                 known.join(", ")
             );
         }
-        let (_, done) = store
-            .configure_subscription(self.subscription(), "system", Timestamp::now())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot configure the MLflow write-back: {e}"))?;
-        Ok(done)
+        // A second try when another server created it between our read and write.
+        let mut last = None;
+        for _ in 0..2 {
+            match store
+                .configure_subscription(self.subscription(), "system", Timestamp::now())
+                .await
+            {
+                Ok((_, done)) => return Ok(done),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(anyhow::anyhow!(
+            "cannot configure the MLflow write-back: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        ))
     }
 }
 
@@ -145,11 +163,9 @@ async fn imported_from(store: &DynStore, full_id: &FullId) -> Result<Option<Stri
             .find(|e| e.version.as_deref() == Some(version.as_str()))
         {
             let import = &ev.details["import"];
-            return Ok(
-                (import["source"] == "mlflow")
-                    .then(|| import["tracking_uri"].as_str().map(str::to_owned))
-                    .flatten(),
-            );
+            return Ok((import["source"] == "mlflow")
+                .then(|| import["tracking_uri"].as_str().map(str::to_owned))
+                .flatten());
         }
         match page.next_cursor {
             Some(c) => q.cursor = Some(c),
@@ -170,7 +186,11 @@ pub async fn attempt(
     let Some(ev) = c.event.as_ref() else {
         // A test message: can MLflow be reached and read with these credentials?
         client
-            .get("registered-models/search", &[("max_results", "1")], "testing the write-back")
+            .get(
+                "registered-models/search",
+                &[("max_results", "1")],
+                "testing the write-back",
+            )
             .await
             .map_err(|e| format!("{e:#}"))?;
         return Ok((200, None));
@@ -178,7 +198,15 @@ pub async fn attempt(
     let map = stored_map(&c.subscription.options)?;
     let (Some(model), Some(version), Some(env)) = (&ev.model_id, &ev.version, &ev.environment)
     else {
-        return Ok((200, Some(skipped(c, ev, None, "the event names no version and environment".into()))));
+        return Ok((
+            200,
+            Some(skipped(
+                c,
+                ev,
+                None,
+                "the event names no version and environment".into(),
+            )),
+        ));
     };
     let full_id = FullId::parse(&format!("{model}:{version}"))
         .map_err(|e| format!("event {} names a bad version: {e}", ev.id))?;
@@ -187,17 +215,30 @@ pub async fn attempt(
         .await
         .map_err(|e| format!("cannot read {full_id}: {e}"))?;
     let Some(v) = v else {
-        return Ok((200, Some(skipped(c, ev, Some(&full_id), format!("{full_id} does not exist")))));
+        return Ok((
+            200,
+            Some(skipped(
+                c,
+                ev,
+                Some(&full_id),
+                format!("{full_id} does not exist"),
+            )),
+        ));
     };
     let from = imported_from(store, &full_id).await?;
     let (name, mlflow_version, aliases) =
         match write_back_for(&map, env, &v.config, from.as_deref(), client.tracking_uri()) {
             WriteBack::Skip(why) => return Ok((200, Some(skipped(c, ev, Some(&full_id), why)))),
-            WriteBack::Set { name, version, aliases } => (name, version, aliases),
+            WriteBack::Set {
+                name,
+                version,
+                aliases,
+            } => (name, version, aliases),
         };
     let mut answers = serde_json::Map::new();
     for alias in &aliases {
-        let what = format!("setting alias {alias:?} of MLflow model {name:?} to version {mlflow_version}");
+        let what =
+            format!("setting alias {alias:?} of MLflow model {name:?} to version {mlflow_version}");
         client
             .post(
                 "registered-models/alias",
@@ -209,10 +250,16 @@ pub async fn attempt(
         // Read back: what code loading models:/name@alias gets now.
         let what = format!("reading alias {alias:?} of MLflow model {name:?} back");
         let answer = client
-            .get("registered-models/alias", &[("name", name.as_str()), ("alias", alias.as_str())], &what)
+            .get(
+                "registered-models/alias",
+                &[("name", name.as_str()), ("alias", alias.as_str())],
+                &what,
+            )
             .await
             .map_err(|e| format!("{e:#}"))?;
-        let got = answer["model_version"]["version"].as_str().unwrap_or_default();
+        let got = answer["model_version"]["version"]
+            .as_str()
+            .unwrap_or_default();
         if got != mlflow_version {
             return Err(format!(
                 "MLflow answers version {got:?} for alias {alias:?} of {name:?} right after it was set to {mlflow_version}"
@@ -242,7 +289,12 @@ pub async fn attempt(
     Ok((200, Some(record)))
 }
 
-fn skipped(c: &ClaimedDelivery, ev: &LedgerEvent, full_id: Option<&FullId>, why: String) -> NewEvent {
+fn skipped(
+    c: &ClaimedDelivery,
+    ev: &LedgerEvent,
+    full_id: Option<&FullId>,
+    why: String,
+) -> NewEvent {
     let mut record = NewEvent::new(Timestamp::now(), "system", action::MLFLOW_ALIAS_SKIPPED)
         .reason(Some(&why))
         .details(json!({

@@ -56,7 +56,11 @@ pub async fn webhook(
         )
         .map_err(|why| {
             tracing::warn!(source = "mlflow", %why, "MLflow webhook refused");
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", format!("MLflow webhook refused: {why}"))
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                format!("MLflow webhook refused: {why}"),
+            )
         })?;
     let event: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the webhook body is not JSON: {e}")))?;

@@ -1187,27 +1187,48 @@ async fn a_configured_subscription_is_created_updated_in_place_with_its_deliveri
 ) {
     let s = &db.store;
     let (created, done) = s
-        .configure_subscription(write_back("http://mlflow:5000", &["production"]), "system", at(1))
+        .configure_subscription(
+            write_back("http://mlflow:5000", &["production"]),
+            "system",
+            at(1),
+        )
         .await
         .expect("configured");
     assert_eq!(done, Configured::Created);
     assert_eq!(created.kind, DestinationKind::MlflowAlias);
     assert_eq!(created.options["aliases"]["production"][0], "champion");
     // A pending delivery, to see it kept across the update.
-    s.enqueue_test("mlflow-write-back", at(2)).await.expect("queued");
+    s.enqueue_test("mlflow-write-back", at(2))
+        .await
+        .expect("queued");
     let before = all_events(&db).await.len();
     let (_, again) = s
-        .configure_subscription(write_back("http://mlflow:5000", &["production"]), "system", at(3))
+        .configure_subscription(
+            write_back("http://mlflow:5000", &["production"]),
+            "system",
+            at(3),
+        )
         .await
         .expect("configured");
     assert_eq!(again, Configured::Unchanged);
-    assert_eq!(all_events(&db).await.len(), before, "nothing written when unchanged");
+    assert_eq!(
+        all_events(&db).await.len(),
+        before,
+        "nothing written when unchanged"
+    );
     let (updated, done) = s
-        .configure_subscription(write_back("http://mlflow2:5000", &["production", "staging"]), "system", at(4))
+        .configure_subscription(
+            write_back("http://mlflow2:5000", &["production", "staging"]),
+            "system",
+            at(4),
+        )
         .await
         .expect("configured");
     assert_eq!(done, Configured::Updated);
-    assert_eq!((updated.id, updated.url.as_str()), (created.id, "http://mlflow2:5000"));
+    assert_eq!(
+        (updated.id, updated.url.as_str()),
+        (created.id, "http://mlflow2:5000")
+    );
     assert_eq!(updated.filter.environments, vec!["production", "staging"]);
     let events = all_events(&db).await;
     let last = events.last().expect("an event");
@@ -1215,7 +1236,10 @@ async fn a_configured_subscription_is_created_updated_in_place_with_its_deliveri
     assert_eq!(last.details["before"]["url"], "http://mlflow:5000");
     assert_eq!(last.details["after"]["url"], "http://mlflow2:5000");
     assert_eq!(
-        s.recent_deliveries(created.id, 10).await.expect("deliveries").len(),
+        s.recent_deliveries(created.id, 10)
+            .await
+            .expect("deliveries")
+            .len(),
         1,
         "the update keeps the deliveries"
     );
@@ -1238,8 +1262,12 @@ async fn an_attempts_own_event_is_recorded_exactly_when_its_delivery_is_marked_d
     s.configure_subscription(write_back("http://mlflow:5000", &[]), "system", at(1))
         .await
         .expect("configured");
-    s.enqueue_test("mlflow-write-back", at(2)).await.expect("queued");
-    s.enqueue_test("mlflow-write-back", at(2)).await.expect("queued");
+    s.enqueue_test("mlflow-write-back", at(2))
+        .await
+        .expect("queued");
+    s.enqueue_test("mlflow-write-back", at(2))
+        .await
+        .expect("queued");
     let record = || {
         switchyard_domain::ledger::NewEvent::new(at(3), "system", action::MLFLOW_ALIAS_SET)
             .details(json!({ "answer": { "champion": { "version": "2" } } }))
@@ -1247,12 +1275,18 @@ async fn an_attempts_own_event_is_recorded_exactly_when_its_delivery_is_marked_d
     let c = claim(&db, "w", 10).await;
     assert_eq!(c.len(), 1);
     // Lease lost (another owner): nothing recorded, the event neither.
-    let with_record = Attempt { record: Some(record()), ..delivered() };
+    let with_record = Attempt {
+        record: Some(record()),
+        ..delivered()
+    };
     assert!(!s
         .finish_delivery(c[0].delivery.id, "someone-else", with_record.clone(), at(3))
         .await
         .expect("finish"));
-    assert!(!all_events(&db).await.iter().any(|e| e.action == action::MLFLOW_ALIAS_SET));
+    assert!(!all_events(&db)
+        .await
+        .iter()
+        .any(|e| e.action == action::MLFLOW_ALIAS_SET));
     let recorded = s
         .finish_deliveries("w", vec![(c[0].delivery.id, with_record, at(3))])
         .await
@@ -1265,9 +1299,14 @@ async fn an_attempts_own_event_is_recorded_exactly_when_its_delivery_is_marked_d
         .collect();
     assert_eq!(set.len(), 1);
     assert_eq!(set[0].details["answer"]["champion"]["version"], "2");
-    let d = s.recent_deliveries(c[0].subscription.id, 10).await.expect("deliveries");
+    let d = s
+        .recent_deliveries(c[0].subscription.id, 10)
+        .await
+        .expect("deliveries");
     assert_eq!(
-        d.iter().find(|d| d.id == c[0].delivery.id).map(|d| d.status),
+        d.iter()
+            .find(|d| d.id == c[0].delivery.id)
+            .map(|d| d.status),
         Some(DeliveryStatus::Delivered)
     );
 }
