@@ -14,6 +14,7 @@ pub mod get_model_page;
 pub mod get_operation;
 pub mod get_overview;
 pub mod get_serving_at;
+pub mod get_sign_in_options;
 pub mod get_signed_in_user;
 pub mod get_version_detail;
 pub mod lookup_request;

@@ -41,6 +41,8 @@ pub mod action {
     pub const USER_CREATED: &str = "user.created";
     pub const USER_DISABLED: &str = "user.disabled";
     pub const USER_GROUPS_CHANGED: &str = "user.groups_changed";
+    /// A single sign-on user's role changed at sign-in (their groups map to another role).
+    pub const USER_ROLE_CHANGED: &str = "user.role_changed";
     pub const TOKEN_CREATED: &str = "token.created";
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const SIGNED_IN: &str = "user.signed_in";
@@ -90,7 +92,7 @@ pub mod action {
     pub const LEDGER_VERIFICATION_FAILED: &str = "ledger.verification_failed";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 44] = [
+    pub const ALL: [&str; 45] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -106,6 +108,7 @@ pub mod action {
         USER_CREATED,
         USER_DISABLED,
         USER_GROUPS_CHANGED,
+        USER_ROLE_CHANGED,
         TOKEN_CREATED,
         TOKEN_REVOKED,
         SIGNED_IN,

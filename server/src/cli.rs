@@ -726,6 +726,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         store: store.clone(),
         config: Arc::new(config),
         drivers: app.drivers(),
+        sso: Arc::new(crate::sso::Sso::disabled()),
     });
     let follow = match crate::mlflow::FollowSettings::from_env()
         .map_err(|e| Failure::usage(format!("{e:#}")))?

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod operations;
 pub mod promotions;
 pub mod rest;
+pub mod sso;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -12,4 +12,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The cluster drivers of this process (shared with its operation runner).
     pub drivers: Drivers,
+    /// Single sign-on and workload identity (`sso`); `Sso::disabled()` when not configured.
+    pub sso: Arc<crate::sso::Sso>,
 }

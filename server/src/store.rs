@@ -19,6 +19,8 @@ pub mod postgres;
 mod sql;
 pub(crate) use sql::registration_conflict;
 mod sql_store;
+pub mod sso;
+mod sso_sql;
 pub mod sqlite;
 pub mod temporal;
 
@@ -183,7 +185,7 @@ pub struct RetireReport {
 
 #[async_trait]
 pub trait Store:
-    IdentityStore + clusters::ClusterStore + notify::NotifyStore + Send + Sync + 'static
+    IdentityStore + clusters::ClusterStore + notify::NotifyStore + sso::SsoStore + Send + Sync + 'static
 {
     fn backend(&self) -> Backend;
 

@@ -224,6 +224,7 @@ mod analysis;
 mod cache;
 mod identity;
 mod notify;
+mod sso;
 
 // ---- helpers ----
 

@@ -19,5 +19,6 @@ mod promotions;
 mod request_records;
 mod resolve;
 mod serving;
+mod sso;
 mod stages;
 mod versions;
