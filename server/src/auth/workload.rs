@@ -104,7 +104,9 @@ impl JwtVerifier {
             return Err(JwtRefusal::AlgorithmRefused(format!("{:?}", header.alg)));
         }
         let kid = header.kid.ok_or(JwtRefusal::NoKeyId)?;
-        let jwk = match self.keys.read().await.set.find(&kid).cloned() {
+        // Bound first: the read guard must be gone before a refetch writes.
+        let cached = self.keys.read().await.set.find(&kid).cloned();
+        let jwk = match cached {
             Some(jwk) => jwk,
             None => {
                 self.refetch().await?;
