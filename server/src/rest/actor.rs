@@ -80,6 +80,14 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         req.extensions_mut().insert(actor);
         return next.run(req).await;
     }
+    if app.sso.jwt.is_none() && workload::looks_like_jwt(token) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this server accepts no JWTs: workload identity is not configured (SWITCHYARD_JWT_ISSUER); send an API token",
+        )
+        .into_response();
+    }
     let identity = match app
         .store
         .token_identity(&secret::hash(token), Timestamp::now())
