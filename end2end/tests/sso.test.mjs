@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, startProvider, freePort, launchBrowser, shotsDir } from '../harness.mjs';
+import { startServer, startProvider, freePort, launchBrowser, shotsDir, hydrated } from '../harness.mjs';
 
 let server;
 let provider;
@@ -49,6 +49,7 @@ for (const javaScriptEnabled of [false, true]) {
     await page.getByLabel('Password').fill('dave-pw');
     await page.getByRole('button', { name: 'Continue' }).click();
     await page.waitForURL(server.base + '/');
+    if (javaScriptEnabled) await hydrated(page);
     // Demo data has a local dave: the provider's dave gets a name of his own.
     const user = page.getByLabel('Signed in user');
     await user.getByText(/^dave-[0-9a-f]{8}$/).waitFor();

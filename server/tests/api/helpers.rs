@@ -171,6 +171,32 @@ impl TestApp {
         }
     }
 
+    /// A second server on the same database with single sign-on `sso`
+    /// (started sign-ins are in the database, so either server finishes them).
+    pub async fn another_server_with_sso(&self, sso: switchyard::sso::SsoSettings) -> TestApp {
+        let config = Config {
+            database_url: self.database_url.clone(),
+            addr: "127.0.0.1:0".parse().expect("address"),
+            log_json: false,
+            deprecation_days: 30,
+            metrics_token: None,
+            webhook_allow_private: true,
+            secrets_key: None,
+        };
+        let app = Application::build_with_sso(config, sso)
+            .await
+            .expect("the server starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            token: self.token.clone(),
+            _dir: None,
+        }
+    }
+
     /// Creates user `name` (password `TEST_PASSWORD`) and an API token named
     /// `name`, expiring at `expires_at`; returns the token.
     pub async fn user_with_token(

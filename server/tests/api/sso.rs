@@ -389,6 +389,21 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
     assert_eq!(error_code(&location(&res, &app.address)), "sso_exchange_failed");
     assert_eq!(users(&app).await.len(), users_before.len() + 1, "only bob was added");
 
+    // Started at one server, finished at another behind the same address (a
+    // load balancer): the started sign-in is in the shared database.
+    let second = app
+        .another_server_with_sso(settings(Some(oidc_settings(&provider.issuer, server_port)), None, true))
+        .await;
+    let mut roaming = Browser::new();
+    let cb = through_provider(&mut roaming, &app, "bob", "bob-pw").await;
+    let res = roaming.get(&cb.replacen(&app.address, &second.address, 1)).await;
+    assert_eq!(res.status(), StatusCode::OK, "the second server finished the sign-in");
+    let me = roaming.get(&format!("{}/console/fn/get_signed_in_user", second.address)).await;
+    assert_eq!(me.json::<Value>().await.expect("JSON")["username"], "bob");
+    // …and the first cannot finish it again.
+    let res = roaming.get(&cb).await;
+    assert_eq!(error_code(&location(&res, &app.address)), "sso_unknown_state");
+
     // A person whose groups map to no role is refused with the groups named; no user.
     let mut erin = Browser::new();
     let res = full_sign_in(&mut erin, &app, "erin", "erin-pw").await;
