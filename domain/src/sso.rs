@@ -134,7 +134,9 @@ pub fn disambiguated_username(base: &str, issuer: &str, subject: &str) -> String
 /// `repository:acme/models`; an array gives one group per string.
 pub fn claim_groups(claim: &str, value: &serde_json::Value) -> Vec<String> {
     let one = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) if !s.trim().is_empty() => Some(format!("{claim}:{}", s.trim())),
+        serde_json::Value::String(s) if !s.trim().is_empty() => {
+            Some(format!("{claim}:{}", s.trim()))
+        }
         serde_json::Value::Number(n) => Some(format!("{claim}:{n}")),
         serde_json::Value::Bool(b) => Some(format!("{claim}:{b}")),
         _ => None,
@@ -240,11 +242,18 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(map.entries().len(), 4);
-        let got = map.role_for(&groups(&["data-science", "ml-admins"])).expect("mapped");
+        let got = map
+            .role_for(&groups(&["data-science", "ml-admins"]))
+            .expect("mapped");
         assert_eq!((got.role, got.group.as_str()), (Role::Admin, "ml-admins"));
-        let got = map.role_for(&groups(&["platform", "ml-risk"])).expect("mapped");
+        let got = map
+            .role_for(&groups(&["platform", "ml-risk"]))
+            .expect("mapped");
         assert_eq!((got.role, got.group.as_str()), (Role::Approver, "ml-risk"));
-        assert_eq!(map.role_for(&groups(&["data-science"])).map(|g| g.role), Some(Role::Deployer));
+        assert_eq!(
+            map.role_for(&groups(&["data-science"])).map(|g| g.role),
+            Some(Role::Deployer)
+        );
         assert_eq!(map.role_for(&groups(&["marketing"])), None);
         assert_eq!(map.role_for(&[]), None);
         // Group names are exact: no prefix or case folding.
@@ -268,21 +277,36 @@ mod tests {
     #[test]
     fn usernames_are_derived_deterministically() {
         assert_eq!(base_username(Some("Alice"), None, "s1"), "alice");
-        assert_eq!(base_username(None, Some("Bob.Smith@x.test"), "s1"), "bob.smith");
+        assert_eq!(
+            base_username(None, Some("Bob.Smith@x.test"), "s1"),
+            "bob.smith"
+        );
         assert_eq!(base_username(Some("  "), None, "00u1 abc"), "00u1-abc");
         assert_eq!(base_username(None, None, "ünï"), "n");
         assert_eq!(base_username(None, None, "üï"), "user");
-        assert_eq!(base_username(Some(&"x".repeat(100)), None, "s").len(), MAX_USERNAME_CHARS);
+        assert_eq!(
+            base_username(Some(&"x".repeat(100)), None, "s").len(),
+            MAX_USERNAME_CHARS
+        );
         let a = disambiguated_username("alice", "https://idp.test", "alice");
-        assert_eq!(a, disambiguated_username("alice", "https://idp.test", "alice"));
-        assert_ne!(a, disambiguated_username("alice", "https://other.test", "alice"));
+        assert_eq!(
+            a,
+            disambiguated_username("alice", "https://idp.test", "alice")
+        );
+        assert_ne!(
+            a,
+            disambiguated_username("alice", "https://other.test", "alice")
+        );
         assert!(a.starts_with("alice-") && a.len() == "alice-".len() + 8);
     }
 
     #[test]
     fn claims_become_groups() {
         let v = serde_json::json!("acme/models");
-        assert_eq!(claim_groups("repository", &v), vec!["repository:acme/models"]);
+        assert_eq!(
+            claim_groups("repository", &v),
+            vec!["repository:acme/models"]
+        );
         let v = serde_json::json!(["a", "", 3, {"x": 1}]);
         assert_eq!(claim_groups("team", &v), vec!["team:a", "team:3"]);
         assert!(claim_groups("team", &serde_json::Value::Null).is_empty());

@@ -96,12 +96,18 @@ impl SsoSettings {
 
     /// From `var` (tests pass a map).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<SsoSettings> {
-        let var = |k: &str| var(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var = |k: &str| {
+            var(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let oidc = match var("SWITCHYARD_OIDC_ISSUER") {
             None => None,
             Some(issuer) => {
                 let need = |k: &str| {
-                    var(k).with_context(|| format!("SWITCHYARD_OIDC_ISSUER is set, so {k} must be too"))
+                    var(k).with_context(|| {
+                        format!("SWITCHYARD_OIDC_ISSUER is set, so {k} must be too")
+                    })
                 };
                 let client_secret = match (
                     var("SWITCHYARD_OIDC_CLIENT_SECRET"),
@@ -135,7 +141,8 @@ impl SsoSettings {
                     client_id: need("SWITCHYARD_OIDC_CLIENT_ID")?,
                     client_secret,
                     scopes,
-                    groups_claim: var("SWITCHYARD_OIDC_GROUPS_CLAIM").unwrap_or_else(|| "groups".into()),
+                    groups_claim: var("SWITCHYARD_OIDC_GROUPS_CLAIM")
+                        .unwrap_or_else(|| "groups".into()),
                     redirect_url,
                     name: var("SWITCHYARD_OIDC_NAME").unwrap_or_else(|| "SSO".into()),
                 })
@@ -347,7 +354,10 @@ mod tests {
             ("SWITCHYARD_OIDC_ISSUER", "http://idp.test"),
             ("SWITCHYARD_OIDC_CLIENT_ID", "sy"),
             ("SWITCHYARD_OIDC_CLIENT_SECRET", "s"),
-            ("SWITCHYARD_OIDC_REDIRECT_URL", "http://sy.test/auth/oidc/callback"),
+            (
+                "SWITCHYARD_OIDC_REDIRECT_URL",
+                "http://sy.test/auth/oidc/callback",
+            ),
             ("SWITCHYARD_LOCAL_SIGNIN", "off"),
             ("SWITCHYARD_JWT_ISSUER", "http://idp.test"),
             ("SWITCHYARD_JWT_AUDIENCE", "switchyard"),
@@ -356,10 +366,16 @@ mod tests {
         .expect("valid");
         let oidc = full.oidc.expect("oidc");
         assert_eq!(oidc.scopes, ["openid", "profile", "email", "groups"]);
-        assert_eq!((oidc.groups_claim.as_str(), oidc.name.as_str()), ("groups", "SSO"));
+        assert_eq!(
+            (oidc.groups_claim.as_str(), oidc.name.as_str()),
+            ("groups", "SSO")
+        );
         assert!(!full.local_sign_in);
         let jwt = full.jwt.expect("jwt");
         assert_eq!(jwt.group_claims, ["repository", "ref"]);
-        assert_eq!((jwt.subject_claim.as_str(), jwt.leeway_seconds), ("sub", 60));
+        assert_eq!(
+            (jwt.subject_claim.as_str(), jwt.leeway_seconds),
+            ("sub", 60)
+        );
     }
 }

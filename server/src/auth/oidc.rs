@@ -27,8 +27,8 @@ use openidconnect::{
 use switchyard_domain::sso::SsoFailure;
 use switchyard_domain::Timestamp;
 
-use super::session::{self, SESSION_HOURS};
 use super::secret;
+use super::session::{self, SESSION_HOURS};
 use crate::sso::{Discovered, IdToken, KEY_REFETCH_INTERVAL, PENDING_MINUTES};
 use crate::state::AppState;
 use crate::store::identity::NewSession;
@@ -49,7 +49,9 @@ fn back_to_signin(failure: SsoFailure) -> Response {
 fn clear_state_cookie(res: &mut Response) {
     res.headers_mut().append(
         header::SET_COOKIE,
-        HeaderValue::from_static("sy_sso_state=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0"),
+        HeaderValue::from_static(
+            "sy_sso_state=; Path=/auth/oidc; HttpOnly; SameSite=Lax; Max-Age=0",
+        ),
     );
 }
 
@@ -163,7 +165,13 @@ struct CallbackQuery {
 
 /// Records a refused single sign-on (ledger `user.sign_in_failed`) and
 /// sends the browser back to the sign-in page with the reason.
-async fn refuse(app: &AppState, who: &str, address: &str, failure: SsoFailure, why: &str) -> Response {
+async fn refuse(
+    app: &AppState,
+    who: &str,
+    address: &str,
+    failure: SsoFailure,
+    why: &str,
+) -> Response {
     tracing::info!(%address, who, reason = failure.code(), why, "single sign-on refused");
     if let Err(e) = app
         .store
@@ -176,26 +184,44 @@ async fn refuse(app: &AppState, who: &str, address: &str, failure: SsoFailure, w
 }
 
 /// `GET /auth/oidc/callback?code&state[&iss]` (or `?error=…`).
-pub async fn callback(State(app): State<AppState>, RawQuery(query): RawQuery, req: Request) -> Response {
+pub async fn callback(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+    req: Request,
+) -> Response {
     let address = client_address(&req);
     let headers = req.headers().clone();
     let Some(settings) = app.sso.oidc().cloned() else {
         return back_to_signin(SsoFailure::NotConfigured);
     };
-    let q: CallbackQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())
-        .unwrap_or_default();
+    let q: CallbackQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or_default()).unwrap_or_default();
     let Some(state) = q.state.as_deref().filter(|s| !s.is_empty()) else {
         return refuse(&app, "sso", &address, SsoFailure::UnknownState, "no state").await;
     };
     // The browser that started the sign-in must be the one finishing it.
     if cookie(&headers, STATE_COOKIE) != Some(state) {
-        return refuse(&app, "sso", &address, SsoFailure::UnknownState, "state cookie missing or different").await;
+        return refuse(
+            &app,
+            "sso",
+            &address,
+            SsoFailure::UnknownState,
+            "state cookie missing or different",
+        )
+        .await;
     }
     let now = Timestamp::now();
     let pending = match app.store.take_sso_sign_in(&secret::hash(state), now).await {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return refuse(&app, "sso", &address, SsoFailure::UnknownState, "no pending sign-in with this state").await
+            return refuse(
+                &app,
+                "sso",
+                &address,
+                SsoFailure::UnknownState,
+                "no pending sign-in with this state",
+            )
+            .await
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot read a started sign-in");
@@ -208,11 +234,25 @@ pub async fn callback(State(app): State<AppState>, RawQuery(query): RawQuery, re
     }
     if let Some(iss) = &q.iss {
         if iss.trim_end_matches('/') != settings.issuer.trim_end_matches('/') {
-            return refuse(&app, "sso", &address, SsoFailure::BadIdToken, "the iss parameter names another issuer").await;
+            return refuse(
+                &app,
+                "sso",
+                &address,
+                SsoFailure::BadIdToken,
+                "the iss parameter names another issuer",
+            )
+            .await;
         }
     }
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
-        return refuse(&app, "sso", &address, SsoFailure::ProviderRefused, "no code").await;
+        return refuse(
+            &app,
+            "sso",
+            &address,
+            SsoFailure::ProviderRefused,
+            "no code",
+        )
+        .await;
     };
     let Some(provider) = app.sso.provider().await else {
         return back_to_signin(SsoFailure::ProviderUnavailable);
@@ -231,13 +271,29 @@ pub async fn callback(State(app): State<AppState>, RawQuery(query): RawQuery, re
     {
         Ok(t) => t,
         Err(RequestTokenError::ServerResponse(e)) => {
-            return refuse(&app, "sso", &address, SsoFailure::ExchangeFailed, &e.to_string()).await
+            return refuse(
+                &app,
+                "sso",
+                &address,
+                SsoFailure::ExchangeFailed,
+                &e.to_string(),
+            )
+            .await
         }
         Err(e @ (RequestTokenError::Request(_) | RequestTokenError::Parse(..))) => {
             tracing::warn!(error = %e, "the token endpoint failed or answered garbage");
             return back_to_signin(SsoFailure::ProviderUnavailable);
         }
-        Err(e) => return refuse(&app, "sso", &address, SsoFailure::ExchangeFailed, &e.to_string()).await,
+        Err(e) => {
+            return refuse(
+                &app,
+                "sso",
+                &address,
+                SsoFailure::ExchangeFailed,
+                &e.to_string(),
+            )
+            .await
+        }
     };
     let Some(raw) = tokens.id_token().map(ToString::to_string) else {
         return refuse(&app, "sso", &address, SsoFailure::BadIdToken, "no ID token").await;
@@ -249,7 +305,12 @@ pub async fn callback(State(app): State<AppState>, RawQuery(query): RawQuery, re
     let issuer = claims.issuer().as_str().to_owned();
     let subject = claims.subject().as_str().to_owned();
     let who = format!("sso:{subject}");
-    let groups = groups_of(claims.additional_claims().claims.get(&settings.groups_claim));
+    let groups = groups_of(
+        claims
+            .additional_claims()
+            .claims
+            .get(&settings.groups_claim),
+    );
     let Some(granted) = app.sso.settings.role_map.role_for(&groups) else {
         let why = format!("groups [{}] map to no role", groups.join(", "));
         let mut res = refuse(&app, &who, &address, SsoFailure::NoRole, &why).await;
@@ -264,7 +325,10 @@ pub async fn callback(State(app): State<AppState>, RawQuery(query): RawQuery, re
         }
         return res;
     };
-    let name = claims.name().and_then(|n| n.get(None)).map(|n| n.as_str().to_owned());
+    let name = claims
+        .name()
+        .and_then(|n| n.get(None))
+        .map(|n| n.as_str().to_owned());
     let email = claims.email().map(|e| e.as_str().to_owned());
     let preferred = claims.preferred_username().map(|u| u.as_str().to_owned());
     let person = SsoPerson {
@@ -284,7 +348,14 @@ pub async fn callback(State(app): State<AppState>, RawQuery(query): RawQuery, re
         }
     };
     if signed_in.user.disabled {
-        return refuse(&app, &signed_in.user.username, &address, SsoFailure::Disabled, "disabled").await;
+        return refuse(
+            &app,
+            &signed_in.user.username,
+            &address,
+            SsoFailure::Disabled,
+            "disabled",
+        )
+        .await;
     }
     let id = secret::generate("");
     let csrf_token = secret::generate("");
@@ -318,7 +389,8 @@ pub async fn callback(State(app): State<AppState>, RawQuery(query): RawQuery, re
     res
 }
 
-type Claims = openidconnect::IdTokenClaims<crate::sso::ExtraClaims, openidconnect::core::CoreGenderClaim>;
+type Claims =
+    openidconnect::IdTokenClaims<crate::sso::ExtraClaims, openidconnect::core::CoreGenderClaim>;
 
 /// Verifies the ID token with the provider's keys; a token signed with a
 /// key the cached JWKS lacks makes one rediscovery (key rotation).
@@ -328,11 +400,15 @@ async fn verify_id_token(
     raw: &str,
     nonce: &str,
 ) -> Result<Claims, String> {
-    let token: IdToken = raw.parse().map_err(|e| format!("the ID token is malformed: {e}"))?;
+    let token: IdToken = raw
+        .parse()
+        .map_err(|e| format!("the ID token is malformed: {e}"))?;
     let nonce = Nonce::new(nonce.to_owned());
     match token.claims(&provider.client.id_token_verifier(), &nonce) {
         Ok(c) => return Ok(c.clone()),
-        Err(ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey)) => {}
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        )) => {}
         Err(e) => return Err(e.to_string()),
     }
     let Some(fresh) = app.sso.discover(KEY_REFETCH_INTERVAL).await else {
@@ -342,9 +418,9 @@ async fn verify_id_token(
         .claims(&fresh.client.id_token_verifier(), &nonce)
         .map(Clone::clone)
         .map_err(|e| match e {
-            ClaimsVerificationError::SignatureVerification(SignatureVerificationError::NoMatchingKey) => {
-                "the ID token is signed with a key the provider does not publish".to_owned()
-            }
+            ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            ) => "the ID token is signed with a key the provider does not publish".to_owned(),
             other => other.to_string(),
         });
     verified

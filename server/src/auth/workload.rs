@@ -38,7 +38,9 @@ const ALLOWED: [Algorithm; 9] = [
 pub enum JwtRefusal {
     #[error("the JWT is malformed: {0}")]
     Malformed(String),
-    #[error("the JWT is not signed (alg none); only tokens signed with the issuer's keys are accepted")]
+    #[error(
+        "the JWT is not signed (alg none); only tokens signed with the issuer's keys are accepted"
+    )]
     Unsigned,
     #[error("the JWT's algorithm {0} is refused; accepted: RS*, PS*, ES256, ES384, EdDSA")]
     AlgorithmRefused(String),
@@ -137,7 +139,11 @@ impl JwtVerifier {
         let claims = data.claims;
         let subject = match claims.get(&self.settings.subject_claim) {
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-            _ => return Err(JwtRefusal::MissingClaim(self.settings.subject_claim.clone())),
+            _ => {
+                return Err(JwtRefusal::MissingClaim(
+                    self.settings.subject_claim.clone(),
+                ))
+            }
         };
         let mut groups: Vec<String> = self
             .settings
@@ -239,7 +245,11 @@ fn header_refusal(token: &str, e: &jsonwebtoken::errors::Error) -> JwtRefusal {
     let alg = token
         .split('.')
         .next()
-        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .and_then(|h| h.get("alg").and_then(|a| a.as_str()).map(str::to_owned));
     match alg {
@@ -300,7 +310,10 @@ mod tests {
             groups: vec!["repository:acme/models".into()],
         };
         let id = identity(w, &map).expect("mapped");
-        assert_eq!((id.username.as_str(), id.role), ("jwt:ci-deploy", Role::Deployer));
+        assert_eq!(
+            (id.username.as_str(), id.role),
+            ("jwt:ci-deploy", Role::Deployer)
+        );
         let w = Workload {
             subject: "ci-other".into(),
             groups: vec!["repository:acme/website".into()],

@@ -3,8 +3,8 @@
 //! it leaves behind, checking the role they need with `Actor::require`.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{header, StatusCode};
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchyard_domain::access::Role;
@@ -61,15 +61,24 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
     let Some(token) = bearer(&req) else {
         return ApiError::unauthenticated().into_response();
     };
-    if let Some(verifier) = app.sso.jwt.as_ref().filter(|_| workload::looks_like_jwt(token)) {
+    if let Some(verifier) = app
+        .sso
+        .jwt
+        .as_ref()
+        .filter(|_| workload::looks_like_jwt(token))
+    {
         let identity = match verifier.verify(token).await {
             Ok(w) => match workload::identity(w, &app.sso.settings.role_map) {
                 Ok(identity) => identity,
                 Err(why) => return ApiError::forbidden(why).into_response(),
             },
             Err(refusal) => {
-                return ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", refusal.to_string())
-                    .into_response()
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    refusal.to_string(),
+                )
+                .into_response()
             }
         };
         let actor = Actor {

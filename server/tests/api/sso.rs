@@ -133,7 +133,9 @@ fn oidc_settings(issuer: &str, server_port: u16) -> OidcSettings {
         issuer: issuer.to_owned(),
         client_id: "switchyard".into(),
         client_secret: "switchyard-secret".into(),
-        scopes: ["openid", "profile", "email", "groups"].map(String::from).to_vec(),
+        scopes: ["openid", "profile", "email", "groups"]
+            .map(String::from)
+            .to_vec(),
         groups_claim: "groups".into(),
         redirect_url: format!("http://127.0.0.1:{server_port}/auth/oidc/callback"),
         name: "Example IdP".into(),
@@ -185,10 +187,14 @@ impl Browser {
         for value in res.headers().get_all(SET_COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             let first = value.split(';').next().unwrap_or_default();
-            let Some((name, v)) = first.split_once('=') else { continue };
+            let Some((name, v)) = first.split_once('=') else {
+                continue;
+            };
             let gone = v.is_empty()
                 || value.to_ascii_lowercase().contains("max-age=0")
-                || value.to_ascii_lowercase().contains("expires=thu, 01 jan 1970");
+                || value
+                    .to_ascii_lowercase()
+                    .contains("expires=thu, 01 jan 1970");
             if gone {
                 self.jar.remove(name.trim());
             } else {
@@ -209,7 +215,12 @@ impl Browser {
         res
     }
 
-    async fn post_form(&mut self, url: &str, form: &[(&str, &str)], origin: Option<&str>) -> reqwest::Response {
+    async fn post_form(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .client
             .post(url)
@@ -244,8 +255,14 @@ async fn through_provider(b: &mut Browser, app: &TestApp, login: &str, password:
     let res = b.get(&format!("{}/auth/oidc/start", app.address)).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let authorize = location(&res, &app.address);
-    assert!(authorize.contains("code_challenge_method=S256"), "{authorize}");
-    assert!(authorize.contains("nonce=") && authorize.contains("state="), "{authorize}");
+    assert!(
+        authorize.contains("code_challenge_method=S256"),
+        "{authorize}"
+    );
+    assert!(
+        authorize.contains("nonce=") && authorize.contains("state="),
+        "{authorize}"
+    );
     let res = b.get(&authorize).await;
     let interaction = location(&res, &authorize);
     // Signed in at the provider already (its session cookie): straight back.
@@ -257,13 +274,24 @@ async fn through_provider(b: &mut Browser, app: &TestApp, login: &str, password:
     let html = page.text().await.expect("login page");
     assert!(html.contains("<form"), "the provider's login form: {html}");
     let res = b
-        .post_form(&interaction, &[("login", login), ("password", password)], None)
+        .post_form(
+            &interaction,
+            &[("login", login), ("password", password)],
+            None,
+        )
         .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "the provider accepted {login}");
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "the provider accepted {login}"
+    );
     let resume = location(&res, &interaction);
     let res = b.get(&resume).await;
     let callback = location(&res, &resume);
-    assert!(callback.starts_with(&format!("{}/auth/oidc/callback?", app.address)), "{callback}");
+    assert!(
+        callback.starts_with(&format!("{}/auth/oidc/callback?", app.address)),
+        "{callback}"
+    );
     callback
 }
 
@@ -276,7 +304,12 @@ async fn signed_in_user(b: &mut Browser, app: &TestApp) -> Value {
     res.json().await.expect("JSON")
 }
 
-async fn full_sign_in(b: &mut Browser, app: &TestApp, login: &str, password: &str) -> reqwest::Response {
+async fn full_sign_in(
+    b: &mut Browser,
+    app: &TestApp,
+    login: &str,
+    password: &str,
+) -> reqwest::Response {
     let callback = through_provider(b, app, login, password).await;
     b.get(&callback).await
 }
@@ -313,37 +346,78 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
     write_users(&dir.join("users.json"), &["ml-admins", "platform"]);
     let server_port = free_port();
     let redirect = format!("http://127.0.0.1:{server_port}/auth/oidc/callback");
-    let provider = start_provider(ProviderSetup { dir: &dir, redirect, port: 0, kids: "k1", issuer: None }).await;
+    let provider = start_provider(ProviderSetup {
+        dir: &dir,
+        redirect,
+        port: 0,
+        kids: "k1",
+        issuer: None,
+    })
+    .await;
     let app = spawn_app_with_sso(
         database_url,
         format!("127.0.0.1:{server_port}").parse().expect("addr"),
-        settings(Some(oidc_settings(&provider.issuer, server_port)), None, true),
+        settings(
+            Some(oidc_settings(&provider.issuer, server_port)),
+            None,
+            true,
+        ),
     )
     .await;
 
     // The sign-in page offers the provider, and the local form.
-    let page = reqwest::get(format!("{}/signin", app.address)).await.expect("page").text().await.expect("html");
-    assert!(page.contains("Sign in with Example IdP") && page.contains("/auth/oidc/start"), "{page}");
+    let page = reqwest::get(format!("{}/signin", app.address))
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Sign in with Example IdP") && page.contains("/auth/oidc/start"),
+        "{page}"
+    );
     assert!(page.contains("name=\"password\""));
 
     // First sign-in: alice is created with her groups and the highest role they give.
     let mut b = Browser::new();
     let callback = through_provider(&mut b, &app, "alice", "alice-pw").await;
-    assert!(callback.contains("iss="), "RFC 9207 iss parameter: {callback}");
+    assert!(
+        callback.contains("iss="),
+        "RFC 9207 iss parameter: {callback}"
+    );
     let res = b.get(&callback).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(b.jar.contains_key("sy_session"));
-    assert!(!b.jar.contains_key("sy_sso_state"), "the state cookie is cleared");
+    assert!(
+        !b.jar.contains_key("sy_sso_state"),
+        "the state cookie is cleared"
+    );
     let me = signed_in_user(&mut b, &app).await;
-    assert_eq!((me["username"].as_str(), me["role"].as_str()), (Some("alice"), Some("admin")));
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("alice"), Some("admin"))
+    );
     let store = app.store().await;
-    assert_eq!(store.user_groups("alice").await.expect("groups"), ["ml-admins", "platform"]);
-    let account = store.sso_account("alice").await.expect("read").expect("an SSO account");
-    assert_eq!((account.issuer.as_str(), account.subject.as_str()), (provider.issuer.as_str(), "alice"));
+    assert_eq!(
+        store.user_groups("alice").await.expect("groups"),
+        ["ml-admins", "platform"]
+    );
+    let account = store
+        .sso_account("alice")
+        .await
+        .expect("read")
+        .expect("an SSO account");
+    assert_eq!(
+        (account.issuer.as_str(), account.subject.as_str()),
+        (provider.issuer.as_str(), "alice")
+    );
     assert_eq!(account.display_name.as_deref(), Some("Alice Admin"));
     assert_eq!(account.email.as_deref(), Some("alice@example.test"));
     let created = events(&app, action::USER_CREATED).await;
-    let alice_created: Vec<&Value> = created.iter().filter(|e| e["details"]["username"] == "alice").collect();
+    let alice_created: Vec<&Value> = created
+        .iter()
+        .filter(|e| e["details"]["username"] == "alice")
+        .collect();
     assert_eq!(alice_created.len(), 1);
     assert_eq!(alice_created[0]["details"]["source"], "sso");
     // The console works with that session: a page renders for her.
@@ -354,21 +428,33 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
     let users_before = users(&app).await;
     let replay = b.get(&callback).await;
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
-    assert_eq!(error_code(&location(&replay, &app.address)), "sso_unknown_state");
+    assert_eq!(
+        error_code(&location(&replay, &app.address)),
+        "sso_unknown_state"
+    );
 
     // A callback without a started sign-in (state cookie and query agree).
     let mut stranger = Browser::new();
     stranger.jar.insert("sy_sso_state".into(), "made-up".into());
     let res = stranger
-        .get(&format!("{}/auth/oidc/callback?code=abc&state=made-up", app.address))
+        .get(&format!(
+            "{}/auth/oidc/callback?code=abc&state=made-up",
+            app.address
+        ))
         .await;
-    assert_eq!(error_code(&location(&res, &app.address)), "sso_unknown_state");
+    assert_eq!(
+        error_code(&location(&res, &app.address)),
+        "sso_unknown_state"
+    );
     // A callback whose state another browser started (no cookie): refused, and
     // the started sign-in stays usable by its own browser.
     let mut other = Browser::new();
     let cb = through_provider(&mut other, &app, "bob", "bob-pw").await;
     let res = Browser::new().get(&cb).await;
-    assert_eq!(error_code(&location(&res, &app.address)), "sso_unknown_state");
+    assert_eq!(
+        error_code(&location(&res, &app.address)),
+        "sso_unknown_state"
+    );
     assert_eq!(other.get(&cb).await.status(), StatusCode::OK);
     assert_eq!(signed_in_user(&mut other, &app).await["role"], "approver");
 
@@ -377,32 +463,66 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
     let cb_a = through_provider(&mut mixer, &app, "alice", "alice-pw").await;
     let state_cookie_a = mixer.jar.get("sy_sso_state").cloned().expect("state a");
     let cb_b = through_provider(&mut mixer, &app, "alice", "alice-pw").await;
-    let code_a = url::Url::parse(&cb_a).expect("url").query_pairs().find(|(k, _)| k == "code").map(|(_, v)| v.into_owned()).expect("code a");
+    let code_a = url::Url::parse(&cb_a)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code a");
     let mut swapped = url::Url::parse(&cb_b).expect("url");
-    let pairs: Vec<(String, String)> = swapped.query_pairs().map(|(k, v)| {
-            let v = if k == "code" { code_a.clone() } else { v.into_owned() };
+    let pairs: Vec<(String, String)> = swapped
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "code" {
+                code_a.clone()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
-        }).collect();
+        })
+        .collect();
     swapped.query_pairs_mut().clear().extend_pairs(pairs);
     assert_ne!(state_cookie_a, mixer.jar["sy_sso_state"]);
     let res = mixer.get(swapped.as_str()).await;
-    assert_eq!(error_code(&location(&res, &app.address)), "sso_exchange_failed");
-    assert_eq!(users(&app).await.len(), users_before.len() + 1, "only bob was added");
+    assert_eq!(
+        error_code(&location(&res, &app.address)),
+        "sso_exchange_failed"
+    );
+    assert_eq!(
+        users(&app).await.len(),
+        users_before.len() + 1,
+        "only bob was added"
+    );
 
     // Started at one server, finished at another behind the same address (a
     // load balancer): the started sign-in is in the shared database.
     let second = app
-        .another_server_with_sso(settings(Some(oidc_settings(&provider.issuer, server_port)), None, true))
+        .another_server_with_sso(settings(
+            Some(oidc_settings(&provider.issuer, server_port)),
+            None,
+            true,
+        ))
         .await;
     let mut roaming = Browser::new();
     let cb = through_provider(&mut roaming, &app, "bob", "bob-pw").await;
-    let res = roaming.get(&cb.replacen(&app.address, &second.address, 1)).await;
-    assert_eq!(res.status(), StatusCode::OK, "the second server finished the sign-in");
-    let me = roaming.get(&format!("{}/console/fn/get_signed_in_user", second.address)).await;
+    let res = roaming
+        .get(&cb.replacen(&app.address, &second.address, 1))
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the second server finished the sign-in"
+    );
+    let me = roaming
+        .get(&format!("{}/console/fn/get_signed_in_user", second.address))
+        .await;
     assert_eq!(me.json::<Value>().await.expect("JSON")["username"], "bob");
     // …and the first cannot finish it again.
     let res = roaming.get(&cb).await;
-    assert_eq!(error_code(&location(&res, &app.address)), "sso_unknown_state");
+    assert_eq!(
+        error_code(&location(&res, &app.address)),
+        "sso_unknown_state"
+    );
 
     // A person whose groups map to no role is refused with the groups named; no user.
     let mut erin = Browser::new();
@@ -411,36 +531,68 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
     assert_eq!(error_code(&to), "sso_no_role");
     assert!(to.contains("groups=marketing"), "{to}");
     assert!(!users(&app).await.iter().any(|u| u.contains("erin")));
-    let page = reqwest::get(&to).await.expect("page").text().await.expect("html");
-    assert!(page.contains("none of your groups gives a role") && page.contains("marketing"), "{page}");
+    let page = reqwest::get(&to)
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("none of your groups gives a role") && page.contains("marketing"),
+        "{page}"
+    );
 
     // The provider's "test-admin" never takes over the local test-admin.
     let mut impostor = Browser::new();
     full_sign_in(&mut impostor, &app, "test-admin", "x-pw").await;
     let me = signed_in_user(&mut impostor, &app).await;
     assert_ne!(me["username"], "test-admin");
-    assert!(me["username"].as_str().expect("name").starts_with("test-admin-"));
+    assert!(me["username"]
+        .as_str()
+        .expect("name")
+        .starts_with("test-admin-"));
 
     // The provider moves alice to data-science: her next sign-in makes her a deployer.
     write_users(&dir.join("users.json"), &["data-science"]);
     let mut b2 = Browser::new();
     full_sign_in(&mut b2, &app, "alice", "alice-pw").await;
     let me = signed_in_user(&mut b2, &app).await;
-    assert_eq!((me["username"].as_str(), me["role"].as_str()), (Some("alice"), Some("deployer")));
-    assert_eq!(app.store().await.user_groups("alice").await.expect("groups"), ["data-science"]);
+    assert_eq!(
+        (me["username"].as_str(), me["role"].as_str()),
+        (Some("alice"), Some("deployer"))
+    );
+    assert_eq!(
+        app.store()
+            .await
+            .user_groups("alice")
+            .await
+            .expect("groups"),
+        ["data-science"]
+    );
     let changed = events(&app, action::USER_ROLE_CHANGED).await;
-    assert!(changed.iter().any(|e| e["details"]["username"] == "alice" && e["details"]["before"] == "admin"));
+    assert!(changed
+        .iter()
+        .any(|e| e["details"]["username"] == "alice" && e["details"]["before"] == "admin"));
     let groups_changed = events(&app, action::USER_GROUPS_CHANGED).await;
-    assert!(groups_changed.iter().any(|e| e["details"]["groups"] == json!(["data-science"])));
+    assert!(groups_changed
+        .iter()
+        .any(|e| e["details"]["groups"] == json!(["data-science"])));
 
     // Sign-out ends the session and continues to the provider's end-session endpoint.
     let csrf = me["csrf_token"].as_str().expect("csrf").to_owned();
     let res = b2
-        .post_form(&format!("{}/signout", app.address), &[("csrf_token", &csrf)], Some(&app.address))
+        .post_form(
+            &format!("{}/signout", app.address),
+            &[("csrf_token", &csrf)],
+            Some(&app.address),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let page = res.text().await.expect("page");
-    assert!(page.contains(&format!("{}/session/end?", provider.issuer)), "{page}");
+    assert!(
+        page.contains(&format!("{}/session/end?", provider.issuer)),
+        "{page}"
+    );
     assert!(page.contains("id_token_hint="), "{page}");
     assert!(page.contains("post_logout_redirect_uri="), "{page}");
     assert!(signed_in_user(&mut b2, &app).await.is_null());
@@ -453,11 +605,22 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
     drop(provider);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let redirect = format!("http://127.0.0.1:{server_port}/auth/oidc/callback");
-    let _rotated = start_provider(ProviderSetup { dir: &dir, redirect, port, kids: "k2,k1", issuer: None }).await;
+    let _rotated = start_provider(ProviderSetup {
+        dir: &dir,
+        redirect,
+        port,
+        kids: "k2,k1",
+        issuer: None,
+    })
+    .await;
     tokio::time::sleep(switchyard::sso::KEY_REFETCH_INTERVAL).await;
     let mut b3 = Browser::new();
     let res = full_sign_in(&mut b3, &app, "bob", "bob-pw").await;
-    assert_eq!(res.status(), StatusCode::OK, "signed in with the rotated key");
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "signed in with the rotated key"
+    );
     assert_eq!(signed_in_user(&mut b3, &app).await["username"], "bob");
 
     let _ = std::fs::remove_dir_all(&dir);
@@ -477,7 +640,9 @@ async fn fresh_postgres_database() -> (String, sqlx::PgConnection, String) {
         .execute(format!("CREATE DATABASE {name}").as_str())
         .await
         .expect("create database");
-    let (base, _) = admin_url.rsplit_once('/').expect("URL with a database name");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("URL with a database name");
     (format!("{base}/{name}"), admin, name)
 }
 
@@ -515,13 +680,19 @@ async fn a_provider_that_is_down_or_answers_garbage_is_named_and_local_sign_in_s
     .await;
     let mut b = Browser::new();
     let res = b.get(&format!("{}/auth/oidc/start", app.address)).await;
-    assert_eq!(error_code(&location(&res, &app.address)), "sso_provider_unavailable");
-    let page = reqwest::get(format!("{}/signin?error=sso_provider_unavailable", app.address))
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
+    assert_eq!(
+        error_code(&location(&res, &app.address)),
+        "sso_provider_unavailable"
+    );
+    let page = reqwest::get(format!(
+        "{}/signin?error=sso_provider_unavailable",
+        app.address
+    ))
+    .await
+    .expect("page")
+    .text()
+    .await
+    .expect("html");
     assert!(page.contains("cannot be reached"), "{page}");
     let users_before = users(&app).await;
     // Local sign-in still works.
@@ -538,7 +709,9 @@ async fn a_provider_that_is_down_or_answers_garbage_is_named_and_local_sign_in_s
     assert_eq!(users(&app).await, users_before);
 
     // Garbage: the "provider" answers HTML where discovery wants JSON.
-    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let garbage_url = format!("http://{}", garbage.local_addr().expect("addr"));
     let router = axum::Router::new().fallback(|| async { "<html>not a provider</html>" });
     tokio::spawn(async move { axum::serve(garbage, router).await });
@@ -549,8 +722,13 @@ async fn a_provider_that_is_down_or_answers_garbage_is_named_and_local_sign_in_s
         settings(Some(oidc_settings(&garbage_url, server_port)), None, true),
     )
     .await;
-    let res = Browser::new().get(&format!("{}/auth/oidc/start", app.address)).await;
-    assert_eq!(error_code(&location(&res, &app.address)), "sso_provider_unavailable");
+    let res = Browser::new()
+        .get(&format!("{}/auth/oidc/start", app.address))
+        .await;
+    assert_eq!(
+        error_code(&location(&res, &app.address)),
+        "sso_provider_unavailable"
+    );
     assert_eq!(users(&app).await, ["test-admin"]);
 }
 
@@ -563,14 +741,30 @@ async fn local_sign_in_can_be_switched_off() {
     write_users(&dir.join("users.json"), &["ml-admins"]);
     let server_port = free_port();
     let redirect = format!("http://127.0.0.1:{server_port}/auth/oidc/callback");
-    let provider = start_provider(ProviderSetup { dir: &dir, redirect, port: 0, kids: "k1", issuer: None }).await;
+    let provider = start_provider(ProviderSetup {
+        dir: &dir,
+        redirect,
+        port: 0,
+        kids: "k1",
+        issuer: None,
+    })
+    .await;
     let app = spawn_app_with_sso(
         None,
         format!("127.0.0.1:{server_port}").parse().expect("addr"),
-        settings(Some(oidc_settings(&provider.issuer, server_port)), None, false),
+        settings(
+            Some(oidc_settings(&provider.issuer, server_port)),
+            None,
+            false,
+        ),
     )
     .await;
-    let page = reqwest::get(format!("{}/signin", app.address)).await.expect("page").text().await.expect("html");
+    let page = reqwest::get(format!("{}/signin", app.address))
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
     assert!(page.contains("Sign in with Example IdP"));
     assert!(!page.contains("name=\"password\""), "no local form: {page}");
     let mut b = Browser::new();
@@ -584,7 +778,12 @@ async fn local_sign_in_can_be_switched_off() {
     assert_eq!(error_code(&location(&res, &app.address)), "local_off");
     assert!(signed_in_user(&mut b, &app).await.is_null());
     // Through the provider it works.
-    assert_eq!(full_sign_in(&mut b, &app, "alice", "alice-pw").await.status(), StatusCode::OK);
+    assert_eq!(
+        full_sign_in(&mut b, &app, "alice", "alice-pw")
+            .await
+            .status(),
+        StatusCode::OK
+    );
     assert_eq!(signed_in_user(&mut b, &app).await["role"], "admin");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -605,7 +804,10 @@ async fn client_credentials(issuer: &str, client: &str, resource: Option<&str>) 
         .expect("token request");
     assert_eq!(res.status(), StatusCode::OK, "a token for {client}");
     let body: Value = res.json().await.expect("JSON");
-    body["access_token"].as_str().expect("access token").to_owned()
+    body["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned()
 }
 
 fn b64(v: &Value) -> String {
@@ -614,7 +816,12 @@ fn b64(v: &Value) -> String {
 
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("json")
 }
 
 async fn api_get(app: &TestApp, token: &str, path: &str) -> (StatusCode, Value) {
@@ -633,12 +840,16 @@ async fn refused_with(app: &TestApp, token: &str, fragment: &str) {
     let (status, body) = api_get(app, token, "/api/v1/models").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains(fragment), "{message:?} should say {fragment:?}");
+    assert!(
+        message.contains(fragment),
+        "{message:?} should say {fragment:?}"
+    );
     assert_eq!(body["error"]["code"], "unauthenticated");
 }
 
 #[tokio::test]
-async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refused_with_the_reason() {
+async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refused_with_the_reason()
+{
     if !provider_available() {
         return;
     }
@@ -660,7 +871,12 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
         group_claims: vec!["repository".into()],
         leeway_seconds: 0,
     };
-    let app = spawn_app_with_sso(None, "127.0.0.1:0".parse().expect("addr"), settings(None, Some(jwt), true)).await;
+    let app = spawn_app_with_sso(
+        None,
+        "127.0.0.1:0".parse().expect("addr"),
+        settings(None, Some(jwt), true),
+    )
+    .await;
 
     // A valid token: the pipeline reads and registers, and the ledger names it.
     let token = client_credentials(&provider.issuer, "ci-deploy", None).await;
@@ -668,7 +884,11 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
     let (status, _) = api_get(&app, &token, "/api/v1/models").await;
     assert_eq!(status, StatusCode::OK);
     let res = app
-        .post_json_as(&token, "/api/v1/models/chat/versions", &json!({"version": "v1", "config": {"t": 1}}))
+        .post_json_as(
+            &token,
+            "/api/v1/models/chat/versions",
+            &json!({"version": "v1", "config": {"t": 1}}),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let registered = events(&app, action::VERSION_REGISTERED).await;
@@ -687,7 +907,10 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
     let other = client_credentials(&provider.issuer, "ci-other", None).await;
     let (status, body) = api_get(&app, &other, "/api/v1/models").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("repository:acme/website"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("repository:acme/website"));
 
     // Wrong audience.
     let elsewhere = client_credentials(&provider.issuer, "ci-deploy", Some("urn:elsewhere")).await;
@@ -702,9 +925,18 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
     refused_with(&app, &forged, "signature does not verify").await;
 
     // Unsigned (alg none), and an HMAC "signed" one.
-    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), parts[1]);
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        parts[1]
+    );
     refused_with(&app, &none, "alg none").await;
-    let hs = format!("{}.{}.{}", b64(&json!({"alg": "HS256", "kid": "k1"})), parts[1], parts[2]);
+    let hs = format!(
+        "{}.{}.{}",
+        b64(&json!({"alg": "HS256", "kid": "k1"})),
+        parts[1],
+        parts[2]
+    );
     refused_with(&app, &hs, "HS256").await;
     refused_with(&app, "not.a.jwt", "malformed").await;
 
@@ -749,9 +981,15 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
     )
     .expect("json");
     assert_eq!(header["kid"], "k2");
-    assert_eq!(api_get(&app, &new_token, "/api/v1/models").await.0, StatusCode::OK);
+    assert_eq!(
+        api_get(&app, &new_token, "/api/v1/models").await.0,
+        StatusCode::OK
+    );
     // The old key still verifies the old token.
-    assert_eq!(api_get(&app, &token, "/api/v1/models").await.0, StatusCode::OK);
+    assert_eq!(
+        api_get(&app, &token, "/api/v1/models").await.0,
+        StatusCode::OK
+    );
 
     // Unknown key: a provider claiming the same issuer with a key nobody published.
     let rogue = start_provider(ProviderSetup {
@@ -768,6 +1006,9 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
     refused_with(&app, &unknown, "unknown key").await;
 
     // Switchyard's own tokens still work beside JWTs.
-    assert_eq!(api_get(&app, &app.token, "/api/v1/models").await.0, StatusCode::OK);
+    assert_eq!(
+        api_get(&app, &app.token, "/api/v1/models").await.0,
+        StatusCode::OK
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -42,18 +42,32 @@ fn person<'a>(subject: &'a str, groups: &'a [String], role: Role) -> SsoPerson<'
 
 async fn a_started_sign_in_is_taken_once_and_not_after_it_expires(db: Arc<TestDb>) {
     let s = &db.store;
-    s.start_sso_sign_in(&pending("s1", 0)).await.expect("stored");
-    s.start_sso_sign_in(&pending("s2", 1)).await.expect("stored");
-    assert_eq!(s.take_sso_sign_in("s1", at(2)).await.expect("taken"), Some(pending("s1", 0)));
+    s.start_sso_sign_in(&pending("s1", 0))
+        .await
+        .expect("stored");
+    s.start_sso_sign_in(&pending("s2", 1))
+        .await
+        .expect("stored");
+    assert_eq!(
+        s.take_sso_sign_in("s1", at(2)).await.expect("taken"),
+        Some(pending("s1", 0))
+    );
     // Replayed: gone.
     assert_eq!(s.take_sso_sign_in("s1", at(2)).await.expect("read"), None);
-    assert_eq!(s.take_sso_sign_in("never", at(2)).await.expect("read"), None);
+    assert_eq!(
+        s.take_sso_sign_in("never", at(2)).await.expect("read"),
+        None
+    );
     // Past its expiry it is not answered, and it is gone afterwards too.
     assert_eq!(s.take_sso_sign_in("s2", at(11)).await.expect("read"), None);
     assert_eq!(s.take_sso_sign_in("s2", at(5)).await.expect("read"), None);
     // Starting a sign-in prunes the expired ones.
-    s.start_sso_sign_in(&pending("s3", 0)).await.expect("stored");
-    s.start_sso_sign_in(&pending("s4", 30)).await.expect("stored");
+    s.start_sso_sign_in(&pending("s3", 0))
+        .await
+        .expect("stored");
+    s.start_sso_sign_in(&pending("s4", 30))
+        .await
+        .expect("stored");
     assert_eq!(s.take_sso_sign_in("s3", at(5)).await.expect("read"), None);
     // The same state twice is refused by the database.
     assert!(s.start_sso_sign_in(&pending("s4", 31)).await.is_err());
@@ -74,14 +88,33 @@ async fn the_first_sign_in_creates_the_user_and_later_ones_follow_the_providers_
     assert_eq!(first.user.username, "alice");
     assert_eq!(first.user.role, Role::Admin);
     assert_eq!(first.groups, ["ml-admins", "platform"]);
-    assert_eq!(s.user_groups("alice").await.expect("groups"), ["ml-admins", "platform"]);
-    let account = s.sso_account("alice").await.expect("read").expect("an sso account");
     assert_eq!(
-        (account.issuer.as_str(), account.subject.as_str(), account.email.as_deref()),
-        ("https://idp.example.test", "alice", Some("alice@example.test"))
+        s.user_groups("alice").await.expect("groups"),
+        ["ml-admins", "platform"]
+    );
+    let account = s
+        .sso_account("alice")
+        .await
+        .expect("read")
+        .expect("an sso account");
+    assert_eq!(
+        (
+            account.issuer.as_str(),
+            account.subject.as_str(),
+            account.email.as_deref()
+        ),
+        (
+            "https://idp.example.test",
+            "alice",
+            Some("alice@example.test")
+        )
     );
     // No password matches an SSO user's.
-    let (_, hash) = s.user_credentials("alice").await.expect("read").expect("a user");
+    let (_, hash) = s
+        .user_credentials("alice")
+        .await
+        .expect("read")
+        .expect("a user");
     assert!(!crate::auth::password::verify("", &hash));
 
     // The same groups again: the same user, nothing recorded but the sign-in time.
@@ -93,7 +126,14 @@ async fn the_first_sign_in_creates_the_user_and_later_ones_follow_the_providers_
     assert!(!again.created);
     assert_eq!(again.user.username, "alice");
     assert_eq!(all_events(&db).await.len(), events_before);
-    assert_eq!(s.sso_account("alice").await.expect("read").expect("account").last_sign_in_at, at(2));
+    assert_eq!(
+        s.sso_account("alice")
+            .await
+            .expect("read")
+            .expect("account")
+            .last_sign_in_at,
+        at(2)
+    );
 
     // The provider moved her to ml-risk: the role and groups follow.
     let risk = vec!["ml-risk".to_owned()];
@@ -101,7 +141,10 @@ async fn the_first_sign_in_creates_the_user_and_later_ones_follow_the_providers_
         .sso_sign_in(&person("alice", &risk, Role::Approver), at(3))
         .await
         .expect("signed in");
-    assert_eq!((moved.user.role, moved.groups.clone()), (Role::Approver, risk.clone()));
+    assert_eq!(
+        (moved.user.role, moved.groups.clone()),
+        (Role::Approver, risk.clone())
+    );
     let users = s.list_users().await.expect("users");
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].role, Role::Approver);
@@ -137,8 +180,15 @@ async fn a_person_from_the_provider_never_takes_over_an_existing_username(db: Ar
     let expected = disambiguated_username("alice", "https://idp.example.test", "alice");
     assert_eq!(sso.user.username, expected);
     // The local alice is untouched.
-    let (local, hash) = s.user_credentials("alice").await.expect("read").expect("local alice");
-    assert_eq!((local.role, hash.as_str()), (Role::Viewer, "$argon2id$local"));
+    let (local, hash) = s
+        .user_credentials("alice")
+        .await
+        .expect("read")
+        .expect("local alice");
+    assert_eq!(
+        (local.role, hash.as_str()),
+        (Role::Viewer, "$argon2id$local")
+    );
     assert!(s.user_groups("alice").await.expect("groups").is_empty());
     assert_eq!(s.sso_account("alice").await.expect("read"), None);
     // The next sign-in finds the same user again.
@@ -146,9 +196,15 @@ async fn a_person_from_the_provider_never_takes_over_an_existing_username(db: Ar
         .sso_sign_in(&person("alice", &groups, Role::Admin), at(2))
         .await
         .expect("signed in");
-    assert_eq!((again.user.username.as_str(), again.created), (expected.as_str(), false));
+    assert_eq!(
+        (again.user.username.as_str(), again.created),
+        (expected.as_str(), false)
+    );
     // Another issuer's "alice" is another person.
-    let other = SsoPerson { issuer: "https://other.example.test", ..person("alice", &groups, Role::Admin) };
+    let other = SsoPerson {
+        issuer: "https://other.example.test",
+        ..person("alice", &groups, Role::Admin)
+    };
     let third = s.sso_sign_in(&other, at(3)).await.expect("signed in");
     assert_ne!(third.user.username, expected);
     assert_ne!(third.user.username, "alice");
@@ -161,7 +217,9 @@ async fn a_disabled_user_signing_in_changes_nothing(db: Arc<TestDb>) {
     s.sso_sign_in(&person("alice", &groups, Role::Admin), at(1))
         .await
         .expect("signed in");
-    s.disable_user("alice", "admin", at(2)).await.expect("disabled");
+    s.disable_user("alice", "admin", at(2))
+        .await
+        .expect("disabled");
     let before = all_events(&db).await.len();
     let risk = vec!["ml-risk".to_owned()];
     let refused = s
