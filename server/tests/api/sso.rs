@@ -432,6 +432,13 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
         error_code(&location(&replay, &app.address)),
         "sso_unknown_state"
     );
+    let failed = events(&app, action::SIGN_IN_FAILED).await;
+    assert_eq!(
+        failed.len(),
+        1,
+        "the refused callback is in the ledger: {failed:?}"
+    );
+    assert_eq!(failed[0]["details"]["username"], "sso");
 
     // A callback without a started sign-in (state cookie and query agree).
     let mut stranger = Browser::new();
@@ -622,6 +629,16 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
         "signed in with the rotated key"
     );
     assert_eq!(signed_in_user(&mut b3, &app).await["username"], "bob");
+
+    // A disabled user is refused at the next sign-in, and nothing about them changes.
+    app.store()
+        .await
+        .disable_user("bob", "test-admin", switchyard_domain::Timestamp::now())
+        .await
+        .expect("bob disabled");
+    let res = full_sign_in(&mut b3, &app, "bob", "bob-pw").await;
+    assert_eq!(error_code(&location(&res, &app.address)), "sso_disabled");
+    assert!(signed_in_user(&mut b3, &app).await.is_null());
 
     let _ = std::fs::remove_dir_all(&dir);
 }
