@@ -24,17 +24,20 @@ function freePort() {
   });
 }
 
-export async function startServer() {
+/// `port` and `env`: a server on a port chosen beforehand (the identity
+/// provider must know its redirect URI first) with extra environment.
+export async function startServer({ port: chosenPort, env = {} } = {}) {
   // cargo puts the binary under CARGO_TARGET_DIR when it is set.
   const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
   const bin = process.env.SWITCHYARD_BIN ?? join(targetDir, 'debug/switchyard');
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin}: run cargo leptos build first`);
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
-  const port = await freePort();
+  const port = chosenPort ?? await freePort();
   const base = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--demo-if-empty'], {
     env: {
       ...process.env,
+      ...env,
       DATABASE_URL: `sqlite://${dir}/switchyard.db`,
       SWITCHYARD_ADDR: `127.0.0.1:${port}`,
       LEPTOS_SITE_ROOT: join(root, 'target/site'),
@@ -129,4 +132,37 @@ export async function signIn(page, base, user = 'erin', password = `${user}-swit
     page.waitForURL(base + '/'),
     page.getByRole('button', { name: 'Sign in' }).click(),
   ]);
+}
+
+export { freePort };
+
+/// Starts the single sign-on tests' real OpenID provider
+/// (server/tests/oidc/provider.mjs, npm oidc-provider installed by
+/// scripts/peers.sh) on a free port, for a server at `serverBase`; once per
+/// test file. Answers its issuer and a stop function.
+export async function startProvider(serverBase) {
+  const script = process.env.SWITCHYARD_OIDC_PROVIDER ?? join(root, 'server/tests/oidc/provider.mjs');
+  if (!existsSync(join(dirname(script), 'node_modules/oidc-provider'))) {
+    throw new Error('oidc-provider is not installed: run scripts/peers.sh');
+  }
+  const child = spawn(process.execPath, [script], {
+    env: {
+      ...process.env,
+      OIDC_PORT: '0',
+      RP_REDIRECT: `${serverBase}/auth/oidc/callback`,
+      OIDC_KEY_DIR: mkdtempSync(join(tmpdir(), 'switchyard-e2e-oidc-')),
+    },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const issuer = await new Promise((ok, fail) => {
+    let out = '';
+    const timer = setTimeout(() => fail(new Error('the OpenID provider did not start within 20 s')), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/oidc-provider (\S+) ready on (\d+)/);
+      if (m) { clearTimeout(timer); ok(m[1]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); fail(new Error(`the OpenID provider exited with ${code}`)); });
+  });
+  return { issuer, stop: () => child.kill('SIGTERM') };
 }

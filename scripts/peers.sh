@@ -4,7 +4,8 @@
 # import test, the Standard Webhooks verifier (PyPI) for the notification
 # tests, PyNaCl (PyPI) for the auditor's export checker, schemathesis (PyPI,
 # its own virtualenv) for the API fuzzing test, and kubectl (Debian) for the
-# Kubernetes driver's tests, and Prometheus (Debian) for the analysis gates.
+# Kubernetes driver's tests, Prometheus (Debian) for the analysis gates, and
+# the OpenID provider oidc-provider (npm) for the single sign-on tests.
 # Sourced by lib.sh.
 MLSERVER_VERSION=1.7.1
 MLFLOW_VERSION=3.17.2
@@ -52,6 +53,15 @@ ensure_peers() {
     install_schemathesis "$st_venv" >"$TOOLS/schemathesis-install.log" 2>&1 &
     st_pid=$!
   fi
+  # The real OpenID provider of the single sign-on tests (server/tests/api/sso.rs,
+  # end2end/tests/sso.test.mjs): npm's oidc-provider, pinned by its package-lock.json,
+  # into the ignored server/tests/oidc/node_modules (a few seconds, once).
+  local oidc_dir="$ROOT/server/tests/oidc" oidc_pid=""
+  if [ ! -f "$oidc_dir/node_modules/oidc-provider/package.json" ]; then
+    say "installing oidc-provider (npm) for the single sign-on tests in the background (once)"
+    (cd "$oidc_dir" && npm ci --no-audit --no-fund --silent) >"$TOOLS/oidc-install.log" 2>&1 &
+    oidc_pid=$!
+  fi
   if ! "$venv/bin/mlserver" --version 2>/dev/null | grep -q "$MLSERVER_VERSION"; then
     say "installing MLServer $MLSERVER_VERSION into $venv (about a minute, once)"
     python3 -m venv "$venv"
@@ -82,6 +92,12 @@ ensure_peers() {
     echo "installing schemathesis $SCHEMATHESIS_VERSION failed (log above)" >&2
     return 1
   fi
+  if [ -n "$oidc_pid" ] && ! wait "$oidc_pid"; then
+    cat "$TOOLS/oidc-install.log" >&2
+    echo "installing oidc-provider failed (log above)" >&2
+    return 1
+  fi
+  export SWITCHYARD_OIDC_PROVIDER="$oidc_dir/provider.mjs"
   # server/tests/api/fuzz.rs runs it against a real server.
   export SWITCHYARD_SCHEMATHESIS="$st_venv/bin/schemathesis"
   SWITCHYARD_HAPROXY="$(command -v haproxy)"

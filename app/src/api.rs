@@ -19,6 +19,7 @@ pub mod get_notification_status;
 pub mod get_operation;
 pub mod get_overview;
 pub mod get_serving_at;
+pub mod get_sign_in_options;
 pub mod get_signed_in_user;
 pub mod get_subscription;
 pub mod get_subscriptions;

@@ -42,3 +42,22 @@ pub fn csrf_token() -> String {
         .map(|u| u.csrf_token)
         .unwrap_or_default()
 }
+
+/// How people may sign in here: through the identity provider (the
+/// button's name) and/or with a local username and password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInOptions {
+    /// `SWITCHYARD_OIDC_NAME` when single sign-on is configured.
+    pub sso_name: Option<String>,
+    /// False when `SWITCHYARD_LOCAL_SIGNIN=off`.
+    pub local: bool,
+}
+
+impl Default for SignInOptions {
+    fn default() -> Self {
+        SignInOptions {
+            sso_name: None,
+            local: true,
+        }
+    }
+}

@@ -43,6 +43,8 @@ pub mod action {
     pub const USER_GROUPS_CHANGED: &str = "user.groups_changed";
     pub const BINDING_CREATED: &str = "binding.created";
     pub const BINDING_REMOVED: &str = "binding.removed";
+    /// A single sign-on user's role changed at sign-in (their groups map to another role).
+    pub const USER_ROLE_CHANGED: &str = "user.role_changed";
     pub const TOKEN_CREATED: &str = "token.created";
     pub const TOKEN_REVOKED: &str = "token.revoked";
     pub const SIGNED_IN: &str = "user.signed_in";
@@ -107,7 +109,7 @@ pub mod action {
     pub const FREEZE_OVERRIDE_APPROVED: &str = "freeze.override_approved";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 54] = [
+    pub const ALL: [&str; 55] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -125,6 +127,7 @@ pub mod action {
         USER_GROUPS_CHANGED,
         BINDING_CREATED,
         BINDING_REMOVED,
+        USER_ROLE_CHANGED,
         TOKEN_CREATED,
         TOKEN_REVOKED,
         SIGNED_IN,

@@ -24,6 +24,7 @@ pub mod promotion;
 pub mod reconcile;
 pub mod records;
 pub mod resolve;
+pub mod sso;
 pub mod text;
 pub mod time;
 pub mod types;

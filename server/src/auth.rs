@@ -8,10 +8,12 @@
 //! test (`tests/api/access.rs`) holds the one table of all of them.
 
 pub mod csrf;
+pub mod oidc;
 pub mod password;
 pub mod secret;
 pub mod session;
 pub mod signin;
+pub mod workload;
 
 use switchyard_domain::access::Role;
 

@@ -783,6 +783,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         config: Arc::new(config),
         drivers: app.drivers(),
         mlflow: app.mlflow_trigger(),
+        sso: Arc::new(crate::sso::Sso::disabled()),
     });
     let webhook_secret =
         crate::mlflow::webhook::secret_from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;

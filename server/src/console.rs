@@ -93,6 +93,8 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
     let forms = Router::new()
         .route("/signin", post(auth::signin::sign_in))
         .route("/signout", post(auth::signin::sign_out))
+        .route(auth::oidc::START_PATH, get(auth::oidc::start))
+        .route(auth::oidc::CALLBACK_PATH, get(auth::oidc::callback))
         .route("/console/export/audit.csv", get(export_csv))
         .route("/console/export/audit.json", get(export_json))
         .with_state(state.clone());
@@ -128,6 +130,10 @@ fn binding_row(b: crate::store::identity::StoredBinding) -> BindingRow {
 /// With the session the gate found: the user for the header, and services
 /// acting for them. Without one, nothing — so `services()` refuses.
 fn provide_session_context(state: &AppState) {
+    provide_context(app::session::SignInOptions {
+        sso_name: state.sso.oidc().map(|o| o.name.clone()),
+        local: state.sso.settings.local_sign_in,
+    });
     let Some(session) = use_context::<Parts>().and_then(|p| p.extensions.get::<Session>().cloned())
     else {
         return;
@@ -212,6 +218,7 @@ async fn cache_control(hashed: bool, req: Request, next: Next) -> Response {
     }
     let private = path == "/signin"
         || path == "/signout"
+        || path.starts_with("/auth/")
         || headers.contains_key(header::SET_COOKIE)
         || !(res.status().is_success() || res.status() == StatusCode::NOT_MODIFIED);
     if private {

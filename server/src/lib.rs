@@ -22,6 +22,7 @@ pub mod notify;
 pub mod operations;
 pub mod promotions;
 pub mod rest;
+pub mod sso;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -30,7 +30,18 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds the server with the single sign-on settings of the environment
+    /// (`SWITCHYARD_OIDC_*`, `SWITCHYARD_JWT_*`, `SWITCHYARD_LOCAL_SIGNIN`; see `sso`).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let sso = crate::sso::SsoSettings::from_env()?;
+        Self::build_with_sso(config, sso).await
+    }
+
+    pub async fn build_with_sso(
+        config: Config,
+        sso: crate::sso::SsoSettings,
+    ) -> anyhow::Result<Application> {
+        let sso = Arc::new(crate::sso::Sso::new(sso)?);
         let store = crate::store::connect(&config.database_url, config.store_settings())
             .await
             .context("cannot open the database named by DATABASE_URL")?;
@@ -52,7 +63,14 @@ impl Application {
             config: Arc::new(config),
             drivers: drivers.clone(),
             mlflow: mlflow.clone(),
+            sso: sso.clone(),
         };
+        // Discovered now when the provider is up; otherwise at the first sign-in.
+        if sso.oidc().is_some() {
+            tokio::spawn(async move {
+                sso.provider().await;
+            });
+        }
         let router = app(state).await?;
         Ok(Application {
             listener,

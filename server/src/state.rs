@@ -14,4 +14,6 @@ pub struct AppState {
     pub drivers: Drivers,
     /// MLflow's registry webhooks reach the follow job through this (empty unless following with a secret).
     pub mlflow: crate::mlflow::webhook::FollowTrigger,
+    /// Single sign-on and workload identity (`sso`); `Sso::disabled()` when not configured.
+    pub sso: Arc<crate::sso::Sso>,
 }

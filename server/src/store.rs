@@ -21,6 +21,8 @@ mod release_sql;
 mod sql;
 pub(crate) use sql::registration_conflict;
 mod sql_store;
+pub mod sso;
+mod sso_sql;
 pub mod sqlite;
 pub mod temporal;
 
@@ -190,6 +192,7 @@ pub trait Store:
     + clusters::ClusterStore
     + notify::NotifyStore
     + release::ReleaseStore
+    + sso::SsoStore
     + Send
     + Sync
     + 'static

@@ -1,26 +1,39 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use switchyard_domain::sso::SsoFailure;
 
-/// What went wrong, from the `error` the sign-in handler redirects with.
+use crate::api::get_sign_in_options::get_sign_in_options;
+use crate::session::SignInOptions;
+
+/// What went wrong, from the `error` the sign-in handlers redirect with.
 fn problem(code: &str) -> &'static str {
+    if let Some(failure) = SsoFailure::from_code(code) {
+        return failure.message();
+    }
     match code {
         "rate_limited" => "Too many failed sign-ins for this user or from this address. Wait 15 minutes and try again.",
         "unavailable" => "Signing in is not possible right now; the server log has the details.",
+        "local_off" => "Signing in with a local password is switched off here; sign in through the identity provider.",
         _ => "That username and password do not match an enabled user.",
     }
 }
 
-/// The sign-in form: a plain HTML form posted to `/signin`, so it works
-/// without JavaScript; the server answers with a session cookie and a
-/// redirect to the overview, or back here with `?error=`.
+/// The sign-in page: "Sign in with <provider>" (a plain link to
+/// `/auth/oidc/start`) when single sign-on is configured, and the local
+/// form (a plain HTML form posted to `/signin`) unless it is switched off;
+/// both work without JavaScript. Refusals come back here with `?error=`.
 #[component]
 pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     let error = move || query.with(|q| q.get("error")).map(|code| problem(&code));
-    // After a refused sign-in the username comes back, and the password box has focus.
-    let username = move || query.with(|q| q.get("username")).unwrap_or_default();
-    let retry = move || query.with(|q| q.get("username").is_some_and(|u| !u.is_empty()));
+    // The groups the identity provider sent, when none of them maps to a role.
+    let groups = move || {
+        query
+            .with(|q| q.get("groups"))
+            .filter(|_| query.with(|q| q.get("error")).as_deref() == Some(SsoFailure::NoRole.code()))
+    };
+    let options = Resource::new(|| (), |_| get_sign_in_options());
     view! {
         <Title text="Sign in · Switchyard"/>
         <div class="page-head">
@@ -28,6 +41,34 @@ pub fn SignInPage() -> impl IntoView {
             <p class="lede">"Switchyard answers only people and tokens it can name."</p>
         </div>
         {move || error().map(|message| view! { <p class="error" role="alert">{message}</p> })}
+        {move || groups().map(|g| {
+            let seen = if g.is_empty() { "none".to_owned() } else { g };
+            view! { <p class="error">"Groups the identity provider sent: " {seen}</p> }
+        })}
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || options.get().map(|o| {
+                let o: SignInOptions = o.unwrap_or_default();
+                view! {
+                    {o.sso_name.clone().map(|name| view! {
+                        <p class="sso">
+                            <a class="button sso-start" href="/auth/oidc/start">{format!("Sign in with {name}")}</a>
+                        </p>
+                    })}
+                    {o.local.then(|| view! { <LocalForm/> })}
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The local username and password form (bootstrap and break-glass).
+#[component]
+fn LocalForm() -> impl IntoView {
+    let query = use_query_map();
+    // After a refused sign-in the username comes back, and the password box has focus.
+    let username = move || query.with(|q| q.get("username")).unwrap_or_default();
+    let retry = move || query.with(|q| q.get("username").is_some_and(|u| !u.is_empty()));
+    view! {
         <form class="signin" method="post" action="/signin">
             <label for="username">"Username"</label>
             <input id="username" name="username" type="text" autocomplete="username" required

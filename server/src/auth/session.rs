@@ -72,6 +72,7 @@ fn is_page(req: &Request) -> bool {
     let path = req.uri().path();
     matches!(*req.method(), Method::GET | Method::HEAD)
         && path != "/signin"
+        && !path.starts_with("/auth/")
         && !path.starts_with("/pkg/")
         && !path.starts_with("/console/fn/")
         && !path.rsplit('/').next().unwrap_or_default().contains('.')

@@ -51,6 +51,9 @@ fn client_address(req: &Request) -> String {
 /// `POST /signin` (form: username, password): on success a session cookie
 /// and a redirect to the overview; otherwise back to the form with a reason.
 pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
+    if !app.sso.settings.local_sign_in {
+        return back_to_signin("local_off");
+    }
     let address = client_address(&req);
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
@@ -138,18 +141,22 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
     res
 }
 
-/// `POST /signout` (form: csrf_token, checked by the console gate).
+/// `POST /signout` (form: csrf_token, checked by the console gate). A
+/// session that began at the identity provider continues to its
+/// end-session endpoint (RP-initiated logout), which comes back to `/signin`.
 pub async fn sign_out(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let mut logout = None;
     if let Some(id) = session::cookie(&headers) {
-        if let Err(e) = app
-            .store
-            .end_session(&secret::hash(id), Timestamp::now())
-            .await
-        {
+        let hash = secret::hash(id);
+        logout = super::oidc::logout_url(&app, &hash).await;
+        if let Err(e) = app.store.end_session(&hash, Timestamp::now()).await {
             tracing::error!(error = %e, "cannot end a session");
         }
     }
-    let mut res = Redirect::to("/signin").into_response();
+    let mut res = match logout {
+        Some(url) => super::oidc::continue_page("Signed out", &url),
+        None => Redirect::to("/signin").into_response(),
+    };
     res.headers_mut()
         .insert(header::SET_COOKIE, session::set_cookie(&headers, None));
     res

@@ -3,14 +3,14 @@
 //! it leaves behind, checking the role they need with `Actor::require`.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use switchyard_domain::access::Role;
 use switchyard_domain::Timestamp;
 
-use crate::auth::{self, secret, Identity};
+use crate::auth::{self, secret, workload, Identity};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -69,11 +69,49 @@ fn bearer(parts: &Request) -> Option<&str> {
 }
 
 /// Middleware on every `/api/v1` route: a valid (unrevoked, unexpired) API
-/// token, or 401. Every valid token may read (viewer); handlers ask for more.
+/// token, or — when workload identity is configured — a JWT access token from
+/// its issuer (`auth::workload`), or 401 naming what failed. Every valid
+/// token may read (viewer); handlers ask for more.
 pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(token) = bearer(&req) else {
         return ApiError::unauthenticated().into_response();
     };
+    if let Some(verifier) = app
+        .sso
+        .jwt
+        .as_ref()
+        .filter(|_| workload::looks_like_jwt(token))
+    {
+        let identity = match verifier.verify(token).await {
+            Ok(w) => match workload::identity(w, &app.sso.settings.role_map) {
+                Ok(identity) => identity,
+                Err(why) => return ApiError::forbidden(why).into_response(),
+            },
+            Err(refusal) => {
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    refusal.to_string(),
+                )
+                .into_response()
+            }
+        };
+        let actor = Actor {
+            name: identity.actor(),
+            role: identity.role,
+            identity,
+        };
+        req.extensions_mut().insert(actor);
+        return next.run(req).await;
+    }
+    if app.sso.jwt.is_none() && workload::looks_like_jwt(token) {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this server accepts no JWTs: workload identity is not configured (SWITCHYARD_JWT_ISSUER); send an API token",
+        )
+        .into_response();
+    }
     let identity = match app
         .store
         .token_identity(&secret::hash(token), Timestamp::now())

@@ -605,7 +605,10 @@ impl Modify for BearerAuth {
         let components = doc.components.get_or_insert_with(Default::default);
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some("an API token: `switchyard token create`"));
+            .description(Some(
+                "an API token (`switchyard token create`), or, where workload identity is \
+                 configured (SWITCHYARD_JWT_ISSUER), a JWT access token from that issuer",
+            ));
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme.build()));
     }
 }

@@ -226,6 +226,7 @@ mod bindings;
 mod identity;
 mod notify;
 mod release;
+mod sso;
 
 // ---- helpers ----
 

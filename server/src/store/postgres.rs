@@ -254,3 +254,4 @@ mod tests {
 super::sql_store::sql_store!(PgStore, sqlx::Postgres, Postgres);
 super::identity_sql::identity_store!(PgStore, sqlx::Postgres);
 super::release_sql::release_store!(PgStore, sqlx::Postgres);
+super::sso_sql::sso_store!(PgStore, sqlx::Postgres);

@@ -170,3 +170,4 @@ fn insert_records_sql(rows: usize) -> std::borrow::Cow<'static, str> {
 super::sql_store::sql_store!(SqliteStore, sqlx::Sqlite, Sqlite);
 super::identity_sql::identity_store!(SqliteStore, sqlx::Sqlite);
 super::release_sql::release_store!(SqliteStore, sqlx::Sqlite);
+super::sso_sql::sso_store!(SqliteStore, sqlx::Sqlite);

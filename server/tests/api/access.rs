@@ -602,6 +602,14 @@ const CONSOLE: &[Row] = &[
         None,
         None,
     ),
+    // The sign-in page's options (single sign-on button, local form): for everyone.
+    (
+        "GET",
+        "/console/fn/get_sign_in_options",
+        "/console/fn/get_sign_in_options",
+        None,
+        None,
+    ),
 ];
 
 /// The credentials each column of the table is tried with.

@@ -70,6 +70,49 @@ pub async fn spawn_app_on_database(database_url: String) -> TestApp {
     spawn_app_on(database_url, None, None, None).await
 }
 
+/// A server on `database_url` (a fresh SQLite file when `None`) listening on
+/// `addr`, with single sign-on `sso` (tests/api/sso.rs).
+pub async fn spawn_app_with_sso(
+    database_url: Option<String>,
+    addr: std::net::SocketAddr,
+    sso: switchyard::sso::SsoSettings,
+) -> TestApp {
+    switchyard::telemetry::init_for_test();
+    let (database_url, dir) = match database_url {
+        Some(url) => (url, None),
+        None => {
+            let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            (format!("sqlite://{}/switchyard.db", dir.display()), Some(TempDir(dir)))
+        }
+    };
+    let config = Config {
+        database_url: database_url.clone(),
+        addr,
+        log_json: false,
+        deprecation_days: 30,
+        metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
+    };
+    let app = Application::build_with_sso(config, sso)
+        .await
+        .expect("the server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let mut test_app = TestApp {
+        address,
+        client: reqwest::Client::new(),
+        database_url,
+        token: String::new(),
+        _dir: dir,
+    };
+    test_app.token = test_app
+        .user_with_token("test-admin", Role::Admin, None)
+        .await;
+    test_app
+}
+
 /// Starts a server on `database_url`; answers its address.
 async fn start_server(
     database_url: &str,
@@ -119,6 +162,32 @@ impl TestApp {
     /// A second server process on the same database, with the same admin token.
     pub async fn another_server(&self) -> TestApp {
         let address = start_server(&self.database_url, None, None).await;
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            database_url: self.database_url.clone(),
+            token: self.token.clone(),
+            _dir: None,
+        }
+    }
+
+    /// A second server on the same database with single sign-on `sso`
+    /// (started sign-ins are in the database, so either server finishes them).
+    pub async fn another_server_with_sso(&self, sso: switchyard::sso::SsoSettings) -> TestApp {
+        let config = Config {
+            database_url: self.database_url.clone(),
+            addr: "127.0.0.1:0".parse().expect("address"),
+            log_json: false,
+            deprecation_days: 30,
+            metrics_token: None,
+            webhook_allow_private: true,
+            secrets_key: None,
+        };
+        let app = Application::build_with_sso(config, sso)
+            .await
+            .expect("the server starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
             client: reqwest::Client::new(),

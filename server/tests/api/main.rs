@@ -21,5 +21,6 @@ mod release;
 mod request_records;
 mod resolve;
 mod serving;
+mod sso;
 mod stages;
 mod versions;
