@@ -10,6 +10,7 @@ pub mod get_audit_page;
 pub mod get_board;
 pub mod get_cluster;
 pub mod get_clusters;
+pub mod get_freezes;
 pub mod get_model_page;
 pub mod get_operation;
 pub mod get_overview;

@@ -213,6 +213,16 @@ impl Schedule {
     }
 }
 
+/// A freeze in force in an environment now, and the approved override that
+/// lets changes through anyway, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeState {
+    pub environment: String,
+    pub window: FreezeWindow,
+    pub ends_at: Timestamp,
+    pub overridden_by: Option<FreezeOverride>,
+}
+
 /// The window of `env` in force at `t` that ends last, with that end.
 pub fn active_freeze<'a>(
     windows: &'a [FreezeWindow],

@@ -5,6 +5,7 @@ use switchyard_domain::types::{Environment, ModelSummary, Overview};
 use crate::api::get_clusters::get_clusters;
 use crate::api::get_overview::get_overview;
 use crate::components::cluster_alerts::{drift_cells, ClusterAlerts, DriftCell};
+use crate::components::freeze_banner::FreezeBanner;
 use crate::components::pending_approvals::PendingApprovals;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
@@ -24,6 +25,7 @@ pub fn OverviewPage() -> impl IntoView {
             <h1>"Overview"</h1>
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
+        <FreezeBanner/>
         <PendingApprovals/>
         <ClusterAlerts clusters/>
         <Suspense fallback=|| view! { <Loading what="the overview"/> }>
