@@ -106,6 +106,21 @@ async fn a_policy_with_a_required_group_is_refused_until_someone_can_satisfy_it_
     assert_eq!(p["status"], "pending", "two approvers but no one from ml-risk");
     assert_eq!(p["requirements"][0]["met"], true);
     assert_eq!(p["requirements"][1]["met"], false);
+    // The approvals page shows what is met and what is open, without JavaScript too.
+    let browser = crate::console::sign_in(&app, "rita").await;
+    let html = app
+        .client
+        .get(format!("{}/approvals", app.address))
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("✓ 2 distinct approvers — 2 of 2: bob, carol"), "approvals page: met");
+    assert!(html.contains("○ one approval from ml-risk — open"), "approvals page: open");
+    assert!(html.contains("The next approval from ml-risk meets the policy"), "approvals page: effect");
     let p: Value = approve(&app, &rita, id).await.json().await.unwrap();
     assert_eq!(p["status"], "applied");
     assert_eq!(p["requirements"][1]["status"], "met by rita");
@@ -143,6 +158,26 @@ async fn inside_a_freeze_promotions_answer_423_naming_the_window_until_an_overri
     let listed = app.get_json("/api/v1/freezes?environment=production").await;
     assert_eq!(listed["freezes"][0]["name"], "year-end freeze");
     assert_eq!(listed["in_force"][0]["window"]["id"], w["id"]);
+
+    // The console's overview and clusters pages show the freeze, without JavaScript too.
+    let browser = crate::console::sign_in(&app, "dave").await;
+    for page in ["/", "/clusters"] {
+        let html = app
+            .client
+            .get(format!("{}{page}", app.address))
+            .header(reqwest::header::COOKIE, &browser.cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("Change freeze in production: \u{201c}year-end freeze\u{201d} until")
+                && html.contains("rollbacks still work"),
+            "{page} shows the freeze banner"
+        );
+    }
 
     let e = assert_error(request_promotion(&app, &dave).await, StatusCode::LOCKED).await;
     assert_eq!(e["code"], "change_freeze");
