@@ -59,7 +59,10 @@ mod tests {
                 id: 1,
                 name: "year-end".into(),
                 environment: "production".into(),
-                schedule: Schedule::OneOff { from: t("2026-12-20T00:00:00Z"), to: t("2027-01-02T00:00:00Z") },
+                schedule: Schedule::OneOff {
+                    from: t("2026-12-20T00:00:00Z"),
+                    to: t("2027-01-02T00:00:00Z"),
+                },
                 created_by: "alice".into(),
                 created_at: t("2026-12-01T00:00:00Z"),
             },
@@ -67,7 +70,10 @@ mod tests {
             overridden_by: None,
         };
         let text = freeze_text(&f);
-        assert!(text.starts_with("Change freeze in production: \u{201c}year-end\u{201d} until "), "{text}");
+        assert!(
+            text.starts_with("Change freeze in production: \u{201c}year-end\u{201d} until "),
+            "{text}"
+        );
         assert!(text.contains("rollbacks still work"), "{text}");
         f.overridden_by = Some(FreezeOverride {
             id: 3,
@@ -81,6 +87,10 @@ mod tests {
             valid_until: Some(t("2026-12-24T12:05:00Z")),
         });
         let text = freeze_text(&f);
-        assert!(text.contains("Emergency override 3 in force until") && text.contains("approved by bob: CVE fix"), "{text}");
+        assert!(
+            text.contains("Emergency override 3 in force until")
+                && text.contains("approved by bob: CVE fix"),
+            "{text}"
+        );
     }
 }
