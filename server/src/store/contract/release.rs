@@ -241,6 +241,13 @@ async fn the_requesters_groups_may_not_approve_when_the_policy_says_so_and_expir
         .await
         .expect("requested");
     assert_eq!(p.expires_at, at(5).plus_hours(4));
+    // The people named as able to approve (and notified) leave out dave's colleague erin.
+    let requested = all_events(&db)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == action::PROMOTION_REQUESTED)
+        .expect("promotion.requested");
+    assert_eq!(requested.details["approvers"], json!(["bob"]));
     assert_eq!(p.requester_groups, ["ml-eng"]);
     match domain(
         db.store
