@@ -14,6 +14,7 @@ pub mod get_audit_page;
 pub mod get_board;
 pub mod get_cluster;
 pub mod get_clusters;
+pub mod get_freezes;
 pub mod get_model_page;
 pub mod get_notification_status;
 pub mod get_operation;

@@ -32,6 +32,9 @@ pub trait Services: Send + Sync + 'static {
 
     async fn overview(&self) -> Result<Overview, AppError>;
 
+    /// The change freezes in force now, one per frozen environment.
+    async fn freezes(&self) -> Result<Vec<switchyard_domain::freeze::FreezeState>, AppError>;
+
     /// A model's history and page `page` (1-based) of its versions. Unknown
     /// model or a page past the end: `not_found`.
     async fn model_page(&self, model: &ModelId, page: u32) -> Result<ModelPage, AppError>;

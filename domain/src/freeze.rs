@@ -213,6 +213,16 @@ impl Schedule {
     }
 }
 
+/// A freeze in force in an environment now, and the approved override that
+/// lets changes through anyway, if any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeState {
+    pub environment: String,
+    pub window: FreezeWindow,
+    pub ends_at: Timestamp,
+    pub overridden_by: Option<FreezeOverride>,
+}
+
 /// The window of `env` in force at `t` that ends last, with that end.
 pub fn active_freeze<'a>(
     windows: &'a [FreezeWindow],
@@ -322,12 +332,10 @@ pub fn check_override_approval(
 ) -> Result<(), DomainError> {
     match o.status(now) {
         OverrideStatus::Pending => {}
-        OverrideStatus::Lapsed => {
-            return Err(DomainError::Conflict(format!(
-                "override {} was not approved within {OVERRIDE_APPROVAL_HOURS} hours; request it again",
-                o.id
-            )))
-        }
+        OverrideStatus::Lapsed => return Err(DomainError::Conflict(format!(
+            "override {} was not approved within {OVERRIDE_APPROVAL_HOURS} hours; request it again",
+            o.id
+        ))),
         OverrideStatus::InForce | OverrideStatus::Ended => {
             return Err(DomainError::Conflict(format!(
                 "override {} was already approved by {}",
@@ -506,7 +514,10 @@ mod tests {
         assert_eq!((w.name.as_str(), end), ("long", ts("2027-01-02T00:00:00Z")));
         assert!(active_freeze(&ws, "development", ts("2026-12-24T12:00:00Z")).is_none());
         let msg = frozen_error("promoting chat:v2", w, end).to_string();
-        assert!(msg.contains("frozen by \"long\" until 2027-01-02T00:00:00"), "{msg}");
+        assert!(
+            msg.contains("frozen by \"long\" until 2027-01-02T00:00:00"),
+            "{msg}"
+        );
     }
 
     #[test]

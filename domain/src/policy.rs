@@ -346,10 +346,7 @@ impl ApprovalPolicy {
         let have = counted.len();
         let names: Vec<&str> = counted.iter().map(|v| v.approver).collect();
         let mut out = vec![Requirement {
-            requirement: format!(
-                "{n} distinct approver{}",
-                if n == 1 { "" } else { "s" }
-            ),
+            requirement: format!("{n} distinct approver{}", if n == 1 { "" } else { "s" }),
             met: have >= n as usize,
             status: if names.is_empty() {
                 format!("0 of {n}")

@@ -263,8 +263,12 @@ pub fn check_approval(
             p.id, p.config_hash, p.full_id, current_config_hash
         )));
     }
-    p.policy
-        .check_approver(&p.requested_by, &p.requester_groups, approver, approver_groups)
+    p.policy.check_approver(
+        &p.requested_by,
+        &p.requester_groups,
+        approver,
+        approver_groups,
+    )
 }
 
 /// Checks that `p` may be rejected now (with a non-empty reason).
@@ -459,8 +463,14 @@ mod tests {
         let mut p = two_of_n_with_ml_risk();
         let r = p.evaluate();
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].requirement.as_str(), r[0].met, r[0].status.as_str()), ("2 distinct approvers", false, "0 of 2"));
-        assert_eq!((r[1].requirement.as_str(), r[1].met, r[1].status.as_str()), ("one approval from ml-risk", false, "open"));
+        assert_eq!(
+            (r[0].requirement.as_str(), r[0].met, r[0].status.as_str()),
+            ("2 distinct approvers", false, "0 of 2")
+        );
+        assert_eq!(
+            (r[1].requirement.as_str(), r[1].met, r[1].status.as_str()),
+            ("one approval from ml-risk", false, "open")
+        );
         p.approvals.push(approval("bob", &["platform"]));
         p.approvals.push(approval("carol", &["platform"]));
         let r = p.evaluate();
@@ -504,26 +514,41 @@ mod tests {
         p.approvals.push(approval("dave", &["ml-risk"]));
         p.approvals.push(approval("bob", &[]));
         assert_eq!(p.evaluate()[1].status, "open");
-        assert!(matches!(check_approval(&p, "dave", &["ml-risk".into()], "sha256:aa", now()), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            check_approval(&p, "dave", &["ml-risk".into()], "sha256:aa", now()),
+            Err(DomainError::Forbidden(_))
+        ));
     }
 
     #[test]
     fn when_the_requesters_groups_may_not_approve_a_colleague_is_refused_and_not_counted() {
         let mut p = pending();
         p.policy.requester_group_may_approve = false;
-        let refused = check_approval(&p, "erin", &["ml-eng".into(), "ops".into()], "sha256:aa", now());
+        let refused = check_approval(
+            &p,
+            "erin",
+            &["ml-eng".into(), "ops".into()],
+            "sha256:aa",
+            now(),
+        );
         assert_eq!(
             refused,
             Err(DomainError::Forbidden(
                 "the policy forbids approvals from the requester's groups: erin shares ml-eng with dave".into()
             ))
         );
-        assert_eq!(check_approval(&p, "bob", &["ops".into()], "sha256:aa", now()), Ok(()));
+        assert_eq!(
+            check_approval(&p, "bob", &["ops".into()], "sha256:aa", now()),
+            Ok(())
+        );
         p.approvals.push(approval("erin", &["ml-eng"]));
         p.approvals.push(approval("bob", &["ops"]));
         assert!(!p.is_fully_approved(), "erin does not count");
         let last = p.evaluate().pop().expect("requirement");
-        assert_eq!(last.requirement, "no approval from the requester's groups (ml-eng)");
+        assert_eq!(
+            last.requirement,
+            "no approval from the requester's groups (ml-eng)"
+        );
         // Allowed by default.
         let mut p = pending();
         p.approvals.push(approval("erin", &["ml-eng"]));

@@ -328,6 +328,15 @@ enum UserCommand {
     },
     /// Disable a user: their sessions end and their tokens stop working.
     Disable { username: String },
+    /// Replace a local user's groups (what approval policies' required groups
+    /// count), e.g. `switchyard user groups rita ml-risk,platform`; an empty
+    /// list ("") removes them all. Users signing in through the identity
+    /// provider get theirs from its group claim at each sign-in.
+    Groups {
+        username: String,
+        /// Comma-separated group names.
+        groups: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -523,6 +532,9 @@ async fn dispatch(command: Command) -> Outcome {
         }
         Command::User(UserCommand::Disable { username }) => {
             user::disable(migrated_store(&config).await?.as_ref(), &username).await
+        }
+        Command::User(UserCommand::Groups { username, groups }) => {
+            user::groups(migrated_store(&config).await?.as_ref(), &username, &groups).await
         }
         Command::Token(TokenCommand::Create {
             user,

@@ -613,6 +613,15 @@ impl Services for StoreServices {
         })
     }
 
+    async fn freezes(&self) -> Result<Vec<switchyard_domain::freeze::FreezeState>, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        self.state
+            .store
+            .freezes_in_force(Timestamp::now())
+            .await
+            .map_err(to_app_error)
+    }
+
     async fn model_page(&self, model: &ModelId, page: u32) -> Result<ModelPage, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
         let store = &self.state.store;

@@ -696,6 +696,24 @@ async fn serve_with_demo_if_empty_comes_up_with_demo_data_on_a_fresh_database() 
 }
 
 #[tokio::test]
+async fn a_users_groups_are_set_from_the_command_line_and_bad_names_or_unknown_users_are_refused() {
+    let db = TestDb::new("groups");
+    db.run_with_input(
+        &["user", "create", "--username", "rita", "--role", "approver"],
+        "rita-password-1\n",
+    )
+    .succeeds();
+    let set = db.run(&["user", "groups", "rita", "ml-risk, platform"]);
+    assert!(set.succeeds().stdout().contains("rita is in ml-risk, platform"));
+    let store = db.store().await;
+    assert_eq!(store.user_groups("rita").await.unwrap(), ["ml-risk", "platform"]);
+    db.run(&["user", "groups", "nobody", "x"]).exits(1);
+    db.run(&["user", "groups", "rita", "bad\u{7}group"]).exits(2);
+    assert!(db.run(&["user", "groups", "rita", ""]).succeeds().stdout().contains("in no group"));
+    assert!(store.user_groups("rita").await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn users_and_tokens_are_managed_from_the_command_line_and_only_hashes_are_stored() {
     let db = TestDb::new("identity");
     let created = db.run_with_input(

@@ -2,7 +2,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use switchyard_domain::access::{Grants, Role};
 use switchyard_domain::diff::{has_changes, DiffLine};
-use switchyard_domain::promotion::{is_expired, Promotion, PromotionStatus};
+use switchyard_domain::policy::Requirement;
+use switchyard_domain::promotion::{approvals_still_needed, is_expired, Promotion, PromotionStatus};
 use switchyard_domain::{FullId, Stage, Timestamp};
 
 
@@ -85,18 +86,33 @@ pub fn approvals_summary(p: &Promotion) -> String {
 /// deprecation of the version in production now (its retirement clock
 /// starts).
 pub fn approval_effects(p: &Promotion, production: Option<&FullId>) -> String {
-    let given = u32::try_from(p.approvals.len()).unwrap_or(u32::MAX);
-    let left = p.required_approvals.saturating_sub(given);
+    let left = approvals_still_needed(p);
     if left > 1 {
         return format!(
             "The next approval leaves {} more needed; the last one applies the promotion at once.",
             left - 1
         );
     }
-    let mut text = format!(
-        "The next approval is the last one needed: it applies the promotion at once — {} becomes {} and is pinned in {}",
-        p.full_id, p.to_stage, p.environment
-    );
+    let groups: Vec<String> = p
+        .evaluate()
+        .into_iter()
+        .filter(|r| !r.met)
+        .filter_map(|r| r.group)
+        .collect();
+    let mut text = if groups.is_empty() {
+        format!(
+            "The next approval is the last one needed: it applies the promotion at once — {} becomes {} and is pinned in {}",
+            p.full_id, p.to_stage, p.environment
+        )
+    } else {
+        format!(
+            "The next approval from {} meets the policy: it applies the promotion at once — {} becomes {} and is pinned in {}",
+            groups.join(" or "),
+            p.full_id,
+            p.to_stage,
+            p.environment
+        )
+    };
     if let Some(current) = production.filter(|c| *c != &p.full_id) {
         if p.to_stage == Stage::Production {
             text.push_str(&format!(
@@ -106,6 +122,30 @@ pub fn approval_effects(p: &Promotion, production: Option<&FullId>) -> String {
     }
     text.push('.');
     text
+}
+
+/// One requirement of the approval policy as a line: a mark that is text
+/// (not only colour), what is required, and how it stands.
+pub fn requirement_line(r: &Requirement) -> String {
+    format!(
+        "{} {} — {}",
+        if r.met { "✓" } else { "○" },
+        r.requirement,
+        r.status
+    )
+}
+
+/// The policy's requirements, met or open.
+#[component]
+fn Requirements(requirements: Vec<Requirement>) -> impl IntoView {
+    view! {
+        <ul class="requirements">
+            {requirements.into_iter().map(|r| {
+                let class = if r.met { "requirement met" } else { "requirement open" };
+                view! { <li class=class>{requirement_line(&r)}</li> }
+            }).collect_view()}
+        </ul>
+    }
 }
 
 /// What an approval did, in a sentence for the page.
@@ -273,6 +313,7 @@ fn PendingCard(
                 <dt>"Requested"</dt><dd>{utc(pr.requested_at)}</dd>
                 <dt>"Expires"</dt><dd>{if expired { format!("{} (expired)", utc(pr.expires_at)) } else { utc(pr.expires_at) }}</dd>
                 <dt>"Approvals"</dt><dd class="approvals">{approvals_summary(&pr)}</dd>
+                <dt>"Policy"</dt><dd><Requirements requirements=pr.requirements.clone()/></dd>
             </dl>
             <details class="diff" open=changed>
                 <summary>{diff_heading}</summary>
@@ -374,7 +415,7 @@ fn Decided(decided: Vec<Promotion>) -> impl IntoView {
                                 <td><span class=format!("outcome outcome-{}", p.status)>{p.status.as_str()}</span></td>
                                 <td>{decided}</td>
                                 <td>{p.requested_by.clone()}</td>
-                                <td>{approvals_summary(&p)}</td>
+                                <td>{approvals_summary(&p)}<Requirements requirements=p.requirements.clone()/></td>
                                 <td>{reason}</td>
                             </tr>
                         }
@@ -414,6 +455,9 @@ mod tests {
             requested_at: Timestamp::from_micros(0),
             expires_at: Timestamp::from_micros(72 * HOUR),
             required_approvals: 2,
+            requester_groups: vec![],
+            policy: switchyard_domain::policy::EnvPolicy::default_for("production").approval_policy(),
+            requirements: vec![],
             status: PromotionStatus::Pending,
             approvals: vec![],
             decided_at: None,
@@ -429,7 +473,9 @@ mod tests {
             config_hash: "sha256:aa".into(),
             reason: None,
             at: Timestamp::from_micros(HOUR),
+            groups: vec![],
         });
+        p.refresh_requirements();
         p
     }
 
@@ -528,6 +574,7 @@ mod tests {
         );
         let mut one = pending();
         one.required_approvals = 1;
+        one.policy.required_approvals = 1;
         assert_eq!(
             approvals_summary(&approved_by(one, "carol")),
             "1 of 1 approval: carol"
@@ -546,5 +593,22 @@ mod tests {
             approved_outcome(&p),
             "Promotion 7 applied: chat:v4 is now production and pinned in production."
         );
+    }
+
+    #[test]
+    fn each_requirement_shows_whether_it_is_met_and_the_last_group_approval_is_named() {
+        let mut p = pending();
+        p.policy.required_groups = vec!["ml-risk".into()];
+        let p = approved_by(approved_by(p, "bob"), "carol");
+        let lines: Vec<String> = p.requirements.iter().map(requirement_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "✓ 2 distinct approvers — 2 of 2: bob, carol",
+                "○ one approval from ml-risk — open"
+            ]
+        );
+        let next = approval_effects(&p, None);
+        assert!(next.starts_with("The next approval from ml-risk meets the policy"), "{next}");
     }
 }

@@ -6,6 +6,7 @@ use switchyard_domain::operations::Operation;
 use crate::api::get_cluster::get_cluster;
 use crate::api::get_clusters::get_clusters;
 use crate::components::cluster_card::{operation_state_words, ClusterCard, OperationSteps};
+use crate::components::freeze_banner::FreezeBanner;
 use crate::components::status::{ErrorNote, Loading};
 use crate::format::utc_seconds;
 
@@ -21,6 +22,7 @@ pub fn ClustersPage() -> impl IntoView {
             <h1>"Clusters"</h1>
             <p class="lede">"What each cluster's blue and green slots serve, with how much traffic, and the operations that move it."</p>
         </div>
+        <FreezeBanner/>
         <Transition fallback=|| view! { <Loading what="the clusters"/> }>
             {move || Suspend::new(async move {
                 match clusters.await {
@@ -50,6 +52,7 @@ pub fn ClusterPage() -> impl IntoView {
             <p class="crumbs"><a href="/clusters">"Clusters"</a></p>
             <h1 class="mono">{name}</h1>
         </div>
+        <FreezeBanner/>
         <Transition fallback=|| view! { <Loading what="the cluster"/> }>
             {move || Suspend::new(async move {
                 match cluster.await {

@@ -6,6 +6,7 @@ use crate::api::get_clusters::get_clusters;
 use crate::api::get_overview::get_overview;
 use crate::components::cluster_alerts::{drift_cells, ClusterAlerts, DriftCell};
 use crate::components::notification_alerts::NotificationAlerts;
+use crate::components::freeze_banner::FreezeBanner;
 use crate::components::pending_approvals::PendingApprovals;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
@@ -25,6 +26,7 @@ pub fn OverviewPage() -> impl IntoView {
             <p class="lede">"Which version each environment pins for each model."</p>
         </div>
         <NotificationAlerts/>
+        <FreezeBanner/>
         <PendingApprovals/>
         <ClusterAlerts clusters/>
         <Suspense fallback=|| view! { <Loading what="the overview"/> }>

@@ -1,4 +1,4 @@
-//! `switchyard user create|disable`: people who sign in to the console.
+//! `switchyard user create|disable|groups`: people who sign in to the console.
 
 use std::io::BufRead;
 
@@ -45,6 +45,28 @@ pub(super) async fn disable(store: &dyn Store, username: &str) -> Outcome {
         .await
         .map_err(|e| Failure::refused(format!("cannot disable user {username}: {e}")))?;
     println!("user {username} disabled: their sessions ended and their tokens stopped working");
+    Ok(())
+}
+
+pub(super) async fn groups(store: &dyn Store, username: &str, groups: &str) -> Outcome {
+    let groups: Vec<String> = groups
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for g in &groups {
+        switchyard_domain::policy::check_group_name(g).map_err(|e| Failure::usage(e.to_string()))?;
+    }
+    let set = store
+        .set_user_groups(username, &groups, CLI_ACTOR, Timestamp::now())
+        .await
+        .map_err(|e| Failure::refused(format!("cannot set the groups of {username}: {e}")))?;
+    if set.is_empty() {
+        println!("user {username} is in no group");
+    } else {
+        println!("user {username} is in {}", set.join(", "));
+    }
     Ok(())
 }
 

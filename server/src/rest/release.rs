@@ -69,7 +69,9 @@ pub async fn put_policy(
         .policy;
     let policy = EnvPolicy {
         allow_latest: body.allow_latest.unwrap_or(current.allow_latest),
-        required_approvals: body.required_approvals.unwrap_or(current.required_approvals),
+        required_approvals: body
+            .required_approvals
+            .unwrap_or(current.required_approvals),
         min_stage: match body.min_stage.as_deref() {
             Some(s) => s.parse::<Stage>()?,
             None => current.min_stage,
@@ -143,7 +145,9 @@ impl CreateFreeze {
                 Schedule::Weekly {
                     days,
                     start: self.start.clone().ok_or_else(|| missing("start"))?,
-                    duration_minutes: self.duration_minutes.ok_or_else(|| missing("duration_minutes"))?,
+                    duration_minutes: self
+                        .duration_minutes
+                        .ok_or_else(|| missing("duration_minutes"))?,
                     time_zone: self.time_zone.clone().ok_or_else(|| missing("time_zone"))?,
                 }
             }
@@ -270,7 +274,10 @@ pub async fn request_override(
     ApiJson(body): ApiJson<RequestOverride>,
 ) -> Result<(StatusCode, Json<FreezeOverride>), ApiError> {
     let env = parse_environment_name(&env)?;
-    actor.require(Role::Admin, &format!("requesting an emergency override in {env}"))?;
+    actor.require(
+        Role::Admin,
+        &format!("requesting an emergency override in {env}"),
+    )?;
     let hours = body
         .hours
         .unwrap_or(switchyard_domain::freeze::DEFAULT_OVERRIDE_HOURS);

@@ -417,7 +417,23 @@ macro_rules! identity_store {
                 .map(|(name, role)| Ok((name, role.parse::<switchyard_domain::access::Role>()?)))
                 .collect::<StoreResult<Vec<_>>>()?;
             users.dedup_by(|a, b| a.0 == b.0);
-            Ok(promotion::remaining_approvers(p, &users))
+            let names = promotion::remaining_approvers(p, &users);
+            if p.policy.requester_group_may_approve {
+                return Ok(names);
+            }
+            // Nor those the policy refuses for sharing a group with the requester.
+            let rows = sqlx::query_as::<_, (String, Option<String>)>(iq::SELECT_APPROVERS_WITH_GROUPS)
+                .fetch_all(&mut *w.tx)
+                .await?;
+            let groups = iq::approvers_with_groups(rows);
+            Ok(names
+                .into_iter()
+                .filter(|n| {
+                    groups.iter().find(|(u, _)| u == n).is_none_or(|(_, g)| {
+                        p.policy.check_approver(&p.requested_by, &p.requester_groups, n, g).is_ok()
+                    })
+                })
+                .collect())
         }
 
         /// `username`'s identity: their groups and the bindings that apply to them.

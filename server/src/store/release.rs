@@ -6,24 +6,13 @@
 //! run (`check_not_frozen` there) reads in the transaction that changes.
 
 use async_trait::async_trait;
-use serde::Serialize;
+pub use switchyard_domain::freeze::FreezeState;
 use switchyard_domain::freeze::{FreezeOverride, FreezeWindow, NewFreeze};
 use switchyard_domain::policy::EnvPolicy;
 use switchyard_domain::Timestamp;
 
 use super::identity::Identity;
 use super::StoreResult;
-
-/// A freeze in force in an environment now, and whether an override lets
-/// changes through anyway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FreezeState {
-    pub environment: String,
-    pub window: FreezeWindow,
-    pub ends_at: Timestamp,
-    /// The approved override in force, if any.
-    pub overridden_by: Option<FreezeOverride>,
-}
 
 #[async_trait]
 pub trait ReleaseStore: Send + Sync + 'static {

@@ -16,8 +16,11 @@ macro_rules! freeze_columns {
         "id, name, environment, schedule, created_by, created_at"
     };
 }
-pub(crate) const SELECT_FREEZE: &str =
-    concat!("SELECT ", freeze_columns!(), " FROM freeze_windows WHERE id = $1");
+pub(crate) const SELECT_FREEZE: &str = concat!(
+    "SELECT ",
+    freeze_columns!(),
+    " FROM freeze_windows WHERE id = $1"
+);
 pub(crate) const SELECT_FREEZES: &str = concat!(
     "SELECT ",
     freeze_columns!(),
@@ -36,8 +39,11 @@ pub(crate) const INSERT_OVERRIDE: &str = concat!(
     override_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL)"
 );
-pub(crate) const SELECT_OVERRIDE: &str =
-    concat!("SELECT ", override_columns!(), " FROM freeze_overrides WHERE id = $1");
+pub(crate) const SELECT_OVERRIDE: &str = concat!(
+    "SELECT ",
+    override_columns!(),
+    " FROM freeze_overrides WHERE id = $1"
+);
 pub(crate) const SELECT_OVERRIDES: &str = concat!(
     "SELECT ",
     override_columns!(),
@@ -70,7 +76,10 @@ pub(crate) struct FreezeRow {
 impl FreezeRow {
     pub(crate) fn into_window(self) -> StoreResult<FreezeWindow> {
         let schedule: Schedule = serde_json::from_str(&self.schedule).map_err(|e| {
-            corrupt(format_args!("freeze window {} has an unreadable schedule: {e}", self.id))
+            corrupt(format_args!(
+                "freeze window {} has an unreadable schedule: {e}",
+                self.id
+            ))
         })?;
         Ok(FreezeWindow {
             id: self.id,

@@ -85,7 +85,10 @@ async fn two_of_n_with_a_required_group_applies_once_the_group_approved_and_keep
     assert_eq!(changed.action, action::POLICY_CHANGED);
     assert_eq!(changed.environment.as_deref(), Some("production"));
     assert_eq!(changed.details["before"]["required_groups"], json!([]));
-    assert_eq!(changed.details["after"]["required_groups"], json!(["ml-risk"]));
+    assert_eq!(
+        changed.details["after"]["required_groups"],
+        json!(["ml-risk"])
+    );
 
     let p = pending_promotion(&db).await;
     assert_eq!(p.policy.required_groups, ["ml-risk"]);
@@ -98,7 +101,11 @@ async fn two_of_n_with_a_required_group_applies_once_the_group_approved_and_keep
             .approve_promotion(p.id, Some("ok"), who, at(10))
             .await
             .expect("approved");
-        assert_eq!(p.status, PromotionStatus::Pending, "no one from ml-risk yet");
+        assert_eq!(
+            p.status,
+            PromotionStatus::Pending,
+            "no one from ml-risk yet"
+        );
     }
     let read = db.store.get_promotion(p.id).await.unwrap().unwrap();
     assert_eq!(
@@ -122,7 +129,12 @@ async fn two_of_n_with_a_required_group_applies_once_the_group_approved_and_keep
     assert!(applied.requirements.iter().all(|r| r.met));
     // The requirements as met are kept, whatever the policy becomes later.
     db.store
-        .set_environment_policy("production", &EnvPolicy::default_for("production"), "alice", at(12))
+        .set_environment_policy(
+            "production",
+            &EnvPolicy::default_for("production"),
+            "alice",
+            at(12),
+        )
         .await
         .expect("policy reset");
     let read = db.store.get_promotion(p.id).await.unwrap().unwrap();
@@ -133,9 +145,18 @@ async fn two_of_n_with_a_required_group_applies_once_the_group_approved_and_keep
         .iter()
         .rfind(|e| e.action == action::PROMOTION_APPLIED)
         .expect("promotion.applied");
-    assert_eq!(applied_event.details["policy"]["required_groups"], json!(["ml-risk"]));
-    assert_eq!(applied_event.details["requirements"][1]["status"], json!("met by rita"));
-    assert_eq!(applied_event.details["approvals"][2]["groups"], json!(["ml-risk"]));
+    assert_eq!(
+        applied_event.details["policy"]["required_groups"],
+        json!(["ml-risk"])
+    );
+    assert_eq!(
+        applied_event.details["requirements"][1]["status"],
+        json!("met by rita")
+    );
+    assert_eq!(
+        applied_event.details["approvals"][2]["groups"],
+        json!(["ml-risk"])
+    );
     let v2 = db.store.get_version(&id("chat:v2")).await.unwrap().unwrap();
     assert_eq!(v2.stage, Stage::Production);
 }
@@ -174,15 +195,27 @@ async fn a_policy_that_could_never_be_satisfied_is_refused_and_nothing_changes(d
         ..before.clone()
     };
     assert!(matches!(
-        domain(db.store.set_environment_policy("production", &bad_expiry, "alice", at(1)).await),
+        domain(
+            db.store
+                .set_environment_policy("production", &bad_expiry, "alice", at(1))
+                .await
+        ),
         DomainError::Invalid(_)
     ));
     assert!(matches!(
-        domain(db.store.set_environment_policy("nowhere", &before, "alice", at(1)).await),
+        domain(
+            db.store
+                .set_environment_policy("nowhere", &before, "alice", at(1))
+                .await
+        ),
         DomainError::NotFound(_)
     ));
     assert_eq!(policy_of(&db, "production").await, before);
-    assert_eq!(all_events(&db).await.len(), events_before, "nothing recorded");
+    assert_eq!(
+        all_events(&db).await.len(),
+        events_before,
+        "nothing recorded"
+    );
     // Once someone who may approve is in the group, it is accepted.
     in_groups(&db, "bob", Role::Approver, &["platform", "ml-risk"]).await;
     db.store
@@ -213,15 +246,37 @@ async fn the_requesters_groups_may_not_approve_when_the_policy_says_so_and_expir
         .await
         .expect("requested");
     assert_eq!(p.expires_at, at(5).plus_hours(4));
+    // The people named as able to approve (and notified) leave out dave's colleague erin.
+    let requested = all_events(&db)
+        .await
+        .into_iter()
+        .rfind(|e| e.action == action::PROMOTION_REQUESTED)
+        .expect("promotion.requested");
+    assert_eq!(requested.details["approvers"], json!(["bob"]));
     assert_eq!(p.requester_groups, ["ml-eng"]);
-    match domain(db.store.approve_promotion(p.id, Some("ok"), &erin, at(6)).await) {
+    match domain(
+        db.store
+            .approve_promotion(p.id, Some("ok"), &erin, at(6))
+            .await,
+    ) {
         DomainError::Forbidden(m) => assert!(m.contains("erin shares ml-eng with dave"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(db.store.get_promotion(p.id).await.unwrap().unwrap().approvals.is_empty());
+    assert!(db
+        .store
+        .get_promotion(p.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .approvals
+        .is_empty());
     // The requester approving their own request is refused as ever.
     assert!(matches!(
-        domain(db.store.approve_promotion(p.id, Some("ok"), &dave, at(6)).await),
+        domain(
+            db.store
+                .approve_promotion(p.id, Some("ok"), &dave, at(6))
+                .await
+        ),
         DomainError::Forbidden(_)
     ));
     let applied = db
@@ -259,7 +314,11 @@ async fn a_freeze_refuses_the_approval_that_would_apply_a_promotion_and_stores_n
     let p = pending_promotion(&db).await;
     let w = db
         .store
-        .create_freeze(&one_off("quarter end", "production", at(10), at(100)), "alice", at(6))
+        .create_freeze(
+            &one_off("quarter end", "production", at(10), at(100)),
+            "alice",
+            at(6),
+        )
         .await
         .expect("freeze created");
     // An approval that does not complete the policy is recorded.
@@ -267,7 +326,11 @@ async fn a_freeze_refuses_the_approval_that_would_apply_a_promotion_and_stores_n
         .approve_promotion(p.id, Some("ok"), &bob, at(20))
         .await
         .expect("first approval");
-    match domain(db.store.approve_promotion(p.id, Some("ok"), &carol, at(30)).await) {
+    match domain(
+        db.store
+            .approve_promotion(p.id, Some("ok"), &carol, at(30))
+            .await,
+    ) {
         DomainError::Frozen(m) => {
             assert!(m.contains("frozen by \"quarter end\""), "{m}");
             assert!(m.contains(&at(100).to_rfc3339()), "{m}");
@@ -275,23 +338,40 @@ async fn a_freeze_refuses_the_approval_that_would_apply_a_promotion_and_stores_n
         other => panic!("{other:?}"),
     }
     let read = db.store.get_promotion(p.id).await.unwrap().unwrap();
-    assert_eq!((read.status, read.approvals.len()), (PromotionStatus::Pending, 1));
+    assert_eq!(
+        (read.status, read.approvals.len()),
+        (PromotionStatus::Pending, 1)
+    );
     // Staging is not frozen by production's window.
-    assert!(db.store.freezes_in_force(at(30)).await.unwrap().iter().all(|f| f.environment == "production"));
+    assert!(db
+        .store
+        .freezes_in_force(at(30))
+        .await
+        .unwrap()
+        .iter()
+        .all(|f| f.environment == "production"));
     let applied = db
         .store
         .approve_promotion(p.id, Some("ok"), &carol, at(100))
         .await
         .expect("after the window");
     assert_eq!(applied.status, PromotionStatus::Applied);
-    let removed = db.store.remove_freeze(w.id, "alice", at(101)).await.expect("removed");
+    let removed = db
+        .store
+        .remove_freeze(w.id, "alice", at(101))
+        .await
+        .expect("removed");
     assert_eq!(removed.name, "quarter end");
     assert!(db.store.list_freezes(None).await.unwrap().is_empty());
     assert!(matches!(
         domain(db.store.remove_freeze(w.id, "alice", at(102)).await),
         DomainError::NotFound(_)
     ));
-    let acts: Vec<String> = all_events(&db).await.into_iter().map(|e| e.action).collect();
+    let acts: Vec<String> = all_events(&db)
+        .await
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert!(acts.contains(&action::FREEZE_CREATED.to_owned()));
     assert!(acts.contains(&action::FREEZE_REMOVED.to_owned()));
 }
@@ -311,7 +391,10 @@ async fn a_weekly_freeze_across_the_spring_dst_change_refuses_requests_in_berlin
             time_zone: "Europe/Berlin".into(),
         },
     };
-    db.store.create_freeze(&weekly, "alice", at(0)).await.expect("created");
+    db.store
+        .create_freeze(&weekly, "alice", at(0))
+        .await
+        .expect("created");
     assert!(matches!(
         domain(db.store.create_freeze(&weekly, "alice", at(0)).await),
         DomainError::Conflict(_)
@@ -342,17 +425,28 @@ async fn a_freeze_refuses_operations_with_its_name_and_end_never_rollbacks_and_a
     serving_v1(&db, &drivers, json!({})).await;
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
     let op = start(&db.store, "dev-1", OperationKind::BlueGreen, "chat:2").await;
-    assert_eq!(finished(&db.store, op.id).await.state, OperationState::Succeeded);
+    assert_eq!(
+        finished(&db.store, op.id).await.state,
+        OperationState::Succeeded
+    );
 
     let now = Timestamp::now();
     let end = now.plus_hours(1);
     db.store
-        .create_freeze(&one_off("incident 42", "development", now.plus_hours(-1), end), "alice", now)
+        .create_freeze(
+            &one_off("incident 42", "development", now.plus_hours(-1), end),
+            "alice",
+            now,
+        )
         .await
         .expect("freeze");
     let refused = db
         .store
-        .start_operation(request("dev-1", OperationKind::BlueGreen, Some("chat:1")), "alice", Timestamp::now())
+        .start_operation(
+            request("dev-1", OperationKind::BlueGreen, Some("chat:1")),
+            "alice",
+            Timestamp::now(),
+        )
         .await;
     match domain(refused) {
         DomainError::Frozen(m) => {
@@ -363,40 +457,68 @@ async fn a_freeze_refuses_operations_with_its_name_and_end_never_rollbacks_and_a
     }
     let states = db.store.freezes_in_force(Timestamp::now()).await.unwrap();
     assert_eq!(states.len(), 1);
-    assert_eq!((states[0].window.name.as_str(), states[0].ends_at), ("incident 42", end));
+    assert_eq!(
+        (states[0].window.name.as_str(), states[0].ends_at),
+        ("incident 42", end)
+    );
     assert!(states[0].overridden_by.is_none());
 
     // A rollback is never blocked.
     let rb = db
         .store
-        .start_operation(request("dev-1", OperationKind::Rollback, None), "carol", Timestamp::now())
+        .start_operation(
+            request("dev-1", OperationKind::Rollback, None),
+            "carol",
+            Timestamp::now(),
+        )
         .await
         .expect("rollback starts inside the freeze");
-    assert_eq!(finished(&db.store, rb.id).await.state, OperationState::Succeeded);
+    assert_eq!(
+        finished(&db.store, rb.id).await.state,
+        OperationState::Succeeded
+    );
 
     // An emergency override: an admin asks, a second person approves.
     let alice = user(&db, "alice", Role::Admin).await;
     let bob = user(&db, "bob", Role::Approver).await;
     assert!(matches!(
-        domain(db.store.request_override("development", " ", 2, &alice, Timestamp::now()).await),
+        domain(
+            db.store
+                .request_override("development", " ", 2, &alice, Timestamp::now())
+                .await
+        ),
         DomainError::Invalid(_)
     ));
     let o = db
         .store
-        .request_override("development", "hotfix for CVE-2026-1", 2, &alice, Timestamp::now())
+        .request_override(
+            "development",
+            "hotfix for CVE-2026-1",
+            2,
+            &alice,
+            Timestamp::now(),
+        )
         .await
         .expect("override requested");
     // Requested is not yet in force.
     assert!(matches!(
         domain(
             db.store
-                .start_operation(request("dev-1", OperationKind::BlueGreen, Some("chat:2")), "alice", Timestamp::now())
+                .start_operation(
+                    request("dev-1", OperationKind::BlueGreen, Some("chat:2")),
+                    "alice",
+                    Timestamp::now()
+                )
                 .await
         ),
         DomainError::Frozen(_)
     ));
     assert!(matches!(
-        domain(db.store.approve_override(o.id, &alice, Timestamp::now()).await),
+        domain(
+            db.store
+                .approve_override(o.id, &alice, Timestamp::now())
+                .await
+        ),
         DomainError::Forbidden(_)
     ));
     let approved = db
@@ -406,19 +528,33 @@ async fn a_freeze_refuses_operations_with_its_name_and_end_never_rollbacks_and_a
         .expect("approved by a second person");
     assert_eq!(approved.approved_by.as_deref(), Some("bob"));
     assert!(matches!(
-        domain(db.store.approve_override(o.id, &bob, Timestamp::now()).await),
+        domain(
+            db.store
+                .approve_override(o.id, &bob, Timestamp::now())
+                .await
+        ),
         DomainError::Conflict(_)
     ));
     let op = db
         .store
-        .start_operation(request("dev-1", OperationKind::BlueGreen, Some("chat:2")), "alice", Timestamp::now())
+        .start_operation(
+            request("dev-1", OperationKind::BlueGreen, Some("chat:2")),
+            "alice",
+            Timestamp::now(),
+        )
         .await
         .expect("the override lets it through");
-    assert_eq!(finished(&db.store, op.id).await.state, OperationState::Succeeded);
+    assert_eq!(
+        finished(&db.store, op.id).await.state,
+        OperationState::Succeeded
+    );
     runner.abort();
     let states = db.store.freezes_in_force(Timestamp::now()).await.unwrap();
     assert_eq!(states[0].overridden_by.as_ref().map(|o| o.id), Some(o.id));
-    assert_eq!(db.store.list_overrides(Some("development")).await.unwrap()[0], approved);
+    assert_eq!(
+        db.store.list_overrides(Some("development")).await.unwrap()[0],
+        approved
+    );
 
     let events = all_events(&db).await;
     let started = events
