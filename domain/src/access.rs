@@ -83,7 +83,6 @@ pub fn role_for_operation(production: bool) -> Role {
     }
 }
 
-
 /// Whom a binding grants its role: one user, or everyone in an identity
 /// provider group (`user_groups`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -209,7 +208,11 @@ pub struct Binding {
 
 impl Binding {
     pub fn new(subject: Subject, role: Role, scope: Scope) -> Binding {
-        Binding { subject, role, scope }
+        Binding {
+            subject,
+            role,
+            scope,
+        }
     }
 }
 
@@ -235,9 +238,7 @@ pub fn bindings_of<'a>(
         .iter()
         .filter(|b| b.subject.covers(username, groups))
         .collect();
-    mine.sort_by(|a, b| {
-        (&a.scope, a.role, &a.subject).cmp(&(&b.scope, b.role, &b.subject))
-    });
+    mine.sort_by(|a, b| (&a.scope, a.role, &a.subject).cmp(&(&b.scope, b.role, &b.subject)));
     mine.dedup();
     mine
 }
@@ -418,16 +419,40 @@ pub struct Grants {
 }
 
 impl Grants {
-    pub fn check(&self, needed: Role, environment: Option<&str>, what: &str) -> Result<(), Missing> {
-        check(&self.bindings, &self.username, &self.groups, needed, environment, what)
+    pub fn check(
+        &self,
+        needed: Role,
+        environment: Option<&str>,
+        what: &str,
+    ) -> Result<(), Missing> {
+        check(
+            &self.bindings,
+            &self.username,
+            &self.groups,
+            needed,
+            environment,
+            what,
+        )
     }
 
     pub fn check_somewhere(&self, needed: Role, what: &str) -> Result<(), Missing> {
         check_somewhere(&self.bindings, &self.username, &self.groups, needed, what)
     }
 
-    pub fn check_each(&self, needed: Role, environments: &[String], what: &str) -> Result<(), Missing> {
-        check_each(&self.bindings, &self.username, &self.groups, needed, environments, what)
+    pub fn check_each(
+        &self,
+        needed: Role,
+        environments: &[String],
+        what: &str,
+    ) -> Result<(), Missing> {
+        check_each(
+            &self.bindings,
+            &self.username,
+            &self.groups,
+            needed,
+            environments,
+            what,
+        )
     }
 
     /// The role in `environment` (`None`: on all).
@@ -441,7 +466,10 @@ impl Grants {
         if mine.is_empty() {
             "no bindings".to_owned()
         } else {
-            mine.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            mine.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     }
 }
@@ -483,12 +511,24 @@ mod tests {
             user("bob", Role::Admin, Scope::All),
         ];
         let g = vec!["platform".to_string()];
-        assert_eq!(role_in(&b, "alice", &g, Some("staging")), Some(Role::Deployer));
-        assert_eq!(role_in(&b, "alice", &[], Some("staging")), Some(Role::Viewer));
-        assert_eq!(role_in(&b, "alice", &g, Some("production")), Some(Role::Approver));
+        assert_eq!(
+            role_in(&b, "alice", &g, Some("staging")),
+            Some(Role::Deployer)
+        );
+        assert_eq!(
+            role_in(&b, "alice", &[], Some("staging")),
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            role_in(&b, "alice", &g, Some("production")),
+            Some(Role::Approver)
+        );
         assert_eq!(role_in(&b, "alice", &g, Some("dev")), Some(Role::Viewer));
         assert_eq!(role_in(&b, "alice", &g, None), Some(Role::Viewer));
-        assert_eq!(role_in(&b, "carol", &g, Some("staging")), Some(Role::Deployer));
+        assert_eq!(
+            role_in(&b, "carol", &g, Some("staging")),
+            Some(Role::Deployer)
+        );
         assert_eq!(role_in(&b, "carol", &[], Some("staging")), None);
         assert_eq!(role_in(&b, "bob", &[], Some("anything")), Some(Role::Admin));
     }
@@ -550,8 +590,14 @@ mod tests {
     #[test]
     fn a_group_binding_holds_only_for_members_of_that_group() {
         let b = vec![group("ml-risk", Role::Approver, Scope::All)];
-        assert_eq!(role_in(&b, "alice", &["ml-risk".into()], Some("production")), Some(Role::Approver));
-        assert_eq!(role_in(&b, "alice", &["platform".into()], Some("production")), None);
+        assert_eq!(
+            role_in(&b, "alice", &["ml-risk".into()], Some("production")),
+            Some(Role::Approver)
+        );
+        assert_eq!(
+            role_in(&b, "alice", &["platform".into()], Some("production")),
+            None
+        );
         // A user named like the group is not in it.
         assert_eq!(role_in(&b, "ml-risk", &[], Some("production")), None);
     }
@@ -571,7 +617,8 @@ mod tests {
     fn check_each_needs_every_environment_and_all_when_there_are_none() {
         let b = vec![user("alice", Role::Approver, env("prod-eu"))];
         let both = vec!["prod-eu".to_string(), "prod-us".to_string()];
-        let refused = check_each(&b, "alice", &[], Role::Approver, &both, "deprecating").unwrap_err();
+        let refused =
+            check_each(&b, "alice", &[], Role::Approver, &both, "deprecating").unwrap_err();
         assert_eq!(refused.environment.as_deref(), Some("prod-us"));
         assert!(check_each(&b, "alice", &[], Role::Approver, &both[..1], "deprecating").is_ok());
         assert!(check_each(&b, "alice", &[], Role::Approver, &[], "deprecating").is_err());
@@ -590,8 +637,14 @@ mod tests {
 
     #[test]
     fn subjects_parse_their_kind_and_refuse_empty_or_unknown() {
-        assert_eq!(Subject::parse("user", " alice "), Ok(Subject::User("alice".into())));
-        assert_eq!(Subject::parse("group", "ml-risk"), Ok(Subject::Group("ml-risk".into())));
+        assert_eq!(
+            Subject::parse("user", " alice "),
+            Ok(Subject::User("alice".into()))
+        );
+        assert_eq!(
+            Subject::parse("group", "ml-risk"),
+            Ok(Subject::Group("ml-risk".into()))
+        );
         assert!(Subject::parse("team", "x").is_err());
         assert!(Subject::parse("user", "  ").is_err());
         assert!(Subject::parse("user", "a\nb").is_err());

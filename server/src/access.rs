@@ -59,7 +59,11 @@ pub async fn check_register(store: &dyn Store, who: &Identity) -> StoreResult<()
 
 /// Reporting request records about `clusters`: deployer in each known
 /// cluster's environment (unknown clusters are refused by the records' own check).
-pub async fn check_records(store: &dyn Store, who: &Identity, clusters: Vec<String>) -> StoreResult<()> {
+pub async fn check_records(
+    store: &dyn Store,
+    who: &Identity,
+    clusters: Vec<String>,
+) -> StoreResult<()> {
     who.check_somewhere(Role::Deployer, "reporting request records")
         .map_err(DomainError::from)?;
     let mut clusters = clusters;

@@ -70,8 +70,10 @@ pub async fn approve(
     reason: Option<&str>,
     now: Timestamp,
 ) -> StoreResult<Promotion> {
-    require_approver_for(store, by, id, "approving promotion").await?;
+    // The lower bar, then the reason, then the binding in the promotion's environment.
+    require(by, Role::Approver, "approving a promotion")?;
     let reason = switchyard_domain::text::required_reason(reason)?;
+    require_approver_for(store, by, id, "approving promotion").await?;
     store.approve_promotion(id, Some(reason), by, now).await
 }
 

@@ -550,18 +550,18 @@ mod tests {
     #[test]
     fn each_approver_counts_once() {
         let p = approved_by(pending(), "bob");
-        assert!(approve_refusal(&p, "bob", Role::Approver, now())
+        assert!(approve_refusal(&p, "bob", &bound("bob", Role::Approver, Scope::All), now())
             .is_some_and(|w| w.contains("already")));
-        assert_eq!(approve_refusal(&p, "carol", Role::Approver, now()), None);
+        assert_eq!(approve_refusal(&p, "carol", &bound("carol", Role::Approver, Scope::All), now()), None);
     }
 
     #[test]
     fn an_expired_request_can_be_neither_approved_nor_rejected() {
         let late = Timestamp::from_micros(73 * HOUR);
-        assert!(approve_refusal(&pending(), "bob", Role::Approver, late)
+        assert!(approve_refusal(&pending(), "bob", &bound("bob", Role::Approver, Scope::All), late)
             .is_some_and(|w| w.contains("expired")));
         assert!(
-            reject_refusal(&pending(), Role::Approver, late).is_some_and(|w| w.contains("expired"))
+            reject_refusal(&pending(), &bound("bob", Role::Approver, Scope::All), late).is_some_and(|w| w.contains("expired"))
         );
     }
 

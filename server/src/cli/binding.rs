@@ -19,10 +19,14 @@ pub(super) async fn add(
     environment: Option<&str>,
 ) -> Outcome {
     if user.is_some() == group.is_some() {
-        return Err(Failure::usage("give exactly one of --user NAME and --group NAME"));
+        return Err(Failure::usage(
+            "give exactly one of --user NAME and --group NAME",
+        ));
     }
     let body = json!({ "user": user, "group": group, "role": role, "environment": environment });
-    let b = api.call(Method::POST, "/api/v1/role-bindings", Some(&body)).await?;
+    let b = api
+        .call(Method::POST, "/api/v1/role-bindings", Some(&body))
+        .await?;
     println!("binding {} added: {}", text(&b["id"]), describe(&b));
     Ok(())
 }
@@ -31,7 +35,9 @@ pub(super) async fn list(api: &Api) -> Outcome {
     let answer = api.call(Method::GET, "/api/v1/role-bindings", None).await?;
     let bindings = answer["bindings"].as_array().cloned().unwrap_or_default();
     if bindings.is_empty() {
-        println!("no role bindings: switchyard binding add --user NAME --role ROLE --environment ENV");
+        println!(
+            "no role bindings: switchyard binding add --user NAME --role ROLE --environment ENV"
+        );
         return Ok(());
     }
     let rows: Vec<[String; 5]> = bindings

@@ -171,3 +171,62 @@ super::sql_store::sql_store!(SqliteStore, sqlx::Sqlite, Sqlite);
 super::identity_sql::identity_store!(SqliteStore, sqlx::Sqlite);
 super::release_sql::release_store!(SqliteStore, sqlx::Sqlite);
 super::sso_sql::sso_store!(SqliteStore, sqlx::Sqlite);
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// Users made before role bindings keep exactly their role: migration
+    /// 0018 turns each `users.role` into a binding on all.
+    #[tokio::test]
+    async fn existing_users_roles_become_bindings_on_all() {
+        let dir = std::env::temp_dir().join(format!("sy-mig-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}/switchyard.db", dir.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.expect("open");
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                MIGRATOR
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version < 18)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&pool).await.expect("migrated up to 0016");
+        for (name, role) in [("ann", "admin"), ("bea", "deployer"), ("cy", "viewer")] {
+            sqlx::query("INSERT INTO users (username, role, password_hash, created_at) VALUES ($1, $2, 'x', 7)")
+                .bind(name)
+                .bind(role)
+                .execute(&pool)
+                .await
+                .expect("user");
+        }
+        MIGRATOR.run(&pool).await.expect("migrated to the end");
+        let rows: Vec<(i64, String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT id, subject_kind, subject, role, scope, created_at FROM role_bindings ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("bindings");
+        let seen: Vec<(i64, &str, &str, &str, &str, i64)> = rows
+            .iter()
+            .map(|(id, k, s, r, sc, at)| (*id, k.as_str(), s.as_str(), r.as_str(), sc.as_str(), *at))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "user", "ann", "admin", "*", 7),
+                (2, "user", "bea", "deployer", "*", 7),
+                (3, "user", "cy", "viewer", "*", 7),
+            ]
+        );
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

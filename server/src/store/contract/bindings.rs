@@ -41,14 +41,24 @@ async fn creating_a_user_binds_their_role_on_all_and_bindings_are_added_and_remo
         .expect("user");
     let listed = s.list_bindings().await.expect("list");
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].binding, user_binding("alice", Role::Viewer, Scope::All));
+    assert_eq!(
+        listed[0].binding,
+        user_binding("alice", Role::Viewer, Scope::All)
+    );
     assert_eq!(listed[0].created_by, "root");
     let staging = s
-        .create_binding(&group_binding("platform", Role::Deployer, env("staging")), "root", at(1))
+        .create_binding(
+            &group_binding("platform", Role::Deployer, env("staging")),
+            "root",
+            at(1),
+        )
         .await
         .expect("group binding");
     assert_eq!(s.list_bindings().await.expect("list").len(), 2);
-    let removed = s.remove_binding(staging.id, "root", at(2)).await.expect("removed");
+    let removed = s
+        .remove_binding(staging.id, "root", at(2))
+        .await
+        .expect("removed");
     assert_eq!(removed.binding, staging.binding);
     let left: Vec<Binding> = s
         .list_bindings()
@@ -100,20 +110,39 @@ async fn tokens_and_sessions_carry_the_users_and_their_groups_bindings_and_see_c
     s.create_token("gina-ci", "gina", "hash-g", None, "root", at(1))
         .await
         .expect("token");
-    let before = s.token_identity("hash-g", at(2)).await.expect("lookup").expect("valid");
-    assert_eq!(before.bindings, [user_binding("gina", Role::Viewer, Scope::All)]);
+    let before = s
+        .token_identity("hash-g", at(2))
+        .await
+        .expect("lookup")
+        .expect("valid");
+    assert_eq!(
+        before.bindings,
+        [user_binding("gina", Role::Viewer, Scope::All)]
+    );
     // Read again (the cache may answer) after a change: it must show the change.
     s.set_user_groups("gina", &["platform".into()], "root", at(3))
         .await
         .expect("groups");
     let b = s
-        .create_binding(&group_binding("platform", Role::Deployer, env("staging")), "root", at(4))
+        .create_binding(
+            &group_binding("platform", Role::Deployer, env("staging")),
+            "root",
+            at(4),
+        )
         .await
         .expect("binding");
-    s.create_binding(&group_binding("ml-risk", Role::Approver, Scope::All), "root", at(4))
+    s.create_binding(
+        &group_binding("ml-risk", Role::Approver, Scope::All),
+        "root",
+        at(4),
+    )
+    .await
+    .expect("another group's binding");
+    let after = s
+        .token_identity("hash-g", at(5))
         .await
-        .expect("another group's binding");
-    let after = s.token_identity("hash-g", at(5)).await.expect("lookup").expect("valid");
+        .expect("lookup")
+        .expect("valid");
     assert_eq!(
         after.bindings,
         [
@@ -122,18 +151,39 @@ async fn tokens_and_sessions_carry_the_users_and_their_groups_bindings_and_see_c
         ]
     );
     assert!(after.check(Role::Deployer, Some("staging"), "x").is_ok());
-    assert!(after.check(Role::Deployer, Some("production"), "x").is_err());
+    assert!(after
+        .check(Role::Deployer, Some("production"), "x")
+        .is_err());
     s.create_session(
-        NewSession { id_hash: "sess-g", csrf_token: "c", username: "gina", address: "127.0.0.1", expires_at: at(60) },
+        NewSession {
+            id_hash: "sess-g",
+            csrf_token: "c",
+            username: "gina",
+            address: "127.0.0.1",
+            expires_at: at(60),
+        },
         at(6),
     )
     .await
     .expect("session");
-    let session = s.session("sess-g", at(7)).await.expect("lookup").expect("valid");
+    let session = s
+        .session("sess-g", at(7))
+        .await
+        .expect("lookup")
+        .expect("valid");
     assert_eq!(session.identity.bindings, after.bindings);
-    s.remove_binding(b.id, "root", at(8)).await.expect("removed");
-    let removed = s.token_identity("hash-g", at(9)).await.expect("lookup").expect("valid");
-    assert_eq!(removed.bindings, [user_binding("gina", Role::Viewer, Scope::All)]);
+    s.remove_binding(b.id, "root", at(8))
+        .await
+        .expect("removed");
+    let removed = s
+        .token_identity("hash-g", at(9))
+        .await
+        .expect("lookup")
+        .expect("valid");
+    assert_eq!(
+        removed.bindings,
+        [user_binding("gina", Role::Viewer, Scope::All)]
+    );
     assert_eq!(
         s.bindings_of("gina").await.expect("bindings"),
         [user_binding("gina", Role::Viewer, Scope::All)]
@@ -177,11 +227,19 @@ async fn the_last_admin_binding_on_all_is_kept(db: Arc<TestDb>) {
         DomainError::Conflict(m) if m.contains("last admin binding")
     ));
     // Through a group it counts too.
-    s.set_user_groups("root", &["ops".into()], "root", at(2)).await.expect("groups");
-    s.create_binding(&group_binding("ops", Role::Admin, Scope::All), "root", at(3))
+    s.set_user_groups("root", &["ops".into()], "root", at(2))
         .await
-        .expect("group admin");
-    s.remove_binding(first.id, "root", at(4)).await.expect("another admin binding remains");
+        .expect("groups");
+    s.create_binding(
+        &group_binding("ops", Role::Admin, Scope::All),
+        "root",
+        at(3),
+    )
+    .await
+    .expect("group admin");
+    s.remove_binding(first.id, "root", at(4))
+        .await
+        .expect("another admin binding remains");
 }
 
 async fn who_may_approve_follows_the_bindings_of_the_promotions_environment(db: Arc<TestDb>) {
@@ -189,17 +247,35 @@ async fn who_may_approve_follows_the_bindings_of_the_promotions_environment(db: 
     in_production(&db, "chat:v1", at(1)).await;
     register(&db, "chat:v2", at(2)).await;
     move_to(&db, "chat:v2", Stage::Staging, MANUAL, at(3)).await;
-    s.create_user("dave", Role::Deployer, "$argon2id$x", "root", at(4)).await.expect("dave");
-    s.create_user("anna", Role::Approver, "$argon2id$x", "root", at(4)).await.expect("anna: approver on all");
-    s.create_user("sam", Role::Viewer, "$argon2id$x", "root", at(4)).await.expect("sam");
-    s.create_binding(&user_binding("sam", Role::Approver, env("staging")), "root", at(5))
+    s.create_user("dave", Role::Deployer, "$argon2id$x", "root", at(4))
         .await
-        .expect("sam approves in staging only");
-    s.create_user("rita", Role::Viewer, "$argon2id$x", "root", at(4)).await.expect("rita");
-    s.set_user_groups("rita", &["ml-risk".into()], "root", at(5)).await.expect("groups");
-    s.create_binding(&group_binding("ml-risk", Role::Approver, env("production")), "root", at(5))
+        .expect("dave");
+    s.create_user("anna", Role::Approver, "$argon2id$x", "root", at(4))
         .await
-        .expect("ml-risk approves in production");
+        .expect("anna: approver on all");
+    s.create_user("sam", Role::Viewer, "$argon2id$x", "root", at(4))
+        .await
+        .expect("sam");
+    s.create_binding(
+        &user_binding("sam", Role::Approver, env("staging")),
+        "root",
+        at(5),
+    )
+    .await
+    .expect("sam approves in staging only");
+    s.create_user("rita", Role::Viewer, "$argon2id$x", "root", at(4))
+        .await
+        .expect("rita");
+    s.set_user_groups("rita", &["ml-risk".into()], "root", at(5))
+        .await
+        .expect("groups");
+    s.create_binding(
+        &group_binding("ml-risk", Role::Approver, env("production")),
+        "root",
+        at(5),
+    )
+    .await
+    .expect("ml-risk approves in production");
     let dave = s.bindings_of("dave").await.expect("bindings");
     let dave = crate::store::identity::Identity {
         username: "dave".into(),
@@ -217,5 +293,10 @@ async fn who_may_approve_follows_the_bindings_of_the_promotions_environment(db: 
         .into_iter()
         .find(|e| e.action == action::PROMOTION_REQUESTED)
         .expect("requested event");
-    assert_eq!(requested.details["approvers"], json!(["anna", "rita"]), "{}", p.id);
+    assert_eq!(
+        requested.details["approvers"],
+        json!(["anna", "rita"]),
+        "{}",
+        p.id
+    );
 }
