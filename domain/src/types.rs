@@ -181,6 +181,19 @@ pub struct PinApprover {
     #[serde(default)]
     pub groups: Vec<String>,
     pub at: Timestamp,
+    /// For people who sign in through the identity provider: who they are
+    /// there (issuer and subject), with the name and e-mail it last gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoIdentity>,
+}
+
+/// A person as the identity provider names them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SsoIdentity {
+    pub issuer: String,
+    pub subject: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// What one cluster served at an instant.

@@ -13,6 +13,7 @@ use crate::api::remove_binding::RemoveBinding;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::{AccessView, BindingRow};
 use crate::format::utc;
+use crate::session::csrf_token;
 
 #[component]
 pub fn AccessPage() -> impl IntoView {
@@ -166,10 +167,3 @@ fn describe(b: &BindingRow) -> String {
     format!("{subject}: {} on {}", b.binding.role, b.binding.scope)
 }
 
-/// The session's CSRF token while rendering on the server, for forms posted
-/// without JavaScript; in the browser the client sends it as a header.
-fn csrf_token() -> String {
-    use_context::<crate::session::SignedInUser>()
-        .map(|u| u.csrf_token)
-        .unwrap_or_default()
-}

@@ -15,6 +15,7 @@ use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
 use crate::data::{Approvals, PendingPromotion};
 use crate::format::utc;
+use crate::session::csrf_token;
 
 
 /// Why `username` (with `grants`) may not approve `p` now, or none if they may.
@@ -427,13 +428,6 @@ fn Decided(decided: Vec<Promotion>) -> impl IntoView {
     .into_any()
 }
 
-/// The session's CSRF token while rendering on the server, for forms posted
-/// without JavaScript; in the browser the client sends it as a header.
-fn csrf_token() -> String {
-    use_context::<crate::session::SignedInUser>()
-        .map(|u| u.csrf_token)
-        .unwrap_or_default()
-}
 
 #[cfg(test)]
 mod tests {

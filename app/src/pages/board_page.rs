@@ -15,6 +15,7 @@ use crate::api::request_promotion::RequestPromotion;
 use crate::components::status::{ErrorNote, Loading};
 use crate::data::Board;
 use crate::format::{short_hash, utc};
+use crate::session::csrf_token;
 
 /// A move a card offers: where to, the button's words, why it is disabled
 /// (if it is), and for a promotion the environments it may be requested for.
@@ -336,13 +337,6 @@ fn PromotionForm(id: String, slug: String, option: MoveOption) -> impl IntoView 
     }
 }
 
-/// The session's CSRF token, known while rendering on the server; in the
-/// browser the server-function client sends it as a header instead.
-fn csrf_token() -> String {
-    use_context::<crate::session::SignedInUser>()
-        .map(|u| u.csrf_token)
-        .unwrap_or_default()
-}
 
 #[cfg(test)]
 mod tests {

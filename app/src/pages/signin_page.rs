@@ -3,7 +3,6 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use switchyard_domain::sso::SsoFailure;
 
-use crate::api::get_sign_in_options::get_sign_in_options;
 use crate::session::SignInOptions;
 
 /// What went wrong, from the `error` the sign-in handlers redirect with.
@@ -33,7 +32,11 @@ pub fn SignInPage() -> impl IntoView {
             .with(|q| q.get("groups"))
             .filter(|_| query.with(|q| q.get("error")).as_deref() == Some(SsoFailure::NoRole.code()))
     };
-    let options = Resource::new(|| (), |_| get_sign_in_options());
+    // Known while rendering on the server (the server provides them for every
+    // request) and handed to the browser inside the page, so hydration sees
+    // the same form without a round trip.
+    let options: SignInOptions =
+        SharedValue::new(|| use_context::<SignInOptions>().unwrap_or_default()).into_inner();
     view! {
         <Title text="Sign in · Switchyard"/>
         <div class="page-head">
@@ -45,19 +48,12 @@ pub fn SignInPage() -> impl IntoView {
             let seen = if g.is_empty() { "none".to_owned() } else { g };
             view! { <p class="error">"Groups the identity provider sent: " {seen}</p> }
         })}
-        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-            {move || options.get().map(|o| {
-                let o: SignInOptions = o.unwrap_or_default();
-                view! {
-                    {o.sso_name.clone().map(|name| view! {
-                        <p class="sso">
-                            <a class="button sso-start" href="/auth/oidc/start">{format!("Sign in with {name}")}</a>
-                        </p>
-                    })}
-                    {o.local.then(|| view! { <LocalForm/> })}
-                }
-            })}
-        </Suspense>
+        {options.sso_name.clone().map(|name| view! {
+            <p class="sso">
+                <a class="button sso-start" href="/auth/oidc/start">{format!("Sign in with {name}")}</a>
+            </p>
+        })}
+        {options.local.then(|| view! { <LocalForm/> })}
     }
 }
 

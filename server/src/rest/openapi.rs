@@ -248,6 +248,14 @@ const PIN_APPROVER: &[Field] = &[
     ("username", F::Str, true),
     ("groups", F::Strings, true),
     ("at", F::Time, true),
+    // Present for people who sign in through the identity provider.
+    ("sso", F::Ref("SsoIdentity"), false),
+];
+const SSO_IDENTITY: &[Field] = &[
+    ("issuer", F::Str, true),
+    ("subject", F::Str, true),
+    ("name", F::Str, false),
+    ("email", F::Str, false),
 ];
 const SLOT: &[Field] = &[
     ("slot", F::Str, true),
@@ -506,6 +514,7 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("PinAt", PIN_AT),
     ("PinPromotion", PIN_PROMOTION),
     ("PinApprover", PIN_APPROVER),
+    ("SsoIdentity", SSO_IDENTITY),
     ("ServingAt", SERVING_AT),
     ("Slot", SLOT),
     ("Drift", DRIFT),

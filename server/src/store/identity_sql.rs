@@ -140,11 +140,17 @@ pub(crate) const SELECT_APPROVALS: &str = "SELECT approver, actor, config_hash, 
      FROM promotion_approvals WHERE promotion_id = $1 ORDER BY at, approver";
 pub(crate) const SET_APPLIED_REQUIREMENTS: &str =
     "UPDATE promotions SET applied_requirements = $2 WHERE id = $1";
-/// The enabled users whose role may approve, with their groups (one row per
-/// group; a user without groups has a NULL group): who could satisfy a policy.
-pub(crate) const SELECT_APPROVERS_WITH_GROUPS: &str = "SELECT u.username, g.group_name FROM users u \
+/// The enabled users bound to approve in environment $1 (as approver or
+/// admin, there or on all), with their groups (one row per group; a user
+/// without groups has a NULL group): who could satisfy its policy.
+pub(crate) const SELECT_APPROVERS_WITH_GROUPS: &str = concat!(
+    "SELECT u.username, g.group_name FROM users u \
      LEFT JOIN user_groups g ON g.username = u.username \
-     WHERE u.disabled_at IS NULL AND u.role IN ('approver', 'admin') ORDER BY u.username, g.group_name";
+     WHERE u.username IN (SELECT u.username ",
+    users_with_bindings!(),
+    "AND b.role IN ('approver', 'admin') AND (b.scope = '*' OR b.scope = $1)) \
+     ORDER BY u.username, g.group_name"
+);
 
 /// (username, groups) from the rows of `SELECT_APPROVERS_WITH_GROUPS`.
 pub(crate) fn approvers_with_groups(rows: Vec<(String, Option<String>)>) -> Vec<(String, Vec<String>)> {
@@ -423,6 +429,7 @@ macro_rules! identity_store {
             }
             // Nor those the policy refuses for sharing a group with the requester.
             let rows = sqlx::query_as::<_, (String, Option<String>)>(iq::SELECT_APPROVERS_WITH_GROUPS)
+                .bind(&p.environment)
                 .fetch_all(&mut *w.tx)
                 .await?;
             let groups = iq::approvers_with_groups(rows);

@@ -200,6 +200,7 @@ macro_rules! release_store {
                     return Ok(before);
                 }
                 let rows = sqlx::query_as::<_, (String, Option<String>)>(iq::SELECT_APPROVERS_WITH_GROUPS)
+                    .bind(&env)
                     .fetch_all(&mut *w.tx)
                     .await?;
                 policy.check_satisfiable(&env, &iq::approvers_with_groups(rows))?;

@@ -169,8 +169,10 @@ pub(crate) const SELECT_LEDGER_BEGINS: &str = "SELECT MIN(at) FROM ledger";
 /// The applied promotion that set a pin (same environment, version and
 /// instant), with its approvers in the order they approved.
 pub(crate) const SELECT_PIN_PROMOTION: &str = "SELECT p.id, p.requested_by, a.approver, \
-     a.approver_groups, a.at, p.policy, p.applied_requirements \
+     a.approver_groups, a.at, p.policy, p.applied_requirements, \
+     s.issuer, s.subject, s.display_name, s.email \
      FROM promotions p JOIN promotion_approvals a ON a.promotion_id = p.id \
+     LEFT JOIN sso_identities s ON s.username = a.approver \
      WHERE p.status = 'applied' AND p.environment = $1 AND p.model_id = $2 AND p.version = $3 \
        AND p.decided_at = $4 \
      ORDER BY a.at, a.approver";

@@ -871,7 +871,10 @@ macro_rules! sql_store {
                 }
                 let mut answer = self.temporal_at_head().await?.serving_at(at, env, model)?;
                 for pin in &mut answer.pins {
-                    type Row = (i64, String, String, String, i64, Option<String>, Option<String>);
+                    type Row = (
+                        i64, String, String, String, i64, Option<String>, Option<String>,
+                        Option<String>, Option<String>, Option<String>, Option<String>,
+                    );
                     let rows: Vec<Row> = sqlx::query_as(q::SELECT_PIN_PROMOTION)
                         .bind(&pin.environment)
                         .bind(pin.full_id.model_id.as_str())
@@ -879,7 +882,7 @@ macro_rules! sql_store {
                         .bind(pin.since.micros())
                         .fetch_all(&self.pool)
                         .await?;
-                    if let Some((id, requested_by, _, _, _, policy, requirements)) = rows.first() {
+                    if let Some((id, requested_by, _, _, _, policy, requirements, ..)) = rows.first() {
                         let corrupt = |what: &str, e: serde_json::Error| {
                             $crate::store::StoreError::Corrupt(format!("promotion {id} has an unreadable {what}: {e}"))
                         };
@@ -896,11 +899,19 @@ macro_rules! sql_store {
                             .unwrap_or_default();
                         let approvers = rows
                             .iter()
-                            .map(|(_, _, a, groups, at, _, _)| {
+                            .map(|(_, _, a, groups, at, _, _, issuer, subject, name, email)| {
                                 Ok(switchyard_domain::types::PinApprover {
                                     username: a.clone(),
                                     groups: serde_json::from_str(groups).map_err(|e| corrupt("approver groups", e))?,
                                     at: Timestamp::from_micros(*at),
+                                    sso: issuer.clone().zip(subject.clone()).map(|(issuer, subject)| {
+                                        switchyard_domain::types::SsoIdentity {
+                                            issuer,
+                                            subject,
+                                            name: name.clone(),
+                                            email: email.clone(),
+                                        }
+                                    }),
                                 })
                             })
                             .collect::<StoreResult<Vec<_>>>()?;

@@ -930,9 +930,9 @@ fn env_rows(staging_promotion: i64, production_promotion: i64) -> Vec<(String, S
         rows.push(("POST".into(), "/console/fn/request_promotion".into(), json!({"full_id": "chat:v404", "environment": env, "reason": "r"}), Role::Deployer, At::Env(env)));
     }
     for (id, env) in [(staging_promotion, "staging"), (production_promotion, "production")] {
-        rows.push(("POST".into(), format!("/api/v1/promotions/{id}/approve"), json!({}), Role::Approver, At::Env(env)));
+        rows.push(("POST".into(), format!("/api/v1/promotions/{id}/approve"), json!({"reason": "matrix"}), Role::Approver, At::Env(env)));
         rows.push(("POST".into(), format!("/api/v1/promotions/{id}/reject"), json!({"reason": " "}), Role::Approver, At::Env(env)));
-        rows.push(("POST".into(), "/console/fn/approve_promotion".into(), json!({"id": id}), Role::Approver, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/approve_promotion".into(), json!({"id": id, "reason": "matrix"}), Role::Approver, At::Env(env)));
         rows.push(("POST".into(), "/console/fn/reject_promotion".into(), json!({"id": id, "reason": " "}), Role::Approver, At::Env(env)));
     }
     for (to, least, env) in [("staging", Role::Deployer, "staging"), ("development", Role::Deployer, "development"), ("deprecated", Role::Approver, "production")] {

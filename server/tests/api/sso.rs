@@ -549,6 +549,42 @@ async fn sso_sign_in_flow(database_url: Option<String>) {
         "{page}"
     );
 
+    // Once an admin binds her group in Switchyard (here: deployer in staging
+    // only), she signs in without any role map entry, and holds just that.
+    let bound = app
+        .post_json(
+            "/api/v1/role-bindings",
+            &json!({"group": "marketing", "role": "deployer", "environment": "staging"}),
+        )
+        .await;
+    assert_eq!(bound.status(), StatusCode::CREATED);
+    let mut erin = Browser::new();
+    full_sign_in(&mut erin, &app, "erin", "erin-pw").await;
+    let me = signed_in_user(&mut erin, &app).await;
+    assert!(me["username"].as_str().is_some_and(|u| u.starts_with("erin")), "{me}");
+    let bindings: Value = app
+        .get("/api/v1/role-bindings")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let erins: Vec<&Value> = bindings["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .filter(|b| b["user"] == me["username"])
+        .collect();
+    assert!(erins.is_empty(), "no role-map binding without a mapped role: {erins:?}");
+    // People whose groups the role map names hold its role as a binding on all.
+    assert!(
+        bindings["bindings"]
+            .as_array()
+            .expect("bindings")
+            .iter()
+            .any(|b| b["created_by"] == "sso:role-map" && b["user"].is_string()),
+        "{bindings}"
+    );
+
     // The provider's "test-admin" never takes over the local test-admin.
     let mut impostor = Browser::new();
     full_sign_in(&mut impostor, &app, "test-admin", "x-pw").await;

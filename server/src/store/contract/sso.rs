@@ -16,6 +16,7 @@ contract_tests!(
     the_first_sign_in_creates_the_user_and_later_ones_follow_the_providers_role_and_groups,
     a_person_from_the_provider_never_takes_over_an_existing_username,
     a_disabled_user_signing_in_changes_nothing,
+    serving_at_names_an_approver_from_the_provider_by_issuer_subject_name_and_email,
 );
 
 fn pending(state: &str, minutes: i64) -> PendingSignIn {
@@ -231,4 +232,54 @@ async fn a_disabled_user_signing_in_changes_nothing(db: Arc<TestDb>) {
     assert_eq!(refused.user.role, Role::Admin);
     assert_eq!(refused.groups, ["ml-admins"]);
     assert_eq!(all_events(&db).await.len(), before);
+}
+
+async fn serving_at_names_an_approver_from_the_provider_by_issuer_subject_name_and_email(
+    db: Arc<TestDb>,
+) {
+    let p = super::identity::pending_promotion(&db).await;
+    let groups = vec!["ml-risk".to_owned()];
+    let signed = db
+        .store
+        .sso_sign_in(&person("bob", &groups, Role::Approver), at(6))
+        .await
+        .expect("signed in");
+    let bob = crate::store::identity::Identity {
+        groups: groups.clone(),
+        ..crate::store::identity::Identity::with_role_on_all(&signed.user.username, Role::Approver)
+    };
+    let carol = super::identity::user(&db, "carol", Role::Approver).await;
+    db.store
+        .approve_promotion(p.id, None, &bob, at(7))
+        .await
+        .expect("bob approves");
+    db.store
+        .approve_promotion(p.id, None, &carol, at(8))
+        .await
+        .expect("carol approves");
+    let answer = db
+        .store
+        .serving_at(at(9), Some("production"), None)
+        .await
+        .expect("serving at");
+    let pin = answer
+        .pins
+        .iter()
+        .find(|pin| pin.full_id.to_string() == "chat:v2")
+        .expect("chat:v2 pinned");
+    let promotion = pin.promotion.as_ref().expect("the promotion behind the pin");
+    let by_name = |name: &str| {
+        promotion
+            .approvers
+            .iter()
+            .find(|a| a.username == name)
+            .unwrap_or_else(|| panic!("{name} among {:?}", promotion.approvers))
+    };
+    let sso = by_name(&signed.user.username).sso.clone().expect("bob's identity at the provider");
+    assert_eq!(
+        (sso.issuer.as_str(), sso.subject.as_str(), sso.email.as_deref()),
+        ("https://idp.example.test", "bob", Some("alice@example.test"))
+    );
+    assert_eq!(by_name(&signed.user.username).groups, groups);
+    assert_eq!(by_name("carol").sso, None, "a local user has no provider identity");
 }
