@@ -112,7 +112,7 @@ test('a subscription that cannot deliver is a warning on everyone\'s overview; t
   await hydrated(page);
   const form = page.locator('section.new-subscription');
   await form.getByLabel('Name').fill('broken');
-  await form.getByLabel('Kind').selectOption('chat');
+  await form.locator('select[name="kind"]').selectOption('chat');
   await form.getByLabel('URL (http or https)').fill(`http://127.0.0.1:${closedPort}/services/T0/B0/s3cr3t-path`);
   await form.getByRole('button', { name: 'Add subscription' }).click();
   await form.locator('.done').waitFor();
