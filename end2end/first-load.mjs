@@ -4,7 +4,7 @@
 // with an empty cache and once with a warm one, for the overview, a model
 // page and the clusters page; with the bytes each load transferred.
 //
-//   cargo leptos build --release && SWITCHYARD_BIN=target/release/switchyard node end2end/first-load.mjs
+//   cargo leptos build --release --precompress && SWITCHYARD_BIN=target/release/switchyard node end2end/first-load.mjs
 //   node end2end/first-load.mjs [--runs 5] [--json FILE]
 //
 // Prints medians over the runs. The server is the real one on a fresh demo

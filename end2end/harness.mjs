@@ -40,7 +40,7 @@ export async function startServer({ port: chosenPort, env = {} } = {}) {
       ...env,
       DATABASE_URL: `sqlite://${dir}/switchyard.db`,
       SWITCHYARD_ADDR: `127.0.0.1:${port}`,
-      LEPTOS_SITE_ROOT: join(root, 'target/site'),
+      LEPTOS_SITE_ROOT: env.LEPTOS_SITE_ROOT ?? join(root, 'target/site'),
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
     },
     stdio: ['ignore', 'inherit', 'inherit'],

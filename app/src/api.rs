@@ -36,6 +36,25 @@ pub mod rotate_subscription_secret;
 pub mod send_test_message;
 pub mod start_operation;
 pub mod verify_audit_chain;
+pub mod withdraw_promotion;
+
+/// After a change made by a plain form post (a browser without JavaScript),
+/// the page that shows its result: `leptos_axum` would send the browser
+/// back to the form's page, where nothing says what happened. Calls from
+/// the hydrated page (which show the result themselves) are left alone.
+#[cfg(feature = "ssr")]
+pub fn show_after_form_post(path: &str) {
+    let plain_post = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    });
+    if plain_post {
+        leptos_axum::redirect(path);
+    }
+}
 
 /// A query value as given, or none when it is blank (`?model=`).
 pub fn given(v: Option<String>) -> Option<String> {

@@ -80,9 +80,14 @@ pub struct Approvals {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingPromotion {
     pub promotion: Promotion,
-    /// The model's version in the production stage now, if it has one.
+    /// The model's version in the production stage now, if it has one (the
+    /// version an applied promotion to production deprecates).
     pub production: Option<FullId>,
-    /// The requested version's config against `production`'s (against
+    /// What the requested version is compared with: the model's pin in the
+    /// promotion's environment, or for production without a pin the version
+    /// in the production stage; none when the environment has neither.
+    pub compared_with: Option<FullId>,
+    /// The requested version's config against `compared_with`'s (against
     /// nothing when there is none), pretty-printed and compared by line.
     pub diff: Vec<DiffLine>,
 }

@@ -23,6 +23,11 @@ pub fn month_or_day(t: Timestamp, short: bool) -> String {
     t.to_datetime().format(format).to_string()
 }
 
+/// `14:00`: the hour of an instant (UTC), for hour marks.
+pub fn hour(t: Timestamp) -> String {
+    t.to_datetime().format("%H:%M").to_string()
+}
+
 /// `1.2 s`: the time from `from` to `to` in seconds to a tenth, rounded
 /// half up (counted in whole tenths, so 1.25 s is 1.3 s).
 pub fn seconds_between(from: Timestamp, to: Timestamp) -> String {

@@ -5,6 +5,7 @@ pub mod approvals_page;
 pub mod audit_page;
 pub mod board_page;
 pub mod clusters_page;
+pub mod confirm_operation_page;
 pub mod model_page;
 pub mod overview_page;
 pub mod request_page;

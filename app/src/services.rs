@@ -102,7 +102,7 @@ pub trait Services: Send + Sync + 'static {
     /// same checks as `POST /api/v1/clusters/{name}/rollback`.
     async fn roll_back(&self, cluster: &str, reason: Option<&str>) -> Result<Operation, AppError>;
 
-    /// Pending promotions with their config diffs against production, and
+    /// Pending promotions with their config diffs against what their environment runs, and
     /// the recently decided ones.
     async fn approvals(&self) -> Result<Approvals, AppError>;
 
@@ -120,6 +120,9 @@ pub trait Services: Send + Sync + 'static {
 
     /// Rejects as `POST /api/v1/promotions/{id}/reject` does (approver and up).
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError>;
+
+    /// Withdraws as `POST /api/v1/promotions/{id}/withdraw` does (the requester only).
+    async fn withdraw_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError>;
 
     /// Every notification subscription with its health (admins).
     async fn subscriptions(&self) -> Result<Subscriptions, AppError>;

@@ -38,6 +38,8 @@ pub mod action {
     pub const PROMOTION_REJECTED: &str = "promotion.rejected";
     pub const PROMOTION_EXPIRED: &str = "promotion.expired";
     pub const PROMOTION_APPLIED: &str = "promotion.applied";
+    /// The requester took a pending promotion back.
+    pub const PROMOTION_WITHDRAWN: &str = "promotion.withdrawn";
     pub const USER_CREATED: &str = "user.created";
     pub const USER_DISABLED: &str = "user.disabled";
     pub const USER_GROUPS_CHANGED: &str = "user.groups_changed";
@@ -109,7 +111,7 @@ pub mod action {
     pub const FREEZE_OVERRIDE_APPROVED: &str = "freeze.override_approved";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 55] = [
+    pub const ALL: [&str; 56] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -122,6 +124,7 @@ pub mod action {
         PROMOTION_REJECTED,
         PROMOTION_EXPIRED,
         PROMOTION_APPLIED,
+        PROMOTION_WITHDRAWN,
         USER_CREATED,
         USER_DISABLED,
         USER_GROUPS_CHANGED,

@@ -25,14 +25,17 @@ pub enum PromotionStatus {
     Applied,
     Rejected,
     Expired,
+    /// Taken back by the person who requested it, before it was decided.
+    Withdrawn,
 }
 
 impl PromotionStatus {
-    pub const ALL: [PromotionStatus; 4] = [
+    pub const ALL: [PromotionStatus; 5] = [
         PromotionStatus::Pending,
         PromotionStatus::Applied,
         PromotionStatus::Rejected,
         PromotionStatus::Expired,
+        PromotionStatus::Withdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +44,7 @@ impl PromotionStatus {
             PromotionStatus::Applied => "applied",
             PromotionStatus::Rejected => "rejected",
             PromotionStatus::Expired => "expired",
+            PromotionStatus::Withdrawn => "withdrawn",
         }
     }
 }
@@ -59,7 +63,7 @@ impl FromStr for PromotionStatus {
             .find(|st| st.as_str() == s)
             .ok_or_else(|| {
                 DomainError::Invalid(format!(
-                    "unknown promotion status {s:?}: expected pending, applied, rejected or expired"
+                    "unknown promotion status {s:?}: expected pending, applied, rejected, expired or withdrawn"
                 ))
             })
     }
@@ -211,7 +215,7 @@ pub fn check_reason(reason: &str) -> Result<(), DomainError> {
 fn check_open(p: &Promotion, now: Timestamp) -> Result<(), DomainError> {
     if p.status != PromotionStatus::Pending {
         return Err(DomainError::Conflict(format!(
-            "promotion {} is {}; only pending promotions can be approved or rejected",
+            "promotion {} is {}; only pending promotions can be approved, rejected or withdrawn",
             p.id, p.status
         )));
     }
@@ -276,6 +280,29 @@ pub fn check_rejection(p: &Promotion, reason: &str, now: Timestamp) -> Result<()
     check_open(p, now)?;
     if reason.trim().is_empty() {
         return Err(DomainError::Invalid("a rejection needs a reason".into()));
+    }
+    crate::text::check_free_text("reason", reason)
+}
+
+/// Whether `by` may withdraw `p` now: only the person who requested it,
+/// only while it waits, and with a reason (others reject it instead).
+pub fn check_withdrawal(
+    p: &Promotion,
+    by: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), DomainError> {
+    check_open(p, now)?;
+    if p.requested_by != by {
+        return Err(DomainError::Forbidden(format!(
+            "only {}, who requested promotion {}, may withdraw it; an approver may reject it instead",
+            p.requested_by, p.id
+        )));
+    }
+    if reason.trim().is_empty() {
+        return Err(DomainError::Invalid(
+            "withdrawing a promotion needs a reason".into(),
+        ));
     }
     crate::text::check_free_text("reason", reason)
 }
@@ -401,6 +428,34 @@ mod tests {
         rejected.status = PromotionStatus::Rejected;
         assert!(check_approval(&rejected, "bob", &[], "sha256:aa", now()).is_err());
         assert!(check_rejection(&rejected, "no", now()).is_err());
+    }
+
+    #[test]
+    fn only_the_requester_withdraws_a_waiting_promotion_and_says_why() {
+        let p = pending();
+        let requester = p.requested_by.clone();
+        assert!(check_withdrawal(&p, &requester, "not ready after all", now()).is_ok());
+        assert!(matches!(
+            check_withdrawal(&p, "bob", "mine now", now()),
+            Err(DomainError::Forbidden(m)) if m.contains(&format!("only {requester}")) && m.contains("reject")
+        ));
+        assert!(matches!(
+            check_withdrawal(&p, &requester, "  ", now()),
+            Err(DomainError::Invalid(m)) if m.contains("reason")
+        ));
+        let late = p.expires_at;
+        assert!(matches!(
+            check_withdrawal(&p, &requester, "late", late),
+            Err(DomainError::Conflict(m)) if m.contains("expired")
+        ));
+        let mut withdrawn = pending();
+        withdrawn.status = PromotionStatus::Withdrawn;
+        assert!(matches!(
+            check_withdrawal(&withdrawn, &requester, "again", now()),
+            Err(DomainError::Conflict(m)) if m.contains("is withdrawn")
+        ));
+        assert!(check_approval(&withdrawn, "bob", &[], "sha256:aa", now()).is_err());
+        assert!(matches!("withdrawn".parse::<PromotionStatus>(), Ok(PromotionStatus::Withdrawn)));
     }
 
     #[test]

@@ -56,6 +56,32 @@ test('zooming to 30 days and focusing a bar shows who pinned it and why', async 
   await ctx.close();
 });
 
+test('after zooming, every bar and marker hovered shows its own words; 24 hours has hour marks', async () => {
+  const { ctx, page, errors } = await openPage(browser);
+  await page.goto(`${server.base}/models/${model}?range=1y`);
+  await hydrated(page);
+  for (const range of ['30 days', 'All', '90 days']) {
+    await page.getByRole('link', { name: range, exact: true }).click();
+    await page.waitForFunction((r) => document.querySelector(`nav.zoom a[aria-current="page"]`)?.textContent === r, range);
+    const items = page.locator('svg g.bar[data-detail], svg g.marker[data-detail]:not(.mk-rollback)');
+    const n = Math.min(await items.count(), 12);
+    for (let i = 0; i < n; i++) {
+      const item = items.nth(i);
+      const box = await item.boundingBox();
+      if (!box || box.width < 1) continue;
+      await item.hover({ force: true });
+      const own = await item.getAttribute('aria-label');
+      await page.waitForFunction((text) => document.querySelector('.timeline-detail').textContent === text, own, { timeout: 5_000 });
+    }
+  }
+  await page.getByRole('link', { name: '24 hours', exact: true }).click();
+  await page.waitForURL(/range=24h/);
+  const ticks = await page.locator('svg g.tick text').allTextContents();
+  assert.ok(ticks.some((t) => /^\d{2}:00$/.test(t)), `hour marks: ${ticks}`);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('a version page shows its config, stage history and pins, and is reached from the versions table', async () => {
   const { ctx, page, errors } = await openPage(browser);
   await page.goto(`${server.base}/models/${model}`);
@@ -146,6 +172,6 @@ test('a zoom range that ends before it starts, or a date that is not one, is sai
   assert.ok(await page.locator('svg.timeline, .timeline svg').count() >= 1);
   const absurd = await page.goto(`${server.base}/models/${model}?from=99999-13-45`);
   assert.equal(absurd.status(), 422);
-  assert.match(await page.getByRole('alert').textContent(), /“99999-13-45” is not a date like 2026-03-03/);
+  assert.match(await page.getByRole('alert').textContent(), /“99999-13-45” is not a date like 2026-03-03 or 2026-03-03 14:30 \(UTC\)/);
   await ctx.close();
 });

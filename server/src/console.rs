@@ -560,25 +560,33 @@ impl StoreServices {
         self.identity.clone()
     }
 
-    /// `p` with its config diff against the production version of its model
-    /// (`production` caches each model's versions, looked up once).
+    /// `p` with its config diff against what its environment runs now: the
+    /// model's pin there (for production without a pin, the version in the
+    /// production stage). `versions` caches each model's versions, looked
+    /// up once; `pins` are every environment's pins.
     async fn with_diff(
         &self,
         p: Promotion,
-        production: &mut std::collections::HashMap<ModelId, Vec<Version>>,
+        versions: &mut std::collections::HashMap<ModelId, Vec<Version>>,
+        pins: &[switchyard_domain::types::Pin],
     ) -> Result<PendingPromotion, AppError> {
         let model = &p.full_id.model_id;
-        if !production.contains_key(model) {
-            let versions = self
+        if !versions.contains_key(model) {
+            let list = self
                 .state
                 .store
                 .list_versions(model)
                 .await
                 .map_err(to_app_error)?;
-            production.insert(model.clone(), versions);
+            versions.insert(model.clone(), list);
         }
-        let versions = production.get(model).map(Vec::as_slice).unwrap_or_default();
-        let current = versions.iter().find(|v| v.stage == Stage::Production);
+        let versions = versions.get(model).map(Vec::as_slice).unwrap_or_default();
+        let production = versions.iter().find(|v| v.stage == Stage::Production);
+        let pinned = pins
+            .iter()
+            .find(|pin| pin.environment == p.environment && &pin.model_id == model)
+            .and_then(|pin| versions.iter().find(|v| v.full_id == pin.full_id));
+        let current = pinned.or(production.filter(|_| p.to_stage == Stage::Production));
         let requested = versions.iter().find(|v| v.full_id == p.full_id);
         let null = serde_json::Value::Null;
         let new = requested.map(|v| &v.config).unwrap_or(&null);
@@ -589,7 +597,8 @@ impl StoreServices {
             }
         };
         Ok(PendingPromotion {
-            production: current.map(|c| c.full_id.clone()),
+            production: production.map(|c| c.full_id.clone()),
+            compared_with: current.map(|c| c.full_id.clone()),
             diff,
             promotion: p,
         })
@@ -901,10 +910,19 @@ impl Services for StoreServices {
         pending.sort_by_key(|p| (p.requested_at, p.id));
         decided.sort_by_key(|p| std::cmp::Reverse((p.decided_at, p.id)));
         decided.truncate(RECENTLY_DECIDED);
-        let mut production = std::collections::HashMap::new();
+        let pins: Vec<_> = self
+            .state
+            .store
+            .list_environments()
+            .await
+            .map_err(to_app_error)?
+            .into_iter()
+            .flat_map(|e| e.pins)
+            .collect();
+        let mut versions = std::collections::HashMap::new();
         let mut with_diffs = Vec::with_capacity(pending.len());
         for p in pending {
-            with_diffs.push(self.with_diff(p, &mut production).await?);
+            with_diffs.push(self.with_diff(p, &mut versions, &pins).await?);
         }
         Ok(Approvals {
             pending: with_diffs,
@@ -1006,6 +1024,18 @@ impl Services for StoreServices {
 
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {
         crate::promotions::reject(
+            &self.state.store,
+            &self.identity(),
+            id,
+            reason,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
+    }
+
+    async fn withdraw_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {
+        crate::promotions::withdraw(
             &self.state.store,
             &self.identity(),
             id,

@@ -690,6 +690,7 @@ fn headline(ev: &LedgerEvent) -> String {
         "promotion.requested" => "Promotion waits for approval",
         "promotion.approved" => "Promotion approved",
         "promotion.rejected" => "Promotion rejected",
+        "promotion.withdrawn" => "Promotion withdrawn by its requester",
         "promotion.expired" => "Promotion expired",
         "promotion.applied" => "Promotion applied",
         "operation.started" => "Operation started",

@@ -89,6 +89,19 @@ pub async fn reject(
     store.reject_promotion(id, reason, by, now).await
 }
 
+/// The requester takes their own pending promotion back, with a reason.
+/// No binding is needed: only the person who asked may, whatever their
+/// role now (`promotion::check_withdrawal`, inside the store's transaction).
+pub async fn withdraw(
+    store: &DynStore,
+    by: &Identity,
+    id: i64,
+    reason: &str,
+    now: Timestamp,
+) -> StoreResult<Promotion> {
+    store.withdraw_promotion(id, reason, by, now).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

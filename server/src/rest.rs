@@ -131,6 +131,7 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         )
         .route("/api/v1/promotions/{id}/approve", post(promotions::approve))
         .route("/api/v1/promotions/{id}/reject", post(promotions::reject))
+        .route("/api/v1/promotions/{id}/withdraw", post(promotions::withdraw))
         .route(
             "/api/v1/subscriptions",
             get(subscriptions::list).post(subscriptions::create),

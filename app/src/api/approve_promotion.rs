@@ -9,8 +9,10 @@ pub async fn approve_promotion(id: i64, reason: Option<String>) -> Result<Promot
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
     let reason = super::given(reason);
-    services
+    let p = services
         .approve_promotion(id, reason.as_deref())
         .await
-        .map_err(|e| e.about(id))
+        .map_err(|e| e.about(id))?;
+    super::show_after_form_post(&format!("/approvals?approved={}", p.id));
+    Ok(p)
 }

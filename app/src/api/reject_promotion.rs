@@ -10,8 +10,10 @@ pub async fn reject_promotion(id: i64, reason: Option<String>) -> Result<Promoti
     let services = crate::services::services()?;
     // A missing reason is refused by the promotion rules, in their words.
     let reason = reason.unwrap_or_default();
-    services
+    let p = services
         .reject_promotion(id, &reason)
         .await
-        .map_err(|e| e.about(id))
+        .map_err(|e| e.about(id))?;
+    super::show_after_form_post(&format!("/approvals?rejected={}", p.id));
+    Ok(p)
 }

@@ -14,8 +14,10 @@ pub async fn request_promotion(
     let services = crate::services::services()?;
     // A missing reason is refused by the promotion rules, in their words.
     let reason = reason.unwrap_or_default();
-    services
+    let p = services
         .request_promotion(&full_id, &environment, &reason)
         .await
-        .map_err(|e| e.about(full_id.trim()))
+        .map_err(|e| e.about(full_id.trim()))?;
+    super::show_after_form_post(&format!("/approvals?requested={}", p.id));
+    Ok(p)
 }

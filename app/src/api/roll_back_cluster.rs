@@ -12,8 +12,10 @@ pub async fn roll_back_cluster(
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
     let reason = super::given(reason);
-    services
+    let op = services
         .roll_back(cluster.trim(), reason.as_deref())
         .await
-        .map_err(|e| e.about(cluster.trim()))
+        .map_err(|e| e.about(cluster.trim()))?;
+    super::show_after_form_post(&format!("/clusters/{}?started={}", op.cluster, op.id));
+    Ok(op)
 }

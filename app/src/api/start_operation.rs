@@ -35,7 +35,9 @@ pub async fn start_operation(
             .start_operation(cluster.trim(), kind, &full_id, steps, reason.as_deref())
             .await
     };
-    started.await.map_err(|e| e.about(cluster.trim()))
+    let op = started.await.map_err(|e| e.about(cluster.trim()))?;
+    super::show_after_form_post(&format!("/clusters/{}?started={}", op.cluster, op.id));
+    Ok(op)
 }
 
 /// `10, 50, 100` → `[10, 50, 100]`; the domain checks the sequence itself.

@@ -384,8 +384,39 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
     .into_any()
 }
 
+/// The confirmation of `kind` on `cluster` as the form gives it: the version
+/// and rolling steps as typed (a rollback goes back to `rollback_to`), or
+/// why it cannot start. The card's dialog and the confirmation page (the
+/// same form posted without JavaScript) both say exactly this.
+pub fn operation_words(
+    cluster: &str,
+    state: &ClusterState,
+    kind: OperationKind,
+    version: &str,
+    steps: &str,
+    rollback_to: Option<&FullId>,
+) -> Result<String, String> {
+    match kind {
+        OperationKind::Rollback => {
+            let to = rollback_to.ok_or_else(|| format!("{cluster} has nothing to roll back to yet."))?;
+            confirmation(cluster, state, kind, to, &[])
+        }
+        _ => {
+            let v = FullId::parse(version.trim()).map_err(|_| "Choose a version first.".to_owned())?;
+            let rolling = if steps.trim().is_empty() {
+                switchyard_domain::operations::DEFAULT_ROLLING_STEPS.to_vec()
+            } else {
+                parse_steps(steps).map_err(crate::error::AppError::into_message)?
+            };
+            confirmation(cluster, state, kind, &v, &rolling)
+        }
+    }
+}
+
 /// The operation buttons: pick a version and a reason, press one, read what
-/// will happen, confirm.
+/// will happen, confirm. Without JavaScript the same form goes to the
+/// cluster's confirmation page (`/clusters/NAME/confirm`), which says the
+/// same words and starts the operation with a plain form post.
 #[component]
 fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>) -> impl IntoView {
     let name = view.cluster.name.clone();
@@ -419,21 +450,8 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
 
     let words = move |kind: OperationKind| -> Result<String, String> {
         let name = cluster_name.get_value();
-        state.with_value(|s| match kind {
-            OperationKind::Rollback => {
-                let to = rollback_to
-                    .get_value()
-                    .ok_or_else(|| format!("{name} has nothing to roll back to yet."))?;
-                confirmation(&name, s, kind, &to, &[])
-            }
-            _ => {
-                let v = FullId::parse(&version.get())
-                    .map_err(|_| "Choose a version first.".to_owned())?;
-                let rolling =
-                    parse_steps(&steps.get()).map_err(crate::error::AppError::into_message)?;
-                confirmation(&name, s, kind, &v, &rolling)
-            }
-        })
+        let to = rollback_to.get_value();
+        state.with_value(|s| operation_words(&name, s, kind, &version.get(), &steps.get(), to.as_ref()))
     };
     let confirm = move |_| {
         let Some(kind) = asking.get_untracked() else {
@@ -461,13 +479,18 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     let button = move |kind: OperationKind, label: &'static str, class: &'static str| {
         let why_id = why_id.clone();
         let plan_id = format!("{why_id}-plan");
+        // A submit button: without JavaScript it takes the form to the
+        // confirmation page; in the browser, the dialog below asks instead.
         view! {
             <button
-                type="button"
+                type="submit"
+                name="kind"
+                value=kind.as_str()
                 class=class
                 disabled=move || disabled || blocked(kind).is_some()
                 aria-describedby=move || if disabled { Some(why_id.clone()) } else { blocked(kind).map(|_| plan_id.clone()) }
-                on:click=move |_| {
+                on:click=move |ev| {
+                    ev.prevent_default();
                     start.value().set(None);
                     rollback.value().set(None);
                     asking.set(Some(kind));
@@ -477,11 +500,13 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
             </button>
         }
     };
+    let initial = version.get_untracked();
     let options = allowed
         .iter()
         .map(|v| {
             let v = v.to_string();
-            view! { <option value=v.clone()>{v.clone()}</option> }
+            let selected = v == initial;
+            view! { <option value=v.clone() selected=selected>{v.clone()}</option> }
         })
         .collect_view();
     let version_id = format!("version-{slug}");
@@ -490,18 +515,31 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     let (version_for, steps_for, reason_for) =
         (version_id.clone(), steps_id.clone(), reason_id.clone());
     let dialog_id = format!("confirm-{slug}");
+    let confirm_page = format!("/clusters/{name}/confirm");
+    let confirm_button = NodeRef::<leptos::html::Button>::new();
+    let cancel_button = NodeRef::<leptos::html::Button>::new();
+    // The dialog is brought into view and takes the focus when it opens.
+    Effect::new(move |_| {
+        if asking.get().is_some() {
+            let target = confirm_button.get().or_else(|| cancel_button.get());
+            if let Some(button) = target {
+                button.scroll_into_view_with_bool(false);
+                let _ = button.focus();
+            }
+        }
+    });
     view! {
-        <form class="cluster-actions" on:submit=|ev| ev.prevent_default()>
+        <form class="cluster-actions" method="get" action=confirm_page on:submit=|ev| ev.prevent_default()>
             <div class="fields">
                 <label for=version_for>"Version"</label>
-                <select id=version_id prop:value=version on:change=move |ev| version.set(event_target_value(&ev)) disabled=disabled>
+                <select id=version_id name="version" prop:value=version on:change=move |ev| version.set(event_target_value(&ev)) disabled=disabled>
                     {options}
                 </select>
                 <label for=steps_for>"Rolling steps (%)"</label>
-                <input id=steps_id type="text" inputmode="numeric" prop:value=steps
+                <input id=steps_id name="steps" type="text" inputmode="numeric" value=steps.get_untracked() prop:value=steps
                     on:input=move |ev| steps.set(event_target_value(&ev)) disabled=disabled/>
                 <label for=reason_for>"Reason (required)"</label>
-                <input id=reason_id type="text" autocomplete="off" required=true placeholder="why, for the ledger" prop:value=reason
+                <input id=reason_id name="reason" type="text" autocomplete="off" required=true placeholder="why, for the ledger" prop:value=reason
                     on:input=move |ev| reason.set(event_target_value(&ev)) disabled=disabled/>
             </div>
             <div class="buttons">
@@ -538,7 +576,8 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                 let ok = text.is_ok();
                 let title = format!("Confirm the {}", kind.words());
                 view! {
-                    <div class="confirm" role="alertdialog" aria-modal="false" aria-labelledby=format!("{dialog_id}-t") aria-describedby=format!("{dialog_id}-d")>
+                    <div class="confirm" role="alertdialog" aria-modal="false" aria-labelledby=format!("{dialog_id}-t") aria-describedby=format!("{dialog_id}-d")
+                        on:keydown=move |ev| if ev.key() == "Escape" { ev.prevent_default(); asking.set(None); }>
                         <p class="confirm-title" id=format!("{dialog_id}-t")><strong>{title}</strong></p>
                         <p id=format!("{dialog_id}-d")>{match text {
                             Ok(t) => t,
@@ -546,9 +585,9 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                         }}</p>
                         <div class="buttons">
                             {ok.then(|| view! {
-                                <button type="button" class="button" on:click=confirm>{format!("Confirm {}", kind.words())}</button>
+                                <button type="button" class="button" node_ref=confirm_button on:click=confirm>{format!("Confirm {}", kind.words())}</button>
                             })}
-                            <button type="button" class="button secondary" on:click=move |_| asking.set(None)>"Cancel"</button>
+                            <button type="button" class="button secondary" node_ref=cancel_button on:click=move |_| asking.set(None)>"Cancel"</button>
                         </div>
                     </div>
                 }

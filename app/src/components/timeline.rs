@@ -157,20 +157,40 @@ pub fn serving_spans(history: &[ClusterChange], model: &ModelId) -> Vec<PinSpan>
     spans
 }
 
-/// Tick instants and their labels for a window: at most about eight, on whole days.
+/// Tick instants and their labels for a window: at most about eight, on
+/// whole hours for a window of two days or less (labelled `14:00`, and the
+/// day at midnight), else on whole days.
 pub fn ticks(w: Window) -> Vec<(Timestamp, String)> {
-    let span_days = ((w.end.micros() - w.start.micros()) / DAY).max(1);
-    let step = [1, 2, 7, 14, 30, 61, 91, 182, 365]
-        .into_iter()
-        .find(|s| span_days / s <= 8)
-        .unwrap_or(730)
-        * DAY;
-    let by_day = span_days <= 400;
+    const HOUR: i64 = DAY / 24;
+    let span = (w.end.micros() - w.start.micros()).max(1);
+    let hourly = span <= 2 * DAY;
+    let step = if hourly {
+        [1, 2, 3, 6, 12, 24]
+            .into_iter()
+            .find(|h| span / (h * HOUR) <= 8)
+            .unwrap_or(24)
+            * HOUR
+    } else {
+        let span_days = (span / DAY).max(1);
+        [1, 2, 7, 14, 30, 61, 91, 182, 365]
+            .into_iter()
+            .find(|s| span_days / s <= 8)
+            .unwrap_or(730)
+            * DAY
+    };
+    let by_day = span <= 400 * DAY;
     let first = (w.start.micros().div_euclid(step) + 1) * step;
     (0..)
         .map(|i| Timestamp::from_micros(first + i * step))
         .take_while(|t| *t <= w.end)
-        .map(|t| (t, crate::format::month_or_day(t, by_day)))
+        .map(|t| {
+            let label = if hourly && t.micros().rem_euclid(DAY) != 0 {
+                crate::format::hour(t)
+            } else {
+                crate::format::month_or_day(t, by_day)
+            };
+            (t, label)
+        })
         .collect()
 }
 
@@ -193,6 +213,29 @@ fn fit_label(version: &str, width: i32) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Labels written above bars too narrow for their version inside (a short
+/// production period): for each bar `(x, width, version)` of one lane in
+/// order, the text above it, or None when it fits inside or when the label
+/// would run into the one before (10px monospace: about 6 units a
+/// character; names shortened to 16 characters).
+pub fn labels_above(bars: &[(i32, i32, &str)]) -> Vec<Option<String>> {
+    let mut free_from = i32::MIN;
+    bars.iter()
+        .map(|&(x, width, version)| {
+            if fit_label(version, width).is_some() || x < free_from {
+                return None;
+            }
+            let text: String = if version.chars().count() > 16 {
+                version.chars().take(15).chain(std::iter::once('…')).collect()
+            } else {
+                version.to_owned()
+            };
+            free_from = x + text.chars().count() as i32 * 6 + 6;
+            Some(text)
+        })
+        .collect()
 }
 
 fn stage_word(from: Option<Stage>, to: Stage) -> &'static str {
@@ -261,6 +304,12 @@ fn marker_shape(from: Option<Stage>, to: Stage, x: i32, y: i32) -> (String, &'st
     }
 }
 
+/// Where a span's bar starts and how wide it is (at least 2 units).
+fn bar_extent(s: &PinSpan, window: Window, now: Timestamp) -> (i32, i32) {
+    let x1 = window.x(s.start);
+    (x1, (window.x(s.end.unwrap_or(now)) - x1).max(2))
+}
+
 /// One span of a lane as a bar: focusable, labelled with what it was, when
 /// and who set it (shown below the chart on focus or hover), with the
 /// version written inside when it fits. `tone` alternates neighbours' shades.
@@ -273,29 +322,35 @@ fn span_bar(
     now: Timestamp,
     y: i32,
     label: String,
-    detail: RwSignal<Option<String>>,
+    above: Option<String>,
 ) -> AnyView {
-    let x1 = window.x(s.start);
-    let w = (window.x(s.end.unwrap_or(now)) - x1).max(2);
+    let (x1, w) = bar_extent(s, window, now);
     let text = fit_label(&s.version, w).map(|t| {
         view! { <text class="bar-text" x=x1 + 6 y=y + BAR / 2 + 4>{t}</text> }
     });
-    let (on_focus, on_hover, aria) = (label.clone(), label.clone(), label.clone());
+    let above = above.map(|t| view! { <text class="bar-above" x=x1 y=y - 2>{t}</text> });
+    let aria = label.clone();
     view! {
-        <g
-            class=class
-            tabindex="0"
-            role="img"
-            aria-label=aria
-            on:focus=move |_| detail.set(Some(on_focus.clone()))
-            on:mouseenter=move |_| detail.set(Some(on_hover.clone()))
-        >
+        <g class=class tabindex="0" role="img" aria-label=aria data-detail="">
             <title>{label}</title>
             <rect class=format!("bar-fill tone-{}", tone % 2) x=x1 y=y width=w height=BAR rx=3/>
             {text}
+            {above}
         </g>
     }
     .into_any()
+}
+
+/// `labels_above` for one lane's spans as drawn in `window`.
+fn above_for(spans: &[(usize, PinSpan)], window: Window, now: Timestamp) -> Vec<Option<String>> {
+    let bars: Vec<(i32, i32, &str)> = spans
+        .iter()
+        .map(|(_, s)| {
+            let (x, w) = bar_extent(s, window, now);
+            (x, w, s.version.as_str())
+        })
+        .collect();
+    labels_above(&bars)
 }
 
 /// The chart. `now` ends the bars still in force; `marker` draws a line at an instant (serving at T).
@@ -338,13 +393,19 @@ pub fn Timeline(
         })
         .collect_view();
 
-    let focusable = move |label: String| {
-        let on_focus = label.clone();
-        let on_hover = label;
-        (
-            move |_| detail.set(Some(on_focus.clone())),
-            move |_| detail.set(Some(on_hover.clone())),
-        )
+    // One handler for the whole chart: the detail line says what the
+    // element under the pointer (or with the focus) says of itself, read
+    // from its own `aria-label`. Per-element handlers would keep the
+    // words of the bar drawn there before a zoom redrew the chart.
+    let show_detail = move |target: Option<leptos::web_sys::EventTarget>| {
+        use leptos::wasm_bindgen::JsCast;
+        let label = target
+            .and_then(|t| t.dyn_into::<leptos::web_sys::Element>().ok())
+            .and_then(|el| el.closest("[data-detail]").ok().flatten())
+            .and_then(|el| el.get_attribute("aria-label"));
+        if let Some(label) = label {
+            detail.set(Some(label));
+        }
     };
 
     let bars = environments
@@ -353,11 +414,16 @@ pub fn Timeline(
         .flat_map(|(lane, env)| {
             let y = AXIS + LANE * (lane as i32 + 1) + (LANE - BAR) / 2;
             let model = model.clone();
-            pin_spans(&history.pin_changes, env)
+            let spans: Vec<(usize, PinSpan)> = pin_spans(&history.pin_changes, env)
                 .into_iter()
                 .enumerate()
                 .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
-                .map(move |(i, s)| {
+                .collect();
+            let above = above_for(&spans, window, now);
+            spans
+                .into_iter()
+                .zip(above)
+                .map(move |((i, s), above)| {
                     let label = format!(
                         "{env}: {model}:{} pinned from {} until {}, by {}{}",
                         s.version,
@@ -369,7 +435,7 @@ pub fn Timeline(
                             .map(|r| format!(" — {r}"))
                             .unwrap_or_default()
                     );
-                    span_bar("bar", i, &s, window, now, y, label, detail)
+                    span_bar("bar", i, &s, window, now, y, label, above)
                 })
                 .collect::<Vec<_>>()
         })
@@ -382,12 +448,16 @@ pub fn Timeline(
         .flat_map(|(lane, c)| {
             let top = AXIS + LANE * ((environments.len() + lane) as i32 + 1);
             let y = top + (LANE - BAR) / 2;
-            let spans = serving_spans(&c.history, &model_id);
-            let bars = spans
+            let spans: Vec<(usize, PinSpan)> = serving_spans(&c.history, &model_id)
                 .into_iter()
                 .enumerate()
                 .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
-                .map(|(i, s)| {
+                .collect();
+            let above = above_for(&spans, window, now);
+            let bars = spans
+                .into_iter()
+                .zip(above)
+                .map(|((i, s), above)| {
                     let label = format!(
                         "cluster {} ({}): served {} from {} until {}, set by {}{}",
                         c.cluster,
@@ -398,7 +468,7 @@ pub fn Timeline(
                         s.actor,
                         s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
                     );
-                    span_bar("cluster-bar", i, &s, window, now, y, label, detail)
+                    span_bar("cluster-bar", i, &s, window, now, y, label, above)
                 })
                 .collect::<Vec<_>>();
             let rollbacks = c
@@ -416,11 +486,10 @@ pub fn Timeline(
                         r.trigger,
                         r.reason.as_deref().map(|why| format!(" — {why}")).unwrap_or_default()
                     );
-                    let (focus, hover) = focusable(label.clone());
                     let aria = label.clone();
                     let d = format!("M{} {}L{} {}L{} {}Z", x + 6, top + 4, x - 6, top + 10, x + 6, top + 16);
                     view! {
-                        <g class="marker mk-rollback" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                        <g class="marker mk-rollback" tabindex="0" role="img" aria-label=aria data-detail="">
                             <title>{label}</title>
                             <path d=d/>
                         </g>
@@ -454,10 +523,9 @@ pub fn Timeline(
                 let x = window.x(c.change.at);
                 let (d, class) = marker_shape(c.change.from, c.change.to, x, y);
                 let label = change_words(c);
-                let (focus, hover) = focusable(label.clone());
                 let aria = label.clone();
                 return view! {
-                    <g class=format!("marker {class}") tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover>
+                    <g class=format!("marker {class}") tabindex="0" role="img" aria-label=aria data-detail="">
                         <title>{label}</title>
                         <path d=d/>
                     </g>
@@ -478,10 +546,9 @@ pub fn Timeline(
             if count > GROUP_NAMED {
                 label.push_str(&format!("; and {} more — zoom in to see each", count - GROUP_NAMED));
             }
-            let (focus, hover) = focusable(label.clone());
             let aria = label.clone();
             view! {
-                <g class="marker mk-group" tabindex="0" role="img" aria-label=aria on:focus=focus on:mouseenter=hover data-count=count>
+                <g class="marker mk-group" tabindex="0" role="img" aria-label=aria data-detail="" data-count=count>
                     <title>{label}</title>
                     <rect x=x - 9 y=y - 8 width=18 height=16 rx=4/>
                     <text x=x y=y + 4 text-anchor="middle">{if count > 99 { "99+".to_owned() } else { count.to_string() }}</text>
@@ -516,6 +583,8 @@ pub fn Timeline(
                     viewBox=format!("0 0 {WIDTH} {height}")
                     role="group"
                     aria-label=summary.clone()
+                    on:mouseover=move |ev| show_detail(ev.target())
+                    on:focusin=move |ev| show_detail(ev.target())
                     on:mouseleave=move |_| detail.set(None)
                 >
                     {lane_labels}
@@ -657,6 +726,36 @@ mod tests {
         let t = ticks(w);
         assert!(!t.is_empty() && t.len() <= 8, "{t:?}");
         assert!(t.iter().all(|(at, _)| w.contains(*at)));
+    }
+
+    #[test]
+    fn a_window_of_hours_has_hour_marks_and_names_the_day_at_midnight() {
+        const HOUR: i64 = DAY / 24;
+        let w = Window {
+            start: Timestamp::from_micros(10 * DAY + 18 * HOUR),
+            end: Timestamp::from_micros(11 * DAY + 6 * HOUR),
+        };
+        let labels: Vec<String> = ticks(w).into_iter().map(|(_, l)| l).collect();
+        assert_eq!(labels, ["20:00", "22:00", "Jan 12", "02:00", "04:00", "06:00"]);
+    }
+
+    #[test]
+    fn a_bar_too_narrow_for_its_name_is_labelled_above_unless_it_would_run_into_the_last() {
+        let labels = labels_above(&[
+            (100, 200, "v1.0.0"),
+            (300, 8, "v1.1.0-hotfix"),
+            (310, 8, "v1.2.0"),
+            (500, 8, "20261129-shap-explanations"),
+        ]);
+        assert_eq!(
+            labels,
+            [
+                None,
+                Some("v1.1.0-hotfix".to_owned()),
+                None,
+                Some("20261129-shap-e…".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use switchyard_domain::{FullId, Stage, Timestamp};
 use crate::api::approve_promotion::ApprovePromotion;
 use crate::api::get_approvals::get_approvals;
 use crate::api::reject_promotion::RejectPromotion;
+use crate::api::withdraw_promotion::WithdrawPromotion;
 
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
@@ -166,6 +167,43 @@ fn approved_outcome(p: &Promotion) -> String {
     }
 }
 
+fn withdrawn_outcome(p: &Promotion) -> String {
+    format!("Withdrew promotion {} of {}.", p.id, p.full_id)
+}
+
+/// What a plain form post (no JavaScript) did, said on the page it lands
+/// on: `?requested=N`, `?approved=N` or `?rejected=N` with the promotion as
+/// it stands now. None for anything else (an id that is not listed says
+/// nothing rather than something wrong).
+pub fn posted_outcome(query: &[(&str, &str)], pending: &[Promotion], decided: &[Promotion]) -> Option<(String, Option<String>)> {
+    let find = |id: &str| {
+        let id: i64 = id.parse().ok()?;
+        pending.iter().chain(decided).find(|p| p.id == id)
+    };
+    query.iter().find_map(|(k, v)| match *k {
+        "requested" => find(v).map(|p| {
+            let needed = approvals_still_needed(p);
+            (
+                format!(
+                    "Requested: promotion {} of {} to {} needs {needed} more approval{}.",
+                    p.id,
+                    p.full_id,
+                    p.environment,
+                    if needed == 1 { "" } else { "s" }
+                ),
+                None,
+            )
+        }),
+        "approved" => find(v).map(|p| {
+            let next = (p.status == PromotionStatus::Applied).then(|| p.environment.clone());
+            (approved_outcome(p), next)
+        }),
+        "rejected" => find(v).map(|p| (format!("Rejected promotion {} of {}.", p.id, p.full_id), None)),
+        "withdrawn" => find(v).map(|p| (withdrawn_outcome(p), None)),
+        _ => None,
+    })
+}
+
 /// Pending promotions to approve or reject, and the recently decided ones.
 #[component]
 pub fn ApprovalsPage() -> impl IntoView {
@@ -216,6 +254,23 @@ fn ApprovalsBody(
         now,
     } = a;
     let count = pending.len();
+    // After a plain form post, the page it lands on says what was done.
+    let query = leptos_router::hooks::use_query_map().get_untracked();
+    let pairs: Vec<(&str, &str)> = ["requested", "approved", "rejected", "withdrawn"]
+        .into_iter()
+        .filter_map(|k| query.get_str(k).map(|v| (k, v)))
+        .collect();
+    let decided_promotions: Vec<Promotion> = decided.clone();
+    let pending_promotions: Vec<Promotion> = pending.iter().map(|p| p.promotion.clone()).collect();
+    let posted = posted_outcome(&pairs, &pending_promotions, &decided_promotions).map(|(text, next)| view! {
+        <p class="done" role="status" data-posted="true">
+            {text}
+            {next.map(|env| view! {
+                " "
+                <a class="next-step" href="/clusters">{format!("Next: deploy it on the {env} clusters →")}</a>
+            })}
+        </p>
+    });
     let pending_view = if pending.is_empty() {
         view! { <p class="empty">"Nothing is waiting for approval."</p> }.into_any()
     } else {
@@ -231,6 +286,7 @@ fn ApprovalsBody(
         .into_any()
     };
     view! {
+        {posted}
         <h2 id="pending-heading">"Pending " <span class="count-badge">{count}</span></h2>
         {pending_view}
         <h2>"Recently decided"</h2>
@@ -250,6 +306,14 @@ fn PendingCard(
 ) -> impl IntoView {
     let approve = ServerAction::<ApprovePromotion>::new();
     let reject = ServerAction::<RejectPromotion>::new();
+    let withdraw = ServerAction::<WithdrawPromotion>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(p)) = withdraw.value().get() {
+            next.set(None);
+            outcome.set(Some(withdrawn_outcome(&p)));
+            refresh.update(|n| *n += 1);
+        }
+    });
     Effect::new(move |_| {
         if let Some(Ok(p)) = approve.value().get() {
             outcome.set(Some(approved_outcome(&p)));
@@ -270,6 +334,7 @@ fn PendingCard(
     let PendingPromotion {
         promotion: pr,
         production,
+        compared_with,
         diff,
     } = p;
     let approve_refused = approve_refusal(&pr, &username, &grants, now);
@@ -279,12 +344,15 @@ fn PendingCard(
     let heading_id = format!("promotion-{id}");
     let expired = is_expired(&pr, now);
     let changed = has_changes(&diff);
-    let diff_heading = match &production {
+    let diff_heading = match &compared_with {
         Some(current) if current == &pr.full_id => {
-            format!("Config: {full_id} is already in production")
+            format!("Config: {full_id} is already what {} runs", pr.environment)
         }
-        Some(current) => format!("Config against production ({current})"),
-        None => "Config (no version of this model is in production yet)".to_owned(),
+        Some(current) => format!("Config against {} now ({current})", pr.environment),
+        None => format!(
+            "Config (nothing of this model is pinned in {} yet)",
+            pr.environment
+        ),
     };
     let (labelled_by, data_id, title_id, approve_id, reject_id) = (
         heading_id.clone(),
@@ -299,7 +367,26 @@ fn PendingCard(
     );
     let (approve_slug, reject_slug) = (format!("approve-{id}"), format!("reject-{id}"));
     // Errors that came back in the address (a form posted without JavaScript) name their promotion.
-    let (approve_for, reject_for) = (id.clone(), id.clone());
+    let (approve_for, reject_for, withdraw_for) = (id.clone(), id.clone(), id.clone());
+    // The requester may take their own waiting request back.
+    let own = (pr.requested_by == username && pr.status == PromotionStatus::Pending && !expired).then(|| {
+        let withdraw_id = id.clone();
+        view! {
+            <ActionForm action=withdraw attr:class="decision withdraw">
+                <input type="hidden" name="id" value=withdraw_id/>
+                <input type="hidden" name="csrf_token" value=csrf_token()/>
+                <label class="reason">
+                    <span>"Reason for withdrawing your request (required)"</span>
+                    <input type="text" name="reason" autocomplete="off" required=true/>
+                </label>
+                <button type="submit" class="button secondary">"Withdraw"</button>
+                {move || withdraw.pending().get().then(|| view! { <p class="loading" role="status">"Withdrawing…"</p> })}
+                {move || withdraw.value().get().and_then(Result::err).filter(|e| e.concerns(&withdraw_for)).map(|e| view! {
+                    <p class="error" role="alert">{format!("Not withdrawn: {}", e.message)}</p>
+                })}
+            </ActionForm>
+        }
+    });
     view! {
         <li class="promotion" aria-labelledby=labelled_by data-promotion=data_id>
             <h3 id=heading_id>
@@ -350,6 +437,7 @@ fn PendingCard(
                         <p class="error" role="alert">{format!("Not rejected: {}", e.message)}</p>
                     })}
                 </ActionForm>
+                {own}
             </div>
         </li>
     }

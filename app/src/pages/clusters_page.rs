@@ -58,7 +58,9 @@ pub fn ClusterPage() -> impl IntoView {
                 match cluster.await {
                     Ok(view) => {
                         let operations = view.operations.clone();
+                        let started = started_note(&operations);
                         view! {
+                            {started}
                             <ClusterCard view refresh/>
                             <History operations/>
                         }.into_any()
@@ -68,6 +70,27 @@ pub fn ClusterPage() -> impl IntoView {
             })}
         </Transition>
     }
+}
+
+/// After an operation was started by a plain form post (`?started=N`): what
+/// was started and how it stands, above the cluster. Without JavaScript the
+/// page does not follow the steps live, so it says how to see more.
+fn started_note(operations: &[Operation]) -> Option<impl IntoView> {
+    let id: i64 = leptos_router::hooks::use_query_map()
+        .get_untracked()
+        .get_str("started")?
+        .parse()
+        .ok()?;
+    let op = operations.iter().find(|o| o.id == id)?;
+    let follow = if op.state.is_final() { "" } else { " Reload the page to follow its steps." };
+    let text = format!(
+        "Started operation #{}: {} to {} — {}.{follow}",
+        op.id,
+        op.kind.words(),
+        op.full_id,
+        operation_state_words(op.state)
+    );
+    Some(view! { <p class="done" role="status" data-posted="true">{text}</p> })
 }
 
 /// Recent operations, newest first, each with its steps folded away.

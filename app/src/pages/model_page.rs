@@ -12,17 +12,29 @@ use crate::components::timeline::{Timeline, Window};
 use crate::data::ModelPage as ModelData;
 use crate::format::{short_hash, utc};
 
-/// The zoom presets: query value, button text, days (None: all of history).
-const RANGES: [(&str, &str, Option<i64>); 4] = [
-    ("30d", "30 days", Some(30)),
-    ("90d", "90 days", Some(90)),
-    ("1y", "1 year", Some(365)),
+/// The zoom presets: query value, button text, hours (None: all of history).
+const RANGES: [(&str, &str, Option<i64>); 5] = [
+    ("24h", "24 hours", Some(24)),
+    ("30d", "30 days", Some(30 * 24)),
+    ("90d", "90 days", Some(90 * 24)),
+    ("1y", "1 year", Some(365 * 24)),
     ("all", "All", None),
 ];
 
-/// Reads a `YYYY-MM-DD` date (UTC midnight).
-fn parse_date(s: &str) -> Option<Timestamp> {
-    Timestamp::parse(&format!("{}T00:00:00Z", s.trim())).ok()
+/// The preset shown when the address names none.
+const DEFAULT_RANGE: usize = 2;
+
+/// Reads `YYYY-MM-DD` (the whole day: its first or last instant, as `end_of_day`
+/// says) or `YYYY-MM-DD HH:MM[:SS]` (that minute), in UTC.
+fn parse_instant(s: &str, end_of_day: bool) -> Option<Timestamp> {
+    let s = s.trim();
+    if s.len() == 10 {
+        let day = Timestamp::parse(&format!("{s}T00:00:00Z")).ok()?;
+        return Some(if end_of_day { day.plus_days(1) } else { day });
+    }
+    let s = s.replacen(' ', "T", 1);
+    let with_seconds = if s.len() == 16 { format!("{s}:00") } else { s };
+    Timestamp::parse(&format!("{with_seconds}Z")).ok()
 }
 
 /// The chart's window from the query: explicit from/to dates win over a preset.
@@ -44,10 +56,10 @@ pub fn window_for(
     let preset = RANGES
         .iter()
         .find(|(key, ..)| Some(*key) == range)
-        .unwrap_or(&RANGES[1]);
+        .unwrap_or(&RANGES[DEFAULT_RANGE]);
     let mut window = match preset.2 {
-        Some(days) => Window {
-            start: data.now.plus_days(-days),
+        Some(hours) => Window {
+            start: data.now.plus_hours(-hours),
             end: data.now,
         },
         None => Window {
@@ -62,21 +74,21 @@ pub fn window_for(
             .map(str::to_owned)
     };
     if let Some(f) = given(from) {
-        match parse_date(&f) {
+        match parse_instant(&f, false) {
             Some(t) => window.start = t,
             None => {
                 note = Some(format!(
-                    "“{f}” is not a date like 2026-03-03; the range starts as the preset says."
+                    "“{f}” is not a date like 2026-03-03 or 2026-03-03 14:30 (UTC); the range starts as the preset says."
                 ))
             }
         }
     }
     if let Some(t) = given(to) {
-        match parse_date(&t) {
-            Some(d) => window.end = d.plus_days(1),
+        match parse_instant(&t, true) {
+            Some(d) => window.end = d,
             None => {
                 note = Some(format!(
-                    "“{t}” is not a date like 2026-03-03; the range ends as the preset says."
+                    "“{t}” is not a date like 2026-03-03 or 2026-03-03 14:30 (UTC); the range ends as the preset says."
                 ))
             }
         }
@@ -163,7 +175,7 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
         let range = q("range");
         let custom =
             q("from").is_some_and(|v| !v.is_empty()) || q("to").is_some_and(|v| !v.is_empty());
-        let current = range.as_deref().unwrap_or("90d");
+        let current = range.as_deref().unwrap_or(RANGES[DEFAULT_RANGE].0);
         (!custom && current == key).then_some("page")
     };
 
@@ -177,8 +189,11 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
                     }).collect_view()}
                 </nav>
                 <form class="range-form" method="get" action=format!("/models/{model}")>
-                    <label>"From " <input type="date" name="from" value=move || q("from").unwrap_or_default()/></label>
-                    <label>"to " <input type="date" name="to" value=move || q("to").unwrap_or_default()/></label>
+                    <label>"From " <input type="text" name="from" size="16" inputmode="numeric" placeholder="YYYY-MM-DD HH:MM"
+                        title="A day (YYYY-MM-DD) or a minute (YYYY-MM-DD HH:MM), UTC" value=move || q("from").unwrap_or_default()/></label>
+                    <label>"to " <input type="text" name="to" size="16" inputmode="numeric" placeholder="YYYY-MM-DD HH:MM"
+                        title="A day (YYYY-MM-DD, up to its end) or a minute (YYYY-MM-DD HH:MM), UTC" value=move || q("to").unwrap_or_default()/></label>
+                    <span class="sub">"UTC"</span>
                     <button class="button secondary" type="submit">"Zoom"</button>
                 </form>
             </div>
@@ -318,6 +333,24 @@ mod tests {
             (w.start, w.end),
             (Timestamp::from_micros(DAY), Timestamp::from_micros(3 * DAY))
         );
+    }
+
+    #[test]
+    fn a_range_may_be_a_day_or_hours_given_to_the_minute() {
+        const HOUR: i64 = DAY / 24;
+        let (w, note) = window_for(Some("24h"), None, None, &data());
+        assert_eq!((w.start, w.end, note), (Timestamp::from_micros(999 * DAY), Timestamp::from_micros(1000 * DAY), None));
+        let (w, note) = window_for(None, Some("1970-01-02 06:30"), Some("1970-01-02T09:00:00"), &data());
+        assert_eq!(
+            (w.start, w.end, note),
+            (
+                Timestamp::from_micros(DAY + 6 * HOUR + HOUR / 2),
+                Timestamp::from_micros(DAY + 9 * HOUR),
+                None
+            )
+        );
+        let (_, note) = window_for(None, Some("1970-01-02 25:00"), None, &data());
+        assert!(note.is_some_and(|n| n.contains("“1970-01-02 25:00”")));
     }
 
     #[test]

@@ -113,6 +113,7 @@ fn ServingBody(
                 <input type="text" name="local" required=true inputmode="numeric" autocomplete="off"
                     placeholder="YYYY-MM-DD HH:MM:SS" pattern="\\d{4}-\\d{2}-\\d{2}[ T]\\d{2}:\\d{2}(:\\d{2})?"
                     title="YYYY-MM-DD HH:MM:SS, 24-hour, in the time zone chosen"
+                    value=local_val.get_untracked()
                     prop:value=move || local_val.get()
                     on:input=move |ev| local_val.set(event_target_value(&ev))/>
             </label>

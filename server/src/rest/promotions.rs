@@ -50,11 +50,20 @@ pub struct RejectPromotion {
     pub reason: String,
 }
 
+/// The body of `POST /api/v1/promotions/{id}/withdraw`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawPromotion {
+    /// Why (required, not blank).
+    #[schema(min_length = 1, pattern = "\\S")]
+    pub reason: String,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PromotionFilter {
-    /// pending, applied, rejected or expired (empty: all).
-    #[param(pattern = "^(pending|applied|rejected|expired)?$")]
+    /// pending, applied, rejected, expired or withdrawn (empty: all).
+    #[param(pattern = "^(pending|applied|rejected|expired|withdrawn)?$")]
     status: Option<String>,
 }
 
@@ -93,7 +102,7 @@ pub async fn request(
         (status = 200, description = "Approved; `requirements` shows what is met and open; `status` is `applied` when every requirement of the policy is met", body = ref("#/components/schemas/Promotion")),
         (status = 403, description = "Needs the approver role, the caller requested it, or the policy forbids approvals from the requester's groups", body = ref("#/components/schemas/Error")),
         (status = 404, description = "No such promotion", body = ref("#/components/schemas/Error")),
-        (status = 409, description = "Already approved by this person, or no longer pending (applied, rejected, expired)", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "Already approved by this person, or no longer pending (applied, rejected, expired, withdrawn)", body = ref("#/components/schemas/Error")),
         (status = 423, description = "This approval would meet the policy and apply the promotion, but a change freeze is in force (code `change_freeze`); nothing was stored: approve again after the window's end or once an override is approved", body = ref("#/components/schemas/Error")),
         (status = 422, description = "No reason given (`field \"reason\" is required`)", body = ref("#/components/schemas/Error")),
     ))]
@@ -142,6 +151,34 @@ pub async fn reject(
 ) -> Result<Json<Promotion>, ApiError> {
     Ok(Json(
         crate::promotions::reject(
+            &app.store,
+            &actor.identity,
+            id,
+            &body.reason,
+            Timestamp::now(),
+        )
+        .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/promotions/{id}/withdraw", tag = "promotions",
+    params(("id" = i64, Path)),
+    request_body = WithdrawPromotion,
+    responses(
+        (status = 200, description = "Withdrawn by the person who requested it; it can never be approved again", body = ref("#/components/schemas/Promotion")),
+        (status = 403, description = "Only the requester may withdraw a promotion (others reject it)", body = ref("#/components/schemas/Error")),
+        (status = 404, description = "No such promotion", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "No longer pending (applied, rejected, expired, withdrawn)", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason given", body = ref("#/components/schemas/Error")),
+    ))]
+pub async fn withdraw(
+    State(app): State<AppState>,
+    actor: Actor,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<WithdrawPromotion>,
+) -> Result<Json<Promotion>, ApiError> {
+    Ok(Json(
+        crate::promotions::withdraw(
             &app.store,
             &actor.identity,
             id,

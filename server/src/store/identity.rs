@@ -279,6 +279,16 @@ pub trait IdentityStore: Send + Sync + 'static {
         at: Timestamp,
     ) -> StoreResult<Promotion>;
 
+    /// The requester takes a pending promotion back, with a reason
+    /// (`promotion::check_withdrawal`); a `promotion.withdrawn` event.
+    async fn withdraw_promotion(
+        &self,
+        id: i64,
+        reason: &str,
+        by: &Identity,
+        at: Timestamp,
+    ) -> StoreResult<Promotion>;
+
     async fn get_promotion(&self, id: i64) -> StoreResult<Option<Promotion>>;
 
     /// Newest first, optionally only those with `status`.

@@ -1095,6 +1095,27 @@ macro_rules! identity_store {
                 Ok(p)
             }
 
+            async fn withdraw_promotion(&self, id: i64, reason: &str, by: &Identity, at: Timestamp) -> StoreResult<Promotion> {
+                let mut w = Writer::begin(self).await?;
+                let mut p = locked_promotion(&mut w, id).await?;
+                if promotion::is_expired(&p, at) {
+                    expire(&mut w, &mut p, at).await?;
+                    w.commit().await?;
+                    return Err(promotion::expired_error(&p).into());
+                }
+                promotion::check_withdrawal(&p, &by.username, reason, at)?;
+                let actor = by.actor();
+                decide(&mut w, &mut p, PromotionStatus::Withdrawn, &by.username, Some(reason.trim()), at).await?;
+                w.append(
+                    promotion_event(&p, &actor, action::PROMOTION_WITHDRAWN, at)
+                        .reason(Some(reason.trim()))
+                        .details(json!({ "promotion_id": p.id })),
+                )
+                .await?;
+                w.commit().await?;
+                Ok(p)
+            }
+
             async fn get_promotion(&self, id: i64) -> StoreResult<Option<Promotion>> {
                 let Some(row) = fetch_promotion(&self.pool, id).await? else {
                     return Ok(None);

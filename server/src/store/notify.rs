@@ -34,6 +34,7 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
     action::PROMOTION_REQUESTED,
     action::PROMOTION_APPROVED,
     action::PROMOTION_REJECTED,
+    action::PROMOTION_WITHDRAWN,
     action::PROMOTION_EXPIRED,
     action::PROMOTION_APPLIED,
     action::OPERATION_STARTED,

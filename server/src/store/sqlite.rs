@@ -229,4 +229,72 @@ mod migration_tests {
         pool.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    /// Migration 0030 rebuilds promotions (and promotion_approvals, which
+    /// refers to it) to admit `withdrawn`: every row and column is kept,
+    /// the foreign key still holds, and the new status is accepted.
+    #[tokio::test]
+    async fn promotions_and_their_approvals_survive_the_rebuild_that_admits_withdrawn() {
+        let dir = std::env::temp_dir().join(format!("sy-mig-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}/switchyard.db", dir.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .expect("url")
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePool::connect_with(options).await.expect("open");
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                MIGRATOR
+                    .migrations
+                    .iter()
+                    .filter(|m| m.version < 30)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&pool).await.expect("migrated up to 0029");
+        for sql in [
+            "INSERT INTO environments (name, allow_latest, required_approvals, min_stage, position) VALUES ('production', 0, 2, 'production', 3)",
+            "INSERT INTO versions (model_id, version, stage, config_hash, config, created_at, created_by, stage_since) VALUES ('chat', 'v2', 'staging', 'h', '{}', 1, 'ci', 1)",
+            "INSERT INTO promotions (id, model_id, version, environment, to_stage, config_hash, reason, requested_by, requested_at, expires_at, required_approvals, status, policy, requester_groups) VALUES (7, 'chat', 'v2', 'production', 'production', 'h', 'r', 'dave', 1, 99, 2, 'pending', '{}', '[\"ml\"]')",
+            "INSERT INTO promotion_approvals (promotion_id, approver, actor, config_hash, reason, at, approver_groups) VALUES (7, 'bob', 'bob', 'h', 'ok', 2, '[\"risk\"]')",
+        ] {
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+        }
+        assert!(
+            sqlx::query("UPDATE promotions SET status = 'withdrawn'")
+                .execute(&pool)
+                .await
+                .is_err(),
+            "refused before the migration"
+        );
+        MIGRATOR.run(&pool).await.expect("migrated to the end");
+        let promotion: (i64, String, String, String) =
+            sqlx::query_as("SELECT id, status, policy, requester_groups FROM promotions")
+                .fetch_one(&pool)
+                .await
+                .expect("kept");
+        assert_eq!(promotion, (7, "pending".into(), "{}".into(), "[\"ml\"]".into()));
+        let approval: (i64, String, String) =
+            sqlx::query_as("SELECT promotion_id, approver, approver_groups FROM promotion_approvals")
+                .fetch_one(&pool)
+                .await
+                .expect("kept");
+        assert_eq!(approval, (7, "bob".into(), "[\"risk\"]".into()));
+        sqlx::query("UPDATE promotions SET status = 'withdrawn'")
+            .execute(&pool)
+            .await
+            .expect("accepted after the migration");
+        assert!(
+            sqlx::query("INSERT INTO promotion_approvals (promotion_id, approver, actor, config_hash, at) VALUES (99, 'x', 'x', 'h', 1)")
+                .execute(&pool)
+                .await
+                .is_err(),
+            "the foreign key to promotions still holds"
+        );
+        pool.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -223,6 +223,14 @@ const REST: &[Row] = &[
         Some(|| json!({"reason": "r"})),
         Some(Role::Approver),
     ),
+    // Only the requester may withdraw; no binding is needed (unknown id: 404 to anyone signed in).
+    (
+        "POST",
+        "/api/v1/promotions/{id}/withdraw",
+        "/api/v1/promotions/999/withdraw",
+        Some(|| json!({"reason": "r"})),
+        Some(Role::Viewer),
+    ),
     (
         "GET",
         "/api/v1/clusters",
@@ -631,6 +639,13 @@ const CONSOLE: &[Row] = &[
         "/console/fn/reject_promotion",
         Some(|| json!({"id": 999, "reason": "r"})),
         Some(Role::Approver),
+    ),
+    (
+        "POST",
+        "/console/fn/withdraw_promotion",
+        "/console/fn/withdraw_promotion",
+        Some(|| json!({"id": 999, "reason": "r"})),
+        Some(Role::Viewer),
     ),
     (
         "POST",

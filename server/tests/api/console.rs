@@ -307,6 +307,58 @@ pub async fn server_fn_json(
 }
 
 #[tokio::test]
+async fn a_pending_promotion_is_compared_with_what_its_own_environment_runs_not_with_production() {
+    let app = spawn_app().await;
+    app.production_version("chat", "v1").await;
+    let res = app
+        .put_json(
+            "/api/v1/environments/production/pins/chat",
+            &serde_json::json!({"version": "v1", "reason": "test"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    app.register("chat", "v2", serde_json::json!({"v": "v2"})).await;
+    assert_eq!(app.move_stage("chat:v2", "staging").await.status(), StatusCode::OK);
+    let res = app
+        .put_json(
+            "/api/v1/environments/staging/pins/chat",
+            &serde_json::json!({"version": "v2", "reason": "test"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    app.register("chat", "v3", serde_json::json!({"v": "v3"})).await;
+    app.user_with_token("dave", Role::Deployer, None).await;
+    app.user_with_token("bob", Role::Approver, None).await;
+    let (dave, bob) = (sign_in(&app, "dave").await, sign_in(&app, "bob").await);
+    let p = server_fn_json(
+        &app,
+        "/console/fn/request_promotion",
+        &[
+            ("full_id", "chat:v3"),
+            ("environment", "staging"),
+            ("reason", "try it in staging"),
+        ],
+        &dave,
+        true,
+    )
+    .await;
+    assert_eq!(p["status"], "pending", "{p}");
+    let inbox = server_fn_json(&app, "/console/fn/get_approvals", &[], &bob, true).await;
+    let pending = &inbox["pending"][0];
+    // Against staging's pin (v2), not production's version (v1).
+    assert_eq!(pending["compared_with"], "chat:v2", "{pending}");
+    assert_eq!(pending["production"], "chat:v1", "{pending}");
+    let changed: Vec<&str> = pending["diff"]
+        .as_array()
+        .expect("diff")
+        .iter()
+        .filter(|l| l["kind"] != "same")
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(changed, vec!["  \"v\": \"v2\"", "  \"v\": \"v3\""], "{pending}");
+}
+
+#[tokio::test]
 async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_second_approver() {
     let app = spawn_app().await;
     app.production_version("chat", "v1").await;
@@ -384,6 +436,7 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
         Some(id.clone())
     );
     assert_eq!(pending["production"], "chat:v1");
+    assert_eq!(pending["compared_with"], "chat:v1");
     let changed: Vec<(String, String)> = pending["diff"]
         .as_array()
         .expect("diff")

@@ -323,3 +323,89 @@ async fn a_request_and_each_approval_short_of_the_last_name_who_can_still_approv
     let last = event("promotion.approved").await;
     assert!(last["details"].get("approvers").is_none(), "{last}");
 }
+
+#[tokio::test]
+async fn a_malformed_promotion_id_is_422_for_everyone_and_an_unknown_one_404_for_those_who_may_approve() {
+    let app = spawn_app().await;
+    let people = release_ready(&app).await;
+    let viewer = app.user_with_token("erin", Role::Viewer, None).await;
+    // Whether an id is well formed says nothing about which promotions
+    // exist, so it is answered before the caller's role is looked at.
+    for token in [&viewer, &people.dave, &people.bob] {
+        for action in ["approve", "reject"] {
+            let refused = assert_error(
+                app.post_json_as(
+                    token,
+                    &format!("/api/v1/promotions/abc/{action}"),
+                    &json!({"reason": "reviewed"}),
+                )
+                .await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+            assert!(
+                refused["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("whole number"),
+                "{action}: {refused}"
+            );
+        }
+    }
+    // A well-formed id that names no promotion: someone who may approve is
+    // told it does not exist; someone who may not is refused first, so the
+    // answer never reveals which ids exist to those without the role.
+    assert_error(approve(&app, &people.bob, 987_654).await, StatusCode::NOT_FOUND).await;
+    let refused = assert_error(approve(&app, &viewer, 987_654).await, StatusCode::FORBIDDEN).await;
+    assert!(
+        refused["message"].as_str().unwrap_or_default().contains("approver"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn the_requester_withdraws_a_waiting_promotion_and_nobody_can_approve_it_after() {
+    let app = spawn_app().await;
+    let people = release_ready(&app).await;
+    let p: Value = request(&app, &people.dave, "chat:v2")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let id = p["id"].as_i64().expect("id");
+    let withdraw = |token: String, body: Value| {
+        let app = &app;
+        async move {
+            app.post_json_as(&token, &format!("/api/v1/promotions/{id}/withdraw"), &body)
+                .await
+        }
+    };
+    // An approver rejects; only the requester withdraws.
+    let refused = assert_error(
+        withdraw(people.bob.clone(), json!({"reason": "not yours"})).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(
+        refused["message"].as_str().unwrap_or_default().contains("only dave"),
+        "{refused}"
+    );
+    assert_error(
+        withdraw(people.dave.clone(), json!({"reason": " "})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let res = withdraw(people.dave.clone(), json!({"reason": "a regression in the eval"})).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let withdrawn: Value = res.json().await.expect("JSON");
+    assert_eq!(
+        (withdrawn["status"].as_str(), withdrawn["decided_by"].as_str()),
+        (Some("withdrawn"), Some("dave"))
+    );
+    assert_error(approve(&app, &people.bob, id).await, StatusCode::CONFLICT).await;
+    let listed = app.get_json("/api/v1/promotions?status=withdrawn").await;
+    assert_eq!(listed["promotions"][0]["id"], id, "{listed}");
+    let audit = app.get_json("/api/v1/audit?action=promotion.withdrawn").await;
+    assert_eq!(audit["events"][0]["actor"], "dave", "{audit}");
+    assert_eq!(audit["events"][0]["reason"], "a regression in the eval", "{audit}");
+}

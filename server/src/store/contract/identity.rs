@@ -21,6 +21,7 @@ contract_tests!(
     twenty_concurrent_approvals_from_two_servers_apply_the_promotion_exactly_once,
     an_expired_request_cannot_be_approved_and_is_expired_exactly_once,
     a_rejected_request_cannot_be_approved_or_rejected_again,
+    only_the_requester_withdraws_a_pending_request_which_then_cannot_be_decided,
     a_retired_version_can_never_be_promoted,
 );
 
@@ -571,6 +572,70 @@ async fn a_rejected_request_cannot_be_approved_or_rejected_again(db: Arc<TestDb>
         ),
         DomainError::Conflict(_)
     ));
+}
+
+async fn only_the_requester_withdraws_a_pending_request_which_then_cannot_be_decided(db: Arc<TestDb>) {
+    let p = pending_promotion(&db).await;
+    let dave = person("dave", Role::Deployer);
+    let bob = user(&db, "bob", Role::Approver).await;
+    let before = all_events(&db).await.len();
+    assert!(matches!(
+        domain(db.store.withdraw_promotion(p.id, "mine now", &bob, at(6)).await),
+        DomainError::Forbidden(_)
+    ));
+    assert!(matches!(
+        domain(db.store.withdraw_promotion(p.id, " ", &dave, at(6)).await),
+        DomainError::Invalid(_)
+    ));
+    assert_eq!(all_events(&db).await.len(), before, "refusals record nothing");
+    let withdrawn = db
+        .store
+        .withdraw_promotion(p.id, "found a regression first", &dave, at(6))
+        .await
+        .expect("withdrawn");
+    assert_eq!(
+        (
+            withdrawn.status,
+            withdrawn.decided_by.as_deref(),
+            withdrawn.decision_reason.as_deref()
+        ),
+        (PromotionStatus::Withdrawn, Some("dave"), Some("found a regression first"))
+    );
+    let stored = db.store.get_promotion(p.id).await.expect("read").expect("kept");
+    assert_eq!(stored.status, PromotionStatus::Withdrawn);
+    let listed = db
+        .store
+        .list_promotions(Some(PromotionStatus::Withdrawn))
+        .await
+        .expect("listed");
+    assert_eq!(listed.iter().map(|p| p.id).collect::<Vec<_>>(), [p.id]);
+    assert!(matches!(
+        domain(db.store.approve_promotion(p.id, None, &bob, at(7)).await),
+        DomainError::Conflict(_)
+    ));
+    assert!(matches!(
+        domain(db.store.withdraw_promotion(p.id, "again", &dave, at(7)).await),
+        DomainError::Conflict(_)
+    ));
+    let events = all_events(&db).await;
+    let last = events
+        .iter()
+        .rfind(|e| e.action == action::PROMOTION_WITHDRAWN)
+        .expect("a promotion.withdrawn event");
+    assert_eq!(
+        (last.actor.as_str(), last.reason.as_deref()),
+        ("dave", Some("found a regression first"))
+    );
+    assert_eq!(
+        db.store
+            .get_version(&id("chat:v2"))
+            .await
+            .expect("read")
+            .expect("v2")
+            .stage,
+        Stage::Staging,
+        "nothing moved"
+    );
 }
 
 async fn a_retired_version_can_never_be_promoted(db: Arc<TestDb>) {
