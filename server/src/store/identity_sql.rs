@@ -535,6 +535,55 @@ macro_rules! identity_store {
             NewEvent::new(at, actor, what).full_id(&p.full_id).environment(&p.environment)
         }
 
+        /// What ends a pending promotion by a person's decision (a rejection, a
+        /// withdrawal): an expired one is expired instead (and that kept, as
+        /// `Closed::Expired`); else `check`, then the status and its event.
+        async fn close(
+            w: &mut Writer,
+            id: i64,
+            reason: &str,
+            by: &Identity,
+            at: Timestamp,
+            (status, what): (PromotionStatus, &str),
+            check: impl FnOnce(&Promotion) -> Result<(), DomainError>,
+        ) -> StoreResult<Closed> {
+            let mut p = locked_promotion(w, id).await?;
+            if promotion::is_expired(&p, at) {
+                expire(w, &mut p, at).await?;
+                return Ok(Closed::Expired(p));
+            }
+            check(&p)?;
+            decide(w, &mut p, status, &by.username, Some(reason.trim()), at).await?;
+            w.append(
+                promotion_event(&p, &by.actor(), what, at)
+                    .reason(Some(reason.trim()))
+                    .details(json!({ "promotion_id": p.id })),
+            )
+            .await?;
+            Ok(Closed::Decided(p))
+        }
+
+        /// How `close` ended: decided, or found expired (which is kept too).
+        enum Closed {
+            Decided(Promotion),
+            Expired(Promotion),
+        }
+
+        /// Commits what `close` wrote; an expiry found on the way is committed
+        /// and then refused as expired.
+        async fn finish_close(w: Writer, closed: StoreResult<Closed>) -> StoreResult<Promotion> {
+            match closed? {
+                Closed::Decided(p) => {
+                    w.commit().await?;
+                    Ok(p)
+                }
+                Closed::Expired(p) => {
+                    w.commit().await?;
+                    Err(promotion::expired_error(&p).into())
+                }
+            }
+        }
+
         /// Marks `p` expired with its ledger event (actor `system`).
         async fn expire(w: &mut Writer, p: &mut Promotion, now: Timestamp) -> StoreResult<()> {
             decide(w, p, PromotionStatus::Expired, "system", None, now).await?;
@@ -1076,44 +1125,16 @@ macro_rules! identity_store {
 
             async fn reject_promotion(&self, id: i64, reason: &str, by: &Identity, at: Timestamp) -> StoreResult<Promotion> {
                 let mut w = Writer::begin(self).await?;
-                let mut p = locked_promotion(&mut w, id).await?;
-                if promotion::is_expired(&p, at) {
-                    expire(&mut w, &mut p, at).await?;
-                    w.commit().await?;
-                    return Err(promotion::expired_error(&p).into());
-                }
-                promotion::check_rejection(&p, reason, at)?;
-                let actor = by.actor();
-                decide(&mut w, &mut p, PromotionStatus::Rejected, &by.username, Some(reason.trim()), at).await?;
-                w.append(
-                    promotion_event(&p, &actor, action::PROMOTION_REJECTED, at)
-                        .reason(Some(reason.trim()))
-                        .details(json!({ "promotion_id": p.id })),
-                )
-                .await?;
-                w.commit().await?;
-                Ok(p)
+                let checked = |p: &Promotion| promotion::check_rejection(p, reason, at);
+                let p = close(&mut w, id, reason, by, at, (PromotionStatus::Rejected, action::PROMOTION_REJECTED), checked).await;
+                finish_close(w, p).await
             }
 
             async fn withdraw_promotion(&self, id: i64, reason: &str, by: &Identity, at: Timestamp) -> StoreResult<Promotion> {
                 let mut w = Writer::begin(self).await?;
-                let mut p = locked_promotion(&mut w, id).await?;
-                if promotion::is_expired(&p, at) {
-                    expire(&mut w, &mut p, at).await?;
-                    w.commit().await?;
-                    return Err(promotion::expired_error(&p).into());
-                }
-                promotion::check_withdrawal(&p, &by.username, reason, at)?;
-                let actor = by.actor();
-                decide(&mut w, &mut p, PromotionStatus::Withdrawn, &by.username, Some(reason.trim()), at).await?;
-                w.append(
-                    promotion_event(&p, &actor, action::PROMOTION_WITHDRAWN, at)
-                        .reason(Some(reason.trim()))
-                        .details(json!({ "promotion_id": p.id })),
-                )
-                .await?;
-                w.commit().await?;
-                Ok(p)
+                let checked = |p: &Promotion| promotion::check_withdrawal(p, &by.username, reason, at);
+                let p = close(&mut w, id, reason, by, at, (PromotionStatus::Withdrawn, action::PROMOTION_WITHDRAWN), checked).await;
+                finish_close(w, p).await
             }
 
             async fn get_promotion(&self, id: i64) -> StoreResult<Option<Promotion>> {

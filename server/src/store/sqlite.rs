@@ -176,29 +176,36 @@ super::sso_sql::sso_store!(SqliteStore, sqlx::Sqlite);
 mod migration_tests {
     use super::*;
 
-    /// Users made before role bindings keep exactly their role: migration
-    /// 0018 turns each `users.role` into a binding on all.
-    #[tokio::test]
-    async fn existing_users_roles_become_bindings_on_all() {
+    /// A fresh database file migrated up to (not including) `version`.
+    async fn migrated_before(version: i64) -> (SqlitePool, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("sy-mig-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}/switchyard.db", dir.display());
         let options = SqliteConnectOptions::from_str(&url)
             .expect("url")
-            .create_if_missing(true);
+            .create_if_missing(true)
+            .foreign_keys(true);
         let pool = SqlitePool::connect_with(options).await.expect("open");
         let before = sqlx::migrate::Migrator {
             migrations: std::borrow::Cow::Owned(
                 MIGRATOR
                     .migrations
                     .iter()
-                    .filter(|m| m.version < 18)
+                    .filter(|m| m.version < version)
                     .cloned()
                     .collect(),
             ),
             ..sqlx::migrate::Migrator::DEFAULT
         };
-        before.run(&pool).await.expect("migrated up to 0016");
+        before.run(&pool).await.expect("migrated up to the one tested");
+        (pool, dir)
+    }
+
+    /// Users made before role bindings keep exactly their role: migration
+    /// 0018 turns each `users.role` into a binding on all.
+    #[tokio::test]
+    async fn existing_users_roles_become_bindings_on_all() {
+        let (pool, dir) = migrated_before(18).await;
         for (name, role) in [("ann", "admin"), ("bea", "deployer"), ("cy", "viewer")] {
             sqlx::query("INSERT INTO users (username, role, password_hash, created_at) VALUES ($1, $2, 'x', 7)")
                 .bind(name)
@@ -235,26 +242,7 @@ mod migration_tests {
     /// the foreign key still holds, and the new status is accepted.
     #[tokio::test]
     async fn promotions_and_their_approvals_survive_the_rebuild_that_admits_withdrawn() {
-        let dir = std::env::temp_dir().join(format!("sy-mig-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}/switchyard.db", dir.display());
-        let options = SqliteConnectOptions::from_str(&url)
-            .expect("url")
-            .create_if_missing(true)
-            .foreign_keys(true);
-        let pool = SqlitePool::connect_with(options).await.expect("open");
-        let before = sqlx::migrate::Migrator {
-            migrations: std::borrow::Cow::Owned(
-                MIGRATOR
-                    .migrations
-                    .iter()
-                    .filter(|m| m.version < 30)
-                    .cloned()
-                    .collect(),
-            ),
-            ..sqlx::migrate::Migrator::DEFAULT
-        };
-        before.run(&pool).await.expect("migrated up to 0029");
+        let (pool, dir) = migrated_before(30).await;
         for sql in [
             "INSERT INTO environments (name, allow_latest, required_approvals, min_stage, position) VALUES ('production', 0, 2, 'production', 3)",
             "INSERT INTO versions (model_id, version, stage, config_hash, config, created_at, created_by, stage_since) VALUES ('chat', 'v2', 'staging', 'h', '{}', 1, 'ci', 1)",
