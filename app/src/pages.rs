@@ -7,6 +7,7 @@ pub mod board_page;
 pub mod clusters_page;
 pub mod model_page;
 pub mod overview_page;
+pub mod release_page;
 pub mod request_page;
 pub mod serving_page;
 pub mod signin_page;

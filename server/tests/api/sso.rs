@@ -1065,3 +1065,84 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_pipelines_jwt_gets_the_role_bindings_stored_for_its_groups_per_environment() {
+    if !provider_available() {
+        return;
+    }
+    let dir = temp_dir();
+    write_users(&dir.join("users.json"), &["ml-admins"]);
+    let provider = start_provider(ProviderSetup {
+        dir: &dir,
+        redirect: "http://127.0.0.1:1/auth/oidc/callback".into(),
+        port: 0,
+        kids: "k1",
+        issuer: None,
+    })
+    .await;
+    let jwt = JwtSettings {
+        issuer: provider.issuer.clone(),
+        audience: "switchyard".into(),
+        jwks_url: None,
+        subject_claim: "sub".into(),
+        group_claims: vec!["repository".into()],
+        leeway_seconds: 0,
+    };
+    let app = spawn_app_with_sso(
+        None,
+        "127.0.0.1:0".parse().expect("addr"),
+        settings(None, Some(jwt), true),
+    )
+    .await;
+    app.register("chat", "v1", json!({"t": 1})).await;
+
+    // ci-other's repository maps to no role and nothing is bound to it yet.
+    let token = client_credentials(&provider.issuer, "ci-other", None).await;
+    let (status, body) = api_get(&app, &token, "/api/v1/models").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no role binding names them"));
+
+    // An admin binds the repository's group as deployer in staging.
+    let res = app
+        .post_json(
+            "/api/v1/role-bindings",
+            &json!({"group": "repository:acme/website", "role": "deployer", "environment": "staging"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(
+        api_get(&app, &token, "/api/v1/models").await.0,
+        StatusCode::OK
+    );
+    // Deploying into staging is allowed, and the ledger names the workload.
+    let res = app
+        .post_json_as(
+            &token,
+            "/api/v1/versions/chat:v1/stage",
+            &json!({"to": "staging", "reason": "feature complete"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let moved = events(&app, action::STAGE_CHANGED).await;
+    assert_eq!(moved[0]["actor"], "jwt:ci-other");
+    // Production is not the binding's: 403 naming the binding missing.
+    let res = app
+        .post_json_as(
+            &token,
+            "/api/v1/promotions",
+            &json!({"full_id": "chat:v1", "environment": "production", "reason": "ship"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body: Value = res.json().await.expect("JSON");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("production") && message.contains("deployer on staging"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
