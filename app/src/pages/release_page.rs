@@ -182,12 +182,13 @@ fn PolicyForm(e: Environment, action: ServerAction<SetApprovalPolicy>, refused: 
     let Environment { name, policy, .. } = e;
     let disabled = refused.is_some();
     let (for_ok, for_err) = (name.clone(), name.clone());
+    let (heading, field, submit_id) = (name.clone(), name.clone(), format!("policy-{name}"));
     let may = policy.requester_group_may_approve;
     view! {
-        <ActionForm action attr:class="policy-form" attr:data-environment=name.clone()>
-            <h3>{name.clone()}</h3>
+        <ActionForm action attr:class="policy-form stacked" attr:data-environment=name>
+            <h3>{heading}</h3>
             <input type="hidden" name="csrf_token" value=csrf_token()/>
-            <input type="hidden" name="environment" value=name.clone()/>
+            <input type="hidden" name="environment" value=field/>
             <label>
                 <span>"Minimum distinct approvers"</span>
                 <input type="number" name="required_approvals" min="1" max="10" required=true
@@ -210,7 +211,7 @@ fn PolicyForm(e: Environment, action: ServerAction<SetApprovalPolicy>, refused: 
                 <input type="number" name="expiry_hours" min="1" max="720" required=true
                     value=policy.expiry_hours.to_string() disabled=disabled/>
             </label>
-            <Submit label="Save policy" id=format!("policy-{name}") refused/>
+            <Submit label="Save policy" id=submit_id refused/>
             {move || action.value().get().map(|r| match r {
                 Ok(saved) if saved.environment == for_ok => view! {
                     <p class="done" role="status">{format!("Saved the policy of {}.", saved.environment)}</p>
@@ -284,7 +285,7 @@ fn FreezeLine(w: FreezeWindow, remove: ServerAction<RemoveFreeze>, refused: Opti
 fn AddFreezeForm(environments: Vec<String>, action: ServerAction<AddFreeze>, refused: Option<String>) -> impl IntoView {
     let disabled = refused.is_some();
     view! {
-        <ActionForm action attr:class="add-freeze">
+        <ActionForm action attr:class="add-freeze stacked">
             <input type="hidden" name="csrf_token" value=csrf_token()/>
             <label>
                 <span>"Name"</span>
@@ -387,7 +388,7 @@ fn RequestOverrideForm(
 ) -> impl IntoView {
     let disabled = refused.is_some();
     view! {
-        <ActionForm action attr:class="request-override">
+        <ActionForm action attr:class="request-override stacked">
             <input type="hidden" name="csrf_token" value=csrf_token()/>
             <label>
                 <span>"Environment"</span>
