@@ -185,10 +185,16 @@ pub trait Services: Send + Sync + 'static {
     /// Adds a freeze window (admin on all): `kind` `one_off` (from, to: UTC
     /// `YYYY-MM-DD HH:MM` or RFC 3339) or `weekly` (days comma-separated,
     /// start HH:MM, duration in minutes, IANA time zone).
-    async fn add_freeze(&self, form: crate::data::FreezeForm) -> Result<switchyard_domain::freeze::FreezeWindow, AppError>;
+    async fn add_freeze(
+        &self,
+        form: crate::data::FreezeForm,
+    ) -> Result<switchyard_domain::freeze::FreezeWindow, AppError>;
 
     /// Removes freeze window `id` (admin on all).
-    async fn remove_freeze(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeWindow, AppError>;
+    async fn remove_freeze(
+        &self,
+        id: i64,
+    ) -> Result<switchyard_domain::freeze::FreezeWindow, AppError>;
 
     /// Requests an emergency override (admin on all), with a reason.
     async fn request_override(
@@ -199,7 +205,10 @@ pub trait Services: Send + Sync + 'static {
     ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError>;
 
     /// Approves override `id` as the second person (approver or admin on all).
-    async fn approve_override(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeOverride, AppError>;
+    async fn approve_override(
+        &self,
+        id: i64,
+    ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

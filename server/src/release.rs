@@ -101,7 +101,8 @@ fn day(s: &str) -> Result<Day, DomainError> {
 impl FreezeRequest {
     /// The window, once its schedule is complete and valid.
     pub fn into_new(self) -> Result<NewFreeze, DomainError> {
-        let missing = |f: &str| DomainError::Invalid(format!("a {} freeze needs field {f:?}", self.kind));
+        let missing =
+            |f: &str| DomainError::Invalid(format!("a {} freeze needs field {f:?}", self.kind));
         let schedule = match self.kind.as_str() {
             "one_off" => Schedule::OneOff {
                 from: Timestamp::parse(self.from.as_deref().ok_or_else(|| missing("from"))?)?,
@@ -211,7 +212,9 @@ mod tests {
     #[test]
     fn a_freeze_request_names_what_is_missing_or_wrong() {
         let new = weekly(&["Fri", " sat"]).into_new().expect("valid");
-        assert!(matches!(new.schedule, Schedule::Weekly { ref days, .. } if days == &[Day::Fri, Day::Sat]));
+        assert!(
+            matches!(new.schedule, Schedule::Weekly { ref days, .. } if days == &[Day::Fri, Day::Sat])
+        );
         let err = weekly(&["friday"]).into_new().expect_err("bad day");
         assert!(err.to_string().contains("\"friday\""), "{err}");
         let err = FreezeRequest {

@@ -178,7 +178,11 @@ fn Submit(label: &'static str, id: String, refused: Option<String>) -> impl Into
 }
 
 #[component]
-fn PolicyForm(e: Environment, action: ServerAction<SetApprovalPolicy>, refused: Option<String>) -> impl IntoView {
+fn PolicyForm(
+    e: Environment,
+    action: ServerAction<SetApprovalPolicy>,
+    refused: Option<String>,
+) -> impl IntoView {
     let Environment { name, policy, .. } = e;
     let disabled = refused.is_some();
     let (for_ok, for_err) = (name.clone(), name.clone());
@@ -249,13 +253,20 @@ fn describe(s: &Schedule) -> String {
             } else {
                 format!("{duration_minutes} min")
             };
-            format!("weekly {} {start} for {length} ({time_zone})", days.join(", "))
+            format!(
+                "weekly {} {start} for {length} ({time_zone})",
+                days.join(", ")
+            )
         }
     }
 }
 
 #[component]
-fn FreezeLine(w: FreezeWindow, remove: ServerAction<RemoveFreeze>, refused: Option<String>) -> impl IntoView {
+fn FreezeLine(
+    w: FreezeWindow,
+    remove: ServerAction<RemoveFreeze>,
+    refused: Option<String>,
+) -> impl IntoView {
     let id = w.id.to_string();
     let (row_id, field_id, for_error) = (id.clone(), id.clone(), id);
     let disabled = refused.is_some();
@@ -282,7 +293,11 @@ fn FreezeLine(w: FreezeWindow, remove: ServerAction<RemoveFreeze>, refused: Opti
 }
 
 #[component]
-fn AddFreezeForm(environments: Vec<String>, action: ServerAction<AddFreeze>, refused: Option<String>) -> impl IntoView {
+fn AddFreezeForm(
+    environments: Vec<String>,
+    action: ServerAction<AddFreeze>,
+    refused: Option<String>,
+) -> impl IntoView {
     let disabled = refused.is_some();
     view! {
         <ActionForm action attr:class="add-freeze stacked">
@@ -345,7 +360,11 @@ fn AddFreezeForm(environments: Vec<String>, action: ServerAction<AddFreeze>, ref
 }
 
 #[component]
-fn OverrideLine(o: OverrideRow, approve: ServerAction<ApproveOverride>, refused: Option<String>) -> impl IntoView {
+fn OverrideLine(
+    o: OverrideRow,
+    approve: ServerAction<ApproveOverride>,
+    refused: Option<String>,
+) -> impl IntoView {
     let OverrideRow { over, status } = o;
     let id = over.id.to_string();
     let (row_id, field_id, for_error) = (id.clone(), id.clone(), id);

@@ -126,7 +126,10 @@ fn Approval(environment: String, promotion: Option<PinPromotion>) -> impl IntoVi
             if pol.required_approvals == 1 { "" } else { "s" }
         )];
         if !pol.required_groups.is_empty() {
-            parts.push(format!("one approval from each of {}", pol.required_groups.join(", ")));
+            parts.push(format!(
+                "one approval from each of {}",
+                pol.required_groups.join(", ")
+            ));
         }
         if !pol.requester_group_may_approve {
             parts.push("none from the requester's groups".to_owned());
@@ -170,7 +173,9 @@ fn ApproverRow(a: PinApprover) -> impl IntoView {
                 (None, Some(e)) => e,
                 (None, None) => String::new(),
             };
-            format!("{who} (subject {} at {})", s.subject, s.issuer).trim().to_owned()
+            format!("{who} (subject {} at {})", s.subject, s.issuer)
+                .trim()
+                .to_owned()
         }
         None => "local user".to_owned(),
     };

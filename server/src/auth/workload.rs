@@ -335,7 +335,8 @@ mod tests {
             token: None,
             bindings,
         };
-        let id = with_mapped_role(stored(&["repository:acme/models"], vec![]), &map).expect("mapped");
+        let id =
+            with_mapped_role(stored(&["repository:acme/models"], vec![]), &map).expect("mapped");
         assert_eq!(id.role, Role::Deployer);
         assert!(id.check(Role::Deployer, Some("production"), "x").is_ok());
         let staging = Binding::new(

@@ -45,7 +45,10 @@ fn given(s: &str) -> Option<String> {
     Some(s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
-pub(super) async fn view(app: &AppState, user: &SignedInUser) -> Result<ReleasePolicyView, AppError> {
+pub(super) async fn view(
+    app: &AppState,
+    user: &SignedInUser,
+) -> Result<ReleasePolicyView, AppError> {
     user.require(Role::Viewer, "reading the console")?;
     let store = &app.store;
     let now = Timestamp::now();
@@ -86,8 +89,12 @@ pub(super) async fn set_approval_policy(
     expiry_hours: &str,
 ) -> Result<SavedPolicy, AppError> {
     // Refuse non-admins before reading their fields.
-    who.check(CHANGE, None, &format!("changing the policy of {}", environment.trim()))
-        .map_err(|m| AppError::new("forbidden", m.to_string()))?;
+    who.check(
+        CHANGE,
+        None,
+        &format!("changing the policy of {}", environment.trim()),
+    )
+    .map_err(|m| AppError::new("forbidden", m.to_string()))?;
     let may = match requester_group_may_approve.trim() {
         "yes" => true,
         "no" => false,
@@ -105,9 +112,15 @@ pub(super) async fn set_approval_policy(
         ..PolicyChange::default()
     };
     let environment = environment.trim();
-    let policy = release::set_policy(app.store.as_ref(), who, environment, change, Timestamp::now())
-        .await
-        .map_err(to_app_error)?;
+    let policy = release::set_policy(
+        app.store.as_ref(),
+        who,
+        environment,
+        change,
+        Timestamp::now(),
+    )
+    .await
+    .map_err(to_app_error)?;
     Ok(SavedPolicy {
         environment: environment.to_owned(),
         policy,
@@ -141,9 +154,7 @@ pub(super) async fn add_freeze(
         environment: form.environment.trim().to_owned(),
         from,
         to,
-        days: weekly
-            .then(|| listed(&form.days))
-            .filter(|d| !d.is_empty()),
+        days: weekly.then(|| listed(&form.days)).filter(|d| !d.is_empty()),
         start: weekly.then(|| given(&form.start)).flatten(),
         duration_minutes: if weekly {
             optional_number(&form.duration_minutes, "Duration (minutes)")?
@@ -158,7 +169,11 @@ pub(super) async fn add_freeze(
         .map_err(to_app_error)
 }
 
-pub(super) async fn remove_freeze(app: &AppState, who: &Identity, id: i64) -> Result<FreezeWindow, AppError> {
+pub(super) async fn remove_freeze(
+    app: &AppState,
+    who: &Identity,
+    id: i64,
+) -> Result<FreezeWindow, AppError> {
     release::remove_freeze(app.store.as_ref(), who, id, Timestamp::now())
         .await
         .map_err(to_app_error)
@@ -186,7 +201,11 @@ pub(super) async fn request_override(
     .map_err(to_app_error)
 }
 
-pub(super) async fn approve_override(app: &AppState, who: &Identity, id: i64) -> Result<FreezeOverride, AppError> {
+pub(super) async fn approve_override(
+    app: &AppState,
+    who: &Identity,
+    id: i64,
+) -> Result<FreezeOverride, AppError> {
     release::approve_override(app.store.as_ref(), who, id, Timestamp::now())
         .await
         .map_err(to_app_error)

@@ -21,7 +21,11 @@ async fn refused(app: &TestApp, path: &str, form: &[(&str, &str)], who: &Browser
         message.contains(words),
         "{path} {form:?}: {message:?} should say {words:?}"
     );
-    assert_eq!(ledger_length(app).await, before, "{path} {form:?} changed nothing");
+    assert_eq!(
+        ledger_length(app).await,
+        before,
+        "{path} {form:?} changed nothing"
+    );
 }
 
 async fn ledger_length(app: &TestApp) -> u64 {
@@ -57,7 +61,10 @@ async fn an_admin_edits_release_policy_in_the_console_and_others_are_refused(app
     // Everyone reads it; the page says why a deployer may not change it.
     let seen = page(&app, &dave).await;
     assert!(
-        seen["refused"].as_str().unwrap_or_default().contains("admin binding for all"),
+        seen["refused"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("admin binding for all"),
         "{seen}"
     );
     assert!(seen["approve_refused"].as_str().is_some());
@@ -65,26 +72,65 @@ async fn an_admin_edits_release_policy_in_the_console_and_others_are_refused(app
     assert_eq!(page(&app, &bob).await["approve_refused"], Value::Null);
 
     // Approval policy.
-    let policy = |approvals: &'static str, groups: &'static str, may: &'static str, hours: &'static str| {
-        vec![
-            ("environment", "production"),
-            ("required_approvals", approvals),
-            ("required_groups", groups),
-            ("requester_group_may_approve", may),
-            ("expiry_hours", hours),
-        ]
-    };
+    let policy =
+        |approvals: &'static str, groups: &'static str, may: &'static str, hours: &'static str| {
+            vec![
+                ("environment", "production"),
+                ("required_approvals", approvals),
+                ("required_groups", groups),
+                ("requester_group_may_approve", may),
+                ("expiry_hours", hours),
+            ]
+        };
     let set = "/console/fn/set_approval_policy";
-    refused(&app, set, &policy("1", "", "yes", "72"), &dave, "needs an admin binding").await;
-    refused(&app, set, &policy("two", "", "yes", "72"), &ada, "not a whole number").await;
-    refused(&app, set, &policy("2", "", "maybe", "72"), &ada, "choose yes or no").await;
+    refused(
+        &app,
+        set,
+        &policy("1", "", "yes", "72"),
+        &dave,
+        "needs an admin binding",
+    )
+    .await;
+    refused(
+        &app,
+        set,
+        &policy("two", "", "yes", "72"),
+        &ada,
+        "not a whole number",
+    )
+    .await;
+    refused(
+        &app,
+        set,
+        &policy("2", "", "maybe", "72"),
+        &ada,
+        "choose yes or no",
+    )
+    .await;
     refused(&app, set, &policy("2", "", "yes", "0"), &ada, "expiry").await;
-    refused(&app, set, &policy("2", "ml-risk", "yes", "72"), &ada, "no user who may approve is in ml-risk").await;
-    refused(&app, set, &policy("9", "", "yes", "72"), &ada, "can never be satisfied").await;
+    refused(
+        &app,
+        set,
+        &policy("2", "ml-risk", "yes", "72"),
+        &ada,
+        "no user who may approve is in ml-risk",
+    )
+    .await;
+    refused(
+        &app,
+        set,
+        &policy("9", "", "yes", "72"),
+        &ada,
+        "can never be satisfied",
+    )
+    .await;
     let saved = server_fn_json(&app, set, &policy("2", "", "no", "48"), &ada, true).await;
     assert_eq!(saved["environment"], "production");
     assert_eq!(
-        (saved["policy"]["requester_group_may_approve"].clone(), saved["policy"]["expiry_hours"].clone()),
+        (
+            saved["policy"]["requester_group_may_approve"].clone(),
+            saved["policy"]["expiry_hours"].clone()
+        ),
         (Value::Bool(false), Value::from(48))
     );
     // The REST API reads what the console saved, and the ledger names ada.
@@ -120,58 +166,142 @@ async fn an_admin_edits_release_policy_in_the_console_and_others_are_refused(app
             ("time_zone", zone),
         ]
     };
-    refused(&app, add, &weekly("funday", "Europe/Berlin"), &ada, "\"funday\"").await;
-    refused(&app, add, &weekly("fri", "Mars/Olympus"), &ada, "IANA time zone").await;
+    refused(
+        &app,
+        add,
+        &weekly("funday", "Europe/Berlin"),
+        &ada,
+        "\"funday\"",
+    )
+    .await;
+    refused(
+        &app,
+        add,
+        &weekly("fri", "Mars/Olympus"),
+        &ada,
+        "IANA time zone",
+    )
+    .await;
     refused(&app, add, &weekly("", "Europe/Berlin"), &ada, "\"days\"").await;
     refused(
         &app,
         add,
-        &[("name", "x"), ("environment", "staging"), ("kind", "one_off"), ("from", "tomorrow"), ("to", to.as_str())],
+        &[
+            ("name", "x"),
+            ("environment", "staging"),
+            ("kind", "one_off"),
+            ("from", "tomorrow"),
+            ("to", to.as_str()),
+        ],
         &ada,
         "is not a time",
     )
     .await;
-    refused(&app, add, &[("name", "x"), ("environment", "moon"), ("kind", "one_off"), ("from", from.as_str()), ("to", to.as_str())], &ada, "moon").await;
+    refused(
+        &app,
+        add,
+        &[
+            ("name", "x"),
+            ("environment", "moon"),
+            ("kind", "one_off"),
+            ("from", from.as_str()),
+            ("to", to.as_str()),
+        ],
+        &ada,
+        "moon",
+    )
+    .await;
     let hotfix = server_fn_json(&app, add, &one_off, &ada, true).await;
     let weekend = server_fn_json(&app, add, &weekly("fri, sat", "Europe/Berlin"), &ada, true).await;
-    assert_eq!(weekend["schedule"]["days"], serde_json::json!(["fri", "sat"]));
+    assert_eq!(
+        weekend["schedule"]["days"],
+        serde_json::json!(["fri", "sat"])
+    );
     assert_eq!(last_event(&app, "freeze.created").await["actor"], "ada");
     let seen = page(&app, &dave).await;
     assert_eq!(seen["freezes"].as_array().map(Vec::len), Some(2), "{seen}");
     let in_force = seen["in_force"].as_array().cloned().unwrap_or_default();
     assert!(
-        in_force.iter().any(|f| f["environment"] == "staging" && f["window"]["name"] == "hotfix freeze"),
+        in_force
+            .iter()
+            .any(|f| f["environment"] == "staging" && f["window"]["name"] == "hotfix freeze"),
         "{seen}"
     );
 
     // Emergency overrides: an admin asks with a reason, a second person approves.
     let ask = "/console/fn/request_override";
-    let request = [("environment", "staging"), ("reason", "security fix"), ("hours", "2")];
+    let request = [
+        ("environment", "staging"),
+        ("reason", "security fix"),
+        ("hours", "2"),
+    ];
     refused(&app, ask, &request, &dave, "needs an admin binding").await;
-    refused(&app, ask, &[("environment", "staging"), ("reason", "  ")], &ada, "needs a reason").await;
-    refused(&app, ask, &[("environment", "staging"), ("reason", "r"), ("hours", "48")], &ada, "1 to 24 hours").await;
+    refused(
+        &app,
+        ask,
+        &[("environment", "staging"), ("reason", "  ")],
+        &ada,
+        "needs a reason",
+    )
+    .await;
+    refused(
+        &app,
+        ask,
+        &[("environment", "staging"), ("reason", "r"), ("hours", "48")],
+        &ada,
+        "1 to 24 hours",
+    )
+    .await;
     let asked = server_fn_json(&app, ask, &request, &ada, true).await;
     let id = asked["id"].as_i64().expect("override id").to_string();
     let approve = "/console/fn/approve_override";
-    refused(&app, approve, &[("id", id.as_str())], &dave, "needs an approver binding").await;
-    refused(&app, approve, &[("id", id.as_str())], &ada, "a second person must").await;
+    refused(
+        &app,
+        approve,
+        &[("id", id.as_str())],
+        &dave,
+        "needs an approver binding",
+    )
+    .await;
+    refused(
+        &app,
+        approve,
+        &[("id", id.as_str())],
+        &ada,
+        "a second person must",
+    )
+    .await;
     let approved = server_fn_json(&app, approve, &[("id", id.as_str())], &bob, true).await;
     assert_eq!(approved["approved_by"], "bob");
     let seen = page(&app, &dave).await;
     let row = seen["overrides"][0].clone();
-    assert_eq!((row["over"]["id"].to_string(), row["status"].clone()), (id.clone(), Value::from("in_force")), "{seen}");
-    assert!(seen["in_force"]
-        .as_array()
-        .is_some_and(|f| f.iter().any(|f| f["environment"] == "staging" && f["overridden_by"]["approved_by"] == "bob")));
+    assert_eq!(
+        (row["over"]["id"].to_string(), row["status"].clone()),
+        (id.clone(), Value::from("in_force")),
+        "{seen}"
+    );
+    assert!(seen["in_force"].as_array().is_some_and(|f| f
+        .iter()
+        .any(|f| f["environment"] == "staging" && f["overridden_by"]["approved_by"] == "bob")));
 
     // Removing a window.
     let hotfix_id = hotfix["id"].to_string();
     let remove = "/console/fn/remove_freeze";
-    refused(&app, remove, &[("id", hotfix_id.as_str())], &dave, "needs an admin binding").await;
+    refused(
+        &app,
+        remove,
+        &[("id", hotfix_id.as_str())],
+        &dave,
+        "needs an admin binding",
+    )
+    .await;
     refused(&app, remove, &[("id", "999999")], &ada, "999999").await;
     server_fn_json(&app, remove, &[("id", hotfix_id.as_str())], &ada, true).await;
     assert_eq!(last_event(&app, "freeze.removed").await["actor"], "ada");
-    assert_eq!(page(&app, &ada).await["freezes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        page(&app, &ada).await["freezes"].as_array().map(Vec::len),
+        Some(1)
+    );
 }
 
 #[tokio::test]

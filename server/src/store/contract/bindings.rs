@@ -318,9 +318,13 @@ async fn bindings_are_found_by_group_names_for_callers_that_are_not_stored_users
     }
     // By group names only: never a user's own binding, never another group's.
     assert_eq!(
-        s.group_bindings(&["ml-risk".into(), "repository:acme/models".into(), "nobody".into()])
-            .await
-            .expect("by groups"),
+        s.group_bindings(&[
+            "ml-risk".into(),
+            "repository:acme/models".into(),
+            "nobody".into()
+        ])
+        .await
+        .expect("by groups"),
         [models.clone(), risk.clone()]
     );
     assert!(s.group_bindings(&[]).await.expect("none").is_empty());
@@ -345,7 +349,10 @@ async fn bindings_are_found_by_group_names_for_callers_that_are_not_stored_users
     let alice = s.bindings_of("alice").await.expect("alice");
     assert_eq!(
         alice,
-        [user_binding("alice", Role::Admin, Scope::All), models.clone()],
+        [
+            user_binding("alice", Role::Admin, Scope::All),
+            models.clone()
+        ],
         "sessions and tokens read the same bindings for the user's stored groups"
     );
     assert!(s
