@@ -7,7 +7,7 @@ use serde_json::Value;
 use switchyard_domain::access::Role;
 use switchyard_domain::Timestamp;
 
-use crate::console::{server_fn_json, sign_in, Browser};
+use crate::console::{no_redirects, server_fn_json, sign_in, Browser};
 use crate::helpers::{spawn_app, TestApp};
 use crate::postgres::spawn_app_on_fresh_postgres;
 
@@ -46,6 +46,19 @@ async fn last_event(app: &TestApp, action: &str) -> Value {
 
 fn utc(t: Timestamp) -> String {
     t.to_datetime().format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// The page as the server renders it for `who` (what a browser without JavaScript gets).
+async fn html(app: &TestApp, path: &str, who: &Browser) -> String {
+    no_redirects()
+        .get(format!("{}{path}", app.address))
+        .header(reqwest::header::COOKIE, &who.cookie)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .unwrap_or_default()
 }
 
 async fn an_admin_edits_release_policy_in_the_console_and_others_are_refused(app: TestApp) {
@@ -301,6 +314,44 @@ async fn an_admin_edits_release_policy_in_the_console_and_others_are_refused(app
     assert_eq!(
         page(&app, &ada).await["freezes"].as_array().map(Vec::len),
         Some(1)
+    );
+    // The page as served: greyed out with the reason for a deployer, and a
+    // form post without JavaScript (CSRF token as a field) adds a window.
+    let served = html(&app, "/release", &dave).await;
+    assert!(
+        served.contains("Changing release policy needs an admin binding for all"),
+        "{served}"
+    );
+    assert!(
+        served.contains("weekly fri, sat 18:00 for 60 h (Europe/Berlin)"),
+        "{served}"
+    );
+    assert!(served.contains("disabled"), "{served}");
+    let res = no_redirects()
+        .post(format!("{}/console/fn/add_freeze", app.address))
+        .header(reqwest::header::ORIGIN, &app.address)
+        .header(reqwest::header::COOKIE, &ada.cookie)
+        .header("referer", format!("{}/release", app.address))
+        .form(&[
+            ("csrf_token", ada.csrf.as_str()),
+            ("name", "no-js"),
+            ("environment", "development"),
+            ("kind", "one_off"),
+            ("from", "2099-01-01 00:00"),
+            ("to", "2099-01-02 00:00"),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        res.status().is_redirection() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
+    let served = html(&app, "/release", &ada).await;
+    assert!(
+        served.contains("no-js") && served.contains("one-off 2099-01-01 00:00"),
+        "{served}"
     );
 }
 
