@@ -4,6 +4,8 @@
 //! the server requires.
 
 pub mod add_binding;
+pub mod add_freeze;
+pub mod approve_override;
 pub mod approve_promotion;
 pub mod client;
 pub mod create_subscription;
@@ -19,6 +21,7 @@ pub mod get_model_page;
 pub mod get_notification_status;
 pub mod get_operation;
 pub mod get_overview;
+pub mod get_release_policy;
 pub mod get_serving_at;
 pub mod get_sign_in_options;
 pub mod get_signed_in_user;
@@ -30,10 +33,13 @@ pub mod move_stage;
 pub mod redeliver;
 pub mod reject_promotion;
 pub mod remove_binding;
+pub mod remove_freeze;
+pub mod request_override;
 pub mod request_promotion;
 pub mod roll_back_cluster;
 pub mod rotate_subscription_secret;
 pub mod send_test_message;
+pub mod set_approval_policy;
 pub mod start_operation;
 pub mod verify_audit_chain;
 pub mod withdraw_promotion;

@@ -341,3 +341,48 @@ pub struct AccessView {
     /// The signed-in user's own bindings, in words.
     pub mine: String,
 }
+
+/// The Release policy page: each environment's policy, the freeze windows
+/// (with those in force now), the emergency overrides, and why the
+/// signed-in user may not change them or approve an override (none: they may).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasePolicyView {
+    pub environments: Vec<switchyard_domain::types::Environment>,
+    pub freezes: Vec<switchyard_domain::freeze::FreezeWindow>,
+    pub in_force: Vec<switchyard_domain::freeze::FreezeState>,
+    /// Newest first, each with its status now.
+    pub overrides: Vec<OverrideRow>,
+    /// Why the user may not change policies, freezes or request overrides.
+    pub refused: Option<String>,
+    /// Why the user may not approve an override.
+    pub approve_refused: Option<String>,
+    pub username: String,
+}
+
+/// An emergency override and how it stands now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideRow {
+    pub over: switchyard_domain::freeze::FreezeOverride,
+    pub status: switchyard_domain::freeze::OverrideStatus,
+}
+
+/// The add-freeze form's fields, as text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FreezeForm {
+    pub name: String,
+    pub environment: String,
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub days: String,
+    pub start: String,
+    pub duration_minutes: String,
+    pub time_zone: String,
+}
+
+/// An environment's approval policy as saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPolicy {
+    pub environment: String,
+    pub policy: EnvPolicy,
+}

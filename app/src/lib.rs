@@ -26,6 +26,7 @@ use crate::pages::clusters_page::{ClusterPage, ClustersPage};
 use crate::pages::confirm_operation_page::ConfirmOperationPage;
 use crate::pages::model_page::ModelPage;
 use crate::pages::overview_page::OverviewPage;
+use crate::pages::release_page::ReleasePage;
 use crate::pages::request_page::RequestPage;
 use crate::pages::serving_page::ServingPage;
 use crate::pages::signin_page::SignInPage;
@@ -108,6 +109,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/subscriptions") view=SubscriptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("/subscriptions/:name") view=SubscriptionPage ssr=SsrMode::Async/>
                     <Route path=path!("/access") view=AccessPage ssr=SsrMode::Async/>
+                    <Route path=path!("/release") view=ReleasePage ssr=SsrMode::Async/>
                     <Route path=path!("/signin") view=SignInPage/>
                 </Routes>
             </main>

@@ -8,6 +8,7 @@ pub mod clusters_page;
 pub mod confirm_operation_page;
 pub mod model_page;
 pub mod overview_page;
+pub mod release_page;
 pub mod request_page;
 pub mod serving_page;
 pub mod signin_page;

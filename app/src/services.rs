@@ -169,6 +169,49 @@ pub trait Services: Send + Sync + 'static {
 
     /// Removes binding `id` (admin on all).
     async fn remove_binding(&self, id: i64) -> Result<BindingRow, AppError>;
+
+    /// Policies, freezes and overrides, for the Release policy page (any signed-in user).
+    async fn release_policy(&self) -> Result<crate::data::ReleasePolicyView, AppError>;
+
+    /// Sets `environment`'s approval policy as the form gives it (admin on
+    /// all): numbers as text, required groups comma-separated,
+    /// `requester_group_may_approve` `yes` or `no`.
+    async fn set_approval_policy(
+        &self,
+        environment: &str,
+        required_approvals: &str,
+        required_groups: &str,
+        requester_group_may_approve: &str,
+        expiry_hours: &str,
+    ) -> Result<crate::data::SavedPolicy, AppError>;
+
+    /// Adds a freeze window (admin on all): `kind` `one_off` (from, to: UTC
+    /// `YYYY-MM-DD HH:MM` or RFC 3339) or `weekly` (days comma-separated,
+    /// start HH:MM, duration in minutes, IANA time zone).
+    async fn add_freeze(
+        &self,
+        form: crate::data::FreezeForm,
+    ) -> Result<switchyard_domain::freeze::FreezeWindow, AppError>;
+
+    /// Removes freeze window `id` (admin on all).
+    async fn remove_freeze(
+        &self,
+        id: i64,
+    ) -> Result<switchyard_domain::freeze::FreezeWindow, AppError>;
+
+    /// Requests an emergency override (admin on all), with a reason.
+    async fn request_override(
+        &self,
+        environment: &str,
+        reason: &str,
+        hours: &str,
+    ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError>;
+
+    /// Approves override `id` as the second person (approver or admin on all).
+    async fn approve_override(
+        &self,
+        id: i64,
+    ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

@@ -330,18 +330,7 @@ impl ApprovalPolicy {
         requester_groups: &[String],
         votes: &[Vote<'_>],
     ) -> Vec<Requirement> {
-        let mut counted: Vec<Vote<'_>> = Vec::new();
-        for v in votes {
-            if v.approver == requester
-                || counted.iter().any(|c| c.approver == v.approver)
-                || self
-                    .check_approver(requester, requester_groups, v.approver, v.groups)
-                    .is_err()
-            {
-                continue;
-            }
-            counted.push(*v);
-        }
+        let counted = self.counted(requester, requester_groups, votes);
         let n = self.required_approvals;
         let have = counted.len();
         let names: Vec<&str> = counted.iter().map(|v| v.approver).collect();
@@ -386,6 +375,72 @@ impl ApprovalPolicy {
             });
         }
         out
+    }
+}
+
+impl ApprovalPolicy {
+    /// The votes this policy counts: distinct approvers, none from the
+    /// requester, none from the requester's groups when forbidden.
+    fn counted<'a>(
+        &self,
+        requester: &str,
+        requester_groups: &[String],
+        votes: &[Vote<'a>],
+    ) -> Vec<Vote<'a>> {
+        let mut counted: Vec<Vote<'a>> = Vec::new();
+        for v in votes {
+            if v.approver == requester
+                || counted.iter().any(|c| c.approver == v.approver)
+                || self
+                    .check_approver(requester, requester_groups, v.approver, v.groups)
+                    .is_err()
+            {
+                continue;
+            }
+            counted.push(*v);
+        }
+        counted
+    }
+
+    /// Approvals still needed at least: the distinct approvers missing, or
+    /// the required groups still open (each needs one more approval) if
+    /// those are more.
+    pub fn still_needed(
+        &self,
+        requester: &str,
+        requester_groups: &[String],
+        votes: &[Vote<'_>],
+    ) -> u32 {
+        let counted = self.counted(requester, requester_groups, votes).len();
+        let counted = u32::try_from(counted).unwrap_or(u32::MAX);
+        let groups_open = self
+            .evaluate(requester, requester_groups, votes)
+            .iter()
+            .filter(|r| !r.met && r.group.is_some())
+            .count();
+        let groups_open = u32::try_from(groups_open).unwrap_or(u32::MAX);
+        self.required_approvals
+            .saturating_sub(counted)
+            .max(groups_open)
+    }
+
+    /// Whether `candidate`'s approval would bring the promotion closer to
+    /// meeting this policy: it lowers `still_needed`. Not so for the
+    /// requester, someone who approved already, someone of the requester's
+    /// groups when forbidden — nor for someone outside every open required
+    /// group once only required-group approvals remain (their approval
+    /// would count, but leave the same approvals to gather).
+    pub fn would_advance(
+        &self,
+        requester: &str,
+        requester_groups: &[String],
+        votes: &[Vote<'_>],
+        candidate: Vote<'_>,
+    ) -> bool {
+        let now = self.still_needed(requester, requester_groups, votes);
+        let mut with = votes.to_vec();
+        with.push(candidate);
+        self.still_needed(requester, requester_groups, &with) < now
     }
 }
 

@@ -117,19 +117,22 @@ pub struct Promotion {
 }
 
 impl Promotion {
-    /// Each requirement of the policy, met or open with the approvals so far.
-    pub fn evaluate(&self) -> Vec<Requirement> {
-        let votes: Vec<Vote<'_>> = self
-            .approvals
+    /// The approvals of the config the promotion is about, as the policy sees them.
+    fn votes(&self) -> Vec<Vote<'_>> {
+        self.approvals
             .iter()
             .filter(|a| a.config_hash == self.config_hash)
             .map(|a| Vote {
                 approver: &a.approver,
                 groups: &a.groups,
             })
-            .collect();
+            .collect()
+    }
+
+    /// Each requirement of the policy, met or open with the approvals so far.
+    pub fn evaluate(&self) -> Vec<Requirement> {
         self.policy
-            .evaluate(&self.requested_by, &self.requester_groups, &votes)
+            .evaluate(&self.requested_by, &self.requester_groups, &self.votes())
     }
 
     /// Recomputes `requirements` (after reading or adding an approval).
@@ -143,33 +146,39 @@ impl Promotion {
     }
 }
 
-/// Who can still approve `p`, by name: the active users whose role may
-/// approve (approver or admin), other than the requester and those who
-/// approved already. `users` are (username, role) of the active users.
-pub fn remaining_approvers(p: &Promotion, users: &[(String, crate::access::Role)]) -> Vec<String> {
-    let mut names: Vec<String> = users
+/// Who can still usefully approve `p`, by name, among `candidates` (the
+/// people bound to approve in its environment, with their groups): those
+/// whose approval the policy would count and that would lower the approvals
+/// still needed (`ApprovalPolicy::would_advance`). Once only required-group
+/// approvals remain, that is only the people of the groups still open.
+pub fn remaining_approvers(p: &Promotion, candidates: &[(String, Vec<String>)]) -> Vec<String> {
+    let votes = p.votes();
+    let mut names: Vec<String> = candidates
         .iter()
-        .filter(|(name, role)| {
-            role.allows(crate::access::Role::Approver)
-                && *name != p.requested_by
-                && !p.approvals.iter().any(|a| a.approver == *name)
+        .filter(|(name, groups)| {
+            p.policy.would_advance(
+                &p.requested_by,
+                &p.requester_groups,
+                &votes,
+                Vote {
+                    approver: name,
+                    groups,
+                },
+            )
         })
         .map(|(name, _)| name.clone())
         .collect();
     names.sort();
+    names.dedup();
     names
 }
 
 /// Approvals the promotion still needs at least: the distinct approvers
-/// missing, or the required groups still open if those are more.
+/// missing, or the required groups still open if those are more (only
+/// approvals the policy counts, of the config the promotion is about).
 pub fn approvals_still_needed(p: &Promotion) -> u32 {
-    let reqs = p.evaluate();
-    let groups_open = reqs.iter().filter(|r| !r.met && r.group.is_some()).count();
-    let groups_open = u32::try_from(groups_open).unwrap_or(u32::MAX);
-    let approvers = p
-        .required_approvals
-        .saturating_sub(u32::try_from(p.approvals.len()).unwrap_or(u32::MAX));
-    approvers.max(groups_open)
+    p.policy
+        .still_needed(&p.requested_by, &p.requester_groups, &p.votes())
 }
 
 fn promotion_context(now: Timestamp) -> MoveContext {
@@ -466,19 +475,18 @@ mod tests {
         ));
     }
 
+    fn people(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        list.iter()
+            .map(|(n, g)| ((*n).to_owned(), g.iter().map(|g| (*g).to_owned()).collect()))
+            .collect()
+    }
+
     #[test]
     fn the_approvers_named_are_those_who_may_still_approve() {
-        use crate::access::Role;
-        let users = vec![
-            ("dave".to_owned(), Role::Approver),
-            ("carol".to_owned(), Role::Approver),
-            ("bob".to_owned(), Role::Admin),
-            ("vera".to_owned(), Role::Viewer),
-            ("dan".to_owned(), Role::Deployer),
-        ];
+        let candidates = people(&[("dave", &[]), ("carol", &[]), ("bob", &[])]);
         let mut p = pending();
         assert_eq!(
-            remaining_approvers(&p, &users),
+            remaining_approvers(&p, &candidates),
             ["bob", "carol"],
             "not the requester dave"
         );
@@ -491,8 +499,67 @@ mod tests {
             at: Timestamp::from_micros(1),
             groups: vec![],
         });
-        assert_eq!(remaining_approvers(&p, &users), ["bob"]);
+        assert_eq!(remaining_approvers(&p, &candidates), ["bob"]);
         assert_eq!(approvals_still_needed(&p), p.required_approvals - 1);
+    }
+
+    #[test]
+    fn once_only_required_group_approvals_remain_only_their_members_are_named() {
+        let candidates = people(&[
+            ("bob", &["platform"]),
+            ("carol", &["platform"]),
+            ("rita", &["ml-risk"]),
+            ("paul", &["ml-risk", "platform"]),
+            ("otto", &[]),
+        ]);
+        // 2 of N with ml-risk and platform required: two approvals are
+        // needed and both must come from the open groups, so someone in
+        // neither would count without bringing the promotion closer.
+        let mut p = two_of_n_with_ml_risk();
+        p.policy.required_groups = vec!["ml-risk".into(), "platform".into()];
+        assert_eq!(approvals_still_needed(&p), 2);
+        assert_eq!(
+            remaining_approvers(&p, &candidates),
+            ["bob", "carol", "paul", "rita"],
+            "not otto"
+        );
+        // platform is met by bob; one more is needed, from ml-risk.
+        p.approvals.push(approval("bob", &["platform"]));
+        assert_eq!(approvals_still_needed(&p), 1);
+        assert_eq!(remaining_approvers(&p, &candidates), ["paul", "rita"]);
+        p.approvals.push(approval("rita", &["ml-risk"]));
+        assert!(p.is_fully_approved());
+        assert!(remaining_approvers(&p, &candidates).is_empty());
+    }
+
+    #[test]
+    fn anyone_counted_is_named_while_more_approvers_than_open_groups_are_missing() {
+        let candidates = people(&[("rita", &["ml-risk"]), ("otto", &[])]);
+        let mut p = two_of_n_with_ml_risk();
+        p.policy.required_approvals = 3;
+        // 3 needed, 1 group open: otto's approval helps (3 → 2).
+        assert_eq!(remaining_approvers(&p, &candidates), ["otto", "rita"]);
+        p.approvals.push(approval("bob", &[]));
+        p.approvals.push(approval("carol", &[]));
+        // 1 needed, and it must be ml-risk's.
+        assert_eq!(approvals_still_needed(&p), 1);
+        assert_eq!(remaining_approvers(&p, &candidates), ["rita"]);
+    }
+
+    #[test]
+    fn people_of_the_requesters_groups_are_not_named_when_the_policy_forbids_them() {
+        let candidates = people(&[("rita", &["ml-risk"]), ("bob", &["platform"])]);
+        let mut p = two_of_n_with_ml_risk();
+        p.policy.required_groups = vec![];
+        p.policy.requester_group_may_approve = false;
+        p.requester_groups = vec!["platform".into()];
+        assert_eq!(remaining_approvers(&p, &candidates), ["rita"]);
+        // An approval of another config does not count, so nobody drops out.
+        let mut stale = approval("rita", &["ml-risk"]);
+        stale.config_hash = "sha256:old".into();
+        p.approvals.push(stale);
+        assert_eq!(approvals_still_needed(&p), 2);
+        assert_eq!(remaining_approvers(&p, &candidates), ["rita"]);
     }
 
     fn approval(who: &str, groups: &[&str]) -> Approval {

@@ -133,6 +133,15 @@ pub struct RequestLookup {
     /// Said plainly when the cluster is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// The environment of the record's cluster (when Switchyard manages it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The promotion that put the record's version into that environment:
+    /// the last applied at or before the record, with its approvers (and
+    /// their identity at the provider), the policy in force and its
+    /// requirements as met. Absent when no promotion did (e.g. development).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PinPromotion>,
 }
 
 /// What one environment pinned for one model at an instant.

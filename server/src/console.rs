@@ -8,6 +8,7 @@
 //! signed-out page views to `/signin`. Services are provided only with a
 //! session, so every server function refuses without one.
 
+mod release;
 mod subscriptions;
 
 use std::path::{Path, PathBuf};
@@ -1020,6 +1021,54 @@ impl Services for StoreServices {
             .await
             .map(binding_row)
             .map_err(to_app_error)
+    }
+
+    async fn release_policy(&self) -> Result<app::data::ReleasePolicyView, AppError> {
+        release::view(&self.state, &self.user).await
+    }
+
+    async fn set_approval_policy(
+        &self,
+        environment: &str,
+        required_approvals: &str,
+        required_groups: &str,
+        requester_group_may_approve: &str,
+        expiry_hours: &str,
+    ) -> Result<app::data::SavedPolicy, AppError> {
+        release::set_approval_policy(
+            &self.state,
+            &self.identity,
+            environment,
+            required_approvals,
+            required_groups,
+            requester_group_may_approve,
+            expiry_hours,
+        )
+        .await
+    }
+
+    async fn add_freeze(
+        &self,
+        form: app::data::FreezeForm,
+    ) -> Result<switchyard_domain::freeze::FreezeWindow, AppError> {
+        release::add_freeze(&self.state, &self.identity, form).await
+    }
+
+    async fn remove_freeze(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeWindow, AppError> {
+        release::remove_freeze(&self.state, &self.identity, id).await
+    }
+
+    async fn request_override(
+        &self,
+        environment: &str,
+        reason: &str,
+        hours: &str,
+    ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError> {
+        release::request_override(&self.state, &self.identity, environment, reason, hours).await
+    }
+
+    async fn approve_override(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeOverride, AppError> {
+        release::approve_override(&self.state, &self.identity, id).await
     }
 
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {

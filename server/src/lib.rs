@@ -21,6 +21,7 @@ pub mod mlflow;
 pub mod notify;
 pub mod operations;
 pub mod promotions;
+pub mod release;
 pub mod rest;
 pub mod sso;
 pub mod startup;

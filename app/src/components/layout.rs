@@ -35,6 +35,7 @@ pub fn Header() -> impl IntoView {
                 <A href="/audit">"Audit log"</A>
                 {admin.then(|| view! { <A href="/subscriptions">"Subscriptions"</A> })}
                 <A href="/access">"Access"</A>
+                <A href="/release">"Release policy"</A>
             </nav>
             {match user {
                 Some(u) => view! { <UserBox user=u/> }.into_any(),

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use switchyard_domain::types::RequestLookup;
+use switchyard_domain::types::{PinApprover, PinPromotion, RequestLookup};
 
 use crate::api::lookup_request::lookup_request;
 use crate::components::stage_badge::StageBadge;
@@ -57,6 +57,8 @@ fn Found(found: RequestLookup) -> impl IntoView {
         version,
         provenance,
         notice,
+        environment,
+        promotion,
         ..
     } = found;
     let full_id = record.full_id.to_string();
@@ -78,6 +80,7 @@ fn Found(found: RequestLookup) -> impl IntoView {
                 }}
             </dl>
         </section>
+        {environment.map(|env| view! { <Approval environment=env promotion/> })}
         <section aria-labelledby="prov-h">
             <h2 id="prov-h">"Provenance"</h2>
             <p class="sub">"Ledger events about this version and its cluster up to the moment of the request, oldest first."</p>
@@ -100,5 +103,88 @@ fn Found(found: RequestLookup) -> impl IntoView {
                 </table>
             </div>
         </section>
+    }
+}
+
+/// Who approved the version into the cluster's environment, as who they are
+/// at the identity provider, and the policy that was in force.
+#[component]
+fn Approval(environment: String, promotion: Option<PinPromotion>) -> impl IntoView {
+    let Some(p) = promotion else {
+        return view! {
+            <section aria-labelledby="approval-h">
+                <h2 id="approval-h">"Approval"</h2>
+                <p class="empty">{format!("No promotion put this version into {environment}: it was not approved there.")}</p>
+            </section>
+        }
+        .into_any();
+    };
+    let policy = p.policy.map(|pol| {
+        let mut parts = vec![format!(
+            "{} distinct approver{}",
+            pol.required_approvals,
+            if pol.required_approvals == 1 { "" } else { "s" }
+        )];
+        if !pol.required_groups.is_empty() {
+            parts.push(format!(
+                "one approval from each of {}",
+                pol.required_groups.join(", ")
+            ));
+        }
+        if !pol.requester_group_may_approve {
+            parts.push("none from the requester's groups".to_owned());
+        }
+        parts.push(format!("expiry {} h", pol.expiry_hours));
+        parts.join("; ")
+    });
+    view! {
+        <section aria-labelledby="approval-h" class="approval">
+            <h2 id="approval-h">{format!("Approval into {environment}")}</h2>
+            <dl class="facts">
+                <dt>"Promotion"</dt><dd>{format!("#{}, requested by {}", p.id, p.requested_by)}</dd>
+                <dt>"Policy in force"</dt>
+                <dd class="policy">{policy.unwrap_or_else(|| "from before approval policies (the approval count alone)".into())}</dd>
+            </dl>
+            <div class="table-wrap">
+                <table class="approvers">
+                    <ColumnHeads names=&["Approver", "Identity provider", "Groups then", "When"]/>
+                    <tbody>
+                        {p.approvers.into_iter().map(|a| view! { <ApproverRow a/> }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+            <ul class="requirements">
+                {p.requirements.into_iter().map(|r| view! {
+                    <li>{format!("{} {} — {}", if r.met { "✓" } else { "○" }, r.requirement, r.status)}</li>
+                }).collect_view()}
+            </ul>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn ApproverRow(a: PinApprover) -> impl IntoView {
+    let idp = match a.sso {
+        Some(s) => {
+            let who = match (s.name, s.email) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (Some(n), None) => n,
+                (None, Some(e)) => e,
+                (None, None) => String::new(),
+            };
+            format!("{who} (subject {} at {})", s.subject, s.issuer)
+                .trim()
+                .to_owned()
+        }
+        None => "local user".to_owned(),
+    };
+    view! {
+        <tr>
+            <td>{a.username}</td>
+            <td class="sso">{idp}</td>
+            <td>{if a.groups.is_empty() { "none".to_owned() } else { a.groups.join(", ") }}</td>
+            <td class="nowrap">{utc(a.at)}</td>
+        </tr>
     }
 }

@@ -316,10 +316,8 @@ pub async fn callback(
     let mapped = app.sso.settings.role_map.role_for(&groups).map(|g| g.role);
     let group_bound = match mapped {
         Some(_) => true,
-        None => match app.store.list_bindings().await {
-            Ok(all) => all.iter().any(|b| {
-                matches!(&b.binding.subject, switchyard_domain::access::Subject::Group(g) if groups.contains(g))
-            }),
+        None => match app.store.group_bindings(&groups).await {
+            Ok(bound) => !bound.is_empty(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read role bindings");
                 return back_to_signin(SsoFailure::Unavailable);

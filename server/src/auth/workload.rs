@@ -6,8 +6,9 @@
 //! names an unknown key id (rotation), at most every `KEY_REFETCH_INTERVAL`.
 //!
 //! A verified token becomes an `Identity` named `jwt:<subject claim>`, with
-//! groups `<claim>:<value>` from the configured claims, and the role the
-//! role map gives those groups.
+//! groups `<claim>:<value>` from the configured claims, the role bindings
+//! Switchyard holds on those groups (as for any user's groups), and the role
+//! the role map gives them.
 
 use std::time::Instant;
 
@@ -260,29 +261,42 @@ fn header_refusal(token: &str, e: &jsonwebtoken::errors::Error) -> JwtRefusal {
 }
 
 /// The identity a verified workload speaks as: `jwt:<subject>`, with the
-/// role its groups give; `Err` names the groups when none maps to a role.
-pub fn identity(workload: Workload, role_map: &RoleMap) -> Result<Identity, String> {
-    match role_map.role_for(&workload.groups) {
-        Some(granted) => {
-            let username = format!("jwt:{}", workload.subject);
-            Ok(Identity {
-                bindings: vec![switchyard_domain::access::Binding::new(
-                    switchyard_domain::access::Subject::User(username.clone()),
-                    granted.role,
-                    switchyard_domain::access::Scope::All,
-                )],
-                username,
-                role: granted.role,
-                groups: workload.groups,
-                token: None,
-            })
-        }
-        None => Err(format!(
-            "the JWT of {:?} is valid, but its groups [{}] map to no role (SWITCHYARD_OIDC_ROLE_MAP)",
-            workload.subject,
-            workload.groups.join(", ")
-        )),
+/// role bindings Switchyard holds on its groups — read by the store exactly
+/// as a session's or an API token's are (`IdentityStore::caller_identity`) —
+/// plus, when the role map gives its groups a role, that role on all.
+/// `Ok(None)`: its groups neither map to a role nor have a binding.
+pub async fn identity(
+    workload: &Workload,
+    role_map: &RoleMap,
+    store: &dyn crate::store::Store,
+) -> crate::store::StoreResult<Option<Identity>> {
+    let username = format!("jwt:{}", workload.subject);
+    let stored = store.caller_identity(&username, &workload.groups).await?;
+    Ok(with_mapped_role(stored, role_map))
+}
+
+/// `stored` with the role map's grant added as a binding on all; `None` when
+/// it ends up with no binding at all.
+fn with_mapped_role(mut id: Identity, role_map: &RoleMap) -> Option<Identity> {
+    if let Some(granted) = role_map.role_for(&id.groups) {
+        id.bindings.push(switchyard_domain::access::Binding::new(
+            switchyard_domain::access::Subject::User(id.username.clone()),
+            granted.role,
+            switchyard_domain::access::Scope::All,
+        ));
+        id.role = Identity::summary_role(&id.username, &id.groups, &id.bindings);
     }
+    (!id.bindings.is_empty()).then_some(id)
+}
+
+/// The 403's message for a valid JWT that nothing grants a role.
+pub fn no_role(workload: &Workload) -> String {
+    format!(
+        "the JWT of {:?} is valid, but its groups [{}] map to no role (SWITCHYARD_OIDC_ROLE_MAP) \
+         and no role binding names them (add one with `switchyard binding add --group …`)",
+        workload.subject,
+        workload.groups.join(", ")
+    )
 }
 
 /// Whether a bearer token is a JWT rather than a Switchyard API token.
@@ -311,22 +325,30 @@ mod tests {
     }
 
     #[test]
-    fn workloads_get_the_role_their_groups_map_to() {
+    fn the_role_map_adds_a_binding_on_all_to_what_the_store_holds() {
+        use switchyard_domain::access::{Binding, Scope, Subject};
         let map = RoleMap::parse("repository:acme/models=deployer").expect("map");
-        let w = Workload {
-            subject: "ci-deploy".into(),
-            groups: vec!["repository:acme/models".into()],
+        let stored = |groups: &[&str], bindings: Vec<Binding>| Identity {
+            username: "jwt:ci".into(),
+            role: Role::Viewer,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            token: None,
+            bindings,
         };
-        let id = identity(w, &map).expect("mapped");
-        assert_eq!(
-            (id.username.as_str(), id.role),
-            ("jwt:ci-deploy", Role::Deployer)
+        let id =
+            with_mapped_role(stored(&["repository:acme/models"], vec![]), &map).expect("mapped");
+        assert_eq!(id.role, Role::Deployer);
+        assert!(id.check(Role::Deployer, Some("production"), "x").is_ok());
+        let staging = Binding::new(
+            Subject::Group("repository:acme/data".into()),
+            Role::Deployer,
+            Scope::Environment("staging".into()),
         );
-        let w = Workload {
-            subject: "ci-other".into(),
-            groups: vec!["repository:acme/website".into()],
-        };
-        let err = identity(w, &map).expect_err("unmapped");
-        assert!(err.contains("repository:acme/website"));
+        let id = with_mapped_role(stored(&["repository:acme/data"], vec![staging]), &map)
+            .expect("bound");
+        assert_eq!(id.role, Role::Viewer, "no role on all");
+        assert!(id.check(Role::Deployer, Some("staging"), "x").is_ok());
+        assert!(id.check(Role::Deployer, Some("production"), "x").is_err());
+        assert!(with_mapped_role(stored(&["repository:acme/website"], vec![]), &map).is_none());
     }
 }

@@ -83,9 +83,10 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         .filter(|_| workload::looks_like_jwt(token))
     {
         let identity = match verifier.verify(token).await {
-            Ok(w) => match workload::identity(w, &app.sso.settings.role_map) {
-                Ok(identity) => identity,
-                Err(why) => return ApiError::forbidden(why).into_response(),
+            Ok(w) => match workload::identity(&w, &app.sso.settings.role_map, app.store.as_ref()).await {
+                Ok(Some(identity)) => identity,
+                Ok(None) => return ApiError::forbidden(workload::no_role(&w)).into_response(),
+                Err(e) => return ApiError::from(e).into_response(),
             },
             Err(refusal) => {
                 return ApiError::new(

@@ -207,6 +207,14 @@ const REQUEST_LOOKUP: &[Field] = &[
     ("record", F::Ref("RequestRecord"), true),
     ("version", F::Ref("Version"), false),
     ("provenance", F::List("LedgerEvent"), true),
+    ("cluster_known", F::Bool, true),
+    ("notice", F::Str, false),
+    // The environment of the record's cluster, when Switchyard manages it.
+    ("environment", F::Str, false),
+    // The promotion that put the version into that environment (the last
+    // applied before the record): approvers with their identity at the
+    // provider, the policy in force and its requirements as met.
+    ("promotion", F::Ref("PinPromotion"), false),
 ];
 const LEDGER_EVENT: &[Field] = &[
     ("id", F::Int, true),

@@ -1,6 +1,7 @@
 //! Release policy over REST: an environment's approval policy, change-freeze
 //! windows, and emergency overrides (an admin asks with a reason, a second
-//! person approves; then changes pass for a bounded time).
+//! person approves; then changes pass for a bounded time). Thin: the rules
+//! are `crate::release`'s, which the console calls too.
 //!
 //! Inside a freeze, promotions and operations (not rollbacks) answer
 //! **423 Locked** with code `change_freeze`, naming the window and its end.
@@ -10,15 +11,15 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchyard_domain::access::Role;
-use switchyard_domain::freeze::{FreezeOverride, FreezeWindow, NewFreeze, Schedule};
+use switchyard_domain::freeze::{FreezeOverride, FreezeWindow};
 use switchyard_domain::policy::{parse_environment_name, EnvPolicy};
-use switchyard_domain::{DomainError, Stage, Timestamp};
+use switchyard_domain::Timestamp;
 use utoipa::{IntoParams, ToSchema};
 
 use super::actor::Actor;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::error::ApiError;
+use crate::release::{self, FreezeRequest, PolicyChange};
 use crate::state::AppState;
 
 /// The body of `PUT /api/v1/environments/{env}/policy`: fields left out
@@ -57,35 +58,23 @@ pub async fn put_policy(
     ApiPath(env): ApiPath<String>,
     ApiJson(body): ApiJson<PutPolicy>,
 ) -> Result<Json<EnvPolicy>, ApiError> {
-    let env = parse_environment_name(&env)?;
-    actor.require(Role::Admin, &format!("changing the policy of {env}"))?;
-    let current = app
-        .store
-        .list_environments()
-        .await?
-        .into_iter()
-        .find(|e| e.name == env)
-        .ok_or_else(|| DomainError::NotFound(format!("no environment named {env}")))?
-        .policy;
-    let policy = EnvPolicy {
-        allow_latest: body.allow_latest.unwrap_or(current.allow_latest),
-        required_approvals: body
-            .required_approvals
-            .unwrap_or(current.required_approvals),
-        min_stage: match body.min_stage.as_deref() {
-            Some(s) => s.parse::<Stage>()?,
-            None => current.min_stage,
-        },
-        required_groups: body.required_groups.unwrap_or(current.required_groups),
-        requester_group_may_approve: body
-            .requester_group_may_approve
-            .unwrap_or(current.requester_group_may_approve),
-        expiry_hours: body.expiry_hours.unwrap_or(current.expiry_hours),
+    let change = PolicyChange {
+        allow_latest: body.allow_latest,
+        required_approvals: body.required_approvals,
+        min_stage: body.min_stage,
+        required_groups: body.required_groups,
+        requester_group_may_approve: body.requester_group_may_approve,
+        expiry_hours: body.expiry_hours,
     };
     Ok(Json(
-        app.store
-            .set_environment_policy(&env, &policy, &actor.name, Timestamp::now())
-            .await?,
+        release::set_policy(
+            app.store.as_ref(),
+            &actor.identity,
+            &env,
+            change,
+            Timestamp::now(),
+        )
+        .await?,
     ))
 }
 
@@ -122,49 +111,19 @@ pub struct CreateFreeze {
     pub time_zone: Option<String>,
 }
 
-impl CreateFreeze {
-    fn into_new(self) -> Result<NewFreeze, ApiError> {
-        let missing = |f: &str| {
-            ApiError::from(DomainError::Invalid(format!(
-                "a {} freeze needs field {f:?}",
-                self.kind
-            )))
-        };
-        let schedule = match self.kind.as_str() {
-            "one_off" => Schedule::OneOff {
-                from: Timestamp::parse(self.from.as_deref().ok_or_else(|| missing("from"))?)?,
-                to: Timestamp::parse(self.to.as_deref().ok_or_else(|| missing("to"))?)?,
-            },
-            "weekly" => {
-                let days = self.days.clone().ok_or_else(|| missing("days"))?;
-                let days = serde_json::from_value(json!(days)).map_err(|_| {
-                    DomainError::Invalid(format!(
-                        "days {days:?} must name days as mon, tue, wed, thu, fri, sat or sun"
-                    ))
-                })?;
-                Schedule::Weekly {
-                    days,
-                    start: self.start.clone().ok_or_else(|| missing("start"))?,
-                    duration_minutes: self
-                        .duration_minutes
-                        .ok_or_else(|| missing("duration_minutes"))?,
-                    time_zone: self.time_zone.clone().ok_or_else(|| missing("time_zone"))?,
-                }
-            }
-            other => {
-                return Err(DomainError::Invalid(format!(
-                    "kind {other:?} is unknown: one_off or weekly"
-                ))
-                .into())
-            }
-        };
-        let new = NewFreeze {
-            name: self.name,
-            environment: self.environment,
-            schedule,
-        };
-        new.validate()?;
-        Ok(new)
+impl From<CreateFreeze> for FreezeRequest {
+    fn from(b: CreateFreeze) -> FreezeRequest {
+        FreezeRequest {
+            name: b.name,
+            environment: b.environment,
+            kind: b.kind,
+            from: b.from,
+            to: b.to,
+            days: b.days,
+            start: b.start,
+            duration_minutes: b.duration_minutes,
+            time_zone: b.time_zone,
+        }
     }
 }
 
@@ -217,12 +176,13 @@ pub async fn create_freeze(
     actor: Actor,
     ApiJson(body): ApiJson<CreateFreeze>,
 ) -> Result<(StatusCode, Json<FreezeWindow>), ApiError> {
-    actor.require(Role::Admin, "creating a freeze window")?;
-    let new = body.into_new()?;
-    let w = app
-        .store
-        .create_freeze(&new, &actor.name, Timestamp::now())
-        .await?;
+    let w = release::create_freeze(
+        app.store.as_ref(),
+        &actor.identity,
+        body.into(),
+        Timestamp::now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(w)))
 }
 
@@ -238,11 +198,8 @@ pub async fn remove_freeze(
     actor: Actor,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<FreezeWindow>, ApiError> {
-    actor.require(Role::Admin, "removing a freeze window")?;
     Ok(Json(
-        app.store
-            .remove_freeze(id, &actor.name, Timestamp::now())
-            .await?,
+        release::remove_freeze(app.store.as_ref(), &actor.identity, id, Timestamp::now()).await?,
     ))
 }
 
@@ -273,18 +230,15 @@ pub async fn request_override(
     ApiPath(env): ApiPath<String>,
     ApiJson(body): ApiJson<RequestOverride>,
 ) -> Result<(StatusCode, Json<FreezeOverride>), ApiError> {
-    let env = parse_environment_name(&env)?;
-    actor.require(
-        Role::Admin,
-        &format!("requesting an emergency override in {env}"),
-    )?;
-    let hours = body
-        .hours
-        .unwrap_or(switchyard_domain::freeze::DEFAULT_OVERRIDE_HOURS);
-    let o = app
-        .store
-        .request_override(&env, &body.reason, hours, &actor.identity, Timestamp::now())
-        .await?;
+    let o = release::request_override(
+        app.store.as_ref(),
+        &actor.identity,
+        &env,
+        &body.reason,
+        body.hours,
+        Timestamp::now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(o)))
 }
 
@@ -301,10 +255,8 @@ pub async fn approve_override(
     actor: Actor,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<FreezeOverride>, ApiError> {
-    actor.require(Role::Approver, "approving an emergency override")?;
     Ok(Json(
-        app.store
-            .approve_override(id, &actor.identity, Timestamp::now())
+        release::approve_override(app.store.as_ref(), &actor.identity, id, Timestamp::now())
             .await?,
     ))
 }

@@ -175,6 +175,15 @@ pub trait IdentityStore: Send + Sync + 'static {
     /// The bindings that apply to `username` (theirs and their groups').
     async fn bindings_of(&self, username: &str) -> StoreResult<Vec<Binding>>;
 
+    /// The bindings on any of `groups` (not on users), oldest first.
+    async fn group_bindings(&self, groups: &[String]) -> StoreResult<Vec<Binding>>;
+
+    /// The identity of a caller who is not a stored user but whose groups
+    /// are known from a verified credential (a workload's JWT): the bindings
+    /// on its name and on those groups, read by the same query that gives
+    /// sessions and API tokens theirs (with the user's stored groups).
+    async fn caller_identity(&self, name: &str, groups: &[String]) -> StoreResult<Identity>;
+
     /// Replaces the user's groups (ledger: `user.groups_changed`, only when
     /// they differ). Unknown user: `NotFound`.
     async fn set_user_groups(

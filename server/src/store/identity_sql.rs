@@ -34,23 +34,35 @@ macro_rules! users_with_bindings {
          WHERE u.disabled_at IS NULL "
     };
 }
-/// Who may approve in environment $1: bound as approver or admin there or on
-/// all (a promotion's own rules narrow it: `promotion::remaining_approvers`).
-pub(crate) const SELECT_APPROVING_USERS: &str = concat!(
-    "SELECT DISTINCT u.username, b.role ",
-    users_with_bindings!(),
-    "AND b.role IN ('approver', 'admin') AND (b.scope = '*' OR b.scope = $1) ORDER BY u.username"
-);
 /// Enabled users with an admin binding on all, other than through binding $1.
 pub(crate) const COUNT_OTHER_ADMINS: &str = concat!(
     "SELECT COUNT(DISTINCT u.username) ",
     users_with_bindings!(),
     "AND b.role = 'admin' AND b.scope = '*' AND b.id <> $1"
 );
-pub(crate) const SELECT_BINDINGS_OF: &str = "SELECT subject_kind, subject, role, scope FROM role_bindings \
-     WHERE (subject_kind = 'user' AND subject = $1) \
-     OR (subject_kind = 'group' AND subject IN (SELECT group_name FROM user_groups WHERE username = $1)) \
-     ORDER BY id";
+/// The bindings on user `$1` (when `with_user`) or on any of `groups`
+/// groups (the following placeholders): the one query behind every identity
+/// — sessions and API tokens (with the user's stored groups), workload JWTs
+/// (with the token's groups) — and behind single sign-on's check for
+/// bindings on a person's groups (no user).
+pub(crate) fn select_bindings_for(with_user: bool, groups: usize) -> String {
+    let mut clauses = Vec::new();
+    if with_user {
+        clauses.push("(subject_kind = 'user' AND subject = $1)".to_owned());
+    }
+    if groups > 0 {
+        let first = usize::from(with_user) + 1;
+        let list: Vec<String> = (first..first + groups).map(|i| format!("${i}")).collect();
+        clauses.push(format!("(subject_kind = 'group' AND subject IN ({}))", list.join(", ")));
+    }
+    if clauses.is_empty() {
+        clauses.push("1 = 0".to_owned());
+    }
+    format!(
+        "SELECT subject_kind, subject, role, scope FROM role_bindings WHERE {} ORDER BY id",
+        clauses.join(" OR ")
+    )
+}
 macro_rules! binding_columns {
     () => {
         "id, subject_kind, subject, role, scope, created_at, created_by"
@@ -225,7 +237,7 @@ impl TokenRow {
     }
 }
 
-/// A row of `SELECT_BINDINGS_OF`: (subject_kind, subject, role, scope).
+/// A row of `select_bindings_for`: (subject_kind, subject, role, scope).
 pub(crate) type BindingOfRow = (String, String, String, String);
 
 pub(crate) fn stored_binding_of(row: BindingOfRow) -> StoreResult<Binding> {
@@ -411,36 +423,16 @@ macro_rules! identity_store {
             row.into_promotion(approvals)
         }
 
-        /// The users who can still approve `p` (named in its ledger events, so
-        /// that notifications reach them): bound as approver in its environment.
+        /// The users who can still usefully approve `p` (named in its ledger
+        /// events, so that notifications reach them): bound as approver in its
+        /// environment, and whose approval the policy would count towards what
+        /// is still open (`promotion::remaining_approvers`).
         async fn remaining_approvers(w: &mut Writer, p: &Promotion) -> StoreResult<Vec<String>> {
-            let rows = sqlx::query_as::<_, (String, String)>(iq::SELECT_APPROVING_USERS)
-                .bind(&p.environment)
-                .fetch_all(&mut *w.tx)
-                .await?;
-            let mut users = rows
-                .into_iter()
-                .map(|(name, role)| Ok((name, role.parse::<switchyard_domain::access::Role>()?)))
-                .collect::<StoreResult<Vec<_>>>()?;
-            users.dedup_by(|a, b| a.0 == b.0);
-            let names = promotion::remaining_approvers(p, &users);
-            if p.policy.requester_group_may_approve {
-                return Ok(names);
-            }
-            // Nor those the policy refuses for sharing a group with the requester.
             let rows = sqlx::query_as::<_, (String, Option<String>)>(iq::SELECT_APPROVERS_WITH_GROUPS)
                 .bind(&p.environment)
                 .fetch_all(&mut *w.tx)
                 .await?;
-            let groups = iq::approvers_with_groups(rows);
-            Ok(names
-                .into_iter()
-                .filter(|n| {
-                    groups.iter().find(|(u, _)| u == n).is_none_or(|(_, g)| {
-                        p.policy.check_approver(&p.requested_by, &p.requester_groups, n, g).is_ok()
-                    })
-                })
-                .collect())
+            Ok(promotion::remaining_approvers(p, &iq::approvers_with_groups(rows)))
         }
 
         /// `username`'s identity: their groups and the bindings that apply to them.
@@ -452,14 +444,30 @@ macro_rules! identity_store {
                 .bind(&username)
                 .fetch_all(db)
                 .await?;
-            let bindings = sqlx::query_as::<_, iq::BindingOfRow>(iq::SELECT_BINDINGS_OF)
-                .bind(&username)
+            let bindings = select_bindings(db, Some(username.as_str()), &groups).await?;
+            Ok(iq::identity(username, groups, bindings, token))
+        }
+
+        /// The bindings on `username` (if any) and on `groups`
+        /// (`iq::select_bindings_for`), oldest first.
+        async fn select_bindings<'e, E>(db: E, username: Option<&str>, groups: &[String]) -> StoreResult<Vec<Binding>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            let sql = iq::select_bindings_for(username.is_some(), groups.len());
+            let mut query = sqlx::query_as::<_, iq::BindingOfRow>(&sql);
+            if let Some(username) = username {
+                query = query.bind(username);
+            }
+            for group in groups {
+                query = query.bind(group);
+            }
+            query
                 .fetch_all(db)
                 .await?
                 .into_iter()
                 .map(iq::stored_binding_of)
-                .collect::<StoreResult<Vec<_>>>()?;
-            Ok(iq::identity(username, groups, bindings, token))
+                .collect()
         }
 
         /// Inserts `binding` with its ledger event inside `w`.
@@ -735,6 +743,18 @@ macro_rules! identity_store {
 
             async fn bindings_of(&self, username: &str) -> StoreResult<Vec<Binding>> {
                 Ok(load_identity(&self.pool, username.to_owned(), None).await?.bindings)
+            }
+
+            async fn group_bindings(&self, groups: &[String]) -> StoreResult<Vec<Binding>> {
+                select_bindings(&self.pool, None, groups).await
+            }
+
+            async fn caller_identity(&self, name: &str, groups: &[String]) -> StoreResult<Identity> {
+                let mut groups = groups.to_vec();
+                groups.sort();
+                groups.dedup();
+                let bindings = select_bindings(&self.pool, Some(name), &groups).await?;
+                Ok(iq::identity(name.to_owned(), groups, bindings, None))
             }
 
             async fn set_user_groups(&self, username: &str, groups: &[String], actor: &str, at: Timestamp) -> StoreResult<Vec<String>> {

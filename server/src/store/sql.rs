@@ -168,14 +168,33 @@ pub(crate) const SELECT_LEDGER_BEGINS: &str = "SELECT MIN(at) FROM ledger";
 
 /// The applied promotion that set a pin (same environment, version and
 /// instant), with its approvers in the order they approved.
-pub(crate) const SELECT_PIN_PROMOTION: &str = "SELECT p.id, p.requested_by, a.approver, \
-     a.approver_groups, a.at, p.policy, p.applied_requirements, \
-     s.issuer, s.subject, s.display_name, s.email \
-     FROM promotions p JOIN promotion_approvals a ON a.promotion_id = p.id \
-     LEFT JOIN sso_identities s ON s.username = a.approver \
-     WHERE p.status = 'applied' AND p.environment = $1 AND p.model_id = $2 AND p.version = $3 \
-       AND p.decided_at = $4 \
-     ORDER BY a.at, a.approver";
+/// An applied promotion of ($2, $3) in environment $1 with its approvers
+/// (and who they are at the identity provider), for the decision instant
+/// the caller's condition names (`$4`).
+macro_rules! promotion_behind_sql {
+    ($decided:literal) => {
+        concat!(
+            "SELECT p.id, p.requested_by, a.approver, \
+             a.approver_groups, a.at, p.policy, p.applied_requirements, \
+             s.issuer, s.subject, s.display_name, s.email \
+             FROM promotions p JOIN promotion_approvals a ON a.promotion_id = p.id \
+             LEFT JOIN sso_identities s ON s.username = a.approver \
+             WHERE p.status = 'applied' AND p.environment = $1 AND p.model_id = $2 AND p.version = $3 \
+             AND p.decided_at = ",
+            $decided,
+            " ORDER BY a.at, a.approver"
+        )
+    };
+}
+/// The promotion applied exactly at $4 (the instant a pin moved).
+pub(crate) const SELECT_PIN_PROMOTION: &str = promotion_behind_sql!("$4");
+/// The last promotion applied at or before $4 (what put the version a
+/// request record names into its cluster's environment).
+pub(crate) const SELECT_PROMOTION_IN_FORCE: &str = promotion_behind_sql!(
+    "(SELECT MAX(p2.decided_at) FROM promotions p2 WHERE p2.status = 'applied' \
+     AND p2.environment = $1 AND p2.model_id = $2 AND p2.version = $3 AND p2.decided_at <= $4)"
+);
+pub(crate) const SELECT_CLUSTER_ENVIRONMENT: &str = "SELECT environment FROM clusters WHERE name = $1";
 pub(crate) const ENVIRONMENT_EXISTS: &str = "SELECT 1 FROM environments WHERE name = $1";
 pub(crate) const MODEL_EXISTS: &str = "SELECT 1 FROM versions WHERE model_id = $1 LIMIT 1";
 pub(crate) const CLUSTER_EXISTS: &str = "SELECT 1 FROM clusters WHERE name = $1";

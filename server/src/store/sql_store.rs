@@ -400,6 +400,77 @@ macro_rules! sql_store {
             }
         }
 
+        /// The applied promotion `sql` finds for `full_id` in `env` at `at`
+        /// (`q::SELECT_PIN_PROMOTION`: applied at that instant;
+        /// `q::SELECT_PROMOTION_IN_FORCE`: the last applied by then), with its
+        /// approvers (their groups then, and who they are at the identity
+        /// provider), the policy in force and its requirements as met.
+        async fn promotion_behind<'e, E>(
+            db: E,
+            sql: &'static str,
+            env: &str,
+            full_id: &FullId,
+            at: Timestamp,
+        ) -> StoreResult<Option<switchyard_domain::types::PinPromotion>>
+        where
+            E: sqlx::Executor<'e, Database = $db>,
+        {
+            type Row = (
+                i64, String, String, String, i64, Option<String>, Option<String>,
+                Option<String>, Option<String>, Option<String>, Option<String>,
+            );
+            let rows: Vec<Row> = sqlx::query_as(sql)
+                .bind(env)
+                .bind(full_id.model_id.as_str())
+                .bind(full_id.version.as_str())
+                .bind(at.micros())
+                .fetch_all(db)
+                .await?;
+            let Some((id, requested_by, _, _, _, policy, requirements, ..)) = rows.first() else {
+                return Ok(None);
+            };
+            let corrupt = |what: &str, e: serde_json::Error| {
+                $crate::store::StoreError::Corrupt(format!("promotion {id} has an unreadable {what}: {e}"))
+            };
+            let policy = policy
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("policy", e))?;
+            let requirements = requirements
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("requirements", e))?
+                .unwrap_or_default();
+            let approvers = rows
+                .iter()
+                .map(|(_, _, a, groups, at, _, _, issuer, subject, name, email)| {
+                    Ok(switchyard_domain::types::PinApprover {
+                        username: a.clone(),
+                        groups: serde_json::from_str(groups).map_err(|e| corrupt("approver groups", e))?,
+                        at: Timestamp::from_micros(*at),
+                        sso: issuer.clone().zip(subject.clone()).map(|(issuer, subject)| {
+                            switchyard_domain::types::SsoIdentity {
+                                issuer,
+                                subject,
+                                name: name.clone(),
+                                email: email.clone(),
+                            }
+                        }),
+                    })
+                })
+                .collect::<StoreResult<Vec<_>>>()?;
+            Ok(Some(switchyard_domain::types::PinPromotion {
+                id: *id,
+                requested_by: requested_by.clone(),
+                approved_by: rows.iter().map(|(_, _, a, ..)| a.clone()).collect(),
+                approvers,
+                policy,
+                requirements,
+            }))
+        }
+
         pub(super) async fn fetch_version<'e, E>(db: E, id: &FullId) -> StoreResult<Option<Version>>
         where
             E: sqlx::Executor<'e, Database = $db>,
@@ -855,7 +926,25 @@ macro_rules! sql_store {
                     "cluster {:?} is not one Switchyard manages: no operation of it is known, and the events shown concern the version only",
                     record.cluster
                 ));
-                Ok(Some(RequestLookup { record, version, provenance, cluster_known, notice }))
+                let environment = match cluster_known {
+                    true => sqlx::query_scalar::<_, String>(q::SELECT_CLUSTER_ENVIRONMENT)
+                        .bind(&record.cluster)
+                        .fetch_optional(&self.pool)
+                        .await?,
+                    false => None,
+                };
+                let promotion = match &environment {
+                    Some(env) => promotion_behind(
+                        &self.pool,
+                        q::SELECT_PROMOTION_IN_FORCE,
+                        env,
+                        &record.full_id,
+                        record.at,
+                    )
+                    .await?,
+                    None => None,
+                };
+                Ok(Some(RequestLookup { record, version, provenance, cluster_known, notice, environment, promotion }))
             }
 
             async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {
@@ -871,59 +960,14 @@ macro_rules! sql_store {
                 }
                 let mut answer = self.temporal_at_head().await?.serving_at(at, env, model)?;
                 for pin in &mut answer.pins {
-                    type Row = (
-                        i64, String, String, String, i64, Option<String>, Option<String>,
-                        Option<String>, Option<String>, Option<String>, Option<String>,
-                    );
-                    let rows: Vec<Row> = sqlx::query_as(q::SELECT_PIN_PROMOTION)
-                        .bind(&pin.environment)
-                        .bind(pin.full_id.model_id.as_str())
-                        .bind(pin.full_id.version.as_str())
-                        .bind(pin.since.micros())
-                        .fetch_all(&self.pool)
-                        .await?;
-                    if let Some((id, requested_by, _, _, _, policy, requirements, ..)) = rows.first() {
-                        let corrupt = |what: &str, e: serde_json::Error| {
-                            $crate::store::StoreError::Corrupt(format!("promotion {id} has an unreadable {what}: {e}"))
-                        };
-                        let policy = policy
-                            .as_deref()
-                            .map(serde_json::from_str)
-                            .transpose()
-                            .map_err(|e| corrupt("policy", e))?;
-                        let requirements = requirements
-                            .as_deref()
-                            .map(serde_json::from_str)
-                            .transpose()
-                            .map_err(|e| corrupt("requirements", e))?
-                            .unwrap_or_default();
-                        let approvers = rows
-                            .iter()
-                            .map(|(_, _, a, groups, at, _, _, issuer, subject, name, email)| {
-                                Ok(switchyard_domain::types::PinApprover {
-                                    username: a.clone(),
-                                    groups: serde_json::from_str(groups).map_err(|e| corrupt("approver groups", e))?,
-                                    at: Timestamp::from_micros(*at),
-                                    sso: issuer.clone().zip(subject.clone()).map(|(issuer, subject)| {
-                                        switchyard_domain::types::SsoIdentity {
-                                            issuer,
-                                            subject,
-                                            name: name.clone(),
-                                            email: email.clone(),
-                                        }
-                                    }),
-                                })
-                            })
-                            .collect::<StoreResult<Vec<_>>>()?;
-                        pin.promotion = Some(switchyard_domain::types::PinPromotion {
-                            id: *id,
-                            requested_by: requested_by.clone(),
-                            approved_by: rows.iter().map(|(_, _, a, ..)| a.clone()).collect(),
-                            approvers,
-                            policy,
-                            requirements,
-                        });
-                    }
+                    pin.promotion = promotion_behind(
+                        &self.pool,
+                        q::SELECT_PIN_PROMOTION,
+                        &pin.environment,
+                        &pin.full_id,
+                        pin.since,
+                    )
+                    .await?;
                 }
                 let begins: Option<i64> = sqlx::query_scalar(q::SELECT_LEDGER_BEGINS).fetch_one(&self.pool).await?;
                 answer.notice = switchyard_domain::history::outside_the_ledger(

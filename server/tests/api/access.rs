@@ -668,6 +668,51 @@ const CONSOLE: &[Row] = &[
         Some(|| json!({"id": 999})),
         Some(Role::Admin),
     ),
+    // Release policy: everyone reads it; admins change policies and freezes and
+    // request overrides; a second person (approver or admin) approves one. Each
+    // body is refused after the access check, so the matrix changes nothing.
+    (
+        "POST",
+        "/console/fn/get_release_policy",
+        "/console/fn/get_release_policy",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/set_approval_policy",
+        "/console/fn/set_approval_policy",
+        Some(|| json!({"environment": "staging", "required_approvals": "x", "requester_group_may_approve": "yes", "expiry_hours": "72"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/add_freeze",
+        "/console/fn/add_freeze",
+        Some(|| json!({"name": "far away", "environment": "staging", "kind": "monthly"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/remove_freeze",
+        "/console/fn/remove_freeze",
+        Some(|| json!({"id": 999})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/request_override",
+        "/console/fn/request_override",
+        Some(|| json!({"environment": "staging", "reason": " "})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/approve_override",
+        "/console/fn/approve_override",
+        Some(|| json!({"id": 999})),
+        Some(Role::Approver),
+    ),
     // Answers "nobody" to anonymous callers rather than refusing.
     (
         "GET",

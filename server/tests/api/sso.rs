@@ -1065,3 +1065,235 @@ async fn pipelines_call_the_api_with_the_providers_jwts_and_bad_tokens_are_refus
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_pipelines_jwt_gets_the_role_bindings_stored_for_its_groups_per_environment() {
+    if !provider_available() {
+        return;
+    }
+    let dir = temp_dir();
+    write_users(&dir.join("users.json"), &["ml-admins"]);
+    let provider = start_provider(ProviderSetup {
+        dir: &dir,
+        redirect: "http://127.0.0.1:1/auth/oidc/callback".into(),
+        port: 0,
+        kids: "k1",
+        issuer: None,
+    })
+    .await;
+    let jwt = JwtSettings {
+        issuer: provider.issuer.clone(),
+        audience: "switchyard".into(),
+        jwks_url: None,
+        subject_claim: "sub".into(),
+        group_claims: vec!["repository".into()],
+        leeway_seconds: 0,
+    };
+    let app = spawn_app_with_sso(
+        None,
+        "127.0.0.1:0".parse().expect("addr"),
+        settings(None, Some(jwt), true),
+    )
+    .await;
+    app.register("chat", "v1", json!({"t": 1})).await;
+
+    // ci-other's repository maps to no role and nothing is bound to it yet.
+    let token = client_credentials(&provider.issuer, "ci-other", None).await;
+    let (status, body) = api_get(&app, &token, "/api/v1/models").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no role binding names them"));
+
+    // An admin binds the repository's group as deployer in staging.
+    let res = app
+        .post_json(
+            "/api/v1/role-bindings",
+            &json!({"group": "repository:acme/website", "role": "deployer", "environment": "staging"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(
+        api_get(&app, &token, "/api/v1/models").await.0,
+        StatusCode::OK
+    );
+    // Deploying into staging is allowed, and the ledger names the workload.
+    let res = app
+        .post_json_as(
+            &token,
+            "/api/v1/versions/chat:v1/stage",
+            &json!({"to": "staging", "reason": "feature complete"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let moved = events(&app, action::STAGE_CHANGED).await;
+    assert_eq!(moved[0]["actor"], "jwt:ci-other");
+    // Production is not the binding's: 403 naming the binding missing.
+    let res = app
+        .post_json_as(
+            &token,
+            "/api/v1/promotions",
+            &json!({"full_id": "chat:v1", "environment": "production", "reason": "ship"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body: Value = res.json().await.expect("JSON");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("production") && message.contains("deployer on staging"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- ID tokens tampered with between the provider and Switchyard ----
+
+/// What the tampering proxy does to the ID token in the token endpoint's answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tamper {
+    Nothing,
+    /// The claims changed (more groups) under the provider's signature.
+    Forged,
+    /// Re-sent unsigned, `alg: none`.
+    Unsigned,
+    /// The audience changed to another client's.
+    WrongAudience,
+}
+
+struct TamperState {
+    upstream: u16,
+    mode: std::sync::Mutex<Tamper>,
+    client: reqwest::Client,
+}
+
+fn tampered(id_token: &str, mode: Tamper) -> String {
+    let parts: Vec<&str> = id_token.split('.').collect();
+    let mut claims = claims_of(id_token);
+    match mode {
+        Tamper::Nothing => id_token.to_owned(),
+        Tamper::Forged => {
+            claims["groups"] = json!(["ml-admins"]);
+            format!("{}.{}.{}", parts[0], b64(&claims), parts[2])
+        }
+        Tamper::Unsigned => format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), parts[1]),
+        Tamper::WrongAudience => {
+            claims["aud"] = json!("another-client");
+            format!("{}.{}.{}", parts[0], b64(&claims), parts[2])
+        }
+    }
+}
+
+/// Forwards everything to the provider; rewrites the ID token of the token
+/// endpoint's answers as the mode says.
+async fn tamper_proxy(
+    axum::extract::State(s): axum::extract::State<std::sync::Arc<TamperState>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut forward = s
+        .client
+        .request(parts.method.clone(), format!("http://127.0.0.1:{}{path}", s.upstream))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name != reqwest::header::CONTENT_LENGTH && name != reqwest::header::CONNECTION {
+            forward = forward.header(name, value);
+        }
+    }
+    let Ok(res) = forward.send().await else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.bytes().await.unwrap_or_default();
+    let mode = *s.mode.lock().expect("mode");
+    let body = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) if path.starts_with("/token") && v["id_token"].is_string() => {
+            let raw = v["id_token"].as_str().unwrap_or_default().to_owned();
+            v["id_token"] = json!(tampered(&raw, mode));
+            v.to_string().into_bytes()
+        }
+        _ => bytes.to_vec(),
+    };
+    let mut out = axum::response::Response::new(axum::body::Body::from(body));
+    *out.status_mut() = status;
+    for (name, value) in &headers {
+        if name != reqwest::header::CONTENT_LENGTH && name != reqwest::header::TRANSFER_ENCODING {
+            out.headers_mut().append(name, value.clone());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn forged_unsigned_and_wrong_audience_id_tokens_are_refused_on_the_sign_in_page_and_create_nobody(
+) {
+    if !provider_available() {
+        return;
+    }
+    let dir = temp_dir();
+    write_users(&dir.join("users.json"), &["platform"]);
+    let server_port = free_port();
+    // The proxy's address is the issuer: every request goes through it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let proxy_url = format!("http://127.0.0.1:{}", listener.local_addr().expect("addr").port());
+    let provider = start_provider(ProviderSetup {
+        dir: &dir,
+        redirect: format!("http://127.0.0.1:{server_port}/auth/oidc/callback"),
+        port: 0,
+        kids: "k1",
+        issuer: Some(proxy_url.clone()),
+    })
+    .await;
+    let state = std::sync::Arc::new(TamperState {
+        upstream: provider.port,
+        mode: std::sync::Mutex::new(Tamper::Nothing),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+    });
+    let router = axum::Router::new()
+        .fallback(tamper_proxy)
+        .with_state(state.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let app = spawn_app_with_sso(
+        None,
+        format!("127.0.0.1:{server_port}").parse().expect("addr"),
+        settings(Some(oidc_settings(&proxy_url, server_port)), None, true),
+    )
+    .await;
+
+    for mode in [Tamper::Forged, Tamper::Unsigned, Tamper::WrongAudience] {
+        *state.mode.lock().expect("mode") = mode;
+        let failures = events(&app, action::SIGN_IN_FAILED).await.len();
+        let mut b = Browser::new();
+        let res = full_sign_in(&mut b, &app, "alice", "alice-pw").await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{mode:?}");
+        let to = location(&res, &app.address);
+        assert_eq!(error_code(&to), "sso_bad_id_token", "{mode:?}: {to}");
+        assert!(!b.jar.contains_key("sy_session"), "{mode:?}: nobody signed in");
+        assert!(!users(&app).await.contains(&"alice".to_owned()), "{mode:?}: nobody created");
+        assert_eq!(
+            events(&app, action::SIGN_IN_FAILED).await.len(),
+            failures + 1,
+            "{mode:?}: the failure is in the ledger"
+        );
+        // The sign-in page says what happened in words.
+        let page = b.get(&to).await.text().await.expect("sign-in page");
+        assert!(page.contains("failed verification"), "{mode:?}: {page}");
+    }
+
+    // Untouched, the same flow signs alice in: the proxy itself is no cause.
+    *state.mode.lock().expect("mode") = Tamper::Nothing;
+    let mut b = Browser::new();
+    let res = full_sign_in(&mut b, &app, "alice", "alice-pw").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(users(&app).await.contains(&"alice".to_owned()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,7 @@ contract_tests!(
     bad_bindings_are_refused_and_change_nothing,
     the_last_admin_binding_on_all_is_kept,
     who_may_approve_follows_the_bindings_of_the_promotions_environment,
+    bindings_are_found_by_group_names_for_callers_that_are_not_stored_users,
 );
 
 fn user_binding(name: &str, role: Role, scope: Scope) -> Binding {
@@ -299,4 +300,65 @@ async fn who_may_approve_follows_the_bindings_of_the_promotions_environment(db: 
         "{}",
         p.id
     );
+}
+
+async fn bindings_are_found_by_group_names_for_callers_that_are_not_stored_users(db: Arc<TestDb>) {
+    let s = &db.store;
+    s.create_user("alice", Role::Admin, "$argon2id$x", "root", at(0))
+        .await
+        .expect("alice");
+    s.set_user_groups("alice", &["repository:acme/models".into()], "root", at(1))
+        .await
+        .expect("groups");
+    let models = group_binding("repository:acme/models", Role::Deployer, env("staging"));
+    let risk = group_binding("ml-risk", Role::Approver, env("production"));
+    let other = group_binding("repository:acme/website", Role::Viewer, Scope::All);
+    for b in [&models, &risk, &other] {
+        s.create_binding(b, "alice", at(2)).await.expect("binding");
+    }
+    // By group names only: never a user's own binding, never another group's.
+    assert_eq!(
+        s.group_bindings(&[
+            "ml-risk".into(),
+            "repository:acme/models".into(),
+            "nobody".into()
+        ])
+        .await
+        .expect("by groups"),
+        [models.clone(), risk.clone()]
+    );
+    assert!(s.group_bindings(&[]).await.expect("none").is_empty());
+    assert!(s
+        .group_bindings(&["alice".into(), "ml-".into(), "%".into()])
+        .await
+        .expect("no pattern match")
+        .is_empty());
+    // A caller with groups from its credential gets what a user in those
+    // groups gets, through the same query.
+    let ci = s
+        .caller_identity("jwt:ci", &["repository:acme/models".into()])
+        .await
+        .expect("caller");
+    assert_eq!(ci.bindings, [models.clone()]);
+    assert_eq!(ci.role, Role::Viewer, "no role on all");
+    assert!(ci.check(Role::Deployer, Some("staging"), "deploy").is_ok());
+    let refused = ci
+        .check(Role::Deployer, Some("production"), "deploy")
+        .expect_err("not in production");
+    assert!(refused.to_string().contains("production"), "{refused}");
+    let alice = s.bindings_of("alice").await.expect("alice");
+    assert_eq!(
+        alice,
+        [
+            user_binding("alice", Role::Admin, Scope::All),
+            models.clone()
+        ],
+        "sessions and tokens read the same bindings for the user's stored groups"
+    );
+    assert!(s
+        .caller_identity("jwt:nobody", &["unbound".into()])
+        .await
+        .expect("caller")
+        .bindings
+        .is_empty());
 }

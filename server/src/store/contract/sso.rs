@@ -17,6 +17,7 @@ contract_tests!(
     a_person_from_the_provider_never_takes_over_an_existing_username,
     a_disabled_user_signing_in_changes_nothing,
     serving_at_names_an_approver_from_the_provider_by_issuer_subject_name_and_email,
+    request_lookup_names_the_approvers_by_their_provider_identity_and_the_policy_in_force,
 );
 
 fn pending(state: &str, minutes: i64) -> PendingSignIn {
@@ -282,4 +283,75 @@ async fn serving_at_names_an_approver_from_the_provider_by_issuer_subject_name_a
     );
     assert_eq!(by_name(&signed.user.username).groups, groups);
     assert_eq!(by_name("carol").sso, None, "a local user has no provider identity");
+}
+
+async fn request_lookup_names_the_approvers_by_their_provider_identity_and_the_policy_in_force(
+    db: Arc<TestDb>,
+) {
+    super::new_cluster(&db, "prod-eu", "production").await;
+    let p = super::identity::pending_promotion(&db).await;
+    let groups = vec!["ml-risk".to_owned()];
+    let signed = db
+        .store
+        .sso_sign_in(&person("bob", &groups, Role::Approver), at(6))
+        .await
+        .expect("signed in");
+    let bob = crate::store::identity::Identity {
+        groups: groups.clone(),
+        ..crate::store::identity::Identity::with_role_on_all(&signed.user.username, Role::Approver)
+    };
+    let carol = super::identity::user(&db, "carol", Role::Approver).await;
+    db.store
+        .approve_promotion(p.id, Some("risk ok"), &bob, at(7))
+        .await
+        .expect("bob approves");
+    db.store
+        .approve_promotion(p.id, None, &carol, at(8))
+        .await
+        .expect("carol approves");
+    db.store
+        .insert_request_records(&[
+            super::record("before", "chat:v2", at(7)),
+            super::record("after", "chat:v2", at(9)),
+        ])
+        .await
+        .expect("records");
+
+    let found = db
+        .store
+        .request_lookup("after")
+        .await
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!(found.environment.as_deref(), Some("production"));
+    let promotion = found.promotion.expect("the promotion that put chat:v2 in production");
+    assert_eq!(promotion.id, p.id);
+    assert_eq!(promotion.approved_by, [signed.user.username.clone(), "carol".to_owned()]);
+    let sso = promotion.approvers[0].sso.clone().expect("bob's identity at the provider");
+    assert_eq!(
+        (sso.issuer.as_str(), sso.subject.as_str(), sso.name.as_deref()),
+        ("https://idp.example.test", "bob", Some("Alice Admin"))
+    );
+    assert_eq!(promotion.approvers[0].groups, groups);
+    assert_eq!(promotion.approvers[1].sso, None, "carol is a local user");
+    assert_eq!(
+        promotion.policy,
+        Some(p.policy.clone()),
+        "the policy in force when it was requested"
+    );
+    assert!(
+        !promotion.requirements.is_empty() && promotion.requirements.iter().all(|r| r.met),
+        "{:?}",
+        promotion.requirements
+    );
+
+    // Before the promotion was applied, nothing had approved chat:v2 there.
+    let before = db
+        .store
+        .request_lookup("before")
+        .await
+        .expect("lookup")
+        .expect("stored");
+    assert_eq!(before.environment.as_deref(), Some("production"));
+    assert_eq!(before.promotion, None);
 }
