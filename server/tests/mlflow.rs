@@ -733,7 +733,8 @@ async fn fault_scenario(m: &Mlflow, dir: &Path) {
         json!({ "name": "ranker", "version": "1" }),
     )
     .await;
-    let after = import(&db, &m.url, &args);
+    // Through the same URL as before: versions from another tracking URI are another source's.
+    let after = import(&db, &uri, &args);
     let out = stdout(&after);
     assert!(after.status.success(), "{out}{}", stderr(&after));
     assert!(
