@@ -440,7 +440,10 @@ mod tests {
                 .map(|m| m.to_string())
                 .unwrap_or_else(|e| format!("ERR {e}"))
         };
-        assert_eq!(with("research-", "Fraud Detector"), "research-fraud-detector");
+        assert_eq!(
+            with("research-", "Fraud Detector"),
+            "research-fraud-detector"
+        );
         assert_eq!(with("", "Fraud Detector"), "fraud-detector");
         assert!(with("Research-", "x").contains("must start with a lowercase"));
         assert!(with("-r", "x").contains("must start with a lowercase"));

@@ -876,8 +876,8 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     });
     let webhook_secret =
         crate::mlflow::webhook::secret_from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
-    let sources = crate::mlflow::FollowSettings::from_env()
-        .map_err(|e| Failure::usage(format!("{e:#}")))?;
+    let sources =
+        crate::mlflow::FollowSettings::from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
     let write_back = crate::mlflow::write_back::WriteBackSettings::from_env()
         .map_err(|e| Failure::usage(format!("{e:#}")))?;
     // The write-back signs in as the source that follows the same MLflow, if it has a credential.

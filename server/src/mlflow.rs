@@ -204,17 +204,21 @@ impl Client {
         })?;
         if status == reqwest::StatusCode::UNAUTHORIZED {
             let fix = match &self.credential {
-                None => "it needs credentials: give --username with --password-file or --token-file \
+                None => {
+                    "it needs credentials: give --username with --password-file or --token-file \
                          (a source: username with password_file, or token_file), or set MLflow's \
                          MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN"
-                    .to_owned(),
+                        .to_owned()
+                }
                 Some(Credential::Basic { user, .. }) => format!(
                     "it refused user {user:?} and that password: correct the password file \
                      (--password-file, a source's password_file) or MLFLOW_TRACKING_PASSWORD"
                 ),
-                Some(Credential::Bearer(_)) => "it refused the bearer token: correct the token file \
+                Some(Credential::Bearer(_)) => {
+                    "it refused the bearer token: correct the token file \
                      (--token-file, a source's token_file) or MLFLOW_TRACKING_TOKEN"
-                    .to_owned(),
+                        .to_owned()
+                }
             };
             bail!(
                 "MLflow at {} answered HTTP 401 while {what}: {fix}",
@@ -445,7 +449,11 @@ impl ImportReport {
         if print {
             println!("{line}");
         } else {
-            tracing::info!(source = "mlflow", mlflow_source = self.source.as_deref().unwrap_or_default(), "{line}");
+            tracing::info!(
+                source = "mlflow",
+                mlflow_source = self.source.as_deref().unwrap_or_default(),
+                "{line}"
+            );
         }
         self.lines.push(line);
     }
@@ -938,7 +946,8 @@ impl FollowSettings {
                     .split(',')
                     .filter(|i| !i.trim().is_empty())
                 {
-                    let (a, e) = rules::AliasMap::parse_pair(item).map_err(|e| anyhow!("{k}: {e}"))?;
+                    let (a, e) =
+                        rules::AliasMap::parse_pair(item).map_err(|e| anyhow!("{k}: {e}"))?;
                     out.insert(a, e);
                 }
                 Ok(out)
@@ -946,7 +955,9 @@ impl FollowSettings {
             let interval_ms: u64 = match var("SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS") {
                 None => DEFAULT_INTERVAL_MS,
                 Some(v) => v.parse().map_err(|_| {
-                    anyhow!("SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS must be 100 to 3600000, not {v:?}")
+                    anyhow!(
+                        "SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS must be 100 to 3600000, not {v:?}"
+                    )
                 })?,
             };
             out.push(FollowSettings::new(
@@ -975,14 +986,21 @@ impl FollowSettings {
 pub fn sources_file(path: &std::path::Path) -> anyhow::Result<Vec<FollowSettings>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the MLflow sources file {}", path.display()))?;
-    let file: SourcesFile = serde_yaml::from_str(&text)
-        .map_err(|e| anyhow!("the MLflow sources file {} is malformed: {e}", path.display()))?;
+    let file: SourcesFile = serde_yaml::from_str(&text).map_err(|e| {
+        anyhow!(
+            "the MLflow sources file {} is malformed: {e}",
+            path.display()
+        )
+    })?;
     let mut out = Vec::new();
     for e in file.sources {
         let at = |err: anyhow::Error| anyhow!("{}: source {:?}: {err:#}", path.display(), e.name);
-        let credential =
-            Credential::resolve(e.token_file.as_deref(), e.username.as_deref(), e.password_file.as_deref())
-                .map_err(at)?;
+        let credential = Credential::resolve(
+            e.token_file.as_deref(),
+            e.username.as_deref(),
+            e.password_file.as_deref(),
+        )
+        .map_err(at)?;
         let ms = e.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS);
         out.push(
             FollowSettings::new(
@@ -1016,7 +1034,10 @@ pub fn check_sources(sources: &[FollowSettings]) -> anyhow::Result<()> {
         rules::check_source_name(&a.name).map_err(|e| anyhow!(e))?;
         for b in &sources[i + 1..] {
             if a.name == b.name {
-                bail!("two MLflow sources are named {:?}: give each its own name", a.name);
+                bail!(
+                    "two MLflow sources are named {:?}: give each its own name",
+                    a.name
+                );
             }
             if same_server(&a.tracking_uri, &b.tracking_uri) && a.opts.prefix == b.opts.prefix {
                 bail!(
@@ -1095,7 +1116,11 @@ pub fn spawn_follow(
     settings: FollowSettings,
     mut passes: Option<tokio::sync::mpsc::Receiver<String>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let client = Client::new(&settings.tracking_uri, settings.credential.clone(), PAGE_SIZE)?;
+    let client = Client::new(
+        &settings.tracking_uri,
+        settings.credential.clone(),
+        PAGE_SIZE,
+    )?;
     Ok(tokio::spawn(async move {
         let mut cursor: Option<i64> = None;
         let mut passes_done: u64 = 0;
@@ -1136,10 +1161,14 @@ pub fn spawn_follow(
                     };
                     let report = import(store.as_ref(), &client, &opts).await;
                     match &report.stopped {
-                        Some(why) => tracing::warn!(source = "mlflow", mlflow_source = %settings.name, model = %name,
-                            "webhook pass stopped; the next poll reads the model again: {why}"),
-                        None => tracing::info!(source = "mlflow", mlflow_source = %settings.name, model = %name,
-                            created = report.created, conflicts = report.conflicts, "webhook pass done"),
+                        Some(why) => {
+                            tracing::warn!(source = "mlflow", mlflow_source = %settings.name, model = %name,
+                            "webhook pass stopped; the next poll reads the model again: {why}")
+                        }
+                        None => {
+                            tracing::info!(source = "mlflow", mlflow_source = %settings.name, model = %name,
+                            created = report.created, conflicts = report.conflicts, "webhook pass done")
+                        }
                     }
                 }
                 continue;
@@ -1222,8 +1251,10 @@ mod tests {
         assert_eq!(r.opts.pattern.as_deref(), Some("fraud-*"));
         assert_eq!(r.opts.source.as_deref(), Some("research"));
         assert_eq!(r.interval, Duration::from_millis(500));
-        assert!(matches!(&r.credential, Some(Credential::Basic { user, password })
-            if user == "switchyard" && password == "s3cret"));
+        assert!(
+            matches!(&r.credential, Some(Credential::Basic { user, password })
+            if user == "switchyard" && password == "s3cret")
+        );
         let p = &sources[1];
         assert_eq!(p.interval, Duration::from_millis(DEFAULT_INTERVAL_MS));
         assert_eq!(p.opts.stages["Production"], "production");
@@ -1241,27 +1272,53 @@ mod tests {
         let twice = refused(
             "sources:\n- name: a\n  tracking_uri: http://m:5000\n- name: b\n  tracking_uri: http://m:5000/\n",
         );
-        assert!(twice.contains("same prefix") && twice.contains("give one a different prefix"), "{twice}");
+        assert!(
+            twice.contains("same prefix") && twice.contains("give one a different prefix"),
+            "{twice}"
+        );
         let named = refused(
             "sources:\n- name: a\n  tracking_uri: http://m:5000\n- name: a\n  tracking_uri: http://n:5000\n",
         );
-        assert!(named.contains("two MLflow sources are named \"a\""), "{named}");
-        let prefix = refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  prefix: Team/\n");
-        assert!(prefix.contains("source \"a\"") && prefix.contains("must start with a lowercase"), "{prefix}");
+        assert!(
+            named.contains("two MLflow sources are named \"a\""),
+            "{named}"
+        );
+        let prefix =
+            refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  prefix: Team/\n");
+        assert!(
+            prefix.contains("source \"a\"") && prefix.contains("must start with a lowercase"),
+            "{prefix}"
+        );
         let unknown = refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  passwd: x\n");
-        assert!(unknown.contains("malformed") && unknown.contains("passwd"), "{unknown}");
+        assert!(
+            unknown.contains("malformed") && unknown.contains("passwd"),
+            "{unknown}"
+        );
         let scheme = refused("sources:\n- name: a\n  tracking_uri: m:5000\n");
         assert!(scheme.contains("http:// or https://"), "{scheme}");
         let half = refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  username: u\n");
-        assert!(half.contains("source \"a\"") && half.contains("needs a password file"), "{half}");
+        assert!(
+            half.contains("source \"a\"") && half.contains("needs a password file"),
+            "{half}"
+        );
         let missing = refused(
             "sources:\n- name: a\n  tracking_uri: http://m:5000\n  username: u\n  password_file: /nonexistent/pw\n",
         );
-        assert!(missing.contains("cannot read the password file /nonexistent/pw"), "{missing}");
+        assert!(
+            missing.contains("cannot read the password file /nonexistent/pw"),
+            "{missing}"
+        );
         let bad_name = refused("sources:\n- name: Research Team\n  tracking_uri: http://m:5000\n");
-        assert!(bad_name.contains("source name \"Research Team\""), "{bad_name}");
+        assert!(
+            bad_name.contains("source name \"Research Team\""),
+            "{bad_name}"
+        );
         assert!(refused("sources: []\n").contains("lists no source"));
-        let slow = refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  interval_ms: 5\n");
-        assert!(slow.contains("interval_ms must be 100 to 3600000"), "{slow}");
+        let slow =
+            refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  interval_ms: 5\n");
+        assert!(
+            slow.contains("interval_ms must be 100 to 3600000"),
+            "{slow}"
+        );
     }
 }

@@ -976,7 +976,10 @@ impl Drop for Served {
     }
 }
 
-fn person(name: &str, role: switchyard_domain::access::Role) -> switchyard::store::identity::Identity {
+fn person(
+    name: &str,
+    role: switchyard_domain::access::Role,
+) -> switchyard::store::identity::Identity {
     switchyard::store::identity::Identity::with_role_on_all(name, role)
 }
 
@@ -1007,7 +1010,13 @@ async fn promote(store: &DynStore, full_id: &str) {
     }
     let now = Timestamp::now();
     let p = store
-        .request_promotion(&id, "production", "better", &person("dave", Role::Deployer), now)
+        .request_promotion(
+            &id,
+            "production",
+            "better",
+            &person("dave", Role::Deployer),
+            now,
+        )
         .await
         .expect("requested");
     for approver in ["bob", "carol"] {
@@ -1477,12 +1486,18 @@ async fn an_mlflow_behind_basic_auth_is_imported_followed_from_several_sources_a
         .http
         .post(format!("{}/api/3.0/mlflow/users/permissions/grant", m.url))
         .basic_auth(admin, Some(admin_password))
-        .json(&json!({ "username": "switchyard", "resource_type": "registered_model",
-            "resource_id": "Ranker", "permission": "EDIT" }))
+        .json(
+            &json!({ "username": "switchyard", "resource_type": "registered_model",
+            "resource_id": "Ranker", "permission": "EDIT" }),
+        )
         .send()
         .await
         .expect("MLflow answers");
-    assert!(granted.status().is_success(), "grant: {:?}", granted.text().await);
+    assert!(
+        granted.status().is_success(),
+        "grant: {:?}",
+        granted.text().await
+    );
     let right = dir.join("right.password");
     std::fs::write(&right, format!("{SYNC_PASSWORD}\n")).expect("written");
     let wrong = dir.join("wrong.password");
@@ -1500,7 +1515,10 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
     store.migrate().await.expect("migrated");
     let (right, wrong) = (right.display().to_string(), wrong.display().to_string());
     // The registry as the scenario finds it (the other engine's run added versions and moved champion).
-    let champion = m.alias_version("Ranker", "champion").await.expect("Ranker has a champion");
+    let champion = m
+        .alias_version("Ranker", "champion")
+        .await
+        .expect("Ranker has a champion");
     let listed = m
         .http
         .get(format!("{}/api/2.0/mlflow/model-versions/search", m.url))
@@ -1514,10 +1532,17 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
         .expect("JSON");
     let ranker_versions = listed["model_versions"].as_array().map_or(0, Vec::len);
     let import_args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = ["import", "mlflow", "--tracking-uri", &m.url, "--alias", "champion=production"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut a: Vec<String> = [
+            "import",
+            "mlflow",
+            "--tracking-uri",
+            &m.url,
+            "--alias",
+            "champion=production",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -1537,7 +1562,10 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
         "{engine}: {said}"
     );
     for out in [
-        run(import_args(&["--username", "switchyard", "--password-file", &wrong]), vec![]),
+        run(
+            import_args(&["--username", "switchyard", "--password-file", &wrong]),
+            vec![],
+        ),
         run(
             import_args(&[]),
             vec![
@@ -1549,7 +1577,9 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
         assert_eq!(out.status.code(), Some(1), "{engine}: {}", stdout(&out));
         let said = format!("{}{}", stdout(&out), stderr(&out));
         assert!(
-            said.contains("it refused user \"switchyard\" and that password: correct the password file"),
+            said.contains(
+                "it refused user \"switchyard\" and that password: correct the password file"
+            ),
             "{engine}: {said}"
         );
     }
@@ -1567,7 +1597,12 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
             ("MLFLOW_TRACKING_PASSWORD", SYNC_PASSWORD.into()),
         ],
     );
-    assert!(ok.status.success(), "{engine}: {}{}", stdout(&ok), stderr(&ok));
+    assert!(
+        ok.status.success(),
+        "{engine}: {}{}",
+        stdout(&ok),
+        stderr(&ok)
+    );
     assert!(
         stdout(&ok).contains(&format!(": {ranker_versions} created, 0 already imported")),
         "{}",
@@ -1583,8 +1618,24 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
 
     // `follow mlflow` in the foreground, with the password from a file: a new version within 5 s.
     let mut follower = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["follow", "mlflow", "--tracking-uri", &m.url, "--models", "Ranker", "--alias", "champion=production"])
-        .args(["--username", "switchyard", "--password-file", &right, "--interval-ms", "300"])
+        .args([
+            "follow",
+            "mlflow",
+            "--tracking-uri",
+            &m.url,
+            "--models",
+            "Ranker",
+            "--alias",
+            "champion=production",
+        ])
+        .args([
+            "--username",
+            "switchyard",
+            "--password-file",
+            &right,
+            "--interval-ms",
+            "300",
+        ])
         .env("DATABASE_URL", &db)
         .env_remove("MLFLOW_TRACKING_USERNAME")
         .env_remove("MLFLOW_TRACKING_PASSWORD")
@@ -1595,11 +1646,15 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
         .expect("follow starts");
     // Give it its first pass (nothing new), then add a version in MLflow.
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let new = m.version("Ranker", "s3://models/ranker/new", json!({})).await;
+    let new = m
+        .version("Ranker", "s3://models/ranker/new", json!({}))
+        .await;
     let new_id = fid(&format!("ranker:v{new}"));
-    let took = wait_for("follow mlflow imports the new version", Duration::from_secs(5), || async {
-        store.get_version(&new_id).await.ok().flatten().is_some()
-    })
+    let took = wait_for(
+        "follow mlflow imports the new version",
+        Duration::from_secs(5),
+        || async { store.get_version(&new_id).await.ok().flatten().is_some() },
+    )
     .await;
     eprintln!(
         "FIGURE mlflow follow command behind basic auth ({engine}): new version in {} ms",
@@ -1608,8 +1663,16 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
     let _ = follower.kill();
     let printed = follower.wait_with_output().expect("follow output");
     let printed = String::from_utf8_lossy(&printed.stdout).into_owned();
-    assert!(printed.contains(&format!("following {} as source \"mlflow\"", m.url)), "{printed}");
-    assert!(printed.contains(&format!("created   {new_id} ← MLflow \"Ranker\" version {new}")), "{printed}");
+    assert!(
+        printed.contains(&format!("following {} as source \"mlflow\"", m.url)),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "created   {new_id} ← MLflow \"Ranker\" version {new}"
+        )),
+        "{printed}"
+    );
 
     // Several sources from one file, each with its own credential file and
     // prefix. The same registry under another URL and no prefix collides with
@@ -1632,11 +1695,20 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
     };
     write_sources(true);
     let sources_env = vec![("SWITCHYARD_MLFLOW_SOURCES", sources.display().to_string())];
-    let once = run(vec!["follow".into(), "mlflow".into(), "--once".into()], sources_env.clone());
+    let once = run(
+        vec!["follow".into(), "mlflow".into(), "--once".into()],
+        sources_env.clone(),
+    );
     let out = stdout(&once);
     assert!(once.status.success(), "{engine}: {out}{}", stderr(&once));
-    assert!(out.contains("created   scorer:v1 ← MLflow \"Scorer\" version 1"), "{out}");
-    assert!(out.contains("created   copy-ranker:v1 ← MLflow \"Ranker\" version 1"), "{out}");
+    assert!(
+        out.contains("created   scorer:v1 ← MLflow \"Scorer\" version 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("created   copy-ranker:v1 ← MLflow \"Ranker\" version 1"),
+        "{out}"
+    );
     assert!(out.contains("created   copy-scorer:v1"), "{out}");
     assert!(
         out.contains(&format!(
@@ -1657,14 +1729,27 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
         .find(|e| e.model_id.as_deref() == Some("copy-ranker"))
         .expect("copy-ranker's import event");
     assert_eq!(from_copy.details["import"]["mlflow_source"], "copy");
-    assert_eq!(from_copy.details["import"]["tracking_uri"], localhost.as_str());
+    assert_eq!(
+        from_copy.details["import"]["tracking_uri"],
+        localhost.as_str()
+    );
 
     // `serve` follows both good sources and writes promotions back to the
     // secured MLflow with that source's credential.
     write_sources(false);
-    for (name, role) in [("dave", Role::Deployer), ("bob", Role::Approver), ("carol", Role::Approver)] {
+    for (name, role) in [
+        ("dave", Role::Deployer),
+        ("bob", Role::Approver),
+        ("carol", Role::Approver),
+    ] {
         store
-            .create_user(name, role, "$argon2id$not-checked-here", "test", switchyard_domain::Timestamp::now())
+            .create_user(
+                name,
+                role,
+                "$argon2id$not-checked-here",
+                "test",
+                switchyard_domain::Timestamp::now(),
+            )
             .await
             .expect("user");
     }
@@ -1694,26 +1779,44 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
             .spawn()
             .expect("serve starts"),
     );
-    let later = m.version("Ranker", "s3://models/ranker/later", json!({})).await;
-    let (secured_id, copy_id) = (fid(&format!("ranker:v{later}")), fid(&format!("copy-ranker:v{later}")));
-    wait_for("serve follows both sources", Duration::from_secs(30), || async {
-        store.get_version(&secured_id).await.ok().flatten().is_some()
-            && store.get_version(&copy_id).await.ok().flatten().is_some()
-    })
+    let later = m
+        .version("Ranker", "s3://models/ranker/later", json!({}))
+        .await;
+    let (secured_id, copy_id) = (
+        fid(&format!("ranker:v{later}")),
+        fid(&format!("copy-ranker:v{later}")),
+    );
+    wait_for(
+        "serve follows both sources",
+        Duration::from_secs(30),
+        || async {
+            store
+                .get_version(&secured_id)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+                && store.get_version(&copy_id).await.ok().flatten().is_some()
+        },
+    )
     .await;
     promote(&store, &secured_id.to_string()).await;
-    let moved = wait_for("MLflow's champion follows the promotion", Duration::from_secs(15), || async {
-        m.alias_version("Ranker", "champion").await.as_deref() == Some(later.as_str())
-    })
+    let moved = wait_for(
+        "MLflow's champion follows the promotion",
+        Duration::from_secs(15),
+        || async { m.alias_version("Ranker", "champion").await.as_deref() == Some(later.as_str()) },
+    )
     .await;
     eprintln!(
         "FIGURE mlflow write-back behind basic auth ({engine}): alias moved {} ms after the approval",
         moved.as_millis()
     );
     // Recorded once the alias was read back, in the delivery's own transaction.
-    wait_for("mlflow.alias_set is recorded", Duration::from_secs(10), || async {
-        events_of(&store, "mlflow.alias_set").await.len() == 1
-    })
+    wait_for(
+        "mlflow.alias_set is recorded",
+        Duration::from_secs(10),
+        || async { events_of(&store, "mlflow.alias_set").await.len() == 1 },
+    )
     .await;
     drop(store);
     drop(_served);

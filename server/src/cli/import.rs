@@ -34,10 +34,7 @@ impl SourceArgs {
     }
 
     /// The import options and the credential these flags give.
-    async fn read(
-        self,
-        store: &dyn Store,
-    ) -> Result<(ImportOptions, Option<Credential>), Failure> {
+    async fn read(self, store: &dyn Store) -> Result<(ImportOptions, Option<Credential>), Failure> {
         let known = environments(store).await?;
         let opts = ImportOptions {
             pattern: self.models,
@@ -111,7 +108,8 @@ fn pairs(
 pub(super) async fn mlflow(store: &dyn Store, args: MlflowArgs) -> Outcome {
     let (mut opts, credential) = args.source.read(store).await?;
     opts.dry_run = args.dry_run;
-    switchyard_domain::mlflow::check_prefix(&opts.prefix).map_err(|e| Failure::usage(format!("--prefix: {e}")))?;
+    switchyard_domain::mlflow::check_prefix(&opts.prefix)
+        .map_err(|e| Failure::usage(format!("--prefix: {e}")))?;
     let client = Client::new(&args.tracking_uri, credential, args.page_size)
         .map_err(|e| Failure::usage(format!("{e:#}")))?;
     let report = import(store, &client, &opts).await;
@@ -165,10 +163,18 @@ pub(super) async fn follow(store: DynStore, args: FollowArgs) -> Outcome {
     if once {
         let mut stopped = Vec::new();
         for s in &sources {
-            let client = Client::new(&s.tracking_uri, s.credential.clone(), crate::mlflow::PAGE_SIZE)
-                .map_err(|e| Failure::usage(format!("{e:#}")))?;
+            let client = Client::new(
+                &s.tracking_uri,
+                s.credential.clone(),
+                crate::mlflow::PAGE_SIZE,
+            )
+            .map_err(|e| Failure::usage(format!("{e:#}")))?;
             let report = import(store.as_ref(), &client, &s.opts).await;
-            println!("[{}] {}", s.name, report.summary(false, client.tracking_uri()));
+            println!(
+                "[{}] {}",
+                s.name,
+                report.summary(false, client.tracking_uri())
+            );
             if let Some(why) = report.stopped {
                 stopped.push(format!("source {:?}: {why}", s.name));
             }
