@@ -22,7 +22,8 @@ install_mlflow() {
   local venv="$1"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "mlflow==$MLFLOW_VERSION"
+  # [auth]: Flask-WTF for MLflow's basic-auth app (server/tests/mlflow.rs runs one).
+  "$venv/bin/pip" install -q "mlflow[auth]==$MLFLOW_VERSION"
 }
 
 # Installs schemathesis into its own virtualenv when missing (about 20 s, once);
@@ -42,6 +43,7 @@ ensure_peers() {
   mkdir -p "$TOOLS"
   # Checked by its dist-info directory: importing mlflow takes seconds.
   if ! compgen -G "$mlflow_venv/lib/python3*/site-packages/mlflow-$MLFLOW_VERSION.dist-info" >/dev/null \
+    || ! compgen -G "$mlflow_venv/lib/python3*/site-packages/flask_wtf" >/dev/null \
     || [ ! -x "$mlflow_venv/bin/mlflow" ]; then
     say "installing MLflow $MLFLOW_VERSION into $mlflow_venv in the background (about a minute, once)"
     install_mlflow "$mlflow_venv" >"$TOOLS/mlflow-install.log" 2>&1 &

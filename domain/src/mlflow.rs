@@ -5,7 +5,8 @@
 //! - **Model id**: the MLflow name lowercased; every run of characters
 //!   outside `[a-z0-9._-]` becomes one `-`; leading characters that cannot
 //!   start an id (`.`, `_`, `-`) and trailing `-` are dropped. Refused when
-//!   nothing is left or the result is longer than 64 characters.
+//!   nothing is left or the result is longer than 64 characters. A source
+//!   may carry a prefix (`research-`), put before the mapped name.
 //! - **Collisions**: when two MLflow names map to the same model id, every
 //!   one of them is refused (naming the others), whatever the order they are
 //!   listed in. Nothing is merged silently.
@@ -28,6 +29,41 @@ const MAX_ID: usize = 64;
 
 /// Maps an MLflow registered-model name to a model id, or says why it cannot.
 pub fn model_id_for(name: &str) -> Result<ModelId, String> {
+    model_id_with_prefix("", name)
+}
+
+/// Checks a source's model-id prefix (`research-`): it must itself start a
+/// model id (`[a-z0-9][a-z0-9._-]*`) and leave room for a name.
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let ok_start = prefix
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest = prefix
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if !ok_start || !ok_rest {
+        return Err(format!(
+            "the prefix {prefix:?} must start with a lowercase letter or digit and hold only a-z, 0-9, '.', '_' and '-' (e.g. research-)"
+        ));
+    }
+    if prefix.len() >= MAX_ID {
+        return Err(format!(
+            "the prefix {prefix:?} has {} characters: at most {} leave room for a name",
+            prefix.len(),
+            MAX_ID - 1
+        ));
+    }
+    Ok(())
+}
+
+/// Maps an MLflow name to `prefix` + its model id (the prefix of the
+/// source it comes from, often empty), or says why it cannot.
+pub fn model_id_with_prefix(prefix: &str, name: &str) -> Result<ModelId, String> {
+    check_prefix(prefix)?;
     let mut out = String::with_capacity(name.len());
     let mut replaced = false;
     for c in name.chars().flat_map(char::to_lowercase) {
@@ -47,13 +83,21 @@ pub fn model_id_for(name: &str) -> Result<ModelId, String> {
             "MLflow name {name:?} has no letter or digit to make a model id from"
         ));
     }
-    if trimmed.len() > MAX_ID {
+    let id = format!("{prefix}{trimmed}");
+    if id.len() > MAX_ID {
         return Err(format!(
             "MLflow name {name:?} maps to a model id of {} characters (at most {MAX_ID})",
-            trimmed.len()
+            id.len()
         ));
     }
-    ModelId::parse(trimmed).map_err(|e| format!("MLflow name {name:?}: {e}"))
+    ModelId::parse(&id).map_err(|e| format!("MLflow name {name:?}: {e}"))
+}
+
+/// Checks a source's name (`research`): `[a-z0-9][a-z0-9._-]{0,63}`, as a model id.
+pub fn check_source_name(name: &str) -> Result<(), String> {
+    ModelId::parse(name).map(|_| ()).map_err(|_| {
+        format!("the MLflow source name {name:?} must be 1-64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
+    })
 }
 
 /// Maps an MLflow version number to a version name (`3` → `v3`).
@@ -69,15 +113,17 @@ pub fn version_name_for(version: &str) -> Result<VersionName, String> {
     VersionName::parse(&format!("v{n}")).map_err(|e| e.to_string())
 }
 
-/// The model ids for a set of MLflow names: each name maps to its id, or to
+/// The model ids for a set of MLflow names of one source (with its
+/// prefix): each name maps to its id, or to
 /// the reason it is refused (impossible name, or a collision with another
 /// name). The answer does not depend on the order of `names`.
 pub fn map_models<'a>(
+    prefix: &str,
     names: impl IntoIterator<Item = &'a str>,
 ) -> BTreeMap<String, Result<ModelId, String>> {
     let mapped: BTreeMap<String, Result<ModelId, String>> = names
         .into_iter()
-        .map(|n| (n.to_owned(), model_id_for(n)))
+        .map(|n| (n.to_owned(), model_id_with_prefix(prefix, n)))
         .collect();
     let mut by_id: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
     for (name, id) in &mapped {
@@ -372,8 +418,8 @@ mod tests {
 
     #[test]
     fn colliding_names_are_all_refused_whatever_the_order() {
-        let a = map_models(["Fraud Detector", "fraud-detector", "churn"]);
-        let b = map_models(["churn", "fraud-detector", "Fraud Detector"]);
+        let a = map_models("", ["Fraud Detector", "fraud-detector", "churn"]);
+        let b = map_models("", ["churn", "fraud-detector", "Fraud Detector"]);
         assert_eq!(a, b);
         assert_eq!(
             a["churn"].as_ref().map(|m| m.to_string()),
@@ -385,6 +431,29 @@ mod tests {
             "{e}"
         );
         assert!(a["Fraud Detector"].is_err());
+    }
+
+    #[test]
+    fn a_source_prefix_goes_before_the_mapped_name_and_is_checked() {
+        let with = |p: &str, n: &str| {
+            model_id_with_prefix(p, n)
+                .map(|m| m.to_string())
+                .unwrap_or_else(|e| format!("ERR {e}"))
+        };
+        assert_eq!(
+            with("research-", "Fraud Detector"),
+            "research-fraud-detector"
+        );
+        assert_eq!(with("", "Fraud Detector"), "fraud-detector");
+        assert!(with("Research-", "x").contains("must start with a lowercase"));
+        assert!(with("-r", "x").contains("must start with a lowercase"));
+        assert!(with("r/", "x").contains("only a-z"));
+        assert!(with(&"p".repeat(64), "x").contains("leave room"));
+        let long = with("team-", &"a".repeat(60));
+        assert!(long.contains("65 characters"), "{long}");
+        assert!(with("team-", "!!!").contains("no letter or digit"));
+        let m = map_models("team-", ["Ranker", "ranker"]);
+        assert!(m["Ranker"].as_ref().unwrap_err().contains("team-ranker"));
     }
 
     #[test]

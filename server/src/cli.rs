@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use switchyard_domain::Timestamp;
 
 use crate::config::Config;
@@ -40,7 +40,9 @@ Configuration (environment variables):
   SWITCHYARD_TOKEN             the API token `cluster` commands send (switchyard token create prints one)
   SWITCHYARD_MLFLOW_FOLLOW     an MLflow tracking URL: `serve` imports its new versions as they appear
                                (SWITCHYARD_MLFLOW_FOLLOW_ALIASES=champion=production,..., _STAGES, _MODELS,
-                               _INTERVAL_MS default 2000; credentials as for `import mlflow`)
+                               _PREFIX, _INTERVAL_MS default 2000; credentials as for `import mlflow`)
+  SWITCHYARD_MLFLOW_SOURCES    a YAML file of MLflow sources to follow, each with its own name, URL, prefix,
+                               models, aliases, stages and credential files (docs/mlflow.md)
   SWITCHYARD_MLFLOW_WEBHOOK_SECRET  (or _FILE) with _FOLLOW: POST /api/v1/mlflow/webhook takes MLflow's
                                registry webhooks signed with this secret and reads that model at once
   SWITCHYARD_MLFLOW_WRITE_BACK alias=environment pairs (champion=production,...): each promotion applied
@@ -108,6 +110,9 @@ enum Command {
     /// Import versions from another model registry.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Follow another model registry: import its new versions as they appear.
+    #[command(subcommand)]
+    Follow(FollowCommand),
     /// Copy the database to FILE while servers keep running. SQLite: `VACUUM INTO`,
     /// then the copy's ledger is verified; PostgreSQL: `pg_dump --format=custom`.
     Backup {
@@ -181,38 +186,82 @@ enum OperationCommand {
     },
 }
 
+/// Where an MLflow registry is and how it maps: shared by `import mlflow`
+/// and `follow mlflow` (and a source of `SWITCHYARD_MLFLOW_SOURCES` has the
+/// same fields).
+#[derive(Debug, Args)]
+struct MlflowSourceArgs {
+    /// Only MLflow models whose name matches this glob (`*`, `?`).
+    #[arg(long)]
+    models: Option<String>,
+    /// ALIAS=ENVIRONMENT: the version holding the alias is pinned there
+    /// (and moved to the stage the environment needs). Repeatable.
+    #[arg(long = "alias", value_name = "ALIAS=ENV")]
+    aliases: Vec<String>,
+    /// STAGE=ENVIRONMENT for MLflow's deprecated stages, e.g.
+    /// Production=production: the version gets that environment's stage. Repeatable.
+    #[arg(long = "stage", value_name = "STAGE=ENV")]
+    stages: Vec<String>,
+    /// Put before every model id, e.g. `research-`: keeps two registries' models apart.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// A file whose first line is a bearer token for MLflow.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// A user of MLflow's basic-auth app (with --password-file).
+    #[arg(long, requires = "password_file")]
+    username: Option<String>,
+    /// A file whose first line is that user's password.
+    #[arg(long, requires = "username")]
+    password_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum ImportCommand {
     /// Import an MLflow Model Registry over its REST API: every registered
     /// model's versions (`name` → model id, version N → vN), aliases and
     /// stages mapped to environments. Re-running it creates nothing new;
     /// it reports versions changed in MLflow since as conflicts.
-    /// Credentials: MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
-    /// MLFLOW_TRACKING_PASSWORD, or --token-file.
+    /// Credentials: --token-file, --username with --password-file, or
+    /// MLflow's own MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+    /// MLFLOW_TRACKING_PASSWORD.
     Mlflow {
         /// The tracking server, e.g. http://mlflow.internal:5000
         #[arg(long)]
         tracking_uri: String,
-        /// Only MLflow models whose name matches this glob (`*`, `?`).
-        #[arg(long)]
-        models: Option<String>,
+        #[command(flatten)]
+        source: MlflowSourceArgs,
         /// Print what would be created and refused; write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// ALIAS=ENVIRONMENT: the version holding the alias is pinned there
-        /// (and moved to the stage the environment needs). Repeatable.
-        #[arg(long = "alias", value_name = "ALIAS=ENV")]
-        aliases: Vec<String>,
-        /// STAGE=ENVIRONMENT for MLflow's deprecated stages, e.g.
-        /// Production=production: the version gets that environment's stage. Repeatable.
-        #[arg(long = "stage", value_name = "STAGE=ENV")]
-        stages: Vec<String>,
-        /// A file whose first line is a bearer token for MLflow.
-        #[arg(long)]
-        token_file: Option<PathBuf>,
         /// Models or versions asked for per request (1-1000).
         #[arg(long, default_value_t = crate::mlflow::PAGE_SIZE)]
         page_size: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FollowCommand {
+    /// Follow an MLflow Model Registry in the foreground: the job `serve`
+    /// runs for each configured source, printing what it imports. With
+    /// --tracking-uri, that one registry (mapped as `import mlflow` maps
+    /// it); without, the sources `serve` would follow (SWITCHYARD_MLFLOW_FOLLOW,
+    /// SWITCHYARD_MLFLOW_SOURCES). Stops on Ctrl-C, or after one pass with --once.
+    Mlflow {
+        /// The tracking server, e.g. http://mlflow.internal:5000
+        #[arg(long)]
+        tracking_uri: Option<String>,
+        /// The source's name in the ledger and logs (with --tracking-uri).
+        #[arg(long, default_value = "mlflow", requires = "tracking_uri")]
+        name: String,
+        #[command(flatten)]
+        source: MlflowSourceArgs,
+        /// Milliseconds between polls (100-3600000).
+        #[arg(long, default_value_t = crate::mlflow::DEFAULT_INTERVAL_MS)]
+        interval_ms: u64,
+        /// One pass over every source, then exit (status 1 if a pass stopped).
+        #[arg(long)]
+        once: bool,
     },
 }
 
@@ -459,6 +508,20 @@ impl Failure {
 
 /// Anything else that goes wrong (database unreachable, …): exit 1, with
 /// the error and its context on one line.
+impl From<MlflowSourceArgs> for import::SourceArgs {
+    fn from(a: MlflowSourceArgs) -> import::SourceArgs {
+        import::SourceArgs {
+            models: a.models,
+            aliases: a.aliases,
+            stages: a.stages,
+            prefix: a.prefix,
+            token_file: a.token_file,
+            username: a.username,
+            password_file: a.password_file,
+        }
+    }
+}
+
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure::refused(format!("{:#}", e.into()))
@@ -551,11 +614,8 @@ async fn dispatch(command: Command) -> Outcome {
         }
         Command::Import(ImportCommand::Mlflow {
             tracking_uri,
-            models,
+            source,
             dry_run,
-            aliases,
-            stages,
-            token_file,
             page_size,
         }) => {
             let store = migrated_store(&config).await?;
@@ -563,12 +623,29 @@ async fn dispatch(command: Command) -> Outcome {
                 store.as_ref(),
                 import::MlflowArgs {
                     tracking_uri,
-                    models,
+                    source: source.into(),
                     dry_run,
-                    aliases,
-                    stages,
-                    token_file,
                     page_size,
+                },
+            )
+            .await
+        }
+        Command::Follow(FollowCommand::Mlflow {
+            tracking_uri,
+            name,
+            source,
+            interval_ms,
+            once,
+        }) => {
+            let store = migrated_store(&config).await?;
+            import::follow(
+                store,
+                import::FollowArgs {
+                    tracking_uri,
+                    name,
+                    source: source.into(),
+                    interval_ms,
+                    once,
                 },
             )
             .await
@@ -785,7 +862,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     let settings =
         crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let checkpoints = checkpoint::Periodic::from_env()?;
-    let notify_settings =
+    let mut notify_settings =
         crate::notify::NotifySettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let app = crate::startup::Application::build(config.clone())
         .await
@@ -799,34 +876,50 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     });
     let webhook_secret =
         crate::mlflow::webhook::secret_from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
-    let follow = match crate::mlflow::FollowSettings::from_env()
-        .map_err(|e| Failure::usage(format!("{e:#}")))?
-    {
-        Some(follow) => {
-            tracing::info!(tracking_uri = %follow.tracking_uri, webhooks = webhook_secret.is_some(),
-                "following the MLflow registry");
-            let passes = webhook_secret.map(|secret| {
-                let (tx, rx) = tokio::sync::mpsc::channel(crate::mlflow::webhook::QUEUE);
-                app.mlflow_trigger().connect(secret, tx);
-                rx
-            });
-            Some(
-                crate::mlflow::spawn_follow(store.clone(), follow, passes)
-                    .map_err(|e| Failure::usage(format!("{e:#}")))?,
-            )
+    let sources =
+        crate::mlflow::FollowSettings::from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
+    let write_back = crate::mlflow::write_back::WriteBackSettings::from_env()
+        .map_err(|e| Failure::usage(format!("{e:#}")))?;
+    // The write-back signs in as the source that follows the same MLflow, if it has a credential.
+    if let Some(credential) = write_back.as_ref().and_then(|wb| {
+        sources
+            .iter()
+            .find(|s| s.tracking_uri == wb.tracking_uri)
+            .and_then(|s| s.credential.clone())
+    }) {
+        notify_settings.mlflow_credential = Some(credential);
+    }
+    if webhook_secret.is_some() && sources.is_empty() {
+        return Err(Failure::usage(
+            "SWITCHYARD_MLFLOW_WEBHOOK_SECRET is set but no MLflow is followed \
+             (SWITCHYARD_MLFLOW_FOLLOW or SWITCHYARD_MLFLOW_SOURCES): webhooks only speed up following"
+                .to_owned(),
+        ));
+    }
+    let follow = if sources.is_empty() {
+        Vec::new()
+    } else {
+        let known: Vec<String> = store
+            .list_environments()
+            .await?
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        crate::mlflow::check_environments(&sources, &known)
+            .map_err(|e| Failure::usage(format!("{e:#}")))?;
+        for s in &sources {
+            tracing::info!(source = %s.name, tracking_uri = %s.tracking_uri, prefix = %s.opts.prefix,
+                webhooks = webhook_secret.is_some(), "following the MLflow registry");
         }
-        None if webhook_secret.is_some() => {
-            return Err(Failure::usage(
-                "SWITCHYARD_MLFLOW_WEBHOOK_SECRET is set but SWITCHYARD_MLFLOW_FOLLOW is not: \
-                 webhooks only speed up following an MLflow registry"
-                    .to_owned(),
-            ))
-        }
-        None => None,
+        let passes = webhook_secret.map(|secret| {
+            let (tx, rx) = tokio::sync::mpsc::channel(crate::mlflow::webhook::QUEUE);
+            app.mlflow_trigger().connect(secret, tx);
+            rx
+        });
+        crate::mlflow::spawn_sources(store.clone(), sources, passes)
+            .map_err(|e| Failure::usage(format!("{e:#}")))?
     };
-    match crate::mlflow::write_back::WriteBackSettings::from_env()
-        .map_err(|e| Failure::usage(format!("{e:#}")))?
-    {
+    match write_back {
         Some(wb) => {
             let done = wb
                 .configure(&store)
@@ -856,8 +949,8 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         .context("the server stopped with an error");
     retirement.abort();
     runner.abort();
-    if let Some(follow) = follow {
-        follow.abort();
+    for job in follow {
+        job.abort();
     }
     if let Some(task) = checkpointer {
         task.abort();

@@ -48,13 +48,7 @@ impl Credential {
     /// file (its first line) wins over both.
     pub fn from_env(token_file: Option<&std::path::Path>) -> anyhow::Result<Option<Credential>> {
         if let Some(path) = token_file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the token file {}", path.display()))?;
-            let token = text.lines().next().unwrap_or_default().trim().to_owned();
-            if token.is_empty() {
-                bail!("the token file {} is empty", path.display());
-            }
-            return Ok(Some(Credential::Bearer(token)));
+            return Ok(Some(Credential::Bearer(first_line(path, "token file")?)));
         }
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(token) = var("MLFLOW_TRACKING_TOKEN") {
@@ -71,6 +65,40 @@ impl Credential {
             _ => Ok(None),
         }
     }
+}
+
+impl Credential {
+    /// A source's credential from files: a bearer token file, or a user with
+    /// a password file (each file's first line); none of them: MLflow's own
+    /// variables (`from_env`).
+    pub fn resolve(
+        token_file: Option<&std::path::Path>,
+        username: Option<&str>,
+        password_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Option<Credential>> {
+        match (token_file, username, password_file) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                bail!("give a token file or a username with a password file, not both")
+            }
+            (None, Some(user), Some(path)) => Ok(Some(Credential::Basic {
+                user: user.to_owned(),
+                password: first_line(path, "password file")?,
+            })),
+            (None, Some(_), None) => bail!("a username needs a password file"),
+            (None, None, Some(_)) => bail!("a password file needs a username"),
+            (token, None, None) => Credential::from_env(token),
+        }
+    }
+}
+
+fn first_line(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().trim().to_owned();
+    if line.is_empty() {
+        bail!("the {what} {} is empty", path.display());
+    }
+    Ok(line)
 }
 
 /// A registered model as the search lists it.
@@ -174,12 +202,40 @@ impl Client {
                 anyhow::Error::new(e)
             )
         })?;
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            let fix = match &self.credential {
+                None => {
+                    "it needs credentials: give --username with --password-file or --token-file \
+                         (a source: username with password_file, or token_file), or set MLflow's \
+                         MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN"
+                        .to_owned()
+                }
+                Some(Credential::Basic { user, .. }) => format!(
+                    "it refused user {user:?} and that password: correct the password file \
+                     (--password-file, a source's password_file) or MLFLOW_TRACKING_PASSWORD"
+                ),
+                Some(Credential::Bearer(_)) => {
+                    "it refused the bearer token: correct the token file \
+                     (--token-file, a source's token_file) or MLFLOW_TRACKING_TOKEN"
+                        .to_owned()
+                }
+            };
             bail!(
-                "MLflow at {} refused the credentials (HTTP {}) while {what}: set MLFLOW_TRACKING_TOKEN, \
-                 MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or --token-file",
+                "MLflow at {} answered HTTP 401 while {what}: {fix}",
+                self.base
+            );
+        }
+        if status == reqwest::StatusCode::FORBIDDEN {
+            let who = match &self.credential {
+                Some(Credential::Basic { user, .. }) => format!("user {user:?}"),
+                Some(Credential::Bearer(_)) => "the token's user".to_owned(),
+                None => "an anonymous caller".to_owned(),
+            };
+            bail!(
+                "MLflow at {} answered HTTP 403 while {what}: {who} lacks the permission; \
+                 grant it in MLflow (READ to import and follow, EDIT on the model to write aliases back): {}",
                 self.base,
-                status.as_u16()
+                excerpt(&body)
             );
         }
         if !status.is_success() {
@@ -359,6 +415,10 @@ pub struct ImportOptions {
     pub only: Option<String>,
     /// Print each line on standard output (the command line) or log it (follow).
     pub print: bool,
+    /// Put before every mapped model id: the source's prefix (`research-`), often empty.
+    pub prefix: String,
+    /// The source's name (`SWITCHYARD_MLFLOW_SOURCES`), kept in each import's ledger details.
+    pub source: Option<String>,
 }
 
 /// What an import did (or, in a dry run, would do).
@@ -380,6 +440,8 @@ pub struct ImportReport {
     pub newest_update: Option<i64>,
     /// Why it stopped early, naming the item; nothing of that item was written.
     pub stopped: Option<String>,
+    /// The source's name, in the log lines.
+    pub source: Option<String>,
 }
 
 impl ImportReport {
@@ -387,7 +449,11 @@ impl ImportReport {
         if print {
             println!("{line}");
         } else {
-            tracing::info!(source = "mlflow", "{line}");
+            tracing::info!(
+                source = "mlflow",
+                mlflow_source = self.source.as_deref().unwrap_or_default(),
+                "{line}"
+            );
         }
         self.lines.push(line);
     }
@@ -431,7 +497,10 @@ impl ImportReport {
 /// Imports (or, with `dry_run`, describes) the registry at `client`.
 pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) -> ImportReport {
     let started = Instant::now();
-    let mut report = ImportReport::default();
+    let mut report = ImportReport {
+        source: opts.source.clone(),
+        ..ImportReport::default()
+    };
     let models = match client.registered_models().await {
         Ok(m) => m,
         Err(e) => {
@@ -448,7 +517,7 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
                 .is_none_or(|p| rules::glob_matches(p, &m.name))
         })
         .collect();
-    let ids = rules::map_models(wanted.iter().map(|m| m.name.as_str()));
+    let ids = rules::map_models(&opts.prefix, wanted.iter().map(|m| m.name.as_str()));
     report.newest_update = wanted.iter().filter_map(|m| m.last_updated).max();
     // At or after the cursor: a change in the cursor's millisecond is read again (idempotent).
     let changed = |m: &&RegisteredModel| {
@@ -478,6 +547,29 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
                 break;
             }
         };
+        // Another source (another tracking server) got there first: refused, never merged.
+        if !existing.is_empty() {
+            match imported_from_model(store, &id).await {
+                Ok(Some(from)) if !same_server(&from, client.tracking_uri()) => {
+                    report.refused += 1;
+                    report.say(
+                        opts.print,
+                        format!(
+                            "refused   MLflow model {:?}: model id {id} already holds versions imported from MLflow at {from}, \
+                             not from {}: refused, not merged (give one of the two sources a prefix)",
+                            model.name,
+                            client.tracking_uri()
+                        ),
+                    );
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    report.stopped = Some(format!("at MLflow model {:?}: {e:#}", model.name));
+                    break;
+                }
+            }
+        }
         let foreign = existing
             .iter()
             .find(|v| imported_field(v, "name") != Some(model.name.as_str()));
@@ -553,6 +645,32 @@ async fn existing_versions(store: &dyn Store, id: &ModelId) -> anyhow::Result<Ve
     }
 }
 
+fn same_server(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The tracking URI the model's newest registration was imported from
+/// (none when it was not imported from MLflow). Every version of a model
+/// id comes from one source (this check keeps it so), so one event tells.
+async fn imported_from_model(store: &dyn Store, id: &ModelId) -> anyhow::Result<Option<String>> {
+    let q = crate::store::AuditQuery {
+        action: Some(switchyard_domain::ledger::action::VERSION_REGISTERED.to_owned()),
+        model: Some(id.to_string()),
+        limit: 1,
+        ..crate::store::AuditQuery::default()
+    };
+    let page = store
+        .audit_page(&q)
+        .await
+        .map_err(|e| anyhow!("reading the registrations of model {id}: {e}"))?;
+    Ok(page.events.first().and_then(|ev| {
+        let import = &ev.details["import"];
+        (import["source"] == "mlflow")
+            .then(|| import["tracking_uri"].as_str().map(str::to_owned))
+            .flatten()
+    }))
+}
+
 /// The MLflow field `f` a version was imported with (none when not imported).
 fn imported_field<'a>(v: &'a Version, f: &str) -> Option<&'a str> {
     v.config
@@ -623,6 +741,7 @@ async fn import_model(
                 .map(|ms| Timestamp::from_micros(ms.saturating_mul(1000)).to_rfc3339()),
             "mlflow_stage": mv.current_stage,
             "aliases": plan.aliases,
+            "mlflow_source": opts.source,
         });
         let item = ImportItem {
             new,
@@ -732,60 +851,254 @@ fn describe(full_id: &FullId, label: &str, plan: &Plan) -> String {
     s
 }
 
-/// Following an MLflow registry from the server: `SWITCHYARD_MLFLOW_FOLLOW`.
+/// One MLflow registry followed: where it is, how its names map (the
+/// source's prefix, aliases, stages, models), its credential and poll
+/// interval. `serve` follows every configured source
+/// (`SWITCHYARD_MLFLOW_FOLLOW`, `SWITCHYARD_MLFLOW_SOURCES`);
+/// `switchyard follow mlflow` follows one given by flags, or the same ones.
 #[derive(Debug, Clone)]
 pub struct FollowSettings {
+    /// The source's name in logs and ledger details.
+    pub name: String,
     pub tracking_uri: String,
+    pub credential: Option<Credential>,
     pub opts: ImportOptions,
     pub interval: Duration,
 }
 
+/// The default poll interval of a source.
+pub const DEFAULT_INTERVAL_MS: u64 = 2000;
+
+/// Checks a poll interval (100 ms to an hour).
+pub fn interval(ms: u64, what: &str) -> anyhow::Result<Duration> {
+    if !(100..=3_600_000).contains(&ms) {
+        bail!("{what} must be 100 to 3600000 (milliseconds), not {ms}");
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// One source of `SWITCHYARD_MLFLOW_SOURCES` (a YAML file: `sources:` and a
+/// list of these). See docs/mlflow.md.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceEntry {
+    name: String,
+    tracking_uri: String,
+    #[serde(default)]
+    prefix: String,
+    models: Option<String>,
+    #[serde(default)]
+    aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    stages: BTreeMap<String, String>,
+    token_file: Option<std::path::PathBuf>,
+    username: Option<String>,
+    password_file: Option<std::path::PathBuf>,
+    interval_ms: Option<u64>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    sources: Vec<SourceEntry>,
+}
+
 impl FollowSettings {
-    /// `SWITCHYARD_MLFLOW_FOLLOW=URL` turns it on; `SWITCHYARD_MLFLOW_FOLLOW_ALIASES`
-    /// and `SWITCHYARD_MLFLOW_FOLLOW_STAGES` take `NAME=ENV` pairs separated by
-    /// commas, `SWITCHYARD_MLFLOW_FOLLOW_MODELS` a glob,
-    /// `SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS` the poll interval (default 2000).
-    pub fn from_env() -> anyhow::Result<Option<FollowSettings>> {
+    /// One source, checked: the tracking URI, the prefix.
+    pub fn new(
+        name: &str,
+        tracking_uri: &str,
+        credential: Option<Credential>,
+        opts: ImportOptions,
+        interval: Duration,
+    ) -> anyhow::Result<FollowSettings> {
+        let tracking_uri = tracking_uri.trim().trim_end_matches('/').to_owned();
+        if !(tracking_uri.starts_with("http://") || tracking_uri.starts_with("https://")) {
+            bail!("the MLflow tracking URI of source {name:?} must be an http:// or https:// URL, not {tracking_uri:?}");
+        }
+        rules::check_prefix(&opts.prefix).map_err(|e| anyhow!("source {name:?}: {e}"))?;
+        Ok(FollowSettings {
+            name: name.to_owned(),
+            tracking_uri,
+            credential,
+            opts: ImportOptions {
+                source: Some(name.to_owned()),
+                ..opts
+            },
+            interval,
+        })
+    }
+
+    /// Every source `serve` follows: `SWITCHYARD_MLFLOW_FOLLOW=URL` (source
+    /// `mlflow`; `SWITCHYARD_MLFLOW_FOLLOW_ALIASES` and `_STAGES` take
+    /// `NAME=ENV` pairs separated by commas, `_MODELS` a glob, `_PREFIX` a
+    /// model-id prefix, `_INTERVAL_MS` the poll interval, default 2000;
+    /// MLflow's own credential variables) and the sources of the YAML file
+    /// `SWITCHYARD_MLFLOW_SOURCES`. Checked together by [`check_sources`].
+    pub fn from_env() -> anyhow::Result<Vec<FollowSettings>> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let Some(tracking_uri) = var("SWITCHYARD_MLFLOW_FOLLOW") else {
-            return Ok(None);
-        };
-        let pairs = |k: &str| -> anyhow::Result<BTreeMap<String, String>> {
-            let mut out = BTreeMap::new();
-            for item in var(k)
-                .unwrap_or_default()
-                .split(',')
-                .filter(|i| !i.trim().is_empty())
-            {
-                let (a, e) = switchyard_domain::mlflow::AliasMap::parse_pair(item)
-                    .map_err(|e| anyhow!("{k}: {e}"))?;
-                out.insert(a, e);
-            }
-            Ok(out)
-        };
-        let interval_ms: u64 = match var("SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS") {
-            None => 2000,
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|ms| (100..=3_600_000).contains(ms))
-                .ok_or_else(|| {
+        let mut out = Vec::new();
+        if let Some(tracking_uri) = var("SWITCHYARD_MLFLOW_FOLLOW") {
+            let pairs = |k: &str| -> anyhow::Result<BTreeMap<String, String>> {
+                let mut out = BTreeMap::new();
+                for item in var(k)
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter(|i| !i.trim().is_empty())
+                {
+                    let (a, e) =
+                        rules::AliasMap::parse_pair(item).map_err(|e| anyhow!("{k}: {e}"))?;
+                    out.insert(a, e);
+                }
+                Ok(out)
+            };
+            let interval_ms: u64 = match var("SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS") {
+                None => DEFAULT_INTERVAL_MS,
+                Some(v) => v.parse().map_err(|_| {
                     anyhow!(
                         "SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS must be 100 to 3600000, not {v:?}"
                     )
                 })?,
-        };
-        Ok(Some(FollowSettings {
-            tracking_uri,
-            opts: ImportOptions {
-                pattern: var("SWITCHYARD_MLFLOW_FOLLOW_MODELS"),
-                aliases: pairs("SWITCHYARD_MLFLOW_FOLLOW_ALIASES")?,
-                stages: pairs("SWITCHYARD_MLFLOW_FOLLOW_STAGES")?,
-                ..ImportOptions::default()
-            },
-            interval: Duration::from_millis(interval_ms),
-        }))
+            };
+            out.push(FollowSettings::new(
+                "mlflow",
+                &tracking_uri,
+                Credential::from_env(None)?,
+                ImportOptions {
+                    pattern: var("SWITCHYARD_MLFLOW_FOLLOW_MODELS"),
+                    aliases: pairs("SWITCHYARD_MLFLOW_FOLLOW_ALIASES")?,
+                    stages: pairs("SWITCHYARD_MLFLOW_FOLLOW_STAGES")?,
+                    prefix: var("SWITCHYARD_MLFLOW_FOLLOW_PREFIX").unwrap_or_default(),
+                    ..ImportOptions::default()
+                },
+                interval(interval_ms, "SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS")?,
+            )?);
+        }
+        if let Some(path) = var("SWITCHYARD_MLFLOW_SOURCES") {
+            out.extend(sources_file(std::path::Path::new(&path))?);
+        }
+        check_sources(&out)?;
+        Ok(out)
     }
+}
+
+/// Reads a sources file (`SWITCHYARD_MLFLOW_SOURCES`).
+pub fn sources_file(path: &std::path::Path) -> anyhow::Result<Vec<FollowSettings>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the MLflow sources file {}", path.display()))?;
+    let file: SourcesFile = serde_yaml::from_str(&text).map_err(|e| {
+        anyhow!(
+            "the MLflow sources file {} is malformed: {e}",
+            path.display()
+        )
+    })?;
+    let mut out = Vec::new();
+    for e in file.sources {
+        let at = |err: anyhow::Error| anyhow!("{}: source {:?}: {err:#}", path.display(), e.name);
+        let credential = Credential::resolve(
+            e.token_file.as_deref(),
+            e.username.as_deref(),
+            e.password_file.as_deref(),
+        )
+        .map_err(at)?;
+        let ms = e.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS);
+        out.push(
+            FollowSettings::new(
+                &e.name,
+                &e.tracking_uri,
+                credential,
+                ImportOptions {
+                    pattern: e.models.clone(),
+                    aliases: e.aliases.clone(),
+                    stages: e.stages.clone(),
+                    prefix: e.prefix.clone(),
+                    ..ImportOptions::default()
+                },
+                interval(ms, "interval_ms").map_err(at)?,
+            )
+            .map_err(|err| anyhow!("{}: {err:#}", path.display()))?,
+        );
+    }
+    if out.is_empty() {
+        bail!("the MLflow sources file {} lists no source", path.display());
+    }
+    Ok(out)
+}
+
+/// Sources followed together: names distinct, and no registry followed
+/// twice under one prefix (both would write the same model ids). Models
+/// two sources would both map to one id are refused when met
+/// (`import`: the model id already holds another tracking server's versions).
+pub fn check_sources(sources: &[FollowSettings]) -> anyhow::Result<()> {
+    for (i, a) in sources.iter().enumerate() {
+        rules::check_source_name(&a.name).map_err(|e| anyhow!(e))?;
+        for b in &sources[i + 1..] {
+            if a.name == b.name {
+                bail!(
+                    "two MLflow sources are named {:?}: give each its own name",
+                    a.name
+                );
+            }
+            if same_server(&a.tracking_uri, &b.tracking_uri) && a.opts.prefix == b.opts.prefix {
+                bail!(
+                    "MLflow sources {:?} and {:?} follow {} with the same prefix {:?}: they would import the same model ids; \
+                     give one a different prefix or keep one source",
+                    a.name,
+                    b.name,
+                    a.tracking_uri,
+                    a.opts.prefix
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The environments the sources map aliases and stages to must exist.
+pub fn check_environments(sources: &[FollowSettings], known: &[String]) -> anyhow::Result<()> {
+    for s in sources {
+        for (what, map) in [("alias", &s.opts.aliases), ("stage", &s.opts.stages)] {
+            if let Some((name, env)) = map.iter().find(|(_, e)| !known.contains(e)) {
+                bail!(
+                    "MLflow source {:?} maps {what} {name} to environment {env:?}, which does not exist (environments: {})",
+                    s.name,
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Follows every source, each in its own job; the webhook's model names
+/// (when `passes` is given) go to every source, whose pass reads that name
+/// if its registry has it.
+pub fn spawn_sources(
+    store: crate::store::DynStore,
+    sources: Vec<FollowSettings>,
+    passes: Option<tokio::sync::mpsc::Receiver<String>>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut jobs = Vec::new();
+    let mut senders = Vec::new();
+    for source in sources {
+        let rx = passes.as_ref().map(|_| {
+            let (tx, rx) = tokio::sync::mpsc::channel(webhook::QUEUE);
+            senders.push(tx);
+            rx
+        });
+        jobs.push(spawn_follow(store.clone(), source, rx)?);
+    }
+    if let Some(mut passes) = passes {
+        jobs.push(tokio::spawn(async move {
+            while let Some(name) = passes.recv().await {
+                for tx in &senders {
+                    // A full queue: that source's next poll reads the model anyway.
+                    let _ = tx.try_send(name.clone());
+                }
+            }
+        }));
+    }
+    Ok(jobs)
 }
 
 /// One follow pass in this many reads every model (the others only those changed since the cursor).
@@ -803,23 +1116,35 @@ pub fn spawn_follow(
     settings: FollowSettings,
     mut passes: Option<tokio::sync::mpsc::Receiver<String>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let credential = Credential::from_env(None)?;
-    let client = Client::new(&settings.tracking_uri, credential, PAGE_SIZE)?;
+    let client = Client::new(
+        &settings.tracking_uri,
+        settings.credential.clone(),
+        PAGE_SIZE,
+    )?;
     Ok(tokio::spawn(async move {
         let mut cursor: Option<i64> = None;
         let mut passes_done: u64 = 0;
         let mut ticks = tokio::time::interval(settings.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let asked = match passes.as_mut() {
+            // Some(None): the webhook side is gone; polls only from then on.
+            let woke: Option<Option<String>> = match passes.as_mut() {
                 Some(rx) => tokio::select! {
                     _ = ticks.tick() => None,
-                    name = rx.recv() => name,
+                    name = rx.recv() => Some(name),
                 },
                 None => {
                     ticks.tick().await;
                     None
                 }
+            };
+            let asked = match woke {
+                Some(None) => {
+                    passes = None;
+                    continue;
+                }
+                Some(Some(name)) => Some(name),
+                None => None,
             };
             if let Some(first) = asked {
                 // Names queued meanwhile are read in the same pass, each once.
@@ -836,10 +1161,14 @@ pub fn spawn_follow(
                     };
                     let report = import(store.as_ref(), &client, &opts).await;
                     match &report.stopped {
-                        Some(why) => tracing::warn!(source = "mlflow", model = %name,
-                            "webhook pass stopped; the next poll reads the model again: {why}"),
-                        None => tracing::info!(source = "mlflow", model = %name,
-                            created = report.created, conflicts = report.conflicts, "webhook pass done"),
+                        Some(why) => {
+                            tracing::warn!(source = "mlflow", mlflow_source = %settings.name, model = %name,
+                            "webhook pass stopped; the next poll reads the model again: {why}")
+                        }
+                        None => {
+                            tracing::info!(source = "mlflow", mlflow_source = %settings.name, model = %name,
+                            created = report.created, conflicts = report.conflicts, "webhook pass done")
+                        }
                     }
                 }
                 continue;
@@ -856,6 +1185,7 @@ pub fn spawn_follow(
             match &report.stopped {
                 Some(why) => tracing::warn!(
                     source = "mlflow",
+                    mlflow_source = %settings.name,
                     "follow pass stopped, retried at the next tick: {why}"
                 ),
                 None => {
@@ -865,6 +1195,7 @@ pub fn spawn_follow(
                     if report.created > 0 || report.conflicts > 0 {
                         tracing::info!(
                             source = "mlflow",
+                            mlflow_source = %settings.name,
                             created = report.created,
                             conflicts = report.conflicts,
                             "follow pass done"
@@ -874,4 +1205,120 @@ pub fn spawn_follow(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sy-mlflow-sources-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("written");
+        path
+    }
+
+    fn refused(text: &str) -> String {
+        let path = file("refused.yaml", text);
+        let r = sources_file(&path).and_then(|s| check_sources(&s).map(|()| s));
+        format!("{:#}", r.expect_err("refused"))
+    }
+
+    #[test]
+    fn a_sources_file_gives_each_source_its_name_prefix_mapping_and_credential() {
+        let password = file("research.password", "s3cret\n");
+        let token = file("prod.token", "tok-123\n");
+        let path = file(
+            "sources.yaml",
+            &format!(
+                "sources:\n\
+                 - name: research\n  tracking_uri: http://mlflow-research:5000/\n  prefix: research-\n  models: \"fraud-*\"\n  \
+                 aliases: {{champion: staging}}\n  username: switchyard\n  password_file: {}\n  interval_ms: 500\n\
+                 - name: prod\n  tracking_uri: https://mlflow.internal\n  aliases: {{champion: production}}\n  \
+                 stages: {{Production: production}}\n  token_file: {}\n",
+                password.display(),
+                token.display()
+            ),
+        );
+        let sources = sources_file(&path).expect("read");
+        check_sources(&sources).expect("consistent");
+        assert_eq!(sources.len(), 2);
+        let r = &sources[0];
+        assert_eq!(r.name, "research");
+        assert_eq!(r.tracking_uri, "http://mlflow-research:5000");
+        assert_eq!(r.opts.prefix, "research-");
+        assert_eq!(r.opts.pattern.as_deref(), Some("fraud-*"));
+        assert_eq!(r.opts.source.as_deref(), Some("research"));
+        assert_eq!(r.interval, Duration::from_millis(500));
+        assert!(
+            matches!(&r.credential, Some(Credential::Basic { user, password })
+            if user == "switchyard" && password == "s3cret")
+        );
+        let p = &sources[1];
+        assert_eq!(p.interval, Duration::from_millis(DEFAULT_INTERVAL_MS));
+        assert_eq!(p.opts.stages["Production"], "production");
+        assert!(matches!(&p.credential, Some(Credential::Bearer(t)) if t == "tok-123"));
+        let known = ["development".to_owned(), "staging".to_owned()];
+        let e = check_environments(&sources, &known).expect_err("production is unknown");
+        assert!(
+            format!("{e}").contains("source \"prod\" maps alias champion to environment \"production\", which does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sources_that_would_write_the_same_model_ids_or_are_malformed_are_refused_with_the_fix() {
+        let twice = refused(
+            "sources:\n- name: a\n  tracking_uri: http://m:5000\n- name: b\n  tracking_uri: http://m:5000/\n",
+        );
+        assert!(
+            twice.contains("same prefix") && twice.contains("give one a different prefix"),
+            "{twice}"
+        );
+        let named = refused(
+            "sources:\n- name: a\n  tracking_uri: http://m:5000\n- name: a\n  tracking_uri: http://n:5000\n",
+        );
+        assert!(
+            named.contains("two MLflow sources are named \"a\""),
+            "{named}"
+        );
+        let prefix =
+            refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  prefix: Team/\n");
+        assert!(
+            prefix.contains("source \"a\"") && prefix.contains("must start with a lowercase"),
+            "{prefix}"
+        );
+        let unknown = refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  passwd: x\n");
+        assert!(
+            unknown.contains("malformed") && unknown.contains("passwd"),
+            "{unknown}"
+        );
+        let scheme = refused("sources:\n- name: a\n  tracking_uri: m:5000\n");
+        assert!(scheme.contains("http:// or https://"), "{scheme}");
+        let half = refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  username: u\n");
+        assert!(
+            half.contains("source \"a\"") && half.contains("needs a password file"),
+            "{half}"
+        );
+        let missing = refused(
+            "sources:\n- name: a\n  tracking_uri: http://m:5000\n  username: u\n  password_file: /nonexistent/pw\n",
+        );
+        assert!(
+            missing.contains("cannot read the password file /nonexistent/pw"),
+            "{missing}"
+        );
+        let bad_name = refused("sources:\n- name: Research Team\n  tracking_uri: http://m:5000\n");
+        assert!(
+            bad_name.contains("source name \"Research Team\""),
+            "{bad_name}"
+        );
+        assert!(refused("sources: []\n").contains("lists no source"));
+        let slow =
+            refused("sources:\n- name: a\n  tracking_uri: http://m:5000\n  interval_ms: 5\n");
+        assert!(
+            slow.contains("interval_ms must be 100 to 3600000"),
+            "{slow}"
+        );
+    }
 }

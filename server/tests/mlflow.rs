@@ -66,10 +66,18 @@ struct Mlflow {
     dir: PathBuf,
     port: u16,
     fernet_key: String,
+    /// MLflow's basic-auth app is on: the admin's user and password (the test's own calls use them).
+    admin: Option<(String, String)>,
 }
 
 impl Mlflow {
     async fn start(bin: &Path, dir: &Path) -> Mlflow {
+        Mlflow::start_with(bin, dir, None).await
+    }
+
+    /// With `admin_password`: MLflow's own `--app-name basic-auth`, every
+    /// other user READ by default, its user store in `dir`.
+    async fn start_with(bin: &Path, dir: &Path, admin_password: Option<&str>) -> Mlflow {
         use base64::Engine;
         let port = free_port();
         let mut server = Mlflow {
@@ -81,6 +89,7 @@ impl Mlflow {
             port,
             fernet_key: base64::engine::general_purpose::URL_SAFE
                 .encode(rand::random::<[u8; 32]>()),
+            admin: admin_password.map(|p| ("admin".to_owned(), p.to_owned())),
         };
         server.restart().await;
         server
@@ -94,8 +103,30 @@ impl Mlflow {
             .append(true)
             .open(self.dir.join("mlflow.log"))
             .expect("log file");
-        let child = Command::new(&self.bin)
-            .args(["server", "--backend-store-uri"])
+        let mut command = Command::new(&self.bin);
+        if let Some((user, password)) = &self.admin {
+            let ini = self.dir.join("basic_auth.ini");
+            std::fs::write(
+                &ini,
+                format!(
+                    "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{}\n\
+                     admin_username = {user}\nadmin_password = {password}\n\
+                     authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+                    self.dir.join("auth.db").display()
+                ),
+            )
+            .expect("auth config written");
+            command
+                .args(["server", "--app-name", "basic-auth"])
+                .env("MLFLOW_AUTH_CONFIG_PATH", &ini)
+                .env("MLFLOW_FLASK_SERVER_SECRET_KEY", &self.fernet_key)
+                .env_remove("MLFLOW_AUTH_ADMIN_PASSWORD")
+                .env_remove("MLFLOW_AUTH_ADMIN_USERNAME");
+        } else {
+            command.arg("server");
+        }
+        let child = command
+            .arg("--backend-store-uri")
             .arg(format!(
                 "sqlite:///{}",
                 self.dir.join("mlflow.db").display()
@@ -125,8 +156,15 @@ impl Mlflow {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let up = self.http.get(format!("{}/health", self.url)).send().await;
-            if matches!(up, Ok(ref r) if r.status().is_success()) {
+            // 401: the basic-auth app answers, so the server is up.
+            if matches!(up, Ok(ref r) if r.status().is_success() || r.status() == 401) {
                 return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "MLflow exited ({status}) before answering; log: {}",
+                    std::fs::read_to_string(self.dir.join("mlflow.log")).unwrap_or_default()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -148,16 +186,17 @@ impl Mlflow {
 
     /// The version MLflow's get-by-alias answers, if any.
     async fn alias_version(&self, name: &str, alias: &str) -> Option<String> {
-        let resp = self
+        let mut req = self
             .http
             .get(format!(
                 "{}/api/2.0/mlflow/registered-models/alias",
                 self.url
             ))
-            .query(&[("name", name), ("alias", alias)])
-            .send()
-            .await
-            .ok()?;
+            .query(&[("name", name), ("alias", alias)]);
+        if let Some((user, password)) = &self.admin {
+            req = req.basic_auth(user, Some(password));
+        }
+        let resp = req.send().await.ok()?;
         let v: Value = resp.json().await.ok()?;
         v["model_version"]["version"].as_str().map(str::to_owned)
     }
@@ -167,13 +206,14 @@ impl Mlflow {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let resp = self
+        let mut req = self
             .http
             .request(method, format!("{}/api/2.0/mlflow/{path}", self.url))
-            .json(&body)
-            .send()
-            .await
-            .expect("MLflow answers");
+            .json(&body);
+        if let Some((user, password)) = &self.admin {
+            req = req.basic_auth(user, Some(password));
+        }
+        let resp = req.send().await.expect("MLflow answers");
         let status = resp.status();
         let text = resp.text().await.expect("a body");
         assert!(
@@ -693,7 +733,8 @@ async fn fault_scenario(m: &Mlflow, dir: &Path) {
         json!({ "name": "ranker", "version": "1" }),
     )
     .await;
-    let after = import(&db, &m.url, &args);
+    // Through the same URL as before: versions from another tracking URI are another source's.
+    let after = import(&db, &uri, &args);
     let out = stdout(&after);
     assert!(after.status.success(), "{out}{}", stderr(&after));
     assert!(
@@ -725,14 +766,17 @@ async fn follow_scenario(m: &Mlflow, dir: &Path) {
     let db = fresh_database(false, dir, "follow").await;
     let store = open(&db).await;
     store.migrate().await.expect("migrated");
-    let settings = FollowSettings {
-        tracking_uri: m.url.clone(),
-        opts: ImportOptions {
+    let settings = FollowSettings::new(
+        "mlflow",
+        &m.url,
+        None,
+        ImportOptions {
             aliases: [("champion".to_owned(), "production".to_owned())].into(),
             ..ImportOptions::default()
         },
-        interval: Duration::from_millis(500),
-    };
+        Duration::from_millis(500),
+    )
+    .expect("a source");
     let job = spawn_follow(store.clone(), settings, None).expect("follow starts");
     let deadline = Instant::now() + Duration::from_secs(30);
     while version_count(&store, "ranker").await < 4 {
@@ -932,7 +976,10 @@ impl Drop for Served {
     }
 }
 
-fn person(name: &str, role: switchyard_domain::access::Role) -> switchyard::store::identity::Identity {
+fn person(
+    name: &str,
+    role: switchyard_domain::access::Role,
+) -> switchyard::store::identity::Identity {
     switchyard::store::identity::Identity::with_role_on_all(name, role)
 }
 
@@ -963,7 +1010,13 @@ async fn promote(store: &DynStore, full_id: &str) {
     }
     let now = Timestamp::now();
     let p = store
-        .request_promotion(&id, "production", "better", &person("dave", Role::Deployer), now)
+        .request_promotion(
+            &id,
+            "production",
+            "better",
+            &person("dave", Role::Deployer),
+            now,
+        )
         .await
         .expect("requested");
     for approver in ["bob", "carol"] {
@@ -1386,4 +1439,386 @@ async fn admin_client(store: &DynStore) -> reqwest::Client {
         .default_headers(headers)
         .build()
         .expect("client")
+}
+
+/// Runs `switchyard ARGS` on `db` with `env` (MLflow's credential variables unset unless given).
+fn switchyard(db: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    c.args(args)
+        .env("DATABASE_URL", db)
+        .env_remove("MLFLOW_TRACKING_TOKEN")
+        .env_remove("MLFLOW_TRACKING_USERNAME")
+        .env_remove("MLFLOW_TRACKING_PASSWORD")
+        .env_remove("SWITCHYARD_MLFLOW_FOLLOW")
+        .env_remove("SWITCHYARD_MLFLOW_SOURCES")
+        .env_remove("LOG_FORMAT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("switchyard runs")
+}
+
+const ADMIN_PASSWORD: &str = "Adm1n-Passw0rd-for-tests";
+const SYNC_PASSWORD: &str = "Sync-Passw0rd-for-tests";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mlflow_behind_basic_auth_is_imported_followed_from_several_sources_and_written_back_and_wrong_credentials_change_nothing(
+) {
+    let Some(bin) = mlflow_bin() else { return };
+    let dir = scratch("auth");
+    let m = Mlflow::start_with(&bin, &dir, Some(ADMIN_PASSWORD)).await;
+    m.model("Ranker").await;
+    for v in 1..=2 {
+        m.version("Ranker", &format!("s3://models/ranker/{v}"), json!({}))
+            .await;
+    }
+    m.alias("Ranker", "champion", "2").await;
+    m.model("Scorer").await;
+    m.version("Scorer", "s3://models/scorer/1", json!({})).await;
+    // Switchyard's own MLflow user: READ everywhere (the default), EDIT on Ranker for the write-back.
+    m.post(
+        "users/create",
+        json!({ "username": "switchyard", "password": SYNC_PASSWORD }),
+    )
+    .await;
+    let (admin, admin_password) = m.admin.clone().expect("auth is on");
+    let granted = m
+        .http
+        .post(format!("{}/api/3.0/mlflow/users/permissions/grant", m.url))
+        .basic_auth(admin, Some(admin_password))
+        .json(
+            &json!({ "username": "switchyard", "resource_type": "registered_model",
+            "resource_id": "Ranker", "permission": "EDIT" }),
+        )
+        .send()
+        .await
+        .expect("MLflow answers");
+    assert!(
+        granted.status().is_success(),
+        "grant: {:?}",
+        granted.text().await
+    );
+    let right = dir.join("right.password");
+    std::fs::write(&right, format!("{SYNC_PASSWORD}\n")).expect("written");
+    let wrong = dir.join("wrong.password");
+    std::fs::write(&wrong, "not-the-password\n").expect("written");
+    for postgres in [false, true] {
+        auth_scenario(&m, &dir, postgres, &right, &wrong).await;
+    }
+}
+
+async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wrong: &Path) {
+    use switchyard_domain::access::Role;
+    let engine = if postgres { "PostgreSQL" } else { "SQLite" };
+    let db = fresh_database(postgres, dir, "switchyard").await;
+    let store = open(&db).await;
+    store.migrate().await.expect("migrated");
+    let (right, wrong) = (right.display().to_string(), wrong.display().to_string());
+    // The registry as the scenario finds it (the other engine's run added versions and moved champion).
+    let champion = m
+        .alias_version("Ranker", "champion")
+        .await
+        .expect("Ranker has a champion");
+    let listed = m
+        .http
+        .get(format!("{}/api/2.0/mlflow/model-versions/search", m.url))
+        .query(&[("filter", "name='Ranker'")])
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("MLflow answers")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    let ranker_versions = listed["model_versions"].as_array().map_or(0, Vec::len);
+    let import_args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "import",
+            "mlflow",
+            "--tracking-uri",
+            &m.url,
+            "--alias",
+            "champion=production",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |args: Vec<String>, env: Vec<(&'static str, String)>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        switchyard(&db, &args, &env)
+    };
+
+    // No credentials, a wrong password (flag or MLflow's variables): a clear
+    // error naming what to fix, and nothing written.
+    let none = run(import_args(&[]), vec![]);
+    assert_eq!(none.status.code(), Some(1), "{engine}: {}", stdout(&none));
+    let said = format!("{}{}", stdout(&none), stderr(&none));
+    assert!(
+        said.contains("answered HTTP 401 while listing registered models (page 1): it needs credentials: give --username with --password-file"),
+        "{engine}: {said}"
+    );
+    for out in [
+        run(
+            import_args(&["--username", "switchyard", "--password-file", &wrong]),
+            vec![],
+        ),
+        run(
+            import_args(&[]),
+            vec![
+                ("MLFLOW_TRACKING_USERNAME", "switchyard".into()),
+                ("MLFLOW_TRACKING_PASSWORD", "not-the-password".into()),
+            ],
+        ),
+    ] {
+        assert_eq!(out.status.code(), Some(1), "{engine}: {}", stdout(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            said.contains(
+                "it refused user \"switchyard\" and that password: correct the password file"
+            ),
+            "{engine}: {said}"
+        );
+    }
+    assert!(
+        events_of(&store, "version.registered").await.is_empty(),
+        "{engine}: nothing imported"
+    );
+    assert_eq!(version_count(&store, "ranker").await, 0);
+
+    // The right password from MLflow's own variables: imported.
+    let ok = run(
+        import_args(&["--models", "Ranker"]),
+        vec![
+            ("MLFLOW_TRACKING_USERNAME", "switchyard".into()),
+            ("MLFLOW_TRACKING_PASSWORD", SYNC_PASSWORD.into()),
+        ],
+    );
+    assert!(
+        ok.status.success(),
+        "{engine}: {}{}",
+        stdout(&ok),
+        stderr(&ok)
+    );
+    assert!(
+        stdout(&ok).contains(&format!(": {ranker_versions} created, 0 already imported")),
+        "{}",
+        stdout(&ok)
+    );
+    let production = store.list_environments().await.expect("envs");
+    let pinned = production
+        .iter()
+        .find(|e| e.name == "production")
+        .and_then(|e| e.pins.iter().find(|p| p.model_id.as_str() == "ranker"))
+        .map(|p| p.full_id.to_string());
+    assert_eq!(pinned, Some(format!("ranker:v{champion}")), "{engine}");
+
+    // `follow mlflow` in the foreground, with the password from a file: a new version within 5 s.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "follow",
+            "mlflow",
+            "--tracking-uri",
+            &m.url,
+            "--models",
+            "Ranker",
+            "--alias",
+            "champion=production",
+        ])
+        .args([
+            "--username",
+            "switchyard",
+            "--password-file",
+            &right,
+            "--interval-ms",
+            "300",
+        ])
+        .env("DATABASE_URL", &db)
+        .env_remove("MLFLOW_TRACKING_USERNAME")
+        .env_remove("MLFLOW_TRACKING_PASSWORD")
+        .env_remove("LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("follow starts");
+    // Give it its first pass (nothing new), then add a version in MLflow.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let new = m
+        .version("Ranker", "s3://models/ranker/new", json!({}))
+        .await;
+    let new_id = fid(&format!("ranker:v{new}"));
+    let took = wait_for(
+        "follow mlflow imports the new version",
+        Duration::from_secs(5),
+        || async { store.get_version(&new_id).await.ok().flatten().is_some() },
+    )
+    .await;
+    eprintln!(
+        "FIGURE mlflow follow command behind basic auth ({engine}): new version in {} ms",
+        took.as_millis()
+    );
+    let _ = follower.kill();
+    let printed = follower.wait_with_output().expect("follow output");
+    let printed = String::from_utf8_lossy(&printed.stdout).into_owned();
+    assert!(
+        printed.contains(&format!("following {} as source \"mlflow\"", m.url)),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!(
+            "created   {new_id} ← MLflow \"Ranker\" version {new}"
+        )),
+        "{printed}"
+    );
+
+    // Several sources from one file, each with its own credential file and
+    // prefix. The same registry under another URL and no prefix collides with
+    // the first source's model ids: refused, naming both, nothing merged.
+    let localhost = m.url.replace("127.0.0.1", "localhost");
+    let sources = dir.join(format!("sources-{engine}.yaml"));
+    let write_sources = |with_mirror: bool| {
+        let mut text = format!(
+            "sources:\n\
+             - name: secured\n  tracking_uri: {}\n  aliases: {{champion: production}}\n  username: switchyard\n  password_file: {right}\n  interval_ms: 300\n\
+             - name: copy\n  tracking_uri: {localhost}\n  prefix: copy-\n  username: switchyard\n  password_file: {right}\n  interval_ms: 300\n",
+            m.url
+        );
+        if with_mirror {
+            text.push_str(&format!(
+                "- name: mirror\n  tracking_uri: {localhost}\n  username: switchyard\n  password_file: {right}\n"
+            ));
+        }
+        std::fs::write(&sources, text).expect("sources written");
+    };
+    write_sources(true);
+    let sources_env = vec![("SWITCHYARD_MLFLOW_SOURCES", sources.display().to_string())];
+    let once = run(
+        vec!["follow".into(), "mlflow".into(), "--once".into()],
+        sources_env.clone(),
+    );
+    let out = stdout(&once);
+    assert!(once.status.success(), "{engine}: {out}{}", stderr(&once));
+    assert!(
+        out.contains("created   scorer:v1 ← MLflow \"Scorer\" version 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("created   copy-ranker:v1 ← MLflow \"Ranker\" version 1"),
+        "{out}"
+    );
+    assert!(out.contains("created   copy-scorer:v1"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "refused   MLflow model \"Ranker\": model id ranker already holds versions imported from MLflow at {}, not from {localhost}: refused, not merged (give one of the two sources a prefix)",
+            m.url
+        )),
+        "{out}"
+    );
+    assert!(out.contains("[mirror] import from"), "{out}");
+    assert_eq!(
+        version_count(&store, "ranker").await,
+        ranker_versions + 1,
+        "{engine}: nothing merged into ranker"
+    );
+    let from_copy = import_events(&store)
+        .await
+        .into_iter()
+        .find(|e| e.model_id.as_deref() == Some("copy-ranker"))
+        .expect("copy-ranker's import event");
+    assert_eq!(from_copy.details["import"]["mlflow_source"], "copy");
+    assert_eq!(
+        from_copy.details["import"]["tracking_uri"],
+        localhost.as_str()
+    );
+
+    // `serve` follows both good sources and writes promotions back to the
+    // secured MLflow with that source's credential.
+    write_sources(false);
+    for (name, role) in [
+        ("dave", Role::Deployer),
+        ("bob", Role::Approver),
+        ("carol", Role::Approver),
+    ] {
+        store
+            .create_user(
+                name,
+                role,
+                "$argon2id$not-checked-here",
+                "test",
+                switchyard_domain::Timestamp::now(),
+            )
+            .await
+            .expect("user");
+    }
+    let port = free_port();
+    let log = dir.join(format!("serve-{engine}.log"));
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log file");
+    let _served = Served(
+        Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .env("DATABASE_URL", &db)
+            .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
+            .env("SWITCHYARD_MLFLOW_SOURCES", &sources)
+            .env("SWITCHYARD_MLFLOW_WRITE_BACK", "champion=production")
+            .env("SWITCHYARD_MLFLOW_WRITE_BACK_URI", &m.url)
+            .env("SWITCHYARD_WEBHOOK_POLL_MS", "100")
+            .env("SWITCHYARD_WEBHOOK_BACKOFF_MS", "200")
+            .env_remove("SWITCHYARD_MLFLOW_FOLLOW")
+            .env_remove("MLFLOW_TRACKING_USERNAME")
+            .env_remove("MLFLOW_TRACKING_PASSWORD")
+            .env_remove("LOG_FORMAT")
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("serve starts"),
+    );
+    let later = m
+        .version("Ranker", "s3://models/ranker/later", json!({}))
+        .await;
+    let (secured_id, copy_id) = (
+        fid(&format!("ranker:v{later}")),
+        fid(&format!("copy-ranker:v{later}")),
+    );
+    wait_for(
+        "serve follows both sources",
+        Duration::from_secs(30),
+        || async {
+            store
+                .get_version(&secured_id)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+                && store.get_version(&copy_id).await.ok().flatten().is_some()
+        },
+    )
+    .await;
+    promote(&store, &secured_id.to_string()).await;
+    let moved = wait_for(
+        "MLflow's champion follows the promotion",
+        Duration::from_secs(15),
+        || async { m.alias_version("Ranker", "champion").await.as_deref() == Some(later.as_str()) },
+    )
+    .await;
+    eprintln!(
+        "FIGURE mlflow write-back behind basic auth ({engine}): alias moved {} ms after the approval",
+        moved.as_millis()
+    );
+    // Recorded once the alias was read back, in the delivery's own transaction.
+    wait_for(
+        "mlflow.alias_set is recorded",
+        Duration::from_secs(10),
+        || async { events_of(&store, "mlflow.alias_set").await.len() == 1 },
+    )
+    .await;
+    drop(store);
+    drop(_served);
+    drop_database(&db).await;
 }
