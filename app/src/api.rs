@@ -6,9 +6,11 @@
 pub mod add_binding;
 pub mod approve_promotion;
 pub mod client;
+pub mod continue_operation;
 pub mod create_subscription;
 pub mod delete_subscription;
 pub mod get_access;
+pub mod get_analysis;
 pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
@@ -29,11 +31,15 @@ pub mod lookup_request;
 pub mod move_stage;
 pub mod redeliver;
 pub mod reject_promotion;
+pub mod remove_analysis_template;
 pub mod remove_binding;
 pub mod request_promotion;
 pub mod roll_back_cluster;
+pub mod roll_back_operation;
 pub mod rotate_subscription_secret;
+pub mod save_analysis_template;
 pub mod send_test_message;
+pub mod set_cluster_analysis;
 pub mod start_operation;
 pub mod verify_audit_chain;
 

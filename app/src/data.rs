@@ -336,3 +336,20 @@ pub struct AccessView {
     /// The signed-in user's own bindings, in words.
     pub mine: String,
 }
+
+/// The Analysis page: every analysis template, the templates each cluster
+/// attaches, and why the signed-in user may not change them (none: they may).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisView {
+    pub templates: Vec<switchyard_domain::analysis::AnalysisTemplate>,
+    pub clusters: Vec<ClusterAnalysis>,
+    pub refused: Option<String>,
+}
+
+/// The templates every operation on a cluster runs (but a rollback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterAnalysis {
+    pub cluster: String,
+    pub environment: String,
+    pub templates: Vec<String>,
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    AccessView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterLane, ClusterView,
+    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterAnalysis, ClusterLane, ClusterView,
     CreatedSubscription, ModelPage, NotificationStatus, PendingPromotion, RollbackMark,
     RotatedSecret, ServingAnswer, SlotHealthNow, SubscriptionDetail, SubscriptionForm,
     Subscriptions,
@@ -36,6 +36,7 @@ use futures::{StreamExt, TryStreamExt};
 use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use switchyard_domain::access::{role_for_operation, Role};
+use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 use switchyard_domain::clusters::{parse_cluster_name, Cluster};
 use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::lifecycle::MoveVia;
@@ -47,6 +48,7 @@ use switchyard_domain::types::{
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 use tower_http::compression::CompressionLayer;
 
+use crate::analysis::{CheckError, SaveError};
 use crate::auth;
 use crate::state::AppState;
 use crate::store::clusters::OperationRequest;
@@ -116,6 +118,15 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             cache_control(hashed, req, next)
         }))
         .layer(CompressionLayer::new()))
+}
+
+/// What the Analysis page shows of a cluster: the templates it attaches.
+fn cluster_analysis(c: Cluster) -> ClusterAnalysis {
+    ClusterAnalysis {
+        cluster: c.name,
+        environment: c.environment,
+        templates: c.analysis,
+    }
 }
 
 fn binding_row(b: crate::store::identity::StoredBinding) -> BindingRow {
@@ -1002,6 +1013,93 @@ impl Services for StoreServices {
             .await
             .map(binding_row)
             .map_err(to_app_error)
+    }
+
+    async fn analysis(&self) -> Result<AnalysisView, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let store = &self.state.store;
+        let templates = store
+            .list_analysis_templates()
+            .await
+            .map_err(to_app_error)?;
+        let clusters = store
+            .list_clusters()
+            .await
+            .map_err(to_app_error)?
+            .into_iter()
+            .map(cluster_analysis)
+            .collect();
+        Ok(AnalysisView {
+            templates,
+            clusters,
+            refused: self
+                .user
+                .require(Role::Admin, "Changing analysis templates")
+                .err()
+                .map(AppError::into_message),
+        })
+    }
+
+    async fn save_analysis_template(&self, template: AnalysisTemplate) -> Result<bool, AppError> {
+        self.user
+            .require(Role::Admin, "saving an analysis template")?;
+        crate::analysis::save_template(
+            self.state.store.as_ref(),
+            template,
+            &self.user.username,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            SaveError::Check(CheckError::Invalid(m)) => invalid(m),
+            SaveError::Check(CheckError::Unreachable(m)) => {
+                AppError::new("prometheus_unreachable", m)
+            }
+            SaveError::Store(e) => to_app_error(e),
+        })
+    }
+
+    async fn remove_analysis_template(&self, name: &str) -> Result<(), AppError> {
+        self.user
+            .require(Role::Admin, "removing an analysis template")?;
+        self.state
+            .store
+            .remove_analysis_template(name, &self.user.username, Timestamp::now())
+            .await
+            .map_err(to_app_error)
+    }
+
+    async fn set_cluster_analysis(
+        &self,
+        cluster: &str,
+        templates: Vec<String>,
+    ) -> Result<ClusterAnalysis, AppError> {
+        self.user
+            .require(Role::Admin, "attaching analysis templates to a cluster")?;
+        self.state
+            .store
+            .set_cluster_analysis(cluster, templates, &self.user.username, Timestamp::now())
+            .await
+            .map(cluster_analysis)
+            .map_err(to_app_error)
+    }
+
+    async fn decide_operation(
+        &self,
+        id: i64,
+        decision: Decision,
+        reason: Option<&str>,
+    ) -> Result<Operation, AppError> {
+        crate::clusters::decide(
+            self.state.store.as_ref(),
+            &self.identity,
+            id,
+            decision,
+            reason,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
     }
 
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {

@@ -15,7 +15,6 @@ use utoipa::ToSchema;
 
 use super::actor::Actor;
 use super::extract::{ApiJson, ApiPath};
-use crate::analysis::Prometheus;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -111,20 +110,17 @@ pub async fn put(
         failure_limit: body.failure_limit,
         inconclusive_limit: body.inconclusive_limit,
     };
-    template.check()?;
-    Prometheus::new().check(&template).await?;
-    let existed = app
-        .store
-        .get_analysis_template(&template.name)
-        .await?
-        .is_some();
-    app.store
-        .save_analysis_template(template.clone(), &actor.name, Timestamp::now())
-        .await?;
-    let status = if existed {
-        StatusCode::OK
-    } else {
+    let created = crate::analysis::save_template(
+        app.store.as_ref(),
+        template.clone(),
+        &actor.name,
+        Timestamp::now(),
+    )
+    .await?;
+    let status = if created {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok((status, Json(template)))
 }

@@ -22,6 +22,7 @@ use switchyard::drivers::Drivers;
 use switchyard::operations::RunnerSettings;
 use switchyard_domain::access::Role;
 
+use crate::console::{server_fn_json, sign_in, Browser};
 use crate::helpers::{assert_error, spawn_app, TestApp};
 
 #[path = "../support/prometheus.rs"]
@@ -156,7 +157,16 @@ async fn serving_v1(
     name: &str,
     prometheus: &str,
 ) -> (TestApp, tokio::task::JoinHandle<()>) {
-    let app = spawn_app().await;
+    serving_v1_on(spawn_app().await, model, name, prometheus).await
+}
+
+/// `serving_v1` on the server `app` (a fresh database of either engine).
+async fn serving_v1_on(
+    app: TestApp,
+    model: &str,
+    name: &str,
+    prometheus: &str,
+) -> (TestApp, tokio::task::JoinHandle<()>) {
     app.register(model, "1", json!({ "t": 1 })).await;
     app.register(model, "2", json!({ "t": 2 })).await;
     let res = app
@@ -871,4 +881,220 @@ async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_k
             .is_some_and(|n| n.contains("baked 3.0 s")),
         "{gate}"
     );
+}
+
+// The console: the Analysis page and a paused operation's answers.
+
+/// A client that shows redirects instead of following them, as a browser's
+/// form post without JavaScript is answered.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A console page's HTML as `browser` sees it.
+async fn page(app: &TestApp, path: &str, browser: &Browser) -> String {
+    no_redirects()
+        .get(format!("{}{path}", app.address))
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
+/// Posts a server function's form as a browser without JavaScript does
+/// (the CSRF token as a field, no header) from the page `from`.
+async fn post_form(app: &TestApp, path: &str, fields: &[(&str, &str)], browser: &Browser, from: &str) -> StatusCode {
+    let mut fields = fields.to_vec();
+    fields.push(("csrf_token", &browser.csrf));
+    let res = no_redirects()
+        .post(format!("{}{path}", app.address))
+        .header(reqwest::header::ORIGIN, &app.address)
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .header(reqwest::header::REFERER, format!("{}{from}", app.address))
+        .form(&fields)
+        .send()
+        .await
+        .expect("sent");
+    res.status()
+}
+
+#[tokio::test]
+async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attaches_and_removes_them_without_javascript(
+) {
+    let Some(peer) = peer() else { return };
+    let app = spawn_app().await;
+    let res = app
+        .post_json("/api/v1/clusters", &json!({ "name": "page-1", "environment": "development", "driver": "simulated", "config": {} }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.user_with_token("ada", Role::Admin, None).await;
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let ada = sign_in(&app, "ada").await;
+    let vic = sign_in(&app, "vic").await;
+
+    let t = template(&peer.url);
+    let field = |k: &str| match &t[k] {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let (url, query, success, failure) = (field("prometheus_url"), field("query"), field("success"), field("failure"));
+    let (interval, count, failure_limit, inconclusive_limit) =
+        (field("interval_ms"), field("count"), field("failure_limit"), field("inconclusive_limit"));
+    let mut form = vec![
+        ("name", "errors"),
+        ("prometheus_url", url.as_str()),
+        ("bearer_token_file", ""),
+        ("query", query.as_str()),
+        ("success", success.as_str()),
+        ("failure", failure.as_str()),
+        ("interval_ms", interval.as_str()),
+        ("count", count.as_str()),
+        ("failure_limit", failure_limit.as_str()),
+        ("inconclusive_limit", inconclusive_limit.as_str()),
+    ];
+    // A viewer is refused and nothing is stored.
+    let refused = server_fn_json(&app, "/console/fn/save_analysis_template", &form, &vic, false).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    // Prometheus's own parser refuses bad PromQL, with its message.
+    let mut bad = form.clone();
+    bad[3] = ("query", "sum(rate(x[1m])");
+    let refused = server_fn_json(&app, "/console/fn/save_analysis_template", &bad, &ada, false).await;
+    assert!(
+        refused["message"].as_str().is_some_and(|m| m.contains("not valid PromQL")),
+        "{refused}"
+    );
+    assert_eq!(app.get_json("/api/v1/analysis-templates").await["templates"], json!([]));
+
+    // Saved by an admin's form post without JavaScript: redirected back to the page.
+    let status = post_form(&app, "/console/fn/save_analysis_template", &form, &ada, "/analysis").await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    let saved = app.get_json("/api/v1/analysis-templates/errors").await;
+    assert_eq!((saved["query"].as_str(), saved["count"].as_u64()), (Some(query.as_str()), Some(3)), "{saved}");
+    let events = app.get_json("/api/v1/audit?action=analysis_template.saved").await;
+    assert_eq!(events["events"][0]["actor"], "ada", "{events}");
+    // Saved again with another count: replaced (false = not created).
+    form[7] = ("count", "4");
+    let replaced = server_fn_json(&app, "/console/fn/save_analysis_template", &form, &ada, true).await;
+    assert_eq!(replaced, json!(false));
+
+    // Everyone reads it; the viewer is told why the forms are grey.
+    let html = page(&app, "/analysis", &vic).await;
+    assert!(html.contains("data-template=\"errors\""), "{html}");
+    assert!(html.contains("switchyard_test_error_ratio"), "{html}");
+    assert!(html.contains("4 every 400 ms"), "{html}");
+    assert!(
+        html.contains("Changing analysis templates needs an admin binding for all; vic has: viewer on all"),
+        "{html}"
+    );
+    let html = page(&app, "/analysis", &ada).await;
+    assert!(!html.contains("needs an admin binding"), "{html}");
+
+    // Attached to a cluster from the page; an unknown template is refused by name.
+    let refused = server_fn_json(&app, "/console/fn/set_cluster_analysis", &[("cluster", "page-1"), ("templates", "errors, nope")], &ada, false).await;
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("nope")), "{refused}");
+    let status = post_form(&app, "/console/fn/set_cluster_analysis", &[("cluster", "page-1"), ("templates", "errors")], &ada, "/analysis").await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    assert_eq!(app.get_json("/api/v1/clusters/page-1").await["analysis"], json!(["errors"]));
+    let html = page(&app, "/analysis", &vic).await;
+    assert!(html.contains("value=\"errors\""), "the cluster's field holds its templates: {html}");
+
+    // Not removed while attached; removed once detached.
+    let refused = server_fn_json(&app, "/console/fn/remove_analysis_template", &[("name", "errors")], &ada, false).await;
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("page-1")), "{refused}");
+    let detached = server_fn_json(&app, "/console/fn/set_cluster_analysis", &[("cluster", "page-1"), ("templates", "")], &ada, true).await;
+    assert_eq!(detached["templates"], json!([]));
+    let status = post_form(&app, "/console/fn/remove_analysis_template", &[("name", "errors")], &ada, "/analysis").await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    assert_error(app.get("/api/v1/analysis-templates/errors").await, StatusCode::NOT_FOUND).await;
+    let html = page(&app, "/analysis", &ada).await;
+    assert!(html.contains("No analysis templates yet."), "{html}");
+}
+
+/// A paused operation on `app`'s cluster seen and answered from the console:
+/// its inconclusive measurement on the cluster page, the answers greyed for
+/// a viewer, Continue posted without JavaScript, then a second paused
+/// operation rolled back.
+async fn answer_a_paused_operation_in_the_console(app: TestApp, peer: &Peer) {
+    // No series for this model: every measurement is inconclusive.
+    let (app, runner) = serving_v1_on(app, "mute", "mute-1", &peer.url).await;
+    app.user_with_token("dee", Role::Deployer, None).await;
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let dee = sign_in(&app, "dee").await;
+    let vic = sign_in(&app, "vic").await;
+    let id = start(&app, "mute-1", json!({ "kind": "blue_green", "full_id": "mute:2", "reason": "new", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| !op["paused"].is_null()).await;
+
+    let html = page(&app, "/clusters/mute-1", &dee).await;
+    for expected in [
+        "Waiting for a person",
+        "switchyard_test_error_ratio{model=",
+        "data-verdict=\"inconclusive\"",
+        "Reason to continue (required)",
+        "Reason to roll back (required)",
+    ] {
+        assert!(html.contains(expected), "{expected}: {html}");
+    }
+    assert!(!html.contains(&format!("why-decide-{id}")), "the deployer's buttons are live: {html}");
+    let html = page(&app, "/clusters/mute-1", &vic).await;
+    assert!(html.contains(&format!("id=\"why-decide-{id}\"")), "the viewer is told why: {html}");
+
+    let id_s = id.to_string();
+    let refused = server_fn_json(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", "looks fine")], &vic, false).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let refused = server_fn_json(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", " ")], &dee, false).await;
+    assert!(refused["message"].as_str().is_some_and(|m| m.contains("reason")), "{refused}");
+    let status = post_form(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", "the dashboards are fine")], &dee, "/clusters/mute-1").await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let continued = events(&app, "mute-1", "operation.continued").await;
+    assert_eq!(
+        (continued.len(), continued[0]["actor"].as_str(), continued[0]["reason"].as_str()),
+        (1, Some("dee"), Some("the dashboards are fine")),
+        "{continued:?}"
+    );
+    // The finished operation keeps its measurement on the cluster page.
+    let html = page(&app, "/clusters/mute-1", &vic).await;
+    assert!(html.contains("data-verdict=\"inconclusive\""), "{html}");
+
+    let id = start(&app, "mute-1", json!({ "kind": "blue_green", "full_id": "mute:1", "reason": "back", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| !op["paused"].is_null()).await;
+    let id_s = id.to_string();
+    let answered = server_fn_json(&app, "/console/fn/roll_back_operation", &[("id", &id_s), ("reason", "cannot judge it")], &dee, true).await;
+    assert_eq!(answered["id"], id, "{answered}");
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("person")),
+        "{op}"
+    );
+    let chosen = events(&app, "mute-1", "operation.rollback_chosen").await;
+    assert_eq!((chosen.len(), chosen[0]["actor"].as_str()), (1, Some("dee")), "{chosen:?}");
+    let refused = server_fn_json(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", "too late")], &dee, false).await;
+    assert_eq!(refused["code"], "conflict", "{refused}");
+}
+
+#[tokio::test]
+async fn a_paused_operation_shows_its_measurements_and_is_continued_or_rolled_back_from_the_console_on_sqlite(
+) {
+    let Some(peer) = peer() else { return };
+    answer_a_paused_operation_in_the_console(spawn_app().await, peer).await;
+}
+
+#[tokio::test]
+async fn a_paused_operation_shows_its_measurements_and_is_continued_or_rolled_back_from_the_console_on_postgresql(
+) {
+    let Some(peer) = peer() else { return };
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    answer_a_paused_operation_in_the_console(app, peer).await;
+    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
 }
