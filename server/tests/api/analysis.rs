@@ -1098,3 +1098,124 @@ async fn a_paused_operation_shows_its_measurements_and_is_continued_or_rolled_ba
         .await
         .expect("drop database");
 }
+
+/// kill -9 of the real `switchyard serve` while an operation waits for a
+/// person: one paused by an inconclusive analysis, one paused by a person
+/// in the middle of its gate. After the restart each is still paused (no
+/// runner touches it, the cluster still held), and a person's answer then
+/// takes effect: continued → succeeded, rolled back → rolled_back (person).
+async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
+    use crate::clusters::{temp_dir, Served};
+    let dir = temp_dir("sy-paused");
+    let log = dir.join("serve.log");
+    app.register("hold", "1", json!({ "t": 1 })).await;
+    app.register("hold", "2", json!({ "t": 2 })).await;
+    let res = app
+        // The simulated router in a file, so that it outlives the killed server.
+        .post_json("/api/v1/clusters", &json!({ "name": "hold-1", "environment": "development", "driver": "simulated", "config": { "state_file": dir.join("router.json") } }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .put_json("/api/v1/analysis-templates/errors", &template(&peer.url))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mut served = Served::start(&app.database_url, &log);
+    let first = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:1", "reason": "first" })).await;
+    assert_eq!(wait(&app, first, |op| op["state"] != "running").await["state"], "succeeded");
+
+    // Paused by its analysis: no series for this model, so no data.
+    let id = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:2", "reason": "gated", "analysis": ["errors"] })).await;
+    let paused = wait(&app, id, |op| !op["paused"].is_null()).await;
+    served.kill9();
+    served = Served::start(&app.database_url, &log);
+    // Several lease periods (700 ms) and polls of the restarted runner.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let after = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(
+        (&after["state"], &after["paused"], &after["steps"], &after["next_step"]),
+        (&paused["state"], &paused["paused"], &paused["steps"], &paused["next_step"]),
+        "still paused, untouched, after the restart"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/clusters/hold-1").await["running_operation"],
+        id,
+        "the paused operation still holds the cluster"
+    );
+    let res = app
+        .post_json(&format!("/api/v1/operations/{id}/continue"), &json!({ "reason": "checked by hand after the restart" }))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(values(&op["steps"].as_array().and_then(|s| s.last()).expect("gate")["measurements"]), vec![None]);
+
+    // Paused by a person during a long analysis (value present, many measurements).
+    set_value(peer, "hold", "1", 0.0).await;
+    let res = app
+        .put_json("/api/v1/analysis-templates/slow", &json!({
+            "prometheus_url": peer.url,
+            "query": "max(switchyard_test_error_ratio{model=\"{{model}}\",version=\"{{version}}\"})",
+            "success": "result < 0.01", "failure": "result > 0.05",
+            "interval_ms": 500, "count": 200, "failure_limit": 1, "inconclusive_limit": 1,
+        }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:1", "reason": "back, slowly", "analysis": ["slow"] })).await;
+    wait(&app, id, |op| {
+        op["steps"].as_array().and_then(|s| s.last()).is_some_and(|g| g["measurements"].as_array().is_some_and(|m| !m.is_empty()))
+    })
+    .await;
+    let res = app
+        .post_json(&format!("/api/v1/operations/{id}/pause"), &json!({ "reason": "alert on the dashboard" }))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    // The runner stops within a third of the lease.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    served.kill9();
+    served = Served::start(&app.database_url, &log);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let after = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(after["paused"]["by"], crate::helpers::ADMIN_ACTOR, "{after}");
+    assert_eq!(
+        (&after["state"], &after["steps"], &after["next_step"]),
+        (&paused["state"], &paused["steps"], &paused["next_step"]),
+        "no measurement taken while paused, across the restart"
+    );
+    let res = app
+        .post_json(&format!("/api/v1/operations/{id}/rollback"), &json!({ "reason": "the alert was real" }))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("person")),
+        "{op}"
+    );
+    let c = app.get_json("/api/v1/clusters/hold-1").await;
+    let serving: Vec<&Value> = c["slots"].as_array().expect("slots").iter().filter(|s| s["weight"] == 100).map(|s| &s["full_id"]).collect();
+    assert_eq!(serving, [&json!("hold:2")], "traffic went back to what served before: {c}");
+    served.kill9();
+    assert_eq!(events(&app, "hold-1", "operation.rollback_chosen").await.len(), 1);
+    assert_eq!(events(&app, "hold-1", "operation.continued").await.len(), 1);
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_operation_stays_paused_through_kill_9_and_restart_then_a_persons_answer_takes_effect_on_sqlite(
+) {
+    let Some(peer) = peer() else { return };
+    kill_9_while_paused(spawn_app().await, peer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_operation_stays_paused_through_kill_9_and_restart_then_a_persons_answer_takes_effect_on_postgresql(
+) {
+    let Some(peer) = peer() else { return };
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    kill_9_while_paused(app, peer).await;
+    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
+}
