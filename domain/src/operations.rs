@@ -424,6 +424,47 @@ pub fn with_analysis(
     Ok(plan)
 }
 
+/// With `pre_switch`, a gate before the first traffic step that gives
+/// `target` traffic: the templates marked `pre_switch` measure the newly
+/// loaded slot while it still has none, and a failure there fails the
+/// operation before anything moved. A hot reload's first traffic step moves
+/// traffic to a copy of what serves, so its gate comes before the last one.
+pub fn with_pre_switch_gate(
+    state: &ClusterState,
+    target: &FullId,
+    mut plan: Vec<Step>,
+    pre_switch: bool,
+) -> Vec<Step> {
+    if !pre_switch {
+        return plan;
+    }
+    let mut s = state.clone();
+    let mut at = None;
+    for (i, step) in plan.iter().enumerate() {
+        let after = step.after(&s);
+        if step.moves_traffic() && carries(&after, target) {
+            at = Some(i);
+            break;
+        }
+        s = after;
+    }
+    if let Some(i) = at {
+        plan.insert(i, Step::Gate);
+    }
+    plan
+}
+
+/// Whether `target` has traffic in `state`.
+fn carries(state: &ClusterState, target: &FullId) -> bool {
+    state.serving().into_iter().any(|(_, v, _)| v == target)
+}
+
+/// Whether a gate run in `state` is a pre-switch gate of an operation
+/// bringing `target` into service: `target` has no traffic yet.
+pub fn is_pre_switch(state: &ClusterState, target: &FullId) -> bool {
+    !carries(state, target)
+}
+
 /// Whether every `Load` in `plan` hits a slot without traffic at that point.
 pub fn loads_only_idle_slots(start: &ClusterState, plan: &[Step]) -> bool {
     let mut s = start.clone();
@@ -1309,6 +1350,7 @@ mod tests {
             count: 2,
             failure_limit: 1,
             inconclusive_limit: 1,
+            pre_switch: false,
         }
     }
 
@@ -1333,6 +1375,43 @@ mod tests {
             "a rolling update already gates each step"
         );
         assert!(with_analysis(OperationKind::Rollback, bg, true).is_err());
+    }
+
+    #[test]
+    fn a_pre_switch_gate_comes_before_the_first_traffic_step_that_reaches_the_new_version() {
+        let s0 = blue_serves("chat:1");
+        let target = id("chat:2");
+        let gate_before_shift = |steps: &[Step]| {
+            let shift = steps
+                .iter()
+                .enumerate()
+                .find(|(i, st)| st.moves_traffic() && carries(&after_all(&s0, &steps[..=*i]), &target))
+                .map(|(i, _)| i)
+                .expect("a shift to the new version");
+            (shift > 0 && steps[shift - 1] == Step::Gate, shift)
+        };
+        for kind in [OperationKind::BlueGreen, OperationKind::Rolling, OperationKind::HotReload] {
+            let p = plan(kind, &s0, &target, &[10, 100]).expect("a plan");
+            let gated = with_pre_switch_gate(&s0, &target, p.clone(), true);
+            assert_eq!(gated.len(), p.len() + 1, "{kind}: one gate added");
+            let (gate_first, shift) = gate_before_shift(&gated);
+            assert!(gate_first, "{kind}: {:?}", actions(&gated));
+            // Nothing before the gate gave the new version traffic.
+            assert!(is_pre_switch(&after_all(&s0, &gated[..shift - 1]), &target), "{kind}");
+            assert_eq!(with_pre_switch_gate(&s0, &target, p.clone(), false), p);
+        }
+        // A hot reload first moves traffic to a copy of what serves: the gate waits for the last shift.
+        let p = plan(OperationKind::HotReload, &s0, &target, &[]).expect("a plan");
+        let gated = with_pre_switch_gate(&s0, &target, p, true);
+        assert_eq!(
+            actions(&gated)[gated.len() - 2..],
+            ["health gate".to_owned(), "switch all traffic to blue".to_owned()]
+        );
+        assert!(!is_pre_switch(&after_all(&s0, &gated), &target));
+    }
+
+    fn after_all(start: &ClusterState, steps: &[Step]) -> ClusterState {
+        steps.iter().fold(start.clone(), |s, st| st.after(&s))
     }
 
     fn paused_at_gate() -> (Operation, ClusterState, usize) {

@@ -482,7 +482,16 @@ async fn analyse(
         version: op.full_id.version.to_string(),
     };
     let mut passed = Vec::new();
-    for t in op.analysis.clone() {
+    // Before the new version has traffic only the templates marked
+    // `pre_switch` measure it; after, every template does.
+    let pre_switch = switchyard_domain::operations::is_pre_switch(state, &op.full_id);
+    let templates: Vec<_> = op
+        .analysis
+        .iter()
+        .filter(|t| !pre_switch || t.pre_switch)
+        .cloned()
+        .collect();
+    for t in templates {
         let interval = Duration::from_millis(t.interval_ms);
         loop {
             let measurements = &op.steps[index].measurements;

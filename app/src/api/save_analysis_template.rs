@@ -18,6 +18,7 @@ pub async fn save_analysis_template(
     count: u32,
     failure_limit: u32,
     inconclusive_limit: u32,
+    pre_switch: Option<String>,
 ) -> Result<bool, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
@@ -33,6 +34,8 @@ pub async fn save_analysis_template(
         count,
         failure_limit,
         inconclusive_limit,
+        // A checkbox: sent (as "on" or "true") only when ticked.
+        pre_switch: pre_switch.is_some_and(|v| v != "false"),
     };
     services
         .save_analysis_template(template)

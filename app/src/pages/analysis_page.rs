@@ -138,6 +138,8 @@ fn TemplateDetail(
                     "{} failed roll back; {} inconclusive pause for a person",
                     t.failure_limit, t.inconclusive_limit
                 )}</dd>
+                <dt>"Before the switch"</dt>
+                <dd class="pre-switch">{if t.pre_switch { "measured on the newly loaded slot before traffic moves too" } else { "no: only after traffic moved" }}</dd>
                 <dt>"Attached to"</dt><dd class="attached">{attached}</dd>
             </dl>
             <ActionForm action=remove attr:class="remove-template">
@@ -201,6 +203,10 @@ fn TemplateForm(save: ServerAction<SaveAnalysisTemplate>, refused: Option<String
             </label>
             <label><span>"Inconclusive limit"</span>
                 <input type="number" name="inconclusive_limit" required=true min="1" value="1" disabled=disabled/>
+            </label>
+            <label class="check">
+                <input type="checkbox" name="pre_switch" value="on" disabled=disabled/>
+                <span>"Also measure the newly loaded slot before traffic moves to it (pre-switch: a failure means no switch)"</span>
             </label>
             <div class="move">
                 <button class="button" type="submit" disabled=disabled aria-describedby=disabled.then_some("why-save-template")>

@@ -51,6 +51,9 @@ pub struct PutTemplate {
     /// Inconclusive measurements (no data, matches neither condition, Prometheus unreachable) that pause the operation for a person (1–count).
     #[schema(example = 1)]
     pub inconclusive_limit: u32,
+    /// Also measure the newly loaded slot before any traffic moves to it (default false): a failure
+    /// there fails the operation with traffic unmoved; an inconclusive result pauses it before the switch.
+    pub pre_switch: Option<bool>,
 }
 
 fn unknown(name: &str) -> ApiError {
@@ -109,6 +112,7 @@ pub async fn put(
         count: body.count,
         failure_limit: body.failure_limit,
         inconclusive_limit: body.inconclusive_limit,
+        pre_switch: body.pre_switch.unwrap_or(false),
     };
     let created = crate::analysis::save_template(
         app.store.as_ref(),

@@ -605,6 +605,8 @@ macro_rules! cluster_sql {
                     analysis.push(cq::template_of(&text)?);
                 }
                 let plan = ops::plan(request.kind, &cluster.state, &target, &request.rolling_steps)?;
+                let pre_switch = request.kind != OperationKind::Rollback && analysis.iter().any(|t| t.pre_switch);
+                let plan = ops::with_pre_switch_gate(&cluster.state, &target, plan, pre_switch);
                 let plan = ops::with_analysis(request.kind, plan, !analysis.is_empty() || request.bake_ms.is_some())?;
                 let steps: Vec<StepRecord> = plan.into_iter().map(StepRecord::pending).collect();
                 let id: i64 = sqlx::query_scalar(cq::INSERT_OPERATION)

@@ -1219,3 +1219,41 @@ async fn a_paused_operation_stays_paused_through_kill_9_and_restart_then_a_perso
         .await
         .expect("drop database");
 }
+
+#[tokio::test]
+async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_there_means_no_switch() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("early", "pre-1", &peer.url).await;
+    let mut t = template(&peer.url);
+    t["pre_switch"] = json!(true);
+    let res = app.put_json("/api/v1/analysis-templates/early", &t).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
+    assert_eq!(app.get_json("/api/v1/analysis-templates/early").await["pre_switch"], true);
+
+    // Version 2 errs: the gate before the switch fails it, and traffic never moves.
+    set_value(peer, "early", "2", 0.5).await;
+    let id = start(&app, "pre-1", json!({ "kind": "blue_green", "full_id": "early:2", "reason": "measured first", "analysis": ["early"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "failed", "traffic unmoved: {op}");
+    let steps = op["steps"].as_array().expect("steps");
+    assert!(steps.iter().all(|s| s["action"] != "shift"), "no switch was tried: {op}");
+    let gate = steps.last().expect("the gate");
+    assert_eq!((gate["action"].as_str(), gate["state"].as_str()), (Some("gate"), Some("failed")), "{op}");
+    assert_eq!(values(&gate["measurements"]), vec![Some(0.5); 2]);
+    let c = app.get_json("/api/v1/clusters/pre-1").await;
+    let serving: Vec<&Value> = c["slots"].as_array().expect("slots").iter().filter(|s| s["weight"] == 100).map(|s| &s["full_id"]).collect();
+    assert_eq!(serving, [&json!("early:1")], "{c}");
+
+    // Healthy: measured before the switch and after it, then switched.
+    set_value(peer, "early", "2", 0.0).await;
+    let id = start(&app, "pre-1", json!({ "kind": "blue_green", "full_id": "early:2", "reason": "fixed", "analysis": ["early"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let actions: Vec<&str> = op["steps"].as_array().expect("steps").iter().filter_map(|s| s["action"].as_str()).collect();
+    let shift = actions.iter().position(|a| *a == "shift").expect("a switch");
+    assert_eq!((actions[shift - 1], actions.last().copied()), ("gate", Some("gate")), "{actions:?}");
+    for gate in [shift - 1, actions.len() - 1] {
+        assert_eq!(values(&op["steps"][gate]["measurements"]), vec![Some(0.0); 3], "gate {gate}: {op}");
+    }
+}
