@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterAnalysis, ClusterLane, ClusterView,
+    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterAnalysis, ClusterLane, ClusterView, GateResults,
     CreatedSubscription, ModelPage, NotificationStatus, PendingPromotion, RollbackMark,
     RotatedSecret, ServingAnswer, SlotHealthNow, SubscriptionDetail, SubscriptionForm,
     Subscriptions,
@@ -554,6 +554,45 @@ impl StoreServices {
         Ok(lanes)
     }
 
+    /// The gate measurements behind a cluster's state at `at`: its state's
+    /// ledger event names the operation (a step written by the runner); its
+    /// gates' measurements taken up to `at`. None when no analysed operation
+    /// set the state.
+    async fn gate_results(
+        &self,
+        c: &switchyard_domain::types::ClusterAt,
+        at: Timestamp,
+    ) -> Result<Option<GateResults>, AppError> {
+        let store = &self.state.store;
+        let (event, _) = store.ledger_event(c.event_id).await.map_err(to_app_error)?;
+        let Some(id) = event.and_then(|e| e.details.get("operation_id").and_then(|v| v.as_i64()))
+        else {
+            return Ok(None);
+        };
+        let Some(op) = store.get_operation(id).await.map_err(to_app_error)? else {
+            return Ok(None);
+        };
+        let measurements: Vec<_> = op
+            .steps
+            .iter()
+            .filter(|r| !r.restore)
+            .flat_map(|r| r.measurements.iter())
+            .filter(|m| m.at <= at)
+            .cloned()
+            .collect();
+        if op.analysis.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(GateResults {
+            cluster: c.cluster.clone(),
+            operation_id: op.id,
+            kind: op.kind,
+            full_id: op.full_id,
+            state: op.state,
+            measurements,
+        }))
+    }
+
     /// The same role check as the REST API's operation routes.
     async fn require_operator(&self, cluster: &str, rollback: bool) -> Result<(), AppError> {
         crate::clusters::require_operator(
@@ -769,12 +808,21 @@ impl Services for StoreServices {
             .with_timezone(&zone)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
+        let gates = futures::stream::iter(serving.clusters.iter())
+            .map(|c| self.gate_results(c, instant))
+            .buffered(CLUSTER_VIEWS_AT_ONCE)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         Ok(ServingAnswer {
             serving,
             local,
             tz: zone.name().to_owned(),
             environments: self.environment_names().await?,
             models: self.model_ids().await?,
+            gates,
         })
     }
 

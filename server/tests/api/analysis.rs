@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use switchyard::drivers::Drivers;
 use switchyard::operations::RunnerSettings;
 use switchyard_domain::access::Role;
+use switchyard_domain::Timestamp;
 
 use crate::console::{server_fn_json, sign_in, Browser};
 use crate::helpers::{assert_error, spawn_app, TestApp};
@@ -1256,4 +1257,33 @@ async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_ther
     for gate in [shift - 1, actions.len() - 1] {
         assert_eq!(values(&op["steps"][gate]["measurements"]), vec![Some(0.0); 3], "gate {gate}: {op}");
     }
+}
+
+#[tokio::test]
+async fn serving_at_t_in_the_console_shows_the_measurements_that_let_the_version_take_traffic() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("shown", "shown-1", &peer.url).await;
+    set_value(peer, "shown", "2", 0.0).await;
+    let before = Timestamp::now();
+    let id = start(&app, "shown-1", json!({ "kind": "blue_green", "full_id": "shown:2", "reason": "measured", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let vic = sign_in(&app, "vic").await;
+
+    let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[], &vic, true).await;
+    let gates = answer["gates"].as_array().expect("gates");
+    let gate = gates.iter().find(|g| g["cluster"] == "shown-1").expect("the cluster's gate results");
+    assert_eq!(gate["operation_id"], id, "{gate}");
+    assert_eq!(values(&gate["measurements"]), vec![Some(0.0); 3], "{gate}");
+    assert!(gate["measurements"].as_array().expect("list").iter().all(|m| m["verdict"] == "success" && m["query"].as_str().is_some_and(|q| q.contains("version=\"2\""))), "{gate}");
+    let html = page(&app, "/serving", &vic).await;
+    assert!(html.contains(&format!("Analysis of operation #{id}")), "{html}");
+    assert!(html.contains("3 success, 0 failure, 0 inconclusive"), "{html}");
+
+    // Before the switch, version 1 served by an operation without analysis: nothing to show.
+    let at = before.to_rfc3339();
+    let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[("at", at.as_str())], &vic, true).await;
+    assert!(answer["gates"].as_array().expect("gates").iter().all(|g| g["cluster"] != "shown-1"), "{answer}");
 }
