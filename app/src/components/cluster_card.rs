@@ -112,7 +112,7 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
                 | Step::WaitReady { slot: s, full_id }
                 | Step::Smoke { slot: s, full_id } => *s == slot.slot && full_id == version,
                 Step::Gate => slot.weight > 0 && r.state != StepState::Pending,
-                Step::Shift { .. } => false,
+                Step::Shift { .. } | Step::Release { .. } => false,
             };
             if !about {
                 continue;

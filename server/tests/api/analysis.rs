@@ -804,9 +804,20 @@ async fn templates_attached_to_a_cluster_gate_every_operation_but_a_rollback_and
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
 }
 
-#[tokio::test]
-async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_kept_loaded() {
-    let app = spawn_app().await;
+/// The slots' versions as `GET /api/v1/clusters/{name}` shows them.
+async fn held(app: &TestApp, cluster: &str) -> Vec<Option<String>> {
+    let c = app.get_json(&format!("/api/v1/clusters/{cluster}")).await;
+    c["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .map(|s| s["full_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A bake holds the last gate with the previous version loaded, then that
+/// version is released from the idle slot (a `release` step in the ledger).
+async fn bake_then_release(app: TestApp) {
     app.register("baked", "1", json!({ "t": 1 })).await;
     app.register("baked", "2", json!({ "t": 2 })).await;
     let res = app
@@ -837,32 +848,33 @@ async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_k
     );
 
     let id = start(&app, "bake-1", json!({ "kind": "blue_green", "full_id": "baked:2", "reason": "bake it", "bake_seconds": 3 })).await;
+    let plan = app.get_json(&format!("/api/v1/operations/{id}")).await["steps"]
+        .as_array()
+        .cloned()
+        .expect("steps");
+    let gate_at = plan.iter().rposition(|s| s["action"] == "gate").expect("a gate");
+    assert_eq!(gate_at + 2, plan.len(), "the release follows the last gate: {plan:?}");
+    assert_eq!(
+        (plan[gate_at + 1]["action"].as_str(), plan[gate_at + 1]["full_id"].as_str()),
+        (Some("release"), Some("baked:1"))
+    );
     // While it bakes, traffic is on version 2 and version 1 stays loaded in the other slot.
     let baking = wait(&app, id, |op| {
-        op["steps"]
-            .as_array()
-            .and_then(|s| s.last())
-            .is_some_and(|g| g["state"] == "running")
-            || op["state"] != "running"
+        op["steps"][gate_at]["state"] == "running" || op["state"] != "running"
     })
     .await;
     assert_eq!(baking["state"], "running", "{baking}");
-    let cluster = app.get_json("/api/v1/clusters/bake-1").await;
-    let held: Vec<&str> = cluster["slots"]
-        .as_array()
-        .expect("slots")
-        .iter()
-        .filter_map(|s| s["full_id"].as_str())
-        .collect();
+    let slots = held(&app, "bake-1").await;
     assert!(
-        held.contains(&"baked:1") && held.contains(&"baked:2"),
-        "{cluster}"
+        slots.contains(&Some("baked:1".into())) && slots.contains(&Some("baked:2".into())),
+        "{slots:?}"
     );
     let op = wait(&app, id, |op| op["state"] != "running").await;
     runner.abort();
     assert_eq!(op["state"], "succeeded", "{op}");
     let steps = op["steps"].as_array().expect("steps");
-    let gate = steps.last().expect("the gate");
+    let gate = &steps[gate_at];
+    let release = &steps[gate_at + 1];
     let switched = steps
         .iter()
         .find(|s| s["action"] == "shift")
@@ -882,6 +894,44 @@ async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_k
             .is_some_and(|n| n.contains("baked 3.0 s")),
         "{gate}"
     );
+    assert!(
+        release["state"] == "done" && micros(&release["started_at"]) >= micros(&gate["finished_at"]),
+        "released only after the bake passed: {op}"
+    );
+    let mut slots = held(&app, "bake-1").await;
+    slots.sort();
+    assert_eq!(slots, [None, Some("baked:2".to_owned())], "version 1 released");
+    let released: Vec<Value> = events(&app, "bake-1", "operation.step")
+        .await
+        .into_iter()
+        .filter(|e| e["details"]["step"].as_str().is_some_and(|s| s.starts_with("release baked:1")) && e["details"]["phase"] == "done")
+        .collect();
+    assert_eq!(released.len(), 1, "the release is in the ledger: {released:?}");
+    // A rollback now loads version 1 again before moving traffic.
+    let res = app
+        .post_json("/api/v1/clusters/bake-1/rollback", &json!({ "reason": "back after the release" }))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let back = res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("id");
+    let runner = with_runner(&app, app.store().await);
+    let op = wait(&app, back, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["steps"][0]["action"], "load", "{op}");
+}
+
+#[tokio::test]
+async fn a_bake_time_holds_the_last_gate_with_the_old_version_loaded_then_releases_it_on_sqlite() {
+    bake_then_release(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_bake_time_holds_the_last_gate_with_the_old_version_loaded_then_releases_it_on_postgresql() {
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    bake_then_release(app).await;
+    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
 }
 
 // The console: the Analysis page and a paused operation's answers.
@@ -1286,4 +1336,63 @@ async fn serving_at_t_in_the_console_shows_the_measurements_that_let_the_version
     let at = before.to_rfc3339();
     let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[("at", at.as_str())], &vic, true).await;
     assert!(answer["gates"].as_array().expect("gates").iter().all(|g| g["cluster"] != "shown-1"), "{answer}");
+}
+
+/// kill -9 of the real `switchyard serve` while it releases the previous
+/// version after a bake: the restarted server runs the release again (an
+/// empty slot unloads fine) and the operation succeeds with the slot empty,
+/// in the database and in the router alike.
+async fn kill_9_during_the_release(app: TestApp) {
+    use crate::clusters::{temp_dir, Served};
+    let dir = temp_dir("sy-release");
+    let log = dir.join("serve.log");
+    let router = dir.join("router.json");
+    app.register("rel", "1", json!({ "t": 1 })).await;
+    app.register("rel", "2", json!({ "t": 2 })).await;
+    let res = app
+        // Each driver action takes 1 s, taking effect half-way: a window to kill in.
+        .post_json("/api/v1/clusters", &json!({ "name": "rel-1", "environment": "development", "driver": "simulated", "config": { "state_file": router, "action_ms": 1000 } }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mut served = Served::start(&app.database_url, &log);
+    let first = start(&app, "rel-1", json!({ "kind": "blue_green", "full_id": "rel:1", "reason": "first" })).await;
+    assert_eq!(wait(&app, first, |op| op["state"] != "running").await["state"], "succeeded");
+    let id = start(&app, "rel-1", json!({ "kind": "blue_green", "full_id": "rel:2", "reason": "baked", "bake_seconds": 1 })).await;
+    let running = wait(&app, id, |op| {
+        op["steps"].as_array().and_then(|s| s.last()).is_some_and(|r| r["action"] == "release" && r["state"] == "running")
+            || op["state"] != "running"
+    })
+    .await;
+    assert_eq!(running["state"], "running", "{running}");
+    served.kill9();
+    served = Served::start(&app.database_url, &log);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    served.kill9();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let release = op["steps"].as_array().and_then(|s| s.last()).expect("steps");
+    assert_eq!((release["action"].as_str(), release["state"].as_str()), (Some("release"), Some("done")), "{op}");
+    let mut slots = held(&app, "rel-1").await;
+    slots.sort();
+    assert_eq!(slots, [None, Some("rel:2".to_owned())]);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&router).expect("router file")).expect("JSON");
+    let in_router: Vec<&Value> = [&file["blue"], &file["green"]].into_iter().filter(|v| !v.is_null()).collect();
+    assert_eq!(in_router, [&json!("rel:2")], "the router released it too: {file}");
+    let interrupted = events(&app, "rel-1", "operation.interrupted").await;
+    assert!(interrupted.iter().any(|e| e["details"]["operation_id"] == id), "{interrupted:?}");
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_release_after_a_bake_runs_it_again_and_succeeds_on_sqlite() {
+    kill_9_during_the_release(spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_release_after_a_bake_runs_it_again_and_succeeds_on_postgresql() {
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    kill_9_during_the_release(app).await;
+    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
 }
