@@ -1053,7 +1053,11 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
     assert!(status.is_redirection() || status.is_success(), "{status}");
     assert_eq!(app.get_json("/api/v1/clusters/page-1").await["analysis"], json!(["errors"]));
     let html = page(&app, "/analysis", &vic).await;
-    assert!(html.contains("value=\"errors\""), "the cluster's field holds its templates: {html}");
+    let attached = html
+        .find("class=\"attached\"")
+        .and_then(|i| html.get(i..i + 60))
+        .unwrap_or_default();
+    assert!(attached.contains("page-1"), "the template names the cluster attaching it: {html}");
 
     // Not removed while attached; removed once detached.
     let refused = server_fn_json(&app, "/console/fn/remove_analysis_template", &[("name", "errors")], &ada, false).await;
