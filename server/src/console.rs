@@ -808,8 +808,8 @@ impl Services for StoreServices {
             .with_timezone(&zone)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
-        let gates = futures::stream::iter(serving.clusters.iter())
-            .map(|c| self.gate_results(c, instant))
+        let gates = futures::stream::iter(serving.clusters.clone())
+            .map(|c| async move { self.gate_results(&c, instant).await })
             .buffered(CLUSTER_VIEWS_AT_ONCE)
             .try_collect::<Vec<_>>()
             .await?

@@ -473,7 +473,7 @@ fn PausedDecision(
     let (continue_id, rollback_id) = (format!("continue-reason-{id}"), format!("rollback-reason-{id}"));
     let (continue_for, rollback_for) = (continue_id.clone(), rollback_id.clone());
     let about = id.to_string();
-    let described = disabled.then(|| why_id.clone());
+    let (described, described_too) = (disabled.then(|| why_id.clone()), disabled.then(|| why_id.clone()));
     view! {
         <div class="decide" role="group" aria-label=format!("Answer paused operation {id}")>
             <p><strong>"Waiting for a person: "</strong>{pause.reason.clone()}</p>
@@ -483,14 +483,14 @@ fn PausedDecision(
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label for=continue_for>"Reason to continue (required)"</label>
                     <input id=continue_id type="text" name="reason" required=true autocomplete="off" disabled=disabled/>
-                    <button class="button" type="submit" disabled=disabled aria-describedby=described.clone()>"Continue"</button>
+                    <button class="button" type="submit" disabled=disabled aria-describedby=described>"Continue"</button>
                 </ActionForm>
                 <ActionForm action=back attr:class="roll-back-operation">
                     <input type="hidden" name="id" value=id.to_string()/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label for=rollback_for>"Reason to roll back (required)"</label>
                     <input id=rollback_id type="text" name="reason" required=true autocomplete="off" disabled=disabled/>
-                    <button class="button danger" type="submit" disabled=disabled aria-describedby=described>"Roll back"</button>
+                    <button class="button danger" type="submit" disabled=disabled aria-describedby=described_too>"Roll back"</button>
                 </ActionForm>
             </div>
             {refused.map(|why| view! { <p class="why" id=why_id>{why}</p> })}

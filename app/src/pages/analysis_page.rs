@@ -113,6 +113,7 @@ fn TemplateDetail(
     refused: Option<String>,
 ) -> impl IntoView {
     let name = t.name.clone();
+    let (data_name, field_name, remove_label) = (name.clone(), name.clone(), format!("Remove {name}"));
     let heading = format!("template-{name}");
     let labelled_by = heading.clone();
     let for_error = name.clone();
@@ -123,8 +124,8 @@ fn TemplateDetail(
         used_by.join(", ")
     };
     view! {
-        <section class="template" data-template=name.clone() aria-labelledby=labelled_by>
-            <h3 id=heading>{name.clone()}</h3>
+        <section class="template" data-template=data_name aria-labelledby=labelled_by>
+            <h3 id=heading>{name}</h3>
             <dl class="fields">
                 <dt>"Prometheus"</dt><dd>{t.prometheus_url.clone()}</dd>
                 <dt>"Bearer token file"</dt><dd>{t.bearer_token_file.clone().unwrap_or_else(|| "none".to_owned())}</dd>
@@ -143,10 +144,10 @@ fn TemplateDetail(
                 <dt>"Attached to"</dt><dd class="attached">{attached}</dd>
             </dl>
             <ActionForm action=remove attr:class="remove-template">
-                <input type="hidden" name="name" value=name.clone()/>
+                <input type="hidden" name="name" value=field_name/>
                 <input type="hidden" name="csrf_token" value=csrf_token()/>
                 <button class="button secondary" type="submit" disabled=disabled title=refused.clone().unwrap_or_default()>
-                    {format!("Remove {name}")}
+                    {remove_label}
                 </button>
             </ActionForm>
             {move || remove.value().get().and_then(Result::err).filter(|e| e.concerns(&for_error)).map(|e| view! {
@@ -234,18 +235,30 @@ fn ClusterLine(
     let disabled = refused.is_some();
     let field_id = format!("attach-{}", c.cluster.replace('.', "-"));
     let label_for = field_id.clone();
-    let for_error = c.cluster.clone();
-    let for_done = c.cluster.clone();
+    let ClusterAnalysis {
+        cluster,
+        environment,
+        templates,
+    } = c;
+    let for_error = cluster.clone();
+    let for_done = cluster.clone();
+    let (row, href, field, label) = (
+        cluster.clone(),
+        format!("/clusters/{cluster}"),
+        cluster.clone(),
+        format!("Templates of {cluster}"),
+    );
+    let attached = templates.join(", ");
     view! {
-        <tr data-cluster=c.cluster.clone()>
-            <th scope="row"><a href=format!("/clusters/{}", c.cluster)>{c.cluster.clone()}</a></th>
-            <td>{c.environment.clone()}</td>
+        <tr data-cluster=row>
+            <th scope="row"><a href=href>{cluster}</a></th>
+            <td>{environment}</td>
             <td>
                 <ActionForm action=attach attr:class="attach-templates">
-                    <input type="hidden" name="cluster" value=c.cluster.clone()/>
+                    <input type="hidden" name="cluster" value=field/>
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
-                    <label class="visually-hidden" for=label_for>{format!("Templates of {}", c.cluster)}</label>
-                    <input id=field_id type="text" name="templates" autocomplete="off" value=c.templates.join(", ") disabled=disabled/>
+                    <label class="visually-hidden" for=label_for>{label}</label>
+                    <input id=field_id type="text" name="templates" autocomplete="off" value=attached disabled=disabled/>
                     <button class="button secondary" type="submit" disabled=disabled title=refused.clone().unwrap_or_default()>
                         "Set"
                     </button>
