@@ -20,9 +20,9 @@ use switchyard_domain::promotion::Promotion;
 use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 
 use crate::data::{
-    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterAnalysis, ClusterView,
-    CreatedSubscription, ModelPage, NotificationStatus, RotatedSecret, ServingAnswer,
-    SubscriptionDetail, SubscriptionForm, Subscriptions,
+    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
+    ClusterAnalysis, ClusterView, CreatedSubscription, ModelPage, NotificationStatus,
+    RotatedSecret, ServingAnswer, SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
 use crate::error::AppError;
 use crate::session::SignedInUser;

@@ -476,7 +476,12 @@ pub fn is_pre_switch(state: &ClusterState, target: &FullId) -> bool {
 /// the slot left without traffic gives up the previous version it kept
 /// loaded for an instant rollback. Not on drivers that keep idle slots
 /// themselves (`releases` false), and not when nothing is left behind.
-pub fn with_release(state: &ClusterState, mut plan: Vec<Step>, baked: bool, releases: bool) -> Vec<Step> {
+pub fn with_release(
+    state: &ClusterState,
+    mut plan: Vec<Step>,
+    baked: bool,
+    releases: bool,
+) -> Vec<Step> {
     if !baked || !releases || !matches!(plan.last(), Some(Step::Gate)) {
         return plan;
     }
@@ -1431,19 +1436,28 @@ mod tests {
             let shift = steps
                 .iter()
                 .enumerate()
-                .find(|(i, st)| st.moves_traffic() && carries(&after_all(&s0, &steps[..=*i]), &target))
+                .find(|(i, st)| {
+                    st.moves_traffic() && carries(&after_all(&s0, &steps[..=*i]), &target)
+                })
                 .map(|(i, _)| i)
                 .expect("a shift to the new version");
             (shift > 0 && steps[shift - 1] == Step::Gate, shift)
         };
-        for kind in [OperationKind::BlueGreen, OperationKind::Rolling, OperationKind::HotReload] {
+        for kind in [
+            OperationKind::BlueGreen,
+            OperationKind::Rolling,
+            OperationKind::HotReload,
+        ] {
             let p = plan(kind, &s0, &target, &[10, 100]).expect("a plan");
             let gated = with_pre_switch_gate(&s0, &target, p.clone(), true);
             assert_eq!(gated.len(), p.len() + 1, "{kind}: one gate added");
             let (gate_first, shift) = gate_before_shift(&gated);
             assert!(gate_first, "{kind}: {:?}", actions(&gated));
             // Nothing before the gate gave the new version traffic.
-            assert!(is_pre_switch(&after_all(&s0, &gated[..shift - 1]), &target), "{kind}");
+            assert!(
+                is_pre_switch(&after_all(&s0, &gated[..shift - 1]), &target),
+                "{kind}"
+            );
             assert_eq!(with_pre_switch_gate(&s0, &target, p.clone(), false), p);
         }
         // A hot reload first moves traffic to a copy of what serves: the gate waits for the last shift.
@@ -1451,7 +1465,10 @@ mod tests {
         let gated = with_pre_switch_gate(&s0, &target, p, true);
         assert_eq!(
             actions(&gated)[gated.len() - 2..],
-            ["health gate".to_owned(), "switch all traffic to blue".to_owned()]
+            [
+                "health gate".to_owned(),
+                "switch all traffic to blue".to_owned()
+            ]
         );
         assert!(!is_pre_switch(&after_all(&s0, &gated), &target));
     }
@@ -1460,9 +1477,17 @@ mod tests {
     fn a_baked_operation_releases_the_previous_version_after_its_last_gate_and_only_then() {
         let s0 = blue_serves("chat:1");
         let target = id("chat:2");
-        for kind in [OperationKind::BlueGreen, OperationKind::Rolling, OperationKind::HotReload] {
-            let p = with_analysis(kind, plan(kind, &s0, &target, &[50, 100]).expect("a plan"), true)
-                .expect("gated");
+        for kind in [
+            OperationKind::BlueGreen,
+            OperationKind::Rolling,
+            OperationKind::HotReload,
+        ] {
+            let p = with_analysis(
+                kind,
+                plan(kind, &s0, &target, &[50, 100]).expect("a plan"),
+                true,
+            )
+            .expect("gated");
             let released = with_release(&s0, p.clone(), true, true);
             assert_eq!(released.len(), p.len() + 1, "{kind}");
             let last = released.last().expect("steps");
@@ -1472,8 +1497,16 @@ mod tests {
             assert_eq!(full_id, &id("chat:1"), "{kind}: the previous version");
             let end = after_all(&s0, &released);
             assert_eq!(end.version(*slot), None, "{kind}");
-            assert_eq!(end.sole_version(), Some(&target), "{kind}: still serving the new one");
-            assert_eq!(released[released.len() - 2], Step::Gate, "{kind}: after the last gate");
+            assert_eq!(
+                end.sole_version(),
+                Some(&target),
+                "{kind}: still serving the new one"
+            );
+            assert_eq!(
+                released[released.len() - 2],
+                Step::Gate,
+                "{kind}: after the last gate"
+            );
             // No bake, or a driver that keeps its idle slot: nothing released.
             assert_eq!(with_release(&s0, p.clone(), false, true), p);
             assert_eq!(with_release(&s0, p.clone(), true, false), p);
@@ -1512,7 +1545,10 @@ mod tests {
         assert!(!op.must_restore_or_fail());
         let release = op.steps.len() - 1;
         op.steps[release].state = StepState::Failed;
-        assert!(!op.must_restore_or_fail(), "a failed release rolls nothing back");
+        assert!(
+            !op.must_restore_or_fail(),
+            "a failed release rolls nothing back"
+        );
         op.steps[gate].state = StepState::Failed;
         assert!(op.must_restore_or_fail());
     }

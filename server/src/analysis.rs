@@ -71,9 +71,7 @@ pub async fn save_template(
     actor: &str,
     at: switchyard_domain::Timestamp,
 ) -> Result<bool, SaveError> {
-    template
-        .check()
-        .map_err(crate::store::StoreError::from)?;
+    template.check().map_err(crate::store::StoreError::from)?;
     Prometheus::new().check(&template).await?;
     let existed = store.get_analysis_template(&template.name).await?.is_some();
     store.save_analysis_template(template, actor, at).await?;

@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterAnalysis, ClusterLane, ClusterView, GateResults,
-    CreatedSubscription, ModelPage, NotificationStatus, PendingPromotion, RollbackMark,
-    RotatedSecret, ServingAnswer, SlotHealthNow, SubscriptionDetail, SubscriptionForm,
-    Subscriptions,
+    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
+    ClusterAnalysis, ClusterLane, ClusterView, CreatedSubscription, GateResults, ModelPage,
+    NotificationStatus, PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer,
+    SlotHealthNow, SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};

@@ -278,7 +278,9 @@ async fn drive(
         // Nothing left to run: conclude, or restore first after a failure.
         let failed = |restore: bool| {
             if restore {
-                op.steps.iter().any(|r| r.state == StepState::Failed && r.restore)
+                op.steps
+                    .iter()
+                    .any(|r| r.state == StepState::Failed && r.restore)
             } else {
                 op.must_restore_or_fail()
             }

@@ -11,7 +11,11 @@ pub async fn continue_operation(id: i64, reason: Option<String>) -> Result<Opera
     let services = crate::services::services()?;
     let reason = super::given(reason);
     services
-        .decide_operation(id, switchyard_domain::analysis::Decision::Continue, reason.as_deref())
+        .decide_operation(
+            id,
+            switchyard_domain::analysis::Decision::Continue,
+            reason.as_deref(),
+        )
         .await
         .map_err(|e| e.about(id))
 }

@@ -14,7 +14,10 @@ pub async fn set_cluster_analysis(
     let services = crate::services::services()?;
     let cluster = cluster.trim().to_owned();
     services
-        .set_cluster_analysis(&cluster, template_names(templates.as_deref().unwrap_or_default()))
+        .set_cluster_analysis(
+            &cluster,
+            template_names(templates.as_deref().unwrap_or_default()),
+        )
         .await
         .map_err(|e| e.about(&cluster))
 }

@@ -4,8 +4,8 @@
 //! that start operations, each behind a confirmation in words.
 
 use leptos::prelude::*;
-use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, SlotView};
 use switchyard_domain::analysis::Measurement;
+use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, SlotView};
 use switchyard_domain::operations::{
     plan, Operation, OperationKind, OperationState, Pause, Step, StepRecord, StepState,
 };
@@ -13,8 +13,8 @@ use switchyard_domain::FullId;
 
 use crate::api::continue_operation::ContinueOperation;
 use crate::api::get_operation::get_operation;
-use crate::api::roll_back_operation::RollBackOperation;
 use crate::api::roll_back_cluster::RollBackCluster;
+use crate::api::roll_back_operation::RollBackOperation;
 use crate::api::start_operation::{parse_steps, StartOperation};
 use crate::components::table::ColumnHeads;
 use crate::data::ClusterView;
@@ -405,10 +405,9 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
             .steps
             .get(p.step)
             .map_or_else(|| format!("step {}", p.step + 1), |r| r.step.describe());
-        let by = p
-            .by
-            .as_deref()
-            .map_or_else(String::new, |b| format!(" by {b}"));
+        let by =
+            p.by.as_deref()
+                .map_or_else(String::new, |b| format!(" by {b}"));
         format!(
             "Paused{by} at “{step}” since {}: {}",
             utc_seconds(p.at),
@@ -470,10 +469,16 @@ fn PausedDecision(
 ) -> impl IntoView {
     let disabled = refused.is_some();
     let why_id = format!("why-decide-{id}");
-    let (continue_id, rollback_id) = (format!("continue-reason-{id}"), format!("rollback-reason-{id}"));
+    let (continue_id, rollback_id) = (
+        format!("continue-reason-{id}"),
+        format!("rollback-reason-{id}"),
+    );
     let (continue_for, rollback_for) = (continue_id.clone(), rollback_id.clone());
     let about = id.to_string();
-    let (described, described_too) = (disabled.then(|| why_id.clone()), disabled.then(|| why_id.clone()));
+    let (described, described_too) = (
+        disabled.then(|| why_id.clone()),
+        disabled.then(|| why_id.clone()),
+    );
     view! {
         <div class="decide" role="group" aria-label=format!("Answer paused operation {id}")>
             <p><strong>"Waiting for a person: "</strong>{pause.reason.clone()}</p>

@@ -113,7 +113,8 @@ fn TemplateDetail(
     refused: Option<String>,
 ) -> impl IntoView {
     let name = t.name.clone();
-    let (data_name, field_name, remove_label) = (name.clone(), name.clone(), format!("Remove {name}"));
+    let (data_name, field_name, remove_label) =
+        (name.clone(), name.clone(), format!("Remove {name}"));
     let heading = format!("template-{name}");
     let labelled_by = heading.clone();
     let for_error = name.clone();
@@ -159,7 +160,10 @@ fn TemplateDetail(
 
 /// The form that creates a template, or replaces the one of the same name.
 #[component]
-fn TemplateForm(save: ServerAction<SaveAnalysisTemplate>, refused: Option<String>) -> impl IntoView {
+fn TemplateForm(
+    save: ServerAction<SaveAnalysisTemplate>,
+    refused: Option<String>,
+) -> impl IntoView {
     let disabled = refused.is_some();
     let placeholders = PLACEHOLDERS
         .iter()

@@ -852,10 +852,20 @@ async fn bake_then_release(app: TestApp) {
         .as_array()
         .cloned()
         .expect("steps");
-    let gate_at = plan.iter().rposition(|s| s["action"] == "gate").expect("a gate");
-    assert_eq!(gate_at + 2, plan.len(), "the release follows the last gate: {plan:?}");
+    let gate_at = plan
+        .iter()
+        .rposition(|s| s["action"] == "gate")
+        .expect("a gate");
     assert_eq!(
-        (plan[gate_at + 1]["action"].as_str(), plan[gate_at + 1]["full_id"].as_str()),
+        gate_at + 2,
+        plan.len(),
+        "the release follows the last gate: {plan:?}"
+    );
+    assert_eq!(
+        (
+            plan[gate_at + 1]["action"].as_str(),
+            plan[gate_at + 1]["full_id"].as_str()
+        ),
         (Some("release"), Some("baked:1"))
     );
     // While it bakes, traffic is on version 2 and version 1 stays loaded in the other slot.
@@ -895,24 +905,43 @@ async fn bake_then_release(app: TestApp) {
         "{gate}"
     );
     assert!(
-        release["state"] == "done" && micros(&release["started_at"]) >= micros(&gate["finished_at"]),
+        release["state"] == "done"
+            && micros(&release["started_at"]) >= micros(&gate["finished_at"]),
         "released only after the bake passed: {op}"
     );
     let mut slots = held(&app, "bake-1").await;
     slots.sort();
-    assert_eq!(slots, [None, Some("baked:2".to_owned())], "version 1 released");
+    assert_eq!(
+        slots,
+        [None, Some("baked:2".to_owned())],
+        "version 1 released"
+    );
     let released: Vec<Value> = events(&app, "bake-1", "operation.step")
         .await
         .into_iter()
-        .filter(|e| e["details"]["step"].as_str().is_some_and(|s| s.starts_with("release baked:1")) && e["details"]["phase"] == "done")
+        .filter(|e| {
+            e["details"]["step"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("release baked:1"))
+                && e["details"]["phase"] == "done"
+        })
         .collect();
-    assert_eq!(released.len(), 1, "the release is in the ledger: {released:?}");
+    assert_eq!(
+        released.len(),
+        1,
+        "the release is in the ledger: {released:?}"
+    );
     // A rollback now loads version 1 again before moving traffic.
     let res = app
-        .post_json("/api/v1/clusters/bake-1/rollback", &json!({ "reason": "back after the release" }))
+        .post_json(
+            "/api/v1/clusters/bake-1/rollback",
+            &json!({ "reason": "back after the release" }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let back = res.json::<Value>().await.expect("JSON")["operation_id"].as_i64().expect("id");
+    let back = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("id");
     let runner = with_runner(&app, app.store().await);
     let op = wait(&app, back, |op| op["state"] != "running").await;
     runner.abort();
@@ -926,12 +955,16 @@ async fn a_bake_time_holds_the_last_gate_with_the_old_version_loaded_then_releas
 }
 
 #[tokio::test]
-async fn a_bake_time_holds_the_last_gate_with_the_old_version_loaded_then_releases_it_on_postgresql() {
+async fn a_bake_time_holds_the_last_gate_with_the_old_version_loaded_then_releases_it_on_postgresql(
+) {
     let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
     bake_then_release(app).await;
-    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop database");
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
 }
 
 // The console: the Analysis page and a paused operation's answers.
@@ -960,7 +993,13 @@ async fn page(app: &TestApp, path: &str, browser: &Browser) -> String {
 
 /// Posts a server function's form as a browser without JavaScript does
 /// (the CSRF token as a field, no header) from the page `from`.
-async fn post_form(app: &TestApp, path: &str, fields: &[(&str, &str)], browser: &Browser, from: &str) -> StatusCode {
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+    browser: &Browser,
+    from: &str,
+) -> StatusCode {
     let mut fields = fields.to_vec();
     fields.push(("csrf_token", &browser.csrf));
     let res = no_redirects()
@@ -994,9 +1033,18 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
         Value::String(s) => s.clone(),
         v => v.to_string(),
     };
-    let (url, query, success, failure) = (field("prometheus_url"), field("query"), field("success"), field("failure"));
-    let (interval, count, failure_limit, inconclusive_limit) =
-        (field("interval_ms"), field("count"), field("failure_limit"), field("inconclusive_limit"));
+    let (url, query, success, failure) = (
+        field("prometheus_url"),
+        field("query"),
+        field("success"),
+        field("failure"),
+    );
+    let (interval, count, failure_limit, inconclusive_limit) = (
+        field("interval_ms"),
+        field("count"),
+        field("failure_limit"),
+        field("inconclusive_limit"),
+    );
     let mut form = vec![
         ("name", "errors"),
         ("prometheus_url", url.as_str()),
@@ -1010,28 +1058,67 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
         ("inconclusive_limit", inconclusive_limit.as_str()),
     ];
     // A viewer is refused and nothing is stored.
-    let refused = server_fn_json(&app, "/console/fn/save_analysis_template", &form, &vic, false).await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/save_analysis_template",
+        &form,
+        &vic,
+        false,
+    )
+    .await;
     assert_eq!(refused["code"], "forbidden", "{refused}");
     // Prometheus's own parser refuses bad PromQL, with its message.
     let mut bad = form.clone();
     bad[3] = ("query", "sum(rate(x[1m])");
-    let refused = server_fn_json(&app, "/console/fn/save_analysis_template", &bad, &ada, false).await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/save_analysis_template",
+        &bad,
+        &ada,
+        false,
+    )
+    .await;
     assert!(
-        refused["message"].as_str().is_some_and(|m| m.contains("not valid PromQL")),
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid PromQL")),
         "{refused}"
     );
-    assert_eq!(app.get_json("/api/v1/analysis-templates").await["templates"], json!([]));
+    assert_eq!(
+        app.get_json("/api/v1/analysis-templates").await["templates"],
+        json!([])
+    );
 
     // Saved by an admin's form post without JavaScript: redirected back to the page.
-    let status = post_form(&app, "/console/fn/save_analysis_template", &form, &ada, "/analysis").await;
+    let status = post_form(
+        &app,
+        "/console/fn/save_analysis_template",
+        &form,
+        &ada,
+        "/analysis",
+    )
+    .await;
     assert!(status.is_redirection() || status.is_success(), "{status}");
     let saved = app.get_json("/api/v1/analysis-templates/errors").await;
-    assert_eq!((saved["query"].as_str(), saved["count"].as_u64()), (Some(query.as_str()), Some(3)), "{saved}");
-    let events = app.get_json("/api/v1/audit?action=analysis_template.saved").await;
+    assert_eq!(
+        (saved["query"].as_str(), saved["count"].as_u64()),
+        (Some(query.as_str()), Some(3)),
+        "{saved}"
+    );
+    let events = app
+        .get_json("/api/v1/audit?action=analysis_template.saved")
+        .await;
     assert_eq!(events["events"][0]["actor"], "ada", "{events}");
     // Saved again with another count: replaced (false = not created).
     form[7] = ("count", "4");
-    let replaced = server_fn_json(&app, "/console/fn/save_analysis_template", &form, &ada, true).await;
+    let replaced = server_fn_json(
+        &app,
+        "/console/fn/save_analysis_template",
+        &form,
+        &ada,
+        true,
+    )
+    .await;
     assert_eq!(replaced, json!(false));
 
     // Everyone reads it; the viewer is told why the forms are grey.
@@ -1040,33 +1127,90 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
     assert!(html.contains("switchyard_test_error_ratio"), "{html}");
     assert!(html.contains("4 every 400 ms"), "{html}");
     assert!(
-        html.contains("Changing analysis templates needs an admin binding for all; vic has: viewer on all"),
+        html.contains(
+            "Changing analysis templates needs an admin binding for all; vic has: viewer on all"
+        ),
         "{html}"
     );
     let html = page(&app, "/analysis", &ada).await;
     assert!(!html.contains("needs an admin binding"), "{html}");
 
     // Attached to a cluster from the page; an unknown template is refused by name.
-    let refused = server_fn_json(&app, "/console/fn/set_cluster_analysis", &[("cluster", "page-1"), ("templates", "errors, nope")], &ada, false).await;
-    assert!(refused["message"].as_str().is_some_and(|m| m.contains("nope")), "{refused}");
-    let status = post_form(&app, "/console/fn/set_cluster_analysis", &[("cluster", "page-1"), ("templates", "errors")], &ada, "/analysis").await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/set_cluster_analysis",
+        &[("cluster", "page-1"), ("templates", "errors, nope")],
+        &ada,
+        false,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nope")),
+        "{refused}"
+    );
+    let status = post_form(
+        &app,
+        "/console/fn/set_cluster_analysis",
+        &[("cluster", "page-1"), ("templates", "errors")],
+        &ada,
+        "/analysis",
+    )
+    .await;
     assert!(status.is_redirection() || status.is_success(), "{status}");
-    assert_eq!(app.get_json("/api/v1/clusters/page-1").await["analysis"], json!(["errors"]));
+    assert_eq!(
+        app.get_json("/api/v1/clusters/page-1").await["analysis"],
+        json!(["errors"])
+    );
     let html = page(&app, "/analysis", &vic).await;
     let attached = html
         .find("class=\"attached\"")
         .and_then(|i| html.get(i..i + 60))
         .unwrap_or_default();
-    assert!(attached.contains("page-1"), "the template names the cluster attaching it: {html}");
+    assert!(
+        attached.contains("page-1"),
+        "the template names the cluster attaching it: {html}"
+    );
 
     // Not removed while attached; removed once detached.
-    let refused = server_fn_json(&app, "/console/fn/remove_analysis_template", &[("name", "errors")], &ada, false).await;
-    assert!(refused["message"].as_str().is_some_and(|m| m.contains("page-1")), "{refused}");
-    let detached = server_fn_json(&app, "/console/fn/set_cluster_analysis", &[("cluster", "page-1"), ("templates", "")], &ada, true).await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/remove_analysis_template",
+        &[("name", "errors")],
+        &ada,
+        false,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("page-1")),
+        "{refused}"
+    );
+    let detached = server_fn_json(
+        &app,
+        "/console/fn/set_cluster_analysis",
+        &[("cluster", "page-1"), ("templates", "")],
+        &ada,
+        true,
+    )
+    .await;
     assert_eq!(detached["templates"], json!([]));
-    let status = post_form(&app, "/console/fn/remove_analysis_template", &[("name", "errors")], &ada, "/analysis").await;
+    let status = post_form(
+        &app,
+        "/console/fn/remove_analysis_template",
+        &[("name", "errors")],
+        &ada,
+        "/analysis",
+    )
+    .await;
     assert!(status.is_redirection() || status.is_success(), "{status}");
-    assert_error(app.get("/api/v1/analysis-templates/errors").await, StatusCode::NOT_FOUND).await;
+    assert_error(
+        app.get("/api/v1/analysis-templates/errors").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     let html = page(&app, "/analysis", &ada).await;
     assert!(html.contains("No analysis templates yet."), "{html}");
 }
@@ -1095,22 +1239,58 @@ async fn answer_a_paused_operation_in_the_console(app: TestApp, peer: &Peer) {
     ] {
         assert!(html.contains(expected), "{expected}: {html}");
     }
-    assert!(!html.contains(&format!("why-decide-{id}")), "the deployer's buttons are live: {html}");
+    assert!(
+        !html.contains(&format!("why-decide-{id}")),
+        "the deployer's buttons are live: {html}"
+    );
     let html = page(&app, "/clusters/mute-1", &vic).await;
-    assert!(html.contains(&format!("id=\"why-decide-{id}\"")), "the viewer is told why: {html}");
+    assert!(
+        html.contains(&format!("id=\"why-decide-{id}\"")),
+        "the viewer is told why: {html}"
+    );
 
     let id_s = id.to_string();
-    let refused = server_fn_json(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", "looks fine")], &vic, false).await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", "looks fine")],
+        &vic,
+        false,
+    )
+    .await;
     assert_eq!(refused["code"], "forbidden", "{refused}");
-    let refused = server_fn_json(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", " ")], &dee, false).await;
-    assert!(refused["message"].as_str().is_some_and(|m| m.contains("reason")), "{refused}");
-    let status = post_form(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", "the dashboards are fine")], &dee, "/clusters/mute-1").await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", " ")],
+        &dee,
+        false,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reason")),
+        "{refused}"
+    );
+    let status = post_form(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", "the dashboards are fine")],
+        &dee,
+        "/clusters/mute-1",
+    )
+    .await;
     assert!(status.is_redirection() || status.is_success(), "{status}");
     let op = wait(&app, id, |op| op["state"] != "running").await;
     assert_eq!(op["state"], "succeeded", "{op}");
     let continued = events(&app, "mute-1", "operation.continued").await;
     assert_eq!(
-        (continued.len(), continued[0]["actor"].as_str(), continued[0]["reason"].as_str()),
+        (
+            continued.len(),
+            continued[0]["actor"].as_str(),
+            continued[0]["reason"].as_str()
+        ),
         (1, Some("dee"), Some("the dashboards are fine")),
         "{continued:?}"
     );
@@ -1121,7 +1301,14 @@ async fn answer_a_paused_operation_in_the_console(app: TestApp, peer: &Peer) {
     let id = start(&app, "mute-1", json!({ "kind": "blue_green", "full_id": "mute:1", "reason": "back", "analysis": ["errors"] })).await;
     wait(&app, id, |op| !op["paused"].is_null()).await;
     let id_s = id.to_string();
-    let answered = server_fn_json(&app, "/console/fn/roll_back_operation", &[("id", &id_s), ("reason", "cannot judge it")], &dee, true).await;
+    let answered = server_fn_json(
+        &app,
+        "/console/fn/roll_back_operation",
+        &[("id", &id_s), ("reason", "cannot judge it")],
+        &dee,
+        true,
+    )
+    .await;
     assert_eq!(answered["id"], id, "{answered}");
     let op = wait(&app, id, |op| op["state"] != "running").await;
     runner.abort();
@@ -1131,8 +1318,19 @@ async fn answer_a_paused_operation_in_the_console(app: TestApp, peer: &Peer) {
         "{op}"
     );
     let chosen = events(&app, "mute-1", "operation.rollback_chosen").await;
-    assert_eq!((chosen.len(), chosen[0]["actor"].as_str()), (1, Some("dee")), "{chosen:?}");
-    let refused = server_fn_json(&app, "/console/fn/continue_operation", &[("id", &id_s), ("reason", "too late")], &dee, false).await;
+    assert_eq!(
+        (chosen.len(), chosen[0]["actor"].as_str()),
+        (1, Some("dee")),
+        "{chosen:?}"
+    );
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", "too late")],
+        &dee,
+        false,
+    )
+    .await;
     assert_eq!(refused["code"], "conflict", "{refused}");
 }
 
@@ -1149,9 +1347,12 @@ async fn a_paused_operation_shows_its_measurements_and_is_continued_or_rolled_ba
     let Some(peer) = peer() else { return };
     let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
     answer_a_paused_operation_in_the_console(app, peer).await;
-    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop database");
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
 }
 
 /// kill -9 of the real `switchyard serve` while an operation waits for a
@@ -1175,8 +1376,16 @@ async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let mut served = Served::start(&app.database_url, &log);
-    let first = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:1", "reason": "first" })).await;
-    assert_eq!(wait(&app, first, |op| op["state"] != "running").await["state"], "succeeded");
+    let first = start(
+        &app,
+        "hold-1",
+        json!({ "kind": "blue_green", "full_id": "hold:1", "reason": "first" }),
+    )
+    .await;
+    assert_eq!(
+        wait(&app, first, |op| op["state"] != "running").await["state"],
+        "succeeded"
+    );
 
     // Paused by its analysis: no series for this model, so no data.
     let id = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:2", "reason": "gated", "analysis": ["errors"] })).await;
@@ -1187,8 +1396,18 @@ async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let after = app.get_json(&format!("/api/v1/operations/{id}")).await;
     assert_eq!(
-        (&after["state"], &after["paused"], &after["steps"], &after["next_step"]),
-        (&paused["state"], &paused["paused"], &paused["steps"], &paused["next_step"]),
+        (
+            &after["state"],
+            &after["paused"],
+            &after["steps"],
+            &after["next_step"]
+        ),
+        (
+            &paused["state"],
+            &paused["paused"],
+            &paused["steps"],
+            &paused["next_step"]
+        ),
         "still paused, untouched, after the restart"
     );
     assert_eq!(
@@ -1197,12 +1416,18 @@ async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
         "the paused operation still holds the cluster"
     );
     let res = app
-        .post_json(&format!("/api/v1/operations/{id}/continue"), &json!({ "reason": "checked by hand after the restart" }))
+        .post_json(
+            &format!("/api/v1/operations/{id}/continue"),
+            &json!({ "reason": "checked by hand after the restart" }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let op = wait(&app, id, |op| op["state"] != "running").await;
     assert_eq!(op["state"], "succeeded", "{op}");
-    assert_eq!(values(&op["steps"].as_array().and_then(|s| s.last()).expect("gate")["measurements"]), vec![None]);
+    assert_eq!(
+        values(&op["steps"].as_array().and_then(|s| s.last()).expect("gate")["measurements"]),
+        vec![None]
+    );
 
     // Paused by a person during a long analysis (value present, many measurements).
     set_value(peer, "hold", "1", 0.0).await;
@@ -1217,11 +1442,17 @@ async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
     assert_eq!(res.status(), StatusCode::CREATED);
     let id = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:1", "reason": "back, slowly", "analysis": ["slow"] })).await;
     wait(&app, id, |op| {
-        op["steps"].as_array().and_then(|s| s.last()).is_some_and(|g| g["measurements"].as_array().is_some_and(|m| !m.is_empty()))
+        op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .is_some_and(|g| g["measurements"].as_array().is_some_and(|m| !m.is_empty()))
     })
     .await;
     let res = app
-        .post_json(&format!("/api/v1/operations/{id}/pause"), &json!({ "reason": "alert on the dashboard" }))
+        .post_json(
+            &format!("/api/v1/operations/{id}/pause"),
+            &json!({ "reason": "alert on the dashboard" }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     // The runner stops within a third of the lease.
@@ -1231,14 +1462,21 @@ async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
     served = Served::start(&app.database_url, &log);
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let after = app.get_json(&format!("/api/v1/operations/{id}")).await;
-    assert_eq!(after["paused"]["by"], crate::helpers::ADMIN_ACTOR, "{after}");
+    assert_eq!(
+        after["paused"]["by"],
+        crate::helpers::ADMIN_ACTOR,
+        "{after}"
+    );
     assert_eq!(
         (&after["state"], &after["steps"], &after["next_step"]),
         (&paused["state"], &paused["steps"], &paused["next_step"]),
         "no measurement taken while paused, across the restart"
     );
     let res = app
-        .post_json(&format!("/api/v1/operations/{id}/rollback"), &json!({ "reason": "the alert was real" }))
+        .post_json(
+            &format!("/api/v1/operations/{id}/rollback"),
+            &json!({ "reason": "the alert was real" }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let op = wait(&app, id, |op| op["state"] != "running").await;
@@ -1248,10 +1486,25 @@ async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
         "{op}"
     );
     let c = app.get_json("/api/v1/clusters/hold-1").await;
-    let serving: Vec<&Value> = c["slots"].as_array().expect("slots").iter().filter(|s| s["weight"] == 100).map(|s| &s["full_id"]).collect();
-    assert_eq!(serving, [&json!("hold:2")], "traffic went back to what served before: {c}");
+    let serving: Vec<&Value> = c["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter(|s| s["weight"] == 100)
+        .map(|s| &s["full_id"])
+        .collect();
+    assert_eq!(
+        serving,
+        [&json!("hold:2")],
+        "traffic went back to what served before: {c}"
+    );
     served.kill9();
-    assert_eq!(events(&app, "hold-1", "operation.rollback_chosen").await.len(), 1);
+    assert_eq!(
+        events(&app, "hold-1", "operation.rollback_chosen")
+            .await
+            .len(),
+        1
+    );
     assert_eq!(events(&app, "hold-1", "operation.continued").await.len(), 1);
     assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
     let _ = std::fs::remove_dir_all(&dir);
@@ -1270,20 +1523,27 @@ async fn a_paused_operation_stays_paused_through_kill_9_and_restart_then_a_perso
     let Some(peer) = peer() else { return };
     let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
     kill_9_while_paused(app, peer).await;
-    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop database");
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
 }
 
 #[tokio::test]
-async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_there_means_no_switch() {
+async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_there_means_no_switch()
+{
     let Some(peer) = peer() else { return };
     let (app, runner) = serving_v1("early", "pre-1", &peer.url).await;
     let mut t = template(&peer.url);
     t["pre_switch"] = json!(true);
     let res = app.put_json("/api/v1/analysis-templates/early", &t).await;
     assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
-    assert_eq!(app.get_json("/api/v1/analysis-templates/early").await["pre_switch"], true);
+    assert_eq!(
+        app.get_json("/api/v1/analysis-templates/early").await["pre_switch"],
+        true
+    );
 
     // Version 2 errs: the gate before the switch fails it, and traffic never moves.
     set_value(peer, "early", "2", 0.5).await;
@@ -1291,12 +1551,25 @@ async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_ther
     let op = wait(&app, id, |op| op["state"] != "running").await;
     assert_eq!(op["state"], "failed", "traffic unmoved: {op}");
     let steps = op["steps"].as_array().expect("steps");
-    assert!(steps.iter().all(|s| s["action"] != "shift"), "no switch was tried: {op}");
+    assert!(
+        steps.iter().all(|s| s["action"] != "shift"),
+        "no switch was tried: {op}"
+    );
     let gate = steps.last().expect("the gate");
-    assert_eq!((gate["action"].as_str(), gate["state"].as_str()), (Some("gate"), Some("failed")), "{op}");
+    assert_eq!(
+        (gate["action"].as_str(), gate["state"].as_str()),
+        (Some("gate"), Some("failed")),
+        "{op}"
+    );
     assert_eq!(values(&gate["measurements"]), vec![Some(0.5); 2]);
     let c = app.get_json("/api/v1/clusters/pre-1").await;
-    let serving: Vec<&Value> = c["slots"].as_array().expect("slots").iter().filter(|s| s["weight"] == 100).map(|s| &s["full_id"]).collect();
+    let serving: Vec<&Value> = c["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter(|s| s["weight"] == 100)
+        .map(|s| &s["full_id"])
+        .collect();
     assert_eq!(serving, [&json!("early:1")], "{c}");
 
     // Healthy: measured before the switch and after it, then switched.
@@ -1305,11 +1578,27 @@ async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_ther
     let op = wait(&app, id, |op| op["state"] != "running").await;
     runner.abort();
     assert_eq!(op["state"], "succeeded", "{op}");
-    let actions: Vec<&str> = op["steps"].as_array().expect("steps").iter().filter_map(|s| s["action"].as_str()).collect();
-    let shift = actions.iter().position(|a| *a == "shift").expect("a switch");
-    assert_eq!((actions[shift - 1], actions.last().copied()), ("gate", Some("gate")), "{actions:?}");
+    let actions: Vec<&str> = op["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    let shift = actions
+        .iter()
+        .position(|a| *a == "shift")
+        .expect("a switch");
+    assert_eq!(
+        (actions[shift - 1], actions.last().copied()),
+        ("gate", Some("gate")),
+        "{actions:?}"
+    );
     for gate in [shift - 1, actions.len() - 1] {
-        assert_eq!(values(&op["steps"][gate]["measurements"]), vec![Some(0.0); 3], "gate {gate}: {op}");
+        assert_eq!(
+            values(&op["steps"][gate]["measurements"]),
+            vec![Some(0.0); 3],
+            "gate {gate}: {op}"
+        );
     }
 }
 
@@ -1328,18 +1617,51 @@ async fn serving_at_t_in_the_console_shows_the_measurements_that_let_the_version
 
     let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[], &vic, true).await;
     let gates = answer["gates"].as_array().expect("gates");
-    let gate = gates.iter().find(|g| g["cluster"] == "shown-1").expect("the cluster's gate results");
+    let gate = gates
+        .iter()
+        .find(|g| g["cluster"] == "shown-1")
+        .expect("the cluster's gate results");
     assert_eq!(gate["operation_id"], id, "{gate}");
     assert_eq!(values(&gate["measurements"]), vec![Some(0.0); 3], "{gate}");
-    assert!(gate["measurements"].as_array().expect("list").iter().all(|m| m["verdict"] == "success" && m["query"].as_str().is_some_and(|q| q.contains("version=\"2\""))), "{gate}");
+    assert!(
+        gate["measurements"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|m| m["verdict"] == "success"
+                && m["query"]
+                    .as_str()
+                    .is_some_and(|q| q.contains("version=\"2\""))),
+        "{gate}"
+    );
     let html = page(&app, "/serving", &vic).await;
-    assert!(html.contains(&format!("Analysis of operation #{id}")), "{html}");
-    assert!(html.contains("3 success, 0 failure, 0 inconclusive"), "{html}");
+    assert!(
+        html.contains(&format!("Analysis of operation #{id}")),
+        "{html}"
+    );
+    assert!(
+        html.contains("3 success, 0 failure, 0 inconclusive"),
+        "{html}"
+    );
 
     // Before the switch, version 1 served by an operation without analysis: nothing to show.
     let at = before.to_rfc3339();
-    let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[("at", at.as_str())], &vic, true).await;
-    assert!(answer["gates"].as_array().expect("gates").iter().all(|g| g["cluster"] != "shown-1"), "{answer}");
+    let answer = server_fn_json(
+        &app,
+        "/console/fn/get_serving_at",
+        &[("at", at.as_str())],
+        &vic,
+        true,
+    )
+    .await;
+    assert!(
+        answer["gates"]
+            .as_array()
+            .expect("gates")
+            .iter()
+            .all(|g| g["cluster"] != "shown-1"),
+        "{answer}"
+    );
 }
 
 /// kill -9 of the real `switchyard serve` while it releases the previous
@@ -1359,11 +1681,27 @@ async fn kill_9_during_the_release(app: TestApp) {
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let mut served = Served::start(&app.database_url, &log);
-    let first = start(&app, "rel-1", json!({ "kind": "blue_green", "full_id": "rel:1", "reason": "first" })).await;
-    assert_eq!(wait(&app, first, |op| op["state"] != "running").await["state"], "succeeded");
-    let id = start(&app, "rel-1", json!({ "kind": "blue_green", "full_id": "rel:2", "reason": "baked", "bake_seconds": 1 })).await;
+    let first = start(
+        &app,
+        "rel-1",
+        json!({ "kind": "blue_green", "full_id": "rel:1", "reason": "first" }),
+    )
+    .await;
+    assert_eq!(
+        wait(&app, first, |op| op["state"] != "running").await["state"],
+        "succeeded"
+    );
+    let id = start(
+        &app,
+        "rel-1",
+        json!({ "kind": "blue_green", "full_id": "rel:2", "reason": "baked", "bake_seconds": 1 }),
+    )
+    .await;
     let running = wait(&app, id, |op| {
-        op["steps"].as_array().and_then(|s| s.last()).is_some_and(|r| r["action"] == "release" && r["state"] == "running")
+        op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .is_some_and(|r| r["action"] == "release" && r["state"] == "running")
             || op["state"] != "running"
     })
     .await;
@@ -1373,16 +1711,36 @@ async fn kill_9_during_the_release(app: TestApp) {
     let op = wait(&app, id, |op| op["state"] != "running").await;
     served.kill9();
     assert_eq!(op["state"], "succeeded", "{op}");
-    let release = op["steps"].as_array().and_then(|s| s.last()).expect("steps");
-    assert_eq!((release["action"].as_str(), release["state"].as_str()), (Some("release"), Some("done")), "{op}");
+    let release = op["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .expect("steps");
+    assert_eq!(
+        (release["action"].as_str(), release["state"].as_str()),
+        (Some("release"), Some("done")),
+        "{op}"
+    );
     let mut slots = held(&app, "rel-1").await;
     slots.sort();
     assert_eq!(slots, [None, Some("rel:2".to_owned())]);
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(&router).expect("router file")).expect("JSON");
-    let in_router: Vec<&Value> = [&file["blue"], &file["green"]].into_iter().filter(|v| !v.is_null()).collect();
-    assert_eq!(in_router, [&json!("rel:2")], "the router released it too: {file}");
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&router).expect("router file"))
+        .expect("JSON");
+    let in_router: Vec<&Value> = [&file["blue"], &file["green"]]
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect();
+    assert_eq!(
+        in_router,
+        [&json!("rel:2")],
+        "the router released it too: {file}"
+    );
     let interrupted = events(&app, "rel-1", "operation.interrupted").await;
-    assert!(interrupted.iter().any(|e| e["details"]["operation_id"] == id), "{interrupted:?}");
+    assert!(
+        interrupted
+            .iter()
+            .any(|e| e["details"]["operation_id"] == id),
+        "{interrupted:?}"
+    );
     assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1396,7 +1754,10 @@ async fn kill_9_during_the_release_after_a_bake_runs_it_again_and_succeeds_on_sq
 async fn kill_9_during_the_release_after_a_bake_runs_it_again_and_succeeds_on_postgresql() {
     let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
     kill_9_during_the_release(app).await;
-    sqlx::Executor::execute(&mut admin, format!("DROP DATABASE {name} WITH (FORCE)").as_str())
-        .await
-        .expect("drop database");
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
 }
