@@ -145,6 +145,23 @@ pub struct ServingAnswer {
     pub tz: String,
     pub environments: Vec<String>,
     pub models: Vec<ModelId>,
+    /// For each cluster whose state at the instant an analysed operation set:
+    /// that operation's gate measurements up to the instant.
+    pub gates: Vec<GateResults>,
+}
+
+/// The analysis that let a version take a cluster's traffic: the operation
+/// whose step set the cluster's state, and its gates' measurements taken up
+/// to the instant asked about (the evidence the switch was made on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResults {
+    pub cluster: String,
+    pub operation_id: i64,
+    pub kind: switchyard_domain::operations::OperationKind,
+    pub full_id: FullId,
+    /// The operation's state now.
+    pub state: switchyard_domain::operations::OperationState,
+    pub measurements: Vec<switchyard_domain::analysis::Measurement>,
 }
 
 /// One serving cluster as the clusters page shows it.
@@ -385,4 +402,19 @@ pub struct FreezeForm {
 pub struct SavedPolicy {
     pub environment: String,
     pub policy: EnvPolicy,
+/// The Analysis page: every analysis template, the templates each cluster
+/// attaches, and why the signed-in user may not change them (none: they may).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisView {
+    pub templates: Vec<switchyard_domain::analysis::AnalysisTemplate>,
+    pub clusters: Vec<ClusterAnalysis>,
+    pub refused: Option<String>,
+}
+
+/// The templates every operation on a cluster runs (but a rollback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterAnalysis {
+    pub cluster: String,
+    pub environment: String,
+    pub templates: Vec<String>,
 }

@@ -19,6 +19,7 @@ use leptos_router::{path, SsrMode};
 
 use crate::components::layout::Header;
 use crate::pages::access_page::AccessPage;
+use crate::pages::analysis_page::AnalysisPage;
 use crate::pages::approvals_page::ApprovalsPage;
 use crate::pages::audit_page::AuditLogPage;
 use crate::pages::board_page::BoardPage;
@@ -102,6 +103,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/clusters") view=ClustersPage ssr=SsrMode::Async/>
                     <Route path=path!("/clusters/:name") view=ClusterPage ssr=SsrMode::Async/>
                     <Route path=path!("/clusters/:name/confirm") view=ConfirmOperationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/analysis") view=AnalysisPage ssr=SsrMode::Async/>
                     <Route path=path!("/approvals") view=ApprovalsPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=AuditLogPage ssr=SsrMode::Async/>
                     <Route path=path!("/serving") view=ServingPage ssr=SsrMode::Async/>

@@ -1,6 +1,7 @@
 //! One file per route.
 
 pub mod access_page;
+pub mod analysis_page;
 pub mod approvals_page;
 pub mod audit_page;
 pub mod board_page;

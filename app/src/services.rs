@@ -17,10 +17,12 @@ use switchyard_domain::{FullId, ModelId, Stage};
 use switchyard_domain::operations::{Operation, OperationKind};
 use switchyard_domain::promotion::Promotion;
 
+use switchyard_domain::analysis::{AnalysisTemplate, Decision};
+
 use crate::data::{
-    AccessView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterView,
-    CreatedSubscription, ModelPage, NotificationStatus, RotatedSecret, ServingAnswer,
-    SubscriptionDetail, SubscriptionForm, Subscriptions,
+    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
+    ClusterAnalysis, ClusterView, CreatedSubscription, ModelPage, NotificationStatus,
+    RotatedSecret, ServingAnswer, SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
 use crate::error::AppError;
 use crate::session::SignedInUser;
@@ -212,6 +214,32 @@ pub trait Services: Send + Sync + 'static {
         &self,
         id: i64,
     ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError>;
+    /// Every analysis template and what each cluster attaches (any signed-in user).
+    async fn analysis(&self) -> Result<AnalysisView, AppError>;
+
+    /// Creates or replaces a template (admin on all), checked as
+    /// `PUT /api/v1/analysis-templates/{name}` checks it: by the domain, then
+    /// by the PromQL parser of the Prometheus it names. True when created.
+    async fn save_analysis_template(&self, template: AnalysisTemplate) -> Result<bool, AppError>;
+
+    /// Removes a template (admin on all); operations that copied it keep their copy.
+    async fn remove_analysis_template(&self, name: &str) -> Result<(), AppError>;
+
+    /// Sets the templates every operation on `cluster` runs (admin on all); empty detaches all.
+    async fn set_cluster_analysis(
+        &self,
+        cluster: &str,
+        templates: Vec<String>,
+    ) -> Result<ClusterAnalysis, AppError>;
+
+    /// A person's answer to a paused operation (continue, or roll back),
+    /// with the same checks as `POST /api/v1/operations/{id}/continue|rollback`.
+    async fn decide_operation(
+        &self,
+        id: i64,
+        decision: Decision,
+        reason: Option<&str>,
+    ) -> Result<Operation, AppError>;
 }
 
 pub type DynServices = Arc<dyn Services>;

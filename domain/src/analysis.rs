@@ -389,6 +389,11 @@ pub struct AnalysisTemplate {
     pub failure_limit: u32,
     /// Inconclusive measurements that pause the operation for a person.
     pub inconclusive_limit: u32,
+    /// Also measure the newly loaded slot before any traffic moves to it (a
+    /// pre-switch gate, e.g. on smoke traffic): a failure there fails the
+    /// operation with traffic unmoved, so no switch happens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre_switch: bool,
 }
 
 impl AnalysisTemplate {
@@ -601,6 +606,7 @@ mod tests {
             count: 3,
             failure_limit: 2,
             inconclusive_limit: 1,
+            pre_switch: false,
         }
     }
 

@@ -165,6 +165,9 @@ pub enum Step {
     /// Check every slot with traffic is ready and healthy, then run the
     /// operation's analysis templates, if any.
     Gate,
+    /// Unload the previous version from `slot` (no traffic) once the bake
+    /// passed: the seed's "decommission blue after the confidence period".
+    Release { slot: SlotName, full_id: FullId },
 }
 
 impl Step {
@@ -178,6 +181,7 @@ impl Step {
         match self {
             Step::Load { slot, full_id } => s.with_version(*slot, Some(full_id.clone())),
             Step::Shift { weights } => s.with_weights(*weights),
+            Step::Release { slot, .. } => s.with_version(*slot, None),
             _ => s.clone(),
         }
     }
@@ -206,6 +210,9 @@ impl Step {
                 ),
             },
             Step::Gate => "health gate".to_owned(),
+            Step::Release { slot, full_id } => {
+                format!("release {full_id} from {slot} after the bake")
+            }
         }
     }
 }
@@ -422,6 +429,74 @@ pub fn with_analysis(
         plan.push(Step::Gate);
     }
     Ok(plan)
+}
+
+/// With `pre_switch`, a gate before the first traffic step that gives
+/// `target` traffic: the templates marked `pre_switch` measure the newly
+/// loaded slot while it still has none, and a failure there fails the
+/// operation before anything moved. A hot reload's first traffic step moves
+/// traffic to a copy of what serves, so its gate comes before the last one.
+pub fn with_pre_switch_gate(
+    state: &ClusterState,
+    target: &FullId,
+    mut plan: Vec<Step>,
+    pre_switch: bool,
+) -> Vec<Step> {
+    if !pre_switch {
+        return plan;
+    }
+    let mut s = state.clone();
+    let mut at = None;
+    for (i, step) in plan.iter().enumerate() {
+        let after = step.after(&s);
+        if step.moves_traffic() && carries(&after, target) {
+            at = Some(i);
+            break;
+        }
+        s = after;
+    }
+    if let Some(i) = at {
+        plan.insert(i, Step::Gate);
+    }
+    plan
+}
+
+/// Whether `target` has traffic in `state`.
+fn carries(state: &ClusterState, target: &FullId) -> bool {
+    state.serving().into_iter().any(|(_, v, _)| v == target)
+}
+
+/// Whether a gate run in `state` is a pre-switch gate of an operation
+/// bringing `target` into service: `target` has no traffic yet.
+pub fn is_pre_switch(state: &ClusterState, target: &FullId) -> bool {
+    !carries(state, target)
+}
+
+/// With a bake time, a `Release` after the last gate: once the bake passed,
+/// the slot left without traffic gives up the previous version it kept
+/// loaded for an instant rollback. Not on drivers that keep idle slots
+/// themselves (`releases` false), and not when nothing is left behind.
+pub fn with_release(
+    state: &ClusterState,
+    mut plan: Vec<Step>,
+    baked: bool,
+    releases: bool,
+) -> Vec<Step> {
+    if !baked || !releases || !matches!(plan.last(), Some(Step::Gate)) {
+        return plan;
+    }
+    let end = plan.iter().fold(state.clone(), |s, step| step.after(&s));
+    let Some(live) = end.weights.sole() else {
+        return plan;
+    };
+    let idle = live.other();
+    if let Some(previous) = end.version(idle).cloned() {
+        plan.push(Step::Release {
+            slot: idle,
+            full_id: previous,
+        });
+    }
+    plan
 }
 
 /// Whether every `Load` in `plan` hits a slot without traffic at that point.
@@ -896,9 +971,7 @@ impl Operation {
             }
             Progress::Finished { state, error } => {
                 self.state.check_move(*state)?;
-                if *state == OperationState::Succeeded
-                    && self.steps.iter().any(|r| r.state != StepState::Done)
-                {
+                if *state == OperationState::Succeeded && self.must_restore_or_fail() {
                     return Err(DomainError::Conflict(format!(
                         "operation {} cannot succeed with steps failed or left",
                         self.id
@@ -912,6 +985,25 @@ impl Operation {
                 Ok(None)
             }
         }
+    }
+
+    /// Whether a step of the plan failed or was left undone, so the
+    /// operation cannot succeed. A failed `Release` does not count: the new
+    /// version passed its gates and serves; the previous one merely stays
+    /// loaded (the step's note and the operation's error say why).
+    pub fn must_restore_or_fail(&self) -> bool {
+        self.steps.iter().any(|r| {
+            r.state != StepState::Done
+                && !(r.state == StepState::Failed && matches!(r.step, Step::Release { .. }))
+        })
+    }
+
+    /// Whether `index` is the operation's last gate: the one that bakes.
+    pub fn is_last_gate(&self, index: usize) -> bool {
+        self.steps
+            .iter()
+            .rposition(|r| r.step == Step::Gate && !r.restore)
+            == Some(index)
     }
 
     /// The step to run next, if any.
@@ -1309,6 +1401,7 @@ mod tests {
             count: 2,
             failure_limit: 1,
             inconclusive_limit: 1,
+            pre_switch: false,
         }
     }
 
@@ -1333,6 +1426,135 @@ mod tests {
             "a rolling update already gates each step"
         );
         assert!(with_analysis(OperationKind::Rollback, bg, true).is_err());
+    }
+
+    #[test]
+    fn a_pre_switch_gate_comes_before_the_first_traffic_step_that_reaches_the_new_version() {
+        let s0 = blue_serves("chat:1");
+        let target = id("chat:2");
+        let gate_before_shift = |steps: &[Step]| {
+            let shift = steps
+                .iter()
+                .enumerate()
+                .find(|(i, st)| {
+                    st.moves_traffic() && carries(&after_all(&s0, &steps[..=*i]), &target)
+                })
+                .map(|(i, _)| i)
+                .expect("a shift to the new version");
+            (shift > 0 && steps[shift - 1] == Step::Gate, shift)
+        };
+        for kind in [
+            OperationKind::BlueGreen,
+            OperationKind::Rolling,
+            OperationKind::HotReload,
+        ] {
+            let p = plan(kind, &s0, &target, &[10, 100]).expect("a plan");
+            let gated = with_pre_switch_gate(&s0, &target, p.clone(), true);
+            assert_eq!(gated.len(), p.len() + 1, "{kind}: one gate added");
+            let (gate_first, shift) = gate_before_shift(&gated);
+            assert!(gate_first, "{kind}: {:?}", actions(&gated));
+            // Nothing before the gate gave the new version traffic.
+            assert!(
+                is_pre_switch(&after_all(&s0, &gated[..shift - 1]), &target),
+                "{kind}"
+            );
+            assert_eq!(with_pre_switch_gate(&s0, &target, p.clone(), false), p);
+        }
+        // A hot reload first moves traffic to a copy of what serves: the gate waits for the last shift.
+        let p = plan(OperationKind::HotReload, &s0, &target, &[]).expect("a plan");
+        let gated = with_pre_switch_gate(&s0, &target, p, true);
+        assert_eq!(
+            actions(&gated)[gated.len() - 2..],
+            [
+                "health gate".to_owned(),
+                "switch all traffic to blue".to_owned()
+            ]
+        );
+        assert!(!is_pre_switch(&after_all(&s0, &gated), &target));
+    }
+
+    #[test]
+    fn a_baked_operation_releases_the_previous_version_after_its_last_gate_and_only_then() {
+        let s0 = blue_serves("chat:1");
+        let target = id("chat:2");
+        for kind in [
+            OperationKind::BlueGreen,
+            OperationKind::Rolling,
+            OperationKind::HotReload,
+        ] {
+            let p = with_analysis(
+                kind,
+                plan(kind, &s0, &target, &[50, 100]).expect("a plan"),
+                true,
+            )
+            .expect("gated");
+            let released = with_release(&s0, p.clone(), true, true);
+            assert_eq!(released.len(), p.len() + 1, "{kind}");
+            let last = released.last().expect("steps");
+            let Step::Release { slot, full_id } = last else {
+                panic!("{kind}: {last:?}")
+            };
+            assert_eq!(full_id, &id("chat:1"), "{kind}: the previous version");
+            let end = after_all(&s0, &released);
+            assert_eq!(end.version(*slot), None, "{kind}");
+            assert_eq!(
+                end.sole_version(),
+                Some(&target),
+                "{kind}: still serving the new one"
+            );
+            assert_eq!(
+                released[released.len() - 2],
+                Step::Gate,
+                "{kind}: after the last gate"
+            );
+            // No bake, or a driver that keeps its idle slot: nothing released.
+            assert_eq!(with_release(&s0, p.clone(), false, true), p);
+            assert_eq!(with_release(&s0, p.clone(), true, false), p);
+        }
+        // A first deployment leaves nothing behind.
+        let empty = ClusterState::default();
+        let first = with_analysis(
+            OperationKind::BlueGreen,
+            plan(OperationKind::BlueGreen, &empty, &target, &[]).expect("a plan"),
+            true,
+        )
+        .expect("gated");
+        assert_eq!(with_release(&empty, first.clone(), true, true), first);
+    }
+
+    #[test]
+    fn an_operation_whose_release_failed_still_succeeds_and_its_last_gate_is_before_the_release() {
+        let s0 = blue_serves("chat:1");
+        let steps = with_release(
+            &s0,
+            with_analysis(
+                OperationKind::BlueGreen,
+                plan(OperationKind::BlueGreen, &s0, &id("chat:2"), &[]).expect("plan"),
+                true,
+            )
+            .expect("gated"),
+            true,
+            true,
+        );
+        let mut op = operation(steps, s0);
+        let gate = op.steps.len() - 2;
+        assert!(op.is_last_gate(gate) && !op.is_last_gate(gate + 1));
+        for r in &mut op.steps {
+            r.state = StepState::Done;
+        }
+        assert!(!op.must_restore_or_fail());
+        let release = op.steps.len() - 1;
+        op.steps[release].state = StepState::Failed;
+        assert!(
+            !op.must_restore_or_fail(),
+            "a failed release rolls nothing back"
+        );
+        op.steps[gate].state = StepState::Failed;
+        assert!(op.must_restore_or_fail());
+    }
+
+    fn after_all(start: &ClusterState, steps: &[Step]) -> ClusterState {
+        steps.iter().fold(start.clone(), |s, st| st.after(&s))
     }
 
     fn paused_at_gate() -> (Operation, ClusterState, usize) {

@@ -44,6 +44,40 @@ impl From<CheckError> for crate::error::ApiError {
     }
 }
 
+/// Why a template was not saved: its check, or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl From<SaveError> for crate::error::ApiError {
+    fn from(e: SaveError) -> crate::error::ApiError {
+        match e {
+            SaveError::Check(e) => e.into(),
+            SaveError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Saves `template` as the REST API and the console both do: checked by
+/// the domain, then by the PromQL parser of the Prometheus it names, then
+/// stored (`analysis_template.saved`). True when it was created.
+pub async fn save_template(
+    store: &dyn crate::store::Store,
+    template: AnalysisTemplate,
+    actor: &str,
+    at: switchyard_domain::Timestamp,
+) -> Result<bool, SaveError> {
+    template.check().map_err(crate::store::StoreError::from)?;
+    Prometheus::new().check(&template).await?;
+    let existed = store.get_analysis_template(&template.name).await?.is_some();
+    store.save_analysis_template(template, actor, at).await?;
+    Ok(!existed)
+}
+
 impl Default for Prometheus {
     fn default() -> Self {
         Prometheus::new()

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    AccessView, Approvals, AuditFilter, AuditView, BindingRow, Board, ClusterLane, ClusterView,
-    CreatedSubscription, ModelPage, NotificationStatus, PendingPromotion, RollbackMark,
-    RotatedSecret, ServingAnswer, SlotHealthNow, SubscriptionDetail, SubscriptionForm,
-    Subscriptions,
+    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
+    ClusterAnalysis, ClusterLane, ClusterView, CreatedSubscription, GateResults, ModelPage,
+    NotificationStatus, PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer,
+    SlotHealthNow, SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};
@@ -37,6 +37,7 @@ use futures::{StreamExt, TryStreamExt};
 use leptos::prelude::{provide_context, use_context, LeptosOptions};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use switchyard_domain::access::{role_for_operation, Role};
+use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 use switchyard_domain::clusters::{parse_cluster_name, Cluster};
 use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::lifecycle::MoveVia;
@@ -48,6 +49,7 @@ use switchyard_domain::types::{
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 use tower_http::compression::CompressionLayer;
 
+use crate::analysis::{CheckError, SaveError};
 use crate::auth;
 use crate::state::AppState;
 use crate::store::clusters::OperationRequest;
@@ -117,6 +119,15 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
             cache_control(hashed, req, next)
         }))
         .layer(CompressionLayer::new()))
+}
+
+/// What the Analysis page shows of a cluster: the templates it attaches.
+fn cluster_analysis(c: Cluster) -> ClusterAnalysis {
+    ClusterAnalysis {
+        cluster: c.name,
+        environment: c.environment,
+        templates: c.analysis,
+    }
 }
 
 fn binding_row(b: crate::store::identity::StoredBinding) -> BindingRow {
@@ -544,6 +555,45 @@ impl StoreServices {
         Ok(lanes)
     }
 
+    /// The gate measurements behind a cluster's state at `at`: its state's
+    /// ledger event names the operation (a step written by the runner); its
+    /// gates' measurements taken up to `at`. None when no analysed operation
+    /// set the state.
+    async fn gate_results(
+        &self,
+        c: &switchyard_domain::types::ClusterAt,
+        at: Timestamp,
+    ) -> Result<Option<GateResults>, AppError> {
+        let store = &self.state.store;
+        let (event, _) = store.ledger_event(c.event_id).await.map_err(to_app_error)?;
+        let Some(id) = event.and_then(|e| e.details.get("operation_id").and_then(|v| v.as_i64()))
+        else {
+            return Ok(None);
+        };
+        let Some(op) = store.get_operation(id).await.map_err(to_app_error)? else {
+            return Ok(None);
+        };
+        let measurements: Vec<_> = op
+            .steps
+            .iter()
+            .filter(|r| !r.restore)
+            .flat_map(|r| r.measurements.iter())
+            .filter(|m| m.at <= at)
+            .cloned()
+            .collect();
+        if op.analysis.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(GateResults {
+            cluster: c.cluster.clone(),
+            operation_id: op.id,
+            kind: op.kind,
+            full_id: op.full_id,
+            state: op.state,
+            measurements,
+        }))
+    }
+
     /// The same role check as the REST API's operation routes.
     async fn require_operator(&self, cluster: &str, rollback: bool) -> Result<(), AppError> {
         crate::clusters::require_operator(
@@ -768,12 +818,21 @@ impl Services for StoreServices {
             .with_timezone(&zone)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
+        let gates = futures::stream::iter(serving.clusters.clone())
+            .map(|c| async move { self.gate_results(&c, instant).await })
+            .buffered(CLUSTER_VIEWS_AT_ONCE)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         Ok(ServingAnswer {
             serving,
             local,
             tz: zone.name().to_owned(),
             environments: self.environment_names().await?,
             models: self.model_ids().await?,
+            gates,
         })
     }
 
@@ -1069,6 +1128,91 @@ impl Services for StoreServices {
 
     async fn approve_override(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeOverride, AppError> {
         release::approve_override(&self.state, &self.identity, id).await
+    async fn analysis(&self) -> Result<AnalysisView, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let store = &self.state.store;
+        let templates = store
+            .list_analysis_templates()
+            .await
+            .map_err(to_app_error)?;
+        let clusters = store
+            .list_clusters()
+            .await
+            .map_err(to_app_error)?
+            .into_iter()
+            .map(cluster_analysis)
+            .collect();
+        Ok(AnalysisView {
+            templates,
+            clusters,
+            refused: self
+                .user
+                .require(Role::Admin, "Changing analysis templates")
+                .err()
+                .map(AppError::into_message),
+        })
+    }
+
+    async fn save_analysis_template(&self, template: AnalysisTemplate) -> Result<bool, AppError> {
+        self.user
+            .require(Role::Admin, "saving an analysis template")?;
+        crate::analysis::save_template(
+            self.state.store.as_ref(),
+            template,
+            &self.user.username,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(|e| match e {
+            SaveError::Check(CheckError::Invalid(m)) => invalid(m),
+            SaveError::Check(CheckError::Unreachable(m)) => {
+                AppError::new("prometheus_unreachable", m)
+            }
+            SaveError::Store(e) => to_app_error(e),
+        })
+    }
+
+    async fn remove_analysis_template(&self, name: &str) -> Result<(), AppError> {
+        self.user
+            .require(Role::Admin, "removing an analysis template")?;
+        self.state
+            .store
+            .remove_analysis_template(name, &self.user.username, Timestamp::now())
+            .await
+            .map_err(to_app_error)
+    }
+
+    async fn set_cluster_analysis(
+        &self,
+        cluster: &str,
+        templates: Vec<String>,
+    ) -> Result<ClusterAnalysis, AppError> {
+        self.user
+            .require(Role::Admin, "attaching analysis templates to a cluster")?;
+        self.state
+            .store
+            .set_cluster_analysis(cluster, templates, &self.user.username, Timestamp::now())
+            .await
+            .map(cluster_analysis)
+            .map_err(to_app_error)
+    }
+
+    async fn decide_operation(
+        &self,
+        id: i64,
+        decision: Decision,
+        reason: Option<&str>,
+    ) -> Result<Operation, AppError> {
+        crate::clusters::decide(
+            self.state.store.as_ref(),
+            &self.identity,
+            id,
+            decision,
+            reason,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
     }
 
     async fn reject_promotion(&self, id: i64, reason: &str) -> Result<Promotion, AppError> {

@@ -54,6 +54,11 @@ pub trait Driver: Send + Sync + 'static {
     /// Sends one inference request straight to the slot; it must answer as `full_id`.
     async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()>;
 
+    /// Unloads whatever `slot` holds (it carries no traffic): the release of
+    /// the previous version after a bake. A slot already empty is fine, so a
+    /// release run again after a crash succeeds.
+    async fn unload(&self, slot: SlotName) -> DriverResult<()>;
+
     /// Sets the router's weights and returns once the router acknowledged;
     /// all traffic on one slot is an atomic switch. The slot left without
     /// traffic keeps its version loaded: it is the rollback target, and

@@ -277,9 +277,13 @@ async fn drive(
         }
         // Nothing left to run: conclude, or restore first after a failure.
         let failed = |restore: bool| {
-            op.steps
-                .iter()
-                .any(|r| r.state == StepState::Failed && r.restore == restore)
+            if restore {
+                op.steps
+                    .iter()
+                    .any(|r| r.state == StepState::Failed && r.restore)
+            } else {
+                op.must_restore_or_fail()
+            }
         };
         let restored = op
             .steps
@@ -372,6 +376,19 @@ async fn execute_step(
                 .await
         }
         Step::Smoke { slot, full_id } => driver.smoke(*slot, full_id).await,
+        Step::Release { slot, full_id } => {
+            // Run again after a crash, it finds the slot empty: unloading
+            // nothing is fine for every driver.
+            if state.weights.of(*slot) > 0 {
+                return Err(format!(
+                    "{slot} carries traffic again; {full_id} is not released"
+                ));
+            }
+            driver.unload(*slot).await.map_err(|e| e.to_string())?;
+            return Ok(Some(format!(
+                "{full_id} unloaded from {slot}; a rollback now loads it again first"
+            )));
+        }
         Step::Gate => {
             driver.gate(state).await.map_err(|e| e.to_string())?;
             return error_rate_gate(driver, state, target).await.map(Some);
@@ -431,7 +448,7 @@ async fn error_rate_gate(
 /// says how long the new version baked. The lease is renewed meanwhile, and a
 /// person's pause stops the wait with the runner.
 async fn bake(op: &Operation, index: usize) -> Option<String> {
-    if index + 1 != op.steps.len() {
+    if !op.is_last_gate(index) {
         return None;
     }
     let until = switchyard_domain::operations::bake_until(op)?;
@@ -482,7 +499,16 @@ async fn analyse(
         version: op.full_id.version.to_string(),
     };
     let mut passed = Vec::new();
-    for t in op.analysis.clone() {
+    // Before the new version has traffic only the templates marked
+    // `pre_switch` measure it; after, every template does.
+    let pre_switch = switchyard_domain::operations::is_pre_switch(state, &op.full_id);
+    let templates: Vec<_> = op
+        .analysis
+        .iter()
+        .filter(|t| !pre_switch || t.pre_switch)
+        .cloned()
+        .collect();
+    for t in templates {
         let interval = Duration::from_millis(t.interval_ms);
         loop {
             let measurements = &op.steps[index].measurements;

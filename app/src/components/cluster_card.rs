@@ -4,18 +4,22 @@
 //! that start operations, each behind a confirmation in words.
 
 use leptos::prelude::*;
+use switchyard_domain::analysis::Measurement;
 use switchyard_domain::clusters::{ClusterState, DriverKind, SlotName, SlotView};
 use switchyard_domain::operations::{
-    plan, Operation, OperationKind, OperationState, Step, StepRecord, StepState,
+    plan, Operation, OperationKind, OperationState, Pause, Step, StepRecord, StepState,
 };
 use switchyard_domain::FullId;
 
+use crate::api::continue_operation::ContinueOperation;
 use crate::api::get_operation::get_operation;
 use crate::api::roll_back_cluster::RollBackCluster;
+use crate::api::roll_back_operation::RollBackOperation;
 use crate::api::start_operation::{parse_steps, StartOperation};
 use crate::components::table::ColumnHeads;
 use crate::data::ClusterView;
 use crate::format::utc_seconds;
+use crate::session::csrf_token;
 
 /// How often a running operation's steps are asked for.
 const POLL_MS: u64 = 1000;
@@ -108,7 +112,7 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
                 | Step::WaitReady { slot: s, full_id }
                 | Step::Smoke { slot: s, full_id } => *s == slot.slot && full_id == version,
                 Step::Gate => slot.weight > 0 && r.state != StepState::Pending,
-                Step::Shift { .. } => false,
+                Step::Shift { .. } | Step::Release { .. } => false,
             };
             if !about {
                 continue;
@@ -284,7 +288,7 @@ pub fn ClusterCard(
                 <tbody>{slots}</tbody>
             </table>
             {drift}
-            {running.map(|op| view! { <LiveOperation op refresh/> })}
+            {running.map(|op| view! { <LiveOperation op refresh refused=view.refused.clone()/> })}
             {last}
             <ClusterActions view=view.clone() state refresh/>
         </section>
@@ -293,11 +297,26 @@ pub fn ClusterCard(
 }
 
 /// A running operation's steps, asked for every second in the browser until
-/// it ends; then the page reloads its clusters.
+/// it ends; then the page reloads its clusters. While it is paused for a
+/// person, the Continue and Roll back forms (greyed out, with `refused`
+/// beside them, for those who may not operate the cluster).
 #[component]
-pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
+pub fn LiveOperation(
+    op: Operation,
+    refresh: RwSignal<u32>,
+    refused: Option<String>,
+) -> impl IntoView {
     let id = op.id;
     let current = RwSignal::new(op);
+    let go_on = ServerAction::<ContinueOperation>::new();
+    let back = ServerAction::<RollBackOperation>::new();
+    Effect::new(move |_| {
+        let answered = go_on.value().get().or_else(|| back.value().get());
+        if let Some(Ok(o)) = answered {
+            current.set(o);
+            refresh.update(|n| *n += 1);
+        }
+    });
     let busy = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);
     // Effects run only in the browser: without JavaScript the page shows the
@@ -334,6 +353,9 @@ pub fn LiveOperation(op: Operation, refresh: RwSignal<u32>) -> impl IntoView {
     view! {
         <div class="operation live" aria-live="polite">
             {move || current.with(|o| view! { <OperationSteps op=o.clone()/> })}
+            {move || current.with(|o| o.paused.clone()).map(|pause| {
+                view! { <PausedDecision id pause go_on back refused=refused.clone()/> }
+            })}
             {move || busy.get().then(|| view! { <span class="loading" role="status">"Updating…"</span> })}
             {move || problem.get().map(|m| view! { <p class="error" role="alert">{format!("Could not update the steps: {m}")}</p> })}
         </div>
@@ -367,16 +389,34 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
                 words.push_str(&format!(" ({t})"));
             }
             let note = r.note.clone();
+            let measured = (!r.measurements.is_empty())
+                .then(|| view! { <Measurements measurements=r.measurements.clone()/> });
             view! {
                 <li class="step" data-state=state>
                     {words}
                     {note.map(|n| view! { <span class="sub">{n}</span> })}
+                    {measured}
                 </li>
             }
         })
         .collect_view();
+    let paused = op.paused.as_ref().map(|p| {
+        let step = op
+            .steps
+            .get(p.step)
+            .map_or_else(|| format!("step {}", p.step + 1), |r| r.step.describe());
+        let by =
+            p.by.as_deref()
+                .map_or_else(String::new, |b| format!(" by {b}"));
+        format!(
+            "Paused{by} at “{step}” since {}: {}",
+            utc_seconds(p.at),
+            p.reason
+        )
+    });
     view! {
         <p class="operation-head" data-state=op.state.as_str()>{head}</p>
+        {paused.map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
         {op.reason.map(|r| view! { <p class="sub">{format!("Reason: {r}")}</p> })}
         {op.error.map(|e| view! { <p class="error">{format!("Error: {e}")}</p> })}
         <ol class="steps">{steps}</ol>
@@ -411,6 +451,92 @@ pub fn operation_words(
             confirmation(cluster, state, kind, &v, &rolling)
         }
     }
+}
+
+/// A gate's analysis measurements: the query as sent, the value, the
+/// verdict and the time of each, in the order taken.
+#[component]
+pub fn Measurements(measurements: Vec<Measurement>) -> impl IntoView {
+    let rows = measurements
+        .into_iter()
+        .map(|m| {
+            let value = m.value.map_or_else(|| "no value".to_owned(), |v| format!("{v}"));
+            let verdict = m.verdict.as_str();
+            view! {
+                <tr data-verdict=verdict>
+                    <td>{m.template}</td>
+                    <td><code class="query">{m.query}</code></td>
+                    <td class="value">{value}</td>
+                    <td class="verdict"><span class="verdict-badge" data-verdict=verdict>{verdict}</span></td>
+                    <td>{utc_seconds(m.at)}</td>
+                    <td class="sub">{m.note}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="measurements">
+                <caption class="visually-hidden">"Analysis measurements"</caption>
+                <ColumnHeads names=&["Template", "Query as sent", "Value", "Verdict", "Time", "Note"]/>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+}
+
+/// Why an operation waits for a person, and their two answers, each with a
+/// reason: Continue past the gate, or Roll back to what served before.
+/// Plain forms, so they work without JavaScript.
+#[component]
+fn PausedDecision(
+    id: i64,
+    pause: Pause,
+    go_on: ServerAction<ContinueOperation>,
+    back: ServerAction<RollBackOperation>,
+    refused: Option<String>,
+) -> impl IntoView {
+    let disabled = refused.is_some();
+    let why_id = format!("why-decide-{id}");
+    let (continue_id, rollback_id) = (
+        format!("continue-reason-{id}"),
+        format!("rollback-reason-{id}"),
+    );
+    let (continue_for, rollback_for) = (continue_id.clone(), rollback_id.clone());
+    let about = id.to_string();
+    let (described, described_too) = (
+        disabled.then(|| why_id.clone()),
+        disabled.then(|| why_id.clone()),
+    );
+    view! {
+        <div class="decide" role="group" aria-label=format!("Answer paused operation {id}")>
+            <p><strong>"Waiting for a person: "</strong>{pause.reason.clone()}</p>
+            <div class="decide-forms">
+                <ActionForm action=go_on attr:class="continue-operation">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <input type="hidden" name="csrf_token" value=csrf_token()/>
+                    <label for=continue_for>"Reason to continue (required)"</label>
+                    <input id=continue_id type="text" name="reason" required=true autocomplete="off" disabled=disabled/>
+                    <button class="button" type="submit" disabled=disabled aria-describedby=described>"Continue"</button>
+                </ActionForm>
+                <ActionForm action=back attr:class="roll-back-operation">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <input type="hidden" name="csrf_token" value=csrf_token()/>
+                    <label for=rollback_for>"Reason to roll back (required)"</label>
+                    <input id=rollback_id type="text" name="reason" required=true autocomplete="off" disabled=disabled/>
+                    <button class="button danger" type="submit" disabled=disabled aria-describedby=described_too>"Roll back"</button>
+                </ActionForm>
+            </div>
+            {refused.map(|why| view! { <p class="why" id=why_id>{why}</p> })}
+            {move || (go_on.pending().get() || back.pending().get())
+                .then(|| view! { <p class="loading" role="status">"Sending…"</p> })}
+            {move || go_on.value().get().and_then(Result::err)
+                .or_else(|| back.value().get().and_then(Result::err))
+                .filter(|e| e.concerns(&about))
+                .map(|e| view! { <p class="error" role="alert">{format!("Not done: {}", e.message)}</p> })}
+        </div>
+    }
+    .into_any()
 }
 
 /// The operation buttons: pick a version and a reason, press one, read what

@@ -29,6 +29,7 @@ pub fn Header() -> impl IntoView {
                 <A href="/" exact=true>"Overview"</A>
                 <A href="/board">"Lifecycle board"</A>
                 <A href="/clusters">"Clusters"</A>
+                <A href="/analysis">"Analysis"</A>
                 <A href="/approvals">"Approvals"</A>
                 <A href="/serving">"Serving at T"</A>
                 <A href="/requests">"Request lookup"</A>

@@ -3,11 +3,13 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::get_serving_at::get_serving_at;
+use crate::components::cluster_card::{operation_state_words, Measurements};
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
-use crate::data::{encode, ServingAnswer};
+use crate::data::{encode, GateResults, ServingAnswer};
 use crate::format::utc_seconds as utc;
 
+use switchyard_domain::analysis::Verdict;
 use switchyard_domain::types::ClusterAt;
 use switchyard_domain::Timestamp;
 
@@ -73,6 +75,7 @@ fn ServingBody(
         tz,
         environments,
         models,
+        gates,
     } = a;
     let at = serving.at;
     let tz_sel = RwSignal::new(tz.clone());
@@ -194,14 +197,14 @@ fn ServingBody(
                 }.into_any()
             }}
         </section>
-        <ClustersAt clusters at/>
+        <ClustersAt clusters at gates/>
     }
 }
 
 /// What each cluster's slots served at the instant, with traffic weights and
 /// drift from the environment's pin spelled out.
 #[component]
-fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
+fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp, gates: Vec<GateResults>) -> impl IntoView {
     if clusters.is_empty() {
         return view! {
             <section aria-labelledby="clusters-at-h">
@@ -254,6 +257,26 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
                     </p>
                 }
             });
+            let analysis = gates.iter().find(|g| g.cluster == c.cluster).cloned().map(|g| {
+                let count = |v: Verdict| g.measurements.iter().filter(|m| m.verdict == v).count();
+                let summary = format!(
+                    "Analysis of operation #{} ({} to {}, {} now): {} measurement(s) by then — {} success, {} failure, {} inconclusive",
+                    g.operation_id,
+                    g.kind.words(),
+                    g.full_id,
+                    operation_state_words(g.state),
+                    g.measurements.len(),
+                    count(Verdict::Success),
+                    count(Verdict::Failure),
+                    count(Verdict::Inconclusive),
+                );
+                view! {
+                    <details class="gate-results" data-operation=g.operation_id.to_string()>
+                        <summary>{summary}</summary>
+                        <Measurements measurements=g.measurements/>
+                    </details>
+                }
+            });
             let driver = c.driver.as_str();
             view! {
                 <tr>
@@ -270,6 +293,7 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp) -> impl IntoView {
                     </td>
                     <td>{c.next_change.map_or_else(|| "still serving".to_owned(), utc)}</td>
                 </tr>
+                {analysis.map(|a| view! { <tr class="gate-row"><td colspan="6">{a}</td></tr> })}
             }
         })
         .collect_view();

@@ -751,6 +751,15 @@ impl Driver for Kubernetes {
         )))
     }
 
+    /// Never planned (`DriverKind::releases_idle_slot`): the idle Deployment
+    /// is the rollback target until the next load replaces its template.
+    async fn unload(&self, slot: SlotName) -> DriverResult<()> {
+        Err(DriverError::new(format!(
+            "the kubernetes driver does not release a slot: Deployment {} keeps its pods until the next load",
+            self.config.deployment(slot)
+        )))
+    }
+
     async fn wait_ready(
         &self,
         slot: SlotName,

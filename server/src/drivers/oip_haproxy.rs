@@ -265,6 +265,11 @@ impl Driver for OipHaproxy {
         server.load().await
     }
 
+    async fn unload(&self, slot: SlotName) -> DriverResult<()> {
+        // HAProxy's health check marks the slot's server down: it has no traffic.
+        self.oip(slot).unload().await
+    }
+
     async fn wait_ready(
         &self,
         slot: SlotName,

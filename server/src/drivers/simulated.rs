@@ -263,6 +263,18 @@ impl Driver for Simulated {
         }
     }
 
+    async fn unload(&self, slot: SlotName) -> DriverResult<()> {
+        self.pause(1).await;
+        let mut r = self.router().await?;
+        if r.state.weights.of(slot) > 0 {
+            return Err(DriverError::new(format!(
+                "simulated: {slot} carries traffic and cannot be unloaded"
+            )));
+        }
+        let emptied = r.state.with_version(slot, None);
+        self.set(&mut r, emptied)
+    }
+
     async fn smoke(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
         if Self::named(&self.config.fail_smoke, full_id) {
             self.pause(2).await;

@@ -15,7 +15,6 @@ use utoipa::ToSchema;
 
 use super::actor::Actor;
 use super::extract::{ApiJson, ApiPath};
-use crate::analysis::Prometheus;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -52,6 +51,9 @@ pub struct PutTemplate {
     /// Inconclusive measurements (no data, matches neither condition, Prometheus unreachable) that pause the operation for a person (1–count).
     #[schema(example = 1)]
     pub inconclusive_limit: u32,
+    /// Also measure the newly loaded slot before any traffic moves to it (default false): a failure
+    /// there fails the operation with traffic unmoved; an inconclusive result pauses it before the switch.
+    pub pre_switch: Option<bool>,
 }
 
 fn unknown(name: &str) -> ApiError {
@@ -110,21 +112,19 @@ pub async fn put(
         count: body.count,
         failure_limit: body.failure_limit,
         inconclusive_limit: body.inconclusive_limit,
+        pre_switch: body.pre_switch.unwrap_or(false),
     };
-    template.check()?;
-    Prometheus::new().check(&template).await?;
-    let existed = app
-        .store
-        .get_analysis_template(&template.name)
-        .await?
-        .is_some();
-    app.store
-        .save_analysis_template(template.clone(), &actor.name, Timestamp::now())
-        .await?;
-    let status = if existed {
-        StatusCode::OK
-    } else {
+    let created = crate::analysis::save_template(
+        app.store.as_ref(),
+        template.clone(),
+        &actor.name,
+        Timestamp::now(),
+    )
+    .await?;
+    let status = if created {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok((status, Json(template)))
 }

@@ -354,6 +354,7 @@ const ANALYSIS_TEMPLATE: &[Field] = &[
     ("count", F::Int, true),
     ("failure_limit", F::Int, true),
     ("inconclusive_limit", F::Int, true),
+    ("pre_switch", F::Bool, false),
 ];
 const OPERATION: &[Field] = &[
     ("id", F::Int, true),

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchyard_domain::access::role_for_operation;
 use switchyard_domain::analysis::Decision;
 use switchyard_domain::clusters::parse_cluster_name;
 use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
@@ -183,28 +182,6 @@ pub async fn detail(
     Ok(Json(op))
 }
 
-/// The operation a person steers (pause, continue, roll back) and their
-/// reason, once they may: the lower bar first, so a viewer is told
-/// "forbidden" whether or not the operation exists; then, as weighty as a
-/// rollback, approvers in production.
-async fn steered(
-    app: &AppState,
-    actor: &Actor,
-    id: i64,
-    body: &Decide,
-    what: &str,
-) -> Result<(Operation, String), ApiError> {
-    actor.require_somewhere(role_for_operation(false), what)?;
-    let reason = super::required_reason(body.reason.as_deref())?.to_owned();
-    let op = app
-        .store
-        .get_operation(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("operation {id} does not exist")))?;
-    super::clusters::require_operator(app, actor, &op.cluster, true).await?;
-    Ok((op, reason))
-}
-
 async fn decide(
     app: &AppState,
     actor: &Actor,
@@ -212,17 +189,15 @@ async fn decide(
     decision: Decision,
     body: Decide,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (op, reason) = steered(app, actor, id, &body, "answering a paused operation").await?;
-    if decision == Decision::RollBack && op.paused.is_none() && !op.state.is_final() {
-        // Aborting a running operation: pause it where it is, then roll back.
-        app.store
-            .pause_operation(id, &actor.name, &reason, Timestamp::now())
-            .await?;
-    }
-    let op = app
-        .store
-        .decide_operation(id, decision, &actor.name, &reason, Timestamp::now())
-        .await?;
+    let op = crate::clusters::decide(
+        app.store.as_ref(),
+        &actor.identity,
+        id,
+        decision,
+        body.reason.as_deref(),
+        Timestamp::now(),
+    )
+    .await?;
     Ok(accepted(&op))
 }
 
@@ -280,10 +255,17 @@ pub async fn pause(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Decide>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (_, reason) = steered(&app, &actor, id, &body, "pausing an operation").await?;
+    let (_, reason) = crate::clusters::steered(
+        app.store.as_ref(),
+        &actor.identity,
+        id,
+        body.reason.as_deref(),
+        "pausing an operation",
+    )
+    .await?;
     let op = app
         .store
-        .pause_operation(id, &actor.name, &reason, Timestamp::now())
+        .pause_operation(id, &actor.name, reason, Timestamp::now())
         .await?;
     Ok(accepted(&op))
 }

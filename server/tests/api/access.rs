@@ -668,6 +668,51 @@ const CONSOLE: &[Row] = &[
         Some(|| json!({"id": 999})),
         Some(Role::Admin),
     ),
+    // Analysis templates: anyone reads them; admins on all save, remove and
+    // attach them (a bad name or an unknown target: the admin is told so).
+    (
+        "POST",
+        "/console/fn/get_analysis",
+        "/console/fn/get_analysis",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/save_analysis_template",
+        "/console/fn/save_analysis_template",
+        Some(|| json!({"name": "BAD NAME", "prometheus_url": "http://127.0.0.1:1", "query": "up", "success": "result < 1", "failure": "result > 2", "interval_ms": 1000, "count": 1, "failure_limit": 1, "inconclusive_limit": 1})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/remove_analysis_template",
+        "/console/fn/remove_analysis_template",
+        Some(|| json!({"name": "nowhere"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/set_cluster_analysis",
+        "/console/fn/set_cluster_analysis",
+        Some(|| json!({"cluster": "nowhere", "templates": ""})),
+        Some(Role::Admin),
+    ),
+    // No such operation: a deployer passes the role check and is told so.
+    (
+        "POST",
+        "/console/fn/continue_operation",
+        "/console/fn/continue_operation",
+        Some(|| json!({"id": 999999, "reason": "matrix"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/console/fn/roll_back_operation",
+        "/console/fn/roll_back_operation",
+        Some(|| json!({"id": 999999, "reason": "matrix"})),
+        Some(Role::Deployer),
+    ),
     // Release policy: everyone reads it; admins change policies and freezes and
     // request overrides; a second person (approver or admin) approves one. Each
     // body is refused after the access check, so the matrix changes nothing.
@@ -936,7 +981,13 @@ fn place_of(method: &str, path: &str, body: Option<fn() -> Value>) -> At {
         {
             At::Somewhere
         }
-        (_, "/console/fn/start_operation" | "/console/fn/roll_back_cluster") => At::Somewhere,
+        (
+            _,
+            "/console/fn/start_operation"
+            | "/console/fn/roll_back_cluster"
+            | "/console/fn/continue_operation"
+            | "/console/fn/roll_back_operation",
+        ) => At::Somewhere,
         _ => At::All,
     }
 }

@@ -21,7 +21,9 @@ use serde_json::{json, Value};
 use switchyard::drivers::Drivers;
 use switchyard::operations::RunnerSettings;
 use switchyard_domain::access::Role;
+use switchyard_domain::Timestamp;
 
+use crate::console::{server_fn_json, sign_in, Browser};
 use crate::helpers::{assert_error, spawn_app, TestApp};
 
 #[path = "../support/prometheus.rs"]
@@ -156,7 +158,16 @@ async fn serving_v1(
     name: &str,
     prometheus: &str,
 ) -> (TestApp, tokio::task::JoinHandle<()>) {
-    let app = spawn_app().await;
+    serving_v1_on(spawn_app().await, model, name, prometheus).await
+}
+
+/// `serving_v1` on the server `app` (a fresh database of either engine).
+async fn serving_v1_on(
+    app: TestApp,
+    model: &str,
+    name: &str,
+    prometheus: &str,
+) -> (TestApp, tokio::task::JoinHandle<()>) {
     app.register(model, "1", json!({ "t": 1 })).await;
     app.register(model, "2", json!({ "t": 2 })).await;
     let res = app
@@ -793,9 +804,20 @@ async fn templates_attached_to_a_cluster_gate_every_operation_but_a_rollback_and
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
 }
 
-#[tokio::test]
-async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_kept_loaded() {
-    let app = spawn_app().await;
+/// The slots' versions as `GET /api/v1/clusters/{name}` shows them.
+async fn held(app: &TestApp, cluster: &str) -> Vec<Option<String>> {
+    let c = app.get_json(&format!("/api/v1/clusters/{cluster}")).await;
+    c["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .map(|s| s["full_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A bake holds the last gate with the previous version loaded, then that
+/// version is released from the idle slot (a `release` step in the ledger).
+async fn bake_then_release(app: TestApp) {
     app.register("baked", "1", json!({ "t": 1 })).await;
     app.register("baked", "2", json!({ "t": 2 })).await;
     let res = app
@@ -826,32 +848,43 @@ async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_k
     );
 
     let id = start(&app, "bake-1", json!({ "kind": "blue_green", "full_id": "baked:2", "reason": "bake it", "bake_seconds": 3 })).await;
+    let plan = app.get_json(&format!("/api/v1/operations/{id}")).await["steps"]
+        .as_array()
+        .cloned()
+        .expect("steps");
+    let gate_at = plan
+        .iter()
+        .rposition(|s| s["action"] == "gate")
+        .expect("a gate");
+    assert_eq!(
+        gate_at + 2,
+        plan.len(),
+        "the release follows the last gate: {plan:?}"
+    );
+    assert_eq!(
+        (
+            plan[gate_at + 1]["action"].as_str(),
+            plan[gate_at + 1]["full_id"].as_str()
+        ),
+        (Some("release"), Some("baked:1"))
+    );
     // While it bakes, traffic is on version 2 and version 1 stays loaded in the other slot.
     let baking = wait(&app, id, |op| {
-        op["steps"]
-            .as_array()
-            .and_then(|s| s.last())
-            .is_some_and(|g| g["state"] == "running")
-            || op["state"] != "running"
+        op["steps"][gate_at]["state"] == "running" || op["state"] != "running"
     })
     .await;
     assert_eq!(baking["state"], "running", "{baking}");
-    let cluster = app.get_json("/api/v1/clusters/bake-1").await;
-    let held: Vec<&str> = cluster["slots"]
-        .as_array()
-        .expect("slots")
-        .iter()
-        .filter_map(|s| s["full_id"].as_str())
-        .collect();
+    let slots = held(&app, "bake-1").await;
     assert!(
-        held.contains(&"baked:1") && held.contains(&"baked:2"),
-        "{cluster}"
+        slots.contains(&Some("baked:1".into())) && slots.contains(&Some("baked:2".into())),
+        "{slots:?}"
     );
     let op = wait(&app, id, |op| op["state"] != "running").await;
     runner.abort();
     assert_eq!(op["state"], "succeeded", "{op}");
     let steps = op["steps"].as_array().expect("steps");
-    let gate = steps.last().expect("the gate");
+    let gate = &steps[gate_at];
+    let release = &steps[gate_at + 1];
     let switched = steps
         .iter()
         .find(|s| s["action"] == "shift")
@@ -871,4 +904,860 @@ async fn a_bake_time_holds_the_last_gate_after_the_switch_with_the_old_version_k
             .is_some_and(|n| n.contains("baked 3.0 s")),
         "{gate}"
     );
+    assert!(
+        release["state"] == "done"
+            && micros(&release["started_at"]) >= micros(&gate["finished_at"]),
+        "released only after the bake passed: {op}"
+    );
+    let mut slots = held(&app, "bake-1").await;
+    slots.sort();
+    assert_eq!(
+        slots,
+        [None, Some("baked:2".to_owned())],
+        "version 1 released"
+    );
+    let released: Vec<Value> = events(&app, "bake-1", "operation.step")
+        .await
+        .into_iter()
+        .filter(|e| {
+            e["details"]["step"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("release baked:1"))
+                && e["details"]["phase"] == "done"
+        })
+        .collect();
+    assert_eq!(
+        released.len(),
+        1,
+        "the release is in the ledger: {released:?}"
+    );
+    // A rollback now loads version 1 again before moving traffic.
+    let res = app
+        .post_json(
+            "/api/v1/clusters/bake-1/rollback",
+            &json!({ "reason": "back after the release" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let back = res.json::<Value>().await.expect("JSON")["operation_id"]
+        .as_i64()
+        .expect("id");
+    let runner = with_runner(&app, app.store().await);
+    let op = wait(&app, back, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(op["steps"][0]["action"], "load", "{op}");
+}
+
+#[tokio::test]
+async fn a_bake_time_holds_the_last_gate_with_the_old_version_loaded_then_releases_it_on_sqlite() {
+    bake_then_release(spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_bake_time_holds_the_last_gate_with_the_old_version_loaded_then_releases_it_on_postgresql(
+) {
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    bake_then_release(app).await;
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
+}
+
+// The console: the Analysis page and a paused operation's answers.
+
+/// A client that shows redirects instead of following them, as a browser's
+/// form post without JavaScript is answered.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A console page's HTML as `browser` sees it.
+async fn page(app: &TestApp, path: &str, browser: &Browser) -> String {
+    no_redirects()
+        .get(format!("{}{path}", app.address))
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
+/// Posts a server function's form as a browser without JavaScript does
+/// (the CSRF token as a field, no header) from the page `from`.
+async fn post_form(
+    app: &TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+    browser: &Browser,
+    from: &str,
+) -> StatusCode {
+    let mut fields = fields.to_vec();
+    fields.push(("csrf_token", &browser.csrf));
+    let res = no_redirects()
+        .post(format!("{}{path}", app.address))
+        .header(reqwest::header::ORIGIN, &app.address)
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .header(reqwest::header::REFERER, format!("{}{from}", app.address))
+        .form(&fields)
+        .send()
+        .await
+        .expect("sent");
+    res.status()
+}
+
+#[tokio::test]
+async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attaches_and_removes_them_without_javascript(
+) {
+    let Some(peer) = peer() else { return };
+    let app = spawn_app().await;
+    let res = app
+        .post_json("/api/v1/clusters", &json!({ "name": "page-1", "environment": "development", "driver": "simulated", "config": {} }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    app.user_with_token("ada", Role::Admin, None).await;
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let ada = sign_in(&app, "ada").await;
+    let vic = sign_in(&app, "vic").await;
+
+    let t = template(&peer.url);
+    let field = |k: &str| match &t[k] {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let (url, query, success, failure) = (
+        field("prometheus_url"),
+        field("query"),
+        field("success"),
+        field("failure"),
+    );
+    let (interval, count, failure_limit, inconclusive_limit) = (
+        field("interval_ms"),
+        field("count"),
+        field("failure_limit"),
+        field("inconclusive_limit"),
+    );
+    let mut form = vec![
+        ("name", "errors"),
+        ("prometheus_url", url.as_str()),
+        ("bearer_token_file", ""),
+        ("query", query.as_str()),
+        ("success", success.as_str()),
+        ("failure", failure.as_str()),
+        ("interval_ms", interval.as_str()),
+        ("count", count.as_str()),
+        ("failure_limit", failure_limit.as_str()),
+        ("inconclusive_limit", inconclusive_limit.as_str()),
+    ];
+    // A viewer is refused and nothing is stored.
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/save_analysis_template",
+        &form,
+        &vic,
+        false,
+    )
+    .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    // Prometheus's own parser refuses bad PromQL, with its message.
+    let mut bad = form.clone();
+    bad[3] = ("query", "sum(rate(x[1m])");
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/save_analysis_template",
+        &bad,
+        &ada,
+        false,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid PromQL")),
+        "{refused}"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/analysis-templates").await["templates"],
+        json!([])
+    );
+
+    // Saved by an admin's form post without JavaScript: redirected back to the page.
+    let status = post_form(
+        &app,
+        "/console/fn/save_analysis_template",
+        &form,
+        &ada,
+        "/analysis",
+    )
+    .await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    let saved = app.get_json("/api/v1/analysis-templates/errors").await;
+    assert_eq!(
+        (saved["query"].as_str(), saved["count"].as_u64()),
+        (Some(query.as_str()), Some(3)),
+        "{saved}"
+    );
+    let events = app
+        .get_json("/api/v1/audit?action=analysis_template.saved")
+        .await;
+    assert_eq!(events["events"][0]["actor"], "ada", "{events}");
+    // Saved again with another count: replaced (false = not created).
+    form[7] = ("count", "4");
+    let replaced = server_fn_json(
+        &app,
+        "/console/fn/save_analysis_template",
+        &form,
+        &ada,
+        true,
+    )
+    .await;
+    assert_eq!(replaced, json!(false));
+
+    // Everyone reads it; the viewer is told why the forms are grey.
+    let html = page(&app, "/analysis", &vic).await;
+    assert!(html.contains("data-template=\"errors\""), "{html}");
+    assert!(html.contains("switchyard_test_error_ratio"), "{html}");
+    assert!(html.contains("4 every 400 ms"), "{html}");
+    assert!(
+        html.contains(
+            "Changing analysis templates needs an admin binding for all; vic has: viewer on all"
+        ),
+        "{html}"
+    );
+    let html = page(&app, "/analysis", &ada).await;
+    assert!(!html.contains("needs an admin binding"), "{html}");
+
+    // Attached to a cluster from the page; an unknown template is refused by name.
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/set_cluster_analysis",
+        &[("cluster", "page-1"), ("templates", "errors, nope")],
+        &ada,
+        false,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nope")),
+        "{refused}"
+    );
+    let status = post_form(
+        &app,
+        "/console/fn/set_cluster_analysis",
+        &[("cluster", "page-1"), ("templates", "errors")],
+        &ada,
+        "/analysis",
+    )
+    .await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    assert_eq!(
+        app.get_json("/api/v1/clusters/page-1").await["analysis"],
+        json!(["errors"])
+    );
+    let html = page(&app, "/analysis", &vic).await;
+    let attached = html
+        .find("class=\"attached\"")
+        .and_then(|i| html.get(i..i + 60))
+        .unwrap_or_default();
+    assert!(
+        attached.contains("page-1"),
+        "the template names the cluster attaching it: {html}"
+    );
+
+    // Not removed while attached; removed once detached.
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/remove_analysis_template",
+        &[("name", "errors")],
+        &ada,
+        false,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("page-1")),
+        "{refused}"
+    );
+    let detached = server_fn_json(
+        &app,
+        "/console/fn/set_cluster_analysis",
+        &[("cluster", "page-1"), ("templates", "")],
+        &ada,
+        true,
+    )
+    .await;
+    assert_eq!(detached["templates"], json!([]));
+    let status = post_form(
+        &app,
+        "/console/fn/remove_analysis_template",
+        &[("name", "errors")],
+        &ada,
+        "/analysis",
+    )
+    .await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    assert_error(
+        app.get("/api/v1/analysis-templates/errors").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let html = page(&app, "/analysis", &ada).await;
+    assert!(html.contains("No analysis templates yet."), "{html}");
+}
+
+/// A paused operation on `app`'s cluster seen and answered from the console:
+/// its inconclusive measurement on the cluster page, the answers greyed for
+/// a viewer, Continue posted without JavaScript, then a second paused
+/// operation rolled back.
+async fn answer_a_paused_operation_in_the_console(app: TestApp, peer: &Peer) {
+    // No series for this model: every measurement is inconclusive.
+    let (app, runner) = serving_v1_on(app, "mute", "mute-1", &peer.url).await;
+    app.user_with_token("dee", Role::Deployer, None).await;
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let dee = sign_in(&app, "dee").await;
+    let vic = sign_in(&app, "vic").await;
+    let id = start(&app, "mute-1", json!({ "kind": "blue_green", "full_id": "mute:2", "reason": "new", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| !op["paused"].is_null()).await;
+
+    let html = page(&app, "/clusters/mute-1", &dee).await;
+    for expected in [
+        "Waiting for a person",
+        "switchyard_test_error_ratio{model=",
+        "data-verdict=\"inconclusive\"",
+        "Reason to continue (required)",
+        "Reason to roll back (required)",
+    ] {
+        assert!(html.contains(expected), "{expected}: {html}");
+    }
+    assert!(
+        !html.contains(&format!("why-decide-{id}")),
+        "the deployer's buttons are live: {html}"
+    );
+    let html = page(&app, "/clusters/mute-1", &vic).await;
+    assert!(
+        html.contains(&format!("id=\"why-decide-{id}\"")),
+        "the viewer is told why: {html}"
+    );
+
+    let id_s = id.to_string();
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", "looks fine")],
+        &vic,
+        false,
+    )
+    .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", " ")],
+        &dee,
+        false,
+    )
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reason")),
+        "{refused}"
+    );
+    let status = post_form(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", "the dashboards are fine")],
+        &dee,
+        "/clusters/mute-1",
+    )
+    .await;
+    assert!(status.is_redirection() || status.is_success(), "{status}");
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let continued = events(&app, "mute-1", "operation.continued").await;
+    assert_eq!(
+        (
+            continued.len(),
+            continued[0]["actor"].as_str(),
+            continued[0]["reason"].as_str()
+        ),
+        (1, Some("dee"), Some("the dashboards are fine")),
+        "{continued:?}"
+    );
+    // The finished operation keeps its measurement on the cluster page.
+    let html = page(&app, "/clusters/mute-1", &vic).await;
+    assert!(html.contains("data-verdict=\"inconclusive\""), "{html}");
+
+    let id = start(&app, "mute-1", json!({ "kind": "blue_green", "full_id": "mute:1", "reason": "back", "analysis": ["errors"] })).await;
+    wait(&app, id, |op| !op["paused"].is_null()).await;
+    let id_s = id.to_string();
+    let answered = server_fn_json(
+        &app,
+        "/console/fn/roll_back_operation",
+        &[("id", &id_s), ("reason", "cannot judge it")],
+        &dee,
+        true,
+    )
+    .await;
+    assert_eq!(answered["id"], id, "{answered}");
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("person")),
+        "{op}"
+    );
+    let chosen = events(&app, "mute-1", "operation.rollback_chosen").await;
+    assert_eq!(
+        (chosen.len(), chosen[0]["actor"].as_str()),
+        (1, Some("dee")),
+        "{chosen:?}"
+    );
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/continue_operation",
+        &[("id", &id_s), ("reason", "too late")],
+        &dee,
+        false,
+    )
+    .await;
+    assert_eq!(refused["code"], "conflict", "{refused}");
+}
+
+#[tokio::test]
+async fn a_paused_operation_shows_its_measurements_and_is_continued_or_rolled_back_from_the_console_on_sqlite(
+) {
+    let Some(peer) = peer() else { return };
+    answer_a_paused_operation_in_the_console(spawn_app().await, peer).await;
+}
+
+#[tokio::test]
+async fn a_paused_operation_shows_its_measurements_and_is_continued_or_rolled_back_from_the_console_on_postgresql(
+) {
+    let Some(peer) = peer() else { return };
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    answer_a_paused_operation_in_the_console(app, peer).await;
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
+}
+
+/// kill -9 of the real `switchyard serve` while an operation waits for a
+/// person: one paused by an inconclusive analysis, one paused by a person
+/// in the middle of its gate. After the restart each is still paused (no
+/// runner touches it, the cluster still held), and a person's answer then
+/// takes effect: continued → succeeded, rolled back → rolled_back (person).
+async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
+    use crate::clusters::{temp_dir, Served};
+    let dir = temp_dir("sy-paused");
+    let log = dir.join("serve.log");
+    app.register("hold", "1", json!({ "t": 1 })).await;
+    app.register("hold", "2", json!({ "t": 2 })).await;
+    let res = app
+        // The simulated router in a file, so that it outlives the killed server.
+        .post_json("/api/v1/clusters", &json!({ "name": "hold-1", "environment": "development", "driver": "simulated", "config": { "state_file": dir.join("router.json") } }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app
+        .put_json("/api/v1/analysis-templates/errors", &template(&peer.url))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mut served = Served::start(&app.database_url, &log);
+    let first = start(
+        &app,
+        "hold-1",
+        json!({ "kind": "blue_green", "full_id": "hold:1", "reason": "first" }),
+    )
+    .await;
+    assert_eq!(
+        wait(&app, first, |op| op["state"] != "running").await["state"],
+        "succeeded"
+    );
+
+    // Paused by its analysis: no series for this model, so no data.
+    let id = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:2", "reason": "gated", "analysis": ["errors"] })).await;
+    let paused = wait(&app, id, |op| !op["paused"].is_null()).await;
+    served.kill9();
+    served = Served::start(&app.database_url, &log);
+    // Several lease periods (700 ms) and polls of the restarted runner.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let after = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(
+        (
+            &after["state"],
+            &after["paused"],
+            &after["steps"],
+            &after["next_step"]
+        ),
+        (
+            &paused["state"],
+            &paused["paused"],
+            &paused["steps"],
+            &paused["next_step"]
+        ),
+        "still paused, untouched, after the restart"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/clusters/hold-1").await["running_operation"],
+        id,
+        "the paused operation still holds the cluster"
+    );
+    let res = app
+        .post_json(
+            &format!("/api/v1/operations/{id}/continue"),
+            &json!({ "reason": "checked by hand after the restart" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(
+        values(&op["steps"].as_array().and_then(|s| s.last()).expect("gate")["measurements"]),
+        vec![None]
+    );
+
+    // Paused by a person during a long analysis (value present, many measurements).
+    set_value(peer, "hold", "1", 0.0).await;
+    let res = app
+        .put_json("/api/v1/analysis-templates/slow", &json!({
+            "prometheus_url": peer.url,
+            "query": "max(switchyard_test_error_ratio{model=\"{{model}}\",version=\"{{version}}\"})",
+            "success": "result < 0.01", "failure": "result > 0.05",
+            "interval_ms": 500, "count": 200, "failure_limit": 1, "inconclusive_limit": 1,
+        }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = start(&app, "hold-1", json!({ "kind": "blue_green", "full_id": "hold:1", "reason": "back, slowly", "analysis": ["slow"] })).await;
+    wait(&app, id, |op| {
+        op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .is_some_and(|g| g["measurements"].as_array().is_some_and(|m| !m.is_empty()))
+    })
+    .await;
+    let res = app
+        .post_json(
+            &format!("/api/v1/operations/{id}/pause"),
+            &json!({ "reason": "alert on the dashboard" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    // The runner stops within a third of the lease.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    served.kill9();
+    served = Served::start(&app.database_url, &log);
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let after = app.get_json(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(
+        after["paused"]["by"],
+        crate::helpers::ADMIN_ACTOR,
+        "{after}"
+    );
+    assert_eq!(
+        (&after["state"], &after["steps"], &after["next_step"]),
+        (&paused["state"], &paused["steps"], &paused["next_step"]),
+        "no measurement taken while paused, across the restart"
+    );
+    let res = app
+        .post_json(
+            &format!("/api/v1/operations/{id}/rollback"),
+            &json!({ "reason": "the alert was real" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(
+        (op["state"].as_str(), op["trigger"].as_str()),
+        (Some("rolled_back"), Some("person")),
+        "{op}"
+    );
+    let c = app.get_json("/api/v1/clusters/hold-1").await;
+    let serving: Vec<&Value> = c["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter(|s| s["weight"] == 100)
+        .map(|s| &s["full_id"])
+        .collect();
+    assert_eq!(
+        serving,
+        [&json!("hold:2")],
+        "traffic went back to what served before: {c}"
+    );
+    served.kill9();
+    assert_eq!(
+        events(&app, "hold-1", "operation.rollback_chosen")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(events(&app, "hold-1", "operation.continued").await.len(), 1);
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_operation_stays_paused_through_kill_9_and_restart_then_a_persons_answer_takes_effect_on_sqlite(
+) {
+    let Some(peer) = peer() else { return };
+    kill_9_while_paused(spawn_app().await, peer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_operation_stays_paused_through_kill_9_and_restart_then_a_persons_answer_takes_effect_on_postgresql(
+) {
+    let Some(peer) = peer() else { return };
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    kill_9_while_paused(app, peer).await;
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
+}
+
+#[tokio::test]
+async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_there_means_no_switch()
+{
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("early", "pre-1", &peer.url).await;
+    let mut t = template(&peer.url);
+    t["pre_switch"] = json!(true);
+    let res = app.put_json("/api/v1/analysis-templates/early", &t).await;
+    assert_eq!(res.status(), StatusCode::CREATED, "{:?}", res.text().await);
+    assert_eq!(
+        app.get_json("/api/v1/analysis-templates/early").await["pre_switch"],
+        true
+    );
+
+    // Version 2 errs: the gate before the switch fails it, and traffic never moves.
+    set_value(peer, "early", "2", 0.5).await;
+    let id = start(&app, "pre-1", json!({ "kind": "blue_green", "full_id": "early:2", "reason": "measured first", "analysis": ["early"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    assert_eq!(op["state"], "failed", "traffic unmoved: {op}");
+    let steps = op["steps"].as_array().expect("steps");
+    assert!(
+        steps.iter().all(|s| s["action"] != "shift"),
+        "no switch was tried: {op}"
+    );
+    let gate = steps.last().expect("the gate");
+    assert_eq!(
+        (gate["action"].as_str(), gate["state"].as_str()),
+        (Some("gate"), Some("failed")),
+        "{op}"
+    );
+    assert_eq!(values(&gate["measurements"]), vec![Some(0.5); 2]);
+    let c = app.get_json("/api/v1/clusters/pre-1").await;
+    let serving: Vec<&Value> = c["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .filter(|s| s["weight"] == 100)
+        .map(|s| &s["full_id"])
+        .collect();
+    assert_eq!(serving, [&json!("early:1")], "{c}");
+
+    // Healthy: measured before the switch and after it, then switched.
+    set_value(peer, "early", "2", 0.0).await;
+    let id = start(&app, "pre-1", json!({ "kind": "blue_green", "full_id": "early:2", "reason": "fixed", "analysis": ["early"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let actions: Vec<&str> = op["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    let shift = actions
+        .iter()
+        .position(|a| *a == "shift")
+        .expect("a switch");
+    assert_eq!(
+        (actions[shift - 1], actions.last().copied()),
+        ("gate", Some("gate")),
+        "{actions:?}"
+    );
+    for gate in [shift - 1, actions.len() - 1] {
+        assert_eq!(
+            values(&op["steps"][gate]["measurements"]),
+            vec![Some(0.0); 3],
+            "gate {gate}: {op}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serving_at_t_in_the_console_shows_the_measurements_that_let_the_version_take_traffic() {
+    let Some(peer) = peer() else { return };
+    let (app, runner) = serving_v1("shown", "shown-1", &peer.url).await;
+    set_value(peer, "shown", "2", 0.0).await;
+    let before = Timestamp::now();
+    let id = start(&app, "shown-1", json!({ "kind": "blue_green", "full_id": "shown:2", "reason": "measured", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let vic = sign_in(&app, "vic").await;
+
+    let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[], &vic, true).await;
+    let gates = answer["gates"].as_array().expect("gates");
+    let gate = gates
+        .iter()
+        .find(|g| g["cluster"] == "shown-1")
+        .expect("the cluster's gate results");
+    assert_eq!(gate["operation_id"], id, "{gate}");
+    assert_eq!(values(&gate["measurements"]), vec![Some(0.0); 3], "{gate}");
+    assert!(
+        gate["measurements"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|m| m["verdict"] == "success"
+                && m["query"]
+                    .as_str()
+                    .is_some_and(|q| q.contains("version=\"2\""))),
+        "{gate}"
+    );
+    let html = page(&app, "/serving", &vic).await;
+    assert!(
+        html.contains(&format!("Analysis of operation #{id}")),
+        "{html}"
+    );
+    assert!(
+        html.contains("3 success, 0 failure, 0 inconclusive"),
+        "{html}"
+    );
+
+    // Before the switch, version 1 served by an operation without analysis: nothing to show.
+    let at = before.to_rfc3339();
+    let answer = server_fn_json(
+        &app,
+        "/console/fn/get_serving_at",
+        &[("at", at.as_str())],
+        &vic,
+        true,
+    )
+    .await;
+    assert!(
+        answer["gates"]
+            .as_array()
+            .expect("gates")
+            .iter()
+            .all(|g| g["cluster"] != "shown-1"),
+        "{answer}"
+    );
+}
+
+/// kill -9 of the real `switchyard serve` while it releases the previous
+/// version after a bake: the restarted server runs the release again (an
+/// empty slot unloads fine) and the operation succeeds with the slot empty,
+/// in the database and in the router alike.
+async fn kill_9_during_the_release(app: TestApp) {
+    use crate::clusters::{temp_dir, Served};
+    let dir = temp_dir("sy-release");
+    let log = dir.join("serve.log");
+    let router = dir.join("router.json");
+    app.register("rel", "1", json!({ "t": 1 })).await;
+    app.register("rel", "2", json!({ "t": 2 })).await;
+    let res = app
+        // Each driver action takes 1 s, taking effect half-way: a window to kill in.
+        .post_json("/api/v1/clusters", &json!({ "name": "rel-1", "environment": "development", "driver": "simulated", "config": { "state_file": router, "action_ms": 1000 } }))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mut served = Served::start(&app.database_url, &log);
+    let first = start(
+        &app,
+        "rel-1",
+        json!({ "kind": "blue_green", "full_id": "rel:1", "reason": "first" }),
+    )
+    .await;
+    assert_eq!(
+        wait(&app, first, |op| op["state"] != "running").await["state"],
+        "succeeded"
+    );
+    let id = start(
+        &app,
+        "rel-1",
+        json!({ "kind": "blue_green", "full_id": "rel:2", "reason": "baked", "bake_seconds": 1 }),
+    )
+    .await;
+    let running = wait(&app, id, |op| {
+        op["steps"]
+            .as_array()
+            .and_then(|s| s.last())
+            .is_some_and(|r| r["action"] == "release" && r["state"] == "running")
+            || op["state"] != "running"
+    })
+    .await;
+    assert_eq!(running["state"], "running", "{running}");
+    served.kill9();
+    served = Served::start(&app.database_url, &log);
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    served.kill9();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let release = op["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .expect("steps");
+    assert_eq!(
+        (release["action"].as_str(), release["state"].as_str()),
+        (Some("release"), Some("done")),
+        "{op}"
+    );
+    let mut slots = held(&app, "rel-1").await;
+    slots.sort();
+    assert_eq!(slots, [None, Some("rel:2".to_owned())]);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&router).expect("router file"))
+        .expect("JSON");
+    let in_router: Vec<&Value> = [&file["blue"], &file["green"]]
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect();
+    assert_eq!(
+        in_router,
+        [&json!("rel:2")],
+        "the router released it too: {file}"
+    );
+    let interrupted = events(&app, "rel-1", "operation.interrupted").await;
+    assert!(
+        interrupted
+            .iter()
+            .any(|e| e["details"]["operation_id"] == id),
+        "{interrupted:?}"
+    );
+    assert_eq!(app.get_json("/api/v1/audit/verify").await["ok"], true);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_release_after_a_bake_runs_it_again_and_succeeds_on_sqlite() {
+    kill_9_during_the_release(spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_release_after_a_bake_runs_it_again_and_succeeds_on_postgresql() {
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    kill_9_during_the_release(app).await;
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .expect("drop database");
 }

@@ -449,12 +449,12 @@ async fn live_slot_health_says_unknown_and_why_when_the_driver_cannot_answer() {
 
 /// The real `switchyard serve` binary as a child process, killed with
 /// SIGKILL when dropped (a failing test leaves no server behind).
-struct Served(std::process::Child);
+pub(crate) struct Served(std::process::Child);
 
 impl Served {
     /// Starts `switchyard serve` on `database_url`, with a short operation
     /// lease so that a crashed run is resumed within a second.
-    fn start(database_url: &str, log: &std::path::Path) -> Served {
+    pub(crate) fn start(database_url: &str, log: &std::path::Path) -> Served {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -476,7 +476,7 @@ impl Served {
     }
 
     /// kill -9, and reap it.
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.0.kill().expect("SIGKILL sent");
         self.0.wait().expect("reaped");
     }
@@ -837,7 +837,7 @@ async fn kill_9_in_every_step(app: &TestApp, dir: &std::path::Path) {
     );
 }
 
-fn temp_dir(prefix: &str) -> std::path::PathBuf {
+pub(crate) fn temp_dir(prefix: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("{prefix}-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir

@@ -40,6 +40,7 @@ fn template(name: &str, url: &str) -> AnalysisTemplate {
         count: 2,
         failure_limit: 1,
         inconclusive_limit: 1,
+        pre_switch: false,
     }
 }
 
