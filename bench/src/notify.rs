@@ -1,5 +1,5 @@
 //! Notifications (issue 14), measured against the real server in-process and
-//! a fast local receiver: the write path (version register, promotion apply)
+//! a fast local receiver in another process (`bench --receiver`): the write path (version register, promotion apply)
 //! with 0 and with 5 subscriptions side by side, in alternating rounds so
 //! that both see the same moments of a noisy machine; delivery throughput
 //! (a backlog sent by one delivery worker); and the latency from a ledger
@@ -61,18 +61,56 @@ impl Counts {
     }
 }
 
-/// One request the receiver answered: its `webhook-id`, when it arrived and
-/// the `at` of the ledger event it carries (µs).
+/// One request the receiver answered: when it arrived and the `at` of the
+/// ledger event it carries (µs).
 #[derive(Debug, Clone)]
 struct Arrival {
     at: i64,
     received: i64,
 }
 
-/// An HTTP receiver on loopback that answers 200 at once and records arrivals.
+/// The program that runs the receiver (`bench --receiver`): the running
+/// `bench` binary unless set (the smoke test sets the one cargo built).
+static RECEIVER_PROGRAM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Runs the receiver with `program --receiver` instead of this executable.
+pub fn set_receiver_program(program: impl Into<std::path::PathBuf>) {
+    let _ = RECEIVER_PROGRAM.set(program.into());
+}
+
+/// The receiver process: an HTTP server on loopback that answers 200 at
+/// once, prints `listening PORT`, then one line `AT RECEIVED` (µs) per
+/// request. Another process, so that the server under test does not share its
+/// runtime with it (it shares the machine's cores, as a receiver on the same
+/// host would).
+pub async fn serve_receiver() -> anyhow::Result<()> {
+    use std::io::Write;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening {}", listener.local_addr()?.port());
+    std::io::stdout().flush()?;
+    let router = Router::new().route(
+        "/hook/{n}",
+        post(move |_headers: HeaderMap, body: Bytes| async move {
+            let received = Timestamp::now().micros();
+            let at = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| serde_json::from_value::<Timestamp>(b["data"]["at"].clone()).ok())
+                .map_or(received, Timestamp::micros);
+            let mut out = std::io::stdout().lock();
+            // The parent reads every line; one it cannot read is a lost arrival, reported by its count.
+            let _ = writeln!(out, "{at} {received}").and_then(|()| out.flush());
+            "ok"
+        }),
+    );
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+/// The receiver process as the benchmark sees it: its address and the arrivals it reported.
 struct Receiver {
     base: String,
     arrivals: Arc<Mutex<Vec<Arrival>>>,
+    _child: tokio::process::Child,
     task: JoinHandle<()>,
 }
 
@@ -84,37 +122,43 @@ impl Drop for Receiver {
 
 impl Receiver {
     async fn start() -> anyhow::Result<Receiver> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
+        use tokio::io::AsyncBufReadExt;
+        let program = match RECEIVER_PROGRAM.get() {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("the bench program's path")?,
+        };
+        let mut child = tokio::process::Command::new(&program)
+            .arg("--receiver")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the receiver {} --receiver", program.display()))?;
+        let stdout = child.stdout.take().context("the receiver's output")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+            .await
+            .context("the receiver did not start within 15 s")??
+            .context("the receiver ended before it listened")?;
+        let port: u16 = first
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .with_context(|| format!("the receiver said {first:?}, not its port"))?;
         let arrivals: Arc<Mutex<Vec<Arrival>>> = Arc::default();
         let log = arrivals.clone();
-        let router = Router::new().route(
-            "/hook/{n}",
-            post(move |_headers: HeaderMap, body: Bytes| {
-                let log = log.clone();
-                async move {
-                    let received = Timestamp::now().micros();
-                    let at = serde_json::from_slice::<Value>(&body)
-                        .ok()
-                        .and_then(|b| {
-                            serde_json::from_value::<Timestamp>(b["data"]["at"].clone()).ok()
-                        })
-                        .map_or(received, Timestamp::micros);
+        let task = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut parts = line.split_whitespace().map(str::parse::<i64>);
+                if let (Some(Ok(at)), Some(Ok(received))) = (parts.next(), parts.next()) {
                     if let Ok(mut log) = log.lock() {
                         log.push(Arrival { at, received });
                     }
-                    "ok"
                 }
-            }),
-        );
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                eprintln!("the notification receiver stopped: {e}");
             }
         });
         Ok(Receiver {
-            base,
+            base: format!("http://127.0.0.1:{port}"),
             arrivals,
+            _child: child,
             task,
         })
     }

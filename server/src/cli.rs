@@ -305,8 +305,11 @@ enum SubscriptionCommand {
         /// Only these clusters (repeat).
         #[arg(long = "cluster")]
         clusters: Vec<String>,
+        /// Send deliveries concurrently, out of event order (default: one after the other, in order).
+        #[arg(long)]
+        parallel: bool,
     },
-    /// Every subscription: name, kind, status, destination.
+    /// Every subscription: name, kind, status, destination, delivery order.
     List,
     /// A subscription with its recent deliveries (JSON).
     Show { name: String },
@@ -587,6 +590,7 @@ async fn dispatch(command: Command) -> Outcome {
                     models,
                     environments,
                     clusters,
+                    parallel,
                 } => {
                     let new = subscription::NewSubscription {
                         name,
@@ -596,6 +600,7 @@ async fn dispatch(command: Command) -> Outcome {
                         models,
                         environments,
                         clusters,
+                        parallel,
                     };
                     subscription::add(&api, new).await
                 }
