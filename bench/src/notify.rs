@@ -387,17 +387,29 @@ pub async fn measure(
     };
     let limit = Duration::from_secs(120);
 
-    // The write path, 0 and 5 subscriptions in alternating rounds; a few
-    // writes first warm both up and are not counted.
-    let mut worker_task = worker(store);
+    // The write path in alternating rounds: no subscription (0), 5 with the
+    // delivery worker sending meanwhile (1), and 5 with the worker stopped
+    // (2: the outbox rows are written, nothing is sent until the round ends),
+    // which tells the write path's own cost from that of the sending beside
+    // it. A few writes first warm everything up and are not counted.
+    let mut worker_task = Some(worker(store));
     api.register().await?;
     api.promote().await?;
-    let (mut register, mut apply) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let (mut register, mut apply) = (
+        [Vec::new(), Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new(), Vec::new()],
+    );
     for round in 0..counts.rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let order = [[0, 1, 2], [1, 2, 0], [2, 0, 1]][round % 3];
         for with in order {
-            if with == 1 {
+            if with > 0 {
                 api.subscribe(&receiver).await?;
+            }
+            if with == 2 {
+                if let Some(task) = worker_task.take() {
+                    task.abort();
+                    let _ = task.await;
+                }
             }
             for _ in 0..counts.registrations_per_round {
                 register[with].push(api.register().await?.1);
@@ -405,12 +417,16 @@ pub async fn measure(
             for _ in 0..counts.promotions_per_round {
                 apply[with].push(api.promote().await?);
             }
-            if with == 1 {
+            if worker_task.is_none() {
+                worker_task = Some(worker(store));
+            }
+            if with > 0 {
                 drained(store, limit).await?;
                 api.unsubscribe().await?;
             }
         }
     }
+    let mut worker_task = worker_task.unwrap_or_else(|| worker(store));
     receiver.take();
 
     // Throughput: a backlog written while no worker runs, then sent by one.
@@ -444,7 +460,7 @@ pub async fn measure(
     worker_task.abort();
 
     let f = |name: &str, unit: &'static str, value: f64| Figure::new(backend, name, unit, value);
-    let side_by_side = |name: &str, samples: &[Vec<Duration>; 2]| {
+    let side_by_side = |name: &str, samples: &[Vec<Duration>; 3]| {
         let (p50, p99) = (
             (
                 percentile_ms(&samples[1], 50.0),
@@ -469,12 +485,25 @@ pub async fn measure(
                 )),
         ]
     };
+    // The same subscriptions with the worker stopped: the write path's own share.
+    let unsent = |name: &str, samples: &[Vec<Duration>; 3]| {
+        let (with, none) = (percentile_ms(&samples[2], 99.0), percentile_ms(&samples[0], 99.0));
+        f(
+            &format!("{name} with {SUBSCRIPTIONS} subscriptions, worker stopped (baseline: none): p99"),
+            "ms",
+            with,
+        )
+        .baseline(none)
+        .note("the outbox rows are written, nothing is sent meanwhile: the write path's own cost")
+    };
     let mut figures = Vec::new();
     figures.extend(side_by_side("notifications: version register", &register));
     figures.extend(side_by_side(
         "notifications: promotion apply (last approval)",
         &apply,
     ));
+    figures.push(unsent("notifications: version register", &register));
+    figures.push(unsent("notifications: promotion apply (last approval)", &apply));
     figures.push(
         f("notifications: delivery throughput to a local receiver", "deliveries/s", throughput).note(&format!(
             "a backlog of {} events × {SUBSCRIPTIONS} subscriptions sent by one worker, each subscription in event order",
