@@ -91,8 +91,8 @@ impl ChainWalk {
 /// order. SQLite has one writer; without this, a writing transaction that
 /// meets another (the delivery worker's claim or record, another request)
 /// is put to sleep by SQLite's busy handler, 1, 2, 5, 10… ms at a time, however
-/// soon the other commits: with subscriptions active that put the write
-/// path's p99 at 1.3–2.9× of none. Waiting here instead wakes each writer the
+/// soon the other commits (with subscriptions active, the worker's claim and
+/// record meet every other write). Waiting here instead wakes each writer the
 /// moment the one before it is done. Correctness never rests on it: the
 /// database's write lock still serialises writers (and other processes, which
 /// still meet the busy handler). PostgreSQL's writers queue on row locks and
