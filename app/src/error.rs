@@ -10,7 +10,7 @@ use server_fn::codec::JsonEncoding;
 /// (with `about` beside them when set), so a script or a person reading a
 /// console answer meets the same shape as from `/api/v1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
-#[serde(into = "Wire", from = "Wire")]
+#[serde(into = "Wire", from = "Received")]
 #[error("{message}")]
 pub struct AppError {
     pub code: String,
@@ -49,12 +49,25 @@ impl From<AppError> for Wire {
     }
 }
 
-impl From<Wire> for AppError {
-    fn from(w: Wire) -> AppError {
+/// What is read: the shape above, or the flat one errors had before it
+/// (in addresses of forms posted without JavaScript, still open in a browser).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Received {
+    Wire(Wire),
+    Flat(WireError),
+}
+
+impl From<Received> for AppError {
+    fn from(r: Received) -> AppError {
+        let e = match r {
+            Received::Wire(w) => w.error,
+            Received::Flat(e) => e,
+        };
         AppError {
-            code: w.error.code,
-            message: w.error.message,
-            about: w.error.about,
+            code: e.code,
+            message: e.message,
+            about: e.about,
         }
     }
 }
@@ -235,7 +248,10 @@ mod tests {
             e
         );
         let plain: AppError =
-            serde_json::from_str(r#"{"code":"x","message":"y"}"#).expect("no about");
+            serde_json::from_str(r#"{"error":{"code":"x","message":"y"}}"#).expect("no about");
         assert_eq!(plain.about, None);
+        let flat: AppError =
+            serde_json::from_str(r#"{"code":"x","message":"y"}"#).expect("the shape before is read too");
+        assert_eq!((flat.code.as_str(), flat.message.as_str()), ("x", "y"));
     }
 }
