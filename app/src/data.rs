@@ -256,6 +256,9 @@ pub struct SubscriptionRow {
     pub failing_since: Option<Timestamp>,
     pub paused_until: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// Deliveries are sent concurrently, out of event order (else one after the other, in order).
+    #[serde(default)]
+    pub parallel: bool,
 }
 
 /// The subscriptions page: every subscription, and the event kinds a filter may name.
@@ -337,6 +340,8 @@ pub struct SubscriptionForm {
     pub models: String,
     pub environments: String,
     pub clusters: String,
+    /// Deliveries may be sent concurrently, out of event order.
+    pub parallel: bool,
 }
 
 /// One role binding as the Access page lists it.

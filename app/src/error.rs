@@ -6,7 +6,11 @@ use serde::{Deserialize, Serialize};
 use server_fn::codec::JsonEncoding;
 
 
+/// Sent as the REST API sends its errors, `{"error": {"code", "message"}}`
+/// (with `about` beside them when set), so a script or a person reading a
+/// console answer meets the same shape as from `/api/v1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(into = "Wire", from = "Received")]
 #[error("{message}")]
 pub struct AppError {
     pub code: String,
@@ -16,8 +20,56 @@ pub struct AppError {
     /// one that was used. Without JavaScript the error comes back in the
     /// address after the form posts, and every form of that server function
     /// sees it; this says which one it belongs to. `None`: about the whole page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
+}
+
+/// `AppError` as it travels.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    error: WireError,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireError {
+    code: String,
+    message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    about: Option<String>,
+}
+
+impl From<AppError> for Wire {
+    fn from(e: AppError) -> Wire {
+        Wire {
+            error: WireError {
+                code: e.code,
+                message: e.message,
+                about: e.about,
+            },
+        }
+    }
+}
+
+/// What is read: the shape above, or the flat one errors had before it
+/// (in addresses of forms posted without JavaScript, still open in a browser).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Received {
+    Wire(Wire),
+    Flat(WireError),
+}
+
+impl From<Received> for AppError {
+    fn from(r: Received) -> AppError {
+        let e = match r {
+            Received::Wire(w) => w.error,
+            Received::Flat(e) => e,
+        };
+        AppError {
+            code: e.code,
+            message: e.message,
+            about: e.about,
+        }
+    }
 }
 
 impl AppError {
@@ -71,13 +123,25 @@ impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        let message = match value {
-            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => {
-                "The server could not be reached. Check your connection and try again.".to_owned()
-            }
-            other => other.to_string(),
-        };
-        AppError::new("server_fn", message)
+        match value {
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => AppError::new(
+                "server_fn",
+                "The server could not be reached. Check your connection and try again.",
+            ),
+            // The form's fields as the server read them: name the field, say what to send.
+            ServerFnErrorErr::MissingArg(field) => AppError::new(
+                "invalid_input",
+                format!("The form has no field “{field}”: fill it in and send the form again."),
+            ),
+            ServerFnErrorErr::Args(detail) => AppError::new(
+                "invalid_input",
+                format!(
+                    "The form's fields could not be read ({detail}): send each field once, \
+                     numbers as digits, and try again."
+                ),
+            ),
+            other => AppError::new("server_fn", other.to_string()),
+        }
     }
 }
 
@@ -87,6 +151,9 @@ impl AppError {
         match self.code.as_str() {
             "invalid_input" | "invalid" | "policy_violation" | "prometheus_unreachable" => 422,
             "illegal_stage_move" | "conflict" => 409,
+            "change_freeze" => 423,
+            "payload_too_large" => 413,
+            "database_unavailable" => 503,
             "retired" => 410,
             "not_found" => 404,
             "forbidden" => 403,
@@ -132,11 +199,38 @@ mod tests {
                 AppError::from(switchyard_domain::DomainError::Forbidden("x".into())),
                 403,
             ),
+            (
+                AppError::from(switchyard_domain::DomainError::Frozen("x".into())),
+                423,
+            ),
+            (AppError::new("database_unavailable", "x"), 503),
             (AppError::unauthenticated(), 401),
             (AppError::internal(), 500),
         ] {
             assert_eq!(e.http_status(), status, "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_refusal_travels_in_the_rest_apis_shape_and_back() {
+        let e = AppError::new("invalid_input", "a promotion needs a reason").about("7");
+        let json = serde_json::to_value(&e).expect("serialised");
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "invalid_input", "message": "a promotion needs a reason", "about": "7"}})
+        );
+        assert_eq!(serde_json::from_value::<AppError>(json).expect("read back"), e);
+        let plain = serde_json::to_value(AppError::new("not_found", "no such")).expect("serialised");
+        assert!(plain["error"].get("about").is_none(), "{plain}");
+    }
+
+    #[test]
+    fn unreadable_form_fields_are_named_with_what_to_send() {
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::MissingArg("reason".into()));
+        assert_eq!((e.code.as_str(), e.http_status()), ("invalid_input", 422));
+        assert!(e.message.contains("“reason”") && e.message.contains("fill it in"), "{}", e.message);
+        let e = AppError::from_server_fn_error(ServerFnErrorErr::Args("invalid digit".into()));
+        assert!(e.message.contains("invalid digit") && e.message.contains("numbers as digits"), "{}", e.message);
     }
 
     #[test]
@@ -154,7 +248,10 @@ mod tests {
             e
         );
         let plain: AppError =
-            serde_json::from_str(r#"{"code":"x","message":"y"}"#).expect("no about");
+            serde_json::from_str(r#"{"error":{"code":"x","message":"y"}}"#).expect("no about");
         assert_eq!(plain.about, None);
+        let flat: AppError =
+            serde_json::from_str(r#"{"code":"x","message":"y"}"#).expect("the shape before is read too");
+        assert_eq!((flat.code.as_str(), flat.message.as_str()), ("x", "y"));
     }
 }

@@ -31,11 +31,17 @@ struct Args {
     /// Where the JSON goes (default bench/results/<size>.json).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only the notification receiver (started by the benchmark itself in another process).
+    #[arg(long, hide = true)]
+    receiver: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.receiver {
+        return bench::notify::serve_receiver().await;
+    }
     let size = Size::parse(&args.size)?;
     let mut engines = Vec::new();
     if !args.no_sqlite {

@@ -1,5 +1,5 @@
 //! Notifications (issue 14), measured against the real server in-process and
-//! a fast local receiver: the write path (version register, promotion apply)
+//! a fast local receiver in another process (`bench --receiver`): the write path (version register, promotion apply)
 //! with 0 and with 5 subscriptions side by side, in alternating rounds so
 //! that both see the same moments of a noisy machine; delivery throughput
 //! (a backlog sent by one delivery worker); and the latency from a ledger
@@ -61,18 +61,56 @@ impl Counts {
     }
 }
 
-/// One request the receiver answered: its `webhook-id`, when it arrived and
-/// the `at` of the ledger event it carries (µs).
+/// One request the receiver answered: when it arrived and the `at` of the
+/// ledger event it carries (µs).
 #[derive(Debug, Clone)]
 struct Arrival {
     at: i64,
     received: i64,
 }
 
-/// An HTTP receiver on loopback that answers 200 at once and records arrivals.
+/// The program that runs the receiver (`bench --receiver`): the running
+/// `bench` binary unless set (the smoke test sets the one cargo built).
+static RECEIVER_PROGRAM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Runs the receiver with `program --receiver` instead of this executable.
+pub fn set_receiver_program(program: impl Into<std::path::PathBuf>) {
+    let _ = RECEIVER_PROGRAM.set(program.into());
+}
+
+/// The receiver process: an HTTP server on loopback that answers 200 at
+/// once, prints `listening PORT`, then one line `AT RECEIVED` (µs) per
+/// request. Another process, so that the server under test does not share its
+/// runtime with it (it shares the machine's cores, as a receiver on the same
+/// host would).
+pub async fn serve_receiver() -> anyhow::Result<()> {
+    use std::io::Write;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening {}", listener.local_addr()?.port());
+    std::io::stdout().flush()?;
+    let router = Router::new().route(
+        "/hook/{n}",
+        post(move |_headers: HeaderMap, body: Bytes| async move {
+            let received = Timestamp::now().micros();
+            let at = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| serde_json::from_value::<Timestamp>(b["data"]["at"].clone()).ok())
+                .map_or(received, Timestamp::micros);
+            let mut out = std::io::stdout().lock();
+            // The parent reads every line; one it cannot read is a lost arrival, reported by its count.
+            let _ = writeln!(out, "{at} {received}").and_then(|()| out.flush());
+            "ok"
+        }),
+    );
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+/// The receiver process as the benchmark sees it: its address and the arrivals it reported.
 struct Receiver {
     base: String,
     arrivals: Arc<Mutex<Vec<Arrival>>>,
+    _child: tokio::process::Child,
     task: JoinHandle<()>,
 }
 
@@ -84,37 +122,43 @@ impl Drop for Receiver {
 
 impl Receiver {
     async fn start() -> anyhow::Result<Receiver> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
+        use tokio::io::AsyncBufReadExt;
+        let program = match RECEIVER_PROGRAM.get() {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("the bench program's path")?,
+        };
+        let mut child = tokio::process::Command::new(&program)
+            .arg("--receiver")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the receiver {} --receiver", program.display()))?;
+        let stdout = child.stdout.take().context("the receiver's output")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+            .await
+            .context("the receiver did not start within 15 s")??
+            .context("the receiver ended before it listened")?;
+        let port: u16 = first
+            .strip_prefix("listening ")
+            .and_then(|p| p.trim().parse().ok())
+            .with_context(|| format!("the receiver said {first:?}, not its port"))?;
         let arrivals: Arc<Mutex<Vec<Arrival>>> = Arc::default();
         let log = arrivals.clone();
-        let router = Router::new().route(
-            "/hook/{n}",
-            post(move |_headers: HeaderMap, body: Bytes| {
-                let log = log.clone();
-                async move {
-                    let received = Timestamp::now().micros();
-                    let at = serde_json::from_slice::<Value>(&body)
-                        .ok()
-                        .and_then(|b| {
-                            serde_json::from_value::<Timestamp>(b["data"]["at"].clone()).ok()
-                        })
-                        .map_or(received, Timestamp::micros);
+        let task = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut parts = line.split_whitespace().map(str::parse::<i64>);
+                if let (Some(Ok(at)), Some(Ok(received))) = (parts.next(), parts.next()) {
                     if let Ok(mut log) = log.lock() {
                         log.push(Arrival { at, received });
                     }
-                    "ok"
                 }
-            }),
-        );
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                eprintln!("the notification receiver stopped: {e}");
             }
         });
         Ok(Receiver {
-            base,
+            base: format!("http://127.0.0.1:{port}"),
             arrivals,
+            _child: child,
             task,
         })
     }
@@ -343,17 +387,29 @@ pub async fn measure(
     };
     let limit = Duration::from_secs(120);
 
-    // The write path, 0 and 5 subscriptions in alternating rounds; a few
-    // writes first warm both up and are not counted.
-    let mut worker_task = worker(store);
+    // The write path in alternating rounds: no subscription (0), 5 with the
+    // delivery worker sending meanwhile (1), and 5 with the worker stopped
+    // (2: the outbox rows are written, nothing is sent until the round ends),
+    // which tells the write path's own cost from that of the sending beside
+    // it. A few writes first warm everything up and are not counted.
+    let mut worker_task = Some(worker(store));
     api.register().await?;
     api.promote().await?;
-    let (mut register, mut apply) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let (mut register, mut apply) = (
+        [Vec::new(), Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new(), Vec::new()],
+    );
     for round in 0..counts.rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let order = [[0, 1, 2], [1, 2, 0], [2, 0, 1]][round % 3];
         for with in order {
-            if with == 1 {
+            if with > 0 {
                 api.subscribe(&receiver).await?;
+            }
+            if with == 2 {
+                if let Some(task) = worker_task.take() {
+                    task.abort();
+                    let _ = task.await;
+                }
             }
             for _ in 0..counts.registrations_per_round {
                 register[with].push(api.register().await?.1);
@@ -361,12 +417,16 @@ pub async fn measure(
             for _ in 0..counts.promotions_per_round {
                 apply[with].push(api.promote().await?);
             }
-            if with == 1 {
+            if worker_task.is_none() {
+                worker_task = Some(worker(store));
+            }
+            if with > 0 {
                 drained(store, limit).await?;
                 api.unsubscribe().await?;
             }
         }
     }
+    let mut worker_task = worker_task.unwrap_or_else(|| worker(store));
     receiver.take();
 
     // Throughput: a backlog written while no worker runs, then sent by one.
@@ -400,7 +460,7 @@ pub async fn measure(
     worker_task.abort();
 
     let f = |name: &str, unit: &'static str, value: f64| Figure::new(backend, name, unit, value);
-    let side_by_side = |name: &str, samples: &[Vec<Duration>; 2]| {
+    let side_by_side = |name: &str, samples: &[Vec<Duration>; 3]| {
         let (p50, p99) = (
             (
                 percentile_ms(&samples[1], 50.0),
@@ -425,12 +485,25 @@ pub async fn measure(
                 )),
         ]
     };
+    // The same subscriptions with the worker stopped: the write path's own share.
+    let unsent = |name: &str, samples: &[Vec<Duration>; 3]| {
+        let (with, none) = (percentile_ms(&samples[2], 99.0), percentile_ms(&samples[0], 99.0));
+        f(
+            &format!("{name} with {SUBSCRIPTIONS} subscriptions, worker stopped (baseline: none): p99"),
+            "ms",
+            with,
+        )
+        .baseline(none)
+        .note("the outbox rows are written, nothing is sent meanwhile: the write path's own cost")
+    };
     let mut figures = Vec::new();
     figures.extend(side_by_side("notifications: version register", &register));
     figures.extend(side_by_side(
         "notifications: promotion apply (last approval)",
         &apply,
     ));
+    figures.push(unsent("notifications: version register", &register));
+    figures.push(unsent("notifications: promotion apply (last approval)", &apply));
     figures.push(
         f("notifications: delivery throughput to a local receiver", "deliveries/s", throughput).note(&format!(
             "a backlog of {} events × {SUBSCRIPTIONS} subscriptions sent by one worker, each subscription in event order",

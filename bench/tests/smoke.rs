@@ -5,6 +5,11 @@
 use bench::size::Size;
 use bench::Engine;
 
+/// The notification receiver runs as `bench --receiver`, the binary cargo built for these tests.
+fn receiver() {
+    bench::notify::set_receiver_program(env!("CARGO_BIN_EXE_bench"));
+}
+
 fn assert_complete(report: &bench::report::BackendReport) {
     assert!(report.ledger_verified, "the generated ledger verifies");
     assert!(
@@ -44,6 +49,7 @@ fn assert_complete(report: &bench::report::BackendReport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_benchmark_produces_every_figure_on_sqlite() {
+    receiver();
     let report = bench::run_engine(&Size::smoke(), &Engine::Sqlite)
         .await
         .expect("the benchmark runs");
@@ -52,6 +58,7 @@ async fn the_smoke_benchmark_produces_every_figure_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_benchmark_produces_every_figure_on_postgresql() {
+    receiver();
     let admin_url = std::env::var("SWITCHYARD_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let report = bench::run_engine(&Size::smoke(), &Engine::Postgres { admin_url })

@@ -311,7 +311,7 @@ impl fmt::Display for OverrideStatus {
 pub fn check_override_request(reason: &str, hours: u32) -> Result<(), DomainError> {
     if reason.trim().is_empty() {
         return Err(DomainError::Invalid(
-            "an emergency override needs a reason".into(),
+            "an emergency override needs a reason: say in `reason` why the change cannot wait for the freeze to end".into(),
         ));
     }
     crate::text::check_free_text("reason", reason)?;

@@ -216,7 +216,10 @@ pub fn target_stage(
 /// A request must give a reason.
 pub fn check_reason(reason: &str) -> Result<(), DomainError> {
     if reason.trim().is_empty() {
-        return Err(DomainError::Invalid("a promotion needs a reason".into()));
+        return Err(DomainError::Invalid(
+            "a promotion needs a reason: say in `reason` why this version should be promoted (the ledger keeps it)"
+                .into(),
+        ));
     }
     crate::text::check_free_text("reason", reason)
 }
@@ -288,7 +291,10 @@ pub fn check_approval(
 pub fn check_rejection(p: &Promotion, reason: &str, now: Timestamp) -> Result<(), DomainError> {
     check_open(p, now)?;
     if reason.trim().is_empty() {
-        return Err(DomainError::Invalid("a rejection needs a reason".into()));
+        return Err(DomainError::Invalid(
+            "a rejection needs a reason: say in `reason` what must change before it is requested again"
+                .into(),
+        ));
     }
     crate::text::check_free_text("reason", reason)
 }

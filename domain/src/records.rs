@@ -20,6 +20,9 @@ pub struct RawRequestRecord {
 }
 
 pub const MAX_REQUEST_ID_LEN: usize = 128;
+/// Records one ingest request may carry (and 16 MiB): a batch is checked and
+/// stored in one transaction, so its size bounds what one request holds.
+pub const MAX_RECORDS_PER_BATCH: usize = 10_000;
 pub const MAX_OUTCOME_LEN: usize = 64;
 
 impl RawRequestRecord {

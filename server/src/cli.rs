@@ -354,8 +354,11 @@ enum SubscriptionCommand {
         /// Only these clusters (repeat).
         #[arg(long = "cluster")]
         clusters: Vec<String>,
+        /// Send deliveries concurrently, out of event order (default: one after the other, in order).
+        #[arg(long)]
+        parallel: bool,
     },
-    /// Every subscription: name, kind, status, destination.
+    /// Every subscription: name, kind, status, destination, delivery order.
     List,
     /// A subscription with its recent deliveries (JSON).
     Show { name: String },
@@ -664,6 +667,7 @@ async fn dispatch(command: Command) -> Outcome {
                     models,
                     environments,
                     clusters,
+                    parallel,
                 } => {
                     let new = subscription::NewSubscription {
                         name,
@@ -673,6 +677,7 @@ async fn dispatch(command: Command) -> Outcome {
                         models,
                         environments,
                         clusters,
+                        parallel,
                     };
                     subscription::add(&api, new).await
                 }

@@ -305,14 +305,12 @@ struct StoreServices {
     identity: Identity,
 }
 
+/// A store error as the console shows it: the code and message the REST API
+/// answers with (a domain refusal as it is, an unavailable database as 503
+/// `database_unavailable` saying to retry, anything else logged and hidden).
 fn to_app_error(e: StoreError) -> AppError {
-    match e {
-        StoreError::Domain(d) => d.into(),
-        other => {
-            tracing::error!(error = %other, "console request failed");
-            AppError::internal()
-        }
-    }
+    let api = crate::error::ApiError::from(e);
+    AppError::new(api.code, api.message)
 }
 
 fn invalid(message: impl Into<String>) -> AppError {

@@ -15,9 +15,14 @@ use switchyard_domain::DomainError;
 
 use crate::store::StoreError;
 
-/// The body limits; named here so the 413 message states them.
+/// The body limits; named here so the 413 message states them
+/// (`rest/limits.rs` says which route takes which). A version registration
+/// (its config) may be this large…
 pub const BODY_LIMIT: usize = 1024 * 1024;
+/// … a batch of request records this large…
 pub const RECORDS_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// … and every other body this large.
+pub const SMALL_BODY_LIMIT: usize = 256 * 1024;
 /// Seconds a client is asked to wait after a 503 for an unavailable database.
 pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
@@ -90,16 +95,32 @@ impl ApiError {
         )
     }
 
+    /// 413 where the route is not known: every limit named.
     pub fn too_large() -> Self {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!(
-                "the request body is too large: the limit is {} MiB ({} MiB for request records)",
-                BODY_LIMIT >> 20,
-                RECORDS_BODY_LIMIT >> 20
+                "the request body is too large: the API accepts at most {} ({} for a version \
+                 registration, {} for a batch of request records)",
+                size_words(SMALL_BODY_LIMIT),
+                size_words(BODY_LIMIT),
+                size_words(RECORDS_BODY_LIMIT)
             ),
         )
+    }
+
+    /// 413 naming what was sent to (`what`), its limit, and what to do instead.
+    pub fn body_too_large(what: &str, limit: usize, fix: &str) -> Self {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body is too large: {what} accepts at most {}; {fix}",
+                size_words(limit)
+            ),
+        )
+        .with_details(serde_json::json!({ "limit_bytes": limit }))
     }
 
     /// An error status produced without a body by the framework or a layer
@@ -128,6 +149,17 @@ impl ApiError {
             return ApiError::internal();
         }
         ApiError::new(status, code_for_status(status), text)
+    }
+}
+
+/// `262144` → "256 KiB", `1048576` → "1 MiB".
+pub fn size_words(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -347,6 +379,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut res = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE && self.details.is_some() {
+            res.extensions_mut().insert(LimitNamed);
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -356,6 +391,12 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+/// Marks a 413 whose message names the exact limit that was passed (a
+/// route's body limit, a batch's record count), so that `rest::limits`
+/// does not replace it with the route's body limit.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitNamed;
 
 /// Middleware for `/api/…`: an error response that carries no body of its
 /// own (405 from the router, 408 from the timeout layer…) gets our JSON one.

@@ -53,6 +53,10 @@ pub struct NotifySettings {
     /// More amortise the claims over bursts, but after a crash the dead
     /// server's whole run is sent again, not only its delivery in flight.
     pub run: u32,
+    /// Deliveries of one parallel subscription in flight at once, on all
+    /// servers (`SWITCHYARD_WEBHOOK_PARALLEL`, default 8); ordered
+    /// subscriptions are sent one at a time (or in runs) whatever this says.
+    pub parallel: u32,
     /// The console's address as its users reach it, for links in messages.
     pub console_url: String,
     /// Delivered deliveries are kept this long (for the subscription's page), then pruned.
@@ -83,6 +87,7 @@ impl Default for NotifySettings {
             poll: Duration::from_millis(250),
             batch: 32,
             run: 1,
+            parallel: crate::store::notify::DEFAULT_PARALLEL,
             console_url: "http://127.0.0.1:3000".to_owned(),
             keep_delivered: Duration::from_secs(30 * 86_400),
             secrets_key: None,
@@ -98,8 +103,8 @@ impl NotifySettings {
     /// `SWITCHYARD_WEBHOOK_RETRY_PERIOD_S`, `SWITCHYARD_WEBHOOK_BACKOFF_MS`,
     /// `SWITCHYARD_WEBHOOK_BACKOFF_MAX_MS`, `SWITCHYARD_WEBHOOK_BREAKER_FAILURES`,
     /// `SWITCHYARD_WEBHOOK_BREAKER_COOLDOWN_MS`, `SWITCHYARD_WEBHOOK_POLL_MS`,
-    /// `SWITCHYARD_WEBHOOK_FAILING_ALERT_S`, `SWITCHYARD_WEBHOOK_RUN` and
-    /// `SWITCHYARD_PUBLIC_URL` when set.
+    /// `SWITCHYARD_WEBHOOK_FAILING_ALERT_S`, `SWITCHYARD_WEBHOOK_RUN`,
+    /// `SWITCHYARD_WEBHOOK_PARALLEL` and `SWITCHYARD_PUBLIC_URL` when set.
     pub fn from_env() -> anyhow::Result<NotifySettings> {
         let num =
             |key: &str, range: std::ops::RangeInclusive<u64>| -> anyhow::Result<Option<u64>> {
@@ -142,6 +147,9 @@ impl NotifySettings {
         }
         if let Some(n) = num("SWITCHYARD_WEBHOOK_RUN", 1..=64)? {
             s.run = u32::try_from(n)?;
+        }
+        if let Some(n) = num("SWITCHYARD_WEBHOOK_PARALLEL", 1..=256)? {
+            s.parallel = u32::try_from(n)?;
         }
         if let Some(n) = num("SWITCHYARD_WEBHOOK_FAILING_ALERT_S", 0..=30 * 86_400)? {
             s.failing_alert_after = Duration::from_secs(n);
@@ -310,17 +318,22 @@ impl Worker {
                     lease_until,
                     self.settings.batch,
                     self.settings.run,
+                    self.settings.parallel,
                 )
                 .await
             {
                 Ok(claimed) if !claimed.is_empty() => {
-                    // Subscriptions at once, each one's run in order; recorded together.
+                    // Subscriptions at once, each ordered one's run in order and
+                    // each delivery of a parallel one on its own; recorded together.
                     let mut runs: Vec<Vec<ClaimedDelivery>> = Vec::new();
                     for c in claimed {
-                        match runs
-                            .iter_mut()
-                            .find(|r| r[0].subscription.id == c.subscription.id)
-                        {
+                        let ordered_run = if c.subscription.parallel {
+                            None
+                        } else {
+                            runs.iter_mut()
+                                .find(|r| r[0].subscription.id == c.subscription.id)
+                        };
+                        match ordered_run {
                             Some(run) => run.push(c),
                             None => runs.push(vec![c]),
                         }

@@ -11,6 +11,7 @@ pub mod clusters;
 pub mod environments;
 pub mod extract;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod mlflow;
 pub mod openapi;
@@ -31,7 +32,7 @@ use axum::routing::{any, delete, get, post, put};
 use axum::{middleware, Router};
 use switchyard_domain::Timestamp;
 
-use crate::error::{ApiError, BODY_LIMIT, RECORDS_BODY_LIMIT};
+use crate::error::{ApiError, BODY_LIMIT, RECORDS_BODY_LIMIT, SMALL_BODY_LIMIT};
 use crate::state::AppState;
 use metrics::Metrics;
 
@@ -48,7 +49,9 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         .route("/api/v1/models", get(versions::list_models))
         .route(
             "/api/v1/models/{model_id}/versions",
-            get(versions::list_versions).post(versions::register),
+            get(versions::list_versions)
+                .post(versions::register)
+                .layer(DefaultBodyLimit::max(BODY_LIMIT)),
         )
         .route("/api/v1/versions/{full_id}", get(versions::detail))
         .route(
@@ -174,7 +177,9 @@ pub fn router(state: AppState, metrics: Arc<Metrics>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
+        // Each route's body limit, named in its 413 (`limits.rs`).
+        .layer(middleware::from_fn(limits::enforce))
         .with_state(RestState {
             app: state,
             metrics,

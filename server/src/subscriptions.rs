@@ -33,6 +33,8 @@ pub struct Requested {
     pub kind: Option<String>,
     pub url: String,
     pub filter: Filter,
+    /// Its deliveries may be sent concurrently, out of event order (default: in order).
+    pub parallel: bool,
 }
 
 /// `filter` once every event kind is known and every model, environment
@@ -119,6 +121,7 @@ pub async fn create(
                 filter,
                 secret: seal(app.config.secrets_key.as_ref(), &secret),
                 options: serde_json::Value::Null,
+                parallel: requested.parallel,
             },
             actor,
             at,

@@ -1330,6 +1330,7 @@ async fn serve_reports_a_broken_ledger_once_to_the_subscriptions_and_signs_no_ch
                 },
                 secret: switchyard::notify::new_secret(),
                 options: serde_json::Value::Null,
+                parallel: false,
             },
             "test",
             Timestamp::now(),

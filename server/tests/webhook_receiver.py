@@ -5,25 +5,44 @@ Verifies each webhook's Standard Webhooks signature with the PyPI
 `standardwebhooks` package -- an implementation independent of the server's --
 against every secret listed in SECRETS_FILE (one a line, read per request),
 answers chat messages (paths under /services/) the way Slack's incoming
-webhooks do, and appends one JSON line per request to LOG_FILE.
+webhooks do, and appends one JSON line per request to LOG_FILE. Webhooks to
+paths under /slow/ are answered after 0.3 s; every entry says when the request
+came and was answered (`started`, `ended`, seconds since the epoch) and how
+many requests to its path were being answered when it came, itself included
+(`in_flight`), so tests can tell sequential from concurrent delivery.
 
 usage: webhook_receiver.py SECRETS_FILE LOG_FILE PORT_FILE
 """
 import json
 import os
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 SECRETS_FILE, LOG_FILE, PORT_FILE = sys.argv[1:4]
+SLOW_S = 0.3
+LOCK = threading.Lock()
+IN_FLIGHT = {}
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
         body = self.rfile.read(length)
-        entry = {"path": self.path, "id": self.headers.get("webhook-id")}
+        entry = {"path": self.path, "id": self.headers.get("webhook-id"), "started": time.time()}
+        with LOCK:
+            IN_FLIGHT[self.path] = IN_FLIGHT.get(self.path, 0) + 1
+            entry["in_flight"] = IN_FLIGHT[self.path]
+        try:
+            self.answer(body, entry)
+        finally:
+            with LOCK:
+                IN_FLIGHT[self.path] -= 1
+
+    def answer(self, body, entry):
         if self.path.startswith("/services/"):
             try:
                 message = json.loads(body)
@@ -45,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
                 pass
         entry["verified_by"] = verified
         entry["body"] = json.loads(body)
+        if self.path.startswith("/slow/"):
+            time.sleep(SLOW_S)
         if verified:
             self.reply(200, "ok", entry)
         else:
@@ -52,7 +73,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def reply(self, status, text, entry):
         entry["status"] = status
-        with open(LOG_FILE, "a") as f:
+        entry["ended"] = time.time()
+        with LOCK, open(LOG_FILE, "a") as f:
             f.write(json.dumps(entry) + "\n")
         data = text.encode()
         self.send_response(status)

@@ -28,6 +28,15 @@ fn any_or(list: &[String]) -> String {
     }
 }
 
+/// How a subscription's deliveries are sent, in words.
+pub fn order_words(parallel: bool) -> &'static str {
+    if parallel {
+        "in parallel: several at once, events may arrive out of order"
+    } else {
+        "in event order, one after the other"
+    }
+}
+
 /// The health of a subscription in words: delivering, or what is wrong.
 pub fn health_words(r: &SubscriptionRow) -> String {
     match r.warning.as_deref() {
@@ -72,8 +81,8 @@ pub fn SubscriptionsPage() -> impl IntoView {
             <h1>"Subscriptions"</h1>
             <p class="lede">
                 "Who hears about release events: signed webhooks (Standard Webhooks) and chat messages "
-                "(Slack, Mattermost, Rocket.Chat). Each event is delivered at least once, in order, "
-                "retried for 24 hours, then shown here as given up."
+                "(Slack, Mattermost, Rocket.Chat). Each event is delivered at least once, in event order "
+                "unless the subscription delivers in parallel, retried for 24 hours, then shown here as given up."
             </p>
         </div>
         <Transition fallback=|| view! { <Loading what="the subscriptions"/> }>
@@ -139,6 +148,8 @@ fn SubscriptionsBody(
                     <input type="text" name="environments" autocomplete="off"/></label>
                 <label><span>"Clusters (comma-separated; empty: any)"</span>
                     <input type="text" name="clusters" autocomplete="off"/></label>
+                <label class="check"><input type="checkbox" name="parallel" value="true"/>
+                    <span>"Deliver in parallel — events may arrive out of order; for receivers that do not need order (default: one after the other, in event order)"</span></label>
                 <button type="submit" class="button">"Add subscription"</button>
                 {move || create.pending().get().then(|| view! { <p class="loading" role="status">"Checking the destination…"</p> })}
                 {move || create.value().get().map(|r| match r {
@@ -184,7 +195,7 @@ fn Row(r: SubscriptionRow, refresh: RwSignal<u32>) -> impl IntoView {
     view! {
         <tr data-subscription=r.name.clone()>
             <td><a class="mono" href=href>{r.name.clone()}</a></td>
-            <td>{r.kind.clone()}</td>
+            <td>{if r.parallel { format!("{}, in parallel", r.kind) } else { r.kind.clone() }}</td>
             <td><code class="wrap">{r.url.clone()}</code></td>
             <td>{if r.events.is_empty() { "release events".to_owned() } else { r.events.join(", ") }}</td>
             <td>{any_or(&r.models)}</td>
@@ -249,6 +260,7 @@ fn Facts(r: SubscriptionRow) -> impl IntoView {
             <dt>"Models"</dt><dd>{any_or(&r.models)}</dd>
             <dt>"Environments"</dt><dd>{any_or(&r.environments)}</dd>
             <dt>"Clusters"</dt><dd>{any_or(&r.clusters)}</dd>
+            <dt>"Delivery order"</dt><dd data-parallel=r.parallel.to_string()>{order_words(r.parallel)}</dd>
             <dt>"Added"</dt><dd>{format!("{} by {}", utc(r.created_at), r.created_by)}</dd>
             <dt>"Health"</dt><dd class="health">{health}</dd>
             {r.last_error.clone().map(|e| view! { <dt>"Last error"</dt><dd><code class="wrap">{e}</code></dd> })}
@@ -380,6 +392,7 @@ mod tests {
             failing_since: None,
             paused_until: None,
             last_error: None,
+            parallel: false,
         }
     }
 

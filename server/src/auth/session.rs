@@ -95,7 +95,14 @@ async fn form_token(req: Request) -> Result<(Option<String>, Request), Response>
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, FORM_LIMIT)
         .await
-        .map_err(|_| ApiError::too_large().into_response())?;
+        .map_err(|_| {
+            ApiError::body_too_large(
+                "a console form",
+                FORM_LIMIT,
+                "send less (a shorter reason or list)",
+            )
+            .into_response()
+        })?;
     let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
         .ok()
         .and_then(|fields| {

@@ -79,6 +79,7 @@ pub(super) struct NewSubscription {
     pub models: Vec<String>,
     pub environments: Vec<String>,
     pub clusters: Vec<String>,
+    pub parallel: bool,
 }
 
 pub(super) async fn add(api: &Api, new: NewSubscription) -> Outcome {
@@ -92,6 +93,7 @@ pub(super) async fn add(api: &Api, new: NewSubscription) -> Outcome {
             "environments": new.environments,
             "clusters": new.clusters,
         },
+        "parallel": new.parallel,
     });
     let created = api
         .call(reqwest::Method::POST, "/api/v1/subscriptions", Some(body))
@@ -124,11 +126,12 @@ pub(super) async fn list(api: &Api) -> Outcome {
     }
     for s in subscriptions {
         println!(
-            "{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}",
             s["name"].as_str().unwrap_or(""),
             s["kind"].as_str().unwrap_or(""),
             s["status"].as_str().unwrap_or(""),
-            s["url"].as_str().unwrap_or("")
+            s["url"].as_str().unwrap_or(""),
+            if s["parallel"].as_bool() == Some(true) { "parallel" } else { "in order" }
         );
     }
     Ok(())

@@ -43,6 +43,7 @@ fn row(s: &Subscription, health: Option<&SubscriptionHealth>, now: Timestamp) ->
         failing_since: s.failing_since,
         paused_until: s.paused_until.filter(|t| t.micros() > now.micros()),
         last_error: health.and_then(|h| h.last_error.clone()),
+        parallel: s.parallel,
     }
 }
 
@@ -144,6 +145,7 @@ pub(super) async fn create(
             environments: listed(&form.environments),
             clusters: listed(&form.clusters),
         },
+        parallel: form.parallel,
     };
     let (created, secret) = subscriptions::create(app, requested, &user.username, Timestamp::now())
         .await

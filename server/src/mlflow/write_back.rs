@@ -75,6 +75,8 @@ impl WriteBackSettings {
             },
             secret: String::new(),
             options: json!({ "aliases": aliases }),
+            // Aliases move in promotion order: a later promotion's alias must win.
+            parallel: false,
         }
     }
 

@@ -440,6 +440,7 @@ macro_rules! subscription_fields {
             ("paused_until", F::Time, false),
             ("consecutive_failures", F::Int, true),
             ("failing_since", F::Time, false),
+            ("parallel", F::Bool, true),
             $($extra,)*
         ]
     };

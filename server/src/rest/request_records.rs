@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use switchyard_domain::records::RawRequestRecord;
+use switchyard_domain::records::{RawRequestRecord, MAX_RECORDS_PER_BATCH};
 use switchyard_domain::types::{RequestLookup, RequestRecord};
 
 use super::actor::Actor;
@@ -27,7 +27,7 @@ const MAX_LISTED: usize = 100;
 
 #[utoipa::path(post, path = "/api/v1/request-records", tag = "request records",
     request_body(description = "A JSON array of records, or NDJSON (one record per line, `Content-Type: application/x-ndjson`). \
-        A record: `{\"request_id\",\"at\",\"cluster\",\"slot\",\"full_id\",\"latency_ms\",\"outcome\"?}`. Up to 16 MiB.",
+        A record: `{\"request_id\",\"at\",\"cluster\",\"slot\",\"full_id\",\"latency_ms\",\"outcome\"?}`. Up to 16 MiB and 10 000 records.",
         content(
             (ref("#/components/schemas/RequestRecordBatch") = "application/json"),
             (ref("#/components/schemas/RequestRecord") = "application/x-ndjson"),
@@ -35,7 +35,7 @@ const MAX_LISTED: usize = 100;
     responses(
         (status = 202, description = "Stored (records whose request_id was stored before with the same content are skipped); `flagged` lists records the ledger's cluster state contradicts (stored, but the slot held another version then)", body = ref("#/components/schemas/Accepted")),
         (status = 409, description = "Some records repeat a stored request_id with other content: `error.details.conflicts` lists them; nothing was stored", body = ref("#/components/schemas/Error")),
-        (status = 413, description = "Larger than 16 MiB", body = ref("#/components/schemas/Error")),
+        (status = 413, description = "Larger than 16 MiB, or more than 10 000 records: the message names the limit; nothing was stored", body = ref("#/components/schemas/Error")),
         (status = 415, description = "Neither JSON nor NDJSON", body = ref("#/components/schemas/Error")),
         (status = 422, description = "Empty, or some records invalid (malformed, unknown fields, a `/` in request_id, a time in the future or before the ledger, an unknown or retired version, an unknown cluster): `error.details.invalid` lists them (line or index, message); nothing was stored", body = ref("#/components/schemas/Error")),
     ))]
@@ -213,6 +213,9 @@ struct Batch {
 impl Batch {
     fn add(&mut self, n: usize, json: &[u8]) {
         self.total += 1;
+        if self.total > MAX_RECORDS_PER_BATCH {
+            return; // refused whole by `finish`: only counted
+        }
         let parsed = serde_json::from_slice::<RawRequestRecord>(json)
             .map_err(|e| e.to_string())
             .and_then(|raw| raw.validate().map_err(|e| e.to_string()));
@@ -237,6 +240,18 @@ impl Batch {
             return Err(ApiError::invalid(
                 "the batch is empty: send at least one request record",
             ));
+        }
+        if self.total > MAX_RECORDS_PER_BATCH {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "a batch holds at most {MAX_RECORDS_PER_BATCH} request records; this one has {}, \
+                     so none was stored: split it into smaller batches",
+                    self.total
+                ),
+            )
+            .with_details(json!({ "limit_records": MAX_RECORDS_PER_BATCH, "records": self.total })));
         }
         let Some((first_n, first_message)) = self.invalid.first() else {
             return Ok(Parsed {

@@ -41,6 +41,12 @@ pub struct CreateSubscription {
     /// Which events; every list empty or absent admits any.
     #[serde(default)]
     pub filter: FilterBody,
+    /// `false` (default): deliveries are sent one after the other, in event order.
+    /// `true`: they may be sent concurrently by any server (at most
+    /// `SWITCHYARD_WEBHOOK_PARALLEL` in flight), out of order; for receivers that
+    /// do not care about order and want throughput.
+    #[serde(default)]
+    pub parallel: bool,
 }
 
 /// `events` (kinds; absent: the release events), `models`, `environments`, `clusters`.
@@ -80,6 +86,7 @@ fn shown(s: &Subscription) -> Value {
         "paused_until": paused,
         "consecutive_failures": s.consecutive_failures,
         "failing_since": s.failing_since,
+        "parallel": s.parallel,
     });
     if !s.options.is_null() {
         v["options"] = s.options.clone();
@@ -124,6 +131,7 @@ pub async fn create(
         kind: body.kind,
         url: body.url,
         filter: body.filter.into(),
+        parallel: body.parallel,
     };
     let (created, secret) =
         subscriptions::create(&app, requested, &actor.name, Timestamp::now()).await?;

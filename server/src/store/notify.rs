@@ -17,6 +17,10 @@ use switchyard_domain::Timestamp;
 
 use super::StoreResult;
 
+/// Deliveries of one parallel subscription in flight at once when the
+/// server's settings do not say (`SWITCHYARD_WEBHOOK_PARALLEL`).
+pub const DEFAULT_PARALLEL: u32 = 8;
+
 /// Woken when this process commits deliveries, so that its worker sends them
 /// at once instead of at its next poll (other servers' workers poll).
 pub static DELIVERIES_WRITTEN: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -171,6 +175,8 @@ pub struct NewSubscription {
     pub secret: String,
     /// The kind's options (`mlflow-alias`: `{"aliases": {environment: [alias, …]}}`); null for the others.
     pub options: serde_json::Value,
+    /// Deliveries may be sent concurrently, out of event order (see [`Subscription::parallel`]).
+    pub parallel: bool,
 }
 
 /// A subscription as stored; its secrets are not part of it.
@@ -194,6 +200,12 @@ pub struct Subscription {
     /// The kind's options (see `NewSubscription::options`).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub options: serde_json::Value,
+    /// Off (the default): its deliveries are sent one after the other, in
+    /// ledger order. On: any due one may be claimed and sent, by any server,
+    /// up to a bound in flight at once (`claim_runs`'s `parallel`), so a slow
+    /// receiver does not hold back the others; a failed one does not stop
+    /// the later ones.
+    pub parallel: bool,
 }
 
 /// What `NotifyStore::configure_subscription` did.
@@ -400,7 +412,8 @@ pub trait NotifyStore: Send + Sync + 'static {
     /// Leases up to `limit` due deliveries to `owner` until `lease_until`,
     /// each the oldest pending one of a subscription that is not paused
     /// (one statement for the batch), loaded with their subscriptions, events
-    /// and secrets. Every claim counts as an attempt.
+    /// and secrets. Every claim counts as an attempt. Parallel subscriptions
+    /// are claimed as by `claim_runs` with `DEFAULT_PARALLEL`.
     async fn claim_deliveries(
         &self,
         owner: &str,
@@ -413,7 +426,11 @@ pub trait NotifyStore: Send + Sync + 'static {
     /// subscription: the oldest pending ones, each due and free like every
     /// one before it. They are to be sent one after the other, in order;
     /// those not attempted (the run stopped at a failure) are released with
-    /// `release_deliveries`.
+    /// `release_deliveries`. Of a parallel subscription: its oldest due and
+    /// free deliveries, whatever is pending before them, so that at most
+    /// `parallel` of its deliveries are leased at once (with several
+    /// PostgreSQL servers claiming in the same instant, briefly a few more);
+    /// up to `limit` of those too.
     async fn claim_runs(
         &self,
         owner: &str,
@@ -421,6 +438,7 @@ pub trait NotifyStore: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
         run: u32,
+        parallel: u32,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
 
     /// Frees deliveries `owner` holds that it did not attempt: their claim

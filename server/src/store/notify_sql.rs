@@ -13,7 +13,7 @@ use super::{StoreError, StoreResult};
 macro_rules! subscription_columns {
     () => {
         "s.id, s.name, s.kind, s.url, s.filter, s.created_at, s.created_by, s.consecutive_failures, s.paused_until, \
-         s.failing_since, s.failing_reported, s.options"
+         s.failing_since, s.failing_reported, s.options, s.parallel"
     };
 }
 macro_rules! delivery_columns {
@@ -35,7 +35,8 @@ pub(crate) const SELECT_SUBSCRIPTION: &str = concat!(
 /// What `Writer::append` matches each event against.
 pub(crate) const SELECT_SUBSCRIBERS: &str = "SELECT id, filter FROM subscriptions ORDER BY id";
 pub(crate) const INSERT_SUBSCRIPTION: &str = "INSERT INTO subscriptions \
-     (name, kind, url, filter, created_at, created_by, options) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+     (name, kind, url, filter, created_at, created_by, options, parallel) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
 pub(crate) const UPDATE_SUBSCRIPTION: &str =
     "UPDATE subscriptions SET url = $2, filter = $3, options = $4 WHERE id = $1";
 pub(crate) const DELETE_SUBSCRIPTION: &str = "DELETE FROM subscriptions WHERE id = $1";
@@ -71,7 +72,7 @@ pub(crate) const SELECT_DELIVERIES_OF: &str = concat!(
 );
 pub(crate) const REDELIVER: &str = "UPDATE deliveries SET status = 'pending', retry_since = $2, \
      next_attempt_at = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1 AND status <> 'pending'";
-/// A run of each subscription's line: its oldest pending deliveries (at
+/// A run of each ordered subscription's line: its oldest pending deliveries (at
 /// most `$5`), if the subscription is not paused and each of them, and every
 /// pending one before it, is due and free; so a run is sent in event order
 /// and nothing of the subscription is claimable while any of its run is
@@ -87,24 +88,47 @@ macro_rules! claimable {
          JOIN deliveries d ON d.subscription_id = s.id AND d.status = 'pending' \
               AND d.id IN (SELECT f.id FROM deliveries f WHERE f.subscription_id = s.id \
                            AND f.status = 'pending' ORDER BY f.id LIMIT $5) \
-         WHERE (s.paused_until IS NULL OR s.paused_until <= $3) \
+         WHERE NOT s.parallel AND (s.paused_until IS NULL OR s.paused_until <= $3) \
          AND h.next_attempt_at <= $3 AND (h.lease_until IS NULL OR h.lease_until < $3) \
          AND NOT EXISTS (SELECT 1 FROM deliveries g WHERE g.subscription_id = s.id \
               AND g.status = 'pending' AND g.id <= d.id AND (g.next_attempt_at > $3 OR g.lease_until >= $3)) \
          ORDER BY h.next_attempt_at, h.id, d.id LIMIT $4"
     };
 }
+/// Of each parallel subscription that is not paused: its oldest due and free
+/// deliveries, whatever is pending before them, as many as keep its leased
+/// ones (in flight, on any server) at most `$6`: a delivery is taken when
+/// the leased ones plus the free due ones before it are fewer than `$6`.
+/// `$4` deliveries at most in all.
+macro_rules! claimable_parallel {
+    () => {
+        "SELECT d.id FROM subscriptions s \
+         JOIN deliveries d ON d.subscription_id = s.id AND d.status = 'pending' \
+              AND d.id IN (SELECT f.id FROM deliveries f WHERE f.subscription_id = s.id \
+                           AND f.status = 'pending' AND f.next_attempt_at <= $3 \
+                           AND (f.lease_until IS NULL OR f.lease_until < $3) ORDER BY f.id LIMIT $6) \
+         WHERE s.parallel AND (s.paused_until IS NULL OR s.paused_until <= $3) \
+         AND (SELECT COUNT(*) FROM deliveries g WHERE g.subscription_id = s.id \
+              AND g.status = 'pending' AND g.lease_until >= $3) \
+           + (SELECT COUNT(*) FROM deliveries r WHERE r.subscription_id = s.id AND r.status = 'pending' \
+              AND r.next_attempt_at <= $3 AND (r.lease_until IS NULL OR r.lease_until < $3) AND r.id < d.id) < $6 \
+         ORDER BY d.next_attempt_at, d.id LIMIT $4"
+    };
+}
 /// A cheap read first, so that idle servers polling take no write lock.
 pub(crate) const ANY_DUE: &str =
     "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1 LIMIT 1";
-/// Up to `$4` deliveries in runs of up to `$5` per subscription, claimed in
-/// one statement (one commit for the batch).
+/// Up to `$4` deliveries in runs of up to `$5` per ordered subscription,
+/// and up to `$4` of parallel subscriptions (at most `$6` of each in flight),
+/// claimed in one statement (one commit for the batch).
 /// SQLite: one statement, so it runs under the write lock with no other writer in between.
 pub(crate) const CLAIM_SQLITE: &str = concat!(
     "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
-     WHERE id IN (",
+     WHERE (id IN (",
     claimable!(),
-    ") AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+    ") OR id IN (",
+    claimable_parallel!(),
+    ")) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
 );
 /// PostgreSQL: a row another server is claiming is skipped, not waited for;
 /// the head of the line is locked with each row of its run, so two servers
@@ -115,7 +139,9 @@ pub(crate) const CLAIM_POSTGRES: &str = concat!(
     "UPDATE deliveries SET lease_owner = $1, lease_until = $2, attempts = attempts + 1, last_attempt_at = $3 \
      WHERE id = ANY(ARRAY(",
     claimable!(),
-    " FOR UPDATE OF h, d SKIP LOCKED)) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
+    " FOR UPDATE OF h, d SKIP LOCKED) || ARRAY(",
+    claimable_parallel!(),
+    " FOR UPDATE OF d SKIP LOCKED)) AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) RETURNING id"
 );
 /// Deliveries claimed but not attempted (their run stopped at a failure):
 /// free again, their claim not counted. `$1` owner, `$2`… ids.
@@ -147,7 +173,7 @@ pub(crate) fn select_claimed(n: usize) -> String {
          s.name AS s_name, s.kind AS s_kind, s.url AS s_url, s.filter AS s_filter, s.created_at AS s_created_at, \
          s.created_by AS s_created_by, s.consecutive_failures AS s_consecutive_failures, \
          s.paused_until AS s_paused_until, s.failing_since AS s_failing_since, s.failing_reported AS s_failing_reported, \
-         s.options AS s_options, \
+         s.options AS s_options, s.parallel AS s_parallel, \
          l.id AS l_id, l.at AS l_at, l.actor AS l_actor, l.action AS l_action, l.model_id AS l_model_id, \
          l.version AS l_version, l.environment AS l_environment, l.cluster AS l_cluster, l.reason AS l_reason, \
          l.details AS l_details, l.prev_hash AS l_prev_hash, l.hash AS l_hash \
@@ -268,6 +294,7 @@ pub(crate) struct SubscriptionRow {
     failing_since: Option<i64>,
     failing_reported: Option<i64>,
     options: Option<String>,
+    parallel: bool,
 }
 
 impl SubscriptionRow {
@@ -286,6 +313,7 @@ impl SubscriptionRow {
             failing_since: self.failing_since.map(Timestamp::from_micros),
             failing_reported: self.failing_reported.map(Timestamp::from_micros),
             options: parse_options(self.options.as_deref())?,
+            parallel: self.parallel,
         })
     }
 }
@@ -361,6 +389,7 @@ pub(crate) struct ClaimedRow {
     s_failing_since: Option<i64>,
     s_failing_reported: Option<i64>,
     s_options: Option<String>,
+    s_parallel: bool,
     l_id: Option<i64>,
     l_at: Option<i64>,
     l_actor: Option<String>,
@@ -417,6 +446,7 @@ impl ClaimedRow {
             failing_since: self.s_failing_since,
             failing_reported: self.s_failing_reported,
             options: self.s_options,
+            parallel: self.s_parallel,
         }
         .into_subscription()?;
         let retry_since = Timestamp::from_micros(self.d_retry_since);
@@ -643,6 +673,7 @@ macro_rules! notify_sql {
                 owner: &str,
                 finished: &[(i64, Attempt, Timestamp)],
             ) -> StoreResult<Option<Vec<bool>>> {
+                let _turn = self.writes.turn().await;
                 let mut tx = self.pool.begin().await?;
                 let mut recorded = Vec::with_capacity(finished.len());
                 let mut subscriptions = Vec::new();
@@ -690,6 +721,7 @@ macro_rules! notify_sql {
                     .bind(at.micros())
                     .bind(actor)
                     .bind(nq::options_text(&new.options))
+                    .bind(new.parallel)
                     .fetch_one(&mut *w.tx)
                     .await?;
                 if !new.secret.is_empty() {
@@ -700,7 +732,7 @@ macro_rules! notify_sql {
                         .execute(&mut *w.tx)
                         .await?;
                 }
-                let mut details = json!({ "subscription": new.name, "kind": new.kind, "filter": new.filter });
+                let mut details = json!({ "subscription": new.name, "kind": new.kind, "filter": new.filter, "parallel": new.parallel });
                 if !new.options.is_null() {
                     details["options"] = new.options.clone();
                     details["url"] = json!($crate::notify::display_url(&new.url));
@@ -881,7 +913,7 @@ macro_rules! notify_sql {
             }
 
             async fn claim_deliveries(&self, owner: &str, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<ClaimedDelivery>> {
-                self.claim_runs(owner, now, lease_until, limit, 1).await
+                self.claim_runs(owner, now, lease_until, limit, 1, $crate::store::notify::DEFAULT_PARALLEL).await
             }
 
             async fn claim_runs(
@@ -891,6 +923,7 @@ macro_rules! notify_sql {
                 lease_until: Timestamp,
                 limit: u32,
                 run: u32,
+                parallel: u32,
             ) -> StoreResult<Vec<ClaimedDelivery>> {
                 let due: Option<i64> = sqlx::query_scalar(nq::ANY_DUE).bind(now.micros()).fetch_optional(&self.pool).await?;
                 if due.is_none() || limit == 0 || run == 0 {
@@ -901,14 +934,17 @@ macro_rules! notify_sql {
                     Backend::Postgres => nq::CLAIM_POSTGRES,
                 };
                 // The whole batch in one statement (one commit), then loaded in two queries.
+                let turn = self.writes.turn().await;
                 let ids: Vec<i64> = sqlx::query_scalar(claim)
                     .bind(owner)
                     .bind(lease_until.micros())
                     .bind(now.micros())
                     .bind(i64::from(limit))
                     .bind(i64::from(run))
+                    .bind(i64::from(parallel))
                     .fetch_all(&self.pool)
                     .await?;
+                drop(turn);
                 self.claimed_deliveries(&ids, now).await
             }
 
@@ -921,6 +957,7 @@ macro_rules! notify_sql {
                 for id in ids {
                     release = release.bind(*id);
                 }
+                let _turn = self.writes.turn().await;
                 Ok(release.execute(&self.pool).await?.rows_affected())
             }
 
@@ -998,6 +1035,7 @@ macro_rules! notify_sql {
                     return Ok(true);
                 }
                 // Most attempts write no ledger event: they do not take the head lock.
+                let turn = self.writes.turn().await;
                 let mut tx = self.pool.begin().await?;
                 let Some(subscription) = record_attempt(&mut tx, id, owner, &attempt, at).await? else {
                     return Ok(false);
@@ -1009,6 +1047,7 @@ macro_rules! notify_sql {
                 // This attempt raises or clears a subscription's failing streak: the
                 // same writes again, with the event, under the head lock.
                 tx.rollback().await?;
+                drop(turn);
                 let mut w = Writer::begin(self).await?;
                 let Some(subscription) = record_attempt(&mut w.tx, id, owner, &attempt, at).await? else {
                     return Ok(false);

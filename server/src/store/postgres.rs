@@ -31,6 +31,7 @@ pub struct PgStore {
     settings: StoreSettings,
     cache: Arc<ReadCache>,
     temporal: tokio::sync::RwLock<TemporalIndex>,
+    writes: super::sql_store::WriteGate,
 }
 
 impl PgStore {
@@ -62,6 +63,7 @@ impl PgStore {
             settings,
             cache: Arc::default(),
             temporal: Default::default(),
+            writes: super::sql_store::WriteGate::open(),
         })
     }
 

@@ -87,10 +87,43 @@ impl ChainWalk {
     }
 }
 
+/// The turn of this process's writers on SQLite, one at a time, in arrival
+/// order. SQLite has one writer; without this, a writing transaction that
+/// meets another (the delivery worker's claim or record, another request)
+/// is put to sleep by SQLite's busy handler, 1, 2, 5, 10… ms at a time, however
+/// soon the other commits (with subscriptions active, the worker's claim and
+/// record meet every other write). Waiting here instead wakes each writer the
+/// moment the one before it is done. Correctness never rests on it: the
+/// database's write lock still serialises writers (and other processes, which
+/// still meet the busy handler). PostgreSQL's writers queue on row locks and
+/// need no gate.
+pub(crate) struct WriteGate(Option<std::sync::Arc<tokio::sync::Mutex<()>>>);
+
+/// Longest wait for the turn; after it the writer goes ahead and SQLite's
+/// own lock decides (a writer holding the turn never waits for itself forever).
+const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl WriteGate {
+    pub(crate) fn queued() -> Self {
+        WriteGate(Some(std::sync::Arc::default()))
+    }
+
+    pub(crate) fn open() -> Self {
+        WriteGate(None)
+    }
+
+    /// Waits for this writer's turn; held until the guard is dropped.
+    pub(crate) async fn turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let gate = self.0.clone()?;
+        tokio::time::timeout(GATE_WAIT, gate.lock_owned()).await.ok()
+    }
+}
+
 /// Implements `Store` for `$store`, in a child module `shared` of the
 /// backend's module so that it can reach the backend's private parts: the
 /// fields `pool: sqlx::Pool<$db>`, `settings: StoreSettings`, `cache:
-/// Arc<ReadCache>` and `temporal: tokio::sync::RwLock<TemporalIndex>`, the method
+/// Arc<ReadCache>`, `temporal: tokio::sync::RwLock<TemporalIndex>` and
+/// `writes: WriteGate`, the method
 /// `insert_records(&self, &[RequestRecord]) -> StoreResult<u64>` and the
 /// static `MIGRATOR`.
 macro_rules! sql_store {
@@ -128,15 +161,27 @@ macro_rules! sql_store {
             subscribers: Option<Vec<(i64, $crate::store::notify::Filter)>>,
             /// Deliveries were written: wake this process's delivery worker on commit.
             enqueued: bool,
+            /// This process's turn to write (SQLite), until commit or drop.
+            _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
         }
 
         impl Writer {
             pub(super) async fn begin(store: &$store) -> StoreResult<Writer> {
+                let turn = store.writes.turn().await;
                 let mut tx = store.pool.begin().await?;
                 let (last_id, last_hash) = sqlx::query_as::<_, (i64, String)>(q::LOCK_HEAD)
                     .fetch_one(&mut *tx)
                     .await?;
-                Ok(Writer { tx, first_id: last_id, last_id, last_hash, cache: store.cache.clone(), subscribers: None, enqueued: false })
+                Ok(Writer {
+                    tx,
+                    first_id: last_id,
+                    last_id,
+                    last_hash,
+                    cache: store.cache.clone(),
+                    subscribers: None,
+                    enqueued: false,
+                    _turn: turn,
+                })
             }
 
             pub(super) async fn append(&mut self, event: NewEvent) -> StoreResult<LedgerEvent> {

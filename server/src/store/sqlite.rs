@@ -26,6 +26,7 @@ pub struct SqliteStore {
     settings: StoreSettings,
     cache: Arc<ReadCache>,
     temporal: tokio::sync::RwLock<TemporalIndex>,
+    writes: super::sql_store::WriteGate,
 }
 
 impl SqliteStore {
@@ -77,6 +78,7 @@ impl SqliteStore {
             settings,
             cache: Arc::default(),
             temporal: Default::default(),
+            writes: super::sql_store::WriteGate::queued(),
         })
     }
 

@@ -79,6 +79,10 @@ async fn an_admin_manages_subscriptions_in_the_console_and_everyone_sees_when_on
             ],
             "unknown environment \"moon\"",
         ),
+        (
+            vec![("name", "hooks"), ("url", url.as_str()), ("parallel", "maybe")],
+            "parallel must be true or false",
+        ),
     ] {
         let answer =
             server_fn_json(&app, "/console/fn/create_subscription", &form, &ada, false).await;
@@ -118,7 +122,36 @@ async fn an_admin_manages_subscriptions_in_the_console_and_everyone_sees_when_on
         serde_json::json!(["promotion.requested", "rollback"])
     );
     assert_eq!(row["environments"], serde_json::json!(["production"]));
+    assert_eq!(row["parallel"], false, "in event order unless ticked: {row}");
     assert!(row.get("secret").is_none(), "never shown again: {row}");
+
+    // The parallel box: stored, shown on its page, seen by the REST API; then deleted again.
+    server_fn_json(
+        &app,
+        "/console/fn/create_subscription",
+        &[("name", "fast"), ("url", url.as_str()), ("parallel", "true")],
+        &ada,
+        true,
+    )
+    .await;
+    let detail =
+        server_fn_json(&app, "/console/fn/get_subscription", &[("name", "fast")], &ada, true).await;
+    assert_eq!(detail["row"]["parallel"], true, "{detail}");
+    let rest: Value = app
+        .get("/api/v1/subscriptions/fast")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(rest["parallel"], true, "{rest}");
+    server_fn_json(
+        &app,
+        "/console/fn/delete_subscription",
+        &[("name", "fast"), ("confirm", "fast")],
+        &ada,
+        true,
+    )
+    .await;
     // The REST API sees the same subscription.
     let rest: Value = app
         .get("/api/v1/subscriptions/hooks")

@@ -13,6 +13,7 @@ mod console_subscriptions;
 mod environments;
 mod faults;
 mod fuzz;
+mod limits;
 mod notifications;
 mod onboarding;
 mod operations;

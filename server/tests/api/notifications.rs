@@ -1312,6 +1312,117 @@ async fn signatures_verify_with_the_python_standardwebhooks_package_through_a_se
     worker.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_subscription_is_sent_concurrently_within_the_bound_and_an_ordered_one_in_event_order_at_the_python_receiver_sqlite(
+) {
+    let app = spawn_app().await;
+    parallel_and_ordered_at_the_python_receiver(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_subscription_is_sent_concurrently_within_the_bound_and_an_ordered_one_in_event_order_at_the_python_receiver_postgres(
+) {
+    let (app, mut admin, name) = spawn_app_on_fresh_postgres().await;
+    parallel_and_ordered_at_the_python_receiver(&app).await;
+    drop_database(&mut admin, &name).await;
+}
+
+/// Two servers' workers (bound 3 each) and a receiver that takes 0.3 s per
+/// webhook under /slow/: the parallel subscription's requests overlap, never
+/// more than 3 at once, each event once; the ordered one's never overlap and
+/// come in event order.
+async fn parallel_and_ordered_at_the_python_receiver(app: &TestApp) {
+    let Some(python) = webhook_python() else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "no Python with the standardwebhooks package: run scripts/peers.sh"
+        );
+        eprintln!("SKIPPED: no Python with standardwebhooks (scripts/peers.sh installs it)");
+        return;
+    };
+    let rx = PythonReceiver::start(&python).await;
+    let base = format!("http://127.0.0.1:{}", rx.port);
+    app.register("chat", "v0", json!({})).await;
+    let filter = json!({"models": ["chat"], "events": ["version.registered"]});
+    let ordered = subscribe(app, "ordered", &format!("{base}/slow/ordered"), filter.clone()).await;
+    assert_eq!(ordered["parallel"], false, "in order unless asked: {ordered}");
+    let res = app
+        .post_json(
+            "/api/v1/subscriptions",
+            &json!({"name": "fast", "url": format!("{base}/slow/fast"), "filter": filter, "parallel": true}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let fast: Value = res.json().await.expect("JSON");
+    assert_eq!(fast["parallel"], true);
+    let shown = app.get_json("/api/v1/subscriptions/fast").await;
+    assert_eq!(shown["parallel"], true, "{shown}");
+    for s in [&ordered, &fast] {
+        rx.add_secret(s["secret"].as_str().expect("secret"));
+    }
+    for v in 1..=12 {
+        app.register("chat", &format!("v{v}"), json!({})).await;
+    }
+    let expected = registrations(app, "chat").await[1..].to_vec();
+    let settings = NotifySettings {
+        timeout: Duration::from_secs(5),
+        parallel: 3,
+        ..fast_settings()
+    };
+    let first = switchyard::notify::spawn(app.store().await, settings.clone());
+    let second = switchyard::notify::spawn(app.store().await, settings);
+    rx.wait_for("12 events at each", |l| {
+        ["/slow/ordered", "/slow/fast"]
+            .iter()
+            .all(|p| l.iter().filter(|e| e["path"] == *p).count() >= 12)
+    })
+    .await;
+    // Anything sent twice would have arrived by now.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let log = rx.log();
+    first.abort();
+    second.abort();
+    let at = |path: &str| -> Vec<Value> {
+        log.iter().filter(|e| e["path"] == path).cloned().collect()
+    };
+    let (ordered, fast) = (at("/slow/ordered"), at("/slow/fast"));
+    for (name, entries) in [("ordered", &ordered), ("fast", &fast)] {
+        assert_eq!(entries.len(), 12, "{name}: each event once: {entries:?}");
+        assert!(
+            entries.iter().all(|e| e["status"] == 200 && e["verified_by"] != json!([])),
+            "{name}: verified by the standardwebhooks package: {entries:?}"
+        );
+    }
+    let ids = |entries: &[Value]| -> Vec<String> {
+        entries.iter().map(|e| e["id"].as_str().unwrap_or("").to_owned()).collect()
+    };
+    // Logged when answered: the ordered one's answers come in event order, one at a time.
+    assert_eq!(ids(&ordered), expected, "the ordered subscription: in event order");
+    let most = |entries: &[Value]| entries.iter().filter_map(|e| e["in_flight"].as_i64()).max().unwrap_or(0);
+    assert_eq!(most(&ordered), 1, "the ordered subscription's requests never overlap");
+    let mut arrived = ids(&fast);
+    arrived.sort();
+    let mut all = expected.clone();
+    all.sort();
+    assert_eq!(arrived, all, "the parallel subscription: every event once");
+    let overlap = most(&fast);
+    assert!(
+        (2..=3).contains(&overlap),
+        "the parallel subscription: several at once, at most the bound (3): {overlap}"
+    );
+    // Sent one after the other, 12 requests of 0.3 s take 3.6 s at least; the
+    // parallel ones finish in a fraction of that.
+    let span = |entries: &[Value]| {
+        let first = entries.iter().filter_map(|e| e["started"].as_f64()).fold(f64::MAX, f64::min);
+        let last = entries.iter().filter_map(|e| e["ended"].as_f64()).fold(0.0, f64::max);
+        last - first
+    };
+    let (ordered_s, fast_s) = (span(&ordered), span(&fast));
+    assert!(ordered_s >= 3.5, "ordered took {ordered_s:.2} s");
+    assert!(fast_s < ordered_s * 0.7, "parallel took {fast_s:.2} s, ordered {ordered_s:.2} s");
+    eprintln!("12 deliveries of 0.3 s each: ordered {ordered_s:.2} s, parallel (bound 3) {fast_s:.2} s");
+}
+
 // ---- command line ----
 
 /// `switchyard subscription …` against the test's server with its admin token.
@@ -1363,14 +1474,28 @@ async fn the_cli_adds_lists_shows_tests_and_removes_subscriptions_over_the_api()
         text(&bad.stderr)
     );
 
+    let fast = cli(
+        &app,
+        &["add", "--name", "cli-fast", "--url", &url, "--parallel"],
+    );
+    assert!(fast.status.success(), "{}", text(&fast.stderr));
+
     let listed = cli(&app, &["list"]);
     assert!(listed.status.success());
-    let line = text(&listed.stdout);
+    let out = text(&listed.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
     assert!(
-        line.starts_with("cli-hook\twebhook\tactive\thttp://127.0.0.1:"),
-        "{line}"
+        lines[0].starts_with("cli-fast\twebhook\tactive\thttp://127.0.0.1:")
+            && lines[0].ends_with("\tparallel"),
+        "{out}"
     );
-    assert!(!line.contains(&secret));
+    assert!(
+        lines[1].starts_with("cli-hook\twebhook\tactive\thttp://127.0.0.1:")
+            && lines[1].ends_with("\tin order"),
+        "{out}"
+    );
+    assert!(!out.contains(&secret));
 
     let shown = cli(&app, &["show", "cli-hook"]);
     let shown: Value = serde_json::from_slice(&shown.stdout).expect("JSON");

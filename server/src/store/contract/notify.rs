@@ -31,6 +31,8 @@ contract_tests!(
     two_servers_claiming_runs_at_once_never_split_a_subscriptions_line,
     a_configured_subscription_is_created_updated_in_place_with_its_deliveries_or_left_alone,
     an_attempts_own_event_is_recorded_exactly_when_its_delivery_is_marked_delivered,
+    a_parallel_subscriptions_deliveries_are_claimed_together_up_to_the_bound_past_a_failed_one_while_an_ordered_one_keeps_its_line,
+    several_servers_claiming_a_parallel_subscription_at_once_get_each_delivery_once,
 );
 
 fn subscription(name: &str, filter: Filter) -> NewSubscription {
@@ -41,6 +43,7 @@ fn subscription(name: &str, filter: Filter) -> NewSubscription {
         filter,
         secret: crate::notify::new_secret(),
         options: serde_json::Value::Null,
+        parallel: false,
     }
 }
 
@@ -1001,7 +1004,7 @@ async fn runs_of_a_subscriptions_line_are_claimed_in_order_up_to_the_first_deliv
         let db = db.clone();
         async move {
             db.store
-                .claim_runs(owner, now, later(30), limit, run)
+                .claim_runs(owner, now, later(30), limit, run, 8)
                 .await
                 .expect("claim")
         }
@@ -1138,7 +1141,7 @@ async fn two_servers_claiming_runs_at_once_never_split_a_subscriptions_line(
             let mut got = Vec::new();
             for _ in 0..4 {
                 let claimed = store
-                    .claim_runs(&format!("w{n}"), Timestamp::now(), later(30), 6, 3)
+                    .claim_runs(&format!("w{n}"), Timestamp::now(), later(30), 6, 3, 8)
                     .await
                     .expect("claim");
                 got.extend(
@@ -1179,6 +1182,7 @@ fn write_back(url: &str, environments: &[&str]) -> NewSubscription {
         },
         secret: String::new(),
         options: json!({ "aliases": { "production": ["champion"] } }),
+        parallel: false,
     }
 }
 
@@ -1309,4 +1313,182 @@ async fn an_attempts_own_event_is_recorded_exactly_when_its_delivery_is_marked_d
             .map(|d| d.status),
         Some(DeliveryStatus::Delivered)
     );
+}
+
+fn parallel(name: &str) -> NewSubscription {
+    NewSubscription {
+        parallel: true,
+        ..subscription(name, models(&["chat"]))
+    }
+}
+
+async fn a_parallel_subscriptions_deliveries_are_claimed_together_up_to_the_bound_past_a_failed_one_while_an_ordered_one_keeps_its_line(
+    db: std::sync::Arc<TestDb>,
+) {
+    let ordered = db
+        .store
+        .create_subscription(subscription("ordered", models(&["chat"])), "admin", at(0))
+        .await
+        .expect("create");
+    assert!(!ordered.parallel, "in order unless asked");
+    let p = db
+        .store
+        .create_subscription(parallel("fast"), "admin", at(0))
+        .await
+        .expect("create");
+    assert!(p.parallel);
+    let stored = db.store.get_subscription("fast").await.expect("read");
+    assert!(stored.is_some_and(|s| s.parallel), "stored");
+    for v in 1..=6 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    let mut p_ids: Vec<i64> = db
+        .store
+        .recent_deliveries(p.id, 10)
+        .await
+        .expect("deliveries")
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    p_ids.sort_unstable();
+    assert_eq!(p_ids.len(), 6);
+    let claim = |owner: &'static str| {
+        let store = db.store.clone();
+        async move {
+            store
+                .claim_runs(owner, Timestamp::now(), later(30), 32, 1, 4)
+                .await
+                .expect("claim")
+        }
+    };
+    let of = |claimed: &[ClaimedDelivery], id: i64| -> Vec<i64> {
+        let mut ids: Vec<i64> = claimed
+            .iter()
+            .filter(|c| c.subscription.id == id)
+            .map(|c| c.delivery.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+
+    // The ordered one: its head only. The parallel one: its four oldest at once (the bound).
+    let first = claim("w1").await;
+    let ordered_head = of(&first, ordered.id);
+    assert_eq!(ordered_head.len(), 1, "{:?}", event_ids(&first));
+    assert_eq!(of(&first, p.id), p_ids[..4].to_vec());
+    assert!(first
+        .iter()
+        .filter(|c| c.subscription.id == p.id)
+        .all(|c| c.subscription.parallel && c.event.is_some() && c.secrets.len() == 1));
+
+    // Four in flight: nothing more of it, whoever asks; the ordered line waits for its head.
+    assert!(claim("w2").await.is_empty());
+
+    // Its second finishes before its first: the fifth may go (four in flight again), not the sixth.
+    assert!(db
+        .store
+        .finish_delivery(p_ids[1], "w1", delivered(), Timestamp::now())
+        .await
+        .expect("finish"));
+    let second = claim("w2").await;
+    assert_eq!(of(&second, p.id), vec![p_ids[4]]);
+    assert!(of(&second, ordered.id).is_empty());
+
+    // Its first fails and waits for its retry: the sixth does not wait for it.
+    assert!(db
+        .store
+        .finish_delivery(p_ids[0], "w1", failed(60, 10), Timestamp::now())
+        .await
+        .expect("finish"));
+    let third = claim("w3").await;
+    assert_eq!(of(&third, p.id), vec![p_ids[5]]);
+    assert!(of(&third, ordered.id).is_empty(), "the ordered head is still leased");
+
+    // The ordered one's failed head holds back the rest of its line.
+    assert!(db
+        .store
+        .finish_delivery(ordered_head[0], "w1", failed(60, 10), Timestamp::now())
+        .await
+        .expect("finish"));
+    assert!(claim("w4").await.is_empty());
+
+    // With a bound of 1 a parallel subscription is claimed one at a time, but not in order:
+    // its failed first delivery does not hold back the others.
+    for (id, owner) in [(p_ids[2], "w1"), (p_ids[3], "w1"), (p_ids[4], "w2")] {
+        assert!(db
+            .store
+            .finish_delivery(id, owner, delivered(), Timestamp::now())
+            .await
+            .expect("finish"));
+    }
+    let none_left = db
+        .store
+        .claim_runs("w5", Timestamp::now(), later(30), 32, 1, 1)
+        .await
+        .expect("claim");
+    assert!(none_left.is_empty(), "the sixth is in flight: {:?}", event_ids(&none_left));
+    // At +61 s the sixth's lease has run out and the first is due again: the oldest of them goes.
+    let retried = db
+        .store
+        .claim_runs("w5", later(61), later(90), 32, 1, 1)
+        .await
+        .expect("claim");
+    assert_eq!(of(&retried, p.id), vec![p_ids[0]]);
+    assert_eq!(of(&retried, ordered.id), ordered_head);
+}
+
+async fn several_servers_claiming_a_parallel_subscription_at_once_get_each_delivery_once(
+    db: std::sync::Arc<TestDb>,
+) {
+    let p = db
+        .store
+        .create_subscription(parallel("fast"), "admin", at(0))
+        .await
+        .expect("create");
+    for v in 1..=24 {
+        register(&db, &format!("chat:v{v}"), at(v)).await;
+    }
+    let other = db.another_server().await;
+    let mut tasks = Vec::new();
+    for (n, store) in [db.store.clone(), other.clone(), db.store.clone(), other]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("w{n}");
+            let mut got = Vec::new();
+            // Until nothing is pending (a claim that meets another's locked rows skips them).
+            let started = std::time::Instant::now();
+            while store.queue_stats().await.expect("stats").pending > 0 {
+                assert!(started.elapsed() < std::time::Duration::from_secs(20), "{owner}: still pending");
+                let claimed = store
+                    .claim_runs(&owner, Timestamp::now(), later(30), 3, 1, 64)
+                    .await
+                    .expect("claim");
+                let ids: Vec<i64> = claimed.iter().map(|c| c.delivery.id).collect();
+                let finished = ids
+                    .iter()
+                    .map(|id| (*id, delivered(), Timestamp::now()))
+                    .collect();
+                let recorded = store
+                    .finish_deliveries(&owner, finished)
+                    .await
+                    .expect("finish");
+                assert!(recorded.iter().all(|ok| *ok), "{owner} holds what it claimed");
+                got.extend(ids);
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "claimed twice: {all:?}");
+    assert_eq!(distinct.len(), 24, "{all:?}");
+    let shown = db.store.recent_deliveries(p.id, 50).await.expect("deliveries");
+    assert!(shown
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Delivered && d.attempts == 1));
 }
