@@ -407,6 +407,8 @@ pub struct FreezeForm {
 pub struct SavedPolicy {
     pub environment: String,
     pub policy: EnvPolicy,
+}
+
 /// The Analysis page: every analysis template, the templates each cluster
 /// attaches, and why the signed-in user may not change them (none: they may).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

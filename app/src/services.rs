@@ -214,6 +214,7 @@ pub trait Services: Send + Sync + 'static {
         &self,
         id: i64,
     ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError>;
+
     /// Every analysis template and what each cluster attaches (any signed-in user).
     async fn analysis(&self) -> Result<AnalysisView, AppError>;
 

@@ -1126,6 +1126,8 @@ impl Services for StoreServices {
 
     async fn approve_override(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeOverride, AppError> {
         release::approve_override(&self.state, &self.identity, id).await
+    }
+
     async fn analysis(&self) -> Result<AnalysisView, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
         let store = &self.state.store;
