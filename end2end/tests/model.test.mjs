@@ -67,9 +67,11 @@ test('after zooming, every bar and marker hovered shows its own words; 24 hours 
     const n = Math.min(await items.count(), 12);
     for (let i = 0; i < n; i++) {
       const item = items.nth(i);
-      const box = await item.boundingBox();
+      // The shape itself: a short bar's label written above it reaches past it.
+      const shape = item.locator('rect.bar-fill, path, rect').first();
+      const box = await shape.boundingBox();
       if (!box || box.width < 1) continue;
-      await item.hover({ force: true });
+      await shape.hover({ force: true });
       const own = await item.getAttribute('aria-label');
       await page.waitForFunction((text) => document.querySelector('.timeline-detail').textContent === text, own, { timeout: 5_000 });
     }

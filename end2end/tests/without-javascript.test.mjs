@@ -143,7 +143,8 @@ test('with JavaScript the confirmation dialog is in view, focused, and Escape cl
   assert.ok(await dialog.isVisible());
   const box = await dialog.boundingBox();
   const viewport = page.viewportSize();
-  assert.ok(box && box.y >= 0 && box.y + box.height <= viewport.height, `dialog in view: ${JSON.stringify(box)}`);
+  // Within a pixel: layout positions are fractional.
+  assert.ok(box && box.y >= -1 && box.y + box.height <= viewport.height + 1, `dialog in view: ${JSON.stringify(box)}`);
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
   assert.deepEqual(errors, []);

@@ -642,14 +642,17 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
         (version_id.clone(), steps_id.clone(), reason_id.clone());
     let dialog_id = format!("confirm-{slug}");
     let confirm_page = format!("/clusters/{name}/confirm");
+    let dialog = NodeRef::<leptos::html::Div>::new();
     let confirm_button = NodeRef::<leptos::html::Button>::new();
     let cancel_button = NodeRef::<leptos::html::Button>::new();
-    // The dialog is brought into view and takes the focus when it opens.
+    // The dialog is brought into view (all of it) and its first button takes
+    // the focus when it opens.
     Effect::new(move |_| {
         if asking.get().is_some() {
-            let target = confirm_button.get().or_else(|| cancel_button.get());
-            if let Some(button) = target {
-                button.scroll_into_view_with_bool(false);
+            if let Some(dialog) = dialog.get() {
+                dialog.scroll_into_view_with_bool(false);
+            }
+            if let Some(button) = confirm_button.get().or_else(|| cancel_button.get()) {
                 let _ = button.focus();
             }
         }
@@ -702,7 +705,7 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                 let ok = text.is_ok();
                 let title = format!("Confirm the {}", kind.words());
                 view! {
-                    <div class="confirm" role="alertdialog" aria-modal="false" aria-labelledby=format!("{dialog_id}-t") aria-describedby=format!("{dialog_id}-d")
+                    <div class="confirm" node_ref=dialog role="alertdialog" aria-modal="false" aria-labelledby=format!("{dialog_id}-t") aria-describedby=format!("{dialog_id}-d")
                         on:keydown=move |ev| if ev.key() == "Escape" { ev.prevent_default(); asking.set(None); }>
                         <p class="confirm-title" id=format!("{dialog_id}-t")><strong>{title}</strong></p>
                         <p id=format!("{dialog_id}-d")>{match text {
