@@ -70,11 +70,27 @@ pub fn SubscriptionsPage() -> impl IntoView {
     let refresh = RwSignal::new(0_u32);
     let list = Resource::new(move || refresh.get(), |_| get_subscriptions());
     let create = ServerAction::<CreateSubscription>::new();
+    // One test action for the whole table, owned here and not by a row: a
+    // successful test refreshes the list, which rebuilds every row, and the
+    // answer ("queued" or why not) must outlive that rebuild.
+    let test = ServerAction::<SendTestMessage>::new();
+    let tested = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        if let Some(input) = test.input().get() {
+            tested.set(input.name);
+        }
+    });
     Effect::new(move |_| {
         if let Some(Ok(_)) = create.value().get() {
             refresh.update(|n| *n += 1);
         }
     });
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = test.value().get() {
+            refresh.update(|n| *n += 1);
+        }
+    });
+    let tests = RowTests { action: test, tested };
     view! {
         <Title text="Subscriptions · Switchyard"/>
         <div class="page-head">
@@ -88,7 +104,7 @@ pub fn SubscriptionsPage() -> impl IntoView {
         <Transition fallback=|| view! { <Loading what="the subscriptions"/> }>
             {move || Suspend::new(async move {
                 match list.await {
-                    Ok(s) => view! { <SubscriptionsBody s refresh create/> }.into_any(),
+                    Ok(s) => view! { <SubscriptionsBody s create tests/> }.into_any(),
                     Err(error) => view! { <ErrorNote doing="load the subscriptions" error/> }.into_any(),
                 }
             })}
@@ -99,8 +115,8 @@ pub fn SubscriptionsPage() -> impl IntoView {
 #[component]
 fn SubscriptionsBody(
     s: Subscriptions,
-    refresh: RwSignal<u32>,
     create: ServerAction<CreateSubscription>,
+    tests: RowTests,
 ) -> impl IntoView {
     let Subscriptions {
         rows,
@@ -115,7 +131,7 @@ fn SubscriptionsBody(
             <table class="subscriptions">
                 <ColumnHeads names=&["Name", "Kind", "Destination", "Events", "Models", "Environments", "Clusters", "Health", ""]/>
                 <tbody>
-                    {rows.into_iter().map(|r| view! { <Row r refresh/> }).collect_view()}
+                    {rows.into_iter().map(|r| view! { <Row r tests/> }).collect_view()}
                 </tbody>
             </table>
         }
@@ -180,18 +196,24 @@ fn Created(name: String, secret: Option<String>) -> impl IntoView {
     }
 }
 
+/// The table's "Send test" action and the subscription it was last sent for.
+#[derive(Clone, Copy)]
+struct RowTests {
+    action: ServerAction<SendTestMessage>,
+    tested: RwSignal<String>,
+}
+
 #[component]
-fn Row(r: SubscriptionRow, refresh: RwSignal<u32>) -> impl IntoView {
-    let test = ServerAction::<SendTestMessage>::new();
+fn Row(r: SubscriptionRow, tests: RowTests) -> impl IntoView {
+    let RowTests { action: test, tested } = tests;
     let href = format!("/subscriptions/{}", r.name);
     let health = health_words(&r);
     let warning = r.warning.clone().unwrap_or_else(|| "ok".to_owned());
     let name = r.name.clone();
-    Effect::new(move |_| {
-        if let Some(Ok(_)) = test.value().get() {
-            refresh.update(|n| *n += 1);
-        }
-    });
+    let this_row = {
+        let name = name.clone();
+        move || tested.with(|t| *t == name)
+    };
     view! {
         <tr data-subscription=r.name.clone()>
             <td><a class="mono" href=href>{r.name.clone()}</a></td>
@@ -208,7 +230,7 @@ fn Row(r: SubscriptionRow, refresh: RwSignal<u32>) -> impl IntoView {
                     <input type="hidden" name="name" value=name/>
                     <button type="submit" class="button secondary">"Send test"</button>
                 </ActionForm>
-                {move || test.value().get().map(|r| match r {
+                {move || this_row().then(|| test.value().get()).flatten().map(|r| match r {
                     Ok(_) => view! { <span class="done" role="status">"Test message queued."</span> }.into_any(),
                     Err(e) => view! { <span class="error" role="alert">{format!("Not sent: {}", e.message)}</span> }.into_any(),
                 })}
