@@ -94,6 +94,9 @@ test('an admin adds a webhook in the console, sees its secret once, and a test m
 
   await row.getByRole('button', { name: 'Send test' }).click();
   await row.locator('.done').waitFor();
+  // The list is re-read after the test is queued (the row is rebuilt); the answer stays.
+  await page.waitForLoadState('networkidle');
+  assert.equal(await row.locator('.done').count(), 1, 'the answer outlives the refresh of the list');
   const hit = await waitFor('the test message', () => received.find((r) => r.path === '/hook'));
   assert.ok(hit.headers['webhook-signature']?.startsWith('v1,'), 'signed (Standard Webhooks)');
   assert.ok(hit.headers['webhook-id'], 'a webhook-id');
@@ -122,6 +125,9 @@ test('a subscription that cannot deliver is a warning on everyone\'s overview; t
   assert.doesNotMatch(await row.textContent(), /s3cr3t-path/, 'the URL is shown without its secret path');
   await row.getByRole('button', { name: 'Send test' }).click();
   await row.locator('.done').waitFor();
+  // The list is re-read after the test is queued (the row is rebuilt); the answer stays.
+  await page.waitForLoadState('networkidle');
+  assert.equal(await row.locator('.done').count(), 1, 'the answer outlives the refresh of the list');
 
   // dave, a deployer, sees the warning (without the admin's link) and no Subscriptions page.
   const dave = await openPage(browser, { user: 'dave' });
