@@ -932,7 +932,11 @@ impl Served {
             .arg("serve")
             .env("DATABASE_URL", database_url)
             .env("SWITCHYARD_ADDR", "127.0.0.1:0")
-            .env("SWITCHYARD_OPERATION_LEASE_MS", "1000")
+            // Long enough that a renewal is never late on a loaded 2-core
+            // machine (at 1 s, a load average of 10 lost leases mid-step and
+            // added interruptions the test did not cause); short enough that
+            // the restarted binary takes over a killed one's lease quickly.
+            .env("SWITCHYARD_OPERATION_LEASE_MS", "3000")
             .env("SWITCHYARD_OPERATION_POLL_MS", "20")
             .env_remove("LOG_FORMAT")
             .stdout(out)
