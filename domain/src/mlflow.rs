@@ -275,7 +275,9 @@ pub fn parse_mapping<'a>(
         }
         if let Some(previous) = out.insert(name.clone(), env.clone()) {
             if previous != env {
-                return Err(format!("{what}: {name} is mapped to both {previous} and {env}"));
+                return Err(format!(
+                    "{what}: {name} is mapped to both {previous} and {env}"
+                ));
             }
         }
     }
@@ -294,7 +296,9 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
         return Err("the model name pattern is longer than 256 characters".into());
     }
     if pattern.chars().any(char::is_control) {
-        return Err(format!("the model name pattern {pattern:?} holds a control character"));
+        return Err(format!(
+            "the model name pattern {pattern:?} holds a control character"
+        ));
     }
     if let Some(c) = pattern.chars().find(|c| matches!(c, '[' | ']' | '{' | '}')) {
         return Err(format!(
@@ -521,29 +525,50 @@ mod tests {
     }
 
     #[test]
-    fn patterns_with_another_globs_syntax_or_control_characters_are_refused_with_the_wildcards_named() {
+    fn patterns_with_another_globs_syntax_or_control_characters_are_refused_with_the_wildcards_named(
+    ) {
         assert_eq!(check_pattern("fraud-*"), Ok(()));
         assert_eq!(check_pattern("m?del v2"), Ok(()));
         let bracket = check_pattern("fraud-[ab]").expect_err("refused");
-        assert!(bracket.contains("only * (any run of characters) and ? (one character)"), "{bracket}");
+        assert!(
+            bracket.contains("only * (any run of characters) and ? (one character)"),
+            "{bracket}"
+        );
         assert!(check_pattern("{a,b}").is_err());
         assert!(check_pattern("  ").expect_err("refused").contains("empty"));
-        assert!(check_pattern("a\nb").expect_err("refused").contains("control"));
-        assert!(check_pattern(&"*".repeat(257)).expect_err("refused").contains("256"));
+        assert!(check_pattern("a\nb")
+            .expect_err("refused")
+            .contains("control"));
+        assert!(check_pattern(&"*".repeat(257))
+            .expect_err("refused")
+            .contains("256"));
     }
 
     #[test]
     fn mappings_name_the_unknown_environment_and_a_name_mapped_twice() {
         let known = ["staging".to_owned(), "production".to_owned()];
-        let m = parse_mapping(["champion=production", " ", "challenger = staging"], &known, "alias")
-            .expect("read");
+        let m = parse_mapping(
+            ["champion=production", " ", "challenger = staging"],
+            &known,
+            "alias",
+        )
+        .expect("read");
         assert_eq!(m["champion"], "production");
         assert_eq!(m["challenger"], "staging");
         let unknown = parse_mapping(["champion=prod"], &known, "alias").expect_err("refused");
-        assert_eq!(unknown, "alias champion=prod: unknown environment \"prod\" (known: staging, production)");
-        let twice = parse_mapping(["a=staging", "a=production"], &known, "alias").expect_err("refused");
-        assert!(twice.contains("a is mapped to both staging and production"), "{twice}");
-        assert!(parse_mapping(["champion"], &known, "alias").expect_err("refused").contains("NAME=ENVIRONMENT"));
+        assert_eq!(
+            unknown,
+            "alias champion=prod: unknown environment \"prod\" (known: staging, production)"
+        );
+        let twice =
+            parse_mapping(["a=staging", "a=production"], &known, "alias").expect_err("refused");
+        assert!(
+            twice.contains("a is mapped to both staging and production"),
+            "{twice}"
+        );
+        assert!(parse_mapping(["champion"], &known, "alias")
+            .expect_err("refused")
+            .contains("NAME=ENVIRONMENT"));
     }
 
     #[test]

@@ -1879,7 +1879,10 @@ async fn sign_in(app: &helpers::TestApp, username: &str) -> Browser {
         .json()
         .await
         .expect("JSON");
-    let csrf = user["csrf_token"].as_str().expect("a CSRF token").to_owned();
+    let csrf = user["csrf_token"]
+        .as_str()
+        .expect("a CSRF token")
+        .to_owned();
     Browser { cookie, csrf }
 }
 
@@ -1928,7 +1931,10 @@ async fn finished_import(app: &helpers::TestApp, id: &str, ada: &Browser) -> Val
         if run["state"] != "running" {
             return run;
         }
-        assert!(Instant::now() < deadline, "import {id} still running after 60 s: {run}");
+        assert!(
+            Instant::now() < deadline,
+            "import {id} still running after 60 s: {run}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -1959,34 +1965,81 @@ async fn console_scenario(m: &Mlflow) {
     ];
     let form = |uri: &str, extra: &[(&'static str, &'static str)]| {
         let mut f: Vec<(&str, String)> = vec![("tracking_uri", uri.to_owned())];
-        f.extend(mapping.iter().chain(extra).map(|(k, v)| (*k, (*v).to_owned())));
+        f.extend(
+            mapping
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (*k, (*v).to_owned())),
+        );
         f
     };
 
     // Not an admin: refused, naming the role, and the header has no link.
     let (status, refused) = server_fn(&app, "get_mlflow_imports", &[], &dave).await;
     assert_eq!(status, 403, "{refused}");
-    assert!(refused["message"].as_str().unwrap_or_default().contains("admin"), "{refused}");
-    let (status, refused) =
-        server_fn(&app, "start_mlflow_import", &[("tracking_uri", m.url.as_str())], &dave).await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("admin"),
+        "{refused}"
+    );
+    let (status, refused) = server_fn(
+        &app,
+        "start_mlflow_import",
+        &[("tracking_uri", m.url.as_str())],
+        &dave,
+    )
+    .await;
     assert_eq!(status, 403, "{refused}");
     let html = page_html(&app, "/import/mlflow", &dave).await;
     assert!(html.contains("admin"), "the page says why: {html}");
-    assert!(!html.contains("href=\"/import/mlflow\""), "no link for a deployer");
-    assert!(page_html(&app, "/", &ada).await.contains("href=\"/import/mlflow\""), "an admin's header links the page");
+    assert!(
+        !html.contains("href=\"/import/mlflow\""),
+        "no link for a deployer"
+    );
+    assert!(
+        page_html(&app, "/", &ada)
+            .await
+            .contains("href=\"/import/mlflow\""),
+        "an admin's header links the page"
+    );
 
     // Bad input: a clear refusal, nothing started, nothing imported.
     let closed = format!("http://127.0.0.1:{}", free_port());
     let not_mlflow = app.address.clone();
     for (fields, status, words) in [
-        (form(&closed, &[]), 422, "did not answer while checking it answers as an MLflow registry"),
+        (
+            form(&closed, &[]),
+            422,
+            "did not answer while checking it answers as an MLflow registry",
+        ),
         (form(&not_mlflow, &[]), 422, "Nothing was imported"),
         (form("ftp://mlflow:21", &[]), 422, "http:// or https://"),
-        (form(&m.url, &[("models", "fraud-[ab]")]), 422, "only * (any run of characters) and ? (one character) are wildcards"),
-        (vec![("tracking_uri", m.url.clone()), ("aliases", "champion=moon".into())], 422, "alias champion=moon: unknown environment \"moon\""),
-        (form(&m.url, &[("credential", "prod")]), 422, "no MLflow source named \"prod\" is configured on this server"),
+        (
+            form(&m.url, &[("models", "fraud-[ab]")]),
+            422,
+            "only * (any run of characters) and ? (one character) are wildcards",
+        ),
+        (
+            vec![
+                ("tracking_uri", m.url.clone()),
+                ("aliases", "champion=moon".into()),
+            ],
+            422,
+            "alias champion=moon: unknown environment \"moon\"",
+        ),
+        (
+            form(&m.url, &[("credential", "prod")]),
+            422,
+            "no MLflow source named \"prod\" is configured on this server",
+        ),
         (form(&m.url, &[("prefix", "Team/")]), 422, "prefix"),
-        (form(&m.url, &[("dry_run", "perhaps")]), 422, "dry_run must be true or false"),
+        (
+            form(&m.url, &[("dry_run", "perhaps")]),
+            422,
+            "dry_run must be true or false",
+        ),
     ] {
         let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (got, answer) = server_fn(&app, "start_mlflow_import", &refs, &ada).await;
@@ -2005,7 +2058,11 @@ async fn console_scenario(m: &Mlflow) {
     assert_eq!(status, 200, "{started}");
     let dry = finished_import(&app, started["id"].as_str().expect("an id"), &ada).await;
     assert_eq!(dry["state"], "done", "{dry}");
-    assert_eq!((dry["created"].as_u64(), dry["refused"].as_u64()), (Some(9), Some(3)), "{dry}");
+    assert_eq!(
+        (dry["created"].as_u64(), dry["refused"].as_u64()),
+        (Some(9), Some(3)),
+        "{dry}"
+    );
     for line in [
         "create    fraud-detector:v2 ← MLflow \"Fraud Detector\" version 2 (stage production, pinned in production; alias champion)",
         "create    ranker:v4 ← MLflow \"ranker\" version 4 (stage staging)",
@@ -2013,9 +2070,24 @@ async fn console_scenario(m: &Mlflow) {
     ] {
         assert!(has_line(&dry, line), "missing {line:?}: {dry}");
     }
-    assert!(dry["lines"].to_string().contains("refused   MLflow model \\\"!!!\\\""), "{dry}");
-    assert!(dry["summary"].as_str().unwrap_or_default().starts_with("dry run from "), "{dry}");
-    assert_eq!(import_events(&store).await.len(), 0, "a dry run writes nothing");
+    assert!(
+        dry["lines"]
+            .to_string()
+            .contains("refused   MLflow model \\\"!!!\\\""),
+        "{dry}"
+    );
+    assert!(
+        dry["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("dry run from "),
+        "{dry}"
+    );
+    assert_eq!(
+        import_events(&store).await.len(),
+        0,
+        "a dry run writes nothing"
+    );
 
     // Without JavaScript: the form post is sent on to the import's page,
     // which reloads itself while the import runs (slowed by the relay).
@@ -2027,7 +2099,10 @@ async fn console_scenario(m: &Mlflow) {
         .header(reqwest::header::ORIGIN, &app.address)
         .header(reqwest::header::COOKIE, &ada.cookie)
         .header(reqwest::header::ACCEPT, "text/html")
-        .header(reqwest::header::REFERER, format!("{}/import/mlflow", app.address))
+        .header(
+            reqwest::header::REFERER,
+            format!("{}/import/mlflow", app.address),
+        )
         .form(&fields)
         .send()
         .await
@@ -2039,27 +2114,58 @@ async fn console_scenario(m: &Mlflow) {
         .and_then(|v| v.to_str().ok())
         .expect("sent on")
         .to_owned();
-    let id = location.strip_prefix("/import/mlflow/").expect("the import's page").to_owned();
+    let id = location
+        .strip_prefix("/import/mlflow/")
+        .expect("the import's page")
+        .to_owned();
     let html = page_html(&app, &location, &ada).await;
     assert!(html.contains("running: "), "{html}");
-    assert!(html.contains(r#"<meta http-equiv="refresh" content="2">"#), "reloads while running: {html}");
+    assert!(
+        html.contains(r#"<meta http-equiv="refresh" content="2">"#),
+        "reloads while running: {html}"
+    );
     // A second import while one runs on this server is refused.
-    let (status, busy) = server_fn(&app, "start_mlflow_import", &[("tracking_uri", m.url.as_str())], &ada).await;
+    let (status, busy) = server_fn(
+        &app,
+        "start_mlflow_import",
+        &[("tracking_uri", m.url.as_str())],
+        &ada,
+    )
+    .await;
     assert_eq!(status, 409, "{busy}");
-    assert!(busy["message"].as_str().unwrap_or_default().contains("is still running"), "{busy}");
+    assert!(
+        busy["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is still running"),
+        "{busy}"
+    );
     let done = finished_import(&app, &id, &ada).await;
     assert_eq!(done["state"], "done", "{done}");
-    assert_eq!((done["created"].as_u64(), done["refused"].as_u64()), (Some(9), Some(3)), "{done}");
+    assert_eq!(
+        (done["created"].as_u64(), done["refused"].as_u64()),
+        (Some(9), Some(3)),
+        "{done}"
+    );
     assert_eq!(done["models_total"], 6, "{done}");
     assert!(has_line(&done, "created   fraud-detector:v2 ← MLflow \"Fraud Detector\" version 2 (stage production, pinned in production; alias champion)"), "{done}");
     let html = page_html(&app, &location, &ada).await;
-    assert!(!html.contains("http-equiv=\"refresh\""), "no reload once done");
-    assert!(html.contains("created") && html.contains("fraud-detector:v2"), "{html}");
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "no reload once done"
+    );
+    assert!(
+        html.contains("created") && html.contains("fraud-detector:v2"),
+        "{html}"
+    );
     assert_eq!(version_count(&store, "fraud-detector").await, 3);
     assert_eq!(version_count(&store, "ranker").await, 5);
     let imported = import_events(&store).await;
     assert!(
-        imported.iter().filter(|e| e.action == "version.registered").all(|e| e.details["import"]["started_by"] == "ada"),
+        imported
+            .iter()
+            .filter(|e| e.action == "version.registered")
+            .all(|e| e.details["import"]["started_by"] == "ada"),
         "each registration names who started the import"
     );
 
@@ -2074,9 +2180,16 @@ async fn console_scenario(m: &Mlflow) {
     let stopped = finished_import(&fresh, started["id"].as_str().expect("an id"), &ada2).await;
     assert_eq!(stopped["state"], "stopped", "{stopped}");
     let why = stopped["stopped"].as_str().unwrap_or_default();
-    assert!(why.contains("at MLflow model \"ranker\"") && why.contains("HTTP 500"), "{why}");
+    assert!(
+        why.contains("at MLflow model \"ranker\"") && why.contains("HTTP 500"),
+        "{why}"
+    );
     let fresh_store = fresh.store().await;
-    assert_eq!(version_count(&fresh_store, "ranker").await, 0, "nothing of ranker half-imported");
+    assert_eq!(
+        version_count(&fresh_store, "ranker").await,
+        0,
+        "nothing of ranker half-imported"
+    );
     *fault.lock().expect("lock") = Fault::None;
     let (_, started) = server_fn(&fresh, "start_mlflow_import", &refs, &ada2).await;
     let resumed = finished_import(&fresh, started["id"].as_str().expect("an id"), &ada2).await;
@@ -2088,11 +2201,31 @@ async fn console_scenario(m: &Mlflow) {
     let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (_, started) = server_fn(&app, "start_mlflow_import", &refs, &ada).await;
     let again = finished_import(&app, started["id"].as_str().expect("an id"), &ada).await;
-    assert_eq!((again["created"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(9)), "{again}");
+    assert_eq!(
+        (again["created"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(9)),
+        "{again}"
+    );
     let (_, page) = server_fn(&app, "get_mlflow_imports", &[], &ada).await;
-    assert_eq!(page["runs"].as_array().map(Vec::len), Some(3), "newest first: {page}");
+    assert_eq!(
+        page["runs"].as_array().map(Vec::len),
+        Some(3),
+        "newest first: {page}"
+    );
     assert_eq!(page["runs"][0]["id"], started["id"]);
-    let (status, unknown) = server_fn(&app, "get_mlflow_import", &[("id", "0123456789abcdef")], &ada).await;
+    let (status, unknown) = server_fn(
+        &app,
+        "get_mlflow_import",
+        &[("id", "0123456789abcdef")],
+        &ada,
+    )
+    .await;
     assert_eq!(status, 404, "{unknown}");
-    assert!(unknown["message"].as_str().unwrap_or_default().contains("kept in the memory of the server"), "{unknown}");
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kept in the memory of the server"),
+        "{unknown}"
+    );
 }
