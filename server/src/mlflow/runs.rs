@@ -125,6 +125,34 @@ impl ImportRuns {
         self.lock().runs.iter().find(|r| r.id == id).cloned()
     }
 
+    /// The credential `request` names: a configured source's, and only
+    /// toward that source's own tracking server.
+    fn credential_for(&self, request: &ImportRequest) -> Result<Option<Credential>, Refusal> {
+        let Some(name) = &request.credential else {
+            return Ok(None);
+        };
+        let sources = self.sources();
+        let Some(source) = sources.iter().find(|s| &s.name == name) else {
+            let known: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+            return Err(Refusal::Invalid(format!(
+                "no MLflow source named {name:?} is configured on this server ({}): \
+                 credentials come from SWITCHYARD_MLFLOW_SOURCES or SWITCHYARD_MLFLOW_FOLLOW, never from the page",
+                if known.is_empty() {
+                    "none is".to_owned()
+                } else {
+                    format!("known: {}", known.join(", "))
+                }
+            )));
+        };
+        if !same_server(&source.tracking_uri, &request.tracking_uri) {
+            return Err(Refusal::Invalid(format!(
+                "the credential of source {name:?} is for {}: it is not sent to {}",
+                source.tracking_uri, request.tracking_uri
+            )));
+        }
+        Ok(source.credential.clone())
+    }
+
     /// Starts an import in the background after asking the tracking server
     /// for one registered model, so an unreachable server, a URL that is not
     /// MLflow or a refused credential is answered at once and nothing runs.
@@ -134,27 +162,7 @@ impl ImportRuns {
         request: ImportRequest,
         started_by: &str,
     ) -> Result<Run, Refusal> {
-        let credential = match &request.credential {
-            None => None,
-            Some(name) => {
-                let sources = self.sources();
-                let Some(source) = sources.iter().find(|s| &s.name == name) else {
-                    let known: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
-                    return Err(Refusal::Invalid(format!(
-                        "no MLflow source named {name:?} is configured on this server ({}): \
-                         credentials come from SWITCHYARD_MLFLOW_SOURCES or SWITCHYARD_MLFLOW_FOLLOW, never from the page",
-                        if known.is_empty() { "none is".to_owned() } else { format!("known: {}", known.join(", ")) }
-                    )));
-                };
-                if !same_server(&source.tracking_uri, &request.tracking_uri) {
-                    return Err(Refusal::Invalid(format!(
-                        "the credential of source {name:?} is for {}: it is not sent to {}",
-                        source.tracking_uri, request.tracking_uri
-                    )));
-                }
-                source.credential.clone()
-            }
-        };
+        let credential = self.credential_for(&request)?;
         let client = Client::new(&request.tracking_uri, credential, super::PAGE_SIZE)
             .map_err(|e| Refusal::Invalid(format!("{e:#}")))?;
         client
@@ -221,5 +229,60 @@ impl ImportRuns {
             }
         });
         Ok(run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn request(uri: &str, credential: Option<&str>) -> ImportRequest {
+        ImportRequest {
+            tracking_uri: uri.to_owned(),
+            pattern: None,
+            aliases: BTreeMap::new(),
+            stages: BTreeMap::new(),
+            prefix: String::new(),
+            credential: credential.map(str::to_owned),
+            dry_run: true,
+        }
+    }
+
+    #[test]
+    fn a_sources_credential_goes_only_to_its_own_tracking_server_and_is_never_shown() {
+        let runs = ImportRuns::default();
+        let source = FollowSettings::new(
+            "research",
+            "http://mlflow-research:5000/",
+            Some(Credential::Basic {
+                user: "switchyard".into(),
+                password: "s3cret".into(),
+            }),
+            ImportOptions::default(),
+            Duration::from_secs(2),
+        )
+        .expect("a source");
+        runs.set_sources(&[source]);
+        let ok = runs.credential_for(&request("http://mlflow-research:5000", Some("research")));
+        assert!(matches!(ok, Ok(Some(Credential::Basic { ref user, .. })) if user == "switchyard"));
+        assert!(matches!(
+            runs.credential_for(&request("http://x:1", None)),
+            Ok(None)
+        ));
+        let elsewhere = runs.credential_for(&request("http://attacker:5000", Some("research")));
+        assert!(
+            matches!(&elsewhere, Err(Refusal::Invalid(why))
+                if why == "the credential of source \"research\" is for http://mlflow-research:5000: it is not sent to http://attacker:5000"),
+            "{elsewhere:?}"
+        );
+        let unknown = runs.credential_for(&request("http://mlflow-research:5000", Some("prod")));
+        assert!(
+            matches!(&unknown, Err(Refusal::Invalid(why)) if why.contains("known: research")),
+            "{unknown:?}"
+        );
+        let described = runs.sources()[0].describe();
+        assert_eq!(described, "user switchyard with the source's password");
+        assert!(!format!("{:?}", runs.sources()).contains("s3cret"));
     }
 }
