@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::data::{ImportRunView, MlflowImportForm};
+use crate::data::ImportRunView;
 use crate::error::AppError;
 
 /// Starts an import from an MLflow registry in the background (admins); a
@@ -28,7 +28,7 @@ pub async fn start_mlflow_import(
             ))
         }
     };
-    let form = MlflowImportForm {
+    let form = crate::data::MlflowImportForm {
         tracking_uri,
         models: models.unwrap_or_default(),
         aliases: aliases.unwrap_or_default(),
