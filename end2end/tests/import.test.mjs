@@ -105,6 +105,15 @@ test('an admin starts a dry run from the import page and watches it finish witho
 
 test('without JavaScript an admin posts the import and its page reloads itself until it is done', async () => {
   const { ctx, page } = await openPage(browser, { user: 'alice', javaScriptEnabled: false });
+  // A server that does not answer: refused on the form, nothing started.
+  await page.goto(`${server.base}/import/mlflow`);
+  await page.getByLabel('Tracking URI (http or https)').fill(`http://127.0.0.1:${await freePort()}`);
+  await Promise.all([
+    page.waitForURL(/\/import\/mlflow/),
+    page.getByRole('button', { name: 'Start import' }).click(),
+  ]);
+  assert.match(await page.locator('p.error').textContent(), /Not started: MLflow at .* did not answer/);
+  assert.equal(await page.locator('table.imports tbody tr').count(), 1, 'only the dry run');
   await page.goto(`${server.base}/import/mlflow`);
   await page.getByLabel('Tracking URI (http or https)').fill(mlflowUrl);
   await page.getByLabel(/^Model names/).fill('?2?*');
