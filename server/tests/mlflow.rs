@@ -721,6 +721,15 @@ async fn fault_scenario(m: &Mlflow, dir: &Path) {
     );
     assert_eq!(version_count(&store, "ranker").await, 0);
 
+    // A pattern in another glob's syntax: refused before MLflow is asked.
+    let bad = import(&db, &uri, &["--models", "fraud-[ab]"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("--models: the model name pattern \"fraud-[ab]\" holds '['"),
+        "{}",
+        stderr(&bad)
+    );
+
     // Unreachable.
     let gone = format!("http://127.0.0.1:{}", free_port());
     let broken = import(&db, &gone, &args);
