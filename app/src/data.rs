@@ -434,7 +434,7 @@ pub struct MlflowImports {
     pub credentials: Vec<CredentialChoice>,
     /// Environments an alias or stage may be mapped to.
     pub environments: Vec<String>,
-    /// Newest first.
+    /// Newest first, without their lines (each run's page has them).
     pub runs: Vec<ImportRunView>,
     /// How many runs a server keeps in memory.
     pub kept: usize,

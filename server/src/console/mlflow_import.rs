@@ -78,7 +78,16 @@ pub(super) async fn page(app: &AppState, user: &SignedInUser) -> Result<MlflowIm
             })
             .collect(),
         environments: environments(app).await?,
-        runs: app.imports.list().into_iter().map(view).collect(),
+        // The list shows counts; each run's lines are on its own page.
+        runs: app
+            .imports
+            .list()
+            .into_iter()
+            .map(|r| ImportRunView {
+                lines: Vec::new(),
+                ..view(r)
+            })
+            .collect(),
         kept: RUNS_KEPT,
     })
 }
