@@ -425,3 +425,78 @@ pub struct ClusterAnalysis {
     pub environment: String,
     pub templates: Vec<String>,
 }
+
+/// The MLflow import page (admins): the credentials an import may name and
+/// this server's recent imports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlflowImports {
+    /// Configured sources whose credential an import may use (never the secret).
+    pub credentials: Vec<CredentialChoice>,
+    /// Environments an alias or stage may be mapped to.
+    pub environments: Vec<String>,
+    /// Newest first, without their lines (each run's page has them).
+    pub runs: Vec<ImportRunView>,
+    /// How many runs a server keeps in memory.
+    pub kept: usize,
+}
+
+/// A configured MLflow source whose credential an import may use, for its own tracking server only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialChoice {
+    pub source: String,
+    pub tracking_uri: String,
+    /// What the credential is, without the secret ("user switchyard with the source's password").
+    pub what: String,
+}
+
+/// One import started from the console, and its progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportRunView {
+    pub id: String,
+    pub started_at: Timestamp,
+    pub started_by: String,
+    pub tracking_uri: String,
+    pub pattern: Option<String>,
+    /// `alias=environment` and `Stage=environment` pairs as given.
+    pub aliases: Vec<String>,
+    pub stages: Vec<String>,
+    pub prefix: String,
+    pub credential: Option<String>,
+    pub dry_run: bool,
+    /// `running`, `done` or `stopped`.
+    pub state: String,
+    pub finished_at: Option<Timestamp>,
+    /// Models this pass reads (0 until listed), and how many it reached (read, imported or refused).
+    pub models_total: usize,
+    pub models_begun: usize,
+    pub versions_read: usize,
+    pub created: usize,
+    pub unchanged: usize,
+    pub conflicts: usize,
+    pub refused: usize,
+    pub gone: usize,
+    /// Each item said, in order: `created   ranker:v1 ← …`, `refused   MLflow model "!!!": …`.
+    pub lines: Vec<String>,
+    /// Why the pass stopped early, naming the item.
+    pub stopped: Option<String>,
+    /// The summary line `switchyard import mlflow` prints, once finished.
+    pub summary: Option<String>,
+}
+
+impl ImportRunView {
+    pub fn running(&self) -> bool {
+        self.state == "running"
+    }
+}
+
+/// The import form as posted: text fields, checked by the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MlflowImportForm {
+    pub tracking_uri: String,
+    pub models: String,
+    pub aliases: String,
+    pub stages: String,
+    pub prefix: String,
+    pub credential: String,
+    pub dry_run: bool,
+}

@@ -149,7 +149,8 @@ impl AppError {
     /// The HTTP status of an answer carrying this error (by its code).
     pub fn http_status(&self) -> u16 {
         match self.code.as_str() {
-            "invalid_input" | "invalid" | "policy_violation" | "prometheus_unreachable" => 422,
+            "invalid_input" | "invalid" | "policy_violation" | "prometheus_unreachable"
+            | "mlflow_unreachable" => 422,
             "illegal_stage_move" | "conflict" => 409,
             "change_freeze" => 423,
             "payload_too_large" => 413,

@@ -25,6 +25,7 @@ use crate::pages::audit_page::AuditLogPage;
 use crate::pages::board_page::BoardPage;
 use crate::pages::clusters_page::{ClusterPage, ClustersPage};
 use crate::pages::confirm_operation_page::ConfirmOperationPage;
+use crate::pages::import_page::{MlflowImportPage, MlflowImportRunPage};
 use crate::pages::model_page::ModelPage;
 use crate::pages::overview_page::OverviewPage;
 use crate::pages::release_page::ReleasePage;
@@ -112,6 +113,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/subscriptions/:name") view=SubscriptionPage ssr=SsrMode::Async/>
                     <Route path=path!("/access") view=AccessPage ssr=SsrMode::Async/>
                     <Route path=path!("/release") view=ReleasePage ssr=SsrMode::Async/>
+                    <Route path=path!("/import/mlflow") view=MlflowImportPage ssr=SsrMode::Async/>
+                    <Route path=path!("/import/mlflow/:id") view=MlflowImportRunPage ssr=SsrMode::Async/>
                     <Route path=path!("/signin") view=SignInPage/>
                 </Routes>
             </main>

@@ -233,6 +233,21 @@ pub trait Services: Send + Sync + 'static {
         templates: Vec<String>,
     ) -> Result<ClusterAnalysis, AppError>;
 
+    /// The MLflow import page: credentials an import may name, recent imports (admins).
+    async fn mlflow_imports(&self) -> Result<crate::data::MlflowImports, AppError>;
+
+    /// Starts an import from an MLflow registry in the background, as
+    /// `switchyard import mlflow` runs it (admins). The form's fields as
+    /// text: mappings `NAME=ENV` separated by commas or new lines,
+    /// `credential` a configured source's name or empty.
+    async fn start_mlflow_import(
+        &self,
+        form: crate::data::MlflowImportForm,
+    ) -> Result<crate::data::ImportRunView, AppError>;
+
+    /// One import with its progress (admins). Unknown here: `not_found`.
+    async fn mlflow_import(&self, id: &str) -> Result<crate::data::ImportRunView, AppError>;
+
     /// A person's answer to a paused operation (continue, or roll back),
     /// with the same checks as `POST /api/v1/operations/{id}/continue|rollback`.
     async fn decide_operation(

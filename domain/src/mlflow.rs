@@ -255,6 +255,59 @@ impl AliasMap {
     }
 }
 
+/// Reads `NAME=ENV` pairs (the CLI's repeated `--alias`/`--stage`, or the
+/// console's list separated by commas or new lines), each environment one
+/// of `known`; a name mapped to two environments is refused. `what` names
+/// the field in the message.
+pub fn parse_mapping<'a>(
+    items: impl IntoIterator<Item = &'a str>,
+    known: &[String],
+    what: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in items.into_iter().map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, env) = AliasMap::parse_pair(item).map_err(|e| format!("{what}: {e}"))?;
+        if !known.contains(&env) {
+            return Err(format!(
+                "{what} {item}: unknown environment {env:?} (known: {})",
+                known.join(", ")
+            ));
+        }
+        if let Some(previous) = out.insert(name.clone(), env.clone()) {
+            if previous != env {
+                return Err(format!(
+                    "{what}: {name} is mapped to both {previous} and {env}"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a model name pattern (`--models`, the console's field): `*` and
+/// `?` are its only wildcards, so brackets and braces (another glob's
+/// classes and alternatives, which would silently match nothing) are
+/// refused, as are control characters and patterns over 256 characters.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.trim().is_empty() {
+        return Err("the model name pattern is empty: leave it out to import every model".into());
+    }
+    if pattern.chars().count() > 256 {
+        return Err("the model name pattern is longer than 256 characters".into());
+    }
+    if pattern.chars().any(char::is_control) {
+        return Err(format!(
+            "the model name pattern {pattern:?} holds a control character"
+        ));
+    }
+    if let Some(c) = pattern.chars().find(|c| matches!(c, '[' | ']' | '{' | '}')) {
+        return Err(format!(
+            "the model name pattern {pattern:?} holds {c:?}: only * (any run of characters) and ? (one character) are wildcards"
+        ));
+    }
+    Ok(())
+}
+
 /// Where an environment's pins need a version to be: the stage the import
 /// moves a version to before pinning it there. Environments other than the
 /// standard three are pinned from development.
@@ -469,6 +522,53 @@ mod tests {
         assert!(version_name_for("0").is_err());
         assert!(version_name_for("latest").is_err());
         assert!(version_name_for("-1").is_err());
+    }
+
+    #[test]
+    fn patterns_with_another_globs_syntax_or_control_characters_are_refused_with_the_wildcards_named(
+    ) {
+        assert_eq!(check_pattern("fraud-*"), Ok(()));
+        assert_eq!(check_pattern("m?del v2"), Ok(()));
+        let bracket = check_pattern("fraud-[ab]").expect_err("refused");
+        assert!(
+            bracket.contains("only * (any run of characters) and ? (one character)"),
+            "{bracket}"
+        );
+        assert!(check_pattern("{a,b}").is_err());
+        assert!(check_pattern("  ").expect_err("refused").contains("empty"));
+        assert!(check_pattern("a\nb")
+            .expect_err("refused")
+            .contains("control"));
+        assert!(check_pattern(&"*".repeat(257))
+            .expect_err("refused")
+            .contains("256"));
+    }
+
+    #[test]
+    fn mappings_name_the_unknown_environment_and_a_name_mapped_twice() {
+        let known = ["staging".to_owned(), "production".to_owned()];
+        let m = parse_mapping(
+            ["champion=production", " ", "challenger = staging"],
+            &known,
+            "alias",
+        )
+        .expect("read");
+        assert_eq!(m["champion"], "production");
+        assert_eq!(m["challenger"], "staging");
+        let unknown = parse_mapping(["champion=prod"], &known, "alias").expect_err("refused");
+        assert_eq!(
+            unknown,
+            "alias champion=prod: unknown environment \"prod\" (known: staging, production)"
+        );
+        let twice =
+            parse_mapping(["a=staging", "a=production"], &known, "alias").expect_err("refused");
+        assert!(
+            twice.contains("a is mapped to both staging and production"),
+            "{twice}"
+        );
+        assert!(parse_mapping(["champion"], &known, "alias")
+            .expect_err("refused")
+            .contains("NAME=ENVIRONMENT"));
     }
 
     #[test]

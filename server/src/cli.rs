@@ -877,12 +877,14 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         config: Arc::new(config),
         drivers: app.drivers(),
         mlflow: app.mlflow_trigger(),
+        imports: app.mlflow_imports(),
         sso: Arc::new(crate::sso::Sso::disabled()),
     });
     let webhook_secret =
         crate::mlflow::webhook::secret_from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
     let sources =
         crate::mlflow::FollowSettings::from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
+    app.mlflow_imports().set_sources(&sources);
     let write_back = crate::mlflow::write_back::WriteBackSettings::from_env()
         .map_err(|e| Failure::usage(format!("{e:#}")))?;
     // The write-back signs in as the source that follows the same MLflow, if it has a credential.

@@ -8,6 +8,7 @@
 //! signed-out page views to `/signin`. Services are provided only with a
 //! session, so every server function refuses without one.
 
+mod mlflow_import;
 mod release;
 mod subscriptions;
 
@@ -1237,6 +1238,21 @@ impl Services for StoreServices {
         )
         .await
         .map_err(to_app_error)
+    }
+
+    async fn mlflow_imports(&self) -> Result<app::data::MlflowImports, AppError> {
+        mlflow_import::page(&self.state, &self.user).await
+    }
+
+    async fn start_mlflow_import(
+        &self,
+        form: app::data::MlflowImportForm,
+    ) -> Result<app::data::ImportRunView, AppError> {
+        mlflow_import::start(&self.state, &self.user, form).await
+    }
+
+    async fn mlflow_import(&self, id: &str) -> Result<app::data::ImportRunView, AppError> {
+        mlflow_import::run(&self.state, &self.user, id).await
     }
 
     async fn subscriptions(&self) -> Result<Subscriptions, AppError> {

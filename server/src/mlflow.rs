@@ -17,6 +17,7 @@ use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 
 use crate::store::{ImportItem, Store, StoreError};
 
+pub mod runs;
 pub mod webhook;
 pub mod write_back;
 
@@ -419,6 +420,56 @@ pub struct ImportOptions {
     pub prefix: String,
     /// The source's name (`SWITCHYARD_MLFLOW_SOURCES`), kept in each import's ledger details.
     pub source: Option<String>,
+    /// Where the report so far is shown while the import runs (the console's import page).
+    pub progress: Option<Progress>,
+    /// The person who started it from the console, kept in each import's ledger details.
+    pub started_by: Option<String>,
+}
+
+/// An import's report while it runs, for another task to read (the
+/// console's progress page): updated with every line said and after every
+/// model, so its counts lag by at most one model.
+#[derive(Clone, Default)]
+pub struct Progress(std::sync::Arc<std::sync::Mutex<ImportReport>>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+impl Progress {
+    /// The report as far as the import got.
+    pub fn snapshot(&self) -> ImportReport {
+        match self.0.lock() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Copies the counts and appends the lines not copied yet (lines are
+    /// only ever appended, so this stays linear over an import).
+    fn publish(&self, from: &ImportReport) {
+        let mut to = match self.0.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let known = to.lines.len().min(from.lines.len());
+        to.lines.extend_from_slice(&from.lines[known..]);
+        to.created = from.created;
+        to.unchanged = from.unchanged;
+        to.conflicts = from.conflicts;
+        to.refused = from.refused;
+        to.gone = from.gone;
+        to.versions_read = from.versions_read;
+        to.models_done = from.models_done;
+        to.models_total = from.models_total;
+        to.models_begun = from.models_begun;
+        to.elapsed = from.elapsed;
+        to.newest_update = from.newest_update;
+        to.stopped = from.stopped.clone();
+        to.source = from.source.clone();
+    }
 }
 
 /// What an import did (or, in a dry run, would do).
@@ -435,6 +486,10 @@ pub struct ImportReport {
     pub gone: usize,
     pub versions_read: usize,
     pub models_done: usize,
+    /// The models this pass reads (after the pattern and the cursor), once listed.
+    pub models_total: usize,
+    /// The models reached so far (being read, imported or refused): the progress.
+    pub models_begun: usize,
     pub elapsed: Duration,
     /// The newest `last_updated_timestamp` of the models listed: follow's next cursor.
     pub newest_update: Option<i64>,
@@ -442,6 +497,8 @@ pub struct ImportReport {
     pub stopped: Option<String>,
     /// The source's name, in the log lines.
     pub source: Option<String>,
+    /// Where the report is published while the import runs.
+    progress: Option<Progress>,
 }
 
 impl ImportReport {
@@ -456,6 +513,13 @@ impl ImportReport {
             );
         }
         self.lines.push(line);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if let Some(p) = &self.progress {
+            p.publish(self);
+        }
     }
 
     pub fn summary(&self, dry_run: bool, uri: &str) -> String {
@@ -499,6 +563,7 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
     let started = Instant::now();
     let mut report = ImportReport {
         source: opts.source.clone(),
+        progress: opts.progress.clone(),
         ..ImportReport::default()
     };
     let models = match client.registered_models().await {
@@ -506,6 +571,7 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
         Err(e) => {
             report.stopped = Some(format!("{e:#}"));
             report.elapsed = started.elapsed();
+            report.publish();
             return report;
         }
     };
@@ -526,7 +592,12 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
     };
     let only = |m: &&RegisteredModel| opts.only.as_deref().is_none_or(|n| m.name == n);
     let wanted: Vec<&RegisteredModel> = wanted.into_iter().filter(changed).filter(only).collect();
+    report.models_total = wanted.len();
+    report.elapsed = started.elapsed();
+    report.publish();
     for model in wanted {
+        report.models_begun += 1;
+        report.publish();
         let id = match &ids[&model.name] {
             Ok(id) => id.clone(),
             Err(why) => {
@@ -631,8 +702,11 @@ pub async fn import(store: &dyn Store, client: &Client, opts: &ImportOptions) ->
             break;
         }
         report.models_done += 1;
+        report.elapsed = started.elapsed();
+        report.publish();
     }
     report.elapsed = started.elapsed();
+    report.publish();
     report
 }
 
@@ -732,7 +806,7 @@ async fn import_model(
             report.say(opts.print, format!("create    {what}"));
             continue;
         }
-        let details = json!({
+        let mut details = json!({
             "source": "mlflow",
             "tracking_uri": client.tracking_uri(),
             "mlflow_name": mv.name,
@@ -743,6 +817,9 @@ async fn import_model(
             "aliases": plan.aliases,
             "mlflow_source": opts.source,
         });
+        if let Some(who) = &opts.started_by {
+            details["started_by"] = json!(who);
+        }
         let item = ImportItem {
             new,
             stages: rules::path_to(plan.stage).to_vec(),

@@ -26,6 +26,7 @@ pub struct Application {
     router: Router,
     drivers: crate::drivers::Drivers,
     mlflow: crate::mlflow::webhook::FollowTrigger,
+    imports: crate::mlflow::runs::ImportRuns,
     store: DynStore,
 }
 
@@ -58,11 +59,13 @@ impl Application {
             .port();
         let drivers = crate::drivers::Drivers::default();
         let mlflow = crate::mlflow::webhook::FollowTrigger::default();
+        let imports = crate::mlflow::runs::ImportRuns::default();
         let state = AppState {
             store: store.clone(),
             config: Arc::new(config),
             drivers: drivers.clone(),
             mlflow: mlflow.clone(),
+            imports: imports.clone(),
             sso: sso.clone(),
         };
         // Discovered now when the provider is up; otherwise at the first sign-in.
@@ -78,6 +81,7 @@ impl Application {
             router,
             drivers,
             mlflow,
+            imports,
             store,
         })
     }
@@ -91,6 +95,11 @@ impl Application {
     /// Where the MLflow webhook endpoint sends its passes: `serve` connects the follow job to it.
     pub fn mlflow_trigger(&self) -> crate::mlflow::webhook::FollowTrigger {
         self.mlflow.clone()
+    }
+
+    /// The console's MLflow imports: `serve` gives them the configured sources' credentials.
+    pub fn mlflow_imports(&self) -> crate::mlflow::runs::ImportRuns {
+        self.imports.clone()
     }
 
     /// The port actually bound (useful when the configured one was 0).

@@ -14,6 +14,8 @@ pub struct AppState {
     pub drivers: Drivers,
     /// MLflow's registry webhooks reach the follow job through this (empty unless following with a secret).
     pub mlflow: crate::mlflow::webhook::FollowTrigger,
+    /// Imports started from the console's MLflow import page (this server's memory).
+    pub imports: crate::mlflow::runs::ImportRuns,
     /// Single sign-on and workload identity (`sso`); `Sso::disabled()` when not configured.
     pub sso: Arc<crate::sso::Sso>,
 }

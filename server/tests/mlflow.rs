@@ -610,6 +610,10 @@ enum Fault {
     None,
     Http500,
     Malformed,
+    /// Every version list answered 1 s late: an import lasts long enough to watch.
+    Slow,
+    /// Every version list of `ranker` answered HTTP 500, first page included.
+    RankerDown,
 }
 
 /// A relay in front of the real MLflow that breaks page 2 of `ranker`'s
@@ -652,7 +656,17 @@ async fn relay(upstream: String, fault: Arc<std::sync::Mutex<Fault>>) -> String 
                             )
                                 .into_response()
                         }
-                        Fault::None => {}
+                        Fault::None | Fault::Slow | Fault::RankerDown => {}
+                    }
+                }
+                if uri.path().ends_with("model-versions/search") {
+                    match now {
+                        Fault::Slow => tokio::time::sleep(Duration::from_millis(1000)).await,
+                        Fault::RankerDown if query.contains("ranker") => {
+                            return (StatusCode::INTERNAL_SERVER_ERROR, "<html>down</html>")
+                                .into_response()
+                        }
+                        _ => {}
                     }
                 }
                 let url = format!("{up}{}?{query}", uri.path());
@@ -707,6 +721,15 @@ async fn fault_scenario(m: &Mlflow, dir: &Path) {
     );
     assert_eq!(version_count(&store, "ranker").await, 0);
 
+    // A pattern in another glob's syntax: refused before MLflow is asked.
+    let bad = import(&db, &uri, &["--models", "fraud-[ab]"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("--models: the model name pattern \"fraud-[ab]\" holds '['"),
+        "{}",
+        stderr(&bad)
+    );
+
     // Unreachable.
     let gone = format!("http://127.0.0.1:{}", free_port());
     let broken = import(&db, &gone, &args);
@@ -758,6 +781,7 @@ async fn imports_a_real_mlflow_registry_with_mapping_refusals_repeats_conflicts_
     import_scenario(&m, &run, true, &dir).await;
     fault_scenario(&m, &dir).await;
     follow_scenario(&m, &dir).await;
+    console_scenario(&m).await;
 }
 
 /// The server's follow job registers a version new in MLflow within 5 s.
@@ -1821,4 +1845,410 @@ async fn auth_scenario(m: &Mlflow, dir: &Path, postgres: bool, right: &Path, wro
     drop(store);
     drop(_served);
     drop_database(&db).await;
+}
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+/// A signed-in browser: its session cookie and CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn sign_in(app: &helpers::TestApp, username: &str) -> Browser {
+    let res = no_redirects()
+        .post(format!("{}/signin", app.address))
+        .header(reqwest::header::ORIGIN, &app.address)
+        .form(&[("username", username), ("password", helpers::TEST_PASSWORD)])
+        .send()
+        .await
+        .expect("signed in");
+    let cookie = res
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let user: Value = no_redirects()
+        .get(format!("{}/console/fn/get_signed_in_user", app.address))
+        .header(reqwest::header::COOKIE, &cookie)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let csrf = user["csrf_token"]
+        .as_str()
+        .expect("a CSRF token")
+        .to_owned();
+    Browser { cookie, csrf }
+}
+
+/// Calls a console server function as the hydrated page does; answers the
+/// value, or the refusal's `{code, message}`, with the HTTP status.
+async fn server_fn(
+    app: &helpers::TestApp,
+    name: &str,
+    form: &[(&str, &str)],
+    browser: &Browser,
+) -> (u16, Value) {
+    let res = no_redirects()
+        .post(format!("{}/console/fn/{name}", app.address))
+        .header(reqwest::header::ORIGIN, &app.address)
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .form(form)
+        .send()
+        .await
+        .expect("sent");
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.expect("a JSON answer");
+    let value = body.get("error").cloned().unwrap_or(body);
+    (status, value)
+}
+
+/// The console page as a browser without JavaScript gets it.
+async fn page_html(app: &helpers::TestApp, path: &str, browser: &Browser) -> String {
+    no_redirects()
+        .get(format!("{}{path}", app.address))
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("a page")
+}
+
+/// Asks for import `id` until it is no longer running.
+async fn finished_import(app: &helpers::TestApp, id: &str, ada: &Browser) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, run) = server_fn(app, "get_mlflow_import", &[("id", id)], ada).await;
+        assert_eq!(status, 200, "{run}");
+        if run["state"] != "running" {
+            return run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "import {id} still running after 60 s: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The versions of the models the console scenario imports.
+async fn nothing_imported(store: &DynStore) -> usize {
+    let mut n = 0;
+    for model in ["fraud-detector", "scorer", "ranker"] {
+        n += version_count(store, model).await;
+    }
+    n
+}
+
+fn has_line(run: &Value, line: &str) -> bool {
+    run["lines"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|x| x.as_str() == Some(line)))
+}
+
+/// The console's import page (/import/mlflow) against the real MLflow the
+/// other scenarios filled (Fraud Detector v1–v3, Scorer v1, ranker v2–v6
+/// after v1's deletion, and three names refused): refusals that import
+/// nothing, a dry run, a plain form post followed to its progress page, a
+/// pass stopped mid-registry and resumed, a repeat that creates nothing.
+async fn console_scenario(m: &Mlflow) {
+    use switchyard_domain::access::Role;
+    let app = helpers::spawn_app().await;
+    app.user_with_token("ada", Role::Admin, None).await;
+    app.user_with_token("dave", Role::Deployer, None).await;
+    let (ada, dave) = (sign_in(&app, "ada").await, sign_in(&app, "dave").await);
+    let store = app.store().await;
+    let fault = Arc::new(std::sync::Mutex::new(Fault::None));
+    let relayed = relay(m.url.clone(), fault.clone()).await;
+    let mapping = [
+        ("aliases", "champion=production, challenger=staging"),
+        ("stages", "Staging=staging"),
+    ];
+    let form = |uri: &str, extra: &[(&'static str, &'static str)]| {
+        let mut f: Vec<(&str, String)> = vec![("tracking_uri", uri.to_owned())];
+        f.extend(
+            mapping
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (*k, (*v).to_owned())),
+        );
+        f
+    };
+
+    // Not an admin: refused, naming the role, and the header has no link.
+    let (status, refused) = server_fn(&app, "get_mlflow_imports", &[], &dave).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("admin"),
+        "{refused}"
+    );
+    let (status, refused) = server_fn(
+        &app,
+        "start_mlflow_import",
+        &[("tracking_uri", m.url.as_str())],
+        &dave,
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    let html = page_html(&app, "/import/mlflow", &dave).await;
+    assert!(html.contains("admin"), "the page says why: {html}");
+    assert!(
+        !html.contains("href=\"/import/mlflow\""),
+        "no link for a deployer"
+    );
+    assert!(
+        page_html(&app, "/", &ada)
+            .await
+            .contains("href=\"/import/mlflow\""),
+        "an admin's header links the page"
+    );
+
+    // Bad input: a clear refusal, nothing started, nothing imported.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let not_mlflow = app.address.clone();
+    for (fields, status, words) in [
+        (
+            form(&closed, &[]),
+            422,
+            "did not answer while checking it answers as an MLflow registry",
+        ),
+        (form(&not_mlflow, &[]), 422, "Nothing was imported"),
+        (form("ftp://mlflow:21", &[]), 422, "http:// or https://"),
+        (
+            form(&m.url, &[("models", "fraud-[ab]")]),
+            422,
+            "only * (any run of characters) and ? (one character) are wildcards",
+        ),
+        (
+            vec![
+                ("tracking_uri", m.url.clone()),
+                ("aliases", "champion=moon".into()),
+            ],
+            422,
+            "alias champion=moon: unknown environment \"moon\"",
+        ),
+        (
+            form(&m.url, &[("credential", "prod")]),
+            422,
+            "no MLflow source named \"prod\" is configured on this server",
+        ),
+        (form(&m.url, &[("prefix", "Team/")]), 422, "prefix"),
+        (
+            form(&m.url, &[("dry_run", "perhaps")]),
+            422,
+            "dry_run must be true or false",
+        ),
+    ] {
+        let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (got, answer) = server_fn(&app, "start_mlflow_import", &refs, &ada).await;
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert_eq!(got, status, "{fields:?}: {answer}");
+        assert!(message.contains(words), "{fields:?}: {message}");
+    }
+    let (_, page) = server_fn(&app, "get_mlflow_imports", &[], &ada).await;
+    assert_eq!(page["runs"], json!([]), "nothing was started: {page}");
+    assert_eq!(nothing_imported(&store).await, 0, "nothing was imported");
+
+    // A dry run: exactly what would be created and refused, nothing written.
+    let fields = form(&m.url, &[("dry_run", "true")]);
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, started) = server_fn(&app, "start_mlflow_import", &refs, &ada).await;
+    assert_eq!(status, 200, "{started}");
+    let dry = finished_import(&app, started["id"].as_str().expect("an id"), &ada).await;
+    assert_eq!(dry["state"], "done", "{dry}");
+    assert_eq!(
+        (dry["created"].as_u64(), dry["refused"].as_u64()),
+        (Some(9), Some(3)),
+        "{dry}"
+    );
+    for line in [
+        "create    fraud-detector:v2 ← MLflow \"Fraud Detector\" version 2 (stage production, pinned in production; alias champion)",
+        "create    ranker:v4 ← MLflow \"ranker\" version 4 (stage staging)",
+        "create    scorer:v1 ← MLflow \"Scorer\" version 1 (stage development)",
+    ] {
+        assert!(has_line(&dry, line), "missing {line:?}: {dry}");
+    }
+    assert!(
+        dry["lines"]
+            .to_string()
+            .contains("refused   MLflow model \\\"!!!\\\""),
+        "{dry}"
+    );
+    assert!(
+        dry["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("dry run from "),
+        "{dry}"
+    );
+    assert_eq!(
+        nothing_imported(&store).await,
+        0,
+        "a dry run writes nothing"
+    );
+
+    // Without JavaScript: the form post is sent on to the import's page,
+    // which reloads itself while the import runs (slowed by the relay).
+    *fault.lock().expect("lock") = Fault::Slow;
+    let mut fields = form(&relayed, &[]);
+    fields.push(("csrf_token", ada.csrf.clone()));
+    let res = no_redirects()
+        .post(format!("{}/console/fn/start_mlflow_import", app.address))
+        .header(reqwest::header::ORIGIN, &app.address)
+        .header(reqwest::header::COOKIE, &ada.cookie)
+        .header(reqwest::header::ACCEPT, "text/html")
+        .header(
+            reqwest::header::REFERER,
+            format!("{}/import/mlflow", app.address),
+        )
+        .form(&fields)
+        .send()
+        .await
+        .expect("sent");
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let location = res
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .expect("sent on")
+        .to_owned();
+    let id = location
+        .strip_prefix("/import/mlflow/")
+        .expect("the import's page")
+        .to_owned();
+    let html = page_html(&app, &location, &ada).await;
+    assert!(html.contains("running: "), "{html}");
+    assert!(
+        html.contains(r#"<meta http-equiv="refresh" content="2">"#),
+        "reloads while running: {html}"
+    );
+    // A second import while one runs on this server is refused.
+    let (status, busy) = server_fn(
+        &app,
+        "start_mlflow_import",
+        &[("tracking_uri", m.url.as_str())],
+        &ada,
+    )
+    .await;
+    assert_eq!(status, 409, "{busy}");
+    assert!(
+        busy["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is still running"),
+        "{busy}"
+    );
+    let done = finished_import(&app, &id, &ada).await;
+    eprintln!(
+        "FIGURE console import through the 1 s relay: {} — {}",
+        done["summary"].as_str().unwrap_or_default(),
+        "progress page reloaded while running"
+    );
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        (done["created"].as_u64(), done["refused"].as_u64()),
+        (Some(9), Some(3)),
+        "{done}"
+    );
+    assert_eq!(done["models_total"], 6, "{done}");
+    assert!(has_line(&done, "created   fraud-detector:v2 ← MLflow \"Fraud Detector\" version 2 (stage production, pinned in production; alias champion)"), "{done}");
+    let html = page_html(&app, &location, &ada).await;
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "no reload once done"
+    );
+    assert!(
+        html.contains("created") && html.contains("fraud-detector:v2"),
+        "{html}"
+    );
+    assert_eq!(version_count(&store, "fraud-detector").await, 3);
+    assert_eq!(version_count(&store, "ranker").await, 5);
+    let imported = import_events(&store).await;
+    assert!(
+        imported
+            .iter()
+            .filter(|e| e.action == "version.registered")
+            .all(|e| e.details["import"]["started_by"] == "ada"),
+        "each registration names who started the import"
+    );
+
+    // Stopped mid-registry: the page names the item; run again, it resumes.
+    *fault.lock().expect("lock") = Fault::RankerDown;
+    let fresh = helpers::spawn_app().await;
+    fresh.user_with_token("ada", Role::Admin, None).await;
+    let ada2 = sign_in(&fresh, "ada").await;
+    let fields = form(&relayed, &[]);
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, started) = server_fn(&fresh, "start_mlflow_import", &refs, &ada2).await;
+    let stopped = finished_import(&fresh, started["id"].as_str().expect("an id"), &ada2).await;
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    let why = stopped["stopped"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("at MLflow model \"ranker\"") && why.contains("HTTP 500"),
+        "{why}"
+    );
+    let fresh_store = fresh.store().await;
+    assert_eq!(
+        version_count(&fresh_store, "ranker").await,
+        0,
+        "nothing of ranker half-imported"
+    );
+    *fault.lock().expect("lock") = Fault::None;
+    let (_, started) = server_fn(&fresh, "start_mlflow_import", &refs, &ada2).await;
+    let resumed = finished_import(&fresh, started["id"].as_str().expect("an id"), &ada2).await;
+    assert_eq!(resumed["state"], "done", "{resumed}");
+    assert_eq!(version_count(&fresh_store, "ranker").await, 5);
+
+    // Again on the first server, through the same URL: nothing is created twice.
+    let fields = form(&relayed, &[]);
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, started) = server_fn(&app, "start_mlflow_import", &refs, &ada).await;
+    let again = finished_import(&app, started["id"].as_str().expect("an id"), &ada).await;
+    assert_eq!(
+        (again["created"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(9)),
+        "{again}"
+    );
+    let (_, page) = server_fn(&app, "get_mlflow_imports", &[], &ada).await;
+    assert_eq!(
+        page["runs"].as_array().map(Vec::len),
+        Some(3),
+        "newest first: {page}"
+    );
+    assert_eq!(page["runs"][0]["id"], started["id"]);
+    let (status, unknown) = server_fn(
+        &app,
+        "get_mlflow_import",
+        &[("id", "0123456789abcdef")],
+        &ada,
+    )
+    .await;
+    assert_eq!(status, 404, "{unknown}");
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kept in the memory of the server"),
+        "{unknown}"
+    );
 }

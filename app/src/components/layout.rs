@@ -35,6 +35,7 @@ pub fn Header() -> impl IntoView {
                 <A href="/requests">"Request lookup"</A>
                 <A href="/audit">"Audit log"</A>
                 {admin.then(|| view! { <A href="/subscriptions">"Subscriptions"</A> })}
+                {admin.then(|| view! { <A href="/import/mlflow">"Import"</A> })}
                 <A href="/access">"Access"</A>
                 <A href="/release">"Release policy"</A>
             </nav>

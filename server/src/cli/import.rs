@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use switchyard_domain::mlflow::AliasMap;
-
 use super::{Failure, Outcome};
 use crate::mlflow::{import, Client, Credential, FollowSettings, ImportOptions};
 use crate::store::{DynStore, Store};
@@ -36,6 +34,10 @@ impl SourceArgs {
     /// The import options and the credential these flags give.
     async fn read(self, store: &dyn Store) -> Result<(ImportOptions, Option<Credential>), Failure> {
         let known = environments(store).await?;
+        if let Some(p) = &self.models {
+            switchyard_domain::mlflow::check_pattern(p)
+                .map_err(|e| Failure::usage(format!("--models: {e}")))?;
+        }
         let opts = ImportOptions {
             pattern: self.models,
             aliases: pairs(&self.aliases, &known, "--alias")?,
@@ -84,25 +86,8 @@ fn pairs(
     known: &[String],
     flag: &str,
 ) -> Result<BTreeMap<String, String>, Failure> {
-    let mut out = BTreeMap::new();
-    for item in items {
-        let (name, env) =
-            AliasMap::parse_pair(item).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
-        if !known.contains(&env) {
-            return Err(Failure::usage(format!(
-                "{flag} {item}: unknown environment {env:?} (known: {})",
-                known.join(", ")
-            )));
-        }
-        if let Some(previous) = out.insert(name.clone(), env.clone()) {
-            if previous != env {
-                return Err(Failure::usage(format!(
-                    "{flag}: {name} is mapped to both {previous} and {env}"
-                )));
-            }
-        }
-    }
-    Ok(out)
+    switchyard_domain::mlflow::parse_mapping(items.iter().map(String::as_str), known, flag)
+        .map_err(Failure::usage)
 }
 
 pub(super) async fn mlflow(store: &dyn Store, args: MlflowArgs) -> Outcome {

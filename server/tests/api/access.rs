@@ -713,6 +713,29 @@ const CONSOLE: &[Row] = &[
         Some(|| json!({"id": 999999, "reason": "matrix"})),
         Some(Role::Deployer),
     ),
+    // Importing from MLflow: admins only. The start's body is refused after the
+    // access check (not an http URL), and no import of that id exists.
+    (
+        "POST",
+        "/console/fn/get_mlflow_imports",
+        "/console/fn/get_mlflow_imports",
+        None,
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/get_mlflow_import",
+        "/console/fn/get_mlflow_import",
+        Some(|| json!({"id": "nope"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/start_mlflow_import",
+        "/console/fn/start_mlflow_import",
+        Some(|| json!({"tracking_uri": "ftp://nowhere"})),
+        Some(Role::Admin),
+    ),
     // Release policy: everyone reads it; admins change policies and freezes and
     // request overrides; a second person (approver or admin) approves one. Each
     // body is refused after the access check, so the matrix changes nothing.
