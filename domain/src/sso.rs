@@ -234,7 +234,7 @@ impl SsoFailure {
                 "The identity provider's ID token had expired when it arrived (a clock on the provider or on this server may be wrong); nobody was signed in. Start again."
             }
             SsoFailure::IdTokenWrongIssuer => {
-                "The ID token was issued by another identity provider than the one this server trusts; nobody was signed in."
+                "The sign-in answer came from another identity provider than the one this server trusts; nobody was signed in."
             }
             SsoFailure::IdTokenWrongAudience => {
                 "The ID token was issued for another application, not for this Switchyard; nobody was signed in."

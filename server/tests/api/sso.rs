@@ -1170,6 +1170,9 @@ enum Tamper {
     Replayed,
     /// The token endpoint answers an HTML page instead of JSON.
     Garbage,
+    /// The redirect back to Switchyard names another issuer in its RFC 9207
+    /// `iss` parameter (the ID token is never asked for).
+    CallbackFromAnotherIssuer,
 }
 
 impl Tamper {
@@ -1182,7 +1185,9 @@ impl Tamper {
             }
             Tamper::WrongAudience => ("sso_id_token_wrong_audience", "issued for another application"),
             Tamper::Expired => ("sso_id_token_expired", "had expired when it arrived"),
-            Tamper::WrongIssuer => ("sso_id_token_wrong_issuer", "issued by another identity provider"),
+            Tamper::WrongIssuer | Tamper::CallbackFromAnotherIssuer => {
+                ("sso_id_token_wrong_issuer", "came from another identity provider")
+            }
             Tamper::Garbage => ("sso_provider_unavailable", "gave an unusable answer"),
         }
     }
@@ -1236,7 +1241,9 @@ fn tampered(id_token: &str, mode: Tamper, key: &jsonwebtoken::EncodingKey) -> St
         format!("{input}.{signature}")
     };
     match mode {
-        Tamper::Resigned | Tamper::Replayed | Tamper::Garbage => resigned(&claims),
+        Tamper::Resigned | Tamper::Replayed | Tamper::Garbage | Tamper::CallbackFromAnotherIssuer => {
+            resigned(&claims)
+        }
         Tamper::Forged => {
             claims["groups"] = json!(["ml-admins"]);
             format!("{}.{}.{}", parts[0], b64(&claims), parts[2])
@@ -1311,6 +1318,24 @@ async fn tamper_proxy(
             out.headers_mut().append(name, value.clone());
         }
     }
+    let back = headers
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .filter(|l| l.contains("/auth/oidc/callback?"))
+        .and_then(|l| url::Url::parse(l).ok());
+    if let (Tamper::CallbackFromAnotherIssuer, Some(mut back)) = (mode, back) {
+        let pairs: Vec<(String, String)> = back
+            .query_pairs()
+            .map(|(k, v)| match k.as_ref() {
+                "iss" => (k.into_owned(), "http://127.0.0.1:1/another-provider".to_owned()),
+                _ => (k.into_owned(), v.into_owned()),
+            })
+            .collect();
+        assert!(pairs.iter().any(|(k, _)| k == "iss"), "the provider sends iss: {back}");
+        back.query_pairs_mut().clear().extend_pairs(pairs);
+        let value = reqwest::header::HeaderValue::from_str(back.as_str()).expect("location");
+        out.headers_mut().insert(LOCATION, value);
+    }
     out
 }
 
@@ -1363,6 +1388,7 @@ async fn forged_unsigned_expired_and_other_issuers_or_audiences_id_tokens_are_re
         Tamper::WrongAudience,
         Tamper::Expired,
         Tamper::WrongIssuer,
+        Tamper::CallbackFromAnotherIssuer,
         Tamper::Garbage,
     ] {
         let (code, words) = mode.refusal();
