@@ -160,8 +160,14 @@ pub enum SsoFailure {
     ProviderRefused,
     /// The code could not be exchanged for tokens.
     ExchangeFailed,
-    /// The ID token failed verification (signature, issuer, audience, nonce, expiry).
+    /// The ID token failed verification (signature, nonce, or it is malformed).
     BadIdToken,
+    /// The ID token had expired when it arrived.
+    IdTokenExpired,
+    /// The ID token (or the callback's `iss`) names another issuer than the configured one.
+    IdTokenWrongIssuer,
+    /// The ID token was issued for another client.
+    IdTokenWrongAudience,
     /// None of the person's groups maps to a role.
     NoRole,
     /// The account exists but is disabled.
@@ -171,13 +177,16 @@ pub enum SsoFailure {
 }
 
 impl SsoFailure {
-    pub const ALL: [SsoFailure; 9] = [
+    pub const ALL: [SsoFailure; 12] = [
         SsoFailure::NotConfigured,
         SsoFailure::ProviderUnavailable,
         SsoFailure::UnknownState,
         SsoFailure::ProviderRefused,
         SsoFailure::ExchangeFailed,
         SsoFailure::BadIdToken,
+        SsoFailure::IdTokenExpired,
+        SsoFailure::IdTokenWrongIssuer,
+        SsoFailure::IdTokenWrongAudience,
         SsoFailure::NoRole,
         SsoFailure::Disabled,
         SsoFailure::Unavailable,
@@ -191,6 +200,9 @@ impl SsoFailure {
             SsoFailure::ProviderRefused => "sso_refused",
             SsoFailure::ExchangeFailed => "sso_exchange_failed",
             SsoFailure::BadIdToken => "sso_bad_id_token",
+            SsoFailure::IdTokenExpired => "sso_id_token_expired",
+            SsoFailure::IdTokenWrongIssuer => "sso_id_token_wrong_issuer",
+            SsoFailure::IdTokenWrongAudience => "sso_id_token_wrong_audience",
             SsoFailure::NoRole => "sso_no_role",
             SsoFailure::Disabled => "sso_disabled",
             SsoFailure::Unavailable => "unavailable",
@@ -216,7 +228,16 @@ impl SsoFailure {
                 "The identity provider did not confirm the sign-in (the code exchange failed). Start again."
             }
             SsoFailure::BadIdToken => {
-                "The identity provider's answer failed verification (signature, issuer, audience, nonce or expiry); nobody was signed in."
+                "The identity provider's answer failed verification (its signature or nonce); nobody was signed in."
+            }
+            SsoFailure::IdTokenExpired => {
+                "The identity provider's ID token had expired when it arrived (a clock on the provider or on this server may be wrong); nobody was signed in. Start again."
+            }
+            SsoFailure::IdTokenWrongIssuer => {
+                "The sign-in answer came from another identity provider than the one this server trusts; nobody was signed in."
+            }
+            SsoFailure::IdTokenWrongAudience => {
+                "The ID token was issued for another application, not for this Switchyard; nobody was signed in."
             }
             SsoFailure::NoRole => {
                 "You signed in at the identity provider, but none of your groups gives a role in Switchyard. Ask an admin to map one of them."

@@ -10,7 +10,9 @@ use switchyard_domain::access::{Role, Subject};
 use crate::api::add_binding::AddBinding;
 use crate::api::get_access::get_access;
 use crate::api::remove_binding::RemoveBinding;
+use crate::components::form::{Field, Submit};
 use crate::components::status::{ErrorNote, Loading};
+use crate::components::table::ColumnHeads;
 use crate::data::{AccessView, BindingRow};
 use crate::format::utc;
 use crate::session::csrf_token;
@@ -66,52 +68,34 @@ fn AccessBody(
         <p class="sub">{format!("Your bindings: {mine}.")}</p>
         <div class="table-wrap">
             <table class="bindings">
-                <thead>
-                    <tr>
-                        <th scope="col">"Subject"</th>
-                        <th scope="col">"Role"</th>
-                        <th scope="col">"Environment"</th>
-                        <th scope="col">"Added"</th>
-                        <th scope="col">"By"</th>
-                        <th scope="col"><span class="visually-hidden">"Remove"</span></th>
-                    </tr>
-                </thead>
+                <ColumnHeads names=&["Subject", "Role", "Environment", "Added", "By"] action="Remove"/>
                 <tbody>{rows}</tbody>
             </table>
         </div>
         <h2>"Add a binding"</h2>
         <ActionForm action=add attr:class="add-binding">
             <input type="hidden" name="csrf_token" value=csrf_token()/>
-            <label>
-                <span>"Subject"</span>
+            <Field label="Subject">
                 <select name="subject_kind" disabled=disabled>
                     <option value="user">"user"</option>
                     <option value="group">"group"</option>
                 </select>
-            </label>
-            <label>
-                <span>"Name"</span>
+            </Field>
+            <Field label="Name">
                 <input type="text" name="subject" required=true autocomplete="off" disabled=disabled/>
-            </label>
-            <label>
-                <span>"Role"</span>
+            </Field>
+            <Field label="Role">
                 <select name="role" disabled=disabled>
                     {Role::ALL.into_iter().map(|r| view! { <option value=r.as_str()>{r.as_str()}</option> }).collect_view()}
                 </select>
-            </label>
-            <label>
-                <span>"Environment"</span>
+            </Field>
+            <Field label="Environment">
                 <select name="environment" disabled=disabled>
                     <option value="all">"all"</option>
                     {environments.into_iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
                 </select>
-            </label>
-            <div class="move">
-                <button class="button" type="submit" disabled=disabled aria-describedby=disabled.then_some("why-add-binding")>
-                    "Add binding"
-                </button>
-                {refused.clone().map(|why| view! { <span class="why" id="why-add-binding">{why}</span> })}
-            </div>
+            </Field>
+            <Submit label="Add binding" id="add-binding" refused/>
             {move || add.pending().get().then(|| view! { <p class="loading" role="status">"Adding…"</p> })}
             {move || add.value().get().map(|r| match r {
                 Ok(b) => view! { <p class="done" role="status">{format!("Added binding {}: {}.", b.id, describe(&b))}</p> }.into_any(),

@@ -16,7 +16,9 @@ use crate::api::get_release_policy::get_release_policy;
 use crate::api::remove_freeze::RemoveFreeze;
 use crate::api::request_override::RequestOverride;
 use crate::api::set_approval_policy::SetApprovalPolicy;
+use crate::components::form::{Field, Submit};
 use crate::components::status::{ErrorNote, Loading};
+use crate::components::table::ColumnHeads;
 use crate::data::{OverrideRow, ReleasePolicyView};
 use crate::format::utc;
 use crate::session::csrf_token;
@@ -124,15 +126,7 @@ fn ReleaseBody(r: ReleasePolicyView, actions: Actions) -> impl IntoView {
             }).collect_view()}
             <div class="table-wrap">
                 <table class="freezes">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Name"</th>
-                            <th scope="col">"Environment"</th>
-                            <th scope="col">"When"</th>
-                            <th scope="col">"Added by"</th>
-                            <th scope="col"><span class="visually-hidden">"Remove"</span></th>
-                        </tr>
-                    </thead>
+                    <ColumnHeads names=&["Name", "Environment", "When", "Added by"] action="Remove"/>
                     <tbody>{windows}</tbody>
                 </table>
             </div>
@@ -143,37 +137,13 @@ fn ReleaseBody(r: ReleasePolicyView, actions: Actions) -> impl IntoView {
             <h2 id="overrides-h">"Emergency overrides"</h2>
             <div class="table-wrap">
                 <table class="overrides">
-                    <thead>
-                        <tr>
-                            <th scope="col">"#"</th>
-                            <th scope="col">"Environment"</th>
-                            <th scope="col">"Reason"</th>
-                            <th scope="col">"Requested"</th>
-                            <th scope="col">"Status"</th>
-                            <th scope="col"><span class="visually-hidden">"Approve"</span></th>
-                        </tr>
-                    </thead>
+                    <ColumnHeads names=&["#", "Environment", "Reason", "Requested", "Status"] action="Approve"/>
                     <tbody>{override_rows}</tbody>
                 </table>
             </div>
             <h3>"Request an override"</h3>
             <RequestOverrideForm environments=names action=actions.request refused/>
         </section>
-    }
-}
-
-/// The button of a form, greyed out with the reason when it is refused.
-#[component]
-fn Submit(label: &'static str, id: String, refused: Option<String>) -> impl IntoView {
-    let disabled = refused.is_some();
-    let why_id = format!("why-{id}");
-    view! {
-        <div class="move">
-            <button class="button" type="submit" disabled=disabled aria-describedby=disabled.then_some(why_id.clone())>
-                {label}
-            </button>
-            {refused.map(|why| view! { <span class="why" id=why_id>{why}</span> })}
-        </div>
     }
 }
 
@@ -193,28 +163,24 @@ fn PolicyForm(
             <h3>{heading}</h3>
             <input type="hidden" name="csrf_token" value=csrf_token()/>
             <input type="hidden" name="environment" value=field/>
-            <label>
-                <span>"Minimum distinct approvers"</span>
+            <Field label="Minimum distinct approvers">
                 <input type="number" name="required_approvals" min="1" max="10" required=true
                     value=policy.required_approvals.to_string() disabled=disabled/>
-            </label>
-            <label>
-                <span>"Required groups (one approval from each; comma-separated)"</span>
+            </Field>
+            <Field label="Required groups" hint="one approval from each; comma-separated">
                 <input type="text" name="required_groups" autocomplete="off"
                     value=policy.required_groups.join(", ") disabled=disabled/>
-            </label>
-            <label>
-                <span>"Requester's groups may approve"</span>
+            </Field>
+            <Field label="Requester's groups may approve">
                 <select name="requester_group_may_approve" disabled=disabled>
                     <option value="yes" selected=may>"yes"</option>
                     <option value="no" selected=!may>"no"</option>
                 </select>
-            </label>
-            <label>
-                <span>"Expiry (hours)"</span>
+            </Field>
+            <Field label="Expiry" hint="hours">
                 <input type="number" name="expiry_hours" min="1" max="720" required=true
                     value=policy.expiry_hours.to_string() disabled=disabled/>
-            </label>
+            </Field>
             <Submit label="Save policy" id=submit_id refused/>
             {move || action.value().get().map(|r| match r {
                 Ok(saved) if saved.environment == for_ok => view! {
@@ -302,54 +268,45 @@ fn AddFreezeForm(
     view! {
         <ActionForm action attr:class="add-freeze stacked">
             <input type="hidden" name="csrf_token" value=csrf_token()/>
-            <label>
-                <span>"Name"</span>
+            <Field label="Name">
                 <input type="text" name="name" required=true autocomplete="off" disabled=disabled/>
-            </label>
-            <label>
-                <span>"Environment"</span>
+            </Field>
+            <Field label="Environment">
                 <select name="environment" disabled=disabled>
                     {environments.into_iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
                 </select>
-            </label>
-            <label>
-                <span>"Kind"</span>
+            </Field>
+            <Field label="Kind">
                 <select name="kind" disabled=disabled>
                     <option value="one_off">"one-off"</option>
                     <option value="weekly">"weekly"</option>
                 </select>
-            </label>
+            </Field>
             <fieldset>
                 <legend>"One-off (UTC)"</legend>
-                <label>
-                    <span>"From"</span>
+                <Field label="From">
                     <input type="text" name="from" placeholder="2026-12-24 00:00" autocomplete="off" disabled=disabled/>
-                </label>
-                <label>
-                    <span>"To"</span>
+                </Field>
+                <Field label="To">
                     <input type="text" name="to" placeholder="2026-12-27 00:00" autocomplete="off" disabled=disabled/>
-                </label>
+                </Field>
             </fieldset>
             <fieldset>
                 <legend>"Weekly (wall-clock time in the zone)"</legend>
-                <label>
-                    <span>"Days (comma-separated)"</span>
+                <Field label="Days" hint="comma-separated">
                     <input type="text" name="days" placeholder="fri" autocomplete="off" disabled=disabled/>
-                </label>
-                <label>
-                    <span>"Start (HH:MM)"</span>
+                </Field>
+                <Field label="Start" hint="HH:MM">
                     <input type="text" name="start" placeholder="18:00" autocomplete="off" disabled=disabled/>
-                </label>
-                <label>
-                    <span>"Duration (minutes)"</span>
+                </Field>
+                <Field label="Duration" hint="minutes">
                     <input type="number" name="duration_minutes" min="1" max="10080" placeholder="3600" disabled=disabled/>
-                </label>
-                <label>
-                    <span>"Time zone (IANA)"</span>
+                </Field>
+                <Field label="Time zone" hint="IANA">
                     <input type="text" name="time_zone" value="UTC" placeholder="Europe/Berlin" autocomplete="off" disabled=disabled/>
-                </label>
+                </Field>
             </fieldset>
-            <Submit label="Add freeze" id="add-freeze".to_owned() refused/>
+            <Submit label="Add freeze" id="add-freeze" refused/>
             {move || action.pending().get().then(|| view! { <p class="loading" role="status">"Adding…"</p> })}
             {move || action.value().get().map(|r| match r {
                 Ok(w) => view! { <p class="done" role="status">{format!("Added freeze “{}” in {}.", w.name, w.environment)}</p> }.into_any(),
@@ -409,21 +366,18 @@ fn RequestOverrideForm(
     view! {
         <ActionForm action attr:class="request-override stacked">
             <input type="hidden" name="csrf_token" value=csrf_token()/>
-            <label>
-                <span>"Environment"</span>
+            <Field label="Environment">
                 <select name="environment" disabled=disabled>
                     {environments.into_iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
                 </select>
-            </label>
-            <label>
-                <span>"Reason"</span>
+            </Field>
+            <Field label="Reason">
                 <input type="text" name="reason" required=true autocomplete="off" disabled=disabled/>
-            </label>
-            <label>
-                <span>"Hours once approved (1–24)"</span>
+            </Field>
+            <Field label="Hours once approved" hint="1–24">
                 <input type="number" name="hours" min="1" max="24" value="4" disabled=disabled/>
-            </label>
-            <Submit label="Request override" id="request-override".to_owned() refused/>
+            </Field>
+            <Submit label="Request override" id="request-override" refused/>
             {move || action.value().get().map(|r| match r {
                 Ok(o) => view! { <p class="done" role="status">{format!("Requested override {} in {}: a second person must approve it.", o.id, o.environment)}</p> }.into_any(),
                 Err(e) => view! { <p class="error" role="alert">{format!("Not requested: {}", e.message)}</p> }.into_any(),

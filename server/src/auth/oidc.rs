@@ -238,7 +238,7 @@ pub async fn callback(
                 &app,
                 "sso",
                 &address,
-                SsoFailure::BadIdToken,
+                SsoFailure::IdTokenWrongIssuer,
                 "the iss parameter names another issuer",
             )
             .await;
@@ -300,7 +300,7 @@ pub async fn callback(
     };
     let claims = match verify_id_token(&app, provider, &raw, &pending.nonce).await {
         Ok(c) => c,
-        Err(why) => return refuse(&app, "sso", &address, SsoFailure::BadIdToken, &why).await,
+        Err(e) => return refuse(&app, "sso", &address, failure_of(&e), &e.to_string()).await,
     };
     let issuer = claims.issuer().as_str().to_owned();
     let subject = claims.subject().as_str().to_owned();
@@ -417,31 +417,48 @@ async fn verify_id_token(
     provider: std::sync::Arc<Discovered>,
     raw: &str,
     nonce: &str,
-) -> Result<Claims, String> {
+) -> Result<Claims, ClaimsVerificationError> {
     let token: IdToken = raw
         .parse()
-        .map_err(|e| format!("the ID token is malformed: {e}"))?;
+        .map_err(|e| ClaimsVerificationError::Other(format!("the ID token is malformed: {e}")))?;
     let nonce = Nonce::new(nonce.to_owned());
     match token.claims(&provider.client.id_token_verifier(), &nonce) {
         Ok(c) => return Ok(c.clone()),
         Err(ClaimsVerificationError::SignatureVerification(
             SignatureVerificationError::NoMatchingKey,
         )) => {}
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e),
     }
     let Some(fresh) = app.sso.discover(KEY_REFETCH_INTERVAL).await else {
-        return Err("the ID token's key is unknown and the provider cannot be asked again".into());
+        return Err(ClaimsVerificationError::Other(
+            "the ID token's key is unknown and the provider cannot be asked again".into(),
+        ));
     };
+    // Bound first: the verifier borrows `fresh` until the end of the statement.
     let verified = token
         .claims(&fresh.client.id_token_verifier(), &nonce)
         .map(Clone::clone)
         .map_err(|e| match e {
             ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
-            ) => "the ID token is signed with a key the provider does not publish".to_owned(),
-            other => other.to_string(),
+            ) => ClaimsVerificationError::Other(
+                "the ID token is signed with a key the provider does not publish".to_owned(),
+            ),
+            other => other,
         });
     verified
+}
+
+/// What the sign-in page says about an ID token that failed verification:
+/// expiry, issuer and audience by name, the rest (signature, nonce,
+/// malformed) as one failure. The exact reason goes to the log.
+fn failure_of(e: &ClaimsVerificationError) -> SsoFailure {
+    match e {
+        ClaimsVerificationError::Expired(_) => SsoFailure::IdTokenExpired,
+        ClaimsVerificationError::InvalidIssuer(_) => SsoFailure::IdTokenWrongIssuer,
+        ClaimsVerificationError::InvalidAudience(_) => SsoFailure::IdTokenWrongAudience,
+        _ => SsoFailure::BadIdToken,
+    }
 }
 
 /// The groups claim as strings: an array of strings, or one string.

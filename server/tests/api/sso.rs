@@ -1152,26 +1152,98 @@ async fn a_pipelines_jwt_gets_the_role_bindings_stored_for_its_groups_per_enviro
 /// What the tampering proxy does to the ID token in the token endpoint's answer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tamper {
-    Nothing,
+    /// Re-signed with the provider's own key, claims unchanged.
+    Resigned,
     /// The claims changed (more groups) under the provider's signature.
     Forged,
     /// Re-sent unsigned, `alg: none`.
     Unsigned,
-    /// The audience changed to another client's.
+    /// Re-signed with the provider's own key, so only the one claim is wrong:
+    /// the audience is another client's,
     WrongAudience,
+    /// `exp` ten minutes ago,
+    Expired,
+    /// `iss` another provider's.
+    WrongIssuer,
+    /// The provider's own, untouched ID token of the sign-in before: its
+    /// nonce is another sign-in's.
+    Replayed,
+    /// The token endpoint answers an HTML page instead of JSON.
+    Garbage,
+    /// The redirect back to Switchyard names another issuer in its RFC 9207
+    /// `iss` parameter (the ID token is never asked for).
+    CallbackFromAnotherIssuer,
+}
+
+impl Tamper {
+    /// The sign-in page's `?error=` code and the words it must show.
+    fn refusal(self) -> (&'static str, &'static str) {
+        match self {
+            Tamper::Resigned => ("", ""),
+            Tamper::Forged | Tamper::Unsigned | Tamper::Replayed => {
+                ("sso_bad_id_token", "failed verification")
+            }
+            Tamper::WrongAudience => ("sso_id_token_wrong_audience", "issued for another application"),
+            Tamper::Expired => ("sso_id_token_expired", "had expired when it arrived"),
+            Tamper::WrongIssuer | Tamper::CallbackFromAnotherIssuer => {
+                ("sso_id_token_wrong_issuer", "came from another identity provider")
+            }
+            Tamper::Garbage => ("sso_provider_unavailable", "gave an unusable answer"),
+        }
+    }
 }
 
 struct TamperState {
     upstream: u16,
     mode: std::sync::Mutex<Tamper>,
     client: reqwest::Client,
+    /// The provider's signing key (`k1`), read from its key directory.
+    key: jsonwebtoken::EncodingKey,
+    /// The last ID token the provider sent, untouched.
+    last: std::sync::Mutex<Option<String>>,
 }
 
-fn tampered(id_token: &str, mode: Tamper) -> String {
+/// The provider's private JWK `<dir>/keys/<kid>.json` as a signing key
+/// (node turns the JWK into PKCS#1 DER, which `jsonwebtoken` reads).
+fn provider_key(dir: &Path, kid: &str) -> jsonwebtoken::EncodingKey {
+    let out = std::process::Command::new("node")
+        .arg("-e")
+        .arg(
+            "const c=require('node:crypto');const jwk=JSON.parse(require('node:fs').readFileSync(process.argv[1],'utf8'));\
+             process.stdout.write(c.createPrivateKey({key:jwk,format:'jwk'}).export({type:'pkcs1',format:'der'}).toString('base64'))",
+        )
+        .arg(dir.join("keys").join(format!("{kid}.json")))
+        .output()
+        .expect("node runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&out.stdout)
+        .expect("base64 DER");
+    jsonwebtoken::EncodingKey::from_rsa_der(&der)
+}
+
+fn tampered(id_token: &str, mode: Tamper, key: &jsonwebtoken::EncodingKey) -> String {
     let parts: Vec<&str> = id_token.split('.').collect();
     let mut claims = claims_of(id_token);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // The provider's own header (RS256, kid k1) over the changed claims.
+    let resigned = |claims: &Value| {
+        let input = format!("{}.{}", parts[0], b64(claims));
+        let signature = jsonwebtoken::crypto::sign(
+            input.as_bytes(),
+            key,
+            jsonwebtoken::Algorithm::RS256,
+        )
+        .expect("signed");
+        format!("{input}.{signature}")
+    };
     match mode {
-        Tamper::Nothing => id_token.to_owned(),
+        Tamper::Resigned | Tamper::Replayed | Tamper::Garbage | Tamper::CallbackFromAnotherIssuer => {
+            resigned(&claims)
+        }
         Tamper::Forged => {
             claims["groups"] = json!(["ml-admins"]);
             format!("{}.{}.{}", parts[0], b64(&claims), parts[2])
@@ -1179,7 +1251,16 @@ fn tampered(id_token: &str, mode: Tamper) -> String {
         Tamper::Unsigned => format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), parts[1]),
         Tamper::WrongAudience => {
             claims["aud"] = json!("another-client");
-            format!("{}.{}.{}", parts[0], b64(&claims), parts[2])
+            resigned(&claims)
+        }
+        Tamper::Expired => {
+            claims["iat"] = json!(now - 4200);
+            claims["exp"] = json!(now - 600);
+            resigned(&claims)
+        }
+        Tamper::WrongIssuer => {
+            claims["iss"] = json!("http://127.0.0.1:1/another-provider");
+            resigned(&claims)
         }
     }
 }
@@ -1215,8 +1296,18 @@ async fn tamper_proxy(
     let body = match serde_json::from_slice::<Value>(&bytes) {
         Ok(mut v) if path.starts_with("/token") && v["id_token"].is_string() => {
             let raw = v["id_token"].as_str().unwrap_or_default().to_owned();
-            v["id_token"] = json!(tampered(&raw, mode));
-            v.to_string().into_bytes()
+            let before = s.last.lock().expect("last").replace(raw.clone());
+            match (mode, before) {
+                (Tamper::Garbage, _) => b"<html>Service Unavailable</html>".to_vec(),
+                (Tamper::Replayed, Some(before)) => {
+                    v["id_token"] = json!(before);
+                    v.to_string().into_bytes()
+                }
+                _ => {
+                    v["id_token"] = json!(tampered(&raw, mode, &s.key));
+                    v.to_string().into_bytes()
+                }
+            }
         }
         _ => bytes.to_vec(),
     };
@@ -1227,11 +1318,29 @@ async fn tamper_proxy(
             out.headers_mut().append(name, value.clone());
         }
     }
+    let back = headers
+        .get(LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .filter(|l| l.contains("/auth/oidc/callback?"))
+        .and_then(|l| url::Url::parse(l).ok());
+    if let (Tamper::CallbackFromAnotherIssuer, Some(mut back)) = (mode, back) {
+        let pairs: Vec<(String, String)> = back
+            .query_pairs()
+            .map(|(k, v)| match k.as_ref() {
+                "iss" => (k.into_owned(), "http://127.0.0.1:1/another-provider".to_owned()),
+                _ => (k.into_owned(), v.into_owned()),
+            })
+            .collect();
+        assert!(pairs.iter().any(|(k, _)| k == "iss"), "the provider sends iss: {back}");
+        back.query_pairs_mut().clear().extend_pairs(pairs);
+        let value = reqwest::header::HeaderValue::from_str(back.as_str()).expect("location");
+        out.headers_mut().insert(LOCATION, value);
+    }
     out
 }
 
 #[tokio::test]
-async fn forged_unsigned_and_wrong_audience_id_tokens_are_refused_on_the_sign_in_page_and_create_nobody(
+async fn forged_unsigned_expired_and_other_issuers_or_audiences_id_tokens_are_refused_by_name_on_the_sign_in_page_and_create_nobody(
 ) {
     if !provider_available() {
         return;
@@ -1252,11 +1361,13 @@ async fn forged_unsigned_and_wrong_audience_id_tokens_are_refused_on_the_sign_in
     .await;
     let state = std::sync::Arc::new(TamperState {
         upstream: provider.port,
-        mode: std::sync::Mutex::new(Tamper::Nothing),
+        mode: std::sync::Mutex::new(Tamper::Forged),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
+        key: provider_key(&dir, "k1"),
+        last: std::sync::Mutex::new(None),
     });
     let router = axum::Router::new()
         .fallback(tamper_proxy)
@@ -1269,28 +1380,53 @@ async fn forged_unsigned_and_wrong_audience_id_tokens_are_refused_on_the_sign_in
     )
     .await;
 
-    for mode in [Tamper::Forged, Tamper::Unsigned, Tamper::WrongAudience] {
+    // Replayed follows Forged, whose untouched token it sends again.
+    for mode in [
+        Tamper::Forged,
+        Tamper::Replayed,
+        Tamper::Unsigned,
+        Tamper::WrongAudience,
+        Tamper::Expired,
+        Tamper::WrongIssuer,
+        Tamper::CallbackFromAnotherIssuer,
+        Tamper::Garbage,
+    ] {
+        let (code, words) = mode.refusal();
         *state.mode.lock().expect("mode") = mode;
         let failures = events(&app, action::SIGN_IN_FAILED).await.len();
         let mut b = Browser::new();
         let res = full_sign_in(&mut b, &app, "alice", "alice-pw").await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{mode:?}");
         let to = location(&res, &app.address);
-        assert_eq!(error_code(&to), "sso_bad_id_token", "{mode:?}: {to}");
+        assert_eq!(error_code(&to), code, "{mode:?}: {to}");
         assert!(!b.jar.contains_key("sy_session"), "{mode:?}: nobody signed in");
         assert!(!users(&app).await.contains(&"alice".to_owned()), "{mode:?}: nobody created");
+        // A refused token is a failed sign-in in the ledger; a provider
+        // answering garbage is no one's failed attempt.
         assert_eq!(
             events(&app, action::SIGN_IN_FAILED).await.len(),
-            failures + 1,
-            "{mode:?}: the failure is in the ledger"
+            failures + usize::from(mode != Tamper::Garbage),
+            "{mode:?}: the ledger"
         );
         // The sign-in page says what happened in words.
         let page = b.get(&to).await.text().await.expect("sign-in page");
-        assert!(page.contains("failed verification"), "{mode:?}: {page}");
+        assert!(page.contains(words), "{mode:?}: {page}");
+        // Local sign-in still works beside the refused single sign-on.
+        let res = b
+            .post_form(
+                &format!("{}/signin", app.address),
+                &[("username", "test-admin"), ("password", TEST_PASSWORD)],
+                Some(&app.address),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{mode:?}");
+        assert_eq!(signed_in_user(&mut b, &app).await["username"], "test-admin", "{mode:?}");
     }
+    assert_eq!(users(&app).await, ["test-admin"], "nobody was created");
 
-    // Untouched, the same flow signs alice in: the proxy itself is no cause.
-    *state.mode.lock().expect("mode") = Tamper::Nothing;
+    // Re-signed with the provider's key and unchanged, the same flow signs
+    // alice in: neither the proxy nor the re-signing is what was refused.
+    *state.mode.lock().expect("mode") = Tamper::Resigned;
     let mut b = Browser::new();
     let res = full_sign_in(&mut b, &app, "alice", "alice-pw").await;
     assert_eq!(res.status(), StatusCode::OK);
