@@ -223,3 +223,30 @@ pub async fn decide(
         .decide_operation(id, decision, &who.username, reason, at)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_config_is_read_as_json_or_yaml_and_blank_is_none() {
+        assert_eq!(parse_config_text(" \n"), Ok(Value::Null));
+        assert_eq!(
+            parse_config_text(r#"{"action_ms": 5}"#),
+            Ok(json!({ "action_ms": 5 }))
+        );
+        assert_eq!(
+            parse_config_text("action_ms: 5\nfail_smoke: true\n"),
+            Ok(json!({ "action_ms": 5, "fail_smoke": true }))
+        );
+        // Broken JSON is told as JSON, with where it broke, not as YAML.
+        let broken = parse_config_text("{\n  \"model\": \"echo\",\n").unwrap_err();
+        assert!(
+            broken.to_string().starts_with("the config is not valid JSON")
+                && broken.to_string().contains("line"),
+            "{broken}"
+        );
+        let neither = parse_config_text("model: [echo\n").unwrap_err();
+        assert!(neither.to_string().contains("neither JSON"), "{neither}");
+    }
+}
