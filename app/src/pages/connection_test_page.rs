@@ -66,8 +66,9 @@ pub fn ConnectionChecks(test: ConnectionTest) -> impl IntoView {
             <ul class="checks">
                 {test.checks.into_iter().map(|c| {
                     let mark = if c.ok { "passed" } else { "FAILED" };
+                    let name = c.check.clone();
                     view! {
-                        <li data-ok=c.ok.to_string() data-check=c.check.clone()>
+                        <li data-ok=c.ok.to_string() data-check=name>
                             <span class="mark">{mark}</span>" "
                             <strong>{c.check}</strong>": "{c.detail}
                             {c.advice.map(|a| view! { <span class="advice">" — how to fix: "{a}</span> })}
