@@ -169,13 +169,13 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
     server_fn_json(
         &app,
         "/console/fn/add_cluster",
-        &[("name", "yaml-1"), ("environment", "development"), ("driver", "simulated"), ("config", "action_ms: 5\nfail_smoke: false\n")],
+        &[("name", "yaml-1"), ("environment", "development"), ("driver", "simulated"), ("config", "action_ms: 5\nrequests_per_second: 40\n")],
         &ada,
         true,
     )
     .await;
     let rest = app.get_json("/api/v1/clusters/yaml-1").await;
-    assert_eq!(rest["config"], json!({ "action_ms": 5, "fail_smoke": false }), "{rest}");
+    assert_eq!(rest["config"], json!({ "action_ms": 5, "requests_per_second": 40 }), "{rest}");
     // A name taken is refused, and the first registration is unchanged.
     let taken = server_fn_json(
         &app,
