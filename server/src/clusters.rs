@@ -242,7 +242,9 @@ mod tests {
         // Broken JSON is told as JSON, with where it broke, not as YAML.
         let broken = parse_config_text("{\n  \"model\": \"echo\",\n").unwrap_err();
         assert!(
-            broken.to_string().starts_with("the config is not valid JSON")
+            broken
+                .to_string()
+                .starts_with("the config is not valid JSON")
                 && broken.to_string().contains("line"),
             "{broken}"
         );

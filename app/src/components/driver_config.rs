@@ -9,7 +9,8 @@ use switchyard_domain::clusters::DriverKind;
 pub fn example_config(kind: DriverKind) -> &'static str {
     match kind {
         DriverKind::Simulated => "{}",
-        DriverKind::OipHaproxy => r#"{
+        DriverKind::OipHaproxy => {
+            r#"{
   "model": "echo",
   "blue":  { "url": "http://127.0.0.1:8081", "repository": "/srv/sy/blue" },
   "green": { "url": "http://127.0.0.1:8082", "repository": "/srv/sy/green" },
@@ -19,8 +20,10 @@ pub fn example_config(kind: DriverKind) -> &'static str {
     "route_map": "/srv/sy/route.map",
     "weights_file": "/srv/sy/weights"
   }
-}"#,
-        DriverKind::Kubernetes => r#"{
+}"#
+        }
+        DriverKind::Kubernetes => {
+            r#"{
   "kubeconfig": "/etc/switchyard/kubeconfig",
   "context": "prod-eu",
   "namespace": "serving",
@@ -29,15 +32,20 @@ pub fn example_config(kind: DriverKind) -> &'static str {
   "deployments": { "blue": "chat-blue", "green": "chat-green" },
   "container": "model",
   "image": "registry.example/chat"
-}"#,
+}"#
+        }
     }
 }
 
 /// What each driver drives, in a line.
 pub fn driver_words(kind: DriverKind) -> &'static str {
     match kind {
-        DriverKind::Simulated => "in-process router and slots, for trying operations (labelled simulated)",
-        DriverKind::OipHaproxy => "model servers speaking the Open Inference Protocol behind HAProxy",
+        DriverKind::Simulated => {
+            "in-process router and slots, for trying operations (labelled simulated)"
+        }
+        DriverKind::OipHaproxy => {
+            "model servers speaking the Open Inference Protocol behind HAProxy"
+        }
         DriverKind::Kubernetes => "a Deployment per slot and a Service in one Kubernetes namespace",
     }
 }

@@ -57,7 +57,10 @@ pub fn ConnectionChecks(test: ConnectionTest) -> impl IntoView {
     let summary = if test.ok {
         format!("{}: all {total} checks passed.", test.cluster)
     } else {
-        format!("{}: {failed} of {total} checks failed — each says what to fix.", test.cluster)
+        format!(
+            "{}: {failed} of {total} checks failed — each says what to fix.",
+            test.cluster
+        )
     };
     let class = if test.ok { "done" } else { "error" };
     view! {

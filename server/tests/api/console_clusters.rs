@@ -103,13 +103,20 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
     );
     let form = server_fn_json(&app, "/console/fn/get_cluster_form", &[], &dave, true).await;
     assert!(
-        form["refused"].as_str().is_some_and(|m| m.contains("admin")),
+        form["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("admin")),
         "{form}"
     );
     let refused = server_fn_json(
         &app,
         "/console/fn/add_cluster",
-        &[("name", "sneaky"), ("environment", "development"), ("driver", "simulated"), ("config", "{}")],
+        &[
+            ("name", "sneaky"),
+            ("environment", "development"),
+            ("driver", "simulated"),
+            ("config", "{}"),
+        ],
         &dave,
         false,
     )
@@ -119,30 +126,72 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
     // Each refusal says what to change, in words, and registers nothing.
     let k8s_without_namespace = r#"{ "model": "chat", "service": "chat",
         "deployments": { "blue": "chat-blue", "green": "chat-green" }, "container": "model", "image": "registry.example/chat" }"#;
-    let oip_with_unknown_field = example_config(DriverKind::OipHaproxy)
-        .replacen("\"model\": \"echo\",", "\"model\": \"echo\", \"colour\": \"blue\",", 1);
+    let oip_with_unknown_field = example_config(DriverKind::OipHaproxy).replacen(
+        "\"model\": \"echo\",",
+        "\"model\": \"echo\", \"colour\": \"blue\",",
+        1,
+    );
     for (name, environment, driver, config, words) in [
-        ("k8s", "production", "kubernetes", k8s_without_namespace, "namespace"),
-        ("oip", "development", "oip+haproxy", oip_with_unknown_field.as_str(), "unknown field `colour`"),
-        ("oip", "development", "oip+haproxy", "{ \"model\": \"echo\", ", "not valid JSON"),
+        (
+            "k8s",
+            "production",
+            "kubernetes",
+            k8s_without_namespace,
+            "namespace",
+        ),
+        (
+            "oip",
+            "development",
+            "oip+haproxy",
+            oip_with_unknown_field.as_str(),
+            "unknown field `colour`",
+        ),
+        (
+            "oip",
+            "development",
+            "oip+haproxy",
+            "{ \"model\": \"echo\", ",
+            "not valid JSON",
+        ),
         ("oip", "development", "oip+haproxy", "[1, 2]", "JSON object"),
-        ("nomad-1", "development", "nomad", "{}", "unknown driver \"nomad\""),
+        (
+            "nomad-1",
+            "development",
+            "nomad",
+            "{}",
+            "unknown driver \"nomad\"",
+        ),
         ("Bad Name", "development", "simulated", "{}", "Bad Name"),
         ("sim", "moon", "simulated", "{}", "moon"),
     ] {
         let answer = server_fn_json(
             &app,
             "/console/fn/add_cluster",
-            &[("name", name), ("environment", environment), ("driver", driver), ("config", config)],
+            &[
+                ("name", name),
+                ("environment", environment),
+                ("driver", driver),
+                ("config", config),
+            ],
             &ada,
             false,
         )
         .await;
-        assert!(message(&answer).contains(words), "{driver} {config}: {answer}");
+        assert!(
+            message(&answer).contains(words),
+            "{driver} {config}: {answer}"
+        );
     }
-    assert_eq!(cluster_names(&app).await, Vec::<String>::new(), "nothing registered");
+    assert_eq!(
+        cluster_names(&app).await,
+        Vec::<String>::new(),
+        "nothing registered"
+    );
     let audit = app.get_json("/api/v1/audit?action=cluster.created").await;
-    assert!(!audit.to_string().contains("\"cluster\":\"oip\""), "{audit}");
+    assert!(
+        !audit.to_string().contains("\"cluster\":\"oip\""),
+        "{audit}"
+    );
 
     // Each driver's example, as the form shows it beside the text box, is accepted.
     for (name, kind, environment) in [
@@ -153,7 +202,12 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
         let added = server_fn_json(
             &app,
             "/console/fn/add_cluster",
-            &[("name", name), ("environment", environment), ("driver", kind.as_str()), ("config", example_config(kind))],
+            &[
+                ("name", name),
+                ("environment", environment),
+                ("driver", kind.as_str()),
+                ("config", example_config(kind)),
+            ],
             &ada,
             true,
         )
@@ -169,24 +223,41 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
     server_fn_json(
         &app,
         "/console/fn/add_cluster",
-        &[("name", "yaml-1"), ("environment", "development"), ("driver", "simulated"), ("config", "action_ms: 5\nrequests_per_second: 40\n")],
+        &[
+            ("name", "yaml-1"),
+            ("environment", "development"),
+            ("driver", "simulated"),
+            ("config", "action_ms: 5\nrequests_per_second: 40\n"),
+        ],
         &ada,
         true,
     )
     .await;
     let rest = app.get_json("/api/v1/clusters/yaml-1").await;
-    assert_eq!(rest["config"], json!({ "action_ms": 5, "requests_per_second": 40 }), "{rest}");
+    assert_eq!(
+        rest["config"],
+        json!({ "action_ms": 5, "requests_per_second": 40 }),
+        "{rest}"
+    );
     // A name taken is refused, and the first registration is unchanged.
     let taken = server_fn_json(
         &app,
         "/console/fn/add_cluster",
-        &[("name", "yaml-1"), ("environment", "production"), ("driver", "simulated"), ("config", "")],
+        &[
+            ("name", "yaml-1"),
+            ("environment", "production"),
+            ("driver", "simulated"),
+            ("config", ""),
+        ],
         &ada,
         false,
     )
     .await;
     assert!(message(&taken).contains("yaml-1"), "{taken}");
-    assert_eq!(app.get_json("/api/v1/clusters/yaml-1").await["environment"], "development");
+    assert_eq!(
+        app.get_json("/api/v1/clusters/yaml-1").await["environment"],
+        "development"
+    );
 
     // Without JavaScript: the form posts, and the browser is sent to the new
     // cluster's connection test, which says it was added; a refusal comes
@@ -194,7 +265,12 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
     let (status, location) = post_form(
         &app,
         "/console/fn/add_cluster",
-        &[("name", "plain-1"), ("environment", "development"), ("driver", "simulated"), ("config", "{}")],
+        &[
+            ("name", "plain-1"),
+            ("environment", "development"),
+            ("driver", "simulated"),
+            ("config", "{}"),
+        ],
         &ada,
         "/clusters",
     )
@@ -207,13 +283,21 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
     let (status, location) = post_form(
         &app,
         "/console/fn/add_cluster",
-        &[("name", "plain-2"), ("environment", "development"), ("driver", "kubernetes"), ("config", "{}")],
+        &[
+            ("name", "plain-2"),
+            ("environment", "development"),
+            ("driver", "kubernetes"),
+            ("config", "{}"),
+        ],
         &ada,
         "/clusters",
     )
     .await;
     assert!(status.is_redirection(), "{status}");
-    assert!(location.contains("/clusters?") && location.contains("__err="), "{location}");
+    assert!(
+        location.contains("/clusters?") && location.contains("__err="),
+        "{location}"
+    );
     assert!(!cluster_names(&app).await.contains(&"plain-2".to_owned()));
 }
 
@@ -243,18 +327,35 @@ async fn test_connection_names_a_missing_haproxy_socket_and_how_to_fix_it() {
     server_fn_json(
         &app,
         "/console/fn/add_cluster",
-        &[("name", "echo-dev"), ("environment", "development"), ("driver", "oip+haproxy"), ("config", &config.to_string())],
+        &[
+            ("name", "echo-dev"),
+            ("environment", "development"),
+            ("driver", "oip+haproxy"),
+            ("config", &config.to_string()),
+        ],
         &ada,
         true,
     )
     .await;
 
     // A viewer may not test; a deployer may, and each check says what it found.
-    let refused =
-        server_fn_json(&app, "/console/fn/test_cluster", &[("name", "echo-dev")], &vic, false).await;
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/test_cluster",
+        &[("name", "echo-dev")],
+        &vic,
+        false,
+    )
+    .await;
     assert!(message(&refused).contains("deployer"), "{refused}");
-    let report =
-        server_fn_json(&app, "/console/fn/test_cluster", &[("name", "echo-dev")], &dave, true).await;
+    let report = server_fn_json(
+        &app,
+        "/console/fn/test_cluster",
+        &[("name", "echo-dev")],
+        &dave,
+        true,
+    )
+    .await;
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["driver"], "oip+haproxy");
     let runtime = report["checks"]
@@ -264,18 +365,32 @@ async fn test_connection_names_a_missing_haproxy_socket_and_how_to_fix_it() {
         .clone();
     assert_eq!(runtime["ok"], false, "{runtime}");
     let socket_path = socket.display().to_string();
-    assert!(runtime["detail"].as_str().is_some_and(|d| d.contains(&socket_path)), "{runtime}");
     assert!(
-        runtime["advice"].as_str().is_some_and(|a| a.contains("stats socket")),
+        runtime["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&socket_path)),
         "{runtime}"
     );
     assert!(
-        report["checks"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["check"] == "blue repository" && c["ok"] == true)),
+        runtime["advice"]
+            .as_str()
+            .is_some_and(|a| a.contains("stats socket")),
+        "{runtime}"
+    );
+    assert!(
+        report["checks"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["check"] == "blue repository" && c["ok"] == true)),
         "the parts that are there pass: {report}"
     );
-    let unknown = server_fn_json(&app, "/console/fn/test_cluster", &[("name", "nope")], &dave, false).await;
+    let unknown = server_fn_json(
+        &app,
+        "/console/fn/test_cluster",
+        &[("name", "nope")],
+        &dave,
+        false,
+    )
+    .await;
     assert!(message(&unknown).contains("nope"), "{unknown}");
 
     // The same as the REST API's `cluster test` answers.
@@ -286,13 +401,19 @@ async fn test_connection_names_a_missing_haproxy_socket_and_how_to_fix_it() {
         .await
         .expect("JSON");
     let names = |r: &Value| -> Vec<Value> {
-        r["checks"].as_array().map(|c| c.iter().map(|c| c["check"].clone()).collect()).unwrap_or_default()
+        r["checks"]
+            .as_array()
+            .map(|c| c.iter().map(|c| c["check"].clone()).collect())
+            .unwrap_or_default()
     };
     assert_eq!(names(&rest), names(&report));
 
     // Without JavaScript the button leads to the test's own page.
     let cluster_page = page(&app, "/clusters/echo-dev", &dave).await;
-    assert!(cluster_page.contains("action=\"/clusters/echo-dev/test\""), "{cluster_page}");
+    assert!(
+        cluster_page.contains("action=\"/clusters/echo-dev/test\""),
+        "{cluster_page}"
+    );
     assert!(cluster_page.contains("Test connection"), "{cluster_page}");
     let shown = page(&app, "/clusters/echo-dev/test", &dave).await;
     assert!(shown.contains("FAILED"), "{shown}");
@@ -311,7 +432,12 @@ async fn an_admin_removes_a_cluster_by_typing_its_name_but_never_one_with_an_ope
         server_fn_json(
             &app,
             "/console/fn/add_cluster",
-            &[("name", name), ("environment", "development"), ("driver", "simulated"), ("config", "")],
+            &[
+                ("name", name),
+                ("environment", "development"),
+                ("driver", "simulated"),
+                ("config", ""),
+            ],
             &ada,
             true,
         )
@@ -335,12 +461,19 @@ async fn an_admin_removes_a_cluster_by_typing_its_name_but_never_one_with_an_ope
         false,
     )
     .await;
-    assert!(message(&mistyped).contains("Type the cluster's name, typo-1"), "{mistyped}");
+    assert!(
+        message(&mistyped).contains("Type the cluster's name, typo-1"),
+        "{mistyped}"
+    );
     assert!(cluster_names(&app).await.contains(&"typo-1".to_owned()));
 
     // The admin's page offers the form; a deployer's does not.
-    assert!(page(&app, "/clusters/typo-1", &ada).await.contains("Remove cluster"));
-    assert!(!page(&app, "/clusters/typo-1", &dave).await.contains("Remove cluster"));
+    assert!(page(&app, "/clusters/typo-1", &ada)
+        .await
+        .contains("Remove cluster"));
+    assert!(!page(&app, "/clusters/typo-1", &dave)
+        .await
+        .contains("Remove cluster"));
 
     let removed = server_fn_json(
         &app,
@@ -351,7 +484,10 @@ async fn an_admin_removes_a_cluster_by_typing_its_name_but_never_one_with_an_ope
     )
     .await;
     assert_eq!(removed, json!("typo-1"));
-    assert_eq!(app.get("/api/v1/clusters/typo-1").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/api/v1/clusters/typo-1").await.status(),
+        StatusCode::NOT_FOUND
+    );
     let audit = app.get_json("/api/v1/audit?action=cluster.removed").await;
     assert!(audit.to_string().contains("typo-1"), "{audit}");
 
@@ -366,7 +502,9 @@ async fn an_admin_removes_a_cluster_by_typing_its_name_but_never_one_with_an_ope
     .await;
     assert!(status.is_redirection(), "{status}");
     assert_eq!(location, "/clusters?removed=typo-2");
-    assert!(page(&app, &location, &ada).await.contains("Cluster typo-2 removed."));
+    assert!(page(&app, &location, &ada)
+        .await
+        .contains("Cluster typo-2 removed."));
     assert!(!cluster_names(&app).await.contains(&"typo-2".to_owned()));
 
     // While an operation runs (none of this test's servers runs it), removing is refused.
