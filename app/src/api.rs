@@ -4,6 +4,7 @@
 //! the server requires.
 
 pub mod add_binding;
+pub mod add_cluster;
 pub mod add_freeze;
 pub mod approve_override;
 pub mod approve_promotion;
@@ -17,6 +18,7 @@ pub mod get_approvals;
 pub mod get_audit_page;
 pub mod get_board;
 pub mod get_cluster;
+pub mod get_cluster_form;
 pub mod get_clusters;
 pub mod get_freezes;
 pub mod get_mlflow_import;
@@ -38,6 +40,7 @@ pub mod redeliver;
 pub mod reject_promotion;
 pub mod remove_analysis_template;
 pub mod remove_binding;
+pub mod remove_cluster;
 pub mod remove_freeze;
 pub mod request_override;
 pub mod request_promotion;
@@ -50,6 +53,7 @@ pub mod set_approval_policy;
 pub mod set_cluster_analysis;
 pub mod start_mlflow_import;
 pub mod start_operation;
+pub mod test_cluster;
 pub mod verify_audit_chain;
 pub mod withdraw_promotion;
 

@@ -2,6 +2,7 @@
 
 pub mod cluster_alerts;
 pub mod cluster_card;
+pub mod driver_config;
 pub mod form;
 pub mod freeze_banner;
 pub mod layout;

@@ -186,6 +186,43 @@ pub struct ClusterView {
     /// Each slot's health as its driver answered while the page was made
     /// (`ready`, `empty`, `not ready: …`, `unknown: …`).
     pub health_now: Vec<SlotHealthNow>,
+    /// Why the signed-in user may not test this cluster's connection, if
+    /// they may not (deployers and up in its environment may).
+    pub test_refused: Option<String>,
+    /// Why the signed-in user may not remove this cluster, if they may not
+    /// (admins on all may; the server also refuses one that ran operations).
+    pub remove_refused: Option<String>,
+}
+
+/// What the clusters page's "Add a cluster" form offers the signed-in user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterForm {
+    /// The environments a cluster may belong to, in their standard order.
+    pub environments: Vec<String>,
+    /// Why the user may not add a cluster (only admins on all may), if so.
+    pub refused: Option<String>,
+}
+
+/// A cluster's connection test: every part its driver needs, as
+/// `switchyard cluster test` lists them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionTest {
+    pub cluster: String,
+    pub driver: switchyard_domain::clusters::DriverKind,
+    pub environment: String,
+    /// Every check passed.
+    pub ok: bool,
+    pub checks: Vec<ConnectionCheck>,
+}
+
+/// One check of a connection test: what was checked, what was found and,
+/// when it failed, how to fix it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionCheck {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+    pub advice: Option<String>,
 }
 
 /// One slot's health as the driver reports it now.

@@ -25,6 +25,7 @@ use crate::pages::audit_page::AuditLogPage;
 use crate::pages::board_page::BoardPage;
 use crate::pages::clusters_page::{ClusterPage, ClustersPage};
 use crate::pages::confirm_operation_page::ConfirmOperationPage;
+use crate::pages::connection_test_page::ConnectionTestPage;
 use crate::pages::import_page::{MlflowImportPage, MlflowImportRunPage};
 use crate::pages::model_page::ModelPage;
 use crate::pages::overview_page::OverviewPage;
@@ -104,6 +105,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/clusters") view=ClustersPage ssr=SsrMode::Async/>
                     <Route path=path!("/clusters/:name") view=ClusterPage ssr=SsrMode::Async/>
                     <Route path=path!("/clusters/:name/confirm") view=ConfirmOperationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/clusters/:name/test") view=ConnectionTestPage ssr=SsrMode::Async/>
                     <Route path=path!("/analysis") view=AnalysisPage ssr=SsrMode::Async/>
                     <Route path=path!("/approvals") view=ApprovalsPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=AuditLogPage ssr=SsrMode::Async/>

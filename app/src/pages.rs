@@ -7,6 +7,7 @@ pub mod audit_page;
 pub mod board_page;
 pub mod clusters_page;
 pub mod confirm_operation_page;
+pub mod connection_test_page;
 pub mod import_page;
 pub mod model_page;
 pub mod overview_page;

@@ -86,6 +86,27 @@ pub trait Services: Send + Sync + 'static {
     /// One cluster with its operations history. Unknown cluster: `not_found`.
     async fn cluster(&self, name: &str) -> Result<ClusterView, AppError>;
 
+    /// The "Add a cluster" form: environments, and whether the user may add one.
+    async fn cluster_form(&self) -> Result<crate::data::ClusterForm, AppError>;
+
+    /// Registers a cluster as `POST /api/v1/clusters` does (admins on all);
+    /// `config` is the driver config as typed: JSON or YAML, blank for none.
+    async fn add_cluster(
+        &self,
+        name: &str,
+        environment: &str,
+        driver: &str,
+        config: &str,
+    ) -> Result<switchyard_domain::clusters::Cluster, AppError>;
+
+    /// Runs the checks of `POST /api/v1/clusters/{name}/test` (deployers and
+    /// up in the cluster's environment). Unknown cluster: `not_found`.
+    async fn test_cluster(&self, name: &str) -> Result<crate::data::ConnectionTest, AppError>;
+
+    /// Removes a cluster as `DELETE /api/v1/clusters/{name}` does (admins on
+    /// all; refused for one that ran or runs an operation).
+    async fn remove_cluster(&self, name: &str) -> Result<(), AppError>;
+
     /// An operation with its steps. Unknown: `not_found`.
     async fn operation(&self, id: i64) -> Result<Operation, AppError>;
 

@@ -80,6 +80,13 @@ pub enum DriverKind {
 }
 
 impl DriverKind {
+    /// Every driver there is, in the order the console offers them.
+    pub const ALL: [DriverKind; 3] = [
+        DriverKind::Simulated,
+        DriverKind::OipHaproxy,
+        DriverKind::Kubernetes,
+    ];
+
     /// Whether the driver unloads the idle slot after a bake (`Step::Release`).
     /// The kubernetes driver keeps the idle Deployment as its owner scaled it:
     /// its pods are the instant rollback target until the next load.
@@ -99,13 +106,9 @@ impl DriverKind {
 impl FromStr for DriverKind {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            DriverKind::Simulated,
-            DriverKind::OipHaproxy,
-            DriverKind::Kubernetes,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == s)
+        DriverKind::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
         .ok_or_else(|| {
             DomainError::Invalid(format!(
                 "unknown driver {s:?}: expected simulated, oip+haproxy or kubernetes"

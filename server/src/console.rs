@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use app::data::{
     AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
-    ClusterAnalysis, ClusterLane, ClusterView, CreatedSubscription, GateResults, ModelPage,
+    ClusterAnalysis, ClusterForm, ClusterLane, ClusterView, ConnectionCheck, ConnectionTest,
+    CreatedSubscription, GateResults, ModelPage,
     NotificationStatus, PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer,
     SlotHealthNow, SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
@@ -484,8 +485,27 @@ impl StoreServices {
         } else {
             Vec::new()
         };
+        let test_refused = self
+            .user
+            .require_in(
+                crate::clusters::TEST_CLUSTER,
+                &cluster.environment,
+                &format!(
+                    "Testing {} (environment {})",
+                    cluster.name, cluster.environment
+                ),
+            )
+            .err()
+            .map(AppError::into_message);
+        let remove_refused = self
+            .user
+            .require(crate::clusters::MANAGE_CLUSTERS, "Removing a cluster")
+            .err()
+            .map(AppError::into_message);
         Ok(ClusterView {
             health_now,
+            test_refused,
+            remove_refused,
             refused,
             drift: switchyard_domain::clusters::drift(&cluster.state, &pins),
             pins: pins
@@ -898,6 +918,93 @@ impl Services for StoreServices {
             .map_err(to_app_error)?;
         self.cluster_view(cluster, &envs, CLUSTER_OPERATIONS, true)
             .await
+    }
+
+    async fn cluster_form(&self) -> Result<ClusterForm, AppError> {
+        self.user.require(Role::Viewer, "reading the console")?;
+        let environments = self
+            .state
+            .store
+            .list_environments()
+            .await
+            .map_err(to_app_error)?
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        let refused = self
+            .user
+            .require(crate::clusters::MANAGE_CLUSTERS, "Adding a cluster")
+            .err()
+            .map(AppError::into_message);
+        Ok(ClusterForm {
+            environments,
+            refused,
+        })
+    }
+
+    async fn add_cluster(
+        &self,
+        name: &str,
+        environment: &str,
+        driver: &str,
+        config: &str,
+    ) -> Result<Cluster, AppError> {
+        // Who may, first: a refused person learns nothing from the config's parse.
+        self.user
+            .require(crate::clusters::MANAGE_CLUSTERS, "Adding a cluster")?;
+        let registration = crate::clusters::Registration {
+            name: name.to_owned(),
+            environment: environment.to_owned(),
+            driver: driver.to_owned(),
+            config: crate::clusters::parse_config_text(config)?,
+        };
+        crate::clusters::add(
+            self.state.store.as_ref(),
+            &self.identity,
+            registration,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
+    }
+
+    async fn test_cluster(&self, name: &str) -> Result<ConnectionTest, AppError> {
+        let (cluster, checks) = crate::clusters::test(
+            self.state.store.as_ref(),
+            &self.state.drivers,
+            &self.identity,
+            name,
+        )
+        .await
+        .map_err(to_app_error)?;
+        let checks: Vec<ConnectionCheck> = checks
+            .into_iter()
+            .map(|c| ConnectionCheck {
+                check: c.check,
+                ok: c.ok,
+                detail: c.detail,
+                advice: c.advice,
+            })
+            .collect();
+        Ok(ConnectionTest {
+            ok: checks.iter().all(|c| c.ok),
+            cluster: cluster.name,
+            driver: cluster.driver,
+            environment: cluster.environment,
+            checks,
+        })
+    }
+
+    async fn remove_cluster(&self, name: &str) -> Result<(), AppError> {
+        crate::clusters::remove(
+            self.state.store.as_ref(),
+            &self.state.drivers,
+            &self.identity,
+            name,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
     }
 
     async fn operation(&self, id: i64) -> Result<Operation, AppError> {

@@ -104,15 +104,9 @@ pub(super) fn read_config(path: &Path) -> Result<Value, Failure> {
         std::fs::read_to_string(path)
             .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?
     };
-    match serde_json::from_str::<Value>(&text) {
-        Ok(v) => Ok(v),
-        Err(json_error) => serde_yaml::from_str::<Value>(&text).map_err(|yaml_error| {
-            Failure::usage(format!(
-                "{} is neither JSON ({json_error}) nor YAML ({yaml_error})",
-                path.display()
-            ))
-        }),
-    }
+    // Read as the console's text box is read.
+    crate::clusters::parse_config_text(&text)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
 }
 
 pub(super) async fn add(

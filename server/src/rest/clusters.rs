@@ -1,13 +1,12 @@
-//! Serving clusters: create (admin), list, show.
+//! Serving clusters: create (admin), list, show, test, remove (admin); the
+//! rules are `crate::clusters`'s, which the console calls too.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use switchyard_domain::access::Role;
-use switchyard_domain::clusters::{parse_cluster_name, Cluster, DriverKind, NewCluster};
-use switchyard_domain::policy::parse_environment_name;
+use switchyard_domain::clusters::{parse_cluster_name, Cluster, DriverKind};
 use switchyard_domain::Timestamp;
 use utoipa::ToSchema;
 
@@ -15,17 +14,6 @@ use super::actor::Actor;
 use super::extract::{ApiJson, ApiPath};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// The role each cluster and operation route needs.
-pub mod required_role {
-    use super::Role;
-    pub const CREATE_CLUSTER: Role = Role::Admin;
-    pub const REMOVE_CLUSTER: Role = Role::Admin;
-    /// Testing changes nothing but reaches into the cluster's parts.
-    pub const TEST_CLUSTER: Role = Role::Deployer;
-    pub const READ: Role = Role::Viewer;
-    // Operations and rollbacks: `access::role_for_operation` (deployer; approver in production).
-}
 
 /// The body of `POST /api/v1/clusters`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -74,29 +62,19 @@ pub async fn create(
     actor: Actor,
     ApiJson(body): ApiJson<CreateCluster>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    actor.require(required_role::CREATE_CLUSTER, "creating a cluster")?;
-    let driver: DriverKind = body.driver.parse()?;
-    // No settings is an empty object: a cluster's config is always one.
-    let config = match body.config {
-        Value::Null => json!({}),
-        config @ Value::Object(_) => config,
-        _ => {
-            return Err(ApiError::invalid(
-                "config must be a JSON object of driver settings (or left out for none)",
-            ))
-        }
+    let registration = crate::clusters::Registration {
+        name: body.name,
+        environment: body.environment,
+        driver: body.driver,
+        config: body.config,
     };
-    crate::drivers::validate_config(driver, &config)?;
-    let new = NewCluster {
-        name: parse_cluster_name(&body.name)?,
-        environment: parse_environment_name(&body.environment)?,
-        driver,
-        config,
-    };
-    let cluster = app
-        .store
-        .create_cluster(new, &actor.name, Timestamp::now())
-        .await?;
+    let cluster = crate::clusters::add(
+        app.store.as_ref(),
+        &actor.identity,
+        registration,
+        Timestamp::now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(shown(cluster))))
 }
 
@@ -168,12 +146,14 @@ pub async fn remove(
     actor: Actor,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    actor.require(required_role::REMOVE_CLUSTER, "removing a cluster")?;
-    let name = parse_cluster_name(&name)?;
-    app.store
-        .remove_cluster(&name, &actor.name, Timestamp::now())
-        .await?;
-    app.drivers.forget(&name);
+    crate::clusters::remove(
+        app.store.as_ref(),
+        &app.drivers,
+        &actor.identity,
+        &name,
+        Timestamp::now(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -189,28 +169,13 @@ pub async fn test(
     actor: Actor,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    // The lower bar first, so a viewer is told "forbidden" whether or not the cluster exists.
-    actor.require_somewhere(required_role::TEST_CLUSTER, "testing a cluster")?;
-    let name = parse_cluster_name(&name)?;
-    let cluster = app
-        .store
-        .get_cluster(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("cluster {name} does not exist")))?;
-    actor.require_in(
-        required_role::TEST_CLUSTER,
-        &cluster.environment,
-        &format!("testing {name} (environment {})", cluster.environment),
-    )?;
-    let checks = crate::drivers::test_cluster(&app.drivers, &cluster, TEST_TIMEOUT).await;
+    let (cluster, checks) =
+        crate::clusters::test(app.store.as_ref(), &app.drivers, &actor.identity, &name).await?;
     let ok = checks.iter().all(|c| c.ok);
     Ok(Json(
-        json!({ "cluster": name, "driver": cluster.driver.as_str(), "ok": ok, "checks": checks }),
+        json!({ "cluster": cluster.name, "driver": cluster.driver.as_str(), "ok": ok, "checks": checks }),
     ))
 }
-
-/// How long `POST /api/v1/clusters/{name}/test` waits for all its checks.
-const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How long `GET /api/v1/clusters/{name}` waits for the driver to say how the slots are.
 const LIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1500);

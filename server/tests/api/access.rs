@@ -485,6 +485,34 @@ const CONSOLE: &[Row] = &[
     ),
     (
         "POST",
+        "/console/fn/get_cluster_form",
+        "/console/fn/get_cluster_form",
+        None,
+        Some(Role::Viewer),
+    ),
+    (
+        "POST",
+        "/console/fn/add_cluster",
+        "/console/fn/add_cluster",
+        Some(|| json!({"name": "table-new", "environment": "development", "driver": "simulated", "config": "{}"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
+        "/console/fn/test_cluster",
+        "/console/fn/test_cluster",
+        Some(|| json!({"name": "nowhere"})),
+        Some(Role::Deployer),
+    ),
+    (
+        "POST",
+        "/console/fn/remove_cluster",
+        "/console/fn/remove_cluster",
+        Some(|| json!({"name": "nowhere", "confirm": "nowhere"})),
+        Some(Role::Admin),
+    ),
+    (
+        "POST",
         "/console/fn/get_operation",
         "/console/fn/get_operation",
         Some(|| json!({"id": 1})),
@@ -1009,7 +1037,8 @@ fn place_of(method: &str, path: &str, body: Option<fn() -> Value>) -> At {
             "/console/fn/start_operation"
             | "/console/fn/roll_back_cluster"
             | "/console/fn/continue_operation"
-            | "/console/fn/roll_back_operation",
+            | "/console/fn/roll_back_operation"
+            | "/console/fn/test_cluster",
         ) => At::Somewhere,
         _ => At::All,
     }
@@ -1053,6 +1082,7 @@ fn env_rows(staging_promotion: i64, production_promotion: i64) -> Vec<(String, S
         rows.push(("POST".into(), format!("/api/v1/clusters/{cluster}/operations"), json!({"kind": "blue_green", "full_id": "chat:v404"}), operator, At::Env(env)));
         rows.push(("POST".into(), format!("/api/v1/clusters/{cluster}/rollback"), json!({}), operator, At::Env(env)));
         rows.push(("POST".into(), format!("/api/v1/clusters/{cluster}/test"), json!({}), Role::Deployer, At::Env(env)));
+        rows.push(("POST".into(), "/console/fn/test_cluster".into(), json!({"name": cluster}), Role::Deployer, At::Env(env)));
         rows.push(("POST".into(), "/api/v1/request-records".into(), json!([{"request_id": "r-x", "at": "2999-01-01T00:00:00Z", "cluster": cluster, "slot": "blue", "full_id": "chat:v1", "latency_ms": 1}]), Role::Deployer, At::Env(env)));
         rows.push(("POST".into(), "/console/fn/start_operation".into(), json!({"cluster": cluster, "kind": "blue_green", "full_id": "chat:v404"}), operator, At::Env(env)));
         rows.push(("POST".into(), "/console/fn/roll_back_cluster".into(), json!({"cluster": cluster}), operator, At::Env(env)));

@@ -8,6 +8,7 @@ mod analysis;
 mod audit;
 mod clusters;
 mod console;
+mod console_clusters;
 mod console_release;
 mod console_subscriptions;
 mod environments;
