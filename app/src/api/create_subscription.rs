@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::data::{CreatedSubscription, SubscriptionForm};
+use crate::data::CreatedSubscription;
 use crate::error::AppError;
 
 /// Creates a notification subscription (admins); the webhook secret comes back this once.
@@ -28,7 +28,7 @@ pub async fn create_subscription(
             ))
         }
     };
-    let form = SubscriptionForm {
+    let form = crate::data::SubscriptionForm {
         name,
         kind: kind.unwrap_or_default(),
         url,
