@@ -3,6 +3,7 @@
 pub mod cluster_alerts;
 pub mod cluster_card;
 pub mod freeze_banner;
+pub mod gate_results;
 pub mod layout;
 pub mod notification_alerts;
 pub mod pending_approvals;

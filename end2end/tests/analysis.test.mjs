@@ -100,6 +100,7 @@ test('an admin saves a template on the Analysis page; a paused operation shows i
   await form.getByLabel('Failure condition').fill('result > 0.05');
   await form.getByLabel('Interval (ms)').fill('200');
   await form.getByLabel('Count', { exact: true }).fill('2');
+  await form.getByLabel('Reason (required, kept in the ledger)').fill('e2e: gate the staging switches');
   await form.getByRole('button', { name: 'Save template' }).click();
   await form.getByRole('status').filter({ hasText: 'Template created.' }).waitFor({ timeout: 15_000 });
   const saved = page.locator('section.template[data-template="e2e-errors"]');
