@@ -5,6 +5,7 @@ pub mod cluster_card;
 pub mod freeze_banner;
 pub mod gate_results;
 pub mod layout;
+pub mod measurement_chart;
 pub mod notification_alerts;
 pub mod pending_approvals;
 pub mod stage_badge;

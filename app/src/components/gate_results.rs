@@ -7,6 +7,7 @@ use switchyard_domain::analysis::Verdict;
 use switchyard_domain::types::GateResults;
 
 use crate::components::cluster_card::{operation_state_words, Measurements};
+use crate::components::measurement_chart::MeasurementCharts;
 
 /// "Analysis of operation #7 (blue-green switch to chat:v2, succeeded now):
 /// 3 measurement(s) by then — 3 success, 0 failure, 0 inconclusive".
@@ -33,6 +34,9 @@ pub fn GateResultsDetails(gates: GateResults) -> impl IntoView {
     view! {
         <details class="gate-results" data-operation=gates.operation_id.to_string()>
             <summary>{summary}</summary>
+            <div class="measure-charts">
+                <MeasurementCharts templates=gates.analysis measurements=gates.measurements.clone()/>
+            </div>
             <Measurements measurements=gates.measurements/>
         </details>
     }

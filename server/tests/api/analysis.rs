@@ -1781,6 +1781,21 @@ async fn gate_results_afterwards(app: TestApp, peer: &Peer, model: &str) {
     assert_evidence(&answer["gates"], id, &full_id);
     let html = page(&app, &format!("/requests?id={model}-after"), &vic).await;
     assert!(html.contains(&format!("Analysis of operation #{id}")), "{html}");
+
+    // The charts of the measurements against the thresholds, with their words,
+    // on the serving page and in the cluster's history.
+    let words = "errors: 3 measurement(s) in order: 0, 0, 0. Success when result &lt; 0.01, failure when result &gt; 0.05. 3 success, 0 failure, 0 inconclusive.";
+    for path in ["/serving".to_owned(), format!("/clusters/{cluster}")] {
+        let html = page(&app, &path, &vic).await;
+        let chart = html
+            .find("<figure class=\"measure-chart\" data-template=\"errors\"")
+            .and_then(|i| html.get(i..))
+            .and_then(|c| c.find("</figure>").and_then(|end| c.get(..end)))
+            .unwrap_or_else(|| panic!("{path}: a chart: {html}"));
+        assert!(chart.contains("role=\"img\"") && chart.contains(words), "{path}: {chart}");
+        assert_eq!(chart.matches("data-verdict=\"success\"").count(), 3, "{path}: {chart}");
+        assert!(chart.contains(">success 0.01<") && chart.contains(">failure 0.05<"), "{path}: {chart}");
+    }
 }
 
 #[tokio::test]
