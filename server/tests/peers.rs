@@ -1714,6 +1714,7 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
         "count": 3,
         "failure_limit": 2,
         "inconclusive_limit": 2,
+        "reason": "judge releases on the 5xx share",
     });
     let r = api
         .http

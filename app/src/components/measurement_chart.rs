@@ -77,7 +77,9 @@ pub fn layout(template: &AnalysisTemplate, measurements: &[&Measurement]) -> Lay
     (low, high) = (low - pad, high + pad);
     let plot_h = HEIGHT - TOP - BOTTOM;
     let plot_w = WIDTH - LEFT - RIGHT;
-    let y = |v: f64| TOP + (high - v) / (high - low) * plot_h;
+    // Tenths of a unit are finer than any screen shows, and keep the markup short.
+    let tenth = |v: f64| (v * 10.0).round() / 10.0;
+    let y = |v: f64| tenth(TOP + (high - v) / (high - low) * plot_h);
     let n = measurements.len().max(1) as f64;
     let points = measurements
         .iter()
@@ -86,7 +88,7 @@ pub fn layout(template: &AnalysisTemplate, measurements: &[&Measurement]) -> Lay
             let value = m.value.filter(|v| v.is_finite());
             let shown = value.map_or_else(|| "no value".to_owned(), number);
             Point {
-                x: LEFT + plot_w * (i as f64 + 0.5) / n,
+                x: tenth(LEFT + plot_w * (i as f64 + 0.5) / n),
                 y: value.map_or(TOP + plot_h, y),
                 value,
                 verdict: m.verdict,
