@@ -161,8 +161,10 @@ pub async fn with_gate_results(
     mut serving: ServingAt,
 ) -> StoreResult<ServingAt> {
     let at = serving.at;
-    serving.gates = futures::stream::iter(serving.clusters.iter())
-        .map(|c| gate_results(store, c, at))
+    // Owned clusters: a stream of borrows would make the handler's future
+    // not general enough to be `Send` for every lifetime.
+    serving.gates = futures::stream::iter(serving.clusters.clone())
+        .map(|c| async move { gate_results(store, &c, at).await })
         .buffered(GATE_RESULTS_AT_ONCE)
         .try_collect::<Vec<_>>()
         .await?

@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 use switchyard::drivers::Drivers;
 use switchyard::operations::RunnerSettings;
 use switchyard_domain::access::Role;
-use switchyard_domain::Timestamp;
 
 use crate::console::{server_fn_json, sign_in, Browser};
 use crate::helpers::{assert_error, spawn_app, TestApp};
