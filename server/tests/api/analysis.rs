@@ -1787,7 +1787,7 @@ async fn gate_results_afterwards(app: TestApp, peer: &Peer, model: &str) {
     for path in ["/serving".to_owned(), format!("/clusters/{cluster}")] {
         let html = page(&app, &path, &vic).await;
         let chart = html
-            .find("<figure class=\"measure-chart\" data-template=\"errors\"")
+            .find("data-template=\"errors\" class=\"measure-chart\"")
             .and_then(|i| html.get(i..))
             .and_then(|c| c.find("</figure>").and_then(|end| c.get(..end)))
             .unwrap_or_else(|| panic!("{path}: a chart: {html}"));
