@@ -309,7 +309,7 @@ mod tests {
     fn numbers_are_short_and_the_words_say_every_value_and_both_conditions() {
         assert_eq!(number(0.01), "0.01");
         assert_eq!(number(0.30000000000000004), "0.3");
-        assert_eq!(number(1234.5), "1234.5");
+        assert_eq!(number(1234.56), "1235");
         assert_eq!(number(0.000012), "1.20e-5");
         assert_eq!(number(-2.0), "-2");
         let m = [measured(Some(0.002), Verdict::Success), measured(None, Verdict::Inconclusive)];
