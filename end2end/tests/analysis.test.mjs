@@ -123,6 +123,12 @@ test('an admin saves a template on the Analysis page; a paused operation shows i
   const row = staging.locator('table.measurements tr[data-verdict="inconclusive"]').first();
   await row.waitFor();
   assert.match(await row.locator('code.query').textContent(), /e2e_errors_total\{model="/);
+  // The chart of its measurements against the thresholds, with its words.
+  const chart = staging.locator('figure.measure-chart[data-template="e2e-errors"]');
+  await chart.waitFor();
+  assert.match(await chart.locator('figcaption').textContent(), /Success when result < 0\.01, failure when result > 0\.05\. .*inconclusive/);
+  assert.ok(await chart.locator('g.point[data-verdict="inconclusive"]').count() >= 1);
+  assert.ok(await chart.locator('g.threshold.failure line').count() === 1);
   await shot(page, 'analysis-paused');
   await decide.getByLabel('Reason to continue (required)').fill('e2e: Prometheus has no data yet; dashboards fine');
   await decide.getByRole('button', { name: 'Continue' }).click();
