@@ -13,8 +13,7 @@ use crate::format::utc_seconds;
 
 const WIDTH: f64 = 360.0;
 const HEIGHT: f64 = 132.0;
-/// Room for the threshold labels on the left.
-const LEFT: f64 = 58.0;
+const LEFT: f64 = 8.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 8.0;
 const BOTTOM: f64 = 16.0;
@@ -188,7 +187,7 @@ pub fn MeasurementChart(template: AnalysisTemplate, measurements: Vec<Measuremen
             view! {
                 <g class=class>
                     <line x1=LEFT y1=line.y x2=WIDTH - RIGHT y2=line.y/>
-                    <text x=LEFT - 4.0 y=line.y + 3.5 text-anchor="end">{label}</text>
+                    <text x=WIDTH - RIGHT - 3.0 y=line.y - 3.0 text-anchor="end">{label}</text>
                 </g>
             }
         })
