@@ -51,7 +51,11 @@ pub struct Line {
 /// Places `measurements` (one template's, in the order taken) and the
 /// thresholds of `template`'s conditions on the chart.
 pub fn layout(template: &AnalysisTemplate, measurements: &[&Measurement]) -> Layout {
-    let thresholds = |c: &str| Condition::parse(c).map(|c| c.thresholds()).unwrap_or_default();
+    let thresholds = |c: &str| {
+        Condition::parse(c)
+            .map(|c| c.thresholds())
+            .unwrap_or_default()
+    };
     let (success, failure) = (thresholds(&template.success), thresholds(&template.failure));
     let values: Vec<f64> = measurements
         .iter()
@@ -96,7 +100,11 @@ pub fn layout(template: &AnalysisTemplate, measurements: &[&Measurement]) -> Lay
                     i + 1,
                     m.verdict.as_str(),
                     utc_seconds(m.at),
-                    if m.note.is_empty() { String::new() } else { format!(" — {}", m.note) }
+                    if m.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", m.note)
+                    }
                 ),
             }
         })
@@ -105,9 +113,18 @@ pub fn layout(template: &AnalysisTemplate, measurements: &[&Measurement]) -> Lay
         .iter()
         .map(|v| (*v, Verdict::Success))
         .chain(failure.iter().map(|v| (*v, Verdict::Failure)))
-        .map(|(value, of)| Line { y: y(value), value, of })
+        .map(|(value, of)| Line {
+            y: y(value),
+            value,
+            of,
+        })
         .collect();
-    Layout { points, lines, low, high }
+    Layout {
+        points,
+        lines,
+        low,
+        high,
+    }
 }
 
 /// A number as a chart label: up to four significant digits, no trailing zeros.
@@ -133,7 +150,11 @@ pub fn words(template: &AnalysisTemplate, measurements: &[&Measurement]) -> Stri
     let count = |v: Verdict| measurements.iter().filter(|m| m.verdict == v).count();
     let values = measurements
         .iter()
-        .map(|m| m.value.filter(|v| v.is_finite()).map_or_else(|| "no value".to_owned(), number))
+        .map(|m| {
+            m.value
+                .filter(|v| v.is_finite())
+                .map_or_else(|| "no value".to_owned(), number)
+        })
         .collect::<Vec<_>>()
         .join(", ");
     format!(
@@ -170,7 +191,10 @@ pub fn MeasurementCharts(
 
 /// One template's measurements against its thresholds.
 #[component]
-pub fn MeasurementChart(template: AnalysisTemplate, measurements: Vec<Measurement>) -> impl IntoView {
+pub fn MeasurementChart(
+    template: AnalysisTemplate,
+    measurements: Vec<Measurement>,
+) -> impl IntoView {
     let refs: Vec<&Measurement> = measurements.iter().collect();
     let l = layout(&template, &refs);
     let text = words(&template, &refs);
@@ -205,7 +229,9 @@ pub fn MeasurementChart(template: AnalysisTemplate, measurements: Vec<Measuremen
                 }
                 .into_any(),
                 (Verdict::Success, _) => view! { <circle cx=x cy=y r="4"/> }.into_any(),
-                (Verdict::Failure, _) => view! { <rect x=x - 4.0 y=y - 4.0 width="8" height="8"/> }.into_any(),
+                (Verdict::Failure, _) => {
+                    view! { <rect x=x - 4.0 y=y - 4.0 width="8" height="8"/> }.into_any()
+                }
                 (Verdict::Inconclusive, _) => view! {
                     <path d=format!("M{x} {} l4.5 4.5 l-4.5 4.5 l-4.5 -4.5 z", y - 4.5)/>
                 }
@@ -274,31 +300,50 @@ mod tests {
         let l = layout(&template(), &refs);
         let p = &l.points;
         assert!(p[0].x < p[1].x && p[1].x < p[2].x);
-        assert!(p[1].y < p[0].y, "0.2 is drawn above 0.002 (SVG y grows downwards)");
+        assert!(
+            p[1].y < p[0].y,
+            "0.2 is drawn above 0.002 (SVG y grows downwards)"
+        );
         assert_eq!(p[2].y, HEIGHT - BOTTOM);
         assert!(l.low < 0.002 && l.high > 0.2, "{l:?}");
         for p in p {
-            assert!((TOP..=HEIGHT - BOTTOM).contains(&p.y) && (LEFT..=WIDTH - RIGHT).contains(&p.x), "{p:?}");
+            assert!(
+                (TOP..=HEIGHT - BOTTOM).contains(&p.y) && (LEFT..=WIDTH - RIGHT).contains(&p.x),
+                "{p:?}"
+            );
         }
     }
 
     #[test]
     fn each_threshold_is_a_line_between_the_values_it_separates() {
-        let m = [measured(Some(0.0), Verdict::Success), measured(Some(0.1), Verdict::Failure)];
+        let m = [
+            measured(Some(0.0), Verdict::Success),
+            measured(Some(0.1), Verdict::Failure),
+        ];
         let refs: Vec<&Measurement> = m.iter().collect();
         let l = layout(&template(), &refs);
         let at = |of: Verdict| l.lines.iter().find(|x| x.of == of).expect("a line");
         let (success, failure) = (at(Verdict::Success), at(Verdict::Failure));
         assert_eq!((success.value, failure.value), (0.01, 0.05));
-        assert!(l.points[1].y < failure.y && failure.y < success.y && success.y < l.points[0].y, "{l:?}");
+        assert!(
+            l.points[1].y < failure.y && failure.y < success.y && success.y < l.points[0].y,
+            "{l:?}"
+        );
     }
 
     #[test]
     fn equal_values_and_no_values_still_make_a_chart_with_room_around_them() {
-        let t = AnalysisTemplate { success: "result == 5".into(), failure: "result != 5".into(), ..template() };
+        let t = AnalysisTemplate {
+            success: "result == 5".into(),
+            failure: "result != 5".into(),
+            ..template()
+        };
         let m = [measured(Some(5.0), Verdict::Success)];
         let l = layout(&t, &m.iter().collect::<Vec<_>>());
-        assert!(l.low < 5.0 && l.high > 5.0 && l.points[0].y > TOP && l.points[0].y < HEIGHT - BOTTOM, "{l:?}");
+        assert!(
+            l.low < 5.0 && l.high > 5.0 && l.points[0].y > TOP && l.points[0].y < HEIGHT - BOTTOM,
+            "{l:?}"
+        );
         let m = [measured(None, Verdict::Inconclusive)];
         let l = layout(&t, &m.iter().collect::<Vec<_>>());
         assert!(l.high > l.low, "{l:?}");
@@ -311,7 +356,10 @@ mod tests {
         assert_eq!(number(1234.56), "1235");
         assert_eq!(number(0.000012), "1.20e-5");
         assert_eq!(number(-2.0), "-2");
-        let m = [measured(Some(0.002), Verdict::Success), measured(None, Verdict::Inconclusive)];
+        let m = [
+            measured(Some(0.002), Verdict::Success),
+            measured(None, Verdict::Inconclusive),
+        ];
         let w = words(&template(), &m.iter().collect::<Vec<_>>());
         assert_eq!(
             w,
