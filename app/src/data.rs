@@ -145,23 +145,6 @@ pub struct ServingAnswer {
     pub tz: String,
     pub environments: Vec<String>,
     pub models: Vec<ModelId>,
-    /// For each cluster whose state at the instant an analysed operation set:
-    /// that operation's gate measurements up to the instant.
-    pub gates: Vec<GateResults>,
-}
-
-/// The analysis that let a version take a cluster's traffic: the operation
-/// whose step set the cluster's state, and its gates' measurements taken up
-/// to the instant asked about (the evidence the switch was made on).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateResults {
-    pub cluster: String,
-    pub operation_id: i64,
-    pub kind: switchyard_domain::operations::OperationKind,
-    pub full_id: FullId,
-    /// The operation's state now.
-    pub state: switchyard_domain::operations::OperationState,
-    pub measurements: Vec<switchyard_domain::analysis::Measurement>,
 }
 
 /// One serving cluster as the clusters page shows it.

@@ -241,11 +241,21 @@ pub trait Services: Send + Sync + 'static {
 
     /// Creates or replaces a template (admin on all), checked as
     /// `PUT /api/v1/analysis-templates/{name}` checks it: by the domain, then
-    /// by the PromQL parser of the Prometheus it names. True when created.
-    async fn save_analysis_template(&self, template: AnalysisTemplate) -> Result<bool, AppError>;
+    /// by the PromQL parser of the Prometheus it names; a reason required
+    /// (for the ledger). True when created.
+    async fn save_analysis_template(
+        &self,
+        template: AnalysisTemplate,
+        reason: Option<&str>,
+    ) -> Result<bool, AppError>;
 
-    /// Removes a template (admin on all); operations that copied it keep their copy.
-    async fn remove_analysis_template(&self, name: &str) -> Result<(), AppError>;
+    /// Removes a template (admin on all), a reason required; operations
+    /// that copied it keep their copy.
+    async fn remove_analysis_template(
+        &self,
+        name: &str,
+        reason: Option<&str>,
+    ) -> Result<(), AppError>;
 
     /// Sets the templates every operation on `cluster` runs (admin on all); empty detaches all.
     async fn set_cluster_analysis(

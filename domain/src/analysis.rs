@@ -356,6 +356,15 @@ impl Condition {
     pub fn as_str(&self) -> &str {
         &self.source
     }
+
+    /// The numbers `result` is compared with, ascending, each once: where
+    /// the condition starts or stops holding (the lines a chart draws).
+    pub fn thresholds(&self) -> Vec<f64> {
+        let mut out: Vec<f64> = self.any.iter().flatten().map(|(_, n)| *n).collect();
+        out.sort_by(f64::total_cmp);
+        out.dedup();
+        out
+    }
 }
 
 impl fmt::Display for Condition {
@@ -648,6 +657,14 @@ mod tests {
             check_query("sum(rate(x[1m]))").is_ok(),
             "no placeholders is fine"
         );
+    }
+
+    #[test]
+    fn a_conditions_thresholds_are_the_numbers_it_compares_with_in_order_each_once() {
+        let t = |s: &str| Condition::parse(s).expect("parses").thresholds();
+        assert_eq!(t("result < 0.01"), vec![0.01]);
+        assert_eq!(t("result <= 2 and result >= 0.5 or result == 2"), vec![0.5, 2.0]);
+        assert_eq!(t("result != -1e-3"), vec![-0.001]);
     }
 
     #[test]

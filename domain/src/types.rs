@@ -142,6 +142,28 @@ pub struct RequestLookup {
     /// requirements as met. Absent when no promotion did (e.g. development).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<PinPromotion>,
+    /// The analysis that let the record's version take its cluster's
+    /// traffic: the gate results of the operation that set the cluster's
+    /// state at the record's instant. Absent when no analysed operation did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<GateResults>,
+}
+
+/// The analysis that let a version take a cluster's traffic: the operation
+/// whose step set the cluster's state, and its gates' measurements taken up
+/// to the instant asked about (the evidence the switch was made on), with
+/// the templates (as the operation copied them) they were judged by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateResults {
+    pub cluster: String,
+    pub operation_id: i64,
+    pub kind: crate::operations::OperationKind,
+    pub full_id: FullId,
+    /// The operation's state now.
+    pub state: crate::operations::OperationState,
+    pub measurements: Vec<crate::analysis::Measurement>,
+    /// The templates its gates ran: the conditions each value was judged by.
+    pub analysis: Vec<crate::analysis::AnalysisTemplate>,
 }
 
 /// What one environment pinned for one model at an instant.
@@ -247,6 +269,10 @@ pub struct ServingAt {
     pub pins: Vec<PinAt>,
     #[serde(default)]
     pub clusters: Vec<ClusterAt>,
+    /// For each cluster whose state at the instant an analysed operation
+    /// set: that operation's gate results up to the instant.
+    #[serde(default)]
+    pub gates: Vec<GateResults>,
     /// Said when `at` is in the future or before the ledger's first event
     /// (`history::outside_the_ledger`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -100,6 +100,7 @@ test('an admin saves a template on the Analysis page; a paused operation shows i
   await form.getByLabel('Failure condition').fill('result > 0.05');
   await form.getByLabel('Interval (ms)').fill('200');
   await form.getByLabel('Count', { exact: true }).fill('2');
+  await form.getByLabel('Reason (required, kept in the ledger)').fill('e2e: gate the staging switches');
   await form.getByRole('button', { name: 'Save template' }).click();
   await form.getByRole('status').filter({ hasText: 'Template created.' }).waitFor({ timeout: 15_000 });
   const saved = page.locator('section.template[data-template="e2e-errors"]');
@@ -122,6 +123,12 @@ test('an admin saves a template on the Analysis page; a paused operation shows i
   const row = staging.locator('table.measurements tr[data-verdict="inconclusive"]').first();
   await row.waitFor();
   assert.match(await row.locator('code.query').textContent(), /e2e_errors_total\{model="/);
+  // The chart of its measurements against the thresholds, with its words.
+  const chart = staging.locator('figure.measure-chart[data-template="e2e-errors"]');
+  await chart.waitFor();
+  assert.match(await chart.locator('figcaption').textContent(), /Success when result < 0\.01, failure when result > 0\.05\. .*inconclusive/);
+  assert.ok(await chart.locator('g.point[data-verdict="inconclusive"]').count() >= 1);
+  assert.ok(await chart.locator('g.threshold.failure line').count() === 1);
   await shot(page, 'analysis-paused');
   await decide.getByLabel('Reason to continue (required)').fill('e2e: Prometheus has no data yet; dashboards fine');
   await decide.getByRole('button', { name: 'Continue' }).click();

@@ -7,8 +7,15 @@
 
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use switchyard_domain::analysis::{render_query, AnalysisTemplate, Subject};
+use switchyard_domain::ledger::LedgerEvent;
+use switchyard_domain::operations::{Operation, OperationKind};
+use switchyard_domain::types::{ClusterAt, GateResults, RequestLookup, ServingAt};
+use switchyard_domain::Timestamp;
+
+use crate::store::StoreResult;
 
 /// How long one Prometheus request may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,20 +69,143 @@ impl From<SaveError> for crate::error::ApiError {
     }
 }
 
-/// Saves `template` as the REST API and the console both do: checked by
-/// the domain, then by the PromQL parser of the Prometheus it names, then
-/// stored (`analysis_template.saved`). True when it was created.
+/// Saves `template` as the REST API and the console both do: the admin's
+/// reason and the template checked by the domain, then its query by the
+/// PromQL parser of the Prometheus it names, then stored
+/// (`analysis_template.saved`, with the reason). True when it was created.
 pub async fn save_template(
     store: &dyn crate::store::Store,
     template: AnalysisTemplate,
     actor: &str,
+    reason: Option<&str>,
     at: switchyard_domain::Timestamp,
 ) -> Result<bool, SaveError> {
+    let reason = switchyard_domain::text::required_reason(reason)
+        .map_err(crate::store::StoreError::from)?;
     template.check().map_err(crate::store::StoreError::from)?;
     Prometheus::new().check(&template).await?;
     let existed = store.get_analysis_template(&template.name).await?.is_some();
-    store.save_analysis_template(template, actor, at).await?;
+    store.save_analysis_template(template, actor, reason, at).await?;
     Ok(!existed)
+}
+
+/// Removes a template as the REST API and the console both do: a reason
+/// required (recorded in `analysis_template.removed`).
+pub async fn remove_template(
+    store: &dyn crate::store::Store,
+    name: &str,
+    actor: &str,
+    reason: Option<&str>,
+    at: switchyard_domain::Timestamp,
+) -> StoreResult<()> {
+    let reason = switchyard_domain::text::required_reason(reason)?;
+    store.remove_analysis_template(name, actor, reason, at).await
+}
+
+/// How many clusters' gate results are looked up at once.
+const GATE_RESULTS_AT_ONCE: usize = 8;
+
+/// The gate results behind a cluster's state at `at`, as REST and the
+/// console both show them: the ledger event that set the state names the
+/// operation (a step the runner wrote). `None` when no operation with
+/// analysis set the state (a hand switch, a rollback, an operation without
+/// templates).
+pub async fn gate_results(
+    store: &dyn crate::store::Store,
+    c: &ClusterAt,
+    at: Timestamp,
+) -> StoreResult<Option<GateResults>> {
+    let (event, _) = store.ledger_event(c.event_id).await?;
+    let Some(id) = event.as_ref().and_then(operation_of) else {
+        return Ok(None);
+    };
+    let Some(op) = store.get_operation(id).await? else {
+        return Ok(None);
+    };
+    Ok(results_of(op, &c.cluster, at))
+}
+
+/// The operation a runner's ledger event concerns.
+fn operation_of(e: &LedgerEvent) -> Option<i64> {
+    e.details.get("operation_id").and_then(Value::as_i64)
+}
+
+/// An analysed operation's forward gates' measurements taken up to `at`,
+/// with the templates that judged them; `None` without templates.
+fn results_of(op: Operation, cluster: &str, at: Timestamp) -> Option<GateResults> {
+    if op.analysis.is_empty() {
+        return None;
+    }
+    let measurements = op
+        .steps
+        .iter()
+        .filter(|r| !r.restore)
+        .flat_map(|r| r.measurements.iter())
+        .filter(|m| m.at <= at)
+        .cloned()
+        .collect();
+    Some(GateResults {
+        cluster: cluster.to_owned(),
+        operation_id: op.id,
+        kind: op.kind,
+        full_id: op.full_id,
+        state: op.state,
+        measurements,
+        analysis: op.analysis,
+    })
+}
+
+/// `serving` with the gate results behind each of its clusters' states.
+pub async fn with_gate_results(
+    store: &dyn crate::store::Store,
+    mut serving: ServingAt,
+) -> StoreResult<ServingAt> {
+    let at = serving.at;
+    // Owned clusters: a stream of borrows would make the handler's future
+    // not general enough to be `Send` for every lifetime.
+    serving.gates = futures::stream::iter(serving.clusters.clone())
+        .map(|c| async move { gate_results(store, &c, at).await })
+        .buffered(GATE_RESULTS_AT_ONCE)
+        .try_collect::<Vec<_>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(serving)
+}
+
+/// `found` with the gate results that let its version into its cluster's
+/// traffic: those of the last operation before the record (found in its
+/// provenance) that brought that version in. Rollbacks are passed over (they
+/// return to what served before and are never gated); when that last
+/// operation had no analysis, there is none to show.
+pub async fn lookup_with_gate_results(
+    store: &dyn crate::store::Store,
+    mut found: RequestLookup,
+) -> StoreResult<RequestLookup> {
+    if !found.cluster_known {
+        return Ok(found);
+    }
+    let mut asked = std::collections::HashSet::new();
+    let ids: Vec<i64> = found
+        .provenance
+        .iter()
+        .rev()
+        .filter(|e| e.cluster.as_deref() == Some(found.record.cluster.as_str()))
+        .filter_map(operation_of)
+        .filter(|id| asked.insert(*id))
+        .collect();
+    for id in ids {
+        let Some(op) = store.get_operation(id).await? else {
+            continue;
+        };
+        if op.kind == OperationKind::Rollback || op.full_id != found.record.full_id {
+            continue;
+        }
+        found.gates = results_of(op, &found.record.cluster, found.record.at);
+        break;
+    }
+    Ok(found)
 }
 
 impl Default for Prometheus {

@@ -155,13 +155,21 @@ enum AnalysisCommand {
         name: String,
         #[arg(long)]
         file: PathBuf,
+        /// Why (kept in the ledger).
+        #[arg(long)]
+        reason: String,
     },
     /// Every template: name, Prometheus, conditions, count and interval.
     List,
     /// One template (JSON).
     Show { name: String },
     /// Remove a template; operations that attached it keep their copy.
-    Remove { name: String },
+    Remove {
+        name: String,
+        /// Why (kept in the ledger).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -713,10 +721,14 @@ async fn dispatch(command: Command) -> Outcome {
         Command::Analysis(command) => {
             let api = cluster::Api::from_env(&config)?;
             match command {
-                AnalysisCommand::Put { name, file } => analysis::put(&api, &name, &file).await,
+                AnalysisCommand::Put { name, file, reason } => {
+                    analysis::put(&api, &name, &file, &reason).await
+                }
                 AnalysisCommand::List => analysis::list(&api).await,
                 AnalysisCommand::Show { name } => analysis::show(&api, &name).await,
-                AnalysisCommand::Remove { name } => analysis::remove(&api, &name).await,
+                AnalysisCommand::Remove { name, reason } => {
+                    analysis::remove(&api, &name, &reason).await
+                }
             }
         }
         Command::Operation(command) => {

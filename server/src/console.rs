@@ -18,7 +18,7 @@ use std::sync::Arc;
 use app::data::{
     AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
     ClusterAnalysis, ClusterForm, ClusterLane, ClusterView, ConnectionCheck, ConnectionTest,
-    CreatedSubscription, GateResults, ModelPage,
+    CreatedSubscription, ModelPage,
     NotificationStatus, PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer,
     SlotHealthNow, SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
@@ -574,45 +574,6 @@ impl StoreServices {
         Ok(lanes)
     }
 
-    /// The gate measurements behind a cluster's state at `at`: its state's
-    /// ledger event names the operation (a step written by the runner); its
-    /// gates' measurements taken up to `at`. None when no analysed operation
-    /// set the state.
-    async fn gate_results(
-        &self,
-        c: &switchyard_domain::types::ClusterAt,
-        at: Timestamp,
-    ) -> Result<Option<GateResults>, AppError> {
-        let store = &self.state.store;
-        let (event, _) = store.ledger_event(c.event_id).await.map_err(to_app_error)?;
-        let Some(id) = event.and_then(|e| e.details.get("operation_id").and_then(|v| v.as_i64()))
-        else {
-            return Ok(None);
-        };
-        let Some(op) = store.get_operation(id).await.map_err(to_app_error)? else {
-            return Ok(None);
-        };
-        let measurements: Vec<_> = op
-            .steps
-            .iter()
-            .filter(|r| !r.restore)
-            .flat_map(|r| r.measurements.iter())
-            .filter(|m| m.at <= at)
-            .cloned()
-            .collect();
-        if op.analysis.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(GateResults {
-            cluster: c.cluster.clone(),
-            operation_id: op.id,
-            kind: op.kind,
-            full_id: op.full_id,
-            state: op.state,
-            measurements,
-        }))
-    }
-
     /// The same role check as the REST API's operation routes.
     async fn require_operator(&self, cluster: &str, rollback: bool) -> Result<(), AppError> {
         crate::clusters::require_operator(
@@ -837,28 +798,22 @@ impl Services for StoreServices {
             .with_timezone(&zone)
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
-        let gates = futures::stream::iter(serving.clusters.clone())
-            .map(|c| async move { self.gate_results(&c, instant).await })
-            .buffered(CLUSTER_VIEWS_AT_ONCE)
-            .try_collect::<Vec<_>>()
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let serving = crate::analysis::with_gate_results(self.state.store.as_ref(), serving)
+            .await
+            .map_err(to_app_error)?;
         Ok(ServingAnswer {
             serving,
             local,
             tz: zone.name().to_owned(),
             environments: self.environment_names().await?,
             models: self.model_ids().await?,
-            gates,
         })
     }
 
     async fn request_lookup(&self, request_id: &str) -> Result<RequestLookup, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
-        self.state
-            .store
+        let store = self.state.store.as_ref();
+        let found = store
             .request_lookup(request_id)
             .await
             .map_err(to_app_error)?
@@ -867,7 +822,10 @@ impl Services for StoreServices {
                     "not_found",
                     format!("No request with id “{request_id}” has been recorded."),
                 )
-            })
+            })?;
+        crate::analysis::lookup_with_gate_results(store, found)
+            .await
+            .map_err(to_app_error)
     }
 
     async fn clusters(&self, summary: bool) -> Result<Vec<ClusterView>, AppError> {
@@ -1261,13 +1219,18 @@ impl Services for StoreServices {
         })
     }
 
-    async fn save_analysis_template(&self, template: AnalysisTemplate) -> Result<bool, AppError> {
+    async fn save_analysis_template(
+        &self,
+        template: AnalysisTemplate,
+        reason: Option<&str>,
+    ) -> Result<bool, AppError> {
         self.user
             .require(Role::Admin, "saving an analysis template")?;
         crate::analysis::save_template(
             self.state.store.as_ref(),
             template,
             &self.user.username,
+            reason,
             Timestamp::now(),
         )
         .await
@@ -1280,14 +1243,22 @@ impl Services for StoreServices {
         })
     }
 
-    async fn remove_analysis_template(&self, name: &str) -> Result<(), AppError> {
+    async fn remove_analysis_template(
+        &self,
+        name: &str,
+        reason: Option<&str>,
+    ) -> Result<(), AppError> {
         self.user
             .require(Role::Admin, "removing an analysis template")?;
-        self.state
-            .store
-            .remove_analysis_template(name, &self.user.username, Timestamp::now())
-            .await
-            .map_err(to_app_error)
+        crate::analysis::remove_template(
+            self.state.store.as_ref(),
+            name,
+            &self.user.username,
+            reason,
+            Timestamp::now(),
+        )
+        .await
+        .map_err(to_app_error)
     }
 
     async fn set_cluster_analysis(

@@ -1718,6 +1718,7 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
         "count": 3,
         "failure_limit": 2,
         "inconclusive_limit": 2,
+        "reason": "judge releases on the 5xx share",
     });
     let r = api
         .http
@@ -1884,6 +1885,225 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
         answered_elsewhere > 0,
         "requests outside the window were answered"
     );
+    drop(prometheus);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pre-switch analysis and the release after a bake, end to end on the
+/// real peers: a template marked `pre_switch` asks the real Prometheus
+/// whether HAProxy's health checks see the newly loaded (idle) slot up,
+/// before any traffic moves to it (the query names that slot); after the
+/// switch the old version stays loaded in the real MLServer, ready, for the
+/// whole bake, and only then is it unloaded there. Not one request of the
+/// load sent through HAProxy meanwhile fails, and serving at T names the
+/// measurements that let the version in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_switch_gate_measures_the_idle_slot_and_the_old_version_is_unloaded_from_mlserver_only_after_the_bake(
+) {
+    let (Some((mlserver, haproxy)), Some(prom)) = (peers(), prometheus::prometheus_binary()) else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "MLServer, HAProxy or Prometheus missing: run scripts/peers.sh"
+        );
+        eprintln!(
+            "SKIPPED: MLServer, HAProxy or Prometheus missing (scripts/peers.sh installs them)"
+        );
+        return;
+    };
+    switchyard::telemetry::init_for_test();
+    let dir = std::env::temp_dir().join(format!("sy-bake-{:08x}", rand::random::<u32>()));
+    write_version(&dir.join("artifacts"), 1, None);
+    write_version(&dir.join("artifacts"), 2, None);
+    let peers = Peers::start(&mlserver, &haproxy, &dir).await;
+    let metrics = format!("127.0.0.1:{}", peers.metrics_port);
+    let prometheus = tokio::task::block_in_place(|| {
+        prometheus::Prometheus::start(&prom, &[metrics.as_str()], true)
+    });
+
+    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
+    let app = Application::build(Config {
+        database_url: database_url.clone(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        log_json: false,
+        deprecation_days: 30,
+        metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
+    })
+    .await
+    .expect("the server starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let store = switchyard::store::connect(&database_url, Default::default())
+        .await
+        .expect("store");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: admin_client(&store).await,
+    };
+    let log = dir.join("serve.log");
+    let served = Served::start(&database_url, &log);
+    for v in 1..=2 {
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/models/{MODEL}/versions"),
+                json!({ "version": v.to_string(), "config": { "v": v } }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = api
+        .post("/api/v1/clusters", json!({ "name": CLUSTER, "environment": "development", "driver": "oip+haproxy", "config": peers.config }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Whether HAProxy's health check (the model's ready endpoint) sees the
+    // slot under test up: true of a loaded idle slot, before any traffic.
+    let template = json!({
+        "prometheus_url": prometheus.url,
+        "query": "max(haproxy_server_status{proxy=\"be_{{slot}}\",server=\"{{slot}}\",state=\"UP\"})",
+        "success": "result == 1",
+        "failure": "result == 0",
+        "interval_ms": 1500,
+        "count": 3,
+        "failure_limit": 2,
+        "inconclusive_limit": 2,
+        "pre_switch": true,
+        "reason": "the new slot must be up in HAProxy before it takes traffic",
+    });
+    let r = api
+        .http
+        .put(format!("{}/api/v1/analysis-templates/slot-up", api.base))
+        .json(&template)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    let first = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
+        .await;
+    assert_eq!(api.finished(first).await["state"], "succeeded");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let workers = load_generator(
+        format!(
+            "http://127.0.0.1:{}/v2/models/{MODEL}/infer",
+            peers.front_port
+        ),
+        50,
+        2,
+        stop.clone(),
+        sent.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let bake_ms: i64 = 3000;
+    let id = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:2", "reason": "baked", "analysis": ["slot-up"], "bake_seconds": bake_ms / 1000 }))
+        .await;
+    // While the last gate bakes, the old version is still loaded and ready in its MLServer.
+    let http = reqwest::Client::new();
+    let ready = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{url}/v2/models/{MODEL}/ready"))
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
+    };
+    let mut ready_while_baking = 0;
+    let mut old_url = None;
+    for _ in 0..2400 {
+        let op = api.get(&format!("/api/v1/operations/{id}")).await;
+        if op["state"] != "running" {
+            break;
+        }
+        let steps = op["steps"].as_array().cloned().unwrap_or_default();
+        let switched = steps
+            .iter()
+            .any(|s| s["action"] == "shift" && s["state"] == "done");
+        let releasing = steps
+            .iter()
+            .any(|s| s["action"] == "release" && s["state"] != "pending");
+        if switched && !releasing {
+            let new_slot = steps[0]["slot"].as_str().expect("the loaded slot");
+            let old = if new_slot == "blue" { "green" } else { "blue" };
+            let url = peers.config[old]["url"].as_str().expect("url").to_owned();
+            old_url = Some(url.clone());
+            if ready(url).await {
+                ready_while_baking += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let op = api.finished(id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    drop(served);
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(
+        ready_while_baking >= 5,
+        "the old version answered ready during the bake ({ready_while_baking} times): {op}"
+    );
+
+    let steps = op["steps"].as_array().expect("steps");
+    let actions: Vec<&str> = steps.iter().filter_map(|s| s["action"].as_str()).collect();
+    let shift = actions.iter().position(|a| *a == "shift").expect("a switch");
+    let new_slot = steps[0]["slot"].as_str().expect("the loaded slot");
+    // The pre-switch gate: before the switch, measuring the idle slot.
+    let pre = &steps[shift - 1];
+    assert_eq!(pre["action"], "gate", "{actions:?}");
+    let switch_started = micros(&steps[shift]["started_at"]);
+    let measured = pre["measurements"].as_array().expect("pre-switch measurements");
+    assert_eq!(measured.len(), 3, "{pre}");
+    for m in measured {
+        assert_eq!(m["verdict"], "success", "{pre}");
+        assert!(
+            m["query"]
+                .as_str()
+                .is_some_and(|q| q.contains(&format!("proxy=\"be_{new_slot}\""))),
+            "the idle slot is measured: {m}"
+        );
+        assert!(micros(&m["at"]) < switch_started, "before any traffic moved: {m}");
+    }
+    // The release: last, at least the bake after the switch, and real.
+    let release = steps.last().expect("steps");
+    assert_eq!(
+        (release["action"].as_str(), release["state"].as_str()),
+        (Some("release"), Some("done")),
+        "{op}"
+    );
+    assert_ne!(release["slot"], new_slot, "{release}");
+    let switched = micros(&steps[shift]["finished_at"]);
+    assert!(
+        micros(&release["started_at"]) >= switched + bake_ms * 1000,
+        "released {} ms after the switch",
+        (micros(&release["started_at"]) - switched) / 1000
+    );
+    let old_url = old_url.expect("the bake was watched");
+    assert!(!ready(old_url).await, "the old version is unloaded from its MLServer");
+
+    let sent = sent.lock().await;
+    let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok).collect();
+    assert!(sent.len() > 50, "{} requests sent", sent.len());
+    assert!(failed.is_empty(), "{} of {} requests failed: {:?}", failed.len(), sent.len(), failed.iter().take(3).collect::<Vec<_>>());
+    assert!(sent.iter().any(|s| s.version == "1") && sent.iter().any(|s| s.version == "2"));
+
+    // The evidence afterwards, in serving at T.
+    let at = Timestamp::now().to_rfc3339().replace('+', "%2B");
+    let serving = api.get(&format!("/api/v1/serving?at={at}")).await;
+    let gates = serving["gates"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["cluster"] == CLUSTER))
+        .cloned()
+        .unwrap_or_else(|| panic!("the cluster's gate results: {serving}"));
+    assert_eq!(gates["operation_id"], id, "{gates}");
+    assert_eq!(gates["measurements"].as_array().map(Vec::len), Some(6), "pre-switch and after: {gates}");
     drop(prometheus);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,7 +4,8 @@ use crate::error::AppError;
 
 /// Creates or replaces an analysis template (admin on all); the Prometheus
 /// it names checks the query with its own parser before anything is stored.
-/// Answers whether it was created (false: replaced).
+/// A reason is required (for the ledger). Answers whether it was created
+/// (false: replaced).
 #[allow(clippy::too_many_arguments)]
 #[server(prefix = "/console/fn", endpoint = "save_analysis_template", client = crate::api::client::ConsoleClient)]
 pub async fn save_analysis_template(
@@ -19,6 +20,7 @@ pub async fn save_analysis_template(
     failure_limit: u32,
     inconclusive_limit: u32,
     pre_switch: Option<String>,
+    reason: Option<String>,
 ) -> Result<bool, AppError> {
     // Authorize before reading the arguments: signed out is refused first.
     let services = crate::services::services()?;
@@ -37,8 +39,9 @@ pub async fn save_analysis_template(
         // A checkbox: sent (as "on" or "true") only when ticked.
         pre_switch: pre_switch.is_some_and(|v| v != "false"),
     };
+    let reason = super::given(reason);
     services
-        .save_analysis_template(template)
+        .save_analysis_template(template, reason.as_deref())
         .await
         .map_err(|e| e.about(name))
 }

@@ -16,6 +16,7 @@ use crate::api::get_operation::get_operation;
 use crate::api::roll_back_cluster::RollBackCluster;
 use crate::api::roll_back_operation::RollBackOperation;
 use crate::api::start_operation::{parse_steps, StartOperation};
+use crate::components::measurement_chart::MeasurementCharts;
 use crate::components::table::ColumnHeads;
 use crate::data::ClusterView;
 use crate::format::utc_seconds;
@@ -414,12 +415,27 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
             p.reason
         )
     });
+    // Every forward gate's measurements, per template, against its thresholds.
+    let measured: Vec<Measurement> = op
+        .steps
+        .iter()
+        .filter(|r| !r.restore)
+        .flat_map(|r| r.measurements.iter().cloned())
+        .collect();
+    let charts = (!measured.is_empty()).then(|| {
+        view! {
+            <div class="measure-charts">
+                <MeasurementCharts templates=op.analysis.clone() measurements=measured/>
+            </div>
+        }
+    });
     view! {
         <p class="operation-head" data-state=op.state.as_str()>{head}</p>
         {paused.map(|p| view! { <p class="paused-note" role="status">{p}</p> })}
         {op.reason.map(|r| view! { <p class="sub">{format!("Reason: {r}")}</p> })}
         {op.error.map(|e| view! { <p class="error">{format!("Error: {e}")}</p> })}
         <ol class="steps">{steps}</ol>
+        {charts}
     }
     .into_any()
 }

@@ -119,6 +119,9 @@ fn TemplateDetail(
     let labelled_by = heading.clone();
     let for_error = name.clone();
     let disabled = refused.is_some();
+    let reason_id = format!("remove-reason-{name}");
+    let reason_for = reason_id.clone();
+    let reason_label = format!("Reason to remove {name} (required)");
     let attached = if used_by.is_empty() {
         "no cluster (operations may name it)".to_owned()
     } else {
@@ -147,6 +150,8 @@ fn TemplateDetail(
             <ActionForm action=remove attr:class="remove-template">
                 <input type="hidden" name="name" value=field_name/>
                 <input type="hidden" name="csrf_token" value=csrf_token()/>
+                <label for=reason_for>{reason_label}</label>
+                <input id=reason_id type="text" name="reason" required=true autocomplete="off" disabled=disabled/>
                 <button class="button secondary" type="submit" disabled=disabled title=refused.clone().unwrap_or_default()>
                     {remove_label}
                 </button>
@@ -212,6 +217,9 @@ fn TemplateForm(
             <label class="check">
                 <input type="checkbox" name="pre_switch" value="on" disabled=disabled/>
                 <span>"Also measure the newly loaded slot before traffic moves to it (pre-switch: a failure means no switch)"</span>
+            </label>
+            <label><span>"Reason (required, kept in the ledger)"</span>
+                <input type="text" name="reason" required=true autocomplete="off" disabled=disabled/>
             </label>
             <div class="move">
                 <button class="button" type="submit" disabled=disabled aria-describedby=disabled.then_some("why-save-template")>

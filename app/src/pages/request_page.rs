@@ -4,6 +4,7 @@ use leptos_router::hooks::use_query_map;
 use switchyard_domain::types::{PinApprover, PinPromotion, RequestLookup};
 
 use crate::api::lookup_request::lookup_request;
+use crate::components::gate_results::GateResultsDetails;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
@@ -59,6 +60,7 @@ fn Found(found: RequestLookup) -> impl IntoView {
         notice,
         environment,
         promotion,
+        gates,
         ..
     } = found;
     let full_id = record.full_id.to_string();
@@ -81,6 +83,13 @@ fn Found(found: RequestLookup) -> impl IntoView {
             </dl>
         </section>
         {environment.map(|env| view! { <Approval environment=env promotion/> })}
+        {gates.map(|g| view! {
+            <section aria-labelledby="analysis-h">
+                <h2 id="analysis-h">"Analysis"</h2>
+                <p class="sub">"The measurements that let this version into the cluster's traffic, up to the moment of the request."</p>
+                <GateResultsDetails gates=g/>
+            </section>
+        })}
         <section aria-labelledby="prov-h">
             <h2 id="prov-h">"Provenance"</h2>
             <p class="sub">"Ledger events about this version and its cluster up to the moment of the request, oldest first."</p>

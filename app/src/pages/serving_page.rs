@@ -3,14 +3,13 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::api::get_serving_at::get_serving_at;
-use crate::components::cluster_card::{operation_state_words, Measurements};
+use crate::components::gate_results::GateResultsDetails;
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
-use crate::data::{encode, GateResults, ServingAnswer};
+use crate::data::{encode, ServingAnswer};
 use crate::format::utc_seconds as utc;
 
-use switchyard_domain::analysis::Verdict;
-use switchyard_domain::types::ClusterAt;
+use switchyard_domain::types::{ClusterAt, GateResults};
 use switchyard_domain::Timestamp;
 
 /// Time zones offered besides the browser's own (any IANA name is accepted in the URL).
@@ -75,9 +74,9 @@ fn ServingBody(
         tz,
         environments,
         models,
-        gates,
     } = a;
     let at = serving.at;
+    let gates = serving.gates.clone();
     let tz_sel = RwSignal::new(tz.clone());
     let local_val = RwSignal::new(local);
     let zones = RwSignal::new({
@@ -257,26 +256,11 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp, gates: Vec<GateResults>) 
                     </p>
                 }
             });
-            let analysis = gates.iter().find(|g| g.cluster == c.cluster).cloned().map(|g| {
-                let count = |v: Verdict| g.measurements.iter().filter(|m| m.verdict == v).count();
-                let summary = format!(
-                    "Analysis of operation #{} ({} to {}, {} now): {} measurement(s) by then — {} success, {} failure, {} inconclusive",
-                    g.operation_id,
-                    g.kind.words(),
-                    g.full_id,
-                    operation_state_words(g.state),
-                    g.measurements.len(),
-                    count(Verdict::Success),
-                    count(Verdict::Failure),
-                    count(Verdict::Inconclusive),
-                );
-                view! {
-                    <details class="gate-results" data-operation=g.operation_id.to_string()>
-                        <summary>{summary}</summary>
-                        <Measurements measurements=g.measurements/>
-                    </details>
-                }
-            });
+            let analysis = gates
+                .iter()
+                .find(|g| g.cluster == c.cluster)
+                .cloned()
+                .map(|g| view! { <GateResultsDetails gates=g/> });
             let driver = c.driver.as_str();
             view! {
                 <tr>

@@ -12,11 +12,14 @@ use serde_json::{json, Value};
 use super::cluster::{read_config, Api};
 use super::{Failure, Outcome};
 
-/// Saves a template from a JSON or YAML file (`-`: standard input); the
-/// server checks its query against the Prometheus it names.
-pub(super) async fn put(api: &Api, name: &str, file: &Path) -> Outcome {
-    let body = read_config(file)?;
-    if !body.is_object() {
+/// Saves a template from a JSON or YAML file (`-`: standard input) with
+/// the reason given (`--reason`, for the ledger); the server checks its
+/// query against the Prometheus it names.
+pub(super) async fn put(api: &Api, name: &str, file: &Path, reason: &str) -> Outcome {
+    let mut body = read_config(file)?;
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("reason".to_owned(), Value::from(reason));
+    } else {
         return Err(Failure::usage(format!(
             "{} must hold an object with prometheus_url, query, success, failure, interval_ms, count, failure_limit and inconclusive_limit",
             file.display()
@@ -70,10 +73,12 @@ pub(super) async fn show(api: &Api, name: &str) -> Outcome {
     Ok(())
 }
 
-pub(super) async fn remove(api: &Api, name: &str) -> Outcome {
+pub(super) async fn remove(api: &Api, name: &str, reason: &str) -> Outcome {
+    let query = serde_urlencoded::to_string([("reason", reason)])
+        .map_err(|e| Failure::usage(format!("--reason cannot be sent: {e}")))?;
     api.call(
         Method::DELETE,
-        &format!("/api/v1/analysis-templates/{name}"),
+        &format!("/api/v1/analysis-templates/{name}?{query}"),
         None,
     )
     .await?;

@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 use switchyard_domain::access::Role;
 use switchyard_domain::analysis::AnalysisTemplate;
 use switchyard_domain::Timestamp;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::actor::Actor;
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -54,6 +54,17 @@ pub struct PutTemplate {
     /// Also measure the newly loaded slot before any traffic moves to it (default false): a failure
     /// there fails the operation with traffic unmoved; an inconclusive result pauses it before the switch.
     pub pre_switch: Option<bool>,
+    /// Why it is saved (required; recorded in the ledger event `analysis_template.saved`).
+    #[schema(example = "error budget tightened after the March incident")]
+    pub reason: Option<String>,
+}
+
+/// The query of `DELETE /api/v1/analysis-templates/{name}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RemoveTemplate {
+    /// Why it is removed (required; recorded in the ledger event `analysis_template.removed`).
+    pub reason: Option<String>,
 }
 
 fn unknown(name: &str) -> ApiError {
@@ -92,7 +103,7 @@ pub async fn detail(
         (status = 201, description = "Created", body = ref("#/components/schemas/AnalysisTemplate")),
         (status = 200, description = "Replaced, or unchanged (operations already started keep their copy)", body = ref("#/components/schemas/AnalysisTemplate")),
         (status = 403, description = "Needs the admin role", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "A field is out of range, a condition does not parse, a placeholder is unknown or unquoted, Prometheus's parser refused the query (its message given), or the named Prometheus could not be asked to check it (code `prometheus_unreachable`); nothing stored", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason, a field is out of range, a condition does not parse, a placeholder is unknown or unquoted, Prometheus's parser refused the query (its message given), or the named Prometheus could not be asked to check it (code `prometheus_unreachable`); nothing stored", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn put(
     State(app): State<AppState>,
@@ -118,6 +129,7 @@ pub async fn put(
         app.store.as_ref(),
         template.clone(),
         &actor.name,
+        body.reason.as_deref(),
         Timestamp::now(),
     )
     .await?;
@@ -130,21 +142,29 @@ pub async fn put(
 }
 
 #[utoipa::path(delete, path = "/api/v1/analysis-templates/{name}", tag = "analysis",
-    params(("name" = String, Path)),
+    params(("name" = String, Path), RemoveTemplate),
     responses(
-        (status = 204, description = "Removed; operations that attached it keep their copy"),
+        (status = 204, description = "Removed (`analysis_template.removed` with the reason); operations that attached it keep their copy"),
         (status = 403, description = "Needs the admin role", body = ref("#/components/schemas/Error")),
         (status = 404, description = "Unknown template", body = ref("#/components/schemas/Error")),
+        (status = 409, description = "A cluster attaches it: detach it there first", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "No reason; nothing removed", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn remove(
     State(app): State<AppState>,
     actor: Actor,
     ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<RemoveTemplate>,
 ) -> Result<StatusCode, ApiError> {
     actor.require(Role::Admin, "removing an analysis template")?;
-    app.store
-        .remove_analysis_template(&name, &actor.name, Timestamp::now())
-        .await?;
+    crate::analysis::remove_template(
+        app.store.as_ref(),
+        &name,
+        &actor.name,
+        q.reason.as_deref(),
+        Timestamp::now(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

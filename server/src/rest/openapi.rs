@@ -215,6 +215,9 @@ const REQUEST_LOOKUP: &[Field] = &[
     // applied before the record): approvers with their identity at the
     // provider, the policy in force and its requirements as met.
     ("promotion", F::Ref("PinPromotion"), false),
+    // The analysis that let the version into the cluster's traffic: the
+    // last operation before the record that brought it in, if it had any.
+    ("gates", F::Ref("GateResults"), false),
 ];
 const LEDGER_EVENT: &[Field] = &[
     ("id", F::Int, true),
@@ -303,6 +306,21 @@ const SERVING_AT: &[Field] = &[
     ("at", F::Time, true),
     ("pins", F::List("PinAt"), true),
     ("clusters", F::List("ClusterAt"), true),
+    // For each cluster whose state an operation with analysis set: its
+    // measurements up to the instant.
+    ("gates", F::List("GateResults"), true),
+    ("notice", F::Str, false),
+];
+const GATE_RESULTS: &[Field] = &[
+    ("cluster", F::Str, true),
+    ("operation_id", F::Int, true),
+    ("kind", F::Str, true),
+    ("full_id", F::Str, true),
+    // The operation's state now.
+    ("state", F::Str, true),
+    ("measurements", F::List("Measurement"), true),
+    // The templates (as the operation copied them) that judged them.
+    ("analysis", F::List("AnalysisTemplate"), true),
 ];
 const CLUSTER: &[Field] = &[
     ("name", F::Str, true),
@@ -536,6 +554,7 @@ const SCHEMAS: &[(&str, &[Field])] = &[
     ("OperationStep", STEP),
     ("Operation", OPERATION),
     ("Measurement", MEASUREMENT),
+    ("GateResults", GATE_RESULTS),
     ("AnalysisTemplate", ANALYSIS_TEMPLATE),
     (
         "AnalysisTemplateList",

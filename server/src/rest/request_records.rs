@@ -277,7 +277,7 @@ impl Batch {
 #[utoipa::path(get, path = "/api/v1/request-records/{request_id}", tag = "request records",
     params(("request_id" = String, Path)),
     responses(
-        (status = 200, description = "The record, its version, and the ledger events that put that version into service", body = ref("#/components/schemas/RequestLookup")),
+        (status = 200, description = "The record, its version, the ledger events that put that version into service, and (`gates`) the analysis that let it into its cluster's traffic: the measurements of the last operation before the record that brought it in, up to the record's instant, with the templates that judged them", body = ref("#/components/schemas/RequestLookup")),
         (status = 404, description = "No record with that id", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn lookup(
@@ -285,7 +285,9 @@ pub async fn lookup(
     ApiPath(request_id): ApiPath<String>,
 ) -> Result<Json<RequestLookup>, ApiError> {
     match app.store.request_lookup(&request_id).await? {
-        Some(found) => Ok(Json(found)),
+        Some(found) => Ok(Json(
+            crate::analysis::lookup_with_gate_results(app.store.as_ref(), found).await?,
+        )),
         None => Err(ApiError::not_found(format!(
             "no request record with request_id {request_id:?}"
         ))),

@@ -29,7 +29,7 @@ pub struct ServingQuery {
 #[utoipa::path(get, path = "/api/v1/serving", tag = "audit",
     params(ServingQuery),
     responses(
-        (status = 200, description = "What each environment pinned at that instant, since when, by which event and actor, and when it next changed", body = ref("#/components/schemas/ServingAt")),
+        (status = 200, description = "What each environment pinned and each cluster served at that instant, since when, by which event and actor, and when it next changed; `gates`: for each cluster whose state an operation with analysis set, that operation's measurements up to the instant and the templates that judged them", body = ref("#/components/schemas/ServingAt")),
         (status = 404, description = "An unknown environment or model, named", body = ref("#/components/schemas/Error")),
         (status = 422, description = "`at` missing or without a time zone, or a malformed filter", body = ref("#/components/schemas/Error")),
     ))]
@@ -48,5 +48,6 @@ pub async fn serving_at(
         .store
         .serving_at(at, environment.as_deref(), model.as_ref())
         .await?;
+    let serving = crate::analysis::with_gate_results(app.store.as_ref(), serving).await?;
     Ok(Json(serving))
 }

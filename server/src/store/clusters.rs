@@ -126,12 +126,13 @@ pub trait ClusterStore: Send + Sync + 'static {
     ) -> StoreResult<Operation>;
 
     /// Creates or replaces an analysis template (checked first), writing
-    /// `analysis_template.saved` with the previous one; false (and nothing
-    /// written) when it is unchanged.
+    /// `analysis_template.saved` with the previous one and the admin's
+    /// reason; false (and nothing written) when it is unchanged.
     async fn save_analysis_template(
         &self,
         template: AnalysisTemplate,
         actor: &str,
+        reason: &str,
         at: Timestamp,
     ) -> StoreResult<bool>;
 
@@ -150,12 +151,14 @@ pub trait ClusterStore: Send + Sync + 'static {
         at: Timestamp,
     ) -> StoreResult<Cluster>;
 
-    /// Removes a template (`analysis_template.removed`); operations keep
-    /// their copies. Refused (`Conflict`) while a cluster attaches it.
+    /// Removes a template (`analysis_template.removed`, with the admin's
+    /// reason); operations keep their copies. Refused (`Conflict`) while a
+    /// cluster attaches it.
     async fn remove_analysis_template(
         &self,
         name: &str,
         actor: &str,
+        reason: &str,
         at: Timestamp,
     ) -> StoreResult<()>;
 

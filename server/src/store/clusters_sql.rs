@@ -780,8 +780,9 @@ macro_rules! cluster_sql {
                 Ok(op)
             }
 
-            async fn save_analysis_template(&self, template: AnalysisTemplate, actor: &str, at: Timestamp) -> StoreResult<bool> {
+            async fn save_analysis_template(&self, template: AnalysisTemplate, actor: &str, reason: &str, at: Timestamp) -> StoreResult<bool> {
                 template.check()?;
+                switchyard_domain::text::required_reason(Some(reason))?;
                 let mut w = Writer::begin(self).await?;
                 let old: Option<String> =
                     sqlx::query_scalar(cq::SELECT_TEMPLATE).bind(&template.name).fetch_optional(&mut *w.tx).await?;
@@ -794,6 +795,7 @@ macro_rules! cluster_sql {
                 sqlx::query(sql).bind(&template.name).bind(&text).bind(at.micros()).bind(actor).execute(&mut *w.tx).await?;
                 w.append(
                     NewEvent::new(at, actor, action::ANALYSIS_TEMPLATE_SAVED)
+                        .reason(Some(reason))
                         .details(json!({ "name": template.name, "template": template, "previous": old })),
                 )
                 .await?;
@@ -843,7 +845,8 @@ macro_rules! cluster_sql {
                 fetch_cluster(&self.pool, cluster).await?.ok_or_else(|| unknown_cluster(cluster))
             }
 
-            async fn remove_analysis_template(&self, name: &str, actor: &str, at: Timestamp) -> StoreResult<()> {
+            async fn remove_analysis_template(&self, name: &str, actor: &str, reason: &str, at: Timestamp) -> StoreResult<()> {
+                switchyard_domain::text::required_reason(Some(reason))?;
                 let mut w = Writer::begin(self).await?;
                 let attached: Vec<(String, String)> =
                     sqlx::query_as(cq::SELECT_CLUSTER_ANALYSIS).fetch_all(&mut *w.tx).await?;
@@ -865,6 +868,7 @@ macro_rules! cluster_sql {
                 sqlx::query(cq::DELETE_TEMPLATE).bind(name).execute(&mut *w.tx).await?;
                 w.append(
                     NewEvent::new(at, actor, action::ANALYSIS_TEMPLATE_REMOVED)
+                        .reason(Some(reason))
                         .details(json!({ "name": name, "template": old })),
                 )
                 .await?;

@@ -989,7 +989,7 @@ macro_rules! sql_store {
                     .await?,
                     None => None,
                 };
-                Ok(Some(RequestLookup { record, version, provenance, cluster_known, notice, environment, promotion }))
+                Ok(Some(RequestLookup { record, version, provenance, cluster_known, notice, environment, promotion, gates: None }))
             }
 
             async fn serving_at(&self, at: Timestamp, env: Option<&str>, model: Option<&ModelId>) -> StoreResult<ServingAt> {

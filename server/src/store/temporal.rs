@@ -446,6 +446,7 @@ impl TemporalIndex {
             at,
             pins,
             clusters,
+            gates: Vec::new(),
             notice: None,
         })
     }

@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 use switchyard::drivers::Drivers;
 use switchyard::operations::RunnerSettings;
 use switchyard_domain::access::Role;
-use switchyard_domain::Timestamp;
 
 use crate::console::{server_fn_json, sign_in, Browser};
 use crate::helpers::{assert_error, spawn_app, TestApp};
@@ -138,6 +137,7 @@ fn template(url: &str) -> Value {
         "count": 3,
         "failure_limit": 2,
         "inconclusive_limit": 1,
+        "reason": "gate on the error ratio",
     })
 }
 
@@ -313,6 +313,55 @@ async fn a_template_is_refused_with_prometheus_own_parse_error_an_unknown_placeh
     assert_eq!(
         (saved["name"].as_str(), saved["count"].as_u64()),
         (Some("errors"), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn saving_or_removing_a_template_takes_a_reason_which_the_ledger_keeps_and_without_one_nothing_changes(
+) {
+    let Some(peer) = peer() else { return };
+    let app = spawn_app().await;
+    let path = "/api/v1/analysis-templates/errors";
+    let head = || async { app.get_json("/api/v1/audit?limit=1").await["events"][0]["id"].clone() };
+    let before = head().await;
+    for reason in [None, Some(json!("   ")), Some(json!("hidden\u{202E}text"))] {
+        let mut t = template(&peer.url);
+        match &reason {
+            None => t.as_object_mut().expect("object").remove("reason").map(|_| ()).expect("had one"),
+            Some(r) => t["reason"] = r.clone(),
+        }
+        let e = assert_error(app.put_json(path, &t).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(e["message"].as_str().is_some_and(|m| m.contains("reason")), "{reason:?}: {e}");
+        assert_eq!(app.get_json("/api/v1/analysis-templates").await["templates"], json!([]), "{reason:?}");
+    }
+    assert_eq!(head().await, before, "nothing written");
+
+    assert_eq!(app.put_json(path, &template(&peer.url)).await.status(), StatusCode::CREATED);
+    let saved = app.get_json("/api/v1/audit?action=analysis_template.saved").await;
+    assert_eq!(saved["events"][0]["reason"], "gate on the error ratio", "{saved}");
+
+    let before = head().await;
+    for query in ["", "?reason=", "?reason=%20%20"] {
+        let e = assert_error(
+            app.request(reqwest::Method::DELETE, &format!("{path}{query}")).send().await.expect("sent"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(e["message"], "field \"reason\" is required", "{query}: {e}");
+    }
+    assert_eq!(app.get_json(path).await["name"], "errors", "not removed");
+    assert_eq!(head().await, before, "nothing written");
+    let res = app
+        .request(reqwest::Method::DELETE, &format!("{path}?reason=replaced%20by%20p99"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let removed = app.get_json("/api/v1/audit?action=analysis_template.removed").await;
+    assert_eq!(
+        (removed["events"][0]["reason"].as_str(), removed["events"][0]["actor"].as_str()),
+        (Some("replaced by p99"), Some("test-admin")),
+        "{removed}"
     );
 }
 
@@ -672,6 +721,9 @@ async fn the_cli_saves_lists_shows_and_removes_templates_and_names_an_unknown_op
     .expect("written");
     let file = file.to_string_lossy().into_owned();
     let out = cli(&app, &["analysis", "put", "errors", "--file", &file]);
+    assert_eq!(out.status.code(), Some(2), "--reason is required");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&app, &["analysis", "put", "errors", "--file", &file, "--reason", "gate on errors"]);
     assert!(
         out.status.success(),
         "{}",
@@ -689,7 +741,7 @@ async fn the_cli_saves_lists_shows_and_removes_templates_and_names_an_unknown_op
 
     std::fs::write(dir.join("bad.yaml"), format!("prometheus_url: {}\nquery: 'rate(x[1m]'\nsuccess: result < 1\nfailure: result > 2\ninterval_ms: 1000\ncount: 1\nfailure_limit: 1\ninconclusive_limit: 1\n", peer.url)).expect("written");
     let bad = dir.join("bad.yaml").to_string_lossy().into_owned();
-    let out = cli(&app, &["analysis", "put", "bad", "--file", &bad]);
+    let out = cli(&app, &["analysis", "put", "bad", "--file", &bad, "--reason", "try it"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("parse error"),
@@ -701,6 +753,8 @@ async fn the_cli_saves_lists_shows_and_removes_templates_and_names_an_unknown_op
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("operation 4242 does not exist"));
     let out = cli(&app, &["analysis", "remove", "errors"]);
+    assert_eq!(out.status.code(), Some(2), "--reason is required");
+    let out = cli(&app, &["analysis", "remove", "errors", "--reason", "no longer used & gone"]);
     assert!(
         out.status.success(),
         "{}",
@@ -710,6 +764,10 @@ async fn the_cli_saves_lists_shows_and_removes_templates_and_names_an_unknown_op
         app.get_json("/api/v1/analysis-templates").await["templates"],
         json!([])
     );
+    let saved = app.get_json("/api/v1/audit?action=analysis_template.saved").await;
+    assert_eq!(saved["events"][0]["reason"], "gate on errors", "{saved}");
+    let removed = app.get_json("/api/v1/audit?action=analysis_template.removed").await;
+    assert_eq!(removed["events"][0]["reason"], "no longer used & gone", "{removed}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -735,7 +793,7 @@ async fn templates_attached_to_a_cluster_gate_every_operation_but_a_rollback_and
     );
     assert_eq!(events(&app, "att-1", "cluster.analysis_set").await.len(), 1);
     let e = assert_error(
-        app.request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors")
+        app.request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors?reason=unused")
             .send()
             .await
             .expect("sent"),
@@ -797,7 +855,7 @@ async fn templates_attached_to_a_cluster_gate_every_operation_but_a_rollback_and
         StatusCode::OK
     );
     let res = app
-        .request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors")
+        .request(reqwest::Method::DELETE, "/api/v1/analysis-templates/errors?reason=unused")
         .send()
         .await
         .expect("sent");
@@ -1056,6 +1114,7 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
         ("count", count.as_str()),
         ("failure_limit", failure_limit.as_str()),
         ("inconclusive_limit", inconclusive_limit.as_str()),
+        ("reason", "gate on the error ratio"),
     ];
     // A viewer is refused and nothing is stored.
     let refused = server_fn_json(
@@ -1084,6 +1143,18 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
             .is_some_and(|m| m.contains("not valid PromQL")),
         "{refused}"
     );
+    // No reason: refused, nothing stored.
+    let mut unexplained = form.clone();
+    unexplained[10] = ("reason", " ");
+    let refused = server_fn_json(
+        &app,
+        "/console/fn/save_analysis_template",
+        &unexplained,
+        &ada,
+        false,
+    )
+    .await;
+    assert_eq!(refused["message"], "field \"reason\" is required", "{refused}");
     assert_eq!(
         app.get_json("/api/v1/analysis-templates").await["templates"],
         json!([])
@@ -1109,6 +1180,7 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
         .get_json("/api/v1/audit?action=analysis_template.saved")
         .await;
     assert_eq!(events["events"][0]["actor"], "ada", "{events}");
+    assert_eq!(events["events"][0]["reason"], "gate on the error ratio", "{events}");
     // Saved again with another count: replaced (false = not created).
     form[7] = ("count", "4");
     let replaced = server_fn_json(
@@ -1177,7 +1249,7 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
     let refused = server_fn_json(
         &app,
         "/console/fn/remove_analysis_template",
-        &[("name", "errors")],
+        &[("name", "errors"), ("reason", "unused")],
         &ada,
         false,
     )
@@ -1197,10 +1269,20 @@ async fn the_analysis_page_shows_templates_to_everyone_and_an_admin_saves_attach
     )
     .await;
     assert_eq!(detached["templates"], json!([]));
-    let status = post_form(
+    let refused = server_fn_json(
         &app,
         "/console/fn/remove_analysis_template",
         &[("name", "errors")],
+        &ada,
+        false,
+    )
+    .await;
+    assert_eq!(refused["message"], "field \"reason\" is required", "{refused}");
+    assert_eq!(app.get_json("/api/v1/analysis-templates/errors").await["name"], "errors", "not removed");
+    let status = post_form(
+        &app,
+        "/console/fn/remove_analysis_template",
+        &[("name", "errors"), ("reason", "unused now")],
         &ada,
         "/analysis",
     )
@@ -1437,6 +1519,7 @@ async fn kill_9_while_paused(app: TestApp, peer: &Peer) {
             "query": "max(switchyard_test_error_ratio{model=\"{{model}}\",version=\"{{version}}\"})",
             "success": "result < 0.01", "failure": "result > 0.05",
             "interval_ms": 500, "count": 200, "failure_limit": 1, "inconclusive_limit": 1,
+            "reason": "a long analysis",
         }))
         .await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -1602,26 +1685,20 @@ async fn a_pre_switch_template_measures_the_newly_loaded_slot_and_a_failure_ther
     }
 }
 
-#[tokio::test]
-async fn serving_at_t_in_the_console_shows_the_measurements_that_let_the_version_take_traffic() {
-    let Some(peer) = peer() else { return };
-    let (app, runner) = serving_v1("shown", "shown-1", &peer.url).await;
-    set_value(peer, "shown", "2", 0.0).await;
-    let before = Timestamp::now();
-    let id = start(&app, "shown-1", json!({ "kind": "blue_green", "full_id": "shown:2", "reason": "measured", "analysis": ["errors"] })).await;
-    let op = wait(&app, id, |op| op["state"] != "running").await;
-    runner.abort();
-    assert_eq!(op["state"], "succeeded", "{op}");
-    app.user_with_token("vic", Role::Viewer, None).await;
-    let vic = sign_in(&app, "vic").await;
-
-    let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[], &vic, true).await;
-    let gates = answer["gates"].as_array().expect("gates");
-    let gate = gates
+/// The gate results of `gates` for `cluster`, if any (asserting they are a list).
+fn gate_of<'a>(gates: &'a Value, cluster: &str) -> Option<&'a Value> {
+    gates
+        .as_array()
+        .unwrap_or_else(|| panic!("gates is a list: {gates}"))
         .iter()
-        .find(|g| g["cluster"] == "shown-1")
-        .expect("the cluster's gate results");
+        .find(|g| g["cluster"] == cluster)
+}
+
+/// Asserts that `gate` is operation `id`'s evidence for `full_id`: three
+/// successful measurements of version 2, judged by the template `errors`.
+fn assert_evidence(gate: &Value, id: i64, full_id: &str) {
     assert_eq!(gate["operation_id"], id, "{gate}");
+    assert_eq!((gate["full_id"].as_str(), gate["kind"].as_str(), gate["state"].as_str()), (Some(full_id), Some("blue_green"), Some("succeeded")), "{gate}");
     assert_eq!(values(&gate["measurements"]), vec![Some(0.0); 3], "{gate}");
     assert!(
         gate["measurements"]
@@ -1634,34 +1711,111 @@ async fn serving_at_t_in_the_console_shows_the_measurements_that_let_the_version
                     .is_some_and(|q| q.contains("version=\"2\""))),
         "{gate}"
     );
-    let html = page(&app, "/serving", &vic).await;
-    assert!(
-        html.contains(&format!("Analysis of operation #{id}")),
-        "{html}"
+    assert_eq!(
+        (gate["analysis"][0]["name"].as_str(), gate["analysis"][0]["success"].as_str(), gate["analysis"][0]["failure"].as_str()),
+        (Some("errors"), Some("result < 0.01"), Some("result > 0.05")),
+        "the conditions the values were judged by: {gate}"
     );
-    assert!(
-        html.contains("3 success, 0 failure, 0 inconclusive"),
-        "{html}"
-    );
+}
 
-    // Before the switch, version 1 served by an operation without analysis: nothing to show.
-    let at = before.to_rfc3339();
-    let answer = server_fn_json(
-        &app,
-        "/console/fn/get_serving_at",
-        &[("at", at.as_str())],
-        &vic,
-        true,
+/// Serving at T and the request lookup, in the REST API and the console,
+/// show the measurements that let a version take traffic (with the
+/// templates that judged them), and nothing for a version an operation
+/// without analysis brought in.
+async fn gate_results_afterwards(app: TestApp, peer: &Peer, model: &str) {
+    let cluster = format!("{model}-1");
+    let (app, runner) = serving_v1_on(app, model, &cluster, &peer.url).await;
+    set_value(peer, model, "2", 0.0).await;
+    let now = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let before = now();
+    let first = held(&app, &cluster).await;
+    let id = start(&app, &cluster, json!({ "kind": "blue_green", "full_id": format!("{model}:2"), "reason": "measured", "analysis": ["errors"] })).await;
+    let op = wait(&app, id, |op| op["state"] != "running").await;
+    runner.abort();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    let full_id = format!("{model}:2");
+    let after = now();
+
+    // REST: serving at T.
+    let serving = app.get_json(&format!("/api/v1/serving?at={after}")).await;
+    let gate = gate_of(&serving["gates"], &cluster).unwrap_or_else(|| panic!("the cluster's gate results: {serving}"));
+    assert_evidence(gate, id, &full_id);
+    let serving = app.get_json(&format!("/api/v1/serving?at={before}")).await;
+    assert!(gate_of(&serving["gates"], &cluster).is_none(), "version 1 came in without analysis: {serving}");
+
+    // REST: the request lookup, for a request version 2 served and one version 1 served before.
+    let new_slot = op["steps"][0]["slot"].as_str().expect("the loaded slot").to_owned();
+    let old_slot = if new_slot == "blue" { "green" } else { "blue" };
+    assert_eq!(first.iter().flatten().count(), 1, "{first:?}");
+    let records = json!([
+        {"request_id": format!("{model}-after"), "at": after, "cluster": cluster, "slot": new_slot, "full_id": full_id, "latency_ms": 3.0},
+        {"request_id": format!("{model}-before"), "at": before, "cluster": cluster, "slot": old_slot, "full_id": format!("{model}:1"), "latency_ms": 3.0},
+    ]);
+    let res = app.post_json("/api/v1/request-records", &records).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED, "{:?}", res.text().await);
+    let found = app.get_json(&format!("/api/v1/request-records/{model}-after")).await;
+    assert_evidence(&found["gates"], id, &full_id);
+    let found = app.get_json(&format!("/api/v1/request-records/{model}-before")).await;
+    assert!(found.get("gates").is_none(), "version 1 came in without analysis: {found}");
+
+    // The OpenAPI document describes both.
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["ServingAt"]["properties"]["gates"].is_object(), "{}", schemas["ServingAt"]);
+    assert!(schemas["RequestLookup"]["properties"]["gates"].is_object(), "{}", schemas["RequestLookup"]);
+    assert!(schemas["GateResults"]["properties"]["measurements"].is_object(), "{}", schemas["GateResults"]);
+
+    // The console: the same data on the serving and request pages.
+    app.user_with_token("vic", Role::Viewer, None).await;
+    let vic = sign_in(&app, "vic").await;
+    let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[], &vic, true).await;
+    assert_evidence(gate_of(&answer["serving"]["gates"], &cluster).expect("gate results"), id, &full_id);
+    let html = page(&app, "/serving", &vic).await;
+    assert!(html.contains(&format!("Analysis of operation #{id}")), "{html}");
+    assert!(html.contains("3 success, 0 failure, 0 inconclusive"), "{html}");
+    let answer = server_fn_json(&app, "/console/fn/get_serving_at", &[("at", before.as_str())], &vic, true).await;
+    assert!(gate_of(&answer["serving"]["gates"], &cluster).is_none(), "{answer}");
+    let request_id = format!("{model}-after");
+    let answer = server_fn_json(&app, "/console/fn/lookup_request", &[("request_id", request_id.as_str())], &vic, true).await;
+    assert_evidence(&answer["gates"], id, &full_id);
+    let html = page(&app, &format!("/requests?id={model}-after"), &vic).await;
+    assert!(html.contains(&format!("Analysis of operation #{id}")), "{html}");
+
+    // The charts of the measurements against the thresholds, with their words,
+    // on the serving page and in the cluster's history.
+    let words = "errors: 3 measurement(s) in order: 0, 0, 0. Success when result &lt; 0.01, failure when result &gt; 0.05. 3 success, 0 failure, 0 inconclusive.";
+    for path in ["/serving".to_owned(), format!("/clusters/{cluster}")] {
+        let html = page(&app, &path, &vic).await;
+        let chart = html
+            .find("data-template=\"errors\" class=\"measure-chart\"")
+            .and_then(|i| html.get(i..))
+            .and_then(|c| c.find("</figure>").and_then(|end| c.get(..end)))
+            .unwrap_or_else(|| panic!("{path}: a chart: {html}"));
+        assert!(chart.contains("role=\"img\"") && chart.contains(words), "{path}: {chart}");
+        assert_eq!(chart.matches("data-verdict=\"success\"").count(), 3, "{path}: {chart}");
+        assert!(chart.contains(">success 0.01<") && chart.contains(">failure 0.05<"), "{path}: {chart}");
+    }
+}
+
+#[tokio::test]
+async fn serving_at_t_and_the_request_lookup_show_the_measurements_that_let_the_version_take_traffic_on_sqlite(
+) {
+    let Some(peer) = peer() else { return };
+    gate_results_afterwards(spawn_app().await, peer, "shown").await;
+}
+
+#[tokio::test]
+async fn serving_at_t_and_the_request_lookup_show_the_measurements_that_let_the_version_take_traffic_on_postgresql(
+) {
+    let Some(peer) = peer() else { return };
+    let (app, mut admin, name) = crate::postgres::spawn_app_on_fresh_postgres().await;
+    gate_results_afterwards(app, peer, "shownpg").await;
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
     )
-    .await;
-    assert!(
-        answer["gates"]
-            .as_array()
-            .expect("gates")
-            .iter()
-            .all(|g| g["cluster"] != "shown-1"),
-        "{answer}"
-    );
+    .await
+    .expect("drop database");
 }
 
 /// kill -9 of the real `switchyard serve` while it releases the previous

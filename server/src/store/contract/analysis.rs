@@ -53,11 +53,11 @@ async fn analysis_templates_are_checked_saved_replaced_and_removed_with_ledger_e
     let s = &db.store;
     let t = template("errors", DOWN);
     assert!(s
-        .save_analysis_template(t.clone(), "admin", Timestamp::now())
+        .save_analysis_template(t.clone(), "admin", "a reason", Timestamp::now())
         .await
         .unwrap());
     assert!(
-        !s.save_analysis_template(t.clone(), "admin", Timestamp::now())
+        !s.save_analysis_template(t.clone(), "admin", "a reason", Timestamp::now())
             .await
             .unwrap(),
         "saving it unchanged writes nothing"
@@ -67,7 +67,7 @@ async fn analysis_templates_are_checked_saved_replaced_and_removed_with_ledger_e
         ..t.clone()
     };
     assert!(s
-        .save_analysis_template(changed.clone(), "admin", Timestamp::now())
+        .save_analysis_template(changed.clone(), "admin", "a reason", Timestamp::now())
         .await
         .unwrap());
     let bad = AnalysisTemplate {
@@ -76,7 +76,7 @@ async fn analysis_templates_are_checked_saved_replaced_and_removed_with_ledger_e
         ..t.clone()
     };
     assert!(matches!(
-        domain(s.save_analysis_template(bad, "admin", Timestamp::now()).await),
+        domain(s.save_analysis_template(bad, "admin", "a reason", Timestamp::now()).await),
         DomainError::Invalid(m) if m.starts_with("success: condition")
     ));
     assert_eq!(
@@ -84,12 +84,18 @@ async fn analysis_templates_are_checked_saved_replaced_and_removed_with_ledger_e
         vec![changed.clone()]
     );
     assert_eq!(s.get_analysis_template("bad").await.unwrap(), None);
+    assert!(matches!(
+        domain(s.save_analysis_template(template("other", DOWN), "admin", "  ", Timestamp::now()).await),
+        DomainError::Invalid(m) if m == switchyard_domain::text::REASON_REQUIRED
+    ));
+    assert_eq!(s.get_analysis_template("other").await.unwrap(), None, "no reason, nothing saved");
     let saved: Vec<_> = all_events(&db)
         .await
         .into_iter()
         .filter(|e| e.action == action::ANALYSIS_TEMPLATE_SAVED)
         .collect();
     assert_eq!(saved.len(), 2);
+    assert!(saved.iter().all(|e| e.reason.as_deref() == Some("a reason")), "{saved:?}");
     assert_eq!(
         saved[1].details["previous"]["failure"],
         json!("result > 0.05")
@@ -98,21 +104,26 @@ async fn analysis_templates_are_checked_saved_replaced_and_removed_with_ledger_e
         saved[1].details["template"]["failure"],
         json!("result > 0.1")
     );
-    s.remove_analysis_template("errors", "admin", Timestamp::now())
+    assert!(matches!(
+        domain(s.remove_analysis_template("errors", "admin", "", Timestamp::now()).await),
+        DomainError::Invalid(m) if m == switchyard_domain::text::REASON_REQUIRED
+    ));
+    assert_eq!(s.list_analysis_templates().await.unwrap().len(), 1, "no reason, nothing removed");
+    s.remove_analysis_template("errors", "admin", "retired", Timestamp::now())
         .await
         .unwrap();
     assert!(s.list_analysis_templates().await.unwrap().is_empty());
     assert!(matches!(
         domain(
-            s.remove_analysis_template("errors", "admin", Timestamp::now())
+            s.remove_analysis_template("errors", "admin", "a reason", Timestamp::now())
                 .await
         ),
         DomainError::NotFound(_)
     ));
     let last = all_events(&db).await.pop().expect("events");
     assert_eq!(
-        (last.action.as_str(), last.actor.as_str()),
-        (action::ANALYSIS_TEMPLATE_REMOVED, "admin")
+        (last.action.as_str(), last.actor.as_str(), last.reason.as_deref()),
+        (action::ANALYSIS_TEMPLATE_REMOVED, "admin", Some("retired"))
     );
 }
 
@@ -132,7 +143,7 @@ async fn an_operation_names_only_existing_templates_and_keeps_a_copy_with_a_gate
     serving_v1(&db, &drivers, json!({})).await;
     let t = template("errors", DOWN);
     db.store
-        .save_analysis_template(t.clone(), "admin", Timestamp::now())
+        .save_analysis_template(t.clone(), "admin", "a reason", Timestamp::now())
         .await
         .unwrap();
     assert!(matches!(
@@ -149,7 +160,7 @@ async fn an_operation_names_only_existing_templates_and_keeps_a_copy_with_a_gate
         ..t
     };
     db.store
-        .save_analysis_template(edited, "admin", Timestamp::now())
+        .save_analysis_template(edited, "admin", "a reason", Timestamp::now())
         .await
         .unwrap();
     let read = db
@@ -192,7 +203,7 @@ async fn prometheus_down_pauses_the_operation_which_no_runner_claims_until_a_per
     let drivers = Drivers::default();
     serving_v1(&db, &drivers, json!({})).await;
     db.store
-        .save_analysis_template(template("errors", DOWN), "admin", Timestamp::now())
+        .save_analysis_template(template("errors", DOWN), "admin", "a reason", Timestamp::now())
         .await
         .unwrap();
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
@@ -303,7 +314,7 @@ async fn a_person_continues_a_paused_operation_past_its_gate_and_it_succeeds(db:
     let drivers = Drivers::default();
     serving_v1(&db, &drivers, json!({})).await;
     db.store
-        .save_analysis_template(template("errors", DOWN), "admin", Timestamp::now())
+        .save_analysis_template(template("errors", DOWN), "admin", "a reason", Timestamp::now())
         .await
         .unwrap();
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
@@ -359,7 +370,7 @@ async fn a_runner_that_dies_mid_analysis_is_succeeded_by_one_that_keeps_the_meas
         ..template("errors", DOWN)
     };
     db.store
-        .save_analysis_template(t, "admin", Timestamp::now())
+        .save_analysis_template(t, "admin", "a reason", Timestamp::now())
         .await
         .unwrap();
     let first = spawn(db.store.clone(), drivers.clone(), fast());
@@ -414,7 +425,7 @@ async fn a_person_pauses_a_running_analysis_no_runner_goes_on_and_rolling_back_r
         ..template("errors", DOWN)
     };
     db.store
-        .save_analysis_template(t, "admin", Timestamp::now())
+        .save_analysis_template(t, "admin", "a reason", Timestamp::now())
         .await
         .unwrap();
     let runner = spawn(db.store.clone(), drivers.clone(), fast());
