@@ -1636,6 +1636,127 @@ fn bearer_client(token: &str) -> reqwest::Client {
         .expect("client")
 }
 
+/// The analysis tests' set-up on the real peers: MLServer + HAProxy serving
+/// versions `echo:1..=n` (each with its fault, if any), Prometheus scraping
+/// HAProxy's exporter, Switchyard in-process (for the API) and as a separate
+/// `switchyard serve` process that runs the operations (so a test can kill
+/// it), the versions registered and the cluster added with the config `edit`
+/// makes of the peers' own. `None` (the test skips) when a peer is missing.
+struct AnalysisRig {
+    dir: PathBuf,
+    peers: Peers,
+    prometheus: prometheus::Prometheus,
+    database_url: String,
+    log: PathBuf,
+    api: Api,
+    served: Served,
+}
+
+impl AnalysisRig {
+    async fn start(
+        name: &str,
+        faults: &[Option<&str>],
+        edit: impl FnOnce(Value) -> Value,
+    ) -> Option<AnalysisRig> {
+        let (Some((mlserver, haproxy)), Some(prom)) = (peers(), prometheus::prometheus_binary())
+        else {
+            assert!(
+                std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+                "MLServer, HAProxy or Prometheus missing: run scripts/peers.sh"
+            );
+            eprintln!(
+                "SKIPPED: MLServer, HAProxy or Prometheus missing (scripts/peers.sh installs them)"
+            );
+            return None;
+        };
+        switchyard::telemetry::init_for_test();
+        let dir = std::env::temp_dir().join(format!("{name}-{:08x}", rand::random::<u32>()));
+        for (i, fault) in faults.iter().enumerate() {
+            write_version(&dir.join("artifacts"), i as u32 + 1, *fault);
+        }
+        let peers = Peers::start(&mlserver, &haproxy, &dir).await;
+        let metrics = format!("127.0.0.1:{}", peers.metrics_port);
+        let prometheus = tokio::task::block_in_place(|| {
+            prometheus::Prometheus::start(&prom, &[metrics.as_str()], true)
+        });
+        let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
+        let app = Application::build(Config {
+            database_url: database_url.clone(),
+            addr: "127.0.0.1:0".parse().expect("address"),
+            log_json: false,
+            deprecation_days: 30,
+            metrics_token: None,
+            webhook_allow_private: true,
+            secrets_key: None,
+        })
+        .await
+        .expect("the server starts");
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        let store = switchyard::store::connect(&database_url, Default::default())
+            .await
+            .expect("store");
+        let api = Api {
+            base: format!("http://127.0.0.1:{port}"),
+            http: admin_client(&store).await,
+        };
+        let log = dir.join("serve.log");
+        let served = Served::start(&database_url, &log);
+        for v in 1..=faults.len() {
+            let (status, body) = api
+                .post(
+                    &format!("/api/v1/models/{MODEL}/versions"),
+                    json!({ "version": v.to_string(), "config": { "v": v } }),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let config = edit(peers.config.clone());
+        let (status, body) = api
+            .post("/api/v1/clusters", json!({ "name": CLUSTER, "environment": "development", "driver": "oip+haproxy", "config": config }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        Some(AnalysisRig { dir, peers, prometheus, database_url, log, api, served })
+    }
+}
+
+/// Saves an analysis template through the API (201).
+async fn put_template(api: &Api, name: &str, template: Value) {
+    let r = api
+        .http
+        .put(format!("{}/api/v1/analysis-templates/{name}", api.base))
+        .json(&template)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+}
+
+/// Deploys `echo:1` with a blue-green switch, then starts `workers` load
+/// generators sending `rate` inference requests a second each through HAProxy.
+async fn first_deploy_then_load(
+    api: &Api,
+    peers: &Peers,
+    rate: u32,
+    workers: u32,
+) -> (Arc<AtomicBool>, Arc<Mutex<Vec<Sent>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let first = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
+        .await;
+    assert_eq!(api.finished(first).await["state"], "succeeded");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let handles = load_generator(
+        format!("http://127.0.0.1:{}/v2/models/{MODEL}/infer", peers.front_port),
+        rate,
+        workers,
+        stop.clone(),
+        sent.clone(),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (stop, sent, handles)
+}
+
 /// Analysis gates end to end: HAProxy's own Prometheus exporter scraped by
 /// a real Prometheus, operations run by the real `switchyard serve` binary;
 /// a version that passes its smoke request and fails real traffic is rolled
@@ -1648,68 +1769,18 @@ fn bearer_client(token: &str) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haproxy_metrics_and_a_good_one_passes(
 ) {
-    let (Some((mlserver, haproxy)), Some(prom)) = (peers(), prometheus::prometheus_binary()) else {
-        assert!(
-            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
-            "MLServer, HAProxy or Prometheus missing: run scripts/peers.sh"
-        );
-        eprintln!(
-            "SKIPPED: MLServer, HAProxy or Prometheus missing (scripts/peers.sh installs them)"
-        );
-        return;
-    };
-    switchyard::telemetry::init_for_test();
-    let dir = std::env::temp_dir().join(format!("sy-analysis-{:08x}", rand::random::<u32>()));
-    write_version(&dir.join("artifacts"), 1, None);
-    write_version(&dir.join("artifacts"), 2, None);
-    write_version(&dir.join("artifacts"), 3, Some("fail_traffic"));
-    let peers = Peers::start(&mlserver, &haproxy, &dir).await;
-    let metrics = format!("127.0.0.1:{}", peers.metrics_port);
-    let prometheus = tokio::task::block_in_place(|| {
-        prometheus::Prometheus::start(&prom, &[metrics.as_str()], true)
-    });
-
-    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
-    let app = Application::build(Config {
-        database_url: database_url.clone(),
-        addr: "127.0.0.1:0".parse().expect("address"),
-        log_json: false,
-        deprecation_days: 30,
-        metrics_token: None,
-        webhook_allow_private: true,
-        secrets_key: None,
+    let Some(rig) = AnalysisRig::start("sy-analysis", &[None, None, Some("fail_traffic")], |mut config| {
+        // The built-in error-rate gate never fails here: the analysis alone decides.
+        config["health_gate"] = json!({ "max_error_percent": 100.0 });
+        config
     })
     .await
-    .expect("the server starts");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
-    let store = switchyard::store::connect(&database_url, Default::default())
-        .await
-        .expect("store");
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: admin_client(&store).await,
+    else {
+        return;
     };
-    let log = dir.join("serve.log");
-    let served = Served::start(&database_url, &log);
-    for v in 1..=3 {
-        let (status, body) = api
-            .post(
-                &format!("/api/v1/models/{MODEL}/versions"),
-                json!({ "version": v.to_string(), "config": { "v": v } }),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    let mut config = peers.config.clone();
-    // The built-in error-rate gate never fails here: the analysis alone decides.
-    config["health_gate"] = json!({ "max_error_percent": 100.0 });
-    let (status, body) = api
-        .post("/api/v1/clusters", json!({ "name": CLUSTER, "environment": "development", "driver": "oip+haproxy", "config": config }))
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let AnalysisRig { dir, peers, prometheus, database_url, log, api, served } = rig;
     // The share of 5xx answers of the slot under test, as in docs/analysis.md.
-    let template = json!({
+    put_template(&api, "haproxy-errors", json!({
         "prometheus_url": prometheus.url,
         "query": "sum(rate(haproxy_server_http_responses_total{server=\"{{slot}}\",code=\"5xx\"}[3s])) / sum(rate(haproxy_server_http_responses_total{server=\"{{slot}}\"}[3s]))",
         "success": "result < 0.01",
@@ -1719,36 +1790,9 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
         "failure_limit": 2,
         "inconclusive_limit": 2,
         "reason": "judge releases on the 5xx share",
-    });
-    let r = api
-        .http
-        .put(format!(
-            "{}/api/v1/analysis-templates/haproxy-errors",
-            api.base
-        ))
-        .json(&template)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-    let first = api
-        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
-        .await;
-    assert_eq!(api.finished(first).await["state"], "succeeded");
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let workers = load_generator(
-        format!(
-            "http://127.0.0.1:{}/v2/models/{MODEL}/infer",
-            peers.front_port
-        ),
-        100,
-        4,
-        stop.clone(),
-        sent.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    }))
+    .await;
+    let (stop, sent, workers) = first_deploy_then_load(&api, &peers, 100, 4).await;
 
     let bad = api
         .operate(json!({ "kind": "blue_green", "full_id": "echo:3", "reason": "fails real traffic", "analysis": ["haproxy-errors"] }))
@@ -1900,65 +1944,13 @@ async fn a_version_failing_real_traffic_is_rolled_back_by_its_analysis_on_haprox
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pre_switch_gate_measures_the_idle_slot_and_the_old_version_is_unloaded_from_mlserver_only_after_the_bake(
 ) {
-    let (Some((mlserver, haproxy)), Some(prom)) = (peers(), prometheus::prometheus_binary()) else {
-        assert!(
-            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
-            "MLServer, HAProxy or Prometheus missing: run scripts/peers.sh"
-        );
-        eprintln!(
-            "SKIPPED: MLServer, HAProxy or Prometheus missing (scripts/peers.sh installs them)"
-        );
+    let Some(rig) = AnalysisRig::start("sy-bake", &[None, None], |config| config).await else {
         return;
     };
-    switchyard::telemetry::init_for_test();
-    let dir = std::env::temp_dir().join(format!("sy-bake-{:08x}", rand::random::<u32>()));
-    write_version(&dir.join("artifacts"), 1, None);
-    write_version(&dir.join("artifacts"), 2, None);
-    let peers = Peers::start(&mlserver, &haproxy, &dir).await;
-    let metrics = format!("127.0.0.1:{}", peers.metrics_port);
-    let prometheus = tokio::task::block_in_place(|| {
-        prometheus::Prometheus::start(&prom, &[metrics.as_str()], true)
-    });
-
-    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
-    let app = Application::build(Config {
-        database_url: database_url.clone(),
-        addr: "127.0.0.1:0".parse().expect("address"),
-        log_json: false,
-        deprecation_days: 30,
-        metrics_token: None,
-        webhook_allow_private: true,
-        secrets_key: None,
-    })
-    .await
-    .expect("the server starts");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
-    let store = switchyard::store::connect(&database_url, Default::default())
-        .await
-        .expect("store");
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: admin_client(&store).await,
-    };
-    let log = dir.join("serve.log");
-    let served = Served::start(&database_url, &log);
-    for v in 1..=2 {
-        let (status, body) = api
-            .post(
-                &format!("/api/v1/models/{MODEL}/versions"),
-                json!({ "version": v.to_string(), "config": { "v": v } }),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    let (status, body) = api
-        .post("/api/v1/clusters", json!({ "name": CLUSTER, "environment": "development", "driver": "oip+haproxy", "config": peers.config }))
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let AnalysisRig { dir, peers, prometheus, api, served, .. } = rig;
     // Whether HAProxy's health check (the model's ready endpoint) sees the
     // slot under test up: true of a loaded idle slot, before any traffic.
-    let template = json!({
+    put_template(&api, "slot-up", json!({
         "prometheus_url": prometheus.url,
         "query": "max(haproxy_server_status{proxy=\"be_{{slot}}\",server=\"{{slot}}\",state=\"UP\"})",
         "success": "result == 1",
@@ -1969,33 +1961,9 @@ async fn a_pre_switch_gate_measures_the_idle_slot_and_the_old_version_is_unloade
         "inconclusive_limit": 2,
         "pre_switch": true,
         "reason": "the new slot must be up in HAProxy before it takes traffic",
-    });
-    let r = api
-        .http
-        .put(format!("{}/api/v1/analysis-templates/slot-up", api.base))
-        .json(&template)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-    let first = api
-        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
-        .await;
-    assert_eq!(api.finished(first).await["state"], "succeeded");
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let workers = load_generator(
-        format!(
-            "http://127.0.0.1:{}/v2/models/{MODEL}/infer",
-            peers.front_port
-        ),
-        50,
-        2,
-        stop.clone(),
-        sent.clone(),
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    }))
+    .await;
+    let (stop, sent, workers) = first_deploy_then_load(&api, &peers, 50, 2).await;
 
     let bake_ms: i64 = 3000;
     let id = api
