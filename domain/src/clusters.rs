@@ -87,13 +87,6 @@ impl DriverKind {
         DriverKind::Kubernetes,
     ];
 
-    /// Whether the driver unloads the idle slot after a bake (`Step::Release`).
-    /// The kubernetes driver keeps the idle Deployment as its owner scaled it:
-    /// its pods are the instant rollback target until the next load.
-    pub fn releases_idle_slot(self) -> bool {
-        self != DriverKind::Kubernetes
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             DriverKind::Simulated => "simulated",

@@ -474,15 +474,10 @@ pub fn is_pre_switch(state: &ClusterState, target: &FullId) -> bool {
 
 /// With a bake time, a `Release` after the last gate: once the bake passed,
 /// the slot left without traffic gives up the previous version it kept
-/// loaded for an instant rollback. Not on drivers that keep idle slots
-/// themselves (`releases` false), and not when nothing is left behind.
-pub fn with_release(
-    state: &ClusterState,
-    mut plan: Vec<Step>,
-    baked: bool,
-    releases: bool,
-) -> Vec<Step> {
-    if !baked || !releases || !matches!(plan.last(), Some(Step::Gate)) {
+/// loaded for an instant rollback (every driver can: the kubernetes driver
+/// scales the idle Deployment to 0). Not when nothing is left behind.
+pub fn with_release(state: &ClusterState, mut plan: Vec<Step>, baked: bool) -> Vec<Step> {
+    if !baked || !matches!(plan.last(), Some(Step::Gate)) {
         return plan;
     }
     let end = plan.iter().fold(state.clone(), |s, step| step.after(&s));
@@ -1488,7 +1483,7 @@ mod tests {
                 true,
             )
             .expect("gated");
-            let released = with_release(&s0, p.clone(), true, true);
+            let released = with_release(&s0, p.clone(), true);
             assert_eq!(released.len(), p.len() + 1, "{kind}");
             let last = released.last().expect("steps");
             let Step::Release { slot, full_id } = last else {
@@ -1507,9 +1502,8 @@ mod tests {
                 Step::Gate,
                 "{kind}: after the last gate"
             );
-            // No bake, or a driver that keeps its idle slot: nothing released.
-            assert_eq!(with_release(&s0, p.clone(), false, true), p);
-            assert_eq!(with_release(&s0, p.clone(), true, false), p);
+            // No bake: nothing released.
+            assert_eq!(with_release(&s0, p.clone(), false), p);
         }
         // A first deployment leaves nothing behind.
         let empty = ClusterState::default();
@@ -1519,7 +1513,7 @@ mod tests {
             true,
         )
         .expect("gated");
-        assert_eq!(with_release(&empty, first.clone(), true, true), first);
+        assert_eq!(with_release(&empty, first.clone(), true), first);
     }
 
     #[test]
@@ -1533,7 +1527,6 @@ mod tests {
                 true,
             )
             .expect("gated"),
-            true,
             true,
         );
         let mut op = operation(steps, s0);

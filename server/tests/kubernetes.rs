@@ -351,6 +351,124 @@ async fn a_stale_resource_version_is_read_again_and_never_overwrites_another_wri
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Waits until the fake's controller reports `replicas` pods for the
+/// Deployment's current generation.
+async fn scaled(fake: &KubeFake, name: &str, replicas: i64) -> Value {
+    for _ in 0..200 {
+        if let Some(o) = fake.object(Kind::Deployment, NS, name) {
+            if o["status"]["observedGeneration"] == o["metadata"]["generation"]
+                && o["status"]["replicas"] == replicas
+                && o["status"]["availableReplicas"] == replicas
+            {
+                return o;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("Deployment {name} did not reach {replicas} replicas");
+}
+
+#[tokio::test]
+async fn unload_scales_the_idle_deployment_to_zero_and_the_next_load_scales_it_back() {
+    let fake = fake_with_contract().await;
+    let dir = temp_dir("release");
+    let k = driver(&fake, &dir);
+    settled(&fake).await;
+    let deploy = format!("/apis/apps/v1/namespaces/{NS}/deployments/chat-green");
+
+    // Another writer first: read again, the merge patch on the second try.
+    fake.clear_requests();
+    fake.interfere(1);
+    k.unload(SlotName::Green).await.expect("released");
+    let calls = fake.requests();
+    let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("GET {deploy}"),
+            format!("PATCH {deploy}"),
+            format!("GET {deploy}"),
+            format!("PATCH {deploy}"),
+        ]
+    );
+    assert_eq!(calls[3].content_type, "application/merge-patch+json");
+    assert_eq!(field_manager(&calls[3]).as_deref(), Some("switchyard"));
+    let rv = fake_rv_of(&calls[3]);
+    assert_ne!(rv, fake_rv_of(&calls[1]), "the retry carried what it read again");
+    assert_eq!(
+        calls[3].body,
+        json!({
+            "metadata": { "resourceVersion": rv,
+                "annotations": { "switchyard.io/released-replicas": "2" } },
+            "spec": { "replicas": 0 }
+        })
+    );
+    let writes = k.take_writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert!(
+        writes[0].starts_with("scaled Deployment chat-green from 2 to 0 replicas (merge) with "),
+        "{writes:?}"
+    );
+    // The pods go away; the template (the version) and the other writer's change stay.
+    let green = scaled(&fake, "chat-green", 0).await;
+    assert_eq!(green["spec"]["replicas"], 0);
+    assert_eq!(green["metadata"]["annotations"]["other-writer"], "0");
+    assert_eq!(
+        green["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v0"
+    );
+    // Blue, with the traffic, is untouched.
+    assert_eq!(
+        fake.object(Kind::Deployment, NS, "chat-blue").expect("blue")["spec"]["replicas"],
+        2
+    );
+
+    // Released again (after a crash): one read, no write, success.
+    fake.clear_requests();
+    k.unload(SlotName::Green).await.expect("already released");
+    let lines: Vec<String> = fake.requests().iter().map(|c| c.line()).collect();
+    assert_eq!(lines, vec![format!("GET {deploy}")]);
+    assert!(k.take_writes().is_empty());
+
+    // A load into the released slot puts the replicas back with the version,
+    // drops the annotation and waits for the rollout as any load does.
+    fake.clear_requests();
+    k.load(SlotName::Green, &id("chat:v2")).await.expect("loaded");
+    let calls = fake.requests();
+    assert_eq!(calls[0].line(), format!("GET {deploy}"));
+    assert_eq!(calls[1].line(), format!("PATCH {deploy}"));
+    assert_eq!(
+        calls[1].content_type,
+        "application/strategic-merge-patch+json"
+    );
+    assert_eq!(
+        calls[1].body,
+        json!({
+            "metadata": { "resourceVersion": fake_rv_of(&calls[1]),
+                "annotations": { "switchyard.io/released-replicas": null } },
+            "spec": {
+                "replicas": 2,
+                "template": {
+                    "metadata": { "annotations": { "switchyard.io/version": "chat:v2" } },
+                    "spec": { "containers": [ { "name": "model", "image": "registry.example/chat:v2" } ] }
+                }
+            }
+        })
+    );
+    k.wait_ready(SlotName::Green, &id("chat:v2"), Duration::from_secs(10))
+        .await
+        .expect("rolled out with its pods back");
+    let green = scaled(&fake, "chat-green", 2).await;
+    assert_eq!(green["spec"]["replicas"], 2);
+    assert!(
+        green["metadata"]["annotations"]["switchyard.io/released-replicas"].is_null(),
+        "{green}"
+    );
+    assert_eq!(green["metadata"]["annotations"]["other-writer"], "0");
+    k.smoke(SlotName::Green, &id("chat:v2")).await.expect("smoke");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn a_slot_that_never_becomes_ready_fails_with_the_progress_deadline_and_moves_no_traffic() {
     let fake = fake_with_contract().await;
@@ -782,6 +900,159 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
     let verify = api.get("/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollback_scales_it_back()
+{
+    let fake = KubeFake::start().await;
+    fake.create(Kind::Deployment, NS, deployment("blue", "v0"));
+    fake.create(Kind::Deployment, NS, deployment("green", "v0"));
+    fake.create(Kind::Service, NS, service("green"));
+    let dir = temp_dir("bake");
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig(NS)).expect("kubeconfig");
+    let api = start_switchyard(&dir).await;
+    for v in ["v1", "v2"] {
+        let (status, body) = api
+            .post(
+                "/api/v1/models/chat/versions",
+                json!({ "version": v, "config": { "v": v } }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = api
+        .post("/api/v1/clusters", json!({ "name": "k8s", "environment": "development", "driver": "kubernetes", "config": driver_config(&kubeconfig) }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let op = api.operate("chat:v1").await;
+    assert_eq!(api.finished(op).await["state"], "succeeded");
+    let old = selector(&fake)["switchyard.io/slot"]
+        .as_str()
+        .expect("slot")
+        .to_owned();
+    let new = if old == "blue" { "green" } else { "blue" };
+    let old_name = format!("chat-{old}");
+
+    let bake_ms: i64 = 1000;
+    let (status, body) = api
+        .post(
+            "/api/v1/clusters/k8s/operations",
+            json!({ "kind": "blue_green", "full_id": "chat:v2", "reason": "baked",
+                    "bake_seconds": bake_ms / 1000 }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["operation_id"].as_i64().expect("operation id");
+    // While it bakes, the old Deployment keeps all its pods (the instant rollback).
+    let mut full_while_baking = 0;
+    for _ in 0..400 {
+        let op = api.get(&format!("/api/v1/operations/{id}")).await;
+        if op["state"] != "running" {
+            break;
+        }
+        let steps = op["steps"].as_array().cloned().unwrap_or_default();
+        let switched = steps
+            .iter()
+            .any(|s| s["action"] == "shift" && s["state"] == "done");
+        let releasing = steps
+            .iter()
+            .any(|s| s["action"] == "release" && s["state"] != "pending");
+        if switched && !releasing {
+            let d = fake.object(Kind::Deployment, NS, &old_name).expect("old");
+            assert_eq!(d["spec"]["replicas"], 2, "released during the bake: {d}");
+            if d["status"]["availableReplicas"] == 2 {
+                full_while_baking += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let op = api.finished(id).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert!(full_while_baking >= 5, "watched the bake {full_while_baking} times: {op}");
+    let steps = op["steps"].as_array().expect("steps");
+    let shift = steps
+        .iter()
+        .position(|s| s["action"] == "shift")
+        .expect("a switch");
+    let release = steps.last().expect("steps");
+    assert_eq!(
+        (release["action"].as_str(), release["state"].as_str(), release["slot"].as_str()),
+        (Some("release"), Some("done"), Some(old.as_str())),
+        "{op}"
+    );
+    assert!(
+        micros(&release["started_at"]) >= micros(&steps[shift]["finished_at"]) + bake_ms * 1000,
+        "released only after the bake: {op}"
+    );
+    let note = release["note"].as_str().unwrap_or("");
+    assert!(
+        note.contains(&format!(
+            "scaled Deployment {old_name} from 2 to 0 replicas (merge) with "
+        )) && note.contains("{\"switchyard.io/released-replicas\":\"2\"}")
+            && note.contains("\"spec\":{\"replicas\":0}"),
+        "{note}"
+    );
+    assert_eq!(selector(&fake)["switchyard.io/slot"], new);
+    let d = scaled(&fake, &old_name, 0).await;
+    assert_eq!(d["metadata"]["annotations"]["switchyard.io/released-replicas"], "2");
+
+    // Rollback: v1 loaded into its slot again with its 2 replicas, then the switch.
+    fake.clear_requests();
+    let (status, body) = api
+        .post("/api/v1/clusters/k8s/rollback", json!({ "reason": "bad answers" }))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let done = api
+        .finished(body["operation_id"].as_i64().expect("id"))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let actions: Vec<&str> = done["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["action"].as_str())
+        .collect();
+    assert_eq!(actions.first(), Some(&"load"), "{done}");
+    assert!(actions.contains(&"shift"), "{done}");
+    let deploy = format!("/apis/apps/v1/namespaces/{NS}/deployments/{old_name}");
+    let patches: Vec<kubefake::Recorded> = fake
+        .requests()
+        .into_iter()
+        .filter(|c| c.method == "PATCH")
+        .collect();
+    assert_eq!(patches[0].line(), format!("PATCH {deploy}"));
+    assert_eq!(
+        patches[0].body["spec"]["replicas"], 2,
+        "{}",
+        patches[0].body
+    );
+    assert!(patches[0].body["metadata"]["annotations"]["switchyard.io/released-replicas"].is_null());
+    assert_eq!(
+        patches[0].body["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v1"
+    );
+    assert_eq!(
+        patches[1].line(),
+        format!("PATCH /api/v1/namespaces/{NS}/services/chat")
+    );
+    assert_eq!(patches.len(), 2, "one load, one switch");
+    assert_eq!(selector(&fake)["switchyard.io/slot"], old.as_str());
+    let d = scaled(&fake, &old_name, 2).await;
+    assert!(
+        d["metadata"]["annotations"]["switchyard.io/released-replicas"].is_null(),
+        "{d}"
+    );
+    let verify = api.get("/api/v1/audit/verify").await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn micros(v: &Value) -> i64 {
+    Timestamp::parse(v.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .micros()
 }
 
 // ---- the real kubectl against the fake ----

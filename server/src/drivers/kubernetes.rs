@@ -18,6 +18,12 @@
 //! means someone else changed it, and the driver reads it again rather than
 //! overwriting.
 //!
+//! Releasing a slot after a bake (`unload`) scales its Deployment to 0
+//! replicas with one merge patch, recording the replica count it had in the
+//! Deployment's annotation `switchyard.io/released-replicas`; the next load
+//! into that slot sets that count back in the same patch as the version (and
+//! drops the annotation), then waits for the rollout as any load does.
+//!
 //! Traffic moves all at once: a Service selector has no weights, so rolling
 //! steps (split weights) are refused before anything moves.
 
@@ -46,6 +52,9 @@ use super::{Check, Driver, DriverError, DriverResult, Observed, SlotHealth};
 pub const FIELD_MANAGER: &str = "switchyard";
 /// The pod template annotation that names the version a Deployment holds.
 pub const VERSION_ANNOTATION: &str = "switchyard.io/version";
+/// The Deployment annotation holding the replica count a released slot had
+/// (a load into the slot scales it back to that).
+pub const RELEASED_ANNOTATION: &str = "switchyard.io/released-replicas";
 /// The label whose value (`blue`, `green`) tells the slots' pods apart.
 pub const DEFAULT_SLOT_LABEL: &str = "switchyard.io/slot";
 
@@ -239,6 +248,32 @@ pub fn template_version(d: &Deployment) -> Option<&str> {
         .as_ref()?
         .get(VERSION_ANNOTATION)
         .map(String::as_str)
+}
+
+/// The replica count to give back to a released Deployment (scaled to 0
+/// with `RELEASED_ANNOTATION`): `None` when it is not released by
+/// Switchyard. An annotation that is not a positive count is an error.
+pub fn released_replicas(d: &Deployment) -> DriverResult<Option<i32>> {
+    let name = d.metadata.name.as_deref().unwrap_or("?");
+    let Some(value) = d
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RELEASED_ANNOTATION))
+    else {
+        return Ok(None);
+    };
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if replicas > 0 {
+        // Scaled up since (by hand): that count stands.
+        return Ok(None);
+    }
+    match value.parse::<i32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(DriverError::new(format!(
+            "Deployment {name}'s annotation {RELEASED_ANNOTATION} is {value:?}, not a replica count;              scale the Deployment by hand and remove the annotation"
+        ))),
+    }
 }
 
 /// The RFC 7386 merge patch that turns `from` into `to` (a member of
@@ -727,7 +762,19 @@ impl Driver for Kubernetes {
             self.deployment_contract(slot, &d)
                 .map_err(|(found, fix)| DriverError::new(format!("{found}: {fix}")))?;
             let rv = d.metadata.resource_version.clone().unwrap_or_default();
-            let patch = self.template_patch(full_id, &rv)?;
+            let mut patch = self.template_patch(full_id, &rv)?;
+            let has_annotation = d
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(RELEASED_ANNOTATION));
+            // A released slot gets its replicas back with the version.
+            if let Some(n) = released_replicas(&d)? {
+                patch["spec"]["replicas"] = json!(n);
+            }
+            if has_annotation {
+                patch["metadata"]["annotations"] = json!({ RELEASED_ANNOTATION: null });
+            }
             match api
                 .patch(name, &Self::params(), &Patch::Strategic(&patch))
                 .await
@@ -751,12 +798,47 @@ impl Driver for Kubernetes {
         )))
     }
 
-    /// Never planned (`DriverKind::releases_idle_slot`): the idle Deployment
-    /// is the rollback target until the next load replaces its template.
+    /// Scales the slot's Deployment to 0 replicas (a merge patch guarded by
+    /// the resourceVersion), keeping the count it had in
+    /// `RELEASED_ANNOTATION` for the next load. Already at 0: nothing to do
+    /// (a release run again after a crash).
     async fn unload(&self, slot: SlotName) -> DriverResult<()> {
+        let name = self.config.deployment(slot);
+        let api = self.deployments().await?;
+        for _ in 0..CONFLICT_RETRIES {
+            let d = self.get_deployment(slot).await?;
+            let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            if replicas < 1 {
+                return Ok(());
+            }
+            let rv = d.metadata.resource_version.clone().unwrap_or_default();
+            let patch = json!({
+                "metadata": {
+                    "resourceVersion": rv,
+                    "annotations": { RELEASED_ANNOTATION: replicas.to_string() }
+                },
+                "spec": { "replicas": 0 }
+            });
+            match api
+                .patch(name, &Self::params(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(after) => {
+                    self.wrote(format!(
+                        "scaled Deployment {name} from {replicas} to 0 replicas (merge) with {patch}: \
+                         generation {}, resourceVersion {}",
+                        after.metadata.generation.unwrap_or(0),
+                        after.metadata.resource_version.as_deref().unwrap_or("?")
+                    ));
+                    return Ok(());
+                }
+                Err(e) if is_conflict(&e) => continue,
+                Err(e) => return Err(api_error(&format!("Deployment {name}"), self.ns(), e)),
+            }
+        }
         Err(DriverError::new(format!(
-            "the kubernetes driver does not release a slot: Deployment {} keeps its pods until the next load",
-            self.config.deployment(slot)
+            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard scaled it to 0 \
+             (409 Conflict); something else keeps writing it"
         )))
     }
 
@@ -1277,6 +1359,28 @@ mod tests {
                 "spec": { "containers": [{ "name": "model", "image": "i:v1" }] } } } })
         );
         assert_eq!(merge_diff(&to, &to), json!({}));
+    }
+
+    #[test]
+    fn a_released_deployment_gets_back_the_replicas_its_annotation_holds() {
+        let d = |replicas: i32, annotation: Option<&str>| -> Deployment {
+            let mut v = json!({ "metadata": { "name": "chat-green" },
+                "spec": { "replicas": replicas, "selector": {}, "template": {} } });
+            if let Some(a) = annotation {
+                v["metadata"]["annotations"] = json!({ RELEASED_ANNOTATION: a });
+            }
+            serde_json::from_value(v).expect("deployment")
+        };
+        assert_eq!(released_replicas(&d(0, Some("3"))).expect("count"), Some(3));
+        // Not released by Switchyard, or scaled up by hand since: left as it is.
+        assert_eq!(released_replicas(&d(0, None)).expect("none"), None);
+        assert_eq!(released_replicas(&d(2, Some("3"))).expect("none"), None);
+        for bad in ["many", "0", "-1", ""] {
+            let e = released_replicas(&d(0, Some(bad)))
+                .expect_err("not a count")
+                .to_string();
+            assert!(e.contains(RELEASED_ANNOTATION), "{e}");
+        }
     }
 
     fn replica_set(name: &str, owner: &str, revision: &str, image: &str, hash: &str) -> ReplicaSet {

@@ -608,7 +608,7 @@ macro_rules! cluster_sql {
                 let pre_switch = request.kind != OperationKind::Rollback && analysis.iter().any(|t| t.pre_switch);
                 let plan = ops::with_pre_switch_gate(&cluster.state, &target, plan, pre_switch);
                 let plan = ops::with_analysis(request.kind, plan, !analysis.is_empty() || request.bake_ms.is_some())?;
-                let plan = ops::with_release(&cluster.state, plan, request.bake_ms.is_some(), cluster.driver.releases_idle_slot());
+                let plan = ops::with_release(&cluster.state, plan, request.bake_ms.is_some());
                 let steps: Vec<StepRecord> = plan.into_iter().map(StepRecord::pending).collect();
                 let id: i64 = sqlx::query_scalar(cq::INSERT_OPERATION)
                     .bind(&cluster.name)
