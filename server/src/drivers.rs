@@ -74,6 +74,12 @@ pub trait Driver: Send + Sync + 'static {
     /// Requests the router sent to `slot` and how many failed, since it started.
     async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic>;
 
+    /// Whether `traffic` can answer: a router without request counters (a
+    /// Kubernetes Service) leaves the error rate to analysis templates.
+    fn counts_traffic(&self) -> bool {
+        true
+    }
+
     /// The error-rate gate of this cluster (from its config).
     fn gate_policy(&self) -> GatePolicy;
 

@@ -423,6 +423,12 @@ async fn error_rate_gate(
             "{target} carries no traffic: error rate not judged"
         ));
     }
+    if !driver.counts_traffic() {
+        return Ok(format!(
+            "{target} ready; error rate not judged: this cluster's router keeps no request \
+             counters (judge it with an analysis template)"
+        ));
+    }
     let mut before = Vec::with_capacity(slots.len());
     for slot in &slots {
         before.push(

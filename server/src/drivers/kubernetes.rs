@@ -983,6 +983,10 @@ impl Driver for Kubernetes {
         self.config.health_gate
     }
 
+    fn counts_traffic(&self) -> bool {
+        false
+    }
+
     fn take_writes(&self) -> Vec<String> {
         self.writes
             .lock()
