@@ -394,7 +394,11 @@ async fn unload_scales_the_idle_deployment_to_zero_and_the_next_load_scales_it_b
     assert_eq!(calls[3].content_type, "application/merge-patch+json");
     assert_eq!(field_manager(&calls[3]).as_deref(), Some("switchyard"));
     let rv = fake_rv_of(&calls[3]);
-    assert_ne!(rv, fake_rv_of(&calls[1]), "the retry carried what it read again");
+    assert_ne!(
+        rv,
+        fake_rv_of(&calls[1]),
+        "the retry carried what it read again"
+    );
     assert_eq!(
         calls[3].body,
         json!({
@@ -419,7 +423,8 @@ async fn unload_scales_the_idle_deployment_to_zero_and_the_next_load_scales_it_b
     );
     // Blue, with the traffic, is untouched.
     assert_eq!(
-        fake.object(Kind::Deployment, NS, "chat-blue").expect("blue")["spec"]["replicas"],
+        fake.object(Kind::Deployment, NS, "chat-blue")
+            .expect("blue")["spec"]["replicas"],
         2
     );
 
@@ -433,7 +438,9 @@ async fn unload_scales_the_idle_deployment_to_zero_and_the_next_load_scales_it_b
     // A load into the released slot puts the replicas back with the version,
     // drops the annotation and waits for the rollout as any load does.
     fake.clear_requests();
-    k.load(SlotName::Green, &id("chat:v2")).await.expect("loaded");
+    k.load(SlotName::Green, &id("chat:v2"))
+        .await
+        .expect("loaded");
     let calls = fake.requests();
     assert_eq!(calls[0].line(), format!("GET {deploy}"));
     assert_eq!(calls[1].line(), format!("PATCH {deploy}"));
@@ -465,7 +472,9 @@ async fn unload_scales_the_idle_deployment_to_zero_and_the_next_load_scales_it_b
         "{green}"
     );
     assert_eq!(green["metadata"]["annotations"]["other-writer"], "0");
-    k.smoke(SlotName::Green, &id("chat:v2")).await.expect("smoke");
+    k.smoke(SlotName::Green, &id("chat:v2"))
+        .await
+        .expect("smoke");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -903,8 +912,7 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollback_scales_it_back()
-{
+async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollback_scales_it_back() {
     let fake = KubeFake::start().await;
     fake.create(Kind::Deployment, NS, deployment("blue", "v0"));
     fake.create(Kind::Deployment, NS, deployment("green", "v0"));
@@ -970,7 +978,10 @@ async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollbac
     }
     let op = api.finished(id).await;
     assert_eq!(op["state"], "succeeded", "{op}");
-    assert!(full_while_baking >= 5, "watched the bake {full_while_baking} times: {op}");
+    assert!(
+        full_while_baking >= 5,
+        "watched the bake {full_while_baking} times: {op}"
+    );
     let steps = op["steps"].as_array().expect("steps");
     let shift = steps
         .iter()
@@ -978,7 +989,11 @@ async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollbac
         .expect("a switch");
     let release = steps.last().expect("steps");
     assert_eq!(
-        (release["action"].as_str(), release["state"].as_str(), release["slot"].as_str()),
+        (
+            release["action"].as_str(),
+            release["state"].as_str(),
+            release["slot"].as_str()
+        ),
         (Some("release"), Some("done"), Some(old.as_str())),
         "{op}"
     );
@@ -996,12 +1011,18 @@ async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollbac
     );
     assert_eq!(selector(&fake)["switchyard.io/slot"], new);
     let d = scaled(&fake, &old_name, 0).await;
-    assert_eq!(d["metadata"]["annotations"]["switchyard.io/released-replicas"], "2");
+    assert_eq!(
+        d["metadata"]["annotations"]["switchyard.io/released-replicas"],
+        "2"
+    );
 
     // Rollback: v1 loaded into its slot again with its 2 replicas, then the switch.
     fake.clear_requests();
     let (status, body) = api
-        .post("/api/v1/clusters/k8s/rollback", json!({ "reason": "bad answers" }))
+        .post(
+            "/api/v1/clusters/k8s/rollback",
+            json!({ "reason": "bad answers" }),
+        )
         .await;
     assert_eq!(status, 202, "{body}");
     let done = api
@@ -1028,7 +1049,9 @@ async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollbac
         "{}",
         patches[0].body
     );
-    assert!(patches[0].body["metadata"]["annotations"]["switchyard.io/released-replicas"].is_null());
+    assert!(
+        patches[0].body["metadata"]["annotations"]["switchyard.io/released-replicas"].is_null()
+    );
     assert_eq!(
         patches[0].body["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
         "chat:v1"
