@@ -111,7 +111,8 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
             let about = match &r.step {
                 Step::Load { slot: s, full_id }
                 | Step::WaitReady { slot: s, full_id }
-                | Step::Smoke { slot: s, full_id } => *s == slot.slot && full_id == version,
+                | Step::Smoke { slot: s, full_id }
+                | Step::Roll { slot: s, full_id } => *s == slot.slot && full_id == version,
                 Step::Gate => slot.weight > 0 && r.state != StepState::Pending,
                 Step::Shift { .. } | Step::Release { .. } => false,
             };
@@ -454,11 +455,13 @@ pub fn operation_words(
 ) -> Result<String, String> {
     match kind {
         OperationKind::Rollback => {
-            let to = rollback_to.ok_or_else(|| format!("{cluster} has nothing to roll back to yet."))?;
+            let to =
+                rollback_to.ok_or_else(|| format!("{cluster} has nothing to roll back to yet."))?;
             confirmation(cluster, state, kind, to, &[])
         }
         _ => {
-            let v = FullId::parse(version.trim()).map_err(|_| "Choose a version first.".to_owned())?;
+            let v =
+                FullId::parse(version.trim()).map_err(|_| "Choose a version first.".to_owned())?;
             let rolling = if steps.trim().is_empty() {
                 switchyard_domain::operations::DEFAULT_ROLLING_STEPS.to_vec()
             } else {
@@ -593,7 +596,9 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     let words = move |kind: OperationKind| -> Result<String, String> {
         let name = cluster_name.get_value();
         let to = rollback_to.get_value();
-        state.with_value(|s| operation_words(&name, s, kind, &version.get(), &steps.get(), to.as_ref()))
+        state.with_value(|s| {
+            operation_words(&name, s, kind, &version.get(), &steps.get(), to.as_ref())
+        })
     };
     let confirm = move |_| {
         let Some(kind) = asking.get_untracked() else {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_domain::analysis::Decision;
 use switchyard_domain::clusters::parse_cluster_name;
-use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
+use switchyard_domain::operations::{Operation, OperationKind};
 use switchyard_domain::{FullId, Timestamp};
 use utoipa::ToSchema;
 
@@ -112,7 +112,9 @@ pub async fn start(
         cluster: parse_cluster_name(&name)?,
         kind,
         full_id: Some(FullId::parse(&body.full_id)?),
-        rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
+        // None given: empty, which the plan reads as the default steps (and a
+        // kubernetes cluster, which rolls in place, as none).
+        rolling_steps: body.steps.unwrap_or_default(),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
         analysis: analysis_names(body.analysis.unwrap_or_default())?,
         bake_ms: match body.bake_seconds {
