@@ -148,6 +148,11 @@ pub fn phase(r: &Value) -> Phase {
     }
     match status["phase"].as_str() {
         Some("Healthy") if status["currentPodHash"] == status["stableRS"] => Phase::Healthy,
+        // Aborted, and the abort cleared since (a retry) the controller has
+        // not acted on yet: it is moving again, not failed.
+        Some("Degraded") if message.starts_with("RolloutAborted") => Phase::Progressing(format!(
+            "retried after an abort ({message}); waiting for the controller"
+        )),
         Some("Degraded") => Phase::Degraded(message),
         other => Phase::Progressing(format!(
             "{}{}; {} updated, {} available of {}",
@@ -1064,6 +1069,12 @@ mod tests {
         assert_eq!(
             phase(&rollout(3, aborted)),
             Phase::Aborted("RolloutAborted".into())
+        );
+        let mut retried = healthy.clone();
+        retried["phase"] = json!("Degraded");
+        retried["message"] = json!("RolloutAborted: Rollout aborted update to revision 2");
+        assert!(
+            matches!(phase(&rollout(3, retried)), Phase::Progressing(m) if m.starts_with("retried"))
         );
         let mut degraded = healthy;
         degraded["phase"] = json!("Degraded");
