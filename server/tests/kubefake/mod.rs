@@ -25,6 +25,10 @@
 //! old template coming back under the next revision); ReplicaSets are
 //! listed with `labelSelector`. Pods are not served.
 //! JSON patch (RFC 6902) too, which kubectl sends for `patch --type=json`.
+//! Argo Rollouts' `Rollout` (argoproj.io/v1alpha1) is served as the API
+//! server serves a CRD (its group in discovery, its resource list, merge and
+//! JSON patches but 415 for a strategic merge patch, the `status`
+//! subresource), moved by the small controller of rollouts.rs.
 //! Not implemented (415): server-side apply, which the driver does not send.
 
 use std::collections::{BTreeMap, HashMap};
