@@ -1151,7 +1151,7 @@ async fn a_rolling_operation_updates_the_serving_deployment_in_place_and_undoes_
     let dir = temp_dir("rolling-op");
     let api = start_switchyard(&dir).await;
     api.register(
-        &["v1", "v2", "v3", "v4"],
+        &["v1", "v2", "v3", "v4", "v5"],
         driver_config(&kubeconfig_of(&fake, &dir)),
     )
     .await;
@@ -1254,8 +1254,28 @@ async fn a_rolling_operation_updates_the_serving_deployment_in_place_and_undoes_
         "{cluster}"
     );
 
+    // The API server goes away right after the patch and comes back within
+    // the readiness timeout: the watch carries on and the update completes.
+    let id = api.roll("chat:v5", json!({})).await;
+    for _ in 0..200 {
+        if fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.body.to_string().contains("chat:v5"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fake.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.restart().await;
+    let done = api.finished(id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v5");
+
     // A baked rolling update paused by a person and rolled back: the restore
-    // rolls the same Deployment back to what served (v2).
+    // rolls the same Deployment back to what served (v5).
     let id = api.roll("chat:v4", json!({ "bake_seconds": 2 })).await;
     for _ in 0..400 {
         let op = api.get(&format!("/api/v1/operations/{id}")).await;
@@ -1293,10 +1313,10 @@ async fn a_rolling_operation_updates_the_serving_deployment_in_place_and_undoes_
             last["restore"].as_bool(),
             last["state"].as_str()
         ),
-        (Some("roll"), Some("chat:v2"), Some(true), Some("done")),
+        (Some("roll"), Some("chat:v5"), Some(true), Some("done")),
         "{done}"
     );
-    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v2");
+    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v5");
     assert_eq!(selector(&fake)["switchyard.io/slot"], live.as_str());
     let verify = api.get("/api/v1/audit/verify").await;
     assert_eq!(verify["ok"], true, "{verify}");
