@@ -59,7 +59,8 @@ pub(super) fn reconcile(shared: &Shared, st: &mut State, ns: &str, name: &str) {
         .fail_markers
         .iter()
         .any(|m| template.contains(m.as_str()));
-    let status = next_status(&obj, &hash, &rs, since, failing);
+    let mut status = next_status(&obj, &hash, &rs, since, failing);
+    keep_condition_times(&obj["status"], &mut status);
     if status == obj["status"] {
         return;
     }
@@ -92,6 +93,25 @@ fn remove(s: &mut Value, fields: &[&str]) {
     if let Some(m) = s.as_object_mut() {
         for f in fields {
             m.remove(*f);
+        }
+    }
+}
+
+/// An unchanged condition keeps its times, so a settled Rollout's status
+/// (and its resourceVersion) stays as it is, as with the real controller.
+fn keep_condition_times(old: &Value, new: &mut Value) {
+    let Some(conditions) = new["conditions"].as_array_mut() else {
+        return;
+    };
+    for c in conditions {
+        let prev = old["conditions"].as_array().and_then(|cs| {
+            cs.iter().find(|p| {
+                p["type"] == c["type"] && p["status"] == c["status"] && p["reason"] == c["reason"]
+            })
+        });
+        if let Some(p) = prev {
+            c["lastUpdateTime"] = p["lastUpdateTime"].clone();
+            c["lastTransitionTime"] = p["lastTransitionTime"].clone();
         }
     }
 }
