@@ -70,8 +70,9 @@ pub struct NotifySettings {
     /// Send to loopback and private addresses too (`SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`).
     /// Off, the worker refuses them at every attempt, whatever a name resolves to by then.
     pub allow_private: bool,
-    /// The MLflow write-back's credential (MLflow's own `MLFLOW_TRACKING_TOKEN`,
-    /// or `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`).
+    /// The MLflow write-back's credential toward an MLflow whose source has
+    /// none (MLflow's own `MLFLOW_TRACKING_TOKEN`, or
+    /// `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`).
     pub mlflow_credential: Option<crate::mlflow::Credential>,
     /// The credential of each MLflow written back to that has its own (a
     /// followed source's), by tracking URI; the others use `mlflow_credential`.
