@@ -125,10 +125,12 @@ start_shared_mlflow() {
   local dir port
   dir="$(mktemp -d "${TMPDIR:-/tmp}/switchyard-shared-mlflow.XXXXXX")"
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true setsid "$SWITCHYARD_MLFLOW" server \
+  # Its own process group (setsid), whose id it writes down before becoming
+  # MLflow: setsid forks when the caller runs jobs in their own groups (set -m).
+  MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true setsid bash -c 'echo $$ >"$0/pgid"; exec "$@"' \
+    "$dir" "$SWITCHYARD_MLFLOW" server \
     --backend-store-uri "sqlite:///$dir/mlflow.db" --default-artifact-root "$dir/artifacts" \
     --host 127.0.0.1 --port "$port" --workers 1 >"$dir/mlflow.log" 2>&1 &
-  SHARED_MLFLOW_PID=$!
   SHARED_MLFLOW_DIR="$dir"
   trap stop_shared_mlflow EXIT
   export SWITCHYARD_MLFLOW_URL="http://127.0.0.1:$port"
@@ -136,9 +138,12 @@ start_shared_mlflow() {
 }
 
 stop_shared_mlflow() {
-  if [ -n "${SHARED_MLFLOW_PID:-}" ]; then
-    kill -TERM -- "-$SHARED_MLFLOW_PID" 2>/dev/null || true
-    wait "$SHARED_MLFLOW_PID" 2>/dev/null || true
-    rm -rf "$SHARED_MLFLOW_DIR"
+  [ -n "${SHARED_MLFLOW_DIR:-}" ] || return 0
+  local pgid i
+  pgid="$(cat "$SHARED_MLFLOW_DIR/pgid" 2>/dev/null || true)"
+  if [ -n "$pgid" ]; then
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.2; done
   fi
+  rm -rf "$SHARED_MLFLOW_DIR"
 }
