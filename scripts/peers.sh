@@ -113,3 +113,37 @@ ensure_peers() {
   # The peers test fails instead of skipping when the test command runs it.
   export SWITCHYARD_PEERS_REQUIRED=1
 }
+
+# One MLflow tracking server for the whole test run (SWITCHYARD_MLFLOW_URL),
+# started in the background so that its start-up (30-100 s) overlaps the
+# build instead of a test: the tests that can share it (own model names,
+# imports limited to them) use it, the others start their own (see
+# server/tests/mlflow.rs). Stopped with its worker processes when the
+# calling script exits.
+start_shared_mlflow() {
+  [ -n "${SWITCHYARD_MLFLOW:-}" ] || return 0
+  local dir port
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/switchyard-shared-mlflow.XXXXXX")"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  # Its own process group (setsid), whose id it writes down before becoming
+  # MLflow: setsid forks when the caller runs jobs in their own groups (set -m).
+  MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true setsid bash -c 'echo $$ >"$0/pgid"; exec "$@"' \
+    "$dir" "$SWITCHYARD_MLFLOW" server \
+    --backend-store-uri "sqlite:///$dir/mlflow.db" --default-artifact-root "$dir/artifacts" \
+    --host 127.0.0.1 --port "$port" --workers 1 >"$dir/mlflow.log" 2>&1 &
+  SHARED_MLFLOW_DIR="$dir"
+  trap stop_shared_mlflow EXIT
+  export SWITCHYARD_MLFLOW_URL="http://127.0.0.1:$port"
+  say "shared MLflow for the tests starting at $SWITCHYARD_MLFLOW_URL (log: $dir/mlflow.log)"
+}
+
+stop_shared_mlflow() {
+  [ -n "${SHARED_MLFLOW_DIR:-}" ] || return 0
+  local pgid i
+  pgid="$(cat "$SHARED_MLFLOW_DIR/pgid" 2>/dev/null || true)"
+  if [ -n "$pgid" ]; then
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.2; done
+  fi
+  rm -rf "$SHARED_MLFLOW_DIR"
+}

@@ -382,7 +382,7 @@ impl WriteBackMap {
     }
 }
 
-/// What a promotion applied in Switchyard asks of MLflow.
+/// What a promotion applied in Switchyard asks of one write-back target.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteBack {
     /// Point each alias at this MLflow version.
@@ -393,28 +393,62 @@ pub enum WriteBack {
     },
     /// Nothing to write, and why (recorded in the ledger).
     Skip(String),
+    /// Nothing to write here, and nothing to record: another target writes
+    /// it, or records why nothing is written (said in the log only).
+    NotHere(String),
+}
+
+/// One MLflow the write-back sets aliases in: its tracking URI, the other
+/// targets (each with its own subscription, which writes the versions that
+/// came from it), and whether this one records the skips (exactly one
+/// target does, so a promotion written nowhere is recorded once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteBackTarget {
+    pub tracking_uri: String,
+    pub others: Vec<String>,
+    pub records_skips: bool,
+}
+
+impl WriteBackTarget {
+    /// The only target (no other MLflow is written to).
+    pub fn only(tracking_uri: &str) -> WriteBackTarget {
+        WriteBackTarget {
+            tracking_uri: tracking_uri.to_owned(),
+            others: Vec::new(),
+            records_skips: true,
+        }
+    }
 }
 
 /// Decides the write-back of a promotion of a version with `config` into
-/// `environment`. `imported_from` is the tracking URI the version was
-/// imported from (its registration event), `tracking_uri` the one written
-/// back to: a version from another MLflow (or from none) is skipped, as is
+/// `environment` for `target`. `imported_from` is the tracking URI the
+/// version was imported from (its registration event): the version goes to
+/// that MLflow only. A version from no MLflow, or from one no target writes
+/// to, is skipped with the reason (by the target that records skips), as is
 /// an environment the map does not name.
 pub fn write_back_for(
     map: &WriteBackMap,
     environment: &str,
     config: &Value,
     imported_from: Option<&str>,
-    tracking_uri: &str,
+    target: &WriteBackTarget,
 ) -> WriteBack {
+    let tracking_uri = target.tracking_uri.as_str();
+    let skip = |why: String| {
+        if target.records_skips {
+            WriteBack::Skip(why)
+        } else {
+            WriteBack::NotHere(why)
+        }
+    };
     let aliases = map.aliases_for(environment);
     if aliases.is_empty() {
-        return WriteBack::Skip(format!("no MLflow alias follows environment {environment}"));
+        return skip(format!("no MLflow alias follows environment {environment}"));
     }
     let m = config.get("mlflow");
     let field = |f: &str| m.and_then(|m| m.get(f)).and_then(Value::as_str);
     let (Some(name), Some(version)) = (field("name"), field("version")) else {
-        return WriteBack::Skip(
+        return skip(
             "the version was not imported from MLflow (its config has no mlflow name and version)"
                 .to_owned(),
         );
@@ -422,13 +456,22 @@ pub fn write_back_for(
     let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
     match imported_from {
         Some(from) if same(from, tracking_uri) => {}
-        Some(from) => {
-            return WriteBack::Skip(format!(
-                "the version was imported from MLflow at {from}, not from {tracking_uri}"
+        Some(from) if target.others.iter().any(|o| same(o, from)) => {
+            return WriteBack::NotHere(format!(
+                "the version was imported from MLflow at {from}, whose own write-back sets its aliases"
             ))
         }
+        Some(from) => {
+            let written = std::iter::once(tracking_uri)
+                .chain(target.others.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return skip(format!(
+                "the version was imported from MLflow at {from}, which the write-back does not write to (it writes to {written})"
+            ));
+        }
         None => {
-            return WriteBack::Skip(format!(
+            return skip(format!(
                 "the version's registration does not name the MLflow it came from, so it is not written to {tracking_uri}"
             ))
         }
@@ -657,13 +700,14 @@ mod tests {
         let map = WriteBackMap::parse("champion=production").expect("parses");
         let config = json!({"mlflow": {"name": "Fraud Detector", "version": "2"}});
         let uri = "http://mlflow:5000";
+        let only = WriteBackTarget::only(uri);
         assert_eq!(
             write_back_for(
                 &map,
                 "production",
                 &config,
                 Some("http://mlflow:5000/"),
-                uri
+                &only
             ),
             WriteBack::Set {
                 name: "Fraud Detector".into(),
@@ -676,7 +720,7 @@ mod tests {
             other => panic!("not skipped: {other:?}"),
         };
         assert!(
-            skip(write_back_for(&map, "staging", &config, Some(uri), uri))
+            skip(write_back_for(&map, "staging", &config, Some(uri), &only))
                 .contains("no MLflow alias follows environment staging")
         );
         assert!(skip(write_back_for(
@@ -684,7 +728,7 @@ mod tests {
             "production",
             &json!({"image": "x"}),
             None,
-            uri
+            &only
         ))
         .contains("not imported from MLflow"));
         assert!(skip(write_back_for(
@@ -692,10 +736,67 @@ mod tests {
             "production",
             &config,
             Some("http://other:5000"),
-            uri
+            &only
         ))
-        .contains("imported from MLflow at http://other:5000"));
-        assert!(skip(write_back_for(&map, "production", &config, None, uri))
-            .contains("does not name the MLflow"));
+        .contains("imported from MLflow at http://other:5000, which the write-back does not write to (it writes to http://mlflow:5000)"));
+        assert!(
+            skip(write_back_for(&map, "production", &config, None, &only))
+                .contains("does not name the MLflow")
+        );
+    }
+
+    #[test]
+    fn with_several_mlflows_each_version_goes_to_the_one_it_came_from_and_a_skip_is_recorded_once()
+    {
+        let map = WriteBackMap::parse("champion=production").expect("parses");
+        let config = json!({"mlflow": {"name": "Ranker", "version": "4"}});
+        let (a, b) = ("http://mlflow-a:5000", "http://mlflow-b:5000");
+        let at_a = WriteBackTarget {
+            tracking_uri: a.into(),
+            others: vec![b.into()],
+            records_skips: true,
+        };
+        let at_b = WriteBackTarget {
+            tracking_uri: b.into(),
+            others: vec![a.into()],
+            records_skips: false,
+        };
+        let set = WriteBack::Set {
+            name: "Ranker".into(),
+            version: "4".into(),
+            aliases: vec!["champion".into()],
+        };
+        // From b: b's target sets it, a's leaves it to b without a record.
+        assert_eq!(
+            write_back_for(&map, "production", &config, Some(b), &at_b),
+            set
+        );
+        assert!(matches!(
+            write_back_for(&map, "production", &config, Some(b), &at_a),
+            WriteBack::NotHere(why) if why.contains("whose own write-back sets its aliases")
+        ));
+        // From a: the other way round.
+        assert_eq!(
+            write_back_for(&map, "production", &config, Some(a), &at_a),
+            set
+        );
+        assert!(matches!(
+            write_back_for(&map, "production", &config, Some(a), &at_b),
+            WriteBack::NotHere(_)
+        ));
+        // Written nowhere: recorded by the one target that records skips, not by the other.
+        let native = json!({"image": "native:1"});
+        assert!(matches!(
+            write_back_for(&map, "production", &native, None, &at_a),
+            WriteBack::Skip(why) if why.contains("not imported from MLflow")
+        ));
+        assert!(matches!(
+            write_back_for(&map, "production", &native, None, &at_b),
+            WriteBack::NotHere(_)
+        ));
+        assert!(matches!(
+            write_back_for(&map, "production", &config, Some("http://c:5000"), &at_a),
+            WriteBack::Skip(why) if why.contains("it writes to http://mlflow-a:5000, http://mlflow-b:5000")
+        ));
     }
 }

@@ -1,6 +1,8 @@
 // The MLflow import page in the browser, against a real MLflow tracking
 // server (mlflow==3.17.2 from .tools/mlflow-venv, installed by
-// scripts/peers.sh; SQLite backend, loopback), filled here over its REST API.
+// scripts/peers.sh; SQLite backend, loopback): the test run's shared one
+// (SWITCHYARD_MLFLOW_URL, started by scripts/test) or else its own, filled
+// here over its REST API with model names of its own.
 // Hydrated: a dry run followed on its progress page by polling; without
 // JavaScript: the import posted as a plain form and its page reloaded by the
 // browser until done. A deployer is told why the page is not theirs.
@@ -29,33 +31,44 @@ async function mlflowApi(path, body) {
   return JSON.parse(text);
 }
 
+// This file's own model names (a random tag), so that the test run's shared
+// MLflow (SWITCHYARD_MLFLOW_URL, started by scripts/test) can hold other tests'
+// models: the imports read only names matching `pattern`.
+const tag = Math.random().toString(16).slice(2, 10);
+const pattern = `?2?${tag}*`;
+
 async function startMlflow() {
-  const bin = process.env.SWITCHYARD_MLFLOW ?? join(root, '.tools/mlflow-venv/bin/mlflow');
-  if (!existsSync(bin)) throw new Error(`no MLflow at ${bin}: scripts/peers.sh installs it`);
-  mlflowDir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-mlflow-'));
-  const port = await freePort();
-  mlflowUrl = `http://127.0.0.1:${port}`;
-  mlflow = spawn(bin, [
-    'server', '--backend-store-uri', `sqlite:///${join(mlflowDir, 'mlflow.db')}`,
-    '--default-artifact-root', join(mlflowDir, 'artifacts'),
-    '--host', '127.0.0.1', '--port', String(port), '--workers', '1',
-  ], { stdio: 'ignore', detached: true, env: { ...process.env, MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' } });
+  if (process.env.SWITCHYARD_MLFLOW_URL) {
+    // Shared: started by scripts/test beside the build, stopped by it.
+    mlflowUrl = process.env.SWITCHYARD_MLFLOW_URL.replace(/\/$/, '');
+  } else {
+    const bin = process.env.SWITCHYARD_MLFLOW ?? join(root, '.tools/mlflow-venv/bin/mlflow');
+    if (!existsSync(bin)) throw new Error(`no MLflow at ${bin}: scripts/peers.sh installs it`);
+    mlflowDir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-mlflow-'));
+    const port = await freePort();
+    mlflowUrl = `http://127.0.0.1:${port}`;
+    mlflow = spawn(bin, [
+      'server', '--backend-store-uri', `sqlite:///${join(mlflowDir, 'mlflow.db')}`,
+      '--default-artifact-root', join(mlflowDir, 'artifacts'),
+      '--host', '127.0.0.1', '--port', String(port), '--workers', '1',
+    ], { stdio: 'ignore', detached: true, env: { ...process.env, MLFLOW_DISABLE_TELEMETRY: 'true', DO_NOT_TRACK: 'true' } });
+  }
   // MLflow takes up to a couple of minutes to start on a loaded machine.
   const deadline = Date.now() + 240_000;
   for (;;) {
     try {
       if ((await fetch(`${mlflowUrl}/health`)).ok) break;
     } catch { /* not up yet */ }
-    if (mlflow.exitCode !== null) throw new Error(`MLflow exited with ${mlflow.exitCode}`);
-    if (Date.now() > deadline) throw new Error('MLflow did not answer /health within 240 s');
+    if (mlflow && mlflow.exitCode !== null) throw new Error(`MLflow exited with ${mlflow.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`MLflow at ${mlflowUrl} did not answer /health within 240 s`);
     await new Promise((r) => setTimeout(r, 500));
   }
-  await mlflowApi('registered-models/create', { name: 'E2E Ranker' });
+  await mlflowApi('registered-models/create', { name: `E2E${tag} Ranker` });
   for (const i of [1, 2, 3]) {
-    await mlflowApi('model-versions/create', { name: 'E2E Ranker', source: `s3://e2e/ranker/${i}` });
+    await mlflowApi('model-versions/create', { name: `E2E${tag} Ranker`, source: `s3://e2e/ranker/${i}` });
   }
   // Two names that map to one model id: both refused, never merged.
-  for (const name of ['E2E Churn', 'e2e-churn']) {
+  for (const name of [`E2E${tag} Churn`, `e2e${tag}-churn`]) {
     await mlflowApi('registered-models/create', { name });
     await mlflowApi('model-versions/create', { name, source: 's3://e2e/churn/1' });
   }
@@ -86,7 +99,7 @@ test('an admin starts a dry run from the import page and watches it finish witho
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Import' }).click();
   await page.waitForURL(`${server.base}/import/mlflow`);
   await page.getByLabel('Tracking URI (http or https)').fill(mlflowUrl);
-  await page.getByLabel(/^Model names/).fill('?2?*');
+  await page.getByLabel(/^Model names/).fill(pattern);
   await page.getByLabel(/^Dry run/).check();
   await Promise.all([
     page.waitForURL(/\/import\/mlflow\/[0-9a-f]{16}$/),
@@ -96,7 +109,7 @@ test('an admin starts a dry run from the import page and watches it finish witho
   assert.match(await page.locator('.import-head').textContent(), /Dry run from .* done: nothing was changed \(dry run\)/);
   assert.equal(await items(page, 'create').count(), 3);
   assert.equal(await items(page, 'refused').count(), 2);
-  assert.match(await items(page, 'create').first().textContent(), /e2e-ranker:v1 ← MLflow "E2E Ranker" version 1/);
+  assert.match(await items(page, 'create').first().textContent(), new RegExp(`e2e${tag}-ranker:v1 ← MLflow "E2E${tag} Ranker" version 1`));
   assert.equal(await page.locator('td[data-count="created"]').textContent(), '3');
   await shot(page, 'import-dry-run');
   assert.deepEqual(errors, []);
@@ -116,7 +129,7 @@ test('without JavaScript an admin posts the import and its page reloads itself u
   assert.equal(await page.locator('table.imports tbody tr').count(), 1, 'only the dry run');
   await page.goto(`${server.base}/import/mlflow`);
   await page.getByLabel('Tracking URI (http or https)').fill(mlflowUrl);
-  await page.getByLabel(/^Model names/).fill('?2?*');
+  await page.getByLabel(/^Model names/).fill(pattern);
   await Promise.all([
     page.waitForURL(/\/import\/mlflow\/[0-9a-f]{16}$/),
     page.getByRole('button', { name: 'Start import' }).click(),

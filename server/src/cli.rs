@@ -897,16 +897,11 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     let sources =
         crate::mlflow::FollowSettings::from_env().map_err(|e| Failure::usage(format!("{e:#}")))?;
     app.mlflow_imports().set_sources(&sources);
-    let write_back = crate::mlflow::write_back::WriteBackSettings::from_env()
+    let write_back = crate::mlflow::write_back::WriteBackSettings::from_env(&sources)
         .map_err(|e| Failure::usage(format!("{e:#}")))?;
-    // The write-back signs in as the source that follows the same MLflow, if it has a credential.
-    if let Some(credential) = write_back.as_ref().and_then(|wb| {
-        sources
-            .iter()
-            .find(|s| s.tracking_uri == wb.tracking_uri)
-            .and_then(|s| s.credential.clone())
-    }) {
-        notify_settings.mlflow_credential = Some(credential);
+    // Each MLflow is written back to as the source that follows it, if it has a credential.
+    if let Some(wb) = &write_back {
+        notify_settings.mlflow_credentials = wb.credentials();
     }
     if webhook_secret.is_some() && sources.is_empty() {
         return Err(Failure::usage(
@@ -938,24 +933,30 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
         crate::mlflow::spawn_sources(store.clone(), sources, passes)
             .map_err(|e| Failure::usage(format!("{e:#}")))?
     };
-    match write_back {
+    let configured: Vec<String> = match &write_back {
         Some(wb) => {
             let done = wb
                 .configure(&store)
                 .await
                 .map_err(|e| Failure::usage(format!("{e:#}")))?;
-            tracing::info!(tracking_uri = %wb.tracking_uri, ?done,
-                "promotions are written back to MLflow as aliases");
-        }
-        None => {
-            if let Ok(Some(s)) = store
-                .get_subscription(crate::mlflow::write_back::SUBSCRIPTION)
-                .await
-            {
-                tracing::warn!(subscription = %s.name,
-                    "SWITCHYARD_MLFLOW_WRITE_BACK is unset but the write-back's subscription exists: \
-                     promotions are still written back; DELETE /api/v1/subscriptions/{} to stop", s.name);
+            for (t, (name, done)) in wb.targets.iter().zip(done) {
+                tracing::info!(tracking_uri = %t.tracking_uri, source = %t.source, subscription = %name, ?done,
+                    "promotions are written back to MLflow as aliases");
             }
+            wb.targets.iter().map(|t| t.subscription.clone()).collect()
+        }
+        None => Vec::new(),
+    };
+    // A write-back subscription the settings no longer define keeps writing back.
+    if let Ok(subs) = store.list_subscriptions().await {
+        for s in subs.iter().filter(|s| {
+            s.kind == crate::store::notify::DestinationKind::MlflowAlias
+                && !configured.contains(&s.name)
+        }) {
+            tracing::warn!(subscription = %s.name,
+                "the MLflow write-back's subscription {} is not defined by this server's settings \
+                 (SWITCHYARD_MLFLOW_WRITE_BACK, the followed sources): promotions are still written back \
+                 with it; DELETE /api/v1/subscriptions/{} to stop", s.name, s.name);
         }
     }
     // The runner shares the server's drivers, so live health shows the routers it drives.

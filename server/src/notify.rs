@@ -70,9 +70,13 @@ pub struct NotifySettings {
     /// Send to loopback and private addresses too (`SWITCHYARD_WEBHOOK_ALLOW_PRIVATE=1`).
     /// Off, the worker refuses them at every attempt, whatever a name resolves to by then.
     pub allow_private: bool,
-    /// The MLflow write-back's credential (MLflow's own `MLFLOW_TRACKING_TOKEN`,
-    /// or `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`).
+    /// The MLflow write-back's credential toward an MLflow whose source has
+    /// none (MLflow's own `MLFLOW_TRACKING_TOKEN`, or
+    /// `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`).
     pub mlflow_credential: Option<crate::mlflow::Credential>,
+    /// The credential of each MLflow written back to that has its own (a
+    /// followed source's), by tracking URI; the others use `mlflow_credential`.
+    pub mlflow_credentials: std::collections::BTreeMap<String, crate::mlflow::Credential>,
 }
 
 impl Default for NotifySettings {
@@ -94,6 +98,7 @@ impl Default for NotifySettings {
             failing_alert_after: Duration::from_secs(15 * 60),
             allow_private: false,
             mlflow_credential: None,
+            mlflow_credentials: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -398,13 +403,13 @@ impl Worker {
     async fn deliver(&self, c: ClaimedDelivery) -> (i64, Attempt, Timestamp) {
         let started = Instant::now();
         let (result, record) = if c.subscription.kind == DestinationKind::MlflowAlias {
-            match crate::mlflow::write_back::attempt(
-                &self.store,
-                &self.mlflow,
-                self.settings.mlflow_credential.as_ref(),
-                &c,
-            )
-            .await
+            let credential = self
+                .settings
+                .mlflow_credentials
+                .get(c.subscription.url.trim_end_matches('/'))
+                .or(self.settings.mlflow_credential.as_ref());
+            match crate::mlflow::write_back::attempt(&self.store, &self.mlflow, credential, &c)
+                .await
             {
                 Ok((code, record)) => (Ok((code, String::new())), record),
                 Err(e) => (Err(e), None),

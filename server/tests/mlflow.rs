@@ -75,6 +75,49 @@ impl Mlflow {
         Mlflow::start_with(bin, dir, None).await
     }
 
+    /// The test run's shared MLflow when `SWITCHYARD_MLFLOW_URL` names one
+    /// (`scripts/test` starts it beside the build, so its start-up costs no
+    /// test time; not stopped here), else one of this test's own. Tests that
+    /// share it use model names of their own (a random tag) and import
+    /// only those (`--models`), so they stay independent.
+    async fn shared(bin: &Path, dir: &Path) -> Mlflow {
+        let Some(url) = std::env::var("SWITCHYARD_MLFLOW_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            return Mlflow::start(bin, dir).await;
+        };
+        let url = url.trim_end_matches('/').to_owned();
+        let port = url
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .unwrap_or_else(|| panic!("SWITCHYARD_MLFLOW_URL={url:?} has no port"));
+        let m = Mlflow {
+            child: None,
+            url,
+            http: reqwest::Client::new(),
+            bin: bin.to_owned(),
+            dir: dir.to_owned(),
+            port,
+            fernet_key: String::new(),
+            admin: None,
+        };
+        // Started beside the build: it may still be starting.
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let up = m.http.get(format!("{}/health", m.url)).send().await;
+            if matches!(up, Ok(ref r) if r.status().is_success()) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the shared MLflow at SWITCHYARD_MLFLOW_URL={} did not answer /health within 240 s",
+                m.url
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     /// With `admin_password`: MLflow's own `--app-name basic-auth`, every
     /// other user READ by default, its user store in `dir`.
     async fn start_with(bin: &Path, dir: &Path, admin_password: Option<&str>) -> Mlflow {
@@ -863,7 +906,10 @@ async fn imports_many_models_and_versions_and_prints_versions_per_second() {
     let Some(bin) = mlflow_bin() else { return };
     let (models, versions) = bulk_size();
     let dir = scratch("bulk");
-    let m = Arc::new(Mlflow::start(&bin, &dir).await);
+    let m = Arc::new(Mlflow::shared(&bin, &dir).await);
+    // Its own model names on a shared server: only they are imported.
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let pattern = format!("bulk-{tag}-*");
     let filled = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     // Four writers at a time: MLflow numbers each model's versions itself.
@@ -871,10 +917,10 @@ async fn imports_many_models_and_versions_and_prints_versions_per_second() {
         .collect::<Vec<_>>()
         .chunks(models.div_ceil(4).max(1))
     {
-        let (m, chunk) = (m.clone(), chunk.to_vec());
+        let (m, chunk, tag) = (m.clone(), chunk.to_vec(), tag.clone());
         tasks.spawn(async move {
             for i in chunk {
-                let name = format!("bulk-{i:03}");
+                let name = format!("bulk-{tag}-{i:03}");
                 m.model(&name).await;
                 for v in 1..=versions {
                     m.version(
@@ -898,7 +944,7 @@ async fn imports_many_models_and_versions_and_prints_versions_per_second() {
     let total = models * versions;
     for postgres in [false, true] {
         let db = fresh_database(postgres, &dir, "bulk").await;
-        let args = ["--alias", "champion=production"];
+        let args = ["--alias", "champion=production", "--models", &pattern];
         let first = import(&db, &m.url, &args);
         let out = stdout(&first);
         assert!(first.status.success(), "{out}{}", stderr(&first));
@@ -907,7 +953,10 @@ async fn imports_many_models_and_versions_and_prints_versions_per_second() {
             "{out}"
         );
         let store = open(&db).await;
-        assert_eq!(version_count(&store, "bulk-000").await, versions);
+        assert_eq!(
+            version_count(&store, &format!("bulk-{tag}-000")).await,
+            versions
+        );
         let envs = store.list_environments().await.expect("environments");
         let production = envs
             .iter()
@@ -938,7 +987,16 @@ struct Served(Child);
 const WEBHOOK_SECRET: &str = "mlflow-webhook-secret-for-tests";
 
 impl Served {
-    async fn start(db: &str, port: u16, mlflow: &str, log: &Path) -> Served {
+    /// Follows `mlflow` (source `mlflow`, the models named `models`) and
+    /// the sources of the file `sources`, writing promotions back to each.
+    async fn start(
+        db: &str,
+        port: u16,
+        mlflow: &str,
+        models: &str,
+        sources: &Path,
+        log: &Path,
+    ) -> Served {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -951,6 +1009,8 @@ impl Served {
             .env("SWITCHYARD_ADDR", format!("127.0.0.1:{port}"))
             .env("SWITCHYARD_MLFLOW_FOLLOW", mlflow)
             .env("SWITCHYARD_MLFLOW_FOLLOW_ALIASES", "champion=production")
+            .env("SWITCHYARD_MLFLOW_FOLLOW_MODELS", models)
+            .env("SWITCHYARD_MLFLOW_SOURCES", sources)
             // One poll at start-up, then only webhooks bring versions in.
             .env("SWITCHYARD_MLFLOW_FOLLOW_INTERVAL_MS", "3600000")
             .env("SWITCHYARD_MLFLOW_WEBHOOK_SECRET", WEBHOOK_SECRET)
@@ -1078,47 +1138,112 @@ where
     start.elapsed()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn promotions_are_written_back_as_mlflow_aliases_across_an_outage_and_a_kill_9_and_webhooks_bring_new_versions_in(
-) {
-    let Some(bin) = mlflow_bin() else { return };
-    for postgres in [false, true] {
-        write_back_scenario(&bin, postgres).await;
+/// A TCP relay in front of a real MLflow that can cut the network: while
+/// it is down, open connections are cut and new ones closed at once (an
+/// outage as the server sees it, without restarting MLflow).
+struct Outage {
+    url: String,
+    down: tokio::sync::watch::Sender<bool>,
+}
+
+impl Outage {
+    async fn relay(upstream_port: u16) -> Outage {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (down, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                if *watch.borrow() {
+                    continue; // dropped: closed at once
+                }
+                tokio::spawn(async move {
+                    let Ok(mut outbound) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        Outage { url, down }
+    }
+
+    fn set_down(&self, down: bool) {
+        let _ = self.down.send(down);
     }
 }
 
-async fn write_back_scenario(bin: &Path, postgres: bool) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotions_are_written_back_to_the_mlflow_each_version_came_from_across_an_outage_and_a_kill_9_and_webhooks_bring_new_versions_in(
+) {
+    let Some(bin) = mlflow_bin() else { return };
+    let dir = scratch("write-back");
+    let (dir_a, dir_b) = (dir.join("a"), dir.join("b"));
+    for d in [&dir_a, &dir_b] {
+        std::fs::create_dir_all(d).expect("a scratch directory");
+    }
+    // Two MLflows, started together and used by both engines' runs (each
+    // run has its own model names). `a` sends webhooks, so it is this
+    // test's own; `b` may be the test run's shared one.
+    let (a, b) = tokio::join!(Mlflow::start(&bin, &dir_a), Mlflow::shared(&bin, &dir_b));
+    for postgres in [false, true] {
+        write_back_scenario(&a, &b, &dir, postgres).await;
+    }
+}
+
+/// Source `mlflow` follows MLflow `a` through a relay that can cut it off;
+/// source `second` follows MLflow `b` (model ids prefixed `b-`). Both have
+/// a model named `name`; a promotion sets the alias in the MLflow the
+/// version came from, and `a`'s outage holds up only `a`'s write-backs.
+async fn write_back_scenario(a: &Mlflow, b: &Mlflow, dir: &Path, postgres: bool) {
     use switchyard::store::notify::DestinationKind;
     use switchyard_domain::access::Role;
     let engine = if postgres { "PostgreSQL" } else { "SQLite" };
-    let dir = scratch(if postgres {
-        "write-back-pg"
-    } else {
-        "write-back-sqlite"
-    });
-    let mut m = Mlflow::start(bin, &dir).await;
-    m.model("Fraud Detector").await;
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let name = format!("Fraud Detector {tag}");
+    let id = format!("fraud-detector-{tag}");
+    a.model(&name).await;
     for v in 1..=3 {
-        m.version(
-            "Fraud Detector",
-            &format!("s3://models/fraud/{v}"),
-            json!({}),
-        )
-        .await;
+        a.version(&name, &format!("s3://models/fraud/{v}"), json!({}))
+            .await;
     }
-    m.alias("Fraud Detector", "champion", "1").await;
+    a.alias(&name, "champion", "1").await;
+    b.model(&name).await;
+    for v in 1..=2 {
+        b.version(&name, &format!("s3://models/fraud-b/{v}"), json!({}))
+            .await;
+    }
+    b.alias(&name, "champion", "1").await;
+    let outage = Outage::relay(a.port).await;
+    let sources = dir.join(format!("sources-{tag}.yaml"));
+    std::fs::write(
+        &sources,
+        format!(
+            "sources:\n- name: second\n  tracking_uri: {}\n  prefix: b-\n  models: \"{name}\"\n  \
+             aliases: {{champion: production}}\n  interval_ms: 3600000\n",
+            b.url
+        ),
+    )
+    .expect("sources written");
 
-    let db = fresh_database(postgres, &dir, "wb").await;
+    let db = fresh_database(postgres, dir, "wb").await;
     let store = open(&db).await;
     store.migrate().await.expect("migrated");
-    for (name, role) in [
+    for (person, role) in [
         ("dave", Role::Deployer),
         ("bob", Role::Approver),
         ("carol", Role::Approver),
     ] {
         store
             .create_user(
-                name,
+                person,
                 role,
                 "$argon2id$not-checked-here",
                 "test",
@@ -1145,38 +1270,53 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
         .expect("registered by CI");
 
     let port = free_port();
-    let log = dir.join("serve.log");
-    let served = Served::start(&db, port, &m.url, &log).await;
+    let log = dir.join(format!("serve-{engine}.log"));
+    let served = Served::start(&db, port, &outage.url, &name, &sources, &log).await;
+    let b_id = format!("b-{id}");
     wait_for(
-        "the start-up pass imports Fraud Detector",
+        "the start-up passes import both MLflows' models",
         Duration::from_secs(30),
-        || async { version_count(&store, "fraud-detector").await == 3 },
+        || async {
+            version_count(&store, &id).await == 3 && version_count(&store, &b_id).await == 2
+        },
     )
     .await;
-    let sub = store
-        .get_subscription("mlflow-write-back")
-        .await
-        .expect("read")
-        .expect("the write-back's subscription");
-    assert_eq!(sub.kind, DestinationKind::MlflowAlias);
-    assert_eq!(sub.filter.events, vec!["promotion.applied"]);
-    assert_eq!(sub.filter.environments, vec!["production"]);
-    assert_eq!(
-        sub.options,
-        json!({ "aliases": { "production": ["champion"] } })
-    );
+    // One subscription per MLflow; the first records the skips.
+    for (sub_name, url, others, records) in [
+        (
+            "mlflow-write-back",
+            outage.url.as_str(),
+            b.url.as_str(),
+            true,
+        ),
+        (
+            "mlflow-write-back-second",
+            b.url.as_str(),
+            outage.url.as_str(),
+            false,
+        ),
+    ] {
+        let sub = store
+            .get_subscription(sub_name)
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("{engine}: no subscription {sub_name}"));
+        assert_eq!(sub.kind, DestinationKind::MlflowAlias);
+        assert_eq!(sub.url, url);
+        assert_eq!(sub.filter.events, vec!["promotion.applied"]);
+        assert_eq!(sub.filter.environments, vec!["production"]);
+        assert_eq!(
+            sub.options,
+            json!({ "aliases": { "production": ["champion"] }, "others": [others], "records_skips": records })
+        );
+    }
 
-    // A promotion applied in Switchyard moves MLflow's alias.
-    promote(&store, "fraud-detector:v2").await;
+    // A promotion applied in Switchyard moves the alias in the MLflow the version came from.
+    promote(&store, &format!("{id}:v2")).await;
     let took = wait_for(
-        "MLflow's champion follows the promotion of v2",
+        "MLflow a's champion follows the promotion of v2",
         Duration::from_secs(15),
-        || async {
-            m.alias_version("Fraud Detector", "champion")
-                .await
-                .as_deref()
-                == Some("2")
-        },
+        || async { a.alias_version(&name, "champion").await.as_deref() == Some("2") },
     )
     .await;
     eprintln!("FIGURE mlflow write-back ({engine}): get-by-alias answers the promoted version {} ms after the promotion", took.as_millis());
@@ -1189,21 +1329,25 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     .await;
     let set = events_of(&store, "mlflow.alias_set").await;
     assert_eq!(set.len(), 1, "{set:?}");
+    assert_eq!(set[0].model_id.as_deref(), Some(id.as_str()));
     assert_eq!(set[0].version.as_deref(), Some("v2"));
     assert_eq!(set[0].environment.as_deref(), Some("production"));
+    assert_eq!(set[0].details["tracking_uri"], outage.url.as_str());
     assert_eq!(set[0].details["answer"]["champion"]["version"], "2");
-    assert_eq!(
-        set[0].details["answer"]["champion"]["name"],
-        "Fraud Detector"
-    );
+    assert_eq!(set[0].details["answer"]["champion"]["name"], name.as_str());
     let applied = events_of(&store, "promotion.applied").await;
     let applied_v2 = applied
         .iter()
         .find(|e| e.version.as_deref() == Some("v2"))
         .expect("applied");
     assert_eq!(set[0].details["promotion_event_id"], applied_v2.id);
+    // MLflow b's model of the same name is not touched.
+    assert_eq!(
+        b.alias_version(&name, "champion").await.as_deref(),
+        Some("1")
+    );
 
-    // A version not from MLflow: skipped, with the reason, MLflow untouched.
+    // A version not from MLflow: skipped once (not once per MLflow), with the reason.
     promote(&store, "native:v1").await;
     wait_for(
         "the skip of native:v1 is recorded",
@@ -1216,9 +1360,7 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     let why = skipped[0].reason.clone().unwrap_or_default();
     assert!(why.contains("not imported from MLflow"), "{why}");
     assert_eq!(
-        m.alias_version("Fraud Detector", "champion")
-            .await
-            .as_deref(),
+        a.alias_version(&name, "champion").await.as_deref(),
         Some("2")
     );
 
@@ -1229,36 +1371,36 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
         { "entity": "MODEL_VERSION_ALIAS", "action": "CREATED" },
         { "entity": "REGISTERED_MODEL", "action": "CREATED" },
     ]);
-    let bad = m
-        .post("webhooks", json!({ "name": "wrong-secret", "url": hook, "secret": "not-the-configured-secret", "events": events }))
+    let bad = a
+        .post("webhooks", json!({ "name": format!("wrong-secret-{tag}"), "url": hook, "secret": "not-the-configured-secret", "events": events }))
         .await;
     let bad_id = bad["webhook"]["webhook_id"]
         .as_str()
         .expect("an id")
         .to_owned();
-    let tested = m.post(&format!("webhooks/{bad_id}/test"), json!({})).await;
+    let tested = a.post(&format!("webhooks/{bad_id}/test"), json!({})).await;
     assert_eq!(tested["result"]["success"], false, "{tested}");
     assert_eq!(tested["result"]["response_status"], 401, "{tested}");
-    m.call(
+    a.call(
         reqwest::Method::DELETE,
         &format!("webhooks/{bad_id}"),
         json!({}),
     )
     .await;
-    let good = m
-        .post("webhooks", json!({ "name": "switchyard", "url": hook, "secret": WEBHOOK_SECRET, "events": events }))
+    let good = a
+        .post("webhooks", json!({ "name": format!("switchyard-{tag}"), "url": hook, "secret": WEBHOOK_SECRET, "events": events }))
         .await;
     let good_id = good["webhook"]["webhook_id"]
         .as_str()
         .expect("an id")
         .to_owned();
-    let tested = m.post(&format!("webhooks/{good_id}/test"), json!({})).await;
+    let tested = a.post(&format!("webhooks/{good_id}/test"), json!({})).await;
     assert_eq!(tested["result"]["success"], true, "{tested}");
     assert_eq!(tested["result"]["response_status"], 202, "{tested}");
     // Unsigned, straight to the endpoint: 401 in the API's error shape.
     let unsigned = reqwest::Client::new()
         .post(&hook)
-        .json(&json!({ "entity": "model_version", "action": "created", "data": { "name": "Fraud Detector", "version": "9" } }))
+        .json(&json!({ "entity": "model_version", "action": "created", "data": { "name": name, "version": "9" } }))
         .send()
         .await
         .expect("answer");
@@ -1274,31 +1416,31 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     // The poll runs once an hour: a new version comes in by the webhook.
     tokio::time::sleep(Duration::from_millis(1200)).await; // MLflow's webhook cache (1 s)
     assert_eq!(
-        m.version("Fraud Detector", "s3://models/fraud/4", json!({}))
-            .await,
+        a.version(&name, "s3://models/fraud/4", json!({})).await,
         "4"
     );
+    let v4 = fid(&format!("{id}:v4"));
     let took = wait_for(
-        "the webhook brings fraud-detector:v4 in",
+        "the webhook brings v4 in",
         Duration::from_secs(5),
-        || async {
-            store
-                .get_version(&fid("fraud-detector:v4"))
-                .await
-                .ok()
-                .flatten()
-                .is_some()
-        },
+        || async { store.get_version(&v4).await.ok().flatten().is_some() },
     )
     .await;
     eprintln!("FIGURE mlflow webhook follow ({engine}): new version registered in Switchyard {} ms after MLflow answered", took.as_millis());
+    // The webhook stays out of the other engine's run.
+    a.call(
+        reqwest::Method::DELETE,
+        &format!("webhooks/{good_id}"),
+        json!({}),
+    )
+    .await;
 
-    // MLflow down during a promotion: retried, shown failing, and not lost
-    // across a kill -9 of the server.
-    m.stop();
-    promote(&store, "fraud-detector:v3").await;
+    // MLflow a cut off during a promotion: retried, shown failing, and not
+    // lost across a kill -9 of the server; MLflow b is written to meanwhile.
+    outage.set_down(true);
+    promote(&store, &format!("{id}:v3")).await;
     wait_for(
-        "the write-back fails at least twice while MLflow is down",
+        "the write-back to a fails at least twice while a is cut off",
         Duration::from_secs(20),
         || async {
             store
@@ -1312,7 +1454,7 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
         },
     )
     .await;
-    // Shown where an admin looks: the notification status endpoint.
+    // Shown where an admin looks: the notification status endpoint, naming the MLflow.
     let status: Value = admin_client(&store)
         .await
         .get(format!(
@@ -1331,7 +1473,10 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
     assert_eq!(warning["warning"], "failing", "{status}");
     assert_eq!(warning["pending"], 1, "{status}");
     let shown = warning["last_error"].as_str().unwrap_or_default();
-    assert!(shown.contains("MLflow at http://127.0.0.1:"), "{status}");
+    assert!(
+        shown.contains(&format!("MLflow at {}", outage.url)),
+        "{status}"
+    );
     let health = store.subscription_health().await.expect("health");
     let h = health
         .iter()
@@ -1342,31 +1487,53 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
         error.contains("did not answer while setting alias \"champion\""),
         "{error}"
     );
+    // b's own write-back is not held up by a's outage.
+    promote(&store, &format!("{b_id}:v2")).await;
+    let took = wait_for(
+        "MLflow b's champion follows the promotion of b's v2 while a is cut off",
+        Duration::from_secs(15),
+        || async { b.alias_version(&name, "champion").await.as_deref() == Some("2") },
+    )
+    .await;
+    eprintln!("FIGURE mlflow write-back to the second MLflow during the first's outage ({engine}): {} ms after the promotion", took.as_millis());
+    wait_for(
+        "the write-back to b is recorded",
+        Duration::from_secs(10),
+        || async {
+            events_of(&store, "mlflow.alias_set")
+                .await
+                .iter()
+                .any(|e| e.model_id.as_deref() == Some(b_id.as_str()))
+        },
+    )
+    .await;
+    let to_b = events_of(&store, "mlflow.alias_set")
+        .await
+        .into_iter()
+        .find(|e| e.model_id.as_deref() == Some(b_id.as_str()))
+        .expect("b's write-back");
+    assert_eq!(to_b.details["tracking_uri"], b.url.as_str());
+    assert_eq!(to_b.details["subscription"], "mlflow-write-back-second");
+    assert_eq!(to_b.details["answer"]["champion"]["version"], "2");
+
     served.kill9();
-    m.restart().await;
+    outage.set_down(false);
     assert_eq!(
-        m.alias_version("Fraud Detector", "champion")
-            .await
-            .as_deref(),
+        a.alias_version(&name, "champion").await.as_deref(),
         Some("2")
     );
-    let served = Served::start(&db, port, &m.url, &log).await;
+    let served = Served::start(&db, port, &outage.url, &name, &sources, &log).await;
     let took = wait_for(
-        "MLflow's champion follows v3 once MLflow and the server are back",
+        "MLflow a's champion follows v3 once a is reachable and the server is back",
         Duration::from_secs(30),
-        || async {
-            m.alias_version("Fraud Detector", "champion")
-                .await
-                .as_deref()
-                == Some("3")
-        },
+        || async { a.alias_version(&name, "champion").await.as_deref() == Some("3") },
     )
     .await;
     eprintln!("FIGURE mlflow write-back after an outage and kill -9 ({engine}): set {} ms after the restart", took.as_millis());
     wait_for(
         "the write-back of v3 is recorded",
         Duration::from_secs(10),
-        || async { events_of(&store, "mlflow.alias_set").await.len() == 2 },
+        || async { events_of(&store, "mlflow.alias_set").await.len() == 3 },
     )
     .await;
     let set = events_of(&store, "mlflow.alias_set").await;
@@ -1379,13 +1546,33 @@ async fn write_back_scenario(bin: &Path, postgres: bool) {
         "{}",
         v3.details
     );
+    // a's subscription still holds b's promotion (let go without a record) behind v3.
+    wait_for(
+        "both write-backs have nothing pending",
+        Duration::from_secs(10),
+        || async {
+            let health = store.subscription_health().await.expect("health");
+            health
+                .iter()
+                .filter(|h| h.name.starts_with("mlflow-write-back"))
+                .all(|h| h.pending == 0)
+        },
+    )
+    .await;
     let health = store.subscription_health().await.expect("health");
-    let h = health
-        .iter()
-        .find(|h| h.name == "mlflow-write-back")
-        .expect("health");
-    assert_eq!((h.pending, h.dead, h.consecutive_failures), (0, 0, 0));
+    for sub in ["mlflow-write-back", "mlflow-write-back-second"] {
+        let h = health.iter().find(|h| h.name == sub).expect("health");
+        assert_eq!(
+            (h.pending, h.dead, h.consecutive_failures),
+            (0, 0, 0),
+            "{sub}"
+        );
+    }
     assert_eq!(events_of(&store, "mlflow.alias_skipped").await.len(), 1);
+    assert_eq!(
+        b.alias_version(&name, "champion").await.as_deref(),
+        Some("2")
+    );
     drop(served);
     drop(store);
     drop_database(&db).await;
