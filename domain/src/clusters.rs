@@ -460,5 +460,24 @@ mod tests {
             drift(&s, &[id("chat:2"), id("embed:1")]).is_empty(),
             "pins of other models do not matter"
         );
+        // Switched to another model's version: drift, compared with that model's pin.
+        let other = ClusterState {
+            blue: Some(id("chat:2")),
+            green: Some(id("embed:1")),
+            weights: Weights::all_on(SlotName::Green),
+        };
+        assert_eq!(
+            drift(&other, &[id("chat:2"), id("embed:2")]),
+            vec![Drift {
+                model_id: id("embed:1").model_id,
+                serving: id("embed:1"),
+                pinned: Some(id("embed:2"))
+            }]
+        );
+        assert_eq!(
+            drift(&other, &[id("chat:2")])[0].pinned,
+            None,
+            "another model's pin is never the one compared"
+        );
     }
 }

@@ -275,7 +275,8 @@ pub fn check_approval(
     }
     if p.config_hash != current_config_hash {
         return Err(DomainError::Conflict(format!(
-            "promotion {} was requested for config {}, but {} now has {}",
+            "promotion {} was requested for config {}, but {} now has {}: reject this request and \
+             request the promotion again, so that approvers review the config that would run",
             p.id, p.config_hash, p.full_id, current_config_hash
         )));
     }
@@ -316,7 +317,7 @@ pub fn check_withdrawal(
     }
     if reason.trim().is_empty() {
         return Err(DomainError::Invalid(
-            "withdrawing a promotion needs a reason".into(),
+            "withdrawing a promotion needs a reason: say in `reason` why the request is withdrawn (the ledger keeps it)".into(),
         ));
     }
     crate::text::check_free_text("reason", reason)
@@ -470,7 +471,10 @@ mod tests {
             Err(DomainError::Conflict(m)) if m.contains("is withdrawn")
         ));
         assert!(check_approval(&withdrawn, "bob", &[], "sha256:aa", now()).is_err());
-        assert!(matches!("withdrawn".parse::<PromotionStatus>(), Ok(PromotionStatus::Withdrawn)));
+        assert!(matches!(
+            "withdrawn".parse::<PromotionStatus>(),
+            Ok(PromotionStatus::Withdrawn)
+        ));
     }
 
     #[test]

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use app::data::{
     AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
     ClusterAnalysis, ClusterForm, ClusterLane, ClusterView, ConnectionCheck, ConnectionTest,
-    CreatedSubscription, ModelPage,
-    NotificationStatus, PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer,
-    SlotHealthNow, SubscriptionDetail, SubscriptionForm, Subscriptions,
+    CreatedSubscription, ModelPage, NotificationStatus, PendingPromotion, RollbackMark,
+    RotatedSecret, ServingAnswer, SlotHealthNow, SubscriptionDetail, SubscriptionForm,
+    Subscriptions,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};
@@ -95,22 +95,29 @@ pub async fn router(state: AppState) -> anyhow::Result<Router> {
         move || provide_session_context(&state)
     };
     let hashed = options.hash_files;
-    let forms = Router::new()
-        .route("/signin", post(auth::signin::sign_in))
-        .route("/signout", post(auth::signin::sign_out))
-        .route(auth::oidc::START_PATH, get(auth::oidc::start))
-        .route(auth::oidc::CALLBACK_PATH, get(auth::oidc::callback))
-        .route("/console/export/audit.csv", get(export_csv))
-        .route("/console/export/audit.json", get(export_json))
-        .with_state(state.clone());
-    Ok(Router::new()
+    let pages = Router::new()
         .leptos_routes_with_context(&options, routes, context.clone(), app_fn)
         // Unknown addresses get the 404 page with the signed-in user's header.
         .fallback(leptos_axum::file_and_error_handler_with_context(
             context.clone(),
             shell,
         ))
-        .with_state(options)
+        .with_state(options);
+    let forms = Router::new()
+        .route(
+            "/signin",
+            post(auth::signin::sign_in).layer(middleware::from_fn_with_state(
+                pages.clone(),
+                limited_sign_in_page,
+            )),
+        )
+        .route("/signout", post(auth::signin::sign_out))
+        .route(auth::oidc::START_PATH, get(auth::oidc::start))
+        .route(auth::oidc::CALLBACK_PATH, get(auth::oidc::callback))
+        .route("/console/export/audit.csv", get(export_csv))
+        .route("/console/export/audit.json", get(export_json))
+        .with_state(state.clone());
+    Ok(pages
         .layer(middleware::from_fn(refusal_status))
         .merge(forms)
         .layer(middleware::from_fn_with_state(
@@ -192,6 +199,44 @@ async fn refusal_status(req: Request, next: Next) -> Response {
             StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// A sign-in refused by the failure limits (429, `Retry-After`) gets the
+/// sign-in page as its body, saying so with the username filled in, so a
+/// form posted without JavaScript shows why and when to try again.
+async fn limited_sign_in_page(State(pages): State<Router>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let Some(limited) = res
+        .extensions()
+        .get::<auth::signin::SignInLimited>()
+        .cloned()
+    else {
+        return res;
+    };
+    let query = serde_urlencoded::to_string([
+        ("error", "rate_limited"),
+        ("username", limited.username.as_str()),
+    ])
+    .unwrap_or_else(|_| "error=rate_limited".to_owned());
+    let page = match axum::http::Request::get(format!("/signin?{query}")).body(Body::empty()) {
+        Ok(page) => page,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot ask for the sign-in page");
+            return res;
+        }
+    };
+    let page = match tower::ServiceExt::oneshot(pages, page).await {
+        Ok(page) => page,
+        Err(never) => match never {},
+    };
+    let (mut parts, _) = res.into_parts();
+    let (page_parts, body) = page.into_parts();
+    if let Some(content_type) = page_parts.headers.get(header::CONTENT_TYPE) {
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    Response::from_parts(parts, body)
 }
 
 /// The console pages' Content-Security-Policy. Leptos writes the hydration
@@ -689,7 +734,16 @@ impl Services for StoreServices {
             .version_detail(id)
             .await
             .map_err(to_app_error)?
-            .ok_or_else(|| AppError::new("not_found", format!("Version {id} is not registered.")))
+            .ok_or_else(|| {
+                AppError::new(
+                    "not_found",
+                    format!(
+                        "Version {id} is not registered: check the id against the model's versions \
+                         table, or register it first (switchyard register, or \
+                         POST /api/v1/models/{{model_id}}/versions)."
+                    ),
+                )
+            })
     }
 
     async fn board(&self, model: Option<&ModelId>) -> Result<Board, AppError> {
@@ -697,10 +751,13 @@ impl Services for StoreServices {
         let models = self.model_ids().await?;
         let model_id = match model {
             Some(m) => m.clone(),
-            None => models
-                .first()
-                .cloned()
-                .ok_or_else(|| AppError::new("not_found", "No model is registered yet."))?,
+            None => models.first().cloned().ok_or_else(|| {
+                AppError::new(
+                    "not_found",
+                    "No model is registered yet: register a version first (switchyard register, \
+                         or POST /api/v1/models/{model_id}/versions), then it appears here.",
+                )
+            })?,
         };
         let versions = self
             .state
@@ -820,7 +877,10 @@ impl Services for StoreServices {
             .ok_or_else(|| {
                 AppError::new(
                     "not_found",
-                    format!("No request with id “{request_id}” has been recorded."),
+                    format!(
+                        "No request with id “{request_id}” has been recorded: check the id as your \
+                         model server logged it; records arrive through POST /api/v1/request-records."
+                    ),
                 )
             })?;
         crate::analysis::lookup_with_gate_results(store, found)
@@ -866,7 +926,12 @@ impl Services for StoreServices {
             .await
             .map_err(to_app_error)?
             .ok_or_else(|| {
-                AppError::new("not_found", format!("There is no cluster named {name}."))
+                AppError::new(
+                    "not_found",
+                    format!(
+                        "There is no cluster named {name}: the Clusters page lists every cluster."
+                    ),
+                )
             })?;
         let envs = self
             .state
@@ -972,7 +1037,14 @@ impl Services for StoreServices {
             .get_operation(id)
             .await
             .map_err(to_app_error)?
-            .ok_or_else(|| AppError::new("not_found", format!("There is no operation {id}.")))
+            .ok_or_else(|| {
+                AppError::new(
+                    "not_found",
+                    format!(
+                        "There is no operation {id}: each cluster's page lists its operations."
+                    ),
+                )
+            })
     }
 
     async fn start_operation(
@@ -1177,7 +1249,10 @@ impl Services for StoreServices {
         release::add_freeze(&self.state, &self.identity, form).await
     }
 
-    async fn remove_freeze(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeWindow, AppError> {
+    async fn remove_freeze(
+        &self,
+        id: i64,
+    ) -> Result<switchyard_domain::freeze::FreezeWindow, AppError> {
         release::remove_freeze(&self.state, &self.identity, id).await
     }
 
@@ -1190,7 +1265,10 @@ impl Services for StoreServices {
         release::request_override(&self.state, &self.identity, environment, reason, hours).await
     }
 
-    async fn approve_override(&self, id: i64) -> Result<switchyard_domain::freeze::FreezeOverride, AppError> {
+    async fn approve_override(
+        &self,
+        id: i64,
+    ) -> Result<switchyard_domain::freeze::FreezeOverride, AppError> {
         release::approve_override(&self.state, &self.identity, id).await
     }
 

@@ -82,27 +82,27 @@ fn refused(message: String) -> Response {
     ApiError::new(StatusCode::FORBIDDEN, "csrf", message).into_response()
 }
 
-/// The CSRF token of a form body, and the body to pass on.
+/// The CSRF token of a form body, and the body to pass on. Every body is
+/// read within the limit, whatever its type, so that no console request
+/// (server functions read their whole body) can send more.
 async fn form_token(req: Request) -> Result<(Option<String>, Request), Response> {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return Ok((None, req));
-    }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
-        .await
-        .map_err(|_| {
-            ApiError::body_too_large(
-                "a console form",
-                FORM_LIMIT,
-                "send less (a shorter reason or list)",
-            )
-            .into_response()
-        })?;
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+        ApiError::body_too_large(
+            "a console request",
+            FORM_LIMIT,
+            "send less (a shorter reason or list)",
+        )
+        .into_response()
+    })?;
+    if !is_form {
+        return Ok((None, Request::from_parts(parts, Body::from(bytes))));
+    }
     let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
         .ok()
         .and_then(|fields| {

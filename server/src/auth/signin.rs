@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use switchyard_domain::Timestamp;
@@ -42,6 +42,33 @@ fn back_to_signin_as(error: &str, username: &str) -> Response {
     Redirect::to(&format!("/signin?{query}")).into_response()
 }
 
+/// Marks a sign-in refused by the failure limits: the answer is 429 with
+/// `Retry-After`, and the console router gives it the sign-in page as its
+/// body, showing the limit with the username filled in
+/// (`console::limited_sign_in_page`).
+#[derive(Debug, Clone)]
+pub struct SignInLimited {
+    pub username: String,
+}
+
+/// Seconds until a limited sign-in may succeed, at the latest: the refused
+/// attempt itself is counted, so once the window has passed since it, every
+/// failure that held the limit has left the window.
+pub fn retry_after_secs() -> u64 {
+    FAILURE_WINDOW.as_secs()
+}
+
+/// 429 Too Many Requests with `Retry-After`, marked for the page.
+fn too_many_failures(username: &str) -> Response {
+    let mut res = StatusCode::TOO_MANY_REQUESTS.into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs()));
+    res.extensions_mut().insert(SignInLimited {
+        username: username.to_owned(),
+    });
+    res
+}
+
 fn client_address(req: &Request) -> String {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -49,7 +76,8 @@ fn client_address(req: &Request) -> String {
 }
 
 /// `POST /signin` (form: username, password): on success a session cookie
-/// and a redirect to the overview; otherwise back to the form with a reason.
+/// and a redirect to the overview; past the failure limits 429 with
+/// `Retry-After` and the form; otherwise back to the form with a reason.
 pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
     if !app.sso.settings.local_sign_in {
         return back_to_signin("local_off");
@@ -116,7 +144,10 @@ pub async fn sign_in(State(app): State<AppState>, req: Request) -> Response {
             tracing::error!(error = %e, "cannot record a failed sign-in");
         }
         tracing::info!(%address, "sign-in refused");
-        return back_to_signin_as(if limited { "rate_limited" } else { "invalid" }, username);
+        if limited {
+            return too_many_failures(username);
+        }
+        return back_to_signin_as("invalid", username);
     };
     let id = secret::generate("");
     let csrf_token = secret::generate("");

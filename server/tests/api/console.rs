@@ -159,10 +159,17 @@ async fn unknown_pages_answer_404_in_the_normal_layout_with_the_signed_in_user_a
     let app = spawn_app().await;
     app.user_with_token("bob", Role::Approver, None).await;
     let browser = sign_in(&app, "bob").await;
-    for path in [
-        "/no/such/page",
-        "/models/no-such-model",
-        "/clusters/no-such-cluster",
+    for (path, fix) in [
+        ("/no/such/page", ""),
+        ("/models/no-such-model", ""),
+        (
+            "/clusters/no-such-cluster",
+            "There is no cluster named no-such-cluster: the Clusters page lists every cluster.",
+        ),
+        (
+            "/versions/chat:v9",
+            "Version chat:v9 is not registered: check the id against the model",
+        ),
     ] {
         let page = no_redirects()
             .get(format!("{}{path}", app.address))
@@ -181,6 +188,8 @@ async fn unknown_pages_answer_404_in_the_normal_layout_with_the_signed_in_user_a
             "{path}: no sign-in link for a signed-in user"
         );
         assert!(html.contains("href=\"/\""), "{path}: a way home");
+        // The refusal says what to do instead.
+        assert!(html.contains(fix), "{path}: {fix}: {html}");
     }
 }
 
@@ -239,12 +248,20 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
             Some("/signin?error=invalid&username=carol")
         );
     }
-    // The right password no longer helps until the window passes.
+    // The right password no longer helps until the window passes: 429 with
+    // Retry-After, and the sign-in page saying so with the username kept.
     let res = post_sign_in(&app, "carol", TEST_PASSWORD).await;
-    assert_eq!(
-        res.headers().get(LOCATION).and_then(|v| v.to_str().ok()),
-        Some("/signin?error=rate_limited&username=carol")
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&res, "retry-after"), "900");
+    assert_eq!(header(&res, "cache-control"), "no-store");
+    assert!(header(&res, "content-type").starts_with("text/html"));
+    assert!(res.headers().get(SET_COOKIE).is_none());
+    let page = res.text().await.unwrap_or_default();
+    assert!(
+        page.contains("Signing in is paused") && page.contains("Try again in 15 minutes"),
+        "{page}"
     );
+    assert!(page.contains("value=\"carol\""), "{page}");
     // The form comes back with the username filled in.
     let form = no_redirects()
         .get(format!(
@@ -258,7 +275,6 @@ async fn failed_sign_ins_are_ledger_events_without_the_password_and_are_rate_lim
         .await
         .unwrap_or_default();
     assert!(form.contains("value=\"carol\""), "{form}");
-    assert!(res.headers().get(SET_COOKIE).is_none());
 
     let q = AuditQuery {
         action: Some("user.sign_in_failed".into()),
@@ -326,8 +342,12 @@ async fn a_pending_promotion_is_compared_with_what_its_own_environment_runs_not_
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    app.register("chat", "v2", serde_json::json!({"v": "v2"})).await;
-    assert_eq!(app.move_stage("chat:v2", "staging").await.status(), StatusCode::OK);
+    app.register("chat", "v2", serde_json::json!({"v": "v2"}))
+        .await;
+    assert_eq!(
+        app.move_stage("chat:v2", "staging").await.status(),
+        StatusCode::OK
+    );
     let res = app
         .put_json(
             "/api/v1/environments/staging/pins/chat",
@@ -335,7 +355,8 @@ async fn a_pending_promotion_is_compared_with_what_its_own_environment_runs_not_
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
-    app.register("chat", "v3", serde_json::json!({"v": "v3"})).await;
+    app.register("chat", "v3", serde_json::json!({"v": "v3"}))
+        .await;
     app.user_with_token("dave", Role::Deployer, None).await;
     app.user_with_token("bob", Role::Approver, None).await;
     let (dave, bob) = (sign_in(&app, "dave").await, sign_in(&app, "bob").await);
@@ -364,7 +385,11 @@ async fn a_pending_promotion_is_compared_with_what_its_own_environment_runs_not_
         .filter(|l| l["kind"] != "same")
         .filter_map(|l| l["text"].as_str())
         .collect();
-    assert_eq!(changed, vec!["  \"v\": \"v2\"", "  \"v\": \"v3\""], "{pending}");
+    assert_eq!(
+        changed,
+        vec!["  \"v\": \"v2\"", "  \"v\": \"v3\""],
+        "{pending}"
+    );
 }
 
 #[tokio::test]
@@ -490,9 +515,9 @@ async fn a_promotion_requested_and_approved_in_the_console_is_applied_by_the_sec
     )
     .await;
     assert!(
-        no_reason["message"]
-            .as_str()
-            .is_some_and(|m| m.starts_with("a rejection needs a reason: say in `reason` what must change")),
+        no_reason["message"].as_str().is_some_and(
+            |m| m.starts_with("a rejection needs a reason: say in `reason` what must change")
+        ),
         "{no_reason}"
     );
     let without_reason = server_fn_json(
@@ -644,8 +669,9 @@ async fn console_refusals_answer_with_their_4xx_status_not_500() {
     .await;
     assert!(no_reason.starts_with("422 "), "{no_reason}");
     // The REST API's error shape, so one client reads both.
-    let refusal: Value = serde_json::from_str(no_reason.trim_start_matches("422 Unprocessable Entity "))
-        .expect("JSON");
+    let refusal: Value =
+        serde_json::from_str(no_reason.trim_start_matches("422 Unprocessable Entity "))
+            .expect("JSON");
     assert_eq!(refusal["error"]["code"], "invalid_input", "{no_reason}");
     assert!(refusal["error"]["message"].is_string(), "{no_reason}");
     let illegal = call_server_fn(
@@ -671,7 +697,8 @@ async fn console_refusals_answer_with_their_4xx_status_not_500() {
 }
 
 #[tokio::test]
-async fn the_access_page_lists_bindings_and_greys_out_changes_for_non_admins_and_adds_without_javascript() {
+async fn the_access_page_lists_bindings_and_greys_out_changes_for_non_admins_and_adds_without_javascript(
+) {
     let app = spawn_app().await;
     app.user_with_token("ada", Role::Admin, None).await;
     app.user_with_token("vic", Role::Viewer, None).await;
@@ -693,7 +720,9 @@ async fn the_access_page_lists_bindings_and_greys_out_changes_for_non_admins_and
     let html = page(vic.clone()).await;
     assert!(html.contains("user vic"), "{html}");
     assert!(
-        html.contains("Changing role bindings needs an admin binding for all; vic has: viewer on all"),
+        html.contains(
+            "Changing role bindings needs an admin binding for all; vic has: viewer on all"
+        ),
         "the viewer is told why the buttons are grey: {html}"
     );
     assert!(html.contains("Your bindings: viewer on all."), "{html}");
@@ -714,12 +743,22 @@ async fn the_access_page_lists_bindings_and_greys_out_changes_for_non_admins_and
         .send()
         .await
         .expect("sent");
-    assert!(res.status().is_redirection() || res.status().is_success(), "{}", res.status());
+    assert!(
+        res.status().is_redirection() || res.status().is_success(),
+        "{}",
+        res.status()
+    );
     let html = page(ada).await;
     assert!(html.contains("group platform"), "{html}");
     let listed = app.get_json("/api/v1/role-bindings").await;
     assert!(
-        listed["bindings"].as_array().expect("list").iter().any(|b| b["group"] == "platform" && b["environment"] == "staging" && b["created_by"] == "ada"),
+        listed["bindings"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|b| b["group"] == "platform"
+                && b["environment"] == "staging"
+                && b["created_by"] == "ada"),
         "{listed}"
     );
 }

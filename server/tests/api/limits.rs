@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use switchyard_domain::access::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::console::post_sign_in;
+use crate::console::{call_server_fn, no_redirects, post_sign_in, sign_in};
 use crate::helpers::{assert_error, spawn_app, TEST_PASSWORD};
 use crate::request_records::{cluster_with_chat_v1, record};
 
@@ -70,7 +70,9 @@ async fn each_routes_body_limit_is_named_in_its_413_and_nothing_is_stored() {
 
     // Without a declared length (chunked), the limit is met while reading: the same answer.
     let addr = app.address.trim_start_matches("http://").to_owned();
-    let conn = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
     let (mut read, mut write) = conn.into_split();
     // Read while writing: the answer comes before the body ends.
     let reader = tokio::spawn(async move {
@@ -120,7 +122,9 @@ async fn each_routes_body_limit_is_named_in_its_413_and_nothing_is_stored() {
 async fn a_batch_of_more_than_10000_request_records_is_refused_whole_with_413() {
     let app = spawn_app().await;
     cluster_with_chat_v1(&app).await;
-    let lines: Vec<String> = (0..10_001).map(|i| record(&format!("r{i}")).to_string()).collect();
+    let lines: Vec<String> = (0..10_001)
+        .map(|i| record(&format!("r{i}")).to_string())
+        .collect();
     let res = app
         .post_raw(
             "/api/v1/request-records",
@@ -160,11 +164,11 @@ async fn an_audit_page_above_the_maximum_is_refused_naming_the_maximum() {
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
+    assert_eq!(message(&error), "limit must be between 1 and 500, not 501");
     assert_eq!(
-        message(&error),
-        "limit must be between 1 and 500, not 501"
+        app.get("/api/v1/audit?limit=500").await.status(),
+        StatusCode::OK
     );
-    assert_eq!(app.get("/api/v1/audit?limit=500").await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -180,15 +184,78 @@ async fn twenty_failed_sign_ins_from_one_address_hold_off_every_account_from_it(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        assert!(location.starts_with("/signin?error=invalid"), "attempt {n}: {location}");
+        assert!(
+            location.starts_with("/signin?error=invalid"),
+            "attempt {n}: {location}"
+        );
     }
     // … but the address has: erin's right password is refused from it too, and no session is made.
     let res = post_sign_in(&app, "erin", TEST_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         res.headers()
-            .get(reqwest::header::LOCATION)
+            .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok()),
-        Some("/signin?error=rate_limited&username=erin")
+        Some("900")
     );
     assert!(res.headers().get(reqwest::header::SET_COOKIE).is_none());
+    let page = res.text().await.unwrap_or_default();
+    assert!(
+        page.contains("Signing in is paused") && page.contains("value=\"erin\""),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_console_request_above_64_kib_is_refused_with_413_in_the_apis_shape_whatever_its_type() {
+    let app = spawn_app().await;
+    app.production_version("chat", "v1").await;
+    app.register("chat", "v2", json!({})).await;
+    let browser = sign_in(&app, "test-admin").await;
+    let promotions_before = app.get_json("/api/v1/promotions").await;
+    let long = "r".repeat(70 * 1024);
+
+    // A form post to a server function, as the console sends it.
+    let form = serde_urlencoded::to_string([
+        ("full_id", "chat:v2"),
+        ("environment", "staging"),
+        ("reason", long.as_str()),
+    ])
+    .expect("form");
+    let answer = call_server_fn(
+        &app,
+        "POST",
+        "/console/fn/request_promotion",
+        &form,
+        Some(&browser),
+    )
+    .await;
+    assert!(
+        answer.starts_with("413 "),
+        "{}",
+        &answer[..answer.len().min(300)]
+    );
+    let body: Value = serde_json::from_str(answer.trim_start_matches("413 Payload Too Large "))
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"));
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    assert!(
+        message(&body["error"]).contains("a console request accepts at most 64 KiB"),
+        "{body}"
+    );
+
+    // Any other content type is bounded the same way: the server function never reads more.
+    let res = no_redirects()
+        .post(format!("{}/console/fn/request_promotion", app.address))
+        .header(reqwest::header::ORIGIN, &app.address)
+        .header(reqwest::header::COOKIE, &browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(json!({"full_id": "chat:v2", "environment": "staging", "reason": long}).to_string())
+        .send()
+        .await
+        .expect("sent");
+    let error = assert_error(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(message(&error).contains("at most 64 KiB"), "{error}");
+
+    assert_eq!(app.get_json("/api/v1/promotions").await, promotions_before);
 }

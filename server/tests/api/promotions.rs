@@ -325,14 +325,15 @@ async fn a_request_and_each_approval_short_of_the_last_name_who_can_still_approv
 }
 
 #[tokio::test]
-async fn a_malformed_promotion_id_is_422_for_everyone_and_an_unknown_one_404_for_those_who_may_approve() {
+async fn a_malformed_promotion_id_is_422_for_everyone_and_an_unknown_one_404_for_those_who_may_approve(
+) {
     let app = spawn_app().await;
     let people = release_ready(&app).await;
     let viewer = app.user_with_token("erin", Role::Viewer, None).await;
     // Whether an id is well formed says nothing about which promotions
     // exist, so it is answered before the caller's role is looked at.
     for token in [&viewer, &people.dave, &people.bob] {
-        for action in ["approve", "reject"] {
+        for action in ["approve", "reject", "withdraw"] {
             let refused = assert_error(
                 app.post_json_as(
                     token,
@@ -355,10 +356,17 @@ async fn a_malformed_promotion_id_is_422_for_everyone_and_an_unknown_one_404_for
     // A well-formed id that names no promotion: someone who may approve is
     // told it does not exist; someone who may not is refused first, so the
     // answer never reveals which ids exist to those without the role.
-    assert_error(approve(&app, &people.bob, 987_654).await, StatusCode::NOT_FOUND).await;
+    assert_error(
+        approve(&app, &people.bob, 987_654).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     let refused = assert_error(approve(&app, &viewer, 987_654).await, StatusCode::FORBIDDEN).await;
     assert!(
-        refused["message"].as_str().unwrap_or_default().contains("approver"),
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approver"),
         "{refused}"
     );
 }
@@ -387,7 +395,10 @@ async fn the_requester_withdraws_a_waiting_promotion_and_nobody_can_approve_it_a
     )
     .await;
     assert!(
-        refused["message"].as_str().unwrap_or_default().contains("only dave"),
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only dave"),
         "{refused}"
     );
     assert_error(
@@ -395,17 +406,29 @@ async fn the_requester_withdraws_a_waiting_promotion_and_nobody_can_approve_it_a
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    let res = withdraw(people.dave.clone(), json!({"reason": "a regression in the eval"})).await;
+    let res = withdraw(
+        people.dave.clone(),
+        json!({"reason": "a regression in the eval"}),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let withdrawn: Value = res.json().await.expect("JSON");
     assert_eq!(
-        (withdrawn["status"].as_str(), withdrawn["decided_by"].as_str()),
+        (
+            withdrawn["status"].as_str(),
+            withdrawn["decided_by"].as_str()
+        ),
         (Some("withdrawn"), Some("dave"))
     );
     assert_error(approve(&app, &people.bob, id).await, StatusCode::CONFLICT).await;
     let listed = app.get_json("/api/v1/promotions?status=withdrawn").await;
     assert_eq!(listed["promotions"][0]["id"], id, "{listed}");
-    let audit = app.get_json("/api/v1/audit?action=promotion.withdrawn").await;
+    let audit = app
+        .get_json("/api/v1/audit?action=promotion.withdrawn")
+        .await;
     assert_eq!(audit["events"][0]["actor"], "dave", "{audit}");
-    assert_eq!(audit["events"][0]["reason"], "a regression in the eval", "{audit}");
+    assert_eq!(
+        audit["events"][0]["reason"], "a regression in the eval",
+        "{audit}"
+    );
 }
