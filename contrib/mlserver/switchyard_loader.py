@@ -70,7 +70,7 @@ def folder_of(uri: str) -> str:
                 "(a folder on the model server's host or a network mount)"
             )
         path = urllib.parse.unquote(parsed.path)
-    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+    elif parsed.scheme == "":
         path = uri
     else:
         raise Refused(

@@ -2252,7 +2252,6 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
     let sent = Arc::new(Mutex::new(Vec::new()));
     let workers = load_generator(front.clone(), 100, 2, stop.clone(), sent.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut expected = "1";
     for (full_id, now) in [("echo:2", "2"), ("echo:3", "3")] {
         let id = api
             .operate(json!({ "kind": "blue_green", "full_id": full_id, "reason": "switch" }))
@@ -2260,12 +2259,11 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
         let op = api.finished(id).await;
         assert_eq!(op["state"], "succeeded", "{full_id}: {op}");
         assert_eq!(through_haproxy().await, now, "{full_id}");
-        expected = now;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let op = api.finished(api.rollback().await).await;
     assert_eq!(op["state"], "succeeded", "rollback: {op}");
     assert_eq!(through_haproxy().await, "2", "rolled back to echo:2");
-    assert_ne!(expected, "2");
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -2278,7 +2276,7 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
     let answered: std::collections::BTreeSet<&str> = sent.iter().map(|s| s.version.as_str()).collect();
     assert_eq!(
         answered,
-        ["1", "2", "3"].into_iter().collect(),
+        std::collections::BTreeSet::from(["1", "2", "3"]),
         "traffic moved through every version"
     );
 
