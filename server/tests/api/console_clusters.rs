@@ -316,7 +316,7 @@ async fn a_refused_add_cluster_form_posted_without_javascript_comes_back_with_wh
     let app = spawn_app().await;
     app.user_with_token("ada", Role::Admin, None).await;
     let ada = sign_in(&app, "ada").await;
-    let config = "{ \"model\": \"echo\", \"colour\": \"blue & <green>\",\n  \"blue\": {} }";
+    let config = "{ \"model\": \"echo\",\n  \"colour\": \"blue & <green>\" }";
     let (status, location) = post_form(
         &app,
         "/console/fn/add_cluster",
