@@ -86,8 +86,7 @@ pub fn back_to_form_after_refusal<S>(
     page: &str,
     fields: &[(&str, &str)],
     error: &crate::error::AppError,
-)
-where
+) where
     S: server_fn::ServerFn<Error = crate::error::AppError>,
 {
     let plain_post = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {

@@ -1010,8 +1010,12 @@ impl Peers {
             (None, None)
         };
         let slot = |port: u16, loader: Option<u16>, name: &str| match loader {
-            Some(l) => json!({ "url": format!("http://127.0.0.1:{port}"), "deploy": "artifact_uri", "loader": format!("http://127.0.0.1:{l}") }),
-            None => json!({ "url": format!("http://127.0.0.1:{port}"), "repository": dir.join(name) }),
+            Some(l) => {
+                json!({ "url": format!("http://127.0.0.1:{port}"), "deploy": "artifact_uri", "loader": format!("http://127.0.0.1:{l}") })
+            }
+            None => {
+                json!({ "url": format!("http://127.0.0.1:{port}"), "repository": dir.join(name) })
+            }
         };
         let mut config = json!({
             "model": MODEL,
@@ -2185,12 +2189,21 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
         // A plain absolute path works as well as file://.
         ("2", Some(folder(2).display().to_string())),
         ("3", Some(file_uri(3))),
-        ("4", Some(format!("file://{}", dir.join("no-such-store/echo/4").display()))),
+        (
+            "4",
+            Some(format!(
+                "file://{}",
+                dir.join("no-such-store/echo/4").display()
+            )),
+        ),
         ("5", Some("s3://models/echo/5".to_owned())),
         ("6", None),
         // Points at version 1's folder.
         ("7", Some(file_uri(1))),
-        ("8", Some("file://storage.internal/models/echo/8".to_owned())),
+        (
+            "8",
+            Some("file://storage.internal/models/echo/8".to_owned()),
+        ),
     ];
     for (v, uri) in &versions {
         let mut body = json!({ "version": v, "config": { "v": v } });
@@ -2217,14 +2230,22 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
         .iter()
         .filter_map(|c| c["check"].as_str())
         .collect();
-    assert!(names.contains(&"blue loader") && names.contains(&"green loader"), "{report}");
     assert!(
-        !names.iter().any(|n| n.ends_with("repository") || *n == "artifacts"),
+        names.contains(&"blue loader") && names.contains(&"green loader"),
+        "{report}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with("repository") || *n == "artifacts"),
         "nothing is copied, so no folder is checked: {report}"
     );
 
     // A request straight through HAProxy: the version that answered.
-    let front = format!("http://127.0.0.1:{}/v2/models/{MODEL}/infer", peers.front_port);
+    let front = format!(
+        "http://127.0.0.1:{}/v2/models/{MODEL}/infer",
+        peers.front_port
+    );
     let through_haproxy = || async {
         let http = reqwest::Client::new();
         let body = json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hello"]}]});
@@ -2271,9 +2292,25 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
     }
     let sent = sent.lock().await.clone();
     let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok).collect();
-    assert!(sent.len() > 50, "the load generator ran: {} requests", sent.len());
-    assert!(failed.is_empty(), "{} of {} requests failed: {:?}", failed.len(), sent.len(), &failed[..failed.len().min(3)]);
-    let answered: std::collections::BTreeSet<&str> = sent.iter().map(|s| s.version.as_str()).collect();
+    eprintln!(
+        "artifact_uri slots: {} requests through HAProxy across 2 switches and a rollback, {} failed",
+        sent.len(),
+        failed.len()
+    );
+    assert!(
+        sent.len() > 50,
+        "the load generator ran: {} requests",
+        sent.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        sent.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let answered: std::collections::BTreeSet<&str> =
+        sent.iter().map(|s| s.version.as_str()).collect();
     assert_eq!(
         answered,
         std::collections::BTreeSet::from(["1", "2", "3"]),
@@ -2282,8 +2319,17 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
 
     // Now echo:2 serves and echo:3 sits loaded in the idle slot. Every bad
     // artifact fails the load with the reason, before anything is unloaded.
-    let state = store.get_cluster(CLUSTER).await.expect("read").expect("cluster").state;
-    let (serving, idle) = if state.weights.of(switchyard_domain::clusters::SlotName::Blue) > 0 {
+    let state = store
+        .get_cluster(CLUSTER)
+        .await
+        .expect("read")
+        .expect("cluster")
+        .state;
+    let (serving, idle) = if state
+        .weights
+        .of(switchyard_domain::clusters::SlotName::Blue)
+        > 0
+    {
         ("blue", "green")
     } else {
         ("green", "blue")
@@ -2310,15 +2356,30 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
         assert_eq!(load["action"], "load", "{full_id}: {op}");
         let error = load["note"].as_str().unwrap_or("");
         assert!(error.contains(says), "{full_id}: {says:?} not in {load}");
-        assert_eq!(peers.router().await, router, "{full_id}: the routing did not change");
+        assert_eq!(
+            peers.router().await,
+            router,
+            "{full_id}: the routing did not change"
+        );
         assert_eq!(through_haproxy().await, "2", "{full_id}");
         let ready = reqwest::get(format!("{idle_url}/v2/models/{MODEL}/versions/3/ready"))
             .await
             .expect("the idle model server answers");
-        assert!(ready.status().is_success(), "{full_id}: echo:3 is still loaded in {idle}");
+        assert!(
+            ready.status().is_success(),
+            "{full_id}: echo:3 is still loaded in {idle}"
+        );
     }
-    let held = store.get_cluster(CLUSTER).await.expect("read").expect("cluster").state;
-    assert_eq!(held.weights, state.weights, "{serving} still carries all traffic: {held:?}");
+    let held = store
+        .get_cluster(CLUSTER)
+        .await
+        .expect("read")
+        .expect("cluster")
+        .state;
+    assert_eq!(
+        held.weights, state.weights,
+        "{serving} still carries all traffic: {held:?}"
+    );
 
     // Switchyard wrote nothing into the model servers' folders.
     for slot in ["blue", "green"] {

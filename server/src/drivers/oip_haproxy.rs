@@ -130,7 +130,11 @@ impl OipHaproxyConfig {
                     .to_owned(),
             ));
         }
-        let invalid = |m: String| Err(DomainError::Invalid(format!("oip+haproxy driver config: {m}")));
+        let invalid = |m: String| {
+            Err(DomainError::Invalid(format!(
+                "oip+haproxy driver config: {m}"
+            )))
+        };
         for slot in SlotName::ALL {
             let s = c.slot(slot);
             if !is_http(&s.url) {

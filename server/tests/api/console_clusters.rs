@@ -312,7 +312,8 @@ fn unescape(html: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_refused_add_cluster_form_posted_without_javascript_comes_back_with_what_was_typed_and_why() {
+async fn a_refused_add_cluster_form_posted_without_javascript_comes_back_with_what_was_typed_and_why(
+) {
     let app = spawn_app().await;
     app.user_with_token("ada", Role::Admin, None).await;
     let ada = sign_in(&app, "ada").await;
@@ -331,13 +332,21 @@ async fn a_refused_add_cluster_form_posted_without_javascript_comes_back_with_wh
     )
     .await;
     assert!(status.is_redirection(), "{status}");
-    assert!(location.starts_with("/clusters?name=typed-1&"), "{location}");
+    assert!(
+        location.starts_with("/clusters?name=typed-1&"),
+        "{location}"
+    );
     let shown = unescape(&page(&app, &location, &ada).await);
     assert!(
-        shown.contains("Not added, nothing was registered: oip+haproxy driver config: unknown field `colour`"),
+        shown.contains(
+            "Not added, nothing was registered: oip+haproxy driver config: unknown field `colour`"
+        ),
         "the refusal is shown: {shown}"
     );
-    assert!(shown.contains("value=\"typed-1\""), "the name typed: {shown}");
+    assert!(
+        shown.contains("value=\"typed-1\""),
+        "the name typed: {shown}"
+    );
     assert!(
         shown.contains(&format!(">{config}</textarea>")),
         "the config typed, as typed: {shown}"
@@ -350,7 +359,10 @@ async fn a_refused_add_cluster_form_posted_without_javascript_comes_back_with_wh
         shown.contains("<option value=\"oip+haproxy\" selected>"),
         "the driver chosen: {shown}"
     );
-    assert!(!shown.contains("<option value=\"simulated\" selected>"), "{shown}");
+    assert!(
+        !shown.contains("<option value=\"simulated\" selected>"),
+        "{shown}"
+    );
     assert!(cluster_names(&app).await.is_empty(), "nothing registered");
 
     // A config too long for an address comes back without it, saying so.
@@ -376,7 +388,10 @@ async fn a_refused_add_cluster_form_posted_without_javascript_comes_back_with_wh
     let shown = unescape(&page(&app, &location, &ada).await);
     assert!(shown.contains("value=\"typed-2\""), "{shown}");
     assert!(shown.contains("too long to bring back"), "{shown}");
-    assert!(shown.contains("Not added, nothing was registered"), "{shown}");
+    assert!(
+        shown.contains("Not added, nothing was registered"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
