@@ -94,6 +94,25 @@ impl DriverKind {
             DriverKind::Kubernetes => "kubernetes",
         }
     }
+
+    /// Whether an operation of `kind` on a cluster of this driver (with
+    /// `config`) updates the serving slot in place with the platform's own
+    /// rollout (`Step::Roll`) rather than loading the idle slot and moving
+    /// traffic between the slots. A Kubernetes Service has no weights, so a
+    /// `rolling` update there is the Deployment's own (`kubectl set image`);
+    /// an Argo Rollout (config `rollout`) is one object whose own strategy
+    /// (blue-green or canary) moves the traffic, so every kind is in place.
+    pub fn plans_in_place(
+        self,
+        kind: crate::operations::OperationKind,
+        config: &serde_json::Value,
+    ) -> bool {
+        match self {
+            DriverKind::Kubernetes if config.get("rollout").is_some() => true,
+            DriverKind::Kubernetes => kind == crate::operations::OperationKind::Rolling,
+            _ => false,
+        }
+    }
 }
 
 impl FromStr for DriverKind {
@@ -102,11 +121,11 @@ impl FromStr for DriverKind {
         DriverKind::ALL
             .into_iter()
             .find(|d| d.as_str() == s)
-        .ok_or_else(|| {
-            DomainError::Invalid(format!(
-                "unknown driver {s:?}: expected simulated, oip+haproxy or kubernetes"
-            ))
-        })
+            .ok_or_else(|| {
+                DomainError::Invalid(format!(
+                    "unknown driver {s:?}: expected simulated, oip+haproxy or kubernetes"
+                ))
+            })
     }
 }
 

@@ -168,6 +168,12 @@ pub enum Step {
     /// Unload the previous version from `slot` (no traffic) once the bake
     /// passed: the seed's "decommission blue after the confidence period".
     Release { slot: SlotName, full_id: FullId },
+    /// Update the pods of `slot`, which keeps its traffic, to `full_id` in
+    /// place with the platform's own rolling update (`kubectl set image`),
+    /// watched until complete; a rollout that fails is undone to the
+    /// previous revision by the driver. Only for drivers that roll in
+    /// place (`DriverKind::plans_in_place`).
+    Roll { slot: SlotName, full_id: FullId },
 }
 
 impl Step {
@@ -176,10 +182,19 @@ impl Step {
         matches!(self, Step::Shift { .. })
     }
 
+    /// Whether the step changes which version serves traffic: a shift of
+    /// the router's weights, or a rolling update of the serving slot in
+    /// place (the bake time counts from it).
+    pub fn changes_serving(&self) -> bool {
+        matches!(self, Step::Shift { .. } | Step::Roll { .. })
+    }
+
     /// The cluster state once the step is done, from the state before it.
     pub fn after(&self, s: &ClusterState) -> ClusterState {
         match self {
-            Step::Load { slot, full_id } => s.with_version(*slot, Some(full_id.clone())),
+            Step::Load { slot, full_id } | Step::Roll { slot, full_id } => {
+                s.with_version(*slot, Some(full_id.clone()))
+            }
             Step::Shift { weights } => s.with_weights(*weights),
             Step::Release { slot, .. } => s.with_version(*slot, None),
             _ => s.clone(),
@@ -212,6 +227,9 @@ impl Step {
             Step::Gate => "health gate".to_owned(),
             Step::Release { slot, full_id } => {
                 format!("release {full_id} from {slot} after the bake")
+            }
+            Step::Roll { slot, full_id } => {
+                format!("rolling update of {slot} to {full_id} in place")
             }
         }
     }
@@ -310,7 +328,8 @@ pub fn check_model(state: &ClusterState, target: &FullId) -> Result<(), DomainEr
 /// ignoring them.
 pub fn check_steps_given(kind: OperationKind, steps: Option<&[u8]>) -> Result<(), DomainError> {
     match (kind, steps) {
-        (OperationKind::Rolling, _) | (_, None) => Ok(()),
+        (OperationKind::Rolling, Some(steps)) => check_rolling_steps(steps),
+        (_, None) => Ok(()),
         (kind, Some(_)) => Err(DomainError::Invalid(format!(
             "steps apply to rolling updates only; a {} operation takes none",
             kind.as_str()
@@ -339,6 +358,12 @@ pub fn plan(
             steps
         }
         OperationKind::Rolling => {
+            // No steps given: the default ones.
+            let rolling = if rolling.is_empty() {
+                &DEFAULT_ROLLING_STEPS[..]
+            } else {
+                rolling
+            };
             check_rolling_steps(rolling)?;
             let slot = idle(state)?;
             let mut steps = deploy(state, slot, target, true);
@@ -390,6 +415,56 @@ pub fn plan(
     Ok(plan)
 }
 
+/// The plan of an operation of `kind` on a cluster that updates in place
+/// (`DriverKind::plans_in_place`): the slot with all traffic is updated to
+/// `target` by the platform's own rollout, paced by the platform (a
+/// Deployment's `maxSurge` / `maxUnavailable`, an Argo Rollout's strategy),
+/// so `rolling` steps (split weights) cannot be set and are refused. The
+/// other slot is left as it is. A rolling update needs something serving;
+/// a blue-green switch (or a rollback) in place may be the first deploy. A
+/// hot reload needs two slots and is refused.
+pub fn plan_in_place(
+    kind: OperationKind,
+    state: &ClusterState,
+    target: &FullId,
+    rolling: &[u8],
+) -> Result<Vec<Step>, DomainError> {
+    check_model(state, target)?;
+    if kind == OperationKind::HotReload {
+        return Err(DomainError::Invalid(
+            "a hot reload moves traffic to a copy in the other slot, and this cluster updates one \
+             object in place (an Argo Rollout): use blue_green"
+                .to_owned(),
+        ));
+    }
+    if !rolling.is_empty() {
+        return Err(DomainError::Invalid(format!(
+            "a rolling update on this cluster is the platform's own (kubectl set image): its pace is \
+             the Deployment's maxSurge and maxUnavailable, not traffic percentages; leave `steps` \
+             out (got {rolling:?})"
+        )));
+    }
+    if state.sole_version() == Some(target) {
+        return Err(refuse(format!("{target} already serves all traffic")));
+    }
+    let live = state.weights.sole().ok_or_else(|| {
+        refuse(
+            "traffic is split between the slots; finish or roll back the rolling update first"
+                .to_owned(),
+        )
+    })?;
+    if state.version(live).is_none() && kind == OperationKind::Rolling {
+        return Err(refuse(
+            "nothing is serving yet: deploy with blue_green first, then update it in place"
+                .to_owned(),
+        ));
+    }
+    Ok(vec![Step::Roll {
+        slot: live,
+        full_id: target.clone(),
+    }])
+}
+
 /// Longest bake time: a day.
 pub const MAX_BAKE_MS: u64 = 86_400_000;
 
@@ -401,7 +476,7 @@ pub fn bake_until(op: &Operation) -> Option<Timestamp> {
         .steps
         .iter()
         .rev()
-        .find(|r| r.step.moves_traffic() && !r.restore && r.state == StepState::Done)?
+        .find(|r| r.step.changes_serving() && !r.restore && r.state == StepState::Done)?
         .finished_at?;
     let ms = i64::try_from(bake.min(MAX_BAKE_MS)).unwrap_or(0);
     Some(Timestamp::from_micros(switched.micros() + ms * 1000))
@@ -510,7 +585,9 @@ pub fn loads_only_idle_slots(start: &ClusterState, plan: &[Step]) -> bool {
 
 /// How to get back to serving `before` from `now` after a failure: `None`
 /// when traffic never moved (nothing to undo). Restoring never loads a slot:
-/// it shifts traffic to slots that still hold what served before.
+/// it shifts traffic to slots that still hold what served before — except
+/// after a rolling update in place (`Step::Roll`), where no slot holds it
+/// any more but traffic never left its slot: that slot is rolled back to it.
 pub fn restore_plan(
     before: &ClusterState,
     now: &ClusterState,
@@ -529,17 +606,28 @@ pub fn restore_plan(
     }
     if let Some(v) = before.sole_version() {
         // Any slot still holding it will do (a hot reload leaves the copy in the other slot).
-        let slot = SlotName::ALL
+        if let Some(slot) = SlotName::ALL
             .into_iter()
             .find(|s| now.version(*s) == Some(v))
-            .ok_or_else(|| {
-                refuse(format!(
-                    "no slot holds {v} any more; traffic cannot be restored without loading it"
-                ))
-            })?;
-        return Ok(Some(Step::Shift {
-            weights: Weights::all_on(slot),
-        }));
+        {
+            return Ok(Some(Step::Shift {
+                weights: Weights::all_on(slot),
+            }));
+        }
+        // Updated in place: the slot that served it still has all the traffic.
+        if let Some(live) = before
+            .weights
+            .sole()
+            .filter(|_| now.weights == before.weights)
+        {
+            return Ok(Some(Step::Roll {
+                slot: live,
+                full_id: v.clone(),
+            }));
+        }
+        return Err(refuse(format!(
+            "no slot holds {v} any more; traffic cannot be restored without loading it"
+        )));
     }
     let same_slots = SlotName::ALL
         .into_iter()
@@ -1199,13 +1287,9 @@ mod tests {
             .collect();
         assert_eq!(shifts, [10, 50, 100]);
         assert_eq!(p.iter().filter(|s| **s == Step::Gate).count(), 3);
-        for bad in [
-            &[][..],
-            &[50, 10, 100],
-            &[10, 50],
-            &[0, 100],
-            &[10, 10, 100],
-        ] {
+        // None given (empty) is the default steps; an empty list sent is
+        // refused by `check_steps_given` (see the in-place test).
+        for bad in [&[50, 10, 100][..], &[10, 50], &[0, 100], &[10, 10, 100]] {
             assert!(
                 plan(
                     OperationKind::Rolling,
@@ -1323,6 +1407,93 @@ mod tests {
         // Traffic on the copy of the same version is not a change to undo.
         let on_copy = hot.with_weights(Weights::all_on(SlotName::Green));
         assert_eq!(restore_plan(&before, &on_copy), Ok(None));
+    }
+
+    #[test]
+    fn a_rolling_update_in_place_rolls_the_serving_slot_and_takes_no_steps() {
+        use crate::clusters::DriverKind;
+        let before = blue_serves("chat:1").with_version(SlotName::Green, Some(id("chat:0")));
+        let planned =
+            plan_in_place(OperationKind::Rolling, &before, &id("chat:2"), &[]).expect("a plan");
+        let roll = Step::Roll {
+            slot: SlotName::Blue,
+            full_id: id("chat:2"),
+        };
+        assert_eq!(planned, vec![roll.clone()]);
+        assert!(roll.changes_serving() && !roll.moves_traffic());
+        assert_eq!(roll.describe(), "rolling update of blue to chat:2 in place");
+        // The slot keeps its traffic and now holds the new version; the other is untouched.
+        let after = roll.after(&before);
+        assert_eq!(
+            (
+                after.version(SlotName::Blue),
+                after.version(SlotName::Green)
+            ),
+            (Some(&id("chat:2")), Some(&id("chat:0")))
+        );
+        assert_eq!(after.weights, before.weights);
+        assert_eq!(
+            roll.during(&before),
+            None,
+            "the old version serves until it is done"
+        );
+        let e = plan_in_place(OperationKind::Rolling, &before, &id("chat:2"), &[10, 100])
+            .expect_err("steps")
+            .to_string();
+        assert!(e.contains("leave `steps` out"), "{e}");
+        assert!(
+            plan_in_place(OperationKind::Rolling, &before, &id("chat:1"), &[]).is_err(),
+            "already serves"
+        );
+        assert!(
+            plan_in_place(OperationKind::Rolling, &before, &id("rerank:1"), &[]).is_err(),
+            "another model"
+        );
+        let nothing = ClusterState::default();
+        let e = plan_in_place(OperationKind::Rolling, &nothing, &id("chat:1"), &[])
+            .expect_err("nothing serves")
+            .to_string();
+        assert!(e.contains("blue_green first"), "{e}");
+        // A blue-green switch in place (an Argo Rollout) may be the first deploy; a hot reload never.
+        assert_eq!(
+            plan_in_place(OperationKind::BlueGreen, &nothing, &id("chat:1"), &[]).expect("a plan"),
+            vec![Step::Roll {
+                slot: SlotName::Blue,
+                full_id: id("chat:1")
+            }]
+        );
+        assert!(plan_in_place(OperationKind::HotReload, &before, &id("chat:2"), &[]).is_err());
+        let argo = serde_json::json!({ "rollout": "chat" });
+        let deployments = serde_json::json!({ "service": "chat" });
+        assert!(DriverKind::Kubernetes.plans_in_place(OperationKind::BlueGreen, &argo));
+        assert!(DriverKind::Kubernetes.plans_in_place(OperationKind::Rollback, &argo));
+        assert!(DriverKind::Kubernetes.plans_in_place(OperationKind::Rolling, &deployments));
+        assert!(!DriverKind::Kubernetes.plans_in_place(OperationKind::BlueGreen, &deployments));
+        assert!(!DriverKind::OipHaproxy.plans_in_place(OperationKind::Rolling, &deployments));
+        // A failure after the roll: no slot holds chat:1, traffic never left blue: roll blue back.
+        assert_eq!(
+            restore_plan(&before, &after),
+            Ok(Some(Step::Roll {
+                slot: SlotName::Blue,
+                full_id: id("chat:1")
+            }))
+        );
+        // Traffic moved and no slot holds what served: still refused.
+        let moved = after.with_weights(Weights::all_on(SlotName::Green));
+        assert!(restore_plan(&before, &moved).is_err());
+        // Rolling steps: none given means the default ones; given empty is refused.
+        assert_eq!(
+            plan(OperationKind::Rolling, &before, &id("chat:2"), &[]).expect("plan"),
+            plan(
+                OperationKind::Rolling,
+                &before,
+                &id("chat:2"),
+                &DEFAULT_ROLLING_STEPS
+            )
+            .expect("plan")
+        );
+        assert!(check_steps_given(OperationKind::Rolling, Some(&[])).is_err());
+        assert!(check_steps_given(OperationKind::Rolling, None).is_ok());
     }
 
     #[test]

@@ -71,6 +71,21 @@ pub trait Driver: Send + Sync + 'static {
     /// release run again after a crash succeeds.
     async fn unload(&self, slot: SlotName) -> DriverResult<()>;
 
+    /// Updates the pods of `slot`, which keeps its traffic, to `full_id`
+    /// with the platform's own rolling update, and watches it until it is
+    /// complete (within `timeout`); a rollout that fails (or does not finish
+    /// in time) is undone to the previous revision before the error is
+    /// returned. Run again after a crash, it finds the slot already set to
+    /// `full_id` and only watches. Only drivers that roll in place
+    /// (`DriverKind::plans_in_place`) can.
+    async fn roll(&self, slot: SlotName, full_id: &FullId, timeout: Duration) -> DriverResult<()> {
+        let _ = (slot, timeout);
+        Err(DriverError::new(format!(
+            "this cluster's driver cannot update a serving slot in place (to {full_id}); \
+             use a blue-green switch or a rolling update with split weights"
+        )))
+    }
+
     /// Sets the router's weights and returns once the router acknowledged;
     /// all traffic on one slot is an atomic switch. The slot left without
     /// traffic keeps its version loaded: it is the rollback target, and
@@ -264,7 +279,7 @@ pub fn validate_config(kind: DriverKind, config: &serde_json::Value) -> Result<(
     let gate = match kind {
         DriverKind::Simulated => simulated::SimulatedConfig::parse(config)?.health_gate,
         DriverKind::OipHaproxy => oip_haproxy::OipHaproxyConfig::parse(config)?.health_gate,
-        DriverKind::Kubernetes => kubernetes::KubernetesConfig::parse(config)?.health_gate,
+        DriverKind::Kubernetes => kubernetes::validate(config)?,
     };
     gate.check()
 }
@@ -315,9 +330,7 @@ impl Drivers {
             DriverKind::OipHaproxy => Arc::new(oip_haproxy::OipHaproxy::new(
                 oip_haproxy::OipHaproxyConfig::parse(&cluster.config).map_err(invalid)?,
             )?),
-            DriverKind::Kubernetes => Arc::new(kubernetes::Kubernetes::new(
-                kubernetes::KubernetesConfig::parse(&cluster.config).map_err(invalid)?,
-            )),
+            DriverKind::Kubernetes => kubernetes::build(&cluster.config).map_err(invalid)?,
         };
         built.insert(
             cluster.name.clone(),

@@ -407,6 +407,17 @@ async fn execute_step(
                 .await
         }
         Step::Smoke { slot, full_id } => driver.smoke(*slot, full_id).await,
+        Step::Roll { slot, full_id } => {
+            let started = Instant::now();
+            driver
+                .roll(*slot, full_id, settings.ready_timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(Some(format!(
+                "{full_id} rolled out in {slot} in {:.1} s",
+                started.elapsed().as_secs_f64()
+            )));
+        }
         Step::Release { slot, full_id } => {
             // Run again after a crash, it finds the slot empty: unloading
             // nothing is fine for every driver.

@@ -11,6 +11,7 @@ use kubefake::{Kind, KubeFake};
 use serde_json::{json, Value};
 use switchyard::auth::{password, secret};
 use switchyard::config::Config;
+use switchyard::drivers::kubernetes::rollout::{ArgoConfig, ArgoRollout};
 use switchyard::drivers::kubernetes::{Kubernetes, KubernetesConfig};
 use switchyard::drivers::{Driver, Drivers};
 use switchyard::operations::RunnerSettings;
@@ -82,9 +83,25 @@ fn driver_config(kubeconfig: &Path) -> Value {
     })
 }
 
-fn driver(fake: &KubeFake, dir: &Path) -> Kubernetes {
+/// A cluster that serves nothing yet: both Deployments hold a placeholder
+/// (chat:v0), the Service selects green.
+async fn empty_cluster() -> KubeFake {
+    let fake = KubeFake::start().await;
+    fake.create(Kind::Deployment, NS, deployment("blue", "v0"));
+    fake.create(Kind::Deployment, NS, deployment("green", "v0"));
+    fake.create(Kind::Service, NS, service("green"));
+    fake
+}
+
+/// The fake's kubeconfig, written into `dir`.
+fn kubeconfig_of(fake: &KubeFake, dir: &Path) -> PathBuf {
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, fake.kubeconfig(NS)).expect("kubeconfig written");
+    kubeconfig
+}
+
+fn driver(fake: &KubeFake, dir: &Path) -> Kubernetes {
+    let kubeconfig = kubeconfig_of(fake, dir);
     Kubernetes::new(KubernetesConfig::parse(&driver_config(&kubeconfig)).expect("config"))
 }
 
@@ -661,6 +678,203 @@ async fn cluster_test_names_each_broken_part_of_the_contract_with_its_fix() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// ---- the rolling update of one Deployment in place (`kubectl set image`) ----
+
+#[tokio::test]
+async fn a_rolling_update_sets_the_serving_deployments_image_and_watches_it_to_completion() {
+    let fake = fake_with_contract().await;
+    let dir = temp_dir("roll");
+    let k = driver(&fake, &dir);
+    settled(&fake).await;
+    fake.clear_requests();
+    // Another writer first: the patch meets a newer resourceVersion, is read again.
+    fake.interfere(1);
+    k.roll(SlotName::Blue, &id("chat:v2"), Duration::from_secs(10))
+        .await
+        .expect("rolled out");
+    let calls = fake.requests();
+    let deploy = format!("/apis/apps/v1/namespaces/{NS}/deployments/chat-blue");
+    let lines: Vec<String> = calls.iter().map(|c| c.line()).collect();
+    // Read (is it set already?), read + patch (409), read + patch, then reads until complete.
+    assert_eq!(
+        lines[..5],
+        [
+            format!("GET {deploy}"),
+            format!("GET {deploy}"),
+            format!("PATCH {deploy}"),
+            format!("GET {deploy}"),
+            format!("PATCH {deploy}"),
+        ],
+        "{lines:?}"
+    );
+    assert!(
+        lines[5..].iter().all(|l| *l == format!("GET {deploy}")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.len() >= 8,
+        "watched the rollout with several reads: {lines:?}"
+    );
+    assert_eq!(
+        calls[4].content_type,
+        "application/strategic-merge-patch+json"
+    );
+    assert_eq!(field_manager(&calls[4]).as_deref(), Some("switchyard"));
+    assert_ne!(fake_rv_of(&calls[2]), fake_rv_of(&calls[4]));
+    assert_eq!(
+        calls[4].body,
+        json!({
+            "metadata": { "resourceVersion": fake_rv_of(&calls[4]) },
+            "spec": { "template": {
+                "metadata": { "annotations": { "switchyard.io/version": "chat:v2" } },
+                "spec": { "containers": [ { "name": "model", "image": "registry.example/chat:v2" } ] }
+            } }
+        })
+    );
+    // The Service never moved: blue kept its traffic while its pods were replaced.
+    assert_eq!(selector(&fake)["switchyard.io/slot"], "blue");
+    let blue = fake
+        .object(Kind::Deployment, NS, "chat-blue")
+        .expect("blue");
+    assert_eq!(blue["metadata"]["generation"], 2);
+    assert_eq!(blue["status"]["updatedReplicas"], 2);
+    assert_eq!(blue["status"]["availableReplicas"], 2);
+    assert_eq!(
+        blue["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v2"
+    );
+    assert_eq!(blue["metadata"]["annotations"]["other-writer"], "0");
+    // The step's record: the patch with its generation, then the progress as it came.
+    let writes = k.take_writes();
+    assert!(
+        writes[0].starts_with("patched Deployment chat-blue (strategic merge) with ")
+            && writes[0].contains("generation 2"),
+        "{writes:?}"
+    );
+    assert!(
+        writes[1].starts_with("Deployment chat-blue generation 2 (observed 1): "),
+        "the controller had not seen the change yet: {writes:?}"
+    );
+    assert!(writes.len() >= 3, "{writes:?}");
+    assert_eq!(
+        writes.last().map(String::as_str),
+        Some(
+            "Deployment chat-blue generation 2 (observed 2): 2 updated, 2 ready, 2 available of 2"
+        ),
+        "{writes:?}"
+    );
+    let state = ClusterState::default()
+        .with_version(SlotName::Blue, Some(id("chat:v2")))
+        .with_weights(Weights::all_on(SlotName::Blue));
+    k.gate(&state).await.expect("v2 serves in blue, rolled out");
+    assert_eq!(
+        k.slot_health(SlotName::Blue, Some(&id("chat:v2")))
+            .await
+            .expect("health"),
+        switchyard::drivers::SlotHealth::Ready
+    );
+
+    // Run again (the runner died after the patch): no second patch, only the watch.
+    fake.clear_requests();
+    k.roll(SlotName::Blue, &id("chat:v2"), Duration::from_secs(10))
+        .await
+        .expect("still rolled out");
+    assert!(fake.requests().iter().all(|c| c.method == "GET"));
+    let writes = k.take_writes();
+    assert!(
+        writes[0].starts_with("Deployment chat-blue already holds chat:v2 (generation 2)"),
+        "{writes:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_rolling_update_that_exceeds_its_progress_deadline_is_undone_to_the_previous_revision() {
+    let fake = fake_with_contract().await;
+    let dir = temp_dir("roll-fail");
+    let k = driver(&fake, &dir);
+    settled(&fake).await;
+    fake.fail_marker("chat:v9");
+    fake.clear_requests();
+    let e = k
+        .roll(SlotName::Blue, &id("chat:v9"), Duration::from_secs(20))
+        .await
+        .expect_err("never completes")
+        .to_string();
+    assert!(
+        e.starts_with(
+            "chat:v9 did not roll out: deployment chat-blue exceeded its progress deadline"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.ends_with(
+            "Deployment chat-blue was rolled back to its previous revision (as kubectl rollout \
+             undo does) and that rollout is complete"
+        ),
+        "{e}"
+    );
+    // The writes: set image (strategic merge), then undo (merge) of the template.
+    let patches: Vec<kubefake::Recorded> = fake
+        .requests()
+        .into_iter()
+        .filter(|c| c.method == "PATCH" || c.path.ends_with("replicasets"))
+        .collect();
+    let deploy = format!("/apis/apps/v1/namespaces/{NS}/deployments/chat-blue");
+    assert_eq!(
+        patches.iter().map(|c| c.line()).collect::<Vec<_>>(),
+        [
+            format!("PATCH {deploy}"),
+            format!("GET /apis/apps/v1/namespaces/{NS}/replicasets"),
+            format!("PATCH {deploy}"),
+        ]
+    );
+    assert_eq!(
+        patches[0].content_type,
+        "application/strategic-merge-patch+json"
+    );
+    assert_eq!(patches[2].content_type, "application/merge-patch+json");
+    assert_eq!(
+        patches[2].body["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v1"
+    );
+    let writes = k.take_writes();
+    assert!(
+        writes.iter().any(|w| w
+            .starts_with("rolled back Deployment chat-blue to revision 1 (ReplicaSet chat-blue-")
+            && w.contains("chat:v1")
+            && w.contains("generation 3")),
+        "{writes:?}"
+    );
+    // Blue runs chat:v1 again, fully available; the Service never moved.
+    let blue = scaled(&fake, "chat-blue", 2).await;
+    assert_eq!(
+        blue["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v1"
+    );
+    assert_eq!(
+        blue["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(selector(&fake)["switchyard.io/slot"], "blue");
+    let h = k
+        .slot_health(SlotName::Blue, Some(&id("chat:v1")))
+        .await
+        .expect("health");
+    assert_eq!(h, switchyard::drivers::SlotHealth::Ready);
+
+    // The API server away for the whole step: no undo of what cannot be read, words about it.
+    fake.stop();
+    let e = k
+        .roll(SlotName::Blue, &id("chat:v3"), Duration::from_secs(1))
+        .await
+        .expect_err("unreachable")
+        .to_string();
+    assert!(e.contains("cannot reach the Kubernetes API server"), "{e}");
+    fake.restart().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---- through the REST API and the operation runner ----
 
 struct Api {
@@ -703,6 +917,34 @@ impl Api {
         v["operation_id"].as_i64().expect("operation id")
     }
 
+    /// Starts a `rolling` operation (no steps: the Deployment's own rolling update).
+    async fn roll(&self, full_id: &str, extra: Value) -> i64 {
+        let mut body = json!({ "kind": "rolling", "full_id": full_id, "reason": "test" });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (status, v) = self.post("/api/v1/clusters/k8s/operations", body).await;
+        assert_eq!(status, 202, "{v}");
+        v["operation_id"].as_i64().expect("operation id")
+    }
+
+    /// Registers chat's `versions` and the cluster `k8s` with `config`.
+    async fn register(&self, versions: &[&str], config: Value) {
+        for v in versions {
+            let (status, body) = self
+                .post(
+                    "/api/v1/models/chat/versions",
+                    json!({ "version": v, "config": { "v": v } }),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+        let (status, body) = self
+            .post("/api/v1/clusters", json!({ "name": "k8s", "environment": "development", "driver": "kubernetes", "config": config }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
     async fn finished(&self, id: i64) -> Value {
         for _ in 0..1200 {
             let op = self.get(&format!("/api/v1/operations/{id}")).await;
@@ -711,7 +953,8 @@ impl Api {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("operation {id} did not end");
+        let op = self.get(&format!("/api/v1/operations/{id}")).await;
+        panic!("operation {id} did not end: {op}");
     }
 }
 
@@ -748,24 +991,10 @@ async fn start_switchyard(dir: &Path) -> Api {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_api_server_going_away(
 ) {
-    let fake = KubeFake::start().await;
-    // A cluster that starts empty: both Deployments hold a placeholder.
-    fake.create(Kind::Deployment, NS, deployment("blue", "v0"));
-    fake.create(Kind::Deployment, NS, deployment("green", "v0"));
-    fake.create(Kind::Service, NS, service("green"));
+    let fake = empty_cluster().await;
     let dir = temp_dir("ops");
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, fake.kubeconfig(NS)).expect("kubeconfig");
+    let kubeconfig = kubeconfig_of(&fake, &dir);
     let api = start_switchyard(&dir).await;
-    for v in ["v1", "v2", "v3", "v4", "v5"] {
-        let (status, body) = api
-            .post(
-                "/api/v1/models/chat/versions",
-                json!({ "version": v, "config": { "v": v } }),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
     // A config the driver cannot use is refused whole at `cluster add`.
     let mut bad = driver_config(&kubeconfig);
     bad.as_object_mut().map(|o| o.remove("namespace"));
@@ -780,10 +1009,8 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
             .contains("namespace"),
         "{body}"
     );
-    let (status, body) = api
-        .post("/api/v1/clusters", json!({ "name": "k8s", "environment": "development", "driver": "kubernetes", "config": driver_config(&kubeconfig) }))
+    api.register(&["v1", "v2", "v3", "v4", "v5"], driver_config(&kubeconfig))
         .await;
-    assert_eq!(status, 201, "{body}");
     let (status, test) = api.post("/api/v1/clusters/k8s/test", json!({})).await;
     assert_eq!(status, 200, "{test}");
 
@@ -911,29 +1138,198 @@ async fn operations_switch_roll_back_refuse_a_slot_never_ready_and_survive_the_a
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The image the container `model` of Deployment `name` runs.
+fn image_of(fake: &KubeFake, name: &str) -> Value {
+    fake.object(Kind::Deployment, NS, name).expect("deployment")["spec"]["template"]["spec"]
+        ["containers"][0]["image"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_operation_updates_the_serving_deployment_in_place_and_undoes_a_failed_rollout() {
+    let fake = empty_cluster().await;
+    let dir = temp_dir("rolling-op");
+    let api = start_switchyard(&dir).await;
+    api.register(
+        &["v1", "v2", "v3", "v4", "v5"],
+        driver_config(&kubeconfig_of(&fake, &dir)),
+    )
+    .await;
+    // Nothing serves yet: nothing to update in place.
+    let (status, body) = api
+        .post(
+            "/api/v1/clusters/k8s/operations",
+            json!({ "kind": "rolling", "full_id": "chat:v1", "reason": "t" }),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("deploy with blue_green first"),
+        "{body}"
+    );
+    let op = api.operate("chat:v1").await;
+    assert_eq!(api.finished(op).await["state"], "succeeded");
+    let live = selector(&fake)["switchyard.io/slot"]
+        .as_str()
+        .expect("slot")
+        .to_owned();
+    let idle = if live == "blue" { "green" } else { "blue" };
+    let live_name = format!("chat-{live}");
+    let idle_before = fake.object(Kind::Deployment, NS, &format!("chat-{idle}"));
+
+    // Split weights cannot be set: refused with what to do, nothing started.
+    let (status, body) = api
+        .post(
+            "/api/v1/clusters/k8s/operations",
+            json!({ "kind": "rolling", "full_id": "chat:v2", "reason": "t", "steps": [10, 100] }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("leave `steps` out"), "{body}");
+
+    // The rolling update: one step on the serving Deployment, the Service untouched.
+    let id = api.roll("chat:v2", json!({})).await;
+    let done = api.finished(id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let steps = done["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1, "{done}");
+    assert_eq!(
+        (
+            steps[0]["action"].as_str(),
+            steps[0]["slot"].as_str(),
+            steps[0]["full_id"].as_str()
+        ),
+        (Some("roll"), Some(live.as_str()), Some("chat:v2")),
+        "{done}"
+    );
+    let note = steps[0]["note"].as_str().unwrap_or("");
+    assert!(
+        note.starts_with(&format!("chat:v2 rolled out in {live} in ")),
+        "{note}"
+    );
+    assert!(
+        note.contains(&format!("patched Deployment {live_name} (strategic merge) with "))
+            && note.contains("registry.example/chat:v2")
+            && note.contains(&format!(
+                "Deployment {live_name} generation 3 (observed 3): 2 updated, 2 ready, 2 available of 2"
+            )),
+        "{note}"
+    );
+    assert_eq!(selector(&fake)["switchyard.io/slot"], live.as_str());
+    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v2");
+    assert_eq!(
+        fake.object(Kind::Deployment, NS, &format!("chat-{idle}"))
+            .map(|d| d["spec"].clone()),
+        idle_before.map(|d| d["spec"].clone()),
+        "the other slot is left alone"
+    );
+    // Serving now: the live slot holds v2, and the driver sees it rolled out there.
+    let cluster = api.get("/api/v1/clusters/k8s").await;
+    let slots = cluster["slots"].as_array().cloned().unwrap_or_default();
+    let held = slots
+        .iter()
+        .find(|s| s["slot"] == live.as_str())
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(held["full_id"], "chat:v2", "{cluster}");
+    assert_eq!(held["health"], "ready", "{cluster}");
+
+    // v3 never becomes ready: the step fails after kubectl-rollout-undo; v2 serves on.
+    fake.fail_marker("chat:v3");
+    let id = api.roll("chat:v3", json!({})).await;
+    let done = api.finished(id).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    let error = done["steps"][0]["note"].as_str().unwrap_or("").to_owned();
+    assert!(
+        error.contains(&format!(
+            "chat:v3 did not roll out: deployment {live_name} exceeded its progress deadline"
+        )) && error.contains("was rolled back to its previous revision")
+            && error.contains(&format!("rolled back Deployment {live_name} to revision 3")),
+        "{error}"
+    );
+    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v2");
+    let cluster = api.get("/api/v1/clusters/k8s").await;
+    assert!(
+        cluster.to_string().contains("chat:v2") && !cluster.to_string().contains("chat:v3"),
+        "{cluster}"
+    );
+
+    // The API server goes away right after the patch and comes back within
+    // the readiness timeout: the watch carries on and the update completes.
+    let id = api.roll("chat:v5", json!({})).await;
+    for _ in 0..200 {
+        if fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.body.to_string().contains("chat:v5"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fake.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.restart().await;
+    let done = api.finished(id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v5");
+
+    // A baked rolling update paused by a person and rolled back: the restore
+    // rolls the same Deployment back to what served (v5).
+    let id = api.roll("chat:v4", json!({ "bake_seconds": 2 })).await;
+    for _ in 0..400 {
+        let op = api.get(&format!("/api/v1/operations/{id}")).await;
+        if op["steps"][1]["state"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v4");
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/operations/{id}/pause"),
+            json!({ "reason": "odd answers" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/operations/{id}/rollback"),
+            json!({ "reason": "odd answers" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let done = api.finished(id).await;
+    assert_eq!(done["state"], "rolled_back", "{done}");
+    let last = done["steps"]
+        .as_array()
+        .and_then(|s| s.last())
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (
+            last["action"].as_str(),
+            last["full_id"].as_str(),
+            last["restore"].as_bool(),
+            last["state"].as_str()
+        ),
+        (Some("roll"), Some("chat:v5"), Some(true), Some("done")),
+        "{done}"
+    );
+    assert_eq!(image_of(&fake, &live_name), "registry.example/chat:v5");
+    assert_eq!(selector(&fake)["switchyard.io/slot"], live.as_str());
+    let verify = api.get("/api/v1/audit/verify").await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_baked_switch_releases_the_old_deployment_after_the_bake_and_a_rollback_scales_it_back() {
-    let fake = KubeFake::start().await;
-    fake.create(Kind::Deployment, NS, deployment("blue", "v0"));
-    fake.create(Kind::Deployment, NS, deployment("green", "v0"));
-    fake.create(Kind::Service, NS, service("green"));
+    let fake = empty_cluster().await;
     let dir = temp_dir("bake");
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, fake.kubeconfig(NS)).expect("kubeconfig");
     let api = start_switchyard(&dir).await;
-    for v in ["v1", "v2"] {
-        let (status, body) = api
-            .post(
-                "/api/v1/models/chat/versions",
-                json!({ "version": v, "config": { "v": v } }),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    let (status, body) = api
-        .post("/api/v1/clusters", json!({ "name": "k8s", "environment": "development", "driver": "kubernetes", "config": driver_config(&kubeconfig) }))
+    api.register(&["v1", "v2"], driver_config(&kubeconfig_of(&fake, &dir)))
         .await;
-    assert_eq!(status, 201, "{body}");
     let op = api.operate("chat:v1").await;
     assert_eq!(api.finished(op).await["state"], "succeeded");
     let old = selector(&fake)["switchyard.io/slot"]
@@ -1511,13 +1907,9 @@ impl Drop for Served {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_after_the_service_switched_but_before_the_record_is_reconciled_from_the_selector()
 {
-    let fake = KubeFake::start().await;
-    fake.create(Kind::Deployment, NS, deployment("blue", "v0"));
-    fake.create(Kind::Deployment, NS, deployment("green", "v0"));
-    fake.create(Kind::Service, NS, service("green"));
+    let fake = empty_cluster().await;
     let dir = temp_dir("kill9");
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig, fake.kubeconfig(NS)).expect("kubeconfig");
+    let kubeconfig = kubeconfig_of(&fake, &dir);
     let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
     // The API in this process (no runner); operations run in the real binary.
     let app = Application::build(Config {
@@ -1540,19 +1932,8 @@ async fn a_kill_9_after_the_service_switched_but_before_the_record_is_reconciled
         base: format!("http://127.0.0.1:{port}"),
         http: admin_client(&store).await,
     };
-    for v in ["v1", "v2"] {
-        let (status, body) = api
-            .post(
-                "/api/v1/models/chat/versions",
-                json!({ "version": v, "config": { "v": v } }),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    let (status, body) = api
-        .post("/api/v1/clusters", json!({ "name": "k8s", "environment": "development", "driver": "kubernetes", "config": driver_config(&kubeconfig) }))
+    api.register(&["v1", "v2", "v3"], driver_config(&kubeconfig))
         .await;
-    assert_eq!(status, 201, "{body}");
     let log = dir.join("serve.log");
     let served = Served::start(&database_url, &log);
     let first = api.operate("chat:v1").await;
@@ -1602,6 +1983,49 @@ async fn a_kill_9_after_the_service_switched_but_before_the_record_is_reconciled
     let cluster = api.get("/api/v1/clusters/k8s").await;
     assert!(cluster.to_string().contains("chat:v2"), "{cluster}");
     assert_eq!(selector(&fake)["switchyard.io/slot"], after.as_str());
+
+    // A rolling update in place: the Deployment's patch is applied, its
+    // answer withheld, the runner killed there. The next runner finds the
+    // template set, does not patch it again, and watches the rollout.
+    let deploy = format!("chat-{after}");
+    fake.clear_requests();
+    fake.hold_next_patch(Kind::Deployment);
+    let id = api.roll("chat:v3", json!({})).await;
+    let served = Served::start(&database_url, &log);
+    tokio::time::timeout(Duration::from_secs(60), fake.held())
+        .await
+        .expect("the runner reached the Deployment patch");
+    served.kill9();
+    let at_kill = fake.requests().len();
+    let op = api.get(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(op["steps"][0]["state"], "running", "{op}");
+    let served = Served::start(&database_url, &log);
+    let op = api.finished(id).await;
+    served.kill9();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    // The killed runner's patch was its last write (after a 409 retry,
+    // maybe); the next runner only watches: no second patch.
+    let calls = fake.requests();
+    let patch = format!("PATCH /apis/apps/v1/namespaces/{NS}/deployments/{deploy}");
+    assert_eq!(
+        calls[..at_kill]
+            .iter()
+            .rev()
+            .find(|r| r.method == "PATCH")
+            .map(|r| r.line()),
+        Some(patch)
+    );
+    assert!(
+        calls[at_kill..].iter().all(|r| r.method == "GET"),
+        "no second patch"
+    );
+    let note = op["steps"][0]["note"].as_str().unwrap_or("");
+    assert!(
+        note.contains(&format!("Deployment {deploy} already holds chat:v3")),
+        "{note}"
+    );
+    assert_eq!(image_of(&fake, &deploy), "registry.example/chat:v3");
+    assert_eq!(selector(&fake)["switchyard.io/slot"], after.as_str());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1633,4 +2057,842 @@ async fn admin_client(store: &switchyard::store::DynStore) -> reqwest::Client {
         .default_headers(headers)
         .build()
         .expect("client")
+}
+
+// ---- Argo Rollouts mode: one Rollout (argoproj.io/v1alpha1) ----
+
+const ROLLOUT: &str = "/apis/argoproj.io/v1alpha1/namespaces/serving/rollouts/chat";
+
+/// The Rollout `chat` holding chat:v0 with `strategy`.
+fn rollout_object(strategy: Value) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": { "name": "chat" },
+        "spec": {
+            "replicas": 2,
+            "progressDeadlineSeconds": 2,
+            "selector": { "matchLabels": { "app": "chat" } },
+            "template": {
+                "metadata": { "labels": { "app": "chat" },
+                    "annotations": { "switchyard.io/version": "chat:v0" } },
+                "spec": { "containers": [
+                    { "name": "model", "image": "registry.example/chat:v0",
+                      "ports": [{ "containerPort": 8080 }] },
+                    { "name": "sidecar", "image": "registry.example/proxy:1" }
+                ] }
+            },
+            "strategy": strategy
+        }
+    })
+}
+
+fn blue_green_strategy() -> Value {
+    json!({ "blueGreen": { "activeService": "chat-active", "previewService": "chat-preview",
+        "autoPromotionEnabled": false } })
+}
+
+fn canary_strategy() -> Value {
+    json!({ "canary": { "steps": [
+        { "setWeight": 20 }, { "pause": {} }, { "setWeight": 60 }, { "pause": {} }
+    ] } })
+}
+
+/// The fake with a Rollout of `strategy` (and the blue-green Services), settled.
+async fn argo_fake(strategy: Value) -> KubeFake {
+    let fake = KubeFake::start().await;
+    for name in ["chat-active", "chat-preview"] {
+        fake.create(
+            Kind::Service,
+            NS,
+            json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
+                "spec": { "selector": { "app": "chat" }, "ports": [{ "port": 80, "targetPort": 8080 }] } }),
+        );
+    }
+    fake.create(Kind::Rollout, NS, rollout_object(strategy));
+    argo_healthy(&fake).await;
+    fake
+}
+
+fn argo_config(kubeconfig: &Path) -> Value {
+    json!({
+        "kubeconfig": kubeconfig, "namespace": NS, "model": "chat", "rollout": "chat",
+        "container": "model", "image": "registry.example/chat"
+    })
+}
+
+fn argo_driver(fake: &KubeFake, dir: &Path) -> ArgoRollout {
+    let kubeconfig = kubeconfig_of(fake, dir);
+    ArgoRollout::new(ArgoConfig::parse(&argo_config(&kubeconfig)).expect("config"))
+}
+
+fn the_rollout(fake: &KubeFake) -> Value {
+    fake.object(Kind::Rollout, NS, "chat").expect("rollout")
+}
+
+/// Waits until the fake's Rollout is healthy for its generation.
+async fn argo_healthy(fake: &KubeFake) -> Value {
+    for _ in 0..200 {
+        let r = the_rollout(fake);
+        let s = &r["status"];
+        if s["phase"] == "Healthy"
+            && s["observedGeneration"].as_str()
+                == Some(r["metadata"]["generation"].to_string().as_str())
+            && s["currentPodHash"] == s["stableRS"]
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the Rollout did not become healthy: {}", the_rollout(fake));
+}
+
+fn lines_of(calls: &[kubefake::Recorded]) -> Vec<String> {
+    calls.iter().map(|c| c.line()).collect()
+}
+
+#[tokio::test]
+async fn argo_blue_green_sets_the_template_promotes_the_preview_and_undoes_to_an_earlier_revision()
+{
+    let fake = argo_fake(blue_green_strategy()).await;
+    let dir = temp_dir("argo-bg");
+    let a = argo_driver(&fake, &dir);
+    let first = the_rollout(&fake);
+    fake.clear_requests();
+    // Another writer first: the template patch meets a newer resourceVersion.
+    fake.interfere(1);
+    a.roll(SlotName::Blue, &id("chat:v1"), Duration::from_secs(10))
+        .await
+        .expect("rolled out");
+    let calls = fake.requests();
+    let lines = lines_of(&calls);
+    let rs = format!("GET /apis/apps/v1/namespaces/{NS}/replicasets");
+    // Read, the ReplicaSets (is chat:v1 an earlier revision?), patch (409), again.
+    assert_eq!(
+        lines[..6],
+        [
+            format!("GET {ROLLOUT}"),
+            rs.clone(),
+            format!("PATCH {ROLLOUT}"),
+            format!("GET {ROLLOUT}"),
+            rs.clone(),
+            format!("PATCH {ROLLOUT}"),
+        ],
+        "{lines:?}"
+    );
+    // A custom resource takes a merge patch: the whole containers list, one image changed.
+    assert_eq!(calls[5].content_type, "application/merge-patch+json");
+    assert_eq!(field_manager(&calls[5]).as_deref(), Some("switchyard"));
+    assert_ne!(fake_rv_of(&calls[2]), fake_rv_of(&calls[5]));
+    assert_eq!(
+        calls[5].body,
+        json!({
+            "metadata": { "resourceVersion": fake_rv_of(&calls[5]) },
+            "spec": { "template": {
+                "metadata": { "annotations": { "switchyard.io/version": "chat:v1" } },
+                "spec": { "containers": [
+                    { "name": "model", "image": "registry.example/chat:v1", "ports": [{ "containerPort": 8080 }] },
+                    { "name": "sidecar", "image": "registry.example/proxy:1" }
+                ] }
+            } }
+        })
+    );
+    // Then reads until paused at BlueGreenPause, one promote on the status subresource, reads until healthy.
+    let promotes: Vec<&kubefake::Recorded> =
+        calls[6..].iter().filter(|c| c.method != "GET").collect();
+    assert_eq!(promotes.len(), 1, "{lines:?}");
+    assert_eq!(promotes[0].line(), format!("PATCH {ROLLOUT}/status"));
+    assert_eq!(promotes[0].content_type, "application/merge-patch+json");
+    assert_eq!(
+        promotes[0].body["status"],
+        json!({ "pauseConditions": null })
+    );
+    assert!(promotes[0].body["metadata"]["resourceVersion"].is_string());
+    assert!(calls[6..]
+        .iter()
+        .all(|c| c.line() == format!("GET {ROLLOUT}")
+            || c.line() == format!("PATCH {ROLLOUT}/status")));
+    let r = argo_healthy(&fake).await;
+    let stable = r["status"]["stableRS"].as_str().expect("stable").to_owned();
+    assert_ne!(Some(stable.as_str()), first["status"]["stableRS"].as_str());
+    assert_eq!(r["status"]["blueGreen"]["activeSelector"], stable.as_str());
+    let active = fake
+        .object(Kind::Service, NS, "chat-active")
+        .expect("active");
+    assert_eq!(
+        active["spec"]["selector"]["rollouts-pod-template-hash"],
+        stable.as_str()
+    );
+    assert_eq!(
+        r["metadata"]["annotations"]["other-writer"], "0",
+        "the other writer's change kept"
+    );
+    let writes = a.take_writes();
+    assert!(
+        writes[0].starts_with("set chat:v1: patched Rollout chat (merge) with "),
+        "{writes:?}"
+    );
+    assert!(
+        writes.iter().any(|w| w.starts_with("promote past BlueGreenPause (as kubectl argo rollouts promote): patched Rollout chat/status (merge)")),
+        "{writes:?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.contains("Paused(\"BlueGreenPause\")")),
+        "{writes:?}"
+    );
+    assert_eq!(
+        a.slot_health(SlotName::Blue, Some(&id("chat:v1")))
+            .await
+            .expect("health"),
+        switchyard::drivers::SlotHealth::Ready
+    );
+
+    // Back to chat:v0, which an earlier ReplicaSet ran: undo to its revision
+    // (its template, without the hash label), promoted again.
+    fake.clear_requests();
+    a.roll(SlotName::Blue, &id("chat:v0"), Duration::from_secs(10))
+        .await
+        .expect("undone");
+    let writes = a.take_writes();
+    assert!(
+        writes[0].starts_with("undo to revision 1 (chat:v0, as kubectl argo rollouts undo): patched Rollout chat (merge) with "),
+        "{writes:?}"
+    );
+    let undo = fake
+        .requests()
+        .into_iter()
+        .find(|c| c.line() == format!("PATCH {ROLLOUT}"))
+        .expect("undo patch");
+    assert_eq!(
+        undo.body["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v0"
+    );
+    assert!(
+        !undo
+            .body
+            .to_string()
+            .contains("rollouts-pod-template-hash\":\""),
+        "{}",
+        undo.body
+    );
+    let r = argo_healthy(&fake).await;
+    assert_eq!(
+        r["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v0"
+    );
+    assert_eq!(
+        r["metadata"]["annotations"]["rollout.argoproj.io/revision"],
+        "3"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn argo_canary_is_promoted_through_each_pause_and_a_failed_update_is_aborted_and_undone() {
+    let fake = argo_fake(canary_strategy()).await;
+    let dir = temp_dir("argo-canary");
+    let a = argo_driver(&fake, &dir);
+    fake.clear_requests();
+    a.roll(SlotName::Blue, &id("chat:v1"), Duration::from_secs(10))
+        .await
+        .expect("rolled out");
+    let writes: Vec<kubefake::Recorded> = fake
+        .requests()
+        .into_iter()
+        .filter(|c| c.method == "PATCH")
+        .collect();
+    // The template, then one promote per pause step, each on the status subresource.
+    assert_eq!(
+        lines_of(&writes),
+        [
+            format!("PATCH {ROLLOUT}"),
+            format!("PATCH {ROLLOUT}/status"),
+            format!("PATCH {ROLLOUT}/status"),
+        ]
+    );
+    assert!(writes[1..]
+        .iter()
+        .all(|w| w.body["status"] == json!({ "pauseConditions": null })));
+    let notes = a.take_writes();
+    assert!(
+        notes
+            .iter()
+            .any(|w| w.contains("Paused(\"CanaryPauseStep\"), step 1")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|w| w.contains("Paused(\"CanaryPauseStep\"), step 3")),
+        "{notes:?}"
+    );
+    let r = argo_healthy(&fake).await;
+    assert_eq!(r["status"]["currentStepIndex"], 4);
+    let stable_v1 = r["status"]["stableRS"].clone();
+
+    // chat:v9 never gets ready pods: Degraded (progress deadline), then
+    // abort and undo to the stable revision; chat:v1 kept serving.
+    fake.fail_marker("chat:v9");
+    fake.clear_requests();
+    let e = a
+        .roll(SlotName::Blue, &id("chat:v9"), Duration::from_secs(20))
+        .await
+        .expect_err("never healthy")
+        .to_string();
+    assert!(
+        e.starts_with("chat:v9 did not roll out: ProgressDeadlineExceeded: ReplicaSet"),
+        "{e}"
+    );
+    assert!(
+        e.contains("Rollout chat was aborted and undone to its stable revision 2 (as kubectl argo rollouts abort and undo do), which is healthy"),
+        "{e}"
+    );
+    let writes: Vec<kubefake::Recorded> = fake
+        .requests()
+        .into_iter()
+        .filter(|c| c.method == "PATCH")
+        .collect();
+    assert_eq!(
+        lines_of(&writes),
+        [
+            format!("PATCH {ROLLOUT}"),
+            format!("PATCH {ROLLOUT}/status"),
+            format!("PATCH {ROLLOUT}"),
+        ]
+    );
+    assert_eq!(writes[1].body["status"], json!({ "abort": true }));
+    assert_eq!(
+        writes[2].body["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v1"
+    );
+    let r = argo_healthy(&fake).await;
+    assert_eq!(
+        r["status"]["stableRS"], stable_v1,
+        "the stable pods never changed"
+    );
+    assert!(
+        r["status"]["abort"].is_null(),
+        "the abort is cleared once stable: {r}"
+    );
+
+    // Retry: an update someone aborted is retried by clearing the abort.
+    fake.edit(
+        Kind::Rollout,
+        NS,
+        "chat",
+        json!({ "spec": { "template": {
+            "metadata": { "annotations": { "switchyard.io/version": "chat:v2" } },
+            "spec": { "containers": [
+                { "name": "model", "image": "registry.example/chat:v2", "ports": [{ "containerPort": 8080 }] },
+                { "name": "sidecar", "image": "registry.example/proxy:1" } ] } } } }),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.edit(
+        Kind::Rollout,
+        NS,
+        "chat",
+        json!({ "status": { "abort": true } }),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(the_rollout(&fake)["status"]["phase"], "Degraded");
+    fake.clear_requests();
+    a.roll(SlotName::Blue, &id("chat:v2"), Duration::from_secs(10))
+        .await
+        .expect("retried and promoted");
+    let writes: Vec<kubefake::Recorded> = fake
+        .requests()
+        .into_iter()
+        .filter(|c| c.method == "PATCH")
+        .collect();
+    assert_eq!(writes[0].line(), format!("PATCH {ROLLOUT}/status"));
+    assert_eq!(writes[0].body["status"], json!({ "abort": false }));
+    assert!(writes[1..]
+        .iter()
+        .all(|w| w.line() == format!("PATCH {ROLLOUT}/status")
+            && w.body["status"] == json!({ "pauseConditions": null })));
+    argo_healthy(&fake).await;
+
+    // A rollback while an update is under way: abort it first, then undo.
+    fake.edit(
+        Kind::Rollout,
+        NS,
+        "chat",
+        json!({ "spec": { "template": {
+            "metadata": { "annotations": { "switchyard.io/version": "chat:v3" } },
+            "spec": { "containers": [
+                { "name": "model", "image": "registry.example/chat:v3", "ports": [{ "containerPort": 8080 }] },
+                { "name": "sidecar", "image": "registry.example/proxy:1" } ] } } } }),
+    );
+    for _ in 0..100 {
+        if the_rollout(&fake)["status"]["phase"] == "Paused" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    fake.clear_requests();
+    a.roll(SlotName::Blue, &id("chat:v2"), Duration::from_secs(10))
+        .await
+        .expect("back on chat:v2");
+    let writes: Vec<kubefake::Recorded> = fake
+        .requests()
+        .into_iter()
+        .filter(|c| c.method == "PATCH")
+        .collect();
+    // The abort first, the undo after it (each again after a 409, when the
+    // controller wrote the status in between: never without the read).
+    let lines = lines_of(&writes);
+    let undo_at = lines
+        .iter()
+        .position(|l| *l == format!("PATCH {ROLLOUT}"))
+        .expect("an undo");
+    assert!(undo_at >= 1 && lines.len() <= 6, "{lines:?}");
+    assert!(
+        writes[..undo_at]
+            .iter()
+            .all(|w| w.line() == format!("PATCH {ROLLOUT}/status")
+                && w.body["status"] == json!({ "abort": true })),
+        "{lines:?}"
+    );
+    assert!(
+        writes[undo_at..]
+            .iter()
+            .all(|w| w.line() == format!("PATCH {ROLLOUT}")
+                && w.body["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"]
+                    == "chat:v2"),
+        "{lines:?}"
+    );
+    let rvs: Vec<&Value> = writes
+        .iter()
+        .map(|w| &w.body["metadata"]["resourceVersion"])
+        .collect();
+    assert!(
+        rvs.iter().all(|rv| rv.is_string()),
+        "every write guarded: {rvs:?}"
+    );
+    let r = argo_healthy(&fake).await;
+    assert_eq!(
+        r["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v2"
+    );
+
+    // The API server away: words about it, nothing undone blindly.
+    fake.stop();
+    let e = a
+        .roll(SlotName::Blue, &id("chat:v4"), Duration::from_secs(1))
+        .await
+        .expect_err("unreachable")
+        .to_string();
+    assert!(e.contains("cannot reach the Kubernetes API server"), "{e}");
+    fake.restart().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn argo_cluster_test_checks_the_crd_the_strategy_its_services_and_rbac_on_rollouts() {
+    let fake = argo_fake(blue_green_strategy()).await;
+    let dir = temp_dir("argo-test");
+    let a = argo_driver(&fake, &dir);
+    let state = ClusterState::default();
+    let checks = a.test(&state).await;
+    let failed: Vec<_> = checks.iter().filter(|c| !c.ok).collect();
+    assert!(failed.is_empty(), "{checks:?}");
+    let names: Vec<&str> = checks.iter().map(|c| c.check.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Kubernetes API server",
+            "Argo Rollouts",
+            "permission: get rollouts.argoproj.io",
+            "permission: patch rollouts.argoproj.io",
+            "permission: patch rollouts/status.argoproj.io",
+            "permission: list replicasets.apps",
+            "permission: get services",
+            "Rollout chat",
+            "slot blue",
+            "slot green",
+        ]
+    );
+    assert_eq!(
+        checks[7].detail,
+        "blueGreen strategy: activeService chat-active, previewService chat-preview, promoted by Switchyard"
+    );
+    // Denied status patches, a missing preview Service: each named with its fix.
+    fake.deny("patch", "rollouts");
+    fake.edit(
+        Kind::Rollout,
+        NS,
+        "chat",
+        json!({ "spec": { "strategy": { "blueGreen": { "previewService": "chat-nowhere" } } } }),
+    );
+    let checks = a.test(&state).await;
+    let failed: Vec<(&str, &str)> = checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| (c.check.as_str(), c.advice.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(failed.len(), 3, "{checks:?}");
+    assert_eq!(failed[0].0, "permission: patch rollouts.argoproj.io");
+    assert_eq!(failed[1].0, "permission: patch rollouts/status.argoproj.io");
+    assert!(failed[1].1.contains("Argo Rollouts mode"), "{failed:?}");
+    assert_eq!(failed[2].0, "Rollout chat");
+    let preview = checks
+        .iter()
+        .find(|c| c.check == "Rollout chat")
+        .expect("rollout check");
+    assert!(
+        preview
+            .detail
+            .contains("previewService chat-nowhere: not found"),
+        "{preview:?}"
+    );
+    // A canary Rollout reports its steps.
+    let fake2 = argo_fake(canary_strategy()).await;
+    let dir2 = temp_dir("argo-test2");
+    let a2 = argo_driver(&fake2, &dir2);
+    let checks = a2.test(&state).await;
+    let rollout = checks
+        .iter()
+        .find(|c| c.check == "Rollout chat")
+        .expect("rollout check");
+    assert_eq!(
+        rollout.detail,
+        "canary strategy: 4 steps, 2 pauses (promoted by Switchyard)"
+    );
+    // No Rollout by that name.
+    let mut other = argo_config(&dir2.join("kubeconfig"));
+    other["rollout"] = json!("chat-missing");
+    let a3 = ArgoRollout::new(ArgoConfig::parse(&other).expect("config"));
+    let checks = a3.test(&state).await;
+    let last = checks.last().expect("checks");
+    assert_eq!(last.check, "Rollout chat-missing");
+    assert!(
+        !last.ok && last.detail.contains("not found in namespace serving"),
+        "{last:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_kubectl_reads_and_patches_the_fakes_rollouts() {
+    let Some(bin) = kubectl() else {
+        return;
+    };
+    let fake = argo_fake(canary_strategy()).await;
+    let dir = temp_dir("argo-kubectl");
+    kubeconfig_of(&fake, &dir);
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["get", "rollouts.argoproj.io", "-o", "json"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let list: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(list["items"][0]["kind"], "Rollout");
+    assert_eq!(list["items"][0]["status"]["phase"], "Healthy");
+    // The short name and the printer columns, through discovery of the CRD's group.
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["get", "ro"], None).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("DESIRED") && out.contains("chat"), "{out}");
+    // kubectl sets the image with a merge patch (a custom resource takes no strategic one) …
+    let (ok, _, err) = run_kubectl(
+        &bin,
+        &dir,
+        &[
+            "patch", "rollout", "chat", "--type=merge", "-p",
+            r#"{"spec":{"template":{"metadata":{"annotations":{"switchyard.io/version":"chat:v1"}},"spec":{"containers":[{"name":"model","image":"registry.example/chat:v1"},{"name":"sidecar","image":"registry.example/proxy:1"}]}}}}"#,
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = run_kubectl(
+        &bin,
+        &dir,
+        &[
+            "set",
+            "image",
+            "rollout/chat",
+            "model=registry.example/chat:v7",
+        ],
+        None,
+    )
+    .await;
+    assert!(!ok, "set image is refused for a custom resource");
+    // kubectl's own `set image` knows no Rollout (the argo plugin has its own).
+    assert!(
+        err.contains("no kind \"Rollout\" is registered for version \"argoproj.io/v1alpha1\""),
+        "{err}"
+    );
+    // … and promotes through a pause as the argo plugin does: a status subresource patch.
+    for _ in 0..100 {
+        if the_rollout(&fake)["status"]["phase"] == "Paused" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        the_rollout(&fake)["status"]["pauseConditions"][0]["reason"],
+        "CanaryPauseStep"
+    );
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &[
+            "patch",
+            "rollout",
+            "chat",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"pauseConditions":null}}"#,
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("rollout.argoproj.io/chat patched"), "{out}");
+    let status = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|c| c.method == "PATCH")
+        .expect("the patch");
+    assert_eq!(status.line(), format!("PATCH {ROLLOUT}/status"));
+    for _ in 0..100 {
+        if the_rollout(&fake)["status"]["currentStepIndex"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        the_rollout(&fake)["status"]["currentStepIndex"],
+        3,
+        "{}",
+        the_rollout(&fake)
+    );
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &[
+            "get",
+            "rollout",
+            "chat",
+            "-o",
+            "jsonpath={.status.phase} {.status.observedGeneration}",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "Paused 2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_operations_switch_roll_roll_back_fail_and_survive_the_api_server_going_away() {
+    let fake = argo_fake(canary_strategy()).await;
+    let dir = temp_dir("argo-ops");
+    let api = start_switchyard(&dir).await;
+    api.register(
+        &["v1", "v2", "v3", "v4"],
+        argo_config(&kubeconfig_of(&fake, &dir)),
+    )
+    .await;
+    let (status, test) = api.post("/api/v1/clusters/k8s/test", json!({})).await;
+    assert_eq!(status, 200, "{test}");
+    assert_eq!(test["ok"], true, "{test}");
+
+    // A blue-green switch is the first deploy: one roll of the Rollout (slot blue).
+    let op = api.operate("chat:v1").await;
+    let done = api.finished(op).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let steps = done["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 1, "{done}");
+    assert_eq!(
+        (steps[0]["action"].as_str(), steps[0]["slot"].as_str()),
+        (Some("roll"), Some("blue"))
+    );
+    let note = steps[0]["note"].as_str().unwrap_or("");
+    assert!(
+        note.contains("set chat:v1: patched Rollout chat (merge) with ")
+            && note.matches("promote past CanaryPauseStep (as kubectl argo rollouts promote): patched Rollout chat/status (merge)").count() == 2,
+        "{note}"
+    );
+    // Split weights are the Rollout's steps: refused; a hot reload needs two slots: refused.
+    let (status, body) = api
+        .post(
+            "/api/v1/clusters/k8s/operations",
+            json!({ "kind": "rolling", "full_id": "chat:v2", "reason": "t", "steps": [50, 100] }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = api
+        .post(
+            "/api/v1/clusters/k8s/operations",
+            json!({ "kind": "hot_reload", "full_id": "chat:v2", "reason": "t" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("use blue_green"), "{body}");
+
+    // A rolling update: the same Rollout, promoted through its canary steps.
+    let done = api.finished(api.roll("chat:v2", json!({})).await).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let cluster = api.get("/api/v1/clusters/k8s").await;
+    let blue = cluster["slots"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["slot"] == "blue"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        (blue["full_id"].as_str(), blue["health"].as_str()),
+        (Some("chat:v2"), Some("ready")),
+        "{cluster}"
+    );
+
+    // Rollback: undo to the revision that ran chat:v1.
+    let (status, body) = api
+        .post(
+            "/api/v1/clusters/k8s/rollback",
+            json!({ "reason": "bad answers" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let done = api
+        .finished(body["operation_id"].as_i64().expect("id"))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        done["steps"][0]["note"]
+            .as_str()
+            .unwrap_or("")
+            .contains("undo to revision 2 (chat:v1, as kubectl argo rollouts undo)"),
+        "{done}"
+    );
+    assert_eq!(
+        argo_healthy(&fake).await["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v1"
+    );
+
+    // chat:v3 never gets ready pods: aborted, undone, the operation fails; chat:v1 serves.
+    fake.fail_marker("chat:v3");
+    let done = api.finished(api.roll("chat:v3", json!({})).await).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert!(
+        done.to_string()
+            .contains("was aborted and undone to its stable revision"),
+        "{done}"
+    );
+    let cluster = api.get("/api/v1/clusters/k8s").await;
+    assert!(
+        cluster.to_string().contains("chat:v1") && !cluster.to_string().contains("chat:v3"),
+        "{cluster}"
+    );
+
+    // The API server goes away right after the template patch and comes back: carried on.
+    let id = api.operate("chat:v4").await;
+    for _ in 0..200 {
+        if fake
+            .requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.body.to_string().contains("chat:v4"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    fake.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fake.restart().await;
+    let done = api.finished(id).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        argo_healthy(&fake).await["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v4"
+    );
+    let verify = api.get("/api/v1/audit/verify").await;
+    assert_eq!(verify["ok"], true, "{verify}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_a_kill_9_between_the_template_patch_and_the_promotes_resumes_without_a_second_patch()
+{
+    let fake = argo_fake(blue_green_strategy()).await;
+    let dir = temp_dir("argo-kill9");
+    let kubeconfig = kubeconfig_of(&fake, &dir);
+    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
+    // The API in this process (no runner); operations run in the real binary.
+    let app = Application::build(Config {
+        database_url: database_url.clone(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        log_json: false,
+        deprecation_days: 30,
+        metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
+    })
+    .await
+    .expect("the server starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let store = switchyard::store::connect(&database_url, Default::default())
+        .await
+        .expect("store");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: admin_client(&store).await,
+    };
+    api.register(&["v1"], argo_config(&kubeconfig)).await;
+    let log = dir.join("serve.log");
+    fake.clear_requests();
+    fake.hold_next_patch(Kind::Rollout);
+    let id = api.operate("chat:v1").await;
+    let served = Served::start(&database_url, &log);
+    tokio::time::timeout(Duration::from_secs(60), fake.held())
+        .await
+        .expect("the runner reached the Rollout patch");
+    served.kill9();
+    let at_kill = fake.requests().len();
+    let op = api.get(&format!("/api/v1/operations/{id}")).await;
+    assert_eq!(op["steps"][0]["state"], "running", "{op}");
+    let served = Served::start(&database_url, &log);
+    let op = api.finished(id).await;
+    served.kill9();
+    assert_eq!(op["state"], "succeeded", "{op}");
+    // The killed runner's template patch was applied (after a 409 retry,
+    // maybe); the next runner sends no template patch, only the promote.
+    let calls = fake.requests();
+    let patches = |calls: &[kubefake::Recorded]| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .map(|r| r.line())
+            .collect()
+    };
+    assert_eq!(
+        patches(&calls[..at_kill]).last(),
+        Some(&format!("PATCH {ROLLOUT}")),
+        "the template patch was the last write of the killed runner"
+    );
+    assert_eq!(
+        patches(&calls[at_kill..]),
+        [format!("PATCH {ROLLOUT}/status")],
+        "no second template patch, then the promote"
+    );
+    let note = op["steps"][0]["note"].as_str().unwrap_or("");
+    assert!(
+        note.contains("Rollout chat already holds chat:v1"),
+        "{note}"
+    );
+    let r = argo_healthy(&fake).await;
+    assert_eq!(
+        r["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/chat:v1"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

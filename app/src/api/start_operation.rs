@@ -17,7 +17,7 @@ pub async fn start_operation(
     let services = crate::services::services()?;
     // Every refusal is about this cluster's form.
     let started = async {
-        use switchyard_domain::operations::{OperationKind, DEFAULT_ROLLING_STEPS};
+        use switchyard_domain::operations::OperationKind;
         let kind: OperationKind = kind.parse()?;
         if kind == OperationKind::Rollback {
             return Err(AppError::new(
@@ -26,9 +26,16 @@ pub async fn start_operation(
             ));
         }
         let full_id = switchyard_domain::FullId::parse(full_id.trim())?;
+        // Blank: none, which a rolling update reads as the default 10,50,100.
         let steps = match super::given(steps) {
-            Some(s) => parse_steps(&s)?,
-            None => DEFAULT_ROLLING_STEPS.to_vec(),
+            Some(s) => {
+                let steps = parse_steps(&s)?;
+                if kind == OperationKind::Rolling {
+                    switchyard_domain::operations::check_rolling_steps(&steps)?;
+                }
+                steps
+            }
+            None => Vec::new(),
         };
         let reason = super::given(reason);
         services

@@ -39,6 +39,33 @@ pub fn serving_words(state: &ClusterState) -> String {
     }
 }
 
+/// What an operation updating the serving slot in place will do (a
+/// `rolling` update on Kubernetes, every operation on an Argo Rollout;
+/// `DriverKind::plans_in_place`), in words; or why it cannot start.
+pub fn confirmation_in_place(
+    cluster: &str,
+    state: &ClusterState,
+    kind: OperationKind,
+    target: &FullId,
+    rolling: &[u8],
+) -> Result<String, String> {
+    let steps = switchyard_domain::operations::plan_in_place(kind, state, target, rolling)
+        .map_err(|e| e.to_string())?;
+    let now = serving_words(state);
+    let slot = steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Roll { slot, .. } => Some(slot.as_str()),
+            _ => None,
+        })
+        .unwrap_or("the serving slot");
+    Ok(format!(
+        "Update {cluster} in place from {now} to {target}: the pods of {slot} are replaced by the \
+         platform's own rolling update (its rollout strategy paces it), watched until complete; \
+         if it fails, it is rolled back to the previous revision and {now} keeps serving."
+    ))
+}
+
 /// What an operation will do, in words, for its confirmation; or why it
 /// cannot start from the cluster's state (the same plan the server makes).
 pub fn confirmation(
@@ -111,7 +138,8 @@ pub fn slot_health(slot: &SlotView, operations: &[Operation]) -> String {
             let about = match &r.step {
                 Step::Load { slot: s, full_id }
                 | Step::WaitReady { slot: s, full_id }
-                | Step::Smoke { slot: s, full_id } => *s == slot.slot && full_id == version,
+                | Step::Smoke { slot: s, full_id }
+                | Step::Roll { slot: s, full_id } => *s == slot.slot && full_id == version,
                 Step::Gate => slot.weight > 0 && r.state != StepState::Pending,
                 Step::Shift { .. } | Step::Release { .. } => false,
             };
@@ -444,6 +472,7 @@ pub fn OperationSteps(op: Operation) -> impl IntoView {
 /// and rolling steps as typed (a rollback goes back to `rollback_to`), or
 /// why it cannot start. The card's dialog and the confirmation page (the
 /// same form posted without JavaScript) both say exactly this.
+#[allow(clippy::too_many_arguments)]
 pub fn operation_words(
     cluster: &str,
     state: &ClusterState,
@@ -451,18 +480,34 @@ pub fn operation_words(
     version: &str,
     steps: &str,
     rollback_to: Option<&FullId>,
+    driver: DriverKind,
+    config: &serde_json::Value,
 ) -> Result<String, String> {
+    let in_place = driver.plans_in_place(kind, config);
     match kind {
         OperationKind::Rollback => {
-            let to = rollback_to.ok_or_else(|| format!("{cluster} has nothing to roll back to yet."))?;
+            let to =
+                rollback_to.ok_or_else(|| format!("{cluster} has nothing to roll back to yet."))?;
+            if in_place {
+                return confirmation_in_place(cluster, state, kind, to, &[]);
+            }
             confirmation(cluster, state, kind, to, &[])
         }
         _ => {
-            let v = FullId::parse(version.trim()).map_err(|_| "Choose a version first.".to_owned())?;
+            let v =
+                FullId::parse(version.trim()).map_err(|_| "Choose a version first.".to_owned())?;
             let rolling = if steps.trim().is_empty() {
-                switchyard_domain::operations::DEFAULT_ROLLING_STEPS.to_vec()
+                Vec::new()
             } else {
                 parse_steps(steps).map_err(crate::error::AppError::into_message)?
+            };
+            if in_place {
+                return confirmation_in_place(cluster, state, kind, &v, &rolling);
+            }
+            let rolling = if rolling.is_empty() {
+                switchyard_domain::operations::DEFAULT_ROLLING_STEPS.to_vec()
+            } else {
+                rolling
             };
             confirmation(cluster, state, kind, &v, &rolling)
         }
@@ -579,7 +624,20 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
         .or(allowed.first())
         .map(ToString::to_string);
     let version = RwSignal::new(first.unwrap_or_default());
-    let steps = RwSignal::new("10, 50, 100".to_owned());
+    // A cluster that updates in place takes no steps (its platform paces it).
+    let in_place = view
+        .cluster
+        .driver
+        .plans_in_place(OperationKind::Rolling, &view.cluster.config);
+    let steps = RwSignal::new(if in_place {
+        String::new()
+    } else {
+        "10, 50, 100".to_owned()
+    });
+    let (driver, config) = (
+        view.cluster.driver,
+        StoredValue::new(view.cluster.config.clone()),
+    );
     let reason = RwSignal::new(String::new());
     // The action waiting for confirmation.
     let asking = RwSignal::new(None::<OperationKind>);
@@ -593,7 +651,20 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     let words = move |kind: OperationKind| -> Result<String, String> {
         let name = cluster_name.get_value();
         let to = rollback_to.get_value();
-        state.with_value(|s| operation_words(&name, s, kind, &version.get(), &steps.get(), to.as_ref()))
+        state.with_value(|s| {
+            config.with_value(|c| {
+                operation_words(
+                    &name,
+                    s,
+                    kind,
+                    &version.get(),
+                    &steps.get(),
+                    to.as_ref(),
+                    driver,
+                    c,
+                )
+            })
+        })
     };
     let confirm = move |_| {
         let Some(kind) = asking.get_untracked() else {
@@ -795,6 +866,53 @@ mod tests {
         )
         .expect("possible");
         assert!(text.contains("steps of 10%, 50%, 100%"), "{text}");
+    }
+
+    #[test]
+    fn an_update_in_place_says_so_and_refuses_steps() {
+        let deployments = serde_json::json!({ "service": "chat" });
+        let text = operation_words(
+            "k8s",
+            &on_blue("chat:v3"),
+            OperationKind::Rolling,
+            "chat:v4",
+            "",
+            None,
+            DriverKind::Kubernetes,
+            &deployments,
+        )
+        .expect("possible");
+        assert!(
+            text.starts_with(
+                "Update k8s in place from chat:v3 (blue, 100%) to chat:v4: the pods of blue"
+            ),
+            "{text}"
+        );
+        let err = operation_words(
+            "k8s",
+            &on_blue("chat:v3"),
+            OperationKind::Rolling,
+            "chat:v4",
+            "10, 100",
+            None,
+            DriverKind::Kubernetes,
+            &deployments,
+        )
+        .expect_err("steps");
+        assert!(err.contains("leave `steps` out"), "{err}");
+        // A blue-green switch there still loads the idle Deployment.
+        let text = operation_words(
+            "k8s",
+            &on_blue("chat:v3"),
+            OperationKind::BlueGreen,
+            "chat:v4",
+            "",
+            None,
+            DriverKind::Kubernetes,
+            &deployments,
+        )
+        .expect("possible");
+        assert!(text.starts_with("Switch k8s"), "{text}");
     }
 
     #[test]

@@ -37,6 +37,17 @@ pub fn example_config(kind: DriverKind) -> &'static str {
     }
 }
 
+/// The `kubernetes` driver's Argo Rollouts mode (one Rollout instead of
+/// Deployments + Service), as docs/clusters.md gives it.
+pub const ARGO_EXAMPLE: &str = r#"{
+  "kubeconfig": "/etc/switchyard/kubeconfig",
+  "namespace": "serving",
+  "model": "chat",
+  "rollout": "chat",
+  "container": "model",
+  "image": "registry.example/chat"
+}"#;
+
 /// What each driver drives, in a line.
 pub fn driver_words(kind: DriverKind) -> &'static str {
     match kind {
@@ -73,6 +84,11 @@ pub fn DriverExamples(chosen: RwSignal<DriverKind>) -> impl IntoView {
                     <pre><code>{example_config(kind)}</code></pre>
                 </details>
             }).collect_view()}
+            <details class="example" data-driver="kubernetes-argo">
+                <summary>"Example: kubernetes with an Argo Rollout"</summary>
+                <p class="hint">"One Argo Rollout (argoproj.io/v1alpha1) instead of Deployments and a Service: its blueGreen or canary strategy moves the traffic. Every field is explained in docs/clusters.md, “kubernetes with Argo Rollouts”."</p>
+                <pre><code>{ARGO_EXAMPLE}</code></pre>
+            </details>
         </div>
     }
 }

@@ -22,7 +22,9 @@ use crate::session::csrf_token;
 /// knows (`blue_green`, `rolling`, `hot_reload`).
 pub fn asked_kind(kind: Option<&str>) -> Result<OperationKind, String> {
     match kind.map(str::trim) {
-        None | Some("") => Err("No operation was chosen: go back and press one of the cluster's buttons.".into()),
+        None | Some("") => {
+            Err("No operation was chosen: go back and press one of the cluster's buttons.".into())
+        }
         Some("rollback") => Ok(OperationKind::Rollback),
         Some(k) => k.parse().map_err(|_| {
             format!("“{k}” is not an operation: blue_green, rolling, hot_reload or rollback.")
@@ -81,6 +83,8 @@ fn Confirm(view: ClusterView) -> impl IntoView {
         &version,
         &steps,
         view.cluster.rollback_to.as_ref(),
+        view.cluster.driver,
+        &view.cluster.config,
     );
     let start = ServerAction::<StartOperation>::new();
     let rollback = ServerAction::<RollBackCluster>::new();
@@ -131,7 +135,8 @@ fn Confirm(view: ClusterView) -> impl IntoView {
             // Nothing to confirm: the plan cannot start, or this user may not
             // operate here. The page answers 422 or 403 with the reason.
             set_page_status(if refused.is_some() { 403 } else { 422 });
-            view! { <p><a class="button secondary" href=back.clone()>"Back to the cluster"</a></p> }.into_any()
+            view! { <p><a class="button secondary" href=back.clone()>"Back to the cluster"</a></p> }
+                .into_any()
         }
     };
     let text = match (&refused, words) {
@@ -145,7 +150,9 @@ fn Confirm(view: ClusterView) -> impl IntoView {
     let navigate = leptos_router::hooks::use_navigate();
     let done = back.clone();
     Effect::new(move |_| {
-        if matches!(start.value().get(), Some(Ok(_))) || matches!(rollback.value().get(), Some(Ok(_))) {
+        if matches!(start.value().get(), Some(Ok(_)))
+            || matches!(rollback.value().get(), Some(Ok(_)))
+        {
             navigate(&done, Default::default());
         }
     });

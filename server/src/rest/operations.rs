@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_domain::analysis::Decision;
 use switchyard_domain::clusters::parse_cluster_name;
-use switchyard_domain::operations::{Operation, OperationKind, DEFAULT_ROLLING_STEPS};
+use switchyard_domain::operations::{Operation, OperationKind};
 use switchyard_domain::{FullId, Timestamp};
 use utoipa::ToSchema;
 
@@ -30,7 +30,7 @@ pub struct StartOperation {
         pattern = "^[a-z0-9][a-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
     )]
     pub full_id: String,
-    /// Rolling only (refused with other kinds): percent of traffic on the new version per step (default 10, 50, 100).
+    /// Rolling only (refused with other kinds): percent of traffic on the new version per step (default 10, 50, 100). A kubernetes cluster updates in place and takes none.
     pub steps: Option<Vec<u8>>,
     /// Why (required: 422 `field "reason" is required` without one).
     #[schema(value_type = String, required = true, min_length = 1, pattern = "\\S")]
@@ -92,7 +92,7 @@ fn accepted(op: &Operation) -> (StatusCode, Json<Value>) {
         (status = 409, description = "Another operation runs on the cluster (named), or the plan is impossible from its state", body = ref("#/components/schemas/Error")),
         (status = 423, description = "A change freeze is in force in the cluster's environment (code `change_freeze`; the message names the window and its end) and no approved emergency override is", body = ref("#/components/schemas/Error")),
         (status = 410, description = "The version is retired", body = ref("#/components/schemas/Error")),
-        (status = 422, description = "The environment's policy forbids the version, the version is of a model the cluster does not serve, no reason was given, steps were sent with another kind than rolling, or the input is malformed", body = ref("#/components/schemas/Error")),
+        (status = 422, description = "The environment's policy forbids the version, the version is of a model the cluster does not serve, no reason was given, steps were sent with another kind than rolling or to a kubernetes cluster (which updates in place: a rolling update there is the Deployment's or Rollout's own), or the input is malformed", body = ref("#/components/schemas/Error")),
     ))]
 pub async fn start(
     State(app): State<AppState>,
@@ -112,7 +112,9 @@ pub async fn start(
         cluster: parse_cluster_name(&name)?,
         kind,
         full_id: Some(FullId::parse(&body.full_id)?),
-        rolling_steps: body.steps.unwrap_or_else(|| DEFAULT_ROLLING_STEPS.to_vec()),
+        // None given: empty, which the plan reads as the default steps (and a
+        // kubernetes cluster, which rolls in place, as none).
+        rolling_steps: body.steps.unwrap_or_default(),
         reason: Some(super::required_reason(body.reason.as_deref())?.to_owned()),
         analysis: analysis_names(body.analysis.unwrap_or_default())?,
         bake_ms: match body.bake_seconds {

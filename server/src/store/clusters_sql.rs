@@ -604,11 +604,27 @@ macro_rules! cluster_sql {
                     })?;
                     analysis.push(cq::template_of(&text)?);
                 }
-                let plan = ops::plan(request.kind, &cluster.state, &target, &request.rolling_steps)?;
                 let pre_switch = request.kind != OperationKind::Rollback && analysis.iter().any(|t| t.pre_switch);
+                // A rolling update on Kubernetes is the platform's own, in place (`Step::Roll`),
+                // and so is every operation on an Argo Rollout.
+                let in_place = cluster.driver.plans_in_place(request.kind, &cluster.config);
+                let plan = if in_place {
+                    if pre_switch {
+                        return Err(DomainError::Invalid(format!(
+                            "an operation on cluster {} updates the serving pods in place, giving {target} traffic \
+                             as its pods start, so a `pre_switch` analysis template has no moment to measure it first",
+                            cluster.name
+                        ))
+                        .into());
+                    }
+                    ops::plan_in_place(request.kind, &cluster.state, &target, &request.rolling_steps)?
+                } else {
+                    ops::plan(request.kind, &cluster.state, &target, &request.rolling_steps)?
+                };
                 let plan = ops::with_pre_switch_gate(&cluster.state, &target, plan, pre_switch);
                 let plan = ops::with_analysis(request.kind, plan, !analysis.is_empty() || request.bake_ms.is_some())?;
-                let plan = ops::with_release(&cluster.state, plan, request.bake_ms.is_some());
+                // In place, the other slot never held what served: nothing to release after the bake.
+                let plan = if in_place { plan } else { ops::with_release(&cluster.state, plan, request.bake_ms.is_some()) };
                 let steps: Vec<StepRecord> = plan.into_iter().map(StepRecord::pending).collect();
                 let id: i64 = sqlx::query_scalar(cq::INSERT_OPERATION)
                     .bind(&cluster.name)

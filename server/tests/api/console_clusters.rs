@@ -2,7 +2,7 @@
 //! "Test connection" button and removing a cluster, through the server
 //! functions the pages call and as plain form posts (no JavaScript).
 
-use app::components::driver_config::example_config;
+use app::components::driver_config::{example_config, ARGO_EXAMPLE};
 use reqwest::header::{ACCEPT, COOKIE, LOCATION, ORIGIN, REFERER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -82,6 +82,10 @@ fn the_console_s_example_configs_are_the_ones_docs_clusters_md_walks_through() {
             kind.as_str()
         );
     }
+    assert!(
+        docs.contains(ARGO_EXAMPLE),
+        "docs/clusters.md does not show the console's Argo Rollouts example:\n{ARGO_EXAMPLE}"
+    );
 }
 
 #[tokio::test]

@@ -25,6 +25,10 @@
 //! old template coming back under the next revision); ReplicaSets are
 //! listed with `labelSelector`. Pods are not served.
 //! JSON patch (RFC 6902) too, which kubectl sends for `patch --type=json`.
+//! Argo Rollouts' `Rollout` (argoproj.io/v1alpha1) is served as the API
+//! server serves a CRD (its group in discovery, its resource list, merge and
+//! JSON patches but 415 for a strategic merge patch, the `status`
+//! subresource), moved by the small controller of rollouts.rs.
 //! Not implemented (415): server-side apply, which the driver does not send.
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,11 +44,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod rollouts;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Deployment,
     Service,
     ReplicaSet,
+    /// Argo Rollouts' `Rollout` (argoproj.io/v1alpha1), a custom resource.
+    Rollout,
 }
 
 impl Kind {
@@ -53,18 +61,21 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::Service => "services",
             Kind::ReplicaSet => "replicasets",
+            Kind::Rollout => "rollouts",
         }
     }
     fn group(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps",
             Kind::Service => "",
+            Kind::Rollout => "argoproj.io",
         }
     }
     fn api_version(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
             Kind::Service => "v1",
+            Kind::Rollout => "argoproj.io/v1alpha1",
         }
     }
     fn kind(self) -> &'static str {
@@ -72,6 +83,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::Service => "Service",
             Kind::ReplicaSet => "ReplicaSet",
+            Kind::Rollout => "Rollout",
         }
     }
     /// `deployments.apps`, as the API's messages name a resource.
@@ -454,6 +466,15 @@ fn create(
             obj["metadata"]["generation"] = json!(1);
             obj["status"] = json!({ "replicas": 0 });
         }
+        Kind::Rollout => {
+            obj["metadata"]["generation"] = json!(1);
+            if obj["spec"]["replicas"].is_null() {
+                obj["spec"]["replicas"] = json!(1);
+            }
+            obj["status"] = json!({});
+            st.changed_at
+                .insert((ns.to_owned(), name.clone()), Instant::now());
+        }
     }
     Ok(shared.commit(st, kind, ns, &name, obj, "ADDED"))
 }
@@ -468,7 +489,7 @@ fn after_write(
     obj: &mut Value,
     spec_before: &Value,
 ) {
-    if kind == Kind::Deployment && obj["spec"] != *spec_before {
+    if matches!(kind, Kind::Deployment | Kind::Rollout) && obj["spec"] != *spec_before {
         let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
         obj["metadata"]["generation"] = json!(g + 1);
         st.changed_at
@@ -634,8 +655,12 @@ async fn handle(
                 json!({ "name": name, "versions": [{ "groupVersion": gv, "version": "v1" }],
                         "preferredVersion": { "groupVersion": gv, "version": "v1" } })
             };
+            // A CRD's group is served like any other (Argo Rollouts installed).
+            let argo = json!({ "name": "argoproj.io",
+                "versions": [{ "groupVersion": "argoproj.io/v1alpha1", "version": "v1alpha1" }],
+                "preferredVersion": { "groupVersion": "argoproj.io/v1alpha1", "version": "v1alpha1" } });
             discovery(json!({ "kind": "APIGroupList", "apiVersion": "v1",
-                "groups": [group("apps"), group("authorization.k8s.io")] }))
+                "groups": [group("apps"), group("authorization.k8s.io"), argo] }))
         }
         ["api", "v1"] => discovery(resource_list(
             "v1",
@@ -657,6 +682,32 @@ async fn handle(
                     "verbs": ["create","delete","get","list","patch","update","watch"], "shortNames": ["rs"], "categories": ["all"] }),
             ],
         )),
+        // The resource list the API server serves for the Rollout CRD.
+        ["apis", "argoproj.io", "v1alpha1"] => discovery(resource_list(
+            "argoproj.io/v1alpha1",
+            &[
+                json!({ "name": "rollouts", "singularName": "rollout", "namespaced": true, "kind": "Rollout",
+                    "verbs": ["delete","deletecollection","get","list","patch","create","update","watch"],
+                    "shortNames": ["ro"], "categories": ["all"] }),
+                json!({ "name": "rollouts/status", "singularName": "", "namespaced": true, "kind": "Rollout", "verbs": ["get","patch","update"] }),
+                json!({ "name": "rollouts/scale", "singularName": "", "namespaced": true, "group": "autoscaling",
+                    "version": "v1", "kind": "Scale", "verbs": ["get","patch","update"] }),
+            ],
+        )),
+        ["apis", "argoproj.io", "v1alpha1", "namespaces", ns, "rollouts", rest @ ..] => {
+            resource(
+                &shared,
+                Kind::Rollout,
+                ns,
+                rest,
+                &method,
+                &q,
+                &content_type,
+                body_json,
+                table,
+            )
+            .await
+        }
         ["apis", "authorization.k8s.io", "v1"] => discovery(resource_list(
             "authorization.k8s.io/v1",
             &[
@@ -806,6 +857,23 @@ async fn resource(
         );
         return json_response(c, &s);
     }
+    if kind == Kind::Rollout
+        && method == Method::PATCH
+        && content_type.starts_with("application/strategic-merge-patch+json")
+    {
+        // Custom resources have no patch strategies (no Go struct tags).
+        return json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &status_obj(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: \
+                 application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                    .into(),
+                json!({}),
+            ),
+        );
+    }
     let result = match (method.as_str(), rest) {
         ("GET", []) if watching => return watch_stream(shared.clone(), kind, ns.to_owned(), q),
         ("GET", []) => Ok((StatusCode::OK, list(&shared.lock(), kind, ns, q))),
@@ -939,6 +1007,28 @@ fn as_table(kind: Kind, v: &Value) -> Value {
                     json!(o["spec"]["replicas"].as_i64().unwrap_or(0)),
                     json!(n("replicas")),
                     json!(n("readyReplicas")),
+                    json!("<unknown>"),
+                ]
+            },
+        ),
+        Kind::Rollout => (
+            // The CRD's additionalPrinterColumns.
+            vec![
+                col("Name", "string"),
+                col("Desired", "integer"),
+                col("Current", "integer"),
+                col("Up-to-date", "integer"),
+                col("Available", "integer"),
+                col("Age", "string"),
+            ],
+            |o| {
+                let n = |f: &str| o["status"][f].as_i64().unwrap_or(0);
+                vec![
+                    o["metadata"]["name"].clone(),
+                    json!(o["spec"]["replicas"].as_i64().unwrap_or(1)),
+                    json!(n("replicas")),
+                    json!(n("updatedReplicas")),
+                    json!(n("availableReplicas")),
                     json!("<unknown>"),
                 ]
             },
@@ -1310,6 +1400,7 @@ fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(labels) = t["metadata"]["labels"].as_object_mut() {
         labels.remove(HASH_LABEL);
+        labels.remove(rollouts::HASH_LABEL);
     }
     zero_values_dropped(&t)
 }
@@ -1334,9 +1425,26 @@ fn zero_values_dropped(v: &Value) -> Value {
     }
 }
 
+/// The revision annotation of an owner kind's ReplicaSets.
+fn revision_key(owner: Kind) -> &'static str {
+    match owner {
+        Kind::Rollout => rollouts::REVISION,
+        _ => REVISION,
+    }
+}
+
+/// The label that tells an owner kind's ReplicaSets apart.
+fn hash_label(owner: Kind) -> &'static str {
+    match owner {
+        Kind::Rollout => rollouts::HASH_LABEL,
+        _ => HASH_LABEL,
+    }
+}
+
 fn revision_of(rs: &Value) -> i64 {
-    rs["metadata"]["annotations"][REVISION]
-        .as_str()
+    [REVISION, rollouts::REVISION]
+        .iter()
+        .find_map(|k| rs["metadata"]["annotations"][*k].as_str())
         .and_then(|r| r.parse().ok())
         .unwrap_or(0)
 }
@@ -1349,9 +1457,16 @@ fn revision_of(rs: &Value) -> i64 {
 /// under the next revision, the old number kept in `revision-history`. The
 /// Deployment carries its new ReplicaSet's revision. Old ReplicaSets are
 /// scaled to 0. Returns the Deployment as stored and its new ReplicaSet's name.
-fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) -> (Value, String) {
+fn sync_replica_sets(
+    shared: &Shared,
+    st: &mut State,
+    ns: &str,
+    mut d: Value,
+    owner: Kind,
+) -> (Value, String) {
     let name = d["metadata"]["name"].as_str().unwrap_or("").to_owned();
     let uid = d["metadata"]["uid"].clone();
+    let (rev_key, hash_key) = (revision_key(owner), hash_label(owner));
     let template = without_hash(&d["spec"]["template"]);
     let owned: Vec<Value> = st
         .objects
@@ -1378,7 +1493,7 @@ fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) ->
                         .map(|h| h.split(',').map(str::to_owned).collect())
                         .unwrap_or_default();
                     history.push(rev.to_string());
-                    rs["metadata"]["annotations"][REVISION] = json!((max + 1).to_string());
+                    rs["metadata"]["annotations"][rev_key] = json!((max + 1).to_string());
                     rs["metadata"]["annotations"][REVISION_HISTORY] = json!(history.join(","));
                 }
                 rs["spec"]["replicas"] = desired.clone();
@@ -1395,10 +1510,10 @@ fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) ->
             let hash = format!("{:010x}", h.finish() & 0xff_ffff_ffff);
             let rs_name = format!("{name}-{hash}");
             let mut t = template.clone();
-            t["metadata"]["labels"][HASH_LABEL] = json!(hash);
+            t["metadata"]["labels"][hash_key] = json!(hash);
             let mut selector = d["spec"]["selector"].clone();
-            selector["matchLabels"][HASH_LABEL] = json!(hash);
-            let mut annotations = json!({ REVISION: (max + 1).to_string() });
+            selector["matchLabels"][hash_key] = json!(hash);
+            let mut annotations = json!({ rev_key: (max + 1).to_string() });
             if let Some(cause) = d["metadata"]["annotations"]["kubernetes.io/change-cause"].as_str()
             {
                 annotations["kubernetes.io/change-cause"] = json!(cause);
@@ -1412,7 +1527,7 @@ fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) ->
                     "creationTimestamp": now_rfc3339(), "generation": 1,
                     "labels": t["metadata"]["labels"].clone(),
                     "annotations": annotations,
-                    "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                    "ownerReferences": [{ "apiVersion": owner.api_version(), "kind": owner.kind(), "name": name,
                         "uid": uid, "controller": true, "blockOwnerDeletion": true }]
                 },
                 "spec": { "replicas": desired, "selector": selector, "template": t },
@@ -1430,9 +1545,9 @@ fn sync_replica_sets(shared: &Shared, st: &mut State, ns: &str, mut d: Value) ->
         }
     }
     let revision = json!(revision_of(&new_rs).to_string());
-    if d["metadata"]["annotations"][REVISION] != revision {
-        d["metadata"]["annotations"][REVISION] = revision;
-        d = shared.commit(st, Kind::Deployment, ns, &name, d, "MODIFIED");
+    if d["metadata"]["annotations"][rev_key] != revision {
+        d["metadata"]["annotations"][rev_key] = revision;
+        d = shared.commit(st, owner, ns, &name, d, "MODIFIED");
     }
     (d, new_name)
 }
@@ -1457,7 +1572,7 @@ async fn controller(shared: Arc<Shared>) {
             else {
                 continue;
             };
-            let (obj, rs) = sync_replica_sets(&shared, &mut st, &ns, obj);
+            let (obj, rs) = sync_replica_sets(&shared, &mut st, &ns, obj, Kind::Deployment);
             let since = st
                 .changed_at
                 .get(&(ns.clone(), name.clone()))
@@ -1473,6 +1588,15 @@ async fn controller(shared: Arc<Shared>) {
                 new["status"] = status;
                 shared.commit(&mut st, Kind::Deployment, &ns, &name, new, "MODIFIED");
             }
+        }
+        let rollouts: Vec<(String, String)> = st
+            .objects
+            .keys()
+            .filter(|(k, _, _)| *k == Kind::Rollout)
+            .map(|(_, ns, name)| (ns.clone(), name.clone()))
+            .collect();
+        for (ns, name) in rollouts {
+            rollouts::reconcile(&shared, &mut st, &ns, &name);
         }
     }
 }

@@ -37,7 +37,101 @@ contract_tests!(
     the_audit_log_filters_by_cluster,
     a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held,
     a_cluster_that_never_ran_an_operation_is_removed_from_serving_at_and_one_running_one_is_kept,
+    an_operation_on_a_cluster_that_updates_in_place_is_one_roll_of_the_serving_slot,
 );
+
+/// Kubernetes clusters update in place (`DriverKind::plans_in_place`): a
+/// rolling update of Deployments + Service, every operation on an Argo
+/// Rollout, planned as one `roll` of the serving slot; what such a plan
+/// cannot take is refused before anything is recorded. (Planned only: no
+/// runner runs here, the kubernetes tests run them against the fake API.)
+async fn an_operation_on_a_cluster_that_updates_in_place_is_one_roll_of_the_serving_slot(
+    db: Arc<TestDb>,
+) {
+    use switchyard_domain::operations::Step;
+    register(&db, "chat:1", super::at(0)).await;
+    for (name, config) in [
+        ("k8s-1", json!({ "service": "chat" })),
+        ("argo-1", json!({ "rollout": "chat" })),
+    ] {
+        let new = NewCluster {
+            name: name.into(),
+            environment: "development".into(),
+            driver: DriverKind::Kubernetes,
+            config,
+        };
+        db.store
+            .create_cluster(new, "admin", Timestamp::now())
+            .await
+            .expect("cluster created");
+    }
+    let events = all_events(&db).await.len();
+    let mut r = request("argo-1", OperationKind::Rolling, Some("chat:1"));
+    let e = domain(
+        db.store
+            .start_operation(r.clone(), "alice", Timestamp::now())
+            .await,
+    );
+    assert!(
+        matches!(&e, DomainError::Invalid(m) if m.contains("leave `steps` out")),
+        "{e:?}"
+    );
+    r.kind = OperationKind::HotReload;
+    r.rolling_steps = Vec::new();
+    let e = domain(
+        db.store
+            .start_operation(r.clone(), "alice", Timestamp::now())
+            .await,
+    );
+    assert!(
+        matches!(&e, DomainError::Invalid(m) if m.contains("use blue_green")),
+        "{e:?}"
+    );
+    // Deployments + Service: a rolling update needs something serving in place.
+    let mut k = request("k8s-1", OperationKind::Rolling, Some("chat:1"));
+    k.rolling_steps = Vec::new();
+    let e = domain(
+        db.store
+            .start_operation(k.clone(), "alice", Timestamp::now())
+            .await,
+    );
+    assert!(
+        matches!(&e, DomainError::Conflict(m) if m.contains("blue_green first")),
+        "{e:?}"
+    );
+    assert_eq!(all_events(&db).await.len(), events, "nothing recorded");
+    // An Argo Rollout's first deploy: one roll of slot blue, then the bake's gate, no release.
+    r.kind = OperationKind::BlueGreen;
+    r.bake_ms = Some(1000);
+    let op = db
+        .store
+        .start_operation(r, "alice", Timestamp::now())
+        .await
+        .expect("started");
+    let steps: Vec<Step> = op.steps.iter().map(|s| s.step.clone()).collect();
+    assert_eq!(
+        steps,
+        [
+            Step::Roll {
+                slot: SlotName::Blue,
+                full_id: id("chat:1")
+            },
+            Step::Gate
+        ]
+    );
+    // A blue-green switch of Deployments + Service loads the idle slot as before.
+    k.kind = OperationKind::BlueGreen;
+    let op = db
+        .store
+        .start_operation(k, "alice", Timestamp::now())
+        .await
+        .expect("started");
+    assert!(
+        matches!(op.steps[0].step, Step::Load { .. }),
+        "{:?}",
+        op.steps
+    );
+}
 
 async fn a_cluster_that_never_ran_an_operation_is_removed_from_serving_at_and_one_running_one_is_kept(
     db: Arc<TestDb>,

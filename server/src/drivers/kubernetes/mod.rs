@@ -24,8 +24,11 @@
 //! into that slot sets that count back in the same patch as the version (and
 //! drops the annotation), then waits for the rollout as any load does.
 //!
-//! Traffic moves all at once: a Service selector has no weights, so rolling
-//! steps (split weights) are refused before anything moves.
+//! Traffic moves all at once: a Service selector has no weights, so split
+//! weights are refused before anything moves. A `rolling` operation is
+//! instead the rolling update of the serving Deployment in place, as
+//! `kubectl set image` + `kubectl rollout status` + (on failure) `kubectl
+//! rollout undo` do it (`Driver::roll`, in rolling.rs).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,6 +50,32 @@ use switchyard_domain::{DomainError, FullId};
 use tokio::sync::OnceCell;
 
 use super::{Check, Driver, DriverError, DriverResult, Observed, SlotHealth};
+
+mod rolling;
+pub mod rollout;
+
+/// Checks a `kubernetes` cluster's config: an Argo Rollout (`rollout`) or
+/// Deployments + Service; answers its health gate.
+pub fn validate(config: &serde_json::Value) -> Result<GatePolicy, DomainError> {
+    if config.get("rollout").is_some() {
+        Ok(rollout::ArgoConfig::parse(config)?.health_gate)
+    } else {
+        Ok(KubernetesConfig::parse(config)?.health_gate)
+    }
+}
+
+/// The driver of a `kubernetes` cluster for its mode.
+pub fn build(config: &serde_json::Value) -> Result<std::sync::Arc<dyn Driver>, DomainError> {
+    if config.get("rollout").is_some() {
+        Ok(std::sync::Arc::new(rollout::ArgoRollout::new(
+            rollout::ArgoConfig::parse(config)?,
+        )))
+    } else {
+        Ok(std::sync::Arc::new(Kubernetes::new(
+            KubernetesConfig::parse(config)?,
+        )))
+    }
+}
 
 /// The field manager of every write (`metadata.managedFields` shows it).
 pub const FIELD_MANAGER: &str = "switchyard";
@@ -381,6 +410,47 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+/// A client from a kubeconfig (or `KUBECONFIG`, `~/.kube/config`, the pod's
+/// service account), with timeouts so a hanging call cannot hold a step.
+async fn connect(kubeconfig: Option<&PathBuf>, context: Option<&String>) -> DriverResult<Client> {
+    let options = KubeConfigOptions {
+        context: context.cloned(),
+        ..Default::default()
+    };
+    let mut config = match kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path).map_err(|e| {
+                DriverError::new(format!(
+                    "cannot read the kubeconfig {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| {
+                    DriverError::new(format!(
+                        "the kubeconfig {} is not usable: {e}",
+                        path.display()
+                    ))
+                })?
+        }
+        None if context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| DriverError::new(format!("the default kubeconfig is not usable: {e}")))?,
+        None => Config::infer().await.map_err(|e| {
+            DriverError::new(format!(
+                "no Kubernetes credentials: no kubeconfig and not running in a cluster ({e}); \
+                             set `kubeconfig` in the cluster's config"
+            ))
+        })?,
+    };
+    // A call that hangs must not hold an operation step forever.
+    config.connect_timeout = Some(Duration::from_secs(5));
+    config.read_timeout = Some(Duration::from_secs(15));
+    Client::try_from(config)
+        .map_err(|e| DriverError::new(format!("cannot build the Kubernetes client: {e}")))
+}
+
 pub struct Kubernetes {
     config: KubernetesConfig,
     client: OnceCell<Client>,
@@ -409,46 +479,11 @@ impl Kubernetes {
     async fn client(&self) -> DriverResult<Client> {
         let c = self
             .client
-            .get_or_try_init(|| async {
-                let options = KubeConfigOptions {
-                    context: self.config.context.clone(),
-                    ..Default::default()
-                };
-                let mut config = match &self.config.kubeconfig {
-                    Some(path) => {
-                        let file = Kubeconfig::read_from(path).map_err(|e| {
-                            DriverError::new(format!(
-                                "cannot read the kubeconfig {}: {e}",
-                                path.display()
-                            ))
-                        })?;
-                        Config::from_custom_kubeconfig(file, &options)
-                            .await
-                            .map_err(|e| {
-                                DriverError::new(format!(
-                                    "the kubeconfig {} is not usable: {e}",
-                                    path.display()
-                                ))
-                            })?
-                    }
-                    None if self.config.context.is_some() => Config::from_kubeconfig(&options)
-                        .await
-                        .map_err(|e| {
-                            DriverError::new(format!("the default kubeconfig is not usable: {e}"))
-                        })?,
-                    None => Config::infer().await.map_err(|e| {
-                        DriverError::new(format!(
-                            "no Kubernetes credentials: no kubeconfig and not running in a cluster ({e}); \
-                             set `kubeconfig` in the cluster's config"
-                        ))
-                    })?,
-                };
-                // A call that hangs must not hold an operation step forever.
-                config.connect_timeout = Some(Duration::from_secs(5));
-                config.read_timeout = Some(Duration::from_secs(15));
-                Client::try_from(config).map_err(|e| {
-                    DriverError::new(format!("cannot build the Kubernetes client: {e}"))
-                })
+            .get_or_try_init(|| {
+                connect(
+                    self.config.kubeconfig.as_ref(),
+                    self.config.context.as_ref(),
+                )
             })
             .await?;
         Ok(c.clone())
@@ -698,6 +733,18 @@ impl Kubernetes {
     /// The slot's Deployment holds `full_id` and its rollout is complete.
     async fn rolled_out(&self, slot: SlotName, full_id: &FullId) -> DriverResult<Rollout> {
         let d = self.get_deployment(slot).await?;
+        self.rolled_out_of(slot, &d, full_id)
+    }
+
+    /// `rolled_out` of a Deployment already read: an error when its pod
+    /// template holds another version than `full_id` (what runs is not what
+    /// Switchyard set).
+    fn rolled_out_of(
+        &self,
+        slot: SlotName,
+        d: &Deployment,
+        full_id: &FullId,
+    ) -> DriverResult<Rollout> {
         let name = self.config.deployment(slot);
         let held = template_version(&d);
         if held != Some(full_id.to_string().as_str()) {
@@ -906,11 +953,16 @@ impl Driver for Kubernetes {
         }
     }
 
+    async fn roll(&self, slot: SlotName, full_id: &FullId, timeout: Duration) -> DriverResult<()> {
+        self.roll_in_place(slot, full_id, timeout).await
+    }
+
     async fn shift(&self, weights: Weights) -> DriverResult<()> {
         let Some(slot) = weights.sole() else {
             return Err(DriverError::new(
                 "a Kubernetes Service selector sends all traffic to one slot; split weights \
-                 (rolling steps) are not possible with the kubernetes driver: use blue_green",
+                 are not possible with the kubernetes driver (a `rolling` operation updates the \
+                 serving Deployment in place instead)",
             ));
         };
         let name = &self.config.service;
