@@ -75,6 +75,53 @@ pub fn show_after_form_post(path: &str) {
     }
 }
 
+/// After a plain form post (a browser without JavaScript) that was refused:
+/// back to `page` with what was typed (`fields`, as a query string the page
+/// fills its form from) and the refusal (`__path`/`__err`, as `leptos_axum`
+/// encodes it for the page's `ServerAction`), instead of the bare page the
+/// form came from. A field longer than `KEPT_FIELD_MAX` is left out (the
+/// address would be too long), with `dropped=FIELD` saying so.
+#[cfg(feature = "ssr")]
+pub fn back_to_form_after_refusal<S>(
+    page: &str,
+    fields: &[(&str, &str)],
+    error: &crate::error::AppError,
+) where
+    S: server_fn::ServerFn<Error = crate::error::AppError>,
+{
+    let plain_post = leptos::prelude::use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    });
+    if !plain_post {
+        return;
+    }
+    let mut pairs = Vec::new();
+    for (name, value) in fields {
+        if value.len() > KEPT_FIELD_MAX {
+            pairs.push(format!("dropped={}", crate::data::encode(name)));
+        } else {
+            pairs.push(format!("{name}={}", crate::data::encode(value)));
+        }
+    }
+    let base = format!("http://console.invalid{page}?{}", pairs.join("&"));
+    let Ok(url) = server_fn::error::ServerFnUrlError::new(S::PATH, error.clone()).to_url(&base)
+    else {
+        return;
+    };
+    let back = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+    // Only ASCII (percent-encoded) here, so the header value is always valid.
+    if back.is_ascii() {
+        leptos_axum::redirect(&back);
+    }
+}
+
+/// The longest typed value a refused plain form post is sent back with.
+pub const KEPT_FIELD_MAX: usize = 8 * 1024;
+
 /// A query value as given, or none when it is blank (`?model=`).
 pub fn given(v: Option<String>) -> Option<String> {
     v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())

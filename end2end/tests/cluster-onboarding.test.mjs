@@ -97,10 +97,14 @@ test('without JavaScript an admin adds a cluster, its test page follows, and the
   await page.locator('section.new-cluster .error').waitFor();
   assert.match(await page.locator('section.new-cluster .error').textContent(), /unknown field `colour`/);
 
-  await page.locator('section.new-cluster').getByLabel('Name', { exact: true }).fill('plain-1');
-  await page.locator('section.new-cluster').locator('select[name="environment"]').selectOption('development');
-  await page.locator('section.new-cluster').locator('select[name="driver"]').selectOption('simulated');
-  await page.locator('section.new-cluster').getByRole('button', { name: 'Add cluster' }).click();
+  // The refused form comes back with what was typed: only the config needs fixing.
+  const back = page.locator('section.new-cluster');
+  assert.equal(await back.getByLabel('Name', { exact: true }).inputValue(), 'plain-1');
+  assert.equal(await back.locator('select[name="environment"]').inputValue(), 'development');
+  assert.equal(await back.locator('select[name="driver"]').inputValue(), 'simulated');
+  assert.equal(await back.getByLabel(/Driver config/).inputValue(), '{ "colour": "blue" }');
+  await back.getByLabel(/Driver config/).fill('{}');
+  await back.getByRole('button', { name: 'Add cluster' }).click();
   await page.waitForURL(`${server.base}/clusters/plain-1/test?added=1`);
   await page.getByText('Cluster plain-1 added.').waitFor();
   await page.getByText(/plain-1: all \d+ checks passed/).waitFor();

@@ -43,6 +43,18 @@ pub trait Driver: Send + Sync + 'static {
     /// Makes `slot` hold exactly `full_id`. Only called for a slot without traffic.
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()>;
 
+    /// `load`, given the version's registered `artifact_uri`: a driver whose
+    /// model servers read versions from their artifact themselves uses it.
+    async fn load_from(
+        &self,
+        slot: SlotName,
+        full_id: &FullId,
+        artifact_uri: Option<&str>,
+    ) -> DriverResult<()> {
+        let _ = artifact_uri;
+        self.load(slot, full_id).await
+    }
+
     /// Waits until `full_id` in `slot` answers ready and the router sees the slot up.
     async fn wait_ready(
         &self,

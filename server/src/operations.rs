@@ -226,7 +226,25 @@ async fn drive(
                 .await?
                 .map(|c| c.state)
                 .unwrap_or_default();
-            op = match execute(driver.as_ref(), &step, &state, &op.full_id, settings).await {
+            // A load hands the driver the version's artifact_uri: model
+            // servers that read versions themselves are told where from.
+            let artifact_uri = match &step {
+                Step::Load { full_id, .. } => store
+                    .get_version(full_id)
+                    .await?
+                    .and_then(|v| v.artifact_uri),
+                _ => None,
+            };
+            op = match execute_loading(
+                driver.as_ref(),
+                &step,
+                &state,
+                &op.full_id,
+                settings,
+                artifact_uri.as_deref(),
+            )
+            .await
+            {
                 Ok(note) if step == Step::Gate && !op.analysis.is_empty() => {
                     let (measured, end) = analyse(&store, owner, op, index, &state).await?;
                     op = measured;
@@ -347,7 +365,19 @@ pub async fn execute(
     target: &FullId,
     settings: &RunnerSettings,
 ) -> Result<Option<String>, String> {
-    let outcome = execute_step(driver, step, state, target, settings).await;
+    execute_loading(driver, step, state, target, settings, None).await
+}
+
+/// [`execute`], with the `artifact_uri` of the version a load step loads.
+pub async fn execute_loading(
+    driver: &dyn Driver,
+    step: &Step,
+    state: &switchyard_domain::clusters::ClusterState,
+    target: &FullId,
+    settings: &RunnerSettings,
+    artifact_uri: Option<&str>,
+) -> Result<Option<String>, String> {
+    let outcome = execute_step(driver, step, state, target, settings, artifact_uri).await;
     // What the driver wrote to the cluster goes into the step's record, done or failed.
     let writes = driver.take_writes();
     if writes.is_empty() {
@@ -367,9 +397,10 @@ async fn execute_step(
     state: &switchyard_domain::clusters::ClusterState,
     target: &FullId,
     settings: &RunnerSettings,
+    artifact_uri: Option<&str>,
 ) -> Result<Option<String>, String> {
     let r = match step {
-        Step::Load { slot, full_id } => driver.load(*slot, full_id).await,
+        Step::Load { slot, full_id } => driver.load_from(*slot, full_id, artifact_uri).await,
         Step::WaitReady { slot, full_id } => {
             driver
                 .wait_ready(*slot, full_id, settings.ready_timeout)

@@ -111,17 +111,31 @@ fn write_version(artifacts: &Path, v: u32, mode: Option<&str>) {
         .expect("model-settings.json");
 }
 
-async fn start_mlserver(bin: &Path, dir: &Path, port: u16) -> Child {
+/// Starts MLServer on `port` with `dir` as its repository; with `loader`,
+/// as docs/clusters.md says for `deploy: "artifact_uri"`: Switchyard's loader
+/// (`contrib/mlserver/switchyard_loader.py`) is its model repository,
+/// listening on that port.
+async fn start_mlserver(bin: &Path, dir: &Path, port: u16, loader: Option<u16>) -> Child {
     std::fs::create_dir_all(dir.join("metrics")).expect("dir");
     std::fs::create_dir_all(dir.join("envs")).expect("dir");
-    let settings = json!({
+    let mut settings = json!({
         "host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port(),
         "metrics_dir": dir.join("metrics"), "environments_dir": dir.join("envs"),
         "load_models_at_startup": false, "parallel_workers": 0,
     });
+    let mut command = Command::new(bin);
+    if let Some(loader) = loader {
+        settings["model_repository_implementation"] = json!("switchyard_loader.ArtifactRepository");
+        settings["model_repository_implementation_args"] =
+            json!({ "listen": format!("127.0.0.1:{loader}") });
+        command.env(
+            "PYTHONPATH",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/mlserver"),
+        );
+    }
     std::fs::write(dir.join("settings.json"), settings.to_string()).expect("settings.json");
     let log = std::fs::File::create(dir.join("mlserver.log")).expect("log");
-    let child = Command::new(bin)
+    let child = command
         .arg("start")
         .arg(dir)
         .current_dir(dir)
@@ -363,8 +377,8 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
     });
     let (blue_dir, green_dir) = (dir.join("blue"), dir.join("green"));
     let (_blue, _green) = tokio::join!(
-        start_mlserver(&mlserver, &blue_dir, blue_port),
-        start_mlserver(&mlserver, &green_dir, green_port)
+        start_mlserver(&mlserver, &blue_dir, blue_port, None),
+        start_mlserver(&mlserver, &green_dir, green_port, None)
     );
     let mut direct = OipHaproxyConfig::parse(&config).expect("a valid driver config");
     direct.haproxy.socket = dir.join("haproxy.sock").display().to_string();
@@ -974,20 +988,48 @@ struct Peers {
 }
 
 impl Peers {
+    /// Model servers whose repository folders Switchyard copies versions
+    /// into (`deploy: "copy"`), from `dir/artifacts`.
     async fn start(mlserver: &Path, haproxy: &Path, dir: &Path) -> Peers {
-        let artifacts = dir.join("artifacts");
+        Peers::start_deploying(mlserver, haproxy, dir, false).await
+    }
+
+    /// With `from_artifact_uri`, the model servers read each version from its
+    /// `artifact_uri` through Switchyard's loader (`deploy: "artifact_uri"`):
+    /// the config has no `artifacts` and no repository folders.
+    async fn start_deploying(
+        mlserver: &Path,
+        haproxy: &Path,
+        dir: &Path,
+        from_artifact_uri: bool,
+    ) -> Peers {
         let (blue_port, green_port, front_port) = (free_port(), free_port(), free_port());
-        let config = json!({
+        let (blue_loader, green_loader) = if from_artifact_uri {
+            (Some(free_port()), Some(free_port()))
+        } else {
+            (None, None)
+        };
+        let slot = |port: u16, loader: Option<u16>, name: &str| match loader {
+            Some(l) => {
+                json!({ "url": format!("http://127.0.0.1:{port}"), "deploy": "artifact_uri", "loader": format!("http://127.0.0.1:{l}") })
+            }
+            None => {
+                json!({ "url": format!("http://127.0.0.1:{port}"), "repository": dir.join(name) })
+            }
+        };
+        let mut config = json!({
             "model": MODEL,
-            "blue": { "url": format!("http://127.0.0.1:{blue_port}"), "repository": dir.join("blue") },
-            "green": { "url": format!("http://127.0.0.1:{green_port}"), "repository": dir.join("green") },
-            "artifacts": artifacts,
+            "blue": slot(blue_port, blue_loader, "blue"),
+            "green": slot(green_port, green_loader, "green"),
             "haproxy": { "socket": dir.join("relay.sock"), "route_map": dir.join("route.map"), "weights_file": dir.join("weights") },
         });
+        if !from_artifact_uri {
+            config["artifacts"] = json!(dir.join("artifacts"));
+        }
         let (blue_dir, green_dir) = (dir.join("blue"), dir.join("green"));
         let (blue, green) = tokio::join!(
-            start_mlserver(mlserver, &blue_dir, blue_port),
-            start_mlserver(mlserver, &green_dir, green_port)
+            start_mlserver(mlserver, &blue_dir, blue_port, blue_loader),
+            start_mlserver(mlserver, &green_dir, green_port, green_loader)
         );
         let mut direct = OipHaproxyConfig::parse(&config).expect("a valid driver config");
         direct.haproxy.socket = dir.join("haproxy.sock").display().to_string();
@@ -1410,8 +1452,8 @@ async fn a_cluster_connected_from_the_generated_haproxy_config_over_tcp_passes_c
     let (blue_port, green_port) = (free_port(), free_port());
     let (blue_dir, green_dir) = (dir.join("blue"), dir.join("green"));
     let (_blue, _green) = tokio::join!(
-        start_mlserver(&mlserver, &blue_dir, blue_port),
-        start_mlserver(&mlserver, &green_dir, green_port)
+        start_mlserver(&mlserver, &blue_dir, blue_port, None),
+        start_mlserver(&mlserver, &green_dir, green_port, None)
     );
     // Picked once the model servers hold theirs (free_port's ports are only free until taken).
     let (front_port, admin_port) = (free_port(), free_port());
@@ -2073,5 +2115,279 @@ async fn a_pre_switch_gate_measures_the_idle_slot_and_the_old_version_is_unloade
     assert_eq!(gates["operation_id"], id, "{gates}");
     assert_eq!(gates["measurements"].as_array().map(Vec::len), Some(6), "pre-switch and after: {gates}");
     drop(prometheus);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Model servers on "other hosts" (`deploy: "artifact_uri"`): each MLServer
+/// runs Switchyard's loader (`contrib/mlserver/switchyard_loader.py`) as its
+/// model repository and reads each version from the version's registered
+/// `artifact_uri`, a folder outside both servers' repository folders
+/// (`file://` and a plain path); Switchyard writes nothing into their
+/// folders. `cluster test` checks the loaders; blue-green switches and a
+/// rollback move real traffic through HAProxy without a failed request; a
+/// version whose `artifact_uri` is missing, names no folder on the model
+/// server's host, has a scheme the loader does not read, or points at
+/// another version's folder fails its load with the reason, and changes
+/// neither the routing nor the idle slot's loaded version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back_and_refuse_a_wrong_uri_leaving_routing_alone(
+) {
+    let Some((mlserver, haproxy)) = peers() else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "MLServer or HAProxy missing: run scripts/peers.sh"
+        );
+        eprintln!("SKIPPED: MLServer or HAProxy missing (scripts/peers.sh installs them)");
+        return;
+    };
+    switchyard::telemetry::init_for_test();
+    let dir = std::env::temp_dir().join(format!("sy-artifact-uri-{:08x}", rand::random::<u32>()));
+    // The artifact store: not the model servers' folders, not Switchyard's config.
+    let store_dir = dir.join("artifact-store");
+    for v in 1..=3 {
+        write_version(&store_dir, v, None);
+    }
+    let folder = |v: u32| store_dir.join(MODEL).join(v.to_string());
+    let peers = Peers::start_deploying(&mlserver, &haproxy, &dir, true).await;
+    assert!(
+        peers.config.get("artifacts").is_none() && peers.config["blue"].get("repository").is_none(),
+        "{}",
+        peers.config
+    );
+
+    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
+    let app = Application::build(Config {
+        database_url: database_url.clone(),
+        addr: "127.0.0.1:0".parse().expect("address"),
+        log_json: false,
+        deprecation_days: 30,
+        metrics_token: None,
+        webhook_allow_private: true,
+        secrets_key: None,
+    })
+    .await
+    .expect("the server starts");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let store = switchyard::store::connect(&database_url, Default::default())
+        .await
+        .expect("store");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: admin_client(&store).await,
+    };
+    let settings = RunnerSettings {
+        lease: Duration::from_secs(1),
+        poll: Duration::from_millis(20),
+        ready_timeout: Duration::from_secs(20),
+    };
+    let runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings);
+
+    let file_uri = |v: u32| format!("file://{}", folder(v).display());
+    let versions: [(&str, Option<String>); 8] = [
+        ("1", Some(file_uri(1))),
+        // A plain absolute path works as well as file://.
+        ("2", Some(folder(2).display().to_string())),
+        ("3", Some(file_uri(3))),
+        (
+            "4",
+            Some(format!(
+                "file://{}",
+                dir.join("no-such-store/echo/4").display()
+            )),
+        ),
+        ("5", Some("s3://models/echo/5".to_owned())),
+        ("6", None),
+        // Points at version 1's folder.
+        ("7", Some(file_uri(1))),
+        (
+            "8",
+            Some("file://storage.internal/models/echo/8".to_owned()),
+        ),
+    ];
+    for (v, uri) in &versions {
+        let mut body = json!({ "version": v, "config": { "v": v } });
+        if let Some(uri) = uri {
+            body["artifact_uri"] = json!(uri);
+        }
+        let (status, answer) = api
+            .post(&format!("/api/v1/models/{MODEL}/versions"), body)
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (status, body) = api
+        .post("/api/v1/clusters", json!({ "name": CLUSTER, "environment": "development", "driver": "oip+haproxy", "config": peers.config }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, report) = api
+        .post(&format!("/api/v1/clusters/{CLUSTER}/test"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["check"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"blue loader") && names.contains(&"green loader"),
+        "{report}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with("repository") || *n == "artifacts"),
+        "nothing is copied, so no folder is checked: {report}"
+    );
+
+    // A request straight through HAProxy: the version that answered.
+    let front = format!(
+        "http://127.0.0.1:{}/v2/models/{MODEL}/infer",
+        peers.front_port
+    );
+    let through_haproxy = || async {
+        let http = reqwest::Client::new();
+        let body = json!({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["hello"]}]});
+        let answer: Value = http
+            .post(&front)
+            .json(&body)
+            .send()
+            .await
+            .expect("HAProxy answers")
+            .json()
+            .await
+            .expect("JSON");
+        answer["model_version"].as_str().unwrap_or("").to_owned()
+    };
+
+    let first = api
+        .operate(json!({ "kind": "blue_green", "full_id": "echo:1", "reason": "first deploy" }))
+        .await;
+    let op = api.finished(first).await;
+    assert_eq!(op["state"], "succeeded", "{op}");
+    assert_eq!(through_haproxy().await, "1");
+
+    // Traffic the whole time through HAProxy while versions move.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let workers = load_generator(front.clone(), 100, 2, stop.clone(), sent.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for (full_id, now) in [("echo:2", "2"), ("echo:3", "3")] {
+        let id = api
+            .operate(json!({ "kind": "blue_green", "full_id": full_id, "reason": "switch" }))
+            .await;
+        let op = api.finished(id).await;
+        assert_eq!(op["state"], "succeeded", "{full_id}: {op}");
+        assert_eq!(through_haproxy().await, now, "{full_id}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let op = api.finished(api.rollback().await).await;
+    assert_eq!(op["state"], "succeeded", "rollback: {op}");
+    assert_eq!(through_haproxy().await, "2", "rolled back to echo:2");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.await;
+    }
+    let sent = sent.lock().await.clone();
+    let failed: Vec<&Sent> = sent.iter().filter(|s| !s.ok).collect();
+    eprintln!(
+        "artifact_uri slots: {} requests through HAProxy across 2 switches and a rollback, {} failed",
+        sent.len(),
+        failed.len()
+    );
+    assert!(
+        sent.len() > 50,
+        "the load generator ran: {} requests",
+        sent.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        sent.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let answered: std::collections::BTreeSet<&str> =
+        sent.iter().map(|s| s.version.as_str()).collect();
+    assert_eq!(
+        answered,
+        std::collections::BTreeSet::from(["1", "2", "3"]),
+        "traffic moved through every version"
+    );
+
+    // Now echo:2 serves and echo:3 sits loaded in the idle slot. Every bad
+    // artifact fails the load with the reason, before anything is unloaded.
+    let state = store
+        .get_cluster(CLUSTER)
+        .await
+        .expect("read")
+        .expect("cluster")
+        .state;
+    let (serving, idle) = if state
+        .weights
+        .of(switchyard_domain::clusters::SlotName::Blue)
+        > 0
+    {
+        ("blue", "green")
+    } else {
+        ("green", "blue")
+    };
+    let idle_url = peers.config[idle]["url"].as_str().expect("url").to_owned();
+    let router = peers.router().await;
+    for (full_id, says) in [
+        ("echo:4", "is not a folder on the model server's host"),
+        ("echo:5", "not s3://"),
+        ("echo:6", "has no artifact_uri"),
+        ("echo:7", "is version '1', not '7'"),
+        ("echo:8", "names host 'storage.internal'"),
+    ] {
+        let id = api
+            .operate(json!({ "kind": "blue_green", "full_id": full_id, "reason": "bad artifact" }))
+            .await;
+        let op = api.finished(id).await;
+        assert_eq!(op["state"], "failed", "{full_id}: {op}");
+        let load = op["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["state"] == "failed"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(load["action"], "load", "{full_id}: {op}");
+        let error = load["note"].as_str().unwrap_or("");
+        assert!(error.contains(says), "{full_id}: {says:?} not in {load}");
+        assert_eq!(
+            peers.router().await,
+            router,
+            "{full_id}: the routing did not change"
+        );
+        assert_eq!(through_haproxy().await, "2", "{full_id}");
+        let ready = reqwest::get(format!("{idle_url}/v2/models/{MODEL}/versions/3/ready"))
+            .await
+            .expect("the idle model server answers");
+        assert!(
+            ready.status().is_success(),
+            "{full_id}: echo:3 is still loaded in {idle}"
+        );
+    }
+    let held = store
+        .get_cluster(CLUSTER)
+        .await
+        .expect("read")
+        .expect("cluster")
+        .state;
+    assert_eq!(
+        held.weights, state.weights,
+        "{serving} still carries all traffic: {held:?}"
+    );
+
+    // Switchyard wrote nothing into the model servers' folders.
+    for slot in ["blue", "green"] {
+        assert!(
+            !dir.join(slot).join(MODEL).exists(),
+            "no version folder in {slot}'s repository"
+        );
+    }
+    runner.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -71,7 +71,18 @@ pub fn ClustersPage() -> impl IntoView {
 #[component]
 fn AddClusterForm(form: ClusterForm) -> impl IntoView {
     let add = ServerAction::<AddCluster>::new();
-    let chosen = RwSignal::new(DriverKind::ALL[0]);
+    // A refused post without JavaScript comes back with what was typed in
+    // the query (`back_to_form_after_refusal`); the browser keeps it otherwise.
+    let typed = use_query_map().get_untracked();
+    let typed_name = typed.get("name").unwrap_or_default();
+    let typed_environment = typed.get("environment");
+    let typed_config = typed.get("config").unwrap_or_default();
+    let config_dropped = typed.get("dropped").is_some_and(|f| f == "config");
+    let typed_driver = typed
+        .get("driver")
+        .and_then(|d| d.parse::<DriverKind>().ok())
+        .unwrap_or(DriverKind::ALL[0]);
+    let chosen = RwSignal::new(typed_driver);
     let navigate = use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(cluster)) = add.value().get() {
@@ -90,10 +101,13 @@ fn AddClusterForm(form: ClusterForm) -> impl IntoView {
                     <input type="hidden" name="csrf_token" value=csrf_token()/>
                     <label><span>"Name"</span>
                         <input type="text" name="name" required=true autocomplete="off"
-                            pattern="[a-z0-9][a-z0-9._\\-]{0,63}" placeholder="echo-dev"/></label>
+                            pattern="[a-z0-9][a-z0-9._\\-]{0,63}" placeholder="echo-dev" value=typed_name/></label>
                     <label><span>"Environment"</span>
                         <select name="environment">
-                            {form.environments.into_iter().map(|e| view! { <option value=e.clone()>{e.clone()}</option> }).collect_view()}
+                            {form.environments.into_iter().map(|e| {
+                                let selected = typed_environment.as_deref() == Some(e.as_str());
+                                view! { <option value=e.clone() selected=selected>{e.clone()}</option> }
+                            }).collect_view()}
                         </select></label>
                     <label><span>"Driver"</span>
                         <select name="driver" on:change=move |ev| {
@@ -103,14 +117,17 @@ fn AddClusterForm(form: ClusterForm) -> impl IntoView {
                             }
                         }>
                             {DriverKind::ALL.into_iter().map(|kind| view! {
-                                <option value=kind.as_str() selected=kind == DriverKind::ALL[0]>
+                                <option value=kind.as_str() selected=kind == typed_driver>
                                     {format!("{} — {}", kind.as_str(), driver_words(kind))}
                                 </option>
                             }).collect_view()}
                         </select></label>
                     <label><span>"Driver config (JSON or YAML; blank for none)"</span>
                         <textarea name="config" rows="14" spellcheck="false" autocomplete="off" class="mono"
-                            placeholder="{ \"model\": \"echo\", … } — see the examples"></textarea></label>
+                            placeholder="{ \"model\": \"echo\", … } — see the examples">{typed_config}</textarea></label>
+                    {config_dropped.then(|| view! {
+                        <p class="hint" role="status">"The config typed was too long to bring back here: paste it again."</p>
+                    })}
                     <button type="submit" class="button">"Add cluster"</button>
                     {move || add.pending().get().then(|| view! { <p class="loading" role="status">"Checking the config…"</p> })}
                     {move || add.value().get().and_then(Result::err).map(|e| view! {

@@ -15,6 +15,7 @@
 
 mod contract;
 mod haproxy;
+mod loader;
 mod oip;
 
 use std::path::{Path, PathBuf};
@@ -30,14 +31,43 @@ pub use haproxy::{haproxy_config, AdminAddress};
 use super::{Driver, DriverError, DriverResult, Observed, SlotHealth};
 use switchyard_domain::operations::{GatePolicy, Traffic};
 
-/// One slot: where its model server listens and the model repository it serves from.
+/// How a version reaches a slot's model server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Deploy {
+    /// Switchyard copies `ARTIFACTS/MODEL/VERSION/` into the model server's
+    /// repository folder (on Switchyard's filesystem), then asks it to load.
+    #[default]
+    Copy,
+    /// The model server reads the version itself from the version's
+    /// `artifact_uri`: Switchyard tells the server's loader (for MLServer,
+    /// `contrib/mlserver/switchyard_loader.py`) which version and URI, then
+    /// asks the server to load. Nothing is written into the server's folders.
+    ArtifactUri,
+}
+
+impl Deploy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deploy::Copy => "copy",
+            Deploy::ArtifactUri => "artifact_uri",
+        }
+    }
+}
+
+/// One slot: where its model server listens and how versions reach it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlotConfig {
     /// e.g. `http://127.0.0.1:18081`
     pub url: String,
-    /// The model server's repository root; the driver puts version folders in it.
-    pub repository: PathBuf,
+    /// `copy` (default) or `artifact_uri`.
+    #[serde(default)]
+    pub deploy: Deploy,
+    /// `copy`: the model server's repository root; the driver puts version folders in it.
+    pub repository: Option<PathBuf>,
+    /// `artifact_uri`: the model server's Switchyard loader, e.g. `http://10.0.0.5:9181`.
+    pub loader: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +90,10 @@ pub struct HaproxyConfig {
     pub write_files: bool,
 }
 
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
 fn default_true() -> bool {
     true
 }
@@ -72,8 +106,8 @@ pub struct OipHaproxyConfig {
     pub model: String,
     pub blue: SlotConfig,
     pub green: SlotConfig,
-    /// Version folders to deploy from: `ARTIFACTS/MODEL/VERSION/`.
-    pub artifacts: PathBuf,
+    /// Version folders to deploy from: `ARTIFACTS/MODEL/VERSION/` (slots that `copy`).
+    pub artifacts: Option<PathBuf>,
     pub haproxy: HaproxyConfig,
     /// The inference request body sent as the smoke test (a default BYTES input if absent).
     pub smoke_request: Option<serde_json::Value>,
@@ -96,12 +130,64 @@ impl OipHaproxyConfig {
                     .to_owned(),
             ));
         }
-        for s in [&c.blue, &c.green] {
-            if !(s.url.starts_with("http://") || s.url.starts_with("https://")) {
-                return Err(DomainError::Invalid(format!(
+        let invalid = |m: String| {
+            Err(DomainError::Invalid(format!(
+                "oip+haproxy driver config: {m}"
+            )))
+        };
+        for slot in SlotName::ALL {
+            let s = c.slot(slot);
+            if !is_http(&s.url) {
+                return invalid(format!(
                     "slot url {:?} must start with http:// or https://",
                     s.url
-                )));
+                ));
+            }
+            match s.deploy {
+                Deploy::Copy => {
+                    if s.repository.is_none() {
+                        return invalid(format!(
+                            "{slot}.repository is missing: with deploy \"copy\" (the default) Switchyard copies \
+                             version folders into the model server's repository folder; name it, or set \
+                             {slot}.deploy to \"artifact_uri\" with {slot}.loader when the model server reads \
+                             versions from their artifact_uri itself"
+                        ));
+                    }
+                    if s.loader.is_some() {
+                        return invalid(format!(
+                            "{slot}.loader is only used with {slot}.deploy \"artifact_uri\": remove it or set deploy"
+                        ));
+                    }
+                    if c.artifacts.is_none() {
+                        return invalid(format!(
+                            "artifacts is missing: slot {slot} deploys by copy, from ARTIFACTS/MODEL/VERSION/ \
+                             (or set {slot}.deploy to \"artifact_uri\")"
+                        ));
+                    }
+                }
+                Deploy::ArtifactUri => {
+                    match &s.loader {
+                        None => {
+                            return invalid(format!(
+                                "{slot}.loader is missing: with deploy \"artifact_uri\" Switchyard tells the model \
+                                 server's loader (contrib/mlserver/switchyard_loader.py, its `listen` address) \
+                                 which version to read, e.g. \"http://HOST:9181\""
+                            ))
+                        }
+                        Some(l) if !is_http(l) => {
+                            return invalid(format!(
+                                "{slot}.loader {l:?} must start with http:// or https://"
+                            ))
+                        }
+                        Some(_) => {}
+                    }
+                    if s.repository.is_some() {
+                        return invalid(format!(
+                            "{slot}.repository is not used with {slot}.deploy \"artifact_uri\" (Switchyard \
+                             writes nothing into the model server's folders): remove it"
+                        ));
+                    }
+                }
             }
         }
         Ok(c)
@@ -113,7 +199,7 @@ impl OipHaproxyConfig {
             .map_err(|e| DomainError::Invalid(format!("oip+haproxy driver config: {e}")))
     }
 
-    fn slot(&self, slot: SlotName) -> &SlotConfig {
+    pub fn slot(&self, slot: SlotName) -> &SlotConfig {
         match slot {
             SlotName::Blue => &self.blue,
             SlotName::Green => &self.green,
@@ -174,12 +260,19 @@ impl OipHaproxy {
 
     /// Puts exactly `full_id`'s folder into the slot's repository.
     async fn stage(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
-        let from = self
-            .config
-            .artifacts
+        // Both are there for a slot that copies (checked by `parse`).
+        let (Some(artifacts), Some(repository)) = (
+            self.config.artifacts.as_ref(),
+            self.config.slot(slot).repository.as_ref(),
+        ) else {
+            return Err(DriverError::new(format!(
+                "{slot} deploys by copy but the config lacks artifacts or {slot}.repository"
+            )));
+        };
+        let from = artifacts
             .join(&self.config.model)
             .join(full_id.version.as_str());
-        let model_dir = self.config.slot(slot).repository.join(&self.config.model);
+        let model_dir = repository.join(&self.config.model);
         let to = model_dir.join(full_id.version.as_str());
         let io = |what: &str, p: &Path, e: std::io::Error| {
             DriverError::new(format!("{what} {}: {e}", p.display()))
@@ -257,8 +350,37 @@ impl Driver for OipHaproxy {
     }
 
     async fn load(&self, slot: SlotName, full_id: &FullId) -> DriverResult<()> {
+        self.load_from(slot, full_id, None).await
+    }
+
+    async fn load_from(
+        &self,
+        slot: SlotName,
+        full_id: &FullId,
+        artifact_uri: Option<&str>,
+    ) -> DriverResult<()> {
         self.check_model(full_id)?;
-        self.stage(slot, full_id).await?;
+        let config = self.config.slot(slot);
+        match config.deploy {
+            Deploy::Copy => self.stage(slot, full_id).await?,
+            Deploy::ArtifactUri => {
+                let Some(uri) = artifact_uri.filter(|u| !u.trim().is_empty()) else {
+                    return Err(DriverError::new(format!(
+                        "{full_id} has no artifact_uri, and {slot}'s model server reads versions from their \
+                         artifact_uri (deploy \"artifact_uri\"): register the version with one"
+                    )));
+                };
+                // The loader checks the URI on the model server's host before
+                // anything is unloaded: a wrong URI leaves the slot as it was.
+                loader::Loader {
+                    http: &self.http,
+                    base: config.loader.as_deref().unwrap_or_default(),
+                    model: &self.config.model,
+                }
+                .point(full_id.version.as_str(), uri)
+                .await?;
+            }
+        }
         let server = self.oip(slot);
         // Unload first: a load only adds versions, and the slot must hold exactly this one.
         server.unload().await?;

@@ -305,6 +305,99 @@ async fn an_admin_adds_a_cluster_from_the_console_with_each_driver_s_example_and
     assert!(!cluster_names(&app).await.contains(&"plain-2".to_owned()));
 }
 
+/// The text of an HTML page's element content or attribute, as a browser reads it.
+fn unescape(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn a_refused_add_cluster_form_posted_without_javascript_comes_back_with_what_was_typed_and_why(
+) {
+    let app = spawn_app().await;
+    app.user_with_token("ada", Role::Admin, None).await;
+    let ada = sign_in(&app, "ada").await;
+    let config = "{ \"model\": \"echo\",\n  \"colour\": \"blue & <green>\" }";
+    let (status, location) = post_form(
+        &app,
+        "/console/fn/add_cluster",
+        &[
+            ("name", "typed-1"),
+            ("environment", "staging"),
+            ("driver", "oip+haproxy"),
+            ("config", config),
+        ],
+        &ada,
+        "/clusters",
+    )
+    .await;
+    assert!(status.is_redirection(), "{status}");
+    assert!(
+        location.starts_with("/clusters?name=typed-1&"),
+        "{location}"
+    );
+    let shown = unescape(&page(&app, &location, &ada).await);
+    assert!(
+        shown.contains(
+            "Not added, nothing was registered: oip+haproxy driver config: unknown field `colour`"
+        ),
+        "the refusal is shown: {shown}"
+    );
+    assert!(
+        shown.contains("value=\"typed-1\""),
+        "the name typed: {shown}"
+    );
+    assert!(
+        shown.contains(&format!(">{config}</textarea>")),
+        "the config typed, as typed: {shown}"
+    );
+    assert!(
+        shown.contains("<option value=\"staging\" selected>"),
+        "the environment chosen: {shown}"
+    );
+    assert!(
+        shown.contains("<option value=\"oip+haproxy\" selected>"),
+        "the driver chosen: {shown}"
+    );
+    assert!(
+        !shown.contains("<option value=\"simulated\" selected>"),
+        "{shown}"
+    );
+    assert!(cluster_names(&app).await.is_empty(), "nothing registered");
+
+    // A config too long for an address comes back without it, saying so.
+    let long = format!(
+        "{{ \"model\": \"echo\", \"notes\": \"{}\" }}",
+        "x".repeat(app::api::KEPT_FIELD_MAX)
+    );
+    let (status, location) = post_form(
+        &app,
+        "/console/fn/add_cluster",
+        &[
+            ("name", "typed-2"),
+            ("environment", "development"),
+            ("driver", "oip+haproxy"),
+            ("config", long.as_str()),
+        ],
+        &ada,
+        "/clusters",
+    )
+    .await;
+    assert!(status.is_redirection(), "{status}");
+    assert!(location.len() < 4096, "{}", location.len());
+    let shown = unescape(&page(&app, &location, &ada).await);
+    assert!(shown.contains("value=\"typed-2\""), "{shown}");
+    assert!(shown.contains("too long to bring back"), "{shown}");
+    assert!(
+        shown.contains("Not added, nothing was registered"),
+        "{shown}"
+    );
+}
+
 #[tokio::test]
 async fn test_connection_names_a_missing_haproxy_socket_and_how_to_fix_it() {
     let app = spawn_app().await;

@@ -334,3 +334,133 @@ async fn a_remote_haproxy_whose_files_switchyard_cannot_write_is_driven_in_memor
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn a_slot_deploying_from_artifact_uri_needs_a_loader_and_no_repository_and_cluster_test_names_a_missing_loader(
+) {
+    let app = spawn_app().await;
+    let haproxy = json!({ "socket": "tcp://127.0.0.1:1", "route_map": "/tmp/m", "write_files": false });
+    let remote = json!({ "url": "http://127.0.0.1:1", "deploy": "artifact_uri", "loader": "http://127.0.0.1:2" });
+    let copy = json!({ "url": "http://127.0.0.1:3", "repository": "/tmp" });
+    let body = |name: &str, blue: Value, green: Value, artifacts: Option<&str>| {
+        let mut config = json!({ "model": "echo", "blue": blue, "green": green, "haproxy": haproxy });
+        if let Some(a) = artifacts {
+            config["artifacts"] = json!(a);
+        }
+        json!({ "name": name, "environment": "development", "driver": "oip+haproxy", "config": config })
+    };
+    let without = |field: &str| {
+        let mut slot = remote.clone();
+        slot.as_object_mut().map(|o| o.remove(field));
+        slot
+    };
+    let with = |slot: &Value, field: &str, value: Value| {
+        let mut slot = slot.clone();
+        slot[field] = value;
+        slot
+    };
+    for (blue, green, artifacts, says) in [
+        (
+            without("loader"),
+            remote.clone(),
+            None,
+            "blue.loader is missing",
+        ),
+        (
+            with(&remote, "loader", json!("127.0.0.1:2")),
+            remote.clone(),
+            None,
+            "must start with http://",
+        ),
+        (
+            with(&remote, "repository", json!("/tmp")),
+            remote.clone(),
+            None,
+            "blue.repository is not used",
+        ),
+        (
+            remote.clone(),
+            with(&remote, "deploy", json!("download")),
+            None,
+            "unknown variant `download`",
+        ),
+        (
+            remote.clone(),
+            copy.clone(),
+            None,
+            "artifacts is missing: slot green deploys by copy",
+        ),
+        (
+            remote.clone(),
+            with(&copy, "loader", json!("http://127.0.0.1:2")),
+            Some("/tmp"),
+            "green.loader is only used",
+        ),
+        (
+            without("deploy"),
+            remote.clone(),
+            Some("/tmp"),
+            "blue.repository is missing",
+        ),
+    ] {
+        let error = assert_error(
+            app.post_json("/api/v1/clusters", &body("mixed", blue, green, artifacts))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(message(&error).contains(says), "{says:?}: {error}");
+    }
+    assert_error(
+        app.get("/api/v1/clusters/mixed").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // One slot per mode is fine; the loader that does not answer is named, with how to run it.
+    assert_eq!(
+        app.post_json(
+            "/api/v1/clusters",
+            &body("mixed", remote.clone(), copy, Some("/tmp"))
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    let report = test_cluster(&app, "mixed").await;
+    let loader = check(&report, "blue loader");
+    assert_eq!(loader["ok"], false, "{report}");
+    assert!(
+        loader["advice"].as_str().is_some_and(|a| a
+            .contains("switchyard_loader.ArtifactRepository")
+            && a.contains("blue.loader")),
+        "{loader}"
+    );
+    assert_eq!(check(&report, "green repository")["ok"], true, "{report}");
+    assert_eq!(check(&report, "artifacts")["ok"], true, "{report}");
+    assert!(
+        report["checks"].as_array().is_some_and(|a| !a
+            .iter()
+            .any(|c| c["check"] == "blue repository" || c["check"] == "green loader")),
+        "{report}"
+    );
+
+    // Both slots reading from artifact_uri: no artifacts folder needed or checked.
+    assert_eq!(
+        app.post_json(
+            "/api/v1/clusters",
+            &body("remote-2", remote.clone(), remote.clone(), None)
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    let report = test_cluster(&app, "remote-2").await;
+    assert!(
+        report["checks"]
+            .as_array()
+            .is_some_and(|a| !a.iter().any(|c| c["check"] == "artifacts")),
+        "{report}"
+    );
+    assert_eq!(check(&report, "green loader")["ok"], false, "{report}");
+}

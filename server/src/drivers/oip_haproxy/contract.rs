@@ -10,7 +10,7 @@ use std::path::Path;
 use switchyard_domain::clusters::{ClusterState, SlotName};
 
 use super::haproxy::Stats;
-use super::{backend, OipHaproxy};
+use super::{backend, Deploy, OipHaproxy};
 use crate::drivers::Check;
 
 /// A backend that cannot exist: `set server` on it is refused with
@@ -262,19 +262,27 @@ impl OipHaproxy {
                 ),
             });
         }
-        checks.push(match tokio::fs::metadata(&self.config.artifacts).await {
+        // Only slots that copy read the artifacts folder (`parse` requires it then).
+        let Some(artifacts) = self.config.artifacts.as_ref().filter(|_| {
+            SlotName::ALL
+                .into_iter()
+                .any(|s| self.config.slot(s).deploy == Deploy::Copy)
+        }) else {
+            return;
+        };
+        checks.push(match tokio::fs::metadata(artifacts).await {
             Ok(m) if m.is_dir() => Check::ok(
                 "artifacts",
-                format!("versions are read from {}/{}/VERSION/", self.config.artifacts.display(), self.config.model),
+                format!("versions are read from {}/{}/VERSION/", artifacts.display(), self.config.model),
             ),
             Ok(_) => Check::failed(
                 "artifacts",
-                format!("{} is not a folder", self.config.artifacts.display()),
+                format!("{} is not a folder", artifacts.display()),
                 "point `artifacts` at the folder holding MODEL/VERSION/ folders",
             ),
             Err(e) => Check::failed(
                 "artifacts",
-                format!("{}: {e}", self.config.artifacts.display()),
+                format!("{}: {e}", artifacts.display()),
                 "point `artifacts` at the folder holding MODEL/VERSION/ folders (readable by Switchyard)",
             ),
         });
@@ -306,21 +314,52 @@ impl OipHaproxy {
                 false
             }
         };
-        let repo = &self.config.slot(slot).repository;
-        checks.push(match writable_dir(repo).await {
-            Ok(()) => Check::ok(
-                format!("{slot} repository"),
-                format!("{} is writable", repo.display()),
-            ),
-            Err(e) => Check::failed(
-                format!("{slot} repository"),
-                e,
-                format!(
-                    "{slot}.repository must be the {slot} model server's model repository folder, \
-                     writable by Switchyard (it copies version folders there)"
+        let config = self.config.slot(slot);
+        match (config.deploy, &config.repository, &config.loader) {
+            (Deploy::Copy, Some(repo), _) => checks.push(match writable_dir(repo).await {
+                Ok(()) => Check::ok(
+                    format!("{slot} repository"),
+                    format!("{} is writable", repo.display()),
                 ),
-            ),
-        });
+                Err(e) => Check::failed(
+                    format!("{slot} repository"),
+                    e,
+                    format!(
+                        "{slot}.repository must be the {slot} model server's model repository folder, \
+                         writable by Switchyard (it copies version folders there); for a model server \
+                         on another host, set {slot}.deploy to \"artifact_uri\" with a loader instead"
+                    ),
+                ),
+            }),
+            (Deploy::ArtifactUri, _, Some(base)) => {
+                let loader = super::loader::Loader {
+                    http: &self.http,
+                    base,
+                    model: &self.config.model,
+                };
+                checks.push(match loader.health().await {
+                    Ok(()) => Check::ok(
+                        format!("{slot} loader"),
+                        format!(
+                            "Switchyard's loader answers at {base}: the {slot} model server reads each \
+                             version from its artifact_uri (file:// or a path on its host)"
+                        ),
+                    ),
+                    Err(e) => Check::failed(
+                        format!("{slot} loader"),
+                        e,
+                        format!(
+                            "run the {slot} model server with Switchyard's loader: contrib/mlserver/switchyard_loader.py \
+                             on its PYTHONPATH and, in its settings.json, \"model_repository_implementation\": \
+                             \"switchyard_loader.ArtifactRepository\", \"model_repository_implementation_args\": \
+                             {{\"listen\": \"HOST:PORT\"}} — the address {slot}.loader names"
+                        ),
+                    ),
+                });
+            }
+            // `parse` refuses the other combinations.
+            _ => {}
+        }
         let what = format!("slot {slot}");
         let Some(v) = state.version(slot) else {
             checks.push(Check::ok(what, "empty: nothing deployed yet"));
