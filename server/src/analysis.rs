@@ -80,12 +80,14 @@ pub async fn save_template(
     reason: Option<&str>,
     at: switchyard_domain::Timestamp,
 ) -> Result<bool, SaveError> {
-    let reason = switchyard_domain::text::required_reason(reason)
-        .map_err(crate::store::StoreError::from)?;
+    let reason =
+        switchyard_domain::text::required_reason(reason).map_err(crate::store::StoreError::from)?;
     template.check().map_err(crate::store::StoreError::from)?;
     Prometheus::new().check(&template).await?;
     let existed = store.get_analysis_template(&template.name).await?.is_some();
-    store.save_analysis_template(template, actor, reason, at).await?;
+    store
+        .save_analysis_template(template, actor, reason, at)
+        .await?;
     Ok(!existed)
 }
 
@@ -99,7 +101,9 @@ pub async fn remove_template(
     at: switchyard_domain::Timestamp,
 ) -> StoreResult<()> {
     let reason = switchyard_domain::text::required_reason(reason)?;
-    store.remove_analysis_template(name, actor, reason, at).await
+    store
+        .remove_analysis_template(name, actor, reason, at)
+        .await
 }
 
 /// How many clusters' gate results are looked up at once.
@@ -107,16 +111,16 @@ const GATE_RESULTS_AT_ONCE: usize = 8;
 
 /// The gate results behind a cluster's state at `at`, as REST and the
 /// console both show them: the ledger event that set the state names the
-/// operation (a step the runner wrote). `None` when no operation with
-/// analysis set the state (a hand switch, a rollback, an operation without
-/// templates).
+/// operation (a step the runner wrote), carried in `c.operation_id` by the
+/// temporal index, so this is one read at most. `None` when no operation
+/// with analysis set the state (a hand switch, a rollback, an operation
+/// without templates).
 pub async fn gate_results(
     store: &dyn crate::store::Store,
     c: &ClusterAt,
     at: Timestamp,
 ) -> StoreResult<Option<GateResults>> {
-    let (event, _) = store.ledger_event(c.event_id).await?;
-    let Some(id) = event.as_ref().and_then(operation_of) else {
+    let Some(id) = c.operation_id else {
         return Ok(None);
     };
     let Some(op) = store.get_operation(id).await? else {

@@ -21,9 +21,9 @@ mod release_sql;
 mod sql;
 pub(crate) use sql::registration_conflict;
 mod sql_store;
+pub mod sqlite;
 pub mod sso;
 mod sso_sql;
-pub mod sqlite;
 pub mod temporal;
 
 #[cfg(test)]
@@ -240,6 +240,26 @@ pub trait Store:
     /// changes, oldest first: what the version timeline draws. Empty for an
     /// unknown model.
     async fn model_history(&self, model: &ModelId) -> StoreResult<ModelHistory>;
+
+    /// `model_history` for a window `[start, end]`: the stage changes inside
+    /// it, and the pin changes inside it with each environment's last one
+    /// before it (where the window's first bar starts), oldest first.
+    async fn model_history_between(
+        &self,
+        model: &ModelId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> StoreResult<ModelHistory>;
+
+    /// The clusters (in name order) that ever served `model` with traffic,
+    /// each with its changes inside `[start, end]` and the one in force at
+    /// `start`: from the temporal index (as `serving_at`), no query per cluster.
+    async fn clusters_serving(
+        &self,
+        model: &ModelId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> StoreResult<Vec<switchyard_domain::types::ClusterServing>>;
 
     /// Moves a version's stage after `lifecycle::check_move`. Moving to
     /// production is only done by promotions (`MoveVia::Promotion`), which

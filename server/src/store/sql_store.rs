@@ -115,7 +115,9 @@ impl WriteGate {
     /// Waits for this writer's turn; held until the guard is dropped.
     pub(crate) async fn turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         let gate = self.0.clone()?;
-        tokio::time::timeout(GATE_WAIT, gate.lock_owned()).await.ok()
+        tokio::time::timeout(GATE_WAIT, gate.lock_owned())
+            .await
+            .ok()
     }
 }
 
@@ -813,6 +815,28 @@ macro_rules! sql_store {
                     .map(q::LedgerRow::into_event)
                     .collect::<StoreResult<Vec<_>>>()?;
                 q::model_history(model, events)
+            }
+
+            async fn model_history_between(&self, model: &ModelId, start: Timestamp, end: Timestamp) -> StoreResult<ModelHistory> {
+                let events = sqlx::query_as::<_, q::LedgerRow>(q::SELECT_MODEL_HISTORY_BETWEEN)
+                    .bind(model.as_str())
+                    .bind(start.micros())
+                    .bind(end.micros())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(q::LedgerRow::into_event)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                q::model_history(model, events)
+            }
+
+            async fn clusters_serving(
+                &self,
+                model: &ModelId,
+                start: Timestamp,
+                end: Timestamp,
+            ) -> StoreResult<Vec<switchyard_domain::types::ClusterServing>> {
+                self.temporal_at_head().await?.clusters_serving(model, start, end)
             }
 
             async fn change_stage(
