@@ -325,6 +325,15 @@ pub struct VersionStageChange {
     pub change: StageChange,
 }
 
+/// One page of a model's versions, newest first, and when its first
+/// version was registered (nothing of the model is older).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionsPage {
+    pub versions: Vec<Version>,
+    pub page: crate::paging::PageInfo,
+    pub first_registered: Timestamp,
+}
+
 /// A cluster that served a model (some slot with traffic held one of its
 /// versions at some time), with its state changes inside a window and the
 /// one in force at the window's start: a cluster lane of the timeline.

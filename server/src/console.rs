@@ -688,18 +688,18 @@ impl Services for StoreServices {
         self.user.require(Role::Viewer, "reading the console")?;
         let store = &self.state.store;
         let now = Timestamp::now();
-        let versions = store.list_versions(model).await.map_err(to_app_error)?;
+        let versions = store
+            .versions_page(model, page, VERSIONS_PAGE)
+            .await
+            .map_err(to_app_error)?;
         // Nothing of a model precedes its first registration.
-        let earliest = versions.iter().map(|v| v.created_at).min();
         let (window, window_note) = app::pages::model_page::window_for(
             range.range.as_deref(),
             range.from.as_deref(),
             range.to.as_deref(),
             now,
-            earliest,
+            Some(versions.first_registered),
         );
-        let (versions, versions_page) =
-            switchyard_domain::paging::page_of(versions, page, VERSIONS_PAGE, "versions")?;
         let history = store
             .model_history_between(model, window.start, window.end)
             .await
@@ -708,8 +708,8 @@ impl Services for StoreServices {
         let clusters = self.cluster_lanes(model, window).await?;
         Ok(ModelPage {
             model_id: model.clone(),
-            versions,
-            versions_page,
+            versions: versions.versions,
+            versions_page: versions.page,
             history,
             environments,
             now,

@@ -241,6 +241,16 @@ pub trait Store:
     /// unknown model.
     async fn model_history(&self, model: &ModelId) -> StoreResult<ModelHistory>;
 
+    /// Page `page` of `list_versions` (`per_page` to a page), reading only
+    /// that page: `domain::paging::locate` refuses a page past the end,
+    /// `NotFound` as `list_versions` for a model without versions.
+    async fn versions_page(
+        &self,
+        model: &ModelId,
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<switchyard_domain::types::VersionsPage>;
+
     /// `model_history` for a window `[start, end]`: the stage changes inside
     /// it, and the pin changes inside it with each environment's last one
     /// before it (where the window's first bar starts), oldest first.

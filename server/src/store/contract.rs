@@ -193,6 +193,7 @@ contract_tests!(
     pins_obey_the_environment_policy,
     pin_changes_are_recorded_with_the_previous_version,
     a_models_history_in_a_window_has_its_changes_there_and_each_environments_pin_before_it,
+    a_page_of_versions_is_read_alone_in_the_lists_order_and_a_page_past_the_end_is_refused,
     resolving_a_model_follows_the_environments_pin,
     resolving_an_exact_version_warns_when_deprecated_and_refuses_when_retired,
     resolving_latest_gives_the_newest_unretired_version_only_where_allowed,
@@ -836,6 +837,49 @@ async fn a_models_history_in_a_window_has_its_changes_there_and_each_environment
             vec![("development".to_owned(), "v2".to_owned(), at(3))]
         ),
         "nothing changed inside: only the pin in force"
+    );
+}
+
+async fn a_page_of_versions_is_read_alone_in_the_lists_order_and_a_page_past_the_end_is_refused(
+    db: Arc<TestDb>,
+) {
+    for (i, v) in ["v1", "v2", "v3", "v4", "v5"].iter().enumerate() {
+        register(&db, &format!("chat:{v}"), at(10 + i as i64)).await;
+    }
+    register(&db, "embed:e1", at(1)).await;
+    let chat = ModelId::parse("chat").unwrap();
+    let all = db.store.list_versions(&chat).await.unwrap();
+    let page = db.store.versions_page(&chat, 2, 2).await.unwrap();
+    assert_eq!(
+        page.versions,
+        all[2..4].to_vec(),
+        "newest first, the third and fourth"
+    );
+    assert_eq!(
+        (
+            page.page.page,
+            page.page.pages,
+            page.page.total,
+            page.first_registered
+        ),
+        (2, 3, 5, at(10))
+    );
+    let last = db.store.versions_page(&chat, 3, 2).await.unwrap();
+    assert_eq!(last.versions, all[4..].to_vec());
+    let past = db.store.versions_page(&chat, 4, 2).await.unwrap_err();
+    assert!(
+        matches!(past, StoreError::Domain(DomainError::NotFound(_))),
+        "{past}"
+    );
+    assert!(past.to_string().contains("pages 1 to 3"), "{past}");
+    let unknown = db
+        .store
+        .versions_page(&ModelId::parse("nope").unwrap(), 1, 2)
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("no registered version"),
+        "{unknown}"
     );
 }
 

@@ -78,6 +78,15 @@ pub(crate) const SELECT_VERSIONS_OF_MODEL: &str = concat!(
     version_columns!(),
     " FROM versions WHERE model_id = $1 ORDER BY created_at DESC, version DESC"
 );
+/// `SELECT_VERSIONS_OF_MODEL`, `$2` of them after the first `$3`.
+pub(crate) const SELECT_VERSIONS_PAGE: &str = concat!(
+    "SELECT ",
+    version_columns!(),
+    " FROM versions WHERE model_id = $1 ORDER BY created_at DESC, version DESC LIMIT $2 OFFSET $3"
+);
+/// How many versions a model has, and when its first was registered.
+pub(crate) const COUNT_VERSIONS_OF_MODEL: &str =
+    "SELECT COUNT(*), MIN(created_at) FROM versions WHERE model_id = $1";
 pub(crate) const SELECT_LATEST_VERSION: &str = concat!(
     "SELECT ",
     version_columns!(),

@@ -817,6 +817,32 @@ macro_rules! sql_store {
                 q::model_history(model, events)
             }
 
+            async fn versions_page(&self, model: &ModelId, page: u32, per_page: u32) -> StoreResult<switchyard_domain::types::VersionsPage> {
+                let (count, first): (i64, Option<i64>) = sqlx::query_as(q::COUNT_VERSIONS_OF_MODEL)
+                    .bind(model.as_str())
+                    .fetch_one(&self.pool)
+                    .await?;
+                let Some(first) = first.filter(|_| count > 0) else {
+                    return Err(DomainError::NotFound(format!("model {model} has no registered version")).into());
+                };
+                let total = u32::try_from(count).unwrap_or(u32::MAX);
+                let info = switchyard_domain::paging::locate(total, page, per_page, "versions")?;
+                let versions = fetch_versions(q::SELECT_VERSIONS_PAGE)
+                    .bind(model.as_str())
+                    .bind(i64::from(info.per_page))
+                    .bind(i64::from(info.skip()))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(q::VersionRow::into_version)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok(switchyard_domain::types::VersionsPage {
+                    versions,
+                    page: info,
+                    first_registered: Timestamp::from_micros(first),
+                })
+            }
+
             async fn model_history_between(&self, model: &ModelId, start: Timestamp, end: Timestamp) -> StoreResult<ModelHistory> {
                 let events = sqlx::query_as::<_, q::LedgerRow>(q::SELECT_MODEL_HISTORY_BETWEEN)
                     .bind(model.as_str())
