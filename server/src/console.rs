@@ -405,13 +405,11 @@ fn serving_instant(
 
 impl StoreServices {
     async fn environment_names(&self) -> Result<Vec<String>, AppError> {
-        let envs = self
-            .state
+        self.state
             .store
-            .list_environments()
+            .environment_names()
             .await
-            .map_err(to_app_error)?;
-        Ok(envs.into_iter().map(|e| e.name).collect())
+            .map_err(to_app_error)
     }
 
     async fn model_ids(&self) -> Result<Vec<ModelId>, AppError> {

@@ -288,6 +288,9 @@ pub trait Store:
     /// Environments in their standard order, each with its policy and pins.
     async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
 
+    /// The environments' names alone, in the same order (no pins read).
+    async fn environment_names(&self) -> StoreResult<Vec<String>>;
+
     /// Pins `id` in `env` if the environment's policy admits the version's stage.
     async fn set_pin(
         &self,

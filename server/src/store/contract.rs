@@ -848,6 +848,15 @@ async fn a_page_of_versions_is_read_alone_in_the_lists_order_and_a_page_past_the
     }
     register(&db, "embed:e1", at(1)).await;
     let chat = ModelId::parse("chat").unwrap();
+    let names: Vec<String> = db
+        .store
+        .list_environments()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(db.store.environment_names().await.unwrap(), names);
     let all = db.store.list_versions(&chat).await.unwrap();
     let page = db.store.versions_page(&chat, 2, 2).await.unwrap();
     assert_eq!(

@@ -888,6 +888,10 @@ macro_rules! sql_store {
                 Ok(moved)
             }
 
+            async fn environment_names(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar::<_, String>(q::SELECT_ENVIRONMENT_ORDER).fetch_all(&self.pool).await?)
+            }
+
             async fn list_environments(&self) -> StoreResult<Vec<Environment>> {
                 let envs = sqlx::query_as::<_, q::EnvRow>(q::SELECT_ENVIRONMENTS)
                     .fetch_all(&self.pool)
