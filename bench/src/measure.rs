@@ -204,7 +204,7 @@ impl<'a> Bench<'a> {
                 "lookup" => self.request_lookup(a).await,
                 "resolve" => self.resolve(a).await,
                 "visibility" => self.pin_visibility(a, b).await,
-                "pages" => self.pages(a).await,
+                "pages" => self.pages(a, phases.wants("visibility")).await,
                 "notifications" => {
                     let figures = crate::notify::measure(
                         self.backend,
@@ -693,7 +693,9 @@ impl<'a> Bench<'a> {
         Ok(out)
     }
 
-    async fn pages(&mut self, base: &str) -> anyhow::Result<()> {
+    /// The pages; the audit page must show the pin visibility phase's
+    /// events when that phase ran (else only its heading).
+    async fn pages(&mut self, base: &str, after_visibility: bool) -> anyhow::Result<()> {
         let n = self.size.page_samples;
         let big = &self.catalog.models[0];
         let overview = self
@@ -708,7 +710,16 @@ impl<'a> Bench<'a> {
             )
             .await?;
         let audit_page = self
-            .page_latencies(base, n, "/audit", "benchmark: pin visibility")
+            .page_latencies(
+                base,
+                n,
+                "/audit",
+                if after_visibility {
+                    "benchmark: pin visibility"
+                } else {
+                    "Audit log"
+                },
+            )
             .await?;
         let versions = self
             .latencies(base, n, |_| format!("/api/v1/models/{}/versions", big.id))
