@@ -564,6 +564,17 @@ async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluste
         Some(op.id),
         "the state names the operation whose step set it (gate results read only that)"
     );
+    let read = db
+        .store
+        .operations_by_id(&[op.id, op.id + 1000])
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        vec![db.store.get_operation(op.id).await.unwrap().unwrap()],
+        "one query for every id, unknown ids left out"
+    );
+    assert!(db.store.operations_by_id(&[]).await.unwrap().is_empty());
     let why = c.reason.as_deref().unwrap_or_default();
     assert!(
         why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "),
