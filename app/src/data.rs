@@ -19,13 +19,22 @@ pub struct ModelPage {
     /// One page of the versions, newest first.
     pub versions: Vec<Version>,
     pub versions_page: PageInfo,
+    /// What the timeline's window shows, not the whole history: the stage
+    /// changes inside it, and the pin changes inside it with each
+    /// environment's last one before it (the bar the window starts in).
     pub history: ModelHistory,
     /// Environments in their standard order: the timeline's lanes.
     pub environments: Vec<String>,
     /// The server's clock when the page was made, so the browser draws the same chart.
     pub now: Timestamp,
-    /// Clusters that served this model: the timeline's cluster lanes.
+    /// Clusters that served this model: the timeline's cluster lanes, each
+    /// with its changes inside the window and the one in force at its start.
     pub clusters: Vec<ClusterLane>,
+    /// The timeline's window, as the address asked (`range`, `from`, `to`).
+    pub window: crate::components::timeline::Window,
+    /// Why the window is not the one the address asked for (a date that is
+    /// not one, a range ending before it starts).
+    pub window_note: Option<String>,
 }
 
 /// A cluster's serving history for the timeline: each state it held, and its rollbacks.

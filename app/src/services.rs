@@ -39,7 +39,12 @@ pub trait Services: Send + Sync + 'static {
 
     /// A model's history and page `page` (1-based) of its versions. Unknown
     /// model or a page past the end: `not_found`.
-    async fn model_page(&self, model: &ModelId, page: u32) -> Result<ModelPage, AppError>;
+    async fn model_page(
+        &self,
+        model: &ModelId,
+        page: u32,
+        range: &crate::api::get_model_page::TimelineRange,
+    ) -> Result<ModelPage, AppError>;
 
     /// Unknown version: `not_found`.
     async fn version_detail(&self, id: &FullId) -> Result<VersionDetail, AppError>;

@@ -19,6 +19,55 @@ use crate::generate::Catalog;
 use crate::report::{BackendReport, Machine, Report};
 use crate::size::Size;
 
+/// The measurement phases, in the order they run.
+pub const PHASES: [&str; 8] = [
+    "verify",
+    "ingest",
+    "serving",
+    "lookup",
+    "resolve",
+    "visibility",
+    "pages",
+    "notifications",
+];
+
+/// Which phases a run measures (`--only`): all by default, or a few, to
+/// look into one figure at full size without waiting for the others.
+#[derive(Debug, Clone, Default)]
+pub struct Phases(Option<Vec<&'static str>>);
+
+impl Phases {
+    /// Every phase.
+    pub fn all() -> Phases {
+        Phases(None)
+    }
+
+    /// A comma-separated list of phase names; an unknown name is refused with the known ones.
+    pub fn parse(list: &str) -> anyhow::Result<Phases> {
+        let mut chosen = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let Some(known) = PHASES.iter().find(|p| **p == name) else {
+                anyhow::bail!(
+                    "unknown phase {name:?} in --only: expected some of {}",
+                    PHASES.join(", ")
+                );
+            };
+            chosen.push(*known);
+        }
+        anyhow::ensure!(
+            !chosen.is_empty(),
+            "--only names no phase: expected some of {}",
+            PHASES.join(", ")
+        );
+        Ok(Phases(Some(chosen)))
+    }
+
+    /// Whether `phase` is measured.
+    pub fn wants(&self, phase: &str) -> bool {
+        self.0.as_ref().is_none_or(|c| c.contains(&phase))
+    }
+}
+
 /// Which database a run uses.
 #[derive(Debug, Clone)]
 pub enum Engine {
@@ -39,12 +88,16 @@ impl Engine {
 }
 
 /// Generates and measures on one engine, in a fresh database removed afterwards.
-pub async fn run_engine(size: &Size, engine: &Engine) -> anyhow::Result<BackendReport> {
+pub async fn run_engine(
+    size: &Size,
+    engine: &Engine,
+    phases: &Phases,
+) -> anyhow::Result<BackendReport> {
     let fresh = match engine {
         Engine::Sqlite => FreshDatabase::sqlite()?,
         Engine::Postgres { admin_url } => FreshDatabase::postgres(admin_url).await?,
     };
-    let result = generate_and_measure(size, engine, &fresh.url).await;
+    let result = generate_and_measure(size, engine, &fresh.url, phases).await;
     if std::env::var_os("SWITCHYARD_BENCH_KEEP").is_some() {
         // For looking into a figure afterwards (query plans, profiles).
         eprintln!("kept the database: {}", fresh.url);
@@ -58,6 +111,7 @@ async fn generate_and_measure(
     size: &Size,
     engine: &Engine,
     url: &str,
+    phases: &Phases,
 ) -> anyhow::Result<BackendReport> {
     eprintln!("{}: {}", engine.name(), url);
     switchyard::store::connect(url, StoreSettings::default())
@@ -69,8 +123,12 @@ async fn generate_and_measure(
     let generated = generate::generate(&loader, &catalog, size).await?;
     loader.close().await;
     let mut bench = measure::Bench::new(engine.name(), url, size, &catalog).await?;
-    let ledger_verified = bench.verify().await?;
-    bench.run(url).await?;
+    let ledger_verified = if phases.wants("verify") {
+        bench.verify().await?
+    } else {
+        true
+    };
+    bench.run(url, phases).await?;
     let mut figures = bench.figures;
     figures.push(
         report::Figure::new(engine.name(), "peak RSS (VmHWM)", "MiB", report::peak_rss_mib())
@@ -138,10 +196,10 @@ pub async fn run_notifications(size: Size, engines: &[Engine]) -> anyhow::Result
 }
 
 /// Runs every engine in turn and reports them together.
-pub async fn run(size: Size, engines: &[Engine]) -> anyhow::Result<Report> {
+pub async fn run(size: Size, engines: &[Engine], phases: &Phases) -> anyhow::Result<Report> {
     let mut backends = Vec::new();
     for engine in engines {
-        backends.push(run_engine(&size, engine).await?);
+        backends.push(run_engine(&size, engine, phases).await?);
     }
     Ok(Report {
         size,

@@ -1,4 +1,4 @@
-//! `cargo run --release -p bench -- [--size smoke|medium|full] [--postgres URL] [--out FILE] [--notifications-only]`
+//! `cargo run --release -p bench -- [--size smoke|medium|full] [--postgres URL] [--out FILE] [--notifications-only] [--only PHASES]`
 
 use std::path::PathBuf;
 
@@ -28,6 +28,10 @@ struct Args {
     /// delivery throughput and latency), on an empty database: no generated history.
     #[arg(long)]
     notifications_only: bool,
+    /// Only these phases, comma-separated, after generating the data set:
+    /// verify, ingest, serving, lookup, resolve, visibility, pages, notifications.
+    #[arg(long)]
+    only: Option<String>,
     /// Where the JSON goes (default bench/results/<size>.json).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -43,6 +47,10 @@ async fn main() -> anyhow::Result<()> {
         return bench::notify::serve_receiver().await;
     }
     let size = Size::parse(&args.size)?;
+    let phases = match &args.only {
+        Some(list) => bench::Phases::parse(list)?,
+        None => bench::Phases::all(),
+    };
     let mut engines = Vec::new();
     if !args.no_sqlite {
         engines.push(Engine::Sqlite);
@@ -66,7 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let report = if args.notifications_only {
         bench::run_notifications(size, &engines).await?
     } else {
-        bench::run(size, &engines).await?
+        bench::run(size, &engines, &phases).await?
     };
     println!(
         "\n{} size, {} build, {} × {} ({}), peak RSS {:.0} MiB\n",

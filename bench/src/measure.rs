@@ -186,44 +186,40 @@ impl<'a> Bench<'a> {
         Figure::new(self.backend, name, unit, value)
     }
 
-    /// Runs every measurement against a server on `database_url`.
-    pub async fn run(&mut self, database_url: &str) -> anyhow::Result<()> {
+    /// Runs every measurement (of `phases`) against a server on `database_url`.
+    pub async fn run(&mut self, database_url: &str, phases: &crate::Phases) -> anyhow::Result<()> {
         let server = start_server(database_url).await?;
         let second = start_server(database_url).await?;
         eprintln!(
             "measuring on {} (servers at {} and {})",
             self.backend, server.address, second.address
         );
+        let (a, b) = (server.address.as_str(), second.address.as_str());
         // Each phase is announced, so a profiler can be attached to one of them.
-        eprintln!("  ingest");
-        self.ingest(&server.address).await.context("ingest")?;
-        eprintln!("  serving at T");
-        self.serving_at(&server.address)
-            .await
-            .context("serving at T")?;
-        eprintln!("  request lookup");
-        self.request_lookup(&server.address)
-            .await
-            .context("request lookup")?;
-        eprintln!("  resolve");
-        self.resolve(&server.address).await.context("resolve")?;
-        eprintln!("  pin visibility");
-        self.pin_visibility(&server.address, &second.address)
-            .await
-            .context("pin visibility")?;
-        eprintln!("  pages");
-        self.pages(&server.address).await.context("pages")?;
-        eprintln!("  notifications");
-        let figures = crate::notify::measure(
-            self.backend,
-            &server.address,
-            &self.store,
-            &self.credentials.token,
-            self.size,
-        )
-        .await
-        .context("notifications")?;
-        self.figures.extend(figures);
+        for phase in crate::PHASES.into_iter().filter(|p| phases.wants(p)) {
+            eprintln!("  {phase}");
+            match phase {
+                "ingest" => self.ingest(a).await,
+                "serving" => self.serving_at(a).await,
+                "lookup" => self.request_lookup(a).await,
+                "resolve" => self.resolve(a).await,
+                "visibility" => self.pin_visibility(a, b).await,
+                "pages" => self.pages(a, phases.wants("visibility")).await,
+                "notifications" => {
+                    let figures = crate::notify::measure(
+                        self.backend,
+                        a,
+                        &self.store,
+                        &self.credentials.token,
+                        self.size,
+                    )
+                    .await;
+                    figures.map(|f| self.figures.extend(f))
+                }
+                _ => Ok(()), // verify: before the servers start
+            }
+            .with_context(|| format!("measuring {phase}"))?;
+        }
         Ok(())
     }
 
@@ -697,7 +693,9 @@ impl<'a> Bench<'a> {
         Ok(out)
     }
 
-    async fn pages(&mut self, base: &str) -> anyhow::Result<()> {
+    /// The pages; the audit page must show the pin visibility phase's
+    /// events when that phase ran (else only its heading).
+    async fn pages(&mut self, base: &str, after_visibility: bool) -> anyhow::Result<()> {
         let n = self.size.page_samples;
         let big = &self.catalog.models[0];
         let overview = self
@@ -712,7 +710,16 @@ impl<'a> Bench<'a> {
             )
             .await?;
         let audit_page = self
-            .page_latencies(base, n, "/audit", "benchmark: pin visibility")
+            .page_latencies(
+                base,
+                n,
+                "/audit",
+                if after_visibility {
+                    "benchmark: pin visibility"
+                } else {
+                    "Audit log"
+                },
+            )
             .await?;
         let versions = self
             .latencies(base, n, |_| format!("/api/v1/models/{}/versions", big.id))

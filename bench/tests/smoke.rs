@@ -50,7 +50,7 @@ fn assert_complete(report: &bench::report::BackendReport) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_smoke_benchmark_produces_every_figure_on_sqlite() {
     receiver();
-    let report = bench::run_engine(&Size::smoke(), &Engine::Sqlite)
+    let report = bench::run_engine(&Size::smoke(), &Engine::Sqlite, &bench::Phases::all())
         .await
         .expect("the benchmark runs");
     assert_complete(&report);
@@ -61,8 +61,12 @@ async fn the_smoke_benchmark_produces_every_figure_on_postgresql() {
     receiver();
     let admin_url = std::env::var("SWITCHYARD_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let report = bench::run_engine(&Size::smoke(), &Engine::Postgres { admin_url })
-        .await
-        .expect("the benchmark runs on PostgreSQL");
+    let report = bench::run_engine(
+        &Size::smoke(),
+        &Engine::Postgres { admin_url },
+        &bench::Phases::all(),
+    )
+    .await
+    .expect("the benchmark runs on PostgreSQL");
     assert_complete(&report);
 }

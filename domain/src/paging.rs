@@ -40,6 +40,33 @@ pub fn parse_page(given: Option<&str>) -> Result<u32, DomainError> {
     }
 }
 
+/// Where page `page` of a list of `total` items sits, `per_page` to a page
+/// (a store reads only that page: `LIMIT per_page OFFSET skip`); a page past
+/// the end is refused with how many there are (what of is `noun`, plural).
+pub fn locate(total: u32, page: u32, per_page: u32, noun: &str) -> Result<PageInfo, DomainError> {
+    let per_page = per_page.max(1);
+    let pages = total.div_ceil(per_page).max(1);
+    if page == 0 || page > pages {
+        return Err(DomainError::NotFound(format!(
+            "page {page} does not exist: there {} {total} {noun}, {per_page} to a page, so pages 1 to {pages}",
+            if total == 1 { "is" } else { "are" }
+        )));
+    }
+    Ok(PageInfo {
+        page,
+        pages,
+        per_page,
+        total,
+    })
+}
+
+impl PageInfo {
+    /// How many items come before this page.
+    pub fn skip(&self) -> u32 {
+        (self.page - 1) * self.per_page
+    }
+}
+
 /// Page `page` of `items`, `per_page` to a page; a page past the end is
 /// refused with how many there are (what of is `noun`, plural).
 pub fn page_of<T>(
@@ -48,26 +75,14 @@ pub fn page_of<T>(
     per_page: u32,
     noun: &str,
 ) -> Result<(Vec<T>, PageInfo), DomainError> {
-    let per_page = per_page.max(1);
     let total = u32::try_from(items.len()).unwrap_or(u32::MAX);
-    let pages = total.div_ceil(per_page).max(1);
-    if page == 0 || page > pages {
-        return Err(DomainError::NotFound(format!(
-            "page {page} does not exist: there {} {total} {noun}, {per_page} to a page, so pages 1 to {pages}",
-            if total == 1 { "is" } else { "are" }
-        )));
-    }
-    let skip = ((page - 1) * per_page) as usize;
-    let slice = items.into_iter().skip(skip).take(per_page as usize).collect();
-    Ok((
-        slice,
-        PageInfo {
-            page,
-            pages,
-            per_page,
-            total,
-        },
-    ))
+    let info = locate(total, page, per_page, noun)?;
+    let slice = items
+        .into_iter()
+        .skip(info.skip() as usize)
+        .take(info.per_page as usize)
+        .collect();
+    Ok((slice, info))
 }
 
 #[cfg(test)]
@@ -78,10 +93,25 @@ mod tests {
     fn pages_cut_the_list_in_order_and_say_where_they_are() {
         let items: Vec<u32> = (1..=120).collect();
         let (first, info) = page_of(items.clone(), 1, 50, "versions").expect("page 1");
-        assert_eq!((first.len(), first[0], info.pages, info.range()), (50, 1, 3, (1, 50)));
+        assert_eq!(
+            (first.len(), first[0], info.pages, info.range()),
+            (50, 1, 3, (1, 50))
+        );
         let (last, info) = page_of(items, 3, 50, "versions").expect("page 3");
         assert_eq!(last, (101..=120).collect::<Vec<_>>());
         assert_eq!(info.range(), (101, 120));
+    }
+
+    #[test]
+    fn a_page_located_by_the_total_alone_skips_the_pages_before_it() {
+        let info = locate(1000, 20, 50, "versions").expect("the last page");
+        assert_eq!(
+            (info.skip(), info.range(), info.pages),
+            (950, (951, 1000), 20)
+        );
+        assert_eq!(locate(0, 1, 50, "versions").map(|i| i.skip()).ok(), Some(0));
+        let err = locate(1000, 21, 50, "versions").unwrap_err();
+        assert!(err.to_string().contains("pages 1 to 20"), "{err}");
     }
 
     #[test]

@@ -239,6 +239,10 @@ pub struct ClusterAt {
     pub event_id: i64,
     pub actor: String,
     pub reason: Option<String>,
+    /// The operation whose step set these slots and weights (its ledger
+    /// event's `operation_id`); `None` for a hand switch or a removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<i64>,
     pub next_change: Option<Timestamp>,
     /// Versions served with traffic that the environment did not pin at that instant.
     pub drift: Vec<crate::clusters::Drift>,
@@ -319,6 +323,26 @@ pub struct VersionStageChange {
     pub version: VersionName,
     #[serde(flatten)]
     pub change: StageChange,
+}
+
+/// One page of a model's versions, newest first, and when its first
+/// version was registered (nothing of the model is older).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionsPage {
+    pub versions: Vec<Version>,
+    pub page: crate::paging::PageInfo,
+    pub first_registered: Timestamp,
+}
+
+/// A cluster that served a model (some slot with traffic held one of its
+/// versions at some time), with its state changes inside a window and the
+/// one in force at the window's start: a cluster lane of the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterServing {
+    pub cluster: String,
+    pub environment: String,
+    /// Oldest first.
+    pub history: Vec<crate::clusters::ClusterChange>,
 }
 
 /// Everything that happened to a model's pins and stages, oldest first:

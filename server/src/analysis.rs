@@ -7,12 +7,11 @@
 
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use switchyard_domain::analysis::{render_query, AnalysisTemplate, Subject};
 use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::operations::{Operation, OperationKind};
-use switchyard_domain::types::{ClusterAt, GateResults, RequestLookup, ServingAt};
+use switchyard_domain::types::{GateResults, RequestLookup, ServingAt};
 use switchyard_domain::Timestamp;
 
 use crate::store::StoreResult;
@@ -80,12 +79,14 @@ pub async fn save_template(
     reason: Option<&str>,
     at: switchyard_domain::Timestamp,
 ) -> Result<bool, SaveError> {
-    let reason = switchyard_domain::text::required_reason(reason)
-        .map_err(crate::store::StoreError::from)?;
+    let reason =
+        switchyard_domain::text::required_reason(reason).map_err(crate::store::StoreError::from)?;
     template.check().map_err(crate::store::StoreError::from)?;
     Prometheus::new().check(&template).await?;
     let existed = store.get_analysis_template(&template.name).await?.is_some();
-    store.save_analysis_template(template, actor, reason, at).await?;
+    store
+        .save_analysis_template(template, actor, reason, at)
+        .await?;
     Ok(!existed)
 }
 
@@ -99,30 +100,9 @@ pub async fn remove_template(
     at: switchyard_domain::Timestamp,
 ) -> StoreResult<()> {
     let reason = switchyard_domain::text::required_reason(reason)?;
-    store.remove_analysis_template(name, actor, reason, at).await
-}
-
-/// How many clusters' gate results are looked up at once.
-const GATE_RESULTS_AT_ONCE: usize = 8;
-
-/// The gate results behind a cluster's state at `at`, as REST and the
-/// console both show them: the ledger event that set the state names the
-/// operation (a step the runner wrote). `None` when no operation with
-/// analysis set the state (a hand switch, a rollback, an operation without
-/// templates).
-pub async fn gate_results(
-    store: &dyn crate::store::Store,
-    c: &ClusterAt,
-    at: Timestamp,
-) -> StoreResult<Option<GateResults>> {
-    let (event, _) = store.ledger_event(c.event_id).await?;
-    let Some(id) = event.as_ref().and_then(operation_of) else {
-        return Ok(None);
-    };
-    let Some(op) = store.get_operation(id).await? else {
-        return Ok(None);
-    };
-    Ok(results_of(op, &c.cluster, at))
+    store
+        .remove_analysis_template(name, actor, reason, at)
+        .await
 }
 
 /// The operation a runner's ledger event concerns.
@@ -155,21 +135,39 @@ fn results_of(op: Operation, cluster: &str, at: Timestamp) -> Option<GateResults
     })
 }
 
-/// `serving` with the gate results behind each of its clusters' states.
+/// `serving` with the gate results behind each of its clusters' states, as
+/// REST and the console both show them: the ledger event that set a state
+/// names the operation (a step the runner wrote), carried in
+/// `ClusterAt.operation_id` by the temporal index, and every such operation
+/// is read in one query. None for a state no operation with analysis set (a
+/// hand switch, a rollback, an operation without templates).
 pub async fn with_gate_results(
     store: &dyn crate::store::Store,
     mut serving: ServingAt,
 ) -> StoreResult<ServingAt> {
     let at = serving.at;
-    // Owned clusters: a stream of borrows would make the handler's future
-    // not general enough to be `Send` for every lifetime.
-    serving.gates = futures::stream::iter(serving.clusters.clone())
-        .map(|c| async move { gate_results(store, &c, at).await })
-        .buffered(GATE_RESULTS_AT_ONCE)
-        .try_collect::<Vec<_>>()
+    // One read of every operation named (the temporal index carries each
+    // cluster state's operation id), not one per cluster.
+    let mut ids: Vec<i64> = serving
+        .clusters
+        .iter()
+        .filter_map(|c| c.operation_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let operations: std::collections::HashMap<i64, Operation> = store
+        .operations_by_id(&ids)
         .await?
         .into_iter()
-        .flatten()
+        .map(|op| (op.id, op))
+        .collect();
+    serving.gates = serving
+        .clusters
+        .iter()
+        .filter_map(|c| {
+            let op = c.operation_id.and_then(|id| operations.get(&id).cloned())?;
+            results_of(op, &c.cluster, at)
+        })
         .collect();
     Ok(serving)
 }

@@ -450,13 +450,11 @@ fn serving_instant(
 
 impl StoreServices {
     async fn environment_names(&self) -> Result<Vec<String>, AppError> {
-        let envs = self
-            .state
+        self.state
             .store
-            .list_environments()
+            .environment_names()
             .await
-            .map_err(to_app_error)?;
-        Ok(envs.into_iter().map(|e| e.name).collect())
+            .map_err(to_app_error)
     }
 
     async fn model_ids(&self) -> Result<Vec<ModelId>, AppError> {
@@ -465,7 +463,8 @@ impl StoreServices {
     }
 
     /// A cluster with what its page shows: drift against the environment's
-    /// pins, the versions its policy admits, and its last `limit` operations.
+    /// pins, the versions its policy admits, and its last `limit` operations
+    /// (without `detail`, the overview's summary: only its running one).
     async fn cluster_view(
         &self,
         cluster: Cluster,
@@ -502,10 +501,25 @@ impl StoreServices {
         // The environment's pins first (a version just promoted and pinned
         // is the one to deploy next), then the rest newest first.
         allowed.sort_by_key(|v| !pins.contains(v));
-        let operations = store
-            .list_operations(&cluster.name, limit)
-            .await
-            .map_err(to_app_error)?;
+        // The overview's summary needs only the running operation, which the
+        // cluster's row names: one read for a cluster running one, none for
+        // the others (instead of a query per cluster).
+        let operations = if detail {
+            store
+                .list_operations(&cluster.name, limit)
+                .await
+                .map_err(to_app_error)?
+        } else {
+            match cluster.running_operation {
+                Some(id) => store
+                    .get_operation(id)
+                    .await
+                    .map_err(to_app_error)?
+                    .into_iter()
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
         let operator_role = role_for_operation(production);
         let refused = self
             .user
@@ -565,23 +579,23 @@ impl StoreServices {
         })
     }
 
-    /// The clusters that ever served `model`, with their state history and
-    /// the rollbacks among their operations.
-    async fn cluster_lanes(&self, model: &ModelId) -> Result<Vec<ClusterLane>, AppError> {
+    /// The clusters that ever served `model`, with their state history
+    /// inside `window` (from the temporal index) and the rollbacks among
+    /// their operations that finished inside it.
+    async fn cluster_lanes(
+        &self,
+        model: &ModelId,
+        window: app::components::timeline::Window,
+    ) -> Result<Vec<ClusterLane>, AppError> {
         let store = &self.state.store;
         let mut lanes = Vec::new();
-        for c in store.list_clusters().await.map_err(to_app_error)? {
-            let history = store.cluster_history(&c.name).await.map_err(to_app_error)?;
-            let served = history.iter().any(|h| {
-                h.slots.iter().any(|s| {
-                    s.weight > 0 && s.full_id.as_ref().is_some_and(|v| &v.model_id == model)
-                })
-            });
-            if !served {
-                continue;
-            }
+        let serving = store
+            .clusters_serving(model, window.start, window.end)
+            .await
+            .map_err(to_app_error)?;
+        for c in serving {
             let rollbacks = store
-                .list_operations(&c.name, TIMELINE_OPERATIONS)
+                .list_operations(&c.cluster, TIMELINE_OPERATIONS)
                 .await
                 .map_err(to_app_error)?
                 .into_iter()
@@ -608,11 +622,12 @@ impl StoreServices {
                     }
                 })
                 .filter(|m| &m.to.model_id == model)
+                .filter(|m| window.start <= m.at && m.at <= window.end)
                 .collect();
             lanes.push(ClusterLane {
-                cluster: c.name,
+                cluster: c.cluster,
                 environment: c.environment,
-                history,
+                history: c.history,
                 rollbacks,
             });
         }
@@ -707,23 +722,43 @@ impl Services for StoreServices {
             .map_err(to_app_error)
     }
 
-    async fn model_page(&self, model: &ModelId, page: u32) -> Result<ModelPage, AppError> {
+    async fn model_page(
+        &self,
+        model: &ModelId,
+        page: u32,
+        range: &app::api::get_model_page::TimelineRange,
+    ) -> Result<ModelPage, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
         let store = &self.state.store;
-        let versions = store.list_versions(model).await.map_err(to_app_error)?;
-        let (versions, versions_page) =
-            switchyard_domain::paging::page_of(versions, page, VERSIONS_PAGE, "versions")?;
-        let history = store.model_history(model).await.map_err(to_app_error)?;
+        let now = Timestamp::now();
+        let versions = store
+            .versions_page(model, page, VERSIONS_PAGE)
+            .await
+            .map_err(to_app_error)?;
+        // Nothing of a model precedes its first registration.
+        let (window, window_note) = app::pages::model_page::window_for(
+            range.range.as_deref(),
+            range.from.as_deref(),
+            range.to.as_deref(),
+            now,
+            Some(versions.first_registered),
+        );
+        let history = store
+            .model_history_between(model, window.start, window.end)
+            .await
+            .map_err(to_app_error)?;
         let environments = self.environment_names().await?;
-        let clusters = self.cluster_lanes(model).await?;
+        let clusters = self.cluster_lanes(model, window).await?;
         Ok(ModelPage {
             model_id: model.clone(),
-            versions,
-            versions_page,
+            versions: versions.versions,
+            versions_page: versions.page,
             history,
             environments,
-            now: Timestamp::now(),
+            now,
             clusters,
+            window,
+            window_note,
         })
     }
 

@@ -21,9 +21,9 @@ mod release_sql;
 mod sql;
 pub(crate) use sql::registration_conflict;
 mod sql_store;
+pub mod sqlite;
 pub mod sso;
 mod sso_sql;
-pub mod sqlite;
 pub mod temporal;
 
 #[cfg(test)]
@@ -241,6 +241,36 @@ pub trait Store:
     /// unknown model.
     async fn model_history(&self, model: &ModelId) -> StoreResult<ModelHistory>;
 
+    /// Page `page` of `list_versions` (`per_page` to a page), reading only
+    /// that page: `domain::paging::locate` refuses a page past the end,
+    /// `NotFound` as `list_versions` for a model without versions.
+    async fn versions_page(
+        &self,
+        model: &ModelId,
+        page: u32,
+        per_page: u32,
+    ) -> StoreResult<switchyard_domain::types::VersionsPage>;
+
+    /// `model_history` for a window `[start, end]`: the stage changes inside
+    /// it, and the pin changes inside it with each environment's last one
+    /// before it (where the window's first bar starts), oldest first.
+    async fn model_history_between(
+        &self,
+        model: &ModelId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> StoreResult<ModelHistory>;
+
+    /// The clusters (in name order) that ever served `model` with traffic,
+    /// each with its changes inside `[start, end]` and the one in force at
+    /// `start`: from the temporal index (as `serving_at`), no query per cluster.
+    async fn clusters_serving(
+        &self,
+        model: &ModelId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> StoreResult<Vec<switchyard_domain::types::ClusterServing>>;
+
     /// Moves a version's stage after `lifecycle::check_move`. Moving to
     /// production is only done by promotions (`MoveVia::Promotion`), which
     /// also deprecate the model's previous production version in the same
@@ -257,6 +287,9 @@ pub trait Store:
 
     /// Environments in their standard order, each with its policy and pins.
     async fn list_environments(&self) -> StoreResult<Vec<Environment>>;
+
+    /// The environments' names alone, in the same order (no pins read).
+    async fn environment_names(&self) -> StoreResult<Vec<String>>;
 
     /// Pins `id` in `env` if the environment's policy admits the version's stage.
     async fn set_pin(

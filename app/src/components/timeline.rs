@@ -63,7 +63,7 @@ pub fn marker_groups(changes: &[VersionStageChange], window: Window) -> Vec<Mark
 }
 
 /// The instants a chart shows: `[start, end]`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub start: Timestamp,
     pub end: Timestamp,
@@ -228,7 +228,11 @@ pub fn labels_above(bars: &[(i32, i32, &str)]) -> Vec<Option<String>> {
                 return None;
             }
             let text: String = if version.chars().count() > 16 {
-                version.chars().take(15).chain(std::iter::once('…')).collect()
+                version
+                    .chars()
+                    .take(15)
+                    .chain(std::iter::once('…'))
+                    .collect()
             } else {
                 version.to_owned()
             };
@@ -736,7 +740,10 @@ mod tests {
             end: Timestamp::from_micros(11 * DAY + 6 * HOUR),
         };
         let labels: Vec<String> = ticks(w).into_iter().map(|(_, l)| l).collect();
-        assert_eq!(labels, ["20:00", "22:00", "Jan 12", "02:00", "04:00", "06:00"]);
+        assert_eq!(
+            labels,
+            ["20:00", "22:00", "Jan 12", "02:00", "04:00", "06:00"]
+        );
     }
 
     #[test]

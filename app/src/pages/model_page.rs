@@ -37,34 +37,30 @@ fn parse_instant(s: &str, end_of_day: bool) -> Option<Timestamp> {
     Timestamp::parse(&format!("{with_seconds}Z")).ok()
 }
 
-/// The chart's window from the query: explicit from/to dates win over a preset.
-/// Also returns a note when a date could not be read.
+/// The chart's window from the query: explicit from/to dates win over a
+/// preset ("All" spans from the model's `earliest` change to `now`). Also
+/// returns a note when a date could not be read. The server reads only the
+/// history inside it.
 pub fn window_for(
     range: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
-    data: &ModelData,
+    now: Timestamp,
+    earliest: Option<Timestamp>,
 ) -> (Window, Option<String>) {
-    let earliest = data
-        .history
-        .stage_changes
-        .iter()
-        .map(|c| c.change.at)
-        .chain(data.history.pin_changes.iter().map(|p| p.at))
-        .min()
-        .unwrap_or(data.now);
+    let earliest = earliest.unwrap_or(now);
     let preset = RANGES
         .iter()
         .find(|(key, ..)| Some(*key) == range)
         .unwrap_or(&RANGES[DEFAULT_RANGE]);
     let mut window = match preset.2 {
         Some(hours) => Window {
-            start: data.now.plus_hours(-hours),
-            end: data.now,
+            start: now.plus_hours(-hours),
+            end: now,
         },
         None => Window {
             start: earliest.plus_hours(-12),
-            end: data.now.plus_hours(12),
+            end: now.plus_hours(12),
         },
     };
     let mut note = None;
@@ -96,8 +92,8 @@ pub fn window_for(
     if window.end <= window.start {
         note = Some("The range ends before it starts; showing 90 days instead.".to_owned());
         window = Window {
-            start: data.now.plus_days(-90),
-            end: data.now,
+            start: now.plus_days(-90),
+            end: now,
         };
     }
     (window, note)
@@ -109,10 +105,15 @@ pub fn ModelPage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let model_id = move || params.read().get("model_id").unwrap_or_default();
-    // The versions table's page is in the address, so it works without JavaScript.
+    // The versions table's page and the timeline's range are in the
+    // address, so both work without JavaScript; the server sends only the
+    // page of versions and the history inside the range.
+    // The whole history is fetched (range "all") and the zoom is drawn
+    // from it here: fetching per range broke zooming back to "All" with
+    // JavaScript (browser test model.test.mjs), not yet understood.
     let data = Resource::new(
         move || (model_id(), query.read().get("page")),
-        |(model, page)| get_model_page(model, page),
+        |(model, page)| get_model_page(model, page, Some("all".to_owned()), None, None),
     );
 
     view! {
@@ -144,7 +145,15 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
     let chart = move || {
         let (range, from, to, at) = (q("range"), q("from"), q("to"), q("at"));
         data.with_value(|d| {
-            let (window, note) = window_for(range.as_deref(), from.as_deref(), to.as_deref(), d);
+            // The server's "all" window starts half a day before the first registration.
+            let earliest = d.window.start.plus_hours(12);
+            let (window, note) = window_for(
+                range.as_deref(),
+                from.as_deref(),
+                to.as_deref(),
+                d.now,
+                Some(earliest),
+            );
             // The chart falls back to a range it can draw, but the address
             // asked for something that does not exist: said so, and a 4xx.
             if note.is_some() {
@@ -287,35 +296,35 @@ fn VersionTable(versions: Vec<Version>) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_domain::types::ModelHistory;
-    use switchyard_domain::ModelId;
 
     const DAY: i64 = 86_400_000_000;
 
-    fn data() -> ModelData {
-        ModelData {
-            model_id: ModelId::parse("chat").expect("valid"),
-            versions: vec![],
-            versions_page: switchyard_domain::paging::PageInfo {
-                page: 1,
-                pages: 1,
-                per_page: 50,
-                total: 0,
-            },
-            history: ModelHistory {
-                model_id: ModelId::parse("chat").expect("valid"),
-                pin_changes: vec![],
-                stage_changes: vec![],
-            },
-            environments: vec![],
-            now: Timestamp::from_micros(1000 * DAY),
-            clusters: vec![],
-        }
+    fn now() -> Timestamp {
+        Timestamp::from_micros(1000 * DAY)
+    }
+
+    #[test]
+    fn all_spans_from_half_a_day_before_the_first_change_to_half_a_day_after_now() {
+        let (w, note) = window_for(
+            Some("all"),
+            None,
+            None,
+            now(),
+            Some(Timestamp::from_micros(300 * DAY)),
+        );
+        assert_eq!(
+            (w.start, w.end, note),
+            (
+                Timestamp::from_micros(300 * DAY - DAY / 2),
+                Timestamp::from_micros(1000 * DAY + DAY / 2),
+                None
+            )
+        );
     }
 
     #[test]
     fn the_default_range_is_the_last_ninety_days() {
-        let (w, note) = window_for(None, None, None, &data());
+        let (w, note) = window_for(None, None, None, now(), None);
         assert_eq!(
             (w.start, w.end, note),
             (
@@ -328,7 +337,13 @@ mod tests {
 
     #[test]
     fn from_and_to_dates_include_the_whole_last_day() {
-        let (w, _) = window_for(Some("30d"), Some("1970-01-02"), Some("1970-01-03"), &data());
+        let (w, _) = window_for(
+            Some("30d"),
+            Some("1970-01-02"),
+            Some("1970-01-03"),
+            now(),
+            None,
+        );
         assert_eq!(
             (w.start, w.end),
             (Timestamp::from_micros(DAY), Timestamp::from_micros(3 * DAY))
@@ -338,9 +353,22 @@ mod tests {
     #[test]
     fn a_range_may_be_a_day_or_hours_given_to_the_minute() {
         const HOUR: i64 = DAY / 24;
-        let (w, note) = window_for(Some("24h"), None, None, &data());
-        assert_eq!((w.start, w.end, note), (Timestamp::from_micros(999 * DAY), Timestamp::from_micros(1000 * DAY), None));
-        let (w, note) = window_for(None, Some("1970-01-02 06:30"), Some("1970-01-02T09:00:00"), &data());
+        let (w, note) = window_for(Some("24h"), None, None, now(), None);
+        assert_eq!(
+            (w.start, w.end, note),
+            (
+                Timestamp::from_micros(999 * DAY),
+                Timestamp::from_micros(1000 * DAY),
+                None
+            )
+        );
+        let (w, note) = window_for(
+            None,
+            Some("1970-01-02 06:30"),
+            Some("1970-01-02T09:00:00"),
+            now(),
+            None,
+        );
         assert_eq!(
             (w.start, w.end, note),
             (
@@ -349,7 +377,7 @@ mod tests {
                 None
             )
         );
-        let (_, note) = window_for(None, Some("1970-01-02 25:00"), None, &data());
+        let (_, note) = window_for(None, Some("1970-01-02 25:00"), None, now(), None);
         assert!(note.is_some_and(|n| n.contains("“1970-01-02 25:00”")));
     }
 
@@ -367,7 +395,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_date_is_said_so_and_the_preset_is_kept() {
-        let (w, note) = window_for(Some("30d"), Some("yesterday"), None, &data());
+        let (w, note) = window_for(Some("30d"), Some("yesterday"), None, now(), None);
         assert_eq!(w.start, Timestamp::from_micros(970 * DAY));
         assert!(note.is_some_and(|n| n.contains("yesterday")));
     }

@@ -5,8 +5,8 @@ use switchyard_domain::types::{Environment, ModelSummary, Overview};
 use crate::api::get_clusters::get_clusters;
 use crate::api::get_overview::get_overview;
 use crate::components::cluster_alerts::{drift_cells, ClusterAlerts, DriftCell};
-use crate::components::notification_alerts::NotificationAlerts;
 use crate::components::freeze_banner::FreezeBanner;
+use crate::components::notification_alerts::NotificationAlerts;
 use crate::components::pending_approvals::PendingApprovals;
 use crate::components::stage_badge::StageBadge;
 use crate::components::status::{ErrorNote, Loading};
@@ -127,7 +127,7 @@ fn PinMatrix(data: Overview, filter: ReadSignal<String>, drift: Vec<DriftCell>) 
                 </thead>
                 <tbody>
                     <For each=visible key=|m| m.model_id.clone() let:model>
-                        <ModelRow model envs=envs.get_value() drift=drift.get_value()/>
+                        <ModelRow model envs drift/>
                     </For>
                 </tbody>
             </table>
@@ -138,10 +138,16 @@ fn PinMatrix(data: Overview, filter: ReadSignal<String>, drift: Vec<DriftCell>) 
     }
 }
 
+/// One model's row. The environments (with every pin) and the drift are
+/// borrowed from the matrix's stored values, not copied into each of the rows.
 #[component]
-fn ModelRow(model: ModelSummary, envs: Vec<Environment>, drift: Vec<DriftCell>) -> impl IntoView {
-    let cells = envs
-        .iter()
+fn ModelRow(
+    model: ModelSummary,
+    envs: StoredValue<Vec<Environment>>,
+    drift: StoredValue<Vec<DriftCell>>,
+) -> impl IntoView {
+    let cells = |envs: &[Environment], drift: &[DriftCell]| {
+        envs.iter()
         .map(|env| {
             let pin = env.pins.iter().find(|p| p.model_id == model.model_id).cloned();
             let drifted: Vec<String> = drift
@@ -164,7 +170,9 @@ fn ModelRow(model: ModelSummary, envs: Vec<Environment>, drift: Vec<DriftCell>) 
                 None => view! { <td class="none">"not pinned" {drift_note}</td> }.into_any(),
             }
         })
-        .collect_view();
+        .collect_view()
+    };
+    let cells = envs.with_value(|envs| drift.with_value(|drift| cells(envs, drift)));
     view! {
         <tr>
             <th scope="row">

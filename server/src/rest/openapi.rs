@@ -290,6 +290,8 @@ const CLUSTER_AT: &[Field] = &[
     ("event_id", F::Int, true),
     ("actor", F::Str, true),
     ("reason", F::Str, false),
+    // The operation whose step set the state; absent for a hand switch.
+    ("operation_id", F::Int, false),
     ("next_change", F::Time, false),
     ("drift", F::List("Drift"), true),
     // Only when the instant falls where the router was caught between two

@@ -51,6 +51,15 @@ pub(crate) const SELECT_OPERATION: &str = concat!(
     operation_columns!(),
     " FROM operations WHERE id = $1"
 );
+/// The operations whose id is one of `count` parameters.
+pub(crate) fn select_operations_in(count: usize) -> String {
+    let ids: Vec<String> = (1..=count).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT {} FROM operations WHERE id IN ({})",
+        operation_columns!(),
+        ids.join(", ")
+    )
+}
 pub(crate) const SELECT_OPERATIONS_OF: &str = concat!(
     "SELECT ",
     operation_columns!(),
@@ -665,6 +674,21 @@ macro_rules! cluster_sql {
 
             async fn get_operation(&self, id: i64) -> StoreResult<Option<Operation>> {
                 Ok(fetch_operation(&self.pool, id).await?.map(|(op, _)| op))
+            }
+
+            async fn operations_by_id(&self, ids: &[i64]) -> StoreResult<Vec<Operation>> {
+                let mut found = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(500) {
+                    let sql = cq::select_operations_in(chunk.len());
+                    let mut query = sqlx::query_as::<_, cq::OperationRow>(&sql);
+                    for id in chunk {
+                        query = query.bind(*id);
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        found.push(row.into_operation()?);
+                    }
+                }
+                Ok(found)
             }
 
             async fn claim_operation(&self, owner: &str, now: Timestamp, lease_until: Timestamp) -> StoreResult<Option<Operation>> {

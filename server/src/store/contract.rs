@@ -192,6 +192,8 @@ contract_tests!(
     retiring_before_the_deprecation_period_needs_an_admin_with_a_reason,
     pins_obey_the_environment_policy,
     pin_changes_are_recorded_with_the_previous_version,
+    a_models_history_in_a_window_has_its_changes_there_and_each_environments_pin_before_it,
+    a_page_of_versions_is_read_alone_in_the_lists_order_and_a_page_past_the_end_is_refused,
     resolving_a_model_follows_the_environments_pin,
     resolving_an_exact_version_warns_when_deprecated_and_refuses_when_retired,
     resolving_latest_gives_the_newest_unretired_version_only_where_allowed,
@@ -221,8 +223,8 @@ contract_tests!(
 );
 
 mod analysis;
-mod cache;
 mod bindings;
+mod cache;
 mod identity;
 mod notify;
 mod release;
@@ -761,6 +763,132 @@ async fn pins_obey_the_environment_policy(db: Arc<TestDb>) {
     assert!(
         matches!(e, DomainError::Retired(_)),
         "a retired version is never pinned: {e:?}"
+    );
+}
+
+async fn a_models_history_in_a_window_has_its_changes_there_and_each_environments_pin_before_it(
+    db: Arc<TestDb>,
+) {
+    register(&db, "chat:v1", at(0)).await;
+    let pin = |env: &'static str, v: &'static str, when: Timestamp| {
+        let db = db.clone();
+        async move {
+            db.store
+                .set_pin(env, &id(v), None, "bob", when)
+                .await
+                .unwrap_or_else(|e| panic!("pin {v} in {env}: {e}"))
+        }
+    };
+    pin("development", "chat:v1", at(1)).await;
+    register(&db, "chat:v2", at(2)).await;
+    pin("development", "chat:v2", at(3)).await;
+    register(&db, "chat:v3", at(10)).await;
+    pin("development", "chat:v3", at(11)).await;
+    register(&db, "embed:e1", at(4)).await;
+    let chat = ModelId::parse("chat").unwrap();
+    let whole = db.store.model_history(&chat).await.unwrap();
+    let everything = db
+        .store
+        .model_history_between(&chat, at(-10), at(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        everything, whole,
+        "a window around everything has all of it"
+    );
+
+    let window = db
+        .store
+        .model_history_between(&chat, at(2), at(5))
+        .await
+        .unwrap();
+    let versions = |h: &switchyard_domain::types::ModelHistory| {
+        (
+            h.stage_changes
+                .iter()
+                .map(|c| (c.version.to_string(), c.change.at))
+                .collect::<Vec<_>>(),
+            h.pin_changes
+                .iter()
+                .map(|p| (p.environment.clone(), p.version.to_string(), p.at))
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        versions(&window),
+        (
+            vec![("v2".to_owned(), at(2))],
+            vec![
+                ("development".to_owned(), "v1".to_owned(), at(1)),
+                ("development".to_owned(), "v2".to_owned(), at(3)),
+            ]
+        ),
+        "the registration inside, and the pin in force at the start with the one inside"
+    );
+    let later = db
+        .store
+        .model_history_between(&chat, at(5), at(9))
+        .await
+        .unwrap();
+    assert_eq!(
+        versions(&later),
+        (
+            vec![],
+            vec![("development".to_owned(), "v2".to_owned(), at(3))]
+        ),
+        "nothing changed inside: only the pin in force"
+    );
+}
+
+async fn a_page_of_versions_is_read_alone_in_the_lists_order_and_a_page_past_the_end_is_refused(
+    db: Arc<TestDb>,
+) {
+    for (i, v) in ["v1", "v2", "v3", "v4", "v5"].iter().enumerate() {
+        register(&db, &format!("chat:{v}"), at(10 + i as i64)).await;
+    }
+    register(&db, "embed:e1", at(1)).await;
+    let chat = ModelId::parse("chat").unwrap();
+    let names: Vec<String> = db
+        .store
+        .list_environments()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(db.store.environment_names().await.unwrap(), names);
+    let all = db.store.list_versions(&chat).await.unwrap();
+    let page = db.store.versions_page(&chat, 2, 2).await.unwrap();
+    assert_eq!(
+        page.versions,
+        all[2..4].to_vec(),
+        "newest first, the third and fourth"
+    );
+    assert_eq!(
+        (
+            page.page.page,
+            page.page.pages,
+            page.page.total,
+            page.first_registered
+        ),
+        (2, 3, 5, at(10))
+    );
+    let last = db.store.versions_page(&chat, 3, 2).await.unwrap();
+    assert_eq!(last.versions, all[4..].to_vec());
+    let past = db.store.versions_page(&chat, 4, 2).await.unwrap_err();
+    assert!(
+        matches!(past, StoreError::Domain(DomainError::NotFound(_))),
+        "{past}"
+    );
+    assert!(past.to_string().contains("pages 1 to 3"), "{past}");
+    let unknown = db
+        .store
+        .versions_page(&ModelId::parse("nope").unwrap(), 1, 2)
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("no registered version"),
+        "{unknown}"
     );
 }
 

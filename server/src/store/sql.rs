@@ -78,6 +78,15 @@ pub(crate) const SELECT_VERSIONS_OF_MODEL: &str = concat!(
     version_columns!(),
     " FROM versions WHERE model_id = $1 ORDER BY created_at DESC, version DESC"
 );
+/// `SELECT_VERSIONS_OF_MODEL`, `$2` of them after the first `$3`.
+pub(crate) const SELECT_VERSIONS_PAGE: &str = concat!(
+    "SELECT ",
+    version_columns!(),
+    " FROM versions WHERE model_id = $1 ORDER BY created_at DESC, version DESC LIMIT $2 OFFSET $3"
+);
+/// How many versions a model has, and when its first was registered.
+pub(crate) const COUNT_VERSIONS_OF_MODEL: &str =
+    "SELECT COUNT(*), MIN(created_at) FROM versions WHERE model_id = $1";
 pub(crate) const SELECT_LATEST_VERSION: &str = concat!(
     "SELECT ",
     version_columns!(),
@@ -139,11 +148,13 @@ pub(crate) const SELECT_PINNED_IN: &str = "SELECT p.environment FROM pins p \
 pub(crate) const INSERT_STATE: &str =
     "INSERT INTO state_history (subject, valid_from, event_id, value) VALUES ($1, $2, $3, $4)";
 /// The pin and cluster rows of `state_history` of the events in (`$1`, `$2`],
-/// with their event's actor and reason: what the temporal index loads
-/// (`state_history_by_event` finds the few new rows of a catch-up).
+/// with their event's actor and reason, and for a cluster's row its event's
+/// details (which name the operation that set the state): what the temporal
+/// index loads (`state_history_by_event` finds the few new rows of a catch-up).
 pub(crate) const SELECT_HISTORY_BETWEEN: &str =
     "SELECT h.subject, h.valid_from, h.event_id, h.value, \
-       l.actor, l.reason \
+       l.actor, l.reason, \
+       CASE WHEN h.subject LIKE 'cluster/%' THEN l.details END AS details \
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.event_id > $1 AND h.event_id <= $2 \
        AND (h.subject LIKE 'pin/%' OR h.subject LIKE 'cluster/%' OR h.subject LIKE 'removed-cluster/%')";
@@ -194,7 +205,8 @@ pub(crate) const SELECT_PROMOTION_IN_FORCE: &str = promotion_behind_sql!(
     "(SELECT MAX(p2.decided_at) FROM promotions p2 WHERE p2.status = 'applied' \
      AND p2.environment = $1 AND p2.model_id = $2 AND p2.version = $3 AND p2.decided_at <= $4)"
 );
-pub(crate) const SELECT_CLUSTER_ENVIRONMENT: &str = "SELECT environment FROM clusters WHERE name = $1";
+pub(crate) const SELECT_CLUSTER_ENVIRONMENT: &str =
+    "SELECT environment FROM clusters WHERE name = $1";
 pub(crate) const ENVIRONMENT_EXISTS: &str = "SELECT 1 FROM environments WHERE name = $1";
 pub(crate) const MODEL_EXISTS: &str = "SELECT 1 FROM versions WHERE model_id = $1 LIMIT 1";
 pub(crate) const CLUSTER_EXISTS: &str = "SELECT 1 FROM clusters WHERE name = $1";
@@ -260,6 +272,22 @@ pub(crate) const SELECT_MODEL_HISTORY: &str = concat!(
     ledger_columns!(),
     " FROM ledger WHERE model_id = $1 \
      AND action IN ('version.registered', 'stage.changed', 'pin.changed') ORDER BY id"
+);
+
+/// `SELECT_MODEL_HISTORY` for a window (`$2`..=`$3`): its stage and pin
+/// events inside it, and each environment's last pin event before it.
+pub(crate) const SELECT_MODEL_HISTORY_BETWEEN: &str = concat!(
+    "SELECT ",
+    ledger_columns!(),
+    " FROM ledger WHERE model_id = $1 \
+     AND action IN ('version.registered', 'stage.changed', 'pin.changed') \
+     AND at >= $2 AND at <= $3 \
+     UNION ALL SELECT ",
+    ledger_columns!(),
+    " FROM (SELECT l.*, ROW_NUMBER() OVER \
+              (PARTITION BY l.environment ORDER BY l.at DESC, l.id DESC) AS nth \
+            FROM ledger l WHERE l.model_id = $1 AND l.action = 'pin.changed' AND l.at < $2) earlier_pins \
+     WHERE nth = 1 ORDER BY id"
 );
 
 /// A request record with the version it names (NULL columns if that version
@@ -528,7 +556,10 @@ impl EnvRow {
             required_approvals: non_negative_u32(self.required_approvals, "required_approvals")?,
             min_stage: stored_stage(&self.min_stage)?,
             required_groups: serde_json::from_str(&self.required_groups).map_err(|e| {
-                corrupt(format_args!("environment {} has unreadable required_groups: {e}", self.name))
+                corrupt(format_args!(
+                    "environment {} has unreadable required_groups: {e}",
+                    self.name
+                ))
             })?,
             requester_group_may_approve: self.requester_group_may_approve,
             expiry_hours: non_negative_u32(self.expiry_hours, "expiry_hours")?,

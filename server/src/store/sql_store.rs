@@ -115,7 +115,9 @@ impl WriteGate {
     /// Waits for this writer's turn; held until the guard is dropped.
     pub(crate) async fn turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         let gate = self.0.clone()?;
-        tokio::time::timeout(GATE_WAIT, gate.lock_owned()).await.ok()
+        tokio::time::timeout(GATE_WAIT, gate.lock_owned())
+            .await
+            .ok()
     }
 }
 
@@ -815,6 +817,54 @@ macro_rules! sql_store {
                 q::model_history(model, events)
             }
 
+            async fn versions_page(&self, model: &ModelId, page: u32, per_page: u32) -> StoreResult<switchyard_domain::types::VersionsPage> {
+                let (count, first): (i64, Option<i64>) = sqlx::query_as(q::COUNT_VERSIONS_OF_MODEL)
+                    .bind(model.as_str())
+                    .fetch_one(&self.pool)
+                    .await?;
+                let Some(first) = first.filter(|_| count > 0) else {
+                    return Err(DomainError::NotFound(format!("model {model} has no registered version")).into());
+                };
+                let total = u32::try_from(count).unwrap_or(u32::MAX);
+                let info = switchyard_domain::paging::locate(total, page, per_page, "versions")?;
+                let versions = fetch_versions(q::SELECT_VERSIONS_PAGE)
+                    .bind(model.as_str())
+                    .bind(i64::from(info.per_page))
+                    .bind(i64::from(info.skip()))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(q::VersionRow::into_version)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                Ok(switchyard_domain::types::VersionsPage {
+                    versions,
+                    page: info,
+                    first_registered: Timestamp::from_micros(first),
+                })
+            }
+
+            async fn model_history_between(&self, model: &ModelId, start: Timestamp, end: Timestamp) -> StoreResult<ModelHistory> {
+                let events = sqlx::query_as::<_, q::LedgerRow>(q::SELECT_MODEL_HISTORY_BETWEEN)
+                    .bind(model.as_str())
+                    .bind(start.micros())
+                    .bind(end.micros())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(q::LedgerRow::into_event)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                q::model_history(model, events)
+            }
+
+            async fn clusters_serving(
+                &self,
+                model: &ModelId,
+                start: Timestamp,
+                end: Timestamp,
+            ) -> StoreResult<Vec<switchyard_domain::types::ClusterServing>> {
+                self.temporal_at_head().await?.clusters_serving(model, start, end)
+            }
+
             async fn change_stage(
                 &self,
                 id: &FullId,
@@ -836,6 +886,10 @@ macro_rules! sql_store {
                 let moved = w.move_stage_superseding(&v, to, reason, actor, at, details, days).await?;
                 w.commit().await?;
                 Ok(moved)
+            }
+
+            async fn environment_names(&self) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar::<_, String>(q::SELECT_ENVIRONMENT_ORDER).fetch_all(&self.pool).await?)
             }
 
             async fn list_environments(&self) -> StoreResult<Vec<Environment>> {

@@ -21,10 +21,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use switchyard_domain::clusters::{self as cl, ClusterState, DriverKind};
+use switchyard_domain::clusters::{self as cl, ClusterChange, ClusterState, DriverKind};
 use switchyard_domain::history::{as_of_position, StateEntry};
 use switchyard_domain::reconcile::HistoryValue;
-use switchyard_domain::types::{ClusterAt, PinAt, ServingAt, TransitionAt};
+use switchyard_domain::types::{ClusterAt, ClusterServing, PinAt, ServingAt, TransitionAt};
 use switchyard_domain::{FullId, ModelId, Timestamp};
 
 use super::sql::stored_full_id;
@@ -39,6 +39,22 @@ pub(crate) struct HistoryRow {
     pub(crate) value: String,
     pub(crate) actor: String,
     pub(crate) reason: Option<String>,
+    /// A cluster row's event details (JSON): its `operation_id` names the
+    /// operation whose step set the state. `None` for other subjects.
+    pub(crate) details: Option<String>,
+}
+
+/// The operation a runner's ledger event names in its details
+/// (`"operation_id": 12`), as `analysis` reads it from the event.
+fn operation_in(details: Option<&str>) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Details {
+        operation_id: Option<serde_json::Value>,
+    }
+    serde_json::from_str::<Details>(details?)
+        .ok()?
+        .operation_id?
+        .as_i64()
 }
 
 /// A cluster's fixed columns.
@@ -49,12 +65,14 @@ pub(crate) struct ClusterMetaRow {
     pub(crate) driver: String,
 }
 
-/// A value with who set it and why.
+/// A value with who set it and why, and the operation whose step set it
+/// (so that gate results need no read of the ledger event).
 #[derive(Debug, Clone)]
 struct Held<V> {
     value: V,
     actor: Arc<str>,
     reason: Option<Arc<str>>,
+    operation_id: Option<i64>,
 }
 
 /// A subject's changes, sorted by (valid_from, event_id), and their instants
@@ -175,6 +193,18 @@ impl Default for TemporalIndex {
     }
 }
 
+/// A cluster's stored state, or why it is corrupt.
+fn valid_state<'a>(
+    cluster: &str,
+    entry: &'a StateEntry<Held<StoredState>>,
+) -> StoreResult<&'a HistoryValue> {
+    entry.value.value.as_ref().map_err(|why| {
+        StoreError::Corrupt(format!(
+            "state history of cluster {cluster} is not valid: {why}"
+        ))
+    })
+}
+
 fn pinned(stored: &StoredPin) -> StoreResult<&FullId> {
     stored.as_ref().map_err(|e| StoreError::Corrupt(e.clone()))
 }
@@ -201,6 +231,7 @@ impl TemporalIndex {
             let (valid_from, event_id) = (Timestamp::from_micros(row.valid_from), row.event_id);
             let actor = self.intern(row.actor);
             let reason = row.reason.map(|r| self.intern(r));
+            let operation_id = operation_in(row.details.as_deref());
             if let Some(rest) = row.subject.strip_prefix("pin/") {
                 let Some((environment, model)) = rest.split_once('/') else {
                     continue;
@@ -222,6 +253,7 @@ impl TemporalIndex {
                     value: pinned,
                     actor,
                     reason,
+                    operation_id,
                 };
                 history.insert(StateEntry {
                     valid_from,
@@ -248,6 +280,7 @@ impl TemporalIndex {
                     value: state,
                     actor,
                     reason,
+                    operation_id,
                 };
                 cluster.changes.insert(StateEntry {
                     valid_from,
@@ -438,6 +471,7 @@ impl TemporalIndex {
                 event_id: current.event_id,
                 actor: current.value.actor.to_string(),
                 reason: current.value.reason.as_deref().map(str::to_owned),
+                operation_id: current.value.operation_id,
                 next_change,
                 transition,
             });
@@ -449,6 +483,60 @@ impl TemporalIndex {
             gates: Vec::new(),
             notice: None,
         })
+    }
+
+    /// The clusters (by name) that ever served `model` with traffic, each
+    /// with its changes inside `[start, end]` and the one in force at `start`:
+    /// the model timeline's cluster lanes, without a query per cluster.
+    pub(crate) fn clusters_serving(
+        &self,
+        model: &ModelId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> StoreResult<Vec<ClusterServing>> {
+        let mut lanes = Vec::new();
+        for (name, cluster) in &self.clusters {
+            let Some((environment, _)) = &cluster.meta else {
+                continue;
+            };
+            let mut served = false;
+            for e in &cluster.changes.changes {
+                if valid_state(name, e)?
+                    .state
+                    .serving()
+                    .iter()
+                    .any(|(_, v, _)| &v.model_id == model)
+                {
+                    served = true;
+                    break;
+                }
+            }
+            if !served {
+                continue;
+            }
+            let changes = &cluster.changes;
+            // The change in force at `start` (if any), then those up to `end`.
+            let first = as_of_position(&changes.instants, start).0.unwrap_or(0);
+            let mut history = Vec::new();
+            for e in changes.changes[first..]
+                .iter()
+                .take_while(|e| e.valid_from <= end)
+            {
+                history.push(ClusterChange {
+                    at: e.valid_from,
+                    slots: valid_state(name, e)?.state.slot_views(),
+                    event_id: e.event_id,
+                    actor: e.value.actor.to_string(),
+                    reason: e.value.reason.as_deref().map(str::to_owned),
+                });
+            }
+            lanes.push(ClusterServing {
+                cluster: name.clone(),
+                environment: environment.clone(),
+                history,
+            });
+        }
+        Ok(lanes)
     }
 
     /// Subjects, entries and an estimate of the heap they take (entries,
@@ -529,6 +617,7 @@ mod tests {
             value: value.into(),
             actor: actor.into(),
             reason: None,
+            details: None,
         }
     }
 
@@ -639,6 +728,39 @@ mod tests {
             "the higher event id at one instant holds"
         );
         assert_eq!(at_20.pins[0].next_change, Some(at(30)));
+    }
+
+    #[test]
+    fn a_cluster_state_names_the_operation_its_event_names_and_none_otherwise() {
+        let step = |at: i64, id: i64, details: Option<&str>| HistoryRow {
+            details: details.map(str::to_owned),
+            ..row(
+                "cluster/eu-1",
+                at,
+                id,
+                &state(Some("chat:v1"), None, SlotName::Blue),
+                "system",
+            )
+        };
+        let index = index(vec![
+            step(10, 1, Some(r#"{"operation_id": 7, "step": "switch"}"#)),
+            step(20, 2, Some("{}")),
+            step(30, 3, Some(r#"{"operation_id": "7"}"#)),
+            step(40, 4, Some("not json")),
+            step(50, 5, None),
+            step(60, 6, Some(r#"{"operation_id": 9}"#)),
+        ]);
+        let operation = |t: i64| {
+            index
+                .serving_at(at(t), None, None)
+                .expect("answer")
+                .clusters[0]
+                .operation_id
+        };
+        assert_eq!(
+            [10, 20, 30, 40, 50, 60].map(operation),
+            [Some(7), None, None, None, None, Some(9)]
+        );
     }
 
     #[test]

@@ -653,6 +653,22 @@ async fn a_blue_green_switch_moves_all_traffic_and_serving_at_answers_per_cluste
     assert!(c.drift.is_empty(), "serving the pin: {c:?}");
     assert_eq!(c.next_change, None);
     assert_eq!(c.actor, "system", "the runner wrote the step");
+    assert_eq!(
+        c.operation_id,
+        Some(op.id),
+        "the state names the operation whose step set it (gate results read only that)"
+    );
+    let read = db
+        .store
+        .operations_by_id(&[op.id, op.id + 1000])
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        vec![db.store.get_operation(op.id).await.unwrap().unwrap()],
+        "one query for every id, unknown ids left out"
+    );
+    assert!(db.store.operations_by_id(&[]).await.unwrap().is_empty());
     let why = c.reason.as_deref().unwrap_or_default();
     assert!(
         why.starts_with("blue-green switch #") && why.contains(" to chat:2, started by "),
@@ -925,6 +941,58 @@ async fn a_clusters_operations_list_newest_first_and_its_history_shows_each_stat
         history.windows(2).all(|w| w[0].at <= w[1].at),
         "oldest first"
     );
+    // The timeline's cluster lanes, from the temporal index: the same
+    // changes, cut to a window (with the one in force at its start).
+    let chat = super::model("chat");
+    let lanes = |start: Timestamp, end: Timestamp| {
+        let store = db.store.clone();
+        let chat = chat.clone();
+        async move {
+            store
+                .clusters_serving(&chat, start, end)
+                .await
+                .expect("lanes")
+        }
+    };
+    let all = lanes(Timestamp::from_micros(0), Timestamp::now().plus_days(1)).await;
+    assert_eq!(
+        all.iter()
+            .map(|l| (l.cluster.as_str(), l.environment.as_str(), &l.history))
+            .collect::<Vec<_>>(),
+        [("dev-1", "development", &history)],
+        "every change of the one cluster that served chat"
+    );
+    let (start, end) = (
+        Timestamp::from_micros(history[1].at.micros() + 1),
+        history[history.len() - 2].at,
+    );
+    let expected: Vec<_> = history
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            (c.at > start && c.at <= end)
+                || (c.at <= start && history.get(i + 1).is_none_or(|n| n.at > start))
+        })
+        .map(|(_, c)| c.clone())
+        .collect();
+    assert_eq!(lanes(start, end).await[0].history, expected);
+    assert!(
+        lanes(Timestamp::from_micros(0), Timestamp::now())
+            .await
+            .iter()
+            .all(|l| l.cluster == "dev-1"),
+        "a cluster that never served chat has no lane"
+    );
+    assert!(db
+        .store
+        .clusters_serving(
+            &super::model("embed"),
+            Timestamp::from_micros(0),
+            Timestamp::now()
+        )
+        .await
+        .expect("lanes")
+        .is_empty());
     let first = history.first().expect("the creation");
     assert!(
         first.slots.iter().all(|s| s.full_id.is_none()),
