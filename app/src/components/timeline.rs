@@ -308,10 +308,23 @@ fn marker_shape(from: Option<Stage>, to: Stage, x: i32, y: i32) -> (String, &'st
     }
 }
 
-/// Where a span's bar starts and how wide it is (at least 2 units).
-fn bar_extent(s: &PinSpan, window: Window, now: Timestamp) -> (i32, i32) {
-    let x1 = window.x(s.start);
-    (x1, (window.x(s.end.unwrap_or(now)) - x1).max(2))
+/// Where each bar of one lane starts and how wide it is (at least 2 units,
+/// so a short span stays visible and hoverable). A bar widened past its own
+/// end pushes the next bar's start to where it ends, so a sliver (say a
+/// span cut by the window's edge) is never drawn under its successor, whose
+/// words would then show when the sliver is hovered.
+fn lane_extents(spans: &[(usize, PinSpan)], window: Window, now: Timestamp) -> Vec<(i32, i32)> {
+    let mut widened_to = i32::MIN;
+    spans
+        .iter()
+        .map(|(_, s)| {
+            let x1 = window.x(s.start).max(widened_to);
+            let end = window.x(s.end.unwrap_or(now));
+            let x2 = end.max(x1 + 2);
+            widened_to = if x2 > end { x2 } else { i32::MIN };
+            (x1, x2 - x1)
+        })
+        .collect()
 }
 
 /// One span of a lane as a bar: focusable, labelled with what it was, when
@@ -322,13 +335,11 @@ fn span_bar(
     class: &'static str,
     tone: usize,
     s: &PinSpan,
-    window: Window,
-    now: Timestamp,
+    (x1, w): (i32, i32),
     y: i32,
     label: String,
     above: Option<String>,
 ) -> AnyView {
-    let (x1, w) = bar_extent(s, window, now);
     let text = fit_label(&s.version, w).map(|t| {
         view! { <text class="bar-text" x=x1 + 6 y=y + BAR / 2 + 4>{t}</text> }
     });
@@ -346,13 +357,11 @@ fn span_bar(
 }
 
 /// `labels_above` for one lane's spans as drawn in `window`.
-fn above_for(spans: &[(usize, PinSpan)], window: Window, now: Timestamp) -> Vec<Option<String>> {
+fn above_for(spans: &[(usize, PinSpan)], extents: &[(i32, i32)]) -> Vec<Option<String>> {
     let bars: Vec<(i32, i32, &str)> = spans
         .iter()
-        .map(|(_, s)| {
-            let (x, w) = bar_extent(s, window, now);
-            (x, w, s.version.as_str())
-        })
+        .zip(extents)
+        .map(|((_, s), &(x, w))| (x, w, s.version.as_str()))
         .collect();
     labels_above(&bars)
 }
@@ -423,11 +432,12 @@ pub fn Timeline(
                 .enumerate()
                 .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
                 .collect();
-            let above = above_for(&spans, window, now);
+            let extents = lane_extents(&spans, window, now);
+            let above = above_for(&spans, &extents);
             spans
                 .into_iter()
-                .zip(above)
-                .map(move |((i, s), above)| {
+                .zip(extents.into_iter().zip(above))
+                .map(move |((i, s), (extent, above))| {
                     let label = format!(
                         "{env}: {model}:{} pinned from {} until {}, by {}{}",
                         s.version,
@@ -439,7 +449,7 @@ pub fn Timeline(
                             .map(|r| format!(" — {r}"))
                             .unwrap_or_default()
                     );
-                    span_bar("bar", i, &s, window, now, y, label, above)
+                    span_bar("bar", i, &s, extent, y, label, above)
                 })
                 .collect::<Vec<_>>()
         })
@@ -457,11 +467,12 @@ pub fn Timeline(
                 .enumerate()
                 .filter(|(_, s)| s.start <= window.end && s.end.is_none_or(|e| e >= window.start))
                 .collect();
-            let above = above_for(&spans, window, now);
+            let extents = lane_extents(&spans, window, now);
+            let above = above_for(&spans, &extents);
             let bars = spans
                 .into_iter()
-                .zip(above)
-                .map(|((i, s), above)| {
+                .zip(extents.into_iter().zip(above))
+                .map(|((i, s), (extent, above))| {
                     let label = format!(
                         "cluster {} ({}): served {} from {} until {}, set by {}{}",
                         c.cluster,
@@ -472,7 +483,7 @@ pub fn Timeline(
                         s.actor,
                         s.reason.as_deref().map(|r| format!(" — {r}")).unwrap_or_default()
                     );
-                    span_bar("cluster-bar", i, &s, window, now, y, label, above)
+                    span_bar("cluster-bar", i, &s, extent, y, label, above)
                 })
                 .collect::<Vec<_>>();
             let rollbacks = c
@@ -641,6 +652,37 @@ fn Legend(class: &'static str, d: &'static str, word: &'static str) -> impl Into
 mod tests {
     use super::*;
     use switchyard_domain::VersionName;
+
+    #[test]
+    fn a_sliver_cut_by_the_window_is_not_drawn_under_its_successor() {
+        let hour = DAY / 24;
+        let w = Window {
+            start: Timestamp::from_micros(0),
+            end: Timestamp::from_micros(90 * DAY),
+        };
+        let span = |v: &str, start: i64, end: Option<i64>| {
+            let s = PinSpan {
+                version: v.into(),
+                start: Timestamp::from_micros(start),
+                end: end.map(Timestamp::from_micros),
+                actor: "alice".into(),
+                reason: None,
+            };
+            (0usize, s)
+        };
+        let spans = [
+            span("v1", -10 * DAY, Some(2 * hour)),
+            span("v2", 2 * hour, Some(30 * DAY)),
+            span("v3", 30 * DAY, None),
+        ];
+        let ext = lane_extents(&spans, w, Timestamp::from_micros(90 * DAY));
+        // Two hours of 90 days is under a unit: widened to 2, and v2 starts after it.
+        assert_eq!(ext[0], (w.x(Timestamp::from_micros(0)), 2));
+        assert_eq!(ext[1].0, ext[0].0 + 2);
+        assert_eq!(ext[1].0 + ext[1].1, w.x(Timestamp::from_micros(30 * DAY)));
+        // v2 was not widened: v3 starts where its own span starts.
+        assert_eq!(ext[2].0, w.x(Timestamp::from_micros(30 * DAY)));
+    }
 
     fn change(env: &str, v: &str, day: i64, id: i64) -> PinChange {
         PinChange {
