@@ -958,7 +958,9 @@ impl Api {
     }
 }
 
-async fn start_switchyard(dir: &Path) -> Api {
+/// The API in this process on a SQLite database in `dir`, without an
+/// operation runner; also its database URL and a store on it.
+async fn start_api(dir: &Path) -> (Api, String, switchyard::store::DynStore) {
     let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
     let app = Application::build(Config {
         database_url: database_url.clone(),
@@ -976,16 +978,22 @@ async fn start_switchyard(dir: &Path) -> Api {
     let store = switchyard::store::connect(&database_url, Default::default())
         .await
         .expect("store");
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: admin_client(&store).await,
+    };
+    (api, database_url, store)
+}
+
+async fn start_switchyard(dir: &Path) -> Api {
+    let (api, _, store) = start_api(dir).await;
     let settings = RunnerSettings {
         lease: Duration::from_secs(1),
         poll: Duration::from_millis(20),
         ready_timeout: Duration::from_secs(8),
     };
-    let _runner = switchyard::operations::spawn(store.clone(), Drivers::default(), settings);
-    Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: admin_client(&store).await,
-    }
+    let _runner = switchyard::operations::spawn(store, Drivers::default(), settings);
+    api
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1910,28 +1918,8 @@ async fn a_kill_9_after_the_service_switched_but_before_the_record_is_reconciled
     let fake = empty_cluster().await;
     let dir = temp_dir("kill9");
     let kubeconfig = kubeconfig_of(&fake, &dir);
-    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
     // The API in this process (no runner); operations run in the real binary.
-    let app = Application::build(Config {
-        database_url: database_url.clone(),
-        addr: "127.0.0.1:0".parse().expect("address"),
-        log_json: false,
-        deprecation_days: 30,
-        metrics_token: None,
-        webhook_allow_private: true,
-        secrets_key: None,
-    })
-    .await
-    .expect("the server starts");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
-    let store = switchyard::store::connect(&database_url, Default::default())
-        .await
-        .expect("store");
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: admin_client(&store).await,
-    };
+    let (api, database_url, _) = start_api(&dir).await;
     api.register(&["v1", "v2", "v3"], driver_config(&kubeconfig))
         .await;
     let log = dir.join("serve.log");
@@ -2825,28 +2813,8 @@ async fn argo_a_kill_9_between_the_template_patch_and_the_promotes_resumes_witho
     let fake = argo_fake(blue_green_strategy()).await;
     let dir = temp_dir("argo-kill9");
     let kubeconfig = kubeconfig_of(&fake, &dir);
-    let database_url = format!("sqlite://{}", dir.join("switchyard.db").display());
     // The API in this process (no runner); operations run in the real binary.
-    let app = Application::build(Config {
-        database_url: database_url.clone(),
-        addr: "127.0.0.1:0".parse().expect("address"),
-        log_json: false,
-        deprecation_days: 30,
-        metrics_token: None,
-        webhook_allow_private: true,
-        secrets_key: None,
-    })
-    .await
-    .expect("the server starts");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped());
-    let store = switchyard::store::connect(&database_url, Default::default())
-        .await
-        .expect("store");
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: admin_client(&store).await,
-    };
+    let (api, database_url, _) = start_api(&dir).await;
     api.register(&["v1"], argo_config(&kubeconfig)).await;
     let log = dir.join("serve.log");
     fake.clear_requests();
