@@ -38,6 +38,22 @@ pub struct Observed {
     pub weights: Weights,
 }
 
+/// What one slot really runs now, as the serving platform reports it (the
+/// model server's loaded model, the ready pods of a Deployment), not as
+/// Switchyard recorded it. Drift is judged from this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Running {
+    /// Every ready replica serves exactly this version.
+    Version { version: FullId },
+    /// Nothing is loaded, or no replica is ready.
+    Nothing,
+    /// Something that is not one registered version: replicas on different
+    /// versions in the middle of a rollout, or an image naming no version.
+    /// `detail` says what was found, in words.
+    Unclear { detail: String },
+}
+
 #[async_trait]
 pub trait Driver: Send + Sync + 'static {
     /// Makes `slot` hold exactly `full_id`. Only called for a slot without traffic.
@@ -97,6 +113,13 @@ pub trait Driver: Send + Sync + 'static {
 
     /// The router's weights as they are.
     async fn observe(&self) -> DriverResult<Observed>;
+
+    /// What `slot` really runs now, read from the serving platform.
+    // TODO(drift): the default goes once every driver reads its platform.
+    async fn running(&self, slot: SlotName) -> DriverResult<Running> {
+        let _ = slot;
+        Err(DriverError::new("this driver cannot read what its slots run"))
+    }
 
     /// Requests the router sent to `slot` and how many failed, since it started.
     async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic>;
