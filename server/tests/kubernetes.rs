@@ -13,7 +13,7 @@ use switchyard::auth::{password, secret};
 use switchyard::config::Config;
 use switchyard::drivers::kubernetes::rollout::{ArgoConfig, ArgoRollout};
 use switchyard::drivers::kubernetes::{Kubernetes, KubernetesConfig};
-use switchyard::drivers::{Driver, Drivers};
+use switchyard::drivers::{Driver, Drivers, Running};
 use switchyard::operations::RunnerSettings;
 use switchyard::startup::Application;
 use switchyard_domain::access::Role;
@@ -675,6 +675,229 @@ async fn cluster_test_names_each_broken_part_of_the_contract_with_its_fix() {
         "{:?}",
         checks[0]
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- what the slots really run (`Driver::running`) ----
+
+/// Asks `running(slot)` until it answers what `wanted` accepts (within 10 s);
+/// panics with the last answer.
+async fn runs(
+    d: &dyn Driver,
+    slot: SlotName,
+    what: &str,
+    wanted: impl Fn(&Running) -> bool,
+) -> Running {
+    let mut last = None;
+    for _ in 0..400 {
+        match d.running(slot).await {
+            Ok(r) if wanted(&r) => return r,
+            other => last = Some(other),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{slot} should run {what}; the driver last answered {last:?}");
+}
+
+fn version(s: &str) -> Running {
+    Running::Version { version: id(s) }
+}
+
+/// The model container of the Deployment template `deployment(slot, version)` makes.
+fn containers(version: &str) -> Value {
+    json!([
+        { "name": "model", "image": format!("registry.example/chat:{version}"),
+          "ports": [{ "containerPort": 8080 }] },
+        { "name": "sidecar", "image": "registry.example/proxy:1" }
+    ])
+}
+
+#[tokio::test]
+async fn running_reads_the_ready_pods_of_each_slot_through_a_rollout_by_hand_and_a_scale_to_zero()
+{
+    let fake = fake_with_contract().await;
+    let dir = temp_dir("running");
+    let k = driver(&fake, &dir);
+    settled(&fake).await;
+    let blue = runs(&k, SlotName::Blue, "chat:v1", |r| *r == version("chat:v1")).await;
+    assert_eq!(blue, version("chat:v1"));
+    runs(&k, SlotName::Green, "chat:v0", |r| *r == version("chat:v0")).await;
+    // The pods were listed by the slot's Deployment's selector.
+    let listed = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "GET" && r.path == format!("/api/v1/namespaces/{NS}/pods"))
+        .expect("the pods were listed");
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(listed.query.as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(
+        query.get("labelSelector").map(String::as_str),
+        Some("app=chat,switchyard.io/slot=blue"),
+        "{query:?}"
+    );
+
+    // Someone sets the serving Deployment's image by hand (as `kubectl set
+    // image` does), and the cluster has room for one new pod only: half-way,
+    // what blue runs is unclear, in words.
+    fake.stall_rollouts(Some(1));
+    fake.edit(
+        Kind::Deployment,
+        NS,
+        "chat-blue",
+        json!({ "spec": { "template": { "spec": { "containers": containers("v7") } } } }),
+    );
+    let half = runs(&k, SlotName::Blue, "a mix of v1 and v7", |r| {
+        matches!(r, Running::Unclear { .. })
+    })
+    .await;
+    assert_eq!(
+        half,
+        Running::Unclear {
+            detail: "1 of 2 ready pods runs registry.example/chat:v1, \
+                     1 runs registry.example/chat:v7"
+                .into()
+        }
+    );
+    // Room again: once all of the new pods are ready, blue runs v7 — though
+    // the version annotation Switchyard wrote still says v1.
+    fake.stall_rollouts(None);
+    runs(&k, SlotName::Blue, "chat:v7", |r| *r == version("chat:v7")).await;
+    let d = fake.object(Kind::Deployment, NS, "chat-blue").expect("blue");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v1"
+    );
+    // An image that names no version: unclear, and why.
+    fake.edit(
+        Kind::Deployment,
+        NS,
+        "chat-blue",
+        json!({ "spec": { "template": { "spec": { "containers": containers("latest") } } } }),
+    );
+    let latest = runs(&k, SlotName::Blue, "latest", |r| {
+        matches!(r, Running::Unclear { detail } if detail.starts_with("all 2"))
+    })
+    .await;
+    assert_eq!(
+        latest,
+        Running::Unclear {
+            detail: "all 2 ready pods run registry.example/chat:latest (\"latest\" is not a \
+                     version of chat)"
+                .into()
+        }
+    );
+    // Scaled to 0: nothing runs.
+    fake.edit(
+        Kind::Deployment,
+        NS,
+        "chat-blue",
+        json!({ "spec": { "replicas": 0 } }),
+    );
+    runs(&k, SlotName::Blue, "nothing", |r| *r == Running::Nothing).await;
+    // Green was left alone all along.
+    assert_eq!(
+        k.running(SlotName::Green).await.expect("green"),
+        version("chat:v0")
+    );
+
+    // Without the permission to list pods: said, with the fix; and
+    // `cluster test` asks for it.
+    fake.deny("list", "pods");
+    let e = k
+        .running(SlotName::Green)
+        .await
+        .expect_err("forbidden")
+        .to_string();
+    assert!(
+        e.contains("pods of Deployment chat-green") && e.contains("forbidden") && e.contains("Role"),
+        "{e}"
+    );
+    let checks = k.test(&ClusterState::default()).await;
+    let pods = checks
+        .iter()
+        .find(|c| c.check == "permission: list pods")
+        .expect("the pods permission is checked");
+    assert!(!pods.ok, "{pods:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn argo_running_reads_the_pods_behind_the_active_service_or_every_canary_pod() {
+    // blueGreen: the preview pods take no traffic, so they do not count
+    // until the promotion moves the active Service to them.
+    let fake = argo_fake(blue_green_strategy()).await;
+    let dir = temp_dir("argo-running");
+    let a = argo_driver(&fake, &dir);
+    runs(&a, SlotName::Blue, "chat:v0", |r| *r == version("chat:v0")).await;
+    assert_eq!(
+        a.running(SlotName::Green).await.expect("green"),
+        Running::Nothing
+    );
+    let template = |v: &str| {
+        json!({ "spec": { "template": {
+            "metadata": { "annotations": { "switchyard.io/version": format!("chat:{v}") } },
+            "spec": { "containers": containers(v) } } } })
+    };
+    fake.edit(Kind::Rollout, NS, "chat", template("v1"));
+    for _ in 0..200 {
+        if the_rollout(&fake)["status"]["phase"] == "Paused" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let paused = the_rollout(&fake);
+    assert_eq!(paused["status"]["phase"], "Paused", "{paused}");
+    assert_eq!(
+        a.running(SlotName::Blue).await.expect("blue"),
+        version("chat:v0"),
+        "the preview pods of v1 are up but take no traffic"
+    );
+    let listed = fake
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "GET" && r.path == format!("/api/v1/namespaces/{NS}/pods"))
+        .expect("the pods were listed");
+    assert!(
+        listed.query.contains("rollouts-pod-template-hash"),
+        "the active Service's selector: {}",
+        listed.query
+    );
+    // Promoted (as kubectl argo rollouts promote): the active Service moves.
+    fake.edit(
+        Kind::Rollout,
+        NS,
+        "chat",
+        json!({ "status": { "pauseConditions": null } }),
+    );
+    runs(&a, SlotName::Blue, "chat:v1", |r| *r == version("chat:v1")).await;
+
+    // canary: stable and canary pods share the traffic: unclear half-way.
+    let fake = argo_fake(canary_strategy()).await;
+    let a = argo_driver(&fake, &dir);
+    runs(&a, SlotName::Blue, "chat:v0", |r| *r == version("chat:v0")).await;
+    fake.edit(Kind::Rollout, NS, "chat", template("v1"));
+    let half = runs(&a, SlotName::Blue, "a mix of v0 and v1", |r| {
+        matches!(r, Running::Unclear { detail } if detail.starts_with("2 of 4"))
+    })
+    .await;
+    assert_eq!(
+        half,
+        Running::Unclear {
+            detail: "2 of 4 ready pods run registry.example/chat:v0, \
+                     2 run registry.example/chat:v1"
+                .into()
+        }
+    );
+    fake.edit(
+        Kind::Rollout,
+        NS,
+        "chat",
+        json!({ "status": { "promoteFull": true, "pauseConditions": null } }),
+    );
+    runs(&a, SlotName::Blue, "chat:v1", |r| *r == version("chat:v1")).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1679,6 +1902,63 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
         "{}",
         h.text()
     );
+    // Once v7's pods are ready, blue runs v7; kubectl lists the same pods.
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &["rollout", "status", "deployment/chat-blue", "--timeout=30s"],
+        None,
+    )
+    .await;
+    assert!(
+        ok && out.contains("successfully rolled out"),
+        "{out}\n{err}"
+    );
+    runs(&k, SlotName::Blue, "chat:v7", |r| *r == version("chat:v7")).await;
+    let (ok, out, err) = run_kubectl(
+        &bin,
+        &dir,
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=chat,switchyard.io/slot=blue",
+            "-o",
+            "json",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "kubectl get pods: {err}");
+    let pods: Value = serde_json::from_str(&out).expect("kubectl printed JSON");
+    let items = pods["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{out}");
+    for pod in items {
+        assert_eq!(pod["kind"], "Pod");
+        assert_eq!(
+            pod["spec"]["containers"][0]["image"],
+            "registry.example/chat:v7"
+        );
+        assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+        assert!(pod["metadata"]["labels"]["pod-template-hash"].is_string());
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .expect("a Ready condition");
+        assert_eq!(ready["status"], "True", "{pod}");
+    }
+    let (ok, out, err) = run_kubectl(&bin, &dir, &["get", "pods"], None).await;
+    assert!(ok, "{err}");
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("2/2")).count(), 4, "{out}");
 
     // kubectl's JSON patch: a stale `test` is refused whole, a good one applied.
     let (ok, _, err) = run_kubectl(
@@ -2496,13 +2776,14 @@ async fn argo_cluster_test_checks_the_crd_the_strategy_its_services_and_rbac_on_
             "permission: patch rollouts/status.argoproj.io",
             "permission: list replicasets.apps",
             "permission: get services",
+            "permission: list pods",
             "Rollout chat",
             "slot blue",
             "slot green",
         ]
     );
     assert_eq!(
-        checks[7].detail,
+        checks[8].detail,
         "blueGreen strategy: activeService chat-active, previewService chat-preview, promoted by Switchyard"
     );
     // Denied status patches, a missing preview Service: each named with its fix.

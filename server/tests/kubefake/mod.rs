@@ -23,7 +23,12 @@
 //! does for `kubectl rollout history` / `rollout undo` (one per pod template,
 //! owned by the Deployment, `pod-template-hash`, revision annotations, an
 //! old template coming back under the next revision); ReplicaSets are
-//! listed with `labelSelector`. Pods are not served.
+//! listed with `labelSelector`. Pods follow the controllers' status (a
+//! Deployment's `updatedReplicas` pods of its new ReplicaSet, the rest kept
+//! from the old ones; a Rollout's stable and current ReplicaSets), each
+//! labelled from its template with the hash, owned by its ReplicaSet, with
+//! the template's containers and a `Ready` condition (never `True` for a
+//! template with a fail marker); listed with `labelSelector` as well.
 //! JSON patch (RFC 6902) too, which kubectl sends for `patch --type=json`.
 //! Argo Rollouts' `Rollout` (argoproj.io/v1alpha1) is served as the API
 //! server serves a CRD (its group in discovery, its resource list, merge and
@@ -53,6 +58,7 @@ pub enum Kind {
     ReplicaSet,
     /// Argo Rollouts' `Rollout` (argoproj.io/v1alpha1), a custom resource.
     Rollout,
+    Pod,
 }
 
 impl Kind {
@@ -62,19 +68,20 @@ impl Kind {
             Kind::Service => "services",
             Kind::ReplicaSet => "replicasets",
             Kind::Rollout => "rollouts",
+            Kind::Pod => "pods",
         }
     }
     fn group(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps",
-            Kind::Service => "",
+            Kind::Service | Kind::Pod => "",
             Kind::Rollout => "argoproj.io",
         }
     }
     fn api_version(self) -> &'static str {
         match self {
             Kind::Deployment | Kind::ReplicaSet => "apps/v1",
-            Kind::Service => "v1",
+            Kind::Service | Kind::Pod => "v1",
             Kind::Rollout => "argoproj.io/v1alpha1",
         }
     }
@@ -84,6 +91,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Rollout => "Rollout",
+            Kind::Pod => "Pod",
         }
     }
     /// `deployments.apps`, as the API's messages name a resource.
@@ -130,6 +138,9 @@ struct State {
     changed_at: HashMap<(String, String), Instant>,
     /// A Deployment whose pod template contains one of these never gets available pods.
     fail_markers: Vec<String>,
+    /// A Deployment's new ReplicaSet gets no more Ready pods than this (the
+    /// cluster has no room for more): its rollout stops half-way.
+    stall_at: Option<i64>,
     /// (verb, plural) refused with 403.
     deny: Vec<(String, String)>,
     /// How many of the next PATCHes another writer precedes (so a patch
@@ -281,6 +292,12 @@ impl KubeFake {
     /// Deployments whose pod template contains `marker` never become available.
     pub fn fail_marker(&self, marker: &str) {
         self.shared.lock().fail_markers.push(marker.to_owned());
+    }
+
+    /// Rollouts of Deployments stop once their new ReplicaSet has `n` pods
+    /// (as when the cluster has no room for more); `None` lets them finish.
+    pub fn stall_rollouts(&self, n: Option<i64>) {
+        self.shared.lock().stall_at = n;
     }
 
     /// Refuses `verb` on `plural` (e.g. `patch`, `services`) with 403, in
@@ -474,6 +491,11 @@ fn create(
             obj["status"] = json!({});
             st.changed_at
                 .insert((ns.to_owned(), name.clone()), Instant::now());
+        }
+        Kind::Pod => {
+            if obj["status"].is_null() {
+                obj["status"] = json!({ "phase": "Pending" });
+            }
         }
     }
     Ok(shared.commit(st, kind, ns, &name, obj, "ADDED"))
@@ -670,6 +692,9 @@ async fn handle(
                 json!({ "name": "services", "singularName": "service", "namespaced": true, "kind": "Service",
                     "verbs": ["create","delete","get","list","patch","update","watch"], "shortNames": ["svc"], "categories": ["all"] }),
                 json!({ "name": "services/status", "singularName": "", "namespaced": true, "kind": "Service", "verbs": ["get","patch","update"] }),
+                json!({ "name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+                    "verbs": ["create","delete","get","list","patch","update","watch"], "shortNames": ["po"], "categories": ["all"] }),
+                json!({ "name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get","patch","update"] }),
             ],
         )),
         ["apis", "apps", "v1"] => discovery(resource_list(
@@ -760,6 +785,20 @@ async fn handle(
                     ),
                 )
             }
+        }
+        ["api", "v1", "namespaces", ns, "pods", rest @ ..] => {
+            resource(
+                &shared,
+                Kind::Pod,
+                ns,
+                rest,
+                &method,
+                &q,
+                &content_type,
+                body_json,
+                table,
+            )
+            .await
         }
         ["api", "v1", "namespaces", ns, "services", rest @ ..] => {
             resource(
@@ -1029,6 +1068,29 @@ fn as_table(kind: Kind, v: &Value) -> Value {
                     json!(n("replicas")),
                     json!(n("updatedReplicas")),
                     json!(n("availableReplicas")),
+                    json!("<unknown>"),
+                ]
+            },
+        ),
+        Kind::Pod => (
+            vec![
+                col("Name", "string"),
+                col("Ready", "string"),
+                col("Status", "string"),
+                col("Restarts", "string"),
+                col("Age", "string"),
+            ],
+            |o| {
+                let statuses = o["status"]["containerStatuses"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+                vec![
+                    o["metadata"]["name"].clone(),
+                    json!(format!("{ready}/{}", statuses.len())),
+                    o["status"]["phase"].clone(),
+                    json!("0"),
                     json!("<unknown>"),
                 ]
             },
@@ -1390,6 +1452,152 @@ fn watch_stream(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+// ---- pods ----
+
+/// The ReplicaSets `owner` (a Deployment or Rollout, by uid) controls.
+fn owned_sets(st: &State, ns: &str, owner: &Value) -> Vec<Value> {
+    let uid = &owner["metadata"]["uid"];
+    st.objects
+        .iter()
+        .filter(|((k, n, _), o)| {
+            *k == Kind::ReplicaSet && n == ns && o["metadata"]["ownerReferences"][0]["uid"] == *uid
+        })
+        .map(|(_, o)| o.clone())
+        .collect()
+}
+
+/// The pods ReplicaSet `rs` controls, oldest first.
+fn pods_of(st: &State, ns: &str, rs: &Value) -> Vec<Value> {
+    let uid = &rs["metadata"]["uid"];
+    st.objects
+        .iter()
+        .filter(|((k, n, _), o)| {
+            *k == Kind::Pod && n == ns && o["metadata"]["ownerReferences"][0]["uid"] == *uid
+        })
+        .map(|(_, o)| o.clone())
+        .collect()
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// A pod of ReplicaSet `rs`, as the ReplicaSet controller creates it from
+/// the template (labels with the hash, the containers), Ready or not (its
+/// containers never pass their readiness probe).
+fn new_pod(shared: &Shared, st: &mut State, ns: &str, rs: &Value, ready: bool) {
+    st.rv += 1;
+    let rs_name = rs["metadata"]["name"].as_str().unwrap_or("");
+    let name = format!("{rs_name}-{:05x}", st.rv & 0xf_ffff);
+    let template = &rs["spec"]["template"];
+    let containers = template["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let statuses: Vec<Value> = containers
+        .iter()
+        .map(|c| {
+            json!({ "name": c["name"], "image": c["image"], "imageID": "", "ready": ready,
+                    "started": true, "restartCount": 0,
+                    "state": { "running": { "startedAt": now_rfc3339() } } })
+        })
+        .collect();
+    let flag = if ready { "True" } else { "False" };
+    let mut spec = template["spec"].clone();
+    spec["nodeName"] = json!("kubefake-node");
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": ns,
+            "uid": format!("00000000-0000-4000-a000-{:012}", st.rv),
+            "creationTimestamp": now_rfc3339(),
+            "labels": template["metadata"]["labels"].clone(),
+            "annotations": template["metadata"]["annotations"].clone(),
+            "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
+                "uid": rs["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true }]
+        },
+        "spec": spec,
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                { "type": "PodScheduled", "status": "True" },
+                { "type": "Initialized", "status": "True" },
+                { "type": "ContainersReady", "status": flag },
+                { "type": "Ready", "status": flag }
+            ],
+            "podIP": format!("10.244.0.{}", st.rv % 250 + 2),
+            "containerStatuses": statuses
+        }
+    });
+    shared.commit(st, Kind::Pod, ns, &name, pod, "ADDED");
+}
+
+fn delete_pod(shared: &Shared, st: &mut State, ns: &str, pod: Value) {
+    let name = pod["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    shared.commit(st, Kind::Pod, ns, &name, pod, "DELETED");
+}
+
+/// Makes ReplicaSet `rs` have exactly `n` pods: the oldest are kept, new
+/// ones are created (Ready as `ready` says).
+fn fit_pods(shared: &Shared, st: &mut State, ns: &str, rs: &Value, n: usize, ready: bool) {
+    let pods = pods_of(st, ns, rs);
+    for _ in pods.len()..n {
+        new_pod(shared, st, ns, rs, ready);
+    }
+    for extra in pods.into_iter().skip(n) {
+        delete_pod(shared, st, ns, extra);
+    }
+}
+
+/// The pods of Deployment `d` follow its status, as the ReplicaSet
+/// controller makes them: `updated` pods of its new ReplicaSet `new_rs`
+/// (created Ready when `ready`), and `others` more kept of the pods that
+/// exist — the new ReplicaSet's beyond `updated` first (a template that came
+/// back, a scale), then the old ReplicaSets', Ready ones and newer revisions
+/// first. Old pods are never created; every other pod is deleted.
+#[allow(clippy::too_many_arguments)]
+fn deployment_pods(
+    shared: &Shared,
+    st: &mut State,
+    ns: &str,
+    d: &Value,
+    new_rs: &str,
+    updated: usize,
+    ready: bool,
+    others: usize,
+) {
+    let sets = owned_sets(st, ns, d);
+    let Some(new) = sets.iter().find(|rs| rs["metadata"]["name"] == new_rs).cloned() else {
+        return;
+    };
+    let have = pods_of(st, ns, &new).len();
+    let surplus = have.saturating_sub(updated).min(others);
+    let mut budget = others - surplus;
+    fit_pods(shared, st, ns, &new, updated + surplus, ready);
+    let mut old: Vec<(bool, i64, Value)> = sets
+        .iter()
+        .filter(|rs| rs["metadata"]["name"] != new_rs)
+        .flat_map(|rs| {
+            let rev = revision_of(rs);
+            pods_of(st, ns, rs)
+                .into_iter()
+                .map(move |p| (pod_ready(&p), rev, p))
+        })
+        .collect();
+    old.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+    for (_, _, pod) in old {
+        if budget > 0 {
+            budget -= 1;
+        } else {
+            delete_pod(shared, st, ns, pod);
+        }
+    }
+}
+
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 const HASH_LABEL: &str = "pod-template-hash";
@@ -1582,7 +1790,10 @@ async fn controller(shared: Arc<Shared>) {
                 .fail_markers
                 .iter()
                 .any(|m| template.contains(m.as_str()));
-            let status = next_status(&obj, since, failing, &rs);
+            let status = next_status(&obj, since, failing, &rs, st.stall_at);
+            let updated = status["updatedReplicas"].as_u64().unwrap_or(0) as usize;
+            let others = (status["replicas"].as_u64().unwrap_or(0) as usize).saturating_sub(updated);
+            deployment_pods(&shared, &mut st, &ns, &obj, &rs, updated, !failing, others);
             if status != obj["status"] {
                 let mut new = obj.clone();
                 new["status"] = status;
@@ -1608,7 +1819,13 @@ fn condition(type_: &str, status: &str, reason: &str, message: String) -> Value 
 }
 
 /// The next status of a Deployment whose generation was written `since` ago.
-fn next_status(obj: &Value, since: Duration, failing: bool, rs: &str) -> Value {
+fn next_status(
+    obj: &Value,
+    since: Duration,
+    failing: bool,
+    rs: &str,
+    stall_at: Option<i64>,
+) -> Value {
     let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
     let desired = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let deadline = obj["spec"]["progressDeadlineSeconds"]
@@ -1693,6 +1910,9 @@ fn next_status(obj: &Value, since: Duration, failing: bool, rs: &str) -> Value {
         return s;
     }
     if updated < desired {
+        if stall_at.is_some_and(|n| updated >= n) {
+            return s;
+        }
         let u = updated + 1;
         let old_pods = desired - u;
         s["updatedReplicas"] = json!(u);

@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{now_rfc3339, sync_replica_sets, Kind, Shared, State};
+use super::{
+    delete_pod, fit_pods, now_rfc3339, owned_sets, pods_of, sync_replica_sets, Kind, Shared, State,
+};
 
 pub const REVISION: &str = "rollout.argoproj.io/revision";
 pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
@@ -61,6 +63,7 @@ pub(super) fn reconcile(shared: &Shared, st: &mut State, ns: &str, name: &str) {
         .any(|m| template.contains(m.as_str()));
     let mut status = next_status(&obj, &hash, &rs, since, failing);
     keep_condition_times(&obj["status"], &mut status);
+    rollout_pods(shared, st, ns, &obj, &status, &rs, !failing);
     if status == obj["status"] {
         return;
     }
@@ -87,6 +90,36 @@ pub(super) fn reconcile(shared: &Shared, st: &mut State, ns: &str, name: &str) {
     let mut new = obj.clone();
     new["status"] = status;
     shared.commit(st, Kind::Rollout, ns, name, new, "MODIFIED");
+}
+
+/// The Rollout's pods follow `status`: the stable ReplicaSet keeps
+/// `spec.replicas` Ready pods, the current one (`rs`, when it is not the
+/// stable one) has `updatedReplicas` pods (Ready when `ready`), every other
+/// ReplicaSet's pods are deleted (Argo's scale-down delay is not simulated).
+fn rollout_pods(
+    shared: &Shared,
+    st: &mut State,
+    ns: &str,
+    obj: &Value,
+    status: &Value,
+    rs: &str,
+    ready: bool,
+) {
+    let desired = obj["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
+    let stable = status["stableRS"].as_str().unwrap_or("");
+    let updated = status["updatedReplicas"].as_u64().unwrap_or(0) as usize;
+    for set in owned_sets(st, ns, obj) {
+        let hash = set["metadata"]["labels"][HASH_LABEL].as_str().unwrap_or("");
+        if !stable.is_empty() && hash == stable {
+            fit_pods(shared, st, ns, &set, desired, true);
+        } else if set["metadata"]["name"] == rs {
+            fit_pods(shared, st, ns, &set, updated, ready);
+        } else {
+            for pod in pods_of(st, ns, &set) {
+                delete_pod(shared, st, ns, pod);
+            }
+        }
+    }
 }
 
 fn remove(s: &mut Value, fields: &[&str]) {

@@ -38,8 +38,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{Selector, SelectorExt};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde::Deserialize;
@@ -49,10 +50,11 @@ use switchyard_domain::operations::{GatePolicy, Traffic};
 use switchyard_domain::{DomainError, FullId};
 use tokio::sync::OnceCell;
 
-use super::{Check, Driver, DriverError, DriverResult, Observed, SlotHealth};
+use super::{Check, Driver, DriverError, DriverResult, Observed, Running, SlotHealth};
 
 mod rolling;
 pub mod rollout;
+pub mod running;
 
 /// Checks a `kubernetes` cluster's config: an Argo Rollout (`rollout`) or
 /// Deployments + Service; answers its health gate.
@@ -458,7 +460,46 @@ pub struct Kubernetes {
     writes: std::sync::Mutex<Vec<String>>,
 }
 
+/// The pods in `namespace` that `selector` (a Deployment's or Rollout's,
+/// with any further terms) picks; `what` names them in errors.
+pub(crate) async fn list_pods(
+    client: Client,
+    namespace: &str,
+    what: &str,
+    selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> DriverResult<Vec<Pod>> {
+    let selector = Selector::try_from(selector)
+        .map_err(|e| DriverError::new(format!("{what}: the selector is not usable: {e}")))?;
+    if selector.selects_all() {
+        return Err(DriverError::new(format!(
+            "{what}: the selector is empty, so it would pick every pod in namespace {namespace}; \
+             give it the labels of the pod template"
+        )));
+    }
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let pods = api
+        .list(&ListParams::default().labels_from(&selector))
+        .await
+        .map_err(|e| api_error(what, namespace, e))?
+        .items;
+    // The API server filtered already; a selector it did not fully apply must not widen the set.
+    Ok(pods
+        .into_iter()
+        .filter(|p| selector.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default())))
+        .collect())
+}
+
 impl Kubernetes {
+    /// How a version shows in the serving container.
+    fn version_map(&self) -> running::VersionMap<'_> {
+        running::VersionMap {
+            model: &self.config.model,
+            container: &self.config.container,
+            image: self.config.image.as_deref(),
+            version_env: self.config.version_env.as_deref(),
+        }
+    }
+
     pub fn new(config: KubernetesConfig) -> Kubernetes {
         Kubernetes {
             config,
@@ -1024,6 +1065,17 @@ impl Driver for Kubernetes {
         })
     }
 
+    /// What the Ready pods of the slot's Deployment (the pods its selector
+    /// picks) run, read from their serving container (see running.rs).
+    async fn running(&self, slot: SlotName) -> DriverResult<Running> {
+        let name = self.config.deployment(slot);
+        let d = self.get_deployment(slot).await?;
+        let selector = d.spec.map(|s| s.selector).unwrap_or_default();
+        let what = format!("pods of Deployment {name}");
+        let pods = list_pods(self.client().await?, self.ns(), &what, selector).await?;
+        Ok(running::running_of(&self.version_map(), &pods))
+    }
+
     async fn traffic(&self, _slot: SlotName) -> DriverResult<Traffic> {
         Err(DriverError::new(
             "a Kubernetes Service keeps no request counters; the kubernetes driver cannot judge \
@@ -1067,12 +1119,13 @@ impl Driver for Kubernetes {
 }
 
 /// The verbs the driver uses: (verb, API group, resource).
-pub const PERMISSIONS: [(&str, &str, &str); 5] = [
+pub const PERMISSIONS: [(&str, &str, &str); 6] = [
     ("get", "apps", "deployments"),
     ("patch", "apps", "deployments"),
     ("list", "apps", "replicasets"),
     ("get", "", "services"),
     ("patch", "", "services"),
+    ("list", "", "pods"),
 ];
 
 impl Kubernetes {

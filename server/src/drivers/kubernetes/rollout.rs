@@ -36,6 +36,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde::Deserialize;
@@ -46,9 +47,11 @@ use switchyard_domain::{DomainError, FullId};
 use tokio::sync::OnceCell;
 
 use super::{
-    api_error, connect, dns_label, is_conflict, merge_diff, FIELD_MANAGER, VERSION_ANNOTATION,
+    api_error, connect, dns_label, is_conflict, list_pods, merge_diff, FIELD_MANAGER,
+    VERSION_ANNOTATION,
 };
-use crate::drivers::{Check, Driver, DriverError, DriverResult, Observed, SlotHealth};
+use super::running::{running_of, VersionMap};
+use crate::drivers::{Check, Driver, DriverError, DriverResult, Observed, Running, SlotHealth};
 
 /// The revision Argo Rollouts gives a Rollout's ReplicaSets.
 pub const REVISION_ANNOTATION: &str = "rollout.argoproj.io/revision";
@@ -775,6 +778,52 @@ impl Driver for ArgoRollout {
         })
     }
 
+    /// What the Rollout's pods that take traffic run: with the blueGreen
+    /// strategy the Ready pods its `activeService` selects (the preview
+    /// pods take none), with canary every Ready pod of the Rollout (stable
+    /// and canary pods share the traffic, so a canary under way is unclear).
+    /// Slot green holds nothing in this mode: nothing runs there.
+    async fn running(&self, slot: SlotName) -> DriverResult<Running> {
+        if slot != SlotName::Blue {
+            return Ok(Running::Nothing);
+        }
+        let r = self.get().await?;
+        let name = &self.config.rollout;
+        let mut selector: LabelSelector = match &r["spec"]["selector"] {
+            Value::Null => LabelSelector::default(),
+            s => serde_json::from_value(s.clone()).map_err(|e| {
+                DriverError::new(format!("Rollout {name}'s selector is not a label selector: {e}"))
+            })?,
+        };
+        let client = self.client().await?;
+        let what = match r["spec"]["strategy"]["blueGreen"]["activeService"].as_str() {
+            Some(active) => {
+                let services: Api<Service> = Api::namespaced(client.clone(), self.ns());
+                let svc = services
+                    .get(active)
+                    .await
+                    .map_err(|e| api_error(&format!("activeService {active}"), self.ns(), e))?;
+                let picks = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+                selector
+                    .match_labels
+                    .get_or_insert_with(Default::default)
+                    .extend(picks);
+                format!("pods of Rollout {name} behind its activeService {active}")
+            }
+            None => format!("pods of Rollout {name}"),
+        };
+        let pods = list_pods(client, self.ns(), &what, selector).await?;
+        Ok(running_of(
+            &VersionMap {
+                model: &self.config.model,
+                container: &self.config.container,
+                image: self.config.image.as_deref(),
+                version_env: self.config.version_env.as_deref(),
+            },
+            &pods,
+        ))
+    }
+
     async fn traffic(&self, _slot: SlotName) -> DriverResult<Traffic> {
         Err(DriverError::new(
             "an Argo Rollout keeps no request counters; the kubernetes driver cannot judge an \
@@ -823,12 +872,13 @@ impl Driver for ArgoRollout {
 }
 
 /// The verbs the Argo mode uses: (verb, API group, resource, subresource).
-pub const PERMISSIONS: [(&str, &str, &str, &str); 5] = [
+pub const PERMISSIONS: [(&str, &str, &str, &str); 6] = [
     ("get", "argoproj.io", "rollouts", ""),
     ("patch", "argoproj.io", "rollouts", ""),
     ("patch", "argoproj.io", "rollouts", "status"),
     ("list", "apps", "replicasets", ""),
     ("get", "", "services", ""),
+    ("list", "", "pods", ""),
 ];
 
 impl ArgoRollout {
