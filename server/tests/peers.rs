@@ -2391,3 +2391,109 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
     runner.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Copies version `v` of the model from `artifacts` into a model server's
+/// repository folder `repo`, as a person would by hand (`keep` leaves the
+/// versions already there).
+fn copy_version_by_hand(artifacts: &Path, repo: &Path, v: u32, keep: bool) {
+    let model_dir = repo.join(MODEL);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&model_dir);
+    }
+    let to = model_dir.join(v.to_string());
+    std::fs::create_dir_all(&to).expect("version dir");
+    let from = artifacts.join(MODEL).join(v.to_string());
+    for f in ["model.py", "model-settings.json"] {
+        std::fs::copy(from.join(f), to.join(f)).expect("copied");
+    }
+}
+
+/// `POST /v2/repository/models/echo/{load|unload}` straight to a model
+/// server, behind Switchyard's back.
+async fn repository_call(url: &str, what: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/v2/repository/models/{MODEL}/{what}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("the model server answers");
+    assert!(r.status().is_success(), "{what}: {:?}", r.text().await);
+}
+
+/// `Driver::running` of oip+haproxy asks the slot's real MLServer what it
+/// has loaded and ready (its repository index, each READY version confirmed
+/// by its ready endpoint): a version loaded by the driver, another loaded by
+/// hand through the repository API, two at once, and an unload by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_reports_what_mlserver_really_loaded_also_when_changed_behind_switchyards_back() {
+    use switchyard::drivers::Running;
+    use switchyard_domain::clusters::SlotName;
+    let Some((mlserver, haproxy)) = peers() else {
+        assert!(
+            std::env::var("SWITCHYARD_PEERS_REQUIRED").is_err(),
+            "MLServer or HAProxy missing: run scripts/peers.sh"
+        );
+        eprintln!("SKIPPED: MLServer or HAProxy missing (scripts/peers.sh installs them)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sy-running-{:08x}", rand::random::<u32>()));
+    let artifacts = dir.join("artifacts");
+    for v in 1..=3 {
+        write_version(&artifacts, v, None);
+    }
+    let peers = Peers::start(&mlserver, &haproxy, &dir).await;
+    let driver = OipHaproxy::new(peers.direct.clone()).expect("driver");
+    let id = |s: &str| switchyard_domain::FullId::parse(s).expect("id");
+    let version = |s: &str| Running::Version { version: id(s) };
+
+    // Nothing loaded anywhere yet.
+    for slot in SlotName::ALL {
+        assert_eq!(
+            driver.running(slot).await.expect("answers"),
+            Running::Nothing,
+            "{slot}"
+        );
+    }
+    driver
+        .load(SlotName::Blue, &id("echo:1"))
+        .await
+        .expect("loaded");
+    driver
+        .wait_ready(SlotName::Blue, &id("echo:1"), Duration::from_secs(60))
+        .await
+        .expect("ready");
+    assert_eq!(
+        driver.running(SlotName::Blue).await.expect("blue"),
+        version("echo:1")
+    );
+    assert_eq!(
+        driver.running(SlotName::Green).await.expect("green"),
+        Running::Nothing
+    );
+
+    // Someone loads version 3 into blue by hand through the repository API.
+    let blue_url = peers.config["blue"]["url"].as_str().expect("url").to_owned();
+    copy_version_by_hand(&artifacts, &dir.join("blue"), 3, false);
+    repository_call(&blue_url, "load").await;
+    assert_eq!(
+        driver.running(SlotName::Blue).await.expect("blue"),
+        version("echo:3")
+    );
+    // Two versions at once: unclear, and which.
+    copy_version_by_hand(&artifacts, &dir.join("blue"), 2, true);
+    repository_call(&blue_url, "load").await;
+    assert_eq!(
+        driver.running(SlotName::Blue).await.expect("blue"),
+        Running::Unclear {
+            detail: "the model server has 2 versions of echo loaded and ready: 2, 3".into()
+        }
+    );
+    // Unloaded by hand: nothing runs.
+    repository_call(&blue_url, "unload").await;
+    assert_eq!(
+        driver.running(SlotName::Blue).await.expect("blue"),
+        Running::Nothing
+    );
+    drop(peers);
+    let _ = std::fs::remove_dir_all(&dir);
+}

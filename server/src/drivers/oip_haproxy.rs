@@ -28,7 +28,7 @@ use switchyard_domain::{DomainError, FullId};
 
 pub use haproxy::{haproxy_config, AdminAddress};
 
-use super::{Driver, DriverError, DriverResult, Observed, SlotHealth};
+use super::{Driver, DriverError, DriverResult, Observed, Running, SlotHealth};
 use switchyard_domain::operations::{GatePolicy, Traffic};
 
 /// How a version reaches a slot's model server.
@@ -481,6 +481,22 @@ impl Driver for OipHaproxy {
             }
         };
         Ok(Observed { weights })
+    }
+
+    /// What the slot's model server has loaded and ready: its repository
+    /// index (`POST /v2/repository/index`) names the versions of the model
+    /// it calls READY, and each is confirmed by its per-version ready
+    /// endpoint (MLServer judges an index entry's state by model name only).
+    async fn running(&self, slot: SlotName) -> DriverResult<Running> {
+        let server = self.oip(slot);
+        let index = server.index().await?;
+        let mut confirmed = Vec::new();
+        for v in oip::ready_candidates(&self.config.model, &index) {
+            if server.version_ready(v).await? {
+                confirmed.push(v);
+            }
+        }
+        Ok(oip::running_of(&self.config.model, &index, &confirmed))
     }
 
     async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic> {
