@@ -24,6 +24,10 @@
 //! into that slot sets that count back in the same patch as the version (and
 //! drops the annotation), then waits for the rollout as any load does.
 //!
+//! What a slot really runs (`Driver::running`, drift) is read from the Ready
+//! pods its Deployment's selector picks, each pod's serving container mapped
+//! back to a version (running.rs) — not from the template Switchyard wrote.
+//!
 //! Traffic moves all at once: a Service selector has no weights, so split
 //! weights are refused before anything moves. A `rolling` operation is
 //! instead the rolling update of the serving Deployment in place, as
