@@ -823,6 +823,18 @@ async fn running_reads_the_ready_pods_of_each_slot_through_a_rollout_by_hand_and
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Waits until the fake's Rollout reaches `phase` (within 5 s).
+async fn argo_phase(fake: &KubeFake, phase: &str) -> Value {
+    for _ in 0..200 {
+        let r = the_rollout(fake);
+        if r["status"]["phase"] == phase {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the Rollout did not reach {phase}: {}", the_rollout(fake));
+}
+
 #[tokio::test]
 async fn argo_running_reads_the_pods_behind_the_active_service_or_every_canary_pod() {
     // blueGreen: the preview pods take no traffic, so they do not count
@@ -841,14 +853,8 @@ async fn argo_running_reads_the_pods_behind_the_active_service_or_every_canary_p
             "spec": { "containers": containers(v) } } } })
     };
     fake.edit(Kind::Rollout, NS, "chat", template("v1"));
-    for _ in 0..200 {
-        if the_rollout(&fake)["status"]["phase"] == "Paused" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let paused = the_rollout(&fake);
-    assert_eq!(paused["status"]["phase"], "Paused", "{paused}");
+    let paused = argo_phase(&fake, "Paused").await;
+    assert_eq!(paused["status"]["pauseConditions"][0]["reason"], "BlueGreenPause");
     assert_eq!(
         a.running(SlotName::Blue).await.expect("blue"),
         version("chat:v0"),
@@ -891,6 +897,14 @@ async fn argo_running_reads_the_pods_behind_the_active_service_or_every_canary_p
                 .into()
         }
     );
+    let paused = argo_phase(&fake, "Paused").await;
+    assert_eq!(paused["status"]["pauseConditions"][0]["reason"], "CanaryPauseStep");
+    assert_eq!(
+        a.running(SlotName::Blue).await.expect("blue"),
+        half,
+        "still both at the pause"
+    );
+    // Promoted to the end (as kubectl argo rollouts promote --full).
     fake.edit(
         Kind::Rollout,
         NS,

@@ -1793,7 +1793,10 @@ async fn controller(shared: Arc<Shared>) {
             let status = next_status(&obj, since, failing, &rs, st.stall_at);
             let updated = status["updatedReplicas"].as_u64().unwrap_or(0) as usize;
             let others = (status["replicas"].as_u64().unwrap_or(0) as usize).saturating_sub(updated);
-            deployment_pods(&shared, &mut st, &ns, &obj, &rs, updated, !failing, others);
+            // A status that has not seen the template yet says nothing about its pods.
+            if status["observedGeneration"] == obj["metadata"]["generation"] {
+                deployment_pods(&shared, &mut st, &ns, &obj, &rs, updated, !failing, others);
+            }
             if status != obj["status"] {
                 let mut new = obj.clone();
                 new["status"] = status;
