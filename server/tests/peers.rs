@@ -2381,6 +2381,20 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
         "{serving} still carries all traffic: {held:?}"
     );
 
+    // What each slot really runs, asked of its model server (the loader is
+    // its repository, so the index names the version it was told to read).
+    let driver = OipHaproxy::new(peers.direct.clone()).expect("driver");
+    for (slot, full_id) in [(serving, "echo:2"), (idle, "echo:3")] {
+        let slot: switchyard_domain::clusters::SlotName = slot.parse().expect("slot");
+        assert_eq!(
+            driver.running(slot).await.expect("the model server answers"),
+            switchyard::drivers::Running::Version {
+                version: switchyard_domain::FullId::parse(full_id).expect("id")
+            },
+            "{slot}"
+        );
+    }
+
     // Switchyard wrote nothing into the model servers' folders.
     for slot in ["blue", "green"] {
         assert!(
