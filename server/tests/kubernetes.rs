@@ -713,8 +713,7 @@ fn containers(version: &str) -> Value {
 }
 
 #[tokio::test]
-async fn running_reads_the_ready_pods_of_each_slot_through_a_rollout_by_hand_and_a_scale_to_zero()
-{
+async fn running_reads_the_ready_pods_of_each_slot_through_a_rollout_by_hand_and_a_scale_to_zero() {
     let fake = fake_with_contract().await;
     let dir = temp_dir("running");
     let k = driver(&fake, &dir);
@@ -764,7 +763,9 @@ async fn running_reads_the_ready_pods_of_each_slot_through_a_rollout_by_hand_and
     // the version annotation Switchyard wrote still says v1.
     fake.stall_rollouts(None);
     runs(&k, SlotName::Blue, "chat:v7", |r| *r == version("chat:v7")).await;
-    let d = fake.object(Kind::Deployment, NS, "chat-blue").expect("blue");
+    let d = fake
+        .object(Kind::Deployment, NS, "chat-blue")
+        .expect("blue");
     assert_eq!(
         d["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
         "chat:v1"
@@ -776,9 +777,12 @@ async fn running_reads_the_ready_pods_of_each_slot_through_a_rollout_by_hand_and
         "chat-blue",
         json!({ "spec": { "template": { "spec": { "containers": containers("latest") } } } }),
     );
-    let latest = runs(&k, SlotName::Blue, "latest", |r| {
-        matches!(r, Running::Unclear { detail } if detail.starts_with("all 2"))
-    })
+    let latest = runs(
+        &k,
+        SlotName::Blue,
+        "latest",
+        |r| matches!(r, Running::Unclear { detail } if detail.starts_with("all 2")),
+    )
     .await;
     assert_eq!(
         latest,
@@ -811,7 +815,9 @@ async fn running_reads_the_ready_pods_of_each_slot_through_a_rollout_by_hand_and
         .expect_err("forbidden")
         .to_string();
     assert!(
-        e.contains("pods of Deployment chat-green") && e.contains("forbidden") && e.contains("Role"),
+        e.contains("pods of Deployment chat-green")
+            && e.contains("forbidden")
+            && e.contains("Role"),
         "{e}"
     );
     let checks = k.test(&ClusterState::default()).await;
@@ -854,7 +860,10 @@ async fn argo_running_reads_the_pods_behind_the_active_service_or_every_canary_p
     };
     fake.edit(Kind::Rollout, NS, "chat", template("v1"));
     let paused = argo_phase(&fake, "Paused").await;
-    assert_eq!(paused["status"]["pauseConditions"][0]["reason"], "BlueGreenPause");
+    assert_eq!(
+        paused["status"]["pauseConditions"][0]["reason"],
+        "BlueGreenPause"
+    );
     assert_eq!(
         a.running(SlotName::Blue).await.expect("blue"),
         version("chat:v0"),
@@ -885,9 +894,12 @@ async fn argo_running_reads_the_pods_behind_the_active_service_or_every_canary_p
     let a = argo_driver(&fake, &dir);
     runs(&a, SlotName::Blue, "chat:v0", |r| *r == version("chat:v0")).await;
     fake.edit(Kind::Rollout, NS, "chat", template("v1"));
-    let half = runs(&a, SlotName::Blue, "a mix of v0 and v1", |r| {
-        matches!(r, Running::Unclear { detail } if detail.starts_with("2 of 4"))
-    })
+    let half = runs(
+        &a,
+        SlotName::Blue,
+        "a mix of v0 and v1",
+        |r| matches!(r, Running::Unclear { detail } if detail.starts_with("2 of 4")),
+    )
     .await;
     assert_eq!(
         half,
@@ -898,7 +910,10 @@ async fn argo_running_reads_the_pods_behind_the_active_service_or_every_canary_p
         }
     );
     let paused = argo_phase(&fake, "Paused").await;
-    assert_eq!(paused["status"]["pauseConditions"][0]["reason"], "CanaryPauseStep");
+    assert_eq!(
+        paused["status"]["pauseConditions"][0]["reason"],
+        "CanaryPauseStep"
+    );
     assert_eq!(
         a.running(SlotName::Blue).await.expect("blue"),
         half,
@@ -1971,8 +1986,16 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    assert_eq!(header, ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{out}");
-    assert_eq!(out.lines().filter(|l| l.contains("2/2")).count(), 4, "{out}");
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.contains("2/2")).count(),
+        4,
+        "{out}"
+    );
 
     // kubectl's JSON patch: a stale `test` is refused whole, a good one applied.
     let (ok, _, err) = run_kubectl(

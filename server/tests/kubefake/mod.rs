@@ -1571,7 +1571,11 @@ fn deployment_pods(
     others: usize,
 ) {
     let sets = owned_sets(st, ns, d);
-    let Some(new) = sets.iter().find(|rs| rs["metadata"]["name"] == new_rs).cloned() else {
+    let Some(new) = sets
+        .iter()
+        .find(|rs| rs["metadata"]["name"] == new_rs)
+        .cloned()
+    else {
         return;
     };
     let have = pods_of(st, ns, &new).len();
@@ -1792,7 +1796,8 @@ async fn controller(shared: Arc<Shared>) {
                 .any(|m| template.contains(m.as_str()));
             let status = next_status(&obj, since, failing, &rs, st.stall_at);
             let updated = status["updatedReplicas"].as_u64().unwrap_or(0) as usize;
-            let others = (status["replicas"].as_u64().unwrap_or(0) as usize).saturating_sub(updated);
+            let others =
+                (status["replicas"].as_u64().unwrap_or(0) as usize).saturating_sub(updated);
             // A status that has not seen the template yet says nothing about its pods.
             if status["observedGeneration"] == obj["metadata"]["generation"] {
                 deployment_pods(&shared, &mut st, &ns, &obj, &rs, updated, !failing, others);

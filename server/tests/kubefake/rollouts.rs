@@ -64,7 +64,9 @@ pub(super) fn reconcile(shared: &Shared, st: &mut State, ns: &str, name: &str) {
     let mut status = next_status(&obj, &hash, &rs, since, failing);
     keep_condition_times(&obj["status"], &mut status);
     // A status that has not seen the template yet says nothing about its pods.
-    if status["observedGeneration"].as_str() == Some(obj["metadata"]["generation"].to_string().as_str()) {
+    if status["observedGeneration"].as_str()
+        == Some(obj["metadata"]["generation"].to_string().as_str())
+    {
         rollout_pods(shared, st, ns, &obj, &status, &rs, !failing);
     }
     if status == obj["status"] {

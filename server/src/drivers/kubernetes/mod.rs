@@ -44,8 +44,8 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{Selector, SelectorExt};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{Selector, SelectorExt};
 use kube::{Client, Config};
 use serde::Deserialize;
 use serde_json::json;
@@ -457,11 +457,88 @@ async fn connect(kubeconfig: Option<&PathBuf>, context: Option<&String>) -> Driv
         .map_err(|e| DriverError::new(format!("cannot build the Kubernetes client: {e}")))
 }
 
+/// What both modes share: the client to one cluster (built on first use,
+/// reading a kubeconfig is async), the namespace everything lives in, and the
+/// writes not yet handed to a step record (`Driver::take_writes`).
+struct Connection {
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    namespace: String,
+    client: OnceCell<Client>,
+    writes: std::sync::Mutex<Vec<String>>,
+}
+
+impl Connection {
+    fn new(kubeconfig: Option<PathBuf>, context: Option<String>, namespace: String) -> Connection {
+        Connection {
+            kubeconfig,
+            context,
+            namespace,
+            client: OnceCell::new(),
+            writes: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn ns(&self) -> &str {
+        &self.namespace
+    }
+
+    async fn client(&self) -> DriverResult<Client> {
+        let c = self
+            .client
+            .get_or_try_init(|| connect(self.kubeconfig.as_ref(), self.context.as_ref()))
+            .await?;
+        Ok(c.clone())
+    }
+
+    /// Remembers a write for the step's record: object, patch, what it became.
+    fn wrote(&self, what: String) {
+        tracing::info!(namespace = self.ns(), "{what}");
+        if let Ok(mut w) = self.writes.lock() {
+            w.push(what);
+        }
+    }
+
+    fn take_writes(&self) -> Vec<String> {
+        self.writes
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+}
+
+/// The parameters of every write: Switchyard as the field manager.
+fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// Read, compute, write — again after each 409 Conflict, never overwriting:
+/// `attempt` reads the object and sends its write guarded by the
+/// resourceVersion it read, answering `Some` when done and `None` on a 409.
+/// After `CONFLICT_RETRIES` conflicts: an error saying that `object` keeps
+/// changing while Switchyard was `doing` it.
+async fn retry_conflicts<T, F, Fut>(object: &str, doing: &str, mut attempt: F) -> DriverResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DriverResult<Option<T>>>,
+{
+    for _ in 0..CONFLICT_RETRIES {
+        if let Some(done) = attempt().await? {
+            return Ok(done);
+        }
+    }
+    Err(DriverError::new(format!(
+        "{object} changed {CONFLICT_RETRIES} times while Switchyard {doing} (409 Conflict); \
+         something else keeps writing it"
+    )))
+}
+
 pub struct Kubernetes {
     config: KubernetesConfig,
-    client: OnceCell<Client>,
-    /// Writes not yet handed to a step record (`Driver::take_writes`).
-    writes: std::sync::Mutex<Vec<String>>,
+    conn: Connection,
 }
 
 /// The pods in `namespace` that `selector` (a Deployment's or Rollout's,
@@ -505,58 +582,26 @@ impl Kubernetes {
     }
 
     pub fn new(config: KubernetesConfig) -> Kubernetes {
-        Kubernetes {
-            config,
-            client: OnceCell::new(),
-            writes: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Remembers a write for the step's record: object, patch, what it became.
-    fn wrote(&self, what: String) {
-        tracing::info!(namespace = self.ns(), "{what}");
-        if let Ok(mut w) = self.writes.lock() {
-            w.push(what);
-        }
-    }
-
-    /// The client, built on first use (reading a kubeconfig is async).
-    async fn client(&self) -> DriverResult<Client> {
-        let c = self
-            .client
-            .get_or_try_init(|| {
-                connect(
-                    self.config.kubeconfig.as_ref(),
-                    self.config.context.as_ref(),
-                )
-            })
-            .await?;
-        Ok(c.clone())
+        let conn = Connection::new(
+            config.kubeconfig.clone(),
+            config.context.clone(),
+            config.namespace.clone(),
+        );
+        Kubernetes { config, conn }
     }
 
     async fn deployments(&self) -> DriverResult<Api<Deployment>> {
         Ok(Api::namespaced(
-            self.client().await?,
+            self.conn.client().await?,
             &self.config.namespace,
         ))
     }
 
     async fn services(&self) -> DriverResult<Api<Service>> {
         Ok(Api::namespaced(
-            self.client().await?,
+            self.conn.client().await?,
             &self.config.namespace,
         ))
-    }
-
-    fn params() -> PatchParams {
-        PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..Default::default()
-        }
-    }
-
-    fn ns(&self) -> &str {
-        &self.config.namespace
     }
 
     fn check_model(&self, full_id: &FullId) -> DriverResult<()> {
@@ -575,7 +620,7 @@ impl Kubernetes {
             .await?
             .get(name)
             .await
-            .map_err(|e| api_error(&format!("Deployment {name}"), self.ns(), e))
+            .map_err(|e| api_error(&format!("Deployment {name}"), self.conn.ns(), e))
     }
 
     async fn get_service(&self) -> DriverResult<Service> {
@@ -584,7 +629,7 @@ impl Kubernetes {
             .await?
             .get(name)
             .await
-            .map_err(|e| api_error(&format!("Service {name}"), self.ns(), e))
+            .map_err(|e| api_error(&format!("Service {name}"), self.conn.ns(), e))
     }
 
     /// Which slot the Service's selector picks.
@@ -698,8 +743,9 @@ impl Kubernetes {
         let name = self.config.deployment(slot);
         let api = self.deployments().await?;
         let replica_sets: Api<ReplicaSet> =
-            Api::namespaced(self.client().await?, &self.config.namespace);
-        for _ in 0..CONFLICT_RETRIES {
+            Api::namespaced(self.conn.client().await?, &self.config.namespace);
+        let (api, replica_sets) = (&api, &replica_sets);
+        retry_conflicts(&format!("Deployment {name}"), "rolled it back", move || async move {
             let d = self.get_deployment(slot).await?;
             let selector: Vec<String> = d
                 .spec
@@ -712,7 +758,7 @@ impl Kubernetes {
             let owned = replica_sets
                 .list(&ListParams::default().labels(&selector.join(",")))
                 .await
-                .map_err(|e| api_error(&format!("ReplicaSets of Deployment {name}"), self.ns(), e))?
+                .map_err(|e| api_error(&format!("ReplicaSets of Deployment {name}"), self.conn.ns(), e))?
                 .items;
             let Some((revision, rs)) = undo_target(&d, &owned) else {
                 return Err(DriverError::new(format!(
@@ -735,7 +781,7 @@ impl Kubernetes {
             patch["metadata"]["resourceVersion"] = json!(rv);
             let rs_name = rs.metadata.name.as_deref().unwrap_or("?");
             match api
-                .patch(name, &Self::params(), &Patch::Merge(&patch))
+                .patch(name, &patch_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(after) => {
@@ -746,17 +792,14 @@ impl Kubernetes {
                         after.metadata.generation.unwrap_or(0),
                         after.metadata.resource_version.as_deref().unwrap_or("?")
                     );
-                    self.wrote(what.clone());
-                    return Ok(what);
+                    self.conn.wrote(what.clone());
+                    Ok(Some(what))
                 }
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(api_error(&format!("Deployment {name}"), self.ns(), e)),
+                Err(e) if is_conflict(&e) => Ok(None),
+                Err(e) => Err(api_error(&format!("Deployment {name}"), self.conn.ns(), e)),
             }
-        }
-        Err(DriverError::new(format!(
-            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard rolled it back \
-             (409 Conflict); something else keeps writing it"
-        )))
+                })
+        .await
     }
 
     /// A load that did not become ready: undo it, so the idle Deployment
@@ -849,45 +892,47 @@ impl Driver for Kubernetes {
         self.check_model(full_id)?;
         let name = self.config.deployment(slot);
         let api = self.deployments().await?;
-        for _ in 0..CONFLICT_RETRIES {
-            let d = self.get_deployment(slot).await?;
-            self.deployment_contract(slot, &d)
-                .map_err(|(found, fix)| DriverError::new(format!("{found}: {fix}")))?;
-            let rv = d.metadata.resource_version.clone().unwrap_or_default();
-            let mut patch = self.template_patch(full_id, &rv)?;
-            let has_annotation = d
-                .metadata
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(RELEASED_ANNOTATION));
-            // A released slot gets its replicas back with the version.
-            if let Some(n) = released_replicas(&d)? {
-                patch["spec"]["replicas"] = json!(n);
-            }
-            if has_annotation {
-                patch["metadata"]["annotations"] = json!({ RELEASED_ANNOTATION: null });
-            }
-            match api
-                .patch(name, &Self::params(), &Patch::Strategic(&patch))
-                .await
-            {
-                Ok(after) => {
-                    self.wrote(format!(
+        let api = &api;
+        retry_conflicts(
+            &format!("Deployment {name}"),
+            "patched it",
+            move || async move {
+                let d = self.get_deployment(slot).await?;
+                self.deployment_contract(slot, &d)
+                    .map_err(|(found, fix)| DriverError::new(format!("{found}: {fix}")))?;
+                let rv = d.metadata.resource_version.clone().unwrap_or_default();
+                let mut patch = self.template_patch(full_id, &rv)?;
+                let has_annotation = d
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(RELEASED_ANNOTATION));
+                // A released slot gets its replicas back with the version.
+                if let Some(n) = released_replicas(&d)? {
+                    patch["spec"]["replicas"] = json!(n);
+                }
+                if has_annotation {
+                    patch["metadata"]["annotations"] = json!({ RELEASED_ANNOTATION: null });
+                }
+                match api
+                    .patch(name, &patch_params(), &Patch::Strategic(&patch))
+                    .await
+                {
+                    Ok(after) => {
+                        self.conn.wrote(format!(
                         "patched Deployment {name} (strategic merge) with {patch}: generation {}, \
                          resourceVersion {}",
                         after.metadata.generation.unwrap_or(0),
                         after.metadata.resource_version.as_deref().unwrap_or("?")
                     ));
-                    return Ok(());
+                        Ok(Some(()))
+                    }
+                    Err(e) if is_conflict(&e) => Ok(None),
+                    Err(e) => Err(api_error(&format!("Deployment {name}"), self.conn.ns(), e)),
                 }
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(api_error(&format!("Deployment {name}"), self.ns(), e)),
-            }
-        }
-        Err(DriverError::new(format!(
-            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard patched it \
-             (409 Conflict); something else keeps writing it"
-        )))
+            },
+        )
+        .await
     }
 
     /// Scales the slot's Deployment to 0 replicas (a merge patch guarded by
@@ -897,11 +942,12 @@ impl Driver for Kubernetes {
     async fn unload(&self, slot: SlotName) -> DriverResult<()> {
         let name = self.config.deployment(slot);
         let api = self.deployments().await?;
-        for _ in 0..CONFLICT_RETRIES {
+        let api = &api;
+        retry_conflicts(&format!("Deployment {name}"), "scaled it to 0", move || async move {
             let d = self.get_deployment(slot).await?;
             let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             if replicas < 1 {
-                return Ok(());
+                return Ok(Some(()));
             }
             let rv = d.metadata.resource_version.clone().unwrap_or_default();
             let patch = json!({
@@ -912,26 +958,23 @@ impl Driver for Kubernetes {
                 "spec": { "replicas": 0 }
             });
             match api
-                .patch(name, &Self::params(), &Patch::Merge(&patch))
+                .patch(name, &patch_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(after) => {
-                    self.wrote(format!(
+                    self.conn.wrote(format!(
                         "scaled Deployment {name} from {replicas} to 0 replicas (merge) with {patch}: \
                          generation {}, resourceVersion {}",
                         after.metadata.generation.unwrap_or(0),
                         after.metadata.resource_version.as_deref().unwrap_or("?")
                     ));
-                    return Ok(());
+                    Ok(Some(()))
                 }
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(api_error(&format!("Deployment {name}"), self.ns(), e)),
+                Err(e) if is_conflict(&e) => Ok(None),
+                Err(e) => Err(api_error(&format!("Deployment {name}"), self.conn.ns(), e)),
             }
-        }
-        Err(DriverError::new(format!(
-            "Deployment {name} changed {CONFLICT_RETRIES} times while Switchyard scaled it to 0 \
-             (409 Conflict); something else keeps writing it"
-        )))
+                })
+        .await
     }
 
     async fn wait_ready(
@@ -1012,36 +1055,38 @@ impl Driver for Kubernetes {
         };
         let name = &self.config.service;
         let api = self.services().await?;
-        for _ in 0..CONFLICT_RETRIES {
-            let s = self.get_service().await?;
-            if self.selected(&s)? == slot {
-                // Already there (an interrupted switch being run again).
-                return Ok(());
-            }
-            let rv = s.metadata.resource_version.clone().unwrap_or_default();
-            let patch = json!({
-                "metadata": { "resourceVersion": rv },
-                "spec": { "selector": { self.config.slot_label.as_str(): slot.as_str() } }
-            });
-            match api
-                .patch(name, &Self::params(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(after) => {
-                    self.wrote(format!(
-                        "patched Service {name} (merge) with {patch}: resourceVersion {}",
-                        after.metadata.resource_version.as_deref().unwrap_or("?")
-                    ));
-                    return Ok(());
+        let api = &api;
+        retry_conflicts(
+            &format!("Service {name}"),
+            "patched it",
+            move || async move {
+                let s = self.get_service().await?;
+                if self.selected(&s)? == slot {
+                    // Already there (an interrupted switch being run again).
+                    return Ok(Some(()));
                 }
-                Err(e) if is_conflict(&e) => continue,
-                Err(e) => return Err(api_error(&format!("Service {name}"), self.ns(), e)),
-            }
-        }
-        Err(DriverError::new(format!(
-            "Service {name} changed {CONFLICT_RETRIES} times while Switchyard patched it \
-             (409 Conflict); something else keeps writing it"
-        )))
+                let rv = s.metadata.resource_version.clone().unwrap_or_default();
+                let patch = json!({
+                    "metadata": { "resourceVersion": rv },
+                    "spec": { "selector": { self.config.slot_label.as_str(): slot.as_str() } }
+                });
+                match api
+                    .patch(name, &patch_params(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(after) => {
+                        self.conn.wrote(format!(
+                            "patched Service {name} (merge) with {patch}: resourceVersion {}",
+                            after.metadata.resource_version.as_deref().unwrap_or("?")
+                        ));
+                        Ok(Some(()))
+                    }
+                    Err(e) if is_conflict(&e) => Ok(None),
+                    Err(e) => Err(api_error(&format!("Service {name}"), self.conn.ns(), e)),
+                }
+            },
+        )
+        .await
     }
 
     async fn gate(&self, state: &ClusterState) -> DriverResult<()> {
@@ -1076,7 +1121,7 @@ impl Driver for Kubernetes {
         let d = self.get_deployment(slot).await?;
         let selector = d.spec.map(|s| s.selector).unwrap_or_default();
         let what = format!("pods of Deployment {name}");
-        let pods = list_pods(self.client().await?, self.ns(), &what, selector).await?;
+        let pods = list_pods(self.conn.client().await?, self.conn.ns(), &what, selector).await?;
         Ok(running::running_of(&self.version_map(), &pods))
     }
 
@@ -1096,10 +1141,7 @@ impl Driver for Kubernetes {
     }
 
     fn take_writes(&self) -> Vec<String> {
-        self.writes
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default()
+        self.conn.take_writes()
     }
 
     async fn test(&self, state: &ClusterState) -> Vec<Check> {
@@ -1136,7 +1178,7 @@ impl Kubernetes {
     /// `cluster test`: reachable, permitted, the contract in place, each slot ready.
     async fn contract_checks(&self, state: &ClusterState) -> Vec<Check> {
         let mut checks = Vec::new();
-        let client = match self.client().await {
+        let client = match self.conn.client().await {
             Ok(c) => c,
             Err(e) => {
                 checks.push(Check::failed(
@@ -1156,7 +1198,7 @@ impl Kubernetes {
             Err(e) => {
                 checks.push(Check::failed(
                     "Kubernetes API server",
-                    api_error("GET /version", self.ns(), e).to_string(),
+                    api_error("GET /version", self.conn.ns(), e).to_string(),
                     "check the server address in the kubeconfig and that Switchyard's host can reach it",
                 ));
                 return checks;
@@ -1207,7 +1249,7 @@ impl Kubernetes {
                     ),
                     Err(e) => Check::failed(
                         check,
-                        api_error("SelfSubjectAccessReview", self.ns(), e).to_string(),
+                        api_error("SelfSubjectAccessReview", self.conn.ns(), e).to_string(),
                         "allow Switchyard to create selfsubjectaccessreviews (every authenticated \
                          user may by default)",
                     ),

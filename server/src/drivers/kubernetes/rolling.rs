@@ -57,7 +57,7 @@ impl Kubernetes {
         let d = self.get_deployment(slot).await?;
         // Already set (a run resumed after a crash): no second patch.
         if self.rolled_out_of(slot, &d, full_id).is_ok() {
-            self.wrote(format!(
+            self.conn.wrote(format!(
                 "Deployment {name} already holds {full_id} (generation {}): watching its rollout",
                 d.metadata.generation.unwrap_or(0)
             ));
@@ -73,7 +73,7 @@ impl Kubernetes {
                     if seen != Some(p) {
                         seen = Some(p);
                         let (generation, observed, updated, ready, available, desired) = p;
-                        self.wrote(format!(
+                        self.conn.wrote(format!(
                             "Deployment {name} generation {generation} (observed {observed}): \
                              {updated} updated, {ready} ready, {available} available of {desired}"
                         ));

@@ -37,20 +37,18 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PostParams};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use switchyard_domain::clusters::{ClusterState, SlotName, Weights};
 use switchyard_domain::operations::{GatePolicy, Traffic};
 use switchyard_domain::{DomainError, FullId};
-use tokio::sync::OnceCell;
 
+use super::running::{running_of, VersionMap};
 use super::{
-    api_error, connect, dns_label, is_conflict, list_pods, merge_diff, FIELD_MANAGER,
+    api_error, dns_label, is_conflict, list_pods, merge_diff, patch_params, Connection,
     VERSION_ANNOTATION,
 };
-use super::running::{running_of, VersionMap};
 use crate::drivers::{Check, Driver, DriverError, DriverResult, Observed, Running, SlotHealth};
 
 /// The revision Argo Rollouts gives a Rollout's ReplicaSets.
@@ -218,14 +216,12 @@ fn revision_where(
 pub struct ArgoRollout {
     config: ArgoConfig,
     resource: ApiResource,
-    client: OnceCell<Client>,
-    writes: std::sync::Mutex<Vec<String>>,
+    conn: Connection,
 }
 
 impl ArgoRollout {
     pub fn new(config: ArgoConfig) -> ArgoRollout {
         ArgoRollout {
-            config,
             resource: ApiResource {
                 group: "argoproj.io".into(),
                 version: "v1alpha1".into(),
@@ -233,48 +229,21 @@ impl ArgoRollout {
                 kind: "Rollout".into(),
                 plural: "rollouts".into(),
             },
-            client: OnceCell::new(),
-            writes: std::sync::Mutex::new(Vec::new()),
+            conn: Connection::new(
+                config.kubeconfig.clone(),
+                config.context.clone(),
+                config.namespace.clone(),
+            ),
+            config,
         }
-    }
-
-    fn ns(&self) -> &str {
-        &self.config.namespace
-    }
-
-    fn wrote(&self, what: String) {
-        tracing::info!(namespace = self.ns(), "{what}");
-        if let Ok(mut w) = self.writes.lock() {
-            w.push(what);
-        }
-    }
-
-    async fn client(&self) -> DriverResult<Client> {
-        let c = self
-            .client
-            .get_or_try_init(|| {
-                connect(
-                    self.config.kubeconfig.as_ref(),
-                    self.config.context.as_ref(),
-                )
-            })
-            .await?;
-        Ok(c.clone())
     }
 
     async fn rollouts(&self) -> DriverResult<Api<DynamicObject>> {
         Ok(Api::namespaced_with(
-            self.client().await?,
-            self.ns(),
+            self.conn.client().await?,
+            self.conn.ns(),
             &self.resource,
         ))
-    }
-
-    fn params() -> PatchParams {
-        PatchParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..Default::default()
-        }
     }
 
     fn what(&self) -> String {
@@ -288,7 +257,7 @@ impl ArgoRollout {
             .await?
             .get(&self.config.rollout)
             .await
-            .map_err(|e| api_error(&self.what(), self.ns(), e))?;
+            .map_err(|e| api_error(&self.what(), self.conn.ns(), e))?;
         serde_json::to_value(&r).map_err(|e| DriverError::new(format!("{}: {e}", self.what())))
     }
 
@@ -300,11 +269,17 @@ impl ArgoRollout {
             .flatten()
             .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
             .collect();
-        let api: Api<ReplicaSet> = Api::namespaced(self.client().await?, self.ns());
+        let api: Api<ReplicaSet> = Api::namespaced(self.conn.client().await?, self.conn.ns());
         Ok(api
             .list(&ListParams::default().labels(&selector.join(",")))
             .await
-            .map_err(|e| api_error(&format!("ReplicaSets of {}", self.what()), self.ns(), e))?
+            .map_err(|e| {
+                api_error(
+                    &format!("ReplicaSets of {}", self.what()),
+                    self.conn.ns(),
+                    e,
+                )
+            })?
             .items)
     }
 
@@ -413,14 +388,14 @@ impl ArgoRollout {
         let api = self.rollouts().await?;
         let name = &self.config.rollout;
         let sent = if status {
-            api.patch_status(name, &Self::params(), &Patch::Merge(patch))
+            api.patch_status(name, &patch_params(), &Patch::Merge(patch))
                 .await
         } else {
-            api.patch(name, &Self::params(), &Patch::Merge(patch)).await
+            api.patch(name, &patch_params(), &Patch::Merge(patch)).await
         };
         match sent {
             Ok(after) => {
-                self.wrote(format!(
+                self.conn.wrote(format!(
                     "{doing}: patched Rollout {name}{} (merge) with {patch}: generation {}, resourceVersion {}",
                     if status { "/status" } else { "" },
                     after.metadata.generation.unwrap_or(0),
@@ -429,7 +404,7 @@ impl ArgoRollout {
                 Ok(Some(json!(after)))
             }
             Err(e) if is_conflict(&e) => Ok(None),
-            Err(e) => Err(api_error(&self.what(), self.ns(), e)),
+            Err(e) => Err(api_error(&self.what(), self.conn.ns(), e)),
         }
     }
 
@@ -461,7 +436,7 @@ impl ArgoRollout {
                     }
                     return Ok(());
                 }
-                self.wrote(format!(
+                self.conn.wrote(format!(
                     "Rollout {} already holds {full_id} (generation {})",
                     self.config.rollout, r["metadata"]["generation"]
                 ));
@@ -607,7 +582,7 @@ impl ArgoRollout {
                     "{failure}; Rollout {name} was aborted and undone to its stable revision \
                      {revision}, not healthy yet ({now}); see `kubectl argo rollouts -n {} get \
                      rollout {name}`",
-                    self.ns()
+                    self.conn.ns()
                 ));
             }
             tokio::time::sleep(POLL).await;
@@ -640,7 +615,7 @@ impl ArgoRollout {
                             .unwrap_or_default()
                     );
                     if now != seen {
-                        self.wrote(now.clone());
+                        self.conn.wrote(now.clone());
                         seen = now;
                     }
                     match p {
@@ -792,17 +767,18 @@ impl Driver for ArgoRollout {
         let mut selector: LabelSelector = match &r["spec"]["selector"] {
             Value::Null => LabelSelector::default(),
             s => serde_json::from_value(s.clone()).map_err(|e| {
-                DriverError::new(format!("Rollout {name}'s selector is not a label selector: {e}"))
+                DriverError::new(format!(
+                    "Rollout {name}'s selector is not a label selector: {e}"
+                ))
             })?,
         };
-        let client = self.client().await?;
+        let client = self.conn.client().await?;
         let what = match r["spec"]["strategy"]["blueGreen"]["activeService"].as_str() {
             Some(active) => {
-                let services: Api<Service> = Api::namespaced(client.clone(), self.ns());
-                let svc = services
-                    .get(active)
-                    .await
-                    .map_err(|e| api_error(&format!("activeService {active}"), self.ns(), e))?;
+                let services: Api<Service> = Api::namespaced(client.clone(), self.conn.ns());
+                let svc = services.get(active).await.map_err(|e| {
+                    api_error(&format!("activeService {active}"), self.conn.ns(), e)
+                })?;
                 let picks = svc.spec.and_then(|s| s.selector).unwrap_or_default();
                 selector
                     .match_labels
@@ -812,7 +788,7 @@ impl Driver for ArgoRollout {
             }
             None => format!("pods of Rollout {name}"),
         };
-        let pods = list_pods(client, self.ns(), &what, selector).await?;
+        let pods = list_pods(client, self.conn.ns(), &what, selector).await?;
         Ok(running_of(
             &VersionMap {
                 model: &self.config.model,
@@ -840,10 +816,7 @@ impl Driver for ArgoRollout {
     }
 
     fn take_writes(&self) -> Vec<String> {
-        self.writes
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default()
+        self.conn.take_writes()
     }
 
     async fn slot_health(
@@ -886,8 +859,8 @@ impl ArgoRollout {
     /// Rollout and its strategy's Services in place, slot blue healthy.
     async fn checks(&self, state: &ClusterState) -> Vec<Check> {
         let mut checks = Vec::new();
-        let ns = self.ns().to_owned();
-        let client = match self.client().await {
+        let ns = self.conn.ns().to_owned();
+        let client = match self.conn.client().await {
             Ok(c) => c,
             Err(e) => {
                 checks.push(Check::failed(

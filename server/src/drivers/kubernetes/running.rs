@@ -224,9 +224,8 @@ mod tests {
         let starting = [pod("registry.example/chat:v7", false)];
         assert_eq!(running_of(&IMAGE, &starting), Running::Nothing);
         let mut leaving = pod("registry.example/chat:v7", true);
-        leaving.metadata.deletion_timestamp = Some(
-            serde_json::from_value(json!("2026-01-01T00:00:00Z")).expect("time"),
-        );
+        leaving.metadata.deletion_timestamp =
+            Some(serde_json::from_value(json!("2026-01-01T00:00:00Z")).expect("time"));
         assert_eq!(running_of(&IMAGE, &[leaving]), Running::Nothing);
     }
 
@@ -252,16 +251,25 @@ mod tests {
         let cases = [
             ("registry.example/chat:latest", "is not a version of chat"),
             ("registry.example/chat", "no tag naming a version of chat"),
-            ("registry.example/other:v7", "not an image of registry.example/chat"),
+            (
+                "registry.example/other:v7",
+                "not an image of registry.example/chat",
+            ),
             // A registry port is not a tag.
-            ("registry.example:5000/chat", "not an image of registry.example/chat"),
+            (
+                "registry.example:5000/chat",
+                "not an image of registry.example/chat",
+            ),
         ];
         for (image, why) in cases {
             let Running::Unclear { detail } = running_of(&IMAGE, &[pod(image, true)]) else {
                 panic!("{image} names no version");
             };
             assert!(detail.starts_with("the one ready pod runs "), "{detail}");
-            assert!(detail.contains(image) && detail.contains(why), "{image}: {detail}");
+            assert!(
+                detail.contains(image) && detail.contains(why),
+                "{image}: {detail}"
+            );
         }
         let two = [
             pod("registry.example/chat:latest", true),
@@ -270,7 +278,10 @@ mod tests {
         let Running::Unclear { detail } = running_of(&IMAGE, &two) else {
             panic!("latest is never a version");
         };
-        assert!(detail.starts_with("all 2 ready pods run registry.example/chat:latest"), "{detail}");
+        assert!(
+            detail.starts_with("all 2 ready pods run registry.example/chat:latest"),
+            "{detail}"
+        );
     }
 
     #[test]
@@ -294,7 +305,8 @@ mod tests {
             version("chat:v7")
         );
         // `kubectl set image` alone: the image says v8, the variable still v7.
-        let Running::Unclear { detail } = running_of(&both, &[pod("registry.example/chat:v8", true)])
+        let Running::Unclear { detail } =
+            running_of(&both, &[pod("registry.example/chat:v8", true)])
         else {
             panic!("image and variable disagree");
         };
@@ -316,8 +328,14 @@ mod tests {
 
     #[test]
     fn an_image_splits_into_repository_and_tag() {
-        assert_eq!(split_image("r.example/chat:v1"), ("r.example/chat", Some("v1")));
-        assert_eq!(split_image("r.example:5000/chat"), ("r.example:5000/chat", None));
+        assert_eq!(
+            split_image("r.example/chat:v1"),
+            ("r.example/chat", Some("v1"))
+        );
+        assert_eq!(
+            split_image("r.example:5000/chat"),
+            ("r.example:5000/chat", None)
+        );
         assert_eq!(
             split_image("r.example:5000/chat:v1@sha256:ab"),
             ("r.example:5000/chat", Some("v1"))

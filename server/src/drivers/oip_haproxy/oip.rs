@@ -281,7 +281,11 @@ mod tests {
         let Running::Unclear { detail } = running_of("echo", &two[1..], &[]) else {
             panic!("READY in the index, not ready per version");
         };
-        assert!(detail.contains("READY as version 2") && detail.contains("no such version answers ready"), "{detail}");
+        assert!(
+            detail.contains("READY as version 2")
+                && detail.contains("no such version answers ready"),
+            "{detail}"
+        );
         let unnamed = entries(json!([{ "name": "echo", "state": "READY" }]));
         assert_eq!(
             running_of("echo", &unnamed, &[]),
