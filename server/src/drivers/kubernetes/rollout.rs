@@ -46,8 +46,8 @@ use switchyard_domain::{DomainError, FullId};
 
 use super::running::{running_of, VersionMap};
 use super::{
-    api_error, dns_label, is_conflict, list_pods, merge_diff, patch_params, Connection,
-    VERSION_ANNOTATION,
+    api_error, dns_label, is_conflict, list_pods, merge_diff, patch_params, retry_conflicts,
+    Connection, VERSION_ANNOTATION,
 };
 use crate::drivers::{Check, Driver, DriverError, DriverResult, Observed, Running, SlotHealth};
 
@@ -421,26 +421,24 @@ impl ArgoRollout {
     /// earlier ReplicaSet ran — *undo* to it, after an *abort* when an
     /// update is under way; else *set image*.
     async fn set_version(&self, full_id: &FullId) -> DriverResult<()> {
-        for _ in 0..CONFLICT_RETRIES {
+        let object = self.what();
+        let doing = format!("tried to set {full_id}");
+        retry_conflicts(&object, &doing, move || async move {
             let r = self.get().await?;
             let rv = r["metadata"]["resourceVersion"].clone();
             if self.holds(&r, full_id).is_ok() {
                 if r["status"]["abort"] == true {
                     let patch = json!({ "metadata": { "resourceVersion": rv }, "status": { "abort": false } });
-                    if self
+                    let retried = self
                         .patch(&patch, true, "retry (as kubectl argo rollouts retry)")
-                        .await?
-                        .is_none()
-                    {
-                        continue;
-                    }
-                    return Ok(());
+                        .await?;
+                    return Ok(retried.map(|_| ()));
                 }
                 self.conn.wrote(format!(
                     "Rollout {} already holds {full_id} (generation {})",
                     self.config.rollout, r["metadata"]["generation"]
                 ));
-                return Ok(());
+                return Ok(Some(()));
             }
             let uid = r["metadata"]["uid"].as_str().unwrap_or("").to_owned();
             let sets = self.replica_sets(&r).await?;
@@ -449,14 +447,8 @@ impl ArgoRollout {
                 revision_where(&uid, &sets, |_, t| version_of(t) == Some(wanted.as_str()));
             let Some((revision, template)) = earlier else {
                 let patch = self.template_patch(&r, full_id)?;
-                if self
-                    .patch(&patch, false, &format!("set {full_id}"))
-                    .await?
-                    .is_none()
-                {
-                    continue;
-                }
-                return Ok(());
+                let set = self.patch(&patch, false, &format!("set {full_id}")).await?;
+                return Ok(set.map(|_| ()));
             };
             let updating = r["status"]["currentPodHash"] != r["status"]["stableRS"];
             if updating && r["status"]["abort"] != true {
@@ -469,7 +461,7 @@ impl ArgoRollout {
                     "abort the update under way (as kubectl argo rollouts abort)",
                 )
                 .await?;
-                continue;
+                return Ok(None);
             }
             let mut patch = merge_diff(
                 &json!({ "spec": { "template": r["spec"]["template"] } }),
@@ -478,12 +470,9 @@ impl ArgoRollout {
             patch["metadata"]["resourceVersion"] = rv;
             let doing =
                 format!("undo to revision {revision} ({full_id}, as kubectl argo rollouts undo)");
-            if self.patch(&patch, false, &doing).await?.is_none() {
-                continue;
-            }
-            return Ok(());
-        }
-        Err(self.changed_too_often(&format!("set {full_id}")))
+            Ok(self.patch(&patch, false, &doing).await?.map(|_| ()))
+        })
+        .await
     }
 
     /// Promote (as `kubectl argo rollouts promote`): the pause conditions
