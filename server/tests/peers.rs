@@ -2234,6 +2234,19 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
         names.contains(&"blue loader") && names.contains(&"green loader"),
         "{report}"
     );
+    // Drift's reading is checked too: nothing loaded yet.
+    let index = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["check"] == "blue repository index"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(index["ok"], true, "{report}");
+    assert!(
+        index["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("no version of echo ready")),
+        "{index}"
+    );
     assert!(
         !names
             .iter()

@@ -11,7 +11,7 @@ use switchyard_domain::clusters::{ClusterState, SlotName};
 
 use super::haproxy::Stats;
 use super::{backend, Deploy, OipHaproxy};
-use crate::drivers::Check;
+use crate::drivers::{Check, Driver, Running};
 
 /// A backend that cannot exist: `set server` on it is refused with
 /// "Permission denied" below level admin and "No such backend" at admin,
@@ -288,6 +288,32 @@ impl OipHaproxy {
         });
     }
 
+    /// The repository index answers: drift (`Driver::running`) reads what
+    /// the slot really runs from it.
+    async fn index_check(&self, slot: SlotName) -> Check {
+        let what = format!("{slot} repository index");
+        match self.running(slot).await {
+            Ok(running) => Check::ok(
+                what,
+                format!(
+                    "POST /v2/repository/index answers: {} (what drift is judged from)",
+                    match running {
+                        Running::Version { version } => format!("{version} loaded and ready"),
+                        Running::Nothing => format!("no version of {} ready", self.config.model),
+                        Running::Unclear { detail } => detail,
+                    }
+                ),
+            ),
+            Err(e) => Check::failed(
+                what,
+                e.to_string(),
+                "Switchyard reads what the slot really runs from the Open Inference Protocol's \
+                 repository index: use a model server that offers it (MLServer; Triton with \
+                 --model-control-mode=explicit)",
+            ),
+        }
+    }
+
     async fn slot_checks(
         &self,
         slot: SlotName,
@@ -314,6 +340,9 @@ impl OipHaproxy {
                 false
             }
         };
+        if reachable {
+            checks.push(self.index_check(slot).await);
+        }
         let config = self.config.slot(slot);
         match (config.deploy, &config.repository, &config.loader) {
             (Deploy::Copy, Some(repo), _) => checks.push(match writable_dir(repo).await {
