@@ -2498,6 +2498,14 @@ async fn running_reports_what_mlserver_really_loaded_also_when_changed_behind_sw
         Running::Nothing
     );
 
+    let started = Instant::now();
+    for _ in 0..20 {
+        driver.running(SlotName::Blue).await.expect("blue");
+    }
+    eprintln!(
+        "running() against MLServer (repository index + one ready check): {:.1} ms each over 20",
+        started.elapsed().as_secs_f64() * 1000.0 / 20.0
+    );
     // Someone loads version 3 into blue by hand through the repository API.
     let blue_url = peers.config["blue"]["url"].as_str().expect("url").to_owned();
     copy_version_by_hand(&artifacts, &dir.join("blue"), 3, false);
