@@ -339,6 +339,10 @@ const CLUSTER: &[Field] = &[
     ("running_operation", F::Int, false),
     // Analysis templates every operation on it runs (absent: none).
     ("analysis", F::Strings, false),
+    // The drift watcher's last look (absent before it): `at`, `seen` (the router's weights and what
+    // each slot runs) or `unreadable` (why the driver could not say), and the drift it recorded
+    // (`findings`, with the ledger `event_id` and `since`).
+    ("observed", F::Obj, false),
     // Only in `GET /api/v1/clusters/{name}`: the router's weights now, or `error` saying why unknown.
     ("router", F::Obj, false),
 ];
