@@ -9,6 +9,7 @@
 //! records no drift (an outage is not drift): the reason is logged and kept
 //! for the cluster page ("could not read what runs: …").
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use switchyard_domain::clusters::{Cluster, SlotName};
@@ -51,58 +52,86 @@ pub fn spawn(store: DynStore, drivers: Drivers, every: Duration) -> JoinHandle<(
     tokio::spawn(async move {
         let mut ticks = interval_at(Instant::now() + FIRST_PASS_AFTER.min(every), every);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut watcher = Watcher::new(store, drivers, LOOK_TIMEOUT);
         loop {
             ticks.tick().await;
-            pass(&store, &drivers, LOOK_TIMEOUT).await;
+            watcher.pass().await;
         }
     })
 }
 
-/// One pass over every cluster without a running operation; answers what
-/// was done with each look, by cluster name (for tests and logs).
-pub async fn pass(
-    store: &DynStore,
-    drivers: &Drivers,
+/// The drift watcher's passes. It remembers why each unreadable cluster
+/// could not be read, so a driver that stays down is logged once per
+/// reason, not at every pass.
+pub struct Watcher {
+    store: DynStore,
+    drivers: Drivers,
     timeout: Duration,
-) -> Vec<(String, ObservationOutcome)> {
-    let clusters = match store.list_clusters().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "the drift watcher cannot list the clusters; it will try again");
-            return Vec::new();
-        }
-    };
-    let mut done = Vec::new();
-    for cluster in clusters
-        .into_iter()
-        .filter(|c| c.running_operation.is_none())
-    {
-        let seen = look(drivers, &cluster, timeout).await;
-        if let Err(why) = &seen {
-            tracing::warn!(cluster = %cluster.name, error = %why,
-                "the drift watcher could not read what the cluster runs; no drift recorded");
-        }
-        match store
-            .record_observation(&cluster.name, cluster.state_event_id, seen, Timestamp::now())
-            .await
-        {
-            Ok(outcome) => {
-                if let ObservationOutcome::Recorded {
-                    action, findings, ..
-                } = &outcome
-                {
-                    tracing::warn!(cluster = %cluster.name, %action,
-                        drift = %drift::summary(findings, &cluster.environment), "drift changed");
-                }
-                done.push((cluster.name, outcome));
-            }
-            Err(e) => {
-                tracing::error!(cluster = %cluster.name, error = %e,
-                    "the drift watcher could not record its look; it will try again")
-            }
+    unreadable: HashMap<String, String>,
+}
+
+impl Watcher {
+    /// A watcher whose looks at one cluster each take at most `timeout`.
+    pub fn new(store: DynStore, drivers: Drivers, timeout: Duration) -> Watcher {
+        Watcher {
+            store,
+            drivers,
+            timeout,
+            unreadable: HashMap::new(),
         }
     }
-    done
+
+    /// One pass over every cluster without a running operation; answers
+    /// what was done with each look, by cluster name.
+    pub async fn pass(&mut self) -> Vec<(String, ObservationOutcome)> {
+        let clusters = match self.store.list_clusters().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "the drift watcher cannot list the clusters; it will try again");
+                return Vec::new();
+            }
+        };
+        let mut done = Vec::new();
+        for cluster in clusters
+            .into_iter()
+            .filter(|c| c.running_operation.is_none())
+        {
+            let seen = look(&self.drivers, &cluster, self.timeout).await;
+            match &seen {
+                Err(why) => {
+                    if self.unreadable.get(&cluster.name) != Some(why) {
+                        tracing::warn!(cluster = %cluster.name, error = %why,
+                            "the drift watcher cannot read what the cluster runs; no drift is recorded or cleared until it can");
+                        self.unreadable.insert(cluster.name.clone(), why.clone());
+                    }
+                }
+                Ok(_) => {
+                    if self.unreadable.remove(&cluster.name).is_some() {
+                        tracing::info!(cluster = %cluster.name, "the drift watcher reads what the cluster runs again");
+                    }
+                }
+            }
+            match self
+                .store
+                .record_observation(&cluster.name, cluster.state_event_id, seen, Timestamp::now())
+                .await
+            {
+                Ok(outcome) => {
+                    if let ObservationOutcome::Recorded {
+                        action, findings, ..
+                    } = &outcome
+                    {
+                        tracing::warn!(cluster = %cluster.name, %action,
+                            drift = %drift::summary(findings, &cluster.environment), "drift changed");
+                    }
+                    done.push((cluster.name, outcome));
+                }
+                Err(e) => tracing::error!(cluster = %cluster.name, error = %e,
+                    "the drift watcher could not record its look; it will try again"),
+            }
+        }
+        done
+    }
 }
 
 /// Asks `cluster`'s driver for the router's weights and what each slot

@@ -1601,13 +1601,12 @@ async fn a_slot_changed_by_hand_is_recorded_once_as_drift_delivered_and_cleared_
     let secret = sub["secret"].as_str().expect("the secret").to_owned();
     let worker = switchyard::notify::spawn(store.clone(), fast_settings());
     // The watcher's own drivers: a server other than the one that deployed.
-    let drivers = Drivers::default();
-    let timeout = Duration::from_secs(2);
+    let mut watcher = switchyard::drift::Watcher::new(store.clone(), Drivers::default(), Duration::from_secs(2));
     let outcome = |pass: Vec<(String, ObservationOutcome)>| {
         assert_eq!(pass.len(), 1, "{pass:?}");
         pass.into_iter().next().map(|(_, o)| o).expect("one")
     };
-    let first = outcome(switchyard::drift::pass(&store, &drivers, timeout).await);
+    let first = outcome(watcher.pass().await);
     assert_eq!(first, ObservationOutcome::Unchanged, "serves the pin as recorded");
 
     // Someone loads chat:2 into the serving slot by hand.
@@ -1620,13 +1619,18 @@ async fn a_slot_changed_by_hand_is_recorded_once_as_drift_delivered_and_cleared_
     let v2 = FullId::parse("chat:2").expect("id");
     change_state_file_by_hand(&state_file, &recorded, serving, Some(v2.clone()), None)
         .expect("changed by hand");
-    let detected = outcome(switchyard::drift::pass(&store, &drivers, timeout).await);
+    // Two servers' watchers look at the same moment: one records it.
+    let mut other = switchyard::drift::Watcher::new(store.clone(), Drivers::default(), Duration::from_secs(2));
+    let (a, b) = tokio::join!(watcher.pass(), other.pass());
+    let (a, b) = (outcome(a), outcome(b));
+    let detected = if a == ObservationOutcome::Unchanged { b.clone() } else { a.clone() };
     assert!(
         matches!(&detected, ObservationOutcome::Recorded { action, .. } if *action == "cluster.drift_detected"),
         "{detected:?}"
     );
+    assert!(a == ObservationOutcome::Unchanged || b == ObservationOutcome::Unchanged, "{a:?} / {detected:?}");
     assert_eq!(
-        outcome(switchyard::drift::pass(&store, &drivers, timeout).await),
+        outcome(watcher.pass().await),
         ObservationOutcome::Unchanged,
         "a second pass records nothing new"
     );
@@ -1660,7 +1664,7 @@ async fn a_slot_changed_by_hand_is_recorded_once_as_drift_delivered_and_cleared_
     let saved = std::fs::read(&state_file).expect("the state file");
     std::fs::write(&state_file, b"not json").expect("written");
     assert_eq!(
-        outcome(switchyard::drift::pass(&store, &drivers, timeout).await),
+        outcome(watcher.pass().await),
         ObservationOutcome::Unreadable
     );
     let observed = &app.get_json("/api/v1/clusters/dev-1").await["observed"];
@@ -1673,13 +1677,13 @@ async fn a_slot_changed_by_hand_is_recorded_once_as_drift_delivered_and_cleared_
     // Set back by hand: cleared, once, and delivered after the detection.
     change_state_file_by_hand(&state_file, &recorded, serving, recorded.version(serving).cloned(), None)
         .expect("set back");
-    let cleared = outcome(switchyard::drift::pass(&store, &drivers, timeout).await);
+    let cleared = outcome(watcher.pass().await);
     assert!(
         matches!(&cleared, ObservationOutcome::Recorded { action, findings, .. } if *action == "cluster.drift_cleared" && findings.is_empty()),
         "{cleared:?}"
     );
     assert_eq!(
-        outcome(switchyard::drift::pass(&store, &drivers, timeout).await),
+        outcome(watcher.pass().await),
         ObservationOutcome::Unchanged
     );
     rx.wait_until(Duration::from_secs(20), "drift cleared", |r| r.len() == 2)
