@@ -616,6 +616,14 @@ macro_rules! cluster_sql {
                                     }
                                 }
                                 let ev = w.append(event).await?;
+                                // What serving-at-T notes: the drift standing from then on.
+                                w.record_state(
+                                    Subject::ClusterDrift { name: name.to_owned() },
+                                    at,
+                                    ev.id,
+                                    &cq::to_json(&findings)?,
+                                )
+                                .await?;
                                 next.findings = findings.clone();
                                 next.event_id = Some(ev.id);
                                 next.since = Some(at);

@@ -96,6 +96,8 @@ async fn each_change_of_observed_drift_is_recorded_once_even_by_two_watchers_at_
     assert!(drift_events().await.is_empty());
 
     // Someone put chat:2 into the serving slot by hand; two servers look at once.
+    let before_detected = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let (a, b) = tokio::join!(look(Ok("chat:2")), look(Ok("chat:2")));
     let recorded: Vec<&Outcome> = [&a, &b]
         .into_iter()
@@ -148,6 +150,27 @@ async fn each_change_of_observed_drift_is_recorded_once_even_by_two_watchers_at_
         ev.details
     );
 
+    // Serving at T notes the drift observed by T and still standing.
+    let after_detected = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let noted = |t: Timestamp| {
+        let store = db.store.clone();
+        async move {
+            store
+                .serving_at(t, None, None)
+                .await
+                .unwrap()
+                .clusters
+                .into_iter()
+                .find(|c| c.cluster == "dev-1")
+                .expect("dev-1 at T")
+                .observed_drift
+        }
+    };
+    assert_eq!(noted(before_detected).await, None);
+    let standing = noted(after_detected).await.expect("noted after");
+    assert_eq!((standing.findings, standing.event_id), (findings.clone(), event_id));
+
     // The driver cannot answer: no drift recorded or cleared, the reason kept for the page.
     assert_eq!(look(Err("connection refused")).await, Outcome::Unreadable);
     let o = db.store.get_cluster("dev-1").await.unwrap().unwrap().observed.unwrap();
@@ -178,6 +201,8 @@ async fn each_change_of_observed_drift_is_recorded_once_even_by_two_watchers_at_
     let o = db.store.get_cluster("dev-1").await.unwrap().unwrap().observed.unwrap();
     assert!(o.findings.is_empty() && o.unreadable.is_none(), "{o:?}");
     assert_eq!(o.event_id, Some(events[1].id));
+    assert_eq!(noted(Timestamp::now()).await, None, "cleared");
+    assert!(noted(after_detected).await.is_some(), "it stood then");
     assert!(db.store.audit_verify().await.unwrap().ok);
 }
 
