@@ -297,6 +297,9 @@ const CLUSTER_AT: &[Field] = &[
     // Only when the instant falls where the router was caught between two
     // states (a crash between the router command and its record).
     ("transition", F::Ref("Transition"), false),
+    // The drift the watcher recorded before the instant and had not cleared by then:
+    // `findings` (as in `cluster.drift_detected`), `since`, `event_id`.
+    ("observed_drift", F::Obj, false),
 ];
 const TRANSITION: &[Field] = &[
     ("from", F::List("Slot"), true),
