@@ -280,13 +280,13 @@ pub fn ClusterCard(
         use crate::components::cluster_alerts::ObservedWords;
         match o {
             ObservedWords::Drift { findings, when } => view! {
-                <p class="drift observed" role="note">
+                <p class="observed-drift" role="note">
                     <strong>"Observed drift: "</strong>{findings.join("; ")}{format!(" ({when}).")}
                 </p>
             }
             .into_any(),
             ObservedWords::Unreadable(text) => view! { <p class="observed-unreadable" role="note">{text}</p> }.into_any(),
-            ObservedWords::Clean(text) => view! { <p class="drift-ok observed">{text}</p> }.into_any(),
+            ObservedWords::Clean(text) => view! { <p class="observed-ok">{text}</p> }.into_any(),
         }
     });
     let running = view.running().cloned();

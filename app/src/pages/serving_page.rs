@@ -250,7 +250,7 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp, gates: Vec<GateResults>) 
             let observed = c.observed_drift.as_ref().map(|d| {
                 let words = d.findings.iter().map(|f| f.words(&c.environment)).collect::<Vec<_>>().join("; ");
                 view! {
-                    <p class="drift observed" role="note">
+                    <p class="observed-drift" role="note">
                         <strong>"Observed drift: "</strong>
                         {format!("{words} (recorded at {}, event #{}).", utc(d.since), d.event_id)}
                     </p>
