@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 use switchyard_domain::clusters::Weights;
 use switchyard_domain::clusters::{Cluster, ClusterChange, NewCluster};
-use switchyard_domain::drift::{Finding, Sighting};
+use switchyard_domain::drift::{self, Sighting};
 use switchyard_domain::operations::{Operation, OperationKind, Progress};
 use switchyard_domain::reconcile::Finding;
 use switchyard_domain::{FullId, Timestamp};
@@ -55,7 +55,7 @@ pub enum ObservationOutcome {
     Recorded {
         event_id: i64,
         action: &'static str,
-        findings: Vec<Finding>,
+        findings: Vec<drift::Finding>,
     },
 }
 
