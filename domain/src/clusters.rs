@@ -301,6 +301,10 @@ pub struct Cluster {
     /// Analysis templates every operation on it runs (but a rollback), beside those the operation names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub analysis: Vec<String>,
+    /// The drift watcher's last look: what really runs (or why it could not
+    /// be read) and the drift it recorded; absent before its first look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<crate::drift::Observation>,
 }
 
 /// A cluster about to be created, already validated.

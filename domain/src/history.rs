@@ -23,6 +23,10 @@ pub enum Subject {
     /// A tombstone: the cluster was removed (it never served; its `cluster/`
     /// rows were deleted with it). The value is `{}`.
     RemovedCluster { name: String },
+    /// The drift the watcher recorded for a cluster (`drift::Finding`s as a
+    /// JSON list; empty once cleared), set by `cluster.drift_detected` /
+    /// `cluster.drift_cleared`: what serving-at-T notes.
+    ClusterDrift { name: String },
 }
 
 impl Subject {
@@ -36,6 +40,7 @@ impl Subject {
             Subject::Stage { full_id } => format!("stage/{full_id}"),
             Subject::Cluster { name } => format!("cluster/{name}"),
             Subject::RemovedCluster { name } => format!("removed-cluster/{name}"),
+            Subject::ClusterDrift { name } => format!("cluster-drift/{name}"),
         }
     }
 
@@ -58,6 +63,9 @@ impl Subject {
                 name: crate::clusters::parse_cluster_name(rest).ok()?,
             }),
             "removed-cluster" => Some(Subject::RemovedCluster {
+                name: crate::clusters::parse_cluster_name(rest).ok()?,
+            }),
+            "cluster-drift" => Some(Subject::ClusterDrift {
                 name: crate::clusters::parse_cluster_name(rest).ok()?,
             }),
             _ => None,
@@ -264,6 +272,9 @@ mod tests {
                 full_id: "chat:v2.1.3+build.7".into(),
             },
             Subject::Cluster {
+                name: "eu-1".into(),
+            },
+            Subject::ClusterDrift {
                 name: "eu-1".into(),
             },
         ] {

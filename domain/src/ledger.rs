@@ -55,6 +55,12 @@ pub mod action {
     pub const CLUSTER_CREATED: &str = "cluster.created";
     /// A cluster that never ran an operation was removed (a mistaken registration).
     pub const CLUSTER_REMOVED: &str = "cluster.removed";
+    /// The drift watcher saw a cluster serve something its environment does
+    /// not pin, or something other than Switchyard recorded (actor `system`;
+    /// details: the findings, what was observed, what was recorded).
+    pub const CLUSTER_DRIFT_DETECTED: &str = "cluster.drift_detected";
+    /// The drift recorded for a cluster is gone (actor `system`).
+    pub const CLUSTER_DRIFT_CLEARED: &str = "cluster.drift_cleared";
     pub const OPERATION_STARTED: &str = "operation.started";
     pub const OPERATION_STEP: &str = "operation.step";
     /// A runner found an operation whose previous runner stopped (its lease
@@ -111,7 +117,7 @@ pub mod action {
     pub const FREEZE_OVERRIDE_APPROVED: &str = "freeze.override_approved";
 
     /// Every action the ledger knows.
-    pub const ALL: [&str; 56] = [
+    pub const ALL: [&str; 58] = [
         VERSION_REGISTERED,
         STAGE_CHANGED,
         PIN_CHANGED,
@@ -138,6 +144,8 @@ pub mod action {
         SIGNED_OUT,
         CLUSTER_CREATED,
         CLUSTER_REMOVED,
+        CLUSTER_DRIFT_DETECTED,
+        CLUSTER_DRIFT_CLEARED,
         OPERATION_STARTED,
         OPERATION_STEP,
         OPERATION_INTERRUPTED,

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod clusters;
 pub mod config_hash;
 pub mod diff;
+pub mod drift;
 pub mod error;
 pub mod freeze;
 pub mod history;

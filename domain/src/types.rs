@@ -251,6 +251,19 @@ pub struct ClusterAt {
     /// record; see `reconcile`): `slots` then show the state being entered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transition: Option<TransitionAt>,
+    /// The drift the watcher had recorded for the cluster (from what its
+    /// driver reported really ran) and not yet cleared at that instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_drift: Option<DriftAt>,
+}
+
+/// Drift observed before an instant and still standing then.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftAt {
+    pub findings: Vec<crate::drift::Finding>,
+    /// When the watcher recorded it, and the ledger event that did.
+    pub since: Timestamp,
+    pub event_id: i64,
 }
 
 /// The router was moving from `from` to the cluster's `slots` somewhere in

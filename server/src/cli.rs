@@ -36,6 +36,8 @@ Configuration (environment variables):
   SWITCHYARD_OPERATION_LEASE_MS  how long an operation runner's claim holds unrenewed (default 15000):
                                after a crash, another runner resumes the operation once it expires
   SWITCHYARD_OPERATION_POLL_MS   how often the runner looks for operations (default 250)
+  SWITCHYARD_DRIFT_INTERVAL_SECS  how often `serve` asks every idle cluster's driver what really runs and
+                               records drift detected / cleared in the ledger (1-86400, default 60)
   SWITCHYARD_URL               the server `cluster` commands talk to (default http:// + SWITCHYARD_ADDR)
   SWITCHYARD_TOKEN             the API token `cluster` commands send (switchyard token create prints one)
   SWITCHYARD_MLFLOW_FOLLOW     an MLflow tracking URL: `serve` imports its new versions as they appear
@@ -879,6 +881,8 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     let settings =
         crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let checkpoints = checkpoint::Periodic::from_env()?;
+    let drift_every =
+        crate::drift::interval_from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let mut notify_settings =
         crate::notify::NotifySettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let app = crate::startup::Application::build(config.clone())
@@ -962,12 +966,14 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     // The runner shares the server's drivers, so live health shows the routers it drives.
     let checkpointer = checkpoints.map(|periodic| periodic.spawn(store.clone()));
     let notifier = crate::notify::spawn(store.clone(), notify_settings);
+    let drift_watcher = crate::drift::spawn(store.clone(), app.drivers(), drift_every);
     let runner = crate::operations::spawn(store, app.drivers(), settings);
     let stopped = app
         .run_until_stopped()
         .await
         .context("the server stopped with an error");
     retirement.abort();
+    drift_watcher.abort();
     runner.abort();
     for job in follow {
         job.abort();

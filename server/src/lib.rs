@@ -14,6 +14,7 @@ pub mod clusters;
 pub mod config;
 pub mod console;
 pub mod demo;
+pub mod drift;
 pub mod drivers;
 pub mod error;
 pub mod jobs;

@@ -719,6 +719,8 @@ fn headline(ev: &LedgerEvent) -> String {
         "operation.continued" => "Paused operation continued",
         "operation.rollback_chosen" => "Paused operation rolled back",
         "rollback" => "Rolled back",
+        "cluster.drift_detected" => "Drift: a cluster serves what is not pinned",
+        "cluster.drift_cleared" => "Drift cleared: the cluster serves what is pinned",
         "delivery.dead" => "Notification given up",
         "subscription.failing" => "Notifications failing",
         "subscription.recovered" => "Notifications delivered again",
@@ -797,6 +799,17 @@ pub fn chat_body(event: Option<&LedgerEvent>, link: &str) -> Value {
         };
         fields.push(json!({"type": "mrkdwn", "text": format!("*Can approve:*\n{text}")}));
     }
+    // Drift: what runs against what is pinned, in the watcher's words.
+    if ev.action == "cluster.drift_detected" || ev.action == "cluster.drift_cleared" {
+        if let Some(summary) = ev.details.get("summary").and_then(Value::as_str) {
+            let label = if ev.action == "cluster.drift_detected" {
+                "What runs vs what is pinned"
+            } else {
+                "Now"
+            };
+            fields.push(json!({"type": "mrkdwn", "text": format!("*{label}:*\n{summary}")}));
+        }
+    }
     if let Some(problem) = ev.details.get("problem").and_then(Value::as_str) {
         fields.push(json!({"type": "mrkdwn", "text": format!("*Problem:*\n{problem}")}));
     }
@@ -811,6 +824,8 @@ pub fn chat_body(event: Option<&LedgerEvent>, link: &str) -> Value {
     }
     let button = if ev.action == "promotion.requested" || ev.action == "promotion.approved" {
         "Review promotion"
+    } else if ev.action == "cluster.drift_detected" {
+        "Open cluster"
     } else {
         "Open in console"
     };
@@ -1031,5 +1046,48 @@ mod tests {
         );
         assert!(blocks.contains("*Approvals needed:*\\n2"), "{blocks}");
         assert!(blocks.contains("*Can approve:*\\nbob, carol"), "{blocks}");
+    }
+
+    #[test]
+    fn drift_messages_name_cluster_environment_what_runs_and_the_pin_with_a_cluster_button() {
+        let ev = LedgerEvent {
+            id: 40,
+            at: Timestamp::from_micros(0),
+            actor: "system".into(),
+            action: "cluster.drift_detected".into(),
+            model_id: Some("chat".into()),
+            version: Some("v9".into()),
+            environment: Some("production".into()),
+            cluster: Some("eu-1".into()),
+            reason: None,
+            details: json!({"summary": "blue (100%) runs chat:v9; production pins chat:v2"}),
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let link = console_link("https://sy.example", Some(&ev));
+        assert_eq!(link, "https://sy.example/clusters/eu-1");
+        let m = chat_body(Some(&ev), &link);
+        let text = m["text"].as_str().expect("text");
+        assert!(
+            text.starts_with("Drift: a cluster serves what is not pinned: *chat* `v9` in *production* on cluster *eu-1*"),
+            "{text}"
+        );
+        let blocks = m["blocks"].to_string();
+        assert!(
+            blocks.contains("*What runs vs what is pinned:*\\nblue (100%) runs chat:v9; production pins chat:v2"),
+            "{blocks}"
+        );
+        assert!(blocks.contains("Open cluster") && blocks.contains(&link), "{blocks}");
+        let cleared = LedgerEvent {
+            action: "cluster.drift_cleared".into(),
+            details: json!({"summary": "serves what production pins, as recorded"}),
+            ..ev
+        };
+        let m = chat_body(Some(&cleared), &link);
+        assert!(
+            m["text"].as_str().unwrap_or_default().starts_with("Drift cleared"),
+            "{m}"
+        );
+        assert!(m["blocks"].to_string().contains("*Now:*\\nserves what production pins"));
     }
 }

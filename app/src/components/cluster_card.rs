@@ -1,5 +1,6 @@
 //! A serving cluster as the clusters pages show it: its slots with version,
-//! health and traffic weight, drift against the environment's pin, the
+//! health and traffic weight, drift against the environment's pin (as recorded,
+//! and as the drift watcher last observed what really runs), the
 //! running operation's steps (polled live in the browser), and the buttons
 //! that start operations, each behind a confirmation in words.
 
@@ -274,6 +275,20 @@ pub fn ClusterCard(
         view! { <p class="drift" role="note"><strong>"Drift: "</strong>{words.join("; ")}"."</p> }
             .into_any()
     };
+    // What the drift watcher last saw the platform really run.
+    let observed = crate::components::cluster_alerts::observed_words(c).map(|o| {
+        use crate::components::cluster_alerts::ObservedWords;
+        match o {
+            ObservedWords::Drift { findings, when } => view! {
+                <p class="observed-drift" role="note">
+                    <strong>"Observed drift: "</strong>{findings.join("; ")}{format!(" ({when}).")}
+                </p>
+            }
+            .into_any(),
+            ObservedWords::Unreadable(text) => view! { <p class="observed-unreadable" role="note">{text}</p> }.into_any(),
+            ObservedWords::Clean(text) => view! { <p class="observed-ok">{text}</p> }.into_any(),
+        }
+    });
     let running = view.running().cloned();
     // When nothing runs, the last operation, folded.
     let last = running
@@ -317,6 +332,7 @@ pub fn ClusterCard(
                 <tbody>{slots}</tbody>
             </table>
             {drift}
+            {observed}
             {running.map(|op| view! { <LiveOperation op refresh refused=view.refused.clone()/> })}
             {last}
             <ClusterActions view=view.clone() state refresh/>
@@ -778,11 +794,7 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
                         }
                     }
                     (!notes.is_empty()).then(|| {
-                        let text = notes
-                            .into_iter()
-                            .map(|(kinds, why)| format!("{} not possible: {why}", capitalized(&kinds.join(", "))))
-                            .collect::<Vec<_>>()
-                            .join(" ");
+                        let text = not_possible_text(notes);
                         view! { <p class="why" id=plan_id.clone()>{text}</p> }
                     })
                 }
@@ -818,10 +830,40 @@ fn ClusterActions(view: ClusterView, state: ClusterState, refresh: RwSignal<u32>
     .into_any()
 }
 
+/// Why some operations are not possible, one sentence per reason (the
+/// operations sharing a reason named together), each ending in a full stop.
+fn not_possible_text(notes: Vec<(Vec<&'static str>, String)>) -> String {
+    notes
+        .into_iter()
+        .map(|(kinds, why)| {
+            let why = why.trim_end();
+            let stop = if why.ends_with(['.', '!', '?']) { "" } else { "." };
+            format!("{} not possible: {why}{stop}", capitalized(&kinds.join(", ")))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use switchyard_domain::clusters::Weights;
+
+    #[test]
+    fn reasons_why_operations_are_not_possible_are_separate_sentences() {
+        let text = not_possible_text(vec![
+            (
+                vec!["blue-green switch", "hot reload"],
+                "chat:v2 already serves all traffic".to_owned(),
+            ),
+            (vec!["rollback"], "nothing to roll back to.".to_owned()),
+        ]);
+        assert_eq!(
+            text,
+            "Blue-green switch, hot reload not possible: chat:v2 already serves all traffic. \
+             Rollback not possible: nothing to roll back to."
+        );
+    }
 
     fn id(s: &str) -> FullId {
         FullId::parse(s).expect("a full id")

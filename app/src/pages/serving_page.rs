@@ -201,7 +201,8 @@ fn ServingBody(
 }
 
 /// What each cluster's slots served at the instant, with traffic weights and
-/// drift from the environment's pin spelled out.
+/// drift from the environment's pin spelled out (and the drift the watcher
+/// had observed by then, if it stood).
 #[component]
 fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp, gates: Vec<GateResults>) -> impl IntoView {
     if clusters.is_empty() {
@@ -245,6 +246,16 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp, gates: Vec<GateResults>) 
                     .join("; ");
                 view! { <span class="drift"><strong>"Drift: "</strong>{words}</span> }.into_any()
             };
+            // What the drift watcher had seen really run by then (and not seen cleared).
+            let observed = c.observed_drift.as_ref().map(|d| {
+                let words = d.findings.iter().map(|f| f.words(&c.environment)).collect::<Vec<_>>().join("; ");
+                view! {
+                    <p class="observed-drift" role="note">
+                        <strong>"Observed drift: "</strong>
+                        {format!("{words} (recorded at {}, event #{}).", utc(d.since), d.event_id)}
+                    </p>
+                }
+            });
             // A crash between the router command and its record: either side may have answered.
             let transition = c.transition.as_ref().map(|t| {
                 let versions = t.versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ");
@@ -269,7 +280,7 @@ fn ClustersAt(clusters: Vec<ClusterAt>, at: Timestamp, gates: Vec<GateResults>) 
                         <span class="sub">{format!("{} · {driver}", c.environment)}</span>
                     </td>
                     <td><ul class="plain">{serving}</ul>{transition}</td>
-                    <td>{drift}</td>
+                    <td>{drift}{observed}</td>
                     <td>{utc(c.since)}</td>
                     <td>
                         {c.actor.clone()}

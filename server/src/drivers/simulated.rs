@@ -3,6 +3,12 @@
 //! Faults can be configured per cluster to exercise failure paths, and the
 //! router can be kept in a file (`state_file`) so that it outlives the
 //! server process, as a real router outlives a crashed server.
+//!
+//! A change made outside Switchyard (someone loading another version into a
+//! slot by hand, or moving traffic) is what the drift watcher must see; for
+//! the demo and tests, [`Simulated::change_by_hand`] (in-process router)
+//! and [`change_state_file_by_hand`] (a cluster with `state_file`; any
+//! process can) make one. `running` then reports it, as a real platform would.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +21,7 @@ use switchyard_domain::operations::{GatePolicy, Traffic};
 use switchyard_domain::{DomainError, FullId};
 use tokio::sync::Mutex;
 
-use super::{Check, Driver, DriverError, DriverResult, Observed, SlotHealth};
+use super::{Check, Driver, DriverError, DriverResult, Observed, Running, SlotHealth};
 
 /// `config` of a simulated cluster; every field is optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,6 +144,24 @@ impl Simulated {
         Ok(r)
     }
 
+    /// A change made outside Switchyard, for the demo and tests: `slot` now
+    /// holds `version` (or nothing) and the router sends `weights` (`None`:
+    /// as they are), without anything being recorded. What the drift
+    /// watcher must notice.
+    pub async fn change_by_hand(
+        &self,
+        slot: SlotName,
+        version: Option<FullId>,
+        weights: Option<Weights>,
+    ) -> DriverResult<()> {
+        let mut r = self.router().await?;
+        let mut changed = r.state.with_version(slot, version);
+        if let Some(w) = weights {
+            changed = changed.with_weights(w);
+        }
+        self.set(&mut r, changed)
+    }
+
     /// Changes the router's state (in its file too, when it has one).
     fn set(&self, r: &mut Router, state: ClusterState) -> DriverResult<()> {
         if let Some(f) = &self.config.state_file {
@@ -163,6 +187,27 @@ pub fn read_state(file: &std::path::Path) -> DriverResult<Option<ClusterState>> 
             file.display()
         ))),
     }
+}
+
+/// [`Simulated::change_by_hand`] for a cluster configured with
+/// `state_file`, from any process (the demo, a test, a person at a shell):
+/// the file's `slot` now holds `version` (or nothing), and the router sends
+/// `weights` when given. A file that does not exist yet starts from `from`
+/// (the cluster's recorded state).
+pub fn change_state_file_by_hand(
+    file: &std::path::Path,
+    from: &ClusterState,
+    slot: SlotName,
+    version: Option<FullId>,
+    weights: Option<Weights>,
+) -> DriverResult<()> {
+    let mut state = read_state(file)?
+        .unwrap_or_else(|| from.clone())
+        .with_version(slot, version);
+    if let Some(w) = weights {
+        state = state.with_weights(w);
+    }
+    write_state(file, &state)
 }
 
 fn write_state(file: &std::path::Path, state: &ClusterState) -> DriverResult<()> {
@@ -319,6 +364,16 @@ impl Driver for Simulated {
         })
     }
 
+    /// What the in-memory (or state-file) router holds in `slot`: what
+    /// Switchyard loaded, unless it was changed by hand since.
+    async fn running(&self, slot: SlotName) -> DriverResult<Running> {
+        let r = self.router().await?;
+        Ok(match r.state.version(slot) {
+            Some(v) => Running::Version { version: v.clone() },
+            None => Running::Nothing,
+        })
+    }
+
     async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic> {
         let (requests, errors) = self.router().await?.served[index(slot)];
         // Whole requests only; rounding down keeps errors ≤ requests.
@@ -346,5 +401,81 @@ impl Driver for Simulated {
                 held.map_or("nothing".to_owned(), ToString::to_string)
             )),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> FullId {
+        FullId::parse(s).expect("a full id")
+    }
+
+    #[tokio::test]
+    async fn running_reports_what_the_router_holds_including_a_change_made_by_hand() {
+        let recorded = ClusterState {
+            blue: Some(id("chat:v1")),
+            green: None,
+            weights: Weights::all_on(SlotName::Blue),
+        };
+        let sim = Simulated::new(SimulatedConfig::default(), &recorded);
+        assert_eq!(
+            sim.running(SlotName::Blue).await,
+            Ok(Running::Version { version: id("chat:v1") })
+        );
+        assert_eq!(sim.running(SlotName::Green).await, Ok(Running::Nothing));
+        sim.change_by_hand(SlotName::Blue, Some(id("chat:v9")), None)
+            .await
+            .expect("changed");
+        assert_eq!(
+            sim.running(SlotName::Blue).await,
+            Ok(Running::Version { version: id("chat:v9") })
+        );
+        assert_eq!(
+            sim.observe().await.map(|o| o.weights),
+            Ok(Weights::all_on(SlotName::Blue)),
+            "weights left as they were"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_state_file_changed_by_hand_is_what_another_process_router_runs() {
+        let file = std::env::temp_dir().join(format!(
+            "sy-sim-by-hand-{:016x}.json",
+            rand::random::<u64>()
+        ));
+        let recorded = ClusterState {
+            blue: Some(id("chat:v1")),
+            green: Some(id("chat:v0")),
+            weights: Weights::all_on(SlotName::Blue),
+        };
+        let config = SimulatedConfig {
+            state_file: Some(file.clone()),
+            ..SimulatedConfig::default()
+        };
+        let sim = Simulated::new(config, &recorded);
+        change_state_file_by_hand(
+            &file,
+            &recorded,
+            SlotName::Green,
+            Some(id("chat:v7")),
+            Some(Weights::all_on(SlotName::Green)),
+        )
+        .expect("written");
+        assert_eq!(
+            sim.running(SlotName::Green).await,
+            Ok(Running::Version { version: id("chat:v7") })
+        );
+        assert_eq!(
+            sim.observe().await.map(|o| o.weights),
+            Ok(Weights::all_on(SlotName::Green))
+        );
+        assert_eq!(
+            sim.running(SlotName::Blue).await,
+            Ok(Running::Version { version: id("chat:v1") }),
+            "the other slot as recorded"
+        );
+        let _ = std::fs::remove_file(&file);
     }
 }

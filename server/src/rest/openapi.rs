@@ -297,6 +297,9 @@ const CLUSTER_AT: &[Field] = &[
     // Only when the instant falls where the router was caught between two
     // states (a crash between the router command and its record).
     ("transition", F::Ref("Transition"), false),
+    // The drift the watcher recorded before the instant and had not cleared by then:
+    // `findings` (as in `cluster.drift_detected`), `since`, `event_id`.
+    ("observed_drift", F::Obj, false),
 ];
 const TRANSITION: &[Field] = &[
     ("from", F::List("Slot"), true),
@@ -339,6 +342,10 @@ const CLUSTER: &[Field] = &[
     ("running_operation", F::Int, false),
     // Analysis templates every operation on it runs (absent: none).
     ("analysis", F::Strings, false),
+    // The drift watcher's last look (absent before it): `at`, `seen` (the router's weights and what
+    // each slot runs) or `unreadable` (why the driver could not say), and the drift it recorded
+    // (`findings`, with the ledger `event_id` and `since`).
+    ("observed", F::Obj, false),
     // Only in `GET /api/v1/clusters/{name}`: the router's weights now, or `error` saying why unknown.
     ("router", F::Obj, false),
 ];

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use switchyard_domain::analysis::{AnalysisTemplate, Decision};
 use switchyard_domain::clusters::Weights;
 use switchyard_domain::clusters::{Cluster, ClusterChange, NewCluster};
+use switchyard_domain::drift::{self, Sighting};
 use switchyard_domain::operations::{Operation, OperationKind, Progress};
 use switchyard_domain::reconcile::Finding;
 use switchyard_domain::{FullId, Timestamp};
@@ -36,6 +37,26 @@ pub struct OperationRequest {
     pub analysis: Vec<String>,
     /// Bake time in milliseconds (see `Operation::bake_ms`).
     pub bake_ms: Option<u64>,
+}
+
+/// What `record_observation` did with one look of the drift watcher.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ObservationOutcome {
+    /// Nothing recorded: an operation started, or the recorded state changed,
+    /// since the driver was asked, so the look may show a moment in between.
+    Stale,
+    /// The driver could not say what runs; kept (`unreadable`) for the
+    /// cluster page, and the drift recorded before stays as it was.
+    Unreadable,
+    /// The same drift (or none) as already recorded: only the time of the look is kept.
+    Unchanged,
+    /// The drift changed: ledger event `event_id`, `cluster.drift_detected`
+    /// (with `findings`) or `cluster.drift_cleared` (findings empty).
+    Recorded {
+        event_id: i64,
+        action: &'static str,
+        findings: Vec<drift::Finding>,
+    },
 }
 
 #[async_trait]
@@ -181,6 +202,23 @@ pub trait ClusterStore: Send + Sync + 'static {
         observed: Result<Weights, String>,
         at: Timestamp,
     ) -> StoreResult<(Operation, Option<Finding>)>;
+
+    /// Keeps the drift watcher's look at `cluster` (`seen`, or why the driver
+    /// could not say what runs), made when the cluster's state was set by
+    /// event `state_event_id`. In one transaction it re-reads the cluster,
+    /// judges the look against the environment's pins and the recorded state
+    /// (`drift::judge`), and, when the findings differ from those last
+    /// recorded, appends `cluster.drift_detected` or `cluster.drift_cleared`
+    /// (actor `system`): two servers watching one database record each
+    /// change once. `Stale` (nothing written) while an operation runs or
+    /// once the recorded state moved past `state_event_id`.
+    async fn record_observation(
+        &self,
+        cluster: &str,
+        state_event_id: i64,
+        seen: Result<Sighting, String>,
+        at: Timestamp,
+    ) -> StoreResult<ObservationOutcome>;
 
     /// The cluster's operations, newest first, at most `limit`.
     async fn list_operations(&self, cluster: &str, limit: u32) -> StoreResult<Vec<Operation>>;

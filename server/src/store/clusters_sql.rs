@@ -15,7 +15,7 @@ use super::{StoreError, StoreResult};
 macro_rules! cluster_columns {
     () => {
         "c.name, c.environment, c.driver, c.config, c.state, c.state_event, c.state_since, \
-         c.rollback_to, c.created_at, c.created_by, c.analysis, \
+         c.rollback_to, c.created_at, c.created_by, c.analysis, c.observed, \
          (SELECT o.id FROM operations o WHERE o.cluster = c.name AND o.state = 'running') AS running_operation"
     };
 }
@@ -38,6 +38,10 @@ pub(crate) const UPDATE_CLUSTER_ANALYSIS: &str =
     "UPDATE clusters SET analysis = $2 WHERE name = $1";
 pub(crate) const SELECT_CLUSTER_ANALYSIS: &str =
     "SELECT name, analysis FROM clusters WHERE analysis IS NOT NULL ORDER BY name";
+pub(crate) const UPDATE_CLUSTER_OBSERVED: &str =
+    "UPDATE clusters SET observed = $2 WHERE name = $1";
+pub(crate) const SELECT_PINS_OF: &str =
+    "SELECT model_id, version FROM pins WHERE environment = $1 ORDER BY model_id";
 pub(crate) const UPDATE_ROLLBACK_TO: &str = "UPDATE clusters SET rollback_to = $2 WHERE name = $1";
 
 macro_rules! operation_columns {
@@ -144,6 +148,7 @@ pub(crate) struct ClusterRow {
     created_at: i64,
     created_by: String,
     analysis: Option<String>,
+    observed: Option<String>,
     running_operation: Option<i64>,
 }
 
@@ -165,6 +170,10 @@ impl ClusterRow {
                 .map(|a| json_of(&a, "cluster analysis"))
                 .transpose()?
                 .unwrap_or_default(),
+            observed: self
+                .observed
+                .map(|o| json_of(&o, "cluster observation"))
+                .transpose()?,
             state_event_id: self.state_event,
             state_since: Timestamp::from_micros(self.state_since),
             created_at: Timestamp::from_micros(self.created_at),
@@ -529,6 +538,107 @@ macro_rules! cluster_sql {
                 sqlx::query(cq::DELETE_CLUSTER).bind(name).execute(&mut *w.tx).await?;
                 w.record_state(Subject::RemovedCluster { name: name.to_owned() }, at, ev.id, "{}").await?;
                 w.commit().await
+            }
+
+            async fn record_observation(
+                &self,
+                name: &str,
+                state_event_id: i64,
+                seen: Result<switchyard_domain::drift::Sighting, String>,
+                at: Timestamp,
+            ) -> StoreResult<$crate::store::clusters::ObservationOutcome> {
+                use $crate::store::clusters::ObservationOutcome as Outcome;
+                use switchyard_domain::drift::{self, Change, Observation};
+                let mut w = Writer::begin(self).await?;
+                let cluster = fetch_cluster(&mut *w.tx, name).await?.ok_or_else(|| unknown_cluster(name))?;
+                if cluster.running_operation.is_some() || cluster.state_event_id != state_event_id {
+                    return Ok(Outcome::Stale);
+                }
+                let before = cluster.observed.clone();
+                let recorded = before.as_ref().map(|o| o.findings.clone()).unwrap_or_default();
+                let mut next = Observation {
+                    at,
+                    seen: None,
+                    unreadable: None,
+                    findings: recorded.clone(),
+                    event_id: before.as_ref().and_then(|o| o.event_id),
+                    since: before.as_ref().and_then(|o| o.since),
+                };
+                let outcome = match seen {
+                    Err(why) => {
+                        next.unreadable = Some(why);
+                        Outcome::Unreadable
+                    }
+                    Ok(sighting) => {
+                        let pins = sqlx::query_as::<_, (String, String)>(cq::SELECT_PINS_OF)
+                            .bind(&cluster.environment)
+                            .fetch_all(&mut *w.tx)
+                            .await?
+                            .into_iter()
+                            .map(|(m, v)| q::stored_full_id(&m, &v))
+                            .collect::<StoreResult<Vec<FullId>>>()?;
+                        let findings = drift::judge(&pins, &cluster.state, &sighting);
+                        let change = Change::between(&recorded, &findings);
+                        let details = json!({
+                            "findings": findings,
+                            "summary": drift::summary(&findings, &cluster.environment),
+                            "previous": recorded,
+                            "observed": sighting,
+                            "recorded": cluster.state.slot_views(),
+                            "pinned": pins.iter().filter(|p| {
+                                findings.iter().chain(recorded.iter()).any(|f| f.serving().is_some_and(|s| s.model_id == p.model_id))
+                            }).collect::<Vec<_>>(),
+                        });
+                        next.seen = Some(sighting);
+                        let action = match change {
+                            Change::Unchanged => None,
+                            Change::Detected => Some(action::CLUSTER_DRIFT_DETECTED),
+                            Change::Cleared => Some(action::CLUSTER_DRIFT_CLEARED),
+                        };
+                        match action {
+                            None => Outcome::Unchanged,
+                            Some(action) => {
+                                // The model (and version) the drift is about, when it is one:
+                                // what subscriptions filtered by model match.
+                                let about = if findings.is_empty() { &recorded } else { &findings };
+                                let mut served: Vec<&FullId> = about.iter().filter_map(|f| f.serving()).collect();
+                                served.sort();
+                                served.dedup();
+                                let mut event = NewEvent::new(at, "system", action)
+                                    .environment(&cluster.environment)
+                                    .cluster(name)
+                                    .details(details);
+                                if let Some(first) = served.first() {
+                                    if served.len() == 1 {
+                                        event = event.full_id(first);
+                                    } else if served.iter().all(|v| v.model_id == first.model_id) {
+                                        event = event.model(&first.model_id);
+                                    }
+                                }
+                                let ev = w.append(event).await?;
+                                // What serving-at-T notes: the drift standing from then on.
+                                w.record_state(
+                                    Subject::ClusterDrift { name: name.to_owned() },
+                                    at,
+                                    ev.id,
+                                    &cq::to_json(&findings)?,
+                                )
+                                .await?;
+                                next.findings = findings.clone();
+                                next.event_id = Some(ev.id);
+                                next.since = Some(at);
+                                Outcome::Recorded { event_id: ev.id, action, findings }
+                            }
+                        }
+                    }
+                };
+                sqlx::query(cq::UPDATE_CLUSTER_OBSERVED)
+                    .bind(name)
+                    .bind(cq::to_json(&next)?)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.commit().await?;
+                Ok(outcome)
             }
 
             async fn list_clusters(&self) -> StoreResult<Vec<Cluster>> {

@@ -50,6 +50,9 @@ pub const DEFAULT_EVENT_KINDS: &[&str] = &[
     action::OPERATION_PAUSED,
     action::OPERATION_CONTINUED,
     action::OPERATION_ROLLBACK_CHOSEN,
+    // A cluster seen serving what its environment does not pin (or what was not recorded), and its end.
+    action::CLUSTER_DRIFT_DETECTED,
+    action::CLUSTER_DRIFT_CLEARED,
     DELIVERY_DEAD,
     SUBSCRIPTION_FAILING,
     SUBSCRIPTION_RECOVERED,

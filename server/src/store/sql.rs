@@ -147,7 +147,7 @@ pub(crate) const SELECT_PINNED_IN: &str = "SELECT p.environment FROM pins p \
      WHERE p.model_id = $1 AND p.version = $2 ORDER BY e.position, p.environment";
 pub(crate) const INSERT_STATE: &str =
     "INSERT INTO state_history (subject, valid_from, event_id, value) VALUES ($1, $2, $3, $4)";
-/// The pin and cluster rows of `state_history` of the events in (`$1`, `$2`],
+/// The pin, cluster (and cluster drift) rows of `state_history` of the events in (`$1`, `$2`],
 /// with their event's actor and reason, and for a cluster's row its event's
 /// details (which name the operation that set the state): what the temporal
 /// index loads (`state_history_by_event` finds the few new rows of a catch-up).
@@ -157,7 +157,8 @@ pub(crate) const SELECT_HISTORY_BETWEEN: &str =
        CASE WHEN h.subject LIKE 'cluster/%' THEN l.details END AS details \
      FROM state_history h JOIN ledger l ON l.id = h.event_id \
      WHERE h.event_id > $1 AND h.event_id <= $2 \
-       AND (h.subject LIKE 'pin/%' OR h.subject LIKE 'cluster/%' OR h.subject LIKE 'removed-cluster/%')";
+       AND (h.subject LIKE 'pin/%' OR h.subject LIKE 'cluster/%' OR h.subject LIKE 'removed-cluster/%' \
+            OR h.subject LIKE 'cluster-drift/%')";
 /// Environment names in their standard order, for the temporal index.
 pub(crate) const SELECT_ENVIRONMENT_ORDER: &str =
     "SELECT name FROM environments ORDER BY position, name";

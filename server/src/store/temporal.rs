@@ -24,7 +24,9 @@ use std::sync::Arc;
 use switchyard_domain::clusters::{self as cl, ClusterChange, ClusterState, DriverKind};
 use switchyard_domain::history::{as_of_position, StateEntry};
 use switchyard_domain::reconcile::HistoryValue;
-use switchyard_domain::types::{ClusterAt, ClusterServing, PinAt, ServingAt, TransitionAt};
+use switchyard_domain::types::{
+    ClusterAt, ClusterServing, DriftAt, PinAt, ServingAt, TransitionAt,
+};
 use switchyard_domain::{FullId, ModelId, Timestamp};
 
 use super::sql::stored_full_id;
@@ -147,6 +149,7 @@ impl<V> History<V> {
 /// value that does not parse keeps its error, reported when an answer needs it.
 type StoredPin = Result<FullId, String>;
 type StoredState = Result<HistoryValue, String>;
+type StoredDrift = Result<Vec<switchyard_domain::drift::Finding>, String>;
 
 #[derive(Debug, Default)]
 struct ClusterHistory {
@@ -154,6 +157,9 @@ struct ClusterHistory {
     /// without a `clusters` row is not answered, as the SQL join did not).
     meta: Option<(String, String)>,
     changes: History<StoredState>,
+    /// The drift the watcher recorded (`cluster-drift/NAME`), each value the
+    /// findings then (empty: cleared).
+    drift: History<StoredDrift>,
 }
 
 /// Estimated memory of the index.
@@ -264,10 +270,28 @@ impl TemporalIndex {
                 // Rows may come in any order: forget only what the removal preceded.
                 if let Some(cluster) = self.clusters.get_mut(name) {
                     cluster.changes.forget_before(event_id);
-                    if cluster.changes.is_empty() {
+                    cluster.drift.forget_before(event_id);
+                    if cluster.changes.is_empty() && cluster.drift.is_empty() {
                         self.clusters.remove(name);
                     }
                 }
+            } else if let Some(name) = row.subject.strip_prefix("cluster-drift/") {
+                let findings = serde_json::from_str(&row.value).map_err(|e| e.to_string());
+                let value = Held {
+                    value: findings,
+                    actor,
+                    reason,
+                    operation_id,
+                };
+                self.clusters
+                    .entry(name.to_owned())
+                    .or_default()
+                    .drift
+                    .insert(StateEntry {
+                        valid_from,
+                        event_id,
+                        value,
+                    });
             } else if let Some(name) = row.subject.strip_prefix("cluster/") {
                 let cluster = self.clusters.entry(name.to_owned()).or_default();
                 if cluster.meta.is_none() {
@@ -459,6 +483,22 @@ impl TemporalIndex {
                     pinned.push(p.clone());
                 }
             }
+            // The drift the watcher had recorded by then, unless cleared.
+            let observed_drift = match cluster.drift.at(at).0 {
+                Some(d) => {
+                    let findings = d.value.value.as_ref().map_err(|e| {
+                        StoreError::Corrupt(format!(
+                            "drift history of cluster {name} is not valid: {e}"
+                        ))
+                    })?;
+                    (!findings.is_empty()).then(|| DriftAt {
+                        findings: findings.clone(),
+                        since: d.valid_from,
+                        event_id: d.event_id,
+                    })
+                }
+                None => None,
+            };
             clusters.push(ClusterAt {
                 drift: cl::drift(held, &pinned),
                 slots: held.slot_views(),
@@ -474,6 +514,7 @@ impl TemporalIndex {
                 operation_id: current.value.operation_id,
                 next_change,
                 transition,
+                observed_drift,
             });
         }
         Ok(ServingAt {
@@ -572,7 +613,7 @@ impl TemporalIndex {
         for (name, cluster) in &self.clusters {
             f.subjects += 1;
             f.entries += cluster.changes.len();
-            f.bytes += string(name) + cluster.changes.heap_bytes();
+            f.bytes += string(name) + cluster.changes.heap_bytes() + cluster.drift.heap_bytes();
             f.bytes += cluster
                 .changes
                 .changes

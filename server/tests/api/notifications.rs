@@ -1530,3 +1530,170 @@ async fn the_cli_adds_lists_shows_tests_and_removes_subscriptions_over_the_api()
     });
     assert_eq!(untokened.status.code(), Some(2));
 }
+
+// ---- drift ----
+
+/// The drift watcher with the simulated driver: a slot changed by hand
+/// (through the router's state file, as another process would) is recorded
+/// once as `cluster.drift_detected` though the watcher passes twice, a
+/// subscription receives it signed, the cluster answers what was observed,
+/// and setting the slot back records and delivers `cluster.drift_cleared`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_changed_by_hand_is_recorded_once_as_drift_delivered_and_cleared_when_set_back() {
+    use switchyard::drivers::simulated::change_state_file_by_hand;
+    use switchyard::drivers::Drivers;
+    use switchyard::store::clusters::ObservationOutcome;
+    use switchyard_domain::clusters::ClusterState;
+    use switchyard_domain::FullId;
+
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    app.register("chat", "1", json!({ "t": 1 })).await;
+    app.register("chat", "2", json!({ "t": 2 })).await;
+    let state_file = std::env::temp_dir().join(format!(
+        "sy-drift-router-{:016x}.json",
+        rand::random::<u64>()
+    ));
+    let res = app
+        .post_json(
+            "/api/v1/clusters",
+            &json!({ "name": "dev-1", "environment": "development", "driver": "simulated",
+                     "config": { "state_file": state_file } }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let store = app.store().await;
+    let runner = switchyard::operations::spawn(
+        store.clone(),
+        Drivers::default(),
+        switchyard::operations::RunnerSettings {
+            poll: Duration::from_millis(20),
+            ..Default::default()
+        },
+    );
+    let res = app
+        .post_json(
+            "/api/v1/clusters/dev-1/operations",
+            &json!({ "kind": "blue_green", "full_id": "chat:1", "reason": "first" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let start = Instant::now();
+    while app.get_json("/api/v1/clusters/dev-1").await["running_operation"].is_number() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the deploy did not end");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runner.abort();
+    let res = app
+        .put_json(
+            "/api/v1/environments/development/pins/chat",
+            &json!({"version": "1", "reason": "baseline"}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{:?}", res.text().await);
+    let sub = subscribe(
+        &app,
+        "drift",
+        &rx.url(),
+        json!({"events": ["cluster.drift_detected", "cluster.drift_cleared"], "clusters": ["dev-1"]}),
+    )
+    .await;
+    let secret = sub["secret"].as_str().expect("the secret").to_owned();
+    let worker = switchyard::notify::spawn(store.clone(), fast_settings());
+    // The watcher's own drivers: a server other than the one that deployed.
+    let mut watcher = switchyard::drift::Watcher::new(store.clone(), Drivers::default(), Duration::from_secs(2));
+    let outcome = |pass: Vec<(String, ObservationOutcome)>| {
+        assert_eq!(pass.len(), 1, "{pass:?}");
+        pass.into_iter().next().map(|(_, o)| o).expect("one")
+    };
+    let first = outcome(watcher.pass().await);
+    assert_eq!(first, ObservationOutcome::Unchanged, "serves the pin as recorded");
+
+    // Someone loads chat:2 into the serving slot by hand.
+    let cluster = app.get_json("/api/v1/clusters/dev-1").await;
+    let recorded: ClusterState = ClusterState::from_slots(
+        &serde_json::from_value::<Vec<_>>(cluster["slots"].clone()).expect("slots"),
+    )
+    .expect("a state");
+    let serving = recorded.weights.sole().expect("one slot serves");
+    let v2 = FullId::parse("chat:2").expect("id");
+    change_state_file_by_hand(&state_file, &recorded, serving, Some(v2.clone()), None)
+        .expect("changed by hand");
+    // Two servers' watchers look at the same moment: one records it.
+    let mut other = switchyard::drift::Watcher::new(store.clone(), Drivers::default(), Duration::from_secs(2));
+    let (a, b) = tokio::join!(watcher.pass(), other.pass());
+    let (a, b) = (outcome(a), outcome(b));
+    let detected = if a == ObservationOutcome::Unchanged { b.clone() } else { a.clone() };
+    assert!(
+        matches!(&detected, ObservationOutcome::Recorded { action, .. } if *action == "cluster.drift_detected"),
+        "{detected:?}"
+    );
+    assert!(a == ObservationOutcome::Unchanged || b == ObservationOutcome::Unchanged, "{a:?} / {detected:?}");
+    assert_eq!(
+        outcome(watcher.pass().await),
+        ObservationOutcome::Unchanged,
+        "a second pass records nothing new"
+    );
+    let audit = app
+        .get_json("/api/v1/audit?action=cluster.drift_detected")
+        .await;
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(1), "{audit}");
+    let ev = &audit["events"][0];
+    assert_eq!((&ev["actor"], &ev["cluster"]), (&json!("system"), &json!("dev-1")));
+    let observed = &app.get_json("/api/v1/clusters/dev-1").await["observed"];
+    assert_eq!(observed["findings"].as_array().map(Vec::len), Some(2), "{observed}");
+    assert_eq!(observed["event_id"], ev["id"]);
+
+    rx.wait_until(Duration::from_secs(20), "drift detected", |r| r.len() == 1)
+        .await;
+    let got = &rx.received()[0];
+    assert!(verifies(got, &secret), "signed");
+    let body: Value = serde_json::from_slice(&got.body).expect("JSON");
+    assert_eq!(body["type"], "cluster.drift_detected");
+    assert_eq!(body["data"]["cluster"], "dev-1");
+    assert_eq!(body["data"]["environment"], "development");
+    assert_eq!((&body["data"]["model_id"], &body["data"]["version"]), (&json!("chat"), &json!("2")));
+    let summary = body["data"]["details"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains(&format!("{serving} (100%) runs chat:2; development pins chat:1")),
+        "{body}"
+    );
+    assert!(body["data"]["link"].as_str().unwrap_or_default().ends_with("/clusters/dev-1"));
+
+    // The router cannot be read (its state file is garbage): nothing recorded, the reason kept.
+    let saved = std::fs::read(&state_file).expect("the state file");
+    std::fs::write(&state_file, b"not json").expect("written");
+    assert_eq!(
+        outcome(watcher.pass().await),
+        ObservationOutcome::Unreadable
+    );
+    let observed = &app.get_json("/api/v1/clusters/dev-1").await["observed"];
+    assert!(
+        observed["unreadable"].as_str().is_some_and(|u| u.contains("not valid")),
+        "{observed}"
+    );
+    std::fs::write(&state_file, saved).expect("restored");
+
+    // Set back by hand: cleared, once, and delivered after the detection.
+    change_state_file_by_hand(&state_file, &recorded, serving, recorded.version(serving).cloned(), None)
+        .expect("set back");
+    let cleared = outcome(watcher.pass().await);
+    assert!(
+        matches!(&cleared, ObservationOutcome::Recorded { action, findings, .. } if *action == "cluster.drift_cleared" && findings.is_empty()),
+        "{cleared:?}"
+    );
+    assert_eq!(
+        outcome(watcher.pass().await),
+        ObservationOutcome::Unchanged
+    );
+    rx.wait_until(Duration::from_secs(20), "drift cleared", |r| r.len() == 2)
+        .await;
+    let kinds: Vec<String> = rx
+        .received()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).expect("JSON")["type"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(kinds, ["cluster.drift_detected", "cluster.drift_cleared"]);
+    worker.abort();
+    let _ = std::fs::remove_file(&state_file);
+}

@@ -38,7 +38,173 @@ contract_tests!(
     a_clusters_operations_list_newest_first_and_its_history_shows_each_state_it_held,
     a_cluster_that_never_ran_an_operation_is_removed_from_serving_at_and_one_running_one_is_kept,
     an_operation_on_a_cluster_that_updates_in_place_is_one_roll_of_the_serving_slot,
+    each_change_of_observed_drift_is_recorded_once_even_by_two_watchers_at_once,
 );
+
+/// The drift watcher's looks (`record_observation`): a version changed by
+/// hand is recorded once as `cluster.drift_detected` though two servers look
+/// at the same moment, a look like the last one records nothing, an
+/// unreadable driver and a look overtaken by an operation record no drift,
+/// and setting the version back records `cluster.drift_cleared` once.
+async fn each_change_of_observed_drift_is_recorded_once_even_by_two_watchers_at_once(
+    db: Arc<TestDb>,
+) {
+    use crate::store::clusters::ObservationOutcome as Outcome;
+    use switchyard_domain::drift::{Finding, Running, Sighting, SlotSeen};
+    let drivers = Drivers::default();
+    serving_v1(&db, &drivers, json!({})).await;
+    db.store
+        .set_pin("development", &id("chat:1"), None, "alice", Timestamp::now())
+        .await
+        .unwrap();
+    let c = db.store.get_cluster("dev-1").await.unwrap().unwrap();
+    assert_eq!(c.observed, None, "never looked at");
+    let green = Weights::all_on(SlotName::Green);
+    assert_eq!(c.state.weights, green);
+    let sight = |runs: &str| Sighting {
+        weights: green,
+        slots: vec![
+            SlotSeen {
+                slot: SlotName::Blue,
+                running: Running::Nothing,
+            },
+            SlotSeen {
+                slot: SlotName::Green,
+                running: Running::Version { version: id(runs) },
+            },
+        ],
+    };
+    let state_event = c.state_event_id;
+    let look = |runs: Result<&str, &str>| {
+        let store = db.store.clone();
+        let seen = runs.map(sight).map_err(str::to_owned);
+        async move {
+            store
+                .record_observation("dev-1", state_event, seen, Timestamp::now())
+                .await
+                .unwrap()
+        }
+    };
+    let drift_events = || async {
+        all_events(&db)
+            .await
+            .into_iter()
+            .filter(|e| e.action.starts_with("cluster.drift_"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(look(Ok("chat:1")).await, Outcome::Unchanged, "as recorded and pinned");
+    assert!(drift_events().await.is_empty());
+
+    // Someone put chat:2 into the serving slot by hand; two servers look at once.
+    let before_detected = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let (a, b) = tokio::join!(look(Ok("chat:2")), look(Ok("chat:2")));
+    let recorded: Vec<&Outcome> = [&a, &b]
+        .into_iter()
+        .filter(|o| matches!(o, Outcome::Recorded { .. }))
+        .collect();
+    assert_eq!(recorded.len(), 1, "{a:?} {b:?}");
+    assert!(a == Outcome::Unchanged || b == Outcome::Unchanged, "{a:?} {b:?}");
+    let Outcome::Recorded { action: what, findings, event_id } = recorded[0].clone() else {
+        unreachable!()
+    };
+    assert_eq!(what, action::CLUSTER_DRIFT_DETECTED);
+    assert_eq!(
+        findings,
+        vec![
+            Finding::ChangedByHand {
+                slot: SlotName::Green,
+                weight: 100,
+                running: Running::Version { version: id("chat:2") },
+                recorded: Some(id("chat:1")),
+            },
+            Finding::NotPinned {
+                slot: SlotName::Green,
+                weight: 100,
+                serving: id("chat:2"),
+                pinned: Some(id("chat:1")),
+            },
+        ]
+    );
+    assert_eq!(look(Ok("chat:2")).await, Outcome::Unchanged, "a third look");
+    let events = drift_events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let ev = &events[0];
+    assert_eq!(
+        (ev.id, ev.actor.as_str(), ev.cluster.as_deref(), ev.environment.as_deref()),
+        (event_id, "system", Some("dev-1"), Some("development"))
+    );
+    assert_eq!(
+        (ev.model_id.as_deref(), ev.version.as_deref()),
+        (Some("chat"), Some("2"))
+    );
+    assert_eq!(ev.details["observed"]["slots"][1]["running"]["version"], "chat:2");
+    assert_eq!(ev.details["recorded"][1]["full_id"], "chat:1");
+    assert_eq!(ev.details["pinned"], json!(["chat:1"]));
+    assert!(
+        ev.details["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("green (100%) runs chat:2; development pins chat:1"),
+        "{}",
+        ev.details
+    );
+
+    // Serving at T notes the drift observed by T and still standing.
+    let after_detected = Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let noted = |t: Timestamp| {
+        let store = db.store.clone();
+        async move {
+            store
+                .serving_at(t, None, None)
+                .await
+                .unwrap()
+                .clusters
+                .into_iter()
+                .find(|c| c.cluster == "dev-1")
+                .expect("dev-1 at T")
+                .observed_drift
+        }
+    };
+    assert_eq!(noted(before_detected).await, None);
+    let standing = noted(after_detected).await.expect("noted after");
+    assert_eq!((standing.findings, standing.event_id), (findings.clone(), event_id));
+
+    // The driver cannot answer: no drift recorded or cleared, the reason kept for the page.
+    assert_eq!(look(Err("connection refused")).await, Outcome::Unreadable);
+    let o = db.store.get_cluster("dev-1").await.unwrap().unwrap().observed.unwrap();
+    assert_eq!(o.unreadable.as_deref(), Some("connection refused"));
+    assert_eq!((o.findings.len(), o.event_id), (2, Some(event_id)));
+    // A look made before the recorded state last changed is not judged.
+    let stale = db
+        .store
+        .record_observation("dev-1", c.state_event_id - 1, Ok(sight("chat:1")), Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(stale, Outcome::Stale);
+    assert_eq!(drift_events().await.len(), 1);
+
+    // Set back: cleared once, though two servers look.
+    let (a, b) = tokio::join!(look(Ok("chat:1")), look(Ok("chat:1")));
+    let cleared: Vec<&Outcome> = [&a, &b]
+        .into_iter()
+        .filter(|o| matches!(o, Outcome::Recorded { action: what, .. } if *what == action::CLUSTER_DRIFT_CLEARED))
+        .collect();
+    assert_eq!(cleared.len(), 1, "{a:?} {b:?}");
+    let events = drift_events().await;
+    assert_eq!(
+        events.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        [action::CLUSTER_DRIFT_DETECTED, action::CLUSTER_DRIFT_CLEARED]
+    );
+    assert_eq!(events[1].version.as_deref(), Some("2"), "what the drift was about");
+    let o = db.store.get_cluster("dev-1").await.unwrap().unwrap().observed.unwrap();
+    assert!(o.findings.is_empty() && o.unreadable.is_none(), "{o:?}");
+    assert_eq!(o.event_id, Some(events[1].id));
+    assert_eq!(noted(Timestamp::now()).await, None, "cleared");
+    assert!(noted(after_detected).await.is_some(), "it stood then");
+    assert!(db.store.audit_verify().await.unwrap().ok);
+}
 
 /// Kubernetes clusters update in place (`DriverKind::plans_in_place`): a
 /// rolling update of Deployments + Service, every operation on an Argo
