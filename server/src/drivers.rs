@@ -115,11 +115,7 @@ pub trait Driver: Send + Sync + 'static {
     async fn observe(&self) -> DriverResult<Observed>;
 
     /// What `slot` really runs now, read from the serving platform.
-    // TODO(drift): the default goes once every driver reads its platform.
-    async fn running(&self, slot: SlotName) -> DriverResult<Running> {
-        let _ = slot;
-        Err(DriverError::new("this driver cannot read what its slots run"))
-    }
+    async fn running(&self, slot: SlotName) -> DriverResult<Running>;
 
     /// Requests the router sent to `slot` and how many failed, since it started.
     async fn traffic(&self, slot: SlotName) -> DriverResult<Traffic>;
