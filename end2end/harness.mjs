@@ -24,13 +24,19 @@ function freePort() {
   });
 }
 
-/// `port` and `env`: a server on a port chosen beforehand (the identity
-/// provider must know its redirect URI first) with extra environment.
-export async function startServer({ port: chosenPort, env = {} } = {}) {
+/// The switchyard binary the tests run (for its CLI too).
+export function serverBin() {
   // cargo puts the binary under CARGO_TARGET_DIR when it is set.
   const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, 'target');
   const bin = process.env.SWITCHYARD_BIN ?? join(targetDir, 'debug/switchyard');
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin}: run cargo leptos build first`);
+  return bin;
+}
+
+/// `port` and `env`: a server on a port chosen beforehand (the identity
+/// provider must know its redirect URI first) with extra environment.
+export async function startServer({ port: chosenPort, env = {} } = {}) {
+  const bin = serverBin();
   const dir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-'));
   const port = chosenPort ?? await freePort();
   const base = `http://127.0.0.1:${port}`;

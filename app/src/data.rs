@@ -529,3 +529,29 @@ pub struct MlflowImportForm {
     pub credential: String,
     pub dry_run: bool,
 }
+
+/// What the audit page's "Verify chain" found: the hash chain, and the
+/// signed checkpoints when the server knows its checkpoint file and the
+/// auditor gave a public key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    pub chain: switchyard_domain::types::VerifyReport,
+    pub checkpoints: CheckpointCheck,
+}
+
+/// The checkpoint part of a verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CheckpointCheck {
+    /// The server has no checkpoint file (`SWITCHYARD_CHECKPOINT_FILE`).
+    NotConfigured,
+    /// The server's checkpoint file `file`, not checked: no public key was given.
+    NoKey { file: String },
+    /// The checkpoint file could not be read or parsed: why.
+    Unreadable { file: String, problem: String },
+    /// Checked with `public_key` (hex); contradictions are in the report.
+    Checked {
+        file: String,
+        public_key: String,
+        report: switchyard_domain::checkpoint::CheckpointReport,
+    },
+}

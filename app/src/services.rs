@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use leptos::prelude::use_context;
-use switchyard_domain::types::{Overview, RequestLookup, VerifyReport, Version, VersionDetail};
+use switchyard_domain::types::{Overview, RequestLookup, Version, VersionDetail};
 use switchyard_domain::{FullId, ModelId, Stage};
 
 use switchyard_domain::operations::{Operation, OperationKind};
@@ -67,7 +67,13 @@ pub trait Services: Send + Sync + 'static {
         cursor: Option<&str>,
     ) -> Result<AuditView, AppError>;
 
-    async fn audit_verify(&self) -> Result<VerifyReport, AppError>;
+    /// Walks the hash chain and, when the server has a checkpoint file and
+    /// `public_key` (64 hex digits) is given, checks every signed checkpoint
+    /// against the ledger. A malformed key is refused before anything is read.
+    async fn audit_verify(
+        &self,
+        public_key: Option<&str>,
+    ) -> Result<crate::data::AuditVerification, AppError>;
 
     /// What each environment pinned at an instant: `at` (RFC 3339), or
     /// `local` (a `datetime-local` value) in the IANA time zone `tz`; now

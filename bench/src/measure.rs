@@ -59,6 +59,7 @@ async fn start_server(database_url: &str) -> anyhow::Result<Server> {
         metrics_token: None,
         webhook_allow_private: true,
         secrets_key: None,
+        checkpoint_file: None,
     };
     let app = Application::build(config)
         .await

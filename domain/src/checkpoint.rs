@@ -176,6 +176,146 @@ pub fn older_than(cp: &Checkpoint, head_id: i64) -> String {
     )
 }
 
+/// Reads an Ed25519 public key as `switchyard audit public-key` prints it:
+/// 64 hex digits, surrounding whitespace ignored. The error says what is
+/// wrong with `text` and what to give instead.
+pub fn parse_public_key(text: &str) -> Result<[u8; 32], String> {
+    const HOW: &str = "an Ed25519 public key is 64 hex digits, as `switchyard audit public-key --key FILE` prints it";
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("no public key was given: {HOW}"));
+    }
+    if let Some((at, c)) = text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_hexdigit())
+    {
+        return Err(format!(
+            "the public key holds {c:?} (character {}), which is not a hex digit: {HOW}",
+            at + 1
+        ));
+    }
+    if text.len() != 64 {
+        return Err(format!(
+            "the public key has {} hex digits, not 64: {HOW}",
+            text.len()
+        ));
+    }
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(text, &mut key)
+        .map_err(|e| format!("the public key is not hex ({e}): {HOW}"))?;
+    Ok(key)
+}
+
+/// Whether verification looks up the ledger at `cp`'s head: always, except
+/// after a restore, where heads beyond the restored head (`head_id`) are not
+/// expected (see [`newest_beyond`]).
+pub fn looked_up(cp: &Checkpoint, head_id: i64, restored: bool) -> bool {
+    !restored || cp.event_id <= head_id
+}
+
+/// What the server established about a checkpoint file, for [`assess`]: the
+/// cryptography and the ledger lookups are the server's, the judgement here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The public key the signatures were checked with, as hex (for messages).
+    pub public_key: String,
+    /// Whether each checkpoint's signature verifies with it, in file order.
+    pub signatures: Vec<bool>,
+    /// The ledger where each checkpoint signed its head, in file order;
+    /// `None` where it was not looked up ([`looked_up`] is false).
+    pub ledger: Vec<Option<LedgerNow>>,
+    /// The ledger's head id now (0 when empty).
+    pub head_id: i64,
+    /// The number of events in the ledger now.
+    pub head_count: i64,
+    /// The ledger was just restored from a backup (`restore`).
+    pub restored: bool,
+}
+
+/// What verifying a checkpoint file against the ledger found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointReport {
+    /// How many checkpoints the file holds (each one was checked).
+    pub checked: usize,
+    /// The file's last checkpoint, if any.
+    pub newest: Option<Checkpoint>,
+    /// Events the ledger holds after the newest checkpoint's head: not yet
+    /// vouched for by any signature.
+    pub events_after_newest: i64,
+    /// Every contradiction found, one line each, naming its checkpoint:
+    /// a bad signature (with the key), a broken chain of checkpoints, a
+    /// truncated or rewritten ledger. Empty when every checkpoint holds.
+    pub problems: Vec<String>,
+    /// After a restore: the newest checkpoint whose head the restored ledger
+    /// does not reach (see [`newest_beyond`]).
+    pub beyond: Option<Checkpoint>,
+}
+
+impl CheckpointReport {
+    /// Every checkpoint holds.
+    pub fn holds(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Judges `checkpoints` (in file order) by what the server `observed`: each
+/// signature, the chain of checkpoints ([`check_chain`]), and each
+/// checkpointed head against the ledger ([`check_against_ledger`]).
+pub fn assess(checkpoints: &[Checkpoint], observed: &Observed) -> CheckpointReport {
+    let mut problems = Vec::new();
+    for (cp, valid) in checkpoints.iter().zip(&observed.signatures) {
+        if !valid {
+            problems.push(format!(
+                "{} : the signature does not verify with public key {} \
+                 (the checkpoint was forged or altered, or signed with another key)",
+                cp.label(),
+                observed.public_key
+            ));
+        }
+    }
+    if observed.signatures.len() != checkpoints.len() {
+        problems.push(format!(
+            "{} signatures were checked for {} checkpoints",
+            observed.signatures.len(),
+            checkpoints.len()
+        ));
+    }
+    if let Err(e) = check_chain(checkpoints) {
+        problems.push(e);
+    }
+    for (i, cp) in checkpoints.iter().enumerate() {
+        match observed.ledger.get(i) {
+            Some(Some(now)) => {
+                if let Err(e) = check_against_ledger(cp, now) {
+                    problems.push(e);
+                }
+            }
+            _ if looked_up(cp, observed.head_id, observed.restored) => problems.push(format!(
+                "{} : the ledger was not looked up at event {}",
+                cp.label(),
+                cp.event_id
+            )),
+            _ => {}
+        }
+    }
+    let newest = checkpoints.last().cloned();
+    CheckpointReport {
+        checked: checkpoints.len(),
+        events_after_newest: newest
+            .as_ref()
+            .map_or(observed.head_count, |cp| observed.head_count - cp.count)
+            .max(0),
+        newest,
+        problems,
+        beyond: if observed.restored {
+            newest_beyond(checkpoints, observed.head_id).cloned()
+        } else {
+            None
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +438,102 @@ mod tests {
         assert_eq!(check_against_ledger(&c, &ok), Ok(()));
         let fewer = LedgerNow { count: 9, ..ok };
         assert!(check_against_ledger(&c, &fewer).is_err());
+    }
+
+    #[test]
+    fn a_public_key_is_64_hex_digits_and_anything_else_is_named() {
+        let hex = "0a".repeat(32);
+        assert_eq!(parse_public_key(&format!("  {hex}\n")), Ok([10u8; 32]));
+        assert_eq!(parse_public_key(&hex.to_uppercase()), Ok([10u8; 32]));
+        let short = parse_public_key("abcd").expect_err("short");
+        assert!(short.contains("4 hex digits, not 64"), "{short}");
+        let bad = parse_public_key(&format!("{}zz", "0".repeat(62))).expect_err("not hex");
+        assert!(bad.contains("'z' (character 63)"), "{bad}");
+        let empty = parse_public_key(" ").expect_err("empty");
+        assert!(empty.starts_with("no public key was given"), "{empty}");
+        for e in [short, bad, empty] {
+            assert!(
+                e.contains("switchyard audit public-key"),
+                "names the fix: {e}"
+            );
+        }
+    }
+
+    /// The ledger as it is when every checkpoint of `c` holds, `extra` events after the last.
+    fn observed(c: &[Checkpoint], extra: i64) -> Observed {
+        let head_id = c.last().map_or(0, |cp| cp.event_id) + extra;
+        Observed {
+            public_key: "ab".repeat(32),
+            signatures: vec![true; c.len()],
+            ledger: c
+                .iter()
+                .map(|cp| {
+                    Some(LedgerNow {
+                        event_hash: Some(cp.event_hash.clone()),
+                        count: cp.count,
+                        head_id,
+                    })
+                })
+                .collect(),
+            head_id,
+            head_count: head_id,
+            restored: false,
+        }
+    }
+
+    #[test]
+    fn an_intact_file_reports_its_newest_checkpoint_and_the_events_after_it() {
+        let c = chain(3);
+        let report = assess(&c, &observed(&c, 4));
+        assert!(report.holds(), "{report:?}");
+        assert_eq!(report.checked, 3);
+        assert_eq!(report.newest.as_ref().map(|cp| cp.seq), Some(3));
+        assert_eq!(report.events_after_newest, 4);
+        assert_eq!(report.beyond, None);
+        let empty = assess(&[], &observed(&[], 7));
+        assert!(empty.holds() && empty.newest.is_none() && empty.events_after_newest == 7);
+    }
+
+    #[test]
+    fn each_contradiction_is_one_problem_naming_its_checkpoint() {
+        let c = chain(3);
+        let mut seen = observed(&c, 0);
+        seen.signatures[0] = false;
+        seen.ledger[2] = Some(LedgerNow {
+            event_hash: None,
+            count: 20,
+            head_id: 20,
+        });
+        let report = assess(&c, &seen);
+        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+        assert!(report.problems[0].starts_with("checkpoint 1 (event 10, "));
+        assert!(report.problems[0].contains(&format!("public key {}", "ab".repeat(32))));
+        assert!(report.problems[1].contains("event 30 is missing"));
+
+        let mut deleted = chain(3);
+        deleted.remove(1);
+        let report = assess(&deleted, &observed(&deleted, 0));
+        assert_eq!(report.problems.len(), 1);
+        assert!(report.problems[0].contains("checkpoint 2 is missing"));
+    }
+
+    #[test]
+    fn a_head_not_looked_up_is_a_problem_except_beyond_a_restored_head() {
+        let c = chain(3);
+        let mut seen = observed(&c, 0);
+        seen.ledger[1] = None;
+        let report = assess(&c, &seen);
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(report.problems[0].contains("not looked up at event 20"));
+
+        let mut restored = observed(&c, 0);
+        restored.head_id = 25;
+        restored.head_count = 25;
+        restored.restored = true;
+        restored.ledger[2] = None;
+        let report = assess(&c, &restored);
+        assert!(report.holds(), "{:?}", report.problems);
+        assert_eq!(report.beyond.map(|cp| cp.seq), Some(3));
+        assert_eq!(report.events_after_newest, 0);
     }
 }

@@ -1,13 +1,33 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { startServer, launchBrowser, openPage, hydrated, shot, api } from '../harness.mjs';
+import { readFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, launchBrowser, openPage, hydrated, shot, api, serverBin } from '../harness.mjs';
 
 let server;
 let browser;
+// The server signs checkpoints into a file with this key (README, Proving
+// the audit to an outsider); the auditor holds the public key.
+let publicKey;
+let otherKey;
+
+const keygen = (file) => execFileSync(serverBin(), ['audit', 'keygen', '--out', file], { stdio: ['ignore', 'pipe', 'ignore'] })
+  .toString().trim();
 
 before(async () => {
-  server = await startServer();
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-e2e-checkpoints-'));
+  publicKey = keygen(join(dir, 'checkpoint.key'));
+  otherKey = keygen(join(dir, 'other.key'));
+  const checkpoints = join(dir, 'checkpoints.jsonl');
+  server = await startServer({
+    env: { SWITCHYARD_CHECKPOINT_KEY: join(dir, 'checkpoint.key'), SWITCHYARD_CHECKPOINT_FILE: checkpoints },
+  });
+  // The first checkpoint is signed as the server starts.
+  for (let i = 0; i < 100 && !(existsSync(checkpoints) && readFileSync(checkpoints, 'utf8').trim()); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   browser = await launchBrowser();
 });
 
@@ -54,11 +74,56 @@ test('verify chain says the chain is OK', async () => {
   await page.goto(`${server.base}/audit`);
   await hydrated(page);
   await page.getByRole('button', { name: 'Verify chain' }).click();
-  const status = page.locator('.verify');
+  const status = page.locator('.verify').first();
   await status.waitFor({ timeout: 20_000 });
   assert.match(await status.textContent(), /Chain OK\. All \d+ events link up/);
+  // Without a key the checkpoints are not checked, and the page says how to.
+  assert.match(await page.locator('.verify[data-checkpoints="no-key"]').textContent(), /no public key was given/);
   await shot(page, 'audit');
   assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('verify chain with the auditor\'s public key says every signed checkpoint holds', async () => {
+  const { ctx, page, errors } = await openPage(browser);
+  await page.goto(`${server.base}/audit`);
+  await hydrated(page);
+  await page.getByLabel('Checkpoint public key (your own copy)').fill(publicKey);
+  await page.getByRole('button', { name: 'Verify chain' }).click();
+  await page.waitForURL(new RegExp(`public_key=${publicKey}`));
+  const verdict = page.locator('.verify[data-checkpoints="hold"]');
+  await verdict.waitFor({ timeout: 20_000 });
+  assert.match(await page.locator('.verify.ok').first().textContent(), /Chain OK\./);
+  assert.match(
+    await verdict.textContent(),
+    new RegExp(`^Checkpoints OK\\. 1 signed checkpoint checked in .+checkpoints\\.jsonl with public key ${publicKey}: the ledger still holds each signed head unchanged\\. Newest: checkpoint #1 — event #\\d+ at .+ UTC, signed .+ UTC\\. Events after the newest checkpoint: \\d+\\.`),
+  );
+  // The form keeps the key, so verifying again is one click.
+  assert.equal(await page.getByLabel('Checkpoint public key (your own copy)').inputValue(), publicKey);
+  await shot(page, 'audit-verify-checkpoints');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('without JavaScript verify chain with another key names the checkpoint whose signature does not verify', async () => {
+  const { ctx, page } = await openPage(browser, { javaScriptEnabled: false });
+  await page.goto(`${server.base}/audit`);
+  await page.getByLabel('Checkpoint public key (your own copy)').fill(otherKey);
+  await page.getByRole('button', { name: 'Verify chain' }).click();
+  await page.waitForURL(/verify=1/);
+  const verdict = page.locator('.verify[data-checkpoints="contradicted"]');
+  assert.match(await verdict.textContent(), /^Checkpoints CONTRADICTED: 1 finding in .+checkpoints\.jsonl \(1 checkpoint, public key /);
+  assert.match(
+    await verdict.locator('li').textContent(),
+    new RegExp(`^checkpoint 1 \\(event \\d+, .+\\) : the signature does not verify with public key ${otherKey} `),
+  );
+  await shot(page, 'audit-verify-nojs-wrong-key');
+
+  // A key that is not one is refused on the page, with its status.
+  const res = await page.goto(`${server.base}/audit?verify=1&public_key=not-a-key`);
+  assert.equal(res.status(), 422);
+  assert.match(await page.getByRole('alert').textContent(), /Could not verify the chain\. The public key holds 'n' \(character 1\), which is not a hex digit/);
+  assert.equal(await page.locator('.verify').count(), 0, 'nothing was checked');
   await ctx.close();
 });
 

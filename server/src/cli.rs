@@ -53,6 +53,8 @@ Configuration (environment variables):
   SWITCHYARD_CHECKPOINT_KEY      with SWITCHYARD_CHECKPOINT_FILE: `serve` signs the ledger head with this
                                key (from `audit keygen`) and appends a checkpoint to that file every
   SWITCHYARD_CHECKPOINT_INTERVAL_SECS  seconds (default 3600; skipped while the head has not moved)
+  SWITCHYARD_CHECKPOINT_FILE     the checkpoint file; the console's Verify chain checks the ledger against
+                               it with the public key the auditor brings (alone: read, never signed)
   SWITCHYARD_WEBHOOK_*         notification delivery: TIMEOUT_MS, RETRY_PERIOD_S, BACKOFF_MS, BACKOFF_MAX_MS,
                                BREAKER_FAILURES, BREAKER_COOLDOWN_MS, POLL_MS, ALLOW_PRIVATE=1 (see README)
   SWITCHYARD_PUBLIC_URL        the console's address in notification links
@@ -880,7 +882,7 @@ async fn serve(config: Config, demo_if_empty: bool) -> Outcome {
     }
     let settings =
         crate::operations::RunnerSettings::from_env().map_err(|e| Failure::usage(e.to_string()))?;
-    let checkpoints = checkpoint::Periodic::from_env()?;
+    let checkpoints = checkpoint::Periodic::from_env(config.checkpoint_file.as_deref())?;
     let drift_every =
         crate::drift::interval_from_env().map_err(|e| Failure::usage(e.to_string()))?;
     let mut notify_settings =

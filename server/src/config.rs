@@ -24,6 +24,10 @@ pub struct Config {
     /// `SWITCHYARD_SECRETS_KEY` (32 bytes, base64): webhook signing secrets
     /// are stored sealed with it; without it, as given.
     pub secrets_key: Option<crate::notify::sealed::SecretsKey>,
+    /// `SWITCHYARD_CHECKPOINT_FILE`: the signed checkpoint file `serve`
+    /// appends to (with `SWITCHYARD_CHECKPOINT_KEY`) and the console's
+    /// "Verify chain" checks the ledger against; `None`: no checkpoints.
+    pub checkpoint_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -52,6 +56,9 @@ impl Config {
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             secrets_key: crate::notify::sealed::SecretsKey::from_env()
                 .map_err(anyhow::Error::msg)?,
+            checkpoint_file: var("SWITCHYARD_CHECKPOINT_FILE")
+                .filter(|f| !f.trim().is_empty())
+                .map(Into::into),
         })
     }
 

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use app::data::{
-    AccessView, AnalysisView, Approvals, AuditFilter, AuditView, BindingRow, Board,
-    ClusterAnalysis, ClusterForm, ClusterLane, ClusterView, ConnectionCheck, ConnectionTest,
-    CreatedSubscription, ModelPage, NotificationStatus, PendingPromotion, RollbackMark,
-    RotatedSecret, ServingAnswer, SlotHealthNow, SubscriptionDetail, SubscriptionForm,
-    Subscriptions,
+    AccessView, AnalysisView, Approvals, AuditFilter, AuditVerification, AuditView, BindingRow,
+    Board, CheckpointCheck, ClusterAnalysis, ClusterForm, ClusterLane, ClusterView,
+    ConnectionCheck, ConnectionTest, CreatedSubscription, ModelPage, NotificationStatus,
+    PendingPromotion, RollbackMark, RotatedSecret, ServingAnswer, SlotHealthNow,
+    SubscriptionDetail, SubscriptionForm, Subscriptions,
 };
 use app::error::AppError;
 use app::services::{DynServices, Services};
@@ -45,9 +45,7 @@ use switchyard_domain::ledger::LedgerEvent;
 use switchyard_domain::lifecycle::MoveVia;
 use switchyard_domain::operations::{Operation, OperationKind, OperationState};
 use switchyard_domain::promotion::{Promotion, PromotionStatus};
-use switchyard_domain::types::{
-    Environment, Overview, RequestLookup, VerifyReport, Version, VersionDetail,
-};
+use switchyard_domain::types::{Environment, Overview, RequestLookup, Version, VersionDetail};
 use switchyard_domain::{DomainError, FullId, ModelId, Stage, Timestamp};
 use tower_http::compression::CompressionLayer;
 
@@ -865,9 +863,50 @@ impl Services for StoreServices {
         })
     }
 
-    async fn audit_verify(&self) -> Result<VerifyReport, AppError> {
+    async fn audit_verify(&self, public_key: Option<&str>) -> Result<AuditVerification, AppError> {
         self.user.require(Role::Viewer, "reading the console")?;
-        self.state.store.audit_verify().await.map_err(to_app_error)
+        // A malformed key is refused before anything is read.
+        let key = match public_key.map(str::trim).filter(|k| !k.is_empty()) {
+            Some(text) => Some(crate::checkpoints::public_key(text).map_err(|mut e| {
+                if let Some(first) = e.get(..1).map(str::to_uppercase) {
+                    e.replace_range(..1, &first);
+                }
+                invalid(format!(
+                    "{e}. Paste your own copy of the public key the checkpoints are signed with; \
+                     nothing was checked."
+                ))
+            })?),
+            None => None,
+        };
+        let store = self.state.store.as_ref();
+        let chain = store.audit_verify().await.map_err(to_app_error)?;
+        let checkpoints = match (&self.state.config.checkpoint_file, key) {
+            (None, _) => CheckpointCheck::NotConfigured,
+            (Some(file), None) => CheckpointCheck::NoKey {
+                file: file.display().to_string(),
+            },
+            (Some(file), Some(key)) => {
+                let shown = file.display().to_string();
+                match crate::checkpoints::verify(store, file, &key, false).await {
+                    Ok(report) => CheckpointCheck::Checked {
+                        file: shown,
+                        public_key: hex::encode(key.to_bytes()),
+                        report,
+                    },
+                    Err(
+                        crate::checkpoints::CheckpointError::Unreadable(problem)
+                        | crate::checkpoints::CheckpointError::Refused(problem),
+                    ) => CheckpointCheck::Unreadable {
+                        file: shown,
+                        problem,
+                    },
+                    Err(crate::checkpoints::CheckpointError::Store { source, .. }) => {
+                        return Err(to_app_error(source))
+                    }
+                }
+            }
+        };
+        Ok(AuditVerification { chain, checkpoints })
     }
 
     async fn serving_at(

@@ -9,6 +9,7 @@ pub use mimalloc::MiMalloc as Allocator;
 pub mod access;
 pub mod analysis;
 pub mod auth;
+pub mod checkpoints;
 pub mod cli;
 pub mod clusters;
 pub mod config;

@@ -1222,6 +1222,7 @@ async fn start_api(dir: &Path) -> (Api, String, switchyard::store::DynStore) {
         metrics_token: None,
         webhook_allow_private: true,
         secrets_key: None,
+        checkpoint_file: None,
     })
     .await
     .expect("the server starts");

@@ -417,6 +417,7 @@ async fn switches_rollbacks_a_rolling_update_and_a_hot_reload_under_load_fail_no
         metrics_token: None,
         webhook_allow_private: true,
         secrets_key: None,
+        checkpoint_file: None,
     })
     .await
     .expect("the server starts");
@@ -1211,6 +1212,7 @@ async fn crash_between_switch_and_record(mlserver: &Path, haproxy: &Path, postgr
         metrics_token: None,
         webhook_allow_private: true,
         secrets_key: None,
+        checkpoint_file: None,
     })
     .await
     .expect("the server starts");
@@ -1475,6 +1477,7 @@ async fn a_cluster_connected_from_the_generated_haproxy_config_over_tcp_passes_c
         metrics_token: None,
         webhook_allow_private: true,
         secrets_key: None,
+        checkpoint_file: None,
     })
     .await
     .expect("the server starts");
@@ -1730,6 +1733,7 @@ impl AnalysisRig {
             metrics_token: None,
             webhook_allow_private: true,
             secrets_key: None,
+            checkpoint_file: None,
         })
         .await
         .expect("the server starts");
@@ -2164,6 +2168,7 @@ async fn model_servers_reading_versions_from_their_artifact_uri_switch_roll_back
         metrics_token: None,
         webhook_allow_private: true,
         secrets_key: None,
+        checkpoint_file: None,
     })
     .await
     .expect("the server starts");

@@ -1,14 +1,16 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use switchyard_domain::checkpoint::CheckpointReport;
 use switchyard_domain::ledger::{action, LedgerEvent};
 use switchyard_domain::types::VerifyReport;
+use switchyard_domain::Timestamp;
 
 use crate::api::get_audit_page::get_audit_page;
 use crate::api::verify_audit_chain::verify_audit_chain;
 use crate::components::status::{ErrorNote, Loading};
 use crate::components::table::ColumnHeads;
-use crate::data::{encode, AuditFilter, AuditView};
+use crate::data::{encode, AuditFilter, AuditVerification, AuditView, CheckpointCheck};
 use crate::format::utc_seconds;
 
 /// The action filter's menu, grouped as a release manager thinks of them.
@@ -88,14 +90,25 @@ pub fn AuditLogPage() -> impl IntoView {
             )
         },
     );
+    // `?verify=1&public_key=HEX`: an address that can be bookmarked and
+    // works without JavaScript (a GET form, rendered on the server).
     let verify_asked = move || query.read().get("verify").is_some_and(|v| v == "1");
-    let verify = Resource::new(verify_asked, |asked| async move {
-        if asked {
-            Some(verify_audit_chain().await)
-        } else {
-            None
-        }
-    });
+    let public_key = move || {
+        query
+            .read()
+            .get("public_key")
+            .filter(|k| !k.trim().is_empty())
+    };
+    let verify = Resource::new(
+        move || (verify_asked(), public_key()),
+        |(asked, key)| async move {
+            if asked {
+                Some(verify_audit_chain(key).await)
+            } else {
+                None
+            }
+        },
+    );
     let value = move |k: &'static str| move || query.read().get(k).unwrap_or_default();
 
     view! {
@@ -139,19 +152,29 @@ pub fn AuditLogPage() -> impl IntoView {
             <span>"Export the filtered events:"</span>
             <a class="button secondary" download="" href=move || format!("/console/export/audit.csv?{}", filter.get().query_string())>"CSV"</a>
             <a class="button secondary" download="" href=move || format!("/console/export/audit.json?{}", filter.get().query_string())>"JSON"</a>
-            <form method="get" action="/audit" class="inline">
-                {move || filter.get().query_string().split('&').filter(|p| !p.is_empty()).map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    view! { <input type="hidden" name=k.to_owned() value=decode(v)/> }
-                }).collect_view()}
-                <input type="hidden" name="verify" value="1"/>
-                <button class="button" type="submit">"Verify chain"</button>
-            </form>
         </div>
+        <form method="get" action="/audit" class="filters verify-form" aria-label="Verify the ledger">
+            {move || filter.get().query_string().split('&').filter(|p| !p.is_empty()).map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                view! { <input type="hidden" name=k.to_owned() value=decode(v)/> }
+            }).collect_view()}
+            <input type="hidden" name="verify" value="1"/>
+            <label>"Checkpoint public key (your own copy)"
+                <input type="text" name="public_key" value=value("public_key") autocomplete="off" spellcheck="false"
+                    placeholder="64 hex digits, as switchyard audit public-key prints" aria-describedby="verify-why"/>
+            </label>
+            <div class="form-actions">
+                <button class="button" type="submit">"Verify chain"</button>
+            </div>
+            <p class="hint" id="verify-why">
+                "Verify walks the hash chain; with the public key it also checks every signed checkpoint in the server's checkpoint file: that the ledger still holds each signed head unchanged. "
+                "Paste the key from where it was published to you, not from this server: whoever can change the database could also make the server show a key of their own, and the server's word about its own key proves nothing."
+            </p>
+        </form>
         <Suspense fallback=|| view! { <Loading what="the verification (walking the whole chain)"/> }>
             {move || Suspend::new(async move {
                 verify.await.map(|result| match result {
-                    Ok(report) => view! { <VerifyResult report/> }.into_any(),
+                    Ok(found) => view! { <VerifyResult found/> }.into_any(),
                     Err(error) => view! { <ErrorNote doing="verify the chain" error/> }.into_any(),
                 })
             })}
@@ -186,8 +209,18 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The verdict of "Verify chain": the hash chain, then the signed checkpoints.
 #[component]
-fn VerifyResult(report: VerifyReport) -> impl IntoView {
+fn VerifyResult(found: AuditVerification) -> impl IntoView {
+    let AuditVerification { chain, checkpoints } = found;
+    view! {
+        <ChainResult report=chain/>
+        <CheckpointResult check=checkpoints/>
+    }
+}
+
+#[component]
+fn ChainResult(report: VerifyReport) -> impl IntoView {
     if report.ok {
         view! {
             <p class="verify ok" role="status">
@@ -209,6 +242,93 @@ fn VerifyResult(report: VerifyReport) -> impl IntoView {
             </p>
         }
         .into_any()
+    }
+}
+
+#[component]
+fn CheckpointResult(check: CheckpointCheck) -> impl IntoView {
+    match check {
+        CheckpointCheck::NotConfigured => view! {
+            <p class="verify note" role="status" data-checkpoints="not-configured">
+                <strong>"Signed checkpoints not checked: this server has no checkpoint file. "</strong>
+                "The hash chain alone does not notice the newest events deleted, or rewritten with their hashes recomputed. "
+                "To check them here, set SWITCHYARD_CHECKPOINT_FILE (the checkpoint file) and SWITCHYARD_CHECKPOINT_KEY "
+                "(a signing key from switchyard audit keygen, so that the server signs checkpoints into it) and restart the server; "
+                "or check a copy of a checkpoint file with switchyard audit verify --checkpoints FILE --public-key KEY."
+            </p>
+        }
+        .into_any(),
+        CheckpointCheck::NoKey { file } => view! {
+            <p class="verify note" role="status" data-checkpoints="no-key">
+                <strong>"Signed checkpoints not checked: no public key was given. "</strong>
+                {format!("Paste your copy of the public key above and verify again to check the checkpoints in {file}.")}
+            </p>
+        }
+        .into_any(),
+        CheckpointCheck::Unreadable { file, problem } => view! {
+            <p class="verify broken" role="alert" data-checkpoints="unreadable">
+                <strong>{format!("Signed checkpoints not checked: the checkpoint file {file} cannot be used. ")}</strong>
+                {problem}
+            </p>
+        }
+        .into_any(),
+        CheckpointCheck::Checked { file, public_key, report } => {
+            view! { <CheckedCheckpoints file public_key report/> }.into_any()
+        }
+    }
+}
+
+#[component]
+fn CheckedCheckpoints(file: String, public_key: String, report: CheckpointReport) -> impl IntoView {
+    let key = view! { <code class="key">{public_key}</code> };
+    if !report.holds() {
+        let n = report.problems.len();
+        return view! {
+            <div class="verify broken" role="alert" data-checkpoints="contradicted">
+                <p><strong>{format!(
+                    "Checkpoints CONTRADICTED: {n} {} in {} ({} {}, public key ",
+                    if n == 1 { "finding" } else { "findings" },
+                    file,
+                    report.checked,
+                    if report.checked == 1 { "checkpoint" } else { "checkpoints" }
+                )}</strong>{key}<strong>")."</strong></p>
+                <ul class="findings">
+                    {report.problems.into_iter().map(|p| view! { <li>{p}</li> }).collect_view()}
+                </ul>
+            </div>
+        }
+        .into_any();
+    }
+    match report.newest {
+        None => view! {
+            <p class="verify note" role="status" data-checkpoints="empty">
+                <strong>{format!("The checkpoint file {file} holds no checkpoint yet. ")}</strong>
+                {format!("Nothing vouches for the ledger's {} events beyond the hash chain.", report.events_after_newest)}
+            </p>
+        }
+        .into_any(),
+        Some(newest) => view! {
+            <p class="verify ok" role="status" data-checkpoints="hold">
+                <strong>"Checkpoints OK. "</strong>
+                {format!(
+                    "{} signed {} checked in {file} with public key ",
+                    report.checked,
+                    if report.checked == 1 { "checkpoint" } else { "checkpoints" }
+                )}
+                {key}
+                {format!(
+                    ": the ledger still holds each signed head unchanged. Newest: checkpoint #{} — event #{} at {}, signed {}. \
+                     Events after the newest checkpoint: {}. Compare the newest with your own copy of the file: \
+                     checkpoints removed from the end of the server's copy show only there.",
+                    newest.seq,
+                    newest.event_id,
+                    utc_seconds(Timestamp::from_micros(newest.event_at)),
+                    utc_seconds(Timestamp::from_micros(newest.signed_at)),
+                    report.events_after_newest
+                )}
+            </p>
+        }
+        .into_any(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Signed ledger checkpoints on the command line (issue 17): `audit keygen`,
-//! `audit public-key`, `audit checkpoint` and the checkpoint part of
-//! `audit verify`. The message format and the chain rules are in
-//! `switchyard_domain::checkpoint`; this module reads and writes the files and
-//! signs with Ed25519 (`ed25519-dalek`).
+//! `audit public-key`, `audit checkpoint`, the checkpoint part of
+//! `audit verify`, and `serve`'s periodic checkpoints. The message format and
+//! the chain rules are in `switchyard_domain::checkpoint`; reading, signing,
+//! appending and verifying the file in `crate::checkpoints`, which the
+//! console's "Verify chain" shares.
 //!
 //! Files: the signing key is 64 hex digits (the 32-byte Ed25519 seed) and a
 //! newline, mode 0600; the public key is printed as 64 hex digits; the
@@ -12,11 +13,12 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use switchyard_domain::checkpoint::{self, Checkpoint, LedgerNow, GENESIS};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use switchyard_domain::checkpoint::{self, Checkpoint, CheckpointReport};
 use switchyard_domain::Timestamp;
 
 use super::{Failure, Outcome};
+use crate::checkpoints::{self, CheckpointError};
 use crate::store::Store;
 
 /// Writes a new signing key to `out` (refused if the file exists) and prints
@@ -70,6 +72,16 @@ fn decode_32(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
+/// A checkpoint error as the command line reports it: an unreadable file is
+/// bad input (exit 2), the rest exit 1.
+fn failure(e: CheckpointError) -> Failure {
+    match e {
+        CheckpointError::Unreadable(message) => Failure::usage(message),
+        CheckpointError::Refused(message) => Failure::refused(message),
+        store @ CheckpointError::Store { .. } => Failure::refused(store.to_string()),
+    }
+}
+
 /// The public key given on the command line: 64 hex digits, or a file holding them.
 pub(super) fn read_public_key(arg: &str) -> Result<VerifyingKey, Failure> {
     let text = match decode_32(arg.trim()) {
@@ -80,103 +92,20 @@ pub(super) fn read_public_key(arg: &str) -> Result<VerifyingKey, Failure> {
             ))
         })?,
     };
-    let bytes = decode_32(text.trim()).ok_or_else(|| {
-        Failure::usage(format!(
-            "the public key {arg} is not 64 hex digits (as `audit public-key` prints)"
-        ))
-    })?;
-    VerifyingKey::from_bytes(&bytes)
-        .map_err(|e| Failure::usage(format!("the public key {arg} is not an Ed25519 key: {e}")))
+    checkpoints::public_key(&text).map_err(|e| Failure::usage(format!("--public-key {arg}: {e}")))
 }
 
 /// Reads a checkpoint file; a missing file is an empty one when `missing_ok`.
 pub(super) fn read_checkpoints(path: &Path, missing_ok: bool) -> Result<Vec<Checkpoint>, Failure> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if missing_ok && e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(Failure::usage(format!(
-                "cannot read the checkpoint file {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| {
-                Failure::refused(format!(
-                    "line {} of the checkpoint file {} is not a checkpoint: {e}",
-                    i + 1,
-                    path.display()
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Signs the ledger head and appends the checkpoint to `out`; returns it.
-pub(crate) async fn append(
-    store: &dyn Store,
-    key: &SigningKey,
-    out: &Path,
-) -> Result<Checkpoint, Failure> {
-    let previous = read_checkpoints(out, true)?;
-    checkpoint::check_chain(&previous).map_err(|e| {
-        Failure::refused(format!(
-            "the checkpoint file {} is broken, not appending to it: {e}",
-            out.display()
-        ))
-    })?;
-    let (head_id, head_hash) = store
-        .ledger_head()
-        .await
-        .context("cannot read the ledger head")?
-        .ok_or_else(|| Failure::refused("the ledger is empty: nothing to checkpoint"))?;
-    let (event, count) = store
-        .ledger_event(head_id)
-        .await
-        .context("cannot read the ledger head event")?;
-    let event = event.ok_or_else(|| {
-        Failure::refused(format!(
-            "the ledger head names event {head_id}, which is missing: run `audit verify`"
-        ))
-    })?;
-    if event.hash != head_hash {
-        return Err(Failure::refused(format!(
-            "the ledger head's hash differs from event {head_id}'s: run `audit verify`"
-        )));
-    }
-    let mut cp = Checkpoint {
-        seq: previous.len() as u64 + 1,
-        event_id: head_id,
-        event_hash: event.hash,
-        event_at: event.at.micros(),
-        count,
-        signed_at: Timestamp::now().micros(),
-        prev: previous
-            .last()
-            .map_or_else(|| GENESIS.to_owned(), Checkpoint::hash),
-        signature: String::new(),
-    };
-    cp.signature = hex::encode(key.sign(&cp.message()).to_bytes());
-    let line = serde_json::to_string(&cp).context("cannot encode the checkpoint")?;
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)
-        .with_context(|| format!("cannot open the checkpoint file {}", out.display()))?;
-    writeln!(file, "{line}")
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot append to the checkpoint file {}", out.display()))?;
-    Ok(cp)
+    checkpoints::read_file(path, missing_ok).map_err(failure)
 }
 
 /// `audit checkpoint --key --out`.
 pub(super) async fn run(store: &dyn Store, key: &Path, out: &Path) -> Outcome {
     let key = read_signing_key(key)?;
-    let cp = append(store, &key, out).await?;
+    let cp = checkpoints::append(store, &key, out)
+        .await
+        .map_err(failure)?;
     println!(
         "{} signed: {} events, hash {}, appended to {}",
         cp.label(),
@@ -187,84 +116,28 @@ pub(super) async fn run(store: &dyn Store, key: &Path, out: &Path) -> Outcome {
     Ok(())
 }
 
-/// What the checkpoints said of a ledger that they do not contradict.
-pub(super) struct Verified {
-    /// How many checkpoints were checked.
-    pub(super) checked: usize,
-    /// After a restore: the newest checkpoint whose head the restored ledger
-    /// does not reach (see `checkpoint::newest_beyond`).
-    pub(super) beyond: Option<Checkpoint>,
-}
-
-/// The checkpoint part of `audit verify` and `restore`: every signature, the
-/// chain of checkpoints, and that the ledger still holds every checkpointed
-/// head — after a restore (`restored`), only the heads it reaches, the
-/// newest of the others being returned. Returns every problem found, one per line.
+/// The checkpoint part of `audit verify` and `restore`
+/// (`checkpoints::verify`): the report when every checkpoint holds, else
+/// every problem found, one per line.
 pub(super) async fn verify(
     store: &dyn Store,
     file: &Path,
     public_key: &str,
     restored: bool,
-) -> Result<Verified, Failure> {
+) -> Result<CheckpointReport, Failure> {
     let key = read_public_key(public_key)?;
-    let checkpoints = read_checkpoints(file, false)?;
-    let mut problems = Vec::new();
-    for cp in &checkpoints {
-        let signature = hex::decode(&cp.signature)
-            .ok()
-            .and_then(|bytes| Signature::from_slice(&bytes).ok());
-        let valid = signature.is_some_and(|s| key.verify_strict(&cp.message(), &s).is_ok());
-        if !valid {
-            problems.push(format!(
-                "{} : the signature does not verify with public key {} \
-                 (the checkpoint was forged or altered, or signed with another key)",
-                cp.label(),
-                hex::encode(key.to_bytes())
-            ));
-        }
-    }
-    if let Err(e) = checkpoint::check_chain(&checkpoints) {
-        problems.push(e);
-    }
-    let head_id = store
-        .ledger_head()
+    let report = checkpoints::verify(store, file, &key, restored)
         .await
-        .context("cannot read the ledger head")?
-        .map_or(0, |(id, _)| id);
-    let beyond = if restored {
-        checkpoint::newest_beyond(&checkpoints, head_id).cloned()
-    } else {
-        None
-    };
-    for cp in checkpoints
-        .iter()
-        .filter(|cp| !restored || cp.event_id <= head_id)
-    {
-        let (event, count) = store
-            .ledger_event(cp.event_id)
-            .await
-            .context("cannot read the ledger")?;
-        let now = LedgerNow {
-            event_hash: event.map(|e| e.hash),
-            count,
-            head_id,
-        };
-        if let Err(e) = checkpoint::check_against_ledger(cp, &now) {
-            problems.push(e);
-        }
-    }
-    if problems.is_empty() {
-        Ok(Verified {
-            checked: checkpoints.len(),
-            beyond,
-        })
+        .map_err(failure)?;
+    if report.holds() {
+        Ok(report)
     } else {
         Err(Failure::refused(format!(
             "checkpoints CONTRADICTED ({} of {} checkpoints in {}):\n{}",
-            problems.len(),
-            checkpoints.len(),
+            report.problems.len(),
+            report.checked,
             file.display(),
-            problems.join("\n")
+            report.problems.join("\n")
         )))
     }
 }
@@ -307,15 +180,9 @@ async fn ledger_problem(
         .await
         .context("cannot read the ledger head")?
         .map_or(0, |(id, _)| id);
-    let (event, count) = store
-        .ledger_event(cp.event_id)
+    let now = checkpoints::ledger_at(store, cp, head_id)
         .await
-        .context("cannot read the ledger")?;
-    let now = LedgerNow {
-        event_hash: event.map(|e| e.hash),
-        count,
-        head_id,
-    };
+        .map_err(failure)?;
     Ok(checkpoint::check_against_ledger(cp, &now)
         .err()
         .map(|problem| {
@@ -362,8 +229,9 @@ async fn report_verification_failure(
     Ok(())
 }
 
-/// `serve`'s periodic checkpoints: SWITCHYARD_CHECKPOINT_KEY and
-/// SWITCHYARD_CHECKPOINT_FILE (both or neither), SWITCHYARD_CHECKPOINT_INTERVAL_SECS
+/// `serve`'s periodic checkpoints: SWITCHYARD_CHECKPOINT_KEY with
+/// SWITCHYARD_CHECKPOINT_FILE (`Config::checkpoint_file`; the file alone is
+/// only read, by the console's "Verify chain"), SWITCHYARD_CHECKPOINT_INTERVAL_SECS
 /// (default 3600, at least 1).
 pub(super) struct Periodic {
     key: SigningKey,
@@ -372,19 +240,25 @@ pub(super) struct Periodic {
 }
 
 impl Periodic {
-    /// The settings from the environment; `None` when checkpoints are off.
-    pub(super) fn from_env() -> Result<Option<Periodic>, Failure> {
+    /// The settings from the environment and `file` (the configured
+    /// checkpoint file); `None` when this server signs no checkpoints.
+    pub(super) fn from_env(file: Option<&Path>) -> Result<Option<Periodic>, Failure> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let (key, file) = match (
-            var("SWITCHYARD_CHECKPOINT_KEY"),
-            var("SWITCHYARD_CHECKPOINT_FILE"),
-        ) {
+        let (key, file) = match (var("SWITCHYARD_CHECKPOINT_KEY"), file) {
             (None, None) => return Ok(None),
+            (None, Some(file)) => {
+                tracing::info!(
+                    file = %file.display(),
+                    "no SWITCHYARD_CHECKPOINT_KEY: this server signs no checkpoints; \
+                     the console's \"Verify chain\" checks the ledger against the checkpoint file"
+                );
+                return Ok(None);
+            }
             (Some(key), Some(file)) => (key, file),
-            _ => {
+            (Some(_), None) => {
                 return Err(Failure::usage(
                     "SWITCHYARD_CHECKPOINT_KEY and SWITCHYARD_CHECKPOINT_FILE go together: \
-                     set both (the signing key file and the checkpoint file) or neither",
+                     the key signs checkpoints into that file; set SWITCHYARD_CHECKPOINT_FILE too",
                 ))
             }
         };
@@ -398,7 +272,7 @@ impl Periodic {
         };
         Ok(Some(Periodic {
             key: read_signing_key(Path::new(&key))?,
-            file: file.into(),
+            file: file.to_owned(),
             interval: std::time::Duration::from_secs(secs),
         }))
     }
@@ -457,7 +331,10 @@ impl Periodic {
         match (last, head) {
             (_, None) => Ok(None),
             (Some(last), Some((id, _))) if last.event_id == id => Ok(None),
-            _ => append(store, &self.key, &self.file).await.map(Some),
+            _ => checkpoints::append(store, &self.key, &self.file)
+                .await
+                .map(Some)
+                .map_err(failure),
         }
     }
 }

@@ -40,7 +40,7 @@ pub async fn spawn_app() -> TestApp {
     let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}/switchyard.db", dir.display());
-    spawn_app_on(url, Some(TempDir(dir)), None, None).await
+    spawn_app_on(url, Some(TempDir(dir)), None, None, None).await
 }
 
 /// A server on a fresh SQLite database whose `/metrics` needs `metrics_token`.
@@ -53,6 +53,7 @@ pub async fn spawn_app_with_metrics_token(metrics_token: &str) -> TestApp {
         Some(TempDir(dir)),
         Some(metrics_token.to_owned()),
         None,
+        None,
     )
     .await
 }
@@ -62,12 +63,24 @@ pub async fn spawn_app_with_secrets_key(key: SecretsKey) -> TestApp {
     let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite://{}/switchyard.db", dir.display());
-    spawn_app_on(url, Some(TempDir(dir)), None, Some(key)).await
+    spawn_app_on(url, Some(TempDir(dir)), None, Some(key), None).await
+}
+
+/// A server on a fresh SQLite database configured with the checkpoint file
+/// `checkpoints.jsonl` beside it (`SWITCHYARD_CHECKPOINT_FILE`; not created
+/// here): the server and that file's path.
+pub async fn spawn_app_with_checkpoint_file() -> (TestApp, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sy-api-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}/switchyard.db", dir.display());
+    let file = dir.join("checkpoints.jsonl");
+    let app = spawn_app_on(url, Some(TempDir(dir)), None, None, Some(file.clone())).await;
+    (app, file)
 }
 
 /// A server on the database at `database_url` (a fresh PostgreSQL database in the smoke test).
 pub async fn spawn_app_on_database(database_url: String) -> TestApp {
-    spawn_app_on(database_url, None, None, None).await
+    spawn_app_on(database_url, None, None, None, None).await
 }
 
 /// A server on `database_url` (a fresh SQLite file when `None`) listening on
@@ -94,6 +107,7 @@ pub async fn spawn_app_with_sso(
         metrics_token: None,
         webhook_allow_private: true,
         secrets_key: None,
+        checkpoint_file: None,
     };
     let app = Application::build_with_sso(config, sso)
         .await
@@ -118,6 +132,7 @@ async fn start_server(
     database_url: &str,
     metrics_token: Option<String>,
     secrets_key: Option<SecretsKey>,
+    checkpoint_file: Option<PathBuf>,
 ) -> String {
     switchyard::telemetry::init_for_test();
     let config = Config {
@@ -128,6 +143,7 @@ async fn start_server(
         metrics_token,
         webhook_allow_private: true,
         secrets_key,
+        checkpoint_file,
     };
     let app = Application::build(config).await.expect("the server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -140,8 +156,9 @@ async fn spawn_app_on(
     dir: Option<TempDir>,
     metrics_token: Option<String>,
     secrets_key: Option<SecretsKey>,
+    checkpoint_file: Option<PathBuf>,
 ) -> TestApp {
-    let address = start_server(&database_url, metrics_token, secrets_key).await;
+    let address = start_server(&database_url, metrics_token, secrets_key, checkpoint_file).await;
     let mut test_app = TestApp {
         address,
         client: reqwest::Client::new(),
@@ -161,7 +178,7 @@ pub const TEST_PASSWORD: &str = "test-password";
 impl TestApp {
     /// A second server process on the same database, with the same admin token.
     pub async fn another_server(&self) -> TestApp {
-        let address = start_server(&self.database_url, None, None).await;
+        let address = start_server(&self.database_url, None, None, None).await;
         TestApp {
             address,
             client: reqwest::Client::new(),
@@ -182,6 +199,7 @@ impl TestApp {
             metrics_token: None,
             webhook_allow_private: true,
             secrets_key: None,
+            checkpoint_file: None,
         };
         let app = Application::build_with_sso(config, sso)
             .await
