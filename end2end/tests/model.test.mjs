@@ -56,6 +56,45 @@ test('zooming to 30 days and focusing a bar shows who pinned it and why', async 
   await ctx.close();
 });
 
+test('zooming from the default 90 days out to All fetches the older history, and back again', async () => {
+  // The server sends only the history inside the address's range: "All"
+  // clicked with JavaScript must fetch what 90 days left out.
+  const { versions } = await api(server.base, 'GET', `/api/v1/models/${model}/versions`);
+  const oldest = versions[versions.length - 1].version;
+  const summary = (page) => page.locator('figure.timeline svg[role="group"]').getAttribute('aria-label');
+  const counts = (text) => text.match(/(\d+) pin changes and (\d+) stage changes/).slice(1).map(Number);
+  const showsOldest = (page) => page.waitForFunction(
+    (id) => [...document.querySelectorAll('svg g.marker')].some((m) => m.getAttribute('aria-label').includes(id)),
+    `${model}:${oldest} `,
+  );
+  const nojs = await openPage(browser, { javaScriptEnabled: false });
+  await nojs.page.goto(`${server.base}/models/${model}?range=all`);
+  const everything = counts(await summary(nojs.page));
+  await nojs.ctx.close();
+
+  const { ctx, page, errors } = await openPage(browser);
+  await page.goto(`${server.base}/models/${model}`);
+  await hydrated(page);
+  const ninety = counts(await summary(page));
+  assert.ok(ninety[1] < everything[1], `90 days show fewer stage changes (${ninety}) than all (${everything})`);
+  await page.getByRole('link', { name: 'All', exact: true }).click();
+  await page.waitForURL(/range=all/);
+  await showsOldest(page);
+  assert.deepEqual(counts(await summary(page)), everything);
+  await page.getByRole('link', { name: '90 days', exact: true }).click();
+  await page.waitForURL(/range=90d/);
+  await page.waitForFunction((n) => {
+    const label = document.querySelector('figure.timeline svg[role="group"]')?.getAttribute('aria-label') ?? '';
+    return label.includes(`and ${n} stage changes`);
+  }, ninety[1]);
+  await page.getByRole('link', { name: 'All', exact: true }).click();
+  await page.waitForURL(/range=all/);
+  await showsOldest(page);
+  assert.deepEqual(counts(await summary(page)), everything);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('after zooming, every bar and marker hovered shows its own words; 24 hours has hour marks', async () => {
   const { ctx, page, errors } = await openPage(browser);
   await page.goto(`${server.base}/models/${model}?range=1y`);

@@ -473,9 +473,6 @@ impl StoreServices {
         let store = &self.state.store;
         let env = envs.iter().find(|e| e.name == cluster.environment);
         let production = env.is_some_and(|e| e.policy.is_production());
-        let pins: Vec<FullId> = env
-            .map(|e| e.pins.iter().map(|p| p.full_id.clone()).collect())
-            .unwrap_or_default();
         // The models it serves; a cluster serving nothing yet may take any.
         let mut models: Vec<ModelId> = Vec::new();
         for v in cluster.slots.iter().filter_map(|s| s.full_id.as_ref()) {
@@ -486,6 +483,18 @@ impl StoreServices {
         if models.is_empty() && detail {
             models = self.model_ids().await?;
         }
+        // The environment's pins of those models: all that drift, the
+        // allowed list's order and the card use (the overview asks for 100
+        // clusters, each in an environment pinning 200 models).
+        let pins: Vec<FullId> = env
+            .map(|e| {
+                e.pins
+                    .iter()
+                    .filter(|p| models.contains(&p.model_id))
+                    .map(|p| p.full_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut allowed = Vec::new();
         if let Some(env) = env.filter(|_| detail) {
             for m in &models {
@@ -565,10 +574,7 @@ impl StoreServices {
             remove_refused,
             refused,
             drift: switchyard_domain::clusters::drift(&cluster.state, &pins),
-            pins: pins
-                .into_iter()
-                .filter(|p| models.contains(&p.model_id))
-                .collect(),
+            pins,
             operator_role,
             production,
             allowed,
@@ -1180,15 +1186,20 @@ impl Services for StoreServices {
         pending.sort_by_key(|p| (p.requested_at, p.id));
         decided.sort_by_key(|p| std::cmp::Reverse((p.decided_at, p.id)));
         decided.truncate(RECENTLY_DECIDED);
-        let pins: Vec<_> = self
-            .state
-            .store
-            .list_environments()
-            .await
-            .map_err(to_app_error)?
-            .into_iter()
-            .flat_map(|e| e.pins)
-            .collect();
+        // Every environment's pins, for the pending promotions' diffs: none
+        // to read when nothing is pending (the overview asks on every load).
+        let pins: Vec<_> = if pending.is_empty() {
+            Vec::new()
+        } else {
+            self.state
+                .store
+                .list_environments()
+                .await
+                .map_err(to_app_error)?
+                .into_iter()
+                .flat_map(|e| e.pins)
+                .collect()
+        };
         let mut versions = std::collections::HashMap::new();
         let mut with_diffs = Vec::with_capacity(pending.len());
         for p in pending {

@@ -108,12 +108,18 @@ pub fn ModelPage() -> impl IntoView {
     // The versions table's page and the timeline's range are in the
     // address, so both work without JavaScript; the server sends only the
     // page of versions and the history inside the range.
-    // The whole history is fetched (range "all") and the zoom is drawn
-    // from it here: fetching per range broke zooming back to "All" with
-    // JavaScript (browser test model.test.mjs), not yet understood.
     let data = Resource::new(
-        move || (model_id(), query.read().get("page")),
-        |(model, page)| get_model_page(model, page, Some("all".to_owned()), None, None),
+        move || {
+            let q = query.read();
+            (
+                model_id(),
+                q.get("page"),
+                q.get("range"),
+                q.get("from"),
+                q.get("to"),
+            )
+        },
+        |(model, page, range, from, to)| get_model_page(model, page, range, from, to),
     );
 
     view! {
@@ -143,17 +149,9 @@ fn ModelBody(data: ModelData, query: Memo<leptos_router::params::ParamsMap>) -> 
     let data = StoredValue::new(data);
     let q = move |k: &str| query.read().get(k);
     let chart = move || {
-        let (range, from, to, at) = (q("range"), q("from"), q("to"), q("at"));
+        let at = q("at");
         data.with_value(|d| {
-            // The server's "all" window starts half a day before the first registration.
-            let earliest = d.window.start.plus_hours(12);
-            let (window, note) = window_for(
-                range.as_deref(),
-                from.as_deref(),
-                to.as_deref(),
-                d.now,
-                Some(earliest),
-            );
+            let (window, note) = (d.window, d.window_note.clone());
             // The chart falls back to a range it can draw, but the address
             // asked for something that does not exist: said so, and a 4xx.
             if note.is_some() {

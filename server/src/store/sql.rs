@@ -276,7 +276,10 @@ pub(crate) const SELECT_MODEL_HISTORY: &str = concat!(
 );
 
 /// `SELECT_MODEL_HISTORY` for a window (`$2`..=`$3`): its stage and pin
-/// events inside it, and each environment's last pin event before it.
+/// events inside it, and each environment's last pin event before it. Both
+/// halves are ranges of `ledger_by_model_action` (migration 0024): the
+/// window's events alone, then one index seek per environment — not a walk
+/// over every event of the model (its operations' steps are most of them).
 pub(crate) const SELECT_MODEL_HISTORY_BETWEEN: &str = concat!(
     "SELECT ",
     ledger_columns!(),
@@ -285,10 +288,10 @@ pub(crate) const SELECT_MODEL_HISTORY_BETWEEN: &str = concat!(
      AND at >= $2 AND at <= $3 \
      UNION ALL SELECT ",
     ledger_columns!(),
-    " FROM (SELECT l.*, ROW_NUMBER() OVER \
-              (PARTITION BY l.environment ORDER BY l.at DESC, l.id DESC) AS nth \
-            FROM ledger l WHERE l.model_id = $1 AND l.action = 'pin.changed' AND l.at < $2) earlier_pins \
-     WHERE nth = 1 ORDER BY id"
+    " FROM ledger WHERE id IN (SELECT (SELECT l.id FROM ledger l \
+       WHERE l.model_id = $1 AND l.action = 'pin.changed' AND l.environment = e.name AND l.at < $2 \
+       ORDER BY l.at DESC, l.id DESC LIMIT 1) FROM environments e) \
+     ORDER BY id"
 );
 
 /// A request record with the version it names (NULL columns if that version

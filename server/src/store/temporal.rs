@@ -160,6 +160,59 @@ struct ClusterHistory {
     /// The drift the watcher recorded (`cluster-drift/NAME`), each value the
     /// findings then (empty: cleared).
     drift: History<StoredDrift>,
+    /// The models some valid change served with traffic, so the model
+    /// timeline's lanes need not walk every cluster's changes.
+    served: HashSet<String>,
+    /// Some change does not parse: the lanes walk its changes and fail when
+    /// they reach it, as before the set existed.
+    corrupt: bool,
+}
+
+/// Adds the models `value` serves with traffic to `served`; false if it is corrupt.
+fn note_served(served: &mut HashSet<String>, value: &StoredState) -> bool {
+    match value {
+        Ok(v) => {
+            for (_, id, _) in v.state.serving() {
+                if !served.contains(id.model_id.as_str()) {
+                    served.insert(id.model_id.to_string());
+                }
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+impl ClusterHistory {
+    /// `served` and `corrupt` again from the changes left (after a removal).
+    fn recount_served(&mut self) {
+        let mut served = HashSet::new();
+        let mut corrupt = false;
+        for e in &self.changes.changes {
+            corrupt |= !note_served(&mut served, &e.value.value);
+        }
+        self.served = served;
+        self.corrupt = corrupt;
+    }
+
+    /// Whether some change served `model` with traffic; a corrupt change
+    /// met before one that did is an error.
+    fn ever_served(&self, name: &str, model: &ModelId) -> StoreResult<bool> {
+        if !self.corrupt {
+            return Ok(self.served.contains(model.as_str()));
+        }
+        for e in &self.changes.changes {
+            if valid_state(name, e)?
+                .state
+                .serving()
+                .iter()
+                .any(|(_, v, _)| &v.model_id == model)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Estimated memory of the index.
@@ -273,6 +326,8 @@ impl TemporalIndex {
                     cluster.drift.forget_before(event_id);
                     if cluster.changes.is_empty() && cluster.drift.is_empty() {
                         self.clusters.remove(name);
+                    } else {
+                        cluster.recount_served();
                     }
                 }
             } else if let Some(name) = row.subject.strip_prefix("cluster-drift/") {
@@ -300,6 +355,9 @@ impl TemporalIndex {
                 // A plain state, or one marked in transition (`reconcile`).
                 let state =
                     serde_json::from_str::<HistoryValue>(&row.value).map_err(|e| e.to_string());
+                if !note_served(&mut cluster.served, &state) {
+                    cluster.corrupt = true;
+                }
                 let value = Held {
                     value: state,
                     actor,
@@ -540,19 +598,7 @@ impl TemporalIndex {
             let Some((environment, _)) = &cluster.meta else {
                 continue;
             };
-            let mut served = false;
-            for e in &cluster.changes.changes {
-                if valid_state(name, e)?
-                    .state
-                    .serving()
-                    .iter()
-                    .any(|(_, v, _)| &v.model_id == model)
-                {
-                    served = true;
-                    break;
-                }
-            }
-            if !served {
+            if !cluster.ever_served(name, model)? {
                 continue;
             }
             let changes = &cluster.changes;
@@ -629,6 +675,7 @@ impl TemporalIndex {
                     Err(e) => e.len(),
                 })
                 .sum::<usize>();
+            f.bytes += cluster.served.iter().map(|m| string(m)).sum::<usize>();
         }
         f.bytes += self
             .strings
@@ -984,6 +1031,47 @@ mod tests {
         assert!(index.serving_at(at(25), Some("development"), None).is_ok());
         assert!(matches!(
             index.serving_at(at(35), Some("development"), None),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn timeline_lanes_are_the_clusters_that_ever_served_the_model_even_after_a_removal() {
+        let lanes = |index: &TemporalIndex| -> Vec<(String, usize)> {
+            index
+                .clusters_serving(&model("chat"), at(0), at(1_000))
+                .expect("answer")
+                .into_iter()
+                .map(|l| (l.cluster, l.history.len()))
+                .collect()
+        };
+        let mut index = index(vec![
+            row("cluster/eu-1", 10, 1, &state(Some("chat:v1"), None, SlotName::Blue), "alice"),
+            row("cluster/eu-1", 20, 2, &state(Some("chat:v1"), Some("embed:e1"), SlotName::Green), "alice"),
+            // Loaded but never given traffic: not served.
+            row("cluster/dev-1", 10, 3, &state(None, Some("chat:v1"), SlotName::Blue), "dave"),
+        ]);
+        assert_eq!(lanes(&index), vec![("eu-1".to_owned(), 2)]);
+        // Removed, then a cluster of the same name that serves only embed
+        // (its row arriving first: the removal forgets only what it preceded).
+        index.apply(
+            vec![
+                row("cluster/eu-1", 40, 5, &state(Some("embed:e2"), None, SlotName::Blue), "alice"),
+                row("removed-cluster/eu-1", 30, 4, "{}", "alice"),
+            ],
+            101,
+        );
+        assert_eq!(index.clusters["eu-1"].changes.len(), 1);
+        assert_eq!(lanes(&index), Vec::<(String, usize)>::new());
+        index.apply(
+            vec![row("cluster/dev-1", 50, 6, &state(None, Some("chat:v2"), SlotName::Green), "dave")],
+            102,
+        );
+        assert_eq!(lanes(&index), vec![("dev-1".to_owned(), 2)]);
+        // A change that does not parse fails the answer, as it did before the served set.
+        index.apply(vec![row("cluster/eu-1", 60, 7, "not json", "alice")], 103);
+        assert!(matches!(
+            index.clusters_serving(&model("chat"), at(0), at(1_000)),
             Err(StoreError::Corrupt(_))
         ));
     }
