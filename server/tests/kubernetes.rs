@@ -2192,6 +2192,119 @@ async fn the_real_kubectl_applies_reads_watches_and_patches_the_fake() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue #19 item 4, end to end: a switch makes v1 serve, the real `kubectl
+/// set image` changes the serving Deployment to v7 by hand, the fake's
+/// controller rolls the pods, and the drift watcher reads the pods (not the
+/// version annotation Switchyard wrote) and records the drift once, then its
+/// clearing once the image is set back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drift_watcher_records_a_kubectl_set_image_on_the_serving_deployment_once_and_its_undo() {
+    use switchyard::store::clusters::ObservationOutcome;
+
+    let Some(bin) = kubectl() else { return };
+    let fake = empty_cluster().await;
+    let dir = temp_dir("drift");
+    let kubeconfig = kubeconfig_of(&fake, &dir);
+    let (api, _, store) = start_api(&dir).await;
+    api.register(&["v1", "v7"], driver_config(&kubeconfig)).await;
+    let runner = switchyard::operations::spawn(
+        store.clone(),
+        Drivers::default(),
+        RunnerSettings {
+            lease: Duration::from_secs(1),
+            poll: Duration::from_millis(20),
+            ready_timeout: Duration::from_secs(8),
+        },
+    );
+    let op = api.operate("chat:v1").await;
+    let done = api.finished(op).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    runner.abort();
+    let serving = selector(&fake)["switchyard.io/slot"]
+        .as_str()
+        .expect("the Service selects a slot")
+        .to_owned();
+    let r = api
+        .http
+        .put(format!("{}/api/v1/environments/development/pins/chat", api.base))
+        .json(&json!({ "version": "v1", "reason": "baseline" }))
+        .send()
+        .await
+        .expect("sent");
+    assert!(r.status().is_success(), "pin: {:?}", r.text().await);
+
+    // The watcher's own drivers, as on a server other than the one that deployed.
+    let mut watcher =
+        switchyard::drift::Watcher::new(store.clone(), Drivers::default(), Duration::from_secs(5));
+    async fn one(watcher: &mut switchyard::drift::Watcher) -> ObservationOutcome {
+        let mut done = watcher.pass().await;
+        assert_eq!(done.len(), 1, "{done:?}");
+        done.pop().map(|(_, o)| o).expect("one cluster")
+    }
+    assert_eq!(one(&mut watcher).await, ObservationOutcome::Unchanged, "serves v1 as recorded and pinned");
+
+    // By hand: kubectl sets the serving Deployment's image to v7 and waits for the rollout.
+    let deployment = format!("deployment/chat-{serving}");
+    let set = |v: &'static str| {
+        let (bin, dir, deployment) = (bin.clone(), dir.clone(), deployment.clone());
+        async move {
+            let image = format!("model=registry.example/chat:{v}");
+            let (ok, out, err) =
+                run_kubectl(&bin, &dir, &["set", "image", &deployment, &image], None).await;
+            assert!(ok, "kubectl set image: {out}\n{err}");
+            let (ok, out, err) = run_kubectl(
+                &bin,
+                &dir,
+                &["rollout", "status", &deployment, "--timeout=30s"],
+                None,
+            )
+            .await;
+            assert!(ok && out.contains("successfully rolled out"), "{out}\n{err}");
+        }
+    };
+    set("v7").await;
+    // Switchyard's version annotation still says v1: only the pods tell.
+    let d = fake
+        .object(Kind::Deployment, NS, &format!("chat-{serving}"))
+        .expect("the serving Deployment");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["switchyard.io/version"],
+        "chat:v1"
+    );
+    let detected = one(&mut watcher).await;
+    assert!(
+        matches!(&detected, ObservationOutcome::Recorded { action, .. } if *action == "cluster.drift_detected"),
+        "{detected:?}"
+    );
+    assert_eq!(one(&mut watcher).await, ObservationOutcome::Unchanged, "a second pass records nothing new");
+    let audit = api.get("/api/v1/audit?action=cluster.drift_detected").await;
+    let events = audit["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{audit}");
+    let ev = &events[0];
+    assert_eq!((&ev["actor"], &ev["cluster"]), (&json!("system"), &json!("k8s")));
+    let summary = ev["details"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains(&format!(
+            "{serving} (100%) runs chat:v7 but Switchyard recorded chat:v1 there"
+        )) && summary.contains(&format!("{serving} (100%) runs chat:v7; development pins chat:v1")),
+        "{ev}"
+    );
+
+    // Set back by hand: the drift is cleared, once.
+    set("v1").await;
+    let cleared = one(&mut watcher).await;
+    assert!(
+        matches!(&cleared, ObservationOutcome::Recorded { action, .. } if *action == "cluster.drift_cleared"),
+        "{cleared:?}"
+    );
+    assert_eq!(one(&mut watcher).await, ObservationOutcome::Unchanged);
+    let audit = api.get("/api/v1/audit?action=cluster.drift_cleared").await;
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(1), "{audit}");
+    let audit = api.get("/api/v1/audit?action=cluster.drift_detected").await;
+    assert_eq!(audit["events"].as_array().map(Vec::len), Some(1), "{audit}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The real `switchyard serve` binary as the operation runner (SIGKILLed when dropped).
 struct Served(std::process::Child);
 
